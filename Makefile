@@ -1,0 +1,116 @@
+# meshwan — one build for the whole tree.
+#
+# Each part of the tree adds itself through its own module.mk fragment:
+# sources, binaries, and the tests it registers.  Objects go to $(BUILD),
+# never next to the sources.  `make V=1` shows the commands,
+# `make SANITIZE=address,undefined` builds everything with sanitizers into
+# build-asan/ (so a sanitizer build never mixes with a normal one).
+#
+# Targets: all (default), deps, test, demo, bench, fuzz, analyze, clean.
+
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+BUILD ?= build
+else
+BUILD ?= build-san
+endif
+
+CC      ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+PKG_CONFIG ?= pkg-config
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 \
+           -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fno-strict-aliasing \
+           -I. -I$(BUILD)/proto -MMD -MP
+LDFLAGS ?=
+ALL_LDFLAGS := $(LDFLAGS)
+ifneq ($(SANITIZE),)
+ALL_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+ALL_LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-7s %s\n'
+endif
+
+# Libraries by name; a module links only what it uses.
+LIBS_GRPC     := -lgrpc -lgpr -lpthread
+LIBS_PROTOBUF := -lprotobuf-c
+LIBS_CRYPTO   := -lcrypto
+LIBS_SSL      := -lssl -lcrypto
+LIBS_SQLITE   := -lsqlite3
+LIBS_PQ       := -lpq
+LIBS_HTTPD    := -lmicrohttpd
+LIBS_JANSSON  := -ljansson
+LIBS_CMOCKA   := -lcmocka
+LIBS_NL       := $(shell $(PKG_CONFIG) --libs libnl-3.0 libnl-route-3.0 libnl-xfrm-3.0 2>/dev/null)
+CFLAGS_NL     := $(shell $(PKG_CONFIG) --cflags libnl-3.0 2>/dev/null)
+
+# Filled in by the fragments.
+BINS      :=
+TESTS     :=   # programs and scripts run by `make test`, in order
+TEST_BINS :=   # programs that must be built before the tests run
+BENCHES   :=
+FUZZERS   :=
+ANALYZE_SRCS :=
+
+.PHONY: all deps test demo bench fuzz analyze clean
+all: deps-checked build-all
+
+include lib/module.mk
+include proto/module.mk
+include overlay/module.mk
+include controller/module.mk
+include edge-agent/module.mk
+include tests/module.mk
+
+build-all: $(BINS)
+.PHONY: build-all deps-checked
+
+# `make deps` installs; every other entry point checks first (fast when
+# everything is present) so a fresh clone needs only `make test`.
+deps:
+	@sh .ci/deps
+deps-checked:
+	@sh .ci/deps
+
+# A fragment adds flags for its own objects with a target-specific
+# variable, e.g.  $(BUILD)/overlay/xfrm/%.o: EXTRA_CFLAGS += $(CFLAGS_NL)
+$(BUILD)/%.o: %.c | deps-checked
+	$(say) CC $<
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -c -o $@ $<
+
+# Link rule used by every fragment:  $(call link,OUTPUT,OBJS,LIBS)
+define link
+	$(say) LD $(1)
+	@mkdir -p $(dir $(1))
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $(1) $(2) $(3)
+endef
+
+test: deps-checked build-all $(TEST_BINS)
+	@BUILD=$(BUILD) sh tests/run $(TESTS)
+
+bench: deps-checked build-all $(TEST_BINS) $(BENCHES)
+	@BUILD=$(BUILD) sh tests/bench/run
+
+demo: deps-checked build-all
+	@BUILD=$(BUILD) sh tests/demo.sh
+
+fuzz: deps-checked $(FUZZERS)
+
+analyze: deps-checked $(PROTO_GEN)
+	@sh .ci/analyze $(BUILD) $(ANALYZE_SRCS)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

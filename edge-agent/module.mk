@@ -1,0 +1,1 @@
+# edge-agent/ — filled in by its issue.

@@ -1,0 +1,97 @@
+/*
+ * util.c — clocks, secret wiping, bounded string and number parsing.
+ */
+#include "lib/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+uint64_t
+util_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+util_mono_ms(void)
+{
+	return util_mono_ns() / 1000000ull;
+}
+
+void
+util_wipe(void *p, size_t len)
+{
+	if (p != NULL)
+		explicit_bzero(p, len);
+}
+
+int
+util_strcpy(char *dst, size_t dstsz, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (dstsz == 0)
+		return -1;
+	if (n >= dstsz) {
+		memcpy(dst, src, dstsz - 1);
+		dst[dstsz - 1] = '\0';
+		return -1;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+int
+util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+void
+util_hex(const void *buf, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *b = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
+int
+util_random(void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

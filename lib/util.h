@@ -1,0 +1,39 @@
+/*
+ * util.h — small helpers that both daemons need and no library provides
+ * in the right shape.  No outside dependency may enter lib/.
+ */
+#ifndef MESHWAN_UTIL_H
+#define MESHWAN_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Monotonic clock, for timeouts and ages; never goes backwards. */
+uint64_t util_mono_ms(void);
+uint64_t util_mono_ns(void);
+
+/* Wipe memory that held secrets; not removed by the optimiser. */
+void util_wipe(void *p, size_t len);
+
+/*
+ * Copy src into dst of size dstsz, always NUL-terminated.
+ * Returns 0, or -1 if src did not fit (dst then holds a truncated copy).
+ */
+int util_strcpy(char *dst, size_t dstsz, const char *src);
+
+/*
+ * Parse a decimal unsigned integer that must lie within [min, max] and have
+ * no trailing characters.  Returns 0, or -1 with *out untouched.
+ */
+int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Lower-case hex of len bytes into out (size >= 2*len+1). */
+void util_hex(const void *buf, size_t len, char *out);
+
+/* Fill buf with bytes from the kernel's CSPRNG; 0 or -1. */
+int util_random(void *buf, size_t len);
+
+#endif

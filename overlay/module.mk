@@ -1,0 +1,1 @@
+# overlay/ — filled in by its issue.

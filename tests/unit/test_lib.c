@@ -1,0 +1,81 @@
+/*
+ * test_lib.c — unit tests of lib/: number parsing limits, bounded copies,
+ * debug subsystem matching.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+static void
+test_parse_u64(void **state)
+{
+	uint64_t v = 7;
+
+	assert_int_equal(util_parse_u64("65000", 64512, 65534, &v), 0);
+	assert_int_equal(v, 65000);
+	v = 7;
+	assert_int_equal(util_parse_u64("65535", 64512, 65534, &v), -1);
+	assert_int_equal(util_parse_u64("12x", 0, 100, &v), -1);
+	assert_int_equal(util_parse_u64("", 0, 100, &v), -1);
+	assert_int_equal(util_parse_u64("-1", 0, 100, &v), -1);
+	assert_int_equal(util_parse_u64(" 1", 0, 100, &v), -1);
+	assert_int_equal(util_parse_u64("18446744073709551616", 0, UINT64_MAX,
+	    &v), -1);
+	assert_int_equal(v, 7);
+}
+
+static void
+test_strcpy(void **state)
+{
+	char buf[4];
+
+	assert_int_equal(util_strcpy(buf, sizeof(buf), "abc"), 0);
+	assert_string_equal(buf, "abc");
+	assert_int_equal(util_strcpy(buf, sizeof(buf), "abcd"), -1);
+	assert_string_equal(buf, "abc");
+}
+
+static void
+test_hex(void **state)
+{
+	const uint8_t b[] = { 0x00, 0xab, 0xff };
+	char out[7];
+
+	util_hex(b, sizeof(b), out);
+	assert_string_equal(out, "00abff");
+}
+
+static void
+test_debug_match(void **state)
+{
+	assert_false(log_debug_on("rpc"));
+	assert_int_equal(log_setdebug("store,rpc"), 0);
+	assert_true(log_debug_on("rpc"));
+	assert_true(log_debug_on("store"));
+	assert_false(log_debug_on("rp"));
+	assert_false(log_debug_on("uesp"));
+	assert_int_equal(log_setdebug("all"), 0);
+	assert_true(log_debug_on("uesp"));
+	assert_int_equal(log_setdebug(""), 0);
+	assert_false(log_debug_on("uesp"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_u64),
+		cmocka_unit_test(test_strcpy),
+		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_debug_match),
+	};
+
+	log_init("test_lib", true);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
