@@ -1,1 +1,2 @@
-# edge-agent/ — filled in by its issue.
+# edge-agent/ — meshwan-edge.  Each piece owns its own fragment.
+-include edge-agent/agent.mk
