@@ -20,3 +20,6 @@ $(BUILD)/tests/unit/test_replay: $(BUILD)/tests/unit/test_replay.o \
 FUZZ_TARGETS += esp_in
 FUZZ_esp_in_SRCS := tests/fuzz/fuzz_esp_in.c $(ESP_SRCS) $(LIB_SRCS)
 FUZZ_esp_in_LIBS := $(LIBS_CRYPTO)
+
+# make bench: uesp against tinc, nebula and strongSwan libipsec.
+BENCHES += tests/bench/uesp_peers.sh
