@@ -60,6 +60,7 @@ TESTS     :=   # programs and scripts run by `make test`, in order
 TEST_BINS :=   # programs that must be built before the tests run
 BENCHES   :=
 FUZZERS   :=
+FUZZ_TARGETS :=  # names; each gives FUZZ_<name>_SRCS, FUZZ_<name>_LIBS
 ANALYZE_SRCS :=
 
 .PHONY: all deps test demo bench fuzz analyze clean
@@ -71,6 +72,28 @@ include overlay/module.mk
 include controller/module.mk
 include edge-agent/module.mk
 include tests/module.mk
+
+# Fuzzers (libFuzzer): every FUZZ_TARGETS entry NAME names its sources in
+# FUZZ_NAME_SRCS, its libraries in FUZZ_NAME_LIBS and, optionally, order-only
+# prerequisites such as generated headers in FUZZ_NAME_DEPS.  Each is built
+# from source in one clang call into build-fuzz/fuzz_NAME; `make test` builds
+# them and runs each for a bounded time through tests/fuzz/run.sh.
+FUZZ_BUILD  := build-fuzz
+FUZZ_CC     ?= clang
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 \
+               -D_GNU_SOURCE -I. -I$(BUILD)/proto
+define fuzz_rule
+$(FUZZ_BUILD)/fuzz_$(1): $$(FUZZ_$(1)_SRCS) $$(wildcard $$(patsubst %.c,%.h,$$(FUZZ_$(1)_SRCS))) | deps-checked $$(FUZZ_$(1)_DEPS)
+	$$(say) FUZZ $$@
+	@mkdir -p $(FUZZ_BUILD)
+	$$(Q)$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ $$(FUZZ_$(1)_SRCS) $$(FUZZ_$(1)_LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+FUZZERS   += $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+ifneq ($(strip $(FUZZ_TARGETS)),)
+TEST_BINS += $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+TESTS     += tests/fuzz/run.sh
+endif
 
 build-all: $(BINS)
 .PHONY: build-all deps-checked
