@@ -1766,6 +1766,44 @@ store_enroll_token_consume(struct store *st, const char *token,
 }
 
 int
+store_enroll_token_state(struct store *st, const char *token,
+    uint64_t site_id, int64_t now, enum store_token_state *state,
+    uint64_t *bound_site, struct model_error *err)
+{
+	char hash[STORE_HASH_HEX];
+	void *stmt;
+	enum store_step r;
+
+	*state = STORE_TOKEN_UNKNOWN;
+	if (!store_token_shape(token, "mwe_") ||
+	    store_token_hash(token, hash) == -1)
+		return 0;
+	stmt = store_prep(st, err, "SELECT site_id, expires_at, used_at "
+	    "FROM enroll_tokens WHERE hash = ?", "t", hash);
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW) {
+		uint64_t sid = (uint64_t)st->be->column_int(stmt, 0);
+
+		if (bound_site != NULL)
+			*bound_site = sid;
+		if (st->be->column_int(stmt, 2) != 0)
+			*state = STORE_TOKEN_USED;
+		else if (now >= st->be->column_int(stmt, 1))
+			*state = STORE_TOKEN_EXPIRED;
+		else if (site_id != 0 && site_id != sid)
+			*state = STORE_TOKEN_OTHER_SITE;
+		else
+			*state = STORE_TOKEN_VALID;
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(err, "reading a token");
+	return 0;
+}
+
+int
 store_api_token_create(struct store *st, const char *name,
     enum model_api_role role, int64_t now, char token[STORE_TOKEN_LEN + 1],
     struct model_error *err)

@@ -649,13 +649,27 @@ test_enroll_tokens(void **state)
 	char t1[STORE_TOKEN_LEN + 1], t2[STORE_TOKEN_LEN + 1];
 	struct model_error err;
 	uint64_t bound = 0;
+	enum store_token_state ts;
 
 	/* expiry: valid until created + ttl, exclusive */
 	assert_int_equal(store_enroll_token_create(f->st, a, 1000, 3600, t1,
 	    &err), 0);
+	assert_int_equal(store_enroll_token_state(f->st, t1, a, 4599, &ts,
+	    &bound, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_VALID);
+	assert_int_equal(bound, a);
+	assert_int_equal(store_enroll_token_state(f->st, t1, b, 4599, &ts,
+	    NULL, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_OTHER_SITE);
 	assert_int_equal(store_enroll_token_consume(f->st, t1, a, 4600, &bound,
 	    &err), -1);
 	assert_int_equal(err.code, MODEL_E_TOKEN);
+	assert_int_equal(store_enroll_token_state(f->st, t1, a, 4600, &ts,
+	    NULL, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_EXPIRED);
+	assert_int_equal(store_enroll_token_state(f->st, "mwe_nope", a, 1, &ts,
+	    NULL, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_UNKNOWN);
 	/* bound to one site */
 	assert_int_equal(store_enroll_token_create(f->st, a, 5000, 3600, t2,
 	    &err), 0);
@@ -669,6 +683,9 @@ test_enroll_tokens(void **state)
 	assert_int_equal(store_enroll_token_consume(f->st, t2, 0, 5002, &bound,
 	    &err), -1);
 	assert_int_equal(err.code, MODEL_E_TOKEN);
+	assert_int_equal(store_enroll_token_state(f->st, t2, a, 99999, &ts,
+	    NULL, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_USED);
 	reopen(f);
 	assert_int_equal(store_enroll_token_consume(f->st, t2, a, 5003, &bound,
 	    &err), -1);
