@@ -1441,7 +1441,7 @@ topo_edge_view(const struct topo_output *t, uint64_t site_id, size_t i,
 	v->inner_remote = tt->t.inner + (is_a ? 1 : 0);
 	model_ipv4_format(v->inner_local, v->inner_local_cidr,
 	    sizeof(v->inner_local_cidr));
-	(void)strcat(v->inner_local_cidr, "/31");
+	memcpy(v->inner_local_cidr + strlen(v->inner_local_cidr), "/31", 4);
 	model_ipv4_format(v->inner_remote, v->inner_remote_addr,
 	    sizeof(v->inner_remote_addr));
 	v->encap = t->policy.encap;
