@@ -1250,6 +1250,8 @@ msg_idx_find(struct msg_idx *idx, size_t n, uint64_t id)
 {
 	struct msg_idx key = { .id = id };
 
+	if (n == 0)
+		return NULL;
 	return bsearch(&key, idx, n, sizeof(*idx), msg_cmp_idx);
 }
 

@@ -728,7 +728,7 @@ int
 pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
     struct msg_enroll_request *out, char *err, size_t errlen)
 {
-	struct pbconv_budget b;
+	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbEnrollRequest *pb;
 	int rc;
@@ -760,7 +760,7 @@ int
 pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
     struct msg_enroll_response *out, char *err, size_t errlen)
 {
-	struct pbconv_budget b;
+	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbEnrollResponse *pb;
 	char p[PATH_LEN];
@@ -804,7 +804,7 @@ int
 pbconv_decode_edge_message(const uint8_t *buf, size_t len,
     struct msg_edge_message *out, char *err, size_t errlen)
 {
-	struct pbconv_budget b;
+	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbEdgeMessage *pb;
 	int rc;
@@ -828,7 +828,7 @@ int
 pbconv_decode_controller_message(const uint8_t *buf, size_t len,
     struct msg_controller_message *out, char *err, size_t errlen)
 {
-	struct pbconv_budget b;
+	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbControllerMessage *pb;
 	int rc;
@@ -864,7 +864,7 @@ struct pbconv_arena {
 	struct pbconv_chunk *head;
 };
 
-#define PBCONV_CHUNK (64u * 1024)
+#define PBCONV_CHUNK ((size_t)64 * 1024)
 
 /* Zeroed memory that lives until pbconv_arena_free; NULL on ENOMEM. */
 static void *
@@ -939,15 +939,26 @@ pbconv_arena_new(struct pbconv_arena *ar, size_t size, const void *init)
 static char *
 pbconv_str(const char *s)
 {
-	return (char *)(uintptr_t)s;
+	union {
+		const char *c;
+		char *m;
+	} u;
+
+	u.c = s;
+	return u.m;
 }
 
 static ProtobufCBinaryData
 pbconv_bin(const uint8_t *data, size_t len)
 {
 	ProtobufCBinaryData d;
+	union {
+		const uint8_t *c;
+		uint8_t *m;
+	} u;
 
-	d.data = (uint8_t *)(uintptr_t)data;
+	u.c = data;
+	d.data = u.m;
 	d.len = len;
 	return d;
 }
@@ -1539,12 +1550,13 @@ pbconv_intent_hash(const struct msg_intent *m, uint8_t out[MSG_HASH_LEN])
 		return -1;
 	}
 	if (m->n_tunnels > 0) {
-		order = malloc(m->n_tunnels * sizeof(*order));
+		order = malloc(m->n_tunnels * sizeof(const struct msg_tunnel *));
 		if (order == NULL)
 			goto out;
 		for (size_t i = 0; i < m->n_tunnels; i++)
 			order[i] = &m->tunnels[i];
-		qsort(order, m->n_tunnels, sizeof(*order), pbconv_cmp_tunnel);
+		qsort(order, m->n_tunnels, sizeof(const struct msg_tunnel *),
+		    pbconv_cmp_tunnel);
 	}
 	if ((pb = pbconv_put_intent(&ar, m, order)) == NULL ||
 	    pbconv_pack(&pb->base, &buf, &len) == -1)
