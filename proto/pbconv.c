@@ -197,11 +197,28 @@ pbconv_get_str(const char *path, const char *src, char *dst, size_t dstsz,
 	return 0;
 }
 
+/*
+ * Quote untrusted text in an error message (which ends up in logs and in
+ * failed acks): at most max bytes, anything but printable ASCII as '?'.
+ */
+static const char *
+pbconv_quote(char *buf, size_t size, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < size && src[i] != '\0'; i++)
+		buf[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
 /* An address field; empty is allowed only when optional. */
 static int
 pbconv_get_addr(const char *path, const char *src, bool optional,
     struct msg_addr *out, char *err, size_t errlen)
 {
+	char q[MSG_ADDR_STRLEN];
+
 	memset(out, 0, sizeof(*out));
 	if (src == NULL || src[0] == '\0') {
 		if (optional)
@@ -209,8 +226,8 @@ pbconv_get_addr(const char *path, const char *src, bool optional,
 		return pbconv_fail(err, errlen, "%s: missing", path);
 	}
 	if (strlen(src) >= MSG_ADDR_STRLEN || msg_addr_parse(src, out) == -1)
-		return pbconv_fail(err, errlen, "%s: \"%.*s\" is not an IPv4 "
-		    "or IPv6 address", path, MSG_ADDR_STRLEN, src);
+		return pbconv_fail(err, errlen, "%s: \"%s\" is not an IPv4 "
+		    "or IPv6 address", path, pbconv_quote(q, sizeof(q), src));
 	return 0;
 }
 
@@ -218,13 +235,15 @@ static int
 pbconv_get_prefix(const char *path, const char *src, bool network,
     struct msg_prefix *out, char *err, size_t errlen)
 {
+	char q[MSG_PREFIX_STRLEN];
+
 	memset(out, 0, sizeof(*out));
 	if (src == NULL || src[0] == '\0')
 		return pbconv_fail(err, errlen, "%s: missing", path);
 	if (strlen(src) >= MSG_PREFIX_STRLEN ||
 	    msg_prefix_parse(src, network, out) == -1)
-		return pbconv_fail(err, errlen, "%s: \"%.*s\" is not %s", path,
-		    MSG_PREFIX_STRLEN, src, network ?
+		return pbconv_fail(err, errlen, "%s: \"%s\" is not %s", path,
+		    pbconv_quote(q, sizeof(q), src), network ?
 		    "a network in CIDR notation (host bits zero)" :
 		    "an ADDRESS/LENGTH");
 	return 0;

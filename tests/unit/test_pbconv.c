@@ -644,6 +644,7 @@ static void m_pfx_host(Meshwan__V1__ControllerMessage *p) { pb_set_str(&p->snaps
 static void m_pfx_len(Meshwan__V1__ControllerMessage *p) { pb_set_str(&p->snapshot->site->lan_prefixes[0], "10.1.0.0/33"); }
 static void m_pfx_nolen(Meshwan__V1__ControllerMessage *p) { pb_set_str(&p->snapshot->site->lan_prefixes[2], "2001:db8::"); }
 static void m_remote_addr(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->remote_address, "example.com"); }
+static void m_addr_ctl(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->remote_address, "10.0.0.1\n\033[2J"); }
 static void m_inner_len(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_local, "10.0.0.2/30"); }
 static void m_inner_v6(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_local, "fd00::/127"); }
 static void m_inner_remote(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_remote, "10.0.0.9"); }
@@ -764,6 +765,7 @@ test_invalid_snapshot(void **state)
 		{ m_pfx_len, "snapshot.site.lan_prefixes[0]: \"10.1.0.0/33\" is not" },
 		{ m_pfx_nolen, "snapshot.site.lan_prefixes[2]: \"2001:db8::\" is not" },
 		{ m_remote_addr, "snapshot.tunnels[0].remote_address: \"example.com\" is not" },
+		{ m_addr_ctl, "snapshot.tunnels[0].remote_address: \"10.0.0.1??[2J\" is not" },
 		{ m_inner_len, "snapshot.tunnels[0].inner_local: length 30, must be 31" },
 		{ m_inner_v6, "snapshot.tunnels[0].inner_local: must be an IPv4" },
 		{ m_inner_remote, "snapshot.tunnels[0].inner_remote: not the other address" },
