@@ -1340,6 +1340,17 @@ msg_intent_apply_delta(struct msg_intent *intent,
 	}
 	if (d->has_site && msg_site_copy(&site, &d->site) == -1)
 		goto nomem;
+	/* The result must still be a valid intent. */
+	for (size_t i = 0; i < n_old; i++)
+		if (fate[i] == KEEP)
+			nn++;
+	nn += d->n_upsert;
+	if (nn > MSG_LIST_MAX) {
+		msg_fail(err, errlen, "upsert: the intent would hold %zu "
+		    "tunnels, limit %d", nn, MSG_LIST_MAX);
+		goto out;
+	}
+	nn = 0;
 	if (n_old + d->n_upsert > 0) {
 		nt = calloc(n_old + d->n_upsert, sizeof(*nt));
 		if (nt == NULL)

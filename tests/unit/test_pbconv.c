@@ -1404,6 +1404,27 @@ test_apply_delta(void **state)
 	assert_string_equal(err, "site.links: tunnel 1 still uses link "
 	    "\"inet\"");
 	assert_intent_equal(&m, &before);
+	/* 4 + 65536 new tunnels would exceed the intent's limit. */
+	{
+		struct msg_intent_delta big;
+
+		memset(&big, 0, sizeof(big));
+		big.from_version = 42;
+		big.version = 43;
+		big.n_upsert = MSG_LIST_MAX;
+		big.upsert = calloc(big.n_upsert, sizeof(*big.upsert));
+		assert_non_null(big.upsert);
+		for (size_t i = 0; i < big.n_upsert; i++) {
+			big.upsert[i].id = 100 + i;
+			strcpy(big.upsert[i].local_link, "inet");
+		}
+		assert_int_equal(msg_intent_apply_delta(&m, &big, err,
+		    sizeof(err)), -1);
+		assert_string_equal(err, "upsert: the intent would hold 65540 "
+		    "tunnels, limit 65536");
+		msg_intent_delta_free(&big);
+	}
+	assert_intent_equal(&m, &before);
 	msg_intent_free(&before);
 	strcpy(d.site.links[0].name, "inet");
 	strcpy(d.upsert[0].local_link, "inet");
