@@ -892,6 +892,35 @@ test_invalid_small_controller(void **state)
 	assert_int_equal(pbconv_decode_controller_message(buf, len, &out, err,
 	    sizeof(err)), -1);
 	assert_string_equal(err, "backoff.reason: control character 0x01 at 1");
+	{
+		static const struct {
+			const char *text, *want;
+		} u8[] = {
+			{ "ok \xff", "backoff.reason: invalid UTF-8 at 3" },
+			{ "\xc0\xaf", "backoff.reason: invalid UTF-8 at 0" },
+			{ "ab\xe0\x80\xaf", "backoff.reason: invalid UTF-8 at 2" },
+			{ "\xed\xa0\x80", "backoff.reason: invalid UTF-8 at 0" },
+			{ "\xf4\x90\x80\x80", "backoff.reason: invalid UTF-8 at 0" },
+			{ "x\xe2\x82", "backoff.reason: invalid UTF-8 at 1" },
+			{ "\xc2\x9b[2J", "backoff.reason: control character 0x9b at 0" },
+			{ "\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9", NULL },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(u8); i++) {
+			bo.reason = (char *)u8[i].text;
+			len = meshwan__v1__controller_message__pack(&pb, buf);
+			if (u8[i].want == NULL) {
+				assert_int_equal(pbconv_decode_controller_message(
+				    buf, len, &out, err, sizeof(err)), 0);
+				assert_string_equal(out.u.backoff.reason,
+				    u8[i].text);
+				continue;
+			}
+			assert_int_equal(pbconv_decode_controller_message(buf,
+			    len, &out, err, sizeof(err)), -1);
+			assert_string_equal(err, u8[i].want);
+		}
+	}
 
 	pb.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_REKEY;
 	pb.rekey = &ro;
