@@ -1379,9 +1379,35 @@ test_hash(void **state)
 	CHANGES(msg_tunnel_free(&c.tunnels[--c.n_tunnels]));
 #undef CHANGES
 
+	/* The same from per-tunnel digests a controller would cache. */
+	{
+		uint8_t dig[6 * MSG_HASH_LEN];
+
+		for (size_t i = 0; i < m.n_tunnels; i++)
+			assert_int_equal(pbconv_tunnel_digest(&m.tunnels[i],
+			    dig + i * MSG_HASH_LEN), 0);
+		assert_int_equal(pbconv_intent_hash_digests(&m, dig, h1), 0);
+		assert_memory_equal(h0, h1, MSG_HASH_LEN);
+		/* A changed digest changes the hash; ids must be unique. */
+		dig[2 * MSG_HASH_LEN] ^= 1;
+		assert_int_equal(pbconv_intent_hash_digests(&m, dig, h1), 0);
+		assert_memory_not_equal(h0, h1, MSG_HASH_LEN);
+		m.tunnels[4].id = m.tunnels[1].id;
+		assert_int_equal(pbconv_intent_hash_digests(&m, dig, h1), -1);
+		assert_int_equal(pbconv_intent_hash(&m, h1), -1);
+		m.tunnels[4].id = 5;	/* its own id again */
+		assert_int_equal(pbconv_intent_hash(&m, h1), 0);
+		assert_memory_equal(h0, h1, MSG_HASH_LEN);
+		assert_int_equal(pbconv_intent_hash_digests(&m, NULL, h1), -1);
+		m.tunnels[0].vni = 0;	/* a VXLAN tunnel without VNI */
+		assert_int_equal(pbconv_tunnel_digest(&m.tunnels[0], dig), -1);
+		m.tunnels[0].vni = 1006;
+	}
+
 	/* Invalid intents have no hash. */
 	m.version = 0;
 	assert_int_equal(pbconv_intent_hash(&m, h1), -1);
+	assert_int_equal(pbconv_intent_hash_digests(&m, NULL, h1), -1);
 	m.version = 42;
 	msg_intent_free(&m);
 }
