@@ -978,7 +978,7 @@ api_link_load(struct api_call *c, struct model_site *s, struct model_link *l)
 		return -1;
 	i = model_site_find_link(s, c->name);
 	if (i < 0) {
-		api_error(c, 404, "not_found", NULL, "site %" PRIu64
+		api_error(c, 404, "not_found", "name", "site %" PRIu64
 		    " has no link named '%.40s'", c->id, c->name);
 		return -1;
 	}
@@ -1677,7 +1677,7 @@ api_token_delete(struct api_call *c)
 	}
 	free(t);
 	if (!found) {
-		api_error(c, 404, "not_found", NULL, "no API token named "
+		api_error(c, 404, "not_found", "name", "no API token named "
 		    "'%.40s'", c->name);
 		return;
 	}
