@@ -56,6 +56,7 @@ main(int argc, char **argv)
 	struct metrics metrics;
 	struct model_error err;
 	struct sigaction sa;
+	sigset_t block, old;
 	struct store *st;
 	struct api *api;
 	bool created;
@@ -93,6 +94,11 @@ main(int argc, char **argv)
 	ac.hooks.topology_changed = server_hook;
 	ac.hooks.arg = (void *)hooklog;
 	ac.metrics = &metrics;
+	/* Block the signals until sigsuspend so none slips between checks. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = server_on_signal;
 	sigaction(SIGTERM, &sa, NULL);
@@ -106,7 +112,7 @@ main(int argc, char **argv)
 	fprintf(f, "%u\n", (unsigned)api_port(api));
 	fclose(f);
 	while (!server_stop)
-		pause();
+		sigsuspend(&old);
 	api_stop(api);
 	store_close(st);
 	return 0;
