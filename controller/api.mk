@@ -35,3 +35,9 @@ $(BUILD)/tests/unit/test_api: $(BUILD)/tests/unit/test_api.o \
 		$(API_ALL_OBJS)
 	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_CURL) \
 		$(LIBS_CMOCKA))
+
+# REST change cost at scale (make bench; tests/bench/api_bench.sh).
+BENCHES += $(BUILD)/tests/bench/api_bench
+$(BUILD)/tests/bench/api_bench: $(BUILD)/tests/bench/api_bench.o \
+		$(API_ALL_OBJS)
+	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_CURL))

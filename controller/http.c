@@ -256,9 +256,9 @@ http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
 	srv->max_body = cfg->max_body;
 	srv->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL,
 	    http_on_request, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_on_log, srv,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, http_on_log, srv,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)(cfg->timeout_s != 0 ? cfg->timeout_s : 30),
 	    MHD_OPTION_CONNECTION_LIMIT,

@@ -934,7 +934,12 @@ test_body_too_large(void **state)
 	free(big);
 }
 
-/* Pool exhaustion is refused before anything is written. */
+/*
+ * Pool exhaustion is refused before anything is written.  Two links per
+ * site (inet, mpls; same-colour pairing) make the L(L-1)/2 bound (6)
+ * exceed the pool (2 slots) while the real need (2) fits, so the API
+ * must compile to decide, both for the accepted and the refused change.
+ */
 static void
 test_pool_exhausted(void **state)
 {
@@ -944,13 +949,23 @@ test_pool_exhausted(void **state)
 
 	(void)state;
 	a = site_add("{\"name\":\"p-a\",\"role\":\"hub\",\"links\":[{\"name\":"
-	    "\"inet\",\"address\":\"192.0.2.20\"}]}");
+	    "\"inet\",\"address\":\"192.0.2.20\"},{\"name\":\"mpls\","
+	    "\"address\":\"10.200.0.20\"}]}");
 	b = site_add("{\"name\":\"p-b\",\"role\":\"hub\",\"links\":[{\"name\":"
-	    "\"inet\",\"address\":\"192.0.2.21\"}]}");
-	/* One /31: room for exactly the one tunnel a-b. */
+	    "\"inet\",\"address\":\"192.0.2.21\"},{\"name\":\"mpls\","
+	    "\"address\":\"10.200.0.21\"}]}");
+	/* Two /31s: room for exactly a-b over inet and over mpls. */
 	req_ok("PUT", "/api/v1/policy", fx->admin,
-	    "{\"pool\":\"100.127.0.0/31\"}", 200, &r);
+	    "{\"pool\":\"100.127.0.0/30\"}", 200, &r);
 	reply_free(&r);
+	/* A pool too small for what exists already is refused too. */
+	before = snapshot();
+	req("PUT", "/api/v1/policy", fx->admin,
+	    "{\"pool\":\"100.127.0.0/31\"}", &r);
+	assert_error(&r, 409, "exhausted", "pool");
+	reply_free(&r);
+	assert_unchanged(before);
+	free(before);
 	before = snapshot();
 	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"p-c\",\"role\":"
 	    "\"hub\",\"links\":[{\"name\":\"inet\",\"address\":"
@@ -958,6 +973,18 @@ test_pool_exhausted(void **state)
 	assert_error(&r, 409, "exhausted", "pool");
 	reply_free(&r);
 	assert_unchanged(before);
+	/* The same through a link added to an existing site. */
+	{
+		char path[64];
+
+		snprintf(path, sizeof(path), "/api/v1/sites/%llu/links",
+		    (unsigned long long)a);
+		req("POST", path, fx->oper, "{\"name\":\"lte\",\"address\":"
+		    "\"203.0.113.20\"}", &r);
+		/* lte pairs with nothing (same-colour): still fits. */
+		assert_int_equal(r.status, 201);
+		reply_free(&r);
+	}
 	free(before);
 	req_ok("PUT", "/api/v1/policy", fx->admin,
 	    "{\"pool\":\"100.64.0.0/16\"}", 200, &r);
