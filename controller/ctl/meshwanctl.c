@@ -331,7 +331,7 @@ ctl_table(const json_t *rows, const char *const *cols, size_t ncols)
 			    sizeof(cell));
 			/* Long cells are cut; --json shows everything. */
 			if (strlen(cell) == sizeof(cell) - 1)
-				memcpy(cell + sizeof(cell) - 4, "...", 3);
+				util_strcpy(cell + sizeof(cell) - 4, 4, "...");
 			if (c + 1 < ncols)
 				printf("%-*s  ", (int)widths[c], cell);
 			else
