@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1159,6 +1160,104 @@ test_audit_events(void **state)
 	reply_free(&r);
 }
 
+/*
+ * Every route: documented in the OpenAPI file with the role the API
+ * enforces, refused without a token (unless public), and refused to the
+ * role just below the one it needs.
+ */
+static void
+test_every_route(void **state)
+{
+	static const struct {
+		const char *method, *path, *role;
+	} routes[] = {
+		{ "get", "/healthz", "none" },
+		{ "get", "/metrics", "readonly" },
+		{ "get", "/api/v1/openapi.json", "none" },
+		{ "get", "/api/v1/sites", "readonly" },
+		{ "post", "/api/v1/sites", "operator" },
+		{ "get", "/api/v1/sites/{id}", "readonly" },
+		{ "patch", "/api/v1/sites/{id}", "operator" },
+		{ "delete", "/api/v1/sites/{id}", "operator" },
+		{ "get", "/api/v1/sites/{id}/links", "readonly" },
+		{ "post", "/api/v1/sites/{id}/links", "operator" },
+		{ "get", "/api/v1/sites/{id}/links/{name}", "readonly" },
+		{ "patch", "/api/v1/sites/{id}/links/{name}", "operator" },
+		{ "delete", "/api/v1/sites/{id}/links/{name}", "operator" },
+		{ "get", "/api/v1/sites/{id}/prefixes", "readonly" },
+		{ "post", "/api/v1/sites/{id}/prefixes", "operator" },
+		{ "delete", "/api/v1/sites/{id}/prefixes", "operator" },
+		{ "post", "/api/v1/sites/{id}/token", "operator" },
+		{ "get", "/api/v1/policy", "readonly" },
+		{ "put", "/api/v1/policy", "admin" },
+		{ "get", "/api/v1/crypto", "readonly" },
+		{ "put", "/api/v1/crypto", "admin" },
+		{ "get", "/api/v1/tunnels", "readonly" },
+		{ "get", "/api/v1/edges", "readonly" },
+		{ "get", "/api/v1/edges/{id}", "readonly" },
+		{ "get", "/api/v1/events", "readonly" },
+		{ "get", "/api/v1/tokens", "admin" },
+		{ "post", "/api/v1/tokens", "admin" },
+		{ "delete", "/api/v1/tokens/{name}", "admin" },
+	};
+	struct reply doc, r;
+	json_t *paths, *op;
+	size_t i, nops = 0;
+	const char *key, *m;
+	json_t *item;
+	char method[8], path[128], *before;
+
+	(void)state;
+	req_ok("GET", "/api/v1/openapi.json", NULL, NULL, 200, &doc);
+	paths = json_object_get(doc.json, "paths");
+	/* The document lists exactly these operations. */
+	json_object_foreach(paths, key, item) {
+		json_object_foreach(item, m, op)
+			if (strcmp(m, "parameters") != 0)
+				nops++;
+	}
+	assert_int_equal(nops, ARRAY_SIZE(routes));
+	before = snapshot();
+	for (i = 0; i < ARRAY_SIZE(routes); i++) {
+		const char *weaker = NULL;
+		size_t k;
+
+		op = json_object_get(json_object_get(paths, routes[i].path),
+		    routes[i].method);
+		if (op == NULL)
+			fprintf(stderr, "not documented: %s %s\n",
+			    routes[i].method, routes[i].path);
+		assert_non_null(op);
+		assert_string_equal(json_string_value(json_object_get(op,
+		    "x-meshwan-role")), routes[i].role);
+		for (k = 0; routes[i].method[k] != '\0'; k++)
+			method[k] = (char)toupper((unsigned char)
+			    routes[i].method[k]);
+		method[k] = '\0';
+		/* Concrete path: {id} 1, {name} "x". */
+		fill_id(path, sizeof(path), routes[i].path, 1);
+		if (strstr(path, "{name}") != NULL)
+			strcpy(strstr(path, "{name}"), "x");
+		if (strcmp(routes[i].role, "none") == 0)
+			continue;
+		req(method, path, NULL, NULL, &r);
+		assert_error(&r, 401, "unauthorized", NULL);
+		reply_free(&r);
+		if (strcmp(routes[i].role, "operator") == 0)
+			weaker = fx->ro;
+		else if (strcmp(routes[i].role, "admin") == 0)
+			weaker = fx->oper;
+		if (weaker != NULL) {
+			req(method, path, weaker, NULL, &r);
+			assert_error(&r, 403, "forbidden", NULL);
+			reply_free(&r);
+		}
+	}
+	assert_unchanged(before);
+	free(before);
+	reply_free(&doc);
+}
+
 int
 main(void)
 {
@@ -1178,6 +1277,7 @@ main(void)
 		cmocka_unit_test(test_role_matrix),
 		cmocka_unit_test(test_metrics_format),
 		cmocka_unit_test(test_audit_events),
+		cmocka_unit_test(test_every_route),
 	};
 	int rc;
 
