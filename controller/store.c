@@ -1346,16 +1346,22 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
     uint64_t next_id, struct model_error *err)
 {
 	void *del, *ins;
+	uint64_t stored_next;
 	int rc = 0;
 
+	if (store_meta_get_u64(st, "next_tunnel_id", 1, &stored_next,
+	    err) == -1)
+		return -1;
 	del = store_prep(st, err, "DELETE FROM tunnels WHERE id = ?", "");
 	if (del == NULL)
 		return -1;
-	/* Re-allocated tunnels go out first so their addresses are free. */
+	/* Re-allocated tunnels go out first so their addresses are free;
+	 * ids at or above the stored counter are new and cannot be there. */
 	if (store_each_id(st, del, removed, n_removed) == -1)
 		rc = -1;
 	for (size_t i = 0; rc == 0 && i < n_added; i++)
-		if (store_each_id(st, del, &added[i].id, 1) == -1)
+		if (added[i].id < stored_next &&
+		    store_each_id(st, del, &added[i].id, 1) == -1)
 			rc = -1;
 	st->be->finalize(del);
 	if (rc == -1)
@@ -1763,6 +1769,44 @@ store_enroll_token_consume(struct store *st, const char *token,
 	if (rc == 0)
 		*bound_site = sid;
 	return rc;
+}
+
+int
+store_enroll_token_state(struct store *st, const char *token,
+    uint64_t site_id, int64_t now, enum store_token_state *state,
+    uint64_t *bound_site, struct model_error *err)
+{
+	char hash[STORE_HASH_HEX];
+	void *stmt;
+	enum store_step r;
+
+	*state = STORE_TOKEN_UNKNOWN;
+	if (!store_token_shape(token, "mwe_") ||
+	    store_token_hash(token, hash) == -1)
+		return 0;
+	stmt = store_prep(st, err, "SELECT site_id, expires_at, used_at "
+	    "FROM enroll_tokens WHERE hash = ?", "t", hash);
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW) {
+		uint64_t sid = (uint64_t)st->be->column_int(stmt, 0);
+
+		if (bound_site != NULL)
+			*bound_site = sid;
+		if (st->be->column_int(stmt, 2) != 0)
+			*state = STORE_TOKEN_USED;
+		else if (now >= st->be->column_int(stmt, 1))
+			*state = STORE_TOKEN_EXPIRED;
+		else if (site_id != 0 && site_id != sid)
+			*state = STORE_TOKEN_OTHER_SITE;
+		else
+			*state = STORE_TOKEN_VALID;
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(err, "reading a token");
+	return 0;
 }
 
 int
