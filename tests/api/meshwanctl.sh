@@ -28,6 +28,7 @@ for c in "site list" "site add" "site set" "site del" "link add" "link del" \
 	"crypto set" "token create" "apitoken create" "apitoken list" \
 	"apitoken del" "tunnel list" "edge list" "events"; do
 	grep -q "$c" "$TMP/help" || fail "--help does not mention '$c'"
+	grep -q "$c" "$MESHWAN_TOP/controller/meshwanctl.1" || fail "the man page does not mention '$c'"
 done
 
 ok site add hq --role hub --region eu --prefix 10.0.0.0/16 --prefix 10.1.0.0/16
