@@ -748,8 +748,19 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 	s->role = (enum model_role)role;
 	s->backend = (enum model_backend)backend;
 	s->asn = (uint32_t)asn;
-	if ((v = json_object_get(c->body, "revoked")) != NULL)
+	if ((v = json_object_get(c->body, "revoked")) != NULL) {
+		/*
+		 * One way only: the edge's certificate stays valid until it
+		 * expires, so lifting a revocation would let it back in.
+		 */
+		if (s->revoked && !json_is_true(v)) {
+			api_error(c, 409, "conflict", "revoked", "a revocation "
+			    "cannot be undone; delete the site and create it "
+			    "again");
+			return -1;
+		}
 		s->revoked = json_is_true(v);
+	}
 	links = json_object_get(c->body, "links");
 	if (links != NULL) {
 		if (json_array_size(links) > MODEL_LINKS_MAX) {
@@ -1973,6 +1984,7 @@ api_handle(void *arg, const struct http_request *req,
 	case AUTH_OK:
 		break;
 	case AUTH_UNAUTHENTICATED:
+		resp->auth_challenge = true;
 		api_error(&c, 401, "unauthorized", NULL,
 		    "a valid bearer token is required");
 		return;

@@ -104,6 +104,9 @@ http_dispatch(struct http_server *srv, struct http_request *req)
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (resp.allow[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp.allow);
+	if (resp.auth_challenge)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    "Bearer realm=\"meshwan\"");
 	ret = MHD_queue_response(req->conn, (unsigned int)resp.status, r);
 	MHD_destroy_response(r);
 	http_count_status(srv, resp.status);

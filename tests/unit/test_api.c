@@ -56,6 +56,7 @@ struct reply {
 	json_t *json;
 	char allow[64];
 	char ctype[96];
+	bool challenge;		/* a WWW-Authenticate header came */
 };
 
 static struct fixture *fx;
@@ -95,6 +96,8 @@ on_header(char *p, size_t sz, size_t nm, void *arg)
 	if (n > 7 && strncasecmp(p, "Allow: ", 7) == 0)
 		snprintf(r->allow, sizeof(r->allow), "%.*s", (int)(n - 9),
 		    p + 7);
+	if (n > 18 && strncasecmp(p, "WWW-Authenticate: ", 18) == 0)
+		r->challenge = true;
 	if (n > 14 && strncasecmp(p, "Content-Type: ", 14) == 0)
 		snprintf(r->ctype, sizeof(r->ctype), "%.*s", (int)(n - 16),
 		    p + 14);
@@ -444,6 +447,24 @@ test_sites_crud(void **state)
 	    "paris");
 	reply_free(&r);
 
+	/* Revocation is one way; a revoked site gets no enrollment token. */
+	j = req_ok("PATCH", path, fx->oper, "{\"revoked\":true}", 200, &r);
+	assert_true(json_is_true(json_object_get(j, "revoked")));
+	reply_free(&r);
+	{
+		char *before = snapshot();
+		char tpath[128];
+
+		req("PATCH", path, fx->oper, "{\"revoked\":false}", &r);
+		assert_error(&r, 409, "conflict", "revoked");
+		reply_free(&r);
+		snprintf(tpath, sizeof(tpath), "%s/token", path);
+		req("POST", tpath, fx->oper, NULL, &r);
+		assert_error(&r, 409, "conflict", NULL);
+		reply_free(&r);
+		assert_unchanged(before);
+		free(before);
+	}
 	site_del(id);
 	req("GET", path, fx->ro, NULL, &r);
 	assert_error(&r, 404, "not_found", "site");
@@ -1045,8 +1066,10 @@ test_role_matrix(void **state)
 			fprintf(stderr, "role matrix %zu: %s %s as %d -> %ld\n",
 			    i, m[i].method, m[i].path, m[i].who, r.status);
 		assert_int_equal(r.status, m[i].status);
-		if (m[i].status == 401)
+		if (m[i].status == 401) {
 			assert_error(&r, 401, "unauthorized", NULL);
+			assert_true(r.challenge);
+		}
 		if (m[i].status == 403)
 			assert_error(&r, 403, "forbidden", NULL);
 		reply_free(&r);
