@@ -1,6 +1,7 @@
 # tests/api/lib.sh — shared by the REST shell tests: start the API test
 # server (store + REST API, no gRPC) on a free loopback port and stop it.
-# Sourced; sets TMP, URL, ADMIN_TOKEN_FILE, SERVER_PID.
+# Sourced; sets TMP, URL, ADMIN_TOKEN_FILE, SERVER_PID.  SERVER and CTL
+# may point at other builds (tests/api/api_asan.sh passes sanitizer ones).
 
 need() {
 	for t in "$@"; do
@@ -42,4 +43,17 @@ start_server() {
 	URL="http://127.0.0.1:$(cat "$TMP/port")"
 	ADMIN_TOKEN_FILE="$TMP/admin.token"
 	curl -sf "$URL/healthz" >/dev/null || fail "server does not answer /healthz"
+}
+
+# Stops the server with SIGTERM: it must exit 0 and its log must hold no
+# sanitizer report (clean shutdown, no leaks).
+stop_server() {
+	kill -TERM "$SERVER_PID"
+	wait "$SERVER_PID"
+	rc=$?
+	SERVER_PID=
+	if [ $rc -ne 0 ] || grep -q -e 'Sanitizer' -e 'runtime error:' "$TMP/server.log"; then
+		cat "$TMP/server.log" >&2
+		fail "server exited $rc or reported errors"
+	fi
 }

@@ -97,4 +97,5 @@ ok apitoken del viewer
 ok site del branch1
 ok --json site list
 [ "$(jq '.sites | length' "$TMP/out")" = 1 ] || fail "site del"
+stop_server
 echo "meshwanctl: ok"

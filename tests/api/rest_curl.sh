@@ -77,4 +77,5 @@ grep -q '^meshwan_http_requests_total{code="409"} 2$' "$TMP/metrics" || fail "40
 head -c 100000 /dev/zero | tr '\0' 'a' >"$TMP/big"
 st=$(curl -s -o "$TMP/out" -w '%{http_code}' -X POST -H "$H" --data-binary @"$TMP/big" "$URL/api/v1/sites")
 [ "$st" = 413 ] && jq -e '.code == "body_too_large"' "$TMP/out" >/dev/null || fail "oversized gave $st"
+stop_server
 echo "rest_curl: ok"
