@@ -367,6 +367,46 @@ test_healthz_public(void **state)
 	reply_free(&r);
 }
 
+/* Every "$ref" of the document points at something inside it. */
+static size_t
+openapi_check_refs(const json_t *root, const json_t *j)
+{
+	const char *key, *ref;
+	const json_t *v, *t;
+	size_t n = 0, i;
+	char part[64];
+
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			n += openapi_check_refs(root, v);
+		return n;
+	}
+	if (!json_is_object(j))
+		return 0;
+	json_object_foreach((json_t *)j, key, v) {
+		if (strcmp(key, "$ref") != 0) {
+			n += openapi_check_refs(root, v);
+			continue;
+		}
+		ref = json_string_value(v);
+		assert_non_null(ref);
+		assert_int_equal(strncmp(ref, "#/", 2), 0);
+		t = root;
+		for (ref += 2; *ref != '\0' && t != NULL;) {
+			size_t l = strcspn(ref, "/");
+			snprintf(part, sizeof(part), "%.*s", (int)l, ref);
+			t = json_object_get(t, part);
+			ref += l + (ref[l] == '/');
+		}
+		if (t == NULL)
+			fprintf(stderr, "dangling $ref %s\n",
+			    json_string_value(v));
+		assert_non_null(t);
+		n++;
+	}
+	return n;
+}
+
 static void
 test_openapi_served(void **state)
 {
@@ -383,6 +423,7 @@ test_openapi_served(void **state)
 	assert_non_null(json_object_get(paths, "/api/v1/sites/{id}/token"));
 	assert_non_null(json_object_get(paths, "/api/v1/tokens/{name}"));
 	assert_non_null(json_object_get(paths, "/metrics"));
+	assert_true(openapi_check_refs(j, j) > 20);
 	reply_free(&r);
 }
 
