@@ -402,7 +402,7 @@ api_link_json(const struct model_link *l)
 	return j;
 }
 
-/* p holds the site's LAN prefixes (others, of other sites, are skipped). */
+/* p may hold prefixes of several sites: only this site's are shown. */
 static json_t *
 api_site_json(const struct model_site *s, const struct model_site_prefix *p,
     size_t np)
@@ -695,7 +695,7 @@ api_link_from_json(struct api_call *c, const json_t *obj, const char *prefix,
 	return 0;
 }
 
-/* Validates a model object, prefixing err->field (e.g. "links[0]."). */
+/* Answers a failed model validation (rc == -1) with its code and field. */
 static int
 api_validated(struct api_call *c, int rc, struct model_error *err)
 {
