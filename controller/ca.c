@@ -515,18 +515,14 @@ ca_key_is_p256(EVP_PKEY *k)
 	return strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0;
 }
 
-int
-ca_sign_csr(struct ca *ca, const uint8_t *csr, size_t csr_len,
-    uint64_t site_id, uint64_t lifetime_s, uint8_t **der, size_t *der_len,
-    char reason[CA_REASON_MAX])
+/* Parse and check a CSR; on success *reqp and *pubp are the caller's. */
+static int
+ca_parse_csr(const uint8_t *csr, size_t csr_len, X509_REQ **reqp,
+    EVP_PKEY **pubp, char reason[CA_REASON_MAX])
 {
 	const unsigned char *pp = csr;
 	X509_REQ *req = NULL;
 	EVP_PKEY *pub = NULL;
-	X509 *x = NULL;
-	char cn[32];
-	unsigned char *out = NULL;
-	int len, rc = -1;
 
 	reason[0] = '\0';
 	if (csr_len == 0 || csr_len > CA_CSR_MAX) {
@@ -538,17 +534,68 @@ ca_sign_csr(struct ca *ca, const uint8_t *csr, size_t csr_len,
 	    pp != csr + csr_len) {
 		snprintf(reason, CA_REASON_MAX, "CSR is not one DER PKCS#10 "
 		    "request");
-		goto out;
+		goto fail;
 	}
 	if ((pub = X509_REQ_get_pubkey(req)) == NULL ||
 	    !ca_key_is_p256(pub)) {
 		snprintf(reason, CA_REASON_MAX, "CSR key must be ECDSA P-256");
-		goto out;
+		goto fail;
 	}
 	if (X509_REQ_verify(req, pub) != 1) {
 		snprintf(reason, CA_REASON_MAX, "CSR signature does not verify");
-		goto out;
+		goto fail;
 	}
+	*reqp = req;
+	*pubp = pub;
+	return 0;
+fail:
+	ERR_clear_error();
+	EVP_PKEY_free(pub);
+	X509_REQ_free(req);
+	return -1;
+}
+
+int
+ca_check_csr(const uint8_t *csr, size_t csr_len, char reason[CA_REASON_MAX])
+{
+	X509_REQ *req;
+	EVP_PKEY *pub;
+
+	if (ca_parse_csr(csr, csr_len, &req, &pub, reason) == -1)
+		return -1;
+	EVP_PKEY_free(pub);
+	X509_REQ_free(req);
+	return 0;
+}
+
+void
+ca_sha256_hex(const void *buf, size_t len, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != sizeof(md)) {
+		out[0] = '\0';
+		return;
+	}
+	util_hex(md, sizeof(md), out);
+}
+
+int
+ca_sign_csr(struct ca *ca, const uint8_t *csr, size_t csr_len,
+    uint64_t site_id, uint64_t lifetime_s, uint8_t **der, size_t *der_len,
+    char reason[CA_REASON_MAX])
+{
+	X509_REQ *req = NULL;
+	EVP_PKEY *pub = NULL;
+	X509 *x = NULL;
+	char cn[32];
+	unsigned char *out = NULL;
+	int len, rc = -1;
+
+	if (ca_parse_csr(csr, csr_len, &req, &pub, reason) == -1)
+		return -1;
 	snprintf(cn, sizeof(cn), "site-%llu", (unsigned long long)site_id);
 	if ((x = ca_new_cert(cn, pub, lifetime_s)) == NULL ||
 	    X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
@@ -590,11 +637,11 @@ ca_identity_site(const char *cn, uint64_t *site_id)
 
 int
 ca_verify_epoch_key(const struct ca *ca, const uint8_t *cert_der,
-    size_t cert_len, uint64_t site_id, uint64_t epoch,
-    const uint8_t *pub, size_t pub_len, const uint8_t *sig, size_t sig_len)
+    size_t cert_len, uint64_t site_id, uint64_t epoch, const uint8_t *pub,
+    size_t pub_len, uint64_t not_after, const uint8_t *sig, size_t sig_len)
 {
 	static const char label[] = CA_EPOCH_LABEL;
-	uint8_t msg[sizeof(label) - 1 + 16 + CA_EPOCH_KEY_LEN];
+	uint8_t msg[sizeof(label) - 1 + 16 + CA_EPOCH_KEY_LEN + 8];
 	const unsigned char *pp = cert_der;
 	EVP_PKEY *ca_pub, *edge_pub;
 	EVP_MD_CTX *md = NULL;
@@ -624,6 +671,9 @@ ca_verify_epoch_key(const struct ca *ca, const uint8_t *cert_der,
 		msg[sizeof(label) - 1 + 8 + i] = (uint8_t)(epoch >> (56 - 8 * i));
 	}
 	memcpy(msg + sizeof(label) - 1 + 16, pub, CA_EPOCH_KEY_LEN);
+	for (int i = 0; i < 8; i++)
+		msg[sizeof(label) - 1 + 16 + CA_EPOCH_KEY_LEN + i] =
+		    (uint8_t)(not_after >> (56 - 8 * i));
 	if ((md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, edge_pub) != 1)
 		goto out;

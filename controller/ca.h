@@ -48,6 +48,16 @@ const char *ca_server_key_pem(const struct ca *ca);
 const uint8_t *ca_cert_der(const struct ca *ca, size_t *len);
 
 /*
+ * Check a PKCS#10 request without issuing anything: size, one DER
+ * object, ECDSA P-256 key, valid self-signature.  0, or -1 with reason.
+ */
+int ca_check_csr(const uint8_t *csr, size_t csr_len,
+    char reason[CA_REASON_MAX]);
+
+/* Lower-case hex SHA-256 of buf (for records keyed by a secret). */
+void ca_sha256_hex(const void *buf, size_t len, char out[65]);
+
+/*
  * Check a PKCS#10 request (size, signature, ECDSA P-256 key) and issue a
  * certificate for site_id valid lifetime_s seconds.  On success *der (free
  * with free()) and *der_len are set and 0 is returned; on a bad CSR -1 is
@@ -63,10 +73,11 @@ int ca_identity_site(const char *cn, uint64_t *site_id);
 /*
  * Check an epoch key announcement: cert_der must be issued by this CA for
  * site_id, and sig must be its key's ECDSA/SHA-256 signature over
- * "meshwan-epoch-v1" || site_id (BE64) || epoch (BE64) || pub.  0 if valid.
+ * "meshwan-epoch-v1" || site_id (BE64) || epoch (BE64) || pub ||
+ * not_after (BE64).  0 if valid.
  */
 int ca_verify_epoch_key(const struct ca *ca, const uint8_t *cert_der,
-    size_t cert_len, uint64_t site_id, uint64_t epoch,
-    const uint8_t *pub, size_t pub_len, const uint8_t *sig, size_t sig_len);
+    size_t cert_len, uint64_t site_id, uint64_t epoch, const uint8_t *pub,
+    size_t pub_len, uint64_t not_after, const uint8_t *sig, size_t sig_len);
 
 #endif
