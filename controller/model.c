@@ -1,0 +1,531 @@
+/*
+ * model.c — validation and text forms of the controller's model objects.
+ *
+ * Pure functions only: the REST API, the store and the compiler all call
+ * these so that a name, CIDR or ASN means the same thing everywhere and an
+ * error names the same field whichever layer found it.
+ */
+#include "controller/model.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+struct model_name {
+	int v;
+	const char *s;
+};
+
+static const struct model_name model_errcodes[] = {
+	{ MODEL_OK, "ok" },
+	{ MODEL_E_INVALID, "invalid" },
+	{ MODEL_E_DUPLICATE, "duplicate" },
+	{ MODEL_E_OVERLAP, "overlap" },
+	{ MODEL_E_NOT_FOUND, "not_found" },
+	{ MODEL_E_EXHAUSTED, "exhausted" },
+	{ MODEL_E_TOKEN, "token_invalid" },
+	{ MODEL_E_CONFLICT, "conflict" },
+	{ MODEL_E_INTERNAL, "internal" },
+};
+static const struct model_name model_roles[] = {
+	{ MODEL_ROLE_HUB, "hub" },
+	{ MODEL_ROLE_SPOKE, "spoke" },
+	{ MODEL_ROLE_EDGE, "edge" },
+};
+static const struct model_name model_backends[] = {
+	{ MODEL_BACKEND_ANY, "any" },
+	{ MODEL_BACKEND_XFRM, "xfrm" },
+	{ MODEL_BACKEND_UESP, "uesp" },
+	{ MODEL_BACKEND_NULL, "null" },
+};
+static const struct model_name model_topologies[] = {
+	{ MODEL_TOPO_FULL_MESH, "full-mesh" },
+	{ MODEL_TOPO_HUB_SPOKE, "hub-and-spoke" },
+	{ MODEL_TOPO_REGIONAL, "regional-mesh" },
+};
+static const struct model_name model_pairings[] = {
+	{ MODEL_PAIR_SAME, "same-colour" },
+	{ MODEL_PAIR_LIST, "list" },
+	{ MODEL_PAIR_ANY, "any" },
+};
+static const struct model_name model_encaps[] = {
+	{ MODEL_ENCAP_GRE, "gre" },
+	{ MODEL_ENCAP_VXLAN, "vxlan" },
+};
+static const struct model_name model_ciphers[] = {
+	{ MODEL_CIPHER_AES_GCM_128, "aes-gcm-128" },
+	{ MODEL_CIPHER_AES_GCM_256, "aes-gcm-256" },
+};
+static const struct model_name model_api_roles[] = {
+	{ MODEL_API_ADMIN, "admin" },
+	{ MODEL_API_OPERATOR, "operator" },
+	{ MODEL_API_READONLY, "readonly" },
+};
+static const struct model_name model_epoch_states[] = {
+	{ MODEL_EPOCH_INSTALLED, "installed" },
+	{ MODEL_EPOCH_ACKED, "acked" },
+	{ MODEL_EPOCH_ACTIVE, "active" },
+	{ MODEL_EPOCH_DRAINING, "draining" },
+};
+
+static const char *
+model_name_of(const struct model_name *t, size_t n, int v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (t[i].v == v)
+			return t[i].s;
+	return "?";
+}
+
+static int
+model_name_parse(const struct model_name *t, size_t n, const char *s,
+    int *out)
+{
+	if (s == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(t[i].s, s) == 0) {
+			*out = t[i].v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* `type` is a type name and cannot be parenthesised. */
+// NOLINTBEGIN(bugprone-macro-parentheses)
+#define MODEL_ENUM_FUNCS(fn, type, table)                                      \
+	const char *model_##fn##_str(type v)                                  \
+	{                                                                      \
+		return model_name_of(table, ARRAY_SIZE(table), (int)v);       \
+	}                                                                      \
+	int model_##fn##_parse(const char *s, type *out)                       \
+	{                                                                      \
+		int v;                                                         \
+		if (model_name_parse(table, ARRAY_SIZE(table), s, &v) == -1)  \
+			return -1;                                             \
+		*out = (type)v;                                                \
+		return 0;                                                      \
+	}
+
+MODEL_ENUM_FUNCS(role, enum model_role, model_roles)
+MODEL_ENUM_FUNCS(backend, enum model_backend, model_backends)
+MODEL_ENUM_FUNCS(topology, enum model_topology, model_topologies)
+MODEL_ENUM_FUNCS(pairing, enum model_pairing, model_pairings)
+MODEL_ENUM_FUNCS(encap, enum model_encap, model_encaps)
+MODEL_ENUM_FUNCS(cipher, enum model_cipher, model_ciphers)
+MODEL_ENUM_FUNCS(api_role, enum model_api_role, model_api_roles)
+// NOLINTEND(bugprone-macro-parentheses)
+
+const char *
+model_errcode_str(enum model_errcode code)
+{
+	return model_name_of(model_errcodes, ARRAY_SIZE(model_errcodes),
+	    (int)code);
+}
+
+const char *
+model_epoch_state_str(enum model_epoch_state s)
+{
+	return model_name_of(model_epoch_states, ARRAY_SIZE(model_epoch_states),
+	    (int)s);
+}
+
+int
+model_error_set(struct model_error *err, enum model_errcode code,
+    const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -1;
+	err->code = code;
+	(void)util_strcpy(err->field, sizeof(err->field),
+	    field != NULL ? field : "");
+	va_start(ap, fmt);
+	(void)vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- addresses and prefixes ---------------------------------------- */
+
+int
+model_prefix_parse(const char *s, bool allow_host_bits,
+    struct model_prefix *out, const char *field, struct model_error *err)
+{
+	char buf[MODEL_CIDR_MAX + 1];
+	const char *slash;
+	struct model_prefix p;
+	uint64_t len;
+	size_t alen;
+
+	if (s == NULL || strlen(s) > MODEL_CIDR_MAX)
+		return model_error_set(err, MODEL_E_INVALID, field,
+		    "not a CIDR prefix");
+	slash = strchr(s, '/');
+	if (slash == NULL)
+		return model_error_set(err, MODEL_E_INVALID, field,
+		    "'%s' is not a CIDR prefix (missing /length)", s);
+	alen = (size_t)(slash - s);
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	memset(&p, 0, sizeof(p));
+	if (inet_pton(AF_INET, buf, p.addr) == 1)
+		p.family = 4;
+	else if (inet_pton(AF_INET6, buf, p.addr) == 1)
+		p.family = 6;
+	else
+		return model_error_set(err, MODEL_E_INVALID, field,
+		    "'%s' is not a CIDR prefix (bad address)", s);
+	if (util_parse_u64(slash + 1, 0, p.family == 4 ? 32 : 128, &len) == -1)
+		return model_error_set(err, MODEL_E_INVALID, field,
+		    "'%s' is not a CIDR prefix (bad length)", s);
+	p.len = (uint8_t)len;
+	for (unsigned bit = p.len; bit < (p.family == 4 ? 32u : 128u); bit++) {
+		if (p.addr[bit / 8] & (0x80 >> (bit % 8))) {
+			if (!allow_host_bits)
+				return model_error_set(err, MODEL_E_INVALID,
+				    field, "'%s' has host bits set", s);
+			p.addr[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+void
+model_prefix_format(const struct model_prefix *p, char *buf, size_t bufsz)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(p->family == 4 ? AF_INET : AF_INET6, p->addr, a,
+	    sizeof(a)) == NULL)
+		(void)util_strcpy(a, sizeof(a), "?");
+	(void)snprintf(buf, bufsz, "%s/%u", a, (unsigned)p->len);
+}
+
+bool
+model_prefix_overlap(const struct model_prefix *a, const struct model_prefix *b)
+{
+	unsigned len;
+
+	if (a->family != b->family)
+		return false;
+	len = a->len < b->len ? a->len : b->len;
+	for (unsigned bit = 0; bit < len; bit++) {
+		uint8_t m = (uint8_t)(0x80 >> (bit % 8));
+
+		if ((a->addr[bit / 8] & m) != (b->addr[bit / 8] & m))
+			return false;
+	}
+	return true;
+}
+
+uint64_t
+model_pool_slots(const struct model_prefix *pool)
+{
+	if (pool->family != 4 || pool->len > 31)
+		return 0;
+	return 1ull << (31 - pool->len);
+}
+
+void
+model_ipv4_format(uint32_t addr, char *buf, size_t bufsz)
+{
+	(void)snprintf(buf, bufsz, "%u.%u.%u.%u", addr >> 24,
+	    (addr >> 16) & 0xff, (addr >> 8) & 0xff, addr & 0xff);
+}
+
+bool
+model_address_valid(const char *s)
+{
+	unsigned char b[16];
+
+	if (s == NULL || strlen(s) > MODEL_ADDR_MAX)
+		return false;
+	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+/* ---- names ---------------------------------------------------------- */
+
+static bool
+model_charset(const char *s, size_t max, const char *extra, bool empty_ok)
+{
+	size_t n;
+
+	if (s == NULL)
+		return false;
+	n = strlen(s);
+	if (n > max || (n == 0 && !empty_ok))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+			continue;
+		if (i > 0 && strchr(extra, c) != NULL)
+			continue;
+		return false;
+	}
+	return true;
+}
+
+bool
+model_site_name_valid(const char *s)
+{
+	return model_charset(s, MODEL_NAME_MAX, "-", false);
+}
+
+bool
+model_region_valid(const char *s)
+{
+	return model_charset(s, MODEL_REGION_MAX, "-", true);
+}
+
+bool
+model_link_name_valid(const char *s)
+{
+	return model_charset(s, MODEL_LINK_NAME_MAX, "_-", false);
+}
+
+bool
+model_token_name_valid(const char *s)
+{
+	return model_charset(s, MODEL_TOKEN_NAME_MAX, "_-", false);
+}
+
+bool
+model_asn_private(uint32_t asn)
+{
+	return (asn >= 64512u && asn <= 65534u) ||
+	    (asn >= 4200000000u && asn <= 4294967294u);
+}
+
+/* ---- defaults and validation ---------------------------------------- */
+
+void
+model_policy_default(struct model_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->topology = MODEL_TOPO_FULL_MESH;
+	p->pairing = MODEL_PAIR_SAME;
+	(void)model_prefix_parse(MODEL_POOL_DEFAULT, false, &p->pool, NULL,
+	    NULL);
+	p->encap = MODEL_ENCAP_GRE;
+	p->vni_min = MODEL_VNI_MIN_DEFAULT;
+	p->vni_max = MODEL_VNI_MAX_DEFAULT;
+	p->asn_min = MODEL_ASN_MIN_DEFAULT;
+	p->asn_max = MODEL_ASN_MAX_DEFAULT;
+	p->bgp_bfd = true;
+}
+
+void
+model_crypto_default(struct model_crypto *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->cipher = MODEL_CIPHER_AES_GCM_256;
+	c->rekey_seconds = MODEL_REKEY_DEFAULT;
+	c->replay_window = MODEL_REPLAY_DEFAULT;
+}
+
+int
+model_link_validate(const struct model_link *l, struct model_error *err)
+{
+	if (!model_link_name_valid(l->name))
+		return model_error_set(err, MODEL_E_INVALID, "name",
+		    "link name must be 1-%d characters of [a-z0-9_-]",
+		    MODEL_LINK_NAME_MAX);
+	if (!model_address_valid(l->address))
+		return model_error_set(err, MODEL_E_INVALID, "address",
+		    "link address is not an IP address");
+	if (l->public_address[0] != '\0' &&
+	    !model_address_valid(l->public_address))
+		return model_error_set(err, MODEL_E_INVALID, "public_address",
+		    "public address is not an IP address");
+	return 0;
+}
+
+int
+model_site_validate(const struct model_site *s, struct model_error *err)
+{
+	if (!model_site_name_valid(s->name))
+		return model_error_set(err, MODEL_E_INVALID, "name",
+		    "site name must be 1-%d characters of [a-z0-9-] "
+		    "starting with a letter or digit", MODEL_NAME_MAX);
+	if (!model_region_valid(s->region))
+		return model_error_set(err, MODEL_E_INVALID, "region",
+		    "region must be at most %d characters of [a-z0-9-]",
+		    MODEL_REGION_MAX);
+	if (s->role < MODEL_ROLE_HUB || s->role > MODEL_ROLE_EDGE)
+		return model_error_set(err, MODEL_E_INVALID, "role",
+		    "role must be hub, spoke or edge");
+	if (s->asn != 0 && !model_asn_private(s->asn))
+		return model_error_set(err, MODEL_E_INVALID, "asn",
+		    "ASN %u is not a private ASN", s->asn);
+	if (s->backend < MODEL_BACKEND_ANY || s->backend > MODEL_BACKEND_NULL)
+		return model_error_set(err, MODEL_E_INVALID, "backend",
+		    "unknown overlay backend");
+	if (s->n_links > MODEL_LINKS_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "links",
+		    "at most %d links per site", MODEL_LINKS_MAX);
+	for (size_t i = 0; i < s->n_links; i++) {
+		struct model_error e;
+		char f[sizeof(err->field)];
+
+		if (model_link_validate(&s->links[i], &e) == -1) {
+			(void)snprintf(f, sizeof(f), "links[%zu].%.20s", i,
+			    e.field);
+			return model_error_set(err, e.code, f, "%s",
+			    e.message);
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(s->links[i].name, s->links[j].name) == 0) {
+				(void)snprintf(f, sizeof(f), "links[%zu].name",
+				    i % 100);
+				return model_error_set(err, MODEL_E_DUPLICATE,
+				    f, "link '%s' appears twice",
+				    s->links[i].name);
+			}
+		}
+	}
+	return 0;
+}
+
+int
+model_policy_validate(const struct model_policy *p, struct model_error *err)
+{
+	if (p->topology < MODEL_TOPO_FULL_MESH ||
+	    p->topology > MODEL_TOPO_REGIONAL)
+		return model_error_set(err, MODEL_E_INVALID, "topology",
+		    "topology must be full-mesh, hub-and-spoke or "
+		    "regional-mesh");
+	if (p->pairing < MODEL_PAIR_SAME || p->pairing > MODEL_PAIR_ANY)
+		return model_error_set(err, MODEL_E_INVALID, "pairing",
+		    "pairing must be same-colour, list or any");
+	if (p->n_pairs > MODEL_PAIRS_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "pairs",
+		    "at most %d colour pairs", MODEL_PAIRS_MAX);
+	if (p->pairing == MODEL_PAIR_LIST && p->n_pairs == 0)
+		return model_error_set(err, MODEL_E_INVALID, "pairs",
+		    "pairing 'list' needs at least one colour pair");
+	for (size_t i = 0; i < p->n_pairs; i++) {
+		if (!model_link_name_valid(p->pairs[i].a) ||
+		    !model_link_name_valid(p->pairs[i].b))
+			return model_error_set(err, MODEL_E_INVALID, "pairs",
+			    "colour pair %zu is not two link names", i);
+	}
+	if (model_pool_slots(&p->pool) == 0 || p->pool.len < 8)
+		return model_error_set(err, MODEL_E_INVALID, "pool",
+		    "tunnel pool must be an IPv4 prefix between /8 and /31");
+	if (p->encap != MODEL_ENCAP_GRE && p->encap != MODEL_ENCAP_VXLAN)
+		return model_error_set(err, MODEL_E_INVALID, "encap",
+		    "encapsulation must be gre or vxlan");
+	if (p->vni_min < 1 || p->vni_max > MODEL_VNI_MAX ||
+	    p->vni_min > p->vni_max)
+		return model_error_set(err, MODEL_E_INVALID, "vni",
+		    "VNI range must lie within 1..%u", MODEL_VNI_MAX);
+	if (!model_asn_private(p->asn_min) || !model_asn_private(p->asn_max) ||
+	    p->asn_min > p->asn_max ||
+	    (p->asn_min <= 65534u && p->asn_max >= 4200000000u))
+		return model_error_set(err, MODEL_E_INVALID, "asn_range",
+		    "ASN range must be inside one private ASN block");
+	if (p->mtu != 0 && (p->mtu < 576 || p->mtu > 9000))
+		return model_error_set(err, MODEL_E_INVALID, "mtu",
+		    "MTU must be 0 (automatic) or 576..9000");
+	if (p->bgp_hold_time != 0 &&
+	    (p->bgp_hold_time < 3 || p->bgp_hold_time > 65535))
+		return model_error_set(err, MODEL_E_INVALID, "bgp_hold_time",
+		    "hold time must be 0 or 3..65535");
+	if (p->bgp_keepalive > 65535 ||
+	    (p->bgp_hold_time != 0 && p->bgp_keepalive >= p->bgp_hold_time))
+		return model_error_set(err, MODEL_E_INVALID, "bgp_keepalive",
+		    "keepalive must be below the hold time");
+	return 0;
+}
+
+int
+model_crypto_validate(const struct model_crypto *c, struct model_error *err)
+{
+	if (c->cipher != MODEL_CIPHER_AES_GCM_128 &&
+	    c->cipher != MODEL_CIPHER_AES_GCM_256)
+		return model_error_set(err, MODEL_E_INVALID, "cipher",
+		    "cipher must be aes-gcm-128 or aes-gcm-256");
+	if (c->rekey_seconds < 60 || c->rekey_seconds > 7 * 86400)
+		return model_error_set(err, MODEL_E_INVALID, "rekey_seconds",
+		    "rekey interval must be 60..604800 seconds");
+	if (c->replay_window < 32 || c->replay_window > 65536)
+		return model_error_set(err, MODEL_E_INVALID, "replay_window",
+		    "replay window must be 32..65536 packets");
+	return 0;
+}
+
+static int
+model_link_cmp(const void *a, const void *b)
+{
+	const struct model_link *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+void
+model_site_sort_links(struct model_site *s)
+{
+	if (s->n_links > 1 && s->n_links <= MODEL_LINKS_MAX)
+		qsort(s->links, s->n_links, sizeof(s->links[0]),
+		    model_link_cmp);
+}
+
+int
+model_site_find_link(const struct model_site *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_links && i < MODEL_LINKS_MAX; i++)
+		if (strcmp(s->links[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+bool
+model_policy_pair_allowed(const struct model_policy *p, const char *a,
+    const char *b)
+{
+	switch (p->pairing) {
+	case MODEL_PAIR_ANY:
+		return true;
+	case MODEL_PAIR_LIST:
+		for (size_t i = 0; i < p->n_pairs && i < MODEL_PAIRS_MAX; i++) {
+			const struct model_colour_pair *cp = &p->pairs[i];
+
+			if ((strcmp(cp->a, a) == 0 && strcmp(cp->b, b) == 0) ||
+			    (strcmp(cp->a, b) == 0 && strcmp(cp->b, a) == 0))
+				return true;
+		}
+		return false;
+	case MODEL_PAIR_SAME:
+	default:
+		return strcmp(a, b) == 0;
+	}
+}
+
+void
+model_edge_state_clear(struct model_edge_state *e)
+{
+	if (e == NULL)
+		return;
+	free(e->status);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+model_audit_free_array(struct model_audit *a, size_t n)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(a[i].detail);
+	free(a);
+}

@@ -1,0 +1,243 @@
+/*
+ * store.h — the controller's persistent state behind one small interface.
+ *
+ * Everything the controller must remember across restarts goes through
+ * these functions: the model (sites, links, prefixes, policy, crypto),
+ * tunnel allocations, per-edge versions and status, hashed enrollment and
+ * API tokens, the audit log, small key/value settings (CA material
+ * references) and SA epoch bookkeeping.
+ *
+ * The database engine is hidden: store.c speaks portable SQL with `?`
+ * placeholders through a backend vtable (controller/store_backend.h);
+ * store_sqlite.c is the only sqlite user.  No engine type crosses this
+ * header.
+ *
+ * Transactions: every function that writes runs in a transaction and
+ * leaves the database unchanged when it fails.  A caller may group several
+ * calls with store_begin()/store_commit() (e.g. a site change plus its
+ * audit entry); inner calls then join the outer transaction, and if any of
+ * them fails the whole group is rolled back at store_commit(), which then
+ * returns -1.  Always pair store_begin with store_commit or
+ * store_rollback.
+ *
+ * Errors: functions return 0 or -1.  On -1 the optional err (may be NULL)
+ * says why, with a code the REST API can map to a status
+ * (MODEL_E_INVALID/DUPLICATE/OVERLAP/EXHAUSTED -> 4xx, NOT_FOUND -> 404,
+ * TOKEN -> 401/403, INTERNAL -> 500).
+ *
+ * Threads: a struct store is used by one thread at a time; open one per
+ * thread if needed (sqlite WAL allows concurrent readers, busy handling
+ * waits up to busy_timeout_ms for writers).
+ *
+ * Memory: arrays returned through `**out` are malloc'd and owned by the
+ * caller; free them with free() unless a *_free function is named.
+ */
+#ifndef MESHWAN_STORE_H
+#define MESHWAN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controller/model.h"
+
+struct store;
+
+/* Random tokens are 32 bytes shown as 64 hex chars, with a type prefix. */
+#define STORE_TOKEN_LEN 68              /* "mwe_" (enroll) or "mwa_" (API) + 64 hex */
+#define STORE_ENROLL_TTL_DEFAULT 3600
+
+struct store_opts {
+	const char *backend;            /* "sqlite" (default when NULL) */
+	const char *path;               /* sqlite: database file (":memory:" ok) */
+	int busy_timeout_ms;            /* 0 = 5000 */
+};
+
+/*
+ * Open (creating if needed) and migrate to the newest schema in one
+ * transaction.  A database from a newer meshwan is refused.  On success
+ * *out is owned by the caller (store_close).  The first open stores the
+ * default policy and crypto profile.
+ */
+int store_open(const struct store_opts *opts, struct store **out,
+    struct model_error *err);
+void store_close(struct store *st);   /* NULL safe */
+/* Schema version after migrations (number of migrations applied). */
+int store_schema_version(struct store *st);
+/* Number of migrations compiled into this binary. */
+int store_schema_latest(void);
+
+/* Group calls into one transaction (nestable; see top of file). */
+int store_begin(struct store *st, struct model_error *err);
+int store_commit(struct store *st, struct model_error *err);
+void store_rollback(struct store *st);
+
+/* ---- sites and links ---------------------------------------------- */
+
+/*
+ * Create a site with its links.  site->id is ignored and set on success;
+ * site->asn == 0 assigns the lowest free ASN of policy [asn_min, asn_max]
+ * (MODEL_E_EXHAUSTED when none left) and is set on success.  Refuses a
+ * duplicate name or ASN (MODEL_E_DUPLICATE).
+ */
+int store_site_create(struct store *st, struct model_site *site,
+    struct model_error *err);
+/*
+ * Replace name, region, role, asn (0 = keep), backend, revoked and the
+ * whole link set of site->id.
+ */
+int store_site_update(struct store *st, const struct model_site *site,
+    struct model_error *err);
+/* Delete a site and everything hanging off it (links, prefixes, edge
+ * state, tokens, its tunnels and their epochs). */
+int store_site_delete(struct store *st, uint64_t id, struct model_error *err);
+int store_site_get(struct store *st, uint64_t id, struct model_site *out,
+    struct model_error *err);
+int store_site_get_by_name(struct store *st, const char *name,
+    struct model_site *out, struct model_error *err);
+/* All sites sorted by id (revoked included). */
+int store_site_list(struct store *st, struct model_site **out, size_t *n,
+    struct model_error *err);
+
+/* Add, replace (matched by link->name) or remove one link of a site. */
+int store_link_add(struct store *st, uint64_t site_id,
+    const struct model_link *link, struct model_error *err);
+int store_link_update(struct store *st, uint64_t site_id,
+    const struct model_link *link, struct model_error *err);
+int store_link_delete(struct store *st, uint64_t site_id, const char *name,
+    struct model_error *err);
+
+/* ---- LAN prefixes -------------------------------------------------- */
+
+/*
+ * Add a LAN prefix (canonical, host bits zero) to a site.  Refused with
+ * MODEL_E_OVERLAP when it overlaps any prefix of any site (field
+ * "prefix"), MODEL_E_INVALID when the site already has MODEL_PREFIXES_MAX.
+ */
+int store_prefix_add(struct store *st, uint64_t site_id,
+    const struct model_prefix *p, struct model_error *err);
+int store_prefix_delete(struct store *st, uint64_t site_id,
+    const struct model_prefix *p, struct model_error *err);
+/* Prefixes of one site (site_id > 0) or of all sites (0), sorted. */
+int store_prefix_list(struct store *st, uint64_t site_id,
+    struct model_site_prefix **out, size_t *n, struct model_error *err);
+
+/* ---- policy and crypto profile ------------------------------------- */
+
+int store_policy_get(struct store *st, struct model_policy *out,
+    struct model_error *err);
+/* Validates first; refuses an ASN range that leaves existing sites out. */
+int store_policy_set(struct store *st, const struct model_policy *p,
+    struct model_error *err);
+int store_crypto_get(struct store *st, struct model_crypto *out,
+    struct model_error *err);
+int store_crypto_set(struct store *st, const struct model_crypto *c,
+    struct model_error *err);
+
+/* ---- tunnel allocations (decided by topo, persisted here) ----------- */
+
+/* All tunnels sorted by id, and the next tunnel id to hand out. */
+int store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
+    uint64_t *next_id, struct model_error *err);
+/*
+ * Apply one compile's outcome: delete `removed` ids, insert `added`
+ * tunnels, remember next_id.  All or nothing.
+ */
+int store_tunnel_apply(struct store *st, const uint64_t *removed,
+    size_t n_removed, const struct model_tunnel *added, size_t n_added,
+    uint64_t next_id, struct model_error *err);
+
+/* ---- per-edge state ------------------------------------------------- */
+
+/* State of one edge; a site never seen yet reads as all zero.  Caller
+ * releases out with model_edge_state_clear. */
+int store_edge_get(struct store *st, uint64_t site_id,
+    struct model_edge_state *out, struct model_error *err);
+/* All edges' state (status blobs not loaded), sorted by site id. */
+int store_edge_list(struct store *st, struct model_edge_state **out,
+    size_t *n, struct model_error *err);
+/* Increment the edge's intent version and return the new value. */
+int store_edge_bump_intent(struct store *st, uint64_t site_id,
+    uint64_t *version, struct model_error *err);
+/* Record an ack: applied version (must be <= intent version) and hash. */
+int store_edge_set_applied(struct store *st, uint64_t site_id,
+    uint64_t version, const uint8_t *hash, size_t hash_len,
+    struct model_error *err);
+int store_edge_set_connected(struct store *st, uint64_t site_id,
+    bool connected, int64_t now, struct model_error *err);
+/* Keep the latest status blob (<= MODEL_STATUS_MAX bytes). */
+int store_edge_set_status(struct store *st, uint64_t site_id,
+    const void *blob, size_t len, int64_t now, struct model_error *err);
+
+/* ---- enrollment tokens ---------------------------------------------- */
+
+/*
+ * Make a one-time enrollment token for site_id valid until now + ttl
+ * seconds.  token receives the plaintext (shown once); only its SHA-256
+ * is stored.
+ */
+int store_enroll_token_create(struct store *st, uint64_t site_id,
+    int64_t now, int64_t ttl, char token[STORE_TOKEN_LEN + 1],
+    struct model_error *err);
+/*
+ * Check and burn a token: it must exist, be unused, unexpired at now and
+ * (when site_id != 0) bound to site_id.  On success *bound_site is the
+ * site and the token can never be used again.  Any failure is
+ * MODEL_E_TOKEN with a message that does not reveal which check failed.
+ */
+int store_enroll_token_consume(struct store *st, const char *token,
+    uint64_t site_id, int64_t now, uint64_t *bound_site,
+    struct model_error *err);
+
+/* ---- API tokens ------------------------------------------------------ */
+
+/* Create a named API token (name unique); plaintext into token, hash stored. */
+int store_api_token_create(struct store *st, const char *name,
+    enum model_api_role role, int64_t now, char token[STORE_TOKEN_LEN + 1],
+    struct model_error *err);
+/* Look a presented bearer token up; MODEL_E_TOKEN if unknown. */
+int store_api_token_check(struct store *st, const char *token,
+    struct model_api_token_info *out, struct model_error *err);
+int store_api_token_delete(struct store *st, const char *name,
+    struct model_error *err);
+int store_api_token_list(struct store *st, struct model_api_token_info **out,
+    size_t *n, struct model_error *err);
+
+/* ---- audit log ------------------------------------------------------- */
+
+/* detail: JSON text (<= MODEL_DETAIL_MAX) or NULL. */
+int store_audit_add(struct store *st, int64_t now, const char *who,
+    const char *what, const char *detail, struct model_error *err);
+/* Entries with id > after_id, oldest first, at most limit (<= 10000).
+ * Free with model_audit_free_array. */
+int store_audit_list(struct store *st, uint64_t after_id, size_t limit,
+    struct model_audit **out, size_t *n, struct model_error *err);
+
+/* ---- small settings (CA material references, ...) ------------------ */
+
+/* value <= 4096 bytes of text.  get: MODEL_E_NOT_FOUND when unset. */
+int store_kv_set(struct store *st, const char *key, const char *value,
+    struct model_error *err);
+int store_kv_get(struct store *st, const char *key, char *value,
+    size_t valuesz, struct model_error *err);
+
+/* ---- SA epochs per tunnel direction ---------------------------------- */
+
+/*
+ * Record a new epoch for (tunnel_id, sender_site) in state INSTALLED and
+ * allocate its SPI: random, >= 256, unique per recv_address across all
+ * recorded epochs (live and draining).  e->spi is set on success.
+ */
+int store_epoch_add(struct store *st, struct model_epoch *e,
+    struct model_error *err);
+int store_epoch_set_state(struct store *st, uint64_t tunnel_id,
+    uint64_t sender_site, uint64_t epoch, enum model_epoch_state state,
+    int64_t now, struct model_error *err);
+/* Forget an epoch (its drain ended); frees its SPI. */
+int store_epoch_delete(struct store *st, uint64_t tunnel_id,
+    uint64_t sender_site, uint64_t epoch, struct model_error *err);
+/* Epochs of one tunnel (tunnel_id > 0) or of all (0), sorted. */
+int store_epoch_list(struct store *st, uint64_t tunnel_id,
+    struct model_epoch **out, size_t *n, struct model_error *err);
+
+#endif

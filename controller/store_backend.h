@@ -1,0 +1,58 @@
+/*
+ * store_backend.h — the vtable between the engine-neutral store.c and one
+ * database engine (store_sqlite.c now, store_pg.c later).
+ *
+ * store.c writes portable SQL with `?` placeholders; a backend rewrites
+ * them if its engine needs another form ($1, $2 for libpq).  Statements and
+ * connections are opaque pointers so no engine type leaves the backend.
+ * Only store.c includes this header.
+ */
+#ifndef MESHWAN_STORE_BACKEND_H
+#define MESHWAN_STORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_BACKEND_VERSION 1
+
+/* Result of store_backend.step. */
+enum store_step {
+	STORE_STEP_ROW = 1,     /* a row is available through the column getters */
+	STORE_STEP_DONE,        /* statement finished */
+	STORE_STEP_CONSTRAINT,  /* a UNIQUE / FOREIGN KEY / CHECK constraint failed */
+	STORE_STEP_ERROR,       /* anything else; errmsg says what */
+};
+
+struct store_backend {
+	int version;            /* STORE_BACKEND_VERSION */
+	const char *name;
+
+	/* Connect; *conn is the backend's handle.  busy_ms: how long to wait
+	 * for a lock held by another connection. */
+	int (*open)(const char *path, int busy_ms, void **conn);
+	void (*close)(void *conn);
+	/* Run SQL without parameters or results (DDL, BEGIN, ...). */
+	int (*exec)(void *conn, const char *sql);
+	int (*prepare)(void *conn, const char *sql, void **stmt);
+	void (*finalize)(void *stmt);
+	/* Parameters are 1-based, in `?` order. */
+	int (*bind_int)(void *stmt, int idx, int64_t v);
+	int (*bind_text)(void *stmt, int idx, const char *v);
+	int (*bind_blob)(void *stmt, int idx, const void *v, size_t len);
+	int (*bind_null)(void *stmt, int idx);
+	enum store_step (*step)(void *stmt);
+	/* Columns are 0-based; valid until the next step or finalize. */
+	int64_t (*column_int)(void *stmt, int col);
+	const char *(*column_text)(void *stmt, int col); /* "" for NULL */
+	const void *(*column_blob)(void *stmt, int col, size_t *len);
+	int (*column_is_null)(void *stmt, int col);
+	int (*begin)(void *conn);
+	int (*commit)(void *conn);
+	int (*rollback)(void *conn);
+	/* Last engine error, for logs (never contains bound values). */
+	const char *(*errmsg)(void *conn);
+};
+
+extern const struct store_backend store_sqlite_backend;
+
+#endif

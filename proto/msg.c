@@ -1,0 +1,1386 @@
+/*
+ * msg.c — helpers for the C structs of msg.h: addresses, ownership (free,
+ * copy), validation against the .proto's limits, and applying a delta.
+ *
+ * Validation lives here rather than in pbconv.c so that producers can check
+ * what they build with the same code that guards the receivers, and so that
+ * the rules exist once: pbconv converts and then calls these.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+#include "proto/msg.h"
+
+#define PATH_LEN 160
+
+/* ------------------------------------------------------------------ */
+/* Error text and field paths */
+
+static int __attribute__((format(printf, 3, 4)))
+msg_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* Append s to the path in buf (PATH_LEN), truncating if ever needed. */
+static void
+msg_path_add(char *buf, const char *s)
+{
+	size_t n = strlen(buf), m = strlen(s);
+
+	if (m > PATH_LEN - 1 - n)
+		m = PATH_LEN - 1 - n;
+	memcpy(buf + n, s, m);
+	buf[n + m] = '\0';
+}
+
+/*
+ * parent + "." + name, or name alone at the root.  Paths are far shorter
+ * than PATH_LEN; a truncated one would still name the field's start.
+ * buf must not be parent.
+ */
+static const char *
+msg_path(char *buf, const char *parent, const char *name)
+{
+	buf[0] = '\0';
+	msg_path_add(buf, parent);
+	if (parent[0] != '\0')
+		msg_path_add(buf, ".");
+	msg_path_add(buf, name);
+	return buf;
+}
+
+/* parent + "." + name + "[i]". */
+static const char *
+msg_path_idx(char *buf, const char *parent, const char *name, size_t i)
+{
+	char idx[24];
+
+	snprintf(idx, sizeof(idx), "[%zu]", i);
+	msg_path(buf, parent, name);
+	msg_path_add(buf, idx);
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses */
+
+static size_t
+msg_addr_bits(int family)
+{
+	return family == AF_INET ? 32 : family == AF_INET6 ? 128 : 0;
+}
+
+int
+msg_addr_parse(const char *s, struct msg_addr *out)
+{
+	struct msg_addr a;
+
+	memset(&a, 0, sizeof(a));
+	if (s == NULL)
+		return -1;
+	if (inet_pton(AF_INET, s, a.bytes) == 1)
+		a.family = AF_INET;
+	else if (inet_pton(AF_INET6, s, a.bytes) == 1)
+		a.family = AF_INET6;
+	else
+		return -1;
+	*out = a;
+	return 0;
+}
+
+int
+msg_addr_format(const struct msg_addr *a, char *buf, size_t len)
+{
+	if (len == 0)
+		return -1;
+	if (a->family == 0) {
+		buf[0] = '\0';
+		return 0;
+	}
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return -1;
+	if (inet_ntop(a->family, a->bytes, buf, (socklen_t)len) == NULL)
+		return -1;
+	return 0;
+}
+
+bool
+msg_addr_equal(const struct msg_addr *a, const struct msg_addr *b)
+{
+	size_t n = msg_addr_bits(a->family) / 8;
+
+	return a->family == b->family && memcmp(a->bytes, b->bytes, n) == 0;
+}
+
+/* True when every bit of a after the first len bits is zero. */
+static bool
+msg_host_bits_zero(const struct msg_addr *a, unsigned len)
+{
+	size_t bits = msg_addr_bits(a->family);
+
+	for (size_t i = len; i < bits; i++)
+		if (a->bytes[i / 8] & (0x80u >> (i % 8)))
+			return false;
+	return true;
+}
+
+int
+msg_prefix_parse(const char *s, bool network, struct msg_prefix *out)
+{
+	char addr[MSG_ADDR_STRLEN];
+	const char *slash;
+	struct msg_prefix p;
+	uint64_t len;
+	size_t n;
+
+	if (s == NULL || (slash = strchr(s, '/')) == NULL)
+		return -1;
+	n = (size_t)(slash - s);
+	if (n == 0 || n >= sizeof(addr))
+		return -1;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	memset(&p, 0, sizeof(p));
+	if (msg_addr_parse(addr, &p.addr) == -1)
+		return -1;
+	if (util_parse_u64(slash + 1, 0, msg_addr_bits(p.addr.family),
+	    &len) == -1)
+		return -1;
+	/* "10.0.0.0/024" would parse; insist on the canonical spelling. */
+	if (slash[1] == '0' && slash[2] != '\0')
+		return -1;
+	p.len = (uint8_t)len;
+	if (network && !msg_host_bits_zero(&p.addr, p.len))
+		return -1;
+	*out = p;
+	return 0;
+}
+
+int
+msg_prefix_format(const struct msg_prefix *p, char *buf, size_t len)
+{
+	char addr[MSG_ADDR_STRLEN];
+	int n;
+
+	if (p->addr.family == 0 ||
+	    msg_addr_format(&p->addr, addr, sizeof(addr)) == -1)
+		return -1;
+	n = snprintf(buf, len, "%s/%u", addr, (unsigned)p->len);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Blobs */
+
+int
+msg_blob_set(struct msg_blob *b, const void *data, size_t len)
+{
+	uint8_t *p = NULL;
+
+	if (len > 0) {
+		if ((p = malloc(len)) == NULL)
+			return -1;
+		memcpy(p, data, len);
+	}
+	free(b->data);
+	b->data = p;
+	b->len = len;
+	return 0;
+}
+
+void
+msg_blob_free(struct msg_blob *b)
+{
+	if (b == NULL)
+		return;
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Enum names */
+
+#define NAME_OF(table, v)                                                     \
+	((size_t)(v) < ARRAY_SIZE(table) && (table)[(size_t)(v)] != NULL ?    \
+	    (table)[(size_t)(v)] : "unspecified")
+
+const char *
+msg_encap_name(enum msg_encap e)
+{
+	static const char *const n[] = { NULL, "gre", "vxlan" };
+	return NAME_OF(n, e);
+}
+
+const char *
+msg_cipher_name(enum msg_cipher c)
+{
+	static const char *const n[] = { NULL, "aes-gcm-128", "aes-gcm-256" };
+	return NAME_OF(n, c);
+}
+
+const char *
+msg_role_name(enum msg_role r)
+{
+	static const char *const n[] = { NULL, "hub", "spoke", "edge" };
+	return NAME_OF(n, r);
+}
+
+const char *
+msg_backend_name(enum msg_backend b)
+{
+	static const char *const n[] = { NULL, "xfrm", "uesp", "null" };
+	return NAME_OF(n, b);
+}
+
+const char *
+msg_tunnel_state_name(enum msg_tunnel_state s)
+{
+	static const char *const n[] = { NULL, "down", "keying", "up",
+		"failed" };
+	return NAME_OF(n, s);
+}
+
+const char *
+msg_direction_name(enum msg_direction d)
+{
+	static const char *const n[] = { NULL, "in", "out" };
+	return NAME_OF(n, d);
+}
+
+const char *
+msg_bgp_state_name(enum msg_bgp_state s)
+{
+	static const char *const n[] = { NULL, "idle", "connect", "active",
+		"opensent", "openconfirm", "established" };
+	return NAME_OF(n, s);
+}
+
+const char *
+msg_rekey_step_name(enum msg_rekey_step s)
+{
+	static const char *const n[] = { NULL, "install-inbound",
+		"switch-outbound", "retire" };
+	return NAME_OF(n, s);
+}
+
+const char *
+msg_rekey_reason_name(enum msg_rekey_reason r)
+{
+	static const char *const n[] = { NULL, "time", "volume", "operator",
+		"peer-revoked" };
+	return NAME_OF(n, r);
+}
+
+const char *
+msg_enroll_error_name(enum msg_enroll_error e)
+{
+	static const char *const n[] = { "ok", "token-unknown", "token-used",
+		"token-expired", "csr-invalid", "site-revoked" };
+	return (size_t)e < ARRAY_SIZE(n) ? n[e] : "unspecified";
+}
+
+/* ------------------------------------------------------------------ */
+/* Free and copy */
+
+void
+msg_enroll_request_free(struct msg_enroll_request *m)
+{
+	if (m == NULL)
+		return;
+	msg_blob_free(&m->csr_der);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_enroll_response_free(struct msg_enroll_response *m)
+{
+	if (m == NULL)
+		return;
+	msg_blob_free(&m->certificate_der);
+	for (size_t i = 0; i < MSG_CA_CHAIN_MAX; i++)
+		msg_blob_free(&m->ca_chain_der[i]);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_site_free(struct msg_site *m)
+{
+	if (m == NULL)
+		return;
+	free(m->lan_prefixes);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_peer_free(struct msg_peer *m)
+{
+	if (m == NULL)
+		return;
+	msg_blob_free(&m->certificate_der);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_tunnel_free(struct msg_tunnel *m)
+{
+	if (m == NULL)
+		return;
+	msg_peer_free(&m->peer);
+	memset(m, 0, sizeof(*m));
+}
+
+static void
+msg_tunnels_free(struct msg_tunnel *t, size_t n)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		msg_tunnel_free(&t[i]);
+	free(t);
+}
+
+void
+msg_intent_free(struct msg_intent *m)
+{
+	if (m == NULL)
+		return;
+	msg_site_free(&m->site);
+	msg_tunnels_free(m->tunnels, m->n_tunnels);
+	msg_blob_free(&m->ca_chain_der);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_intent_delta_free(struct msg_intent_delta *m)
+{
+	if (m == NULL)
+		return;
+	msg_site_free(&m->site);
+	msg_tunnels_free(m->upsert, m->n_upsert);
+	free(m->remove);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_controller_message_free(struct msg_controller_message *m)
+{
+	if (m == NULL)
+		return;
+	if (m->kind == MSG_CONTROLLER_SNAPSHOT)
+		msg_intent_free(&m->u.snapshot);
+	else if (m->kind == MSG_CONTROLLER_DELTA)
+		msg_intent_delta_free(&m->u.delta);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_status_free(struct msg_status *m)
+{
+	if (m == NULL)
+		return;
+	free(m->tunnels);
+	free(m->bgp);
+	free(m->health);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+msg_edge_message_free(struct msg_edge_message *m)
+{
+	if (m == NULL)
+		return;
+	if (m->kind == MSG_EDGE_STATUS)
+		msg_status_free(&m->u.status);
+	memset(m, 0, sizeof(*m));
+}
+
+int
+msg_site_copy(struct msg_site *dst, const struct msg_site *src)
+{
+	struct msg_prefix *p = NULL;
+
+	if (src->n_lan_prefixes > 0) {
+		p = calloc(src->n_lan_prefixes, sizeof(*p));
+		if (p == NULL) {
+			memset(dst, 0, sizeof(*dst));
+			return -1;
+		}
+		memcpy(p, src->lan_prefixes, src->n_lan_prefixes * sizeof(*p));
+	}
+	*dst = *src;
+	dst->lan_prefixes = p;
+	return 0;
+}
+
+int
+msg_tunnel_copy(struct msg_tunnel *dst, const struct msg_tunnel *src)
+{
+	*dst = *src;
+	dst->peer.certificate_der.data = NULL;
+	dst->peer.certificate_der.len = 0;
+	if (msg_blob_set(&dst->peer.certificate_der,
+	    src->peer.certificate_der.data,
+	    src->peer.certificate_der.len) == -1) {
+		memset(dst, 0, sizeof(*dst));
+		return -1;
+	}
+	return 0;
+}
+
+int
+msg_intent_copy(struct msg_intent *dst, const struct msg_intent *src)
+{
+	struct msg_intent c;
+
+	memset(&c, 0, sizeof(c));
+	c.version = src->version;
+	c.keepalive_seconds = src->keepalive_seconds;
+	c.headless_grace_seconds = src->headless_grace_seconds;
+	if (msg_site_copy(&c.site, &src->site) == -1)
+		goto fail;
+	if (msg_blob_set(&c.ca_chain_der, src->ca_chain_der.data,
+	    src->ca_chain_der.len) == -1)
+		goto fail;
+	if (src->n_tunnels > 0) {
+		c.tunnels = calloc(src->n_tunnels, sizeof(*c.tunnels));
+		if (c.tunnels == NULL)
+			goto fail;
+		for (; c.n_tunnels < src->n_tunnels; c.n_tunnels++)
+			if (msg_tunnel_copy(&c.tunnels[c.n_tunnels],
+			    &src->tunnels[c.n_tunnels]) == -1)
+				goto fail;
+	}
+	*dst = c;
+	return 0;
+fail:
+	msg_intent_free(&c);
+	memset(dst, 0, sizeof(*dst));
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Validation */
+
+bool
+msg_asn_is_private(uint32_t asn)
+{
+	return (asn >= 64512 && asn <= 65534) ||
+	    (asn >= 4200000000u && asn <= 4294967294u);
+}
+
+uint16_t
+msg_port_or_default(uint16_t port)
+{
+	return port == 0 ? MSG_DEFAULT_PORT : port;
+}
+
+uint32_t
+msg_replay_window_or_default(uint32_t w)
+{
+	return w == 0 ? MSG_DEFAULT_REPLAY_WINDOW : w;
+}
+
+uint32_t
+msg_rekey_seconds_or_default(uint32_t s)
+{
+	return s == 0 ? MSG_DEFAULT_REKEY_SECONDS : s;
+}
+
+/* A fixed array must hold a terminated string of at most max chars. */
+static int
+msg_check_len(const char *path, const char *s, size_t size, size_t min,
+    size_t max, char *err, size_t errlen)
+{
+	size_t n = strnlen(s, size);
+
+	if (n == size)
+		return msg_fail(err, errlen, "%s: not NUL-terminated", path);
+	if (n < min || n > max)
+		return msg_fail(err, errlen, "%s: %zu chars, allowed %zu..%zu",
+		    path, n, min, max);
+	return 0;
+}
+
+/* Names: [a-z0-9-], plus '_' when underscore. */
+static int
+msg_check_name(const char *path, const char *s, size_t size, size_t max,
+    bool underscore, char *err, size_t errlen)
+{
+	if (msg_check_len(path, s, size, 1, max, err, errlen) == -1)
+		return -1;
+	for (const char *c = s; *c != '\0'; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+		    *c == '-' || (underscore && *c == '_'))
+			continue;
+		return msg_fail(err, errlen, "%s: character 0x%02x at %zu "
+		    "not allowed (only %s)", path, (unsigned)(uint8_t)*c,
+		    (size_t)(c - s), underscore ? "a-z 0-9 - _" : "a-z 0-9 -");
+	}
+	return 0;
+}
+
+/* Text: no control characters (bytes 0x00-0x1f and 0x7f). */
+static int
+msg_check_text(const char *path, const char *s, size_t size, size_t min,
+    size_t max, char *err, size_t errlen)
+{
+	if (msg_check_len(path, s, size, min, max, err, errlen) == -1)
+		return -1;
+	for (const char *c = s; *c != '\0'; c++) {
+		uint8_t b = (uint8_t)*c;
+
+		if (b < 0x20 || b == 0x7f)
+			return msg_fail(err, errlen, "%s: control character "
+			    "0x%02x at %zu", path, (unsigned)b,
+			    (size_t)(c - s));
+	}
+	return 0;
+}
+
+static int
+msg_check_blob(const char *path, const struct msg_blob *b, size_t min,
+    size_t max, char *err, size_t errlen)
+{
+	if (b->len > 0 && b->data == NULL)
+		return msg_fail(err, errlen, "%s: no data", path);
+	if (b->len < min || b->len > max)
+		return msg_fail(err, errlen, "%s: %zu bytes, allowed %zu..%zu",
+		    path, b->len, min, max);
+	return 0;
+}
+
+static int
+msg_check_addr(const char *path, const struct msg_addr *a, char *err,
+    size_t errlen)
+{
+	if (a->family == 0)
+		return msg_fail(err, errlen, "%s: missing", path);
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return msg_fail(err, errlen, "%s: unknown address family %d",
+		    path, a->family);
+	return 0;
+}
+
+static int
+msg_check_range(const char *path, uint64_t v, uint64_t min, uint64_t max,
+    bool zero_ok, char *err, size_t errlen)
+{
+	if ((zero_ok && v == 0) || (v >= min && v <= max))
+		return 0;
+	if (zero_ok)
+		return msg_fail(err, errlen, "%s: %llu out of range 0 or "
+		    "%llu..%llu", path, (unsigned long long)v,
+		    (unsigned long long)min, (unsigned long long)max);
+	return msg_fail(err, errlen, "%s: %llu out of range %llu..%llu", path,
+	    (unsigned long long)v, (unsigned long long)min,
+	    (unsigned long long)max);
+}
+
+static int
+msg_check_asn(const char *path, uint32_t asn, char *err, size_t errlen)
+{
+	if (msg_asn_is_private(asn))
+		return 0;
+	return msg_fail(err, errlen, "%s: %u is not a private ASN "
+	    "(64512..65534, 4200000000..4294967294)", path, asn);
+}
+
+static int
+msg_check_enum(const char *path, int v, int max, bool required, char *err,
+    size_t errlen)
+{
+	if (v < 0 || v > max)
+		return msg_fail(err, errlen, "%s: unknown value %d", path, v);
+	if (required && v == 0)
+		return msg_fail(err, errlen, "%s: not set", path);
+	return 0;
+}
+
+static int
+msg_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Sort a copy of ids and report the first duplicate.  Returns 0, or -1
+ * with err naming path and the id.
+ */
+static int
+msg_check_unique(const char *path, const uint64_t *ids, size_t n, char *err,
+    size_t errlen)
+{
+	uint64_t *s;
+	int rc = 0;
+
+	if (n < 2)
+		return 0;
+	if ((s = malloc(n * sizeof(*s))) == NULL)
+		return msg_fail(err, errlen, "%s: out of memory", path);
+	memcpy(s, ids, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), msg_cmp_u64);
+	for (size_t i = 1; i < n; i++) {
+		if (s[i] == s[i - 1]) {
+			rc = msg_fail(err, errlen, "%s: id %llu appears more "
+			    "than once", path, (unsigned long long)s[i]);
+			break;
+		}
+	}
+	free(s);
+	return rc;
+}
+
+static int
+msg_validate_peer_keys(const char *parent, const struct msg_peer_key *k,
+    size_t n, size_t min, char *err, size_t errlen)
+{
+	char p[PATH_LEN], f[PATH_LEN];
+	uint64_t epochs[MSG_PEER_KEYS_MAX];
+
+	if (n < min || n > MSG_PEER_KEYS_MAX)
+		return msg_fail(err, errlen, "%s: %zu entries, allowed "
+		    "%zu..%d", msg_path(p, parent, "keys"), n, min,
+		    MSG_PEER_KEYS_MAX);
+	for (size_t i = 0; i < n; i++) {
+		msg_path_idx(p, parent, "keys", i);
+		if (k[i].epoch == 0)
+			return msg_fail(err, errlen, "%s: 0 must be > 0",
+			    msg_path(f, p, "epoch"));
+		if (k[i].signature_len < 1 || k[i].signature_len > MSG_SIG_MAX)
+			return msg_fail(err, errlen, "%s: %zu bytes, allowed "
+			    "1..%d", msg_path(f, p, "signature"),
+			    k[i].signature_len, MSG_SIG_MAX);
+		if (k[i].not_after == 0)
+			return msg_fail(err, errlen, "%s: 0 must be > 0",
+			    msg_path(f, p, "not_after"));
+		epochs[i] = k[i].epoch;
+	}
+	return msg_check_unique(msg_path(p, parent, "keys"), epochs, n, err,
+	    errlen);
+}
+
+static int
+msg_validate_site_at(const char *parent, const struct msg_site *m,
+    char *err, size_t errlen)
+{
+	char p[PATH_LEN], f[PATH_LEN];
+
+	if (m->id == 0)
+		return msg_fail(err, errlen, "%s: 0 must be > 0",
+		    msg_path(f, parent, "id"));
+	if (msg_check_name(msg_path(f, parent, "name"), m->name,
+	    sizeof(m->name), MSG_NAME_MAX, false, err, errlen) == -1 ||
+	    msg_check_asn(msg_path(f, parent, "asn"), m->asn, err,
+	    errlen) == -1 ||
+	    msg_check_enum(msg_path(f, parent, "role"), (int)m->role,
+	    MSG_ROLE_EDGE, false, err, errlen) == -1 ||
+	    msg_check_text(msg_path(f, parent, "region"), m->region,
+	    sizeof(m->region), 0, MSG_REGION_MAX, err, errlen) == -1)
+		return -1;
+	if (m->n_lan_prefixes > MSG_PREFIXES_MAX)
+		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
+		    msg_path(f, parent, "lan_prefixes"), m->n_lan_prefixes,
+		    MSG_PREFIXES_MAX);
+	if (m->n_lan_prefixes > 0 && m->lan_prefixes == NULL)
+		return msg_fail(err, errlen, "%s: no data",
+		    msg_path(f, parent, "lan_prefixes"));
+	for (size_t i = 0; i < m->n_lan_prefixes; i++) {
+		const struct msg_prefix *x = &m->lan_prefixes[i];
+
+		msg_path_idx(p, parent, "lan_prefixes", i);
+		if (msg_check_addr(p, &x->addr, err, errlen) == -1)
+			return -1;
+		if (x->len > msg_addr_bits(x->addr.family))
+			return msg_fail(err, errlen, "%s: length %u too long",
+			    p, (unsigned)x->len);
+		if (!msg_host_bits_zero(&x->addr, x->len))
+			return msg_fail(err, errlen, "%s: host bits set after "
+			    "/%u", p, (unsigned)x->len);
+	}
+	if (m->n_links > MSG_LINKS_MAX)
+		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
+		    msg_path(f, parent, "links"), m->n_links, MSG_LINKS_MAX);
+	for (size_t i = 0; i < m->n_links; i++) {
+		const struct msg_wan_link *l = &m->links[i];
+
+		msg_path_idx(p, parent, "links", i);
+		if (msg_check_name(msg_path(f, p, "name"), l->name,
+		    sizeof(l->name), MSG_LINK_NAME_MAX, true, err,
+		    errlen) == -1 ||
+		    msg_check_addr(msg_path(f, p, "address"), &l->address, err,
+		    errlen) == -1)
+			return -1;
+		if (l->public_address.family != 0 &&
+		    msg_check_addr(msg_path(f, p, "public_address"),
+		    &l->public_address, err, errlen) == -1)
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->links[j].name, l->name) == 0)
+				return msg_fail(err, errlen, "%s: \"%s\" "
+				    "already used by links[%zu]",
+				    msg_path(f, p, "name"), l->name, j);
+	}
+	return 0;
+}
+
+int
+msg_validate_site(const struct msg_site *m, char *err, size_t errlen)
+{
+	return msg_validate_site_at("", m, err, errlen);
+}
+
+static int
+msg_validate_tunnel_at(const char *parent, const struct msg_tunnel *m,
+    char *err, size_t errlen)
+{
+	char p[PATH_LEN], f[PATH_LEN];
+	const struct msg_crypto_profile *c = &m->crypto;
+	const struct msg_bgp_neighbor *b = &m->bgp;
+
+	if (m->id == 0)
+		return msg_fail(err, errlen, "%s: 0 must be > 0",
+		    msg_path(f, parent, "id"));
+	if (msg_check_name(msg_path(f, parent, "local_link"), m->local_link,
+	    sizeof(m->local_link), MSG_LINK_NAME_MAX, true, err,
+	    errlen) == -1 ||
+	    msg_check_name(msg_path(f, parent, "remote_link"), m->remote_link,
+	    sizeof(m->remote_link), MSG_LINK_NAME_MAX, true, err,
+	    errlen) == -1 ||
+	    msg_check_addr(msg_path(f, parent, "remote_address"),
+	    &m->remote_address, err, errlen) == -1 ||
+	    msg_check_enum(msg_path(f, parent, "encap"), (int)m->encap,
+	    MSG_ENCAP_VXLAN, true, err, errlen) == -1)
+		return -1;
+	if (m->encap == MSG_ENCAP_VXLAN) {
+		if (msg_check_range(msg_path(f, parent, "vni"), m->vni, 1,
+		    MSG_VNI_MAX, false, err, errlen) == -1)
+			return -1;
+	} else if (m->vni != 0) {
+		return msg_fail(err, errlen, "%s: %u set but encap is gre",
+		    msg_path(f, parent, "vni"), m->vni);
+	}
+	msg_path(f, parent, "inner_local");
+	if (m->inner_local.addr.family != AF_INET)
+		return msg_fail(err, errlen, "%s: must be an IPv4 address/31",
+		    f);
+	if (m->inner_local.len != 31)
+		return msg_fail(err, errlen, "%s: length %u, must be 31", f,
+		    (unsigned)m->inner_local.len);
+	msg_path(f, parent, "inner_remote");
+	if (m->inner_remote.family != AF_INET)
+		return msg_fail(err, errlen, "%s: must be an IPv4 address", f);
+	if (memcmp(m->inner_remote.bytes, m->inner_local.addr.bytes, 3) != 0 ||
+	    (m->inner_remote.bytes[3] ^ m->inner_local.addr.bytes[3]) != 1)
+		return msg_fail(err, errlen, "%s: not the other address of "
+		    "inner_local's /31", f);
+	if (msg_check_range(msg_path(f, parent, "mtu"), m->mtu, MSG_MTU_MIN,
+	    MSG_MTU_MAX, true, err, errlen) == -1)
+		return -1;
+
+	msg_path(p, parent, "crypto");
+	if (msg_check_enum(msg_path(f, p, "cipher"), (int)c->cipher,
+	    MSG_CIPHER_AES_GCM_256, true, err, errlen) == -1)
+		return -1;
+	if (!c->esn)
+		return msg_fail(err, errlen, "%s: must be true in v1",
+		    msg_path(f, p, "esn"));
+	if (msg_check_range(msg_path(f, p, "replay_window"), c->replay_window,
+	    MSG_REPLAY_MIN, MSG_REPLAY_MAX, true, err, errlen) == -1 ||
+	    msg_check_range(msg_path(f, p, "rekey_seconds"), c->rekey_seconds,
+	    MSG_REKEY_SECONDS_MIN, MSG_REKEY_SECONDS_MAX, true, err,
+	    errlen) == -1)
+		return -1;
+
+	msg_path(p, parent, "peer");
+	if (m->peer.site_id == 0)
+		return msg_fail(err, errlen, "%s: 0 must be > 0",
+		    msg_path(f, p, "site_id"));
+	if (msg_check_name(msg_path(f, p, "name"), m->peer.name,
+	    sizeof(m->peer.name), MSG_NAME_MAX, false, err, errlen) == -1 ||
+	    msg_check_blob(msg_path(f, p, "certificate_der"),
+	    &m->peer.certificate_der, 0, MSG_DER_MAX, err, errlen) == -1 ||
+	    msg_validate_peer_keys(p, m->peer.keys, m->peer.n_keys, 0, err,
+	    errlen) == -1)
+		return -1;
+
+	msg_path(p, parent, "bgp");
+	if (msg_check_addr(msg_path(f, p, "address"), &b->address, err,
+	    errlen) == -1)
+		return -1;
+	if (!msg_addr_equal(&b->address, &m->inner_remote))
+		return msg_fail(err, errlen, "%s: must equal inner_remote", f);
+	if (msg_check_asn(msg_path(f, p, "remote_asn"), b->remote_asn, err,
+	    errlen) == -1 ||
+	    msg_check_range(msg_path(f, p, "hold_time"), b->hold_time, 3,
+	    65535, true, err, errlen) == -1 ||
+	    msg_check_range(msg_path(f, p, "keepalive"), b->keepalive, 1,
+	    21845, true, err, errlen) == -1)
+		return -1;
+
+	if (msg_check_range(msg_path(f, parent, "spi_in"), m->spi_in,
+	    MSG_SPI_MIN, UINT32_MAX, true, err, errlen) == -1 ||
+	    msg_check_range(msg_path(f, parent, "spi_out"), m->spi_out,
+	    MSG_SPI_MIN, UINT32_MAX, true, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+int
+msg_validate_tunnel(const struct msg_tunnel *m, char *err, size_t errlen)
+{
+	return msg_validate_tunnel_at("", m, err, errlen);
+}
+
+static bool
+msg_site_has_link(const struct msg_site *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_links; i++)
+		if (strcmp(s->links[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Tunnels: count, each one, unique ids, and local links of site. */
+static int
+msg_validate_tunnels(const char *parent, const char *name,
+    const struct msg_tunnel *t, size_t n, const struct msg_site *site,
+    char *err, size_t errlen)
+{
+	char p[PATH_LEN], f[PATH_LEN];
+	uint64_t *ids;
+	int rc;
+
+	if (n > MSG_LIST_MAX)
+		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
+		    msg_path(p, parent, name), n, MSG_LIST_MAX);
+	if (n > 0 && t == NULL)
+		return msg_fail(err, errlen, "%s: no data",
+		    msg_path(p, parent, name));
+	for (size_t i = 0; i < n; i++) {
+		msg_path_idx(p, parent, name, i);
+		if (msg_validate_tunnel_at(p, &t[i], err, errlen) == -1)
+			return -1;
+		if (site != NULL && !msg_site_has_link(site, t[i].local_link))
+			return msg_fail(err, errlen, "%s: \"%s\" is not a link "
+			    "of the site", msg_path(f, p, "local_link"),
+			    t[i].local_link);
+	}
+	if (n < 2)
+		return 0;
+	if ((ids = malloc(n * sizeof(*ids))) == NULL)
+		return msg_fail(err, errlen, "%s: out of memory",
+		    msg_path(p, parent, name));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = t[i].id;
+	rc = msg_check_unique(msg_path(p, parent, name), ids, n, err, errlen);
+	free(ids);
+	return rc;
+}
+
+static int
+msg_validate_intent_at(const char *parent, const struct msg_intent *m,
+    char *err, size_t errlen)
+{
+	char p[PATH_LEN];
+
+	if (m->version == 0)
+		return msg_fail(err, errlen, "%s: 0 must be > 0",
+		    msg_path(p, parent, "version"));
+	if (msg_validate_site_at(msg_path(p, parent, "site"), &m->site, err,
+	    errlen) == -1 ||
+	    msg_validate_tunnels(parent, "tunnels", m->tunnels, m->n_tunnels,
+	    &m->site, err, errlen) == -1 ||
+	    msg_check_blob(msg_path(p, parent, "ca_chain_der"),
+	    &m->ca_chain_der, 0, MSG_INTENT_CA_MAX, err, errlen) == -1 ||
+	    msg_check_range(msg_path(p, parent, "keepalive_seconds"),
+	    m->keepalive_seconds, 1, MSG_KEEPALIVE_MAX, true, err,
+	    errlen) == -1 ||
+	    msg_check_range(msg_path(p, parent, "headless_grace_seconds"),
+	    m->headless_grace_seconds, MSG_GRACE_MIN, MSG_GRACE_MAX, true, err,
+	    errlen) == -1)
+		return -1;
+	return 0;
+}
+
+int
+msg_validate_intent(const struct msg_intent *m, char *err, size_t errlen)
+{
+	return msg_validate_intent_at("", m, err, errlen);
+}
+
+static int
+msg_validate_delta_at(const char *parent, const struct msg_intent_delta *m,
+    char *err, size_t errlen)
+{
+	char p[PATH_LEN], f[PATH_LEN];
+	uint64_t *ids;
+	size_t n;
+	int rc;
+
+	if (m->from_version == 0)
+		return msg_fail(err, errlen, "%s: 0 must be > 0",
+		    msg_path(p, parent, "from_version"));
+	if (m->version <= m->from_version)
+		return msg_fail(err, errlen, "%s: %llu must be > from_version "
+		    "%llu", msg_path(p, parent, "version"),
+		    (unsigned long long)m->version,
+		    (unsigned long long)m->from_version);
+	if (m->has_site && msg_validate_site_at(msg_path(p, parent, "site"),
+	    &m->site, err, errlen) == -1)
+		return -1;
+	if (msg_validate_tunnels(parent, "upsert", m->upsert, m->n_upsert,
+	    m->has_site ? &m->site : NULL, err, errlen) == -1)
+		return -1;
+	msg_path(p, parent, "remove");
+	if (m->n_remove > MSG_LIST_MAX)
+		return msg_fail(err, errlen, "%s: %zu entries, limit %d", p,
+		    m->n_remove, MSG_LIST_MAX);
+	if (m->n_remove > 0 && m->remove == NULL)
+		return msg_fail(err, errlen, "%s: no data", p);
+	for (size_t i = 0; i < m->n_remove; i++)
+		if (m->remove[i] == 0)
+			return msg_fail(err, errlen, "%s: 0 must be > 0",
+			    msg_path_idx(f, parent, "remove", i));
+	/* Unique over remove ∪ upsert: catches both kinds of repeat. */
+	n = m->n_remove + m->n_upsert;
+	if (n < 2)
+		return 0;
+	if ((ids = malloc(n * sizeof(*ids))) == NULL)
+		return msg_fail(err, errlen, "%s: out of memory", p);
+	for (size_t i = 0; i < m->n_remove; i++)
+		ids[i] = m->remove[i];
+	for (size_t i = 0; i < m->n_upsert; i++)
+		ids[m->n_remove + i] = m->upsert[i].id;
+	rc = msg_check_unique(p, ids, n, err, errlen);
+	free(ids);
+	return rc;
+}
+
+int
+msg_validate_intent_delta(const struct msg_intent_delta *m, char *err,
+    size_t errlen)
+{
+	return msg_validate_delta_at("", m, err, errlen);
+}
+
+int
+msg_validate_controller_message(const struct msg_controller_message *m,
+    char *err, size_t errlen)
+{
+	char f[PATH_LEN];
+
+	switch (m->kind) {
+	case MSG_CONTROLLER_SNAPSHOT:
+		return msg_validate_intent_at("snapshot", &m->u.snapshot, err,
+		    errlen);
+	case MSG_CONTROLLER_DELTA:
+		return msg_validate_delta_at("delta", &m->u.delta, err, errlen);
+	case MSG_CONTROLLER_REKEY: {
+		const struct msg_rekey_order *r = &m->u.rekey;
+
+		if (r->tunnel_id == 0)
+			return msg_fail(err, errlen,
+			    "rekey.tunnel_id: 0 must be > 0");
+		if (r->epoch == 0)
+			return msg_fail(err, errlen,
+			    "rekey.epoch: 0 must be > 0");
+		if (msg_check_enum("rekey.step", (int)r->step,
+		    MSG_REKEY_STEP_RETIRE, true, err, errlen) == -1 ||
+		    msg_check_enum("rekey.reason", (int)r->reason,
+		    MSG_REKEY_REASON_PEER_REVOKED, false, err, errlen) == -1 ||
+		    msg_check_range("rekey.spi", r->spi, MSG_SPI_MIN,
+		    UINT32_MAX, false, err, errlen) == -1 ||
+		    msg_check_range("rekey.drain_seconds", r->drain_seconds, 0,
+		    MSG_DRAIN_MAX, false, err, errlen) == -1)
+			return -1;
+		return 0;
+	}
+	case MSG_CONTROLLER_KEEPALIVE:
+		return 0;
+	case MSG_CONTROLLER_BACKOFF:
+		if (msg_check_range("backoff.retry_after_seconds",
+		    m->u.backoff.retry_after_seconds, 0, MSG_BACKOFF_MAX,
+		    false, err, errlen) == -1)
+			return -1;
+		return msg_check_text("backoff.reason", m->u.backoff.reason,
+		    sizeof(m->u.backoff.reason), 0, MSG_BACKOFF_REASON_MAX,
+		    err, errlen);
+	case MSG_CONTROLLER_PEER_KEYS:
+		if (m->u.peer_keys.peer_site_id == 0)
+			return msg_fail(err, errlen,
+			    "peer_keys.peer_site_id: 0 must be > 0");
+		return msg_validate_peer_keys(msg_path(f, "", "peer_keys"),
+		    m->u.peer_keys.keys, m->u.peer_keys.n_keys, 1, err, errlen);
+	default:
+		return msg_fail(err, errlen, "body: not set");
+	}
+}
+
+int
+msg_validate_enroll_request(const struct msg_enroll_request *m, char *err,
+    size_t errlen)
+{
+	if (msg_check_len("token", m->token, sizeof(m->token), 1,
+	    MSG_TOKEN_MAX, err, errlen) == -1)
+		return -1;
+	for (const char *c = m->token; *c != '\0'; c++)
+		if (*c < 0x21 || *c > 0x7e)
+			return msg_fail(err, errlen, "token: character at %zu "
+			    "not printable ASCII", (size_t)(c - m->token));
+	if (msg_check_blob("csr_der", &m->csr_der, 1, MSG_DER_MAX, err,
+	    errlen) == -1)
+		return -1;
+	return msg_check_text("software_version", m->software_version,
+	    sizeof(m->software_version), 0, MSG_VERSION_STR_MAX, err, errlen);
+}
+
+int
+msg_validate_enroll_response(const struct msg_enroll_response *m, char *err,
+    size_t errlen)
+{
+	char p[PATH_LEN];
+	bool ok = m->error == MSG_ENROLL_ERROR_UNSPECIFIED;
+
+	if (msg_check_enum("error", (int)m->error,
+	    MSG_ENROLL_ERROR_SITE_REVOKED, false, err, errlen) == -1 ||
+	    msg_check_text("error_message", m->error_message,
+	    sizeof(m->error_message), 0, MSG_ERROR_MAX, err, errlen) == -1)
+		return -1;
+	if (ok && m->site_id == 0)
+		return msg_fail(err, errlen, "site_id: 0 must be > 0");
+	if (msg_check_blob("certificate_der", &m->certificate_der, ok ? 1 : 0,
+	    MSG_DER_MAX, err, errlen) == -1)
+		return -1;
+	if (m->n_ca_chain > MSG_CA_CHAIN_MAX || (ok && m->n_ca_chain == 0))
+		return msg_fail(err, errlen, "ca_chain_der: %zu entries, "
+		    "allowed %d..%d", m->n_ca_chain, ok ? 1 : 0,
+		    MSG_CA_CHAIN_MAX);
+	for (size_t i = 0; i < m->n_ca_chain; i++)
+		if (msg_check_blob(msg_path_idx(p, "", "ca_chain_der", i),
+		    &m->ca_chain_der[i], 1, MSG_DER_MAX, err, errlen) == -1)
+			return -1;
+	return msg_check_text("controller_name", m->controller_name,
+	    sizeof(m->controller_name), ok ? 1 : 0, MSG_CN_MAX, err, errlen);
+}
+
+static int
+msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
+{
+	char p[PATH_LEN], f[PATH_LEN], s[PATH_LEN];
+	uint64_t *ids;
+	int rc;
+
+	if (m->n_tunnels > MSG_LIST_MAX || m->n_bgp > MSG_LIST_MAX ||
+	    m->n_health > MSG_LIST_MAX)
+		return msg_fail(err, errlen, "status.%s: more than %d entries",
+		    m->n_tunnels > MSG_LIST_MAX ? "tunnels" :
+		    m->n_bgp > MSG_LIST_MAX ? "bgp" : "health", MSG_LIST_MAX);
+	if ((m->n_tunnels > 0 && m->tunnels == NULL) ||
+	    (m->n_bgp > 0 && m->bgp == NULL) ||
+	    (m->n_health > 0 && m->health == NULL))
+		return msg_fail(err, errlen, "status: list without data");
+	for (size_t i = 0; i < m->n_tunnels; i++) {
+		const struct msg_tunnel_status *t = &m->tunnels[i];
+
+		msg_path_idx(p, "status", "tunnels", i);
+		if (t->tunnel_id == 0)
+			return msg_fail(err, errlen, "%s: 0 must be > 0",
+			    msg_path(f, p, "tunnel_id"));
+		if (msg_check_enum(msg_path(f, p, "state"), (int)t->state,
+		    MSG_TUNNEL_STATE_FAILED, false, err, errlen) == -1 ||
+		    msg_check_text(msg_path(f, p, "error"), t->error,
+		    sizeof(t->error), 0, MSG_ERROR_MAX, err, errlen) == -1)
+			return -1;
+		if (t->n_sas > MSG_SAS_MAX)
+			return msg_fail(err, errlen, "%s: %zu entries, limit "
+			    "%d", msg_path(f, p, "sas"), t->n_sas, MSG_SAS_MAX);
+		for (size_t j = 0; j < t->n_sas; j++) {
+			msg_path_idx(f, p, "sas", j);
+			if (msg_check_range(msg_path(s, f, "spi"),
+			    t->sas[j].spi, MSG_SPI_MIN, UINT32_MAX, false, err,
+			    errlen) == -1 ||
+			    msg_check_enum(msg_path(s, f, "direction"),
+			    (int)t->sas[j].direction, MSG_DIRECTION_OUT, false,
+			    err, errlen) == -1)
+				return -1;
+		}
+	}
+	for (size_t i = 0; i < m->n_bgp; i++) {
+		msg_path_idx(p, "status", "bgp", i);
+		if (msg_check_addr(msg_path(f, p, "address"),
+		    &m->bgp[i].address, err, errlen) == -1 ||
+		    msg_check_enum(msg_path(f, p, "state"),
+		    (int)m->bgp[i].state, MSG_BGP_STATE_ESTABLISHED, false,
+		    err, errlen) == -1)
+			return -1;
+	}
+	for (size_t i = 0; i < m->n_health; i++) {
+		msg_path_idx(p, "status", "health", i);
+		if (m->health[i].tunnel_id == 0)
+			return msg_fail(err, errlen, "%s: 0 must be > 0",
+			    msg_path(f, p, "tunnel_id"));
+		if (msg_check_range(msg_path(f, p, "loss_permille"),
+		    m->health[i].loss_permille, 0, 1000, false, err,
+		    errlen) == -1)
+			return -1;
+	}
+	if (m->n_tunnels < 2)
+		return 0;
+	if ((ids = malloc(m->n_tunnels * sizeof(*ids))) == NULL)
+		return msg_fail(err, errlen, "status.tunnels: out of memory");
+	for (size_t i = 0; i < m->n_tunnels; i++)
+		ids[i] = m->tunnels[i].tunnel_id;
+	rc = msg_check_unique("status.tunnels", ids, m->n_tunnels, err,
+	    errlen);
+	free(ids);
+	return rc;
+}
+
+static int
+msg_validate_ack(const struct msg_ack *m, char *err, size_t errlen)
+{
+	if (msg_check_text("ack.reason", m->reason, sizeof(m->reason), 0,
+	    MSG_REASON_MAX, err, errlen) == -1)
+		return -1;
+	if (m->rekey_tunnel_id != 0) {
+		if (m->rekey_epoch == 0)
+			return msg_fail(err, errlen, "ack.rekey_epoch: 0 must "
+			    "be > 0 in a rekey ack");
+		return msg_check_enum("ack.rekey_step", (int)m->rekey_step,
+		    MSG_REKEY_STEP_RETIRE, true, err, errlen);
+	}
+	if (m->rekey_epoch != 0 || m->rekey_step != MSG_REKEY_STEP_UNSPECIFIED)
+		return msg_fail(err, errlen, "ack.rekey_tunnel_id: 0 but "
+		    "rekey_epoch or rekey_step set");
+	if (m->version == 0)
+		return msg_fail(err, errlen, "ack.version: 0 must be > 0");
+	if (m->ok && !m->has_convergence_hash)
+		return msg_fail(err, errlen, "ack.convergence_hash: missing "
+		    "in a successful intent ack");
+	return 0;
+}
+
+int
+msg_validate_edge_message(const struct msg_edge_message *m, char *err,
+    size_t errlen)
+{
+	switch (m->kind) {
+	case MSG_EDGE_HELLO: {
+		const struct msg_hello *h = &m->u.hello;
+
+		if (h->site_id == 0)
+			return msg_fail(err, errlen,
+			    "hello.site_id: 0 must be > 0");
+		if (h->has_convergence_hash != (h->applied_version != 0))
+			return msg_fail(err, errlen, "hello.convergence_hash: "
+			    "must be set exactly when applied_version > 0");
+		if (msg_check_text("hello.software_version",
+		    h->software_version, sizeof(h->software_version), 0,
+		    MSG_VERSION_STR_MAX, err, errlen) == -1)
+			return -1;
+		return msg_check_enum("hello.backend", (int)h->backend,
+		    MSG_BACKEND_NULL, false, err, errlen);
+	}
+	case MSG_EDGE_STATUS:
+		return msg_validate_status(&m->u.status, err, errlen);
+	case MSG_EDGE_ACK:
+		return msg_validate_ack(&m->u.ack, err, errlen);
+	case MSG_EDGE_KEY:
+		if (m->u.key.epoch == 0)
+			return msg_fail(err, errlen,
+			    "key.epoch: 0 must be > 0");
+		if (m->u.key.signature_len < 1 ||
+		    m->u.key.signature_len > MSG_SIG_MAX)
+			return msg_fail(err, errlen, "key.signature: %zu bytes, "
+			    "allowed 1..%d", m->u.key.signature_len,
+			    MSG_SIG_MAX);
+		if (m->u.key.not_after == 0)
+			return msg_fail(err, errlen,
+			    "key.not_after: 0 must be > 0");
+		return 0;
+	default:
+		return msg_fail(err, errlen, "body: not set");
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Deltas */
+
+const struct msg_tunnel *
+msg_intent_find_tunnel(const struct msg_intent *m, uint64_t id)
+{
+	for (size_t i = 0; i < m->n_tunnels; i++)
+		if (m->tunnels[i].id == id)
+			return &m->tunnels[i];
+	return NULL;
+}
+
+struct msg_idx {
+	uint64_t id;
+	size_t pos;
+};
+
+static int
+msg_cmp_idx(const void *a, const void *b)
+{
+	const struct msg_idx *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static struct msg_idx *
+msg_idx_find(struct msg_idx *idx, size_t n, uint64_t id)
+{
+	struct msg_idx key = { .id = id };
+
+	return bsearch(&key, idx, n, sizeof(*idx), msg_cmp_idx);
+}
+
+int
+msg_intent_apply_delta(struct msg_intent *intent,
+    const struct msg_intent_delta *d, char *err, size_t errlen)
+{
+	/* Per old tunnel: KEEP, DROP, or the index of its replacement. */
+	const size_t KEEP = SIZE_MAX, DROP = SIZE_MAX - 1;
+	struct msg_idx *idx = NULL;
+	struct msg_tunnel *nt = NULL, *up = NULL;
+	struct msg_site site;
+	size_t *fate = NULL;
+	bool *placed = NULL;
+	size_t n_old = intent->n_tunnels, nn = 0, n_up = 0;
+	const struct msg_site *rs = d->has_site ? &d->site : &intent->site;
+	int rc = -1;
+
+	memset(&site, 0, sizeof(site));
+	if (d->from_version != intent->version)
+		return msg_fail(err, errlen, "from_version: %llu but the "
+		    "applied version is %llu",
+		    (unsigned long long)d->from_version,
+		    (unsigned long long)intent->version);
+	for (size_t i = 0; i < d->n_upsert; i++)
+		if (!msg_site_has_link(rs, d->upsert[i].local_link))
+			return msg_fail(err, errlen, "upsert[%zu].local_link: "
+			    "\"%s\" is not a link of the site", i,
+			    d->upsert[i].local_link);
+
+	if (n_old > 0) {
+		idx = calloc(n_old, sizeof(*idx));
+		fate = calloc(n_old, sizeof(*fate));
+		if (idx == NULL || fate == NULL)
+			goto nomem;
+		for (size_t i = 0; i < n_old; i++) {
+			idx[i].id = intent->tunnels[i].id;
+			idx[i].pos = i;
+			fate[i] = KEEP;
+		}
+		qsort(idx, n_old, sizeof(*idx), msg_cmp_idx);
+	}
+	for (size_t i = 0; i < d->n_remove; i++) {
+		struct msg_idx *x = msg_idx_find(idx, n_old, d->remove[i]);
+
+		if (x == NULL) {
+			msg_fail(err, errlen, "remove[%zu]: tunnel %llu is not "
+			    "in the intent", i,
+			    (unsigned long long)d->remove[i]);
+			goto out;
+		}
+		fate[x->pos] = DROP;
+	}
+	if (d->n_upsert > 0) {
+		placed = calloc(d->n_upsert, sizeof(*placed));
+		if (placed == NULL)
+			goto nomem;
+	}
+	for (size_t j = 0; j < d->n_upsert; j++) {
+		struct msg_idx *x = msg_idx_find(idx, n_old, d->upsert[j].id);
+
+		if (x != NULL) {
+			fate[x->pos] = j;
+			placed[j] = true;
+		}
+	}
+	/* Unchanged tunnels must still name a link of a replaced site. */
+	for (size_t i = 0; d->has_site && i < n_old; i++) {
+		const struct msg_tunnel *t = &intent->tunnels[i];
+
+		if (fate[i] == KEEP && !msg_site_has_link(rs, t->local_link)) {
+			msg_fail(err, errlen, "site.links: tunnel %llu still "
+			    "uses link \"%s\"", (unsigned long long)t->id,
+			    t->local_link);
+			goto out;
+		}
+	}
+
+	if (d->n_upsert > 0) {
+		up = calloc(d->n_upsert, sizeof(*up));
+		if (up == NULL)
+			goto nomem;
+		for (; n_up < d->n_upsert; n_up++)
+			if (msg_tunnel_copy(&up[n_up], &d->upsert[n_up]) == -1)
+				goto nomem;
+	}
+	if (d->has_site && msg_site_copy(&site, &d->site) == -1)
+		goto nomem;
+	if (n_old + d->n_upsert > 0) {
+		nt = calloc(n_old + d->n_upsert, sizeof(*nt));
+		if (nt == NULL)
+			goto nomem;
+	}
+
+	/* Nothing can fail from here on: build the new list by moving. */
+	for (size_t i = 0; i < n_old; i++) {
+		if (fate[i] == KEEP) {
+			nt[nn++] = intent->tunnels[i];
+			continue;
+		}
+		if (fate[i] != DROP)
+			nt[nn++] = up[fate[i]];
+		msg_tunnel_free(&intent->tunnels[i]);
+	}
+	for (size_t j = 0; j < d->n_upsert; j++)
+		if (!placed[j])
+			nt[nn++] = up[j];
+	free(intent->tunnels);
+	intent->tunnels = nt;
+	intent->n_tunnels = nn;
+	nt = NULL;
+	free(up);
+	up = NULL;
+	n_up = 0;
+	if (d->has_site) {
+		msg_site_free(&intent->site);
+		intent->site = site;
+		memset(&site, 0, sizeof(site));
+	}
+	intent->version = d->version;
+	rc = 0;
+	goto out;
+nomem:
+	msg_fail(err, errlen, "out of memory applying delta %llu",
+	    (unsigned long long)d->version);
+out:
+	msg_site_free(&site);
+	msg_tunnels_free(up, n_up);
+	free(nt);
+	free(placed);
+	free(fate);
+	free(idx);
+	return rc;
+}

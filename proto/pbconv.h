@@ -1,0 +1,74 @@
+/*
+ * pbconv.h — conversion between the wire encoding of meshwan.proto and the
+ * C structs of proto/msg.h.
+ *
+ * This is the only module that touches generated protobuf-c types, and the
+ * checkpoint every byte from the network passes: a decode either returns a
+ * struct that satisfies every limit written in the .proto, or fails with a
+ * message naming the field and leaves nothing allocated.  Encoders validate
+ * too, so a producer's mistake is caught before it reaches the wire.
+ *
+ * Memory: encoders return a malloc'd buffer in *buf (caller frees; *buf is
+ * NULL and *len 0 on failure).  Decoders fill *out (zeroed first), which
+ * the caller releases with the matching msg_*_free().  On failure *out is
+ * zeroed and owns nothing.
+ */
+#ifndef MESHWAN_PBCONV_H
+#define MESHWAN_PBCONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/msg.h"
+
+/*
+ * Largest encoded message each decoder accepts; bigger buffers are refused
+ * before parsing.  The memory protobuf-c may allocate while parsing is also
+ * capped (PBCONV_ALLOC_FACTOR times the input size plus 1 MiB), so a small
+ * message declaring millions of empty entries cannot exhaust memory.  Build
+ * with -DPBCONV_MAX_SESSION_MSG=... to change them.
+ */
+#ifndef PBCONV_MAX_ENROLL_MSG
+#define PBCONV_MAX_ENROLL_MSG	(64u * 1024)
+#endif
+#ifndef PBCONV_MAX_SESSION_MSG
+#define PBCONV_MAX_SESSION_MSG	(16u * 1024 * 1024)
+#endif
+#ifndef PBCONV_ALLOC_FACTOR
+#define PBCONV_ALLOC_FACTOR	64u
+#endif
+
+/* Length of the error strings the decoders write (enough for any). */
+#define PBCONV_ERR_LEN		256
+
+int pbconv_encode_enroll_request(const struct msg_enroll_request *m,
+    uint8_t **buf, size_t *len);
+int pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
+    struct msg_enroll_request *out, char *err, size_t errlen);
+
+int pbconv_encode_enroll_response(const struct msg_enroll_response *m,
+    uint8_t **buf, size_t *len);
+int pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
+    struct msg_enroll_response *out, char *err, size_t errlen);
+
+int pbconv_encode_edge_message(const struct msg_edge_message *m,
+    uint8_t **buf, size_t *len);
+int pbconv_decode_edge_message(const uint8_t *buf, size_t len,
+    struct msg_edge_message *out, char *err, size_t errlen);
+
+int pbconv_encode_controller_message(const struct msg_controller_message *m,
+    uint8_t **buf, size_t *len);
+int pbconv_decode_controller_message(const uint8_t *buf, size_t len,
+    struct msg_controller_message *out, char *err, size_t errlen);
+
+/*
+ * Convergence hash of an intent: SHA-256 over the canonical encoding
+ * defined in proto/README.md (the protobuf encoding of the Intent message
+ * with tunnels sorted by id).  Independent of the order of m->tunnels;
+ * changes with any field.  The intent must be valid (msg_validate_intent).
+ * 0, or -1 (invalid intent, or out of memory).
+ */
+int pbconv_intent_hash(const struct msg_intent *m,
+    uint8_t out[MSG_HASH_LEN]);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * test_rpc.c — unit tests of proto/rpc's pure parts: the reconnection
+ * backoff (0.5 s doubling to a 30 s cap, +-20 % jitter) and the option
+ * checks that need no network.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "lib/log.h"
+#include "proto/rpc.h"
+
+static void
+test_backoff_bounds(void **state)
+{
+	static const unsigned base[] = { 500, 1000, 2000, 4000, 8000, 16000,
+		30000, 30000, 30000 };
+	struct rpc_backoff b = { 0 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+		struct rpc_backoff lo = b, hi = b;
+		unsigned dlo = rpc_backoff_next(&lo, 0);
+		unsigned dhi = rpc_backoff_next(&hi, UINT32_MAX);
+		unsigned d = rpc_backoff_next(&b, 12345u * (unsigned)i);
+
+		/* The extremes of the jitter are exactly base -+ 20 %. */
+		assert_true(dlo >= base[i] - base[i] / 5);
+		assert_true(dhi <= base[i] + base[i] / 5);
+		assert_true(d >= base[i] - base[i] / 5);
+		assert_true(d <= base[i] + base[i] / 5);
+	}
+	rpc_backoff_reset(&b);
+	assert_true(rpc_backoff_next(&b, 0) >= 400);
+	assert_true(rpc_backoff_next(&b, 0) >= 800);
+}
+
+static void
+test_backoff_spread(void **state)
+{
+	struct rpc_backoff b;
+	unsigned lo = UINT32_MAX, hi = 0;
+	uint32_t r;
+
+	(void)state;
+	/* Different random inputs spread reconnects over the window. */
+	for (r = 0; r < 1000; r++) {
+		unsigned d;
+
+		b.base_ms = 0;
+		d = rpc_backoff_next(&b, r * 2654435761u);
+		lo = d < lo ? d : lo;
+		hi = d > hi ? d : hi;
+	}
+	assert_true(lo < 420);
+	assert_true(hi > 580);
+}
+
+static void
+test_close_reason_names(void **state)
+{
+	(void)state;
+	assert_string_equal(rpc_close_reason_str(RPC_CLOSE_FINISHED),
+	    "finished");
+	assert_string_equal(rpc_close_reason_str(RPC_CLOSE_DEADLINE),
+	    "deadline exceeded");
+	assert_string_equal(rpc_close_reason_str(RPC_CLOSE_SHUTDOWN),
+	    "shutdown");
+}
+
+static void
+test_bad_options(void **state)
+{
+	struct rpc_server_opts so;
+	struct rpc_client_opts co;
+
+	(void)state;
+	memset(&so, 0, sizeof(so));
+	assert_null(rpc_server_new(&so)); /* no listen address */
+	memset(&co, 0, sizeof(co));
+	assert_null(rpc_client_new(&co)); /* no target */
+	co.target = "127.0.0.1:1";
+	assert_null(rpc_client_new(&co)); /* TLS without a CA, not insecure */
+	co.tls.ca_file = "/nonexistent/ca.pem";
+	assert_null(rpc_client_new(&co));
+	/* A TLS server without certificate files does not start. */
+	so.listen = "127.0.0.1:0";
+	{
+		struct rpc_server *srv = rpc_server_new(&so);
+
+		assert_non_null(srv);
+		assert_int_equal(rpc_server_start(srv), -1);
+		rpc_server_free(srv);
+	}
+	rpc_server_free(NULL);
+	rpc_client_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_backoff_bounds),
+		cmocka_unit_test(test_backoff_spread),
+		cmocka_unit_test(test_close_reason_names),
+		cmocka_unit_test(test_bad_options),
+	};
+
+	log_init("test_rpc", true);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
