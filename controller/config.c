@@ -64,7 +64,7 @@ static const struct config_key config_keys[] = {
 	{ "admin_token_file", CT_PATH, S(admin_token_file), 0, 0, false },
 	{ "controller_name", CT_NAME, S(controller_name), 0, 0, false },
 	{ "server_names", CT_NAMES, N(server_names), 0, 0, true },
-	{ "token_lifetime", CT_SECONDS, N(token_lifetime_s), 60, 7 * 86400,
+	{ "token_lifetime", CT_SECONDS, N(token_lifetime_s), 1, 7 * 86400,
 	    false },
 	{ "cert_lifetime", CT_SECONDS, N(cert_lifetime_s), 3600, 825 * 86400,
 	    false },
@@ -183,7 +183,7 @@ config_split_addr(const char *addr, char *host, size_t hostsz, uint16_t *port)
 	}
 	if (hl == 0 || hl >= hostsz)
 		return -1;
-	if (util_parse_u64(colon + 1, 1, 65535, &p) == -1)
+	if (util_parse_u64(colon + 1, 0, 65535, &p) == -1)
 		return -1;
 	memcpy(host, hs, hl);
 	host[hl] = '\0';

@@ -1,12 +1,23 @@
 # controller/daemon.mk — meshwan-controller itself: config, CA,
 # enrollment, edge sessions, the event loop; and their tests.
 
-CTLD_CORE_SRCS := controller/config.c controller/ca.c
-CTLD_CORE_OBJS := $(CTLD_CORE_SRCS:%.c=$(BUILD)/%.o)
-ANALYZE_SRCS += $(CTLD_CORE_SRCS)
+CTLD_SRCS := controller/main.c controller/config.c controller/ca.c \
+             controller/enroll.c controller/session.c controller/intent.c
+CTLD_OBJS := $(CTLD_SRCS:%.c=$(BUILD)/%.o)
+ANALYZE_SRCS += $(CTLD_SRCS)
+$(CTLD_OBJS): | $(PROTO_GEN_H)
 
 TEST_BINS += $(BUILD)/tests/unit/test_ctld_config
 TESTS     += $(BUILD)/tests/unit/test_ctld_config
 $(BUILD)/tests/unit/test_ctld_config: $(BUILD)/tests/unit/test_ctld_config.o \
     $(BUILD)/controller/config.o $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CMOCKA))
+
+# The test edge: enrolls and runs a Session through proto/rpc + pbconv.
+CTL_EDGE := $(BUILD)/tests/ctl/edge_client
+$(BUILD)/tests/ctl/%.o: EXTRA_CFLAGS += -Wno-missing-prototypes
+$(BUILD)/tests/ctl/edge_client.o: | $(PROTO_GEN_H)
+$(CTL_EDGE): $(BUILD)/tests/ctl/edge_client.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO))
+TEST_BINS += $(CTL_EDGE)

@@ -8,15 +8,19 @@
  * transaction, so a failure leaves the token usable.
  *
  * The store says only that a token was refused (deliberately: the
- * REST-facing message must not help guessing).  Enrollment needs to tell
- * a reused token apart, so it keeps its own marker per consumed token,
- * keyed by the token's SHA-256 ("enroll.used.<hex>" in the key/value
- * table); a token neither valid nor marked is reported as unknown or
- * expired.
+ * REST-facing message must not help guessing), but an edge's operator
+ * needs to know whether to ask for a new token or look for a typo.  So:
+ *  - used: enrollment keeps its own marker per consumed token, keyed by
+ *    the token's SHA-256 ("enroll.used.<hex>" in the key/value table);
+ *  - expired: the refused token is tried once more, inside a transaction
+ *    that is always rolled back, as of time 0; a token that is valid then
+ *    but not now has expired;
+ *  - anything else is unknown.
  */
 #include "controller/enroll.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +51,26 @@ enroll_refuse(struct sessions *s, struct rpc_unary *call, int code,
 		metrics_rpc_inc(session_metrics(s),
 		    METRICS_RPC_ENROLL_REFUSED);
 	rpc_unary_fail(call, code, msg);
+}
+
+/* Why a token was refused; see the top of the file. */
+static enum msg_enroll_error
+enroll_classify(struct store *st, const char *token, const char *used_key)
+{
+	struct model_error err = { 0 };
+	char value[32];
+	uint64_t site;
+	bool expired;
+
+	if (store_kv_get(st, used_key, value, sizeof(value), NULL) == 0)
+		return MSG_ENROLL_ERROR_TOKEN_USED;
+	if (store_begin(st, &err) == -1)
+		return MSG_ENROLL_ERROR_TOKEN_UNKNOWN;
+	expired = store_enroll_token_consume(st, token, 0, 0, &site,
+	    &err) == 0;
+	store_rollback(st);
+	return expired ? MSG_ENROLL_ERROR_TOKEN_EXPIRED :
+	    MSG_ENROLL_ERROR_TOKEN_UNKNOWN;
 }
 
 void
@@ -84,16 +108,16 @@ enroll_handle(struct rpc_unary *call, const uint8_t *req, size_t len,
 		goto internal;
 	if (store_enroll_token_consume(st, rq.token, 0, (int64_t)time(NULL),
 	    &site_id, &err) == -1) {
-		bool used;
+		enum msg_enroll_error why;
 
 		store_rollback(st);
 		if (err.code != MODEL_E_TOKEN)
 			goto internal;
-		used = store_kv_get(st, key, value, sizeof(value), NULL) == 0;
-		enroll_refuse(s, call, RPC_UNAUTHENTICATED, used ?
-		    MSG_ENROLL_ERROR_TOKEN_USED :
-		    MSG_ENROLL_ERROR_TOKEN_UNKNOWN, peer->addr, used ?
-		    "token already used" : "token unknown or expired");
+		why = enroll_classify(st, rq.token, key);
+		enroll_refuse(s, call, RPC_UNAUTHENTICATED, why, peer->addr,
+		    why == MSG_ENROLL_ERROR_TOKEN_USED ? "token already used" :
+		    why == MSG_ENROLL_ERROR_TOKEN_EXPIRED ? "token expired" :
+		    "token unknown");
 		goto out;
 	}
 	if (store_site_get(st, site_id, &site, &err) == -1 || site.revoked) {
