@@ -1,0 +1,65 @@
+/*
+ * api.h — the controller's REST API v1 (see controller/API.md and
+ * controller/web/openapi.json for the routes).
+ *
+ * api_start() opens the HTTP listener; every request is then served from
+ * the HTTP server's own thread (controller/http.c), never from the
+ * daemon's event loop.  Thread-safety story: the API thread uses its own
+ * struct store — a separate database connection, given to api_start and
+ * used by no other thread until api_stop returns.  sqlite in WAL mode lets
+ * that connection and the daemon's own connection work side by side (the
+ * store's busy timeout serialises writers).
+ *
+ * Every change runs in one store transaction together with its audit
+ * entry and with a dry-run compile of the topology (so "tunnel pool
+ * exhausted" is refused before anything is written).  After the commit the
+ * daemon is told through api_hooks, from the API thread: the hook must
+ * only hand the news over to the daemon's loop (e.g. queue + eventfd),
+ * never block or touch the daemon's state without its own lock.
+ */
+#ifndef MESHWAN_API_H
+#define MESHWAN_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct metrics;
+struct api;
+
+struct api_hooks {
+	void *arg;
+	/*
+	 * The model changed for these sites (created, updated, deleted,
+	 * revoked, links or LAN prefixes changed): recompile what they touch
+	 * and notify the affected edges.  n == 0 (site_ids NULL) means the
+	 * whole network changed (topology policy or crypto profile): compile
+	 * everything.  Called after the change is committed.  May be NULL.
+	 */
+	void (*topology_changed)(void *arg, const uint64_t *site_ids, size_t n);
+};
+
+struct api_config {
+	/* "127.0.0.1:8080", "[::1]:8080" or "0.0.0.0:8080"; numeric only. */
+	const char *listen;
+	size_t max_body;		/* bytes; 0 = API_MAX_BODY_DEFAULT */
+	int64_t enroll_ttl_s;		/* 0 = STORE_ENROLL_TTL_DEFAULT */
+	struct api_hooks hooks;
+	/* Counters the daemon updates (compile, RPC); NULL = not shown. */
+	struct metrics *metrics;
+};
+
+#define API_MAX_BODY_DEFAULT ((size_t)256 * 1024)
+
+/*
+ * Starts serving.  st is borrowed and used only by the API thread until
+ * api_stop() returns (the caller closes it afterwards).  Returns NULL
+ * (logged) when the listen address is invalid or cannot be bound.
+ */
+struct api *api_start(const struct api_config *cfg, struct store *st);
+/* Stops the listener and waits for the request being served; NULL ok. */
+void api_stop(struct api *a);
+/* The bound TCP port (tests listen on port 0). */
+uint16_t api_port(const struct api *a);
+
+#endif

@@ -1,0 +1,365 @@
+/*
+ * http.c — libmicrohttpd behind the small interface of http.h.
+ *
+ * Why a wrapper: libmicrohttpd's calling convention (an access handler
+ * called several times per request while the body streams in) is easy to
+ * get wrong, and keeping it in one file lets api.c see a request as a
+ * whole: method, path, headers and a complete, size-checked body.
+ *
+ * Threading: MHD_USE_INTERNAL_POLLING_THREAD without a thread pool, so
+ * all handler calls happen one after another in a single thread that
+ * belongs to this server.  The daemon's own loop never waits for it.
+ */
+#include "controller/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "lib/log.h"
+
+struct http_server {
+	struct MHD_Daemon *mhd;
+	http_handler_fn handler;
+	void *arg;
+	size_t max_body;
+	uint16_t port;
+	/* Written by the server thread, read by anyone: atomics. */
+	_Atomic uint64_t counts[HTTP_STATUS_MAX - HTTP_STATUS_MIN + 1];
+};
+
+/* One per request, from the first handler call until completion. */
+struct http_request {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;
+	char *body;
+	size_t body_len;
+	size_t body_cap;
+	bool too_large;
+};
+
+static const char http_err_too_large[] =
+    "{\"code\":\"body_too_large\",\"message\":\"request body exceeds the "
+    "size limit\",\"field\":null}";
+static const char http_err_nomem[] =
+    "{\"code\":\"internal_error\",\"message\":\"out of memory\","
+    "\"field\":null}";
+
+static void
+http_count_status(struct http_server *srv, int status)
+{
+	if (status >= HTTP_STATUS_MIN && status <= HTTP_STATUS_MAX)
+		atomic_fetch_add(&srv->counts[status - HTTP_STATUS_MIN], 1);
+}
+
+static enum MHD_Result
+http_queue_static(struct http_server *srv, struct MHD_Connection *conn,
+    int status, const char *json)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(json), (void *)json,
+	    MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "application/json");
+	ret = MHD_queue_response(conn, (unsigned int)status, r);
+	MHD_destroy_response(r);
+	http_count_status(srv, status);
+	return ret;
+}
+
+static enum MHD_Result
+http_dispatch(struct http_server *srv, struct http_request *req)
+{
+	struct http_response resp;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	memset(&resp, 0, sizeof(resp));
+	resp.status = 500;
+	srv->handler(srv->arg, req, &resp);
+
+	r = MHD_create_response_from_buffer(resp.body_len,
+	    resp.body != NULL ? resp.body : (void *)"",
+	    resp.body != NULL ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (r == NULL) {
+		free(resp.body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    resp.content_type != NULL ? resp.content_type : "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (resp.allow[0] != '\0')
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp.allow);
+	ret = MHD_queue_response(req->conn, (unsigned int)resp.status, r);
+	MHD_destroy_response(r);
+	http_count_status(srv, resp.status);
+	return ret;
+}
+
+static int
+http_body_append(struct http_request *req, const char *data, size_t len,
+    size_t max)
+{
+	size_t cap;
+	char *nb;
+
+	if (req->too_large)
+		return 0;
+	if (len > max || req->body_len > max - len) {
+		req->too_large = true;
+		return 0;
+	}
+	if (req->body == NULL || req->body_len + len + 1 > req->body_cap) {
+		cap = req->body_cap != 0 ? req->body_cap : 1024;
+		while (cap < req->body_len + len + 1)
+			cap *= 2;
+		nb = realloc(req->body, cap);
+		if (nb == NULL)
+			return -1;
+		req->body = nb;
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, data, len);
+	req->body_len += len;
+	req->body[req->body_len] = '\0';
+	return 0;
+}
+
+static enum MHD_Result
+http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct http_request *req = *con_cls;
+	const char *cl;
+	uint64_t clen;
+	char *end;
+
+	(void)version;
+	if (req == NULL) {
+		req = calloc(1, sizeof(*req));
+		if (req == NULL)
+			return MHD_NO;
+		req->conn = conn;
+		req->method = method;
+		req->path = url;
+		*con_cls = req;
+		/*
+		 * Refuse a declared oversized body before reading it: the
+		 * client then gets 413 instead of "100 Continue".
+		 */
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL) {
+			errno = 0;
+			clen = strtoull(cl, &end, 10);
+			if (errno != 0 || *end != '\0' || clen > srv->max_body) {
+				req->too_large = true;
+				return http_queue_static(srv, conn, 413,
+				    http_err_too_large);
+			}
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		if (http_body_append(req, upload_data, *upload_data_size,
+		    srv->max_body) == -1) {
+			*upload_data_size = 0;
+			return http_queue_static(srv, conn, 500,
+			    http_err_nomem);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (req->too_large)
+		return http_queue_static(srv, conn, 413, http_err_too_large);
+	if (req->body == NULL && http_body_append(req, "", 0,
+	    srv->max_body) == -1)
+		return http_queue_static(srv, conn, 500, http_err_nomem);
+	return http_dispatch(srv, req);
+}
+
+static void
+http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_request *req = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (req == NULL)
+		return;
+	free(req->body);
+	free(req);
+	*con_cls = NULL;
+}
+
+static void
+http_on_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_warnx("http: %s", line);
+}
+
+struct http_server *
+http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
+{
+	struct http_server *srv;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+	    MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *info;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, cfg->address, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(cfg->port);
+	} else if (inet_pton(AF_INET6, cfg->address, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(cfg->port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		log_warnx("http: listen address %s is not a numeric IP address",
+		    cfg->address);
+		return NULL;
+	}
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return NULL;
+	srv->handler = handler;
+	srv->arg = arg;
+	srv->max_body = cfg->max_body;
+	srv->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL,
+	    http_on_request, srv,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_on_log, srv,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)(cfg->timeout_s != 0 ? cfg->timeout_s : 30),
+	    MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)(cfg->max_connections != 0 ?
+	    cfg->max_connections : 64),
+	    MHD_OPTION_END);
+	if (srv->mhd == NULL) {
+		log_warnx("http: cannot listen on %s port %u", cfg->address,
+		    (unsigned)cfg->port);
+		free(srv);
+		return NULL;
+	}
+	info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info != NULL ? info->port : cfg->port;
+	log_info("http: listening on %s port %u", cfg->address,
+	    (unsigned)srv->port);
+	return srv;
+}
+
+void
+http_stop(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	MHD_stop_daemon(srv->mhd);
+	free(srv);
+}
+
+uint16_t
+http_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+uint64_t
+http_count(const struct http_server *srv, int status)
+{
+	if (status < HTTP_STATUS_MIN || status > HTTP_STATUS_MAX)
+		return 0;
+	return atomic_load(&srv->counts[status - HTTP_STATUS_MIN]);
+}
+
+const char *
+http_request_method(const struct http_request *req)
+{
+	return req->method;
+}
+
+const char *
+http_request_path(const struct http_request *req)
+{
+	return req->path;
+}
+
+const char *
+http_request_header(const struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_request_query(const struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+	    name);
+}
+
+struct http_query_walk {
+	int (*fn)(void *, const char *, const char *);
+	void *arg;
+	int rc;
+};
+
+static enum MHD_Result
+http_query_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct http_query_walk *w = cls;
+
+	(void)kind;
+	if (w->fn(w->arg, key, value != NULL ? value : "") == -1) {
+		w->rc = -1;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+int
+http_request_query_each(const struct http_request *req,
+    int (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	struct http_query_walk w = { fn, arg, 0 };
+
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+	    http_query_visit, &w);
+	return w.rc;
+}
+
+const char *
+http_request_body(const struct http_request *req, size_t *len)
+{
+	*len = req->body_len;
+	return req->body != NULL ? req->body : "";
+}

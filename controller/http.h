@@ -1,0 +1,80 @@
+/*
+ * http.h — the controller's embedded HTTP server.
+ *
+ * The only user of libmicrohttpd; none of its types cross this header.
+ * The server runs in one internal thread of its own (so it never blocks
+ * the daemon's event loop): every request is answered by calling the
+ * single handler given to http_start() from that thread, one request at a
+ * time.  Request bodies are collected up to a fixed limit; a larger body
+ * is answered with 413 by this file, before the handler sees it.
+ */
+#ifndef MESHWAN_HTTP_H
+#define MESHWAN_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct http_server;
+/* Valid only during the handler call that received it. */
+struct http_request;
+
+struct http_response {
+	int status;
+	/* Static string; "application/json" when left NULL. */
+	const char *content_type;
+	/* malloc'd; http.c frees it after sending.  NULL = empty body. */
+	char *body;
+	size_t body_len;
+	/* Value of an Allow header (for 405); empty = no header. */
+	char allow[64];
+};
+
+typedef void (*http_handler_fn)(void *arg, const struct http_request *req,
+    struct http_response *resp);
+
+struct http_config {
+	const char *address;		/* numeric IPv4 or IPv6 address */
+	uint16_t port;			/* 0 = any free port (tests) */
+	size_t max_body;		/* bytes; larger bodies get 413 */
+	unsigned max_connections;	/* 0 = library default */
+	unsigned timeout_s;		/* idle connection timeout; 0 = 30 */
+};
+
+/* Status codes counted per server, for /metrics. */
+#define HTTP_STATUS_MIN 100
+#define HTTP_STATUS_MAX 599
+
+/*
+ * Starts listening; handler(arg, ...) answers each request from the
+ * server's thread.  Returns NULL (logged) if the address is not numeric
+ * or the socket cannot be bound.
+ */
+struct http_server *http_start(const struct http_config *cfg,
+    http_handler_fn handler, void *arg);
+/* Stops the thread and closes the socket; NULL is accepted. */
+void http_stop(struct http_server *srv);
+/* The bound port (useful when cfg->port was 0). */
+uint16_t http_port(const struct http_server *srv);
+/* Requests answered so far with this status; 0 outside the range. */
+uint64_t http_count(const struct http_server *srv, int status);
+
+/* Upper-case method, e.g. "GET". */
+const char *http_request_method(const struct http_request *req);
+/* The path without the query string, e.g. "/api/v1/sites/3". */
+const char *http_request_path(const struct http_request *req);
+/* A header's value (case-insensitive name), or NULL. */
+const char *http_request_header(const struct http_request *req,
+    const char *name);
+/* A query-string argument's (decoded) value, or NULL. */
+const char *http_request_query(const struct http_request *req,
+    const char *name);
+/*
+ * Calls fn for every query-string argument; stops and returns -1 when fn
+ * returns -1.  Lets a handler refuse arguments it does not know.
+ */
+int http_request_query_each(const struct http_request *req,
+    int (*fn)(void *arg, const char *key, const char *value), void *arg);
+/* The body (NUL-terminated for convenience) and its length. */
+const char *http_request_body(const struct http_request *req, size_t *len);
+
+#endif
