@@ -21,3 +21,16 @@ $(CTL_EDGE): $(BUILD)/tests/ctl/edge_client.o $(RPC_OBJS) $(PBCONV_OBJS) \
 		$(PROTO_GEN_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO))
 TEST_BINS += $(CTL_EDGE)
+
+# The daemon: its own objects, the REST API, the store and compiler, the
+# wire layer.
+ifneq ($(STORE_OBJS),)
+BINS += $(BUILD)/controller/meshwan-controller
+$(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
+		$(STORE_OBJS) $(TOPO_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(RPC_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_PBCONV) \
+		$(LIBS_GRPC) $(LIBS_SSL) $(LIBS_JANSSON))
+
+TESTS += tests/ctl/edge_session.sh
+endif

@@ -36,7 +36,7 @@
 #include "proto/pbconv.h"
 #include "proto/rpc.h"
 
-#define ENROLL_USED_PREFIX "enroll.used."
+#define ENROLL_USED_PREFIX "enroll-used."  /* + 48 hex: setting names <= 64 */
 
 static void
 enroll_refuse(struct sessions *s, struct rpc_unary *call, int code,
@@ -103,7 +103,7 @@ enroll_handle(struct rpc_unary *call, const uint8_t *req, size_t len,
 		goto out;
 	}
 	ca_sha256_hex(rq.token, strlen(rq.token), digest);
-	snprintf(key, sizeof(key), ENROLL_USED_PREFIX "%s", digest);
+	snprintf(key, sizeof(key), ENROLL_USED_PREFIX "%.48s", digest);
 	if (store_begin(st, &err) == -1)
 		goto internal;
 	if (store_enroll_token_consume(st, rq.token, 0, (int64_t)time(NULL),

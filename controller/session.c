@@ -643,7 +643,7 @@ session_epochs_init(struct sessions *s, const struct model_tunnel *t)
 
 /*
  * Persist one compile's tunnel changes and keep the epoch bookkeeping in
- * line: new tunnels get epoch 1 both ways, removed ones lose theirs.
+ * line: new tunnels get epoch 1 both ways.
  */
 static int
 session_apply_change(struct sessions *s, const struct topo_change *chg)
@@ -657,16 +657,8 @@ session_apply_change(struct sessions *s, const struct topo_change *chg)
 		log_warnx("session: storing tunnels: %s", err.message);
 		return -1;
 	}
-	for (size_t i = 0; i < chg->n_removed; i++) {
-		size_t j = session_epoch_first(s, chg->removed[i]);
-
-		for (; j < s->n_epochs &&
-		     s->epochs[j].tunnel_id == chg->removed[i]; j++)
-			if (store_epoch_delete(s->st, s->epochs[j].tunnel_id,
-			    s->epochs[j].sender_site, s->epochs[j].epoch,
-			    &err) == -1 && err.code != MODEL_E_NOT_FOUND)
-				return -1;
-	}
+	/* Removed tunnels' epochs go with them (the store cascades); the
+	 * cache is reloaded by the caller. */
 	for (size_t i = 0; i < chg->n_added; i++)
 		if (session_epochs_init(s, &chg->added[i]) == -1)
 			return -1;

@@ -13,7 +13,7 @@ need() {
 
 fail() {
 	echo "FAIL: $*" >&2
-	[ -n "${T:-}" ] && [ -f "$T/ctld.log" ] && { echo "--- controller log" >&2; tail -n 40 "$T/ctld.log" >&2; }
+	[ -n "${T:-}" ] && [ -f "$T/ctld.log" ] && { echo "--- controller log" >&2; tail -n "${LOG_LINES:-40}" "$T/ctld.log" >&2; }
 	exit 1
 }
 
