@@ -36,12 +36,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# write_config [extra key = value lines on stdin]
+# write_config [extra key = value lines on stdin]; GRPC_PORT, ENROLL_PORT
+# and HTTP_PORT fix the ports (default 0: any free one).
 write_config() {
 	{
-		echo "grpc_listen = 127.0.0.1:0"
-		echo "enroll_listen = 127.0.0.1:0"
-		echo "http_listen = 127.0.0.1:0"
+		echo "grpc_listen = 127.0.0.1:${GRPC_PORT:-0}"
+		echo "enroll_listen = 127.0.0.1:${ENROLL_PORT:-0}"
+		echo "http_listen = 127.0.0.1:${HTTP_PORT:-0}"
 		echo "database = $T/controller.db"
 		echo "ca_dir = $T/ca"
 		echo "admin_token_file = $T/admin.token"
