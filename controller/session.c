@@ -559,7 +559,8 @@ session_load_model(struct sessions *s)
 		free(pfx);
 		return -1;
 	}
-	qsort(pfx, np, sizeof(*pfx), session_pfx_cmp);
+	if (np > 0)
+		qsort(pfx, np, sizeof(*pfx), session_pfx_cmp);
 	for (size_t i = 0; i < np; i++) {
 		ids[i] = pfx[i].site_id;
 		vals[i] = pfx[i].prefix;
@@ -587,7 +588,8 @@ session_load_epochs(struct sessions *s)
 		log_warnx("session: loading SA epochs: %s", err.message);
 		return -1;
 	}
-	qsort(ep, n, sizeof(*ep), session_epoch_cmp);
+	if (n > 0)
+		qsort(ep, n, sizeof(*ep), session_epoch_cmp);
 	free(s->epochs);
 	s->epochs = ep;
 	s->n_epochs = n;
@@ -992,10 +994,12 @@ session_make_delta(struct edge *e, struct msg_intent_delta *d)
 		struct hist *h = session_hist_at(e, i);
 
 		site |= h->site_changed;
-		memcpy(all + n, h->ch, h->n * sizeof(*all));
+		if (h->n > 0)
+			memcpy(all + n, h->ch, h->n * sizeof(*all));
 		n += h->n;
 	}
-	qsort(all, n, sizeof(*all), session_change_cmp);
+	if (n > 0)
+		qsort(all, n, sizeof(*all), session_change_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (nf > 0 && all[nf - 1].tunnel_id == all[i].tunnel_id) {
 			if (all[i].op == INTENT_OP_ADD)
