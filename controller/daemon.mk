@@ -42,3 +42,12 @@ endif
 ifneq ($(SANITIZE),)
 $(BUILD)/controller/model.o: EXTRA_CFLAGS += -Wno-format-truncation
 endif
+
+# Session load generator for `make bench` (tests/bench/ctl_bench.sh).
+CTL_LOAD := $(BUILD)/tests/bench/ctl_load
+$(BUILD)/tests/bench/ctl_load.o: | $(PROTO_GEN_H)
+$(CTL_LOAD): $(BUILD)/tests/bench/ctl_load.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO) \
+		$(LIBS_CURL) $(LIBS_JANSSON))
+BENCHES += $(CTL_LOAD)
