@@ -23,9 +23,11 @@
  *  - RECV_CLOSE_ON_SERVER, posted when a stream starts, is the detector for
  *    cancellation and dead connections (keepalive).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +72,11 @@ enum call_kind {
 	K_CLI_UNARY,
 };
 
-/* Batch kinds, stored in the low 3 bits of a completion tag. */
+/*
+ * Batch kinds.  A completion tag is the address of byte k of the call's
+ * tags[] array, which holds k: the kind is read through the tag and the
+ * call found by subtracting (no integer-to-pointer casts).
+ */
 enum tag_kind {
 	T_NEW = 1,   /* a requested server call arrived */
 	T_MD,        /* server's initial metadata sent */
@@ -80,7 +86,8 @@ enum tag_kind {
 	T_FINAL,     /* server: status sent; client: half-close sent */
 	T_SHUTDOWN,  /* server shutdown finished (no call) */
 };
-#define TAG(s, k) ((void *)((uintptr_t)(s) | (uintptr_t)(k)))
+#define N_TAGS (T_SHUTDOWN + 1)
+#define TAG(s, k) ((void *)&(s)->tags[(k)])
 
 enum ev_type { EV_OPEN, EV_MSG, EV_CLOSE, EV_UNARY, EV_UDONE };
 
@@ -171,6 +178,7 @@ struct rpc_stream {
 	struct outmsg *qh, **qt;
 	size_t q_msgs, q_bytes;
 	struct rpc_peer *peer;
+	uint8_t tags[N_TAGS];
 };
 
 struct rpc_unary {
@@ -189,6 +197,7 @@ struct rpc_server {
 	int port, eport;
 	bool started;
 	bool shutdown_done;
+	uint8_t shutdown_tag; /* T_SHUTDOWN */
 };
 
 struct reg {
@@ -470,16 +479,24 @@ outq_drop(struct rpc_stream *s)
 static struct rpc_stream *
 call_new(struct loop *lp, enum call_kind kind)
 {
+	struct rpc_unary *u = NULL;
 	struct rpc_stream *s;
+	int k;
 
-	if (kind == K_SRV_UNARY)
-		s = calloc(1, sizeof(struct rpc_unary));
-	else
+	/* A server unary call is handed out as struct rpc_unary. */
+	if (kind == K_SRV_UNARY) {
+		if ((u = calloc(1, sizeof(*u))) != NULL)
+			s = &u->s;
+		else
+			s = NULL;
+	} else
 		s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		log_warn("rpc: call");
 		return NULL;
 	}
+	for (k = 0; k < N_TAGS; k++)
+		s->tags[k] = (uint8_t)k;
 	s->lp = lp;
 	s->kind = (uint8_t)kind;
 	s->refs = 1; /* life */
@@ -523,7 +540,7 @@ call_free(struct rpc_stream *s)
 	grpc_slice_unref(s->status_slice);
 	free(s->close_msg);
 	free(s->peer);
-	free(s);
+	free(s); /* also a struct rpc_unary: s is its first member */
 	if (lp->shutting_down)
 		loop_wake(lp);
 }
@@ -829,14 +846,17 @@ static void cli_tick(struct loop *lp);
 static void
 loop_complete(struct loop *lp, void *tag, bool ok)
 {
-	enum tag_kind k = (enum tag_kind)((uintptr_t)tag & 7);
-	struct rpc_stream *s = (void *)((uintptr_t)tag & ~(uintptr_t)7);
+	const uint8_t *tp = tag;
+	enum tag_kind k = (enum tag_kind)*tp;
+	struct rpc_stream *s;
 
 	if (k == T_SHUTDOWN) {
 		lp->srv->shutdown_done = true;
 		loop_wake(lp);
 		return;
 	}
+	s = (struct rpc_stream *)(void *)(tp - k - offsetof(struct rpc_stream,
+	    tags));
 	switch (k) {
 	case T_NEW:
 		srv_on_new(lp->srv, s, ok);
@@ -950,9 +970,10 @@ static void
 ev_run(struct loop *lp, struct event *e)
 {
 	struct rpc_stream *s = e->s;
+	static const struct rpc_stream_handlers none;
 	struct session *ss = s->sess;
 	const struct rpc_stream_handlers *h = ss ? &ss->h : s->m ? &s->m->h :
-	    NULL;
+	    &none;
 	void *arg = ss ? ss->arg : s->m ? s->m->arg : NULL;
 	bool skip;
 	int r;
@@ -1039,6 +1060,7 @@ ev_run(struct loop *lp, struct event *e)
 			pthread_mutex_unlock(&lp->mu);
 			break;
 		}
+		assert(s->m != NULL && s->m->ufn != NULL);
 		s->handed = true;
 		s->m->ufn((struct rpc_unary *)s, e->data, e->len, s->peer,
 		    s->m->arg);
@@ -1456,6 +1478,7 @@ rpc_server_new(const struct rpc_server_opts *o)
 		goto fail;
 	srv->lp.srv = srv;
 	srv->lp.insecure = o->insecure;
+	srv->shutdown_tag = T_SHUTDOWN;
 	srv->max_streams = o->max_streams ? o->max_streams : DEF_MAX_STREAMS;
 	if (util_strcpy(srv->listen, sizeof(srv->listen), o->listen) == -1 ||
 	    (o->enroll_listen != NULL && util_strcpy(srv->enroll_listen,
@@ -1654,7 +1677,7 @@ rpc_server_free(struct rpc_server *srv)
 		srv->lp.shutting_down = true;
 		pthread_mutex_unlock(&srv->lp.mu);
 		grpc_server_shutdown_and_notify(srv->server, srv->lp.cq,
-		    TAG(NULL, T_SHUTDOWN));
+		    &srv->shutdown_tag);
 		grpc_server_cancel_all_calls(srv->server);
 		loop_drain(&srv->lp, srv_drained);
 	}
