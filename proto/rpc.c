@@ -13,8 +13,7 @@
  *    threaded event loops.
  *  - Every call (stream, unary, a pending request for a new call) is one
  *    struct rpc_stream with a reference count: one reference for its life
- *    plus one per batch in flight and per queued event.  Completion tags
- *    are the struct's address with the batch kind in the low bits.
+ *    plus one per batch in flight and per queued event.
  *  - One SEND_MESSAGE in flight per call (a gRPC rule): sends go into a
  *    bounded per-stream queue, and each completion starts the next one.
  *  - Receiving is re-armed only while fewer than limits.inbound_msgs
@@ -40,6 +39,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "lib/log.h"
@@ -448,6 +448,35 @@ peer_read(grpc_call *call)
 	return p;
 }
 
+/*
+ * gRPC's own log lines (handshake failures, GOAWAYs) go through lib/log
+ * like everything else, instead of straight to stderr.  The hook is
+ * process-wide in gRPC itself, hence the once-only set-up.
+ */
+static void
+rpc_gpr_log(gpr_log_func_args *a)
+{
+	if (a->severity == GPR_LOG_SEVERITY_ERROR)
+		log_warnx("grpc: %s", a->message);
+	else
+		log_debug("grpc", "%s:%d: %s", a->file, a->line, a->message);
+}
+
+static void
+rpc_log_hook(void)
+{
+	gpr_set_log_function(rpc_gpr_log);
+}
+
+static void
+rpc_grpc_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	(void)pthread_once(&once, rpc_log_hook);
+	grpc_init();
+}
+
 /* --- the loop: call objects, events, the completion-queue thread ---- */
 
 static void
@@ -728,7 +757,8 @@ on_recv(struct rpc_stream *s, bool ok)
 		 * A client that ends its side is done with the stream: flush
 		 * what is queued and finish with OK.
 		 */
-		if (ok && s->kind == K_SRV_STREAM && !s->closing) {
+		if (ok && s->kind == K_SRV_STREAM && !s->closing &&
+		    !s->close_seen) {
 			s->closing = true;
 			s->close_code = RPC_OK;
 			kick_send(s);
@@ -1473,7 +1503,7 @@ rpc_server_new(const struct rpc_server_opts *o)
 		log_warn("rpc: server");
 		return NULL;
 	}
-	grpc_init();
+	rpc_grpc_init();
 	if (loop_init(&srv->lp, false, &o->limits) == -1)
 		goto fail;
 	srv->lp.srv = srv;
@@ -1714,7 +1744,7 @@ rpc_client_new(const struct rpc_client_opts *o)
 		log_warn("rpc: client");
 		return NULL;
 	}
-	grpc_init();
+	rpc_grpc_init();
 	if (loop_init(&cli->lp, true, &o->limits) == -1)
 		goto fail;
 	cli->lp.insecure = o->insecure;

@@ -100,6 +100,7 @@ struct t {
 	Meshwan__V1__EnrollResponse *uresp;
 	uint64_t hello_site, hello_version;
 	struct rpc_stream *cli_stream;
+	uint64_t open_ms[8];
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -515,6 +516,7 @@ struct cli_plan {
 	struct t *t;
 	uint64_t site, version;
 	bool ack_and_end; /* after the snapshot: Ack 42, then half-close */
+	bool big;         /* a hello over the server's message size limit */
 };
 
 static int
@@ -523,8 +525,25 @@ cli_open(struct rpc_stream *s, const struct rpc_peer *peer, void *arg)
 	struct cli_plan *p = arg;
 
 	CHECK(peer == NULL);
+	p->t->open_ms[p->t->cli_opens % 8] = util_mono_ms();
 	p->t->cli_opens++;
 	p->t->cli_stream = s;
+	if (p->big) {
+		Meshwan__V1__EdgeMessage em = MESHWAN__V1__EDGE_MESSAGE__INIT;
+		Meshwan__V1__Hello h = MESHWAN__V1__HELLO__INIT;
+		char *v = malloc(100 * 1024);
+
+		CHECK(v != NULL);
+		memset(v, 'v', 100 * 1024 - 1);
+		v[100 * 1024 - 1] = '\0';
+		h.site_id = p->site;
+		h.software_version = v;
+		em.body_case = MESHWAN__V1__EDGE_MESSAGE__BODY_HELLO;
+		em.hello = &h;
+		CHECK(send_em(s, &em) == 0);
+		free(v);
+		return RPC_OK;
+	}
 	(void)send_hello(s, p->site, p->version);
 	return RPC_OK;
 }
@@ -588,13 +607,20 @@ static const struct rpc_stream_handlers cli_handlers = {
 };
 
 static void
-open_session(struct rpc_client *c, struct cli_plan *p, unsigned timeout_ms)
+open_session2(struct rpc_client *c, struct cli_plan *p, unsigned timeout_ms,
+    bool reconnect)
 {
-	struct rpc_stream_opts so = { .reconnect = false,
+	struct rpc_stream_opts so = { .reconnect = reconnect,
 		.timeout_ms = timeout_ms };
 
 	CHECK(rpc_client_stream_open(c, M_SESSION, &cli_handlers, p, &so) ==
 	    0);
+}
+
+static void
+open_session(struct rpc_client *c, struct cli_plan *p, unsigned timeout_ms)
+{
+	open_session2(c, p, timeout_ms, false);
 }
 
 /* --- modes ------------------------------------------------------------- */
@@ -607,10 +633,11 @@ mode_roundtrip(struct t *t)
 	struct cli_plan p = { .t = t, .site = 1, .version = 41,
 		.ack_and_end = true };
 	struct rpc_stats st;
-	int port, eport, i, closes;
+	int port, eport, i, h0, closes;
 
 	memset(&so, 0, sizeof(so));
 	so.limits.queue_msgs = 16;
+	so.limits.max_message = 64 * 1024;
 	server_up(t, &so);
 	port = rpc_server_port(t->srv, false);
 	eport = rpc_server_port(t->srv, true);
@@ -742,21 +769,61 @@ mode_roundtrip(struct t *t)
 	printf("ok: Session without client certificate -> "
 	    "UNAUTHENTICATED, handler not run\n");
 
+	/* A message over the server's size limit ends the stream. */
+	p.big = true;
+	i = t->hellos;
+	open_session(cm, &p, 0);
+	WAIT_FOR(t, t->cli_closes == 5 && t->srv_closes == 4, 8000);
+	CHECK(t->cli_last_code == RPC_RESOURCE_EXHAUSTED);
+	CHECK(t->hellos == i);
+	printf("ok: 100 KiB message over the 64 KiB limit: stream ended "
+	    "(code %d), handler never saw it\n", t->cli_last_code);
+	p.big = false;
+
+	/* Reconnection: the server ends each attempt; backoff 0.5 s, 1 s. */
+	p.version = 99;
+	i = t->cli_opens;
+	open_session2(cm, &p, 0, true);
+	WAIT_FOR(t, t->cli_opens == i + 3, 8000);
+	{
+		uint64_t g1 = t->open_ms[(i + 1) % 8] - t->open_ms[i % 8];
+		uint64_t g2 = t->open_ms[(i + 2) % 8] - t->open_ms[(i + 1) % 8];
+
+		printf("ok: automatic reconnection after %" PRIu64 " ms, then "
+		    "%" PRIu64 " ms (0.5 s and 1 s +-20 %%)\n", g1, g2);
+		CHECK(g1 >= 400 && g1 <= 1000);
+		CHECK(g2 >= 800 && g2 <= 1800);
+	}
+	/* Cancelling stops the reconnection. */
+	WAIT_FOR(t, t->cli_stream != NULL, 3000);
+	rpc_stream_cancel(t->cli_stream);
+	i = t->cli_opens;
+	{
+		uint64_t until = util_mono_ms() + 2000;
+
+		while (util_mono_ms() < until)
+			pump(t, 50);
+	}
+	CHECK(t->cli_opens == i);
+	printf("ok: cancel stops reconnection\n");
+	closes = t->cli_closes;
+
 	/* Shutdown with streams open: every stream hears of it. */
 	p.version = 0;
+	h0 = t->hellos;
 	for (i = 0; i < 5; i++) {
 		p.site = 10;
 		open_session(cm, &p, 0);
 	}
-	WAIT_FOR(t, t->hellos == 8, 8000);
+	WAIT_FOR(t, t->hellos == h0 + 5, 8000);
 	rpc_server_stats(t->srv, &st);
 	CHECK(st.streams == 5);
-	closes = t->srv_closes;
+	i = t->srv_closes;
 	rpc_server_free(t->srv);
 	t->srv = NULL;
-	CHECK(t->srv_closes == closes + 5);
+	CHECK(t->srv_closes == i + 5);
 	CHECK(t->closes_by_reason[RPC_CLOSE_SHUTDOWN] == 5);
-	WAIT_FOR(t, t->cli_closes == 9, 8000);
+	WAIT_FOR(t, t->cli_closes == closes + 5, 8000);
 	printf("ok: server freed with 5 streams open: 5 x on_close(shutdown), "
 	    "clients told (last code %d)\n", t->cli_last_code);
 	client_free(t, ce);
