@@ -89,7 +89,7 @@ enum tag_kind {
 #define N_TAGS (T_SHUTDOWN + 1)
 #define TAG(s, k) ((void *)&(s)->tags[(k)])
 
-enum ev_type { EV_OPEN, EV_MSG, EV_CLOSE, EV_UNARY, EV_UDONE };
+enum ev_type { EV_OPEN, EV_MSG, EV_CLOSE, EV_UNARY, EV_UDONE, EV_DRAINED };
 
 struct outmsg {
 	struct outmsg *next;
@@ -162,6 +162,7 @@ struct rpc_stream {
 	bool accepted, refused, owner_knows, md_sent, md_recvd;
 	bool recv_busy, send_busy, closing, final_sent, close_seen;
 	bool close_pushed, local_cancel, peer_done, replied, got_msg, handed;
+	bool want_drained; /* a send was refused: tell the owner when empty */
 	uint16_t inbound;
 	int cancelled; /* RECV_CLOSE_ON_SERVER result */
 	int close_code;
@@ -798,6 +799,10 @@ on_send(struct rpc_stream *s, bool ok)
 	if (ok) {
 		lp->st.msgs_out++;
 		kick_send(s);
+		if (s->q_msgs == 0 && s->want_drained && !s->closing) {
+			s->want_drained = false;
+			(void)ev_push_simple(lp, s, EV_DRAINED);
+		}
 	} else
 		outq_drop(s);
 }
@@ -1099,6 +1104,10 @@ ev_run(struct loop *lp, struct event *e)
 		s->peer = NULL;
 		pthread_mutex_unlock(&lp->mu);
 		break;
+	case EV_DRAINED:
+		if (s->owner_knows && h->on_drained)
+			h->on_drained(s, arg);
+		break;
 	case EV_UDONE:
 		s->done(e->code, e->msg ? e->msg : "", e->data, e->len,
 		    s->user);
@@ -1183,6 +1192,7 @@ rpc_stream_send(struct rpc_stream *s, const void *buf, size_t len)
 	}
 	if (s->q_msgs >= lp->lim.queue_msgs ||
 	    s->q_bytes + len > lp->lim.queue_bytes) {
+		s->want_drained = true;
 		errno = ENOBUFS;
 		goto out;
 	}

@@ -122,6 +122,11 @@ struct rpc_stream_handlers {
 	/* Last callback of a stream; code/msg are the final status. */
 	void (*on_close)(struct rpc_stream *s, enum rpc_close_reason why,
 	    int code, const char *msg, void *arg);
+	/*
+	 * Optional: after rpc_stream_send failed with ENOBUFS, called once
+	 * when the outbound queue has emptied (time to resynchronise).
+	 */
+	void (*on_drained)(struct rpc_stream *s, void *arg);
 };
 
 /*
@@ -174,7 +179,7 @@ int rpc_unary_fail(struct rpc_unary *call, int code, const char *msg);
 /*
  * Queue one message; returns at once.  -1 with errno ENOBUFS when the
  * stream's outbound queue is full (the owner decides: drop and resync
- * later, or close), EMSGSIZE when too large, EPIPE once closing.
+ * from on_drained, or close), EMSGSIZE when too large, EPIPE once closing.
  */
 int rpc_stream_send(struct rpc_stream *s, const void *buf, size_t len);
 /*

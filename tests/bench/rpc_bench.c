@@ -341,7 +341,7 @@ struct bench {
 	struct rpc_client *c;
 	unsigned done, inflight, opened;
 	uint64_t reply;
-	bool replied;
+	bool replied, drained;
 	struct rpc_stream *s;
 	const uint8_t *req;
 	size_t req_len;
@@ -461,8 +461,18 @@ b_close(struct rpc_stream *s, enum rpc_close_reason why, int code,
 		    rpc_close_reason_str(why), code, msg);
 }
 
+static void
+b_drained(struct rpc_stream *s, void *arg)
+{
+	struct bench *b = arg;
+
+	(void)s;
+	b->drained = true;
+}
+
 static const struct rpc_stream_handlers bh = {
 	.on_open = b_open, .on_message = b_msg, .on_close = b_close,
+	.on_drained = b_drained,
 };
 
 static double
@@ -484,8 +494,12 @@ stream_rate(struct bench *b, unsigned n)
 		if (rpc_stream_send(b->s, h, len) == 0)
 			sent++;
 		else {
+			/* The queue is full: wait for on_drained, as a
+			 * daemon would. */
 			CHECK(errno == ENOBUFS);
-			pump(b->c, 1); /* the queue is full: let it drain */
+			b->drained = false;
+			while (!b->drained)
+				pump(b->c, 100);
 		}
 	}
 	ack.version = n;

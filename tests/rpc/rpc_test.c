@@ -87,7 +87,7 @@ struct t {
 	int closes_by_reason[5];
 	struct rpc_unary *deferred;
 	struct rpc_peer last_peer;
-	int backpressure_ok, backpressure_enobufs;
+	int backpressure_ok, backpressure_enobufs, drained;
 	struct srv_stream *ss;  /* by site id */
 	size_t nss;
 	/* client side */
@@ -255,14 +255,31 @@ srv_open(struct rpc_stream *s, const struct rpc_peer *peer, void *arg)
 }
 
 static void
-srv_hello(struct t *t, struct rpc_stream *s, const Meshwan__V1__Hello *h)
+send_snapshot(struct rpc_stream *s, uint64_t site_id, uint64_t version)
 {
 	Meshwan__V1__ControllerMessage cm = MESHWAN__V1__CONTROLLER_MESSAGE__INIT;
 	Meshwan__V1__Intent in = MESHWAN__V1__INTENT__INIT;
 	Meshwan__V1__Site site = MESHWAN__V1__SITE__INIT;
+	char name[32];
+
+	snprintf(name, sizeof(name), "site-%" PRIu64, site_id);
+	site.id = site_id;
+	site.name = name;
+	site.asn = 65001;
+	in.version = version;
+	in.site = &site;
+	in.keepalive_seconds = 15;
+	cm.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_SNAPSHOT;
+	cm.snapshot = &in;
+	send_cm(s, &cm);
+}
+
+static void
+srv_hello(struct t *t, struct rpc_stream *s, const Meshwan__V1__Hello *h)
+{
+	Meshwan__V1__ControllerMessage cm = MESHWAN__V1__CONTROLLER_MESSAGE__INIT;
 	Meshwan__V1__Keepalive ka = MESHWAN__V1__KEEPALIVE__INIT;
 	struct srv_stream *ss = srv_slot(t, h->site_id);
-	char name[32];
 	int i;
 
 	t->hellos++;
@@ -295,16 +312,7 @@ srv_hello(struct t *t, struct rpc_stream *s, const Meshwan__V1__Hello *h)
 	}
 	if (h->applied_version == 0)
 		return; /* idle stream (disconnect and scale tests) */
-	snprintf(name, sizeof(name), "site-%" PRIu64, h->site_id);
-	site.id = h->site_id;
-	site.name = name;
-	site.asn = 65001;
-	in.version = h->applied_version + 1;
-	in.site = &site;
-	in.keepalive_seconds = 15;
-	cm.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_SNAPSHOT;
-	cm.snapshot = &in;
-	send_cm(s, &cm);
+	send_snapshot(s, h->site_id, h->applied_version + 1);
 	ka.controller_time = 1700000000;
 	cm.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_KEEPALIVE;
 	cm.keepalive = &ka;
@@ -365,10 +373,23 @@ srv_close(struct rpc_stream *s, enum rpc_close_reason why, int code,
 		    rpc_close_reason_str(why), code, msg);
 }
 
+/* The queue emptied after ENOBUFS: resynchronise with a snapshot. */
+static void
+srv_drained(struct rpc_stream *s, void *arg)
+{
+	struct t *t = arg;
+	uintptr_t site1 = (uintptr_t)rpc_stream_user(s);
+
+	t->drained++;
+	CHECK(site1 > 0);
+	send_snapshot(s, site1 - 1, 78);
+}
+
 static const struct rpc_stream_handlers srv_handlers = {
 	.on_open = srv_open,
 	.on_message = srv_msg,
 	.on_close = srv_close,
+	.on_drained = srv_drained,
 };
 
 static void
@@ -633,7 +654,7 @@ mode_roundtrip(struct t *t)
 	struct cli_plan p = { .t = t, .site = 1, .version = 41,
 		.ack_and_end = true };
 	struct rpc_stats st;
-	int port, eport, i, h0, closes;
+	int port, eport, i, h0, closes, snaps;
 
 	memset(&so, 0, sizeof(so));
 	so.limits.queue_msgs = 16;
@@ -738,6 +759,7 @@ mode_roundtrip(struct t *t)
 	p.version = 77;
 	p.site = 2;
 	i = t->cli_msgs;
+	snaps = t->cli_snapshots;
 	open_session(cm, &p, 0);
 	WAIT_FOR(t, t->backpressure_ok + t->backpressure_enobufs == 100, 8000);
 	/*
@@ -746,10 +768,13 @@ mode_roundtrip(struct t *t)
 	 * accepted ones arrive.
 	 */
 	CHECK(t->backpressure_ok >= 16 && t->backpressure_enobufs > 0);
-	WAIT_FOR(t, t->cli_msgs - i == t->backpressure_ok, 8000);
+	/* ... then on_drained resends a snapshot (version 78). */
+	WAIT_FOR(t, t->cli_msgs - i == t->backpressure_ok + 1, 8000);
+	WAIT_FOR(t, t->cli_snapshots == snaps + 1, 8000);
+	CHECK(t->drained == 1);
 	printf("ok: backpressure (queue 16): %d queued, %d refused with "
-	    "ENOBUFS, %d delivered\n", t->backpressure_ok,
-	    t->backpressure_enobufs, t->cli_msgs - i);
+	    "ENOBUFS, all delivered, then on_drained resync snapshot\n",
+	    t->backpressure_ok, t->backpressure_enobufs);
 
 	/* A client cancel reaches the server's on_close. */
 	CHECK(t->cli_stream != NULL);
