@@ -378,7 +378,7 @@ model_site_validate(const struct model_site *s, struct model_error *err)
 		char f[sizeof(err->field)];
 
 		if (model_link_validate(&s->links[i], &e) == -1) {
-			(void)snprintf(f, sizeof(f), "links[%zu].%.20s", i,
+			(void)snprintf(f, sizeof(f), "links[%zu].%.20s", i % 100,
 			    e.field);
 			return model_error_set(err, e.code, f, "%s",
 			    e.message);

@@ -33,7 +33,7 @@
 #define MODEL_WHO_MAX       63     /* audit actor */
 #define MODEL_WHAT_MAX      127    /* audit action, e.g. "site.create" */
 #define MODEL_DETAIL_MAX    8192   /* audit JSON detail, bytes */
-#define MODEL_STATUS_MAX    (1024 * 1024) /* last status blob per edge */
+#define MODEL_STATUS_MAX    (1u << 20) /* last status blob per edge, bytes */
 #define MODEL_HASH_MAX      64     /* convergence hash, bytes */
 
 #define MODEL_ASN_MIN_DEFAULT   64512u

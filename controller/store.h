@@ -189,6 +189,24 @@ int store_enroll_token_consume(struct store *st, const char *token,
     uint64_t site_id, int64_t now, uint64_t *bound_site,
     struct model_error *err);
 
+/* What a presented enrollment token is, without using it up. */
+enum store_token_state {
+	STORE_TOKEN_UNKNOWN = 0,        /* never issued (or its site was deleted) */
+	STORE_TOKEN_VALID,              /* would be accepted now */
+	STORE_TOKEN_USED,
+	STORE_TOKEN_EXPIRED,
+	STORE_TOKEN_OTHER_SITE,         /* valid, but bound to another site */
+};
+
+/*
+ * Classify a token (read only), e.g. to tell an enrolling edge why
+ * store_enroll_token_consume refused it.  A used token reads as USED even
+ * after expiry.  *bound_site (may be NULL) is set when the token exists.
+ */
+int store_enroll_token_state(struct store *st, const char *token,
+    uint64_t site_id, int64_t now, enum store_token_state *state,
+    uint64_t *bound_site, struct model_error *err);
+
 /* ---- API tokens ------------------------------------------------------ */
 
 /* Create a named API token (name unique); plaintext into token, hash stored. */

@@ -1,10 +1,20 @@
-# controller/store.mk — the model (pure validation) and its unit tests.
+# controller/store.mk — the model (pure validation) and the store with its
+# sqlite backend; the unit tests of both.  Users of the store link
+# $(STORE_OBJS) $(MODEL_OBJS) with $(STORE_LIBS).
 MODEL_SRCS := controller/model.c
 MODEL_OBJS := $(MODEL_SRCS:%.c=$(BUILD)/%.o)
-ANALYZE_SRCS += $(MODEL_SRCS)
+STORE_SRCS := controller/store.c controller/store_sqlite.c
+STORE_OBJS := $(STORE_SRCS:%.c=$(BUILD)/%.o)
+# Link line for anything using the store (model objects come with it).
+STORE_LIBS := $(LIBS_SQLITE) $(LIBS_CRYPTO)
+ANALYZE_SRCS += $(MODEL_SRCS) $(STORE_SRCS)
 
-TEST_BINS += $(BUILD)/tests/unit/test_model
-TESTS     += $(BUILD)/tests/unit/test_model
+TEST_BINS += $(BUILD)/tests/unit/test_model $(BUILD)/tests/unit/test_store
+TESTS     += $(BUILD)/tests/unit/test_model $(BUILD)/tests/unit/test_store
 $(BUILD)/tests/unit/test_model: $(BUILD)/tests/unit/test_model.o \
 		$(MODEL_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CMOCKA))
+# test_store also drives the compiler (topo.mk is read after this file).
+$(BUILD)/tests/unit/test_store: $(BUILD)/tests/unit/test_store.o \
+		$(STORE_OBJS) $(BUILD)/controller/topo.o $(MODEL_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(STORE_LIBS) $(LIBS_CMOCKA))

@@ -35,6 +35,9 @@ struct store_backend {
 	int (*exec)(void *conn, const char *sql);
 	int (*prepare)(void *conn, const char *sql, void **stmt);
 	void (*finalize)(void *stmt);
+	/* Make a stepped statement runnable again, keeping it prepared;
+	 * bindings are cleared. */
+	int (*reset)(void *stmt);
 	/* Parameters are 1-based, in `?` order. */
 	int (*bind_int)(void *stmt, int idx, int64_t v);
 	int (*bind_text)(void *stmt, int idx, const char *v);
@@ -49,6 +52,8 @@ struct store_backend {
 	int (*begin)(void *conn);
 	int (*commit)(void *conn);
 	int (*rollback)(void *conn);
+	/* Rows changed by the last INSERT/UPDATE/DELETE on conn. */
+	int64_t (*changes)(void *conn);
 	/* Last engine error, for logs (never contains bound values). */
 	const char *(*errmsg)(void *conn);
 };

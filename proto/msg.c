@@ -1250,6 +1250,8 @@ msg_idx_find(struct msg_idx *idx, size_t n, uint64_t id)
 {
 	struct msg_idx key = { .id = id };
 
+	if (n == 0)
+		return NULL;
 	return bsearch(&key, idx, n, sizeof(*idx), msg_cmp_idx);
 }
 
@@ -1382,5 +1384,166 @@ out:
 	free(placed);
 	free(fate);
 	free(idx);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Equality and diff */
+
+static bool
+msg_blob_equal(const struct msg_blob *a, const struct msg_blob *b)
+{
+	return a->len == b->len &&
+	    (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+static bool
+msg_prefix_equal(const struct msg_prefix *a, const struct msg_prefix *b)
+{
+	return a->len == b->len && msg_addr_equal(&a->addr, &b->addr);
+}
+
+bool
+msg_site_equal(const struct msg_site *a, const struct msg_site *b)
+{
+	if (a->id != b->id || strcmp(a->name, b->name) != 0 ||
+	    a->asn != b->asn || a->role != b->role ||
+	    strcmp(a->region, b->region) != 0 ||
+	    a->n_lan_prefixes != b->n_lan_prefixes || a->n_links != b->n_links)
+		return false;
+	for (size_t i = 0; i < a->n_lan_prefixes; i++)
+		if (!msg_prefix_equal(&a->lan_prefixes[i], &b->lan_prefixes[i]))
+			return false;
+	for (size_t i = 0; i < a->n_links; i++) {
+		const struct msg_wan_link *x = &a->links[i], *y = &b->links[i];
+
+		if (strcmp(x->name, y->name) != 0 ||
+		    !msg_addr_equal(&x->address, &y->address) ||
+		    !msg_addr_equal(&x->public_address, &y->public_address) ||
+		    x->public_port != y->public_port)
+			return false;
+	}
+	return true;
+}
+
+static bool
+msg_peer_key_equal(const struct msg_peer_key *a, const struct msg_peer_key *b)
+{
+	return a->epoch == b->epoch && a->not_after == b->not_after &&
+	    memcmp(a->public_key, b->public_key, MSG_KEY_LEN) == 0 &&
+	    a->signature_len == b->signature_len &&
+	    memcmp(a->signature, b->signature, a->signature_len) == 0;
+}
+
+bool
+msg_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b)
+{
+	const struct msg_crypto_profile *c = &a->crypto, *d = &b->crypto;
+	const struct msg_bgp_neighbor *x = &a->bgp, *y = &b->bgp;
+
+	if (a->id != b->id || strcmp(a->local_link, b->local_link) != 0 ||
+	    strcmp(a->remote_link, b->remote_link) != 0 ||
+	    !msg_addr_equal(&a->remote_address, &b->remote_address) ||
+	    a->remote_port != b->remote_port || a->encap != b->encap ||
+	    a->vni != b->vni ||
+	    !msg_prefix_equal(&a->inner_local, &b->inner_local) ||
+	    !msg_addr_equal(&a->inner_remote, &b->inner_remote) ||
+	    a->mtu != b->mtu || a->spi_in != b->spi_in ||
+	    a->spi_out != b->spi_out || a->epoch != b->epoch)
+		return false;
+	if (c->cipher != d->cipher || c->esn != d->esn ||
+	    c->replay_window != d->replay_window ||
+	    c->rekey_seconds != d->rekey_seconds ||
+	    c->rekey_bytes != d->rekey_bytes ||
+	    c->rekey_packets != d->rekey_packets)
+		return false;
+	if (a->peer.site_id != b->peer.site_id ||
+	    strcmp(a->peer.name, b->peer.name) != 0 ||
+	    !msg_blob_equal(&a->peer.certificate_der,
+	    &b->peer.certificate_der) || a->peer.n_keys != b->peer.n_keys)
+		return false;
+	for (size_t i = 0; i < a->peer.n_keys; i++)
+		if (!msg_peer_key_equal(&a->peer.keys[i], &b->peer.keys[i]))
+			return false;
+	return msg_addr_equal(&x->address, &y->address) &&
+	    x->remote_asn == y->remote_asn && x->hold_time == y->hold_time &&
+	    x->keepalive == y->keepalive && x->bfd == y->bfd &&
+	    x->route_server_client == y->route_server_client;
+}
+
+int
+msg_intent_diff(const struct msg_intent *from, const struct msg_intent *to,
+    struct msg_intent_delta *out, char *err, size_t errlen)
+{
+	struct msg_idx *fi = NULL, *ti = NULL;
+	size_t nf = from->n_tunnels, nt = to->n_tunnels;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!msg_blob_equal(&from->ca_chain_der, &to->ca_chain_der))
+		return msg_fail(err, errlen, "ca_chain_der changed: a delta "
+		    "cannot carry it, send a snapshot");
+	if (from->keepalive_seconds != to->keepalive_seconds ||
+	    from->headless_grace_seconds != to->headless_grace_seconds)
+		return msg_fail(err, errlen, "keepalive_seconds or "
+		    "headless_grace_seconds changed: a delta cannot carry "
+		    "them, send a snapshot");
+	out->from_version = from->version;
+	out->version = to->version;
+	if (!msg_site_equal(&from->site, &to->site)) {
+		if (msg_site_copy(&out->site, &to->site) == -1)
+			goto nomem;
+		out->has_site = true;
+	}
+	if ((nf > 0 && (fi = calloc(nf, sizeof(*fi))) == NULL) ||
+	    (nt > 0 && (ti = calloc(nt, sizeof(*ti))) == NULL))
+		goto nomem;
+	for (size_t i = 0; i < nf; i++) {
+		fi[i].id = from->tunnels[i].id;
+		fi[i].pos = i;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		ti[i].id = to->tunnels[i].id;
+		ti[i].pos = i;
+	}
+	if (nf > 0)
+		qsort(fi, nf, sizeof(*fi), msg_cmp_idx);
+	if (nt > 0) {
+		qsort(ti, nt, sizeof(*ti), msg_cmp_idx);
+		if ((out->upsert = calloc(nt, sizeof(*out->upsert))) == NULL)
+			goto nomem;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		const struct msg_tunnel *t = &to->tunnels[i];
+		const struct msg_idx *x = msg_idx_find(fi, nf, t->id);
+
+		if (x != NULL && msg_tunnel_equal(&from->tunnels[x->pos], t))
+			continue;
+		if (msg_tunnel_copy(&out->upsert[out->n_upsert], t) == -1)
+			goto nomem;
+		out->n_upsert++;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (msg_idx_find(ti, nt, from->tunnels[i].id) != NULL)
+			continue;
+		if (out->remove == NULL &&
+		    (out->remove = calloc(nf, sizeof(*out->remove))) == NULL)
+			goto nomem;
+		out->remove[out->n_remove++] = from->tunnels[i].id;
+	}
+	if (out->n_upsert == 0) {
+		free(out->upsert);
+		out->upsert = NULL;
+	}
+	rc = 0;
+	goto done;
+nomem:
+	msg_fail(err, errlen, "out of memory computing delta %llu -> %llu",
+	    (unsigned long long)from->version,
+	    (unsigned long long)to->version);
+	msg_intent_delta_free(out);
+done:
+	free(fi);
+	free(ti);
 	return rc;
 }

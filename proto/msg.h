@@ -553,6 +553,23 @@ int msg_validate_edge_message(const struct msg_edge_message *m, char *err,
 int msg_intent_apply_delta(struct msg_intent *intent,
     const struct msg_intent_delta *d, char *err, size_t errlen);
 
+/*
+ * The delta that turns `from` into `to` (both valid): from_version and
+ * version from the two, the site when it differs, every tunnel of `to` that
+ * is new or differs (in `to`'s order), and the ids only `from` has.  *out
+ * owns copies.  Fails (-1, err set, *out zeroed) when memory runs out or
+ * when a field a delta cannot carry differs (ca_chain_der,
+ * keepalive_seconds, headless_grace_seconds): send a snapshot then.
+ * Applying the result to `from` with msg_intent_apply_delta() gives a state
+ * with the same convergence hash as `to`.
+ */
+int msg_intent_diff(const struct msg_intent *from, const struct msg_intent *to,
+    struct msg_intent_delta *out, char *err, size_t errlen);
+
+/* Field-by-field equality (blobs by content, strings up to their NUL). */
+bool msg_site_equal(const struct msg_site *a, const struct msg_site *b);
+bool msg_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b);
+
 /* Lookup by id in intent->tunnels; NULL when absent.  Linear. */
 const struct msg_tunnel *msg_intent_find_tunnel(const struct msg_intent *m,
     uint64_t id);

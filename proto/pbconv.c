@@ -197,11 +197,28 @@ pbconv_get_str(const char *path, const char *src, char *dst, size_t dstsz,
 	return 0;
 }
 
+/*
+ * Quote untrusted text in an error message (which ends up in logs and in
+ * failed acks): at most max bytes, anything but printable ASCII as '?'.
+ */
+static const char *
+pbconv_quote(char *buf, size_t size, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < size && src[i] != '\0'; i++)
+		buf[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
 /* An address field; empty is allowed only when optional. */
 static int
 pbconv_get_addr(const char *path, const char *src, bool optional,
     struct msg_addr *out, char *err, size_t errlen)
 {
+	char q[MSG_ADDR_STRLEN];
+
 	memset(out, 0, sizeof(*out));
 	if (src == NULL || src[0] == '\0') {
 		if (optional)
@@ -209,8 +226,8 @@ pbconv_get_addr(const char *path, const char *src, bool optional,
 		return pbconv_fail(err, errlen, "%s: missing", path);
 	}
 	if (strlen(src) >= MSG_ADDR_STRLEN || msg_addr_parse(src, out) == -1)
-		return pbconv_fail(err, errlen, "%s: \"%.*s\" is not an IPv4 "
-		    "or IPv6 address", path, MSG_ADDR_STRLEN, src);
+		return pbconv_fail(err, errlen, "%s: \"%s\" is not an IPv4 "
+		    "or IPv6 address", path, pbconv_quote(q, sizeof(q), src));
 	return 0;
 }
 
@@ -218,13 +235,15 @@ static int
 pbconv_get_prefix(const char *path, const char *src, bool network,
     struct msg_prefix *out, char *err, size_t errlen)
 {
+	char q[MSG_PREFIX_STRLEN];
+
 	memset(out, 0, sizeof(*out));
 	if (src == NULL || src[0] == '\0')
 		return pbconv_fail(err, errlen, "%s: missing", path);
 	if (strlen(src) >= MSG_PREFIX_STRLEN ||
 	    msg_prefix_parse(src, network, out) == -1)
-		return pbconv_fail(err, errlen, "%s: \"%.*s\" is not %s", path,
-		    MSG_PREFIX_STRLEN, src, network ?
+		return pbconv_fail(err, errlen, "%s: \"%s\" is not %s", path,
+		    pbconv_quote(q, sizeof(q), src), network ?
 		    "a network in CIDR notation (host bits zero)" :
 		    "an ADDRESS/LENGTH");
 	return 0;
@@ -728,7 +747,7 @@ int
 pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
     struct msg_enroll_request *out, char *err, size_t errlen)
 {
-	struct pbconv_budget b;
+	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbEnrollRequest *pb;
 	int rc;
@@ -760,7 +779,7 @@ int
 pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
     struct msg_enroll_response *out, char *err, size_t errlen)
 {
-	struct pbconv_budget b;
+	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbEnrollResponse *pb;
 	char p[PATH_LEN];
@@ -804,7 +823,7 @@ int
 pbconv_decode_edge_message(const uint8_t *buf, size_t len,
     struct msg_edge_message *out, char *err, size_t errlen)
 {
-	struct pbconv_budget b;
+	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbEdgeMessage *pb;
 	int rc;
@@ -828,7 +847,7 @@ int
 pbconv_decode_controller_message(const uint8_t *buf, size_t len,
     struct msg_controller_message *out, char *err, size_t errlen)
 {
-	struct pbconv_budget b;
+	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbControllerMessage *pb;
 	int rc;
@@ -864,7 +883,7 @@ struct pbconv_arena {
 	struct pbconv_chunk *head;
 };
 
-#define PBCONV_CHUNK (64u * 1024)
+#define PBCONV_CHUNK ((size_t)64 * 1024)
 
 /* Zeroed memory that lives until pbconv_arena_free; NULL on ENOMEM. */
 static void *
@@ -939,15 +958,26 @@ pbconv_arena_new(struct pbconv_arena *ar, size_t size, const void *init)
 static char *
 pbconv_str(const char *s)
 {
-	return (char *)(uintptr_t)s;
+	union {
+		const char *c;
+		char *m;
+	} u;
+
+	u.c = s;
+	return u.m;
 }
 
 static ProtobufCBinaryData
 pbconv_bin(const uint8_t *data, size_t len)
 {
 	ProtobufCBinaryData d;
+	union {
+		const uint8_t *c;
+		uint8_t *m;
+	} u;
 
-	d.data = (uint8_t *)(uintptr_t)data;
+	u.c = data;
+	d.data = u.m;
 	d.len = len;
 	return d;
 }
@@ -1539,12 +1569,13 @@ pbconv_intent_hash(const struct msg_intent *m, uint8_t out[MSG_HASH_LEN])
 		return -1;
 	}
 	if (m->n_tunnels > 0) {
-		order = malloc(m->n_tunnels * sizeof(*order));
+		order = malloc(m->n_tunnels * sizeof(const struct msg_tunnel *));
 		if (order == NULL)
 			goto out;
 		for (size_t i = 0; i < m->n_tunnels; i++)
 			order[i] = &m->tunnels[i];
-		qsort(order, m->n_tunnels, sizeof(*order), pbconv_cmp_tunnel);
+		qsort(order, m->n_tunnels, sizeof(const struct msg_tunnel *),
+		    pbconv_cmp_tunnel);
 	}
 	if ((pb = pbconv_put_intent(&ar, m, order)) == NULL ||
 	    pbconv_pack(&pb->base, &buf, &len) == -1)

@@ -29,13 +29,13 @@
  * with -DPBCONV_MAX_SESSION_MSG=... to change them.
  */
 #ifndef PBCONV_MAX_ENROLL_MSG
-#define PBCONV_MAX_ENROLL_MSG	(64u * 1024)
+#define PBCONV_MAX_ENROLL_MSG	((size_t)64 * 1024)
 #endif
 #ifndef PBCONV_MAX_SESSION_MSG
-#define PBCONV_MAX_SESSION_MSG	(16u * 1024 * 1024)
+#define PBCONV_MAX_SESSION_MSG	((size_t)16 * 1024 * 1024)
 #endif
 #ifndef PBCONV_ALLOC_FACTOR
-#define PBCONV_ALLOC_FACTOR	64u
+#define PBCONV_ALLOC_FACTOR	((size_t)64)
 #endif
 
 /* Length of the error strings the decoders write (enough for any). */

@@ -22,3 +22,4 @@ FUZZ_TARGETS += pbconv
 FUZZ_pbconv_SRCS := tests/fuzz/fuzz_pbconv.c proto/pbconv.c proto/msg.c \
 	lib/log.c lib/util.c $(PROTO_GEN_C)
 FUZZ_pbconv_LIBS := -lprotobuf-c -lcrypto
+FUZZ_pbconv_DEPS := $(PROTO_GEN_H)

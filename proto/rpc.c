@@ -13,8 +13,7 @@
  *    threaded event loops.
  *  - Every call (stream, unary, a pending request for a new call) is one
  *    struct rpc_stream with a reference count: one reference for its life
- *    plus one per batch in flight and per queued event.  Completion tags
- *    are the struct's address with the batch kind in the low bits.
+ *    plus one per batch in flight and per queued event.
  *  - One SEND_MESSAGE in flight per call (a gRPC rule): sends go into a
  *    bounded per-stream queue, and each completion starts the next one.
  *  - Receiving is re-armed only while fewer than limits.inbound_msgs
@@ -23,9 +22,11 @@
  *  - RECV_CLOSE_ON_SERVER, posted when a stream starts, is the detector for
  *    cancellation and dead connections (keepalive).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "lib/log.h"
@@ -70,7 +72,11 @@ enum call_kind {
 	K_CLI_UNARY,
 };
 
-/* Batch kinds, stored in the low 3 bits of a completion tag. */
+/*
+ * Batch kinds.  A completion tag is the address of byte k of the call's
+ * tags[] array, which holds k: the kind is read through the tag and the
+ * call found by subtracting (no integer-to-pointer casts).
+ */
 enum tag_kind {
 	T_NEW = 1,   /* a requested server call arrived */
 	T_MD,        /* server's initial metadata sent */
@@ -80,9 +86,10 @@ enum tag_kind {
 	T_FINAL,     /* server: status sent; client: half-close sent */
 	T_SHUTDOWN,  /* server shutdown finished (no call) */
 };
-#define TAG(s, k) ((void *)((uintptr_t)(s) | (uintptr_t)(k)))
+#define N_TAGS (T_SHUTDOWN + 1)
+#define TAG(s, k) ((void *)&(s)->tags[(k)])
 
-enum ev_type { EV_OPEN, EV_MSG, EV_CLOSE, EV_UNARY, EV_UDONE };
+enum ev_type { EV_OPEN, EV_MSG, EV_CLOSE, EV_UNARY, EV_UDONE, EV_DRAINED };
 
 struct outmsg {
 	struct outmsg *next;
@@ -155,6 +162,7 @@ struct rpc_stream {
 	bool accepted, refused, owner_knows, md_sent, md_recvd;
 	bool recv_busy, send_busy, closing, final_sent, close_seen;
 	bool close_pushed, local_cancel, peer_done, replied, got_msg, handed;
+	bool want_drained; /* a send was refused: tell the owner when empty */
 	uint16_t inbound;
 	int cancelled; /* RECV_CLOSE_ON_SERVER result */
 	int close_code;
@@ -171,6 +179,7 @@ struct rpc_stream {
 	struct outmsg *qh, **qt;
 	size_t q_msgs, q_bytes;
 	struct rpc_peer *peer;
+	uint8_t tags[N_TAGS];
 };
 
 struct rpc_unary {
@@ -189,6 +198,7 @@ struct rpc_server {
 	int port, eport;
 	bool started;
 	bool shutdown_done;
+	uint8_t shutdown_tag; /* T_SHUTDOWN */
 };
 
 struct reg {
@@ -439,6 +449,35 @@ peer_read(grpc_call *call)
 	return p;
 }
 
+/*
+ * gRPC's own log lines (handshake failures, GOAWAYs) go through lib/log
+ * like everything else, instead of straight to stderr.  The hook is
+ * process-wide in gRPC itself, hence the once-only set-up.
+ */
+static void
+rpc_gpr_log(gpr_log_func_args *a)
+{
+	if (a->severity == GPR_LOG_SEVERITY_ERROR)
+		log_warnx("grpc: %s", a->message);
+	else
+		log_debug("grpc", "%s:%d: %s", a->file, a->line, a->message);
+}
+
+static void
+rpc_log_hook(void)
+{
+	gpr_set_log_function(rpc_gpr_log);
+}
+
+static void
+rpc_grpc_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	(void)pthread_once(&once, rpc_log_hook);
+	grpc_init();
+}
+
 /* --- the loop: call objects, events, the completion-queue thread ---- */
 
 static void
@@ -470,16 +509,24 @@ outq_drop(struct rpc_stream *s)
 static struct rpc_stream *
 call_new(struct loop *lp, enum call_kind kind)
 {
+	struct rpc_unary *u = NULL;
 	struct rpc_stream *s;
+	int k;
 
-	if (kind == K_SRV_UNARY)
-		s = calloc(1, sizeof(struct rpc_unary));
-	else
+	/* A server unary call is handed out as struct rpc_unary. */
+	if (kind == K_SRV_UNARY) {
+		if ((u = calloc(1, sizeof(*u))) != NULL)
+			s = &u->s;
+		else
+			s = NULL;
+	} else
 		s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		log_warn("rpc: call");
 		return NULL;
 	}
+	for (k = 0; k < N_TAGS; k++)
+		s->tags[k] = (uint8_t)k;
 	s->lp = lp;
 	s->kind = (uint8_t)kind;
 	s->refs = 1; /* life */
@@ -523,7 +570,7 @@ call_free(struct rpc_stream *s)
 	grpc_slice_unref(s->status_slice);
 	free(s->close_msg);
 	free(s->peer);
-	free(s);
+	free(s); /* also a struct rpc_unary: s is its first member */
 	if (lp->shutting_down)
 		loop_wake(lp);
 }
@@ -711,7 +758,8 @@ on_recv(struct rpc_stream *s, bool ok)
 		 * A client that ends its side is done with the stream: flush
 		 * what is queued and finish with OK.
 		 */
-		if (ok && s->kind == K_SRV_STREAM && !s->closing) {
+		if (ok && s->kind == K_SRV_STREAM && !s->closing &&
+		    !s->close_seen) {
 			s->closing = true;
 			s->close_code = RPC_OK;
 			kick_send(s);
@@ -751,6 +799,10 @@ on_send(struct rpc_stream *s, bool ok)
 	if (ok) {
 		lp->st.msgs_out++;
 		kick_send(s);
+		if (s->q_msgs == 0 && s->want_drained && !s->closing) {
+			s->want_drained = false;
+			(void)ev_push_simple(lp, s, EV_DRAINED);
+		}
 	} else
 		outq_drop(s);
 }
@@ -829,14 +881,17 @@ static void cli_tick(struct loop *lp);
 static void
 loop_complete(struct loop *lp, void *tag, bool ok)
 {
-	enum tag_kind k = (enum tag_kind)((uintptr_t)tag & 7);
-	struct rpc_stream *s = (void *)((uintptr_t)tag & ~(uintptr_t)7);
+	const uint8_t *tp = tag;
+	enum tag_kind k = (enum tag_kind)*tp;
+	struct rpc_stream *s;
 
 	if (k == T_SHUTDOWN) {
 		lp->srv->shutdown_done = true;
 		loop_wake(lp);
 		return;
 	}
+	s = (struct rpc_stream *)(void *)(tp - k - offsetof(struct rpc_stream,
+	    tags));
 	switch (k) {
 	case T_NEW:
 		srv_on_new(lp->srv, s, ok);
@@ -950,9 +1005,10 @@ static void
 ev_run(struct loop *lp, struct event *e)
 {
 	struct rpc_stream *s = e->s;
+	static const struct rpc_stream_handlers none;
 	struct session *ss = s->sess;
 	const struct rpc_stream_handlers *h = ss ? &ss->h : s->m ? &s->m->h :
-	    NULL;
+	    &none;
 	void *arg = ss ? ss->arg : s->m ? s->m->arg : NULL;
 	bool skip;
 	int r;
@@ -1039,6 +1095,7 @@ ev_run(struct loop *lp, struct event *e)
 			pthread_mutex_unlock(&lp->mu);
 			break;
 		}
+		assert(s->m != NULL && s->m->ufn != NULL);
 		s->handed = true;
 		s->m->ufn((struct rpc_unary *)s, e->data, e->len, s->peer,
 		    s->m->arg);
@@ -1046,6 +1103,10 @@ ev_run(struct loop *lp, struct event *e)
 		free(s->peer);
 		s->peer = NULL;
 		pthread_mutex_unlock(&lp->mu);
+		break;
+	case EV_DRAINED:
+		if (s->owner_knows && h->on_drained)
+			h->on_drained(s, arg);
 		break;
 	case EV_UDONE:
 		s->done(e->code, e->msg ? e->msg : "", e->data, e->len,
@@ -1131,6 +1192,7 @@ rpc_stream_send(struct rpc_stream *s, const void *buf, size_t len)
 	}
 	if (s->q_msgs >= lp->lim.queue_msgs ||
 	    s->q_bytes + len > lp->lim.queue_bytes) {
+		s->want_drained = true;
 		errno = ENOBUFS;
 		goto out;
 	}
@@ -1451,11 +1513,12 @@ rpc_server_new(const struct rpc_server_opts *o)
 		log_warn("rpc: server");
 		return NULL;
 	}
-	grpc_init();
+	rpc_grpc_init();
 	if (loop_init(&srv->lp, false, &o->limits) == -1)
 		goto fail;
 	srv->lp.srv = srv;
 	srv->lp.insecure = o->insecure;
+	srv->shutdown_tag = T_SHUTDOWN;
 	srv->max_streams = o->max_streams ? o->max_streams : DEF_MAX_STREAMS;
 	if (util_strcpy(srv->listen, sizeof(srv->listen), o->listen) == -1 ||
 	    (o->enroll_listen != NULL && util_strcpy(srv->enroll_listen,
@@ -1654,7 +1717,7 @@ rpc_server_free(struct rpc_server *srv)
 		srv->lp.shutting_down = true;
 		pthread_mutex_unlock(&srv->lp.mu);
 		grpc_server_shutdown_and_notify(srv->server, srv->lp.cq,
-		    TAG(NULL, T_SHUTDOWN));
+		    &srv->shutdown_tag);
 		grpc_server_cancel_all_calls(srv->server);
 		loop_drain(&srv->lp, srv_drained);
 	}
@@ -1691,7 +1754,7 @@ rpc_client_new(const struct rpc_client_opts *o)
 		log_warn("rpc: client");
 		return NULL;
 	}
-	grpc_init();
+	rpc_grpc_init();
 	if (loop_init(&cli->lp, true, &o->limits) == -1)
 		goto fail;
 	cli->lp.insecure = o->insecure;

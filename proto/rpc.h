@@ -99,7 +99,8 @@ struct rpc_server_opts {
 				      only: serves RPC_AUTH_NONE methods to
 				      clients without a certificate */
 	struct rpc_tls tls;        /* cert+key required; ca_file required */
-	bool insecure;             /* plaintext, no identity: tests only */
+	bool insecure;             /* plaintext, no identity, RPC_AUTH_PEER
+				      not enforced: tests only */
 	struct rpc_limits limits;
 	unsigned max_streams;      /* open streams, all methods; 100000 */
 	unsigned keepalive_ms;     /* ping an idle connection; 20000 */
@@ -122,6 +123,11 @@ struct rpc_stream_handlers {
 	/* Last callback of a stream; code/msg are the final status. */
 	void (*on_close)(struct rpc_stream *s, enum rpc_close_reason why,
 	    int code, const char *msg, void *arg);
+	/*
+	 * Optional: after rpc_stream_send failed with ENOBUFS, called once
+	 * when the outbound queue has emptied (time to resynchronise).
+	 */
+	void (*on_drained)(struct rpc_stream *s, void *arg);
 };
 
 /*
@@ -162,6 +168,7 @@ void rpc_server_stats(const struct rpc_server *srv, struct rpc_stats *st);
  * Cancels every call, runs on_close(RPC_CLOSE_SHUTDOWN) for each open
  * stream, fails unanswered unary calls with UNAVAILABLE, frees everything.
  * Blocks until gRPC has let go (normally milliseconds).  NULL is fine.
+ * Not from inside one of this server's callbacks.
  */
 void rpc_server_free(struct rpc_server *srv);
 
@@ -174,7 +181,7 @@ int rpc_unary_fail(struct rpc_unary *call, int code, const char *msg);
 /*
  * Queue one message; returns at once.  -1 with errno ENOBUFS when the
  * stream's outbound queue is full (the owner decides: drop and resync
- * later, or close), EMSGSIZE when too large, EPIPE once closing.
+ * from on_drained, or close), EMSGSIZE when too large, EPIPE once closing.
  */
 int rpc_stream_send(struct rpc_stream *s, const void *buf, size_t len);
 /*
@@ -234,7 +241,10 @@ int rpc_client_unary_async(struct rpc_client *cli, const char *method,
 int rpc_client_stream_open(struct rpc_client *cli, const char *method,
     const struct rpc_stream_handlers *h, void *arg,
     const struct rpc_stream_opts *opts);
-/* Cancels streams (on_close(RPC_CLOSE_SHUTDOWN)), frees.  NULL is fine. */
+/*
+ * Cancels streams (on_close(RPC_CLOSE_SHUTDOWN)), frees.  NULL is fine.
+ * Not from inside one of this client's callbacks.
+ */
 void rpc_client_free(struct rpc_client *cli);
 
 /* --- reconnection backoff ------------------------------------------- */

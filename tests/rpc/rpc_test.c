@@ -87,7 +87,7 @@ struct t {
 	int closes_by_reason[5];
 	struct rpc_unary *deferred;
 	struct rpc_peer last_peer;
-	int backpressure_ok, backpressure_enobufs;
+	int backpressure_ok, backpressure_enobufs, drained;
 	struct srv_stream *ss;  /* by site id */
 	size_t nss;
 	/* client side */
@@ -100,6 +100,7 @@ struct t {
 	Meshwan__V1__EnrollResponse *uresp;
 	uint64_t hello_site, hello_version;
 	struct rpc_stream *cli_stream;
+	uint64_t open_ms[8];
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -254,14 +255,31 @@ srv_open(struct rpc_stream *s, const struct rpc_peer *peer, void *arg)
 }
 
 static void
-srv_hello(struct t *t, struct rpc_stream *s, const Meshwan__V1__Hello *h)
+send_snapshot(struct rpc_stream *s, uint64_t site_id, uint64_t version)
 {
 	Meshwan__V1__ControllerMessage cm = MESHWAN__V1__CONTROLLER_MESSAGE__INIT;
 	Meshwan__V1__Intent in = MESHWAN__V1__INTENT__INIT;
 	Meshwan__V1__Site site = MESHWAN__V1__SITE__INIT;
+	char name[32];
+
+	snprintf(name, sizeof(name), "site-%" PRIu64, site_id);
+	site.id = site_id;
+	site.name = name;
+	site.asn = 65001;
+	in.version = version;
+	in.site = &site;
+	in.keepalive_seconds = 15;
+	cm.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_SNAPSHOT;
+	cm.snapshot = &in;
+	send_cm(s, &cm);
+}
+
+static void
+srv_hello(struct t *t, struct rpc_stream *s, const Meshwan__V1__Hello *h)
+{
+	Meshwan__V1__ControllerMessage cm = MESHWAN__V1__CONTROLLER_MESSAGE__INIT;
 	Meshwan__V1__Keepalive ka = MESHWAN__V1__KEEPALIVE__INIT;
 	struct srv_stream *ss = srv_slot(t, h->site_id);
-	char name[32];
 	int i;
 
 	t->hellos++;
@@ -294,16 +312,7 @@ srv_hello(struct t *t, struct rpc_stream *s, const Meshwan__V1__Hello *h)
 	}
 	if (h->applied_version == 0)
 		return; /* idle stream (disconnect and scale tests) */
-	snprintf(name, sizeof(name), "site-%" PRIu64, h->site_id);
-	site.id = h->site_id;
-	site.name = name;
-	site.asn = 65001;
-	in.version = h->applied_version + 1;
-	in.site = &site;
-	in.keepalive_seconds = 15;
-	cm.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_SNAPSHOT;
-	cm.snapshot = &in;
-	send_cm(s, &cm);
+	send_snapshot(s, h->site_id, h->applied_version + 1);
 	ka.controller_time = 1700000000;
 	cm.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_KEEPALIVE;
 	cm.keepalive = &ka;
@@ -364,10 +373,23 @@ srv_close(struct rpc_stream *s, enum rpc_close_reason why, int code,
 		    rpc_close_reason_str(why), code, msg);
 }
 
+/* The queue emptied after ENOBUFS: resynchronise with a snapshot. */
+static void
+srv_drained(struct rpc_stream *s, void *arg)
+{
+	struct t *t = arg;
+	uintptr_t site1 = (uintptr_t)rpc_stream_user(s);
+
+	t->drained++;
+	CHECK(site1 > 0);
+	send_snapshot(s, site1 - 1, 78);
+}
+
 static const struct rpc_stream_handlers srv_handlers = {
 	.on_open = srv_open,
 	.on_message = srv_msg,
 	.on_close = srv_close,
+	.on_drained = srv_drained,
 };
 
 static void
@@ -515,6 +537,7 @@ struct cli_plan {
 	struct t *t;
 	uint64_t site, version;
 	bool ack_and_end; /* after the snapshot: Ack 42, then half-close */
+	bool big;         /* a hello over the server's message size limit */
 };
 
 static int
@@ -523,8 +546,25 @@ cli_open(struct rpc_stream *s, const struct rpc_peer *peer, void *arg)
 	struct cli_plan *p = arg;
 
 	CHECK(peer == NULL);
+	p->t->open_ms[p->t->cli_opens % 8] = util_mono_ms();
 	p->t->cli_opens++;
 	p->t->cli_stream = s;
+	if (p->big) {
+		Meshwan__V1__EdgeMessage em = MESHWAN__V1__EDGE_MESSAGE__INIT;
+		Meshwan__V1__Hello h = MESHWAN__V1__HELLO__INIT;
+		char *v = malloc(100 * 1024);
+
+		CHECK(v != NULL);
+		memset(v, 'v', 100 * 1024 - 1);
+		v[100 * 1024 - 1] = '\0';
+		h.site_id = p->site;
+		h.software_version = v;
+		em.body_case = MESHWAN__V1__EDGE_MESSAGE__BODY_HELLO;
+		em.hello = &h;
+		CHECK(send_em(s, &em) == 0);
+		free(v);
+		return RPC_OK;
+	}
 	(void)send_hello(s, p->site, p->version);
 	return RPC_OK;
 }
@@ -588,13 +628,20 @@ static const struct rpc_stream_handlers cli_handlers = {
 };
 
 static void
-open_session(struct rpc_client *c, struct cli_plan *p, unsigned timeout_ms)
+open_session2(struct rpc_client *c, struct cli_plan *p, unsigned timeout_ms,
+    bool reconnect)
 {
-	struct rpc_stream_opts so = { .reconnect = false,
+	struct rpc_stream_opts so = { .reconnect = reconnect,
 		.timeout_ms = timeout_ms };
 
 	CHECK(rpc_client_stream_open(c, M_SESSION, &cli_handlers, p, &so) ==
 	    0);
+}
+
+static void
+open_session(struct rpc_client *c, struct cli_plan *p, unsigned timeout_ms)
+{
+	open_session2(c, p, timeout_ms, false);
 }
 
 /* --- modes ------------------------------------------------------------- */
@@ -607,10 +654,11 @@ mode_roundtrip(struct t *t)
 	struct cli_plan p = { .t = t, .site = 1, .version = 41,
 		.ack_and_end = true };
 	struct rpc_stats st;
-	int port, eport, i, closes;
+	int port, eport, i, h0, closes, snaps;
 
 	memset(&so, 0, sizeof(so));
 	so.limits.queue_msgs = 16;
+	so.limits.max_message = 64 * 1024;
 	server_up(t, &so);
 	port = rpc_server_port(t->srv, false);
 	eport = rpc_server_port(t->srv, true);
@@ -711,6 +759,7 @@ mode_roundtrip(struct t *t)
 	p.version = 77;
 	p.site = 2;
 	i = t->cli_msgs;
+	snaps = t->cli_snapshots;
 	open_session(cm, &p, 0);
 	WAIT_FOR(t, t->backpressure_ok + t->backpressure_enobufs == 100, 8000);
 	/*
@@ -719,10 +768,13 @@ mode_roundtrip(struct t *t)
 	 * accepted ones arrive.
 	 */
 	CHECK(t->backpressure_ok >= 16 && t->backpressure_enobufs > 0);
-	WAIT_FOR(t, t->cli_msgs - i == t->backpressure_ok, 8000);
+	/* ... then on_drained resends a snapshot (version 78). */
+	WAIT_FOR(t, t->cli_msgs - i == t->backpressure_ok + 1, 8000);
+	WAIT_FOR(t, t->cli_snapshots == snaps + 1, 8000);
+	CHECK(t->drained == 1);
 	printf("ok: backpressure (queue 16): %d queued, %d refused with "
-	    "ENOBUFS, %d delivered\n", t->backpressure_ok,
-	    t->backpressure_enobufs, t->cli_msgs - i);
+	    "ENOBUFS, all delivered, then on_drained resync snapshot\n",
+	    t->backpressure_ok, t->backpressure_enobufs);
 
 	/* A client cancel reaches the server's on_close. */
 	CHECK(t->cli_stream != NULL);
@@ -742,21 +794,61 @@ mode_roundtrip(struct t *t)
 	printf("ok: Session without client certificate -> "
 	    "UNAUTHENTICATED, handler not run\n");
 
+	/* A message over the server's size limit ends the stream. */
+	p.big = true;
+	i = t->hellos;
+	open_session(cm, &p, 0);
+	WAIT_FOR(t, t->cli_closes == 5 && t->srv_closes == 4, 8000);
+	CHECK(t->cli_last_code == RPC_RESOURCE_EXHAUSTED);
+	CHECK(t->hellos == i);
+	printf("ok: 100 KiB message over the 64 KiB limit: stream ended "
+	    "(code %d), handler never saw it\n", t->cli_last_code);
+	p.big = false;
+
+	/* Reconnection: the server ends each attempt; backoff 0.5 s, 1 s. */
+	p.version = 99;
+	i = t->cli_opens;
+	open_session2(cm, &p, 0, true);
+	WAIT_FOR(t, t->cli_opens == i + 3, 8000);
+	{
+		uint64_t g1 = t->open_ms[(i + 1) % 8] - t->open_ms[i % 8];
+		uint64_t g2 = t->open_ms[(i + 2) % 8] - t->open_ms[(i + 1) % 8];
+
+		printf("ok: automatic reconnection after %" PRIu64 " ms, then "
+		    "%" PRIu64 " ms (0.5 s and 1 s +-20 %%)\n", g1, g2);
+		CHECK(g1 >= 400 && g1 <= 1000);
+		CHECK(g2 >= 800 && g2 <= 1800);
+	}
+	/* Cancelling stops the reconnection. */
+	WAIT_FOR(t, t->cli_stream != NULL, 3000);
+	rpc_stream_cancel(t->cli_stream);
+	i = t->cli_opens;
+	{
+		uint64_t until = util_mono_ms() + 2000;
+
+		while (util_mono_ms() < until)
+			pump(t, 50);
+	}
+	CHECK(t->cli_opens == i);
+	printf("ok: cancel stops reconnection\n");
+	closes = t->cli_closes;
+
 	/* Shutdown with streams open: every stream hears of it. */
 	p.version = 0;
+	h0 = t->hellos;
 	for (i = 0; i < 5; i++) {
 		p.site = 10;
 		open_session(cm, &p, 0);
 	}
-	WAIT_FOR(t, t->hellos == 8, 8000);
+	WAIT_FOR(t, t->hellos == h0 + 5, 8000);
 	rpc_server_stats(t->srv, &st);
 	CHECK(st.streams == 5);
-	closes = t->srv_closes;
+	i = t->srv_closes;
 	rpc_server_free(t->srv);
 	t->srv = NULL;
-	CHECK(t->srv_closes == closes + 5);
+	CHECK(t->srv_closes == i + 5);
 	CHECK(t->closes_by_reason[RPC_CLOSE_SHUTDOWN] == 5);
-	WAIT_FOR(t, t->cli_closes == 9, 8000);
+	WAIT_FOR(t, t->cli_closes == closes + 5, 8000);
 	printf("ok: server freed with 5 streams open: 5 x on_close(shutdown), "
 	    "clients told (last code %d)\n", t->cli_last_code);
 	client_free(t, ce);

@@ -644,6 +644,7 @@ static void m_pfx_host(Meshwan__V1__ControllerMessage *p) { pb_set_str(&p->snaps
 static void m_pfx_len(Meshwan__V1__ControllerMessage *p) { pb_set_str(&p->snapshot->site->lan_prefixes[0], "10.1.0.0/33"); }
 static void m_pfx_nolen(Meshwan__V1__ControllerMessage *p) { pb_set_str(&p->snapshot->site->lan_prefixes[2], "2001:db8::"); }
 static void m_remote_addr(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->remote_address, "example.com"); }
+static void m_addr_ctl(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->remote_address, "10.0.0.1\n\033[2J"); }
 static void m_inner_len(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_local, "10.0.0.2/30"); }
 static void m_inner_v6(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_local, "fd00::/127"); }
 static void m_inner_remote(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_remote, "10.0.0.9"); }
@@ -764,6 +765,7 @@ test_invalid_snapshot(void **state)
 		{ m_pfx_len, "snapshot.site.lan_prefixes[0]: \"10.1.0.0/33\" is not" },
 		{ m_pfx_nolen, "snapshot.site.lan_prefixes[2]: \"2001:db8::\" is not" },
 		{ m_remote_addr, "snapshot.tunnels[0].remote_address: \"example.com\" is not" },
+		{ m_addr_ctl, "snapshot.tunnels[0].remote_address: \"10.0.0.1??[2J\" is not" },
 		{ m_inner_len, "snapshot.tunnels[0].inner_local: length 30, must be 31" },
 		{ m_inner_v6, "snapshot.tunnels[0].inner_local: must be an IPv4" },
 		{ m_inner_remote, "snapshot.tunnels[0].inner_remote: not the other address" },
@@ -1438,6 +1440,129 @@ test_apply_delta(void **state)
 	msg_intent_free(&m);
 }
 
+/* Remove tunnels[i] from an intent, keeping the order. */
+static void
+drop_tunnel(struct msg_intent *m, size_t i)
+{
+	msg_tunnel_free(&m->tunnels[i]);
+	memmove(&m->tunnels[i], &m->tunnels[i + 1],
+	    (m->n_tunnels - i - 1) * sizeof(*m->tunnels));
+	m->n_tunnels--;
+}
+
+/* diff(from, to) applied to from must hash like to, and survive the wire. */
+static void
+assert_diff_applies(const struct msg_intent *from, const struct msg_intent *to,
+    struct msg_intent_delta *d)
+{
+	struct msg_controller_message w, r;
+	struct msg_intent s;
+	uint8_t h1[MSG_HASH_LEN], h2[MSG_HASH_LEN], *buf;
+	size_t len;
+	char err[PBCONV_ERR_LEN];
+
+	if (msg_intent_diff(from, to, d, err, sizeof(err)) != 0)
+		fail_msg("diff: %s", err);
+	memset(&w, 0, sizeof(w));
+	w.kind = MSG_CONTROLLER_DELTA;
+	w.u.delta = *d;
+	assert_int_equal(pbconv_encode_controller_message(&w, &buf, &len), 0);
+	assert_int_equal(pbconv_decode_controller_message(buf, len, &r, err,
+	    sizeof(err)), 0);
+	free(buf);
+	assert_int_equal(msg_intent_copy(&s, from), 0);
+	if (msg_intent_apply_delta(&s, &r.u.delta, err, sizeof(err)) != 0)
+		fail_msg("apply: %s", err);
+	hash_of(&s, h1);
+	hash_of(to, h2);
+	assert_memory_equal(h1, h2, MSG_HASH_LEN);
+	msg_intent_free(&s);
+	msg_controller_message_free(&r);
+}
+
+static void
+test_diff(void **state)
+{
+	struct msg_intent from, to;
+	struct msg_intent_delta d;
+	char err[PBCONV_ERR_LEN];
+	uint32_t seed = 99;
+
+	fill_intent(&from, 6);
+	assert_int_equal(msg_intent_copy(&to, &from), 0);
+	to.version = 43;
+	assert_diff_applies(&from, &to, &d);
+	assert_false(d.has_site);
+	assert_int_equal(d.n_upsert, 0);
+	assert_int_equal(d.n_remove, 0);
+	msg_intent_delta_free(&d);
+
+	to.site.asn = 65100;
+	to.tunnels[2].mtu = 1280;
+	drop_tunnel(&to, 4);			/* id 5 */
+	to.tunnels = realloc(to.tunnels, 6 * sizeof(*to.tunnels));
+	fill_tunnel(&to.tunnels[5], 50, true);
+	to.n_tunnels = 6;
+	assert_diff_applies(&from, &to, &d);
+	assert_true(d.has_site);
+	assert_int_equal(d.n_upsert, 2);
+	assert_int_equal(d.upsert[0].id, 3);
+	assert_int_equal(d.upsert[1].id, 50);
+	assert_int_equal(d.n_remove, 1);
+	assert_int_equal(d.remove[0], 5);
+	msg_intent_delta_free(&d);
+
+	/* Random edits, many rounds, each diffed from the previous state. */
+	for (int round = 0; round < 200; round++) {
+		struct msg_intent next;
+
+		assert_int_equal(msg_intent_copy(&next, &to), 0);
+		next.version++;
+		for (int k = 0; k < 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			switch ((seed >> 16) % 4) {
+			case 0:
+				if (next.n_tunnels > 0)
+					drop_tunnel(&next, (seed >> 4) %
+					    next.n_tunnels);
+				break;
+			case 1:
+				next.tunnels = realloc(next.tunnels,
+				    (next.n_tunnels + 1) * sizeof(*next.tunnels));
+				fill_tunnel(&next.tunnels[next.n_tunnels],
+				    1000 + (uint64_t)round * 4 + (uint64_t)k,
+				    seed & 1);
+				next.n_tunnels++;
+				break;
+			case 2:
+				if (next.n_tunnels > 0)
+					next.tunnels[(seed >> 4) %
+					    next.n_tunnels].spi_in += 1;
+				break;
+			default:
+				next.site.links[0].public_port++;
+				break;
+			}
+		}
+		assert_diff_applies(&to, &next, &d);
+		msg_intent_delta_free(&d);
+		msg_intent_free(&to);
+		to = next;
+	}
+
+	/* What a delta cannot carry. */
+	to.keepalive_seconds = 20;
+	assert_int_equal(msg_intent_diff(&from, &to, &d, err, sizeof(err)), -1);
+	assert_string_equal(err, "keepalive_seconds or headless_grace_seconds "
+	    "changed: a delta cannot carry them, send a snapshot");
+	to.ca_chain_der.data[0] ^= 1;
+	assert_int_equal(msg_intent_diff(&from, &to, &d, err, sizeof(err)), -1);
+	assert_string_equal(err, "ca_chain_der changed: a delta cannot carry "
+	    "it, send a snapshot");
+	msg_intent_free(&to);
+	msg_intent_free(&from);
+}
+
 static void
 test_encode_refuses(void **state)
 {
@@ -1522,6 +1647,7 @@ main(void)
 		cmocka_unit_test(test_truncated_and_random),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_apply_delta),
+		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_addr_helpers),
 	};

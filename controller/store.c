@@ -1,0 +1,2253 @@
+/*
+ * store.c — the controller's persistent state, independent of the
+ * database engine.
+ *
+ * All SQL here is portable: `?` placeholders, BIGINT/INTEGER/TEXT/BLOB
+ * columns, integer epoch times, no engine functions, ids allocated by
+ * counters in the meta table rather than by autoincrement.  The engine is
+ * reached only through struct store_backend (store_backend.h).  Every
+ * write runs inside store_tx_begin/store_tx_end so that a failure
+ * anywhere rolls the whole change back; callers may nest their own
+ * transaction around several calls (see store.h).
+ *
+ * Tokens are random 32-byte values shown to the user once; only their
+ * SHA-256 (hex) is stored, so the database never holds a usable token.
+ */
+#include "controller/store.h"
+
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/store_backend.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define STORE_HASH_HEX   65     /* SHA-256 as hex + NUL */
+#define STORE_KV_KEY_MAX 64
+#define STORE_KV_VAL_MAX 4096
+#define STORE_TOKEN_TTL_MAX 2592000  /* 30 days */
+#define STORE_AUDIT_LIMIT_MAX 10000
+
+struct store {
+	const struct store_backend *be;
+	void *conn;
+	int depth;              /* transaction nesting */
+	bool failed;            /* an inner step failed: roll back at the end */
+	int schema;
+};
+
+/* ---- migrations ------------------------------------------------------- */
+
+/*
+ * Each migration is a list of portable statements, applied once, in
+ * order, inside the start-up transaction; schema_version records how many
+ * have run.  Never edit a released migration: append a new one.
+ */
+static const char *const store_mig1[] = {
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+	"CREATE TABLE sites ("
+	" id BIGINT PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" region TEXT NOT NULL,"
+	" role INTEGER NOT NULL,"
+	" asn BIGINT NOT NULL UNIQUE,"
+	" backend INTEGER NOT NULL,"
+	" revoked INTEGER NOT NULL DEFAULT 0)",
+	"CREATE TABLE links ("
+	" site_id BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+	" name TEXT NOT NULL,"
+	" address TEXT NOT NULL,"
+	" public_address TEXT NOT NULL,"
+	" public_port INTEGER NOT NULL,"
+	" PRIMARY KEY (site_id, name))",
+	"CREATE TABLE prefixes ("
+	" site_id BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+	" family INTEGER NOT NULL,"
+	" len INTEGER NOT NULL,"
+	" addr BLOB NOT NULL,"
+	" cidr TEXT NOT NULL,"
+	" PRIMARY KEY (site_id, cidr))",
+	"CREATE TABLE policy ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" topology INTEGER NOT NULL,"
+	" pairing INTEGER NOT NULL,"
+	" pairs TEXT NOT NULL,"
+	" pool TEXT NOT NULL,"
+	" encap INTEGER NOT NULL,"
+	" vni_min BIGINT NOT NULL, vni_max BIGINT NOT NULL,"
+	" asn_min BIGINT NOT NULL, asn_max BIGINT NOT NULL,"
+	" mtu INTEGER NOT NULL,"
+	" bgp_hold_time INTEGER NOT NULL, bgp_keepalive INTEGER NOT NULL,"
+	" bgp_bfd INTEGER NOT NULL)",
+	"CREATE TABLE crypto ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" cipher INTEGER NOT NULL,"
+	" rekey_seconds BIGINT NOT NULL,"
+	" replay_window BIGINT NOT NULL,"
+	" rekey_bytes BIGINT NOT NULL,"
+	" rekey_packets BIGINT NOT NULL)",
+	"CREATE TABLE tunnels ("
+	" id BIGINT PRIMARY KEY,"
+	" site_a BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+	" link_a TEXT NOT NULL,"
+	" site_b BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+	" link_b TEXT NOT NULL,"
+	" inner_addr BIGINT NOT NULL UNIQUE,"
+	" vni BIGINT NOT NULL,"
+	" UNIQUE (site_a, link_a, site_b, link_b))",
+	"CREATE TABLE edges ("
+	" site_id BIGINT PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,"
+	" intent_version BIGINT NOT NULL DEFAULT 0,"
+	" applied_version BIGINT NOT NULL DEFAULT 0,"
+	" conv_hash BLOB,"
+	" connected INTEGER NOT NULL DEFAULT 0,"
+	" connected_at BIGINT NOT NULL DEFAULT 0,"
+	" status BLOB,"
+	" status_at BIGINT NOT NULL DEFAULT 0)",
+	"CREATE TABLE enroll_tokens ("
+	" hash TEXT PRIMARY KEY,"
+	" site_id BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+	" created_at BIGINT NOT NULL,"
+	" expires_at BIGINT NOT NULL,"
+	" used_at BIGINT NOT NULL DEFAULT 0)",
+	"CREATE TABLE api_tokens ("
+	" name TEXT PRIMARY KEY,"
+	" hash TEXT NOT NULL UNIQUE,"
+	" role INTEGER NOT NULL,"
+	" created_at BIGINT NOT NULL)",
+	"CREATE TABLE audit ("
+	" id BIGINT PRIMARY KEY,"
+	" at BIGINT NOT NULL,"
+	" who TEXT NOT NULL,"
+	" what TEXT NOT NULL,"
+	" detail TEXT)",
+	"CREATE TABLE sa_epochs ("
+	" tunnel_id BIGINT NOT NULL REFERENCES tunnels(id) ON DELETE CASCADE,"
+	" sender_site BIGINT NOT NULL,"
+	" epoch BIGINT NOT NULL,"
+	" recv_address TEXT NOT NULL,"
+	" spi BIGINT NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" changed_at BIGINT NOT NULL,"
+	" PRIMARY KEY (tunnel_id, sender_site, epoch),"
+	" UNIQUE (recv_address, spi))",
+	"CREATE INDEX links_site ON links (site_id)",
+	"CREATE INDEX tunnels_b ON tunnels (site_b)",
+	"CREATE INDEX enroll_site ON enroll_tokens (site_id)",
+	NULL,
+};
+
+static const char *const *const store_migrations[] = {
+	store_mig1,
+};
+
+int
+store_schema_latest(void)
+{
+	return (int)ARRAY_SIZE(store_migrations);
+}
+
+/* ---- the SQL layer ------------------------------------------------------ */
+
+static int
+store_internal(struct model_error *err, const char *what)
+{
+	return model_error_set(err, MODEL_E_INTERNAL, "",
+	    "database error while %s", what);
+}
+
+/*
+ * Bind parameters described by fmt: 'i' int64_t, 'u' uint64_t,
+ * 't' const char *, 'b' const void * + size_t, 'n' NULL.
+ */
+static int
+store_vbind(struct store *st, void *stmt, const char *fmt, va_list ap)
+{
+	int idx = 1, rc = 0;
+
+	for (const char *f = fmt; *f != '\0' && rc == 0; f++, idx++) {
+		switch (*f) {
+		case 'i':
+			rc = st->be->bind_int(stmt, idx, va_arg(ap, int64_t));
+			break;
+		case 'u':
+			rc = st->be->bind_int(stmt, idx,
+			    (int64_t)va_arg(ap, uint64_t));
+			break;
+		case 't':
+			rc = st->be->bind_text(stmt, idx,
+			    va_arg(ap, const char *));
+			break;
+		case 'b': {
+			const void *p = va_arg(ap, const void *);
+			size_t len = va_arg(ap, size_t);
+
+			rc = p != NULL ? st->be->bind_blob(stmt, idx, p, len) :
+			    st->be->bind_null(stmt, idx);
+			break;
+		}
+		case 'n':
+			rc = st->be->bind_null(stmt, idx);
+			break;
+		default:
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+/* Prepare sql and bind; NULL (err set) on failure. */
+static void *
+store_prep(struct store *st, struct model_error *err, const char *sql,
+    const char *fmt, ...)
+{
+	void *stmt = NULL;
+	va_list ap;
+	int rc;
+
+	if (st->be->prepare(st->conn, sql, &stmt) == -1) {
+		store_internal(err, "preparing a query");
+		return NULL;
+	}
+	va_start(ap, fmt);
+	rc = store_vbind(st, stmt, fmt, ap);
+	va_end(ap);
+	if (rc == -1) {
+		st->be->finalize(stmt);
+		store_internal(err, "binding a query");
+		return NULL;
+	}
+	return stmt;
+}
+
+/*
+ * Run a statement without result rows.  0 done, 1 a constraint refused it
+ * (err untouched: the caller knows which), -1 error (err set).
+ */
+static int
+store_run(struct store *st, struct model_error *err, const char *sql,
+    const char *fmt, ...)
+{
+	void *stmt = NULL;
+	va_list ap;
+	enum store_step r;
+	int rc;
+
+	if (st->be->prepare(st->conn, sql, &stmt) == -1)
+		return store_internal(err, "preparing a statement");
+	va_start(ap, fmt);
+	rc = store_vbind(st, stmt, fmt, ap);
+	va_end(ap);
+	if (rc == -1) {
+		st->be->finalize(stmt);
+		return store_internal(err, "binding a statement");
+	}
+	r = st->be->step(stmt);
+	st->be->finalize(stmt);
+	if (r == STORE_STEP_DONE)
+		return 0;
+	if (r == STORE_STEP_CONSTRAINT)
+		return 1;
+	return store_internal(err, "writing");
+}
+
+/* One integer from the first row; *found false (and 0) if no row. */
+static int
+store_get_int(struct store *st, struct model_error *err, int64_t *out,
+    bool *found, const char *sql, const char *fmt, ...)
+{
+	void *stmt = NULL;
+	va_list ap;
+	enum store_step r;
+	int rc;
+
+	if (st->be->prepare(st->conn, sql, &stmt) == -1)
+		return store_internal(err, "preparing a query");
+	va_start(ap, fmt);
+	rc = store_vbind(st, stmt, fmt, ap);
+	va_end(ap);
+	if (rc == -1) {
+		st->be->finalize(stmt);
+		return store_internal(err, "binding a query");
+	}
+	r = st->be->step(stmt);
+	*out = 0;
+	if (found != NULL)
+		*found = r == STORE_STEP_ROW;
+	if (r == STORE_STEP_ROW)
+		*out = st->be->column_is_null(stmt, 0) ? 0 :
+		    st->be->column_int(stmt, 0);
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(err, "reading");
+	return 0;
+}
+
+static int
+store_text_col(struct store *st, void *stmt, int col, char *dst, size_t dstsz)
+{
+	return util_strcpy(dst, dstsz, st->be->column_text(stmt, col));
+}
+
+/* ---- transactions --------------------------------------------------------- */
+
+static int
+store_tx_begin(struct store *st, struct model_error *err)
+{
+	if (st->depth == 0) {
+		if (st->be->begin(st->conn) == -1)
+			return model_error_set(err, MODEL_E_INTERNAL, "",
+			    "cannot start a transaction (database busy?)");
+		st->failed = false;
+	}
+	st->depth++;
+	return 0;
+}
+
+/* End one level; rc is the body's result.  Returns the final result. */
+static int
+store_tx_end(struct store *st, int rc, struct model_error *err)
+{
+	if (rc != 0)
+		st->failed = true;
+	if (--st->depth > 0)
+		return rc != 0 ? -1 : 0;
+	if (st->failed) {
+		if (st->be->rollback(st->conn) == -1)
+			log_warnx("store: rollback failed: %s",
+			    st->be->errmsg(st->conn));
+		st->failed = false;
+		return -1;
+	}
+	if (st->be->commit(st->conn) == -1) {
+		log_warnx("store: commit failed: %s",
+		    st->be->errmsg(st->conn));
+		(void)st->be->rollback(st->conn);
+		return model_error_set(err, MODEL_E_INTERNAL, "",
+		    "cannot commit the change");
+	}
+	return 0;
+}
+
+int
+store_begin(struct store *st, struct model_error *err)
+{
+	return store_tx_begin(st, err);
+}
+
+int
+store_commit(struct store *st, struct model_error *err)
+{
+	bool failed = st->failed;
+
+	if (st->depth == 0)
+		return model_error_set(err, MODEL_E_INTERNAL, "",
+		    "commit without a transaction");
+	if (store_tx_end(st, 0, err) == -1) {
+		if (failed && err != NULL && err->code == MODEL_OK)
+			model_error_set(err, MODEL_E_CONFLICT, "",
+			    "an earlier step failed; nothing was changed");
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_rollback(struct store *st)
+{
+	if (st != NULL && st->depth > 0)
+		(void)store_tx_end(st, -1, NULL);
+}
+
+/* ---- counters in meta -------------------------------------------------- */
+
+static int
+store_meta_get_u64(struct store *st, const char *key, uint64_t dflt,
+    uint64_t *out, struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT value FROM meta WHERE key = ?",
+	    "t", key);
+	enum store_step r;
+
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	*out = dflt;
+	if (r == STORE_STEP_ROW &&
+	    util_parse_u64(st->be->column_text(stmt, 0), 0, INT64_MAX,
+	    out) == -1)
+		r = STORE_STEP_ERROR;
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(err, "reading settings");
+	return 0;
+}
+
+static int
+store_meta_set(struct store *st, const char *key, const char *value,
+    struct model_error *err)
+{
+	int rc = store_run(st, err, "UPDATE meta SET value = ? WHERE key = ?",
+	    "tt", value, key);
+
+	if (rc != 0)
+		return -1;
+	if (st->be->changes(st->conn) > 0)
+		return 0;
+	rc = store_run(st, err, "INSERT INTO meta (key, value) VALUES (?, ?)",
+	    "tt", key, value);
+	return rc == 0 ? 0 : store_internal(err, "writing settings");
+}
+
+static int
+store_meta_set_u64(struct store *st, const char *key, uint64_t v,
+    struct model_error *err)
+{
+	char buf[24];
+
+	(void)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	return store_meta_set(st, key, buf, err);
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+static int store_policy_write(struct store *st, const struct model_policy *p,
+    bool insert, struct model_error *err);
+static int store_crypto_write(struct store *st, const struct model_crypto *c,
+    bool insert, struct model_error *err);
+
+static int
+store_migrate(struct store *st, struct model_error *err)
+{
+	int64_t v;
+	int latest = store_schema_latest();
+
+	if (st->be->exec(st->conn, "CREATE TABLE IF NOT EXISTS schema_version "
+	    "(version INTEGER NOT NULL)") == -1)
+		return store_internal(err, "creating schema_version");
+	if (store_get_int(st, err, &v, NULL,
+	    "SELECT MAX(version) FROM schema_version", "") == -1)
+		return -1;
+	if (v > latest)
+		return model_error_set(err, MODEL_E_CONFLICT, "",
+		    "database schema %lld is newer than this controller "
+		    "knows (%d)", (long long)v, latest);
+	for (int m = (int)v; m < latest; m++) {
+		for (const char *const *q = store_migrations[m]; *q != NULL;
+		    q++)
+			if (st->be->exec(st->conn, *q) == -1)
+				return model_error_set(err, MODEL_E_INTERNAL,
+				    "", "migration %d failed: %s", m + 1,
+				    st->be->errmsg(st->conn));
+		if (store_run(st, err, "INSERT INTO schema_version (version) "
+		    "VALUES (?)", "i", (int64_t)m + 1) != 0)
+			return store_internal(err, "recording the migration");
+		log_info("store: applied migration %d", m + 1);
+	}
+	if (v == 0) {
+		struct model_policy p;
+		struct model_crypto c;
+
+		model_policy_default(&p);
+		model_crypto_default(&c);
+		if (store_policy_write(st, &p, true, err) == -1 ||
+		    store_crypto_write(st, &c, true, err) == -1)
+			return -1;
+	}
+	st->schema = latest;
+	return 0;
+}
+
+int
+store_open(const struct store_opts *opts, struct store **out,
+    struct model_error *err)
+{
+	struct store *st;
+
+	if (opts == NULL || opts->path == NULL)
+		return model_error_set(err, MODEL_E_INVALID, "path",
+		    "no database path");
+	if (opts->backend != NULL && strcmp(opts->backend, "sqlite") != 0)
+		return model_error_set(err, MODEL_E_INVALID, "backend",
+		    "unknown store backend '%s'", opts->backend);
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return model_error_set(err, MODEL_E_INTERNAL, "",
+		    "out of memory");
+	st->be = &store_sqlite_backend;
+	if (st->be->open(opts->path, opts->busy_timeout_ms > 0 ?
+	    opts->busy_timeout_ms : 5000, &st->conn) == -1) {
+		free(st);
+		return model_error_set(err, MODEL_E_INTERNAL, "path",
+		    "cannot open database %s", opts->path);
+	}
+	if (store_tx_begin(st, err) == -1 ||
+	    store_tx_end(st, store_migrate(st, err), err) == -1) {
+		st->be->close(st->conn);
+		free(st);
+		return -1;
+	}
+	*out = st;
+	return 0;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	while (st->depth > 0)
+		store_rollback(st);
+	st->be->close(st->conn);
+	free(st);
+}
+
+int
+store_schema_version(struct store *st)
+{
+	return st->schema;
+}
+
+/* ---- policy and crypto ------------------------------------------------------ */
+
+static void
+store_pairs_format(const struct model_policy *p, char *buf, size_t bufsz)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < p->n_pairs && i < MODEL_PAIRS_MAX; i++) {
+		int n = snprintf(buf + off, bufsz - off, "%s%s:%s",
+		    i > 0 ? "," : "", p->pairs[i].a, p->pairs[i].b);
+
+		if (n < 0 || (size_t)n >= bufsz - off)
+			break;
+		off += (size_t)n;
+	}
+}
+
+static int
+store_pairs_parse(const char *s, struct model_policy *p)
+{
+	char buf[MODEL_PAIRS_MAX * (2 * MODEL_LINK_NAME_MAX + 2) + 1];
+	char *save = NULL;
+
+	p->n_pairs = 0;
+	if (util_strcpy(buf, sizeof(buf), s) == -1)
+		return -1;
+	for (char *tok = strtok_r(buf, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+
+		if (colon == NULL || p->n_pairs == MODEL_PAIRS_MAX)
+			return -1;
+		*colon = '\0';
+		if (util_strcpy(p->pairs[p->n_pairs].a,
+		    sizeof(p->pairs[0].a), tok) == -1 ||
+		    util_strcpy(p->pairs[p->n_pairs].b,
+		    sizeof(p->pairs[0].b), colon + 1) == -1)
+			return -1;
+		p->n_pairs++;
+	}
+	return 0;
+}
+
+static int
+store_policy_write(struct store *st, const struct model_policy *p,
+    bool insert, struct model_error *err)
+{
+	char pairs[MODEL_PAIRS_MAX * (2 * MODEL_LINK_NAME_MAX + 2) + 1];
+	char pool[MODEL_CIDR_MAX + 1];
+	const char *sql = insert ?
+	    "INSERT INTO policy (topology, pairing, pairs, pool, encap, "
+	    "vni_min, vni_max, asn_min, asn_max, mtu, bgp_hold_time, "
+	    "bgp_keepalive, bgp_bfd, id) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)" :
+	    "UPDATE policy SET topology = ?, pairing = ?, pairs = ?, pool = ?, "
+	    "encap = ?, vni_min = ?, vni_max = ?, asn_min = ?, asn_max = ?, "
+	    "mtu = ?, bgp_hold_time = ?, bgp_keepalive = ?, bgp_bfd = ? "
+	    "WHERE id = 1";
+
+	store_pairs_format(p, pairs, sizeof(pairs));
+	model_prefix_format(&p->pool, pool, sizeof(pool));
+	if (store_run(st, err, sql, "iittiiiiiiiii", (int64_t)p->topology,
+	    (int64_t)p->pairing, pairs, pool, (int64_t)p->encap,
+	    (int64_t)p->vni_min, (int64_t)p->vni_max, (int64_t)p->asn_min,
+	    (int64_t)p->asn_max, (int64_t)p->mtu, (int64_t)p->bgp_hold_time,
+	    (int64_t)p->bgp_keepalive, (int64_t)p->bgp_bfd) != 0)
+		return store_internal(err, "writing the policy");
+	return 0;
+}
+
+int
+store_policy_get(struct store *st, struct model_policy *out,
+    struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT topology, pairing, pairs, pool, "
+	    "encap, vni_min, vni_max, asn_min, asn_max, mtu, bgp_hold_time, "
+	    "bgp_keepalive, bgp_bfd FROM policy WHERE id = 1", "");
+	struct model_policy p;
+	int rc = -1;
+
+	if (stmt == NULL)
+		return -1;
+	memset(&p, 0, sizeof(p));
+	if (st->be->step(stmt) == STORE_STEP_ROW) {
+		p.topology = (enum model_topology)st->be->column_int(stmt, 0);
+		p.pairing = (enum model_pairing)st->be->column_int(stmt, 1);
+		p.encap = (enum model_encap)st->be->column_int(stmt, 4);
+		p.vni_min = (uint32_t)st->be->column_int(stmt, 5);
+		p.vni_max = (uint32_t)st->be->column_int(stmt, 6);
+		p.asn_min = (uint32_t)st->be->column_int(stmt, 7);
+		p.asn_max = (uint32_t)st->be->column_int(stmt, 8);
+		p.mtu = (uint32_t)st->be->column_int(stmt, 9);
+		p.bgp_hold_time = (uint32_t)st->be->column_int(stmt, 10);
+		p.bgp_keepalive = (uint32_t)st->be->column_int(stmt, 11);
+		p.bgp_bfd = st->be->column_int(stmt, 12) != 0;
+		if (store_pairs_parse(st->be->column_text(stmt, 2), &p) == 0 &&
+		    model_prefix_parse(st->be->column_text(stmt, 3), false,
+		    &p.pool, "pool", NULL) == 0)
+			rc = 0;
+	}
+	st->be->finalize(stmt);
+	if (rc == -1)
+		return store_internal(err, "reading the policy");
+	*out = p;
+	return 0;
+}
+
+int
+store_policy_set(struct store *st, const struct model_policy *p,
+    struct model_error *err)
+{
+	int64_t outside;
+	int rc;
+
+	if (model_policy_validate(p, err) == -1)
+		return -1;
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_get_int(st, err, &outside, NULL,
+	    "SELECT COUNT(*) FROM sites WHERE asn < ? OR asn > ?", "ii",
+	    (int64_t)p->asn_min, (int64_t)p->asn_max);
+	if (rc == 0 && outside > 0)
+		rc = model_error_set(err, MODEL_E_CONFLICT, "asn_range",
+		    "%lld sites have an ASN outside the new range",
+		    (long long)outside);
+	if (rc == 0)
+		rc = store_policy_write(st, p, false, err);
+	return store_tx_end(st, rc, err);
+}
+
+static int
+store_crypto_write(struct store *st, const struct model_crypto *c,
+    bool insert, struct model_error *err)
+{
+	const char *sql = insert ?
+	    "INSERT INTO crypto (cipher, rekey_seconds, replay_window, "
+	    "rekey_bytes, rekey_packets, id) VALUES (?, ?, ?, ?, ?, 1)" :
+	    "UPDATE crypto SET cipher = ?, rekey_seconds = ?, "
+	    "replay_window = ?, rekey_bytes = ?, rekey_packets = ? "
+	    "WHERE id = 1";
+
+	if (store_run(st, err, sql, "iiiuu", (int64_t)c->cipher,
+	    (int64_t)c->rekey_seconds, (int64_t)c->replay_window,
+	    c->rekey_bytes, c->rekey_packets) != 0)
+		return store_internal(err, "writing the crypto profile");
+	return 0;
+}
+
+int
+store_crypto_get(struct store *st, struct model_crypto *out,
+    struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT cipher, rekey_seconds, "
+	    "replay_window, rekey_bytes, rekey_packets FROM crypto "
+	    "WHERE id = 1", "");
+	int rc = -1;
+
+	if (stmt == NULL)
+		return -1;
+	if (st->be->step(stmt) == STORE_STEP_ROW) {
+		memset(out, 0, sizeof(*out));
+		out->cipher = (enum model_cipher)st->be->column_int(stmt, 0);
+		out->rekey_seconds = (uint32_t)st->be->column_int(stmt, 1);
+		out->replay_window = (uint32_t)st->be->column_int(stmt, 2);
+		out->rekey_bytes = (uint64_t)st->be->column_int(stmt, 3);
+		out->rekey_packets = (uint64_t)st->be->column_int(stmt, 4);
+		rc = 0;
+	}
+	st->be->finalize(stmt);
+	return rc == 0 ? 0 : store_internal(err, "reading the crypto profile");
+}
+
+int
+store_crypto_set(struct store *st, const struct model_crypto *c,
+    struct model_error *err)
+{
+	if (model_crypto_validate(c, err) == -1)
+		return -1;
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	return store_tx_end(st, store_crypto_write(st, c, false, err), err);
+}
+
+/* ---- sites and links --------------------------------------------------------- */
+
+static int
+store_site_exists(struct store *st, uint64_t id, struct model_error *err)
+{
+	int64_t v;
+	bool found;
+
+	if (store_get_int(st, err, &v, &found,
+	    "SELECT id FROM sites WHERE id = ?", "u", id) == -1)
+		return -1;
+	if (!found)
+		return model_error_set(err, MODEL_E_NOT_FOUND, "site",
+		    "no site %llu", (unsigned long long)id);
+	return 0;
+}
+
+static int
+store_link_insert(struct store *st, uint64_t site_id,
+    const struct model_link *l, struct model_error *err)
+{
+	int rc = store_run(st, err, "INSERT INTO links (site_id, name, address, "
+	    "public_address, public_port) VALUES (?, ?, ?, ?, ?)", "uttti",
+	    site_id, l->name, l->address, l->public_address,
+	    (int64_t)l->public_port);
+
+	if (rc == 1)
+		return model_error_set(err, MODEL_E_DUPLICATE, "name",
+		    "site %llu already has a link '%s'",
+		    (unsigned long long)site_id, l->name);
+	return rc;
+}
+
+/* Lowest ASN of the policy range no site uses. */
+static int
+store_asn_assign(struct store *st, uint32_t *asn, struct model_error *err)
+{
+	struct model_policy p;
+	void *stmt;
+	uint64_t want;
+	enum store_step r;
+
+	memset(&p, 0, sizeof(p));
+	if (store_policy_get(st, &p, err) == -1)
+		return -1;
+	stmt = store_prep(st, err, "SELECT asn FROM sites WHERE asn >= ? AND "
+	    "asn <= ? ORDER BY asn", "ii", (int64_t)p.asn_min,
+	    (int64_t)p.asn_max);
+	if (stmt == NULL)
+		return -1;
+	want = p.asn_min;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		uint64_t used = (uint64_t)st->be->column_int(stmt, 0);
+
+		if (used > want)
+			break;
+		want = used + 1;
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(err, "reading ASNs");
+	if (want > p.asn_max)
+		return model_error_set(err, MODEL_E_EXHAUSTED, "asn",
+		    "no free ASN left in %u-%u", p.asn_min, p.asn_max);
+	*asn = (uint32_t)want;
+	return 0;
+}
+
+/* Name and ASN must be free (except for the site itself). */
+static int
+store_site_unique(struct store *st, const struct model_site *s,
+    uint64_t self, struct model_error *err)
+{
+	int64_t v;
+	bool found;
+
+	if (store_get_int(st, err, &v, &found, "SELECT id FROM sites WHERE "
+	    "name = ? AND id <> ?", "tu", s->name, self) == -1)
+		return -1;
+	if (found)
+		return model_error_set(err, MODEL_E_DUPLICATE, "name",
+		    "a site named '%s' already exists", s->name);
+	if (s->asn == 0)
+		return 0;
+	if (store_get_int(st, err, &v, &found, "SELECT id FROM sites WHERE "
+	    "asn = ? AND id <> ?", "iu", (int64_t)s->asn, self) == -1)
+		return -1;
+	if (found)
+		return model_error_set(err, MODEL_E_DUPLICATE, "asn",
+		    "ASN %u is already used by site %lld", s->asn,
+		    (long long)v);
+	return 0;
+}
+
+static int
+store_site_create_tx(struct store *st, struct model_site *s,
+    struct model_error *err)
+{
+	uint64_t id;
+
+	if (store_site_unique(st, s, 0, err) == -1)
+		return -1;
+	if (s->asn == 0 && store_asn_assign(st, &s->asn, err) == -1)
+		return -1;
+	if (store_meta_get_u64(st, "next_site_id", 1, &id, err) == -1 ||
+	    store_meta_set_u64(st, "next_site_id", id + 1, err) == -1)
+		return -1;
+	s->id = id;
+	switch (store_run(st, err, "INSERT INTO sites (id, name, region, role, "
+	    "asn, backend, revoked) VALUES (?, ?, ?, ?, ?, ?, ?)", "uttiiii",
+	    id, s->name, s->region, (int64_t)s->role, (int64_t)s->asn,
+	    (int64_t)s->backend, (int64_t)s->revoked)) {
+	case 0:
+		break;
+	case 1:
+		return model_error_set(err, MODEL_E_DUPLICATE, "name",
+		    "site name or ASN already in use");
+	default:
+		return -1;
+	}
+	for (size_t i = 0; i < s->n_links; i++)
+		if (store_link_insert(st, id, &s->links[i], err) != 0)
+			return -1;
+	if (store_run(st, err, "INSERT INTO edges (site_id) VALUES (?)", "u",
+	    id) != 0)
+		return store_internal(err, "creating the edge record");
+	return 0;
+}
+
+int
+store_site_create(struct store *st, struct model_site *site,
+    struct model_error *err)
+{
+	struct model_site s;
+	int rc;
+
+	if (model_site_validate(site, err) == -1)
+		return -1;
+	s = *site;
+	model_site_sort_links(&s);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_tx_end(st, store_site_create_tx(st, &s, err), err);
+	if (rc == 0) {
+		site->id = s.id;
+		site->asn = s.asn;
+	}
+	return rc;
+}
+
+static int
+store_site_update_tx(struct store *st, const struct model_site *s,
+    struct model_error *err)
+{
+	struct model_site old;
+
+	memset(&old, 0, sizeof(old));
+	if (store_site_get(st, s->id, &old, err) == -1 ||
+	    store_site_unique(st, s, s->id, err) == -1)
+		return -1;
+	if (store_run(st, err, "UPDATE sites SET name = ?, region = ?, "
+	    "role = ?, asn = ?, backend = ?, revoked = ? WHERE id = ?",
+	    "ttiiiiu", s->name, s->region, (int64_t)s->role,
+	    (int64_t)(s->asn != 0 ? s->asn : old.asn), (int64_t)s->backend,
+	    (int64_t)s->revoked, s->id) != 0)
+		return store_internal(err, "updating the site");
+	if (store_run(st, err, "DELETE FROM links WHERE site_id = ?", "u",
+	    s->id) != 0)
+		return store_internal(err, "replacing links");
+	for (size_t i = 0; i < s->n_links; i++)
+		if (store_link_insert(st, s->id, &s->links[i], err) != 0)
+			return -1;
+	return 0;
+}
+
+int
+store_site_update(struct store *st, const struct model_site *site,
+    struct model_error *err)
+{
+	if (model_site_validate(site, err) == -1)
+		return -1;
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	return store_tx_end(st, store_site_update_tx(st, site, err), err);
+}
+
+int
+store_site_delete(struct store *st, uint64_t id, struct model_error *err)
+{
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_run(st, err, "DELETE FROM sites WHERE id = ?", "u", id);
+	if (rc == 0 && st->be->changes(st->conn) == 0)
+		rc = model_error_set(err, MODEL_E_NOT_FOUND, "site",
+		    "no site %llu", (unsigned long long)id);
+	else if (rc == 1)
+		rc = store_internal(err, "deleting the site");
+	return store_tx_end(st, rc, err);
+}
+
+/* Fill a site from a row of SITE_COLS. */
+#define STORE_SITE_COLS "id, name, region, role, asn, backend, revoked"
+
+static void
+store_site_row(struct store *st, void *stmt, struct model_site *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = (uint64_t)st->be->column_int(stmt, 0);
+	(void)store_text_col(st, stmt, 1, s->name, sizeof(s->name));
+	(void)store_text_col(st, stmt, 2, s->region, sizeof(s->region));
+	s->role = (enum model_role)st->be->column_int(stmt, 3);
+	s->asn = (uint32_t)st->be->column_int(stmt, 4);
+	s->backend = (enum model_backend)st->be->column_int(stmt, 5);
+	s->revoked = st->be->column_int(stmt, 6) != 0;
+}
+
+static void
+store_link_row(struct store *st, void *stmt, int col, struct model_link *l)
+{
+	memset(l, 0, sizeof(*l));
+	(void)store_text_col(st, stmt, col, l->name, sizeof(l->name));
+	(void)store_text_col(st, stmt, col + 1, l->address, sizeof(l->address));
+	(void)store_text_col(st, stmt, col + 2, l->public_address,
+	    sizeof(l->public_address));
+	l->public_port = (uint16_t)st->be->column_int(stmt, col + 3);
+}
+
+static int
+store_site_links(struct store *st, struct model_site *s,
+    struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT name, address, public_address, "
+	    "public_port FROM links WHERE site_id = ? ORDER BY name", "u",
+	    s->id);
+	enum store_step r;
+
+	if (stmt == NULL)
+		return -1;
+	s->n_links = 0;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW &&
+	    s->n_links < MODEL_LINKS_MAX)
+		store_link_row(st, stmt, 0, &s->links[s->n_links++]);
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE && r != STORE_STEP_ROW)
+		return store_internal(err, "reading links");
+	return 0;
+}
+
+static int
+store_site_get_where(struct store *st, const char *sql, const char *fmt,
+    uint64_t id, const char *name, struct model_site *out,
+    struct model_error *err)
+{
+	void *stmt = name != NULL ? store_prep(st, err, sql, fmt, name) :
+	    store_prep(st, err, sql, fmt, id);
+	enum store_step r;
+
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW)
+		store_site_row(st, stmt, out);
+	st->be->finalize(stmt);
+	if (r == STORE_STEP_DONE) {
+		if (name != NULL)
+			return model_error_set(err, MODEL_E_NOT_FOUND, "site",
+			    "no site named '%.63s'", name);
+		return model_error_set(err, MODEL_E_NOT_FOUND, "site",
+		    "no site %llu", (unsigned long long)id);
+	}
+	if (r != STORE_STEP_ROW)
+		return store_internal(err, "reading a site");
+	return store_site_links(st, out, err);
+}
+
+int
+store_site_get(struct store *st, uint64_t id, struct model_site *out,
+    struct model_error *err)
+{
+	return store_site_get_where(st, "SELECT " STORE_SITE_COLS
+	    " FROM sites WHERE id = ?", "u", id, NULL, out, err);
+}
+
+int
+store_site_get_by_name(struct store *st, const char *name,
+    struct model_site *out, struct model_error *err)
+{
+	return store_site_get_where(st, "SELECT " STORE_SITE_COLS
+	    " FROM sites WHERE name = ?", "t", 0, name, out, err);
+}
+
+static int
+store_site_id_cmp(const void *key, const void *elem)
+{
+	uint64_t k = *(const uint64_t *)key;
+	uint64_t e = ((const struct model_site *)elem)->id;
+
+	return (k > e) - (k < e);
+}
+
+int
+store_site_list(struct store *st, struct model_site **out, size_t *n,
+    struct model_error *err)
+{
+	struct model_site *v = NULL;
+	size_t cnt = 0, cap = 0;
+	void *stmt;
+	enum store_step r;
+
+	stmt = store_prep(st, err, "SELECT " STORE_SITE_COLS
+	    " FROM sites ORDER BY id", "");
+	if (stmt == NULL)
+		return -1;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		if (cnt == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 16;
+			struct model_site *nv = realloc(v, ncap * sizeof(*v));
+
+			if (nv == NULL) {
+				r = STORE_STEP_ERROR;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		store_site_row(st, stmt, &v[cnt++]);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE)
+		goto fail;
+	stmt = store_prep(st, err, "SELECT site_id, name, address, "
+	    "public_address, public_port FROM links ORDER BY site_id, name", "");
+	if (stmt == NULL)
+		goto fail;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		uint64_t sid = (uint64_t)st->be->column_int(stmt, 0);
+		struct model_site *s = cnt > 0 ? bsearch(&sid, v, cnt,
+		    sizeof(*v), store_site_id_cmp) : NULL;
+
+		if (s != NULL && s->n_links < MODEL_LINKS_MAX)
+			store_link_row(st, stmt, 1, &s->links[s->n_links++]);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE)
+		goto fail;
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	free(v);
+	return store_internal(err, "listing sites");
+}
+
+static int
+store_link_add_tx(struct store *st, uint64_t site_id,
+    const struct model_link *link, struct model_error *err)
+{
+	int64_t cnt;
+
+	if (store_site_exists(st, site_id, err) == -1 ||
+	    store_get_int(st, err, &cnt, NULL,
+	    "SELECT COUNT(*) FROM links WHERE site_id = ?", "u", site_id) == -1)
+		return -1;
+	if (cnt >= MODEL_LINKS_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "links",
+		    "a site has at most %d links", MODEL_LINKS_MAX);
+	return store_link_insert(st, site_id, link, err) == 0 ? 0 : -1;
+}
+
+int
+store_link_add(struct store *st, uint64_t site_id,
+    const struct model_link *link, struct model_error *err)
+{
+	if (model_link_validate(link, err) == -1)
+		return -1;
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	return store_tx_end(st, store_link_add_tx(st, site_id, link, err), err);
+}
+
+int
+store_link_update(struct store *st, uint64_t site_id,
+    const struct model_link *link, struct model_error *err)
+{
+	int rc;
+
+	if (model_link_validate(link, err) == -1)
+		return -1;
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_run(st, err, "UPDATE links SET address = ?, "
+	    "public_address = ?, public_port = ? WHERE site_id = ? AND "
+	    "name = ?", "ttiut", link->address, link->public_address,
+	    (int64_t)link->public_port, site_id, link->name);
+	if (rc == 0 && st->be->changes(st->conn) == 0)
+		rc = model_error_set(err, MODEL_E_NOT_FOUND, "name",
+		    "site %llu has no link '%s'", (unsigned long long)site_id,
+		    link->name);
+	else if (rc == 1)
+		rc = store_internal(err, "updating a link");
+	return store_tx_end(st, rc, err);
+}
+
+int
+store_link_delete(struct store *st, uint64_t site_id, const char *name,
+    struct model_error *err)
+{
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_run(st, err, "DELETE FROM links WHERE site_id = ? AND "
+	    "name = ?", "ut", site_id, name);
+	if (rc == 0 && st->be->changes(st->conn) == 0)
+		rc = model_error_set(err, MODEL_E_NOT_FOUND, "name",
+		    "site %llu has no link '%.32s'",
+		    (unsigned long long)site_id, name);
+	else if (rc == 1)
+		rc = store_internal(err, "deleting a link");
+	return store_tx_end(st, rc, err);
+}
+
+/* ---- LAN prefixes ------------------------------------------------------------- */
+
+static int
+store_prefix_canonical(const struct model_prefix *p, struct model_error *err)
+{
+	char buf[MODEL_CIDR_MAX + 1];
+	struct model_prefix q;
+
+	if ((p->family != 4 && p->family != 6) ||
+	    p->len > (p->family == 4 ? 32 : 128))
+		return model_error_set(err, MODEL_E_INVALID, "prefix",
+		    "not a CIDR prefix");
+	model_prefix_format(p, buf, sizeof(buf));
+	return model_prefix_parse(buf, false, &q, "prefix", err);
+}
+
+static int
+store_prefix_add_tx(struct store *st, uint64_t site_id,
+    const struct model_prefix *p, struct model_error *err)
+{
+	char cidr[MODEL_CIDR_MAX + 1], other[MODEL_CIDR_MAX + 1];
+	int64_t cnt;
+	void *stmt;
+	enum store_step r;
+	int rc = 0;
+
+	if (store_site_exists(st, site_id, err) == -1 ||
+	    store_get_int(st, err, &cnt, NULL,
+	    "SELECT COUNT(*) FROM prefixes WHERE site_id = ?", "u",
+	    site_id) == -1)
+		return -1;
+	if (cnt >= MODEL_PREFIXES_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "prefix",
+		    "a site has at most %d LAN prefixes", MODEL_PREFIXES_MAX);
+	/* Overlap is checked here, not in SQL, so no engine inet type is needed. */
+	stmt = store_prep(st, err, "SELECT site_id, len, addr FROM prefixes "
+	    "WHERE family = ?", "i", (int64_t)p->family);
+	if (stmt == NULL)
+		return -1;
+	while (rc == 0 && (r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		struct model_prefix q;
+		size_t len;
+		const void *addr = st->be->column_blob(stmt, 2, &len);
+
+		memset(&q, 0, sizeof(q));
+		q.family = p->family;
+		q.len = (uint8_t)st->be->column_int(stmt, 1);
+		if (addr != NULL && len <= sizeof(q.addr))
+			memcpy(q.addr, addr, len);
+		if (model_prefix_overlap(p, &q)) {
+			model_prefix_format(p, cidr, sizeof(cidr));
+			model_prefix_format(&q, other, sizeof(other));
+			rc = model_error_set(err, MODEL_E_OVERLAP, "prefix",
+			    "%s overlaps %s of site %lld", cidr, other,
+			    (long long)st->be->column_int(stmt, 0));
+		}
+	}
+	st->be->finalize(stmt);
+	if (rc != 0)
+		return -1;
+	if (r != STORE_STEP_DONE)
+		return store_internal(err, "reading prefixes");
+	model_prefix_format(p, cidr, sizeof(cidr));
+	if (store_run(st, err, "INSERT INTO prefixes (site_id, family, len, "
+	    "addr, cidr) VALUES (?, ?, ?, ?, ?)", "uiibt", site_id,
+	    (int64_t)p->family, (int64_t)p->len, (const void *)p->addr,
+	    (size_t)(p->family == 4 ? 4 : 16), cidr) != 0)
+		return store_internal(err, "adding a prefix");
+	return 0;
+}
+
+int
+store_prefix_add(struct store *st, uint64_t site_id,
+    const struct model_prefix *p, struct model_error *err)
+{
+	if (store_prefix_canonical(p, err) == -1)
+		return -1;
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	return store_tx_end(st, store_prefix_add_tx(st, site_id, p, err), err);
+}
+
+int
+store_prefix_delete(struct store *st, uint64_t site_id,
+    const struct model_prefix *p, struct model_error *err)
+{
+	char cidr[MODEL_CIDR_MAX + 1];
+	int rc;
+
+	if (store_prefix_canonical(p, err) == -1)
+		return -1;
+	model_prefix_format(p, cidr, sizeof(cidr));
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_run(st, err, "DELETE FROM prefixes WHERE site_id = ? AND "
+	    "cidr = ?", "ut", site_id, cidr);
+	if (rc == 0 && st->be->changes(st->conn) == 0)
+		rc = model_error_set(err, MODEL_E_NOT_FOUND, "prefix",
+		    "site %llu has no prefix %s", (unsigned long long)site_id,
+		    cidr);
+	else if (rc == 1)
+		rc = store_internal(err, "deleting a prefix");
+	return store_tx_end(st, rc, err);
+}
+
+int
+store_prefix_list(struct store *st, uint64_t site_id,
+    struct model_site_prefix **out, size_t *n, struct model_error *err)
+{
+	struct model_site_prefix *v = NULL;
+	size_t cnt = 0, cap = 0;
+	enum store_step r;
+	void *stmt = site_id != 0 ?
+	    store_prep(st, err, "SELECT site_id, family, len, addr FROM "
+	    "prefixes WHERE site_id = ? ORDER BY site_id, family, addr, len",
+	    "u", site_id) :
+	    store_prep(st, err, "SELECT site_id, family, len, addr FROM "
+	    "prefixes ORDER BY site_id, family, addr, len", "");
+
+	if (stmt == NULL)
+		return -1;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		struct model_site_prefix *sp;
+		const void *addr;
+		size_t len;
+
+		if (cnt == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 16;
+			struct model_site_prefix *nv = realloc(v,
+			    ncap * sizeof(*v));
+
+			if (nv == NULL) {
+				r = STORE_STEP_ERROR;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		sp = &v[cnt++];
+		memset(sp, 0, sizeof(*sp));
+		sp->site_id = (uint64_t)st->be->column_int(stmt, 0);
+		sp->prefix.family = (uint8_t)st->be->column_int(stmt, 1);
+		sp->prefix.len = (uint8_t)st->be->column_int(stmt, 2);
+		addr = st->be->column_blob(stmt, 3, &len);
+		if (addr != NULL && len <= sizeof(sp->prefix.addr))
+			memcpy(sp->prefix.addr, addr, len);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE) {
+		free(v);
+		return store_internal(err, "listing prefixes");
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* ---- tunnels --------------------------------------------------------------------- */
+
+int
+store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
+    uint64_t *next_id, struct model_error *err)
+{
+	struct model_tunnel *v = NULL;
+	size_t cnt = 0, cap = 0;
+	enum store_step r;
+	void *stmt;
+
+	if (store_meta_get_u64(st, "next_tunnel_id", 1, next_id, err) == -1)
+		return -1;
+	stmt = store_prep(st, err, "SELECT id, site_a, link_a, site_b, link_b, "
+	    "inner_addr, vni FROM tunnels ORDER BY id", "");
+	if (stmt == NULL)
+		return -1;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		struct model_tunnel *t;
+
+		if (cnt == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 256;
+			struct model_tunnel *nv = realloc(v, ncap * sizeof(*v));
+
+			if (nv == NULL) {
+				r = STORE_STEP_ERROR;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		t = &v[cnt++];
+		memset(t, 0, sizeof(*t));
+		t->id = (uint64_t)st->be->column_int(stmt, 0);
+		t->site_a = (uint64_t)st->be->column_int(stmt, 1);
+		(void)store_text_col(st, stmt, 2, t->link_a, sizeof(t->link_a));
+		t->site_b = (uint64_t)st->be->column_int(stmt, 3);
+		(void)store_text_col(st, stmt, 4, t->link_b, sizeof(t->link_b));
+		t->inner = (uint32_t)st->be->column_int(stmt, 5);
+		t->vni = (uint32_t)st->be->column_int(stmt, 6);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE) {
+		free(v);
+		return store_internal(err, "listing tunnels");
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* Run one prepared statement per element, re-binding an id each time. */
+static int
+store_each_id(struct store *st, void *stmt, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (st->be->reset(stmt) == -1 ||
+		    st->be->bind_int(stmt, 1, (int64_t)ids[i]) == -1 ||
+		    st->be->step(stmt) != STORE_STEP_DONE)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
+    size_t n_removed, const struct model_tunnel *added, size_t n_added,
+    uint64_t next_id, struct model_error *err)
+{
+	void *del, *ins;
+	int rc = 0;
+
+	del = store_prep(st, err, "DELETE FROM tunnels WHERE id = ?", "");
+	if (del == NULL)
+		return -1;
+	/* Re-allocated tunnels go out first so their addresses are free. */
+	if (store_each_id(st, del, removed, n_removed) == -1)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < n_added; i++)
+		if (store_each_id(st, del, &added[i].id, 1) == -1)
+			rc = -1;
+	st->be->finalize(del);
+	if (rc == -1)
+		return store_internal(err, "removing tunnels");
+	ins = store_prep(st, err, "INSERT INTO tunnels (id, site_a, link_a, "
+	    "site_b, link_b, inner_addr, vni) VALUES (?, ?, ?, ?, ?, ?, ?)", "");
+	if (ins == NULL)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < n_added; i++) {
+		const struct model_tunnel *t = &added[i];
+		enum store_step r;
+
+		if (st->be->reset(ins) == -1 ||
+		    st->be->bind_int(ins, 1, (int64_t)t->id) == -1 ||
+		    st->be->bind_int(ins, 2, (int64_t)t->site_a) == -1 ||
+		    st->be->bind_text(ins, 3, t->link_a) == -1 ||
+		    st->be->bind_int(ins, 4, (int64_t)t->site_b) == -1 ||
+		    st->be->bind_text(ins, 5, t->link_b) == -1 ||
+		    st->be->bind_int(ins, 6, (int64_t)t->inner) == -1 ||
+		    st->be->bind_int(ins, 7, (int64_t)t->vni) == -1) {
+			rc = store_internal(err, "binding a tunnel");
+			break;
+		}
+		r = st->be->step(ins);
+		if (r == STORE_STEP_CONSTRAINT)
+			rc = model_error_set(err, MODEL_E_CONFLICT, "tunnels",
+			    "tunnel %llu clashes with a stored tunnel or "
+			    "refers to a missing site",
+			    (unsigned long long)t->id);
+		else if (r != STORE_STEP_DONE)
+			rc = store_internal(err, "adding tunnels");
+	}
+	st->be->finalize(ins);
+	if (rc != 0)
+		return -1;
+	return store_meta_set_u64(st, "next_tunnel_id", next_id, err);
+}
+
+int
+store_tunnel_apply(struct store *st, const uint64_t *removed,
+    size_t n_removed, const struct model_tunnel *added, size_t n_added,
+    uint64_t next_id, struct model_error *err)
+{
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	return store_tx_end(st, store_tunnel_apply_tx(st, removed, n_removed,
+	    added, n_added, next_id, err), err);
+}
+
+/* ---- per-edge state ----------------------------------------------------------- */
+
+/* Make sure the site has an edge row (sites made before it existed). */
+static int
+store_edge_ensure(struct store *st, uint64_t site_id, struct model_error *err)
+{
+	int64_t v;
+	bool found;
+
+	if (store_get_int(st, err, &v, &found,
+	    "SELECT site_id FROM edges WHERE site_id = ?", "u", site_id) == -1)
+		return -1;
+	if (found)
+		return 0;
+	if (store_site_exists(st, site_id, err) == -1)
+		return -1;
+	if (store_run(st, err, "INSERT INTO edges (site_id) VALUES (?)", "u",
+	    site_id) != 0)
+		return store_internal(err, "creating the edge record");
+	return 0;
+}
+
+#define STORE_EDGE_COLS "site_id, intent_version, applied_version, " \
+	"conv_hash, connected, connected_at, status_at"
+
+static void
+store_edge_row(struct store *st, void *stmt, struct model_edge_state *e)
+{
+	const void *h;
+	size_t len;
+
+	memset(e, 0, sizeof(*e));
+	e->site_id = (uint64_t)st->be->column_int(stmt, 0);
+	e->intent_version = (uint64_t)st->be->column_int(stmt, 1);
+	e->applied_version = (uint64_t)st->be->column_int(stmt, 2);
+	h = st->be->column_blob(stmt, 3, &len);
+	if (h != NULL && len <= sizeof(e->conv_hash)) {
+		memcpy(e->conv_hash, h, len);
+		e->conv_hash_len = len;
+	}
+	e->connected = st->be->column_int(stmt, 4) != 0;
+	e->connected_at = st->be->column_int(stmt, 5);
+	e->status_at = st->be->column_int(stmt, 6);
+}
+
+int
+store_edge_get(struct store *st, uint64_t site_id,
+    struct model_edge_state *out, struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT " STORE_EDGE_COLS
+	    ", status FROM edges WHERE site_id = ?", "u", site_id);
+	enum store_step r;
+	int rc = 0;
+
+	if (stmt == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->site_id = site_id;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW) {
+		const void *b;
+		size_t len;
+
+		store_edge_row(st, stmt, out);
+		b = st->be->column_blob(stmt, 7, &len);
+		if (b != NULL && len > 0) {
+			out->status = malloc(len);
+			if (out->status == NULL)
+				rc = -1;
+			else {
+				memcpy(out->status, b, len);
+				out->status_len = len;
+			}
+		}
+	} else if (r != STORE_STEP_DONE) {
+		rc = -1;
+	}
+	st->be->finalize(stmt);
+	return rc == 0 ? 0 : store_internal(err, "reading edge state");
+}
+
+int
+store_edge_list(struct store *st, struct model_edge_state **out, size_t *n,
+    struct model_error *err)
+{
+	struct model_edge_state *v = NULL;
+	size_t cnt = 0, cap = 0;
+	enum store_step r;
+	void *stmt = store_prep(st, err, "SELECT " STORE_EDGE_COLS
+	    " FROM edges ORDER BY site_id", "");
+
+	if (stmt == NULL)
+		return -1;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		if (cnt == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 16;
+			struct model_edge_state *nv = realloc(v,
+			    ncap * sizeof(*v));
+
+			if (nv == NULL) {
+				r = STORE_STEP_ERROR;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		store_edge_row(st, stmt, &v[cnt++]);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE) {
+		free(v);
+		return store_internal(err, "listing edges");
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int
+store_edge_bump_tx(struct store *st, uint64_t site_id, uint64_t *version,
+    struct model_error *err)
+{
+	int64_t v;
+
+	if (store_edge_ensure(st, site_id, err) == -1)
+		return -1;
+	if (store_run(st, err, "UPDATE edges SET intent_version = "
+	    "intent_version + 1 WHERE site_id = ?", "u", site_id) != 0 ||
+	    store_get_int(st, err, &v, NULL, "SELECT intent_version FROM edges "
+	    "WHERE site_id = ?", "u", site_id) == -1)
+		return store_internal(err, "bumping the intent version");
+	*version = (uint64_t)v;
+	return 0;
+}
+
+int
+store_edge_bump_intent(struct store *st, uint64_t site_id, uint64_t *version,
+    struct model_error *err)
+{
+	uint64_t v = 0;
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_tx_end(st, store_edge_bump_tx(st, site_id, &v, err), err);
+	if (rc == 0)
+		*version = v;
+	return rc;
+}
+
+static int
+store_edge_applied_tx(struct store *st, uint64_t site_id, uint64_t version,
+    const uint8_t *hash, size_t hash_len, struct model_error *err)
+{
+	int64_t intent;
+
+	if (store_edge_ensure(st, site_id, err) == -1 ||
+	    store_get_int(st, err, &intent, NULL, "SELECT intent_version FROM "
+	    "edges WHERE site_id = ?", "u", site_id) == -1)
+		return -1;
+	if (version > (uint64_t)intent)
+		return model_error_set(err, MODEL_E_INVALID, "version",
+		    "version %llu was never sent (latest %lld)",
+		    (unsigned long long)version, (long long)intent);
+	if (store_run(st, err, "UPDATE edges SET applied_version = ?, "
+	    "conv_hash = ? WHERE site_id = ?", "ubu", version,
+	    (const void *)hash, hash_len, site_id) != 0)
+		return store_internal(err, "recording an ack");
+	return 0;
+}
+
+int
+store_edge_set_applied(struct store *st, uint64_t site_id, uint64_t version,
+    const uint8_t *hash, size_t hash_len, struct model_error *err)
+{
+	if (hash_len > MODEL_HASH_MAX || (hash == NULL && hash_len > 0))
+		return model_error_set(err, MODEL_E_INVALID, "hash",
+		    "convergence hash longer than %d bytes", MODEL_HASH_MAX);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	return store_tx_end(st, store_edge_applied_tx(st, site_id, version,
+	    hash, hash_len, err), err);
+}
+
+int
+store_edge_set_connected(struct store *st, uint64_t site_id, bool connected,
+    int64_t now, struct model_error *err)
+{
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_edge_ensure(st, site_id, err);
+	if (rc == 0 && connected && store_run(st, err, "UPDATE edges SET "
+	    "connected = 1, connected_at = ? WHERE site_id = ?", "iu", now,
+	    site_id) != 0)
+		rc = store_internal(err, "recording the connection");
+	if (rc == 0 && !connected && store_run(st, err, "UPDATE edges SET "
+	    "connected = 0 WHERE site_id = ?", "u", site_id) != 0)
+		rc = store_internal(err, "recording the disconnection");
+	return store_tx_end(st, rc, err);
+}
+
+int
+store_edge_set_status(struct store *st, uint64_t site_id, const void *blob,
+    size_t len, int64_t now, struct model_error *err)
+{
+	int rc;
+
+	if (len > MODEL_STATUS_MAX || (blob == NULL && len > 0))
+		return model_error_set(err, MODEL_E_INVALID, "status",
+		    "status larger than %d bytes", MODEL_STATUS_MAX);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_edge_ensure(st, site_id, err);
+	if (rc == 0 && store_run(st, err, "UPDATE edges SET status = ?, "
+	    "status_at = ? WHERE site_id = ?", "biu", blob, len, now,
+	    site_id) != 0)
+		rc = store_internal(err, "recording the status");
+	return store_tx_end(st, rc, err);
+}
+
+/* ---- tokens ---------------------------------------------------------------------- */
+
+/* SHA-256 of the token text, as hex. */
+static int
+store_token_hash(const char *token, char out[STORE_HASH_HEX])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(),
+	    NULL) != 1 || mdlen != 32)
+		return -1;
+	util_hex(md, mdlen, out);
+	return 0;
+}
+
+/* A fresh token "<prefix>" + 64 hex digits, and its hash. */
+static int
+store_token_make(const char *prefix, char token[STORE_TOKEN_LEN + 1],
+    char hash[STORE_HASH_HEX], struct model_error *err)
+{
+	unsigned char raw[32];
+
+	if (util_random(raw, sizeof(raw)) == -1)
+		return model_error_set(err, MODEL_E_INTERNAL, "",
+		    "no randomness for a token");
+	memcpy(token, prefix, 4);
+	util_hex(raw, sizeof(raw), token + 4);
+	util_wipe(raw, sizeof(raw));
+	if (store_token_hash(token, hash) == -1) {
+		util_wipe(token, STORE_TOKEN_LEN + 1);
+		return model_error_set(err, MODEL_E_INTERNAL, "",
+		    "cannot hash a token");
+	}
+	return 0;
+}
+
+/* Shape check before hashing, so junk never reaches the database. */
+static bool
+store_token_shape(const char *token, const char *prefix)
+{
+	if (token == NULL || strlen(token) != STORE_TOKEN_LEN ||
+	    strncmp(token, prefix, 4) != 0)
+		return false;
+	for (size_t i = 4; i < STORE_TOKEN_LEN; i++)
+		if (!((token[i] >= '0' && token[i] <= '9') ||
+		    (token[i] >= 'a' && token[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int
+store_enroll_token_create(struct store *st, uint64_t site_id, int64_t now,
+    int64_t ttl, char token[STORE_TOKEN_LEN + 1], struct model_error *err)
+{
+	char hash[STORE_HASH_HEX];
+	int rc;
+
+	if (ttl <= 0 || ttl > STORE_TOKEN_TTL_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "ttl",
+		    "token lifetime must be 1..%d seconds",
+		    STORE_TOKEN_TTL_MAX);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_site_exists(st, site_id, err);
+	if (rc == 0)
+		rc = store_token_make("mwe_", token, hash, err);
+	if (rc == 0 && store_run(st, err, "INSERT INTO enroll_tokens (hash, "
+	    "site_id, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, 0)",
+	    "tuii", hash, site_id, now, now + ttl) != 0)
+		rc = store_internal(err, "storing the token");
+	rc = store_tx_end(st, rc, err);
+	if (rc != 0)
+		util_wipe(token, STORE_TOKEN_LEN + 1);
+	return rc;
+}
+
+static int
+store_enroll_consume_tx(struct store *st, const char *hash, uint64_t site_id,
+    int64_t now, uint64_t *bound_site, struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT site_id, expires_at, used_at "
+	    "FROM enroll_tokens WHERE hash = ?", "t", hash);
+	enum store_step r;
+	uint64_t sid = 0;
+	int64_t expires = 0, used = 0;
+
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW) {
+		sid = (uint64_t)st->be->column_int(stmt, 0);
+		expires = st->be->column_int(stmt, 1);
+		used = st->be->column_int(stmt, 2);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(err, "reading a token");
+	if (r == STORE_STEP_DONE || used != 0 || now >= expires ||
+	    (site_id != 0 && site_id != sid)) {
+		log_debug("store", "enrollment token refused: %s",
+		    r == STORE_STEP_DONE ? "unknown" : used != 0 ? "used" :
+		    now >= expires ? "expired" : "other site");
+		return model_error_set(err, MODEL_E_TOKEN, "token",
+		    "enrollment token is unknown, used, expired or for "
+		    "another site");
+	}
+	if (store_run(st, err, "UPDATE enroll_tokens SET used_at = ? WHERE "
+	    "hash = ? AND used_at = 0", "it", now, hash) != 0 ||
+	    st->be->changes(st->conn) != 1)
+		return store_internal(err, "burning a token");
+	*bound_site = sid;
+	return 0;
+}
+
+int
+store_enroll_token_consume(struct store *st, const char *token,
+    uint64_t site_id, int64_t now, uint64_t *bound_site,
+    struct model_error *err)
+{
+	char hash[STORE_HASH_HEX];
+	uint64_t sid = 0;
+	int rc;
+
+	if (!store_token_shape(token, "mwe_") ||
+	    store_token_hash(token, hash) == -1)
+		return model_error_set(err, MODEL_E_TOKEN, "token",
+		    "enrollment token is unknown, used, expired or for "
+		    "another site");
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_tx_end(st, store_enroll_consume_tx(st, hash, site_id, now,
+	    &sid, err), err);
+	if (rc == 0)
+		*bound_site = sid;
+	return rc;
+}
+
+int
+store_enroll_token_state(struct store *st, const char *token,
+    uint64_t site_id, int64_t now, enum store_token_state *state,
+    uint64_t *bound_site, struct model_error *err)
+{
+	char hash[STORE_HASH_HEX];
+	void *stmt;
+	enum store_step r;
+
+	*state = STORE_TOKEN_UNKNOWN;
+	if (!store_token_shape(token, "mwe_") ||
+	    store_token_hash(token, hash) == -1)
+		return 0;
+	stmt = store_prep(st, err, "SELECT site_id, expires_at, used_at "
+	    "FROM enroll_tokens WHERE hash = ?", "t", hash);
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW) {
+		uint64_t sid = (uint64_t)st->be->column_int(stmt, 0);
+
+		if (bound_site != NULL)
+			*bound_site = sid;
+		if (st->be->column_int(stmt, 2) != 0)
+			*state = STORE_TOKEN_USED;
+		else if (now >= st->be->column_int(stmt, 1))
+			*state = STORE_TOKEN_EXPIRED;
+		else if (site_id != 0 && site_id != sid)
+			*state = STORE_TOKEN_OTHER_SITE;
+		else
+			*state = STORE_TOKEN_VALID;
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(err, "reading a token");
+	return 0;
+}
+
+int
+store_api_token_create(struct store *st, const char *name,
+    enum model_api_role role, int64_t now, char token[STORE_TOKEN_LEN + 1],
+    struct model_error *err)
+{
+	char hash[STORE_HASH_HEX];
+	int rc;
+
+	if (!model_token_name_valid(name))
+		return model_error_set(err, MODEL_E_INVALID, "name",
+		    "token name must be 1-%d characters of [a-z0-9_-]",
+		    MODEL_TOKEN_NAME_MAX);
+	if (role < MODEL_API_ADMIN || role > MODEL_API_READONLY)
+		return model_error_set(err, MODEL_E_INVALID, "role",
+		    "role must be admin, operator or readonly");
+	if (store_token_make("mwa_", token, hash, err) == -1)
+		return -1;
+	if (store_tx_begin(st, err) == -1) {
+		util_wipe(token, STORE_TOKEN_LEN + 1);
+		return -1;
+	}
+	rc = store_run(st, err, "INSERT INTO api_tokens (name, hash, role, "
+	    "created_at) VALUES (?, ?, ?, ?)", "ttii", name, hash,
+	    (int64_t)role, now);
+	if (rc == 1)
+		rc = model_error_set(err, MODEL_E_DUPLICATE, "name",
+		    "an API token named '%s' already exists", name);
+	rc = store_tx_end(st, rc, err);
+	if (rc != 0)
+		util_wipe(token, STORE_TOKEN_LEN + 1);
+	return rc;
+}
+
+static void
+store_api_token_row(struct store *st, void *stmt,
+    struct model_api_token_info *t)
+{
+	memset(t, 0, sizeof(*t));
+	(void)store_text_col(st, stmt, 0, t->name, sizeof(t->name));
+	t->role = (enum model_api_role)st->be->column_int(stmt, 1);
+	t->created_at = st->be->column_int(stmt, 2);
+}
+
+int
+store_api_token_check(struct store *st, const char *token,
+    struct model_api_token_info *out, struct model_error *err)
+{
+	char hash[STORE_HASH_HEX];
+	void *stmt;
+	enum store_step r;
+
+	if (!store_token_shape(token, "mwa_") ||
+	    store_token_hash(token, hash) == -1)
+		return model_error_set(err, MODEL_E_TOKEN, "token",
+		    "unknown API token");
+	stmt = store_prep(st, err, "SELECT name, role, created_at FROM "
+	    "api_tokens WHERE hash = ?", "t", hash);
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW)
+		store_api_token_row(st, stmt, out);
+	st->be->finalize(stmt);
+	if (r == STORE_STEP_DONE)
+		return model_error_set(err, MODEL_E_TOKEN, "token",
+		    "unknown API token");
+	if (r != STORE_STEP_ROW)
+		return store_internal(err, "checking a token");
+	return 0;
+}
+
+int
+store_api_token_delete(struct store *st, const char *name,
+    struct model_error *err)
+{
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_run(st, err, "DELETE FROM api_tokens WHERE name = ?", "t",
+	    name);
+	if (rc == 0 && st->be->changes(st->conn) == 0)
+		rc = model_error_set(err, MODEL_E_NOT_FOUND, "name",
+		    "no API token named '%.63s'", name);
+	else if (rc == 1)
+		rc = store_internal(err, "deleting a token");
+	return store_tx_end(st, rc, err);
+}
+
+int
+store_api_token_list(struct store *st, struct model_api_token_info **out,
+    size_t *n, struct model_error *err)
+{
+	struct model_api_token_info *v = NULL;
+	size_t cnt = 0, cap = 0;
+	enum store_step r;
+	void *stmt = store_prep(st, err, "SELECT name, role, created_at FROM "
+	    "api_tokens ORDER BY name", "");
+
+	if (stmt == NULL)
+		return -1;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		if (cnt == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 8;
+			struct model_api_token_info *nv = realloc(v,
+			    ncap * sizeof(*v));
+
+			if (nv == NULL) {
+				r = STORE_STEP_ERROR;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		store_api_token_row(st, stmt, &v[cnt++]);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE) {
+		free(v);
+		return store_internal(err, "listing tokens");
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* ---- audit log --------------------------------------------------------------------- */
+
+int
+store_audit_add(struct store *st, int64_t now, const char *who,
+    const char *what, const char *detail, struct model_error *err)
+{
+	int rc;
+
+	if (who == NULL || who[0] == '\0' || strlen(who) > MODEL_WHO_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "who",
+		    "audit actor must be 1-%d characters", MODEL_WHO_MAX);
+	if (what == NULL || what[0] == '\0' || strlen(what) > MODEL_WHAT_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "what",
+		    "audit action must be 1-%d characters", MODEL_WHAT_MAX);
+	if (detail != NULL && strlen(detail) > MODEL_DETAIL_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "detail",
+		    "audit detail longer than %d bytes", MODEL_DETAIL_MAX);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	/* Ids come from the table itself: portable, and audit rows are
+	 * never deleted, so they only grow. */
+	rc = detail != NULL ?
+	    store_run(st, err, "INSERT INTO audit (id, at, who, what, detail) "
+	    "SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ? FROM audit", "ittt",
+	    now, who, what, detail) :
+	    store_run(st, err, "INSERT INTO audit (id, at, who, what, detail) "
+	    "SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, NULL FROM audit", "itt",
+	    now, who, what);
+	if (rc != 0)
+		rc = store_internal(err, "writing the audit log");
+	return store_tx_end(st, rc, err);
+}
+
+int
+store_audit_list(struct store *st, uint64_t after_id, size_t limit,
+    struct model_audit **out, size_t *n, struct model_error *err)
+{
+	struct model_audit *v;
+	size_t cnt = 0;
+	enum store_step r;
+	void *stmt;
+
+	if (limit == 0 || limit > STORE_AUDIT_LIMIT_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "limit",
+		    "limit must be 1..%d", STORE_AUDIT_LIMIT_MAX);
+	v = calloc(limit, sizeof(*v));
+	if (v == NULL)
+		return model_error_set(err, MODEL_E_INTERNAL, "",
+		    "out of memory");
+	stmt = store_prep(st, err, "SELECT id, at, who, what, detail FROM audit "
+	    "WHERE id > ? ORDER BY id LIMIT ?", "ui", after_id,
+	    (int64_t)limit);
+	if (stmt == NULL) {
+		free(v);
+		return -1;
+	}
+	while (cnt < limit && (r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		struct model_audit *a = &v[cnt++];
+
+		a->id = (uint64_t)st->be->column_int(stmt, 0);
+		a->at = st->be->column_int(stmt, 1);
+		(void)store_text_col(st, stmt, 2, a->who, sizeof(a->who));
+		(void)store_text_col(st, stmt, 3, a->what, sizeof(a->what));
+		if (!st->be->column_is_null(stmt, 4)) {
+			a->detail = strdup(st->be->column_text(stmt, 4));
+			if (a->detail == NULL) {
+				r = STORE_STEP_ERROR;
+				break;
+			}
+		}
+	}
+	if (cnt == limit)
+		r = STORE_STEP_DONE;
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE) {
+		model_audit_free_array(v, cnt);
+		return store_internal(err, "reading the audit log");
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* ---- settings ------------------------------------------------------------------------ */
+
+static bool
+store_kv_key_valid(const char *key)
+{
+	size_t n = key != NULL ? strlen(key) : 0;
+
+	if (n == 0 || n > STORE_KV_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((key[i] >= 'a' && key[i] <= 'z') ||
+		    (key[i] >= '0' && key[i] <= '9') || key[i] == '_' ||
+		    key[i] == '-' || key[i] == '.'))
+			return false;
+	return true;
+}
+
+int
+store_kv_set(struct store *st, const char *key, const char *value,
+    struct model_error *err)
+{
+	char k[STORE_KV_KEY_MAX + 4];
+
+	if (!store_kv_key_valid(key))
+		return model_error_set(err, MODEL_E_INVALID, "key",
+		    "setting names are 1-%d characters of [a-z0-9._-]",
+		    STORE_KV_KEY_MAX);
+	if (value == NULL || strlen(value) > STORE_KV_VAL_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "value",
+		    "setting values are at most %d bytes", STORE_KV_VAL_MAX);
+	/* Own namespace, so callers can never touch the internal counters. */
+	(void)snprintf(k, sizeof(k), "kv.%s", key);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	return store_tx_end(st, store_meta_set(st, k, value, err), err);
+}
+
+int
+store_kv_get(struct store *st, const char *key, char *value, size_t valuesz,
+    struct model_error *err)
+{
+	char k[STORE_KV_KEY_MAX + 4];
+	void *stmt;
+	enum store_step r;
+	int rc = 0;
+
+	if (!store_kv_key_valid(key))
+		return model_error_set(err, MODEL_E_INVALID, "key",
+		    "bad setting name");
+	(void)snprintf(k, sizeof(k), "kv.%s", key);
+	stmt = store_prep(st, err, "SELECT value FROM meta WHERE key = ?", "t",
+	    k);
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW && store_text_col(st, stmt, 0, value,
+	    valuesz) == -1)
+		rc = model_error_set(err, MODEL_E_INVALID, "value",
+		    "setting %s does not fit the buffer", key);
+	st->be->finalize(stmt);
+	if (rc != 0)
+		return -1;
+	if (r == STORE_STEP_DONE)
+		return model_error_set(err, MODEL_E_NOT_FOUND, "key",
+		    "setting %s is not set", key);
+	if (r != STORE_STEP_ROW)
+		return store_internal(err, "reading a setting");
+	return 0;
+}
+
+/* ---- SA epochs ---------------------------------------------------------------------- */
+
+static int
+store_epoch_add_tx(struct store *st, struct model_epoch *e,
+    struct model_error *err)
+{
+	int64_t v;
+	bool found;
+
+	if (store_get_int(st, err, &v, &found, "SELECT id FROM tunnels WHERE "
+	    "id = ?", "u", e->tunnel_id) == -1)
+		return -1;
+	if (!found)
+		return model_error_set(err, MODEL_E_NOT_FOUND, "tunnel",
+		    "no tunnel %llu", (unsigned long long)e->tunnel_id);
+	/* Random SPIs >= 256, retried on a clash with any recorded epoch
+	 * (live or draining) of the same receiving address. */
+	for (int tries = 0; tries < 64; tries++) {
+		uint32_t spi;
+		int rc;
+
+		if (util_random(&spi, sizeof(spi)) == -1)
+			return model_error_set(err, MODEL_E_INTERNAL, "",
+			    "no randomness for an SPI");
+		if (spi < 256)
+			continue;
+		if (store_get_int(st, err, &v, &found, "SELECT spi FROM "
+		    "sa_epochs WHERE recv_address = ? AND spi = ?", "ti",
+		    e->recv_address, (int64_t)spi) == -1)
+			return -1;
+		if (found)
+			continue;
+		rc = store_run(st, err, "INSERT INTO sa_epochs (tunnel_id, "
+		    "sender_site, epoch, recv_address, spi, state, "
+		    "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)", "uuutiii",
+		    e->tunnel_id, e->sender_site, e->epoch, e->recv_address,
+		    (int64_t)spi, (int64_t)MODEL_EPOCH_INSTALLED,
+		    e->changed_at);
+		if (rc == 1)
+			return model_error_set(err, MODEL_E_DUPLICATE, "epoch",
+			    "epoch %llu of tunnel %llu is already recorded",
+			    (unsigned long long)e->epoch,
+			    (unsigned long long)e->tunnel_id);
+		if (rc != 0)
+			return -1;
+		e->spi = spi;
+		e->state = MODEL_EPOCH_INSTALLED;
+		return 0;
+	}
+	return model_error_set(err, MODEL_E_EXHAUSTED, "spi",
+	    "no free SPI found for %s", e->recv_address);
+}
+
+int
+store_epoch_add(struct store *st, struct model_epoch *e,
+    struct model_error *err)
+{
+	struct model_epoch tmp = *e;
+	int rc;
+
+	if (!model_address_valid(e->recv_address))
+		return model_error_set(err, MODEL_E_INVALID, "recv_address",
+		    "receiving address is not an IP address");
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_tx_end(st, store_epoch_add_tx(st, &tmp, err), err);
+	if (rc == 0)
+		*e = tmp;
+	return rc;
+}
+
+int
+store_epoch_set_state(struct store *st, uint64_t tunnel_id,
+    uint64_t sender_site, uint64_t epoch, enum model_epoch_state state,
+    int64_t now, struct model_error *err)
+{
+	int rc;
+
+	if (state < MODEL_EPOCH_INSTALLED || state > MODEL_EPOCH_DRAINING)
+		return model_error_set(err, MODEL_E_INVALID, "state",
+		    "unknown epoch state");
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_run(st, err, "UPDATE sa_epochs SET state = ?, changed_at = ? "
+	    "WHERE tunnel_id = ? AND sender_site = ? AND epoch = ?", "iiuuu",
+	    (int64_t)state, now, tunnel_id, sender_site, epoch);
+	if (rc == 0 && st->be->changes(st->conn) == 0)
+		rc = model_error_set(err, MODEL_E_NOT_FOUND, "epoch",
+		    "no epoch %llu for tunnel %llu from site %llu",
+		    (unsigned long long)epoch, (unsigned long long)tunnel_id,
+		    (unsigned long long)sender_site);
+	else if (rc == 1)
+		rc = store_internal(err, "updating an epoch");
+	return store_tx_end(st, rc, err);
+}
+
+int
+store_epoch_delete(struct store *st, uint64_t tunnel_id, uint64_t sender_site,
+    uint64_t epoch, struct model_error *err)
+{
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_run(st, err, "DELETE FROM sa_epochs WHERE tunnel_id = ? AND "
+	    "sender_site = ? AND epoch = ?", "uuu", tunnel_id, sender_site,
+	    epoch);
+	if (rc == 0 && st->be->changes(st->conn) == 0)
+		rc = model_error_set(err, MODEL_E_NOT_FOUND, "epoch",
+		    "no epoch %llu for tunnel %llu from site %llu",
+		    (unsigned long long)epoch, (unsigned long long)tunnel_id,
+		    (unsigned long long)sender_site);
+	else if (rc == 1)
+		rc = store_internal(err, "deleting an epoch");
+	return store_tx_end(st, rc, err);
+}
+
+int
+store_epoch_list(struct store *st, uint64_t tunnel_id,
+    struct model_epoch **out, size_t *n, struct model_error *err)
+{
+	struct model_epoch *v = NULL;
+	size_t cnt = 0, cap = 0;
+	enum store_step r;
+	void *stmt = tunnel_id != 0 ?
+	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
+	    "recv_address, spi, state, changed_at FROM sa_epochs WHERE "
+	    "tunnel_id = ? ORDER BY tunnel_id, sender_site, epoch", "u",
+	    tunnel_id) :
+	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
+	    "recv_address, spi, state, changed_at FROM sa_epochs "
+	    "ORDER BY tunnel_id, sender_site, epoch", "");
+
+	if (stmt == NULL)
+		return -1;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		struct model_epoch *e;
+
+		if (cnt == cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 16;
+			struct model_epoch *nv = realloc(v, ncap * sizeof(*v));
+
+			if (nv == NULL) {
+				r = STORE_STEP_ERROR;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		e = &v[cnt++];
+		memset(e, 0, sizeof(*e));
+		e->tunnel_id = (uint64_t)st->be->column_int(stmt, 0);
+		e->sender_site = (uint64_t)st->be->column_int(stmt, 1);
+		e->epoch = (uint64_t)st->be->column_int(stmt, 2);
+		(void)store_text_col(st, stmt, 3, e->recv_address,
+		    sizeof(e->recv_address));
+		e->spi = (uint32_t)st->be->column_int(stmt, 4);
+		e->state = (enum model_epoch_state)st->be->column_int(stmt, 5);
+		e->changed_at = st->be->column_int(stmt, 6);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE) {
+		free(v);
+		return store_internal(err, "listing epochs");
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}

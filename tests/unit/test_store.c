@@ -1,0 +1,889 @@
+/*
+ * test_store.c — the store on a real sqlite file: migrations (fresh,
+ * repeated, newer schema refused), CRUD round trips, unique-name, ASN and
+ * prefix-overlap refusals, ASN and tunnel-pool exhaustion, failed
+ * transactions leaving the database unchanged, state surviving a reopen,
+ * tokens stored only hashed (the file is searched for the plaintext),
+ * single-use and expiry of enrollment tokens, edge versions, audit log,
+ * settings and SA epochs with their SPI allocator.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include <cmocka.h>
+
+#include "controller/store.h"
+#include "controller/topo.h"
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	struct store *st;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct store_opts o = { NULL, NULL, 0 };
+	struct model_error err;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/meshwan.db", f->dir);
+	o.path = f->path;
+	if (store_open(&o, &f->st, &err) != 0) {
+		fprintf(stderr, "open: %s\n", err.message);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	store_close(f->st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static void
+reopen(struct fixture *f)
+{
+	struct store_opts o = { "sqlite", f->path, 1000 };
+	struct model_error err;
+
+	store_close(f->st);
+	f->st = NULL;
+	if (store_open(&o, &f->st, &err) != 0)
+		fail_msg("reopen: %s", err.message);
+}
+
+static struct model_site
+site(const char *name, const char *links)
+{
+	struct model_site s;
+	char buf[256], *save = NULL;
+
+	memset(&s, 0, sizeof(s));
+	snprintf(s.name, sizeof(s.name), "%s", name);
+	snprintf(s.region, sizeof(s.region), "eu");
+	s.role = MODEL_ROLE_SPOKE;
+	snprintf(buf, sizeof(buf), "%s", links);
+	for (char *t = strtok_r(buf, ",", &save); t != NULL;
+	    t = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(t, '=');
+
+		*eq = '\0';
+		snprintf(s.links[s.n_links].name, sizeof(s.links[0].name), "%s",
+		    t);
+		snprintf(s.links[s.n_links].address,
+		    sizeof(s.links[0].address), "%s", eq + 1);
+		s.n_links++;
+	}
+	return s;
+}
+
+static uint64_t
+mksite(struct store *st, const char *name, const char *links)
+{
+	struct model_site s = site(name, links);
+	struct model_error err;
+
+	if (store_site_create(st, &s, &err) != 0)
+		fail_msg("create %s: %s", name, err.message);
+	return s.id;
+}
+
+/* Text dump of everything the model holds, to compare before/after. */
+static char *
+snapshot(struct store *st)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	struct model_site *s;
+	struct model_site_prefix *p;
+	struct model_tunnel *t;
+	size_t n;
+	uint64_t next;
+	struct model_policy pol;
+
+	assert_int_equal(store_site_list(st, &s, &n, NULL), 0);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(out, "site %llu %s %u %zu\n",
+		    (unsigned long long)s[i].id, s[i].name, s[i].asn,
+		    s[i].n_links);
+		for (size_t j = 0; j < s[i].n_links; j++)
+			fprintf(out, " link %s %s\n", s[i].links[j].name,
+			    s[i].links[j].address);
+	}
+	free(s);
+	assert_int_equal(store_prefix_list(st, 0, &p, &n, NULL), 0);
+	for (size_t i = 0; i < n; i++) {
+		char c[64];
+
+		model_prefix_format(&p[i].prefix, c, sizeof(c));
+		fprintf(out, "prefix %llu %s\n",
+		    (unsigned long long)p[i].site_id, c);
+	}
+	free(p);
+	assert_int_equal(store_tunnel_list(st, &t, &n, &next, NULL), 0);
+	fprintf(out, "tunnels %zu next %llu\n", n, (unsigned long long)next);
+	free(t);
+	assert_int_equal(store_policy_get(st, &pol, NULL), 0);
+	fprintf(out, "policy %d %u-%u\n", pol.topology, pol.asn_min,
+	    pol.asn_max);
+	fclose(out);
+	return buf;
+}
+
+static int64_t
+sql_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+static void
+test_migrations(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = { NULL, f->path, 0 };
+	struct store *st2;
+	struct model_error err;
+	struct model_policy p;
+	struct model_crypto c;
+	sqlite3 *db;
+
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+	assert_true(store_schema_latest() >= 1);
+	/* Defaults stored on first open. */
+	assert_int_equal(store_policy_get(f->st, &p, &err), 0);
+	assert_int_equal(p.topology, MODEL_TOPO_FULL_MESH);
+	assert_int_equal(p.asn_min, 64512);
+	assert_int_equal(store_crypto_get(f->st, &c, &err), 0);
+	assert_int_equal(c.rekey_seconds, 3600);
+	assert_int_equal(c.replay_window, 1024);
+	/* Opening an up-to-date database again applies nothing. */
+	reopen(f);
+	reopen(f);
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM schema_version"),
+	    store_schema_latest());
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM policy"), 1);
+	/* A database written by a newer controller is refused. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES "
+	    "(999)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(&o, &st2, &err), -1);
+	assert_int_equal(err.code, MODEL_E_CONFLICT);
+	assert_non_null(strstr(err.message, "newer"));
+	/* Unknown backend. */
+	o.backend = "oracle";
+	assert_int_equal(store_open(&o, &st2, &err), -1);
+	assert_string_equal(err.field, "backend");
+}
+
+static void
+test_wal(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db;
+	sqlite3_stmt *q;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+static void
+test_site_crud(void **state)
+{
+	struct fixture *f = *state;
+	struct model_site s = site("paris", "mpls=10.0.0.1,inet=192.0.2.1");
+	struct model_site g, *list;
+	struct model_error err;
+	struct model_link l;
+	size_t n;
+
+	s.links[1].public_port = 4501;
+	snprintf(s.links[1].public_address, sizeof(s.links[1].public_address),
+	    "198.51.100.1");
+	assert_int_equal(store_site_create(f->st, &s, &err), 0);
+	assert_true(s.id > 0);
+	assert_int_equal(s.asn, 64512);
+	assert_int_equal(store_site_get(f->st, s.id, &g, &err), 0);
+	assert_string_equal(g.name, "paris");
+	assert_string_equal(g.region, "eu");
+	assert_int_equal(g.role, MODEL_ROLE_SPOKE);
+	assert_int_equal(g.asn, 64512);
+	assert_int_equal(g.n_links, 2);
+	assert_string_equal(g.links[0].name, "inet"); /* sorted by name */
+	assert_string_equal(g.links[0].public_address, "198.51.100.1");
+	assert_int_equal(g.links[0].public_port, 4501);
+	assert_string_equal(g.links[1].address, "10.0.0.1");
+
+	/* next ASN, given ASN, get by name, list */
+	assert_int_equal(mksite(f->st, "berlin", "inet=192.0.2.2"), s.id + 1);
+	assert_int_equal(store_site_get_by_name(f->st, "berlin", &g, &err), 0);
+	assert_int_equal(g.asn, 64513);
+	g = site("oslo", "inet=192.0.2.3");
+	g.asn = 65000;
+	g.role = MODEL_ROLE_HUB;
+	assert_int_equal(store_site_create(f->st, &g, &err), 0);
+	assert_int_equal(g.asn, 65000);
+	assert_int_equal(store_site_list(f->st, &list, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(list[2].name, "oslo");
+	assert_int_equal(list[2].role, MODEL_ROLE_HUB);
+	assert_int_equal(list[0].n_links, 2);
+	free(list);
+
+	/* update: rename, revoke, replace links, keep ASN with asn = 0 */
+	g = site("paris-2", "lte=100.64.9.9");
+	g.id = s.id;
+	g.revoked = true;
+	assert_int_equal(store_site_update(f->st, &g, &err), 0);
+	assert_int_equal(store_site_get(f->st, s.id, &g, &err), 0);
+	assert_string_equal(g.name, "paris-2");
+	assert_true(g.revoked);
+	assert_int_equal(g.asn, 64512);
+	assert_int_equal(g.n_links, 1);
+	assert_string_equal(g.links[0].name, "lte");
+
+	/* links */
+	memset(&l, 0, sizeof(l));
+	snprintf(l.name, sizeof(l.name), "inet");
+	snprintf(l.address, sizeof(l.address), "192.0.2.9");
+	assert_int_equal(store_link_add(f->st, s.id, &l, &err), 0);
+	assert_int_equal(store_link_add(f->st, s.id, &l, &err), -1);
+	assert_int_equal(err.code, MODEL_E_DUPLICATE);
+	snprintf(l.address, sizeof(l.address), "2001:db8::9");
+	assert_int_equal(store_link_update(f->st, s.id, &l, &err), 0);
+	assert_int_equal(store_site_get(f->st, s.id, &g, &err), 0);
+	assert_string_equal(g.links[0].address, "2001:db8::9");
+	assert_int_equal(store_link_delete(f->st, s.id, "lte", &err), 0);
+	assert_int_equal(store_link_delete(f->st, s.id, "lte", &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	snprintf(l.address, sizeof(l.address), "not-an-ip");
+	assert_int_equal(store_link_add(f->st, s.id, &l, &err), -1);
+	assert_string_equal(err.field, "address");
+	assert_int_equal(store_link_add(f->st, 999, &l, &err), -1);
+
+	/* delete */
+	assert_int_equal(store_site_delete(f->st, s.id, &err), 0);
+	assert_int_equal(store_site_get(f->st, s.id, &g, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	assert_int_equal(store_site_delete(f->st, s.id, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM links"), 2);
+	/* ids are never reused */
+	assert_int_equal(mksite(f->st, "madrid", "inet=192.0.2.4"), s.id + 3);
+}
+
+static void
+test_refusals(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a = mksite(f->st, "a", "inet=192.0.2.1");
+	uint64_t b = mksite(f->st, "b", "inet=192.0.2.2");
+	struct model_site s = site("a", "inet=192.0.2.3");
+	struct model_prefix p;
+	struct model_error err;
+	char *before, *after;
+
+	before = snapshot(f->st);
+	assert_int_equal(store_site_create(f->st, &s, &err), -1);
+	assert_int_equal(err.code, MODEL_E_DUPLICATE);
+	assert_string_equal(err.field, "name");
+	s = site("c", "inet=192.0.2.3");
+	s.asn = 64513;  /* b's */
+	assert_int_equal(store_site_create(f->st, &s, &err), -1);
+	assert_int_equal(err.code, MODEL_E_DUPLICATE);
+	assert_string_equal(err.field, "asn");
+	s = site("Bad Name", "inet=192.0.2.3");
+	assert_int_equal(store_site_create(f->st, &s, &err), -1);
+	assert_int_equal(err.code, MODEL_E_INVALID);
+	assert_string_equal(err.field, "name");
+	/* renaming b to a */
+	s = site("a", "inet=192.0.2.2");
+	s.id = b;
+	assert_int_equal(store_site_update(f->st, &s, &err), -1);
+	assert_int_equal(err.code, MODEL_E_DUPLICATE);
+	after = snapshot(f->st);
+	assert_string_equal(before, after);
+	free(after);
+
+	/* prefix overlap across and within sites */
+	model_prefix_parse("10.1.0.0/16", false, &p, "prefix", NULL);
+	assert_int_equal(store_prefix_add(f->st, a, &p, &err), 0);
+	free(before);
+	before = snapshot(f->st);
+	model_prefix_parse("10.1.2.0/24", false, &p, "prefix", NULL);
+	assert_int_equal(store_prefix_add(f->st, b, &p, &err), -1);
+	assert_int_equal(err.code, MODEL_E_OVERLAP);
+	assert_string_equal(err.field, "prefix");
+	assert_non_null(strstr(err.message, "10.1.0.0/16"));
+	model_prefix_parse("10.0.0.0/8", false, &p, "prefix", NULL);
+	assert_int_equal(store_prefix_add(f->st, a, &p, &err), -1);
+	assert_int_equal(err.code, MODEL_E_OVERLAP);
+	p.addr[3] = 1; /* host bits */
+	assert_int_equal(store_prefix_add(f->st, a, &p, &err), -1);
+	assert_int_equal(err.code, MODEL_E_INVALID);
+	after = snapshot(f->st);
+	assert_string_equal(before, after);
+	free(after);
+	free(before);
+	model_prefix_parse("10.2.0.0/16", false, &p, "prefix", NULL);
+	assert_int_equal(store_prefix_add(f->st, b, &p, &err), 0);
+	model_prefix_parse("2001:db8:1::/48", false, &p, "prefix", NULL);
+	assert_int_equal(store_prefix_add(f->st, b, &p, &err), 0);
+	{
+		struct model_site_prefix *l;
+		size_t n;
+		char c[64];
+
+		assert_int_equal(store_prefix_list(f->st, b, &l, &n, &err), 0);
+		assert_int_equal(n, 2);
+		model_prefix_format(&l[0].prefix, c, sizeof(c));
+		assert_string_equal(c, "10.2.0.0/16");
+		free(l);
+	}
+	model_prefix_parse("10.2.0.0/16", false, &p, "prefix", NULL);
+	assert_int_equal(store_prefix_delete(f->st, b, &p, &err), 0);
+	assert_int_equal(store_prefix_delete(f->st, b, &p, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+}
+
+static void
+test_asn_exhausted(void **state)
+{
+	struct fixture *f = *state;
+	struct model_policy p;
+	struct model_site s = site("c", "inet=192.0.2.3");
+	struct model_error err;
+
+	assert_int_equal(store_policy_get(f->st, &p, &err), 0);
+	p.asn_min = 64512;
+	p.asn_max = 64513;
+	assert_int_equal(store_policy_set(f->st, &p, &err), 0);
+	mksite(f->st, "a", "inet=192.0.2.1");
+	mksite(f->st, "b", "inet=192.0.2.2");
+	assert_int_equal(store_site_create(f->st, &s, &err), -1);
+	assert_int_equal(err.code, MODEL_E_EXHAUSTED);
+	assert_string_equal(err.field, "asn");
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM sites"), 2);
+	/* A range leaving existing sites out is refused. */
+	p.asn_min = 64600;
+	p.asn_max = 64700;
+	assert_int_equal(store_policy_set(f->st, &p, &err), -1);
+	assert_int_equal(err.code, MODEL_E_CONFLICT);
+	p.pool.len = 40;
+	assert_int_equal(store_policy_set(f->st, &p, &err), -1);
+	assert_string_equal(err.field, "pool");
+}
+
+/* Load the model, compile, persist the tunnels: what ctld will do. */
+static int
+compile_and_save(struct store *st, struct model_error *err)
+{
+	struct model_policy p;
+	struct model_crypto c;
+	struct model_site *s;
+	struct model_tunnel *t;
+	size_t ns, nt;
+	uint64_t next;
+	struct topo_prev prev;
+	struct topo_input in;
+	struct topo_output *out = NULL;
+	struct topo_change chg;
+	int rc;
+
+	assert_int_equal(store_policy_get(st, &p, err), 0);
+	assert_int_equal(store_crypto_get(st, &c, err), 0);
+	assert_int_equal(store_site_list(st, &s, &ns, err), 0);
+	assert_int_equal(store_tunnel_list(st, &t, &nt, &next, err), 0);
+	prev.tunnels = t;
+	prev.n_tunnels = nt;
+	prev.next_id = next;
+	in.policy = &p;
+	in.crypto = &c;
+	in.sites = s;
+	in.n_sites = ns;
+	rc = topo_compile(&in, &prev, &out, &chg, err);
+	if (rc == 0) {
+		rc = store_tunnel_apply(st, chg.removed, chg.n_removed,
+		    chg.added, chg.n_added, topo_next_id(out), err);
+		topo_change_free(&chg);
+	}
+	topo_free(out);
+	free(s);
+	free(t);
+	return rc;
+}
+
+static void
+test_tunnels_and_pool(void **state)
+{
+	struct fixture *f = *state;
+	struct model_policy p;
+	struct model_error err;
+	struct model_tunnel *t;
+	size_t n;
+	uint64_t next;
+	char *before, *after;
+
+	assert_int_equal(store_policy_get(f->st, &p, &err), 0);
+	model_prefix_parse("100.64.0.0/30", false, &p.pool, "pool", NULL);
+	assert_int_equal(store_policy_set(f->st, &p, &err), 0);
+	mksite(f->st, "a", "inet=192.0.2.1");
+	mksite(f->st, "b", "inet=192.0.2.2");
+	assert_int_equal(compile_and_save(f->st, &err), 0);
+	assert_int_equal(store_tunnel_list(f->st, &t, &n, &next, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(t[0].id, 1);
+	assert_int_equal(t[0].inner, 0x64400000u);
+	assert_int_equal(next, 2);
+	free(t);
+	/* Third site: 3 tunnels in a /30 (two /31s): pool exhausted,
+	 * the stored tunnels are untouched. */
+	mksite(f->st, "c", "inet=192.0.2.3");
+	before = snapshot(f->st);
+	assert_int_equal(compile_and_save(f->st, &err), -1);
+	assert_int_equal(err.code, MODEL_E_EXHAUSTED);
+	assert_string_equal(err.field, "pool");
+	after = snapshot(f->st);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	/* Bigger pool: existing tunnel keeps id and /31. */
+	model_prefix_parse("100.64.0.0/24", false, &p.pool, "pool", NULL);
+	assert_int_equal(store_policy_set(f->st, &p, &err), 0);
+	assert_int_equal(compile_and_save(f->st, &err), 0);
+	reopen(f);
+	assert_int_equal(store_tunnel_list(f->st, &t, &n, &next, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(t[0].id, 1);
+	assert_int_equal(t[0].inner, 0x64400000u);
+	assert_int_equal(next, 4);
+	free(t);
+	/* Deleting a site drops its tunnels with it. */
+	assert_int_equal(store_site_delete(f->st, 3, &err), 0);
+	assert_int_equal(store_tunnel_list(f->st, &t, &n, &next, &err), 0);
+	assert_int_equal(n, 1);
+	free(t);
+	/* Applying a clashing tunnel fails and changes nothing. */
+	{
+		struct model_tunnel bad = { 9, 1, "inet", 2, "inet", 0x64400000u,
+		    0 };
+		uint64_t rm = 1;
+
+		bad.inner = 0x64400000u;
+		assert_int_equal(store_tunnel_apply(f->st, NULL, 0, &bad, 1, 10,
+		    &err), -1);
+		assert_int_equal(err.code, MODEL_E_CONFLICT);
+		assert_int_equal(store_tunnel_list(f->st, &t, &n, &next, &err),
+		    0);
+		assert_int_equal(n, 1);
+		assert_int_equal(next, 4);
+		free(t);
+		assert_int_equal(store_tunnel_apply(f->st, &rm, 1, &bad, 1, 10,
+		    &err), 0);
+	}
+}
+
+static void
+test_failed_transaction(void **state)
+{
+	struct fixture *f = *state;
+	struct model_site s = site("x", "inet=192.0.2.1");
+	struct model_site dup = site("x", "inet=192.0.2.2");
+	struct model_error err;
+	char *before, *after;
+
+	mksite(f->st, "base", "inet=192.0.2.9");
+	before = snapshot(f->st);
+	assert_int_equal(store_begin(f->st, &err), 0);
+	assert_int_equal(store_site_create(f->st, &s, &err), 0);
+	assert_int_equal(store_audit_add(f->st, 1, "alice", "site.create",
+	    "{\"name\":\"x\"}", &err), 0);
+	assert_int_equal(store_site_create(f->st, &dup, &err), -1);
+	assert_int_equal(err.code, MODEL_E_DUPLICATE);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(store_commit(f->st, &err), -1);
+	assert_int_equal(err.code, MODEL_E_CONFLICT);
+	after = snapshot(f->st);
+	assert_string_equal(before, after);
+	free(after);
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM audit"), 0);
+	/* Explicit rollback too. */
+	assert_int_equal(store_begin(f->st, &err), 0);
+	assert_int_equal(store_site_create(f->st, &s, &err), 0);
+	store_rollback(f->st);
+	after = snapshot(f->st);
+	assert_string_equal(before, after);
+	free(after);
+	/* And a group that succeeds commits everything. */
+	assert_int_equal(store_begin(f->st, &err), 0);
+	assert_int_equal(store_site_create(f->st, &s, &err), 0);
+	assert_int_equal(store_audit_add(f->st, 2, "alice", "site.create",
+	    NULL, &err), 0);
+	assert_int_equal(store_commit(f->st, &err), 0);
+	reopen(f);
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM sites"), 2);
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM audit"), 1);
+	free(before);
+}
+
+/* Does the file (or its WAL) contain needle? */
+static bool
+file_contains(const char *path, const char *needle)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long len;
+	bool found = false;
+	size_t nl = strlen(needle);
+
+	if (fp == NULL)
+		return false;
+	fseek(fp, 0, SEEK_END);
+	len = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc((size_t)len + 1);
+	assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
+	fclose(fp);
+	for (long i = 0; i + (long)nl <= len && !found; i++)
+		found = memcmp(buf + i, needle, nl) == 0;
+	free(buf);
+	return found;
+}
+
+static void
+test_tokens_hashed(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a = mksite(f->st, "a", "inet=192.0.2.1");
+	char et[STORE_TOKEN_LEN + 1], at[STORE_TOKEN_LEN + 1];
+	char wal[128];
+	struct model_error err;
+	struct model_api_token_info info;
+
+	assert_int_equal(store_enroll_token_create(f->st, a, 1000, 3600, et,
+	    &err), 0);
+	assert_int_equal(strlen(et), STORE_TOKEN_LEN);
+	assert_int_equal(strncmp(et, "mwe_", 4), 0);
+	assert_int_equal(store_api_token_create(f->st, "ops", MODEL_API_OPERATOR,
+	    1000, at, &err), 0);
+	assert_int_equal(strncmp(at, "mwa_", 4), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	/* While open (data in the WAL) and after close (checkpointed). */
+	for (int round = 0; round < 2; round++) {
+		assert_false(file_contains(f->path, et + 4));
+		assert_false(file_contains(wal, et + 4));
+		assert_false(file_contains(f->path, at + 4));
+		assert_false(file_contains(wal, at + 4));
+		/* the hash is there, so we searched the right files */
+		assert_true(file_contains(f->path, "ops") ||
+		    file_contains(wal, "ops"));
+		reopen(f);
+	}
+	assert_int_equal(store_api_token_check(f->st, at, &info, &err), 0);
+	assert_string_equal(info.name, "ops");
+	assert_int_equal(info.role, MODEL_API_OPERATOR);
+	at[10] = at[10] == 'a' ? 'b' : 'a';
+	assert_int_equal(store_api_token_check(f->st, at, &info, &err), -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	assert_int_equal(store_api_token_check(f->st, "Bearer x", &info, &err),
+	    -1);
+	assert_int_equal(store_api_token_create(f->st, "ops", MODEL_API_ADMIN,
+	    1000, at, &err), -1);
+	assert_int_equal(err.code, MODEL_E_DUPLICATE);
+	{
+		struct model_api_token_info *l;
+		size_t n;
+
+		assert_int_equal(store_api_token_list(f->st, &l, &n, &err), 0);
+		assert_int_equal(n, 1);
+		free(l);
+	}
+	assert_int_equal(store_api_token_delete(f->st, "ops", &err), 0);
+	assert_int_equal(store_api_token_delete(f->st, "ops", &err), -1);
+}
+
+static void
+test_enroll_tokens(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a = mksite(f->st, "a", "inet=192.0.2.1");
+	uint64_t b = mksite(f->st, "b", "inet=192.0.2.2");
+	char t1[STORE_TOKEN_LEN + 1], t2[STORE_TOKEN_LEN + 1];
+	struct model_error err;
+	uint64_t bound = 0;
+	enum store_token_state ts;
+
+	/* expiry: valid until created + ttl, exclusive */
+	assert_int_equal(store_enroll_token_create(f->st, a, 1000, 3600, t1,
+	    &err), 0);
+	assert_int_equal(store_enroll_token_state(f->st, t1, a, 4599, &ts,
+	    &bound, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_VALID);
+	assert_int_equal(bound, a);
+	assert_int_equal(store_enroll_token_state(f->st, t1, b, 4599, &ts,
+	    NULL, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_OTHER_SITE);
+	assert_int_equal(store_enroll_token_consume(f->st, t1, a, 4600, &bound,
+	    &err), -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	assert_int_equal(store_enroll_token_state(f->st, t1, a, 4600, &ts,
+	    NULL, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_EXPIRED);
+	assert_int_equal(store_enroll_token_state(f->st, "mwe_nope", a, 1, &ts,
+	    NULL, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_UNKNOWN);
+	/* bound to one site */
+	assert_int_equal(store_enroll_token_create(f->st, a, 5000, 3600, t2,
+	    &err), 0);
+	assert_int_equal(store_enroll_token_consume(f->st, t2, b, 5001, &bound,
+	    &err), -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	/* ... and single use: the refusal above did not burn it */
+	assert_int_equal(store_enroll_token_consume(f->st, t2, a, 5001, &bound,
+	    &err), 0);
+	assert_int_equal(bound, a);
+	assert_int_equal(store_enroll_token_consume(f->st, t2, 0, 5002, &bound,
+	    &err), -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	assert_int_equal(store_enroll_token_state(f->st, t2, a, 99999, &ts,
+	    NULL, &err), 0);
+	assert_int_equal(ts, STORE_TOKEN_USED);
+	reopen(f);
+	assert_int_equal(store_enroll_token_consume(f->st, t2, a, 5003, &bound,
+	    &err), -1);
+	/* site 0 = any: the token says which site */
+	assert_int_equal(store_enroll_token_create(f->st, b, 6000, 60, t1,
+	    &err), 0);
+	assert_int_equal(store_enroll_token_consume(f->st, t1, 0, 6059, &bound,
+	    &err), 0);
+	assert_int_equal(bound, b);
+	/* bad input */
+	assert_int_equal(store_enroll_token_consume(f->st, "mwe_zz", 0, 1,
+	    &bound, &err), -1);
+	assert_int_equal(store_enroll_token_create(f->st, 999, 1, 60, t1, &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	assert_int_equal(store_enroll_token_create(f->st, a, 1, 0, t1, &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_INVALID);
+	/* deleting the site removes its tokens */
+	assert_int_equal(store_enroll_token_create(f->st, a, 7000, 60, t1,
+	    &err), 0);
+	assert_int_equal(store_site_delete(f->st, a, &err), 0);
+	assert_int_equal(store_enroll_token_consume(f->st, t1, 0, 7001, &bound,
+	    &err), -1);
+}
+
+static void
+test_edge_state(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a = mksite(f->st, "a", "inet=192.0.2.1");
+	struct model_edge_state e, *l;
+	struct model_error err;
+	const uint8_t hash[32] = { 1, 2, 3, 4 };
+	uint64_t v = 0;
+	size_t n;
+
+	assert_int_equal(store_edge_get(f->st, a, &e, &err), 0);
+	assert_int_equal(e.intent_version, 0);
+	model_edge_state_clear(&e);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_edge_bump_intent(f->st, a, &v, &err), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(store_edge_set_applied(f->st, a, 2, hash, sizeof(hash),
+	    &err), 0);
+	assert_int_equal(store_edge_set_applied(f->st, a, 5, hash, sizeof(hash),
+	    &err), -1);
+	assert_int_equal(err.code, MODEL_E_INVALID);
+	assert_int_equal(store_edge_set_connected(f->st, a, true, 1234, &err), 0);
+	assert_int_equal(store_edge_set_status(f->st, a, "{\"up\":1}", 8, 1240,
+	    &err), 0);
+	assert_int_equal(store_edge_bump_intent(f->st, 999, &v, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	reopen(f);
+	assert_int_equal(store_edge_get(f->st, a, &e, &err), 0);
+	assert_int_equal(e.intent_version, 3);
+	assert_int_equal(e.applied_version, 2);
+	assert_int_equal(e.conv_hash_len, 32);
+	assert_memory_equal(e.conv_hash, hash, 32);
+	assert_true(e.connected);
+	assert_int_equal(e.connected_at, 1234);
+	assert_int_equal(e.status_len, 8);
+	assert_memory_equal(e.status, "{\"up\":1}", 8);
+	assert_int_equal(e.status_at, 1240);
+	model_edge_state_clear(&e);
+	model_edge_state_clear(NULL);
+	assert_int_equal(store_edge_set_connected(f->st, a, false, 1300, &err), 0);
+	assert_int_equal(store_edge_list(f->st, &l, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_false(l[0].connected);
+	assert_int_equal(l[0].intent_version, 3);
+	assert_null(l[0].status);
+	free(l);
+	/* next bump continues from the stored version */
+	assert_int_equal(store_edge_bump_intent(f->st, a, &v, &err), 0);
+	assert_int_equal(v, 4);
+}
+
+static void
+test_audit_and_kv(void **state)
+{
+	struct fixture *f = *state;
+	struct model_audit *a;
+	struct model_error err;
+	char val[128];
+	size_t n;
+
+	assert_int_equal(store_audit_add(f->st, 10, "alice", "site.create",
+	    "{\"id\":1}", &err), 0);
+	assert_int_equal(store_audit_add(f->st, 11, "bob", "policy.set", NULL,
+	    &err), 0);
+	assert_int_equal(store_audit_add(f->st, 12, "", "x", NULL, &err), -1);
+	assert_string_equal(err.field, "who");
+	assert_int_equal(store_audit_list(f->st, 0, 100, &a, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(a[0].id, 1);
+	assert_int_equal(a[0].at, 10);
+	assert_string_equal(a[0].who, "alice");
+	assert_string_equal(a[0].detail, "{\"id\":1}");
+	assert_null(a[1].detail);
+	model_audit_free_array(a, n);
+	assert_int_equal(store_audit_list(f->st, 1, 1, &a, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(a[0].what, "policy.set");
+	model_audit_free_array(a, n);
+
+	assert_int_equal(store_kv_get(f->st, "ca.cert", val, sizeof(val), &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	assert_int_equal(store_kv_set(f->st, "ca.cert", "/var/lib/ca.pem",
+	    &err), 0);
+	assert_int_equal(store_kv_set(f->st, "ca.cert", "/var/lib/ca2.pem",
+	    &err), 0);
+	reopen(f);
+	assert_int_equal(store_kv_get(f->st, "ca.cert", val, sizeof(val), &err),
+	    0);
+	assert_string_equal(val, "/var/lib/ca2.pem");
+	assert_int_equal(store_kv_set(f->st, "Bad Key", "x", &err), -1);
+}
+
+static void
+test_epochs(void **state)
+{
+	struct fixture *f = *state;
+	struct model_error err;
+	struct model_epoch e, e2, *l;
+	size_t n;
+
+	mksite(f->st, "a", "inet=192.0.2.1");
+	mksite(f->st, "b", "inet=192.0.2.2");
+	assert_int_equal(compile_and_save(f->st, &err), 0);
+	memset(&e, 0, sizeof(e));
+	e.tunnel_id = 1;
+	e.sender_site = 1;
+	e.epoch = 1;
+	snprintf(e.recv_address, sizeof(e.recv_address), "192.0.2.2");
+	e.changed_at = 100;
+	assert_int_equal(store_epoch_add(f->st, &e, &err), 0);
+	assert_true(e.spi >= 256);
+	e2 = e;
+	e2.epoch = 2;
+	assert_int_equal(store_epoch_add(f->st, &e2, &err), 0);
+	assert_true(e2.spi >= 256);
+	assert_int_not_equal(e.spi, e2.spi);
+	assert_int_equal(store_epoch_add(f->st, &e2, &err), -1);
+	assert_int_equal(err.code, MODEL_E_DUPLICATE);
+	e2.tunnel_id = 77;
+	assert_int_equal(store_epoch_add(f->st, &e2, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	assert_int_equal(store_epoch_set_state(f->st, 1, 1, 1,
+	    MODEL_EPOCH_DRAINING, 200, &err), 0);
+	assert_int_equal(store_epoch_set_state(f->st, 1, 1, 2,
+	    MODEL_EPOCH_ACTIVE, 200, &err), 0);
+	assert_int_equal(store_epoch_set_state(f->st, 1, 1, 3,
+	    MODEL_EPOCH_ACTIVE, 200, &err), -1);
+	assert_int_equal(store_epoch_list(f->st, 1, &l, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(l[0].state, MODEL_EPOCH_DRAINING);
+	assert_int_equal(l[1].state, MODEL_EPOCH_ACTIVE);
+	assert_int_equal(l[1].spi, e2.spi);
+	assert_string_equal(l[1].recv_address, "192.0.2.2");
+	free(l);
+	assert_int_equal(store_epoch_delete(f->st, 1, 1, 1, &err), 0);
+	assert_int_equal(store_epoch_delete(f->st, 1, 1, 1, &err), -1);
+	/* A site going away takes its tunnels' epochs with it. */
+	assert_int_equal(store_site_delete(f->st, 2, &err), 0);
+	assert_int_equal(store_epoch_list(f->st, 0, &l, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(l);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_migrations, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_wal, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_site_crud, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_asn_exhausted, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tunnels_and_pool, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_failed_transaction, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tokens_hashed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_enroll_tokens, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_edge_state, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_audit_and_kv, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_epochs, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
