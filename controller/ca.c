@@ -568,20 +568,6 @@ ca_check_csr(const uint8_t *csr, size_t csr_len, char reason[CA_REASON_MAX])
 	return 0;
 }
 
-void
-ca_sha256_hex(const void *buf, size_t len, char out[65])
-{
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-
-	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-	    mdlen != sizeof(md)) {
-		out[0] = '\0';
-		return;
-	}
-	util_hex(md, sizeof(md), out);
-}
-
 int
 ca_sign_csr(struct ca *ca, const uint8_t *csr, size_t csr_len,
     uint64_t site_id, uint64_t lifetime_s, uint8_t **der, size_t *der_len,

@@ -54,9 +54,6 @@ const uint8_t *ca_cert_der(const struct ca *ca, size_t *len);
 int ca_check_csr(const uint8_t *csr, size_t csr_len,
     char reason[CA_REASON_MAX]);
 
-/* Lower-case hex SHA-256 of buf (for records keyed by a secret). */
-void ca_sha256_hex(const void *buf, size_t len, char out[65]);
-
 /*
  * Check a PKCS#10 request (size, signature, ECDSA P-256 key) and issue a
  * certificate for site_id valid lifetime_s seconds.  On success *der (free

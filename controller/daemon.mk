@@ -24,7 +24,6 @@ TEST_BINS += $(CTL_EDGE)
 
 # The daemon: its own objects, the REST API, the store and compiler, the
 # wire layer.
-ifneq ($(STORE_OBJS),)
 BINS += $(BUILD)/controller/meshwan-controller
 $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 		$(STORE_OBJS) $(TOPO_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) \
@@ -34,14 +33,6 @@ $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 
 TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/restart.sh \
          tests/ctl/demo_exit.sh tests/ctl/ctl_asan.sh
-endif
-
-# The sanitizer build (ctl_asan.sh) of controller/model.c trips gcc's
-# -Wformat-truncation false positive under -fsanitize; the flag is scoped
-# to that build and that object.
-ifneq ($(SANITIZE),)
-$(BUILD)/controller/model.o: EXTRA_CFLAGS += -Wno-format-truncation
-endif
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

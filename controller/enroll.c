@@ -3,19 +3,13 @@
  * edge certificate.
  *
  * Order matters: the CSR is checked before the token is consumed (a typo
- * in the CSR must not burn the operator's token), and consuming the token,
- * recording the certificate and the "used" marker happen in one store
- * transaction, so a failure leaves the token usable.
+ * in the CSR must not burn the operator's token), and consuming the token
+ * and recording the certificate happen in one store transaction, so a
+ * failure leaves the token usable.
  *
- * The store says only that a token was refused (deliberately: the
- * REST-facing message must not help guessing), but an edge's operator
- * needs to know whether to ask for a new token or look for a typo.  So:
- *  - used: enrollment keeps its own marker per consumed token, keyed by
- *    the token's SHA-256 ("enroll.used.<hex>" in the key/value table);
- *  - expired: the refused token is tried once more, inside a transaction
- *    that is always rolled back, as of time 0; a token that is valid then
- *    but not now has expired;
- *  - anything else is unknown.
+ * A refused token is classified afterwards (store_enroll_token_state),
+ * so that the edge's operator learns whether to ask for a new token
+ * (used, expired) or look for a typo (unknown).
  */
 #include "controller/enroll.h"
 
@@ -36,8 +30,6 @@
 #include "proto/pbconv.h"
 #include "proto/rpc.h"
 
-#define ENROLL_USED_PREFIX "enroll-used."  /* + 48 hex: setting names <= 64 */
-
 static void
 enroll_refuse(struct sessions *s, struct rpc_unary *call, int code,
     enum msg_enroll_error why, const char *peer, const char *detail)
@@ -53,24 +45,23 @@ enroll_refuse(struct sessions *s, struct rpc_unary *call, int code,
 	rpc_unary_fail(call, code, msg);
 }
 
-/* Why a token was refused; see the top of the file. */
+/* Why a token was refused. */
 static enum msg_enroll_error
-enroll_classify(struct store *st, const char *token, const char *used_key)
+enroll_classify(struct store *st, const char *token)
 {
-	struct model_error err = { 0 };
-	char value[32];
-	uint64_t site;
-	bool expired;
+	enum store_token_state state = STORE_TOKEN_UNKNOWN;
 
-	if (store_kv_get(st, used_key, value, sizeof(value), NULL) == 0)
-		return MSG_ENROLL_ERROR_TOKEN_USED;
-	if (store_begin(st, &err) == -1)
+	if (store_enroll_token_state(st, token, 0, (int64_t)time(NULL), &state,
+	    NULL, NULL) == -1)
 		return MSG_ENROLL_ERROR_TOKEN_UNKNOWN;
-	expired = store_enroll_token_consume(st, token, 0, 0, &site,
-	    &err) == 0;
-	store_rollback(st);
-	return expired ? MSG_ENROLL_ERROR_TOKEN_EXPIRED :
-	    MSG_ENROLL_ERROR_TOKEN_UNKNOWN;
+	switch (state) {
+	case STORE_TOKEN_USED:
+		return MSG_ENROLL_ERROR_TOKEN_USED;
+	case STORE_TOKEN_EXPIRED:
+		return MSG_ENROLL_ERROR_TOKEN_EXPIRED;
+	default:
+		return MSG_ENROLL_ERROR_TOKEN_UNKNOWN;
+	}
 }
 
 void
@@ -83,7 +74,7 @@ enroll_handle(struct rpc_unary *call, const uint8_t *req, size_t len,
 	struct msg_enroll_response rs;
 	struct model_error err = { 0 };
 	struct model_site site;
-	char reason[CA_REASON_MAX], digest[65], key[96], value[32];
+	char reason[CA_REASON_MAX];
 	char derr[PBCONV_ERR_LEN];
 	uint8_t *cert = NULL, *out = NULL;
 	const uint8_t *ca_der;
@@ -102,8 +93,6 @@ enroll_handle(struct rpc_unary *call, const uint8_t *req, size_t len,
 		    MSG_ENROLL_ERROR_CSR_INVALID, peer->addr, reason);
 		goto out;
 	}
-	ca_sha256_hex(rq.token, strlen(rq.token), digest);
-	snprintf(key, sizeof(key), ENROLL_USED_PREFIX "%.48s", digest);
 	if (store_begin(st, &err) == -1)
 		goto internal;
 	if (store_enroll_token_consume(st, rq.token, 0, (int64_t)time(NULL),
@@ -113,7 +102,7 @@ enroll_handle(struct rpc_unary *call, const uint8_t *req, size_t len,
 		store_rollback(st);
 		if (err.code != MODEL_E_TOKEN)
 			goto internal;
-		why = enroll_classify(st, rq.token, key);
+		why = enroll_classify(st, rq.token);
 		enroll_refuse(s, call, RPC_UNAUTHENTICATED, why, peer->addr,
 		    why == MSG_ENROLL_ERROR_TOKEN_USED ? "token already used" :
 		    why == MSG_ENROLL_ERROR_TOKEN_EXPIRED ? "token expired" :
@@ -133,9 +122,7 @@ enroll_handle(struct rpc_unary *call, const uint8_t *req, size_t len,
 		store_rollback(st);
 		goto internal;
 	}
-	snprintf(value, sizeof(value), "%" PRIu64, site_id);
-	if (store_kv_set(st, key, value, &err) == -1 ||
-	    session_cert_issued(s, site_id, cert, cert_len) == -1) {
+	if (session_cert_issued(s, site_id, cert, cert_len) == -1) {
 		store_rollback(st);
 		goto internal;
 	}

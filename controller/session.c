@@ -51,7 +51,6 @@
 #define ENROLL_METHOD "/meshwan.v1.Enrollment/Enroll"
 #define SESSION_KEYS_MAX 2          /* current and next epoch per edge */
 #define SESSION_ACK_FLUSH_MS 100    /* acks reach the store this often */
-#define SESSION_RESYNC_POLL_MS 100  /* blocked streams are checked this often */
 #define SESSION_REKEY_SCAN_MS 5000
 #define SESSION_DRAIN_S 30          /* old inbound SA kept after a switch */
 #define SESSION_KV_MAX 4096
@@ -132,9 +131,7 @@ struct sessions {
 	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
 	uint64_t next_keepalive;
 	uint64_t next_ack_flush;
-	uint64_t next_resync_poll;
 	uint64_t next_rekey_scan;
-	bool any_blocked;
 	bool shutting_down;
 };
 
@@ -909,7 +906,6 @@ session_send(struct sessions *s, struct edge *e,
 			    "full resync when it drains", e->site_id);
 			e->blocked = true;
 			e->need_snapshot = true;
-			s->any_blocked = true;
 		}
 		return -1;
 	}
@@ -1617,35 +1613,6 @@ session_keepalives(struct sessions *s)
 	}
 }
 
-static void
-session_resync_blocked(struct sessions *s)
-{
-	bool still = false;
-
-	for (size_t i = 0; i < s->tab_cap; i++) {
-		struct edge *e = s->tab[i];
-		size_t msgs = 0, bytes = 0;
-
-		if (e == NULL || !e->blocked)
-			continue;
-		if (e->stream == NULL) {
-			e->blocked = false;
-			continue;
-		}
-		rpc_stream_queued(e->stream, &msgs, &bytes);
-		if (msgs > 0) {
-			still = true;
-			continue;
-		}
-		e->blocked = false;
-		e->need_snapshot = true;
-		log_info("session: site %" PRIu64 ": queue drained, full "
-		    "resync", e->site_id);
-		session_push(s, e);
-	}
-	s->any_blocked = still;
-}
-
 int
 session_timeout_ms(const struct sessions *s)
 {
@@ -1655,8 +1622,6 @@ session_timeout_ms(const struct sessions *s)
 		next = s->flush_at;
 	if (s->next_ack_flush < next)
 		next = s->next_ack_flush;
-	if (s->any_blocked && s->next_resync_poll < next)
-		next = s->next_resync_poll;
 	if (s->next_rekey_scan < next)
 		next = s->next_rekey_scan;
 	return next <= now ? 0 : (int)(next - now);
@@ -1672,10 +1637,6 @@ session_tick(struct sessions *s)
 	if (now >= s->next_ack_flush) {
 		session_flush_acks(s);
 		s->next_ack_flush = now + SESSION_ACK_FLUSH_MS;
-	}
-	if (s->any_blocked && now >= s->next_resync_poll) {
-		session_resync_blocked(s);
-		s->next_resync_poll = now + SESSION_RESYNC_POLL_MS;
 	}
 	if (now >= s->next_keepalive) {
 		session_keepalives(s);
@@ -2067,10 +2028,28 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 	free(c);
 }
 
+/* The queue that overflowed has emptied: one snapshot, not a backlog. */
+static void
+session_on_drained(struct rpc_stream *st, void *arg)
+{
+	struct sessions *s = arg;
+	struct conn *c = rpc_stream_user(st);
+	struct edge *e = c ? c->e : NULL;
+
+	if (e == NULL || e->stream != st || !e->blocked)
+		return;
+	e->blocked = false;
+	e->need_snapshot = true;
+	log_info("session: site %" PRIu64 ": queue drained, full resync",
+	    e->site_id);
+	session_push(s, e);
+}
+
 static const struct rpc_stream_handlers session_handlers = {
 	.on_open = session_on_open,
 	.on_message = session_on_message,
 	.on_close = session_on_close,
+	.on_drained = session_on_drained,
 };
 
 int
@@ -2191,7 +2170,6 @@ session_new(const struct session_params *p)
 		goto fail;
 	s->next_keepalive = now + s->cfg.keepalive_s * 1000ull;
 	s->next_ack_flush = now + SESSION_ACK_FLUSH_MS;
-	s->next_resync_poll = now + SESSION_RESYNC_POLL_MS;
 	s->next_rekey_scan = now + SESSION_REKEY_SCAN_MS;
 	log_info("session: %zu site(s), %zu tunnel(s) compiled",
 	    topo_edge_count(s->topo), topo_tunnel_count(s->topo));

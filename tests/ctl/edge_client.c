@@ -329,7 +329,9 @@ static int
 edge_session(int argc, char **argv)
 {
 	static const struct rpc_stream_handlers h = {
-		edge_on_open, edge_on_message, edge_on_close,
+		.on_open = edge_on_open,
+		.on_message = edge_on_message,
+		.on_close = edge_on_close,
 	};
 	struct rpc_client_opts o;
 	struct rpc_stream_opts so = { .reconnect = true };
