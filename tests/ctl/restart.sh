@@ -40,7 +40,7 @@ wait_for 10 "$T/br1.log" '^closed ' || fail "the edge did not see the controller
 start_controller
 
 wait_for 20 "$T/br1.log" "^open applied=$v\$" || fail "edge did not reconnect with version $v: $(cat "$T/br1.log")"
-grep -q "session: site $br1 connected .*applied $v, current $v, up to date" "$T/ctld.log" ||
+wait_for 10 "$T/ctld.log" "session: site $br1 connected .*applied $v, current $v, up to date" ||
 	fail "controller did not find the edge up to date: $(grep 'session:' "$T/ctld.log")"
 [ "$(grep -c '^snapshot' "$T/br1.log")" = 1 ] || fail "a snapshot after the restart: $(cat "$T/br1.log")"
 
