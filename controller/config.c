@@ -42,10 +42,10 @@ enum config_type {
 
 struct config_key {
 	const char *name;
-	enum config_type type;
 	size_t off;
 	size_t size;          /* of the destination, for strings */
 	uint64_t min, max;    /* numbers and durations, in stored units */
+	enum config_type type;
 	bool optional;        /* may be left out of -n output when empty */
 };
 
@@ -54,35 +54,34 @@ struct config_key {
 
 /* Canonical order of the -n output. */
 static const struct config_key config_keys[] = {
-	{ "grpc_listen", CT_ADDR, S(grpc_listen), 0, 0, false },
-	{ "enroll_listen", CT_ADDR, S(enroll_listen), 0, 0, false },
-	{ "http_listen", CT_ADDR, S(http_listen), 0, 0, false },
-	{ "database", CT_PATH, S(database), 0, 0, false },
-	{ "ca_dir", CT_PATH, S(ca_dir), 0, 0, false },
-	{ "ca_key_passphrase_file", CT_PATH, S(ca_key_passphrase_file), 0, 0,
+	{ "grpc_listen", S(grpc_listen), 0, 0, CT_ADDR, false },
+	{ "enroll_listen", S(enroll_listen), 0, 0, CT_ADDR, false },
+	{ "http_listen", S(http_listen), 0, 0, CT_ADDR, false },
+	{ "database", S(database), 0, 0, CT_PATH, false },
+	{ "ca_dir", S(ca_dir), 0, 0, CT_PATH, false },
+	{ "ca_key_passphrase_file", S(ca_key_passphrase_file), 0, 0, CT_PATH,
 	    true },
-	{ "admin_token_file", CT_PATH, S(admin_token_file), 0, 0, false },
-	{ "controller_name", CT_NAME, S(controller_name), 0, 0, false },
-	{ "server_names", CT_NAMES, N(server_names), 0, 0, true },
-	{ "token_lifetime", CT_SECONDS, N(token_lifetime_s), 1, 7 * 86400,
+	{ "admin_token_file", S(admin_token_file), 0, 0, CT_PATH, false },
+	{ "controller_name", S(controller_name), 0, 0, CT_NAME, false },
+	{ "server_names", N(server_names), 0, 0, CT_NAMES, true },
+	{ "token_lifetime", N(token_lifetime_s), 1, 7ull * 86400, CT_SECONDS, false },
+	{ "cert_lifetime", N(cert_lifetime_s), 3600, 825ull * 86400, CT_SECONDS,
 	    false },
-	{ "cert_lifetime", CT_SECONDS, N(cert_lifetime_s), 3600, 825 * 86400,
-	    false },
-	{ "coalesce", CT_MILLIS, N(coalesce_ms), 0, 5000, false },
-	{ "keepalive", CT_SECONDS32, N(keepalive_s), 1, 3600, false },
-	{ "headless_grace", CT_SECONDS32, N(headless_grace_s), 60, 30 * 86400,
-	    false },
-	{ "intent_history", CT_U32, N(intent_history), 1, 1024, false },
-	{ "policy", CT_POLICY, N(policy), 0, 0, false },
-	{ "tunnel_pool", CT_CIDR4, S(tunnel_pool), 8, 30, false },
-	{ "asn_range", CT_ASN_RANGE, N(asn_min), 0, 0, false },
-	{ "encap", CT_ENCAP, N(encap), 0, 0, false },
-	{ "vni_base", CT_U32, N(vni_base), 1, 16000000, false },
-	{ "cipher", CT_CIPHER, N(cipher), 0, 0, false },
-	{ "rekey_interval", CT_SECONDS32, N(rekey_s), 120, 7 * 86400, false },
-	{ "replay_window", CT_U32, N(replay_window), 32, 65536, false },
-	{ "mtu", CT_U32, N(mtu), 0, 9000, false },
-	{ "debug", CT_DEBUG, S(debug), 0, 0, true },
+	{ "coalesce", N(coalesce_ms), 0, 5000, CT_MILLIS, false },
+	{ "keepalive", N(keepalive_s), 1, 3600, CT_SECONDS32, false },
+	{ "headless_grace", N(headless_grace_s), 60, 30ull * 86400,
+	    CT_SECONDS32, false },
+	{ "intent_history", N(intent_history), 1, 1024, CT_U32, false },
+	{ "policy", N(policy), 0, 0, CT_POLICY, false },
+	{ "tunnel_pool", S(tunnel_pool), 8, 30, CT_CIDR4, false },
+	{ "asn_range", N(asn_min), 0, 0, CT_ASN_RANGE, false },
+	{ "encap", N(encap), 0, 0, CT_ENCAP, false },
+	{ "vni_base", N(vni_base), 1, 16000000, CT_U32, false },
+	{ "cipher", N(cipher), 0, 0, CT_CIPHER, false },
+	{ "rekey_interval", N(rekey_s), 120, 7ull * 86400, CT_SECONDS32, false },
+	{ "replay_window", N(replay_window), 32, 65536, CT_U32, false },
+	{ "mtu", N(mtu), 0, 9000, CT_U32, false },
+	{ "debug", S(debug), 0, 0, CT_DEBUG, true },
 };
 
 #undef S
@@ -142,7 +141,7 @@ config_defaults(struct config *cfg)
 	snprintf(cfg->controller_name, sizeof(cfg->controller_name),
 	    "meshwan-controller");
 	cfg->token_lifetime_s = 3600;
-	cfg->cert_lifetime_s = 30 * 86400;
+	cfg->cert_lifetime_s = 30ull * 86400;
 	cfg->coalesce_ms = 50;
 	cfg->keepalive_s = 15;
 	cfg->headless_grace_s = 1800;
@@ -593,7 +592,7 @@ config_load(const char *path, struct config *cfg)
 		close(fd);
 		return -1;
 	}
-	if (st.st_size > CONFIG_FILE_MAX) {
+	if ((uint64_t)st.st_size > CONFIG_FILE_MAX) {
 		log_warnx("%s: file larger than 64 KiB", path);
 		close(fd);
 		return -1;

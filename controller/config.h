@@ -19,7 +19,7 @@
 #define CONFIG_NAME_MAX 64   /* a DNS name or address in the server cert */
 #define CONFIG_NAMES_MAX 8
 #define CONFIG_DEBUG_MAX 200
-#define CONFIG_FILE_MAX (64 * 1024)
+#define CONFIG_FILE_MAX ((size_t)64 * 1024)
 
 enum config_policy {
 	CONFIG_POLICY_FULL_MESH = 0,

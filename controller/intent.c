@@ -182,101 +182,58 @@ fail:
 	return -1;
 }
 
-bool
-intent_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b)
-{
-	struct msg_tunnel x = *a, y = *b;
-
-	if (a->peer.certificate_der.len != b->peer.certificate_der.len ||
-	    (a->peer.certificate_der.len > 0 &&
-	    memcmp(a->peer.certificate_der.data, b->peer.certificate_der.data,
-	    a->peer.certificate_der.len) != 0))
-		return false;
-	/* Both were built from zeroed memory: padding compares equal. */
-	x.peer.certificate_der.data = NULL;
-	y.peer.certificate_der.data = NULL;
-	return memcmp(&x, &y, sizeof(x)) == 0;
-}
-
+/*
+ * Both intents come from intent_build, which emits tunnels in id order
+ * (the compiler's per-edge order); a merge walk finds the differences.
+ */
 static bool
-intent_site_equal(const struct msg_site *a, const struct msg_site *b)
-{
-	struct msg_site x = *a, y = *b;
-
-	if (a->n_lan_prefixes != b->n_lan_prefixes ||
-	    (a->n_lan_prefixes > 0 && memcmp(a->lan_prefixes, b->lan_prefixes,
-	    a->n_lan_prefixes * sizeof(*a->lan_prefixes)) != 0))
-		return false;
-	x.lan_prefixes = NULL;
-	y.lan_prefixes = NULL;
-	return memcmp(&x, &y, sizeof(x)) == 0;
-}
-
-static int
-intent_cmp_tunnel_ptr(const void *a, const void *b)
-{
-	const struct msg_tunnel *x = *(const struct msg_tunnel *const *)a;
-	const struct msg_tunnel *y = *(const struct msg_tunnel *const *)b;
-
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* Pointers to an intent's tunnels, sorted by id. */
-static const struct msg_tunnel **
 intent_sorted(const struct msg_intent *m)
 {
-	const struct msg_tunnel **v;
-
-	if ((v = calloc(m->n_tunnels + 1, sizeof(*v))) == NULL)
-		return NULL;
-	for (size_t i = 0; i < m->n_tunnels; i++)
-		v[i] = &m->tunnels[i];
-	qsort(v, m->n_tunnels, sizeof(*v), intent_cmp_tunnel_ptr);
-	return v;
+	for (size_t i = 1; i < m->n_tunnels; i++)
+		if (m->tunnels[i - 1].id >= m->tunnels[i].id)
+			return false;
+	return true;
 }
 
 int
 intent_diff(const struct msg_intent *old_i, const struct msg_intent *new_i,
     struct intent_change **changes, size_t *n, bool *site_changed)
 {
-	const struct msg_tunnel **a = NULL, **b = NULL;
-	struct intent_change *c = NULL;
+	const struct msg_tunnel *a = old_i->tunnels, *b = new_i->tunnels;
+	struct intent_change *c;
 	size_t i = 0, j = 0, k = 0;
-	int rc = -1;
 
 	*changes = NULL;
 	*n = 0;
-	*site_changed = !intent_site_equal(&old_i->site, &new_i->site);
-	if ((a = intent_sorted(old_i)) == NULL ||
-	    (b = intent_sorted(new_i)) == NULL ||
-	    (c = calloc(old_i->n_tunnels + new_i->n_tunnels + 1,
+	*site_changed = !msg_site_equal(&old_i->site, &new_i->site);
+	if (!intent_sorted(old_i) || !intent_sorted(new_i))
+		return -1;
+	if (old_i->n_tunnels + new_i->n_tunnels == 0)
+		return 0;
+	if ((c = calloc(old_i->n_tunnels + new_i->n_tunnels,
 	    sizeof(*c))) == NULL)
-		goto out;
+		return -1;
 	while (i < old_i->n_tunnels || j < new_i->n_tunnels) {
 		if (j == new_i->n_tunnels ||
-		    (i < old_i->n_tunnels && a[i]->id < b[j]->id)) {
-			c[k++] = (struct intent_change){ a[i++]->id,
+		    (i < old_i->n_tunnels && a[i].id < b[j].id)) {
+			c[k++] = (struct intent_change){ a[i++].id,
 			    INTENT_OP_REMOVE };
-		} else if (i == old_i->n_tunnels || b[j]->id < a[i]->id) {
-			c[k++] = (struct intent_change){ b[j++]->id,
+		} else if (i == old_i->n_tunnels || b[j].id < a[i].id) {
+			c[k++] = (struct intent_change){ b[j++].id,
 			    INTENT_OP_ADD };
 		} else {
-			if (!intent_tunnel_equal(a[i], b[j]))
-				c[k++] = (struct intent_change){ b[j]->id,
+			if (!msg_tunnel_equal(&a[i], &b[j]))
+				c[k++] = (struct intent_change){ b[j].id,
 				    INTENT_OP_CHANGE };
 			i++;
 			j++;
 		}
 	}
-	if (k > 0) {
-		*changes = c;
-		*n = k;
-		c = NULL;
+	if (k == 0) {
+		free(c);
+		return 0;
 	}
-	rc = 0;
-out:
-	free(a);
-	free(b);
-	free(c);
-	return rc;
+	*changes = c;
+	*n = k;
+	return 0;
 }

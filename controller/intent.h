@@ -71,15 +71,14 @@ struct intent_change {
 };
 
 /*
- * Compare old and new intents of one edge.  *changes (malloc'd, caller
- * frees; NULL when none) lists every tunnel id that differs, sorted by id;
- * *site_changed says whether the site part differs.  0, or -1 on ENOMEM.
+ * Compare old and new intents of one edge (both from intent_build:
+ * tunnels in id order).  *changes (malloc'd, caller frees; NULL when
+ * none) lists every tunnel id that differs, sorted by id; *site_changed
+ * says whether the site part differs.  Intent-level fields (CA chain,
+ * timers) are not compared: the caller checks them.  0, or -1 on ENOMEM
+ * or unsorted input.
  */
 int intent_diff(const struct msg_intent *old_i, const struct msg_intent *new_i,
     struct intent_change **changes, size_t *n, bool *site_changed);
-
-/* Content equality of two tunnels (peer certificate bytes included). */
-bool intent_tunnel_equal(const struct msg_tunnel *a,
-    const struct msg_tunnel *b);
 
 #endif

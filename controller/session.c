@@ -90,6 +90,11 @@ struct edge {
 	size_t n_keys;
 };
 
+/* A slot of the edge table. */
+struct edge_slot {
+	struct edge *e;             /* NULL = free */
+};
+
 /* Per-stream context. */
 struct conn {
 	struct sessions *s;
@@ -114,7 +119,7 @@ struct sessions {
 	struct model_epoch *epochs; /* sorted by tunnel, sender, epoch */
 	size_t n_epochs;
 
-	struct edge **tab;          /* open addressing by site id */
+	struct edge_slot *tab;      /* open addressing by site id */
 	size_t tab_cap, tab_used;
 
 	/* From the API thread. */
@@ -153,10 +158,10 @@ session_edge_find(const struct sessions *s, uint64_t id)
 		return NULL;
 	for (size_t i = session_slot(id, s->tab_cap);; i = (i + 1) &
 	     (s->tab_cap - 1)) {
-		if (s->tab[i] == NULL)
+		if (s->tab[i].e == NULL)
 			return NULL;
-		if (s->tab[i]->site_id == id)
-			return s->tab[i];
+		if (s->tab[i].e->site_id == id)
+			return s->tab[i].e;
 	}
 }
 
@@ -164,16 +169,16 @@ static int
 session_tab_grow(struct sessions *s)
 {
 	size_t cap = s->tab_cap ? s->tab_cap * 2 : 64;
-	struct edge **t = calloc(cap, sizeof(*t));
+	struct edge_slot *t = calloc(cap, sizeof(*t));
 
 	if (t == NULL)
 		return -1;
 	for (size_t i = 0; i < s->tab_cap; i++) {
 		size_t j;
 
-		if (s->tab[i] == NULL)
+		if (s->tab[i].e == NULL)
 			continue;
-		for (j = session_slot(s->tab[i]->site_id, cap); t[j] != NULL;
+		for (j = session_slot(s->tab[i].e->site_id, cap); t[j].e != NULL;
 		     j = (j + 1) & (cap - 1))
 			;
 		t[j] = s->tab[i];
@@ -197,10 +202,10 @@ session_edge_get(struct sessions *s, uint64_t id)
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return NULL;
 	e->site_id = id;
-	for (j = session_slot(id, s->tab_cap); s->tab[j] != NULL;
+	for (j = session_slot(id, s->tab_cap); s->tab[j].e != NULL;
 	     j = (j + 1) & (s->tab_cap - 1))
 		;
-	s->tab[j] = e;
+	s->tab[j].e = e;
 	s->tab_used++;
 	return e;
 }
@@ -284,6 +289,16 @@ session_arm_flush(struct sessions *s)
 /* Key/value persistence of certificates and epoch keys */
 
 static int
+session_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static int
 session_unhex(const char *hex, uint8_t *out, size_t max, size_t *len)
 {
 	size_t n = strlen(hex);
@@ -291,11 +306,12 @@ session_unhex(const char *hex, uint8_t *out, size_t max, size_t *len)
 	if (n % 2 != 0 || n / 2 > max)
 		return -1;
 	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
+		int hi = session_nibble(hex[2 * i]);
+		int lo = session_nibble(hex[2 * i + 1]);
 
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+		if (hi < 0 || lo < 0)
 			return -1;
-		out[i] = (uint8_t)v;
+		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	*len = n / 2;
 	return 0;
@@ -335,18 +351,20 @@ session_load_keys(struct sessions *s, struct edge *e)
 	for (line = strtok_r(val, "\n", &save); line != NULL &&
 	     e->n_keys < SESSION_KEYS_MAX; line = strtok_r(NULL, "\n", &save)) {
 		struct msg_peer_key *k = &e->keys[e->n_keys];
-		char pub[2 * MSG_KEY_LEN + 1], sig[2 * MSG_SIG_MAX + 1];
-		unsigned long long ep, na;
-		size_t pl;
+		char *f[4], *fsave = NULL;
+		size_t pl, nf = 0;
 
-		if (sscanf(line, "%llu %llu %64s %256s", &ep, &na, pub, sig) != 4)
-			continue;
+		for (char *tok = strtok_r(line, " ", &fsave); tok != NULL &&
+		     nf < 4; tok = strtok_r(NULL, " ", &fsave))
+			f[nf++] = tok;
 		memset(k, 0, sizeof(*k));
-		k->epoch = ep;
-		k->not_after = na;
-		if (session_unhex(pub, k->public_key, MSG_KEY_LEN, &pl) == -1 ||
+		if (nf != 4 || util_parse_u64(f[0], 1, UINT64_MAX,
+		    &k->epoch) == -1 || util_parse_u64(f[1], 1, UINT64_MAX,
+		    &k->not_after) == -1)
+			continue;
+		if (session_unhex(f[2], k->public_key, MSG_KEY_LEN, &pl) == -1 ||
 		    pl != MSG_KEY_LEN ||
-		    session_unhex(sig, k->signature, MSG_SIG_MAX,
+		    session_unhex(f[3], k->signature, MSG_SIG_MAX,
 		    &k->signature_len) == -1 || k->signature_len == 0)
 			continue;
 		e->n_keys++;
@@ -717,6 +735,13 @@ session_hist_hash(struct edge *e, uint64_t v)
 	return NULL;
 }
 
+static bool
+session_blob_equal(const struct msg_blob *a, const struct msg_blob *b)
+{
+	return a->len == b->len &&
+	    (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
 /*
  * Rebuild an edge's intent; when it differs, give it a new version (in
  * the store) and record what changed.  *changed says whether a new version
@@ -741,7 +766,13 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 			msg_intent_free(&next);
 			return -1;
 		}
-		if (n == 0 && !site_changed) {
+		/* Timers and the CA chain cannot travel in a delta. */
+		unknown = next.keepalive_seconds != e->cur.keepalive_seconds ||
+		    next.headless_grace_seconds !=
+		    e->cur.headless_grace_seconds ||
+		    !session_blob_equal(&next.ca_chain_der,
+		    &e->cur.ca_chain_der);
+		if (n == 0 && !site_changed && !unknown) {
 			msg_intent_free(&next);
 			return 0;
 		}
@@ -983,16 +1014,19 @@ session_make_delta(struct edge *e, struct msg_intent_delta *d)
 			return 1;
 		n += session_hist_at(e, i)->n;
 	}
-	if (n > 0 && (all = calloc(n, sizeof(*all))) == NULL)
-		return -1;
-	n = 0;
-	for (size_t i = first; i < e->hist_len; i++) {
-		struct hist *h = session_hist_at(e, i);
+	for (size_t i = first; i < e->hist_len; i++)
+		site |= session_hist_at(e, i)->site_changed;
+	if (n > 0) {
+		size_t off = 0;
 
-		site |= h->site_changed;
-		if (h->n > 0)
-			memcpy(all + n, h->ch, h->n * sizeof(*all));
-		n += h->n;
+		if ((all = calloc(n, sizeof(*all))) == NULL)
+			return -1;
+		for (size_t i = first; i < e->hist_len; i++) {
+			struct hist *h = session_hist_at(e, i);
+
+			for (size_t j = 0; j < h->n; j++)
+				all[off++] = h->ch[j];
+		}
 	}
 	if (n > 0)
 		qsort(all, n, sizeof(*all), session_change_cmp);
@@ -1413,7 +1447,7 @@ session_recompile(struct sessions *s)
 		if (store_begin(s->st, &err) == -1)
 			goto out;
 		for (size_t i = 0; i < n_dirty; i++) {
-			const struct model_site *ms = session_site(s, dirty[i]);
+			const struct model_site *ms;
 			struct edge *e;
 
 			topo_change_free(&chg);
@@ -1577,13 +1611,13 @@ session_flush_acks(struct sessions *s)
 	bool any = false;
 
 	for (size_t i = 0; i < s->tab_cap; i++)
-		any |= s->tab[i] != NULL && s->tab[i]->applied_dirty;
+		any |= s->tab[i].e != NULL && s->tab[i].e->applied_dirty;
 	if (!any)
 		return;
 	if (store_begin(s->st, &err) == -1)
 		return;
 	for (size_t i = 0; i < s->tab_cap; i++) {
-		struct edge *e = s->tab[i];
+		struct edge *e = s->tab[i].e;
 
 		if (e == NULL || !e->applied_dirty)
 			continue;
@@ -1606,7 +1640,7 @@ session_keepalives(struct sessions *s)
 	m.kind = MSG_CONTROLLER_KEEPALIVE;
 	m.u.keepalive.controller_time = (uint64_t)session_now();
 	for (size_t i = 0; i < s->tab_cap; i++) {
-		struct edge *e = s->tab[i];
+		struct edge *e = s->tab[i].e;
 
 		if (e != NULL && e->stream != NULL && e->hello && !e->blocked)
 			session_send(s, e, &m, METRICS_RPC_MAX);
@@ -2188,7 +2222,7 @@ session_shutdown(struct sessions *s)
 		return;
 	s->shutting_down = true;
 	for (size_t i = 0; i < s->tab_cap; i++) {
-		struct edge *e = s->tab[i];
+		struct edge *e = s->tab[i].e;
 
 		if (e == NULL || e->stream == NULL)
 			continue;
@@ -2206,8 +2240,8 @@ session_free(struct sessions *s)
 	if (s == NULL)
 		return;
 	for (size_t i = 0; i < s->tab_cap; i++)
-		if (s->tab[i] != NULL)
-			session_edge_free(s->tab[i]);
+		if (s->tab[i].e != NULL)
+			session_edge_free(s->tab[i].e);
 	free(s->tab);
 	topo_free(s->topo);
 	free(s->sites);
