@@ -1447,7 +1447,6 @@ session_recompile(struct sessions *s)
 		if (store_begin(s->st, &err) == -1)
 			goto out;
 		for (size_t i = 0; i < n_dirty; i++) {
-			const struct model_site *ms;
 			struct edge *e;
 
 			topo_change_free(&chg);
@@ -1481,18 +1480,16 @@ session_recompile(struct sessions *s)
 				}
 				affected[n_aff++] = id;
 			}
+			/* Revoked or deleted: either way its former peers
+			 * rotate their keys. */
 			for (size_t j = 0; j < chg.n_removed_sites; j++) {
-				session_site_gone(s, chg.removed_sites[j]);
-				ms = session_site(s, chg.removed_sites[j]);
-				if (ms != NULL && ms->revoked) {
-					uint64_t *r = realloc(revoked,
-					    (n_rev + 1) * sizeof(*r));
+				uint64_t *r = realloc(revoked,
+				    (n_rev + 1) * sizeof(*r));
 
-					if (r != NULL) {
-						revoked = r;
-						revoked[n_rev++] =
-						    chg.removed_sites[j];
-					}
+				session_site_gone(s, chg.removed_sites[j]);
+				if (r != NULL) {
+					revoked = r;
+					revoked[n_rev++] = chg.removed_sites[j];
 				}
 			}
 			if ((e = session_edge_find(s, dirty[i])) != NULL &&
@@ -1531,8 +1528,8 @@ session_recompile(struct sessions *s)
 		if (e != NULL)
 			session_push(s, e);
 	}
-	/* A revoked site's former peers rotate their keys: they shared
-	 * epochs (and SA keys) with it. */
+	/* A revoked or deleted site's former peers rotate their keys: they
+	 * shared epochs (and SA keys) with it. */
 	for (size_t i = 0; i < n_rev; i++)
 		for (size_t j = 0; j < n_aff; j++)
 			if (affected[j] != revoked[i])

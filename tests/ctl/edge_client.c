@@ -11,8 +11,8 @@
  *         open | snapshot v=V tunnels=N | delta from=F v=V up=U rm=R |
  *         ack v=V | peer_keys site=S n=N | rekey ... | closed code=C msg=M
  *       Options: -o (exit after the first close), -k EPOCH (announce a
- *       signed epoch key after each hello), -b HASH_HEX (corrupt nothing,
- *       but report this hash in acks: a mismatch test).
+ *       signed epoch key after each hello), -x (ack the first delta with
+ *       a wrong convergence hash: the controller must resync).
  *       SIGTERM ends it cleanly.
  */
 #include <errno.h>
@@ -43,6 +43,7 @@ struct edge {
 	uint8_t hash[MSG_HASH_LEN];
 	bool once;
 	bool done;
+	bool corrupt;               /* -x: spoil the next delta ack's hash */
 	uint64_t key_epoch;
 	EVP_PKEY *key;
 };
@@ -218,6 +219,27 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		printf("delta from=%" PRIu64 " v=%" PRIu64 " up=%zu rm=%zu\n",
 		    m.u.delta.from_version, m.u.delta.version,
 		    m.u.delta.n_upsert, m.u.delta.n_remove);
+		for (size_t i = 0; i < m.u.delta.n_upsert; i++)
+			printf("  upsert tunnel=%" PRIu64 " peer=%" PRIu64
+			    " cert=%zu spi_in=%u spi_out=%u\n",
+			    m.u.delta.upsert[i].id,
+			    m.u.delta.upsert[i].peer.site_id,
+			    m.u.delta.upsert[i].peer.certificate_der.len,
+			    m.u.delta.upsert[i].spi_in,
+			    m.u.delta.upsert[i].spi_out);
+		if (m.u.delta.has_site)
+			printf("  site changed\n");
+		if (e->corrupt) {
+			uint8_t bad[MSG_HASH_LEN];
+
+			memcpy(bad, e->hash, sizeof(bad));
+			bad[0] ^= 1;
+			e->corrupt = false;
+			edge_ack(s, e->intent.version, true, NULL, bad);
+			printf("ack v=%" PRIu64 " with a wrong hash\n",
+			    e->intent.version);
+			break;
+		}
 		edge_ack(s, e->intent.version, true, NULL, e->hash);
 		printf("ack v=%" PRIu64 "\n", e->intent.version);
 		break;
@@ -342,10 +364,13 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:x")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
+			break;
+		case 'x':
+			e.corrupt = true;
 			break;
 		case 'k':
 			if (util_parse_u64(optarg, 1, UINT32_MAX, &v) == -1)
@@ -358,7 +383,7 @@ edge_session(int argc, char **argv)
 	}
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
-		    "[-o] [-k EPOCH]\n");
+		    "[-o] [-k EPOCH] [-x]\n");
 		return 2;
 	}
 	if (e.key_epoch > 0) {

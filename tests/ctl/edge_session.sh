@@ -8,8 +8,9 @@
 # enroll with a one-time token, session -> snapshot, a new site through
 # REST -> delta, ack -> converged in GET /api/v1/edges; a reused token, an
 # expired token and a hello for another site than the certificate's are
-# refused; epoch keys are relayed to peers; revocation closes the
-# revoked edge's stream, removes its tunnels and rotates its peers' keys.
+# refused; epoch keys are relayed to peers; a wrong convergence hash in an
+# ack brings a full snapshot; revocation closes the revoked edge's stream,
+# removes its tunnels and rotates its peers' keys.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq openssl
@@ -71,7 +72,7 @@ done
 tok=$(token "$hq"); make_key hq
 enroll hq "$tok" >/dev/null || fail "enroll hq"
 der_to_pem hq
-session hq "$hq"
+session hq "$hq" -x
 wait_for 10 "$T/hq.log" '^snapshot v=[0-9]+ tunnels=2$' || fail "hq snapshot: $(cat "$T/hq.log")"
 wait_for 5 "$T/hq.log" "^peer_keys site=$br1 n=1 epoch=1\$" || fail "br1's key not relayed to hq: $(cat "$T/hq.log")"
 # br1's intent now carries hq's certificate: one more delta.
@@ -96,6 +97,12 @@ st=$(api PATCH "/api/v1/sites/$br2" '{"revoked":true}')
 wait_for 5 "$T/br2.log" '^closed code=7 ' || fail "revoked stream not closed: $(cat "$T/br2.log")"
 wait_for 5 "$T/br1.log" '^delta from=[0-9]+ v=[0-9]+ up=0 rm=1$' || fail "br2's tunnel not removed from br1: $(cat "$T/br1.log")"
 wait_for 5 "$T/br1.log" 'rekey tunnel=[0-9]+ epoch=2 step=install-inbound reason=peer-revoked' || fail "br1 not told to rotate keys: $(cat "$T/br1.log")"
+# hq acked its first delta (br2's certificate) with a wrong convergence
+# hash: the controller answers with a full snapshot of that version.
+wait_for 5 "$T/hq.log" '^ack v=[0-9]+ with a wrong hash$' || fail "hq got no delta: $(cat "$T/hq.log")"
+bad=$(sed -n 's/^ack v=\([0-9]*\) with a wrong hash$/\1/p' "$T/hq.log")
+wait_for 5 "$T/hq.log" "^snapshot v=$bad tunnels=" || fail "no resync after a hash mismatch: $(cat "$T/hq.log")"
+grep -q "convergence hash mismatch" "$T/ctld.log" || fail "mismatch not logged"
 "$EDGE" session "127.0.0.1:$GRPC" "$T/ca/ca.crt" "$T/br2.crt" "$T/br2.key" "$br2" -o >"$T/br2b.log" 2>&1 &
 BG_PIDS="$BG_PIDS $!"
 wait_for 10 "$T/br2b.log" '^closed code=7 ' || fail "revoked site's certificate accepted: $(cat "$T/br2b.log")"
