@@ -13,6 +13,12 @@ $(BUILD)/tests/unit/test_ctld_config: $(BUILD)/tests/unit/test_ctld_config.o \
     $(BUILD)/controller/config.o $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CMOCKA))
 
+TEST_BINS += $(BUILD)/tests/unit/test_ctld_ca
+TESTS     += $(BUILD)/tests/unit/test_ctld_ca
+$(BUILD)/tests/unit/test_ctld_ca: $(BUILD)/tests/unit/test_ctld_ca.o \
+    $(BUILD)/controller/ca.o $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_CRYPTO) $(LIBS_CMOCKA))
+
 # The test edge: enrolls and runs a Session through proto/rpc + pbconv.
 CTL_EDGE := $(BUILD)/tests/ctl/edge_client
 $(BUILD)/tests/ctl/%.o: EXTRA_CFLAGS += -Wno-missing-prototypes
