@@ -111,8 +111,9 @@ struct rpc_server_opts {
 
 struct rpc_stream_handlers {
 	/*
-	 * A new stream.  Server: peer is the caller; return RPC_OK (0) to
-	 * accept or an rpc_code to refuse (on_close is then not called).
+	 * A new stream.  Server: peer is the caller (valid during the call
+	 * only); return RPC_OK (0) to accept or an rpc_code to refuse
+	 * (on_close is then not called).
 	 * Client: peer is NULL, the return value is ignored; called again for
 	 * every reconnection, with a new stream.  May call rpc_stream_send.
 	 */
@@ -132,7 +133,8 @@ struct rpc_stream_handlers {
 
 /*
  * Unary handler: answer with exactly one rpc_unary_reply/rpc_unary_fail,
- * now or later (e.g. after a database write) from the owner thread.
+ * now or later (e.g. after a database write) from the owner thread.  req
+ * and peer are valid during the call only: copy what a later answer needs.
  */
 typedef void (*rpc_unary_fn)(struct rpc_unary *call, const uint8_t *req,
     size_t len, const struct rpc_peer *peer, void *arg);

@@ -29,6 +29,9 @@ const serverAuth = grpc.credentials.createSsl(read('ca.pem'));
 const mutual = grpc.credentials.createSsl(read('ca.pem'), read('client.key'),
   read('client.pem'));
 const deadline = () => new Date(Date.now() + 10000);
+// Check the server's certificate by its DNS name (it also carries the IP);
+// node refuses an IP address as TLS server name.
+const opts = { 'grpc.ssl_target_name_override': 'localhost' };
 
 function check(cond, what) {
   if (!cond) throw new Error('check failed: ' + what);
@@ -55,7 +58,7 @@ function session(client, hello, onMsg) {
 }
 
 async function main() {
-  const enrollClient = new v1.Enrollment(`127.0.0.1:${enrollPort}`, serverAuth);
+  const enrollClient = new v1.Enrollment(`127.0.0.1:${enrollPort}`, serverAuth, opts);
   let r = await enroll(enrollClient, 'good-token');
   check(!r.err, 'Enroll over server-auth TLS succeeded');
   check(r.resp.site_id === '1', 'EnrollResponse.site_id = 1');
@@ -68,7 +71,7 @@ async function main() {
   check(r.err && r.err.code === grpc.status.UNAUTHENTICATED &&
     r.err.details === 'token unknown', 'bad token -> UNAUTHENTICATED "token unknown"');
 
-  const edge = new v1.Edge(`127.0.0.1:${mtlsPort}`, mutual);
+  const edge = new v1.Edge(`127.0.0.1:${mtlsPort}`, mutual, opts);
   const s = await session(edge, {
     site_id: 1, applied_version: 41, software_version: 'meshwan-edge test',
     backend: 'BACKEND_UESP', features: 3,
@@ -86,7 +89,7 @@ async function main() {
   check(s.got[1].body === 'keepalive' && s.got[1].keepalive.controller_time === '1700000000',
     'keepalive controller_time');
 
-  const noCert = new v1.Edge(`127.0.0.1:${enrollPort}`, serverAuth);
+  const noCert = new v1.Edge(`127.0.0.1:${enrollPort}`, serverAuth, opts);
   const n = await session(noCert, { site_id: 1, applied_version: 41 }, () => {});
   check(n.err && n.err.code === grpc.status.UNAUTHENTICATED,
     'Session without a client certificate -> UNAUTHENTICATED');

@@ -6,7 +6,7 @@
 set -eu
 top=$(pwd)
 . tests/rpc/certs.sh
-dir=$(mktemp -d /tmp/meshwan-rpc-asan.$$.XXXXXX)
+dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT INT TERM
 rpc_certs "$dir"
 # A nested make: drop the outer make's settings (and BUILD: the

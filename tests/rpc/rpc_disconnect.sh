@@ -5,7 +5,7 @@
 set -eu
 BUILD=${BUILD:-build}
 . tests/rpc/certs.sh
-dir=$(mktemp -d /tmp/meshwan-rpc-disconnect.$$.XXXXXX)
+dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT INT TERM
 rpc_certs "$dir"
 "$BUILD/tests/rpc/rpc_test" disconnect "$dir"

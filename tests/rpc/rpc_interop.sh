@@ -9,7 +9,7 @@ command -v node >/dev/null || { echo "FAIL: node missing (make deps)"; exit 1; }
 [ -d tests/js/node_modules/@grpc/grpc-js ] || {
 	echo "FAIL: tests/js/node_modules missing (make deps runs npm ci)"; exit 1; }
 . tests/rpc/certs.sh
-dir=$(mktemp -d /tmp/meshwan-rpc-interop.$$.XXXXXX)
+dir=$(mktemp -d)
 pid=
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null || true

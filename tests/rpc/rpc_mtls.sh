@@ -7,7 +7,7 @@
 set -eu
 BUILD=${BUILD:-build}
 . tests/rpc/certs.sh
-dir=$(mktemp -d /tmp/meshwan-rpc-mtls.$$.XXXXXX)
+dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT INT TERM
 rpc_certs "$dir"
 rc=0

@@ -6,7 +6,7 @@
 set -eu
 BUILD=${BUILD:-build}
 . tests/rpc/certs.sh
-dir=$(mktemp -d /tmp/meshwan-rpc-streams.$$.XXXXXX)
+dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT INT TERM
 rpc_certs "$dir"
 "$BUILD/tests/rpc/rpc_test" streams "$dir" "${RPC_STREAMS:-1000}"
