@@ -534,20 +534,71 @@ msg_check_name(const char *path, const char *s, size_t size, size_t max,
 	return 0;
 }
 
-/* Text: no control characters (bytes 0x00-0x1f and 0x7f). */
+/*
+ * The code point of the UTF-8 sequence at s and its length (1..4), or 0
+ * when the sequence is invalid (overlong, surrogate, beyond U+10FFFF,
+ * truncated).  Stops at the terminating NUL, which is never a
+ * continuation byte.
+ */
+static size_t
+msg_utf8_next(const uint8_t *s, uint32_t *cp)
+{
+	uint32_t c;
+	size_t n;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		c = s[0] & 0x1fu;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		c = s[0] & 0x0fu;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		c = s[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff))
+	    || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/*
+ * Text: valid UTF-8 (proto3 strings must be, protobuf-c does not check, and
+ * the controller hands them to JSON) without control characters (C0, DEL,
+ * C1), so that nothing from the wire can steer a terminal or split a log
+ * line.
+ */
 static int
 msg_check_text(const char *path, const char *s, size_t size, size_t min,
     size_t max, char *err, size_t errlen)
 {
+	const uint8_t *u = (const uint8_t *)s;
+
 	if (msg_check_len(path, s, size, min, max, err, errlen) == -1)
 		return -1;
-	for (const char *c = s; *c != '\0'; c++) {
-		uint8_t b = (uint8_t)*c;
+	for (size_t i = 0; u[i] != '\0';) {
+		uint32_t cp;
+		size_t n = msg_utf8_next(u + i, &cp);
 
-		if (b < 0x20 || b == 0x7f)
+		if (n == 0)
+			return msg_fail(err, errlen, "%s: invalid UTF-8 at %zu",
+			    path, i);
+		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
 			return msg_fail(err, errlen, "%s: control character "
-			    "0x%02x at %zu", path, (unsigned)b,
-			    (size_t)(c - s));
+			    "0x%02x at %zu", path, (unsigned)cp, i);
+		i += n;
 	}
 	return 0;
 }
@@ -1340,6 +1391,17 @@ msg_intent_apply_delta(struct msg_intent *intent,
 	}
 	if (d->has_site && msg_site_copy(&site, &d->site) == -1)
 		goto nomem;
+	/* The result must still be a valid intent. */
+	for (size_t i = 0; i < n_old; i++)
+		if (fate[i] == KEEP)
+			nn++;
+	nn += d->n_upsert;
+	if (nn > MSG_LIST_MAX) {
+		msg_fail(err, errlen, "upsert: the intent would hold %zu "
+		    "tunnels, limit %d", nn, MSG_LIST_MAX);
+		goto out;
+	}
+	nn = 0;
 	if (n_old + d->n_upsert > 0) {
 		nt = calloc(n_old + d->n_upsert, sizeof(*nt));
 		if (nt == NULL)

@@ -1127,10 +1127,9 @@ pbconv_put_tunnel(struct pbconv_arena *ar, const struct msg_tunnel *m,
 	return 0;
 }
 
-/* Tunnels in the given order, or (order != NULL) in order[i] order. */
 static PbTunnel **
 pbconv_put_tunnels(struct pbconv_arena *ar, const struct msg_tunnel *m,
-    size_t n, const struct msg_tunnel *const *order)
+    size_t n)
 {
 	static const PbTunnel init = MESHWAN__V1__TUNNEL__INIT;
 	PbTunnel **v;
@@ -1141,15 +1140,13 @@ pbconv_put_tunnels(struct pbconv_arena *ar, const struct msg_tunnel *m,
 	if (v == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (pbconv_put_tunnel(ar, order != NULL ? order[i] : &m[i],
-		    v[i]) == -1)
+		if (pbconv_put_tunnel(ar, &m[i], v[i]) == -1)
 			return NULL;
 	return v;
 }
 
 static PbIntent *
-pbconv_put_intent(struct pbconv_arena *ar, const struct msg_intent *m,
-    const struct msg_tunnel *const *order)
+pbconv_put_intent(struct pbconv_arena *ar, const struct msg_intent *m)
 {
 	static const PbIntent init = MESHWAN__V1__INTENT__INIT;
 	PbIntent *pb;
@@ -1164,8 +1161,7 @@ pbconv_put_intent(struct pbconv_arena *ar, const struct msg_intent *m,
 	if ((pb->site = pbconv_put_site(ar, &m->site)) == NULL)
 		return NULL;
 	if (m->n_tunnels > 0) {
-		pb->tunnels = pbconv_put_tunnels(ar, m->tunnels, m->n_tunnels,
-		    order);
+		pb->tunnels = pbconv_put_tunnels(ar, m->tunnels, m->n_tunnels);
 		if (pb->tunnels == NULL)
 			return NULL;
 		pb->n_tunnels = m->n_tunnels;
@@ -1186,8 +1182,7 @@ pbconv_put_delta(struct pbconv_arena *ar, const struct msg_intent_delta *m)
 	if (m->has_site && (pb->site = pbconv_put_site(ar, &m->site)) == NULL)
 		return NULL;
 	if (m->n_upsert > 0) {
-		pb->upsert = pbconv_put_tunnels(ar, m->upsert, m->n_upsert,
-		    NULL);
+		pb->upsert = pbconv_put_tunnels(ar, m->upsert, m->n_upsert);
 		if (pb->upsert == NULL)
 			return NULL;
 		pb->n_upsert = m->n_upsert;
@@ -1473,7 +1468,7 @@ pbconv_put_controller(struct pbconv_arena *ar,
 	switch (m->kind) {
 	case MSG_CONTROLLER_SNAPSHOT:
 		pb->body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_SNAPSHOT;
-		pb->snapshot = pbconv_put_intent(ar, &m->u.snapshot, NULL);
+		pb->snapshot = pbconv_put_intent(ar, &m->u.snapshot);
 		return pb->snapshot != NULL ? pb : NULL;
 	case MSG_CONTROLLER_DELTA:
 		pb->body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_DELTA;
@@ -1541,55 +1536,221 @@ pbconv_encode_controller_message(const struct msg_controller_message *m,
 }
 
 /* ------------------------------------------------------------------ */
-/* Convergence hash */
+/* Convergence hash (definition in proto/README.md) */
+
+/* A reusable output buffer for packing one message after another. */
+struct pbconv_scratch {
+	uint8_t *buf;
+	size_t cap;
+};
+
+/* SHA-256 of a message's protobuf encoding. */
+static int
+pbconv_digest(EVP_MD_CTX *ctx, struct pbconv_scratch *sc,
+    const ProtobufCMessage *pb, uint8_t out[MSG_HASH_LEN])
+{
+	size_t len = protobuf_c_message_get_packed_size(pb);
+	unsigned int n = 0;
+
+	if (len > sc->cap) {
+		uint8_t *p = realloc(sc->buf, len);
+
+		if (p == NULL)
+			return -1;
+		sc->buf = p;
+		sc->cap = len;
+	}
+	if (len > 0)
+		len = protobuf_c_message_pack(pb, sc->buf);
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, sc->buf, len) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != MSG_HASH_LEN)
+		return -1;
+	return 0;
+}
+
+/* Make the arena's memory reusable, keeping its newest chunk. */
+static void
+pbconv_arena_reset(struct pbconv_arena *ar)
+{
+	struct pbconv_chunk *keep = ar->head;
+
+	if (keep == NULL)
+		return;
+	ar->head = keep->next;
+	pbconv_arena_free(ar);
+	keep->next = NULL;
+	keep->used = 0;
+	ar->head = keep;
+}
 
 static int
-pbconv_cmp_tunnel(const void *a, const void *b)
+pbconv_tunnel_digest_ctx(EVP_MD_CTX *ctx, struct pbconv_arena *ar,
+    struct pbconv_scratch *sc, const struct msg_tunnel *t,
+    uint8_t out[MSG_HASH_LEN])
 {
-	const struct msg_tunnel *x = *(const struct msg_tunnel *const *)a;
-	const struct msg_tunnel *y = *(const struct msg_tunnel *const *)b;
+	static const PbTunnel init = MESHWAN__V1__TUNNEL__INIT;
+	PbTunnel pb = init;
+	int rc = -1;
+
+	if (pbconv_put_tunnel(ar, t, &pb) == 0)
+		rc = pbconv_digest(ctx, sc, &pb.base, out);
+	pbconv_arena_reset(ar);
+	return rc;
+}
+
+struct pbconv_order {
+	uint64_t id;
+	size_t pos;
+};
+
+static int
+pbconv_cmp_order(const void *a, const void *b)
+{
+	const struct pbconv_order *x = a, *y = b;
 
 	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * H = SHA-256(D0 || D(t) for each tunnel by ascending id), where D0 is the
+ * digest of the intent without its tunnels and dig + 32 * i that of
+ * m->tunnels[i].
+ */
+static int
+pbconv_hash_combine(EVP_MD_CTX *ctx, const struct msg_intent *m,
+    const uint8_t *dig, uint8_t out[MSG_HASH_LEN])
+{
+	struct pbconv_arena ar = { NULL };
+	struct pbconv_scratch sc = { NULL, 0 };
+	struct pbconv_order *order = NULL;
+	struct msg_intent hdr = *m;
+	uint8_t d0[MSG_HASH_LEN];
+	unsigned int n = 0;
+	PbIntent *pb;
+	int rc = -1;
+
+	hdr.tunnels = NULL;
+	hdr.n_tunnels = 0;
+	if ((pb = pbconv_put_intent(&ar, &hdr)) == NULL ||
+	    pbconv_digest(ctx, &sc, &pb->base, d0) == -1)
+		goto out;
+	if (m->n_tunnels > 0) {
+		if ((order = calloc(m->n_tunnels, sizeof(*order))) == NULL)
+			goto out;
+		for (size_t i = 0; i < m->n_tunnels; i++) {
+			order[i].id = m->tunnels[i].id;
+			order[i].pos = i;
+		}
+		qsort(order, m->n_tunnels, sizeof(*order), pbconv_cmp_order);
+		for (size_t i = 1; i < m->n_tunnels; i++) {
+			if (order[i].id == order[i - 1].id) {
+				log_warnx("pbconv: no hash for an intent with "
+				    "tunnel id %llu twice",
+				    (unsigned long long)order[i].id);
+				goto out;
+			}
+		}
+	}
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, d0, sizeof(d0)) != 1)
+		goto out;
+	for (size_t i = 0; i < m->n_tunnels; i++)
+		if (EVP_DigestUpdate(ctx, dig + order[i].pos * MSG_HASH_LEN,
+		    MSG_HASH_LEN) != 1)
+			goto out;
+	if (EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != MSG_HASH_LEN)
+		goto out;
+	rc = 0;
+out:
+	free(order);
+	free(sc.buf);
+	pbconv_arena_free(&ar);
+	return rc;
+}
+
+int
+pbconv_tunnel_digest(const struct msg_tunnel *t, uint8_t out[MSG_HASH_LEN])
+{
+	struct pbconv_arena ar = { NULL };
+	struct pbconv_scratch sc = { NULL, 0 };
+	char verr[PBCONV_ERR_LEN];
+	EVP_MD_CTX *ctx;
+	int rc = -1;
+
+	if (msg_validate_tunnel(t, verr, sizeof(verr)) == -1) {
+		log_warnx("pbconv: no digest for an invalid tunnel: %s", verr);
+		return -1;
+	}
+	if ((ctx = EVP_MD_CTX_new()) != NULL)
+		rc = pbconv_tunnel_digest_ctx(ctx, &ar, &sc, t, out);
+	EVP_MD_CTX_free(ctx);
+	pbconv_arena_free(&ar);
+	free(sc.buf);
+	if (rc == -1)
+		log_warnx("pbconv: cannot digest tunnel %llu",
+		    (unsigned long long)t->id);
+	return rc;
 }
 
 int
 pbconv_intent_hash(const struct msg_intent *m, uint8_t out[MSG_HASH_LEN])
 {
 	struct pbconv_arena ar = { NULL };
-	const struct msg_tunnel **order = NULL;
+	struct pbconv_scratch sc = { NULL, 0 };
 	char verr[PBCONV_ERR_LEN];
-	unsigned int hlen = 0;
-	PbIntent *pb;
-	uint8_t *buf = NULL;
-	size_t len = 0;
+	EVP_MD_CTX *ctx = NULL;
+	uint8_t *dig = NULL;
 	int rc = -1;
 
 	if (msg_validate_intent(m, verr, sizeof(verr)) == -1) {
 		log_warnx("pbconv: no hash for an invalid intent: %s", verr);
 		return -1;
 	}
-	if (m->n_tunnels > 0) {
-		order = malloc(m->n_tunnels * sizeof(const struct msg_tunnel *));
-		if (order == NULL)
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		goto out;
+	if (m->n_tunnels > 0 &&
+	    (dig = malloc(m->n_tunnels * MSG_HASH_LEN)) == NULL)
+		goto out;
+	for (size_t i = 0; i < m->n_tunnels; i++)
+		if (pbconv_tunnel_digest_ctx(ctx, &ar, &sc, &m->tunnels[i],
+		    dig + i * MSG_HASH_LEN) == -1)
 			goto out;
-		for (size_t i = 0; i < m->n_tunnels; i++)
-			order[i] = &m->tunnels[i];
-		qsort(order, m->n_tunnels, sizeof(const struct msg_tunnel *),
-		    pbconv_cmp_tunnel);
-	}
-	if ((pb = pbconv_put_intent(&ar, m, order)) == NULL ||
-	    pbconv_pack(&pb->base, &buf, &len) == -1)
-		goto out;
-	if (EVP_Digest(buf, len, out, &hlen, EVP_sha256(), NULL) != 1 ||
-	    hlen != MSG_HASH_LEN)
-		goto out;
-	rc = 0;
+	rc = pbconv_hash_combine(ctx, m, dig, out);
 out:
+	pbconv_arena_free(&ar);
+	free(sc.buf);
 	if (rc == -1)
 		log_warnx("pbconv: cannot compute the intent hash of version "
 		    "%llu", (unsigned long long)m->version);
-	free(buf);
-	free(order);
-	pbconv_arena_free(&ar);
+	free(dig);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+int
+pbconv_intent_hash_digests(const struct msg_intent *m, const uint8_t *digests,
+    uint8_t out[MSG_HASH_LEN])
+{
+	struct msg_intent hdr = *m;
+	char verr[PBCONV_ERR_LEN];
+	EVP_MD_CTX *ctx;
+	int rc = -1;
+
+	hdr.tunnels = NULL;
+	hdr.n_tunnels = 0;
+	if (msg_validate_intent(&hdr, verr, sizeof(verr)) == -1) {
+		log_warnx("pbconv: no hash for an invalid intent: %s", verr);
+		return -1;
+	}
+	if (m->n_tunnels > MSG_LIST_MAX || (m->n_tunnels > 0 &&
+	    (m->tunnels == NULL || digests == NULL))) {
+		log_warnx("pbconv: no hash for an intent of %zu tunnels "
+		    "without them or their digests", m->n_tunnels);
+		return -1;
+	}
+	if ((ctx = EVP_MD_CTX_new()) != NULL)
+		rc = pbconv_hash_combine(ctx, m, digests, out);
+	EVP_MD_CTX_free(ctx);
 	return rc;
 }

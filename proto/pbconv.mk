@@ -23,3 +23,11 @@ FUZZ_pbconv_SRCS := tests/fuzz/fuzz_pbconv.c proto/pbconv.c proto/msg.c \
 	lib/log.c lib/util.c $(PROTO_GEN_C)
 FUZZ_pbconv_LIBS := -lprotobuf-c -lcrypto
 FUZZ_pbconv_DEPS := $(PROTO_GEN_H)
+
+# Benchmark (make bench runs tests/bench/pbconv_bench.sh).
+PBCONV_BENCH := $(BUILD)/tests/bench/pbconv_bench
+$(BUILD)/tests/bench/pbconv_bench.o: | $(PROTO_GEN_H)
+$(PBCONV_BENCH): $(BUILD)/tests/bench/pbconv_bench.o $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_PBCONV))
+BENCHES += $(PBCONV_BENCH)

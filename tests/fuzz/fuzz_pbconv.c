@@ -6,7 +6,9 @@
  * must encode again (the encoders run the same validation, so a refusal
  * would mean decode and validation disagree), and decoding that encoding
  * must give back the same bytes on re-encoding.  An accepted snapshot must
- * also have a convergence hash.  ASan catches overreads and leaks.
+ * also have a convergence hash, and an accepted delta applied to a small
+ * intent must leave a valid one (or fail and change nothing).  ASan catches
+ * overreads and leaks.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +41,47 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		free(b2_);                                                     \
 	} while (0)
 
+/*
+ * A small valid intent at `version`: tunnels 1..3 on link "inet", for
+ * applying fuzzed deltas to.
+ */
+static int
+fuzz_base_intent(struct msg_intent *m, uint64_t version)
+{
+	memset(m, 0, sizeof(*m));
+	m->version = version;
+	m->site.id = 1;
+	strcpy(m->site.name, "a");
+	m->site.asn = 65000;
+	strcpy(m->site.links[0].name, "inet");
+	if (msg_addr_parse("192.0.2.1", &m->site.links[0].address) == -1)
+		return -1;
+	m->site.n_links = 1;
+	if ((m->tunnels = calloc(3, sizeof(*m->tunnels))) == NULL)
+		return -1;
+	m->n_tunnels = 3;
+	for (size_t i = 0; i < 3; i++) {
+		struct msg_tunnel *t = &m->tunnels[i];
+
+		t->id = i + 1;
+		strcpy(t->local_link, "inet");
+		strcpy(t->remote_link, "inet");
+		t->encap = MSG_ENCAP_GRE;
+		t->crypto.cipher = MSG_CIPHER_AES_GCM_128;
+		t->crypto.esn = true;
+		t->peer.site_id = 2;
+		strcpy(t->peer.name, "b");
+		t->bgp.remote_asn = 65001;
+		if (msg_addr_parse("198.51.100.1", &t->remote_address) == -1 ||
+		    msg_prefix_parse("10.0.0.0/31", false,
+		    &t->inner_local) == -1 ||
+		    msg_addr_parse("10.0.0.1", &t->inner_remote) == -1)
+			return -1;
+		t->bgp.address = t->inner_remote;
+	}
+	return msg_validate_intent(m, NULL, 0);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -54,6 +97,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		STABLE(controller_message, c);
 		if (c.kind == MSG_CONTROLLER_SNAPSHOT)
 			CHECK(pbconv_intent_hash(&c.u.snapshot, hash) == 0);
+		/* An applied delta leaves a valid intent, or nothing changed. */
+		if (c.kind == MSG_CONTROLLER_DELTA) {
+			struct msg_intent base;
+
+			CHECK(fuzz_base_intent(&base,
+			    c.u.delta.from_version) == 0);
+			if (msg_intent_apply_delta(&base, &c.u.delta, err,
+			    sizeof(err)) == 0)
+				CHECK(pbconv_intent_hash(&base, hash) == 0);
+			else
+				CHECK(base.version == c.u.delta.from_version &&
+				    base.n_tunnels == 3);
+			msg_intent_free(&base);
+		}
 		msg_controller_message_free(&c);
 	} else {
 		CHECK(c.kind == MSG_CONTROLLER_NONE && err[0] != '\0');

@@ -892,6 +892,35 @@ test_invalid_small_controller(void **state)
 	assert_int_equal(pbconv_decode_controller_message(buf, len, &out, err,
 	    sizeof(err)), -1);
 	assert_string_equal(err, "backoff.reason: control character 0x01 at 1");
+	{
+		static const struct {
+			const char *text, *want;
+		} u8[] = {
+			{ "ok \xff", "backoff.reason: invalid UTF-8 at 3" },
+			{ "\xc0\xaf", "backoff.reason: invalid UTF-8 at 0" },
+			{ "ab\xe0\x80\xaf", "backoff.reason: invalid UTF-8 at 2" },
+			{ "\xed\xa0\x80", "backoff.reason: invalid UTF-8 at 0" },
+			{ "\xf4\x90\x80\x80", "backoff.reason: invalid UTF-8 at 0" },
+			{ "x\xe2\x82", "backoff.reason: invalid UTF-8 at 1" },
+			{ "\xc2\x9b[2J", "backoff.reason: control character 0x9b at 0" },
+			{ "\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9", NULL },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(u8); i++) {
+			bo.reason = (char *)u8[i].text;
+			len = meshwan__v1__controller_message__pack(&pb, buf);
+			if (u8[i].want == NULL) {
+				assert_int_equal(pbconv_decode_controller_message(
+				    buf, len, &out, err, sizeof(err)), 0);
+				assert_string_equal(out.u.backoff.reason,
+				    u8[i].text);
+				continue;
+			}
+			assert_int_equal(pbconv_decode_controller_message(buf,
+			    len, &out, err, sizeof(err)), -1);
+			assert_string_equal(err, u8[i].want);
+		}
+	}
 
 	pb.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_REKEY;
 	pb.rekey = &ro;
@@ -1350,9 +1379,35 @@ test_hash(void **state)
 	CHANGES(msg_tunnel_free(&c.tunnels[--c.n_tunnels]));
 #undef CHANGES
 
+	/* The same from per-tunnel digests a controller would cache. */
+	{
+		uint8_t dig[6 * MSG_HASH_LEN];
+
+		for (size_t i = 0; i < m.n_tunnels; i++)
+			assert_int_equal(pbconv_tunnel_digest(&m.tunnels[i],
+			    dig + i * MSG_HASH_LEN), 0);
+		assert_int_equal(pbconv_intent_hash_digests(&m, dig, h1), 0);
+		assert_memory_equal(h0, h1, MSG_HASH_LEN);
+		/* A changed digest changes the hash; ids must be unique. */
+		dig[2 * MSG_HASH_LEN] ^= 1;
+		assert_int_equal(pbconv_intent_hash_digests(&m, dig, h1), 0);
+		assert_memory_not_equal(h0, h1, MSG_HASH_LEN);
+		m.tunnels[4].id = m.tunnels[1].id;
+		assert_int_equal(pbconv_intent_hash_digests(&m, dig, h1), -1);
+		assert_int_equal(pbconv_intent_hash(&m, h1), -1);
+		m.tunnels[4].id = 5;	/* its own id again */
+		assert_int_equal(pbconv_intent_hash(&m, h1), 0);
+		assert_memory_equal(h0, h1, MSG_HASH_LEN);
+		assert_int_equal(pbconv_intent_hash_digests(&m, NULL, h1), -1);
+		m.tunnels[0].vni = 0;	/* a VXLAN tunnel without VNI */
+		assert_int_equal(pbconv_tunnel_digest(&m.tunnels[0], dig), -1);
+		m.tunnels[0].vni = 1006;
+	}
+
 	/* Invalid intents have no hash. */
 	m.version = 0;
 	assert_int_equal(pbconv_intent_hash(&m, h1), -1);
+	assert_int_equal(pbconv_intent_hash_digests(&m, NULL, h1), -1);
 	m.version = 42;
 	msg_intent_free(&m);
 }
@@ -1403,6 +1458,27 @@ test_apply_delta(void **state)
 	assert_int_equal(msg_intent_apply_delta(&m, &d, err, sizeof(err)), -1);
 	assert_string_equal(err, "site.links: tunnel 1 still uses link "
 	    "\"inet\"");
+	assert_intent_equal(&m, &before);
+	/* 4 + 65536 new tunnels would exceed the intent's limit. */
+	{
+		struct msg_intent_delta big;
+
+		memset(&big, 0, sizeof(big));
+		big.from_version = 42;
+		big.version = 43;
+		big.n_upsert = MSG_LIST_MAX;
+		big.upsert = calloc(big.n_upsert, sizeof(*big.upsert));
+		assert_non_null(big.upsert);
+		for (size_t i = 0; i < big.n_upsert; i++) {
+			big.upsert[i].id = 100 + i;
+			strcpy(big.upsert[i].local_link, "inet");
+		}
+		assert_int_equal(msg_intent_apply_delta(&m, &big, err,
+		    sizeof(err)), -1);
+		assert_string_equal(err, "upsert: the intent would hold 65540 "
+		    "tunnels, limit 65536");
+		msg_intent_delta_free(&big);
+	}
 	assert_intent_equal(&m, &before);
 	msg_intent_free(&before);
 	strcpy(d.site.links[0].name, "inet");
