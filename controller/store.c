@@ -1346,16 +1346,22 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
     uint64_t next_id, struct model_error *err)
 {
 	void *del, *ins;
+	uint64_t stored_next;
 	int rc = 0;
 
+	if (store_meta_get_u64(st, "next_tunnel_id", 1, &stored_next,
+	    err) == -1)
+		return -1;
 	del = store_prep(st, err, "DELETE FROM tunnels WHERE id = ?", "");
 	if (del == NULL)
 		return -1;
-	/* Re-allocated tunnels go out first so their addresses are free. */
+	/* Re-allocated tunnels go out first so their addresses are free;
+	 * ids at or above the stored counter are new and cannot be there. */
 	if (store_each_id(st, del, removed, n_removed) == -1)
 		rc = -1;
 	for (size_t i = 0; rc == 0 && i < n_added; i++)
-		if (store_each_id(st, del, &added[i].id, 1) == -1)
+		if (added[i].id < stored_next &&
+		    store_each_id(st, del, &added[i].id, 1) == -1)
 			rc = -1;
 	st->be->finalize(del);
 	if (rc == -1)

@@ -623,6 +623,7 @@ topo_full_count(struct topo_output *t, uint32_t sa, uint8_t la, uint32_t sb,
 
 #define TOPO_NEED_INNER 1u
 #define TOPO_NEED_VNI   2u
+#define TOPO_CHANGED    4u      /* kept, but its stored VNI must be cleared */
 
 /* Place one wanted tunnel, reusing its previous allocation if any. */
 static int
@@ -654,6 +655,8 @@ topo_full_fill(struct topo_output *t, uint32_t sa, uint8_t la, uint32_t sb,
 			tt->t.inner = p->inner;
 			tt->mark &= ~TOPO_NEED_INNER;
 		}
+		if (!topo_vxlan(t) && p->vni != 0)
+			tt->mark |= TOPO_CHANGED;
 		if (topo_vxlan(t) && p->vni >= t->policy.vni_min &&
 		    p->vni <= t->policy.vni_max &&
 		    !topo_bm_test(&t->vni, p->vni - t->policy.vni_min)) {
@@ -1441,7 +1444,7 @@ topo_edge_view(const struct topo_output *t, uint64_t site_id, size_t i,
 	v->inner_remote = tt->t.inner + (is_a ? 1 : 0);
 	model_ipv4_format(v->inner_local, v->inner_local_cidr,
 	    sizeof(v->inner_local_cidr));
-	(void)strcat(v->inner_local_cidr, "/31");
+	memcpy(v->inner_local_cidr + strlen(v->inner_local_cidr), "/31", 4);
 	model_ipv4_format(v->inner_remote, v->inner_remote_addr,
 	    sizeof(v->inner_remote_addr));
 	v->encap = t->policy.encap;

@@ -15,5 +15,5 @@ $(BUILD)/tests/unit/test_topo: $(BUILD)/tests/unit/test_topo.o \
 BENCHES += tests/bench/topo_bench.sh
 bench: $(BUILD)/tests/bench/topo_bench
 $(BUILD)/tests/bench/topo_bench: $(BUILD)/tests/bench/topo_bench.o \
-		$(TOPO_OBJS) $(MODEL_OBJS) $(LIB_OBJS)
-	$(call link,$@,$^,)
+		$(TOPO_OBJS) $(STORE_OBJS) $(MODEL_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(STORE_LIBS))

@@ -9,6 +9,11 @@
  * machine: the time merely to fill an array with as many tunnel structs,
  * and a 100-site compile scaled by the number of tunnels.
  *
+ * Also measured, for information (no target): building every edge's
+ * views (what the session layer reads to make intents), and persisting the
+ * full tunnel set and then one site's change with store_tunnel_apply into
+ * a temporary sqlite database.
+ *
  * Usage: topo_bench [SITES]      (SITES 10..5000)
  * Exit status is 0 even when a target is missed: the figures are the
  * result; tests/bench/topo_bench.sh prints them.
@@ -17,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include "controller/store.h"
 #include "controller/topo.h"
 #include "lib/util.h"
 
@@ -79,10 +86,85 @@ bench_compile(const struct model_policy *p, const struct model_crypto *c,
 	return ms;
 }
 
+/* Read every view of every edge, as the session layer would. */
+static double
+bench_views(const struct topo_output *t, size_t *total)
+{
+	uint64_t t0 = util_mono_ns();
+	uint64_t sum = 0;
+
+	*total = 0;
+	for (size_t e = 0; e < topo_edge_count(t); e++) {
+		uint64_t id = topo_edge_site(t, e)->id;
+		size_t n = topo_edge_tunnel_count(t, id);
+
+		for (size_t i = 0; i < n; i++) {
+			struct topo_view v;
+
+			if (topo_edge_view(t, id, i, &v) == 0)
+				sum += v.inner_local & 1;
+		}
+		*total += n;
+	}
+	if (sum == 0)
+		*total += 0;
+	return bench_ms(t0);
+}
+
+/* Persist all tunnels, then one added site's tunnels; ms for each. */
+static void
+bench_store(const struct model_site *s, size_t n, struct topo_output *t,
+    const struct topo_change *add, double *full_ms, double *one_ms)
+{
+	char dir[] = "/tmp/topo_bench.XXXXXX", path[64], cmd[96];
+	struct store_opts o = { "sqlite", path, 0 };
+	struct store *st;
+	struct model_error err;
+	struct model_tunnel *tl;
+	size_t nt;
+	uint64_t t0;
+
+	*full_ms = *one_ms = -1;
+	if (mkdtemp(dir) == NULL)
+		return;
+	(void)snprintf(path, sizeof(path), "%s/bench.db", dir);
+	if (store_open(&o, &st, &err) == 0) {
+		int ok = store_begin(st, &err) == 0;
+
+		/* The sites must exist (foreign keys): same ids as the model. */
+		for (size_t i = 0; ok && i < n; i++) {
+			struct model_site c = s[i];
+
+			c.asn = 0;      /* the store assigns; tunnels ignore it */
+			ok = store_site_create(st, &c, &err) == 0 &&
+			    c.id == s[i].id;
+		}
+		if (ok && store_commit(st, &err) == 0 &&
+		    topo_tunnel_list(t, &tl, &nt) == 0) {
+			/* Without the added site's tunnels first. */
+			size_t base = nt - add->n_added;
+
+			t0 = util_mono_ns();
+			if (store_tunnel_apply(st, NULL, 0, tl, base, 1, &err) == 0)
+				*full_ms = bench_ms(t0);
+			t0 = util_mono_ns();
+			if (store_tunnel_apply(st, NULL, 0, add->added,
+			    add->n_added, topo_next_id(t), &err) == 0)
+				*one_ms = bench_ms(t0);
+			free(tl);
+		}
+		store_close(st);
+	}
+	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "topo_bench: could not remove %s\n", dir);
+}
+
 static double
 bench_change(struct topo_output *t, const struct model_policy *p,
     const struct model_crypto *c, const struct model_site *s, size_t n,
-    uint64_t id, size_t *edges, size_t *added, size_t *removed)
+    uint64_t id, size_t *edges, size_t *added, size_t *removed,
+    struct topo_change *keep)
 {
 	struct topo_input in = { p, c, s, n };
 	struct topo_change chg;
@@ -98,7 +180,10 @@ bench_change(struct topo_output *t, const struct model_policy *p,
 	*edges = chg.n_edges;
 	*added = chg.n_added;
 	*removed = chg.n_removed;
-	topo_change_free(&chg);
+	if (keep != NULL)
+		*keep = chg;
+	else
+		topo_change_free(&chg);
 	return ms;
 }
 
@@ -112,7 +197,9 @@ main(int argc, char **argv)
 	struct topo_output *t, *small;
 	size_t tunnels, edges, added, removed;
 	double full_ms, rss, add_ms, mod_ms, del_ms, small_ms, fill_ms;
-	double scaled_ms;
+	double scaled_ms, views_ms, store_full_ms, store_one_ms;
+	size_t views;
+	struct topo_change addchg;
 	struct model_tunnel *ref;
 	uint64_t t0, small_tunnels, sink = 0;
 
@@ -135,19 +222,25 @@ main(int argc, char **argv)
 	tunnels = topo_tunnel_count(t);
 
 	add_ms = bench_change(t, &p, &c, s, n + 1, n + 1, &edges, &added,
-	    &removed);
+	    &removed, &addchg);
 	printf("one-site add:    %8.3f ms  edges=%zu added=%zu removed=%zu  "
 	    "target %.0f ms  ratio %.3f\n", add_ms, edges, added, removed,
 	    TARGET_CHANGE_MS, add_ms / TARGET_CHANGE_MS);
 	(void)snprintf(s[n / 2].links[0].address,
 	    sizeof(s[n / 2].links[0].address), "192.0.2.77");
+	views_ms = bench_views(t, &views);
+	store_full_ms = store_one_ms = -1;
+	if (getenv("TOPO_BENCH_NO_STORE") == NULL)
+		bench_store(s, n + 1, t, &addchg, &store_full_ms,
+		    &store_one_ms);
+	topo_change_free(&addchg);
 	mod_ms = bench_change(t, &p, &c, s, n + 1, s[n / 2].id, &edges, &added,
-	    &removed);
+	    &removed, NULL);
 	printf("one-site change: %8.3f ms  edges=%zu added=%zu removed=%zu  "
 	    "target %.0f ms  ratio %.3f\n", mod_ms, edges, added, removed,
 	    TARGET_CHANGE_MS, mod_ms / TARGET_CHANGE_MS);
 	del_ms = bench_change(t, &p, &c, s, n, n + 1, &edges, &added,
-	    &removed);
+	    &removed, NULL);
 	printf("one-site remove: %8.3f ms  edges=%zu added=%zu removed=%zu  "
 	    "target %.0f ms  ratio %.3f\n", del_ms, edges, added, removed,
 	    TARGET_CHANGE_MS, del_ms / TARGET_CHANGE_MS);
@@ -193,6 +286,12 @@ main(int argc, char **argv)
 	    (unsigned long long)small_tunnels,
 	    (double)tunnels / (double)small_tunnels, scaled_ms,
 	    full_ms / scaled_ms);
+	printf("all edge views:  %8.1f ms  (%zu views; information)\n",
+	    views_ms, views);
+	if (store_full_ms >= 0)
+		printf("store apply:     %8.1f ms  all %zu tunnels; one site "
+		    "%.1f ms  (sqlite, information)\n", store_full_ms,
+		    tunnels, store_one_ms);
 	free(s);
 	return 0;
 }

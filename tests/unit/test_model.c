@@ -81,6 +81,21 @@ test_prefixes(void **state)
 }
 
 static void
+test_ipv4_format(void **state)
+{
+	char buf[16];
+
+	model_ipv4_format(0x64400001u, buf, sizeof(buf));
+	assert_string_equal(buf, "100.64.0.1");
+	model_ipv4_format(0xffffffffu, buf, sizeof(buf));
+	assert_string_equal(buf, "255.255.255.255");
+	model_ipv4_format(0x0a00630au, buf, sizeof(buf));
+	assert_string_equal(buf, "10.0.99.10");
+	model_ipv4_format(0, buf, sizeof(buf));
+	assert_string_equal(buf, "0.0.0.0");
+}
+
+static void
 test_asn(void **state)
 {
 	assert_true(model_asn_private(64512));
@@ -228,6 +243,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_ipv4_format),
 		cmocka_unit_test(test_asn),
 		cmocka_unit_test(test_site_validate),
 		cmocka_unit_test(test_policy),

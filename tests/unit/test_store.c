@@ -857,6 +857,38 @@ test_epochs(void **state)
 	free(l);
 }
 
+/* A second connection waits for the writer, then fails cleanly; readers
+ * are never blocked (WAL). */
+static void
+test_busy(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = { "sqlite", f->path, 200 };
+	struct store *st2;
+	struct model_site s = site("waiting", "inet=192.0.2.2");
+	struct model_site *l;
+	struct model_error err;
+	size_t n;
+
+	assert_int_equal(store_open(&o, &st2, &err), 0);
+	mksite(f->st, "first", "inet=192.0.2.1");
+	assert_int_equal(store_begin(f->st, &err), 0);
+	mksite(f->st, "second", "inet=192.0.2.3");
+	/* reader: sees the committed state only */
+	assert_int_equal(store_site_list(st2, &l, &n, &err), 0);
+	assert_int_equal(n, 1);
+	free(l);
+	/* writer: gives up after the busy timeout, changes nothing */
+	assert_int_equal(store_site_create(st2, &s, &err), -1);
+	assert_int_equal(err.code, MODEL_E_INTERNAL);
+	assert_int_equal(store_commit(f->st, &err), 0);
+	assert_int_equal(store_site_create(st2, &s, &err), 0);
+	assert_int_equal(store_site_list(f->st, &l, &n, &err), 0);
+	assert_int_equal(n, 3);
+	free(l);
+	store_close(st2);
+}
+
 int
 main(void)
 {
@@ -883,6 +915,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit_and_kv, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_epochs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -659,6 +659,116 @@ test_stable_recompile(void **state)
 	topo_free(t2);
 }
 
+/* Switching encapsulation keeps ids and /31s; VNIs come and go. */
+static void
+test_encap_switch(void **state)
+{
+	struct model_policy p;
+	struct model_crypto c;
+	struct model_site s[12];
+	struct topo_input in;
+	struct topo_prev prev;
+	struct topo_output *t1, *t2, *t3;
+	struct topo_change chg;
+	struct model_tunnel *l1, *l2;
+	struct model_error err;
+	size_t n1, n2;
+
+	rng_state = 99;
+	model_policy_default(&p);
+	model_crypto_default(&c);
+	p.pairing = MODEL_PAIR_ANY;
+	p.encap = MODEL_ENCAP_VXLAN;
+	for (size_t i = 0; i < 12; i++)
+		s[i] = random_site(i + 1);
+	t1 = compile_ok(&p, &c, s, 12, NULL);
+	assert_int_equal(topo_tunnel_list(t1, &l1, &n1), 0);
+	in.policy = &p;
+	in.crypto = &c;
+	in.sites = s;
+	in.n_sites = 12;
+	prev.tunnels = l1;
+	prev.n_tunnels = n1;
+	prev.next_id = topo_next_id(t1);
+	p.encap = MODEL_ENCAP_GRE;
+	assert_int_equal(topo_compile(&in, &prev, &t2, &chg, &err), 0);
+	assert_int_equal(chg.n_added, n1);     /* every stored VNI cleared */
+	assert_int_equal(chg.n_removed, 0);
+	assert_int_equal(topo_tunnel_list(t2, &l2, &n2), 0);
+	assert_int_equal(n2, n1);
+	for (size_t i = 0; i < n1; i++) {
+		assert_int_equal(l2[i].id, l1[i].id);
+		assert_int_equal(l2[i].inner, l1[i].inner);
+		assert_int_equal(l2[i].vni, 0);
+	}
+	topo_change_free(&chg);
+	prev.tunnels = l2;
+	p.encap = MODEL_ENCAP_VXLAN;
+	assert_int_equal(topo_compile(&in, &prev, &t3, &chg, &err), 0);
+	assert_int_equal(chg.n_added, n1);
+	for (size_t i = 0; i < chg.n_added; i++)
+		assert_true(chg.added[i].vni >= 1);
+	/* recompiling unchanged reports nothing */
+	topo_change_free(&chg);
+	topo_free(t2);
+	free(l2);
+	assert_int_equal(topo_tunnel_list(t3, &l2, &n2), 0);
+	prev.tunnels = l2;
+	assert_int_equal(topo_compile(&in, &prev, &t2, &chg, &err), 0);
+	assert_int_equal(chg.n_added, 0);
+	topo_change_free(&chg);
+	free(l1);
+	free(l2);
+	topo_free(t1);
+	topo_free(t2);
+	topo_free(t3);
+}
+
+/* Moving the pool keeps ids; every /31 moves into the new pool. */
+static void
+test_pool_move(void **state)
+{
+	struct model_policy p;
+	struct model_crypto c;
+	struct model_site s[8];
+	struct topo_input in;
+	struct topo_prev prev;
+	struct topo_output *t1, *t2;
+	struct topo_change chg;
+	struct model_tunnel *l1, *l2;
+	struct model_error err;
+	size_t n1, n2;
+
+	rng_state = 5;
+	model_policy_default(&p);
+	model_crypto_default(&c);
+	for (size_t i = 0; i < 8; i++)
+		s[i] = random_site(i + 1);
+	t1 = compile_ok(&p, &c, s, 8, NULL);
+	assert_int_equal(topo_tunnel_list(t1, &l1, &n1), 0);
+	assert_true(n1 > 0);
+	model_prefix_parse("172.31.0.0/24", false, &p.pool, "pool", NULL);
+	in.policy = &p;
+	in.crypto = &c;
+	in.sites = s;
+	in.n_sites = 8;
+	prev.tunnels = l1;
+	prev.n_tunnels = n1;
+	prev.next_id = topo_next_id(t1);
+	assert_int_equal(topo_compile(&in, &prev, &t2, &chg, &err), 0);
+	assert_int_equal(chg.n_added, n1);
+	assert_int_equal(topo_tunnel_list(t2, &l2, &n2), 0);
+	for (size_t i = 0; i < n2; i++) {
+		assert_int_equal(l2[i].id, l1[i].id);
+		assert_int_equal(l2[i].inner >> 8, 0xac1f00u);
+	}
+	topo_change_free(&chg);
+	free(l1);
+	free(l2);
+	topo_free(t1);
+	topo_free(t2);
+}
+
 static void
 test_pool_exhausted(void **state)
 {
@@ -754,6 +864,8 @@ main(void)
 		cmocka_unit_test(test_golden_hub_spoke),
 		cmocka_unit_test(test_golden_regional),
 		cmocka_unit_test(test_stable_recompile),
+		cmocka_unit_test(test_encap_switch),
+		cmocka_unit_test(test_pool_move),
 		cmocka_unit_test(test_pool_exhausted),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_random_topologies),
