@@ -402,7 +402,7 @@ api_link_json(const struct model_link *l)
 	return j;
 }
 
-/* p holds the site's LAN prefixes (others, of other sites, are skipped). */
+/* p may hold prefixes of several sites: only this site's are shown. */
 static json_t *
 api_site_json(const struct model_site *s, const struct model_site_prefix *p,
     size_t np)
@@ -531,9 +531,17 @@ api_abort(struct api_call *c, const struct model_error *err)
 }
 
 /*
- * Compiles the whole topology as it stands inside the open transaction and
- * throws the result away: the point is to refuse a change that cannot be
- * compiled (tunnel pool or VNI range exhausted) before it is committed.
+ * Refuses a change that cannot be compiled (tunnel pool or VNI range
+ * exhausted) before it is committed, judging the model as it stands inside
+ * the open transaction.  Exhaustion depends only on how many tunnels the
+ * topology needs (every tunnel takes one /31 and, with VXLAN, one VNI), so:
+ *  - each tunnel joins two links of two sites and no two tunnels join the
+ *    same pair of links, so with L links in all there are at most
+ *    L(L-1)/2 tunnels: when that fits, nothing can run out (the common
+ *    case, decided without compiling);
+ *  - otherwise the whole model is compiled from scratch (no previous
+ *    allocations: the count, not the placement, decides) and the result
+ *    thrown away.
  */
 static int
 api_dry_compile(struct api *a, struct model_error *err)
@@ -541,51 +549,65 @@ api_dry_compile(struct api *a, struct model_error *err)
 	struct model_policy policy;
 	struct model_crypto crypto;
 	struct model_site *sites = NULL;
-	struct model_tunnel *tunnels = NULL;
 	struct topo_output *out = NULL;
 	struct topo_input in;
 	struct topo_prev prev;
-	size_t n_sites = 0, n_tunnels = 0;
-	uint64_t next_id = 0;
+	size_t n_sites = 0, i;
+	uint64_t links = 0, bound, vnis;
 	int rc = -1;
 
 	if (store_policy_get(a->st, &policy, err) == -1 ||
 	    store_crypto_get(a->st, &crypto, err) == -1 ||
-	    store_site_list(a->st, &sites, &n_sites, err) == -1 ||
-	    store_tunnel_list(a->st, &tunnels, &n_tunnels, &next_id,
-	    err) == -1)
+	    store_site_list(a->st, &sites, &n_sites, err) == -1)
 		goto out;
+	for (i = 0; i < n_sites; i++)
+		if (!sites[i].revoked)
+			links += sites[i].n_links;
+	bound = links * (links > 0 ? links - 1 : 0) / 2;
+	vnis = policy.vni_max >= policy.vni_min ?
+	    (uint64_t)policy.vni_max - policy.vni_min + 1 : 0;
+	if (bound <= model_pool_slots(&policy.pool) &&
+	    (policy.encap != MODEL_ENCAP_VXLAN || bound <= vnis)) {
+		rc = 0;
+		goto out;
+	}
 	in.policy = &policy;
 	in.crypto = &crypto;
 	in.sites = sites;
 	in.n_sites = n_sites;
-	prev.tunnels = tunnels;
-	prev.n_tunnels = n_tunnels;
-	prev.next_id = next_id;
+	memset(&prev, 0, sizeof(prev));
 	if (topo_compile(&in, &prev, &out, NULL, err) == 0) {
 		topo_free(out);
 		rc = 0;
 	}
 out:
 	free(sites);
-	free(tunnels);
 	return rc;
 }
 
 /*
- * Finishes a change: optional dry-run compile, the audit entry (actor =
- * token name), commit, then the daemon's hook and the reply.  detail and
- * reply are stolen.  sites/n name the sites whose intent may change
- * (n == 0: the whole network); topo == false skips compile and hook.
+ * What a change needs after its store calls: API_F_COMPILE runs the
+ * dry-run compile (changes that can make the topology need more tunnels,
+ * /31s or VNIs); API_F_NOTIFY tells the daemon after the commit.
+ */
+#define API_F_NOTIFY  0x1
+#define API_F_COMPILE (0x2 | API_F_NOTIFY)
+
+/*
+ * Finishes a change: the dry-run compile if asked, the audit entry (actor
+ * = token name), commit, then the daemon's hook and the reply.  detail
+ * and reply are stolen.  sites/n name the sites whose intent may change
+ * (n == 0: the whole network).
  */
 static void
-api_commit(struct api_call *c, const char *what, json_t *detail, bool topo,
-    const uint64_t *sites, size_t n, int status, json_t *reply)
+api_commit(struct api_call *c, const char *what, json_t *detail,
+    unsigned flags, const uint64_t *sites, size_t n, int status, json_t *reply)
 {
 	struct model_error err;
 	char *d;
 
-	if (topo && api_dry_compile(c->api, &err) == -1)
+	if ((flags & API_F_COMPILE) == API_F_COMPILE &&
+	    api_dry_compile(c->api, &err) == -1)
 		goto fail;
 	d = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
 	if (d != NULL && strlen(d) > MODEL_DETAIL_MAX) {
@@ -612,7 +634,8 @@ api_commit(struct api_call *c, const char *what, json_t *detail, bool topo,
 		return;
 	}
 	log_info("api: %s by %s", what, c->who.name);
-	if (topo && c->api->hooks.topology_changed != NULL)
+	if ((flags & API_F_NOTIFY) != 0 &&
+	    c->api->hooks.topology_changed != NULL)
 		c->api->hooks.topology_changed(c->api->hooks.arg,
 		    n > 0 ? sites : NULL, n);
 	api_reply(c, status, reply);
@@ -672,7 +695,7 @@ api_link_from_json(struct api_call *c, const json_t *obj, const char *prefix,
 	return 0;
 }
 
-/* Validates a model object, prefixing err->field (e.g. "links[0]."). */
+/* Answers a failed model validation (rc == -1) with its code and field. */
 static int
 api_validated(struct api_call *c, int rc, struct model_error *err)
 {
@@ -725,8 +748,19 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 	s->role = (enum model_role)role;
 	s->backend = (enum model_backend)backend;
 	s->asn = (uint32_t)asn;
-	if ((v = json_object_get(c->body, "revoked")) != NULL)
+	if ((v = json_object_get(c->body, "revoked")) != NULL) {
+		/*
+		 * One way only: the edge's certificate stays valid until it
+		 * expires, so lifting a revocation would let it back in.
+		 */
+		if (s->revoked && !json_is_true(v)) {
+			api_error(c, 409, "conflict", "revoked", "a revocation "
+			    "cannot be undone; delete the site and create it "
+			    "again");
+			return -1;
+		}
 		s->revoked = json_is_true(v);
+	}
 	links = json_object_get(c->body, "links");
 	if (links != NULL) {
 		if (json_array_size(links) > MODEL_LINKS_MAX) {
@@ -900,8 +934,8 @@ api_site_create(struct api_call *c)
 	}
 	reply = api_site_json(&s, sp, np);
 	free(sp);
-	api_commit(c, "site.create", api_detail(c, "site_id", s.id), true,
-	    &s.id, 1, 201, reply);
+	api_commit(c, "site.create", api_detail(c, "site_id", s.id),
+	    API_F_COMPILE, &s.id, 1, 201, reply);
 out:
 	free(pfx);
 }
@@ -928,8 +962,8 @@ api_site_patch(struct api_call *c)
 	}
 	reply = api_site_json(&s, sp, np);
 	free(sp);
-	api_commit(c, "site.update", api_detail(c, "site_id", c->id), true,
-	    &c->id, 1, 200, reply);
+	api_commit(c, "site.update", api_detail(c, "site_id", c->id),
+	    API_F_COMPILE, &c->id, 1, 200, reply);
 }
 
 static void
@@ -947,7 +981,7 @@ api_site_delete(struct api_call *c)
 	}
 	d = api_detail(c, "site_id", c->id);
 	json_object_set_new(d, "name", json_string(s.name));
-	api_commit(c, "site.delete", d, true, &c->id, 1, 204, NULL);
+	api_commit(c, "site.delete", d, API_F_NOTIFY, &c->id, 1, 204, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -978,7 +1012,7 @@ api_link_load(struct api_call *c, struct model_site *s, struct model_link *l)
 		return -1;
 	i = model_site_find_link(s, c->name);
 	if (i < 0) {
-		api_error(c, 404, "not_found", NULL, "site %" PRIu64
+		api_error(c, 404, "not_found", "name", "site %" PRIu64
 		    " has no link named '%.40s'", c->id, c->name);
 		return -1;
 	}
@@ -1012,7 +1046,7 @@ api_link_write(struct api_call *c, struct model_link *l, bool add)
 		return;
 	}
 	api_commit(c, add ? "link.create" : "link.update",
-	    api_detail(c, "site_id", c->id), true, &c->id, 1,
+	    api_detail(c, "site_id", c->id), API_F_COMPILE, &c->id, 1,
 	    add ? 201 : 200, api_link_json(l));
 }
 
@@ -1057,7 +1091,7 @@ api_link_delete(struct api_call *c)
 	}
 	d = api_detail(c, "site_id", c->id);
 	json_object_set_new(d, "link", json_string(l.name));
-	api_commit(c, "link.delete", d, true, &c->id, 1, 204, NULL);
+	api_commit(c, "link.delete", d, API_F_NOTIFY, &c->id, 1, 204, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1126,8 +1160,8 @@ api_prefix_change(struct api_call *c, const char *text, bool add)
 	model_prefix_format(&p, buf, sizeof(buf));
 	d = api_detail(c, "site_id", c->id);
 	json_object_set_new(d, "prefix", json_string(buf));
-	api_commit(c, add ? "prefix.add" : "prefix.delete", d, true, &c->id,
-	    1, add ? 201 : 200, json_pack("{s:I, s:s}", "site_id",
+	api_commit(c, add ? "prefix.add" : "prefix.delete", d, API_F_NOTIFY,
+	    &c->id, 1, add ? 201 : 200, json_pack("{s:I, s:s}", "site_id",
 	    (json_int_t)c->id, "prefix", buf));
 }
 
@@ -1188,7 +1222,7 @@ api_site_token(struct api_call *c)
 	    "token", token, "expires_at", (json_int_t)expires);
 	util_wipe(token, sizeof(token));
 	/* The token is only in the reply; the audit entry never holds it. */
-	api_commit(c, "site.token", api_detail(c, "site_id", c->id), false,
+	api_commit(c, "site.token", api_detail(c, "site_id", c->id), 0,
 	    NULL, 0, 201, reply);
 }
 
@@ -1354,8 +1388,8 @@ api_policy_put(struct api_call *c)
 		api_abort(c, &err);
 		return;
 	}
-	api_commit(c, "policy.update", api_detail(c, NULL, 0), true, NULL, 0,
-	    200, api_policy_json(&p));
+	api_commit(c, "policy.update", api_detail(c, NULL, 0), API_F_COMPILE,
+	    NULL, 0, 200, api_policy_json(&p));
 }
 
 static void
@@ -1419,8 +1453,8 @@ api_crypto_put(struct api_call *c)
 		api_abort(c, &err);
 		return;
 	}
-	api_commit(c, "crypto.update", api_detail(c, NULL, 0), true, NULL, 0,
-	    200, api_crypto_json(&cr));
+	api_commit(c, "crypto.update", api_detail(c, NULL, 0), API_F_NOTIFY,
+	    NULL, 0, 200, api_crypto_json(&cr));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1652,7 +1686,7 @@ api_token_create(struct api_call *c)
 	util_wipe(token, sizeof(token));
 	d = json_pack("{s:s, s:s}", "name", info.name, "role",
 	    model_api_role_str(info.role));
-	api_commit(c, "apitoken.create", d, false, NULL, 0, 201, reply);
+	api_commit(c, "apitoken.create", d, 0, NULL, 0, 201, reply);
 }
 
 static void
@@ -1677,7 +1711,7 @@ api_token_delete(struct api_call *c)
 	}
 	free(t);
 	if (!found) {
-		api_error(c, 404, "not_found", NULL, "no API token named "
+		api_error(c, 404, "not_found", "name", "no API token named "
 		    "'%.40s'", c->name);
 		return;
 	}
@@ -1694,7 +1728,7 @@ api_token_delete(struct api_call *c)
 		return;
 	}
 	api_commit(c, "apitoken.delete", json_pack("{s:s}", "name", c->name),
-	    false, NULL, 0, 204, NULL);
+	    0, NULL, 0, 204, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1950,6 +1984,7 @@ api_handle(void *arg, const struct http_request *req,
 	case AUTH_OK:
 		break;
 	case AUTH_UNAUTHENTICATED:
+		resp->auth_challenge = true;
 		api_error(&c, 401, "unauthorized", NULL,
 		    "a valid bearer token is required");
 		return;

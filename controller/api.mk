@@ -17,3 +17,27 @@ BINS += $(BUILD)/controller/meshwanctl
 $(BUILD)/controller/meshwanctl: $(BUILD)/controller/ctl/meshwanctl.o \
 		$(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CURL) $(LIBS_JANSSON))
+
+# Everything a program serving the API needs besides its own main.
+API_ALL_OBJS := $(API_OBJS) $(STORE_OBJS) $(TOPO_OBJS) $(MODEL_OBJS) \
+                $(LIB_OBJS)
+
+# A small server (API + store, no gRPC) for the CLI and curl tests.
+TEST_BINS += $(BUILD)/tests/api/api_test_server
+$(BUILD)/tests/api/api_test_server: $(BUILD)/tests/api/api_test_server.o \
+		$(API_ALL_OBJS)
+	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS))
+
+TEST_BINS += $(BUILD)/tests/unit/test_api
+TESTS     += $(BUILD)/tests/unit/test_api tests/api/rest_curl.sh \
+             tests/api/meshwanctl.sh tests/api/api_asan.sh
+$(BUILD)/tests/unit/test_api: $(BUILD)/tests/unit/test_api.o \
+		$(API_ALL_OBJS)
+	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_CURL) \
+		$(LIBS_CMOCKA))
+
+# REST change cost at scale (make bench; tests/bench/api_bench.sh).
+BENCHES += $(BUILD)/tests/bench/api_bench
+$(BUILD)/tests/bench/api_bench: $(BUILD)/tests/bench/api_bench.o \
+		$(API_ALL_OBJS)
+	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_CURL))

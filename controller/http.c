@@ -104,6 +104,9 @@ http_dispatch(struct http_server *srv, struct http_request *req)
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (resp.allow[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp.allow);
+	if (resp.auth_challenge)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    "Bearer realm=\"meshwan\"");
 	ret = MHD_queue_response(req->conn, (unsigned int)resp.status, r);
 	MHD_destroy_response(r);
 	http_count_status(srv, resp.status);
@@ -256,9 +259,9 @@ http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
 	srv->max_body = cfg->max_body;
 	srv->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL,
 	    http_on_request, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_on_log, srv,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, http_on_log, srv,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned int)(cfg->timeout_s != 0 ? cfg->timeout_s : 30),
 	    MHD_OPTION_CONNECTION_LIMIT,

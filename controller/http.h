@@ -11,6 +11,7 @@
 #ifndef MESHWAN_HTTP_H
 #define MESHWAN_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,8 @@ struct http_response {
 	size_t body_len;
 	/* Value of an Allow header (for 405); empty = no header. */
 	char allow[64];
+	/* Adds "WWW-Authenticate: Bearer" (for 401, RFC 6750). */
+	bool auth_challenge;
 };
 
 typedef void (*http_handler_fn)(void *arg, const struct http_request *req,

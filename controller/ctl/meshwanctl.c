@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -236,20 +237,33 @@ ctl_print_json(const json_t *j)
 	}
 }
 
-/* A cell's text: strings as is, numbers and booleans printed, arrays
- * of scalars joined with commas, null as "-". */
+/*
+ * A cell's text: strings as is ("-" when empty), numbers and booleans
+ * printed, arrays of scalars joined with commas, objects as compact JSON,
+ * null as "-".  Keys ending in "at" hold unix times: shown in UTC.
+ */
 static void
-ctl_cell(const json_t *v, char *out, size_t outsz)
+ctl_cell(const char *key, const json_t *v, char *out, size_t outsz)
 {
-	size_t i, used;
+	size_t i, used, klen = strlen(key);
 	const json_t *e;
-	char one[128];
+	char one[128], *s;
+	struct tm tm;
+	time_t t;
 
 	out[0] = '\0';
 	if (v == NULL || json_is_null(v)) {
 		util_strcpy(out, outsz, "-");
 	} else if (json_is_string(v)) {
-		util_strcpy(out, outsz, json_string_value(v));
+		util_strcpy(out, outsz, json_string_length(v) > 0 ?
+		    json_string_value(v) : "-");
+	} else if (json_is_integer(v) && klen >= 2 &&
+	    strcmp(key + klen - 2, "at") == 0) {
+		t = (time_t)json_integer_value(v);
+		if (gmtime_r(&t, &tm) == NULL ||
+		    strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+			snprintf(out, outsz, "%lld",
+			    (long long)json_integer_value(v));
 	} else if (json_is_integer(v)) {
 		snprintf(out, outsz, "%lld", (long long)json_integer_value(v));
 	} else if (json_is_real(v)) {
@@ -259,7 +273,7 @@ ctl_cell(const json_t *v, char *out, size_t outsz)
 	} else if (json_is_array(v)) {
 		used = 0;
 		json_array_foreach(v, i, e) {
-			ctl_cell(e, one, sizeof(one));
+			ctl_cell("", e, one, sizeof(one));
 			if (json_is_array(e)) {
 				for (char *p = one; *p != '\0'; p++)
 					if (*p == ',')
@@ -274,11 +288,14 @@ ctl_cell(const json_t *v, char *out, size_t outsz)
 		if (json_array_size(v) == 0)
 			util_strcpy(out, outsz, "-");
 	} else {
-		util_strcpy(out, outsz, "{...}");
+		s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+		if (s == NULL || util_strcpy(out, outsz, s) == -1)
+			util_strcpy(out + (outsz > 4 ? outsz - 4 : 0), 4, "...");
+		free(s);
 	}
 }
 
-#define CTL_CELL_MAX 256
+#define CTL_CELL_MAX 96
 
 /* Prints rows (array of objects) as a table of the named columns. */
 static void
@@ -294,7 +311,7 @@ ctl_table(const json_t *rows, const char *const *cols, size_t ncols)
 		widths[c] = strlen(cols[c]);
 	json_array_foreach(rows, i, row) {
 		for (c = 0; c < ncols; c++) {
-			ctl_cell(json_object_get(row, cols[c]), cell,
+			ctl_cell(cols[c], json_object_get(row, cols[c]), cell,
 			    sizeof(cell));
 			n = strlen(cell);
 			if (n > widths[c])
@@ -310,8 +327,11 @@ ctl_table(const json_t *rows, const char *const *cols, size_t ncols)
 	putchar('\n');
 	json_array_foreach(rows, i, row) {
 		for (c = 0; c < ncols; c++) {
-			ctl_cell(json_object_get(row, cols[c]), cell,
+			ctl_cell(cols[c], json_object_get(row, cols[c]), cell,
 			    sizeof(cell));
+			/* Long cells are cut; --json shows everything. */
+			if (strlen(cell) == sizeof(cell) - 1)
+				util_strcpy(cell + sizeof(cell) - 4, 4, "...");
 			if (c + 1 < ncols)
 				printf("%-*s  ", (int)widths[c], cell);
 			else
@@ -325,11 +345,12 @@ ctl_table(const json_t *rows, const char *const *cols, size_t ncols)
 static void
 ctl_fields(const json_t *obj, const char *const *keys, size_t nkeys)
 {
-	char cell[CTL_CELL_MAX];
+	char cell[4096];
 	size_t i;
 
 	for (i = 0; i < nkeys; i++) {
-		ctl_cell(json_object_get(obj, keys[i]), cell, sizeof(cell));
+		ctl_cell(keys[i], json_object_get(obj, keys[i]), cell,
+		    sizeof(cell));
 		printf("%-18s %s\n", keys[i], cell);
 	}
 }
