@@ -53,7 +53,10 @@ struct intent_params {
 /*
  * Build the whole intent of site_id at version.  out is overwritten;
  * release with msg_intent_free.  0, or -1 with err set (site unknown to
- * the compiler, a value the wire contract refuses, or no memory).
+ * the compiler, an address that does not parse, or no memory).  The
+ * result is not validated against the wire contract's limits: the
+ * caller's pbconv_intent_hash/encode do that (msg_validate_intent says
+ * why when they fail).
  */
 int intent_build(const struct intent_params *p, uint64_t site_id,
     uint64_t version, struct msg_intent *out, char *err, size_t errlen);

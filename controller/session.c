@@ -753,6 +753,7 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 	struct model_error err = { 0 };
 	struct msg_intent next;
 	struct intent_change *ch = NULL;
+	uint8_t hash[MSG_HASH_LEN];
 	size_t n = 0;
 	bool site_changed = false, unknown = e->cur.version == 0;
 	uint64_t v;
@@ -785,12 +786,19 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 		return -1;
 	}
 	next.version = v;
-	msg_intent_free(&e->cur);
-	e->cur = next;
-	if (pbconv_intent_hash(&e->cur, e->cur_hash) == -1) {
+	if (pbconv_intent_hash(&next, hash) == -1) {
+		char why[PBCONV_ERR_LEN] = "out of memory";
+
+		msg_validate_intent(&next, why, sizeof(why));
+		log_warnx("session: site %" PRIu64 ": intent refused by the "
+		    "wire contract: %s", e->site_id, why);
 		free(ch);
+		msg_intent_free(&next);
 		return -1;
 	}
+	msg_intent_free(&e->cur);
+	e->cur = next;
+	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
 	/* Without a previous intent the changes are unknown: the version
 	 * is recorded (its hash answers hellos) but no delta crosses it. */
 	session_hist_push(s, e, ch, n, site_changed, unknown);
