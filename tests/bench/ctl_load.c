@@ -444,6 +444,7 @@ main(int argc, char **argv)
 			return 1;
 		json_decref(j);
 	}
+	t = util_mono_ns();
 	for (;;) {
 		load_pump(&ld, pfd, 20);
 		done = 0;
@@ -459,7 +460,8 @@ main(int argc, char **argv)
 	}
 	qsort(lat, ld.n, sizeof(*lat), load_u64_cmp);
 	getrusage(RUSAGE_SELF, &ru);
-	printf("change: %zu of %zu edges acked the new version\n", done, ld.n);
+	printf("change: %zu of %zu edges acked the new version; the REST call "
+	    "itself took %.1f ms\n", done, ld.n, (double)(t - ld.t0) / 1e6);
 	printf("ack latency from the REST call: median %.1f ms, p99 %.1f ms, "
 	    "max %.1f ms\n", (double)lat[ld.n / 2] / 1e6,
 	    (double)lat[(ld.n * 99 + 99) / 100 - 1] / 1e6,
