@@ -831,6 +831,8 @@ session_restore_edge(struct sessions *s, struct edge *e)
 	    session_build(s, e->site_id, st.intent_version, &e->cur) == 0) {
 		if (pbconv_intent_hash(&e->cur, e->cur_hash) == 0 &&
 		    memcmp(e->cur_hash, st.conv_hash, MSG_HASH_LEN) == 0) {
+			/* Remember the version's hash: deltas start here. */
+			session_hist_push(s, e, NULL, 0, false, true);
 			model_edge_state_clear(&st);
 			log_debug("session", "site %" PRIu64 ": version %" PRIu64
 			    " still current", e->site_id, e->cur.version);

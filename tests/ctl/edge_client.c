@@ -12,7 +12,9 @@
  *         ack v=V | peer_keys site=S n=N | rekey ... | closed code=C msg=M
  *       Options: -o (exit after the first close), -k EPOCH (announce a
  *       signed epoch key after each hello), -x (ack the first delta with
- *       a wrong convergence hash: the controller must resync).
+ *       a wrong convergence hash: the controller must resync), -R SECS
+ *       (drop the first delta unapplied, leave, and come back after SECS
+ *       with the old version: an edge that fell behind).
  *       SIGTERM ends it cleanly.
  */
 #include <errno.h>
@@ -44,6 +46,8 @@ struct edge {
 	bool once;
 	bool done;
 	bool corrupt;               /* -x: spoil the next delta ack's hash */
+	unsigned rewind_s;          /* -R: leave on the first delta */
+	uint64_t reopen_at;         /* mono ms; 0 = no reopen pending */
 	uint64_t key_epoch;
 	EVP_PKEY *key;
 };
@@ -207,6 +211,14 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		printf("ack v=%" PRIu64 "\n", e->intent.version);
 		break;
 	case MSG_CONTROLLER_DELTA:
+		if (e->rewind_s > 0) {
+			printf("rewind: dropped delta v=%" PRIu64 ", back in %u s\n",
+			    m.u.delta.version, e->rewind_s);
+			e->reopen_at = util_mono_ms() + e->rewind_s * 1000ull;
+			e->rewind_s = 0;
+			rpc_stream_cancel(s);
+			break;
+		}
 		if (!e->have || msg_intent_apply_delta(&e->intent, &m.u.delta,
 		    err, sizeof(err)) == -1) {
 			printf("delta refused: %s\n", e->have ? err :
@@ -364,13 +376,18 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:x")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
 			break;
 		case 'x':
 			e.corrupt = true;
+			break;
+		case 'R':
+			if (util_parse_u64(optarg, 1, 60, &v) == -1)
+				return 2;
+			e.rewind_s = (unsigned)v;
 			break;
 		case 'k':
 			if (util_parse_u64(optarg, 1, UINT32_MAX, &v) == -1)
@@ -383,7 +400,7 @@ edge_session(int argc, char **argv)
 	}
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
-		    "[-o] [-k EPOCH] [-x]\n");
+		    "[-o] [-k EPOCH] [-x] [-R SECS]\n");
 		return 2;
 	}
 	if (e.key_epoch > 0) {
@@ -411,6 +428,12 @@ edge_session(int argc, char **argv)
 
 		if (poll(&p, 1, 200) > 0)
 			rpc_client_dispatch(e.cli);
+		if (e.reopen_at != 0 && util_mono_ms() >= e.reopen_at) {
+			e.reopen_at = 0;
+			if (rpc_client_stream_open(e.cli,
+			    "/meshwan.v1.Edge/Session", &h, &e, &so) == -1)
+				return 1;
+		}
 	}
 	rpc_client_free(e.cli);
 	msg_intent_free(&e.intent);

@@ -8,7 +8,9 @@
 #
 # After the restart the edge reconnects with its applied version and hash
 # and gets nothing (it is up to date), not a snapshot; the next change
-# reaches it as a delta from that version.
+# reaches it as a delta from that version.  Then the edge falls behind
+# (leaves without applying a delta, three changes happen, it comes back
+# with its old version): one delta composed over the versions it missed.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq openssl
@@ -21,7 +23,7 @@ br1=$(site_create '{"name":"br1","role":"spoke","links":[{"name":"inet","address
 tok=$(token "$br1"); make_key br1
 enroll br1 "$tok" >/dev/null || fail "enroll"
 der_to_pem br1
-session br1 "$br1"
+session br1 "$br1" -R 3
 wait_for 10 "$T/br1.log" '^ack v=' || fail "no first intent: $(cat "$T/br1.log")"
 v=$(sed -n 's/^ack v=\([0-9]*\)$/\1/p' "$T/br1.log" | tail -n 1)
 
@@ -51,9 +53,18 @@ jq -e --argjson id "$br1" --argjson v "$v" '.edges[] | select(.site_id == $id) |
 	.intent_version == $v and .applied_version == $v and .converged' "$T/out" >/dev/null ||
 	fail "edge versions lost: $(cat "$T/out")"
 
-# The next change is a delta from the version applied before the restart.
+# The next change reaches the edge, which leaves without applying it ...
 site_create '{"name":"br2","role":"spoke","links":[{"name":"inet","address":"192.0.2.3"}]}' >/dev/null
-wait_for 5 "$T/br1.log" "^delta from=$v v=$((v + 1)) up=1 rm=0\$" || fail "no delta after the restart: $(cat "$T/br1.log")"
-[ "$(grep -c '^snapshot' "$T/br1.log")" = 1 ] || fail "a snapshot instead of a delta"
+wait_for 5 "$T/br1.log" "^rewind: dropped delta v=$((v + 1)), back in 3 s\$" || fail "no delta after the restart: $(cat "$T/br1.log")"
+# ... two more changes while it is away ...
+site_create '{"name":"br3","role":"spoke","links":[{"name":"inet","address":"192.0.2.4"}]}' >/dev/null
+site_create '{"name":"br4","role":"spoke","links":[{"name":"inet","address":"192.0.2.5"}],"lan_prefixes":["10.4.0.0/24"]}' >/dev/null
+# ... and it comes back with version v: one delta over the versions it
+# missed (two or three: the last two changes may be coalesced).
+wait_for 10 "$T/br1.log" "^delta from=$v v=[0-9]+ up=3 rm=0\$" || fail "no composed delta: $(cat "$T/br1.log")"
+nv=$(sed -n "s/^delta from=$v v=\([0-9]*\) up=3 rm=0\$/\1/p" "$T/br1.log")
+[ "$nv" -ge $((v + 2)) ] || fail "the delta should span the versions the edge missed: $(cat "$T/br1.log")"
+wait_for 5 "$T/br1.log" "^ack v=$nv\$" || fail "composed delta not acked"
+[ "$(grep -c '^snapshot' "$T/br1.log")" = 1 ] || fail "a snapshot instead of a delta: $(cat "$T/br1.log")"
 stop_controller
 echo "restart: ok"
