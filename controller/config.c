@@ -25,6 +25,7 @@
 
 enum config_type {
 	CT_ADDR,      /* host:port */
+	CT_ADDR_NUM,  /* numeric address:port (the HTTP server binds no names) */
 	CT_PATH,      /* absolute or relative path */
 	CT_NAME,      /* DNS name or IP address */
 	CT_NAMES,     /* comma-separated CT_NAME list */
@@ -56,7 +57,7 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	{ "grpc_listen", S(grpc_listen), 0, 0, CT_ADDR, false },
 	{ "enroll_listen", S(enroll_listen), 0, 0, CT_ADDR, false },
-	{ "http_listen", S(http_listen), 0, 0, CT_ADDR, false },
+	{ "http_listen", S(http_listen), 0, 0, CT_ADDR_NUM, false },
 	{ "database", S(database), 0, 0, CT_PATH, false },
 	{ "ca_dir", S(ca_dir), 0, 0, CT_PATH, false },
 	{ "ca_key_passphrase_file", S(ca_key_passphrase_file), 0, 0, CT_PATH,
@@ -336,14 +337,22 @@ config_set(const char *name, unsigned line, const struct config_key *k,
 	int e;
 
 	switch (k->type) {
-	case CT_ADDR: {
+	case CT_ADDR:
+	case CT_ADDR_NUM: {
 		char host[CONFIG_ADDR_MAX];
+		struct in6_addr a6;
+		struct in_addr a4;
 		uint16_t port;
 
 		if (config_split_addr(v, host, sizeof(host), &port) == -1 ||
 		    !config_valid_host(host))
 			return config_err(name, line, k->name,
 			    "expected host:port or [v6]:port");
+		if (k->type == CT_ADDR_NUM &&
+		    inet_pton(AF_INET, host, &a4) != 1 &&
+		    inet_pton(AF_INET6, host, &a6) != 1)
+			return config_err(name, line, k->name,
+			    "expected a numeric address:port");
 		break;
 	}
 	case CT_PATH:
@@ -625,6 +634,7 @@ config_print(const struct config *cfg, FILE *out)
 
 		switch (k->type) {
 		case CT_ADDR:
+		case CT_ADDR_NUM:
 		case CT_PATH:
 		case CT_NAME:
 		case CT_CIDR4:

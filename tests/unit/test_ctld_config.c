@@ -77,6 +77,8 @@ test_bad_lines(void **state)
 		{ "\n\nhttp_listen 127.0.0.1:1\n", "t.conf:3: expected" },
 		{ "http_listen = 127.0.0.1\n", "t.conf:1: http_listen:" },
 		{ "http_listen = 127.0.0.1:70000\n", "t.conf:1: http_listen:" },
+		{ "http_listen = localhost:8080\n",
+		    "t.conf:1: http_listen: expected a numeric address" },
 		{ "coalesce = 10\n", "t.conf:1: coalesce:" },
 		{ "coalesce = 6s\n", "t.conf:1: coalesce: out of range" },
 		{ "token_lifetime = 1x\n", "t.conf:1: token_lifetime:" },
