@@ -1730,6 +1730,37 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 	return RPC_OK;
 }
 
+/*
+ * An edge ahead of the controller (its database was restored from an
+ * older backup): move the edge's version past the one it has, so that the
+ * snapshot it gets is newer than what it runs.  Bounded: a version absurdly
+ * far ahead is left alone (logged; the edge then refuses the snapshot).
+ */
+static void
+session_skip_past(struct sessions *s, struct edge *e, uint64_t edge_version)
+{
+	struct model_error err = { 0 };
+	uint64_t v = e->cur.version;
+
+	log_warnx("session: site %" PRIu64 " runs version %" PRIu64 ", beyond "
+	    "the controller's %" PRIu64 " (database restored from an older "
+	    "backup?)", e->site_id, edge_version, v);
+	if (edge_version - v > 100000 || store_begin(s->st, &err) == -1)
+		return;
+	while (v <= edge_version &&
+	    store_edge_bump_intent(s->st, e->site_id, &v, &err) == 0)
+		;
+	if (store_commit(s->st, &err) == -1 || v <= edge_version) {
+		log_warnx("session: site %" PRIu64 ": cannot move its version: "
+		    "%s", e->site_id, err.message);
+		return;
+	}
+	e->cur.version = v;
+	if (pbconv_intent_hash(&e->cur, e->cur_hash) == -1)
+		return;
+	session_hist_push(s, e, NULL, 0, false, true);
+}
+
 static void
 session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
     const struct msg_hello *h)
@@ -1771,6 +1802,8 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	e->blocked = false;
 	e->need_snapshot = true;
 	e->base = 0;
+	if (h->applied_version > e->cur.version)
+		session_skip_past(s, e, h->applied_version);
 	if (h->applied_version > 0 && h->has_convergence_hash) {
 		const uint8_t *want = session_hist_hash(e, h->applied_version);
 

@@ -37,6 +37,7 @@ api GET /api/v1/sites >/dev/null; jq -S . "$T/out" >"$T/sites.before"
 
 # Same ports again, so the edge's reconnection finds the new process.
 stop_controller
+cp "$T/controller.db" "$T/backup.db"
 GRPC_PORT=$GRPC ENROLL_PORT=$ENROLL HTTP_PORT=$HTTP write_config </dev/null
 wait_for 10 "$T/br1.log" '^closed ' || fail "the edge did not see the controller go"
 start_controller
@@ -66,5 +67,17 @@ nv=$(sed -n "s/^delta from=$v v=\([0-9]*\) up=3 rm=0\$/\1/p" "$T/br1.log")
 [ "$nv" -ge $((v + 2)) ] || fail "the delta should span the versions the edge missed: $(cat "$T/br1.log")"
 wait_for 5 "$T/br1.log" "^ack v=$nv\$" || fail "composed delta not acked"
 [ "$(grep -c '^snapshot' "$T/br1.log")" = 1 ] || fail "a snapshot instead of a delta: $(cat "$T/br1.log")"
+
+# The database restored from the older backup: the edge is ahead of the
+# controller and must get a snapshot with a newer version than it runs.
+stop_controller
+rm -f "$T/controller.db-wal" "$T/controller.db-shm"
+cp "$T/backup.db" "$T/controller.db"
+start_controller
+wait_for 20 "$T/br1.log" "^open applied=$nv\$" || fail "edge did not come back: $(cat "$T/br1.log")"
+wait_for 10 "$T/br1.log" '^snapshot v=[0-9]+ tunnels=1$' || fail "no snapshot from the restored controller: $(cat "$T/br1.log")"
+sv=$(sed -n 's/^snapshot v=\([0-9]*\) tunnels=1$/\1/p' "$T/br1.log" | tail -n 1)
+[ "$sv" -gt "$nv" ] || fail "snapshot version $sv is not above the edge's $nv"
+grep -q "runs version $nv, beyond the controller's" "$T/ctld.log" || fail "the restored database was not noticed"
 stop_controller
 echo "restart: ok"
