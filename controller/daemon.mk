@@ -19,6 +19,14 @@ $(BUILD)/tests/unit/test_ctld_ca: $(BUILD)/tests/unit/test_ctld_ca.o \
     $(BUILD)/controller/ca.o $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CRYPTO) $(LIBS_CMOCKA))
 
+TEST_BINS += $(BUILD)/tests/unit/test_ctld_intent
+TESTS     += $(BUILD)/tests/unit/test_ctld_intent
+$(BUILD)/tests/unit/test_ctld_intent.o: | $(PROTO_GEN_H)
+$(BUILD)/tests/unit/test_ctld_intent: $(BUILD)/tests/unit/test_ctld_intent.o \
+    $(BUILD)/controller/intent.o $(TOPO_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) \
+    $(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_PBCONV) $(LIBS_CMOCKA))
+
 # The test edge: enrolls and runs a Session through proto/rpc + pbconv.
 CTL_EDGE := $(BUILD)/tests/ctl/edge_client
 $(BUILD)/tests/ctl/%.o: EXTRA_CFLAGS += -Wno-missing-prototypes
