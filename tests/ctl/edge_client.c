@@ -14,7 +14,8 @@
  *       signed epoch key after each hello), -x (ack the first delta with
  *       a wrong convergence hash: the controller must resync), -R SECS
  *       (drop the first delta unapplied, leave, and come back after SECS
- *       with the old version: an edge that fell behind).
+ *       with the old version: an edge that fell behind), -s (report a
+ *       status after each snapshot: every tunnel up, one SA each).
  *       SIGTERM ends it cleanly.
  */
 #include <errno.h>
@@ -47,6 +48,7 @@ struct edge {
 	bool done;
 	bool corrupt;               /* -x: spoil the next delta ack's hash */
 	unsigned rewind_s;          /* -R: leave on the first delta */
+	bool status;                /* -s: report status after snapshots */
 	uint64_t reopen_at;         /* mono ms; 0 = no reopen pending */
 	uint64_t key_epoch;
 	EVP_PKEY *key;
@@ -138,6 +140,37 @@ edge_announce(struct edge *e, struct rpc_stream *s)
 }
 
 static void
+edge_status(struct edge *e, struct rpc_stream *s)
+{
+	struct msg_edge_message m;
+	struct msg_status *st = &m.u.status;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_EDGE_STATUS;
+	st->applied_version = e->intent.version;
+	st->uptime_seconds = 42;
+	st->n_tunnels = e->intent.n_tunnels;
+	if (st->n_tunnels > 0 &&
+	    (st->tunnels = calloc(st->n_tunnels, sizeof(*st->tunnels))) == NULL)
+		return;
+	for (size_t i = 0; i < st->n_tunnels; i++) {
+		struct msg_tunnel_status *t = &st->tunnels[i];
+
+		t->tunnel_id = e->intent.tunnels[i].id;
+		t->state = MSG_TUNNEL_STATE_UP;
+		t->packets_in = t->packets_out = 10;
+		t->n_sas = 1;
+		t->sas[0].spi = e->intent.tunnels[i].spi_in;
+		t->sas[0].direction = MSG_DIRECTION_IN;
+		t->sas[0].epoch = 1;
+		t->sas[0].active = true;
+	}
+	edge_send(s, &m);
+	msg_status_free(st);
+	printf("status sent tunnels=%zu\n", e->intent.n_tunnels);
+}
+
+static void
 edge_ack(struct rpc_stream *s, uint64_t v, bool ok, const char *reason,
     const uint8_t *hash)
 {
@@ -209,6 +242,8 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		    e->intent.version, e->intent.n_tunnels);
 		edge_ack(s, e->intent.version, true, NULL, e->hash);
 		printf("ack v=%" PRIu64 "\n", e->intent.version);
+		if (e->status)
+			edge_status(e, s);
 		break;
 	case MSG_CONTROLLER_DELTA:
 		if (e->rewind_s > 0) {
@@ -376,13 +411,16 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:s")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
 			break;
 		case 'x':
 			e.corrupt = true;
+			break;
+		case 's':
+			e.status = true;
 			break;
 		case 'R':
 			if (util_parse_u64(optarg, 1, 60, &v) == -1)
@@ -400,7 +438,7 @@ edge_session(int argc, char **argv)
 	}
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
-		    "[-o] [-k EPOCH] [-x] [-R SECS]\n");
+		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s]\n");
 		return 2;
 	}
 	if (e.key_epoch > 0) {

@@ -44,10 +44,22 @@ out=$("$EDGE" enroll "127.0.0.1:$ENROLL" "$T/ca/ca.crt" "$tok2" "$T/bad.csr" "$T
 [ $rc = 3 ] && echo "$out" | grep -q 'code=3 msg=csr-invalid' || fail "bad CSR: rc=$rc $out"
 
 # Session: hello -> snapshot -> ack.
-session br1 "$br1" -k 1
+session br1 "$br1" -k 1 -s
 wait_for 10 "$T/br1.log" '^snapshot v=[0-9]+ tunnels=1$' || fail "no snapshot: $(cat "$T/br1.log")"
 wait_for 5 "$T/br1.log" '^ack v=' || fail "no ack"
 grep -q '^delta' "$T/br1.log" && fail "delta before any change"
+# Its status report is kept and shown by the API; /metrics counts it.
+wait_for 5 "$T/br1.log" '^status sent tunnels=1$' || fail "no status sent"
+deadline=$(( $(date +%s) + 5 ))
+until [ "$(api GET "/api/v1/edges/$br1")" = 200 ] &&
+	jq -e '.status.tunnels[0].state == "up" and .status.tunnels[0].sas[0].direction == "in" and .status.uptime_seconds == 42' "$T/out" >/dev/null; do
+	[ "$(date +%s)" -lt "$deadline" ] || fail "status not shown: $(cat "$T/out")"
+	sleep 0.1
+done
+curl -s -H "$H" "$URL/metrics" >"$T/metrics"
+grep -q '^meshwan_edges_connected 1$' "$T/metrics" || fail "metrics: $(grep edges_connected "$T/metrics")"
+grep -q 'meshwan_rpc_events_total{event="enroll_ok"} 1$' "$T/metrics" || fail "enroll not counted"
+grep -q 'meshwan_rpc_events_total{event="enroll_refused"} 3$' "$T/metrics" || fail "refusals not counted: $(grep rpc_events "$T/metrics")"
 
 # Another site through REST -> a delta within the deadline, acked.
 start_ms=$(date +%s%3N)
