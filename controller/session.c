@@ -70,6 +70,7 @@ struct edge {
 	bool live;                  /* has intent (exists, not revoked) */
 	struct msg_intent cur;      /* cur.version == 0: none built */
 	uint8_t cur_hash[MSG_HASH_LEN];
+	uint8_t *digests;           /* per tunnel of cur, same order (pbconv) */
 	struct hist *hist;          /* ring of cfg.intent_history entries */
 	size_t hist_cap, hist_len, hist_head; /* head = oldest */
 
@@ -227,6 +228,7 @@ session_edge_free(struct edge *e)
 	session_hist_clear(e);
 	free(e->hist);
 	msg_intent_free(&e->cur);
+	free(e->digests);
 	free(e->cert);
 	free(e);
 }
@@ -743,6 +745,52 @@ session_blob_equal(const struct msg_blob *a, const struct msg_blob *b)
 }
 
 /*
+ * Per-tunnel digests of next (pbconv's two-level convergence hash) and
+ * its hash.  A tunnel that the diff did not list keeps its digest from
+ * e->cur; the others (all, when ch is NULL and old is false) are digested
+ * now.  That keeps a one-site change on a large mesh from re-encoding
+ * every tunnel of every edge.  On success *digests is malloc'd.
+ */
+static int
+session_digest(const struct edge *e, const struct msg_intent *next,
+    const struct intent_change *ch, size_t n, bool reuse, uint8_t **digests,
+    uint8_t hash[MSG_HASH_LEN])
+{
+	uint8_t *d = NULL;
+	size_t j = 0, k = 0;
+
+	if (next->n_tunnels > 0 &&
+	    (d = calloc(next->n_tunnels, MSG_HASH_LEN)) == NULL)
+		return -1;
+	for (size_t i = 0; i < next->n_tunnels; i++) {
+		uint64_t id = next->tunnels[i].id;
+		uint8_t *out = d + i * MSG_HASH_LEN;
+
+		while (j < n && ch[j].tunnel_id < id)
+			j++;
+		while (reuse && k < e->cur.n_tunnels &&
+		    e->cur.tunnels[k].id < id)
+			k++;
+		if (reuse && (j == n || ch[j].tunnel_id != id) &&
+		    k < e->cur.n_tunnels && e->cur.tunnels[k].id == id &&
+		    e->digests != NULL) {
+			memcpy(out, e->digests + k * MSG_HASH_LEN,
+			    MSG_HASH_LEN);
+			continue;
+		}
+		if (pbconv_tunnel_digest(&next->tunnels[i], out) == -1)
+			goto fail;
+	}
+	if (pbconv_intent_hash_digests(next, d, hash) == -1)
+		goto fail;
+	*digests = d;
+	return 0;
+fail:
+	free(d);
+	return -1;
+}
+
+/*
  * Rebuild an edge's intent; when it differs, give it a new version (in
  * the store) and record what changed.  *changed says whether a new version
  * was made.
@@ -753,7 +801,7 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 	struct model_error err = { 0 };
 	struct msg_intent next;
 	struct intent_change *ch = NULL;
-	uint8_t hash[MSG_HASH_LEN];
+	uint8_t hash[MSG_HASH_LEN], *digests = NULL;
 	size_t n = 0;
 	bool site_changed = false, unknown = e->cur.version == 0;
 	uint64_t v;
@@ -786,7 +834,8 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 		return -1;
 	}
 	next.version = v;
-	if (pbconv_intent_hash(&next, hash) == -1) {
+	if (session_digest(e, &next, ch, n, e->cur.version > 0, &digests,
+	    hash) == -1) {
 		char why[PBCONV_ERR_LEN] = "out of memory";
 
 		msg_validate_intent(&next, why, sizeof(why));
@@ -797,7 +846,9 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 		return -1;
 	}
 	msg_intent_free(&e->cur);
+	free(e->digests);
 	e->cur = next;
+	e->digests = digests;
 	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
 	/* Without a previous intent the changes are unknown: the version
 	 * is recorded (its hash answers hellos) but no delta crosses it. */
@@ -829,7 +880,8 @@ session_restore_edge(struct sessions *s, struct edge *e)
 	if (st.intent_version > 0 && st.applied_version == st.intent_version &&
 	    st.conv_hash_len == MSG_HASH_LEN &&
 	    session_build(s, e->site_id, st.intent_version, &e->cur) == 0) {
-		if (pbconv_intent_hash(&e->cur, e->cur_hash) == 0 &&
+		if (session_digest(e, &e->cur, NULL, 0, false, &e->digests,
+		    e->cur_hash) == 0 &&
 		    memcmp(e->cur_hash, st.conv_hash, MSG_HASH_LEN) == 0) {
 			/* Remember the version's hash: deltas start here. */
 			session_hist_push(s, e, NULL, 0, false, true);
@@ -839,6 +891,8 @@ session_restore_edge(struct sessions *s, struct edge *e)
 			return 0;
 		}
 		msg_intent_free(&e->cur);
+		free(e->digests);
+		e->digests = NULL;
 	}
 	model_edge_state_clear(&st);
 	memset(&e->cur, 0, sizeof(e->cur));
@@ -1419,6 +1473,8 @@ session_site_gone(struct sessions *s, uint64_t id)
 		    ms && ms->revoked ? "site revoked" : "site deleted");
 	}
 	msg_intent_free(&e->cur);
+	free(e->digests);
+	e->digests = NULL;
 	session_hist_clear(e);
 	e->n_keys = 0;
 }
@@ -1756,7 +1812,7 @@ session_skip_past(struct sessions *s, struct edge *e, uint64_t edge_version)
 		return;
 	}
 	e->cur.version = v;
-	if (pbconv_intent_hash(&e->cur, e->cur_hash) == -1)
+	if (pbconv_intent_hash_digests(&e->cur, e->digests, e->cur_hash) == -1)
 		return;
 	session_hist_push(s, e, NULL, 0, false, true);
 }
