@@ -1,0 +1,58 @@
+# controller/daemon.mk — meshwan-controller itself: config, CA,
+# enrollment, edge sessions, the event loop; and their tests.
+
+CTLD_SRCS := controller/main.c controller/config.c controller/ca.c \
+             controller/enroll.c controller/session.c controller/intent.c
+CTLD_OBJS := $(CTLD_SRCS:%.c=$(BUILD)/%.o)
+ANALYZE_SRCS += $(CTLD_SRCS)
+$(CTLD_OBJS): | $(PROTO_GEN_H)
+
+TEST_BINS += $(BUILD)/tests/unit/test_ctld_config
+TESTS     += $(BUILD)/tests/unit/test_ctld_config
+$(BUILD)/tests/unit/test_ctld_config: $(BUILD)/tests/unit/test_ctld_config.o \
+    $(BUILD)/controller/config.o $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_CMOCKA))
+
+TEST_BINS += $(BUILD)/tests/unit/test_ctld_ca
+TESTS     += $(BUILD)/tests/unit/test_ctld_ca
+$(BUILD)/tests/unit/test_ctld_ca: $(BUILD)/tests/unit/test_ctld_ca.o \
+    $(BUILD)/controller/ca.o $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_CRYPTO) $(LIBS_CMOCKA))
+
+TEST_BINS += $(BUILD)/tests/unit/test_ctld_intent
+TESTS     += $(BUILD)/tests/unit/test_ctld_intent
+$(BUILD)/tests/unit/test_ctld_intent.o: | $(PROTO_GEN_H)
+$(BUILD)/tests/unit/test_ctld_intent: $(BUILD)/tests/unit/test_ctld_intent.o \
+    $(BUILD)/controller/intent.o $(TOPO_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) \
+    $(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_PBCONV) $(LIBS_CMOCKA))
+
+# The test edge: enrolls and runs a Session through proto/rpc + pbconv.
+CTL_EDGE := $(BUILD)/tests/ctl/edge_client
+$(BUILD)/tests/ctl/%.o: EXTRA_CFLAGS += -Wno-missing-prototypes
+$(BUILD)/tests/ctl/edge_client.o: | $(PROTO_GEN_H)
+$(CTL_EDGE): $(BUILD)/tests/ctl/edge_client.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO))
+TEST_BINS += $(CTL_EDGE)
+
+# The daemon: its own objects, the REST API, the store and compiler, the
+# wire layer.
+BINS += $(BUILD)/controller/meshwan-controller
+$(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
+		$(STORE_OBJS) $(TOPO_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(RPC_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_PBCONV) \
+		$(LIBS_GRPC) $(LIBS_SSL) $(LIBS_JANSSON))
+
+TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/restart.sh \
+         tests/ctl/demo_exit.sh tests/ctl/ctl_asan.sh
+
+# Session load generator for `make bench` (tests/bench/ctl_bench.sh).
+CTL_LOAD := $(BUILD)/tests/bench/ctl_load
+$(BUILD)/tests/bench/ctl_load.o: | $(PROTO_GEN_H)
+$(CTL_LOAD): $(BUILD)/tests/bench/ctl_load.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO) \
+		$(LIBS_CURL) $(LIBS_JANSSON))
+BENCHES += $(CTL_LOAD)

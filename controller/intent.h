@@ -1,0 +1,87 @@
+/*
+ * intent.h — turns the compiler's per-edge views (controller/topo.h) into
+ * the wire structs of proto/msg.h, and computes what changed between two
+ * intents of one edge.
+ *
+ * The compiler knows topology; the session layer knows what each edge has
+ * been sent.  This file is the bridge: it adds what topo does not carry
+ * (LAN prefixes, peers' certificates, SPIs of the current SA epoch, the CA
+ * chain, session timers) through a small lookup interface, so it stays
+ * free of the store and of sockets and can be unit tested.
+ */
+#ifndef MESHWAN_CONTROLLER_INTENT_H
+#define MESHWAN_CONTROLLER_INTENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controller/model.h"
+#include "proto/msg.h"
+
+struct topo_output;
+
+/* SPIs of one tunnel as seen from one end (0 = not allocated yet). */
+struct intent_spis {
+	uint32_t spi_in;
+	uint32_t spi_out;
+	uint64_t epoch;
+};
+
+/* What intent_build looks up beyond the compiler's output. */
+struct intent_lookup {
+	void *arg;
+	/* LAN prefixes of a site (borrowed until the call returns). */
+	void (*prefixes)(void *arg, uint64_t site_id,
+	    const struct model_prefix **p, size_t *n);
+	/* A site's edge certificate (DER), or NULL/len 0 if not enrolled. */
+	const uint8_t *(*cert)(void *arg, uint64_t site_id, size_t *len);
+	/* The active SA epoch of a tunnel from site_id's point of view. */
+	void (*spis)(void *arg, uint64_t tunnel_id, uint64_t site_id,
+	    struct intent_spis *out);
+};
+
+struct intent_params {
+	const struct topo_output *topo;
+	const struct intent_lookup *lookup;
+	const uint8_t *ca_der;          /* CA chain sent to every edge */
+	size_t ca_der_len;
+	uint32_t keepalive_s;
+	uint32_t headless_grace_s;
+};
+
+/*
+ * Build the whole intent of site_id at version.  out is overwritten;
+ * release with msg_intent_free.  0, or -1 with err set (site unknown to
+ * the compiler, an address that does not parse, or no memory).  The
+ * result is not validated against the wire contract's limits: the
+ * caller's pbconv_intent_hash/encode do that (msg_validate_intent says
+ * why when they fail).
+ */
+int intent_build(const struct intent_params *p, uint64_t site_id,
+    uint64_t version, struct msg_intent *out, char *err, size_t errlen);
+
+/* What happened to one tunnel id between two versions. */
+enum intent_op {
+	INTENT_OP_ADD = 1,     /* not in the old intent */
+	INTENT_OP_CHANGE,      /* in both, content differs */
+	INTENT_OP_REMOVE,      /* not in the new intent */
+};
+
+struct intent_change {
+	uint64_t tunnel_id;
+	enum intent_op op;
+};
+
+/*
+ * Compare old and new intents of one edge (both from intent_build:
+ * tunnels in id order).  *changes (malloc'd, caller frees; NULL when
+ * none) lists every tunnel id that differs, sorted by id; *site_changed
+ * says whether the site part differs.  Intent-level fields (CA chain,
+ * timers) are not compared: the caller checks them.  0, or -1 on ENOMEM
+ * or unsorted input.
+ */
+int intent_diff(const struct msg_intent *old_i, const struct msg_intent *new_i,
+    struct intent_change **changes, size_t *n, bool *site_changed);
+
+#endif

@@ -1,0 +1,461 @@
+/*
+ * main.c — meshwan-controller: start-up, the event loop, signals, reload.
+ *
+ * One thread runs the loop: it polls the rpc layer's descriptor (every
+ * gRPC callback runs here), a signalfd (no signal handlers at all: the
+ * signals are blocked and read as events), and the sessions' eventfd
+ * (the REST API thread's "the model changed" news), with the sessions'
+ * timers as the poll timeout.  The REST API runs in its own thread with
+ * its own database connection (see controller/api.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "controller/api.h"
+#include "controller/auth.h"
+#include "controller/ca.h"
+#include "controller/config.h"
+#include "controller/metrics.h"
+#include "controller/session.h"
+#include "controller/store.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "proto/rpc.h"
+
+#define CTLD_VERSION "0.1.0"
+
+struct ctld {
+	struct config cfg;
+	const char *cfg_path;
+	bool foreground;
+	int sigfd;
+	struct ca *ca;
+	struct store *st;       /* the loop's connection */
+	struct store *api_st;   /* the API thread's connection */
+	struct metrics metrics;
+	struct sessions *sessions;
+	struct rpc_server *rpc;
+	struct api *api;
+	bool quit;
+};
+
+static void
+ctld_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: meshwan-controller [-dhnV] [-f file]\n"
+	    "  -d       stay in the foreground and log to stderr\n"
+	    "  -f file  configuration file (default "
+	    "/etc/meshwan/controller.conf)\n"
+	    "  -n       check the configuration, print it normalised, exit\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       this help\n"
+	    "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the "
+	    "configuration\n(all or nothing: a bad file keeps the running "
+	    "configuration).\n"
+	    "See meshwan-controller(8) and controller/CONTROLLER.md.\n");
+}
+
+static void
+ctld_session_cfg(const struct config *c, struct session_config *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->coalesce_ms = c->coalesce_ms;
+	sc->keepalive_s = c->keepalive_s;
+	sc->headless_grace_s = c->headless_grace_s;
+	sc->intent_history = c->intent_history;
+	sc->cert_lifetime_s = c->cert_lifetime_s;
+	snprintf(sc->controller_name, sizeof(sc->controller_name), "%s",
+	    c->controller_name);
+}
+
+/* Topology defaults from the config go into a database made just now. */
+static int
+ctld_seed_defaults(struct ctld *d)
+{
+	const struct config *c = &d->cfg;
+	struct model_policy pol;
+	struct model_crypto cr;
+	struct model_error err = { 0 };
+	static const enum model_topology topo[] = {
+		[CONFIG_POLICY_FULL_MESH] = MODEL_TOPO_FULL_MESH,
+		[CONFIG_POLICY_HUB_SPOKE] = MODEL_TOPO_HUB_SPOKE,
+		[CONFIG_POLICY_REGIONAL] = MODEL_TOPO_REGIONAL,
+	};
+
+	if (store_policy_get(d->st, &pol, &err) == -1 ||
+	    store_crypto_get(d->st, &cr, &err) == -1)
+		goto fail;
+	pol.topology = topo[c->policy];
+	if (model_prefix_parse(c->tunnel_pool, false, &pol.pool, "pool",
+	    &err) == -1)
+		goto fail;
+	pol.asn_min = c->asn_min;
+	pol.asn_max = c->asn_max;
+	pol.encap = c->encap == CONFIG_ENCAP_VXLAN ? MODEL_ENCAP_VXLAN :
+	    MODEL_ENCAP_GRE;
+	pol.vni_min = c->vni_base;
+	pol.mtu = c->mtu;
+	cr.cipher = c->cipher == CONFIG_CIPHER_AES_GCM_128 ?
+	    MODEL_CIPHER_AES_GCM_128 : MODEL_CIPHER_AES_GCM_256;
+	cr.rekey_seconds = c->rekey_s;
+	cr.replay_window = c->replay_window;
+	if (store_policy_set(d->st, &pol, &err) == -1 ||
+	    store_crypto_set(d->st, &cr, &err) == -1)
+		goto fail;
+	log_info("new database: topology defaults from the configuration "
+	    "stored");
+	return 0;
+fail:
+	log_warnx("storing topology defaults: %s (%s)", err.message,
+	    err.field);
+	return -1;
+}
+
+/*
+ * The server key exists only in memory: the rpc layer reads PEM files,
+ * so hand it an anonymous memory file by its /proc path.
+ */
+static int
+ctld_memfile(const char *name, const char *text, char *path, size_t pathsz)
+{
+	size_t len = strlen(text), off = 0;
+	int fd = memfd_create(name, MFD_CLOEXEC);
+
+	if (fd == -1) {
+		log_warn("memfd_create");
+		return -1;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n <= 0) {
+			log_warn("memfd write");
+			close(fd);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	snprintf(path, pathsz, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+static int
+ctld_start_rpc(struct ctld *d)
+{
+	char ca_path[64], cert_path[64], key_path[64];
+	int fds[3] = { -1, -1, -1 }, rc = -1;
+	struct rpc_server_opts o;
+
+	if ((fds[0] = ctld_memfile("ca.crt", ca_cert_pem(d->ca), ca_path,
+	    sizeof(ca_path))) == -1 ||
+	    (fds[1] = ctld_memfile("server.crt", ca_server_cert_pem(d->ca),
+	    cert_path, sizeof(cert_path))) == -1 ||
+	    (fds[2] = ctld_memfile("server.key", ca_server_key_pem(d->ca),
+	    key_path, sizeof(key_path))) == -1)
+		goto out;
+	memset(&o, 0, sizeof(o));
+	o.listen = d->cfg.grpc_listen;
+	o.enroll_listen = d->cfg.enroll_listen;
+	o.tls.ca_file = ca_path;
+	o.tls.cert_file = cert_path;
+	o.tls.key_file = key_path;
+	if ((d->rpc = rpc_server_new(&o)) == NULL)
+		goto out;
+	if (session_register(d->sessions, d->rpc) == -1 ||
+	    rpc_server_start(d->rpc) == -1) {
+		rpc_server_free(d->rpc);
+		d->rpc = NULL;
+		goto out;
+	}
+	log_info("sessions on %s (port %d), enrollment on %s (port %d)",
+	    d->cfg.grpc_listen, rpc_server_port(d->rpc, false),
+	    d->cfg.enroll_listen, rpc_server_port(d->rpc, true));
+	rc = 0;
+out:
+	for (int i = 0; i < 3; i++)
+		if (fds[i] != -1) {
+			/* Wipe the key's only copy outside ca.c. */
+			if (i == 2 && ftruncate(fds[i], 0) == -1)
+				log_warn("memfd truncate");
+			close(fds[i]);
+		}
+	return rc;
+}
+
+static void
+ctld_hook_changed(void *arg, const uint64_t *ids, size_t n)
+{
+	session_notify(arg, ids, n);
+}
+
+static int
+ctld_start(struct ctld *d)
+{
+	struct ca_params cp;
+	struct store_opts so = { .backend = "sqlite", .path = d->cfg.database };
+	struct model_error err = { 0 };
+	struct session_params sp;
+	struct api_config ac;
+	const char *names[CONFIG_NAMES_MAX];
+	struct stat sb;
+	bool fresh = stat(d->cfg.database, &sb) == -1 && errno == ENOENT;
+	bool created = false;
+
+	for (unsigned i = 0; i < d->cfg.n_server_names; i++)
+		names[i] = d->cfg.server_names[i];
+	cp = (struct ca_params){ d->cfg.ca_dir, d->cfg.ca_key_passphrase_file,
+	    d->cfg.controller_name, names, d->cfg.n_server_names };
+	if ((d->ca = ca_open(&cp)) == NULL)
+		return -1;
+	if (store_open(&so, &d->st, &err) == -1 ||
+	    store_open(&so, &d->api_st, &err) == -1) {
+		log_warnx("database %s: %s", d->cfg.database, err.message);
+		return -1;
+	}
+	if (fresh && ctld_seed_defaults(d) == -1)
+		return -1;
+	if (auth_bootstrap(d->st, d->cfg.admin_token_file, &created) == -1)
+		return -1;
+	if (created)
+		log_info("first start: admin API token written to %s",
+		    d->cfg.admin_token_file);
+
+	memset(&sp, 0, sizeof(sp));
+	ctld_session_cfg(&d->cfg, &sp.cfg);
+	sp.st = d->st;
+	sp.ca = d->ca;
+	sp.metrics = &d->metrics;
+	if ((d->sessions = session_new(&sp)) == NULL)
+		return -1;
+	if (ctld_start_rpc(d) == -1)
+		return -1;
+
+	memset(&ac, 0, sizeof(ac));
+	ac.listen = d->cfg.http_listen;
+	ac.enroll_ttl_s = (int64_t)d->cfg.token_lifetime_s;
+	ac.hooks.arg = d->sessions;
+	ac.hooks.topology_changed = ctld_hook_changed;
+	ac.metrics = &d->metrics;
+	if ((d->api = api_start(&ac, d->api_st)) == NULL)
+		return -1;
+	log_info("REST API on %s (port %u)", d->cfg.http_listen,
+	    (unsigned)api_port(d->api));
+	return 0;
+}
+
+static void
+ctld_stop(struct ctld *d)
+{
+	/* The API first: it may still notify the sessions. */
+	api_stop(d->api);
+	d->api = NULL;
+	session_shutdown(d->sessions);
+	/* Lets the closing statuses go out, then frees every call. */
+	rpc_server_free(d->rpc);
+	d->rpc = NULL;
+	session_free(d->sessions);
+	d->sessions = NULL;
+	store_close(d->api_st);
+	store_close(d->st);
+	d->api_st = d->st = NULL;
+	ca_free(d->ca);
+	d->ca = NULL;
+}
+
+/*
+ * SIGHUP: parse the whole file into a fresh struct; only a complete,
+ * valid file replaces the running configuration.  Listeners, paths and
+ * the CA's names need a restart: a change there is logged, not applied.
+ */
+static void
+ctld_reload(struct ctld *d)
+{
+	struct config next;
+	struct session_config sc;
+
+	if (config_load(d->cfg_path, &next) == -1) {
+		log_warnx("reload: %s refused; keeping the running "
+		    "configuration", d->cfg_path);
+		return;
+	}
+	if (strcmp(next.grpc_listen, d->cfg.grpc_listen) != 0 ||
+	    strcmp(next.enroll_listen, d->cfg.enroll_listen) != 0 ||
+	    strcmp(next.http_listen, d->cfg.http_listen) != 0 ||
+	    strcmp(next.database, d->cfg.database) != 0 ||
+	    strcmp(next.ca_dir, d->cfg.ca_dir) != 0 ||
+	    strcmp(next.controller_name, d->cfg.controller_name) != 0 ||
+	    next.n_server_names != d->cfg.n_server_names ||
+	    memcmp(next.server_names, d->cfg.server_names,
+	    sizeof(next.server_names)) != 0)
+		log_warnx("reload: listeners, paths and certificate names "
+		    "take effect at the next restart");
+	/* Keep what needs a restart as it runs, take the rest. */
+	memcpy(next.grpc_listen, d->cfg.grpc_listen, sizeof(next.grpc_listen));
+	memcpy(next.enroll_listen, d->cfg.enroll_listen,
+	    sizeof(next.enroll_listen));
+	memcpy(next.http_listen, d->cfg.http_listen, sizeof(next.http_listen));
+	memcpy(next.database, d->cfg.database, sizeof(next.database));
+	memcpy(next.ca_dir, d->cfg.ca_dir, sizeof(next.ca_dir));
+	memcpy(next.controller_name, d->cfg.controller_name,
+	    sizeof(next.controller_name));
+	memcpy(next.server_names, d->cfg.server_names,
+	    sizeof(next.server_names));
+	next.n_server_names = d->cfg.n_server_names;
+	d->cfg = next;
+	log_setdebug(d->cfg.debug);
+	if (d->cfg.debug[0] == '\0')
+		log_setlevel(LOG_LVL_INFO);
+	ctld_session_cfg(&d->cfg, &sc);
+	session_reconfig(d->sessions, &sc);
+	log_info("reload: configuration from %s applied", d->cfg_path);
+}
+
+static void
+ctld_signal(struct ctld *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			log_info("signal %u: stopping", si.ssi_signo);
+			d->quit = true;
+			break;
+		case SIGHUP:
+			ctld_reload(d);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void
+ctld_loop(struct ctld *d)
+{
+	while (!d->quit) {
+		struct pollfd pfd[3] = {
+			{ .fd = d->sigfd, .events = POLLIN },
+			{ .fd = rpc_server_fd(d->rpc), .events = POLLIN },
+			{ .fd = session_wake_fd(d->sessions), .events = POLLIN },
+		};
+		int n = poll(pfd, 3, session_timeout_ms(d->sessions));
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("poll");
+			break;
+		}
+		if (pfd[0].revents & POLLIN)
+			ctld_signal(d);
+		if (pfd[1].revents & POLLIN)
+			rpc_server_dispatch(d->rpc);
+		if (pfd[2].revents & POLLIN)
+			session_wake(d->sessions);
+		session_tick(d->sessions);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctld *d;
+	sigset_t mask;
+	bool check = false;
+	int ch, rc = 1;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return 1;
+	d->cfg_path = "/etc/meshwan/controller.conf";
+	d->sigfd = -1;
+	while ((ch = getopt_long(argc, argv, "df:hnV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			d->foreground = true;
+			break;
+		case 'f':
+			d->cfg_path = optarg;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'V':
+			printf("meshwan-controller %s\n", CTLD_VERSION);
+			free(d);
+			return 0;
+		case 'h':
+			ctld_usage(stdout);
+			free(d);
+			return 0;
+		default:
+			ctld_usage(stderr);
+			free(d);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		ctld_usage(stderr);
+		free(d);
+		return 2;
+	}
+	log_init("meshwan-controller", d->foreground || check);
+	if (config_load(d->cfg_path, &d->cfg) == -1) {
+		log_warnx("%s: configuration refused", d->cfg_path);
+		free(d);
+		return 1;
+	}
+	if (check) {
+		config_print(&d->cfg, stdout);
+		free(d);
+		return 0;
+	}
+	if (log_setdebug(d->cfg.debug) == -1)
+		log_warnx("debug list too long; ignored");
+	if (!d->foreground && daemon(0, 0) == -1)
+		fatal("daemon");
+
+	/* Signals become events on the loop; none of them has a handler. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) == -1 ||
+	    (d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		fatal("signalfd");
+	signal(SIGPIPE, SIG_IGN);
+	umask(077);
+
+	log_info("meshwan-controller %s starting (config %s)", CTLD_VERSION,
+	    d->cfg_path);
+	if (ctld_start(d) == 0) {
+		log_info("ready");
+		ctld_loop(d);
+		rc = 0;
+	} else {
+		log_warnx("start-up failed");
+	}
+	ctld_stop(d);
+	close(d->sigfd);
+	log_info("stopped");
+	free(d);
+	return rc;
+}

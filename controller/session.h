@@ -1,0 +1,94 @@
+/*
+ * session.h — the controller's side of every edge's Session stream, and
+ * the state that feeds it: the compiled topology, each edge's current
+ * intent with a short history of what changed per version, acks and
+ * convergence hashes, peers' epoch keys, and the rekey (SA epoch)
+ * bookkeeping.  See controller/CONTROLLER.md, "Sessions".
+ *
+ * Threads: everything here runs on the daemon's event-loop thread (the
+ * rpc layer delivers its callbacks there), except session_notify(), which
+ * the REST API thread calls after a committed change: it only queues the
+ * site ids under a mutex and wakes the loop through session_wake_fd().
+ */
+#ifndef MESHWAN_CONTROLLER_SESSION_H
+#define MESHWAN_CONTROLLER_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct ca;
+struct metrics;
+struct rpc_server;
+struct rpc_unary;
+struct rpc_peer;
+
+struct sessions;
+
+/* The knobs of struct config that sessions use; copied, may change on
+ * SIGHUP through session_reconfig(). */
+struct session_config {
+	uint32_t coalesce_ms;
+	uint32_t keepalive_s;
+	uint32_t headless_grace_s;
+	uint32_t intent_history;   /* versions kept per edge for deltas */
+	uint64_t cert_lifetime_s;
+	char controller_name[65];
+};
+
+struct session_params {
+	struct session_config cfg;
+	struct store *st;          /* the loop's own connection; borrowed */
+	struct ca *ca;             /* borrowed */
+	struct metrics *metrics;   /* borrowed, may be NULL */
+};
+
+/*
+ * Load the model, compile it, persist any allocation change, and restore
+ * every edge's version: an edge whose last acked hash matches the rebuilt
+ * intent keeps its version (it gets nothing on reconnect); otherwise the
+ * version is bumped.  NULL on error (logged).  Free with session_free().
+ */
+struct sessions *session_new(const struct session_params *p);
+/* Close every stream (status UNAVAILABLE, "controller shutting down"),
+ * flush pending acks to the store.  Call before rpc_server_free. */
+void session_shutdown(struct sessions *s);
+void session_free(struct sessions *s);
+
+/* Register Edge.Session and Enrollment.Enroll on srv.  0 or -1. */
+int session_register(struct sessions *s, struct rpc_server *srv);
+
+void session_reconfig(struct sessions *s, const struct session_config *cfg);
+
+/*
+ * From any thread: the model changed for these sites (n == 0: everything,
+ * e.g. policy or crypto profile).  The loop recompiles after the
+ * coalescing delay.
+ */
+void session_notify(struct sessions *s, const uint64_t *site_ids, size_t n);
+/* eventfd that becomes readable after session_notify(). */
+int session_wake_fd(const struct sessions *s);
+/* Loop side: take the queued notifications. */
+void session_wake(struct sessions *s);
+
+/* Milliseconds until session_tick() has work, or -1 for none. */
+int session_timeout_ms(const struct sessions *s);
+/* Run due timers: coalesced recompiles, keepalives, ack flushes,
+ * resyncs after backpressure. */
+void session_tick(struct sessions *s);
+
+/*
+ * A certificate was issued for site_id (enrollment): remember it (peers'
+ * intents carry it) and queue a recompile of that site's peers.
+ */
+int session_cert_issued(struct sessions *s, uint64_t site_id,
+    const uint8_t *der, size_t len);
+
+/* For the Enrollment handler (enroll.c). */
+struct store *session_store(struct sessions *s);
+struct ca *session_ca(struct sessions *s);
+struct metrics *session_metrics(struct sessions *s);
+const struct session_config *session_cfg(const struct sessions *s);
+
+#endif
