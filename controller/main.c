@@ -31,6 +31,7 @@
 #include "controller/store.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "proto/pbconv.h"
 #include "proto/rpc.h"
 
 #define CTLD_VERSION "0.1.0"
@@ -171,6 +172,12 @@ ctld_start_rpc(struct ctld *d)
 	o.tls.ca_file = ca_path;
 	o.tls.cert_file = cert_path;
 	o.tls.key_file = key_path;
+	/*
+	 * A snapshot may be as large as pbconv accepts (16 MiB): the rpc
+	 * defaults (4 MiB per message, 8 MiB per queue) would refuse it.
+	 */
+	o.limits.max_message = PBCONV_MAX_SESSION_MSG;
+	o.limits.queue_bytes = 2 * PBCONV_MAX_SESSION_MSG;
 	if ((d->rpc = rpc_server_new(&o)) == NULL)
 		goto out;
 	if (session_register(d->sessions, d->rpc) == -1 ||

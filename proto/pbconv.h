@@ -1,29 +1,4 @@
 /*
- * Convergence hash of an intent, defined in proto/README.md:
- *   H = SHA-256(D0 || D(t1) || D(t2) || ...)
- * with D0 the SHA-256 of the protobuf encoding of the intent without its
- * tunnels and D(t) that of each Tunnel, in ascending tunnel id order.
- * Independent of the order of m->tunnels; changes with any field.  The
- * intent must be valid (msg_validate_intent).  0, or -1 (invalid intent,
- * or out of memory; logged).
- */
-int pbconv_intent_hash(const struct msg_intent *m,
-    uint8_t out[MSG_HASH_LEN]);
-
-/*
- * The same hash from digests the caller keeps, so that a controller with
- * thousands of tunnels per edge recomputes only the tunnels that changed:
- * digests holds m->n_tunnels * MSG_HASH_LEN bytes, the digest of
- * m->tunnels[i] (from pbconv_tunnel_digest) at digests + i * MSG_HASH_LEN.
- * Only the intent without its tunnels and the uniqueness of tunnel ids are
- * checked here; the digests are trusted.
- */
-int pbconv_tunnel_digest(const struct msg_tunnel *t,
-    uint8_t out[MSG_HASH_LEN]);
-int pbconv_intent_hash_digests(const struct msg_intent *m,
-    const uint8_t *digests, uint8_t out[MSG_HASH_LEN]);
-
-/*
  * pbconv.h — conversion between the wire encoding of meshwan.proto and the
  * C structs of proto/msg.h.
  *
@@ -87,13 +62,28 @@ int pbconv_decode_controller_message(const uint8_t *buf, size_t len,
     struct msg_controller_message *out, char *err, size_t errlen);
 
 /*
- * Convergence hash of an intent: SHA-256 over the canonical encoding
- * defined in proto/README.md (the protobuf encoding of the Intent message
- * with tunnels sorted by id).  Independent of the order of m->tunnels;
- * changes with any field.  The intent must be valid (msg_validate_intent).
- * 0, or -1 (invalid intent, or out of memory).
+ * Convergence hash of an intent, defined in proto/README.md:
+ *   H = SHA-256(D0 || D(t1) || D(t2) || ...)
+ * with D0 the SHA-256 of the protobuf encoding of the intent without its
+ * tunnels and D(t) that of each Tunnel, in ascending tunnel id order.
+ * Independent of the order of m->tunnels; changes with any field.  The
+ * intent must be valid (msg_validate_intent).  0, or -1 (invalid intent,
+ * or out of memory; logged).
  */
 int pbconv_intent_hash(const struct msg_intent *m,
     uint8_t out[MSG_HASH_LEN]);
+
+/*
+ * The same hash from digests the caller keeps, so that a controller with
+ * thousands of tunnels per edge recomputes only the tunnels that changed:
+ * digests holds m->n_tunnels * MSG_HASH_LEN bytes, the digest of
+ * m->tunnels[i] (from pbconv_tunnel_digest) at digests + i * MSG_HASH_LEN.
+ * Only the intent without its tunnels and the uniqueness of tunnel ids are
+ * checked here; the digests are trusted.
+ */
+int pbconv_tunnel_digest(const struct msg_tunnel *t,
+    uint8_t out[MSG_HASH_LEN]);
+int pbconv_intent_hash_digests(const struct msg_intent *m,
+    const uint8_t *digests, uint8_t out[MSG_HASH_LEN]);
 
 #endif
