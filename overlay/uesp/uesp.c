@@ -174,7 +174,7 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 	}
 	if ((t = uesp_tunnel_new(p)) == NULL)
 		return -ENOMEM;
-	if ((t->dev_fd = uesp_dev_open(p)) < 0) {
+	if ((t->dev_fd = uesp_dev_open(p, &t->vnet)) < 0) {
 		rc = t->dev_fd;
 		goto free_t;
 	}

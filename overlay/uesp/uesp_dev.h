@@ -11,6 +11,7 @@
 #ifndef MESHWAN_UESP_DEV_H
 #define MESHWAN_UESP_DEV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "overlay/overlay.h"
@@ -18,9 +19,11 @@
 /*
  * Create TUN (GRE) or TAP (VXLAN) p->ifname, non-blocking, with the inner
  * address/prefix and MTU set and the link up.  The device disappears when
- * the descriptor is closed.
+ * the descriptor is closed.  A TUN gets IFF_VNET_HDR with checksum and
+ * TCPv4 segmentation offload (every read and write then starts with a
+ * struct virtio_net_hdr, see uesp_gso.h); *vnet says whether it did.
  */
-int uesp_dev_open(const struct overlay_tunnel_params *p);
+int uesp_dev_open(const struct overlay_tunnel_params *p, bool *vnet);
 /* Set the MTU of an existing device: 0 or -errno. */
 int uesp_dev_set_mtu(const char *ifname, uint32_t mtu);
 

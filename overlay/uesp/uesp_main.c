@@ -5,7 +5,8 @@
  *
  * Control: SIGHUP re-reads the file and reconciles the running tunnels to
  * it (so a rekey is: edit the file, SIGHUP); SIGUSR1 writes statistics as
- * JSON to the --stats file (atomically, by rename); SIGINT/SIGTERM stop.
+ * JSON to the --stats file (atomically, by rename; also once at start, so
+ * its appearance says the process is ready); SIGINT/SIGTERM stop.
  * Signals are taken from a signalfd on the main thread; the data plane
  * runs on the backend's worker threads.
  */
@@ -45,7 +46,8 @@ uesp_main_usage(FILE *f)
 "JSON file CONFIG describes, until SIGINT or SIGTERM.\n"
 "\n"
 "  -n, --check        parse CONFIG, print it normalised (keys redacted), exit\n"
-"  -s, --stats FILE   on SIGUSR1, write statistics as JSON to FILE\n"
+"  -s, --stats FILE   write statistics as JSON to FILE once running (the\n"
+"                     tunnels are up and signals handled) and on SIGUSR1\n"
 "  -d, --debug LIST   debug logs for subsystems (e.g. uesp,null or all)\n"
 "  -b, --backend NAME overlay backend (uesp or null; default uesp)\n"
 "  -h, --help         this text\n"
@@ -179,6 +181,16 @@ main(int argc, char **argv)
 	bool check = false, running = true;
 	int ch, sfd, rc;
 
+	/* Blocked first thing (so a SIGUSR1 during start-up waits instead of
+	 * killing us) and before the workers start, so only the signalfd
+	 * sees them; they are read once the first apply is done. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return 1;
 	memset(&m, 0, sizeof(m));
 	log_init("meshwan-uesp", true);
 	while ((ch = getopt_long(argc, argv, "ns:d:b:h", longopts, NULL)) != -1) {
@@ -219,14 +231,7 @@ main(int argc, char **argv)
 	if ((m.ops = overlay_find(backend)) == NULL)
 		fatalx("unknown backend %s", backend);
 
-	/* Blocked before the workers start, so only the signalfd sees them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
-	    (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0)
+	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0)
 		fatal("signalfd");
 	signal(SIGPIPE, SIG_IGN);
 
@@ -239,6 +244,9 @@ main(int argc, char **argv)
 	m.generation = 1;
 	uesp_cfg_free(cfg);
 	log_info("running %u tunnels from %s", m.cur->ntunnels, m.config);
+	/* A first dump says "started, signals are handled" to whoever waits. */
+	if (m.stats_path != NULL)
+		uesp_main_stats(&m);
 
 	while (running) {
 		ssize_t r = read(sfd, &si, sizeof(si));

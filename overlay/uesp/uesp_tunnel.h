@@ -54,6 +54,7 @@ struct uesp_tunnel {
 	struct overlay_tunnel_params p;
 	struct overlay_addr src; /* outer source actually used (for IPv6 csum) */
 	int dev_fd;		/* TUN (GRE) or TAP (VXLAN); -1 in tests */
+	bool vnet;		/* dev_fd carries virtio_net_hdr (uesp_gso.h) */
 	int sock_fd;		/* UDP socket connected to the peer */
 	struct uesp_sa *in[UESP_SA_MAX];
 	struct uesp_sa *out[UESP_SA_MAX];

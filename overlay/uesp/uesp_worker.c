@@ -17,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "overlay/uesp/uesp_dev.h"
+#include "overlay/uesp/uesp_gso.h"
 
 
 struct uesp_cmd;
@@ -57,6 +58,10 @@ struct uesp_worker {
 
 	/* Batch buffers, allocated once. */
 	uint8_t (*buf)[UESP_BUF_LEN];
+	uint8_t *gsobuf;	/* one TUN super-packet with its vnet header */
+	struct uesp_gro *gro;	/* inbound segments being merged */
+	unsigned ntx;		/* messages prepared in msg[] (offload path) */
+	struct uesp_tunnel *txt; /* their tunnel */
 	struct iovec iov[UESP_BATCH];
 	struct mmsghdr msg[UESP_BATCH];
 };
@@ -134,6 +139,68 @@ uesp_worker_tx(struct uesp_worker *w, struct uesp_tunnel *t)
 	}
 }
 
+/* One segment of a super-packet: frame, seal, queue; send when full. */
+static void
+uesp_worker_tx_seg(void *arg, const uint8_t *seg, size_t len)
+{
+	struct uesp_worker *w = arg;
+	struct uesp_tunnel *t = w->txt;
+	uint8_t *dgram;
+	size_t dlen;
+	unsigned n = w->ntx;
+
+	if (len > UESP_INNER_MAX) {
+		t->st.drops.malformed++;
+		return;
+	}
+	memcpy(w->buf[n] + UESP_HEADROOM, seg, len);
+	if (uesp_tunnel_tx(t, w->buf[n], len, &dgram, &dlen) < 0)
+		return;
+	w->iov[n].iov_base = dgram;
+	w->iov[n].iov_len = dlen;
+	memset(&w->msg[n].msg_hdr, 0, sizeof(w->msg[n].msg_hdr));
+	w->msg[n].msg_hdr.msg_iov = &w->iov[n];
+	w->msg[n].msg_hdr.msg_iovlen = 1;
+	if (++w->ntx == UESP_BATCH) {
+		uesp_worker_send(w, t, w->ntx);
+		w->ntx = 0;
+	}
+}
+
+/* Outbound with TUN offloads: a few super-packets per event. */
+static void
+uesp_worker_tx_gso(struct uesp_worker *w, struct uesp_tunnel *t)
+{
+	const size_t hl = sizeof(struct virtio_net_hdr);
+	struct virtio_net_hdr h;
+	ssize_t r;
+	unsigned i;
+
+	w->txt = t;
+	w->ntx = 0;
+	for (i = 0; i < 8; i++) {
+		r = read(t->dev_fd, w->gsobuf, hl + UESP_GSO_MAX);
+		if (r <= 0) {
+			if (r < 0 && errno != EAGAIN && errno != EINTR)
+				t->st.drops.io++;
+			break;
+		}
+		if ((size_t)r <= hl) {
+			t->st.drops.malformed++;
+			continue;
+		}
+		memcpy(&h, w->gsobuf, hl);
+		if (uesp_gso_split(&h, w->gsobuf + hl, (size_t)r - hl,
+		    uesp_worker_tx_seg, w) < 0)
+			t->st.drops.malformed++;
+	}
+	if (w->ntx > 0)
+		uesp_worker_send(w, t, w->ntx);
+	if (i > 0)
+		t->last_tx_ms = w->now_ms;
+	w->ntx = 0;
+}
+
 static void
 uesp_worker_rx_prepare(struct uesp_worker *w)
 {
@@ -146,6 +213,36 @@ uesp_worker_rx_prepare(struct uesp_worker *w)
 		w->msg[i].msg_hdr.msg_iov = &w->iov[i];
 		w->msg[i].msg_hdr.msg_iovlen = 1;
 	}
+}
+
+static void
+uesp_worker_gro_flush(struct uesp_worker *w, struct uesp_tunnel *t)
+{
+	struct uesp_gro *g = w->gro;
+
+	if (g->len == 0)
+		return;
+	uesp_gso_coalesce_finish(g);
+	if (write(t->dev_fd, &g->h, sizeof(g->h) + g->len) < 0)
+		t->st.drops.io += g->nseg;
+	g->len = 0;
+}
+
+/* Deliver one inner packet: merged with the previous ones when it
+ * continues their TCP flow (TUN offloads), else written alone. */
+static void
+uesp_worker_deliver(struct uesp_worker *w, struct uesp_tunnel *t,
+    const uint8_t *inner, size_t ilen)
+{
+	if (!t->vnet) {
+		if (write(t->dev_fd, inner, ilen) < 0)
+			t->st.drops.io++;
+		return;
+	}
+	if (w->gro->len > 0 && uesp_gso_coalesce_add(w->gro, inner, ilen))
+		return;
+	uesp_worker_gro_flush(w, t);
+	uesp_gso_coalesce_start(w->gro, inner, ilen);
 }
 
 static void
@@ -171,9 +268,10 @@ uesp_worker_rx(struct uesp_worker *w, struct uesp_tunnel *t)
 		if (uesp_tunnel_rx(t, w->buf[i], w->msg[i].msg_len, &inner,
 		    &ilen) != 1)
 			continue;
-		if (write(t->dev_fd, inner, ilen) < 0)
-			t->st.drops.io++;
+		uesp_worker_deliver(w, t, inner, ilen);
 	}
+	if (t->vnet)
+		uesp_worker_gro_flush(w, t);
 }
 
 /* Datagrams on the shared port from a peer no tunnel is connected to. */
@@ -424,7 +522,10 @@ uesp_worker_main(void *arg)
 				uesp_worker_listen(w);
 				break;
 			case UESP_EV_DEV:
-				uesp_worker_tx(w, e->t);
+				if (e->t->vnet)
+					uesp_worker_tx_gso(w, e->t);
+				else
+					uesp_worker_tx(w, e->t);
 				break;
 			case UESP_EV_SOCK:
 				uesp_worker_rx(w, e->t);
@@ -474,8 +575,10 @@ uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd)
 	w->now_ms = w->last_tick_ms = util_mono_ms();
 	w->evfd = -1;
 	w->buf = calloc(UESP_BATCH, sizeof(*w->buf));
-	if (w->buf == NULL)
-		goto free_w;
+	w->gsobuf = malloc(sizeof(struct virtio_net_hdr) + UESP_GSO_MAX);
+	w->gro = calloc(1, sizeof(*w->gro));
+	if (w->buf == NULL || w->gsobuf == NULL || w->gro == NULL)
+		goto free_buf;
 	if ((w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		goto free_buf;
 	if ((w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
@@ -502,8 +605,9 @@ close_ev:
 close_ep:
 	close(w->ep);
 free_buf:
+	free(w->gro);
+	free(w->gsobuf);
 	free(w->buf);
-free_w:
 	log_warn("uesp: worker %u: start", index);
 	free(w);
 	return NULL;
@@ -523,7 +627,12 @@ uesp_worker_stop(struct uesp_worker *w)
 	close(w->evfd);
 	close(w->ep);
 	free(w->tunnels);
-	util_wipe(w->buf, UESP_BATCH * sizeof(*w->buf)); /* held plaintext */
+	/* They held plaintext. */
+	util_wipe(w->buf, UESP_BATCH * sizeof(*w->buf));
+	util_wipe(w->gsobuf, sizeof(struct virtio_net_hdr) + UESP_GSO_MAX);
+	util_wipe(w->gro, sizeof(*w->gro));
+	free(w->gro);
+	free(w->gsobuf);
 	free(w->buf);
 	free(w);
 }

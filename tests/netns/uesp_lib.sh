@@ -139,6 +139,13 @@ uesp_scenario() {
 	PA=$NS_PID
 	ns_bg "$B" env $UESP_ENV "$UESP" -s "$SB" "$CB"
 	PB=$NS_PID
+	# The first dump is written once the first apply is done (SAs in
+	# place: nothing is sent while a tunnel fails closed) and signals are
+	# handled; no signal may be sent before.
+	wait_until 30 test -s "$SA" || fail "A did not start"
+	wait_until 30 test -s "$SB" || fail "B did not start"
+	[ "$(uesp_q "$SA" '.tunnels[0].spi_out')" = 4097 ] || fail "A not ready"
+	[ "$(uesp_q "$SB" '.tunnels[0].spi_out')" = 4098 ] || fail "B not ready"
 	wait_until 10 uesp_ping "$A" 169.254.7.1 || fail "no ping across the tunnel"
 	ip netns exec "$A" ping -c 5 -i 0.2 -W 1 169.254.7.1 ||
 		fail "ping lost packets"

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "lib/log.h"
 #include "overlay/overlay.h"
 #include "overlay/uesp/uesp_encap.h"
+#include "overlay/uesp/uesp_gso.h"
 #include "overlay/uesp/uesp_tunnel.h"
 
 /* ---- framing ------------------------------------------------------------ */
@@ -156,6 +158,198 @@ test_vxlan_sport(void **state)
 	b = uesp_encap_vxlan_sport(f, sizeof(f));
 	assert_true(b >= 32768 && b < 61000);
 	assert_int_not_equal(a, b);
+}
+
+/* ---- TUN offloads: segmentation and coalescing --------------------------- */
+
+static uint32_t
+sum16(uint32_t s, const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		s += (uint32_t)(p[n - 1] << 8);
+	return s;
+}
+
+static uint16_t
+fold16(uint32_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)s;
+}
+
+static bool
+tcp_ok(const uint8_t *ip, size_t len)
+{
+	uint32_t s = sum16(0, ip + 12, 8) + 6 + (uint32_t)(len - 20);
+
+	return fold16(sum16(s, ip + 20, len - 20)) == 0xffff &&
+	    fold16(sum16(0, ip, 20)) == 0xffff;
+}
+
+/* IPv4 + TCP (20 + 12 bytes of timestamp option) + pay bytes of payload. */
+static size_t
+mk_tcp(uint8_t *p, size_t pay, uint32_t seq, uint8_t flags)
+{
+	size_t len = 20 + 32 + pay, i;
+
+	memset(p, 0, 52);
+	p[0] = 0x45;
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	p[4] = 0x12;
+	p[5] = 0x34;
+	p[6] = 0x40;		/* DF */
+	p[8] = 64;
+	p[9] = 6;
+	memcpy(p + 12, "\xa9\xfe\x00\x00\xa9\xfe\x00\x01", 8);
+	p[20] = 0x9c; p[21] = 0x40; p[22] = 0x14; p[23] = 0x51;
+	p[24] = (uint8_t)(seq >> 24); p[25] = (uint8_t)(seq >> 16);
+	p[26] = (uint8_t)(seq >> 8); p[27] = (uint8_t)seq;
+	p[28 + 3] = 7;		/* ack */
+	p[32] = 0x80;		/* data offset 8 words */
+	p[33] = flags;
+	p[34] = 0x01;		/* window */
+	memcpy(p + 40, "\x01\x01\x08\x0a\x00\x00\x00\x05\x00\x00\x00\x09", 12);
+	for (i = 0; i < pay; i++)
+		p[52 + i] = (uint8_t)(seq + i);
+	return len;
+}
+
+/* A valid TCP checksum, as a sender's kernel would have put it. */
+static void
+fix_tcp(uint8_t *p, size_t len)
+{
+	uint32_t s = sum16(0, p + 12, 8) + 6 + (uint32_t)(len - 20);
+
+	p[10] = p[11] = 0;
+	s = (uint16_t)~fold16(sum16(0, p, 20));
+	p[10] = (uint8_t)(s >> 8);
+	p[11] = (uint8_t)s;
+	p[36] = p[37] = 0;
+	s = sum16(0, p + 12, 8) + 6 + (uint32_t)(len - 20);
+	s = (uint16_t)~fold16(sum16(s, p + 20, len - 20));
+	p[36] = (uint8_t)(s >> 8);
+	p[37] = (uint8_t)s;
+}
+
+struct segs {
+	uint8_t seg[8][2048];
+	size_t len[8];
+	unsigned n;
+};
+
+static void
+collect(void *arg, const uint8_t *seg, size_t len)
+{
+	struct segs *s = arg;
+
+	assert_true(s->n < 8 && len <= 2048);
+	memcpy(s->seg[s->n], seg, len);
+	s->len[s->n++] = len;
+}
+
+static void
+test_gso_roundtrip(void **state)
+{
+	static uint8_t big[65536];
+	static struct segs s;
+	static struct uesp_gro g;
+	struct virtio_net_hdr h;
+	size_t len, i;
+	uint32_t partial;
+
+	/* A 5000-byte TSO super-packet with PSH, MSS 1400. */
+	len = mk_tcp(big, 5000, 1000, 0x18);
+	memset(&h, 0, sizeof(h));
+	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	h.gso_size = 1400;
+	h.hdr_len = 52;
+	h.csum_start = 20;
+	h.csum_offset = 16;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(uesp_gso_split(&h, big, len, collect, &s), 4);
+	for (i = 0; i < 4; i++) {
+		const uint8_t *p = s.seg[i];
+		size_t pay = i < 3 ? 1400 : 800;
+		uint32_t seq = 1000 + (uint32_t)i * 1400;
+
+		/* Ordinary MTU-sized packets: lengths, IP id, sequence,
+		 * flags (PSH only on the last), checksums all valid. */
+		assert_int_equal(s.len[i], 52 + pay);
+		assert_int_equal(p[2] << 8 | p[3], 52 + pay);
+		assert_int_equal(p[4] << 8 | p[5], 0x1234 + i);
+		assert_int_equal((uint32_t)p[24] << 24 | (uint32_t)p[25] << 16 |
+		    (uint32_t)p[26] << 8 | p[27], seq);
+		assert_int_equal(p[33], i < 3 ? 0x10 : 0x18);
+		assert_true(tcp_ok(p, s.len[i]));
+		assert_memory_equal(p + 52, big + 52 + i * 1400, pay);
+	}
+
+	/* Received back in order: one super-packet again. */
+	uesp_gso_coalesce_start(&g, s.seg[0], s.len[0]);
+	for (i = 1; i < 4; i++)
+		assert_true(uesp_gso_coalesce_add(&g, s.seg[i], s.len[i]));
+	uesp_gso_coalesce_finish(&g);
+	assert_int_equal(g.len, len);
+	assert_int_equal(g.nseg, 4);
+	assert_int_equal(g.h.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+	assert_int_equal(g.h.gso_size, 1400);
+	assert_int_equal(g.h.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	assert_int_equal(g.h.csum_start, 20);
+	assert_int_equal(g.h.csum_offset, 16);
+	assert_int_equal(g.h.hdr_len, 52);
+	assert_memory_equal(g.pkt + 52, big + 52, 5000);
+	assert_int_equal(g.pkt[33], 0x18);
+	assert_int_equal(fold16(sum16(0, g.pkt, 20)), 0xffff);
+	/* The checksum field holds the pseudo-header sum (offload form). */
+	partial = sum16(0, g.pkt + 12, 8) + 6 + (uint32_t)(len - 20);
+	assert_int_equal(g.pkt[36] << 8 | g.pkt[37], fold16(partial));
+
+	/* Out of order, another flow, a bad checksum, after PSH: no merge. */
+	uesp_gso_coalesce_start(&g, s.seg[0], s.len[0]);
+	assert_false(uesp_gso_coalesce_add(&g, s.seg[2], s.len[2]));
+	s.seg[1][36] ^= 1;
+	assert_false(uesp_gso_coalesce_add(&g, s.seg[1], s.len[1]));
+	s.seg[1][36] ^= 1;
+	s.seg[1][23] ^= 1;	/* destination port */
+	fix_tcp(s.seg[1], s.len[1]);
+	assert_false(uesp_gso_coalesce_add(&g, s.seg[1], s.len[1]));
+	uesp_gso_coalesce_start(&g, s.seg[3], s.len[3]); /* has PSH */
+	len = mk_tcp(big, 100, 1000 + 5000, 0x10);
+	fix_tcp(big, len);
+	assert_false(uesp_gso_coalesce_add(&g, big, len));
+	uesp_gso_coalesce_finish(&g);
+	assert_int_equal(g.h.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+	assert_int_equal(g.h.flags, 0);
+
+	/* Not GSO, checksum to complete: emitted once, checksum valid. */
+	len = mk_tcp(big, 300, 5, 0x10);
+	fix_tcp(big, len);
+	partial = sum16(0, big + 12, 8) + 6 + (uint32_t)(len - 20);
+	big[36] = (uint8_t)(fold16(partial) >> 8);
+	big[37] = (uint8_t)fold16(partial);
+	memset(&h, 0, sizeof(h));
+	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h.csum_start = 20;
+	h.csum_offset = 16;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(uesp_gso_split(&h, big, len, collect, &s), 1);
+	assert_true(tcp_ok(s.seg[0], s.len[0]));
+
+	/* GSO types not offered, and nonsense, are refused. */
+	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+	assert_int_equal(uesp_gso_split(&h, big, len, collect, &s), -1);
+	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	h.gso_size = 0;
+	assert_int_equal(uesp_gso_split(&h, big, len, collect, &s), -1);
+	h.gso_size = 1400;
+	assert_int_equal(uesp_gso_split(&h, big, 30, collect, &s), -1);
 }
 
 /* ---- tunnels ------------------------------------------------------------ */
@@ -482,6 +676,7 @@ main(void)
 		cmocka_unit_test(test_gre_push_pull),
 		cmocka_unit_test(test_vxlan_push_pull),
 		cmocka_unit_test(test_vxlan_sport),
+		cmocka_unit_test(test_gso_roundtrip),
 		cmocka_unit_test(test_spi_lookup_several),
 		cmocka_unit_test(test_tamper),
 		cmocka_unit_test(test_wrong_inner),
