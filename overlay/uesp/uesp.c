@@ -185,6 +185,10 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 		rc = t->sock_fd;
 		goto close_dev;
 	}
+	/* UDP segmentation/coalescing pair with the TUN offloads: one
+	 * super-packet becomes one send and, at the peer, one receive. */
+	t->udp_gso = t->vnet;
+	t->udp_gro = t->vnet && uesp_dev_udp_gro(t->sock_fd);
 	for (i = 1; i < c->nworkers; i++)
 		if (uesp_worker_ntunnels(c->workers[i]) <
 		    uesp_worker_ntunnels(c->workers[best]))

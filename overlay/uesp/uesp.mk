@@ -29,5 +29,6 @@ $(BUILD)/tests/unit/test_overlay_uesp: $(BUILD)/tests/unit/test_overlay_uesp.o \
 
 # Namespace tests (root): need the tool built first.
 TEST_BINS += $(BUILD)/overlay/uesp/meshwan-uesp
-TESTS     += tests/netns/uesp_gre.sh tests/netns/uesp_vxlan.sh \
+TESTS     += tests/netns/uesp_gre.sh tests/netns/uesp_gre_asan.sh \
+    tests/netns/uesp_vxlan.sh \
     tests/netns/uesp_tshark.sh

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -153,6 +154,14 @@ uesp_dev_getsrc(int fd, sa_family_t family, struct overlay_addr *src)
 		memcpy(src->bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
 	else
 		memcpy(src->bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+}
+
+bool
+uesp_dev_udp_gro(int fd)
+{
+	int one = 1;
+
+	return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
 }
 
 int

@@ -35,6 +35,8 @@ int uesp_dev_set_mtu(const char *ifname, uint32_t mtu);
 int uesp_dev_socket(const struct overlay_addr *local, uint16_t port,
     const struct overlay_addr *remote, uint16_t rport,
     struct overlay_addr *src);
+/* Ask for UDP_GRO (coalesced receive): true if the kernel agreed. */
+bool uesp_dev_udp_gro(int fd);
 /* Re-point a connected socket at a new peer: 0 or -errno. */
 int uesp_dev_reconnect(int fd, const struct overlay_addr *remote,
     uint16_t rport, struct overlay_addr *src);

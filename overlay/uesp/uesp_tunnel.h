@@ -55,6 +55,8 @@ struct uesp_tunnel {
 	struct overlay_addr src; /* outer source actually used (for IPv6 csum) */
 	int dev_fd;		/* TUN (GRE) or TAP (VXLAN); -1 in tests */
 	bool vnet;		/* dev_fd carries virtio_net_hdr (uesp_gso.h) */
+	bool udp_gso;		/* sock_fd sends with UDP_SEGMENT */
+	bool udp_gro;		/* sock_fd receives with UDP_GRO */
 	int sock_fd;		/* UDP socket connected to the peer */
 	struct uesp_sa *in[UESP_SA_MAX];
 	struct uesp_sa *out[UESP_SA_MAX];

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <netinet/udp.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -61,6 +62,15 @@ struct uesp_worker {
 	uint8_t *gsobuf;	/* one TUN super-packet with its vnet header */
 	struct uesp_gro *gro;	/* inbound segments being merged */
 	unsigned ntx;		/* messages prepared in msg[] (offload path) */
+	/* UDP_SEGMENT sends: groups of iov[] with their control buffers. */
+	struct mmsghdr smsg[UESP_BATCH];
+	unsigned sfirst[UESP_BATCH];
+	uint8_t scbuf[UESP_BATCH][CMSG_SPACE(sizeof(uint16_t))];
+	/* UDP_GRO receives. */
+	uint8_t (*big)[UESP_GRO_BUF];
+	struct iovec giov[UESP_GRO_BATCH];
+	struct mmsghdr gmsg[UESP_GRO_BATCH];
+	uint8_t gcbuf[UESP_GRO_BATCH][CMSG_SPACE(sizeof(int))];
 	struct uesp_tunnel *txt; /* their tunnel */
 	struct iovec iov[UESP_BATCH];
 	struct mmsghdr msg[UESP_BATCH];
@@ -81,11 +91,11 @@ uesp_worker_find(struct uesp_worker *w, uint64_t id, unsigned *idx)
 	return NULL;
 }
 
-/* Send the first n prepared messages on fd; failures counted as io. */
+/* Send prepared messages [off, n) one datagram each; failures counted. */
 static void
-uesp_worker_send(struct uesp_worker *w, struct uesp_tunnel *t, unsigned n)
+uesp_worker_send_plain(struct uesp_worker *w, struct uesp_tunnel *t,
+    unsigned off, unsigned n)
 {
-	unsigned off = 0;
 	int r;
 
 	while (off < n) {
@@ -106,6 +116,83 @@ uesp_worker_send(struct uesp_worker *w, struct uesp_tunnel *t, unsigned n)
 			return;
 		}
 		off += (unsigned)r;
+	}
+}
+
+/* Most datagrams UDP_SEGMENT takes in one send, and their total size. */
+#define UESP_GSO_SEGS	64
+#define UESP_GSO_BYTES	65000
+
+/*
+ * Send the first n prepared datagrams.  With UDP_SEGMENT, runs of equal
+ * size (the last may be shorter) go out as one message each: the kernel
+ * still puts the very same datagrams on the wire.
+ */
+static void
+uesp_worker_send(struct uesp_worker *w, struct uesp_tunnel *t, unsigned n)
+{
+	struct cmsghdr *cm;
+	struct msghdr *mh;
+	unsigned g = 0, s = 0, j, off = 0;
+	size_t size, total;
+	uint16_t seg;
+	int r;
+
+	if (!t->udp_gso) {
+		uesp_worker_send_plain(w, t, 0, n);
+		return;
+	}
+	while (s < n) {
+		size = w->iov[s].iov_len;
+		total = size;
+		for (j = s + 1; j < n && j - s < UESP_GSO_SEGS &&
+		    w->iov[j].iov_len <= size &&
+		    total + w->iov[j].iov_len <= UESP_GSO_BYTES; j++) {
+			total += w->iov[j].iov_len;
+			if (w->iov[j].iov_len < size) {
+				j++;
+				break;
+			}
+		}
+		mh = &w->smsg[g].msg_hdr;
+		memset(mh, 0, sizeof(*mh));
+		mh->msg_iov = &w->iov[s];
+		mh->msg_iovlen = j - s;
+		if (j - s > 1) {
+			mh->msg_control = w->scbuf[g];
+			mh->msg_controllen = sizeof(w->scbuf[g]);
+			cm = CMSG_FIRSTHDR(mh);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(seg));
+			seg = (uint16_t)size;
+			memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+		}
+		w->sfirst[g++] = s;
+		s = j;
+	}
+	while (off < g) {
+		r = sendmmsg(t->sock_fd, w->smsg + off, g - off, 0);
+		if (r >= 0) {
+			off += (unsigned)r;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) {
+			/* No segmentation offload on this path: say so once
+			 * and send one datagram per message from now on. */
+			log_warnx("uesp: tunnel %llu: UDP segmentation "
+			    "refused (%s), sending datagrams one by one",
+			    (unsigned long long)t->p.id, strerror(errno));
+			t->udp_gso = false;
+		} else if (errno != ECONNREFUSED) {
+			log_debug("uesp", "tunnel %llu: sendmmsg: %s",
+			    (unsigned long long)t->p.id, strerror(errno));
+		}
+		/* Whatever failed, the rest goes datagram by datagram. */
+		uesp_worker_send_plain(w, t, w->sfirst[off], n);
+		return;
 	}
 }
 
@@ -243,6 +330,60 @@ uesp_worker_deliver(struct uesp_worker *w, struct uesp_tunnel *t,
 		return;
 	uesp_worker_gro_flush(w, t);
 	uesp_gso_coalesce_start(w->gro, inner, ilen);
+}
+
+/* Inbound with UDP_GRO: each receive may hold several datagrams of
+ * gso_size bytes (the last shorter); each is opened on its own. */
+static void
+uesp_worker_rx_gro(struct uesp_worker *w, struct uesp_tunnel *t)
+{
+	struct cmsghdr *cm;
+	struct msghdr *mh;
+	uint8_t *inner;
+	size_t len, seg, off, slen, ilen;
+	int i, n, gs;
+
+	for (i = 0; i < UESP_GRO_BATCH; i++) {
+		w->giov[i].iov_base = w->big[i];
+		w->giov[i].iov_len = UESP_GRO_BUF;
+		mh = &w->gmsg[i].msg_hdr;
+		memset(mh, 0, sizeof(*mh));
+		mh->msg_iov = &w->giov[i];
+		mh->msg_iovlen = 1;
+		mh->msg_control = w->gcbuf[i];
+		mh->msg_controllen = sizeof(w->gcbuf[i]);
+	}
+	n = recvmmsg(t->sock_fd, w->gmsg, UESP_GRO_BATCH, MSG_DONTWAIT, NULL);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
+			t->st.drops.io++;
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		mh = &w->gmsg[i].msg_hdr;
+		len = w->gmsg[i].msg_len;
+		if (mh->msg_flags & MSG_TRUNC) {
+			t->st.drops.malformed++;
+			continue;
+		}
+		seg = len;
+		for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+			if (cm->cmsg_level == SOL_UDP &&
+			    cm->cmsg_type == UDP_GRO &&
+			    cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+				memcpy(&gs, CMSG_DATA(cm), sizeof(gs));
+				if (gs > 0)
+					seg = (size_t)gs;
+			}
+		}
+		for (off = 0; off < len; off += slen) {
+			slen = len - off < seg ? len - off : seg;
+			if (uesp_tunnel_rx(t, w->big[i] + off, slen, &inner,
+			    &ilen) == 1)
+				uesp_worker_deliver(w, t, inner, ilen);
+		}
+	}
+	uesp_worker_gro_flush(w, t);
 }
 
 static void
@@ -528,7 +669,10 @@ uesp_worker_main(void *arg)
 					uesp_worker_tx(w, e->t);
 				break;
 			case UESP_EV_SOCK:
-				uesp_worker_rx(w, e->t);
+				if (e->t->udp_gro)
+					uesp_worker_rx_gro(w, e->t);
+				else
+					uesp_worker_rx(w, e->t);
 				break;
 			}
 		}
@@ -577,7 +721,9 @@ uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd)
 	w->buf = calloc(UESP_BATCH, sizeof(*w->buf));
 	w->gsobuf = malloc(sizeof(struct virtio_net_hdr) + UESP_GSO_MAX);
 	w->gro = calloc(1, sizeof(*w->gro));
-	if (w->buf == NULL || w->gsobuf == NULL || w->gro == NULL)
+	w->big = calloc(UESP_GRO_BATCH, sizeof(*w->big));
+	if (w->buf == NULL || w->gsobuf == NULL || w->gro == NULL ||
+	    w->big == NULL)
 		goto free_buf;
 	if ((w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		goto free_buf;
@@ -605,6 +751,7 @@ close_ev:
 close_ep:
 	close(w->ep);
 free_buf:
+	free(w->big);
 	free(w->gro);
 	free(w->gsobuf);
 	free(w->buf);
@@ -631,6 +778,8 @@ uesp_worker_stop(struct uesp_worker *w)
 	util_wipe(w->buf, UESP_BATCH * sizeof(*w->buf));
 	util_wipe(w->gsobuf, sizeof(struct virtio_net_hdr) + UESP_GSO_MAX);
 	util_wipe(w->gro, sizeof(*w->gro));
+	util_wipe(w->big, UESP_GRO_BATCH * sizeof(*w->big));
+	free(w->big);
 	free(w->gro);
 	free(w->gsobuf);
 	free(w->buf);

@@ -25,6 +25,8 @@
 #include "overlay/uesp/uesp_tunnel.h"
 
 #define UESP_BATCH 64		/* packets per recvmmsg/sendmmsg */
+#define UESP_GRO_BATCH 8	/* coalesced (UDP_GRO) receives per recvmmsg */
+#define UESP_GRO_BUF 65536	/* one coalesced receive */
 
 struct uesp_worker;
 

@@ -18,9 +18,39 @@
 # old SAs gone, the new ones carrying the traffic, iperf3 complete.
 #
 # Variables: ENCAP (gre|vxlan), UESP (the meshwan-uesp binary),
-# UESP_ENV (environment for it, e.g. ASAN_OPTIONS=...).
+# UESP_ENV (environment for it, e.g. ASAN_OPTIONS=...); or call
+# uesp_use_sanitizers first, and uesp_check_sanitizers at the end.
 
 . "$MESHWAN_TOP/tests/lib/netns.sh"
+
+# Use the AddressSanitizer/UBSan build of meshwan-uesp (built into
+# build-san/ unless the suite already runs from a sanitizer build); any
+# report, leak included, fails the test in uesp_check_sanitizers or when
+# the process exits non-zero.
+uesp_use_sanitizers() {
+	cd "$MESHWAN_TOP" || fail "no $MESHWAN_TOP"
+	case "${BUILD:-build}" in
+	build-san*) _san=$BUILD ;;
+	*)
+		_san=build-san
+		make -s SANITIZE=address,undefined BUILD=$_san \
+		    $_san/overlay/uesp/meshwan-uesp >/dev/null ||
+			fail "could not build the sanitizer build of meshwan-uesp"
+		;;
+	esac
+	UESP=$MESHWAN_TOP/$_san/overlay/uesp/meshwan-uesp
+	SANLOG=$(mktemp -d "${TMPDIR:-/tmp}/uesp-san.XXXXXX")
+	NS_CLEANUP_EXTRA='rm -rf "$SANLOG"'
+	UESP_ENV="ASAN_OPTIONS=detect_leaks=1:exitcode=23:log_path=$SANLOG/asan UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=23:log_path=$SANLOG/ubsan"
+}
+
+uesp_check_sanitizers() {
+	if ls "$SANLOG"/* >/dev/null 2>&1; then
+		cat "$SANLOG"/*
+		fail "sanitizer reports"
+	fi
+	echo "no sanitizer reports"
+}
 
 uesp_hex() {
 	od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'
