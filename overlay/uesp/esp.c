@@ -320,6 +320,7 @@ esp_open(struct esp_sa *sa, uint8_t *pkt, size_t len, uint8_t **payload,
 
 	/* Authenticated: the sender really used this number. */
 	replay_update(&sa->rw, s);
+	sa->st.seq = sa->rw.top;
 
 	padlen = ct[ct_len - 2];
 	if (padlen + 2 > ct_len)
@@ -328,7 +329,6 @@ esp_open(struct esp_sa *sa, uint8_t *pkt, size_t len, uint8_t **payload,
 		if (ct[ct_len - 2 - padlen + i] != (uint8_t)(i + 1))
 			return esp_fail(sa, ESP_ERR_PAD);
 
-	sa->st.seq = sa->rw.top;
 	sa->st.packets++;
 	sa->st.bytes += ct_len - 2 - padlen;
 	*payload = ct;

@@ -123,6 +123,8 @@ replay_update(struct replay_window *w, uint64_t seq64)
 		else
 			replay_clear(w, w->top + 1, (uint32_t)diff);
 		w->top = seq64;
+	} else if (w->top - seq64 >= w->size) {
+		return;		/* left of the window: its slot is another's */
 	}
 	i = (uint32_t)(seq64 % w->size);
 	w->bitmap[i / 32] |= 1u << (i % 32);

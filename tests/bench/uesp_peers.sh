@@ -81,8 +81,11 @@ for p in $ONLY; do
 	veth)
 		measure veth "$UB" "$UA" || failed=1 ;;
 	tinc|nebula|strongswan|uesp)
+		# A peer may use other overlay addresses (uesp: a /31).
+		PEER_DST=$OB
+		PEER_SRC=$OA
 		if "peer_${p}_start"; then
-			measure "$p" "$OB" "$OA" || failed=1
+			measure "$p" "$PEER_DST" "$PEER_SRC" || failed=1
 		else
 			echo "bench: $p: not measured (set-up failed, see above)"
 			failed=1
