@@ -32,3 +32,10 @@ TEST_BINS += $(BUILD)/overlay/uesp/meshwan-uesp
 TESTS     += tests/netns/uesp_gre.sh tests/netns/uesp_gre_asan.sh \
     tests/netns/uesp_vxlan.sh \
     tests/netns/uesp_tshark.sh
+
+# The inbound path past ESP (decapsulation, coalescing) and TUN
+# segmentation under libFuzzer (make fuzz; run briefly by make test).
+FUZZ_TARGETS += uesp_rx
+FUZZ_uesp_rx_SRCS := tests/fuzz/fuzz_uesp_rx.c overlay/overlay.c \
+    overlay/null.c $(UESP_SRCS) $(ESP_SRCS) $(LIB_SRCS)
+FUZZ_uesp_rx_LIBS := $(LIBS_CRYPTO) -lpthread
