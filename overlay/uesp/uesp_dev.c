@@ -74,9 +74,10 @@ uesp_dev_open(const struct overlay_tunnel_params *p, bool *vnet)
 		log_warn("uesp: open /dev/net/tun");
 		return -err;
 	}
-	*vnet = p->encap == OVERLAY_ENCAP_GRE;
+	*vnet = true;
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_NO_PI | (*vnet ? IFF_TUN | IFF_VNET_HDR : IFF_TAP);
+	ifr.ifr_flags = IFF_NO_PI | IFF_VNET_HDR |
+	    (p->encap == OVERLAY_ENCAP_GRE ? IFF_TUN : IFF_TAP);
 	(void)util_strcpy(ifr.ifr_name, sizeof(ifr.ifr_name), p->ifname);
 	if ((rc = uesp_dev_ioctl(fd, TUNSETIFF, &ifr, "create device")) < 0)
 		goto close_fd;

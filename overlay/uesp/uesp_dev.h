@@ -19,8 +19,8 @@
 /*
  * Create TUN (GRE) or TAP (VXLAN) p->ifname, non-blocking, with the inner
  * address/prefix and MTU set and the link up.  The device disappears when
- * the descriptor is closed.  A TUN gets IFF_VNET_HDR with checksum and
- * TCPv4 segmentation offload (every read and write then starts with a
+ * the descriptor is closed.  The device gets IFF_VNET_HDR with checksum
+ * and TCPv4 segmentation offload (every read and write then starts with a
  * struct virtio_net_hdr, see uesp_gso.h); *vnet says whether it did.
  */
 int uesp_dev_open(const struct overlay_tunnel_params *p, bool *vnet);

@@ -88,11 +88,24 @@ gso_tcp_csum_ok(const uint8_t *ip, size_t ihl, size_t len)
 	    len - ihl)) == 0xffff;
 }
 
+/* Is the frame at pkt an IPv4 packet after l2 bytes of Ethernet header? */
+static bool
+gso_ipv4_at(const uint8_t *pkt, size_t len, size_t l2)
+{
+	if (len < l2 + 20)
+		return false;
+	if (l2 == 14 && gso_get16(pkt + 12) != 0x0800)
+		return false;
+	return (pkt[l2] >> 4) == 4;
+}
+
 int
 uesp_gso_split(const struct virtio_net_hdr *h, uint8_t *pkt, size_t len,
-    void (*emit)(void *arg, const uint8_t *seg, size_t seglen), void *arg)
+    size_t l2, void (*emit)(void *arg, const uint8_t *seg, size_t seglen),
+    void *arg)
 {
 	uint8_t seg[UESP_GSO_MAX];
+	const uint8_t *ip = pkt + l2;
 	size_t ihl, thl, hdr, pay, off, chunk, cs, co;
 	uint32_t seq;
 	uint16_t id, mss;
@@ -113,29 +126,30 @@ uesp_gso_split(const struct virtio_net_hdr *h, uint8_t *pkt, size_t len,
 	}
 	if ((h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_TCPV4)
 		return -1;
-	if (len < 40 || (pkt[0] >> 4) != 4 || pkt[9] != 6)
+	if (!gso_ipv4_at(pkt, len, l2) || len < l2 + 40 || ip[9] != 6)
 		return -1;
-	ihl = (size_t)(pkt[0] & 0x0f) * 4;
-	if (ihl < 20 || len < ihl + 20)
+	ihl = (size_t)(ip[0] & 0x0f) * 4;
+	if (ihl < 20 || len < l2 + ihl + 20)
 		return -1;
-	thl = (size_t)(pkt[ihl + 12] >> 4) * 4;
-	hdr = ihl + thl;
+	thl = (size_t)(ip[ihl + 12] >> 4) * 4;
+	hdr = l2 + ihl + thl;
 	mss = h->gso_size;
 	if (thl < 20 || len <= hdr || mss == 0 || hdr + mss > sizeof(seg))
 		return -1;
 	pay = len - hdr;
-	seq = gso_get32(pkt + ihl + 4);
-	id = gso_get16(pkt + 4);
+	seq = gso_get32(ip + ihl + 4);
+	id = gso_get16(ip + 4);
 	for (off = 0; off < pay; off += chunk, n++) {
-		uint8_t *tcp = seg + ihl;
-		uint8_t flags = pkt[ihl + 13];
+		uint8_t *sip = seg + l2;
+		uint8_t *tcp = sip + ihl;
+		uint8_t flags = ip[ihl + 13];
 
 		chunk = pay - off < mss ? pay - off : mss;
 		memcpy(seg, pkt, hdr);
 		memcpy(seg + hdr, pkt + hdr + off, chunk);
-		gso_put16(seg + 2, (uint16_t)(hdr + chunk));
-		gso_put16(seg + 4, (uint16_t)(id + n));
-		gso_ip_csum(seg);
+		gso_put16(sip + 2, (uint16_t)(ihl + thl + chunk));
+		gso_put16(sip + 4, (uint16_t)(id + n));
+		gso_ip_csum(sip);
 		gso_put32(tcp + 4, seq + (uint32_t)off);
 		if (off + chunk < pay)
 			flags &= (uint8_t)~(TCP_FIN | TCP_PSH);
@@ -144,15 +158,15 @@ uesp_gso_split(const struct virtio_net_hdr *h, uint8_t *pkt, size_t len,
 		tcp[13] = flags;
 		gso_put16(tcp + 16, 0);
 		gso_put16(tcp + 16, (uint16_t)~gso_fold(gso_sum(
-		    gso_pseudo(seg, thl + chunk), tcp, thl + chunk)));
+		    gso_pseudo(sip, thl + chunk), tcp, thl + chunk)));
 		emit(arg, seg, hdr + chunk);
 	}
 	return n;
 }
 
-/* An IPv4 TCP segment we may merge: header lengths, or false. */
+/* An IPv4 TCP segment (at p) we may merge: header length, or false. */
 static bool
-gso_mergeable(const uint8_t *p, size_t len, size_t *ihl, size_t *thl)
+gso_mergeable(const uint8_t *p, size_t len, size_t *thl)
 {
 	if (len < 40 || p[0] != 0x45 || p[9] != 6)
 		return false;
@@ -160,41 +174,46 @@ gso_mergeable(const uint8_t *p, size_t len, size_t *ihl, size_t *thl)
 		return false;
 	if (gso_get16(p + 2) != len)
 		return false;
-	*ihl = 20;
 	*thl = (size_t)(p[20 + 12] >> 4) * 4;
-	if (*thl < 20 || len <= *ihl + *thl)	/* header only: not merged */
+	if (*thl < 20 || len <= 20 + *thl)	/* header only: not merged */
 		return false;
 	if ((p[20 + 13] & ~(TCP_ACK | TCP_PSH)) != 0 ||
 	    !(p[20 + 13] & TCP_ACK))
 		return false;
-	return gso_tcp_csum_ok(p, *ihl, len);
+	return gso_tcp_csum_ok(p, 20, len);
 }
 
 void
-uesp_gso_coalesce_start(struct uesp_gro *g, const uint8_t *pkt, size_t len)
+uesp_gso_coalesce_start(struct uesp_gro *g, size_t l2, const uint8_t *pkt,
+    size_t len)
 {
-	size_t ihl, thl;
+	size_t thl;
 
 	memcpy(g->pkt, pkt, len);
 	g->len = len;
+	g->l2 = l2;
 	g->nseg = 1;
 	g->closed = true;
-	if (gso_mergeable(pkt, len, &ihl, &thl)) {
-		g->mss = (uint16_t)(len - ihl - thl);
-		g->closed = (pkt[ihl + 13] & TCP_PSH) != 0;
+	if (len >= l2 && gso_ipv4_at(pkt, len, l2) &&
+	    gso_mergeable(pkt + l2, len - l2, &thl)) {
+		g->mss = (uint16_t)(len - l2 - 20 - thl);
+		g->closed = (pkt[l2 + 20 + 13] & TCP_PSH) != 0;
 	}
 }
 
 bool
-uesp_gso_coalesce_add(struct uesp_gro *g, const uint8_t *q, size_t len)
+uesp_gso_coalesce_add(struct uesp_gro *g, const uint8_t *frame, size_t len)
 {
-	const uint8_t *p = g->pkt;
-	size_t ihl, thl, pay, have;
+	const size_t l2 = g->l2;
+	const uint8_t *p = g->pkt + l2, *q = frame + l2;
+	size_t thl, pay, have;
 
-	if (g->closed || !gso_mergeable(q, len, &ihl, &thl))
+	if (g->closed || len < l2 || !gso_ipv4_at(frame, len, l2) ||
+	    memcmp(g->pkt, frame, l2) != 0 ||
+	    !gso_mergeable(q, len - l2, &thl))
 		return false;
-	pay = len - ihl - thl;
-	have = g->len - ihl - thl;
+	pay = len - l2 - 20 - thl;
+	have = g->len - l2 - 20 - thl;
 	/* Same flow and header: addresses, TOS, TTL, DF, ports, header
 	 * length, ack, window, options; the next byte in sequence. */
 	if (p[1] != q[1] || p[8] != q[8] || p[6] != q[6] ||
@@ -207,13 +226,14 @@ uesp_gso_coalesce_add(struct uesp_gro *g, const uint8_t *q, size_t len)
 		return false;
 	if (gso_get32(q + 24) != gso_get32(p + 24) + (uint32_t)have)
 		return false;
-	if (pay > g->mss || g->len + pay > sizeof(g->pkt))
+	if (pay > g->mss || g->len + pay > sizeof(g->pkt) ||
+	    g->len - l2 + pay > UESP_GSO_MAX)
 		return false;
-	memcpy(g->pkt + g->len, q + ihl + thl, pay);
+	memcpy(g->pkt + g->len, q + 20 + thl, pay);
 	g->len += pay;
 	g->nseg++;
 	if (q[20 + 13] & TCP_PSH) {
-		g->pkt[20 + 13] |= TCP_PSH;
+		g->pkt[l2 + 20 + 13] |= TCP_PSH;
 		g->closed = true;
 	}
 	if (pay < g->mss)
@@ -224,21 +244,22 @@ uesp_gso_coalesce_add(struct uesp_gro *g, const uint8_t *q, size_t len)
 void
 uesp_gso_coalesce_finish(struct uesp_gro *g)
 {
-	size_t thl;
+	uint8_t *ip = g->pkt + g->l2;
+	size_t thl, iplen = g->len - g->l2;
 
 	memset(&g->h, 0, sizeof(g->h));
 	if (g->nseg < 2)
 		return;		/* sent as it came, checksums as they were */
-	thl = (size_t)(g->pkt[20 + 12] >> 4) * 4;
-	gso_put16(g->pkt + 2, (uint16_t)g->len);
-	gso_ip_csum(g->pkt);
+	thl = (size_t)(ip[20 + 12] >> 4) * 4;
+	gso_put16(ip + 2, (uint16_t)iplen);
+	gso_ip_csum(ip);
 	/* Checksum offload: the field holds the pseudo-header sum; every
 	 * merged segment's own checksum was verified in gso_mergeable. */
-	gso_put16(g->pkt + 20 + 16, gso_fold(gso_pseudo(g->pkt, g->len - 20)));
+	gso_put16(ip + 20 + 16, gso_fold(gso_pseudo(ip, iplen - 20)));
 	g->h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	g->h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
-	g->h.hdr_len = (uint16_t)(20 + thl);
+	g->h.hdr_len = (uint16_t)(g->l2 + 20 + thl);
 	g->h.gso_size = g->mss;
-	g->h.csum_start = 20;
+	g->h.csum_start = (uint16_t)(g->l2 + 20);
 	g->h.csum_offset = 16;
 }

@@ -266,7 +266,7 @@ uesp_worker_tx_gso(struct uesp_worker *w, struct uesp_tunnel *t)
 	w->txt = t;
 	w->ntx = 0;
 	for (i = 0; i < 8; i++) {
-		r = read(t->dev_fd, w->gsobuf, hl + UESP_GSO_MAX);
+		r = read(t->dev_fd, w->gsobuf, hl + UESP_GSO_L2 + UESP_GSO_MAX);
 		if (r <= 0) {
 			if (r < 0 && errno != EAGAIN && errno != EINTR)
 				t->st.drops.io++;
@@ -278,6 +278,7 @@ uesp_worker_tx_gso(struct uesp_worker *w, struct uesp_tunnel *t)
 		}
 		memcpy(&h, w->gsobuf, hl);
 		if (uesp_gso_split(&h, w->gsobuf + hl, (size_t)r - hl,
+		    t->p.encap == OVERLAY_ENCAP_VXLAN ? UESP_GSO_L2 : 0,
 		    uesp_worker_tx_seg, w) < 0)
 			t->st.drops.malformed++;
 	}
@@ -329,7 +330,12 @@ uesp_worker_deliver(struct uesp_worker *w, struct uesp_tunnel *t,
 	if (w->gro->len > 0 && uesp_gso_coalesce_add(w->gro, inner, ilen))
 		return;
 	uesp_worker_gro_flush(w, t);
-	uesp_gso_coalesce_start(w->gro, inner, ilen);
+	if (ilen > sizeof(w->gro->pkt)) {
+		t->st.drops.malformed++;
+		return;
+	}
+	uesp_gso_coalesce_start(w->gro,
+	    t->p.encap == OVERLAY_ENCAP_VXLAN ? UESP_GSO_L2 : 0, inner, ilen);
 }
 
 /* Inbound with UDP_GRO: each receive may hold several datagrams of
@@ -719,7 +725,8 @@ uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd)
 	w->now_ms = w->last_tick_ms = util_mono_ms();
 	w->evfd = -1;
 	w->buf = calloc(UESP_BATCH, sizeof(*w->buf));
-	w->gsobuf = malloc(sizeof(struct virtio_net_hdr) + UESP_GSO_MAX);
+	w->gsobuf = malloc(sizeof(struct virtio_net_hdr) + UESP_GSO_L2 +
+	    UESP_GSO_MAX);
 	w->gro = calloc(1, sizeof(*w->gro));
 	w->big = calloc(UESP_GRO_BATCH, sizeof(*w->big));
 	if (w->buf == NULL || w->gsobuf == NULL || w->gro == NULL ||
@@ -776,7 +783,8 @@ uesp_worker_stop(struct uesp_worker *w)
 	free(w->tunnels);
 	/* They held plaintext. */
 	util_wipe(w->buf, UESP_BATCH * sizeof(*w->buf));
-	util_wipe(w->gsobuf, sizeof(struct virtio_net_hdr) + UESP_GSO_MAX);
+	util_wipe(w->gsobuf, sizeof(struct virtio_net_hdr) + UESP_GSO_L2 +
+	    UESP_GSO_MAX);
 	util_wipe(w->gro, sizeof(*w->gro));
 	util_wipe(w->big, UESP_GRO_BATCH * sizeof(*w->big));
 	free(w->big);

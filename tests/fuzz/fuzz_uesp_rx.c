@@ -161,7 +161,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((b = malloc(n ? n : 1)) == NULL)
 			return 0;
 		memcpy(b, data + sizeof(h), n);
-		(void)uesp_gso_split(&h, b, n, fuzz_emit, NULL);
+		(void)uesp_gso_split(&h, b, n, sel ? UESP_GSO_L2 : 0, fuzz_emit,
+		    NULL);
 		free(b);
 		return 0;
 	}
@@ -186,12 +187,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (uesp_tunnel_rx(t, b, plen, &inner, &ilen) == 1) {
 		if (inner < b || inner + ilen > b + plen)
 			abort();	/* delivery must stay inside the packet */
-		if (ilen <= UESP_GSO_MAX &&
+		if (ilen <= sizeof(fuzz_gro.pkt) &&
 		    (fuzz_gro.len == 0 ||
 		    !uesp_gso_coalesce_add(&fuzz_gro, inner, ilen))) {
 			if (fuzz_gro.len > 0)
 				uesp_gso_coalesce_finish(&fuzz_gro);
-			uesp_gso_coalesce_start(&fuzz_gro, inner, ilen);
+			uesp_gso_coalesce_start(&fuzz_gro, sel ? UESP_GSO_L2 : 0,
+			    inner, ilen);
 		}
 	}
 	free(b);

@@ -273,7 +273,7 @@ test_gso_roundtrip(void **state)
 	h.csum_start = 20;
 	h.csum_offset = 16;
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(uesp_gso_split(&h, big, len, collect, &s), 4);
+	assert_int_equal(uesp_gso_split(&h, big, len, 0, collect, &s), 4);
 	for (i = 0; i < 4; i++) {
 		const uint8_t *p = s.seg[i];
 		size_t pay = i < 3 ? 1400 : 800;
@@ -292,7 +292,7 @@ test_gso_roundtrip(void **state)
 	}
 
 	/* Received back in order: one super-packet again. */
-	uesp_gso_coalesce_start(&g, s.seg[0], s.len[0]);
+	uesp_gso_coalesce_start(&g, 0, s.seg[0], s.len[0]);
 	for (i = 1; i < 4; i++)
 		assert_true(uesp_gso_coalesce_add(&g, s.seg[i], s.len[i]));
 	uesp_gso_coalesce_finish(&g);
@@ -312,7 +312,7 @@ test_gso_roundtrip(void **state)
 	assert_int_equal(g.pkt[36] << 8 | g.pkt[37], fold16(partial));
 
 	/* Out of order, another flow, a bad checksum, after PSH: no merge. */
-	uesp_gso_coalesce_start(&g, s.seg[0], s.len[0]);
+	uesp_gso_coalesce_start(&g, 0, s.seg[0], s.len[0]);
 	assert_false(uesp_gso_coalesce_add(&g, s.seg[2], s.len[2]));
 	s.seg[1][36] ^= 1;
 	assert_false(uesp_gso_coalesce_add(&g, s.seg[1], s.len[1]));
@@ -320,7 +320,7 @@ test_gso_roundtrip(void **state)
 	s.seg[1][23] ^= 1;	/* destination port */
 	fix_tcp(s.seg[1], s.len[1]);
 	assert_false(uesp_gso_coalesce_add(&g, s.seg[1], s.len[1]));
-	uesp_gso_coalesce_start(&g, s.seg[3], s.len[3]); /* has PSH */
+	uesp_gso_coalesce_start(&g, 0, s.seg[3], s.len[3]); /* has PSH */
 	len = mk_tcp(big, 100, 1000 + 5000, 0x10);
 	fix_tcp(big, len);
 	assert_false(uesp_gso_coalesce_add(&g, big, len));
@@ -339,17 +339,63 @@ test_gso_roundtrip(void **state)
 	h.csum_start = 20;
 	h.csum_offset = 16;
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(uesp_gso_split(&h, big, len, collect, &s), 1);
+	assert_int_equal(uesp_gso_split(&h, big, len, 0, collect, &s), 1);
 	assert_true(tcp_ok(s.seg[0], s.len[0]));
 
 	/* GSO types not offered, and nonsense, are refused. */
 	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
-	assert_int_equal(uesp_gso_split(&h, big, len, collect, &s), -1);
+	assert_int_equal(uesp_gso_split(&h, big, len, 0, collect, &s), -1);
 	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
 	h.gso_size = 0;
-	assert_int_equal(uesp_gso_split(&h, big, len, collect, &s), -1);
+	assert_int_equal(uesp_gso_split(&h, big, len, 0, collect, &s), -1);
 	h.gso_size = 1400;
-	assert_int_equal(uesp_gso_split(&h, big, 30, collect, &s), -1);
+	assert_int_equal(uesp_gso_split(&h, big, 30, 0, collect, &s), -1);
+}
+
+/* The same through a TAP: an Ethernet header before IP. */
+static void
+test_gso_tap(void **state)
+{
+	static uint8_t big[65536];
+	static struct segs s;
+	static struct uesp_gro g;
+	struct virtio_net_hdr h;
+	size_t len, i;
+
+	memcpy(big, "\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
+	    "\x08\x00", 14);
+	len = 14 + mk_tcp(big + 14, 3000, 77, 0x10);
+	memset(&h, 0, sizeof(h));
+	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+	h.gso_size = 1400;
+	h.hdr_len = 14 + 52;
+	h.csum_start = 34;
+	h.csum_offset = 16;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(uesp_gso_split(&h, big, len, UESP_GSO_L2, collect,
+	    &s), 3);
+	for (i = 0; i < 3; i++) {
+		assert_memory_equal(s.seg[i], big, 14);
+		assert_true(tcp_ok(s.seg[i] + 14, s.len[i] - 14));
+	}
+	uesp_gso_coalesce_start(&g, UESP_GSO_L2, s.seg[0], s.len[0]);
+	assert_true(uesp_gso_coalesce_add(&g, s.seg[1], s.len[1]));
+	s.seg[2][5] ^= 1;	/* another destination MAC: not merged */
+	assert_false(uesp_gso_coalesce_add(&g, s.seg[2], s.len[2]));
+	s.seg[2][5] ^= 1;
+	assert_true(uesp_gso_coalesce_add(&g, s.seg[2], s.len[2]));
+	uesp_gso_coalesce_finish(&g);
+	assert_int_equal(g.len, len);
+	assert_memory_equal(g.pkt + 66, big + 66, 3000);
+	assert_int_equal(g.h.csum_start, 34);
+	assert_int_equal(g.h.hdr_len, 66);
+	assert_int_equal(g.h.gso_size, 1400);
+
+	/* An ARP frame (not IPv4) is not segmented as TCP. */
+	big[13] = 0x06;
+	assert_int_equal(uesp_gso_split(&h, big, len, UESP_GSO_L2, collect,
+	    &s), -1);
 }
 
 /* ---- tunnels ------------------------------------------------------------ */
@@ -677,6 +723,7 @@ main(void)
 		cmocka_unit_test(test_vxlan_push_pull),
 		cmocka_unit_test(test_vxlan_sport),
 		cmocka_unit_test(test_gso_roundtrip),
+		cmocka_unit_test(test_gso_tap),
 		cmocka_unit_test(test_spi_lookup_several),
 		cmocka_unit_test(test_tamper),
 		cmocka_unit_test(test_wrong_inner),
