@@ -89,6 +89,13 @@ struct overlay_init_params {
 	struct overlay_addr bind; /* local outer address to listen on; unset = any */
 	unsigned workers;	/* data-plane threads; 0 = one per online CPU */
 	unsigned keepalive_s;	/* NAT keepalive interval on idle tunnels; 0 = 20 */
+	/*
+	 * Send every datagram on its own even where the kernel could take a
+	 * run of them in one segmentation-offload send (same bytes on the
+	 * wire either way): for captures on the sending host, which would
+	 * otherwise show the unsegmented run, and for paths that mishandle it.
+	 */
+	bool no_udp_gso;
 };
 
 struct overlay_tunnel_params {

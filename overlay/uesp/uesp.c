@@ -187,7 +187,7 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 	}
 	/* UDP segmentation/coalescing pair with the TUN offloads: one
 	 * super-packet becomes one send and, at the peer, one receive. */
-	t->udp_gso = t->vnet;
+	t->udp_gso = t->vnet && !c->p.no_udp_gso;
 	t->udp_gro = t->vnet && uesp_dev_udp_gro(t->sock_fd);
 	for (i = 1; i < c->nworkers; i++)
 		if (uesp_worker_ntunnels(c->workers[i]) <

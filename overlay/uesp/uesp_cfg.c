@@ -423,7 +423,7 @@ static int
 cfg_top(struct cfg_where *w, json_t *root, struct uesp_cfg *c)
 {
 	static const char *const keys[] = { "port", "bind", "workers",
-	    "keepalive", "tunnels", NULL };
+	    "keepalive", "udp_gso", "tunnels", NULL };
 	json_t *tunnels, *v;
 	uint64_t n;
 	size_t i, j;
@@ -448,6 +448,13 @@ cfg_top(struct cfg_where *w, json_t *root, struct uesp_cfg *c)
 	if (cfg_uint(w, root, "keepalive", false, 1, 3600, &n) < 0)
 		return -1;
 	c->init.keepalive_s = (unsigned)n;
+	if ((v = json_object_get(root, "udp_gso")) != NULL) {
+		if (!json_is_boolean(v)) {
+			cfg_err(w, "\"udp_gso\" must be true or false");
+			return -1;
+		}
+		c->init.no_udp_gso = !json_is_true(v);
+	}
 	tunnels = json_object_get(root, "tunnels");
 	if (tunnels == NULL || !json_is_array(tunnels)) {
 		cfg_err(w, "\"tunnels\" must be an array");
@@ -599,11 +606,12 @@ uesp_cfg_print(const struct uesp_cfg *c, FILE *out)
 		json_object_set_new(t, "sas", sas);
 		json_array_append_new(tunnels, t);
 	}
-	root = json_pack("{s:I,s:s,s:I,s:I,s:o}",
+	root = json_pack("{s:I,s:s,s:I,s:I,s:b,s:o}",
 	    "port", (json_int_t)c->init.udp_port,
 	    "bind", overlay_addr_str(&c->init.bind, a, sizeof(a)),
 	    "workers", (json_int_t)c->init.workers,
 	    "keepalive", (json_int_t)c->init.keepalive_s,
+	    "udp_gso", !c->init.no_udp_gso,
 	    "tunnels", tunnels);
 	if (root == NULL)
 		return -1;

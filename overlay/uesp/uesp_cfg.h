@@ -7,6 +7,7 @@
  *
  * The file (JSON; every field checked, unknown fields refused):
  *   { "port": 4500, "bind": "ADDR", "workers": 0, "keepalive": 20,
+ *     "udp_gso": true,
  *     "tunnels": [ { "id": 1, "device": "uesp0", "encap": "gre"|"vxlan",
  *       "vni": 42, "local": "ADDR", "remote": "ADDR", "remote_port": 4500,
  *       "inner": "169.254.0.0/31", "peer": "169.254.0.1", "mtu": 1400,
@@ -17,6 +18,7 @@
  *                  "replay_window": 1024,
  *                  "soft": {"bytes":0,"packets":0,"seconds":0},
  *                  "hard": {...} } ] } ] }
+ * The top-level options apply at start only (a reload keeps them).
  * Only remote and inner/peer/mtu/device/id/sas are required per tunnel
  * (and vni for VXLAN); spi_out may be left out when the tunnel has exactly
  * one outbound SA.  The key bytes stay in memory only while needed and are

@@ -10,16 +10,19 @@
 #   +----------------------------+                   +----------------------------+
 #                                                       tshark captures on vb
 #
-# Both tunnels carry pings; tshark, given the test's keys in its esp_sa
-# table, decrypts the ESP-in-UDP-4500 packets itself and must find
-# GRE/IPv4/ICMP in tunnel 1 and UDP/VXLAN/Ethernet/IPv4/ICMP in tunnel 2,
-# with ICVs that verify and no malformed packet or expert error.
+# Both tunnels carry pings and a short TCP transfer (which goes through
+# uesp's TUN/TAP offload path: userspace segmentation, coalescing); tshark,
+# given the test's keys in its esp_sa table, decrypts the ESP-in-UDP-4500
+# packets itself and must find GRE/IPv4/ICMP+TCP in tunnel 1 and
+# UDP/VXLAN/Ethernet/IPv4/ICMP+TCP in tunnel 2, every IP/TCP/UDP checksum
+# good, ICVs that verify, no malformed packet or expert error.  The tools
+# run with "udp_gso": false so the capture shows datagrams one by one.
 set -u
 . "$MESHWAN_TOP/tests/lib/netns.sh"
 UESP=$MESHWAN_TOP/${BUILD:-build}/overlay/uesp/meshwan-uesp
 
 ns_init
-ns_need jq ping tshark od
+ns_need jq ping tshark od iperf3 ss
 [ -x "$UESP" ] || fail "$UESP not built"
 A=$(ns_name ta)
 B=$(ns_name tb)
@@ -61,7 +64,7 @@ EOS
 		echo "{\"dir\": \"$1\", \"spi\": $_spi, \"cipher\": \"$2\", \"esn\": $4, \"key\": \"$_k\", \"salt\": \"$_s\"}"
 	}
 	cat <<EOC
-{ "workers": 1, "tunnels": [
+{ "workers": 1, "udp_gso": false, "tunnels": [
   { "id": 1, "device": "ug", "encap": "gre", "local": "$l1", "remote": "$r1",
     "inner": "$i1", "peer": "$p1", "mtu": 1400,
     "sas": [ $(sa out aes-gcm-256 "$o1" true), $(sa in aes-gcm-256 "$n1" true) ] },
@@ -99,17 +102,29 @@ wait_until 10 ping_ok 169.254.8.1 || fail "no ping through GRE tunnel"
 wait_until 10 ping_ok 169.254.9.1 || fail "no ping through VXLAN tunnel"
 ip netns exec "$A" ping -c 3 -i 0.2 169.254.8.1 >/dev/null || fail "GRE ping"
 ip netns exec "$A" ping -c 3 -i 0.2 169.254.9.1 >/dev/null || fail "VXLAN ping"
-# Stop the capture only once it holds every echo (dumpcap lags a little).
-echoes() {
-	[ "$(tshark -r "$cap" -Y 'udp.port == 4500' 2>/dev/null | wc -l)" -ge "$1" ]
+listening() { ip netns exec "$B" ss -Hltn "sport = :$1" | grep -q LISTEN; }
+for dst in 169.254.8.1 169.254.9.1; do
+	ns_bg "$B" iperf3 -s -1 -B "$dst" -p 5202
+	wait_until 10 listening 5202 || fail "iperf3 server"
+	ip netns exec "$A" iperf3 -c "$dst" -p 5202 -n 300K >/dev/null ||
+		fail "TCP transfer to $dst"
+	wait "$NS_PID"
+done
+# A last ping of a size used nowhere else marks the end: once its reply
+# is in the file, so is everything before it (dumpcap lags a little).
+ip netns exec "$A" ping -c 1 -s 999 169.254.8.1 >/dev/null || fail "marker ping"
+marker() {
+	HOME=$NS_TMP/home tshark -r "$cap" -o esp.enable_encryption_decode:TRUE \
+	    -Y 'icmp.type == 0 && ip.len == 1027' 2>/dev/null | grep -q .
 }
-wait_until 10 echoes 18 || fail "capture incomplete"
+wait_until 15 marker || fail "capture incomplete"
 kill -INT "$PT"
 wait "$PT"
 
 dec() {
 	HOME=$NS_TMP/home XDG_CONFIG_HOME=$NS_TMP/home/.config tshark -r "$cap" \
-	    -o esp.enable_encryption_decode:TRUE "$@" 2>"$NS_TMP/tshark.err"
+	    -o esp.enable_encryption_decode:TRUE -o ip.check_checksum:TRUE \
+	    -o tcp.check_checksum:TRUE "$@" 2>"$NS_TMP/tshark.err"
 }
 deca() {
 	dec -o esp.enable_authentication_check:TRUE "$@"
@@ -124,17 +139,27 @@ grer=$(dec -Y 'udp.port == 4500 && esp && gre && icmp.type == 0 && ip.src == 169
 vx=$(dec -Y 'udp.port == 4500 && esp && vxlan.vni == 4243 && eth && icmp.type == 8 && ip.dst == 169.254.9.1' | wc -l)
 vxr=$(dec -Y 'udp.port == 4500 && esp && vxlan.vni == 4243 && eth && icmp.type == 0 && ip.src == 169.254.9.1' | wc -l)
 arp=$(dec -Y 'esp && vxlan && arp' | wc -l)
-# 0x600000 is Wireshark's PI_WARN: warnings and errors count as bad.
-badf='_ws.malformed || _ws.expert.severity >= 0x600000 || esp.icv_bad == 1'
+tgre=$(dec -Y 'esp && gre && tcp.len > 0 && tcp.checksum.status == 1 && ip.len#2 <= 1400' | wc -l)
+tvx=$(dec -Y 'esp && vxlan && tcp.len > 0 && tcp.checksum.status == 1 && ip.len#2 <= 1400' | wc -l)
+big=$(dec -Y 'esp && ip.len#2 > 1400' | wc -l)
+# 0x800000 is Wireshark's PI_ERROR (bad checksums are errors; TCP
+# analysis notes such as window updates are only warnings or less).
+# The outer UDP checksum is not checked: on veth the kernel leaves it to
+# "hardware", so a capture shows it unfinished.
+badf='_ws.malformed || _ws.expert.severity >= 0x800000 || esp.icv_bad == 1 ||
+    ip.checksum.status == 0 || tcp.checksum.status == 0'
 bad=$(dec -Y "$badf" | wc -l)
 nodec=$(dec -Y 'esp && !gre && !vxlan' | wc -l)
 icv_good=$(deca -Y 'esp.spi == 4355 || esp.spi == 4356' -T fields -e esp.icv_good | grep -c 1)
 icv_all=$(deca -Y 'esp.spi == 4355 || esp.spi == 4356' | wc -l)
-echo "ESP packets $esp; GRE echo $gre/$grer; VXLAN echo $vx/$vxr; ARP in VXLAN $arp; bad $bad; undecoded $nodec; ICV verified by tshark $icv_good/$icv_all"
+echo "ESP packets $esp; GRE echo $gre/$grer; VXLAN echo $vx/$vxr; ARP in VXLAN $arp; TCP data segments GRE $tgre VXLAN $tvx; inner packets over the MTU $big; bad $bad; undecoded $nodec; ICV verified by tshark $icv_good/$icv_all"
 [ -s "$NS_TMP/tshark.err" ] && { cat "$NS_TMP/tshark.err"; }
 [ "$gre" -ge 4 ] && [ "$grer" -ge 4 ] || fail "tshark did not decode GRE/IPv4/ICMP"
 [ "$vx" -ge 4 ] && [ "$vxr" -ge 4 ] || fail "tshark did not decode VXLAN/Ethernet/IPv4/ICMP"
 [ "$arp" -ge 1 ] || fail "no ARP seen inside VXLAN"
+[ "$tgre" -ge 50 ] || fail "too few good TCP segments in GRE"
+[ "$tvx" -ge 50 ] || fail "too few good TCP segments in VXLAN"
+[ "$big" = 0 ] || fail "inner packets larger than the tunnel MTU on the wire"
 [ "$bad" = 0 ] || { dec -Y "$badf" -V | head -80; fail "malformed or expert warnings"; }
 [ "$nodec" = 0 ] || fail "ESP packets tshark could not decrypt"
 [ "$icv_all" -ge 8 ] && [ "$icv_good" = "$icv_all" ] ||
