@@ -44,17 +44,51 @@ gso_put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
+/*
+ * RFC 1071 sum of p[0..n) as big-endian 16-bit words, added to s (not
+ * folded).  It runs for every byte uesp segments or merges, so it sums
+ * eight bytes at a time in host order and swaps once at the end (the
+ * one's complement sum commutes with byte swapping, RFC 1071 §2(B)).
+ */
 static uint32_t
 gso_sum(uint32_t s, const uint8_t *p, size_t n)
 {
-	while (n > 1) {
-		s += (uint32_t)(p[0] << 8 | p[1]);
+	uint64_t acc = 0, v8;
+	uint16_t v2 = 0, r;
+
+	while (n >= 8) {
+		memcpy(&v8, p, 8);
+		acc += v8;
+		if (acc < v8)
+			acc++;		/* end-around carry */
+		p += 8;
+		n -= 8;
+	}
+	while (n >= 2) {
+		memcpy(&v2, p, 2);
+		acc += v2;
+		if (acc < v2)
+			acc++;
 		p += 2;
 		n -= 2;
 	}
-	if (n == 1)
-		s += (uint32_t)(p[0] << 8);
-	return s;
+	if (n == 1) {
+		v2 = 0;
+		memcpy(&v2, p, 1);	/* zero-padded, in memory order */
+		acc += v2;
+		if (acc < v2)
+			acc++;
+	}
+	acc = (acc & 0xffffffffu) + (acc >> 32);
+	acc = (acc & 0xffffffffu) + (acc >> 32);
+	acc = (acc & 0xffff) + (acc >> 16);
+	acc = (acc & 0xffff) + (acc >> 16);
+	acc = (acc & 0xffff) + (acc >> 16);
+	r = (uint16_t)acc;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	r = (uint16_t)(r << 8 | r >> 8);
+#endif
+	return s + r;
 }
 
 static uint16_t

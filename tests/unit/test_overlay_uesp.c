@@ -329,7 +329,7 @@ test_gso_roundtrip(void **state)
 	assert_int_equal(g.h.flags, 0);
 
 	/* Not GSO, checksum to complete: emitted once, checksum valid. */
-	len = mk_tcp(big, 300, 5, 0x10);
+	len = mk_tcp(big, 301, 5, 0x10);	/* odd length */
 	fix_tcp(big, len);
 	partial = sum16(0, big + 12, 8) + 6 + (uint32_t)(len - 20);
 	big[36] = (uint8_t)(fold16(partial) >> 8);
