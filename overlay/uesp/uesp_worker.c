@@ -372,6 +372,10 @@ uesp_worker_rx_gro(struct uesp_worker *w, struct uesp_tunnel *t)
 			t->st.drops.malformed++;
 			continue;
 		}
+		if (len == 0) {
+			t->st.drops.malformed++;	/* as on the plain path */
+			continue;
+		}
 		seg = len;
 		for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
 			if (cm->cmsg_level == SOL_UDP &&
