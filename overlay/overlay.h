@@ -178,8 +178,9 @@ struct overlay_ops {
 	int (*tunnel_add)(void *ctx, const struct overlay_tunnel_params *p);
 	/*
 	 * Change a tunnel in place (remote address/port after NAT rebinding,
-	 * MTU); SAs and counters stay.  Fields that name the device or the
-	 * encapsulation cannot change in place: -EINVAL (delete and add).
+	 * MTU); SAs and counters stay.  The device name, local address,
+	 * encapsulation, VNI and inner addresses cannot change in place:
+	 * -EINVAL (delete and add).
 	 */
 	int (*tunnel_update)(void *ctx, const struct overlay_tunnel_params *p);
 	/* Deletes the tunnel, its device and all its SAs. */

@@ -103,6 +103,16 @@ test_null_records(void **state)
 	assert_int_equal(o->sa_del(ctx, 7, 4096, OVERLAY_DIR_OUT), 0);
 	assert_int_equal(o->tunnel_stats(ctx, 7, &ts), 0);
 	assert_int_equal(ts.spi_out, 0);
+	/* What needs a new device is refused in place (not recorded). */
+	tp.encap = OVERLAY_ENCAP_VXLAN;
+	tp.vni = 5;
+	assert_int_equal(o->tunnel_update(ctx, &tp), -EINVAL);
+	tp.encap = OVERLAY_ENCAP_GRE;
+	tp.vni = 0;
+	assert_int_equal(overlay_addr_parse("169.254.0.2", &tp.inner_local), 0);
+	assert_int_equal(o->tunnel_update(ctx, &tp), -EINVAL);
+	assert_int_equal(o->tunnel_update(ctx, &(struct overlay_tunnel_params){
+	    .id = 99 }), -EINVAL);
 	assert_int_equal(o->tunnel_del(ctx, 7), 0);
 	assert_int_equal(o->tunnel_del(ctx, 7), -ENOENT);
 
