@@ -174,7 +174,7 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 	}
 	if ((t = uesp_tunnel_new(p)) == NULL)
 		return -ENOMEM;
-	if ((t->dev_fd = uesp_dev_open(p, &t->vnet)) < 0) {
+	if ((t->dev_fd = uesp_dev_open(p)) < 0) {
 		rc = t->dev_fd;
 		goto free_t;
 	}
@@ -187,8 +187,8 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 	}
 	/* UDP segmentation/coalescing pair with the TUN offloads: one
 	 * super-packet becomes one send and, at the peer, one receive. */
-	t->udp_gso = t->vnet && !c->p.no_udp_gso;
-	t->udp_gro = t->vnet && uesp_dev_udp_gro(t->sock_fd);
+	t->udp_gso = !c->p.no_udp_gso;
+	t->udp_gro = uesp_dev_udp_gro(t->sock_fd);
 	for (i = 1; i < c->nworkers; i++)
 		if (uesp_worker_ntunnels(c->workers[i]) <
 		    uesp_worker_ntunnels(c->workers[best]))

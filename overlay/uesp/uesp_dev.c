@@ -60,7 +60,7 @@ uesp_dev_set_mtu(const char *ifname, uint32_t mtu)
 }
 
 int
-uesp_dev_open(const struct overlay_tunnel_params *p, bool *vnet)
+uesp_dev_open(const struct overlay_tunnel_params *p)
 {
 	struct ifreq ifr;
 	uint8_t mask[4];
@@ -74,7 +74,6 @@ uesp_dev_open(const struct overlay_tunnel_params *p, bool *vnet)
 		log_warn("uesp: open /dev/net/tun");
 		return -err;
 	}
-	*vnet = true;
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = IFF_NO_PI | IFF_VNET_HDR |
 	    (p->encap == OVERLAY_ENCAP_GRE ? IFF_TUN : IFF_TAP);
@@ -82,7 +81,7 @@ uesp_dev_open(const struct overlay_tunnel_params *p, bool *vnet)
 	if ((rc = uesp_dev_ioctl(fd, TUNSETIFF, &ifr, "create device")) < 0)
 		goto close_fd;
 	/* Without it the kernel segments itself: slower, still correct. */
-	if (*vnet && ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) < 0)
+	if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) < 0)
 		log_warn("uesp: %s: TUN offloads not available", p->ifname);
 	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
 		rc = -errno;

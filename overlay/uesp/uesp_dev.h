@@ -21,9 +21,9 @@
  * address/prefix and MTU set and the link up.  The device disappears when
  * the descriptor is closed.  The device gets IFF_VNET_HDR with checksum
  * and TCPv4 segmentation offload (every read and write then starts with a
- * struct virtio_net_hdr, see uesp_gso.h); *vnet says whether it did.
+ * struct virtio_net_hdr, see uesp_gso.h).
  */
-int uesp_dev_open(const struct overlay_tunnel_params *p, bool *vnet);
+int uesp_dev_open(const struct overlay_tunnel_params *p);
 /* Set the MTU of an existing device: 0 or -errno. */
 int uesp_dev_set_mtu(const char *ifname, uint32_t mtu);
 

@@ -53,8 +53,8 @@ struct uesp_tunnel_ev {
 struct uesp_tunnel {
 	struct overlay_tunnel_params p;
 	struct overlay_addr src; /* outer source actually used (for IPv6 csum) */
-	int dev_fd;		/* TUN (GRE) or TAP (VXLAN); -1 in tests */
-	bool vnet;		/* dev_fd carries virtio_net_hdr (uesp_gso.h) */
+	int dev_fd;		/* TUN (GRE) or TAP (VXLAN), with a virtio_net_hdr
+				 * before every packet (uesp_gso.h); -1 in tests */
 	bool udp_gso;		/* sock_fd sends with UDP_SEGMENT */
 	bool udp_gro;		/* sock_fd receives with UDP_GRO */
 	int sock_fd;		/* UDP socket connected to the peer */

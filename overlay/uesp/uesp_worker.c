@@ -196,36 +196,6 @@ uesp_worker_send(struct uesp_worker *w, struct uesp_tunnel *t, unsigned n)
 	}
 }
 
-static void
-uesp_worker_tx(struct uesp_worker *w, struct uesp_tunnel *t)
-{
-	uint8_t *dgram;
-	size_t dlen;
-	ssize_t r;
-	unsigned i, n = 0;
-
-	for (i = 0; i < UESP_BATCH; i++) {
-		r = read(t->dev_fd, w->buf[n] + UESP_HEADROOM, UESP_INNER_MAX);
-		if (r <= 0) {
-			if (r < 0 && errno != EAGAIN && errno != EINTR)
-				t->st.drops.io++;
-			break;
-		}
-		if (uesp_tunnel_tx(t, w->buf[n], (size_t)r, &dgram, &dlen) < 0)
-			continue;
-		w->iov[n].iov_base = dgram;
-		w->iov[n].iov_len = dlen;
-		memset(&w->msg[n].msg_hdr, 0, sizeof(w->msg[n].msg_hdr));
-		w->msg[n].msg_hdr.msg_iov = &w->iov[n];
-		w->msg[n].msg_hdr.msg_iovlen = 1;
-		n++;
-	}
-	if (n > 0) {
-		uesp_worker_send(w, t, n);
-		t->last_tx_ms = w->now_ms;
-	}
-}
-
 /* One segment of a super-packet: frame, seal, queue; send when full. */
 static void
 uesp_worker_tx_seg(void *arg, const uint8_t *seg, size_t len)
@@ -254,9 +224,13 @@ uesp_worker_tx_seg(void *arg, const uint8_t *seg, size_t len)
 	}
 }
 
-/* Outbound with TUN offloads: a few super-packets per event. */
+/*
+ * Outbound: a few device reads per event, each a packet or a TCP
+ * super-packet (TSO) that is cut into MTU-sized segments, each sealed;
+ * the datagrams leave in batches (uesp_worker_send).
+ */
 static void
-uesp_worker_tx_gso(struct uesp_worker *w, struct uesp_tunnel *t)
+uesp_worker_tx(struct uesp_worker *w, struct uesp_tunnel *t)
 {
 	const size_t hl = sizeof(struct virtio_net_hdr);
 	struct virtio_net_hdr h;
@@ -317,16 +291,11 @@ uesp_worker_gro_flush(struct uesp_worker *w, struct uesp_tunnel *t)
 }
 
 /* Deliver one inner packet: merged with the previous ones when it
- * continues their TCP flow (TUN offloads), else written alone. */
+ * continues their TCP flow, else written on its own (after them). */
 static void
 uesp_worker_deliver(struct uesp_worker *w, struct uesp_tunnel *t,
     const uint8_t *inner, size_t ilen)
 {
-	if (!t->vnet) {
-		if (write(t->dev_fd, inner, ilen) < 0)
-			t->st.drops.io++;
-		return;
-	}
 	if (w->gro->len > 0 && uesp_gso_coalesce_add(w->gro, inner, ilen))
 		return;
 	uesp_worker_gro_flush(w, t);
@@ -421,8 +390,7 @@ uesp_worker_rx(struct uesp_worker *w, struct uesp_tunnel *t)
 			continue;
 		uesp_worker_deliver(w, t, inner, ilen);
 	}
-	if (t->vnet)
-		uesp_worker_gro_flush(w, t);
+	uesp_worker_gro_flush(w, t);
 }
 
 /* Datagrams on the shared port from a peer no tunnel is connected to. */
@@ -679,10 +647,7 @@ uesp_worker_main(void *arg)
 				uesp_worker_listen(w);
 				break;
 			case UESP_EV_DEV:
-				if (e->t->vnet)
-					uesp_worker_tx_gso(w, e->t);
-				else
-					uesp_worker_tx(w, e->t);
+				uesp_worker_tx(w, e->t);
 				break;
 			case UESP_EV_SOCK:
 				if (e->t->udp_gro)
