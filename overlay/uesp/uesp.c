@@ -1,0 +1,351 @@
+/*
+ * uesp.c — the userspace ESP backend behind overlay_ops.
+ *
+ * The control side: validates parameters, creates the kernel objects of a
+ * tunnel (uesp_dev.c), keys SAs (esp.c), and hands everything to the worker
+ * that owns the tunnel (uesp_worker.c).  Tunnels go to the least loaded
+ * worker; a tunnel never moves, so its SAs are only ever used by one
+ * thread.  Works on kernels without ESP, which is why it exists.
+ */
+#include "overlay/overlay.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+#include "overlay/uesp/uesp_dev.h"
+#include "overlay/uesp/uesp_tunnel.h"
+#include "overlay/uesp/uesp_worker.h"
+
+#define UESP_WORKERS_MAX 64
+
+struct uesp_ref {
+	uint64_t id;
+	unsigned worker;
+	char ifname[IFNAMSIZ];
+	struct overlay_addr local, remote; /* the socket's 4-tuple */
+	uint16_t remote_port;
+};
+
+struct uesp_ctx {
+	struct overlay_init_params p;
+	int listen_fd;
+	struct uesp_worker *workers[UESP_WORKERS_MAX];
+	unsigned nworkers;
+	struct uesp_ref *refs;	/* which worker owns which tunnel */
+	size_t nrefs, caprefs;
+};
+
+static struct uesp_ref *
+uesp_ref_find(struct uesp_ctx *c, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < c->nrefs; i++)
+		if (c->refs[i].id == id)
+			return &c->refs[i];
+	return NULL;
+}
+
+static void uesp_op_fini(void *ctx);
+
+static int
+uesp_op_init(const struct overlay_init_params *p, void **ctx)
+{
+	struct uesp_ctx *c;
+	long ncpu;
+	unsigned i;
+	int rc;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->p = *p;
+	if (c->p.udp_port == 0)
+		c->p.udp_port = OVERLAY_UDP_PORT;
+	if (c->p.keepalive_s == 0)
+		c->p.keepalive_s = 20;
+	if (c->p.workers == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		c->p.workers = ncpu > 0 ? (unsigned)ncpu : 1;
+	}
+	if (c->p.workers > UESP_WORKERS_MAX)
+		c->p.workers = UESP_WORKERS_MAX;
+	c->listen_fd = uesp_dev_socket(&c->p.bind, c->p.udp_port, NULL, 0,
+	    NULL);
+	if (c->listen_fd < 0) {
+		rc = c->listen_fd;
+		free(c);
+		return rc;
+	}
+	for (i = 0; i < c->p.workers; i++) {
+		c->workers[i] = uesp_worker_start(i, c->p.keepalive_s,
+		    i == 0 ? c->listen_fd : -1);
+		if (c->workers[i] == NULL) {
+			uesp_op_fini(c);
+			return -ENOMEM;
+		}
+		c->nworkers++;
+	}
+	log_info("uesp: UDP port %u, %u workers", c->p.udp_port, c->nworkers);
+	*ctx = c;
+	return 0;
+}
+
+static int
+uesp_op_tunnel_del(void *ctx, uint64_t id)
+{
+	struct uesp_ctx *c = ctx;
+	struct uesp_ref *r;
+	struct uesp_tunnel *t;
+
+	if ((r = uesp_ref_find(c, id)) == NULL)
+		return -ENOENT;
+	t = uesp_worker_del(c->workers[r->worker], id);
+	*r = c->refs[--c->nrefs];
+	if (t == NULL)
+		return -ENOENT;
+	close(t->sock_fd);
+	close(t->dev_fd);
+	uesp_tunnel_free(t);	/* wipes the SAs' keys */
+	log_info("uesp: tunnel %llu removed", (unsigned long long)id);
+	return 0;
+}
+
+static void
+uesp_op_fini(void *ctx)
+{
+	struct uesp_ctx *c = ctx;
+	unsigned i;
+
+	if (c == NULL)
+		return;
+	while (c->nrefs > 0)
+		uesp_op_tunnel_del(c, c->refs[c->nrefs - 1].id);
+	for (i = 0; i < c->nworkers; i++)
+		uesp_worker_stop(c->workers[i]);
+	close(c->listen_fd);
+	free(c->refs);
+	free(c);
+}
+
+static int
+uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
+{
+	struct uesp_ctx *c = ctx;
+	struct uesp_tunnel *t;
+	struct uesp_ref *r;
+	unsigned i, best = 0;
+	size_t k;
+	int rc;
+
+	if ((rc = overlay_tunnel_params_check(p)) < 0)
+		return rc;
+	if (uesp_ref_find(c, p->id) != NULL)
+		return -EEXIST;
+	for (k = 0; k < c->nrefs; k++) {
+		if (strcmp(c->refs[k].ifname, p->ifname) == 0) {
+			log_warnx("uesp: tunnel %llu: device %s already used",
+			    (unsigned long long)p->id, p->ifname);
+			return -EEXIST;
+		}
+		/* Connected sockets with the same 4-tuple would steal each
+		 * other's datagrams. */
+		if (overlay_addr_eq(&c->refs[k].remote, &p->remote) &&
+		    c->refs[k].remote_port == p->remote_port &&
+		    overlay_addr_eq(&c->refs[k].local, &p->local)) {
+			log_warnx("uesp: tunnel %llu: same addresses and ports "
+			    "as tunnel %llu", (unsigned long long)p->id,
+			    (unsigned long long)c->refs[k].id);
+			return -EEXIST;
+		}
+	}
+	if (c->nrefs == c->caprefs) {
+		size_t cap = c->caprefs ? c->caprefs * 2 : 16;
+
+		r = realloc(c->refs, cap * sizeof(*r));
+		if (r == NULL)
+			return -ENOMEM;
+		c->refs = r;
+		c->caprefs = cap;
+	}
+	if ((t = uesp_tunnel_new(p)) == NULL)
+		return -ENOMEM;
+	if ((t->dev_fd = uesp_dev_open(p)) < 0) {
+		rc = t->dev_fd;
+		goto free_t;
+	}
+	t->sock_fd = uesp_dev_socket(p->local.family != AF_UNSPEC ? &p->local :
+	    &c->p.bind, c->p.udp_port, &p->remote,
+	    p->remote_port ? p->remote_port : OVERLAY_UDP_PORT, &t->src);
+	if (t->sock_fd < 0) {
+		rc = t->sock_fd;
+		goto close_dev;
+	}
+	/* UDP segmentation/coalescing pair with the TUN offloads: one
+	 * super-packet becomes one send and, at the peer, one receive. */
+	t->udp_gso = !c->p.no_udp_gso;
+	t->udp_gro = uesp_dev_udp_gro(t->sock_fd);
+	for (i = 1; i < c->nworkers; i++)
+		if (uesp_worker_ntunnels(c->workers[i]) <
+		    uesp_worker_ntunnels(c->workers[best]))
+			best = i;
+	if ((rc = uesp_worker_add(c->workers[best], t)) < 0)
+		goto close_sock;
+	r = &c->refs[c->nrefs++];
+	r->id = p->id;
+	r->worker = best;
+	memcpy(r->ifname, p->ifname, sizeof(r->ifname));
+	r->local = p->local;
+	r->remote = p->remote;
+	r->remote_port = p->remote_port;
+	log_info("uesp: tunnel %llu (%s, %s) on worker %u",
+	    (unsigned long long)p->id, p->ifname, overlay_encap_str(p->encap),
+	    best);
+	return 0;
+close_sock:
+	close(t->sock_fd);
+close_dev:
+	close(t->dev_fd);
+free_t:
+	uesp_tunnel_free(t);
+	log_warnx("uesp: tunnel %llu not added: %s", (unsigned long long)p->id,
+	    strerror(-rc));
+	return rc;
+}
+
+static int
+uesp_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
+{
+	struct uesp_ctx *c = ctx;
+	struct uesp_ref *r;
+	int rc;
+
+	if ((rc = overlay_tunnel_params_check(p)) < 0)
+		return rc;
+	if ((r = uesp_ref_find(c, p->id)) == NULL)
+		return -ENOENT;
+	if (strcmp(r->ifname, p->ifname) != 0 ||
+	    !overlay_addr_eq(&r->local, &p->local))
+		return -EINVAL;
+	if ((rc = uesp_worker_update(c->workers[r->worker], p)) < 0)
+		return rc;
+	r->remote = p->remote;
+	r->remote_port = p->remote_port;
+	return 0;
+}
+
+static int
+uesp_op_sa_add(void *ctx, const struct overlay_sa_params *p)
+{
+	struct uesp_ctx *c = ctx;
+	struct uesp_ref *r;
+	struct uesp_sa *sa;
+	int rc;
+
+	if ((rc = overlay_sa_params_check(p)) < 0)
+		return rc;
+	if ((r = uesp_ref_find(c, p->tunnel_id)) == NULL)
+		return -ENOENT;
+	if ((sa = uesp_tunnel_sa_new(p, util_mono_ms())) == NULL)
+		return -EINVAL;
+	if ((rc = uesp_worker_sa_add(c->workers[r->worker], p->tunnel_id,
+	    sa)) < 0) {
+		uesp_tunnel_sa_free(sa);
+		return rc;
+	}
+	log_info("uesp: tunnel %llu: SA %s spi %u (%s) added",
+	    (unsigned long long)p->tunnel_id, overlay_dir_str(p->dir), p->spi,
+	    overlay_cipher_str(p->cipher));
+	return 0;
+}
+
+static int
+uesp_op_sa_del(void *ctx, uint64_t id, uint32_t spi, enum overlay_dir dir)
+{
+	struct uesp_ctx *c = ctx;
+	struct uesp_ref *r;
+	struct uesp_sa *sa;
+
+	if ((r = uesp_ref_find(c, id)) == NULL)
+		return -ENOENT;
+	sa = uesp_worker_sa_del(c->workers[r->worker], id, spi, dir);
+	if (sa == NULL)
+		return -ENOENT;
+	uesp_tunnel_sa_free(sa);
+	log_info("uesp: tunnel %llu: SA %s spi %u removed",
+	    (unsigned long long)id, overlay_dir_str(dir), spi);
+	return 0;
+}
+
+static int
+uesp_op_sa_switch_out(void *ctx, uint64_t id, uint32_t spi)
+{
+	struct uesp_ctx *c = ctx;
+	struct uesp_ref *r;
+	int rc;
+
+	if ((r = uesp_ref_find(c, id)) == NULL)
+		return -ENOENT;
+	rc = uesp_worker_sa_switch(c->workers[r->worker], id, spi);
+	if (rc == 0)
+		log_info("uesp: tunnel %llu: sending with SA %u",
+		    (unsigned long long)id, spi);
+	return rc;
+}
+
+static int
+uesp_op_tunnel_stats(void *ctx, uint64_t id, struct overlay_tunnel_stats *out)
+{
+	struct uesp_ctx *c = ctx;
+	struct uesp_ref *r;
+
+	if ((r = uesp_ref_find(c, id)) == NULL)
+		return -ENOENT;
+	return uesp_worker_tunnel_stats(c->workers[r->worker], id, out);
+}
+
+static int
+uesp_op_sa_stats(void *ctx, uint64_t id, uint32_t spi, enum overlay_dir dir,
+    struct overlay_sa_stats *out)
+{
+	struct uesp_ctx *c = ctx;
+	struct uesp_ref *r;
+
+	if ((r = uesp_ref_find(c, id)) == NULL)
+		return -ENOENT;
+	return uesp_worker_sa_stats(c->workers[r->worker], id, spi, dir, out);
+}
+
+static int
+uesp_op_global_stats(void *ctx, struct overlay_drops *out)
+{
+	struct uesp_ctx *c = ctx;
+	unsigned i;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < c->nworkers; i++)
+		uesp_worker_global_stats(c->workers[i], out);
+	return 0;
+}
+
+const struct overlay_ops uesp_ops = {
+	.version = OVERLAY_API_VERSION,
+	.name = "uesp",
+	.features = OVERLAY_F_GRE | OVERLAY_F_VXLAN | OVERLAY_F_AES_GCM_128 |
+	    OVERLAY_F_AES_GCM_256 | OVERLAY_F_ESN | OVERLAY_F_NAT_T,
+	.init = uesp_op_init,
+	.fini = uesp_op_fini,
+	.tunnel_add = uesp_op_tunnel_add,
+	.tunnel_update = uesp_op_tunnel_update,
+	.tunnel_del = uesp_op_tunnel_del,
+	.sa_add = uesp_op_sa_add,
+	.sa_del = uesp_op_sa_del,
+	.sa_switch_out = uesp_op_sa_switch_out,
+	.tunnel_stats = uesp_op_tunnel_stats,
+	.sa_stats = uesp_op_sa_stats,
+	.global_stats = uesp_op_global_stats,
+};

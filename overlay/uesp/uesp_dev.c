@@ -1,0 +1,232 @@
+/*
+ * uesp_dev.c — TUN/TAP devices and UDP sockets for the uesp backend.
+ * See uesp_dev.h.
+ */
+#include "overlay/uesp/uesp_dev.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define UESP_DEV_SOCKBUF (4 * 1024 * 1024)
+
+static int
+uesp_dev_ioctl(int s, unsigned long req, struct ifreq *ifr, const char *what)
+{
+	int err;
+
+	if (ioctl(s, req, ifr) < 0) {
+		err = errno;
+		log_warn("uesp: %s: %s", ifr->ifr_name, what);
+		return -err;
+	}
+	return 0;
+}
+
+static void
+uesp_dev_sin(struct sockaddr *sa, const uint8_t *bytes)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	memcpy(&sin.sin_addr, bytes, 4);
+	memcpy(sa, &sin, sizeof(sin));
+}
+
+int
+uesp_dev_set_mtu(const char *ifname, uint32_t mtu)
+{
+	struct ifreq ifr;
+	int s, rc;
+
+	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	(void)util_strcpy(ifr.ifr_name, sizeof(ifr.ifr_name), ifname);
+	ifr.ifr_mtu = (int)mtu;
+	rc = uesp_dev_ioctl(s, SIOCSIFMTU, &ifr, "set MTU");
+	close(s);
+	return rc;
+}
+
+int
+uesp_dev_open(const struct overlay_tunnel_params *p)
+{
+	struct ifreq ifr;
+	uint8_t mask[4];
+	unsigned plen = p->inner_prefix_len ? p->inner_prefix_len : 31;
+	uint32_t m = plen == 0 ? 0 : ~0u << (32 - plen);
+	int fd, s, rc, err;
+
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		log_warn("uesp: open /dev/net/tun");
+		return -err;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_NO_PI | IFF_VNET_HDR |
+	    (p->encap == OVERLAY_ENCAP_GRE ? IFF_TUN : IFF_TAP);
+	(void)util_strcpy(ifr.ifr_name, sizeof(ifr.ifr_name), p->ifname);
+	if ((rc = uesp_dev_ioctl(fd, TUNSETIFF, &ifr, "create device")) < 0)
+		goto close_fd;
+	/* Without it the kernel segments itself: slower, still correct. */
+	if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) < 0)
+		log_warn("uesp: %s: TUN offloads not available", p->ifname);
+	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		rc = -errno;
+		goto close_fd;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	(void)util_strcpy(ifr.ifr_name, sizeof(ifr.ifr_name), p->ifname);
+	ifr.ifr_mtu = (int)p->mtu;
+	if ((rc = uesp_dev_ioctl(s, SIOCSIFMTU, &ifr, "set MTU")) < 0)
+		goto close_s;
+	uesp_dev_sin(&ifr.ifr_addr, p->inner_local.bytes);
+	if ((rc = uesp_dev_ioctl(s, SIOCSIFADDR, &ifr, "set address")) < 0)
+		goto close_s;
+	mask[0] = (uint8_t)(m >> 24);
+	mask[1] = (uint8_t)(m >> 16);
+	mask[2] = (uint8_t)(m >> 8);
+	mask[3] = (uint8_t)m;
+	uesp_dev_sin(&ifr.ifr_netmask, mask);
+	if ((rc = uesp_dev_ioctl(s, SIOCSIFNETMASK, &ifr, "set netmask")) < 0)
+		goto close_s;
+	if ((rc = uesp_dev_ioctl(s, SIOCGIFFLAGS, &ifr, "get flags")) < 0)
+		goto close_s;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if ((rc = uesp_dev_ioctl(s, SIOCSIFFLAGS, &ifr, "set up")) < 0)
+		goto close_s;
+	close(s);
+	return fd;
+close_s:
+	close(s);
+close_fd:
+	close(fd);
+	return rc;
+}
+
+static socklen_t
+uesp_dev_sockaddr(const struct overlay_addr *a, sa_family_t family,
+    uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		if (a != NULL && a->family == AF_INET)
+			memcpy(&sin->sin_addr, a->bytes, 4);
+		return sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		if (a != NULL && a->family == AF_INET6)
+			memcpy(&sin6->sin6_addr, a->bytes, 16);
+		return sizeof(*sin6);
+	}
+}
+
+static void
+uesp_dev_getsrc(int fd, sa_family_t family, struct overlay_addr *src)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	memset(src, 0, sizeof(*src));
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	src->family = family;
+	if (family == AF_INET)
+		memcpy(src->bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	else
+		memcpy(src->bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+}
+
+bool
+uesp_dev_udp_gro(int fd)
+{
+	int one = 1;
+
+	return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+}
+
+int
+uesp_dev_reconnect(int fd, const struct overlay_addr *remote, uint16_t rport,
+    struct overlay_addr *src)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int err;
+
+	sl = uesp_dev_sockaddr(remote, remote->family, rport, &ss);
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+		err = errno;
+		log_warn("uesp: connect UDP socket to peer");
+		return -err;
+	}
+	uesp_dev_getsrc(fd, remote->family, src);
+	return 0;
+}
+
+int
+uesp_dev_socket(const struct overlay_addr *local, uint16_t port,
+    const struct overlay_addr *remote, uint16_t rport,
+    struct overlay_addr *src)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	sa_family_t family;
+	int fd, one = 1, buf = UESP_DEV_SOCKBUF, err;
+
+	family = remote != NULL && remote->family != AF_UNSPEC ?
+	    remote->family : local != NULL && local->family != AF_UNSPEC ?
+	    local->family : AF_INET;
+	fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+	if (fd < 0) {
+		err = errno;
+		log_warn("uesp: UDP socket");
+		return -err;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+	    &one, sizeof(one)) < 0)) {
+		err = errno;
+		log_warn("uesp: UDP socket options");
+		close(fd);
+		return -err;
+	}
+	/* Bigger buffers absorb bursts between two batches; the kernel caps
+	 * them at net.core.[rw]mem_max, which is fine. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	sl = uesp_dev_sockaddr(local, family, port, &ss);
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		err = errno;
+		log_warn("uesp: bind UDP port %u", port);
+		close(fd);
+		return -err;
+	}
+	if (remote != NULL && remote->family != AF_UNSPEC) {
+		if ((err = uesp_dev_reconnect(fd, remote, rport, src)) < 0) {
+			close(fd);
+			return err;
+		}
+	} else if (src != NULL) {
+		uesp_dev_getsrc(fd, family, src);
+	}
+	return fd;
+}

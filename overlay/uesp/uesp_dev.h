@@ -1,0 +1,44 @@
+/*
+ * uesp_dev.h — the kernel objects of one userspace tunnel: its TUN/TAP
+ * device (created, addressed, sized and brought up with ioctls; a TUN is
+ * small enough that no netlink is needed) and its UDP socket (bound to the
+ * shared ESP-in-UDP port with SO_REUSEPORT and connected to the peer, so
+ * the kernel hands each tunnel's datagrams to that tunnel's socket and so
+ * to the one worker that owns its SAs).
+ *
+ * Functions return a file descriptor or -errno, and log once.
+ */
+#ifndef MESHWAN_UESP_DEV_H
+#define MESHWAN_UESP_DEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "overlay/overlay.h"
+
+/*
+ * Create TUN (GRE) or TAP (VXLAN) p->ifname, non-blocking, with the inner
+ * address/prefix and MTU set and the link up.  The device disappears when
+ * the descriptor is closed.  The device gets IFF_VNET_HDR with checksum
+ * and TCPv4 segmentation offload (every read and write then starts with a
+ * struct virtio_net_hdr, see uesp_gso.h).
+ */
+int uesp_dev_open(const struct overlay_tunnel_params *p);
+/* Set the MTU of an existing device: 0 or -errno. */
+int uesp_dev_set_mtu(const char *ifname, uint32_t mtu);
+
+/*
+ * A UDP socket on port (SO_REUSEPORT), bound to local (or any) and, when
+ * remote is set, connected to remote:rport.  *src receives the local
+ * address the kernel chose (needed for the IPv6 VXLAN checksum).
+ */
+int uesp_dev_socket(const struct overlay_addr *local, uint16_t port,
+    const struct overlay_addr *remote, uint16_t rport,
+    struct overlay_addr *src);
+/* Ask for UDP_GRO (coalesced receive): true if the kernel agreed. */
+bool uesp_dev_udp_gro(int fd);
+/* Re-point a connected socket at a new peer: 0 or -errno. */
+int uesp_dev_reconnect(int fd, const struct overlay_addr *remote,
+    uint16_t rport, struct overlay_addr *src);
+
+#endif

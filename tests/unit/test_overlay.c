@@ -1,0 +1,347 @@
+/*
+ * test_overlay.c — the backend interface: registry lookup, the null
+ * backend's record and state rules, parameter checks, and the static
+ * tool's file parsing and reconcile order (make-before-break), driven
+ * through the null backend.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "lib/log.h"
+#include "overlay/overlay.h"
+#include "overlay/uesp/uesp_cfg.h"
+
+static void
+test_registry(void **state)
+{
+	const struct overlay_ops *o;
+	const char *const *n;
+
+	o = overlay_find("null");
+	assert_non_null(o);
+	assert_string_equal(o->name, "null");
+	assert_int_equal(o->version, OVERLAY_API_VERSION);
+	o = overlay_find("uesp");
+	assert_non_null(o);
+	assert_string_equal(o->name, "uesp");
+	assert_true(o->features & OVERLAY_F_GRE);
+	assert_true(o->features & OVERLAY_F_VXLAN);
+	assert_true(o->features & OVERLAY_F_AES_GCM_256);
+	assert_true(o->features & OVERLAY_F_ESN);
+	/* Same values as the wire contract's Feature enum. */
+	assert_int_equal(OVERLAY_F_NAT_T, 32);
+	assert_int_equal(OVERLAY_F_AES_GCM_128, 4);
+	assert_null(overlay_find("xfrm-not-yet"));
+	assert_null(overlay_find(""));
+	assert_null(overlay_find(NULL));
+	for (n = overlay_names(); *n != NULL; n++)
+		assert_non_null(overlay_find(*n));
+}
+
+static void
+tunnel_params(struct overlay_tunnel_params *p, uint64_t id, const char *dev)
+{
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	assert_int_equal(overlay_addr_parse("192.0.2.2", &p->remote), 0);
+	assert_int_equal(overlay_addr_parse("169.254.0.0", &p->inner_local), 0);
+	assert_int_equal(overlay_addr_parse("169.254.0.1", &p->inner_peer), 0);
+	p->encap = OVERLAY_ENCAP_GRE;
+	p->mtu = 1400;
+	strcpy(p->ifname, dev);
+}
+
+static void
+test_null_records(void **state)
+{
+	const struct overlay_ops *o = overlay_find("null");
+	struct overlay_init_params ip = { 0 };
+	struct overlay_tunnel_params tp;
+	struct overlay_sa_params sp;
+	struct overlay_tunnel_stats ts;
+	struct overlay_sa_stats ss;
+	void *ctx;
+
+	assert_int_equal(o->init(&ip, &ctx), 0);
+	tunnel_params(&tp, 7, "t7");
+	assert_int_equal(o->tunnel_add(ctx, &tp), 0);
+	assert_int_equal(o->tunnel_add(ctx, &tp), -EEXIST);
+
+	memset(&sp, 0, sizeof(sp));
+	sp.tunnel_id = 7;
+	sp.dir = OVERLAY_DIR_OUT;
+	sp.spi = 4096;
+	sp.cipher = OVERLAY_AES_GCM_256;
+	memset(sp.key, 0xab, sizeof(sp.key));
+	sp.esn = true;
+	assert_int_equal(o->sa_add(ctx, &sp), 0);
+	assert_int_equal(o->sa_add(ctx, &sp), -EEXIST);
+	sp.tunnel_id = 8;
+	assert_int_equal(o->sa_add(ctx, &sp), -ENOENT);
+	sp.tunnel_id = 7;
+	sp.spi = 12;		/* reserved range */
+	assert_int_equal(o->sa_add(ctx, &sp), -EINVAL);
+
+	/* Fail closed until switched. */
+	assert_int_equal(o->tunnel_stats(ctx, 7, &ts), 0);
+	assert_int_equal(ts.spi_out, 0);
+	assert_int_equal(ts.sa_out, 1);
+	assert_int_equal(o->sa_switch_out(ctx, 7, 4097), -ENOENT);
+	assert_int_equal(o->sa_switch_out(ctx, 7, 4096), 0);
+	assert_int_equal(o->tunnel_stats(ctx, 7, &ts), 0);
+	assert_int_equal(ts.spi_out, 4096);
+	assert_int_equal(o->sa_stats(ctx, 7, 4096, OVERLAY_DIR_OUT, &ss), 0);
+	assert_true(ss.active);
+	assert_int_equal(o->sa_del(ctx, 7, 4096, OVERLAY_DIR_OUT), 0);
+	assert_int_equal(o->tunnel_stats(ctx, 7, &ts), 0);
+	assert_int_equal(ts.spi_out, 0);
+	/* What needs a new device is refused in place (not recorded). */
+	tp.encap = OVERLAY_ENCAP_VXLAN;
+	tp.vni = 5;
+	assert_int_equal(o->tunnel_update(ctx, &tp), -EINVAL);
+	tp.encap = OVERLAY_ENCAP_GRE;
+	tp.vni = 0;
+	assert_int_equal(overlay_addr_parse("169.254.0.2", &tp.inner_local), 0);
+	assert_int_equal(o->tunnel_update(ctx, &tp), -EINVAL);
+	assert_int_equal(o->tunnel_update(ctx, &(struct overlay_tunnel_params){
+	    .id = 99 }), -EINVAL);
+	assert_int_equal(o->tunnel_del(ctx, 7), 0);
+	assert_int_equal(o->tunnel_del(ctx, 7), -ENOENT);
+
+	/* Every successful call is on record, in order, without key bytes. */
+	assert_string_equal(null_record(ctx),
+	    "init port=4500 workers=0\n"
+	    "tunnel_add tunnel=7 dev=t7 encap=gre vni=0 remote=192.0.2.2:4500 "
+	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1400\n"
+	    "sa_add tunnel=7 dir=out spi=4096 cipher=aes-gcm-256 esn=1 "
+	    "window=1024\n"
+	    "sa_switch_out tunnel=7 spi=4096\n"
+	    "sa_del tunnel=7 dir=out spi=4096\n"
+	    "tunnel_del tunnel=7");
+	assert_int_equal(null_calls(ctx), 6);
+	assert_null(strstr(null_record(ctx), "abab"));
+	o->fini(ctx);
+	o->fini(NULL);
+}
+
+static void
+test_params_check(void **state)
+{
+	struct overlay_tunnel_params tp;
+
+	tunnel_params(&tp, 1, "t1");
+	assert_int_equal(overlay_tunnel_params_check(&tp), 0);
+	tp.encap = OVERLAY_ENCAP_VXLAN;
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL); /* no VNI */
+	tp.vni = 0x1000000;
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL);
+	tp.vni = 42;
+	assert_int_equal(overlay_tunnel_params_check(&tp), 0);
+	tp.mtu = 100;
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL);
+	tunnel_params(&tp, 0, "t1");
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL);
+	tunnel_params(&tp, 1, "");
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL);
+	tunnel_params(&tp, 1, "a/b");
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL);
+	tunnel_params(&tp, 1, "t1");
+	assert_int_equal(overlay_addr_parse("2001:db8::1", &tp.local), 0);
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL); /* mixed */
+}
+
+/* ---- static file and reconcile ----------------------------------------- */
+
+#define K1 "0101010101010101010101010101010101010101010101010101010101010101"
+#define K2 "0202020202020202020202020202020202020202020202020202020202020202"
+#define K3 "0303030303030303030303030303030303030303030303030303030303030303"
+
+static struct uesp_cfg *
+load(const char *json)
+{
+	char path[] = "/tmp/test_overlay.XXXXXX";
+	struct uesp_cfg *c;
+	FILE *f;
+	int fd;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(json, f);
+	fclose(f);
+	c = uesp_cfg_load(path);
+	unlink(path);
+	return c;
+}
+
+#define TUN_HEAD "{\"tunnels\": [{\"id\": 5, \"device\": \"t5\", " \
+	"\"remote\": \"192.0.2.2\", \"inner\": \"169.254.0.0/31\", " \
+	"\"peer\": \"169.254.0.1\", \"mtu\": 1400, "
+#define SA(dir, spi, key) "{\"dir\": \"" dir "\", \"spi\": " #spi \
+	", \"key\": \"" key "\", \"salt\": \"0a0b0c0d\"}"
+
+static void
+test_cfg_errors(void **state)
+{
+	struct uesp_cfg *c;
+
+	c = load(TUN_HEAD "\"sas\": [" SA("out", 4096, K1) "]}]}");
+	assert_non_null(c);
+	assert_int_equal(c->ntunnels, 1);
+	assert_int_equal(c->tunnels[0].spi_out, 4096);
+	assert_int_equal(c->tunnels[0].sa[0].key[31], 1);
+	uesp_cfg_free(c);
+
+	/* Refused: unknown field, short key, bad hex, reserved SPI, two
+	 * outbound SAs without spi_out, spi_out naming nothing, duplicate
+	 * SPI, VNI on GRE, not JSON. */
+	assert_null(load(TUN_HEAD "\"colour\": 1, \"sas\": []}]}"));
+	assert_null(load(TUN_HEAD "\"sas\": [" SA("out", 4096, "0102") "]}]}"));
+	assert_null(load(TUN_HEAD "\"sas\": [" SA("out", 4096,
+	    "zz02020202020202020202020202020202020202020202020202020202020202")
+	    "]}]}"));
+	assert_null(load(TUN_HEAD "\"sas\": [" SA("out", 255, K1) "]}]}"));
+	assert_null(load(TUN_HEAD "\"sas\": [" SA("out", 4096, K1) ","
+	    SA("out", 4097, K2) "]}]}"));
+	assert_null(load(TUN_HEAD "\"spi_out\": 5000, \"sas\": ["
+	    SA("out", 4096, K1) "]}]}"));
+	assert_null(load(TUN_HEAD "\"sas\": [" SA("in", 4096, K1) ","
+	    SA("in", 4096, K2) "]}]}"));
+	assert_null(load(TUN_HEAD "\"vni\": 3, \"sas\": []}]}"));
+	assert_null(load("{\"tunnels\": ["));
+}
+
+static void
+test_cfg_print_redacts(void **state)
+{
+	struct uesp_cfg *c;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	c = load(TUN_HEAD "\"sas\": [" SA("in", 4096, K3) "]}]}");
+	assert_non_null(c);
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(uesp_cfg_print(c, f), 0);
+	fclose(f);
+	assert_null(strstr(buf, "0303"));
+	assert_null(strstr(buf, "0a0b0c0d"));
+	assert_non_null(strstr(buf, "\"key\": \"(redacted)\""));
+	assert_non_null(strstr(buf, "\"remote_port\": 4500"));
+	assert_non_null(strstr(buf, "\"inner\": \"169.254.0.0/31\""));
+	free(buf);
+	uesp_cfg_free(c);
+}
+
+/* The lines of the record from line `from` on. */
+static const char *
+record_from(void *ctx, unsigned from)
+{
+	const char *r = null_record(ctx);
+
+	while (from-- > 0 && (r = strchr(r, '\n')) != NULL)
+		r++;
+	return r != NULL ? r : "";
+}
+
+static void
+test_cfg_rekey_order(void **state)
+{
+	const struct overlay_ops *o = overlay_find("null");
+	struct overlay_init_params ip = { 0 };
+	struct uesp_cfg *cur, *want;
+	unsigned mark;
+	void *ctx;
+
+	assert_int_equal(o->init(&ip, &ctx), 0);
+	cur = uesp_cfg_empty();
+	assert_non_null(cur);
+
+	want = load(TUN_HEAD "\"sas\": [" SA("out", 4096, K1) ","
+	    SA("in", 8192, K2) "]}]}");
+	assert_non_null(want);
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+	assert_string_equal(record_from(ctx, 1),
+	    "tunnel_add tunnel=5 dev=t5 encap=gre vni=0 remote=192.0.2.2:4500 "
+	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1400\n"
+	    "sa_add tunnel=5 dir=in spi=8192 cipher=aes-gcm-256 esn=1 window=1024\n"
+	    "sa_add tunnel=5 dir=out spi=4096 cipher=aes-gcm-256 esn=1 window=1024\n"
+	    "sa_switch_out tunnel=5 spi=4096");
+
+	/* The same file again: nothing to do. */
+	mark = null_calls(ctx);
+	want = load(TUN_HEAD "\"sas\": [" SA("in", 8192, K2) ","
+	    SA("out", 4096, K1) "]}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+	assert_int_equal(null_calls(ctx), mark);
+
+	/* A whole rekey in one file: new inbound first, then new outbound,
+	 * the switch, and only then the removals. */
+	want = load(TUN_HEAD "\"spi_out\": 4097, \"sas\": ["
+	    SA("out", 4097, K3) "," SA("in", 8193, K1) "]}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+	assert_string_equal(record_from(ctx, mark),
+	    "sa_add tunnel=5 dir=in spi=8193 cipher=aes-gcm-256 esn=1 window=1024\n"
+	    "sa_add tunnel=5 dir=out spi=4097 cipher=aes-gcm-256 esn=1 window=1024\n"
+	    "sa_switch_out tunnel=5 spi=4097\n"
+	    "sa_del tunnel=5 dir=in spi=8192\n"
+	    "sa_del tunnel=5 dir=out spi=4096");
+
+	/* MTU changes in place; a new device name re-makes the tunnel. */
+	mark = null_calls(ctx);
+	want = load("{\"tunnels\": [{\"id\": 5, \"device\": \"t5\", "
+	    "\"remote\": \"192.0.2.2\", \"inner\": \"169.254.0.0/31\", "
+	    "\"peer\": \"169.254.0.1\", \"mtu\": 1300, \"sas\": []}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+	assert_non_null(strstr(record_from(ctx, mark),
+	    "tunnel_update tunnel=5 dev=t5"));
+	assert_null(strstr(record_from(ctx, mark), "tunnel_del"));
+	mark = null_calls(ctx);
+	want = load("{\"tunnels\": [{\"id\": 5, \"device\": \"t6\", "
+	    "\"remote\": \"192.0.2.2\", \"inner\": \"169.254.0.0/31\", "
+	    "\"peer\": \"169.254.0.1\", \"mtu\": 1300}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+	assert_string_equal(record_from(ctx, mark),
+	    "tunnel_del tunnel=5\n"
+	    "tunnel_add tunnel=5 dev=t6 encap=gre vni=0 remote=192.0.2.2:4500 "
+	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1300");
+
+	/* Everything removed. */
+	want = load("{\"tunnels\": []}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+	assert_int_equal(cur->ntunnels, 0);
+	uesp_cfg_free(cur);
+	o->fini(ctx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_null_records),
+		cmocka_unit_test(test_params_check),
+		cmocka_unit_test(test_cfg_errors),
+		cmocka_unit_test(test_cfg_print_redacts),
+		cmocka_unit_test(test_cfg_rekey_order),
+	};
+
+	log_init("test_overlay", true);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
