@@ -1486,14 +1486,14 @@ api_tunnels_list(struct api_call *c)
 
 	if (api_query_id(c, "site", &site) == -1)
 		return;
-	if (store_tunnel_list(c->api->st, &t, &n, &next, &err) == -1) {
+	if ((site == 0 ? store_tunnel_list(c->api->st, &t, &n, &next, &err) :
+	    store_tunnel_list_site(c->api->st, site, &t, &n, &err)) == -1) {
 		api_model_error(c, &err);
 		return;
 	}
 	arr = json_array();
 	for (i = 0; i < n; i++)
-		if (site == 0 || t[i].site_a == site || t[i].site_b == site)
-			json_array_append_new(arr, api_tunnel_json(&t[i]));
+		json_array_append_new(arr, api_tunnel_json(&t[i]));
 	free(t);
 	api_reply(c, 200, json_pack("{s:o}", "tunnels", arr));
 }

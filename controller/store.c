@@ -1278,21 +1278,16 @@ store_prefix_list(struct store *st, uint64_t site_id,
 
 /* ---- tunnels --------------------------------------------------------------------- */
 
-int
-store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
-    uint64_t *next_id, struct model_error *err)
+/* Collect the rows of a tunnel query (columns as in store_tunnel_list)
+ * and finalize it. */
+static int
+store_tunnel_rows(struct store *st, void *stmt, struct model_tunnel **out,
+    size_t *n, struct model_error *err)
 {
 	struct model_tunnel *v = NULL;
 	size_t cnt = 0, cap = 0;
 	enum store_step r;
-	void *stmt;
 
-	if (store_meta_get_u64(st, "next_tunnel_id", 1, next_id, err) == -1)
-		return -1;
-	stmt = store_prep(st, err, "SELECT id, site_a, link_a, site_b, link_b, "
-	    "inner_addr, vni FROM tunnels ORDER BY id", "");
-	if (stmt == NULL)
-		return -1;
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
 		struct model_tunnel *t;
 
@@ -1325,6 +1320,37 @@ store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
 	*out = v;
 	*n = cnt;
 	return 0;
+}
+
+int
+store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
+    uint64_t *next_id, struct model_error *err)
+{
+	void *stmt;
+
+	if (store_meta_get_u64(st, "next_tunnel_id", 1, next_id, err) == -1)
+		return -1;
+	stmt = store_prep(st, err, "SELECT id, site_a, link_a, site_b, link_b, "
+	    "inner_addr, vni FROM tunnels ORDER BY id", "");
+	if (stmt == NULL)
+		return -1;
+	return store_tunnel_rows(st, stmt, out, n, err);
+}
+
+int
+store_tunnel_list_site(struct store *st, uint64_t site_id,
+    struct model_tunnel **out, size_t *n, struct model_error *err)
+{
+	void *stmt;
+
+	/* Both ends are indexed (site_a leads the UNIQUE constraint's index,
+	 * tunnels_b covers site_b), so this reads only the site's rows. */
+	stmt = store_prep(st, err, "SELECT id, site_a, link_a, site_b, link_b, "
+	    "inner_addr, vni FROM tunnels WHERE site_a = ? OR site_b = ? "
+	    "ORDER BY id", "uu", site_id, site_id);
+	if (stmt == NULL)
+		return -1;
+	return store_tunnel_rows(st, stmt, out, n, err);
 }
 
 /* Run one prepared statement per element, re-binding an id each time. */

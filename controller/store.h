@@ -139,6 +139,10 @@ int store_crypto_set(struct store *st, const struct model_crypto *c,
 /* All tunnels sorted by id, and the next tunnel id to hand out. */
 int store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
     uint64_t *next_id, struct model_error *err);
+/* The tunnels with site_id at either end, sorted by id, through the
+ * indexes on both ends (no full scan); none for an unknown site. */
+int store_tunnel_list_site(struct store *st, uint64_t site_id,
+    struct model_tunnel **out, size_t *n, struct model_error *err);
 /*
  * Apply one compile's outcome: delete `removed` ids, insert `added`
  * tunnels, remember next_id.  All or nothing.

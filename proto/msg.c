@@ -35,6 +35,21 @@ msg_fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * A field path ("tunnels[3].crypto.cipher"), kept as a chain of components
+ * up to the root (up == NULL) and turned into text only when an error names
+ * it: validation visits every field of every message, errors are rare.
+ * Callers declare them as one-element arrays so that the name is the
+ * pointer.  A component points at its parent, so a parent must stay put
+ * while its children are in use.
+ */
+struct msg_path {
+	const struct msg_path *up;
+	const char *name;
+	size_t idx;
+	bool has_idx;
+};
+
 /* Append s to the path in buf (PATH_LEN), truncating if ever needed. */
 static void
 msg_path_add(char *buf, const char *s)
@@ -48,30 +63,57 @@ msg_path_add(char *buf, const char *s)
 }
 
 /*
- * parent + "." + name, or name alone at the root.  Paths are far shorter
- * than PATH_LEN; a truncated one would still name the field's start.
- * buf must not be parent.
+ * The text of path in buf (PATH_LEN): the parent's text, "." when that is
+ * not empty, the name, and "[i]" for a list element.  Paths are far
+ * shorter than PATH_LEN; a truncated one would still name the field's
+ * start.
  */
 static const char *
-msg_path(char *buf, const char *parent, const char *name)
+msg_path_str(const struct msg_path *path, char *buf)
 {
+	char idx[24];
+
 	buf[0] = '\0';
-	msg_path_add(buf, parent);
-	if (parent[0] != '\0')
+	if (path == NULL)
+		return buf;
+	(void)msg_path_str(path->up, buf);
+	if (buf[0] != '\0')
 		msg_path_add(buf, ".");
-	msg_path_add(buf, name);
+	msg_path_add(buf, path->name);
+	if (path->has_idx) {
+		snprintf(idx, sizeof(idx), "[%zu]", path->idx);
+		msg_path_add(buf, idx);
+	}
+	return buf;
+}
+
+/* A path at the root, for the rest of the enclosing block. */
+#define MSG_ROOT(name) (&(const struct msg_path){ NULL, (name), 0, false })
+
+/* The text of a path for one error message (a buffer of the full
+ * expression's lifetime). */
+#define MSG_PATH_STR(path) msg_path_str((path), (char[PATH_LEN]){ 0 })
+
+/* parent + "." + name, or name alone at the root (parent NULL). */
+static const struct msg_path *
+msg_path(struct msg_path *buf, const struct msg_path *parent,
+    const char *name)
+{
+	buf->up = parent;
+	buf->name = name;
+	buf->has_idx = false;
+	buf->idx = 0;
 	return buf;
 }
 
 /* parent + "." + name + "[i]". */
-static const char *
-msg_path_idx(char *buf, const char *parent, const char *name, size_t i)
+static const struct msg_path *
+msg_path_idx(struct msg_path *buf, const struct msg_path *parent,
+    const char *name, size_t i)
 {
-	char idx[24];
-
-	snprintf(idx, sizeof(idx), "[%zu]", i);
 	msg_path(buf, parent, name);
-	msg_path_add(buf, idx);
+	buf->has_idx = true;
+	buf->idx = i;
 	return buf;
 }
 
@@ -503,23 +545,24 @@ msg_rekey_seconds_or_default(uint32_t s)
 
 /* A fixed array must hold a terminated string of at most max chars. */
 static int
-msg_check_len(const char *path, const char *s, size_t size, size_t min,
-    size_t max, char *err, size_t errlen)
+msg_check_len(const struct msg_path *path, const char *s, size_t size,
+    size_t min, size_t max, char *err, size_t errlen)
 {
 	size_t n = strnlen(s, size);
 
 	if (n == size)
-		return msg_fail(err, errlen, "%s: not NUL-terminated", path);
+		return msg_fail(err, errlen, "%s: not NUL-terminated",
+		    MSG_PATH_STR(path));
 	if (n < min || n > max)
 		return msg_fail(err, errlen, "%s: %zu chars, allowed %zu..%zu",
-		    path, n, min, max);
+		    MSG_PATH_STR(path), n, min, max);
 	return 0;
 }
 
 /* Names: [a-z0-9-], plus '_' when underscore. */
 static int
-msg_check_name(const char *path, const char *s, size_t size, size_t max,
-    bool underscore, char *err, size_t errlen)
+msg_check_name(const struct msg_path *path, const char *s, size_t size,
+    size_t max, bool underscore, char *err, size_t errlen)
 {
 	if (msg_check_len(path, s, size, 1, max, err, errlen) == -1)
 		return -1;
@@ -528,7 +571,8 @@ msg_check_name(const char *path, const char *s, size_t size, size_t max,
 		    *c == '-' || (underscore && *c == '_'))
 			continue;
 		return msg_fail(err, errlen, "%s: character 0x%02x at %zu "
-		    "not allowed (only %s)", path, (unsigned)(uint8_t)*c,
+		    "not allowed (only %s)", MSG_PATH_STR(path),
+		    (unsigned)(uint8_t)*c,
 		    (size_t)(c - s), underscore ? "a-z 0-9 - _" : "a-z 0-9 -");
 	}
 	return 0;
@@ -581,8 +625,8 @@ msg_utf8_next(const uint8_t *s, uint32_t *cp)
  * line.
  */
 static int
-msg_check_text(const char *path, const char *s, size_t size, size_t min,
-    size_t max, char *err, size_t errlen)
+msg_check_text(const struct msg_path *path, const char *s, size_t size,
+    size_t min, size_t max, char *err, size_t errlen)
 {
 	const uint8_t *u = (const uint8_t *)s;
 
@@ -594,71 +638,74 @@ msg_check_text(const char *path, const char *s, size_t size, size_t min,
 
 		if (n == 0)
 			return msg_fail(err, errlen, "%s: invalid UTF-8 at %zu",
-			    path, i);
+			    MSG_PATH_STR(path), i);
 		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
 			return msg_fail(err, errlen, "%s: control character "
-			    "0x%02x at %zu", path, (unsigned)cp, i);
+			    "0x%02x at %zu", MSG_PATH_STR(path), (unsigned)cp,
+			    i);
 		i += n;
 	}
 	return 0;
 }
 
 static int
-msg_check_blob(const char *path, const struct msg_blob *b, size_t min,
-    size_t max, char *err, size_t errlen)
+msg_check_blob(const struct msg_path *path, const struct msg_blob *b,
+    size_t min, size_t max, char *err, size_t errlen)
 {
 	if (b->len > 0 && b->data == NULL)
-		return msg_fail(err, errlen, "%s: no data", path);
+		return msg_fail(err, errlen, "%s: no data", MSG_PATH_STR(path));
 	if (b->len < min || b->len > max)
 		return msg_fail(err, errlen, "%s: %zu bytes, allowed %zu..%zu",
-		    path, b->len, min, max);
+		    MSG_PATH_STR(path), b->len, min, max);
 	return 0;
 }
 
 static int
-msg_check_addr(const char *path, const struct msg_addr *a, char *err,
+msg_check_addr(const struct msg_path *path, const struct msg_addr *a, char *err,
     size_t errlen)
 {
 	if (a->family == 0)
-		return msg_fail(err, errlen, "%s: missing", path);
+		return msg_fail(err, errlen, "%s: missing", MSG_PATH_STR(path));
 	if (a->family != AF_INET && a->family != AF_INET6)
 		return msg_fail(err, errlen, "%s: unknown address family %d",
-		    path, a->family);
+		    MSG_PATH_STR(path), a->family);
 	return 0;
 }
 
 static int
-msg_check_range(const char *path, uint64_t v, uint64_t min, uint64_t max,
-    bool zero_ok, char *err, size_t errlen)
+msg_check_range(const struct msg_path *path, uint64_t v, uint64_t min,
+    uint64_t max, bool zero_ok, char *err, size_t errlen)
 {
 	if ((zero_ok && v == 0) || (v >= min && v <= max))
 		return 0;
 	if (zero_ok)
 		return msg_fail(err, errlen, "%s: %llu out of range 0 or "
-		    "%llu..%llu", path, (unsigned long long)v,
+		    "%llu..%llu", MSG_PATH_STR(path), (unsigned long long)v,
 		    (unsigned long long)min, (unsigned long long)max);
-	return msg_fail(err, errlen, "%s: %llu out of range %llu..%llu", path,
-	    (unsigned long long)v, (unsigned long long)min,
+	return msg_fail(err, errlen, "%s: %llu out of range %llu..%llu",
+	    MSG_PATH_STR(path), (unsigned long long)v, (unsigned long long)min,
 	    (unsigned long long)max);
 }
 
 static int
-msg_check_asn(const char *path, uint32_t asn, char *err, size_t errlen)
+msg_check_asn(const struct msg_path *path, uint32_t asn, char *err,
+    size_t errlen)
 {
 	if (msg_asn_is_private(asn))
 		return 0;
 	return msg_fail(err, errlen, "%s: %u is not a private ASN "
-	    "(64512..65534, 4200000000..4294967294)", path, asn);
+	    "(64512..65534, 4200000000..4294967294)", MSG_PATH_STR(path), asn);
 }
 
 static int
-msg_check_enum(const char *path, int v, int max, bool required, char *err,
-    size_t errlen)
+msg_check_enum(const struct msg_path *path, int v, int max, bool required,
+    char *err, size_t errlen)
 {
 	if (v < 0 || v > max)
-		return msg_fail(err, errlen, "%s: unknown value %d", path, v);
+		return msg_fail(err, errlen, "%s: unknown value %d",
+		    MSG_PATH_STR(path), v);
 	if (required && v == 0)
-		return msg_fail(err, errlen, "%s: not set", path);
+		return msg_fail(err, errlen, "%s: not set", MSG_PATH_STR(path));
 	return 0;
 }
 
@@ -675,8 +722,8 @@ msg_cmp_u64(const void *a, const void *b)
  * with err naming path and the id.
  */
 static int
-msg_check_unique(const char *path, const uint64_t *ids, size_t n, char *err,
-    size_t errlen)
+msg_check_unique(const struct msg_path *path, const uint64_t *ids, size_t n,
+    char *err, size_t errlen)
 {
 	uint64_t *s;
 	int rc = 0;
@@ -684,13 +731,15 @@ msg_check_unique(const char *path, const uint64_t *ids, size_t n, char *err,
 	if (n < 2)
 		return 0;
 	if ((s = malloc(n * sizeof(*s))) == NULL)
-		return msg_fail(err, errlen, "%s: out of memory", path);
+		return msg_fail(err, errlen, "%s: out of memory",
+		    MSG_PATH_STR(path));
 	memcpy(s, ids, n * sizeof(*s));
 	qsort(s, n, sizeof(*s), msg_cmp_u64);
 	for (size_t i = 1; i < n; i++) {
 		if (s[i] == s[i - 1]) {
 			rc = msg_fail(err, errlen, "%s: id %llu appears more "
-			    "than once", path, (unsigned long long)s[i]);
+			    "than once", MSG_PATH_STR(path),
+			    (unsigned long long)s[i]);
 			break;
 		}
 	}
@@ -699,28 +748,29 @@ msg_check_unique(const char *path, const uint64_t *ids, size_t n, char *err,
 }
 
 static int
-msg_validate_peer_keys(const char *parent, const struct msg_peer_key *k,
+msg_validate_peer_keys(const struct msg_path *parent,
+    const struct msg_peer_key *k,
     size_t n, size_t min, char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct msg_path p[1], f[1];
 	uint64_t epochs[MSG_PEER_KEYS_MAX];
 
 	if (n < min || n > MSG_PEER_KEYS_MAX)
 		return msg_fail(err, errlen, "%s: %zu entries, allowed "
-		    "%zu..%d", msg_path(p, parent, "keys"), n, min,
-		    MSG_PEER_KEYS_MAX);
+		    "%zu..%d", MSG_PATH_STR(msg_path(p, parent, "keys")), n,
+		    min, MSG_PEER_KEYS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		msg_path_idx(p, parent, "keys", i);
 		if (k[i].epoch == 0)
 			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    msg_path(f, p, "epoch"));
+			    MSG_PATH_STR(msg_path(f, p, "epoch")));
 		if (k[i].signature_len < 1 || k[i].signature_len > MSG_SIG_MAX)
 			return msg_fail(err, errlen, "%s: %zu bytes, allowed "
-			    "1..%d", msg_path(f, p, "signature"),
+			    "1..%d", MSG_PATH_STR(msg_path(f, p, "signature")),
 			    k[i].signature_len, MSG_SIG_MAX);
 		if (k[i].not_after == 0)
 			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    msg_path(f, p, "not_after"));
+			    MSG_PATH_STR(msg_path(f, p, "not_after")));
 		epochs[i] = k[i].epoch;
 	}
 	return msg_check_unique(msg_path(p, parent, "keys"), epochs, n, err,
@@ -728,14 +778,14 @@ msg_validate_peer_keys(const char *parent, const struct msg_peer_key *k,
 }
 
 static int
-msg_validate_site_at(const char *parent, const struct msg_site *m,
+msg_validate_site_at(const struct msg_path *parent, const struct msg_site *m,
     char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct msg_path p[1], f[1];
 
 	if (m->id == 0)
 		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    msg_path(f, parent, "id"));
+		    MSG_PATH_STR(msg_path(f, parent, "id")));
 	if (msg_check_name(msg_path(f, parent, "name"), m->name,
 	    sizeof(m->name), MSG_NAME_MAX, false, err, errlen) == -1 ||
 	    msg_check_asn(msg_path(f, parent, "asn"), m->asn, err,
@@ -747,11 +797,11 @@ msg_validate_site_at(const char *parent, const struct msg_site *m,
 		return -1;
 	if (m->n_lan_prefixes > MSG_PREFIXES_MAX)
 		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
-		    msg_path(f, parent, "lan_prefixes"), m->n_lan_prefixes,
-		    MSG_PREFIXES_MAX);
+		    MSG_PATH_STR(msg_path(f, parent, "lan_prefixes")),
+		    m->n_lan_prefixes, MSG_PREFIXES_MAX);
 	if (m->n_lan_prefixes > 0 && m->lan_prefixes == NULL)
 		return msg_fail(err, errlen, "%s: no data",
-		    msg_path(f, parent, "lan_prefixes"));
+		    MSG_PATH_STR(msg_path(f, parent, "lan_prefixes")));
 	for (size_t i = 0; i < m->n_lan_prefixes; i++) {
 		const struct msg_prefix *x = &m->lan_prefixes[i];
 
@@ -760,14 +810,15 @@ msg_validate_site_at(const char *parent, const struct msg_site *m,
 			return -1;
 		if (x->len > msg_addr_bits(x->addr.family))
 			return msg_fail(err, errlen, "%s: length %u too long",
-			    p, (unsigned)x->len);
+			    MSG_PATH_STR(p), (unsigned)x->len);
 		if (!msg_host_bits_zero(&x->addr, x->len))
 			return msg_fail(err, errlen, "%s: host bits set after "
-			    "/%u", p, (unsigned)x->len);
+			    "/%u", MSG_PATH_STR(p), (unsigned)x->len);
 	}
 	if (m->n_links > MSG_LINKS_MAX)
 		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
-		    msg_path(f, parent, "links"), m->n_links, MSG_LINKS_MAX);
+		    MSG_PATH_STR(msg_path(f, parent, "links")), m->n_links,
+		    MSG_LINKS_MAX);
 	for (size_t i = 0; i < m->n_links; i++) {
 		const struct msg_wan_link *l = &m->links[i];
 
@@ -786,7 +837,8 @@ msg_validate_site_at(const char *parent, const struct msg_site *m,
 			if (strcmp(m->links[j].name, l->name) == 0)
 				return msg_fail(err, errlen, "%s: \"%s\" "
 				    "already used by links[%zu]",
-				    msg_path(f, p, "name"), l->name, j);
+				    MSG_PATH_STR(msg_path(f, p, "name")),
+				    l->name, j);
 	}
 	return 0;
 }
@@ -794,20 +846,20 @@ msg_validate_site_at(const char *parent, const struct msg_site *m,
 int
 msg_validate_site(const struct msg_site *m, char *err, size_t errlen)
 {
-	return msg_validate_site_at("", m, err, errlen);
+	return msg_validate_site_at(NULL, m, err, errlen);
 }
 
 static int
-msg_validate_tunnel_at(const char *parent, const struct msg_tunnel *m,
-    char *err, size_t errlen)
+msg_validate_tunnel_at(const struct msg_path *parent,
+    const struct msg_tunnel *m, char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct msg_path p[1], f[1];
 	const struct msg_crypto_profile *c = &m->crypto;
 	const struct msg_bgp_neighbor *b = &m->bgp;
 
 	if (m->id == 0)
 		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    msg_path(f, parent, "id"));
+		    MSG_PATH_STR(msg_path(f, parent, "id")));
 	if (msg_check_name(msg_path(f, parent, "local_link"), m->local_link,
 	    sizeof(m->local_link), MSG_LINK_NAME_MAX, true, err,
 	    errlen) == -1 ||
@@ -825,22 +877,23 @@ msg_validate_tunnel_at(const char *parent, const struct msg_tunnel *m,
 			return -1;
 	} else if (m->vni != 0) {
 		return msg_fail(err, errlen, "%s: %u set but encap is gre",
-		    msg_path(f, parent, "vni"), m->vni);
+		    MSG_PATH_STR(msg_path(f, parent, "vni")), m->vni);
 	}
 	msg_path(f, parent, "inner_local");
 	if (m->inner_local.addr.family != AF_INET)
 		return msg_fail(err, errlen, "%s: must be an IPv4 address/31",
-		    f);
+		    MSG_PATH_STR(f));
 	if (m->inner_local.len != 31)
-		return msg_fail(err, errlen, "%s: length %u, must be 31", f,
-		    (unsigned)m->inner_local.len);
+		return msg_fail(err, errlen, "%s: length %u, must be 31",
+		    MSG_PATH_STR(f), (unsigned)m->inner_local.len);
 	msg_path(f, parent, "inner_remote");
 	if (m->inner_remote.family != AF_INET)
-		return msg_fail(err, errlen, "%s: must be an IPv4 address", f);
+		return msg_fail(err, errlen, "%s: must be an IPv4 address",
+		    MSG_PATH_STR(f));
 	if (memcmp(m->inner_remote.bytes, m->inner_local.addr.bytes, 3) != 0 ||
 	    (m->inner_remote.bytes[3] ^ m->inner_local.addr.bytes[3]) != 1)
 		return msg_fail(err, errlen, "%s: not the other address of "
-		    "inner_local's /31", f);
+		    "inner_local's /31", MSG_PATH_STR(f));
 	if (msg_check_range(msg_path(f, parent, "mtu"), m->mtu, MSG_MTU_MIN,
 	    MSG_MTU_MAX, true, err, errlen) == -1)
 		return -1;
@@ -851,7 +904,7 @@ msg_validate_tunnel_at(const char *parent, const struct msg_tunnel *m,
 		return -1;
 	if (!c->esn)
 		return msg_fail(err, errlen, "%s: must be true in v1",
-		    msg_path(f, p, "esn"));
+		    MSG_PATH_STR(msg_path(f, p, "esn")));
 	if (msg_check_range(msg_path(f, p, "replay_window"), c->replay_window,
 	    MSG_REPLAY_MIN, MSG_REPLAY_MAX, true, err, errlen) == -1 ||
 	    msg_check_range(msg_path(f, p, "rekey_seconds"), c->rekey_seconds,
@@ -862,7 +915,7 @@ msg_validate_tunnel_at(const char *parent, const struct msg_tunnel *m,
 	msg_path(p, parent, "peer");
 	if (m->peer.site_id == 0)
 		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    msg_path(f, p, "site_id"));
+		    MSG_PATH_STR(msg_path(f, p, "site_id")));
 	if (msg_check_name(msg_path(f, p, "name"), m->peer.name,
 	    sizeof(m->peer.name), MSG_NAME_MAX, false, err, errlen) == -1 ||
 	    msg_check_blob(msg_path(f, p, "certificate_der"),
@@ -876,7 +929,8 @@ msg_validate_tunnel_at(const char *parent, const struct msg_tunnel *m,
 	    errlen) == -1)
 		return -1;
 	if (!msg_addr_equal(&b->address, &m->inner_remote))
-		return msg_fail(err, errlen, "%s: must equal inner_remote", f);
+		return msg_fail(err, errlen, "%s: must equal inner_remote",
+		    MSG_PATH_STR(f));
 	if (msg_check_asn(msg_path(f, p, "remote_asn"), b->remote_asn, err,
 	    errlen) == -1 ||
 	    msg_check_range(msg_path(f, p, "hold_time"), b->hold_time, 3,
@@ -896,7 +950,7 @@ msg_validate_tunnel_at(const char *parent, const struct msg_tunnel *m,
 int
 msg_validate_tunnel(const struct msg_tunnel *m, char *err, size_t errlen)
 {
-	return msg_validate_tunnel_at("", m, err, errlen);
+	return msg_validate_tunnel_at(NULL, m, err, errlen);
 }
 
 static bool
@@ -910,34 +964,34 @@ msg_site_has_link(const struct msg_site *s, const char *name)
 
 /* Tunnels: count, each one, unique ids, and local links of site. */
 static int
-msg_validate_tunnels(const char *parent, const char *name,
+msg_validate_tunnels(const struct msg_path *parent, const char *name,
     const struct msg_tunnel *t, size_t n, const struct msg_site *site,
     char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct msg_path p[1], f[1];
 	uint64_t *ids;
 	int rc;
 
 	if (n > MSG_LIST_MAX)
 		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
-		    msg_path(p, parent, name), n, MSG_LIST_MAX);
+		    MSG_PATH_STR(msg_path(p, parent, name)), n, MSG_LIST_MAX);
 	if (n > 0 && t == NULL)
 		return msg_fail(err, errlen, "%s: no data",
-		    msg_path(p, parent, name));
+		    MSG_PATH_STR(msg_path(p, parent, name)));
 	for (size_t i = 0; i < n; i++) {
 		msg_path_idx(p, parent, name, i);
 		if (msg_validate_tunnel_at(p, &t[i], err, errlen) == -1)
 			return -1;
 		if (site != NULL && !msg_site_has_link(site, t[i].local_link))
 			return msg_fail(err, errlen, "%s: \"%s\" is not a link "
-			    "of the site", msg_path(f, p, "local_link"),
-			    t[i].local_link);
+			    "of the site", MSG_PATH_STR(msg_path(f, p,
+			    "local_link")), t[i].local_link);
 	}
 	if (n < 2)
 		return 0;
 	if ((ids = malloc(n * sizeof(*ids))) == NULL)
 		return msg_fail(err, errlen, "%s: out of memory",
-		    msg_path(p, parent, name));
+		    MSG_PATH_STR(msg_path(p, parent, name)));
 	for (size_t i = 0; i < n; i++)
 		ids[i] = t[i].id;
 	rc = msg_check_unique(msg_path(p, parent, name), ids, n, err, errlen);
@@ -946,14 +1000,14 @@ msg_validate_tunnels(const char *parent, const char *name,
 }
 
 static int
-msg_validate_intent_at(const char *parent, const struct msg_intent *m,
-    char *err, size_t errlen)
+msg_validate_intent_at(const struct msg_path *parent,
+    const struct msg_intent *m, char *err, size_t errlen)
 {
-	char p[PATH_LEN];
+	struct msg_path p[1];
 
 	if (m->version == 0)
 		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    msg_path(p, parent, "version"));
+		    MSG_PATH_STR(msg_path(p, parent, "version")));
 	if (msg_validate_site_at(msg_path(p, parent, "site"), &m->site, err,
 	    errlen) == -1 ||
 	    msg_validate_tunnels(parent, "tunnels", m->tunnels, m->n_tunnels,
@@ -973,24 +1027,24 @@ msg_validate_intent_at(const char *parent, const struct msg_intent *m,
 int
 msg_validate_intent(const struct msg_intent *m, char *err, size_t errlen)
 {
-	return msg_validate_intent_at("", m, err, errlen);
+	return msg_validate_intent_at(NULL, m, err, errlen);
 }
 
 static int
-msg_validate_delta_at(const char *parent, const struct msg_intent_delta *m,
-    char *err, size_t errlen)
+msg_validate_delta_at(const struct msg_path *parent,
+    const struct msg_intent_delta *m, char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct msg_path p[1], f[1];
 	uint64_t *ids;
 	size_t n;
 	int rc;
 
 	if (m->from_version == 0)
 		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    msg_path(p, parent, "from_version"));
+		    MSG_PATH_STR(msg_path(p, parent, "from_version")));
 	if (m->version <= m->from_version)
 		return msg_fail(err, errlen, "%s: %llu must be > from_version "
-		    "%llu", msg_path(p, parent, "version"),
+		    "%llu", MSG_PATH_STR(msg_path(p, parent, "version")),
 		    (unsigned long long)m->version,
 		    (unsigned long long)m->from_version);
 	if (m->has_site && msg_validate_site_at(msg_path(p, parent, "site"),
@@ -1001,20 +1055,21 @@ msg_validate_delta_at(const char *parent, const struct msg_intent_delta *m,
 		return -1;
 	msg_path(p, parent, "remove");
 	if (m->n_remove > MSG_LIST_MAX)
-		return msg_fail(err, errlen, "%s: %zu entries, limit %d", p,
-		    m->n_remove, MSG_LIST_MAX);
+		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
+		    MSG_PATH_STR(p), m->n_remove, MSG_LIST_MAX);
 	if (m->n_remove > 0 && m->remove == NULL)
-		return msg_fail(err, errlen, "%s: no data", p);
+		return msg_fail(err, errlen, "%s: no data", MSG_PATH_STR(p));
 	for (size_t i = 0; i < m->n_remove; i++)
 		if (m->remove[i] == 0)
 			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    msg_path_idx(f, parent, "remove", i));
+			    MSG_PATH_STR(msg_path_idx(f, parent, "remove", i)));
 	/* Unique over remove ∪ upsert: catches both kinds of repeat. */
 	n = m->n_remove + m->n_upsert;
 	if (n < 2)
 		return 0;
 	if ((ids = malloc(n * sizeof(*ids))) == NULL)
-		return msg_fail(err, errlen, "%s: out of memory", p);
+		return msg_fail(err, errlen, "%s: out of memory",
+		    MSG_PATH_STR(p));
 	for (size_t i = 0; i < m->n_remove; i++)
 		ids[i] = m->remove[i];
 	for (size_t i = 0; i < m->n_upsert; i++)
@@ -1028,21 +1083,22 @@ int
 msg_validate_intent_delta(const struct msg_intent_delta *m, char *err,
     size_t errlen)
 {
-	return msg_validate_delta_at("", m, err, errlen);
+	return msg_validate_delta_at(NULL, m, err, errlen);
 }
 
 int
 msg_validate_controller_message(const struct msg_controller_message *m,
     char *err, size_t errlen)
 {
-	char f[PATH_LEN];
+	struct msg_path f[1];
 
 	switch (m->kind) {
 	case MSG_CONTROLLER_SNAPSHOT:
-		return msg_validate_intent_at("snapshot", &m->u.snapshot, err,
-		    errlen);
+		return msg_validate_intent_at(MSG_ROOT("snapshot"),
+		    &m->u.snapshot, err, errlen);
 	case MSG_CONTROLLER_DELTA:
-		return msg_validate_delta_at("delta", &m->u.delta, err, errlen);
+		return msg_validate_delta_at(MSG_ROOT("delta"), &m->u.delta,
+		    err, errlen);
 	case MSG_CONTROLLER_REKEY: {
 		const struct msg_rekey_order *r = &m->u.rekey;
 
@@ -1052,13 +1108,14 @@ msg_validate_controller_message(const struct msg_controller_message *m,
 		if (r->epoch == 0)
 			return msg_fail(err, errlen,
 			    "rekey.epoch: 0 must be > 0");
-		if (msg_check_enum("rekey.step", (int)r->step,
+		if (msg_check_enum(MSG_ROOT("rekey.step"), (int)r->step,
 		    MSG_REKEY_STEP_RETIRE, true, err, errlen) == -1 ||
-		    msg_check_enum("rekey.reason", (int)r->reason,
+		    msg_check_enum(MSG_ROOT("rekey.reason"), (int)r->reason,
 		    MSG_REKEY_REASON_PEER_REVOKED, false, err, errlen) == -1 ||
-		    msg_check_range("rekey.spi", r->spi, MSG_SPI_MIN,
+		    msg_check_range(MSG_ROOT("rekey.spi"), r->spi, MSG_SPI_MIN,
 		    UINT32_MAX, false, err, errlen) == -1 ||
-		    msg_check_range("rekey.drain_seconds", r->drain_seconds, 0,
+		    msg_check_range(MSG_ROOT("rekey.drain_seconds"),
+		    r->drain_seconds, 0,
 		    MSG_DRAIN_MAX, false, err, errlen) == -1)
 			return -1;
 		return 0;
@@ -1066,18 +1123,19 @@ msg_validate_controller_message(const struct msg_controller_message *m,
 	case MSG_CONTROLLER_KEEPALIVE:
 		return 0;
 	case MSG_CONTROLLER_BACKOFF:
-		if (msg_check_range("backoff.retry_after_seconds",
+		if (msg_check_range(MSG_ROOT("backoff.retry_after_seconds"),
 		    m->u.backoff.retry_after_seconds, 0, MSG_BACKOFF_MAX,
 		    false, err, errlen) == -1)
 			return -1;
-		return msg_check_text("backoff.reason", m->u.backoff.reason,
+		return msg_check_text(MSG_ROOT("backoff.reason"),
+		    m->u.backoff.reason,
 		    sizeof(m->u.backoff.reason), 0, MSG_BACKOFF_REASON_MAX,
 		    err, errlen);
 	case MSG_CONTROLLER_PEER_KEYS:
 		if (m->u.peer_keys.peer_site_id == 0)
 			return msg_fail(err, errlen,
 			    "peer_keys.peer_site_id: 0 must be > 0");
-		return msg_validate_peer_keys(msg_path(f, "", "peer_keys"),
+		return msg_validate_peer_keys(msg_path(f, NULL, "peer_keys"),
 		    m->u.peer_keys.keys, m->u.peer_keys.n_keys, 1, err, errlen);
 	default:
 		return msg_fail(err, errlen, "body: not set");
@@ -1088,17 +1146,17 @@ int
 msg_validate_enroll_request(const struct msg_enroll_request *m, char *err,
     size_t errlen)
 {
-	if (msg_check_len("token", m->token, sizeof(m->token), 1,
+	if (msg_check_len(MSG_ROOT("token"), m->token, sizeof(m->token), 1,
 	    MSG_TOKEN_MAX, err, errlen) == -1)
 		return -1;
 	for (const char *c = m->token; *c != '\0'; c++)
 		if (*c < 0x21 || *c > 0x7e)
 			return msg_fail(err, errlen, "token: character at %zu "
 			    "not printable ASCII", (size_t)(c - m->token));
-	if (msg_check_blob("csr_der", &m->csr_der, 1, MSG_DER_MAX, err,
-	    errlen) == -1)
+	if (msg_check_blob(MSG_ROOT("csr_der"), &m->csr_der, 1, MSG_DER_MAX,
+	    err, errlen) == -1)
 		return -1;
-	return msg_check_text("software_version", m->software_version,
+	return msg_check_text(MSG_ROOT("software_version"), m->software_version,
 	    sizeof(m->software_version), 0, MSG_VERSION_STR_MAX, err, errlen);
 }
 
@@ -1106,35 +1164,35 @@ int
 msg_validate_enroll_response(const struct msg_enroll_response *m, char *err,
     size_t errlen)
 {
-	char p[PATH_LEN];
+	struct msg_path p[1];
 	bool ok = m->error == MSG_ENROLL_ERROR_UNSPECIFIED;
 
-	if (msg_check_enum("error", (int)m->error,
+	if (msg_check_enum(MSG_ROOT("error"), (int)m->error,
 	    MSG_ENROLL_ERROR_SITE_REVOKED, false, err, errlen) == -1 ||
-	    msg_check_text("error_message", m->error_message,
+	    msg_check_text(MSG_ROOT("error_message"), m->error_message,
 	    sizeof(m->error_message), 0, MSG_ERROR_MAX, err, errlen) == -1)
 		return -1;
 	if (ok && m->site_id == 0)
 		return msg_fail(err, errlen, "site_id: 0 must be > 0");
-	if (msg_check_blob("certificate_der", &m->certificate_der, ok ? 1 : 0,
-	    MSG_DER_MAX, err, errlen) == -1)
+	if (msg_check_blob(MSG_ROOT("certificate_der"), &m->certificate_der,
+	    ok ? 1 : 0, MSG_DER_MAX, err, errlen) == -1)
 		return -1;
 	if (m->n_ca_chain > MSG_CA_CHAIN_MAX || (ok && m->n_ca_chain == 0))
 		return msg_fail(err, errlen, "ca_chain_der: %zu entries, "
 		    "allowed %d..%d", m->n_ca_chain, ok ? 1 : 0,
 		    MSG_CA_CHAIN_MAX);
 	for (size_t i = 0; i < m->n_ca_chain; i++)
-		if (msg_check_blob(msg_path_idx(p, "", "ca_chain_der", i),
+		if (msg_check_blob(msg_path_idx(p, NULL, "ca_chain_der", i),
 		    &m->ca_chain_der[i], 1, MSG_DER_MAX, err, errlen) == -1)
 			return -1;
-	return msg_check_text("controller_name", m->controller_name,
+	return msg_check_text(MSG_ROOT("controller_name"), m->controller_name,
 	    sizeof(m->controller_name), ok ? 1 : 0, MSG_CN_MAX, err, errlen);
 }
 
 static int
 msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN], s[PATH_LEN];
+	struct msg_path p[1], f[1], s[1];
 	uint64_t *ids;
 	int rc;
 
@@ -1150,10 +1208,10 @@ msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 	for (size_t i = 0; i < m->n_tunnels; i++) {
 		const struct msg_tunnel_status *t = &m->tunnels[i];
 
-		msg_path_idx(p, "status", "tunnels", i);
+		msg_path_idx(p, MSG_ROOT("status"), "tunnels", i);
 		if (t->tunnel_id == 0)
 			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    msg_path(f, p, "tunnel_id"));
+			    MSG_PATH_STR(msg_path(f, p, "tunnel_id")));
 		if (msg_check_enum(msg_path(f, p, "state"), (int)t->state,
 		    MSG_TUNNEL_STATE_FAILED, false, err, errlen) == -1 ||
 		    msg_check_text(msg_path(f, p, "error"), t->error,
@@ -1161,7 +1219,8 @@ msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 			return -1;
 		if (t->n_sas > MSG_SAS_MAX)
 			return msg_fail(err, errlen, "%s: %zu entries, limit "
-			    "%d", msg_path(f, p, "sas"), t->n_sas, MSG_SAS_MAX);
+			    "%d", MSG_PATH_STR(msg_path(f, p, "sas")), t->n_sas,
+			    MSG_SAS_MAX);
 		for (size_t j = 0; j < t->n_sas; j++) {
 			msg_path_idx(f, p, "sas", j);
 			if (msg_check_range(msg_path(s, f, "spi"),
@@ -1174,7 +1233,7 @@ msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 		}
 	}
 	for (size_t i = 0; i < m->n_bgp; i++) {
-		msg_path_idx(p, "status", "bgp", i);
+		msg_path_idx(p, MSG_ROOT("status"), "bgp", i);
 		if (msg_check_addr(msg_path(f, p, "address"),
 		    &m->bgp[i].address, err, errlen) == -1 ||
 		    msg_check_enum(msg_path(f, p, "state"),
@@ -1183,10 +1242,10 @@ msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 			return -1;
 	}
 	for (size_t i = 0; i < m->n_health; i++) {
-		msg_path_idx(p, "status", "health", i);
+		msg_path_idx(p, MSG_ROOT("status"), "health", i);
 		if (m->health[i].tunnel_id == 0)
 			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    msg_path(f, p, "tunnel_id"));
+			    MSG_PATH_STR(msg_path(f, p, "tunnel_id")));
 		if (msg_check_range(msg_path(f, p, "loss_permille"),
 		    m->health[i].loss_permille, 0, 1000, false, err,
 		    errlen) == -1)
@@ -1198,8 +1257,8 @@ msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 		return msg_fail(err, errlen, "status.tunnels: out of memory");
 	for (size_t i = 0; i < m->n_tunnels; i++)
 		ids[i] = m->tunnels[i].tunnel_id;
-	rc = msg_check_unique("status.tunnels", ids, m->n_tunnels, err,
-	    errlen);
+	rc = msg_check_unique(MSG_ROOT("status.tunnels"), ids, m->n_tunnels,
+	    err, errlen);
 	free(ids);
 	return rc;
 }
@@ -1207,14 +1266,15 @@ msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 static int
 msg_validate_ack(const struct msg_ack *m, char *err, size_t errlen)
 {
-	if (msg_check_text("ack.reason", m->reason, sizeof(m->reason), 0,
-	    MSG_REASON_MAX, err, errlen) == -1)
+	if (msg_check_text(MSG_ROOT("ack.reason"), m->reason, sizeof(m->reason),
+	    0, MSG_REASON_MAX, err, errlen) == -1)
 		return -1;
 	if (m->rekey_tunnel_id != 0) {
 		if (m->rekey_epoch == 0)
 			return msg_fail(err, errlen, "ack.rekey_epoch: 0 must "
 			    "be > 0 in a rekey ack");
-		return msg_check_enum("ack.rekey_step", (int)m->rekey_step,
+		return msg_check_enum(MSG_ROOT("ack.rekey_step"),
+		    (int)m->rekey_step,
 		    MSG_REKEY_STEP_RETIRE, true, err, errlen);
 	}
 	if (m->rekey_epoch != 0 || m->rekey_step != MSG_REKEY_STEP_UNSPECIFIED)
@@ -1242,12 +1302,12 @@ msg_validate_edge_message(const struct msg_edge_message *m, char *err,
 		if (h->has_convergence_hash != (h->applied_version != 0))
 			return msg_fail(err, errlen, "hello.convergence_hash: "
 			    "must be set exactly when applied_version > 0");
-		if (msg_check_text("hello.software_version",
+		if (msg_check_text(MSG_ROOT("hello.software_version"),
 		    h->software_version, sizeof(h->software_version), 0,
 		    MSG_VERSION_STR_MAX, err, errlen) == -1)
 			return -1;
-		return msg_check_enum("hello.backend", (int)h->backend,
-		    MSG_BACKEND_NULL, false, err, errlen);
+		return msg_check_enum(MSG_ROOT("hello.backend"),
+		    (int)h->backend, MSG_BACKEND_NULL, false, err, errlen);
 	}
 	case MSG_EDGE_STATUS:
 		return msg_validate_status(&m->u.status, err, errlen);
@@ -1259,7 +1319,8 @@ msg_validate_edge_message(const struct msg_edge_message *m, char *err,
 			    "key.epoch: 0 must be > 0");
 		if (m->u.key.signature_len < 1 ||
 		    m->u.key.signature_len > MSG_SIG_MAX)
-			return msg_fail(err, errlen, "key.signature: %zu bytes, "
+			return msg_fail(err, errlen,
+			    "key.signature: %zu bytes, "
 			    "allowed 1..%d", m->u.key.signature_len,
 			    MSG_SIG_MAX);
 		if (m->u.key.not_after == 0)

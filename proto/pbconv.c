@@ -74,6 +74,19 @@ pbconv_fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+/*
+ * A field path as a chain of components up to the root (up == NULL),
+ * turned into text only when an error names it (see msg.c's struct
+ * msg_path).  Declared as one-element arrays so that the name is the
+ * pointer; a parent must stay put while its children are in use.
+ */
+struct pbconv_path {
+	const struct pbconv_path *up;
+	const char *name;
+	size_t idx;
+	bool has_idx;
+};
+
 static void
 pbconv_path_add(char *buf, const char *s)
 {
@@ -85,26 +98,51 @@ pbconv_path_add(char *buf, const char *s)
 	buf[n + m] = '\0';
 }
 
-/* parent.name (name alone at the root); buf must not be parent. */
+/* The text in buf (PATH_LEN): parent's text, "." when that is not empty,
+ * the name, "[i]" for a list element. */
 static const char *
-pbconv_path(char *buf, const char *parent, const char *name)
-{
-	buf[0] = '\0';
-	pbconv_path_add(buf, parent);
-	if (parent[0] != '\0')
-		pbconv_path_add(buf, ".");
-	pbconv_path_add(buf, name);
-	return buf;
-}
-
-static const char *
-pbconv_path_idx(char *buf, const char *parent, const char *name, size_t i)
+pbconv_path_str(const struct pbconv_path *path, char *buf)
 {
 	char idx[24];
 
-	snprintf(idx, sizeof(idx), "[%zu]", i);
+	buf[0] = '\0';
+	if (path == NULL)
+		return buf;
+	(void)pbconv_path_str(path->up, buf);
+	if (buf[0] != '\0')
+		pbconv_path_add(buf, ".");
+	pbconv_path_add(buf, path->name);
+	if (path->has_idx) {
+		snprintf(idx, sizeof(idx), "[%zu]", path->idx);
+		pbconv_path_add(buf, idx);
+	}
+	return buf;
+}
+
+/* A path at the root, for the rest of the enclosing block. */
+#define PB_ROOT(name) (&(const struct pbconv_path){ NULL, (name), 0, false })
+/* The text of a path for one error message. */
+#define PB_PATH(path) pbconv_path_str((path), (char[PATH_LEN]){ 0 })
+
+/* parent.name (name alone at the root, parent NULL). */
+static const struct pbconv_path *
+pbconv_path(struct pbconv_path *buf, const struct pbconv_path *parent,
+    const char *name)
+{
+	buf->up = parent;
+	buf->name = name;
+	buf->idx = 0;
+	buf->has_idx = false;
+	return buf;
+}
+
+static const struct pbconv_path *
+pbconv_path_idx(struct pbconv_path *buf, const struct pbconv_path *parent,
+    const char *name, size_t i)
+{
 	pbconv_path(buf, parent, name);
-	pbconv_path_add(buf, idx);
+	buf->has_idx = true;
+	buf->idx = i;
 	return buf;
 }
 
@@ -158,8 +196,8 @@ pbconv_unpack_begin(const char *what, size_t len, size_t max,
     struct pbconv_budget *b, ProtobufCAllocator *a, char *err, size_t errlen)
 {
 	if (len > max)
-		return pbconv_fail(err, errlen, "%s: %zu bytes, limit %zu", what,
-		    len, max);
+		return pbconv_fail(err, errlen, "%s: %zu bytes, limit %zu",
+		    what, len, max);
 	b->left = len * PBCONV_ALLOC_FACTOR + (1u << 20);
 	b->exceeded = false;
 	a->alloc = pbconv_budget_alloc;
@@ -182,8 +220,8 @@ pbconv_unpack_failed(const char *what, const struct pbconv_budget *b,
 /* Decoding: field converters (protobuf-c -> msg) */
 
 static int
-pbconv_get_str(const char *path, const char *src, char *dst, size_t dstsz,
-    char *err, size_t errlen)
+pbconv_get_str(const struct pbconv_path *path, const char *src, char *dst,
+    size_t dstsz, char *err, size_t errlen)
 {
 	size_t n;
 
@@ -192,7 +230,7 @@ pbconv_get_str(const char *path, const char *src, char *dst, size_t dstsz,
 	n = strlen(src);
 	if (n >= dstsz)
 		return pbconv_fail(err, errlen, "%s: %zu chars, limit %zu",
-		    path, n, dstsz - 1);
+		    PB_PATH(path), n, dstsz - 1);
 	memcpy(dst, src, n + 1);
 	return 0;
 }
@@ -214,7 +252,7 @@ pbconv_quote(char *buf, size_t size, const char *src)
 
 /* An address field; empty is allowed only when optional. */
 static int
-pbconv_get_addr(const char *path, const char *src, bool optional,
+pbconv_get_addr(const struct pbconv_path *path, const char *src, bool optional,
     struct msg_addr *out, char *err, size_t errlen)
 {
 	char q[MSG_ADDR_STRLEN];
@@ -223,47 +261,49 @@ pbconv_get_addr(const char *path, const char *src, bool optional,
 	if (src == NULL || src[0] == '\0') {
 		if (optional)
 			return 0;
-		return pbconv_fail(err, errlen, "%s: missing", path);
+		return pbconv_fail(err, errlen, "%s: missing", PB_PATH(path));
 	}
 	if (strlen(src) >= MSG_ADDR_STRLEN || msg_addr_parse(src, out) == -1)
 		return pbconv_fail(err, errlen, "%s: \"%s\" is not an IPv4 "
-		    "or IPv6 address", path, pbconv_quote(q, sizeof(q), src));
+		    "or IPv6 address", PB_PATH(path), pbconv_quote(q, sizeof(q),
+		    src));
 	return 0;
 }
 
 static int
-pbconv_get_prefix(const char *path, const char *src, bool network,
+pbconv_get_prefix(const struct pbconv_path *path, const char *src, bool network,
     struct msg_prefix *out, char *err, size_t errlen)
 {
 	char q[MSG_PREFIX_STRLEN];
 
 	memset(out, 0, sizeof(*out));
 	if (src == NULL || src[0] == '\0')
-		return pbconv_fail(err, errlen, "%s: missing", path);
+		return pbconv_fail(err, errlen, "%s: missing", PB_PATH(path));
 	if (strlen(src) >= MSG_PREFIX_STRLEN ||
 	    msg_prefix_parse(src, network, out) == -1)
-		return pbconv_fail(err, errlen, "%s: \"%s\" is not %s", path,
-		    pbconv_quote(q, sizeof(q), src), network ?
+		return pbconv_fail(err, errlen, "%s: \"%s\" is not %s",
+		    PB_PATH(path), pbconv_quote(q, sizeof(q), src), network ?
 		    "a network in CIDR notation (host bits zero)" :
 		    "an ADDRESS/LENGTH");
 	return 0;
 }
 
 static int
-pbconv_get_blob(const char *path, const ProtobufCBinaryData *src, size_t max,
-    struct msg_blob *out, char *err, size_t errlen)
+pbconv_get_blob(const struct pbconv_path *path, const ProtobufCBinaryData *src,
+    size_t max, struct msg_blob *out, char *err, size_t errlen)
 {
 	if (src->len > max)
-		return pbconv_fail(err, errlen, "%s: %zu bytes, limit %zu", path,
-		    src->len, max);
+		return pbconv_fail(err, errlen, "%s: %zu bytes, limit %zu",
+		    PB_PATH(path), src->len, max);
 	if (msg_blob_set(out, src->data, src->len) == -1)
-		return pbconv_fail(err, errlen, "%s: out of memory", path);
+		return pbconv_fail(err, errlen, "%s: out of memory",
+		    PB_PATH(path));
 	return 0;
 }
 
 /* Exactly `len` bytes, or (when optional) none: *has says which. */
 static int
-pbconv_get_fixed(const char *path, const ProtobufCBinaryData *src,
+pbconv_get_fixed(const struct pbconv_path *path, const ProtobufCBinaryData *src,
     uint8_t *out, size_t len, bool optional, bool *has, char *err,
     size_t errlen)
 {
@@ -273,30 +313,30 @@ pbconv_get_fixed(const char *path, const ProtobufCBinaryData *src,
 	}
 	if (src->len != len)
 		return pbconv_fail(err, errlen, "%s: %zu bytes, must be %s%zu",
-		    path, src->len, optional ? "0 or " : "", len);
+		    PB_PATH(path), src->len, optional ? "0 or " : "", len);
 	memcpy(out, src->data, len);
 	*has = true;
 	return 0;
 }
 
 static int
-pbconv_get_port(const char *path, uint32_t v, uint16_t *out, char *err,
-    size_t errlen)
+pbconv_get_port(const struct pbconv_path *path, uint32_t v, uint16_t *out,
+    char *err, size_t errlen)
 {
 	if (v > 65535)
 		return pbconv_fail(err, errlen, "%s: %u out of range 0..65535",
-		    path, v);
+		    PB_PATH(path), v);
 	*out = (uint16_t)v;
 	return 0;
 }
 
 static int
-pbconv_get_count(const char *path, size_t n, size_t max, char *err,
-    size_t errlen)
+pbconv_get_count(const struct pbconv_path *path, size_t n, size_t max,
+    char *err, size_t errlen)
 {
 	if (n > max)
 		return pbconv_fail(err, errlen, "%s: %zu entries, limit %zu",
-		    path, n, max);
+		    PB_PATH(path), n, max);
 	return 0;
 }
 
@@ -308,10 +348,10 @@ pbconv_info_enum(int v, int max)
 }
 
 static int
-pbconv_get_peer_keys(const char *parent, PbPeerKey *const *src, size_t n,
-    struct msg_peer_key *out, size_t *n_out, char *err, size_t errlen)
+pbconv_get_peer_keys(const struct pbconv_path *parent, PbPeerKey *const *src,
+    size_t n, struct msg_peer_key *out, size_t *n_out, char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct pbconv_path p[1], f[1];
 	bool has;
 
 	if (pbconv_get_count(pbconv_path(p, parent, "keys"), n,
@@ -329,7 +369,7 @@ pbconv_get_peer_keys(const char *parent, PbPeerKey *const *src, size_t n,
 			return -1;
 		if (k->signature.len > MSG_SIG_MAX)
 			return pbconv_fail(err, errlen, "%s: %zu bytes, limit "
-			    "%d", pbconv_path(f, p, "signature"),
+			    "%d", PB_PATH(pbconv_path(f, p, "signature")),
 			    k->signature.len, MSG_SIG_MAX);
 		if (k->signature.len > 0)
 			memcpy(out[i].signature, k->signature.data,
@@ -341,13 +381,13 @@ pbconv_get_peer_keys(const char *parent, PbPeerKey *const *src, size_t n,
 }
 
 static int
-pbconv_get_site(const char *path, const PbSite *src, struct msg_site *out,
-    char *err, size_t errlen)
+pbconv_get_site(const struct pbconv_path *path, const PbSite *src,
+    struct msg_site *out, char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct pbconv_path p[1], f[1];
 
 	if (src == NULL)
-		return pbconv_fail(err, errlen, "%s: not set", path);
+		return pbconv_fail(err, errlen, "%s: not set", PB_PATH(path));
 	out->id = src->id;
 	out->asn = src->asn;
 	out->role = (enum msg_role)pbconv_info_enum(src->role, MSG_ROLE_EDGE);
@@ -365,7 +405,7 @@ pbconv_get_site(const char *path, const PbSite *src, struct msg_site *out,
 		    sizeof(*out->lan_prefixes));
 		if (out->lan_prefixes == NULL)
 			return pbconv_fail(err, errlen, "%s: out of memory",
-			    pbconv_path(f, path, "lan_prefixes"));
+			    PB_PATH(pbconv_path(f, path, "lan_prefixes")));
 		out->n_lan_prefixes = src->n_lan_prefixes;
 	}
 	for (size_t i = 0; i < src->n_lan_prefixes; i++)
@@ -394,10 +434,10 @@ pbconv_get_site(const char *path, const PbSite *src, struct msg_site *out,
 }
 
 static int
-pbconv_get_tunnel(const char *path, const PbTunnel *src,
+pbconv_get_tunnel(const struct pbconv_path *path, const PbTunnel *src,
     struct msg_tunnel *out, char *err, size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct pbconv_path p[1], f[1];
 
 	out->id = src->id;
 	out->encap = (enum msg_encap)src->encap;
@@ -425,7 +465,7 @@ pbconv_get_tunnel(const char *path, const PbTunnel *src,
 
 	if (src->crypto == NULL)
 		return pbconv_fail(err, errlen, "%s: not set",
-		    pbconv_path(f, path, "crypto"));
+		    PB_PATH(pbconv_path(f, path, "crypto")));
 	out->crypto.cipher = (enum msg_cipher)src->crypto->cipher;
 	out->crypto.esn = src->crypto->esn;
 	out->crypto.replay_window = src->crypto->replay_window;
@@ -435,7 +475,7 @@ pbconv_get_tunnel(const char *path, const PbTunnel *src,
 
 	pbconv_path(p, path, "peer");
 	if (src->peer == NULL)
-		return pbconv_fail(err, errlen, "%s: not set", p);
+		return pbconv_fail(err, errlen, "%s: not set", PB_PATH(p));
 	out->peer.site_id = src->peer->site_id;
 	if (pbconv_get_str(pbconv_path(f, p, "name"), src->peer->name,
 	    out->peer.name, sizeof(out->peer.name), err, errlen) == -1 ||
@@ -448,7 +488,7 @@ pbconv_get_tunnel(const char *path, const PbTunnel *src,
 
 	pbconv_path(p, path, "bgp");
 	if (src->bgp == NULL)
-		return pbconv_fail(err, errlen, "%s: not set", p);
+		return pbconv_fail(err, errlen, "%s: not set", PB_PATH(p));
 	out->bgp.remote_asn = src->bgp->remote_asn;
 	out->bgp.hold_time = src->bgp->hold_time;
 	out->bgp.keepalive = src->bgp->keepalive;
@@ -461,11 +501,11 @@ pbconv_get_tunnel(const char *path, const PbTunnel *src,
 /* A repeated Tunnel into a malloc'd array; on failure *out may hold part
  * of it (*n_out says how much), which the caller's free releases. */
 static int
-pbconv_get_tunnels(const char *parent, const char *name,
+pbconv_get_tunnels(const struct pbconv_path *parent, const char *name,
     PbTunnel *const *src, size_t n, struct msg_tunnel **out, size_t *n_out,
     char *err, size_t errlen)
 {
-	char p[PATH_LEN];
+	struct pbconv_path p[1];
 
 	if (pbconv_get_count(pbconv_path(p, parent, name), n, MSG_LIST_MAX,
 	    err, errlen) == -1)
@@ -473,7 +513,8 @@ pbconv_get_tunnels(const char *parent, const char *name,
 	if (n == 0)
 		return 0;
 	if ((*out = calloc(n, sizeof(**out))) == NULL)
-		return pbconv_fail(err, errlen, "%s: out of memory", p);
+		return pbconv_fail(err, errlen, "%s: out of memory",
+		    PB_PATH(p));
 	for (size_t i = 0; i < n; i++) {
 		*n_out = i + 1;
 		if (pbconv_get_tunnel(pbconv_path_idx(p, parent, name, i),
@@ -484,10 +525,10 @@ pbconv_get_tunnels(const char *parent, const char *name,
 }
 
 static int
-pbconv_get_intent(const char *path, const PbIntent *src,
+pbconv_get_intent(const struct pbconv_path *path, const PbIntent *src,
     struct msg_intent *out, char *err, size_t errlen)
 {
-	char f[PATH_LEN];
+	struct pbconv_path f[1];
 
 	out->version = src->version;
 	out->keepalive_seconds = src->keepalive_seconds;
@@ -503,10 +544,10 @@ pbconv_get_intent(const char *path, const PbIntent *src,
 }
 
 static int
-pbconv_get_delta(const char *path, const PbIntentDelta *src,
+pbconv_get_delta(const struct pbconv_path *path, const PbIntentDelta *src,
     struct msg_intent_delta *out, char *err, size_t errlen)
 {
-	char f[PATH_LEN];
+	struct pbconv_path f[1];
 
 	out->from_version = src->from_version;
 	out->version = src->version;
@@ -524,7 +565,8 @@ pbconv_get_delta(const char *path, const PbIntentDelta *src,
 	if (src->n_remove > 0) {
 		out->remove = malloc(src->n_remove * sizeof(*out->remove));
 		if (out->remove == NULL)
-			return pbconv_fail(err, errlen, "%s: out of memory", f);
+			return pbconv_fail(err, errlen, "%s: out of memory",
+			    PB_PATH(f));
 		memcpy(out->remove, src->remove,
 		    src->n_remove * sizeof(*out->remove));
 		out->n_remove = src->n_remove;
@@ -539,12 +581,12 @@ pbconv_get_controller(const PbControllerMessage *src,
 	switch (src->body_case) {
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_SNAPSHOT:
 		out->kind = MSG_CONTROLLER_SNAPSHOT;
-		return pbconv_get_intent("snapshot", src->snapshot,
+		return pbconv_get_intent(PB_ROOT("snapshot"), src->snapshot,
 		    &out->u.snapshot, err, errlen);
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_DELTA:
 		out->kind = MSG_CONTROLLER_DELTA;
-		return pbconv_get_delta("delta", src->delta, &out->u.delta, err,
-		    errlen);
+		return pbconv_get_delta(PB_ROOT("delta"), src->delta,
+		    &out->u.delta, err, errlen);
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_REKEY: {
 		struct msg_rekey_order *r = &out->u.rekey;
 
@@ -567,13 +609,15 @@ pbconv_get_controller(const PbControllerMessage *src,
 		out->kind = MSG_CONTROLLER_BACKOFF;
 		out->u.backoff.retry_after_seconds =
 		    src->backoff->retry_after_seconds;
-		return pbconv_get_str("backoff.reason", src->backoff->reason,
+		return pbconv_get_str(PB_ROOT("backoff.reason"),
+		    src->backoff->reason,
 		    out->u.backoff.reason, sizeof(out->u.backoff.reason), err,
 		    errlen);
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_PEER_KEYS:
 		out->kind = MSG_CONTROLLER_PEER_KEYS;
 		out->u.peer_keys.peer_site_id = src->peer_keys->peer_site_id;
-		return pbconv_get_peer_keys("peer_keys", src->peer_keys->keys,
+		return pbconv_get_peer_keys(PB_ROOT("peer_keys"),
+		    src->peer_keys->keys,
 		    src->peer_keys->n_keys, out->u.peer_keys.keys,
 		    &out->u.peer_keys.n_keys, err, errlen);
 	default:
@@ -585,16 +629,16 @@ static int
 pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
     size_t errlen)
 {
-	char p[PATH_LEN], f[PATH_LEN];
+	struct pbconv_path p[1], f[1];
 
 	out->applied_version = src->applied_version;
 	out->uptime_seconds = src->uptime_seconds;
-	if (pbconv_get_count("status.tunnels", src->n_tunnels, MSG_LIST_MAX,
+	if (pbconv_get_count(PB_ROOT("status.tunnels"), src->n_tunnels,
+	    MSG_LIST_MAX, err, errlen) == -1 ||
+	    pbconv_get_count(PB_ROOT("status.bgp"), src->n_bgp, MSG_LIST_MAX,
 	    err, errlen) == -1 ||
-	    pbconv_get_count("status.bgp", src->n_bgp, MSG_LIST_MAX, err,
-	    errlen) == -1 ||
-	    pbconv_get_count("status.health", src->n_health, MSG_LIST_MAX, err,
-	    errlen) == -1)
+	    pbconv_get_count(PB_ROOT("status.health"), src->n_health,
+	    MSG_LIST_MAX, err, errlen) == -1)
 		return -1;
 	if ((src->n_tunnels > 0 && (out->tunnels = calloc(src->n_tunnels,
 	    sizeof(*out->tunnels))) == NULL) ||
@@ -610,7 +654,7 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 		const PbTunnelStatus *t = src->tunnels[i];
 		struct msg_tunnel_status *o = &out->tunnels[i];
 
-		pbconv_path_idx(p, "status", "tunnels", i);
+		pbconv_path_idx(p, PB_ROOT("status"), "tunnels", i);
 		o->tunnel_id = t->tunnel_id;
 		o->state = (enum msg_tunnel_state)pbconv_info_enum(t->state,
 		    MSG_TUNNEL_STATE_FAILED);
@@ -654,7 +698,7 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 		o->uptime_seconds = b->uptime_seconds;
 		o->prefixes_received = b->prefixes_received;
 		o->tunnel_id = b->tunnel_id;
-		pbconv_path_idx(p, "status", "bgp", i);
+		pbconv_path_idx(p, PB_ROOT("status"), "bgp", i);
 		if (pbconv_get_addr(pbconv_path(f, p, "address"), b->address,
 		    false, &o->address, err, errlen) == -1)
 			return -1;
@@ -686,11 +730,11 @@ pbconv_get_edge(const PbEdgeMessage *src, struct msg_edge_message *out,
 		o->backend = (enum msg_backend)pbconv_info_enum(h->backend,
 		    MSG_BACKEND_NULL);
 		o->features = h->features;
-		if (pbconv_get_fixed("hello.convergence_hash",
+		if (pbconv_get_fixed(PB_ROOT("hello.convergence_hash"),
 		    &h->convergence_hash, o->convergence_hash, MSG_HASH_LEN,
 		    true, &o->has_convergence_hash, err, errlen) == -1)
 			return -1;
-		return pbconv_get_str("hello.software_version",
+		return pbconv_get_str(PB_ROOT("hello.software_version"),
 		    h->software_version, o->software_version,
 		    sizeof(o->software_version), err, errlen);
 	}
@@ -708,12 +752,12 @@ pbconv_get_edge(const PbEdgeMessage *src, struct msg_edge_message *out,
 		o->rekey_tunnel_id = a->rekey_tunnel_id;
 		o->rekey_epoch = a->rekey_epoch;
 		o->rekey_step = (enum msg_rekey_step)a->rekey_step;
-		if (pbconv_get_fixed("ack.convergence_hash",
+		if (pbconv_get_fixed(PB_ROOT("ack.convergence_hash"),
 		    &a->convergence_hash, o->convergence_hash, MSG_HASH_LEN,
 		    true, &o->has_convergence_hash, err, errlen) == -1)
 			return -1;
-		return pbconv_get_str("ack.reason", a->reason, o->reason,
-		    sizeof(o->reason), err, errlen);
+		return pbconv_get_str(PB_ROOT("ack.reason"), a->reason,
+		    o->reason, sizeof(o->reason), err, errlen);
 	}
 	case MESHWAN__V1__EDGE_MESSAGE__BODY_KEY: {
 		const PbKeyAnnouncement *k = src->key;
@@ -723,7 +767,7 @@ pbconv_get_edge(const PbEdgeMessage *src, struct msg_edge_message *out,
 		out->kind = MSG_EDGE_KEY;
 		o->epoch = k->epoch;
 		o->not_after = k->not_after;
-		if (pbconv_get_fixed("key.public_key", &k->public_key,
+		if (pbconv_get_fixed(PB_ROOT("key.public_key"), &k->public_key,
 		    o->public_key, MSG_KEY_LEN, false, &has, err, errlen) == -1)
 			return -1;
 		if (k->signature.len > MSG_SIG_MAX)
@@ -758,15 +802,16 @@ pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
 		return -1;
 	if ((pb = meshwan__v1__enroll_request__unpack(&a, len, buf)) == NULL)
 		return pbconv_unpack_failed("EnrollRequest", &b, err, errlen);
-	rc = pbconv_get_str("token", pb->token, out->token, sizeof(out->token),
-	    err, errlen);
+	rc = pbconv_get_str(PB_ROOT("token"), pb->token, out->token,
+	    sizeof(out->token), err, errlen);
 	if (rc == 0)
-		rc = pbconv_get_str("software_version", pb->software_version,
+		rc = pbconv_get_str(PB_ROOT("software_version"),
+		    pb->software_version,
 		    out->software_version, sizeof(out->software_version), err,
 		    errlen);
 	if (rc == 0)
-		rc = pbconv_get_blob("csr_der", &pb->csr_der, MSG_DER_MAX,
-		    &out->csr_der, err, errlen);
+		rc = pbconv_get_blob(PB_ROOT("csr_der"), &pb->csr_der,
+		    MSG_DER_MAX, &out->csr_der, err, errlen);
 	meshwan__v1__enroll_request__free_unpacked(pb, &a);
 	if (rc == 0)
 		rc = msg_validate_enroll_request(out, err, errlen);
@@ -782,7 +827,7 @@ pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
 	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbEnrollResponse *pb;
-	char p[PATH_LEN];
+	struct pbconv_path p[1];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -793,20 +838,23 @@ pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
 		return pbconv_unpack_failed("EnrollResponse", &b, err, errlen);
 	out->error = (enum msg_enroll_error)pb->error;
 	out->site_id = pb->site_id;
-	rc = pbconv_get_str("error_message", pb->error_message,
+	rc = pbconv_get_str(PB_ROOT("error_message"), pb->error_message,
 	    out->error_message, sizeof(out->error_message), err, errlen);
 	if (rc == 0)
-		rc = pbconv_get_str("controller_name", pb->controller_name,
+		rc = pbconv_get_str(PB_ROOT("controller_name"),
+		    pb->controller_name,
 		    out->controller_name, sizeof(out->controller_name), err,
 		    errlen);
 	if (rc == 0)
-		rc = pbconv_get_blob("certificate_der", &pb->certificate_der,
+		rc = pbconv_get_blob(PB_ROOT("certificate_der"),
+		    &pb->certificate_der,
 		    MSG_DER_MAX, &out->certificate_der, err, errlen);
 	if (rc == 0)
-		rc = pbconv_get_count("ca_chain_der", pb->n_ca_chain_der,
-		    MSG_CA_CHAIN_MAX, err, errlen);
+		rc = pbconv_get_count(PB_ROOT("ca_chain_der"),
+		    pb->n_ca_chain_der, MSG_CA_CHAIN_MAX, err, errlen);
 	for (size_t i = 0; rc == 0 && i < pb->n_ca_chain_der; i++) {
-		rc = pbconv_get_blob(pbconv_path_idx(p, "", "ca_chain_der", i),
+		rc = pbconv_get_blob(pbconv_path_idx(p, NULL, "ca_chain_der",
+		    i),
 		    &pb->ca_chain_der[i], MSG_DER_MAX, &out->ca_chain_der[i],
 		    err, errlen);
 		out->n_ca_chain = i + 1;

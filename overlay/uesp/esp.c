@@ -11,13 +11,18 @@
  * of the ciphertext end, and the pad bytes are 1, 2, 3, ...
  *
  * The EVP context is keyed once; per packet only the nonce is set
- * (EVP_*Init_ex with a NULL cipher and key keeps the key schedule), so the
- * per-packet cost is the AES work itself.
+ * (EVP_*Init_ex2 with a NULL cipher and key keeps the key schedule), so the
+ * per-packet cost is the AES work itself.  OpenSSL 3.0 turns every
+ * EVP_CIPHER_CTX_ctrl into an OSSL_PARAM array that the provider searches
+ * by name, so the tag goes through one prebuilt parameter instead: read
+ * with EVP_CIPHER_CTX_get_params after sealing, and handed to the
+ * nonce-setting init when opening, which saves the separate SET_TAG call.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 #include "lib/log.h"
@@ -35,6 +40,8 @@
 
 struct esp_sa {
 	EVP_CIPHER_CTX *ctx;
+	/* The ICV as an OSSL_PARAM; data points into the packet per call. */
+	OSSL_PARAM tag[2];
 	uint32_t spi;
 	bool inbound;
 	bool esn;
@@ -128,6 +135,9 @@ esp_sa_new(const struct esp_sa_params *p, bool inbound)
 		log_warnx("esp: SPI 0x%08x: cannot set up AES-GCM", p->spi);
 		goto free_ctx;
 	}
+	sa->tag[0] = OSSL_PARAM_construct_octet_string(
+	    OSSL_CIPHER_PARAM_AEAD_TAG, NULL, ESP_ICV_LEN);
+	sa->tag[1] = OSSL_PARAM_construct_end();
 	sa->spi = p->spi;
 	sa->inbound = inbound;
 	sa->esn = p->esn;
@@ -226,12 +236,12 @@ esp_seal_iv(struct esp_sa *sa, uint8_t *pkt, size_t payload_len, size_t cap,
 	esp_nonce(sa, pkt + 8, nonce);
 	aad_len = esp_aad(sa, seq, aad);
 
-	if (EVP_EncryptInit_ex(sa->ctx, NULL, NULL, NULL, nonce) != 1 ||
+	sa->tag[0].data = ct + ct_len;
+	if (EVP_EncryptInit_ex2(sa->ctx, NULL, NULL, nonce, NULL) != 1 ||
 	    EVP_EncryptUpdate(sa->ctx, NULL, &outl, aad, aad_len) != 1 ||
 	    EVP_EncryptUpdate(sa->ctx, ct, &outl, ct, (int)ct_len) != 1 ||
 	    EVP_EncryptFinal_ex(sa->ctx, ct + outl, &finl) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(sa->ctx, EVP_CTRL_GCM_GET_TAG, ESP_ICV_LEN,
-	    ct + ct_len) != 1) {
+	    EVP_CIPHER_CTX_get_params(sa->ctx, sa->tag) != 1) {
 		log_warnx("esp: SPI 0x%08x: AES-GCM encryption failed", sa->spi);
 		return -EINVAL;
 	}
@@ -310,11 +320,12 @@ esp_open(struct esp_sa *sa, uint8_t *pkt, size_t len, uint8_t **payload,
 
 	esp_nonce(sa, pkt + 8, nonce);
 	aad_len = esp_aad(sa, s, aad);
-	if (EVP_DecryptInit_ex(sa->ctx, NULL, NULL, NULL, nonce) != 1 ||
+	/* The expected tag is copied in with the nonce, before the
+	 * in-place decryption, which never touches the ICV bytes. */
+	sa->tag[0].data = ct + ct_len;
+	if (EVP_DecryptInit_ex2(sa->ctx, NULL, NULL, nonce, sa->tag) != 1 ||
 	    EVP_DecryptUpdate(sa->ctx, NULL, &outl, aad, aad_len) != 1 ||
 	    EVP_DecryptUpdate(sa->ctx, ct, &outl, ct, (int)ct_len) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(sa->ctx, EVP_CTRL_GCM_SET_TAG, ESP_ICV_LEN,
-	    ct + ct_len) != 1 ||
 	    EVP_DecryptFinal_ex(sa->ctx, ct + outl, &finl) != 1)
 		return esp_fail(sa, ESP_ERR_AUTH);
 

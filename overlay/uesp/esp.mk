@@ -23,3 +23,9 @@ FUZZ_esp_in_LIBS := $(LIBS_CRYPTO)
 
 # make bench: uesp against tinc, nebula and strongSwan libipsec.
 BENCHES += tests/bench/uesp_peers.sh
+
+# make bench: seal+open per second against openssl speed (esp_bench.sh).
+BENCHES += $(BUILD)/tests/bench/esp_bench
+$(BUILD)/tests/bench/esp_bench: $(BUILD)/tests/bench/esp_bench.o $(ESP_OBJS) \
+    $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_CRYPTO))

@@ -521,6 +521,60 @@ test_tunnels_and_pool(void **state)
 	}
 }
 
+/* One site's tunnels: exactly the stored ones with the site at either
+ * end, in id order, whichever end it is; none for an unknown site. */
+static void
+test_tunnel_list_site(void **state)
+{
+	struct fixture *f = *state;
+	struct model_policy p;
+	struct model_error err;
+	struct model_tunnel *all, *t;
+	size_t nall, n, i, k;
+	uint64_t next, site;
+
+	assert_int_equal(store_policy_get(f->st, &p, &err), 0);
+	model_prefix_parse("100.64.0.0/24", false, &p.pool, "pool", NULL);
+	assert_int_equal(store_policy_set(f->st, &p, &err), 0);
+	mksite(f->st, "a", "inet=192.0.2.1");
+	mksite(f->st, "b", "inet=192.0.2.2");
+	mksite(f->st, "c", "inet=192.0.2.3");
+	mksite(f->st, "d", "inet=192.0.2.4");
+	assert_int_equal(compile_and_save(f->st, &err), 0);
+	assert_int_equal(store_tunnel_list(f->st, &all, &nall, &next, &err), 0);
+	assert_int_equal(nall, 6);
+	for (site = 1; site <= 4; site++) {
+		assert_int_equal(store_tunnel_list_site(f->st, site, &t, &n,
+		    &err), 0);
+		/* Full mesh of four: three tunnels per site. */
+		assert_int_equal(n, 3);
+		for (i = 0, k = 0; i < nall; i++) {
+			if (all[i].site_a != site && all[i].site_b != site)
+				continue;
+			assert_true(k < n);
+			assert_memory_equal(&t[k], &all[i], sizeof(t[k]));
+			k++;
+		}
+		assert_int_equal(k, n);
+		free(t);
+	}
+	free(all);
+	t = NULL;
+	assert_int_equal(store_tunnel_list_site(f->st, 99, &t, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(t);
+	/* Once a site is gone, the others no longer list tunnels to it. */
+	assert_int_equal(store_site_delete(f->st, 4, &err), 0);
+	assert_int_equal(store_tunnel_list_site(f->st, 4, &t, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(t);
+	assert_int_equal(store_tunnel_list_site(f->st, 1, &t, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (i = 0; i < n; i++)
+		assert_true(t[i].site_a != 4 && t[i].site_b != 4);
+	free(t);
+}
+
 static void
 test_failed_transaction(void **state)
 {
@@ -901,6 +955,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_asn_exhausted, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tunnel_list_site, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tunnels_and_pool, setup,
 		    teardown),
