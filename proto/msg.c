@@ -15,107 +15,8 @@
 #include <string.h>
 
 #include "lib/util.h"
+#include "proto/fieldpath.h"
 #include "proto/msg.h"
-
-#define PATH_LEN 160
-
-/* ------------------------------------------------------------------ */
-/* Error text and field paths */
-
-static int __attribute__((format(printf, 3, 4)))
-msg_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-/*
- * A field path ("tunnels[3].crypto.cipher"), kept as a chain of components
- * up to the root (up == NULL) and turned into text only when an error names
- * it: validation visits every field of every message, errors are rare.
- * Callers declare them as one-element arrays so that the name is the
- * pointer.  A component points at its parent, so a parent must stay put
- * while its children are in use.
- */
-struct msg_path {
-	const struct msg_path *up;
-	const char *name;
-	size_t idx;
-	bool has_idx;
-};
-
-/* Append s to the path in buf (PATH_LEN), truncating if ever needed. */
-static void
-msg_path_add(char *buf, const char *s)
-{
-	size_t n = strlen(buf), m = strlen(s);
-
-	if (m > PATH_LEN - 1 - n)
-		m = PATH_LEN - 1 - n;
-	memcpy(buf + n, s, m);
-	buf[n + m] = '\0';
-}
-
-/*
- * The text of path in buf (PATH_LEN): the parent's text, "." when that is
- * not empty, the name, and "[i]" for a list element.  Paths are far
- * shorter than PATH_LEN; a truncated one would still name the field's
- * start.
- */
-static const char *
-msg_path_str(const struct msg_path *path, char *buf)
-{
-	char idx[24];
-
-	buf[0] = '\0';
-	if (path == NULL)
-		return buf;
-	(void)msg_path_str(path->up, buf);
-	if (buf[0] != '\0')
-		msg_path_add(buf, ".");
-	msg_path_add(buf, path->name);
-	if (path->has_idx) {
-		snprintf(idx, sizeof(idx), "[%zu]", path->idx);
-		msg_path_add(buf, idx);
-	}
-	return buf;
-}
-
-/* A path at the root, for the rest of the enclosing block. */
-#define MSG_ROOT(name) (&(const struct msg_path){ NULL, (name), 0, false })
-
-/* The text of a path for one error message (a buffer of the full
- * expression's lifetime). */
-#define MSG_PATH_STR(path) msg_path_str((path), (char[PATH_LEN]){ 0 })
-
-/* parent + "." + name, or name alone at the root (parent NULL). */
-static const struct msg_path *
-msg_path(struct msg_path *buf, const struct msg_path *parent,
-    const char *name)
-{
-	buf->up = parent;
-	buf->name = name;
-	buf->has_idx = false;
-	buf->idx = 0;
-	return buf;
-}
-
-/* parent + "." + name + "[i]". */
-static const struct msg_path *
-msg_path_idx(struct msg_path *buf, const struct msg_path *parent,
-    const char *name, size_t i)
-{
-	msg_path(buf, parent, name);
-	buf->has_idx = true;
-	buf->idx = i;
-	return buf;
-}
 
 /* ------------------------------------------------------------------ */
 /* Addresses */
@@ -545,23 +446,23 @@ msg_rekey_seconds_or_default(uint32_t s)
 
 /* A fixed array must hold a terminated string of at most max chars. */
 static int
-msg_check_len(const struct msg_path *path, const char *s, size_t size,
+msg_check_len(const struct fieldpath *path, const char *s, size_t size,
     size_t min, size_t max, char *err, size_t errlen)
 {
 	size_t n = strnlen(s, size);
 
 	if (n == size)
-		return msg_fail(err, errlen, "%s: not NUL-terminated",
-		    MSG_PATH_STR(path));
+		return fieldpath_fail(err, errlen, "%s: not NUL-terminated",
+		    FIELDPATH_STR(path));
 	if (n < min || n > max)
-		return msg_fail(err, errlen, "%s: %zu chars, allowed %zu..%zu",
-		    MSG_PATH_STR(path), n, min, max);
+		return fieldpath_fail(err, errlen, "%s: %zu chars, allowed %zu..%zu",
+		    FIELDPATH_STR(path), n, min, max);
 	return 0;
 }
 
 /* Names: [a-z0-9-], plus '_' when underscore. */
 static int
-msg_check_name(const struct msg_path *path, const char *s, size_t size,
+msg_check_name(const struct fieldpath *path, const char *s, size_t size,
     size_t max, bool underscore, char *err, size_t errlen)
 {
 	if (msg_check_len(path, s, size, 1, max, err, errlen) == -1)
@@ -570,8 +471,8 @@ msg_check_name(const struct msg_path *path, const char *s, size_t size,
 		if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
 		    *c == '-' || (underscore && *c == '_'))
 			continue;
-		return msg_fail(err, errlen, "%s: character 0x%02x at %zu "
-		    "not allowed (only %s)", MSG_PATH_STR(path),
+		return fieldpath_fail(err, errlen, "%s: character 0x%02x at %zu "
+		    "not allowed (only %s)", FIELDPATH_STR(path),
 		    (unsigned)(uint8_t)*c,
 		    (size_t)(c - s), underscore ? "a-z 0-9 - _" : "a-z 0-9 -");
 	}
@@ -625,7 +526,7 @@ msg_utf8_next(const uint8_t *s, uint32_t *cp)
  * line.
  */
 static int
-msg_check_text(const struct msg_path *path, const char *s, size_t size,
+msg_check_text(const struct fieldpath *path, const char *s, size_t size,
     size_t min, size_t max, char *err, size_t errlen)
 {
 	const uint8_t *u = (const uint8_t *)s;
@@ -637,11 +538,11 @@ msg_check_text(const struct msg_path *path, const char *s, size_t size,
 		size_t n = msg_utf8_next(u + i, &cp);
 
 		if (n == 0)
-			return msg_fail(err, errlen, "%s: invalid UTF-8 at %zu",
-			    MSG_PATH_STR(path), i);
+			return fieldpath_fail(err, errlen, "%s: invalid UTF-8 at %zu",
+			    FIELDPATH_STR(path), i);
 		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-			return msg_fail(err, errlen, "%s: control character "
-			    "0x%02x at %zu", MSG_PATH_STR(path), (unsigned)cp,
+			return fieldpath_fail(err, errlen, "%s: control character "
+			    "0x%02x at %zu", FIELDPATH_STR(path), (unsigned)cp,
 			    i);
 		i += n;
 	}
@@ -649,63 +550,63 @@ msg_check_text(const struct msg_path *path, const char *s, size_t size,
 }
 
 static int
-msg_check_blob(const struct msg_path *path, const struct msg_blob *b,
+msg_check_blob(const struct fieldpath *path, const struct msg_blob *b,
     size_t min, size_t max, char *err, size_t errlen)
 {
 	if (b->len > 0 && b->data == NULL)
-		return msg_fail(err, errlen, "%s: no data", MSG_PATH_STR(path));
+		return fieldpath_fail(err, errlen, "%s: no data", FIELDPATH_STR(path));
 	if (b->len < min || b->len > max)
-		return msg_fail(err, errlen, "%s: %zu bytes, allowed %zu..%zu",
-		    MSG_PATH_STR(path), b->len, min, max);
+		return fieldpath_fail(err, errlen, "%s: %zu bytes, allowed %zu..%zu",
+		    FIELDPATH_STR(path), b->len, min, max);
 	return 0;
 }
 
 static int
-msg_check_addr(const struct msg_path *path, const struct msg_addr *a, char *err,
+msg_check_addr(const struct fieldpath *path, const struct msg_addr *a, char *err,
     size_t errlen)
 {
 	if (a->family == 0)
-		return msg_fail(err, errlen, "%s: missing", MSG_PATH_STR(path));
+		return fieldpath_fail(err, errlen, "%s: missing", FIELDPATH_STR(path));
 	if (a->family != AF_INET && a->family != AF_INET6)
-		return msg_fail(err, errlen, "%s: unknown address family %d",
-		    MSG_PATH_STR(path), a->family);
+		return fieldpath_fail(err, errlen, "%s: unknown address family %d",
+		    FIELDPATH_STR(path), a->family);
 	return 0;
 }
 
 static int
-msg_check_range(const struct msg_path *path, uint64_t v, uint64_t min,
+msg_check_range(const struct fieldpath *path, uint64_t v, uint64_t min,
     uint64_t max, bool zero_ok, char *err, size_t errlen)
 {
 	if ((zero_ok && v == 0) || (v >= min && v <= max))
 		return 0;
 	if (zero_ok)
-		return msg_fail(err, errlen, "%s: %llu out of range 0 or "
-		    "%llu..%llu", MSG_PATH_STR(path), (unsigned long long)v,
+		return fieldpath_fail(err, errlen, "%s: %llu out of range 0 or "
+		    "%llu..%llu", FIELDPATH_STR(path), (unsigned long long)v,
 		    (unsigned long long)min, (unsigned long long)max);
-	return msg_fail(err, errlen, "%s: %llu out of range %llu..%llu",
-	    MSG_PATH_STR(path), (unsigned long long)v, (unsigned long long)min,
+	return fieldpath_fail(err, errlen, "%s: %llu out of range %llu..%llu",
+	    FIELDPATH_STR(path), (unsigned long long)v, (unsigned long long)min,
 	    (unsigned long long)max);
 }
 
 static int
-msg_check_asn(const struct msg_path *path, uint32_t asn, char *err,
+msg_check_asn(const struct fieldpath *path, uint32_t asn, char *err,
     size_t errlen)
 {
 	if (msg_asn_is_private(asn))
 		return 0;
-	return msg_fail(err, errlen, "%s: %u is not a private ASN "
-	    "(64512..65534, 4200000000..4294967294)", MSG_PATH_STR(path), asn);
+	return fieldpath_fail(err, errlen, "%s: %u is not a private ASN "
+	    "(64512..65534, 4200000000..4294967294)", FIELDPATH_STR(path), asn);
 }
 
 static int
-msg_check_enum(const struct msg_path *path, int v, int max, bool required,
+msg_check_enum(const struct fieldpath *path, int v, int max, bool required,
     char *err, size_t errlen)
 {
 	if (v < 0 || v > max)
-		return msg_fail(err, errlen, "%s: unknown value %d",
-		    MSG_PATH_STR(path), v);
+		return fieldpath_fail(err, errlen, "%s: unknown value %d",
+		    FIELDPATH_STR(path), v);
 	if (required && v == 0)
-		return msg_fail(err, errlen, "%s: not set", MSG_PATH_STR(path));
+		return fieldpath_fail(err, errlen, "%s: not set", FIELDPATH_STR(path));
 	return 0;
 }
 
@@ -722,7 +623,7 @@ msg_cmp_u64(const void *a, const void *b)
  * with err naming path and the id.
  */
 static int
-msg_check_unique(const struct msg_path *path, const uint64_t *ids, size_t n,
+msg_check_unique(const struct fieldpath *path, const uint64_t *ids, size_t n,
     char *err, size_t errlen)
 {
 	uint64_t *s;
@@ -731,14 +632,14 @@ msg_check_unique(const struct msg_path *path, const uint64_t *ids, size_t n,
 	if (n < 2)
 		return 0;
 	if ((s = malloc(n * sizeof(*s))) == NULL)
-		return msg_fail(err, errlen, "%s: out of memory",
-		    MSG_PATH_STR(path));
+		return fieldpath_fail(err, errlen, "%s: out of memory",
+		    FIELDPATH_STR(path));
 	memcpy(s, ids, n * sizeof(*s));
 	qsort(s, n, sizeof(*s), msg_cmp_u64);
 	for (size_t i = 1; i < n; i++) {
 		if (s[i] == s[i - 1]) {
-			rc = msg_fail(err, errlen, "%s: id %llu appears more "
-			    "than once", MSG_PATH_STR(path),
+			rc = fieldpath_fail(err, errlen, "%s: id %llu appears more "
+			    "than once", FIELDPATH_STR(path),
 			    (unsigned long long)s[i]);
 			break;
 		}
@@ -748,96 +649,96 @@ msg_check_unique(const struct msg_path *path, const uint64_t *ids, size_t n,
 }
 
 static int
-msg_validate_peer_keys(const struct msg_path *parent,
+msg_validate_peer_keys(const struct fieldpath *parent,
     const struct msg_peer_key *k,
     size_t n, size_t min, char *err, size_t errlen)
 {
-	struct msg_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 	uint64_t epochs[MSG_PEER_KEYS_MAX];
 
 	if (n < min || n > MSG_PEER_KEYS_MAX)
-		return msg_fail(err, errlen, "%s: %zu entries, allowed "
-		    "%zu..%d", MSG_PATH_STR(msg_path(p, parent, "keys")), n,
+		return fieldpath_fail(err, errlen, "%s: %zu entries, allowed "
+		    "%zu..%d", FIELDPATH_STR(fieldpath_child(p, parent, "keys")), n,
 		    min, MSG_PEER_KEYS_MAX);
 	for (size_t i = 0; i < n; i++) {
-		msg_path_idx(p, parent, "keys", i);
+		fieldpath_idx(p, parent, "keys", i);
 		if (k[i].epoch == 0)
-			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    MSG_PATH_STR(msg_path(f, p, "epoch")));
+			return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+			    FIELDPATH_STR(fieldpath_child(f, p, "epoch")));
 		if (k[i].signature_len < 1 || k[i].signature_len > MSG_SIG_MAX)
-			return msg_fail(err, errlen, "%s: %zu bytes, allowed "
-			    "1..%d", MSG_PATH_STR(msg_path(f, p, "signature")),
+			return fieldpath_fail(err, errlen, "%s: %zu bytes, allowed "
+			    "1..%d", FIELDPATH_STR(fieldpath_child(f, p, "signature")),
 			    k[i].signature_len, MSG_SIG_MAX);
 		if (k[i].not_after == 0)
-			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    MSG_PATH_STR(msg_path(f, p, "not_after")));
+			return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+			    FIELDPATH_STR(fieldpath_child(f, p, "not_after")));
 		epochs[i] = k[i].epoch;
 	}
-	return msg_check_unique(msg_path(p, parent, "keys"), epochs, n, err,
+	return msg_check_unique(fieldpath_child(p, parent, "keys"), epochs, n, err,
 	    errlen);
 }
 
 static int
-msg_validate_site_at(const struct msg_path *parent, const struct msg_site *m,
+msg_validate_site_at(const struct fieldpath *parent, const struct msg_site *m,
     char *err, size_t errlen)
 {
-	struct msg_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 
 	if (m->id == 0)
-		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    MSG_PATH_STR(msg_path(f, parent, "id")));
-	if (msg_check_name(msg_path(f, parent, "name"), m->name,
+		return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+		    FIELDPATH_STR(fieldpath_child(f, parent, "id")));
+	if (msg_check_name(fieldpath_child(f, parent, "name"), m->name,
 	    sizeof(m->name), MSG_NAME_MAX, false, err, errlen) == -1 ||
-	    msg_check_asn(msg_path(f, parent, "asn"), m->asn, err,
+	    msg_check_asn(fieldpath_child(f, parent, "asn"), m->asn, err,
 	    errlen) == -1 ||
-	    msg_check_enum(msg_path(f, parent, "role"), (int)m->role,
+	    msg_check_enum(fieldpath_child(f, parent, "role"), (int)m->role,
 	    MSG_ROLE_EDGE, false, err, errlen) == -1 ||
-	    msg_check_text(msg_path(f, parent, "region"), m->region,
+	    msg_check_text(fieldpath_child(f, parent, "region"), m->region,
 	    sizeof(m->region), 0, MSG_REGION_MAX, err, errlen) == -1)
 		return -1;
 	if (m->n_lan_prefixes > MSG_PREFIXES_MAX)
-		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
-		    MSG_PATH_STR(msg_path(f, parent, "lan_prefixes")),
+		return fieldpath_fail(err, errlen, "%s: %zu entries, limit %d",
+		    FIELDPATH_STR(fieldpath_child(f, parent, "lan_prefixes")),
 		    m->n_lan_prefixes, MSG_PREFIXES_MAX);
 	if (m->n_lan_prefixes > 0 && m->lan_prefixes == NULL)
-		return msg_fail(err, errlen, "%s: no data",
-		    MSG_PATH_STR(msg_path(f, parent, "lan_prefixes")));
+		return fieldpath_fail(err, errlen, "%s: no data",
+		    FIELDPATH_STR(fieldpath_child(f, parent, "lan_prefixes")));
 	for (size_t i = 0; i < m->n_lan_prefixes; i++) {
 		const struct msg_prefix *x = &m->lan_prefixes[i];
 
-		msg_path_idx(p, parent, "lan_prefixes", i);
+		fieldpath_idx(p, parent, "lan_prefixes", i);
 		if (msg_check_addr(p, &x->addr, err, errlen) == -1)
 			return -1;
 		if (x->len > msg_addr_bits(x->addr.family))
-			return msg_fail(err, errlen, "%s: length %u too long",
-			    MSG_PATH_STR(p), (unsigned)x->len);
+			return fieldpath_fail(err, errlen, "%s: length %u too long",
+			    FIELDPATH_STR(p), (unsigned)x->len);
 		if (!msg_host_bits_zero(&x->addr, x->len))
-			return msg_fail(err, errlen, "%s: host bits set after "
-			    "/%u", MSG_PATH_STR(p), (unsigned)x->len);
+			return fieldpath_fail(err, errlen, "%s: host bits set after "
+			    "/%u", FIELDPATH_STR(p), (unsigned)x->len);
 	}
 	if (m->n_links > MSG_LINKS_MAX)
-		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
-		    MSG_PATH_STR(msg_path(f, parent, "links")), m->n_links,
+		return fieldpath_fail(err, errlen, "%s: %zu entries, limit %d",
+		    FIELDPATH_STR(fieldpath_child(f, parent, "links")), m->n_links,
 		    MSG_LINKS_MAX);
 	for (size_t i = 0; i < m->n_links; i++) {
 		const struct msg_wan_link *l = &m->links[i];
 
-		msg_path_idx(p, parent, "links", i);
-		if (msg_check_name(msg_path(f, p, "name"), l->name,
+		fieldpath_idx(p, parent, "links", i);
+		if (msg_check_name(fieldpath_child(f, p, "name"), l->name,
 		    sizeof(l->name), MSG_LINK_NAME_MAX, true, err,
 		    errlen) == -1 ||
-		    msg_check_addr(msg_path(f, p, "address"), &l->address, err,
+		    msg_check_addr(fieldpath_child(f, p, "address"), &l->address, err,
 		    errlen) == -1)
 			return -1;
 		if (l->public_address.family != 0 &&
-		    msg_check_addr(msg_path(f, p, "public_address"),
+		    msg_check_addr(fieldpath_child(f, p, "public_address"),
 		    &l->public_address, err, errlen) == -1)
 			return -1;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(m->links[j].name, l->name) == 0)
-				return msg_fail(err, errlen, "%s: \"%s\" "
+				return fieldpath_fail(err, errlen, "%s: \"%s\" "
 				    "already used by links[%zu]",
-				    MSG_PATH_STR(msg_path(f, p, "name")),
+				    FIELDPATH_STR(fieldpath_child(f, p, "name")),
 				    l->name, j);
 	}
 	return 0;
@@ -850,98 +751,98 @@ msg_validate_site(const struct msg_site *m, char *err, size_t errlen)
 }
 
 static int
-msg_validate_tunnel_at(const struct msg_path *parent,
+msg_validate_tunnel_at(const struct fieldpath *parent,
     const struct msg_tunnel *m, char *err, size_t errlen)
 {
-	struct msg_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 	const struct msg_crypto_profile *c = &m->crypto;
 	const struct msg_bgp_neighbor *b = &m->bgp;
 
 	if (m->id == 0)
-		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    MSG_PATH_STR(msg_path(f, parent, "id")));
-	if (msg_check_name(msg_path(f, parent, "local_link"), m->local_link,
+		return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+		    FIELDPATH_STR(fieldpath_child(f, parent, "id")));
+	if (msg_check_name(fieldpath_child(f, parent, "local_link"), m->local_link,
 	    sizeof(m->local_link), MSG_LINK_NAME_MAX, true, err,
 	    errlen) == -1 ||
-	    msg_check_name(msg_path(f, parent, "remote_link"), m->remote_link,
+	    msg_check_name(fieldpath_child(f, parent, "remote_link"), m->remote_link,
 	    sizeof(m->remote_link), MSG_LINK_NAME_MAX, true, err,
 	    errlen) == -1 ||
-	    msg_check_addr(msg_path(f, parent, "remote_address"),
+	    msg_check_addr(fieldpath_child(f, parent, "remote_address"),
 	    &m->remote_address, err, errlen) == -1 ||
-	    msg_check_enum(msg_path(f, parent, "encap"), (int)m->encap,
+	    msg_check_enum(fieldpath_child(f, parent, "encap"), (int)m->encap,
 	    MSG_ENCAP_VXLAN, true, err, errlen) == -1)
 		return -1;
 	if (m->encap == MSG_ENCAP_VXLAN) {
-		if (msg_check_range(msg_path(f, parent, "vni"), m->vni, 1,
+		if (msg_check_range(fieldpath_child(f, parent, "vni"), m->vni, 1,
 		    MSG_VNI_MAX, false, err, errlen) == -1)
 			return -1;
 	} else if (m->vni != 0) {
-		return msg_fail(err, errlen, "%s: %u set but encap is gre",
-		    MSG_PATH_STR(msg_path(f, parent, "vni")), m->vni);
+		return fieldpath_fail(err, errlen, "%s: %u set but encap is gre",
+		    FIELDPATH_STR(fieldpath_child(f, parent, "vni")), m->vni);
 	}
-	msg_path(f, parent, "inner_local");
+	fieldpath_child(f, parent, "inner_local");
 	if (m->inner_local.addr.family != AF_INET)
-		return msg_fail(err, errlen, "%s: must be an IPv4 address/31",
-		    MSG_PATH_STR(f));
+		return fieldpath_fail(err, errlen, "%s: must be an IPv4 address/31",
+		    FIELDPATH_STR(f));
 	if (m->inner_local.len != 31)
-		return msg_fail(err, errlen, "%s: length %u, must be 31",
-		    MSG_PATH_STR(f), (unsigned)m->inner_local.len);
-	msg_path(f, parent, "inner_remote");
+		return fieldpath_fail(err, errlen, "%s: length %u, must be 31",
+		    FIELDPATH_STR(f), (unsigned)m->inner_local.len);
+	fieldpath_child(f, parent, "inner_remote");
 	if (m->inner_remote.family != AF_INET)
-		return msg_fail(err, errlen, "%s: must be an IPv4 address",
-		    MSG_PATH_STR(f));
+		return fieldpath_fail(err, errlen, "%s: must be an IPv4 address",
+		    FIELDPATH_STR(f));
 	if (memcmp(m->inner_remote.bytes, m->inner_local.addr.bytes, 3) != 0 ||
 	    (m->inner_remote.bytes[3] ^ m->inner_local.addr.bytes[3]) != 1)
-		return msg_fail(err, errlen, "%s: not the other address of "
-		    "inner_local's /31", MSG_PATH_STR(f));
-	if (msg_check_range(msg_path(f, parent, "mtu"), m->mtu, MSG_MTU_MIN,
+		return fieldpath_fail(err, errlen, "%s: not the other address of "
+		    "inner_local's /31", FIELDPATH_STR(f));
+	if (msg_check_range(fieldpath_child(f, parent, "mtu"), m->mtu, MSG_MTU_MIN,
 	    MSG_MTU_MAX, true, err, errlen) == -1)
 		return -1;
 
-	msg_path(p, parent, "crypto");
-	if (msg_check_enum(msg_path(f, p, "cipher"), (int)c->cipher,
+	fieldpath_child(p, parent, "crypto");
+	if (msg_check_enum(fieldpath_child(f, p, "cipher"), (int)c->cipher,
 	    MSG_CIPHER_AES_GCM_256, true, err, errlen) == -1)
 		return -1;
 	if (!c->esn)
-		return msg_fail(err, errlen, "%s: must be true in v1",
-		    MSG_PATH_STR(msg_path(f, p, "esn")));
-	if (msg_check_range(msg_path(f, p, "replay_window"), c->replay_window,
+		return fieldpath_fail(err, errlen, "%s: must be true in v1",
+		    FIELDPATH_STR(fieldpath_child(f, p, "esn")));
+	if (msg_check_range(fieldpath_child(f, p, "replay_window"), c->replay_window,
 	    MSG_REPLAY_MIN, MSG_REPLAY_MAX, true, err, errlen) == -1 ||
-	    msg_check_range(msg_path(f, p, "rekey_seconds"), c->rekey_seconds,
+	    msg_check_range(fieldpath_child(f, p, "rekey_seconds"), c->rekey_seconds,
 	    MSG_REKEY_SECONDS_MIN, MSG_REKEY_SECONDS_MAX, true, err,
 	    errlen) == -1)
 		return -1;
 
-	msg_path(p, parent, "peer");
+	fieldpath_child(p, parent, "peer");
 	if (m->peer.site_id == 0)
-		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    MSG_PATH_STR(msg_path(f, p, "site_id")));
-	if (msg_check_name(msg_path(f, p, "name"), m->peer.name,
+		return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+		    FIELDPATH_STR(fieldpath_child(f, p, "site_id")));
+	if (msg_check_name(fieldpath_child(f, p, "name"), m->peer.name,
 	    sizeof(m->peer.name), MSG_NAME_MAX, false, err, errlen) == -1 ||
-	    msg_check_blob(msg_path(f, p, "certificate_der"),
+	    msg_check_blob(fieldpath_child(f, p, "certificate_der"),
 	    &m->peer.certificate_der, 0, MSG_DER_MAX, err, errlen) == -1 ||
 	    msg_validate_peer_keys(p, m->peer.keys, m->peer.n_keys, 0, err,
 	    errlen) == -1)
 		return -1;
 
-	msg_path(p, parent, "bgp");
-	if (msg_check_addr(msg_path(f, p, "address"), &b->address, err,
+	fieldpath_child(p, parent, "bgp");
+	if (msg_check_addr(fieldpath_child(f, p, "address"), &b->address, err,
 	    errlen) == -1)
 		return -1;
 	if (!msg_addr_equal(&b->address, &m->inner_remote))
-		return msg_fail(err, errlen, "%s: must equal inner_remote",
-		    MSG_PATH_STR(f));
-	if (msg_check_asn(msg_path(f, p, "remote_asn"), b->remote_asn, err,
+		return fieldpath_fail(err, errlen, "%s: must equal inner_remote",
+		    FIELDPATH_STR(f));
+	if (msg_check_asn(fieldpath_child(f, p, "remote_asn"), b->remote_asn, err,
 	    errlen) == -1 ||
-	    msg_check_range(msg_path(f, p, "hold_time"), b->hold_time, 3,
+	    msg_check_range(fieldpath_child(f, p, "hold_time"), b->hold_time, 3,
 	    65535, true, err, errlen) == -1 ||
-	    msg_check_range(msg_path(f, p, "keepalive"), b->keepalive, 1,
+	    msg_check_range(fieldpath_child(f, p, "keepalive"), b->keepalive, 1,
 	    21845, true, err, errlen) == -1)
 		return -1;
 
-	if (msg_check_range(msg_path(f, parent, "spi_in"), m->spi_in,
+	if (msg_check_range(fieldpath_child(f, parent, "spi_in"), m->spi_in,
 	    MSG_SPI_MIN, UINT32_MAX, true, err, errlen) == -1 ||
-	    msg_check_range(msg_path(f, parent, "spi_out"), m->spi_out,
+	    msg_check_range(fieldpath_child(f, parent, "spi_out"), m->spi_out,
 	    MSG_SPI_MIN, UINT32_MAX, true, err, errlen) == -1)
 		return -1;
 	return 0;
@@ -964,60 +865,60 @@ msg_site_has_link(const struct msg_site *s, const char *name)
 
 /* Tunnels: count, each one, unique ids, and local links of site. */
 static int
-msg_validate_tunnels(const struct msg_path *parent, const char *name,
+msg_validate_tunnels(const struct fieldpath *parent, const char *name,
     const struct msg_tunnel *t, size_t n, const struct msg_site *site,
     char *err, size_t errlen)
 {
-	struct msg_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 	uint64_t *ids;
 	int rc;
 
 	if (n > MSG_LIST_MAX)
-		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
-		    MSG_PATH_STR(msg_path(p, parent, name)), n, MSG_LIST_MAX);
+		return fieldpath_fail(err, errlen, "%s: %zu entries, limit %d",
+		    FIELDPATH_STR(fieldpath_child(p, parent, name)), n, MSG_LIST_MAX);
 	if (n > 0 && t == NULL)
-		return msg_fail(err, errlen, "%s: no data",
-		    MSG_PATH_STR(msg_path(p, parent, name)));
+		return fieldpath_fail(err, errlen, "%s: no data",
+		    FIELDPATH_STR(fieldpath_child(p, parent, name)));
 	for (size_t i = 0; i < n; i++) {
-		msg_path_idx(p, parent, name, i);
+		fieldpath_idx(p, parent, name, i);
 		if (msg_validate_tunnel_at(p, &t[i], err, errlen) == -1)
 			return -1;
 		if (site != NULL && !msg_site_has_link(site, t[i].local_link))
-			return msg_fail(err, errlen, "%s: \"%s\" is not a link "
-			    "of the site", MSG_PATH_STR(msg_path(f, p,
+			return fieldpath_fail(err, errlen, "%s: \"%s\" is not a link "
+			    "of the site", FIELDPATH_STR(fieldpath_child(f, p,
 			    "local_link")), t[i].local_link);
 	}
 	if (n < 2)
 		return 0;
 	if ((ids = malloc(n * sizeof(*ids))) == NULL)
-		return msg_fail(err, errlen, "%s: out of memory",
-		    MSG_PATH_STR(msg_path(p, parent, name)));
+		return fieldpath_fail(err, errlen, "%s: out of memory",
+		    FIELDPATH_STR(fieldpath_child(p, parent, name)));
 	for (size_t i = 0; i < n; i++)
 		ids[i] = t[i].id;
-	rc = msg_check_unique(msg_path(p, parent, name), ids, n, err, errlen);
+	rc = msg_check_unique(fieldpath_child(p, parent, name), ids, n, err, errlen);
 	free(ids);
 	return rc;
 }
 
 static int
-msg_validate_intent_at(const struct msg_path *parent,
+msg_validate_intent_at(const struct fieldpath *parent,
     const struct msg_intent *m, char *err, size_t errlen)
 {
-	struct msg_path p[1];
+	struct fieldpath p[1];
 
 	if (m->version == 0)
-		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    MSG_PATH_STR(msg_path(p, parent, "version")));
-	if (msg_validate_site_at(msg_path(p, parent, "site"), &m->site, err,
+		return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+		    FIELDPATH_STR(fieldpath_child(p, parent, "version")));
+	if (msg_validate_site_at(fieldpath_child(p, parent, "site"), &m->site, err,
 	    errlen) == -1 ||
 	    msg_validate_tunnels(parent, "tunnels", m->tunnels, m->n_tunnels,
 	    &m->site, err, errlen) == -1 ||
-	    msg_check_blob(msg_path(p, parent, "ca_chain_der"),
+	    msg_check_blob(fieldpath_child(p, parent, "ca_chain_der"),
 	    &m->ca_chain_der, 0, MSG_INTENT_CA_MAX, err, errlen) == -1 ||
-	    msg_check_range(msg_path(p, parent, "keepalive_seconds"),
+	    msg_check_range(fieldpath_child(p, parent, "keepalive_seconds"),
 	    m->keepalive_seconds, 1, MSG_KEEPALIVE_MAX, true, err,
 	    errlen) == -1 ||
-	    msg_check_range(msg_path(p, parent, "headless_grace_seconds"),
+	    msg_check_range(fieldpath_child(p, parent, "headless_grace_seconds"),
 	    m->headless_grace_seconds, MSG_GRACE_MIN, MSG_GRACE_MAX, true, err,
 	    errlen) == -1)
 		return -1;
@@ -1031,45 +932,45 @@ msg_validate_intent(const struct msg_intent *m, char *err, size_t errlen)
 }
 
 static int
-msg_validate_delta_at(const struct msg_path *parent,
+msg_validate_delta_at(const struct fieldpath *parent,
     const struct msg_intent_delta *m, char *err, size_t errlen)
 {
-	struct msg_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 	uint64_t *ids;
 	size_t n;
 	int rc;
 
 	if (m->from_version == 0)
-		return msg_fail(err, errlen, "%s: 0 must be > 0",
-		    MSG_PATH_STR(msg_path(p, parent, "from_version")));
+		return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+		    FIELDPATH_STR(fieldpath_child(p, parent, "from_version")));
 	if (m->version <= m->from_version)
-		return msg_fail(err, errlen, "%s: %llu must be > from_version "
-		    "%llu", MSG_PATH_STR(msg_path(p, parent, "version")),
+		return fieldpath_fail(err, errlen, "%s: %llu must be > from_version "
+		    "%llu", FIELDPATH_STR(fieldpath_child(p, parent, "version")),
 		    (unsigned long long)m->version,
 		    (unsigned long long)m->from_version);
-	if (m->has_site && msg_validate_site_at(msg_path(p, parent, "site"),
+	if (m->has_site && msg_validate_site_at(fieldpath_child(p, parent, "site"),
 	    &m->site, err, errlen) == -1)
 		return -1;
 	if (msg_validate_tunnels(parent, "upsert", m->upsert, m->n_upsert,
 	    m->has_site ? &m->site : NULL, err, errlen) == -1)
 		return -1;
-	msg_path(p, parent, "remove");
+	fieldpath_child(p, parent, "remove");
 	if (m->n_remove > MSG_LIST_MAX)
-		return msg_fail(err, errlen, "%s: %zu entries, limit %d",
-		    MSG_PATH_STR(p), m->n_remove, MSG_LIST_MAX);
+		return fieldpath_fail(err, errlen, "%s: %zu entries, limit %d",
+		    FIELDPATH_STR(p), m->n_remove, MSG_LIST_MAX);
 	if (m->n_remove > 0 && m->remove == NULL)
-		return msg_fail(err, errlen, "%s: no data", MSG_PATH_STR(p));
+		return fieldpath_fail(err, errlen, "%s: no data", FIELDPATH_STR(p));
 	for (size_t i = 0; i < m->n_remove; i++)
 		if (m->remove[i] == 0)
-			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    MSG_PATH_STR(msg_path_idx(f, parent, "remove", i)));
+			return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+			    FIELDPATH_STR(fieldpath_idx(f, parent, "remove", i)));
 	/* Unique over remove ∪ upsert: catches both kinds of repeat. */
 	n = m->n_remove + m->n_upsert;
 	if (n < 2)
 		return 0;
 	if ((ids = malloc(n * sizeof(*ids))) == NULL)
-		return msg_fail(err, errlen, "%s: out of memory",
-		    MSG_PATH_STR(p));
+		return fieldpath_fail(err, errlen, "%s: out of memory",
+		    FIELDPATH_STR(p));
 	for (size_t i = 0; i < m->n_remove; i++)
 		ids[i] = m->remove[i];
 	for (size_t i = 0; i < m->n_upsert; i++)
@@ -1090,31 +991,31 @@ int
 msg_validate_controller_message(const struct msg_controller_message *m,
     char *err, size_t errlen)
 {
-	struct msg_path f[1];
+	struct fieldpath f[1];
 
 	switch (m->kind) {
 	case MSG_CONTROLLER_SNAPSHOT:
-		return msg_validate_intent_at(MSG_ROOT("snapshot"),
+		return msg_validate_intent_at(FIELDPATH_ROOT("snapshot"),
 		    &m->u.snapshot, err, errlen);
 	case MSG_CONTROLLER_DELTA:
-		return msg_validate_delta_at(MSG_ROOT("delta"), &m->u.delta,
+		return msg_validate_delta_at(FIELDPATH_ROOT("delta"), &m->u.delta,
 		    err, errlen);
 	case MSG_CONTROLLER_REKEY: {
 		const struct msg_rekey_order *r = &m->u.rekey;
 
 		if (r->tunnel_id == 0)
-			return msg_fail(err, errlen,
+			return fieldpath_fail(err, errlen,
 			    "rekey.tunnel_id: 0 must be > 0");
 		if (r->epoch == 0)
-			return msg_fail(err, errlen,
+			return fieldpath_fail(err, errlen,
 			    "rekey.epoch: 0 must be > 0");
-		if (msg_check_enum(MSG_ROOT("rekey.step"), (int)r->step,
+		if (msg_check_enum(FIELDPATH_ROOT("rekey.step"), (int)r->step,
 		    MSG_REKEY_STEP_RETIRE, true, err, errlen) == -1 ||
-		    msg_check_enum(MSG_ROOT("rekey.reason"), (int)r->reason,
+		    msg_check_enum(FIELDPATH_ROOT("rekey.reason"), (int)r->reason,
 		    MSG_REKEY_REASON_PEER_REVOKED, false, err, errlen) == -1 ||
-		    msg_check_range(MSG_ROOT("rekey.spi"), r->spi, MSG_SPI_MIN,
+		    msg_check_range(FIELDPATH_ROOT("rekey.spi"), r->spi, MSG_SPI_MIN,
 		    UINT32_MAX, false, err, errlen) == -1 ||
-		    msg_check_range(MSG_ROOT("rekey.drain_seconds"),
+		    msg_check_range(FIELDPATH_ROOT("rekey.drain_seconds"),
 		    r->drain_seconds, 0,
 		    MSG_DRAIN_MAX, false, err, errlen) == -1)
 			return -1;
@@ -1123,22 +1024,22 @@ msg_validate_controller_message(const struct msg_controller_message *m,
 	case MSG_CONTROLLER_KEEPALIVE:
 		return 0;
 	case MSG_CONTROLLER_BACKOFF:
-		if (msg_check_range(MSG_ROOT("backoff.retry_after_seconds"),
+		if (msg_check_range(FIELDPATH_ROOT("backoff.retry_after_seconds"),
 		    m->u.backoff.retry_after_seconds, 0, MSG_BACKOFF_MAX,
 		    false, err, errlen) == -1)
 			return -1;
-		return msg_check_text(MSG_ROOT("backoff.reason"),
+		return msg_check_text(FIELDPATH_ROOT("backoff.reason"),
 		    m->u.backoff.reason,
 		    sizeof(m->u.backoff.reason), 0, MSG_BACKOFF_REASON_MAX,
 		    err, errlen);
 	case MSG_CONTROLLER_PEER_KEYS:
 		if (m->u.peer_keys.peer_site_id == 0)
-			return msg_fail(err, errlen,
+			return fieldpath_fail(err, errlen,
 			    "peer_keys.peer_site_id: 0 must be > 0");
-		return msg_validate_peer_keys(msg_path(f, NULL, "peer_keys"),
+		return msg_validate_peer_keys(fieldpath_child(f, NULL, "peer_keys"),
 		    m->u.peer_keys.keys, m->u.peer_keys.n_keys, 1, err, errlen);
 	default:
-		return msg_fail(err, errlen, "body: not set");
+		return fieldpath_fail(err, errlen, "body: not set");
 	}
 }
 
@@ -1146,17 +1047,17 @@ int
 msg_validate_enroll_request(const struct msg_enroll_request *m, char *err,
     size_t errlen)
 {
-	if (msg_check_len(MSG_ROOT("token"), m->token, sizeof(m->token), 1,
+	if (msg_check_len(FIELDPATH_ROOT("token"), m->token, sizeof(m->token), 1,
 	    MSG_TOKEN_MAX, err, errlen) == -1)
 		return -1;
 	for (const char *c = m->token; *c != '\0'; c++)
 		if (*c < 0x21 || *c > 0x7e)
-			return msg_fail(err, errlen, "token: character at %zu "
+			return fieldpath_fail(err, errlen, "token: character at %zu "
 			    "not printable ASCII", (size_t)(c - m->token));
-	if (msg_check_blob(MSG_ROOT("csr_der"), &m->csr_der, 1, MSG_DER_MAX,
+	if (msg_check_blob(FIELDPATH_ROOT("csr_der"), &m->csr_der, 1, MSG_DER_MAX,
 	    err, errlen) == -1)
 		return -1;
-	return msg_check_text(MSG_ROOT("software_version"), m->software_version,
+	return msg_check_text(FIELDPATH_ROOT("software_version"), m->software_version,
 	    sizeof(m->software_version), 0, MSG_VERSION_STR_MAX, err, errlen);
 }
 
@@ -1164,89 +1065,89 @@ int
 msg_validate_enroll_response(const struct msg_enroll_response *m, char *err,
     size_t errlen)
 {
-	struct msg_path p[1];
+	struct fieldpath p[1];
 	bool ok = m->error == MSG_ENROLL_ERROR_UNSPECIFIED;
 
-	if (msg_check_enum(MSG_ROOT("error"), (int)m->error,
+	if (msg_check_enum(FIELDPATH_ROOT("error"), (int)m->error,
 	    MSG_ENROLL_ERROR_SITE_REVOKED, false, err, errlen) == -1 ||
-	    msg_check_text(MSG_ROOT("error_message"), m->error_message,
+	    msg_check_text(FIELDPATH_ROOT("error_message"), m->error_message,
 	    sizeof(m->error_message), 0, MSG_ERROR_MAX, err, errlen) == -1)
 		return -1;
 	if (ok && m->site_id == 0)
-		return msg_fail(err, errlen, "site_id: 0 must be > 0");
-	if (msg_check_blob(MSG_ROOT("certificate_der"), &m->certificate_der,
+		return fieldpath_fail(err, errlen, "site_id: 0 must be > 0");
+	if (msg_check_blob(FIELDPATH_ROOT("certificate_der"), &m->certificate_der,
 	    ok ? 1 : 0, MSG_DER_MAX, err, errlen) == -1)
 		return -1;
 	if (m->n_ca_chain > MSG_CA_CHAIN_MAX || (ok && m->n_ca_chain == 0))
-		return msg_fail(err, errlen, "ca_chain_der: %zu entries, "
+		return fieldpath_fail(err, errlen, "ca_chain_der: %zu entries, "
 		    "allowed %d..%d", m->n_ca_chain, ok ? 1 : 0,
 		    MSG_CA_CHAIN_MAX);
 	for (size_t i = 0; i < m->n_ca_chain; i++)
-		if (msg_check_blob(msg_path_idx(p, NULL, "ca_chain_der", i),
+		if (msg_check_blob(fieldpath_idx(p, NULL, "ca_chain_der", i),
 		    &m->ca_chain_der[i], 1, MSG_DER_MAX, err, errlen) == -1)
 			return -1;
-	return msg_check_text(MSG_ROOT("controller_name"), m->controller_name,
+	return msg_check_text(FIELDPATH_ROOT("controller_name"), m->controller_name,
 	    sizeof(m->controller_name), ok ? 1 : 0, MSG_CN_MAX, err, errlen);
 }
 
 static int
 msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 {
-	struct msg_path p[1], f[1], s[1];
+	struct fieldpath p[1], f[1], s[1];
 	uint64_t *ids;
 	int rc;
 
 	if (m->n_tunnels > MSG_LIST_MAX || m->n_bgp > MSG_LIST_MAX ||
 	    m->n_health > MSG_LIST_MAX)
-		return msg_fail(err, errlen, "status.%s: more than %d entries",
+		return fieldpath_fail(err, errlen, "status.%s: more than %d entries",
 		    m->n_tunnels > MSG_LIST_MAX ? "tunnels" :
 		    m->n_bgp > MSG_LIST_MAX ? "bgp" : "health", MSG_LIST_MAX);
 	if ((m->n_tunnels > 0 && m->tunnels == NULL) ||
 	    (m->n_bgp > 0 && m->bgp == NULL) ||
 	    (m->n_health > 0 && m->health == NULL))
-		return msg_fail(err, errlen, "status: list without data");
+		return fieldpath_fail(err, errlen, "status: list without data");
 	for (size_t i = 0; i < m->n_tunnels; i++) {
 		const struct msg_tunnel_status *t = &m->tunnels[i];
 
-		msg_path_idx(p, MSG_ROOT("status"), "tunnels", i);
+		fieldpath_idx(p, FIELDPATH_ROOT("status"), "tunnels", i);
 		if (t->tunnel_id == 0)
-			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    MSG_PATH_STR(msg_path(f, p, "tunnel_id")));
-		if (msg_check_enum(msg_path(f, p, "state"), (int)t->state,
+			return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+			    FIELDPATH_STR(fieldpath_child(f, p, "tunnel_id")));
+		if (msg_check_enum(fieldpath_child(f, p, "state"), (int)t->state,
 		    MSG_TUNNEL_STATE_FAILED, false, err, errlen) == -1 ||
-		    msg_check_text(msg_path(f, p, "error"), t->error,
+		    msg_check_text(fieldpath_child(f, p, "error"), t->error,
 		    sizeof(t->error), 0, MSG_ERROR_MAX, err, errlen) == -1)
 			return -1;
 		if (t->n_sas > MSG_SAS_MAX)
-			return msg_fail(err, errlen, "%s: %zu entries, limit "
-			    "%d", MSG_PATH_STR(msg_path(f, p, "sas")), t->n_sas,
+			return fieldpath_fail(err, errlen, "%s: %zu entries, limit "
+			    "%d", FIELDPATH_STR(fieldpath_child(f, p, "sas")), t->n_sas,
 			    MSG_SAS_MAX);
 		for (size_t j = 0; j < t->n_sas; j++) {
-			msg_path_idx(f, p, "sas", j);
-			if (msg_check_range(msg_path(s, f, "spi"),
+			fieldpath_idx(f, p, "sas", j);
+			if (msg_check_range(fieldpath_child(s, f, "spi"),
 			    t->sas[j].spi, MSG_SPI_MIN, UINT32_MAX, false, err,
 			    errlen) == -1 ||
-			    msg_check_enum(msg_path(s, f, "direction"),
+			    msg_check_enum(fieldpath_child(s, f, "direction"),
 			    (int)t->sas[j].direction, MSG_DIRECTION_OUT, false,
 			    err, errlen) == -1)
 				return -1;
 		}
 	}
 	for (size_t i = 0; i < m->n_bgp; i++) {
-		msg_path_idx(p, MSG_ROOT("status"), "bgp", i);
-		if (msg_check_addr(msg_path(f, p, "address"),
+		fieldpath_idx(p, FIELDPATH_ROOT("status"), "bgp", i);
+		if (msg_check_addr(fieldpath_child(f, p, "address"),
 		    &m->bgp[i].address, err, errlen) == -1 ||
-		    msg_check_enum(msg_path(f, p, "state"),
+		    msg_check_enum(fieldpath_child(f, p, "state"),
 		    (int)m->bgp[i].state, MSG_BGP_STATE_ESTABLISHED, false,
 		    err, errlen) == -1)
 			return -1;
 	}
 	for (size_t i = 0; i < m->n_health; i++) {
-		msg_path_idx(p, MSG_ROOT("status"), "health", i);
+		fieldpath_idx(p, FIELDPATH_ROOT("status"), "health", i);
 		if (m->health[i].tunnel_id == 0)
-			return msg_fail(err, errlen, "%s: 0 must be > 0",
-			    MSG_PATH_STR(msg_path(f, p, "tunnel_id")));
-		if (msg_check_range(msg_path(f, p, "loss_permille"),
+			return fieldpath_fail(err, errlen, "%s: 0 must be > 0",
+			    FIELDPATH_STR(fieldpath_child(f, p, "tunnel_id")));
+		if (msg_check_range(fieldpath_child(f, p, "loss_permille"),
 		    m->health[i].loss_permille, 0, 1000, false, err,
 		    errlen) == -1)
 			return -1;
@@ -1254,10 +1155,10 @@ msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 	if (m->n_tunnels < 2)
 		return 0;
 	if ((ids = malloc(m->n_tunnels * sizeof(*ids))) == NULL)
-		return msg_fail(err, errlen, "status.tunnels: out of memory");
+		return fieldpath_fail(err, errlen, "status.tunnels: out of memory");
 	for (size_t i = 0; i < m->n_tunnels; i++)
 		ids[i] = m->tunnels[i].tunnel_id;
-	rc = msg_check_unique(MSG_ROOT("status.tunnels"), ids, m->n_tunnels,
+	rc = msg_check_unique(FIELDPATH_ROOT("status.tunnels"), ids, m->n_tunnels,
 	    err, errlen);
 	free(ids);
 	return rc;
@@ -1266,24 +1167,24 @@ msg_validate_status(const struct msg_status *m, char *err, size_t errlen)
 static int
 msg_validate_ack(const struct msg_ack *m, char *err, size_t errlen)
 {
-	if (msg_check_text(MSG_ROOT("ack.reason"), m->reason, sizeof(m->reason),
+	if (msg_check_text(FIELDPATH_ROOT("ack.reason"), m->reason, sizeof(m->reason),
 	    0, MSG_REASON_MAX, err, errlen) == -1)
 		return -1;
 	if (m->rekey_tunnel_id != 0) {
 		if (m->rekey_epoch == 0)
-			return msg_fail(err, errlen, "ack.rekey_epoch: 0 must "
+			return fieldpath_fail(err, errlen, "ack.rekey_epoch: 0 must "
 			    "be > 0 in a rekey ack");
-		return msg_check_enum(MSG_ROOT("ack.rekey_step"),
+		return msg_check_enum(FIELDPATH_ROOT("ack.rekey_step"),
 		    (int)m->rekey_step,
 		    MSG_REKEY_STEP_RETIRE, true, err, errlen);
 	}
 	if (m->rekey_epoch != 0 || m->rekey_step != MSG_REKEY_STEP_UNSPECIFIED)
-		return msg_fail(err, errlen, "ack.rekey_tunnel_id: 0 but "
+		return fieldpath_fail(err, errlen, "ack.rekey_tunnel_id: 0 but "
 		    "rekey_epoch or rekey_step set");
 	if (m->version == 0)
-		return msg_fail(err, errlen, "ack.version: 0 must be > 0");
+		return fieldpath_fail(err, errlen, "ack.version: 0 must be > 0");
 	if (m->ok && !m->has_convergence_hash)
-		return msg_fail(err, errlen, "ack.convergence_hash: missing "
+		return fieldpath_fail(err, errlen, "ack.convergence_hash: missing "
 		    "in a successful intent ack");
 	return 0;
 }
@@ -1297,16 +1198,16 @@ msg_validate_edge_message(const struct msg_edge_message *m, char *err,
 		const struct msg_hello *h = &m->u.hello;
 
 		if (h->site_id == 0)
-			return msg_fail(err, errlen,
+			return fieldpath_fail(err, errlen,
 			    "hello.site_id: 0 must be > 0");
 		if (h->has_convergence_hash != (h->applied_version != 0))
-			return msg_fail(err, errlen, "hello.convergence_hash: "
+			return fieldpath_fail(err, errlen, "hello.convergence_hash: "
 			    "must be set exactly when applied_version > 0");
-		if (msg_check_text(MSG_ROOT("hello.software_version"),
+		if (msg_check_text(FIELDPATH_ROOT("hello.software_version"),
 		    h->software_version, sizeof(h->software_version), 0,
 		    MSG_VERSION_STR_MAX, err, errlen) == -1)
 			return -1;
-		return msg_check_enum(MSG_ROOT("hello.backend"),
+		return msg_check_enum(FIELDPATH_ROOT("hello.backend"),
 		    (int)h->backend, MSG_BACKEND_NULL, false, err, errlen);
 	}
 	case MSG_EDGE_STATUS:
@@ -1315,20 +1216,20 @@ msg_validate_edge_message(const struct msg_edge_message *m, char *err,
 		return msg_validate_ack(&m->u.ack, err, errlen);
 	case MSG_EDGE_KEY:
 		if (m->u.key.epoch == 0)
-			return msg_fail(err, errlen,
+			return fieldpath_fail(err, errlen,
 			    "key.epoch: 0 must be > 0");
 		if (m->u.key.signature_len < 1 ||
 		    m->u.key.signature_len > MSG_SIG_MAX)
-			return msg_fail(err, errlen,
+			return fieldpath_fail(err, errlen,
 			    "key.signature: %zu bytes, "
 			    "allowed 1..%d", m->u.key.signature_len,
 			    MSG_SIG_MAX);
 		if (m->u.key.not_after == 0)
-			return msg_fail(err, errlen,
+			return fieldpath_fail(err, errlen,
 			    "key.not_after: 0 must be > 0");
 		return 0;
 	default:
-		return msg_fail(err, errlen, "body: not set");
+		return fieldpath_fail(err, errlen, "body: not set");
 	}
 }
 
@@ -1384,13 +1285,13 @@ msg_intent_apply_delta(struct msg_intent *intent,
 
 	memset(&site, 0, sizeof(site));
 	if (d->from_version != intent->version)
-		return msg_fail(err, errlen, "from_version: %llu but the "
+		return fieldpath_fail(err, errlen, "from_version: %llu but the "
 		    "applied version is %llu",
 		    (unsigned long long)d->from_version,
 		    (unsigned long long)intent->version);
 	for (size_t i = 0; i < d->n_upsert; i++)
 		if (!msg_site_has_link(rs, d->upsert[i].local_link))
-			return msg_fail(err, errlen, "upsert[%zu].local_link: "
+			return fieldpath_fail(err, errlen, "upsert[%zu].local_link: "
 			    "\"%s\" is not a link of the site", i,
 			    d->upsert[i].local_link);
 
@@ -1410,7 +1311,7 @@ msg_intent_apply_delta(struct msg_intent *intent,
 		struct msg_idx *x = msg_idx_find(idx, n_old, d->remove[i]);
 
 		if (x == NULL) {
-			msg_fail(err, errlen, "remove[%zu]: tunnel %llu is not "
+			fieldpath_fail(err, errlen, "remove[%zu]: tunnel %llu is not "
 			    "in the intent", i,
 			    (unsigned long long)d->remove[i]);
 			goto out;
@@ -1435,7 +1336,7 @@ msg_intent_apply_delta(struct msg_intent *intent,
 		const struct msg_tunnel *t = &intent->tunnels[i];
 
 		if (fate[i] == KEEP && !msg_site_has_link(rs, t->local_link)) {
-			msg_fail(err, errlen, "site.links: tunnel %llu still "
+			fieldpath_fail(err, errlen, "site.links: tunnel %llu still "
 			    "uses link \"%s\"", (unsigned long long)t->id,
 			    t->local_link);
 			goto out;
@@ -1458,7 +1359,7 @@ msg_intent_apply_delta(struct msg_intent *intent,
 			nn++;
 	nn += d->n_upsert;
 	if (nn > MSG_LIST_MAX) {
-		msg_fail(err, errlen, "upsert: the intent would hold %zu "
+		fieldpath_fail(err, errlen, "upsert: the intent would hold %zu "
 		    "tunnels, limit %d", nn, MSG_LIST_MAX);
 		goto out;
 	}
@@ -1498,7 +1399,7 @@ msg_intent_apply_delta(struct msg_intent *intent,
 	rc = 0;
 	goto out;
 nomem:
-	msg_fail(err, errlen, "out of memory applying delta %llu",
+	fieldpath_fail(err, errlen, "out of memory applying delta %llu",
 	    (unsigned long long)d->version);
 out:
 	msg_site_free(&site);
@@ -1604,11 +1505,11 @@ msg_intent_diff(const struct msg_intent *from, const struct msg_intent *to,
 
 	memset(out, 0, sizeof(*out));
 	if (!msg_blob_equal(&from->ca_chain_der, &to->ca_chain_der))
-		return msg_fail(err, errlen, "ca_chain_der changed: a delta "
+		return fieldpath_fail(err, errlen, "ca_chain_der changed: a delta "
 		    "cannot carry it, send a snapshot");
 	if (from->keepalive_seconds != to->keepalive_seconds ||
 	    from->headless_grace_seconds != to->headless_grace_seconds)
-		return msg_fail(err, errlen, "keepalive_seconds or "
+		return fieldpath_fail(err, errlen, "keepalive_seconds or "
 		    "headless_grace_seconds changed: a delta cannot carry "
 		    "them, send a snapshot");
 	out->from_version = from->version;
@@ -1661,7 +1562,7 @@ msg_intent_diff(const struct msg_intent *from, const struct msg_intent *to,
 	rc = 0;
 	goto done;
 nomem:
-	msg_fail(err, errlen, "out of memory computing delta %llu -> %llu",
+	fieldpath_fail(err, errlen, "out of memory computing delta %llu -> %llu",
 	    (unsigned long long)from->version,
 	    (unsigned long long)to->version);
 	msg_intent_delta_free(out);

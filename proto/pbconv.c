@@ -28,6 +28,7 @@
 #include "lib/util.h"
 #include "meshwan/v1/meshwan.pb-c.h"
 #include "proto/msg.h"
+#include "proto/fieldpath.h"
 #include "proto/pbconv.h"
 
 typedef Meshwan__V1__EnrollRequest PbEnrollRequest;
@@ -55,96 +56,6 @@ typedef Meshwan__V1__RekeyOrder PbRekeyOrder;
 typedef Meshwan__V1__PeerKeys PbPeerKeys;
 typedef Meshwan__V1__Keepalive PbKeepalive;
 typedef Meshwan__V1__Backoff PbBackoff;
-
-#define PATH_LEN 160
-
-/* ------------------------------------------------------------------ */
-/* Errors and field paths (same shape as msg.c's) */
-
-static int __attribute__((format(printf, 3, 4)))
-pbconv_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-/*
- * A field path as a chain of components up to the root (up == NULL),
- * turned into text only when an error names it (see msg.c's struct
- * msg_path).  Declared as one-element arrays so that the name is the
- * pointer; a parent must stay put while its children are in use.
- */
-struct pbconv_path {
-	const struct pbconv_path *up;
-	const char *name;
-	size_t idx;
-	bool has_idx;
-};
-
-static void
-pbconv_path_add(char *buf, const char *s)
-{
-	size_t n = strlen(buf), m = strlen(s);
-
-	if (m > PATH_LEN - 1 - n)
-		m = PATH_LEN - 1 - n;
-	memcpy(buf + n, s, m);
-	buf[n + m] = '\0';
-}
-
-/* The text in buf (PATH_LEN): parent's text, "." when that is not empty,
- * the name, "[i]" for a list element. */
-static const char *
-pbconv_path_str(const struct pbconv_path *path, char *buf)
-{
-	char idx[24];
-
-	buf[0] = '\0';
-	if (path == NULL)
-		return buf;
-	(void)pbconv_path_str(path->up, buf);
-	if (buf[0] != '\0')
-		pbconv_path_add(buf, ".");
-	pbconv_path_add(buf, path->name);
-	if (path->has_idx) {
-		snprintf(idx, sizeof(idx), "[%zu]", path->idx);
-		pbconv_path_add(buf, idx);
-	}
-	return buf;
-}
-
-/* A path at the root, for the rest of the enclosing block. */
-#define PB_ROOT(name) (&(const struct pbconv_path){ NULL, (name), 0, false })
-/* The text of a path for one error message. */
-#define PB_PATH(path) pbconv_path_str((path), (char[PATH_LEN]){ 0 })
-
-/* parent.name (name alone at the root, parent NULL). */
-static const struct pbconv_path *
-pbconv_path(struct pbconv_path *buf, const struct pbconv_path *parent,
-    const char *name)
-{
-	buf->up = parent;
-	buf->name = name;
-	buf->idx = 0;
-	buf->has_idx = false;
-	return buf;
-}
-
-static const struct pbconv_path *
-pbconv_path_idx(struct pbconv_path *buf, const struct pbconv_path *parent,
-    const char *name, size_t i)
-{
-	pbconv_path(buf, parent, name);
-	buf->has_idx = true;
-	buf->idx = i;
-	return buf;
-}
 
 /* ------------------------------------------------------------------ */
 /* Decoding: a counting allocator for protobuf-c */
@@ -196,7 +107,7 @@ pbconv_unpack_begin(const char *what, size_t len, size_t max,
     struct pbconv_budget *b, ProtobufCAllocator *a, char *err, size_t errlen)
 {
 	if (len > max)
-		return pbconv_fail(err, errlen, "%s: %zu bytes, limit %zu",
+		return fieldpath_fail(err, errlen, "%s: %zu bytes, limit %zu",
 		    what, len, max);
 	b->left = len * PBCONV_ALLOC_FACTOR + (1u << 20);
 	b->exceeded = false;
@@ -211,16 +122,16 @@ pbconv_unpack_failed(const char *what, const struct pbconv_budget *b,
     char *err, size_t errlen)
 {
 	if (b->exceeded)
-		return pbconv_fail(err, errlen, "%s: decoding would need more "
+		return fieldpath_fail(err, errlen, "%s: decoding would need more "
 		    "memory than the message size allows", what);
-	return pbconv_fail(err, errlen, "%s: not a valid encoding", what);
+	return fieldpath_fail(err, errlen, "%s: not a valid encoding", what);
 }
 
 /* ------------------------------------------------------------------ */
 /* Decoding: field converters (protobuf-c -> msg) */
 
 static int
-pbconv_get_str(const struct pbconv_path *path, const char *src, char *dst,
+pbconv_get_str(const struct fieldpath *path, const char *src, char *dst,
     size_t dstsz, char *err, size_t errlen)
 {
 	size_t n;
@@ -229,8 +140,8 @@ pbconv_get_str(const struct pbconv_path *path, const char *src, char *dst,
 		src = "";
 	n = strlen(src);
 	if (n >= dstsz)
-		return pbconv_fail(err, errlen, "%s: %zu chars, limit %zu",
-		    PB_PATH(path), n, dstsz - 1);
+		return fieldpath_fail(err, errlen, "%s: %zu chars, limit %zu",
+		    FIELDPATH_STR(path), n, dstsz - 1);
 	memcpy(dst, src, n + 1);
 	return 0;
 }
@@ -252,7 +163,7 @@ pbconv_quote(char *buf, size_t size, const char *src)
 
 /* An address field; empty is allowed only when optional. */
 static int
-pbconv_get_addr(const struct pbconv_path *path, const char *src, bool optional,
+pbconv_get_addr(const struct fieldpath *path, const char *src, bool optional,
     struct msg_addr *out, char *err, size_t errlen)
 {
 	char q[MSG_ADDR_STRLEN];
@@ -261,49 +172,49 @@ pbconv_get_addr(const struct pbconv_path *path, const char *src, bool optional,
 	if (src == NULL || src[0] == '\0') {
 		if (optional)
 			return 0;
-		return pbconv_fail(err, errlen, "%s: missing", PB_PATH(path));
+		return fieldpath_fail(err, errlen, "%s: missing", FIELDPATH_STR(path));
 	}
 	if (strlen(src) >= MSG_ADDR_STRLEN || msg_addr_parse(src, out) == -1)
-		return pbconv_fail(err, errlen, "%s: \"%s\" is not an IPv4 "
-		    "or IPv6 address", PB_PATH(path), pbconv_quote(q, sizeof(q),
+		return fieldpath_fail(err, errlen, "%s: \"%s\" is not an IPv4 "
+		    "or IPv6 address", FIELDPATH_STR(path), pbconv_quote(q, sizeof(q),
 		    src));
 	return 0;
 }
 
 static int
-pbconv_get_prefix(const struct pbconv_path *path, const char *src, bool network,
+pbconv_get_prefix(const struct fieldpath *path, const char *src, bool network,
     struct msg_prefix *out, char *err, size_t errlen)
 {
 	char q[MSG_PREFIX_STRLEN];
 
 	memset(out, 0, sizeof(*out));
 	if (src == NULL || src[0] == '\0')
-		return pbconv_fail(err, errlen, "%s: missing", PB_PATH(path));
+		return fieldpath_fail(err, errlen, "%s: missing", FIELDPATH_STR(path));
 	if (strlen(src) >= MSG_PREFIX_STRLEN ||
 	    msg_prefix_parse(src, network, out) == -1)
-		return pbconv_fail(err, errlen, "%s: \"%s\" is not %s",
-		    PB_PATH(path), pbconv_quote(q, sizeof(q), src), network ?
+		return fieldpath_fail(err, errlen, "%s: \"%s\" is not %s",
+		    FIELDPATH_STR(path), pbconv_quote(q, sizeof(q), src), network ?
 		    "a network in CIDR notation (host bits zero)" :
 		    "an ADDRESS/LENGTH");
 	return 0;
 }
 
 static int
-pbconv_get_blob(const struct pbconv_path *path, const ProtobufCBinaryData *src,
+pbconv_get_blob(const struct fieldpath *path, const ProtobufCBinaryData *src,
     size_t max, struct msg_blob *out, char *err, size_t errlen)
 {
 	if (src->len > max)
-		return pbconv_fail(err, errlen, "%s: %zu bytes, limit %zu",
-		    PB_PATH(path), src->len, max);
+		return fieldpath_fail(err, errlen, "%s: %zu bytes, limit %zu",
+		    FIELDPATH_STR(path), src->len, max);
 	if (msg_blob_set(out, src->data, src->len) == -1)
-		return pbconv_fail(err, errlen, "%s: out of memory",
-		    PB_PATH(path));
+		return fieldpath_fail(err, errlen, "%s: out of memory",
+		    FIELDPATH_STR(path));
 	return 0;
 }
 
 /* Exactly `len` bytes, or (when optional) none: *has says which. */
 static int
-pbconv_get_fixed(const struct pbconv_path *path, const ProtobufCBinaryData *src,
+pbconv_get_fixed(const struct fieldpath *path, const ProtobufCBinaryData *src,
     uint8_t *out, size_t len, bool optional, bool *has, char *err,
     size_t errlen)
 {
@@ -312,31 +223,31 @@ pbconv_get_fixed(const struct pbconv_path *path, const ProtobufCBinaryData *src,
 		return 0;
 	}
 	if (src->len != len)
-		return pbconv_fail(err, errlen, "%s: %zu bytes, must be %s%zu",
-		    PB_PATH(path), src->len, optional ? "0 or " : "", len);
+		return fieldpath_fail(err, errlen, "%s: %zu bytes, must be %s%zu",
+		    FIELDPATH_STR(path), src->len, optional ? "0 or " : "", len);
 	memcpy(out, src->data, len);
 	*has = true;
 	return 0;
 }
 
 static int
-pbconv_get_port(const struct pbconv_path *path, uint32_t v, uint16_t *out,
+pbconv_get_port(const struct fieldpath *path, uint32_t v, uint16_t *out,
     char *err, size_t errlen)
 {
 	if (v > 65535)
-		return pbconv_fail(err, errlen, "%s: %u out of range 0..65535",
-		    PB_PATH(path), v);
+		return fieldpath_fail(err, errlen, "%s: %u out of range 0..65535",
+		    FIELDPATH_STR(path), v);
 	*out = (uint16_t)v;
 	return 0;
 }
 
 static int
-pbconv_get_count(const struct pbconv_path *path, size_t n, size_t max,
+pbconv_get_count(const struct fieldpath *path, size_t n, size_t max,
     char *err, size_t errlen)
 {
 	if (n > max)
-		return pbconv_fail(err, errlen, "%s: %zu entries, limit %zu",
-		    PB_PATH(path), n, max);
+		return fieldpath_fail(err, errlen, "%s: %zu entries, limit %zu",
+		    FIELDPATH_STR(path), n, max);
 	return 0;
 }
 
@@ -348,28 +259,28 @@ pbconv_info_enum(int v, int max)
 }
 
 static int
-pbconv_get_peer_keys(const struct pbconv_path *parent, PbPeerKey *const *src,
+pbconv_get_peer_keys(const struct fieldpath *parent, PbPeerKey *const *src,
     size_t n, struct msg_peer_key *out, size_t *n_out, char *err, size_t errlen)
 {
-	struct pbconv_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 	bool has;
 
-	if (pbconv_get_count(pbconv_path(p, parent, "keys"), n,
+	if (pbconv_get_count(fieldpath_child(p, parent, "keys"), n,
 	    MSG_PEER_KEYS_MAX, err, errlen) == -1)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		const PbPeerKey *k = src[i];
 
-		pbconv_path_idx(p, parent, "keys", i);
+		fieldpath_idx(p, parent, "keys", i);
 		out[i].epoch = k->epoch;
 		out[i].not_after = k->not_after;
-		if (pbconv_get_fixed(pbconv_path(f, p, "public_key"),
+		if (pbconv_get_fixed(fieldpath_child(f, p, "public_key"),
 		    &k->public_key, out[i].public_key, MSG_KEY_LEN, false, &has,
 		    err, errlen) == -1)
 			return -1;
 		if (k->signature.len > MSG_SIG_MAX)
-			return pbconv_fail(err, errlen, "%s: %zu bytes, limit "
-			    "%d", PB_PATH(pbconv_path(f, p, "signature")),
+			return fieldpath_fail(err, errlen, "%s: %zu bytes, limit "
+			    "%d", FIELDPATH_STR(fieldpath_child(f, p, "signature")),
 			    k->signature.len, MSG_SIG_MAX);
 		if (k->signature.len > 0)
 			memcpy(out[i].signature, k->signature.data,
@@ -381,35 +292,35 @@ pbconv_get_peer_keys(const struct pbconv_path *parent, PbPeerKey *const *src,
 }
 
 static int
-pbconv_get_site(const struct pbconv_path *path, const PbSite *src,
+pbconv_get_site(const struct fieldpath *path, const PbSite *src,
     struct msg_site *out, char *err, size_t errlen)
 {
-	struct pbconv_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 
 	if (src == NULL)
-		return pbconv_fail(err, errlen, "%s: not set", PB_PATH(path));
+		return fieldpath_fail(err, errlen, "%s: not set", FIELDPATH_STR(path));
 	out->id = src->id;
 	out->asn = src->asn;
 	out->role = (enum msg_role)pbconv_info_enum(src->role, MSG_ROLE_EDGE);
-	if (pbconv_get_str(pbconv_path(f, path, "name"), src->name, out->name,
+	if (pbconv_get_str(fieldpath_child(f, path, "name"), src->name, out->name,
 	    sizeof(out->name), err, errlen) == -1 ||
-	    pbconv_get_str(pbconv_path(f, path, "region"), src->region,
+	    pbconv_get_str(fieldpath_child(f, path, "region"), src->region,
 	    out->region, sizeof(out->region), err, errlen) == -1 ||
-	    pbconv_get_count(pbconv_path(f, path, "lan_prefixes"),
+	    pbconv_get_count(fieldpath_child(f, path, "lan_prefixes"),
 	    src->n_lan_prefixes, MSG_PREFIXES_MAX, err, errlen) == -1 ||
-	    pbconv_get_count(pbconv_path(f, path, "links"), src->n_links,
+	    pbconv_get_count(fieldpath_child(f, path, "links"), src->n_links,
 	    MSG_LINKS_MAX, err, errlen) == -1)
 		return -1;
 	if (src->n_lan_prefixes > 0) {
 		out->lan_prefixes = calloc(src->n_lan_prefixes,
 		    sizeof(*out->lan_prefixes));
 		if (out->lan_prefixes == NULL)
-			return pbconv_fail(err, errlen, "%s: out of memory",
-			    PB_PATH(pbconv_path(f, path, "lan_prefixes")));
+			return fieldpath_fail(err, errlen, "%s: out of memory",
+			    FIELDPATH_STR(fieldpath_child(f, path, "lan_prefixes")));
 		out->n_lan_prefixes = src->n_lan_prefixes;
 	}
 	for (size_t i = 0; i < src->n_lan_prefixes; i++)
-		if (pbconv_get_prefix(pbconv_path_idx(f, path, "lan_prefixes",
+		if (pbconv_get_prefix(fieldpath_idx(f, path, "lan_prefixes",
 		    i), src->lan_prefixes[i], true, &out->lan_prefixes[i], err,
 		    errlen) == -1)
 			return -1;
@@ -417,15 +328,15 @@ pbconv_get_site(const struct pbconv_path *path, const PbSite *src,
 		const PbWanLink *l = src->links[i];
 		struct msg_wan_link *o = &out->links[i];
 
-		pbconv_path_idx(p, path, "links", i);
-		if (pbconv_get_str(pbconv_path(f, p, "name"), l->name, o->name,
+		fieldpath_idx(p, path, "links", i);
+		if (pbconv_get_str(fieldpath_child(f, p, "name"), l->name, o->name,
 		    sizeof(o->name), err, errlen) == -1 ||
-		    pbconv_get_addr(pbconv_path(f, p, "address"), l->address,
+		    pbconv_get_addr(fieldpath_child(f, p, "address"), l->address,
 		    false, &o->address, err, errlen) == -1 ||
-		    pbconv_get_addr(pbconv_path(f, p, "public_address"),
+		    pbconv_get_addr(fieldpath_child(f, p, "public_address"),
 		    l->public_address, true, &o->public_address, err,
 		    errlen) == -1 ||
-		    pbconv_get_port(pbconv_path(f, p, "public_port"),
+		    pbconv_get_port(fieldpath_child(f, p, "public_port"),
 		    l->public_port, &o->public_port, err, errlen) == -1)
 			return -1;
 	}
@@ -434,10 +345,10 @@ pbconv_get_site(const struct pbconv_path *path, const PbSite *src,
 }
 
 static int
-pbconv_get_tunnel(const struct pbconv_path *path, const PbTunnel *src,
+pbconv_get_tunnel(const struct fieldpath *path, const PbTunnel *src,
     struct msg_tunnel *out, char *err, size_t errlen)
 {
-	struct pbconv_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 
 	out->id = src->id;
 	out->encap = (enum msg_encap)src->encap;
@@ -446,26 +357,26 @@ pbconv_get_tunnel(const struct pbconv_path *path, const PbTunnel *src,
 	out->spi_in = src->spi_in;
 	out->spi_out = src->spi_out;
 	out->epoch = src->epoch;
-	if (pbconv_get_str(pbconv_path(f, path, "local_link"),
+	if (pbconv_get_str(fieldpath_child(f, path, "local_link"),
 	    src->local_link, out->local_link, sizeof(out->local_link), err,
 	    errlen) == -1 ||
-	    pbconv_get_str(pbconv_path(f, path, "remote_link"),
+	    pbconv_get_str(fieldpath_child(f, path, "remote_link"),
 	    src->remote_link, out->remote_link, sizeof(out->remote_link), err,
 	    errlen) == -1 ||
-	    pbconv_get_addr(pbconv_path(f, path, "remote_address"),
+	    pbconv_get_addr(fieldpath_child(f, path, "remote_address"),
 	    src->remote_address, false, &out->remote_address, err,
 	    errlen) == -1 ||
-	    pbconv_get_port(pbconv_path(f, path, "remote_port"),
+	    pbconv_get_port(fieldpath_child(f, path, "remote_port"),
 	    src->remote_port, &out->remote_port, err, errlen) == -1 ||
-	    pbconv_get_prefix(pbconv_path(f, path, "inner_local"),
+	    pbconv_get_prefix(fieldpath_child(f, path, "inner_local"),
 	    src->inner_local, false, &out->inner_local, err, errlen) == -1 ||
-	    pbconv_get_addr(pbconv_path(f, path, "inner_remote"),
+	    pbconv_get_addr(fieldpath_child(f, path, "inner_remote"),
 	    src->inner_remote, false, &out->inner_remote, err, errlen) == -1)
 		return -1;
 
 	if (src->crypto == NULL)
-		return pbconv_fail(err, errlen, "%s: not set",
-		    PB_PATH(pbconv_path(f, path, "crypto")));
+		return fieldpath_fail(err, errlen, "%s: not set",
+		    FIELDPATH_STR(fieldpath_child(f, path, "crypto")));
 	out->crypto.cipher = (enum msg_cipher)src->crypto->cipher;
 	out->crypto.esn = src->crypto->esn;
 	out->crypto.replay_window = src->crypto->replay_window;
@@ -473,51 +384,51 @@ pbconv_get_tunnel(const struct pbconv_path *path, const PbTunnel *src,
 	out->crypto.rekey_bytes = src->crypto->rekey_bytes;
 	out->crypto.rekey_packets = src->crypto->rekey_packets;
 
-	pbconv_path(p, path, "peer");
+	fieldpath_child(p, path, "peer");
 	if (src->peer == NULL)
-		return pbconv_fail(err, errlen, "%s: not set", PB_PATH(p));
+		return fieldpath_fail(err, errlen, "%s: not set", FIELDPATH_STR(p));
 	out->peer.site_id = src->peer->site_id;
-	if (pbconv_get_str(pbconv_path(f, p, "name"), src->peer->name,
+	if (pbconv_get_str(fieldpath_child(f, p, "name"), src->peer->name,
 	    out->peer.name, sizeof(out->peer.name), err, errlen) == -1 ||
 	    pbconv_get_peer_keys(p, src->peer->keys, src->peer->n_keys,
 	    out->peer.keys, &out->peer.n_keys, err, errlen) == -1 ||
-	    pbconv_get_blob(pbconv_path(f, p, "certificate_der"),
+	    pbconv_get_blob(fieldpath_child(f, p, "certificate_der"),
 	    &src->peer->certificate_der, MSG_DER_MAX,
 	    &out->peer.certificate_der, err, errlen) == -1)
 		return -1;
 
-	pbconv_path(p, path, "bgp");
+	fieldpath_child(p, path, "bgp");
 	if (src->bgp == NULL)
-		return pbconv_fail(err, errlen, "%s: not set", PB_PATH(p));
+		return fieldpath_fail(err, errlen, "%s: not set", FIELDPATH_STR(p));
 	out->bgp.remote_asn = src->bgp->remote_asn;
 	out->bgp.hold_time = src->bgp->hold_time;
 	out->bgp.keepalive = src->bgp->keepalive;
 	out->bgp.bfd = src->bgp->bfd;
 	out->bgp.route_server_client = src->bgp->route_server_client;
-	return pbconv_get_addr(pbconv_path(f, p, "address"), src->bgp->address,
+	return pbconv_get_addr(fieldpath_child(f, p, "address"), src->bgp->address,
 	    false, &out->bgp.address, err, errlen);
 }
 
 /* A repeated Tunnel into a malloc'd array; on failure *out may hold part
  * of it (*n_out says how much), which the caller's free releases. */
 static int
-pbconv_get_tunnels(const struct pbconv_path *parent, const char *name,
+pbconv_get_tunnels(const struct fieldpath *parent, const char *name,
     PbTunnel *const *src, size_t n, struct msg_tunnel **out, size_t *n_out,
     char *err, size_t errlen)
 {
-	struct pbconv_path p[1];
+	struct fieldpath p[1];
 
-	if (pbconv_get_count(pbconv_path(p, parent, name), n, MSG_LIST_MAX,
+	if (pbconv_get_count(fieldpath_child(p, parent, name), n, MSG_LIST_MAX,
 	    err, errlen) == -1)
 		return -1;
 	if (n == 0)
 		return 0;
 	if ((*out = calloc(n, sizeof(**out))) == NULL)
-		return pbconv_fail(err, errlen, "%s: out of memory",
-		    PB_PATH(p));
+		return fieldpath_fail(err, errlen, "%s: out of memory",
+		    FIELDPATH_STR(p));
 	for (size_t i = 0; i < n; i++) {
 		*n_out = i + 1;
-		if (pbconv_get_tunnel(pbconv_path_idx(p, parent, name, i),
+		if (pbconv_get_tunnel(fieldpath_idx(p, parent, name, i),
 		    src[i], &(*out)[i], err, errlen) == -1)
 			return -1;
 	}
@@ -525,17 +436,17 @@ pbconv_get_tunnels(const struct pbconv_path *parent, const char *name,
 }
 
 static int
-pbconv_get_intent(const struct pbconv_path *path, const PbIntent *src,
+pbconv_get_intent(const struct fieldpath *path, const PbIntent *src,
     struct msg_intent *out, char *err, size_t errlen)
 {
-	struct pbconv_path f[1];
+	struct fieldpath f[1];
 
 	out->version = src->version;
 	out->keepalive_seconds = src->keepalive_seconds;
 	out->headless_grace_seconds = src->headless_grace_seconds;
-	if (pbconv_get_site(pbconv_path(f, path, "site"), src->site,
+	if (pbconv_get_site(fieldpath_child(f, path, "site"), src->site,
 	    &out->site, err, errlen) == -1 ||
-	    pbconv_get_blob(pbconv_path(f, path, "ca_chain_der"),
+	    pbconv_get_blob(fieldpath_child(f, path, "ca_chain_der"),
 	    &src->ca_chain_der, MSG_INTENT_CA_MAX, &out->ca_chain_der, err,
 	    errlen) == -1)
 		return -1;
@@ -544,29 +455,29 @@ pbconv_get_intent(const struct pbconv_path *path, const PbIntent *src,
 }
 
 static int
-pbconv_get_delta(const struct pbconv_path *path, const PbIntentDelta *src,
+pbconv_get_delta(const struct fieldpath *path, const PbIntentDelta *src,
     struct msg_intent_delta *out, char *err, size_t errlen)
 {
-	struct pbconv_path f[1];
+	struct fieldpath f[1];
 
 	out->from_version = src->from_version;
 	out->version = src->version;
 	if (src->site != NULL) {
 		out->has_site = true;
-		if (pbconv_get_site(pbconv_path(f, path, "site"), src->site,
+		if (pbconv_get_site(fieldpath_child(f, path, "site"), src->site,
 		    &out->site, err, errlen) == -1)
 			return -1;
 	}
 	if (pbconv_get_tunnels(path, "upsert", src->upsert, src->n_upsert,
 	    &out->upsert, &out->n_upsert, err, errlen) == -1 ||
-	    pbconv_get_count(pbconv_path(f, path, "remove"), src->n_remove,
+	    pbconv_get_count(fieldpath_child(f, path, "remove"), src->n_remove,
 	    MSG_LIST_MAX, err, errlen) == -1)
 		return -1;
 	if (src->n_remove > 0) {
 		out->remove = malloc(src->n_remove * sizeof(*out->remove));
 		if (out->remove == NULL)
-			return pbconv_fail(err, errlen, "%s: out of memory",
-			    PB_PATH(f));
+			return fieldpath_fail(err, errlen, "%s: out of memory",
+			    FIELDPATH_STR(f));
 		memcpy(out->remove, src->remove,
 		    src->n_remove * sizeof(*out->remove));
 		out->n_remove = src->n_remove;
@@ -581,11 +492,11 @@ pbconv_get_controller(const PbControllerMessage *src,
 	switch (src->body_case) {
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_SNAPSHOT:
 		out->kind = MSG_CONTROLLER_SNAPSHOT;
-		return pbconv_get_intent(PB_ROOT("snapshot"), src->snapshot,
+		return pbconv_get_intent(FIELDPATH_ROOT("snapshot"), src->snapshot,
 		    &out->u.snapshot, err, errlen);
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_DELTA:
 		out->kind = MSG_CONTROLLER_DELTA;
-		return pbconv_get_delta(PB_ROOT("delta"), src->delta,
+		return pbconv_get_delta(FIELDPATH_ROOT("delta"), src->delta,
 		    &out->u.delta, err, errlen);
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_REKEY: {
 		struct msg_rekey_order *r = &out->u.rekey;
@@ -609,19 +520,19 @@ pbconv_get_controller(const PbControllerMessage *src,
 		out->kind = MSG_CONTROLLER_BACKOFF;
 		out->u.backoff.retry_after_seconds =
 		    src->backoff->retry_after_seconds;
-		return pbconv_get_str(PB_ROOT("backoff.reason"),
+		return pbconv_get_str(FIELDPATH_ROOT("backoff.reason"),
 		    src->backoff->reason,
 		    out->u.backoff.reason, sizeof(out->u.backoff.reason), err,
 		    errlen);
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_PEER_KEYS:
 		out->kind = MSG_CONTROLLER_PEER_KEYS;
 		out->u.peer_keys.peer_site_id = src->peer_keys->peer_site_id;
-		return pbconv_get_peer_keys(PB_ROOT("peer_keys"),
+		return pbconv_get_peer_keys(FIELDPATH_ROOT("peer_keys"),
 		    src->peer_keys->keys,
 		    src->peer_keys->n_keys, out->u.peer_keys.keys,
 		    &out->u.peer_keys.n_keys, err, errlen);
 	default:
-		return pbconv_fail(err, errlen, "body: not set");
+		return fieldpath_fail(err, errlen, "body: not set");
 	}
 }
 
@@ -629,15 +540,15 @@ static int
 pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
     size_t errlen)
 {
-	struct pbconv_path p[1], f[1];
+	struct fieldpath p[1], f[1];
 
 	out->applied_version = src->applied_version;
 	out->uptime_seconds = src->uptime_seconds;
-	if (pbconv_get_count(PB_ROOT("status.tunnels"), src->n_tunnels,
+	if (pbconv_get_count(FIELDPATH_ROOT("status.tunnels"), src->n_tunnels,
 	    MSG_LIST_MAX, err, errlen) == -1 ||
-	    pbconv_get_count(PB_ROOT("status.bgp"), src->n_bgp, MSG_LIST_MAX,
+	    pbconv_get_count(FIELDPATH_ROOT("status.bgp"), src->n_bgp, MSG_LIST_MAX,
 	    err, errlen) == -1 ||
-	    pbconv_get_count(PB_ROOT("status.health"), src->n_health,
+	    pbconv_get_count(FIELDPATH_ROOT("status.health"), src->n_health,
 	    MSG_LIST_MAX, err, errlen) == -1)
 		return -1;
 	if ((src->n_tunnels > 0 && (out->tunnels = calloc(src->n_tunnels,
@@ -646,7 +557,7 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 	    sizeof(*out->bgp))) == NULL) ||
 	    (src->n_health > 0 && (out->health = calloc(src->n_health,
 	    sizeof(*out->health))) == NULL))
-		return pbconv_fail(err, errlen, "status: out of memory");
+		return fieldpath_fail(err, errlen, "status: out of memory");
 	out->n_tunnels = src->n_tunnels;
 	out->n_bgp = src->n_bgp;
 	out->n_health = src->n_health;
@@ -654,7 +565,7 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 		const PbTunnelStatus *t = src->tunnels[i];
 		struct msg_tunnel_status *o = &out->tunnels[i];
 
-		pbconv_path_idx(p, PB_ROOT("status"), "tunnels", i);
+		fieldpath_idx(p, FIELDPATH_ROOT("status"), "tunnels", i);
 		o->tunnel_id = t->tunnel_id;
 		o->state = (enum msg_tunnel_state)pbconv_info_enum(t->state,
 		    MSG_TUNNEL_STATE_FAILED);
@@ -665,9 +576,9 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 		o->drops_no_sa = t->drops_no_sa;
 		o->drops_malformed = t->drops_malformed;
 		o->drops_unknown_spi = t->drops_unknown_spi;
-		if (pbconv_get_str(pbconv_path(f, p, "error"), t->error,
+		if (pbconv_get_str(fieldpath_child(f, p, "error"), t->error,
 		    o->error, sizeof(o->error), err, errlen) == -1 ||
-		    pbconv_get_count(pbconv_path(f, p, "sas"), t->n_sas,
+		    pbconv_get_count(fieldpath_child(f, p, "sas"), t->n_sas,
 		    MSG_SAS_MAX, err, errlen) == -1)
 			return -1;
 		for (size_t j = 0; j < t->n_sas; j++) {
@@ -698,8 +609,8 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 		o->uptime_seconds = b->uptime_seconds;
 		o->prefixes_received = b->prefixes_received;
 		o->tunnel_id = b->tunnel_id;
-		pbconv_path_idx(p, PB_ROOT("status"), "bgp", i);
-		if (pbconv_get_addr(pbconv_path(f, p, "address"), b->address,
+		fieldpath_idx(p, FIELDPATH_ROOT("status"), "bgp", i);
+		if (pbconv_get_addr(fieldpath_child(f, p, "address"), b->address,
 		    false, &o->address, err, errlen) == -1)
 			return -1;
 	}
@@ -730,11 +641,11 @@ pbconv_get_edge(const PbEdgeMessage *src, struct msg_edge_message *out,
 		o->backend = (enum msg_backend)pbconv_info_enum(h->backend,
 		    MSG_BACKEND_NULL);
 		o->features = h->features;
-		if (pbconv_get_fixed(PB_ROOT("hello.convergence_hash"),
+		if (pbconv_get_fixed(FIELDPATH_ROOT("hello.convergence_hash"),
 		    &h->convergence_hash, o->convergence_hash, MSG_HASH_LEN,
 		    true, &o->has_convergence_hash, err, errlen) == -1)
 			return -1;
-		return pbconv_get_str(PB_ROOT("hello.software_version"),
+		return pbconv_get_str(FIELDPATH_ROOT("hello.software_version"),
 		    h->software_version, o->software_version,
 		    sizeof(o->software_version), err, errlen);
 	}
@@ -752,11 +663,11 @@ pbconv_get_edge(const PbEdgeMessage *src, struct msg_edge_message *out,
 		o->rekey_tunnel_id = a->rekey_tunnel_id;
 		o->rekey_epoch = a->rekey_epoch;
 		o->rekey_step = (enum msg_rekey_step)a->rekey_step;
-		if (pbconv_get_fixed(PB_ROOT("ack.convergence_hash"),
+		if (pbconv_get_fixed(FIELDPATH_ROOT("ack.convergence_hash"),
 		    &a->convergence_hash, o->convergence_hash, MSG_HASH_LEN,
 		    true, &o->has_convergence_hash, err, errlen) == -1)
 			return -1;
-		return pbconv_get_str(PB_ROOT("ack.reason"), a->reason,
+		return pbconv_get_str(FIELDPATH_ROOT("ack.reason"), a->reason,
 		    o->reason, sizeof(o->reason), err, errlen);
 	}
 	case MESHWAN__V1__EDGE_MESSAGE__BODY_KEY: {
@@ -767,11 +678,11 @@ pbconv_get_edge(const PbEdgeMessage *src, struct msg_edge_message *out,
 		out->kind = MSG_EDGE_KEY;
 		o->epoch = k->epoch;
 		o->not_after = k->not_after;
-		if (pbconv_get_fixed(PB_ROOT("key.public_key"), &k->public_key,
+		if (pbconv_get_fixed(FIELDPATH_ROOT("key.public_key"), &k->public_key,
 		    o->public_key, MSG_KEY_LEN, false, &has, err, errlen) == -1)
 			return -1;
 		if (k->signature.len > MSG_SIG_MAX)
-			return pbconv_fail(err, errlen, "key.signature: %zu "
+			return fieldpath_fail(err, errlen, "key.signature: %zu "
 			    "bytes, limit %d", k->signature.len, MSG_SIG_MAX);
 		if (k->signature.len > 0)
 			memcpy(o->signature, k->signature.data,
@@ -780,7 +691,7 @@ pbconv_get_edge(const PbEdgeMessage *src, struct msg_edge_message *out,
 		return 0;
 	}
 	default:
-		return pbconv_fail(err, errlen, "body: not set");
+		return fieldpath_fail(err, errlen, "body: not set");
 	}
 }
 
@@ -802,15 +713,15 @@ pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
 		return -1;
 	if ((pb = meshwan__v1__enroll_request__unpack(&a, len, buf)) == NULL)
 		return pbconv_unpack_failed("EnrollRequest", &b, err, errlen);
-	rc = pbconv_get_str(PB_ROOT("token"), pb->token, out->token,
+	rc = pbconv_get_str(FIELDPATH_ROOT("token"), pb->token, out->token,
 	    sizeof(out->token), err, errlen);
 	if (rc == 0)
-		rc = pbconv_get_str(PB_ROOT("software_version"),
+		rc = pbconv_get_str(FIELDPATH_ROOT("software_version"),
 		    pb->software_version,
 		    out->software_version, sizeof(out->software_version), err,
 		    errlen);
 	if (rc == 0)
-		rc = pbconv_get_blob(PB_ROOT("csr_der"), &pb->csr_der,
+		rc = pbconv_get_blob(FIELDPATH_ROOT("csr_der"), &pb->csr_der,
 		    MSG_DER_MAX, &out->csr_der, err, errlen);
 	meshwan__v1__enroll_request__free_unpacked(pb, &a);
 	if (rc == 0)
@@ -827,7 +738,7 @@ pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
 	struct pbconv_budget b = { 0, false };
 	ProtobufCAllocator a;
 	PbEnrollResponse *pb;
-	struct pbconv_path p[1];
+	struct fieldpath p[1];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -838,22 +749,22 @@ pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
 		return pbconv_unpack_failed("EnrollResponse", &b, err, errlen);
 	out->error = (enum msg_enroll_error)pb->error;
 	out->site_id = pb->site_id;
-	rc = pbconv_get_str(PB_ROOT("error_message"), pb->error_message,
+	rc = pbconv_get_str(FIELDPATH_ROOT("error_message"), pb->error_message,
 	    out->error_message, sizeof(out->error_message), err, errlen);
 	if (rc == 0)
-		rc = pbconv_get_str(PB_ROOT("controller_name"),
+		rc = pbconv_get_str(FIELDPATH_ROOT("controller_name"),
 		    pb->controller_name,
 		    out->controller_name, sizeof(out->controller_name), err,
 		    errlen);
 	if (rc == 0)
-		rc = pbconv_get_blob(PB_ROOT("certificate_der"),
+		rc = pbconv_get_blob(FIELDPATH_ROOT("certificate_der"),
 		    &pb->certificate_der,
 		    MSG_DER_MAX, &out->certificate_der, err, errlen);
 	if (rc == 0)
-		rc = pbconv_get_count(PB_ROOT("ca_chain_der"),
+		rc = pbconv_get_count(FIELDPATH_ROOT("ca_chain_der"),
 		    pb->n_ca_chain_der, MSG_CA_CHAIN_MAX, err, errlen);
 	for (size_t i = 0; rc == 0 && i < pb->n_ca_chain_der; i++) {
-		rc = pbconv_get_blob(pbconv_path_idx(p, NULL, "ca_chain_der",
+		rc = pbconv_get_blob(fieldpath_idx(p, NULL, "ca_chain_der",
 		    i),
 		    &pb->ca_chain_der[i], MSG_DER_MAX, &out->ca_chain_der[i],
 		    err, errlen);

@@ -2,7 +2,7 @@
 # daemons' C structs (msg.c, pbconv.c), its unit tests and its fuzzer.
 # Daemons link $(PBCONV_OBJS) $(PROTO_GEN_OBJS) with $(LIBS_PBCONV).
 
-PBCONV_SRCS := proto/msg.c proto/pbconv.c
+PBCONV_SRCS := proto/fieldpath.c proto/msg.c proto/pbconv.c
 PBCONV_OBJS := $(PBCONV_SRCS:%.c=$(BUILD)/%.o)
 LIBS_PBCONV := $(LIBS_PROTOBUF) $(LIBS_CRYPTO)
 ANALYZE_SRCS += $(PBCONV_SRCS)
@@ -20,6 +20,7 @@ $(BUILD)/tests/unit/test_pbconv: $(BUILD)/tests/unit/test_pbconv.o \
 # entry from FUZZ_<name>_SRCS / FUZZ_<name>_LIBS into build-fuzz/.
 FUZZ_TARGETS += pbconv
 FUZZ_pbconv_SRCS := tests/fuzz/fuzz_pbconv.c proto/pbconv.c proto/msg.c \
+	proto/fieldpath.c \
 	lib/log.c lib/util.c $(PROTO_GEN_C)
 FUZZ_pbconv_LIBS := -lprotobuf-c -lcrypto
 FUZZ_pbconv_DEPS := $(PROTO_GEN_H)
