@@ -997,12 +997,34 @@ store_site_id_cmp(const void *key, const void *elem)
 	return (k > e) - (k < e);
 }
 
+/*
+ * Room for element cnt of the array v that has cap elements of elem bytes
+ * (doubling, starting at first): v itself, or the moved array, or NULL when
+ * out of memory (v is then still valid and the caller frees it).  Every
+ * list query collects its rows with this.
+ */
+static void *
+store_grow(void *v, size_t *cap, size_t cnt, size_t elem, size_t first)
+{
+	size_t ncap;
+	void *nv;
+
+	if (cnt < *cap)
+		return v;
+	ncap = *cap != 0 ? *cap * 2 : first;
+	if ((nv = realloc(v, ncap * elem)) == NULL)
+		return NULL;
+	*cap = ncap;
+	return nv;
+}
+
 int
 store_site_list(struct store *st, struct model_site **out, size_t *n,
     struct model_error *err)
 {
 	struct model_site *v = NULL;
 	size_t cnt = 0, cap = 0;
+	void *nv;
 	void *stmt;
 	enum store_step r;
 
@@ -1011,17 +1033,12 @@ store_site_list(struct store *st, struct model_site **out, size_t *n,
 	if (stmt == NULL)
 		return -1;
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if (cnt == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 16;
-			struct model_site *nv = realloc(v, ncap * sizeof(*v));
-
-			if (nv == NULL) {
-				r = STORE_STEP_ERROR;
-				break;
-			}
-			v = nv;
-			cap = ncap;
+		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
+		    16)) == NULL) {
+			r = STORE_STEP_ERROR;
+			break;
 		}
+		v = nv;
 		store_site_row(st, stmt, &v[cnt++]);
 	}
 	st->be->finalize(stmt);
@@ -1230,6 +1247,7 @@ store_prefix_list(struct store *st, uint64_t site_id,
 {
 	struct model_site_prefix *v = NULL;
 	size_t cnt = 0, cap = 0;
+	void *nv;
 	enum store_step r;
 	void *stmt = site_id != 0 ?
 	    store_prep(st, err, "SELECT site_id, family, len, addr FROM "
@@ -1245,18 +1263,12 @@ store_prefix_list(struct store *st, uint64_t site_id,
 		const void *addr;
 		size_t len;
 
-		if (cnt == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 16;
-			struct model_site_prefix *nv = realloc(v,
-			    ncap * sizeof(*v));
-
-			if (nv == NULL) {
-				r = STORE_STEP_ERROR;
-				break;
-			}
-			v = nv;
-			cap = ncap;
+		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
+		    16)) == NULL) {
+			r = STORE_STEP_ERROR;
+			break;
 		}
+		v = nv;
 		sp = &v[cnt++];
 		memset(sp, 0, sizeof(*sp));
 		sp->site_id = (uint64_t)st->be->column_int(stmt, 0);
@@ -1286,22 +1298,18 @@ store_tunnel_rows(struct store *st, void *stmt, struct model_tunnel **out,
 {
 	struct model_tunnel *v = NULL;
 	size_t cnt = 0, cap = 0;
+	void *nv;
 	enum store_step r;
 
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
 		struct model_tunnel *t;
 
-		if (cnt == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 256;
-			struct model_tunnel *nv = realloc(v, ncap * sizeof(*v));
-
-			if (nv == NULL) {
-				r = STORE_STEP_ERROR;
-				break;
-			}
-			v = nv;
-			cap = ncap;
+		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
+		    256)) == NULL) {
+			r = STORE_STEP_ERROR;
+			break;
 		}
+		v = nv;
 		t = &v[cnt++];
 		memset(t, 0, sizeof(*t));
 		t->id = (uint64_t)st->be->column_int(stmt, 0);
@@ -1524,6 +1532,7 @@ store_edge_list(struct store *st, struct model_edge_state **out, size_t *n,
 {
 	struct model_edge_state *v = NULL;
 	size_t cnt = 0, cap = 0;
+	void *nv;
 	enum store_step r;
 	void *stmt = store_prep(st, err, "SELECT " STORE_EDGE_COLS
 	    " FROM edges ORDER BY site_id", "");
@@ -1531,18 +1540,12 @@ store_edge_list(struct store *st, struct model_edge_state **out, size_t *n,
 	if (stmt == NULL)
 		return -1;
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if (cnt == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 16;
-			struct model_edge_state *nv = realloc(v,
-			    ncap * sizeof(*v));
-
-			if (nv == NULL) {
-				r = STORE_STEP_ERROR;
-				break;
-			}
-			v = nv;
-			cap = ncap;
+		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
+		    16)) == NULL) {
+			r = STORE_STEP_ERROR;
+			break;
 		}
+		v = nv;
 		store_edge_row(st, stmt, &v[cnt++]);
 	}
 	st->be->finalize(stmt);
@@ -1930,6 +1933,7 @@ store_api_token_list(struct store *st, struct model_api_token_info **out,
 {
 	struct model_api_token_info *v = NULL;
 	size_t cnt = 0, cap = 0;
+	void *nv;
 	enum store_step r;
 	void *stmt = store_prep(st, err, "SELECT name, role, created_at FROM "
 	    "api_tokens ORDER BY name", "");
@@ -1937,18 +1941,12 @@ store_api_token_list(struct store *st, struct model_api_token_info **out,
 	if (stmt == NULL)
 		return -1;
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if (cnt == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 8;
-			struct model_api_token_info *nv = realloc(v,
-			    ncap * sizeof(*v));
-
-			if (nv == NULL) {
-				r = STORE_STEP_ERROR;
-				break;
-			}
-			v = nv;
-			cap = ncap;
+		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
+		    8)) == NULL) {
+			r = STORE_STEP_ERROR;
+			break;
 		}
+		v = nv;
 		store_api_token_row(st, stmt, &v[cnt++]);
 	}
 	st->be->finalize(stmt);
@@ -2237,6 +2235,7 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 {
 	struct model_epoch *v = NULL;
 	size_t cnt = 0, cap = 0;
+	void *nv;
 	enum store_step r;
 	void *stmt = tunnel_id != 0 ?
 	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
@@ -2252,17 +2251,12 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
 		struct model_epoch *e;
 
-		if (cnt == cap) {
-			size_t ncap = cap != 0 ? cap * 2 : 16;
-			struct model_epoch *nv = realloc(v, ncap * sizeof(*v));
-
-			if (nv == NULL) {
-				r = STORE_STEP_ERROR;
-				break;
-			}
-			v = nv;
-			cap = ncap;
+		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
+		    16)) == NULL) {
+			r = STORE_STEP_ERROR;
+			break;
 		}
+		v = nv;
 		e = &v[cnt++];
 		memset(e, 0, sizeof(*e));
 		e->tunnel_id = (uint64_t)st->be->column_int(stmt, 0);
