@@ -134,6 +134,10 @@ struct sessions {
 	uint64_t *dirty;
 	size_t n_dirty, cap_dirty;
 	bool dirty_all;
+	/* Edges whose intent changes without a topology change (a peer's
+	 * new epoch key): rebuilt at the next flush, not recompiled. */
+	uint64_t *rebuild;
+	size_t n_rebuild, cap_rebuild;
 	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
 	uint64_t next_keepalive;
 	uint64_t next_ack_flush;
@@ -278,6 +282,26 @@ session_mark_dirty(struct sessions *s, uint64_t id)
 		s->cap_dirty = cap;
 	}
 	s->dirty[s->n_dirty++] = id;
+}
+
+static void
+session_mark_rebuild(struct sessions *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->n_rebuild; i++)
+		if (s->rebuild[i] == id)
+			return;
+	if (s->n_rebuild == s->cap_rebuild) {
+		size_t cap = s->cap_rebuild ? s->cap_rebuild * 2 : 16;
+		uint64_t *d = realloc(s->rebuild, cap * sizeof(*d));
+
+		if (d == NULL) {
+			session_mark_dirty(s, id); /* recompiled instead */
+			return;
+		}
+		s->rebuild = d;
+		s->cap_rebuild = cap;
+	}
+	s->rebuild[s->n_rebuild++] = id;
 }
 
 static void
@@ -435,6 +459,16 @@ session_lk_cert(void *arg, uint64_t site_id, size_t *len)
 	return e ? e->cert : NULL;
 }
 
+static void
+session_lk_keys(void *arg, uint64_t site_id, const struct msg_peer_key **k,
+    size_t *n)
+{
+	struct edge *e = session_edge_find(arg, site_id);
+
+	*k = e ? e->keys : NULL;
+	*n = e ? e->n_keys : 0;
+}
+
 static int
 session_epoch_cmp(const void *a, const void *b)
 {
@@ -520,6 +554,7 @@ session_build(struct sessions *s, uint64_t site_id, uint64_t version,
 		.prefixes = session_lk_prefixes,
 		.cert = session_lk_cert,
 		.spis = session_lk_spis,
+		.keys = session_lk_keys,
 	};
 	struct intent_params p = {
 		.topo = s->topo,
@@ -1608,6 +1643,51 @@ out:
 	free(revoked);
 }
 
+/*
+ * Rebuild the edges whose peers announced new epoch keys: the topology
+ * did not change, so no recompile, only a new intent version for each
+ * edge whose tunnels now carry different keys (a delta upserting them).
+ */
+static void
+session_rebuild(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	uint64_t *ids = s->rebuild;
+	size_t n = s->n_rebuild;
+	bool *changed;
+
+	s->rebuild = NULL;
+	s->n_rebuild = s->cap_rebuild = 0;
+	if (n == 0 || (changed = calloc(n, sizeof(*changed))) == NULL) {
+		free(ids);
+		return;
+	}
+	if (store_begin(s->st, &err) == -1) {
+		log_warnx("session: rebuilding intents: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct edge *e = session_edge_find(s, ids[i]);
+
+		if (e != NULL && e->live && e->cur.version > 0 &&
+		    session_refresh_edge(s, e, &changed[i]) == -1)
+			changed[i] = false;
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing versions: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct edge *e = session_edge_find(s, ids[i]);
+
+		if (changed[i] && e != NULL)
+			session_push(s, e);
+	}
+out:
+	free(changed);
+	free(ids);
+}
+
 /* ------------------------------------------------------------------ */
 /* Notifications from the API thread */
 
@@ -1729,8 +1809,12 @@ session_tick(struct sessions *s)
 {
 	uint64_t now = util_mono_ms();
 
-	if (s->flush_at != 0 && now >= s->flush_at)
-		session_recompile(s);
+	if (s->flush_at != 0 && now >= s->flush_at) {
+		if (s->dirty_all || s->n_dirty > 0)
+			session_recompile(s);
+		s->flush_at = 0;
+		session_rebuild(s);
+	}
 	if (now >= s->next_ack_flush) {
 		session_flush_acks(s);
 		s->next_ack_flush = now + SESSION_ACK_FLUSH_MS;
@@ -1823,8 +1907,6 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 {
 	struct model_error err = { 0 };
 	struct edge *e;
-	uint64_t *peers;
-	size_t np;
 
 	if (h->site_id != c->cert_site) {
 		log_warnx("session: hello for site %" PRIu64 " on a certificate "
@@ -1886,15 +1968,9 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	    ", current %" PRIu64 ", %s)", e->site_id, h->software_version,
 	    h->applied_version, e->cur.version, e->need_snapshot ? "snapshot" :
 	    e->base == e->cur.version ? "up to date" : "delta");
+	/* The snapshot or delta carries every peer's current epoch keys
+	 * (Tunnel.peer.keys): no PeerKeys replay is needed here. */
 	session_push(s, e);
-	np = session_peers(e, &peers);
-	for (size_t i = 0; i < np; i++) {
-		const struct edge *p = session_edge_find(s, peers[i]);
-
-		if (p != NULL)
-			session_send_keys(s, e, p);
-	}
-	free(peers);
 	session_rekey_resend(s, e);
 }
 
@@ -1984,14 +2060,21 @@ session_on_key(struct sessions *s, struct edge *e,
 	if (session_save_keys(s, e) == -1)
 		log_warnx("session: site %" PRIu64 ": could not store its "
 		    "epoch keys", e->site_id);
+	/* PeerKeys now, for speed: connected peers can derive SAs at once.
+	 * The versioned intent follows after the coalescing delay (a delta
+	 * upserting each peer's tunnels to e with the new keys), so a
+	 * peer's cached intent alone suffices for headless operation. */
 	np = session_peers(e, &peers);
 	for (size_t i = 0; i < np; i++) {
 		struct edge *p = session_edge_find(s, peers[i]);
 
 		if (p != NULL)
 			session_send_keys(s, p, e);
+		session_mark_rebuild(s, peers[i]);
 	}
 	free(peers);
+	if (np > 0)
+		session_arm_flush(s);
 	log_debug("session", "site %" PRIu64 ": epoch %" PRIu64 " key relayed "
 	    "to %zu peer(s)", e->site_id, k->epoch, np);
 }
@@ -2346,6 +2429,7 @@ session_free(struct sessions *s)
 	free(s->epochs);
 	free(s->pending);
 	free(s->dirty);
+	free(s->rebuild);
 	if (s->efd != -1)
 		close(s->efd);
 	pthread_mutex_destroy(&s->lock);

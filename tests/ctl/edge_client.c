@@ -31,6 +31,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -100,11 +101,56 @@ edge_send(struct rpc_stream *s, const struct msg_edge_message *m)
 	return rc;
 }
 
+#define EDGE_LABEL "meshwan-epoch-v1"
+#define EDGE_SIGNED_LEN (sizeof(EDGE_LABEL) - 1 + 16 + MSG_KEY_LEN + 8)
+
+/* The bytes an epoch key's signature covers (proto/README.md). */
+static void
+edge_signed_bytes(uint64_t site, uint64_t epoch, const uint8_t *pub,
+    uint64_t not_after, uint8_t msg[EDGE_SIGNED_LEN])
+{
+	const size_t l = sizeof(EDGE_LABEL) - 1;
+
+	memcpy(msg, EDGE_LABEL, l);
+	for (int i = 0; i < 8; i++) {
+		msg[l + i] = (uint8_t)(site >> (56 - 8 * i));
+		msg[l + 8 + i] = (uint8_t)(epoch >> (56 - 8 * i));
+		msg[l + 16 + MSG_KEY_LEN + i] =
+		    (uint8_t)(not_after >> (56 - 8 * i));
+	}
+	memcpy(msg + l + 16, pub, MSG_KEY_LEN);
+}
+
+/* What a real agent does before using a peer key from its intent. */
+static bool
+edge_key_ok(const struct msg_tunnel *t, const struct msg_peer_key *k)
+{
+	const unsigned char *p = t->peer.certificate_der.data;
+	uint8_t msg[EDGE_SIGNED_LEN];
+	EVP_MD_CTX *md = NULL;
+	X509 *x;
+	bool ok = false;
+
+	if (t->peer.certificate_der.len == 0 || (x = d2i_X509(NULL, &p,
+	    (long)t->peer.certificate_der.len)) == NULL)
+		return false;
+	edge_signed_bytes(t->peer.site_id, k->epoch, k->public_key,
+	    k->not_after, msg);
+	if ((md = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL,
+	    X509_get0_pubkey(x)) == 1 &&
+	    EVP_DigestVerify(md, k->signature, k->signature_len, msg,
+	    sizeof(msg)) == 1)
+		ok = true;
+	EVP_MD_CTX_free(md);
+	X509_free(x);
+	return ok;
+}
+
 static void
 edge_announce(struct edge *e, struct rpc_stream *s)
 {
-	static const char label[] = "meshwan-epoch-v1";
-	uint8_t msg[sizeof(label) - 1 + 16 + MSG_KEY_LEN + 8];
+	uint8_t msg[EDGE_SIGNED_LEN];
 	struct msg_edge_message m;
 	struct msg_key_announcement *k = &m.u.key;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -116,15 +162,7 @@ edge_announce(struct edge *e, struct rpc_stream *s)
 	k->epoch = e->key_epoch;
 	util_random(k->public_key, MSG_KEY_LEN);
 	k->not_after = na;
-	memcpy(msg, label, sizeof(label) - 1);
-	for (int i = 0; i < 8; i++) {
-		msg[sizeof(label) - 1 + i] = (uint8_t)(e->site >> (56 - 8 * i));
-		msg[sizeof(label) - 1 + 8 + i] =
-		    (uint8_t)(k->epoch >> (56 - 8 * i));
-		msg[sizeof(label) - 1 + 16 + MSG_KEY_LEN + i] =
-		    (uint8_t)(na >> (56 - 8 * i));
-	}
-	memcpy(msg + sizeof(label) - 1 + 16, k->public_key, MSG_KEY_LEN);
+	edge_signed_bytes(e->site, k->epoch, k->public_key, na, msg);
 	if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL,
 	    e->key) != 1 || EVP_DigestSign(md, k->signature, &siglen, msg,
 	    sizeof(msg)) != 1) {
@@ -168,6 +206,21 @@ edge_status(struct edge *e, struct rpc_stream *s)
 	edge_send(s, &m);
 	msg_status_free(st);
 	printf("status sent tunnels=%zu\n", e->intent.n_tunnels);
+}
+
+/* One line per tunnel; keys as "epoch:signature length" (newest last),
+ * after checking the key's signature against the peer's certificate. */
+static void
+edge_print_tunnel(const char *what, const struct msg_tunnel *t)
+{
+	printf("  %s tunnel=%" PRIu64 " peer=%" PRIu64 " cert=%zu spi_in=%u "
+	    "spi_out=%u keys=", what, t->id, t->peer.site_id,
+	    t->peer.certificate_der.len, t->spi_in, t->spi_out);
+	for (size_t k = 0; k < t->peer.n_keys; k++)
+		printf("%s%" PRIu64 ":%zu%s", k ? "," : "",
+		    t->peer.keys[k].epoch, t->peer.keys[k].signature_len,
+		    edge_key_ok(t, &t->peer.keys[k]) ? "" : "!bad");
+	printf("\n");
 }
 
 static void
@@ -240,6 +293,8 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		pbconv_intent_hash(&e->intent, e->hash);
 		printf("snapshot v=%" PRIu64 " tunnels=%zu\n",
 		    e->intent.version, e->intent.n_tunnels);
+		for (size_t i = 0; i < e->intent.n_tunnels; i++)
+			edge_print_tunnel("tunnel", &e->intent.tunnels[i]);
 		edge_ack(s, e->intent.version, true, NULL, e->hash);
 		printf("ack v=%" PRIu64 "\n", e->intent.version);
 		if (e->status)
@@ -267,13 +322,7 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		    m.u.delta.from_version, m.u.delta.version,
 		    m.u.delta.n_upsert, m.u.delta.n_remove);
 		for (size_t i = 0; i < m.u.delta.n_upsert; i++)
-			printf("  upsert tunnel=%" PRIu64 " peer=%" PRIu64
-			    " cert=%zu spi_in=%u spi_out=%u\n",
-			    m.u.delta.upsert[i].id,
-			    m.u.delta.upsert[i].peer.site_id,
-			    m.u.delta.upsert[i].peer.certificate_der.len,
-			    m.u.delta.upsert[i].spi_in,
-			    m.u.delta.upsert[i].spi_out);
+			edge_print_tunnel("upsert", &m.u.delta.upsert[i]);
 		if (m.u.delta.has_site)
 			printf("  site changed\n");
 		if (e->corrupt) {
