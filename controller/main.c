@@ -207,6 +207,12 @@ ctld_hook_changed(void *arg, const uint64_t *ids, size_t n)
 	session_notify(arg, ids, n);
 }
 
+static void
+ctld_hook_rekey(void *arg, bool site, uint64_t id)
+{
+	session_rekey_request(arg, site, id);
+}
+
 static int
 ctld_start(struct ctld *d)
 {
@@ -254,6 +260,7 @@ ctld_start(struct ctld *d)
 	ac.enroll_ttl_s = (int64_t)d->cfg.token_lifetime_s;
 	ac.hooks.arg = d->sessions;
 	ac.hooks.topology_changed = ctld_hook_changed;
+	ac.hooks.rekey = ctld_hook_rekey;
 	ac.metrics = &d->metrics;
 	if ((d->api = api_start(&ac, d->api_st)) == NULL)
 		return -1;

@@ -96,6 +96,12 @@ struct edge_slot {
 	struct edge *e;             /* NULL = free */
 };
 
+/* An operator's rekey request, from the API thread. */
+struct rekey_req {
+	bool site;                  /* id is a site (all its tunnels) */
+	uint64_t id;                /* else a tunnel */
+};
+
 /* Per-stream context. */
 struct conn {
 	struct sessions *s;
@@ -128,6 +134,8 @@ struct sessions {
 	uint64_t *pending;
 	size_t n_pending, cap_pending;
 	bool pending_all;
+	struct rekey_req *pending_rekey;
+	size_t n_pending_rekey, cap_pending_rekey;
 	int efd;
 
 	/* Loop side. */
@@ -1719,6 +1727,59 @@ session_notify(struct sessions *s, const uint64_t *ids, size_t n)
 		log_warn("session: wake");
 }
 
+void
+session_rekey_request(struct sessions *s, bool site, uint64_t id)
+{
+	uint64_t one = 1;
+	bool queued = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n_pending_rekey == s->cap_pending_rekey) {
+		size_t cap = s->cap_pending_rekey ? s->cap_pending_rekey * 2 : 8;
+		struct rekey_req *r = realloc(s->pending_rekey,
+		    cap * sizeof(*r));
+
+		if (r != NULL) {
+			s->pending_rekey = r;
+			s->cap_pending_rekey = cap;
+		}
+	}
+	if (s->n_pending_rekey < s->cap_pending_rekey) {
+		s->pending_rekey[s->n_pending_rekey++] =
+		    (struct rekey_req){ site, id };
+		queued = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!queued) {
+		log_warnx("session: out of memory; rekey of %s %" PRIu64
+		    " dropped", site ? "site" : "tunnel", id);
+		return;
+	}
+	if (write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("session: wake");
+}
+
+/* Loop side of session_rekey_request. */
+static void
+session_rekey_requested(struct sessions *s, const struct rekey_req *r)
+{
+	const struct model_tunnel *t;
+
+	if (r->site) {
+		log_info("session: operator rekey of site %" PRIu64, r->id);
+		session_rekey_site(s, r->id, MSG_REKEY_REASON_OPERATOR);
+		return;
+	}
+	if ((t = topo_tunnel_get(s->topo, r->id)) == NULL) {
+		log_warnx("session: operator rekey of tunnel %" PRIu64 ": no "
+		    "such tunnel any more", r->id);
+		return;
+	}
+	log_info("session: operator rekey of tunnel %" PRIu64, r->id);
+	session_rekey_start(s, t, t->site_a, MSG_REKEY_REASON_OPERATOR);
+	session_rekey_start(s, t, t->site_b, MSG_REKEY_REASON_OPERATOR);
+}
+
 int
 session_wake_fd(const struct sessions *s)
 {
@@ -1728,6 +1789,8 @@ session_wake_fd(const struct sessions *s)
 void
 session_wake(struct sessions *s)
 {
+	struct rekey_req *rk;
+	size_t nrk;
 	uint64_t v;
 
 	if (read(s->efd, &v, sizeof(v)) == -1 && errno != EAGAIN)
@@ -1739,7 +1802,14 @@ session_wake(struct sessions *s)
 		session_mark_dirty(s, s->pending[i]);
 	s->n_pending = 0;
 	s->pending_all = false;
+	rk = s->pending_rekey;
+	nrk = s->n_pending_rekey;
+	s->pending_rekey = NULL;
+	s->n_pending_rekey = s->cap_pending_rekey = 0;
 	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < nrk; i++)
+		session_rekey_requested(s, &rk[i]);
+	free(rk);
 	if (s->dirty_all || s->n_dirty > 0)
 		session_arm_flush(s);
 }
@@ -2428,6 +2498,7 @@ session_free(struct sessions *s)
 	free(s->pfx_site);
 	free(s->epochs);
 	free(s->pending);
+	free(s->pending_rekey);
 	free(s->dirty);
 	free(s->rebuild);
 	if (s->efd != -1)

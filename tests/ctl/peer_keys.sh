@@ -9,7 +9,8 @@
 # a announces a new epoch key -> b gets a delta whose tunnel to a carries
 # a's signed keys (checked against a's certificate), acks, converges; a
 # fresh snapshot carries them too.  POST /tunnels/{id}/rekey -> the
-# make-before-break sequence with reason "operator", run to its end.
+# make-before-break sequence with reason "operator", run to its end, and
+# audited; POST /sites/{id}/rekey for all of a site's tunnels.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq openssl
@@ -60,6 +61,41 @@ session b "$b"
 wait_for 10 "$T/b.log" "^  tunnel tunnel=[0-9]+ peer=$a .* keys=1:[0-9]+,2:[0-9]+\$" ||
 	fail "snapshot without a's keys: $(cat "$T/b.log")"
 grep -q '^peer_keys' "$T/b.log" && fail "PeerKeys replayed on hello although the intent has them"
+
+wait_for 5 "$T/b.log" '^ack v=' || fail "b did not ack its snapshot"
+
+# Operator rekey of the tunnel: both directions go make-before-break.
+[ "$(api GET /api/v1/tunnels)" = 200 ] || fail "GET /tunnels"
+tid=$(jq -r '.tunnels[0].id' "$T/out")
+[ "$(api POST /api/v1/tunnels/999999/rekey)" = 404 ] || fail "unknown tunnel: $(cat "$T/out")"
+jq -e '.code == "not_found"' "$T/out" >/dev/null || fail "404 body: $(cat "$T/out")"
+st=$(api POST "/api/v1/tunnels/$tid/rekey")
+[ "$st" = 202 ] || fail "rekey gave $st: $(cat "$T/out")"
+jq -e --argjson t "$tid" '.tunnel_id == $t and .status == "rekey requested"' "$T/out" >/dev/null ||
+	fail "rekey reply: $(cat "$T/out")"
+for n in a b; do
+	# Receiver of one direction, sender of the other: install, switch,
+	# retire, each acked by the test edge before the next step comes.
+	wait_for 5 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=install-inbound reason=operator\$" ||
+		fail "$n: no operator install-inbound: $(cat "$T/$n.log")"
+	wait_for 5 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=switch-outbound " ||
+		fail "$n: no switch-outbound: $(cat "$T/$n.log")"
+	wait_for 5 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=retire " ||
+		fail "$n: no retire: $(cat "$T/$n.log")"
+done
+# After the switch both intents carry the new SPIs (a delta each, acked).
+wait_for 5 "$T/b.log" "^  upsert tunnel=$tid .*" || fail "b: no delta with the new SPIs"
+grep -q "operator rekey of tunnel $tid" "$T/ctld.log" || fail "rekey not logged"
+[ "$(api GET '/api/v1/events?limit=100')" = 200 ] || fail "GET /events"
+jq -e --argjson t "$tid" '[.events[] | select(.action == "tunnel.rekey")] | length == 1' "$T/out" >/dev/null ||
+	fail "no audit entry: $(cat "$T/out")"
+
+# A whole site: every tunnel of a, epoch 3; a revoked or unknown site not.
+st=$(api POST "/api/v1/sites/$a/rekey")
+[ "$st" = 202 ] || fail "site rekey gave $st: $(cat "$T/out")"
+wait_for 5 "$T/b.log" "^rekey tunnel=$tid epoch=3 step=install-inbound reason=operator\$" ||
+	fail "b: no epoch 3 after the site rekey: $(cat "$T/b.log")"
+[ "$(api POST /api/v1/sites/999999/rekey)" = 404 ] || fail "unknown site: $(cat "$T/out")"
 
 stop_controller
 echo "peer_keys: ok"
