@@ -10,7 +10,7 @@
 # a's signed keys (checked against a's certificate), acks, converges; a
 # fresh snapshot carries them too.  POST /tunnels/{id}/rekey -> the
 # make-before-break sequence with reason "operator", run to its end, and
-# audited; POST /sites/{id}/rekey for all of a site's tunnels.
+# audited; `meshwanctl site rekey` for all of a site's tunnels.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq openssl
@@ -91,8 +91,11 @@ jq -e --argjson t "$tid" '[.events[] | select(.action == "tunnel.rekey")] | leng
 	fail "no audit entry: $(cat "$T/out")"
 
 # A whole site: every tunnel of a, epoch 3; a revoked or unknown site not.
-st=$(api POST "/api/v1/sites/$a/rekey")
-[ "$st" = 202 ] || fail "site rekey gave $st: $(cat "$T/out")"
+# (through meshwanctl, as an operator would)
+CTL=${CTL:-$BUILD/controller/meshwanctl}
+MESHWAN_URL="$URL" MESHWAN_TOKEN="$ADMIN" "$CTL" site rekey a >"$T/ctl.out" 2>&1 ||
+	fail "meshwanctl site rekey: $(cat "$T/ctl.out")"
+grep -q '^rekey of site a requested' "$T/ctl.out" || fail "meshwanctl said: $(cat "$T/ctl.out")"
 wait_for 5 "$T/b.log" "^rekey tunnel=$tid epoch=3 step=install-inbound reason=operator\$" ||
 	fail "b: no epoch 3 after the site rekey: $(cat "$T/b.log")"
 [ "$(api POST /api/v1/sites/999999/rekey)" = 404 ] || fail "unknown site: $(cat "$T/out")"
