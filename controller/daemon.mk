@@ -46,6 +46,7 @@ $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 		$(LIBS_GRPC) $(LIBS_SSL) $(LIBS_JANSSON))
 
 TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
+         tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh \
          tests/ctl/demo_exit.sh tests/ctl/ctl_asan.sh
 

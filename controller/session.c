@@ -65,6 +65,13 @@ struct hist {
 	size_t n;
 };
 
+/* A rekey order the full send queue dropped, repeated after the drain. */
+struct rekey_drop {
+	uint64_t tunnel_id, epoch;
+	enum msg_rekey_step step;
+	uint32_t spi;
+};
+
 struct edge {
 	uint64_t site_id;
 	bool live;                  /* has intent (exists, not revoked) */
@@ -79,6 +86,8 @@ struct edge {
 	uint64_t base;
 	bool need_snapshot;
 	bool blocked;               /* queue was full; resync when drained */
+	struct rekey_drop *dropped; /* rekey orders lost to the full queue */
+	size_t n_dropped, cap_dropped;
 
 	uint64_t applied;           /* last ok ack (or matching hello) */
 	uint8_t applied_hash[MSG_HASH_LEN];
@@ -242,16 +251,19 @@ session_edge_free(struct edge *e)
 	msg_intent_free(&e->cur);
 	free(e->digests);
 	free(e->cert);
+	free(e->dropped);
 	free(e);
 }
 
 /* ------------------------------------------------------------------ */
 /* Small helpers */
 
+/* Wall-clock seconds, moved by the test-only clock offset (config
+ * key test_clock_offset), so tests can age SA epochs without waiting. */
 static int64_t
-session_now(void)
+session_now(const struct sessions *s)
 {
-	return (int64_t)time(NULL);
+	return (int64_t)time(NULL) + (int64_t)s->cfg.clock_offset_s;
 }
 
 static const struct model_site *
@@ -694,7 +706,7 @@ session_epochs_init(struct sessions *s, const struct model_tunnel *t)
 		    sizeof(e.recv_address));
 		if (store_epoch_add(s->st, &e, &err) == -1 ||
 		    store_epoch_set_state(s->st, t->id, senders[i], 1,
-		    MODEL_EPOCH_ACTIVE, session_now(), &err) == -1) {
+		    MODEL_EPOCH_ACTIVE, session_now(s), &err) == -1) {
 			log_warnx("session: tunnel %" PRIu64 ": epoch: %s",
 			    t->id, err.message);
 			return -1;
@@ -1272,7 +1284,49 @@ session_send_rekey(struct sessions *s, uint64_t to_site, uint64_t tunnel_id,
 	m.kind = MSG_CONTROLLER_REKEY;
 	m.u.rekey = (struct msg_rekey_order){ tunnel_id, epoch, step, reason,
 	    spi, step == MSG_REKEY_STEP_RETIRE ? SESSION_DRAIN_S : 0 };
-	session_send(s, e, &m, METRICS_RPC_MAX);
+	if (session_send(s, e, &m, METRICS_RPC_MAX) == 0 || !e->blocked)
+		return;
+	/* Dropped by backpressure: remembered, sent again after the drain
+	 * (only these, so a small queue still makes progress). */
+	if (e->n_dropped == e->cap_dropped) {
+		size_t cap = e->cap_dropped ? e->cap_dropped * 2 : 8;
+		struct rekey_drop *d = realloc(e->dropped, cap * sizeof(*d));
+
+		if (d == NULL)
+			return; /* the next hello repeats it */
+		e->dropped = d;
+		e->cap_dropped = cap;
+	}
+	e->dropped[e->n_dropped++] = (struct rekey_drop){ tunnel_id, epoch,
+	    step, spi };
+}
+
+/* Is a dropped order still the next step of its direction? */
+static bool
+session_drop_pending(struct sessions *s, const struct edge *e,
+    const struct rekey_drop *d)
+{
+	const struct model_tunnel *t = topo_tunnel_get(s->topo, d->tunnel_id);
+	const struct model_epoch *x;
+	uint64_t peer, sender;
+
+	if (t == NULL || (t->site_a != e->site_id && t->site_b != e->site_id))
+		return false;
+	peer = t->site_a == e->site_id ? t->site_b : t->site_a;
+	sender = d->step == MSG_REKEY_STEP_SWITCH_OUTBOUND ? e->site_id : peer;
+	if (d->step == MSG_REKEY_STEP_RETIRE) {
+		for (size_t i = session_epoch_first(s, t->id);
+		     i < s->n_epochs && s->epochs[i].tunnel_id == t->id; i++)
+			if (s->epochs[i].sender_site == sender &&
+			    s->epochs[i].state == MODEL_EPOCH_DRAINING &&
+			    s->epochs[i].epoch < d->epoch)
+				return true;
+		return false;
+	}
+	if ((x = session_epoch_find(s, t->id, sender, d->epoch)) == NULL)
+		return false;
+	return d->step == MSG_REKEY_STEP_INSTALL_INBOUND ?
+	    x->state == MODEL_EPOCH_INSTALLED : x->state == MODEL_EPOCH_ACKED;
 }
 
 static int
@@ -1313,7 +1367,7 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	ne.sender_site = sender;
 	ne.epoch = max + 1;
 	ne.state = MODEL_EPOCH_INSTALLED;
-	ne.changed_at = session_now();
+	ne.changed_at = session_now(s);
 	session_recv_address(s, t, sender, ne.recv_address,
 	    sizeof(ne.recv_address));
 	if (store_epoch_add(s->st, &ne, &err) == -1 ||
@@ -1384,7 +1438,7 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		if (ep->state != MODEL_EPOCH_INSTALLED)
 			return;
 		if (store_epoch_set_state(s->st, t->id, sender, ep->epoch,
-		    MODEL_EPOCH_ACKED, session_now(), &err) == -1)
+		    MODEL_EPOCH_ACKED, session_now(s), &err) == -1)
 			break;
 		ep->state = MODEL_EPOCH_ACKED;
 		session_send_rekey(s, sender, t->id, ep->epoch,
@@ -1403,10 +1457,10 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		if (old != NULL) {
 			old_spi = old->spi;
 			store_epoch_set_state(s->st, t->id, sender, old->epoch,
-			    MODEL_EPOCH_DRAINING, session_now(), &err);
+			    MODEL_EPOCH_DRAINING, session_now(s), &err);
 		}
 		store_epoch_set_state(s->st, t->id, sender, ep_no,
-		    MODEL_EPOCH_ACTIVE, session_now(), &err);
+		    MODEL_EPOCH_ACTIVE, session_now(s), &err);
 		if (store_commit(s->st, &err) == -1)
 			break;
 		if (old != NULL)
@@ -1471,6 +1525,17 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 				session_send_rekey(s, e->site_id, tid, x->epoch,
 				    MSG_REKEY_STEP_SWITCH_OUTBOUND,
 				    MSG_REKEY_REASON_UNSPECIFIED, x->spi);
+			else if (x->state == MODEL_EPOCH_DRAINING &&
+			    x->sender_site == peer) {
+				const struct model_epoch *act =
+				    session_epoch_active(s, tid, peer);
+
+				if (act != NULL && act->epoch > x->epoch)
+					session_send_rekey(s, e->site_id, tid,
+					    act->epoch, MSG_REKEY_STEP_RETIRE,
+					    MSG_REKEY_REASON_UNSPECIFIED,
+					    x->spi);
+			}
 		}
 	}
 }
@@ -1479,7 +1544,7 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 static void
 session_rekey_scan(struct sessions *s)
 {
-	int64_t now = session_now();
+	int64_t now = session_now(s);
 	uint32_t life = s->crypto.rekey_seconds;
 
 	if (life == 0)
@@ -1851,7 +1916,7 @@ session_keepalives(struct sessions *s)
 
 	memset(&m, 0, sizeof(m));
 	m.kind = MSG_CONTROLLER_KEEPALIVE;
-	m.u.keepalive.controller_time = (uint64_t)session_now();
+	m.u.keepalive.controller_time = (uint64_t)session_now(s);
 	for (size_t i = 0; i < s->tab_cap; i++) {
 		struct edge *e = s->tab[i].e;
 
@@ -2008,6 +2073,7 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	e->stream = st;
 	e->hello = true;
 	e->blocked = false;
+	e->n_dropped = 0; /* the hello repeats every pending step */
 	e->need_snapshot = true;
 	e->base = 0;
 	if (h->applied_version > e->cur.version)
@@ -2031,7 +2097,7 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 			    e->site_id, h->applied_version);
 		}
 	}
-	store_edge_set_connected(s->st, e->site_id, true, session_now(), &err);
+	store_edge_set_connected(s->st, e->site_id, true, session_now(s), &err);
 	if (s->metrics)
 		metrics_rpc_inc(s->metrics, METRICS_RPC_SESSION_OPENED);
 	log_info("session: site %" PRIu64 " connected (%s, applied %" PRIu64
@@ -2228,7 +2294,7 @@ session_on_status(struct sessions *s, struct edge *e,
 		log_warnx("session: site %" PRIu64 ": status too large to keep",
 		    e->site_id);
 	else if (store_edge_set_status(s->st, e->site_id, text, strlen(text),
-	    session_now(), &err) == -1)
+	    session_now(s), &err) == -1)
 		log_warnx("session: site %" PRIu64 ": status: %s", e->site_id,
 		    err.message);
 	free(text);
@@ -2298,7 +2364,7 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 		e->blocked = false;
 		if (!s->shutting_down)
 			store_edge_set_connected(s->st, e->site_id, false,
-			    session_now(), &err);
+			    session_now(s), &err);
 		log_info("session: site %" PRIu64 " disconnected (%s%s%s)",
 		    e->site_id, rpc_close_reason_str(why), msg && *msg ?
 		    ": " : "", msg ? msg : "");
@@ -2311,7 +2377,8 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 	free(c);
 }
 
-/* The queue that overflowed has emptied: one snapshot, not a backlog. */
+/* The queue that overflowed has emptied: one snapshot, not a backlog
+ * (PeerKeys dropped with it are covered: the intent carries the keys). */
 static void
 session_on_drained(struct rpc_stream *st, void *arg)
 {
@@ -2326,6 +2393,22 @@ session_on_drained(struct rpc_stream *st, void *arg)
 	log_info("session: site %" PRIu64 ": queue drained, full resync",
 	    e->site_id);
 	session_push(s, e);
+	/* Rekey orders dropped with the overflow would otherwise wait for
+	 * the next hello: send those that are still due (one that fails
+	 * again is kept for the next drain). */
+	{
+		struct rekey_drop *d = e->dropped;
+		size_t n = e->n_dropped;
+
+		e->dropped = NULL;
+		e->n_dropped = e->cap_dropped = 0;
+		for (size_t i = 0; i < n; i++)
+			if (session_drop_pending(s, e, &d[i]))
+				session_send_rekey(s, e->site_id,
+				    d[i].tunnel_id, d[i].epoch, d[i].step,
+				    MSG_REKEY_REASON_UNSPECIFIED, d[i].spi);
+		free(d);
+	}
 }
 
 static const struct rpc_stream_handlers session_handlers = {
@@ -2422,6 +2505,8 @@ session_reconfig(struct sessions *s, const struct session_config *cfg)
 	bool timers = cfg->keepalive_s != s->cfg.keepalive_s ||
 	    cfg->headless_grace_s != s->cfg.headless_grace_s;
 
+	if (cfg->clock_offset_s != s->cfg.clock_offset_s)
+		s->next_rekey_scan = 0; /* epochs aged: look at once */
 	s->cfg = *cfg;
 	s->next_keepalive = util_mono_ms() + s->cfg.keepalive_s * 1000ull;
 	/* keepalive and grace are part of every intent. */
@@ -2478,7 +2563,7 @@ session_shutdown(struct sessions *s)
 		rpc_stream_close(e->stream, RPC_UNAVAILABLE,
 		    "controller shutting down");
 		store_edge_set_connected(s->st, e->site_id, false,
-		    session_now(), &err);
+		    session_now(s), &err);
 	}
 	session_flush_acks(s);
 }
