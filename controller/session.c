@@ -912,6 +912,128 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 	return 0;
 }
 
+static bool
+session_keys_equal(const struct msg_peer_key *a, size_t na,
+    const struct msg_peer_key *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].epoch != b[i].epoch ||
+		    a[i].not_after != b[i].not_after ||
+		    memcmp(a[i].public_key, b[i].public_key, MSG_KEY_LEN) != 0 ||
+		    a[i].signature_len != b[i].signature_len ||
+		    memcmp(a[i].signature, b[i].signature,
+		    a[i].signature_len) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * A peer announced a key: only Tunnel.peer.keys of some tunnels of e
+ * changed.  Rather than rebuilding the whole intent (milliseconds for a
+ * 1,000-peer edge, times every peer, for every announcement), update
+ * those tunnels in place, digest only them, and make one new version
+ * whose recorded changes are exactly those tunnels.  *changed says
+ * whether a version was made.  Called inside a store transaction.
+ */
+static int
+session_refresh_keys(struct sessions *s, struct edge *e, bool *changed)
+{
+	struct model_error err = { 0 };
+	struct intent_change *ch = NULL;
+	struct msg_intent hdr;
+	uint8_t *dg = NULL, *all = NULL, hash[MSG_HASH_LEN];
+	size_t n = 0;
+	uint64_t v;
+
+	*changed = false;
+	if (e->cur.version == 0 || e->digests == NULL)
+		return 0;
+	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
+		const struct msg_tunnel *t = &e->cur.tunnels[i];
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		session_lk_keys(s, t->peer.site_id, &k, &nk);
+		if (!session_keys_equal(t->peer.keys, t->peer.n_keys, k, nk))
+			n++;
+	}
+	if (n == 0)
+		return 0;
+	if ((ch = calloc(n, sizeof(*ch))) == NULL ||
+	    (dg = calloc(n, MSG_HASH_LEN)) == NULL)
+		goto fail;
+	/* Digest the updated copies first: nothing changes on failure. */
+	n = 0;
+	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
+		struct msg_tunnel t = e->cur.tunnels[i]; /* shallow, read only */
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		session_lk_keys(s, t.peer.site_id, &k, &nk);
+		if (session_keys_equal(t.peer.keys, t.peer.n_keys, k, nk))
+			continue;
+		if (nk > MSG_PEER_KEYS_MAX)
+			nk = MSG_PEER_KEYS_MAX;
+		memset(t.peer.keys, 0, sizeof(t.peer.keys));
+		if (nk > 0)
+			memcpy(t.peer.keys, k, nk * sizeof(*k));
+		t.peer.n_keys = nk;
+		if (pbconv_tunnel_digest(&t, dg + n * MSG_HASH_LEN) == -1)
+			goto fail;
+		ch[n++] = (struct intent_change){ t.id, INTENT_OP_CHANGE };
+	}
+	if (store_edge_bump_intent(s->st, e->site_id, &v, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": version: %s", e->site_id,
+		    err.message);
+		goto fail;
+	}
+	/* The new hash over all digests (the changed ones replaced), still
+	 * without touching e: hashing reads only the ids of the tunnels. */
+	if ((all = malloc(e->cur.n_tunnels * MSG_HASH_LEN)) == NULL)
+		goto fail;
+	memcpy(all, e->digests, e->cur.n_tunnels * MSG_HASH_LEN);
+	for (size_t i = 0, j = 0; i < e->cur.n_tunnels && j < n; i++)
+		if (e->cur.tunnels[i].id == ch[j].tunnel_id)
+			memcpy(all + i * MSG_HASH_LEN, dg + j++ * MSG_HASH_LEN,
+			    MSG_HASH_LEN);
+	hdr = e->cur;
+	hdr.version = v;
+	if (pbconv_intent_hash_digests(&hdr, all, hash) == -1)
+		goto fail;
+	/* Commit: the keys into the tunnels, the digests, version, hash. */
+	for (size_t i = 0, j = 0; i < e->cur.n_tunnels && j < n; i++) {
+		struct msg_tunnel *t = &e->cur.tunnels[i];
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		if (t->id != ch[j].tunnel_id)
+			continue;
+		session_lk_keys(s, t->peer.site_id, &k, &nk);
+		if (nk > MSG_PEER_KEYS_MAX)
+			nk = MSG_PEER_KEYS_MAX;
+		memset(t->peer.keys, 0, sizeof(t->peer.keys));
+		if (nk > 0)
+			memcpy(t->peer.keys, k, nk * sizeof(*k));
+		t->peer.n_keys = nk;
+		j++;
+	}
+	free(e->digests);
+	e->digests = all;
+	e->cur.version = v;
+	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
+	free(dg);
+	session_hist_push(s, e, ch, n, false, false);
+	*changed = true;
+	return 0;
+fail:
+	free(ch);
+	free(dg);
+	free(all);
+	return -1;
+}
+
 /*
  * After a restart: rebuild each edge at its stored version and keep that
  * version only when the edge's last acked hash proves the content is the
@@ -1742,7 +1864,10 @@ session_rebuild(struct sessions *s)
 	for (size_t i = 0; i < n; i++) {
 		struct edge *e = session_edge_find(s, ids[i]);
 
-		if (e != NULL && e->live && e->cur.version > 0 &&
+		if (e == NULL || !e->live || e->cur.version == 0)
+			continue;
+		/* The in-place update failed (memory): a full rebuild. */
+		if (session_refresh_keys(s, e, &changed[i]) == -1 &&
 		    session_refresh_edge(s, e, &changed[i]) == -1)
 			changed[i] = false;
 	}
