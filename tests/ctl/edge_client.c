@@ -15,7 +15,8 @@
  *       a wrong convergence hash: the controller must resync), -R SECS
  *       (drop the first delta unapplied, leave, and come back after SECS
  *       with the old version: an edge that fell behind), -s (report a
- *       status after each snapshot: every tunnel up, one SA each).
+ *       status after each snapshot: every tunnel up, one SA each), -n
+ *       (never ack rekey orders: they stay due, repeated on each hello).
  *       SIGTERM ends it cleanly.
  */
 #include <errno.h>
@@ -50,6 +51,7 @@ struct edge {
 	bool corrupt;               /* -x: spoil the next delta ack's hash */
 	unsigned rewind_s;          /* -R: leave on the first delta */
 	bool status;                /* -s: report status after snapshots */
+	bool no_rekey_ack;          /* -n: leave rekey orders unanswered */
 	uint64_t reopen_at;         /* mono ms; 0 = no reopen pending */
 	uint64_t key_epoch;
 	EVP_PKEY *key;
@@ -351,6 +353,8 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		    "reason=%s\n", m.u.rekey.tunnel_id, m.u.rekey.epoch,
 		    msg_rekey_step_name(m.u.rekey.step),
 		    msg_rekey_reason_name(m.u.rekey.reason));
+		if (e->no_rekey_ack)
+			break;
 		memset(&a, 0, sizeof(a));
 		a.kind = MSG_EDGE_ACK;
 		a.u.ack.ok = true;
@@ -460,7 +464,7 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:s")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:sn")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
@@ -470,6 +474,9 @@ edge_session(int argc, char **argv)
 			break;
 		case 's':
 			e.status = true;
+			break;
+		case 'n':
+			e.no_rekey_ack = true;
 			break;
 		case 'R':
 			if (util_parse_u64(optarg, 1, 60, &v) == -1)
@@ -487,7 +494,7 @@ edge_session(int argc, char **argv)
 	}
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
-		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s]\n");
+		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s] [-n]\n");
 		return 2;
 	}
 	if (e.key_epoch > 0) {
