@@ -1498,6 +1498,83 @@ api_tunnels_list(struct api_call *c)
 	api_reply(c, 200, json_pack("{s:o}", "tunnels", arr));
 }
 
+/*
+ * Operator-requested rekey.  Nothing in the model changes: the audit
+ * entry is the only write, then the daemon's loop starts the rekey with
+ * its own epoch bookkeeping (a direction already rekeying keeps going).
+ */
+static void
+api_rekey_finish(struct api_call *c, bool site, uint64_t a, uint64_t b)
+{
+	json_t *reply;
+
+	if (c->api->hooks.rekey == NULL) {
+		api_error(c, 503, "unavailable", NULL, "no session layer to "
+		    "order a rekey");
+		return;
+	}
+	if (api_begin(c) == -1)
+		return;
+	reply = site ? json_pack("{s:I, s:s}", "site_id", (json_int_t)c->id,
+	    "status", "rekey requested") :
+	    json_pack("{s:I, s:[I,I], s:s}", "tunnel_id", (json_int_t)c->id,
+	    "sites", (json_int_t)a, (json_int_t)b, "status", "rekey requested");
+	api_commit(c, site ? "site.rekey" : "tunnel.rekey",
+	    api_detail(c, site ? "site_id" : "tunnel_id", c->id), 0, NULL, 0,
+	    202, reply);
+	if (c->resp->status == 202)
+		c->api->hooks.rekey(c->api->hooks.arg, site, c->id);
+}
+
+static void
+api_tunnel_rekey(struct api_call *c)
+{
+	struct model_tunnel *t = NULL;
+	struct model_error err;
+	uint64_t next, a = 0, b = 0;
+	size_t n = 0, lo = 0, hi;
+
+	if (store_tunnel_list(c->api->st, &t, &n, &next, &err) == -1) {
+		api_model_error(c, &err);
+		return;
+	}
+	hi = n;
+	while (lo < hi) {	/* sorted by id */
+		size_t mid = (lo + hi) / 2;
+
+		if (t[mid].id < c->id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n && t[lo].id == c->id) {
+		a = t[lo].site_a;
+		b = t[lo].site_b;
+	}
+	free(t);
+	if (a == 0) {
+		api_error(c, 404, "not_found", NULL, "no tunnel %" PRIu64,
+		    c->id);
+		return;
+	}
+	api_rekey_finish(c, false, a, b);
+}
+
+static void
+api_site_rekey(struct api_call *c)
+{
+	struct model_site s;
+
+	if (api_site_load(c, c->id, &s) == -1)
+		return;
+	if (s.revoked) {
+		api_error(c, 409, "conflict", NULL, "site %" PRIu64
+		    " is revoked", c->id);
+		return;
+	}
+	api_rekey_finish(c, true, 0, 0);
+}
+
 static json_t *
 api_edge_json(const struct model_site *s, const struct model_edge_state *e)
 {
@@ -1812,6 +1889,8 @@ static const struct api_route api_routes[] = {
 	    AUTH_NEED_OPERATOR, false },
 	{ "POST", R "/sites/{id}/token", NULL, api_site_token,
 	    AUTH_NEED_OPERATOR, false },
+	{ "POST", R "/sites/{id}/rekey", NULL, api_site_rekey,
+	    AUTH_NEED_OPERATOR, false },
 	{ "GET", R "/policy", NULL, api_policy_get,
 	    AUTH_NEED_READONLY, false },
 	{ "PUT", R "/policy", NULL, api_policy_put,
@@ -1822,6 +1901,8 @@ static const struct api_route api_routes[] = {
 	    AUTH_NEED_ADMIN, true },
 	{ "GET", R "/tunnels", "site", api_tunnels_list,
 	    AUTH_NEED_READONLY, false },
+	{ "POST", R "/tunnels/{id}/rekey", NULL, api_tunnel_rekey,
+	    AUTH_NEED_OPERATOR, false },
 	{ "GET", R "/edges", NULL, api_edges_list,
 	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/edges/{id}", NULL, api_edge_get,

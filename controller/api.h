@@ -20,6 +20,7 @@
 #ifndef MESHWAN_API_H
 #define MESHWAN_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,14 @@ struct api_hooks {
 	 * everything.  Called after the change is committed.  May be NULL.
 	 */
 	void (*topology_changed)(void *arg, const uint64_t *site_ids, size_t n);
+	/*
+	 * An operator asked for new SA keys: both directions of tunnel id
+	 * (site false) or of every tunnel of site id (site true) start the
+	 * make-before-break rekey with reason OPERATOR.  Called after the
+	 * audit entry is committed.  May be NULL (the route then answers
+	 * 503).
+	 */
+	void (*rekey)(void *arg, bool site, uint64_t id);
 };
 
 struct api_config {

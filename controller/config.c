@@ -83,6 +83,11 @@ static const struct config_key config_keys[] = {
 	{ "replay_window", N(replay_window), 32, 65536, CT_U32, false },
 	{ "mtu", N(mtu), 0, 9000, CT_U32, false },
 	{ "debug", S(debug), 0, 0, CT_DEBUG, true },
+	/* Tests only: age SA epochs without waiting (reloadable), and a
+	 * tiny per-stream send queue to exercise backpressure. */
+	{ "test_clock_offset", N(test_clock_offset_s), 0, 30ull * 86400,
+	    CT_SECONDS32, true },
+	{ "test_send_queue", N(test_send_queue), 0, 1024, CT_U32, true },
 };
 
 #undef S
@@ -660,6 +665,9 @@ config_print(const struct config *cfg, FILE *out)
 			break;
 		case CT_SECONDS32:
 		case CT_MILLIS:
+			if (k->optional && *(const uint32_t *)(base + k->off)
+			    == 0)
+				break;
 			fprintf(out, "%s = ", k->name);
 			config_print_duration(out,
 			    *(const uint32_t *)(base + k->off),
@@ -667,6 +675,9 @@ config_print(const struct config *cfg, FILE *out)
 			fputc('\n', out);
 			break;
 		case CT_U32:
+			if (k->optional && *(const uint32_t *)(base + k->off)
+			    == 0)
+				break;
 			fprintf(out, "%s = %u\n", k->name,
 			    *(const uint32_t *)(base + k->off));
 			break;

@@ -76,6 +76,10 @@ struct config {
 	uint32_t mtu;               /* 0 = agents compute it */
 
 	char debug[CONFIG_DEBUG_MAX]; /* log_setdebug() list */
+
+	/* Tests only (0 = off; left out of -n output when 0). */
+	uint32_t test_clock_offset_s; /* added to the session clock */
+	uint32_t test_send_queue;     /* per-stream queue, messages */
 };
 
 /* Fill cfg with the built-in defaults. */

@@ -45,7 +45,9 @@ $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_PBCONV) \
 		$(LIBS_GRPC) $(LIBS_SSL) $(LIBS_JANSSON))
 
-TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/restart.sh \
+TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
+         tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
+         tests/ctl/restart.sh \
          tests/ctl/demo_exit.sh tests/ctl/ctl_asan.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).

@@ -127,6 +127,17 @@ intent_tunnel(const struct intent_params *p, uint64_t site_id,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (lk->keys != NULL) {
+		const struct msg_peer_key *k = NULL;
+		size_t nk = 0;
+
+		lk->keys(lk->arg, v->peer_site_id, &k, &nk);
+		if (nk > MSG_PEER_KEYS_MAX)
+			nk = MSG_PEER_KEYS_MAX;
+		if (nk > 0)
+			memcpy(t->peer.keys, k, nk * sizeof(*k));
+		t->peer.n_keys = nk;
+	}
 	t->bgp.address = t->inner_remote;
 	t->bgp.remote_asn = v->remote_asn;
 	t->bgp.hold_time = v->hold_time;

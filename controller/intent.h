@@ -5,9 +5,10 @@
  *
  * The compiler knows topology; the session layer knows what each edge has
  * been sent.  This file is the bridge: it adds what topo does not carry
- * (LAN prefixes, peers' certificates, SPIs of the current SA epoch, the CA
- * chain, session timers) through a small lookup interface, so it stays
- * free of the store and of sockets and can be unit tested.
+ * (LAN prefixes, peers' certificates and epoch keys, SPIs of the current
+ * SA epoch, the CA chain, session timers) through a small lookup
+ * interface, so it stays free of the store and of sockets and can be
+ * unit tested.
  */
 #ifndef MESHWAN_CONTROLLER_INTENT_H
 #define MESHWAN_CONTROLLER_INTENT_H
@@ -39,6 +40,12 @@ struct intent_lookup {
 	/* The active SA epoch of a tunnel from site_id's point of view. */
 	void (*spis)(void *arg, uint64_t tunnel_id, uint64_t site_id,
 	    struct intent_spis *out);
+	/* A site's verified epoch public keys, oldest first, at most
+	 * MSG_PEER_KEYS_MAX (borrowed until the call returns); NULL
+	 * callback or *n == 0: none.  They go into Tunnel.peer.keys, so the
+	 * intent alone lets an edge derive SA keys with each peer. */
+	void (*keys)(void *arg, uint64_t site_id,
+	    const struct msg_peer_key **k, size_t *n);
 };
 
 struct intent_params {

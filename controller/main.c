@@ -77,6 +77,7 @@ ctld_session_cfg(const struct config *c, struct session_config *sc)
 	sc->headless_grace_s = c->headless_grace_s;
 	sc->intent_history = c->intent_history;
 	sc->cert_lifetime_s = c->cert_lifetime_s;
+	sc->clock_offset_s = c->test_clock_offset_s;
 	snprintf(sc->controller_name, sizeof(sc->controller_name), "%s",
 	    c->controller_name);
 }
@@ -178,6 +179,7 @@ ctld_start_rpc(struct ctld *d)
 	 */
 	o.limits.max_message = PBCONV_MAX_SESSION_MSG;
 	o.limits.queue_bytes = 2 * PBCONV_MAX_SESSION_MSG;
+	o.limits.queue_msgs = d->cfg.test_send_queue; /* 0: rpc default */
 	if ((d->rpc = rpc_server_new(&o)) == NULL)
 		goto out;
 	if (session_register(d->sessions, d->rpc) == -1 ||
@@ -205,6 +207,12 @@ static void
 ctld_hook_changed(void *arg, const uint64_t *ids, size_t n)
 {
 	session_notify(arg, ids, n);
+}
+
+static void
+ctld_hook_rekey(void *arg, bool site, uint64_t id)
+{
+	session_rekey_request(arg, site, id);
 }
 
 static int
@@ -254,6 +262,7 @@ ctld_start(struct ctld *d)
 	ac.enroll_ttl_s = (int64_t)d->cfg.token_lifetime_s;
 	ac.hooks.arg = d->sessions;
 	ac.hooks.topology_changed = ctld_hook_changed;
+	ac.hooks.rekey = ctld_hook_rekey;
 	ac.metrics = &d->metrics;
 	if ((d->api = api_start(&ac, d->api_st)) == NULL)
 		return -1;
@@ -305,9 +314,10 @@ ctld_reload(struct ctld *d)
 	    strcmp(next.controller_name, d->cfg.controller_name) != 0 ||
 	    next.n_server_names != d->cfg.n_server_names ||
 	    memcmp(next.server_names, d->cfg.server_names,
-	    sizeof(next.server_names)) != 0)
-		log_warnx("reload: listeners, paths and certificate names "
-		    "take effect at the next restart");
+	    sizeof(next.server_names)) != 0 ||
+	    next.test_send_queue != d->cfg.test_send_queue)
+		log_warnx("reload: listeners, paths, certificate names and "
+		    "test_send_queue take effect at the next restart");
 	/* Keep what needs a restart as it runs, take the rest. */
 	memcpy(next.grpc_listen, d->cfg.grpc_listen, sizeof(next.grpc_listen));
 	memcpy(next.enroll_listen, d->cfg.enroll_listen,
@@ -320,6 +330,7 @@ ctld_reload(struct ctld *d)
 	memcpy(next.server_names, d->cfg.server_names,
 	    sizeof(next.server_names));
 	next.n_server_names = d->cfg.n_server_names;
+	next.test_send_queue = d->cfg.test_send_queue;
 	d->cfg = next;
 	log_setdebug(d->cfg.debug);
 	if (d->cfg.debug[0] == '\0')

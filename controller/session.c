@@ -65,6 +65,13 @@ struct hist {
 	size_t n;
 };
 
+/* A rekey order the full send queue dropped, repeated after the drain. */
+struct rekey_drop {
+	uint64_t tunnel_id, epoch;
+	enum msg_rekey_step step;
+	uint32_t spi;
+};
+
 struct edge {
 	uint64_t site_id;
 	bool live;                  /* has intent (exists, not revoked) */
@@ -79,6 +86,8 @@ struct edge {
 	uint64_t base;
 	bool need_snapshot;
 	bool blocked;               /* queue was full; resync when drained */
+	struct rekey_drop *dropped; /* rekey orders lost to the full queue */
+	size_t n_dropped, cap_dropped;
 
 	uint64_t applied;           /* last ok ack (or matching hello) */
 	uint8_t applied_hash[MSG_HASH_LEN];
@@ -94,6 +103,12 @@ struct edge {
 /* A slot of the edge table. */
 struct edge_slot {
 	struct edge *e;             /* NULL = free */
+};
+
+/* An operator's rekey request, from the API thread. */
+struct rekey_req {
+	bool site;                  /* id is a site (all its tunnels) */
+	uint64_t id;                /* else a tunnel */
 };
 
 /* Per-stream context. */
@@ -128,12 +143,18 @@ struct sessions {
 	uint64_t *pending;
 	size_t n_pending, cap_pending;
 	bool pending_all;
+	struct rekey_req *pending_rekey;
+	size_t n_pending_rekey, cap_pending_rekey;
 	int efd;
 
 	/* Loop side. */
 	uint64_t *dirty;
 	size_t n_dirty, cap_dirty;
 	bool dirty_all;
+	/* Edges whose intent changes without a topology change (a peer's
+	 * new epoch key): rebuilt at the next flush, not recompiled. */
+	uint64_t *rebuild;
+	size_t n_rebuild, cap_rebuild;
 	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
 	uint64_t next_keepalive;
 	uint64_t next_ack_flush;
@@ -230,16 +251,19 @@ session_edge_free(struct edge *e)
 	msg_intent_free(&e->cur);
 	free(e->digests);
 	free(e->cert);
+	free(e->dropped);
 	free(e);
 }
 
 /* ------------------------------------------------------------------ */
 /* Small helpers */
 
+/* Wall-clock seconds, moved by the test-only clock offset (config
+ * key test_clock_offset), so tests can age SA epochs without waiting. */
 static int64_t
-session_now(void)
+session_now(const struct sessions *s)
 {
-	return (int64_t)time(NULL);
+	return (int64_t)time(NULL) + (int64_t)s->cfg.clock_offset_s;
 }
 
 static const struct model_site *
@@ -278,6 +302,26 @@ session_mark_dirty(struct sessions *s, uint64_t id)
 		s->cap_dirty = cap;
 	}
 	s->dirty[s->n_dirty++] = id;
+}
+
+static void
+session_mark_rebuild(struct sessions *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->n_rebuild; i++)
+		if (s->rebuild[i] == id)
+			return;
+	if (s->n_rebuild == s->cap_rebuild) {
+		size_t cap = s->cap_rebuild ? s->cap_rebuild * 2 : 16;
+		uint64_t *d = realloc(s->rebuild, cap * sizeof(*d));
+
+		if (d == NULL) {
+			session_mark_dirty(s, id); /* recompiled instead */
+			return;
+		}
+		s->rebuild = d;
+		s->cap_rebuild = cap;
+	}
+	s->rebuild[s->n_rebuild++] = id;
 }
 
 static void
@@ -435,6 +479,16 @@ session_lk_cert(void *arg, uint64_t site_id, size_t *len)
 	return e ? e->cert : NULL;
 }
 
+static void
+session_lk_keys(void *arg, uint64_t site_id, const struct msg_peer_key **k,
+    size_t *n)
+{
+	struct edge *e = session_edge_find(arg, site_id);
+
+	*k = e ? e->keys : NULL;
+	*n = e ? e->n_keys : 0;
+}
+
 static int
 session_epoch_cmp(const void *a, const void *b)
 {
@@ -520,6 +574,7 @@ session_build(struct sessions *s, uint64_t site_id, uint64_t version,
 		.prefixes = session_lk_prefixes,
 		.cert = session_lk_cert,
 		.spis = session_lk_spis,
+		.keys = session_lk_keys,
 	};
 	struct intent_params p = {
 		.topo = s->topo,
@@ -651,7 +706,7 @@ session_epochs_init(struct sessions *s, const struct model_tunnel *t)
 		    sizeof(e.recv_address));
 		if (store_epoch_add(s->st, &e, &err) == -1 ||
 		    store_epoch_set_state(s->st, t->id, senders[i], 1,
-		    MODEL_EPOCH_ACTIVE, session_now(), &err) == -1) {
+		    MODEL_EPOCH_ACTIVE, session_now(s), &err) == -1) {
 			log_warnx("session: tunnel %" PRIu64 ": epoch: %s",
 			    t->id, err.message);
 			return -1;
@@ -855,6 +910,128 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 	session_hist_push(s, e, ch, n, site_changed, unknown);
 	*changed = true;
 	return 0;
+}
+
+static bool
+session_keys_equal(const struct msg_peer_key *a, size_t na,
+    const struct msg_peer_key *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].epoch != b[i].epoch ||
+		    a[i].not_after != b[i].not_after ||
+		    memcmp(a[i].public_key, b[i].public_key, MSG_KEY_LEN) != 0 ||
+		    a[i].signature_len != b[i].signature_len ||
+		    memcmp(a[i].signature, b[i].signature,
+		    a[i].signature_len) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * A peer announced a key: only Tunnel.peer.keys of some tunnels of e
+ * changed.  Rather than rebuilding the whole intent (milliseconds for a
+ * 1,000-peer edge, times every peer, for every announcement), update
+ * those tunnels in place, digest only them, and make one new version
+ * whose recorded changes are exactly those tunnels.  *changed says
+ * whether a version was made.  Called inside a store transaction.
+ */
+static int
+session_refresh_keys(struct sessions *s, struct edge *e, bool *changed)
+{
+	struct model_error err = { 0 };
+	struct intent_change *ch = NULL;
+	struct msg_intent hdr;
+	uint8_t *dg = NULL, *all = NULL, hash[MSG_HASH_LEN];
+	size_t n = 0;
+	uint64_t v;
+
+	*changed = false;
+	if (e->cur.version == 0 || e->digests == NULL)
+		return 0;
+	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
+		const struct msg_tunnel *t = &e->cur.tunnels[i];
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		session_lk_keys(s, t->peer.site_id, &k, &nk);
+		if (!session_keys_equal(t->peer.keys, t->peer.n_keys, k, nk))
+			n++;
+	}
+	if (n == 0)
+		return 0;
+	if ((ch = calloc(n, sizeof(*ch))) == NULL ||
+	    (dg = calloc(n, MSG_HASH_LEN)) == NULL)
+		goto fail;
+	/* Digest the updated copies first: nothing changes on failure. */
+	n = 0;
+	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
+		struct msg_tunnel t = e->cur.tunnels[i]; /* shallow, read only */
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		session_lk_keys(s, t.peer.site_id, &k, &nk);
+		if (session_keys_equal(t.peer.keys, t.peer.n_keys, k, nk))
+			continue;
+		if (nk > MSG_PEER_KEYS_MAX)
+			nk = MSG_PEER_KEYS_MAX;
+		memset(t.peer.keys, 0, sizeof(t.peer.keys));
+		if (nk > 0)
+			memcpy(t.peer.keys, k, nk * sizeof(*k));
+		t.peer.n_keys = nk;
+		if (pbconv_tunnel_digest(&t, dg + n * MSG_HASH_LEN) == -1)
+			goto fail;
+		ch[n++] = (struct intent_change){ t.id, INTENT_OP_CHANGE };
+	}
+	if (store_edge_bump_intent(s->st, e->site_id, &v, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": version: %s", e->site_id,
+		    err.message);
+		goto fail;
+	}
+	/* The new hash over all digests (the changed ones replaced), still
+	 * without touching e: hashing reads only the ids of the tunnels. */
+	if ((all = malloc(e->cur.n_tunnels * MSG_HASH_LEN)) == NULL)
+		goto fail;
+	memcpy(all, e->digests, e->cur.n_tunnels * MSG_HASH_LEN);
+	for (size_t i = 0, j = 0; i < e->cur.n_tunnels && j < n; i++)
+		if (e->cur.tunnels[i].id == ch[j].tunnel_id)
+			memcpy(all + i * MSG_HASH_LEN, dg + j++ * MSG_HASH_LEN,
+			    MSG_HASH_LEN);
+	hdr = e->cur;
+	hdr.version = v;
+	if (pbconv_intent_hash_digests(&hdr, all, hash) == -1)
+		goto fail;
+	/* Commit: the keys into the tunnels, the digests, version, hash. */
+	for (size_t i = 0, j = 0; i < e->cur.n_tunnels && j < n; i++) {
+		struct msg_tunnel *t = &e->cur.tunnels[i];
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		if (t->id != ch[j].tunnel_id)
+			continue;
+		session_lk_keys(s, t->peer.site_id, &k, &nk);
+		if (nk > MSG_PEER_KEYS_MAX)
+			nk = MSG_PEER_KEYS_MAX;
+		memset(t->peer.keys, 0, sizeof(t->peer.keys));
+		if (nk > 0)
+			memcpy(t->peer.keys, k, nk * sizeof(*k));
+		t->peer.n_keys = nk;
+		j++;
+	}
+	free(e->digests);
+	e->digests = all;
+	e->cur.version = v;
+	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
+	free(dg);
+	session_hist_push(s, e, ch, n, false, false);
+	*changed = true;
+	return 0;
+fail:
+	free(ch);
+	free(dg);
+	free(all);
+	return -1;
 }
 
 /*
@@ -1229,7 +1406,49 @@ session_send_rekey(struct sessions *s, uint64_t to_site, uint64_t tunnel_id,
 	m.kind = MSG_CONTROLLER_REKEY;
 	m.u.rekey = (struct msg_rekey_order){ tunnel_id, epoch, step, reason,
 	    spi, step == MSG_REKEY_STEP_RETIRE ? SESSION_DRAIN_S : 0 };
-	session_send(s, e, &m, METRICS_RPC_MAX);
+	if (session_send(s, e, &m, METRICS_RPC_MAX) == 0 || !e->blocked)
+		return;
+	/* Dropped by backpressure: remembered, sent again after the drain
+	 * (only these, so a small queue still makes progress). */
+	if (e->n_dropped == e->cap_dropped) {
+		size_t cap = e->cap_dropped ? e->cap_dropped * 2 : 8;
+		struct rekey_drop *d = realloc(e->dropped, cap * sizeof(*d));
+
+		if (d == NULL)
+			return; /* the next hello repeats it */
+		e->dropped = d;
+		e->cap_dropped = cap;
+	}
+	e->dropped[e->n_dropped++] = (struct rekey_drop){ tunnel_id, epoch,
+	    step, spi };
+}
+
+/* Is a dropped order still the next step of its direction? */
+static bool
+session_drop_pending(struct sessions *s, const struct edge *e,
+    const struct rekey_drop *d)
+{
+	const struct model_tunnel *t = topo_tunnel_get(s->topo, d->tunnel_id);
+	const struct model_epoch *x;
+	uint64_t peer, sender;
+
+	if (t == NULL || (t->site_a != e->site_id && t->site_b != e->site_id))
+		return false;
+	peer = t->site_a == e->site_id ? t->site_b : t->site_a;
+	sender = d->step == MSG_REKEY_STEP_SWITCH_OUTBOUND ? e->site_id : peer;
+	if (d->step == MSG_REKEY_STEP_RETIRE) {
+		for (size_t i = session_epoch_first(s, t->id);
+		     i < s->n_epochs && s->epochs[i].tunnel_id == t->id; i++)
+			if (s->epochs[i].sender_site == sender &&
+			    s->epochs[i].state == MODEL_EPOCH_DRAINING &&
+			    s->epochs[i].epoch < d->epoch)
+				return true;
+		return false;
+	}
+	if ((x = session_epoch_find(s, t->id, sender, d->epoch)) == NULL)
+		return false;
+	return d->step == MSG_REKEY_STEP_INSTALL_INBOUND ?
+	    x->state == MODEL_EPOCH_INSTALLED : x->state == MODEL_EPOCH_ACKED;
 }
 
 static int
@@ -1270,7 +1489,7 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	ne.sender_site = sender;
 	ne.epoch = max + 1;
 	ne.state = MODEL_EPOCH_INSTALLED;
-	ne.changed_at = session_now();
+	ne.changed_at = session_now(s);
 	session_recv_address(s, t, sender, ne.recv_address,
 	    sizeof(ne.recv_address));
 	if (store_epoch_add(s->st, &ne, &err) == -1 ||
@@ -1341,7 +1560,7 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		if (ep->state != MODEL_EPOCH_INSTALLED)
 			return;
 		if (store_epoch_set_state(s->st, t->id, sender, ep->epoch,
-		    MODEL_EPOCH_ACKED, session_now(), &err) == -1)
+		    MODEL_EPOCH_ACKED, session_now(s), &err) == -1)
 			break;
 		ep->state = MODEL_EPOCH_ACKED;
 		session_send_rekey(s, sender, t->id, ep->epoch,
@@ -1360,10 +1579,10 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		if (old != NULL) {
 			old_spi = old->spi;
 			store_epoch_set_state(s->st, t->id, sender, old->epoch,
-			    MODEL_EPOCH_DRAINING, session_now(), &err);
+			    MODEL_EPOCH_DRAINING, session_now(s), &err);
 		}
 		store_epoch_set_state(s->st, t->id, sender, ep_no,
-		    MODEL_EPOCH_ACTIVE, session_now(), &err);
+		    MODEL_EPOCH_ACTIVE, session_now(s), &err);
 		if (store_commit(s->st, &err) == -1)
 			break;
 		if (old != NULL)
@@ -1428,6 +1647,17 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 				session_send_rekey(s, e->site_id, tid, x->epoch,
 				    MSG_REKEY_STEP_SWITCH_OUTBOUND,
 				    MSG_REKEY_REASON_UNSPECIFIED, x->spi);
+			else if (x->state == MODEL_EPOCH_DRAINING &&
+			    x->sender_site == peer) {
+				const struct model_epoch *act =
+				    session_epoch_active(s, tid, peer);
+
+				if (act != NULL && act->epoch > x->epoch)
+					session_send_rekey(s, e->site_id, tid,
+					    act->epoch, MSG_REKEY_STEP_RETIRE,
+					    MSG_REKEY_REASON_UNSPECIFIED,
+					    x->spi);
+			}
 		}
 	}
 }
@@ -1436,7 +1666,7 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 static void
 session_rekey_scan(struct sessions *s)
 {
-	int64_t now = session_now();
+	int64_t now = session_now(s);
 	uint32_t life = s->crypto.rekey_seconds;
 
 	if (life == 0)
@@ -1608,6 +1838,54 @@ out:
 	free(revoked);
 }
 
+/*
+ * Rebuild the edges whose peers announced new epoch keys: the topology
+ * did not change, so no recompile, only a new intent version for each
+ * edge whose tunnels now carry different keys (a delta upserting them).
+ */
+static void
+session_rebuild(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	uint64_t *ids = s->rebuild;
+	size_t n = s->n_rebuild;
+	bool *changed;
+
+	s->rebuild = NULL;
+	s->n_rebuild = s->cap_rebuild = 0;
+	if (n == 0 || (changed = calloc(n, sizeof(*changed))) == NULL) {
+		free(ids);
+		return;
+	}
+	if (store_begin(s->st, &err) == -1) {
+		log_warnx("session: rebuilding intents: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct edge *e = session_edge_find(s, ids[i]);
+
+		if (e == NULL || !e->live || e->cur.version == 0)
+			continue;
+		/* The in-place update failed (memory): a full rebuild. */
+		if (session_refresh_keys(s, e, &changed[i]) == -1 &&
+		    session_refresh_edge(s, e, &changed[i]) == -1)
+			changed[i] = false;
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing versions: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct edge *e = session_edge_find(s, ids[i]);
+
+		if (changed[i] && e != NULL)
+			session_push(s, e);
+	}
+out:
+	free(changed);
+	free(ids);
+}
+
 /* ------------------------------------------------------------------ */
 /* Notifications from the API thread */
 
@@ -1639,6 +1917,59 @@ session_notify(struct sessions *s, const uint64_t *ids, size_t n)
 		log_warn("session: wake");
 }
 
+void
+session_rekey_request(struct sessions *s, bool site, uint64_t id)
+{
+	uint64_t one = 1;
+	bool queued = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n_pending_rekey == s->cap_pending_rekey) {
+		size_t cap = s->cap_pending_rekey ? s->cap_pending_rekey * 2 : 8;
+		struct rekey_req *r = realloc(s->pending_rekey,
+		    cap * sizeof(*r));
+
+		if (r != NULL) {
+			s->pending_rekey = r;
+			s->cap_pending_rekey = cap;
+		}
+	}
+	if (s->n_pending_rekey < s->cap_pending_rekey) {
+		s->pending_rekey[s->n_pending_rekey++] =
+		    (struct rekey_req){ site, id };
+		queued = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!queued) {
+		log_warnx("session: out of memory; rekey of %s %" PRIu64
+		    " dropped", site ? "site" : "tunnel", id);
+		return;
+	}
+	if (write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("session: wake");
+}
+
+/* Loop side of session_rekey_request. */
+static void
+session_rekey_requested(struct sessions *s, const struct rekey_req *r)
+{
+	const struct model_tunnel *t;
+
+	if (r->site) {
+		log_info("session: operator rekey of site %" PRIu64, r->id);
+		session_rekey_site(s, r->id, MSG_REKEY_REASON_OPERATOR);
+		return;
+	}
+	if ((t = topo_tunnel_get(s->topo, r->id)) == NULL) {
+		log_warnx("session: operator rekey of tunnel %" PRIu64 ": no "
+		    "such tunnel any more", r->id);
+		return;
+	}
+	log_info("session: operator rekey of tunnel %" PRIu64, r->id);
+	session_rekey_start(s, t, t->site_a, MSG_REKEY_REASON_OPERATOR);
+	session_rekey_start(s, t, t->site_b, MSG_REKEY_REASON_OPERATOR);
+}
+
 int
 session_wake_fd(const struct sessions *s)
 {
@@ -1648,6 +1979,8 @@ session_wake_fd(const struct sessions *s)
 void
 session_wake(struct sessions *s)
 {
+	struct rekey_req *rk;
+	size_t nrk;
 	uint64_t v;
 
 	if (read(s->efd, &v, sizeof(v)) == -1 && errno != EAGAIN)
@@ -1659,7 +1992,14 @@ session_wake(struct sessions *s)
 		session_mark_dirty(s, s->pending[i]);
 	s->n_pending = 0;
 	s->pending_all = false;
+	rk = s->pending_rekey;
+	nrk = s->n_pending_rekey;
+	s->pending_rekey = NULL;
+	s->n_pending_rekey = s->cap_pending_rekey = 0;
 	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < nrk; i++)
+		session_rekey_requested(s, &rk[i]);
+	free(rk);
 	if (s->dirty_all || s->n_dirty > 0)
 		session_arm_flush(s);
 }
@@ -1701,7 +2041,7 @@ session_keepalives(struct sessions *s)
 
 	memset(&m, 0, sizeof(m));
 	m.kind = MSG_CONTROLLER_KEEPALIVE;
-	m.u.keepalive.controller_time = (uint64_t)session_now();
+	m.u.keepalive.controller_time = (uint64_t)session_now(s);
 	for (size_t i = 0; i < s->tab_cap; i++) {
 		struct edge *e = s->tab[i].e;
 
@@ -1729,8 +2069,12 @@ session_tick(struct sessions *s)
 {
 	uint64_t now = util_mono_ms();
 
-	if (s->flush_at != 0 && now >= s->flush_at)
-		session_recompile(s);
+	if (s->flush_at != 0 && now >= s->flush_at) {
+		if (s->dirty_all || s->n_dirty > 0)
+			session_recompile(s);
+		s->flush_at = 0;
+		session_rebuild(s);
+	}
 	if (now >= s->next_ack_flush) {
 		session_flush_acks(s);
 		s->next_ack_flush = now + SESSION_ACK_FLUSH_MS;
@@ -1823,8 +2167,6 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 {
 	struct model_error err = { 0 };
 	struct edge *e;
-	uint64_t *peers;
-	size_t np;
 
 	if (h->site_id != c->cert_site) {
 		log_warnx("session: hello for site %" PRIu64 " on a certificate "
@@ -1856,6 +2198,7 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	e->stream = st;
 	e->hello = true;
 	e->blocked = false;
+	e->n_dropped = 0; /* the hello repeats every pending step */
 	e->need_snapshot = true;
 	e->base = 0;
 	if (h->applied_version > e->cur.version)
@@ -1879,22 +2222,16 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 			    e->site_id, h->applied_version);
 		}
 	}
-	store_edge_set_connected(s->st, e->site_id, true, session_now(), &err);
+	store_edge_set_connected(s->st, e->site_id, true, session_now(s), &err);
 	if (s->metrics)
 		metrics_rpc_inc(s->metrics, METRICS_RPC_SESSION_OPENED);
 	log_info("session: site %" PRIu64 " connected (%s, applied %" PRIu64
 	    ", current %" PRIu64 ", %s)", e->site_id, h->software_version,
 	    h->applied_version, e->cur.version, e->need_snapshot ? "snapshot" :
 	    e->base == e->cur.version ? "up to date" : "delta");
+	/* The snapshot or delta carries every peer's current epoch keys
+	 * (Tunnel.peer.keys): no PeerKeys replay is needed here. */
 	session_push(s, e);
-	np = session_peers(e, &peers);
-	for (size_t i = 0; i < np; i++) {
-		const struct edge *p = session_edge_find(s, peers[i]);
-
-		if (p != NULL)
-			session_send_keys(s, e, p);
-	}
-	free(peers);
 	session_rekey_resend(s, e);
 }
 
@@ -1984,14 +2321,21 @@ session_on_key(struct sessions *s, struct edge *e,
 	if (session_save_keys(s, e) == -1)
 		log_warnx("session: site %" PRIu64 ": could not store its "
 		    "epoch keys", e->site_id);
+	/* PeerKeys now, for speed: connected peers can derive SAs at once.
+	 * The versioned intent follows after the coalescing delay (a delta
+	 * upserting each peer's tunnels to e with the new keys), so a
+	 * peer's cached intent alone suffices for headless operation. */
 	np = session_peers(e, &peers);
 	for (size_t i = 0; i < np; i++) {
 		struct edge *p = session_edge_find(s, peers[i]);
 
 		if (p != NULL)
 			session_send_keys(s, p, e);
+		session_mark_rebuild(s, peers[i]);
 	}
 	free(peers);
+	if (np > 0)
+		session_arm_flush(s);
 	log_debug("session", "site %" PRIu64 ": epoch %" PRIu64 " key relayed "
 	    "to %zu peer(s)", e->site_id, k->epoch, np);
 }
@@ -2075,7 +2419,7 @@ session_on_status(struct sessions *s, struct edge *e,
 		log_warnx("session: site %" PRIu64 ": status too large to keep",
 		    e->site_id);
 	else if (store_edge_set_status(s->st, e->site_id, text, strlen(text),
-	    session_now(), &err) == -1)
+	    session_now(s), &err) == -1)
 		log_warnx("session: site %" PRIu64 ": status: %s", e->site_id,
 		    err.message);
 	free(text);
@@ -2145,7 +2489,7 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 		e->blocked = false;
 		if (!s->shutting_down)
 			store_edge_set_connected(s->st, e->site_id, false,
-			    session_now(), &err);
+			    session_now(s), &err);
 		log_info("session: site %" PRIu64 " disconnected (%s%s%s)",
 		    e->site_id, rpc_close_reason_str(why), msg && *msg ?
 		    ": " : "", msg ? msg : "");
@@ -2158,7 +2502,8 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 	free(c);
 }
 
-/* The queue that overflowed has emptied: one snapshot, not a backlog. */
+/* The queue that overflowed has emptied: one snapshot, not a backlog
+ * (PeerKeys dropped with it are covered: the intent carries the keys). */
 static void
 session_on_drained(struct rpc_stream *st, void *arg)
 {
@@ -2173,6 +2518,22 @@ session_on_drained(struct rpc_stream *st, void *arg)
 	log_info("session: site %" PRIu64 ": queue drained, full resync",
 	    e->site_id);
 	session_push(s, e);
+	/* Rekey orders dropped with the overflow would otherwise wait for
+	 * the next hello: send those that are still due (one that fails
+	 * again is kept for the next drain). */
+	{
+		struct rekey_drop *d = e->dropped;
+		size_t n = e->n_dropped;
+
+		e->dropped = NULL;
+		e->n_dropped = e->cap_dropped = 0;
+		for (size_t i = 0; i < n; i++)
+			if (session_drop_pending(s, e, &d[i]))
+				session_send_rekey(s, e->site_id,
+				    d[i].tunnel_id, d[i].epoch, d[i].step,
+				    MSG_REKEY_REASON_UNSPECIFIED, d[i].spi);
+		free(d);
+	}
 }
 
 static const struct rpc_stream_handlers session_handlers = {
@@ -2269,6 +2630,8 @@ session_reconfig(struct sessions *s, const struct session_config *cfg)
 	bool timers = cfg->keepalive_s != s->cfg.keepalive_s ||
 	    cfg->headless_grace_s != s->cfg.headless_grace_s;
 
+	if (cfg->clock_offset_s != s->cfg.clock_offset_s)
+		s->next_rekey_scan = 0; /* epochs aged: look at once */
 	s->cfg = *cfg;
 	s->next_keepalive = util_mono_ms() + s->cfg.keepalive_s * 1000ull;
 	/* keepalive and grace are part of every intent. */
@@ -2325,7 +2688,7 @@ session_shutdown(struct sessions *s)
 		rpc_stream_close(e->stream, RPC_UNAVAILABLE,
 		    "controller shutting down");
 		store_edge_set_connected(s->st, e->site_id, false,
-		    session_now(), &err);
+		    session_now(s), &err);
 	}
 	session_flush_acks(s);
 }
@@ -2345,7 +2708,9 @@ session_free(struct sessions *s)
 	free(s->pfx_site);
 	free(s->epochs);
 	free(s->pending);
+	free(s->pending_rekey);
 	free(s->dirty);
+	free(s->rebuild);
 	if (s->efd != -1)
 		close(s->efd);
 	pthread_mutex_destroy(&s->lock);

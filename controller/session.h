@@ -34,6 +34,7 @@ struct session_config {
 	uint32_t headless_grace_s;
 	uint32_t intent_history;   /* versions kept per edge for deltas */
 	uint64_t cert_lifetime_s;
+	uint32_t clock_offset_s;   /* tests only: added to the wall clock */
 	char controller_name[65];
 };
 
@@ -67,6 +68,13 @@ void session_reconfig(struct sessions *s, const struct session_config *cfg);
  * coalescing delay.
  */
 void session_notify(struct sessions *s, const uint64_t *site_ids, size_t n);
+/*
+ * From any thread (the REST API): start the make-before-break rekey,
+ * reason OPERATOR, of both directions of tunnel id (site false) or of
+ * every tunnel of site id (site true).  Queued like session_notify();
+ * a direction already rekeying keeps its rekey.
+ */
+void session_rekey_request(struct sessions *s, bool site, uint64_t id);
 /* eventfd that becomes readable after session_notify(). */
 int session_wake_fd(const struct sessions *s);
 /* Loop side: take the queued notifications. */

@@ -65,6 +65,7 @@ static const char ctl_usage[] =
 "  site set SITE [--name N] [--region R] [--role R] [--asn N]\n"
 "           [--backend B]\n"
 "  site del SITE\n"
+"  site rekey SITE             new SA keys for all of the site's tunnels\n"
 "  link list SITE\n"
 "  link add SITE NAME --address IP [--public-address IP]\n"
 "           [--public-port PORT]\n"
@@ -84,6 +85,7 @@ static const char ctl_usage[] =
 "  apitoken create NAME --role admin|operator|readonly   (shown once)\n"
 "  apitoken del NAME\n"
 "  tunnel list [--site SITE]\n"
+"  tunnel rekey ID             new SA keys for one tunnel (make-before-break)\n"
 "  edge list\n"
 "  events [--limit N] [--after ID]   audit log, oldest first\n"
 "\n"
@@ -557,6 +559,19 @@ ctl_opt(const json_t *o, const char *name)
 	return json_string_value(json_object_get(o, name));
 }
 
+/* The reply of a rekey request (202): what was asked, not yet done. */
+static void
+ctl_rekey_done(struct ctl *c, json_t *reply, const char *what,
+    const char *name)
+{
+	if (c->json)
+		ctl_print_json(reply);
+	else
+		printf("rekey of %s %s requested; the edges rotate their SA "
+		    "keys make-before-break\n", what, name);
+	json_decref(reply);
+}
+
 static int
 ctl_cmd_site(struct ctl *c, int argc, char **argv)
 {
@@ -639,7 +654,16 @@ ctl_cmd_site(struct ctl *c, int argc, char **argv)
 			printf("deleted site %s\n", a.pos[0]);
 		return 0;
 	}
-	ctl_usage_exit("site: expected list, show, add, set or del");
+	if (strcmp(sub, "rekey") == 0) {
+		o = ctl_parse_sub(argc - 1, argv + 1, "", 1, 1, &a);
+		json_decref(o);
+		snprintf(path, sizeof(path), "/api/v1/sites/%llu/rekey",
+		    (unsigned long long)ctl_site_id(c, a.pos[0]));
+		ctl_rekey_done(c, ctl_call(c, "POST", path, NULL), "site",
+		    a.pos[0]);
+		return 0;
+	}
+	ctl_usage_exit("site: expected list, show, add, set, del or rekey");
 	return CTL_EXIT_USAGE;
 }
 
@@ -956,8 +980,18 @@ ctl_cmd_tunnel(struct ctl *c, int argc, char **argv)
 	json_t *o;
 	const char *site;
 
+	if (argc >= 2 && strcmp(argv[1], "rekey") == 0) {
+		o = ctl_parse_sub(argc - 1, argv + 1, "", 1, 1, &a);
+		json_decref(o);
+		snprintf(path, sizeof(path), "/api/v1/tunnels/%llu/rekey",
+		    (unsigned long long)ctl_number(a.pos[0], 1, INT64_MAX,
+		    "tunnel id"));
+		ctl_rekey_done(c, ctl_call(c, "POST", path, NULL), "tunnel",
+		    a.pos[0]);
+		return 0;
+	}
 	if (argc < 2 || strcmp(argv[1], "list") != 0)
-		ctl_usage_exit("tunnel: expected list");
+		ctl_usage_exit("tunnel: expected list or rekey");
 	o = ctl_parse_sub(argc - 1, argv + 1, "site", 0, 0, &a);
 	site = ctl_opt(o, "site");
 	if (site != NULL)

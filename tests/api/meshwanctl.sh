@@ -26,7 +26,7 @@ expect_fail() {
 for c in "site list" "site add" "site set" "site del" "link add" "link del" \
 	"prefix add" "prefix del" "policy show" "policy set" "crypto show" \
 	"crypto set" "token create" "apitoken create" "apitoken list" \
-	"apitoken del" "tunnel list" "edge list" "events"; do
+	"apitoken del" "tunnel list" "tunnel rekey" "site rekey" "edge list" "events"; do
 	grep -q "$c" "$TMP/help" || fail "--help does not mention '$c'"
 	grep -q "$c" "$MESHWAN_TOP/controller/meshwanctl.1" || fail "the man page does not mention '$c'"
 done
@@ -85,6 +85,9 @@ expect_fail 1 'duplicate' site add hq --role hub
 expect_fail 1 'overlap' prefix add branch1 10.0.1.0/24
 expect_fail 1 'field asn' site add x --role hub --asn 100
 expect_fail 1 "no site named 'nope'" site show nope
+expect_fail 1 'no tunnel 999999' tunnel rekey 999999
+expect_fail 2 'tunnel id must be a number' tunnel rekey x
+expect_fail 1 "no site named 'nope'" site rekey nope
 expect_fail 1 'forbidden' --token "$ro" site del hq
 expect_fail 1 'unauthorized' --token "" site list
 "$CTL" --token "$ro" site list >/dev/null || fail "--token"

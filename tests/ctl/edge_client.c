@@ -15,7 +15,8 @@
  *       a wrong convergence hash: the controller must resync), -R SECS
  *       (drop the first delta unapplied, leave, and come back after SECS
  *       with the old version: an edge that fell behind), -s (report a
- *       status after each snapshot: every tunnel up, one SA each).
+ *       status after each snapshot: every tunnel up, one SA each), -n
+ *       (never ack rekey orders: they stay due, repeated on each hello).
  *       SIGTERM ends it cleanly.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -49,6 +51,7 @@ struct edge {
 	bool corrupt;               /* -x: spoil the next delta ack's hash */
 	unsigned rewind_s;          /* -R: leave on the first delta */
 	bool status;                /* -s: report status after snapshots */
+	bool no_rekey_ack;          /* -n: leave rekey orders unanswered */
 	uint64_t reopen_at;         /* mono ms; 0 = no reopen pending */
 	uint64_t key_epoch;
 	EVP_PKEY *key;
@@ -100,11 +103,56 @@ edge_send(struct rpc_stream *s, const struct msg_edge_message *m)
 	return rc;
 }
 
+#define EDGE_LABEL "meshwan-epoch-v1"
+#define EDGE_SIGNED_LEN (sizeof(EDGE_LABEL) - 1 + 16 + MSG_KEY_LEN + 8)
+
+/* The bytes an epoch key's signature covers (proto/README.md). */
+static void
+edge_signed_bytes(uint64_t site, uint64_t epoch, const uint8_t *pub,
+    uint64_t not_after, uint8_t msg[EDGE_SIGNED_LEN])
+{
+	const size_t l = sizeof(EDGE_LABEL) - 1;
+
+	memcpy(msg, EDGE_LABEL, l);
+	for (int i = 0; i < 8; i++) {
+		msg[l + i] = (uint8_t)(site >> (56 - 8 * i));
+		msg[l + 8 + i] = (uint8_t)(epoch >> (56 - 8 * i));
+		msg[l + 16 + MSG_KEY_LEN + i] =
+		    (uint8_t)(not_after >> (56 - 8 * i));
+	}
+	memcpy(msg + l + 16, pub, MSG_KEY_LEN);
+}
+
+/* What a real agent does before using a peer key from its intent. */
+static bool
+edge_key_ok(const struct msg_tunnel *t, const struct msg_peer_key *k)
+{
+	const unsigned char *p = t->peer.certificate_der.data;
+	uint8_t msg[EDGE_SIGNED_LEN];
+	EVP_MD_CTX *md = NULL;
+	X509 *x;
+	bool ok = false;
+
+	if (t->peer.certificate_der.len == 0 || (x = d2i_X509(NULL, &p,
+	    (long)t->peer.certificate_der.len)) == NULL)
+		return false;
+	edge_signed_bytes(t->peer.site_id, k->epoch, k->public_key,
+	    k->not_after, msg);
+	if ((md = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL,
+	    X509_get0_pubkey(x)) == 1 &&
+	    EVP_DigestVerify(md, k->signature, k->signature_len, msg,
+	    sizeof(msg)) == 1)
+		ok = true;
+	EVP_MD_CTX_free(md);
+	X509_free(x);
+	return ok;
+}
+
 static void
 edge_announce(struct edge *e, struct rpc_stream *s)
 {
-	static const char label[] = "meshwan-epoch-v1";
-	uint8_t msg[sizeof(label) - 1 + 16 + MSG_KEY_LEN + 8];
+	uint8_t msg[EDGE_SIGNED_LEN];
 	struct msg_edge_message m;
 	struct msg_key_announcement *k = &m.u.key;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -116,15 +164,7 @@ edge_announce(struct edge *e, struct rpc_stream *s)
 	k->epoch = e->key_epoch;
 	util_random(k->public_key, MSG_KEY_LEN);
 	k->not_after = na;
-	memcpy(msg, label, sizeof(label) - 1);
-	for (int i = 0; i < 8; i++) {
-		msg[sizeof(label) - 1 + i] = (uint8_t)(e->site >> (56 - 8 * i));
-		msg[sizeof(label) - 1 + 8 + i] =
-		    (uint8_t)(k->epoch >> (56 - 8 * i));
-		msg[sizeof(label) - 1 + 16 + MSG_KEY_LEN + i] =
-		    (uint8_t)(na >> (56 - 8 * i));
-	}
-	memcpy(msg + sizeof(label) - 1 + 16, k->public_key, MSG_KEY_LEN);
+	edge_signed_bytes(e->site, k->epoch, k->public_key, na, msg);
 	if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL,
 	    e->key) != 1 || EVP_DigestSign(md, k->signature, &siglen, msg,
 	    sizeof(msg)) != 1) {
@@ -168,6 +208,21 @@ edge_status(struct edge *e, struct rpc_stream *s)
 	edge_send(s, &m);
 	msg_status_free(st);
 	printf("status sent tunnels=%zu\n", e->intent.n_tunnels);
+}
+
+/* One line per tunnel; keys as "epoch:signature length" (newest last),
+ * after checking the key's signature against the peer's certificate. */
+static void
+edge_print_tunnel(const char *what, const struct msg_tunnel *t)
+{
+	printf("  %s tunnel=%" PRIu64 " peer=%" PRIu64 " cert=%zu spi_in=%u "
+	    "spi_out=%u keys=", what, t->id, t->peer.site_id,
+	    t->peer.certificate_der.len, t->spi_in, t->spi_out);
+	for (size_t k = 0; k < t->peer.n_keys; k++)
+		printf("%s%" PRIu64 ":%zu%s", k ? "," : "",
+		    t->peer.keys[k].epoch, t->peer.keys[k].signature_len,
+		    edge_key_ok(t, &t->peer.keys[k]) ? "" : "!bad");
+	printf("\n");
 }
 
 static void
@@ -240,6 +295,8 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		pbconv_intent_hash(&e->intent, e->hash);
 		printf("snapshot v=%" PRIu64 " tunnels=%zu\n",
 		    e->intent.version, e->intent.n_tunnels);
+		for (size_t i = 0; i < e->intent.n_tunnels; i++)
+			edge_print_tunnel("tunnel", &e->intent.tunnels[i]);
 		edge_ack(s, e->intent.version, true, NULL, e->hash);
 		printf("ack v=%" PRIu64 "\n", e->intent.version);
 		if (e->status)
@@ -267,13 +324,7 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		    m.u.delta.from_version, m.u.delta.version,
 		    m.u.delta.n_upsert, m.u.delta.n_remove);
 		for (size_t i = 0; i < m.u.delta.n_upsert; i++)
-			printf("  upsert tunnel=%" PRIu64 " peer=%" PRIu64
-			    " cert=%zu spi_in=%u spi_out=%u\n",
-			    m.u.delta.upsert[i].id,
-			    m.u.delta.upsert[i].peer.site_id,
-			    m.u.delta.upsert[i].peer.certificate_der.len,
-			    m.u.delta.upsert[i].spi_in,
-			    m.u.delta.upsert[i].spi_out);
+			edge_print_tunnel("upsert", &m.u.delta.upsert[i]);
 		if (m.u.delta.has_site)
 			printf("  site changed\n");
 		if (e->corrupt) {
@@ -302,6 +353,8 @@ edge_on_message(struct rpc_stream *s, const uint8_t *buf, size_t len,
 		    "reason=%s\n", m.u.rekey.tunnel_id, m.u.rekey.epoch,
 		    msg_rekey_step_name(m.u.rekey.step),
 		    msg_rekey_reason_name(m.u.rekey.reason));
+		if (e->no_rekey_ack)
+			break;
 		memset(&a, 0, sizeof(a));
 		a.kind = MSG_EDGE_ACK;
 		a.u.ack.ok = true;
@@ -411,7 +464,7 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:s")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:sn")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
@@ -421,6 +474,9 @@ edge_session(int argc, char **argv)
 			break;
 		case 's':
 			e.status = true;
+			break;
+		case 'n':
+			e.no_rekey_ack = true;
 			break;
 		case 'R':
 			if (util_parse_u64(optarg, 1, 60, &v) == -1)
@@ -438,7 +494,7 @@ edge_session(int argc, char **argv)
 	}
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
-		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s]\n");
+		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s] [-n]\n");
 		return 2;
 	}
 	if (e.key_epoch > 0) {

@@ -1,7 +1,7 @@
 /*
  * test_ctld_intent.c — from the compiler's views to wire intents: what an
  * edge is told about its site, its tunnels (addresses behind NAT, inner
- * /31s, BGP neighbour, peer certificate, SPIs) passes the wire contract's
+ * /31s, BGP neighbour, peer certificate and epoch keys, SPIs) passes the wire contract's
  * limits; and the per-tunnel diff the session layer turns into deltas.
  */
 #include <setjmp.h>
@@ -49,6 +49,22 @@ lk_spis(void *arg, uint64_t tunnel, uint64_t site, struct intent_spis *out)
 	out->epoch = 1;
 }
 
+/* Site 1 announced two epochs; site 2 none yet. */
+static struct msg_peer_key hq_keys[2] = {
+	{ .epoch = 4, .not_after = 1800000000, .signature_len = 3,
+	  .public_key = { 4 }, .signature = { 9, 9, 4 } },
+	{ .epoch = 5, .not_after = 1800003600, .signature_len = 2,
+	  .public_key = { 5 }, .signature = { 9, 5 } },
+};
+
+static void
+lk_keys(void *arg, uint64_t site, const struct msg_peer_key **k, size_t *n)
+{
+	(void)arg;
+	*k = site == 1 ? hq_keys : NULL;
+	*n = site == 1 ? 2 : 0;
+}
+
 static struct model_site
 site(uint64_t id, const char *name, enum model_role role, const char *addr,
     const char *pub, uint16_t port)
@@ -81,7 +97,8 @@ test_build(void **state)
 	struct model_error err;
 	struct topo_input in;
 	struct topo_output *t = NULL;
-	const struct intent_lookup lk = { NULL, lk_prefixes, lk_cert, lk_spis };
+	const struct intent_lookup lk = { NULL, lk_prefixes, lk_cert, lk_spis,
+	    lk_keys };
 	const uint8_t ca[] = { 1, 2, 3 };
 	struct intent_params p;
 	struct msg_intent a, b;
@@ -109,6 +126,12 @@ test_build(void **state)
 	msg_addr_format(&b.tunnels[0].remote_address, txt, sizeof(txt));
 	assert_string_equal(txt, "192.0.2.1");
 	assert_int_equal(b.tunnels[0].spi_in, 2000);
+	/* hq's signed epoch keys travel in the spoke's intent, in order. */
+	assert_int_equal(b.tunnels[0].peer.n_keys, 2);
+	assert_int_equal(b.tunnels[0].peer.keys[0].epoch, 4);
+	assert_int_equal(b.tunnels[0].peer.keys[1].epoch, 5);
+	assert_int_equal(b.tunnels[0].peer.keys[1].signature_len, 2);
+	assert_int_equal(b.tunnels[0].peer.keys[1].public_key[0], 5);
 	assert_int_equal(b.tunnels[0].bgp.remote_asn, 64512);
 	assert_true(msg_addr_equal(&b.tunnels[0].bgp.address,
 	    &b.tunnels[0].inner_remote));
@@ -121,6 +144,7 @@ test_build(void **state)
 	assert_string_equal(txt, "198.51.100.7");
 	assert_int_equal(a.tunnels[0].remote_port, 4501);
 	assert_int_equal(a.tunnels[0].peer.certificate_der.len, 0);
+	assert_int_equal(a.tunnels[0].peer.n_keys, 0);
 	assert_true(a.tunnels[0].bgp.route_server_client);
 	msg_intent_free(&a);
 	msg_intent_free(&b);
