@@ -307,83 +307,27 @@ api_get_enum(struct api_call *c, const json_t *obj, const char *key,
 	return 0;
 }
 
-/* model's parse functions take typed enums; these adapt them. */
-static int
-api_parse_role(const char *s, int *o)
-{
-	enum model_role r;
-
-	if (model_role_parse(s, &r) == -1)
-		return -1;
-	*o = (int)r;
-	return 0;
-}
-
-static int
-api_parse_backend(const char *s, int *o)
-{
-	enum model_backend b;
-
-	if (model_backend_parse(s, &b) == -1)
-		return -1;
-	*o = (int)b;
-	return 0;
-}
-
-static int
-api_parse_topology(const char *s, int *o)
-{
-	enum model_topology t;
-
-	if (model_topology_parse(s, &t) == -1)
-		return -1;
-	*o = (int)t;
-	return 0;
-}
-
-static int
-api_parse_pairing(const char *s, int *o)
-{
-	enum model_pairing p;
-
-	if (model_pairing_parse(s, &p) == -1)
-		return -1;
-	*o = (int)p;
-	return 0;
-}
-
-static int
-api_parse_encap(const char *s, int *o)
-{
-	enum model_encap e;
-
-	if (model_encap_parse(s, &e) == -1)
-		return -1;
-	*o = (int)e;
-	return 0;
-}
-
-static int
-api_parse_cipher(const char *s, int *o)
-{
-	enum model_cipher ci;
-
-	if (model_cipher_parse(s, &ci) == -1)
-		return -1;
-	*o = (int)ci;
-	return 0;
-}
-
-static int
-api_parse_api_role(const char *s, int *o)
-{
-	enum model_api_role r;
-
-	if (model_api_role_parse(s, &r) == -1)
-		return -1;
-	*o = (int)r;
-	return 0;
-}
+/*
+ * model's parse functions take typed enums; api_get_enum takes an int
+ * parser: each adapter converts one of them.
+ */
+#define API_ENUM_PARSER(name, type, parse)                                     \
+	static int name(const char *s, int *o)                                 \
+	{                                                                      \
+		type v;                                                        \
+                                                                               \
+		if (parse(s, &v) == -1)                                        \
+			return -1;                                             \
+		*o = (int)v;                                                   \
+		return 0;                                                      \
+	}
+API_ENUM_PARSER(api_parse_role, enum model_role, model_role_parse)
+API_ENUM_PARSER(api_parse_backend, enum model_backend, model_backend_parse)
+API_ENUM_PARSER(api_parse_topology, enum model_topology, model_topology_parse)
+API_ENUM_PARSER(api_parse_pairing, enum model_pairing, model_pairing_parse)
+API_ENUM_PARSER(api_parse_encap, enum model_encap, model_encap_parse)
+API_ENUM_PARSER(api_parse_cipher, enum model_cipher, model_cipher_parse)
+API_ENUM_PARSER(api_parse_api_role, enum model_api_role, model_api_role_parse)
 
 /* ------------------------------------------------------------------ */
 /* JSON of model objects */
