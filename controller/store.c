@@ -997,27 +997,6 @@ store_site_id_cmp(const void *key, const void *elem)
 	return (k > e) - (k < e);
 }
 
-/*
- * Room for element cnt of the array v that has cap elements of elem bytes
- * (doubling, starting at first): v itself, or the moved array, or NULL when
- * out of memory (v is then still valid and the caller frees it).  Every
- * list query collects its rows with this.
- */
-static void *
-store_grow(void *v, size_t *cap, size_t cnt, size_t elem, size_t first)
-{
-	size_t ncap;
-	void *nv;
-
-	if (cnt < *cap)
-		return v;
-	ncap = *cap != 0 ? *cap * 2 : first;
-	if ((nv = realloc(v, ncap * elem)) == NULL)
-		return NULL;
-	*cap = ncap;
-	return nv;
-}
-
 int
 store_site_list(struct store *st, struct model_site **out, size_t *n,
     struct model_error *err)
@@ -1033,8 +1012,8 @@ store_site_list(struct store *st, struct model_site **out, size_t *n,
 	if (stmt == NULL)
 		return -1;
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
-		    16)) == NULL) {
+		if ((nv = util_grow(v, &cap, cnt + 1,
+		    sizeof(*v), 16)) == NULL) {
 			r = STORE_STEP_ERROR;
 			break;
 		}
@@ -1263,8 +1242,8 @@ store_prefix_list(struct store *st, uint64_t site_id,
 		const void *addr;
 		size_t len;
 
-		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
-		    16)) == NULL) {
+		if ((nv = util_grow(v, &cap, cnt + 1,
+		    sizeof(*v), 16)) == NULL) {
 			r = STORE_STEP_ERROR;
 			break;
 		}
@@ -1304,8 +1283,8 @@ store_tunnel_rows(struct store *st, void *stmt, struct model_tunnel **out,
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
 		struct model_tunnel *t;
 
-		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
-		    256)) == NULL) {
+		if ((nv = util_grow(v, &cap, cnt + 1,
+		    sizeof(*v), 256)) == NULL) {
 			r = STORE_STEP_ERROR;
 			break;
 		}
@@ -1540,8 +1519,8 @@ store_edge_list(struct store *st, struct model_edge_state **out, size_t *n,
 	if (stmt == NULL)
 		return -1;
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
-		    16)) == NULL) {
+		if ((nv = util_grow(v, &cap, cnt + 1,
+		    sizeof(*v), 16)) == NULL) {
 			r = STORE_STEP_ERROR;
 			break;
 		}
@@ -1941,8 +1920,8 @@ store_api_token_list(struct store *st, struct model_api_token_info **out,
 	if (stmt == NULL)
 		return -1;
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
-		    8)) == NULL) {
+		if ((nv = util_grow(v, &cap, cnt + 1,
+		    sizeof(*v), 8)) == NULL) {
 			r = STORE_STEP_ERROR;
 			break;
 		}
@@ -2251,8 +2230,8 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
 		struct model_epoch *e;
 
-		if ((nv = store_grow(v, &cap, cnt, sizeof(*v),
-		    16)) == NULL) {
+		if ((nv = util_grow(v, &cap, cnt + 1,
+		    sizeof(*v), 16)) == NULL) {
 			r = STORE_STEP_ERROR;
 			break;
 		}

@@ -77,6 +77,28 @@ util_hex(const void *buf, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+void *
+util_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first)
+{
+	size_t ncap;
+	void *nv;
+
+	if (need <= *cap)
+		return v;
+	ncap = *cap != 0 ? *cap : (first != 0 ? first : 1);
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2)
+			return NULL;
+		ncap *= 2;
+	}
+	if (elem != 0 && ncap > SIZE_MAX / elem)
+		return NULL;
+	if ((nv = realloc(v, ncap * elem)) == NULL)
+		return NULL;
+	*cap = ncap;
+	return nv;
+}
+
 int
 util_random(void *buf, size_t len)
 {

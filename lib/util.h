@@ -33,6 +33,14 @@ int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Lower-case hex of len bytes into out (size >= 2*len+1). */
 void util_hex(const void *buf, size_t len, char *out);
 
+/*
+ * Room for at least `need` elements of `elem` bytes in the array v that
+ * has *cap of them (doubling from `first`): returns v itself, the moved
+ * array with *cap updated, or NULL when out of memory or on size overflow
+ * (v is then still valid; the caller frees it).
+ */
+void *util_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first);
+
 /* Fill buf with bytes from the kernel's CSPRNG; 0 or -1. */
 int util_random(void *buf, size_t len);
 

@@ -62,17 +62,10 @@ null_log(struct null_ctx *c, const char *fmt, ...)
 		n = sizeof(line) - 1;
 	c->calls++;
 	log_debug("null", "%s", line);
-	if (c->reclen + (size_t)n + 2 > c->reccap) {
-		size_t cap = c->reccap ? c->reccap * 2 : 4096;
-
-		while (cap < c->reclen + (size_t)n + 2)
-			cap *= 2;
-		p = realloc(c->rec, cap);
-		if (p == NULL)
-			return;	/* the record is best effort; the call is not */
-		c->rec = p;
-		c->reccap = cap;
-	}
+	p = util_grow(c->rec, &c->reccap, c->reclen + (size_t)n + 2, 1, 4096);
+	if (p == NULL)
+		return;	/* the record is best effort; the call is not */
+	c->rec = p;
 	if (c->reclen > 0)
 		c->rec[c->reclen++] = '\n';
 	memcpy(c->rec + c->reclen, line, (size_t)n);
@@ -157,15 +150,11 @@ null_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 		return -EINVAL;
 	if (null_tunnel_find(c, p->id) != NULL)
 		return -EEXIST;
-	if (c->ntunnels == c->captunnels) {
-		size_t cap = c->captunnels ? c->captunnels * 2 : 16;
-
-		t = realloc(c->tunnels, cap * sizeof(*t));
-		if (t == NULL)
-			return -ENOMEM;
-		c->tunnels = t;
-		c->captunnels = cap;
-	}
+	t = util_grow(c->tunnels, &c->captunnels, c->ntunnels + 1, sizeof(*t),
+	    16);
+	if (t == NULL)
+		return -ENOMEM;
+	c->tunnels = t;
 	t = &c->tunnels[c->ntunnels++];
 	memset(t, 0, sizeof(*t));
 	t->p = *p;
@@ -226,15 +215,10 @@ null_sa_add(void *ctx, const struct overlay_sa_params *p)
 		return -ENOENT;
 	if (null_sa_find(c, p->tunnel_id, p->spi, p->dir) != NULL)
 		return -EEXIST;
-	if (c->nsas == c->capsas) {
-		size_t cap = c->capsas ? c->capsas * 2 : 32;
-
-		s = realloc(c->sas, cap * sizeof(*s));
-		if (s == NULL)
-			return -ENOMEM;
-		c->sas = s;
-		c->capsas = cap;
-	}
+	s = util_grow(c->sas, &c->capsas, c->nsas + 1, sizeof(*s), 32);
+	if (s == NULL)
+		return -ENOMEM;
+	c->sas = s;
 	s = &c->sas[c->nsas++];
 	s->tunnel_id = p->tunnel_id;
 	s->spi = p->spi;

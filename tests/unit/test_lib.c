@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -52,6 +53,31 @@ test_hex(void **state)
 }
 
 static void
+test_grow(void **state)
+{
+	size_t cap = 0;
+	int *v = NULL, *nv;
+
+	nv = util_grow(v, &cap, 1, sizeof(*v), 4);
+	assert_non_null(nv);
+	assert_int_equal(cap, 4);
+	v = nv;
+	/* Enough room: the same array back, cap unchanged. */
+	assert_ptr_equal(util_grow(v, &cap, 4, sizeof(*v), 4), v);
+	assert_int_equal(cap, 4);
+	nv = util_grow(v, &cap, 9, sizeof(*v), 4);
+	assert_non_null(nv);
+	assert_int_equal(cap, 16);
+	v = nv;
+	v[15] = 7;
+	/* Overflowing sizes are refused and leave the array alone. */
+	assert_null(util_grow(v, &cap, SIZE_MAX / 2, sizeof(*v), 4));
+	assert_int_equal(cap, 16);
+	assert_int_equal(v[15], 7);
+	free(v);
+}
+
+static void
 test_debug_match(void **state)
 {
 	assert_false(log_debug_on("rpc"));
@@ -73,6 +99,7 @@ main(void)
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_strcpy),
 		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_debug_match),
 	};
 
