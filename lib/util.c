@@ -85,13 +85,15 @@ util_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first)
 
 	if (need <= *cap)
 		return v;
+	if (elem == 0)
+		return NULL;
 	ncap = *cap != 0 ? *cap : (first != 0 ? first : 1);
 	while (ncap < need) {
 		if (ncap > SIZE_MAX / 2)
 			return NULL;
 		ncap *= 2;
 	}
-	if (elem != 0 && ncap > SIZE_MAX / elem)
+	if (ncap > SIZE_MAX / elem)
 		return NULL;
 	if ((nv = realloc(v, ncap * elem)) == NULL)
 		return NULL;
