@@ -141,6 +141,8 @@ api_model_status(enum model_errcode code)
 		return 409;
 	case MODEL_E_TOKEN:
 		return 403;
+	case MODEL_E_BUSY:
+		return 503;
 	case MODEL_OK:
 	case MODEL_E_INTERNAL:
 		break;

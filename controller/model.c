@@ -30,6 +30,7 @@ static const struct model_name model_errcodes[] = {
 	{ MODEL_E_TOKEN, "token_invalid" },
 	{ MODEL_E_CONFLICT, "conflict" },
 	{ MODEL_E_INTERNAL, "internal" },
+	{ MODEL_E_BUSY, "busy" },
 };
 static const struct model_name model_roles[] = {
 	{ MODEL_ROLE_HUB, "hub" },

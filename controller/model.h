@@ -60,6 +60,8 @@ enum model_errcode {
 	MODEL_E_TOKEN,          /* "token_invalid": unknown, used, expired or wrong site */
 	MODEL_E_CONFLICT,       /* "conflict": the change contradicts other state */
 	MODEL_E_INTERNAL,       /* "internal": database or memory failure */
+	MODEL_E_BUSY,           /* "busy": another writer held the database
+				   past the busy timeout; retry later */
 };
 
 /*

@@ -298,9 +298,15 @@ static int
 store_tx_begin(struct store *st, struct model_error *err)
 {
 	if (st->depth == 0) {
-		if (st->be->begin(st->conn) == -1)
+		int rc = st->be->begin(st->conn);
+
+		if (rc == STORE_BE_BUSY)
+			return model_error_set(err, MODEL_E_BUSY, "",
+			    "the database is busy with another change; "
+			    "retry shortly");
+		if (rc != 0)
 			return model_error_set(err, MODEL_E_INTERNAL, "",
-			    "cannot start a transaction (database busy?)");
+			    "cannot start a transaction");
 		st->failed = false;
 	}
 	st->depth++;

@@ -15,6 +15,9 @@
 
 #define STORE_BACKEND_VERSION 1
 
+/* begin()'s answer when the database stayed locked by another writer. */
+#define STORE_BE_BUSY (-2)
+
 /* Result of store_backend.step. */
 enum store_step {
 	STORE_STEP_ROW = 1,     /* a row is available through the column getters */
@@ -49,6 +52,8 @@ struct store_backend {
 	const char *(*column_text)(void *stmt, int col); /* "" for NULL */
 	const void *(*column_blob)(void *stmt, int col, size_t *len);
 	int (*column_is_null)(void *stmt, int col);
+	/* Starts a write transaction: 0, -1, or STORE_BE_BUSY when another
+	 * writer still held the database after the busy timeout. */
 	int (*begin)(void *conn);
 	int (*commit)(void *conn);
 	int (*rollback)(void *conn);

@@ -170,7 +170,9 @@ sqlite_column_is_null(void *stmt, int col)
 static int
 sqlite_begin(void *conn)
 {
-	return sqlite_exec(conn, "BEGIN IMMEDIATE");
+	if (sqlite_exec(conn, "BEGIN IMMEDIATE") == -1)
+		return sqlite3_errcode(conn) == SQLITE_BUSY ? STORE_BE_BUSY : -1;
+	return 0;
 }
 
 static int

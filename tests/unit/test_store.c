@@ -932,9 +932,10 @@ test_busy(void **state)
 	assert_int_equal(store_site_list(st2, &l, &n, &err), 0);
 	assert_int_equal(n, 1);
 	free(l);
-	/* writer: gives up after the busy timeout, changes nothing */
+	/* writer: gives up after the busy timeout, changes nothing, and
+	 * says "busy" (REST: 503), not "internal" */
 	assert_int_equal(store_site_create(st2, &s, &err), -1);
-	assert_int_equal(err.code, MODEL_E_INTERNAL);
+	assert_int_equal(err.code, MODEL_E_BUSY);
 	assert_int_equal(store_commit(f->st, &err), 0);
 	assert_int_equal(store_site_create(st2, &s, &err), 0);
 	assert_int_equal(store_site_list(f->st, &l, &n, &err), 0);
