@@ -104,8 +104,20 @@ load_post(struct load *ld, const char *path, const char *body)
 	curl_easy_setopt(ld->curl, CURLOPT_POSTFIELDS, body ? body : "");
 	curl_easy_setopt(ld->curl, CURLOPT_WRITEFUNCTION, load_curl_write);
 	curl_easy_setopt(ld->curl, CURLOPT_WRITEDATA, &b);
-	if (curl_easy_perform(ld->curl) == CURLE_OK) {
+	/* 503 busy: the controller is writing a large change; retry as a
+	 * client should (at most 60 s). */
+	for (int tries = 0; tries < 60; tries++) {
+		free(b.p);
+		b.p = NULL;
+		b.n = 0;
+		if (curl_easy_perform(ld->curl) != CURLE_OK)
+			break;
 		curl_easy_getinfo(ld->curl, CURLINFO_RESPONSE_CODE, &code);
+		if (code != 503)
+			break;
+		sleep(1);
+	}
+	if (code != 0) {
 		if (code == 200 || code == 201)
 			j = json_loads(b.p ? b.p : "", 0, NULL);
 		else
