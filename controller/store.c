@@ -906,9 +906,51 @@ store_site_delete(struct store *st, uint64_t id, struct model_error *err)
 /* Fill a site from a row of SITE_COLS. */
 #define STORE_SITE_COLS "id, name, region, role, asn, backend, revoked"
 
-static void
-store_site_row(struct store *st, void *stmt, struct model_site *s)
+/* Reads one row of a list query into elem (one element of the list). */
+typedef void store_row_fn(struct store *st, void *stmt, void *elem);
+
+/*
+ * Steps stmt to its end, one row() per row into a malloc'd array of
+ * elem-byte elements (grown from `first`), then finalizes stmt.  0 with the
+ * array stored in *(T **)outp and its length in *n (the caller frees it),
+ * or -1 ("listing <what>") with nothing allocated.  Every list query of
+ * the store collects its rows here.
+ */
+static int
+store_collect(struct store *st, void *stmt, size_t elem, size_t first,
+    store_row_fn *row, const char *what, void *outp, size_t *n,
+    struct model_error *err)
 {
+	char *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	enum store_step r;
+
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		if ((nv = util_grow(v, &cap, cnt + 1, elem, first)) == NULL) {
+			r = STORE_STEP_ERROR;
+			break;
+		}
+		v = nv;
+		row(st, stmt, v + cnt++ * elem);
+	}
+	st->be->finalize(stmt);
+	if (r != STORE_STEP_DONE) {
+		char doing[64];
+
+		free(v);
+		snprintf(doing, sizeof(doing), "listing %s", what);
+		return store_internal(err, doing);
+	}
+	memcpy(outp, &v, sizeof(v));
+	*n = cnt;
+	return 0;
+}
+
+static void
+store_site_row(struct store *st, void *stmt, void *elem)
+{
+	struct model_site *s = elem;
+
 	memset(s, 0, sizeof(*s));
 	s->id = (uint64_t)st->be->column_int(stmt, 0);
 	(void)store_text_col(st, stmt, 1, s->name, sizeof(s->name));
@@ -1008,27 +1050,15 @@ store_site_list(struct store *st, struct model_site **out, size_t *n,
     struct model_error *err)
 {
 	struct model_site *v = NULL;
-	size_t cnt = 0, cap = 0;
-	void *nv;
+	size_t cnt = 0;
 	void *stmt;
 	enum store_step r;
 
 	stmt = store_prep(st, err, "SELECT " STORE_SITE_COLS
 	    " FROM sites ORDER BY id", "");
-	if (stmt == NULL)
+	if (stmt == NULL || store_collect(st, stmt, sizeof(*v), 16,
+	    store_site_row, "sites", &v, &cnt, err) == -1)
 		return -1;
-	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if ((nv = util_grow(v, &cap, cnt + 1,
-		    sizeof(*v), 16)) == NULL) {
-			r = STORE_STEP_ERROR;
-			break;
-		}
-		v = nv;
-		store_site_row(st, stmt, &v[cnt++]);
-	}
-	st->be->finalize(stmt);
-	if (r != STORE_STEP_DONE)
-		goto fail;
 	stmt = store_prep(st, err, "SELECT site_id, name, address, "
 	    "public_address, public_port FROM links ORDER BY site_id, name", "");
 	if (stmt == NULL)
@@ -1226,14 +1256,26 @@ store_prefix_delete(struct store *st, uint64_t site_id,
 	return store_tx_end(st, rc, err);
 }
 
+static void
+store_prefix_row(struct store *st, void *stmt, void *elem)
+{
+	struct model_site_prefix *sp = elem;
+	const void *addr;
+	size_t len;
+
+	memset(sp, 0, sizeof(*sp));
+	sp->site_id = (uint64_t)st->be->column_int(stmt, 0);
+	sp->prefix.family = (uint8_t)st->be->column_int(stmt, 1);
+	sp->prefix.len = (uint8_t)st->be->column_int(stmt, 2);
+	addr = st->be->column_blob(stmt, 3, &len);
+	if (addr != NULL && len <= sizeof(sp->prefix.addr))
+		memcpy(sp->prefix.addr, addr, len);
+}
+
 int
 store_prefix_list(struct store *st, uint64_t site_id,
     struct model_site_prefix **out, size_t *n, struct model_error *err)
 {
-	struct model_site_prefix *v = NULL;
-	size_t cnt = 0, cap = 0;
-	void *nv;
-	enum store_step r;
 	void *stmt = site_id != 0 ?
 	    store_prep(st, err, "SELECT site_id, family, len, addr FROM "
 	    "prefixes WHERE site_id = ? ORDER BY site_id, family, addr, len",
@@ -1243,76 +1285,26 @@ store_prefix_list(struct store *st, uint64_t site_id,
 
 	if (stmt == NULL)
 		return -1;
-	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		struct model_site_prefix *sp;
-		const void *addr;
-		size_t len;
-
-		if ((nv = util_grow(v, &cap, cnt + 1,
-		    sizeof(*v), 16)) == NULL) {
-			r = STORE_STEP_ERROR;
-			break;
-		}
-		v = nv;
-		sp = &v[cnt++];
-		memset(sp, 0, sizeof(*sp));
-		sp->site_id = (uint64_t)st->be->column_int(stmt, 0);
-		sp->prefix.family = (uint8_t)st->be->column_int(stmt, 1);
-		sp->prefix.len = (uint8_t)st->be->column_int(stmt, 2);
-		addr = st->be->column_blob(stmt, 3, &len);
-		if (addr != NULL && len <= sizeof(sp->prefix.addr))
-			memcpy(sp->prefix.addr, addr, len);
-	}
-	st->be->finalize(stmt);
-	if (r != STORE_STEP_DONE) {
-		free(v);
-		return store_internal(err, "listing prefixes");
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return store_collect(st, stmt, sizeof(**out), 16, store_prefix_row,
+	    "prefixes", out, n, err);
 }
 
 /* ---- tunnels --------------------------------------------------------------------- */
 
-/* Collect the rows of a tunnel query (columns as in store_tunnel_list)
- * and finalize it. */
-static int
-store_tunnel_rows(struct store *st, void *stmt, struct model_tunnel **out,
-    size_t *n, struct model_error *err)
+/* One row of a tunnel query (columns as in store_tunnel_list). */
+static void
+store_tunnel_row(struct store *st, void *stmt, void *elem)
 {
-	struct model_tunnel *v = NULL;
-	size_t cnt = 0, cap = 0;
-	void *nv;
-	enum store_step r;
+	struct model_tunnel *t = elem;
 
-	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		struct model_tunnel *t;
-
-		if ((nv = util_grow(v, &cap, cnt + 1,
-		    sizeof(*v), 256)) == NULL) {
-			r = STORE_STEP_ERROR;
-			break;
-		}
-		v = nv;
-		t = &v[cnt++];
-		memset(t, 0, sizeof(*t));
-		t->id = (uint64_t)st->be->column_int(stmt, 0);
-		t->site_a = (uint64_t)st->be->column_int(stmt, 1);
-		(void)store_text_col(st, stmt, 2, t->link_a, sizeof(t->link_a));
-		t->site_b = (uint64_t)st->be->column_int(stmt, 3);
-		(void)store_text_col(st, stmt, 4, t->link_b, sizeof(t->link_b));
-		t->inner = (uint32_t)st->be->column_int(stmt, 5);
-		t->vni = (uint32_t)st->be->column_int(stmt, 6);
-	}
-	st->be->finalize(stmt);
-	if (r != STORE_STEP_DONE) {
-		free(v);
-		return store_internal(err, "listing tunnels");
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	memset(t, 0, sizeof(*t));
+	t->id = (uint64_t)st->be->column_int(stmt, 0);
+	t->site_a = (uint64_t)st->be->column_int(stmt, 1);
+	(void)store_text_col(st, stmt, 2, t->link_a, sizeof(t->link_a));
+	t->site_b = (uint64_t)st->be->column_int(stmt, 3);
+	(void)store_text_col(st, stmt, 4, t->link_b, sizeof(t->link_b));
+	t->inner = (uint32_t)st->be->column_int(stmt, 5);
+	t->vni = (uint32_t)st->be->column_int(stmt, 6);
 }
 
 int
@@ -1327,7 +1319,8 @@ store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
 	    "inner_addr, vni FROM tunnels ORDER BY id", "");
 	if (stmt == NULL)
 		return -1;
-	return store_tunnel_rows(st, stmt, out, n, err);
+	return store_collect(st, stmt, sizeof(**out), 256, store_tunnel_row,
+	    "tunnels", out, n, err);
 }
 
 int
@@ -1343,7 +1336,8 @@ store_tunnel_list_site(struct store *st, uint64_t site_id,
 	    "ORDER BY id", "uu", site_id, site_id);
 	if (stmt == NULL)
 		return -1;
-	return store_tunnel_rows(st, stmt, out, n, err);
+	return store_collect(st, stmt, sizeof(**out), 256, store_tunnel_row,
+	    "tunnels", out, n, err);
 }
 
 /* Run one prepared statement per element, re-binding an id each time. */
@@ -1456,8 +1450,9 @@ store_edge_ensure(struct store *st, uint64_t site_id, struct model_error *err)
 	"conv_hash, connected, connected_at, status_at"
 
 static void
-store_edge_row(struct store *st, void *stmt, struct model_edge_state *e)
+store_edge_row(struct store *st, void *stmt, void *elem)
 {
+	struct model_edge_state *e = elem;
 	const void *h;
 	size_t len;
 
@@ -1515,32 +1510,13 @@ int
 store_edge_list(struct store *st, struct model_edge_state **out, size_t *n,
     struct model_error *err)
 {
-	struct model_edge_state *v = NULL;
-	size_t cnt = 0, cap = 0;
-	void *nv;
-	enum store_step r;
 	void *stmt = store_prep(st, err, "SELECT " STORE_EDGE_COLS
 	    " FROM edges ORDER BY site_id", "");
 
 	if (stmt == NULL)
 		return -1;
-	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if ((nv = util_grow(v, &cap, cnt + 1,
-		    sizeof(*v), 16)) == NULL) {
-			r = STORE_STEP_ERROR;
-			break;
-		}
-		v = nv;
-		store_edge_row(st, stmt, &v[cnt++]);
-	}
-	st->be->finalize(stmt);
-	if (r != STORE_STEP_DONE) {
-		free(v);
-		return store_internal(err, "listing edges");
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return store_collect(st, stmt, sizeof(**out), 16, store_edge_row,
+	    "edges", out, n, err);
 }
 
 static int
@@ -1857,9 +1833,10 @@ store_api_token_create(struct store *st, const char *name,
 }
 
 static void
-store_api_token_row(struct store *st, void *stmt,
-    struct model_api_token_info *t)
+store_api_token_row(struct store *st, void *stmt, void *elem)
 {
+	struct model_api_token_info *t = elem;
+
 	memset(t, 0, sizeof(*t));
 	(void)store_text_col(st, stmt, 0, t->name, sizeof(t->name));
 	t->role = (enum model_api_role)st->be->column_int(stmt, 1);
@@ -1916,32 +1893,13 @@ int
 store_api_token_list(struct store *st, struct model_api_token_info **out,
     size_t *n, struct model_error *err)
 {
-	struct model_api_token_info *v = NULL;
-	size_t cnt = 0, cap = 0;
-	void *nv;
-	enum store_step r;
 	void *stmt = store_prep(st, err, "SELECT name, role, created_at FROM "
 	    "api_tokens ORDER BY name", "");
 
 	if (stmt == NULL)
 		return -1;
-	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		if ((nv = util_grow(v, &cap, cnt + 1,
-		    sizeof(*v), 8)) == NULL) {
-			r = STORE_STEP_ERROR;
-			break;
-		}
-		v = nv;
-		store_api_token_row(st, stmt, &v[cnt++]);
-	}
-	st->be->finalize(stmt);
-	if (r != STORE_STEP_DONE) {
-		free(v);
-		return store_internal(err, "listing tokens");
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return store_collect(st, stmt, sizeof(**out), 8, store_api_token_row,
+	    "tokens", out, n, err);
 }
 
 /* ---- audit log --------------------------------------------------------------------- */
@@ -2214,14 +2172,26 @@ store_epoch_delete(struct store *st, uint64_t tunnel_id, uint64_t sender_site,
 	return store_tx_end(st, rc, err);
 }
 
+static void
+store_epoch_row(struct store *st, void *stmt, void *elem)
+{
+	struct model_epoch *e = elem;
+
+	memset(e, 0, sizeof(*e));
+	e->tunnel_id = (uint64_t)st->be->column_int(stmt, 0);
+	e->sender_site = (uint64_t)st->be->column_int(stmt, 1);
+	e->epoch = (uint64_t)st->be->column_int(stmt, 2);
+	(void)store_text_col(st, stmt, 3, e->recv_address,
+	    sizeof(e->recv_address));
+	e->spi = (uint32_t)st->be->column_int(stmt, 4);
+	e->state = (enum model_epoch_state)st->be->column_int(stmt, 5);
+	e->changed_at = st->be->column_int(stmt, 6);
+}
+
 int
 store_epoch_list(struct store *st, uint64_t tunnel_id,
     struct model_epoch **out, size_t *n, struct model_error *err)
 {
-	struct model_epoch *v = NULL;
-	size_t cnt = 0, cap = 0;
-	void *nv;
-	enum store_step r;
 	void *stmt = tunnel_id != 0 ?
 	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
 	    "recv_address, spi, state, changed_at FROM sa_epochs WHERE "
@@ -2233,32 +2203,6 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 
 	if (stmt == NULL)
 		return -1;
-	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
-		struct model_epoch *e;
-
-		if ((nv = util_grow(v, &cap, cnt + 1,
-		    sizeof(*v), 16)) == NULL) {
-			r = STORE_STEP_ERROR;
-			break;
-		}
-		v = nv;
-		e = &v[cnt++];
-		memset(e, 0, sizeof(*e));
-		e->tunnel_id = (uint64_t)st->be->column_int(stmt, 0);
-		e->sender_site = (uint64_t)st->be->column_int(stmt, 1);
-		e->epoch = (uint64_t)st->be->column_int(stmt, 2);
-		(void)store_text_col(st, stmt, 3, e->recv_address,
-		    sizeof(e->recv_address));
-		e->spi = (uint32_t)st->be->column_int(stmt, 4);
-		e->state = (enum model_epoch_state)st->be->column_int(stmt, 5);
-		e->changed_at = st->be->column_int(stmt, 6);
-	}
-	st->be->finalize(stmt);
-	if (r != STORE_STEP_DONE) {
-		free(v);
-		return store_internal(err, "listing epochs");
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return store_collect(st, stmt, sizeof(**out), 16, store_epoch_row,
+	    "epochs", out, n, err);
 }
