@@ -5,8 +5,10 @@
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq
-# A port of our own, not the default 8080 an operator may be using.
-port=$(( 20000 + $$ % 20000 ))
+# Ports of our own (the demo uses port, port+1, port+2), not the default
+# 8080 an operator may be using, and below the kernel's ephemeral range
+# (32768 and up), where another process's outgoing connection can hold one.
+port=$(( 20000 + ($$ % 4000) * 3 ))
 DEMO_EXIT=1 DEMO_PORT=$port DEMO_DIR="$T/demo" sh "$MESHWAN_TOP/tests/demo.sh" >"$T/demo.out" 2>&1 ||
 	{ cat "$T/demo.out"; fail "demo exited non-zero"; }
 grep -q "REST API *http://127.0.0.1:$port/api/v1/" "$T/demo.out" || fail "no API URL printed"
