@@ -41,8 +41,9 @@ Q := @
 say = @printf '  %-7s %s\n'
 endif
 
-# Libraries by name; a module links only what it uses.
-LIBS_GRPC     := -lgrpc -lgpr -lpthread
+# Libraries by name; a module links only what it uses.  proto/rpc.c calls
+# OpenSSL once itself (see rpc_openssl_no_atexit), hence -lcrypto in GRPC.
+LIBS_GRPC     := -lgrpc -lgpr -lcrypto -lpthread
 LIBS_PROTOBUF := -lprotobuf-c
 LIBS_CRYPTO   := -lcrypto
 LIBS_SSL      := -lssl -lcrypto
