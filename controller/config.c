@@ -83,11 +83,13 @@ static const struct config_key config_keys[] = {
 	{ "replay_window", N(replay_window), 32, 65536, CT_U32, false },
 	{ "mtu", N(mtu), 0, 9000, CT_U32, false },
 	{ "debug", S(debug), 0, 0, CT_DEBUG, true },
-	/* Tests only: age SA epochs without waiting (reloadable), and a
-	 * tiny per-stream send queue to exercise backpressure. */
+	/* Tests only: age SA epochs without waiting (reloadable), a tiny
+	 * per-stream send queue to exercise backpressure, and checking each
+	 * patched intent against a whole rebuild. */
 	{ "test_clock_offset", N(test_clock_offset_s), 0, 30ull * 86400,
 	    CT_SECONDS32, true },
 	{ "test_send_queue", N(test_send_queue), 0, 1024, CT_U32, true },
+	{ "test_check_patch", N(test_check_patch), 0, 1, CT_U32, true },
 };
 
 #undef S

@@ -87,8 +87,8 @@ intent_site(const struct intent_params *p, const struct model_site *ms,
 	return 0;
 }
 
-static int
-intent_tunnel(const struct intent_params *p, uint64_t site_id,
+int
+intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
     const struct topo_view *v, struct msg_tunnel *t, char *err, size_t errlen)
 {
 	const struct intent_lookup *lk = p->lookup;
@@ -178,8 +178,8 @@ intent_build(const struct intent_params *p, uint64_t site_id,
 
 		if (topo_edge_view(p->topo, site_id, i, &v) == -1)
 			break;
-		if (intent_tunnel(p, site_id, &v, &out->tunnels[out->n_tunnels],
-		    err, errlen) == -1)
+		if (intent_build_tunnel(p, site_id, &v,
+		    &out->tunnels[out->n_tunnels], err, errlen) == -1)
 			goto fail;
 		out->n_tunnels++;
 	}

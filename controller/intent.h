@@ -21,6 +21,7 @@
 #include "proto/msg.h"
 
 struct topo_output;
+struct topo_view;
 
 /* SPIs of one tunnel as seen from one end (0 = not allocated yet). */
 struct intent_spis {
@@ -67,6 +68,16 @@ struct intent_params {
  */
 int intent_build(const struct intent_params *p, uint64_t site_id,
     uint64_t version, struct msg_intent *out, char *err, size_t errlen);
+
+/*
+ * Build one tunnel of site_id's intent from its view (topo_edge_view),
+ * exactly as intent_build does for each: lets the session layer rebuild
+ * only the tunnels a change can touch.  *out is overwritten; release with
+ * msg_tunnel_free.  0, or -1 with err set.
+ */
+int intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
+    const struct topo_view *v, struct msg_tunnel *out, char *err,
+    size_t errlen);
 
 /* What happened to one tunnel id between two versions. */
 enum intent_op {

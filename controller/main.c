@@ -78,6 +78,7 @@ ctld_session_cfg(const struct config *c, struct session_config *sc)
 	sc->intent_history = c->intent_history;
 	sc->cert_lifetime_s = c->cert_lifetime_s;
 	sc->clock_offset_s = c->test_clock_offset_s;
+	sc->check_patch = c->test_check_patch != 0;
 	snprintf(sc->controller_name, sizeof(sc->controller_name), "%s",
 	    c->controller_name);
 }

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,7 @@ struct sessions {
 	struct model_prefix *pfx;   /* pfx[i] belongs to pfx_site[i] */
 	size_t n_pfx;
 	struct model_epoch *epochs; /* sorted by tunnel, sender, epoch */
-	size_t n_epochs;
+	size_t n_epochs, cap_epochs;
 
 	struct edge_slot *tab;      /* open addressing by site id */
 	size_t tab_cap, tab_used;
@@ -545,6 +546,78 @@ session_epoch_active(struct sessions *s, uint64_t tunnel_id, uint64_t sender)
 	return best;
 }
 
+/*
+ * Insert into the sorted cache: a binary search and one memmove (new
+ * tunnels have the highest ids, so their epochs usually go at the end).
+ */
+static int
+session_epoch_insert(struct sessions *s, const struct model_epoch *ep)
+{
+	size_t lo = 0, hi = s->n_epochs;
+	struct model_epoch *n;
+
+	if (s->n_epochs == s->cap_epochs) {
+		if ((n = util_grow(s->epochs, &s->cap_epochs, s->n_epochs + 1,
+		    sizeof(*n), 1024)) == NULL)
+			return -1;
+		s->epochs = n;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (session_epoch_cmp(&s->epochs[mid], ep) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&s->epochs[lo + 1], &s->epochs[lo],
+	    (s->n_epochs - lo) * sizeof(*s->epochs));
+	s->epochs[lo] = *ep;
+	s->n_epochs++;
+	return 0;
+}
+
+static int
+session_id_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Whether id is in the sorted set ids. */
+static bool
+session_id_in(const uint64_t *ids, size_t n, uint64_t id)
+{
+	return n > 0 && bsearch(&id, ids, n, sizeof(*ids),
+	    session_id_cmp) != NULL;
+}
+
+/* Forget the epochs of removed tunnels (the store cascaded): one pass. */
+static int
+session_epoch_drop(struct sessions *s, const uint64_t *removed, size_t n)
+{
+	uint64_t *ids;
+	size_t w = 0;
+
+	if (n == 0)
+		return 0;
+	if ((ids = malloc(n * sizeof(*ids))) == NULL)
+		return -1;
+	memcpy(ids, removed, n * sizeof(*ids));
+	qsort(ids, n, sizeof(*ids), session_id_cmp);
+	for (size_t i = 0; i < s->n_epochs; i++) {
+		if (session_id_in(ids, n, s->epochs[i].tunnel_id))
+			continue;
+		if (w != i)
+			s->epochs[w] = s->epochs[i];
+		w++;
+	}
+	s->n_epochs = w;
+	free(ids);
+	return 0;
+}
+
 static void
 session_lk_spis(void *arg, uint64_t tunnel_id, uint64_t site_id,
     struct intent_spis *out)
@@ -565,26 +638,36 @@ session_lk_spis(void *arg, uint64_t tunnel_id, uint64_t site_id,
 	out->epoch = o ? o->epoch : in ? in->epoch : 0;
 }
 
-static int
-session_build(struct sessions *s, uint64_t site_id, uint64_t version,
-    struct msg_intent *out)
+/* What intent_build needs from us; lk must outlive p. */
+static void
+session_params(struct sessions *s, struct intent_lookup *lk,
+    struct intent_params *p)
 {
-	const struct intent_lookup lk = {
+	*lk = (struct intent_lookup){
 		.arg = s,
 		.prefixes = session_lk_prefixes,
 		.cert = session_lk_cert,
 		.spis = session_lk_spis,
 		.keys = session_lk_keys,
 	};
-	struct intent_params p = {
+	*p = (struct intent_params){
 		.topo = s->topo,
-		.lookup = &lk,
+		.lookup = lk,
 		.keepalive_s = s->cfg.keepalive_s,
 		.headless_grace_s = s->cfg.headless_grace_s,
 	};
+	p->ca_der = ca_cert_der(s->ca, &p->ca_der_len);
+}
+
+static int
+session_build(struct sessions *s, uint64_t site_id, uint64_t version,
+    struct msg_intent *out)
+{
+	struct intent_lookup lk;
+	struct intent_params p;
 	char err[PBCONV_ERR_LEN];
 
-	p.ca_der = ca_cert_der(s->ca, &p.ca_der_len);
+	session_params(s, &lk, &p);
 	if (intent_build(&p, site_id, version, out, err, sizeof(err)) == -1) {
 		log_warnx("session: site %" PRIu64 ": cannot build intent: %s",
 		    site_id, err);
@@ -664,7 +747,7 @@ session_load_epochs(struct sessions *s)
 		qsort(ep, n, sizeof(*ep), session_epoch_cmp);
 	free(s->epochs);
 	s->epochs = ep;
-	s->n_epochs = n;
+	s->n_epochs = s->cap_epochs = n;
 	return 0;
 }
 
@@ -711,6 +794,10 @@ session_epochs_init(struct sessions *s, const struct model_tunnel *t)
 			    t->id, err.message);
 			return -1;
 		}
+		e.state = MODEL_EPOCH_ACTIVE;
+		e.changed_at = session_now(s);
+		if (session_epoch_insert(s, &e) == -1)
+			return -1;
 	}
 	return 0;
 }
@@ -731,8 +818,9 @@ session_apply_change(struct sessions *s, const struct topo_change *chg)
 		log_warnx("session: storing tunnels: %s", err.message);
 		return -1;
 	}
-	/* Removed tunnels' epochs go with them (the store cascades); the
-	 * cache is reloaded by the caller. */
+	/* Removed tunnels' epochs go with them (the store cascades). */
+	if (session_epoch_drop(s, chg->removed, chg->n_removed) == -1)
+		return -1;
 	for (size_t i = 0; i < chg->n_added; i++)
 		if (session_epochs_init(s, &chg->added[i]) == -1)
 			return -1;
@@ -910,6 +998,224 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 	session_hist_push(s, e, ch, n, site_changed, unknown);
 	*changed = true;
 	return 0;
+}
+
+/* Tunnels built by a patch, with their digests. */
+struct built {
+	struct msg_tunnel *t;
+	uint8_t *dg;
+	size_t n, cap, cap_dg;
+};
+
+static void
+session_built_free(struct built *b, bool contents)
+{
+	for (size_t i = 0; contents && i < b->n; i++)
+		msg_tunnel_free(&b->t[i]);
+	free(b->t);
+	free(b->dg);
+}
+
+/* Build the tunnel of view i of e into b; *same when it equals old. */
+static int
+session_built_add(struct sessions *s, const struct edge *e,
+    const struct intent_params *p, size_t i, const struct msg_tunnel *old,
+    struct built *b, bool *same)
+{
+	char err[PBCONV_ERR_LEN];
+	struct topo_view v;
+	void *np;
+
+	*same = false;
+	if (b->n == b->cap) {
+		size_t c = b->cap;
+
+		if ((np = util_grow(b->t, &c, b->n + 1, sizeof(*b->t), 16)) ==
+		    NULL)
+			return -1;
+		b->t = np;
+		if ((np = util_grow(b->dg, &b->cap_dg, c, MSG_HASH_LEN, c)) ==
+		    NULL)
+			return -1;
+		b->dg = np;
+		b->cap = c;
+	}
+	if (topo_edge_view(s->topo, e->site_id, i, &v) == -1 ||
+	    intent_build_tunnel(p, e->site_id, &v, &b->t[b->n], err,
+	    sizeof(err)) == -1) {
+		log_warnx("session: site %" PRIu64 ": cannot build tunnel: %s",
+		    e->site_id, err);
+		return -1;
+	}
+	if (old != NULL && msg_tunnel_equal(old, &b->t[b->n])) {
+		msg_tunnel_free(&b->t[b->n]);
+		*same = true;
+		return 0;
+	}
+	if (pbconv_tunnel_digest(&b->t[b->n], b->dg + b->n * MSG_HASH_LEN) ==
+	    -1) {
+		msg_tunnel_free(&b->t[b->n]);
+		log_warnx("session: site %" PRIu64 ": tunnel %" PRIu64 " refused "
+		    "by the wire contract", e->site_id, v.tunnel_id);
+		return -1;
+	}
+	b->n++;
+	return 0;
+}
+
+static int
+session_change_add(struct intent_change **ch, size_t *n, size_t *cap,
+    uint64_t id, enum intent_op op)
+{
+	struct intent_change *c;
+
+	if (*n == *cap) {
+		if ((c = util_grow(*ch, cap, *n + 1, sizeof(*c), 16)) == NULL)
+			return -1;
+		*ch = c;
+	}
+	(*ch)[(*n)++] = (struct intent_change){ id, op };
+	return 0;
+}
+
+/*
+ * A change elsewhere in the mesh: rebuild only the tunnels of e that it
+ * can touch, those to a peer in peers[] (sites whose own data changed)
+ * and those with an id in ids[] (new or re-addressed tunnels), and add
+ * or drop the tunnels the compiler added or removed for e (both sets
+ * sorted).  Every other tunnel of e->cur is built only from things that
+ * did not change, so it stays as it is, with its digest.  Adding a site
+ * to a 1,000-site mesh then builds one tunnel per peer instead of every
+ * tunnel of every peer.  Needs e->cur and its digests, and e's own site
+ * unchanged (the caller rebuilds a changed site whole).  *changed says
+ * whether a version was made.  Called inside a store transaction.
+ */
+static int
+session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
+    size_t n_peers, const uint64_t *ids, size_t n_ids, bool *changed)
+{
+	struct model_error err = { 0 };
+	struct intent_lookup lk;
+	struct intent_params p;
+	struct built chg = { 0 }, add = { 0 };
+	struct intent_change *ch = NULL;
+	struct msg_tunnel *cur = e->cur.tunnels;
+	size_t nt = topo_edge_tunnel_count(s->topo, e->site_id);
+	size_t nc = e->cur.n_tunnels, nch = 0, cap_ch = 0, n_rem = 0;
+	size_t i = 0, k = 0, w, need;
+	uint8_t hash[MSG_HASH_LEN];
+	uint64_t v;
+
+	*changed = false;
+	session_params(s, &lk, &p);
+	while (i < nt || k < nc) {
+		uint64_t id = UINT64_MAX, peer = 0;
+		bool is_new, same;
+
+		if (i < nt && topo_edge_tunnel(s->topo, e->site_id, i, &id,
+		    &peer) == -1)
+			goto fail;
+		if (k < nc && cur[k].id < id) {
+			if (session_change_add(&ch, &nch, &cap_ch, cur[k].id,
+			    INTENT_OP_REMOVE) == -1)
+				goto fail;
+			n_rem++;
+			k++;
+			continue;
+		}
+		is_new = k == nc || cur[k].id != id;
+		if (is_new || session_id_in(peers, n_peers, peer) ||
+		    session_id_in(ids, n_ids, id)) {
+			if (session_built_add(s, e, &p, i,
+			    is_new ? NULL : &cur[k], is_new ? &add : &chg,
+			    &same) == -1)
+				goto fail;
+			if (!same && session_change_add(&ch, &nch, &cap_ch, id,
+			    is_new ? INTENT_OP_ADD : INTENT_OP_CHANGE) == -1)
+				goto fail;
+		}
+		i++;
+		if (!is_new)
+			k++;
+	}
+	if (nch == 0) {
+		session_built_free(&chg, true);
+		session_built_free(&add, true);
+		return 0;
+	}
+	/* Room first, then the version: after it nothing can fail. */
+	need = nc - n_rem + add.n;
+	if (need > nc) {
+		void *np;
+
+		if ((np = realloc(e->cur.tunnels, need * sizeof(*cur))) == NULL)
+			goto fail;
+		e->cur.tunnels = cur = np;
+		if ((np = realloc(e->digests, need * MSG_HASH_LEN)) == NULL)
+			goto fail;
+		e->digests = np;
+	}
+	if (store_edge_bump_intent(s->st, e->site_id, &v, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": version: %s", e->site_id,
+		    err.message);
+		goto fail;
+	}
+	/* Changed tunnels replaced and removed ones dropped in one pass... */
+	w = 0;
+	for (size_t r = 0, j = 0, c = 0; r < nc; r++) {
+		while (j < nch && (ch[j].op == INTENT_OP_ADD ||
+		    ch[j].tunnel_id < cur[r].id))
+			j++;
+		if (j < nch && ch[j].tunnel_id == cur[r].id) {
+			msg_tunnel_free(&cur[r]);
+			if (ch[j].op == INTENT_OP_REMOVE)
+				continue;
+			cur[r] = chg.t[c];
+			memcpy(e->digests + r * MSG_HASH_LEN,
+			    chg.dg + c++ * MSG_HASH_LEN, MSG_HASH_LEN);
+		}
+		if (w != r) {
+			cur[w] = cur[r];
+			memcpy(e->digests + w * MSG_HASH_LEN,
+			    e->digests + r * MSG_HASH_LEN, MSG_HASH_LEN);
+		}
+		w++;
+	}
+	/* ...then the new ones merged in from the back, keeping id order. */
+	for (ptrdiff_t a = (ptrdiff_t)add.n - 1, r = (ptrdiff_t)w - 1,
+	    o = (ptrdiff_t)need - 1; a >= 0; o--) {
+		if (r >= 0 && cur[r].id > add.t[a].id) {
+			cur[o] = cur[r];
+			memcpy(e->digests + o * MSG_HASH_LEN,
+			    e->digests + r-- * MSG_HASH_LEN, MSG_HASH_LEN);
+		} else {
+			cur[o] = add.t[a];
+			memcpy(e->digests + o * MSG_HASH_LEN,
+			    add.dg + a-- * MSG_HASH_LEN, MSG_HASH_LEN);
+		}
+	}
+	e->cur.n_tunnels = need;
+	e->cur.version = v;
+	session_built_free(&chg, false);
+	session_built_free(&add, false);
+	if (pbconv_intent_hash_digests(&e->cur, e->digests, hash) == -1) {
+		/* Only memory can fail here: start over, the edge gets a
+		 * snapshot of a whole rebuild. */
+		free(ch);
+		msg_intent_free(&e->cur);
+		free(e->digests);
+		e->digests = NULL;
+		return session_refresh_edge(s, e, changed);
+	}
+	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
+	session_hist_push(s, e, ch, nch, false, false);
+	*changed = true;
+	return 0;
+fail:
+	session_built_free(&chg, true);
+	session_built_free(&add, true);
+	free(ch);
+	return -1;
 }
 
 static bool
@@ -1451,20 +1757,6 @@ session_drop_pending(struct sessions *s, const struct edge *e,
 	    x->state == MODEL_EPOCH_INSTALLED : x->state == MODEL_EPOCH_ACKED;
 }
 
-static int
-session_epoch_insert(struct sessions *s, const struct model_epoch *ep)
-{
-	struct model_epoch *n = realloc(s->epochs,
-	    (s->n_epochs + 1) * sizeof(*n));
-
-	if (n == NULL)
-		return -1;
-	s->epochs = n;
-	s->epochs[s->n_epochs++] = *ep;
-	qsort(s->epochs, s->n_epochs, sizeof(*s->epochs), session_epoch_cmp);
-	return 0;
-}
-
 /* Start a new epoch for the direction sender -> receiver of tunnel t. */
 static void
 session_rekey_start(struct sessions *s, const struct model_tunnel *t,
@@ -1709,6 +2001,74 @@ session_site_gone(struct sessions *s, uint64_t id)
 	e->n_keys = 0;
 }
 
+/*
+ * Tests only (test_check_patch): a patched intent must equal a whole
+ * rebuild, tunnel for tunnel, digest for digest.  Logs what differs.
+ */
+static void
+session_check_patch(struct sessions *s, struct edge *e)
+{
+	struct msg_intent full;
+	struct intent_change *ch = NULL;
+	uint8_t *dg = NULL, hash[MSG_HASH_LEN];
+	size_t n = 0;
+	bool site_changed = false;
+
+	if (session_build(s, e->site_id, e->cur.version, &full) == -1)
+		return;
+	if (intent_diff(&e->cur, &full, &ch, &n, &site_changed) == -1 ||
+	    session_digest(e, &full, NULL, 0, false, &dg, hash) == -1)
+		log_warnx("session: site %" PRIu64 ": patch check failed",
+		    e->site_id);
+	else if (n > 0 || site_changed)
+		log_warnx("session: site %" PRIu64 ": patched intent differs "
+		    "from a whole rebuild (%zu tunnel(s), first %" PRIu64 ")",
+		    e->site_id, n, n > 0 ? ch[0].tunnel_id : 0);
+	else if (memcmp(dg, e->digests, full.n_tunnels * MSG_HASH_LEN) != 0 ||
+	    memcmp(hash, e->cur_hash, MSG_HASH_LEN) != 0)
+		log_warnx("session: site %" PRIu64 ": patched intent's digests "
+		    "differ from a whole rebuild's", e->site_id);
+	free(ch);
+	free(dg);
+	msg_intent_free(&full);
+}
+
+/* Append id to a grown array; -1 on ENOMEM. */
+static int
+session_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	uint64_t *a;
+
+	if (*n == *cap) {
+		if ((a = util_grow(*v, cap, *n + 1, sizeof(*a), 64)) == NULL)
+			return -1;
+		*v = a;
+	}
+	(*v)[(*n)++] = id;
+	return 0;
+}
+
+/* Sort and drop duplicates. */
+static void
+session_ids_sort(uint64_t *v, size_t *n)
+{
+	size_t w = 0;
+
+	if (*n == 0)
+		return;
+	qsort(v, *n, sizeof(*v), session_id_cmp);
+	for (size_t i = 1; i < *n; i++)
+		if (v[i] != v[w])
+			v[++w] = v[i];
+	*n = w + 1;
+}
+
+/*
+ * Recompile the sites changed since the last flush (one topo_site_changed
+ * each), then bring every edge they touch up to date: a changed site's
+ * intent is rebuilt whole, every other touched edge is patched (only its
+ * tunnels to changed sites, and new or removed ones).
+ */
 static void
 session_recompile(struct sessions *s)
 {
@@ -1716,9 +2076,10 @@ session_recompile(struct sessions *s)
 	struct topo_change chg = { 0 };
 	uint64_t *dirty = s->dirty, t0 = util_mono_ns();
 	size_t n_dirty = s->n_dirty;
-	uint64_t *affected = NULL, *revoked = NULL;
-	size_t n_aff = 0, cap_aff = 0, n_rev = 0;
-	bool all = s->dirty_all;
+	uint64_t *affected = NULL, *revoked = NULL, *added = NULL;
+	size_t n_aff = 0, cap_aff = 0, n_rev = 0, cap_rev = 0;
+	size_t n_added = 0, cap_added = 0, n_patched = 0;
+	bool all = s->dirty_all, oom = false;
 
 	s->dirty = NULL;
 	s->n_dirty = s->cap_dirty = 0;
@@ -1755,57 +2116,55 @@ session_recompile(struct sessions *s)
 			}
 			if (session_apply_change(s, &chg) == -1)
 				continue;
-			for (size_t j = 0; j < chg.n_edges + 1; j++) {
-				uint64_t id = j < chg.n_edges ? chg.edges[j] :
-				    dirty[i];
-				bool seen = false;
-
-				for (size_t k = 0; k < n_aff && !seen; k++)
-					seen = affected[k] == id;
-				if (seen)
-					continue;
-				if (n_aff == cap_aff) {
-					size_t c = cap_aff ? cap_aff * 2 : 64;
-					uint64_t *a = realloc(affected,
-					    c * sizeof(*a));
-
-					if (a == NULL)
-						continue;
-					affected = a;
-					cap_aff = c;
-				}
-				affected[n_aff++] = id;
-			}
+			for (size_t j = 0; j < chg.n_edges; j++)
+				if (session_ids_add(&affected, &n_aff,
+				    &cap_aff, chg.edges[j]) == -1)
+					oom = true;
+			if (session_ids_add(&affected, &n_aff, &cap_aff,
+			    dirty[i]) == -1)
+				oom = true;
+			for (size_t j = 0; j < chg.n_added; j++)
+				if (session_ids_add(&added, &n_added,
+				    &cap_added, chg.added[j].id) == -1)
+					oom = true;
 			/* Revoked or deleted: either way its former peers
 			 * rotate their keys. */
 			for (size_t j = 0; j < chg.n_removed_sites; j++) {
-				uint64_t *r = realloc(revoked,
-				    (n_rev + 1) * sizeof(*r));
-
 				session_site_gone(s, chg.removed_sites[j]);
-				if (r != NULL) {
-					revoked = r;
-					revoked[n_rev++] = chg.removed_sites[j];
-				}
+				if (session_ids_add(&revoked, &n_rev, &cap_rev,
+				    chg.removed_sites[j]) == -1)
+					oom = true;
 			}
 			if ((e = session_edge_find(s, dirty[i])) != NULL &&
 			    topo_site(s->topo, dirty[i]) == NULL)
 				e->live = false;
 		}
-		if (session_load_epochs(s) == -1) {
-			store_rollback(s->st);
-			goto out;
-		}
+		session_ids_sort(affected, &n_aff);
+		session_ids_sort(added, &n_added);
+		qsort(dirty, n_dirty, sizeof(*dirty), session_id_cmp);
 		for (size_t i = 0; i < n_aff; i++) {
 			struct edge *e;
 			bool changed = false;
+			int rc;
 
 			if (topo_site(s->topo, affected[i]) == NULL)
 				continue;
 			if ((e = session_edge_get(s, affected[i])) == NULL)
 				continue;
 			e->live = true;
-			if (session_refresh_edge(s, e, &changed) == -1)
+			/* Without memory for the sets a patch could miss a
+			 * change: rebuild whole instead. */
+			if (!oom && e->cur.version > 0 && e->digests != NULL &&
+			    !session_id_in(dirty, n_dirty, e->site_id)) {
+				rc = session_patch_edge(s, e, dirty, n_dirty,
+				    added, n_added, &changed);
+				n_patched++;
+				if (rc == 0 && s->cfg.check_patch)
+					session_check_patch(s, e);
+			} else {
+				rc = session_refresh_edge(s, e, &changed);
+			}
+			if (rc == -1)
 				continue;
 		}
 		if (store_commit(s->st, &err) == -1) {
@@ -1816,8 +2175,9 @@ session_recompile(struct sessions *s)
 	}
 	if (s->metrics)
 		metrics_compile_done(s->metrics, (util_mono_ns() - t0) / 1000);
-	log_debug("session", "recompiled %zu site(s), %zu edge(s) affected in "
-	    "%" PRIu64 " us", n_dirty, n_aff, (util_mono_ns() - t0) / 1000);
+	log_debug("session", "recompiled %zu site(s), %zu edge(s) affected "
+	    "(%zu patched) in %" PRIu64 " us", n_dirty, n_aff, n_patched,
+	    (util_mono_ns() - t0) / 1000);
 	for (size_t i = 0; i < n_aff; i++) {
 		struct edge *e = session_edge_find(s, affected[i]);
 
@@ -1836,6 +2196,7 @@ out:
 	free(dirty);
 	free(affected);
 	free(revoked);
+	free(added);
 }
 
 /*
@@ -2565,8 +2926,6 @@ session_cert_issued(struct sessions *s, uint64_t site_id, const uint8_t *der,
 	struct edge *e = session_edge_get(s, site_id);
 	char key[64], *hex;
 	uint8_t *copy;
-	uint64_t *peers;
-	size_t np;
 
 	if (e == NULL || len == 0 || len * 2 + 1 > SESSION_KV_MAX)
 		return -1;
@@ -2590,11 +2949,8 @@ session_cert_issued(struct sessions *s, uint64_t site_id, const uint8_t *der,
 	/* New certificate, new key pair: old epoch keys are void. */
 	e->n_keys = 0;
 	session_save_keys(s, e);
-	/* Peers' intents carry this certificate. */
-	np = session_peers(e, &peers);
-	for (size_t i = 0; i < np; i++)
-		session_mark_dirty(s, peers[i]);
-	free(peers);
+	/* Peers' intents carry this certificate: recompiling the site
+	 * patches their tunnels to it. */
 	session_mark_dirty(s, site_id);
 	session_arm_flush(s);
 	return 0;

@@ -35,6 +35,7 @@ struct session_config {
 	uint32_t intent_history;   /* versions kept per edge for deltas */
 	uint64_t cert_lifetime_s;
 	uint32_t clock_offset_s;   /* tests only: added to the wall clock */
+	bool check_patch;          /* tests only: patched intents == rebuilds */
 	char controller_name[65];
 };
 

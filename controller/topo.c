@@ -1413,6 +1413,21 @@ topo_edge_tunnel_count(const struct topo_output *t, uint64_t site_id)
 }
 
 int
+topo_edge_tunnel(const struct topo_output *t, uint64_t site_id, size_t i,
+    uint64_t *tunnel_id, uint64_t *peer_site_id)
+{
+	uint32_t s = topo_site_slot(t, site_id);
+	const struct topo_tun *tt;
+
+	if (s == TOPO_NONE || i >= t->sites[s].tl.n)
+		return -1;
+	tt = &t->tun[t->sites[s].tl.v[i]];
+	*tunnel_id = tt->t.id;
+	*peer_site_id = t->sites[tt->sa == s ? tt->sb : tt->sa].s.id;
+	return 0;
+}
+
+int
 topo_edge_view(const struct topo_output *t, uint64_t site_id, size_t i,
     struct topo_view *v)
 {

@@ -150,6 +150,10 @@ size_t topo_edge_tunnel_count(const struct topo_output *t, uint64_t site_id);
 /* i-th tunnel of an edge, ordered by tunnel id; 0 or -1 if out of range. */
 int topo_edge_view(const struct topo_output *t, uint64_t site_id, size_t i,
     struct topo_view *v);
+/* The id and peer of the i-th tunnel of an edge without building its view
+ * (no formatting: cheap enough to walk every tunnel of every edge). */
+int topo_edge_tunnel(const struct topo_output *t, uint64_t site_id, size_t i,
+    uint64_t *tunnel_id, uint64_t *peer_site_id);
 
 /*
  * Normalised text dump: policy summary, then each edge (by id) with each
