@@ -64,20 +64,17 @@ static int
 metrics_store(FILE *f, struct store *st)
 {
 	struct model_edge_state *edges = NULL;
-	struct model_tunnel *tunnels = NULL;
 	struct model_site *sites = NULL;
 	struct model_error err;
 	size_t n_edges = 0, n_tunnels = 0, n_sites = 0, i;
-	uint64_t next_id, connected = 0, converged = 0, behind = 0, live = 0;
+	uint64_t connected = 0, converged = 0, behind = 0, live = 0;
 
 	if (store_site_list(st, &sites, &n_sites, &err) == -1 ||
 	    store_edge_list(st, &edges, &n_edges, &err) == -1 ||
-	    store_tunnel_list(st, &tunnels, &n_tunnels, &next_id,
-	    &err) == -1) {
+	    store_tunnel_count(st, &n_tunnels, &err) == -1) {
 		log_warnx("metrics: %s", err.message);
 		free(sites);
 		free(edges);
-		free(tunnels);
 		return -1;
 	}
 	for (i = 0; i < n_sites; i++)
@@ -119,7 +116,6 @@ metrics_store(FILE *f, struct store *st)
 		model_edge_state_clear(&edges[i]);
 	free(edges);
 	free(sites);
-	free(tunnels);
 	return 0;
 }
 

@@ -1324,6 +1324,18 @@ store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
 }
 
 int
+store_tunnel_count(struct store *st, size_t *n, struct model_error *err)
+{
+	int64_t cnt;
+
+	if (store_get_int(st, err, &cnt, NULL, "SELECT COUNT(*) FROM tunnels",
+	    "") == -1)
+		return -1;
+	*n = (size_t)cnt;
+	return 0;
+}
+
+int
 store_tunnel_list_site(struct store *st, uint64_t site_id,
     struct model_tunnel **out, size_t *n, struct model_error *err)
 {

@@ -141,6 +141,8 @@ int store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
     uint64_t *next_id, struct model_error *err);
 /* The tunnels with site_id at either end, sorted by id, through the
  * indexes on both ends (no full scan); none for an unknown site. */
+/* How many tunnels there are (metrics: without reading them all). */
+int store_tunnel_count(struct store *st, size_t *n, struct model_error *err);
 int store_tunnel_list_site(struct store *st, uint64_t site_id,
     struct model_tunnel **out, size_t *n, struct model_error *err);
 /*

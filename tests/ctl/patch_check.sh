@@ -110,5 +110,10 @@ for n in a b c; do
 	[ "$(grep -c '^snapshot' "$T/$n.log")" = 1 ] || fail "$n needed a resync: $(grep -E '^(snapshot|delta)' "$T/$n.log")"
 done
 echo "ok: $patched patched intents equal whole rebuilds; edges followed by deltas only"
+# The tunnel gauge counts what GET /tunnels lists (15 - 5 of e - 4 of f).
+[ "$(api GET /api/v1/tunnels)" = 200 ] || fail "GET /tunnels"
+nt=$(jq '.tunnels | length' "$T/out")
+[ "$nt" = 6 ] || fail "$nt tunnels left, expected 6: $(cat "$T/out")"
+curl -s -H "$H" "$URL/metrics" | grep -qx "meshwan_tunnels $nt" || fail "meshwan_tunnels is not $nt"
 stop_controller
 echo "PASS: patch_check"
