@@ -156,6 +156,10 @@ struct sessions {
 	 * new epoch key): rebuilt at the next flush, not recompiled. */
 	uint64_t *rebuild;
 	size_t n_rebuild, cap_rebuild;
+	/* Tunnels whose content changed without a topology change (a new
+	 * SA epoch went active): rebuilt in both ends' intents. */
+	uint64_t *retunnel;
+	size_t n_retunnel, cap_retunnel;
 	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
 	uint64_t next_keepalive;
 	uint64_t next_ack_flush;
@@ -591,6 +595,36 @@ session_id_in(const uint64_t *ids, size_t n, uint64_t id)
 {
 	return n > 0 && bsearch(&id, ids, n, sizeof(*ids),
 	    session_id_cmp) != NULL;
+}
+
+/* Append id to a grown array; -1 on ENOMEM. */
+static int
+session_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	uint64_t *a;
+
+	if (*n == *cap) {
+		if ((a = util_grow(*v, cap, *n + 1, sizeof(*a), 64)) == NULL)
+			return -1;
+		*v = a;
+	}
+	(*v)[(*n)++] = id;
+	return 0;
+}
+
+/* Sort and drop duplicates. */
+static void
+session_ids_sort(uint64_t *v, size_t *n)
+{
+	size_t w = 0;
+
+	if (*n == 0)
+		return;
+	qsort(v, *n, sizeof(*v), session_id_cmp);
+	for (size_t i = 1; i < *n; i++)
+		if (v[i] != v[w])
+			v[++w] = v[i];
+	*n = w + 1;
 }
 
 /* Forget the epochs of removed tunnels (the store cascaded): one pass. */
@@ -1884,9 +1918,13 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 			session_send_rekey(s, peer, t->id, ep_no,
 			    MSG_REKEY_STEP_RETIRE,
 			    MSG_REKEY_REASON_UNSPECIFIED, old_spi);
-		/* Both ends' intents carry the active SPIs. */
-		session_mark_dirty(s, t->site_a);
-		session_mark_dirty(s, t->site_b);
+		/* Both ends' intents carry the active SPIs: that tunnel
+		 * alone is rebuilt in each. */
+		if (session_ids_add(&s->retunnel, &s->n_retunnel,
+		    &s->cap_retunnel, t->id) == -1) {
+			session_mark_dirty(s, t->site_a);
+			session_mark_dirty(s, t->site_b);
+		}
 		session_arm_flush(s);
 		return;
 	}
@@ -2031,36 +2069,6 @@ session_check_patch(struct sessions *s, struct edge *e)
 	free(ch);
 	free(dg);
 	msg_intent_free(&full);
-}
-
-/* Append id to a grown array; -1 on ENOMEM. */
-static int
-session_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
-{
-	uint64_t *a;
-
-	if (*n == *cap) {
-		if ((a = util_grow(*v, cap, *n + 1, sizeof(*a), 64)) == NULL)
-			return -1;
-		*v = a;
-	}
-	(*v)[(*n)++] = id;
-	return 0;
-}
-
-/* Sort and drop duplicates. */
-static void
-session_ids_sort(uint64_t *v, size_t *n)
-{
-	size_t w = 0;
-
-	if (*n == 0)
-		return;
-	qsort(v, *n, sizeof(*v), session_id_cmp);
-	for (size_t i = 1; i < *n; i++)
-		if (v[i] != v[w])
-			v[++w] = v[i];
-	*n = w + 1;
 }
 
 /*
@@ -2244,6 +2252,84 @@ session_rebuild(struct sessions *s)
 	}
 out:
 	free(changed);
+	free(ids);
+}
+
+/*
+ * Rebuild the tunnels whose SA epochs changed in both of their ends'
+ * intents (a patch of those tunnels only): one rekey on a large mesh
+ * touches two edges and one tunnel each, not every peer of both.
+ */
+static void
+session_retunnel(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	uint64_t *ids = s->retunnel, *ends = NULL;
+	size_t n = s->n_retunnel, n_ends = 0, cap_ends = 0;
+	bool *changed = NULL;
+
+	s->retunnel = NULL;
+	s->n_retunnel = s->cap_retunnel = 0;
+	if (n == 0)
+		return;
+	session_ids_sort(ids, &n);
+	for (size_t i = 0; i < n; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(s->topo, ids[i]);
+
+		if (t != NULL &&
+		    (session_ids_add(&ends, &n_ends, &cap_ends, t->site_a) == -1 ||
+		    session_ids_add(&ends, &n_ends, &cap_ends, t->site_b) == -1))
+			goto oom;
+	}
+	session_ids_sort(ends, &n_ends);
+	if (n_ends == 0)
+		goto out;
+	if ((changed = calloc(n_ends, sizeof(*changed))) == NULL)
+		goto oom;
+	if (store_begin(s->st, &err) == -1) {
+		log_warnx("session: rebuilding tunnels: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < n_ends; i++) {
+		struct edge *e = session_edge_find(s, ends[i]);
+
+		if (e == NULL || !e->live || e->cur.version == 0 ||
+		    e->digests == NULL)
+			continue;
+		if (session_patch_edge(s, e, NULL, 0, ids, n,
+		    &changed[i]) == -1 &&
+		    session_refresh_edge(s, e, &changed[i]) == -1)
+			changed[i] = false;
+		else if (s->cfg.check_patch)
+			session_check_patch(s, e);
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing versions: %s", err.message);
+		goto out;
+	}
+	log_debug("session", "rebuilt %zu tunnel(s) in %zu edge(s)", n,
+	    n_ends);
+	for (size_t i = 0; i < n_ends; i++) {
+		struct edge *e = session_edge_find(s, ends[i]);
+
+		if (changed[i] && e != NULL)
+			session_push(s, e);
+	}
+	goto out;
+oom:
+	/* Without memory for the sets: recompile the ends instead. */
+	for (size_t i = 0; i < n; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(s->topo, ids[i]);
+
+		if (t != NULL) {
+			session_mark_dirty(s, t->site_a);
+			session_mark_dirty(s, t->site_b);
+		}
+	}
+	session_arm_flush(s);
+out:
+	free(changed);
+	free(ends);
 	free(ids);
 }
 
@@ -2435,6 +2521,7 @@ session_tick(struct sessions *s)
 			session_recompile(s);
 		s->flush_at = 0;
 		session_rebuild(s);
+		session_retunnel(s);
 	}
 	if (now >= s->next_ack_flush) {
 		session_flush_acks(s);
@@ -3067,6 +3154,7 @@ session_free(struct sessions *s)
 	free(s->pending_rekey);
 	free(s->dirty);
 	free(s->rebuild);
+	free(s->retunnel);
 	if (s->efd != -1)
 		close(s->efd);
 	pthread_mutex_destroy(&s->lock);

@@ -85,19 +85,24 @@ converged "$a" "$b" "$c"
 step "readdress c" PATCH "/api/v1/sites/$c/links/inet" '{"address":"198.51.100.3"}'
 step "prefix on d" POST "/api/v1/sites/$d/prefixes" '{"prefix":"10.44.0.0/16"}'
 # An operator rekey of the a-b tunnel, run to its end by the edges: its
-# new SPIs reach both intents by a patch.
+# new SPIs reach both intents by a patch of that one tunnel.
 [ "$(api GET "/api/v1/tunnels?site=$a")" = 200 ] || fail "GET /tunnels?site=a"
 tid=$(jq -r --argjson b "$b" '[.tunnels[] | select(.site_a == $b or .site_b == $b)][0].id' "$T/out")
 [ -n "$tid" ] && [ "$tid" != null ] || fail "no a-b tunnel: $(cat "$T/out")"
 k=$(compiles)
+r=$(grep -c "rebuilt 1 tunnel(s) in 2 edge(s)" "$T/ctld.log")
 st=$(api POST "/api/v1/tunnels/$tid/rekey")
 [ "$st" = 202 ] || fail "rekey gave $st: $(cat "$T/out")"
 for n in a b; do
 	wait_for 10 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=retire " ||
 		fail "$n: rekey of tunnel $tid did not finish: $(grep "tunnel=$tid" "$T/$n.log")"
 done
-after_compile "$k" "rekey"
+# (the two directions may go active in one flush or in two)
+wait_for 10 "$T/ctld.log" "rebuilt 1 tunnel\\(s\\) in 2 edge\\(s\\)" || fail "the rekeyed tunnel was not rebuilt"
+[ "$(grep -c "rebuilt 1 tunnel(s) in 2 edge(s)" "$T/ctld.log")" -gt "$r" ] || fail "no tunnel rebuild for the rekey"
+[ "$(compiles)" = "$k" ] || fail "a rekey recompiled sites instead of rebuilding one tunnel"
 converged "$a" "$b" "$c"
+wait_for 5 "$T/b.log" "^  upsert tunnel=$tid " || fail "b: no delta with the new SPIs"
 step "delete e" DELETE "/api/v1/sites/$e"
 step "revoke f" PATCH "/api/v1/sites/$f" '{"revoked":true}'
 
