@@ -1738,6 +1738,19 @@ rpc_server_free(struct rpc_server *srv)
 		    &srv->shutdown_tag);
 		grpc_server_cancel_all_calls(srv->server);
 		loop_drain(&srv->lp, srv_drained);
+	} else if (srv->port > 0) {
+		/* Start failed after the first port was bound: gRPC refuses
+		 * to destroy a server with a listener that was not shut down,
+		 * even one that never ran.  Nothing else is queued yet. */
+		grpc_event ev;
+
+		grpc_server_shutdown_and_notify(srv->server, srv->lp.cq,
+		    &srv->shutdown_tag);
+		do
+			ev = grpc_completion_queue_next(srv->lp.cq,
+			    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		while (ev.type == GRPC_OP_COMPLETE &&
+		    ev.tag != &srv->shutdown_tag);
 	}
 	if (srv->server != NULL)
 		grpc_server_destroy(srv->server);

@@ -4,10 +4,15 @@
  * checks that need no network.
  */
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "lib/log.h"
@@ -100,6 +105,46 @@ test_bad_options(void **state)
 	rpc_client_free(NULL);
 }
 
+/*
+ * The session port binds, the enrollment port is taken: start fails with
+ * the rpc layer's own error and freeing the half-started server returns
+ * (gRPC used to abort: "ShutdownCalled() || listeners_.empty()").
+ */
+static void
+test_second_port_taken(void **state)
+{
+	struct rpc_server_opts so;
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	char busy[32];
+	int fd;
+
+	(void)state;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	snprintf(busy, sizeof(busy), "127.0.0.1:%u", ntohs(sin.sin_port));
+
+	memset(&so, 0, sizeof(so));
+	so.listen = "127.0.0.1:0";
+	so.enroll_listen = busy;
+	so.insecure = true;
+	{
+		struct rpc_server *srv = rpc_server_new(&so);
+
+		assert_non_null(srv);
+		assert_int_equal(rpc_server_start(srv), -1);
+		assert_true(rpc_server_port(srv, false) > 0);
+		rpc_server_free(srv);
+	}
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -108,6 +153,7 @@ main(void)
 		cmocka_unit_test(test_backoff_spread),
 		cmocka_unit_test(test_close_reason_names),
 		cmocka_unit_test(test_bad_options),
+		cmocka_unit_test(test_second_port_taken),
 	};
 
 	log_init("test_rpc", true);
