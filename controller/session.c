@@ -1831,6 +1831,29 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	    MSG_REKEY_STEP_INSTALL_INBOUND, reason, ne.spi);
 }
 
+/*
+ * Many new epochs at once (a site's tunnels, a time scan) go into the
+ * store in one transaction, not one synced commit each: thousands of
+ * rekeys on a large mesh would otherwise spend seconds in fsync.  If the
+ * commit fails, the cache is reloaded from the store, so the epochs that
+ * did not land are forgotten and start again at the next scan.
+ */
+static void
+session_rekey_batch(struct sessions *s, bool begin)
+{
+	struct model_error err = { 0 };
+
+	if (begin) {
+		if (store_begin(s->st, &err) == -1)
+			log_warnx("session: rekeys: %s", err.message);
+		return;
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing new SA epochs: %s", err.message);
+		session_load_epochs(s);
+	}
+}
+
 /* Rotate both directions of every tunnel of site_id. */
 static void
 session_rekey_site(struct sessions *s, uint64_t site_id,
@@ -1840,6 +1863,7 @@ session_rekey_site(struct sessions *s, uint64_t site_id,
 
 	if (e == NULL || !e->live)
 		return;
+	session_rekey_batch(s, true);
 	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
 		const struct model_tunnel *t = topo_tunnel_get(s->topo,
 		    e->cur.tunnels[i].id);
@@ -1849,6 +1873,7 @@ session_rekey_site(struct sessions *s, uint64_t site_id,
 		session_rekey_start(s, t, t->site_a, reason);
 		session_rekey_start(s, t, t->site_b, reason);
 	}
+	session_rekey_batch(s, false);
 }
 
 static void
@@ -2001,6 +2026,7 @@ session_rekey_scan(struct sessions *s)
 
 	if (life == 0)
 		return;
+	session_rekey_batch(s, true);
 	for (size_t i = 0; i < s->n_epochs; i++) {
 		const struct model_epoch *x = &s->epochs[i];
 		const struct model_tunnel *t;
@@ -2012,6 +2038,7 @@ session_rekey_scan(struct sessions *s)
 			session_rekey_start(s, t, x->sender_site,
 			    MSG_REKEY_REASON_TIME);
 	}
+	session_rekey_batch(s, false);
 }
 
 /* ------------------------------------------------------------------ */
