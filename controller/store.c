@@ -31,12 +31,23 @@
 #define STORE_TOKEN_TTL_MAX 2592000  /* 30 days */
 #define STORE_AUDIT_LIMIT_MAX 10000
 
+#define STORE_STMT_CACHE 64
+
+/* A prepared statement kept for the next use of the same query text. */
+struct store_stmt {
+	const char *sql;        /* the caller's literal: compared by address */
+	void *stmt;
+	bool busy;
+};
+
 struct store {
 	const struct store_backend *be;
 	void *conn;
 	int depth;              /* transaction nesting */
 	bool failed;            /* an inner step failed: roll back at the end */
 	int schema;
+	struct store_stmt cache[STORE_STMT_CACHE];
+	size_t n_cache;
 };
 
 /* ---- migrations ------------------------------------------------------- */
@@ -199,6 +210,52 @@ store_vbind(struct store *st, void *stmt, const char *fmt, va_list ap)
 	return rc;
 }
 
+/*
+ * Statements are prepared once per query text and kept: parsing the SQL
+ * again for every row written was a fifth of a large recompile.  Queries
+ * are string literals, so the text's address identifies them.  A
+ * statement still in use (a query run while another of the same text is
+ * open) gets a private one that is finalized when done.
+ */
+static int
+store_stmt_get(struct store *st, const char *sql, void **stmt)
+{
+	struct store_stmt *c;
+
+	for (size_t i = 0; i < st->n_cache; i++) {
+		c = &st->cache[i];
+		if (c->sql == sql && !c->busy) {
+			c->busy = true;
+			*stmt = c->stmt;
+			return 0;
+		}
+	}
+	if (st->be->prepare(st->conn, sql, stmt) == -1)
+		return -1;
+	if (st->n_cache < STORE_STMT_CACHE) {
+		c = &st->cache[st->n_cache++];
+		c->sql = sql;
+		c->stmt = *stmt;
+		c->busy = true;
+	}
+	return 0;
+}
+
+/* Done with a statement from store_stmt_get (NULL safe). */
+static void
+store_stmt_done(struct store *st, void *stmt)
+{
+	if (stmt == NULL)
+		return;
+	for (size_t i = 0; i < st->n_cache; i++)
+		if (st->cache[i].stmt == stmt) {
+			(void)st->be->reset(stmt);
+			st->cache[i].busy = false;
+			return;
+		}
+	st->be->finalize(stmt);
+}
+
 /* Prepare sql and bind; NULL (err set) on failure. */
 static void *
 store_prep(struct store *st, struct model_error *err, const char *sql,
@@ -208,7 +265,7 @@ store_prep(struct store *st, struct model_error *err, const char *sql,
 	va_list ap;
 	int rc;
 
-	if (st->be->prepare(st->conn, sql, &stmt) == -1) {
+	if (store_stmt_get(st, sql, &stmt) == -1) {
 		store_internal(err, "preparing a query");
 		return NULL;
 	}
@@ -216,7 +273,7 @@ store_prep(struct store *st, struct model_error *err, const char *sql,
 	rc = store_vbind(st, stmt, fmt, ap);
 	va_end(ap);
 	if (rc == -1) {
-		st->be->finalize(stmt);
+		store_stmt_done(st, stmt);
 		store_internal(err, "binding a query");
 		return NULL;
 	}
@@ -236,17 +293,17 @@ store_run(struct store *st, struct model_error *err, const char *sql,
 	enum store_step r;
 	int rc;
 
-	if (st->be->prepare(st->conn, sql, &stmt) == -1)
+	if (store_stmt_get(st, sql, &stmt) == -1)
 		return store_internal(err, "preparing a statement");
 	va_start(ap, fmt);
 	rc = store_vbind(st, stmt, fmt, ap);
 	va_end(ap);
 	if (rc == -1) {
-		st->be->finalize(stmt);
+		store_stmt_done(st, stmt);
 		return store_internal(err, "binding a statement");
 	}
 	r = st->be->step(stmt);
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r == STORE_STEP_DONE)
 		return 0;
 	if (r == STORE_STEP_CONSTRAINT)
@@ -264,13 +321,13 @@ store_get_int(struct store *st, struct model_error *err, int64_t *out,
 	enum store_step r;
 	int rc;
 
-	if (st->be->prepare(st->conn, sql, &stmt) == -1)
+	if (store_stmt_get(st, sql, &stmt) == -1)
 		return store_internal(err, "preparing a query");
 	va_start(ap, fmt);
 	rc = store_vbind(st, stmt, fmt, ap);
 	va_end(ap);
 	if (rc == -1) {
-		st->be->finalize(stmt);
+		store_stmt_done(st, stmt);
 		return store_internal(err, "binding a query");
 	}
 	r = st->be->step(stmt);
@@ -280,7 +337,7 @@ store_get_int(struct store *st, struct model_error *err, int64_t *out,
 	if (r == STORE_STEP_ROW)
 		*out = st->be->column_is_null(stmt, 0) ? 0 :
 		    st->be->column_int(stmt, 0);
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
 		return store_internal(err, "reading");
 	return 0;
@@ -386,7 +443,7 @@ store_meta_get_u64(struct store *st, const char *key, uint64_t dflt,
 	    util_parse_u64(st->be->column_text(stmt, 0), 0, INT64_MAX,
 	    out) == -1)
 		r = STORE_STEP_ERROR;
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
 		return store_internal(err, "reading settings");
 	return 0;
@@ -507,6 +564,8 @@ store_close(struct store *st)
 		return;
 	while (st->depth > 0)
 		store_rollback(st);
+	for (size_t i = 0; i < st->n_cache; i++)
+		st->be->finalize(st->cache[i].stmt);
 	st->be->close(st->conn);
 	free(st);
 }
@@ -618,7 +677,7 @@ store_policy_get(struct store *st, struct model_policy *out,
 		    &p.pool, "pool", NULL) == 0)
 			rc = 0;
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (rc == -1)
 		return store_internal(err, "reading the policy");
 	*out = p;
@@ -686,7 +745,7 @@ store_crypto_get(struct store *st, struct model_crypto *out,
 		out->rekey_packets = (uint64_t)st->be->column_int(stmt, 4);
 		rc = 0;
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	return rc == 0 ? 0 : store_internal(err, "reading the crypto profile");
 }
 
@@ -759,7 +818,7 @@ store_asn_assign(struct store *st, uint32_t *asn, struct model_error *err)
 			break;
 		want = used + 1;
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
 		return store_internal(err, "reading ASNs");
 	if (want > p.asn_max)
@@ -933,7 +992,7 @@ store_collect(struct store *st, void *stmt, size_t elem, size_t first,
 		v = nv;
 		row(st, stmt, v + cnt++ * elem);
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_DONE) {
 		char doing[64];
 
@@ -987,7 +1046,7 @@ store_site_links(struct store *st, struct model_site *s,
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW &&
 	    s->n_links < MODEL_LINKS_MAX)
 		store_link_row(st, stmt, 0, &s->links[s->n_links++]);
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_DONE && r != STORE_STEP_ROW)
 		return store_internal(err, "reading links");
 	return 0;
@@ -1007,7 +1066,7 @@ store_site_get_where(struct store *st, const char *sql, const char *fmt,
 	r = st->be->step(stmt);
 	if (r == STORE_STEP_ROW)
 		store_site_row(st, stmt, out);
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r == STORE_STEP_DONE) {
 		if (name != NULL)
 			return model_error_set(err, MODEL_E_NOT_FOUND, "site",
@@ -1071,7 +1130,7 @@ store_site_list(struct store *st, struct model_site **out, size_t *n,
 		if (s != NULL && s->n_links < MODEL_LINKS_MAX)
 			store_link_row(st, stmt, 1, &s->links[s->n_links++]);
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_DONE)
 		goto fail;
 	*out = v;
@@ -1208,7 +1267,7 @@ store_prefix_add_tx(struct store *st, uint64_t site_id,
 			    (long long)st->be->column_int(stmt, 0));
 		}
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (rc != 0)
 		return -1;
 	if (r != STORE_STEP_DONE)
@@ -1388,7 +1447,7 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 		if (added[i].id < stored_next &&
 		    store_each_id(st, del, &added[i].id, 1) == -1)
 			rc = -1;
-	st->be->finalize(del);
+	store_stmt_done(st, del);
 	if (rc == -1)
 		return store_internal(err, "removing tunnels");
 	ins = store_prep(st, err, "INSERT INTO tunnels (id, site_a, link_a, "
@@ -1419,7 +1478,7 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 		else if (r != STORE_STEP_DONE)
 			rc = store_internal(err, "adding tunnels");
 	}
-	st->be->finalize(ins);
+	store_stmt_done(st, ins);
 	if (rc != 0)
 		return -1;
 	return store_meta_set_u64(st, "next_tunnel_id", next_id, err);
@@ -1514,7 +1573,7 @@ store_edge_get(struct store *st, uint64_t site_id,
 	} else if (r != STORE_STEP_DONE) {
 		rc = -1;
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	return rc == 0 ? 0 : store_internal(err, "reading edge state");
 }
 
@@ -1730,7 +1789,7 @@ store_enroll_consume_tx(struct store *st, const char *hash, uint64_t site_id,
 		expires = st->be->column_int(stmt, 1);
 		used = st->be->column_int(stmt, 2);
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
 		return store_internal(err, "reading a token");
 	if (r == STORE_STEP_DONE || used != 0 || now >= expires ||
@@ -1805,7 +1864,7 @@ store_enroll_token_state(struct store *st, const char *token,
 		else
 			*state = STORE_TOKEN_VALID;
 	}
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
 		return store_internal(err, "reading a token");
 	return 0;
@@ -1874,7 +1933,7 @@ store_api_token_check(struct store *st, const char *token,
 	r = st->be->step(stmt);
 	if (r == STORE_STEP_ROW)
 		store_api_token_row(st, stmt, out);
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r == STORE_STEP_DONE)
 		return model_error_set(err, MODEL_E_TOKEN, "token",
 		    "unknown API token");
@@ -1987,7 +2046,7 @@ store_audit_list(struct store *st, uint64_t after_id, size_t limit,
 	}
 	if (cnt == limit)
 		r = STORE_STEP_DONE;
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_DONE) {
 		model_audit_free_array(v, cnt);
 		return store_internal(err, "reading the audit log");
@@ -2056,7 +2115,7 @@ store_kv_get(struct store *st, const char *key, char *value, size_t valuesz,
 	    valuesz) == -1)
 		rc = model_error_set(err, MODEL_E_INVALID, "value",
 		    "setting %s does not fit the buffer", key);
-	st->be->finalize(stmt);
+	store_stmt_done(st, stmt);
 	if (rc != 0)
 		return -1;
 	if (r == STORE_STEP_DONE)
