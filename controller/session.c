@@ -77,6 +77,7 @@ struct edge {
 	uint64_t site_id;
 	bool live;                  /* has intent (exists, not revoked) */
 	struct msg_intent cur;      /* cur.version == 0: none built */
+	size_t cur_cap;             /* room in cur.tunnels (>= n_tunnels) */
 	uint8_t cur_hash[MSG_HASH_LEN];
 	uint8_t *digests;           /* per tunnel of cur, same order (pbconv) */
 	struct hist *hist;          /* ring of cfg.intent_history entries */
@@ -246,6 +247,17 @@ session_hist_clear(struct edge *e)
 	}
 	e->hist_len = 0;
 	e->hist_head = 0;
+}
+
+/* Forget e's current intent (its version stays in the store). */
+static void
+session_cur_drop(struct edge *e)
+{
+	msg_intent_free(&e->cur);
+	memset(&e->cur, 0, sizeof(e->cur));
+	e->cur_cap = 0;
+	free(e->digests);
+	e->digests = NULL;
 }
 
 static void
@@ -1022,9 +1034,9 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 		msg_intent_free(&next);
 		return -1;
 	}
-	msg_intent_free(&e->cur);
-	free(e->digests);
+	session_cur_drop(e);
 	e->cur = next;
+	e->cur_cap = next.n_tunnels;
 	e->digests = digests;
 	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
 	/* Without a previous intent the changes are unknown: the version
@@ -1136,19 +1148,21 @@ session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
 	struct msg_tunnel *cur = e->cur.tunnels;
 	size_t nt = topo_edge_tunnel_count(s->topo, e->site_id);
 	size_t nc = e->cur.n_tunnels, nch = 0, cap_ch = 0, n_rem = 0;
-	size_t i = 0, k = 0, w, need;
+	size_t i = 0, k = 0, x = 0, w, need;
+	uint64_t *tid = NULL, v;
 	uint8_t hash[MSG_HASH_LEN];
-	uint64_t v;
 
 	*changed = false;
 	session_params(s, &lk, &p);
+	/* The edge's tunnels as compiled now: ids, then their peers. */
+	if (nt > 0 && ((tid = calloc(nt, 2 * sizeof(*tid))) == NULL ||
+	    topo_edge_tunnels(s->topo, e->site_id, tid, tid + nt, nt) != nt))
+		goto fail;
 	while (i < nt || k < nc) {
-		uint64_t id = UINT64_MAX, peer = 0;
+		uint64_t id = i < nt ? tid[i] : UINT64_MAX;
+		uint64_t peer = i < nt ? tid[nt + i] : 0;
 		bool is_new, same;
 
-		if (i < nt && topo_edge_tunnel(s->topo, e->site_id, i, &id,
-		    &peer) == -1)
-			goto fail;
 		if (k < nc && cur[k].id < id) {
 			if (session_change_add(&ch, &nch, &cap_ch, cur[k].id,
 			    INTENT_OP_REMOVE) == -1)
@@ -1158,8 +1172,11 @@ session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
 			continue;
 		}
 		is_new = k == nc || cur[k].id != id;
-		if (is_new || session_id_in(peers, n_peers, peer) ||
-		    session_id_in(ids, n_ids, id)) {
+		/* ids and the edge's tunnels are both sorted: walk along. */
+		while (x < n_ids && ids[x] < id)
+			x++;
+		if (is_new || (x < n_ids && ids[x] == id) ||
+		    session_id_in(peers, n_peers, peer)) {
 			if (session_built_add(s, e, &p, i,
 			    is_new ? NULL : &cur[k], is_new ? &add : &chg,
 			    &same) == -1)
@@ -1172,6 +1189,8 @@ session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
 		if (!is_new)
 			k++;
 	}
+	free(tid);
+	tid = NULL;
 	if (nch == 0) {
 		session_built_free(&chg, true);
 		session_built_free(&add, true);
@@ -1180,11 +1199,18 @@ session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
 	/* Room first, then the version: after it nothing can fail. */
 	need = nc - n_rem + add.n;
 	if (need > nc) {
+		/* With room to spare: growing a 1 MiB array by one tunnel
+		 * per edge on every site added was copying a gigabyte. */
+		size_t cap = need + need / 4 + 8;
 		void *np;
 
-		if ((np = realloc(e->cur.tunnels, need * sizeof(*cur))) == NULL)
-			goto fail;
-		e->cur.tunnels = cur = np;
+		if (need > e->cur_cap) {
+			if ((np = realloc(e->cur.tunnels, cap * sizeof(*cur))) ==
+			    NULL)
+				goto fail;
+			e->cur.tunnels = cur = np;
+			e->cur_cap = cap;
+		}
 		if ((np = realloc(e->digests, need * MSG_HASH_LEN)) == NULL)
 			goto fail;
 		e->digests = np;
@@ -1236,9 +1262,7 @@ session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
 		/* Only memory can fail here: start over, the edge gets a
 		 * snapshot of a whole rebuild. */
 		free(ch);
-		msg_intent_free(&e->cur);
-		free(e->digests);
-		e->digests = NULL;
+		session_cur_drop(e);
 		return session_refresh_edge(s, e, changed);
 	}
 	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
@@ -1249,6 +1273,7 @@ fail:
 	session_built_free(&chg, true);
 	session_built_free(&add, true);
 	free(ch);
+	free(tid);
 	return -1;
 }
 
@@ -1401,18 +1426,16 @@ session_restore_edge(struct sessions *s, struct edge *e)
 		    e->cur_hash) == 0 &&
 		    memcmp(e->cur_hash, st.conv_hash, MSG_HASH_LEN) == 0) {
 			/* Remember the version's hash: deltas start here. */
+			e->cur_cap = e->cur.n_tunnels;
 			session_hist_push(s, e, NULL, 0, false, true);
 			model_edge_state_clear(&st);
 			log_debug("session", "site %" PRIu64 ": version %" PRIu64
 			    " still current", e->site_id, e->cur.version);
 			return 0;
 		}
-		msg_intent_free(&e->cur);
-		free(e->digests);
-		e->digests = NULL;
 	}
 	model_edge_state_clear(&st);
-	memset(&e->cur, 0, sizeof(e->cur));
+	session_cur_drop(e);
 	return session_refresh_edge(s, e, &changed);
 }
 
@@ -2059,9 +2082,7 @@ session_site_gone(struct sessions *s, uint64_t id)
 		rpc_stream_close(e->stream, RPC_PERMISSION_DENIED,
 		    ms && ms->revoked ? "site revoked" : "site deleted");
 	}
-	msg_intent_free(&e->cur);
-	free(e->digests);
-	e->digests = NULL;
+	session_cur_drop(e);
 	session_hist_clear(e);
 	e->n_keys = 0;
 }

@@ -1412,19 +1412,23 @@ topo_edge_tunnel_count(const struct topo_output *t, uint64_t site_id)
 	return s == TOPO_NONE ? 0 : t->sites[s].tl.n;
 }
 
-int
-topo_edge_tunnel(const struct topo_output *t, uint64_t site_id, size_t i,
-    uint64_t *tunnel_id, uint64_t *peer_site_id)
+size_t
+topo_edge_tunnels(const struct topo_output *t, uint64_t site_id,
+    uint64_t *tunnel_ids, uint64_t *peer_site_ids, size_t max)
 {
 	uint32_t s = topo_site_slot(t, site_id);
-	const struct topo_tun *tt;
+	size_t n;
 
-	if (s == TOPO_NONE || i >= t->sites[s].tl.n)
-		return -1;
-	tt = &t->tun[t->sites[s].tl.v[i]];
-	*tunnel_id = tt->t.id;
-	*peer_site_id = t->sites[tt->sa == s ? tt->sb : tt->sa].s.id;
-	return 0;
+	if (s == TOPO_NONE)
+		return 0;
+	n = t->sites[s].tl.n < max ? t->sites[s].tl.n : max;
+	for (size_t i = 0; i < n; i++) {
+		const struct topo_tun *tt = &t->tun[t->sites[s].tl.v[i]];
+
+		tunnel_ids[i] = tt->t.id;
+		peer_site_ids[i] = t->sites[tt->sa == s ? tt->sb : tt->sa].s.id;
+	}
+	return n;
 }
 
 int

@@ -150,10 +150,11 @@ size_t topo_edge_tunnel_count(const struct topo_output *t, uint64_t site_id);
 /* i-th tunnel of an edge, ordered by tunnel id; 0 or -1 if out of range. */
 int topo_edge_view(const struct topo_output *t, uint64_t site_id, size_t i,
     struct topo_view *v);
-/* The id and peer of the i-th tunnel of an edge without building its view
- * (no formatting: cheap enough to walk every tunnel of every edge). */
-int topo_edge_tunnel(const struct topo_output *t, uint64_t site_id, size_t i,
-    uint64_t *tunnel_id, uint64_t *peer_site_id);
+/* The ids and peers of an edge's tunnels (at most max, in id order)
+ * without building views: cheap enough to walk every tunnel of every
+ * edge.  Returns how many were written. */
+size_t topo_edge_tunnels(const struct topo_output *t, uint64_t site_id,
+    uint64_t *tunnel_ids, uint64_t *peer_site_ids, size_t max);
 
 /*
  * Normalised text dump: policy summary, then each edge (by id) with each
