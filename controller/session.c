@@ -22,6 +22,7 @@
  */
 #include "controller/session.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -615,7 +616,7 @@ session_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
 {
 	uint64_t *a;
 
-	if (*n == *cap) {
+	if (*v == NULL || *n >= *cap) {
 		if ((a = util_grow(*v, cap, *n + 1, sizeof(*a), 64)) == NULL)
 			return -1;
 		*v = a;
@@ -1230,6 +1231,7 @@ session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
 			msg_tunnel_free(&cur[r]);
 			if (ch[j].op == INTENT_OP_REMOVE)
 				continue;
+			assert(c < chg.n); /* one built tunnel per change */
 			cur[r] = chg.t[c];
 			memcpy(e->digests + r * MSG_HASH_LEN,
 			    chg.dg + c++ * MSG_HASH_LEN, MSG_HASH_LEN);
