@@ -1516,6 +1516,231 @@ test_apply_delta(void **state)
 	msg_intent_free(&m);
 }
 
+/* A delta from version 42 to 43 with copies of the given tunnels. */
+static void
+make_delta(struct msg_intent_delta *d, const uint64_t *rm, size_t n_rm,
+    const uint64_t *up, size_t n_up)
+{
+	memset(d, 0, sizeof(*d));
+	d->from_version = 42;
+	d->version = 43;
+	if (n_rm > 0) {
+		d->remove = calloc(n_rm, sizeof(*d->remove));
+		assert_non_null(d->remove);
+		memcpy(d->remove, rm, n_rm * sizeof(*rm));
+		d->n_remove = n_rm;
+	}
+	if (n_up > 0) {
+		d->upsert = calloc(n_up, sizeof(*d->upsert));
+		assert_non_null(d->upsert);
+		for (size_t i = 0; i < n_up; i++) {
+			fill_tunnel(&d->upsert[i], up[i], true);
+			d->upsert[i].mtu = 1280;	/* differs from fill */
+		}
+		d->n_upsert = n_up;
+	}
+}
+
+/*
+ * What applying d to m must give, built the obvious way: old tunnels in
+ * their order (removed ones left out, upserted ones replaced), then the new
+ * upserts in the delta's order.
+ */
+static void
+expected_apply(const struct msg_intent *m, const struct msg_intent_delta *d,
+    struct msg_intent *out)
+{
+	size_t n = 0;
+
+	assert_int_equal(msg_intent_copy(out, m), 0);
+	for (size_t i = 0; i < out->n_tunnels; i++)
+		msg_tunnel_free(&out->tunnels[i]);
+	free(out->tunnels);
+	out->tunnels = calloc(m->n_tunnels + d->n_upsert + 1,
+	    sizeof(*out->tunnels));
+	assert_non_null(out->tunnels);
+	for (size_t i = 0; i < m->n_tunnels; i++) {
+		const struct msg_tunnel *src = &m->tunnels[i];
+		bool removed = false;
+
+		for (size_t k = 0; k < d->n_remove; k++)
+			removed |= d->remove[k] == src->id;
+		for (size_t j = 0; j < d->n_upsert; j++)
+			if (d->upsert[j].id == src->id)
+				src = &d->upsert[j];
+		if (!removed)
+			assert_int_equal(msg_tunnel_copy(&out->tunnels[n++],
+			    src), 0);
+	}
+	for (size_t j = 0; j < d->n_upsert; j++)
+		if (msg_intent_find_tunnel(m, d->upsert[j].id) == NULL)
+			assert_int_equal(msg_tunnel_copy(&out->tunnels[n++],
+			    &d->upsert[j]), 0);
+	out->n_tunnels = n;
+	if (d->has_site) {
+		msg_site_free(&out->site);
+		assert_int_equal(msg_site_copy(&out->site, &d->site), 0);
+	}
+	out->version = d->version;
+}
+
+/* Apply must succeed and give what expected_apply() builds. */
+static void
+assert_applies(struct msg_intent *m, const struct msg_intent_delta *d)
+{
+	struct msg_intent want;
+	char err[PBCONV_ERR_LEN];
+
+	expected_apply(m, d, &want);
+	if (msg_intent_apply_delta(m, d, err, sizeof(err)) != 0)
+		fail_msg("apply: %s", err);
+	assert_intent_equal(m, &want);
+	msg_intent_free(&want);
+}
+
+/* The intent's own bytes and its tunnel array's, pointers included. */
+struct raw_intent {
+	struct msg_intent m;
+	struct msg_tunnel *t;
+};
+
+static void
+raw_save(struct raw_intent *r, const struct msg_intent *m)
+{
+	r->m = *m;
+	r->t = calloc(m->n_tunnels + 1, sizeof(*r->t));
+	assert_non_null(r->t);
+	memcpy(r->t, m->tunnels, m->n_tunnels * sizeof(*r->t));
+}
+
+/* A refused delta: err as expected, *m byte for byte as before. */
+static void
+assert_refused(struct msg_intent *m, const struct msg_intent_delta *d,
+    const char *want_err)
+{
+	struct raw_intent r;
+	char err[PBCONV_ERR_LEN];
+
+	raw_save(&r, m);
+	assert_int_equal(msg_intent_apply_delta(m, d, err, sizeof(err)), -1);
+	assert_string_equal(err, want_err);
+	assert_memory_equal(m, &r.m, sizeof(*m));
+	assert_memory_equal(m->tunnels, r.t, m->n_tunnels * sizeof(*r.t));
+	free(r.t);
+}
+
+static void
+test_apply_delta_cases(void **state)
+{
+	static const uint64_t rm25[] = { 2, 5 }, up3_10_11[] = { 3, 10, 11 };
+	static const uint64_t all[] = { 1, 2, 3, 4, 5, 6 }, id20[] = { 20 };
+	static const uint64_t id2[] = { 2 }, id1_2[] = { 1, 2 };
+	struct msg_intent m, want;
+	struct msg_intent_delta d;
+	uint8_t h1[MSG_HASH_LEN], h2[MSG_HASH_LEN];
+
+	/* Remove and upsert in one delta: order kept, new ones last. */
+	fill_intent(&m, 6);
+	make_delta(&d, rm25, 2, up3_10_11, 3);
+	assert_applies(&m, &d);
+	assert_int_equal(m.n_tunnels, 6);
+	assert_int_equal(m.tunnels[0].id, 1);
+	assert_int_equal(m.tunnels[1].id, 3);
+	assert_int_equal(m.tunnels[1].mtu, 1280);
+	assert_int_equal(m.tunnels[2].id, 4);
+	assert_int_equal(m.tunnels[3].id, 6);
+	assert_int_equal(m.tunnels[4].id, 10);
+	assert_int_equal(m.tunnels[5].id, 11);
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/* Remove every tunnel: an intent with none, hashed like one. */
+	fill_intent(&m, 6);
+	make_delta(&d, all, 6, NULL, 0);
+	assert_applies(&m, &d);
+	assert_int_equal(m.n_tunnels, 0);
+	fill_intent(&want, 0);
+	want.version = 43;
+	hash_of(&m, h1);
+	hash_of(&want, h2);
+	assert_memory_equal(h1, h2, MSG_HASH_LEN);
+	msg_intent_free(&want);
+	msg_intent_delta_free(&d);
+	/* ... and from none to one again. */
+	make_delta(&d, NULL, 0, id20, 1);
+	d.from_version = 43;
+	d.version = 44;
+	assert_applies(&m, &d);
+	assert_int_equal(m.n_tunnels, 1);
+	assert_int_equal(m.tunnels[0].id, 20);
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/* Remove all and add one in the same delta. */
+	fill_intent(&m, 6);
+	make_delta(&d, all, 6, id20, 1);
+	assert_applies(&m, &d);
+	assert_int_equal(m.n_tunnels, 1);
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/* A delta that changes nothing but the version. */
+	fill_intent(&m, 3);
+	make_delta(&d, NULL, 0, NULL, 0);
+	assert_applies(&m, &d);
+	assert_int_equal(m.version, 43);
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/*
+	 * A new site without "inet": the tunnels on it are upserted onto
+	 * links the new site has (mpls_1, and "inet2", the renamed inet), so
+	 * nothing unchanged is left on the dropped link.
+	 */
+	fill_intent(&m, 3);
+	make_delta(&d, (const uint64_t[]){ 3 }, 1, id1_2, 2);
+	d.has_site = true;
+	fill_site(&d.site, 1);
+	strcpy(d.site.links[0].name, "inet2");
+	strcpy(d.upsert[0].local_link, "mpls_1");
+	strcpy(d.upsert[1].local_link, "inet2");
+	assert_applies(&m, &d);
+	assert_string_equal(m.site.links[0].name, "inet2");
+	assert_string_equal(m.tunnels[0].local_link, "mpls_1");
+	assert_string_equal(m.tunnels[1].local_link, "inet2");
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/* Refusals leave every byte of the intent as it was. */
+	fill_intent(&m, 6);
+	make_delta(&d, rm25, 2, up3_10_11, 3);
+	d.from_version = 40;
+	assert_refused(&m, &d, "from_version: 40 but the applied version "
+	    "is 42");
+	d.from_version = 42;
+	d.remove[1] = 99;
+	assert_refused(&m, &d, "remove[1]: tunnel 99 is not in the intent");
+	d.remove[1] = 5;
+	strcpy(d.upsert[2].local_link, "lte");
+	assert_refused(&m, &d, "upsert[2].local_link: \"lte\" is not a link "
+	    "of the site");
+	strcpy(d.upsert[2].local_link, "inet");
+	d.has_site = true;
+	fill_site(&d.site, 1);
+	strcpy(d.site.links[0].name, "inet2");
+	strcpy(d.upsert[0].local_link, "mpls_1");
+	strcpy(d.upsert[1].local_link, "mpls_1");
+	strcpy(d.upsert[2].local_link, "mpls_1");
+	assert_refused(&m, &d, "site.links: tunnel 1 still uses link "
+	    "\"inet\"");
+	msg_intent_delta_free(&d);
+	/* Ids named twice (an unvalidated delta) are refused, not guessed. */
+	make_delta(&d, id2, 1, id2, 1);
+	assert_refused(&m, &d, "upsert, remove: tunnel 2 named twice");
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+}
+
 /* Remove tunnels[i] from an intent, keeping the order. */
 static void
 drop_tunnel(struct msg_intent *m, size_t i)
@@ -1723,6 +1948,7 @@ main(void)
 		cmocka_unit_test(test_truncated_and_random),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_apply_delta),
+		cmocka_unit_test(test_apply_delta_cases),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_addr_helpers),
