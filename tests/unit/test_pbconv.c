@@ -1741,6 +1741,163 @@ test_apply_delta_cases(void **state)
 	msg_intent_free(&m);
 }
 
+static uint32_t
+rnd(uint32_t *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return *seed >> 16;
+}
+
+/* A random valid delta for m: removes, changed and new tunnels, and now
+ * and then a changed site. */
+static void
+random_delta(const struct msg_intent *m, uint32_t *seed, uint64_t *next_id,
+    struct msg_intent_delta *d)
+{
+	size_t n_rm = 0, n_ch = 0, n_add;
+	bool *taken;
+
+	memset(d, 0, sizeof(*d));
+	d->from_version = m->version;
+	d->version = m->version + 1 + rnd(seed) % 3;
+	taken = calloc(m->n_tunnels + 1, sizeof(*taken));
+	d->remove = calloc(m->n_tunnels + 1, sizeof(*d->remove));
+	d->upsert = calloc(m->n_tunnels + 8, sizeof(*d->upsert));
+	assert_true(taken != NULL && d->remove != NULL && d->upsert != NULL);
+	if (m->n_tunnels > 0) {
+		/* Sometimes everything goes. */
+		if (rnd(seed) % 60 == 0)
+			n_rm = m->n_tunnels;
+		else
+			n_rm = rnd(seed) % 4;
+		n_ch = rnd(seed) % 4;
+	}
+	for (size_t k = 0; k < n_rm; k++) {
+		size_t i = n_rm == m->n_tunnels ? k : rnd(seed) % m->n_tunnels;
+
+		if (taken[i])
+			continue;
+		taken[i] = true;
+		d->remove[d->n_remove++] = m->tunnels[i].id;
+	}
+	for (size_t k = 0; k < n_ch; k++) {
+		size_t i = rnd(seed) % m->n_tunnels;
+		struct msg_tunnel *t = &d->upsert[d->n_upsert];
+
+		if (taken[i])
+			continue;
+		taken[i] = true;
+		assert_int_equal(msg_tunnel_copy(t, &m->tunnels[i]), 0);
+		switch (rnd(seed) % 4) {
+		case 0:
+			t->spi_in += 1;
+			break;
+		case 1:
+			t->peer.keys[0].epoch += 10;
+			t->epoch++;
+			break;
+		case 2:
+			t->mtu = 1300 + rnd(seed) % 100;
+			break;
+		default:
+			t->peer.certificate_der.data[5] ^= 0x10;
+			break;
+		}
+		d->n_upsert++;
+	}
+	n_add = rnd(seed) % 5;
+	for (size_t k = 0; k < n_add; k++)
+		fill_tunnel(&d->upsert[d->n_upsert++], (*next_id)++,
+		    rnd(seed) % 2);
+	if (rnd(seed) % 6 == 0) {
+		d->has_site = true;
+		assert_int_equal(msg_site_copy(&d->site, &m->site), 0);
+		d->site.asn = 64512 + rnd(seed) % 1000;
+		d->site.links[0].public_port++;
+	}
+	free(taken);
+}
+
+static void
+test_hash_update(void **state)
+{
+	struct msg_intent m;
+	struct msg_intent_delta d;
+	struct pbconv_digest *dig = NULL;
+	size_t n_dig = 0;
+	uint8_t h1[MSG_HASH_LEN], h2[MSG_HASH_LEN];
+	char err[PBCONV_ERR_LEN];
+	uint32_t seed = 7;
+	uint64_t next_id = 100;
+
+	/* A snapshot: every tunnel digested. */
+	fill_intent(&m, 20);
+	assert_int_equal(pbconv_intent_hash_update(&m, NULL, &dig, &n_dig,
+	    h1), 0);
+	assert_int_equal(n_dig, 20);
+	hash_of(&m, h2);
+	assert_memory_equal(h1, h2, MSG_HASH_LEN);
+
+	/* Random deltas: the kept digests give the full hash every time. */
+	for (int round = 0; round < 300; round++) {
+		random_delta(&m, &seed, &next_id, &d);
+		if (msg_validate_intent_delta(&d, err, sizeof(err)) != 0)
+			fail_msg("round %d: delta: %s", round, err);
+		assert_applies(&m, &d);
+		if (pbconv_intent_hash_update(&m, &d, &dig, &n_dig, h1) != 0)
+			fail_msg("round %d: update failed", round);
+		hash_of(&m, h2);
+		assert_memory_equal(h1, h2, MSG_HASH_LEN);
+		assert_int_equal(n_dig, m.n_tunnels);
+		msg_intent_delta_free(&d);
+	}
+
+	/*
+	 * Digests out of step with the state are refused and dropped: a
+	 * delta applied without updating them (its new tunnel has no digest
+	 * when the next delta comes), and a state whose version is not the
+	 * delta's.  A snapshot-style call starts over.
+	 */
+	make_delta(&d, NULL, 0, (const uint64_t[]){ next_id++ }, 1);
+	d.from_version = m.version;
+	d.version = m.version + 1;
+	assert_applies(&m, &d);
+	msg_intent_delta_free(&d);
+	make_delta(&d, NULL, 0, NULL, 0);
+	d.from_version = m.version;
+	d.version = m.version + 1;
+	assert_applies(&m, &d);
+	assert_int_equal(pbconv_intent_hash_update(&m, &d, &dig, &n_dig, h1),
+	    -1);
+	assert_null(dig);
+	assert_int_equal(n_dig, 0);
+	assert_int_equal(pbconv_intent_hash_update(&m, NULL, &dig, &n_dig,
+	    h1), 0);
+	hash_of(&m, h2);
+	assert_memory_equal(h1, h2, MSG_HASH_LEN);
+	d.version = m.version + 1;
+	assert_int_equal(pbconv_intent_hash_update(&m, &d, &dig, &n_dig, h1),
+	    -1);
+	assert_null(dig);
+	msg_intent_delta_free(&d);
+
+	/* A removed id without a digest; an invalid intent. */
+	assert_int_equal(pbconv_intent_hash_update(&m, NULL, &dig, &n_dig,
+	    h1), 0);
+	make_delta(&d, (const uint64_t[]){ 999999 }, 1, NULL, 0);
+	d.from_version = m.version;
+	d.version = m.version;
+	assert_int_equal(pbconv_intent_hash_update(&m, &d, &dig, &n_dig, h1),
+	    -1);
+	assert_null(dig);
+	msg_intent_delta_free(&d);
+	m.version = 0;
+	assert_int_equal(pbconv_intent_hash_update(&m, NULL, &dig, &n_dig,
+	    h1), -1);
+	assert_null(dig);
+	msg_intent_free(&m);
+}
+
 /* Remove tunnels[i] from an intent, keeping the order. */
 static void
 drop_tunnel(struct msg_intent *m, size_t i)
@@ -1949,6 +2106,7 @@ main(void)
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_apply_delta),
 		cmocka_unit_test(test_apply_delta_cases),
+		cmocka_unit_test(test_hash_update),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_addr_helpers),
