@@ -101,6 +101,21 @@ util_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first)
 	return nv;
 }
 
+size_t
+util_size_class(size_t n)
+{
+	size_t top = 1, step;
+
+	if (n < 16)
+		return n;
+	while (top <= n / 2)
+		top *= 2;
+	step = top / 8;
+	if (n % step == 0 || n > SIZE_MAX - step)
+		return n;
+	return n - n % step + step;
+}
+
 int
 util_random(void *buf, size_t len)
 {

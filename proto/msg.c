@@ -1313,6 +1313,9 @@ msg_cmp_size(const void *a, const void *b)
  * contents valid) — and only then the array is changed: upserted tunnels
  * replaced where they are, removed ones compacted out with one memmove per
  * run, new ones appended.  Cost: O(n log changes) lookups, one O(n) move.
+ * Sizes are rounded with util_size_class(): the capacity is not stored, and
+ * a realloc by one tunnel per delta would otherwise move (copy into fresh,
+ * page-faulting memory) the whole array nearly every time.
  */
 int
 msg_intent_apply_delta(struct msg_intent *intent,
@@ -1414,7 +1417,8 @@ msg_intent_apply_delta(struct msg_intent *intent,
 		qsort(gone, d->n_remove, sizeof(*gone), msg_cmp_size);
 	}
 	if (nn > n_old) {
-		if ((t = realloc(intent->tunnels, nn * sizeof(*t))) == NULL)
+		t = realloc(intent->tunnels, util_size_class(nn) * sizeof(*t));
+		if (t == NULL)
 			goto nomem;
 		intent->tunnels = t;
 	}
@@ -1444,8 +1448,8 @@ msg_intent_apply_delta(struct msg_intent *intent,
 	if (nn == 0) {
 		free(intent->tunnels);
 		intent->tunnels = NULL;
-	} else if (nn < n_old && (t = realloc(intent->tunnels,
-	    nn * sizeof(*t))) != NULL) {
+	} else if (util_size_class(nn) < n_old && (t = realloc(intent->tunnels,
+	    util_size_class(nn) * sizeof(*t))) != NULL) {
 		/* Shrinking may fail harmlessly: the larger block stays. */
 		intent->tunnels = t;
 	}

@@ -1832,7 +1832,7 @@ pbconv_digests_apply(EVP_MD_CTX *ctx, const struct msg_intent_delta *d,
 	}
 	nn = n_old - d->n_remove + n_new;
 	if (nn > n_old) {
-		if ((nv = realloc(v, nn * sizeof(*v))) == NULL)
+		if ((nv = realloc(v, util_size_class(nn) * sizeof(*v))) == NULL)
 			goto out;
 		*vp = v = nv;
 	}
@@ -1864,7 +1864,9 @@ pbconv_digests_apply(EVP_MD_CTX *ctx, const struct msg_intent_delta *d,
 			v[--k] = up[--j];
 	}
 	*np = nn;
-	if (nn < n_old && nn > 0 && (nv = realloc(v, nn * sizeof(*v))) != NULL)
+	/* Sizes by util_size_class(), as msg_intent_apply_delta does. */
+	if (nn > 0 && util_size_class(nn) < n_old &&
+	    (nv = realloc(v, util_size_class(nn) * sizeof(*v))) != NULL)
 		*vp = nv;	/* shrinking may fail harmlessly */
 	rc = 0;
 out:
