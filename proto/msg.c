@@ -400,7 +400,9 @@ msg_intent_copy(struct msg_intent *dst, const struct msg_intent *src)
 	    src->ca_chain_der.len) == -1)
 		goto fail;
 	if (src->n_tunnels > 0) {
-		c.tunnels = calloc(src->n_tunnels, sizeof(*c.tunnels));
+		/* Room to grow, as msg_intent_apply_delta() sizes it. */
+		c.tunnels = calloc(util_size_class(src->n_tunnels),
+		    sizeof(*c.tunnels));
 		if (c.tunnels == NULL)
 			goto fail;
 		for (; c.n_tunnels < src->n_tunnels; c.n_tunnels++)

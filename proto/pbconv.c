@@ -410,7 +410,9 @@ pbconv_get_tunnel(const struct fieldpath *path, const PbTunnel *src,
 }
 
 /* A repeated Tunnel into a malloc'd array; on failure *out may hold part
- * of it (*n_out says how much), which the caller's free releases. */
+ * of it (*n_out says how much), which the caller's free releases.  Sized
+ * by util_size_class() like msg_intent_apply_delta() grows it, so that an
+ * edge's first deltas after a snapshot do not move the whole array. */
 static int
 pbconv_get_tunnels(const struct fieldpath *parent, const char *name,
     PbTunnel *const *src, size_t n, struct msg_tunnel **out, size_t *n_out,
@@ -423,7 +425,7 @@ pbconv_get_tunnels(const struct fieldpath *parent, const char *name,
 		return -1;
 	if (n == 0)
 		return 0;
-	if ((*out = calloc(n, sizeof(**out))) == NULL)
+	if ((*out = calloc(util_size_class(n), sizeof(**out))) == NULL)
 		return fieldpath_fail(err, errlen, "%s: out of memory",
 		    FIELDPATH_STR(p));
 	for (size_t i = 0; i < n; i++) {
