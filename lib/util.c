@@ -104,16 +104,15 @@ util_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first)
 size_t
 util_size_class(size_t n)
 {
-	size_t top = 1, step;
+	size_t step = 2;	/* an eighth of the largest power of two <= n */
 
 	if (n < 16)
 		return n;
-	while (top <= n / 2)
-		top *= 2;
-	step = top / 8;
-	if (n % step == 0 || n > SIZE_MAX - step)
+	while (step <= n / 16)
+		step *= 2;
+	if (n > SIZE_MAX - (step - 1))
 		return n;
-	return n - n % step + step;
+	return (n + step - 1) & ~(step - 1);
 }
 
 int

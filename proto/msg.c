@@ -1427,7 +1427,7 @@ msg_intent_apply_delta(struct msg_intent *intent,
 
 	/* Nothing can fail from here on. */
 	t = intent->tunnels;
-	for (size_t i = 0; i < n_ch; i++) {
+	for (size_t i = 0; up != NULL && i < n_ch; i++) {
 		if (ch[i].upsert == NONE || ch[i].pos == NONE)
 			continue;
 		msg_tunnel_free(&t[ch[i].pos]);
