@@ -101,6 +101,20 @@ util_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first)
 	return nv;
 }
 
+size_t
+util_size_class(size_t n)
+{
+	size_t step = 2;	/* an eighth of the largest power of two <= n */
+
+	if (n < 16)
+		return n;
+	while (step <= n / 16)
+		step *= 2;
+	if (n > SIZE_MAX - (step - 1))
+		return n;
+	return (n + step - 1) & ~(step - 1);
+}
+
 int
 util_random(void *buf, size_t len)
 {

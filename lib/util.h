@@ -41,6 +41,16 @@ void util_hex(const void *buf, size_t len, char *out);
  */
 void *util_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first);
 
+/*
+ * n rounded up to one of eight steps per power of two (n itself below 16):
+ * the size to realloc an array to when its capacity is not stored.  Growing
+ * one element at a time then moves the block once per step (~1/8 of its
+ * size) instead of every time, since realloc to a size the block already
+ * has keeps it where it is.  At most 1/8 more than n; n when rounding up
+ * would overflow.
+ */
+size_t util_size_class(size_t n);
+
 /* Fill buf with bytes from the kernel's CSPRNG; 0 or -1. */
 int util_random(void *buf, size_t len);
 

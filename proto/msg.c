@@ -400,7 +400,9 @@ msg_intent_copy(struct msg_intent *dst, const struct msg_intent *src)
 	    src->ca_chain_der.len) == -1)
 		goto fail;
 	if (src->n_tunnels > 0) {
-		c.tunnels = calloc(src->n_tunnels, sizeof(*c.tunnels));
+		/* Room to grow, as msg_intent_apply_delta() sizes it. */
+		c.tunnels = calloc(util_size_class(src->n_tunnels),
+		    sizeof(*c.tunnels));
 		if (c.tunnels == NULL)
 			goto fail;
 		for (; c.n_tunnels < src->n_tunnels; c.n_tunnels++)
@@ -1268,18 +1270,66 @@ msg_idx_find(struct msg_idx *idx, size_t n, uint64_t id)
 	return bsearch(&key, idx, n, sizeof(*idx), msg_cmp_idx);
 }
 
+/* One id a delta names: which list it is from, and where the intent holds
+ * it. */
+struct msg_change {
+	uint64_t id;
+	size_t upsert;		/* index in d->upsert; SIZE_MAX for a remove */
+	size_t pos;		/* index in intent->tunnels; SIZE_MAX if absent */
+};
+
+static int
+msg_cmp_change(const void *a, const void *b)
+{
+	const struct msg_change *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static struct msg_change *
+msg_change_find(struct msg_change *ch, size_t n, uint64_t id)
+{
+	struct msg_change key = { .id = id };
+
+	if (n == 0)
+		return NULL;
+	return bsearch(&key, ch, n, sizeof(*ch), msg_cmp_change);
+}
+
+static int
+msg_cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Edits the tunnel array in place rather than building a new one: an edge
+ * of a 1,000-site full mesh holds ~1 MiB of tunnels, and a fresh copy per
+ * delta (times every simulated edge of a load test, or every delta of a
+ * busy agent) was mostly page faults.  So every check and every allocation
+ * that can fail comes first — the delta's ids sorted (O(changes)), copies of
+ * the upserted tunnels and of the site, the positions of removed tunnels,
+ * and last a realloc of the array to its final size (which keeps the old
+ * contents valid) — and only then the array is changed: upserted tunnels
+ * replaced where they are, removed ones compacted out with one memmove per
+ * run, new ones appended.  Cost: O(n log changes) lookups, one O(n) move.
+ * Sizes are rounded with util_size_class(): the capacity is not stored, and
+ * a realloc by one tunnel per delta would otherwise move (copy into fresh,
+ * page-faulting memory) the whole array nearly every time.
+ */
 int
 msg_intent_apply_delta(struct msg_intent *intent,
     const struct msg_intent_delta *d, char *err, size_t errlen)
 {
-	/* Per old tunnel: KEEP, DROP, or the index of its replacement. */
-	const size_t KEEP = SIZE_MAX, DROP = SIZE_MAX - 1;
-	struct msg_idx *idx = NULL;
-	struct msg_tunnel *nt = NULL, *up = NULL;
+	const size_t NONE = SIZE_MAX;
+	struct msg_change *ch = NULL, *c;
+	struct msg_tunnel *up = NULL, *t;
 	struct msg_site site;
-	size_t *fate = NULL;
-	bool *placed = NULL;
-	size_t n_old = intent->n_tunnels, nn = 0, n_up = 0;
+	size_t *gone = NULL;
+	size_t n_old = intent->n_tunnels, n_ch = d->n_remove + d->n_upsert;
+	size_t n_up = 0, n_new = 0, bad = NONE, nn, w;
 	const struct msg_site *rs = d->has_site ? &d->site : &intent->site;
 	int rc = -1;
 
@@ -1295,57 +1345,64 @@ msg_intent_apply_delta(struct msg_intent *intent,
 			    "\"%s\" is not a link of the site", i,
 			    d->upsert[i].local_link);
 
-	if (n_old > 0) {
-		idx = calloc(n_old, sizeof(*idx));
-		fate = calloc(n_old, sizeof(*fate));
-		if (idx == NULL || fate == NULL)
+	if (n_ch > 0) {
+		if ((ch = calloc(n_ch, sizeof(*ch))) == NULL)
 			goto nomem;
-		for (size_t i = 0; i < n_old; i++) {
-			idx[i].id = intent->tunnels[i].id;
-			idx[i].pos = i;
-			fate[i] = KEEP;
+		for (size_t i = 0; i < d->n_remove; i++)
+			ch[i] = (struct msg_change){ d->remove[i], NONE, NONE };
+		for (size_t j = 0; j < d->n_upsert; j++)
+			ch[d->n_remove + j] = (struct msg_change){
+				d->upsert[j].id, j, NONE };
+		qsort(ch, n_ch, sizeof(*ch), msg_cmp_change);
+		/* A validated delta has none; without this check the
+		 * lookups below would quietly pick one of the two. */
+		for (size_t i = 1; i < n_ch; i++) {
+			if (ch[i].id == ch[i - 1].id) {
+				fieldpath_fail(err, errlen, "upsert, remove: "
+				    "tunnel %llu named twice",
+				    (unsigned long long)ch[i].id);
+				goto out;
+			}
 		}
-		qsort(idx, n_old, sizeof(*idx), msg_cmp_idx);
+	}
+	/* Where the intent holds each named id; and the first unchanged
+	 * tunnel whose link a replaced site lacks. */
+	for (size_t i = 0; i < n_old; i++) {
+		t = &intent->tunnels[i];
+		if ((c = msg_change_find(ch, n_ch, t->id)) != NULL)
+			c->pos = i;
+		else if (bad == NONE && d->has_site &&
+		    !msg_site_has_link(rs, t->local_link))
+			bad = i;
 	}
 	for (size_t i = 0; i < d->n_remove; i++) {
-		struct msg_idx *x = msg_idx_find(idx, n_old, d->remove[i]);
-
-		if (x == NULL) {
+		c = msg_change_find(ch, n_ch, d->remove[i]);
+		if (c == NULL || c->pos == NONE) {
 			fieldpath_fail(err, errlen, "remove[%zu]: tunnel %llu is not "
 			    "in the intent", i,
 			    (unsigned long long)d->remove[i]);
 			goto out;
 		}
-		fate[x->pos] = DROP;
 	}
-	if (d->n_upsert > 0) {
-		placed = calloc(d->n_upsert, sizeof(*placed));
-		if (placed == NULL)
-			goto nomem;
+	if (bad != NONE) {
+		t = &intent->tunnels[bad];
+		fieldpath_fail(err, errlen, "site.links: tunnel %llu still uses "
+		    "link \"%s\"", (unsigned long long)t->id, t->local_link);
+		goto out;
 	}
-	for (size_t j = 0; j < d->n_upsert; j++) {
-		struct msg_idx *x = msg_idx_find(idx, n_old, d->upsert[j].id);
-
-		if (x != NULL) {
-			fate[x->pos] = j;
-			placed[j] = true;
-		}
-	}
-	/* Unchanged tunnels must still name a link of a replaced site. */
-	for (size_t i = 0; d->has_site && i < n_old; i++) {
-		const struct msg_tunnel *t = &intent->tunnels[i];
-
-		if (fate[i] == KEEP && !msg_site_has_link(rs, t->local_link)) {
-			fieldpath_fail(err, errlen, "site.links: tunnel %llu still "
-			    "uses link \"%s\"", (unsigned long long)t->id,
-			    t->local_link);
-			goto out;
-		}
+	/* The result must still be a valid intent. */
+	for (size_t i = 0; i < n_ch; i++)
+		if (ch[i].upsert != NONE && ch[i].pos == NONE)
+			n_new++;
+	nn = n_old - d->n_remove + n_new;
+	if (nn > MSG_LIST_MAX) {
+		fieldpath_fail(err, errlen, "upsert: the intent would hold %zu "
+		    "tunnels, limit %d", nn, MSG_LIST_MAX);
+		goto out;
 	}
 
 	if (d->n_upsert > 0) {
-		up = calloc(d->n_upsert, sizeof(*up));
-		if (up == NULL)
+		if ((up = calloc(d->n_upsert, sizeof(*up))) == NULL)
 			goto nomem;
 		for (; n_up < d->n_upsert; n_up++)
 			if (msg_tunnel_copy(&up[n_up], &d->upsert[n_up]) == -1)
@@ -1353,40 +1410,51 @@ msg_intent_apply_delta(struct msg_intent *intent,
 	}
 	if (d->has_site && msg_site_copy(&site, &d->site) == -1)
 		goto nomem;
-	/* The result must still be a valid intent. */
-	for (size_t i = 0; i < n_old; i++)
-		if (fate[i] == KEEP)
-			nn++;
-	nn += d->n_upsert;
-	if (nn > MSG_LIST_MAX) {
-		fieldpath_fail(err, errlen, "upsert: the intent would hold %zu "
-		    "tunnels, limit %d", nn, MSG_LIST_MAX);
-		goto out;
-	}
-	nn = 0;
-	if (n_old + d->n_upsert > 0) {
-		nt = calloc(n_old + d->n_upsert, sizeof(*nt));
-		if (nt == NULL)
+	if (d->n_remove > 0) {
+		if ((gone = calloc(d->n_remove, sizeof(*gone))) == NULL)
 			goto nomem;
+		for (size_t i = 0, k = 0; i < n_ch; i++)
+			if (ch[i].upsert == NONE)
+				gone[k++] = ch[i].pos;
+		qsort(gone, d->n_remove, sizeof(*gone), msg_cmp_size);
+	}
+	if (nn > n_old) {
+		t = realloc(intent->tunnels, util_size_class(nn) * sizeof(*t));
+		if (t == NULL)
+			goto nomem;
+		intent->tunnels = t;
 	}
 
-	/* Nothing can fail from here on: build the new list by moving. */
-	for (size_t i = 0; i < n_old; i++) {
-		if (fate[i] == KEEP) {
-			nt[nn++] = intent->tunnels[i];
+	/* Nothing can fail from here on. */
+	t = intent->tunnels;
+	for (size_t i = 0; up != NULL && i < n_ch; i++) {
+		if (ch[i].upsert == NONE || ch[i].pos == NONE)
 			continue;
-		}
-		if (fate[i] != DROP)
-			nt[nn++] = up[fate[i]];
-		msg_tunnel_free(&intent->tunnels[i]);
+		msg_tunnel_free(&t[ch[i].pos]);
+		t[ch[i].pos] = up[ch[i].upsert];
+	}
+	w = d->n_remove > 0 ? gone[0] : n_old;
+	for (size_t k = 0; k < d->n_remove; k++) {
+		size_t from = gone[k] + 1;
+		size_t to = k + 1 < d->n_remove ? gone[k + 1] : n_old;
+
+		msg_tunnel_free(&t[gone[k]]);
+		memmove(&t[w], &t[from], (to - from) * sizeof(*t));
+		w += to - from;
 	}
 	for (size_t j = 0; j < d->n_upsert; j++)
-		if (!placed[j])
-			nt[nn++] = up[j];
-	free(intent->tunnels);
-	intent->tunnels = nt;
+		if ((c = msg_change_find(ch, n_ch, d->upsert[j].id)) != NULL &&
+		    c->pos == NONE)
+			t[w++] = up[j];
 	intent->n_tunnels = nn;
-	nt = NULL;
+	if (nn == 0) {
+		free(intent->tunnels);
+		intent->tunnels = NULL;
+	} else if (util_size_class(nn) < n_old && (t = realloc(intent->tunnels,
+	    util_size_class(nn) * sizeof(*t))) != NULL) {
+		/* Shrinking may fail harmlessly: the larger block stays. */
+		intent->tunnels = t;
+	}
 	free(up);
 	up = NULL;
 	n_up = 0;
@@ -1404,10 +1472,8 @@ nomem:
 out:
 	msg_site_free(&site);
 	msg_tunnels_free(up, n_up);
-	free(nt);
-	free(placed);
-	free(fate);
-	free(idx);
+	free(gone);
+	free(ch);
 	return rc;
 }
 

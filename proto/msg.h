@@ -548,7 +548,9 @@ int msg_validate_edge_message(const struct msg_edge_message *m, char *err,
  * a removed id is absent, an upserted tunnel names a link the resulting
  * site lacks, or memory runs out.  Tunnels keep their order; new ones are
  * appended.  Both the controller (to know the hash it expects) and the
- * agent (to know its new state) use this, so they agree.
+ * agent (to know its new state) use this, so they agree.  The tunnel array
+ * is edited in place (and realloc'd when it grows): O(changes) allocations
+ * and one pass over the tunnels, never a copy of them all.
  */
 int msg_intent_apply_delta(struct msg_intent *intent,
     const struct msg_intent_delta *d, char *err, size_t errlen);

@@ -410,7 +410,9 @@ pbconv_get_tunnel(const struct fieldpath *path, const PbTunnel *src,
 }
 
 /* A repeated Tunnel into a malloc'd array; on failure *out may hold part
- * of it (*n_out says how much), which the caller's free releases. */
+ * of it (*n_out says how much), which the caller's free releases.  Sized
+ * by util_size_class() like msg_intent_apply_delta() grows it, so that an
+ * edge's first deltas after a snapshot do not move the whole array. */
 static int
 pbconv_get_tunnels(const struct fieldpath *parent, const char *name,
     PbTunnel *const *src, size_t n, struct msg_tunnel **out, size_t *n_out,
@@ -423,7 +425,7 @@ pbconv_get_tunnels(const struct fieldpath *parent, const char *name,
 		return -1;
 	if (n == 0)
 		return 0;
-	if ((*out = calloc(n, sizeof(**out))) == NULL)
+	if ((*out = calloc(util_size_class(n), sizeof(**out))) == NULL)
 		return fieldpath_fail(err, errlen, "%s: out of memory",
 		    FIELDPATH_STR(p));
 	for (size_t i = 0; i < n; i++) {
@@ -1571,6 +1573,26 @@ pbconv_cmp_order(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* D0: the digest of the intent without its tunnels. */
+static int
+pbconv_intent_d0(EVP_MD_CTX *ctx, const struct msg_intent *m,
+    uint8_t d0[MSG_HASH_LEN])
+{
+	struct pbconv_arena ar = { NULL };
+	struct pbconv_scratch sc = { NULL, 0 };
+	struct msg_intent hdr = *m;
+	PbIntent *pb;
+	int rc = -1;
+
+	hdr.tunnels = NULL;
+	hdr.n_tunnels = 0;
+	if ((pb = pbconv_put_intent(&ar, &hdr)) != NULL)
+		rc = pbconv_digest(ctx, &sc, &pb->base, d0);
+	free(sc.buf);
+	pbconv_arena_free(&ar);
+	return rc;
+}
+
 /*
  * H = SHA-256(D0 || D(t) for each tunnel by ascending id), where D0 is the
  * digest of the intent without its tunnels and dig + 32 * i that of
@@ -1580,19 +1602,12 @@ static int
 pbconv_hash_combine(EVP_MD_CTX *ctx, const struct msg_intent *m,
     const uint8_t *dig, uint8_t out[MSG_HASH_LEN])
 {
-	struct pbconv_arena ar = { NULL };
-	struct pbconv_scratch sc = { NULL, 0 };
 	struct pbconv_order *order = NULL;
-	struct msg_intent hdr = *m;
 	uint8_t d0[MSG_HASH_LEN];
 	unsigned int n = 0;
-	PbIntent *pb;
 	int rc = -1;
 
-	hdr.tunnels = NULL;
-	hdr.n_tunnels = 0;
-	if ((pb = pbconv_put_intent(&ar, &hdr)) == NULL ||
-	    pbconv_digest(ctx, &sc, &pb->base, d0) == -1)
+	if (pbconv_intent_d0(ctx, m, d0) == -1)
 		goto out;
 	if (m->n_tunnels > 0) {
 		if ((order = calloc(m->n_tunnels, sizeof(*order))) == NULL)
@@ -1623,8 +1638,6 @@ pbconv_hash_combine(EVP_MD_CTX *ctx, const struct msg_intent *m,
 	rc = 0;
 out:
 	free(order);
-	free(sc.buf);
-	pbconv_arena_free(&ar);
 	return rc;
 }
 
@@ -1710,6 +1723,243 @@ pbconv_intent_hash_digests(const struct msg_intent *m, const uint8_t *digests,
 	}
 	if ((ctx = EVP_MD_CTX_new()) != NULL)
 		rc = pbconv_hash_combine(ctx, m, digests, out);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Digests an edge keeps across deltas */
+
+static int
+pbconv_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+pbconv_cmp_digest(const void *a, const void *b)
+{
+	const struct pbconv_digest *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static struct pbconv_digest *
+pbconv_digest_find(struct pbconv_digest *v, size_t n, uint64_t id)
+{
+	struct pbconv_digest key = { .id = id };
+
+	if (n == 0)
+		return NULL;
+	return bsearch(&key, v, n, sizeof(*v), pbconv_cmp_digest);
+}
+
+/* Digests of t[0..n) (valid tunnels) into v, then v sorted by id; -1 when
+ * an id repeats. */
+static int
+pbconv_digest_sorted(EVP_MD_CTX *ctx, const struct msg_tunnel *t, size_t n,
+    struct pbconv_digest *v)
+{
+	struct pbconv_arena ar = { NULL };
+	struct pbconv_scratch sc = { NULL, 0 };
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		v[i].id = t[i].id;
+		rc = pbconv_tunnel_digest_ctx(ctx, &ar, &sc, &t[i], v[i].digest);
+	}
+	free(sc.buf);
+	pbconv_arena_free(&ar);
+	if (rc == -1)
+		return -1;
+	if (n > 1)
+		qsort(v, n, sizeof(*v), pbconv_cmp_digest);
+	for (size_t i = 1; i < n; i++) {
+		if (v[i].id == v[i - 1].id) {
+			log_warnx("pbconv: tunnel id %llu twice",
+			    (unsigned long long)v[i].id);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The delta's changes to v (n_old digests by ascending id): drop the
+ * removed ids, replace the upserted ones that exist, merge in the new ones.
+ * In place but for one realloc, so an edge's cost is the delta's, not its
+ * tunnel count's.  *vp and *np follow every step so the caller can free.
+ */
+static int
+pbconv_digests_apply(EVP_MD_CTX *ctx, const struct msg_intent_delta *d,
+    struct pbconv_digest **vp, size_t *np)
+{
+	struct pbconv_digest *v = *vp, *up = NULL, *nv;
+	uint64_t *rm = NULL;
+	size_t n_old = *np, n_new = 0, nn, w = 0, r = 0;
+	char verr[PBCONV_ERR_LEN];
+	int rc = -1;
+
+	for (size_t j = 0; j < d->n_upsert; j++) {
+		if (msg_validate_tunnel(&d->upsert[j], verr,
+		    sizeof(verr)) == -1) {
+			log_warnx("pbconv: no digest for upsert[%zu]: %s", j,
+			    verr);
+			return -1;
+		}
+	}
+	if ((d->n_upsert > 0 &&
+	    (up = calloc(d->n_upsert, sizeof(*up))) == NULL) ||
+	    (d->n_remove > 0 &&
+	    (rm = malloc(d->n_remove * sizeof(*rm))) == NULL))
+		goto out;
+	if (pbconv_digest_sorted(ctx, d->upsert, d->n_upsert, up) == -1)
+		goto out;
+	/* Replace in place, or keep up[] ascending for the merge. */
+	for (size_t j = 0; j < d->n_upsert; j++) {
+		struct pbconv_digest *x = pbconv_digest_find(v, n_old,
+		    up[j].id);
+
+		if (x != NULL)
+			memcpy(x->digest, up[j].digest, MSG_HASH_LEN);
+		else
+			up[n_new++] = up[j];
+	}
+	if (d->n_remove > n_old) {
+		log_warnx("pbconv: delta removes %zu of %zu tunnels",
+		    d->n_remove, n_old);
+		goto out;
+	}
+	nn = n_old - d->n_remove + n_new;
+	if (nn > n_old) {
+		if ((nv = realloc(v, util_size_class(nn) * sizeof(*v))) == NULL)
+			goto out;
+		*vp = v = nv;
+	}
+	/* Compact out the removed ids, walking both lists by ascending id;
+	 * an id to remove that is not there is a digest list out of step. */
+	if (d->n_remove > 0) {
+		memcpy(rm, d->remove, d->n_remove * sizeof(*rm));
+		qsort(rm, d->n_remove, sizeof(*rm), pbconv_cmp_u64);
+	}
+	for (size_t i = 0; i < n_old; i++) {
+		if (r < d->n_remove && rm[r] < v[i].id)
+			break;
+		if (r < d->n_remove && rm[r] == v[i].id) {
+			r++;
+			continue;
+		}
+		v[w++] = v[i];
+	}
+	if (r < d->n_remove) {
+		log_warnx("pbconv: removed tunnel %llu has no digest",
+		    (unsigned long long)rm[r]);
+		goto out;
+	}
+	/* Merge the new ones in from the back. */
+	for (size_t k = nn, i = w, j = n_new; j > 0;) {
+		if (i > 0 && v[i - 1].id > up[j - 1].id)
+			v[--k] = v[--i];
+		else
+			v[--k] = up[--j];
+	}
+	*np = nn;
+	/* Sizes by util_size_class(), as msg_intent_apply_delta does. */
+	if (nn > 0 && util_size_class(nn) < n_old &&
+	    (nv = realloc(v, util_size_class(nn) * sizeof(*v))) != NULL)
+		*vp = nv;	/* shrinking may fail harmlessly */
+	rc = 0;
+out:
+	free(rm);
+	free(up);
+	return rc;
+}
+
+int
+pbconv_intent_hash_update(const struct msg_intent *m,
+    const struct msg_intent_delta *d, struct pbconv_digest **dig,
+    size_t *n_dig, uint8_t out[MSG_HASH_LEN])
+{
+	struct msg_intent hdr = *m;
+	char verr[PBCONV_ERR_LEN];
+	EVP_MD_CTX *ctx = NULL;
+	uint8_t d0[MSG_HASH_LEN];
+	struct pbconv_digest *v;
+	unsigned int hn = 0;
+	size_t n;
+	int rc = -1;
+
+	hdr.tunnels = NULL;
+	hdr.n_tunnels = 0;
+	if (msg_validate_intent(d == NULL ? m : &hdr, verr,
+	    sizeof(verr)) == -1) {
+		log_warnx("pbconv: no hash for an invalid intent: %s", verr);
+		goto out;
+	}
+	if (d != NULL && d->version != m->version) {
+		log_warnx("pbconv: intent version %llu is not the delta's %llu",
+		    (unsigned long long)m->version,
+		    (unsigned long long)d->version);
+		goto out;
+	}
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		goto out;
+	if (d == NULL) {
+		free(*dig);
+		*dig = NULL;
+		*n_dig = 0;
+		if (m->n_tunnels > 0 &&
+		    (*dig = calloc(m->n_tunnels, sizeof(**dig))) == NULL)
+			goto out;
+		*n_dig = m->n_tunnels;
+		if (pbconv_digest_sorted(ctx, m->tunnels, m->n_tunnels,
+		    *dig) == -1)
+			goto out;
+	} else if (pbconv_digests_apply(ctx, d, dig, n_dig) == -1) {
+		goto out;
+	}
+	v = *dig;
+	n = *n_dig;
+	/* The digests must be those of m's tunnels: same count, ascending
+	 * (so unique), and every tunnel of m among them. */
+	if (n != m->n_tunnels) {
+		log_warnx("pbconv: %zu digests for %zu tunnels", n,
+		    m->n_tunnels);
+		goto out;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if (v[i].id <= v[i - 1].id) {
+			log_warnx("pbconv: digests out of order at %zu", i);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < m->n_tunnels; i++) {
+		if (pbconv_digest_find(v, n, m->tunnels[i].id) == NULL) {
+			log_warnx("pbconv: tunnel %llu has no digest",
+			    (unsigned long long)m->tunnels[i].id);
+			goto out;
+		}
+	}
+	if (pbconv_intent_d0(ctx, m, d0) == -1 ||
+	    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, d0, sizeof(d0)) != 1)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (EVP_DigestUpdate(ctx, v[i].digest, MSG_HASH_LEN) != 1)
+			goto out;
+	if (EVP_DigestFinal_ex(ctx, out, &hn) != 1 || hn != MSG_HASH_LEN)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1) {
+		log_warnx("pbconv: cannot update the intent hash of version "
+		    "%llu; the digests are dropped", (unsigned long long)m->version);
+		free(*dig);
+		*dig = NULL;
+		*n_dig = 0;
+	}
 	EVP_MD_CTX_free(ctx);
 	return rc;
 }

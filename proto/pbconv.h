@@ -86,4 +86,39 @@ int pbconv_tunnel_digest(const struct msg_tunnel *t,
 int pbconv_intent_hash_digests(const struct msg_intent *m,
     const uint8_t *digests, uint8_t out[MSG_HASH_LEN]);
 
+/*
+ * The convergence hash of an edge's intent state, kept up to date across
+ * deltas from per-tunnel digests the edge holds, so that applying a delta
+ * costs digesting the delta's tunnels rather than all of them (a full hash
+ * of a 999-tunnel edge is ~3 ms; a thousand simulated edges in one process,
+ * or an agent receiving a burst of deltas, pay that every time).
+ *
+ * *dig (malloc'd, owned by the caller: free() it) holds *n_dig digests, one
+ * per tunnel of the state, by ascending id; start with NULL and 0.
+ *  - d == NULL: m was received whole (a snapshot): every tunnel is
+ *    digested and *dig rebuilt.
+ *  - d != NULL: m is the state msg_intent_apply_delta(before, d) just made
+ *    and *dig holds the digests of `before`: the removed ids' digests are
+ *    dropped, d->upsert's tunnels (which apply_delta put into m as they
+ *    are) digested and replace or join the others.  O(changes) digests and
+ *    allocations, plus one pass over *dig and a binary search per tunnel
+ *    (the id check below): ~0.05 ms for 999 tunnels against ~2 ms.
+ * Either way out = pbconv_intent_hash(m).  The digests of tunnels the delta
+ * did not touch are trusted, but their ids are checked against m's (count,
+ * order, every tunnel of m present), so a list out of step with m fails
+ * rather than giving a wrong hash.
+ *
+ * 0, or -1 (invalid intent header or upserted tunnel, m->version not
+ * d->version, digests out of step, out of memory; logged) with *dig freed
+ * and *n_dig 0: call again with d == NULL to start over.
+ */
+struct pbconv_digest {
+	uint64_t id;				/* tunnel id */
+	uint8_t digest[MSG_HASH_LEN];		/* pbconv_tunnel_digest() */
+};
+
+int pbconv_intent_hash_update(const struct msg_intent *m,
+    const struct msg_intent_delta *d, struct pbconv_digest **dig,
+    size_t *n_dig, uint8_t out[MSG_HASH_LEN]);
+
 #endif

@@ -2,7 +2,10 @@
  * pbconv_bench.c — cost of the conversion layer on a large intent, next to
  * references measured in the same run: protobuf-c's own unpack of the same
  * bytes (what decoding would cost without conversion and validation) and
- * SHA-256 over the encoded bytes (the floor of a full-state hash).
+ * SHA-256 over the encoded bytes (the floor of a full-state hash).  Then
+ * what an edge does per delta of a one-site change (one tunnel in, the
+ * previous round's out): apply it in place, and rehash it in full or from
+ * its kept per-tunnel digests (pbconv_intent_hash_update).
  *
  * Usage: pbconv_bench [TUNNELS [ROUNDS]]   (defaults 999 and 30: one edge
  * of a 1,000-site full mesh).  Prints medians; asserts nothing about speed.
@@ -83,7 +86,11 @@ main(int argc, char **argv)
 {
 	struct msg_controller_message m, out;
 	double enc[MAX_ROUNDS], dec[MAX_ROUNDS], raw[MAX_ROUNDS],
-	    full[MAX_ROUNDS], cached[MAX_ROUNDS], sha[MAX_ROUNDS];
+	    full[MAX_ROUNDS], cached[MAX_ROUNDS], sha[MAX_ROUNDS],
+	    apply[MAX_ROUNDS], rehash[MAX_ROUNDS], update[MAX_ROUNDS];
+	struct pbconv_digest *kept = NULL;
+	size_t n_kept = 0;
+	uint8_t h2[MSG_HASH_LEN];
 	uint64_t n = 999, rounds = 30, t0;
 	uint8_t h[MSG_HASH_LEN], *dig, *buf = NULL;
 	unsigned int hl;
@@ -156,6 +163,50 @@ main(int argc, char **argv)
 			return 1;
 		sha[r] = (double)(util_mono_ns() - t0) / 1e6;
 	}
+
+	/* An edge taking one-site deltas: tunnel n + r + 1 comes, the one
+	 * the previous delta brought goes. */
+	if (pbconv_intent_hash_update(in, NULL, &kept, &n_kept, h) == -1)
+		return 1;
+	for (uint64_t r = 0; r < rounds; r++) {
+		struct msg_intent_delta d;
+		uint64_t gone = n + r;
+
+		memset(&d, 0, sizeof(d));
+		d.from_version = in->version;
+		d.version = in->version + 1;
+		if ((d.upsert = calloc(1, sizeof(*d.upsert))) == NULL ||
+		    bench_tunnel(&d.upsert[0], n + r + 1) == -1)
+			return 1;
+		d.n_upsert = 1;
+		if (r > 0) {
+			if ((d.remove = malloc(sizeof(*d.remove))) == NULL)
+				return 1;
+			d.remove[0] = gone;
+			d.n_remove = 1;
+		}
+
+		t0 = util_mono_ns();
+		if (msg_intent_apply_delta(in, &d, NULL, 0) == -1)
+			return 1;
+		apply[r] = (double)(util_mono_ns() - t0) / 1e6;
+
+		t0 = util_mono_ns();
+		if (pbconv_intent_hash(in, h) == -1)
+			return 1;
+		rehash[r] = (double)(util_mono_ns() - t0) / 1e6;
+
+		t0 = util_mono_ns();
+		if (pbconv_intent_hash_update(in, &d, &kept, &n_kept, h2) == -1)
+			return 1;
+		update[r] = (double)(util_mono_ns() - t0) / 1e6;
+		if (memcmp(h, h2, MSG_HASH_LEN) != 0) {
+			fprintf(stderr, "pbconv_bench: incremental hash differs "
+			    "from the full one\n");
+			return 1;
+		}
+		msg_intent_delta_free(&d);
+	}
 	printf("pbconv: snapshot of %llu tunnels, %zu bytes, median of %llu "
 	    "rounds\n", (unsigned long long)n, len,
 	    (unsigned long long)rounds);
@@ -175,6 +226,18 @@ main(int argc, char **argv)
 		printf("  convergence hash, cached     %8.3f ms  (%.0fx faster than "
 		    "full)\n", c, f / c);
 	}
+	{
+		double a = bench_median(apply, (int)rounds);
+		double f = bench_median(rehash, (int)rounds);
+		double u = bench_median(update, (int)rounds);
+
+		printf("edge, per one-site delta (1 tunnel in, 1 out):\n");
+		printf("  apply the delta              %8.3f ms\n", a);
+		printf("  hash, full                   %8.3f ms\n", f);
+		printf("  hash, from kept digests      %8.3f ms  (%.0fx faster than "
+		    "full)\n", u, f / u);
+	}
+	free(kept);
 	free(buf);
 	free(dig);
 	msg_controller_message_free(&m);

@@ -78,6 +78,27 @@ test_grow(void **state)
 }
 
 static void
+test_size_class(void **state)
+{
+	assert_int_equal(util_size_class(0), 0);
+	assert_int_equal(util_size_class(15), 15);
+	assert_int_equal(util_size_class(16), 16);
+	assert_int_equal(util_size_class(17), 18);
+	assert_int_equal(util_size_class(999), 1024);
+	assert_int_equal(util_size_class(1024), 1024);
+	assert_int_equal(util_size_class(1025), 1152);
+	/* Never below n, never more than 1/8 above it. */
+	for (size_t n = 16; n < 70000; n += 7) {
+		size_t c = util_size_class(n);
+
+		assert_true(c >= n && c - n <= n / 8);
+		/* One step holds every n up to its end. */
+		assert_int_equal(util_size_class(c), c);
+	}
+	assert_int_equal(util_size_class(SIZE_MAX - 1), SIZE_MAX - 1);
+}
+
+static void
 test_debug_match(void **state)
 {
 	assert_false(log_debug_on("rpc"));
@@ -100,6 +121,7 @@ main(void)
 		cmocka_unit_test(test_strcpy),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_size_class),
 		cmocka_unit_test(test_debug_match),
 	};
 

@@ -1516,6 +1516,388 @@ test_apply_delta(void **state)
 	msg_intent_free(&m);
 }
 
+/* A delta from version 42 to 43 with copies of the given tunnels. */
+static void
+make_delta(struct msg_intent_delta *d, const uint64_t *rm, size_t n_rm,
+    const uint64_t *up, size_t n_up)
+{
+	memset(d, 0, sizeof(*d));
+	d->from_version = 42;
+	d->version = 43;
+	if (n_rm > 0) {
+		d->remove = calloc(n_rm, sizeof(*d->remove));
+		assert_non_null(d->remove);
+		memcpy(d->remove, rm, n_rm * sizeof(*rm));
+		d->n_remove = n_rm;
+	}
+	if (n_up > 0) {
+		d->upsert = calloc(n_up, sizeof(*d->upsert));
+		assert_non_null(d->upsert);
+		for (size_t i = 0; i < n_up; i++) {
+			fill_tunnel(&d->upsert[i], up[i], true);
+			d->upsert[i].mtu = 1280;	/* differs from fill */
+		}
+		d->n_upsert = n_up;
+	}
+}
+
+/*
+ * What applying d to m must give, built the obvious way: old tunnels in
+ * their order (removed ones left out, upserted ones replaced), then the new
+ * upserts in the delta's order.
+ */
+static void
+expected_apply(const struct msg_intent *m, const struct msg_intent_delta *d,
+    struct msg_intent *out)
+{
+	size_t n = 0;
+
+	assert_int_equal(msg_intent_copy(out, m), 0);
+	for (size_t i = 0; i < out->n_tunnels; i++)
+		msg_tunnel_free(&out->tunnels[i]);
+	free(out->tunnels);
+	out->tunnels = calloc(m->n_tunnels + d->n_upsert + 1,
+	    sizeof(*out->tunnels));
+	assert_non_null(out->tunnels);
+	for (size_t i = 0; i < m->n_tunnels; i++) {
+		const struct msg_tunnel *src = &m->tunnels[i];
+		bool removed = false;
+
+		for (size_t k = 0; k < d->n_remove; k++)
+			removed |= d->remove[k] == src->id;
+		for (size_t j = 0; j < d->n_upsert; j++)
+			if (d->upsert[j].id == src->id)
+				src = &d->upsert[j];
+		if (!removed)
+			assert_int_equal(msg_tunnel_copy(&out->tunnels[n++],
+			    src), 0);
+	}
+	for (size_t j = 0; j < d->n_upsert; j++)
+		if (msg_intent_find_tunnel(m, d->upsert[j].id) == NULL)
+			assert_int_equal(msg_tunnel_copy(&out->tunnels[n++],
+			    &d->upsert[j]), 0);
+	out->n_tunnels = n;
+	if (d->has_site) {
+		msg_site_free(&out->site);
+		assert_int_equal(msg_site_copy(&out->site, &d->site), 0);
+	}
+	out->version = d->version;
+}
+
+/* Apply must succeed and give what expected_apply() builds. */
+static void
+assert_applies(struct msg_intent *m, const struct msg_intent_delta *d)
+{
+	struct msg_intent want;
+	char err[PBCONV_ERR_LEN];
+
+	expected_apply(m, d, &want);
+	if (msg_intent_apply_delta(m, d, err, sizeof(err)) != 0)
+		fail_msg("apply: %s", err);
+	assert_intent_equal(m, &want);
+	msg_intent_free(&want);
+}
+
+/* The intent's own bytes and its tunnel array's, pointers included. */
+struct raw_intent {
+	struct msg_intent m;
+	struct msg_tunnel *t;
+};
+
+static void
+raw_save(struct raw_intent *r, const struct msg_intent *m)
+{
+	r->m = *m;
+	r->t = calloc(m->n_tunnels + 1, sizeof(*r->t));
+	assert_non_null(r->t);
+	memcpy(r->t, m->tunnels, m->n_tunnels * sizeof(*r->t));
+}
+
+/* A refused delta: err as expected, *m byte for byte as before. */
+static void
+assert_refused(struct msg_intent *m, const struct msg_intent_delta *d,
+    const char *want_err)
+{
+	struct raw_intent r;
+	char err[PBCONV_ERR_LEN];
+
+	raw_save(&r, m);
+	assert_int_equal(msg_intent_apply_delta(m, d, err, sizeof(err)), -1);
+	assert_string_equal(err, want_err);
+	assert_memory_equal(m, &r.m, sizeof(*m));
+	assert_memory_equal(m->tunnels, r.t, m->n_tunnels * sizeof(*r.t));
+	free(r.t);
+}
+
+static void
+test_apply_delta_cases(void **state)
+{
+	static const uint64_t rm25[] = { 2, 5 }, up3_10_11[] = { 3, 10, 11 };
+	static const uint64_t all[] = { 1, 2, 3, 4, 5, 6 }, id20[] = { 20 };
+	static const uint64_t id2[] = { 2 }, id1_2[] = { 1, 2 };
+	struct msg_intent m, want;
+	struct msg_intent_delta d;
+	uint8_t h1[MSG_HASH_LEN], h2[MSG_HASH_LEN];
+
+	/* Remove and upsert in one delta: order kept, new ones last. */
+	fill_intent(&m, 6);
+	make_delta(&d, rm25, 2, up3_10_11, 3);
+	assert_applies(&m, &d);
+	assert_int_equal(m.n_tunnels, 6);
+	assert_int_equal(m.tunnels[0].id, 1);
+	assert_int_equal(m.tunnels[1].id, 3);
+	assert_int_equal(m.tunnels[1].mtu, 1280);
+	assert_int_equal(m.tunnels[2].id, 4);
+	assert_int_equal(m.tunnels[3].id, 6);
+	assert_int_equal(m.tunnels[4].id, 10);
+	assert_int_equal(m.tunnels[5].id, 11);
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/* Remove every tunnel: an intent with none, hashed like one. */
+	fill_intent(&m, 6);
+	make_delta(&d, all, 6, NULL, 0);
+	assert_applies(&m, &d);
+	assert_int_equal(m.n_tunnels, 0);
+	fill_intent(&want, 0);
+	want.version = 43;
+	hash_of(&m, h1);
+	hash_of(&want, h2);
+	assert_memory_equal(h1, h2, MSG_HASH_LEN);
+	msg_intent_free(&want);
+	msg_intent_delta_free(&d);
+	/* ... and from none to one again. */
+	make_delta(&d, NULL, 0, id20, 1);
+	d.from_version = 43;
+	d.version = 44;
+	assert_applies(&m, &d);
+	assert_int_equal(m.n_tunnels, 1);
+	assert_int_equal(m.tunnels[0].id, 20);
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/* Remove all and add one in the same delta. */
+	fill_intent(&m, 6);
+	make_delta(&d, all, 6, id20, 1);
+	assert_applies(&m, &d);
+	assert_int_equal(m.n_tunnels, 1);
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/* A delta that changes nothing but the version. */
+	fill_intent(&m, 3);
+	make_delta(&d, NULL, 0, NULL, 0);
+	assert_applies(&m, &d);
+	assert_int_equal(m.version, 43);
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/*
+	 * A new site without "inet": the tunnels on it are upserted onto
+	 * links the new site has (mpls_1, and "inet2", the renamed inet), so
+	 * nothing unchanged is left on the dropped link.
+	 */
+	fill_intent(&m, 3);
+	make_delta(&d, (const uint64_t[]){ 3 }, 1, id1_2, 2);
+	d.has_site = true;
+	fill_site(&d.site, 1);
+	strcpy(d.site.links[0].name, "inet2");
+	strcpy(d.upsert[0].local_link, "mpls_1");
+	strcpy(d.upsert[1].local_link, "inet2");
+	assert_applies(&m, &d);
+	assert_string_equal(m.site.links[0].name, "inet2");
+	assert_string_equal(m.tunnels[0].local_link, "mpls_1");
+	assert_string_equal(m.tunnels[1].local_link, "inet2");
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+
+	/* Refusals leave every byte of the intent as it was. */
+	fill_intent(&m, 6);
+	make_delta(&d, rm25, 2, up3_10_11, 3);
+	d.from_version = 40;
+	assert_refused(&m, &d, "from_version: 40 but the applied version "
+	    "is 42");
+	d.from_version = 42;
+	d.remove[1] = 99;
+	assert_refused(&m, &d, "remove[1]: tunnel 99 is not in the intent");
+	d.remove[1] = 5;
+	strcpy(d.upsert[2].local_link, "lte");
+	assert_refused(&m, &d, "upsert[2].local_link: \"lte\" is not a link "
+	    "of the site");
+	strcpy(d.upsert[2].local_link, "inet");
+	d.has_site = true;
+	fill_site(&d.site, 1);
+	strcpy(d.site.links[0].name, "inet2");
+	strcpy(d.upsert[0].local_link, "mpls_1");
+	strcpy(d.upsert[1].local_link, "mpls_1");
+	strcpy(d.upsert[2].local_link, "mpls_1");
+	assert_refused(&m, &d, "site.links: tunnel 1 still uses link "
+	    "\"inet\"");
+	msg_intent_delta_free(&d);
+	/* Ids named twice (an unvalidated delta) are refused, not guessed. */
+	make_delta(&d, id2, 1, id2, 1);
+	assert_refused(&m, &d, "upsert, remove: tunnel 2 named twice");
+	msg_intent_delta_free(&d);
+	msg_intent_free(&m);
+}
+
+static uint32_t
+rnd(uint32_t *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return *seed >> 16;
+}
+
+/* A random valid delta for m: removes, changed and new tunnels, and now
+ * and then a changed site. */
+static void
+random_delta(const struct msg_intent *m, uint32_t *seed, uint64_t *next_id,
+    struct msg_intent_delta *d)
+{
+	size_t n_rm = 0, n_ch = 0, n_add;
+	bool *taken;
+
+	memset(d, 0, sizeof(*d));
+	d->from_version = m->version;
+	d->version = m->version + 1 + rnd(seed) % 3;
+	taken = calloc(m->n_tunnels + 1, sizeof(*taken));
+	d->remove = calloc(m->n_tunnels + 1, sizeof(*d->remove));
+	d->upsert = calloc(m->n_tunnels + 8, sizeof(*d->upsert));
+	assert_true(taken != NULL && d->remove != NULL && d->upsert != NULL);
+	if (m->n_tunnels > 0) {
+		/* Sometimes everything goes. */
+		if (rnd(seed) % 60 == 0)
+			n_rm = m->n_tunnels;
+		else
+			n_rm = rnd(seed) % 4;
+		n_ch = rnd(seed) % 4;
+	}
+	for (size_t k = 0; k < n_rm; k++) {
+		size_t i = n_rm == m->n_tunnels ? k : rnd(seed) % m->n_tunnels;
+
+		if (taken[i])
+			continue;
+		taken[i] = true;
+		d->remove[d->n_remove++] = m->tunnels[i].id;
+	}
+	for (size_t k = 0; k < n_ch; k++) {
+		size_t i = rnd(seed) % m->n_tunnels;
+		struct msg_tunnel *t = &d->upsert[d->n_upsert];
+
+		if (taken[i])
+			continue;
+		taken[i] = true;
+		assert_int_equal(msg_tunnel_copy(t, &m->tunnels[i]), 0);
+		switch (rnd(seed) % 4) {
+		case 0:
+			t->spi_in += 1;
+			break;
+		case 1:
+			t->peer.keys[0].epoch += 10;
+			t->epoch++;
+			break;
+		case 2:
+			t->mtu = 1300 + rnd(seed) % 100;
+			break;
+		default:
+			t->peer.certificate_der.data[5] ^= 0x10;
+			break;
+		}
+		d->n_upsert++;
+	}
+	n_add = rnd(seed) % 5;
+	for (size_t k = 0; k < n_add; k++)
+		fill_tunnel(&d->upsert[d->n_upsert++], (*next_id)++,
+		    rnd(seed) % 2);
+	if (rnd(seed) % 6 == 0) {
+		d->has_site = true;
+		assert_int_equal(msg_site_copy(&d->site, &m->site), 0);
+		d->site.asn = 64512 + rnd(seed) % 1000;
+		d->site.links[0].public_port++;
+	}
+	free(taken);
+}
+
+static void
+test_hash_update(void **state)
+{
+	struct msg_intent m;
+	struct msg_intent_delta d;
+	struct pbconv_digest *dig = NULL;
+	size_t n_dig = 0;
+	uint8_t h1[MSG_HASH_LEN], h2[MSG_HASH_LEN];
+	char err[PBCONV_ERR_LEN];
+	uint32_t seed = 7;
+	uint64_t next_id = 100;
+
+	/* A snapshot: every tunnel digested. */
+	fill_intent(&m, 20);
+	assert_int_equal(pbconv_intent_hash_update(&m, NULL, &dig, &n_dig,
+	    h1), 0);
+	assert_int_equal(n_dig, 20);
+	hash_of(&m, h2);
+	assert_memory_equal(h1, h2, MSG_HASH_LEN);
+
+	/* Random deltas: the kept digests give the full hash every time. */
+	for (int round = 0; round < 300; round++) {
+		random_delta(&m, &seed, &next_id, &d);
+		if (msg_validate_intent_delta(&d, err, sizeof(err)) != 0)
+			fail_msg("round %d: delta: %s", round, err);
+		assert_applies(&m, &d);
+		if (pbconv_intent_hash_update(&m, &d, &dig, &n_dig, h1) != 0)
+			fail_msg("round %d: update failed", round);
+		hash_of(&m, h2);
+		assert_memory_equal(h1, h2, MSG_HASH_LEN);
+		assert_int_equal(n_dig, m.n_tunnels);
+		msg_intent_delta_free(&d);
+	}
+
+	/*
+	 * Digests out of step with the state are refused and dropped: a
+	 * delta applied without updating them (its new tunnel has no digest
+	 * when the next delta comes), and a state whose version is not the
+	 * delta's.  A snapshot-style call starts over.
+	 */
+	make_delta(&d, NULL, 0, (const uint64_t[]){ next_id++ }, 1);
+	d.from_version = m.version;
+	d.version = m.version + 1;
+	assert_applies(&m, &d);
+	msg_intent_delta_free(&d);
+	make_delta(&d, NULL, 0, NULL, 0);
+	d.from_version = m.version;
+	d.version = m.version + 1;
+	assert_applies(&m, &d);
+	assert_int_equal(pbconv_intent_hash_update(&m, &d, &dig, &n_dig, h1),
+	    -1);
+	assert_null(dig);
+	assert_int_equal(n_dig, 0);
+	assert_int_equal(pbconv_intent_hash_update(&m, NULL, &dig, &n_dig,
+	    h1), 0);
+	hash_of(&m, h2);
+	assert_memory_equal(h1, h2, MSG_HASH_LEN);
+	d.version = m.version + 1;
+	assert_int_equal(pbconv_intent_hash_update(&m, &d, &dig, &n_dig, h1),
+	    -1);
+	assert_null(dig);
+	msg_intent_delta_free(&d);
+
+	/* A removed id without a digest; an invalid intent. */
+	assert_int_equal(pbconv_intent_hash_update(&m, NULL, &dig, &n_dig,
+	    h1), 0);
+	make_delta(&d, (const uint64_t[]){ 999999 }, 1, NULL, 0);
+	d.from_version = m.version;
+	d.version = m.version;
+	assert_int_equal(pbconv_intent_hash_update(&m, &d, &dig, &n_dig, h1),
+	    -1);
+	assert_null(dig);
+	msg_intent_delta_free(&d);
+	m.version = 0;
+	assert_int_equal(pbconv_intent_hash_update(&m, NULL, &dig, &n_dig,
+	    h1), -1);
+	assert_null(dig);
+	msg_intent_free(&m);
+}
+
 /* Remove tunnels[i] from an intent, keeping the order. */
 static void
 drop_tunnel(struct msg_intent *m, size_t i)
@@ -1723,6 +2105,8 @@ main(void)
 		cmocka_unit_test(test_truncated_and_random),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_apply_delta),
+		cmocka_unit_test(test_apply_delta_cases),
+		cmocka_unit_test(test_hash_update),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_addr_helpers),
