@@ -171,7 +171,8 @@ intent_build(const struct intent_params *p, uint64_t site_id,
 		goto fail;
 	if (msg_blob_set(&out->ca_chain_der, p->ca_der, p->ca_der_len) == -1)
 		goto nomem;
-	if (n > 0 && (out->tunnels = calloc(n, sizeof(*out->tunnels))) == NULL)
+	if (n > 0 && (out->tunnels = calloc(util_size_class(n),
+	    sizeof(*out->tunnels))) == NULL)
 		goto nomem;
 	for (size_t i = 0; i < n; i++) {
 		struct topo_view v;

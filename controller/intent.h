@@ -60,7 +60,9 @@ struct intent_params {
 
 /*
  * Build the whole intent of site_id at version.  out is overwritten;
- * release with msg_intent_free.  0, or -1 with err set (site unknown to
+ * release with msg_intent_free.  The tunnel array has room for
+ * util_size_class(n_tunnels), as proto/msg.c sizes the arrays it grows,
+ * so a caller adding a few tunnels grows it in place.  0, or -1 with err set (site unknown to
  * the compiler, an address that does not parse, or no memory).  The
  * result is not validated against the wire contract's limits: the
  * caller's pbconv_intent_hash/encode do that (msg_validate_intent says

@@ -78,7 +78,6 @@ struct edge {
 	uint64_t site_id;
 	bool live;                  /* has intent (exists, not revoked) */
 	struct msg_intent cur;      /* cur.version == 0: none built */
-	size_t cur_cap;             /* room in cur.tunnels (>= n_tunnels) */
 	uint8_t cur_hash[MSG_HASH_LEN];
 	uint8_t *digests;           /* per tunnel of cur, same order (pbconv) */
 	struct hist *hist;          /* ring of cfg.intent_history entries */
@@ -255,8 +254,6 @@ static void
 session_cur_drop(struct edge *e)
 {
 	msg_intent_free(&e->cur);
-	memset(&e->cur, 0, sizeof(e->cur));
-	e->cur_cap = 0;
 	free(e->digests);
 	e->digests = NULL;
 }
@@ -1037,7 +1034,6 @@ session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
 	}
 	session_cur_drop(e);
 	e->cur = next;
-	e->cur_cap = next.n_tunnels;
 	e->digests = digests;
 	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
 	/* Without a previous intent the changes are unknown: the version
@@ -1200,18 +1196,16 @@ session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
 	/* Room first, then the version: after it nothing can fail. */
 	need = nc - n_rem + add.n;
 	if (need > nc) {
-		/* With room to spare: growing a 1 MiB array by one tunnel
-		 * per edge on every site added was copying a gigabyte. */
-		size_t cap = need + need / 4 + 8;
+		/* Sized by util_size_class, as intent_build allocates it: a
+		 * realloc within the same class leaves the block in place,
+		 * where growing a 1 MiB array by one tunnel per edge for
+		 * every site added was copying a gigabyte. */
 		void *np;
 
-		if (need > e->cur_cap) {
-			if ((np = realloc(e->cur.tunnels, cap * sizeof(*cur))) ==
-			    NULL)
-				goto fail;
-			e->cur.tunnels = cur = np;
-			e->cur_cap = cap;
-		}
+		if ((np = realloc(e->cur.tunnels, util_size_class(need) *
+		    sizeof(*cur))) == NULL)
+			goto fail;
+		e->cur.tunnels = cur = np;
 		if ((np = realloc(e->digests, need * MSG_HASH_LEN)) == NULL)
 			goto fail;
 		e->digests = np;
@@ -1428,7 +1422,6 @@ session_restore_edge(struct sessions *s, struct edge *e)
 		    e->cur_hash) == 0 &&
 		    memcmp(e->cur_hash, st.conv_hash, MSG_HASH_LEN) == 0) {
 			/* Remember the version's hash: deltas start here. */
-			e->cur_cap = e->cur.n_tunnels;
 			session_hist_push(s, e, NULL, 0, false, true);
 			model_edge_state_clear(&st);
 			log_debug("session", "site %" PRIu64 ": version %" PRIu64
