@@ -4,9 +4,27 @@
 # connection each, all in one process) connect to meshwan-controller;
 # one hub is added through REST and every edge's ack of its new version is
 # timed (median, p99, max), with the bytes it took.  Policy
-# CTL_BENCH_POLICY (default hub-and-spoke: the new hub touches every
-# spoke).  Figures only; no assertion about speed.
+# CTL_BENCH_POLICY (default: hub-and-spoke, where the new hub touches every
+# spoke, then full mesh, where the new site touches every site).  Figures
+# only; no assertion about speed.
 set -u
+# Without CTL_BENCH_POLICY: both policies, each in its own run, and the
+# full mesh's p99 as a ratio to hub-and-spoke's (same edges, same run).
+if [ -z "${CTL_BENCH_POLICY:-}" ]; then
+	out=$(mktemp)
+	for p in hub-and-spoke full-mesh; do
+		rc=0
+		CTL_BENCH_POLICY=$p sh "$0" >"$out.$p" 2>&1 || rc=$?
+		cat "$out.$p"
+		[ "$rc" = 0 ] || { rm -f "$out"*; exit 1; }
+	done
+	hs=$(sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' "$out.hub-and-spoke")
+	fm=$(sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' "$out.full-mesh")
+	rm -f "$out"*
+	[ -n "$hs" ] && [ -n "$fm" ] || { echo "FAIL: no p99 in the runs"; exit 1; }
+	echo "full mesh / hub-and-spoke, p99 until every edge acked: $fm / $hs ms = $(awk -v a="$fm" -v b="$hs" 'BEGIN { printf "%.2f", a / b }')x"
+	exit 0
+fi
 MESHWAN_TOP=${MESHWAN_TOP:-$(pwd)}
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq
