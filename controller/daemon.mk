@@ -2,7 +2,8 @@
 # enrollment, edge sessions, the event loop; and their tests.
 
 CTLD_SRCS := controller/main.c controller/config.c controller/ca.c \
-             controller/enroll.c controller/session.c controller/intent.c
+             controller/enroll.c controller/session.c controller/intent.c \
+             controller/epochs.c
 CTLD_OBJS := $(CTLD_SRCS:%.c=$(BUILD)/%.o)
 ANALYZE_SRCS += $(CTLD_SRCS)
 $(CTLD_OBJS): | $(PROTO_GEN_H)
@@ -18,6 +19,12 @@ TESTS     += $(BUILD)/tests/unit/test_ctld_ca
 $(BUILD)/tests/unit/test_ctld_ca: $(BUILD)/tests/unit/test_ctld_ca.o \
     $(BUILD)/controller/ca.o $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CRYPTO) $(LIBS_CMOCKA))
+
+TEST_BINS += $(BUILD)/tests/unit/test_epochs
+TESTS     += $(BUILD)/tests/unit/test_epochs
+$(BUILD)/tests/unit/test_epochs: $(BUILD)/tests/unit/test_epochs.o \
+    $(BUILD)/controller/epochs.o $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_CMOCKA))
 
 TEST_BINS += $(BUILD)/tests/unit/test_ctld_intent
 TESTS     += $(BUILD)/tests/unit/test_ctld_intent

@@ -38,6 +38,7 @@
 
 #include "controller/ca.h"
 #include "controller/enroll.h"
+#include "controller/epochs.h"
 #include "controller/intent.h"
 #include "controller/metrics.h"
 #include "controller/model.h"
@@ -134,8 +135,7 @@ struct sessions {
 	uint64_t *pfx_site;         /* all LAN prefixes, sorted by site: */
 	struct model_prefix *pfx;   /* pfx[i] belongs to pfx_site[i] */
 	size_t n_pfx;
-	struct model_epoch *epochs; /* sorted by tunnel, sender, epoch */
-	size_t n_epochs, cap_epochs;
+	struct epochs *epochs;      /* the store's sa_epochs, by tunnel */
 
 	struct edge_slot *tab;      /* open addressing by site id */
 	size_t tab_cap, tab_used;
@@ -504,91 +504,19 @@ session_lk_keys(void *arg, uint64_t site_id, const struct msg_peer_key **k,
 	*n = e ? e->n_keys : 0;
 }
 
-static int
-session_epoch_cmp(const void *a, const void *b)
-{
-	const struct model_epoch *x = a, *y = b;
-
-	if (x->tunnel_id != y->tunnel_id)
-		return x->tunnel_id < y->tunnel_id ? -1 : 1;
-	if (x->sender_site != y->sender_site)
-		return x->sender_site < y->sender_site ? -1 : 1;
-	if (x->epoch != y->epoch)
-		return x->epoch < y->epoch ? -1 : 1;
-	return 0;
-}
-
-/* First epoch of a tunnel in the sorted cache (index), or n_epochs. */
-static size_t
-session_epoch_first(const struct sessions *s, uint64_t tunnel_id)
-{
-	size_t lo = 0, hi = s->n_epochs;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (s->epochs[mid].tunnel_id < tunnel_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static struct model_epoch *
-session_epoch_find(struct sessions *s, uint64_t tunnel_id, uint64_t sender,
-    uint64_t epoch)
-{
-	for (size_t i = session_epoch_first(s, tunnel_id);
-	     i < s->n_epochs && s->epochs[i].tunnel_id == tunnel_id; i++)
-		if (s->epochs[i].sender_site == sender &&
-		    s->epochs[i].epoch == epoch)
-			return &s->epochs[i];
-	return NULL;
-}
-
+/* The active epoch of one direction of a tunnel (the newest), or NULL. */
 static struct model_epoch *
 session_epoch_active(struct sessions *s, uint64_t tunnel_id, uint64_t sender)
 {
-	struct model_epoch *best = NULL;
+	struct model_epoch *v, *best = NULL;
+	size_t n;
 
-	for (size_t i = session_epoch_first(s, tunnel_id);
-	     i < s->n_epochs && s->epochs[i].tunnel_id == tunnel_id; i++)
-		if (s->epochs[i].sender_site == sender &&
-		    s->epochs[i].state == MODEL_EPOCH_ACTIVE)
-			best = &s->epochs[i];
+	v = epochs_of(s->epochs, tunnel_id, &n);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].sender_site == sender &&
+		    v[i].state == MODEL_EPOCH_ACTIVE)
+			best = &v[i];
 	return best;
-}
-
-/*
- * Insert into the sorted cache: a binary search and one memmove (new
- * tunnels have the highest ids, so their epochs usually go at the end).
- */
-static int
-session_epoch_insert(struct sessions *s, const struct model_epoch *ep)
-{
-	size_t lo = 0, hi = s->n_epochs;
-	struct model_epoch *n;
-
-	if (s->n_epochs == s->cap_epochs) {
-		if ((n = util_grow(s->epochs, &s->cap_epochs, s->n_epochs + 1,
-		    sizeof(*n), 1024)) == NULL)
-			return -1;
-		s->epochs = n;
-	}
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (session_epoch_cmp(&s->epochs[mid], ep) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	memmove(&s->epochs[lo + 1], &s->epochs[lo],
-	    (s->n_epochs - lo) * sizeof(*s->epochs));
-	s->epochs[lo] = *ep;
-	s->n_epochs++;
-	return 0;
 }
 
 static int
@@ -637,29 +565,12 @@ session_ids_sort(uint64_t *v, size_t *n)
 	*n = w + 1;
 }
 
-/* Forget the epochs of removed tunnels (the store cascaded): one pass. */
-static int
+/* Forget the epochs of removed tunnels (the store cascaded). */
+static void
 session_epoch_drop(struct sessions *s, const uint64_t *removed, size_t n)
 {
-	uint64_t *ids;
-	size_t w = 0;
-
-	if (n == 0)
-		return 0;
-	if ((ids = malloc(n * sizeof(*ids))) == NULL)
-		return -1;
-	memcpy(ids, removed, n * sizeof(*ids));
-	qsort(ids, n, sizeof(*ids), session_id_cmp);
-	for (size_t i = 0; i < s->n_epochs; i++) {
-		if (session_id_in(ids, n, s->epochs[i].tunnel_id))
-			continue;
-		if (w != i)
-			s->epochs[w] = s->epochs[i];
-		w++;
-	}
-	s->n_epochs = w;
-	free(ids);
-	return 0;
+	for (size_t i = 0; i < n; i++)
+		epochs_drop_tunnel(s->epochs, removed[i]);
 }
 
 static void
@@ -787,11 +698,12 @@ session_load_epochs(struct sessions *s)
 		log_warnx("session: loading SA epochs: %s", err.message);
 		return -1;
 	}
-	if (n > 0)
-		qsort(ep, n, sizeof(*ep), session_epoch_cmp);
-	free(s->epochs);
-	s->epochs = ep;
-	s->n_epochs = s->cap_epochs = n;
+	if (epochs_load(s->epochs, ep, n) == -1) {
+		log_warnx("session: loading SA epochs: out of memory");
+		free(ep);
+		return -1;
+	}
+	free(ep);
 	return 0;
 }
 
@@ -827,7 +739,7 @@ session_epochs_init(struct sessions *s, const struct model_tunnel *t)
 			.state = MODEL_EPOCH_INSTALLED,
 		};
 
-		if (session_epoch_find(s, t->id, senders[i], 1) != NULL)
+		if (epochs_find(s->epochs, t->id, senders[i], 1) != NULL)
 			continue;
 		session_recv_address(s, t, senders[i], e.recv_address,
 		    sizeof(e.recv_address));
@@ -840,7 +752,7 @@ session_epochs_init(struct sessions *s, const struct model_tunnel *t)
 		}
 		e.state = MODEL_EPOCH_ACTIVE;
 		e.changed_at = session_now(s);
-		if (session_epoch_insert(s, &e) == -1)
+		if (epochs_insert(s->epochs, &e) == -1)
 			return -1;
 	}
 	return 0;
@@ -863,8 +775,7 @@ session_apply_change(struct sessions *s, const struct topo_change *chg)
 		return -1;
 	}
 	/* Removed tunnels' epochs go with them (the store cascades). */
-	if (session_epoch_drop(s, chg->removed, chg->n_removed) == -1)
-		return -1;
+	session_epoch_drop(s, chg->removed, chg->n_removed);
 	for (size_t i = 0; i < chg->n_added; i++)
 		if (session_epochs_init(s, &chg->added[i]) == -1)
 			return -1;
@@ -1795,15 +1706,17 @@ session_drop_pending(struct sessions *s, const struct edge *e,
 	peer = t->site_a == e->site_id ? t->site_b : t->site_a;
 	sender = d->step == MSG_REKEY_STEP_SWITCH_OUTBOUND ? e->site_id : peer;
 	if (d->step == MSG_REKEY_STEP_RETIRE) {
-		for (size_t i = session_epoch_first(s, t->id);
-		     i < s->n_epochs && s->epochs[i].tunnel_id == t->id; i++)
-			if (s->epochs[i].sender_site == sender &&
-			    s->epochs[i].state == MODEL_EPOCH_DRAINING &&
-			    s->epochs[i].epoch < d->epoch)
+		size_t n;
+		const struct model_epoch *v = epochs_of(s->epochs, t->id, &n);
+
+		for (size_t i = 0; i < n; i++)
+			if (v[i].sender_site == sender &&
+			    v[i].state == MODEL_EPOCH_DRAINING &&
+			    v[i].epoch < d->epoch)
 				return true;
 		return false;
 	}
-	if ((x = session_epoch_find(s, t->id, sender, d->epoch)) == NULL)
+	if ((x = epochs_find(s->epochs, t->id, sender, d->epoch)) == NULL)
 		return false;
 	return d->step == MSG_REKEY_STEP_INSTALL_INBOUND ?
 	    x->state == MODEL_EPOCH_INSTALLED : x->state == MODEL_EPOCH_ACKED;
@@ -1818,16 +1731,18 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	struct model_epoch ne = { 0 };
 	uint64_t recv = sender == t->site_a ? t->site_b : t->site_a;
 	uint64_t max = 0;
+	const struct model_epoch *v;
+	size_t n;
 
-	for (size_t i = session_epoch_first(s, t->id);
-	     i < s->n_epochs && s->epochs[i].tunnel_id == t->id; i++) {
-		if (s->epochs[i].sender_site != sender)
+	v = epochs_of(s->epochs, t->id, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].sender_site != sender)
 			continue;
-		if (s->epochs[i].state == MODEL_EPOCH_INSTALLED ||
-		    s->epochs[i].state == MODEL_EPOCH_ACKED)
+		if (v[i].state == MODEL_EPOCH_INSTALLED ||
+		    v[i].state == MODEL_EPOCH_ACKED)
 			return; /* one rekey at a time per direction */
-		if (s->epochs[i].epoch > max)
-			max = s->epochs[i].epoch;
+		if (v[i].epoch > max)
+			max = v[i].epoch;
 	}
 	ne.tunnel_id = t->id;
 	ne.sender_site = sender;
@@ -1837,7 +1752,7 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	session_recv_address(s, t, sender, ne.recv_address,
 	    sizeof(ne.recv_address));
 	if (store_epoch_add(s->st, &ne, &err) == -1 ||
-	    session_epoch_insert(s, &ne) == -1) {
+	    epochs_insert(s->epochs, &ne) == -1) {
 		log_warnx("session: tunnel %" PRIu64 ": new epoch: %s", t->id,
 		    err.message);
 		return;
@@ -1914,7 +1829,7 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 	 * sender. */
 	sender = a->rekey_step == MSG_REKEY_STEP_SWITCH_OUTBOUND ? e->site_id :
 	    peer;
-	ep = session_epoch_find(s, t->id, sender, a->rekey_epoch);
+	ep = epochs_find(s->epochs, t->id, sender, a->rekey_epoch);
 	if (ep == NULL)
 		return;
 	if (!a->ok) {
@@ -1974,23 +1889,25 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 	case MSG_REKEY_STEP_RETIRE:
 		/* Forget every draining epoch of this direction older than
 		 * the acked one. */
-		for (size_t i = session_epoch_first(s, t->id);
-		     i < s->n_epochs && s->epochs[i].tunnel_id == t->id;) {
-			struct model_epoch *x = &s->epochs[i];
+		for (;;) {
+			size_t n;
+			const struct model_epoch *v = epochs_of(s->epochs,
+			    t->id, &n), *x = NULL;
 
-			if (x->sender_site == sender &&
-			    x->state == MODEL_EPOCH_DRAINING &&
-			    x->epoch < a->rekey_epoch &&
-			    store_epoch_delete(s->st, t->id, sender, x->epoch,
-			    &err) == 0) {
-				memmove(x, x + 1, (s->n_epochs - i - 1) *
-				    sizeof(*x));
-				s->n_epochs--;
-				continue;
-			}
-			i++;
+			for (size_t i = 0; i < n && x == NULL; i++)
+				if (v[i].sender_site == sender &&
+				    v[i].state == MODEL_EPOCH_DRAINING &&
+				    v[i].epoch < a->rekey_epoch)
+					x = &v[i];
+			if (x == NULL || store_epoch_delete(s->st, t->id,
+			    sender, x->epoch, &err) == -1)
+				break;
+			(void)epochs_remove(s->epochs, t->id, sender,
+			    x->epoch);
 		}
-		return;
+		if (err.code == MODEL_OK)
+			return;
+		break;
 	default:
 		return;
 	}
@@ -2006,9 +1923,11 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 		uint64_t tid = e->cur.tunnels[i].id;
 		uint64_t peer = e->cur.tunnels[i].peer.site_id;
 
-		for (size_t j = session_epoch_first(s, tid);
-		     j < s->n_epochs && s->epochs[j].tunnel_id == tid; j++) {
-			const struct model_epoch *x = &s->epochs[j];
+		size_t n;
+		const struct model_epoch *v = epochs_of(s->epochs, tid, &n);
+
+		for (size_t j = 0; j < n; j++) {
+			const struct model_epoch *x = &v[j];
 
 			if (x->state == MODEL_EPOCH_INSTALLED &&
 			    x->sender_site == peer)
@@ -2039,24 +1958,44 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 static void
 session_rekey_scan(struct sessions *s)
 {
+	struct rekey_due {
+		uint64_t tunnel_id, sender;
+	} *due = NULL, *nd;
 	int64_t now = session_now(s);
 	uint32_t life = s->crypto.rekey_seconds;
+	const struct model_epoch *v;
+	size_t cursor = 0, n, n_due = 0, cap = 0;
 
 	if (life == 0)
 		return;
+	/* Collect first: starting a rekey adds to the cache being walked. */
+	while ((v = epochs_next(s->epochs, &cursor, &n)) != NULL)
+		for (size_t i = 0; i < n; i++) {
+			if (v[i].state != MODEL_EPOCH_ACTIVE ||
+			    v[i].changed_at == 0 ||
+			    now - v[i].changed_at < (int64_t)life)
+				continue;
+			if (n_due == cap) {
+				if ((nd = util_grow(due, &cap, n_due + 1,
+				    sizeof(*due), 64)) == NULL)
+					goto out;
+				due = nd;
+			}
+			due[n_due++] = (struct rekey_due){ v[i].tunnel_id,
+			    v[i].sender_site };
+		}
 	session_rekey_batch(s, true);
-	for (size_t i = 0; i < s->n_epochs; i++) {
-		const struct model_epoch *x = &s->epochs[i];
-		const struct model_tunnel *t;
+	for (size_t i = 0; i < n_due; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(s->topo,
+		    due[i].tunnel_id);
 
-		if (x->state != MODEL_EPOCH_ACTIVE || x->changed_at == 0 ||
-		    now - x->changed_at < (int64_t)life)
-			continue;
-		if ((t = topo_tunnel_get(s->topo, x->tunnel_id)) != NULL)
-			session_rekey_start(s, t, x->sender_site,
+		if (t != NULL)
+			session_rekey_start(s, t, due[i].sender,
 			    MSG_REKEY_REASON_TIME);
 	}
 	session_rekey_batch(s, false);
+out:
+	free(due);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3145,6 +3084,8 @@ session_new(const struct session_params *p)
 		log_warn("session: eventfd");
 		goto fail;
 	}
+	if ((s->epochs = epochs_new()) == NULL)
+		goto fail;
 	if (session_compile_all(s, true) == -1)
 		goto fail;
 	s->next_keepalive = now + s->cfg.keepalive_s * 1000ull;
@@ -3192,7 +3133,7 @@ session_free(struct sessions *s)
 	free(s->sites);
 	free(s->pfx);
 	free(s->pfx_site);
-	free(s->epochs);
+	epochs_free(s->epochs);
 	free(s->pending);
 	free(s->pending_rekey);
 	free(s->dirty);
