@@ -247,6 +247,8 @@ struct model_epoch {
 	uint32_t spi;                           /* allocated by the store, >= 256 */
 	enum model_epoch_state state;
 	int64_t changed_at;
+	uint32_t reason;        /* why it was started: the wire's RekeyReason
+	                           value (0 = unspecified, e.g. epoch 1) */
 };
 
 /* Stable string of an error code ("invalid", "duplicate", ...). */

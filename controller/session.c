@@ -72,6 +72,7 @@ struct hist {
 struct rekey_drop {
 	uint64_t tunnel_id, epoch;
 	enum msg_rekey_step step;
+	enum msg_rekey_reason reason;
 	uint32_t spi;
 };
 
@@ -1689,7 +1690,22 @@ session_send_rekey(struct sessions *s, uint64_t to_site, uint64_t tunnel_id,
 		e->cap_dropped = cap;
 	}
 	e->dropped[e->n_dropped++] = (struct rekey_drop){ tunnel_id, epoch,
-	    step, spi };
+	    step, reason, spi };
+}
+
+/* A stored reason as the wire's enum (anything unknown: unspecified). */
+static enum msg_rekey_reason
+session_reason(uint32_t r)
+{
+	switch (r) {
+	case MSG_REKEY_REASON_TIME:
+	case MSG_REKEY_REASON_VOLUME:
+	case MSG_REKEY_REASON_OPERATOR:
+	case MSG_REKEY_REASON_PEER_REVOKED:
+		return (enum msg_rekey_reason)r;
+	default:
+		return MSG_REKEY_REASON_UNSPECIFIED;
+	}
 }
 
 /* Is a dropped order still the next step of its direction? */
@@ -1749,6 +1765,7 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	ne.epoch = max + 1;
 	ne.state = MODEL_EPOCH_INSTALLED;
 	ne.changed_at = session_now(s);
+	ne.reason = (uint32_t)reason;
 	session_recv_address(s, t, sender, ne.recv_address,
 	    sizeof(ne.recv_address));
 	if (store_epoch_add(s->st, &ne, &err) == -1 ||
@@ -1849,10 +1866,11 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		ep->state = MODEL_EPOCH_ACKED;
 		session_send_rekey(s, sender, t->id, ep->epoch,
 		    MSG_REKEY_STEP_SWITCH_OUTBOUND,
-		    MSG_REKEY_REASON_UNSPECIFIED, ep->spi);
+		    session_reason(ep->reason), ep->spi);
 		return;
 	case MSG_REKEY_STEP_SWITCH_OUTBOUND: {
 		uint64_t ep_no = ep->epoch;
+		enum msg_rekey_reason why = session_reason(ep->reason);
 		uint32_t old_spi = 0;
 
 		if (ep->state != MODEL_EPOCH_ACKED)
@@ -1874,8 +1892,7 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		ep->state = MODEL_EPOCH_ACTIVE;
 		if (old_spi != 0)
 			session_send_rekey(s, peer, t->id, ep_no,
-			    MSG_REKEY_STEP_RETIRE,
-			    MSG_REKEY_REASON_UNSPECIFIED, old_spi);
+			    MSG_REKEY_STEP_RETIRE, why, old_spi);
 		/* Both ends' intents carry the active SPIs: that tunnel
 		 * alone is rebuilt in each. */
 		if (session_ids_add(&s->retunnel, &s->n_retunnel,
@@ -1933,12 +1950,12 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 			    x->sender_site == peer)
 				session_send_rekey(s, e->site_id, tid, x->epoch,
 				    MSG_REKEY_STEP_INSTALL_INBOUND,
-				    MSG_REKEY_REASON_UNSPECIFIED, x->spi);
+				    session_reason(x->reason), x->spi);
 			else if (x->state == MODEL_EPOCH_ACKED &&
 			    x->sender_site == e->site_id)
 				session_send_rekey(s, e->site_id, tid, x->epoch,
 				    MSG_REKEY_STEP_SWITCH_OUTBOUND,
-				    MSG_REKEY_REASON_UNSPECIFIED, x->spi);
+				    session_reason(x->reason), x->spi);
 			else if (x->state == MODEL_EPOCH_DRAINING &&
 			    x->sender_site == peer) {
 				const struct model_epoch *act =
@@ -1947,7 +1964,7 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 				if (act != NULL && act->epoch > x->epoch)
 					session_send_rekey(s, e->site_id, tid,
 					    act->epoch, MSG_REKEY_STEP_RETIRE,
-					    MSG_REKEY_REASON_UNSPECIFIED,
+					    session_reason(act->reason),
 					    x->spi);
 			}
 		}
@@ -2961,7 +2978,7 @@ session_on_drained(struct rpc_stream *st, void *arg)
 			if (session_drop_pending(s, e, &d[i]))
 				session_send_rekey(s, e->site_id,
 				    d[i].tunnel_id, d[i].epoch, d[i].step,
-				    MSG_REKEY_REASON_UNSPECIFIED, d[i].spi);
+				    d[i].reason, d[i].spi);
 		free(d);
 	}
 }

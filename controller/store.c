@@ -151,8 +151,16 @@ static const char *const store_mig1[] = {
 	NULL,
 };
 
+/* 2: why each epoch was started, so that steps repeated after a
+ * reconnect or an overflow still say why (the wire's RekeyReason). */
+static const char *const store_mig2[] = {
+	"ALTER TABLE sa_epochs ADD COLUMN reason INTEGER NOT NULL DEFAULT 0",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
+	store_mig2,
 };
 
 int
@@ -2160,10 +2168,11 @@ store_epoch_add_tx(struct store *st, struct model_epoch *e,
 			continue;
 		rc = store_run(st, err, "INSERT INTO sa_epochs (tunnel_id, "
 		    "sender_site, epoch, recv_address, spi, state, "
-		    "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)", "uuutiii",
-		    e->tunnel_id, e->sender_site, e->epoch, e->recv_address,
-		    (int64_t)spi, (int64_t)MODEL_EPOCH_INSTALLED,
-		    e->changed_at);
+		    "changed_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		    "uuutiiii", e->tunnel_id, e->sender_site, e->epoch,
+		    e->recv_address, (int64_t)spi,
+		    (int64_t)MODEL_EPOCH_INSTALLED, e->changed_at,
+		    (int64_t)e->reason);
 		if (rc == 1)
 			return model_error_set(err, MODEL_E_DUPLICATE, "epoch",
 			    "epoch %llu of tunnel %llu is already recorded",
@@ -2257,6 +2266,7 @@ store_epoch_row(struct store *st, void *stmt, void *elem)
 	e->spi = (uint32_t)st->be->column_int(stmt, 4);
 	e->state = (enum model_epoch_state)st->be->column_int(stmt, 5);
 	e->changed_at = st->be->column_int(stmt, 6);
+	e->reason = (uint32_t)st->be->column_int(stmt, 7);
 }
 
 int
@@ -2265,11 +2275,11 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 {
 	void *stmt = tunnel_id != 0 ?
 	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
-	    "recv_address, spi, state, changed_at FROM sa_epochs WHERE "
+	    "recv_address, spi, state, changed_at, reason FROM sa_epochs WHERE "
 	    "tunnel_id = ? ORDER BY tunnel_id, sender_site, epoch", "u",
 	    tunnel_id) :
 	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
-	    "recv_address, spi, state, changed_at FROM sa_epochs "
+	    "recv_address, spi, state, changed_at, reason FROM sa_epochs "
 	    "ORDER BY tunnel_id, sender_site, epoch", "");
 
 	if (stmt == NULL)

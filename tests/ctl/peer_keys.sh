@@ -103,9 +103,9 @@ for n in a b; do
 	# retire, each acked by the test edge before the next step comes.
 	wait_for 5 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=install-inbound reason=operator\$" ||
 		fail "$n: no operator install-inbound: $(cat "$T/$n.log")"
-	wait_for 5 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=switch-outbound " ||
+	wait_for 5 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=switch-outbound reason=operator\$" ||
 		fail "$n: no switch-outbound: $(cat "$T/$n.log")"
-	wait_for 5 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=retire " ||
+	wait_for 5 "$T/$n.log" "^rekey tunnel=$tid epoch=2 step=retire reason=operator\$" ||
 		fail "$n: no retire: $(cat "$T/$n.log")"
 done
 # After the switch both intents carry the new SPIs (a delta each, acked).

@@ -44,9 +44,9 @@ wait_for 5 "$T/ctld.log" 'reload: configuration from .* applied' || fail "reload
 for n in a b; do
 	wait_for 10 "$T/$n.log" '^rekey tunnel=[0-9]+ epoch=2 step=install-inbound reason=time$' ||
 		fail "$n: no time-based install-inbound: $(cat "$T/$n.log")"
-	wait_for 5 "$T/$n.log" '^rekey tunnel=[0-9]+ epoch=2 step=switch-outbound ' ||
+	wait_for 5 "$T/$n.log" '^rekey tunnel=[0-9]+ epoch=2 step=switch-outbound reason=time$' ||
 		fail "$n: no switch-outbound: $(cat "$T/$n.log")"
-	wait_for 5 "$T/$n.log" '^rekey tunnel=[0-9]+ epoch=2 step=retire ' ||
+	wait_for 5 "$T/$n.log" '^rekey tunnel=[0-9]+ epoch=2 step=retire reason=time$' ||
 		fail "$n: no retire: $(cat "$T/$n.log")"
 done
 grep -q 'rekey to epoch 2 (time)' "$T/ctld.log" || fail "time rekey not logged"

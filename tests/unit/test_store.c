@@ -195,6 +195,22 @@ test_migrations(void **state)
 	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM schema_version"),
 	    store_schema_latest());
 	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM policy"), 1);
+	/* A version-1 database (no sa_epochs.reason) is brought up to date
+	 * on open, its rows kept. */
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "ALTER TABLE sa_epochs DROP COLUMN "
+	    "reason; DELETE FROM schema_version WHERE version > 1", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM "
+	    "pragma_table_info('sa_epochs') WHERE name = 'reason'"), 0);
+	reopen(f);
+	assert_int_equal(store_schema_version(f->st), store_schema_latest());
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM "
+	    "pragma_table_info('sa_epochs') WHERE name = 'reason'"), 1);
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM policy"), 1);
 	/* A database written by a newer controller is refused. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES "
@@ -881,6 +897,7 @@ test_epochs(void **state)
 	assert_true(e.spi >= 256);
 	e2 = e;
 	e2.epoch = 2;
+	e2.reason = 3;          /* the wire's REKEY_REASON_OPERATOR */
 	assert_int_equal(store_epoch_add(f->st, &e2, &err), 0);
 	assert_true(e2.spi >= 256);
 	assert_int_not_equal(e.spi, e2.spi);
@@ -901,6 +918,8 @@ test_epochs(void **state)
 	assert_int_equal(l[1].state, MODEL_EPOCH_ACTIVE);
 	assert_int_equal(l[1].spi, e2.spi);
 	assert_string_equal(l[1].recv_address, "192.0.2.2");
+	assert_int_equal(l[0].reason, 0);
+	assert_int_equal(l[1].reason, 3);
 	free(l);
 	assert_int_equal(store_epoch_delete(f->st, 1, 1, 1, &err), 0);
 	assert_int_equal(store_epoch_delete(f->st, 1, 1, 1, &err), -1);
