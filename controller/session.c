@@ -520,20 +520,12 @@ session_epoch_active(struct sessions *s, uint64_t tunnel_id, uint64_t sender)
 	return best;
 }
 
-static int
-session_id_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Whether id is in the sorted set ids. */
 static bool
 session_id_in(const uint64_t *ids, size_t n, uint64_t id)
 {
 	return n > 0 && bsearch(&id, ids, n, sizeof(*ids),
-	    session_id_cmp) != NULL;
+	    util_cmp_u64) != NULL;
 }
 
 /* Append id to a grown array; -1 on ENOMEM. */
@@ -549,21 +541,6 @@ session_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
 	}
 	(*v)[(*n)++] = id;
 	return 0;
-}
-
-/* Sort and drop duplicates. */
-static void
-session_ids_sort(uint64_t *v, size_t *n)
-{
-	size_t w = 0;
-
-	if (*n == 0)
-		return;
-	qsort(v, *n, sizeof(*v), session_id_cmp);
-	for (size_t i = 1; i < *n; i++)
-		if (v[i] != v[w])
-			v[++w] = v[i];
-	*n = w + 1;
 }
 
 /* Forget the epochs of removed tunnels (the store cascaded). */
@@ -1461,14 +1438,6 @@ session_send(struct sessions *s, struct edge *e,
 }
 
 static int
-session_u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int
 session_change_cmp(const void *a, const void *b)
 {
 	const struct intent_change *x = a, *y = b;
@@ -1632,7 +1601,7 @@ session_peers(const struct edge *e, uint64_t **out)
 		return 0;
 	for (size_t i = 0; i < e->cur.n_tunnels; i++)
 		(*out)[n++] = e->cur.tunnels[i].peer.site_id;
-	qsort(*out, n, sizeof(**out), session_u64_cmp);
+	qsort(*out, n, sizeof(**out), util_cmp_u64);
 	for (size_t i = 1, k = 1; i <= n; i++) {
 		if (i == n) {
 			n = k;
@@ -2146,9 +2115,11 @@ session_recompile(struct sessions *s)
 			    topo_site(s->topo, dirty[i]) == NULL)
 				e->live = false;
 		}
-		session_ids_sort(affected, &n_aff);
-		session_ids_sort(added, &n_added);
-		qsort(dirty, n_dirty, sizeof(*dirty), session_id_cmp);
+		if (affected != NULL)
+			util_sort_unique_u64(affected, &n_aff);
+		if (added != NULL)
+			util_sort_unique_u64(added, &n_added);
+		qsort(dirty, n_dirty, sizeof(*dirty), util_cmp_u64);
 		for (size_t i = 0; i < n_aff; i++) {
 			struct edge *e;
 			bool changed = false;
@@ -2269,9 +2240,11 @@ session_retunnel(struct sessions *s)
 
 	s->retunnel = NULL;
 	s->n_retunnel = s->cap_retunnel = 0;
-	if (n == 0)
+	if (n == 0 || ids == NULL) {
+		free(ids);
 		return;
-	session_ids_sort(ids, &n);
+	}
+	util_sort_unique_u64(ids, &n);
 	for (size_t i = 0; i < n; i++) {
 		const struct model_tunnel *t = topo_tunnel_get(s->topo, ids[i]);
 
@@ -2280,7 +2253,8 @@ session_retunnel(struct sessions *s)
 		    session_ids_add(&ends, &n_ends, &cap_ends, t->site_b) == -1))
 			goto oom;
 	}
-	session_ids_sort(ends, &n_ends);
+	if (ends != NULL)
+		util_sort_unique_u64(ends, &n_ends);
 	if (n_ends == 0)
 		goto out;
 	if ((changed = calloc(n_ends, sizeof(*changed))) == NULL)

@@ -358,30 +358,6 @@ topo_u32_reserve(uint32_t **v, uint32_t *cap, uint32_t need)
 	return 0;
 }
 
-static int
-topo_u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Sort and drop duplicates. */
-static void
-topo_u64_uniq(uint64_t *v, size_t *n)
-{
-	size_t o = 0;
-
-	if (*n == 0)
-		return;
-	qsort(v, *n, sizeof(*v), topo_u64_cmp);
-	for (size_t i = 0; i < *n; i++)
-		/* v[0..*n) is filled by the caller. */
-		if (o == 0 || v[o - 1] != v[i]) // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
-			v[o++] = v[i];
-	*n = o;
-}
-
 static bool
 topo_is_hub(const struct model_site *s)
 {
@@ -811,8 +787,8 @@ topo_full_change(struct topo_output *t, const struct topo_prev *prev,
 		    topo_eq_site_id, t->sites, &p->site_b) == TOPO_NONE)
 			c->removed_sites[c->n_removed_sites++] = p->site_b;
 	}
-	topo_u64_uniq(c->removed, &c->n_removed);
-	topo_u64_uniq(c->removed_sites, &c->n_removed_sites);
+	util_sort_unique_u64(c->removed, &c->n_removed);
+	util_sort_unique_u64(c->removed_sites, &c->n_removed_sites);
 	return 0;
 }
 
@@ -1283,8 +1259,8 @@ topo_site_changed(struct topo_output *t, const struct topo_input *in,
 		ch.edges[ch.n_edges++] = t->sites[nw->peer].s.id;
 	}
 	free(c.nv);
-	topo_u64_uniq(ch.edges, &ch.n_edges);
-	topo_u64_uniq(ch.removed, &ch.n_removed);
+	util_sort_unique_u64(ch.edges, &ch.n_edges);
+	util_sort_unique_u64(ch.removed, &ch.n_removed);
 	if (chg != NULL)
 		*chg = ch;
 	else

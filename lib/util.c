@@ -116,6 +116,28 @@ util_size_class(size_t n)
 }
 
 int
+util_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+void
+util_sort_unique_u64(uint64_t *v, size_t *n)
+{
+	size_t o = 1;
+
+	if (*n == 0)
+		return;
+	qsort(v, *n, sizeof(*v), util_cmp_u64);
+	for (size_t i = 1; i < *n; i++)
+		if (v[i] != v[o - 1])
+			v[o++] = v[i];
+	*n = o;
+}
+
+int
 util_random(void *buf, size_t len)
 {
 	uint8_t *p = buf;

@@ -51,6 +51,12 @@ void *util_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first);
  */
 size_t util_size_class(size_t n);
 
+/* qsort/bsearch comparator for uint64_t. */
+int util_cmp_u64(const void *a, const void *b);
+
+/* Sort v[0..*n) and drop repeated values; *n becomes the count left. */
+void util_sort_unique_u64(uint64_t *v, size_t *n);
+
 /* Fill buf with bytes from the kernel's CSPRNG; 0 or -1. */
 int util_random(void *buf, size_t len);
 

@@ -612,14 +612,6 @@ msg_check_enum(const struct fieldpath *path, int v, int max, bool required,
 	return 0;
 }
 
-static int
-msg_cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * Sort a copy of ids and report the first duplicate.  Returns 0, or -1
  * with err naming path and the id.
@@ -637,7 +629,7 @@ msg_check_unique(const struct fieldpath *path, const uint64_t *ids, size_t n,
 		return fieldpath_fail(err, errlen, "%s: out of memory",
 		    FIELDPATH_STR(path));
 	memcpy(s, ids, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), msg_cmp_u64);
+	qsort(s, n, sizeof(*s), util_cmp_u64);
 	for (size_t i = 1; i < n; i++) {
 		if (s[i] == s[i - 1]) {
 			rc = fieldpath_fail(err, errlen, "%s: id %llu appears more "

@@ -1739,14 +1739,6 @@ pbconv_intent_hash_digests(const struct msg_intent *m, const uint8_t *digests,
 /* Digests an edge keeps across deltas */
 
 static int
-pbconv_cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int
 pbconv_cmp_digest(const void *a, const void *b)
 {
 	const struct pbconv_digest *x = a, *y = b;
@@ -1850,7 +1842,7 @@ pbconv_digests_apply(EVP_MD_CTX *ctx, const struct msg_intent_delta *d,
 	 * an id to remove that is not there is a digest list out of step. */
 	if (d->n_remove > 0) {
 		memcpy(rm, d->remove, d->n_remove * sizeof(*rm));
-		qsort(rm, d->n_remove, sizeof(*rm), pbconv_cmp_u64);
+		qsort(rm, d->n_remove, sizeof(*rm), util_cmp_u64);
 	}
 	for (size_t i = 0; i < n_old; i++) {
 		if (r < d->n_remove && rm[r] < v[i].id)

@@ -285,14 +285,6 @@ load_pump(struct load *ld, struct pollfd *pfd, int ms)
 			rpc_client_dispatch(ld->sims[i].cli);
 }
 
-static int
-load_u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -489,7 +481,7 @@ main(int argc, char **argv)
 		bytes += ld.sims[i].bytes_after;
 		work += ld.sims[i].work_ns;
 	}
-	qsort(lat, ld.n, sizeof(*lat), load_u64_cmp);
+	qsort(lat, ld.n, sizeof(*lat), util_cmp_u64);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("change: %zu of %zu edges acked the new version; the REST call "
 	    "itself took %.1f ms\n", done, ld.n, (double)(t - ld.t0) / 1e6);

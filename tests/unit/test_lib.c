@@ -99,6 +99,29 @@ test_size_class(void **state)
 }
 
 static void
+test_sort_unique(void **state)
+{
+	uint64_t v[] = { 7, UINT64_MAX, 3, 7, 0, 3, 3, UINT64_MAX };
+	const uint64_t want[] = { 0, 3, 7, UINT64_MAX };
+	uint64_t one = 5, x = 1, y = UINT64_MAX;
+	size_t n = sizeof(v) / sizeof(v[0]), n1 = 1, n0 = 0;
+
+	(void)state;
+	/* No overflow in the comparison at the ends of the range. */
+	assert_true(util_cmp_u64(&x, &y) < 0);
+	assert_true(util_cmp_u64(&y, &x) > 0);
+	assert_int_equal(util_cmp_u64(&x, &x), 0);
+	util_sort_unique_u64(v, &n);
+	assert_int_equal(n, 4);
+	assert_memory_equal(v, want, sizeof(want));
+	util_sort_unique_u64(&one, &n1);
+	assert_int_equal(n1, 1);
+	assert_int_equal(one, 5);
+	util_sort_unique_u64(NULL, &n0);
+	assert_int_equal(n0, 0);
+}
+
+static void
 test_debug_match(void **state)
 {
 	assert_false(log_debug_on("rpc"));
@@ -122,6 +145,7 @@ main(void)
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_size_class),
+		cmocka_unit_test(test_sort_unique),
 		cmocka_unit_test(test_debug_match),
 	};
 
