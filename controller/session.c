@@ -714,22 +714,19 @@ session_epochs_init(struct sessions *s, const struct model_tunnel *t)
 			.tunnel_id = t->id,
 			.sender_site = senders[i],
 			.epoch = 1,
-			.state = MODEL_EPOCH_INSTALLED,
+			.state = MODEL_EPOCH_ACTIVE,
+			.changed_at = session_now(s),
 		};
 
 		if (epochs_find(s->epochs, t->id, senders[i], 1) != NULL)
 			continue;
 		session_recv_address(s, t, senders[i], e.recv_address,
 		    sizeof(e.recv_address));
-		if (store_epoch_add(s->st, &e, &err) == -1 ||
-		    store_epoch_set_state(s->st, t->id, senders[i], 1,
-		    MODEL_EPOCH_ACTIVE, session_now(s), &err) == -1) {
+		if (store_epoch_add(s->st, &e, &err) == -1) {
 			log_warnx("session: tunnel %" PRIu64 ": epoch: %s",
 			    t->id, err.message);
 			return -1;
 		}
-		e.state = MODEL_EPOCH_ACTIVE;
-		e.changed_at = session_now(s);
 		if (epochs_insert(s->epochs, &e) == -1)
 			return -1;
 	}

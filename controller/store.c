@@ -2136,8 +2136,10 @@ store_kv_get(struct store *st, const char *key, char *value, size_t valuesz,
 
 /* ---- SA epochs ---------------------------------------------------------------------- */
 
+/* Why an insert of e was refused: no such tunnel, or the epoch is
+ * already recorded.  -1 with err set either way. */
 static int
-store_epoch_add_tx(struct store *st, struct model_epoch *e,
+store_epoch_refused(struct store *st, const struct model_epoch *e,
     struct model_error *err)
 {
 	int64_t v;
@@ -2149,10 +2151,27 @@ store_epoch_add_tx(struct store *st, struct model_epoch *e,
 	if (!found)
 		return model_error_set(err, MODEL_E_NOT_FOUND, "tunnel",
 		    "no tunnel %llu", (unsigned long long)e->tunnel_id);
-	/* Random SPIs >= 256, retried on a clash with any recorded epoch
-	 * (live or draining) of the same receiving address. */
+	return model_error_set(err, MODEL_E_DUPLICATE, "epoch",
+	    "epoch %llu of tunnel %llu is already recorded",
+	    (unsigned long long)e->epoch, (unsigned long long)e->tunnel_id);
+}
+
+static int
+store_epoch_add_tx(struct store *st, struct model_epoch *e,
+    struct model_error *err)
+{
+	/*
+	 * Random SPIs >= 256, checked against every recorded epoch (live or
+	 * draining) of the same receiving address before the insert rather
+	 * than retried on the UNIQUE constraint: PostgreSQL aborts the whole
+	 * transaction on a refused statement.  A refused insert is final;
+	 * only then is its cause looked up (a missing tunnel, a recorded
+	 * epoch), so the common case is two statements.
+	 */
 	for (int tries = 0; tries < 64; tries++) {
 		uint32_t spi;
+		int64_t v;
+		bool found;
 		int rc;
 
 		if (util_random(&spi, sizeof(spi)) == -1)
@@ -2170,18 +2189,13 @@ store_epoch_add_tx(struct store *st, struct model_epoch *e,
 		    "sender_site, epoch, recv_address, spi, state, "
 		    "changed_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 		    "uuutiiii", e->tunnel_id, e->sender_site, e->epoch,
-		    e->recv_address, (int64_t)spi,
-		    (int64_t)MODEL_EPOCH_INSTALLED, e->changed_at,
-		    (int64_t)e->reason);
+		    e->recv_address, (int64_t)spi, (int64_t)e->state,
+		    e->changed_at, (int64_t)e->reason);
 		if (rc == 1)
-			return model_error_set(err, MODEL_E_DUPLICATE, "epoch",
-			    "epoch %llu of tunnel %llu is already recorded",
-			    (unsigned long long)e->epoch,
-			    (unsigned long long)e->tunnel_id);
+			return store_epoch_refused(st, e, err);
 		if (rc != 0)
 			return -1;
 		e->spi = spi;
-		e->state = MODEL_EPOCH_INSTALLED;
 		return 0;
 	}
 	return model_error_set(err, MODEL_E_EXHAUSTED, "spi",
@@ -2198,6 +2212,9 @@ store_epoch_add(struct store *st, struct model_epoch *e,
 	if (!model_address_valid(e->recv_address))
 		return model_error_set(err, MODEL_E_INVALID, "recv_address",
 		    "receiving address is not an IP address");
+	if (e->state < MODEL_EPOCH_INSTALLED || e->state > MODEL_EPOCH_DRAINING)
+		return model_error_set(err, MODEL_E_INVALID, "state",
+		    "not an epoch state");
 	if (store_tx_begin(st, err) == -1)
 		return -1;
 	rc = store_tx_end(st, store_epoch_add_tx(st, &tmp, err), err);

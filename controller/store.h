@@ -248,9 +248,12 @@ int store_kv_get(struct store *st, const char *key, char *value,
 /* ---- SA epochs per tunnel direction ---------------------------------- */
 
 /*
- * Record a new epoch for (tunnel_id, sender_site) in state INSTALLED and
- * allocate its SPI: random, >= 256, unique per recv_address across all
- * recorded epochs (live and draining).  e->spi is set on success.
+ * Record a new epoch for (tunnel_id, sender_site) in e->state (INSTALLED
+ * for a rekey, ACTIVE for a new tunnel's first epoch) at e->changed_at,
+ * and allocate its SPI: random, >= 256, unique per recv_address across
+ * all recorded epochs (live and draining).  e->spi is set on success.
+ * Errors: invalid (address, state), not_found (no such tunnel),
+ * duplicate (the epoch is recorded), exhausted (no free SPI).
  */
 int store_epoch_add(struct store *st, struct model_epoch *e,
     struct model_error *err);

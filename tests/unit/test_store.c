@@ -893,6 +893,10 @@ test_epochs(void **state)
 	e.epoch = 1;
 	snprintf(e.recv_address, sizeof(e.recv_address), "192.0.2.2");
 	e.changed_at = 100;
+	assert_int_equal(store_epoch_add(f->st, &e, &err), -1); /* no state */
+	assert_int_equal(err.code, MODEL_E_INVALID);
+	assert_string_equal(err.field, "state");
+	e.state = MODEL_EPOCH_INSTALLED;
 	assert_int_equal(store_epoch_add(f->st, &e, &err), 0);
 	assert_true(e.spi >= 256);
 	e2 = e;
@@ -920,6 +924,20 @@ test_epochs(void **state)
 	assert_string_equal(l[1].recv_address, "192.0.2.2");
 	assert_int_equal(l[0].reason, 0);
 	assert_int_equal(l[1].reason, 3);
+	free(l);
+	/* A new tunnel's first epoch goes in active, as stated. */
+	e2 = e;
+	e2.sender_site = 2;
+	e2.state = MODEL_EPOCH_ACTIVE;
+	e2.changed_at = 300;
+	snprintf(e2.recv_address, sizeof(e2.recv_address), "192.0.2.1");
+	assert_int_equal(store_epoch_add(f->st, &e2, &err), 0);
+	assert_int_equal(store_epoch_list(f->st, 1, &l, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(l[2].sender_site, 2);
+	assert_int_equal(l[2].state, MODEL_EPOCH_ACTIVE);
+	assert_int_equal(l[2].changed_at, 300);
+	assert_int_equal(l[2].spi, e2.spi);
 	free(l);
 	assert_int_equal(store_epoch_delete(f->st, 1, 1, 1, &err), 0);
 	assert_int_equal(store_epoch_delete(f->st, 1, 1, 1, &err), -1);
