@@ -300,44 +300,45 @@ session_site(const struct sessions *s, uint64_t id)
 	return NULL;
 }
 
+/* Append id to a grown array; -1 on ENOMEM. */
+static int
+session_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	uint64_t *a;
+
+	if (*v == NULL || *n >= *cap) {
+		if ((a = util_grow(*v, cap, *n + 1, sizeof(*a), 64)) == NULL)
+			return -1;
+		*v = a;
+	}
+	(*v)[(*n)++] = id;
+	return 0;
+}
+
+/* Append id unless it is there already (the lists stay short). */
+static int
+session_ids_add_once(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	for (size_t i = 0; i < *n; i++)
+		if ((*v)[i] == id)
+			return 0;
+	return session_ids_add(v, n, cap, id);
+}
+
 static void
 session_mark_dirty(struct sessions *s, uint64_t id)
 {
-	for (size_t i = 0; i < s->n_dirty; i++)
-		if (s->dirty[i] == id)
-			return;
-	if (s->n_dirty == s->cap_dirty) {
-		size_t cap = s->cap_dirty ? s->cap_dirty * 2 : 16;
-		uint64_t *d = realloc(s->dirty, cap * sizeof(*d));
-
-		if (d == NULL) {
-			s->dirty_all = true; /* degrade to a full compile */
-			return;
-		}
-		s->dirty = d;
-		s->cap_dirty = cap;
-	}
-	s->dirty[s->n_dirty++] = id;
+	if (session_ids_add_once(&s->dirty, &s->n_dirty, &s->cap_dirty, id) ==
+	    -1)
+		s->dirty_all = true; /* degrade to a full compile */
 }
 
 static void
 session_mark_rebuild(struct sessions *s, uint64_t id)
 {
-	for (size_t i = 0; i < s->n_rebuild; i++)
-		if (s->rebuild[i] == id)
-			return;
-	if (s->n_rebuild == s->cap_rebuild) {
-		size_t cap = s->cap_rebuild ? s->cap_rebuild * 2 : 16;
-		uint64_t *d = realloc(s->rebuild, cap * sizeof(*d));
-
-		if (d == NULL) {
-			session_mark_dirty(s, id); /* recompiled instead */
-			return;
-		}
-		s->rebuild = d;
-		s->cap_rebuild = cap;
-	}
-	s->rebuild[s->n_rebuild++] = id;
+	if (session_ids_add_once(&s->rebuild, &s->n_rebuild, &s->cap_rebuild,
+	    id) == -1)
+		session_mark_dirty(s, id); /* recompiled instead */
 }
 
 static void
@@ -350,35 +351,6 @@ session_arm_flush(struct sessions *s)
 /* ------------------------------------------------------------------ */
 /* Key/value persistence of certificates and epoch keys */
 
-static int
-session_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static int
-session_unhex(const char *hex, uint8_t *out, size_t max, size_t *len)
-{
-	size_t n = strlen(hex);
-
-	if (n % 2 != 0 || n / 2 > max)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = session_nibble(hex[2 * i]);
-		int lo = session_nibble(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return 0;
-}
-
 static void
 session_load_cert(struct sessions *s, struct edge *e)
 {
@@ -390,7 +362,7 @@ session_load_cert(struct sessions *s, struct edge *e)
 		return;
 	snprintf(key, sizeof(key), "cert.%" PRIu64, e->site_id);
 	if (store_kv_get(s->st, key, val, SESSION_KV_MAX + 1, NULL) == 0 &&
-	    session_unhex(val, der, sizeof(der), &len) == 0 && len > 0 &&
+	    util_unhex(val, der, sizeof(der), &len) == 0 && len > 0 &&
 	    (e->cert = malloc(len)) != NULL) {
 		memcpy(e->cert, der, len);
 		e->cert_len = len;
@@ -424,9 +396,9 @@ session_load_keys(struct sessions *s, struct edge *e)
 		    &k->epoch) == -1 || util_parse_u64(f[1], 1, UINT64_MAX,
 		    &k->not_after) == -1)
 			continue;
-		if (session_unhex(f[2], k->public_key, MSG_KEY_LEN, &pl) == -1 ||
+		if (util_unhex(f[2], k->public_key, MSG_KEY_LEN, &pl) == -1 ||
 		    pl != MSG_KEY_LEN ||
-		    session_unhex(f[3], k->signature, MSG_SIG_MAX,
+		    util_unhex(f[3], k->signature, MSG_SIG_MAX,
 		    &k->signature_len) == -1 || k->signature_len == 0)
 			continue;
 		e->n_keys++;
@@ -526,21 +498,6 @@ session_id_in(const uint64_t *ids, size_t n, uint64_t id)
 {
 	return n > 0 && bsearch(&id, ids, n, sizeof(*ids),
 	    util_cmp_u64) != NULL;
-}
-
-/* Append id to a grown array; -1 on ENOMEM. */
-static int
-session_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
-{
-	uint64_t *a;
-
-	if (*v == NULL || *n >= *cap) {
-		if ((a = util_grow(*v, cap, *n + 1, sizeof(*a), 64)) == NULL)
-			return -1;
-		*v = a;
-	}
-	(*v)[(*n)++] = id;
-	return 0;
 }
 
 /* Forget the epochs of removed tunnels (the store cascaded). */

@@ -115,6 +115,37 @@ util_size_class(size_t n)
 	return (n + step - 1) & ~(step - 1);
 }
 
+static int
+util_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+util_unhex(const char *hex, uint8_t *out, size_t max, size_t *len)
+{
+	size_t n = strlen(hex);
+
+	if (n % 2 != 0 || n / 2 > max)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = util_nibble(hex[2 * i]);
+		int lo = util_nibble(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*len = n / 2;
+	return 0;
+}
+
 int
 util_cmp_u64(const void *a, const void *b)
 {

@@ -34,6 +34,13 @@ int util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 void util_hex(const void *buf, size_t len, char *out);
 
 /*
+ * The bytes of a whole hex string (either case, even length, at most max
+ * bytes) into out, their count in *len.  0, or -1 with out partly
+ * written (wipe it if it was to hold a secret).
+ */
+int util_unhex(const char *hex, uint8_t *out, size_t max, size_t *len);
+
+/*
  * Room for at least `need` elements of `elem` bytes in the array v that
  * has *cap of them (doubling from `first`): returns v itself, the moved
  * array with *cap updated, or NULL when out of memory or on size overflow

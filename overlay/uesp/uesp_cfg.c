@@ -121,26 +121,13 @@ cfg_addr(const struct cfg_where *w, json_t *o, const char *key, bool required,
 	return 0;
 }
 
-static int
-cfg_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Exactly len bytes of hex (an optional "0x" first); never echoes input. */
 static int
 cfg_hex(const struct cfg_where *w, json_t *o, const char *key, uint8_t *out,
     size_t len)
 {
 	const char *s = cfg_str(w, o, key, true);
-	size_t i;
-	int hi, lo;
+	size_t got;
 
 	if (s == NULL)
 		return -1;
@@ -150,15 +137,10 @@ cfg_hex(const struct cfg_where *w, json_t *o, const char *key, uint8_t *out,
 		cfg_err(w, "\"%s\" must be %zu hex digits", key, 2 * len);
 		return -1;
 	}
-	for (i = 0; i < len; i++) {
-		hi = cfg_hexval(s[2 * i]);
-		lo = cfg_hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			util_wipe(out, len);
-			cfg_err(w, "\"%s\" is not hex", key);
-			return -1;
-		}
-		out[i] = (uint8_t)(hi << 4 | lo);
+	if (util_unhex(s, out, len, &got) == -1) {
+		util_wipe(out, len);
+		cfg_err(w, "\"%s\" is not hex", key);
+		return -1;
 	}
 	return 0;
 }
@@ -663,18 +645,6 @@ cfg_sa_eq(const struct overlay_sa_params *a, const struct overlay_sa_params *b)
 	    cfg_lifetime_eq(&a->hard, &b->hard);
 }
 
-/* Fields that only a new device can change. */
-static bool
-cfg_must_remake(const struct overlay_tunnel_params *a,
-    const struct overlay_tunnel_params *b)
-{
-	return strcmp(a->ifname, b->ifname) != 0 || a->encap != b->encap ||
-	    a->vni != b->vni || !overlay_addr_eq(&a->local, &b->local) ||
-	    !overlay_addr_eq(&a->inner_local, &b->inner_local) ||
-	    !overlay_addr_eq(&a->inner_peer, &b->inner_peer) ||
-	    a->inner_prefix_len != b->inner_prefix_len;
-}
-
 static void
 cfg_cur_del_tunnel(struct uesp_cfg *cur, struct uesp_cfg_tunnel *t)
 {
@@ -778,7 +748,7 @@ uesp_cfg_apply(const struct overlay_ops *ops, void *ctx, struct uesp_cfg *cur,
 	for (i = 0; i < cur->ntunnels;) {
 		ct = &cur->tunnels[i];
 		wt = cfg_find(want, ct->p.id);
-		if (wt != NULL && !cfg_must_remake(&ct->p, &wt->p)) {
+		if (wt != NULL && !overlay_tunnel_needs_remake(&ct->p, &wt->p)) {
 			i++;
 			continue;
 		}
