@@ -172,11 +172,7 @@ null_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 		return -EINVAL;
 	if ((t = null_tunnel_find(c, p->id)) == NULL)
 		return -ENOENT;
-	if (strcmp(t->p.ifname, p->ifname) != 0 || t->p.encap != p->encap ||
-	    t->p.vni != p->vni || !overlay_addr_eq(&t->p.local, &p->local) ||
-	    !overlay_addr_eq(&t->p.inner_local, &p->inner_local) ||
-	    !overlay_addr_eq(&t->p.inner_peer, &p->inner_peer) ||
-	    t->p.inner_prefix_len != p->inner_prefix_len)
+	if (overlay_tunnel_needs_remake(&t->p, p))
 		return -EINVAL;
 	t->p = *p;
 	null_tunnel_line(c, "tunnel_update", p);

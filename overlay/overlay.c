@@ -136,6 +136,17 @@ overlay_addr_set(const struct overlay_addr *a)
 	return a->family == AF_INET || a->family == AF_INET6;
 }
 
+bool
+overlay_tunnel_needs_remake(const struct overlay_tunnel_params *a,
+    const struct overlay_tunnel_params *b)
+{
+	return strcmp(a->ifname, b->ifname) != 0 || a->encap != b->encap ||
+	    a->vni != b->vni || !overlay_addr_eq(&a->local, &b->local) ||
+	    !overlay_addr_eq(&a->inner_local, &b->inner_local) ||
+	    !overlay_addr_eq(&a->inner_peer, &b->inner_peer) ||
+	    a->inner_prefix_len != b->inner_prefix_len;
+}
+
 int
 overlay_tunnel_params_check(const struct overlay_tunnel_params *p)
 {

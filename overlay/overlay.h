@@ -231,6 +231,15 @@ bool overlay_addr_eq(const struct overlay_addr *a, const struct overlay_addr *b)
 int overlay_tunnel_params_check(const struct overlay_tunnel_params *p);
 int overlay_sa_params_check(const struct overlay_sa_params *p);
 
+/*
+ * Whether going from a to b changes what tunnel_update cannot change in
+ * place (device name, local address, encapsulation, VNI, inner
+ * addresses): such a change is a delete and an add.  Every backend's
+ * tunnel_update answers -EINVAL exactly when this is true.
+ */
+bool overlay_tunnel_needs_remake(const struct overlay_tunnel_params *a,
+    const struct overlay_tunnel_params *b);
+
 /* Backends in the registry. */
 extern const struct overlay_ops null_ops;
 extern const struct overlay_ops uesp_ops;

@@ -228,9 +228,6 @@ uesp_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 		return rc;
 	if ((r = uesp_ref_find(c, p->id)) == NULL)
 		return -ENOENT;
-	if (strcmp(r->ifname, p->ifname) != 0 ||
-	    !overlay_addr_eq(&r->local, &p->local))
-		return -EINVAL;
 	if ((rc = uesp_worker_update(c->workers[r->worker], p)) < 0)
 		return rc;
 	r->remote = p->remote;

@@ -507,10 +507,7 @@ uesp_worker_do_update(struct uesp_worker *w, struct uesp_cmd *c)
 	if ((t = uesp_worker_find(w, p->id, NULL)) == NULL)
 		return -ENOENT;
 	/* What the device or its addresses embody needs a new tunnel. */
-	if (t->p.encap != p->encap || t->p.vni != p->vni ||
-	    !overlay_addr_eq(&t->p.inner_local, &p->inner_local) ||
-	    !overlay_addr_eq(&t->p.inner_peer, &p->inner_peer) ||
-	    t->p.inner_prefix_len != p->inner_prefix_len)
+	if (overlay_tunnel_needs_remake(&t->p, p))
 		return -EINVAL;
 	if (!overlay_addr_eq(&t->p.remote, &p->remote) ||
 	    t->p.remote_port != p->remote_port) {
