@@ -101,30 +101,38 @@ pbconv_budget_free(void *data, void *p)
 	free(h);
 }
 
-/* Buffer size check and the allocator for one unpack. */
-static int
-pbconv_unpack_begin(const char *what, size_t len, size_t max,
-    struct pbconv_budget *b, ProtobufCAllocator *a, char *err, size_t errlen)
+/*
+ * Unpack buf as a message of desc within the size limit max and under an
+ * allocation budget (b, a: the caller's, kept until the message is freed
+ * with protobuf_c_message_free_unpacked(m, a)).  NULL with err set,
+ * naming the message by its short name.
+ */
+static ProtobufCMessage *
+pbconv_unpack(const ProtobufCMessageDescriptor *desc, size_t max,
+    const uint8_t *buf, size_t len, struct pbconv_budget *b,
+    ProtobufCAllocator *a, char *err, size_t errlen)
 {
-	if (len > max)
-		return fieldpath_fail(err, errlen, "%s: %zu bytes, limit %zu",
-		    what, len, max);
+	ProtobufCMessage *m;
+
+	if (len > max) {
+		fieldpath_fail(err, errlen, "%s: %zu bytes, limit %zu",
+		    desc->short_name, len, max);
+		return NULL;
+	}
 	b->left = len * PBCONV_ALLOC_FACTOR + (1u << 20);
 	b->exceeded = false;
 	a->alloc = pbconv_budget_alloc;
 	a->free = pbconv_budget_free;
 	a->allocator_data = b;
-	return 0;
-}
-
-static int
-pbconv_unpack_failed(const char *what, const struct pbconv_budget *b,
-    char *err, size_t errlen)
-{
+	if ((m = protobuf_c_message_unpack(desc, a, len, buf)) != NULL)
+		return m;
 	if (b->exceeded)
-		return fieldpath_fail(err, errlen, "%s: decoding would need more "
-		    "memory than the message size allows", what);
-	return fieldpath_fail(err, errlen, "%s: not a valid encoding", what);
+		fieldpath_fail(err, errlen, "%s: decoding would need more "
+		    "memory than the message size allows", desc->short_name);
+	else
+		fieldpath_fail(err, errlen, "%s: not a valid encoding",
+		    desc->short_name);
+	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -710,11 +718,10 @@ pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (pbconv_unpack_begin("EnrollRequest", len, PBCONV_MAX_ENROLL_MSG,
-	    &b, &a, err, errlen) == -1)
+	if ((pb = (PbEnrollRequest *)pbconv_unpack(
+	    &meshwan__v1__enroll_request__descriptor, PBCONV_MAX_ENROLL_MSG, buf, len, &b,
+	    &a, err, errlen)) == NULL)
 		return -1;
-	if ((pb = meshwan__v1__enroll_request__unpack(&a, len, buf)) == NULL)
-		return pbconv_unpack_failed("EnrollRequest", &b, err, errlen);
 	rc = pbconv_get_str(FIELDPATH_ROOT("token"), pb->token, out->token,
 	    sizeof(out->token), err, errlen);
 	if (rc == 0)
@@ -725,7 +732,7 @@ pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
 	if (rc == 0)
 		rc = pbconv_get_blob(FIELDPATH_ROOT("csr_der"), &pb->csr_der,
 		    MSG_DER_MAX, &out->csr_der, err, errlen);
-	meshwan__v1__enroll_request__free_unpacked(pb, &a);
+	protobuf_c_message_free_unpacked(&pb->base, &a);
 	if (rc == 0)
 		rc = msg_validate_enroll_request(out, err, errlen);
 	if (rc == -1)
@@ -744,11 +751,10 @@ pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (pbconv_unpack_begin("EnrollResponse", len, PBCONV_MAX_ENROLL_MSG,
-	    &b, &a, err, errlen) == -1)
+	if ((pb = (PbEnrollResponse *)pbconv_unpack(
+	    &meshwan__v1__enroll_response__descriptor, PBCONV_MAX_ENROLL_MSG, buf, len, &b,
+	    &a, err, errlen)) == NULL)
 		return -1;
-	if ((pb = meshwan__v1__enroll_response__unpack(&a, len, buf)) == NULL)
-		return pbconv_unpack_failed("EnrollResponse", &b, err, errlen);
 	out->error = (enum msg_enroll_error)pb->error;
 	out->site_id = pb->site_id;
 	rc = pbconv_get_str(FIELDPATH_ROOT("error_message"), pb->error_message,
@@ -772,7 +778,7 @@ pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
 		    err, errlen);
 		out->n_ca_chain = i + 1;
 	}
-	meshwan__v1__enroll_response__free_unpacked(pb, &a);
+	protobuf_c_message_free_unpacked(&pb->base, &a);
 	if (rc == 0)
 		rc = msg_validate_enroll_response(out, err, errlen);
 	if (rc == -1)
@@ -790,13 +796,12 @@ pbconv_decode_edge_message(const uint8_t *buf, size_t len,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (pbconv_unpack_begin("EdgeMessage", len, PBCONV_MAX_SESSION_MSG,
-	    &b, &a, err, errlen) == -1)
+	if ((pb = (PbEdgeMessage *)pbconv_unpack(
+	    &meshwan__v1__edge_message__descriptor, PBCONV_MAX_SESSION_MSG, buf, len, &b,
+	    &a, err, errlen)) == NULL)
 		return -1;
-	if ((pb = meshwan__v1__edge_message__unpack(&a, len, buf)) == NULL)
-		return pbconv_unpack_failed("EdgeMessage", &b, err, errlen);
 	rc = pbconv_get_edge(pb, out, err, errlen);
-	meshwan__v1__edge_message__free_unpacked(pb, &a);
+	protobuf_c_message_free_unpacked(&pb->base, &a);
 	if (rc == 0)
 		rc = msg_validate_edge_message(out, err, errlen);
 	if (rc == -1)
@@ -814,15 +819,12 @@ pbconv_decode_controller_message(const uint8_t *buf, size_t len,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (pbconv_unpack_begin("ControllerMessage", len,
-	    PBCONV_MAX_SESSION_MSG, &b, &a, err, errlen) == -1)
+	if ((pb = (PbControllerMessage *)pbconv_unpack(
+	    &meshwan__v1__controller_message__descriptor, PBCONV_MAX_SESSION_MSG, buf, len, &b,
+	    &a, err, errlen)) == NULL)
 		return -1;
-	if ((pb = meshwan__v1__controller_message__unpack(&a, len, buf)) ==
-	    NULL)
-		return pbconv_unpack_failed("ControllerMessage", &b, err,
-		    errlen);
 	rc = pbconv_get_controller(pb, out, err, errlen);
-	meshwan__v1__controller_message__free_unpacked(pb, &a);
+	protobuf_c_message_free_unpacked(&pb->base, &a);
 	if (rc == 0)
 		rc = msg_validate_controller_message(out, err, errlen);
 	if (rc == -1)
