@@ -43,6 +43,14 @@ $(CTL_EDGE): $(BUILD)/tests/ctl/edge_client.o $(RPC_OBJS) $(PBCONV_OBJS) \
 	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO))
 TEST_BINS += $(CTL_EDGE)
 
+# A misbehaving enrolled edge (tests/ctl/hostile.sh).
+CTL_HOSTILE := $(BUILD)/tests/ctl/hostile
+$(BUILD)/tests/ctl/hostile.o: | $(PROTO_GEN_H)
+$(CTL_HOSTILE): $(BUILD)/tests/ctl/hostile.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO))
+TEST_BINS += $(CTL_HOSTILE)
+
 # The daemon: its own objects, the REST API, the store and compiler, the
 # wire layer.
 BINS += $(BUILD)/controller/meshwan-controller
