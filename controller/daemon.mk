@@ -2,7 +2,10 @@
 # enrollment, edge sessions, the event loop; and their tests.
 
 CTLD_SRCS := controller/main.c controller/config.c controller/ca.c \
-             controller/enroll.c controller/session.c controller/intent.c \
+             controller/enroll.c controller/session.c \
+             controller/session_intent.c controller/session_rekey.c \
+             controller/session_keys.c controller/session_status.c \
+             controller/intent.c \
              controller/epochs.c
 CTLD_OBJS := $(CTLD_SRCS:%.c=$(BUILD)/%.o)
 ANALYZE_SRCS += $(CTLD_SRCS)
