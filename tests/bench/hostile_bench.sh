@@ -32,7 +32,7 @@ attack() {
 attack idle       probe 1
 attack stall      stall 6 500
 attack nohello    nohello 200
-attack bigstatus  bigstatus 13
+attack bigstatus  bigstatus 13312
 attack ackflood   ackflood 2000
 attack hashflood  hashflood 2000
 attack keyflood   keyflood 200

@@ -15,8 +15,10 @@
  *   nohello N     N streams that never send a message; prints
  *                 "nohello closed=K of N after=MS" once all are closed or
  *                 after 30 s.
- *   bigstatus MB  a hello, then one Status of about MB MiB; prints
+ *   bigstatus KB  a hello, then one Status of about KB KiB; prints
  *                 "bigstatus sent=BYTES" and the stream's end.
+ *   status64      a hello, then one Status whose counters and epochs are
+ *                 above 2^63 (2^64 - 1 - k, 2^63 + k).
  *   ackflood N    a hello, then N failed acks; prints "ackflood snapshots=K
  *                 bytes=B" (what came back in the next 3 s).
  *   hashflood N   the same with acks of the current version and a wrong
@@ -283,7 +285,7 @@ mode_nohello(struct h *h, int n)
 }
 
 static int
-mode_bigstatus(struct h *h, int mb)
+mode_bigstatus(struct h *h, int kb)
 {
 	struct rpc_client *c = h_connect(h);
 	struct msg_edge_message m;
@@ -297,7 +299,7 @@ mode_bigstatus(struct h *h, int mb)
 	m.kind = MSG_EDGE_STATUS;
 	st->applied_version = h->intent_version;
 	/* ~330 bytes encoded per tunnel: an error text and two SAs. */
-	st->n_tunnels = (size_t)mb * 1024 * 1024 / 330;
+	st->n_tunnels = (size_t)kb * 1024 / 330;
 	if (st->n_tunnels > MSG_LIST_MAX)
 		st->n_tunnels = MSG_LIST_MAX;
 	if ((st->tunnels = calloc(st->n_tunnels, sizeof(*st->tunnels))) ==
@@ -329,6 +331,41 @@ mode_bigstatus(struct h *h, int mb)
 	printf("bigstatus sent=%zu\n", len);
 	PUMP_UNTIL(c, h->closed > 0, 5000);
 	printf("bigstatus closed=%d code=%d\n", h->closed, h->last_code);
+	rpc_client_free(c);
+	return 0;
+}
+
+static int
+mode_status64(struct h *h)
+{
+	struct rpc_client *c = h_connect(h);
+	struct msg_edge_message m;
+	struct msg_status *st = &m.u.status;
+	struct msg_tunnel_status t;
+
+	if (c == NULL)
+		return 1;
+	memset(&m, 0, sizeof(m));
+	memset(&t, 0, sizeof(t));
+	m.kind = MSG_EDGE_STATUS;
+	st->applied_version = h->intent_version;
+	st->uptime_seconds = (1ull << 53) + 1;
+	st->n_tunnels = 1;
+	st->tunnels = &t;
+	t.tunnel_id = 1;
+	t.state = MSG_TUNNEL_STATE_UP;
+	t.packets_in = UINT64_MAX;
+	t.bytes_in = (1ull << 53) - 1;
+	t.n_sas = 1;
+	t.sas[0].spi = 4096;
+	t.sas[0].direction = MSG_DIRECTION_IN;
+	t.sas[0].epoch = (1ull << 63) + 5;
+	t.sas[0].seq = UINT64_MAX - 1;
+	t.sas[0].active = true;
+	if (h_send(h->s, &m) == -1)
+		return 1;
+	PUMP_UNTIL(c, false, 500);
+	printf("status64 sent closed=%d\n", h->closed);
 	rpc_client_free(c);
 	return 0;
 }
@@ -526,6 +563,8 @@ main(int argc, char **argv)
 		return mode_nohello(&h, n);
 	if (strcmp(argv[6], "bigstatus") == 0)
 		return mode_bigstatus(&h, n);
+	if (strcmp(argv[6], "status64") == 0)
+		return mode_status64(&h);
 	if (strcmp(argv[6], "ackflood") == 0)
 		return mode_ackflood(&h, n, false);
 	if (strcmp(argv[6], "hashflood") == 0)
