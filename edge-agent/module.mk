@@ -1,2 +1,24 @@
 # edge-agent/ — meshwan-edge.  Each piece owns its own fragment.
 -include edge-agent/agent.mk
+
+# --- FRR driver (frr.c) and its tests.
+EDGE_FRR_SRCS := edge-agent/frr.c
+EDGE_FRR_OBJS := $(EDGE_FRR_SRCS:%.c=$(BUILD)/%.o)
+EDGE_MSG_OBJS := $(BUILD)/proto/msg.o $(BUILD)/proto/fieldpath.o
+ANALYZE_SRCS += $(EDGE_FRR_SRCS)
+
+TEST_BINS += $(BUILD)/tests/unit/test_edge_frr
+TESTS     += $(BUILD)/tests/unit/test_edge_frr
+$(BUILD)/tests/unit/test_edge_frr: $(BUILD)/tests/unit/test_edge_frr.o \
+		$(BUILD)/edge-agent/frr.o $(EDGE_MSG_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_JANSSON) $(LIBS_CMOCKA))
+
+# Namespace test: two FRR instances driven through frr.c by frr_drive.
+EDGE_FRR_DRIVE := $(BUILD)/tests/edge/frr_drive
+$(BUILD)/tests/edge/%.o: EXTRA_CFLAGS += -Wno-missing-prototypes
+$(EDGE_FRR_DRIVE): $(BUILD)/tests/edge/frr_drive.o $(BUILD)/edge-agent/frr.o \
+		$(EDGE_MSG_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_JANSSON))
+TEST_BINS += $(EDGE_FRR_DRIVE)
+TESTS     += tests/edge/frr_bgp.sh
+# --- end of FRR driver block.
