@@ -1,9 +1,8 @@
 # edge-agent/ — meshwan-edge.  Each piece owns its own fragment.
 -include edge-agent/agent.mk
 
-# --- FRR driver (frr.c) and its tests.
-EDGE_FRR_SRCS := edge-agent/frr.c
-EDGE_FRR_OBJS := $(EDGE_FRR_SRCS:%.c=$(BUILD)/%.o)
+# --- FRR driver and agent configuration (frr.c, config.c) and their tests.
+EDGE_FRR_SRCS := edge-agent/frr.c edge-agent/config.c
 EDGE_MSG_OBJS := $(BUILD)/proto/msg.o $(BUILD)/proto/fieldpath.o
 ANALYZE_SRCS += $(EDGE_FRR_SRCS)
 
@@ -13,6 +12,12 @@ $(BUILD)/tests/unit/test_edge_frr: $(BUILD)/tests/unit/test_edge_frr.o \
 		$(BUILD)/edge-agent/frr.o $(EDGE_MSG_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_JANSSON) $(LIBS_CMOCKA))
 
+TEST_BINS += $(BUILD)/tests/unit/test_edge_config
+TESTS     += $(BUILD)/tests/unit/test_edge_config
+$(BUILD)/tests/unit/test_edge_config: $(BUILD)/tests/unit/test_edge_config.o \
+		$(BUILD)/edge-agent/config.o $(EDGE_MSG_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_CMOCKA))
+
 # Namespace test: two FRR instances driven through frr.c by frr_drive.
 EDGE_FRR_DRIVE := $(BUILD)/tests/edge/frr_drive
 $(BUILD)/tests/edge/%.o: EXTRA_CFLAGS += -Wno-missing-prototypes
@@ -21,4 +26,4 @@ $(EDGE_FRR_DRIVE): $(BUILD)/tests/edge/frr_drive.o $(BUILD)/edge-agent/frr.o \
 	$(call link,$@,$^,$(LIBS_JANSSON))
 TEST_BINS += $(EDGE_FRR_DRIVE)
 TESTS     += tests/edge/frr_bgp.sh
-# --- end of FRR driver block.
+# --- end of FRR driver and configuration block.
