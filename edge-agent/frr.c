@@ -1165,6 +1165,39 @@ frr_emit_removal(struct frr_emit *e, enum frr_ctx ctx, const char *t)
 		frr_emit_line(e, ctx, "no %s", t);
 }
 
+/*
+ * A BFD profile setting we no longer want.  bfdd 8.4 has no `no` form
+ * that takes the value: a setting the new state changes is simply set
+ * again (among the additions), one it leaves at FRR's default is set to
+ * that default, which FRR then leaves out of its running-config.
+ */
+static void
+frr_emit_bfd_removal(struct frr_emit *e, const struct frr_model *want,
+    const char *t)
+{
+	static const struct { const char *key; unsigned def; } defs[] = {
+		{ "detect-multiplier", FRR_BFD_DEF_MULT },
+		{ "transmit-interval", FRR_BFD_DEF_MS },
+		{ "receive-interval", FRR_BFD_DEF_MS },
+	};
+	size_t kl = strcspn(t, " ");
+
+	for (size_t i = 0; i < want->n_lines; i++)
+		if (want->lines[i].ctx == FRR_CTX_BFD_PROFILE &&
+		    strncmp(want->lines[i].text, t, kl) == 0 &&
+		    want->lines[i].text[kl] == ' ')
+			return;
+	for (size_t i = 0; i < ARRAY_SIZE(defs); i++) {
+		if (strlen(defs[i].key) == kl &&
+		    strncmp(defs[i].key, t, kl) == 0) {
+			frr_emit_line(e, FRR_CTX_BFD_PROFILE, "%s %u",
+			    defs[i].key, defs[i].def);
+			return;
+		}
+	}
+	frr_emit_removal(e, FRR_CTX_BFD_PROFILE, t);
+}
+
 static int
 frr_diff_models(const struct frr_model *want, const struct frr_model *have,
     const struct frr_model *have_bfd, struct frr_script *out)
@@ -1241,7 +1274,7 @@ frr_diff_models(const struct frr_model *want, const struct frr_model *have,
 				break;
 			if (l->ctx == FRR_CTX_BFD_PROFILE &&
 			    !frr_in(wi, want->n_lines, l, frr_line_cmp))
-				frr_emit_removal(&e, l->ctx, l->text);
+				frr_emit_bfd_removal(&e, want, l->text);
 		}
 		if (have_bfd->bfd_profile && !want->bfd_profile)
 			frr_emit_line(&e, FRR_CTX_BFD,

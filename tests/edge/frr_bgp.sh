@@ -183,6 +183,21 @@ set -- $("$DRIVE" "$DA" neighbor 100.64.0.1)
 out=$("$DRIVE" "$DA" apply "$NS_TMP/a2.want") || fail "re-apply"
 [ "$out" = "changes 0 commands 0" ] || fail "re-apply after the change: $out"
 
+# 4b. BFD back to FRR's default timing on both sides (bfdd has no `no`
+# form with a value: the driver sets the default), sessions stay up.
+sed 's/^bfd_ms 100$/bfd_ms 300/' "$NS_TMP/a2.want" >"$NS_TMP/a3.want"
+sed 's/^bfd_ms 100$/bfd_ms 300/' "$NS_TMP/b.want" >"$NS_TMP/b3.want"
+"$DRIVE" "$DA" apply "$NS_TMP/a3.want" >/dev/null || fail "BFD timing change on A"
+"$DRIVE" "$DB" apply "$NS_TMP/b3.want" >/dev/null || fail "BFD timing change on B"
+vtysh --vty_socket "$DA" -c 'show running-config' | grep -q 'interval' &&
+	fail "A still has BFD intervals set"
+out=$("$DRIVE" "$DA" apply "$NS_TMP/a3.want") || fail "re-apply a3"
+[ "$out" = "changes 0 commands 0" ] || fail "re-apply after the BFD change: $out"
+wait_until 10 sh -c "[ \"\$('$DRIVE' '$DA' bfd 100.64.0.1)\" = up ]" || fail "BFD down after the change"
+set -- $("$DRIVE" "$DA" neighbor 100.64.0.1)
+[ "$1" = established ] && [ "$2" -ge "$up_before" ] ||
+	fail "session with B was reset by the BFD change: $*"
+
 # 5. bgpd gone: apply and status fail, with a reason.
 ns_stop "$BGPD_A" >/dev/null 2>&1
 if "$DRIVE" "$DA" apply "$NS_TMP/a2.want" 2>"$NS_TMP/err"; then

@@ -345,6 +345,43 @@ test_diff_remote_as_change(void **state)
 	frr_desired_free(&d);
 }
 
+/*
+ * bfdd 8.4 has no `no transmit-interval 100`: a setting going back to
+ * FRR's default is set to it, one that changes is just set again.
+ */
+static void
+test_diff_bfd_profile(void **state)
+{
+	struct frr_desired d;
+	struct frr_script s;
+	char *text, *running, *script;
+
+	(void)state;
+	site_a(&d);
+	text = render(&d);
+	running = as_running(text);
+	free(text);
+	d.bfd_interval_ms = 300;
+	d.bfd_multiplier = 5;
+	diff_ok(&d, running, running, &s);
+	script = script_text(&s);
+	assert_string_equal(script, "# vtysh\nconfigure terminal\nbfd\n"
+	    "profile meshwan\nreceive-interval 300\ntransmit-interval 300\n"
+	    "detect-multiplier 5\n");
+	free(script);
+	frr_script_free(&s);
+	/* No neighbour wants BFD any more: the profile goes. */
+	d.neighbors[0].bfd = false;
+	diff_ok(&d, running, running, &s);
+	script = script_text(&s);
+	assert_non_null(strstr(script, "exit\nbfd\nno profile meshwan\n"));
+	assert_non_null(strstr(script, "no neighbor 100.64.0.1 bfd\n"));
+	free(script);
+	frr_script_free(&s);
+	free(running);
+	frr_desired_free(&d);
+}
+
 /* An instance with another ASN goes first, whole. */
 static void
 test_diff_asn_change(void **state)
@@ -1133,6 +1170,7 @@ main(void)
 		cmocka_unit_test(test_diff_same_is_empty),
 		cmocka_unit_test(test_diff_change_golden),
 		cmocka_unit_test(test_diff_remote_as_change),
+		cmocka_unit_test(test_diff_bfd_profile),
 		cmocka_unit_test(test_diff_asn_change),
 		cmocka_unit_test(test_diff_real_running),
 		cmocka_unit_test(test_diff_incomplete_running),
