@@ -26,4 +26,10 @@ $(EDGE_FRR_DRIVE): $(BUILD)/tests/edge/frr_drive.o $(BUILD)/edge-agent/frr.o \
 	$(call link,$@,$^,$(LIBS_JANSSON))
 TEST_BINS += $(EDGE_FRR_DRIVE)
 TESTS     += tests/edge/frr_bgp.sh
+
+# libFuzzer target for what frr.c reads from FRR (JSON, running-config).
+FUZZ_TARGETS += frr
+FUZZ_frr_SRCS := tests/edge/fuzz_frr.c edge-agent/frr.c proto/msg.c \
+	proto/fieldpath.c lib/log.c lib/util.c
+FUZZ_frr_LIBS := -ljansson
 # --- end of FRR driver and configuration block.
