@@ -451,6 +451,9 @@ edge_set(const char *name, unsigned line, enum edge_key k, const char *v,
 	case EK_LINK:
 		return edge_link(name, line, v, cfg);
 	case EK_FRR_INSTANCE:
+		if (!isalnum((unsigned char)v[0]))
+			return edge_err(name, line, key, "must start with a "
+			    "letter or digit");
 		for (const char *p = v; *p != '\0'; p++)
 			if (!isalnum((unsigned char)*p) && *p != '_' &&
 			    *p != '-')

@@ -1539,6 +1539,11 @@ frr_vtysh(const struct frr_target *t, const char *daemon,
 		*outlen = 0;
 	if (n_cmds > 100000)
 		return frr_err(err, errlen, "vtysh: too many commands");
+	/* Never let a name read as one of vtysh's options. */
+	if (t->instance[0] == '-' || (t->vty_socket[0] != '\0' &&
+	    t->vty_socket[0] != '/'))
+		return frr_err(err, errlen, "vtysh: bad FRR instance or vty "
+		    "socket folder");
 	if ((argv = calloc(8 + 2 * n_cmds, sizeof(*argv))) == NULL)
 		return frr_err(err, errlen, "out of memory");
 	argv[ac++] = "vtysh";

@@ -246,6 +246,7 @@ test_bad_lines(void **state)
 	bad("link = mpls 10.0.0.1 public 1.2.3.4:0", "link: public \"1.2.3.4:0\"");
 	bad("link = mpls 10.0.0.1 public host.example:4500", "link: public");
 	bad("frr_instance = a/b", "frr_instance: expected letters");
+	bad("frr_instance = -d", "frr_instance: must start with a letter");
 	bad("frr_instance = a\nfrr_vty_socket = /run/frr", "t.conf:5: "
 	    "frr_instance: give frr_instance or frr_vty_socket, not both");
 	bad("vtysh = vtysh", "vtysh: expected an absolute path");

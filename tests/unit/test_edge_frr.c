@@ -1109,6 +1109,13 @@ test_vtysh_failures(void **state)
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "more than 100000 bytes"));
 
+	/* A name that vtysh would read as an option: refused, not run. */
+	snprintf(t.instance, sizeof(t.instance), "-d");
+	assert_int_equal(frr_vtysh(&t, NULL, cmds, 1, &out, NULL, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "bad FRR instance"));
+	t.instance[0] = '\0';
+
 	/* Missing program. */
 	snprintf(t.vtysh, sizeof(t.vtysh), "%s/none", tmpdir);
 	assert_int_equal(frr_vtysh(&t, NULL, cmds, 1, &out, NULL, err,
