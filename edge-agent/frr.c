@@ -1198,6 +1198,28 @@ frr_emit_bfd_removal(struct frr_emit *e, const struct frr_model *want,
 	frr_emit_removal(e, FRR_CTX_BFD_PROFILE, t);
 }
 
+/*
+ * FRR makes a route-server client's next hop unchanged, which it prints
+ * as `neighbor A attribute-unchanged next-hop`.  Over meshwan tunnels the
+ * clients reach each other only through the hub, so the hub keeps the AS
+ * path transparent but stays the next hop: the implied line is taken
+ * back right after it appears.
+ */
+static void
+frr_emit_rsc_nexthop(struct frr_emit *e, const char *t)
+{
+	static const char sfx[] = " route-server-client";
+	size_t tl = strlen(t), sl = sizeof(sfx) - 1;
+	char cmd[FRR_LINE_MAX + 64];
+
+	if (!frr_starts(t, "neighbor ") || tl <= sl ||
+	    strcmp(t + tl - sl, sfx) != 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "no %.*s attribute-unchanged next-hop",
+	    (int)(tl - sl), t);
+	frr_emit_raw(e, cmd);
+}
+
 static int
 frr_diff_models(const struct frr_model *want, const struct frr_model *have,
     const struct frr_model *have_bfd, struct frr_script *out)
@@ -1380,6 +1402,7 @@ frr_diff_models(const struct frr_model *want, const struct frr_model *have,
 				soft_out[l->ctx == FRR_CTX_BGP_V6] = true;
 		}
 		frr_emit_line(&e, l->ctx, "%s", l->text);
+		frr_emit_rsc_nexthop(&e, l->text);
 	}
 
 	/* 6. Filters changed under routes already received or sent. */

@@ -6,7 +6,8 @@
 #   zebra+bgpd+bfdd                         zebra+bgpd+bfdd
 #   lan0 10.1.0.1/24 fd00:1::1/64           lan0 10.2.0.1/24 fd00:2::1/64
 #      va 100.64.0.0/31 ------ veth ------ vb 100.64.0.1/31
-#   (A also has tunnel 2 to 100.64.0.3: nobody there, it stays Active)
+#   (A also has tunnel 2 to 100.64.0.3, a route-server client: nobody
+#   there, it stays Active)
 #
 # Checks: eBGP with BFD comes up under real prefix-list policies; each LAN
 # prefix (IPv4 and IPv6) reaches the other's BGP table and kernel; applying
@@ -91,7 +92,7 @@ router_id 0.0.0.1
 bfd_ms 100
 announce 10.1.0.0/24,fd00:1::/64
 neighbor 100.64.0.1 65002 1 bfd timers 1 3 connect 1 allow 10.2.0.0/24,fd00:2::/64
-neighbor 100.64.0.3 65003 2 timers 1 3 connect 1 allow 10.3.0.0/24
+neighbor 100.64.0.3 65003 2 rsc timers 1 3 connect 1 allow 10.3.0.0/24
 EOF
 cat >"$NS_TMP/b.want" <<EOF
 asn 65002

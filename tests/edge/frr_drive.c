@@ -7,11 +7,12 @@
  *     router_id 0.0.0.1
  *     bfd_ms 100
  *     announce 10.1.0.0/24
- *     neighbor 100.64.0.1 65002 1 [bfd] [timers K H] [connect S]
+ *     neighbor 100.64.0.1 65002 1 [bfd] [rsc] [timers K H] [connect S]
  *              [allow P,P,...]
  *
  * Usage: frr_drive VTY_SOCKET_DIR COMMAND ...
  *     apply FILE                 apply; prints "changes N commands M"
+ *     plan FILE                  prints the commands apply would run
  *     wait-established ADDR MS   poll until ADDR is Established; prints ms
  *     wait-route PREFIX MS       poll until zebra installed PREFIX from
  *                                BGP; prints ms
@@ -103,6 +104,8 @@ load_desired(const char *path, struct frr_desired *d)
 			while ((w = strtok_r(NULL, " \n", &save)) != NULL) {
 				if (strcmp(w, "bfd") == 0) {
 					n->bfd = true;
+				} else if (strcmp(w, "rsc") == 0) {
+					n->route_server_client = true;
 				} else if (strcmp(w, "timers") == 0) {
 					n->keepalive = (uint32_t)strtoul(
 					    strtok_r(NULL, " \n", &save), NULL,
@@ -181,6 +184,28 @@ main(int argc, char **argv)
 		}
 		printf("changes %zu commands %zu\n", res.n_changes, res.n_cmds);
 		frr_desired_free(&d);
+		return 0;
+	}
+	if (strcmp(cmd, "plan") == 0 && argc == 4) {
+		static const char *const rc[] = { "show running-config" };
+		struct frr_desired d;
+		struct frr_script sc;
+		char *bgpd, *bfdd;
+
+		if (load_desired(argv[3], &d) == -1)
+			return die("plan", "cannot read the desired state");
+		if (frr_vtysh(&t, "bgpd", rc, 1, &bgpd, NULL, err,
+		    sizeof(err)) == -1 || frr_vtysh(&t, "bfdd", rc, 1, &bfdd,
+		    NULL, err, sizeof(err)) == -1)
+			return die("plan", err);
+		if (frr_diff(&d, bgpd, bfdd, &sc, err, sizeof(err)) == -1)
+			return die("plan", err);
+		for (size_t i = 0; i < sc.n_cmds; i++)
+			printf("%s\n", sc.cmds[i]);
+		frr_script_free(&sc);
+		frr_desired_free(&d);
+		free(bgpd);
+		free(bfdd);
 		return 0;
 	}
 	if (strcmp(cmd, "wait-established") == 0 && argc == 5) {

@@ -166,10 +166,11 @@ as_running(const char *body)
 static char *
 render(const struct frr_desired *d)
 {
-	char err[256], *text;
+	char err[256], *text = NULL;
 
 	if (frr_render(d, &text, err, sizeof(err)) == -1)
 		fail_msg("render: %s", err);
+	assert_non_null(text);
 	return text;
 }
 
@@ -379,6 +380,62 @@ test_diff_bfd_profile(void **state)
 	free(script);
 	frr_script_free(&s);
 	free(running);
+	frr_desired_free(&d);
+}
+
+/*
+ * FRR adds `attribute-unchanged next-hop` to a route-server client; the
+ * driver takes it back at once (the hub stays the next hop), so one apply
+ * converges.
+ */
+static void
+test_diff_route_server_client(void **state)
+{
+	struct frr_desired d;
+	struct frr_script s;
+	char *fresh = as_running(""), *script, *text, *running, *with;
+
+	(void)state;
+	site_a(&d);
+	d.neighbors[1].route_server_client = true;
+	diff_ok(&d, fresh, NULL, &s);
+	script = script_text(&s);
+	assert_non_null(strstr(script, "neighbor 100.64.0.3 "
+	    "route-server-client\nno neighbor 100.64.0.3 attribute-unchanged "
+	    "next-hop\n"));
+	free(script);
+	frr_script_free(&s);
+	/* What FRR then holds is in sync; the implied line, if back, goes. */
+	text = render(&d);
+	running = as_running(text);
+	diff_ok(&d, running, running, &s);
+	assert_int_equal(s.n_changes, 0);
+	frr_script_free(&s);
+	{
+		const char *at = strstr(text,
+		    "  neighbor 100.64.0.3 route-server-client");
+		size_t n = strlen(text) + 128;
+
+		assert_non_null(at);
+		with = malloc(n);
+		assert_non_null(with);
+		snprintf(with, n, "%.*s  neighbor 100.64.0.3 "
+		    "attribute-unchanged next-hop\n%s", (int)(at - text), text,
+		    at);
+	}
+	free(running);
+	running = as_running(with);
+	diff_ok(&d, running, running, &s);
+	assert_int_equal(s.n_changes, 1);
+	script = script_text(&s);
+	assert_non_null(strstr(script,
+	    "no neighbor 100.64.0.3 attribute-unchanged next-hop\n"));
+	free(script);
+	frr_script_free(&s);
+	free(with);
+	free(running);
+	free(text);
+	free(fresh);
 	frr_desired_free(&d);
 }
 
@@ -1178,6 +1235,7 @@ main(void)
 		cmocka_unit_test(test_diff_change_golden),
 		cmocka_unit_test(test_diff_remote_as_change),
 		cmocka_unit_test(test_diff_bfd_profile),
+		cmocka_unit_test(test_diff_route_server_client),
 		cmocka_unit_test(test_diff_asn_change),
 		cmocka_unit_test(test_diff_real_running),
 		cmocka_unit_test(test_diff_incomplete_running),
