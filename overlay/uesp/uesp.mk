@@ -3,7 +3,8 @@
 # (esp.c, replay.c) comes from esp.mk as $(ESP_OBJS).
 UESP_SRCS := overlay/uesp/uesp.c overlay/uesp/uesp_encap.c \
     overlay/uesp/uesp_tunnel.c overlay/uesp/uesp_dev.c \
-    overlay/uesp/uesp_worker.c overlay/uesp/uesp_gso.c
+    overlay/uesp/uesp_worker.c overlay/uesp/uesp_gso.c \
+    overlay/uesp/uesp_seq.c
 UESP_OBJS := $(UESP_SRCS:%.c=$(BUILD)/%.o)
 UESP_TOOL_SRCS := overlay/uesp/uesp_cfg.c overlay/uesp/uesp_main.c
 ANALYZE_SRCS += $(UESP_SRCS) $(UESP_TOOL_SRCS)

@@ -418,6 +418,10 @@ mk_tunnel(enum overlay_encap encap)
 	p.vni = encap == OVERLAY_ENCAP_VXLAN ? 42 : 0;
 	p.mtu = 1400;
 	strcpy(p.ifname, "t0");
+	/* Any inner source: the filter has its own test. */
+	overlay_prefix_parse("0.0.0.0/0", &p.allowed[0]);
+	overlay_prefix_parse("::/0", &p.allowed[1]);
+	p.nallowed = 2;
 	return uesp_tunnel_new(&p);
 }
 
