@@ -419,7 +419,8 @@ uesp_seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
 	pthread_mutex_lock(&s->lock);
-	lv = util_grow(s->live, &s->caplive, s->nlive + 1, sizeof(*lv), 16);
+	lv = util_grow(s->live, &s->caplive, s->nlive + 1,
+	    sizeof(struct uesp_seq_res *), 16);
 	if (lv == NULL) {
 		rc = -ENOMEM;
 		goto unlock;
