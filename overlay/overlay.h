@@ -40,6 +40,7 @@
  *    starts above its last mark.  A backend that keeps SAs alive across a
  *    restart of its user (kernel XFRM) keeps the counter itself.  Without
  *    either, the caller must bring fresh keys.
+ *
  * What the receiver can and cannot check: its replay window refuses a
  * number it has seen or one below the window, for the life of one
  * inbound SA instance.  When only the sender restarts, the receiver's
