@@ -335,14 +335,18 @@ uesp_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 	}
 	sa->res = res;
 	overlay_keys_digest(c->keys, p, sa->kd);
-	if (p->dir == OVERLAY_DIR_OUT && (rc = overlay_keys_add(c->keys, p)) < 0) {
+	if ((rc = uesp_worker_sa_add(c->workers[r->worker], p->tunnel_id,
+	    sa)) < 0) {
+		/* Nothing was sealed: the key may come again (its reservation
+		 * moved on, which only starts it higher). */
 		uesp_tunnel_sa_free(sa);
 		goto wipe;
 	}
-	if ((rc = uesp_worker_sa_add(c->workers[r->worker], p->tunnel_id,
-	    sa)) < 0) {
-		/* Its key stays recorded as used: it may have been reserved. */
-		uesp_tunnel_sa_free(sa);
+	/* Recorded once installed; not yet active, so nothing was sealed
+	 * if recording fails and the SA goes again. */
+	if (p->dir == OVERLAY_DIR_OUT && (rc = overlay_keys_add(c->keys, p)) < 0) {
+		uesp_tunnel_sa_free(uesp_worker_sa_del(c->workers[r->worker],
+		    p->tunnel_id, p->spi, p->dir));
 		goto wipe;
 	}
 	if (p->dir == OVERLAY_DIR_IN) {
