@@ -2,6 +2,8 @@
  * uesp_main.c — meshwan-uesp: run userspace ESP tunnels from a static
  * file, without the controller.  For tests, benchmarks, and for users
  * debugging a link.  The file format is in uesp_cfg.h and README.md.
+ * Outbound sequence numbers are reserved ahead in CONFIG.seq (-S), so a
+ * restart on the same keys never seals a nonce twice (README.md, "Nonces").
  *
  * Control: SIGHUP re-reads the file and reconciles the running tunnels to
  * it (so a rekey is: edit the file, SIGHUP); SIGUSR1 writes statistics as
