@@ -965,8 +965,8 @@ session_intent_recompile(struct sessions *s)
 	struct topo_change chg = { 0 };
 	uint64_t *dirty = s->dirty, t0 = util_mono_ns();
 	size_t n_dirty = s->n_dirty;
-	uint64_t *affected = NULL, *revoked = NULL, *added = NULL;
-	size_t n_aff = 0, cap_aff = 0, n_rev = 0, cap_rev = 0;
+	uint64_t *affected = NULL, *added = NULL;
+	size_t n_aff = 0, cap_aff = 0;
 	size_t n_added = 0, cap_added = 0, n_patched = 0;
 	bool all = s->dirty_all, oom = false;
 
@@ -1016,14 +1016,10 @@ session_intent_recompile(struct sessions *s)
 				if (session_ids_add(&added, &n_added,
 				    &cap_added, chg.added[j].id) == -1)
 					oom = true;
-			/* Revoked or deleted: either way its former peers
-			 * rotate their keys. */
-			for (size_t j = 0; j < chg.n_removed_sites; j++) {
+			/* Revoked or deleted: its stream closes; its peers
+			 * lose their tunnels to it (they are affected). */
+			for (size_t j = 0; j < chg.n_removed_sites; j++)
 				session_site_gone(s, chg.removed_sites[j]);
-				if (session_ids_add(&revoked, &n_rev, &cap_rev,
-				    chg.removed_sites[j]) == -1)
-					oom = true;
-			}
 			if ((e = session_edge_find(s, dirty[i])) != NULL &&
 			    topo_site(s->topo, dirty[i]) == NULL)
 				e->live = false;
@@ -1075,18 +1071,14 @@ session_intent_recompile(struct sessions *s)
 		if (e != NULL)
 			session_push(s, e);
 	}
-	/* A revoked or deleted site's former peers rotate their keys: they
-	 * shared epochs (and SA keys) with it. */
-	for (size_t i = 0; i < n_rev; i++)
-		for (size_t j = 0; j < n_aff; j++)
-			if (affected[j] != revoked[i])
-				session_rekey_site(s, affected[j],
-				    MSG_REKEY_REASON_PEER_REVOKED);
+	/* Nothing is rekeyed: the revoked site's tunnels are gone (their
+	 * SAs with them), and it never could derive the keys of tunnels
+	 * between other sites (X25519 between the two ends; CONTROLLER.md,
+	 * "Revocation"). */
 out:
 	topo_change_free(&chg);
 	free(dirty);
 	free(affected);
-	free(revoked);
 	free(added);
 }
 
