@@ -757,8 +757,11 @@ out:
 /*
  * An edge ahead of the controller (its database was restored from an
  * older backup): move the edge's version past the one it has, so that the
- * snapshot it gets is newer than what it runs.  Bounded: a version absurdly
- * far ahead is left alone (logged; the edge then refuses the snapshot).
+ * snapshot it gets is newer than what it runs and versions never go
+ * backwards on the edge.  One UPDATE, however far ahead: the history has
+ * no entry in between (no delta crosses the jump).  A version the store
+ * cannot exceed (>= 2^63 - 1) is left alone (logged; only a broken edge
+ * claims one).
  */
 void
 session_intent_skip_past(struct sessions *s, struct edge *e,
@@ -770,12 +773,8 @@ session_intent_skip_past(struct sessions *s, struct edge *e,
 	log_warnx("session: site %" PRIu64 " runs version %" PRIu64 ", beyond "
 	    "the controller's %" PRIu64 " (database restored from an older "
 	    "backup?)", e->site_id, edge_version, v);
-	if (edge_version - v > 100000 || store_begin(s->st, &err) == -1)
-		return;
-	while (v <= edge_version &&
-	    store_edge_bump_intent(s->st, e->site_id, &v, &err) == 0)
-		;
-	if (store_commit(s->st, &err) == -1 || v <= edge_version) {
+	if (store_edge_skip_intent(s->st, e->site_id, edge_version, &v,
+	    &err) == -1 || v <= edge_version) {
 		log_warnx("session: site %" PRIu64 ": cannot move its version: "
 		    "%s", e->site_id, err.message);
 		return;

@@ -1631,6 +1631,44 @@ store_edge_bump_intent(struct store *st, uint64_t site_id, uint64_t *version,
 }
 
 static int
+store_edge_skip_tx(struct store *st, uint64_t site_id, uint64_t past,
+    uint64_t *version, struct model_error *err)
+{
+	int64_t v;
+
+	if (store_edge_ensure(st, site_id, err) == -1)
+		return -1;
+	if (store_run(st, err, "UPDATE edges SET intent_version = ? "
+	    "WHERE site_id = ? AND intent_version <= ?", "uuu", past + 1,
+	    site_id, past) != 0 ||
+	    store_get_int(st, err, &v, NULL, "SELECT intent_version FROM edges "
+	    "WHERE site_id = ?", "u", site_id) == -1)
+		return store_internal(err, "moving the intent version");
+	*version = (uint64_t)v;
+	return 0;
+}
+
+int
+store_edge_skip_intent(struct store *st, uint64_t site_id, uint64_t past,
+    uint64_t *version, struct model_error *err)
+{
+	uint64_t v = 0;
+	int rc;
+
+	if (past >= (uint64_t)INT64_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "version",
+		    "version %llu is beyond the largest one",
+		    (unsigned long long)past);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_tx_end(st, store_edge_skip_tx(st, site_id, past, &v, err),
+	    err);
+	if (rc == 0)
+		*version = v;
+	return rc;
+}
+
+static int
 store_edge_applied_tx(struct store *st, uint64_t site_id, uint64_t version,
     const uint8_t *hash, size_t hash_len, struct model_error *err)
 {
