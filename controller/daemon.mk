@@ -61,7 +61,8 @@ TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
          tests/ctl/demo_exit.sh tests/ctl/ctl_asan.sh
 # Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.
-TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh
+TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
+         tests/ctl/group_commit.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

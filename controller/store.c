@@ -45,6 +45,8 @@ struct store {
 	void *conn;
 	int depth;              /* transaction nesting */
 	bool failed;            /* an inner step failed: roll back at the end */
+	uint64_t commits;       /* transactions committed (store_counters) */
+	uint64_t statements;    /* statements run */
 	int schema;
 	struct store_stmt cache[STORE_STMT_CACHE];
 	size_t n_cache;
@@ -230,6 +232,7 @@ store_stmt_get(struct store *st, const char *sql, void **stmt)
 {
 	struct store_stmt *c;
 
+	st->statements++;
 	for (size_t i = 0; i < st->n_cache; i++) {
 		c = &st->cache[i];
 		if (c->sql == sql && !c->busy) {
@@ -400,7 +403,16 @@ store_tx_end(struct store *st, int rc, struct model_error *err)
 		return model_error_set(err, MODEL_E_INTERNAL, "",
 		    "cannot commit the change");
 	}
+	st->commits++;
 	return 0;
+}
+
+void
+store_counters(const struct store *st, uint64_t *commits,
+    uint64_t *statements)
+{
+	*commits = st->commits;
+	*statements = st->statements;
 }
 
 int

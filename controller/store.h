@@ -70,6 +70,10 @@ int store_schema_latest(void);
 /* Group calls into one transaction (nestable; see top of file). */
 int store_begin(struct store *st, struct model_error *err);
 int store_commit(struct store *st, struct model_error *err);
+/* Transactions committed and statements run on this connection so far
+ * (each commit is one fsync with sqlite's defaults): for /metrics. */
+void store_counters(const struct store *st, uint64_t *commits,
+    uint64_t *statements);
 void store_rollback(struct store *st);
 
 /* ---- sites and links ---------------------------------------------- */
