@@ -14,7 +14,7 @@ $(CTLD_OBJS): | $(PROTO_GEN_H)
 TEST_BINS += $(BUILD)/tests/unit/test_ctld_config
 TESTS     += $(BUILD)/tests/unit/test_ctld_config
 $(BUILD)/tests/unit/test_ctld_config: $(BUILD)/tests/unit/test_ctld_config.o \
-    $(BUILD)/controller/config.o $(LIB_OBJS)
+    $(BUILD)/controller/config.o $(MODEL_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CMOCKA))
 
 TEST_BINS += $(BUILD)/tests/unit/test_ctld_ca
@@ -68,6 +68,9 @@ TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
          tests/ctl/demo_exit.sh tests/ctl/hostile.sh tests/ctl/ctl_asan.sh
+# Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.
+TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
+         tests/ctl/group_commit.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

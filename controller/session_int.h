@@ -18,7 +18,13 @@
  *
  * Persistence: versions, acks, connection state, status, tunnels and
  * epochs live in the store.  Issued certificates and announced epoch keys
- * live in the store's key/value table (session_keys.c).
+ * live in the store's key/value table (session_keys.c).  Intents
+ * (versions), SA epochs and certificates are committed before anything
+ * that depends on them leaves the controller.  Acks, connection state,
+ * status reports and announced keys are group-committed: kept in struct
+ * edge and written for all edges in one transaction every
+ * SESSION_ACK_FLUSH_MS (session_flush), and before any intent compile;
+ * an announced key is relayed only after it is stored.
  *
  * Threads: only session_notify() and session_rekey_request() run on the
  * API thread, and they touch only the fields under s->lock.
@@ -101,12 +107,26 @@ struct edge {
 	unsigned n_prehello;        /* open streams without a hello yet */
 	unsigned n_closing;         /* replaced streams still closing */
 	bool resync_wait;           /* a resync waits for a token */
+	/* The latest status report refused by rl_status, encoded (<= the
+	 * rpc layer's 1 MiB inbound limit): applied when a token is back,
+	 * so the REST view lags by at most one refill period. */
+	uint8_t *status_wait;
+	size_t status_wait_len;
 	struct session_bucket rl_resync, rl_key, rl_status, rl_streams;
 
 	uint8_t *cert;              /* issued certificate, DER */
 	size_t cert_len;
 	struct msg_peer_key keys[SESSION_KEYS_MAX];
 	size_t n_keys;
+
+	/* Waiting for the next group commit (session_flush). */
+	char *status;               /* latest status JSON, <= MODEL_STATUS_MAX */
+	size_t status_len;
+	int64_t status_at;
+	bool conn_dirty;            /* connected, connected_at not stored */
+	bool connected;
+	int64_t connected_at;
+	bool keys_dirty;            /* keys not stored, not relayed yet */
 };
 
 /* A slot of the edge table. */
@@ -250,6 +270,10 @@ void session_keys_lookup(void *arg, uint64_t site_id,
 int session_keys_refresh(struct sessions *s, struct edge *e, bool *changed);
 void session_keys_on_key(struct sessions *s, struct edge *e,
     const struct msg_key_announcement *k);
+/* Group commit: write e's keys (inside the flush's transaction), then,
+ * once committed, relay them to e's peers. */
+int session_keys_save(struct sessions *s, const struct edge *e);
+void session_keys_relay(struct sessions *s, struct edge *e);
 
 /* session_status.c */
 void session_status_save(struct sessions *s, struct edge *e,

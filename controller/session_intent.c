@@ -757,8 +757,11 @@ out:
 /*
  * An edge ahead of the controller (its database was restored from an
  * older backup): move the edge's version past the one it has, so that the
- * snapshot it gets is newer than what it runs.  Bounded: a version absurdly
- * far ahead is left alone (logged; the edge then refuses the snapshot).
+ * snapshot it gets is newer than what it runs and versions never go
+ * backwards on the edge.  One UPDATE, however far ahead: the history has
+ * no entry in between (no delta crosses the jump).  A version the store
+ * cannot exceed (>= 2^63 - 1) is left alone (logged; only a broken edge
+ * claims one).
  */
 void
 session_intent_skip_past(struct sessions *s, struct edge *e,
@@ -770,12 +773,8 @@ session_intent_skip_past(struct sessions *s, struct edge *e,
 	log_warnx("session: site %" PRIu64 " runs version %" PRIu64 ", beyond "
 	    "the controller's %" PRIu64 " (database restored from an older "
 	    "backup?)", e->site_id, edge_version, v);
-	if (edge_version - v > 100000 || store_begin(s->st, &err) == -1)
-		return;
-	while (v <= edge_version &&
-	    store_edge_bump_intent(s->st, e->site_id, &v, &err) == 0)
-		;
-	if (store_commit(s->st, &err) == -1 || v <= edge_version) {
+	if (store_edge_skip_intent(s->st, e->site_id, edge_version, &v,
+	    &err) == -1 || v <= edge_version) {
 		log_warnx("session: site %" PRIu64 ": cannot move its version: "
 		    "%s", e->site_id, err.message);
 		return;
@@ -965,8 +964,8 @@ session_intent_recompile(struct sessions *s)
 	struct topo_change chg = { 0 };
 	uint64_t *dirty = s->dirty, t0 = util_mono_ns();
 	size_t n_dirty = s->n_dirty;
-	uint64_t *affected = NULL, *revoked = NULL, *added = NULL;
-	size_t n_aff = 0, cap_aff = 0, n_rev = 0, cap_rev = 0;
+	uint64_t *affected = NULL, *added = NULL;
+	size_t n_aff = 0, cap_aff = 0;
 	size_t n_added = 0, cap_added = 0, n_patched = 0;
 	bool all = s->dirty_all, oom = false;
 
@@ -1016,14 +1015,10 @@ session_intent_recompile(struct sessions *s)
 				if (session_ids_add(&added, &n_added,
 				    &cap_added, chg.added[j].id) == -1)
 					oom = true;
-			/* Revoked or deleted: either way its former peers
-			 * rotate their keys. */
-			for (size_t j = 0; j < chg.n_removed_sites; j++) {
+			/* Revoked or deleted: its stream closes; its peers
+			 * lose their tunnels to it (they are affected). */
+			for (size_t j = 0; j < chg.n_removed_sites; j++)
 				session_site_gone(s, chg.removed_sites[j]);
-				if (session_ids_add(&revoked, &n_rev, &cap_rev,
-				    chg.removed_sites[j]) == -1)
-					oom = true;
-			}
 			if ((e = session_edge_find(s, dirty[i])) != NULL &&
 			    topo_site(s->topo, dirty[i]) == NULL)
 				e->live = false;
@@ -1075,18 +1070,14 @@ session_intent_recompile(struct sessions *s)
 		if (e != NULL)
 			session_push(s, e);
 	}
-	/* A revoked or deleted site's former peers rotate their keys: they
-	 * shared epochs (and SA keys) with it. */
-	for (size_t i = 0; i < n_rev; i++)
-		for (size_t j = 0; j < n_aff; j++)
-			if (affected[j] != revoked[i])
-				session_rekey_site(s, affected[j],
-				    MSG_REKEY_REASON_PEER_REVOKED);
+	/* Nothing is rekeyed: the revoked site's tunnels are gone (their
+	 * SAs with them), and it never could derive the keys of tunnels
+	 * between other sites (X25519 between the two ends; CONTROLLER.md,
+	 * "Revocation"). */
 out:
 	topo_change_free(&chg);
 	free(dirty);
 	free(affected);
-	free(revoked);
 	free(added);
 }
 

@@ -93,8 +93,8 @@ session_keys_load(struct sessions *s, struct edge *e)
 	session_load_keys(s, e);
 }
 
-static int
-session_save_keys(struct sessions *s, const struct edge *e)
+int
+session_keys_save(struct sessions *s, const struct edge *e)
 {
 	char key[64], *val;
 	size_t off = 0;
@@ -302,9 +302,6 @@ void
 session_keys_on_key(struct sessions *s, struct edge *e,
     const struct msg_key_announcement *k)
 {
-	uint64_t *peers;
-	size_t np;
-
 	if (e->cert == NULL) {
 		log_warnx("session: site %" PRIu64 ": key announcement but no "
 		    "certificate on record; ignored", e->site_id);
@@ -334,13 +331,27 @@ session_keys_on_key(struct sessions *s, struct edge *e,
 	e->keys[e->n_keys].signature_len = k->signature_len;
 	e->keys[e->n_keys].not_after = k->not_after;
 	e->n_keys++;
-	if (session_save_keys(s, e) == -1)
-		log_warnx("session: site %" PRIu64 ": could not store its "
-		    "epoch keys", e->site_id);
-	/* PeerKeys now, for speed: connected peers can derive SAs at once.
-	 * The versioned intent follows after the coalescing delay (a delta
-	 * upserting each peer's tunnels to e with the new keys), so a
-	 * peer's cached intent alone suffices for headless operation. */
+	/* Stored with the next group commit (session_flush, within
+	 * SESSION_ACK_FLUSH_MS), then relayed: no key leaves before it is
+	 * durable. */
+	e->keys_dirty = true;
+	log_debug("session", "site %" PRIu64 ": epoch %" PRIu64 " key "
+	    "accepted", e->site_id, k->epoch);
+}
+
+/*
+ * After e's keys are committed: PeerKeys to its connected peers, for
+ * speed (they can derive SAs at once), and the versioned intent after
+ * the coalescing delay (a delta upserting each peer's tunnels to e with
+ * the new keys), so a peer's cached intent alone suffices for headless
+ * operation.
+ */
+void
+session_keys_relay(struct sessions *s, struct edge *e)
+{
+	uint64_t *peers;
+	size_t np;
+
 	np = session_peers(e, &peers);
 	for (size_t i = 0; i < np; i++) {
 		struct edge *p = session_edge_find(s, peers[i]);
@@ -353,7 +364,8 @@ session_keys_on_key(struct sessions *s, struct edge *e,
 	if (np > 0)
 		session_arm_flush(s);
 	log_debug("session", "site %" PRIu64 ": epoch %" PRIu64 " key relayed "
-	    "to %zu peer(s)", e->site_id, k->epoch, np);
+	    "to %zu peer(s)", e->site_id,
+	    e->n_keys > 0 ? e->keys[e->n_keys - 1].epoch : 0, np);
 }
 
 int
@@ -384,9 +396,11 @@ session_cert_issued(struct sessions *s, uint64_t site_id, const uint8_t *der,
 	free(e->cert);
 	e->cert = copy;
 	e->cert_len = len;
-	/* New certificate, new key pair: old epoch keys are void. */
+	/* New certificate, new key pair: old epoch keys are void (stored at
+	 * once, with the certificate; nothing to relay). */
 	e->n_keys = 0;
-	session_save_keys(s, e);
+	e->keys_dirty = false;
+	session_keys_save(s, e);
 	/* Peers' intents carry this certificate: recompiling the site
 	 * patches their tunnels to it. */
 	session_mark_dirty(s, site_id);

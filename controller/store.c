@@ -45,6 +45,8 @@ struct store {
 	void *conn;
 	int depth;              /* transaction nesting */
 	bool failed;            /* an inner step failed: roll back at the end */
+	uint64_t commits;       /* transactions committed (store_counters) */
+	uint64_t statements;    /* statements run */
 	int schema;
 	struct store_stmt cache[STORE_STMT_CACHE];
 	size_t n_cache;
@@ -230,6 +232,7 @@ store_stmt_get(struct store *st, const char *sql, void **stmt)
 {
 	struct store_stmt *c;
 
+	st->statements++;
 	for (size_t i = 0; i < st->n_cache; i++) {
 		c = &st->cache[i];
 		if (c->sql == sql && !c->busy) {
@@ -400,7 +403,16 @@ store_tx_end(struct store *st, int rc, struct model_error *err)
 		return model_error_set(err, MODEL_E_INTERNAL, "",
 		    "cannot commit the change");
 	}
+	st->commits++;
 	return 0;
+}
+
+void
+store_counters(const struct store *st, uint64_t *commits,
+    uint64_t *statements)
+{
+	*commits = st->commits;
+	*statements = st->statements;
 }
 
 int
@@ -1625,6 +1637,44 @@ store_edge_bump_intent(struct store *st, uint64_t site_id, uint64_t *version,
 	if (store_tx_begin(st, err) == -1)
 		return -1;
 	rc = store_tx_end(st, store_edge_bump_tx(st, site_id, &v, err), err);
+	if (rc == 0)
+		*version = v;
+	return rc;
+}
+
+static int
+store_edge_skip_tx(struct store *st, uint64_t site_id, uint64_t past,
+    uint64_t *version, struct model_error *err)
+{
+	int64_t v;
+
+	if (store_edge_ensure(st, site_id, err) == -1)
+		return -1;
+	if (store_run(st, err, "UPDATE edges SET intent_version = ? "
+	    "WHERE site_id = ? AND intent_version <= ?", "uuu", past + 1,
+	    site_id, past) != 0 ||
+	    store_get_int(st, err, &v, NULL, "SELECT intent_version FROM edges "
+	    "WHERE site_id = ?", "u", site_id) == -1)
+		return store_internal(err, "moving the intent version");
+	*version = (uint64_t)v;
+	return 0;
+}
+
+int
+store_edge_skip_intent(struct store *st, uint64_t site_id, uint64_t past,
+    uint64_t *version, struct model_error *err)
+{
+	uint64_t v = 0;
+	int rc;
+
+	if (past >= (uint64_t)INT64_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "version",
+		    "version %llu is beyond the largest one",
+		    (unsigned long long)past);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_tx_end(st, store_edge_skip_tx(st, site_id, past, &v, err),
+	    err);
 	if (rc == 0)
 		*version = v;
 	return rc;

@@ -70,6 +70,10 @@ int store_schema_latest(void);
 /* Group calls into one transaction (nestable; see top of file). */
 int store_begin(struct store *st, struct model_error *err);
 int store_commit(struct store *st, struct model_error *err);
+/* Transactions committed and statements run on this connection so far
+ * (each commit is one fsync with sqlite's defaults): for /metrics. */
+void store_counters(const struct store *st, uint64_t *commits,
+    uint64_t *statements);
 void store_rollback(struct store *st);
 
 /* ---- sites and links ---------------------------------------------- */
@@ -165,6 +169,11 @@ int store_edge_list(struct store *st, struct model_edge_state **out,
 /* Increment the edge's intent version and return the new value. */
 int store_edge_bump_intent(struct store *st, uint64_t site_id,
     uint64_t *version, struct model_error *err);
+/* Move the edge's intent version to past + 1 when it is not above past
+ * already (one statement, whatever the distance); *version is the
+ * result.  past must be below INT64_MAX. */
+int store_edge_skip_intent(struct store *st, uint64_t site_id,
+    uint64_t past, uint64_t *version, struct model_error *err);
 /* Record an ack: applied version (must be <= intent version) and hash. */
 int store_edge_set_applied(struct store *st, uint64_t site_id,
     uint64_t version, const uint8_t *hash, size_t hash_len,

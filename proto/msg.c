@@ -446,6 +446,17 @@ msg_rekey_seconds_or_default(uint32_t s)
 	return s == 0 ? MSG_DEFAULT_REKEY_SECONDS : s;
 }
 
+void
+msg_sa_hard_limits(const struct msg_crypto_profile *c, uint32_t grace_s,
+    struct msg_sa_hard *out)
+{
+	out->seconds = (uint64_t)msg_rekey_seconds_or_default(c->rekey_seconds) +
+	    (grace_s == 0 ? MSG_DEFAULT_GRACE_SECONDS : grace_s) +
+	    MSG_SA_HARD_MARGIN;
+	out->bytes = MSG_SA_HARD_BYTES;
+	out->packets = MSG_SA_HARD_PACKETS;
+}
+
 /* A fixed array must hold a terminated string of at most max chars. */
 static int
 msg_check_len(const struct fieldpath *path, const char *s, size_t size,
@@ -804,6 +815,11 @@ msg_validate_tunnel_at(const struct fieldpath *parent,
 	    MSG_REPLAY_MIN, MSG_REPLAY_MAX, true, err, errlen) == -1 ||
 	    msg_check_range(fieldpath_child(f, p, "rekey_seconds"), c->rekey_seconds,
 	    MSG_REKEY_SECONDS_MIN, MSG_REKEY_SECONDS_MAX, true, err,
+	    errlen) == -1 ||
+	    msg_check_range(fieldpath_child(f, p, "rekey_bytes"), c->rekey_bytes,
+	    0, MSG_SA_SOFT_BYTES_MAX, true, err, errlen) == -1 ||
+	    msg_check_range(fieldpath_child(f, p, "rekey_packets"),
+	    c->rekey_packets, 0, MSG_SA_SOFT_PACKETS_MAX, true, err,
 	    errlen) == -1)
 		return -1;
 

@@ -581,6 +581,34 @@ uint16_t msg_port_or_default(uint16_t port);
 uint32_t msg_replay_window_or_default(uint32_t w);
 uint32_t msg_rekey_seconds_or_default(uint32_t s);
 
+/*
+ * SA hard lifetimes (proto/README.md, "SA lifetimes").  The rekey limits
+ * in CryptoProfile are soft: they start a rekey, which needs the
+ * controller.  The hard limits end an SA (fail closed); every edge
+ * derives them the same way, so an edge cut off from its controller
+ * keeps its SAs for the whole headless grace:
+ *   seconds = rekey_seconds + headless_grace_seconds + MSG_SA_HARD_MARGIN
+ *   bytes   = MSG_SA_HARD_BYTES, packets = MSG_SA_HARD_PACKETS
+ * The volume limits keep one AES-GCM key's use (plaintext blocks plus
+ * invocations) under 2^48 blocks, an attacker advantage below 2^-33 —
+ * far below the 2^64 nonces of the 64-bit ESN.  A soft volume limit is
+ * at most half the hard one (MSG_SA_SOFT_*_MAX).
+ */
+#define MSG_SA_HARD_MARGIN	600			/* seconds */
+#define MSG_SA_HARD_BYTES	(UINT64_C(1) << 51)	/* 2 PiB */
+#define MSG_SA_HARD_PACKETS	(UINT64_C(1) << 46)
+#define MSG_SA_SOFT_BYTES_MAX	(MSG_SA_HARD_BYTES / 2)
+#define MSG_SA_SOFT_PACKETS_MAX	(MSG_SA_HARD_PACKETS / 2)
+
+struct msg_sa_hard {
+	uint64_t seconds, bytes, packets;
+};
+
+/* The hard lifetime of an SA of a tunnel with crypto profile c, in an
+ * intent whose headless_grace_seconds is grace_s (0: the defaults). */
+void msg_sa_hard_limits(const struct msg_crypto_profile *c, uint32_t grace_s,
+    struct msg_sa_hard *out);
+
 /* True for ASNs in 64512..65534 or 4200000000..4294967294 (RFC 6996). */
 bool msg_asn_is_private(uint32_t asn);
 

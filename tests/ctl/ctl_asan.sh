@@ -19,7 +19,8 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23:log_path=$dir/a
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=24:log_path=$dir/ubsan"
 export CTLD="$top/build-san/controller/meshwan-controller"
 export HOSTILE_RSS_CHECK=0
-for t in edge_session peer_keys backpressure restart patch_check rekey_time hostile; do
+for t in edge_session peer_keys backpressure restart patch_check rekey_time hostile \
+    group_commit revoke; do
 	echo "== $t with the sanitized controller"
 	sh "$top/tests/ctl/$t.sh" || { cat "$dir"/*san* 2>/dev/null; echo "FAIL: $t"; exit 1; }
 done

@@ -16,7 +16,10 @@
  *       (drop the first delta unapplied, leave, and come back after SECS
  *       with the old version: an edge that fell behind), -s (report a
  *       status after each snapshot: every tunnel up, one SA each), -n
- *       (never ack rekey orders: they stay due, repeated on each hello).
+ *       (never ack rekey orders: they stay due, repeated on each hello),
+ *       -A VERSION (the first hello claims applied VERSION: an edge ahead
+ *       of the controller), -S N (report N statuses in a row after the
+ *       first snapshot, uptime_seconds 1..N).
  *       SIGTERM ends it cleanly.
  *
  * The stream and enrollment are edge-agent's library (session.c,
@@ -55,6 +58,8 @@ struct edge {
 	bool status;                /* -s: report status after snapshots */
 	bool no_rekey_ack;          /* -n: leave rekey orders unanswered */
 	uint64_t key_epoch;
+	uint64_t hello_version;     /* -A */
+	unsigned status_burst;      /* -S: statuses after the first snapshot */
 	EVP_PKEY *key;
 };
 
@@ -171,7 +176,7 @@ edge_announce(struct edge *e)
 }
 
 static void
-edge_status(struct edge *e, const struct msg_intent *in)
+edge_status(struct edge *e, const struct msg_intent *in, uint64_t uptime)
 {
 	struct msg_edge_message m;
 	struct msg_status *st = &m.u.status;
@@ -179,7 +184,7 @@ edge_status(struct edge *e, const struct msg_intent *in)
 	memset(&m, 0, sizeof(m));
 	m.kind = MSG_EDGE_STATUS;
 	st->applied_version = in->version;
-	st->uptime_seconds = 42;
+	st->uptime_seconds = uptime;
 	st->n_tunnels = in->n_tunnels;
 	if (st->n_tunnels > 0 &&
 	    (st->tunnels = calloc(st->n_tunnels, sizeof(*st->tunnels))) == NULL)
@@ -258,11 +263,16 @@ edge_on_intent(struct session *s, const struct msg_intent *in,
 	if (d == NULL) {
 		printf("snapshot v=%" PRIu64 " tunnels=%zu\n", in->version,
 		    in->n_tunnels);
+		printf("  timers keepalive=%u grace=%u\n", in->keepalive_seconds,
+		    in->headless_grace_seconds);
 		for (size_t i = 0; i < in->n_tunnels; i++)
 			edge_print_tunnel("tunnel", &in->tunnels[i]);
 		printf("ack v=%" PRIu64 "\n", in->version);
 		if (e->status)
-			edge_status(e, in);
+			edge_status(e, in, 42);
+		for (unsigned i = 1; i <= e->status_burst; i++)
+			edge_status(e, in, i);
+		e->status_burst = 0;
 		fflush(stdout);
 		return 0;
 	}
@@ -379,7 +389,7 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:sn")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:snA:S:")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
@@ -392,6 +402,16 @@ edge_session(int argc, char **argv)
 			break;
 		case 'n':
 			e.no_rekey_ack = true;
+			break;
+		case 'A':
+			if (util_parse_u64(optarg, 1, UINT64_MAX,
+			    &e.hello_version) == -1)
+				return 2;
+			break;
+		case 'S':
+			if (util_parse_u64(optarg, 1, 1000, &v) == -1)
+				return 2;
+			e.status_burst = (unsigned)v;
 			break;
 		case 'R':
 			if (util_parse_u64(optarg, 1, 60, &v) == -1)
@@ -409,7 +429,8 @@ edge_session(int argc, char **argv)
 	}
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
-		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s] [-n]\n");
+		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s] [-n] [-A VERSION] "
+		    "[-S N]\n");
 		return 2;
 	}
 	if (e.key_epoch > 0) {
@@ -434,6 +455,7 @@ edge_session(int argc, char **argv)
 	    MSG_FEATURE_ESN | MSG_FEATURE_NAT_T;
 	o.h = &h;
 	o.arg = &e;
+	o.test_hello_version = e.hello_version;
 	if ((e.sess = session_new(&o)) == NULL)
 		return 1;
 	while (!edge_quit && !e.done) {

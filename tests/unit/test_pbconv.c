@@ -626,6 +626,8 @@ static void m_cipher(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->cipher 
 static void m_esn(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->esn = 0; }
 static void m_replay(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->replay_window = 31; }
 static void m_rekey_s(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->rekey_seconds = 59; }
+static void m_rekey_b(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->rekey_bytes = MSG_SA_SOFT_BYTES_MAX + 1; }
+static void m_rekey_p(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->rekey_packets = MSG_SA_SOFT_PACKETS_MAX + 1; }
 static void m_mtu(Meshwan__V1__ControllerMessage *p) { T0(p)->mtu = 575; }
 static void m_hold(Meshwan__V1__ControllerMessage *p) { T0(p)->bgp->hold_time = 2; }
 static void m_ka(Meshwan__V1__ControllerMessage *p) { T0(p)->bgp->keepalive = 21846; }
@@ -747,6 +749,8 @@ test_invalid_snapshot(void **state)
 		{ m_esn, "snapshot.tunnels[0].crypto.esn: must be true in v1" },
 		{ m_replay, "snapshot.tunnels[0].crypto.replay_window: 31 out of range" },
 		{ m_rekey_s, "snapshot.tunnels[0].crypto.rekey_seconds: 59 out of range" },
+		{ m_rekey_b, "snapshot.tunnels[0].crypto.rekey_bytes: 1125899906842625 out of range" },
+		{ m_rekey_p, "snapshot.tunnels[0].crypto.rekey_packets: 35184372088833 out of range" },
 		{ m_mtu, "snapshot.tunnels[0].mtu: 575 out of range 0 or 576..9216" },
 		{ m_hold, "snapshot.tunnels[0].bgp.hold_time: 2 out of range" },
 		{ m_ka, "snapshot.tunnels[0].bgp.keepalive: 21846 out of range" },
@@ -2048,6 +2052,37 @@ test_encode_refuses(void **state)
 	assert_int_equal(pbconv_encode_edge_message(&e, &buf, &len), -1);
 }
 
+/* SA hard lifetimes as every edge derives them (proto/README.md). */
+static void
+test_sa_hard_limits(void **state)
+{
+	struct msg_crypto_profile c = { .cipher = MSG_CIPHER_AES_GCM_256,
+		.esn = true };
+	struct msg_sa_hard h;
+
+	(void)state;
+	/* Defaults: rekey 1 h, grace 24 h. */
+	msg_sa_hard_limits(&c, 0, &h);
+	assert_int_equal(h.seconds, 3600 + 86400 + MSG_SA_HARD_MARGIN);
+	/* A 60 s rekey with a 24 h grace: the SA outlives the grace. */
+	c.rekey_seconds = 60;
+	msg_sa_hard_limits(&c, 86400, &h);
+	assert_true(h.seconds >= 60 + 86400);
+	/* The largest of both still fits. */
+	c.rekey_seconds = MSG_REKEY_SECONDS_MAX;
+	msg_sa_hard_limits(&c, MSG_GRACE_MAX, &h);
+	assert_int_equal(h.seconds, (uint64_t)MSG_REKEY_SECONDS_MAX +
+	    MSG_GRACE_MAX + MSG_SA_HARD_MARGIN);
+	/* Volume: under 2^48 AES blocks in all (payload + one per packet
+	 * for rounding + one per packet for the tag), far below 2^64. */
+	assert_int_equal(h.bytes, MSG_SA_HARD_BYTES);
+	assert_int_equal(h.packets, MSG_SA_HARD_PACKETS);
+	assert_true(h.bytes / 16 + 2 * h.packets <= (UINT64_C(1) << 48));
+	/* Soft limits leave half the hard one to finish a rekey. */
+	assert_true(MSG_SA_SOFT_BYTES_MAX * 2 <= h.bytes);
+	assert_true(MSG_SA_SOFT_PACKETS_MAX * 2 <= h.packets);
+}
+
 static void
 test_addr_helpers(void **state)
 {
@@ -2110,6 +2145,7 @@ main(void)
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_addr_helpers),
+		cmocka_unit_test(test_sa_hard_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
