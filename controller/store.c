@@ -1454,6 +1454,39 @@ store_each_id(struct store *st, void *stmt, const uint64_t *ids, size_t n)
 	return 0;
 }
 
+/*
+ * Move the allocation generation on by one: compare-and-set on the value
+ * read, so that under PostgreSQL's READ COMMITTED a second controller that
+ * committed its own allocations in between makes this apply fail
+ * (conflict) instead of silently interleaving with it.
+ */
+static int
+store_tunnel_gen_next(struct store *st, struct model_error *err)
+{
+	uint64_t gen;
+	char old[24], next[24];
+
+	if (store_meta_get_u64(st, "tunnel_gen", 0, &gen, err) == -1)
+		return -1;
+	if (gen == 0)
+		return store_meta_set_u64(st, "tunnel_gen", 1, err);
+	snprintf(old, sizeof(old), "%llu", (unsigned long long)gen);
+	snprintf(next, sizeof(next), "%llu", (unsigned long long)gen + 1);
+	if (store_run(st, err, "UPDATE meta SET value = ? WHERE key = ? AND "
+	    "value = ?", "ttt", next, "tunnel_gen", old) != 0)
+		return store_internal(err, "writing the allocation generation");
+	if (st->be->changes(st->conn) != 1)
+		return model_error_set(err, MODEL_E_CONFLICT, "tunnels",
+		    "another writer changed the tunnel allocations");
+	return 0;
+}
+
+int
+store_tunnel_gen(struct store *st, uint64_t *gen, struct model_error *err)
+{
+	return store_meta_get_u64(st, "tunnel_gen", 0, gen, err);
+}
+
 static int
 store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
     size_t n_removed, const struct model_tunnel *added, size_t n_added,
@@ -1464,7 +1497,7 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 	int rc = 0;
 
 	if (store_meta_get_u64(st, "next_tunnel_id", 1, &stored_next,
-	    err) == -1)
+	    err) == -1 || store_tunnel_gen_next(st, err) == -1)
 		return -1;
 	del = store_prep(st, err, "DELETE FROM tunnels WHERE id = ?", "");
 	if (del == NULL)

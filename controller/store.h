@@ -154,11 +154,23 @@ int store_tunnel_list_site(struct store *st, uint64_t site_id,
     struct model_tunnel **out, size_t *n, struct model_error *err);
 /*
  * Apply one compile's outcome: delete `removed` ids, insert `added`
- * tunnels, remember next_id.  All or nothing.
+ * tunnels, remember next_id, and move the allocation generation on by
+ * one.  All or nothing.
  */
 int store_tunnel_apply(struct store *st, const uint64_t *removed,
     size_t n_removed, const struct model_tunnel *added, size_t n_added,
     uint64_t next_id, struct model_error *err);
+
+/*
+ * The allocation generation: 0 on a new database, one more after every
+ * store_tunnel_apply (a deleted site's tunnels, removed by cascade, do not
+ * count: every compiler knows them).  A compiler that keeps allocations
+ * in memory reads it inside the transaction it writes in; a value other
+ * than the one it left means another writer (a second controller on the
+ * same database) changed them: reload before compiling on top.
+ */
+int store_tunnel_gen(struct store *st, uint64_t *gen,
+    struct model_error *err);
 
 /* ---- per-edge state ------------------------------------------------- */
 

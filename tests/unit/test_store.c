@@ -6,7 +6,8 @@
  * tokens stored only hashed (the file is searched for the plaintext),
  * single-use and expiry of enrollment tokens, edge versions, audit log,
  * settings and SA epochs with their SPI allocator; rows deleted by another
- * writer under a batch are misses that leave the batch usable.
+ * writer under a batch are misses that leave the batch usable; the
+ * allocation generation.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -963,12 +964,20 @@ test_misses_keep_the_group(void **state)
 	struct model_edge_state es;
 	struct model_epoch e;
 	const uint8_t hash[32] = { 7 };
-	uint64_t a, c, v = 0;
+	uint64_t a, c, v = 0, gen = 9;
 
 	a = mksite(f->st, "a", "inet=192.0.2.1");
 	mksite(f->st, "b", "inet=192.0.2.2");
 	c = mksite(f->st, "c", "inet=192.0.2.3");
+	assert_int_equal(store_tunnel_gen(f->st, &gen, &err), 0);
+	assert_int_equal(gen, 0);
 	assert_int_equal(compile_and_save(f->st, &err), 0);
+	assert_int_equal(store_tunnel_gen(f->st, &gen, &err), 0);
+	assert_int_equal(gen, 1);
+	assert_int_equal(store_tunnel_apply(f->st, NULL, 0, NULL, 0, 4, &err),
+	    0);
+	assert_int_equal(store_tunnel_gen(f->st, &gen, &err), 0);
+	assert_int_equal(gen, 2);
 	assert_int_equal(store_tunnel_get(f->st, 3, &t, &err), 0);
 	assert_int_equal(t.id, 3);
 	assert_int_equal(t.site_a, 2);
@@ -978,6 +987,9 @@ test_misses_keep_the_group(void **state)
 	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
 	assert_int_equal(store_edge_bump_intent(f->st, c, &v, &err), 0);
 	assert_int_equal(store_site_delete(f->st, c, &err), 0);
+	/* A cascade is no allocation change. */
+	assert_int_equal(store_tunnel_gen(f->st, &gen, &err), 0);
+	assert_int_equal(gen, 2);
 
 	memset(&e, 0, sizeof(e));
 	e.tunnel_id = 2;        /* a-c: gone with c */
