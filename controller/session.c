@@ -396,9 +396,9 @@ session_tick(struct sessions *s)
 	uint64_t now = util_mono_ms();
 
 	if (s->flush_at != 0 && now >= s->flush_at) {
+		s->flush_at = 0;        /* a recompile may arm its own retry */
 		if (s->dirty_all || s->n_dirty > 0)
 			session_intent_recompile(s);
-		s->flush_at = 0;
 		session_intent_rebuild(s);
 		session_intent_retunnel(s);
 	}
