@@ -649,9 +649,9 @@ session_tick(struct sessions *s)
 		s->next_ack_flush = now + SESSION_ACK_FLUSH_MS;
 	}
 	if (compile) {
+		s->flush_at = 0;        /* a recompile may arm its own retry */
 		if (s->dirty_all || s->n_dirty > 0)
 			session_intent_recompile(s);
-		s->flush_at = 0;
 		session_intent_rebuild(s);
 		session_intent_retunnel(s);
 	}

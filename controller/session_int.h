@@ -190,6 +190,10 @@ struct sessions {
 	uint64_t *retunnel;
 	size_t n_retunnel, cap_retunnel;
 	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
+	/* The allocation generation (store_tunnel_gen) memory matches. */
+	uint64_t tunnel_gen;
+	/* A reload from the store failed: try again at the next flush. */
+	bool reload;
 	uint64_t next_keepalive;
 	uint64_t next_ack_flush;
 	uint64_t next_rekey_scan;

@@ -90,8 +90,13 @@ session_recv_address(const struct sessions *s, const struct model_tunnel *t,
 	int li;
 
 	out[0] = '\0';
-	if (ms == NULL || (li = model_site_find_link(ms, link)) < 0)
-		return;
+	/* The stored site may have lost the link while a batch still
+	 * compiles against its older copy (which the tunnel names). */
+	if (ms == NULL || (li = model_site_find_link(ms, link)) < 0) {
+		ms = topo_site(s->topo, recv);
+		if (ms == NULL || (li = model_site_find_link(ms, link)) < 0)
+			return;
+	}
 	snprintf(out, outsz, "%s", ms->links[li].public_address[0] ?
 	    ms->links[li].public_address : ms->links[li].address);
 }

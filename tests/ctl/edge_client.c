@@ -19,7 +19,10 @@
  *       (never ack rekey orders: they stay due, repeated on each hello),
  *       -A VERSION (the first hello claims applied VERSION: an edge ahead
  *       of the controller), -S N (report N statuses in a row after the
- *       first snapshot, uptime_seconds 1..N).
+ *       first snapshot, uptime_seconds 1..N),
+ *       -t FILE (after each applied snapshot or delta, write the intent's
+ *       tunnels to FILE, one "tunnel ID peer P inner A.B.C.D vni V" line
+ *       each, replaced atomically).
  *       SIGTERM ends it cleanly.
  *
  * The stream and enrollment are edge-agent's library (session.c,
@@ -57,6 +60,7 @@ struct edge {
 	unsigned rewind_s;          /* -R: leave on the first delta */
 	bool status;                /* -s: report status after snapshots */
 	bool no_rekey_ack;          /* -n: leave rekey orders unanswered */
+	const char *tunnels_file;   /* -t: where the applied tunnels go */
 	uint64_t key_epoch;
 	uint64_t hello_version;     /* -A */
 	unsigned status_burst;      /* -S: statuses after the first snapshot */
@@ -250,6 +254,32 @@ edge_on_receive(struct session *s, uint64_t version,
 	return false;
 }
 
+/* -t: the applied intent's tunnels, for a test to compare with the
+ * controller's database. */
+static void
+edge_write_tunnels(const struct edge *e, const struct msg_intent *in)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (e->tunnels_file == NULL)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", e->tunnels_file);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return;
+	fprintf(f, "version %" PRIu64 "\n", in->version);
+	for (size_t i = 0; i < in->n_tunnels; i++) {
+		const struct msg_tunnel *t = &in->tunnels[i];
+		const uint8_t *a = t->inner_local.addr.bytes;
+
+		fprintf(f, "tunnel %" PRIu64 " peer %" PRIu64 " inner "
+		    "%u.%u.%u.%u vni %u\n", t->id, t->peer.site_id, a[0], a[1],
+		    a[2], a[3], t->vni);
+	}
+	if (fclose(f) == 0)
+		rename(tmp, e->tunnels_file);
+}
+
 static int
 edge_on_intent(struct session *s, const struct msg_intent *in,
     const struct msg_intent_delta *d, uint8_t hash[MSG_HASH_LEN],
@@ -260,6 +290,7 @@ edge_on_intent(struct session *s, const struct msg_intent *in,
 	(void)s;
 	(void)reason;
 	(void)reasonsz;
+	edge_write_tunnels(e, in);
 	if (d == NULL) {
 		printf("snapshot v=%" PRIu64 " tunnels=%zu\n", in->version,
 		    in->n_tunnels);
@@ -389,7 +420,7 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:snA:S:")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
@@ -413,6 +444,9 @@ edge_session(int argc, char **argv)
 				return 2;
 			e.status_burst = (unsigned)v;
 			break;
+		case 't':
+			e.tunnels_file = optarg;
+			break;
 		case 'R':
 			if (util_parse_u64(optarg, 1, 60, &v) == -1)
 				return 2;
@@ -430,7 +464,7 @@ edge_session(int argc, char **argv)
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
 		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s] [-n] [-A VERSION] "
-		    "[-S N]\n");
+		    "[-S N] [-t FILE]\n");
 		return 2;
 	}
 	if (e.key_epoch > 0) {
