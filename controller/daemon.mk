@@ -17,7 +17,8 @@ $(BUILD)/tests/unit/test_ctld_config: $(BUILD)/tests/unit/test_ctld_config.o \
 TEST_BINS += $(BUILD)/tests/unit/test_ctld_ca
 TESTS     += $(BUILD)/tests/unit/test_ctld_ca
 $(BUILD)/tests/unit/test_ctld_ca: $(BUILD)/tests/unit/test_ctld_ca.o \
-    $(BUILD)/controller/ca.o $(LIB_OBJS)
+    $(BUILD)/controller/ca.o $(BUILD)/proto/epochsig.o $(BUILD)/proto/sakey.o \
+    $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CRYPTO) $(LIBS_CMOCKA))
 
 TEST_BINS += $(BUILD)/tests/unit/test_epochs
