@@ -60,7 +60,8 @@ $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
-         tests/ctl/demo_exit.sh tests/ctl/ctl_asan.sh
+         tests/ctl/demo_exit.sh tests/ctl/ctl_asan.sh \
+         tests/ctl/sa_keys.sh tests/ctl/rekey_request.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

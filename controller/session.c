@@ -121,6 +121,7 @@ session_edge_free(struct edge *e)
 	free(e->digests);
 	free(e->cert);
 	free(e->dropped);
+	free(e->rq);
 	free(e);
 }
 
@@ -411,6 +412,7 @@ session_tick(struct sessions *s)
 		s->next_keepalive = now + s->cfg.keepalive_s * 1000ull;
 	}
 	if (now >= s->next_rekey_scan) {
+		session_keys_expire(s);
 		session_rekey_scan(s);
 		s->next_rekey_scan = now + SESSION_REKEY_SCAN_MS;
 	}
@@ -618,6 +620,9 @@ session_on_message(struct rpc_stream *st, const uint8_t *buf, size_t len,
 		break;
 	case MSG_EDGE_KEY:
 		session_keys_on_key(s, c->e, &m.u.key);
+		break;
+	case MSG_EDGE_REKEY_REQUEST:
+		session_rekey_on_request(s, c->e, &m.u.rekey_request);
 		break;
 	case MSG_EDGE_NONE:
 		break;
