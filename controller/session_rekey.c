@@ -283,11 +283,13 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	kr = session_keys_newest(s, recv);
 	if (ks == 0 || kr == 0) {
 		if (keyed || reason == MSG_REKEY_REASON_KEY) {
+			/* Debug only: a time scan repeats it every few
+			 * seconds; the key's expiry was logged once. */
 			if (keyed)
-				log_info("session: tunnel %" PRIu64 " %" PRIu64
-				    "->%" PRIu64 ": no %s key; %s rekey "
-				    "skipped", t->id, sender, recv, ks == 0 ?
-				    "sender" : "receiver",
+				log_debug("session", "tunnel %" PRIu64 " %"
+				    PRIu64 "->%" PRIu64 ": no %s key; %s "
+				    "rekey skipped", t->id, sender, recv,
+				    ks == 0 ? "sender" : "receiver",
 				    msg_rekey_reason_name(reason));
 			return;
 		}

@@ -19,7 +19,9 @@
 #    point, validly signed, are refused and never reach b;
 #  - after a re-enrolls (new certificate), an epoch not above the
 #    highest it ever announced is refused; a higher one is relayed and
-#    rekeys the tunnel onto it.
+#    rekeys the tunnel onto it;
+#  - keys whose not_after passes after they were accepted leave the
+#    peers' intents, and nothing is rekeyed onto them.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq openssl
@@ -107,6 +109,21 @@ a_out=$(fp a out 3); b_in=$(fp b in 3); b_out=$(fp b out 3); a_in=$(fp a in 3)
 	fail "keys differ after re-enrollment: $(grep '^sa ' "$T/a.log" "$T/b.log")"
 grep -q "^sa tunnel=$tid dir=out sa_epoch=3 spi=[0-9]* keys=4/1 " "$T/a.log" ||
 	fail "epoch 3 does not use a's key 4: $(grep '^sa ' "$T/a.log")"
+
+# Keys that expire once accepted are dropped and never relayed again:
+# three hours later by the controller's (test) clock, the 2-hour keys are
+# gone from b's intent, and no direction is rekeyed onto a missing key.
+write_config <<CONF
+test_clock_offset = 3h
+CONF
+kill -HUP "$CTLD_PID"
+wait_for 10 "$T/ctld.log" "site $a: 1 epoch key\\(s\\) expired; no longer relayed" ||
+	fail "a's expired key kept: $(grep "site $a" "$T/ctld.log")"
+wait_for 10 "$T/b.log" "^  upsert tunnel=$tid peer=$a cert=[0-9]+ .* keys=\$" ||
+	fail "b's intent still carries a's expired key: $(tail -n 20 "$T/b.log")"
+# (The scan that dropped the keys ran the time rekeys in the same tick,
+# before that delta: an order onto a missing key would be here by now.)
+grep -q "epoch=4 " "$T/a.log" "$T/b.log" && fail "rekeyed onto an expired key"
 
 stop_controller
 echo "sa_keys: ok"

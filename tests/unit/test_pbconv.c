@@ -880,6 +880,48 @@ static void mr_skey0(Meshwan__V1__ControllerMessage *p) { p->rekey->sender_key_e
 static void mr_rkey0(Meshwan__V1__ControllerMessage *p) { p->rekey->receiver_key_epoch = 0; }
 static void mr_retire_keys(Meshwan__V1__ControllerMessage *p) { p->rekey->step = MESHWAN__V1__REKEY_STEP__REKEY_STEP_RETIRE; }
 
+/* A Tunnel without sa_in / sa_out (a sender that does not know them)
+ * reads as "no SA yet": every field zero. */
+static void
+test_sa_ref_absent(void **state)
+{
+	struct msg_controller_message m, out;
+	Meshwan__V1__ControllerMessage *pb;
+	uint8_t *buf;
+	size_t len;
+	char err[PBCONV_ERR_LEN];
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_CONTROLLER_SNAPSHOT;
+	fill_intent(&m.u.snapshot, 2);
+	assert_int_equal(pbconv_encode_controller_message(&m, &buf, &len), 0);
+	pb = meshwan__v1__controller_message__unpack(NULL, len, buf);
+	assert_non_null(pb);
+	free(buf);
+	meshwan__v1__sa_key_ref__free_unpacked(pb->snapshot->tunnels[1]->sa_in,
+	    NULL);
+	pb->snapshot->tunnels[1]->sa_in = NULL;
+	meshwan__v1__sa_key_ref__free_unpacked(pb->snapshot->tunnels[1]->sa_out,
+	    NULL);
+	pb->snapshot->tunnels[1]->sa_out = NULL;
+	len = meshwan__v1__controller_message__get_packed_size(pb);
+	buf = malloc(len);
+	len = meshwan__v1__controller_message__pack(pb, buf);
+	meshwan__v1__controller_message__free_unpacked(pb, NULL);
+	assert_int_equal(pbconv_decode_controller_message(buf, len, &out, err,
+	    sizeof(err)), 0);
+	free(buf);
+	assert_int_equal(out.u.snapshot.tunnels[1].sa_in.spi, 0);
+	assert_int_equal(out.u.snapshot.tunnels[1].sa_in.sa_epoch, 0);
+	assert_int_equal(out.u.snapshot.tunnels[1].sa_out.sender_key_epoch, 0);
+	assert_int_equal(out.u.snapshot.tunnels[1].sa_out.receiver_key_epoch,
+	    0);
+	assert_int_equal(out.u.snapshot.tunnels[0].sa_in.sender_key_epoch, 8);
+	msg_controller_message_free(&m);
+	msg_controller_message_free(&out);
+}
+
 static void
 test_invalid_small_controller(void **state)
 {
@@ -2162,6 +2204,7 @@ main(void)
 		cmocka_unit_test(test_many_tunnels),
 		cmocka_unit_test(test_invalid_snapshot),
 		cmocka_unit_test(test_invalid_delta),
+		cmocka_unit_test(test_sa_ref_absent),
 		cmocka_unit_test(test_invalid_small_controller),
 		cmocka_unit_test(test_invalid_edge),
 		cmocka_unit_test(test_invalid_enroll),
