@@ -455,7 +455,8 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		    ep->sender_key_epoch, ep->receiver_key_epoch);
 		return;
 	case MSG_REKEY_STEP_SWITCH_OUTBOUND: {
-		uint64_t ep_no = ep->epoch;
+		uint64_t ep_no = ep->epoch, ks = ep->sender_key_epoch;
+		uint64_t kr = ep->receiver_key_epoch, nks, nkr;
 		enum msg_rekey_reason why = session_reason(ep->reason);
 		uint32_t old_spi = 0;
 
@@ -487,6 +488,12 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 			session_mark_dirty(s, t->site_b);
 		}
 		session_arm_flush(s);
+		/* A key announced while this rekey ran (one at a time per
+		 * direction): move on to it now, not at the next trigger. */
+		nks = session_keys_newest(s, sender);
+		nkr = session_keys_newest(s, peer);
+		if (nks != 0 && nkr != 0 && (nks != ks || nkr != kr))
+			session_rekey_start(s, t, sender, MSG_REKEY_REASON_KEY);
 		return;
 	}
 	case MSG_REKEY_STEP_RETIRE:

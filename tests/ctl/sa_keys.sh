@@ -21,7 +21,8 @@
 #    highest it ever announced is refused; a higher one is relayed and
 #    rekeys the tunnel onto it;
 #  - keys whose not_after passes after they were accepted leave the
-#    peers' intents, and nothing is rekeyed onto them.
+#    peers' intents, and nothing is rekeyed onto them;
+#  - a key announced while a rekey runs is used once that rekey is done.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq openssl
@@ -124,6 +125,33 @@ wait_for 10 "$T/b.log" "^  upsert tunnel=$tid peer=$a cert=[0-9]+ .* keys=\$" ||
 # (The scan that dropped the keys ran the time rekeys in the same tick,
 # before that delta: an order onto a missing key would be here by now.)
 grep -q "epoch=4 " "$T/a.log" "$T/b.log" && fail "rekeyed onto an expired key"
+
+# A key that arrives while a rekey runs (one at a time per direction):
+# that direction moves on to it as soon as the running rekey switched.
+write_config </dev/null
+kill -HUP "$CTLD_PID"
+deadline=$(( $(date +%s) + 10 ))
+until [ "$(grep -c 'reload: configuration from .* applied' "$T/ctld.log")" -ge 2 ]; do
+	[ "$(date +%s)" -lt "$deadline" ] || fail "second reload"
+	sleep 0.1
+done
+kill "$PID_b"; wait "$PID_b" 2>/dev/null
+session b "$b" -n -k 2     # never acks: its rekeys stay running
+wait_for 10 "$T/b.log" '^announced epoch=2$' || fail "b did not announce 2"
+kill "$PID_a"; wait "$PID_a" 2>/dev/null
+session a "$a" -k 5
+wait_for 10 "$T/b.log" "^rekey tunnel=$tid epoch=4 step=switch-outbound reason=key\$" ||
+	fail "b: no running rekey: $(cat "$T/b.log")"
+kill "$PID_a"; wait "$PID_a" 2>/dev/null
+session a "$a" -k 6
+wait_for 10 "$T/b.log" "^peer_keys site=$a n=2 epoch=6\$" || fail "a's key 6 not relayed: $(cat "$T/b.log")"
+grep -q "rekey to epoch 5" "$T/ctld.log" && fail "a second rekey started while one ran"
+kill "$PID_b"; wait "$PID_b" 2>/dev/null
+session b "$b"             # acks the repeated steps now
+wait_for 10 "$T/ctld.log" "tunnel $tid $a->$b: rekey to epoch 5 \\(key, keys 6/2\\)" ||
+	fail "a->b did not move on to key 6: $(grep 'rekey to' "$T/ctld.log")"
+wait_for 10 "$T/ctld.log" "tunnel $tid $b->$a: rekey to epoch 5 \\(key, keys 2/6\\)" ||
+	fail "b->a did not move on to key 6: $(grep 'rekey to' "$T/ctld.log")"
 
 stop_controller
 echo "sa_keys: ok"
