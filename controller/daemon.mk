@@ -20,7 +20,8 @@ $(BUILD)/tests/unit/test_ctld_config: $(BUILD)/tests/unit/test_ctld_config.o \
 TEST_BINS += $(BUILD)/tests/unit/test_ctld_ca
 TESTS     += $(BUILD)/tests/unit/test_ctld_ca
 $(BUILD)/tests/unit/test_ctld_ca: $(BUILD)/tests/unit/test_ctld_ca.o \
-    $(BUILD)/controller/ca.o $(LIB_OBJS)
+    $(BUILD)/controller/ca.o $(BUILD)/proto/epochsig.o $(BUILD)/proto/sakey.o \
+    $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CRYPTO) $(LIBS_CMOCKA))
 
 TEST_BINS += $(BUILD)/tests/unit/test_epochs
@@ -75,7 +76,7 @@ TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
          tests/ctl/consistency.sh tests/ctl/demo_exit.sh tests/ctl/hostile.sh \
-         tests/ctl/ctl_asan.sh
+         tests/ctl/ctl_asan.sh tests/ctl/sa_keys.sh tests/ctl/rekey_request.sh
 # Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.
 TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
          tests/ctl/group_commit.sh

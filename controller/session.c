@@ -159,6 +159,7 @@ session_edge_free(struct edge *e)
 	free(e->dropped);
 	free(e->status);
 	free(e->status_wait);
+	free(e->rq);
 	free(e);
 }
 
@@ -556,6 +557,33 @@ session_edge_flushed(struct sessions *s, struct edge *e, bool stored)
 }
 
 /*
+ * SAs move to the new keys relayed by this flush, after every edge's
+ * PeerKeys went out and the peers' intents carrying the keys were
+ * rebuilt and pushed (not waiting for the coalescing delay): a peer that
+ * was not connected when a key was relayed learns it from its intent,
+ * and a rekey order must never reach an edge before the key it names.
+ */
+static void
+session_flush_rekeys(struct sessions *s)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < s->tab_cap && !any; i++)
+		any = s->tab[i].e != NULL && s->tab[i].e->rekey_on_key;
+	if (!any)
+		return;
+	session_intent_rebuild(s);
+	for (size_t i = 0; i < s->tab_cap; i++) {
+		struct edge *e = s->tab[i].e;
+
+		if (e == NULL || !e->rekey_on_key)
+			continue;
+		e->rekey_on_key = false;
+		session_rekey_site(s, e->site_id, MSG_REKEY_REASON_KEY);
+	}
+}
+
+/*
  * Group commit: acks, connection state, status reports and announced
  * keys of every edge in one transaction (one fsync), instead of one per
  * message on the event loop.  Runs every SESSION_ACK_FLUSH_MS, before
@@ -581,6 +609,7 @@ session_flush(struct sessions *s)
 		for (size_t i = 0; i < s->tab_cap; i++)
 			if (session_edge_pending(s->tab[i].e))
 				session_edge_flushed(s, s->tab[i].e, true);
+		session_flush_rekeys(s);
 		return;
 	}
 	log_warnx("session: group commit failed (%s); storing edge by edge",
@@ -603,6 +632,7 @@ session_flush(struct sessions *s)
 			    "%s", e->site_id, err.message);
 		session_edge_flushed(s, e, stored);
 	}
+	session_flush_rekeys(s);
 }
 
 static void
@@ -660,6 +690,7 @@ session_tick(struct sessions *s)
 		s->next_keepalive = now + s->cfg.keepalive_s * 1000ull;
 	}
 	if (now >= s->next_rekey_scan) {
+		session_keys_expire(s);
 		session_rekey_scan(s);
 		s->next_rekey_scan = now + SESSION_REKEY_SCAN_MS;
 	}
@@ -910,8 +941,12 @@ session_on_message(struct rpc_stream *st, const uint8_t *buf, size_t len,
 			session_status_keep(c->e, buf, len);
 		break;
 	case MSG_EDGE_KEY:
-		if (session_limit_take(&c->e->rl_key, &session_lim_key, c->e))
+		if (session_keys_cheap_ok(s, c->e, &m.u.key) &&
+		    session_limit_take(&c->e->rl_key, &session_lim_key, c->e))
 			session_keys_on_key(s, c->e, &m.u.key);
+		break;
+	case MSG_EDGE_REKEY_REQUEST:
+		session_rekey_on_request(s, c->e, &m.u.rekey_request);
 		break;
 	case MSG_EDGE_NONE:
 		break;

@@ -168,9 +168,14 @@ session_lk_spis(void *arg, uint64_t tunnel_id, uint64_t site_id,
 	peer = t->site_a == site_id ? t->site_b : t->site_a;
 	in = session_rekey_epoch_active(s, tunnel_id, peer);
 	o = session_rekey_epoch_active(s, tunnel_id, site_id);
-	out->spi_in = in ? in->spi : 0;
-	out->spi_out = o ? o->spi : 0;
-	out->epoch = o ? o->epoch : in ? in->epoch : 0;
+	/* Each direction's own SA epoch and the key epochs it was started
+	 * with: everything both ends derive its key from. */
+	if (in != NULL)
+		out->in = (struct msg_sa_key_ref){ in->spi, in->epoch,
+		    in->sender_key_epoch, in->receiver_key_epoch };
+	if (o != NULL)
+		out->out = (struct msg_sa_key_ref){ o->spi, o->epoch,
+		    o->sender_key_epoch, o->receiver_key_epoch };
 }
 
 /* What intent_build needs from us; lk must outlive p. */

@@ -160,9 +160,20 @@ static const char *const store_mig2[] = {
 	NULL,
 };
 
+/* 3: the X25519 key epochs each SA epoch's key is derived from, fixed
+ * when it starts, so every order and intent names the same ones. */
+static const char *const store_mig3[] = {
+	"ALTER TABLE sa_epochs ADD COLUMN sender_key_epoch BIGINT NOT NULL "
+	"DEFAULT 0",
+	"ALTER TABLE sa_epochs ADD COLUMN receiver_key_epoch BIGINT NOT NULL "
+	"DEFAULT 0",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
+	store_mig3,
 };
 
 int
@@ -2320,10 +2331,12 @@ store_epoch_add_tx(struct store *st, struct model_epoch *e,
 			continue;
 		rc = store_run(st, err, "INSERT INTO sa_epochs (tunnel_id, "
 		    "sender_site, epoch, recv_address, spi, state, "
-		    "changed_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		    "uuutiiii", e->tunnel_id, e->sender_site, e->epoch,
+		    "changed_at, reason, sender_key_epoch, "
+		    "receiver_key_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    "uuutiiiiuu", e->tunnel_id, e->sender_site, e->epoch,
 		    e->recv_address, (int64_t)spi, (int64_t)e->state,
-		    e->changed_at, (int64_t)e->reason);
+		    e->changed_at, (int64_t)e->reason, e->sender_key_epoch,
+		    e->receiver_key_epoch);
 		if (rc == 1)
 			return store_epoch_refused(st, e, err);
 		if (rc != 0)
@@ -2430,6 +2443,8 @@ store_epoch_row(struct store *st, void *stmt, void *elem)
 	e->state = (enum model_epoch_state)st->be->column_int(stmt, 5);
 	e->changed_at = st->be->column_int(stmt, 6);
 	e->reason = (uint32_t)st->be->column_int(stmt, 7);
+	e->sender_key_epoch = (uint64_t)st->be->column_int(stmt, 8);
+	e->receiver_key_epoch = (uint64_t)st->be->column_int(stmt, 9);
 }
 
 int
@@ -2438,11 +2453,13 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 {
 	void *stmt = tunnel_id != 0 ?
 	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
-	    "recv_address, spi, state, changed_at, reason FROM sa_epochs WHERE "
+	    "recv_address, spi, state, changed_at, reason, sender_key_epoch, "
+	    "receiver_key_epoch FROM sa_epochs WHERE "
 	    "tunnel_id = ? ORDER BY tunnel_id, sender_site, epoch", "u",
 	    tunnel_id) :
 	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
-	    "recv_address, spi, state, changed_at, reason FROM sa_epochs "
+	    "recv_address, spi, state, changed_at, reason, sender_key_epoch, "
+	    "receiver_key_epoch FROM sa_epochs "
 	    "ORDER BY tunnel_id, sender_site, epoch", "");
 
 	if (stmt == NULL)

@@ -205,6 +205,16 @@ enum msg_rekey_reason {
 	MSG_REKEY_REASON_VOLUME = 2,
 	MSG_REKEY_REASON_OPERATOR = 3,
 	MSG_REKEY_REASON_PEER_REVOKED = 4,
+	MSG_REKEY_REASON_KEY = 5,		/* new X25519 key epoch */
+	MSG_REKEY_REASON_LOCAL_ERROR = 6,	/* an edge asked: local error */
+};
+
+/* Why an edge asks for a rekey (RekeyRequest.reason; required). */
+enum msg_rekey_request_reason {
+	MSG_REKEY_REQUEST_REASON_UNSPECIFIED = 0,
+	MSG_REKEY_REQUEST_REASON_SOFT_BYTES = 1,
+	MSG_REKEY_REQUEST_REASON_SOFT_PACKETS = 2,
+	MSG_REKEY_REQUEST_REASON_LOCAL_ERROR = 3,
 };
 
 enum msg_rekey_step {
@@ -225,6 +235,7 @@ const char *msg_direction_name(enum msg_direction d);
 const char *msg_bgp_state_name(enum msg_bgp_state s);
 const char *msg_rekey_step_name(enum msg_rekey_step s);
 const char *msg_rekey_reason_name(enum msg_rekey_reason r);
+const char *msg_rekey_request_reason_name(enum msg_rekey_request_reason r);
 const char *msg_enroll_error_name(enum msg_enroll_error e);
 
 /* ------------------------------------------------------------------ */
@@ -303,6 +314,18 @@ struct msg_bgp_neighbor {
 	bool route_server_client;
 };
 
+/*
+ * What names one SA's key besides the two X25519 key pairs (SaKeyRef;
+ * proto/sakey.h derives the key).  spi 0: no SA yet, everything 0; key
+ * epochs both 0 (keys not known yet: install nothing) or both > 0.
+ */
+struct msg_sa_key_ref {
+	uint32_t spi;				/* 0, or >= 256 */
+	uint64_t sa_epoch;			/* > 0 when spi is set */
+	uint64_t sender_key_epoch;		/* X25519 key epochs */
+	uint64_t receiver_key_epoch;
+};
+
 struct msg_tunnel {
 	uint64_t id;				/* > 0, unique */
 	char local_link[MSG_LINK_NAME_MAX + 1];	/* one of site.links (snapshot) */
@@ -317,9 +340,8 @@ struct msg_tunnel {
 	struct msg_crypto_profile crypto;
 	struct msg_peer peer;
 	struct msg_bgp_neighbor bgp;
-	uint32_t spi_in;			/* 0 = not allocated, else >= 256 */
-	uint32_t spi_out;			/* same */
-	uint64_t epoch;
+	struct msg_sa_key_ref sa_in;		/* peer -> this edge */
+	struct msg_sa_key_ref sa_out;		/* this edge -> peer */
 };
 
 struct msg_intent {
@@ -350,6 +372,8 @@ struct msg_rekey_order {
 	enum msg_rekey_reason reason;
 	uint32_t spi;				/* >= 256 */
 	uint32_t drain_seconds;			/* <= 3600 */
+	uint64_t sender_key_epoch;		/* both 0 or both > 0; */
+	uint64_t receiver_key_epoch;		/* 0 in RETIRE */
 };
 
 struct msg_peer_keys {
@@ -479,12 +503,20 @@ struct msg_key_announcement {
 	uint64_t not_after;			/* > 0 */
 };
 
+/* Edge asks for a new SA epoch of one direction of one of its tunnels. */
+struct msg_rekey_request {
+	uint64_t tunnel_id;			/* > 0 */
+	enum msg_direction direction;		/* IN or OUT (required) */
+	enum msg_rekey_request_reason reason;	/* required */
+};
+
 enum msg_edge_kind {
 	MSG_EDGE_NONE = 0,		/* never after a successful decode */
 	MSG_EDGE_HELLO = 1,
 	MSG_EDGE_STATUS = 2,
 	MSG_EDGE_ACK = 3,
 	MSG_EDGE_KEY = 4,
+	MSG_EDGE_REKEY_REQUEST = 5,
 };
 
 /* EdgeMessage: kind says which member of u is valid. */
@@ -495,6 +527,7 @@ struct msg_edge_message {
 		struct msg_status status;
 		struct msg_ack ack;
 		struct msg_key_announcement key;
+		struct msg_rekey_request rekey_request;
 	} u;
 };
 

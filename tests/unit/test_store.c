@@ -203,7 +203,9 @@ test_migrations(void **state)
 	f->st = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "ALTER TABLE sa_epochs DROP COLUMN "
-	    "reason; DELETE FROM schema_version WHERE version > 1", NULL, NULL,
+	    "reason; ALTER TABLE sa_epochs DROP COLUMN sender_key_epoch; "
+	    "ALTER TABLE sa_epochs DROP COLUMN receiver_key_epoch; "
+	    "DELETE FROM schema_version WHERE version > 1", NULL, NULL,
 	    NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM "
@@ -904,6 +906,8 @@ test_epochs(void **state)
 	e2 = e;
 	e2.epoch = 2;
 	e2.reason = 3;          /* the wire's REKEY_REASON_OPERATOR */
+	e2.sender_key_epoch = 1764300000;       /* X25519 key epochs */
+	e2.receiver_key_epoch = UINT64_MAX - 1;
 	assert_int_equal(store_epoch_add(f->st, &e2, &err), 0);
 	assert_true(e2.spi >= 256);
 	assert_int_not_equal(e.spi, e2.spi);
@@ -926,6 +930,10 @@ test_epochs(void **state)
 	assert_string_equal(l[1].recv_address, "192.0.2.2");
 	assert_int_equal(l[0].reason, 0);
 	assert_int_equal(l[1].reason, 3);
+	assert_int_equal(l[0].sender_key_epoch, 0);
+	assert_int_equal(l[0].receiver_key_epoch, 0);
+	assert_true(l[1].sender_key_epoch == 1764300000);
+	assert_true(l[1].receiver_key_epoch == UINT64_MAX - 1);
 	free(l);
 	/* A new tunnel's first epoch goes in active, as stated. */
 	e2 = e;
