@@ -2,7 +2,10 @@
 # enrollment, edge sessions, the event loop; and their tests.
 
 CTLD_SRCS := controller/main.c controller/config.c controller/ca.c \
-             controller/enroll.c controller/session.c controller/intent.c \
+             controller/enroll.c controller/session.c \
+             controller/session_intent.c controller/session_rekey.c \
+             controller/session_keys.c controller/session_status.c \
+             controller/intent.c \
              controller/epochs.c
 CTLD_OBJS := $(CTLD_SRCS:%.c=$(BUILD)/%.o)
 ANALYZE_SRCS += $(CTLD_SRCS)
@@ -34,7 +37,8 @@ $(BUILD)/tests/unit/test_ctld_intent: $(BUILD)/tests/unit/test_ctld_intent.o \
     $(PROTO_GEN_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_PBCONV) $(LIBS_CMOCKA))
 
-# The test edge: enrolls and runs a Session through proto/rpc + pbconv.
+# The test edge: enrolls and runs a Session through edge-agent's library
+# (edge-agent/module.mk adds $(EDGE_LIB_OBJS) to it and to ctl_load).
 CTL_EDGE := $(BUILD)/tests/ctl/edge_client
 $(BUILD)/tests/ctl/%.o: EXTRA_CFLAGS += -Wno-missing-prototypes
 $(BUILD)/tests/ctl/edge_client.o: | $(PROTO_GEN_H)

@@ -4,6 +4,9 @@
  * intent with a short history of what changed per version, acks and
  * convergence hashes, peers' epoch keys, and the rekey (SA epoch)
  * bookkeeping.  See controller/CONTROLLER.md, "Sessions".
+ * Implemented by session.c (streams, timers) with session_intent.c,
+ * session_rekey.c, session_keys.c and session_status.c; session_int.h
+ * says which holds what.
  *
  * Threads: everything here runs on the daemon's event-loop thread (the
  * rpc layer delivers its callbacks there), except session_notify(), which

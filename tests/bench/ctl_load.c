@@ -15,10 +15,10 @@
  * received by all edges for the change, the time the edges spent handling
  * it, and the process' peak RSS.
  *
- * Each edge does per delta what an agent should: apply it in place
- * (msg_intent_apply_delta) and rehash from kept per-tunnel digests
- * (pbconv_intent_hash_update), so the figures measure the controller and
- * the sessions, not a thousand full rehashes in this one process.
+ * Each edge runs edge-agent's session library, as an agent does: a delta
+ * is applied in place and rehashed from kept per-tunnel digests, so the
+ * figures measure the controller and the sessions, not a thousand full
+ * rehashes in this one process.  Enrollment is edge-agent's too.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,30 +32,23 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
+#include "edge-agent/enroll.h"
+#include "edge-agent/session.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "proto/msg.h"
-#include "proto/pbconv.h"
 #include "proto/rpc.h"
 
 #define LOAD_BATCH 100
 
 struct sim {
 	struct load *ld;
-	struct rpc_client *cli;
+	struct session *sess;
 	uint64_t site;
-	struct msg_intent intent;
-	bool have;
-	uint8_t hash[MSG_HASH_LEN];
-	struct pbconv_digest *dig;  /* per tunnel, as an agent would keep */
-	size_t n_dig;
 	uint64_t mark_version;      /* version before the change */
+	uint64_t mark_bytes;        /* bytes received before the change */
 	uint64_t acked_ns;          /* ack of the next version; 0 = not yet */
-	uint64_t bytes_after;       /* received after the change */
 	uint64_t work_ns;           /* handling messages after the change */
 };
 
@@ -138,124 +131,27 @@ load_post(struct load *ld, const char *path, const char *body)
 	return j;
 }
 
-/* Key + CSR; key PEM written to keypath; CSR DER returned. */
+/* The next version is about to be acked. */
 static int
-load_keygen(const char *keypath, uint8_t **csr, size_t *csr_len)
+load_on_intent(struct session *s, const struct msg_intent *in,
+    const struct msg_intent_delta *d, uint8_t hash[MSG_HASH_LEN],
+    char *reason, size_t reasonsz, void *arg)
 {
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509_REQ *req = X509_REQ_new();
-	unsigned char *der = NULL;
-	FILE *f;
-	int len;
+	struct sim *e = arg;
 
-	if (k == NULL || req == NULL || X509_REQ_set_pubkey(req, k) != 1 ||
-	    X509_REQ_sign(req, k, EVP_sha256()) == 0 ||
-	    (len = i2d_X509_REQ(req, &der)) <= 0)
-		return -1;
-	*csr = der;
-	*csr_len = (size_t)len;
-	if ((f = fopen(keypath, "w")) == NULL ||
-	    PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) != 1)
-		return -1;
-	fclose(f);
-	X509_REQ_free(req);
-	EVP_PKEY_free(k);
-	return 0;
-}
-
-static void
-load_send_ack(struct rpc_stream *s, struct sim *e)
-{
-	struct msg_edge_message m;
-	uint8_t *buf;
-	size_t len;
-
-	memset(&m, 0, sizeof(m));
-	m.kind = MSG_EDGE_ACK;
-	m.u.ack.version = e->intent.version;
-	m.u.ack.ok = true;
-	m.u.ack.has_convergence_hash = true;
-	memcpy(m.u.ack.convergence_hash, e->hash, MSG_HASH_LEN);
-	if (pbconv_encode_edge_message(&m, &buf, &len) == 0) {
-		rpc_stream_send(s, buf, len);
-		free(buf);
-	}
+	(void)s;
+	(void)d;
+	(void)hash;
+	(void)reason;
+	(void)reasonsz;
 	if (e->ld->measuring && e->acked_ns == 0 &&
-	    e->intent.version > e->mark_version)
+	    in->version > e->mark_version)
 		e->acked_ns = util_mono_ns();
-}
-
-static int
-load_on_open(struct rpc_stream *s, const struct rpc_peer *peer, void *arg)
-{
-	struct sim *e = arg;
-	struct msg_edge_message m;
-	uint8_t *buf;
-	size_t len;
-
-	(void)peer;
-	memset(&m, 0, sizeof(m));
-	m.kind = MSG_EDGE_HELLO;
-	m.u.hello.site_id = e->site;
-	m.u.hello.applied_version = e->have ? e->intent.version : 0;
-	m.u.hello.has_convergence_hash = e->have;
-	memcpy(m.u.hello.convergence_hash, e->hash, MSG_HASH_LEN);
-	snprintf(m.u.hello.software_version,
-	    sizeof(m.u.hello.software_version), "ctl_load");
-	m.u.hello.backend = MSG_BACKEND_NULL;
-	if (pbconv_encode_edge_message(&m, &buf, &len) == 0) {
-		rpc_stream_send(s, buf, len);
-		free(buf);
-	}
 	return 0;
 }
 
 static void
-load_on_message(struct rpc_stream *s, const uint8_t *p, size_t len, void *arg)
-{
-	struct sim *e = arg;
-	struct msg_controller_message m;
-	char err[PBCONV_ERR_LEN];
-	uint64_t t0 = util_mono_ns();
-
-	if (e->ld->measuring)
-		e->bytes_after += len;
-	if (pbconv_decode_controller_message(p, len, &m, err,
-	    sizeof(err)) == -1) {
-		fprintf(stderr, "site %" PRIu64 ": bad message: %s\n", e->site,
-		    err);
-		return;
-	}
-	if (m.kind == MSG_CONTROLLER_SNAPSHOT) {
-		msg_intent_free(&e->intent);
-		e->intent = m.u.snapshot;
-		memset(&m.u.snapshot, 0, sizeof(m.u.snapshot));
-		e->have = true;
-		pbconv_intent_hash_update(&e->intent, NULL, &e->dig,
-		    &e->n_dig, e->hash);
-		load_send_ack(s, e);
-	} else if (m.kind == MSG_CONTROLLER_DELTA) {
-		/* Only the delta's tunnels are digested; the rest of the
-		 * hash comes from the digests kept since the snapshot. */
-		if (e->have && msg_intent_apply_delta(&e->intent, &m.u.delta,
-		    err, sizeof(err)) == 0) {
-			if (pbconv_intent_hash_update(&e->intent, &m.u.delta,
-			    &e->dig, &e->n_dig, e->hash) == -1)
-				pbconv_intent_hash_update(&e->intent, NULL,
-				    &e->dig, &e->n_dig, e->hash);
-			load_send_ack(s, e);
-		} else {
-			fprintf(stderr, "site %" PRIu64 ": delta: %s\n",
-			    e->site, err);
-		}
-	}
-	msg_controller_message_free(&m);
-	if (e->ld->measuring)
-		e->work_ns += util_mono_ns() - t0;
-}
-
-static void
-load_on_close(struct rpc_stream *s, enum rpc_close_reason why, int code,
+load_on_close(struct session *s, enum rpc_close_reason why, int code,
     const char *msg, void *arg)
 {
 	struct sim *e = arg;
@@ -268,11 +164,18 @@ load_on_close(struct rpc_stream *s, enum rpc_close_reason why, int code,
 	/* The stream reconnects (with a new hello) on its own. */
 }
 
-static const struct rpc_stream_handlers load_handlers = {
-	.on_open = load_on_open,
-	.on_message = load_on_message,
+static const struct session_handlers load_handlers = {
+	.on_intent = load_on_intent,
 	.on_close = load_on_close,
 };
+
+static uint64_t
+load_version(const struct sim *e)
+{
+	const struct msg_intent *in = session_intent(e->sess);
+
+	return in ? in->version : 0;
+}
 
 /* Dispatch every client for up to ms milliseconds. */
 static void
@@ -280,16 +183,22 @@ load_pump(struct load *ld, struct pollfd *pfd, int ms)
 {
 	if (poll(pfd, ld->n_open, ms) <= 0)
 		return;
-	for (size_t i = 0; i < ld->n_open; i++)
-		if (pfd[i].revents & POLLIN)
-			rpc_client_dispatch(ld->sims[i].cli);
+	for (size_t i = 0; i < ld->n_open; i++) {
+		uint64_t t0;
+
+		if (!(pfd[i].revents & POLLIN))
+			continue;
+		t0 = util_mono_ns();
+		session_dispatch(ld->sims[i].sess);
+		if (ld->measuring)
+			ld->sims[i].work_ns += util_mono_ns() - t0;
+	}
 }
 
 int
 main(int argc, char **argv)
 {
 	struct load ld;
-	struct rpc_client_opts eo;
 	struct rpc_client *enroll;
 	struct pollfd *pfd;
 	struct rusage ru;
@@ -340,59 +249,35 @@ main(int argc, char **argv)
 
 	/* Enrollment: one server-auth TLS channel for all the unary calls. */
 	t = util_mono_ns();
-	memset(&eo, 0, sizeof(eo));
-	eo.target = argv[3];
-	eo.tls.ca_file = argv[5];
-	eo.server_name = "localhost";
-	if ((enroll = rpc_client_new(&eo)) == NULL)
+	if ((enroll = enroll_client(argv[3], argv[5], "localhost")) == NULL)
 		return 1;
 	for (size_t i = 0; i < ld.n; i++) {
-		struct msg_enroll_request rq;
 		struct msg_enroll_response rs;
-		char path[512], tokpath[64], err[PBCONV_ERR_LEN], msg[256];
-		uint8_t *csr, *req, *resp = NULL;
-		size_t csr_len, req_len, resp_len = 0;
+		char path[512], tokpath[64], token[MSG_TOKEN_MAX + 1], msg[256];
+		uint8_t *csr;
+		size_t csr_len;
 		json_t *j;
 		int code = 0;
-		FILE *cf;
-		X509 *x;
-		const unsigned char *pp;
 
 		snprintf(tokpath, sizeof(tokpath), "/api/v1/sites/%" PRIu64
 		    "/token", ld.sims[i].site);
 		if ((j = load_post(&ld, tokpath, NULL)) == NULL)
 			return 1;
-		memset(&rq, 0, sizeof(rq));
-		snprintf(rq.token, sizeof(rq.token), "%s",
+		snprintf(token, sizeof(token), "%s",
 		    json_string_value(json_object_get(j, "token")));
 		json_decref(j);
 		snprintf(path, sizeof(path), "%s/%zu.key", argv[6], i);
-		if (load_keygen(path, &csr, &csr_len) == -1)
+		if (enroll_keygen(path, &csr, &csr_len) == -1)
 			return 1;
-		rq.csr_der.data = csr;
-		rq.csr_der.len = csr_len;
-		snprintf(rq.software_version, sizeof(rq.software_version),
-		    "ctl_load");
-		if (pbconv_encode_enroll_request(&rq, &req, &req_len) == -1 ||
-		    rpc_client_unary(enroll, "/meshwan.v1.Enrollment/Enroll",
-		    req, req_len, 30000, &code, &resp, &resp_len, msg,
-		    sizeof(msg)) == -1 || code != 0 ||
-		    pbconv_decode_enroll_response(resp, resp_len, &rs, err,
-		    sizeof(err)) == -1) {
+		if (enroll_call(enroll, token, csr, csr_len, "ctl_load", 30000,
+		    &rs, &code, msg, sizeof(msg)) != 0) {
 			fprintf(stderr, "enroll %zu: code %d %s\n", i, code, msg);
 			return 1;
 		}
-		OPENSSL_free(csr);
-		free(req);
-		free(resp);
-		pp = rs.certificate_der.data;
-		x = d2i_X509(NULL, &pp, (long)rs.certificate_der.len);
+		free(csr);
 		snprintf(path, sizeof(path), "%s/%zu.crt", argv[6], i);
-		if (x == NULL || (cf = fopen(path, "w")) == NULL ||
-		    PEM_write_X509(cf, x) != 1)
+		if (enroll_write_cert(path, &rs.certificate_der, true) == -1)
 			return 1;
-		fclose(cf);
-		X509_free(x);
 		msg_enroll_response_free(&rs);
 	}
 	rpc_client_free(enroll);
@@ -410,24 +295,25 @@ main(int argc, char **argv)
 		size_t end = b + LOAD_BATCH < ld.n ? b + LOAD_BATCH : ld.n;
 
 		for (size_t i = b; i < end; i++) {
-			struct rpc_client_opts o;
-			struct rpc_stream_opts so = { .reconnect = true };
+			struct session_opts o;
 			char crt[512], key[512];
 
 			snprintf(crt, sizeof(crt), "%s/%zu.crt", argv[6], i);
 			snprintf(key, sizeof(key), "%s/%zu.key", argv[6], i);
 			memset(&o, 0, sizeof(o));
 			o.target = argv[4];
-			o.tls.ca_file = argv[5];
-			o.tls.cert_file = crt;
-			o.tls.key_file = key;
+			o.ca_file = argv[5];
+			o.cert_file = crt;
+			o.key_file = key;
 			o.server_name = "localhost";
-			if ((ld.sims[i].cli = rpc_client_new(&o)) == NULL ||
-			    rpc_client_stream_open(ld.sims[i].cli,
-			    "/meshwan.v1.Edge/Session", &load_handlers,
-			    &ld.sims[i], &so) == -1)
+			o.site_id = ld.sims[i].site;
+			o.software_version = "ctl_load";
+			o.backend = MSG_BACKEND_NULL;
+			o.h = &load_handlers;
+			o.arg = &ld.sims[i];
+			if ((ld.sims[i].sess = session_new(&o)) == NULL)
 				return 1;
-			pfd[i].fd = rpc_client_fd(ld.sims[i].cli);
+			pfd[i].fd = session_fd(ld.sims[i].sess);
 			pfd[i].events = POLLIN;
 		}
 		ld.n_open = end;
@@ -436,7 +322,8 @@ main(int argc, char **argv)
 
 			load_pump(&ld, pfd, 100);
 			for (size_t i = 0; i < end; i++)
-				ready += ld.sims[i].have;
+				ready += session_intent(ld.sims[i].sess) !=
+				    NULL;
 			if (ready == end)
 				break;
 			if (util_mono_ns() - t > 600ull * 1000000000) {
@@ -453,8 +340,10 @@ main(int argc, char **argv)
 		load_pump(&ld, pfd, 50);
 
 	/* The change: one more hub; every edge gets a new version. */
-	for (size_t i = 0; i < ld.n; i++)
-		ld.sims[i].mark_version = ld.sims[i].intent.version;
+	for (size_t i = 0; i < ld.n; i++) {
+		ld.sims[i].mark_version = load_version(&ld.sims[i]);
+		ld.sims[i].mark_bytes = session_bytes_received(ld.sims[i].sess);
+	}
 	ld.measuring = true;
 	ld.t0 = util_mono_ns();
 	{
@@ -478,7 +367,8 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < ld.n; i++) {
 		lat[i] = ld.sims[i].acked_ns ? ld.sims[i].acked_ns - ld.t0 :
 		    UINT64_MAX;
-		bytes += ld.sims[i].bytes_after;
+		bytes += session_bytes_received(ld.sims[i].sess) -
+		    ld.sims[i].mark_bytes;
 		work += ld.sims[i].work_ns;
 	}
 	qsort(lat, ld.n, sizeof(*lat), util_cmp_u64);
@@ -499,11 +389,8 @@ main(int argc, char **argv)
 	printf("load generator peak RSS: %ld MiB\n", ru.ru_maxrss / 1024);
 
 	ld.stopping = true;
-	for (size_t i = 0; i < ld.n; i++) {
-		rpc_client_free(ld.sims[i].cli);
-		msg_intent_free(&ld.sims[i].intent);
-		free(ld.sims[i].dig);
-	}
+	for (size_t i = 0; i < ld.n; i++)
+		session_free(ld.sims[i].sess);
 	free(ld.sims);
 	free(pfd);
 	free(lat);

@@ -1,0 +1,236 @@
+/*
+ * session_int.h — the session layer's private state, shared by its files
+ * (session.c, session_intent.c, session_rekey.c, session_keys.c,
+ * session_status.c) and by nothing else: the public interface is
+ * session.h.  Each file's functions used by the others are declared here,
+ * grouped by file; everything else stays static in its file.
+ *
+ * All of it is one state machine seen from different sides — a model
+ * change becomes new intent versions, which become messages on streams,
+ * whose acks become stored versions.  Its invariants:
+ *  - e->cur is the edge's intent at version e->cur.version, which is also
+ *    the store's intent_version for that site;
+ *  - e->base is the version the edge has, or will have once what we queued
+ *    is applied; deltas are built from e->base to e->cur.version using the
+ *    per-version change lists in e->hist;
+ *  - a hash mismatch, a failed ack or a dropped message (backpressure)
+ *    sets e->need_snapshot: the next push is a full snapshot.
+ *
+ * Persistence: versions, acks, connection state, status, tunnels and
+ * epochs live in the store.  Issued certificates and announced epoch keys
+ * live in the store's key/value table (session_keys.c).
+ *
+ * Threads: only session_notify() and session_rekey_request() run on the
+ * API thread, and they touch only the fields under s->lock.
+ */
+#ifndef MESHWAN_CONTROLLER_SESSION_INT_H
+#define MESHWAN_CONTROLLER_SESSION_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controller/metrics.h"
+#include "controller/model.h"
+#include "controller/session.h"
+#include "lib/util.h"
+#include "proto/msg.h"
+
+#define SESSION_KEYS_MAX 2          /* current and next epoch per edge */
+
+struct intent_change;
+struct rpc_stream;
+struct topo_output;
+struct epochs;
+
+/* One version's changes of one edge. */
+struct hist {
+	uint64_t version;
+	uint8_t hash[MSG_HASH_LEN];
+	bool unknown;               /* changes not known: no delta crosses it */
+	bool site_changed;
+	struct intent_change *ch;
+	size_t n;
+};
+
+/* A rekey order the full send queue dropped, repeated after the drain. */
+struct rekey_drop {
+	uint64_t tunnel_id, epoch;
+	enum msg_rekey_step step;
+	enum msg_rekey_reason reason;
+	uint32_t spi;
+};
+
+struct edge {
+	uint64_t site_id;
+	bool live;                  /* has intent (exists, not revoked) */
+	struct msg_intent cur;      /* cur.version == 0: none built */
+	uint8_t cur_hash[MSG_HASH_LEN];
+	uint8_t *digests;           /* per tunnel of cur, same order (pbconv) */
+	struct hist *hist;          /* ring of cfg.intent_history entries */
+	size_t hist_cap, hist_len, hist_head; /* head = oldest */
+
+	struct rpc_stream *stream;  /* NULL when not connected */
+	bool hello;
+	uint64_t base;
+	bool need_snapshot;
+	bool blocked;               /* queue was full; resync when drained */
+	struct rekey_drop *dropped; /* rekey orders lost to the full queue */
+	size_t n_dropped, cap_dropped;
+
+	uint64_t applied;           /* last ok ack (or matching hello) */
+	uint8_t applied_hash[MSG_HASH_LEN];
+	bool applied_dirty;         /* not yet written to the store */
+	char last_error[MSG_REASON_MAX + 1];
+
+	uint8_t *cert;              /* issued certificate, DER */
+	size_t cert_len;
+	struct msg_peer_key keys[SESSION_KEYS_MAX];
+	size_t n_keys;
+};
+
+/* A slot of the edge table. */
+struct edge_slot {
+	struct edge *e;             /* NULL = free */
+};
+
+/* An operator's rekey request, from the API thread. */
+struct rekey_req {
+	bool site;                  /* id is a site (all its tunnels) */
+	uint64_t id;                /* else a tunnel */
+};
+
+/* Per-stream context. */
+struct conn {
+	struct sessions *s;
+	uint64_t cert_site;         /* identity proven by the certificate */
+	struct edge *e;             /* set by hello */
+};
+
+struct sessions {
+	struct session_config cfg;
+	struct store *st;
+	struct ca *ca;
+	struct metrics *metrics;
+
+	struct topo_output *topo;
+	struct model_policy policy;
+	struct model_crypto crypto;
+	struct model_site *sites;   /* all sites, sorted by id */
+	size_t n_sites;
+	uint64_t *pfx_site;         /* all LAN prefixes, sorted by site: */
+	struct model_prefix *pfx;   /* pfx[i] belongs to pfx_site[i] */
+	size_t n_pfx;
+	struct epochs *epochs;      /* the store's sa_epochs, by tunnel */
+
+	struct edge_slot *tab;      /* open addressing by site id */
+	size_t tab_cap, tab_used;
+
+	/* From the API thread. */
+	pthread_mutex_t lock;
+	uint64_t *pending;
+	size_t n_pending, cap_pending;
+	bool pending_all;
+	struct rekey_req *pending_rekey;
+	size_t n_pending_rekey, cap_pending_rekey;
+	int efd;
+
+	/* Loop side. */
+	uint64_t *dirty;
+	size_t n_dirty, cap_dirty;
+	bool dirty_all;
+	/* Edges whose intent changes without a topology change (a peer's
+	 * new epoch key): rebuilt at the next flush, not recompiled. */
+	uint64_t *rebuild;
+	size_t n_rebuild, cap_rebuild;
+	/* Tunnels whose content changed without a topology change (a new
+	 * SA epoch went active): rebuilt in both ends' intents. */
+	uint64_t *retunnel;
+	size_t n_retunnel, cap_retunnel;
+	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
+	uint64_t next_keepalive;
+	uint64_t next_ack_flush;
+	uint64_t next_rekey_scan;
+	bool shutting_down;
+};
+
+/* Append id to a grown array; -1 on ENOMEM.  Inline: the analyzer then
+ * sees that *v is set whenever it returns 0. */
+static inline int
+session_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	uint64_t *a;
+
+	if (*v == NULL || *n >= *cap) {
+		if ((a = util_grow(*v, cap, *n + 1, sizeof(*a), 64)) == NULL)
+			return -1;
+		*v = a;
+	}
+	(*v)[(*n)++] = id;
+	return 0;
+}
+
+/* session.c: the edge table, helpers, sending. */
+struct edge *session_edge_find(const struct sessions *s, uint64_t id);
+/* Find or add (not live) the edge of site id; NULL on ENOMEM. */
+struct edge *session_edge_get(struct sessions *s, uint64_t id);
+int64_t session_now(const struct sessions *s);
+const struct model_site *session_site(const struct sessions *s, uint64_t id);
+/* Queue a recompile of site id / a rebuild of edge id at the next flush;
+ * session_arm_flush() schedules the flush (after coalesce_ms). */
+void session_mark_dirty(struct sessions *s, uint64_t id);
+void session_mark_rebuild(struct sessions *s, uint64_t id);
+void session_arm_flush(struct sessions *s);
+/* Encode and queue m on e's stream; -1 when not sent (not connected,
+ * or the queue is full: e->blocked and e->need_snapshot are then set).
+ * what: the counter to bump, METRICS_RPC_MAX for none. */
+int session_send(struct sessions *s, struct edge *e,
+    const struct msg_controller_message *m, enum metrics_rpc what);
+/* Send e what it lacks: a delta from e->base, or a snapshot. */
+void session_push(struct sessions *s, struct edge *e);
+
+/* session_intent.c: intents, versions, compiles. */
+void session_intent_hist_clear(struct edge *e);
+void session_intent_hist_push(struct sessions *s, struct edge *e,
+    struct intent_change *ch, size_t n, bool site_changed, bool unknown);
+const uint8_t *session_intent_hist_hash(struct edge *e, uint64_t v);
+int session_intent_delta(struct edge *e, struct msg_intent_delta *d);
+int session_intent_compile_all(struct sessions *s, bool restoring);
+void session_intent_skip_past(struct sessions *s, struct edge *e,
+    uint64_t edge_version);
+void session_intent_recompile(struct sessions *s);
+void session_intent_rebuild(struct sessions *s);
+void session_intent_retunnel(struct sessions *s);
+
+/* session_rekey.c: SA epochs and the rekey state machine. */
+struct model_epoch *session_rekey_epoch_active(struct sessions *s,
+    uint64_t tunnel_id, uint64_t sender);
+void session_rekey_epochs_drop(struct sessions *s, const uint64_t *removed,
+    size_t n);
+int session_rekey_epochs_load(struct sessions *s);
+int session_rekey_epochs_init(struct sessions *s,
+    const struct model_tunnel *t);
+void session_rekey_site(struct sessions *s, uint64_t site_id,
+    enum msg_rekey_reason reason);
+void session_rekey_scan(struct sessions *s);
+void session_rekey_ack(struct sessions *s, struct edge *e,
+    const struct msg_ack *a);
+void session_rekey_resend(struct sessions *s, struct edge *e);
+void session_rekey_drained(struct sessions *s, struct edge *e);
+void session_rekey_requested(struct sessions *s, const struct rekey_req *r);
+
+/* session_keys.c: certificates and peers' epoch keys. */
+void session_keys_load(struct sessions *s, struct edge *e);
+/* struct intent_lookup's keys callback; arg is the sessions. */
+void session_keys_lookup(void *arg, uint64_t site_id,
+    const struct msg_peer_key **k, size_t *n);
+int session_keys_refresh(struct sessions *s, struct edge *e, bool *changed);
+void session_keys_on_key(struct sessions *s, struct edge *e,
+    const struct msg_key_announcement *k);
+
+/* session_status.c */
+void session_status_save(struct sessions *s, struct edge *e,
+    const struct msg_status *m);
+
+#endif

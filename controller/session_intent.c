@@ -1,0 +1,1220 @@
+/*
+ * session_intent.c — each edge's intent: built from the compiled
+ * topology, versioned in the store, with a short history of what changed
+ * per version so that an edge gets a delta instead of a snapshot.  Also
+ * the compiles: the whole mesh at start and on policy changes, one site's
+ * change patched into only the edges and tunnels it touches, and the
+ * in-place rebuilds after a peer's new key or SA epoch.
+ *
+ * Why a file of its own: everything here turns model changes into new
+ * intent versions (e->cur, e->cur_hash, e->digests, e->hist); nothing
+ * here touches a stream except through session_push().  See the
+ * invariants in session_int.h.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/ca.h"
+#include "controller/epochs.h"
+#include "controller/intent.h"
+#include "controller/metrics.h"
+#include "controller/model.h"
+#include "controller/session_int.h"
+#include "controller/store.h"
+#include "controller/topo.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "proto/msg.h"
+#include "proto/pbconv.h"
+#include "proto/rpc.h"
+
+/* ------------------------------------------------------------------ */
+/* Version history */
+
+void
+session_intent_hist_clear(struct edge *e)
+{
+	for (size_t i = 0; i < e->hist_cap; i++) {
+		free(e->hist[i].ch);
+		e->hist[i].ch = NULL;
+	}
+	e->hist_len = 0;
+	e->hist_head = 0;
+}
+
+/* Forget e's current intent (its version stays in the store). */
+static void
+session_cur_drop(struct edge *e)
+{
+	msg_intent_free(&e->cur);
+	free(e->digests);
+	e->digests = NULL;
+}
+
+static struct hist *
+session_hist_at(struct edge *e, size_t i)
+{
+	return &e->hist[(e->hist_head + i) % e->hist_cap];
+}
+
+void
+session_intent_hist_push(struct sessions *s, struct edge *e,
+    struct intent_change *ch, size_t n, bool site_changed, bool unknown)
+{
+	struct hist *h;
+
+	if (e->hist_cap != s->cfg.intent_history) {
+		session_intent_hist_clear(e);
+		free(e->hist);
+		e->hist = calloc(s->cfg.intent_history, sizeof(*e->hist));
+		e->hist_cap = e->hist ? s->cfg.intent_history : 0;
+	}
+	if (e->hist_cap == 0) {
+		free(ch);
+		return;
+	}
+	if (e->hist_len == e->hist_cap) {
+		h = session_hist_at(e, 0);
+		free(h->ch);
+		h->ch = NULL;
+		e->hist_head = (e->hist_head + 1) % e->hist_cap;
+		e->hist_len--;
+	}
+	h = session_hist_at(e, e->hist_len++);
+	h->version = e->cur.version;
+	memcpy(h->hash, e->cur_hash, MSG_HASH_LEN);
+	h->unknown = unknown;
+	h->site_changed = site_changed;
+	h->ch = ch;
+	h->n = n;
+}
+
+/* The recorded hash of version v, if still in the history. */
+const uint8_t *
+session_intent_hist_hash(struct edge *e, uint64_t v)
+{
+	if (e->cur.version == v && e->cur.version > 0)
+		return e->cur_hash;
+	for (size_t i = 0; i < e->hist_len; i++)
+		if (session_hist_at(e, i)->version == v)
+			return session_hist_at(e, i)->hash;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Intent lookups (struct intent_lookup) */
+
+static void
+session_lk_prefixes(void *arg, uint64_t site_id,
+    const struct model_prefix **p, size_t *n)
+{
+	struct sessions *s = arg;
+	size_t lo = 0, hi = s->n_pfx, end;
+
+	*p = NULL;
+	*n = 0;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s->pfx_site[mid] < site_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (end = lo; end < s->n_pfx && s->pfx_site[end] == site_id; end++)
+		;
+	if (end > lo) {
+		*p = &s->pfx[lo];
+		*n = end - lo;
+	}
+}
+
+static const uint8_t *
+session_lk_cert(void *arg, uint64_t site_id, size_t *len)
+{
+	struct edge *e = session_edge_find(arg, site_id);
+
+	*len = e ? e->cert_len : 0;
+	return e ? e->cert : NULL;
+}
+
+/* Whether id is in the sorted set ids. */
+static bool
+session_id_in(const uint64_t *ids, size_t n, uint64_t id)
+{
+	return n > 0 && bsearch(&id, ids, n, sizeof(*ids),
+	    util_cmp_u64) != NULL;
+}
+
+static void
+session_lk_spis(void *arg, uint64_t tunnel_id, uint64_t site_id,
+    struct intent_spis *out)
+{
+	struct sessions *s = arg;
+	const struct model_tunnel *t = topo_tunnel_get(s->topo, tunnel_id);
+	struct model_epoch *in, *o;
+	uint64_t peer;
+
+	memset(out, 0, sizeof(*out));
+	if (t == NULL)
+		return;
+	peer = t->site_a == site_id ? t->site_b : t->site_a;
+	in = session_rekey_epoch_active(s, tunnel_id, peer);
+	o = session_rekey_epoch_active(s, tunnel_id, site_id);
+	out->spi_in = in ? in->spi : 0;
+	out->spi_out = o ? o->spi : 0;
+	out->epoch = o ? o->epoch : in ? in->epoch : 0;
+}
+
+/* What intent_build needs from us; lk must outlive p. */
+static void
+session_params(struct sessions *s, struct intent_lookup *lk,
+    struct intent_params *p)
+{
+	*lk = (struct intent_lookup){
+		.arg = s,
+		.prefixes = session_lk_prefixes,
+		.cert = session_lk_cert,
+		.spis = session_lk_spis,
+		.keys = session_keys_lookup,
+	};
+	*p = (struct intent_params){
+		.topo = s->topo,
+		.lookup = lk,
+		.keepalive_s = s->cfg.keepalive_s,
+		.headless_grace_s = s->cfg.headless_grace_s,
+	};
+	p->ca_der = ca_cert_der(s->ca, &p->ca_der_len);
+}
+
+static int
+session_build(struct sessions *s, uint64_t site_id, uint64_t version,
+    struct msg_intent *out)
+{
+	struct intent_lookup lk;
+	struct intent_params p;
+	char err[PBCONV_ERR_LEN];
+
+	session_params(s, &lk, &p);
+	if (intent_build(&p, site_id, version, out, err, sizeof(err)) == -1) {
+		log_warnx("session: site %" PRIu64 ": cannot build intent: %s",
+		    site_id, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Model loading */
+
+static int
+session_pfx_cmp(const void *a, const void *b)
+{
+	const struct model_site_prefix *x = a, *y = b;
+
+	if (x->site_id != y->site_id)
+		return x->site_id < y->site_id ? -1 : 1;
+	return memcmp(&x->prefix, &y->prefix, sizeof(x->prefix));
+}
+
+static int
+session_load_model(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	struct model_site *sites = NULL;
+	struct model_site_prefix *pfx = NULL;
+	struct model_prefix *vals = NULL;
+	uint64_t *ids = NULL;
+	size_t ns = 0, np = 0;
+
+	if (store_policy_get(s->st, &s->policy, &err) == -1 ||
+	    store_crypto_get(s->st, &s->crypto, &err) == -1 ||
+	    store_site_list(s->st, &sites, &ns, &err) == -1 ||
+	    store_prefix_list(s->st, 0, &pfx, &np, &err) == -1) {
+		log_warnx("session: loading the model: %s", err.message);
+		free(sites);
+		return -1;
+	}
+	if (np > 0 && ((vals = calloc(np, sizeof(*vals))) == NULL ||
+	    (ids = calloc(np, sizeof(*ids))) == NULL)) {
+		free(vals);
+		free(sites);
+		free(pfx);
+		return -1;
+	}
+	if (np > 0)
+		qsort(pfx, np, sizeof(*pfx), session_pfx_cmp);
+	for (size_t i = 0; i < np; i++) {
+		ids[i] = pfx[i].site_id;
+		vals[i] = pfx[i].prefix;
+	}
+	free(pfx);
+	free(s->sites);
+	free(s->pfx);
+	free(s->pfx_site);
+	s->sites = sites;
+	s->n_sites = ns;
+	s->pfx = vals;
+	s->pfx_site = ids;
+	s->n_pfx = np;
+	return 0;
+}
+
+/*
+ * Persist one compile's tunnel changes and keep the epoch bookkeeping in
+ * line: new tunnels get epoch 1 both ways.
+ */
+static int
+session_apply_change(struct sessions *s, const struct topo_change *chg)
+{
+	struct model_error err = { 0 };
+
+	if (chg->n_removed == 0 && chg->n_added == 0)
+		return 0;
+	if (store_tunnel_apply(s->st, chg->removed, chg->n_removed, chg->added,
+	    chg->n_added, topo_next_id(s->topo), &err) == -1) {
+		log_warnx("session: storing tunnels: %s", err.message);
+		return -1;
+	}
+	/* Removed tunnels' epochs go with them (the store cascades). */
+	session_rekey_epochs_drop(s, chg->removed, chg->n_removed);
+	for (size_t i = 0; i < chg->n_added; i++)
+		if (session_rekey_epochs_init(s, &chg->added[i]) == -1)
+			return -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Versions */
+
+static bool
+session_blob_equal(const struct msg_blob *a, const struct msg_blob *b)
+{
+	return a->len == b->len &&
+	    (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/*
+ * Per-tunnel digests of next (pbconv's two-level convergence hash) and
+ * its hash.  A tunnel that the diff did not list keeps its digest from
+ * e->cur; the others (all, when ch is NULL and old is false) are digested
+ * now.  That keeps a one-site change on a large mesh from re-encoding
+ * every tunnel of every edge.  On success *digests is malloc'd.
+ */
+static int
+session_digest(const struct edge *e, const struct msg_intent *next,
+    const struct intent_change *ch, size_t n, bool reuse, uint8_t **digests,
+    uint8_t hash[MSG_HASH_LEN])
+{
+	uint8_t *d = NULL;
+	size_t j = 0, k = 0;
+
+	if (next->n_tunnels > 0 &&
+	    (d = calloc(next->n_tunnels, MSG_HASH_LEN)) == NULL)
+		return -1;
+	for (size_t i = 0; i < next->n_tunnels; i++) {
+		uint64_t id = next->tunnels[i].id;
+		uint8_t *out = d + i * MSG_HASH_LEN;
+
+		while (j < n && ch[j].tunnel_id < id)
+			j++;
+		while (reuse && k < e->cur.n_tunnels &&
+		    e->cur.tunnels[k].id < id)
+			k++;
+		if (reuse && (j == n || ch[j].tunnel_id != id) &&
+		    k < e->cur.n_tunnels && e->cur.tunnels[k].id == id &&
+		    e->digests != NULL) {
+			memcpy(out, e->digests + k * MSG_HASH_LEN,
+			    MSG_HASH_LEN);
+			continue;
+		}
+		if (pbconv_tunnel_digest(&next->tunnels[i], out) == -1)
+			goto fail;
+	}
+	if (pbconv_intent_hash_digests(next, d, hash) == -1)
+		goto fail;
+	*digests = d;
+	return 0;
+fail:
+	free(d);
+	return -1;
+}
+
+/*
+ * Rebuild an edge's intent; when it differs, give it a new version (in
+ * the store) and record what changed.  *changed says whether a new version
+ * was made.
+ */
+static int
+session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
+{
+	struct model_error err = { 0 };
+	struct msg_intent next;
+	struct intent_change *ch = NULL;
+	uint8_t hash[MSG_HASH_LEN], *digests = NULL;
+	size_t n = 0;
+	bool site_changed = false, unknown = e->cur.version == 0;
+	uint64_t v;
+
+	*changed = false;
+	if (session_build(s, e->site_id, e->cur.version ? e->cur.version : 1,
+	    &next) == -1)
+		return -1;
+	if (e->cur.version > 0) {
+		if (intent_diff(&e->cur, &next, &ch, &n, &site_changed) == -1) {
+			msg_intent_free(&next);
+			return -1;
+		}
+		/* Timers and the CA chain cannot travel in a delta. */
+		unknown = next.keepalive_seconds != e->cur.keepalive_seconds ||
+		    next.headless_grace_seconds !=
+		    e->cur.headless_grace_seconds ||
+		    !session_blob_equal(&next.ca_chain_der,
+		    &e->cur.ca_chain_der);
+		if (n == 0 && !site_changed && !unknown) {
+			msg_intent_free(&next);
+			return 0;
+		}
+	}
+	if (store_edge_bump_intent(s->st, e->site_id, &v, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": version: %s", e->site_id,
+		    err.message);
+		free(ch);
+		msg_intent_free(&next);
+		return -1;
+	}
+	next.version = v;
+	if (session_digest(e, &next, ch, n, e->cur.version > 0, &digests,
+	    hash) == -1) {
+		char why[PBCONV_ERR_LEN] = "out of memory";
+
+		msg_validate_intent(&next, why, sizeof(why));
+		log_warnx("session: site %" PRIu64 ": intent refused by the "
+		    "wire contract: %s", e->site_id, why);
+		free(ch);
+		msg_intent_free(&next);
+		return -1;
+	}
+	session_cur_drop(e);
+	e->cur = next;
+	e->digests = digests;
+	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
+	/* Without a previous intent the changes are unknown: the version
+	 * is recorded (its hash answers hellos) but no delta crosses it. */
+	session_intent_hist_push(s, e, ch, n, site_changed, unknown);
+	*changed = true;
+	return 0;
+}
+
+/* Tunnels built by a patch, with their digests. */
+struct built {
+	struct msg_tunnel *t;
+	uint8_t *dg;
+	size_t n, cap, cap_dg;
+};
+
+static void
+session_built_free(struct built *b, bool contents)
+{
+	for (size_t i = 0; contents && i < b->n; i++)
+		msg_tunnel_free(&b->t[i]);
+	free(b->t);
+	free(b->dg);
+}
+
+/* Build the tunnel of view i of e into b; *same when it equals old. */
+static int
+session_built_add(struct sessions *s, const struct edge *e,
+    const struct intent_params *p, size_t i, const struct msg_tunnel *old,
+    struct built *b, bool *same)
+{
+	char err[PBCONV_ERR_LEN];
+	struct topo_view v;
+	void *np;
+
+	*same = false;
+	if (b->n == b->cap) {
+		size_t c = b->cap;
+
+		if ((np = util_grow(b->t, &c, b->n + 1, sizeof(*b->t), 16)) ==
+		    NULL)
+			return -1;
+		b->t = np;
+		if ((np = util_grow(b->dg, &b->cap_dg, c, MSG_HASH_LEN, c)) ==
+		    NULL)
+			return -1;
+		b->dg = np;
+		b->cap = c;
+	}
+	if (topo_edge_view(s->topo, e->site_id, i, &v) == -1 ||
+	    intent_build_tunnel(p, e->site_id, &v, &b->t[b->n], err,
+	    sizeof(err)) == -1) {
+		log_warnx("session: site %" PRIu64 ": cannot build tunnel: %s",
+		    e->site_id, err);
+		return -1;
+	}
+	if (old != NULL && msg_tunnel_equal(old, &b->t[b->n])) {
+		msg_tunnel_free(&b->t[b->n]);
+		*same = true;
+		return 0;
+	}
+	if (pbconv_tunnel_digest(&b->t[b->n], b->dg + b->n * MSG_HASH_LEN) ==
+	    -1) {
+		msg_tunnel_free(&b->t[b->n]);
+		log_warnx("session: site %" PRIu64 ": tunnel %" PRIu64 " refused "
+		    "by the wire contract", e->site_id, v.tunnel_id);
+		return -1;
+	}
+	b->n++;
+	return 0;
+}
+
+static int
+session_change_add(struct intent_change **ch, size_t *n, size_t *cap,
+    uint64_t id, enum intent_op op)
+{
+	struct intent_change *c;
+
+	if (*n == *cap) {
+		if ((c = util_grow(*ch, cap, *n + 1, sizeof(*c), 16)) == NULL)
+			return -1;
+		*ch = c;
+	}
+	(*ch)[(*n)++] = (struct intent_change){ id, op };
+	return 0;
+}
+
+/*
+ * A change elsewhere in the mesh: rebuild only the tunnels of e that it
+ * can touch, those to a peer in peers[] (sites whose own data changed)
+ * and those with an id in ids[] (new or re-addressed tunnels), and add
+ * or drop the tunnels the compiler added or removed for e (both sets
+ * sorted).  Every other tunnel of e->cur is built only from things that
+ * did not change, so it stays as it is, with its digest.  Adding a site
+ * to a 1,000-site mesh then builds one tunnel per peer instead of every
+ * tunnel of every peer.  Needs e->cur and its digests, and e's own site
+ * unchanged (the caller rebuilds a changed site whole).  *changed says
+ * whether a version was made.  Called inside a store transaction.
+ */
+static int
+session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
+    size_t n_peers, const uint64_t *ids, size_t n_ids, bool *changed)
+{
+	struct model_error err = { 0 };
+	struct intent_lookup lk;
+	struct intent_params p;
+	struct built chg = { 0 }, add = { 0 };
+	struct intent_change *ch = NULL;
+	struct msg_tunnel *cur = e->cur.tunnels;
+	size_t nt = topo_edge_tunnel_count(s->topo, e->site_id);
+	size_t nc = e->cur.n_tunnels, nch = 0, cap_ch = 0, n_rem = 0;
+	size_t i = 0, k = 0, x = 0, w, need;
+	uint64_t *tid = NULL, v;
+	uint8_t hash[MSG_HASH_LEN];
+
+	*changed = false;
+	session_params(s, &lk, &p);
+	/* The edge's tunnels as compiled now: ids, then their peers. */
+	if (nt > 0 && ((tid = calloc(nt, 2 * sizeof(*tid))) == NULL ||
+	    topo_edge_tunnels(s->topo, e->site_id, tid, tid + nt, nt) != nt))
+		goto fail;
+	while (i < nt || k < nc) {
+		uint64_t id = i < nt ? tid[i] : UINT64_MAX;
+		uint64_t peer = i < nt ? tid[nt + i] : 0;
+		bool is_new, same;
+
+		if (k < nc && cur[k].id < id) {
+			if (session_change_add(&ch, &nch, &cap_ch, cur[k].id,
+			    INTENT_OP_REMOVE) == -1)
+				goto fail;
+			n_rem++;
+			k++;
+			continue;
+		}
+		is_new = k == nc || cur[k].id != id;
+		/* ids and the edge's tunnels are both sorted: walk along. */
+		while (x < n_ids && ids[x] < id)
+			x++;
+		if (is_new || (x < n_ids && ids[x] == id) ||
+		    session_id_in(peers, n_peers, peer)) {
+			if (session_built_add(s, e, &p, i,
+			    is_new ? NULL : &cur[k], is_new ? &add : &chg,
+			    &same) == -1)
+				goto fail;
+			if (!same && session_change_add(&ch, &nch, &cap_ch, id,
+			    is_new ? INTENT_OP_ADD : INTENT_OP_CHANGE) == -1)
+				goto fail;
+		}
+		i++;
+		if (!is_new)
+			k++;
+	}
+	free(tid);
+	tid = NULL;
+	if (nch == 0) {
+		session_built_free(&chg, true);
+		session_built_free(&add, true);
+		return 0;
+	}
+	/* Room first, then the version: after it nothing can fail. */
+	need = nc - n_rem + add.n;
+	if (need > nc) {
+		/* Sized by util_size_class, as intent_build allocates it: a
+		 * realloc within the same class leaves the block in place,
+		 * where growing a 1 MiB array by one tunnel per edge for
+		 * every site added was copying a gigabyte. */
+		void *np;
+
+		if ((np = realloc(e->cur.tunnels, util_size_class(need) *
+		    sizeof(*cur))) == NULL)
+			goto fail;
+		e->cur.tunnels = cur = np;
+		if ((np = realloc(e->digests, need * MSG_HASH_LEN)) == NULL)
+			goto fail;
+		e->digests = np;
+	}
+	if (store_edge_bump_intent(s->st, e->site_id, &v, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": version: %s", e->site_id,
+		    err.message);
+		goto fail;
+	}
+	/* Changed tunnels replaced and removed ones dropped in one pass... */
+	w = 0;
+	for (size_t r = 0, j = 0, c = 0; r < nc; r++) {
+		while (j < nch && (ch[j].op == INTENT_OP_ADD ||
+		    ch[j].tunnel_id < cur[r].id))
+			j++;
+		if (j < nch && ch[j].tunnel_id == cur[r].id) {
+			msg_tunnel_free(&cur[r]);
+			if (ch[j].op == INTENT_OP_REMOVE)
+				continue;
+			assert(c < chg.n); /* one built tunnel per change */
+			cur[r] = chg.t[c];
+			memcpy(e->digests + r * MSG_HASH_LEN,
+			    chg.dg + c++ * MSG_HASH_LEN, MSG_HASH_LEN);
+		}
+		if (w != r) {
+			cur[w] = cur[r];
+			memcpy(e->digests + w * MSG_HASH_LEN,
+			    e->digests + r * MSG_HASH_LEN, MSG_HASH_LEN);
+		}
+		w++;
+	}
+	/* ...then the new ones merged in from the back, keeping id order. */
+	for (ptrdiff_t a = (ptrdiff_t)add.n - 1, r = (ptrdiff_t)w - 1,
+	    o = (ptrdiff_t)need - 1; a >= 0; o--) {
+		if (r >= 0 && cur[r].id > add.t[a].id) {
+			cur[o] = cur[r];
+			memcpy(e->digests + o * MSG_HASH_LEN,
+			    e->digests + r-- * MSG_HASH_LEN, MSG_HASH_LEN);
+		} else {
+			cur[o] = add.t[a];
+			memcpy(e->digests + o * MSG_HASH_LEN,
+			    add.dg + a-- * MSG_HASH_LEN, MSG_HASH_LEN);
+		}
+	}
+	e->cur.n_tunnels = need;
+	e->cur.version = v;
+	session_built_free(&chg, false);
+	session_built_free(&add, false);
+	if (pbconv_intent_hash_digests(&e->cur, e->digests, hash) == -1) {
+		/* Only memory can fail here: start over, the edge gets a
+		 * snapshot of a whole rebuild. */
+		free(ch);
+		session_cur_drop(e);
+		return session_refresh_edge(s, e, changed);
+	}
+	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
+	session_intent_hist_push(s, e, ch, nch, false, false);
+	*changed = true;
+	return 0;
+fail:
+	session_built_free(&chg, true);
+	session_built_free(&add, true);
+	free(ch);
+	free(tid);
+	return -1;
+}
+
+/*
+ * After a restart: rebuild each edge at its stored version and keep that
+ * version only when the edge's last acked hash proves the content is the
+ * same; otherwise bump it (the edge then gets a snapshot).
+ */
+static int
+session_restore_edge(struct sessions *s, struct edge *e)
+{
+	struct model_edge_state st = { 0 };
+	struct model_error err = { 0 };
+	bool changed;
+
+	if (store_edge_get(s->st, e->site_id, &st, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": %s", e->site_id,
+		    err.message);
+		return -1;
+	}
+	e->applied = st.applied_version;
+	if (st.conv_hash_len == MSG_HASH_LEN)
+		memcpy(e->applied_hash, st.conv_hash, MSG_HASH_LEN);
+	if (st.intent_version > 0 && st.applied_version == st.intent_version &&
+	    st.conv_hash_len == MSG_HASH_LEN &&
+	    session_build(s, e->site_id, st.intent_version, &e->cur) == 0) {
+		if (session_digest(e, &e->cur, NULL, 0, false, &e->digests,
+		    e->cur_hash) == 0 &&
+		    memcmp(e->cur_hash, st.conv_hash, MSG_HASH_LEN) == 0) {
+			/* Remember the version's hash: deltas start here. */
+			session_intent_hist_push(s, e, NULL, 0, false, true);
+			model_edge_state_clear(&st);
+			log_debug("session", "site %" PRIu64 ": version %" PRIu64
+			    " still current", e->site_id, e->cur.version);
+			return 0;
+		}
+	}
+	model_edge_state_clear(&st);
+	session_cur_drop(e);
+	return session_refresh_edge(s, e, &changed);
+}
+
+/* Initial full compile against the stored allocations. */
+int
+session_intent_compile_all(struct sessions *s, bool restoring)
+{
+	struct model_tunnel *prev = NULL;
+	struct topo_change chg = { 0 };
+	struct topo_output *out = NULL;
+	struct model_error err = { 0 };
+	struct topo_input in;
+	struct topo_prev tp;
+	uint64_t next_id = 0, t0 = util_mono_ns();
+	size_t nprev = 0;
+	int rc = -1;
+
+	if (session_load_model(s) == -1)
+		return -1;
+	if (store_tunnel_list(s->st, &prev, &nprev, &next_id, &err) == -1) {
+		log_warnx("session: loading tunnels: %s", err.message);
+		return -1;
+	}
+	in = (struct topo_input){ &s->policy, &s->crypto, s->sites,
+	    s->n_sites };
+	tp = (struct topo_prev){ prev, nprev, next_id };
+	if (topo_compile(&in, &tp, &out, &chg, &err) == -1) {
+		log_warnx("session: compiling the topology: %s (%s)",
+		    err.message, err.field);
+		free(prev);
+		return -1;
+	}
+	free(prev);
+	topo_free(s->topo);
+	s->topo = out;
+	if (store_begin(s->st, &err) == -1)
+		goto out;
+	if (session_apply_change(s, &chg) == -1) {
+		store_rollback(s->st);
+		goto out;
+	}
+	if (store_commit(s->st, &err) == -1)
+		goto out;
+	if (session_rekey_epochs_load(s) == -1)
+		goto out;
+	if (s->metrics)
+		metrics_compile_done(s->metrics, (util_mono_ns() - t0) / 1000);
+
+	/* Every live site gets an edge record and an intent. */
+	if (store_begin(s->st, &err) == -1)
+		goto out;
+	for (size_t i = 0; i < topo_edge_count(s->topo); i++) {
+		const struct model_site *ms = topo_edge_site(s->topo, i);
+		struct edge *e = session_edge_get(s, ms->id);
+		bool changed;
+
+		if (e == NULL)
+			break;
+		if (!e->live && restoring) {
+			session_keys_load(s, e);
+		}
+		e->live = true;
+		if (restoring ? session_restore_edge(s, e) == -1 :
+		    session_refresh_edge(s, e, &changed) == -1) {
+			store_rollback(s->st);
+			goto out;
+		}
+		if (!restoring && changed)
+			session_push(s, e);
+	}
+	if (store_commit(s->st, &err) == -1)
+		goto out;
+	rc = 0;
+out:
+	topo_change_free(&chg);
+	return rc;
+}
+
+/*
+ * An edge ahead of the controller (its database was restored from an
+ * older backup): move the edge's version past the one it has, so that the
+ * snapshot it gets is newer than what it runs.  Bounded: a version absurdly
+ * far ahead is left alone (logged; the edge then refuses the snapshot).
+ */
+void
+session_intent_skip_past(struct sessions *s, struct edge *e,
+    uint64_t edge_version)
+{
+	struct model_error err = { 0 };
+	uint64_t v = e->cur.version;
+
+	log_warnx("session: site %" PRIu64 " runs version %" PRIu64 ", beyond "
+	    "the controller's %" PRIu64 " (database restored from an older "
+	    "backup?)", e->site_id, edge_version, v);
+	if (edge_version - v > 100000 || store_begin(s->st, &err) == -1)
+		return;
+	while (v <= edge_version &&
+	    store_edge_bump_intent(s->st, e->site_id, &v, &err) == 0)
+		;
+	if (store_commit(s->st, &err) == -1 || v <= edge_version) {
+		log_warnx("session: site %" PRIu64 ": cannot move its version: "
+		    "%s", e->site_id, err.message);
+		return;
+	}
+	e->cur.version = v;
+	if (pbconv_intent_hash_digests(&e->cur, e->digests, e->cur_hash) == -1)
+		return;
+	session_intent_hist_push(s, e, NULL, 0, false, true);
+}
+
+/* ------------------------------------------------------------------ */
+/* Deltas */
+
+static int
+session_change_cmp(const void *a, const void *b)
+{
+	const struct intent_change *x = a, *y = b;
+
+	return x->tunnel_id < y->tunnel_id ? -1 : x->tunnel_id > y->tunnel_id;
+}
+
+static const struct msg_tunnel *
+session_cur_tunnel(const struct edge *e, uint64_t id)
+{
+	size_t lo = 0, hi = e->cur.n_tunnels;
+
+	/* intent_build emits tunnels in id order. */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (e->cur.tunnels[mid].id == id)
+			return &e->cur.tunnels[mid];
+		if (e->cur.tunnels[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * Delta from e->base to e->cur.version, composed from the history.
+ * Tunnel ids are never reused, so an id's changes on the way are
+ * ADD? CHANGE* REMOVE?: an ADD among them means the edge did not have the
+ * tunnel at e->base; the current intent says whether it should have it
+ * now.  Upserted tunnels point into e->cur (the delta is only encoded,
+ * never freed with msg_*_free).  Returns 0, 1 when the history cannot
+ * reach back to e->base, -1 on error.
+ */
+int
+session_intent_delta(struct edge *e, struct msg_intent_delta *d)
+{
+	struct intent_change *all = NULL;
+	size_t n = 0, nf = 0, first = SIZE_MAX;
+	bool site = false;
+
+	memset(d, 0, sizeof(*d));
+	for (size_t i = 0; i < e->hist_len; i++)
+		if (session_hist_at(e, i)->version == e->base + 1) {
+			first = i;
+			break;
+		}
+	if (first == SIZE_MAX ||
+	    session_hist_at(e, e->hist_len - 1)->version != e->cur.version)
+		return 1;
+	for (size_t i = first; i < e->hist_len; i++) {
+		if (session_hist_at(e, i)->unknown)
+			return 1;
+		n += session_hist_at(e, i)->n;
+	}
+	for (size_t i = first; i < e->hist_len; i++)
+		site |= session_hist_at(e, i)->site_changed;
+	if (n > 0) {
+		size_t off = 0;
+
+		if ((all = calloc(n, sizeof(*all))) == NULL)
+			return -1;
+		for (size_t i = first; i < e->hist_len; i++) {
+			struct hist *h = session_hist_at(e, i);
+
+			for (size_t j = 0; j < h->n; j++)
+				all[off++] = h->ch[j];
+		}
+	}
+	if (n > 0)
+		qsort(all, n, sizeof(*all), session_change_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (nf > 0 && all[nf - 1].tunnel_id == all[i].tunnel_id) {
+			if (all[i].op == INTENT_OP_ADD)
+				all[nf - 1].op = INTENT_OP_ADD;
+			continue;
+		}
+		all[nf++] = all[i];
+	}
+	d->from_version = e->base;
+	d->version = e->cur.version;
+	if (site) {
+		d->has_site = true;
+		d->site = e->cur.site;
+	}
+	if (nf > 0 && ((d->upsert = calloc(nf, sizeof(*d->upsert))) == NULL ||
+	    (d->remove = calloc(nf, sizeof(*d->remove))) == NULL)) {
+		free(d->upsert);
+		d->upsert = NULL;
+		free(all);
+		return -1;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		const struct msg_tunnel *t = session_cur_tunnel(e,
+		    all[i].tunnel_id);
+
+		if (t != NULL)
+			d->upsert[d->n_upsert++] = *t;
+		else if (all[i].op != INTENT_OP_ADD)
+			d->remove[d->n_remove++] = all[i].tunnel_id;
+	}
+	free(all);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Recompiling after model changes */
+
+static void
+session_site_gone(struct sessions *s, uint64_t id)
+{
+	struct edge *e = session_edge_find(s, id);
+	const struct model_site *ms = session_site(s, id);
+
+	if (e == NULL)
+		return;
+	e->live = false;
+	if (e->stream != NULL) {
+		log_info("session: site %" PRIu64 " %s: closing its session",
+		    id, ms && ms->revoked ? "revoked" : "deleted");
+		rpc_stream_close(e->stream, RPC_PERMISSION_DENIED,
+		    ms && ms->revoked ? "site revoked" : "site deleted");
+	}
+	session_cur_drop(e);
+	session_intent_hist_clear(e);
+	e->n_keys = 0;
+}
+
+/*
+ * Tests only (test_check_patch): a patched intent must equal a whole
+ * rebuild, tunnel for tunnel, digest for digest.  Logs what differs.
+ */
+static void
+session_check_patch(struct sessions *s, struct edge *e)
+{
+	struct msg_intent full;
+	struct intent_change *ch = NULL;
+	uint8_t *dg = NULL, hash[MSG_HASH_LEN];
+	size_t n = 0;
+	bool site_changed = false;
+
+	if (session_build(s, e->site_id, e->cur.version, &full) == -1)
+		return;
+	if (intent_diff(&e->cur, &full, &ch, &n, &site_changed) == -1 ||
+	    session_digest(e, &full, NULL, 0, false, &dg, hash) == -1)
+		log_warnx("session: site %" PRIu64 ": patch check failed",
+		    e->site_id);
+	else if (n > 0 || site_changed)
+		log_warnx("session: site %" PRIu64 ": patched intent differs "
+		    "from a whole rebuild (%zu tunnel(s), first %" PRIu64 ")",
+		    e->site_id, n, n > 0 ? ch[0].tunnel_id : 0);
+	else if ((full.n_tunnels > 0 && (e->digests == NULL ||
+	    memcmp(dg, e->digests, full.n_tunnels * MSG_HASH_LEN) != 0)) ||
+	    memcmp(hash, e->cur_hash, MSG_HASH_LEN) != 0)
+		log_warnx("session: site %" PRIu64 ": patched intent's digests "
+		    "differ from a whole rebuild's", e->site_id);
+	free(ch);
+	free(dg);
+	msg_intent_free(&full);
+}
+
+/*
+ * Recompile the sites changed since the last flush (one topo_site_changed
+ * each), then bring every edge they touch up to date: a changed site's
+ * intent is rebuilt whole, every other touched edge is patched (only its
+ * tunnels to changed sites, and new or removed ones).
+ */
+void
+session_intent_recompile(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	struct topo_change chg = { 0 };
+	uint64_t *dirty = s->dirty, t0 = util_mono_ns();
+	size_t n_dirty = s->n_dirty;
+	uint64_t *affected = NULL, *revoked = NULL, *added = NULL;
+	size_t n_aff = 0, cap_aff = 0, n_rev = 0, cap_rev = 0;
+	size_t n_added = 0, cap_added = 0, n_patched = 0;
+	bool all = s->dirty_all, oom = false;
+
+	s->dirty = NULL;
+	s->n_dirty = s->cap_dirty = 0;
+	s->dirty_all = false;
+	s->flush_at = 0;
+
+	if (all) {
+		/* Policy or crypto changed: compile everything against the
+		 * current allocations, then refresh every edge. */
+		free(dirty);
+		if (session_intent_compile_all(s, false) == -1)
+			log_warnx("session: full recompile failed; keeping "
+			    "the previous intents");
+		return;
+	}
+	if (session_load_model(s) == -1)
+		goto out;
+	{
+		struct topo_input in = { &s->policy, &s->crypto, s->sites,
+		    s->n_sites };
+
+		if (store_begin(s->st, &err) == -1)
+			goto out;
+		for (size_t i = 0; i < n_dirty; i++) {
+			struct edge *e;
+
+			topo_change_free(&chg);
+			if (topo_site_changed(s->topo, &in, dirty[i], &chg,
+			    &err) == -1) {
+				log_warnx("session: site %" PRIu64 ": compile: "
+				    "%s (%s)", dirty[i], err.message,
+				    err.field);
+				continue;
+			}
+			if (session_apply_change(s, &chg) == -1)
+				continue;
+			for (size_t j = 0; j < chg.n_edges; j++)
+				if (session_ids_add(&affected, &n_aff,
+				    &cap_aff, chg.edges[j]) == -1)
+					oom = true;
+			if (session_ids_add(&affected, &n_aff, &cap_aff,
+			    dirty[i]) == -1)
+				oom = true;
+			for (size_t j = 0; j < chg.n_added; j++)
+				if (session_ids_add(&added, &n_added,
+				    &cap_added, chg.added[j].id) == -1)
+					oom = true;
+			/* Revoked or deleted: either way its former peers
+			 * rotate their keys. */
+			for (size_t j = 0; j < chg.n_removed_sites; j++) {
+				session_site_gone(s, chg.removed_sites[j]);
+				if (session_ids_add(&revoked, &n_rev, &cap_rev,
+				    chg.removed_sites[j]) == -1)
+					oom = true;
+			}
+			if ((e = session_edge_find(s, dirty[i])) != NULL &&
+			    topo_site(s->topo, dirty[i]) == NULL)
+				e->live = false;
+		}
+		if (affected != NULL)
+			util_sort_unique_u64(affected, &n_aff);
+		if (added != NULL)
+			util_sort_unique_u64(added, &n_added);
+		qsort(dirty, n_dirty, sizeof(*dirty), util_cmp_u64);
+		for (size_t i = 0; i < n_aff; i++) {
+			struct edge *e;
+			bool changed = false;
+			int rc;
+
+			if (topo_site(s->topo, affected[i]) == NULL)
+				continue;
+			if ((e = session_edge_get(s, affected[i])) == NULL)
+				continue;
+			e->live = true;
+			/* Without memory for the sets a patch could miss a
+			 * change: rebuild whole instead. */
+			if (!oom && e->cur.version > 0 && e->digests != NULL &&
+			    !session_id_in(dirty, n_dirty, e->site_id)) {
+				rc = session_patch_edge(s, e, dirty, n_dirty,
+				    added, n_added, &changed);
+				n_patched++;
+				if (rc == 0 && s->cfg.check_patch)
+					session_check_patch(s, e);
+			} else {
+				rc = session_refresh_edge(s, e, &changed);
+			}
+			if (rc == -1)
+				continue;
+		}
+		if (store_commit(s->st, &err) == -1) {
+			log_warnx("session: storing versions: %s",
+			    err.message);
+			goto out;
+		}
+	}
+	if (s->metrics)
+		metrics_compile_done(s->metrics, (util_mono_ns() - t0) / 1000);
+	log_debug("session", "recompiled %zu site(s), %zu edge(s) affected "
+	    "(%zu patched) in %" PRIu64 " us", n_dirty, n_aff, n_patched,
+	    (util_mono_ns() - t0) / 1000);
+	for (size_t i = 0; i < n_aff; i++) {
+		struct edge *e = session_edge_find(s, affected[i]);
+
+		if (e != NULL)
+			session_push(s, e);
+	}
+	/* A revoked or deleted site's former peers rotate their keys: they
+	 * shared epochs (and SA keys) with it. */
+	for (size_t i = 0; i < n_rev; i++)
+		for (size_t j = 0; j < n_aff; j++)
+			if (affected[j] != revoked[i])
+				session_rekey_site(s, affected[j],
+				    MSG_REKEY_REASON_PEER_REVOKED);
+out:
+	topo_change_free(&chg);
+	free(dirty);
+	free(affected);
+	free(revoked);
+	free(added);
+}
+
+/*
+ * Rebuild the edges whose peers announced new epoch keys: the topology
+ * did not change, so no recompile, only a new intent version for each
+ * edge whose tunnels now carry different keys (a delta upserting them).
+ */
+void
+session_intent_rebuild(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	uint64_t *ids = s->rebuild;
+	size_t n = s->n_rebuild;
+	bool *changed;
+
+	s->rebuild = NULL;
+	s->n_rebuild = s->cap_rebuild = 0;
+	if (n == 0 || (changed = calloc(n, sizeof(*changed))) == NULL) {
+		free(ids);
+		return;
+	}
+	if (store_begin(s->st, &err) == -1) {
+		log_warnx("session: rebuilding intents: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct edge *e = session_edge_find(s, ids[i]);
+
+		if (e == NULL || !e->live || e->cur.version == 0)
+			continue;
+		/* The in-place update failed (memory): a full rebuild. */
+		if (session_keys_refresh(s, e, &changed[i]) == -1 &&
+		    session_refresh_edge(s, e, &changed[i]) == -1)
+			changed[i] = false;
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing versions: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct edge *e = session_edge_find(s, ids[i]);
+
+		if (changed[i] && e != NULL)
+			session_push(s, e);
+	}
+out:
+	free(changed);
+	free(ids);
+}
+
+/*
+ * Rebuild the tunnels whose SA epochs changed in both of their ends'
+ * intents (a patch of those tunnels only): one rekey on a large mesh
+ * touches two edges and one tunnel each, not every peer of both.
+ */
+void
+session_intent_retunnel(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	uint64_t *ids = s->retunnel, *ends = NULL;
+	size_t n = s->n_retunnel, n_ends = 0, cap_ends = 0;
+	bool *changed = NULL;
+
+	s->retunnel = NULL;
+	s->n_retunnel = s->cap_retunnel = 0;
+	if (n == 0 || ids == NULL) {
+		free(ids);
+		return;
+	}
+	util_sort_unique_u64(ids, &n);
+	for (size_t i = 0; i < n; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(s->topo, ids[i]);
+
+		if (t != NULL &&
+		    (session_ids_add(&ends, &n_ends, &cap_ends, t->site_a) == -1 ||
+		    session_ids_add(&ends, &n_ends, &cap_ends, t->site_b) == -1))
+			goto oom;
+	}
+	if (ends != NULL)
+		util_sort_unique_u64(ends, &n_ends);
+	if (n_ends == 0)
+		goto out;
+	if ((changed = calloc(n_ends, sizeof(*changed))) == NULL)
+		goto oom;
+	if (store_begin(s->st, &err) == -1) {
+		log_warnx("session: rebuilding tunnels: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < n_ends; i++) {
+		struct edge *e = session_edge_find(s, ends[i]);
+
+		if (e == NULL || !e->live || e->cur.version == 0 ||
+		    e->digests == NULL)
+			continue;
+		if (session_patch_edge(s, e, NULL, 0, ids, n,
+		    &changed[i]) == -1 &&
+		    session_refresh_edge(s, e, &changed[i]) == -1)
+			changed[i] = false;
+		else if (s->cfg.check_patch)
+			session_check_patch(s, e);
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing versions: %s", err.message);
+		goto out;
+	}
+	log_debug("session", "rebuilt %zu tunnel(s) in %zu edge(s)", n,
+	    n_ends);
+	for (size_t i = 0; i < n_ends; i++) {
+		struct edge *e = session_edge_find(s, ends[i]);
+
+		if (changed[i] && e != NULL)
+			session_push(s, e);
+	}
+	goto out;
+oom:
+	/* Without memory for the sets: recompile the ends instead. */
+	for (size_t i = 0; i < n; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(s->topo, ids[i]);
+
+		if (t != NULL) {
+			session_mark_dirty(s, t->site_a);
+			session_mark_dirty(s, t->site_b);
+		}
+	}
+	session_arm_flush(s);
+out:
+	free(changed);
+	free(ends);
+	free(ids);
+}

@@ -1,0 +1,395 @@
+/*
+ * session_keys.c — certificates and peers' epoch keys: the certificate
+ * issued to each site (peers' intents carry it), the X25519 epoch keys
+ * edges announce, verified against that certificate, relayed to peers at
+ * once (PeerKeys) and patched into their intents after the coalescing
+ * delay.
+ *
+ * Persistence: issued certificates and announced epoch keys live in the
+ * store's key/value table ("cert.<id>", "keys.<id>") so that intents
+ * rebuilt after a restart equal the ones edges applied.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/ca.h"
+#include "controller/intent.h"
+#include "controller/metrics.h"
+#include "controller/model.h"
+#include "controller/session_int.h"
+#include "controller/store.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "proto/msg.h"
+#include "proto/pbconv.h"
+
+#define SESSION_KV_MAX 4096
+
+/* ------------------------------------------------------------------ */
+/* Key/value persistence of certificates and epoch keys */
+
+static void
+session_load_cert(struct sessions *s, struct edge *e)
+{
+	char key[64], *val;
+	uint8_t der[SESSION_KV_MAX / 2];
+	size_t len;
+
+	if ((val = malloc(SESSION_KV_MAX + 1)) == NULL)
+		return;
+	snprintf(key, sizeof(key), "cert.%" PRIu64, e->site_id);
+	if (store_kv_get(s->st, key, val, SESSION_KV_MAX + 1, NULL) == 0 &&
+	    util_unhex(val, der, sizeof(der), &len) == 0 && len > 0 &&
+	    (e->cert = malloc(len)) != NULL) {
+		memcpy(e->cert, der, len);
+		e->cert_len = len;
+	}
+	free(val);
+}
+
+static void
+session_load_keys(struct sessions *s, struct edge *e)
+{
+	char key[64], *val, *line, *save = NULL;
+
+	if ((val = malloc(SESSION_KV_MAX + 1)) == NULL)
+		return;
+	snprintf(key, sizeof(key), "keys.%" PRIu64, e->site_id);
+	if (store_kv_get(s->st, key, val, SESSION_KV_MAX + 1, NULL) == -1) {
+		free(val);
+		return;
+	}
+	for (line = strtok_r(val, "\n", &save); line != NULL &&
+	     e->n_keys < SESSION_KEYS_MAX; line = strtok_r(NULL, "\n", &save)) {
+		struct msg_peer_key *k = &e->keys[e->n_keys];
+		char *f[4], *fsave = NULL;
+		size_t pl, nf = 0;
+
+		for (char *tok = strtok_r(line, " ", &fsave); tok != NULL &&
+		     nf < 4; tok = strtok_r(NULL, " ", &fsave))
+			f[nf++] = tok;
+		memset(k, 0, sizeof(*k));
+		if (nf != 4 || util_parse_u64(f[0], 1, UINT64_MAX,
+		    &k->epoch) == -1 || util_parse_u64(f[1], 1, UINT64_MAX,
+		    &k->not_after) == -1)
+			continue;
+		if (util_unhex(f[2], k->public_key, MSG_KEY_LEN, &pl) == -1 ||
+		    pl != MSG_KEY_LEN ||
+		    util_unhex(f[3], k->signature, MSG_SIG_MAX,
+		    &k->signature_len) == -1 || k->signature_len == 0)
+			continue;
+		e->n_keys++;
+	}
+	free(val);
+}
+
+/* A site's stored certificate and epoch keys, after a restart. */
+void
+session_keys_load(struct sessions *s, struct edge *e)
+{
+	session_load_cert(s, e);
+	session_load_keys(s, e);
+}
+
+static int
+session_save_keys(struct sessions *s, const struct edge *e)
+{
+	char key[64], *val;
+	size_t off = 0;
+	int rc;
+
+	if ((val = calloc(1, SESSION_KV_MAX)) == NULL)
+		return -1;
+	for (size_t i = 0; i < e->n_keys; i++) {
+		char pub[2 * MSG_KEY_LEN + 1], sig[2 * MSG_SIG_MAX + 1];
+
+		util_hex(e->keys[i].public_key, MSG_KEY_LEN, pub);
+		util_hex(e->keys[i].signature, e->keys[i].signature_len, sig);
+		off += (size_t)snprintf(val + off, SESSION_KV_MAX - off,
+		    "%" PRIu64 " %" PRIu64 " %s %s\n", e->keys[i].epoch,
+		    e->keys[i].not_after, pub, sig);
+	}
+	snprintf(key, sizeof(key), "keys.%" PRIu64, e->site_id);
+	rc = store_kv_set(s->st, key, val, NULL);
+	free(val);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Peer keys in intents */
+
+void
+session_keys_lookup(void *arg, uint64_t site_id, const struct msg_peer_key **k,
+    size_t *n)
+{
+	struct edge *e = session_edge_find(arg, site_id);
+
+	*k = e ? e->keys : NULL;
+	*n = e ? e->n_keys : 0;
+}
+
+static bool
+session_keys_equal(const struct msg_peer_key *a, size_t na,
+    const struct msg_peer_key *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].epoch != b[i].epoch ||
+		    a[i].not_after != b[i].not_after ||
+		    memcmp(a[i].public_key, b[i].public_key, MSG_KEY_LEN) != 0 ||
+		    a[i].signature_len != b[i].signature_len ||
+		    memcmp(a[i].signature, b[i].signature,
+		    a[i].signature_len) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * A peer announced a key: only Tunnel.peer.keys of some tunnels of e
+ * changed.  Rather than rebuilding the whole intent (milliseconds for a
+ * 1,000-peer edge, times every peer, for every announcement), update
+ * those tunnels in place, digest only them, and make one new version
+ * whose recorded changes are exactly those tunnels.  *changed says
+ * whether a version was made.  Called inside a store transaction.
+ */
+int
+session_keys_refresh(struct sessions *s, struct edge *e, bool *changed)
+{
+	struct model_error err = { 0 };
+	struct intent_change *ch = NULL;
+	struct msg_intent hdr;
+	uint8_t *dg = NULL, *all = NULL, hash[MSG_HASH_LEN];
+	size_t n = 0;
+	uint64_t v;
+
+	*changed = false;
+	if (e->cur.version == 0 || e->digests == NULL)
+		return 0;
+	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
+		const struct msg_tunnel *t = &e->cur.tunnels[i];
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		session_keys_lookup(s, t->peer.site_id, &k, &nk);
+		if (!session_keys_equal(t->peer.keys, t->peer.n_keys, k, nk))
+			n++;
+	}
+	if (n == 0)
+		return 0;
+	if ((ch = calloc(n, sizeof(*ch))) == NULL ||
+	    (dg = calloc(n, MSG_HASH_LEN)) == NULL)
+		goto fail;
+	/* Digest the updated copies first: nothing changes on failure. */
+	n = 0;
+	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
+		struct msg_tunnel t = e->cur.tunnels[i]; /* shallow, read only */
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		session_keys_lookup(s, t.peer.site_id, &k, &nk);
+		if (session_keys_equal(t.peer.keys, t.peer.n_keys, k, nk))
+			continue;
+		if (nk > MSG_PEER_KEYS_MAX)
+			nk = MSG_PEER_KEYS_MAX;
+		memset(t.peer.keys, 0, sizeof(t.peer.keys));
+		if (nk > 0)
+			memcpy(t.peer.keys, k, nk * sizeof(*k));
+		t.peer.n_keys = nk;
+		if (pbconv_tunnel_digest(&t, dg + n * MSG_HASH_LEN) == -1)
+			goto fail;
+		ch[n++] = (struct intent_change){ t.id, INTENT_OP_CHANGE };
+	}
+	if (store_edge_bump_intent(s->st, e->site_id, &v, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": version: %s", e->site_id,
+		    err.message);
+		goto fail;
+	}
+	/* The new hash over all digests (the changed ones replaced), still
+	 * without touching e: hashing reads only the ids of the tunnels. */
+	if ((all = malloc(e->cur.n_tunnels * MSG_HASH_LEN)) == NULL)
+		goto fail;
+	memcpy(all, e->digests, e->cur.n_tunnels * MSG_HASH_LEN);
+	for (size_t i = 0, j = 0; i < e->cur.n_tunnels && j < n; i++)
+		if (e->cur.tunnels[i].id == ch[j].tunnel_id)
+			memcpy(all + i * MSG_HASH_LEN, dg + j++ * MSG_HASH_LEN,
+			    MSG_HASH_LEN);
+	hdr = e->cur;
+	hdr.version = v;
+	if (pbconv_intent_hash_digests(&hdr, all, hash) == -1)
+		goto fail;
+	/* Commit: the keys into the tunnels, the digests, version, hash. */
+	for (size_t i = 0, j = 0; i < e->cur.n_tunnels && j < n; i++) {
+		struct msg_tunnel *t = &e->cur.tunnels[i];
+		const struct msg_peer_key *k;
+		size_t nk;
+
+		if (t->id != ch[j].tunnel_id)
+			continue;
+		session_keys_lookup(s, t->peer.site_id, &k, &nk);
+		if (nk > MSG_PEER_KEYS_MAX)
+			nk = MSG_PEER_KEYS_MAX;
+		memset(t->peer.keys, 0, sizeof(t->peer.keys));
+		if (nk > 0)
+			memcpy(t->peer.keys, k, nk * sizeof(*k));
+		t->peer.n_keys = nk;
+		j++;
+	}
+	free(e->digests);
+	e->digests = all;
+	e->cur.version = v;
+	memcpy(e->cur_hash, hash, MSG_HASH_LEN);
+	free(dg);
+	session_intent_hist_push(s, e, ch, n, false, false);
+	*changed = true;
+	return 0;
+fail:
+	free(ch);
+	free(dg);
+	free(all);
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Announcements and relay */
+
+/*
+ * Peers of an edge: distinct peer site ids of its current tunnels, into a
+ * malloc'd *out (caller frees).  Returns the count (0 when none or out of
+ * memory).
+ */
+static size_t
+session_peers(const struct edge *e, uint64_t **out)
+{
+	size_t n = 0;
+
+	*out = NULL;
+	if (e->cur.n_tunnels == 0 ||
+	    (*out = calloc(e->cur.n_tunnels, sizeof(**out))) == NULL)
+		return 0;
+	for (size_t i = 0; i < e->cur.n_tunnels; i++)
+		(*out)[n++] = e->cur.tunnels[i].peer.site_id;
+	qsort(*out, n, sizeof(**out), util_cmp_u64);
+	for (size_t i = 1, k = 1; i <= n; i++) {
+		if (i == n) {
+			n = k;
+			break;
+		}
+		if ((*out)[i] != (*out)[k - 1])
+			(*out)[k++] = (*out)[i];
+	}
+	return n;
+}
+
+static void
+session_send_keys(struct sessions *s, struct edge *to, const struct edge *of)
+{
+	struct msg_controller_message m;
+
+	if (of->n_keys == 0 || to->stream == NULL || !to->hello)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_CONTROLLER_PEER_KEYS;
+	m.u.peer_keys.peer_site_id = of->site_id;
+	memcpy(m.u.peer_keys.keys, of->keys, of->n_keys * sizeof(of->keys[0]));
+	m.u.peer_keys.n_keys = of->n_keys;
+	session_send(s, to, &m, METRICS_RPC_KEY_RELAYED);
+}
+
+void
+session_keys_on_key(struct sessions *s, struct edge *e,
+    const struct msg_key_announcement *k)
+{
+	uint64_t *peers;
+	size_t np;
+
+	if (e->cert == NULL) {
+		log_warnx("session: site %" PRIu64 ": key announcement but no "
+		    "certificate on record; ignored", e->site_id);
+		return;
+	}
+	if (e->n_keys > 0 && k->epoch <= e->keys[e->n_keys - 1].epoch) {
+		log_warnx("session: site %" PRIu64 ": key epoch %" PRIu64
+		    " not above %" PRIu64 "; ignored", e->site_id, k->epoch,
+		    e->keys[e->n_keys - 1].epoch);
+		return;
+	}
+	if (ca_verify_epoch_key(s->ca, e->cert, e->cert_len, e->site_id,
+	    k->epoch, k->public_key, MSG_KEY_LEN, k->not_after, k->signature,
+	    k->signature_len) == -1) {
+		log_warnx("session: site %" PRIu64 ": key epoch %" PRIu64
+		    ": bad signature; ignored", e->site_id, k->epoch);
+		return;
+	}
+	if (e->n_keys == SESSION_KEYS_MAX) {
+		memmove(&e->keys[0], &e->keys[1],
+		    (SESSION_KEYS_MAX - 1) * sizeof(e->keys[0]));
+		e->n_keys--;
+	}
+	e->keys[e->n_keys].epoch = k->epoch;
+	memcpy(e->keys[e->n_keys].public_key, k->public_key, MSG_KEY_LEN);
+	memcpy(e->keys[e->n_keys].signature, k->signature, k->signature_len);
+	e->keys[e->n_keys].signature_len = k->signature_len;
+	e->keys[e->n_keys].not_after = k->not_after;
+	e->n_keys++;
+	if (session_save_keys(s, e) == -1)
+		log_warnx("session: site %" PRIu64 ": could not store its "
+		    "epoch keys", e->site_id);
+	/* PeerKeys now, for speed: connected peers can derive SAs at once.
+	 * The versioned intent follows after the coalescing delay (a delta
+	 * upserting each peer's tunnels to e with the new keys), so a
+	 * peer's cached intent alone suffices for headless operation. */
+	np = session_peers(e, &peers);
+	for (size_t i = 0; i < np; i++) {
+		struct edge *p = session_edge_find(s, peers[i]);
+
+		if (p != NULL)
+			session_send_keys(s, p, e);
+		session_mark_rebuild(s, peers[i]);
+	}
+	free(peers);
+	if (np > 0)
+		session_arm_flush(s);
+	log_debug("session", "site %" PRIu64 ": epoch %" PRIu64 " key relayed "
+	    "to %zu peer(s)", e->site_id, k->epoch, np);
+}
+
+int
+session_cert_issued(struct sessions *s, uint64_t site_id, const uint8_t *der,
+    size_t len)
+{
+	struct model_error err = { 0 };
+	struct edge *e = session_edge_get(s, site_id);
+	char key[64], *hex;
+	uint8_t *copy;
+
+	if (e == NULL || len == 0 || len * 2 + 1 > SESSION_KV_MAX)
+		return -1;
+	if ((hex = malloc(len * 2 + 1)) == NULL)
+		return -1;
+	util_hex(der, len, hex);
+	snprintf(key, sizeof(key), "cert.%" PRIu64, site_id);
+	if (store_kv_set(s->st, key, hex, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": storing its certificate: "
+		    "%s", site_id, err.message);
+		free(hex);
+		return -1;
+	}
+	free(hex);
+	if ((copy = malloc(len)) == NULL)
+		return -1;
+	memcpy(copy, der, len);
+	free(e->cert);
+	e->cert = copy;
+	e->cert_len = len;
+	/* New certificate, new key pair: old epoch keys are void. */
+	e->n_keys = 0;
+	session_save_keys(s, e);
+	/* Peers' intents carry this certificate: recompiling the site
+	 * patches their tunnels to it. */
+	session_mark_dirty(s, site_id);
+	session_arm_flush(s);
+	return 0;
+}

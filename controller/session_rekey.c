@@ -1,0 +1,566 @@
+/*
+ * session_rekey.c — the SA epoch (rekey) state machine, make-before-break
+ * and ack-gated (design.md §4): for one direction sender -> receiver of a
+ * tunnel, a new epoch is INSTALLED (receiver told to install the inbound
+ * SA), ACKED (receiver acked; sender told to switch its outbound SA),
+ * ACTIVE (sender acked; the old epoch is DRAINING and the receiver is told
+ * to retire it after SESSION_DRAIN_S), then gone (receiver acked the
+ * retire).  Rekeys start on time (the crypto profile's rekey interval),
+ * from the operator (REST API) or when a peer is revoked.
+ *
+ * Why a file of its own: every state change of an epoch is here, so the
+ * whole machine reads in one place.  The epochs live in the store
+ * (sa_epochs) and in its cache s->epochs; the intents carry the active
+ * SPIs, which session_intent.c rebuilds when an epoch becomes active.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "controller/epochs.h"
+#include "controller/model.h"
+#include "controller/session_int.h"
+#include "controller/store.h"
+#include "controller/topo.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "proto/msg.h"
+
+#define SESSION_DRAIN_S 30          /* old inbound SA kept after a switch */
+
+/* ------------------------------------------------------------------ */
+/* SA epochs */
+
+/* The active epoch of one direction of a tunnel (the newest), or NULL. */
+struct model_epoch *
+session_rekey_epoch_active(struct sessions *s, uint64_t tunnel_id,
+    uint64_t sender)
+{
+	struct model_epoch *v, *best = NULL;
+	size_t n;
+
+	v = epochs_of(s->epochs, tunnel_id, &n);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].sender_site == sender &&
+		    v[i].state == MODEL_EPOCH_ACTIVE)
+			best = &v[i];
+	return best;
+}
+
+/* Forget the epochs of removed tunnels (the store cascaded). */
+void
+session_rekey_epochs_drop(struct sessions *s, const uint64_t *removed, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		epochs_drop_tunnel(s->epochs, removed[i]);
+}
+
+int
+session_rekey_epochs_load(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	struct model_epoch *ep = NULL;
+	size_t n = 0;
+
+	if (store_epoch_list(s->st, 0, &ep, &n, &err) == -1) {
+		log_warnx("session: loading SA epochs: %s", err.message);
+		return -1;
+	}
+	if (epochs_load(s->epochs, ep, n) == -1) {
+		log_warnx("session: loading SA epochs: out of memory");
+		free(ep);
+		return -1;
+	}
+	free(ep);
+	return 0;
+}
+
+/* The receiver's outer address of tunnel t for traffic from sender. */
+static void
+session_recv_address(const struct sessions *s, const struct model_tunnel *t,
+    uint64_t sender, char *out, size_t outsz)
+{
+	uint64_t recv = sender == t->site_a ? t->site_b : t->site_a;
+	const char *link = sender == t->site_a ? t->link_b : t->link_a;
+	const struct model_site *ms = session_site(s, recv);
+	int li;
+
+	out[0] = '\0';
+	if (ms == NULL || (li = model_site_find_link(ms, link)) < 0)
+		return;
+	snprintf(out, outsz, "%s", ms->links[li].public_address[0] ?
+	    ms->links[li].public_address : ms->links[li].address);
+}
+
+/* Epoch 1 of both directions of a new tunnel, active at once. */
+int
+session_rekey_epochs_init(struct sessions *s, const struct model_tunnel *t)
+{
+	const uint64_t senders[2] = { t->site_a, t->site_b };
+	struct model_error err = { 0 };
+
+	for (int i = 0; i < 2; i++) {
+		struct model_epoch e = {
+			.tunnel_id = t->id,
+			.sender_site = senders[i],
+			.epoch = 1,
+			.state = MODEL_EPOCH_ACTIVE,
+			.changed_at = session_now(s),
+		};
+
+		if (epochs_find(s->epochs, t->id, senders[i], 1) != NULL)
+			continue;
+		session_recv_address(s, t, senders[i], e.recv_address,
+		    sizeof(e.recv_address));
+		if (store_epoch_add(s->st, &e, &err) == -1) {
+			log_warnx("session: tunnel %" PRIu64 ": epoch: %s",
+			    t->id, err.message);
+			return -1;
+		}
+		if (epochs_insert(s->epochs, &e) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rekey orders */
+
+static void
+session_send_rekey(struct sessions *s, uint64_t to_site, uint64_t tunnel_id,
+    uint64_t epoch, enum msg_rekey_step step, enum msg_rekey_reason reason,
+    uint32_t spi)
+{
+	struct edge *e = session_edge_find(s, to_site);
+	struct msg_controller_message m;
+
+	if (e == NULL || e->stream == NULL || !e->hello)
+		return; /* resent on its next hello */
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_CONTROLLER_REKEY;
+	m.u.rekey = (struct msg_rekey_order){ tunnel_id, epoch, step, reason,
+	    spi, step == MSG_REKEY_STEP_RETIRE ? SESSION_DRAIN_S : 0 };
+	if (session_send(s, e, &m, METRICS_RPC_MAX) == 0 || !e->blocked)
+		return;
+	/* Dropped by backpressure: remembered, sent again after the drain
+	 * (only these, so a small queue still makes progress). */
+	if (e->n_dropped == e->cap_dropped) {
+		size_t cap = e->cap_dropped ? e->cap_dropped * 2 : 8;
+		struct rekey_drop *d = realloc(e->dropped, cap * sizeof(*d));
+
+		if (d == NULL)
+			return; /* the next hello repeats it */
+		e->dropped = d;
+		e->cap_dropped = cap;
+	}
+	e->dropped[e->n_dropped++] = (struct rekey_drop){ tunnel_id, epoch,
+	    step, reason, spi };
+}
+
+/* A stored reason as the wire's enum (anything unknown: unspecified). */
+static enum msg_rekey_reason
+session_reason(uint32_t r)
+{
+	switch (r) {
+	case MSG_REKEY_REASON_TIME:
+	case MSG_REKEY_REASON_VOLUME:
+	case MSG_REKEY_REASON_OPERATOR:
+	case MSG_REKEY_REASON_PEER_REVOKED:
+		return (enum msg_rekey_reason)r;
+	default:
+		return MSG_REKEY_REASON_UNSPECIFIED;
+	}
+}
+
+/* Is a dropped order still the next step of its direction? */
+static bool
+session_drop_pending(struct sessions *s, const struct edge *e,
+    const struct rekey_drop *d)
+{
+	const struct model_tunnel *t = topo_tunnel_get(s->topo, d->tunnel_id);
+	const struct model_epoch *x;
+	uint64_t peer, sender;
+
+	if (t == NULL || (t->site_a != e->site_id && t->site_b != e->site_id))
+		return false;
+	peer = t->site_a == e->site_id ? t->site_b : t->site_a;
+	sender = d->step == MSG_REKEY_STEP_SWITCH_OUTBOUND ? e->site_id : peer;
+	if (d->step == MSG_REKEY_STEP_RETIRE) {
+		size_t n;
+		const struct model_epoch *v = epochs_of(s->epochs, t->id, &n);
+
+		for (size_t i = 0; i < n; i++)
+			if (v[i].sender_site == sender &&
+			    v[i].state == MODEL_EPOCH_DRAINING &&
+			    v[i].epoch < d->epoch)
+				return true;
+		return false;
+	}
+	if ((x = epochs_find(s->epochs, t->id, sender, d->epoch)) == NULL)
+		return false;
+	return d->step == MSG_REKEY_STEP_INSTALL_INBOUND ?
+	    x->state == MODEL_EPOCH_INSTALLED : x->state == MODEL_EPOCH_ACKED;
+}
+
+/*
+ * After a drained queue: send again the rekey orders the overflow dropped
+ * that are still due (one that fails again is kept for the next drain);
+ * they would otherwise wait for the next hello.
+ */
+void
+session_rekey_drained(struct sessions *s, struct edge *e)
+{
+	struct rekey_drop *d = e->dropped;
+	size_t n = e->n_dropped;
+
+	e->dropped = NULL;
+	e->n_dropped = e->cap_dropped = 0;
+	for (size_t i = 0; i < n; i++)
+		if (session_drop_pending(s, e, &d[i]))
+			session_send_rekey(s, e->site_id, d[i].tunnel_id,
+			    d[i].epoch, d[i].step, d[i].reason, d[i].spi);
+	free(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Starting rekeys */
+
+/* Start a new epoch for the direction sender -> receiver of tunnel t. */
+static void
+session_rekey_start(struct sessions *s, const struct model_tunnel *t,
+    uint64_t sender, enum msg_rekey_reason reason)
+{
+	struct model_error err = { 0 };
+	struct model_epoch ne = { 0 };
+	uint64_t recv = sender == t->site_a ? t->site_b : t->site_a;
+	uint64_t max = 0;
+	const struct model_epoch *v;
+	size_t n;
+
+	v = epochs_of(s->epochs, t->id, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].sender_site != sender)
+			continue;
+		if (v[i].state == MODEL_EPOCH_INSTALLED ||
+		    v[i].state == MODEL_EPOCH_ACKED)
+			return; /* one rekey at a time per direction */
+		if (v[i].epoch > max)
+			max = v[i].epoch;
+	}
+	ne.tunnel_id = t->id;
+	ne.sender_site = sender;
+	ne.epoch = max + 1;
+	ne.state = MODEL_EPOCH_INSTALLED;
+	ne.changed_at = session_now(s);
+	ne.reason = (uint32_t)reason;
+	session_recv_address(s, t, sender, ne.recv_address,
+	    sizeof(ne.recv_address));
+	if (store_epoch_add(s->st, &ne, &err) == -1 ||
+	    epochs_insert(s->epochs, &ne) == -1) {
+		log_warnx("session: tunnel %" PRIu64 ": new epoch: %s", t->id,
+		    err.message);
+		return;
+	}
+	log_info("session: tunnel %" PRIu64 " %" PRIu64 "->%" PRIu64
+	    ": rekey to epoch %" PRIu64 " (%s)", t->id, sender, recv, ne.epoch,
+	    msg_rekey_reason_name(reason));
+	session_send_rekey(s, recv, t->id, ne.epoch,
+	    MSG_REKEY_STEP_INSTALL_INBOUND, reason, ne.spi);
+}
+
+/*
+ * Many new epochs at once (a site's tunnels, a time scan) go into the
+ * store in one transaction, not one synced commit each: thousands of
+ * rekeys on a large mesh would otherwise spend seconds in fsync.  If the
+ * commit fails, the cache is reloaded from the store, so the epochs that
+ * did not land are forgotten and start again at the next scan.
+ */
+static void
+session_rekey_batch(struct sessions *s, bool begin)
+{
+	struct model_error err = { 0 };
+
+	if (begin) {
+		if (store_begin(s->st, &err) == -1)
+			log_warnx("session: rekeys: %s", err.message);
+		return;
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing new SA epochs: %s", err.message);
+		session_rekey_epochs_load(s);
+	}
+}
+
+/* Rotate both directions of every tunnel of site_id. */
+void
+session_rekey_site(struct sessions *s, uint64_t site_id,
+    enum msg_rekey_reason reason)
+{
+	struct edge *e = session_edge_find(s, site_id);
+
+	if (e == NULL || !e->live)
+		return;
+	session_rekey_batch(s, true);
+	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(s->topo,
+		    e->cur.tunnels[i].id);
+
+		if (t == NULL)
+			continue;
+		session_rekey_start(s, t, t->site_a, reason);
+		session_rekey_start(s, t, t->site_b, reason);
+	}
+	session_rekey_batch(s, false);
+}
+
+/* Time-based rekey: directions whose active epoch outlived the profile. */
+void
+session_rekey_scan(struct sessions *s)
+{
+	struct rekey_due {
+		uint64_t tunnel_id, sender;
+	} *due = NULL, *nd;
+	int64_t now = session_now(s);
+	uint32_t life = s->crypto.rekey_seconds;
+	const struct model_epoch *v;
+	size_t cursor = 0, n, n_due = 0, cap = 0;
+
+	if (life == 0)
+		return;
+	/* Collect first: starting a rekey adds to the cache being walked. */
+	while ((v = epochs_next(s->epochs, &cursor, &n)) != NULL)
+		for (size_t i = 0; i < n; i++) {
+			if (v[i].state != MODEL_EPOCH_ACTIVE ||
+			    v[i].changed_at == 0 ||
+			    now - v[i].changed_at < (int64_t)life)
+				continue;
+			if (n_due == cap) {
+				if ((nd = util_grow(due, &cap, n_due + 1,
+				    sizeof(*due), 64)) == NULL)
+					goto out;
+				due = nd;
+			}
+			due[n_due++] = (struct rekey_due){ v[i].tunnel_id,
+			    v[i].sender_site };
+		}
+	session_rekey_batch(s, true);
+	for (size_t i = 0; i < n_due; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(s->topo,
+		    due[i].tunnel_id);
+
+		if (t != NULL)
+			session_rekey_start(s, t, due[i].sender,
+			    MSG_REKEY_REASON_TIME);
+	}
+	session_rekey_batch(s, false);
+out:
+	free(due);
+}
+
+/* ------------------------------------------------------------------ */
+/* Acks */
+
+void
+session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
+{
+	const struct model_tunnel *t = topo_tunnel_get(s->topo,
+	    a->rekey_tunnel_id);
+	struct model_error err = { 0 };
+	struct model_epoch *ep, *old;
+	uint64_t peer, sender;
+
+	if (t == NULL || (t->site_a != e->site_id && t->site_b != e->site_id)) {
+		log_warnx("session: site %" PRIu64 ": rekey ack for a tunnel "
+		    "it does not have (%" PRIu64 ")", e->site_id,
+		    a->rekey_tunnel_id);
+		return;
+	}
+	peer = t->site_a == e->site_id ? t->site_b : t->site_a;
+	/* INSTALL and RETIRE are acked by the receiver, SWITCH by the
+	 * sender. */
+	sender = a->rekey_step == MSG_REKEY_STEP_SWITCH_OUTBOUND ? e->site_id :
+	    peer;
+	ep = epochs_find(s->epochs, t->id, sender, a->rekey_epoch);
+	if (ep == NULL)
+		return;
+	if (!a->ok) {
+		log_warnx("session: site %" PRIu64 ": rekey %s of tunnel %"
+		    PRIu64 " epoch %" PRIu64 " failed: %s", e->site_id,
+		    msg_rekey_step_name(a->rekey_step), t->id, ep->epoch,
+		    a->reason);
+		return;
+	}
+	switch (a->rekey_step) {
+	case MSG_REKEY_STEP_INSTALL_INBOUND:
+		if (ep->state != MODEL_EPOCH_INSTALLED)
+			return;
+		if (store_epoch_set_state(s->st, t->id, sender, ep->epoch,
+		    MODEL_EPOCH_ACKED, session_now(s), &err) == -1)
+			break;
+		ep->state = MODEL_EPOCH_ACKED;
+		session_send_rekey(s, sender, t->id, ep->epoch,
+		    MSG_REKEY_STEP_SWITCH_OUTBOUND,
+		    session_reason(ep->reason), ep->spi);
+		return;
+	case MSG_REKEY_STEP_SWITCH_OUTBOUND: {
+		uint64_t ep_no = ep->epoch;
+		enum msg_rekey_reason why = session_reason(ep->reason);
+		uint32_t old_spi = 0;
+
+		if (ep->state != MODEL_EPOCH_ACKED)
+			return;
+		old = session_rekey_epoch_active(s, t->id, sender);
+		if (store_begin(s->st, &err) == -1)
+			break;
+		if (old != NULL) {
+			old_spi = old->spi;
+			store_epoch_set_state(s->st, t->id, sender, old->epoch,
+			    MODEL_EPOCH_DRAINING, session_now(s), &err);
+		}
+		store_epoch_set_state(s->st, t->id, sender, ep_no,
+		    MODEL_EPOCH_ACTIVE, session_now(s), &err);
+		if (store_commit(s->st, &err) == -1)
+			break;
+		if (old != NULL)
+			old->state = MODEL_EPOCH_DRAINING;
+		ep->state = MODEL_EPOCH_ACTIVE;
+		if (old_spi != 0)
+			session_send_rekey(s, peer, t->id, ep_no,
+			    MSG_REKEY_STEP_RETIRE, why, old_spi);
+		/* Both ends' intents carry the active SPIs: that tunnel
+		 * alone is rebuilt in each. */
+		if (session_ids_add(&s->retunnel, &s->n_retunnel,
+		    &s->cap_retunnel, t->id) == -1) {
+			session_mark_dirty(s, t->site_a);
+			session_mark_dirty(s, t->site_b);
+		}
+		session_arm_flush(s);
+		return;
+	}
+	case MSG_REKEY_STEP_RETIRE:
+		/* Forget every draining epoch of this direction older than
+		 * the acked one. */
+		for (;;) {
+			size_t n;
+			const struct model_epoch *v = epochs_of(s->epochs,
+			    t->id, &n), *x = NULL;
+
+			for (size_t i = 0; i < n && x == NULL; i++)
+				if (v[i].sender_site == sender &&
+				    v[i].state == MODEL_EPOCH_DRAINING &&
+				    v[i].epoch < a->rekey_epoch)
+					x = &v[i];
+			if (x == NULL || store_epoch_delete(s->st, t->id,
+			    sender, x->epoch, &err) == -1)
+				break;
+			(void)epochs_remove(s->epochs, t->id, sender,
+			    x->epoch);
+		}
+		if (err.code == MODEL_OK)
+			return;
+		break;
+	default:
+		return;
+	}
+	log_warnx("session: tunnel %" PRIu64 ": epoch bookkeeping: %s", t->id,
+	    err.message);
+}
+
+/* On hello: repeat the rekey steps this edge has not acked yet. */
+void
+session_rekey_resend(struct sessions *s, struct edge *e)
+{
+	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
+		uint64_t tid = e->cur.tunnels[i].id;
+		uint64_t peer = e->cur.tunnels[i].peer.site_id;
+
+		size_t n;
+		const struct model_epoch *v = epochs_of(s->epochs, tid, &n);
+
+		for (size_t j = 0; j < n; j++) {
+			const struct model_epoch *x = &v[j];
+
+			if (x->state == MODEL_EPOCH_INSTALLED &&
+			    x->sender_site == peer)
+				session_send_rekey(s, e->site_id, tid, x->epoch,
+				    MSG_REKEY_STEP_INSTALL_INBOUND,
+				    session_reason(x->reason), x->spi);
+			else if (x->state == MODEL_EPOCH_ACKED &&
+			    x->sender_site == e->site_id)
+				session_send_rekey(s, e->site_id, tid, x->epoch,
+				    MSG_REKEY_STEP_SWITCH_OUTBOUND,
+				    session_reason(x->reason), x->spi);
+			else if (x->state == MODEL_EPOCH_DRAINING &&
+			    x->sender_site == peer) {
+				const struct model_epoch *act =
+				    session_rekey_epoch_active(s, tid, peer);
+
+				if (act != NULL && act->epoch > x->epoch)
+					session_send_rekey(s, e->site_id, tid,
+					    act->epoch, MSG_REKEY_STEP_RETIRE,
+					    session_reason(act->reason),
+					    x->spi);
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Operator requests from the API thread */
+
+void
+session_rekey_request(struct sessions *s, bool site, uint64_t id)
+{
+	uint64_t one = 1;
+	bool queued = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n_pending_rekey == s->cap_pending_rekey) {
+		size_t cap = s->cap_pending_rekey ? s->cap_pending_rekey * 2 : 8;
+		struct rekey_req *r = realloc(s->pending_rekey,
+		    cap * sizeof(*r));
+
+		if (r != NULL) {
+			s->pending_rekey = r;
+			s->cap_pending_rekey = cap;
+		}
+	}
+	if (s->n_pending_rekey < s->cap_pending_rekey) {
+		s->pending_rekey[s->n_pending_rekey++] =
+		    (struct rekey_req){ site, id };
+		queued = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!queued) {
+		log_warnx("session: out of memory; rekey of %s %" PRIu64
+		    " dropped", site ? "site" : "tunnel", id);
+		return;
+	}
+	if (write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("session: wake");
+}
+
+/* Loop side of session_rekey_request. */
+void
+session_rekey_requested(struct sessions *s, const struct rekey_req *r)
+{
+	const struct model_tunnel *t;
+
+	if (r->site) {
+		log_info("session: operator rekey of site %" PRIu64, r->id);
+		session_rekey_site(s, r->id, MSG_REKEY_REASON_OPERATOR);
+		return;
+	}
+	if ((t = topo_tunnel_get(s->topo, r->id)) == NULL) {
+		log_warnx("session: operator rekey of tunnel %" PRIu64 ": no "
+		    "such tunnel any more", r->id);
+		return;
+	}
+	log_info("session: operator rekey of tunnel %" PRIu64, r->id);
+	session_rekey_start(s, t, t->site_a, MSG_REKEY_REASON_OPERATOR);
+	session_rekey_start(s, t, t->site_b, MSG_REKEY_REASON_OPERATOR);
+}

@@ -1,0 +1,162 @@
+/*
+ * enroll.c — enrollment (see enroll.h): key pair and CSR through OpenSSL,
+ * the Enroll call through proto/rpc and proto/pbconv.
+ *
+ * Why a file of its own: enrolling is the one step an edge takes without
+ * a certificate, over a different port and channel than its Session.
+ */
+#include "edge-agent/enroll.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "lib/log.h"
+#include "proto/pbconv.h"
+#include "proto/rpc.h"
+
+#define ENROLL_METHOD "/meshwan.v1.Enrollment/Enroll"
+
+/* The key as PEM into a new file only we can read. */
+static int
+enroll_write_key(const char *path, EVP_PKEY *k)
+{
+	FILE *f;
+	int fd, ok;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		log_warn("enroll: %s", path);
+		return -1;
+	}
+	if ((f = fdopen(fd, "w")) == NULL) {
+		log_warn("enroll: %s", path);
+		close(fd);
+		return -1;
+	}
+	ok = PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
+	if (fclose(f) != 0 || !ok) {
+		log_warnx("enroll: %s: cannot write the key", path);
+		return -1;
+	}
+	return 0;
+}
+
+int
+enroll_keygen(const char *key_path, uint8_t **csr, size_t *csr_len)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *req = X509_REQ_new();
+	unsigned char *der = NULL;
+	int len, rc = -1;
+
+	*csr = NULL;
+	*csr_len = 0;
+	if (k == NULL || req == NULL || X509_REQ_set_pubkey(req, k) != 1 ||
+	    X509_REQ_sign(req, k, EVP_sha256()) == 0 ||
+	    (len = i2d_X509_REQ(req, &der)) <= 0) {
+		log_warnx("enroll: cannot make a key and CSR");
+		goto out;
+	}
+	if (enroll_write_key(key_path, k) == -1)
+		goto out;
+	if ((*csr = malloc((size_t)len)) == NULL)
+		goto out;
+	memcpy(*csr, der, (size_t)len);
+	*csr_len = (size_t)len;
+	rc = 0;
+out:
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+struct rpc_client *
+enroll_client(const char *target, const char *ca_file,
+    const char *server_name)
+{
+	struct rpc_client_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.target = target;
+	o.tls.ca_file = ca_file;
+	o.server_name = server_name;
+	return rpc_client_new(&o);
+}
+
+int
+enroll_call(struct rpc_client *cli, const char *token, const uint8_t *csr,
+    size_t csr_len, const char *software_version, unsigned timeout_ms,
+    struct msg_enroll_response *rs, int *code, char *msg, size_t msgsz)
+{
+	struct msg_enroll_request rq;
+	uint8_t *req = NULL, *resp = NULL;
+	size_t req_len = 0, resp_len = 0;
+	char err[PBCONV_ERR_LEN];
+	int rc;
+
+	memset(&rq, 0, sizeof(rq));
+	snprintf(rq.token, sizeof(rq.token), "%s", token);
+	rq.csr_der.data = (uint8_t *)csr; /* only encoded */
+	rq.csr_der.len = csr_len;
+	snprintf(rq.software_version, sizeof(rq.software_version), "%s",
+	    software_version ? software_version : "");
+	*code = -1;
+	if (msgsz > 0)
+		msg[0] = '\0';
+	if (pbconv_encode_enroll_request(&rq, &req, &req_len) == -1)
+		return -1;
+	rc = rpc_client_unary(cli, ENROLL_METHOD, req, req_len, timeout_ms,
+	    code, &resp, &resp_len, msg, msgsz);
+	free(req);
+	if (rc == -1) {
+		log_warnx("enroll: the call failed locally");
+		return -1;
+	}
+	if (*code != RPC_OK) {
+		free(resp);
+		return 1;
+	}
+	rc = pbconv_decode_enroll_response(resp, resp_len, rs, err,
+	    sizeof(err));
+	free(resp);
+	if (rc == -1) {
+		log_warnx("enroll: bad response: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+enroll_write_cert(const char *path, const struct msg_blob *der, bool pem)
+{
+	const unsigned char *p = der->data;
+	X509 *x = NULL;
+	FILE *f;
+	int ok;
+
+	if (pem && (x = d2i_X509(NULL, &p, (long)der->len)) == NULL) {
+		log_warnx("enroll: the certificate is not DER X.509");
+		return -1;
+	}
+	if ((f = fopen(path, "wb")) == NULL) {
+		log_warn("enroll: %s", path);
+		X509_free(x);
+		return -1;
+	}
+	ok = pem ? PEM_write_X509(f, x) == 1 :
+	    fwrite(der->data, 1, der->len, f) == der->len;
+	X509_free(x);
+	if (fclose(f) != 0 || !ok) {
+		log_warnx("enroll: %s: cannot write the certificate", path);
+		return -1;
+	}
+	return 0;
+}

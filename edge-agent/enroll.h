@@ -1,0 +1,43 @@
+/*
+ * enroll.h — an edge's enrollment: make its key pair and CSR, present the
+ * one-time token over Enrollment.Enroll, keep the certificate the
+ * controller issues.  Used by meshwan-edge and by the test edges in
+ * tests/.  The private key never leaves key_path; only the CSR travels.
+ */
+#ifndef MESHWAN_EDGE_ENROLL_H
+#define MESHWAN_EDGE_ENROLL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/msg.h"
+
+struct rpc_client;
+
+/*
+ * A new P-256 key pair: the private key written as PEM to key_path
+ * (created or replaced, mode 0600) and a CSR signed with it, DER, in
+ * *csr (malloc'd, caller frees).  0 or -1 (logged).
+ */
+int enroll_keygen(const char *key_path, uint8_t **csr, size_t *csr_len);
+
+/* A server-auth TLS client for the controller's enrollment port (the
+ * edge has no certificate yet).  NULL on error.  rpc_client_free(). */
+struct rpc_client *enroll_client(const char *target, const char *ca_file,
+    const char *server_name);
+
+/*
+ * Enroll with token and csr over cli.  0: enrolled, *rs filled (free it
+ * with msg_enroll_response_free); 1: the controller refused, *code and
+ * msg say why; -1: a local error or a reply that does not decode
+ * (logged).
+ */
+int enroll_call(struct rpc_client *cli, const char *token, const uint8_t *csr,
+    size_t csr_len, const char *software_version, unsigned timeout_ms,
+    struct msg_enroll_response *rs, int *code, char *msg, size_t msgsz);
+
+/* Write an issued certificate to path: DER as it came, or PEM.  0 / -1. */
+int enroll_write_cert(const char *path, const struct msg_blob *der, bool pem);
+
+#endif
