@@ -47,6 +47,14 @@ $(CTL_EDGE): $(BUILD)/tests/ctl/edge_client.o $(RPC_OBJS) $(PBCONV_OBJS) \
 	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO))
 TEST_BINS += $(CTL_EDGE)
 
+# A connected edge's delay while bad Enroll calls flood the controller.
+CTL_FLOOD := $(BUILD)/tests/ctl/enroll_flood
+$(BUILD)/tests/ctl/enroll_flood.o: | $(PROTO_GEN_H)
+$(CTL_FLOOD): $(BUILD)/tests/ctl/enroll_flood.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CURL))
+TEST_BINS += $(CTL_FLOOD)
+
 # The daemon: its own objects, the REST API, the store and compiler, the
 # wire layer.
 BINS += $(BUILD)/controller/meshwan-controller
@@ -59,7 +67,8 @@ $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
-         tests/ctl/demo_exit.sh tests/ctl/ctl_asan.sh
+         tests/ctl/demo_exit.sh tests/ctl/enroll_flood.sh \
+         tests/ctl/ctl_asan.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

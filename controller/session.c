@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "controller/ca.h"
-#include "controller/enroll.h"
 #include "controller/epochs.h"
 #include "controller/metrics.h"
 #include "controller/model.h"
@@ -40,7 +39,6 @@
 #include "proto/rpc.h"
 
 #define SESSION_METHOD "/meshwan.v1.Edge/Session"
-#define ENROLL_METHOD "/meshwan.v1.Enrollment/Enroll"
 #define SESSION_ACK_FLUSH_MS 100    /* acks reach the store this often */
 #define SESSION_REKEY_SCAN_MS 5000
 
@@ -685,40 +683,12 @@ static const struct rpc_stream_handlers session_handlers = {
 int
 session_register(struct sessions *s, struct rpc_server *srv)
 {
-	if (rpc_server_add_stream(srv, SESSION_METHOD, RPC_AUTH_PEER,
-	    &session_handlers, s) == -1 ||
-	    rpc_server_add_unary(srv, ENROLL_METHOD, RPC_AUTH_NONE,
-	    enroll_handle, s) == -1)
-		return -1;
-	return 0;
+	return rpc_server_add_stream(srv, SESSION_METHOD, RPC_AUTH_PEER,
+	    &session_handlers, s);
 }
 
 /* ------------------------------------------------------------------ */
 /* Life cycle */
-
-struct store *
-session_store(struct sessions *s)
-{
-	return s->st;
-}
-
-struct ca *
-session_ca(struct sessions *s)
-{
-	return s->ca;
-}
-
-struct metrics *
-session_metrics(struct sessions *s)
-{
-	return s->metrics;
-}
-
-const struct session_config *
-session_cfg(const struct sessions *s)
-{
-	return &s->cfg;
-}
 
 void
 session_reconfig(struct sessions *s, const struct session_config *cfg)

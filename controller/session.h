@@ -61,7 +61,7 @@ struct sessions *session_new(const struct session_params *p);
 void session_shutdown(struct sessions *s);
 void session_free(struct sessions *s);
 
-/* Register Edge.Session and Enrollment.Enroll on srv.  0 or -1. */
+/* Register Edge.Session on srv (Enroll and Renew: enroll.h).  0 or -1. */
 int session_register(struct sessions *s, struct rpc_server *srv);
 
 void session_reconfig(struct sessions *s, const struct session_config *cfg);
@@ -96,11 +96,5 @@ void session_tick(struct sessions *s);
  */
 int session_cert_issued(struct sessions *s, uint64_t site_id,
     const uint8_t *der, size_t len);
-
-/* For the Enrollment handler (enroll.c). */
-struct store *session_store(struct sessions *s);
-struct ca *session_ca(struct sessions *s);
-struct metrics *session_metrics(struct sessions *s);
-const struct session_config *session_cfg(const struct sessions *s);
 
 #endif

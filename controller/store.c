@@ -2085,13 +2085,7 @@ store_audit_list(struct store *st, uint64_t after_id, size_t limit,
 static void
 store_fp_hex(const uint8_t fp[STORE_CERT_FP_LEN], char hex[STORE_HASH_HEX])
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < STORE_CERT_FP_LEN; i++) {
-		hex[2 * i] = digits[fp[i] >> 4];
-		hex[2 * i + 1] = digits[fp[i] & 15];
-	}
-	hex[2 * STORE_CERT_FP_LEN] = '\0';
+	util_hex(fp, STORE_CERT_FP_LEN, hex);
 }
 
 static int
@@ -2139,6 +2133,10 @@ store_cert_get_tx(struct store *st, const char *hex, struct store_cert *out,
 	enum store_step r;
 	int rc = 0;
 
+	out->site_id = 0;
+	out->state = 0;
+	out->der_len = 0;
+	out->serial[0] = '\0';
 	if (stmt == NULL)
 		return -1;
 	r = st->be->step(stmt);
@@ -2179,6 +2177,42 @@ store_cert_get(struct store *st, const uint8_t fp[STORE_CERT_FP_LEN],
 
 	store_fp_hex(fp, hex);
 	memcpy(out->fp, fp, STORE_CERT_FP_LEN);
+	return store_cert_get_tx(st, hex, out, err);
+}
+
+int
+store_cert_active(struct store *st, uint64_t site_id, struct store_cert *out,
+    struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT fingerprint FROM certs WHERE "
+	    "site_id = ? AND state = ?", "ui", site_id,
+	    (int64_t)STORE_CERT_ACTIVE);
+	char hex[STORE_HASH_HEX];
+	enum store_step r;
+	int rc = 0;
+
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW &&
+	    store_text_col(st, stmt, 0, hex, sizeof(hex)) == -1)
+		rc = store_internal(err, "a certificate record is damaged");
+	store_stmt_done(st, stmt);
+	if (rc != 0)
+		return rc;
+	if (r == STORE_STEP_DONE)
+		return model_error_set(err, MODEL_E_NOT_FOUND, "certificate",
+		    "the site has no certificate");
+	if (r != STORE_STEP_ROW)
+		return store_internal(err, "reading a certificate");
+	{
+		size_t n = 0;
+
+		if (util_unhex(hex, out->fp, sizeof(out->fp), &n) == -1 ||
+		    n != sizeof(out->fp))
+			return store_internal(err, "a certificate record is "
+			    "damaged");
+	}
 	return store_cert_get_tx(st, hex, out, err);
 }
 

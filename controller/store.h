@@ -286,6 +286,9 @@ int store_cert_renew(struct store *st, const uint8_t old_fp[STORE_CERT_FP_LEN],
  */
 int store_cert_promote(struct store *st, uint64_t site_id,
     const uint8_t fp[STORE_CERT_FP_LEN], struct model_error *err);
+/* The site's ACTIVE certificate; MODEL_E_NOT_FOUND when it has none. */
+int store_cert_active(struct store *st, uint64_t site_id,
+    struct store_cert *out, struct model_error *err);
 /* Look a certificate up by fingerprint; MODEL_E_NOT_FOUND when retired. */
 int store_cert_get(struct store *st, const uint8_t fp[STORE_CERT_FP_LEN],
     struct store_cert *out, struct model_error *err);
