@@ -143,7 +143,9 @@ ca_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 
 /*
  * A certificate skeleton: version 3, random serial, validity from one
- * minute ago (tolerates small clock skew) for lifetime_s, subject CN.
+ * minute ago (tolerates small clock skew; an eighth of a lifetime under
+ * ten minutes, so that a test's short certificate is not mostly past)
+ * until lifetime_s from now, subject CN.
  */
 static X509 *
 ca_new_cert(const char *cn, EVP_PKEY *pub, uint64_t lifetime_s)
@@ -154,7 +156,8 @@ ca_new_cert(const char *cn, EVP_PKEY *pub, uint64_t lifetime_s)
 	if (x == NULL)
 		return NULL;
 	if (X509_set_version(x, 2) != 1 || ca_set_serial(x) == -1 ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -60) == NULL ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), lifetime_s < 600 ?
+	    -(long)(lifetime_s / 8) : -60) == NULL ||
 	    X509_gmtime_adj(X509_getm_notAfter(x), (long)lifetime_s) == NULL ||
 	    X509_set_pubkey(x, pub) != 1)
 		goto fail;

@@ -67,8 +67,8 @@ $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
-         tests/ctl/demo_exit.sh tests/ctl/enroll_flood.sh \
-         tests/ctl/ctl_asan.sh
+         tests/ctl/demo_exit.sh tests/ctl/cert_renew.sh \
+         tests/ctl/enroll_flood.sh tests/ctl/ctl_asan.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

@@ -91,8 +91,10 @@ int session_timeout_ms(const struct sessions *s);
 void session_tick(struct sessions *s);
 
 /*
- * A certificate was issued for site_id (enrollment): remember it (peers'
- * intents carry it) and queue a recompile of that site's peers.
+ * A certificate was issued for site_id by enrollment (and stored): the
+ * sessions relay it to peers (a recompile of the site is queued), forget
+ * the site's epoch keys, and close every stream of the site opened with
+ * another certificate.  0 / -1.
  */
 int session_cert_issued(struct sessions *s, uint64_t site_id,
     const uint8_t *der, size_t len);
