@@ -37,6 +37,17 @@ $(BUILD)/tests/unit/test_ctld_intent: $(BUILD)/tests/unit/test_ctld_intent.o \
     $(PROTO_GEN_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_PBCONV) $(LIBS_CMOCKA))
 
+TEST_BINS += $(BUILD)/tests/unit/test_enroll_rl
+TESTS     += $(BUILD)/tests/unit/test_enroll_rl
+$(BUILD)/tests/unit/test_enroll_rl.o: | $(PROTO_GEN_H)
+$(BUILD)/tests/unit/test_enroll_rl: $(BUILD)/tests/unit/test_enroll_rl.o \
+    $(BUILD)/controller/enroll.o $(BUILD)/controller/ca.o $(API_OBJS) \
+    $(TOPO_OBJS) \
+    $(STORE_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) $(PROTO_GEN_OBJS) \
+    $(RPC_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_PBCONV) \
+		$(LIBS_GRPC) $(LIBS_CRYPTO) $(LIBS_CMOCKA))
+
 # The test edge: enrolls and runs a Session through edge-agent's library
 # (edge-agent/module.mk adds $(EDGE_LIB_OBJS) to it and to ctl_load).
 CTL_EDGE := $(BUILD)/tests/ctl/edge_client

@@ -139,9 +139,9 @@ enroll_rl_take(struct enroll_rl *rl, const char *addr, uint64_t now_ms,
     uint32_t rate, uint32_t burst)
 {
 	char key[ENROLL_RL_ADDR];
-	struct enroll_rl_slot *hit = NULL, *lru = NULL;
+	struct enroll_rl_slot *hit = NULL, *victim = NULL;
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	double max = burst > 0 ? (double)burst : 1;
+	double max = burst > 0 ? (double)burst : 1, vfull = -1;
 
 	if (rate == 0)
 		return 1; /* unlimited */
@@ -151,17 +151,25 @@ enroll_rl_take(struct enroll_rl *rl, const char *addr, uint64_t now_ms,
 	for (size_t i = 0; i < ENROLL_RL_PROBE; i++) {
 		struct enroll_rl_slot *sl =
 		    &rl->slot[(h + i) % ENROLL_RL_SLOTS];
+		double full;
 
 		if (strcmp(sl->addr, key) == 0) {
 			hit = sl;
 			break;
 		}
-		if (lru == NULL || sl->addr[0] == '\0' ||
-		    (lru->addr[0] != '\0' && sl->last_ms < lru->last_ms))
-			lru = sl;
+		/* Refilled up to now: a full bucket loses nothing when its
+		 * slot is taken (it would start full again); one in debt
+		 * keeps its slot as long as a fuller one is in the window. */
+		full = sl->addr[0] == '\0' ? max + 1 : sl->tokens +
+		    (double)(now_ms > sl->last_ms ? now_ms - sl->last_ms : 0) *
+		    rate / 1000.0;
+		if (full > vfull) {
+			vfull = full;
+			victim = sl;
+		}
 	}
 	if (hit == NULL) {
-		hit = lru;
+		hit = victim;
 		memcpy(hit->addr, key, sizeof(key));
 		hit->tokens = max;
 		hit->last_ms = now_ms;

@@ -81,7 +81,9 @@ void enroll_free(struct enroll *en);
 /*
  * Token-bucket rate limit per source, exposed for the unit test: a
  * bounded table (ENROLL_RL_SLOTS); a source that finds no slot in its
- * probe window takes the least recently used one.  Returns 1 when a call
+ * probe window of 8 takes the one whose bucket is fullest, so a source
+ * in debt keeps its slot unless its whole window is in debt (many
+ * addresses calling at once).  Returns 1 when a call
  * from addr ("ipv4:1.2.3.4:port"; the port is ignored) at now_ms may
  * go on, 0 when it is over the limit.
  */
