@@ -512,13 +512,18 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 	if ((rec = malloc(sizeof(*rec))) == NULL)
 		return RPC_RESOURCE_EXHAUSTED;
 	rc = store_cert_get(s->st, peer->cert_sha256, rec, &err);
+	if (rc == -1 && err.code != MODEL_E_NOT_FOUND) {
+		log_warnx("session: refused %s (%s) for now: %s", peer->addr,
+		    peer->cn, err.message);
+		free(rec);
+		return RPC_UNAVAILABLE;
+	}
 	if (rc == -1 || rec->site_id != id ||
 	    peer->not_after <= (int64_t)time(NULL)) {
 		log_warnx("session: refused %s (%s): certificate serial %s is "
 		    "%s", peer->addr, peer->cn, peer->serial,
 		    rc == 0 && rec->site_id == id ? "expired" :
-		    err.code == MODEL_E_NOT_FOUND || rc == 0 ?
-		    "retired (the site re-enrolled or renewed)" : err.message);
+		    "retired (the site re-enrolled or renewed)");
 		free(rec);
 		if (s->metrics)
 			metrics_rpc_inc(s->metrics,
