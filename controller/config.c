@@ -72,6 +72,7 @@ static const struct config_key config_keys[] = {
 	{ "enroll_burst", N(enroll_burst), 1, 100000, CT_U32, false },
 	{ "coalesce", N(coalesce_ms), 0, 5000, CT_MILLIS, false },
 	{ "keepalive", N(keepalive_s), 1, 3600, CT_SECONDS32, false },
+	{ "hello_timeout", N(hello_timeout_s), 1, 300, CT_SECONDS32, false },
 	{ "headless_grace", N(headless_grace_s), 60, 30ull * 86400,
 	    CT_SECONDS32, false },
 	{ "intent_history", N(intent_history), 1, 1024, CT_U32, false },
@@ -156,6 +157,7 @@ config_defaults(struct config *cfg)
 	cfg->enroll_burst = 20;
 	cfg->coalesce_ms = 50;
 	cfg->keepalive_s = 15;
+	cfg->hello_timeout_s = 10;
 	cfg->headless_grace_s = 1800;
 	cfg->intent_history = 32;
 	cfg->policy = CONFIG_POLICY_FULL_MESH;

@@ -63,6 +63,7 @@ struct config {
 	/* Sessions. */
 	uint32_t coalesce_ms;       /* collect changes this long per version */
 	uint32_t keepalive_s;
+	uint32_t hello_timeout_s;   /* a new stream's hello is due within */
 	uint32_t headless_grace_s;
 	uint32_t intent_history;    /* versions kept per edge for deltas */
 

@@ -66,6 +66,14 @@ $(CTL_FLOOD): $(BUILD)/tests/ctl/enroll_flood.o $(RPC_OBJS) $(PBCONV_OBJS) \
 	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CURL))
 TEST_BINS += $(CTL_FLOOD)
 
+# A misbehaving enrolled edge (tests/ctl/hostile.sh).
+CTL_HOSTILE := $(BUILD)/tests/ctl/hostile
+$(BUILD)/tests/ctl/hostile.o: | $(PROTO_GEN_H)
+$(CTL_HOSTILE): $(BUILD)/tests/ctl/hostile.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO))
+TEST_BINS += $(CTL_HOSTILE)
+
 # The daemon: its own objects, the REST API, the store and compiler, the
 # wire layer.
 BINS += $(BUILD)/controller/meshwan-controller
@@ -78,8 +86,9 @@ $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
-         tests/ctl/demo_exit.sh tests/ctl/cert_renew.sh \
-         tests/ctl/enroll_flood.sh tests/ctl/ctl_asan.sh
+         tests/ctl/demo_exit.sh tests/ctl/hostile.sh \
+         tests/ctl/cert_renew.sh tests/ctl/enroll_flood.sh \
+         tests/ctl/ctl_asan.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

@@ -201,6 +201,10 @@ ctld_start_rpc(struct ctld *d)
 	o.limits.max_message = PBCONV_MAX_SESSION_MSG;
 	o.limits.queue_bytes = 2 * PBCONV_MAX_SESSION_MSG;
 	o.limits.queue_msgs = d->cfg.test_send_queue; /* 0: rpc default */
+	/* What an edge sends is small (the largest, a status, is kept only
+	 * up to MODEL_STATUS_MAX as JSON): refuse more before buffering it. */
+	o.limits.max_inbound = SESSION_EDGE_MSG_MAX;
+	o.first_message_ms = d->cfg.hello_timeout_s * 1000u;
 	if ((d->rpc = rpc_server_new(&o)) == NULL)
 		goto out;
 	if (session_register(d->sessions, d->rpc) == -1 ||

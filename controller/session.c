@@ -41,6 +41,41 @@
 #define SESSION_METHOD "/meshwan.v1.Edge/Session"
 #define SESSION_ACK_FLUSH_MS 100    /* acks reach the store this often */
 #define SESSION_REKEY_SCAN_MS 5000
+#define SESSION_RESYNC_SCAN_MS 1000 /* deferred resyncs are checked */
+
+/*
+ * What one enrolled edge may cost (controller/CONTROLLER.md, "One edge
+ * cannot hurt the others").  Per site: streams that have not said hello
+ * yet (each is cancelled after hello_timeout by the rpc layer), replaced
+ * streams still closing (each ends within the rpc close deadline), and
+ * token buckets for what makes the controller work for others or answer
+ * with much more than was sent.
+ */
+#define SESSION_PREHELLO_MAX 4
+#define SESSION_CLOSING_MAX 1
+#define SESSION_LIMIT_LOG_MS 10000
+
+struct session_limit {
+	const char *what;           /* for the log line */
+	uint32_t burst;
+	uint32_t per_ms;            /* one more token this often */
+};
+
+/* A failed or wrong-hash ack is answered by a full snapshot (150-260x
+ * the bytes of the ack): 4 at once, then one per 10 s; more wait. */
+static const struct session_limit session_lim_resync = {
+	"resyncs", 4, 10000 };
+/* A key announcement costs a signature check and a PeerKeys plus an
+ * intent version for every peer: 4 at once, then one a minute. */
+static const struct session_limit session_lim_key = {
+	"key announcements", 4, 60000 };
+/* A status report costs its JSON and a store write: 5 at once, then one
+ * every 2 s; the rest are dropped (the next report supersedes). */
+static const struct session_limit session_lim_status = {
+	"status reports", 5, 2000 };
+/* Only for the log line of refused streams. */
+static const struct session_limit session_lim_streams = {
+	"streams without hello", SESSION_PREHELLO_MAX, 1 };
 
 /* ------------------------------------------------------------------ */
 /* Edge table */
@@ -329,6 +364,105 @@ session_wake(struct sessions *s)
 }
 
 /* ------------------------------------------------------------------ */
+/* Limits */
+
+static void
+session_bucket_refill(struct session_bucket *b, const struct session_limit *l,
+    uint64_t now)
+{
+	uint64_t add;
+
+	if (!b->init) {
+		b->init = true;
+		b->tokens = l->burst;
+		b->refill_ms = now;
+		return;
+	}
+	if (b->tokens >= l->burst) {
+		b->refill_ms = now;
+		return;
+	}
+	add = (now - b->refill_ms) / l->per_ms;
+	if (add >= l->burst - b->tokens) {
+		b->tokens = l->burst;
+		b->refill_ms = now;
+	} else if (add > 0) {
+		b->tokens += (uint32_t)add;
+		b->refill_ms += add * l->per_ms;
+	}
+}
+
+/* Counts a refusal; logs at most once per SESSION_LIMIT_LOG_MS. */
+static void
+session_limit_note(struct session_bucket *b, const struct session_limit *l,
+    uint64_t site, uint64_t now)
+{
+	b->refused++;
+	if (b->logged_ms != 0 && now - b->logged_ms < SESSION_LIMIT_LOG_MS)
+		return;
+	log_warnx("session: site %" PRIu64 ": %s over the limit (%u, then "
+	    "one per %u ms): %" PRIu64 " refused in the last %u s", site,
+	    l->what, l->burst, l->per_ms, b->refused,
+	    SESSION_LIMIT_LOG_MS / 1000);
+	b->refused = 0;
+	b->logged_ms = now;
+}
+
+/* One token for what e asks; false (counted, logged) when none is left. */
+static bool
+session_limit_take(struct session_bucket *b, const struct session_limit *l,
+    const struct edge *e)
+{
+	uint64_t now = util_mono_ms();
+
+	session_bucket_refill(b, l, now);
+	if (b->tokens > 0) {
+		b->tokens--;
+		return true;
+	}
+	session_limit_note(b, l, e->site_id, now);
+	return false;
+}
+
+/* A full snapshot for e, now if its resync budget allows, else later
+ * (session_resyncs). */
+static void
+session_resync(struct sessions *s, struct edge *e)
+{
+	e->need_snapshot = true;
+	if (!session_limit_take(&e->rl_resync, &session_lim_resync, e)) {
+		e->resync_wait = true;
+		return;
+	}
+	e->resync_wait = false;
+	session_push(s, e);
+}
+
+/* Deferred resyncs whose edge has a token again. */
+static void
+session_resyncs(struct sessions *s)
+{
+	uint64_t now = util_mono_ms();
+
+	for (size_t i = 0; i < s->tab_cap; i++) {
+		struct edge *e = s->tab[i].e;
+
+		if (e == NULL || !e->resync_wait)
+			continue;
+		if (e->stream == NULL || !e->hello || !e->need_snapshot) {
+			e->resync_wait = false;
+			continue;
+		}
+		session_bucket_refill(&e->rl_resync, &session_lim_resync, now);
+		if (e->blocked || e->rl_resync.tokens == 0)
+			continue;
+		e->rl_resync.tokens--;
+		e->resync_wait = false;
+		session_push(s, e);
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* Timers */
 
 static void
@@ -438,6 +572,8 @@ session_timeout_ms(const struct sessions *s)
 		next = s->next_ack_flush;
 	if (s->next_rekey_scan < next)
 		next = s->next_rekey_scan;
+	if (s->next_resync_scan < next)
+		next = s->next_resync_scan;
 	return next <= now ? 0 : (int)(next - now);
 }
 
@@ -465,6 +601,10 @@ session_tick(struct sessions *s)
 		session_rekey_scan(s);
 		s->next_rekey_scan = now + SESSION_REKEY_SCAN_MS;
 	}
+	if (now >= s->next_resync_scan) {
+		session_resyncs(s);
+		s->next_resync_scan = now + SESSION_RESYNC_SCAN_MS;
+	}
 	if (s->next_cert_expiry != 0 &&
 	    (int64_t)time(NULL) >= s->next_cert_expiry)
 		session_conns_expire(s);
@@ -481,6 +621,7 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 	struct model_error err = { 0 };
 	struct store_cert *rec;
 	struct conn *c;
+	struct edge *e;
 	uint64_t id;
 	int rc;
 
@@ -503,6 +644,19 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 			metrics_rpc_inc(s->metrics,
 			    METRICS_RPC_SESSION_REFUSED);
 		return RPC_PERMISSION_DENIED;
+	}
+	/* Streams without a hello yet are bounded per identity: one
+	 * certificate cannot fill max_streams (each also ends after
+	 * hello_timeout). */
+	if ((e = session_edge_get(s, id)) == NULL)
+		return RPC_RESOURCE_EXHAUSTED;
+	if (e->n_prehello >= SESSION_PREHELLO_MAX) {
+		session_limit_note(&e->rl_streams, &session_lim_streams, id,
+		    util_mono_ms());
+		if (s->metrics)
+			metrics_rpc_inc(s->metrics,
+			    METRICS_RPC_SESSION_REFUSED);
+		return RPC_RESOURCE_EXHAUSTED;
 	}
 	/*
 	 * The exact certificate issued last for the site (or its renewal),
@@ -548,6 +702,8 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 	s->conns = c;
 	if (s->next_cert_expiry == 0 || c->cert_not_after < s->next_cert_expiry)
 		s->next_cert_expiry = c->cert_not_after;
+	c->prehello = e;
+	e->n_prehello++;
 	rpc_stream_set_user(st, c);
 	log_debug("session", "stream from %s (%s)", peer->addr, peer->cn);
 	return RPC_OK;
@@ -583,13 +739,22 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 		    "old one", e->site_id);
 		if (old != NULL)
 			old->e = NULL;
-		rpc_stream_close(e->stream, RPC_ABORTED,
-		    "replaced by a newer session of the same site");
+		/* The rpc layer ends a closing stream within its close
+		 * deadline whatever the peer does; beyond one per site
+		 * (an edge saying hello again and again), cancel at once. */
+		if (old != NULL && e->n_closing < SESSION_CLOSING_MAX) {
+			old->closing = e;
+			e->n_closing++;
+			rpc_stream_close(e->stream, RPC_ABORTED,
+			    "replaced by a newer session of the same site");
+		} else
+			rpc_stream_cancel(e->stream);
 	}
 	c->e = e;
 	e->stream = st;
 	e->hello = true;
 	e->blocked = false;
+	e->resync_wait = false;
 	e->n_dropped = 0; /* the hello repeats every pending step */
 	e->need_snapshot = true;
 	e->base = 0;
@@ -643,16 +808,14 @@ session_on_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		snprintf(e->last_error, sizeof(e->last_error), "%s", a->reason);
 		log_warnx("session: site %" PRIu64 " failed to apply version %"
 		    PRIu64 ": %s", e->site_id, a->version, a->reason);
-		e->need_snapshot = true;
-		session_push(s, e);
+		session_resync(s, e);
 		return;
 	}
 	if (a->version > e->cur.version) {
 		log_warnx("session: site %" PRIu64 " acked version %" PRIu64
 		    " beyond %" PRIu64 "; full resync", e->site_id, a->version,
 		    e->cur.version);
-		e->need_snapshot = true;
-		session_push(s, e);
+		session_resync(s, e);
 		return;
 	}
 	want = session_intent_hist_hash(e, a->version);
@@ -661,8 +824,7 @@ session_on_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		log_warnx("session: site %" PRIu64 ": convergence hash mismatch "
 		    "at version %" PRIu64 "; full resync", e->site_id,
 		    a->version);
-		e->need_snapshot = true;
-		session_push(s, e);
+		session_resync(s, e);
 		return;
 	}
 	e->last_error[0] = '\0';
@@ -692,6 +854,11 @@ session_on_message(struct rpc_stream *st, const uint8_t *buf, size_t len,
 		rpc_stream_close(st, RPC_INVALID_ARGUMENT, err);
 		return;
 	}
+	if (c->prehello != NULL) {
+		/* The first message: the stream no longer waits for hello. */
+		c->prehello->n_prehello--;
+		c->prehello = NULL;
+	}
 	if (c->e == NULL) {
 		if (m.kind == MSG_EDGE_HELLO)
 			session_on_hello(s, st, c, &m.u.hello);
@@ -710,10 +877,13 @@ session_on_message(struct rpc_stream *st, const uint8_t *buf, size_t len,
 		session_on_ack(s, c->e, &m.u.ack);
 		break;
 	case MSG_EDGE_STATUS:
-		session_status_save(s, c->e, &m.u.status);
+		if (session_limit_take(&c->e->rl_status, &session_lim_status,
+		    c->e))
+			session_status_save(s, c->e, &m.u.status);
 		break;
 	case MSG_EDGE_KEY:
-		session_keys_on_key(s, c->e, &m.u.key);
+		if (session_limit_take(&c->e->rl_key, &session_lim_key, c->e))
+			session_keys_on_key(s, c->e, &m.u.key);
 		break;
 	case MSG_EDGE_NONE:
 		break;
@@ -754,6 +924,10 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 		s->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	if (c->prehello != NULL)
+		c->prehello->n_prehello--;
+	if (c->closing != NULL)
+		c->closing->n_closing--;
 	rpc_stream_set_user(st, NULL);
 	free(c);
 }

@@ -29,6 +29,13 @@ struct rpc_peer;
 
 struct sessions;
 
+/*
+ * Largest message an edge may send on its Session (the rpc layer refuses
+ * more before buffering it): a status whose JSON fits MODEL_STATUS_MAX
+ * (1 MiB) is smaller than that as protobuf; everything else is tiny.
+ */
+#define SESSION_EDGE_MSG_MAX ((size_t)1 << 20)
+
 /* The knobs of struct config that sessions use; copied, may change on
  * SIGHUP through session_reconfig(). */
 struct session_config {

@@ -65,6 +65,18 @@ struct rekey_drop {
 	uint32_t spi;
 };
 
+/*
+ * A token bucket (session.c): burst tokens, one more every per_ms.  What
+ * it refuses is counted and logged once per SESSION_LIMIT_LOG_MS.
+ */
+struct session_bucket {
+	uint32_t tokens;
+	bool init;
+	uint64_t refill_ms;         /* mono ms the last token was counted */
+	uint64_t refused;           /* since the last log line */
+	uint64_t logged_ms;         /* last log line, 0 = none yet */
+};
+
 struct edge {
 	uint64_t site_id;
 	bool live;                  /* has intent (exists, not revoked) */
@@ -86,6 +98,13 @@ struct edge {
 	uint8_t applied_hash[MSG_HASH_LEN];
 	bool applied_dirty;         /* not yet written to the store */
 	char last_error[MSG_REASON_MAX + 1];
+
+	/* What one edge may cost (CONTROLLER.md, "One edge cannot hurt the
+	 * others"): streams before hello and closing ones, and rates. */
+	unsigned n_prehello;        /* open streams without a hello yet */
+	unsigned n_closing;         /* replaced streams still closing */
+	bool resync_wait;           /* a resync waits for a token */
+	struct session_bucket rl_resync, rl_key, rl_status, rl_streams;
 
 	uint8_t *cert;              /* issued certificate, DER */
 	size_t cert_len;
@@ -114,6 +133,8 @@ struct conn {
 	int64_t cert_not_after;     /* unix s: the stream ends then */
 	bool ending;                /* closed by us, on_close to follow */
 	struct edge *e;             /* set by hello */
+	struct edge *prehello;      /* counted in its n_prehello until hello */
+	struct edge *closing;       /* replaced: counted in its n_closing */
 };
 
 struct sessions {
@@ -160,6 +181,7 @@ struct sessions {
 	uint64_t next_keepalive;
 	uint64_t next_ack_flush;
 	uint64_t next_rekey_scan;
+	uint64_t next_resync_scan;
 	bool shutting_down;
 
 	/* Every open stream, to end those whose certificate was retired or

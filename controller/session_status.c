@@ -2,8 +2,15 @@
  * session_status.c — an edge's Status report kept as JSON text for
  * GET /api/v1/edges/{id}.  The only user of jansson in the session layer:
  * the REST representation stays out of the stream and intent code.
+ *
+ * A report comes from an edge that may be hostile, so its cost is checked
+ * before any work is done on it: the smallest JSON its counts can make is
+ * computed first, and a report that could not fit MODEL_STATUS_MAX is
+ * refused without building anything (the rpc layer already refused
+ * messages over SESSION_EDGE_MSG_MAX unread; session.c rate-limits them).
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,72 +23,161 @@
 #include "lib/log.h"
 #include "proto/msg.h"
 
+/*
+ * The fewest bytes one entry takes in the JSON below (all numbers 0,
+ * shortest names, empty strings), measured on what json_dumps writes:
+ * a lower bound of the whole text from the counts alone.
+ */
+#define STATUS_JSON_TUNNEL 160
+#define STATUS_JSON_SA 125
+#define STATUS_JSON_BGP 95
+#define STATUS_JSON_HEALTH 65
+
+#define STATUS_JSON_EXACT_MAX ((1ull << 53) - 1)
+
+/*
+ * A uint64 as controller/API.md ("Large integers") says: a JSON number up
+ * to 2^53 - 1, which every JSON reader keeps exactly, a decimal string
+ * above.  (jansson's integers are signed: a cast shows 2^63 and more as
+ * negative numbers.)
+ */
+static json_t *
+status_u64(uint64_t v)
+{
+	char buf[24];
+
+	if (v <= STATUS_JSON_EXACT_MAX)
+		return json_integer((json_int_t)v);
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return json_string(buf);
+}
+
+/* The smallest JSON text m can give; no allocation. */
+static size_t
+status_json_floor(const struct msg_status *m, size_t *n_sas)
+{
+	size_t sz = 0;
+
+	*n_sas = 0;
+	for (size_t i = 0; i < m->n_tunnels; i++) {
+		*n_sas += m->tunnels[i].n_sas;
+		sz += STATUS_JSON_TUNNEL + strlen(m->tunnels[i].error);
+	}
+	return sz + *n_sas * STATUS_JSON_SA + m->n_bgp * STATUS_JSON_BGP +
+	    m->n_health * STATUS_JSON_HEALTH;
+}
+
+static json_t *
+status_sa(const struct msg_sa_status *sa)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "spi", json_integer(sa->spi));
+	json_object_set_new(j, "direction", json_string(
+	    msg_direction_name(sa->direction)));
+	json_object_set_new(j, "epoch", status_u64(sa->epoch));
+	json_object_set_new(j, "packets", status_u64(sa->packets));
+	json_object_set_new(j, "bytes", status_u64(sa->bytes));
+	json_object_set_new(j, "age_seconds", status_u64(sa->age_seconds));
+	json_object_set_new(j, "seq", status_u64(sa->seq));
+	json_object_set_new(j, "drops_auth", status_u64(sa->drops_auth));
+	json_object_set_new(j, "drops_replay", status_u64(sa->drops_replay));
+	json_object_set_new(j, "active", json_boolean(sa->active));
+	return j;
+}
+
+static json_t *
+status_tunnel(const struct msg_tunnel_status *t)
+{
+	json_t *j = json_object(), *sas = json_array();
+
+	for (size_t k = 0; k < t->n_sas; k++)
+		json_array_append_new(sas, status_sa(&t->sas[k]));
+	json_object_set_new(j, "tunnel_id", status_u64(t->tunnel_id));
+	json_object_set_new(j, "state", json_string(
+	    msg_tunnel_state_name(t->state)));
+	json_object_set_new(j, "error", json_string(t->error));
+	json_object_set_new(j, "sas", sas);
+	json_object_set_new(j, "packets_in", status_u64(t->packets_in));
+	json_object_set_new(j, "packets_out", status_u64(t->packets_out));
+	json_object_set_new(j, "bytes_in", status_u64(t->bytes_in));
+	json_object_set_new(j, "bytes_out", status_u64(t->bytes_out));
+	json_object_set_new(j, "drops_no_sa", status_u64(t->drops_no_sa));
+	json_object_set_new(j, "drops_malformed",
+	    status_u64(t->drops_malformed));
+	json_object_set_new(j, "drops_unknown_spi",
+	    status_u64(t->drops_unknown_spi));
+	return j;
+}
+
+static json_t *
+status_bgp(const struct msg_bgp_neighbor_status *b)
+{
+	char addr[MSG_ADDR_STRLEN];
+	json_t *j = json_object();
+
+	msg_addr_format(&b->address, addr, sizeof(addr));
+	json_object_set_new(j, "address", json_string(addr));
+	json_object_set_new(j, "remote_asn", json_integer(b->remote_asn));
+	json_object_set_new(j, "state", json_string(
+	    msg_bgp_state_name(b->state)));
+	json_object_set_new(j, "uptime_seconds",
+	    status_u64(b->uptime_seconds));
+	json_object_set_new(j, "prefixes_received",
+	    json_integer(b->prefixes_received));
+	json_object_set_new(j, "tunnel_id", status_u64(b->tunnel_id));
+	return j;
+}
+
+static json_t *
+status_health(const struct msg_health_status *h)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "tunnel_id", status_u64(h->tunnel_id));
+	json_object_set_new(j, "up", json_boolean(h->up));
+	json_object_set_new(j, "rtt_us", json_integer(h->rtt_us));
+	json_object_set_new(j, "loss_permille",
+	    json_integer(h->loss_permille));
+	json_object_set_new(j, "jitter_us", json_integer(h->jitter_us));
+	return j;
+}
+
 /* The latest status as JSON text for GET /api/v1/edges/{id}. */
 void
 session_status_save(struct sessions *s, struct edge *e,
     const struct msg_status *m)
 {
 	struct model_error err = { 0 };
-	json_t *j = json_object(), *tun = json_array(), *bgp = json_array(),
-	    *hl = json_array();
+	json_t *j, *tun, *bgp, *hl;
+	size_t floor, n_sas;
 	char *text;
 
+	/* Cheap first: could this report fit at all? */
+	if ((floor = status_json_floor(m, &n_sas)) > MODEL_STATUS_MAX) {
+		log_warnx("session: site %" PRIu64 ": status of %zu tunnels, "
+		    "%zu SAs, %zu BGP and %zu health entries needs at least "
+		    "%zu bytes as JSON, over %u: refused", e->site_id,
+		    m->n_tunnels, n_sas, m->n_bgp, m->n_health, floor,
+		    MODEL_STATUS_MAX);
+		return;
+	}
 	if (s->metrics)
 		metrics_rpc_inc(s->metrics, METRICS_RPC_STATUS_RECEIVED);
-	for (size_t i = 0; i < m->n_tunnels; i++) {
-		const struct msg_tunnel_status *t = &m->tunnels[i];
-		json_t *sas = json_array();
-
-		for (size_t k = 0; k < t->n_sas; k++)
-			json_array_append_new(sas, json_pack("{s:I,s:s,s:I,"
-			    "s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
-			    "spi", (json_int_t)t->sas[k].spi,
-			    "direction", msg_direction_name(t->sas[k].direction),
-			    "epoch", (json_int_t)t->sas[k].epoch,
-			    "packets", (json_int_t)t->sas[k].packets,
-			    "bytes", (json_int_t)t->sas[k].bytes,
-			    "age_seconds", (json_int_t)t->sas[k].age_seconds,
-			    "seq", (json_int_t)t->sas[k].seq,
-			    "drops_auth", (json_int_t)t->sas[k].drops_auth,
-			    "drops_replay", (json_int_t)t->sas[k].drops_replay,
-			    "active", t->sas[k].active));
-		json_array_append_new(tun, json_pack("{s:I,s:s,s:s,s:o,s:I,"
-		    "s:I,s:I,s:I,s:I,s:I,s:I}",
-		    "tunnel_id", (json_int_t)t->tunnel_id,
-		    "state", msg_tunnel_state_name(t->state),
-		    "error", t->error, "sas", sas,
-		    "packets_in", (json_int_t)t->packets_in,
-		    "packets_out", (json_int_t)t->packets_out,
-		    "bytes_in", (json_int_t)t->bytes_in,
-		    "bytes_out", (json_int_t)t->bytes_out,
-		    "drops_no_sa", (json_int_t)t->drops_no_sa,
-		    "drops_malformed", (json_int_t)t->drops_malformed,
-		    "drops_unknown_spi", (json_int_t)t->drops_unknown_spi));
-	}
-	for (size_t i = 0; i < m->n_bgp; i++) {
-		char addr[MSG_ADDR_STRLEN];
-
-		msg_addr_format(&m->bgp[i].address, addr, sizeof(addr));
-		json_array_append_new(bgp, json_pack("{s:s,s:I,s:s,s:I,s:I,"
-		    "s:I}", "address", addr,
-		    "remote_asn", (json_int_t)m->bgp[i].remote_asn,
-		    "state", msg_bgp_state_name(m->bgp[i].state),
-		    "uptime_seconds", (json_int_t)m->bgp[i].uptime_seconds,
-		    "prefixes_received",
-		    (json_int_t)m->bgp[i].prefixes_received,
-		    "tunnel_id", (json_int_t)m->bgp[i].tunnel_id));
-	}
+	j = json_object();
+	tun = json_array();
+	bgp = json_array();
+	hl = json_array();
+	for (size_t i = 0; i < m->n_tunnels; i++)
+		json_array_append_new(tun, status_tunnel(&m->tunnels[i]));
+	for (size_t i = 0; i < m->n_bgp; i++)
+		json_array_append_new(bgp, status_bgp(&m->bgp[i]));
 	for (size_t i = 0; i < m->n_health; i++)
-		json_array_append_new(hl, json_pack("{s:I,s:b,s:I,s:I,s:I}",
-		    "tunnel_id", (json_int_t)m->health[i].tunnel_id,
-		    "up", m->health[i].up,
-		    "rtt_us", (json_int_t)m->health[i].rtt_us,
-		    "loss_permille", (json_int_t)m->health[i].loss_permille,
-		    "jitter_us", (json_int_t)m->health[i].jitter_us));
+		json_array_append_new(hl, status_health(&m->health[i]));
 	json_object_set_new(j, "applied_version",
-	    json_integer((json_int_t)m->applied_version));
+	    status_u64(m->applied_version));
 	json_object_set_new(j, "uptime_seconds",
-	    json_integer((json_int_t)m->uptime_seconds));
+	    status_u64(m->uptime_seconds));
 	json_object_set_new(j, "last_ack_error", e->last_error[0] ?
 	    json_string(e->last_error) : json_null());
 	json_object_set_new(j, "tunnels", tun);

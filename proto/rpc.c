@@ -21,6 +21,11 @@
  *    HTTP/2 flow control instead of growing memory.
  *  - RECV_CLOSE_ON_SERVER, posted when a stream starts, is the detector for
  *    cancellation and dead connections (keepalive).
+ *  - Nothing waits on the peer without a deadline: a closing stream whose
+ *    queue does not go out within close_timeout_ms, and a server stream
+ *    whose first message does not come within first_message_ms, are
+ *    cancelled by the layer's thread (loop.timed, checked every TICK_MS),
+ *    so a peer that stops reading cannot pin its queue.
  */
 #include <assert.h>
 #include <errno.h>
@@ -62,12 +67,13 @@
 #define DEF_KEEPALIVE_MS 20000
 #define DEF_KEEPALIVE_TIMEOUT_MS 10000
 #define DEF_MIN_PING_MS 5000
+#define DEF_CLOSE_TIMEOUT_MS 5000
 #define MAX_MESSAGE_LIMIT (64u << 20)
 #define PEM_MAX (1u << 20)
 #define REQ_STREAM 32   /* outstanding requests per stream method */
 #define REQ_UNARY 8
 #define REQ_GENERIC 2
-#define CLIENT_TICK_MS 100
+#define TICK_MS 100 /* timers: reopening streams, close and hello deadlines */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define REG_CACHE 16
@@ -96,6 +102,13 @@ enum tag_kind {
 };
 #define N_TAGS (T_SHUTDOWN + 1)
 #define TAG(s, k) ((void *)&(s)->tags[(k)])
+
+/* What a call's deadline (loop.timed) is for. */
+enum timer_kind {
+	TM_NONE = 0,
+	TM_CLOSE,     /* rpc_stream_close(): queue out and stream ended */
+	TM_FIRST_MSG, /* server: the peer's first message */
+};
 
 enum ev_type { EV_OPEN, EV_MSG, EV_CLOSE, EV_UNARY, EV_UDONE, EV_DRAINED };
 
@@ -147,6 +160,8 @@ struct loop {
 	int efd;
 	struct event *evh, **evt;
 	struct rpc_stream *live; /* every call object */
+	struct rpc_stream *timed; /* calls with a deadline (due_ms) */
+	unsigned first_msg_ms;   /* server: first message due; 0 = none */
 	struct session *pending; /* client: sessions waiting to reopen */
 	struct rpc_limits lim;
 	bool insecure;
@@ -159,6 +174,10 @@ struct loop {
 struct rpc_stream {
 	struct loop *lp;
 	struct rpc_stream *prev, *next; /* loop.live */
+	struct rpc_stream *tprev, *tnext; /* loop.timed, while timer != 0 */
+	uint64_t due_ms;      /* the timer's deadline (mono ms) */
+	uint8_t timer;        /* enum timer_kind */
+	bool first_timeout;   /* cancelled: no first message in time */
 	grpc_call *call;
 	struct method *m;     /* server calls */
 	struct session *sess; /* client streams */
@@ -273,6 +292,10 @@ limits_fill(struct rpc_limits *dst, const struct rpc_limits *src)
 		dst->inbound_msgs = DEF_INBOUND_MSGS;
 	if (dst->inbound_msgs > UINT16_MAX)
 		dst->inbound_msgs = UINT16_MAX;
+	if (dst->max_inbound == 0 || dst->max_inbound > dst->max_message)
+		dst->max_inbound = dst->max_message;
+	if (dst->close_timeout_ms == 0)
+		dst->close_timeout_ms = DEF_CLOSE_TIMEOUT_MS;
 }
 
 /* Reads a PEM file into buf (NUL-terminated).  0 / -1 (logged). */
@@ -588,6 +611,38 @@ outq_drop(struct rpc_stream *s)
 	s->qt = &s->qh;
 }
 
+static void
+timer_stop(struct rpc_stream *s)
+{
+	struct loop *lp = s->lp;
+
+	if (s->timer == TM_NONE)
+		return;
+	if (s->tprev != NULL)
+		s->tprev->tnext = s->tnext;
+	else
+		lp->timed = s->tnext;
+	if (s->tnext != NULL)
+		s->tnext->tprev = s->tprev;
+	s->tprev = s->tnext = NULL;
+	s->timer = TM_NONE;
+}
+
+/* Arms the call's one timer (replacing any other) ms from now. */
+static void
+timer_start(struct rpc_stream *s, enum timer_kind k, unsigned ms)
+{
+	struct loop *lp = s->lp;
+
+	timer_stop(s);
+	s->timer = (uint8_t)k;
+	s->due_ms = util_mono_ms() + ms;
+	s->tnext = lp->timed;
+	if (lp->timed != NULL)
+		lp->timed->tprev = s;
+	lp->timed = s;
+}
+
 static struct rpc_stream *
 call_new(struct loop *lp, enum call_kind kind)
 {
@@ -636,6 +691,7 @@ call_free(struct rpc_stream *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	lp->st.calls_live--;
+	timer_stop(s);
 	outq_drop(s);
 	if (s->call != NULL)
 		grpc_call_unref(s->call);
@@ -844,6 +900,7 @@ on_recv(struct rpc_stream *s, bool ok)
 		    !s->close_seen) {
 			s->closing = true;
 			s->close_code = RPC_OK;
+			timer_start(s, TM_CLOSE, s->lp->lim.close_timeout_ms);
 			kick_send(s);
 		}
 		maybe_close_event(s);
@@ -857,6 +914,8 @@ on_recv(struct rpc_stream *s, bool ok)
 	else if (s->close_seen || s->local_cancel)
 		free(e);
 	else {
+		if (s->timer == TM_FIRST_MSG)
+			timer_stop(s);
 		s->inbound++;
 		s->got_msg = true;
 		s->lp->st.msgs_in++;
@@ -895,6 +954,7 @@ on_close(struct rpc_stream *s)
 	struct loop *lp = s->lp;
 
 	s->close_seen = true;
+	timer_stop(s);
 	outq_drop(s);
 	if (s->kind == K_SRV_UNARY)
 		return;
@@ -926,7 +986,8 @@ on_close(struct rpc_stream *s)
 			s->why = RPC_CLOSE_SHUTDOWN;
 		else if (s->local_cancel)
 			s->why = RPC_CLOSE_LOCAL;
-		else if (gpr_time_cmp(now, s->deadline) >= 0)
+		else if (s->first_timeout ||
+		    gpr_time_cmp(now, s->deadline) >= 0)
 			s->why = RPC_CLOSE_DEADLINE;
 		else
 			s->why = RPC_CLOSE_CANCELLED;
@@ -959,6 +1020,60 @@ cli_unary_done(struct rpc_stream *s)
 static void srv_on_new(struct rpc_server *srv, struct rpc_stream *s,
     bool ok);
 static void cli_tick(struct loop *lp);
+
+/*
+ * A deadline passed: cancel the call.  gRPC then completes every batch
+ * in flight (the send stuck behind the peer's flow control too), the
+ * queue is freed, and the owner hears on_close as for any other end.
+ */
+static void
+timer_fire(struct rpc_stream *s)
+{
+	enum timer_kind k = (enum timer_kind)s->timer;
+	grpc_status_code code;
+	const char *why;
+
+	timer_stop(s);
+	if (s->close_seen || s->call == NULL)
+		return;
+	if (k == TM_FIRST_MSG) {
+		s->first_timeout = true;
+		code = GRPC_STATUS_DEADLINE_EXCEEDED;
+		why = "no message in time";
+		log_debug("rpc", "stream: no first message within %u ms; "
+		    "cancelled", s->lp->first_msg_ms);
+	} else {
+		s->local_cancel = true;
+		code = s->close_code > RPC_OK &&
+		    s->close_code <= RPC_UNAUTHENTICATED ?
+		    (grpc_status_code)s->close_code : GRPC_STATUS_CANCELLED;
+		why = s->close_msg != NULL && s->close_msg[0] != '\0' ?
+		    s->close_msg : "closed";
+		log_debug("rpc", "stream: queue (%zu bytes) not out within "
+		    "%u ms of the close; cancelled", s->q_bytes,
+		    s->lp->lim.close_timeout_ms);
+	}
+	s->closing = true;
+	outq_drop(s);
+	(void)grpc_call_cancel_with_status(s->call, code, why, NULL);
+}
+
+/* Fires the deadlines that passed (locked). */
+static void
+loop_tick(struct loop *lp)
+{
+	struct rpc_stream *s, *next;
+	uint64_t now;
+
+	if (lp->timed == NULL)
+		return;
+	now = util_mono_ms();
+	for (s = lp->timed; s != NULL; s = next) {
+		next = s->tnext;
+		if (now >= s->due_ms)
+			timer_fire(s);
+	}
+}
 
 static void
 loop_complete(struct loop *lp, void *tag, bool ok)
@@ -1005,15 +1120,16 @@ loop_thread(void *arg)
 	grpc_event ev;
 
 	for (;;) {
-		/* A client wakes up regularly to reopen streams on time. */
-		ev = grpc_completion_queue_next(lp->cq, lp->is_client ?
-		    deadline_after(CLIENT_TICK_MS) :
-		    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		/* Wakes up regularly for the timers (reopening streams,
+		 * close and first-message deadlines). */
+		ev = grpc_completion_queue_next(lp->cq,
+		    deadline_after(TICK_MS), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		pthread_mutex_lock(&lp->mu);
 		if (ev.type == GRPC_OP_COMPLETE)
 			loop_complete(lp, ev.tag, ev.success != 0);
+		loop_tick(lp);
 		if (lp->is_client)
 			cli_tick(lp);
 		pthread_mutex_unlock(&lp->mu);
@@ -1307,6 +1423,7 @@ rpc_stream_close(struct rpc_stream *s, int code, const char *msg)
 		s->sess->stopped = true;
 	if (!s->closing && !s->close_seen) {
 		s->closing = true;
+		timer_start(s, TM_CLOSE, lp->lim.close_timeout_ms);
 		if (s->kind == K_CLI_STREAM && code != RPC_OK) {
 			s->local_cancel = true;
 			outq_drop(s);
@@ -1523,6 +1640,8 @@ srv_on_new(struct rpc_server *srv, struct rpc_stream *s, bool ok)
 		call_unref(s);
 		return;
 	}
+	if (!m->unary && lp->first_msg_ms > 0)
+		timer_start(s, TM_FIRST_MSG, lp->first_msg_ms);
 	if (m->unary) {
 		struct event *e = NULL;
 
@@ -1602,6 +1721,7 @@ rpc_server_new(const struct rpc_server_opts *o)
 	srv->lp.insecure = o->insecure;
 	srv->shutdown_tag = T_SHUTDOWN;
 	srv->max_streams = o->max_streams ? o->max_streams : DEF_MAX_STREAMS;
+	srv->lp.first_msg_ms = o->first_message_ms;
 	if (util_strcpy(srv->listen, sizeof(srv->listen), o->listen) == -1 ||
 	    (o->enroll_listen != NULL && util_strcpy(srv->enroll_listen,
 	    sizeof(srv->enroll_listen), o->enroll_listen) == -1) ||
@@ -1623,8 +1743,9 @@ rpc_server_new(const struct rpc_server_opts *o)
 	    DEF_KEEPALIVE_TIMEOUT_MS;
 	minping = o->min_ping_interval_ms ? o->min_ping_interval_ms :
 	    DEF_MIN_PING_MS;
+	/* gRPC checks a message's length prefix before it buffers it. */
 	argv_int(&av, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-	    clamp_int((unsigned)srv->lp.lim.max_message));
+	    clamp_int((unsigned)srv->lp.lim.max_inbound));
 	argv_int(&av, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
 	    clamp_int((unsigned)srv->lp.lim.max_message));
 	/* The server pings too: that is how a frozen client is noticed. */
@@ -1877,7 +1998,8 @@ rpc_client_new(const struct rpc_client_opts *o)
 		}
 	}
 	lim = clamp_int((unsigned)cli->lp.lim.max_message);
-	argv_int(&av, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, lim);
+	argv_int(&av, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+	    clamp_int((unsigned)cli->lp.lim.max_inbound));
 	argv_int(&av, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, lim);
 	argv_int(&av, GRPC_ARG_KEEPALIVE_TIME_MS, clamp_int(o->keepalive_ms ?
 	    o->keepalive_ms : DEF_KEEPALIVE_MS));

@@ -61,7 +61,9 @@ enum rpc_close_reason {
 				   reports both the same way to a server */
 	RPC_CLOSE_DEADLINE,     /* the call's deadline passed */
 	RPC_CLOSE_SHUTDOWN,     /* this server/client is being freed */
-	RPC_CLOSE_LOCAL,        /* this side called rpc_stream_cancel() */
+	RPC_CLOSE_LOCAL,        /* this side called rpc_stream_cancel(), or
+				   rpc_stream_close() whose queue did not
+				   go out within close_timeout_ms */
 };
 const char *rpc_close_reason_str(enum rpc_close_reason why);
 
@@ -103,6 +105,10 @@ struct rpc_limits {
 	size_t queue_msgs;   /* outbound queue per stream, messages; 1024 */
 	size_t queue_bytes;  /* outbound queue per stream, bytes; 8 MiB */
 	unsigned inbound_msgs; /* received, not yet dispatched, per stream; 64 */
+	size_t max_inbound;  /* bytes per received message; max_message */
+	unsigned close_timeout_ms; /* rpc_stream_close(): the queue must go
+				      out within this, else the stream is
+				      cancelled and its queue freed; 5000 */
 };
 
 struct rpc_server_opts {
@@ -119,6 +125,11 @@ struct rpc_server_opts {
 	unsigned keepalive_timeout_ms; /* no ping ack -> drop it; 10000 */
 	unsigned min_ping_interval_ms; /* accept client pings this often;
 					  5000 */
+	unsigned first_message_ms; /* a stream whose first message has not
+				      arrived this long after it opened is
+				      cancelled (DEADLINE_EXCEEDED,
+				      on_close(RPC_CLOSE_DEADLINE)); 0 = no
+				      limit */
 };
 
 struct rpc_stream_handlers {
@@ -201,7 +212,10 @@ int rpc_stream_send(struct rpc_stream *s, const void *buf, size_t len);
 /*
  * Orderly end after the queued messages went out.  Server: sends status
  * code/msg.  Client: half-closes (code RPC_OK) or cancels (other codes).
- * Stops a client stream's reconnection.  on_close follows.
+ * Stops a client stream's reconnection.  on_close follows.  Bounded
+ * whatever the peer does: if the queue has not gone out (and the stream
+ * ended) within limits.close_timeout_ms, the stream is cancelled with
+ * code/msg, its queue freed, and on_close(RPC_CLOSE_LOCAL) follows.
  */
 void rpc_stream_close(struct rpc_stream *s, int code, const char *msg);
 /* Abort now, dropping the queue; on_close(RPC_CLOSE_LOCAL) follows. */

@@ -1,8 +1,9 @@
 #!/bin/sh
 # rpc_asan — the rpc round-trip, refusal, disconnect (SIGKILL/SIGSTOP of
-# sanitized children) and shutdown-with-streams-open scenarios again,
-# built with AddressSanitizer, LeakSanitizer and UBSan (build-san/).  Any
-# sanitizer report fails the test.
+# sanitized children), shutdown-with-streams-open and teardown (close and
+# first-message deadlines) scenarios again, built with AddressSanitizer,
+# LeakSanitizer and UBSan (build-san/).  Any sanitizer report fails the
+# test.
 set -eu
 top=$(pwd)
 . tests/rpc/certs.sh
@@ -18,7 +19,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23:strict_string_c
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=24"
 # No LeakSanitizer suppression is needed: gRPC frees everything once
 # rpc_*_free has called grpc_shutdown_blocking().
-for mode in roundtrip mtls disconnect; do
+for mode in roundtrip mtls disconnect teardown; do
 	echo "== $mode under ASan/LSan/UBSan"
 	rc=0
 	"$bin" "$mode" "$dir" >"$dir/$mode.log" 2>&1 || rc=$?

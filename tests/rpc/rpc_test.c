@@ -16,6 +16,11 @@
  *   rpc_test mtls DIR             TLS refusals; handlers must never run
  *   rpc_test disconnect DIR       cancel / SIGKILL / SIGSTOP / deadline
  *   rpc_test streams DIR N        N streams from one child, broadcast
+ *   rpc_test teardown DIR         a stream whose reader stalls is torn down
+ *                                 within the close deadline, queue freed;
+ *                                 a stream that never speaks is cancelled
+ *                                 at the first-message deadline; an
+ *                                 inbound message over max_inbound refused
  *   rpc_test serve DIR            server for the Node.js interop client
  *   rpc_test hold DIR PORT SITE   (child) one stream, then idle forever
  *   rpc_test many DIR PORT N      (child) N streams, wait for a broadcast
@@ -94,6 +99,8 @@ struct t {
 	struct rpc_unary *deferred;
 	struct rpc_peer last_peer;
 	int backpressure_ok, backpressure_enobufs, drained;
+	size_t flood_bytes;
+	bool flood_done;
 	struct srv_stream *ss;  /* by site id */
 	size_t nss;
 	/* client side */
@@ -325,6 +332,17 @@ srv_hello(struct t *t, struct rpc_stream *s, const Meshwan__V1__Hello *h)
 				break;
 			}
 		}
+		return;
+	}
+	if (h->applied_version == 55) {
+		/* Teardown: fill the queue of a reader that stalled. */
+		static uint8_t blob[16 * 1024];
+
+		memset(blob, 0x5a, sizeof(blob));
+		while (rpc_stream_send(s, blob, sizeof(blob)) == 0)
+			t->flood_bytes += sizeof(blob);
+		CHECK(errno == ENOBUFS);
+		t->flood_done = true;
 		return;
 	}
 	if (h->applied_version == 0)
@@ -1175,6 +1193,166 @@ mode_streams(struct t *t, const char *self, int n)
 	return 0;
 }
 
+/* A client that opens streams and then never reads (not dispatched). */
+struct stall {
+	struct t *t;
+	uint64_t site, version;
+	int opened;
+	bool speak;
+};
+
+static int
+stall_open(struct rpc_stream *s, const struct rpc_peer *peer, void *arg)
+{
+	struct stall *st = arg;
+
+	(void)peer;
+	st->opened++;
+	if (st->speak)
+		(void)send_hello(s, st->site, st->version);
+	return RPC_OK;
+}
+
+static void
+stall_msg(struct rpc_stream *s, const uint8_t *buf, size_t len, void *arg)
+{
+	(void)s;
+	(void)buf;
+	(void)len;
+	(void)arg;
+}
+
+static void
+stall_close(struct rpc_stream *s, enum rpc_close_reason why, int code,
+    const char *msg, void *arg)
+{
+	(void)s;
+	(void)why;
+	(void)code;
+	(void)msg;
+	(void)arg;
+}
+
+static struct rpc_client *
+stall_client(struct t *t, struct stall *st)
+{
+	static const struct rpc_stream_handlers h = {
+		.on_open = stall_open,
+		.on_message = stall_msg,
+		.on_close = stall_close,
+	};
+	struct rpc_client_opts o;
+	struct rpc_client *c;
+	char target[64];
+	uint64_t dl = util_mono_ms() + 8000;
+
+	memset(&o, 0, sizeof(o));
+	snprintf(target, sizeof(target), "127.0.0.1:%d",
+	    rpc_server_port(t->srv, false));
+	o.target = target;
+	o.tls.ca_file = path(t, "ca.pem");
+	o.tls.cert_file = path(t, "client.pem");
+	o.tls.key_file = path(t, "client.key");
+	CHECK((c = rpc_client_new(&o)) != NULL);
+	CHECK(rpc_client_stream_open(c, M_SESSION, &h, st, NULL) == 0);
+	/* Dispatch only until on_open ran (the hello is queued): from
+	 * then on this client's owner never reads again. */
+	while (st->opened == 0) {
+		CHECK(util_mono_ms() < dl);
+		(void)rpc_client_dispatch(c);
+		pump(t, 20);
+	}
+	return c;
+}
+
+static int
+mode_teardown(struct t *t)
+{
+	struct rpc_server_opts so;
+	struct rpc_stats st;
+	struct rpc_client *c, *c2;
+	struct stall sa = { .t = t, .site = 1, .version = 55, .speak = true };
+	struct stall mute = { .t = t, .site = 2 };
+	struct cli_plan talk = { .t = t, .site = 3, .version = 0 };
+	struct cli_plan big = { .t = t, .site = 4, .big = true };
+	struct srv_stream *ss;
+	uint64_t t0;
+	size_t q;
+
+	memset(&so, 0, sizeof(so));
+	so.limits.close_timeout_ms = 1500;
+	so.limits.max_inbound = 64 * 1024;
+	so.limits.max_message = 1024 * 1024;
+	so.first_message_ms = 1500;
+	server_up(t, &so);
+
+	/* 1. A replaced stream whose reader stalled. */
+	c = stall_client(t, &sa);
+	WAIT_FOR(t, t->flood_done, 8000);
+	ss = srv_slot(t, 1);
+	CHECK(ss->s != NULL);
+	/* Top the queue up until flow control holds it: what gRPC and the
+	 * client buffer is finite, the rest stays queued here. */
+	for (int round = 0; round < 20; round++) {
+		static uint8_t blob[16 * 1024];
+		uint64_t until = util_mono_ms() + 300;
+
+		while (util_mono_ms() < until)
+			pump(t, 50);
+		rpc_stream_queued(ss->s, NULL, &q);
+		if (q >= 6 * 1024 * 1024)
+			break;
+		while (rpc_stream_send(ss->s, blob, sizeof(blob)) == 0)
+			t->flood_bytes += sizeof(blob);
+	}
+	printf("stalled reader: %zu KiB queued on the stream (%zu KiB "
+	    "offered)\n", q / 1024, t->flood_bytes / 1024);
+	CHECK(q >= 6 * 1024 * 1024);
+	t0 = util_mono_ms();
+	rpc_stream_close(ss->s, RPC_ABORTED, "replaced by a newer session");
+	measure_close(t, 1, t0, 1500 + 1500, RPC_CLOSE_LOCAL,
+	    "close of a stalled stream (close deadline 1.5 s)");
+	rpc_server_stats(t->srv, &st);
+	CHECK(st.queued_bytes == 0 && st.queued_msgs == 0);
+	CHECK(st.streams == 0);
+	printf("ok: its queue freed (queued bytes %zu, streams %u)\n",
+	    st.queued_bytes, st.streams);
+
+	/* 2. A stream that never sends anything, next to one that does. */
+	c2 = client_new(t, rpc_server_port(t->srv, false), "ca.pem", "client",
+	    0);
+	t0 = util_mono_ms();
+	CHECK(rpc_client_stream_open(c, M_SESSION, &(struct
+	    rpc_stream_handlers){ .on_open = stall_open, .on_message =
+	    stall_msg, .on_close = stall_close }, &mute, NULL) == 0);
+	(void)rpc_client_dispatch(c);
+	open_session(c2, &talk, 0);
+	WAIT_FOR(t, t->session_opens == 3 && srv_slot(t, 3)->s != NULL,
+	    8000);
+	WAIT_FOR(t, t->srv_closes == 2, 1500 + 2000);
+	CHECK(t->closes_by_reason[RPC_CLOSE_DEADLINE] == 1);
+	printf("ok: a stream without a first message: on_close(%s) after "
+	    "%" PRIu64 " ms (deadline 1.5 s)\n",
+	    rpc_close_reason_str(RPC_CLOSE_DEADLINE), util_mono_ms() - t0);
+	CHECK(util_mono_ms() - t0 <= 1500 + 2000);
+	CHECK(!srv_slot(t, 3)->closed);
+	printf("ok: the stream that spoke is still open\n");
+
+	/* 3. An inbound message over max_inbound (64 KiB) while the server
+	 * may still send up to max_message (1 MiB). */
+	open_session(c2, &big, 0);
+	WAIT_FOR(t, t->cli_closes == 1, 8000);
+	CHECK(t->cli_last_code == RPC_RESOURCE_EXHAUSTED);
+	printf("ok: 100 KiB inbound message over max_inbound 64 KiB: refused "
+	    "(code %d)\n", t->cli_last_code);
+
+	rpc_client_free(c);
+	client_free(t, c2);
+	rpc_server_free(t->srv);
+	free(t->ss);
+	return 0;
+}
+
 static int
 mode_serve(struct t *t)
 {
@@ -1313,6 +1491,8 @@ main(int argc, char **argv)
 		return mode_streams(&t, argv[0], atoi(argv[3]));
 	if (strcmp(argv[1], "serve") == 0)
 		return mode_serve(&t);
+	if (strcmp(argv[1], "teardown") == 0)
+		return mode_teardown(&t);
 	/* Children never outlive a test that failed half-way. */
 	if (strcmp(argv[1], "hold") == 0 || strcmp(argv[1], "many") == 0)
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
