@@ -9,6 +9,7 @@
 #include "controller/ca.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -141,7 +143,9 @@ ca_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 
 /*
  * A certificate skeleton: version 3, random serial, validity from one
- * minute ago (tolerates small clock skew) for lifetime_s, subject CN.
+ * minute ago (tolerates small clock skew; an eighth of a lifetime under
+ * ten minutes, so that a test's short certificate is not mostly past)
+ * until lifetime_s from now, subject CN.
  */
 static X509 *
 ca_new_cert(const char *cn, EVP_PKEY *pub, uint64_t lifetime_s)
@@ -152,7 +156,8 @@ ca_new_cert(const char *cn, EVP_PKEY *pub, uint64_t lifetime_s)
 	if (x == NULL)
 		return NULL;
 	if (X509_set_version(x, 2) != 1 || ca_set_serial(x) == -1 ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -60) == NULL ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), lifetime_s < 600 ?
+	    -(long)(lifetime_s / 8) : -60) == NULL ||
 	    X509_gmtime_adj(X509_getm_notAfter(x), (long)lifetime_s) == NULL ||
 	    X509_set_pubkey(x, pub) != 1)
 		goto fail;
@@ -608,6 +613,68 @@ ca_sign_csr(struct ca *ca, const uint8_t *csr, size_t csr_len,
 	rc = 0;
 out:
 	OPENSSL_free(out);
+	X509_free(x);
+	EVP_PKEY_free(pub);
+	X509_REQ_free(req);
+	return rc;
+}
+
+int
+ca_cert_info(const uint8_t *der, size_t der_len, struct ca_cert_info *out)
+{
+	const unsigned char *pp = der;
+	X509 *x = NULL;
+	BIGNUM *bn = NULL;
+	char *hex = NULL;
+	struct tm tm;
+	unsigned fplen = 0;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (der_len == 0 || der_len > CA_CERT_MAX ||
+	    (x = d2i_X509(NULL, &pp, (long)der_len)) == NULL ||
+	    pp != der + der_len)
+		goto out;
+	if (X509_digest(x, EVP_sha256(), out->sha256, &fplen) != 1 ||
+	    fplen != sizeof(out->sha256))
+		goto out;
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) ==
+	    NULL || (hex = BN_bn2hex(bn)) == NULL ||
+	    strlen(hex) >= sizeof(out->serial))
+		goto out;
+	for (size_t i = 0; hex[i] != '\0'; i++)
+		out->serial[i] = (char)tolower((unsigned char)hex[i]);
+	memset(&tm, 0, sizeof(tm));
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		goto out;
+	out->not_after = (int64_t)timegm(&tm);
+	rc = 0;
+out:
+	ERR_clear_error();
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
+	return rc;
+}
+
+int
+ca_csr_same_key(const uint8_t *csr, size_t csr_len, const uint8_t *cert_der,
+    size_t cert_len)
+{
+	char reason[CA_REASON_MAX];
+	const unsigned char *pp = cert_der;
+	X509_REQ *req = NULL;
+	EVP_PKEY *pub = NULL;
+	X509 *x = NULL;
+	int rc = -1;
+
+	if (cert_len == 0 || cert_len > CA_CERT_MAX ||
+	    ca_parse_csr(csr, csr_len, &req, &pub, reason) == -1)
+		return -1;
+	if ((x = d2i_X509(NULL, &pp, (long)cert_len)) != NULL &&
+	    X509_get0_pubkey(x) != NULL)
+		rc = EVP_PKEY_eq(pub, X509_get0_pubkey(x)) == 1 ? 1 : 0;
+	ERR_clear_error();
 	X509_free(x);
 	EVP_PKEY_free(pub);
 	X509_REQ_free(req);

@@ -58,13 +58,32 @@ int ca_check_csr(const uint8_t *csr, size_t csr_len,
 
 /*
  * Check a PKCS#10 request (size, signature, ECDSA P-256 key) and issue a
- * certificate for site_id valid lifetime_s seconds.  On success *der (free
+ * certificate for site_id valid lifetime_s seconds (notBefore is set a
+ * minute back for clock skew).  On success *der (free
  * with free()) and *der_len are set and 0 is returned; on a bad CSR -1 is
  * returned with a human-readable reason (never secret) in reason.
  */
 int ca_sign_csr(struct ca *ca, const uint8_t *csr, size_t csr_len,
     uint64_t site_id, uint64_t lifetime_s, uint8_t **der, size_t *der_len,
     char reason[CA_REASON_MAX]);
+
+/* What binds a Session to one issued certificate. */
+struct ca_cert_info {
+	uint8_t sha256[32];          /* over the DER */
+	char serial[41];             /* lower-case hex, no leading zeros */
+	int64_t not_after;           /* unix seconds */
+};
+
+/* Read a DER certificate's fingerprint, serial and notAfter.  0 or -1. */
+int ca_cert_info(const uint8_t *der, size_t der_len,
+    struct ca_cert_info *out);
+
+/*
+ * Renewal asks for a new key pair: 1 when the CSR carries the same public
+ * key as the certificate, 0 when not, -1 when either does not parse.
+ */
+int ca_csr_same_key(const uint8_t *csr, size_t csr_len,
+    const uint8_t *cert_der, size_t cert_len);
 
 /* Parse "site-<id>" (the certificate identity) into *site_id; 0 or -1. */
 int ca_identity_site(const char *cn, uint64_t *site_id);

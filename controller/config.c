@@ -67,8 +67,10 @@ static const struct config_key config_keys[] = {
 	{ "controller_name", S(controller_name), 0, 0, CT_NAME, false },
 	{ "server_names", N(server_names), 0, 0, CT_NAMES, true },
 	{ "token_lifetime", N(token_lifetime_s), 1, 7ull * 86400, CT_SECONDS, false },
-	{ "cert_lifetime", N(cert_lifetime_s), 3600, 825ull * 86400, CT_SECONDS,
+	{ "cert_lifetime", N(cert_lifetime_s), 5, 825ull * 86400, CT_SECONDS,
 	    false },
+	{ "enroll_rate", N(enroll_rate), 0, 100000, CT_U32, false },
+	{ "enroll_burst", N(enroll_burst), 1, 100000, CT_U32, false },
 	{ "coalesce", N(coalesce_ms), 0, 5000, CT_MILLIS, false },
 	{ "keepalive", N(keepalive_s), 1, 3600, CT_SECONDS32, false },
 	{ "hello_timeout", N(hello_timeout_s), 1, 300, CT_SECONDS32, false },
@@ -152,6 +154,8 @@ config_defaults(struct config *cfg)
 	    "meshwan-controller");
 	cfg->token_lifetime_s = 3600;
 	cfg->cert_lifetime_s = 30ull * 86400;
+	cfg->enroll_rate = 5;
+	cfg->enroll_burst = 20;
 	cfg->coalesce_ms = 50;
 	cfg->keepalive_s = 15;
 	cfg->hello_timeout_s = 10;

@@ -56,7 +56,9 @@ struct config {
 
 	/* Enrollment. */
 	uint64_t token_lifetime_s;
-	uint64_t cert_lifetime_s;
+	uint64_t cert_lifetime_s;     /* edges renew at 2/3 of it */
+	uint32_t enroll_rate;         /* Enroll/Renew calls/s per source; 0 = off */
+	uint32_t enroll_burst;
 
 	/* Sessions. */
 	uint32_t coalesce_ms;       /* collect changes this long per version */

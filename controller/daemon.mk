@@ -38,6 +38,17 @@ $(BUILD)/tests/unit/test_ctld_intent: $(BUILD)/tests/unit/test_ctld_intent.o \
     $(PROTO_GEN_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_PBCONV) $(LIBS_CMOCKA))
 
+TEST_BINS += $(BUILD)/tests/unit/test_enroll_rl
+TESTS     += $(BUILD)/tests/unit/test_enroll_rl
+$(BUILD)/tests/unit/test_enroll_rl.o: | $(PROTO_GEN_H)
+$(BUILD)/tests/unit/test_enroll_rl: $(BUILD)/tests/unit/test_enroll_rl.o \
+    $(BUILD)/controller/enroll.o $(BUILD)/controller/ca.o $(API_OBJS) \
+    $(TOPO_OBJS) \
+    $(STORE_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) $(PROTO_GEN_OBJS) \
+    $(RPC_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_PBCONV) \
+		$(LIBS_GRPC) $(LIBS_CRYPTO) $(LIBS_CMOCKA))
+
 # The test edge: enrolls and runs a Session through edge-agent's library
 # (edge-agent/module.mk adds $(EDGE_LIB_OBJS) to it and to ctl_load).
 CTL_EDGE := $(BUILD)/tests/ctl/edge_client
@@ -47,6 +58,14 @@ $(CTL_EDGE): $(BUILD)/tests/ctl/edge_client.o $(RPC_OBJS) $(PBCONV_OBJS) \
 		$(PROTO_GEN_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO))
 TEST_BINS += $(CTL_EDGE)
+
+# A connected edge's delay while bad Enroll calls flood the controller.
+CTL_FLOOD := $(BUILD)/tests/ctl/enroll_flood
+$(BUILD)/tests/ctl/enroll_flood.o: | $(PROTO_GEN_H)
+$(CTL_FLOOD): $(BUILD)/tests/ctl/enroll_flood.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CURL))
+TEST_BINS += $(CTL_FLOOD)
 
 # A misbehaving enrolled edge (tests/ctl/hostile.sh).
 CTL_HOSTILE := $(BUILD)/tests/ctl/hostile
@@ -76,6 +95,7 @@ TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
          tests/ctl/consistency.sh tests/ctl/demo_exit.sh tests/ctl/hostile.sh \
+         tests/ctl/cert_renew.sh tests/ctl/enroll_flood.sh \
          tests/ctl/ctl_asan.sh tests/ctl/sa_keys.sh tests/ctl/rekey_request.sh
 # Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.
 TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \

@@ -3,10 +3,12 @@
  *
  * One thread runs the loop: it polls the rpc layer's descriptor (every
  * gRPC callback runs here), a signalfd (no signal handlers at all: the
- * signals are blocked and read as events), and the sessions' eventfd
- * (the REST API thread's "the model changed" news), with the sessions'
- * timers as the poll timeout.  The REST API runs in its own thread with
- * its own database connection (see controller/api.h).
+ * signals are blocked and read as events), the sessions' eventfd
+ * (the REST API thread's "the model changed" news) and enrollment's
+ * (answers its worker finished), with the sessions' timers as the poll
+ * timeout.  The REST API and the enrollment worker run in their own
+ * threads with their own database connections (controller/api.h,
+ * controller/enroll.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include "controller/auth.h"
 #include "controller/ca.h"
 #include "controller/config.h"
+#include "controller/enroll.h"
 #include "controller/metrics.h"
 #include "controller/session.h"
 #include "controller/store.h"
@@ -44,8 +47,10 @@ struct ctld {
 	struct ca *ca;
 	struct store *st;       /* the loop's connection */
 	struct store *api_st;   /* the API thread's connection */
+	struct store *enroll_st; /* the enrollment worker's connection */
 	struct metrics metrics;
 	struct sessions *sessions;
+	struct enroll *enroll;
 	struct rpc_server *rpc;
 	struct api *api;
 	bool quit;
@@ -81,6 +86,21 @@ ctld_session_cfg(const struct config *c, struct session_config *sc)
 	sc->check_patch = c->test_check_patch != 0;
 	snprintf(sc->controller_name, sizeof(sc->controller_name), "%s",
 	    c->controller_name);
+}
+
+static void
+ctld_enroll_cfg(const struct config *c, struct enroll_config *ec)
+{
+	memset(ec, 0, sizeof(*ec));
+	ec->cert_lifetime_s = c->cert_lifetime_s;
+	ec->rate = c->enroll_rate;
+	ec->burst = c->enroll_burst;
+	snprintf(ec->controller_name, sizeof(ec->controller_name), "%s",
+	    c->controller_name);
+	if (c->cert_lifetime_s < 3600)
+		log_warnx("cert_lifetime is %llu s: edges renew every few "
+		    "seconds (meant for tests)",
+		    (unsigned long long)c->cert_lifetime_s);
 }
 
 /* Topology defaults from the config go into a database made just now. */
@@ -185,6 +205,7 @@ ctld_start_rpc(struct ctld *d)
 	if ((d->rpc = rpc_server_new(&o)) == NULL)
 		goto out;
 	if (session_register(d->sessions, d->rpc) == -1 ||
+	    enroll_register(d->enroll, d->rpc) == -1 ||
 	    rpc_server_start(d->rpc) == -1) {
 		rpc_server_free(d->rpc);
 		d->rpc = NULL;
@@ -218,12 +239,19 @@ ctld_hook_rekey(void *arg, bool site, uint64_t id)
 }
 
 static int
+ctld_hook_issued(void *arg, uint64_t site_id, const uint8_t *der, size_t len)
+{
+	return session_cert_issued(arg, site_id, der, len);
+}
+
+static int
 ctld_start(struct ctld *d)
 {
 	struct ca_params cp;
 	struct store_opts so = { .backend = "sqlite", .path = d->cfg.database };
 	struct model_error err = { 0 };
 	struct session_params sp;
+	struct enroll_params ep;
 	struct api_config ac;
 	const char *names[CONFIG_NAMES_MAX];
 	struct stat sb;
@@ -237,7 +265,8 @@ ctld_start(struct ctld *d)
 	if ((d->ca = ca_open(&cp)) == NULL)
 		return -1;
 	if (store_open(&so, &d->st, &err) == -1 ||
-	    store_open(&so, &d->api_st, &err) == -1) {
+	    store_open(&so, &d->api_st, &err) == -1 ||
+	    store_open(&so, &d->enroll_st, &err) == -1) {
 		log_warnx("database %s: %s", d->cfg.database, err.message);
 		return -1;
 	}
@@ -255,6 +284,15 @@ ctld_start(struct ctld *d)
 	sp.ca = d->ca;
 	sp.metrics = &d->metrics;
 	if ((d->sessions = session_new(&sp)) == NULL)
+		return -1;
+	memset(&ep, 0, sizeof(ep));
+	ctld_enroll_cfg(&d->cfg, &ep.cfg);
+	ep.st = d->enroll_st;
+	ep.ca = d->ca;
+	ep.metrics = &d->metrics;
+	ep.hooks.arg = d->sessions;
+	ep.hooks.issued = ctld_hook_issued;
+	if ((d->enroll = enroll_new(&ep)) == NULL)
 		return -1;
 	if (ctld_start_rpc(d) == -1)
 		return -1;
@@ -280,14 +318,19 @@ ctld_stop(struct ctld *d)
 	api_stop(d->api);
 	d->api = NULL;
 	session_shutdown(d->sessions);
+	/* The worker lets go of its calls before the rpc layer frees them. */
+	enroll_shutdown(d->enroll);
 	/* Lets the closing statuses go out, then frees every call. */
 	rpc_server_free(d->rpc);
 	d->rpc = NULL;
+	enroll_free(d->enroll);
+	d->enroll = NULL;
 	session_free(d->sessions);
 	d->sessions = NULL;
+	store_close(d->enroll_st);
 	store_close(d->api_st);
 	store_close(d->st);
-	d->api_st = d->st = NULL;
+	d->enroll_st = d->api_st = d->st = NULL;
 	ca_free(d->ca);
 	d->ca = NULL;
 }
@@ -302,6 +345,7 @@ ctld_reload(struct ctld *d)
 {
 	struct config next;
 	struct session_config sc;
+	struct enroll_config ec;
 
 	if (config_load(d->cfg_path, &next) == -1) {
 		log_warnx("reload: %s refused; keeping the running "
@@ -339,6 +383,8 @@ ctld_reload(struct ctld *d)
 		log_setlevel(LOG_LVL_INFO);
 	ctld_session_cfg(&d->cfg, &sc);
 	session_reconfig(d->sessions, &sc);
+	ctld_enroll_cfg(&d->cfg, &ec);
+	enroll_reconfig(d->enroll, &ec);
 	log_info("reload: configuration from %s applied", d->cfg_path);
 }
 
@@ -367,12 +413,13 @@ static void
 ctld_loop(struct ctld *d)
 {
 	while (!d->quit) {
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{ .fd = d->sigfd, .events = POLLIN },
 			{ .fd = rpc_server_fd(d->rpc), .events = POLLIN },
 			{ .fd = session_wake_fd(d->sessions), .events = POLLIN },
+			{ .fd = enroll_fd(d->enroll), .events = POLLIN },
 		};
-		int n = poll(pfd, 3, session_timeout_ms(d->sessions));
+		int n = poll(pfd, 4, session_timeout_ms(d->sessions));
 
 		if (n == -1) {
 			if (errno == EINTR)
@@ -386,6 +433,8 @@ ctld_loop(struct ctld *d)
 			rpc_server_dispatch(d->rpc);
 		if (pfd[2].revents & POLLIN)
 			session_wake(d->sessions);
+		if (pfd[3].revents & POLLIN)
+			enroll_dispatch(d->enroll);
 		session_tick(d->sessions);
 	}
 }

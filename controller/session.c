@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "controller/ca.h"
-#include "controller/enroll.h"
 #include "controller/epochs.h"
 #include "controller/metrics.h"
 #include "controller/model.h"
@@ -40,7 +39,6 @@
 #include "proto/rpc.h"
 
 #define SESSION_METHOD "/meshwan.v1.Edge/Session"
-#define ENROLL_METHOD "/meshwan.v1.Enrollment/Enroll"
 #define SESSION_ACK_FLUSH_MS 100    /* acks reach the store this often */
 #define SESSION_REKEY_SCAN_MS 5000
 #define SESSION_RESYNC_SCAN_MS 1000 /* deferred resyncs are checked */
@@ -651,10 +649,63 @@ session_keepalives(struct sessions *s)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Streams and the certificates they were opened with */
+
+static void
+session_conn_end(struct conn *c, const char *why)
+{
+	if (c->ending)
+		return;
+	c->ending = true;
+	rpc_stream_close(c->st, RPC_UNAUTHENTICATED, why);
+}
+
+void
+session_conns_retire(struct sessions *s, uint64_t site_id,
+    const uint8_t keep[RPC_CERT_FP_LEN], const char *why)
+{
+	for (struct conn *c = s->conns; c != NULL; c = c->next)
+		if (c->cert_site == site_id && !c->ending &&
+		    memcmp(c->cert_fp, keep, RPC_CERT_FP_LEN) != 0) {
+			log_info("session: site %" PRIu64 ": closing a stream "
+			    "on an old certificate (%s)", site_id, why);
+			session_conn_end(c, why);
+		}
+}
+
+/* Expiry on open streams: the TLS handshake checks it only once. */
+static void
+session_conns_expire(struct sessions *s)
+{
+	int64_t now = (int64_t)time(NULL), next = 0;
+
+	for (struct conn *c = s->conns; c != NULL; c = c->next) {
+		if (c->ending)
+			continue;
+		if (c->cert_not_after <= now) {
+			log_info("session: site %" PRIu64 ": certificate expired "
+			    "(notAfter %" PRId64 "); closing its stream",
+			    c->cert_site, c->cert_not_after);
+			session_conn_end(c, "certificate expired");
+		} else if (next == 0 || c->cert_not_after < next)
+			next = c->cert_not_after;
+	}
+	s->next_cert_expiry = next;
+}
+
 int
 session_timeout_ms(const struct sessions *s)
 {
 	uint64_t now = util_mono_ms(), next = s->next_keepalive;
+
+	if (s->next_cert_expiry != 0) {
+		int64_t left = s->next_cert_expiry - (int64_t)time(NULL);
+		uint64_t at = now + (left > 0 ? (uint64_t)left * 1000 : 0);
+
+		if (at < next)
+			next = at;
+	}
 
 	if (s->flush_at != 0 && s->flush_at < next)
 		next = s->flush_at;
@@ -704,6 +755,9 @@ session_tick(struct sessions *s)
 		store_counters(s->st, &commits, &statements);
 		metrics_loop_store(s->metrics, commits, statements);
 	}
+	if (s->next_cert_expiry != 0 &&
+	    (int64_t)time(NULL) >= s->next_cert_expiry)
+		session_conns_expire(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -715,9 +769,11 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 	struct sessions *s = arg;
 	struct model_site ms;
 	struct model_error err = { 0 };
+	struct store_cert *rec;
 	struct conn *c;
 	struct edge *e;
 	uint64_t id;
+	int rc;
 
 	if (s->shutting_down)
 		return RPC_UNAVAILABLE;
@@ -752,10 +808,50 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 			    METRICS_RPC_SESSION_REFUSED);
 		return RPC_RESOURCE_EXHAUSTED;
 	}
+	/*
+	 * The exact certificate issued last for the site (or its renewal),
+	 * not any certificate with the right CN: re-enrollment and renewal
+	 * retire the others.
+	 */
+	if ((rec = malloc(sizeof(*rec))) == NULL)
+		return RPC_RESOURCE_EXHAUSTED;
+	rc = store_cert_get(s->st, peer->cert_sha256, rec, &err);
+	if (rc == -1 && err.code != MODEL_E_NOT_FOUND) {
+		log_warnx("session: refused %s (%s) for now: %s", peer->addr,
+		    peer->cn, err.message);
+		free(rec);
+		return RPC_UNAVAILABLE;
+	}
+	if (rc == -1 || rec->site_id != id ||
+	    peer->not_after <= (int64_t)time(NULL)) {
+		log_warnx("session: refused %s (%s): certificate serial %s is "
+		    "%s", peer->addr, peer->cn, peer->serial,
+		    rc == 0 && rec->site_id == id ? "expired" :
+		    "retired (the site re-enrolled or renewed)");
+		free(rec);
+		if (s->metrics)
+			metrics_rpc_inc(s->metrics,
+			    METRICS_RPC_SESSION_REFUSED);
+		return RPC_PERMISSION_DENIED;
+	}
+	if (rec->state == STORE_CERT_NEXT &&
+	    session_cert_promote(s, rec) == -1) {
+		free(rec);
+		return RPC_UNAVAILABLE;
+	}
+	free(rec);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return RPC_RESOURCE_EXHAUSTED;
 	c->s = s;
+	c->st = st;
 	c->cert_site = id;
+	memcpy(c->cert_fp, peer->cert_sha256, sizeof(c->cert_fp));
+	c->cert_not_after = peer->not_after;
+	if ((c->next = s->conns) != NULL)
+		c->next->prev = c;
+	s->conns = c;
+	if (s->next_cert_expiry == 0 || c->cert_not_after < s->next_cert_expiry)
+		s->next_cert_expiry = c->cert_not_after;
 	c->prehello = e;
 	e->n_prehello++;
 	rpc_stream_set_user(st, c);
@@ -981,6 +1077,12 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 			    METRICS_RPC_SESSION_CLOSED);
 	}
 	(void)code;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
 	if (c->prehello != NULL)
 		c->prehello->n_prehello--;
 	if (c->closing != NULL)
@@ -1018,40 +1120,12 @@ static const struct rpc_stream_handlers session_handlers = {
 int
 session_register(struct sessions *s, struct rpc_server *srv)
 {
-	if (rpc_server_add_stream(srv, SESSION_METHOD, RPC_AUTH_PEER,
-	    &session_handlers, s) == -1 ||
-	    rpc_server_add_unary(srv, ENROLL_METHOD, RPC_AUTH_NONE,
-	    enroll_handle, s) == -1)
-		return -1;
-	return 0;
+	return rpc_server_add_stream(srv, SESSION_METHOD, RPC_AUTH_PEER,
+	    &session_handlers, s);
 }
 
 /* ------------------------------------------------------------------ */
 /* Life cycle */
-
-struct store *
-session_store(struct sessions *s)
-{
-	return s->st;
-}
-
-struct ca *
-session_ca(struct sessions *s)
-{
-	return s->ca;
-}
-
-struct metrics *
-session_metrics(struct sessions *s)
-{
-	return s->metrics;
-}
-
-const struct session_config *
-session_cfg(const struct sessions *s)
-{
-	return &s->cfg;
-}
 
 void
 session_reconfig(struct sessions *s, const struct session_config *cfg)

@@ -68,7 +68,7 @@ struct sessions *session_new(const struct session_params *p);
 void session_shutdown(struct sessions *s);
 void session_free(struct sessions *s);
 
-/* Register Edge.Session and Enrollment.Enroll on srv.  0 or -1. */
+/* Register Edge.Session on srv (Enroll and Renew: enroll.h).  0 or -1. */
 int session_register(struct sessions *s, struct rpc_server *srv);
 
 void session_reconfig(struct sessions *s, const struct session_config *cfg);
@@ -98,16 +98,12 @@ int session_timeout_ms(const struct sessions *s);
 void session_tick(struct sessions *s);
 
 /*
- * A certificate was issued for site_id (enrollment): remember it (peers'
- * intents carry it) and queue a recompile of that site's peers.
+ * A certificate was issued for site_id by enrollment (and stored): the
+ * sessions relay it to peers (a recompile of the site is queued), forget
+ * the site's epoch keys, and close every stream of the site opened with
+ * another certificate.  0 / -1.
  */
 int session_cert_issued(struct sessions *s, uint64_t site_id,
     const uint8_t *der, size_t len);
-
-/* For the Enrollment handler (enroll.c). */
-struct store *session_store(struct sessions *s);
-struct ca *session_ca(struct sessions *s);
-struct metrics *session_metrics(struct sessions *s);
-const struct session_config *session_cfg(const struct sessions *s);
 
 #endif

@@ -42,6 +42,9 @@
 #include "controller/session.h"
 #include "lib/util.h"
 #include "proto/msg.h"
+#include "proto/rpc.h"
+
+struct store_cert;
 
 #define SESSION_KEYS_MAX 2          /* current and next epoch per edge */
 
@@ -166,7 +169,12 @@ struct rekey_req {
 /* Per-stream context. */
 struct conn {
 	struct sessions *s;
+	struct rpc_stream *st;
+	struct conn *prev, *next;   /* sessions.conns */
 	uint64_t cert_site;         /* identity proven by the certificate */
+	uint8_t cert_fp[RPC_CERT_FP_LEN]; /* which certificate exactly */
+	int64_t cert_not_after;     /* unix s: the stream ends then */
+	bool ending;                /* closed by us, on_close to follow */
 	struct edge *e;             /* set by hello */
 	struct edge *prehello;      /* counted in its n_prehello until hello */
 	struct edge *closing;       /* replaced: counted in its n_closing */
@@ -222,6 +230,11 @@ struct sessions {
 	uint64_t next_rekey_scan;
 	uint64_t next_resync_scan;
 	bool shutting_down;
+
+	/* Every open stream, to end those whose certificate was retired or
+	 * expired; the earliest notAfter among them (unix s, 0 = none). */
+	struct conn *conns;
+	int64_t next_cert_expiry;
 };
 
 /* Append id to a grown array; -1 on ENOMEM.  Inline: the analyzer then
@@ -292,7 +305,14 @@ void session_rekey_requested(struct sessions *s, const struct rekey_req *r);
 void session_rekey_on_request(struct sessions *s, struct edge *e,
     const struct msg_rekey_request *q);
 
+/* session.c: end every stream of site_id whose certificate is not keep. */
+void session_conns_retire(struct sessions *s, uint64_t site_id,
+    const uint8_t keep[RPC_CERT_FP_LEN], const char *why);
+
 /* session_keys.c: certificates and peers' epoch keys. */
+/* A Session opened with the site's NEXT certificate (rec): it becomes the
+ * site's only one, the sessions relay it, other streams end.  0 / -1. */
+int session_cert_promote(struct sessions *s, const struct store_cert *rec);
 void session_keys_load(struct sessions *s, struct edge *e);
 /* struct intent_lookup's keys callback; arg is the sessions. */
 void session_keys_lookup(void *arg, uint64_t site_id,

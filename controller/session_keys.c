@@ -492,29 +492,20 @@ session_keys_relay(struct sessions *s, struct edge *e)
 	e->rekey_on_key = true;
 }
 
-int
-session_cert_issued(struct sessions *s, uint64_t site_id, const uint8_t *der,
+/*
+ * The sessions' side of a new certificate for a site: peers' intents
+ * carry it, and epoch keys signed with the old key are void.  The store
+ * already has it (enrollment: the enroll worker's transaction; renewal:
+ * session_cert_promote).
+ */
+static int
+session_cert_adopt(struct sessions *s, uint64_t site_id, const uint8_t *der,
     size_t len)
 {
-	struct model_error err = { 0 };
 	struct edge *e = session_edge_get(s, site_id);
-	char key[64], *hex;
 	uint8_t *copy;
 
-	if (e == NULL || len == 0 || len * 2 + 1 > SESSION_KV_MAX)
-		return -1;
-	if ((hex = malloc(len * 2 + 1)) == NULL)
-		return -1;
-	util_hex(der, len, hex);
-	snprintf(key, sizeof(key), "cert.%" PRIu64, site_id);
-	if (store_kv_set(s->st, key, hex, &err) == -1) {
-		log_warnx("session: site %" PRIu64 ": storing its certificate: "
-		    "%s", site_id, err.message);
-		free(hex);
-		return -1;
-	}
-	free(hex);
-	if ((copy = malloc(len)) == NULL)
+	if (e == NULL || len == 0 || (copy = malloc(len)) == NULL)
 		return -1;
 	memcpy(copy, der, len);
 	free(e->cert);
@@ -531,5 +522,57 @@ session_cert_issued(struct sessions *s, uint64_t site_id, const uint8_t *der,
 	 * patches their tunnels to it. */
 	session_mark_dirty(s, site_id);
 	session_arm_flush(s);
+	return 0;
+}
+
+int
+session_cert_issued(struct sessions *s, uint64_t site_id, const uint8_t *der,
+    size_t len)
+{
+	struct ca_cert_info ci;
+
+	if (ca_cert_info(der, len, &ci) == -1 ||
+	    session_cert_adopt(s, site_id, der, len) == -1)
+		return -1;
+	/* Re-enrollment retires every other certificate of the site now. */
+	session_conns_retire(s, site_id, ci.sha256,
+	    "certificate retired by a re-enrollment of the site");
+	return 0;
+}
+
+int
+session_cert_promote(struct sessions *s, const struct store_cert *rec)
+{
+	struct model_error err = { 0 };
+	char key[64], *hex;
+	int rc = -1;
+
+	if (rec->der_len * 2 + 1 > SESSION_KV_MAX ||
+	    (hex = malloc(rec->der_len * 2 + 1)) == NULL)
+		return -1;
+	util_hex(rec->der, rec->der_len, hex);
+	snprintf(key, sizeof(key), "cert.%" PRIu64, rec->site_id);
+	/* One transaction: the certificate the sessions accept and the one
+	 * they relay to peers never disagree. */
+	if (store_begin(s->st, &err) == 0) {
+		if (store_cert_promote(s->st, rec->site_id, rec->fp, &err) ==
+		    -1 || store_kv_set(s->st, key, hex, &err) == -1)
+			store_rollback(s->st);
+		else if (store_commit(s->st, &err) == 0)
+			rc = 0;
+	}
+	free(hex);
+	if (rc == -1) {
+		log_warnx("session: site %" PRIu64 ": cannot switch to its "
+		    "renewed certificate: %s", rec->site_id, err.message);
+		return -1;
+	}
+	log_info("session: site %" PRIu64 ": now on its renewed certificate "
+	    "(serial %s)", rec->site_id, rec->serial);
+	if (session_cert_adopt(s, rec->site_id, rec->der, rec->der_len) == -1)
+		log_warnx("session: site %" PRIu64 ": the sessions could not "
+		    "take its renewed certificate", rec->site_id);
+	session_conns_retire(s, rec->site_id, rec->fp,
+	    "certificate replaced by its renewal");
 	return 0;
 }

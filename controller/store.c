@@ -170,10 +170,26 @@ static const char *const store_mig3[] = {
 	NULL,
 };
 
+/* 4: the certificates a site's Session may use, by SHA-256 fingerprint:
+ * one ACTIVE (the one peers see) and, after a renewal, one NEXT. */
+static const char *const store_mig4[] = {
+	"CREATE TABLE certs ("
+	" fingerprint TEXT PRIMARY KEY,"
+	" site_id BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,"
+	" serial TEXT NOT NULL,"
+	" not_after BIGINT NOT NULL,"
+	" issued_at BIGINT NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" der BLOB NOT NULL)",
+	"CREATE INDEX certs_site ON certs (site_id)",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
 	store_mig3,
+	store_mig4,
 };
 
 int
@@ -2206,6 +2222,193 @@ store_audit_list(struct store *st, uint64_t after_id, size_t limit,
 	*out = v;
 	*n = cnt;
 	return 0;
+}
+
+/* ---- certificates ---------------------------------------------------------------------- */
+
+static void
+store_fp_hex(const uint8_t fp[STORE_CERT_FP_LEN], char hex[STORE_HASH_HEX])
+{
+	util_hex(fp, STORE_CERT_FP_LEN, hex);
+}
+
+static int
+store_cert_insert(struct store *st, const struct store_cert *c,
+    enum store_cert_state state, struct model_error *err)
+{
+	char hex[STORE_HASH_HEX];
+
+	if (c->der_len == 0 || c->der_len > STORE_CERT_DER_MAX ||
+	    strlen(c->serial) == 0 || strlen(c->serial) >= sizeof(c->serial))
+		return model_error_set(err, MODEL_E_INVALID, "certificate",
+		    "certificate record out of bounds");
+	store_fp_hex(c->fp, hex);
+	if (store_run(st, err, "INSERT INTO certs (fingerprint, site_id, "
+	    "serial, not_after, issued_at, state, der) VALUES (?, ?, ?, ?, ?, "
+	    "?, ?)", "tutiiib", hex, c->site_id, c->serial, c->not_after,
+	    c->issued_at, (int64_t)state, c->der, c->der_len) != 0)
+		return store_internal(err, "recording a certificate");
+	return 0;
+}
+
+int
+store_cert_enroll(struct store *st, const struct store_cert *c,
+    struct model_error *err)
+{
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_site_exists(st, c->site_id, err);
+	if (rc == 0 && store_run(st, err, "DELETE FROM certs WHERE site_id = ?",
+	    "u", c->site_id) != 0)
+		rc = store_internal(err, "retiring certificates");
+	if (rc == 0)
+		rc = store_cert_insert(st, c, STORE_CERT_ACTIVE, err);
+	return store_tx_end(st, rc, err);
+}
+
+static int
+store_cert_get_tx(struct store *st, const char *hex, struct store_cert *out,
+    struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT site_id, serial, not_after, "
+	    "issued_at, state, der FROM certs WHERE fingerprint = ?", "t", hex);
+	enum store_step r;
+	int rc = 0;
+
+	out->site_id = 0;
+	out->state = 0;
+	out->der_len = 0;
+	out->serial[0] = '\0';
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW) {
+		size_t len = 0;
+		const void *der = st->be->column_blob(stmt, 5, &len);
+
+		out->site_id = (uint64_t)st->be->column_int(stmt, 0);
+		if (store_text_col(st, stmt, 1, out->serial,
+		    sizeof(out->serial)) == -1 || der == NULL || len == 0 ||
+		    len > STORE_CERT_DER_MAX)
+			rc = store_internal(err, "a certificate record is "
+			    "damaged");
+		else {
+			memcpy(out->der, der, len);
+			out->der_len = len;
+		}
+		out->not_after = st->be->column_int(stmt, 2);
+		out->issued_at = st->be->column_int(stmt, 3);
+		out->state = (enum store_cert_state)st->be->column_int(stmt, 4);
+	}
+	store_stmt_done(st, stmt);
+	if (rc != 0)
+		return rc;
+	if (r == STORE_STEP_DONE)
+		return model_error_set(err, MODEL_E_NOT_FOUND, "certificate",
+		    "no such certificate");
+	if (r != STORE_STEP_ROW)
+		return store_internal(err, "reading a certificate");
+	return 0;
+}
+
+int
+store_cert_get(struct store *st, const uint8_t fp[STORE_CERT_FP_LEN],
+    struct store_cert *out, struct model_error *err)
+{
+	char hex[STORE_HASH_HEX];
+
+	store_fp_hex(fp, hex);
+	memcpy(out->fp, fp, STORE_CERT_FP_LEN);
+	return store_cert_get_tx(st, hex, out, err);
+}
+
+int
+store_cert_active(struct store *st, uint64_t site_id, struct store_cert *out,
+    struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT fingerprint FROM certs WHERE "
+	    "site_id = ? AND state = ?", "ui", site_id,
+	    (int64_t)STORE_CERT_ACTIVE);
+	char hex[STORE_HASH_HEX];
+	enum store_step r;
+	int rc = 0;
+
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW &&
+	    store_text_col(st, stmt, 0, hex, sizeof(hex)) == -1)
+		rc = store_internal(err, "a certificate record is damaged");
+	store_stmt_done(st, stmt);
+	if (rc != 0)
+		return rc;
+	if (r == STORE_STEP_DONE)
+		return model_error_set(err, MODEL_E_NOT_FOUND, "certificate",
+		    "the site has no certificate");
+	if (r != STORE_STEP_ROW)
+		return store_internal(err, "reading a certificate");
+	{
+		size_t n = 0;
+
+		if (util_unhex(hex, out->fp, sizeof(out->fp), &n) == -1 ||
+		    n != sizeof(out->fp))
+			return store_internal(err, "a certificate record is "
+			    "damaged");
+	}
+	return store_cert_get_tx(st, hex, out, err);
+}
+
+int
+store_cert_renew(struct store *st, const uint8_t old_fp[STORE_CERT_FP_LEN],
+    const struct store_cert *c, struct model_error *err)
+{
+	struct store_cert *cur;
+	int rc;
+
+	if ((cur = malloc(sizeof(*cur))) == NULL)
+		return store_internal(err, "out of memory");
+	if (store_tx_begin(st, err) == -1) {
+		free(cur);
+		return -1;
+	}
+	rc = store_cert_get(st, old_fp, cur, err);
+	if (rc == 0 && (cur->site_id != c->site_id ||
+	    cur->state != STORE_CERT_ACTIVE))
+		rc = model_error_set(err, MODEL_E_TOKEN, "certificate",
+		    "only the site's active certificate may renew");
+	if (rc == 0 && store_run(st, err, "DELETE FROM certs WHERE site_id = ? "
+	    "AND state = ?", "ui", c->site_id, (int64_t)STORE_CERT_NEXT) != 0)
+		rc = store_internal(err, "replacing a renewed certificate");
+	if (rc == 0)
+		rc = store_cert_insert(st, c, STORE_CERT_NEXT, err);
+	free(cur);
+	return store_tx_end(st, rc, err);
+}
+
+int
+store_cert_promote(struct store *st, uint64_t site_id,
+    const uint8_t fp[STORE_CERT_FP_LEN], struct model_error *err)
+{
+	char hex[STORE_HASH_HEX];
+	int rc = 0;
+
+	store_fp_hex(fp, hex);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	if (store_run(st, err, "DELETE FROM certs WHERE site_id = ? AND "
+	    "fingerprint <> ? AND EXISTS (SELECT 1 FROM certs WHERE "
+	    "fingerprint = ? AND site_id = ? AND state = ?)", "uttui", site_id,
+	    hex, hex, site_id, (int64_t)STORE_CERT_NEXT) != 0 ||
+	    store_run(st, err, "UPDATE certs SET state = ? WHERE fingerprint = "
+	    "? AND site_id = ?", "itu", (int64_t)STORE_CERT_ACTIVE, hex,
+	    site_id) != 0)
+		rc = store_internal(err, "promoting a renewed certificate");
+	else if (st->be->changes(st->conn) != 1)
+		rc = model_error_set(err, MODEL_E_NOT_FOUND, "certificate",
+		    "no such certificate for the site");
+	return store_tx_end(st, rc, err);
 }
 
 /* ---- settings ------------------------------------------------------------------------ */

@@ -278,6 +278,54 @@ int store_kv_set(struct store *st, const char *key, const char *value,
 int store_kv_get(struct store *st, const char *key, char *value,
     size_t valuesz, struct model_error *err);
 
+/* ---- certificates a site's Session may use --------------------------- */
+
+#define STORE_CERT_FP_LEN 32            /* SHA-256 of the DER */
+#define STORE_CERT_DER_MAX 8192
+
+enum store_cert_state {
+	STORE_CERT_ACTIVE = 1,  /* the one peers see; at most one per site */
+	STORE_CERT_NEXT = 2,    /* renewed, not yet used for a Session */
+};
+
+struct store_cert {
+	uint64_t site_id;
+	uint8_t fp[STORE_CERT_FP_LEN];
+	char serial[41];                /* lower-case hex */
+	int64_t not_after, issued_at;   /* unix seconds */
+	enum store_cert_state state;    /* set by store_cert_get */
+	uint8_t der[STORE_CERT_DER_MAX];
+	size_t der_len;
+};
+
+/*
+ * Enrollment: c becomes the site's only certificate (ACTIVE); every other
+ * certificate of the site is retired (deleted) in the same transaction.
+ */
+int store_cert_enroll(struct store *st, const struct store_cert *c,
+    struct model_error *err);
+/*
+ * Renewal: old_fp must be the ACTIVE certificate of c->site_id
+ * (MODEL_E_TOKEN otherwise); c replaces any earlier NEXT one.  The ACTIVE
+ * one stays valid until store_cert_promote().
+ */
+int store_cert_renew(struct store *st, const uint8_t old_fp[STORE_CERT_FP_LEN],
+    const struct store_cert *c, struct model_error *err);
+/*
+ * A Session opened with fp: when fp is the site's NEXT certificate it
+ * becomes ACTIVE and every other certificate of the site is retired.
+ * Harmless for the ACTIVE one.  MODEL_E_NOT_FOUND if fp is not the
+ * site's.
+ */
+int store_cert_promote(struct store *st, uint64_t site_id,
+    const uint8_t fp[STORE_CERT_FP_LEN], struct model_error *err);
+/* The site's ACTIVE certificate; MODEL_E_NOT_FOUND when it has none. */
+int store_cert_active(struct store *st, uint64_t site_id,
+    struct store_cert *out, struct model_error *err);
+/* Look a certificate up by fingerprint; MODEL_E_NOT_FOUND when retired. */
+int store_cert_get(struct store *st, const uint8_t fp[STORE_CERT_FP_LEN],
+    struct store_cert *out, struct model_error *err);
+
 /* ---- SA epochs per tunnel direction ---------------------------------- */
 
 /*

@@ -1,6 +1,7 @@
 /*
- * enroll.c — enrollment (see enroll.h): key pair and CSR through OpenSSL,
- * the Enroll call through proto/rpc and proto/pbconv.
+ * enroll.c — enrollment and renewal (see enroll.h): key pair and CSR
+ * through OpenSSL, the Enroll and Renew calls through proto/rpc and
+ * proto/pbconv.
  *
  * Why a file of its own: enrolling is the one step an edge takes without
  * a certificate, over a different port and channel than its Session.
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -22,6 +24,7 @@
 #include "proto/rpc.h"
 
 #define ENROLL_METHOD "/meshwan.v1.Enrollment/Enroll"
+#define ENROLL_RENEW_METHOD "/meshwan.v1.Edge/Renew"
 
 /* The key as PEM into a new file only we can read. */
 static int
@@ -91,29 +94,18 @@ enroll_client(const char *target, const char *ca_file,
 	return rpc_client_new(&o);
 }
 
-int
-enroll_call(struct rpc_client *cli, const char *token, const uint8_t *csr,
-    size_t csr_len, const char *software_version, unsigned timeout_ms,
-    struct msg_enroll_response *rs, int *code, char *msg, size_t msgsz)
+/* One unary call whose answer is an EnrollResponse. */
+static int
+enroll_unary(struct rpc_client *cli, const char *method, uint8_t *req,
+    size_t req_len, unsigned timeout_ms, struct msg_enroll_response *rs,
+    int *code, char *msg, size_t msgsz)
 {
-	struct msg_enroll_request rq;
-	uint8_t *req = NULL, *resp = NULL;
-	size_t req_len = 0, resp_len = 0;
+	uint8_t *resp = NULL;
+	size_t resp_len = 0;
 	char err[PBCONV_ERR_LEN];
 	int rc;
 
-	memset(&rq, 0, sizeof(rq));
-	snprintf(rq.token, sizeof(rq.token), "%s", token);
-	rq.csr_der.data = (uint8_t *)csr; /* only encoded */
-	rq.csr_der.len = csr_len;
-	snprintf(rq.software_version, sizeof(rq.software_version), "%s",
-	    software_version ? software_version : "");
-	*code = -1;
-	if (msgsz > 0)
-		msg[0] = '\0';
-	if (pbconv_encode_enroll_request(&rq, &req, &req_len) == -1)
-		return -1;
-	rc = rpc_client_unary(cli, ENROLL_METHOD, req, req_len, timeout_ms,
+	rc = rpc_client_unary(cli, method, req, req_len, timeout_ms,
 	    code, &resp, &resp_len, msg, msgsz);
 	free(req);
 	if (rc == -1) {
@@ -131,6 +123,103 @@ enroll_call(struct rpc_client *cli, const char *token, const uint8_t *csr,
 		log_warnx("enroll: bad response: %s", err);
 		return -1;
 	}
+	return 0;
+}
+
+int
+enroll_call(struct rpc_client *cli, const char *token, const uint8_t *csr,
+    size_t csr_len, const char *software_version, unsigned timeout_ms,
+    struct msg_enroll_response *rs, int *code, char *msg, size_t msgsz)
+{
+	struct msg_enroll_request rq;
+	uint8_t *req = NULL;
+	size_t req_len = 0;
+
+	memset(&rq, 0, sizeof(rq));
+	snprintf(rq.token, sizeof(rq.token), "%s", token);
+	rq.csr_der.data = (uint8_t *)csr; /* only encoded */
+	rq.csr_der.len = csr_len;
+	snprintf(rq.software_version, sizeof(rq.software_version), "%s",
+	    software_version ? software_version : "");
+	*code = -1;
+	if (msgsz > 0)
+		msg[0] = '\0';
+	if (pbconv_encode_enroll_request(&rq, &req, &req_len) == -1)
+		return -1;
+	return enroll_unary(cli, ENROLL_METHOD, req, req_len, timeout_ms, rs,
+	    code, msg, msgsz);
+}
+
+struct rpc_client *
+enroll_renew_client(const char *target, const char *ca_file,
+    const char *cert_file, const char *key_file, const char *server_name)
+{
+	struct rpc_client_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.target = target;
+	o.tls.ca_file = ca_file;
+	o.tls.cert_file = cert_file;
+	o.tls.key_file = key_file;
+	o.server_name = server_name;
+	return rpc_client_new(&o);
+}
+
+int
+enroll_renew_call(struct rpc_client *cli, const uint8_t *csr, size_t csr_len,
+    const char *software_version, unsigned timeout_ms,
+    struct msg_enroll_response *rs, int *code, char *msg, size_t msgsz)
+{
+	struct msg_renew_request rq;
+	uint8_t *req = NULL;
+	size_t req_len = 0;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.csr_der.data = (uint8_t *)csr; /* only encoded */
+	rq.csr_der.len = csr_len;
+	snprintf(rq.software_version, sizeof(rq.software_version), "%s",
+	    software_version ? software_version : "");
+	*code = -1;
+	if (msgsz > 0)
+		msg[0] = '\0';
+	if (pbconv_encode_renew_request(&rq, &req, &req_len) == -1)
+		return -1;
+	return enroll_unary(cli, ENROLL_RENEW_METHOD, req, req_len,
+	    timeout_ms, rs, code, msg, msgsz);
+}
+
+int
+enroll_renew_at(const char *cert_path, int64_t *at, int64_t *not_after)
+{
+	struct tm nb, na;
+	FILE *f;
+	X509 *x;
+	int64_t b, a;
+	int ok;
+
+	if ((f = fopen(cert_path, "re")) == NULL) {
+		log_warn("enroll: %s", cert_path);
+		return -1;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	memset(&nb, 0, sizeof(nb));
+	memset(&na, 0, sizeof(na));
+	ok = x != NULL &&
+	    ASN1_TIME_to_tm(X509_get0_notBefore(x), &nb) == 1 &&
+	    ASN1_TIME_to_tm(X509_get0_notAfter(x), &na) == 1;
+	X509_free(x);
+	if (!ok) {
+		log_warnx("enroll: %s: not a PEM certificate", cert_path);
+		return -1;
+	}
+	b = (int64_t)timegm(&nb);
+	a = (int64_t)timegm(&na);
+	if (a <= b)
+		return -1;
+	*at = a - (a - b) / 3;
+	if (not_after != NULL)
+		*not_after = a;
 	return 0;
 }
 

@@ -1,7 +1,7 @@
 /*
  * enroll.h — an edge's enrollment: make its key pair and CSR, present the
  * one-time token over Enrollment.Enroll, keep the certificate the
- * controller issues.  Used by meshwan-edge and by the test edges in
+ * controller issues, and renew it over Edge.Renew before it expires.  Used by meshwan-edge and by the test edges in
  * tests/.  The private key never leaves key_path; only the CSR travels.
  */
 #ifndef MESHWAN_EDGE_ENROLL_H
@@ -39,5 +39,31 @@ int enroll_call(struct rpc_client *cli, const char *token, const uint8_t *csr,
 
 /* Write an issued certificate to path: DER as it came, or PEM.  0 / -1. */
 int enroll_write_cert(const char *path, const struct msg_blob *der, bool pem);
+
+/*
+ * Renewal (proto/README.md, "Certificate renewal"): before its
+ * certificate expires the edge makes a new key pair (enroll_keygen to a
+ * new file), calls Edge.Renew on the session port with its current
+ * certificate, then moves its Session to the new certificate
+ * (session_switch_cert) and re-announces its epoch keys signed with the
+ * new key.  The controller retires the old certificate at that switch.
+ */
+
+/* A mutual-TLS client with the edge's current certificate.  NULL on
+ * error.  rpc_client_free(). */
+struct rpc_client *enroll_renew_client(const char *target,
+    const char *ca_file, const char *cert_file, const char *key_file,
+    const char *server_name);
+/* Edge.Renew with csr over cli; returns as enroll_call does. */
+int enroll_renew_call(struct rpc_client *cli, const uint8_t *csr,
+    size_t csr_len, const char *software_version, unsigned timeout_ms,
+    struct msg_enroll_response *rs, int *code, char *msg, size_t msgsz);
+/*
+ * The renewal point of the PEM certificate in cert_path: when a third of
+ * its validity is left, notAfter - (notAfter - notBefore) / 3, in unix
+ * seconds (day 20 of a 30-day certificate).  *not_after may be NULL.
+ * 0 / -1.
+ */
+int enroll_renew_at(const char *cert_path, int64_t *at, int64_t *not_after);
 
 #endif

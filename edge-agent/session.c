@@ -39,6 +39,9 @@ struct session {
 	uint64_t test_hello_version; /* opts' test knob; first hello only */
 	uint64_t reopen_at;          /* mono ms; 0 = none pending */
 	uint64_t bytes_in;
+
+	/* To connect again with another certificate. */
+	char *target, *ca_file, *server_name;
 };
 
 static void
@@ -290,10 +293,47 @@ session_leave(struct session *s, unsigned secs)
 	s->reopen_at = util_mono_ms() + (secs > 0 ? secs : 1) * 1000ull;
 }
 
+static struct rpc_client *
+session_client(const struct session *s, const char *cert_file,
+    const char *key_file)
+{
+	struct rpc_client_opts co;
+
+	memset(&co, 0, sizeof(co));
+	co.target = s->target;
+	co.tls.ca_file = s->ca_file;
+	co.tls.cert_file = cert_file;
+	co.tls.key_file = key_file;
+	co.server_name = s->server_name;
+	return rpc_client_new(&co);
+}
+
+int
+session_switch_cert(struct session *s, const char *cert_file,
+    const char *key_file)
+{
+	struct rpc_client *cli = session_client(s, cert_file, key_file);
+
+	if (cli == NULL) {
+		log_warnx("session: cannot connect with %s", cert_file);
+		return -1;
+	}
+	/* The old stream ends here (on_close, reason SHUTDOWN). */
+	rpc_client_free(s->cli);
+	s->cli = cli;
+	s->st = NULL;
+	s->reopen_at = 0;
+	if (session_open(s) == -1) {
+		log_warnx("session: cannot open a session with %s", cert_file);
+		s->reopen_at = util_mono_ms() + 1000;
+		return -1;
+	}
+	return 0;
+}
+
 struct session *
 session_new(const struct session_opts *o)
 {
-	struct rpc_client_opts co;
 	struct session *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
@@ -307,13 +347,12 @@ session_new(const struct session_opts *o)
 	s->backend = o->backend;
 	s->features = o->features;
 	s->test_hello_version = o->test_hello_version;
-	memset(&co, 0, sizeof(co));
-	co.target = o->target;
-	co.tls.ca_file = o->ca_file;
-	co.tls.cert_file = o->cert_file;
-	co.tls.key_file = o->key_file;
-	co.server_name = o->server_name;
-	if ((s->cli = rpc_client_new(&co)) == NULL || session_open(s) == -1) {
+	if ((s->target = strdup(o->target)) == NULL ||
+	    (s->ca_file = strdup(o->ca_file)) == NULL ||
+	    (o->server_name != NULL &&
+	    (s->server_name = strdup(o->server_name)) == NULL) ||
+	    (s->cli = session_client(s, o->cert_file, o->key_file)) == NULL ||
+	    session_open(s) == -1) {
 		log_warnx("session: cannot open a session to %s", o->target);
 		session_free(s);
 		return NULL;
@@ -328,6 +367,9 @@ session_free(struct session *s)
 		return;
 	rpc_client_free(s->cli);
 	session_forget(s);
+	free(s->target);
+	free(s->ca_file);
+	free(s->server_name);
 	free(s);
 }
 

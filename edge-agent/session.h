@@ -94,6 +94,14 @@ int session_dispatch(struct session *s);
 int session_send(struct session *s, const struct msg_edge_message *m);
 /* Leave the stream now and reopen it after secs (what a Backoff does). */
 void session_leave(struct session *s, unsigned secs);
+/*
+ * After a renewal: drop the connection made with the old certificate and
+ * reopen the stream with cert_file/key_file, keeping the intent (the
+ * hello carries its version: no snapshot).  session_fd() changes.  Not
+ * from inside a callback.  0, or -1 (the old connection is kept).
+ */
+int session_switch_cert(struct session *s, const char *cert_file,
+    const char *key_file);
 
 /* The intent applied last, or NULL when none. */
 const struct msg_intent *session_intent(const struct session *s);

@@ -258,6 +258,15 @@ msg_enroll_request_free(struct msg_enroll_request *m)
 }
 
 void
+msg_renew_request_free(struct msg_renew_request *m)
+{
+	if (m == NULL)
+		return;
+	msg_blob_free(&m->csr_der);
+	memset(m, 0, sizeof(*m));
+}
+
+void
 msg_enroll_response_free(struct msg_enroll_response *m)
 {
 	if (m == NULL)
@@ -1112,6 +1121,17 @@ msg_validate_enroll_request(const struct msg_enroll_request *m, char *err,
 		if (*c < 0x21 || *c > 0x7e)
 			return fieldpath_fail(err, errlen, "token: character at %zu "
 			    "not printable ASCII", (size_t)(c - m->token));
+	if (msg_check_blob(FIELDPATH_ROOT("csr_der"), &m->csr_der, 1, MSG_DER_MAX,
+	    err, errlen) == -1)
+		return -1;
+	return msg_check_text(FIELDPATH_ROOT("software_version"), m->software_version,
+	    sizeof(m->software_version), 0, MSG_VERSION_STR_MAX, err, errlen);
+}
+
+int
+msg_validate_renew_request(const struct msg_renew_request *m, char *err,
+    size_t errlen)
+{
 	if (msg_check_blob(FIELDPATH_ROOT("csr_der"), &m->csr_der, 1, MSG_DER_MAX,
 	    err, errlen) == -1)
 		return -1;

@@ -247,6 +247,12 @@ struct msg_enroll_request {
 	char software_version[MSG_VERSION_STR_MAX + 1];
 };
 
+/* Edge.Renew: a new CSR, sent with the current certificate. */
+struct msg_renew_request {
+	struct msg_blob csr_der;		/* 1..8192 bytes */
+	char software_version[MSG_VERSION_STR_MAX + 1];
+};
+
 struct msg_enroll_response {
 	enum msg_enroll_error error;		/* UNSPECIFIED = success */
 	char error_message[MSG_ERROR_MAX + 1];
@@ -536,6 +542,7 @@ struct msg_edge_message {
 
 void msg_enroll_request_free(struct msg_enroll_request *m);
 void msg_enroll_response_free(struct msg_enroll_response *m);
+void msg_renew_request_free(struct msg_renew_request *m);
 void msg_site_free(struct msg_site *m);
 void msg_peer_free(struct msg_peer *m);
 void msg_tunnel_free(struct msg_tunnel *m);
@@ -560,6 +567,8 @@ int msg_intent_copy(struct msg_intent *dst, const struct msg_intent *src);
  * 1..16777215").  err may be NULL when errlen is 0.
  */
 int msg_validate_enroll_request(const struct msg_enroll_request *m,
+    char *err, size_t errlen);
+int msg_validate_renew_request(const struct msg_renew_request *m,
     char *err, size_t errlen);
 int msg_validate_enroll_response(const struct msg_enroll_response *m,
     char *err, size_t errlen);

@@ -32,6 +32,7 @@
 #include "proto/pbconv.h"
 
 typedef Meshwan__V1__EnrollRequest PbEnrollRequest;
+typedef Meshwan__V1__RenewRequest PbRenewRequest;
 typedef Meshwan__V1__EnrollResponse PbEnrollResponse;
 typedef Meshwan__V1__EdgeMessage PbEdgeMessage;
 typedef Meshwan__V1__Hello PbHello;
@@ -768,6 +769,34 @@ pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
 }
 
 int
+pbconv_decode_renew_request(const uint8_t *buf, size_t len,
+    struct msg_renew_request *out, char *err, size_t errlen)
+{
+	struct pbconv_budget b = { 0, false };
+	ProtobufCAllocator a;
+	PbRenewRequest *pb;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((pb = (PbRenewRequest *)pbconv_unpack(
+	    &meshwan__v1__renew_request__descriptor, PBCONV_MAX_ENROLL_MSG, buf,
+	    len, &b, &a, err, errlen)) == NULL)
+		return -1;
+	rc = pbconv_get_str(FIELDPATH_ROOT("software_version"),
+	    pb->software_version, out->software_version,
+	    sizeof(out->software_version), err, errlen);
+	if (rc == 0)
+		rc = pbconv_get_blob(FIELDPATH_ROOT("csr_der"), &pb->csr_der,
+		    MSG_DER_MAX, &out->csr_der, err, errlen);
+	protobuf_c_message_free_unpacked(&pb->base, &a);
+	if (rc == 0)
+		rc = msg_validate_renew_request(out, err, errlen);
+	if (rc == -1)
+		msg_renew_request_free(out);
+	return rc;
+}
+
+int
 pbconv_decode_enroll_response(const uint8_t *buf, size_t len,
     struct msg_enroll_response *out, char *err, size_t errlen)
 {
@@ -1249,6 +1278,24 @@ pbconv_encode_enroll_request(const struct msg_enroll_request *m,
 	pb.csr_der = pbconv_bin(m->csr_der.data, m->csr_der.len);
 	pb.software_version = pbconv_str(m->software_version);
 	return pbconv_encode_finish("EnrollRequest", valid, verr, &pb.base,
+	    &ar, buf, len);
+}
+
+int
+pbconv_encode_renew_request(const struct msg_renew_request *m,
+    uint8_t **buf, size_t *len)
+{
+	PbRenewRequest pb = MESHWAN__V1__RENEW_REQUEST__INIT;
+	struct pbconv_arena ar = { NULL };
+	char verr[PBCONV_ERR_LEN];
+	int valid;
+
+	*buf = NULL;
+	*len = 0;
+	valid = msg_validate_renew_request(m, verr, sizeof(verr));
+	pb.csr_der = pbconv_bin(m->csr_der.data, m->csr_der.len);
+	pb.software_version = pbconv_str(m->software_version);
+	return pbconv_encode_finish("RenewRequest", valid, verr, &pb.base,
 	    &ar, buf, len);
 }
 

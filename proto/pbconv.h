@@ -46,6 +46,11 @@ int pbconv_encode_enroll_request(const struct msg_enroll_request *m,
 int pbconv_decode_enroll_request(const uint8_t *buf, size_t len,
     struct msg_enroll_request *out, char *err, size_t errlen);
 
+int pbconv_encode_renew_request(const struct msg_renew_request *m,
+    uint8_t **buf, size_t *len);
+int pbconv_decode_renew_request(const uint8_t *buf, size_t len,
+    struct msg_renew_request *out, char *err, size_t errlen);
+
 int pbconv_encode_enroll_response(const struct msg_enroll_response *m,
     uint8_t **buf, size_t *len);
 int pbconv_decode_enroll_response(const uint8_t *buf, size_t len,

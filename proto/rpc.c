@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
@@ -46,7 +47,13 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -425,6 +432,57 @@ prop_copy(char *dst, size_t dstsz, const grpc_auth_property *p)
 	return true;
 }
 
+/*
+ * The peer's leaf certificate (gRPC hands it over as PEM): its SHA-256
+ * fingerprint, serial and notAfter.  -1 when absent or unreadable, and
+ * then the identity is not trusted.
+ */
+static int
+peer_cert_read(struct rpc_peer *p, const grpc_auth_property *prop)
+{
+	BIO *b = NULL;
+	X509 *x = NULL;
+	BIGNUM *bn = NULL;
+	char *hex = NULL;
+	struct tm tm;
+	unsigned fplen = 0;
+	int rc = -1;
+
+	if (prop->value == NULL || prop->value_length == 0 ||
+	    prop->value_length > PEM_MAX ||
+	    (b = BIO_new_mem_buf(prop->value, (int)prop->value_length)) ==
+	    NULL ||
+	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL)
+		goto out;
+	if (X509_digest(x, EVP_sha256(), p->cert_sha256, &fplen) != 1 ||
+	    fplen != RPC_CERT_FP_LEN)
+		goto out;
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) ==
+	    NULL || (hex = BN_bn2hex(bn)) == NULL ||
+	    strlen(hex) >= sizeof(p->serial))
+		goto out;
+	for (size_t i = 0; hex[i] != '\0'; i++)
+		p->serial[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ?
+		    hex[i] - 'A' + 'a' : hex[i]);
+	memset(&tm, 0, sizeof(tm));
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		goto out;
+	p->not_after = (int64_t)timegm(&tm);
+	rc = 0;
+out:
+	if (rc == -1) {
+		memset(p->cert_sha256, 0, sizeof(p->cert_sha256));
+		memset(p->serial, 0, sizeof(p->serial));
+		p->not_after = 0;
+	}
+	ERR_clear_error();
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
 /* The TLS identity of a call's peer; NULL only when out of memory. */
 static struct rpc_peer *
 peer_read(grpc_call *call)
@@ -464,11 +522,17 @@ peer_read(grpc_call *call)
 		memcpy(p->sans + used, one, n + 1);
 		used += n;
 	}
+	it = grpc_auth_context_find_properties_by_name(ac,
+	    GRPC_X509_PEM_CERT_PROPERTY_NAME);
+	bool cert_ok = (prop = grpc_auth_property_iterator_next(&it)) !=
+	    NULL && peer_cert_read(p, prop) == 0;
 	/*
 	 * gRPC sets a peer identity only from a certificate the handshake
-	 * verified against our CA; an oversized or odd CN is not trusted.
+	 * verified against our CA; an oversized or odd CN, or a certificate
+	 * we cannot fingerprint, is not trusted.
 	 */
-	p->verified = grpc_auth_context_peer_is_authenticated(ac) && cn_ok;
+	p->verified = grpc_auth_context_peer_is_authenticated(ac) && cn_ok &&
+	    cert_ok;
 	grpc_auth_context_release(ac);
 	return p;
 }

@@ -67,12 +67,24 @@ enum rpc_close_reason {
 };
 const char *rpc_close_reason_str(enum rpc_close_reason why);
 
+#define RPC_CERT_FP_LEN 32   /* SHA-256 */
+#define RPC_SERIAL_MAX 41    /* 20-octet serial as hex, + NUL */
+
 /* Who is on the other side of a call, as the TLS handshake proved it. */
 struct rpc_peer {
 	bool verified;     /* a client certificate chained to our CA */
 	char cn[65];       /* certificate subject CN, "" if none */
 	char sans[256];    /* subjectAltNames, comma-separated, may be cut */
 	char addr[64];     /* transport address, "ipv4:127.0.0.1:5555" */
+	/*
+	 * The exact certificate (set only when verified): SHA-256 over its
+	 * DER, its serial number as lower-case hex without leading zeros,
+	 * and its notAfter in unix seconds.  The controller binds a site's
+	 * session to one issued certificate with these.
+	 */
+	uint8_t cert_sha256[RPC_CERT_FP_LEN];
+	char serial[RPC_SERIAL_MAX];
+	int64_t not_after;
 };
 
 /* Which callers a method accepts. */

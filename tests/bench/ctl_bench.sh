@@ -35,10 +35,12 @@ POLICY=${CTL_BENCH_POLICY:-hub-and-spoke}
 # One descriptor per connection on both sides, plus gRPC's own.
 ulimit -n 65536 2>/dev/null || ulimit -n 8192 || true
 mkdir -p "$T/edges"
-# A pool big enough for a full mesh of thousands of sites.
+# A pool big enough for a full mesh of thousands of sites; every edge
+# enrolls from this one address (no per-address enrollment limit).
 write_config <<CONF
 policy = $POLICY
 tunnel_pool = 100.64.0.0/10
+enroll_rate = 0
 CONF
 start_controller
 echo "controller: policy $POLICY, $N simulated edges"

@@ -26,8 +26,16 @@
  *       -E / -Z (announce the -k key with not_after in the past / as the
  *       all-zero point: the controller must refuse it), -q TUNNEL,N
  *       (after the first intent, ask N times for a rekey of TUNNEL's
- *       outbound direction, reason soft byte limit).
+ *       outbound direction, reason soft byte limit), -r (renew the
+ *       certificate at its renewal point, a third of its validity left:
+ *       new key, Edge.Renew, switch the stream; CERT and KEY are
+ *       replaced; prints "renewed serial=S not_after=T").
  *       SIGTERM ends it cleanly.
+ *   edge_client renew TARGET CA_PEM CERT_PEM KEY_PEM NEWKEY NEWCERT [-k]
+ *       One renewal over Edge.Renew with CERT/KEY: a new key pair into
+ *       NEWKEY (-k: NEWKEY is an existing key, e.g. the old one) and the
+ *       new certificate (PEM) into NEWCERT.  Prints "renewed site=N
+ *       serial=S not_after=T" or "refused code=C msg=...", exit 0 / 3.
  *
  *       Keys: -k makes real X25519 key pairs (proto/sakey) and signs them
  *       (proto/epochsig); every SA a rekey order or the intent names is
@@ -51,6 +59,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "edge-agent/enroll.h"
 #include "edge-agent/session.h"
@@ -78,6 +91,9 @@ struct edge {
 	uint64_t key_epoch;         /* -k: next epoch to announce */
 	uint8_t *key_pem;           /* certificate key, PEM */
 	size_t key_pem_len;
+	bool renew;                 /* -r: renew at the renewal point */
+	const char *target, *ca, *cert_path, *key_path;
+	int64_t renew_at;           /* unix s */
 	bool expired;               /* -E */
 	bool zero;                  /* -Z */
 	uint64_t rq_tunnel;         /* -q */
@@ -503,6 +519,160 @@ edge_on_close(struct session *s, enum rpc_close_reason why, int code,
 		e->done = true;
 }
 
+/* A CSR (DER) signed with the existing key in path. */
+static int
+edge_csr_of_key(const char *path, uint8_t **csr, size_t *csr_len)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+	X509_REQ *req = X509_REQ_new();
+	unsigned char *der = NULL;
+	int len = -1;
+
+	if (f != NULL)
+		fclose(f);
+	if (k != NULL && req != NULL && X509_REQ_set_pubkey(req, k) == 1 &&
+	    X509_REQ_sign(req, k, EVP_sha256()) > 0 &&
+	    (len = i2d_X509_REQ(req, &der)) > 0 &&
+	    (*csr = malloc((size_t)len)) != NULL) {
+		memcpy(*csr, der, (size_t)len);
+		*csr_len = (size_t)len;
+	} else
+		len = -1;
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return len > 0 ? 0 : -1;
+}
+
+/* "serial=S not_after=T" of a DER certificate, for the test's lines. */
+static void
+edge_cert_line(const struct msg_blob *der, char *buf, size_t bufsz)
+{
+	const unsigned char *p = der->data;
+	X509 *x = d2i_X509(NULL, &p, (long)der->len);
+	BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) :
+	    NULL;
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (x != NULL)
+		(void)ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm);
+	snprintf(buf, bufsz, "serial=%s not_after=%lld", hex ? hex : "?",
+	    x ? (long long)timegm(&tm) : 0LL);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
+}
+
+/*
+ * One renewal: a CSR for a new key in newkey (or for the key already
+ * there, keep), Edge.Renew with cert/key, the certificate into newcert
+ * (PEM).  0 renewed, 1 refused (*code, msg), -1 local error.
+ */
+static int
+edge_renew_once(const char *target, const char *ca, const char *cert,
+    const char *key, const char *newkey, const char *newcert, bool keep,
+    int *code, char *msg, size_t msgsz, char *line, size_t linesz,
+    uint64_t *site)
+{
+	struct rpc_client *cli;
+	struct msg_enroll_response rs;
+	uint8_t *csr = NULL;
+	size_t csr_len = 0;
+	int r;
+
+	if ((keep ? edge_csr_of_key(newkey, &csr, &csr_len) :
+	    enroll_keygen(newkey, &csr, &csr_len)) == -1)
+		return -1;
+	if ((cli = enroll_renew_client(target, ca, cert, key, "localhost")) ==
+	    NULL) {
+		free(csr);
+		return -1;
+	}
+	r = enroll_renew_call(cli, csr, csr_len, "edge_client test", 10000,
+	    &rs, code, msg, msgsz);
+	free(csr);
+	rpc_client_free(cli);
+	if (r != 0)
+		return r;
+	if (enroll_write_cert(newcert, &rs.certificate_der, true) == -1) {
+		msg_enroll_response_free(&rs);
+		return -1;
+	}
+	edge_cert_line(&rs.certificate_der, line, linesz);
+	*site = rs.site_id;
+	msg_enroll_response_free(&rs);
+	return 0;
+}
+
+static int
+edge_renew(int argc, char **argv)
+{
+	char msg[512], line[128];
+	uint64_t site = 0;
+	int code = -1, r;
+	bool keep = argc == 9 && strcmp(argv[8], "-k") == 0;
+
+	if (argc != 8 && !keep) {
+		fprintf(stderr, "usage: renew TARGET CA CERT KEY NEWKEY NEWCERT "
+		    "[-k]\n");
+		return 2;
+	}
+	r = edge_renew_once(argv[2], argv[3], argv[4], argv[5], argv[6],
+	    argv[7], keep, &code, msg, sizeof(msg), line, sizeof(line), &site);
+	if (r == -1)
+		return 1;
+	if (r == 1) {
+		printf("refused code=%d msg=%s\n", code, msg);
+		return 3;
+	}
+	printf("renewed site=%" PRIu64 " %s\n", site, line);
+	return 0;
+}
+
+/* -r: renew at the renewal point and move the stream to the new
+ * certificate; on failure try again a second later. */
+static void
+edge_renew_due(struct edge *e)
+{
+	char newkey[512], newcert[512], msg[512], line[128];
+	uint64_t site = 0;
+	int code = -1, r;
+
+	if (!e->renew || (int64_t)time(NULL) < e->renew_at)
+		return;
+	snprintf(newkey, sizeof(newkey), "%s.next", e->key_path);
+	snprintf(newcert, sizeof(newcert), "%s.next", e->cert_path);
+	r = edge_renew_once(e->target, e->ca, e->cert_path, e->key_path,
+	    newkey, newcert, false, &code, msg, sizeof(msg), line,
+	    sizeof(line), &site);
+	if (r != 0) {
+		printf("renew failed code=%d msg=%s\n", code, r == 1 ? msg :
+		    "local error");
+		e->renew_at = (int64_t)time(NULL) + 1;
+		return;
+	}
+	if (session_switch_cert(e->sess, newcert, newkey) == -1 ||
+	    rename(newcert, e->cert_path) == -1 ||
+	    rename(newkey, e->key_path) == -1 ||
+	    enroll_renew_at(e->cert_path, &e->renew_at, NULL) == -1) {
+		printf("renew: cannot switch to the new certificate\n");
+		e->renew_at = (int64_t)time(NULL) + 1;
+		return;
+	}
+	/* Epoch keys are signed with the certificate's key: the new one. */
+	if (e->key_pem != NULL) {
+		free(e->key_pem);
+		e->key_pem = NULL;
+		if (edge_read(e->key_path, &e->key_pem, &e->key_pem_len) == -1)
+			printf("renew: cannot read the new key\n");
+	}
+	printf("renewed %s\n", line);
+	fflush(stdout);
+}
+
 static int
 edge_enroll(int argc, char **argv)
 {
@@ -557,10 +727,13 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:r")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
+			break;
+		case 'r':
+			e.renew = true;
 			break;
 		case 'x':
 			e.corrupt = true;
@@ -620,9 +793,15 @@ edge_session(int argc, char **argv)
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
 		    "[-o] [-k EPOCH [-E] [-Z]] [-x] [-R SECS] [-s] [-n] "
-		    "[-A VERSION] [-S N] [-t FILE] [-q TUNNEL,N]\n");
+		    "[-A VERSION] [-S N] [-t FILE] [-q TUNNEL,N] [-r]\n");
 		return 2;
 	}
+	e.target = argv[2];
+	e.ca = argv[3];
+	e.cert_path = argv[4];
+	e.key_path = argv[5];
+	if (e.renew && enroll_renew_at(e.cert_path, &e.renew_at, NULL) == -1)
+		return 1;
 	if (e.key_epoch > 0 && edge_read(argv[5], &e.key_pem,
 	    &e.key_pem_len) == -1)
 		return 1;
@@ -651,6 +830,7 @@ edge_session(int argc, char **argv)
 		(void)poll(&p, 1, t >= 0 && t < 200 ? t : 200);
 		if (session_dispatch(e.sess) == -1)
 			return 1;
+		edge_renew_due(&e);
 	}
 	session_free(e.sess);
 	free(e.key_pem);
@@ -673,6 +853,8 @@ main(int argc, char **argv)
 		return edge_enroll(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "session") == 0)
 		return edge_session(argc, argv);
-	fprintf(stderr, "usage: edge_client enroll|session ...\n");
+	if (argc >= 2 && strcmp(argv[1], "renew") == 0)
+		return edge_renew(argc, argv);
+	fprintf(stderr, "usage: edge_client enroll|session|renew ...\n");
 	return 2;
 }

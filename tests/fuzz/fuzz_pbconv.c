@@ -88,6 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct msg_controller_message c;
 	struct msg_edge_message e;
 	struct msg_enroll_request rq;
+	struct msg_renew_request rn;
 	struct msg_enroll_response rs;
 	uint8_t hash[MSG_HASH_LEN];
 	char err[PBCONV_ERR_LEN];
@@ -130,6 +131,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    sizeof(err)) == 0) {
 		STABLE(enroll_response, rs);
 		msg_enroll_response_free(&rs);
+	}
+	if (pbconv_decode_renew_request(data, size, &rn, err,
+	    sizeof(err)) == 0) {
+		STABLE(renew_request, rn);
+		msg_renew_request_free(&rn);
 	}
 	return 0;
 }

@@ -35,9 +35,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -765,6 +771,40 @@ mode_roundtrip(struct t *t)
 	CHECK(strncmp(t->last_peer.addr, "ipv4:127.0.0.1:", 15) == 0);
 	printf("ok: peer identity cn=%s sans=%s addr=%s\n", t->last_peer.cn,
 	    t->last_peer.sans, t->last_peer.addr);
+	/* ... and the exact certificate: fingerprint, serial, notAfter. */
+	{
+		uint8_t fp[32];
+		unsigned fplen = 0;
+		FILE *f = fopen(path(t, "client.pem"), "r");
+		X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+		BIGNUM *bn;
+		char *hex;
+		int days = 0, secs = 0;
+
+		CHECK(x != NULL);
+		fclose(f);
+		CHECK(X509_digest(x, EVP_sha256(), fp, &fplen) == 1);
+		CHECK(memcmp(fp, t->last_peer.cert_sha256, sizeof(fp)) == 0);
+		bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+		hex = BN_bn2hex(bn);
+		CHECK(strcasecmp(hex, t->last_peer.serial) == 0);
+		/* notAfter is two days out (certs.sh -days 2). */
+		CHECK(ASN1_TIME_diff(&days, &secs, NULL,
+		    X509_get0_notAfter(x)) == 1);
+		{
+			int64_t want = (int64_t)time(NULL) + days * 86400 +
+			    secs;
+
+			CHECK(t->last_peer.not_after > (int64_t)time(NULL) +
+			    86400 && t->last_peer.not_after >= want - 2 &&
+			    t->last_peer.not_after <= want + 2);
+		}
+		printf("ok: peer certificate serial=%s not_after=%" PRId64 "\n",
+		    t->last_peer.serial, t->last_peer.not_after);
+		OPENSSL_free(hex);
+		BN_free(bn);
+		X509_free(x);
+	}
 
 	/* Session: hello -> snapshot + keepalive -> ack -> half-close. */
 	open_session(cm, &p, 0);

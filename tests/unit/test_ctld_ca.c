@@ -3,7 +3,8 @@
  * file, reloaded unchanged, wrapped with a passphrase, never half-made;
  * CSRs checked (key type, signature, garbage) and edge certificates issued
  * for "site-<id>" and chained to the CA; epoch-key signatures checked
- * against the right certificate only.
+ * against the right certificate only; the fingerprint, serial and notAfter
+ * that bind a Session to one certificate.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -217,6 +219,68 @@ test_sign_csr(void **state)
 	ca_free(ca);
 }
 
+/*
+ * What binds a Session to one certificate: the fingerprint, serial and
+ * notAfter read back from the DER; short lifetimes (the tests' renewal)
+ * are honoured to the second; a renewal CSR must carry a new key.
+ */
+static void
+test_cert_info(void **state)
+{
+	struct fx *f = *state;
+	struct ca *ca = open_ca(f, NULL);
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
+	char reason[CA_REASON_MAX];
+	uint8_t *csr, *csr2, *der = NULL, *der2 = NULL, fp[32];
+	size_t csr_len, csr2_len, der_len = 0, der2_len = 0;
+	struct ca_cert_info a, b;
+	const unsigned char *pp;
+	unsigned fplen = 0;
+	int64_t now = (int64_t)time(NULL);
+	BIGNUM *bn;
+	char *hex;
+	X509 *x;
+
+	assert_non_null(ca);
+	csr = make_csr(k, &csr_len);
+	csr2 = make_csr(k2, &csr2_len);
+	assert_int_equal(ca_sign_csr(ca, csr, csr_len, 7, 10, &der, &der_len,
+	    reason), 0);
+	assert_int_equal(ca_sign_csr(ca, csr, csr_len, 7, 10, &der2,
+	    &der2_len, reason), 0);
+	assert_int_equal(ca_cert_info(der, der_len, &a), 0);
+	assert_int_equal(ca_cert_info(der2, der2_len, &b), 0);
+	/* Same key, same site, same second: still two certificates. */
+	assert_memory_not_equal(a.sha256, b.sha256, 32);
+	assert_string_not_equal(a.serial, b.serial);
+	assert_true(a.not_after >= now + 10 && a.not_after <= now + 12);
+	pp = der;
+	x = d2i_X509(NULL, &pp, (long)der_len);
+	assert_non_null(x);
+	assert_int_equal(X509_digest(x, EVP_sha256(), fp, &fplen), 1);
+	assert_memory_equal(fp, a.sha256, 32);
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	hex = BN_bn2hex(bn);
+	assert_int_equal(strcasecmp(hex, a.serial), 0);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
+	/* Garbage and trailing bytes are not certificates. */
+	assert_int_equal(ca_cert_info(csr, csr_len, &a), -1);
+	assert_int_equal(ca_cert_info(der, der_len - 1, &a), -1);
+	/* A renewal must bring a new key pair. */
+	assert_int_equal(ca_csr_same_key(csr, csr_len, der, der_len), 1);
+	assert_int_equal(ca_csr_same_key(csr2, csr2_len, der, der_len), 0);
+	assert_int_equal(ca_csr_same_key(csr2, csr2_len, csr, csr_len), -1);
+	free(der);
+	free(der2);
+	OPENSSL_free(csr);
+	OPENSSL_free(csr2);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(k2);
+	ca_free(ca);
+}
+
 static size_t
 sign_epoch(EVP_PKEY *k, uint64_t site, uint64_t epoch, const uint8_t *pub,
     uint64_t na, uint8_t *sig)
@@ -311,6 +375,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_wrapped_key, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sign_csr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cert_info, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_epoch_keys, setup,
 		    teardown),
 	};

@@ -252,6 +252,27 @@ test_roundtrip_enroll(void **state)
 	assert_blob_equal(&rq2.csr_der, &rq.csr_der);
 	msg_enroll_request_free(&rq);
 	msg_enroll_request_free(&rq2);
+	{
+		struct msg_renew_request rn, rn2;
+
+		memset(&rn, 0, sizeof(rn));
+		assert_int_equal(msg_blob_set(&rn.csr_der, csr, sizeof(csr)),
+		    0);
+		strcpy(rn.software_version, "meshwan-edge 0.1.0");
+		assert_int_equal(pbconv_encode_renew_request(&rn, &buf, &len),
+		    0);
+		assert_int_equal(pbconv_decode_renew_request(buf, len, &rn2,
+		    err, sizeof(err)), 0);
+		free(buf);
+		assert_string_equal(rn2.software_version, rn.software_version);
+		assert_blob_equal(&rn2.csr_der, &rn.csr_der);
+		msg_renew_request_free(&rn2);
+		/* The CSR is required. */
+		msg_blob_free(&rn.csr_der);
+		assert_int_equal(pbconv_encode_renew_request(&rn, &buf, &len),
+		    -1);
+		msg_renew_request_free(&rn);
+	}
 
 	memset(&rs, 0, sizeof(rs));
 	rs.site_id = 17;
