@@ -2089,6 +2089,9 @@ api_start(const struct api_config *cfg, struct store *st)
 	hc.address = host;
 	hc.max_body = cfg->max_body != 0 ? cfg->max_body :
 	    API_MAX_BODY_DEFAULT;
+	hc.max_connections = cfg->max_connections;
+	hc.max_per_ip = cfg->max_per_ip;
+	hc.timeout_s = cfg->timeout_s;
 	a->http = http_start(&hc, api_handle, a);
 	if (a->http == NULL) {
 		free(a);

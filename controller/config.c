@@ -58,6 +58,11 @@ static const struct config_key config_keys[] = {
 	{ "grpc_listen", S(grpc_listen), 0, 0, CT_ADDR, false },
 	{ "enroll_listen", S(enroll_listen), 0, 0, CT_ADDR, false },
 	{ "http_listen", S(http_listen), 0, 0, CT_ADDR_NUM, false },
+	{ "http_max_connections", N(http_max_connections), 1, 65536, CT_U32,
+	    false },
+	{ "http_max_connections_per_address", N(http_max_per_ip), 1, 65536,
+	    CT_U32, false },
+	{ "http_timeout", N(http_timeout_s), 1, 3600, CT_SECONDS32, false },
 	{ "database", S(database), 0, 0, CT_PATH, false },
 	{ "ca_dir", S(ca_dir), 0, 0, CT_PATH, false },
 	{ "ca_key_passphrase_file", S(ca_key_passphrase_file), 0, 0, CT_PATH,
@@ -141,6 +146,9 @@ config_defaults(struct config *cfg)
 	snprintf(cfg->enroll_listen, sizeof(cfg->enroll_listen),
 	    "0.0.0.0:7444");
 	snprintf(cfg->http_listen, sizeof(cfg->http_listen), "127.0.0.1:8080");
+	cfg->http_max_connections = 2048;
+	cfg->http_max_per_ip = 64;
+	cfg->http_timeout_s = 10;
 	snprintf(cfg->database, sizeof(cfg->database),
 	    "/var/lib/meshwan/controller.db");
 	snprintf(cfg->ca_dir, sizeof(cfg->ca_dir), "/var/lib/meshwan/ca");

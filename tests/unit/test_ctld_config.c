@@ -53,6 +53,8 @@ test_defaults_and_values(void **state)
 	    "server_names = ctl.example.net , 192.0.2.1\n"
 	    "asn_range = 4200000000-4200000100\n"
 	    "policy = hub-and-spoke\n"
+	    "http_max_connections_per_address = 8\n"
+	    "http_timeout = 2m\n"
 	    "debug = session,rpc\n";
 
 	(void)state;
@@ -67,6 +69,10 @@ test_defaults_and_values(void **state)
 	assert_int_equal(c.policy, CONFIG_POLICY_HUB_SPOKE);
 	assert_int_equal(c.cert_lifetime_s, 30 * 86400);
 	assert_string_equal(c.debug, "session,rpc");
+	/* REST connection limits (issue 8 §2): given and default. */
+	assert_int_equal(c.http_max_per_ip, 8);
+	assert_int_equal(c.http_timeout_s, 120);
+	assert_int_equal(c.http_max_connections, 2048);
 }
 
 static void
@@ -89,6 +95,9 @@ test_bad_lines(void **state)
 		{ "asn_range = 100-200\n", "t.conf:1: asn_range:" },
 		{ "asn_range = 65000-64600\n", "t.conf:1: asn_range:" },
 		{ "replay_window = 16\n", "t.conf:1: replay_window:" },
+		{ "http_max_connections = 0\n",
+		    "t.conf:1: http_max_connections: expected a number" },
+		{ "http_timeout = 2h\n", "t.conf:1: http_timeout: out of range" },
 		{ "debug = rpc,nonsense\n", "t.conf:1: debug: unknown subsystem" },
 		{ "server_names = a b\n", "t.conf:1: server_names:" },
 		{ "ca_dir =\n", "t.conf:1: ca_dir: empty value" },
