@@ -107,22 +107,144 @@ api_reply(struct api_call *c, int status, json_t *j)
 	    strlen(s) : 0);
 }
 
+/*
+ * Length of the valid UTF-8 sequence at s (1-4 bytes), or 0 when s does
+ * not start one (stray continuation byte, overlong form, surrogate,
+ * beyond U+10FFFF, or cut short).  s is NUL-terminated; a NUL ends a
+ * sequence early, so nothing past it is read.
+ */
+static size_t
+api_utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+		    (c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+		    (s[3] & 0xc0) != 0x80 || (c == 0xf0 && s[1] < 0x90) ||
+		    (c == 0xf4 && s[1] >= 0x90))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/*
+ * Copies at most max characters of src into dst (dstsz bytes) as valid
+ * UTF-8, so that json_string() always takes it: a byte that does not
+ * start a valid sequence is written as the four characters \xNN, and the
+ * copy stops before a character (or escape) that would not fit whole.
+ * Returns dst, for use as a printf argument.
+ */
+static const char *
+api_clip(char *dst, size_t dstsz, const char *src, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t o = 0, chars = 0, n;
+
+	if (dstsz == 0)
+		return dst;
+	while (*s != '\0' && chars < max) {
+		n = api_utf8_len(s);
+		if (n == 0) {
+			if (o + 4 >= dstsz)
+				break;
+			(void)snprintf(dst + o, dstsz - o, "\\x%02X", *s);
+			o += 4;
+			s++;
+		} else {
+			if (o + n >= dstsz)
+				break;
+			memcpy(dst + o, s, n);
+			o += n;
+			s += n;
+		}
+		chars++;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+/* Quoting a client's value in a message: at most this many characters. */
+#define API_QUOTE_CHARS 40
+#define API_QUOTE_BUF (4 * API_QUOTE_CHARS + 1)
+
+/*
+ * Drops an incomplete UTF-8 sequence at the end of s: what is left when
+ * snprintf cut a character in two.
+ */
+static void
+api_utf8_trim_end(char *s)
+{
+	size_t len = strlen(s), i = len, need;
+	unsigned char c;
+
+	while (i > 0 && len - i < 4 &&
+	    ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	c = (unsigned char)s[i - 1];
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+	if (need > len - (i - 1))
+		s[i - 1] = '\0';
+}
+
+/*
+ * A field's name for replies: prefix ("links[2].") and the client's key,
+ * clipped to API_QUOTE_CHARS characters of valid UTF-8.
+ */
+#define API_FIELD_BUF (32 + API_QUOTE_BUF)
+
+static void
+api_field_name(char *dst, size_t dstsz, const char *prefix, const char *key)
+{
+	char q[API_QUOTE_BUF];
+
+	(void)snprintf(dst, dstsz, "%s%s", prefix,
+	    api_clip(q, sizeof(q), key, API_QUOTE_CHARS));
+}
+
+/*
+ * The error reply: always {"code", "message", "field"}, every string
+ * valid UTF-8 whatever the client sent (a string json_string() refuses
+ * would otherwise make its key vanish from the reply).
+ */
 static void __attribute__((format(printf, 5, 6)))
 api_error(struct api_call *c, int status, const char *code, const char *field,
     const char *fmt, ...)
 {
-	char msg[256];
+	char msg[256], clean[4 * sizeof(msg)], f[4 * 96];
 	va_list ap;
-	json_t *j;
+	json_t *j, *m, *fj = NULL;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg))
+		api_utf8_trim_end(msg);
 	va_end(ap);
+	api_clip(clean, sizeof(clean), msg, sizeof(msg));
 	j = json_object();
+	m = json_string(clean);
 	json_object_set_new(j, "code", json_string(code));
-	json_object_set_new(j, "message", json_string(msg));
-	json_object_set_new(j, "field", field != NULL && field[0] != '\0' ?
-	    json_string(field) : json_null());
+	json_object_set_new(j, "message", m != NULL ? m :
+	    json_string("error"));
+	if (field != NULL && field[0] != '\0') {
+		char tmp[96];
+
+		if (util_strcpy(tmp, sizeof(tmp), field) == -1)
+			api_utf8_trim_end(tmp);
+		fj = json_string(api_clip(f, sizeof(f), tmp, sizeof(tmp)));
+	}
+	json_object_set_new(j, "field", fj != NULL ? fj : json_null());
 	api_reply(c, status, j);
 }
 
@@ -209,7 +331,7 @@ static int
 api_check_fields(struct api_call *c, const json_t *obj, const char *prefix,
     const struct api_field *spec, size_t n)
 {
-	char field[96];
+	char field[API_FIELD_BUF];
 	const char *key;
 	json_t *v;
 	size_t i;
@@ -224,10 +346,10 @@ api_check_fields(struct api_call *c, const json_t *obj, const char *prefix,
 		for (i = 0; i < n; i++)
 			if (strcmp(key, spec[i].name) == 0)
 				break;
-		snprintf(field, sizeof(field), "%s%s", prefix, key);
+		api_field_name(field, sizeof(field), prefix, key);
 		if (i == n) {
 			api_error(c, 400, "unknown_field", field,
-			    "unknown field '%.60s'", key);
+			    "unknown field '%s'", field + strlen(prefix));
 			return -1;
 		}
 		if (!api_type_ok(v, spec[i].type)) {
@@ -239,7 +361,7 @@ api_check_fields(struct api_call *c, const json_t *obj, const char *prefix,
 	for (i = 0; i < n; i++) {
 		if (spec[i].required && json_object_get(obj, spec[i].name) ==
 		    NULL) {
-			snprintf(field, sizeof(field), "%s%s", prefix,
+			api_field_name(field, sizeof(field), prefix,
 			    spec[i].name);
 			api_error(c, 400, "missing_field", field,
 			    "%s is required", field);
@@ -255,13 +377,13 @@ api_get_str(struct api_call *c, const json_t *obj, const char *prefix,
     const char *key, char *dst, size_t dstsz)
 {
 	const json_t *v = json_object_get(obj, key);
-	char field[96];
+	char field[API_FIELD_BUF];
 
 	if (v == NULL)
 		return 0;
 	if (util_strcpy(dst, dstsz, json_string_value(v)) == -1 ||
 	    strlen(json_string_value(v)) != json_string_length(v)) {
-		snprintf(field, sizeof(field), "%s%s", prefix, key);
+		api_field_name(field, sizeof(field), prefix, key);
 		api_error(c, 400, "invalid", field,
 		    "%s is too long (at most %zu characters) or holds a NUL",
 		    field, dstsz - 1);
@@ -277,13 +399,13 @@ api_get_uint(struct api_call *c, const json_t *obj, const char *prefix,
 {
 	const json_t *v = json_object_get(obj, key);
 	json_int_t i;
-	char field[96];
+	char field[API_FIELD_BUF];
 
 	if (v == NULL)
 		return 0;
 	i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i < min || (uint64_t)i > max) {
-		snprintf(field, sizeof(field), "%s%s", prefix, key);
+		api_field_name(field, sizeof(field), prefix, key);
 		api_error(c, 400, "invalid", field, "%s must lie in [%" PRIu64
 		    ", %" PRIu64 "]", field, min, max);
 		return -1;
@@ -958,8 +1080,11 @@ api_link_load(struct api_call *c, struct model_site *s, struct model_link *l)
 		return -1;
 	i = model_site_find_link(s, c->name);
 	if (i < 0) {
+		char q[API_QUOTE_BUF];
+
 		api_error(c, 404, "not_found", "name", "site %" PRIu64
-		    " has no link named '%.40s'", c->id, c->name);
+		    " has no link named '%s'", c->id,
+		    api_clip(q, sizeof(q), c->name, API_QUOTE_CHARS));
 		return -1;
 	}
 	*l = s->links[i];
@@ -1717,6 +1842,7 @@ api_token_delete(struct api_call *c)
 {
 	struct model_api_token_info *t = NULL;
 	struct model_error err;
+	char q[API_QUOTE_BUF];
 	size_t n = 0, i, admins = 0;
 	bool found = false, is_admin = false;
 
@@ -1733,15 +1859,16 @@ api_token_delete(struct api_call *c)
 		}
 	}
 	free(t);
+	api_clip(q, sizeof(q), c->name, API_QUOTE_CHARS);
 	if (!found) {
 		api_error(c, 404, "not_found", "name", "no API token named "
-		    "'%.40s'", c->name);
+		    "'%s'", q);
 		return;
 	}
 	/* Never lock everyone out of admin work. */
 	if (is_admin && admins == 1) {
-		api_error(c, 409, "conflict", NULL, "'%.40s' is the last admin "
-		    "token", c->name);
+		api_error(c, 409, "conflict", NULL, "'%s' is the last admin "
+		    "token", q);
 		return;
 	}
 	if (api_begin(c) == -1)
@@ -1910,6 +2037,7 @@ static int
 api_query_known(void *arg, const char *key, const char *value)
 {
 	struct api_query_check *q = arg;
+	char quoted[API_QUOTE_BUF];
 	size_t kl = strlen(key);
 	const char *a = q->allowed;
 
@@ -1925,7 +2053,8 @@ api_query_known(void *arg, const char *key, const char *value)
 			a++;
 	}
 	api_error(q->c, 400, "unknown_field", key,
-	    "unknown query argument '%.40s'", key);
+	    "unknown query argument '%s'", api_clip(quoted, sizeof(quoted),
+	    key, API_QUOTE_CHARS));
 	return -1;
 }
 
@@ -1953,9 +2082,11 @@ api_parse_body(struct api_call *c, const struct api_route *r)
 	}
 	c->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (c->body == NULL) {
+		char q[4 * sizeof(jerr.text)];
+
 		api_error(c, 400, "malformed_json", NULL,
-		    "malformed JSON at line %d column %d: %.100s", jerr.line,
-		    jerr.column, jerr.text);
+		    "malformed JSON at line %d column %d: %s", jerr.line,
+		    jerr.column, api_clip(q, sizeof(q), jerr.text, 100));
 		return -1;
 	}
 	if (!json_is_object(c->body)) {
@@ -1977,7 +2108,7 @@ api_handle(void *arg, const struct http_request *req,
 	const char *method = http_request_method(req);
 	const char *path = http_request_path(req);
 	size_t i, used = 0;
-	bool path_known = false;
+	bool path_known = false, get;
 
 	memset(&c, 0, sizeof(c));
 	c.api = a;
@@ -1988,11 +2119,17 @@ api_handle(void *arg, const struct http_request *req,
 		    sizeof(c.name)))
 			continue;
 		path_known = true;
-		/* Collect the Allow header while looking for the method. */
+		/*
+		 * Collect the Allow header while looking for the method.
+		 * HEAD is served by the GET route; http.c leaves the body out.
+		 */
+		get = strcmp(api_routes[i].method, "GET") == 0;
 		used += (size_t)snprintf(resp->allow + used,
 		    used < sizeof(resp->allow) ? sizeof(resp->allow) - used : 0,
-		    "%s%s", used > 0 ? ", " : "", api_routes[i].method);
-		if (strcmp(api_routes[i].method, method) == 0)
+		    "%s%s%s", used > 0 ? ", " : "", api_routes[i].method,
+		    get ? ", HEAD" : "");
+		if (strcmp(api_routes[i].method, method) == 0 ||
+		    (get && strcmp(method, "HEAD") == 0))
 			r = &api_routes[i];
 	}
 	if (!path_known) {
@@ -2001,8 +2138,11 @@ api_handle(void *arg, const struct http_request *req,
 		return;
 	}
 	if (r == NULL) {
+		char q[API_QUOTE_BUF];
+
 		api_error(&c, 405, "method_not_allowed", NULL,
-		    "method %.10s is not allowed here", method);
+		    "method %s is not allowed here",
+		    api_clip(q, sizeof(q), method, 10));
 		return;
 	}
 	resp->allow[0] = '\0';

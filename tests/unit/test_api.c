@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,6 +162,69 @@ req(const char *method, const char *path, const char *token,
 		snprintf(auth, sizeof(auth), "Bearer %s", token);
 	req_raw(method, path, token != NULL ? auth : NULL, body,
 	    body != NULL ? strlen(body) : 0, r);
+}
+
+/*
+ * Sends request (len bytes, exactly as given: raw bytes in the path,
+ * broken protocol) over a new connection and reads until the server
+ * closes it; the request should say "Connection: close".  Fills r's
+ * status, content type, body and JSON.
+ */
+static void
+raw_req(const char *request, size_t len, struct reply *r)
+{
+	struct sockaddr_in sin;
+	char *p, *hdr_end;
+	char buf[65536];
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	memset(r, 0, sizeof(*r));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(api_port(fx->api));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(send(fd, request, len, MSG_NOSIGNAL), (ssize_t)len);
+	while (got < sizeof(buf) - 1 &&
+	    (n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	close(fd);
+	buf[got] = '\0';
+	assert_true(got > 12 && strncmp(buf, "HTTP/1.", 7) == 0);
+	r->status = strtol(buf + 9, NULL, 10);
+	hdr_end = strstr(buf, "\r\n\r\n");
+	assert_non_null(hdr_end);
+	*hdr_end = '\0';
+	if ((p = strcasestr(buf, "\r\nContent-Type: ")) != NULL)
+		snprintf(r->ctype, sizeof(r->ctype), "%.*s",
+		    (int)strcspn(p + 16, "\r"), p + 16);
+	if ((p = strcasestr(buf, "\r\nAllow: ")) != NULL)
+		snprintf(r->allow, sizeof(r->allow), "%.*s",
+		    (int)strcspn(p + 9, "\r"), p + 9);
+	r->len = got - (size_t)(hdr_end + 4 - buf);
+	r->body = malloc(r->len + 1);
+	assert_non_null(r->body);
+	memcpy(r->body, hdr_end + 4, r->len);
+	r->body[r->len] = '\0';
+	if (r->len > 0 && strncmp(r->ctype, "application/json", 16) == 0)
+		r->json = json_loadb(r->body, r->len, 0, NULL);
+}
+
+/* raw_req of "METHOD TARGET HTTP/1.1" with the admin token. */
+static void
+raw_get(const char *method, const char *target, struct reply *r)
+{
+	char rq[1024];
+	int n = snprintf(rq, sizeof(rq), "%s %s HTTP/1.1\r\nHost: t\r\n"
+	    "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", method,
+	    target, fx->admin);
+
+	assert_true(n > 0 && (size_t)n < sizeof(rq));
+	raw_req(rq, (size_t)n, r);
 }
 
 /* Request that must answer `status`; returns the JSON (owned by r). */
@@ -971,6 +1037,87 @@ test_bad_inputs(void **state)
 	site_del(id);
 }
 
+/*
+ * Issue 8 §3: whatever bytes a client sends, an error reply keeps its
+ * documented shape — code and message always, field where one applies,
+ * every string valid UTF-8 (json_string() refuses anything else, and the
+ * key used to vanish).
+ */
+static void
+test_error_shape(void **state)
+{
+	struct reply r;
+	char body[1024], path[512];
+	const char *msg;
+	uint64_t id;
+	size_t i, o;
+
+	(void)state;
+	id = site_add("{\"name\":\"shape\",\"role\":\"hub\"}");
+
+	/* A query key that is not UTF-8: named, escaped. */
+	req("GET", "/api/v1/sites?%ff=1", fx->admin, NULL, &r);
+	assert_error(&r, 400, "unknown_field", "\\xFF");
+	assert_non_null(strstr(json_string_value(json_object_get(r.json,
+	    "message")), "\\xFF"));
+	reply_free(&r);
+
+	/* Raw bytes that are not UTF-8 in a link name of the path. */
+	snprintf(path, sizeof(path), "/api/v1/sites/%llu/links/a\xff\xc3",
+	    (unsigned long long)id);
+	raw_get("GET", path, &r);
+	assert_error(&r, 404, "not_found", "name");
+	msg = json_string_value(json_object_get(r.json, "message"));
+	assert_non_null(strstr(msg, "a\\xFF\\xC3"));
+	reply_free(&r);
+
+	/* A long link name of two-byte characters: quoted whole
+	 * characters only (the old %.40s cut one in two). */
+	o = (size_t)snprintf(path, sizeof(path), "/api/v1/sites/%llu/links/",
+	    (unsigned long long)id);
+	for (i = 0; i < 45; i++)
+		o += (size_t)snprintf(path + o, sizeof(path) - o, "\xc3\xa9");
+	raw_get("GET", path, &r);
+	assert_error(&r, 404, "not_found", "name");
+	reply_free(&r);
+
+	/* A long unknown body key of three-byte characters: cut at a
+	 * character boundary in the field and the message. */
+	o = (size_t)snprintf(body, sizeof(body), "{\"name\":\"n\",\"role\":"
+	    "\"hub\",\"");
+	for (i = 0; i < 70; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o,
+		    "\xe2\x82\xac");
+	snprintf(body + o, sizeof(body) - o, "\":1}");
+	req("POST", "/api/v1/sites", fx->oper, body, &r);
+	assert_int_equal(r.status, 400);
+	assert_non_null(r.json);
+	assert_string_equal(json_string_value(json_object_get(r.json, "code")),
+	    "unknown_field");
+	assert_non_null(json_string_value(json_object_get(r.json, "message")));
+	assert_non_null(json_string_value(json_object_get(r.json, "field")));
+	assert_true(strncmp(json_string_value(json_object_get(r.json,
+	    "field")), "\xe2\x82\xac", 3) == 0);
+	reply_free(&r);
+
+	/* HEAD on a GET route: the GET's status and headers, no body. */
+	raw_get("HEAD", "/api/v1/sites", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	assert_string_equal(r.ctype, "application/json");
+	reply_free(&r);
+	raw_get("HEAD", "/healthz", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	reply_free(&r);
+	/* ... and the Allow header of a 405 says so. */
+	req("PUT", "/api/v1/sites", fx->admin, "{}", &r);
+	assert_error(&r, 405, "method_not_allowed", NULL);
+	assert_string_equal(r.allow, "GET, HEAD, POST");
+	reply_free(&r);
+	site_del(id);
+}
+
 static void
 test_body_too_large(void **state)
 {
@@ -1338,6 +1485,7 @@ main(void)
 		cmocka_unit_test(test_api_tokens),
 		cmocka_unit_test(test_tunnels_edges),
 		cmocka_unit_test(test_bad_inputs),
+		cmocka_unit_test(test_error_shape),
 		cmocka_unit_test(test_body_too_large),
 		cmocka_unit_test(test_pool_exhausted),
 		cmocka_unit_test(test_role_matrix),
