@@ -487,6 +487,8 @@ api_site_json(const struct model_site *s, const struct model_site_prefix *p,
 	json_object_set_new(j, "backend", json_string(
 	    model_backend_str(s->backend)));
 	json_object_set_new(j, "revoked", json_boolean(s->revoked));
+	json_object_set_new(j, "internet_breakout",
+	    json_boolean(s->internet_breakout));
 	for (i = 0; i < s->n_links; i++)
 		json_array_append_new(links, api_link_json(&s->links[i]));
 	json_object_set_new(j, "links", links);
@@ -782,6 +784,7 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 		{ "role", API_T_STRING, true },
 		{ "asn", API_T_INT, false },
 		{ "backend", API_T_STRING, false },
+		{ "internet_breakout", API_T_BOOL, false },
 		{ "links", API_T_ARRAY, false },
 		{ "lan_prefixes", API_T_ARRAY, false },
 	};
@@ -792,6 +795,7 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 		{ "asn", API_T_INT, false },
 		{ "backend", API_T_STRING, false },
 		{ "revoked", API_T_BOOL, false },
+		{ "internet_breakout", API_T_BOOL, false },
 		{ "links", API_T_ARRAY, false },
 	};
 	struct model_error err;
@@ -829,6 +833,8 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 		}
 		s->revoked = json_is_true(v);
 	}
+	if ((v = json_object_get(c->body, "internet_breakout")) != NULL)
+		s->internet_breakout = json_is_true(v);
 	links = json_object_get(c->body, "links");
 	if (links != NULL) {
 		if (json_array_size(links) > MODEL_LINKS_MAX) {
@@ -849,10 +855,37 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 	return api_validated(c, model_site_validate(s, &err), &err);
 }
 
-/* LAN prefixes of a create request, parsed before the transaction. */
+/*
+ * A LAN prefix the site s may hold: nothing no LAN can route, and a
+ * default route only on an internet breakout hub (an explicit flag, so
+ * that 0.0.0.0/0 is never an accident on a spoke).
+ */
 static int
-api_prefixes_from_json(struct api_call *c, const json_t *arr,
-    struct model_prefix **out, size_t *n)
+api_lan_ok(struct api_call *c, const struct model_site *s,
+    const struct model_prefix *p, const char *field)
+{
+	struct model_error err;
+
+	if (model_lan_prefix_check(p, field, &err) == -1) {
+		api_model_error(c, &err);
+		return -1;
+	}
+	if (p->len == 0 && !s->internet_breakout) {
+		api_error(c, 400, "invalid", field, "a default route as a LAN "
+		    "prefix means internet breakout: only on a hub with "
+		    "\"internet_breakout\": true");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * LAN prefixes of a create request for site s, parsed before the
+ * transaction.
+ */
+static int
+api_prefixes_from_json(struct api_call *c, const struct model_site *s,
+    const json_t *arr, struct model_prefix **out, size_t *n)
 {
 	struct model_error err;
 	char field[48];
@@ -890,6 +923,8 @@ api_prefixes_from_json(struct api_call *c, const json_t *arr,
 			api_model_error(c, &err);
 			goto fail;
 		}
+		if (api_lan_ok(c, s, &(*out)[i], field) == -1)
+			goto fail;
 	}
 	*n = json_array_size(arr);
 	return 0;
@@ -897,6 +932,115 @@ fail:
 	free(*out);
 	*out = NULL;
 	return -1;
+}
+
+/*
+ * Inside a change's transaction: refuses (rolled back, answered) a LAN
+ * prefix inside the tunnel pool, whose /31s the compiler hands out.
+ */
+static int
+api_pool_clear(struct api_call *c, const struct model_prefix *p,
+    const char *field)
+{
+	struct model_policy pol;
+	struct model_error err;
+	char a[MODEL_CIDR_MAX + 1], b[MODEL_CIDR_MAX + 1];
+
+	if (store_policy_get(c->api->st, &pol, &err) == -1) {
+		api_abort(c, &err);
+		return -1;
+	}
+	if (p->len > 0 && model_prefix_overlap(p, &pol.pool)) {
+		model_prefix_format(p, a, sizeof(a));
+		model_prefix_format(&pol.pool, b, sizeof(b));
+		model_error_set(&err, MODEL_E_OVERLAP, field, "%s overlaps "
+		    "the tunnel pool %s", a, b);
+		api_abort(c, &err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Where a link's tunnels end: its public address and port. */
+static void
+api_endpoint(const struct model_link *l, const char **addr, uint16_t *port)
+{
+	*addr = l->public_address[0] != '\0' ? l->public_address : l->address;
+	*port = l->public_port != 0 ? l->public_port :
+	    (uint16_t)MODEL_PORT_DEFAULT;
+}
+
+/*
+ * Inside a change's transaction: refuses (rolled back, answered) links of
+ * site site_id whose endpoint (public address and port) another site
+ * already uses: a tunnel between the two would run from one address to
+ * itself.  array: the links came as the request's "links" array (the
+ * field is then "links[i].address"), else as one link ("address").
+ */
+static int
+api_endpoints_free(struct api_call *c, uint64_t site_id,
+    const struct model_link *links, size_t n, bool array)
+{
+	struct model_site *sites = NULL;
+	struct model_error err;
+	const char *a, *b, *which;
+	uint16_t pa, pb;
+	size_t ns = 0, i, k, l;
+	char field[64];
+
+	if (store_site_list(c->api->st, &sites, &ns, &err) == -1) {
+		api_abort(c, &err);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		api_endpoint(&links[i], &a, &pa);
+		for (k = 0; k < ns; k++) {
+			if (sites[k].id == site_id)
+				continue;
+			for (l = 0; l < sites[k].n_links; l++) {
+				api_endpoint(&sites[k].links[l], &b, &pb);
+				if (pa != pb || !model_address_equal(a, b))
+					continue;
+				which = links[i].public_address[0] != '\0' ?
+				    "public_address" : "address";
+				if (array)
+					snprintf(field, sizeof(field),
+					    "links[%zu].%s", i, which);
+				else
+					snprintf(field, sizeof(field), "%s",
+					    which);
+				model_error_set(&err, MODEL_E_DUPLICATE, field,
+				    "%s port %u is already the endpoint of "
+				    "link %s of site %" PRIu64, a, pa,
+				    sites[k].links[l].name, sites[k].id);
+				free(sites);
+				api_abort(c, &err);
+				return -1;
+			}
+		}
+	}
+	free(sites);
+	return 0;
+}
+
+/* Does site id hold a default route (internet breakout)? -1: answered. */
+static int
+api_site_has_default(struct api_call *c, uint64_t id, bool *has)
+{
+	struct model_site_prefix *p = NULL;
+	struct model_error err;
+	size_t n = 0, i;
+
+	*has = false;
+	if (store_prefix_list(c->api->st, id, &p, &n, &err) == -1) {
+		api_model_error(c, &err);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (p[i].prefix.len == 0)
+			*has = true;
+	free(p);
+	return 0;
 }
 
 static int
@@ -975,8 +1119,8 @@ api_site_create(struct api_call *c)
 	memset(&s, 0, sizeof(s));
 	s.backend = MODEL_BACKEND_ANY;
 	if (api_site_from_json(c, &s, false) == -1 ||
-	    api_prefixes_from_json(c, json_object_get(c->body, "lan_prefixes"),
-	    &pfx, &np) == -1)
+	    api_prefixes_from_json(c, &s, json_object_get(c->body,
+	    "lan_prefixes"), &pfx, &np) == -1)
 		return;
 	if (api_begin(c) == -1)
 		goto out;
@@ -984,7 +1128,14 @@ api_site_create(struct api_call *c)
 		api_abort(c, &err);
 		goto out;
 	}
+	if (api_endpoints_free(c, s.id, s.links, s.n_links, true) == -1)
+		goto out;
 	for (i = 0; i < np; i++) {
+		char field[48];
+
+		snprintf(field, sizeof(field), "lan_prefixes[%zu]", i);
+		if (api_pool_clear(c, &pfx[i], field) == -1)
+			goto out;
 		if (store_prefix_add(c->api->st, s.id, &pfx[i], &err) == -1) {
 			/* Name the element of the request that clashed. */
 			if (strcmp(err.field, "prefix") == 0 ||
@@ -1017,10 +1168,31 @@ api_site_patch(struct api_call *c)
 	size_t np = 0;
 	json_t *reply;
 
-	if (api_site_load(c, c->id, &s) == -1 ||
-	    api_site_from_json(c, &s, true) == -1)
+	bool had_breakout, has_default;
+
+	if (api_site_load(c, c->id, &s) == -1)
+		return;
+	had_breakout = s.internet_breakout;
+	if (api_site_from_json(c, &s, true) == -1)
 		return;
 	if (api_begin(c) == -1)
+		return;
+	/* A breakout hub keeps the flag while it holds a default route. */
+	if (had_breakout && !s.internet_breakout) {
+		if (api_site_has_default(c, c->id, &has_default) == -1) {
+			store_rollback(c->api->st);
+			return;
+		}
+		if (has_default) {
+			store_rollback(c->api->st);
+			api_error(c, 409, "conflict", "internet_breakout",
+			    "site %" PRIu64 " holds a default route: delete it "
+			    "first", c->id);
+			return;
+		}
+	}
+	if (json_object_get(c->body, "links") != NULL &&
+	    api_endpoints_free(c, c->id, s.links, s.n_links, true) == -1)
 		return;
 	if (store_site_update(c->api->st, &s, &err) == -1 ||
 	    store_site_get(c->api->st, c->id, &s, &err) == -1 ||
@@ -1108,7 +1280,8 @@ api_link_write(struct api_call *c, struct model_link *l, bool add)
 	int rc;
 
 	if (api_validated(c, model_link_validate(l, &err), &err) == -1 ||
-	    api_begin(c) == -1)
+	    api_begin(c) == -1 ||
+	    api_endpoints_free(c, c->id, l, 1, false) == -1)
 		return;
 	rc = add ? store_link_add(c->api->st, c->id, l, &err) :
 	    store_link_update(c->api->st, c->id, l, &err);
@@ -1220,7 +1393,9 @@ api_prefix_change(struct api_call *c, const char *text, bool add)
 
 	if (api_site_load(c, c->id, &s) == -1 ||
 	    api_prefix_arg(c, text, "prefix", &p) == -1 ||
-	    api_begin(c) == -1)
+	    (add && api_lan_ok(c, &s, &p, "prefix") == -1) ||
+	    api_begin(c) == -1 ||
+	    (add && api_pool_clear(c, &p, "prefix") == -1))
 		return;
 	rc = add ? store_prefix_add(c->api->st, c->id, &p, &err) :
 	    store_prefix_delete(c->api->st, c->id, &p, &err);
@@ -1365,6 +1540,39 @@ api_policy_field(struct model_error *err)
 			util_strcpy(err->field, sizeof(err->field), map[i][1]);
 }
 
+/*
+ * Inside the policy change's transaction: refuses (rolled back,
+ * answered) a tunnel pool that overlaps a site's LAN prefix.
+ */
+static int
+api_pool_free_of_lans(struct api_call *c, const struct model_prefix *pool)
+{
+	struct model_site_prefix *p = NULL;
+	struct model_error err;
+	char a[MODEL_CIDR_MAX + 1], b[MODEL_CIDR_MAX + 1];
+	size_t n = 0, i;
+
+	if (store_prefix_list(c->api->st, 0, &p, &n, &err) == -1) {
+		api_abort(c, &err);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (p[i].prefix.len == 0 ||
+		    !model_prefix_overlap(&p[i].prefix, pool))
+			continue;
+		model_prefix_format(pool, a, sizeof(a));
+		model_prefix_format(&p[i].prefix, b, sizeof(b));
+		model_error_set(&err, MODEL_E_OVERLAP, "pool", "pool %s "
+		    "overlaps LAN prefix %s of site %" PRIu64, a, b,
+		    p[i].site_id);
+		free(p);
+		api_abort(c, &err);
+		return -1;
+	}
+	free(p);
+	return 0;
+}
+
 static void
 api_policy_put(struct api_call *c)
 {
@@ -1452,7 +1660,7 @@ api_policy_put(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
-	if (api_begin(c) == -1)
+	if (api_begin(c) == -1 || api_pool_free_of_lans(c, &p.pool) == -1)
 		return;
 	if (store_policy_set(c->api->st, &p, &err) == -1) {
 		api_policy_field(&err);
@@ -1538,7 +1746,7 @@ api_query_id(struct api_call *c, const char *name, uint64_t *out)
 
 	if (v == NULL)
 		return 0;
-	if (util_parse_u64(v, 1, INT64_MAX, out) == -1) {
+	if (v[0] == '0' || util_parse_u64(v, 1, INT64_MAX, out) == -1) {
 		api_error(c, 400, "invalid", name, "%s must be a positive "
 		    "integer", name);
 		return -1;
@@ -1991,41 +2199,94 @@ static const struct api_route api_routes[] = {
 };
 #undef R
 
-/* Matches path against a pattern, capturing {id} and {name}. */
-static bool
+enum api_match_result {
+	API_NO_MATCH = 0,
+	API_MATCH,
+	API_MATCH_BAD_ID,	/* {id} is digits, but not a canonical id */
+};
+
+/*
+ * Matches path against a pattern, capturing {id} and {name}.  An {id}
+ * segment must be digits to match at all ("/sites/abc" is no route); it
+ * is then a canonical id only without leading zeros and within
+ * [1, INT64_MAX], so that "/sites/01" cannot name site 1.
+ */
+static enum api_match_result
 api_match(const char *pattern, const char *path, uint64_t *id, char *name,
     size_t namesz)
 {
+	bool bad_id = false;
 	const char *p = pattern, *s = path;
 	char seg[API_SEG_MAX];
 	size_t pl, sl;
 
 	while (*p != '\0' && *s != '\0') {
 		if (*p != '/' || *s != '/')
-			return false;
+			return API_NO_MATCH;
 		p++;
 		s++;
 		pl = strcspn(p, "/");
 		sl = strcspn(s, "/");
 		if (pl == 4 && strncmp(p, "{id}", 4) == 0) {
 			if (sl == 0 || sl >= sizeof(seg))
-				return false;
+				return API_NO_MATCH;
 			memcpy(seg, s, sl);
 			seg[sl] = '\0';
-			if (util_parse_u64(seg, 1, INT64_MAX, id) == -1)
-				return false;
+			if (strspn(seg, "0123456789") != sl)
+				return API_NO_MATCH;
+			if (seg[0] == '0' ||
+			    util_parse_u64(seg, 1, INT64_MAX, id) == -1)
+				bad_id = true;
 		} else if (pl == 6 && strncmp(p, "{name}", 6) == 0) {
 			if (sl == 0 || sl >= namesz)
-				return false;
+				return API_NO_MATCH;
 			memcpy(name, s, sl);
 			name[sl] = '\0';
 		} else if (pl != sl || strncmp(p, s, pl) != 0) {
-			return false;
+			return API_NO_MATCH;
 		}
 		p += pl;
 		s += sl;
 	}
-	return *p == '\0' && *s == '\0';
+	if (*p != '\0' || *s != '\0')
+		return API_NO_MATCH;
+	return bad_id ? API_MATCH_BAD_ID : API_MATCH;
+}
+
+/*
+ * Looks at the request target as the client sent it, before decoding
+ * hid anything: a percent-escape in the path (%2F would turn
+ * "/sites%2f1" into "/sites/1" after a proxy had judged the path, %00
+ * would cut it) or an encoded NUL in the query (which ends the decoded
+ * value early: "prefix=10.0.0.0/16%00junk") is refused.  The API's paths
+ * never need an escape: ids are digits, names [a-z0-9_-].
+ */
+static int
+api_target_ok(struct api_call *c)
+{
+	const char *t = http_request_target(c->req), *q, *pair, *nul;
+	size_t pl = strcspn(t, "?"), kl;
+	char key[API_QUOTE_BUF], raw[API_SEG_MAX];
+
+	if (memchr(t, '%', pl) != NULL) {
+		api_error(c, 400, "bad_path", NULL, "the path holds a "
+		    "percent-escape; API paths never need one");
+		return -1;
+	}
+	if (t[pl] != '?')
+		return 0;
+	q = t + pl + 1;
+	if ((nul = strstr(q, "%00")) == NULL)
+		return 0;
+	for (pair = nul; pair > q && pair[-1] != '&'; pair--)
+		;
+	kl = strcspn(pair, "=&");
+	snprintf(raw, sizeof(raw), "%.*s", (int)(kl < sizeof(raw) ? kl :
+	    sizeof(raw) - 1), pair);
+	api_clip(key, sizeof(key), raw, API_QUOTE_CHARS);
+	api_error(c, 400, "invalid", key, "query argument '%s' holds an "
+	    "encoded NUL (%%00)", key);
+	return -1;
 }
 
 struct api_query_check {
@@ -2108,15 +2369,19 @@ api_handle(void *arg, const struct http_request *req,
 	const char *method = http_request_method(req);
 	const char *path = http_request_path(req);
 	size_t i, used = 0;
-	bool path_known = false, get;
+	bool path_known = false, get, bad_id = false;
 
 	memset(&c, 0, sizeof(c));
 	c.api = a;
 	c.req = req;
 	c.resp = resp;
+	if (api_target_ok(&c) == -1)
+		return;
 	for (i = 0; i < ARRAY_SIZE(api_routes); i++) {
-		if (!api_match(api_routes[i].pattern, path, &c.id, c.name,
-		    sizeof(c.name)))
+		enum api_match_result m = api_match(api_routes[i].pattern, path,
+		    &c.id, c.name, sizeof(c.name));
+
+		if (m == API_NO_MATCH)
 			continue;
 		path_known = true;
 		/*
@@ -2129,8 +2394,10 @@ api_handle(void *arg, const struct http_request *req,
 		    "%s%s%s", used > 0 ? ", " : "", api_routes[i].method,
 		    get ? ", HEAD" : "");
 		if (strcmp(api_routes[i].method, method) == 0 ||
-		    (get && strcmp(method, "HEAD") == 0))
+		    (get && strcmp(method, "HEAD") == 0)) {
 			r = &api_routes[i];
+			bad_id = m == API_MATCH_BAD_ID;
+		}
 	}
 	if (!path_known) {
 		resp->allow[0] = '\0';
@@ -2161,6 +2428,11 @@ api_handle(void *arg, const struct http_request *req,
 		return;
 	case AUTH_ERROR:
 		api_error(&c, 500, "internal", NULL, "internal error");
+		return;
+	}
+	if (bad_id) {
+		api_error(&c, 400, "invalid", "id", "an id is a decimal number "
+		    "from 1 without leading zeros");
 		return;
 	}
 	qc.c = &c;

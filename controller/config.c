@@ -164,8 +164,9 @@ config_defaults(struct config *cfg)
 	cfg->intent_history = 32;
 	cfg->policy = CONFIG_POLICY_FULL_MESH;
 	snprintf(cfg->tunnel_pool, sizeof(cfg->tunnel_pool), "100.64.0.0/16");
+	/* Both RFC 6996 blocks: 1,023 two-byte ASNs, then four-byte ones. */
 	cfg->asn_min = 64512;
-	cfg->asn_max = 65534;
+	cfg->asn_max = 4294967294u;
 	cfg->encap = CONFIG_ENCAP_GRE;
 	cfg->vni_base = 10000;
 	cfg->cipher = CONFIG_CIPHER_AES_GCM_256;
@@ -483,11 +484,12 @@ config_set(const char *name, unsigned line, const struct config_key *k,
 		lo[dash - v] = '\0';
 		if (util_parse_u64(lo, 1, UINT32_MAX, &a) == -1 ||
 		    util_parse_u64(dash + 1, 1, UINT32_MAX, &b) == -1 ||
-		    a > b || !config_asn_private(a) || !config_asn_private(b) ||
-		    (a <= 65534 && b >= 4200000000ull))
+		    a > b || !config_asn_private(a) || !config_asn_private(b))
 			return config_err(name, line, k->name,
-			    "expected a private ASN range FIRST-LAST within "
-			    "64512-65534 or 4200000000-4294967294");
+			    "expected a private ASN range FIRST-LAST: both "
+			    "ends in 64512-65534 or 4200000000-4294967294 "
+			    "(a range from one block to the other takes the "
+			    "private ASNs of both)");
 		cfg->asn_min = (uint32_t)a;
 		cfg->asn_max = (uint32_t)b;
 		return 0;

@@ -1118,6 +1118,257 @@ test_error_shape(void **state)
 	site_del(id);
 }
 
+/* raw_get of the target head, id, tail. */
+static void
+raw_id(const char *method, const char *head, uint64_t id, const char *tail,
+    struct reply *r)
+{
+	char target[512];
+
+	snprintf(target, sizeof(target), "%s%llu%s", head,
+	    (unsigned long long)id, tail);
+	raw_get(method, target, r);
+}
+
+/*
+ * Issue 8 §4, paths and queries: what decoding would hide is refused
+ * with 400 before anything is looked up, so a proxy filtering by path
+ * cannot be bypassed and a NUL cannot shorten a value.
+ */
+static void
+test_refused_paths(void **state)
+{
+	struct reply r;
+	char *before;
+	uint64_t id;
+
+	(void)state;
+	id = site_add("{\"name\":\"paths\",\"role\":\"hub\","
+	    "\"lan_prefixes\":[\"10.60.0.0/16\"]}");
+	before = snapshot();
+	raw_id("GET", "/api/v1/sites%2f", id, "", &r);
+	assert_error(&r, 400, "bad_path", NULL);
+	reply_free(&r);
+	raw_id("GET", "/api/v1/sites%2F", id, "", &r);
+	assert_error(&r, 400, "bad_path", NULL);
+	reply_free(&r);
+	raw_id("GET", "/api/v1/sites/", id, "%00abc", &r);
+	assert_error(&r, 400, "bad_path", NULL);
+	reply_free(&r);
+	raw_id("DELETE", "/api/v1/site%73/", id, "", &r);
+	assert_error(&r, 400, "bad_path", NULL);
+	reply_free(&r);
+	raw_id("GET", "/api/v1/sites/0", id, "", &r);
+	assert_error(&r, 400, "invalid", "id");
+	reply_free(&r);
+	raw_id("DELETE", "/api/v1/sites/00", id, "", &r);
+	assert_error(&r, 400, "invalid", "id");
+	reply_free(&r);
+	raw_get("GET", "/api/v1/sites/0", &r);
+	assert_error(&r, 400, "invalid", "id");
+	reply_free(&r);
+	raw_id("GET", "/api/v1/tunnels?site=0", id, "", &r);
+	assert_error(&r, 400, "invalid", "site");
+	reply_free(&r);
+	/* The NUL used to cut the value: this DELETE removed 10.60.0.0/16. */
+	raw_id("DELETE", "/api/v1/sites/", id, "/prefixes?prefix=10.60.0.0/16"
+	    "%00junk", &r);
+	assert_error(&r, 400, "invalid", "prefix");
+	reply_free(&r);
+	assert_unchanged(before);
+	free(before);
+	/* An encoded '/' inside a query value is still fine. */
+	raw_id("DELETE", "/api/v1/sites/", id, "/prefixes?prefix="
+	    "10.60.0.0%2F16", &r);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	site_del(id);
+}
+
+/* Issue 8 §4, values: WAN addresses, LAN prefixes, internet breakout. */
+static void
+test_refused_values(void **state)
+{
+	static const struct bad bad[] = {
+		{ "unspecified WAN", "POST", "/api/v1/sites", "{\"name\":\"n\","
+		    "\"role\":\"spoke\",\"links\":[{\"name\":\"inet\","
+		    "\"address\":\"0.0.0.0\"}]}", 400, "invalid",
+		    "links[0].address" },
+		{ "loopback WAN", "POST", "/api/v1/sites/{id}/links",
+		    "{\"name\":\"lte\",\"address\":\"127.0.0.1\"}", 400,
+		    "invalid", "address" },
+		{ "broadcast WAN", "POST", "/api/v1/sites/{id}/links",
+		    "{\"name\":\"lte\",\"address\":\"255.255.255.255\"}", 400,
+		    "invalid", "address" },
+		{ "multicast WAN", "POST", "/api/v1/sites/{id}/links",
+		    "{\"name\":\"lte\",\"address\":\"224.0.0.5\"}", 400,
+		    "invalid", "address" },
+		{ "IPv6 unspecified WAN", "POST", "/api/v1/sites/{id}/links",
+		    "{\"name\":\"lte\",\"address\":\"::\"}", 400, "invalid",
+		    "address" },
+		{ "multicast public address", "PATCH",
+		    "/api/v1/sites/{id}/links/inet", "{\"public_address\":"
+		    "\"ff02::1\"}", 400, "invalid", "public_address" },
+		{ "shared WAN address", "POST", "/api/v1/sites", "{\"name\":"
+		    "\"n\",\"role\":\"spoke\",\"links\":[{\"name\":\"mpls\","
+		    "\"address\":\"10.9.9.9\"},{\"name\":\"inet\","
+		    "\"address\":\"192.0.2.70\"}]}", 409, "duplicate",
+		    "links[1].address" },
+		{ "shared public endpoint", "POST", "/api/v1/sites",
+		    "{\"name\":\"n\",\"role\":\"spoke\",\"links\":[{\"name\":"
+		    "\"inet\",\"address\":\"10.1.1.1\",\"public_address\":"
+		    "\"192.0.2.70\"}]}", 409, "duplicate",
+		    "links[0].public_address" },
+		{ "LAN in the tunnel pool", "POST", "/api/v1/sites/{id}/prefixes",
+		    "{\"prefix\":\"100.64.1.0/24\"}", 409, "overlap", "prefix" },
+		{ "LAN in the pool on create", "POST", "/api/v1/sites",
+		    "{\"name\":\"n\",\"role\":\"spoke\",\"lan_prefixes\":"
+		    "[\"10.71.0.0/16\",\"100.64.0.0/10\"]}", 409, "overlap",
+		    "lan_prefixes[1]" },
+		{ "pool over a LAN", "PUT", "/api/v1/policy", "{\"pool\":"
+		    "\"10.70.128.0/17\"}", 409, "overlap", "pool" },
+		{ "multicast LAN", "POST", "/api/v1/sites/{id}/prefixes",
+		    "{\"prefix\":\"224.0.0.0/24\"}", 400, "invalid", "prefix" },
+		{ "loopback LAN", "POST", "/api/v1/sites/{id}/prefixes",
+		    "{\"prefix\":\"127.0.0.0/8\"}", 400, "invalid", "prefix" },
+		{ "IPv4-mapped LAN", "POST", "/api/v1/sites/{id}/prefixes",
+		    "{\"prefix\":\"::ffff:10.70.5.0/120\"}", 400, "invalid",
+		    "prefix" },
+		{ "default route, no flag", "POST",
+		    "/api/v1/sites/{id}/prefixes", "{\"prefix\":\"0.0.0.0/0\"}",
+		    400, "invalid", "prefix" },
+		{ "default route on a spoke", "POST", "/api/v1/sites",
+		    "{\"name\":\"n\",\"role\":\"spoke\",\"lan_prefixes\":"
+		    "[\"::/0\"]}", 400, "invalid", "lan_prefixes[0]" },
+		{ "breakout spoke", "POST", "/api/v1/sites", "{\"name\":\"n\","
+		    "\"role\":\"spoke\",\"internet_breakout\":true}", 400,
+		    "invalid", "internet_breakout" },
+	};
+	struct reply r;
+	char path[128], *before;
+	uint64_t id, hub2, nat1;
+	json_t *j;
+	size_t i;
+
+	(void)state;
+	id = site_add("{\"name\":\"values\",\"role\":\"hub\",\"links\":"
+	    "[{\"name\":\"inet\",\"address\":\"192.0.2.70\"}],"
+	    "\"lan_prefixes\":[\"10.70.0.0/16\"]}");
+	before = snapshot();
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		fprintf(stderr, "bad value: %s\n", bad[i].what);
+		fill_id(path, sizeof(path), bad[i].path, id);
+		req(bad[i].method, path, fx->admin, bad[i].body, &r);
+		assert_error(&r, bad[i].status, bad[i].code, bad[i].field);
+		reply_free(&r);
+		assert_unchanged(before);
+	}
+	free(before);
+
+	/* Private and CGNAT addresses are fine, and sites behind one NAT
+	 * may share its public address on different ports. */
+	nat1 = site_add("{\"name\":\"nat1\",\"role\":\"spoke\",\"links\":"
+	    "[{\"name\":\"inet\",\"address\":\"192.168.1.2\","
+	    "\"public_address\":\"100.64.7.7\",\"public_port\":4501}]}");
+	site_del(site_add("{\"name\":\"nat2\",\"role\":\"spoke\",\"links\":"
+	    "[{\"name\":\"inet\",\"address\":\"192.168.1.2\","
+	    "\"public_address\":\"100.64.7.7\",\"public_port\":4502}]}"));
+	site_del(nat1);
+
+	/* Internet breakout: explicit on a hub, then default routes. */
+	fill_id(path, sizeof(path), "/api/v1/sites/{id}", id);
+	j = req_ok("PATCH", path, fx->oper, "{\"internet_breakout\":true}",
+	    200, &r);
+	assert_true(json_is_true(json_object_get(j, "internet_breakout")));
+	reply_free(&r);
+	fill_id(path, sizeof(path), "/api/v1/sites/{id}/prefixes", id);
+	req_ok("POST", path, fx->oper, "{\"prefix\":\"0.0.0.0/0\"}", 201, &r);
+	reply_free(&r);
+	req_ok("POST", path, fx->oper, "{\"prefix\":\"::/0\"}", 201, &r);
+	reply_free(&r);
+	/* A second breakout hub may announce the default route too. */
+	hub2 = site_add("{\"name\":\"hub2\",\"role\":\"hub\","
+	    "\"internet_breakout\":true,\"lan_prefixes\":[\"0.0.0.0/0\","
+	    "\"10.72.0.0/16\"]}");
+	site_del(hub2);
+	/* The flag stays while the default route does. */
+	fill_id(path, sizeof(path), "/api/v1/sites/{id}", id);
+	req("PATCH", path, fx->oper, "{\"internet_breakout\":false}", &r);
+	assert_error(&r, 409, "conflict", "internet_breakout");
+	reply_free(&r);
+	req("PATCH", path, fx->oper, "{\"role\":\"spoke\"}", &r);
+	assert_error(&r, 400, "invalid", "internet_breakout");
+	reply_free(&r);
+	site_del(id);
+}
+
+/*
+ * Issue 8 §4, ASN range: it may grow from the 2-byte private block into
+ * the 4-byte one (RFC 6996); assignment skips the public ASNs between.
+ */
+static void
+test_asn_range(void **state)
+{
+	struct reply r;
+	json_t *j;
+	uint64_t ids[4];
+	size_t i, n;
+	char body[128];
+	static const json_int_t want[] = { 65533, 65534, 4200000000LL,
+	    4200000001LL };
+
+	(void)state;
+	j = req_ok("GET", "/api/v1/policy", fx->ro, NULL, 200, &r);
+	assert_int_equal(json_integer_value(json_object_get(j, "asn_max")),
+	    4294967294LL);
+	reply_free(&r);
+	/* Start from no sites, so the range can be anything. */
+	j = req_ok("GET", "/api/v1/sites", fx->ro, NULL, 200, &r);
+	n = json_array_size(json_object_get(j, "sites"));
+	for (i = 0; i < n; i++)
+		site_del((uint64_t)json_integer_value(json_object_get(
+		    json_array_get(json_object_get(j, "sites"), i), "id")));
+	reply_free(&r);
+
+	req_ok("PUT", "/api/v1/policy", fx->admin, "{\"asn_min\":65533,"
+	    "\"asn_max\":65534}", 200, &r);
+	reply_free(&r);
+	for (i = 0; i < 2; i++) {
+		snprintf(body, sizeof(body), "{\"name\":\"asn%zu\",\"role\":"
+		    "\"spoke\"}", i);
+		ids[i] = site_add(body);
+	}
+	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"asnx\",\"role\":"
+	    "\"spoke\"}", &r);
+	assert_error(&r, 409, "exhausted", "asn");
+	reply_free(&r);
+	/* Grow into the 4-byte block while sites hold 2-byte ASNs. */
+	req_ok("PUT", "/api/v1/policy", fx->admin, "{\"asn_max\":4200000001}",
+	    200, &r);
+	reply_free(&r);
+	for (i = 2; i < 4; i++) {
+		snprintf(body, sizeof(body), "{\"name\":\"asn%zu\",\"role\":"
+		    "\"spoke\"}", i);
+		ids[i] = site_add(body);
+	}
+	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"asnx\",\"role\":"
+	    "\"spoke\"}", &r);
+	assert_error(&r, 409, "exhausted", "asn");
+	reply_free(&r);
+	for (i = 0; i < 4; i++) {
+		snprintf(body, sizeof(body), "/api/v1/sites/%llu",
+		    (unsigned long long)ids[i]);
+		j = req_ok("GET", body, fx->ro, NULL, 200, &r);
+		assert_int_equal(json_integer_value(json_object_get(j, "asn")),
+		    want[i]);
+		reply_free(&r);
+		site_del(ids[i]);
+	}
+	req_ok("PUT", "/api/v1/policy", fx->admin, "{\"asn_min\":64512,"
+	    "\"asn_max\":4294967294}", 200, &r);
+	reply_free(&r);
+}
+
 static void
 test_body_too_large(void **state)
 {
@@ -1486,6 +1737,9 @@ main(void)
 		cmocka_unit_test(test_tunnels_edges),
 		cmocka_unit_test(test_bad_inputs),
 		cmocka_unit_test(test_error_shape),
+		cmocka_unit_test(test_refused_paths),
+		cmocka_unit_test(test_refused_values),
+		cmocka_unit_test(test_asn_range),
 		cmocka_unit_test(test_body_too_large),
 		cmocka_unit_test(test_pool_exhausted),
 		cmocka_unit_test(test_role_matrix),

@@ -73,6 +73,14 @@ test_defaults_and_values(void **state)
 	assert_int_equal(c.http_max_per_ip, 8);
 	assert_int_equal(c.http_timeout_s, 120);
 	assert_int_equal(c.http_max_connections, 2048);
+	/* The default ASN range takes both private blocks (issue 8 §4);
+	 * a range may run from one into the other. */
+	assert_int_equal(parse_capture("", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.asn_min, 64512u);
+	assert_int_equal(c.asn_max, 4294967294u);
+	assert_int_equal(parse_capture("asn_range = 65000-4200000100\n", &c,
+	    err, sizeof(err)), 0);
+	assert_int_equal(c.asn_max, 4200000100u);
 }
 
 static void
@@ -94,6 +102,7 @@ test_bad_lines(void **state)
 		{ "tunnel_pool = 10.0.0.1/16\n", "t.conf:1: tunnel_pool:" },
 		{ "asn_range = 100-200\n", "t.conf:1: asn_range:" },
 		{ "asn_range = 65000-64600\n", "t.conf:1: asn_range:" },
+		{ "asn_range = 65000-70000\n", "t.conf:1: asn_range:" },
 		{ "replay_window = 16\n", "t.conf:1: replay_window:" },
 		{ "http_max_connections = 0\n",
 		    "t.conf:1: http_max_connections: expected a number" },

@@ -201,7 +201,8 @@ test_migrations(void **state)
 	f->st = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "ALTER TABLE sa_epochs DROP COLUMN "
-	    "reason; DELETE FROM schema_version WHERE version > 1", NULL, NULL,
+	    "reason; ALTER TABLE sites DROP COLUMN internet_breakout; "
+	    "DELETE FROM schema_version WHERE version > 1", NULL, NULL,
 	    NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM "
