@@ -21,7 +21,7 @@
  *   probes, failed, p50_ms, p99_ms, max_ms
  *            normal requests made while they were held (a probe fails
  *            when no complete "HTTP/1.1 200" status line arrives within
- *            2 s)
+ *            3 s)
  *   recovery_ms
  *            from closing the slow connections until a probe succeeds
  *            (-1: none did within 10 s)
@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROBE_TIMEOUT_MS 2000
+#define PROBE_TIMEOUT_MS 3000
 #define RECOVERY_MAX_MS 10000
 #define PROBES_MAX 100000
 
