@@ -995,7 +995,8 @@ api_endpoints_free(struct api_call *c, uint64_t site_id,
 	for (i = 0; i < n; i++) {
 		api_endpoint(&links[i], &a, &pa);
 		for (k = 0; k < ns; k++) {
-			if (sites[k].id == site_id)
+			/* A revoked site has no tunnels left to clash. */
+			if (sites[k].id == site_id || sites[k].revoked)
 				continue;
 			for (l = 0; l < sites[k].n_links; l++) {
 				api_endpoint(&sites[k].links[l], &b, &pb);
@@ -1592,6 +1593,7 @@ api_policy_put(struct api_call *c)
 		{ "bgp_bfd", API_T_BOOL, false },
 	};
 	struct model_policy p;
+	struct model_prefix old_pool;
 	struct model_error err;
 	const json_t *v;
 	uint64_t vmin, vmax, amin, amax, mtu, hold, ka;
@@ -1603,6 +1605,7 @@ api_policy_put(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
+	old_pool = p.pool;
 	mode = (int)p.topology;
 	pairing = (int)p.pairing;
 	encap = (int)p.encap;
@@ -1660,7 +1663,10 @@ api_policy_put(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
-	if (api_begin(c) == -1 || api_pool_free_of_lans(c, &p.pool) == -1)
+	/* Only a moved pool is checked: older data stays editable. */
+	if (api_begin(c) == -1 ||
+	    (memcmp(&old_pool, &p.pool, sizeof(p.pool)) != 0 &&
+	    api_pool_free_of_lans(c, &p.pool) == -1))
 		return;
 	if (store_policy_set(c->api->st, &p, &err) == -1) {
 		api_policy_field(&err);

@@ -16,7 +16,7 @@
  * listen queue whose client had already sent its bytes and closed were
  * not processed until the idle timeout: 1,000 slow clients that left kept
  * the API dark for minutes (issue 8).  The same server on poll() drains
- * such a queue in milliseconds (tests/api/slowloris.sh measures both).
+ * such a queue in milliseconds (tests/api/slowloris.sh checks it).
  * poll() costs O(connections) per wake-up, which is fine for the few
  * thousand connections the limits below allow.
  *
@@ -279,8 +279,9 @@ http_on_log(void *cls, const char *fmt, va_list ap)
 
 	if (now != srv->log_second) {
 		if (srv->log_count > HTTP_LOG_PER_S)
-			log_warnx("http: %u more messages in the last second "
-			    "not shown", srv->log_count - HTTP_LOG_PER_S);
+			log_warnx("http: %u more messages not shown (at most "
+			    "%d a second)", srv->log_count - HTTP_LOG_PER_S,
+			    HTTP_LOG_PER_S);
 		srv->log_second = now;
 		srv->log_count = 0;
 	}
