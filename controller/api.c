@@ -108,22 +108,144 @@ api_reply(struct api_call *c, int status, json_t *j)
 	    strlen(s) : 0);
 }
 
+/*
+ * Length of the valid UTF-8 sequence at s (1-4 bytes), or 0 when s does
+ * not start one (stray continuation byte, overlong form, surrogate,
+ * beyond U+10FFFF, or cut short).  s is NUL-terminated; a NUL ends a
+ * sequence early, so nothing past it is read.
+ */
+static size_t
+api_utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+		    (c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
+		    (s[3] & 0xc0) != 0x80 || (c == 0xf0 && s[1] < 0x90) ||
+		    (c == 0xf4 && s[1] >= 0x90))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/*
+ * Copies at most max characters of src into dst (dstsz bytes) as valid
+ * UTF-8, so that json_string() always takes it: a byte that does not
+ * start a valid sequence is written as the four characters \xNN, and the
+ * copy stops before a character (or escape) that would not fit whole.
+ * Returns dst, for use as a printf argument.
+ */
+static const char *
+api_clip(char *dst, size_t dstsz, const char *src, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t o = 0, chars = 0, n;
+
+	if (dstsz == 0)
+		return dst;
+	while (*s != '\0' && chars < max) {
+		n = api_utf8_len(s);
+		if (n == 0) {
+			if (o + 4 >= dstsz)
+				break;
+			(void)snprintf(dst + o, dstsz - o, "\\x%02X", *s);
+			o += 4;
+			s++;
+		} else {
+			if (o + n >= dstsz)
+				break;
+			memcpy(dst + o, s, n);
+			o += n;
+			s += n;
+		}
+		chars++;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+/* Quoting a client's value in a message: at most this many characters. */
+#define API_QUOTE_CHARS 40
+#define API_QUOTE_BUF (4 * API_QUOTE_CHARS + 1)
+
+/*
+ * Drops an incomplete UTF-8 sequence at the end of s: what is left when
+ * snprintf cut a character in two.
+ */
+static void
+api_utf8_trim_end(char *s)
+{
+	size_t len = strlen(s), i = len, need;
+	unsigned char c;
+
+	while (i > 0 && len - i < 4 &&
+	    ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	c = (unsigned char)s[i - 1];
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+	if (need > len - (i - 1))
+		s[i - 1] = '\0';
+}
+
+/*
+ * A field's name for replies: prefix ("links[2].") and the client's key,
+ * clipped to API_QUOTE_CHARS characters of valid UTF-8.
+ */
+#define API_FIELD_BUF (32 + API_QUOTE_BUF)
+
+static void
+api_field_name(char *dst, size_t dstsz, const char *prefix, const char *key)
+{
+	char q[API_QUOTE_BUF];
+
+	(void)snprintf(dst, dstsz, "%s%s", prefix,
+	    api_clip(q, sizeof(q), key, API_QUOTE_CHARS));
+}
+
+/*
+ * The error reply: always {"code", "message", "field"}, every string
+ * valid UTF-8 whatever the client sent (a string json_string() refuses
+ * would otherwise make its key vanish from the reply).
+ */
 static void __attribute__((format(printf, 5, 6)))
 api_error(struct api_call *c, int status, const char *code, const char *field,
     const char *fmt, ...)
 {
-	char msg[256];
+	char msg[256], clean[4 * sizeof(msg)], f[4 * 96];
 	va_list ap;
-	json_t *j;
+	json_t *j, *m, *fj = NULL;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg))
+		api_utf8_trim_end(msg);
 	va_end(ap);
+	api_clip(clean, sizeof(clean), msg, sizeof(msg));
 	j = json_object();
+	m = json_string(clean);
 	json_object_set_new(j, "code", json_string(code));
-	json_object_set_new(j, "message", json_string(msg));
-	json_object_set_new(j, "field", field != NULL && field[0] != '\0' ?
-	    json_string(field) : json_null());
+	json_object_set_new(j, "message", m != NULL ? m :
+	    json_string("error"));
+	if (field != NULL && field[0] != '\0') {
+		char tmp[96];
+
+		if (util_strcpy(tmp, sizeof(tmp), field) == -1)
+			api_utf8_trim_end(tmp);
+		fj = json_string(api_clip(f, sizeof(f), tmp, sizeof(tmp)));
+	}
+	json_object_set_new(j, "field", fj != NULL ? fj : json_null());
 	api_reply(c, status, j);
 }
 
@@ -210,7 +332,7 @@ static int
 api_check_fields(struct api_call *c, const json_t *obj, const char *prefix,
     const struct api_field *spec, size_t n)
 {
-	char field[96];
+	char field[API_FIELD_BUF];
 	const char *key;
 	json_t *v;
 	size_t i;
@@ -225,10 +347,10 @@ api_check_fields(struct api_call *c, const json_t *obj, const char *prefix,
 		for (i = 0; i < n; i++)
 			if (strcmp(key, spec[i].name) == 0)
 				break;
-		snprintf(field, sizeof(field), "%s%s", prefix, key);
+		api_field_name(field, sizeof(field), prefix, key);
 		if (i == n) {
 			api_error(c, 400, "unknown_field", field,
-			    "unknown field '%.60s'", key);
+			    "unknown field '%s'", field + strlen(prefix));
 			return -1;
 		}
 		if (!api_type_ok(v, spec[i].type)) {
@@ -240,7 +362,7 @@ api_check_fields(struct api_call *c, const json_t *obj, const char *prefix,
 	for (i = 0; i < n; i++) {
 		if (spec[i].required && json_object_get(obj, spec[i].name) ==
 		    NULL) {
-			snprintf(field, sizeof(field), "%s%s", prefix,
+			api_field_name(field, sizeof(field), prefix,
 			    spec[i].name);
 			api_error(c, 400, "missing_field", field,
 			    "%s is required", field);
@@ -256,13 +378,13 @@ api_get_str(struct api_call *c, const json_t *obj, const char *prefix,
     const char *key, char *dst, size_t dstsz)
 {
 	const json_t *v = json_object_get(obj, key);
-	char field[96];
+	char field[API_FIELD_BUF];
 
 	if (v == NULL)
 		return 0;
 	if (util_strcpy(dst, dstsz, json_string_value(v)) == -1 ||
 	    strlen(json_string_value(v)) != json_string_length(v)) {
-		snprintf(field, sizeof(field), "%s%s", prefix, key);
+		api_field_name(field, sizeof(field), prefix, key);
 		api_error(c, 400, "invalid", field,
 		    "%s is too long (at most %zu characters) or holds a NUL",
 		    field, dstsz - 1);
@@ -278,13 +400,13 @@ api_get_uint(struct api_call *c, const json_t *obj, const char *prefix,
 {
 	const json_t *v = json_object_get(obj, key);
 	json_int_t i;
-	char field[96];
+	char field[API_FIELD_BUF];
 
 	if (v == NULL)
 		return 0;
 	i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i < min || (uint64_t)i > max) {
-		snprintf(field, sizeof(field), "%s%s", prefix, key);
+		api_field_name(field, sizeof(field), prefix, key);
 		api_error(c, 400, "invalid", field, "%s must lie in [%" PRIu64
 		    ", %" PRIu64 "]", field, min, max);
 		return -1;
@@ -366,6 +488,8 @@ api_site_json(const struct model_site *s, const struct model_site_prefix *p,
 	json_object_set_new(j, "backend", json_string(
 	    model_backend_str(s->backend)));
 	json_object_set_new(j, "revoked", json_boolean(s->revoked));
+	json_object_set_new(j, "internet_breakout",
+	    json_boolean(s->internet_breakout));
 	for (i = 0; i < s->n_links; i++)
 		json_array_append_new(links, api_link_json(&s->links[i]));
 	json_object_set_new(j, "links", links);
@@ -661,6 +785,7 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 		{ "role", API_T_STRING, true },
 		{ "asn", API_T_INT, false },
 		{ "backend", API_T_STRING, false },
+		{ "internet_breakout", API_T_BOOL, false },
 		{ "links", API_T_ARRAY, false },
 		{ "lan_prefixes", API_T_ARRAY, false },
 	};
@@ -671,6 +796,7 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 		{ "asn", API_T_INT, false },
 		{ "backend", API_T_STRING, false },
 		{ "revoked", API_T_BOOL, false },
+		{ "internet_breakout", API_T_BOOL, false },
 		{ "links", API_T_ARRAY, false },
 	};
 	struct model_error err;
@@ -708,6 +834,8 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 		}
 		s->revoked = json_is_true(v);
 	}
+	if ((v = json_object_get(c->body, "internet_breakout")) != NULL)
+		s->internet_breakout = json_is_true(v);
 	links = json_object_get(c->body, "links");
 	if (links != NULL) {
 		if (json_array_size(links) > MODEL_LINKS_MAX) {
@@ -728,10 +856,37 @@ api_site_from_json(struct api_call *c, struct model_site *s, bool partial)
 	return api_validated(c, model_site_validate(s, &err), &err);
 }
 
-/* LAN prefixes of a create request, parsed before the transaction. */
+/*
+ * A LAN prefix the site s may hold: nothing no LAN can route, and a
+ * default route only on an internet breakout hub (an explicit flag, so
+ * that 0.0.0.0/0 is never an accident on a spoke).
+ */
 static int
-api_prefixes_from_json(struct api_call *c, const json_t *arr,
-    struct model_prefix **out, size_t *n)
+api_lan_ok(struct api_call *c, const struct model_site *s,
+    const struct model_prefix *p, const char *field)
+{
+	struct model_error err;
+
+	if (model_lan_prefix_check(p, field, &err) == -1) {
+		api_model_error(c, &err);
+		return -1;
+	}
+	if (p->len == 0 && !s->internet_breakout) {
+		api_error(c, 400, "invalid", field, "a default route as a LAN "
+		    "prefix means internet breakout: only on a hub with "
+		    "\"internet_breakout\": true");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * LAN prefixes of a create request for site s, parsed before the
+ * transaction.
+ */
+static int
+api_prefixes_from_json(struct api_call *c, const struct model_site *s,
+    const json_t *arr, struct model_prefix **out, size_t *n)
 {
 	struct model_error err;
 	char field[48];
@@ -769,6 +924,8 @@ api_prefixes_from_json(struct api_call *c, const json_t *arr,
 			api_model_error(c, &err);
 			goto fail;
 		}
+		if (api_lan_ok(c, s, &(*out)[i], field) == -1)
+			goto fail;
 	}
 	*n = json_array_size(arr);
 	return 0;
@@ -776,6 +933,116 @@ fail:
 	free(*out);
 	*out = NULL;
 	return -1;
+}
+
+/*
+ * Inside a change's transaction: refuses (rolled back, answered) a LAN
+ * prefix inside the tunnel pool, whose /31s the compiler hands out.
+ */
+static int
+api_pool_clear(struct api_call *c, const struct model_prefix *p,
+    const char *field)
+{
+	struct model_policy pol;
+	struct model_error err;
+	char a[MODEL_CIDR_MAX + 1], b[MODEL_CIDR_MAX + 1];
+
+	if (store_policy_get(c->api->st, &pol, &err) == -1) {
+		api_abort(c, &err);
+		return -1;
+	}
+	if (p->len > 0 && model_prefix_overlap(p, &pol.pool)) {
+		model_prefix_format(p, a, sizeof(a));
+		model_prefix_format(&pol.pool, b, sizeof(b));
+		model_error_set(&err, MODEL_E_OVERLAP, field, "%s overlaps "
+		    "the tunnel pool %s", a, b);
+		api_abort(c, &err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Where a link's tunnels end: its public address and port. */
+static void
+api_endpoint(const struct model_link *l, const char **addr, uint16_t *port)
+{
+	*addr = l->public_address[0] != '\0' ? l->public_address : l->address;
+	*port = l->public_port != 0 ? l->public_port :
+	    (uint16_t)MODEL_PORT_DEFAULT;
+}
+
+/*
+ * Inside a change's transaction: refuses (rolled back, answered) links of
+ * site site_id whose endpoint (public address and port) another site
+ * already uses: a tunnel between the two would run from one address to
+ * itself.  array: the links came as the request's "links" array (the
+ * field is then "links[i].address"), else as one link ("address").
+ */
+static int
+api_endpoints_free(struct api_call *c, uint64_t site_id,
+    const struct model_link *links, size_t n, bool array)
+{
+	struct model_site *sites = NULL;
+	struct model_error err;
+	const char *a, *b, *which;
+	uint16_t pa, pb;
+	size_t ns = 0, i, k, l;
+	char field[64];
+
+	if (store_site_list(c->api->st, &sites, &ns, &err) == -1) {
+		api_abort(c, &err);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		api_endpoint(&links[i], &a, &pa);
+		for (k = 0; k < ns; k++) {
+			/* A revoked site has no tunnels left to clash. */
+			if (sites[k].id == site_id || sites[k].revoked)
+				continue;
+			for (l = 0; l < sites[k].n_links; l++) {
+				api_endpoint(&sites[k].links[l], &b, &pb);
+				if (pa != pb || !model_address_equal(a, b))
+					continue;
+				which = links[i].public_address[0] != '\0' ?
+				    "public_address" : "address";
+				if (array)
+					snprintf(field, sizeof(field),
+					    "links[%zu].%s", i, which);
+				else
+					snprintf(field, sizeof(field), "%s",
+					    which);
+				model_error_set(&err, MODEL_E_DUPLICATE, field,
+				    "%s port %u is already the endpoint of "
+				    "link %s of site %" PRIu64, a, pa,
+				    sites[k].links[l].name, sites[k].id);
+				free(sites);
+				api_abort(c, &err);
+				return -1;
+			}
+		}
+	}
+	free(sites);
+	return 0;
+}
+
+/* Does site id hold a default route (internet breakout)? -1: answered. */
+static int
+api_site_has_default(struct api_call *c, uint64_t id, bool *has)
+{
+	struct model_site_prefix *p = NULL;
+	struct model_error err;
+	size_t n = 0, i;
+
+	*has = false;
+	if (store_prefix_list(c->api->st, id, &p, &n, &err) == -1) {
+		api_model_error(c, &err);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (p[i].prefix.len == 0)
+			*has = true;
+	free(p);
+	return 0;
 }
 
 static int
@@ -854,8 +1121,8 @@ api_site_create(struct api_call *c)
 	memset(&s, 0, sizeof(s));
 	s.backend = MODEL_BACKEND_ANY;
 	if (api_site_from_json(c, &s, false) == -1 ||
-	    api_prefixes_from_json(c, json_object_get(c->body, "lan_prefixes"),
-	    &pfx, &np) == -1)
+	    api_prefixes_from_json(c, &s, json_object_get(c->body,
+	    "lan_prefixes"), &pfx, &np) == -1)
 		return;
 	if (api_begin(c) == -1)
 		goto out;
@@ -863,7 +1130,14 @@ api_site_create(struct api_call *c)
 		api_abort(c, &err);
 		goto out;
 	}
+	if (api_endpoints_free(c, s.id, s.links, s.n_links, true) == -1)
+		goto out;
 	for (i = 0; i < np; i++) {
+		char field[48];
+
+		snprintf(field, sizeof(field), "lan_prefixes[%zu]", i);
+		if (api_pool_clear(c, &pfx[i], field) == -1)
+			goto out;
 		if (store_prefix_add(c->api->st, s.id, &pfx[i], &err) == -1) {
 			/* Name the element of the request that clashed. */
 			if (strcmp(err.field, "prefix") == 0 ||
@@ -896,10 +1170,31 @@ api_site_patch(struct api_call *c)
 	size_t np = 0;
 	json_t *reply;
 
-	if (api_site_load(c, c->id, &s) == -1 ||
-	    api_site_from_json(c, &s, true) == -1)
+	bool had_breakout, has_default;
+
+	if (api_site_load(c, c->id, &s) == -1)
+		return;
+	had_breakout = s.internet_breakout;
+	if (api_site_from_json(c, &s, true) == -1)
 		return;
 	if (api_begin(c) == -1)
+		return;
+	/* A breakout hub keeps the flag while it holds a default route. */
+	if (had_breakout && !s.internet_breakout) {
+		if (api_site_has_default(c, c->id, &has_default) == -1) {
+			store_rollback(c->api->st);
+			return;
+		}
+		if (has_default) {
+			store_rollback(c->api->st);
+			api_error(c, 409, "conflict", "internet_breakout",
+			    "site %" PRIu64 " holds a default route: delete it "
+			    "first", c->id);
+			return;
+		}
+	}
+	if (json_object_get(c->body, "links") != NULL &&
+	    api_endpoints_free(c, c->id, s.links, s.n_links, true) == -1)
 		return;
 	if (store_site_update(c->api->st, &s, &err) == -1 ||
 	    store_site_get(c->api->st, c->id, &s, &err) == -1 ||
@@ -959,8 +1254,11 @@ api_link_load(struct api_call *c, struct model_site *s, struct model_link *l)
 		return -1;
 	i = model_site_find_link(s, c->name);
 	if (i < 0) {
+		char q[API_QUOTE_BUF];
+
 		api_error(c, 404, "not_found", "name", "site %" PRIu64
-		    " has no link named '%.40s'", c->id, c->name);
+		    " has no link named '%s'", c->id,
+		    api_clip(q, sizeof(q), c->name, API_QUOTE_CHARS));
 		return -1;
 	}
 	*l = s->links[i];
@@ -984,7 +1282,8 @@ api_link_write(struct api_call *c, struct model_link *l, bool add)
 	int rc;
 
 	if (api_validated(c, model_link_validate(l, &err), &err) == -1 ||
-	    api_begin(c) == -1)
+	    api_begin(c) == -1 ||
+	    api_endpoints_free(c, c->id, l, 1, false) == -1)
 		return;
 	rc = add ? store_link_add(c->api->st, c->id, l, &err) :
 	    store_link_update(c->api->st, c->id, l, &err);
@@ -1096,7 +1395,9 @@ api_prefix_change(struct api_call *c, const char *text, bool add)
 
 	if (api_site_load(c, c->id, &s) == -1 ||
 	    api_prefix_arg(c, text, "prefix", &p) == -1 ||
-	    api_begin(c) == -1)
+	    (add && api_lan_ok(c, &s, &p, "prefix") == -1) ||
+	    api_begin(c) == -1 ||
+	    (add && api_pool_clear(c, &p, "prefix") == -1))
 		return;
 	rc = add ? store_prefix_add(c->api->st, c->id, &p, &err) :
 	    store_prefix_delete(c->api->st, c->id, &p, &err);
@@ -1241,6 +1542,39 @@ api_policy_field(struct model_error *err)
 			util_strcpy(err->field, sizeof(err->field), map[i][1]);
 }
 
+/*
+ * Inside the policy change's transaction: refuses (rolled back,
+ * answered) a tunnel pool that overlaps a site's LAN prefix.
+ */
+static int
+api_pool_free_of_lans(struct api_call *c, const struct model_prefix *pool)
+{
+	struct model_site_prefix *p = NULL;
+	struct model_error err;
+	char a[MODEL_CIDR_MAX + 1], b[MODEL_CIDR_MAX + 1];
+	size_t n = 0, i;
+
+	if (store_prefix_list(c->api->st, 0, &p, &n, &err) == -1) {
+		api_abort(c, &err);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (p[i].prefix.len == 0 ||
+		    !model_prefix_overlap(&p[i].prefix, pool))
+			continue;
+		model_prefix_format(pool, a, sizeof(a));
+		model_prefix_format(&p[i].prefix, b, sizeof(b));
+		model_error_set(&err, MODEL_E_OVERLAP, "pool", "pool %s "
+		    "overlaps LAN prefix %s of site %" PRIu64, a, b,
+		    p[i].site_id);
+		free(p);
+		api_abort(c, &err);
+		return -1;
+	}
+	free(p);
+	return 0;
+}
+
 static void
 api_policy_put(struct api_call *c)
 {
@@ -1260,6 +1594,7 @@ api_policy_put(struct api_call *c)
 		{ "bgp_bfd", API_T_BOOL, false },
 	};
 	struct model_policy p;
+	struct model_prefix old_pool;
 	struct model_error err;
 	const json_t *v;
 	uint64_t vmin, vmax, amin, amax, mtu, hold, ka;
@@ -1271,6 +1606,7 @@ api_policy_put(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
+	old_pool = p.pool;
 	mode = (int)p.topology;
 	pairing = (int)p.pairing;
 	encap = (int)p.encap;
@@ -1328,7 +1664,10 @@ api_policy_put(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
-	if (api_begin(c) == -1)
+	/* Only a moved pool is checked: older data stays editable. */
+	if (api_begin(c) == -1 ||
+	    (memcmp(&old_pool, &p.pool, sizeof(p.pool)) != 0 &&
+	    api_pool_free_of_lans(c, &p.pool) == -1))
 		return;
 	if (store_policy_set(c->api->st, &p, &err) == -1) {
 		api_policy_field(&err);
@@ -1414,7 +1753,7 @@ api_query_id(struct api_call *c, const char *name, uint64_t *out)
 
 	if (v == NULL)
 		return 0;
-	if (util_parse_u64(v, 1, INT64_MAX, out) == -1) {
+	if (v[0] == '0' || util_parse_u64(v, 1, INT64_MAX, out) == -1) {
 		api_error(c, 400, "invalid", name, "%s must be a positive "
 		    "integer", name);
 		return -1;
@@ -1719,6 +2058,7 @@ api_token_delete(struct api_call *c)
 {
 	struct model_api_token_info *t = NULL;
 	struct model_error err;
+	char q[API_QUOTE_BUF];
 	size_t n = 0, i, admins = 0;
 	bool found = false, is_admin = false;
 
@@ -1735,15 +2075,16 @@ api_token_delete(struct api_call *c)
 		}
 	}
 	free(t);
+	api_clip(q, sizeof(q), c->name, API_QUOTE_CHARS);
 	if (!found) {
 		api_error(c, 404, "not_found", "name", "no API token named "
-		    "'%.40s'", c->name);
+		    "'%s'", q);
 		return;
 	}
 	/* Never lock everyone out of admin work. */
 	if (is_admin && admins == 1) {
-		api_error(c, 409, "conflict", NULL, "'%.40s' is the last admin "
-		    "token", c->name);
+		api_error(c, 409, "conflict", NULL, "'%s' is the last admin "
+		    "token", q);
 		return;
 	}
 	if (api_begin(c) == -1)
@@ -1866,41 +2207,94 @@ static const struct api_route api_routes[] = {
 };
 #undef R
 
-/* Matches path against a pattern, capturing {id} and {name}. */
-static bool
+enum api_match_result {
+	API_NO_MATCH = 0,
+	API_MATCH,
+	API_MATCH_BAD_ID,	/* {id} is digits, but not a canonical id */
+};
+
+/*
+ * Matches path against a pattern, capturing {id} and {name}.  An {id}
+ * segment must be digits to match at all ("/sites/abc" is no route); it
+ * is then a canonical id only without leading zeros and within
+ * [1, INT64_MAX], so that "/sites/01" cannot name site 1.
+ */
+static enum api_match_result
 api_match(const char *pattern, const char *path, uint64_t *id, char *name,
     size_t namesz)
 {
+	bool bad_id = false;
 	const char *p = pattern, *s = path;
 	char seg[API_SEG_MAX];
 	size_t pl, sl;
 
 	while (*p != '\0' && *s != '\0') {
 		if (*p != '/' || *s != '/')
-			return false;
+			return API_NO_MATCH;
 		p++;
 		s++;
 		pl = strcspn(p, "/");
 		sl = strcspn(s, "/");
 		if (pl == 4 && strncmp(p, "{id}", 4) == 0) {
 			if (sl == 0 || sl >= sizeof(seg))
-				return false;
+				return API_NO_MATCH;
 			memcpy(seg, s, sl);
 			seg[sl] = '\0';
-			if (util_parse_u64(seg, 1, INT64_MAX, id) == -1)
-				return false;
+			if (strspn(seg, "0123456789") != sl)
+				return API_NO_MATCH;
+			if (seg[0] == '0' ||
+			    util_parse_u64(seg, 1, INT64_MAX, id) == -1)
+				bad_id = true;
 		} else if (pl == 6 && strncmp(p, "{name}", 6) == 0) {
 			if (sl == 0 || sl >= namesz)
-				return false;
+				return API_NO_MATCH;
 			memcpy(name, s, sl);
 			name[sl] = '\0';
 		} else if (pl != sl || strncmp(p, s, pl) != 0) {
-			return false;
+			return API_NO_MATCH;
 		}
 		p += pl;
 		s += sl;
 	}
-	return *p == '\0' && *s == '\0';
+	if (*p != '\0' || *s != '\0')
+		return API_NO_MATCH;
+	return bad_id ? API_MATCH_BAD_ID : API_MATCH;
+}
+
+/*
+ * Looks at the request target as the client sent it, before decoding
+ * hid anything: a percent-escape in the path (%2F would turn
+ * "/sites%2f1" into "/sites/1" after a proxy had judged the path, %00
+ * would cut it) or an encoded NUL in the query (which ends the decoded
+ * value early: "prefix=10.0.0.0/16%00junk") is refused.  The API's paths
+ * never need an escape: ids are digits, names [a-z0-9_-].
+ */
+static int
+api_target_ok(struct api_call *c)
+{
+	const char *t = http_request_target(c->req), *q, *pair, *nul;
+	size_t pl = strcspn(t, "?"), kl;
+	char key[API_QUOTE_BUF], raw[API_SEG_MAX];
+
+	if (memchr(t, '%', pl) != NULL) {
+		api_error(c, 400, "bad_path", NULL, "the path holds a "
+		    "percent-escape; API paths never need one");
+		return -1;
+	}
+	if (t[pl] != '?')
+		return 0;
+	q = t + pl + 1;
+	if ((nul = strstr(q, "%00")) == NULL)
+		return 0;
+	for (pair = nul; pair > q && pair[-1] != '&'; pair--)
+		;
+	kl = strcspn(pair, "=&");
+	snprintf(raw, sizeof(raw), "%.*s", (int)(kl < sizeof(raw) ? kl :
+	    sizeof(raw) - 1), pair);
+	api_clip(key, sizeof(key), raw, API_QUOTE_CHARS);
+	api_error(c, 400, "invalid", key, "query argument '%s' holds an "
+	    "encoded NUL (%%00)", key);
+	return -1;
 }
 
 struct api_query_check {
@@ -1912,6 +2306,7 @@ static int
 api_query_known(void *arg, const char *key, const char *value)
 {
 	struct api_query_check *q = arg;
+	char quoted[API_QUOTE_BUF];
 	size_t kl = strlen(key);
 	const char *a = q->allowed;
 
@@ -1927,7 +2322,8 @@ api_query_known(void *arg, const char *key, const char *value)
 			a++;
 	}
 	api_error(q->c, 400, "unknown_field", key,
-	    "unknown query argument '%.40s'", key);
+	    "unknown query argument '%s'", api_clip(quoted, sizeof(quoted),
+	    key, API_QUOTE_CHARS));
 	return -1;
 }
 
@@ -1955,9 +2351,11 @@ api_parse_body(struct api_call *c, const struct api_route *r)
 	}
 	c->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (c->body == NULL) {
+		char q[4 * sizeof(jerr.text)];
+
 		api_error(c, 400, "malformed_json", NULL,
-		    "malformed JSON at line %d column %d: %.100s", jerr.line,
-		    jerr.column, jerr.text);
+		    "malformed JSON at line %d column %d: %s", jerr.line,
+		    jerr.column, api_clip(q, sizeof(q), jerr.text, 100));
 		return -1;
 	}
 	if (!json_is_object(c->body)) {
@@ -1979,23 +2377,35 @@ api_handle(void *arg, const struct http_request *req,
 	const char *method = http_request_method(req);
 	const char *path = http_request_path(req);
 	size_t i, used = 0;
-	bool path_known = false;
+	bool path_known = false, get, bad_id = false;
 
 	memset(&c, 0, sizeof(c));
 	c.api = a;
 	c.req = req;
 	c.resp = resp;
+	if (api_target_ok(&c) == -1)
+		return;
 	for (i = 0; i < ARRAY_SIZE(api_routes); i++) {
-		if (!api_match(api_routes[i].pattern, path, &c.id, c.name,
-		    sizeof(c.name)))
+		enum api_match_result m = api_match(api_routes[i].pattern, path,
+		    &c.id, c.name, sizeof(c.name));
+
+		if (m == API_NO_MATCH)
 			continue;
 		path_known = true;
-		/* Collect the Allow header while looking for the method. */
+		/*
+		 * Collect the Allow header while looking for the method.
+		 * HEAD is served by the GET route; http.c leaves the body out.
+		 */
+		get = strcmp(api_routes[i].method, "GET") == 0;
 		used += (size_t)snprintf(resp->allow + used,
 		    used < sizeof(resp->allow) ? sizeof(resp->allow) - used : 0,
-		    "%s%s", used > 0 ? ", " : "", api_routes[i].method);
-		if (strcmp(api_routes[i].method, method) == 0)
+		    "%s%s%s", used > 0 ? ", " : "", api_routes[i].method,
+		    get ? ", HEAD" : "");
+		if (strcmp(api_routes[i].method, method) == 0 ||
+		    (get && strcmp(method, "HEAD") == 0)) {
 			r = &api_routes[i];
+			bad_id = m == API_MATCH_BAD_ID;
+		}
 	}
 	if (!path_known) {
 		resp->allow[0] = '\0';
@@ -2003,8 +2413,11 @@ api_handle(void *arg, const struct http_request *req,
 		return;
 	}
 	if (r == NULL) {
+		char q[API_QUOTE_BUF];
+
 		api_error(&c, 405, "method_not_allowed", NULL,
-		    "method %.10s is not allowed here", method);
+		    "method %s is not allowed here",
+		    api_clip(q, sizeof(q), method, 10));
 		return;
 	}
 	resp->allow[0] = '\0';
@@ -2023,6 +2436,11 @@ api_handle(void *arg, const struct http_request *req,
 		return;
 	case AUTH_ERROR:
 		api_error(&c, 500, "internal", NULL, "internal error");
+		return;
+	}
+	if (bad_id) {
+		api_error(&c, 400, "invalid", "id", "an id is a decimal number "
+		    "from 1 without leading zeros");
 		return;
 	}
 	qc.c = &c;
@@ -2091,6 +2509,9 @@ api_start(const struct api_config *cfg, struct store *st)
 	hc.address = host;
 	hc.max_body = cfg->max_body != 0 ? cfg->max_body :
 	    API_MAX_BODY_DEFAULT;
+	hc.max_connections = cfg->max_connections;
+	hc.max_per_ip = cfg->max_per_ip;
+	hc.timeout_s = cfg->timeout_s;
 	a->http = http_start(&hc, api_handle, a);
 	if (a->http == NULL) {
 		free(a);

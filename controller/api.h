@@ -52,6 +52,13 @@ struct api_config {
 	/* "127.0.0.1:8080", "[::1]:8080" or "0.0.0.0:8080"; numeric only. */
 	const char *listen;
 	size_t max_body;		/* bytes; 0 = API_MAX_BODY_DEFAULT */
+	/*
+	 * Connections held at once, in all and per client address, and the
+	 * idle timeout; 0 = the defaults of controller/http.h.
+	 */
+	unsigned max_connections;
+	unsigned max_per_ip;
+	unsigned timeout_s;
 	int64_t enroll_ttl_s;		/* 0 = STORE_ENROLL_TTL_DEFAULT */
 	struct api_hooks hooks;
 	/* Counters the daemon updates (compile, RPC); NULL = not shown. */

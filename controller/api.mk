@@ -28,9 +28,15 @@ $(BUILD)/tests/api/api_test_server: $(BUILD)/tests/api/api_test_server.o \
 		$(API_ALL_OBJS)
 	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS))
 
+# A slow HTTP client for tests/api/slowloris.sh (no library needed).
+TEST_BINS += $(BUILD)/tests/api/slowloris
+$(BUILD)/tests/api/slowloris: $(BUILD)/tests/api/slowloris.o
+	$(call link,$@,$^,)
+
 TEST_BINS += $(BUILD)/tests/unit/test_api
 TESTS     += $(BUILD)/tests/unit/test_api tests/api/rest_curl.sh \
-             tests/api/meshwanctl.sh tests/api/api_asan.sh
+             tests/api/meshwanctl.sh tests/api/api_asan.sh \
+             tests/api/slowloris.sh
 $(BUILD)/tests/unit/test_api: $(BUILD)/tests/unit/test_api.o \
 		$(API_ALL_OBJS)
 	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_CURL) \

@@ -59,6 +59,11 @@ static const struct config_key config_keys[] = {
 	{ "grpc_listen", S(grpc_listen), 0, 0, CT_ADDR, false },
 	{ "enroll_listen", S(enroll_listen), 0, 0, CT_ADDR, false },
 	{ "http_listen", S(http_listen), 0, 0, CT_ADDR_NUM, false },
+	{ "http_max_connections", N(http_max_connections), 1, 65536, CT_U32,
+	    false },
+	{ "http_max_connections_per_address", N(http_max_per_ip), 1, 65536,
+	    CT_U32, false },
+	{ "http_timeout", N(http_timeout_s), 1, 3600, CT_SECONDS32, false },
 	{ "database", S(database), 0, 0, CT_PATH, false },
 	{ "ca_dir", S(ca_dir), 0, 0, CT_PATH, false },
 	{ "ca_key_passphrase_file", S(ca_key_passphrase_file), 0, 0, CT_PATH,
@@ -145,6 +150,9 @@ config_defaults(struct config *cfg)
 	snprintf(cfg->enroll_listen, sizeof(cfg->enroll_listen),
 	    "0.0.0.0:7444");
 	snprintf(cfg->http_listen, sizeof(cfg->http_listen), "127.0.0.1:8080");
+	cfg->http_max_connections = 2048;
+	cfg->http_max_per_ip = 64;
+	cfg->http_timeout_s = 10;
 	snprintf(cfg->database, sizeof(cfg->database),
 	    "/var/lib/meshwan/controller.db");
 	snprintf(cfg->ca_dir, sizeof(cfg->ca_dir), "/var/lib/meshwan/ca");
@@ -163,8 +171,9 @@ config_defaults(struct config *cfg)
 	cfg->intent_history = 32;
 	cfg->policy = CONFIG_POLICY_FULL_MESH;
 	snprintf(cfg->tunnel_pool, sizeof(cfg->tunnel_pool), "100.64.0.0/16");
+	/* Both RFC 6996 blocks: 1,023 two-byte ASNs, then four-byte ones. */
 	cfg->asn_min = 64512;
-	cfg->asn_max = 65534;
+	cfg->asn_max = 4294967294u;
 	cfg->encap = CONFIG_ENCAP_GRE;
 	cfg->vni_base = 10000;
 	cfg->cipher = CONFIG_CIPHER_AES_GCM_256;
@@ -482,11 +491,12 @@ config_set(const char *name, unsigned line, const struct config_key *k,
 		lo[dash - v] = '\0';
 		if (util_parse_u64(lo, 1, UINT32_MAX, &a) == -1 ||
 		    util_parse_u64(dash + 1, 1, UINT32_MAX, &b) == -1 ||
-		    a > b || !config_asn_private(a) || !config_asn_private(b) ||
-		    (a <= 65534 && b >= 4200000000ull))
+		    a > b || !config_asn_private(a) || !config_asn_private(b))
 			return config_err(name, line, k->name,
-			    "expected a private ASN range FIRST-LAST within "
-			    "64512-65534 or 4200000000-4294967294");
+			    "expected a private ASN range FIRST-LAST: both "
+			    "ends in 64512-65534 or 4200000000-4294967294 "
+			    "(a range from one block to the other takes the "
+			    "private ASNs of both)");
 		cfg->asn_min = (uint32_t)a;
 		cfg->asn_max = (uint32_t)b;
 		return 0;

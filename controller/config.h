@@ -42,6 +42,9 @@ struct config {
 	char grpc_listen[CONFIG_ADDR_MAX];   /* Edge.Session, mutual TLS */
 	char enroll_listen[CONFIG_ADDR_MAX]; /* Enrollment.Enroll, server TLS */
 	char http_listen[CONFIG_ADDR_MAX];   /* REST API, /metrics, /healthz */
+	uint32_t http_max_connections;       /* REST connections held at once */
+	uint32_t http_max_per_ip;            /* ... per client address */
+	uint32_t http_timeout_s;             /* idle REST connection closed */
 
 	/* State. */
 	char database[CONFIG_PATH_MAX];

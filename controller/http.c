@@ -9,6 +9,22 @@
  * Threading: MHD_USE_INTERNAL_POLLING_THREAD without a thread pool, so
  * all handler calls happen one after another in a single thread that
  * belongs to this server.  The daemon's own loop never waits for it.
+ *
+ * Event loop: poll(), not epoll.  With libmicrohttpd 0.9.75 (Debian 12)
+ * in epoll mode, once the connection limit was reached the listening
+ * socket left the epoll set, and connections accepted later from the
+ * listen queue whose client had already sent its bytes and closed were
+ * not processed until the idle timeout: 1,000 slow clients that left kept
+ * the API dark for minutes (issue 8).  The same server on poll() drains
+ * such a queue in milliseconds (tests/api/slowloris.sh checks it).
+ * poll() costs O(connections) per wake-up, which is fine for the few
+ * thousand connections the limits below allow.
+ *
+ * Limits (struct http_config): total and per-address connection limits
+ * and an idle timeout.  libmicrohttpd 0.9.75 has no deadline for a whole
+ * request header, so a client that dribbles a byte before each idle
+ * timeout keeps its connection; the per-address limit is what bounds one
+ * such client.
  */
 #include "controller/http.h"
 
@@ -21,6 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -33,18 +51,26 @@ struct http_server {
 	void *arg;
 	size_t max_body;
 	uint16_t port;
+	/* Log flood guard (server thread only): messages in this second. */
+	time_t log_second;
+	unsigned log_count;
 	/* Written by the server thread, read by anyone: atomics. */
 	_Atomic uint64_t counts[HTTP_STATUS_MAX - HTTP_STATUS_MIN + 1];
 };
 
-/* One per request, from the first handler call until completion. */
+/*
+ * One per request: made when its request line has arrived (before any
+ * decoding, to keep the raw target), freed when it completes.
+ */
 struct http_request {
 	struct MHD_Connection *conn;
 	const char *method;
 	const char *path;
+	char *target;		/* as sent: path and query, not decoded */
 	char *body;
 	size_t body_len;
 	size_t body_cap;
+	bool started;		/* the handler's first call has been made */
 	bool too_large;
 };
 
@@ -52,7 +78,7 @@ static const char http_err_too_large[] =
     "{\"code\":\"body_too_large\",\"message\":\"request body exceeds the "
     "size limit\",\"field\":null}";
 static const char http_err_nomem[] =
-    "{\"code\":\"internal_error\",\"message\":\"out of memory\","
+    "{\"code\":\"internal\",\"message\":\"out of memory\","
     "\"field\":null}";
 
 static void
@@ -154,10 +180,10 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	char *end;
 
 	(void)version;
-	if (req == NULL) {
-		req = calloc(1, sizeof(*req));
-		if (req == NULL)
-			return MHD_NO;
+	if (req == NULL)	/* http_on_uri could not allocate it */
+		return MHD_NO;
+	if (!req->started) {
+		req->started = true;
 		req->conn = conn;
 		req->method = method;
 		req->path = url;
@@ -197,6 +223,28 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	return http_dispatch(srv, req);
 }
 
+/*
+ * Called with the request target as the client sent it, before
+ * libmicrohttpd decodes it; what this returns is the request's *con_cls.
+ */
+static void *
+http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct http_request *req;
+
+	(void)cls;
+	(void)conn;
+	req = calloc(1, sizeof(*req));
+	if (req == NULL)
+		return NULL;
+	req->target = strdup(uri != NULL ? uri : "");
+	if (req->target == NULL) {
+		free(req);
+		return NULL;
+	}
+	return req;
+}
+
 static void
 http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -208,23 +256,78 @@ http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (req == NULL)
 		return;
+	free(req->target);
 	free(req->body);
 	free(req);
 	*con_cls = NULL;
 }
 
+/*
+ * libmicrohttpd logs a line per refused or broken connection: a flood of
+ * hostile connections must not become a flood of log lines, so at most
+ * HTTP_LOG_PER_S lines a second are kept and the rest counted.
+ */
+#define HTTP_LOG_PER_S 10
+
 static void
 http_on_log(void *cls, const char *fmt, va_list ap)
 {
+	struct http_server *srv = cls;
+	time_t now = time(NULL);
 	char line[512];
 	size_t n;
 
-	(void)cls;
+	if (now != srv->log_second) {
+		if (srv->log_count > HTTP_LOG_PER_S)
+			log_warnx("http: %u more messages not shown (at most "
+			    "%d a second)", srv->log_count - HTTP_LOG_PER_S,
+			    HTTP_LOG_PER_S);
+		srv->log_second = now;
+		srv->log_count = 0;
+	}
+	if (++srv->log_count > HTTP_LOG_PER_S)
+		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
 	log_warnx("http: %s", line);
+}
+
+/*
+ * Every connection is a file descriptor: make sure the process may open
+ * that many (plus some for the store and the daemon's own sockets),
+ * raising the soft limit up to the hard one; otherwise accept() would
+ * fail with EMFILE and libmicrohttpd would stop accepting until a
+ * connection closes.  Returns the connection limit that fits.
+ */
+static unsigned
+http_fd_budget(unsigned want)
+{
+	const rlim_t spare = 128;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return want;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want + spare) {
+		rlim_t need = want + spare;
+
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max >= need ? need : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+			return want;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want + spare) {
+		unsigned fit = rl.rlim_cur > 2 * spare ?
+		    (unsigned)(rl.rlim_cur - spare) : (unsigned)(rl.rlim_cur / 2);
+
+		log_warnx("http: open-file limit %llu allows only %u "
+		    "connections, not %u", (unsigned long long)rl.rlim_cur,
+		    fit, want);
+		return fit;
+	}
+	return want;
 }
 
 struct http_server *
@@ -234,9 +337,9 @@ http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
-	    MHD_USE_ERROR_LOG;
+	unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *info;
+	unsigned max_conn, per_ip;
 
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, cfg->address, &sin->sin_addr) == 1) {
@@ -257,16 +360,20 @@ http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
 	srv->handler = handler;
 	srv->arg = arg;
 	srv->max_body = cfg->max_body;
+	max_conn = http_fd_budget(cfg->max_connections != 0 ?
+	    cfg->max_connections : HTTP_MAX_CONNECTIONS_DEFAULT);
+	per_ip = cfg->max_per_ip != 0 ? cfg->max_per_ip :
+	    HTTP_MAX_PER_IP_DEFAULT;
 	srv->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL,
 	    http_on_request, srv,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_on_log, srv,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, srv,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv,
-	    MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)(cfg->timeout_s != 0 ? cfg->timeout_s : 30),
-	    MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned int)(cfg->max_connections != 0 ?
-	    cfg->max_connections : 64),
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(cfg->timeout_s != 0 ?
+	    cfg->timeout_s : HTTP_TIMEOUT_DEFAULT),
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_ip,
 	    MHD_OPTION_END);
 	if (srv->mhd == NULL) {
 		log_warnx("http: cannot listen on %s port %u", cfg->address,
@@ -276,8 +383,9 @@ http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
 	}
 	info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info != NULL ? info->port : cfg->port;
-	log_info("http: listening on %s port %u", cfg->address,
-	    (unsigned)srv->port);
+	log_info("http: listening on %s port %u (at most %u connections, %u "
+	    "per address)", cfg->address, (unsigned)srv->port, max_conn,
+	    per_ip);
 	return srv;
 }
 
@@ -314,6 +422,12 @@ const char *
 http_request_path(const struct http_request *req)
 {
 	return req->path;
+}
+
+const char *
+http_request_target(const struct http_request *req)
+{
+	return req->target != NULL ? req->target : "";
 }
 
 const char *

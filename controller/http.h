@@ -6,7 +6,9 @@
  * the daemon's event loop): every request is answered by calling the
  * single handler given to http_start() from that thread, one request at a
  * time.  Request bodies are collected up to a fixed limit; a larger body
- * is answered with 413 by this file, before the handler sees it.
+ * is answered with 413 by this file, before the handler sees it.  HEAD is
+ * handed to the handler as HEAD; whatever body it answers with is left out
+ * on the wire (the headers, Content-Length included, stay).
  */
 #ifndef MESHWAN_HTTP_H
 #define MESHWAN_HTTP_H
@@ -39,9 +41,21 @@ struct http_config {
 	const char *address;		/* numeric IPv4 or IPv6 address */
 	uint16_t port;			/* 0 = any free port (tests) */
 	size_t max_body;		/* bytes; larger bodies get 413 */
-	unsigned max_connections;	/* 0 = library default */
-	unsigned timeout_s;		/* idle connection timeout; 0 = 30 */
+	/*
+	 * Connections held open at once, in all and per client address
+	 * (0 = HTTP_MAX_CONNECTIONS_DEFAULT / HTTP_MAX_PER_IP_DEFAULT).
+	 * At the total limit new connections wait in the kernel's listen
+	 * queue; over the per-address limit they are closed at once.
+	 */
+	unsigned max_connections;
+	unsigned max_per_ip;
+	/* A connection idle this long is closed; 0 = HTTP_TIMEOUT_DEFAULT. */
+	unsigned timeout_s;
 };
+
+#define HTTP_MAX_CONNECTIONS_DEFAULT 2048u
+#define HTTP_MAX_PER_IP_DEFAULT 64u
+#define HTTP_TIMEOUT_DEFAULT 10u
 
 /* Status codes counted per server, for /metrics. */
 #define HTTP_STATUS_MIN 100
@@ -63,8 +77,17 @@ uint64_t http_count(const struct http_server *srv, int status);
 
 /* Upper-case method, e.g. "GET". */
 const char *http_request_method(const struct http_request *req);
-/* The path without the query string, e.g. "/api/v1/sites/3". */
+/*
+ * The path without the query string, e.g. "/api/v1/sites/3", after
+ * percent-decoding (a decoded NUL ends it early).
+ */
 const char *http_request_path(const struct http_request *req);
+/*
+ * The request target exactly as the client sent it (path and query,
+ * nothing decoded), so a caller can refuse what decoding would hide:
+ * encoded separators, NULs.  "" if unknown.
+ */
+const char *http_request_target(const struct http_request *req);
 /* A header's value (case-insensitive name), or NULL. */
 const char *http_request_header(const struct http_request *req,
     const char *name);

@@ -299,6 +299,9 @@ ctld_start(struct ctld *d)
 
 	memset(&ac, 0, sizeof(ac));
 	ac.listen = d->cfg.http_listen;
+	ac.max_connections = d->cfg.http_max_connections;
+	ac.max_per_ip = d->cfg.http_max_per_ip;
+	ac.timeout_s = d->cfg.http_timeout_s;
 	ac.enroll_ttl_s = (int64_t)d->cfg.token_lifetime_s;
 	ac.hooks.arg = d->sessions;
 	ac.hooks.topology_changed = ctld_hook_changed;
@@ -355,6 +358,9 @@ ctld_reload(struct ctld *d)
 	if (strcmp(next.grpc_listen, d->cfg.grpc_listen) != 0 ||
 	    strcmp(next.enroll_listen, d->cfg.enroll_listen) != 0 ||
 	    strcmp(next.http_listen, d->cfg.http_listen) != 0 ||
+	    next.http_max_connections != d->cfg.http_max_connections ||
+	    next.http_max_per_ip != d->cfg.http_max_per_ip ||
+	    next.http_timeout_s != d->cfg.http_timeout_s ||
 	    strcmp(next.database, d->cfg.database) != 0 ||
 	    strcmp(next.ca_dir, d->cfg.ca_dir) != 0 ||
 	    strcmp(next.controller_name, d->cfg.controller_name) != 0 ||
@@ -362,13 +368,16 @@ ctld_reload(struct ctld *d)
 	    memcmp(next.server_names, d->cfg.server_names,
 	    sizeof(next.server_names)) != 0 ||
 	    next.test_send_queue != d->cfg.test_send_queue)
-		log_warnx("reload: listeners, paths, certificate names and "
-		    "test_send_queue take effect at the next restart");
+		log_warnx("reload: listeners, HTTP limits, paths, certificate "
+		    "names and test_send_queue take effect at the next restart");
 	/* Keep what needs a restart as it runs, take the rest. */
 	memcpy(next.grpc_listen, d->cfg.grpc_listen, sizeof(next.grpc_listen));
 	memcpy(next.enroll_listen, d->cfg.enroll_listen,
 	    sizeof(next.enroll_listen));
 	memcpy(next.http_listen, d->cfg.http_listen, sizeof(next.http_listen));
+	next.http_max_connections = d->cfg.http_max_connections;
+	next.http_max_per_ip = d->cfg.http_max_per_ip;
+	next.http_timeout_s = d->cfg.http_timeout_s;
 	memcpy(next.database, d->cfg.database, sizeof(next.database));
 	memcpy(next.ca_dir, d->cfg.ca_dir, sizeof(next.ca_dir));
 	memcpy(next.controller_name, d->cfg.controller_name,

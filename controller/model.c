@@ -269,6 +269,90 @@ model_address_valid(const char *s)
 	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
 }
 
+bool
+model_address_equal(const char *a, const char *b)
+{
+	unsigned char x[16], y[16];
+
+	memset(x, 0, sizeof(x));
+	memset(y, 0, sizeof(y));
+	if (inet_pton(AF_INET, a, x) == 1)
+		return inet_pton(AF_INET, b, y) == 1 && memcmp(x, y, 4) == 0;
+	if (inet_pton(AF_INET6, a, x) == 1)
+		return inet_pton(AF_INET6, b, y) == 1 &&
+		    memcmp(x, y, 16) == 0;
+	return false;
+}
+
+/* Address blocks with a reason, as prefixes in text form. */
+struct model_special {
+	const char *cidr;
+	const char *why;
+};
+
+static const struct model_special model_special_blocks[] = {
+	{ "0.0.0.0/8", "is in 'this network' (0.0.0.0/8)" },
+	{ "127.0.0.0/8", "is loopback" },
+	{ "169.254.0.0/16", "is link-local" },
+	{ "224.0.0.0/4", "is multicast" },
+	{ "240.0.0.0/4", "is reserved or broadcast (240.0.0.0/4)" },
+	{ "::/128", "is the unspecified address" },
+	{ "::1/128", "is loopback" },
+	{ "::ffff:0:0/96", "is IPv4-mapped IPv6; use the IPv4 form" },
+	{ "fe80::/10", "is link-local" },
+	{ "ff00::/8", "is multicast" },
+};
+
+/* The reason of the first special block p overlaps, or NULL. */
+static const char *
+model_special_overlap(const struct model_prefix *p)
+{
+	struct model_prefix b;
+
+	for (size_t i = 0; i < ARRAY_SIZE(model_special_blocks); i++) {
+		memset(&b, 0, sizeof(b));
+		if (model_prefix_parse(model_special_blocks[i].cidr, false, &b,
+		    NULL, NULL) == 0 && model_prefix_overlap(p, &b))
+			return model_special_blocks[i].why;
+	}
+	return NULL;
+}
+
+const char *
+model_underlay_problem(const char *addr)
+{
+	struct model_prefix p;
+
+	memset(&p, 0, sizeof(p));
+	if (inet_pton(AF_INET, addr, p.addr) == 1) {
+		p.family = 4;
+		p.len = 32;
+	} else if (inet_pton(AF_INET6, addr, p.addr) == 1) {
+		p.family = 6;
+		p.len = 128;
+	} else {
+		return "is not an IP address";
+	}
+	return model_special_overlap(&p);
+}
+
+int
+model_lan_prefix_check(const struct model_prefix *p, const char *field,
+    struct model_error *err)
+{
+	char buf[MODEL_CIDR_MAX + 1];
+	const char *why;
+
+	if (p->len == 0)
+		return 0;
+	if ((why = model_special_overlap(p)) != NULL) {
+		model_prefix_format(p, buf, sizeof(buf));
+		return model_error_set(err, MODEL_E_INVALID, field,
+		    "LAN prefix %s covers an address that %s", buf, why);
+	}
+	return 0;
+}
+
 /* ---- names ---------------------------------------------------------- */
 
 static bool
@@ -358,13 +442,24 @@ model_link_validate(const struct model_link *l, struct model_error *err)
 		return model_error_set(err, MODEL_E_INVALID, "name",
 		    "link name must be 1-%d characters of [a-z0-9_-]",
 		    MODEL_LINK_NAME_MAX);
+	const char *why;
+
 	if (!model_address_valid(l->address))
 		return model_error_set(err, MODEL_E_INVALID, "address",
 		    "link address is not an IP address");
+	if ((why = model_underlay_problem(l->address)) != NULL)
+		return model_error_set(err, MODEL_E_INVALID, "address",
+		    "link address %s %s: no tunnel can use it", l->address,
+		    why);
 	if (l->public_address[0] != '\0' &&
 	    !model_address_valid(l->public_address))
 		return model_error_set(err, MODEL_E_INVALID, "public_address",
 		    "public address is not an IP address");
+	if (l->public_address[0] != '\0' &&
+	    (why = model_underlay_problem(l->public_address)) != NULL)
+		return model_error_set(err, MODEL_E_INVALID, "public_address",
+		    "public address %s %s: no tunnel can use it",
+		    l->public_address, why);
 	return 0;
 }
 
@@ -382,6 +477,10 @@ model_site_validate(const struct model_site *s, struct model_error *err)
 	if (s->role < MODEL_ROLE_HUB || s->role > MODEL_ROLE_EDGE)
 		return model_error_set(err, MODEL_E_INVALID, "role",
 		    "role must be hub, spoke or edge");
+	if (s->internet_breakout && s->role != MODEL_ROLE_HUB)
+		return model_error_set(err, MODEL_E_INVALID,
+		    "internet_breakout", "only a hub may be an internet "
+		    "breakout (hold a default route)");
 	if (s->asn != 0 && !model_asn_private(s->asn))
 		return model_error_set(err, MODEL_E_INVALID, "asn",
 		    "ASN %u is not a private ASN", s->asn);
@@ -448,10 +547,10 @@ model_policy_validate(const struct model_policy *p, struct model_error *err)
 		return model_error_set(err, MODEL_E_INVALID, "vni",
 		    "VNI range must lie within 1..%u", MODEL_VNI_MAX);
 	if (!model_asn_private(p->asn_min) || !model_asn_private(p->asn_max) ||
-	    p->asn_min > p->asn_max ||
-	    (p->asn_min <= 65534u && p->asn_max >= 4200000000u))
+	    p->asn_min > p->asn_max)
 		return model_error_set(err, MODEL_E_INVALID, "asn_range",
-		    "ASN range must be inside one private ASN block");
+		    "ASN range must start and end on private ASNs "
+		    "(64512-65534, 4200000000-4294967294), first <= last");
 	if (p->mtu != 0 && (p->mtu < 576 || p->mtu > 9000))
 		return model_error_set(err, MODEL_E_INVALID, "mtu",
 		    "MTU must be 0 (automatic) or 576..9000");

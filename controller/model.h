@@ -36,8 +36,16 @@
 #define MODEL_STATUS_MAX    (1u << 20) /* last status blob per edge, bytes */
 #define MODEL_HASH_MAX      64     /* convergence hash, bytes */
 
+/*
+ * The site ASN range: the private ASNs (RFC 6996) between asn_min and
+ * asn_max.  A range from the 2-byte block (64512-65534) to the 4-byte one
+ * (4200000000-4294967294) takes the private ASNs of both and skips the
+ * public ones between; the default is both blocks whole.
+ */
 #define MODEL_ASN_MIN_DEFAULT   64512u
-#define MODEL_ASN_MAX_DEFAULT   65534u
+#define MODEL_ASN_MAX_DEFAULT   4294967294u
+#define MODEL_ASN2_LAST         65534u
+#define MODEL_ASN4_FIRST        4200000000u
 #define MODEL_VNI_MIN_DEFAULT   1u
 #define MODEL_VNI_MAX_DEFAULT   16777215u
 #define MODEL_VNI_MAX           16777215u
@@ -155,6 +163,8 @@ struct model_site {
 	uint32_t asn;                           /* 0 on create = assign from range */
 	enum model_backend backend;
 	bool revoked;                           /* revoked sites get no tunnels */
+	bool internet_breakout;                 /* hub only: may hold a default
+	                                           route (0.0.0.0/0, ::/0) */
 	size_t n_links;
 	struct model_link links[MODEL_LINKS_MAX]; /* sorted by name by the store */
 };
@@ -179,7 +189,8 @@ struct model_policy {
 	struct model_prefix pool;               /* IPv4, len <= 31; a /31 per tunnel */
 	enum model_encap encap;
 	uint32_t vni_min, vni_max;              /* VXLAN: a VNI per tunnel */
-	uint32_t asn_min, asn_max;              /* range for assigned site ASNs */
+	uint32_t asn_min, asn_max;              /* range for assigned site ASNs:
+	                                           the private ones within */
 	uint32_t mtu;                           /* inner MTU; 0 = agent computes */
 	uint32_t bgp_hold_time;                 /* 0 = FRR default */
 	uint32_t bgp_keepalive;
@@ -299,6 +310,24 @@ uint64_t model_pool_slots(const struct model_prefix *pool);
 void model_ipv4_format(uint32_t addr, char *buf, size_t bufsz);
 /* True for a valid textual IPv4 or IPv6 address (no prefix). */
 bool model_address_valid(const char *s);
+
+/* True when textual addresses a and b are the same address. */
+bool model_address_equal(const char *a, const char *b);
+/*
+ * Why a valid address cannot be a WAN link's (underlay) address, or NULL
+ * when it can: unspecified, loopback, link-local, multicast, broadcast or
+ * reserved, IPv4-mapped IPv6.  Private and CGNAT (100.64/10) are fine:
+ * sites behind NAT use them.
+ */
+const char *model_underlay_problem(const char *addr);
+/*
+ * Checks a LAN prefix: 0 or -1 with err naming field when it covers
+ * addresses no LAN can route (loopback, link-local, multicast, reserved,
+ * unspecified, IPv4-mapped IPv6).  A default route (length 0) passes:
+ * whether the site may hold one is the caller's rule (internet_breakout).
+ */
+int model_lan_prefix_check(const struct model_prefix *p, const char *field,
+    struct model_error *err);
 
 /* Name checks: the character sets and lengths given at the limits above. */
 bool model_site_name_valid(const char *s);

@@ -185,11 +185,19 @@ static const char *const store_mig4[] = {
 	NULL,
 };
 
+/* 5: a LAN default route only on a hub that says so (issue 8 §4). */
+static const char *const store_mig5[] = {
+	"ALTER TABLE sites ADD COLUMN internet_breakout INTEGER NOT NULL "
+	"DEFAULT 0",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
 	store_mig3,
 	store_mig4,
+	store_mig5,
 };
 
 int
@@ -840,7 +848,10 @@ store_link_insert(struct store *st, uint64_t site_id,
 	return rc;
 }
 
-/* Lowest ASN of the policy range no site uses. */
+/*
+ * Lowest private ASN of the policy range no site uses (every stored ASN
+ * is private, so the range's public middle never shows up here).
+ */
 static int
 store_asn_assign(struct store *st, uint32_t *asn, struct model_error *err)
 {
@@ -864,6 +875,9 @@ store_asn_assign(struct store *st, uint32_t *asn, struct model_error *err)
 		if (used > want)
 			break;
 		want = used + 1;
+		/* A range across both private blocks skips the public ASNs. */
+		if (want > MODEL_ASN2_LAST && want < MODEL_ASN4_FIRST)
+			want = MODEL_ASN4_FIRST;
 	}
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
@@ -916,9 +930,10 @@ store_site_create_tx(struct store *st, struct model_site *s,
 		return -1;
 	s->id = id;
 	switch (store_run(st, err, "INSERT INTO sites (id, name, region, role, "
-	    "asn, backend, revoked) VALUES (?, ?, ?, ?, ?, ?, ?)", "uttiiii",
-	    id, s->name, s->region, (int64_t)s->role, (int64_t)s->asn,
-	    (int64_t)s->backend, (int64_t)s->revoked)) {
+	    "asn, backend, revoked, internet_breakout) VALUES (?, ?, ?, ?, ?, "
+	    "?, ?, ?)", "uttiiiii", id, s->name, s->region, (int64_t)s->role,
+	    (int64_t)s->asn, (int64_t)s->backend, (int64_t)s->revoked,
+	    (int64_t)s->internet_breakout)) {
 	case 0:
 		break;
 	case 1:
@@ -968,10 +983,11 @@ store_site_update_tx(struct store *st, const struct model_site *s,
 	    store_site_unique(st, s, s->id, err) == -1)
 		return -1;
 	if (store_run(st, err, "UPDATE sites SET name = ?, region = ?, "
-	    "role = ?, asn = ?, backend = ?, revoked = ? WHERE id = ?",
-	    "ttiiiiu", s->name, s->region, (int64_t)s->role,
+	    "role = ?, asn = ?, backend = ?, revoked = ?, "
+	    "internet_breakout = ? WHERE id = ?", "ttiiiiiu", s->name,
+	    s->region, (int64_t)s->role,
 	    (int64_t)(s->asn != 0 ? s->asn : old.asn), (int64_t)s->backend,
-	    (int64_t)s->revoked, s->id) != 0)
+	    (int64_t)s->revoked, (int64_t)s->internet_breakout, s->id) != 0)
 		return store_internal(err, "updating the site");
 	if (store_run(st, err, "DELETE FROM links WHERE site_id = ?", "u",
 	    s->id) != 0)
@@ -1010,7 +1026,8 @@ store_site_delete(struct store *st, uint64_t id, struct model_error *err)
 }
 
 /* Fill a site from a row of SITE_COLS. */
-#define STORE_SITE_COLS "id, name, region, role, asn, backend, revoked"
+#define STORE_SITE_COLS "id, name, region, role, asn, backend, revoked, " \
+    "internet_breakout"
 
 /* Reads one row of a list query into elem (one element of the list). */
 typedef void store_row_fn(struct store *st, void *stmt, void *elem);
@@ -1065,6 +1082,7 @@ store_site_row(struct store *st, void *stmt, void *elem)
 	s->asn = (uint32_t)st->be->column_int(stmt, 4);
 	s->backend = (enum model_backend)st->be->column_int(stmt, 5);
 	s->revoked = st->be->column_int(stmt, 6) != 0;
+	s->internet_breakout = st->be->column_int(stmt, 7) != 0;
 }
 
 static void
@@ -1306,7 +1324,8 @@ store_prefix_add_tx(struct store *st, uint64_t site_id,
 		q.len = (uint8_t)st->be->column_int(stmt, 1);
 		if (addr != NULL && len <= sizeof(q.addr))
 			memcpy(q.addr, addr, len);
-		if (model_prefix_overlap(p, &q)) {
+		/* Default routes (internet breakout hubs) overlap all. */
+		if (p->len > 0 && q.len > 0 && model_prefix_overlap(p, &q)) {
 			model_prefix_format(p, cidr, sizeof(cidr));
 			model_prefix_format(&q, other, sizeof(other));
 			rc = model_error_set(err, MODEL_E_OVERLAP, "prefix",

@@ -3,7 +3,8 @@
  * the shell tests of curl/jq and meshwanctl.
  *
  * usage: api_test_server -d DB -t ADMIN_TOKEN_FILE -p PORT_FILE
- *                        [-l LISTEN] [-k HOOK_LOG]
+ *                        [-l LISTEN] [-k HOOK_LOG] [-c MAX_CONNECTIONS]
+ *                        [-i MAX_PER_ADDRESS] [-T IDLE_TIMEOUT_S]
  * Listens on LISTEN (default 127.0.0.1:0), writes the bound port to
  * PORT_FILE once serving, and runs until SIGTERM or SIGINT.  The hook is a
  * test double: it appends one line per topology_changed call to HOOK_LOG.
@@ -63,13 +64,17 @@ main(int argc, char **argv)
 	FILE *f;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "d:t:p:l:k:")) != -1) {
+	memset(&ac, 0, sizeof(ac));
+	while ((ch = getopt(argc, argv, "d:t:p:l:k:c:i:T:")) != -1) {
 		switch (ch) {
 		case 'd': db = optarg; break;
 		case 't': tokfile = optarg; break;
 		case 'p': portfile = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'k': hooklog = optarg; break;
+		case 'c': ac.max_connections = (unsigned)atoi(optarg); break;
+		case 'i': ac.max_per_ip = (unsigned)atoi(optarg); break;
+		case 'T': ac.timeout_s = (unsigned)atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: api_test_server -d DB -t TOKEN_FILE "
 			    "-p PORT_FILE [-l LISTEN] [-k HOOK_LOG]\n");
@@ -88,7 +93,6 @@ main(int argc, char **argv)
 	if (auth_bootstrap(st, tokfile, &created) == -1)
 		fatalx("cannot bootstrap the admin token");
 	memset(&metrics, 0, sizeof(metrics));
-	memset(&ac, 0, sizeof(ac));
 	ac.listen = listen;
 	ac.max_body = 64 * 1024;
 	ac.hooks.topology_changed = server_hook;

@@ -31,7 +31,7 @@ trap cleanup EXIT INT TERM
 
 # Starts the server and waits (deadline 10 s) until it answers /healthz.
 start_server() {
-	"$SERVER" -d "$TMP/db.sqlite" -t "$TMP/admin.token" -p "$TMP/port" \
+	"$SERVER" -d "$TMP/db.sqlite" -t "$TMP/admin.token" -p "$TMP/port" ${SERVER_ARGS:-} \
 		-k "$TMP/hook.log" 2>"$TMP/server.log" &
 	SERVER_PID=$!
 	deadline=$(( $(date +%s) + 10 ))

@@ -140,6 +140,7 @@ int
 main(int argc, char **argv)
 {
 	char dir[] = "/tmp/api_bench.XXXXXX", db[128], body[256], path[96];
+	char mpls[80];
 	char token[STORE_TOKEN_LEN + 1], cmd[128];
 	struct store_opts so = { 0 };
 	struct api_config ac;
@@ -208,11 +209,13 @@ main(int argc, char **argv)
 	b.curl = curl_easy_init();
 
 	for (i = 0; i < BENCH_RUNS; i++) {
+		/* Every site its own addresses: a shared endpoint is 409. */
+		snprintf(mpls, sizeof(mpls), ",{\"name\":\"mpls\",\"address\":"
+		    "\"198.51.100.%llu\"}", (unsigned long long)i + 1);
 		snprintf(body, sizeof(body), "{\"name\":\"new-%llu\",\"role\":"
 		    "\"spoke\",\"links\":[{\"name\":\"inet\",\"address\":"
 		    "\"192.0.2.%llu\"}%s]}", (unsigned long long)i,
-		    (unsigned long long)i + 1, nl == 2 ? ",{\"name\":\"mpls\","
-		    "\"address\":\"198.51.100.1\"}" : "");
+		    (unsigned long long)i + 1, nl == 2 ? mpls : "");
 		add[i] = bench_req(&b, "POST", "/api/v1/sites", body, 201,
 		    NULL);
 		snprintf(path, sizeof(path), "/api/v1/sites/%llu",

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,6 +162,69 @@ req(const char *method, const char *path, const char *token,
 		snprintf(auth, sizeof(auth), "Bearer %s", token);
 	req_raw(method, path, token != NULL ? auth : NULL, body,
 	    body != NULL ? strlen(body) : 0, r);
+}
+
+/*
+ * Sends request (len bytes, exactly as given: raw bytes in the path,
+ * broken protocol) over a new connection and reads until the server
+ * closes it; the request should say "Connection: close".  Fills r's
+ * status, content type, body and JSON.
+ */
+static void
+raw_req(const char *request, size_t len, struct reply *r)
+{
+	struct sockaddr_in sin;
+	char *p, *hdr_end;
+	char buf[65536];
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	memset(r, 0, sizeof(*r));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(api_port(fx->api));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(send(fd, request, len, MSG_NOSIGNAL), (ssize_t)len);
+	while (got < sizeof(buf) - 1 &&
+	    (n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	close(fd);
+	buf[got] = '\0';
+	assert_true(got > 12 && strncmp(buf, "HTTP/1.", 7) == 0);
+	r->status = strtol(buf + 9, NULL, 10);
+	hdr_end = strstr(buf, "\r\n\r\n");
+	assert_non_null(hdr_end);
+	*hdr_end = '\0';
+	if ((p = strcasestr(buf, "\r\nContent-Type: ")) != NULL)
+		snprintf(r->ctype, sizeof(r->ctype), "%.*s",
+		    (int)strcspn(p + 16, "\r"), p + 16);
+	if ((p = strcasestr(buf, "\r\nAllow: ")) != NULL)
+		snprintf(r->allow, sizeof(r->allow), "%.*s",
+		    (int)strcspn(p + 9, "\r"), p + 9);
+	r->len = got - (size_t)(hdr_end + 4 - buf);
+	r->body = malloc(r->len + 1);
+	assert_non_null(r->body);
+	memcpy(r->body, hdr_end + 4, r->len);
+	r->body[r->len] = '\0';
+	if (r->len > 0 && strncmp(r->ctype, "application/json", 16) == 0)
+		r->json = json_loadb(r->body, r->len, 0, NULL);
+}
+
+/* raw_req of "METHOD TARGET HTTP/1.1" with the admin token. */
+static void
+raw_get(const char *method, const char *target, struct reply *r)
+{
+	char rq[1024];
+	int n = snprintf(rq, sizeof(rq), "%s %s HTTP/1.1\r\nHost: t\r\n"
+	    "Authorization: Bearer %s\r\nConnection: close\r\n\r\n", method,
+	    target, fx->admin);
+
+	assert_true(n > 0 && (size_t)n < sizeof(rq));
+	raw_req(rq, (size_t)n, r);
 }
 
 /* Request that must answer `status`; returns the JSON (owned by r). */
@@ -971,6 +1037,338 @@ test_bad_inputs(void **state)
 	site_del(id);
 }
 
+/*
+ * Issue 8 §3: whatever bytes a client sends, an error reply keeps its
+ * documented shape — code and message always, field where one applies,
+ * every string valid UTF-8 (json_string() refuses anything else, and the
+ * key used to vanish).
+ */
+static void
+test_error_shape(void **state)
+{
+	struct reply r;
+	char body[1024], path[512];
+	const char *msg;
+	uint64_t id;
+	size_t i, o;
+
+	(void)state;
+	id = site_add("{\"name\":\"shape\",\"role\":\"hub\"}");
+
+	/* A query key that is not UTF-8: named, escaped. */
+	req("GET", "/api/v1/sites?%ff=1", fx->admin, NULL, &r);
+	assert_error(&r, 400, "unknown_field", "\\xFF");
+	assert_non_null(strstr(json_string_value(json_object_get(r.json,
+	    "message")), "\\xFF"));
+	reply_free(&r);
+
+	/* Raw bytes that are not UTF-8 in a link name of the path. */
+	snprintf(path, sizeof(path), "/api/v1/sites/%llu/links/a\xff\xc3",
+	    (unsigned long long)id);
+	raw_get("GET", path, &r);
+	assert_error(&r, 404, "not_found", "name");
+	msg = json_string_value(json_object_get(r.json, "message"));
+	assert_non_null(strstr(msg, "a\\xFF\\xC3"));
+	reply_free(&r);
+
+	/* A long link name of two-byte characters: quoted whole
+	 * characters only (the old %.40s cut one in two). */
+	o = (size_t)snprintf(path, sizeof(path), "/api/v1/sites/%llu/links/",
+	    (unsigned long long)id);
+	for (i = 0; i < 45; i++)
+		o += (size_t)snprintf(path + o, sizeof(path) - o, "\xc3\xa9");
+	raw_get("GET", path, &r);
+	assert_error(&r, 404, "not_found", "name");
+	reply_free(&r);
+
+	/* A long unknown body key of three-byte characters: cut at a
+	 * character boundary in the field and the message. */
+	o = (size_t)snprintf(body, sizeof(body), "{\"name\":\"n\",\"role\":"
+	    "\"hub\",\"");
+	for (i = 0; i < 70; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o,
+		    "\xe2\x82\xac");
+	snprintf(body + o, sizeof(body) - o, "\":1}");
+	req("POST", "/api/v1/sites", fx->oper, body, &r);
+	assert_int_equal(r.status, 400);
+	assert_non_null(r.json);
+	assert_string_equal(json_string_value(json_object_get(r.json, "code")),
+	    "unknown_field");
+	assert_non_null(json_string_value(json_object_get(r.json, "message")));
+	assert_non_null(json_string_value(json_object_get(r.json, "field")));
+	assert_true(strncmp(json_string_value(json_object_get(r.json,
+	    "field")), "\xe2\x82\xac", 3) == 0);
+	reply_free(&r);
+
+	/* HEAD on a GET route: the GET's status and headers, no body. */
+	raw_get("HEAD", "/api/v1/sites", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	assert_string_equal(r.ctype, "application/json");
+	reply_free(&r);
+	raw_get("HEAD", "/healthz", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	reply_free(&r);
+	/* ... and the Allow header of a 405 says so. */
+	req("PUT", "/api/v1/sites", fx->admin, "{}", &r);
+	assert_error(&r, 405, "method_not_allowed", NULL);
+	assert_string_equal(r.allow, "GET, HEAD, POST");
+	reply_free(&r);
+	site_del(id);
+}
+
+/* raw_get of the target head, id, tail. */
+static void
+raw_id(const char *method, const char *head, uint64_t id, const char *tail,
+    struct reply *r)
+{
+	char target[512];
+
+	snprintf(target, sizeof(target), "%s%llu%s", head,
+	    (unsigned long long)id, tail);
+	raw_get(method, target, r);
+}
+
+/*
+ * Issue 8 §4, paths and queries: what decoding would hide is refused
+ * with 400 before anything is looked up, so a proxy filtering by path
+ * cannot be bypassed and a NUL cannot shorten a value.
+ */
+static void
+test_refused_paths(void **state)
+{
+	struct reply r;
+	char *before;
+	uint64_t id;
+
+	(void)state;
+	id = site_add("{\"name\":\"paths\",\"role\":\"hub\","
+	    "\"lan_prefixes\":[\"10.60.0.0/16\"]}");
+	before = snapshot();
+	raw_id("GET", "/api/v1/sites%2f", id, "", &r);
+	assert_error(&r, 400, "bad_path", NULL);
+	reply_free(&r);
+	raw_id("GET", "/api/v1/sites%2F", id, "", &r);
+	assert_error(&r, 400, "bad_path", NULL);
+	reply_free(&r);
+	raw_id("GET", "/api/v1/sites/", id, "%00abc", &r);
+	assert_error(&r, 400, "bad_path", NULL);
+	reply_free(&r);
+	raw_id("DELETE", "/api/v1/site%73/", id, "", &r);
+	assert_error(&r, 400, "bad_path", NULL);
+	reply_free(&r);
+	raw_id("GET", "/api/v1/sites/0", id, "", &r);
+	assert_error(&r, 400, "invalid", "id");
+	reply_free(&r);
+	raw_id("DELETE", "/api/v1/sites/00", id, "", &r);
+	assert_error(&r, 400, "invalid", "id");
+	reply_free(&r);
+	raw_get("GET", "/api/v1/sites/0", &r);
+	assert_error(&r, 400, "invalid", "id");
+	reply_free(&r);
+	raw_id("GET", "/api/v1/tunnels?site=0", id, "", &r);
+	assert_error(&r, 400, "invalid", "site");
+	reply_free(&r);
+	/* The NUL used to cut the value: this DELETE removed 10.60.0.0/16. */
+	raw_id("DELETE", "/api/v1/sites/", id, "/prefixes?prefix=10.60.0.0/16"
+	    "%00junk", &r);
+	assert_error(&r, 400, "invalid", "prefix");
+	reply_free(&r);
+	assert_unchanged(before);
+	free(before);
+	/* An encoded '/' inside a query value is still fine. */
+	raw_id("DELETE", "/api/v1/sites/", id, "/prefixes?prefix="
+	    "10.60.0.0%2F16", &r);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	site_del(id);
+}
+
+/* Issue 8 §4, values: WAN addresses, LAN prefixes, internet breakout. */
+static void
+test_refused_values(void **state)
+{
+	static const struct bad bad[] = {
+		{ "unspecified WAN", "POST", "/api/v1/sites", "{\"name\":\"n\","
+		    "\"role\":\"spoke\",\"links\":[{\"name\":\"inet\","
+		    "\"address\":\"0.0.0.0\"}]}", 400, "invalid",
+		    "links[0].address" },
+		{ "loopback WAN", "POST", "/api/v1/sites/{id}/links",
+		    "{\"name\":\"lte\",\"address\":\"127.0.0.1\"}", 400,
+		    "invalid", "address" },
+		{ "broadcast WAN", "POST", "/api/v1/sites/{id}/links",
+		    "{\"name\":\"lte\",\"address\":\"255.255.255.255\"}", 400,
+		    "invalid", "address" },
+		{ "multicast WAN", "POST", "/api/v1/sites/{id}/links",
+		    "{\"name\":\"lte\",\"address\":\"224.0.0.5\"}", 400,
+		    "invalid", "address" },
+		{ "IPv6 unspecified WAN", "POST", "/api/v1/sites/{id}/links",
+		    "{\"name\":\"lte\",\"address\":\"::\"}", 400, "invalid",
+		    "address" },
+		{ "multicast public address", "PATCH",
+		    "/api/v1/sites/{id}/links/inet", "{\"public_address\":"
+		    "\"ff02::1\"}", 400, "invalid", "public_address" },
+		{ "shared WAN address", "POST", "/api/v1/sites", "{\"name\":"
+		    "\"n\",\"role\":\"spoke\",\"links\":[{\"name\":\"mpls\","
+		    "\"address\":\"10.9.9.9\"},{\"name\":\"inet\","
+		    "\"address\":\"192.0.2.70\"}]}", 409, "duplicate",
+		    "links[1].address" },
+		{ "shared public endpoint", "POST", "/api/v1/sites",
+		    "{\"name\":\"n\",\"role\":\"spoke\",\"links\":[{\"name\":"
+		    "\"inet\",\"address\":\"10.1.1.1\",\"public_address\":"
+		    "\"192.0.2.70\"}]}", 409, "duplicate",
+		    "links[0].public_address" },
+		{ "LAN in the tunnel pool", "POST", "/api/v1/sites/{id}/prefixes",
+		    "{\"prefix\":\"100.64.1.0/24\"}", 409, "overlap", "prefix" },
+		{ "LAN in the pool on create", "POST", "/api/v1/sites",
+		    "{\"name\":\"n\",\"role\":\"spoke\",\"lan_prefixes\":"
+		    "[\"10.71.0.0/16\",\"100.64.0.0/10\"]}", 409, "overlap",
+		    "lan_prefixes[1]" },
+		{ "pool over a LAN", "PUT", "/api/v1/policy", "{\"pool\":"
+		    "\"10.70.128.0/17\"}", 409, "overlap", "pool" },
+		{ "multicast LAN", "POST", "/api/v1/sites/{id}/prefixes",
+		    "{\"prefix\":\"224.0.0.0/24\"}", 400, "invalid", "prefix" },
+		{ "loopback LAN", "POST", "/api/v1/sites/{id}/prefixes",
+		    "{\"prefix\":\"127.0.0.0/8\"}", 400, "invalid", "prefix" },
+		{ "IPv4-mapped LAN", "POST", "/api/v1/sites/{id}/prefixes",
+		    "{\"prefix\":\"::ffff:10.70.5.0/120\"}", 400, "invalid",
+		    "prefix" },
+		{ "default route, no flag", "POST",
+		    "/api/v1/sites/{id}/prefixes", "{\"prefix\":\"0.0.0.0/0\"}",
+		    400, "invalid", "prefix" },
+		{ "default route on a spoke", "POST", "/api/v1/sites",
+		    "{\"name\":\"n\",\"role\":\"spoke\",\"lan_prefixes\":"
+		    "[\"::/0\"]}", 400, "invalid", "lan_prefixes[0]" },
+		{ "breakout spoke", "POST", "/api/v1/sites", "{\"name\":\"n\","
+		    "\"role\":\"spoke\",\"internet_breakout\":true}", 400,
+		    "invalid", "internet_breakout" },
+	};
+	struct reply r;
+	char path[128], *before;
+	uint64_t id, hub2, nat1;
+	json_t *j;
+	size_t i;
+
+	(void)state;
+	id = site_add("{\"name\":\"values\",\"role\":\"hub\",\"links\":"
+	    "[{\"name\":\"inet\",\"address\":\"192.0.2.70\"}],"
+	    "\"lan_prefixes\":[\"10.70.0.0/16\"]}");
+	before = snapshot();
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		fprintf(stderr, "bad value: %s\n", bad[i].what);
+		fill_id(path, sizeof(path), bad[i].path, id);
+		req(bad[i].method, path, fx->admin, bad[i].body, &r);
+		assert_error(&r, bad[i].status, bad[i].code, bad[i].field);
+		reply_free(&r);
+		assert_unchanged(before);
+	}
+	free(before);
+
+	/* Private and CGNAT addresses are fine, and sites behind one NAT
+	 * may share its public address on different ports. */
+	nat1 = site_add("{\"name\":\"nat1\",\"role\":\"spoke\",\"links\":"
+	    "[{\"name\":\"inet\",\"address\":\"192.168.1.2\","
+	    "\"public_address\":\"100.64.7.7\",\"public_port\":4501}]}");
+	site_del(site_add("{\"name\":\"nat2\",\"role\":\"spoke\",\"links\":"
+	    "[{\"name\":\"inet\",\"address\":\"192.168.1.2\","
+	    "\"public_address\":\"100.64.7.7\",\"public_port\":4502}]}"));
+	site_del(nat1);
+
+	/* Internet breakout: explicit on a hub, then default routes. */
+	fill_id(path, sizeof(path), "/api/v1/sites/{id}", id);
+	j = req_ok("PATCH", path, fx->oper, "{\"internet_breakout\":true}",
+	    200, &r);
+	assert_true(json_is_true(json_object_get(j, "internet_breakout")));
+	reply_free(&r);
+	fill_id(path, sizeof(path), "/api/v1/sites/{id}/prefixes", id);
+	req_ok("POST", path, fx->oper, "{\"prefix\":\"0.0.0.0/0\"}", 201, &r);
+	reply_free(&r);
+	req_ok("POST", path, fx->oper, "{\"prefix\":\"::/0\"}", 201, &r);
+	reply_free(&r);
+	/* A second breakout hub may announce the default route too. */
+	hub2 = site_add("{\"name\":\"hub2\",\"role\":\"hub\","
+	    "\"internet_breakout\":true,\"lan_prefixes\":[\"0.0.0.0/0\","
+	    "\"10.72.0.0/16\"]}");
+	site_del(hub2);
+	/* The flag stays while the default route does. */
+	fill_id(path, sizeof(path), "/api/v1/sites/{id}", id);
+	req("PATCH", path, fx->oper, "{\"internet_breakout\":false}", &r);
+	assert_error(&r, 409, "conflict", "internet_breakout");
+	reply_free(&r);
+	req("PATCH", path, fx->oper, "{\"role\":\"spoke\"}", &r);
+	assert_error(&r, 400, "invalid", "internet_breakout");
+	reply_free(&r);
+	site_del(id);
+}
+
+/*
+ * Issue 8 §4, ASN range: it may grow from the 2-byte private block into
+ * the 4-byte one (RFC 6996); assignment skips the public ASNs between.
+ */
+static void
+test_asn_range(void **state)
+{
+	struct reply r;
+	json_t *j;
+	uint64_t ids[4];
+	size_t i, n;
+	char body[128];
+	static const json_int_t want[] = { 65533, 65534, 4200000000LL,
+	    4200000001LL };
+
+	(void)state;
+	j = req_ok("GET", "/api/v1/policy", fx->ro, NULL, 200, &r);
+	assert_int_equal(json_integer_value(json_object_get(j, "asn_max")),
+	    4294967294LL);
+	reply_free(&r);
+	/* Start from no sites, so the range can be anything. */
+	j = req_ok("GET", "/api/v1/sites", fx->ro, NULL, 200, &r);
+	n = json_array_size(json_object_get(j, "sites"));
+	for (i = 0; i < n; i++)
+		site_del((uint64_t)json_integer_value(json_object_get(
+		    json_array_get(json_object_get(j, "sites"), i), "id")));
+	reply_free(&r);
+
+	req_ok("PUT", "/api/v1/policy", fx->admin, "{\"asn_min\":65533,"
+	    "\"asn_max\":65534}", 200, &r);
+	reply_free(&r);
+	for (i = 0; i < 2; i++) {
+		snprintf(body, sizeof(body), "{\"name\":\"asn%zu\",\"role\":"
+		    "\"spoke\"}", i);
+		ids[i] = site_add(body);
+	}
+	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"asnx\",\"role\":"
+	    "\"spoke\"}", &r);
+	assert_error(&r, 409, "exhausted", "asn");
+	reply_free(&r);
+	/* Grow into the 4-byte block while sites hold 2-byte ASNs. */
+	req_ok("PUT", "/api/v1/policy", fx->admin, "{\"asn_max\":4200000001}",
+	    200, &r);
+	reply_free(&r);
+	for (i = 2; i < 4; i++) {
+		snprintf(body, sizeof(body), "{\"name\":\"asn%zu\",\"role\":"
+		    "\"spoke\"}", i);
+		ids[i] = site_add(body);
+	}
+	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"asnx\",\"role\":"
+	    "\"spoke\"}", &r);
+	assert_error(&r, 409, "exhausted", "asn");
+	reply_free(&r);
+	for (i = 0; i < 4; i++) {
+		snprintf(body, sizeof(body), "/api/v1/sites/%llu",
+		    (unsigned long long)ids[i]);
+		j = req_ok("GET", body, fx->ro, NULL, 200, &r);
+		assert_int_equal(json_integer_value(json_object_get(j, "asn")),
+		    want[i]);
+		reply_free(&r);
+		site_del(ids[i]);
+	}
+	req_ok("PUT", "/api/v1/policy", fx->admin, "{\"asn_min\":64512,"
+	    "\"asn_max\":4294967294}", 200, &r);
+	reply_free(&r);
+}
+
 static void
 test_body_too_large(void **state)
 {
@@ -1338,6 +1736,10 @@ main(void)
 		cmocka_unit_test(test_api_tokens),
 		cmocka_unit_test(test_tunnels_edges),
 		cmocka_unit_test(test_bad_inputs),
+		cmocka_unit_test(test_error_shape),
+		cmocka_unit_test(test_refused_paths),
+		cmocka_unit_test(test_refused_values),
+		cmocka_unit_test(test_asn_range),
 		cmocka_unit_test(test_body_too_large),
 		cmocka_unit_test(test_pool_exhausted),
 		cmocka_unit_test(test_role_matrix),

@@ -54,6 +54,8 @@ test_defaults_and_values(void **state)
 	    "server_names = ctl.example.net , 192.0.2.1\n"
 	    "asn_range = 4200000000-4200000100\n"
 	    "policy = hub-and-spoke\n"
+	    "http_max_connections_per_address = 8\n"
+	    "http_timeout = 2m\n"
 	    "debug = session,rpc\n";
 
 	(void)state;
@@ -71,6 +73,18 @@ test_defaults_and_values(void **state)
 	/* An edge keeps forwarding a day without its controller. */
 	assert_int_equal(c.headless_grace_s, 86400);
 	assert_int_equal(c.rekey_s, 3600);
+	/* REST connection limits (issue 8 §2): given and default. */
+	assert_int_equal(c.http_max_per_ip, 8);
+	assert_int_equal(c.http_timeout_s, 120);
+	assert_int_equal(c.http_max_connections, 2048);
+	/* The default ASN range takes both private blocks (issue 8 §4);
+	 * a range may run from one into the other. */
+	assert_int_equal(parse_capture("", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.asn_min, 64512u);
+	assert_int_equal(c.asn_max, 4294967294u);
+	assert_int_equal(parse_capture("asn_range = 65000-4200000100\n", &c,
+	    err, sizeof(err)), 0);
+	assert_int_equal(c.asn_max, 4200000100u);
 }
 
 /*
@@ -120,7 +134,11 @@ test_bad_lines(void **state)
 		{ "tunnel_pool = 10.0.0.1/16\n", "t.conf:1: tunnel_pool:" },
 		{ "asn_range = 100-200\n", "t.conf:1: asn_range:" },
 		{ "asn_range = 65000-64600\n", "t.conf:1: asn_range:" },
+		{ "asn_range = 65000-70000\n", "t.conf:1: asn_range:" },
 		{ "replay_window = 16\n", "t.conf:1: replay_window:" },
+		{ "http_max_connections = 0\n",
+		    "t.conf:1: http_max_connections: expected a number" },
+		{ "http_timeout = 2h\n", "t.conf:1: http_timeout: out of range" },
 		{ "debug = rpc,nonsense\n", "t.conf:1: debug: unknown subsystem" },
 		{ "server_names = a b\n", "t.conf:1: server_names:" },
 		{ "ca_dir =\n", "t.conf:1: ca_dir: empty value" },

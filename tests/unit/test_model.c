@@ -107,6 +107,70 @@ test_asn(void **state)
 	assert_false(model_asn_private(4294967295u));
 }
 
+/* Issue 8 §4: WAN link addresses that cannot carry a tunnel. */
+static void
+test_underlay(void **state)
+{
+	static const char *const bad[] = {
+		"0.0.0.0", "0.1.2.3", "127.0.0.1", "169.254.1.1",
+		"224.0.0.5", "239.1.1.1", "240.0.0.1", "255.255.255.255",
+		"::", "::1", "fe80::1", "ff02::1", "::ffff:192.0.2.1",
+	};
+	static const char *const good[] = {
+		"10.0.0.1", "172.16.5.4", "192.168.1.1", "100.64.0.1",
+		"100.127.255.254", "192.0.2.1", "2001:db8::1", "fd00::1",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (model_underlay_problem(bad[i]) == NULL)
+			fail_msg("underlay %s accepted", bad[i]);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (model_underlay_problem(good[i]) != NULL)
+			fail_msg("underlay %s refused: %s", good[i],
+			    model_underlay_problem(good[i]));
+	}
+	assert_true(model_address_equal("2001:db8::1", "2001:DB8:0::1"));
+	assert_false(model_address_equal("192.0.2.1", "192.0.2.2"));
+}
+
+/* Issue 8 §4: LAN prefixes no site can route. */
+static void
+test_lan_prefix(void **state)
+{
+	static const char *const bad[] = {
+		"127.0.0.0/8", "127.1.0.0/16", "224.0.0.0/24", "240.0.0.0/4",
+		"0.0.0.0/8", "169.254.0.0/16", "0.0.0.0/1", "::1/128",
+		"::ffff:10.0.5.0/120", "::ffff:0.0.0.0/96", "ff00::/8",
+		"fe80::/64",
+	};
+	static const char *const good[] = {
+		"10.0.0.0/8", "192.168.0.0/24", "100.64.0.0/10",
+		"2001:db8::/32", "fd00::/8", "0.0.0.0/0", "::/0",
+	};
+	struct model_prefix p;
+	struct model_error err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(model_prefix_parse(bad[i], false, &p, "prefix",
+		    &err), 0);
+		if (model_lan_prefix_check(&p, "prefix", &err) == 0)
+			fail_msg("LAN %s accepted", bad[i]);
+		assert_string_equal(err.field, "prefix");
+		assert_int_equal(err.code, MODEL_E_INVALID);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(model_prefix_parse(good[i], false, &p, "prefix",
+		    &err), 0);
+		if (model_lan_prefix_check(&p, "prefix", &err) != 0)
+			fail_msg("LAN %s refused: %s", good[i], err.message);
+	}
+}
+
 static struct model_site
 good_site(void)
 {
@@ -155,6 +219,27 @@ test_site_validate(void **state)
 	assert_int_equal(model_site_validate(&s, &err), -1);
 	assert_string_equal(err.field, "role");
 
+	/* A loopback WAN address names its field; so does a multicast
+	 * public address. */
+	s = good_site();
+	snprintf(s.links[0].address, sizeof(s.links[0].address), "127.0.0.1");
+	assert_int_equal(model_site_validate(&s, &err), -1);
+	assert_string_equal(err.field, "links[0].address");
+	s = good_site();
+	snprintf(s.links[1].public_address, sizeof(s.links[1].public_address),
+	    "ff02::1");
+	assert_int_equal(model_site_validate(&s, &err), -1);
+	assert_string_equal(err.field, "links[1].public_address");
+
+	/* Internet breakout is for hubs only. */
+	s = good_site();
+	s.internet_breakout = true;
+	s.role = MODEL_ROLE_HUB;
+	assert_int_equal(model_site_validate(&s, &err), 0);
+	s.role = MODEL_ROLE_SPOKE;
+	assert_int_equal(model_site_validate(&s, &err), -1);
+	assert_string_equal(err.field, "internet_breakout");
+
 	s = good_site();
 	model_site_sort_links(&s);
 	assert_string_equal(s.links[0].name, "inet");
@@ -175,8 +260,9 @@ test_policy(void **state)
 	model_prefix_format(&p.pool, buf, sizeof(buf));
 	assert_string_equal(buf, "100.64.0.0/16");
 	assert_int_equal(model_pool_slots(&p.pool), 32768);
+	/* Both RFC 6996 blocks by default (issue 8 §4). */
 	assert_int_equal(p.asn_min, 64512);
-	assert_int_equal(p.asn_max, 65534);
+	assert_int_equal(p.asn_max, 4294967294u);
 	assert_true(model_policy_pair_allowed(&p, "inet", "inet"));
 	assert_false(model_policy_pair_allowed(&p, "inet", "mpls"));
 
@@ -203,6 +289,14 @@ test_policy(void **state)
 	model_policy_default(&p);
 	p.asn_min = 65000;
 	p.asn_max = 64999;
+	assert_int_equal(model_policy_validate(&p, &err), -1);
+	assert_string_equal(err.field, "asn_range");
+	/* A range may run from one private block into the other ... */
+	p.asn_min = 65000;
+	p.asn_max = 4200000100u;
+	assert_int_equal(model_policy_validate(&p, &err), 0);
+	/* ... but both ends must be private. */
+	p.asn_max = 70000;
 	assert_int_equal(model_policy_validate(&p, &err), -1);
 	assert_string_equal(err.field, "asn_range");
 
@@ -259,6 +353,8 @@ main(void)
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_ipv4_format),
 		cmocka_unit_test(test_asn),
+		cmocka_unit_test(test_underlay),
+		cmocka_unit_test(test_lan_prefix),
 		cmocka_unit_test(test_site_validate),
 		cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_enum_strings),

@@ -205,7 +205,7 @@ test_migrations(void **state)
 	assert_int_equal(sqlite3_exec(db, "ALTER TABLE sa_epochs DROP COLUMN "
 	    "reason; ALTER TABLE sa_epochs DROP COLUMN sender_key_epoch; "
 	    "ALTER TABLE sa_epochs DROP COLUMN receiver_key_epoch; "
-	    "DROP TABLE certs; "
+	    "DROP TABLE certs; ALTER TABLE sites DROP COLUMN internet_breakout; "
 	    "DELETE FROM schema_version WHERE version > 1", NULL, NULL,
 	    NULL), SQLITE_OK);
 	sqlite3_close(db);
