@@ -16,7 +16,6 @@
 set -u
 UESP=$MESHWAN_TOP/${BUILD:-build}/overlay/uesp/meshwan-uesp
 case "${BUILD:-build}" in /*) UESP=$BUILD/overlay/uesp/meshwan-uesp ;; esac
-UESP_ENV=
 . "$MESHWAN_TOP/tests/netns/uesp_lib.sh"
 . "$MESHWAN_TOP/tests/lab/lib.sh"
 
