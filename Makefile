@@ -6,7 +6,8 @@
 # `make SANITIZE=address,undefined` builds everything with sanitizers into
 # build-asan/ (so a sanitizer build never mixes with a normal one).
 #
-# Targets: all (default), deps, test, demo, bench, fuzz, analyze, clean.
+# Targets: all (default), deps, test, test-lab, demo, bench, fuzz, analyze,
+# clean.
 
 SANITIZE ?=
 ifeq ($(SANITIZE),)
@@ -64,7 +65,7 @@ FUZZERS   :=
 FUZZ_TARGETS :=  # names; each gives FUZZ_<name>_SRCS, FUZZ_<name>_LIBS
 ANALYZE_SRCS :=
 
-.PHONY: all deps test demo bench fuzz analyze clean
+.PHONY: all deps test test-lab demo bench fuzz analyze clean
 all: deps-checked build-all
 
 include lib/module.mk
@@ -122,6 +123,11 @@ endef
 
 test: deps-checked build-all $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run $(TESTS)
+
+# The kernel lab alone (tests/lab/README.md): each scenario boots Debian's
+# kernel under QEMU; make test runs them too.
+test-lab: deps-checked $(LAB_BINS)
+	@BUILD=$(BUILD) sh tests/run $(LAB_TESTS)
 
 bench: deps-checked build-all $(TEST_BINS) $(BENCHES)
 	@BUILD=$(BUILD) sh tests/bench/run
