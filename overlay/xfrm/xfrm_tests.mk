@@ -1,0 +1,16 @@
+# overlay/xfrm/xfrm_tests.mk — what links every backend's objects, so it is
+# read after uesp.mk (see xfrm.mk).
+
+# The uesp fuzz target compiles overlay.c, whose registry names xfrm_ops;
+# -I placed among its libraries still applies to the one clang call.
+FUZZ_uesp_rx_SRCS += $(XFRM_SRCS)
+FUZZ_uesp_rx_LIBS += $(CFLAGS_NL) $(LIBS_NL)
+
+# Unit test on the host kernel: policies, VXLAN devices, adoption,
+# ownership, and the SA message mapping (the host has no ESP).
+TEST_BINS += $(BUILD)/tests/unit/test_overlay_xfrm
+TESTS     += $(BUILD)/tests/unit/test_overlay_xfrm
+$(BUILD)/tests/unit/test_overlay_xfrm.o: EXTRA_CFLAGS += $(CFLAGS_NL)
+$(BUILD)/tests/unit/test_overlay_xfrm: $(BUILD)/tests/unit/test_overlay_xfrm.o \
+    $(OVERLAY_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_OVERLAY) $(LIBS_CMOCKA))
