@@ -14,3 +14,9 @@ $(BUILD)/tests/unit/test_overlay_xfrm.o: EXTRA_CFLAGS += $(CFLAGS_NL)
 $(BUILD)/tests/unit/test_overlay_xfrm: $(BUILD)/tests/unit/test_overlay_xfrm.o \
     $(OVERLAY_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_OVERLAY) $(LIBS_CMOCKA))
+
+# SA installs per second (tests/bench/xfrm_bench.sh runs it in the lab).
+BENCHES += $(BUILD)/tests/bench/xfrm_bench
+$(BUILD)/tests/bench/xfrm_bench: $(BUILD)/tests/bench/xfrm_bench.o \
+    $(OVERLAY_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_OVERLAY))
