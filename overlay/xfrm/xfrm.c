@@ -952,6 +952,48 @@ xfrm_stat_read(uint64_t v[XS_N])
 
 static void xfrm_op_fini(void *ctx);
 
+/*
+ * A UDP socket on our port handed over by socket activation (systemd's
+ * LISTEN_PID/LISTEN_FDS, first fd 3), or -1.  The kernel decapsulates
+ * ESP-in-UDP only while some process holds such a socket: one held by
+ * the service manager keeps inbound traffic flowing while the agent
+ * restarts (README.md, "Ownership and restarts").
+ */
+static int
+xfrm_encap_inherited(const struct xfrm_ctx *c)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int type = 0, fd = 3;
+	socklen_t tl = sizeof(type);
+	uint16_t port;
+
+	memset(&ss, 0, sizeof(ss));
+	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid() ||
+	    strtol(fds, NULL, 10) < 1)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	    type != SOCK_DGRAM ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else if (ss.ss_family == AF_INET6)
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		return -1;
+	if (port != c->port) {
+		log_warnx("xfrm: inherited socket is on port %u, not %u: "
+		    "ignored", port, c->port);
+		return -1;
+	}
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	log_info("xfrm: using the inherited ESP-in-UDP socket on port %u",
+	    port);
+	return fd;
+}
+
 static int
 xfrm_encap_socket(struct xfrm_ctx *c, const struct overlay_init_params *p)
 {
@@ -960,6 +1002,8 @@ xfrm_encap_socket(struct xfrm_ctx *c, const struct overlay_init_params *p)
 	int fam = p->bind.family == AF_INET6 ? AF_INET6 : AF_INET;
 	int one = 1, type = UDP_ENCAP_ESPINUDP;
 
+	if ((c->encap_fd = xfrm_encap_inherited(c)) >= 0)
+		goto encap;
 	c->encap_fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (c->encap_fd < 0)
 		return -errno;
@@ -982,8 +1026,10 @@ xfrm_encap_socket(struct xfrm_ctx *c, const struct overlay_init_params *p)
 	}
 	(void)setsockopt(c->encap_fd, SOL_SOCKET, SO_REUSEADDR, &one,
 	    sizeof(one));
-	if (bind(c->encap_fd, (struct sockaddr *)&ss, sl) < 0 ||
-	    setsockopt(c->encap_fd, IPPROTO_UDP, UDP_ENCAP, &type,
+	if (bind(c->encap_fd, (struct sockaddr *)&ss, sl) < 0)
+		return -errno;
+encap:
+	if (setsockopt(c->encap_fd, IPPROTO_UDP, UDP_ENCAP, &type,
 	    sizeof(type)) < 0)
 		return -errno;
 	return 0;
