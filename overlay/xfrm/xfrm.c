@@ -392,8 +392,11 @@ xfrm_dev_add(struct xfrm_ctx *c, struct xfrm_tun *t)
 	if (t->p.encap == OVERLAY_ENCAP_GRE) {
 		uint32_t a, b;
 
-		if (t->p.remote.family != AF_INET)
-			return -EAFNOSUPPORT;	/* ip6gre: not yet */
+		if (t->p.remote.family != AF_INET) {
+			log_warnx("xfrm: tunnel %llu: GRE over IPv6 is not "
+			    "supported yet", (unsigned long long)t->p.id);
+			return -EAFNOSUPPORT;
+		}
 		l = rtnl_link_ipgre_alloc();
 		if (l == NULL)
 			return -ENOMEM;
