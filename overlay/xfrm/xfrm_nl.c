@@ -162,6 +162,13 @@ xfrm_nl_open(int protocol)
 		return NULL;
 	}
 	nl_socket_set_buffer_size(sk, 1 << 20, 1 << 20);
+	/*
+	 * One recvmsg per answer instead of a peek and a read: a 64 KiB
+	 * buffer holds any message the kernel sends us (dump chunks are at
+	 * most 32 KiB).
+	 */
+	nl_socket_disable_msg_peek(sk);
+	(void)nl_socket_set_msg_buf_size(sk, 1 << 16);
 	/* Both are best effort: old kernels answer without them. */
 	(void)setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_CAP_ACK,
 	    &one, sizeof(one));
