@@ -22,10 +22,11 @@
 
 static const struct overlay_ops *const overlay_table[] = {
 	&uesp_ops,
+	&xfrm_ops,
 	&null_ops,
 };
 
-static const char *const overlay_table_names[] = { "uesp", "null", NULL };
+static const char *const overlay_table_names[] = { "uesp", "xfrm", "null", NULL };
 
 const struct overlay_ops *
 overlay_find(const char *name)

@@ -367,6 +367,7 @@ bool overlay_prefix_has(const struct overlay_prefix *p, sa_family_t family,
 /* Backends in the registry. */
 extern const struct overlay_ops null_ops;
 extern const struct overlay_ops uesp_ops;
+extern const struct overlay_ops xfrm_ops;
 
 /*
  * The null backend's record of calls, for tests and dry runs.  Each call

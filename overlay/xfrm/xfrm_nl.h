@@ -1,0 +1,56 @@
+/*
+ * xfrm_nl.h — the netlink side of the xfrm backend: one request/ack
+ * transport with extended acks, and the builders of the messages the
+ * backend sends.  Only overlay/xfrm/ includes this; libnl types stay here.
+ *
+ * The SA builders are pure (no socket): tests check the mapping from
+ * overlay_sa_params to XFRM attributes on a host whose kernel has no ESP.
+ */
+#ifndef MESHWAN_XFRM_NL_H
+#define MESHWAN_XFRM_NL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <netlink/netlink.h>
+
+#include "overlay/overlay.h"
+
+/* Ownership tags: every SA's reqid is in [XFRM_REQID_BASE, +0xffff]. */
+#define XFRM_REQID_BASE		0x6d770000u	/* "mw" */
+#define XFRM_REQID_MASK		0xffff0000u
+#define XFRM_PRIO_ALLOW		0x6d7700u	/* our allow policies */
+#define XFRM_PRIO_BLOCK		0x6d7701u	/* our fail-closed block policies */
+#define XFRM_ALIAS_PREFIX	"meshwan-xfrm:"	/* IFLA_IFALIAS of our devices */
+#define XFRM_REPLAY_KERNEL_MAX	4096	/* XFRMA_REPLAY_ESN_MAX bits */
+
+/* Where an SA goes: outer addresses and ESP-in-UDP ports, host order. */
+struct xfrm_sa_place {
+	struct overlay_addr src, dst;
+	uint16_t sport, dport;
+	uint32_t reqid;
+};
+
+/*
+ * The XFRM_MSG_NEWSA (or UPDSA) request for p at place: transport mode,
+ * rfc4106(gcm(aes)) with key||salt and a 128-bit ICV, espinudp, replay
+ * state as XFRMA_REPLAY_ESN_VAL (window clamped to the kernel's maximum),
+ * lifetimes.  The message holds key bytes: free it with xfrm_nl_free.
+ */
+int xfrm_nl_sa_msg(int cmd, const struct overlay_sa_params *p,
+    const struct xfrm_sa_place *place, struct nl_msg **out);
+/* Wipe a message's bytes and free it; NULL ok. */
+void xfrm_nl_free(struct nl_msg *msg);
+
+/*
+ * Send msg (which is consumed: wiped and freed) on sk and read until its
+ * ack; every data message of the answer goes to cb (may be NULL).  Returns
+ * 0 or -errno; the kernel's extended-ack text, if any, is copied to why.
+ */
+typedef int (*xfrm_nl_cb)(struct nlmsghdr *nlh, void *arg);
+int xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
+    void *arg, char *why, size_t whylen);
+/* A socket of that protocol with acks capped and extended acks on. */
+struct nl_sock *xfrm_nl_open(int protocol);
+
+#endif

@@ -1,0 +1,144 @@
+/*
+ * xfrm_drive.c — drives one xfrm backend instance from lines on stdin,
+ * for the lab scenarios (one per namespace).  Each command answers one
+ * line on stdout: "ok ..." or "err ERRNO".  Keys and salts are derived
+ * from the SPI, so the two sides agree without passing keys around
+ * (test-only; the agent gets keys from the controller).
+ *
+ *   tunnel ID gre|vxlan LOCAL REMOTE INNER_LOCAL INNER_PEER IFNAME [VNI]
+ *   sa in|out TID SPI          add an SA (AES-GCM-256, ESN, window 1024)
+ *   switch TID SPI             make outbound SPI the active one
+ *   del in|out TID SPI         delete an SA
+ *   life in|out TID SPI SOFT_PKTS   sa_update: new soft packet limit
+ *   stats in|out TID SPI       ok packets=N seq=N auth=N replay=N soft=0|1
+ *   tdel TID                   delete a tunnel
+ *   quit                       fini and exit 0
+ *   crash                      exit 0 without fini (objects stay)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+
+#include "lib/log.h"
+#include "overlay/overlay.h"
+
+static void
+sa_fill(struct overlay_sa_params *p, const char *dir, unsigned long long tid,
+    unsigned long spi)
+{
+	unsigned i;
+
+	memset(p, 0, sizeof(*p));
+	p->tunnel_id = tid;
+	p->dir = strcmp(dir, "out") == 0 ? OVERLAY_DIR_OUT : OVERLAY_DIR_IN;
+	p->spi = (uint32_t)spi;
+	p->cipher = OVERLAY_AES_GCM_256;
+	for (i = 0; i < sizeof(p->key); i++)
+		p->key[i] = (uint8_t)(spi * 7 + i);
+	for (i = 0; i < sizeof(p->salt); i++)
+		p->salt[i] = (uint8_t)(spi >> (8 * i));
+	p->esn = true;
+	p->replay_window = 1024;
+}
+
+int
+main(void)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_sa_params sp;
+	struct overlay_sa_stats ss;
+	char line[512], a[8][64];
+	unsigned long long tid;
+	unsigned long spi, soft;
+	void *ctx;
+	int err, n;
+
+	log_init("xfrm_drive", true);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	memset(&ip, 0, sizeof(ip));
+	if ((err = xfrm_ops.init(&ip, &ctx)) != 0) {
+		printf("err %d init\n", err);
+		return 1;
+	}
+	printf("ok ready\n");
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		n = sscanf(line, "%63s %63s %63s %63s %63s %63s %63s %63s",
+		    a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+		err = -EINVAL;
+		if (n >= 7 && strcmp(a[0], "tunnel") == 0) {
+			memset(&tp, 0, sizeof(tp));
+			tp.id = strtoull(a[1], NULL, 10);
+			tp.encap = strcmp(a[2], "gre") == 0 ?
+			    OVERLAY_ENCAP_GRE : OVERLAY_ENCAP_VXLAN;
+			if (overlay_addr_parse(a[3], &tp.local) == 0 &&
+			    overlay_addr_parse(a[4], &tp.remote) == 0 &&
+			    overlay_addr_parse(a[5], &tp.inner_local) == 0 &&
+			    overlay_addr_parse(a[6], &tp.inner_peer) == 0 &&
+			    n == 8) {
+				char *sp2 = strchr(a[7], ',');
+
+				if (sp2 != NULL)
+					*sp2++ = '\0';
+				snprintf(tp.ifname, sizeof(tp.ifname), "%.*s",
+				    IFNAMSIZ - 1, a[7]);
+				tp.vni = sp2 != NULL ? (uint32_t)strtoul(sp2, NULL, 10) : 0;
+				tp.mtu = 1400;
+				err = xfrm_ops.tunnel_add(ctx, &tp);
+			}
+		} else if (n == 4 && strcmp(a[0], "sa") == 0) {
+			sa_fill(&sp, a[1], strtoull(a[2], NULL, 10),
+			    strtoul(a[3], NULL, 0));
+			err = xfrm_ops.sa_add(ctx, &sp);
+		} else if (n == 3 && strcmp(a[0], "switch") == 0) {
+			err = xfrm_ops.sa_switch_out(ctx,
+			    strtoull(a[1], NULL, 10), strtoul(a[2], NULL, 0));
+		} else if (n == 4 && strcmp(a[0], "del") == 0) {
+			sa_fill(&sp, a[1], 0, 0);
+			err = xfrm_ops.sa_del(ctx, strtoull(a[2], NULL, 10),
+			    strtoul(a[3], NULL, 0), sp.dir);
+		} else if (n == 5 && strcmp(a[0], "life") == 0) {
+			tid = strtoull(a[2], NULL, 10);
+			spi = strtoul(a[3], NULL, 0);
+			soft = strtoul(a[4], NULL, 10);
+			sa_fill(&sp, a[1], tid, spi);
+			sp.soft.packets = soft;
+			err = xfrm_ops.sa_update(ctx, &sp);
+		} else if (n == 4 && strcmp(a[0], "stats") == 0) {
+			sa_fill(&sp, a[1], 0, 0);
+			err = xfrm_ops.sa_stats(ctx, strtoull(a[2], NULL, 10),
+			    (uint32_t)strtoul(a[3], NULL, 0), sp.dir, &ss);
+			if (err == 0) {
+				printf("ok packets=%llu seq=%llu auth=%llu "
+				    "replay=%llu soft=%d hard=%d active=%d\n",
+				    (unsigned long long)ss.packets,
+				    (unsigned long long)ss.seq,
+				    (unsigned long long)ss.auth,
+				    (unsigned long long)ss.replay,
+				    ss.soft_expired, ss.hard_expired,
+				    ss.active);
+				explicit_bzero(&sp, sizeof(sp));
+				continue;
+			}
+		} else if (n == 2 && strcmp(a[0], "tdel") == 0) {
+			err = xfrm_ops.tunnel_del(ctx, strtoull(a[1], NULL, 10));
+		} else if (n == 1 && strcmp(a[0], "quit") == 0) {
+			xfrm_ops.fini(ctx);
+			printf("ok bye\n");
+			return 0;
+		} else if (n == 1 && strcmp(a[0], "crash") == 0) {
+			printf("ok crash\n");
+			_exit(0);
+		}
+		explicit_bzero(&sp, sizeof(sp));
+		if (err == 0)
+			printf("ok\n");
+		else
+			printf("err %d\n", err);
+	}
+	xfrm_ops.fini(ctx);
+	return 0;
+}

@@ -1,0 +1,406 @@
+/*
+ * test_overlay_xfrm.c — the kernel backend on the host kernel, in a
+ * network namespace of its own (root).  The host has XFRM netlink and
+ * VXLAN but neither ESP nor GRE, so what runs here is what the host can
+ * carry: the SA message mapping (built, parsed back, never installed),
+ * policies and VXLAN devices for real, fail-closed blocking, adoption
+ * after a crash, ownership (others' objects are left alone) and the
+ * kernel's extended-ack text in the log.  The ESP data path itself is
+ * tested in the kernel lab (tests/lab/).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/xfrm.h>
+#include <cmocka.h>
+
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+
+#include "lib/log.h"
+#include "overlay/overlay.h"
+#include "overlay/xfrm/xfrm_nl.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void
+sh(const char *cmd)
+{
+	if (system(cmd) != 0)
+		fail_msg("command failed: %s", cmd);
+}
+
+/* The number of output lines of cmd that contain needle. */
+static int
+count(const char *cmd, const char *needle)
+{
+	char line[1024];
+	FILE *f = popen(cmd, "r");
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	pclose(f);
+	return n;
+}
+
+static void
+addr(struct overlay_addr *a, const char *s)
+{
+	assert_int_equal(overlay_addr_parse(s, a), 0);
+}
+
+static void
+vxlan_params(struct overlay_tunnel_params *p, uint64_t id, const char *name,
+    const char *remote, uint32_t vni)
+{
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	addr(&p->local, "192.0.2.1");
+	addr(&p->remote, remote);
+	addr(&p->inner_local, "10.255.0.0");
+	addr(&p->inner_peer, "10.255.0.1");
+	p->encap = OVERLAY_ENCAP_VXLAN;
+	p->vni = vni;
+	p->mtu = 1400;
+	snprintf(p->ifname, sizeof(p->ifname), "%s", name);
+	p->nallowed = 1;
+	assert_int_equal(overlay_prefix_parse("10.9.0.0/16", &p->allowed[0]),
+	    0);
+}
+
+static void
+sa_params(struct overlay_sa_params *p, uint64_t tid, enum overlay_dir dir,
+    uint32_t spi)
+{
+	memset(p, 0, sizeof(*p));
+	p->tunnel_id = tid;
+	p->dir = dir;
+	p->spi = spi;
+	p->cipher = OVERLAY_AES_GCM_256;
+	memset(p->key, 0x5a, sizeof(p->key));
+	memcpy(p->salt, "\x01\x02\x03\x04", 4);
+	p->esn = true;
+}
+
+/* Run fn with stderr (the log) captured into buf. */
+static void
+capture(char *buf, size_t len, void (*fn)(void *), void *arg)
+{
+	char path[] = "/tmp/test_xfrm_log.XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	unlink(path);
+	fflush(stderr);
+	dup2(fd, 2);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, buf, len - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+/* ---- the SA message, without a kernel ----------------------------------- */
+
+static void
+test_sa_msg(void **state)
+{
+	struct overlay_sa_params p;
+	struct xfrm_sa_place pl;
+	struct nl_msg *msg;
+	struct nlattr *tb[XFRMA_MAX + 1];
+	struct xfrm_usersa_info *info;
+	struct xfrm_algo_aead *aead;
+	struct xfrm_encap_tmpl *enc;
+	struct xfrm_replay_state_esn *esn;
+	uint8_t want[36];
+
+	sa_params(&p, 1, OVERLAY_DIR_OUT, 0x1234);
+	p.seq_start = (1ull << 32) + 5;
+	p.hard.packets = 1000;
+	p.soft.seconds = 60;
+	memset(&pl, 0, sizeof(pl));
+	addr(&pl.src, "192.0.2.1");
+	addr(&pl.dst, "198.51.100.7");
+	pl.sport = 4500;
+	pl.dport = 4501;
+	pl.reqid = XFRM_REQID_BASE | 9;
+	assert_int_equal(xfrm_nl_sa_msg(XFRM_MSG_NEWSA, &p, &pl, &msg), 0);
+	assert_int_equal(nlmsg_hdr(msg)->nlmsg_type, XFRM_MSG_NEWSA);
+	assert_int_equal(nlmsg_parse(nlmsg_hdr(msg), sizeof(*info), tb,
+	    XFRMA_MAX, NULL), 0);
+	info = nlmsg_data(nlmsg_hdr(msg));
+	assert_int_equal(ntohl(info->id.spi), 0x1234);
+	assert_int_equal(info->id.proto, IPPROTO_ESP);
+	assert_int_equal(info->mode, XFRM_MODE_TRANSPORT);
+	assert_int_equal(info->family, AF_INET);
+	assert_memory_equal(&info->id.daddr, pl.dst.bytes, 4);
+	assert_memory_equal(&info->saddr, pl.src.bytes, 4);
+	assert_int_equal(info->reqid, XFRM_REQID_BASE | 9);
+	assert_int_equal(info->flags & XFRM_STATE_ESN, XFRM_STATE_ESN);
+	assert_int_equal(info->replay_window, 0);
+	assert_true(info->lft.hard_packet_limit == 1000);
+	assert_true(info->lft.soft_packet_limit == XFRM_INF);
+	assert_true(info->lft.hard_byte_limit == XFRM_INF);
+	assert_true(info->lft.soft_add_expires_seconds == 60);
+	assert_true(info->lft.hard_add_expires_seconds == 0);
+
+	/* RFC 4106: key || salt, 288 bits for AES-256, 128-bit ICV. */
+	assert_non_null(tb[XFRMA_ALG_AEAD]);
+	aead = nla_data(tb[XFRMA_ALG_AEAD]);
+	assert_string_equal(aead->alg_name, "rfc4106(gcm(aes))");
+	assert_int_equal(aead->alg_key_len, 288);
+	assert_int_equal(aead->alg_icv_len, 128);
+	memset(want, 0x5a, 32);
+	memcpy(want + 32, "\x01\x02\x03\x04", 4);
+	assert_memory_equal(aead->alg_key, want, 36);
+
+	assert_non_null(tb[XFRMA_ENCAP]);
+	enc = nla_data(tb[XFRMA_ENCAP]);
+	assert_int_equal(enc->encap_type, 2);	/* UDP_ENCAP_ESPINUDP */
+	assert_int_equal(ntohs(enc->encap_sport), 4500);
+	assert_int_equal(ntohs(enc->encap_dport), 4501);
+
+	/* The first packet carries seq_start + 1: oseq is the last sent. */
+	assert_non_null(tb[XFRMA_REPLAY_ESN_VAL]);
+	esn = nla_data(tb[XFRMA_REPLAY_ESN_VAL]);
+	assert_int_equal(esn->oseq, 5);
+	assert_int_equal(esn->oseq_hi, 1);
+	assert_int_equal(esn->replay_window, OVERLAY_REPLAY_DEFAULT);
+	assert_int_equal(esn->bmp_len, OVERLAY_REPLAY_DEFAULT / 32);
+	xfrm_nl_free(msg);
+
+	/* AES-128: 160 bits; a window above the kernel's limit is clamped. */
+	p.cipher = OVERLAY_AES_GCM_128;
+	p.replay_window = 65536;
+	assert_int_equal(xfrm_nl_sa_msg(XFRM_MSG_NEWSA, &p, &pl, &msg), 0);
+	assert_int_equal(nlmsg_parse(nlmsg_hdr(msg), sizeof(*info), tb,
+	    XFRMA_MAX, NULL), 0);
+	assert_int_equal(((struct xfrm_algo_aead *)
+	    nla_data(tb[XFRMA_ALG_AEAD]))->alg_key_len, 160);
+	assert_int_equal(((struct xfrm_replay_state_esn *)
+	    nla_data(tb[XFRMA_REPLAY_ESN_VAL]))->replay_window,
+	    XFRM_REPLAY_KERNEL_MAX);
+	xfrm_nl_free(msg);
+
+	/* Without ESN, a start beyond 32 bits cannot be expressed. */
+	p.esn = false;
+	assert_int_equal(xfrm_nl_sa_msg(XFRM_MSG_NEWSA, &p, &pl, &msg),
+	    -EINVAL);
+	assert_null(msg);
+}
+
+/* ---- on the host kernel ------------------------------------------------- */
+
+static void
+test_registry(void **state)
+{
+	const struct overlay_ops *o = overlay_find("xfrm");
+
+	assert_ptr_equal(o, &xfrm_ops);
+	assert_int_equal(o->version, OVERLAY_API_VERSION);
+	assert_non_null(o->sa_update);
+}
+
+#define POLS "ip -o xfrm policy"
+#define PRIO_ALLOW "priority 7173888 "
+#define PRIO_BLOCK "priority 7173889 "
+
+static void
+test_tunnel_policies(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_sa_params sp;
+	struct overlay_tunnel_stats ts;
+	struct overlay_drops gd;
+	void *ctx;
+	int err;
+
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 7, "mwx7", "198.51.100.7", 77);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+
+	/* The device: VXLAN with our VNI and port, tagged, strict rp_filter. */
+	assert_int_equal(count("ip -d link show mwx7", "vxlan id 77"), 1);
+	assert_int_equal(count("ip -d link show mwx7", "dstport 4789"), 1);
+	assert_int_equal(count("ip -d link show mwx7", "noudpcsum"), 1);
+	assert_int_equal(count("ip -d link show mwx7",
+	    "alias meshwan-xfrm:7"), 1);
+	assert_int_equal(count("ip -d link show mwx7", "mtu 1400"), 1);
+	assert_int_equal(count("cat /proc/sys/net/ipv4/conf/mwx7/rp_filter",
+	    "1"), 1);
+	assert_int_equal(count("ip -4 addr show dev mwx7",
+	    "inet 10.255.0.0/31"), 1);
+	assert_int_equal(count("ip route show 10.9.0.0/16", "dev mwx7"), 1);
+
+	/* Four policies: allow in/out, block in/out.  No SA yet: out blocks. */
+	assert_int_equal(count(POLS, PRIO_ALLOW), 2);
+	assert_int_equal(count(POLS, PRIO_BLOCK), 2);
+	assert_int_equal(count(POLS " list dir out", "action block"), 2);
+	assert_int_equal(count(POLS " list dir in", "proto esp"), 1);
+	assert_int_equal(count(POLS " list dir out", "dport 4789"), 2);
+
+	/* No SA: no switch; an unknown tunnel is -ENOENT. */
+	assert_int_equal(xfrm_ops.sa_switch_out(ctx, 7, 4096), -ENOENT);
+	sa_params(&sp, 8, OVERLAY_DIR_OUT, 4096);
+	assert_int_equal(xfrm_ops.sa_add(ctx, &sp), -ENOENT);
+
+	/* The host kernel has no ESP: the add fails and leaves nothing. */
+	sa_params(&sp, 7, OVERLAY_DIR_OUT, 4096);
+	err = xfrm_ops.sa_add(ctx, &sp);
+	assert_int_equal(xfrm_ops.tunnel_stats(ctx, 7, &ts), 0);
+	assert_int_equal(ts.sa_out, err == 0 ? 1 : 0);
+	assert_int_equal(ts.spi_out, 0);
+	assert_int_equal(xfrm_ops.global_stats(ctx, &gd), 0);
+
+	/* In-place MTU change. */
+	tp.mtu = 1300;
+	assert_int_equal(xfrm_ops.tunnel_update(ctx, &tp), 0);
+	assert_int_equal(count("ip link show mwx7", "mtu 1300"), 1);
+	tp.vni = 78;
+	assert_int_equal(xfrm_ops.tunnel_update(ctx, &tp), -EINVAL);
+
+	/* Delete: device and policies gone. */
+	assert_int_equal(xfrm_ops.tunnel_del(ctx, 7), 0);
+	assert_int_equal(xfrm_ops.tunnel_del(ctx, 7), -ENOENT);
+	assert_int_equal(count("ip -o link show", "mwx7"), 0);
+	assert_int_equal(count(POLS, "priority 717388"), 0);
+	xfrm_ops.fini(ctx);
+}
+
+/* After a crash (no fini), the next instance adopts: same device. */
+static void
+test_adopt(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	void *ctx;
+	pid_t pid;
+	int st;
+	unsigned idx;
+
+	memset(&ip, 0, sizeof(ip));
+	vxlan_params(&tp, 9, "mwx9", "198.51.100.9", 99);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (xfrm_ops.init(&ip, &ctx) != 0 ||
+		    xfrm_ops.tunnel_add(ctx, &tp) != 0)
+			_exit(1);
+		_exit(0);	/* crash: nothing removed */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	idx = if_nametoindex("mwx9");
+	assert_true(idx != 0);
+	assert_int_equal(count(POLS, PRIO_ALLOW), 2);
+
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	assert_int_equal(if_nametoindex("mwx9"), idx);	/* not re-made */
+	assert_int_equal(count(POLS, PRIO_ALLOW), 2);
+	assert_int_equal(count(POLS, PRIO_BLOCK), 2);
+	xfrm_ops.fini(ctx);
+	assert_int_equal(count("ip -o link show", "mwx9"), 0);
+	assert_int_equal(count(POLS, "priority 717388"), 0);
+}
+
+struct add_call {
+	void *ctx;
+	const struct overlay_tunnel_params *tp;
+	int ret;
+};
+
+static void
+add_call(void *arg)
+{
+	struct add_call *a = arg;
+
+	a->ret = xfrm_ops.tunnel_add(a->ctx, a->tp);
+}
+
+/* Others' objects stay; the kernel's own error text reaches the log. */
+static void
+test_ownership_extack(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct add_call a;
+	char log[4096];
+	void *ctx;
+
+	sh("ip link add other0 type vxlan id 55 dstport 4789 local 192.0.2.1 "
+	    "remote 198.51.100.55");
+	sh("ip xfrm policy add src 192.0.2.1/32 dst 203.0.113.1/32 proto gre "
+	    "dir out priority 100 action block");
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+
+	/* A device of that name that is not ours is refused, not taken. */
+	vxlan_params(&tp, 11, "other0", "198.51.100.11", 11);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), -EEXIST);
+	assert_int_equal(count("ip -o link show", "other0"), 1);
+
+	/* Same VNI, port and local as other0: the kernel says why. */
+	vxlan_params(&tp, 12, "mwx12", "198.51.100.12", 55);
+	a.ctx = ctx;
+	a.tp = &tp;
+	capture(log, sizeof(log), add_call, &a);
+	assert_true(a.ret < 0);
+	if (strstr(log, "already exists") == NULL)
+		fail_msg("no extended ack in the log: %s", log);
+	assert_int_equal(count("ip -o link show", "mwx12"), 0);
+
+	xfrm_ops.fini(ctx);
+	assert_int_equal(count("ip -o link show", "other0"), 1);
+	assert_int_equal(count(POLS, "priority 100 "), 1);
+	sh("ip link del other0; ip xfrm policy flush");
+}
+
+/* The test owns its network namespace: nothing leaks to the host. */
+static int
+setup(void **state)
+{
+	if (unshare(CLONE_NEWNET) != 0) {
+		fprintf(stderr, "unshare(CLONE_NEWNET): %s (needs root)\n",
+		    strerror(errno));
+		return -1;
+	}
+	sh("ip link set lo up && ip addr add 192.0.2.1/32 dev lo");
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sa_msg),
+		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_tunnel_policies),
+		cmocka_unit_test(test_adopt),
+		cmocka_unit_test(test_ownership_extack),
+	};
+
+	log_init("test_overlay_xfrm", true);
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
