@@ -15,3 +15,16 @@ $(EDGE_LIB_OBJS): | $(PROTO_GEN_H)
 $(CTL_EDGE) $(CTL_LOAD): $(EDGE_LIB_OBJS)
 
 -include edge-agent/agent.mk
+
+# The reconciler (edge-agent/reconcile.c): intent -> overlay.h calls.
+# Links proto/msg (PBCONV_OBJS) and the overlay registry (OVERLAY_OBJS).
+RECONCILE_SRCS := edge-agent/reconcile.c
+RECONCILE_OBJS := $(RECONCILE_SRCS:%.c=$(BUILD)/%.o)
+ANALYZE_SRCS += $(RECONCILE_SRCS)
+TEST_BINS += $(BUILD)/tests/unit/test_reconcile
+TESTS     += $(BUILD)/tests/unit/test_reconcile
+$(BUILD)/tests/unit/test_reconcile.o: | $(PROTO_GEN_H)
+$(BUILD)/tests/unit/test_reconcile: $(BUILD)/tests/unit/test_reconcile.o \
+    $(RECONCILE_OBJS) $(OVERLAY_OBJS) $(PBCONV_OBJS) $(PROTO_GEN_OBJS) \
+    $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_OVERLAY) $(LIBS_PBCONV) $(LIBS_CMOCKA))
