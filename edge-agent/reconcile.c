@@ -1216,18 +1216,25 @@ exec_plan(struct run *u, struct want *ws, size_t n)
 {
 	struct reconcile *r = u->r;
 	size_t nold = r->nrecs;
+	bool free_spis = false;
 
 	/* 1. Adds, in-place updates, switches to new outbound SAs. */
 	for (size_t i = 0; i < n; i++)
 		if (ws[i].action != A_REMAKE && ws[i].late == LATE_NO &&
 		    exec_want(u, &ws[i]) < 0)
 			return -1;
-	/* 2. Inbound SAs going away (also on tunnels removed or remade):
-	 *    re-addable, and they free inbound SPIs for stage 3. */
+	/* 2. Inbound SAs going away: re-addable, and they free inbound SPIs
+	 *    for stage 3 (on tunnels removed or remade too, when stage 3
+	 *    needs that; else the tunnel's deletion takes them). */
+	for (size_t i = 0; i < n; i++)
+		if (ws[i].late == LATE_IN)
+			free_spis = true;
 	for (size_t i = 0; i < nold; i++) {
 		struct want *w = want_find(ws, n, r->recs[i]->pub.p.id);
 
 		if (w != NULL && w->action == A_ADD)
+			continue;
+		if ((w == NULL || w->action == A_REMAKE) && !free_spis)
 			continue;
 		if (exec_sa_dels(u, w, r->recs[i], OVERLAY_DIR_IN) < 0)
 			return -1;

@@ -18,6 +18,10 @@
 #include <string.h>
 #include <errno.h>
 #include <cmocka.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "edge-agent/reconcile.h"
 #include "lib/log.h"
@@ -42,6 +46,7 @@ struct shadow {
 };
 
 static struct shadow sh;
+static const struct overlay_ops *target = &null_ops; /* what the wrapper drives */
 static unsigned fault_at;	/* fail the fault_at-th mutating call; 0 = never */
 static unsigned ncalls;		/* mutating calls seen */
 static bool destroyed;		/* an outbound SA was deleted */
@@ -84,7 +89,7 @@ w_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 
 	if (fault())
 		return -EIO;
-	if ((rc = null_ops.tunnel_add(ctx, p)) == 0) {
+	if ((rc = target->tunnel_add(ctx, p)) == 0) {
 		assert_true(sh.nt < SH_MAX);
 		sh.active[sh.nt] = 0;
 		sh.t[sh.nt++] = *p;
@@ -99,7 +104,7 @@ w_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 
 	if (fault())
 		return -EIO;
-	if ((rc = null_ops.tunnel_update(ctx, p)) == 0) {
+	if ((rc = target->tunnel_update(ctx, p)) == 0) {
 		i = sh_tfind(p->id);
 		assert_true(i >= 0);
 		sh.t[i] = *p;
@@ -114,7 +119,7 @@ w_tunnel_del(void *ctx, uint64_t id)
 
 	if (fault())
 		return -EIO;
-	if ((rc = null_ops.tunnel_del(ctx, id)) == 0) {
+	if ((rc = target->tunnel_del(ctx, id)) == 0) {
 		for (size_t k = 0; k < sh.nsa; k++)
 			if (sh.sa[k].tid == id &&
 			    sh.sa[k].dir == OVERLAY_DIR_OUT)
@@ -136,7 +141,7 @@ w_sa_add(void *ctx, const struct overlay_sa_params *p)
 
 	if (fault())
 		return -EIO;
-	if ((rc = null_ops.sa_add(ctx, p)) == 0) {
+	if ((rc = target->sa_add(ctx, p)) == 0) {
 		sh.sa[sh.nsa].tid = p->tunnel_id;
 		sh.sa[sh.nsa].dir = p->dir;
 		sh.sa[sh.nsa].spi = p->spi;
@@ -152,7 +157,7 @@ w_sa_del(void *ctx, uint64_t tid, uint32_t spi, enum overlay_dir dir)
 
 	if (fault())
 		return -EIO;
-	if ((rc = null_ops.sa_del(ctx, tid, spi, dir)) == 0) {
+	if ((rc = target->sa_del(ctx, tid, spi, dir)) == 0) {
 		if (dir == OVERLAY_DIR_OUT)
 			destroyed = true;
 		for (size_t i = 0; i < sh.nsa; i++)
@@ -175,7 +180,7 @@ w_sa_switch_out(void *ctx, uint64_t tid, uint32_t spi)
 
 	if (fault())
 		return -EIO;
-	if ((rc = null_ops.sa_switch_out(ctx, tid, spi)) == 0)
+	if ((rc = target->sa_switch_out(ctx, tid, spi)) == 0)
 		sh.active[sh_tfind(tid)] = spi;
 	return rc;
 }
@@ -881,6 +886,85 @@ test_adopt(void **state)
 	fx_close(&f);
 }
 
+static uint32_t
+dev_mtu(const char *name)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int rc;
+
+	assert_true(fd >= 0);
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	rc = ioctl(fd, SIOCGIFMTU, &ifr);
+	close(fd);
+	return rc == 0 ? (uint32_t)ifr.ifr_mtu : 0;
+}
+
+/*
+ * The real userspace backend, in a network namespace of our own (this
+ * test runs last: the process stays in it): devices appear with the
+ * computed MTU, an MTU change is made in place with the SAs untouched,
+ * the same intent twice makes no call, a removed tunnel's device goes.
+ */
+static void
+test_uesp(void **state)
+{
+	struct fx f;
+	struct msg_intent a, b;
+	struct overlay_tunnel_stats st;
+	struct overlay_sa_stats ss;
+	struct overlay_ops uw;
+	uint64_t ids_a[] = { 1, 2 }, ids_b[] = { 1 };
+
+	(void)state;
+	if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0 ||
+	    access("/dev/net/tun", R_OK | W_OK) != 0)
+		skip();
+	/* The link's address must be local: uesp binds to it. */
+	assert_int_equal(system("ip link set lo up && "
+	    "ip addr add 192.0.2.1/32 dev lo && "
+	    "ip route add 203.0.113.0/24 dev lo"), 0);
+	target = &uesp_ops;
+	uw = fault_ops;		/* the wrapper's mutating ops, uesp's others */
+	uw.init = uesp_ops.init;
+	uw.fini = uesp_ops.fini;
+	uw.tunnel_stats = uesp_ops.tunnel_stats;
+	uw.sa_stats = uesp_ops.sa_stats;
+	uw.global_stats = uesp_ops.global_stats;
+	fx_open(&f, &uw);
+	fill_intent(&a, 1, ids_a, 2);
+	apply_ok(&f, &a);
+	assert_int_equal(dev_mtu("mw1"), 1434);		/* GRE, computed */
+	assert_int_equal(dev_mtu("mw2"), 1408);		/* VXLAN */
+	assert_int_equal(uesp_ops.tunnel_stats(f.octx, 1, &st), 0);
+	assert_int_equal(st.spi_out, 0x2001);
+	assert_int_equal(st.sa_in, 1);
+	assert_int_equal(st.sa_out, 1);
+
+	ncalls = 0;
+	apply_ok(&f, &a);
+	assert_int_equal(ncalls, 0);
+
+	fill_intent(&b, 2, ids_b, 1);
+	tun(&b, 1)->mtu = 1300;
+	ncalls = 0;
+	apply_ok(&f, &b);
+	assert_int_equal(ncalls, 2);		/* tunnel_update 1, tunnel_del 2 */
+	assert_int_equal(dev_mtu("mw1"), 1300);
+	assert_int_equal(dev_mtu("mw2"), 0);
+	assert_int_equal(uesp_ops.sa_stats(f.octx, 1, 0x1001, OVERLAY_DIR_IN,
+	    &ss), 0);
+	assert_int_equal(uesp_ops.sa_stats(f.octx, 1, 0x2001, OVERLAY_DIR_OUT,
+	    &ss), 0);
+	assert_true(ss.active);
+	assert_record_is_backend(f.r);
+	msg_intent_free(&a);
+	msg_intent_free(&b);
+	fx_close(&f);
+	target = &null_ops;
+}
+
 int
 main(void)
 {
@@ -896,6 +980,7 @@ main(void)
 		cmocka_unit_test(test_rekey_steps),
 		cmocka_unit_test(test_rekey_rollback),
 		cmocka_unit_test(test_adopt),
+		cmocka_unit_test(test_uesp),	/* last: leaves the netns */
 	};
 
 	log_init("test_reconcile", true);
