@@ -4,8 +4,10 @@
  * Used for dry runs of the agent (what would change?) and for controller
  * scale tests with thousands of simulated edges, where no device or socket
  * may be created.  It keeps the same state rules as a real backend
- * (unknown tunnel -> -ENOENT, duplicate SPI -> -EEXIST, checks from
- * overlay.c) so a caller's mistakes show up here too.  Each call appends a
+ * (unknown tunnel -> -ENOENT, duplicate SPI -> -EEXIST, an inbound SPI
+ * unique in the instance, an outbound key used once, checks from
+ * overlay.c) so a caller's mistakes show up here too.  It sends nothing,
+ * so it needs no sequence reservation (seq_file is ignored).  Each call appends a
  * line to an in-memory record readable with null_record(); key bytes are
  * never recorded.
  */
@@ -25,6 +27,11 @@ struct null_sa {
 	uint32_t spi;
 	enum overlay_dir dir;
 	uint64_t added_ms;
+	/* What sa_update may not change; the key only as a keyed digest. */
+	enum overlay_cipher cipher;
+	bool esn;
+	uint32_t replay_window;
+	uint8_t kd[OVERLAY_KEY_DIGEST_LEN];
 };
 
 struct null_tunnel {
@@ -37,6 +44,7 @@ struct null_ctx {
 	size_t ntunnels, captunnels;
 	struct null_sa *sas;
 	size_t nsas, capsas;
+	struct overlay_keys *keys; /* outbound keys seen */
 	char *rec;		/* lines joined by '\n' */
 	size_t reclen, reccap;
 	unsigned calls;
@@ -81,6 +89,10 @@ null_init(const struct overlay_init_params *p, void **ctx)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
+	if ((c->keys = overlay_keys_new()) == NULL) {
+		free(c);
+		return -ENOMEM;
+	}
 	null_log(c, "init port=%u workers=%u", p->udp_port ? p->udp_port :
 	    OVERLAY_UDP_PORT, p->workers);
 	*ctx = c;
@@ -94,6 +106,7 @@ null_fini(void *ctx)
 
 	if (c == NULL)
 		return;
+	overlay_keys_free(c->keys);
 	free(c->tunnels);
 	free(c->sas);
 	free(c->rec);
@@ -131,13 +144,15 @@ null_tunnel_line(struct null_ctx *c, const char *op,
 	char rem[64], il[64], ip[64];
 
 	null_log(c, "%s tunnel=%llu dev=%s encap=%s vni=%u remote=%s:%u "
-	    "inner=%s/%u peer=%s mtu=%u", op, (unsigned long long)p->id,
+	    "inner=%s/%u peer=%s mtu=%u allowed=%u", op,
+	    (unsigned long long)p->id,
 	    p->ifname, overlay_encap_str(p->encap), p->vni,
 	    overlay_addr_str(&p->remote, rem, sizeof(rem)),
 	    p->remote_port ? p->remote_port : OVERLAY_UDP_PORT,
 	    overlay_addr_str(&p->inner_local, il, sizeof(il)),
 	    p->inner_prefix_len ? p->inner_prefix_len : 31,
-	    overlay_addr_str(&p->inner_peer, ip, sizeof(ip)), p->mtu);
+	    overlay_addr_str(&p->inner_peer, ip, sizeof(ip)), p->mtu,
+	    p->nallowed);
 }
 
 static int
@@ -199,6 +214,24 @@ null_tunnel_del(void *ctx, uint64_t id)
 	return 0;
 }
 
+/* An inbound SPI is unique in the instance (overlay.h "SPIs"). */
+static int
+null_spi_taken(struct null_ctx *c, const struct overlay_sa_params *p)
+{
+	size_t i;
+
+	for (i = 0; i < c->nsas; i++) {
+		if (c->sas[i].dir == OVERLAY_DIR_IN && c->sas[i].spi == p->spi) {
+			log_warnx("null: tunnel %llu: inbound SPI %u is held by "
+			    "tunnel %llu: inbound SPIs are unique per site",
+			    (unsigned long long)p->tunnel_id, p->spi,
+			    (unsigned long long)c->sas[i].tunnel_id);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
 static int
 null_sa_add(void *ctx, const struct overlay_sa_params *p)
 {
@@ -211,6 +244,10 @@ null_sa_add(void *ctx, const struct overlay_sa_params *p)
 		return -ENOENT;
 	if (null_sa_find(c, p->tunnel_id, p->spi, p->dir) != NULL)
 		return -EEXIST;
+	if (p->dir == OVERLAY_DIR_IN && null_spi_taken(c, p) < 0)
+		return -EEXIST;
+	if (p->dir == OVERLAY_DIR_OUT && overlay_keys_check(c->keys, p) < 0)
+		return -EEXIST;
 	s = util_grow(c->sas, &c->capsas, c->nsas + 1, sizeof(*s), 32);
 	if (s == NULL)
 		return -ENOMEM;
@@ -220,11 +257,51 @@ null_sa_add(void *ctx, const struct overlay_sa_params *p)
 	s->spi = p->spi;
 	s->dir = p->dir;
 	s->added_ms = util_mono_ms();
+	s->cipher = p->cipher;
+	s->esn = p->esn;
+	s->replay_window = p->replay_window;
+	overlay_keys_digest(c->keys, p, s->kd);
+	if (p->dir == OVERLAY_DIR_OUT && overlay_keys_add(c->keys, p) < 0) {
+		c->nsas--;
+		return -ENOMEM;
+	}
 	null_log(c, "sa_add tunnel=%llu dir=%s spi=%u cipher=%s esn=%d "
 	    "window=%u", (unsigned long long)p->tunnel_id,
 	    overlay_dir_str(p->dir), p->spi, overlay_cipher_str(p->cipher),
 	    p->esn, p->replay_window ? p->replay_window :
 	    OVERLAY_REPLAY_DEFAULT);
+	return 0;
+}
+
+static int
+null_sa_update(void *ctx, const struct overlay_sa_params *p)
+{
+	struct null_ctx *c = ctx;
+	struct null_sa *s;
+	uint8_t kd[OVERLAY_KEY_DIGEST_LEN];
+
+	if (overlay_sa_params_check(p) < 0)
+		return -EINVAL;
+	if ((s = null_sa_find(c, p->tunnel_id, p->spi, p->dir)) == NULL)
+		return -ENOENT;
+	overlay_keys_digest(c->keys, p, kd);
+	if (s->cipher != p->cipher || s->esn != p->esn ||
+	    s->replay_window != p->replay_window ||
+	    memcmp(s->kd, kd, sizeof(kd)) != 0) {
+		log_warnx("null: tunnel %llu SA %s %u: only lifetimes change in "
+		    "place", (unsigned long long)p->tunnel_id,
+		    overlay_dir_str(p->dir), p->spi);
+		return -EINVAL;
+	}
+	null_log(c, "sa_update tunnel=%llu dir=%s spi=%u soft=%llu/%llu/%llu "
+	    "hard=%llu/%llu/%llu", (unsigned long long)p->tunnel_id,
+	    overlay_dir_str(p->dir), p->spi,
+	    (unsigned long long)p->soft.bytes,
+	    (unsigned long long)p->soft.packets,
+	    (unsigned long long)p->soft.seconds,
+	    (unsigned long long)p->hard.bytes,
+	    (unsigned long long)p->hard.packets,
+	    (unsigned long long)p->hard.seconds);
 	return 0;
 }
 
@@ -341,4 +418,5 @@ const struct overlay_ops null_ops = {
 	.tunnel_stats = null_tunnel_stats,
 	.sa_stats = null_sa_stats,
 	.global_stats = null_global_stats,
+	.sa_update = null_sa_update,
 };

@@ -10,7 +10,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -136,6 +141,83 @@ overlay_addr_set(const struct overlay_addr *a)
 	return a->family == AF_INET || a->family == AF_INET6;
 }
 
+static unsigned
+overlay_addr_bits(sa_family_t family)
+{
+	return family == AF_INET ? 32 : family == AF_INET6 ? 128 : 0;
+}
+
+bool
+overlay_prefix_has(const struct overlay_prefix *p, sa_family_t family,
+    const uint8_t *addr)
+{
+	unsigned full = p->len / 8, rest = p->len % 8;
+	uint8_t mask;
+
+	if (p->addr.family != family || p->len > overlay_addr_bits(family))
+		return false;
+	if (memcmp(p->addr.bytes, addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	mask = (uint8_t)(0xff << (8 - rest));
+	return (addr[full] & mask) == p->addr.bytes[full];
+}
+
+/* Host bits beyond len are zero. */
+static bool
+overlay_prefix_canonical(const struct overlay_prefix *p)
+{
+	unsigned bits = overlay_addr_bits(p->addr.family), i;
+
+	if (bits == 0 || p->len > bits)
+		return false;
+	for (i = p->len; i < bits; i++)
+		if (p->addr.bytes[i / 8] & (0x80 >> (i % 8)))
+			return false;
+	return true;
+}
+
+int
+overlay_prefix_parse(const char *s, struct overlay_prefix *p)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *slash, *end;
+	unsigned long len;
+
+	memset(p, 0, sizeof(*p));
+	if (s == NULL || strlen(s) >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, strlen(s) + 1);
+	if ((slash = strchr(buf, '/')) == NULL)
+		return -1;
+	*slash = '\0';
+	if (overlay_addr_parse(buf, &p->addr) < 0 || slash[1] < '0' ||
+	    slash[1] > '9')
+		return -1;
+	errno = 0;
+	len = strtoul(slash + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || len > overlay_addr_bits(p->addr.family))
+		goto bad;
+	p->len = (uint8_t)len;
+	if (!overlay_prefix_canonical(p))
+		goto bad;
+	return 0;
+bad:
+	memset(p, 0, sizeof(*p));
+	return -1;
+}
+
+const char *
+overlay_prefix_str(const struct overlay_prefix *p, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	snprintf(buf, len, "%s/%u", overlay_addr_str(&p->addr, a, sizeof(a)),
+	    p->len);
+	return buf;
+}
+
 bool
 overlay_tunnel_needs_remake(const struct overlay_tunnel_params *a,
     const struct overlay_tunnel_params *b)
@@ -152,6 +234,7 @@ overlay_tunnel_params_check(const struct overlay_tunnel_params *p)
 {
 	const char *why = NULL;
 	size_t n;
+	unsigned i;
 
 	n = strnlen(p->ifname, sizeof(p->ifname));
 	if (p->id == 0)
@@ -182,6 +265,11 @@ overlay_tunnel_params_check(const struct overlay_tunnel_params *p)
 		why = "device name empty or too long";
 	else if (strchr(p->ifname, '/') != NULL || strchr(p->ifname, ' ') != NULL)
 		why = "device name has '/' or ' '";
+	else if (p->nallowed > OVERLAY_ALLOWED_MAX)
+		why = "more than 128 allowed source prefixes";
+	for (i = 0; why == NULL && i < p->nallowed; i++)
+		if (!overlay_prefix_canonical(&p->allowed[i]))
+			why = "allowed source prefix with host bits set or bad length";
 	if (why != NULL) {
 		log_warnx("overlay: tunnel %llu: %s",
 		    (unsigned long long)p->id, why);
@@ -207,10 +295,129 @@ overlay_sa_params_check(const struct overlay_sa_params *p)
 	    (p->replay_window < OVERLAY_REPLAY_MIN ||
 	    p->replay_window > OVERLAY_REPLAY_MAX || p->replay_window % 32 != 0))
 		why = "replay window must be a multiple of 32 in 32..65536";
+	else if (p->dir == OVERLAY_DIR_IN && p->seq_start != 0)
+		why = "a start sequence number is for outbound SAs";
+	else if (p->seq_start >= (p->esn ? UINT64_MAX : UINT32_MAX))
+		why = "start sequence number leaves no sequence number";
 	if (why != NULL) {
 		log_warnx("overlay: tunnel %llu SA %u: %s",
 		    (unsigned long long)p->tunnel_id, p->spi, why);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* ---- outbound keys seen ------------------------------------------------- */
+
+struct overlay_keys {
+	uint8_t hkey[32];	/* random, this instance only */
+	uint8_t (*ring)[OVERLAY_KEY_DIGEST_LEN];
+	size_t n, cap;		/* entries in use, allocated */
+	size_t next;		/* ring position once n == OVERLAY_KEYS_MAX */
+	bool wrapped_logged;
+};
+
+struct overlay_keys *
+overlay_keys_new(void)
+{
+	struct overlay_keys *k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	if (RAND_bytes(k->hkey, sizeof(k->hkey)) != 1) {
+		log_warnx("overlay: no random bytes for the key digests");
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void
+overlay_keys_free(struct overlay_keys *k)
+{
+	if (k == NULL)
+		return;
+	if (k->ring != NULL) {
+		util_wipe(k->ring, k->cap * sizeof(*k->ring));
+		free(k->ring);
+	}
+	util_wipe(k, sizeof(*k));
+	free(k);
+}
+
+void
+overlay_keys_digest(const struct overlay_keys *k,
+    const struct overlay_sa_params *p, uint8_t out[OVERLAY_KEY_DIGEST_LEN])
+{
+	uint8_t msg[1 + OVERLAY_KEY_MAX + OVERLAY_SALT_LEN];
+	uint8_t md[EVP_MAX_MD_SIZE];
+	size_t kl = overlay_cipher_keylen(p->cipher);
+	unsigned mdlen = 0;
+
+	msg[0] = (uint8_t)p->cipher;
+	memcpy(msg + 1, p->key, kl);
+	memcpy(msg + 1 + kl, p->salt, OVERLAY_SALT_LEN);
+	if (HMAC(EVP_sha256(), k->hkey, sizeof(k->hkey), msg,
+	    1 + kl + OVERLAY_SALT_LEN, md, &mdlen) == NULL ||
+	    mdlen < OVERLAY_KEY_DIGEST_LEN) {
+		/* Cannot happen with a working libcrypto; never match. */
+		log_warnx("overlay: HMAC-SHA256 failed");
+		memset(md, 0, sizeof(md));
+		RAND_bytes(md, OVERLAY_KEY_DIGEST_LEN);
+	}
+	memcpy(out, md, OVERLAY_KEY_DIGEST_LEN);
+	util_wipe(msg, sizeof(msg));
+	util_wipe(md, sizeof(md));
+}
+
+int
+overlay_keys_check(const struct overlay_keys *k,
+    const struct overlay_sa_params *p)
+{
+	uint8_t d[OVERLAY_KEY_DIGEST_LEN];
+	size_t i;
+
+	overlay_keys_digest(k, p, d);
+	for (i = 0; i < k->n; i++) {
+		if (memcmp(k->ring[i], d, sizeof(d)) == 0) {
+			log_warnx("overlay: tunnel %llu SA out %u: this key and "
+			    "salt were already used by an outbound SA here; an "
+			    "outbound key is used by one SA only (new SA, new "
+			    "key)", (unsigned long long)p->tunnel_id, p->spi);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+int
+overlay_keys_add(struct overlay_keys *k, const struct overlay_sa_params *p)
+{
+	void *r;
+
+	if (k->n == OVERLAY_KEYS_MAX) {
+		if (!k->wrapped_logged)
+			log_warnx("overlay: %u outbound keys seen; the oldest are "
+			    "forgotten from now on", OVERLAY_KEYS_MAX);
+		k->wrapped_logged = true;
+		overlay_keys_digest(k, p, k->ring[k->next]);
+		k->next = (k->next + 1) % OVERLAY_KEYS_MAX;
+		return 0;
+	}
+	if (k->n == k->cap) {
+		/* Digests are not secret, but keep no stale copies anyway. */
+		size_t cap = k->cap ? k->cap * 2 : 64;
+
+		if ((r = calloc(cap, sizeof(*k->ring))) == NULL)
+			return -ENOMEM;
+		if (k->ring != NULL) {
+			memcpy(r, k->ring, k->n * sizeof(*k->ring));
+			util_wipe(k->ring, k->cap * sizeof(*k->ring));
+			free(k->ring);
+		}
+		k->ring = r;
+		k->cap = cap;
+	}
+	overlay_keys_digest(k, p, k->ring[k->n++]);
 	return 0;
 }

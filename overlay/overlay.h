@@ -21,6 +21,51 @@
  * active, or its hard lifetime reached) drops its traffic and counts it as
  * no_sa; nothing is ever sent in clear.
  *
+ * Nonces (AES-GCM, RFC 4106 §3.1): the ESP IV is the sequence number, so a
+ * (key, salt, sequence number) triple must never be sealed twice.  The
+ * rule every caller and backend keeps:
+ *  - an outbound SA's (key, salt) is used by at most one SA instance for
+ *    its whole life.  Every backend refuses a second sa_add of an outbound
+ *    (key, salt) it has seen in this instance (-EEXIST, logged without key
+ *    bytes), even after the first SA was deleted or its tunnel re-made; it
+ *    remembers a keyed digest of them, never the keys.  An agent runs one
+ *    instance per process, so "this instance" is "this process";
+ *  - changing only an SA's lifetimes is sa_update, in place: the sequence
+ *    counter keeps running.  Re-creating an SA with the same key is
+ *    exactly what the rule above refuses;
+ *  - across restarts an outbound key is used again only above every
+ *    sequence number it may already have used.  uesp guarantees it with a
+ *    sequence reservation file (init's seq_file): before it sends beyond a
+ *    mark it has written and fsynced a higher one, and a key it finds there
+ *    starts above its last mark.  A backend that keeps SAs alive across a
+ *    restart of its user (kernel XFRM) keeps the counter itself.  Without
+ *    either, the caller must bring fresh keys.
+ *
+ * What the receiver can and cannot check: its replay window refuses a
+ * number it has seen or one below the window, for the life of one
+ * inbound SA instance.  When only the sender restarts, the receiver's
+ * window stays, and the sender resumes above its reservation mark, so
+ * nothing it sends looks like a replay and no old packet passes.  When
+ * the receiver restarts (or re-adds the inbound SA), its new window is
+ * empty: packets captured before are accepted again until the sender's
+ * fresh traffic moves the window past them.  The receiver cannot tell
+ * those from fresh ones, since it keeps no state across the restart; the
+ * remedy is new keys for its inbound SAs (a rekey after the restart).
+ * What the receiver never sees is a repeated nonce: that rule lives at
+ * the sender, and it is the one whose violation breaks AES-GCM.
+ *
+ * SPIs: an inbound SPI is unique per receiving site (one backend instance)
+ * across all tunnels and across live and draining SAs, as the kernel's
+ * (destination, SPI) lookup requires.  sa_add of an inbound SA whose SPI
+ * another inbound SA of the instance holds answers -EEXIST (logged, naming
+ * the tunnel that holds it).  Outbound SPIs are the peers' choice and only
+ * unique per tunnel.
+ *
+ * Inner sources: a tunnel delivers only inner packets whose source address
+ * the topology allows from that peer (overlay_tunnel_params.allowed plus
+ * the peer's tunnel address); anything else is dropped and counted as
+ * `source`, so an authenticated peer cannot inject other sources.
+ *
  * Errors: every operation returns 0 or -errno (-EINVAL bad parameters,
  * -ENOENT unknown tunnel/SA, -EEXIST duplicate, -ENOSPC limits, or the
  * kernel's own error), and logs once with context.  Key bytes are never
@@ -40,7 +85,7 @@
 #include <sys/socket.h>
 
 /* Bump when overlay_ops changes shape; a backend states what it implements. */
-#define OVERLAY_API_VERSION 1
+#define OVERLAY_API_VERSION 2
 
 /* Feature bits: the same values as the wire contract's Feature enum. */
 #define OVERLAY_F_GRE		0x01u
@@ -61,11 +106,18 @@
 #define OVERLAY_REPLAY_DEFAULT	1024
 #define OVERLAY_KEY_MAX		32
 #define OVERLAY_SALT_LEN	4
+#define OVERLAY_ALLOWED_MAX	128	/* allowed source prefixes per tunnel */
 
 /* An IPv4 or IPv6 address; family AF_UNSPEC means "not set". */
 struct overlay_addr {
 	sa_family_t family;	/* AF_INET, AF_INET6 or AF_UNSPEC */
 	uint8_t bytes[16];	/* network order; 4 used for AF_INET */
+};
+
+/* An address prefix, e.g. 10.1.0.0/16; host bits must be zero. */
+struct overlay_prefix {
+	struct overlay_addr addr; /* AF_INET or AF_INET6 */
+	uint8_t len;		/* 0..32 or 0..128 */
 };
 
 enum overlay_encap {
@@ -96,6 +148,15 @@ struct overlay_init_params {
 	 * otherwise show the unsegmented run, and for paths that mishandle it.
 	 */
 	bool no_udp_gso;
+	/*
+	 * Sequence reservation file (uesp): outbound sequence numbers are
+	 * reserved ahead in steps, fsynced to this file, so that after a
+	 * restart an SA re-added with the same key starts above anything it
+	 * may have sent (see "Nonces" above; format in overlay/uesp/README.md).
+	 * The file is locked: one instance per file.  NULL = none, and then
+	 * a restart needs fresh outbound keys.  The null backend ignores it.
+	 */
+	const char *seq_file;
 };
 
 struct overlay_tunnel_params {
@@ -110,6 +171,18 @@ struct overlay_tunnel_params {
 	uint32_t vni;		/* VXLAN only: 1..OVERLAY_VNI_MAX */
 	uint32_t mtu;		/* inner device MTU: OVERLAY_MTU_MIN..MAX */
 	char ifname[IFNAMSIZ];	/* inner device name, NUL-terminated */
+	/*
+	 * Inner source prefixes the peer may send from (its LAN prefixes, or
+	 * for a hub the prefixes it carries), IPv4 and IPv6.  The peer's
+	 * tunnel address (inner_peer) and IPv6 link-local sources (fe80::/10,
+	 * never forwarded) are always allowed, so an empty list allows only
+	 * the peer itself: fail closed.  GRE: the inner IP source is checked.
+	 * VXLAN: the IP source of IPv4/IPv6 frames and the sender address of
+	 * ARP (one 802.1Q tag allowed); other frames are dropped.  Drops
+	 * count as `source`.  Changeable in place with tunnel_update.
+	 */
+	unsigned nallowed;
+	struct overlay_prefix allowed[OVERLAY_ALLOWED_MAX];
 };
 
 /* Lifetime limits; a zero field is "no limit". */
@@ -122,7 +195,8 @@ struct overlay_lifetime {
 struct overlay_sa_params {
 	uint64_t tunnel_id;
 	enum overlay_dir dir;
-	uint32_t spi;		/* >= OVERLAY_SPI_MIN; unique per direction in a tunnel */
+	uint32_t spi;		/* >= OVERLAY_SPI_MIN; inbound: unique in the
+				 * instance, outbound: unique in the tunnel */
 	enum overlay_cipher cipher;
 	uint8_t key[OVERLAY_KEY_MAX]; /* 16 or 32 bytes used per cipher */
 	uint8_t salt[OVERLAY_SALT_LEN];
@@ -130,6 +204,13 @@ struct overlay_sa_params {
 	uint32_t replay_window;	/* inbound: packets, multiple of 32; 0 = default */
 	struct overlay_lifetime soft; /* reached: reported, SA keeps working */
 	struct overlay_lifetime hard; /* reached: SA stops (fail closed) */
+	/*
+	 * Outbound: the first packet carries a number above this one (a
+	 * backend with a reservation file starts higher still if the file
+	 * says so); for a caller that knows how far the key went.  0 = a
+	 * fresh key.  Inbound: must be 0.
+	 */
+	uint64_t seq_start;
 };
 
 /* Drops by reason.  A dropped packet is never delivered nor sent. */
@@ -140,6 +221,7 @@ struct overlay_drops {
 	uint64_t malformed;	/* too short/long, bad padding, wrong inner header */
 	uint64_t no_sa;		/* outbound with no usable SA (fail closed) */
 	uint64_t io;		/* send/receive/device errors */
+	uint64_t source;	/* inner source not allowed from that peer */
 };
 
 struct overlay_tunnel_stats {
@@ -205,6 +287,15 @@ struct overlay_ops {
 	 * peer, or one too short to carry an SPI before its tunnel is known).
 	 */
 	int (*global_stats)(void *ctx, struct overlay_drops *out);
+	/*
+	 * Since version 2.  Change an installed SA's lifetimes in place: its
+	 * counters and sequence number keep running.  Everything else in p
+	 * (cipher, key, salt, ESN, replay window) must be what the SA has:
+	 * -EINVAL otherwise (such a change is a new SA with a new key).
+	 * Lifetimes already passed mark the SA expired at once; raised ones
+	 * clear the mark.
+	 */
+	int (*sa_update)(void *ctx, const struct overlay_sa_params *p);
 };
 
 /* The registry: NULL if no backend has that name. */
@@ -224,6 +315,11 @@ int overlay_addr_parse(const char *s, struct overlay_addr *a);
 const char *overlay_addr_str(const struct overlay_addr *a, char *buf,
     size_t len);
 bool overlay_addr_eq(const struct overlay_addr *a, const struct overlay_addr *b);
+/* "10.1.0.0/16" / "2001:db8::/48" into p (host bits must be 0); 0 or -1. */
+int overlay_prefix_parse(const char *s, struct overlay_prefix *p);
+/* Text form "ADDR/LEN" into buf (64 bytes is enough); returns buf. */
+const char *overlay_prefix_str(const struct overlay_prefix *p, char *buf,
+    size_t len);
 /*
  * Check a parameter struct against the limits above (no backend state);
  * 0 or -EINVAL, logging which field was wrong.
@@ -239,6 +335,34 @@ int overlay_sa_params_check(const struct overlay_sa_params *p);
  */
 bool overlay_tunnel_needs_remake(const struct overlay_tunnel_params *a,
     const struct overlay_tunnel_params *b);
+
+/*
+ * Outbound keys seen by one backend instance (see "Nonces" above): keyed
+ * digests (HMAC-SHA256 under a random key made in overlay_keys_new,
+ * truncated to 128 bits) of cipher, key and salt, never the keys.  The
+ * newest OVERLAY_KEYS_MAX are kept (16 bytes each, so at most 4 MiB), in
+ * a ring: a key older than that is no longer refused by the set, which is
+ * why uesp also has its reservation file.
+ */
+#define OVERLAY_KEYS_MAX	(1u << 18)
+#define OVERLAY_KEY_DIGEST_LEN	16
+struct overlay_keys;
+struct overlay_keys *overlay_keys_new(void);	/* NULL on failure */
+void overlay_keys_free(struct overlay_keys *k);	/* wipes; NULL ok */
+/* The digest of p's cipher, key and salt under k's key. */
+void overlay_keys_digest(const struct overlay_keys *k,
+    const struct overlay_sa_params *p, uint8_t out[OVERLAY_KEY_DIGEST_LEN]);
+/* -EEXIST (logged, no key bytes) if p's key was recorded, else 0. */
+int overlay_keys_check(const struct overlay_keys *k,
+    const struct overlay_sa_params *p);
+/* Record p's key: 0 or -ENOMEM. */
+int overlay_keys_add(struct overlay_keys *k, const struct overlay_sa_params *p);
+/*
+ * Whether a source address (4 or 16 bytes by family) lies in prefix p.
+ * For the null backend and tests; uesp matches precomputed masks.
+ */
+bool overlay_prefix_has(const struct overlay_prefix *p, sa_family_t family,
+    const uint8_t *addr);
 
 /* Backends in the registry. */
 extern const struct overlay_ops null_ops;

@@ -173,6 +173,12 @@ esp_sa_free(struct esp_sa *sa)
 	free(sa);
 }
 
+uint64_t
+esp_sa_seq(const struct esp_sa *sa)
+{
+	return sa->seq;
+}
+
 size_t
 esp_sealed_len(size_t payload_len)
 {

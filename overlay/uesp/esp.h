@@ -62,6 +62,9 @@ struct esp_sa;			/* opaque; holds a reused EVP_CIPHER_CTX */
 struct esp_sa *esp_sa_new(const struct esp_sa_params *p, bool inbound);
 void esp_sa_free(struct esp_sa *sa);	/* wipes; NULL ok */
 
+/* Outbound: the last sequence number sealed (seq_start before the first). */
+uint64_t esp_sa_seq(const struct esp_sa *sa);
+
 /* Size of the ESP packet esp_seal makes from payload_len bytes. */
 size_t esp_sealed_len(size_t payload_len);
 

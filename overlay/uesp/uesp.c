@@ -17,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "overlay/uesp/uesp_dev.h"
+#include "overlay/uesp/uesp_seq.h"
 #include "overlay/uesp/uesp_tunnel.h"
 #include "overlay/uesp/uesp_worker.h"
 
@@ -30,8 +31,18 @@ struct uesp_ref {
 	uint16_t remote_port;
 };
 
+/* An inbound SPI and the tunnel holding it: unique in the instance. */
+struct uesp_spi {
+	uint32_t spi;
+	uint64_t tunnel_id;
+};
+
 struct uesp_ctx {
 	struct overlay_init_params p;
+	struct overlay_keys *keys; /* outbound keys seen (overlay.h "Nonces") */
+	struct uesp_seq *seq;	/* reservation file, or NULL */
+	struct uesp_spi *spis;	/* inbound SPIs in use */
+	size_t nspis, capspis;
 	int listen_fd;
 	struct uesp_worker *workers[UESP_WORKERS_MAX];
 	unsigned nworkers;
@@ -52,6 +63,33 @@ uesp_ref_find(struct uesp_ctx *c, uint64_t id)
 
 static void uesp_op_fini(void *ctx);
 
+/* The tunnel holding inbound SPI spi, or 0. */
+static uint64_t
+uesp_spi_holder(const struct uesp_ctx *c, uint32_t spi)
+{
+	size_t i;
+
+	for (i = 0; i < c->nspis; i++)
+		if (c->spis[i].spi == spi)
+			return c->spis[i].tunnel_id;
+	return 0;
+}
+
+/* Forget tunnel tid's inbound SPI spi, or all of them with spi 0. */
+static void
+uesp_spi_forget(struct uesp_ctx *c, uint64_t tid, uint32_t spi)
+{
+	size_t i;
+
+	for (i = 0; i < c->nspis;) {
+		if (c->spis[i].tunnel_id == tid &&
+		    (spi == 0 || c->spis[i].spi == spi))
+			c->spis[i] = c->spis[--c->nspis];
+		else
+			i++;
+	}
+}
+
 static int
 uesp_op_init(const struct overlay_init_params *p, void **ctx)
 {
@@ -64,6 +102,17 @@ uesp_op_init(const struct overlay_init_params *p, void **ctx)
 	if (c == NULL)
 		return -ENOMEM;
 	c->p = *p;
+	c->p.seq_file = NULL;	/* the caller's string; used here only */
+	if ((c->keys = overlay_keys_new()) == NULL) {
+		free(c);
+		return -ENOMEM;
+	}
+	if (p->seq_file != NULL && (c->seq = uesp_seq_open(p->seq_file)) ==
+	    NULL) {
+		overlay_keys_free(c->keys);
+		free(c);
+		return -EIO;
+	}
 	if (c->p.udp_port == 0)
 		c->p.udp_port = OVERLAY_UDP_PORT;
 	if (c->p.keepalive_s == 0)
@@ -78,6 +127,8 @@ uesp_op_init(const struct overlay_init_params *p, void **ctx)
 	    NULL);
 	if (c->listen_fd < 0) {
 		rc = c->listen_fd;
+		uesp_seq_close(c->seq);
+		overlay_keys_free(c->keys);
 		free(c);
 		return rc;
 	}
@@ -106,6 +157,7 @@ uesp_op_tunnel_del(void *ctx, uint64_t id)
 		return -ENOENT;
 	t = uesp_worker_del(c->workers[r->worker], id);
 	*r = c->refs[--c->nrefs];
+	uesp_spi_forget(c, id, 0);
 	if (t == NULL)
 		return -ENOENT;
 	close(t->sock_fd);
@@ -128,6 +180,9 @@ uesp_op_fini(void *ctx)
 	for (i = 0; i < c->nworkers; i++)
 		uesp_worker_stop(c->workers[i]);
 	close(c->listen_fd);
+	uesp_seq_close(c->seq);	/* after the SAs released their reservations */
+	overlay_keys_free(c->keys);
+	free(c->spis);
 	free(c->refs);
 	free(c);
 }
@@ -239,25 +294,97 @@ static int
 uesp_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 {
 	struct uesp_ctx *c = ctx;
+	struct overlay_sa_params q;
+	struct uesp_seq_res *res = NULL;
 	struct uesp_ref *r;
 	struct uesp_sa *sa;
+	struct uesp_spi *v;
+	uint64_t holder;
 	int rc;
 
 	if ((rc = overlay_sa_params_check(p)) < 0)
 		return rc;
 	if ((r = uesp_ref_find(c, p->tunnel_id)) == NULL)
 		return -ENOENT;
-	if ((sa = uesp_tunnel_sa_new(p, util_mono_ms())) == NULL)
-		return -EINVAL;
+	if (p->dir == OVERLAY_DIR_IN &&
+	    (holder = uesp_spi_holder(c, p->spi)) != 0) {
+		log_warnx("uesp: tunnel %llu: inbound SPI %u is held by tunnel "
+		    "%llu: inbound SPIs are unique per site",
+		    (unsigned long long)p->tunnel_id, p->spi,
+		    (unsigned long long)holder);
+		return -EEXIST;
+	}
+	if (p->dir == OVERLAY_DIR_OUT &&
+	    (rc = overlay_keys_check(c->keys, p)) < 0)
+		return rc;
+	if (p->dir == OVERLAY_DIR_IN) {
+		v = util_grow(c->spis, &c->capspis, c->nspis + 1, sizeof(*v),
+		    32);
+		if (v == NULL)
+			return -ENOMEM;
+		c->spis = v;
+	}
+	q = *p;
+	if (p->dir == OVERLAY_DIR_OUT && c->seq != NULL &&
+	    (rc = uesp_seq_acquire(c->seq, p, &res, &q.seq_start)) < 0)
+		goto wipe;
+	if ((sa = uesp_tunnel_sa_new(&q, util_mono_ms())) == NULL) {
+		uesp_seq_release(res);
+		rc = -EINVAL;
+		goto wipe;
+	}
+	sa->res = res;
+	overlay_keys_digest(c->keys, p, sa->kd);
 	if ((rc = uesp_worker_sa_add(c->workers[r->worker], p->tunnel_id,
 	    sa)) < 0) {
+		/* Nothing was sealed: the key may come again (its reservation
+		 * moved on, which only starts it higher). */
 		uesp_tunnel_sa_free(sa);
-		return rc;
+		goto wipe;
+	}
+	/* Recorded once installed; not yet active, so nothing was sealed
+	 * if recording fails and the SA goes again. */
+	if (p->dir == OVERLAY_DIR_OUT && (rc = overlay_keys_add(c->keys, p)) < 0) {
+		uesp_tunnel_sa_free(uesp_worker_sa_del(c->workers[r->worker],
+		    p->tunnel_id, p->spi, p->dir));
+		goto wipe;
+	}
+	if (p->dir == OVERLAY_DIR_IN) {
+		c->spis[c->nspis].spi = p->spi;
+		c->spis[c->nspis++].tunnel_id = p->tunnel_id;
 	}
 	log_info("uesp: tunnel %llu: SA %s spi %u (%s) added",
 	    (unsigned long long)p->tunnel_id, overlay_dir_str(p->dir), p->spi,
 	    overlay_cipher_str(p->cipher));
-	return 0;
+	if (q.seq_start != 0)
+		log_info("uesp: tunnel %llu: SA out %u starts after sequence "
+		    "number %llu", (unsigned long long)p->tunnel_id, p->spi,
+		    (unsigned long long)q.seq_start);
+	rc = 0;
+wipe:
+	util_wipe(&q, sizeof(q));
+	return rc;
+}
+
+static int
+uesp_op_sa_update(void *ctx, const struct overlay_sa_params *p)
+{
+	struct uesp_ctx *c = ctx;
+	uint8_t kd[OVERLAY_KEY_DIGEST_LEN];
+	struct uesp_ref *r;
+	int rc;
+
+	if ((rc = overlay_sa_params_check(p)) < 0)
+		return rc;
+	if ((r = uesp_ref_find(c, p->tunnel_id)) == NULL)
+		return -ENOENT;
+	overlay_keys_digest(c->keys, p, kd);
+	rc = uesp_worker_sa_update(c->workers[r->worker], p, kd);
+	if (rc == 0)
+		log_info("uesp: tunnel %llu: SA %s spi %u lifetimes updated",
+		    (unsigned long long)p->tunnel_id, overlay_dir_str(p->dir),
+		    p->spi);
+	return rc;
 }
 
 static int
@@ -272,6 +399,8 @@ uesp_op_sa_del(void *ctx, uint64_t id, uint32_t spi, enum overlay_dir dir)
 	sa = uesp_worker_sa_del(c->workers[r->worker], id, spi, dir);
 	if (sa == NULL)
 		return -ENOENT;
+	if (dir == OVERLAY_DIR_IN)
+		uesp_spi_forget(c, id, spi);
 	uesp_tunnel_sa_free(sa);
 	log_info("uesp: tunnel %llu: SA %s spi %u removed",
 	    (unsigned long long)id, overlay_dir_str(dir), spi);
@@ -345,4 +474,5 @@ const struct overlay_ops uesp_ops = {
 	.tunnel_stats = uesp_op_tunnel_stats,
 	.sa_stats = uesp_op_sa_stats,
 	.global_stats = uesp_op_global_stats,
+	.sa_update = uesp_op_sa_update,
 };

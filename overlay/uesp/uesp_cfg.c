@@ -261,12 +261,39 @@ cfg_prefix(const struct cfg_where *w, json_t *o, struct overlay_tunnel_params *p
 	return 0;
 }
 
+/* "allowed": ["10.1.0.0/16", "2001:db8::/48"]: the peer's inner sources. */
+static int
+cfg_allowed(const struct cfg_where *w, json_t *o,
+    struct overlay_tunnel_params *p)
+{
+	json_t *a = json_object_get(o, "allowed"), *v;
+	size_t i;
+
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > OVERLAY_ALLOWED_MAX) {
+		cfg_err(w, "\"allowed\" must be an array of at most %d prefixes",
+		    OVERLAY_ALLOWED_MAX);
+		return -1;
+	}
+	json_array_foreach(a, i, v) {
+		if (!json_is_string(v) || overlay_prefix_parse(json_string_value(v),
+		    &p->allowed[i]) < 0) {
+			cfg_err(w, "\"allowed\"[%zu] must be ADDRESS/PREFIXLEN "
+			    "with no host bits set", i);
+			return -1;
+		}
+	}
+	p->nallowed = (unsigned)json_array_size(a);
+	return 0;
+}
+
 static int
 cfg_tunnel(struct cfg_where *w, json_t *o, struct uesp_cfg_tunnel *t)
 {
 	static const char *const keys[] = { "id", "device", "encap", "vni",
 	    "local", "remote", "remote_port", "inner", "peer", "mtu",
-	    "spi_out", "sas", NULL };
+	    "allowed", "spi_out", "sas", NULL };
 	struct overlay_tunnel_params *p = &t->p;
 	const char *s;
 	json_t *sas, *v;
@@ -322,6 +349,8 @@ cfg_tunnel(struct cfg_where *w, json_t *o, struct uesp_cfg_tunnel *t)
 	if (cfg_uint(w, o, "mtu", true, OVERLAY_MTU_MIN, OVERLAY_MTU_MAX, &n) < 0)
 		return -1;
 	p->mtu = (uint32_t)n;
+	if (cfg_allowed(w, o, p) < 0)
+		return -1;
 	if (overlay_tunnel_params_check(p) < 0) {
 		cfg_err(w, "invalid tunnel");
 		return -1;
@@ -401,6 +430,61 @@ uesp_cfg_free(struct uesp_cfg *c)
 	free(c);
 }
 
+static bool
+cfg_same_key(const struct overlay_sa_params *a, const struct overlay_sa_params *b)
+{
+	return a->cipher == b->cipher &&
+	    memcmp(a->key, b->key, sizeof(a->key)) == 0 &&
+	    memcmp(a->salt, b->salt, sizeof(a->salt)) == 0;
+}
+
+/*
+ * Across the file, as overlay.h requires: an inbound SPI belongs to one
+ * SA of the site, an outbound key and salt to one SA.  Tunnel i against
+ * tunnels 0..i (itself included: the per-tunnel SPI check is in
+ * cfg_tunnel, this adds the key check).
+ */
+static int
+cfg_unique(struct cfg_where *w, const struct uesp_cfg *c, size_t i)
+{
+	const struct uesp_cfg_tunnel *t = &c->tunnels[i], *u;
+	unsigned a, b;
+	size_t j;
+
+	for (a = 0; a < t->nsa; a++) {
+		const struct overlay_sa_params *s = &t->sa[a];
+
+		for (j = 0; j <= i; j++) {
+			u = &c->tunnels[j];
+			for (b = 0; b < u->nsa; b++) {
+				const struct overlay_sa_params *r = &u->sa[b];
+
+				if (j == i && b >= a)
+					break;
+				if (s->dir != r->dir)
+					continue;
+				w->sa = (int)a;
+				if (s->dir == OVERLAY_DIR_IN && s->spi == r->spi &&
+				    j != i) {
+					cfg_err(w, "inbound SPI %u also in "
+					    "tunnels[%zu]: inbound SPIs are unique "
+					    "per site", s->spi, j);
+					return -1;
+				}
+				if (s->dir == OVERLAY_DIR_OUT &&
+				    cfg_same_key(s, r)) {
+					cfg_err(w, "same key and salt as "
+					    "tunnels[%zu].sas[%u]: an outbound "
+					    "key is used by one SA only", j, b);
+					return -1;
+				}
+				w->sa = -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static int
 cfg_top(struct cfg_where *w, json_t *root, struct uesp_cfg *c)
 {
@@ -465,6 +549,8 @@ cfg_top(struct cfg_where *w, json_t *root, struct uesp_cfg *c)
 				return -1;
 			}
 		}
+		if (cfg_unique(w, c, i) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -545,7 +631,7 @@ cfg_lifetime_json(const struct overlay_lifetime *l)
 int
 uesp_cfg_print(const struct uesp_cfg *c, FILE *out)
 {
-	json_t *root, *tunnels, *t, *sas;
+	json_t *root, *tunnels, *t, *sas, *al;
 	char a[64], b[64], d[64];
 	unsigned i, j;
 	int rc;
@@ -584,6 +670,11 @@ uesp_cfg_print(const struct uesp_cfg *c, FILE *out)
 		    "mtu", (json_int_t)p->mtu);
 		if (p->encap == OVERLAY_ENCAP_VXLAN)
 			json_object_set_new(t, "vni", json_integer(p->vni));
+		al = json_array();
+		for (j = 0; j < p->nallowed; j++)
+			json_array_append_new(al, json_string(overlay_prefix_str(
+			    &p->allowed[j], d, sizeof(d))));
+		json_object_set_new(t, "allowed", al);
 		json_object_set_new(t, "spi_out", json_integer(ct->spi_out));
 		json_object_set_new(t, "sas", sas);
 		json_array_append_new(tunnels, t);
@@ -634,14 +725,18 @@ cfg_lifetime_eq(const struct overlay_lifetime *a, const struct overlay_lifetime 
 	    a->seconds == b->seconds;
 }
 
+/* The same SA except perhaps its lifetimes: updated in place. */
+static bool
+cfg_sa_same(const struct overlay_sa_params *a, const struct overlay_sa_params *b)
+{
+	return cfg_same_key(a, b) && a->esn == b->esn &&
+	    a->replay_window == b->replay_window;
+}
+
 static bool
 cfg_sa_eq(const struct overlay_sa_params *a, const struct overlay_sa_params *b)
 {
-	return a->cipher == b->cipher && a->esn == b->esn &&
-	    a->replay_window == b->replay_window &&
-	    memcmp(a->key, b->key, sizeof(a->key)) == 0 &&
-	    memcmp(a->salt, b->salt, sizeof(a->salt)) == 0 &&
-	    cfg_lifetime_eq(&a->soft, &b->soft) &&
+	return cfg_sa_same(a, b) && cfg_lifetime_eq(&a->soft, &b->soft) &&
 	    cfg_lifetime_eq(&a->hard, &b->hard);
 }
 
@@ -689,6 +784,15 @@ cfg_add_sas(const struct overlay_ops *ops, void *ctx,
 		have = cfg_find_sa(ct, s->spi, s->dir);
 		if (have != NULL && cfg_sa_eq(have, s))
 			continue;
+		if (have != NULL && cfg_sa_same(have, s)) {
+			/* Only lifetimes: in place, the counter runs on. */
+			if ((rc = ops->sa_update(ctx, s)) < 0)
+				return cfg_fail("update SA", ct->p.id, s->spi, rc);
+			for (j = 0; j < ct->nsa; j++)
+				if (&ct->sa[j] == have)
+					ct->sa[j] = *s;
+			continue;
+		}
 		if (have != NULL) {
 			/* Same SPI, new keys or limits: replace it. */
 			if ((rc = ops->sa_del(ctx, ct->p.id, s->spi, dir)) < 0)
@@ -735,6 +839,55 @@ cfg_apply_tunnel(const struct overlay_ops *ops, void *ctx,
 	return 0;
 }
 
+/*
+ * An outbound key running now may stay only on the same SA of the same
+ * tunnel, kept as it is or with new lifetimes.  Anything else (the tunnel
+ * re-made, another SPI, another tunnel, other ESN or window) would add a
+ * second SA with that key, starting its nonces again: refused whole.
+ */
+static int
+cfg_reuse(const struct uesp_cfg *cur, const struct uesp_cfg *want)
+{
+	const struct uesp_cfg_tunnel *ct, *wt;
+	const struct overlay_sa_params *cs, *ws;
+	unsigned i, j, k, l;
+
+	for (i = 0; i < want->ntunnels; i++) {
+		wt = &want->tunnels[i];
+		for (j = 0; j < wt->nsa; j++) {
+			ws = &wt->sa[j];
+			if (ws->dir != OVERLAY_DIR_OUT)
+				continue;
+			for (k = 0; k < cur->ntunnels; k++) {
+				ct = &cur->tunnels[k];
+				for (l = 0; l < ct->nsa; l++) {
+					cs = &ct->sa[l];
+					if (cs->dir != OVERLAY_DIR_OUT ||
+					    !cfg_same_key(cs, ws))
+						continue;
+					if (ct->p.id == wt->p.id &&
+					    cs->spi == ws->spi &&
+					    cfg_sa_same(cs, ws) &&
+					    !overlay_tunnel_needs_remake(&ct->p,
+					    &wt->p))
+						continue;
+					log_warnx("reconcile: tunnel %llu SA out "
+					    "%u: its key and salt are in use by "
+					    "SA out %u of tunnel %llu, which this "
+					    "change would re-create or copy; an "
+					    "outbound key serves one SA only: "
+					    "give it a new key",
+					    (unsigned long long)wt->p.id,
+					    ws->spi, cs->spi,
+					    (unsigned long long)ct->p.id);
+					return -1;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
 int
 uesp_cfg_apply(const struct overlay_ops *ops, void *ctx, struct uesp_cfg *cur,
     const struct uesp_cfg *want)
@@ -744,6 +897,9 @@ uesp_cfg_apply(const struct overlay_ops *ops, void *ctx, struct uesp_cfg *cur,
 	unsigned i;
 	int rc;
 
+	/* 0. Refuse, before any change, what would seal with a key again. */
+	if (cfg_reuse(cur, want) < 0)
+		return -EEXIST;
 	/* 1. Tunnels that went away, or whose device must be re-made. */
 	for (i = 0; i < cur->ntunnels;) {
 		ct = &cur->tunnels[i];
@@ -771,7 +927,10 @@ uesp_cfg_apply(const struct overlay_ops *ops, void *ctx, struct uesp_cfg *cur,
 			ct->p = wt->p;
 		} else if (!overlay_addr_eq(&ct->p.remote, &wt->p.remote) ||
 		    ct->p.remote_port != wt->p.remote_port ||
-		    ct->p.mtu != wt->p.mtu) {
+		    ct->p.mtu != wt->p.mtu ||
+		    ct->p.nallowed != wt->p.nallowed ||
+		    memcmp(ct->p.allowed, wt->p.allowed,
+		    wt->p.nallowed * sizeof(wt->p.allowed[0])) != 0) {
 			if ((rc = ops->tunnel_update(ctx, &wt->p)) < 0)
 				return cfg_fail("update tunnel", wt->p.id, 0, rc);
 			ct->p = wt->p;

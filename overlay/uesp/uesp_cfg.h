@@ -11,6 +11,7 @@
  *     "tunnels": [ { "id": 1, "device": "uesp0", "encap": "gre"|"vxlan",
  *       "vni": 42, "local": "ADDR", "remote": "ADDR", "remote_port": 4500,
  *       "inner": "169.254.0.0/31", "peer": "169.254.0.1", "mtu": 1400,
+ *       "allowed": ["10.1.0.0/16", "2001:db8:1::/48"],
  *       "spi_out": 4097,
  *       "sas": [ { "dir": "in"|"out", "spi": 4096,
  *                  "cipher": "aes-gcm-128"|"aes-gcm-256",
@@ -21,7 +22,10 @@
  * The top-level options apply at start only (a reload keeps them).
  * Only remote and inner/peer/mtu/device/id/sas are required per tunnel
  * (and vni for VXLAN); spi_out may be left out when the tunnel has exactly
- * one outbound SA.  The key bytes stay in memory only while needed and are
+ * one outbound SA.  Across the file an inbound SPI appears once and an
+ * outbound key and salt once (overlay.h).  "allowed" (default: none) lists
+ * the inner source prefixes accepted from the peer besides its tunnel
+ * address.  The key bytes stay in memory only while needed and are
  * wiped by uesp_cfg_free; they are never printed.
  */
 #ifndef MESHWAN_UESP_CFG_H
@@ -58,10 +62,14 @@ void uesp_cfg_free(struct uesp_cfg *c);
 int uesp_cfg_print(const struct uesp_cfg *c, FILE *out);
 
 /*
- * Make the backend hold `want`, given that it holds *cur.  Order, so a
- * rekey drops nothing: remove tunnels that went away or must be re-made;
- * add/update tunnels; add inbound SAs, add outbound SAs, switch outbound
- * SAs; then remove the SAs no longer wanted.  *cur is updated after every
+ * Make the backend hold `want`, given that it holds *cur.  First, with no
+ * change made: refuse (-EEXIST) a `want` that would re-create a running
+ * outbound SA's key on another SA (a re-made tunnel, another SPI): its
+ * nonces would start again.  Then, so a rekey drops nothing: remove
+ * tunnels that went away or must be re-made; add/update tunnels; add
+ * inbound SAs, add outbound SAs (an SA whose lifetimes alone changed is
+ * updated in place), switch outbound SAs; then remove the SAs no longer
+ * wanted.  *cur is updated after every
  * successful step, so after a failure it still says exactly what the
  * backend holds and the next apply resumes from there.  0, or the first
  * -errno (logged).

@@ -2,6 +2,8 @@
  * uesp_main.c — meshwan-uesp: run userspace ESP tunnels from a static
  * file, without the controller.  For tests, benchmarks, and for users
  * debugging a link.  The file format is in uesp_cfg.h and README.md.
+ * Outbound sequence numbers are reserved ahead in CONFIG.seq (-S), so a
+ * restart on the same keys never seals a nonce twice (README.md, "Nonces").
  *
  * Control: SIGHUP re-reads the file and reconciles the running tunnels to
  * it (so a rekey is: edit the file, SIGHUP); SIGUSR1 writes statistics as
@@ -28,6 +30,7 @@
 struct uesp_main {
 	const char *config;
 	const char *stats_path;
+	const char *seq_path;	/* sequence reservation file */
 	const struct overlay_ops *ops;
 	void *ctx;
 	struct uesp_cfg *cur;	/* what the backend holds */
@@ -40,7 +43,7 @@ static void
 uesp_main_usage(FILE *f)
 {
 	fprintf(f,
-"usage: meshwan-uesp [-n] [-s FILE] [-d LIST] [-b BACKEND] CONFIG\n"
+"usage: meshwan-uesp [-n] [-s FILE] [-S FILE] [-d LIST] [-b BACKEND] CONFIG\n"
 "\n"
 "Runs the userspace ESP tunnels (ESP-in-UDP, GRE or VXLAN inside) that the\n"
 "JSON file CONFIG describes, until SIGINT or SIGTERM.\n"
@@ -48,6 +51,10 @@ uesp_main_usage(FILE *f)
 "  -n, --check        parse CONFIG, print it normalised (keys redacted), exit\n"
 "  -s, --stats FILE   write statistics as JSON to FILE once running (the\n"
 "                     tunnels are up and signals handled) and on SIGUSR1\n"
+"  -S, --seq-file FILE sequence reservation file (default CONFIG.seq): after\n"
+"                     a restart an outbound key resumes above every sequence\n"
+"                     number (= AES-GCM nonce) it may have used; keep it\n"
+"                     with CONFIG, one running process per file\n"
 "  -d, --debug LIST   debug logs for subsystems (e.g. uesp,null or all)\n"
 "  -b, --backend NAME overlay backend (uesp or null; default uesp)\n"
 "  -h, --help         this text\n"
@@ -60,11 +67,12 @@ uesp_main_usage(FILE *f)
 static json_t *
 uesp_main_drops(const struct overlay_drops *d)
 {
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 	    "auth", (json_int_t)d->auth, "replay", (json_int_t)d->replay,
 	    "unknown_spi", (json_int_t)d->unknown_spi,
 	    "malformed", (json_int_t)d->malformed,
-	    "no_sa", (json_int_t)d->no_sa, "io", (json_int_t)d->io);
+	    "no_sa", (json_int_t)d->no_sa, "io", (json_int_t)d->io,
+	    "source", (json_int_t)d->source);
 }
 
 static json_t *
@@ -168,6 +176,7 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "check", no_argument, NULL, 'n' },
 		{ "stats", required_argument, NULL, 's' },
+		{ "seq-file", required_argument, NULL, 'S' },
 		{ "debug", required_argument, NULL, 'd' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
@@ -177,6 +186,7 @@ main(int argc, char **argv)
 	struct uesp_cfg *cfg;
 	struct signalfd_siginfo si;
 	const char *backend = "uesp";
+	char seq_default[4096];
 	sigset_t set;
 	bool check = false, running = true;
 	int ch, sfd, rc;
@@ -193,13 +203,16 @@ main(int argc, char **argv)
 		return 1;
 	memset(&m, 0, sizeof(m));
 	log_init("meshwan-uesp", true);
-	while ((ch = getopt_long(argc, argv, "ns:d:b:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "ns:S:d:b:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'n':
 			check = true;
 			break;
 		case 's':
 			m.stats_path = optarg;
+			break;
+		case 'S':
+			m.seq_path = optarg;
 			break;
 		case 'd':
 			if (log_setdebug(optarg) < 0)
@@ -235,6 +248,13 @@ main(int argc, char **argv)
 		fatal("signalfd");
 	signal(SIGPIPE, SIG_IGN);
 
+	if (m.seq_path == NULL) {
+		if (snprintf(seq_default, sizeof(seq_default), "%s.seq",
+		    m.config) >= (int)sizeof(seq_default))
+			fatalx("%s: name too long for a sequence file", m.config);
+		m.seq_path = seq_default;
+	}
+	cfg->init.seq_file = m.seq_path;
 	if ((rc = m.ops->init(&cfg->init, &m.ctx)) < 0)
 		fatalx("backend %s: %s", backend, strerror(-rc));
 	if ((m.cur = uesp_cfg_empty()) == NULL)

@@ -5,6 +5,7 @@
  */
 #include "overlay/uesp/uesp_tunnel.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ uesp_tunnel_sa_new(const struct overlay_sa_params *p, uint64_t now_ms)
 	ep.esn = p->esn;
 	ep.replay_window = p->replay_window ? p->replay_window :
 	    OVERLAY_REPLAY_DEFAULT;
+	ep.seq_start = p->seq_start;
 	sa->esp = esp_sa_new(&ep, p->dir == OVERLAY_DIR_IN);
 	if (sa->esp == NULL) {
 		free(sa);
@@ -40,6 +42,9 @@ uesp_tunnel_sa_new(const struct overlay_sa_params *p, uint64_t now_ms)
 	sa->soft = p->soft;
 	sa->hard = p->hard;
 	sa->added_ms = now_ms;
+	sa->cipher = p->cipher;
+	sa->esn = p->esn;
+	sa->replay_window = p->replay_window;
 	return sa;
 }
 
@@ -48,6 +53,7 @@ uesp_tunnel_sa_free(struct uesp_sa *sa)
 {
 	if (sa == NULL)
 		return;
+	uesp_seq_release(sa->res);
 	esp_sa_free(sa->esp);
 	util_wipe(sa, sizeof(*sa));
 	free(sa);
@@ -87,7 +93,150 @@ uesp_tunnel_new(const struct overlay_tunnel_params *p)
 	t->src = p->local;
 	t->dev_fd = -1;
 	t->sock_fd = -1;
+	uesp_tunnel_set_allowed(t);
 	return t;
+}
+
+static uint32_t
+uesp_tunnel_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static void
+uesp_tunnel_get128(const uint8_t *p, uint64_t v[2])
+{
+	memcpy(&v[0], p, 8);
+	memcpy(&v[1], p + 8, 8);
+	v[0] = be64toh(v[0]);
+	v[1] = be64toh(v[1]);
+}
+
+static void
+uesp_tunnel_allow_add(struct uesp_allow *a, const struct overlay_prefix *p)
+{
+	unsigned len = p->len;
+
+	if (p->addr.family == AF_INET) {
+		a->m4[a->n4] = len == 0 ? 0 : ~(uint32_t)0 << (32 - len);
+		a->a4[a->n4] = uesp_tunnel_get32(p->addr.bytes) & a->m4[a->n4];
+		a->n4++;
+	} else if (p->addr.family == AF_INET6) {
+		uint64_t *m = a->m6[a->n6], *v = a->a6[a->n6];
+
+		m[0] = len == 0 ? 0 : len >= 64 ? ~(uint64_t)0 :
+		    ~(uint64_t)0 << (64 - len);
+		m[1] = len <= 64 ? 0 : len == 128 ? ~(uint64_t)0 :
+		    ~(uint64_t)0 << (128 - len);
+		uesp_tunnel_get128(p->addr.bytes, v);
+		v[0] &= m[0];
+		v[1] &= m[1];
+		a->n6++;
+	}
+}
+
+void
+uesp_tunnel_set_allowed(struct uesp_tunnel *t)
+{
+	struct overlay_prefix peer, ll;
+	unsigned i;
+
+	memset(&t->allow, 0, sizeof(t->allow));
+	/* The peer's tunnel address first: most packets come from it. */
+	if (t->p.inner_peer.family == AF_INET) {
+		memset(&peer, 0, sizeof(peer));
+		peer.addr = t->p.inner_peer;
+		peer.len = 32;
+		uesp_tunnel_allow_add(&t->allow, &peer);
+	}
+	/* IPv6 link-local: neighbour discovery; never forwarded. */
+	memset(&ll, 0, sizeof(ll));
+	ll.addr.family = AF_INET6;
+	ll.addr.bytes[0] = 0xfe;
+	ll.addr.bytes[1] = 0x80;
+	ll.len = 10;
+	uesp_tunnel_allow_add(&t->allow, &ll);
+	for (i = 0; i < t->p.nallowed && i < OVERLAY_ALLOWED_MAX; i++)
+		uesp_tunnel_allow_add(&t->allow, &t->p.allowed[i]);
+}
+
+static bool
+uesp_tunnel_v4_ok(const struct uesp_allow *a, const uint8_t *src)
+{
+	uint32_t v = uesp_tunnel_get32(src);
+	unsigned i;
+
+	for (i = 0; i < a->n4; i++)
+		if ((v & a->m4[i]) == a->a4[i])
+			return true;
+	return false;
+}
+
+static bool
+uesp_tunnel_v6_ok(const struct uesp_allow *a, const uint8_t *src)
+{
+	uint64_t v[2];
+	unsigned i;
+
+	uesp_tunnel_get128(src, v);
+	for (i = 0; i < a->n6; i++)
+		if ((v[0] & a->m6[i][0]) == a->a6[i][0] &&
+		    (v[1] & a->m6[i][1]) == a->a6[i][1])
+			return true;
+	return false;
+}
+
+/* An IP packet of the given version whose source is allowed. */
+static bool
+uesp_tunnel_ip_ok(const struct uesp_allow *a, const uint8_t *ip, size_t len,
+    unsigned version)
+{
+	if (len < 1 || ip[0] >> 4 != version)
+		return false;
+	if (version == 4)
+		return len >= 20 && uesp_tunnel_v4_ok(a, ip + 12);
+	return len >= 40 && uesp_tunnel_v6_ok(a, ip + 8);
+}
+
+/*
+ * The inner packet's source is one the peer may use.  GRE: the IP
+ * source.  VXLAN: IPv4/IPv6 by their source, ARP by its sender address
+ * (a forged one would poison our neighbour cache), behind at most one
+ * 802.1Q tag; any other frame is refused.
+ */
+static bool
+uesp_tunnel_src_ok(const struct uesp_tunnel *t, const uint8_t *in, size_t len)
+{
+	const struct uesp_allow *a = &t->allow;
+	const uint8_t *pl;
+	size_t off = 12;
+	unsigned type;
+
+	if (t->p.encap == OVERLAY_ENCAP_GRE)
+		return len >= 1 && uesp_tunnel_ip_ok(a, in, len, in[0] >> 4);
+	if (len < UESP_ETH_HLEN)
+		return false;
+	type = (unsigned)in[12] << 8 | in[13];
+	if (type == 0x8100) {
+		if (len < UESP_ETH_HLEN + 4)
+			return false;
+		off = 16;
+		type = (unsigned)in[16] << 8 | in[17];
+	}
+	pl = in + off + 2;
+	len -= off + 2;
+	switch (type) {
+	case 0x0800:
+		return uesp_tunnel_ip_ok(a, pl, len, 4);
+	case 0x86dd:
+		return uesp_tunnel_ip_ok(a, pl, len, 6);
+	case 0x0806:	/* Ethernet/IPv4 ARP: sender protocol address */
+		return len >= 28 && pl[0] == 0 && pl[1] == 1 && pl[2] == 8 &&
+		    pl[3] == 0 && pl[4] == 6 && pl[5] == 4 &&
+		    uesp_tunnel_v4_ok(a, pl + 14);
+	}
+	return false;
 }
 
 void
@@ -163,6 +312,33 @@ uesp_tunnel_sa_switch(struct uesp_tunnel *t, uint32_t spi)
 	return 0;
 }
 
+static void uesp_tunnel_sa_tick(struct uesp_tunnel *t, struct uesp_sa *sa,
+    uint64_t now_ms);
+
+int
+uesp_tunnel_sa_update(struct uesp_tunnel *t, const struct overlay_sa_params *p,
+    const uint8_t *kd, uint64_t now_ms)
+{
+	struct uesp_sa *sa;
+
+	if ((sa = uesp_tunnel_sa_find(t, p->spi, p->dir)) == NULL)
+		return -ENOENT;
+	if (sa->cipher != p->cipher || sa->esn != p->esn ||
+	    sa->replay_window != p->replay_window ||
+	    memcmp(sa->kd, kd, sizeof(sa->kd)) != 0) {
+		log_warnx("uesp: tunnel %llu SA %s %u: only lifetimes change in "
+		    "place (a new key is a new SA)", (unsigned long long)t->p.id,
+		    overlay_dir_str(p->dir), p->spi);
+		return -EINVAL;
+	}
+	sa->soft = p->soft;
+	sa->hard = p->hard;
+	/* Judged again against the new limits at once. */
+	sa->soft_expired = sa->hard_expired = false;
+	uesp_tunnel_sa_tick(t, sa, now_ms);
+	return 0;
+}
+
 static bool
 uesp_tunnel_over(const struct overlay_lifetime *l, const struct uesp_sa *sa)
 {
@@ -235,6 +411,12 @@ uesp_tunnel_tx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
 	int rc;
 
 	if (sa == NULL || sa->hard_expired) {
+		t->st.drops.no_sa++;
+		return -1;
+	}
+	/* The next number must be reserved on disk (uesp_seq.h). */
+	if (sa->res != NULL &&
+	    !uesp_seq_allow(sa->res, esp_sa_seq(sa->esp) + 1)) {
 		t->st.drops.no_sa++;
 		return -1;
 	}
@@ -334,6 +516,10 @@ uesp_tunnel_rx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
 		    t->p.vni, inner, inner_len) : -1;
 	if (rc < 0) {
 		t->st.drops.malformed++;
+		return 0;
+	}
+	if (!uesp_tunnel_src_ok(t, *inner, *inner_len)) {
+		t->st.drops.source++;
 		return 0;
 	}
 	t->st.rx_packets++;

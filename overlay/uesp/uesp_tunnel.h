@@ -20,6 +20,7 @@
 #include "overlay/overlay.h"
 #include "overlay/uesp/esp.h"
 #include "overlay/uesp/uesp_encap.h"
+#include "overlay/uesp/uesp_seq.h"
 
 #define UESP_SA_MAX	8	/* per direction per tunnel: live + draining */
 /* Room before the inner packet for the ESP header and the largest encap. */
@@ -38,6 +39,21 @@ struct uesp_sa {
 	uint64_t added_ms;
 	uint64_t packets, bytes; /* for lifetimes */
 	bool soft_expired, hard_expired;
+	/* What sa_update may not change; the key only as a keyed digest. */
+	enum overlay_cipher cipher;
+	bool esn;
+	uint32_t replay_window;
+	uint8_t kd[OVERLAY_KEY_DIGEST_LEN];
+	/* Outbound with a reservation file: how far it may send (uesp_seq.h);
+	 * released by uesp_tunnel_sa_free. */
+	struct uesp_seq_res *res;
+};
+
+/* Allowed inner sources, as masks for the packet path (see overlay.h). */
+struct uesp_allow {
+	unsigned n4, n6;
+	uint32_t a4[OVERLAY_ALLOWED_MAX + 1], m4[OVERLAY_ALLOWED_MAX + 1];
+	uint64_t a6[OVERLAY_ALLOWED_MAX + 1][2], m6[OVERLAY_ALLOWED_MAX + 1][2];
 };
 
 /* What an epoll event of a worker refers to. */
@@ -63,20 +79,32 @@ struct uesp_tunnel {
 	unsigned nin, nout;
 	struct uesp_sa *active;	/* one of out[], or NULL: fail closed */
 	struct overlay_tunnel_stats st;
+	struct uesp_allow allow;	/* from p: uesp_tunnel_set_allowed */
 	uint64_t last_tx_ms;	/* for NAT keepalives on idle tunnels */
 	unsigned worker;	/* index of the owning worker */
 	struct uesp_tunnel_ev ev_dev, ev_sock;
 };
 
 /*
- * A new SA from validated params (overlay_sa_params_check), keyed; NULL on
- * failure (logged).  The caller wipes its params.  uesp_tunnel_sa_free wipes and
- * frees; NULL ok.
+ * A new SA from validated params (overlay_sa_params_check), keyed, its
+ * outbound numbers starting above p->seq_start; NULL on failure (logged).
+ * The caller wipes its params and sets kd and res.  uesp_tunnel_sa_free
+ * releases the reservation, wipes and frees; NULL ok.
  */
 struct uesp_sa *uesp_tunnel_sa_new(const struct overlay_sa_params *p, uint64_t now_ms);
 void uesp_tunnel_sa_free(struct uesp_sa *sa);
 void uesp_tunnel_sa_stats(const struct uesp_sa *sa, bool active, uint64_t now_ms,
     struct overlay_sa_stats *out);
+
+/*
+ * Change an SA's lifetimes in place (overlay_ops.sa_update): 0, -ENOENT,
+ * or -EINVAL when anything but the lifetimes differs (kd is the keyed
+ * digest of p's key, made with the same overlay_keys as sa->kd).
+ */
+int uesp_tunnel_sa_update(struct uesp_tunnel *t,
+    const struct overlay_sa_params *p, const uint8_t *kd, uint64_t now_ms);
+/* Recompute t->allow from t->p (after tunnel_new does it, and on update). */
+void uesp_tunnel_set_allowed(struct uesp_tunnel *t);
 
 /* A tunnel with no SA; fds -1.  Frees with uesp_tunnel_free (its SAs too;
  * fds are closed by whoever opened them). */
@@ -103,7 +131,8 @@ void uesp_tunnel_stats(const struct uesp_tunnel *t,
  * Outbound: the inner packet (GRE: IP packet; VXLAN: Ethernet frame) is at
  * buf + UESP_HEADROOM, len bytes; buf holds UESP_BUF_LEN bytes.  On 0,
  * *dgram and *dlen is the UDP payload to send (ESP packet).  -1: dropped and
- * counted (no_sa, malformed, or sequence space exhausted as no_sa).
+ * counted (no_sa, malformed, or sequence space exhausted or not yet
+ * reserved on disk as no_sa).
  */
 int uesp_tunnel_tx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
     uint8_t **dgram, size_t *dlen);
@@ -112,7 +141,8 @@ int uesp_tunnel_tx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
  * Inbound: one received UDP payload buf/len (modified in place).  Returns
  * 1 with *inner and *inner_len to deliver to the device, or 0 when the
  * datagram was consumed or dropped (counted in t->st: keepalive, non-ESP
- * marker, unknown SPI, replay, auth, malformed, no_sa).  Nothing that fails
+ * marker, unknown SPI, replay, auth, malformed, no_sa, and source: an
+ * inner source address the tunnel does not allow from its peer).  Nothing that fails
  * a check is ever returned for delivery.
  */
 int uesp_tunnel_rx(struct uesp_tunnel *t, uint8_t *buf, size_t len,

@@ -29,6 +29,8 @@ struct uesp_cmd {
 	struct uesp_tunnel *t;
 	struct uesp_sa *sa;
 	const struct overlay_tunnel_params *params;
+	const struct overlay_sa_params *sap;
+	const uint8_t *kd;
 	uint64_t id;
 	uint32_t spi;
 	enum overlay_dir dir;
@@ -520,6 +522,7 @@ uesp_worker_do_update(struct uesp_worker *w, struct uesp_cmd *c)
 	    (rc = uesp_dev_set_mtu(t->p.ifname, p->mtu)) < 0)
 		return rc;
 	t->p = *p;
+	uesp_tunnel_set_allowed(t);
 	return 0;
 }
 
@@ -531,6 +534,16 @@ uesp_worker_do_sa_add(struct uesp_worker *w, struct uesp_cmd *c)
 	if ((t = uesp_worker_find(w, c->id, NULL)) == NULL)
 		return -ENOENT;
 	return uesp_tunnel_sa_insert(t, c->sa);
+}
+
+static int
+uesp_worker_do_sa_update(struct uesp_worker *w, struct uesp_cmd *c)
+{
+	struct uesp_tunnel *t;
+
+	if ((t = uesp_worker_find(w, c->id, NULL)) == NULL)
+		return -ENOENT;
+	return uesp_tunnel_sa_update(t, c->sap, c->kd, w->now_ms);
 }
 
 static int
@@ -589,6 +602,7 @@ uesp_worker_do_global(struct uesp_worker *w, struct uesp_cmd *c)
 	o->malformed += w->global.malformed;
 	o->no_sa += w->global.no_sa;
 	o->io += w->global.io;
+	o->source += w->global.source;
 	return 0;
 }
 
@@ -800,6 +814,16 @@ int
 uesp_worker_sa_add(struct uesp_worker *w, uint64_t id, struct uesp_sa *sa)
 {
 	struct uesp_cmd c = { .fn = uesp_worker_do_sa_add, .id = id, .sa = sa };
+
+	return uesp_worker_call(w, &c);
+}
+
+int
+uesp_worker_sa_update(struct uesp_worker *w, const struct overlay_sa_params *p,
+    const uint8_t *kd)
+{
+	struct uesp_cmd c = { .fn = uesp_worker_do_sa_update,
+	    .id = p->tunnel_id, .sap = p, .kd = kd };
 
 	return uesp_worker_call(w, &c);
 }

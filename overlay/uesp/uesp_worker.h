@@ -45,11 +45,15 @@ unsigned uesp_worker_ntunnels(const struct uesp_worker *w);
 int uesp_worker_add(struct uesp_worker *w, struct uesp_tunnel *t);
 /* Take it back (the caller closes its fds and frees it); NULL if unknown. */
 struct uesp_tunnel *uesp_worker_del(struct uesp_worker *w, uint64_t id);
-/* Remote address/port and MTU of a running tunnel: 0 or -errno. */
+/* Remote address/port, MTU and allowed sources of a running tunnel: 0 or
+ * -errno. */
 int uesp_worker_update(struct uesp_worker *w,
     const struct overlay_tunnel_params *p);
 /* 0, -ENOENT, -EEXIST, -ENOSPC; on error the caller still owns sa. */
 int uesp_worker_sa_add(struct uesp_worker *w, uint64_t id, struct uesp_sa *sa);
+/* Lifetimes of an installed SA, in place: 0, -ENOENT, -EINVAL. */
+int uesp_worker_sa_update(struct uesp_worker *w,
+    const struct overlay_sa_params *p, const uint8_t *kd);
 /* The removed SA for the caller to free, or NULL if unknown. */
 struct uesp_sa *uesp_worker_sa_del(struct uesp_worker *w, uint64_t id,
     uint32_t spi, enum overlay_dir dir);

@@ -48,6 +48,10 @@ fuzz_tunnel(enum overlay_encap encap, struct esp_sa **tx)
 	p.vni = encap == OVERLAY_ENCAP_VXLAN ? 42 : 0;
 	p.mtu = 1400;
 	overlay_addr_parse("192.0.2.2", &p.remote);
+	/* Any inner source: these exercise decapsulation, not the filter. */
+	overlay_prefix_parse("0.0.0.0/0", &p.allowed[0]);
+	overlay_prefix_parse("::/0", &p.allowed[1]);
+	p.nallowed = 2;
 	t = uesp_tunnel_new(&p);
 	memset(&s, 0, sizeof(s));
 	s.tunnel_id = 1;

@@ -120,7 +120,7 @@ test_null_records(void **state)
 	assert_string_equal(null_record(ctx),
 	    "init port=4500 workers=0\n"
 	    "tunnel_add tunnel=7 dev=t7 encap=gre vni=0 remote=192.0.2.2:4500 "
-	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1400\n"
+	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1400 allowed=0\n"
 	    "sa_add tunnel=7 dir=out spi=4096 cipher=aes-gcm-256 esn=1 "
 	    "window=1024\n"
 	    "sa_switch_out tunnel=7 spi=4096\n"
@@ -274,7 +274,7 @@ test_cfg_rekey_order(void **state)
 	uesp_cfg_free(want);
 	assert_string_equal(record_from(ctx, 1),
 	    "tunnel_add tunnel=5 dev=t5 encap=gre vni=0 remote=192.0.2.2:4500 "
-	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1400\n"
+	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1400 allowed=0\n"
 	    "sa_add tunnel=5 dir=in spi=8192 cipher=aes-gcm-256 esn=1 window=1024\n"
 	    "sa_add tunnel=5 dir=out spi=4096 cipher=aes-gcm-256 esn=1 window=1024\n"
 	    "sa_switch_out tunnel=5 spi=4096");
@@ -319,13 +319,219 @@ test_cfg_rekey_order(void **state)
 	assert_string_equal(record_from(ctx, mark),
 	    "tunnel_del tunnel=5\n"
 	    "tunnel_add tunnel=5 dev=t6 encap=gre vni=0 remote=192.0.2.2:4500 "
-	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1300");
+	    "inner=169.254.0.0/31 peer=169.254.0.1 mtu=1300 allowed=0");
 
 	/* Everything removed. */
 	want = load("{\"tunnels\": []}");
 	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
 	uesp_cfg_free(want);
 	assert_int_equal(cur->ntunnels, 0);
+	uesp_cfg_free(cur);
+	o->fini(ctx);
+}
+
+/*
+ * overlay.h's nonce and SPI rules, as the null backend keeps them: an
+ * outbound key serves one SA in the instance's life, lifetimes change in
+ * place, an inbound SPI is unique across the site's tunnels.
+ */
+static void
+test_null_key_and_spi_rules(void **state)
+{
+	const struct overlay_ops *o = overlay_find("null");
+	struct overlay_init_params ip = { 0 };
+	struct overlay_tunnel_params tp;
+	struct overlay_sa_params sp;
+	void *ctx;
+
+	assert_int_equal(o->version, 2);
+	assert_non_null(o->sa_update);
+	assert_int_equal(o->init(&ip, &ctx), 0);
+	tunnel_params(&tp, 1, "t1");
+	assert_int_equal(o->tunnel_add(ctx, &tp), 0);
+	tunnel_params(&tp, 2, "t2");
+	assert_int_equal(o->tunnel_add(ctx, &tp), 0);
+
+	memset(&sp, 0, sizeof(sp));
+	sp.tunnel_id = 1;
+	sp.dir = OVERLAY_DIR_OUT;
+	sp.spi = 4096;
+	sp.cipher = OVERLAY_AES_GCM_256;
+	memset(sp.key, 0x11, sizeof(sp.key));
+	memset(sp.salt, 0x22, sizeof(sp.salt));
+	sp.esn = true;
+	assert_int_equal(o->sa_add(ctx, &sp), 0);
+	/* Lifetimes in place; anything else is not an update. */
+	sp.hard.seconds = 7200;
+	assert_int_equal(o->sa_update(ctx, &sp), 0);
+	assert_non_null(strstr(null_record(ctx),
+	    "sa_update tunnel=1 dir=out spi=4096 soft=0/0/0 hard=0/0/7200"));
+	sp.key[0] ^= 1;
+	assert_int_equal(o->sa_update(ctx, &sp), -EINVAL);
+	sp.key[0] ^= 1;
+	sp.esn = false;
+	assert_int_equal(o->sa_update(ctx, &sp), -EINVAL);
+	sp.esn = true;
+	/* The same key on another SPI, another tunnel, or after the first SA
+	 * is gone: refused.  The same key with another salt is another
+	 * nonce space, and fine. */
+	sp.spi = 4097;
+	assert_int_equal(o->sa_add(ctx, &sp), -EEXIST);
+	sp.tunnel_id = 2;
+	assert_int_equal(o->sa_add(ctx, &sp), -EEXIST);
+	assert_int_equal(o->sa_del(ctx, 1, 4096, OVERLAY_DIR_OUT), 0);
+	sp.tunnel_id = 1;
+	sp.spi = 4096;
+	assert_int_equal(o->sa_add(ctx, &sp), -EEXIST);
+	assert_int_equal(o->tunnel_del(ctx, 1), 0);
+	tunnel_params(&tp, 1, "t1");
+	assert_int_equal(o->tunnel_add(ctx, &tp), 0);
+	assert_int_equal(o->sa_add(ctx, &sp), -EEXIST);
+	sp.salt[0] ^= 1;
+	assert_int_equal(o->sa_add(ctx, &sp), 0);
+	/* Inbound keys may repeat (a peer's choice); start numbers are
+	 * outbound only. */
+	sp.dir = OVERLAY_DIR_IN;
+	sp.spi = 8192;
+	assert_int_equal(o->sa_add(ctx, &sp), 0);
+	/* An inbound SPI is unique across the site, live or draining. */
+	sp.tunnel_id = 2;
+	memset(sp.key, 0x33, sizeof(sp.key));
+	assert_int_equal(o->sa_add(ctx, &sp), -EEXIST);
+	sp.spi = 8193;
+	assert_int_equal(o->sa_add(ctx, &sp), 0);
+	sp.seq_start = 5;
+	sp.spi = 8194;
+	assert_int_equal(o->sa_add(ctx, &sp), -EINVAL);
+	/* Once its SA is deleted, the SPI is free again. */
+	assert_int_equal(o->sa_del(ctx, 1, 8192, OVERLAY_DIR_IN), 0);
+	sp.seq_start = 0;
+	sp.spi = 8192;
+	assert_int_equal(o->sa_add(ctx, &sp), 0);
+	o->fini(ctx);
+}
+
+/* The allowed source prefixes: parsed, checked, printed. */
+static void
+test_cfg_allowed(void **state)
+{
+	struct overlay_tunnel_params tp;
+	struct overlay_prefix pf;
+	struct uesp_cfg *c;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	uint8_t a[16];
+
+	assert_int_equal(overlay_prefix_parse("10.1.0.0/16", &pf), 0);
+	memcpy(a, (uint8_t[]){ 10, 1, 200, 3 }, 4);
+	assert_true(overlay_prefix_has(&pf, AF_INET, a));
+	a[1] = 2;
+	assert_false(overlay_prefix_has(&pf, AF_INET, a));
+	assert_int_equal(overlay_prefix_parse("2001:db8::/33", &pf), 0);
+	assert_int_equal(overlay_prefix_parse("10.1.0.1/16", &pf), -1);
+	assert_int_equal(overlay_prefix_parse("10.1.0.0/33", &pf), -1);
+	assert_int_equal(overlay_prefix_parse("10.1.0.0", &pf), -1);
+	assert_int_equal(overlay_prefix_parse("10.1.0.0/", &pf), -1);
+	assert_int_equal(overlay_prefix_parse("::/129", &pf), -1);
+	tunnel_params(&tp, 1, "t1");
+	tp.nallowed = OVERLAY_ALLOWED_MAX + 1;
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL);
+	tp.nallowed = 1;
+	tp.allowed[0].addr.family = AF_INET;
+	tp.allowed[0].addr.bytes[3] = 1;
+	tp.allowed[0].len = 24;
+	assert_int_equal(overlay_tunnel_params_check(&tp), -EINVAL);
+	tp.allowed[0].len = 32;
+	assert_int_equal(overlay_tunnel_params_check(&tp), 0);
+
+	c = load(TUN_HEAD "\"allowed\": [\"10.1.0.0/16\", \"2001:db8:1::/48\"], "
+	    "\"sas\": []}]}");
+	assert_non_null(c);
+	assert_int_equal(c->tunnels[0].p.nallowed, 2);
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(uesp_cfg_print(c, f), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "\"10.1.0.0/16\""));
+	assert_non_null(strstr(buf, "\"2001:db8:1::/48\""));
+	free(buf);
+	uesp_cfg_free(c);
+	assert_null(load(TUN_HEAD "\"allowed\": [\"10.1.0.1/16\"], \"sas\": []}]}"));
+	assert_null(load(TUN_HEAD "\"allowed\": \"10.1.0.0/16\", \"sas\": []}]}"));
+}
+
+#define TUN1 "{\"id\": 5, \"device\": \"t5\", \"remote\": \"192.0.2.2\", " \
+	"\"inner\": \"169.254.0.0/31\", \"peer\": \"169.254.0.1\", \"mtu\": 1400, "
+#define TUN2 "{\"id\": 6, \"device\": \"t6\", \"remote\": \"192.0.2.3\", " \
+	"\"inner\": \"169.254.0.2/31\", \"peer\": \"169.254.0.3\", \"mtu\": 1400, "
+
+/*
+ * meshwan-uesp's reconcile keeps the nonce rule: a lifetime edit is an
+ * sa_update (the counter runs on), and a change that would put a running
+ * outbound key on a new SA (a re-made tunnel) is refused before anything
+ * is touched.  Across the file an outbound key and an inbound SPI appear
+ * once.
+ */
+static void
+test_cfg_nonce_rules(void **state)
+{
+	const struct overlay_ops *o = overlay_find("null");
+	struct overlay_init_params ip = { 0 };
+	struct uesp_cfg *cur, *want;
+	unsigned mark;
+	void *ctx;
+
+	assert_null(load("{\"tunnels\": [" TUN1 "\"sas\": ["
+	    SA("out", 4096, K1) "]}, " TUN2 "\"sas\": [" SA("out", 4096, K1)
+	    "]}]}"));
+	assert_null(load("{\"tunnels\": [" TUN1 "\"sas\": ["
+	    SA("in", 4096, K1) "]}, " TUN2 "\"sas\": [" SA("in", 4096, K2)
+	    "]}]}"));
+	assert_null(load(TUN_HEAD "\"spi_out\": 4096, \"sas\": ["
+	    SA("out", 4096, K1) "," SA("out", 4097, K1) "]}]}"));
+
+	assert_int_equal(o->init(&ip, &ctx), 0);
+	cur = uesp_cfg_empty();
+	want = load(TUN_HEAD "\"sas\": [" SA("out", 4096, K1) "]}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+
+	mark = null_calls(ctx);
+	want = load(TUN_HEAD "\"sas\": [{\"dir\": \"out\", \"spi\": 4096, "
+	    "\"key\": \"" K1 "\", \"salt\": \"0a0b0c0d\", "
+	    "\"hard\": {\"seconds\": 3600}}]}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+	assert_string_equal(record_from(ctx, mark),
+	    "sa_update tunnel=5 dir=out spi=4096 soft=0/0/0 hard=0/0/3600");
+
+	/* A new device name re-makes the tunnel: with the same outbound key
+	 * that is refused whole, nothing deleted. */
+	mark = null_calls(ctx);
+	want = load("{\"tunnels\": [{\"id\": 5, \"device\": \"t9\", "
+	    "\"remote\": \"192.0.2.2\", \"inner\": \"169.254.0.0/31\", "
+	    "\"peer\": \"169.254.0.1\", \"mtu\": 1400, \"sas\": ["
+	    SA("out", 4096, K1) "]}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), -EEXIST);
+	assert_int_equal(null_calls(ctx), mark);
+	uesp_cfg_free(want);
+	/* So is the same key moved to another SPI. */
+	want = load(TUN_HEAD "\"sas\": [" SA("out", 4100, K1) "]}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), -EEXIST);
+	assert_int_equal(null_calls(ctx), mark);
+	uesp_cfg_free(want);
+	/* With a new key the re-make goes through. */
+	want = load("{\"tunnels\": [{\"id\": 5, \"device\": \"t9\", "
+	    "\"remote\": \"192.0.2.2\", \"inner\": \"169.254.0.0/31\", "
+	    "\"peer\": \"169.254.0.1\", \"mtu\": 1400, \"sas\": ["
+	    SA("out", 4096, K2) "]}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), 0);
+	uesp_cfg_free(want);
+	/* The old key, gone from the backend, is still refused by it. */
+	want = load(TUN_HEAD "\"sas\": [" SA("out", 4096, K1) "]}]}");
+	assert_int_equal(uesp_cfg_apply(o, ctx, cur, want), -EEXIST);
+	uesp_cfg_free(want);
 	uesp_cfg_free(cur);
 	o->fini(ctx);
 }
@@ -340,6 +546,9 @@ main(void)
 		cmocka_unit_test(test_cfg_errors),
 		cmocka_unit_test(test_cfg_print_redacts),
 		cmocka_unit_test(test_cfg_rekey_order),
+		cmocka_unit_test(test_null_key_and_spi_rules),
+		cmocka_unit_test(test_cfg_allowed),
+		cmocka_unit_test(test_cfg_nonce_rules),
 	};
 
 	log_init("test_overlay", true);

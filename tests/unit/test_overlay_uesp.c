@@ -418,6 +418,10 @@ mk_tunnel(enum overlay_encap encap)
 	p.vni = encap == OVERLAY_ENCAP_VXLAN ? 42 : 0;
 	p.mtu = 1400;
 	strcpy(p.ifname, "t0");
+	/* Any inner source: the filter has its own test. */
+	overlay_prefix_parse("0.0.0.0/0", &p.allowed[0]);
+	overlay_prefix_parse("::/0", &p.allowed[1]);
+	p.nallowed = 2;
 	return uesp_tunnel_new(&p);
 }
 
@@ -672,6 +676,183 @@ test_wrong_inner(void **state)
 	uesp_tunnel_free(vtx);
 }
 
+/* Seal the inner packet/frame in[0..n) as sender t would. */
+static size_t
+seal_raw(struct uesp_tunnel *t, const uint8_t *in, size_t n, uint8_t *out)
+{
+	static uint8_t buf[UESP_BUF_LEN];
+	uint8_t *dg;
+	size_t dlen;
+
+	memcpy(buf + UESP_HEADROOM, in, n);
+	assert_int_equal(uesp_tunnel_tx(t, buf, n, &dg, &dlen), 0);
+	memcpy(out, dg, dlen);
+	return dlen;
+}
+
+/* Delivered (1) or dropped (0), and if dropped, counted as source. */
+static int
+rx_src(struct uesp_tunnel *rx, struct uesp_tunnel *tx, const uint8_t *in,
+    size_t n)
+{
+	uint8_t dg[UESP_BUF_LEN], *inner;
+	size_t dlen, ilen;
+	uint64_t before = rx->st.drops.source;
+	int r;
+
+	dlen = seal_raw(tx, in, n, dg);
+	r = uesp_tunnel_rx(rx, dg, dlen, &inner, &ilen);
+	assert_int_equal(rx->st.drops.source, before + (r == 0));
+	return r;
+}
+
+/*
+ * Authentic packets from sources the tunnel does not allow are dropped
+ * (counted as source), for GRE (IPv4, IPv6) and VXLAN (IPv4, IPv6, ARP,
+ * a VLAN tag, other frames).  Allowed: the peer's tunnel address, the
+ * listed prefixes, IPv6 link-local.
+ */
+static void
+test_source_filter(void **state)
+{
+	struct uesp_tunnel *rx = mk_tunnel(OVERLAY_ENCAP_GRE);
+	struct uesp_tunnel *tx = mk_sender(OVERLAY_ENCAP_GRE, 0x1000, key1);
+	struct uesp_tunnel *vrx = mk_tunnel(OVERLAY_ENCAP_VXLAN);
+	struct uesp_tunnel *vtx = mk_sender(OVERLAY_ENCAP_VXLAN, 0x2000, key2);
+	uint8_t v4[60], v6[80], fr[100];
+
+	assert_int_equal(uesp_tunnel_sa_insert(rx, mk_sa(OVERLAY_DIR_IN,
+	    0x1000, key1)), 0);
+	assert_int_equal(uesp_tunnel_sa_insert(vrx, mk_sa(OVERLAY_DIR_IN,
+	    0x2000, key2)), 0);
+	rx->p.nallowed = 2;
+	assert_int_equal(overlay_prefix_parse("10.1.0.0/16", &rx->p.allowed[0]), 0);
+	assert_int_equal(overlay_prefix_parse("2001:db8:1::/48",
+	    &rx->p.allowed[1]), 0);
+	uesp_tunnel_set_allowed(rx);
+	vrx->p.nallowed = 2;
+	vrx->p.allowed[0] = rx->p.allowed[0];
+	vrx->p.allowed[1] = rx->p.allowed[1];
+	uesp_tunnel_set_allowed(vrx);
+
+	/* GRE, IPv4: peer, listed, and forged sources. */
+	memset(v4, 0, sizeof(v4));
+	v4[0] = 0x45;
+	memcpy(v4 + 12, (uint8_t[]){ 169, 254, 0, 1 }, 4);
+	assert_int_equal(rx_src(rx, tx, v4, sizeof(v4)), 1);
+	memcpy(v4 + 12, (uint8_t[]){ 10, 1, 77, 9 }, 4);
+	assert_int_equal(rx_src(rx, tx, v4, sizeof(v4)), 1);
+	memcpy(v4 + 12, (uint8_t[]){ 10, 2, 77, 9 }, 4);
+	assert_int_equal(rx_src(rx, tx, v4, sizeof(v4)), 0);
+	memcpy(v4 + 12, (uint8_t[]){ 169, 254, 0, 0 }, 4); /* our own */
+	assert_int_equal(rx_src(rx, tx, v4, sizeof(v4)), 0);
+	/* GRE, IPv6: listed, link-local, forged. */
+	memset(v6, 0, sizeof(v6));
+	v6[0] = 0x60;
+	memcpy(v6 + 8, (uint8_t[]){ 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0xff }, 7);
+	assert_int_equal(rx_src(rx, tx, v6, sizeof(v6)), 1);
+	memcpy(v6 + 8, (uint8_t[]){ 0xfe, 0x80 }, 2);
+	assert_int_equal(rx_src(rx, tx, v6, sizeof(v6)), 1);
+	memcpy(v6 + 8, (uint8_t[]){ 0x20, 0x01, 0x0d, 0xb8, 0, 2 }, 6);
+	assert_int_equal(rx_src(rx, tx, v6, sizeof(v6)), 0);
+	assert_int_equal(rx->st.drops.source, 3);
+	assert_int_equal(rx->st.rx_packets, 4);
+	/* The list is the tunnel's: changed in place, at once. */
+	rx->p.nallowed = 0;
+	uesp_tunnel_set_allowed(rx);
+	memcpy(v4 + 12, (uint8_t[]){ 10, 1, 77, 9 }, 4);
+	assert_int_equal(rx_src(rx, tx, v4, sizeof(v4)), 0);
+	memcpy(v4 + 12, (uint8_t[]){ 169, 254, 0, 1 }, 4);
+	assert_int_equal(rx_src(rx, tx, v4, sizeof(v4)), 1);
+
+	/* VXLAN: IPv4 in Ethernet, then behind a VLAN tag. */
+	memset(fr, 0, sizeof(fr));
+	fr[12] = 0x08;
+	fr[14] = 0x45;
+	memcpy(fr + 14 + 12, (uint8_t[]){ 10, 1, 0, 1 }, 4);
+	assert_int_equal(rx_src(vrx, vtx, fr, 74), 1);
+	memcpy(fr + 14 + 12, (uint8_t[]){ 10, 9, 0, 1 }, 4);
+	assert_int_equal(rx_src(vrx, vtx, fr, 74), 0);
+	memmove(fr + 18, fr + 14, 60);
+	fr[12] = 0x81;
+	fr[13] = 0x00;
+	fr[16] = 0x08;
+	fr[17] = 0x00;
+	assert_int_equal(rx_src(vrx, vtx, fr, 78), 0);
+	memcpy(fr + 18 + 12, (uint8_t[]){ 10, 1, 0, 1 }, 4);
+	assert_int_equal(rx_src(vrx, vtx, fr, 78), 1);
+	/* An IPv4 ethertype over an IPv6 header is not IPv4. */
+	memset(fr, 0, sizeof(fr));
+	fr[12] = 0x08;
+	fr[14] = 0x60;
+	assert_int_equal(rx_src(vrx, vtx, fr, 74), 0);
+	/* ARP: the sender's protocol address counts. */
+	memset(fr, 0, sizeof(fr));
+	memcpy(fr + 12, (uint8_t[]){ 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1 },
+	    10);
+	memcpy(fr + 14 + 14, (uint8_t[]){ 169, 254, 0, 1 }, 4);
+	assert_int_equal(rx_src(vrx, vtx, fr, 60), 1);
+	memcpy(fr + 14 + 14, (uint8_t[]){ 169, 254, 0, 0 }, 4);
+	assert_int_equal(rx_src(vrx, vtx, fr, 60), 0);
+	/* IPv6 in Ethernet, and a frame of another kind (LLDP). */
+	memset(fr, 0, sizeof(fr));
+	fr[12] = 0x86;
+	fr[13] = 0xdd;
+	fr[14] = 0x60;
+	memcpy(fr + 14 + 8, (uint8_t[]){ 0x20, 0x01, 0x0d, 0xb8, 0, 1 }, 6);
+	assert_int_equal(rx_src(vrx, vtx, fr, 94), 1);
+	fr[12] = 0x88;
+	fr[13] = 0xcc;
+	assert_int_equal(rx_src(vrx, vtx, fr, 94), 0);
+	assert_int_equal(vrx->st.drops.source, 5);
+	assert_int_equal(vrx->st.drops.malformed, 0);
+
+	uesp_tunnel_free(rx);
+	uesp_tunnel_free(tx);
+	uesp_tunnel_free(vrx);
+	uesp_tunnel_free(vtx);
+}
+
+/* Lifetimes change in place; the sequence number runs on. */
+static void
+test_sa_update(void **state)
+{
+	struct uesp_tunnel *t = mk_sender(OVERLAY_ENCAP_GRE, 0x1000, key1);
+	struct overlay_sa_params p;
+	struct overlay_sa_stats ss;
+	uint8_t dg[UESP_BUF_LEN], kd[OVERLAY_KEY_DIGEST_LEN] = { 0 };
+
+	seal(t, 1, dg);
+	seal(t, 2, dg);
+	memset(&p, 0, sizeof(p));
+	p.tunnel_id = 1;
+	p.dir = OVERLAY_DIR_OUT;
+	p.spi = 0x1000;
+	p.cipher = OVERLAY_AES_GCM_256;
+	p.esn = true;
+	p.replay_window = 64;
+	p.hard.packets = 2;
+	/* mk_sa leaves the digest zero: the same "key". */
+	assert_int_equal(uesp_tunnel_sa_update(t, &p, kd, 0), 0);
+	uesp_tunnel_sa_stats(t->active, true, 0, &ss);
+	assert_true(ss.hard_expired);
+	assert_int_equal(ss.seq, 2);
+	p.hard.packets = 10;
+	assert_int_equal(uesp_tunnel_sa_update(t, &p, kd, 0), 0);
+	seal(t, 3, dg);
+	uesp_tunnel_sa_stats(t->active, true, 0, &ss);
+	assert_false(ss.hard_expired);
+	assert_int_equal(ss.seq, 3);
+	kd[0] = 1;
+	assert_int_equal(uesp_tunnel_sa_update(t, &p, kd, 0), -EINVAL);
+	kd[0] = 0;
+	p.esn = false;
+	assert_int_equal(uesp_tunnel_sa_update(t, &p, kd, 0), -EINVAL);
+	p.spi = 0x1001;
+	assert_int_equal(uesp_tunnel_sa_update(t, &p, kd, 0), -ENOENT);
+	uesp_tunnel_free(t);
+}
+
 /* No active outbound SA, or its hard limit reached: nothing is sent. */
 static void
 test_fail_closed(void **state)
@@ -728,6 +909,8 @@ main(void)
 		cmocka_unit_test(test_tamper),
 		cmocka_unit_test(test_wrong_inner),
 		cmocka_unit_test(test_fail_closed),
+		cmocka_unit_test(test_source_filter),
+		cmocka_unit_test(test_sa_update),
 	};
 
 	log_init("test_overlay_uesp", true);
