@@ -1332,6 +1332,30 @@ res_note_rollback(struct reconcile_result *res)
 		    "restored (key used), its tunnel needs a rekey");
 }
 
+static int
+tunnel_allowed(struct reconcile *r, struct want *w, char *err, size_t errlen)
+{
+	unsigned n = 0;
+
+	if (r->cfg.allowed == NULL)
+		return 0;
+	err[0] = '\0';
+	if (r->cfg.allowed(r->cfg.allowed_arg, w->t, w->p.allowed,
+	    OVERLAY_ALLOWED_MAX, &n, err, errlen) < 0 ||
+	    n > OVERLAY_ALLOWED_MAX) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "allowed sources not available");
+		return -1;
+	}
+	w->p.nallowed = n;
+	if (overlay_tunnel_params_check(&w->p) < 0) {
+		snprintf(err, errlen, "allowed source prefixes refused by the "
+		    "overlay checks");
+		return -1;
+	}
+	return 0;
+}
+
 /* Intent tunnels as wants, sorted by id, with their parameters. */
 static int
 plan_tunnels(struct reconcile *r, const struct msg_intent *in,
@@ -1357,7 +1381,8 @@ plan_tunnels(struct reconcile *r, const struct msg_intent *in,
 			mtu = r->cfg.link_mtu(r->cfg.mtu_arg,
 			    w->t->local_link);
 		if (reconcile_tunnel_params(&in->site, w->t, r->prefix, mtu,
-		    &w->p, why, sizeof(why)) < 0) {
+		    &w->p, why, sizeof(why)) < 0 ||
+		    tunnel_allowed(r, w, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "tunnel %llu: %s",
 			    (unsigned long long)w->t->id, why);
 			return -1;

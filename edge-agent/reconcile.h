@@ -108,6 +108,17 @@ typedef int (*reconcile_key_fn)(void *arg, const struct msg_tunnel *t,
 /* Outer MTU of a WAN link by name; 0 = RECONCILE_OUTER_MTU. */
 typedef uint32_t (*reconcile_mtu_fn)(void *arg, const char *link);
 
+/*
+ * Inner source prefixes tunnel t's peer may send from (overlay.h "Inner
+ * sources"): the same per-peer lists the FRR driver's inbound filters use
+ * (its LAN prefixes, or what a hub carries).  Fill out[0..max) and *n;
+ * 0, or -1 with a reason in err.  Without a callback every tunnel accepts
+ * only its peer's tunnel address (fail closed).
+ */
+typedef int (*reconcile_allowed_fn)(void *arg, const struct msg_tunnel *t,
+    struct overlay_prefix *out, unsigned max, unsigned *n, char *err,
+    size_t errlen);
+
 struct reconcile_config {
 	const struct overlay_ops *ops;	/* the backend; not owned */
 	void *octx;			/* its instance; not owned */
@@ -115,6 +126,8 @@ struct reconcile_config {
 	void *key_arg;
 	reconcile_mtu_fn link_mtu;	/* NULL = RECONCILE_OUTER_MTU */
 	void *mtu_arg;
+	reconcile_allowed_fn allowed;	/* NULL = peer's tunnel address only */
+	void *allowed_arg;
 	const char *ifprefix;		/* [a-z0-9], 1..3 chars; NULL = "mw" */
 };
 

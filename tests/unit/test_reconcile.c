@@ -965,6 +965,78 @@ test_uesp(void **state)
 	target = &null_ops;
 }
 
+static int
+test_allowed(void *arg, const struct msg_tunnel *t, struct overlay_prefix *out,
+    unsigned max, unsigned *n, char *err, size_t errlen)
+{
+	const char *pfx = arg;
+
+	(void)max;
+	if (t->id == 9) {
+		snprintf(err, errlen, "peer site %llu has no prefixes",
+		    (unsigned long long)t->peer.site_id);
+		return -1;
+	}
+	assert_int_equal(overlay_prefix_parse(pfx, &out[0]), 0);
+	*n = 1;
+	return 0;
+}
+
+/* Allowed sources reach the backend and change in place; lifetimes
+ * change in place (sa_update), never by a new SA. */
+static void
+test_allowed_and_lifetimes(void **state)
+{
+	struct fx f;
+	struct msg_intent a;
+	struct reconcile_config c = { 0 };
+	char pfx[32] = "10.1.0.0/24";
+	uint64_t ids[] = { 1, 2 }, ids9[] = { 1, 9 };
+	unsigned before;
+	const char *rec;
+
+	(void)state;
+	fx_open(&f, &null_ops);
+	reconcile_free(f.r);
+	c.ops = &null_ops;
+	c.octx = f.octx;
+	c.key = test_key;
+	c.allowed = test_allowed;
+	c.allowed_arg = pfx;
+	f.r = reconcile_new(&c);
+	fill_intent(&a, 1, ids, 2);
+	apply_ok(&f, &a);
+	assert_int_equal(reconcile_tunnel_find(f.r, 1)->p.nallowed, 1);
+	assert_non_null(strstr(null_record(f.octx), "allowed=1"));
+
+	strcpy(pfx, "10.9.0.0/16");
+	before = null_calls(f.octx);
+	apply_ok(&f, &a);
+	assert_int_equal(null_calls(f.octx) - before, 2);
+	rec = strstr(null_record(f.octx), "tunnel_update tunnel=1 ");
+	assert_non_null(rec);
+	assert_null(strstr(rec, "sa_"));
+
+	before = null_calls(f.octx);
+	tun(&a, 2)->crypto.rekey_seconds = 600;
+	apply_ok(&f, &a);
+	assert_int_equal(null_calls(f.octx) - before, 2);
+	rec = strstr(null_record(f.octx), "sa_update tunnel=2 dir=in spi=4098 "
+	    "soft=0/0/600");
+	assert_non_null(rec);
+	assert_non_null(strstr(rec, "sa_update tunnel=2 dir=out spi=8194"));
+	assert_null(strstr(rec, "sa_add"));
+	assert_null(strstr(rec, "sa_del"));
+	assert_null(strstr(rec, "tunnel=1 "));
+	assert_int_equal(reconcile_tunnel_find(f.r, 2)->soft[0].seconds, 600);
+	msg_intent_free(&a);
+
+	fill_intent(&a, 2, ids9, 2);
+	expect_refused(&f, &a, "tunnel 9: peer site 109 has no prefixes");
+	msg_intent_free(&a);
+	fx_close(&f);
+}
+
 int
 main(void)
 {
@@ -980,6 +1052,7 @@ main(void)
 		cmocka_unit_test(test_rekey_steps),
 		cmocka_unit_test(test_rekey_rollback),
 		cmocka_unit_test(test_adopt),
+		cmocka_unit_test(test_allowed_and_lifetimes),
 		cmocka_unit_test(test_uesp),	/* last: leaves the netns */
 	};
 
