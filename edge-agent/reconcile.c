@@ -975,10 +975,10 @@ plan_sas(struct reconcile *r, const struct msg_intent *in, struct want *w,
 					w->upd[w->nupd++] = *s;
 			}
 		} else {
-			if (s->sa_epoch > wout.sa_epoch &&
-			    (ahead == NULL || cur->spi_out_active == s->spi ||
-			    (cur->spi_out_active != ahead->spi &&
-			    s->sa_epoch > ahead->sa_epoch)))
+			/* The active outbound SA, switched to by a rekey step
+			 * the intent does not name yet, stays. */
+			if (s->spi == cur->spi_out_active &&
+			    s->sa_epoch > wout.sa_epoch)
 				ahead = s;
 			continue;
 		}
