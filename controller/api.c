@@ -1476,35 +1476,19 @@ api_rekey_finish(struct api_call *c, bool site, uint64_t a, uint64_t b)
 static void
 api_tunnel_rekey(struct api_call *c)
 {
-	struct model_tunnel *t = NULL;
+	struct model_tunnel t;
 	struct model_error err;
-	uint64_t next, a = 0, b = 0;
-	size_t n = 0, lo = 0, hi;
 
-	if (store_tunnel_list(c->api->st, &t, &n, &next, &err) == -1) {
-		api_model_error(c, &err);
-		return;
-	}
-	hi = n;
-	while (lo < hi) {	/* sorted by id */
-		size_t mid = (lo + hi) / 2;
-
-		if (t[mid].id < c->id)
-			lo = mid + 1;
+	/* By primary key: one row, not every tunnel of the network. */
+	if (store_tunnel_get(c->api->st, c->id, &t, &err) == -1) {
+		if (err.code == MODEL_E_NOT_FOUND)
+			api_error(c, 404, "not_found", NULL, "no tunnel %"
+			    PRIu64, c->id);
 		else
-			hi = mid;
-	}
-	if (lo < n && t[lo].id == c->id) {
-		a = t[lo].site_a;
-		b = t[lo].site_b;
-	}
-	free(t);
-	if (a == 0) {
-		api_error(c, 404, "not_found", NULL, "no tunnel %" PRIu64,
-		    c->id);
+			api_model_error(c, &err);
 		return;
 	}
-	api_rekey_finish(c, false, a, b);
+	api_rekey_finish(c, false, t.site_a, t.site_b);
 }
 
 static void

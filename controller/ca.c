@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -29,11 +30,11 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "proto/epochsig.h"
 
 #define CA_PASS_MAX 1024
 #define CA_VALID_DAYS 3650
 #define CA_SERVER_VALID_S (365ull * 86400)
-#define CA_EPOCH_LABEL "meshwan-epoch-v1"
 
 struct ca {
 	EVP_PKEY *key;
@@ -622,52 +623,30 @@ ca_identity_site(const char *cn, uint64_t *site_id)
 }
 
 int
+ca_check_epoch_key(const struct ca *ca, const uint8_t *cert_der,
+    size_t cert_len, uint64_t site_id, const struct msg_peer_key *k,
+    int64_t now, char *err, size_t errlen)
+{
+	size_t ca_len = 0;
+	const uint8_t *ca_der = ca_cert_der(ca, &ca_len);
+
+	return epochsig_verify(ca_der, ca_len, cert_der, cert_len, site_id, k,
+	    now, err, errlen);
+}
+
+int
 ca_verify_epoch_key(const struct ca *ca, const uint8_t *cert_der,
     size_t cert_len, uint64_t site_id, uint64_t epoch, const uint8_t *pub,
     size_t pub_len, uint64_t not_after, const uint8_t *sig, size_t sig_len)
 {
-	static const char label[] = CA_EPOCH_LABEL;
-	uint8_t msg[sizeof(label) - 1 + 16 + CA_EPOCH_KEY_LEN + 8];
-	const unsigned char *pp = cert_der;
-	EVP_PKEY *ca_pub, *edge_pub;
-	EVP_MD_CTX *md = NULL;
-	X509 *x = NULL;
-	char cn[64];
-	uint64_t id;
-	int rc = -1;
+	struct msg_peer_key k = { .epoch = epoch, .not_after = not_after };
 
 	if (pub_len != CA_EPOCH_KEY_LEN || sig_len == 0 ||
-	    sig_len > CA_SIG_MAX || cert_len == 0 || cert_len > CA_CERT_MAX)
+	    sig_len > sizeof(k.signature))
 		return -1;
-	if ((x = d2i_X509(NULL, &pp, (long)cert_len)) == NULL)
-		return -1;
-	/* Issued by us, and for this site. */
-	ca_pub = X509_get0_pubkey(ca->cert);
-	if (ca_pub == NULL || X509_verify(x, ca_pub) != 1)
-		goto out;
-	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x),
-	    NID_commonName, cn, sizeof(cn)) <= 0 ||
-	    ca_identity_site(cn, &id) == -1 || id != site_id)
-		goto out;
-	if ((edge_pub = X509_get0_pubkey(x)) == NULL)
-		goto out;
-	memcpy(msg, label, sizeof(label) - 1);
-	for (int i = 0; i < 8; i++) {
-		msg[sizeof(label) - 1 + i] = (uint8_t)(site_id >> (56 - 8 * i));
-		msg[sizeof(label) - 1 + 8 + i] = (uint8_t)(epoch >> (56 - 8 * i));
-	}
-	memcpy(msg + sizeof(label) - 1 + 16, pub, CA_EPOCH_KEY_LEN);
-	for (int i = 0; i < 8; i++)
-		msg[sizeof(label) - 1 + 16 + CA_EPOCH_KEY_LEN + i] =
-		    (uint8_t)(not_after >> (56 - 8 * i));
-	if ((md = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, edge_pub) != 1)
-		goto out;
-	if (EVP_DigestVerify(md, sig, sig_len, msg, sizeof(msg)) == 1)
-		rc = 0;
-out:
-	ERR_clear_error();
-	EVP_MD_CTX_free(md);
-	X509_free(x);
-	return rc;
+	memcpy(k.public_key, pub, CA_EPOCH_KEY_LEN);
+	memcpy(k.signature, sig, sig_len);
+	k.signature_len = sig_len;
+	return ca_check_epoch_key(ca, cert_der, cert_len, site_id, &k,
+	    (int64_t)time(NULL), NULL, 0);
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/msg.h"
+
 #define CA_CSR_MAX 8192
 #define CA_CERT_MAX 8192
 #define CA_SIG_MAX 128
@@ -68,11 +70,18 @@ int ca_sign_csr(struct ca *ca, const uint8_t *csr, size_t csr_len,
 int ca_identity_site(const char *cn, uint64_t *site_id);
 
 /*
- * Check an epoch key announcement: cert_der must be issued by this CA for
- * site_id, and sig must be its key's ECDSA/SHA-256 signature over
- * "meshwan-epoch-v1" || site_id (BE64) || epoch (BE64) || pub ||
- * not_after (BE64).  0 if valid.
+ * Check an epoch key announcement with proto/epochsig.c (the edges run
+ * the same check): cert_der must chain to this CA and be valid at now,
+ * its CN must be "site-<site_id>", k->not_after must be after now, the
+ * key must not be a point of small order, and k->signature must be the
+ * certificate key's signature (byte layout in proto/epochsig.h).  0, or
+ * -1 with the reason (never key bytes) in err (may be NULL).
  */
+int ca_check_epoch_key(const struct ca *ca, const uint8_t *cert_der,
+    size_t cert_len, uint64_t site_id, const struct msg_peer_key *k,
+    int64_t now, char *err, size_t errlen);
+
+/* The same, the key given field by field, at the current time. */
 int ca_verify_epoch_key(const struct ca *ca, const uint8_t *cert_der,
     size_t cert_len, uint64_t site_id, uint64_t epoch, const uint8_t *pub,
     size_t pub_len, uint64_t not_after, const uint8_t *sig, size_t sig_len);

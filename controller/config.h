@@ -99,6 +99,15 @@ int config_load(const char *path, struct config *cfg);
 int config_parse(const char *name, const char *buf, size_t len,
     struct config *cfg);
 
+/*
+ * The crypto profile the file's keys (cipher, rekey_interval,
+ * replay_window) describe, for seeding a new database; no volume limits.
+ * config_parse() checks it with model_crypto_validate(), the check PUT
+ * /api/v1/crypto applies, so both paths accept the same profiles.
+ */
+struct model_crypto;
+void config_crypto(const struct config *cfg, struct model_crypto *out);
+
 /* Write every key in canonical order and normal form (the -n output). */
 void config_print(const struct config *cfg, FILE *out);
 

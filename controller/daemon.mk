@@ -14,13 +14,14 @@ $(CTLD_OBJS): | $(PROTO_GEN_H)
 TEST_BINS += $(BUILD)/tests/unit/test_ctld_config
 TESTS     += $(BUILD)/tests/unit/test_ctld_config
 $(BUILD)/tests/unit/test_ctld_config: $(BUILD)/tests/unit/test_ctld_config.o \
-    $(BUILD)/controller/config.o $(LIB_OBJS)
+    $(BUILD)/controller/config.o $(MODEL_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CMOCKA))
 
 TEST_BINS += $(BUILD)/tests/unit/test_ctld_ca
 TESTS     += $(BUILD)/tests/unit/test_ctld_ca
 $(BUILD)/tests/unit/test_ctld_ca: $(BUILD)/tests/unit/test_ctld_ca.o \
-    $(BUILD)/controller/ca.o $(LIB_OBJS)
+    $(BUILD)/controller/ca.o $(BUILD)/proto/epochsig.o $(BUILD)/proto/sakey.o \
+    $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CRYPTO) $(LIBS_CMOCKA))
 
 TEST_BINS += $(BUILD)/tests/unit/test_epochs
@@ -64,10 +65,21 @@ $(BUILD)/controller/meshwan-controller: $(CTLD_OBJS) $(API_OBJS) \
 	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_PBCONV) \
 		$(LIBS_GRPC) $(LIBS_SSL) $(LIBS_JANSSON))
 
+# The REST load client and store checker of tests/ctl/consistency.sh.
+CTL_CHURN := $(BUILD)/tests/ctl/churn
+$(CTL_CHURN): $(BUILD)/tests/ctl/churn.o $(STORE_OBJS) $(TOPO_OBJS) \
+		$(MODEL_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(STORE_LIBS) $(LIBS_CURL) $(LIBS_JANSSON) -lpthread)
+TEST_BINS += $(CTL_CHURN)
+
 TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
-         tests/ctl/demo_exit.sh tests/ctl/hostile.sh tests/ctl/ctl_asan.sh
+         tests/ctl/consistency.sh tests/ctl/demo_exit.sh tests/ctl/hostile.sh \
+         tests/ctl/ctl_asan.sh tests/ctl/sa_keys.sh tests/ctl/rekey_request.sh
+# Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.
+TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
+         tests/ctl/group_commit.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

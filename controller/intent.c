@@ -92,7 +92,7 @@ intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
     const struct topo_view *v, struct msg_tunnel *t, char *err, size_t errlen)
 {
 	const struct intent_lookup *lk = p->lookup;
-	struct intent_spis spis = { 0, 0, 0 };
+	struct intent_spis spis;
 	const uint8_t *cert;
 	size_t cert_len = 0;
 
@@ -144,10 +144,10 @@ intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
 	t->bgp.keepalive = v->keepalive;
 	t->bgp.bfd = v->bfd;
 	t->bgp.route_server_client = v->route_server_client;
+	memset(&spis, 0, sizeof(spis));
 	lk->spis(lk->arg, v->tunnel_id, site_id, &spis);
-	t->spi_in = spis.spi_in;
-	t->spi_out = spis.spi_out;
-	t->epoch = spis.epoch;
+	t->sa_in = spis.in;
+	t->sa_out = spis.out;
 	return 0;
 }
 

@@ -23,11 +23,14 @@
 struct topo_output;
 struct topo_view;
 
-/* SPIs of one tunnel as seen from one end (0 = not allocated yet). */
+/*
+ * The active SA of each direction of one tunnel as seen from one end:
+ * in = peer -> this end, out = this end -> peer (Tunnel.sa_in/sa_out).
+ * All zero = no SA yet.
+ */
 struct intent_spis {
-	uint32_t spi_in;
-	uint32_t spi_out;
-	uint64_t epoch;
+	struct msg_sa_key_ref in;
+	struct msg_sa_key_ref out;
 };
 
 /* What intent_build looks up beyond the compiler's output. */
@@ -38,7 +41,8 @@ struct intent_lookup {
 	    const struct model_prefix **p, size_t *n);
 	/* A site's edge certificate (DER), or NULL/len 0 if not enrolled. */
 	const uint8_t *(*cert)(void *arg, uint64_t site_id, size_t *len);
-	/* The active SA epoch of a tunnel from site_id's point of view. */
+	/* The active SA of each direction of a tunnel from site_id's
+	 * point of view (SPI, SA epoch, both key epochs). */
 	void (*spis)(void *arg, uint64_t tunnel_id, uint64_t site_id,
 	    struct intent_spis *out);
 	/* A site's verified epoch public keys, oldest first, at most

@@ -110,10 +110,7 @@ ctld_seed_defaults(struct ctld *d)
 	    MODEL_ENCAP_GRE;
 	pol.vni_min = c->vni_base;
 	pol.mtu = c->mtu;
-	cr.cipher = c->cipher == CONFIG_CIPHER_AES_GCM_128 ?
-	    MODEL_CIPHER_AES_GCM_128 : MODEL_CIPHER_AES_GCM_256;
-	cr.rekey_seconds = c->rekey_s;
-	cr.replay_window = c->replay_window;
+	config_crypto(c, &cr);
 	if (store_policy_set(d->st, &pol, &err) == -1 ||
 	    store_crypto_set(d->st, &cr, &err) == -1)
 		goto fail;

@@ -53,6 +53,13 @@ metrics_bytes_sent(struct metrics *m, uint64_t bytes)
 	atomic_fetch_add(&m->intent_bytes_sent, bytes);
 }
 
+void
+metrics_loop_store(struct metrics *m, uint64_t commits, uint64_t statements)
+{
+	atomic_store(&m->loop_commits, commits);
+	atomic_store(&m->loop_statements, statements);
+}
+
 static void
 metrics_family(FILE *f, const char *name, const char *type, const char *help)
 {
@@ -145,6 +152,15 @@ metrics_counters(FILE *f, const struct metrics *m)
 	for (i = 0; i < METRICS_RPC_MAX; i++)
 		fprintf(f, "meshwan_rpc_events_total{event=\"%s\"} %" PRIu64
 		    "\n", metrics_rpc_names[i], atomic_load(&m->rpc[i]));
+	metrics_family(f, "meshwan_session_store_commits_total", "counter",
+	    "Database transactions committed by the session event loop "
+	    "(each one an fsync).");
+	fprintf(f, "meshwan_session_store_commits_total %" PRIu64 "\n",
+	    atomic_load(&m->loop_commits));
+	metrics_family(f, "meshwan_session_store_statements_total", "counter",
+	    "SQL statements run by the session event loop.");
+	fprintf(f, "meshwan_session_store_statements_total %" PRIu64 "\n",
+	    atomic_load(&m->loop_statements));
 }
 
 static void

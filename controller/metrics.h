@@ -39,11 +39,17 @@ struct metrics {
 	_Atomic uint64_t compile_sum_us;
 	_Atomic uint64_t intent_bytes_sent;
 	_Atomic uint64_t rpc[METRICS_RPC_MAX];
+	/* The session loop's store connection (store_counters). */
+	_Atomic uint64_t loop_commits;
+	_Atomic uint64_t loop_statements;
 };
 
 void metrics_compile_done(struct metrics *m, uint64_t elapsed_us);
 void metrics_rpc_inc(struct metrics *m, enum metrics_rpc which);
 void metrics_bytes_sent(struct metrics *m, uint64_t bytes);
+/* The session loop's store counters, as they stand now. */
+void metrics_loop_store(struct metrics *m, uint64_t commits,
+    uint64_t statements);
 
 /*
  * Prometheus text exposition (version 0.0.4) into a malloc'd *out

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lib/util.h"
+#include "proto/msg.h"
 
 struct model_name {
 	int v;
@@ -478,6 +479,18 @@ model_crypto_validate(const struct model_crypto *c, struct model_error *err)
 	if (c->replay_window < 32 || c->replay_window > 65536)
 		return model_error_set(err, MODEL_E_INVALID, "replay_window",
 		    "replay window must be 32..65536 packets");
+	/* Soft volume limits: at most half the SA's hard limit, which every
+	 * edge derives from the cipher (proto/README.md, "SA lifetimes"), so
+	 * a rekey asked for at the soft limit has as much room again. */
+	if (c->rekey_bytes > MSG_SA_SOFT_BYTES_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "rekey_bytes",
+		    "rekey_bytes must be 0 (none) or at most %llu (half the "
+		    "SA's hard limit)", (unsigned long long)MSG_SA_SOFT_BYTES_MAX);
+	if (c->rekey_packets > MSG_SA_SOFT_PACKETS_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "rekey_packets",
+		    "rekey_packets must be 0 (none) or at most %llu (half the "
+		    "SA's hard limit)",
+		    (unsigned long long)MSG_SA_SOFT_PACKETS_MAX);
 	return 0;
 }
 

@@ -249,6 +249,11 @@ struct model_epoch {
 	int64_t changed_at;
 	uint32_t reason;        /* why it was started: the wire's RekeyReason
 	                           value (0 = unspecified, e.g. epoch 1) */
+	/* X25519 key epochs the SA's key is derived from (proto/README.md,
+	 * "SA keys"): both 0 = no key known when it started, else both > 0.
+	 * Fixed for the epoch's life: both steps and the intents say them. */
+	uint64_t sender_key_epoch;
+	uint64_t receiver_key_epoch;
 };
 
 /* Stable string of an error code ("invalid", "duplicate", ...). */

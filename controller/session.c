@@ -72,7 +72,8 @@ static const struct session_limit session_lim_resync = {
 static const struct session_limit session_lim_key = {
 	"key announcements", 4, 60000 };
 /* A status report costs its JSON and a store write: 5 at once, then one
- * every 2 s; the rest are dropped (the next report supersedes). */
+ * every 2 s; of the rest only the latest is kept, and applied when a
+ * token is back (session_resyncs). */
 static const struct session_limit session_lim_status = {
 	"status reports", 5, 2000 };
 /* Only for the log line of refused streams. */
@@ -156,6 +157,9 @@ session_edge_free(struct edge *e)
 	free(e->digests);
 	free(e->cert);
 	free(e->dropped);
+	free(e->status);
+	free(e->status_wait);
+	free(e->rq);
 	free(e);
 }
 
@@ -426,6 +430,42 @@ session_limit_take(struct session_bucket *b, const struct session_limit *l,
 	return false;
 }
 
+/* Keep a refused status report, superseding the one kept before. */
+static void
+session_status_keep(struct edge *e, const uint8_t *buf, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (copy == NULL)
+		return;             /* the next report supersedes anyway */
+	memcpy(copy, buf, len);
+	free(e->status_wait);
+	e->status_wait = copy;
+	e->status_wait_len = len;
+}
+
+/* Apply a kept status report once the edge has a token again. */
+static void
+session_status_kept(struct sessions *s, struct edge *e, uint64_t now)
+{
+	struct msg_edge_message m;
+	char err[PBCONV_ERR_LEN];
+
+	session_bucket_refill(&e->rl_status, &session_lim_status, now);
+	if (e->rl_status.tokens == 0)
+		return;
+	e->rl_status.tokens--;
+	if (pbconv_decode_edge_message(e->status_wait, e->status_wait_len,
+	    &m, err, sizeof(err)) == 0) {
+		if (m.kind == MSG_EDGE_STATUS)
+			session_status_save(s, e, &m.u.status);
+		msg_edge_message_free(&m);
+	}
+	free(e->status_wait);
+	e->status_wait = NULL;
+	e->status_wait_len = 0;
+}
+
 /* A full snapshot for e, now if its resync budget allows, else later
  * (session_resyncs). */
 static void
@@ -440,7 +480,8 @@ session_resync(struct sessions *s, struct edge *e)
 	session_push(s, e);
 }
 
-/* Deferred resyncs whose edge has a token again. */
+/* Deferred resyncs and kept status reports whose edge has a token
+ * again. */
 static void
 session_resyncs(struct sessions *s)
 {
@@ -449,7 +490,11 @@ session_resyncs(struct sessions *s)
 	for (size_t i = 0; i < s->tab_cap; i++) {
 		struct edge *e = s->tab[i].e;
 
-		if (e == NULL || !e->resync_wait)
+		if (e == NULL)
+			continue;
+		if (e->status_wait != NULL)
+			session_status_kept(s, e, now);
+		if (!e->resync_wait)
 			continue;
 		if (e->stream == NULL || !e->hello || !e->need_snapshot) {
 			e->resync_wait = false;
@@ -467,31 +512,127 @@ session_resyncs(struct sessions *s)
 /* ------------------------------------------------------------------ */
 /* Timers */
 
+/* Whether e has state waiting for the group commit. */
+static bool
+session_edge_pending(const struct edge *e)
+{
+	return e != NULL && (e->applied_dirty || e->conn_dirty ||
+	    e->status != NULL || e->keys_dirty);
+}
+
+/* e's waiting state into the open transaction. */
+static int
+session_flush_edge(struct sessions *s, struct edge *e, struct model_error *err)
+{
+	if (session_site(s, e->site_id) == NULL)
+		return 0; /* deleted: its row went with it */
+	if (e->applied_dirty && store_edge_set_applied(s->st, e->site_id,
+	    e->applied, e->applied_hash, MSG_HASH_LEN, err) == -1)
+		return -1;
+	if (e->conn_dirty && store_edge_set_connected(s->st, e->site_id,
+	    e->connected, e->connected_at, err) == -1)
+		return -1;
+	if (e->status != NULL && store_edge_set_status(s->st, e->site_id,
+	    e->status, e->status_len, e->status_at, err) == -1)
+		return -1;
+	if (e->keys_dirty && session_keys_save(s, e) == -1)
+		return -1;
+	return 0;
+}
+
+/* e's waiting state was committed (stored) or given up (logged). */
 static void
-session_flush_acks(struct sessions *s)
+session_edge_flushed(struct sessions *s, struct edge *e, bool stored)
+{
+	bool keys = e->keys_dirty;
+
+	e->applied_dirty = false;
+	e->conn_dirty = false;
+	e->keys_dirty = false;
+	free(e->status);
+	e->status = NULL;
+	e->status_len = 0;
+	if (keys && stored)
+		session_keys_relay(s, e);
+}
+
+/*
+ * SAs move to the new keys relayed by this flush, after every edge's
+ * PeerKeys went out and the peers' intents carrying the keys were
+ * rebuilt and pushed (not waiting for the coalescing delay): a peer that
+ * was not connected when a key was relayed learns it from its intent,
+ * and a rekey order must never reach an edge before the key it names.
+ */
+static void
+session_flush_rekeys(struct sessions *s)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < s->tab_cap && !any; i++)
+		any = s->tab[i].e != NULL && s->tab[i].e->rekey_on_key;
+	if (!any)
+		return;
+	session_intent_rebuild(s);
+	for (size_t i = 0; i < s->tab_cap; i++) {
+		struct edge *e = s->tab[i].e;
+
+		if (e == NULL || !e->rekey_on_key)
+			continue;
+		e->rekey_on_key = false;
+		session_rekey_site(s, e->site_id, MSG_REKEY_REASON_KEY);
+	}
+}
+
+/*
+ * Group commit: acks, connection state, status reports and announced
+ * keys of every edge in one transaction (one fsync), instead of one per
+ * message on the event loop.  Runs every SESSION_ACK_FLUSH_MS, before
+ * any intent compile (so keys an intent carries are stored first) and at
+ * shutdown.  When the store is busy everything waits for the next
+ * round; when one edge's write fails the batch (say its site was just
+ * deleted), each edge is written alone so the others' are kept.
+ */
+static void
+session_flush(struct sessions *s)
 {
 	struct model_error err = { 0 };
 	bool any = false;
 
 	for (size_t i = 0; i < s->tab_cap; i++)
-		any |= s->tab[i].e != NULL && s->tab[i].e->applied_dirty;
-	if (!any)
+		any |= session_edge_pending(s->tab[i].e);
+	if (!any || store_begin(s->st, &err) == -1)
 		return;
-	if (store_begin(s->st, &err) == -1)
+	for (size_t i = 0; i < s->tab_cap; i++)
+		if (session_edge_pending(s->tab[i].e))
+			(void)session_flush_edge(s, s->tab[i].e, &err);
+	if (store_commit(s->st, &err) == 0) {
+		for (size_t i = 0; i < s->tab_cap; i++)
+			if (session_edge_pending(s->tab[i].e))
+				session_edge_flushed(s, s->tab[i].e, true);
+		session_flush_rekeys(s);
 		return;
+	}
+	log_warnx("session: group commit failed (%s); storing edge by edge",
+	    err.message);
 	for (size_t i = 0; i < s->tab_cap; i++) {
 		struct edge *e = s->tab[i].e;
+		bool stored;
 
-		if (e == NULL || !e->applied_dirty)
+		if (!session_edge_pending(e))
 			continue;
-		if (store_edge_set_applied(s->st, e->site_id, e->applied,
-		    e->applied_hash, MSG_HASH_LEN, &err) == -1)
-			log_warnx("session: site %" PRIu64 ": ack: %s",
-			    e->site_id, err.message);
-		e->applied_dirty = false;
+		memset(&err, 0, sizeof(err));
+		if (store_begin(s->st, &err) == -1) {
+			stored = false;
+		} else {
+			(void)session_flush_edge(s, e, &err);
+			stored = store_commit(s->st, &err) == 0;
+		}
+		if (!stored)
+			log_warnx("session: site %" PRIu64 ": state not stored: "
+			    "%s", e->site_id, err.message);
+		session_edge_flushed(s, e, stored);
 	}
-	if (store_commit(s->st, &err) == -1)
-		log_warnx("session: storing acks: %s", err.message);
+	session_flush_rekeys(s);
 }
 
 static void
@@ -531,28 +672,37 @@ session_tick(struct sessions *s)
 {
 	uint64_t now = util_mono_ms();
 
-	if (s->flush_at != 0 && now >= s->flush_at) {
+	bool compile = s->flush_at != 0 && now >= s->flush_at;
+
+	if (compile || now >= s->next_ack_flush) {
+		session_flush(s);
+		s->next_ack_flush = now + SESSION_ACK_FLUSH_MS;
+	}
+	if (compile) {
+		s->flush_at = 0;        /* a recompile may arm its own retry */
 		if (s->dirty_all || s->n_dirty > 0)
 			session_intent_recompile(s);
-		s->flush_at = 0;
 		session_intent_rebuild(s);
 		session_intent_retunnel(s);
-	}
-	if (now >= s->next_ack_flush) {
-		session_flush_acks(s);
-		s->next_ack_flush = now + SESSION_ACK_FLUSH_MS;
 	}
 	if (now >= s->next_keepalive) {
 		session_keepalives(s);
 		s->next_keepalive = now + s->cfg.keepalive_s * 1000ull;
 	}
 	if (now >= s->next_rekey_scan) {
+		session_keys_expire(s);
 		session_rekey_scan(s);
 		s->next_rekey_scan = now + SESSION_REKEY_SCAN_MS;
 	}
 	if (now >= s->next_resync_scan) {
 		session_resyncs(s);
 		s->next_resync_scan = now + SESSION_RESYNC_SCAN_MS;
+	}
+	if (s->metrics) {
+		uint64_t commits, statements;
+
+		store_counters(s->st, &commits, &statements);
+		metrics_loop_store(s->metrics, commits, statements);
 	}
 }
 
@@ -617,7 +767,6 @@ static void
 session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
     const struct msg_hello *h)
 {
-	struct model_error err = { 0 };
 	struct edge *e;
 
 	if (h->site_id != c->cert_site) {
@@ -684,7 +833,9 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 			    e->site_id, h->applied_version);
 		}
 	}
-	store_edge_set_connected(s->st, e->site_id, true, session_now(s), &err);
+	e->connected = true;
+	e->connected_at = session_now(s);
+	e->conn_dirty = true;
 	if (s->metrics)
 		metrics_rpc_inc(s->metrics, METRICS_RPC_SESSION_OPENED);
 	log_info("session: site %" PRIu64 " connected (%s, applied %" PRIu64
@@ -782,12 +933,20 @@ session_on_message(struct rpc_stream *st, const uint8_t *buf, size_t len,
 		break;
 	case MSG_EDGE_STATUS:
 		if (session_limit_take(&c->e->rl_status, &session_lim_status,
-		    c->e))
+		    c->e)) {
+			free(c->e->status_wait);
+			c->e->status_wait = NULL;
 			session_status_save(s, c->e, &m.u.status);
+		} else
+			session_status_keep(c->e, buf, len);
 		break;
 	case MSG_EDGE_KEY:
-		if (session_limit_take(&c->e->rl_key, &session_lim_key, c->e))
+		if (session_keys_cheap_ok(s, c->e, &m.u.key) &&
+		    session_limit_take(&c->e->rl_key, &session_lim_key, c->e))
 			session_keys_on_key(s, c->e, &m.u.key);
+		break;
+	case MSG_EDGE_REKEY_REQUEST:
+		session_rekey_on_request(s, c->e, &m.u.rekey_request);
 		break;
 	case MSG_EDGE_NONE:
 		break;
@@ -801,7 +960,6 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 {
 	struct sessions *s = arg;
 	struct conn *c = rpc_stream_user(st);
-	struct model_error err = { 0 };
 
 	if (c == NULL)
 		return;
@@ -811,9 +969,10 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 		e->stream = NULL;
 		e->hello = false;
 		e->blocked = false;
-		if (!s->shutting_down)
-			store_edge_set_connected(s->st, e->site_id, false,
-			    session_now(s), &err);
+		if (!s->shutting_down) {
+			e->connected = false;
+			e->conn_dirty = true;
+		}
 		log_info("session: site %" PRIu64 " disconnected (%s%s%s)",
 		    e->site_id, rpc_close_reason_str(why), msg && *msg ?
 		    ": " : "", msg ? msg : "");
@@ -947,7 +1106,6 @@ fail:
 void
 session_shutdown(struct sessions *s)
 {
-	struct model_error err = { 0 };
 
 	if (s == NULL)
 		return;
@@ -959,10 +1117,10 @@ session_shutdown(struct sessions *s)
 			continue;
 		rpc_stream_close(e->stream, RPC_UNAVAILABLE,
 		    "controller shutting down");
-		store_edge_set_connected(s->st, e->site_id, false,
-		    session_now(s), &err);
+		e->connected = false;
+		e->conn_dirty = true;
 	}
-	session_flush_acks(s);
+	session_flush(s);
 }
 
 void

@@ -18,7 +18,13 @@
  *
  * Persistence: versions, acks, connection state, status, tunnels and
  * epochs live in the store.  Issued certificates and announced epoch keys
- * live in the store's key/value table (session_keys.c).
+ * live in the store's key/value table (session_keys.c).  Intents
+ * (versions), SA epochs and certificates are committed before anything
+ * that depends on them leaves the controller.  Acks, connection state,
+ * status reports and announced keys are group-committed: kept in struct
+ * edge and written for all edges in one transaction every
+ * SESSION_ACK_FLUSH_MS (session_flush), and before any intent compile;
+ * an announced key is relayed only after it is stored.
  *
  * Threads: only session_notify() and session_rekey_request() run on the
  * API thread, and they touch only the fields under s->lock.
@@ -60,6 +66,15 @@ struct rekey_drop {
 	enum msg_rekey_step step;
 	enum msg_rekey_reason reason;
 	uint32_t spi;
+	uint64_t sender_key_epoch, receiver_key_epoch;
+};
+
+/* When an edge last had a rekey request of one tunnel direction
+ * accepted (session_rekey_on_request's rate limit). */
+struct rekey_rq {
+	uint64_t tunnel_id;
+	uint64_t sender;
+	uint64_t at_ms;             /* monotonic */
 };
 
 /*
@@ -101,12 +116,40 @@ struct edge {
 	unsigned n_prehello;        /* open streams without a hello yet */
 	unsigned n_closing;         /* replaced streams still closing */
 	bool resync_wait;           /* a resync waits for a token */
+	/* The latest status report refused by rl_status, encoded (<= the
+	 * rpc layer's 1 MiB inbound limit): applied when a token is back,
+	 * so the REST view lags by at most one refill period. */
+	uint8_t *status_wait;
+	size_t status_wait_len;
 	struct session_bucket rl_resync, rl_key, rl_status, rl_streams;
 
 	uint8_t *cert;              /* issued certificate, DER */
 	size_t cert_len;
 	struct msg_peer_key keys[SESSION_KEYS_MAX];
 	size_t n_keys;
+
+	/* Waiting for the next group commit (session_flush). */
+	char *status;               /* latest status JSON, <= MODEL_STATUS_MAX */
+	size_t status_len;
+	int64_t status_at;
+	bool conn_dirty;            /* connected, connected_at not stored */
+	bool connected;
+	int64_t connected_at;
+	bool keys_dirty;            /* keys not stored, not relayed yet */
+	bool rekey_on_key;          /* relayed a new key: rekey onto it */
+
+	/* Highest key epoch the site ever announced (accepted), under any
+	 * certificate: new ones must be above it (stored, "keyfloor.<id>"). */
+	uint64_t key_floor;
+
+	/* Edge rekey requests: accepted ones of the last interval (at
+	 * most two per tunnel of the edge), and the drop log's state. */
+	struct rekey_rq *rq;
+	size_t n_rq, cap_rq;
+	uint64_t rq_log_ms;         /* last "dropped" log line, monotonic */
+	uint64_t rq_dropped;        /* dropped since that line */
+	uint64_t rq_bad_log_ms;     /* the same for refused (foreign) ones */
+	uint64_t rq_bad;
 };
 
 /* A slot of the edge table. */
@@ -170,6 +213,10 @@ struct sessions {
 	uint64_t *retunnel;
 	size_t n_retunnel, cap_retunnel;
 	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
+	/* The allocation generation (store_tunnel_gen) memory matches. */
+	uint64_t tunnel_gen;
+	/* A reload from the store failed: try again at the next flush. */
+	bool reload;
 	uint64_t next_keepalive;
 	uint64_t next_ack_flush;
 	uint64_t next_rekey_scan;
@@ -241,6 +288,9 @@ void session_rekey_ack(struct sessions *s, struct edge *e,
 void session_rekey_resend(struct sessions *s, struct edge *e);
 void session_rekey_drained(struct sessions *s, struct edge *e);
 void session_rekey_requested(struct sessions *s, const struct rekey_req *r);
+/* An edge's RekeyRequest: checked (its tunnel), rate-limited, started. */
+void session_rekey_on_request(struct sessions *s, struct edge *e,
+    const struct msg_rekey_request *q);
 
 /* session_keys.c: certificates and peers' epoch keys. */
 void session_keys_load(struct sessions *s, struct edge *e);
@@ -248,8 +298,20 @@ void session_keys_load(struct sessions *s, struct edge *e);
 void session_keys_lookup(void *arg, uint64_t site_id,
     const struct msg_peer_key **k, size_t *n);
 int session_keys_refresh(struct sessions *s, struct edge *e, bool *changed);
+/* Checks without signature work, before the rate limit. */
+bool session_keys_cheap_ok(struct sessions *s, const struct edge *e,
+    const struct msg_key_announcement *k);
 void session_keys_on_key(struct sessions *s, struct edge *e,
     const struct msg_key_announcement *k);
+/* Group commit: write e's keys (inside the flush's transaction), then,
+ * once committed, relay them to e's peers. */
+int session_keys_save(struct sessions *s, const struct edge *e);
+void session_keys_relay(struct sessions *s, struct edge *e);
+/* The newest key epoch of site_id that has not expired, 0 if none: what
+ * a new SA epoch is keyed with. */
+uint64_t session_keys_newest(struct sessions *s, uint64_t site_id);
+/* Forget expired keys (never relayed again); peers get a new version. */
+void session_keys_expire(struct sessions *s);
 
 /* session_status.c */
 void session_status_save(struct sessions *s, struct edge *e,

@@ -32,6 +32,9 @@
 #include "proto/pbconv.h"
 #include "proto/rpc.h"
 
+/* A failed reload or a busy store: the next try (ms). */
+#define SESSION_RELOAD_RETRY_MS 1000
+
 /* ------------------------------------------------------------------ */
 /* Version history */
 
@@ -165,9 +168,14 @@ session_lk_spis(void *arg, uint64_t tunnel_id, uint64_t site_id,
 	peer = t->site_a == site_id ? t->site_b : t->site_a;
 	in = session_rekey_epoch_active(s, tunnel_id, peer);
 	o = session_rekey_epoch_active(s, tunnel_id, site_id);
-	out->spi_in = in ? in->spi : 0;
-	out->spi_out = o ? o->spi : 0;
-	out->epoch = o ? o->epoch : in ? in->epoch : 0;
+	/* Each direction's own SA epoch and the key epochs it was started
+	 * with: everything both ends derive its key from. */
+	if (in != NULL)
+		out->in = (struct msg_sa_key_ref){ in->spi, in->epoch,
+		    in->sender_key_epoch, in->receiver_key_epoch };
+	if (o != NULL)
+		out->out = (struct msg_sa_key_ref){ o->spi, o->epoch,
+		    o->sender_key_epoch, o->receiver_key_epoch };
 }
 
 /* What intent_build needs from us; lk must outlive p. */
@@ -269,14 +277,15 @@ session_load_model(struct sessions *s)
  * line: new tunnels get epoch 1 both ways.
  */
 static int
-session_apply_change(struct sessions *s, const struct topo_change *chg)
+session_apply_change(struct sessions *s, const struct topo_change *chg,
+    uint64_t next_id)
 {
 	struct model_error err = { 0 };
 
 	if (chg->n_removed == 0 && chg->n_added == 0)
 		return 0;
 	if (store_tunnel_apply(s->st, chg->removed, chg->n_removed, chg->added,
-	    chg->n_added, topo_next_id(s->topo), &err) == -1) {
+	    chg->n_added, next_id, &err) == -1) {
 		log_warnx("session: storing tunnels: %s", err.message);
 		return -1;
 	}
@@ -679,7 +688,17 @@ session_restore_edge(struct sessions *s, struct edge *e)
 	return session_refresh_edge(s, e, &changed);
 }
 
-/* Initial full compile against the stored allocations. */
+/*
+ * Full compile against the stored allocations.  The sites, policy and
+ * tunnels are read in the transaction that writes the result, so the
+ * compile cannot name a site another writer has just deleted, and memory
+ * (the topology) is replaced only once that transaction committed; the
+ * epochs are reloaded from the store either way.  Then every live edge's
+ * intent is brought up to date (restoring: rebuilt at its stored version,
+ * see session_restore_edge) in a second transaction, and only after it
+ * committed are the changes sent.  -1: memory may be ahead of the store
+ * (the caller reloads).
+ */
 int
 session_intent_compile_all(struct sessions *s, bool restoring)
 {
@@ -689,15 +708,20 @@ session_intent_compile_all(struct sessions *s, bool restoring)
 	struct model_error err = { 0 };
 	struct topo_input in;
 	struct topo_prev tp;
-	uint64_t next_id = 0, t0 = util_mono_ns();
+	uint64_t next_id = 0, gen = 0, t0 = util_mono_ns();
 	size_t nprev = 0;
+	bool *changed = NULL;
 	int rc = -1;
 
-	if (session_load_model(s) == -1)
+	if (store_begin(s->st, &err) == -1) {
+		log_warnx("session: compiling: %s", err.message);
 		return -1;
+	}
+	if (session_load_model(s) == -1)
+		goto fail;
 	if (store_tunnel_list(s->st, &prev, &nprev, &next_id, &err) == -1) {
 		log_warnx("session: loading tunnels: %s", err.message);
-		return -1;
+		goto fail;
 	}
 	in = (struct topo_input){ &s->policy, &s->crypto, s->sites,
 	    s->n_sites };
@@ -705,51 +729,81 @@ session_intent_compile_all(struct sessions *s, bool restoring)
 	if (topo_compile(&in, &tp, &out, &chg, &err) == -1) {
 		log_warnx("session: compiling the topology: %s (%s)",
 		    err.message, err.field);
-		free(prev);
-		return -1;
+		goto fail;
 	}
 	free(prev);
-	topo_free(s->topo);
-	s->topo = out;
-	if (store_begin(s->st, &err) == -1)
-		goto out;
-	if (session_apply_change(s, &chg) == -1) {
-		store_rollback(s->st);
+	prev = NULL;
+	if (session_apply_change(s, &chg, topo_next_id(out)) == -1 ||
+	    store_tunnel_gen(s->st, &gen, &err) == -1)
+		goto fail;
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing tunnels: %s", err.message);
+		session_rekey_epochs_load(s);
 		goto out;
 	}
-	if (store_commit(s->st, &err) == -1)
-		goto out;
+	topo_free(s->topo);
+	s->topo = out;
+	out = NULL;
+	s->tunnel_gen = gen;
 	if (session_rekey_epochs_load(s) == -1)
 		goto out;
 	if (s->metrics)
 		metrics_compile_done(s->metrics, (util_mono_ns() - t0) / 1000);
 
 	/* Every live site gets an edge record and an intent. */
-	if (store_begin(s->st, &err) == -1)
+	if ((changed = calloc(topo_edge_count(s->topo) + 1,
+	    sizeof(*changed))) == NULL)
 		goto out;
+	if (store_begin(s->st, &err) == -1) {
+		log_warnx("session: storing versions: %s", err.message);
+		goto out;
+	}
+	/* Certificates and keys first: every edge's intent carries its
+	 * peers'. */
 	for (size_t i = 0; i < topo_edge_count(s->topo); i++) {
 		const struct model_site *ms = topo_edge_site(s->topo, i);
 		struct edge *e = session_edge_get(s, ms->id);
-		bool changed;
 
 		if (e == NULL)
 			break;
-		if (!e->live && restoring) {
+		if (!e->live && restoring)
 			session_keys_load(s, e);
-		}
 		e->live = true;
-		if (restoring ? session_restore_edge(s, e) == -1 :
-		    session_refresh_edge(s, e, &changed) == -1) {
-			store_rollback(s->st);
-			goto out;
-		}
-		if (!restoring && changed)
+	}
+	for (size_t i = 0; i < topo_edge_count(s->topo); i++) {
+		const struct model_site *ms = topo_edge_site(s->topo, i);
+		struct edge *e = session_edge_find(s, ms->id);
+
+		if (e == NULL)
+			break;
+		/* A failed edge keeps its intent (a site deleted since the
+		 * compile is a miss, its news on the way); a failed store
+		 * step spoils the commit below instead. */
+		if (restoring)
+			(void)session_restore_edge(s, e);
+		else
+			(void)session_refresh_edge(s, e, &changed[i]);
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing versions: %s", err.message);
+		goto out;
+	}
+	for (size_t i = 0; i < topo_edge_count(s->topo); i++) {
+		struct edge *e = session_edge_find(s,
+		    topo_edge_site(s->topo, i)->id);
+
+		if (changed[i] && e != NULL)
 			session_push(s, e);
 	}
-	if (store_commit(s->st, &err) == -1)
-		goto out;
 	rc = 0;
+	goto out;
+fail:
+	store_rollback(s->st);
+	session_rekey_epochs_load(s);
 out:
+	free(changed);
+	free(prev);
+	topo_free(out);
 	topo_change_free(&chg);
 	return rc;
 }
@@ -757,8 +811,11 @@ out:
 /*
  * An edge ahead of the controller (its database was restored from an
  * older backup): move the edge's version past the one it has, so that the
- * snapshot it gets is newer than what it runs.  Bounded: a version absurdly
- * far ahead is left alone (logged; the edge then refuses the snapshot).
+ * snapshot it gets is newer than what it runs and versions never go
+ * backwards on the edge.  One UPDATE, however far ahead: the history has
+ * no entry in between (no delta crosses the jump).  A version the store
+ * cannot exceed (>= 2^63 - 1) is left alone (logged; only a broken edge
+ * claims one).
  */
 void
 session_intent_skip_past(struct sessions *s, struct edge *e,
@@ -770,12 +827,8 @@ session_intent_skip_past(struct sessions *s, struct edge *e,
 	log_warnx("session: site %" PRIu64 " runs version %" PRIu64 ", beyond "
 	    "the controller's %" PRIu64 " (database restored from an older "
 	    "backup?)", e->site_id, edge_version, v);
-	if (edge_version - v > 100000 || store_begin(s->st, &err) == -1)
-		return;
-	while (v <= edge_version &&
-	    store_edge_bump_intent(s->st, e->site_id, &v, &err) == 0)
-		;
-	if (store_commit(s->st, &err) == -1 || v <= edge_version) {
+	if (store_edge_skip_intent(s->st, e->site_id, edge_version, &v,
+	    &err) == -1 || v <= edge_version) {
 		log_warnx("session: site %" PRIu64 ": cannot move its version: "
 		    "%s", e->site_id, err.message);
 		return;
@@ -953,45 +1006,231 @@ session_check_patch(struct sessions *s, struct edge *e)
 }
 
 /*
+ * Memory ran ahead of the store (a store step failed after the topology,
+ * the epochs or an intent had moved on) or another writer changed the
+ * allocations: forget what memory holds and start again from the store,
+ * as a restart does: a full compile against the stored allocations, every
+ * edge's intent rebuilt at its stored version (kept when it equals what
+ * the edge acked, else a new version, sent as a snapshot: the history is
+ * gone).  If that fails too, it is tried again at the next flush.
+ */
+static void
+session_reload(struct sessions *s)
+{
+	s->reload = false;
+	log_warnx("session: reloading the topology and every intent from the "
+	    "store");
+	for (size_t i = 0; i < s->tab_cap; i++) {
+		struct edge *e = s->tab[i].e;
+
+		if (e == NULL)
+			continue;
+		session_cur_drop(e);
+		session_intent_hist_clear(e);
+	}
+	if (session_intent_compile_all(s, true) == -1) {
+		log_warnx("session: reload failed; trying again in %d ms",
+		    SESSION_RELOAD_RETRY_MS);
+		s->reload = true;
+		s->dirty_all = true;
+		s->flush_at = util_mono_ms() + SESSION_RELOAD_RETRY_MS;
+		return;
+	}
+	for (size_t i = 0; i < s->tab_cap; i++) {
+		struct edge *e = s->tab[i].e;
+
+		if (e == NULL)
+			continue;
+		if (topo_site(s->topo, e->site_id) == NULL) {
+			session_site_gone(s, e->site_id);
+			continue;
+		}
+		if (e->base != e->cur.version)
+			e->need_snapshot = true;
+		session_push(s, e);
+	}
+}
+
+/*
+ * Tests only (test_check_patch): inside the recompile's transaction, the
+ * compiled tunnels must be the stored ones, allocation for allocation.
+ * Logs what differs.
+ */
+static void
+session_check_store(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	struct model_tunnel *st = NULL, *mem = NULL;
+	size_t nst = 0, nmem = 0, i;
+	uint64_t next;
+
+	if (store_tunnel_list(s->st, &st, &nst, &next, &err) == -1 ||
+	    topo_tunnel_list(s->topo, &mem, &nmem) == -1) {
+		log_warnx("session: store check failed");
+		goto out;
+	}
+	for (i = 0; i < nst && i < nmem; i++)
+		if (st[i].id != mem[i].id || st[i].inner != mem[i].inner ||
+		    st[i].vni != mem[i].vni || st[i].site_a != mem[i].site_a ||
+		    st[i].site_b != mem[i].site_b ||
+		    strcmp(st[i].link_a, mem[i].link_a) != 0 ||
+		    strcmp(st[i].link_b, mem[i].link_b) != 0)
+			break;
+	if (i < nst || i < nmem)
+		log_warnx("session: in-memory tunnels differ from the store "
+		    "(%zu in memory, %zu stored, first difference at %zu)",
+		    nmem, nst, i);
+out:
+	free(st);
+	free(mem);
+}
+
+/* Whether a compiled site is the stored one, as far as tunnels go. */
+static bool
+session_site_same(const struct model_site *a, const struct model_site *b)
+{
+	if (a->revoked != b->revoked || a->role != b->role ||
+	    a->asn != b->asn || a->backend != b->backend ||
+	    a->n_links != b->n_links || strcmp(a->name, b->name) != 0 ||
+	    strcmp(a->region, b->region) != 0)
+		return false;
+	for (size_t i = 0; i < a->n_links; i++) {
+		const struct model_link *x = &a->links[i], *y = &b->links[i];
+
+		if (strcmp(x->name, y->name) != 0 ||
+		    strcmp(x->address, y->address) != 0 ||
+		    strcmp(x->public_address, y->public_address) != 0 ||
+		    x->public_port != y->public_port)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The sites to compile, into a malloc'd *dirty: first every compiled site
+ * the store no longer has live (deleted or revoked by another writer,
+ * its news maybe still on the way), then the dirty ones and every other
+ * site whose stored form is not the compiled one (changed, or new).  So
+ * the batch compiles against the store as it is in this transaction: no
+ * new tunnel names a deleted site or a removed link.
+ */
+static int
+session_dirty_order(struct sessions *s, uint64_t **dirty, size_t *n)
+{
+	uint64_t *gone = NULL, *rest = NULL, *v;
+	size_t ngone = 0, cap_gone = 0, nrest = 0, cap_rest = 0, nv = 0;
+
+	for (size_t i = 0; i < topo_edge_count(s->topo); i++) {
+		uint64_t id = topo_edge_site(s->topo, i)->id;
+		const struct model_site *ms = session_site(s, id);
+
+		if ((ms == NULL || ms->revoked) &&
+		    session_ids_add(&gone, &ngone, &cap_gone, id) == -1)
+			goto fail;
+	}
+	for (size_t i = 0; i < *n; i++)
+		if (session_ids_add(&rest, &nrest, &cap_rest, (*dirty)[i]) == -1)
+			goto fail;
+	for (size_t i = 0; i < s->n_sites; i++) {
+		const struct model_site *ms = &s->sites[i];
+		const struct model_site *c = topo_site(s->topo, ms->id);
+
+		if (ms->revoked || (c != NULL && session_site_same(c, ms)))
+			continue;
+		if (session_ids_add(&rest, &nrest, &cap_rest, ms->id) == -1)
+			goto fail;
+	}
+	if (rest != NULL)
+		util_sort_unique_u64(rest, &nrest);
+	if ((v = calloc(ngone + nrest + 1, sizeof(*v))) == NULL)
+		goto fail;
+	/* gone is sorted: topo lists its sites by id. */
+	for (size_t i = 0; i < ngone; i++)
+		v[nv++] = gone[i];
+	for (size_t i = 0; i < nrest; i++)
+		if (!session_id_in(gone, ngone, rest[i]))
+			v[nv++] = rest[i];
+	free(gone);
+	free(rest);
+	free(*dirty);
+	*dirty = v;
+	*n = nv;
+	return 0;
+fail:
+	free(gone);
+	free(rest);
+	return -1;
+}
+
+/*
  * Recompile the sites changed since the last flush (one topo_site_changed
  * each), then bring every edge they touch up to date: a changed site's
  * intent is rebuilt whole, every other touched edge is patched (only its
  * tunnels to changed sites, and new or removed ones).
+ *
+ * The model is read inside the transaction that stores the result, and
+ * the allocation generation checked there: memory and store agree when it
+ * starts, and any failed step makes it roll back and reload from the store
+ * (session_reload), so they agree again when it ends.
  */
 void
 session_intent_recompile(struct sessions *s)
 {
 	struct model_error err = { 0 };
 	struct topo_change chg = { 0 };
-	uint64_t *dirty = s->dirty, t0 = util_mono_ns();
+	uint64_t *dirty = s->dirty, t0 = util_mono_ns(), gen = 0;
 	size_t n_dirty = s->n_dirty;
-	uint64_t *affected = NULL, *revoked = NULL, *added = NULL;
-	size_t n_aff = 0, cap_aff = 0, n_rev = 0, cap_rev = 0;
+	uint64_t *affected = NULL, *added = NULL;
+	size_t n_aff = 0, cap_aff = 0;
 	size_t n_added = 0, cap_added = 0, n_patched = 0;
-	bool all = s->dirty_all, oom = false;
+	bool all = s->dirty_all, oom = false, failed = false;
 
 	s->dirty = NULL;
 	s->n_dirty = s->cap_dirty = 0;
 	s->dirty_all = false;
 	s->flush_at = 0;
 
+	if (s->reload) {
+		free(dirty);
+		session_reload(s);
+		return;
+	}
 	if (all) {
 		/* Policy or crypto changed: compile everything against the
 		 * current allocations, then refresh every edge. */
 		free(dirty);
 		if (session_intent_compile_all(s, false) == -1)
-			log_warnx("session: full recompile failed; keeping "
-			    "the previous intents");
+			session_reload(s);
 		return;
 	}
-	if (session_load_model(s) == -1)
+	if (store_begin(s->st, &err) == -1) {
+		/* Nothing changed anywhere: the same sites, a moment later. */
+		log_warnx("session: recompiling: %s", err.message);
+		for (size_t i = 0; i < n_dirty; i++)
+			session_mark_dirty(s, dirty[i]);
+		s->flush_at = util_mono_ms() + SESSION_RELOAD_RETRY_MS;
 		goto out;
+	}
+	if (store_tunnel_gen(s->st, &gen, &err) == -1 ||
+	    session_load_model(s) == -1) {
+		failed = true;
+		goto done;
+	}
+	if (gen != s->tunnel_gen) {
+		log_warnx("session: the stored tunnels changed under this "
+		    "controller (generation %" PRIu64 ", expected %" PRIu64 ")",
+		    gen, s->tunnel_gen);
+		failed = true;
+		goto done;
+	}
+	if (session_dirty_order(s, &dirty, &n_dirty) == -1) {
+		failed = true;
+		goto done;
+	}
 	{
 		struct topo_input in = { &s->policy, &s->crypto, s->sites,
 		    s->n_sites };
 
-		if (store_begin(s->st, &err) == -1)
-			goto out;
 		for (size_t i = 0; i < n_dirty; i++) {
 			struct edge *e;
 
@@ -1003,8 +1242,11 @@ session_intent_recompile(struct sessions *s)
 				    err.field);
 				continue;
 			}
-			if (session_apply_change(s, &chg) == -1)
-				continue;
+			if (session_apply_change(s, &chg,
+			    topo_next_id(s->topo)) == -1) {
+				failed = true;
+				goto done;
+			}
 			for (size_t j = 0; j < chg.n_edges; j++)
 				if (session_ids_add(&affected, &n_aff,
 				    &cap_aff, chg.edges[j]) == -1)
@@ -1016,14 +1258,10 @@ session_intent_recompile(struct sessions *s)
 				if (session_ids_add(&added, &n_added,
 				    &cap_added, chg.added[j].id) == -1)
 					oom = true;
-			/* Revoked or deleted: either way its former peers
-			 * rotate their keys. */
-			for (size_t j = 0; j < chg.n_removed_sites; j++) {
+			/* Revoked or deleted: its stream closes; its peers
+			 * lose their tunnels to it (they are affected). */
+			for (size_t j = 0; j < chg.n_removed_sites; j++)
 				session_site_gone(s, chg.removed_sites[j]);
-				if (session_ids_add(&revoked, &n_rev, &cap_rev,
-				    chg.removed_sites[j]) == -1)
-					oom = true;
-			}
 			if ((e = session_edge_find(s, dirty[i])) != NULL &&
 			    topo_site(s->topo, dirty[i]) == NULL)
 				e->live = false;
@@ -1058,12 +1296,23 @@ session_intent_recompile(struct sessions *s)
 			if (rc == -1)
 				continue;
 		}
-		if (store_commit(s->st, &err) == -1) {
-			log_warnx("session: storing versions: %s",
-			    err.message);
-			goto out;
-		}
+		if (store_tunnel_gen(s->st, &gen, &err) == -1)
+			failed = true;
+		else if (s->cfg.check_patch)
+			session_check_store(s);
 	}
+done:
+	if (failed) {
+		store_rollback(s->st);
+		session_reload(s);
+		goto out;
+	}
+	if (store_commit(s->st, &err) == -1) {
+		log_warnx("session: storing the recompile: %s", err.message);
+		session_reload(s);
+		goto out;
+	}
+	s->tunnel_gen = gen;
 	if (s->metrics)
 		metrics_compile_done(s->metrics, (util_mono_ns() - t0) / 1000);
 	log_debug("session", "recompiled %zu site(s), %zu edge(s) affected "
@@ -1075,18 +1324,14 @@ session_intent_recompile(struct sessions *s)
 		if (e != NULL)
 			session_push(s, e);
 	}
-	/* A revoked or deleted site's former peers rotate their keys: they
-	 * shared epochs (and SA keys) with it. */
-	for (size_t i = 0; i < n_rev; i++)
-		for (size_t j = 0; j < n_aff; j++)
-			if (affected[j] != revoked[i])
-				session_rekey_site(s, affected[j],
-				    MSG_REKEY_REASON_PEER_REVOKED);
+	/* Nothing is rekeyed: the revoked site's tunnels are gone (their
+	 * SAs with them), and it never could derive the keys of tunnels
+	 * between other sites (X25519 between the two ends; CONTROLLER.md,
+	 * "Revocation"). */
 out:
 	topo_change_free(&chg);
 	free(dirty);
 	free(affected);
-	free(revoked);
 	free(added);
 }
 
@@ -1125,6 +1370,7 @@ session_intent_rebuild(struct sessions *s)
 	}
 	if (store_commit(s->st, &err) == -1) {
 		log_warnx("session: storing versions: %s", err.message);
+		session_reload(s);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1191,6 +1437,7 @@ session_intent_retunnel(struct sessions *s)
 	}
 	if (store_commit(s->st, &err) == -1) {
 		log_warnx("session: storing versions: %s", err.message);
+		session_reload(s);
 		goto out;
 	}
 	log_debug("session", "rebuilt %zu tunnel(s) in %zu edge(s)", n,

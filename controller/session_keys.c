@@ -7,7 +7,14 @@
  *
  * Persistence: issued certificates and announced epoch keys live in the
  * store's key/value table ("cert.<id>", "keys.<id>") so that intents
- * rebuilt after a restart equal the ones edges applied.
+ * rebuilt after a restart equal the ones edges applied; the highest key
+ * epoch a site ever announced too ("keyfloor.<id>"), so that numbering
+ * goes on across re-enrollment (proto/README.md, "Keys").
+ *
+ * What is relayed is checked first, with the edges' own check
+ * (proto/epochsig via ca_check_epoch_key): chain, CN, not_after, no
+ * small-order point, signature.  Expired keys are dropped from the relay
+ * set by session_keys_expire().
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,8 +29,10 @@
 #include "controller/store.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "proto/epochsig.h"
 #include "proto/msg.h"
 #include "proto/pbconv.h"
+#include "proto/sakey.h"
 
 #define SESSION_KV_MAX 4096
 
@@ -85,16 +94,31 @@ session_load_keys(struct sessions *s, struct edge *e)
 	free(val);
 }
 
+static void
+session_load_floor(struct sessions *s, struct edge *e)
+{
+	char key[64], val[32];
+
+	snprintf(key, sizeof(key), "keyfloor.%" PRIu64, e->site_id);
+	if (store_kv_get(s->st, key, val, sizeof(val), NULL) == 0)
+		(void)util_parse_u64(val, 0, UINT64_MAX, &e->key_floor);
+	/* Older databases: the floor is at least what is stored. */
+	for (size_t i = 0; i < e->n_keys; i++)
+		if (e->keys[i].epoch > e->key_floor)
+			e->key_floor = e->keys[i].epoch;
+}
+
 /* A site's stored certificate and epoch keys, after a restart. */
 void
 session_keys_load(struct sessions *s, struct edge *e)
 {
 	session_load_cert(s, e);
 	session_load_keys(s, e);
+	session_load_floor(s, e);
 }
 
-static int
-session_save_keys(struct sessions *s, const struct edge *e)
+int
+session_keys_save(struct sessions *s, const struct edge *e)
 {
 	char key[64], *val;
 	size_t off = 0;
@@ -113,6 +137,10 @@ session_save_keys(struct sessions *s, const struct edge *e)
 	}
 	snprintf(key, sizeof(key), "keys.%" PRIu64, e->site_id);
 	rc = store_kv_set(s->st, key, val, NULL);
+	snprintf(val, SESSION_KV_MAX, "%" PRIu64, e->key_floor);
+	snprintf(key, sizeof(key), "keyfloor.%" PRIu64, e->site_id);
+	if (rc == 0)
+		rc = store_kv_set(s->st, key, val, NULL);
 	free(val);
 	return rc;
 }
@@ -128,6 +156,52 @@ session_keys_lookup(void *arg, uint64_t site_id, const struct msg_peer_key **k,
 
 	*k = e ? e->keys : NULL;
 	*n = e ? e->n_keys : 0;
+}
+
+static size_t session_peers(const struct edge *e, uint64_t **out);
+
+uint64_t
+session_keys_newest(struct sessions *s, uint64_t site_id)
+{
+	const struct edge *e = session_edge_find(s, site_id);
+	int64_t now = session_now(s);
+
+	for (size_t i = e != NULL ? e->n_keys : 0; i > 0; i--)
+		if (e->keys[i - 1].not_after > (uint64_t)now)
+			return e->keys[i - 1].epoch;
+	return 0;
+}
+
+void
+session_keys_expire(struct sessions *s)
+{
+	int64_t now = session_now(s);
+
+	for (size_t i = 0; i < s->tab_cap; i++) {
+		struct edge *e = s->tab[i].e;
+		size_t k = 0, n;
+		uint64_t *peers;
+
+		if (e == NULL || e->n_keys == 0)
+			continue;
+		for (size_t j = 0; j < e->n_keys; j++)
+			if (e->keys[j].not_after > (uint64_t)now)
+				e->keys[k++] = e->keys[j];
+		if (k == e->n_keys)
+			continue;
+		log_info("session: site %" PRIu64 ": %zu epoch key(s) expired; "
+		    "no longer relayed", e->site_id, e->n_keys - k);
+		e->n_keys = k;
+		if (session_keys_save(s, e) == -1)
+			log_warnx("session: site %" PRIu64 ": could not store "
+			    "its epoch keys", e->site_id);
+		n = session_peers(e, &peers);
+		for (size_t j = 0; j < n; j++)
+			session_mark_rebuild(s, peers[j]);
+		free(peers);
+		if (n > 0)
+			session_arm_flush(s);
+	}
 }
 
 static bool
@@ -287,40 +361,87 @@ static void
 session_send_keys(struct sessions *s, struct edge *to, const struct edge *of)
 {
 	struct msg_controller_message m;
+	int64_t now = session_now(s);
 
 	if (of->n_keys == 0 || to->stream == NULL || !to->hello)
 		return;
 	memset(&m, 0, sizeof(m));
 	m.kind = MSG_CONTROLLER_PEER_KEYS;
 	m.u.peer_keys.peer_site_id = of->site_id;
-	memcpy(m.u.peer_keys.keys, of->keys, of->n_keys * sizeof(of->keys[0]));
-	m.u.peer_keys.n_keys = of->n_keys;
-	session_send(s, to, &m, METRICS_RPC_KEY_RELAYED);
+	for (size_t i = 0; i < of->n_keys; i++)
+		if (of->keys[i].not_after > (uint64_t)now)
+			m.u.peer_keys.keys[m.u.peer_keys.n_keys++] =
+			    of->keys[i];
+	if (m.u.peer_keys.n_keys > 0)
+		session_send(s, to, &m, METRICS_RPC_KEY_RELAYED);
+}
+
+/*
+ * The checks that cost nothing (no signature work): done before the
+ * announcement takes one of the edge's rate-limit tokens, so refused
+ * keys (stale epoch, expired, small-order point) never use up the budget
+ * meant for the signature checks and the fan-out of valid ones.
+ */
+bool
+session_keys_cheap_ok(struct sessions *s, const struct edge *e,
+    const struct msg_key_announcement *k)
+{
+	if (e->cert == NULL) {
+		log_warnx("session: site %" PRIu64 ": key announcement but no "
+		    "certificate on record; ignored", e->site_id);
+		return false;
+	}
+	if (k->epoch <= e->key_floor) {
+		log_warnx("session: site %" PRIu64 ": key epoch %" PRIu64
+		    " not above %" PRIu64 "; ignored", e->site_id, k->epoch,
+		    e->key_floor);
+		return false;
+	}
+	if (k->not_after <= (uint64_t)session_now(s)) {
+		log_warnx("session: site %" PRIu64 ": key epoch %" PRIu64
+		    " refused: epoch %" PRIu64 " expired (not_after %" PRIu64
+		    ")", e->site_id, k->epoch, k->epoch, k->not_after);
+		return false;
+	}
+	if (!sakey_public_ok(k->public_key)) {
+		log_warnx("session: site %" PRIu64 ": key epoch %" PRIu64
+		    " refused: epoch %" PRIu64 ": public key is a point of "
+		    "small order", e->site_id, k->epoch, k->epoch);
+		return false;
+	}
+	return true;
 }
 
 void
 session_keys_on_key(struct sessions *s, struct edge *e,
     const struct msg_key_announcement *k)
 {
-	uint64_t *peers;
-	size_t np;
+	struct msg_peer_key pk;
+	char why[EPOCHSIG_ERR_LEN];
 
 	if (e->cert == NULL) {
 		log_warnx("session: site %" PRIu64 ": key announcement but no "
 		    "certificate on record; ignored", e->site_id);
 		return;
 	}
-	if (e->n_keys > 0 && k->epoch <= e->keys[e->n_keys - 1].epoch) {
+	/* Above every epoch the site ever announced, under any of its
+	 * certificates: an epoch number names one key for good. */
+	if (k->epoch <= e->key_floor) {
 		log_warnx("session: site %" PRIu64 ": key epoch %" PRIu64
 		    " not above %" PRIu64 "; ignored", e->site_id, k->epoch,
-		    e->keys[e->n_keys - 1].epoch);
+		    e->key_floor);
 		return;
 	}
-	if (ca_verify_epoch_key(s->ca, e->cert, e->cert_len, e->site_id,
-	    k->epoch, k->public_key, MSG_KEY_LEN, k->not_after, k->signature,
-	    k->signature_len) == -1) {
+	memset(&pk, 0, sizeof(pk));
+	pk.epoch = k->epoch;
+	pk.not_after = k->not_after;
+	memcpy(pk.public_key, k->public_key, MSG_KEY_LEN);
+	memcpy(pk.signature, k->signature, k->signature_len);
+	pk.signature_len = k->signature_len;
+	if (ca_check_epoch_key(s->ca, e->cert, e->cert_len, e->site_id, &pk,
+	    session_now(s), why, sizeof(why)) == -1) {
 		log_warnx("session: site %" PRIu64 ": key epoch %" PRIu64
-		    ": bad signature; ignored", e->site_id, k->epoch);
+		    " refused: %s", e->site_id, k->epoch, why);
 		return;
 	}
 	if (e->n_keys == SESSION_KEYS_MAX) {
@@ -328,19 +449,29 @@ session_keys_on_key(struct sessions *s, struct edge *e,
 		    (SESSION_KEYS_MAX - 1) * sizeof(e->keys[0]));
 		e->n_keys--;
 	}
-	e->keys[e->n_keys].epoch = k->epoch;
-	memcpy(e->keys[e->n_keys].public_key, k->public_key, MSG_KEY_LEN);
-	memcpy(e->keys[e->n_keys].signature, k->signature, k->signature_len);
-	e->keys[e->n_keys].signature_len = k->signature_len;
-	e->keys[e->n_keys].not_after = k->not_after;
-	e->n_keys++;
-	if (session_save_keys(s, e) == -1)
-		log_warnx("session: site %" PRIu64 ": could not store its "
-		    "epoch keys", e->site_id);
-	/* PeerKeys now, for speed: connected peers can derive SAs at once.
-	 * The versioned intent follows after the coalescing delay (a delta
-	 * upserting each peer's tunnels to e with the new keys), so a
-	 * peer's cached intent alone suffices for headless operation. */
+	e->keys[e->n_keys++] = pk;
+	e->key_floor = k->epoch;
+	/* Stored with the next group commit (session_flush, within
+	 * SESSION_ACK_FLUSH_MS), key floor included, then relayed: no key
+	 * leaves before it is durable. */
+	e->keys_dirty = true;
+	log_debug("session", "site %" PRIu64 ": epoch %" PRIu64 " key "
+	    "accepted", e->site_id, k->epoch);
+}
+
+/*
+ * After e's keys are committed: PeerKeys to its connected peers, for
+ * speed (they can derive SAs at once), and the versioned intent after
+ * the coalescing delay (a delta upserting each peer's tunnels to e with
+ * the new keys), so a peer's cached intent alone suffices for headless
+ * operation.  Then e's SAs move to the new key.
+ */
+void
+session_keys_relay(struct sessions *s, struct edge *e)
+{
+	uint64_t *peers;
+	size_t np;
+
 	np = session_peers(e, &peers);
 	for (size_t i = 0; i < np; i++) {
 		struct edge *p = session_edge_find(s, peers[i]);
@@ -353,7 +484,12 @@ session_keys_on_key(struct sessions *s, struct edge *e,
 	if (np > 0)
 		session_arm_flush(s);
 	log_debug("session", "site %" PRIu64 ": epoch %" PRIu64 " key relayed "
-	    "to %zu peer(s)", e->site_id, k->epoch, np);
+	    "to %zu peer(s)", e->site_id,
+	    e->n_keys > 0 ? e->keys[e->n_keys - 1].epoch : 0, np);
+	/* SAs move to the new key: every direction of e's tunnels whose
+	 * other end has a key too (one rekey at a time per direction),
+	 * once every key of this flush is relayed (session_flush). */
+	e->rekey_on_key = true;
 }
 
 int
@@ -384,9 +520,13 @@ session_cert_issued(struct sessions *s, uint64_t site_id, const uint8_t *der,
 	free(e->cert);
 	e->cert = copy;
 	e->cert_len = len;
-	/* New certificate, new key pair: old epoch keys are void. */
+	/* New certificate, new key pair: old epoch keys are void (their
+	 * signatures are the old certificate's; stored at once, with the
+	 * certificate; nothing to relay); key_floor stays, so the numbering
+	 * goes on above them. */
 	e->n_keys = 0;
-	session_save_keys(s, e);
+	e->keys_dirty = false;
+	session_keys_save(s, e);
 	/* Peers' intents carry this certificate: recompiling the site
 	 * patches their tunnels to it. */
 	session_mark_dirty(s, site_id);

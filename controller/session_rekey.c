@@ -6,7 +6,14 @@
  * ACTIVE (sender acked; the old epoch is DRAINING and the receiver is told
  * to retire it after SESSION_DRAIN_S), then gone (receiver acked the
  * retire).  Rekeys start on time (the crypto profile's rekey interval),
- * from the operator (REST API) or when a peer is revoked.
+ * from the operator (REST API), when a peer is revoked, when an end
+ * announces a new X25519 key epoch, or when an edge asks (RekeyRequest,
+ * rate-limited per tunnel direction).
+ *
+ * Every new epoch is named with the key epochs of both ends it is keyed
+ * with (the newest unexpired ones when it starts), fixed for its life:
+ * both steps and both ends' intents say the same ones, so both ends
+ * derive the same key (proto/README.md, "SA keys").
  *
  * Why a file of its own: every state change of an epoch is here, so the
  * whole machine reads in one place.  The epochs live in the store
@@ -31,6 +38,9 @@
 #include "proto/msg.h"
 
 #define SESSION_DRAIN_S 30          /* old inbound SA kept after a switch */
+/* Edge rekey requests: one accepted per tunnel direction per interval;
+ * drops are logged once per interval per edge. */
+#define SESSION_REKEY_REQ_INTERVAL_S 10
 
 /* ------------------------------------------------------------------ */
 /* SA epochs */
@@ -90,8 +100,13 @@ session_recv_address(const struct sessions *s, const struct model_tunnel *t,
 	int li;
 
 	out[0] = '\0';
-	if (ms == NULL || (li = model_site_find_link(ms, link)) < 0)
-		return;
+	/* The stored site may have lost the link while a batch still
+	 * compiles against its older copy (which the tunnel names). */
+	if (ms == NULL || (li = model_site_find_link(ms, link)) < 0) {
+		ms = topo_site(s->topo, recv);
+		if (ms == NULL || (li = model_site_find_link(ms, link)) < 0)
+			return;
+	}
 	snprintf(out, outsz, "%s", ms->links[li].public_address[0] ?
 	    ms->links[li].public_address : ms->links[li].address);
 }
@@ -114,6 +129,10 @@ session_rekey_epochs_init(struct sessions *s, const struct model_tunnel *t)
 
 		if (epochs_find(s->epochs, t->id, senders[i], 1) != NULL)
 			continue;
+		e.sender_key_epoch = session_keys_newest(s, senders[i]);
+		e.receiver_key_epoch = session_keys_newest(s, senders[1 - i]);
+		if (e.sender_key_epoch == 0 || e.receiver_key_epoch == 0)
+			e.sender_key_epoch = e.receiver_key_epoch = 0;
 		session_recv_address(s, t, senders[i], e.recv_address,
 		    sizeof(e.recv_address));
 		if (store_epoch_add(s->st, &e, &err) == -1) {
@@ -130,10 +149,11 @@ session_rekey_epochs_init(struct sessions *s, const struct model_tunnel *t)
 /* ------------------------------------------------------------------ */
 /* Rekey orders */
 
+/* ks, kr: the SA's key epochs (sender's, receiver's); 0 for RETIRE. */
 static void
 session_send_rekey(struct sessions *s, uint64_t to_site, uint64_t tunnel_id,
     uint64_t epoch, enum msg_rekey_step step, enum msg_rekey_reason reason,
-    uint32_t spi)
+    uint32_t spi, uint64_t ks, uint64_t kr)
 {
 	struct edge *e = session_edge_find(s, to_site);
 	struct msg_controller_message m;
@@ -142,8 +162,10 @@ session_send_rekey(struct sessions *s, uint64_t to_site, uint64_t tunnel_id,
 		return; /* resent on its next hello */
 	memset(&m, 0, sizeof(m));
 	m.kind = MSG_CONTROLLER_REKEY;
+	if (step == MSG_REKEY_STEP_RETIRE)
+		ks = kr = 0;
 	m.u.rekey = (struct msg_rekey_order){ tunnel_id, epoch, step, reason,
-	    spi, step == MSG_REKEY_STEP_RETIRE ? SESSION_DRAIN_S : 0 };
+	    spi, step == MSG_REKEY_STEP_RETIRE ? SESSION_DRAIN_S : 0, ks, kr };
 	if (session_send(s, e, &m, METRICS_RPC_MAX) == 0 || !e->blocked)
 		return;
 	/* Dropped by backpressure: remembered, sent again after the drain
@@ -158,7 +180,7 @@ session_send_rekey(struct sessions *s, uint64_t to_site, uint64_t tunnel_id,
 		e->cap_dropped = cap;
 	}
 	e->dropped[e->n_dropped++] = (struct rekey_drop){ tunnel_id, epoch,
-	    step, reason, spi };
+	    step, reason, spi, ks, kr };
 }
 
 /* A stored reason as the wire's enum (anything unknown: unspecified). */
@@ -170,6 +192,8 @@ session_reason(uint32_t r)
 	case MSG_REKEY_REASON_VOLUME:
 	case MSG_REKEY_REASON_OPERATOR:
 	case MSG_REKEY_REASON_PEER_REVOKED:
+	case MSG_REKEY_REASON_KEY:
+	case MSG_REKEY_REASON_LOCAL_ERROR:
 		return (enum msg_rekey_reason)r;
 	default:
 		return MSG_REKEY_REASON_UNSPECIFIED;
@@ -222,7 +246,8 @@ session_rekey_drained(struct sessions *s, struct edge *e)
 	for (size_t i = 0; i < n; i++)
 		if (session_drop_pending(s, e, &d[i]))
 			session_send_rekey(s, e->site_id, d[i].tunnel_id,
-			    d[i].epoch, d[i].step, d[i].reason, d[i].spi);
+			    d[i].epoch, d[i].step, d[i].reason, d[i].spi,
+			    d[i].sender_key_epoch, d[i].receiver_key_epoch);
 	free(d);
 }
 
@@ -237,7 +262,8 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	struct model_error err = { 0 };
 	struct model_epoch ne = { 0 };
 	uint64_t recv = sender == t->site_a ? t->site_b : t->site_a;
-	uint64_t max = 0;
+	uint64_t max = 0, ks, kr;
+	bool keyed = false;
 	const struct model_epoch *v;
 	size_t n;
 
@@ -250,6 +276,29 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 			return; /* one rekey at a time per direction */
 		if (v[i].epoch > max)
 			max = v[i].epoch;
+		if (v[i].state == MODEL_EPOCH_ACTIVE &&
+		    v[i].sender_key_epoch != 0)
+			keyed = true;
+	}
+	/* Keyed with both ends' newest usable keys.  Without one of them
+	 * the new SA has no key: fine for a direction that has none yet,
+	 * never as a replacement of a keyed one (that would cut traffic
+	 * the old key still carries). */
+	ks = session_keys_newest(s, sender);
+	kr = session_keys_newest(s, recv);
+	if (ks == 0 || kr == 0) {
+		if (keyed || reason == MSG_REKEY_REASON_KEY) {
+			/* Debug only: a time scan repeats it every few
+			 * seconds; the key's expiry was logged once. */
+			if (keyed)
+				log_debug("session", "tunnel %" PRIu64 " %"
+				    PRIu64 "->%" PRIu64 ": no %s key; %s "
+				    "rekey skipped", t->id, sender, recv,
+				    ks == 0 ? "sender" : "receiver",
+				    msg_rekey_reason_name(reason));
+			return;
+		}
+		ks = kr = 0;
 	}
 	ne.tunnel_id = t->id;
 	ne.sender_site = sender;
@@ -257,6 +306,8 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	ne.state = MODEL_EPOCH_INSTALLED;
 	ne.changed_at = session_now(s);
 	ne.reason = (uint32_t)reason;
+	ne.sender_key_epoch = ks;
+	ne.receiver_key_epoch = kr;
 	session_recv_address(s, t, sender, ne.recv_address,
 	    sizeof(ne.recv_address));
 	if (store_epoch_add(s->st, &ne, &err) == -1 ||
@@ -266,10 +317,11 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 		return;
 	}
 	log_info("session: tunnel %" PRIu64 " %" PRIu64 "->%" PRIu64
-	    ": rekey to epoch %" PRIu64 " (%s)", t->id, sender, recv, ne.epoch,
-	    msg_rekey_reason_name(reason));
+	    ": rekey to epoch %" PRIu64 " (%s, keys %" PRIu64 "/%" PRIu64 ")",
+	    t->id, sender, recv, ne.epoch, msg_rekey_reason_name(reason), ks,
+	    kr);
 	session_send_rekey(s, recv, t->id, ne.epoch,
-	    MSG_REKEY_STEP_INSTALL_INBOUND, reason, ne.spi);
+	    MSG_REKEY_STEP_INSTALL_INBOUND, reason, ne.spi, ks, kr);
 }
 
 /*
@@ -404,10 +456,12 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		ep->state = MODEL_EPOCH_ACKED;
 		session_send_rekey(s, sender, t->id, ep->epoch,
 		    MSG_REKEY_STEP_SWITCH_OUTBOUND,
-		    session_reason(ep->reason), ep->spi);
+		    session_reason(ep->reason), ep->spi,
+		    ep->sender_key_epoch, ep->receiver_key_epoch);
 		return;
 	case MSG_REKEY_STEP_SWITCH_OUTBOUND: {
-		uint64_t ep_no = ep->epoch;
+		uint64_t ep_no = ep->epoch, ks = ep->sender_key_epoch;
+		uint64_t kr = ep->receiver_key_epoch, nks, nkr;
 		enum msg_rekey_reason why = session_reason(ep->reason);
 		uint32_t old_spi = 0;
 
@@ -430,7 +484,7 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		ep->state = MODEL_EPOCH_ACTIVE;
 		if (old_spi != 0)
 			session_send_rekey(s, peer, t->id, ep_no,
-			    MSG_REKEY_STEP_RETIRE, why, old_spi);
+			    MSG_REKEY_STEP_RETIRE, why, old_spi, 0, 0);
 		/* Both ends' intents carry the active SPIs: that tunnel
 		 * alone is rebuilt in each. */
 		if (session_ids_add(&s->retunnel, &s->n_retunnel,
@@ -439,6 +493,12 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 			session_mark_dirty(s, t->site_b);
 		}
 		session_arm_flush(s);
+		/* A key announced while this rekey ran (one at a time per
+		 * direction): move on to it now, not at the next trigger. */
+		nks = session_keys_newest(s, sender);
+		nkr = session_keys_newest(s, peer);
+		if (nks != 0 && nkr != 0 && (nks != ks || nkr != kr))
+			session_rekey_start(s, t, sender, MSG_REKEY_REASON_KEY);
 		return;
 	}
 	case MSG_REKEY_STEP_RETIRE:
@@ -488,12 +548,14 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 			    x->sender_site == peer)
 				session_send_rekey(s, e->site_id, tid, x->epoch,
 				    MSG_REKEY_STEP_INSTALL_INBOUND,
-				    session_reason(x->reason), x->spi);
+				    session_reason(x->reason), x->spi,
+				    x->sender_key_epoch, x->receiver_key_epoch);
 			else if (x->state == MODEL_EPOCH_ACKED &&
 			    x->sender_site == e->site_id)
 				session_send_rekey(s, e->site_id, tid, x->epoch,
 				    MSG_REKEY_STEP_SWITCH_OUTBOUND,
-				    session_reason(x->reason), x->spi);
+				    session_reason(x->reason), x->spi,
+				    x->sender_key_epoch, x->receiver_key_epoch);
 			else if (x->state == MODEL_EPOCH_DRAINING &&
 			    x->sender_site == peer) {
 				const struct model_epoch *act =
@@ -503,7 +565,7 @@ session_rekey_resend(struct sessions *s, struct edge *e)
 					session_send_rekey(s, e->site_id, tid,
 					    act->epoch, MSG_REKEY_STEP_RETIRE,
 					    session_reason(act->reason),
-					    x->spi);
+					    x->spi, 0, 0);
 			}
 		}
 	}
@@ -563,4 +625,94 @@ session_rekey_requested(struct sessions *s, const struct rekey_req *r)
 	log_info("session: operator rekey of tunnel %" PRIu64, r->id);
 	session_rekey_start(s, t, t->site_a, MSG_REKEY_REASON_OPERATOR);
 	session_rekey_start(s, t, t->site_b, MSG_REKEY_REASON_OPERATOR);
+}
+
+/* ------------------------------------------------------------------ */
+/* Edge requests (RekeyRequest) */
+
+/*
+ * Whether e may have a rekey of tunnel_id's direction from sender now:
+ * at most one accepted per direction per SESSION_REKEY_REQ_INTERVAL_S.
+ * Entries older than the interval are reused, so the table holds at most
+ * two per tunnel of the edge.
+ */
+static bool
+session_rq_allow(struct edge *e, uint64_t tunnel_id, uint64_t sender,
+    uint64_t now)
+{
+	const uint64_t ivl = SESSION_REKEY_REQ_INTERVAL_S * 1000ull;
+	struct rekey_rq *free_slot = NULL;
+
+	for (size_t i = 0; i < e->n_rq; i++) {
+		struct rekey_rq *r = &e->rq[i];
+
+		if (now - r->at_ms >= ivl) {
+			if (free_slot == NULL)
+				free_slot = r;
+			continue;
+		}
+		if (r->tunnel_id == tunnel_id && r->sender == sender)
+			return false;
+	}
+	if (free_slot == NULL) {
+		if (e->n_rq == e->cap_rq) {
+			struct rekey_rq *v = util_grow(e->rq, &e->cap_rq,
+			    e->n_rq + 1, sizeof(*v), 8);
+
+			if (v == NULL)
+				return false;
+			e->rq = v;
+		}
+		free_slot = &e->rq[e->n_rq++];
+	}
+	*free_slot = (struct rekey_rq){ tunnel_id, sender, now };
+	return true;
+}
+
+/* Requests refused (bad) or over the limit: one log line per kind and
+ * interval, with the count since the last one. */
+static void
+session_rq_drop(struct edge *e, uint64_t now, bool bad, const char *why)
+{
+	uint64_t *at = bad ? &e->rq_bad_log_ms : &e->rq_log_ms;
+	uint64_t *count = bad ? &e->rq_bad : &e->rq_dropped;
+
+	(*count)++;
+	if (*at != 0 && now - *at < SESSION_REKEY_REQ_INTERVAL_S * 1000ull)
+		return;
+	log_warnx("session: site %" PRIu64 ": %s (%" PRIu64 " in the last "
+	    "%d s)", e->site_id, why, *count, SESSION_REKEY_REQ_INTERVAL_S);
+	*at = now;
+	*count = 0;
+}
+
+void
+session_rekey_on_request(struct sessions *s, struct edge *e,
+    const struct msg_rekey_request *q)
+{
+	const struct model_tunnel *t = topo_tunnel_get(s->topo, q->tunnel_id);
+	uint64_t now = util_mono_ms(), peer, sender;
+	enum msg_rekey_reason why;
+	char msg[128];
+
+	if (t == NULL || (t->site_a != e->site_id && t->site_b != e->site_id)) {
+		snprintf(msg, sizeof(msg), "rekey request for tunnel %" PRIu64
+		    " refused: not its tunnel", q->tunnel_id);
+		session_rq_drop(e, now, true, msg);
+		return;
+	}
+	peer = t->site_a == e->site_id ? t->site_b : t->site_a;
+	sender = q->direction == MSG_DIRECTION_OUT ? e->site_id : peer;
+	if (!session_rq_allow(e, t->id, sender, now)) {
+		session_rq_drop(e, now, false, "rekey requests dropped "
+		    "(limit: one per tunnel direction per 10 s)");
+		return;
+	}
+	why = q->reason == MSG_REKEY_REQUEST_REASON_LOCAL_ERROR ?
+	    MSG_REKEY_REASON_LOCAL_ERROR : MSG_REKEY_REASON_VOLUME;
+	log_info("session: site %" PRIu64 " asked for a rekey of tunnel %"
+	    PRIu64 " %" PRIu64 "->%" PRIu64 " (%s)", e->site_id, t->id, sender,
+	    sender == t->site_a ? t->site_b : t->site_a,
+	    msg_rekey_request_reason_name(q->reason));
+	session_rekey_start(s, t, sender, why);
 }

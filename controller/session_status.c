@@ -19,7 +19,6 @@
 #include "controller/metrics.h"
 #include "controller/model.h"
 #include "controller/session_int.h"
-#include "controller/store.h"
 #include "lib/log.h"
 #include "proto/msg.h"
 
@@ -148,7 +147,6 @@ void
 session_status_save(struct sessions *s, struct edge *e,
     const struct msg_status *m)
 {
-	struct model_error err = { 0 };
 	json_t *j, *tun, *bgp, *hl;
 	size_t floor, n_sas;
 	char *text;
@@ -187,12 +185,15 @@ session_status_save(struct sessions *s, struct edge *e,
 	json_decref(j);
 	if (text == NULL)
 		return;
-	if (strlen(text) > MODEL_STATUS_MAX)
+	if (strlen(text) > MODEL_STATUS_MAX) {
 		log_warnx("session: site %" PRIu64 ": status too large to keep",
 		    e->site_id);
-	else if (store_edge_set_status(s->st, e->site_id, text, strlen(text),
-	    session_now(s), &err) == -1)
-		log_warnx("session: site %" PRIu64 ": status: %s", e->site_id,
-		    err.message);
-	free(text);
+		free(text);
+		return;
+	}
+	/* Group commit: only the latest report waits for session_flush. */
+	free(e->status);
+	e->status = text;
+	e->status_len = strlen(text);
+	e->status_at = session_now(s);
 }

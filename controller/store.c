@@ -45,6 +45,8 @@ struct store {
 	void *conn;
 	int depth;              /* transaction nesting */
 	bool failed;            /* an inner step failed: roll back at the end */
+	uint64_t commits;       /* transactions committed (store_counters) */
+	uint64_t statements;    /* statements run */
 	int schema;
 	struct store_stmt cache[STORE_STMT_CACHE];
 	size_t n_cache;
@@ -158,9 +160,20 @@ static const char *const store_mig2[] = {
 	NULL,
 };
 
+/* 3: the X25519 key epochs each SA epoch's key is derived from, fixed
+ * when it starts, so every order and intent names the same ones. */
+static const char *const store_mig3[] = {
+	"ALTER TABLE sa_epochs ADD COLUMN sender_key_epoch BIGINT NOT NULL "
+	"DEFAULT 0",
+	"ALTER TABLE sa_epochs ADD COLUMN receiver_key_epoch BIGINT NOT NULL "
+	"DEFAULT 0",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
+	store_mig3,
 };
 
 int
@@ -230,6 +243,7 @@ store_stmt_get(struct store *st, const char *sql, void **stmt)
 {
 	struct store_stmt *c;
 
+	st->statements++;
 	for (size_t i = 0; i < st->n_cache; i++) {
 		c = &st->cache[i];
 		if (c->sql == sql && !c->busy) {
@@ -400,7 +414,16 @@ store_tx_end(struct store *st, int rc, struct model_error *err)
 		return model_error_set(err, MODEL_E_INTERNAL, "",
 		    "cannot commit the change");
 	}
+	st->commits++;
 	return 0;
+}
+
+void
+store_counters(const struct store *st, uint64_t *commits,
+    uint64_t *statements)
+{
+	*commits = st->commits;
+	*statements = st->statements;
 }
 
 int
@@ -1391,6 +1414,28 @@ store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
 }
 
 int
+store_tunnel_get(struct store *st, uint64_t id, struct model_tunnel *out,
+    struct model_error *err)
+{
+	void *stmt = store_prep(st, err, "SELECT id, site_a, link_a, site_b, "
+	    "link_b, inner_addr, vni FROM tunnels WHERE id = ?", "u", id);
+	enum store_step r;
+
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW)
+		store_tunnel_row(st, stmt, out);
+	store_stmt_done(st, stmt);
+	if (r == STORE_STEP_DONE)
+		return model_error_set(err, MODEL_E_NOT_FOUND, "id",
+		    "no tunnel %llu", (unsigned long long)id);
+	if (r != STORE_STEP_ROW)
+		return store_internal(err, "reading a tunnel");
+	return 0;
+}
+
+int
 store_tunnel_count(struct store *st, size_t *n, struct model_error *err)
 {
 	int64_t cnt;
@@ -1432,6 +1477,39 @@ store_each_id(struct store *st, void *stmt, const uint64_t *ids, size_t n)
 	return 0;
 }
 
+/*
+ * Move the allocation generation on by one: compare-and-set on the value
+ * read, so that under PostgreSQL's READ COMMITTED a second controller that
+ * committed its own allocations in between makes this apply fail
+ * (conflict) instead of silently interleaving with it.
+ */
+static int
+store_tunnel_gen_next(struct store *st, struct model_error *err)
+{
+	uint64_t gen;
+	char old[24], next[24];
+
+	if (store_meta_get_u64(st, "tunnel_gen", 0, &gen, err) == -1)
+		return -1;
+	if (gen == 0)
+		return store_meta_set_u64(st, "tunnel_gen", 1, err);
+	snprintf(old, sizeof(old), "%llu", (unsigned long long)gen);
+	snprintf(next, sizeof(next), "%llu", (unsigned long long)gen + 1);
+	if (store_run(st, err, "UPDATE meta SET value = ? WHERE key = ? AND "
+	    "value = ?", "ttt", next, "tunnel_gen", old) != 0)
+		return store_internal(err, "writing the allocation generation");
+	if (st->be->changes(st->conn) != 1)
+		return model_error_set(err, MODEL_E_CONFLICT, "tunnels",
+		    "another writer changed the tunnel allocations");
+	return 0;
+}
+
+int
+store_tunnel_gen(struct store *st, uint64_t *gen, struct model_error *err)
+{
+	return store_meta_get_u64(st, "tunnel_gen", 0, gen, err);
+}
+
 static int
 store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
     size_t n_removed, const struct model_tunnel *added, size_t n_added,
@@ -1442,7 +1520,7 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 	int rc = 0;
 
 	if (store_meta_get_u64(st, "next_tunnel_id", 1, &stored_next,
-	    err) == -1)
+	    err) == -1 || store_tunnel_gen_next(st, err) == -1)
 		return -1;
 	del = store_prep(st, err, "DELETE FROM tunnels WHERE id = ?", "");
 	if (del == NULL)
@@ -1505,7 +1583,10 @@ store_tunnel_apply(struct store *st, const uint64_t *removed,
 
 /* ---- per-edge state ----------------------------------------------------------- */
 
-/* Make sure the site has an edge row (sites made before it existed). */
+/*
+ * Make sure the site has an edge row (sites made before it existed).
+ * Returns 1, having written nothing, when the site is gone.
+ */
 static int
 store_edge_ensure(struct store *st, uint64_t site_id, struct model_error *err)
 {
@@ -1517,12 +1598,33 @@ store_edge_ensure(struct store *st, uint64_t site_id, struct model_error *err)
 		return -1;
 	if (found)
 		return 0;
-	if (store_site_exists(st, site_id, err) == -1)
+	if (store_get_int(st, err, &v, &found,
+	    "SELECT id FROM sites WHERE id = ?", "u", site_id) == -1)
 		return -1;
+	if (!found)
+		return 1;
 	if (store_run(st, err, "INSERT INTO edges (site_id) VALUES (?)", "u",
 	    site_id) != 0)
 		return store_internal(err, "creating the edge record");
 	return 0;
+}
+
+/*
+ * End one level of an edge write whose body returned rc.  rc == 1: the
+ * site is gone (another writer deleted it).  Nothing was written, so this
+ * is a miss, not a failure: NOT_FOUND, and a surrounding store_begin group
+ * stays usable; one deleted site must not undo a batch of other edges'
+ * versions or acks.
+ */
+static int
+store_edge_end(struct store *st, int rc, uint64_t site_id,
+    struct model_error *err)
+{
+	if (rc != 1)
+		return store_tx_end(st, rc, err);
+	(void)store_tx_end(st, 0, NULL);
+	return model_error_set(err, MODEL_E_NOT_FOUND, "site", "no site %llu",
+	    (unsigned long long)site_id);
 }
 
 #define STORE_EDGE_COLS "site_id, intent_version, applied_version, " \
@@ -1603,9 +1705,10 @@ store_edge_bump_tx(struct store *st, uint64_t site_id, uint64_t *version,
     struct model_error *err)
 {
 	int64_t v;
+	int rc;
 
-	if (store_edge_ensure(st, site_id, err) == -1)
-		return -1;
+	if ((rc = store_edge_ensure(st, site_id, err)) != 0)
+		return rc;
 	if (store_run(st, err, "UPDATE edges SET intent_version = "
 	    "intent_version + 1 WHERE site_id = ?", "u", site_id) != 0 ||
 	    store_get_int(st, err, &v, NULL, "SELECT intent_version FROM edges "
@@ -1624,7 +1727,46 @@ store_edge_bump_intent(struct store *st, uint64_t site_id, uint64_t *version,
 
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_tx_end(st, store_edge_bump_tx(st, site_id, &v, err), err);
+	rc = store_edge_end(st, store_edge_bump_tx(st, site_id, &v, err),
+	    site_id, err);
+	if (rc == 0)
+		*version = v;
+	return rc;
+}
+
+static int
+store_edge_skip_tx(struct store *st, uint64_t site_id, uint64_t past,
+    uint64_t *version, struct model_error *err)
+{
+	int64_t v;
+
+	if (store_edge_ensure(st, site_id, err) == -1)
+		return -1;
+	if (store_run(st, err, "UPDATE edges SET intent_version = ? "
+	    "WHERE site_id = ? AND intent_version <= ?", "uuu", past + 1,
+	    site_id, past) != 0 ||
+	    store_get_int(st, err, &v, NULL, "SELECT intent_version FROM edges "
+	    "WHERE site_id = ?", "u", site_id) == -1)
+		return store_internal(err, "moving the intent version");
+	*version = (uint64_t)v;
+	return 0;
+}
+
+int
+store_edge_skip_intent(struct store *st, uint64_t site_id, uint64_t past,
+    uint64_t *version, struct model_error *err)
+{
+	uint64_t v = 0;
+	int rc;
+
+	if (past >= (uint64_t)INT64_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "version",
+		    "version %llu is beyond the largest one",
+		    (unsigned long long)past);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_tx_end(st, store_edge_skip_tx(st, site_id, past, &v, err),
+	    err);
 	if (rc == 0)
 		*version = v;
 	return rc;
@@ -1635,9 +1777,11 @@ store_edge_applied_tx(struct store *st, uint64_t site_id, uint64_t version,
     const uint8_t *hash, size_t hash_len, struct model_error *err)
 {
 	int64_t intent;
+	int rc;
 
-	if (store_edge_ensure(st, site_id, err) == -1 ||
-	    store_get_int(st, err, &intent, NULL, "SELECT intent_version FROM "
+	if ((rc = store_edge_ensure(st, site_id, err)) != 0)
+		return rc;
+	if (store_get_int(st, err, &intent, NULL, "SELECT intent_version FROM "
 	    "edges WHERE site_id = ?", "u", site_id) == -1)
 		return -1;
 	if (version > (uint64_t)intent)
@@ -1660,8 +1804,8 @@ store_edge_set_applied(struct store *st, uint64_t site_id, uint64_t version,
 		    "convergence hash longer than %d bytes", MODEL_HASH_MAX);
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	return store_tx_end(st, store_edge_applied_tx(st, site_id, version,
-	    hash, hash_len, err), err);
+	return store_edge_end(st, store_edge_applied_tx(st, site_id, version,
+	    hash, hash_len, err), site_id, err);
 }
 
 int
@@ -1680,7 +1824,7 @@ store_edge_set_connected(struct store *st, uint64_t site_id, bool connected,
 	if (rc == 0 && !connected && store_run(st, err, "UPDATE edges SET "
 	    "connected = 0 WHERE site_id = ?", "u", site_id) != 0)
 		rc = store_internal(err, "recording the disconnection");
-	return store_tx_end(st, rc, err);
+	return store_edge_end(st, rc, site_id, err);
 }
 
 int
@@ -1699,7 +1843,7 @@ store_edge_set_status(struct store *st, uint64_t site_id, const void *blob,
 	    "status_at = ? WHERE site_id = ?", "biu", blob, len, now,
 	    site_id) != 0)
 		rc = store_internal(err, "recording the status");
-	return store_tx_end(st, rc, err);
+	return store_edge_end(st, rc, site_id, err);
 }
 
 /* ---- tokens ---------------------------------------------------------------------- */
@@ -2187,10 +2331,12 @@ store_epoch_add_tx(struct store *st, struct model_epoch *e,
 			continue;
 		rc = store_run(st, err, "INSERT INTO sa_epochs (tunnel_id, "
 		    "sender_site, epoch, recv_address, spi, state, "
-		    "changed_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		    "uuutiiii", e->tunnel_id, e->sender_site, e->epoch,
+		    "changed_at, reason, sender_key_epoch, "
+		    "receiver_key_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    "uuutiiiiuu", e->tunnel_id, e->sender_site, e->epoch,
 		    e->recv_address, (int64_t)spi, (int64_t)e->state,
-		    e->changed_at, (int64_t)e->reason);
+		    e->changed_at, (int64_t)e->reason, e->sender_key_epoch,
+		    e->receiver_key_epoch);
 		if (rc == 1)
 			return store_epoch_refused(st, e, err);
 		if (rc != 0)
@@ -2207,6 +2353,8 @@ store_epoch_add(struct store *st, struct model_epoch *e,
     struct model_error *err)
 {
 	struct model_epoch tmp = *e;
+	int64_t v;
+	bool found;
 	int rc;
 
 	if (!model_address_valid(e->recv_address))
@@ -2217,6 +2365,17 @@ store_epoch_add(struct store *st, struct model_epoch *e,
 		    "not an epoch state");
 	if (store_tx_begin(st, err) == -1)
 		return -1;
+	/* A tunnel whose site another writer just deleted is a miss, not a
+	 * failure: nothing is written and a surrounding group stays usable
+	 * (a batch of rekeys must not be undone by one vanished tunnel). */
+	if (store_get_int(st, err, &v, &found, "SELECT id FROM tunnels WHERE "
+	    "id = ?", "u", e->tunnel_id) == -1)
+		return store_tx_end(st, -1, err);
+	if (!found) {
+		(void)store_tx_end(st, 0, NULL);
+		return model_error_set(err, MODEL_E_NOT_FOUND, "tunnel",
+		    "no tunnel %llu", (unsigned long long)e->tunnel_id);
+	}
 	rc = store_tx_end(st, store_epoch_add_tx(st, &tmp, err), err);
 	if (rc == 0)
 		*e = tmp;
@@ -2284,6 +2443,8 @@ store_epoch_row(struct store *st, void *stmt, void *elem)
 	e->state = (enum model_epoch_state)st->be->column_int(stmt, 5);
 	e->changed_at = st->be->column_int(stmt, 6);
 	e->reason = (uint32_t)st->be->column_int(stmt, 7);
+	e->sender_key_epoch = (uint64_t)st->be->column_int(stmt, 8);
+	e->receiver_key_epoch = (uint64_t)st->be->column_int(stmt, 9);
 }
 
 int
@@ -2292,11 +2453,13 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 {
 	void *stmt = tunnel_id != 0 ?
 	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
-	    "recv_address, spi, state, changed_at, reason FROM sa_epochs WHERE "
+	    "recv_address, spi, state, changed_at, reason, sender_key_epoch, "
+	    "receiver_key_epoch FROM sa_epochs WHERE "
 	    "tunnel_id = ? ORDER BY tunnel_id, sender_site, epoch", "u",
 	    tunnel_id) :
 	    store_prep(st, err, "SELECT tunnel_id, sender_site, epoch, "
-	    "recv_address, spi, state, changed_at, reason FROM sa_epochs "
+	    "recv_address, spi, state, changed_at, reason, sender_key_epoch, "
+	    "receiver_key_epoch FROM sa_epochs "
 	    "ORDER BY tunnel_id, sender_site, epoch", "");
 
 	if (stmt == NULL)

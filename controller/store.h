@@ -18,7 +18,11 @@
  * audit entry); inner calls then join the outer transaction, and if any of
  * them fails the whole group is rolled back at store_commit(), which then
  * returns -1.  Always pair store_begin with store_commit or
- * store_rollback.
+ * store_rollback.  One exception, named where it applies: a *miss*
+ * (MODEL_E_NOT_FOUND because another writer deleted the row first: the
+ * edge row of a deleted site, the tunnel of a new SA epoch) writes nothing
+ * and leaves the group usable, so one vanished site cannot undo a batch of
+ * other edges' versions, acks or rekeys.
  *
  * Errors: functions return 0 or -1.  On -1 the optional err (may be NULL)
  * says why, with a code the REST API can map to a status
@@ -70,6 +74,10 @@ int store_schema_latest(void);
 /* Group calls into one transaction (nestable; see top of file). */
 int store_begin(struct store *st, struct model_error *err);
 int store_commit(struct store *st, struct model_error *err);
+/* Transactions committed and statements run on this connection so far
+ * (each commit is one fsync with sqlite's defaults): for /metrics. */
+void store_counters(const struct store *st, uint64_t *commits,
+    uint64_t *statements);
 void store_rollback(struct store *st);
 
 /* ---- sites and links ---------------------------------------------- */
@@ -141,17 +149,32 @@ int store_tunnel_list(struct store *st, struct model_tunnel **out, size_t *n,
     uint64_t *next_id, struct model_error *err);
 /* The tunnels with site_id at either end, sorted by id, through the
  * indexes on both ends (no full scan); none for an unknown site. */
+/* One tunnel by id (its primary key: no scan); MODEL_E_NOT_FOUND if none. */
+int store_tunnel_get(struct store *st, uint64_t id, struct model_tunnel *out,
+    struct model_error *err);
 /* How many tunnels there are (metrics: without reading them all). */
 int store_tunnel_count(struct store *st, size_t *n, struct model_error *err);
 int store_tunnel_list_site(struct store *st, uint64_t site_id,
     struct model_tunnel **out, size_t *n, struct model_error *err);
 /*
  * Apply one compile's outcome: delete `removed` ids, insert `added`
- * tunnels, remember next_id.  All or nothing.
+ * tunnels, remember next_id, and move the allocation generation on by
+ * one.  All or nothing.
  */
 int store_tunnel_apply(struct store *st, const uint64_t *removed,
     size_t n_removed, const struct model_tunnel *added, size_t n_added,
     uint64_t next_id, struct model_error *err);
+
+/*
+ * The allocation generation: 0 on a new database, one more after every
+ * store_tunnel_apply (a deleted site's tunnels, removed by cascade, do not
+ * count: every compiler knows them).  A compiler that keeps allocations
+ * in memory reads it inside the transaction it writes in; a value other
+ * than the one it left means another writer (a second controller on the
+ * same database) changed them: reload before compiling on top.
+ */
+int store_tunnel_gen(struct store *st, uint64_t *gen,
+    struct model_error *err);
 
 /* ---- per-edge state ------------------------------------------------- */
 
@@ -162,9 +185,19 @@ int store_edge_get(struct store *st, uint64_t site_id,
 /* All edges' state (status blobs not loaded), sorted by site id. */
 int store_edge_list(struct store *st, struct model_edge_state **out,
     size_t *n, struct model_error *err);
+/*
+ * The edge writers below (bump, applied, connected, status) answer a site
+ * that no longer exists with a miss: MODEL_E_NOT_FOUND, nothing written,
+ * a surrounding group still usable (see the top of this file).
+ */
 /* Increment the edge's intent version and return the new value. */
 int store_edge_bump_intent(struct store *st, uint64_t site_id,
     uint64_t *version, struct model_error *err);
+/* Move the edge's intent version to past + 1 when it is not above past
+ * already (one statement, whatever the distance); *version is the
+ * result.  past must be below INT64_MAX. */
+int store_edge_skip_intent(struct store *st, uint64_t site_id,
+    uint64_t past, uint64_t *version, struct model_error *err);
 /* Record an ack: applied version (must be <= intent version) and hash. */
 int store_edge_set_applied(struct store *st, uint64_t site_id,
     uint64_t version, const uint8_t *hash, size_t hash_len,
@@ -252,8 +285,9 @@ int store_kv_get(struct store *st, const char *key, char *value,
  * for a rekey, ACTIVE for a new tunnel's first epoch) at e->changed_at,
  * and allocate its SPI: random, >= 256, unique per recv_address across
  * all recorded epochs (live and draining).  e->spi is set on success.
- * Errors: invalid (address, state), not_found (no such tunnel),
- * duplicate (the epoch is recorded), exhausted (no free SPI).
+ * Errors: invalid (address, state), not_found (no such tunnel: a miss,
+ * checked before writing, so a surrounding group stays usable), duplicate
+ * (the epoch is recorded), exhausted (no free SPI).
  */
 int store_epoch_add(struct store *st, struct model_epoch *e,
     struct model_error *err);

@@ -197,10 +197,20 @@ reconcile_intent_sas(const struct msg_tunnel *t, struct reconcile_sa_ref *in,
 	memset(out, 0, sizeof(*out));
 	in->dir = OVERLAY_DIR_IN;
 	out->dir = OVERLAY_DIR_OUT;
-	in->spi = t->spi_in;
-	in->sa_epoch = t->epoch;
-	out->spi = t->spi_out;
-	out->sa_epoch = t->epoch;
+	in->spi = t->sa_in.spi;
+	in->sa_epoch = t->sa_in.sa_epoch;
+	in->sender_key_epoch = t->sa_in.sender_key_epoch;
+	in->receiver_key_epoch = t->sa_in.receiver_key_epoch;
+	out->spi = t->sa_out.spi;
+	out->sa_epoch = t->sa_out.sa_epoch;
+	out->sender_key_epoch = t->sa_out.sender_key_epoch;
+	out->receiver_key_epoch = t->sa_out.receiver_key_epoch;
+	/* Key epochs 0: the keys are not known yet, install nothing
+	 * (proto/README.md "SA keys"). */
+	if (in->sender_key_epoch == 0 || in->receiver_key_epoch == 0)
+		in->spi = 0;
+	if (out->sender_key_epoch == 0 || out->receiver_key_epoch == 0)
+		out->spi = 0;
 }
 
 /* Every field a tunnel_add/tunnel_update takes. */
@@ -1482,6 +1492,8 @@ order_ref(const struct msg_rekey_order *o, enum overlay_dir dir,
 	ref->dir = dir;
 	ref->spi = o->spi;
 	ref->sa_epoch = o->epoch;
+	ref->sender_key_epoch = o->sender_key_epoch;
+	ref->receiver_key_epoch = o->receiver_key_epoch;
 }
 
 static bool
@@ -1507,6 +1519,11 @@ rekey_install_inbound(struct run *u, struct rec *e,
 	int i, rc;
 
 	order_ref(o, OVERLAY_DIR_IN, &ref);
+	if (ref.sender_key_epoch == 0 || ref.receiver_key_epoch == 0) {
+		res_fail(u->res, "tunnel %llu: the order names no key epochs",
+		    (unsigned long long)t->id);
+		return -1;
+	}
 	if ((i = sa_index(&e->pub, OVERLAY_DIR_IN, o->spi)) >= 0) {
 		if (ref_eq(&e->pub.sas[i], &ref))
 			return 0;	/* a repeated order */
@@ -1540,6 +1557,11 @@ rekey_switch_outbound(struct run *u, struct rec *e,
 	int i, rc;
 
 	order_ref(o, OVERLAY_DIR_OUT, &ref);
+	if (ref.sender_key_epoch == 0 || ref.receiver_key_epoch == 0) {
+		res_fail(u->res, "tunnel %llu: the order names no key epochs",
+		    (unsigned long long)t->id);
+		return -1;
+	}
 	if ((i = sa_index(&e->pub, OVERLAY_DIR_OUT, o->spi)) >= 0) {
 		if (!ref_eq(&e->pub.sas[i], &ref)) {
 			res_fail(u->res, "outbound SPI %u is held by another "

@@ -36,6 +36,7 @@ struct session {
 	struct pbconv_digest *dig;   /* per tunnel of intent */
 	size_t n_dig;
 
+	uint64_t test_hello_version; /* opts' test knob; first hello only */
 	uint64_t reopen_at;          /* mono ms; 0 = none pending */
 	uint64_t bytes_in;
 };
@@ -196,6 +197,11 @@ session_rpc_open(struct rpc_stream *st, const struct rpc_peer *peer,
 	m.u.hello.has_convergence_hash = s->have;
 	if (s->have)
 		memcpy(m.u.hello.convergence_hash, s->hash, MSG_HASH_LEN);
+	if (!s->have && s->test_hello_version > 0) {
+		m.u.hello.applied_version = s->test_hello_version;
+		m.u.hello.has_convergence_hash = true; /* any: all zero */
+	}
+	s->test_hello_version = 0;
 	snprintf(m.u.hello.software_version,
 	    sizeof(m.u.hello.software_version), "%s", s->software);
 	m.u.hello.backend = s->backend;
@@ -300,6 +306,7 @@ session_new(const struct session_opts *o)
 	    o->software_version ? o->software_version : "");
 	s->backend = o->backend;
 	s->features = o->features;
+	s->test_hello_version = o->test_hello_version;
 	memset(&co, 0, sizeof(co));
 	co.target = o->target;
 	co.tls.ca_file = o->ca_file;

@@ -71,6 +71,9 @@ struct session_opts {
 	uint32_t features;           /* MSG_FEATURE_* */
 	const struct session_handlers *h;
 	void *arg;
+	/* Tests only: the first hello claims this applied version (without
+	 * a hash), as an edge ahead of its controller would; 0 = off. */
+	uint64_t test_hello_version;
 };
 
 /* Connects and opens the stream (reconnecting).  NULL on error (logged).

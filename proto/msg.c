@@ -225,7 +225,15 @@ const char *
 msg_rekey_reason_name(enum msg_rekey_reason r)
 {
 	static const char *const n[] = { NULL, "time", "volume", "operator",
-		"peer-revoked" };
+		"peer-revoked", "key", "local-error" };
+	return NAME_OF(n, r);
+}
+
+const char *
+msg_rekey_request_reason_name(enum msg_rekey_request_reason r)
+{
+	static const char *const n[] = { NULL, "soft-bytes", "soft-packets",
+		"local-error" };
 	return NAME_OF(n, r);
 }
 
@@ -444,6 +452,17 @@ uint32_t
 msg_rekey_seconds_or_default(uint32_t s)
 {
 	return s == 0 ? MSG_DEFAULT_REKEY_SECONDS : s;
+}
+
+void
+msg_sa_hard_limits(const struct msg_crypto_profile *c, uint32_t grace_s,
+    struct msg_sa_hard *out)
+{
+	out->seconds = (uint64_t)msg_rekey_seconds_or_default(c->rekey_seconds) +
+	    (grace_s == 0 ? MSG_DEFAULT_GRACE_SECONDS : grace_s) +
+	    MSG_SA_HARD_MARGIN;
+	out->bytes = MSG_SA_HARD_BYTES;
+	out->packets = MSG_SA_HARD_PACKETS;
 }
 
 /* A fixed array must hold a terminated string of at most max chars. */
@@ -744,6 +763,34 @@ msg_validate_site(const struct msg_site *m, char *err, size_t errlen)
 	return msg_validate_site_at(NULL, m, err, errlen);
 }
 
+/* An SaKeyRef: spi 0 = nothing else set; key epochs both 0 or both > 0. */
+static int
+msg_check_sa_ref(const struct fieldpath *path, const struct msg_sa_key_ref *r,
+    char *err, size_t errlen)
+{
+	struct fieldpath f[1];
+
+	if (msg_check_range(fieldpath_child(f, path, "spi"), r->spi,
+	    MSG_SPI_MIN, UINT32_MAX, true, err, errlen) == -1)
+		return -1;
+	if (r->spi == 0) {
+		if (r->sa_epoch != 0 || r->sender_key_epoch != 0 ||
+		    r->receiver_key_epoch != 0)
+			return fieldpath_fail(err, errlen, "%s: epochs set "
+			    "without an spi", FIELDPATH_STR(path));
+		return 0;
+	}
+	if (r->sa_epoch == 0)
+		return fieldpath_fail(err, errlen, "%s: 0 must be > 0 when spi "
+		    "is set", FIELDPATH_STR(fieldpath_child(f, path,
+		    "sa_epoch")));
+	if ((r->sender_key_epoch == 0) != (r->receiver_key_epoch == 0))
+		return fieldpath_fail(err, errlen, "%s: sender_key_epoch and "
+		    "receiver_key_epoch must both be 0 or both > 0",
+		    FIELDPATH_STR(path));
+	return 0;
+}
+
 static int
 msg_validate_tunnel_at(const struct fieldpath *parent,
     const struct msg_tunnel *m, char *err, size_t errlen)
@@ -804,6 +851,11 @@ msg_validate_tunnel_at(const struct fieldpath *parent,
 	    MSG_REPLAY_MIN, MSG_REPLAY_MAX, true, err, errlen) == -1 ||
 	    msg_check_range(fieldpath_child(f, p, "rekey_seconds"), c->rekey_seconds,
 	    MSG_REKEY_SECONDS_MIN, MSG_REKEY_SECONDS_MAX, true, err,
+	    errlen) == -1 ||
+	    msg_check_range(fieldpath_child(f, p, "rekey_bytes"), c->rekey_bytes,
+	    0, MSG_SA_SOFT_BYTES_MAX, true, err, errlen) == -1 ||
+	    msg_check_range(fieldpath_child(f, p, "rekey_packets"),
+	    c->rekey_packets, 0, MSG_SA_SOFT_PACKETS_MAX, true, err,
 	    errlen) == -1)
 		return -1;
 
@@ -834,10 +886,10 @@ msg_validate_tunnel_at(const struct fieldpath *parent,
 	    21845, true, err, errlen) == -1)
 		return -1;
 
-	if (msg_check_range(fieldpath_child(f, parent, "spi_in"), m->spi_in,
-	    MSG_SPI_MIN, UINT32_MAX, true, err, errlen) == -1 ||
-	    msg_check_range(fieldpath_child(f, parent, "spi_out"), m->spi_out,
-	    MSG_SPI_MIN, UINT32_MAX, true, err, errlen) == -1)
+	if (msg_check_sa_ref(fieldpath_child(f, parent, "sa_in"), &m->sa_in,
+	    err, errlen) == -1 ||
+	    msg_check_sa_ref(fieldpath_child(f, parent, "sa_out"), &m->sa_out,
+	    err, errlen) == -1)
 		return -1;
 	return 0;
 }
@@ -1006,13 +1058,25 @@ msg_validate_controller_message(const struct msg_controller_message *m,
 		if (msg_check_enum(FIELDPATH_ROOT("rekey.step"), (int)r->step,
 		    MSG_REKEY_STEP_RETIRE, true, err, errlen) == -1 ||
 		    msg_check_enum(FIELDPATH_ROOT("rekey.reason"), (int)r->reason,
-		    MSG_REKEY_REASON_PEER_REVOKED, false, err, errlen) == -1 ||
+		    MSG_REKEY_REASON_LOCAL_ERROR, false, err, errlen) == -1 ||
 		    msg_check_range(FIELDPATH_ROOT("rekey.spi"), r->spi, MSG_SPI_MIN,
 		    UINT32_MAX, false, err, errlen) == -1 ||
 		    msg_check_range(FIELDPATH_ROOT("rekey.drain_seconds"),
 		    r->drain_seconds, 0,
 		    MSG_DRAIN_MAX, false, err, errlen) == -1)
 			return -1;
+		if (r->step == MSG_REKEY_STEP_RETIRE) {
+			if (r->sender_key_epoch != 0 ||
+			    r->receiver_key_epoch != 0)
+				return fieldpath_fail(err, errlen,
+				    "rekey.sender_key_epoch: must be 0 in "
+				    "RETIRE");
+			return 0;
+		}
+		if ((r->sender_key_epoch == 0) != (r->receiver_key_epoch == 0))
+			return fieldpath_fail(err, errlen, "rekey: "
+			    "sender_key_epoch and receiver_key_epoch must both "
+			    "be 0 or both > 0");
 		return 0;
 	}
 	case MSG_CONTROLLER_KEEPALIVE:
@@ -1222,6 +1286,20 @@ msg_validate_edge_message(const struct msg_edge_message *m, char *err,
 			return fieldpath_fail(err, errlen,
 			    "key.not_after: 0 must be > 0");
 		return 0;
+	case MSG_EDGE_REKEY_REQUEST: {
+		const struct msg_rekey_request *q = &m->u.rekey_request;
+
+		if (q->tunnel_id == 0)
+			return fieldpath_fail(err, errlen,
+			    "rekey_request.tunnel_id: 0 must be > 0");
+		if (msg_check_enum(FIELDPATH_ROOT("rekey_request.direction"),
+		    (int)q->direction, MSG_DIRECTION_OUT, true, err,
+		    errlen) == -1)
+			return -1;
+		return msg_check_enum(FIELDPATH_ROOT("rekey_request.reason"),
+		    (int)q->reason, MSG_REKEY_REQUEST_REASON_LOCAL_ERROR, true,
+		    err, errlen);
+	}
 	default:
 		return fieldpath_fail(err, errlen, "body: not set");
 	}
@@ -1517,6 +1595,14 @@ msg_peer_key_equal(const struct msg_peer_key *a, const struct msg_peer_key *b)
 	    memcmp(a->signature, b->signature, a->signature_len) == 0;
 }
 
+static bool
+msg_sa_ref_equal(const struct msg_sa_key_ref *a, const struct msg_sa_key_ref *b)
+{
+	return a->spi == b->spi && a->sa_epoch == b->sa_epoch &&
+	    a->sender_key_epoch == b->sender_key_epoch &&
+	    a->receiver_key_epoch == b->receiver_key_epoch;
+}
+
 bool
 msg_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b)
 {
@@ -1530,8 +1616,8 @@ msg_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b)
 	    a->vni != b->vni ||
 	    !msg_prefix_equal(&a->inner_local, &b->inner_local) ||
 	    !msg_addr_equal(&a->inner_remote, &b->inner_remote) ||
-	    a->mtu != b->mtu || a->spi_in != b->spi_in ||
-	    a->spi_out != b->spi_out || a->epoch != b->epoch)
+	    a->mtu != b->mtu || !msg_sa_ref_equal(&a->sa_in, &b->sa_in) ||
+	    !msg_sa_ref_equal(&a->sa_out, &b->sa_out))
 		return false;
 	if (c->cipher != d->cipher || c->esn != d->esn ||
 	    c->replay_window != d->replay_window ||

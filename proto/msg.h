@@ -205,6 +205,16 @@ enum msg_rekey_reason {
 	MSG_REKEY_REASON_VOLUME = 2,
 	MSG_REKEY_REASON_OPERATOR = 3,
 	MSG_REKEY_REASON_PEER_REVOKED = 4,
+	MSG_REKEY_REASON_KEY = 5,		/* new X25519 key epoch */
+	MSG_REKEY_REASON_LOCAL_ERROR = 6,	/* an edge asked: local error */
+};
+
+/* Why an edge asks for a rekey (RekeyRequest.reason; required). */
+enum msg_rekey_request_reason {
+	MSG_REKEY_REQUEST_REASON_UNSPECIFIED = 0,
+	MSG_REKEY_REQUEST_REASON_SOFT_BYTES = 1,
+	MSG_REKEY_REQUEST_REASON_SOFT_PACKETS = 2,
+	MSG_REKEY_REQUEST_REASON_LOCAL_ERROR = 3,
 };
 
 enum msg_rekey_step {
@@ -225,6 +235,7 @@ const char *msg_direction_name(enum msg_direction d);
 const char *msg_bgp_state_name(enum msg_bgp_state s);
 const char *msg_rekey_step_name(enum msg_rekey_step s);
 const char *msg_rekey_reason_name(enum msg_rekey_reason r);
+const char *msg_rekey_request_reason_name(enum msg_rekey_request_reason r);
 const char *msg_enroll_error_name(enum msg_enroll_error e);
 
 /* ------------------------------------------------------------------ */
@@ -303,6 +314,18 @@ struct msg_bgp_neighbor {
 	bool route_server_client;
 };
 
+/*
+ * What names one SA's key besides the two X25519 key pairs (SaKeyRef;
+ * proto/sakey.h derives the key).  spi 0: no SA yet, everything 0; key
+ * epochs both 0 (keys not known yet: install nothing) or both > 0.
+ */
+struct msg_sa_key_ref {
+	uint32_t spi;				/* 0, or >= 256 */
+	uint64_t sa_epoch;			/* > 0 when spi is set */
+	uint64_t sender_key_epoch;		/* X25519 key epochs */
+	uint64_t receiver_key_epoch;
+};
+
 struct msg_tunnel {
 	uint64_t id;				/* > 0, unique */
 	char local_link[MSG_LINK_NAME_MAX + 1];	/* one of site.links (snapshot) */
@@ -317,9 +340,8 @@ struct msg_tunnel {
 	struct msg_crypto_profile crypto;
 	struct msg_peer peer;
 	struct msg_bgp_neighbor bgp;
-	uint32_t spi_in;			/* 0 = not allocated, else >= 256 */
-	uint32_t spi_out;			/* same */
-	uint64_t epoch;
+	struct msg_sa_key_ref sa_in;		/* peer -> this edge */
+	struct msg_sa_key_ref sa_out;		/* this edge -> peer */
 };
 
 struct msg_intent {
@@ -350,6 +372,8 @@ struct msg_rekey_order {
 	enum msg_rekey_reason reason;
 	uint32_t spi;				/* >= 256 */
 	uint32_t drain_seconds;			/* <= 3600 */
+	uint64_t sender_key_epoch;		/* both 0 or both > 0; */
+	uint64_t receiver_key_epoch;		/* 0 in RETIRE */
 };
 
 struct msg_peer_keys {
@@ -479,12 +503,20 @@ struct msg_key_announcement {
 	uint64_t not_after;			/* > 0 */
 };
 
+/* Edge asks for a new SA epoch of one direction of one of its tunnels. */
+struct msg_rekey_request {
+	uint64_t tunnel_id;			/* > 0 */
+	enum msg_direction direction;		/* IN or OUT (required) */
+	enum msg_rekey_request_reason reason;	/* required */
+};
+
 enum msg_edge_kind {
 	MSG_EDGE_NONE = 0,		/* never after a successful decode */
 	MSG_EDGE_HELLO = 1,
 	MSG_EDGE_STATUS = 2,
 	MSG_EDGE_ACK = 3,
 	MSG_EDGE_KEY = 4,
+	MSG_EDGE_REKEY_REQUEST = 5,
 };
 
 /* EdgeMessage: kind says which member of u is valid. */
@@ -495,6 +527,7 @@ struct msg_edge_message {
 		struct msg_status status;
 		struct msg_ack ack;
 		struct msg_key_announcement key;
+		struct msg_rekey_request rekey_request;
 	} u;
 };
 
@@ -580,6 +613,34 @@ const struct msg_tunnel *msg_intent_find_tunnel(const struct msg_intent *m,
 uint16_t msg_port_or_default(uint16_t port);
 uint32_t msg_replay_window_or_default(uint32_t w);
 uint32_t msg_rekey_seconds_or_default(uint32_t s);
+
+/*
+ * SA hard lifetimes (proto/README.md, "SA lifetimes").  The rekey limits
+ * in CryptoProfile are soft: they start a rekey, which needs the
+ * controller.  The hard limits end an SA (fail closed); every edge
+ * derives them the same way, so an edge cut off from its controller
+ * keeps its SAs for the whole headless grace:
+ *   seconds = rekey_seconds + headless_grace_seconds + MSG_SA_HARD_MARGIN
+ *   bytes   = MSG_SA_HARD_BYTES, packets = MSG_SA_HARD_PACKETS
+ * The volume limits keep one AES-GCM key's use (plaintext blocks plus
+ * invocations) under 2^48 blocks, an attacker advantage below 2^-33 —
+ * far below the 2^64 nonces of the 64-bit ESN.  A soft volume limit is
+ * at most half the hard one (MSG_SA_SOFT_*_MAX).
+ */
+#define MSG_SA_HARD_MARGIN	600			/* seconds */
+#define MSG_SA_HARD_BYTES	(UINT64_C(1) << 51)	/* 2 PiB */
+#define MSG_SA_HARD_PACKETS	(UINT64_C(1) << 46)
+#define MSG_SA_SOFT_BYTES_MAX	(MSG_SA_HARD_BYTES / 2)
+#define MSG_SA_SOFT_PACKETS_MAX	(MSG_SA_HARD_PACKETS / 2)
+
+struct msg_sa_hard {
+	uint64_t seconds, bytes, packets;
+};
+
+/* The hard lifetime of an SA of a tunnel with crypto profile c, in an
+ * intent whose headless_grace_seconds is grace_s (0: the defaults). */
+void msg_sa_hard_limits(const struct msg_crypto_profile *c, uint32_t grace_s,
+    struct msg_sa_hard *out);
 
 /* True for ASNs in 64512..65534 or 4200000000..4294967294 (RFC 6996). */
 bool msg_asn_is_private(uint32_t asn);

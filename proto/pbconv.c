@@ -50,6 +50,8 @@ typedef Meshwan__V1__PeerKey PbPeerKey;
 typedef Meshwan__V1__Peer PbPeer;
 typedef Meshwan__V1__BgpNeighbor PbBgpNeighbor;
 typedef Meshwan__V1__Tunnel PbTunnel;
+typedef Meshwan__V1__SaKeyRef PbSaKeyRef;
+typedef Meshwan__V1__RekeyRequest PbRekeyRequest;
 typedef Meshwan__V1__Intent PbIntent;
 typedef Meshwan__V1__IntentDelta PbIntentDelta;
 typedef Meshwan__V1__RekeyOrder PbRekeyOrder;
@@ -352,6 +354,18 @@ pbconv_get_site(const struct fieldpath *path, const PbSite *src,
 	return 0;
 }
 
+/* An absent SaKeyRef reads as all zero (no SA yet). */
+static void
+pbconv_get_sa_ref(const PbSaKeyRef *src, struct msg_sa_key_ref *out)
+{
+	if (src == NULL)
+		return;
+	out->spi = src->spi;
+	out->sa_epoch = src->sa_epoch;
+	out->sender_key_epoch = src->sender_key_epoch;
+	out->receiver_key_epoch = src->receiver_key_epoch;
+}
+
 static int
 pbconv_get_tunnel(const struct fieldpath *path, const PbTunnel *src,
     struct msg_tunnel *out, char *err, size_t errlen)
@@ -362,9 +376,8 @@ pbconv_get_tunnel(const struct fieldpath *path, const PbTunnel *src,
 	out->encap = (enum msg_encap)src->encap;
 	out->vni = src->vni;
 	out->mtu = src->mtu;
-	out->spi_in = src->spi_in;
-	out->spi_out = src->spi_out;
-	out->epoch = src->epoch;
+	pbconv_get_sa_ref(src->sa_in, &out->sa_in);
+	pbconv_get_sa_ref(src->sa_out, &out->sa_out);
 	if (pbconv_get_str(fieldpath_child(f, path, "local_link"),
 	    src->local_link, out->local_link, sizeof(out->local_link), err,
 	    errlen) == -1 ||
@@ -516,9 +529,11 @@ pbconv_get_controller(const PbControllerMessage *src,
 		r->epoch = src->rekey->epoch;
 		r->step = (enum msg_rekey_step)src->rekey->step;
 		r->reason = (enum msg_rekey_reason)pbconv_info_enum(
-		    src->rekey->reason, MSG_REKEY_REASON_PEER_REVOKED);
+		    src->rekey->reason, MSG_REKEY_REASON_LOCAL_ERROR);
 		r->spi = src->rekey->spi;
 		r->drain_seconds = src->rekey->drain_seconds;
+		r->sender_key_epoch = src->rekey->sender_key_epoch;
+		r->receiver_key_epoch = src->rekey->receiver_key_epoch;
 		return 0;
 	}
 	case MESHWAN__V1__CONTROLLER_MESSAGE__BODY_KEEPALIVE:
@@ -698,6 +713,18 @@ pbconv_get_edge(const PbEdgeMessage *src, struct msg_edge_message *out,
 			memcpy(o->signature, k->signature.data,
 			    k->signature.len);
 		o->signature_len = k->signature.len;
+		return 0;
+	}
+	case MESHWAN__V1__EDGE_MESSAGE__BODY_REKEY_REQUEST: {
+		const PbRekeyRequest *q = src->rekey_request;
+		struct msg_rekey_request *o = &out->u.rekey_request;
+
+		/* Both enums are required here: unknown values are kept
+		 * for msg_validate to refuse. */
+		out->kind = MSG_EDGE_REKEY_REQUEST;
+		o->tunnel_id = q->tunnel_id;
+		o->direction = (enum msg_direction)q->direction;
+		o->reason = (enum msg_rekey_request_reason)q->reason;
 		return 0;
 	}
 	default:
@@ -1037,6 +1064,21 @@ pbconv_put_site(struct pbconv_arena *ar, const struct msg_site *m)
 	return s;
 }
 
+static PbSaKeyRef *
+pbconv_put_sa_ref(struct pbconv_arena *ar, const struct msg_sa_key_ref *m)
+{
+	static const PbSaKeyRef init = MESHWAN__V1__SA_KEY_REF__INIT;
+	PbSaKeyRef *r;
+
+	if ((r = PB_NEW(ar, PbSaKeyRef, init)) == NULL)
+		return NULL;
+	r->spi = m->spi;
+	r->sa_epoch = m->sa_epoch;
+	r->sender_key_epoch = m->sender_key_epoch;
+	r->receiver_key_epoch = m->receiver_key_epoch;
+	return r;
+}
+
 static int
 pbconv_put_tunnel(struct pbconv_arena *ar, const struct msg_tunnel *m,
     PbTunnel *t)
@@ -1052,9 +1094,9 @@ pbconv_put_tunnel(struct pbconv_arena *ar, const struct msg_tunnel *m,
 	t->encap = (Meshwan__V1__Encap)m->encap;
 	t->vni = m->vni;
 	t->mtu = m->mtu;
-	t->spi_in = m->spi_in;
-	t->spi_out = m->spi_out;
-	t->epoch = m->epoch;
+	if ((t->sa_in = pbconv_put_sa_ref(ar, &m->sa_in)) == NULL ||
+	    (t->sa_out = pbconv_put_sa_ref(ar, &m->sa_out)) == NULL)
+		return -1;
 	if ((t->remote_address = pbconv_put_addr(ar, &m->remote_address)) ==
 	    NULL ||
 	    (t->inner_local = pbconv_put_prefix(ar, &m->inner_local)) == NULL ||
@@ -1336,6 +1378,7 @@ pbconv_put_edge(struct pbconv_arena *ar, const struct msg_edge_message *m)
 	static const PbAck ainit = MESHWAN__V1__ACK__INIT;
 	static const PbKeyAnnouncement kinit =
 	    MESHWAN__V1__KEY_ANNOUNCEMENT__INIT;
+	static const PbRekeyRequest qinit = MESHWAN__V1__REKEY_REQUEST__INIT;
 	PbEdgeMessage *pb;
 
 	if ((pb = PB_NEW(ar, PbEdgeMessage, init)) == NULL)
@@ -1388,6 +1431,20 @@ pbconv_put_edge(struct pbconv_arena *ar, const struct msg_edge_message *m)
 		pb->key->signature = pbconv_bin(k->signature,
 		    k->signature_len);
 		pb->key->not_after = k->not_after;
+		break;
+	}
+	case MSG_EDGE_REKEY_REQUEST: {
+		const struct msg_rekey_request *q = &m->u.rekey_request;
+
+		pb->body_case = MESHWAN__V1__EDGE_MESSAGE__BODY_REKEY_REQUEST;
+		if ((pb->rekey_request = PB_NEW(ar, PbRekeyRequest, qinit)) ==
+		    NULL)
+			return NULL;
+		pb->rekey_request->tunnel_id = q->tunnel_id;
+		pb->rekey_request->direction = (Meshwan__V1__Direction)
+		    q->direction;
+		pb->rekey_request->reason = (Meshwan__V1__RekeyRequestReason)
+		    q->reason;
 		break;
 	}
 	default:
@@ -1448,6 +1505,8 @@ pbconv_put_controller(struct pbconv_arena *ar,
 		    (Meshwan__V1__RekeyReason)m->u.rekey.reason;
 		pb->rekey->spi = m->u.rekey.spi;
 		pb->rekey->drain_seconds = m->u.rekey.drain_seconds;
+		pb->rekey->sender_key_epoch = m->u.rekey.sender_key_epoch;
+		pb->rekey->receiver_key_epoch = m->u.rekey.receiver_key_epoch;
 		return pb;
 	case MSG_CONTROLLER_KEEPALIVE:
 		pb->body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_KEEPALIVE;

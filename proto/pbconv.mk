@@ -2,7 +2,8 @@
 # daemons' C structs (msg.c, pbconv.c), its unit tests and its fuzzer.
 # Daemons link $(PBCONV_OBJS) $(PROTO_GEN_OBJS) with $(LIBS_PBCONV).
 
-PBCONV_SRCS := proto/fieldpath.c proto/msg.c proto/pbconv.c
+PBCONV_SRCS := proto/fieldpath.c proto/msg.c proto/pbconv.c \
+	proto/sakey.c proto/epochsig.c
 PBCONV_OBJS := $(PBCONV_SRCS:%.c=$(BUILD)/%.o)
 LIBS_PBCONV := $(LIBS_PROTOBUF) $(LIBS_CRYPTO)
 ANALYZE_SRCS += $(PBCONV_SRCS)
@@ -13,6 +14,14 @@ TEST_BINS += $(BUILD)/tests/unit/test_pbconv
 TESTS     += $(BUILD)/tests/unit/test_pbconv
 $(BUILD)/tests/unit/test_pbconv.o: | $(PROTO_GEN_H)
 $(BUILD)/tests/unit/test_pbconv: $(BUILD)/tests/unit/test_pbconv.o \
+		$(PBCONV_OBJS) $(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_PBCONV) $(LIBS_CMOCKA))
+
+# SA key derivation and epoch-key signatures (RFC vectors, our own
+# vectors from proto/README.md, both-ends property).
+TEST_BINS += $(BUILD)/tests/unit/test_sakey
+TESTS     += $(BUILD)/tests/unit/test_sakey
+$(BUILD)/tests/unit/test_sakey: $(BUILD)/tests/unit/test_sakey.o \
 		$(PBCONV_OBJS) $(PROTO_GEN_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_PBCONV) $(LIBS_CMOCKA))
 

@@ -75,9 +75,8 @@ bench_tunnel(struct msg_tunnel *t, uint64_t id)
 	t->bgp.address = t->inner_remote;
 	t->bgp.remote_asn = 65000 + (uint32_t)(id % 500);
 	t->bgp.bfd = true;
-	t->spi_in = 0x10000 + (uint32_t)id;
-	t->spi_out = 0x20000 + (uint32_t)id;
-	t->epoch = 1;
+	t->sa_in = (struct msg_sa_key_ref){ 0x10000 + (uint32_t)id, 1, 1, 1 };
+	t->sa_out = (struct msg_sa_key_ref){ 0x20000 + (uint32_t)id, 1, 1, 1 };
 	return 0;
 }
 

@@ -1,10 +1,11 @@
 #!/bin/sh
 # ctl_asan.sh — meshwan-controller built with AddressSanitizer,
 # LeakSanitizer and UBSan (build-san/) runs the edge session, peer keys and
-# operator rekey, backpressure, restart, patching, time-based rekey and
-# hostile-edge scenarios (enrollment, sessions, deltas, refusals,
-# revocation, rekeys, overflowing queues, patched intents, restart with
-# clean shutdown, stalled and refused streams, rate limits).  Any
+# operator rekey, backpressure, restart, patching, time-based rekey,
+# SA key agreement, edge rekey requests and hostile-edge scenarios
+# (enrollment, sessions, deltas, refusals, revocation, rekeys, key checks,
+# overflowing queues, patched intents, restart with clean shutdown,
+# stalled and refused streams, rate limits).  Any
 # sanitizer report, or a non-zero exit of the controller (LeakSanitizer's
 # exit code at shutdown), fails it.
 set -eu
@@ -19,7 +20,8 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23:log_path=$dir/a
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=24:log_path=$dir/ubsan"
 export CTLD="$top/build-san/controller/meshwan-controller"
 export HOSTILE_RSS_CHECK=0
-for t in edge_session peer_keys backpressure restart patch_check rekey_time hostile; do
+for t in edge_session peer_keys backpressure restart patch_check rekey_time hostile \
+    group_commit revoke sa_keys rekey_request; do
 	echo "== $t with the sanitized controller"
 	sh "$top/tests/ctl/$t.sh" || { cat "$dir"/*san* 2>/dev/null; echo "FAIL: $t"; exit 1; }
 done

@@ -16,13 +16,31 @@
  *       (drop the first delta unapplied, leave, and come back after SECS
  *       with the old version: an edge that fell behind), -s (report a
  *       status after each snapshot: every tunnel up, one SA each), -n
- *       (never ack rekey orders: they stay due, repeated on each hello).
+ *       (never ack rekey orders: they stay due, repeated on each hello),
+ *       -A VERSION (the first hello claims applied VERSION: an edge ahead
+ *       of the controller), -S N (report N statuses in a row after the
+ *       first snapshot, uptime_seconds 1..N),
+ *       -t FILE (after each applied snapshot or delta, write the intent's
+ *       tunnels to FILE, one "tunnel ID peer P inner A.B.C.D vni V" line
+ *       each, replaced atomically),
+ *       -E / -Z (announce the -k key with not_after in the past / as the
+ *       all-zero point: the controller must refuse it), -q TUNNEL,N
+ *       (after the first intent, ask N times for a rekey of TUNNEL's
+ *       outbound direction, reason soft byte limit).
  *       SIGTERM ends it cleanly.
+ *
+ *       Keys: -k makes real X25519 key pairs (proto/sakey) and signs them
+ *       (proto/epochsig); every SA a rekey order or the intent names is
+ *       derived with proto/sakey and printed as
+ *         sa|intent_sa tunnel=T dir=in|out sa_epoch=E spi=S keys=KS/KR X
+ *       where X is fp=<keyed fingerprint> (never the key), "nokey" (key
+ *       epochs 0), "missing own|peer key" or "derive failed".  Peer keys
+ *       are checked with epochsig_verify against Intent.ca_chain_der
+ *       before use, as the agent does.
  *
  * The stream and enrollment are edge-agent's library (session.c,
  * enroll.c), as meshwan-edge uses them; what stays here is what only a
- * test does: printing, the flags above, and the epoch-key signing that
- * the agent will get from proto/.
+ * test does: printing and the flags above.
  */
 #include <inttypes.h>
 #include <poll.h>
@@ -34,16 +52,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "edge-agent/enroll.h"
 #include "edge-agent/session.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "proto/epochsig.h"
 #include "proto/msg.h"
 #include "proto/rpc.h"
+#include "proto/sakey.h"
+
+#define EDGE_KEYS 16                /* own key pairs kept, newest last */
 
 struct edge {
 	struct session *sess;
@@ -54,8 +72,23 @@ struct edge {
 	unsigned rewind_s;          /* -R: leave on the first delta */
 	bool status;                /* -s: report status after snapshots */
 	bool no_rekey_ack;          /* -n: leave rekey orders unanswered */
-	uint64_t key_epoch;
-	EVP_PKEY *key;
+	const char *tunnels_file;   /* -t: where the applied tunnels go */
+	uint64_t hello_version;     /* -A */
+	unsigned status_burst;      /* -S: statuses after the first snapshot */
+	uint64_t key_epoch;         /* -k: next epoch to announce */
+	uint8_t *key_pem;           /* certificate key, PEM */
+	size_t key_pem_len;
+	bool expired;               /* -E */
+	bool zero;                  /* -Z */
+	uint64_t rq_tunnel;         /* -q */
+	unsigned rq_count;
+	struct {
+		uint64_t epoch;
+		uint8_t priv[SAKEY_X25519_LEN];
+	} own[EDGE_KEYS];           /* this edge's epoch keys */
+	size_t n_own;
+	struct msg_peer_keys relayed[EDGE_KEYS]; /* PeerKeys by peer */
+	size_t n_relayed;
 };
 
 static volatile sig_atomic_t edge_quit;
@@ -94,84 +127,148 @@ edge_send(struct edge *e, const struct msg_edge_message *m)
 	return session_send(e->sess, m);
 }
 
-#define EDGE_LABEL "meshwan-epoch-v1"
-#define EDGE_SIGNED_LEN (sizeof(EDGE_LABEL) - 1 + 16 + MSG_KEY_LEN + 8)
-
-/* The bytes an epoch key's signature covers (proto/README.md). */
-static void
-edge_signed_bytes(uint64_t site, uint64_t epoch, const uint8_t *pub,
-    uint64_t not_after, uint8_t msg[EDGE_SIGNED_LEN])
-{
-	const size_t l = sizeof(EDGE_LABEL) - 1;
-
-	memcpy(msg, EDGE_LABEL, l);
-	for (int i = 0; i < 8; i++) {
-		msg[l + i] = (uint8_t)(site >> (56 - 8 * i));
-		msg[l + 8 + i] = (uint8_t)(epoch >> (56 - 8 * i));
-		msg[l + 16 + MSG_KEY_LEN + i] =
-		    (uint8_t)(not_after >> (56 - 8 * i));
-	}
-	memcpy(msg + l + 16, pub, MSG_KEY_LEN);
-}
-
 /* What a real agent does before using a peer key from its intent. */
 static bool
-edge_key_ok(const struct msg_tunnel *t, const struct msg_peer_key *k)
+edge_key_ok(const struct msg_intent *in, const struct msg_tunnel *t,
+    const struct msg_peer_key *k)
 {
-	const unsigned char *p = t->peer.certificate_der.data;
-	uint8_t msg[EDGE_SIGNED_LEN];
-	EVP_MD_CTX *md = NULL;
-	X509 *x;
-	bool ok = false;
+	char err[EPOCHSIG_ERR_LEN];
 
-	if (t->peer.certificate_der.len == 0 || (x = d2i_X509(NULL, &p,
-	    (long)t->peer.certificate_der.len)) == NULL)
-		return false;
-	edge_signed_bytes(t->peer.site_id, k->epoch, k->public_key,
-	    k->not_after, msg);
-	if ((md = EVP_MD_CTX_new()) != NULL &&
-	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL,
-	    X509_get0_pubkey(x)) == 1 &&
-	    EVP_DigestVerify(md, k->signature, k->signature_len, msg,
-	    sizeof(msg)) == 1)
-		ok = true;
-	EVP_MD_CTX_free(md);
-	X509_free(x);
-	return ok;
+	return epochsig_verify(in->ca_chain_der.data, in->ca_chain_der.len,
+	    t->peer.certificate_der.data, t->peer.certificate_der.len,
+	    t->peer.site_id, k, (int64_t)time(NULL), err, sizeof(err)) == 0;
 }
 
 static void
 edge_announce(struct edge *e)
 {
-	uint8_t msg[EDGE_SIGNED_LEN];
 	struct msg_edge_message m;
-	struct msg_key_announcement *k = &m.u.key;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t siglen = MSG_SIG_MAX;
-	uint64_t na = (uint64_t)time(NULL) + 7200;
+	struct msg_peer_key k;
+	uint8_t priv[SAKEY_X25519_LEN];
+	uint64_t now = (uint64_t)time(NULL);
 
-	memset(&m, 0, sizeof(m));
-	m.kind = MSG_EDGE_KEY;
-	k->epoch = e->key_epoch;
-	util_random(k->public_key, MSG_KEY_LEN);
-	k->not_after = na;
-	edge_signed_bytes(e->site, k->epoch, k->public_key, na, msg);
-	if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL,
-	    e->key) != 1 || EVP_DigestSign(md, k->signature, &siglen, msg,
-	    sizeof(msg)) != 1) {
-		fprintf(stderr, "signing failed\n");
-		EVP_MD_CTX_free(md);
+	memset(&k, 0, sizeof(k));
+	k.epoch = e->key_epoch;
+	k.not_after = e->expired ? now - 10 : now + 7200;
+	if (sakey_keypair(priv, k.public_key) == -1) {
+		fprintf(stderr, "no key pair\n");
 		return;
 	}
-	EVP_MD_CTX_free(md);
-	k->signature_len = siglen;
+	if (e->zero)
+		memset(k.public_key, 0, sizeof(k.public_key));
+	if (epochsig_sign((const char *)e->key_pem, e->key_pem_len, e->site,
+	    &k) == -1) {
+		fprintf(stderr, "signing failed\n");
+		return;
+	}
+	if (e->n_own == EDGE_KEYS) {
+		memmove(&e->own[0], &e->own[1], sizeof(e->own[0]) *
+		    (EDGE_KEYS - 1));
+		e->n_own--;
+	}
+	e->own[e->n_own].epoch = k.epoch;
+	memcpy(e->own[e->n_own].priv, priv, sizeof(priv));
+	e->n_own++;
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_EDGE_KEY;
+	m.u.key.epoch = k.epoch;
+	memcpy(m.u.key.public_key, k.public_key, MSG_KEY_LEN);
+	memcpy(m.u.key.signature, k.signature, k.signature_len);
+	m.u.key.signature_len = k.signature_len;
+	m.u.key.not_after = k.not_after;
 	edge_send(e, &m);
-	printf("announced epoch=%" PRIu64 "\n", k->epoch);
+	printf("announced epoch=%" PRIu64 "\n", k.epoch);
 	e->key_epoch++;
 }
 
+/* The peer's public key of epoch: from the intent (verified), else from
+ * a PeerKeys relay (verified against the intent's certificate too). */
+static const uint8_t *
+edge_peer_pub(struct edge *e, const struct msg_intent *in,
+    const struct msg_tunnel *t, uint64_t epoch)
+{
+	for (size_t i = 0; i < t->peer.n_keys; i++)
+		if (t->peer.keys[i].epoch == epoch &&
+		    edge_key_ok(in, t, &t->peer.keys[i]))
+			return t->peer.keys[i].public_key;
+	for (size_t i = 0; i < e->n_relayed; i++) {
+		const struct msg_peer_keys *r = &e->relayed[i];
+
+		if (r->peer_site_id != t->peer.site_id)
+			continue;
+		for (size_t j = 0; j < r->n_keys; j++)
+			if (r->keys[j].epoch == epoch &&
+			    edge_key_ok(in, t, &r->keys[j]))
+				return r->keys[j].public_key;
+	}
+	return NULL;
+}
+
+/*
+ * Derive the SA r of tunnel t (inbound: sender = peer) and print its
+ * fingerprint: what both ends of a tunnel must agree on.
+ */
 static void
-edge_status(struct edge *e, const struct msg_intent *in)
+edge_print_sa(struct edge *e, const char *what, const struct msg_intent *in,
+    const struct msg_tunnel *t, bool inbound, const struct msg_sa_key_ref *r)
+{
+	struct sakey_input si;
+	struct sakey k;
+	const uint8_t *own = NULL, *peer;
+	uint64_t own_epoch, peer_epoch;
+	char fp[SAKEY_FP_LEN + 1];
+
+	printf("%s tunnel=%" PRIu64 " dir=%s sa_epoch=%" PRIu64 " spi=%u "
+	    "keys=%" PRIu64 "/%" PRIu64 " ", what, t->id, inbound ? "in" : "out",
+	    r->sa_epoch, r->spi, r->sender_key_epoch, r->receiver_key_epoch);
+	if (r->sender_key_epoch == 0) {
+		printf("nokey\n");
+		return;
+	}
+	own_epoch = inbound ? r->receiver_key_epoch : r->sender_key_epoch;
+	peer_epoch = inbound ? r->sender_key_epoch : r->receiver_key_epoch;
+	for (size_t i = 0; i < e->n_own; i++)
+		if (e->own[i].epoch == own_epoch)
+			own = e->own[i].priv;
+	if (own == NULL) {
+		printf("missing own key\n");
+		return;
+	}
+	if ((peer = edge_peer_pub(e, in, t, peer_epoch)) == NULL) {
+		printf("missing peer key\n");
+		return;
+	}
+	si = (struct sakey_input){
+		.tunnel_id = t->id,
+		.sender_site = inbound ? t->peer.site_id : e->site,
+		.receiver_site = inbound ? e->site : t->peer.site_id,
+		.sender_key_epoch = r->sender_key_epoch,
+		.receiver_key_epoch = r->receiver_key_epoch,
+		.sa_epoch = r->sa_epoch,
+		.spi = r->spi,
+		.cipher = t->crypto.cipher,
+	};
+	if (sakey_derive(own, peer, &si, &k) == -1) {
+		printf("derive failed\n");
+		return;
+	}
+	sakey_fingerprint(&k, fp);
+	sakey_clear(&k);
+	printf("fp=%s\n", fp);
+}
+
+static void
+edge_print_sas(struct edge *e, const struct msg_intent *in,
+    const struct msg_tunnel *t)
+{
+	if (t->sa_in.spi != 0)
+		edge_print_sa(e, "intent_sa", in, t, true, &t->sa_in);
+	if (t->sa_out.spi != 0)
+		edge_print_sa(e, "intent_sa", in, t, false, &t->sa_out);
+}
+
+static void
+edge_status(struct edge *e, const struct msg_intent *in, uint64_t uptime)
 {
 	struct msg_edge_message m;
 	struct msg_status *st = &m.u.status;
@@ -179,7 +276,7 @@ edge_status(struct edge *e, const struct msg_intent *in)
 	memset(&m, 0, sizeof(m));
 	m.kind = MSG_EDGE_STATUS;
 	st->applied_version = in->version;
-	st->uptime_seconds = 42;
+	st->uptime_seconds = uptime;
 	st->n_tunnels = in->n_tunnels;
 	if (st->n_tunnels > 0 &&
 	    (st->tunnels = calloc(st->n_tunnels, sizeof(*st->tunnels))) == NULL)
@@ -191,9 +288,9 @@ edge_status(struct edge *e, const struct msg_intent *in)
 		t->state = MSG_TUNNEL_STATE_UP;
 		t->packets_in = t->packets_out = 10;
 		t->n_sas = 1;
-		t->sas[0].spi = in->tunnels[i].spi_in;
+		t->sas[0].spi = in->tunnels[i].sa_in.spi;
 		t->sas[0].direction = MSG_DIRECTION_IN;
-		t->sas[0].epoch = 1;
+		t->sas[0].epoch = in->tunnels[i].sa_in.sa_epoch;
 		t->sas[0].active = true;
 	}
 	edge_send(e, &m);
@@ -204,16 +301,40 @@ edge_status(struct edge *e, const struct msg_intent *in)
 /* One line per tunnel; keys as "epoch:signature length" (newest last),
  * after checking the key's signature against the peer's certificate. */
 static void
-edge_print_tunnel(const char *what, const struct msg_tunnel *t)
+edge_print_tunnel(const char *what, const struct msg_intent *in,
+    const struct msg_tunnel *t)
 {
 	printf("  %s tunnel=%" PRIu64 " peer=%" PRIu64 " cert=%zu spi_in=%u "
 	    "spi_out=%u keys=", what, t->id, t->peer.site_id,
-	    t->peer.certificate_der.len, t->spi_in, t->spi_out);
+	    t->peer.certificate_der.len, t->sa_in.spi, t->sa_out.spi);
 	for (size_t k = 0; k < t->peer.n_keys; k++)
 		printf("%s%" PRIu64 ":%zu%s", k ? "," : "",
 		    t->peer.keys[k].epoch, t->peer.keys[k].signature_len,
-		    edge_key_ok(t, &t->peer.keys[k]) ? "" : "!bad");
+		    edge_key_ok(in, t, &t->peer.keys[k]) ? "" : "!bad");
 	printf("\n");
+}
+
+/* -q: ask for rekeys once the first intent is in. */
+static void
+edge_rekey_requests(struct edge *e, const struct msg_intent *in)
+{
+	struct msg_edge_message m;
+	unsigned n = 0;
+
+	if (e->rq_count == 0)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_EDGE_REKEY_REQUEST;
+	m.u.rekey_request.tunnel_id = e->rq_tunnel != 0 ? e->rq_tunnel :
+	    in->n_tunnels > 0 ? in->tunnels[0].id : 1;
+	m.u.rekey_request.direction = MSG_DIRECTION_OUT;
+	m.u.rekey_request.reason = MSG_REKEY_REQUEST_REASON_SOFT_BYTES;
+	for (unsigned i = 0; i < e->rq_count; i++)
+		if (edge_send(e, &m) == 0)
+			n++;
+	printf("rekey_request tunnel=%" PRIu64 " dir=out n=%u\n",
+	    m.u.rekey_request.tunnel_id, n);
+	e->rq_count = 0;
 }
 
 static void
@@ -223,7 +344,7 @@ edge_on_open(struct session *s, uint64_t applied, void *arg)
 
 	(void)s;
 	printf("open applied=%" PRIu64 "\n", applied);
-	if (e->key != NULL && e->key_epoch > 0)
+	if (e->key_pem != NULL && e->key_epoch > 0)
 		edge_announce(e);
 	fflush(stdout);
 }
@@ -245,6 +366,32 @@ edge_on_receive(struct session *s, uint64_t version,
 	return false;
 }
 
+/* -t: the applied intent's tunnels, for a test to compare with the
+ * controller's database. */
+static void
+edge_write_tunnels(const struct edge *e, const struct msg_intent *in)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (e->tunnels_file == NULL)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", e->tunnels_file);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return;
+	fprintf(f, "version %" PRIu64 "\n", in->version);
+	for (size_t i = 0; i < in->n_tunnels; i++) {
+		const struct msg_tunnel *t = &in->tunnels[i];
+		const uint8_t *a = t->inner_local.addr.bytes;
+
+		fprintf(f, "tunnel %" PRIu64 " peer %" PRIu64 " inner "
+		    "%u.%u.%u.%u vni %u\n", t->id, t->peer.site_id, a[0], a[1],
+		    a[2], a[3], t->vni);
+	}
+	if (fclose(f) == 0)
+		rename(tmp, e->tunnels_file);
+}
+
 static int
 edge_on_intent(struct session *s, const struct msg_intent *in,
     const struct msg_intent_delta *d, uint8_t hash[MSG_HASH_LEN],
@@ -255,21 +402,32 @@ edge_on_intent(struct session *s, const struct msg_intent *in,
 	(void)s;
 	(void)reason;
 	(void)reasonsz;
+	edge_write_tunnels(e, in);
 	if (d == NULL) {
 		printf("snapshot v=%" PRIu64 " tunnels=%zu\n", in->version,
 		    in->n_tunnels);
+		printf("  timers keepalive=%u grace=%u\n", in->keepalive_seconds,
+		    in->headless_grace_seconds);
 		for (size_t i = 0; i < in->n_tunnels; i++)
-			edge_print_tunnel("tunnel", &in->tunnels[i]);
+			edge_print_tunnel("tunnel", in, &in->tunnels[i]);
+		for (size_t i = 0; i < in->n_tunnels; i++)
+			edge_print_sas(e, in, &in->tunnels[i]);
 		printf("ack v=%" PRIu64 "\n", in->version);
 		if (e->status)
-			edge_status(e, in);
+			edge_status(e, in, 42);
+		for (unsigned i = 1; i <= e->status_burst; i++)
+			edge_status(e, in, i);
+		e->status_burst = 0;
+		edge_rekey_requests(e, in);
 		fflush(stdout);
 		return 0;
 	}
 	printf("delta from=%" PRIu64 " v=%" PRIu64 " up=%zu rm=%zu\n",
 	    d->from_version, d->version, d->n_upsert, d->n_remove);
 	for (size_t i = 0; i < d->n_upsert; i++)
-		edge_print_tunnel("upsert", &d->upsert[i]);
+		edge_print_tunnel("upsert", in, &d->upsert[i]);
+	for (size_t i = 0; i < d->n_upsert; i++)
+		edge_print_sas(e, in, &d->upsert[i]);
 	if (d->has_site)
 		printf("  site changed\n");
 	if (e->corrupt) {
@@ -279,6 +437,7 @@ edge_on_intent(struct session *s, const struct msg_intent *in,
 	} else {
 		printf("ack v=%" PRIu64 "\n", in->version);
 	}
+	edge_rekey_requests(e, in);
 	fflush(stdout);
 	return 0;
 }
@@ -288,13 +447,23 @@ edge_on_rekey(struct session *s, const struct msg_rekey_order *o,
     char *reason, size_t reasonsz, void *arg)
 {
 	struct edge *e = arg;
+	const struct msg_intent *in = session_intent(s);
 
-	(void)s;
 	(void)reason;
 	(void)reasonsz;
 	printf("rekey tunnel=%" PRIu64 " epoch=%" PRIu64 " step=%s "
 	    "reason=%s\n", o->tunnel_id, o->epoch,
 	    msg_rekey_step_name(o->step), msg_rekey_reason_name(o->reason));
+	/* What the SA of an install or switch step is keyed with. */
+	for (size_t i = 0; in != NULL && i < in->n_tunnels &&
+	     o->step != MSG_REKEY_STEP_RETIRE; i++) {
+		const struct msg_sa_key_ref r = { o->spi, o->epoch,
+			o->sender_key_epoch, o->receiver_key_epoch };
+
+		if (in->tunnels[i].id == o->tunnel_id)
+			edge_print_sa(e, "sa", in, &in->tunnels[i],
+			    o->step == MSG_REKEY_STEP_INSTALL_INBOUND, &r);
+	}
 	fflush(stdout);
 	return e->no_rekey_ack ? 1 : 0;
 }
@@ -303,10 +472,20 @@ static void
 edge_on_peer_keys(struct session *s, const struct msg_peer_keys *k,
     void *arg)
 {
+	struct edge *e = arg;
+	size_t i;
+
 	(void)s;
-	(void)arg;
 	printf("peer_keys site=%" PRIu64 " n=%zu epoch=%" PRIu64 "\n",
 	    k->peer_site_id, k->n_keys, k->keys[k->n_keys - 1].epoch);
+	for (i = 0; i < e->n_relayed; i++)
+		if (e->relayed[i].peer_site_id == k->peer_site_id)
+			break;
+	if (i < EDGE_KEYS) {
+		e->relayed[i] = *k;
+		if (i == e->n_relayed)
+			e->n_relayed++;
+	}
 	fflush(stdout);
 }
 
@@ -375,11 +554,10 @@ edge_session(int argc, char **argv)
 	struct edge e;
 	uint64_t v;
 	int opt;
-	FILE *kf;
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:sn")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:")) != -1) {
 		switch (opt) {
 		case 'o':
 			e.once = true;
@@ -393,6 +571,19 @@ edge_session(int argc, char **argv)
 		case 'n':
 			e.no_rekey_ack = true;
 			break;
+		case 'A':
+			if (util_parse_u64(optarg, 1, UINT64_MAX,
+			    &e.hello_version) == -1)
+				return 2;
+			break;
+		case 'S':
+			if (util_parse_u64(optarg, 1, 1000, &v) == -1)
+				return 2;
+			e.status_burst = (unsigned)v;
+			break;
+		case 't':
+			e.tunnels_file = optarg;
+			break;
 		case 'R':
 			if (util_parse_u64(optarg, 1, 60, &v) == -1)
 				return 2;
@@ -403,23 +594,38 @@ edge_session(int argc, char **argv)
 				return 2;
 			e.key_epoch = v;
 			break;
+		case 'E':
+			e.expired = true;
+			break;
+		case 'Z':
+			e.zero = true;
+			break;
+		case 'q': {
+			char *comma = strchr(optarg, ',');
+
+			if (comma == NULL)
+				return 2;
+			*comma = '\0';
+			if (util_parse_u64(optarg, 0, INT64_MAX, &e.rq_tunnel)
+			    == -1 || util_parse_u64(comma + 1, 1, 1000, &v) ==
+			    -1)
+				return 2;
+			e.rq_count = (unsigned)v;
+			break;
+		}
 		default:
 			return 2;
 		}
 	}
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
-		    "[-o] [-k EPOCH] [-x] [-R SECS] [-s] [-n]\n");
+		    "[-o] [-k EPOCH [-E] [-Z]] [-x] [-R SECS] [-s] [-n] "
+		    "[-A VERSION] [-S N] [-t FILE] [-q TUNNEL,N]\n");
 		return 2;
 	}
-	if (e.key_epoch > 0) {
-		if ((kf = fopen(argv[5], "r")) == NULL)
-			return 1;
-		e.key = PEM_read_PrivateKey(kf, NULL, NULL, NULL);
-		fclose(kf);
-		if (e.key == NULL)
-			return 1;
-	}
+	if (e.key_epoch > 0 && edge_read(argv[5], &e.key_pem,
+	    &e.key_pem_len) == -1)
+		return 1;
 	memset(&o, 0, sizeof(o));
 	o.target = argv[2];
 	o.ca_file = argv[3];
@@ -434,6 +640,7 @@ edge_session(int argc, char **argv)
 	    MSG_FEATURE_ESN | MSG_FEATURE_NAT_T;
 	o.h = &h;
 	o.arg = &e;
+	o.test_hello_version = e.hello_version;
 	if ((e.sess = session_new(&o)) == NULL)
 		return 1;
 	while (!edge_quit && !e.done) {
@@ -446,7 +653,8 @@ edge_session(int argc, char **argv)
 			return 1;
 	}
 	session_free(e.sess);
-	EVP_PKEY_free(e.key);
+	free(e.key_pem);
+	memset(e.own, 0, sizeof(e.own));
 	return 0;
 }
 

@@ -49,7 +49,7 @@ for n in a b; do
 	wait_for 5 "$T/$n.log" '^rekey tunnel=[0-9]+ epoch=2 step=retire reason=time$' ||
 		fail "$n: no retire: $(cat "$T/$n.log")"
 done
-grep -q 'rekey to epoch 2 (time)' "$T/ctld.log" || fail "time rekey not logged"
+grep -q 'rekey to epoch 2 (time, keys 0/0)' "$T/ctld.log" || fail "time rekey not logged"
 # New epochs start at the shifted clock: no rekey storm, one epoch each.
 [ "$(grep -c 'step=install-inbound' "$T/a.log")" = 1 ] || fail "a rekeyed more than once: $(cat "$T/a.log")"
 [ "$(grep -c 'step=install-inbound' "$T/b.log")" = 1 ] || fail "b rekeyed more than once: $(cat "$T/b.log")"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -266,6 +267,30 @@ test_epoch_keys(void **state)
 	assert_int_equal(ca_verify_epoch_key(ca, der, der_len, 5, 3, pub, 32,
 	    1900000000, sig, sl), -1);
 	pub[0] ^= 1;
+	/* Expired at the time given, or a small-order point validly
+	 * signed: refused before anything is relayed (issue 7 section 5). */
+	{
+		struct msg_peer_key pk = { .epoch = 3,
+			.not_after = 1900000000 };
+		char why[128];
+
+		memcpy(pk.public_key, pub, 32);
+		memcpy(pk.signature, sig, sl);
+		pk.signature_len = sl;
+		assert_int_equal(ca_check_epoch_key(ca, der, der_len, 5, &pk,
+		    1899999999 - 3600 * 24 * 365, why, sizeof(why)), -1);
+		assert_int_equal(ca_check_epoch_key(ca, der, der_len, 5, &pk,
+		    (int64_t)time(NULL), why, sizeof(why)), 0);
+		assert_int_equal(ca_check_epoch_key(ca, der, der_len, 5, &pk,
+		    1900000000, why, sizeof(why)), -1);
+		assert_non_null(strstr(why, "expired"));
+		memset(pk.public_key, 0, 32);
+		pk.signature_len = sign_epoch(k, 5, 3, pk.public_key,
+		    1900000000, pk.signature);
+		assert_int_equal(ca_check_epoch_key(ca, der, der_len, 5, &pk,
+		    (int64_t)time(NULL), why, sizeof(why)), -1);
+		assert_non_null(strstr(why, "small order"));
+	}
 	/* Signed by a key that is not the certificate's: refused. */
 	sl = sign_epoch(other, 5, 3, pub, 1900000000, sig);
 	assert_int_equal(ca_verify_epoch_key(ca, der, der_len, 5, 3, pub, 32,

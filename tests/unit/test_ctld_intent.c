@@ -44,9 +44,12 @@ lk_spis(void *arg, uint64_t tunnel, uint64_t site, struct intent_spis *out)
 {
 	(void)arg;
 	(void)tunnel;
-	out->spi_in = site == 1 ? 1000 : 2000;
-	out->spi_out = site == 1 ? 2000 : 1000;
-	out->epoch = 1;
+	/* Direction 1 -> 2: SA epoch 3, keys 5 (site 1) and 2 (site 2);
+	 * direction 2 -> 1: SA epoch 6, keys 2 and 4. */
+	struct msg_sa_key_ref up = { 2000, 3, 5, 2 }, down = { 1000, 6, 2, 4 };
+
+	out->in = site == 1 ? down : up;
+	out->out = site == 1 ? up : down;
 }
 
 /* Site 1 announced two epochs; site 2 none yet. */
@@ -125,7 +128,15 @@ test_build(void **state)
 	    sizeof(fake_cert));
 	msg_addr_format(&b.tunnels[0].remote_address, txt, sizeof(txt));
 	assert_string_equal(txt, "192.0.2.1");
-	assert_int_equal(b.tunnels[0].spi_in, 2000);
+	/* Each direction names its own SA epoch and both key epochs. */
+	assert_int_equal(b.tunnels[0].sa_in.spi, 2000);
+	assert_int_equal(b.tunnels[0].sa_in.sa_epoch, 3);
+	assert_int_equal(b.tunnels[0].sa_in.sender_key_epoch, 5);
+	assert_int_equal(b.tunnels[0].sa_in.receiver_key_epoch, 2);
+	assert_int_equal(b.tunnels[0].sa_out.spi, 1000);
+	assert_int_equal(b.tunnels[0].sa_out.sa_epoch, 6);
+	assert_int_equal(b.tunnels[0].sa_out.sender_key_epoch, 2);
+	assert_int_equal(b.tunnels[0].sa_out.receiver_key_epoch, 4);
 	/* hq's signed epoch keys travel in the spoke's intent, in order. */
 	assert_int_equal(b.tunnels[0].peer.n_keys, 2);
 	assert_int_equal(b.tunnels[0].peer.keys[0].epoch, 4);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "controller/model.h"
+#include "proto/msg.h"
 
 static void
 test_names(void **state)
@@ -216,6 +217,19 @@ test_policy(void **state)
 	c.cipher = 7;
 	assert_int_equal(model_crypto_validate(&c, &err), -1);
 	assert_string_equal(err.field, "cipher");
+	/* Soft volume limits: at most half the SA's hard limit. */
+	model_crypto_default(&c);
+	c.rekey_seconds = 60;
+	c.rekey_bytes = MSG_SA_SOFT_BYTES_MAX;
+	c.rekey_packets = MSG_SA_SOFT_PACKETS_MAX;
+	assert_int_equal(model_crypto_validate(&c, &err), 0);
+	c.rekey_bytes++;
+	assert_int_equal(model_crypto_validate(&c, &err), -1);
+	assert_string_equal(err.field, "rekey_bytes");
+	c.rekey_bytes = 0;
+	c.rekey_packets++;
+	assert_int_equal(model_crypto_validate(&c, &err), -1);
+	assert_string_equal(err.field, "rekey_packets");
 }
 
 static void

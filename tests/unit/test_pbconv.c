@@ -114,9 +114,8 @@ fill_tunnel(struct msg_tunnel *t, uint64_t id, bool vxlan)
 	t->bgp.keepalive = 3;
 	t->bgp.bfd = true;
 	t->bgp.route_server_client = true;
-	t->spi_in = 0x1000 + (uint32_t)id;
-	t->spi_out = 0x2000 + (uint32_t)id;
-	t->epoch = 7;
+	t->sa_in = (struct msg_sa_key_ref){ 0x1000 + (uint32_t)id, 7, 8, 3 };
+	t->sa_out = (struct msg_sa_key_ref){ 0x2000 + (uint32_t)id, 9, 3, 8 };
 }
 
 static void
@@ -363,6 +362,16 @@ test_roundtrip_small_controller(void **state)
 	m.u.rekey.drain_seconds = 30;
 	roundtrip_controller(&m, &out);
 	assert_memory_equal(&out.u.rekey, &m.u.rekey, sizeof(m.u.rekey));
+	m.u.rekey.step = MSG_REKEY_STEP_SWITCH_OUTBOUND;
+	m.u.rekey.reason = MSG_REKEY_REASON_LOCAL_ERROR;
+	m.u.rekey.drain_seconds = 0;
+	m.u.rekey.sender_key_epoch = UINT64_MAX;
+	m.u.rekey.receiver_key_epoch = 3;
+	roundtrip_controller(&m, &out);
+	assert_memory_equal(&out.u.rekey, &m.u.rekey, sizeof(m.u.rekey));
+	m.u.rekey.reason = MSG_REKEY_REASON_KEY;
+	roundtrip_controller(&m, &out);
+	assert_int_equal(out.u.rekey.reason, MSG_REKEY_REASON_KEY);
 
 	memset(&m, 0, sizeof(m));
 	m.kind = MSG_CONTROLLER_KEEPALIVE;
@@ -505,6 +514,19 @@ test_roundtrip_edge(void **state)
 	m.u.key.not_after = 1900000000;
 	roundtrip_edge(&m, &out);
 	assert_memory_equal(&out.u.key, &m.u.key, sizeof(m.u.key));
+
+	for (int r = MSG_REKEY_REQUEST_REASON_SOFT_BYTES;
+	     r <= MSG_REKEY_REQUEST_REASON_LOCAL_ERROR; r++) {
+		memset(&m, 0, sizeof(m));
+		m.kind = MSG_EDGE_REKEY_REQUEST;
+		m.u.rekey_request.tunnel_id = UINT64_MAX - (uint64_t)r;
+		m.u.rekey_request.direction = r % 2 ? MSG_DIRECTION_OUT :
+		    MSG_DIRECTION_IN;
+		m.u.rekey_request.reason = (enum msg_rekey_request_reason)r;
+		roundtrip_edge(&m, &out);
+		assert_memory_equal(&out.u.rekey_request, &m.u.rekey_request,
+		    sizeof(m.u.rekey_request));
+	}
 	msg_edge_message_free(NULL);
 }
 
@@ -613,8 +635,12 @@ static void m_version0(Meshwan__V1__ControllerMessage *p) { p->snapshot->version
 static void m_vni0(Meshwan__V1__ControllerMessage *p) { T3(p)->vni = 0; }
 static void m_vni_big(Meshwan__V1__ControllerMessage *p) { T3(p)->vni = 16777216; }
 static void m_vni_gre(Meshwan__V1__ControllerMessage *p) { T0(p)->vni = 5; }
-static void m_spi(Meshwan__V1__ControllerMessage *p) { T0(p)->spi_in = 255; }
-static void m_spi_out(Meshwan__V1__ControllerMessage *p) { T3(p)->spi_out = 1; }
+static void m_spi(Meshwan__V1__ControllerMessage *p) { T0(p)->sa_in->spi = 255; }
+static void m_spi_out(Meshwan__V1__ControllerMessage *p) { T3(p)->sa_out->spi = 1; }
+static void m_sa_epoch0(Meshwan__V1__ControllerMessage *p) { T0(p)->sa_in->sa_epoch = 0; }
+static void m_sa_half(Meshwan__V1__ControllerMessage *p) { T3(p)->sa_out->receiver_key_epoch = 0; }
+static void m_sa_half2(Meshwan__V1__ControllerMessage *p) { T0(p)->sa_in->sender_key_epoch = 0; }
+static void m_sa_nospi(Meshwan__V1__ControllerMessage *p) { T0(p)->sa_out->spi = 0; }
 static void m_port(Meshwan__V1__ControllerMessage *p) { T0(p)->remote_port = 65536; }
 static void m_link_port(Meshwan__V1__ControllerMessage *p) { p->snapshot->site->links[0]->public_port = 70000; }
 static void m_asn(Meshwan__V1__ControllerMessage *p) { p->snapshot->site->asn = 65535; }
@@ -626,6 +652,8 @@ static void m_cipher(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->cipher 
 static void m_esn(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->esn = 0; }
 static void m_replay(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->replay_window = 31; }
 static void m_rekey_s(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->rekey_seconds = 59; }
+static void m_rekey_b(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->rekey_bytes = MSG_SA_SOFT_BYTES_MAX + 1; }
+static void m_rekey_p(Meshwan__V1__ControllerMessage *p) { T0(p)->crypto->rekey_packets = MSG_SA_SOFT_PACKETS_MAX + 1; }
 static void m_mtu(Meshwan__V1__ControllerMessage *p) { T0(p)->mtu = 575; }
 static void m_hold(Meshwan__V1__ControllerMessage *p) { T0(p)->bgp->hold_time = 2; }
 static void m_ka(Meshwan__V1__ControllerMessage *p) { T0(p)->bgp->keepalive = 21846; }
@@ -734,8 +762,12 @@ test_invalid_snapshot(void **state)
 		{ m_vni0, "snapshot.tunnels[3].vni: 0 out of range 1..16777215" },
 		{ m_vni_big, "snapshot.tunnels[3].vni: 16777216 out of range" },
 		{ m_vni_gre, "snapshot.tunnels[0].vni: 5 set but encap is gre" },
-		{ m_spi, "snapshot.tunnels[0].spi_in: 255 out of range 0 or 256.." },
-		{ m_spi_out, "snapshot.tunnels[3].spi_out: 1 out of range" },
+		{ m_spi, "snapshot.tunnels[0].sa_in.spi: 255 out of range 0 or 256.." },
+		{ m_spi_out, "snapshot.tunnels[3].sa_out.spi: 1 out of range" },
+		{ m_sa_epoch0, "snapshot.tunnels[0].sa_in.sa_epoch: 0 must be > 0 when spi is set" },
+		{ m_sa_half, "snapshot.tunnels[3].sa_out: sender_key_epoch and receiver_key_epoch must both be 0 or both > 0" },
+		{ m_sa_half2, "snapshot.tunnels[0].sa_in: sender_key_epoch and receiver_key_epoch must both be 0 or both > 0" },
+		{ m_sa_nospi, "snapshot.tunnels[0].sa_out: epochs set without an spi" },
 		{ m_port, "snapshot.tunnels[0].remote_port: 65536 out of range 0..65535" },
 		{ m_link_port, "snapshot.site.links[0].public_port: 70000 out of range" },
 		{ m_asn, "snapshot.site.asn: 65535 is not a private ASN" },
@@ -747,6 +779,8 @@ test_invalid_snapshot(void **state)
 		{ m_esn, "snapshot.tunnels[0].crypto.esn: must be true in v1" },
 		{ m_replay, "snapshot.tunnels[0].crypto.replay_window: 31 out of range" },
 		{ m_rekey_s, "snapshot.tunnels[0].crypto.rekey_seconds: 59 out of range" },
+		{ m_rekey_b, "snapshot.tunnels[0].crypto.rekey_bytes: 1125899906842625 out of range" },
+		{ m_rekey_p, "snapshot.tunnels[0].crypto.rekey_packets: 35184372088833 out of range" },
 		{ m_mtu, "snapshot.tunnels[0].mtu: 575 out of range 0 or 576..9216" },
 		{ m_hold, "snapshot.tunnels[0].bgp.hold_time: 2 out of range" },
 		{ m_ka, "snapshot.tunnels[0].bgp.keepalive: 21846 out of range" },
@@ -846,6 +880,51 @@ static void mr_step(Meshwan__V1__ControllerMessage *p) { p->rekey->step = 0; }
 static void mr_step_unknown(Meshwan__V1__ControllerMessage *p) { p->rekey->step = 4; }
 static void mr_drain(Meshwan__V1__ControllerMessage *p) { p->rekey->drain_seconds = 3601; }
 static void mr_epoch(Meshwan__V1__ControllerMessage *p) { p->rekey->epoch = 0; }
+static void mr_skey0(Meshwan__V1__ControllerMessage *p) { p->rekey->sender_key_epoch = 0; }
+static void mr_rkey0(Meshwan__V1__ControllerMessage *p) { p->rekey->receiver_key_epoch = 0; }
+static void mr_retire_keys(Meshwan__V1__ControllerMessage *p) { p->rekey->step = MESHWAN__V1__REKEY_STEP__REKEY_STEP_RETIRE; }
+
+/* A Tunnel without sa_in / sa_out (a sender that does not know them)
+ * reads as "no SA yet": every field zero. */
+static void
+test_sa_ref_absent(void **state)
+{
+	struct msg_controller_message m, out;
+	Meshwan__V1__ControllerMessage *pb;
+	uint8_t *buf;
+	size_t len;
+	char err[PBCONV_ERR_LEN];
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_CONTROLLER_SNAPSHOT;
+	fill_intent(&m.u.snapshot, 2);
+	assert_int_equal(pbconv_encode_controller_message(&m, &buf, &len), 0);
+	pb = meshwan__v1__controller_message__unpack(NULL, len, buf);
+	assert_non_null(pb);
+	free(buf);
+	meshwan__v1__sa_key_ref__free_unpacked(pb->snapshot->tunnels[1]->sa_in,
+	    NULL);
+	pb->snapshot->tunnels[1]->sa_in = NULL;
+	meshwan__v1__sa_key_ref__free_unpacked(pb->snapshot->tunnels[1]->sa_out,
+	    NULL);
+	pb->snapshot->tunnels[1]->sa_out = NULL;
+	len = meshwan__v1__controller_message__get_packed_size(pb);
+	buf = malloc(len);
+	len = meshwan__v1__controller_message__pack(pb, buf);
+	meshwan__v1__controller_message__free_unpacked(pb, NULL);
+	assert_int_equal(pbconv_decode_controller_message(buf, len, &out, err,
+	    sizeof(err)), 0);
+	free(buf);
+	assert_int_equal(out.u.snapshot.tunnels[1].sa_in.spi, 0);
+	assert_int_equal(out.u.snapshot.tunnels[1].sa_in.sa_epoch, 0);
+	assert_int_equal(out.u.snapshot.tunnels[1].sa_out.sender_key_epoch, 0);
+	assert_int_equal(out.u.snapshot.tunnels[1].sa_out.receiver_key_epoch,
+	    0);
+	assert_int_equal(out.u.snapshot.tunnels[0].sa_in.sender_key_epoch, 8);
+	msg_controller_message_free(&m);
+	msg_controller_message_free(&out);
+}
 
 static void
 test_invalid_small_controller(void **state)
@@ -859,6 +938,9 @@ test_invalid_small_controller(void **state)
 		{ mr_step_unknown, "rekey.step: unknown value 4" },
 		{ mr_drain, "rekey.drain_seconds: 3601 out of range 0..3600" },
 		{ mr_epoch, "rekey.epoch: 0 must be > 0" },
+		{ mr_skey0, "rekey: sender_key_epoch and receiver_key_epoch must both be 0 or both > 0" },
+		{ mr_rkey0, "rekey: sender_key_epoch and receiver_key_epoch must both be 0 or both > 0" },
+		{ mr_retire_keys, "rekey.sender_key_epoch: must be 0 in RETIRE" },
 	};
 	struct msg_controller_message m, out;
 	Meshwan__V1__ControllerMessage pb = MESHWAN__V1__CONTROLLER_MESSAGE__INIT;
@@ -874,6 +956,8 @@ test_invalid_small_controller(void **state)
 	m.u.rekey.epoch = 8;
 	m.u.rekey.step = MSG_REKEY_STEP_INSTALL_INBOUND;
 	m.u.rekey.spi = 4096;
+	m.u.rekey.sender_key_epoch = 4;
+	m.u.rekey.receiver_key_epoch = 6;
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		expect_ctl_error(&m, cases[i].mut, cases[i].want);
 
@@ -1005,11 +1089,16 @@ static void ma_rekey_epoch(Meshwan__V1__EdgeMessage *p) { p->ack->rekey_epoch = 
 static void mk_key(Meshwan__V1__EdgeMessage *p) { pb_set_bytes(&p->key->public_key, 33, 1); }
 static void mk_epoch(Meshwan__V1__EdgeMessage *p) { p->key->epoch = 0; }
 static void mk_after(Meshwan__V1__EdgeMessage *p) { p->key->not_after = 0; }
+static void mq_tunnel0(Meshwan__V1__EdgeMessage *p) { p->rekey_request->tunnel_id = 0; }
+static void mq_dir0(Meshwan__V1__EdgeMessage *p) { p->rekey_request->direction = 0; }
+static void mq_dir3(Meshwan__V1__EdgeMessage *p) { p->rekey_request->direction = 3; }
+static void mq_reason0(Meshwan__V1__EdgeMessage *p) { p->rekey_request->reason = 0; }
+static void mq_reason4(Meshwan__V1__EdgeMessage *p) { p->rekey_request->reason = 4; }
 
 static void
 test_invalid_edge(void **state)
 {
-	struct msg_edge_message hello, status, ack, key, out;
+	struct msg_edge_message hello, status, ack, key, rq, out;
 	Meshwan__V1__EdgeMessage pb = MESHWAN__V1__EDGE_MESSAGE__INIT;
 	Meshwan__V1__Hello h = MESHWAN__V1__HELLO__INIT;
 	uint8_t buf[256];
@@ -1067,6 +1156,21 @@ test_invalid_edge(void **state)
 	expect_edge_error(&key, mk_key, "key.public_key: 33 bytes, must be 32");
 	expect_edge_error(&key, mk_epoch, "key.epoch: 0 must be > 0");
 	expect_edge_error(&key, mk_after, "key.not_after: 0 must be > 0");
+
+	/* RekeyRequest: both enums are required, unknown values refused. */
+	memset(&rq, 0, sizeof(rq));
+	rq.kind = MSG_EDGE_REKEY_REQUEST;
+	rq.u.rekey_request.tunnel_id = 7;
+	rq.u.rekey_request.direction = MSG_DIRECTION_OUT;
+	rq.u.rekey_request.reason = MSG_REKEY_REQUEST_REASON_SOFT_BYTES;
+	expect_edge_error(&rq, mq_tunnel0,
+	    "rekey_request.tunnel_id: 0 must be > 0");
+	expect_edge_error(&rq, mq_dir0, "rekey_request.direction: not set");
+	expect_edge_error(&rq, mq_dir3,
+	    "rekey_request.direction: unknown value 3");
+	expect_edge_error(&rq, mq_reason0, "rekey_request.reason: not set");
+	expect_edge_error(&rq, mq_reason4,
+	    "rekey_request.reason: unknown value 4");
 
 	/* Informational enums: unknown values read as unspecified. */
 	pb.body_case = MESHWAN__V1__EDGE_MESSAGE__BODY_HELLO;
@@ -1359,9 +1463,14 @@ test_hash(void **state)
 	CHANGES(c.site.lan_prefixes[2].len = 64);
 	CHANGES(c.site.n_lan_prefixes--);
 	CHANGES(c.site.links[0].public_port = 0);
-	CHANGES(c.tunnels[2].spi_in++);
-	CHANGES(c.tunnels[2].spi_out++);
-	CHANGES(c.tunnels[2].epoch++);
+	CHANGES(c.tunnels[2].sa_in.spi++);
+	CHANGES(c.tunnels[2].sa_out.spi++);
+	CHANGES(c.tunnels[2].sa_in.sa_epoch++);
+	CHANGES(c.tunnels[2].sa_out.sa_epoch++);
+	CHANGES(c.tunnels[2].sa_in.sender_key_epoch++);
+	CHANGES(c.tunnels[2].sa_in.receiver_key_epoch++);
+	CHANGES(c.tunnels[2].sa_out.sender_key_epoch++);
+	CHANGES(c.tunnels[2].sa_out.receiver_key_epoch++);
 	CHANGES(c.tunnels[2].mtu++);
 	CHANGES(c.tunnels[2].remote_port++);
 	CHANGES(c.tunnels[2].remote_address.bytes[3]++);
@@ -1790,11 +1899,12 @@ random_delta(const struct msg_intent *m, uint32_t *seed, uint64_t *next_id,
 		assert_int_equal(msg_tunnel_copy(t, &m->tunnels[i]), 0);
 		switch (rnd(seed) % 4) {
 		case 0:
-			t->spi_in += 1;
+			t->sa_in.spi += 1;
 			break;
 		case 1:
 			t->peer.keys[0].epoch += 10;
-			t->epoch++;
+			t->sa_out.sa_epoch++;
+			t->sa_out.receiver_key_epoch++;
 			break;
 		case 2:
 			t->mtu = 1300 + rnd(seed) % 100;
@@ -1995,7 +2105,7 @@ test_diff(void **state)
 			case 2:
 				if (next.n_tunnels > 0)
 					next.tunnels[(seed >> 4) %
-					    next.n_tunnels].spi_in += 1;
+					    next.n_tunnels].sa_in.spi += 1;
 				break;
 			default:
 				next.site.links[0].public_port++;
@@ -2048,6 +2158,37 @@ test_encode_refuses(void **state)
 	assert_int_equal(pbconv_encode_edge_message(&e, &buf, &len), -1);
 }
 
+/* SA hard lifetimes as every edge derives them (proto/README.md). */
+static void
+test_sa_hard_limits(void **state)
+{
+	struct msg_crypto_profile c = { .cipher = MSG_CIPHER_AES_GCM_256,
+		.esn = true };
+	struct msg_sa_hard h;
+
+	(void)state;
+	/* Defaults: rekey 1 h, grace 24 h. */
+	msg_sa_hard_limits(&c, 0, &h);
+	assert_int_equal(h.seconds, 3600 + 86400 + MSG_SA_HARD_MARGIN);
+	/* A 60 s rekey with a 24 h grace: the SA outlives the grace. */
+	c.rekey_seconds = 60;
+	msg_sa_hard_limits(&c, 86400, &h);
+	assert_true(h.seconds >= 60 + 86400);
+	/* The largest of both still fits. */
+	c.rekey_seconds = MSG_REKEY_SECONDS_MAX;
+	msg_sa_hard_limits(&c, MSG_GRACE_MAX, &h);
+	assert_int_equal(h.seconds, (uint64_t)MSG_REKEY_SECONDS_MAX +
+	    MSG_GRACE_MAX + MSG_SA_HARD_MARGIN);
+	/* Volume: under 2^48 AES blocks in all (payload + one per packet
+	 * for rounding + one per packet for the tag), far below 2^64. */
+	assert_int_equal(h.bytes, MSG_SA_HARD_BYTES);
+	assert_int_equal(h.packets, MSG_SA_HARD_PACKETS);
+	assert_true(h.bytes / 16 + 2 * h.packets <= (UINT64_C(1) << 48));
+	/* Soft limits leave half the hard one to finish a rekey. */
+	assert_true(MSG_SA_SOFT_BYTES_MAX * 2 <= h.bytes);
+	assert_true(MSG_SA_SOFT_PACKETS_MAX * 2 <= h.packets);
+}
+
 static void
 test_addr_helpers(void **state)
 {
@@ -2098,6 +2239,7 @@ main(void)
 		cmocka_unit_test(test_many_tunnels),
 		cmocka_unit_test(test_invalid_snapshot),
 		cmocka_unit_test(test_invalid_delta),
+		cmocka_unit_test(test_sa_ref_absent),
 		cmocka_unit_test(test_invalid_small_controller),
 		cmocka_unit_test(test_invalid_edge),
 		cmocka_unit_test(test_invalid_enroll),
@@ -2110,6 +2252,7 @@ main(void)
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_encode_refuses),
 		cmocka_unit_test(test_addr_helpers),
+		cmocka_unit_test(test_sa_hard_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -265,9 +265,14 @@ static void
 set_sas(struct msg_tunnel *t, uint32_t spi_in, uint32_t spi_out,
     uint64_t epoch)
 {
-	t->spi_in = spi_in;
-	t->spi_out = spi_out;
-	t->epoch = epoch;
+	t->sa_in.spi = spi_in;
+	t->sa_in.sa_epoch = epoch;
+	t->sa_in.sender_key_epoch = 3;		/* the peer's key epoch */
+	t->sa_in.receiver_key_epoch = 5;	/* ours */
+	t->sa_out.spi = spi_out;
+	t->sa_out.sa_epoch = epoch;
+	t->sa_out.sender_key_epoch = 5;
+	t->sa_out.receiver_key_epoch = 3;
 }
 
 static void
@@ -575,17 +580,17 @@ test_validate_first(void **state)
 	msg_intent_free(&b);
 
 	fill_intent(&b, 2, ids_b, 3);
-	tun(&b, 3)->spi_in = tun(&b, 2)->spi_in;
+	tun(&b, 3)->sa_in.spi = tun(&b, 2)->sa_in.spi;
 	expect_refused(&f, &b, "inbound SPI");
 	msg_intent_free(&b);
 
 	fill_intent(&b, 2, ids_b, 3);
-	tun(&b, 2)->spi_in = tun(&b, 1)->spi_in; /* held by a kept tunnel */
+	tun(&b, 2)->sa_in.spi = tun(&b, 1)->sa_in.spi; /* a kept tunnel's */
 	expect_refused(&f, &b, "inbound SPI");
 	msg_intent_free(&b);
 
 	fill_intent(&b, 2, ids_b, 3);
-	key_fail_spi = (int)tun(&b, 3)->spi_out;
+	key_fail_spi = (int)tun(&b, 3)->sa_out.spi;
 	expect_refused(&f, &b, "tunnel 3: peer key epoch unknown");
 	key_fail_spi = 0;
 	msg_intent_free(&b);
@@ -715,6 +720,38 @@ test_apply_diff(void **state)
 	fx_close(&f);
 }
 
+/* An SA whose key epochs are not known yet is not installed; once they
+ * are, only that SA is added. */
+static void
+test_keyless(void **state)
+{
+	struct fx f;
+	struct msg_intent a;
+	uint64_t ids[] = { 1 };
+	const struct reconcile_tunnel *t;
+	unsigned before;
+
+	(void)state;
+	fx_open(&f, &null_ops);
+	fill_intent(&a, 1, ids, 1);
+	tun(&a, 1)->sa_out.sender_key_epoch = 0;
+	tun(&a, 1)->sa_out.receiver_key_epoch = 0;
+	apply_ok(&f, &a);
+	t = reconcile_tunnel_find(f.r, 1);
+	assert_int_equal(t->nsas, 1);
+	assert_int_equal(t->spi_out_active, 0);
+	assert_null(strstr(null_record(f.octx), "dir=out"));
+	tun(&a, 1)->sa_out.sender_key_epoch = 5;
+	tun(&a, 1)->sa_out.receiver_key_epoch = 3;
+	a.version = 2;
+	before = null_calls(f.octx);
+	apply_ok(&f, &a);
+	assert_int_equal(null_calls(f.octx) - before, 2); /* sa_add, switch */
+	assert_int_equal(reconcile_tunnel_find(f.r, 1)->spi_out_active, 0x2001);
+	msg_intent_free(&a);
+	fx_close(&f);
+}
+
 /* A remake cannot reinstall the outbound key it had. */
 static void
 test_nonce_rule(void **state)
@@ -738,6 +775,16 @@ test_nonce_rule(void **state)
 	fx_close(&f);
 }
 
+/* The key epochs set_sas() uses, as the controller's order names them. */
+static void
+order_keys(struct msg_rekey_order *o)
+{
+	o->sender_key_epoch = o->step == MSG_REKEY_STEP_INSTALL_INBOUND ? 3 :
+	    o->step == MSG_REKEY_STEP_SWITCH_OUTBOUND ? 5 : 0;
+	o->receiver_key_epoch = o->step == MSG_REKEY_STEP_INSTALL_INBOUND ? 5 :
+	    o->step == MSG_REKEY_STEP_SWITCH_OUTBOUND ? 3 : 0;
+}
+
 static void
 step_ok(struct fx *f, uint64_t tid, enum msg_rekey_step st, uint32_t spi,
     uint64_t epoch, unsigned calls)
@@ -746,6 +793,8 @@ step_ok(struct fx *f, uint64_t tid, enum msg_rekey_step st, uint32_t spi,
 		.step = st, .spi = spi, .drain_seconds = 0 };
 	struct reconcile_result res;
 	unsigned before = null_calls(f->octx);
+
+	order_keys(&o);
 
 	if (reconcile_rekey_step(f->r, &o, &res) != 0)
 		fail_msg("%s: %s", msg_rekey_step_name(st), res.reason);
@@ -815,8 +864,15 @@ test_rekey_steps(void **state)
 	o.step = MSG_REKEY_STEP_SWITCH_OUTBOUND;
 	o.spi = 0x2301;
 	o.epoch = 2;
+	order_keys(&o);
 	assert_int_equal(reconcile_rekey_step(f.r, &o, &res), -1);
 	assert_non_null(strstr(res.reason, "already used"));
+	/* An order without key epochs installs nothing. */
+	o.epoch = 3;
+	o.sender_key_epoch = o.receiver_key_epoch = 0;
+	assert_int_equal(reconcile_rekey_step(f.r, &o, &res), -1);
+	assert_non_null(strstr(res.reason, "no key epochs"));
+	order_keys(&o);
 	o.tunnel_id = 99;
 	assert_int_equal(reconcile_rekey_step(f.r, &o, &res), -1);
 	msg_intent_free(&a);
@@ -837,6 +893,7 @@ test_rekey_rollback(void **state)
 	struct shadow s0;
 
 	(void)state;
+	order_keys(&o);
 	fx_open(&f, &fault_ops);
 	fill_intent(&a, 1, ids, 1);
 	apply_ok(&f, &a);
@@ -1114,6 +1171,7 @@ main(void)
 		cmocka_unit_test(test_apply_diff),
 		cmocka_unit_test(test_rollback_every_k),
 		cmocka_unit_test(test_nonce_rule),
+		cmocka_unit_test(test_keyless),
 		cmocka_unit_test(test_rekey_steps),
 		cmocka_unit_test(test_rekey_rollback),
 		cmocka_unit_test(test_adopt),

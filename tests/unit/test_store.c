@@ -5,7 +5,9 @@
  * transactions leaving the database unchanged, state surviving a reopen,
  * tokens stored only hashed (the file is searched for the plaintext),
  * single-use and expiry of enrollment tokens, edge versions, audit log,
- * settings and SA epochs with their SPI allocator.
+ * settings and SA epochs with their SPI allocator; rows deleted by another
+ * writer under a batch are misses that leave the batch usable; the
+ * allocation generation.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,7 +203,9 @@ test_migrations(void **state)
 	f->st = NULL;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "ALTER TABLE sa_epochs DROP COLUMN "
-	    "reason; DELETE FROM schema_version WHERE version > 1", NULL, NULL,
+	    "reason; ALTER TABLE sa_epochs DROP COLUMN sender_key_epoch; "
+	    "ALTER TABLE sa_epochs DROP COLUMN receiver_key_epoch; "
+	    "DELETE FROM schema_version WHERE version > 1", NULL, NULL,
 	    NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM "
@@ -902,6 +906,8 @@ test_epochs(void **state)
 	e2 = e;
 	e2.epoch = 2;
 	e2.reason = 3;          /* the wire's REKEY_REASON_OPERATOR */
+	e2.sender_key_epoch = 1764300000;       /* X25519 key epochs */
+	e2.receiver_key_epoch = UINT64_MAX - 1;
 	assert_int_equal(store_epoch_add(f->st, &e2, &err), 0);
 	assert_true(e2.spi >= 256);
 	assert_int_not_equal(e.spi, e2.spi);
@@ -924,6 +930,10 @@ test_epochs(void **state)
 	assert_string_equal(l[1].recv_address, "192.0.2.2");
 	assert_int_equal(l[0].reason, 0);
 	assert_int_equal(l[1].reason, 3);
+	assert_int_equal(l[0].sender_key_epoch, 0);
+	assert_int_equal(l[0].receiver_key_epoch, 0);
+	assert_true(l[1].sender_key_epoch == 1764300000);
+	assert_true(l[1].receiver_key_epoch == UINT64_MAX - 1);
 	free(l);
 	/* A new tunnel's first epoch goes in active, as stated. */
 	e2 = e;
@@ -946,6 +956,81 @@ test_epochs(void **state)
 	assert_int_equal(store_epoch_list(f->st, 0, &l, &n, &err), 0);
 	assert_int_equal(n, 0);
 	free(l);
+}
+
+/*
+ * Another writer deleted a site under a batch: the edge writes and the new
+ * epochs that name it are misses (not_found, nothing written) and the
+ * batch's other writes still commit.  Tunnels are found by id.
+ */
+static void
+test_misses_keep_the_group(void **state)
+{
+	struct fixture *f = *state;
+	struct model_error err;
+	struct model_tunnel t;
+	struct model_edge_state es;
+	struct model_epoch e;
+	const uint8_t hash[32] = { 7 };
+	uint64_t a, c, v = 0, gen = 9;
+
+	a = mksite(f->st, "a", "inet=192.0.2.1");
+	mksite(f->st, "b", "inet=192.0.2.2");
+	c = mksite(f->st, "c", "inet=192.0.2.3");
+	assert_int_equal(store_tunnel_gen(f->st, &gen, &err), 0);
+	assert_int_equal(gen, 0);
+	assert_int_equal(compile_and_save(f->st, &err), 0);
+	assert_int_equal(store_tunnel_gen(f->st, &gen, &err), 0);
+	assert_int_equal(gen, 1);
+	assert_int_equal(store_tunnel_apply(f->st, NULL, 0, NULL, 0, 4, &err),
+	    0);
+	assert_int_equal(store_tunnel_gen(f->st, &gen, &err), 0);
+	assert_int_equal(gen, 2);
+	assert_int_equal(store_tunnel_get(f->st, 3, &t, &err), 0);
+	assert_int_equal(t.id, 3);
+	assert_int_equal(t.site_a, 2);
+	assert_int_equal(t.site_b, c);
+	assert_string_equal(t.link_b, "inet");
+	assert_int_equal(store_tunnel_get(f->st, 99, &t, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	assert_int_equal(store_edge_bump_intent(f->st, c, &v, &err), 0);
+	assert_int_equal(store_site_delete(f->st, c, &err), 0);
+	/* A cascade is no allocation change. */
+	assert_int_equal(store_tunnel_gen(f->st, &gen, &err), 0);
+	assert_int_equal(gen, 2);
+
+	memset(&e, 0, sizeof(e));
+	e.tunnel_id = 2;        /* a-c: gone with c */
+	e.sender_site = a;
+	e.epoch = 1;
+	e.state = MODEL_EPOCH_ACTIVE;
+	snprintf(e.recv_address, sizeof(e.recv_address), "192.0.2.3");
+	assert_int_equal(store_begin(f->st, &err), 0);
+	assert_int_equal(store_edge_bump_intent(f->st, a, &v, &err), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(store_edge_bump_intent(f->st, c, &v, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	assert_int_equal(store_edge_set_applied(f->st, c, 1, hash,
+	    sizeof(hash), &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	assert_int_equal(store_edge_set_connected(f->st, c, true, 5, &err), -1);
+	assert_int_equal(store_edge_set_status(f->st, c, "{}", 2, 5, &err), -1);
+	assert_int_equal(store_epoch_add(f->st, &e, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	e.tunnel_id = 1;        /* a-b */
+	snprintf(e.recv_address, sizeof(e.recv_address), "192.0.2.2");
+	assert_int_equal(store_epoch_add(f->st, &e, &err), 0);
+	assert_int_equal(store_edge_set_applied(f->st, a, 1, hash,
+	    sizeof(hash), &err), 0);
+	assert_int_equal(store_commit(f->st, &err), 0);
+
+	assert_int_equal(store_edge_get(f->st, a, &es, &err), 0);
+	assert_int_equal(es.intent_version, 1);
+	assert_int_equal(es.applied_version, 1);
+	model_edge_state_clear(&es);
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM sa_epochs"), 1);
+	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM edges WHERE "
+	    "site_id = 3"), 0);
 }
 
 /* A second connection waits for the writer, then fails cleanly; readers
@@ -1009,6 +1094,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit_and_kv, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_epochs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_misses_keep_the_group,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 	};
 
