@@ -6,7 +6,9 @@
  * material from a key-provider callback (the agent derives it with
  * proto/sakey; tests give fixed keys).  Each msg_tunnel maps to one
  * overlay_tunnel_params (reconcile_tunnel_params()) and to at most one
- * inbound and one outbound SA: the ones Tunnel.sa_in / sa_out name.
+ * inbound and one outbound SA: the ones Tunnel.sa_in / sa_out name (an
+ * SaKeyRef whose key epochs are 0 names no SA yet: nothing is installed
+ * for it, and a RekeyOrder without key epochs is refused).
  *
  * reconcile_apply() works in three stages:
  *  1. Validate everything before touching anything: the intent's limits,
