@@ -10,6 +10,13 @@
  * SaKeyRef whose key epochs are 0 names no SA yet: nothing is installed
  * for it, and a RekeyOrder without key epochs is refused).
  *
+ * The allowed inner sources of a tunnel come from a callback (the same
+ * per-peer lists as the FRR filters; none = the peer's tunnel address
+ * only).  SA lifetimes come from the crypto profile: soft =
+ * rekey_seconds/bytes/packets (reported; the controller rekeys), hard time
+ * = soft time + the headless grace, so a headless edge keeps forwarding
+ * (design.md §4).  A lifetime change is an in-place sa_update.
+ *
  * reconcile_apply() works in three stages:
  *  1. Validate everything before touching anything: the intent's limits,
  *     each tunnel's link, its parameters (overlay_*_params_check), device
