@@ -48,3 +48,16 @@ FUZZ_frr_SRCS := tests/edge/fuzz_frr.c edge-agent/frr.c proto/msg.c \
 	proto/fieldpath.c lib/log.c lib/util.c
 FUZZ_frr_LIBS := -ljansson
 # --- end of FRR driver and configuration block.
+
+# --- Reconciler (reconcile.c): intent -> overlay.h calls, and its test.
+# Links proto/msg.c (+ fieldpath.c) and the overlay registry (OVERLAY_OBJS).
+RECONCILE_SRCS := edge-agent/reconcile.c
+RECONCILE_OBJS := $(RECONCILE_SRCS:%.c=$(BUILD)/%.o)
+ANALYZE_SRCS += $(RECONCILE_SRCS)
+TEST_BINS += $(BUILD)/tests/unit/test_reconcile
+TESTS     += $(BUILD)/tests/unit/test_reconcile
+$(BUILD)/tests/unit/test_reconcile: $(BUILD)/tests/unit/test_reconcile.o \
+    $(RECONCILE_OBJS) $(OVERLAY_OBJS) $(BUILD)/proto/msg.o \
+    $(BUILD)/proto/fieldpath.o $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_OVERLAY) $(LIBS_CMOCKA))
+# --- end of reconciler block.
