@@ -17,6 +17,7 @@
  *    creates a token (its only chance to be seen).
  */
 #include "controller/api.h"
+#include "controller/json_u64.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -42,7 +43,6 @@
 #define API_EVENTS_MAX 1000
 #define API_PATH_SEGS 8
 #define API_SEG_MAX 128
-#define API_JSON_EXACT_MAX ((1ull << 53) - 1) /* larger uint64: strings */
 
 /* The OpenAPI document, linked in from controller/web/openapi.json. */
 extern const char api_openapi_json[];
@@ -1845,23 +1845,6 @@ api_site_rekey(struct api_call *c)
 	api_rekey_finish(c, true, 0, 0);
 }
 
-/*
- * A uint64 for JSON readers that keep numbers as doubles (JavaScript, jq):
- * a number up to 2^53 - 1, where every integer is exact, a decimal string
- * above (controller/API.md, "Large integers").  jansson's integers are
- * signed 64-bit: a plain cast would show values above 2^63 as negative.
- */
-static json_t *
-api_json_u64(uint64_t v)
-{
-	char buf[24];
-
-	if (v <= API_JSON_EXACT_MAX)
-		return json_integer((json_int_t)v);
-	snprintf(buf, sizeof(buf), "%" PRIu64, v);
-	return json_string(buf);
-}
-
 static json_t *
 api_edge_json(const struct model_site *s, const struct model_edge_state *e)
 {
@@ -1875,9 +1858,9 @@ api_edge_json(const struct model_site *s, const struct model_edge_state *e)
 	json_object_set_new(j, "connected_at", e->connected_at != 0 ?
 	    json_integer(e->connected_at) : json_null());
 	json_object_set_new(j, "intent_version",
-	    api_json_u64(e->intent_version));
+	    json_u64(e->intent_version));
 	json_object_set_new(j, "applied_version",
-	    api_json_u64(e->applied_version));
+	    json_u64(e->applied_version));
 	json_object_set_new(j, "converged", json_boolean(
 	    e->intent_version > 0 &&
 	    e->applied_version == e->intent_version));

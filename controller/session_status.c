@@ -18,6 +18,7 @@
 
 #include "controller/metrics.h"
 #include "controller/model.h"
+#include "controller/json_u64.h"
 #include "controller/session_int.h"
 #include "lib/log.h"
 #include "proto/msg.h"
@@ -31,25 +32,6 @@
 #define STATUS_JSON_SA 125
 #define STATUS_JSON_BGP 95
 #define STATUS_JSON_HEALTH 65
-
-#define STATUS_JSON_EXACT_MAX ((1ull << 53) - 1)
-
-/*
- * A uint64 as controller/API.md ("Large integers") says: a JSON number up
- * to 2^53 - 1, which every JSON reader keeps exactly, a decimal string
- * above.  (jansson's integers are signed: a cast shows 2^63 and more as
- * negative numbers.)
- */
-static json_t *
-status_u64(uint64_t v)
-{
-	char buf[24];
-
-	if (v <= STATUS_JSON_EXACT_MAX)
-		return json_integer((json_int_t)v);
-	snprintf(buf, sizeof(buf), "%" PRIu64, v);
-	return json_string(buf);
-}
 
 /* The smallest JSON text m can give; no allocation. */
 static size_t
@@ -74,13 +56,13 @@ status_sa(const struct msg_sa_status *sa)
 	json_object_set_new(j, "spi", json_integer(sa->spi));
 	json_object_set_new(j, "direction", json_string(
 	    msg_direction_name(sa->direction)));
-	json_object_set_new(j, "epoch", status_u64(sa->epoch));
-	json_object_set_new(j, "packets", status_u64(sa->packets));
-	json_object_set_new(j, "bytes", status_u64(sa->bytes));
-	json_object_set_new(j, "age_seconds", status_u64(sa->age_seconds));
-	json_object_set_new(j, "seq", status_u64(sa->seq));
-	json_object_set_new(j, "drops_auth", status_u64(sa->drops_auth));
-	json_object_set_new(j, "drops_replay", status_u64(sa->drops_replay));
+	json_object_set_new(j, "epoch", json_u64(sa->epoch));
+	json_object_set_new(j, "packets", json_u64(sa->packets));
+	json_object_set_new(j, "bytes", json_u64(sa->bytes));
+	json_object_set_new(j, "age_seconds", json_u64(sa->age_seconds));
+	json_object_set_new(j, "seq", json_u64(sa->seq));
+	json_object_set_new(j, "drops_auth", json_u64(sa->drops_auth));
+	json_object_set_new(j, "drops_replay", json_u64(sa->drops_replay));
 	json_object_set_new(j, "active", json_boolean(sa->active));
 	return j;
 }
@@ -92,20 +74,20 @@ status_tunnel(const struct msg_tunnel_status *t)
 
 	for (size_t k = 0; k < t->n_sas; k++)
 		json_array_append_new(sas, status_sa(&t->sas[k]));
-	json_object_set_new(j, "tunnel_id", status_u64(t->tunnel_id));
+	json_object_set_new(j, "tunnel_id", json_u64(t->tunnel_id));
 	json_object_set_new(j, "state", json_string(
 	    msg_tunnel_state_name(t->state)));
 	json_object_set_new(j, "error", json_string(t->error));
 	json_object_set_new(j, "sas", sas);
-	json_object_set_new(j, "packets_in", status_u64(t->packets_in));
-	json_object_set_new(j, "packets_out", status_u64(t->packets_out));
-	json_object_set_new(j, "bytes_in", status_u64(t->bytes_in));
-	json_object_set_new(j, "bytes_out", status_u64(t->bytes_out));
-	json_object_set_new(j, "drops_no_sa", status_u64(t->drops_no_sa));
+	json_object_set_new(j, "packets_in", json_u64(t->packets_in));
+	json_object_set_new(j, "packets_out", json_u64(t->packets_out));
+	json_object_set_new(j, "bytes_in", json_u64(t->bytes_in));
+	json_object_set_new(j, "bytes_out", json_u64(t->bytes_out));
+	json_object_set_new(j, "drops_no_sa", json_u64(t->drops_no_sa));
 	json_object_set_new(j, "drops_malformed",
-	    status_u64(t->drops_malformed));
+	    json_u64(t->drops_malformed));
 	json_object_set_new(j, "drops_unknown_spi",
-	    status_u64(t->drops_unknown_spi));
+	    json_u64(t->drops_unknown_spi));
 	return j;
 }
 
@@ -121,10 +103,10 @@ status_bgp(const struct msg_bgp_neighbor_status *b)
 	json_object_set_new(j, "state", json_string(
 	    msg_bgp_state_name(b->state)));
 	json_object_set_new(j, "uptime_seconds",
-	    status_u64(b->uptime_seconds));
+	    json_u64(b->uptime_seconds));
 	json_object_set_new(j, "prefixes_received",
 	    json_integer(b->prefixes_received));
-	json_object_set_new(j, "tunnel_id", status_u64(b->tunnel_id));
+	json_object_set_new(j, "tunnel_id", json_u64(b->tunnel_id));
 	return j;
 }
 
@@ -133,7 +115,7 @@ status_health(const struct msg_health_status *h)
 {
 	json_t *j = json_object();
 
-	json_object_set_new(j, "tunnel_id", status_u64(h->tunnel_id));
+	json_object_set_new(j, "tunnel_id", json_u64(h->tunnel_id));
 	json_object_set_new(j, "up", json_boolean(h->up));
 	json_object_set_new(j, "rtt_us", json_integer(h->rtt_us));
 	json_object_set_new(j, "loss_permille",
@@ -173,9 +155,9 @@ session_status_save(struct sessions *s, struct edge *e,
 	for (size_t i = 0; i < m->n_health; i++)
 		json_array_append_new(hl, status_health(&m->health[i]));
 	json_object_set_new(j, "applied_version",
-	    status_u64(m->applied_version));
+	    json_u64(m->applied_version));
 	json_object_set_new(j, "uptime_seconds",
-	    status_u64(m->uptime_seconds));
+	    json_u64(m->uptime_seconds));
 	json_object_set_new(j, "last_ack_error", e->last_error[0] ?
 	    json_string(e->last_error) : json_null());
 	json_object_set_new(j, "tunnels", tun);
