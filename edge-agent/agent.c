@@ -37,6 +37,7 @@
 #define AGENT_KEYDIR		"keys"
 #define AGENT_RETIRE_MAX	1024	/* pending RETIRE steps */
 #define AGENT_ASKED_MAX		4096	/* SAs a rekey was asked for */
+#define AGENT_REASK_S		15	/* ask again for the same SA after */
 
 enum agent_ctl_state {
 	AGENT_CTL_ENROLLING,
@@ -58,9 +59,10 @@ struct agent_retire {
 	uint64_t due_ms;
 };
 
-/* An outbound SA a RekeyRequest was sent for. */
+/* An outbound SA a RekeyRequest was sent for, and when. */
 struct agent_asked {
 	uint64_t tunnel_id;
+	uint64_t at_ms;
 	uint32_t spi;
 };
 
@@ -68,8 +70,7 @@ struct agent {
 	struct edge_config cfg;
 	char *config_path;
 	int sigfd;
-	bool quit;
-	bool fatal;
+	enum agent_ctl_state ctl;
 	uint64_t start_ms;
 
 	char cert_path[PATH_MAX], key_path[PATH_MAX], seq_path[PATH_MAX];
@@ -85,7 +86,6 @@ struct agent {
 	struct frr_target frr;
 
 	struct session *sess;
-	enum agent_ctl_state ctl;
 	uint64_t ctl_since_ms;
 	uint64_t enroll_at_ms;		/* next enrollment attempt */
 	unsigned enroll_backoff_s;
@@ -93,15 +93,13 @@ struct agent {
 	/* The last intent applied (also cached); the one keys are derived
 	 * against while an apply runs is `keys_in`. */
 	struct msg_intent applied;
-	bool have_applied;
 	const struct msg_intent *keys_in;
-	bool frr_ok;			/* FRR holds `applied` */
 	uint64_t frr_retry_ms;
 
 	struct {
 		uint64_t version;
-		bool ok;
 		char reason[MSG_REASON_MAX + 1];
+		bool ok;
 		bool set;
 	} last_ack;
 
@@ -110,10 +108,15 @@ struct agent {
 	struct agent_asked asked[AGENT_ASKED_MAX];
 	size_t n_asked;
 
-	bool status_dirty;
 	uint64_t status_sent_ms;
 	uint64_t tick_ms;
 	struct frr_bgp_status bgp;	/* last read, for status */
+
+	bool quit;
+	bool fatal;
+	bool have_applied;
+	bool frr_ok;			/* FRR holds `applied` */
+	bool status_dirty;
 	bool have_bgp;
 };
 
@@ -472,7 +475,7 @@ agent_apply(struct agent *a, const struct msg_intent *in, char *reason,
 	a->status_dirty = true;
 	if (agent_frr_apply(a, in, err, sizeof(err)) == -1) {
 		a->frr_ok = false;
-		a->frr_retry_ms = util_mono_ms() + AGENT_FRR_RETRY_S * 1000;
+		a->frr_retry_ms = util_mono_ms() + AGENT_FRR_RETRY_S * 1000ull;
 		snprintf(reason, reasonsz, "frr: %s", err);
 		/* Tunnels are in place; what FRR lacks is retried. */
 		(void)cache_write_intent(a->cfg.state_dir, in);
@@ -655,6 +658,10 @@ agent_session_start(struct agent *a)
 	agent_set_ctl(a, AGENT_CTL_CONNECTING);
 	if ((a->sess = session_new(&o)) == NULL)
 		return -1;
+	/* Rebuilt from the cache: say so in the hello (resume by version). */
+	if (a->have_applied && session_resume(a->sess, &a->applied) == -1)
+		log_warnx("session: cannot resume from intent version %"
+		    PRIu64 "; a snapshot follows", a->applied.version);
 	return 0;
 }
 
@@ -782,13 +789,14 @@ agent_retire_due(struct agent *a)
 	}
 }
 
-static bool
-agent_was_asked(const struct agent *a, uint64_t tunnel, uint32_t spi)
+/* The entry of an SA asked for, or NULL. */
+static struct agent_asked *
+agent_asked_find(struct agent *a, uint64_t tunnel, uint32_t spi)
 {
 	for (size_t i = 0; i < a->n_asked; i++)
 		if (a->asked[i].tunnel_id == tunnel && a->asked[i].spi == spi)
-			return true;
-	return false;
+			return &a->asked[i];
+	return NULL;
 }
 
 /* Drop the entries of SAs that are gone. */
@@ -812,9 +820,11 @@ agent_prune_asked(struct agent *a)
 }
 
 /*
- * Soft byte/packet limits: the sender watches its outbound SAs and asks
- * once per SA (the controller rekeys both ends; time limits are the
- * controller's own cue).
+ * Soft byte/packet limits: the sender watches its active outbound SA and
+ * asks once for it (the controller rekeys both directions' ends; time
+ * limits are the controller's own cue).  Should that SA still be the
+ * active one AGENT_REASK_S later (the request was lost or dropped by the
+ * controller's rate limit), it asks again.
  */
 static void
 agent_soft_limits(struct agent *a)
@@ -829,10 +839,15 @@ agent_soft_limits(struct agent *a)
 			struct msg_edge_message m;
 			enum msg_rekey_request_reason why;
 
+			struct agent_asked *prev;
+
 			if (rt->sas[k].dir != OVERLAY_DIR_OUT ||
 			    rt->sas[k].spi != rt->spi_out_active ||
-			    agent_was_asked(a, rt->p.id, rt->sas[k].spi) ||
 			    (rt->soft[k].bytes == 0 && rt->soft[k].packets == 0))
+				continue;
+			prev = agent_asked_find(a, rt->p.id, rt->sas[k].spi);
+			if (prev != NULL && util_mono_ms() - prev->at_ms <
+			    AGENT_REASK_S * 1000ull)
 				continue;
 			if (a->ops->sa_stats(a->octx, rt->p.id, rt->sas[k].spi,
 			    OVERLAY_DIR_OUT, &st) != 0)
@@ -857,9 +872,12 @@ agent_soft_limits(struct agent *a)
 			    rt->sas[k].spi,
 			    why == MSG_REKEY_REQUEST_REASON_SOFT_BYTES ?
 			    "byte" : "packet");
-			if (a->n_asked < AGENT_ASKED_MAX) {
+			if (prev != NULL) {
+				prev->at_ms = util_mono_ms();
+			} else if (a->n_asked < AGENT_ASKED_MAX) {
 				a->asked[a->n_asked].tunnel_id = rt->p.id;
 				a->asked[a->n_asked].spi = rt->sas[k].spi;
+				a->asked[a->n_asked].at_ms = util_mono_ms();
 				a->n_asked++;
 			}
 		}
@@ -993,8 +1011,8 @@ agent_tick(struct agent *a)
 			a->frr_ok = true;
 			log_info("frr: configuration applied after a failure");
 		} else {
-			a->frr_retry_ms = now + AGENT_FRR_RETRY_S * 1000;
-			log_warnx("frr: %s (retrying in %u s)", err,
+			a->frr_retry_ms = now + AGENT_FRR_RETRY_S * 1000ull;
+			log_warnx("frr: %s (retrying in %d s)", err,
 			    AGENT_FRR_RETRY_S);
 		}
 	}
@@ -1034,12 +1052,12 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 	json_object_set_new(j, "device", json_string(rt->p.ifname));
 	overlay_addr_str(&rt->p.remote, addr, sizeof(addr));
 	snprintf(buf, sizeof(buf), rt->p.remote.family == AF_INET6 ?
-	    "[%s]:%u" : "%s:%u", addr, rt->p.remote_port ?
-	    rt->p.remote_port : OVERLAY_UDP_PORT);
+	    "[%s]:%u" : "%s:%u", addr, (unsigned)(rt->p.remote_port ?
+	    rt->p.remote_port : OVERLAY_UDP_PORT));
 	json_object_set_new(j, "remote", json_string(buf));
 	overlay_addr_str(&rt->p.inner_local, addr, sizeof(addr));
-	snprintf(buf, sizeof(buf), "%s/%u", addr, rt->p.inner_prefix_len ?
-	    rt->p.inner_prefix_len : 31);
+	snprintf(buf, sizeof(buf), "%s/%u", addr,
+	    (unsigned)(rt->p.inner_prefix_len ? rt->p.inner_prefix_len : 31));
 	json_object_set_new(j, "inner_local", json_string(buf));
 	json_object_set_new(j, "state", json_string(
 	    msg_tunnel_state_name(agent_tunnel_state(&ts, ok))));
@@ -1052,11 +1070,14 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		    json_integer((json_int_t)ts.rx_bytes));
 		json_object_set_new(j, "bytes_out",
 		    json_integer((json_int_t)ts.tx_bytes));
-		json_object_set_new(j, "drops", json_pack("{s:I,s:I,s:I,s:I}",
+		json_object_set_new(j, "drops", json_pack(
+		    "{s:I,s:I,s:I,s:I,s:I,s:I}",
 		    "no_sa", (json_int_t)ts.drops.no_sa,
 		    "auth", (json_int_t)ts.drops.auth,
 		    "replay", (json_int_t)ts.drops.replay,
-		    "source", (json_int_t)ts.drops.source));
+		    "source", (json_int_t)ts.drops.source,
+		    "malformed", (json_int_t)ts.drops.malformed,
+		    "io", (json_int_t)ts.drops.io));
 	}
 	for (unsigned k = 0; k < rt->nsas; k++) {
 		struct overlay_sa_stats ss;
@@ -1065,13 +1086,14 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		    rt->sas[k].dir, &ss) != 0)
 			continue;
 		json_array_append_new(sas, json_pack(
-		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:b}",
+		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
 		    "dir", rt->sas[k].dir == OVERLAY_DIR_IN ? "in" : "out",
 		    "spi", (json_int_t)rt->sas[k].spi,
 		    "sa_epoch", (json_int_t)rt->sas[k].sa_epoch,
 		    "age_s", (json_int_t)ss.age_s,
 		    "packets", (json_int_t)ss.packets,
 		    "bytes", (json_int_t)ss.bytes,
+		    "seq", (json_int_t)ss.seq,
 		    "active", rt->sas[k].dir == OVERLAY_DIR_IN || ss.active));
 	}
 	json_object_set_new(j, "sas", sas);
@@ -1116,6 +1138,17 @@ agent_status_json(struct agent *a)
 		    "version", (json_int_t)a->last_ack.version,
 		    "ok", a->last_ack.ok, "reason", a->last_ack.reason));
 	json_object_set_new(j, "controller", ctl);
+	{
+		struct overlay_drops gd;
+
+		memset(&gd, 0, sizeof(gd));
+		if (a->ops->global_stats(a->octx, &gd) == 0)
+			json_object_set_new(j, "drops", json_pack(
+			    "{s:I,s:I,s:I}",
+			    "unknown_spi", (json_int_t)gd.unknown_spi,
+			    "malformed", (json_int_t)gd.malformed,
+			    "io", (json_int_t)gd.io));
+	}
 	for (size_t i = 0; i < reconcile_ntunnels(a->rec); i++)
 		json_array_append_new(tun, agent_tunnel_json(a,
 		    reconcile_tunnel_get(a->rec, i)));
@@ -1163,10 +1196,11 @@ agent_write_status(struct agent *a)
 static const char *
 agent_restart_key(const struct edge_config *o, const struct edge_config *n)
 {
-	if (memcmp(o->controllers, n->controllers, sizeof(o->controllers)) ||
+	if (memcmp(o->controllers, n->controllers, sizeof(o->controllers))
+	    != 0 ||
 	    o->n_controllers != n->n_controllers)
 		return "controller";
-	if (memcmp(o->enroll, n->enroll, sizeof(o->enroll)) ||
+	if (memcmp(o->enroll, n->enroll, sizeof(o->enroll)) != 0 ||
 	    o->n_enroll != n->n_enroll)
 		return "enroll_controller";
 	if (strcmp(o->ca_file, n->ca_file) != 0 ||
@@ -1177,9 +1211,16 @@ agent_restart_key(const struct edge_config *o, const struct edge_config *n)
 		return "state_dir";
 	if (o->backend != n->backend)
 		return "backend";
-	if (o->n_links != n->n_links || memcmp(o->links, n->links,
-	    sizeof(o->links)) != 0)
+	if (o->n_links != n->n_links)
 		return "link";
+	for (unsigned i = 0; i < o->n_links; i++)
+		if (strcmp(o->links[i].name, n->links[i].name) != 0 ||
+		    !msg_addr_equal(&o->links[i].address,
+		    &n->links[i].address) ||
+		    !msg_addr_equal(&o->links[i].public_address,
+		    &n->links[i].public_address) ||
+		    o->links[i].public_port != n->links[i].public_port)
+			return "link";
 	if (strcmp(o->metrics_listen, n->metrics_listen) != 0)
 		return "metrics_listen";
 	return NULL;

@@ -24,8 +24,9 @@
 #include "lib/util.h"
 #include "proto/epochsig.h"
 
-#define KEYS_MAGIC	"MWEK1\0\0\0"
 #define KEYS_FILE_LEN	(8 + 8 + 8 + SAKEY_X25519_LEN + 2 + MSG_SIG_MAX)
+
+static const uint8_t keys_magic[8] = { 'M', 'W', 'E', 'K', '1', 0, 0, 0 };
 
 struct keys_own {
 	uint64_t epoch;
@@ -82,7 +83,7 @@ keys_store(const struct keys *k, const struct keys_own *o)
 		return 0;
 	if (keys_path(k, o->epoch, path, sizeof(path)) == -1)
 		return -1;
-	memcpy(b, KEYS_MAGIC, 8);
+	memcpy(b, keys_magic, sizeof(keys_magic));
 	keys_put64(b + 8, o->epoch);
 	keys_put64(b + 16, o->not_after);
 	memcpy(b + 24, o->priv, SAKEY_X25519_LEN);
@@ -106,7 +107,8 @@ keys_load_one(const char *path, struct keys_own *o)
 	memset(o, 0, sizeof(*o));
 	if (cache_read_file(path, &b, &len, KEYS_FILE_LEN) != 0)
 		goto out;
-	if (len < 24 + SAKEY_X25519_LEN + 2 || memcmp(b, KEYS_MAGIC, 8) != 0)
+	if (len < 24 + SAKEY_X25519_LEN + 2 ||
+	    memcmp(b, keys_magic, sizeof(keys_magic)) != 0)
 		goto out;
 	o->epoch = keys_get64(b + 8);
 	o->not_after = keys_get64(b + 16);

@@ -38,7 +38,7 @@
 
 #define KEYS_OWN_MAX		16	/* own epochs kept (newest last) */
 #define KEYS_PEERS_MAX		4096	/* peer sites with relayed keys */
-#define KEYS_LIFETIME_S		(30u * 86400)	/* own key's not_after */
+#define KEYS_LIFETIME_S		(UINT64_C(30) * 86400)	/* own key's not_after */
 
 struct keys;
 

@@ -180,6 +180,13 @@ status() {
 	cat "$NS_TMP/e$1/state/status.json" 2>/dev/null
 }
 
+# status_has N FILTER — FILTER (jq) holds on site N's status document
+# (false while there is none: jq -e alone accepts empty input).
+status_has() {
+	[ -s "$NS_TMP/e$1/state/status.json" ] &&
+	jq -e "$2" "$NS_TMP/e$1/state/status.json" >/dev/null 2>&1
+}
+
 # lan_ping FROM TO — one ping from LAN host FROM to LAN host TO.
 lan_ping() {
 	eval "_h=\$H$1"

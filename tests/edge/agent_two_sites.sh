@@ -32,7 +32,7 @@ for n in 1 2; do
 done
 
 # Tunnel up (keyed SAs both ways) on both ends.
-up() { status "$1" | jq -e '.tunnels | length == 1 and .[0].state == "up"' >/dev/null; }
+up() { status_has "$1" '.tunnels | length == 1 and .[0].state == "up"'; }
 wait_until 30 up 1 || { agent_logs; status 1; fail "site 1's tunnel not up"; }
 wait_until 30 up 2 || { agent_logs; status 2; fail "site 2's tunnel not up"; }
 t_tun=$(( $(ms) - t0 ))
@@ -43,7 +43,7 @@ lan_ping 2 1 || fail "LAN 2 cannot ping LAN 1"
 ip netns exec "$H1" ping -c 20 -i 0.05 -W 1 10.2.0.2 >"$NS_TMP/ping" 2>&1 ||
 	fail "ping loss: $(tail -n 3 "$NS_TMP/ping")"
 
-bgp_up() { status "$1" | jq -e '.tunnels[0].bgp.state == "established"' >/dev/null; }
+bgp_up() { status_has "$1" '.tunnels[0].bgp.state == "established"'; }
 wait_until 30 bgp_up 1 || { status 1; fail "BGP not established on site 1"; }
 wait_until 30 bgp_up 2 || { status 2; fail "BGP not established on site 2"; }
 ip -n "$E1" route show 10.2.0.0/24 | grep -q "proto bgp" ||
