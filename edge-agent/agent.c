@@ -1357,6 +1357,14 @@ agent_new(const struct edge_config *cfg, const char *config_path)
 		goto fail;
 	agent_frr_target(a);
 
+	/* The status document of an earlier run is stale. */
+	{
+		char sp[PATH_MAX];
+
+		if (snprintf(sp, sizeof(sp), "%s/status.json",
+		    a->cfg.state_dir) < (int)sizeof(sp))
+			(void)unlink(sp);
+	}
 	/* Headless start: the cached intent on the keys we have. */
 	if (access(a->cert_path, R_OK) == 0 &&
 	    agent_cert_site(a->cert_path, &a->site_id) == 0) {

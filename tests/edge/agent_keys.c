@@ -11,6 +11,7 @@
  * the agent does.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -50,8 +51,12 @@ main(int argc, char **argv)
 		if (strncmp(de->d_name, "epoch-", 6) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (cache_read_file(path, &b, &len, 4096) == 0 && len >= 56)
+		if (cache_read_file(path, &b, &len, 4096) != 0)
+			continue;
+		if (len >= 56)
 			hexline("own", b + 24, 32);
+		util_wipe(b, len);
+		free(b);
 	}
 	closedir(d);
 	if ((k = keys_open(dir)) == NULL)

@@ -64,7 +64,9 @@ ctl_start() {
 		echo "admin_token_file = $CTL/admin.token"
 		cat
 	} >"$CTL/controller.conf"
-	: >>"$CTL/ctld.log"
+	# A restart: the earlier run's log is kept aside.
+	[ -s "$CTL/ctld.log" ] && cat "$CTL/ctld.log" >>"$CTL/ctld.log.prev"
+	: >"$CTL/ctld.log"
 	ns_bg "$W" "$CTLD" -d -f "$CTL/controller.conf" >>"$CTL/ctld.log" 2>&1
 	CTLD_PID=$NS_PID
 	wait_until 20 grep -q ': ready$' "$CTL/ctld.log" ||
@@ -164,6 +166,7 @@ agent_start() {
 	_d="$NS_TMP/e$1"
 	eval "_e=\$E$1"
 	: >>"$_d/agent.log"
+	rm -f "$_d/state/status.json"   # a stale one would satisfy waits
 	ns_bg "$_e" env $AGENT_ENV "$AGENT" -d -c "$_d/edge.conf" \
 	    >>"$_d/agent.log" 2>&1
 	eval "AGENT_PID_$1=$NS_PID"
