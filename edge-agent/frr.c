@@ -270,6 +270,23 @@ frr_dup_prefixes(struct msg_prefix **dst, size_t *n, const struct msg_prefix *sr
 	return 0;
 }
 
+/* Sort v[0..*n) and drop repeats. */
+static void
+frr_sort_unique(struct msg_prefix *v, size_t *n)
+{
+	size_t total = *n, w = 0;
+
+	if (total == 0)
+		return;
+	qsort(v, total, sizeof(*v), frr_prefix_cmp);
+	for (size_t i = 0; i < total; i++) {
+		if (w > 0 && frr_prefix_cmp(&v[w - 1], &v[i]) == 0)
+			continue;
+		v[w++] = v[i];
+	}
+	*n = w;
+}
+
 int
 frr_desired_from_intent(const struct msg_intent *in,
     const struct frr_peer_prefixes *peers, size_t n_peers,
@@ -317,15 +334,24 @@ frr_desired_from_intent(const struct msg_intent *in,
 		if (n->hold_time != 0 && n->keepalive == 0)
 			n->keepalive = n->hold_time / 3;
 		n->connect_retry = FRR_DEFAULT_CONNECT_S;
-		for (size_t j = 0; j < n_peers; j++) {
-			if (peers[j].site_id != t->peer.site_id)
-				continue;
+		size_t j = 0;
+
+		while (j < n_peers && peers[j].site_id != t->peer.site_id)
+			j++;
+		if (j < n_peers) {
 			if (frr_dup_prefixes(&n->allowed, &n->n_allowed,
 			    peers[j].prefixes, peers[j].n_prefixes) == -1)
 				goto nomem;
-			total += peers[j].n_prefixes;
-			break;
+		} else {
+			/* The controller's list (Peer.allowed_prefixes);
+			 * a duplicate means nothing more. */
+			if (frr_dup_prefixes(&n->allowed, &n->n_allowed,
+			    t->peer.allowed_prefixes,
+			    t->peer.n_allowed_prefixes) == -1)
+				goto nomem;
+			frr_sort_unique(n->allowed, &n->n_allowed);
 		}
+		total += n->n_allowed;
 	}
 	if (in->site.role == MSG_ROLE_HUB && total > 0) {
 		/* A hub passes on what its neighbours may send it. */
@@ -334,15 +360,7 @@ frr_desired_from_intent(const struct msg_intent *in,
 		for (size_t i = 0; i < d.n_neighbors; i++)
 			for (size_t j = 0; j < d.neighbors[i].n_allowed; j++)
 				d.carry[d.n_carry++] = d.neighbors[i].allowed[j];
-		qsort(d.carry, d.n_carry, sizeof(*d.carry), frr_prefix_cmp);
-		total = d.n_carry;
-		d.n_carry = 0;
-		for (size_t i = 0; i < total; i++) {
-			if (d.n_carry > 0 && frr_prefix_cmp(&d.carry[d.n_carry -
-			    1], &d.carry[i]) == 0)
-				continue;
-			d.carry[d.n_carry++] = d.carry[i];
-		}
+		frr_sort_unique(d.carry, &d.n_carry);
 	}
 	if (frr_validate(&d, err, errlen) == -1) {
 		frr_desired_free(&d);
