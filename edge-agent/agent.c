@@ -281,46 +281,6 @@ agent_key_fn(void *arg, const struct msg_tunnel *t,
 	return 0;
 }
 
-/*
- * The inner sources (and FRR inbound prefixes) tunnel t's peer may use.
- * The intent does not carry them yet (Peer.allowed_prefixes, being
- * added): until then none, which fails closed (only the peer's tunnel
- * address).
- */
-static void
-agent_peer_allowed(const struct msg_tunnel *t, const struct msg_prefix **p,
-    size_t *n)
-{
-	(void)t;
-	*p = NULL;
-	*n = 0;
-}
-
-static int
-agent_allowed_fn(void *arg, const struct msg_tunnel *t,
-    struct overlay_prefix *out, unsigned max, unsigned *n, char *err,
-    size_t errlen)
-{
-	const struct msg_prefix *p;
-	size_t np;
-
-	(void)arg;
-	agent_peer_allowed(t, &p, &np);
-	if (np > max) {
-		snprintf(err, errlen, "tunnel %" PRIu64 ": %zu allowed "
-		    "prefixes, at most %u", t->id, np, max);
-		return -1;
-	}
-	for (size_t i = 0; i < np; i++) {
-		memset(&out[i], 0, sizeof(out[i]));
-		out[i].addr.family = (sa_family_t)p[i].addr.family;
-		memcpy(out[i].addr.bytes, p[i].addr.bytes, 16);
-		out[i].len = p[i].len;
-	}
-	*n = (unsigned)np;
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* FRR */
 
@@ -369,32 +329,12 @@ static int
 agent_frr_apply(struct agent *a, const struct msg_intent *in, char *err,
     size_t errlen)
 {
-	struct frr_peer_prefixes *peers = NULL;
 	struct frr_desired d;
 	struct frr_apply_result res;
-	size_t n = 0;
 	int rc;
 
-	if (in->n_tunnels > 0 &&
-	    (peers = calloc(in->n_tunnels, sizeof(*peers))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	for (size_t i = 0; i < in->n_tunnels; i++) {
-		const struct msg_tunnel *t = &in->tunnels[i];
-		bool dup = false;
-
-		for (size_t j = 0; j < n && !dup; j++)
-			dup = peers[j].site_id == t->peer.site_id;
-		if (dup)
-			continue;
-		peers[n].site_id = t->peer.site_id;
-		agent_peer_allowed(t, &peers[n].prefixes, &peers[n].n_prefixes);
-		n++;
-	}
-	rc = frr_desired_from_intent(in, peers, n, &d, err, errlen);
-	free(peers);
-	if (rc == -1)
+	/* Each neighbour's inbound list: its Peer.allowed_prefixes. */
+	if (frr_desired_from_intent(in, NULL, 0, &d, err, errlen) == -1)
 		return -1;
 	agent_filter_announce(a, &d);
 	rc = frr_apply(&a->frr, &d, &res, err, errlen);
@@ -1349,8 +1289,8 @@ agent_new(const struct edge_config *cfg, const char *config_path)
 	rc.octx = a->octx;
 	rc.key = agent_key_fn;
 	rc.key_arg = a;
-	rc.allowed = agent_allowed_fn;
-	rc.allowed_arg = a;
+	rc.allowed = reconcile_allowed_from_intent;
+	rc.allowed_arg = NULL;
 	if ((a->rec = reconcile_new(&rc)) == NULL)
 		goto fail;
 	if ((a->keys = keys_open(a->key_dir)) == NULL)

@@ -25,3 +25,6 @@ $(AGENT_KEYS_TOOL): $(BUILD)/tests/edge/agent_keys.o \
 		$(PBCONV_OBJS) $(PROTO_GEN_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_PBCONV))
 TEST_BINS += $(AGENT_KEYS_TOOL)
+
+# Namespace tests of the daemon (root, real FRR, the ASan build).
+TESTS += tests/edge/agent_two_sites.sh
