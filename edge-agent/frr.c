@@ -10,7 +10,7 @@
  * difference becomes a vtysh script (removals, then additions, then soft
  * clears so that changed filters take effect on routes already received).
  *
- * vtysh is the only way in: it is run with fork/exec, no shell, its output
+ * vtysh is the only way in: it is run with posix_spawn, no shell, its output
  * bounded and its run time limited.  FRR's JSON is read with jansson, and
  * every field is checked before use: a missing daemon, garbage or a
  * partial reply is an error with a reason, never a crash.
@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1487,7 +1488,7 @@ frr_diff(const struct frr_desired *d, const char *running_bgpd,
 }
 
 /* ------------------------------------------------------------------ */
-/* Running vtysh: fork/exec, no shell, bounded in time and output */
+/* Running vtysh: posix_spawn, no shell, bounded in time and output */
 
 static const char *
 frr_vtysh_path(const struct frr_target *t)
@@ -1610,23 +1611,55 @@ frr_vtysh(const struct frr_target *t, const char *daemon,
 		frr_err(err, errlen, "vtysh: pipe: %s", strerror(errno));
 		goto done;
 	}
-	if ((pid = fork()) == -1) {
-		frr_err(err, errlen, "vtysh: fork: %s", strerror(errno));
-		goto done;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/*
+	 * posix_spawn, not fork: glibc spawns with CLONE_VM|CLONE_VFORK, so
+	 * the agent's page tables are not copied.  A fork of a process with
+	 * uesp's data plane (and its buffers) stalls the data-plane threads
+	 * while it runs; seen as lost datagrams at every vtysh call.
+	 */
+	{
+		posix_spawn_file_actions_t fa;
+		posix_spawnattr_t sa;
+		sigset_t none, def;
+		int sr;
 
 		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		if (null == -1 || dup2(null, 0) == -1 ||
-		    dup2(opipe[1], 1) == -1 || dup2(epipe[1], 2) == -1)
-			_exit(126);
-		close_range(3, ~0u, 0);
-		execv(frr_vtysh_path(t), (char *const *)argv);
-		_exit(127);
+		sigemptyset(&def);
+		sigaddset(&def, SIGPIPE);
+		if (posix_spawn_file_actions_init(&fa) != 0) {
+			frr_err(err, errlen, "vtysh: out of memory");
+			goto done;
+		}
+		if (posix_spawnattr_init(&sa) != 0) {
+			posix_spawn_file_actions_destroy(&fa);
+			frr_err(err, errlen, "vtysh: out of memory");
+			goto done;
+		}
+		sr = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
+		    O_RDONLY, 0);
+		if (sr == 0)
+			sr = posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
+		if (sr == 0)
+			sr = posix_spawn_file_actions_adddup2(&fa, epipe[1], 2);
+		if (sr == 0)
+			sr = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+		if (sr == 0)
+			sr = posix_spawnattr_setsigmask(&sa, &none);
+		if (sr == 0)
+			sr = posix_spawnattr_setsigdefault(&sa, &def);
+		if (sr == 0)
+			sr = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK |
+			    POSIX_SPAWN_SETSIGDEF);
+		if (sr == 0)
+			sr = posix_spawn(&pid, frr_vtysh_path(t), &fa, &sa,
+			    (char *const *)argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&sa);
+		if (sr != 0) {
+			frr_err(err, errlen, "cannot run %s: %s",
+			    frr_vtysh_path(t), strerror(sr));
+			goto done;
+		}
 	}
 	close(opipe[1]);
 	close(epipe[1]);
