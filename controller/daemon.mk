@@ -99,7 +99,7 @@ TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/ctl_asan.sh tests/ctl/sa_keys.sh tests/ctl/rekey_request.sh
 # Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.
 TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
-         tests/ctl/group_commit.sh
+         tests/ctl/group_commit.sh tests/ctl/pg_store.sh
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

@@ -248,14 +248,14 @@ static int
 ctld_start(struct ctld *d)
 {
 	struct ca_params cp;
-	struct store_opts so = { .backend = "sqlite", .path = d->cfg.database };
+	bool pg = d->cfg.store[0] != '\0';
+	struct store_opts so = { .backend = pg ? "postgresql" : "sqlite",
+	    .path = pg ? d->cfg.store : d->cfg.database };
 	struct model_error err = { 0 };
 	struct session_params sp;
 	struct enroll_params ep;
 	struct api_config ac;
 	const char *names[CONFIG_NAMES_MAX];
-	struct stat sb;
-	bool fresh = stat(d->cfg.database, &sb) == -1 && errno == ENOENT;
 	bool created = false;
 
 	for (unsigned i = 0; i < d->cfg.n_server_names; i++)
@@ -267,10 +267,13 @@ ctld_start(struct ctld *d)
 	if (store_open(&so, &d->st, &err) == -1 ||
 	    store_open(&so, &d->api_st, &err) == -1 ||
 	    store_open(&so, &d->enroll_st, &err) == -1) {
-		log_warnx("database %s: %s", d->cfg.database, err.message);
+		log_warnx("database %s: %s", pg ? "(PostgreSQL)" :
+		    d->cfg.database, err.message);
 		return -1;
 	}
-	if (fresh && ctld_seed_defaults(d) == -1)
+	log_info("store: %s%s%s", store_engine(d->st), pg ? "" : " ",
+	    pg ? "" : d->cfg.database);
+	if (store_created(d->st) && ctld_seed_defaults(d) == -1)
 		return -1;
 	if (auth_bootstrap(d->st, d->cfg.admin_token_file, &created) == -1)
 		return -1;
@@ -362,6 +365,7 @@ ctld_reload(struct ctld *d)
 	    next.http_max_per_ip != d->cfg.http_max_per_ip ||
 	    next.http_timeout_s != d->cfg.http_timeout_s ||
 	    strcmp(next.database, d->cfg.database) != 0 ||
+	    strcmp(next.store, d->cfg.store) != 0 ||
 	    strcmp(next.ca_dir, d->cfg.ca_dir) != 0 ||
 	    strcmp(next.controller_name, d->cfg.controller_name) != 0 ||
 	    next.n_server_names != d->cfg.n_server_names ||
@@ -379,6 +383,7 @@ ctld_reload(struct ctld *d)
 	next.http_max_per_ip = d->cfg.http_max_per_ip;
 	next.http_timeout_s = d->cfg.http_timeout_s;
 	memcpy(next.database, d->cfg.database, sizeof(next.database));
+	memcpy(next.store, d->cfg.store, sizeof(next.store));
 	memcpy(next.ca_dir, d->cfg.ca_dir, sizeof(next.ca_dir));
 	memcpy(next.controller_name, d->cfg.controller_name,
 	    sizeof(next.controller_name));

@@ -9,8 +9,8 @@
  *
  * The database engine is hidden: store.c speaks portable SQL with `?`
  * placeholders through a backend vtable (controller/store_backend.h);
- * store_sqlite.c is the only sqlite user.  No engine type crosses this
- * header.
+ * store_sqlite.c is the only sqlite user, store_pg.c the only libpq
+ * user.  No engine type crosses this header.
  *
  * Transactions: every function that writes runs in a transaction and
  * leaves the database unchanged when it fails.  A caller may group several
@@ -27,7 +27,8 @@
  * Errors: functions return 0 or -1.  On -1 the optional err (may be NULL)
  * says why, with a code the REST API can map to a status
  * (MODEL_E_INVALID/DUPLICATE/OVERLAP/EXHAUSTED -> 4xx, NOT_FOUND -> 404,
- * TOKEN -> 401/403, INTERNAL -> 500).
+ * TOKEN -> 401/403, INTERNAL -> 500, BUSY -> 503: another writer held
+ * the database, or it cannot be reached and the message says why).
  *
  * Threads: a struct store is used by one thread at a time; open one per
  * thread if needed (sqlite WAL allows concurrent readers, busy handling
@@ -52,8 +53,11 @@ struct store;
 #define STORE_ENROLL_TTL_DEFAULT 3600
 
 struct store_opts {
-	const char *backend;            /* "sqlite" (default when NULL) */
-	const char *path;               /* sqlite: database file (":memory:" ok) */
+	const char *backend;            /* "sqlite" (default when NULL) or
+					   "postgresql" */
+	const char *path;               /* sqlite: database file (":memory:"
+					   ok); postgresql: a libpq connection
+					   string or URI, passed unchanged */
 	int busy_timeout_ms;            /* 0 = 5000 */
 };
 
@@ -70,6 +74,10 @@ void store_close(struct store *st);   /* NULL safe */
 int store_schema_version(struct store *st);
 /* Number of migrations compiled into this binary. */
 int store_schema_latest(void);
+/* Did this store_open create the schema (a new, empty database)? */
+bool store_created(const struct store *st);
+/* "sqlite" or "postgresql". */
+const char *store_engine(const struct store *st);
 
 /* Group calls into one transaction (nestable; see top of file). */
 int store_begin(struct store *st, struct model_error *err);
