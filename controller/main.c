@@ -30,6 +30,7 @@
 #include "controller/config.h"
 #include "controller/enroll.h"
 #include "controller/metrics.h"
+#include "controller/replica.h"
 #include "controller/session.h"
 #include "controller/store.h"
 #include "lib/log.h"
@@ -50,6 +51,7 @@ struct ctld {
 	struct store *enroll_st; /* the enrollment worker's connection */
 	struct metrics metrics;
 	struct sessions *sessions;
+	struct replica *replica; /* PostgreSQL: other controllers' changes */
 	struct enroll *enroll;
 	struct rpc_server *rpc;
 	struct api *api;
@@ -273,6 +275,17 @@ ctld_start(struct ctld *d)
 	}
 	log_info("store: %s%s%s", store_engine(d->st), pg ? "" : " ",
 	    pg ? "" : d->cfg.database);
+	if (pg) {
+		/* One name in the change log for the whole process; the
+		 * follower reads the log's head before the session layer
+		 * loads the model, so nothing in between is missed. */
+		const char *origin = store_origin(d->st);
+
+		store_set_origin(d->api_st, origin);
+		store_set_origin(d->enroll_st, origin);
+		if ((d->replica = replica_open(&so, origin)) == NULL)
+			return -1;
+	}
 	if (store_created(d->st) && ctld_seed_defaults(d) == -1)
 		return -1;
 	if (auth_bootstrap(d->st, d->cfg.admin_token_file, &created) == -1)
@@ -287,6 +300,8 @@ ctld_start(struct ctld *d)
 	sp.ca = d->ca;
 	sp.metrics = &d->metrics;
 	if ((d->sessions = session_new(&sp)) == NULL)
+		return -1;
+	if (d->replica != NULL && replica_start(d->replica, d->sessions) == -1)
 		return -1;
 	memset(&ep, 0, sizeof(ep));
 	ctld_enroll_cfg(&d->cfg, &ep.cfg);
@@ -323,6 +338,8 @@ ctld_stop(struct ctld *d)
 	/* The API first: it may still notify the sessions. */
 	api_stop(d->api);
 	d->api = NULL;
+	replica_free(d->replica);
+	d->replica = NULL;
 	session_shutdown(d->sessions);
 	/* The worker lets go of its calls before the rpc layer frees them. */
 	enroll_shutdown(d->enroll);

@@ -32,6 +32,10 @@
 #define STORE_AUDIT_LIMIT_MAX 10000
 
 #define STORE_STMT_CACHE 64
+/* Change-log rows kept (by sequence number) for controllers catching up
+ * after a reconnect; one further behind reloads everything. */
+#define STORE_CHANGES_KEEP 10000
+#define STORE_CHANGES_CHANNEL "meshwan_changes"
 
 /* A prepared statement kept for the next use of the same query text. */
 struct store_stmt {
@@ -49,6 +53,13 @@ struct store {
 	uint64_t statements;    /* statements run */
 	int schema;
 	bool created;           /* this open made the schema */
+	char origin[33];        /* names this process in the change log */
+	/* This transaction: the serializing lock is held; sites changed
+	 * (logged at commit); all = policy or crypto changed. */
+	bool tx_locked;
+	bool tx_all;
+	uint64_t *tx_sites;
+	size_t n_tx_sites, cap_tx_sites;
 	struct store_stmt cache[STORE_STMT_CACHE];
 	size_t n_cache;
 };
@@ -193,12 +204,27 @@ static const char *const store_mig5[] = {
 	NULL,
 };
 
+/* 6: the change log other controllers on the same database follow
+ * (one row per changed site per committed transaction, site 0 = policy
+ * or crypto), and its sequence, whose row also serializes topology
+ * writers (see store_serialize). */
+static const char *const store_mig6[] = {
+	"CREATE TABLE changes ("
+	" seq BIGINT NOT NULL,"
+	" site_id BIGINT NOT NULL,"
+	" origin TEXT NOT NULL,"
+	" PRIMARY KEY (seq, site_id))",
+	"INSERT INTO meta (key, value) VALUES ('change_seq', '0')",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
 	store_mig3,
 	store_mig4,
 	store_mig5,
+	store_mig6,
 };
 
 int
@@ -425,10 +451,14 @@ store_tx_begin(struct store *st, struct model_error *err)
 			return model_error_set(err, MODEL_E_INTERNAL, "",
 			    "cannot start a transaction");
 		st->failed = false;
+		st->tx_locked = st->tx_all = false;
+		st->n_tx_sites = 0;
 	}
 	st->depth++;
 	return 0;
 }
+
+static int store_changes_log(struct store *st, struct model_error *err);
 
 /* End one level; rc is the body's result.  Returns the final result. */
 static int
@@ -438,6 +468,10 @@ store_tx_end(struct store *st, int rc, struct model_error *err)
 		st->failed = true;
 	if (--st->depth > 0)
 		return rc != 0 ? -1 : 0;
+	if (!st->failed && store_changes_log(st, err) == -1) {
+		st->failed = true;
+		rc = -1;
+	}
 	if (st->failed) {
 		if (st->be->rollback(st->conn) == -1)
 			log_warnx("store: rollback failed: %s",
@@ -547,6 +581,183 @@ store_meta_set_u64(struct store *st, const char *key, uint64_t v,
 	return store_meta_set(st, key, buf, err);
 }
 
+/* ---- topology writers and the change log ------------------------------------ */
+
+/*
+ * Take the row lock that orders every topology writer (and audit entry)
+ * of every controller on the database, once per transaction: a no-op
+ * write of meta.change_seq.  sqlite's writers hold the whole database
+ * already (BEGIN IMMEDIATE); under PostgreSQL's READ COMMITTED this is
+ * what makes the checks that follow (unique names, lowest free ASN, next
+ * site id, prefix overlap, the audit id) see every earlier writer's
+ * commit, and makes change-log sequence numbers commit in order.
+ */
+static int
+store_serialize(struct store *st, struct model_error *err)
+{
+	if (st->tx_locked)
+		return 0;
+	if (store_run(st, err, "UPDATE meta SET value = value WHERE key = "
+	    "'change_seq'", "") != 0)
+		return store_internal(st, err, "ordering the change");
+	st->tx_locked = true;
+	return 0;
+}
+
+/* Site id changed in this transaction (0: policy or crypto, i.e. all);
+ * serializes the transaction and logs the change at commit. */
+static int
+store_note_change(struct store *st, uint64_t site_id, struct model_error *err)
+{
+	if (store_serialize(st, err) == -1)
+		return -1;
+	if (site_id == 0) {
+		st->tx_all = true;
+		return 0;
+	}
+	for (size_t i = 0; i < st->n_tx_sites; i++)
+		if (st->tx_sites[i] == site_id)
+			return 0;
+	if (st->n_tx_sites == st->cap_tx_sites) {
+		size_t cap = st->cap_tx_sites ? st->cap_tx_sites * 2 : 8;
+		uint64_t *p = realloc(st->tx_sites, cap * sizeof(*p));
+
+		if (p == NULL)
+			return model_error_set(err, MODEL_E_INTERNAL, "",
+			    "out of memory");
+		st->tx_sites = p;
+		st->cap_tx_sites = cap;
+	}
+	st->tx_sites[st->n_tx_sites++] = site_id;
+	return 0;
+}
+
+/* At the outermost commit: one sequence number for the transaction, a
+ * row per changed site, old rows pruned, listeners notified (delivered
+ * by PostgreSQL when the transaction commits). */
+static int
+store_changes_log(struct store *st, struct model_error *err)
+{
+	uint64_t seq;
+
+	if (!st->tx_all && st->n_tx_sites == 0)
+		return 0;
+	if (store_run(st, err, "UPDATE meta SET value = CAST(CAST(value AS "
+	    "BIGINT) + 1 AS TEXT) WHERE key = 'change_seq'", "") != 0 ||
+	    store_meta_get_u64(st, "change_seq", 0, &seq, err) == -1)
+		return store_internal(st, err, "logging the change");
+	if (st->tx_all && store_run(st, err, "INSERT INTO changes (seq, "
+	    "site_id, origin) VALUES (?, 0, ?)", "ut", seq, st->origin) != 0)
+		return store_internal(st, err, "logging the change");
+	for (size_t i = 0; i < st->n_tx_sites; i++)
+		if (store_run(st, err, "INSERT INTO changes (seq, site_id, "
+		    "origin) VALUES (?, ?, ?)", "uut", seq, st->tx_sites[i],
+		    st->origin) != 0)
+			return store_internal(st, err, "logging the change");
+	if (seq > STORE_CHANGES_KEEP && store_run(st, err, "DELETE FROM "
+	    "changes WHERE seq <= ?", "u", seq - STORE_CHANGES_KEEP) != 0)
+		return store_internal(st, err, "pruning the change log");
+	if (st->be->notify != NULL &&
+	    st->be->notify(st->conn, STORE_CHANGES_CHANNEL) == -1)
+		return store_internal(st, err, "notifying the change");
+	st->tx_all = false;
+	st->n_tx_sites = 0;
+	return 0;
+}
+
+const char *
+store_origin(const struct store *st)
+{
+	return st->origin;
+}
+
+void
+store_set_origin(struct store *st, const char *origin)
+{
+	(void)util_strcpy(st->origin, sizeof(st->origin), origin);
+}
+
+int
+store_changes_listen(struct store *st, struct model_error *err)
+{
+	if (st->be->listen == NULL)
+		return model_error_set(err, MODEL_E_INVALID, "backend",
+		    "the %s store cannot notify other controllers",
+		    st->be->name);
+	if (st->be->listen(st->conn, STORE_CHANGES_CHANNEL) == -1)
+		return store_internal(st, err, "listening for changes");
+	return 0;
+}
+
+int
+store_changes_wait(struct store *st, int timeout_ms)
+{
+	return st->be->wait != NULL ? st->be->wait(st->conn, timeout_ms) : -1;
+}
+
+int
+store_changes_head(struct store *st, uint64_t *seq, struct model_error *err)
+{
+	return store_meta_get_u64(st, "change_seq", 0, seq, err);
+}
+
+int
+store_changes_since(struct store *st, uint64_t after, const char *skip_origin,
+    struct store_changes *out, struct model_error *err)
+{
+	int64_t oldest;
+	bool found;
+	void *stmt;
+	enum store_step r;
+
+	memset(out, 0, sizeof(*out));
+	out->last = after;
+	if (store_get_int(st, err, &oldest, &found, "SELECT MIN(seq) FROM "
+	    "changes", "") == -1)
+		return -1;
+	/* Sequence numbers have no holes: a first one beyond after + 1
+	 * means rows this reader needed were pruned. */
+	if (found && oldest > 0 && (uint64_t)oldest > after + 1)
+		out->all = true;
+	stmt = store_prep(st, err, "SELECT seq, site_id, origin FROM changes "
+	    "WHERE seq > ? ORDER BY seq, site_id", "u", after);
+	if (stmt == NULL)
+		return -1;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		uint64_t seq = (uint64_t)st->be->column_int(stmt, 0);
+		uint64_t id = (uint64_t)st->be->column_int(stmt, 1);
+
+		if (seq > out->last)
+			out->last = seq;
+		if (skip_origin != NULL && strcmp(st->be->column_text(stmt, 2),
+		    skip_origin) == 0)
+			continue;
+		if (id == 0) {
+			out->all = true;
+			continue;
+		}
+		if (out->n == out->cap) {
+			size_t cap = out->cap ? out->cap * 2 : 16;
+			uint64_t *p = realloc(out->sites, cap * sizeof(*p));
+
+			if (p == NULL) {
+				out->all = true;
+				continue;
+			}
+			out->sites = p;
+			out->cap = cap;
+		}
+		out->sites[out->n++] = id;
+	}
+	store_stmt_done(st, stmt);
+	if (r != STORE_STEP_DONE) {
+		free(out->sites);
+		memset(out, 0, sizeof(*out));
+		return store_internal(st, err, "reading the change log");
+	}
+	return 0;
+}
+
 /* ---- open / close -------------------------------------------------------- */
 
 static int store_policy_write(struct store *st, const struct model_policy *p,
@@ -620,6 +831,17 @@ store_open(const struct store_opts *opts, struct store **out,
 		return model_error_set(err, MODEL_E_INTERNAL, "",
 		    "out of memory");
 	st->be = be;
+	{
+		uint8_t r[8];
+
+		if (util_random(r, sizeof(r)) == -1) {
+			free(st);
+			return model_error_set(err, MODEL_E_INTERNAL, "",
+			    "no randomness");
+		}
+		for (size_t i = 0; i < sizeof(r); i++)
+			(void)snprintf(st->origin + 2 * i, 3, "%02x", r[i]);
+	}
 	if (st->be->open(opts->path, opts->busy_timeout_ms > 0 ?
 	    opts->busy_timeout_ms : 5000, &st->conn) == -1) {
 		free(st);
@@ -650,6 +872,7 @@ store_close(struct store *st)
 	for (size_t i = 0; i < st->n_cache; i++)
 		st->be->finalize(st->cache[i].stmt);
 	st->be->close(st->conn);
+	free(st->tx_sites);
 	free(st);
 }
 
@@ -790,8 +1013,10 @@ store_policy_set(struct store *st, const struct model_policy *p,
 		return -1;
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_get_int(st, err, &outside, NULL,
-	    "SELECT COUNT(*) FROM sites WHERE asn < ? OR asn > ?", "ii",
+	rc = store_note_change(st, 0, err);
+	if (rc == 0)
+		rc = store_get_int(st, err, &outside, NULL,
+		    "SELECT COUNT(*) FROM sites WHERE asn < ? OR asn > ?", "ii",
 	    (int64_t)p->asn_min, (int64_t)p->asn_max);
 	if (rc == 0 && outside > 0)
 		rc = model_error_set(err, MODEL_E_CONFLICT, "asn_range",
@@ -852,7 +1077,8 @@ store_crypto_set(struct store *st, const struct model_crypto *c,
 		return -1;
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	return store_tx_end(st, store_crypto_write(st, c, false, err), err);
+	return store_tx_end(st, store_note_change(st, 0, err) == -1 ? -1 :
+	    store_crypto_write(st, c, false, err), err);
 }
 
 /* ---- sites and links --------------------------------------------------------- */
@@ -961,7 +1187,8 @@ store_site_create_tx(struct store *st, struct model_site *s,
 {
 	uint64_t id;
 
-	if (store_site_unique(st, s, 0, err) == -1)
+	if (store_serialize(st, err) == -1 ||
+	    store_site_unique(st, s, 0, err) == -1)
 		return -1;
 	if (s->asn == 0 && store_asn_assign(st, &s->asn, err) == -1)
 		return -1;
@@ -969,6 +1196,8 @@ store_site_create_tx(struct store *st, struct model_site *s,
 	    store_meta_set_u64(st, "next_site_id", id + 1, err) == -1)
 		return -1;
 	s->id = id;
+	if (store_note_change(st, id, err) == -1)
+		return -1;
 	switch (store_run(st, err, "INSERT INTO sites (id, name, region, role, "
 	    "asn, backend, revoked, internet_breakout) VALUES (?, ?, ?, ?, ?, "
 	    "?, ?, ?)", "uttiiiii", id, s->name, s->region, (int64_t)s->role,
@@ -1019,7 +1248,8 @@ store_site_update_tx(struct store *st, const struct model_site *s,
 	struct model_site old;
 
 	memset(&old, 0, sizeof(old));
-	if (store_site_get(st, s->id, &old, err) == -1 ||
+	if (store_note_change(st, s->id, err) == -1 ||
+	    store_site_get(st, s->id, &old, err) == -1 ||
 	    store_site_unique(st, s, s->id, err) == -1)
 		return -1;
 	if (store_run(st, err, "UPDATE sites SET name = ?, region = ?, "
@@ -1056,7 +1286,10 @@ store_site_delete(struct store *st, uint64_t id, struct model_error *err)
 
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_run(st, err, "DELETE FROM sites WHERE id = ?", "u", id);
+	rc = store_note_change(st, id, err);
+	if (rc == 0)
+		rc = store_run(st, err, "DELETE FROM sites WHERE id = ?", "u",
+		    id);
 	if (rc == 0 && st->be->changes(st->conn) == 0)
 		rc = model_error_set(err, MODEL_E_NOT_FOUND, "site",
 		    "no site %llu", (unsigned long long)id);
@@ -1252,7 +1485,8 @@ store_link_add_tx(struct store *st, uint64_t site_id,
 {
 	int64_t cnt;
 
-	if (store_site_exists(st, site_id, err) == -1 ||
+	if (store_note_change(st, site_id, err) == -1 ||
+	    store_site_exists(st, site_id, err) == -1 ||
 	    store_get_int(st, err, &cnt, NULL,
 	    "SELECT COUNT(*) FROM links WHERE site_id = ?", "u", site_id) == -1)
 		return -1;
@@ -1283,7 +1517,9 @@ store_link_update(struct store *st, uint64_t site_id,
 		return -1;
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_run(st, err, "UPDATE links SET address = ?, "
+	rc = store_note_change(st, site_id, err);
+	if (rc == 0)
+		rc = store_run(st, err, "UPDATE links SET address = ?, "
 	    "public_address = ?, public_port = ? WHERE site_id = ? AND "
 	    "name = ?", "ttiut", link->address, link->public_address,
 	    (int64_t)link->public_port, site_id, link->name);
@@ -1304,7 +1540,9 @@ store_link_delete(struct store *st, uint64_t site_id, const char *name,
 
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_run(st, err, "DELETE FROM links WHERE site_id = ? AND "
+	rc = store_note_change(st, site_id, err);
+	if (rc == 0)
+		rc = store_run(st, err, "DELETE FROM links WHERE site_id = ? AND "
 	    "name = ?", "ut", site_id, name);
 	if (rc == 0 && st->be->changes(st->conn) == 0)
 		rc = model_error_set(err, MODEL_E_NOT_FOUND, "name",
@@ -1341,7 +1579,8 @@ store_prefix_add_tx(struct store *st, uint64_t site_id,
 	enum store_step r;
 	int rc = 0;
 
-	if (store_site_exists(st, site_id, err) == -1 ||
+	if (store_note_change(st, site_id, err) == -1 ||
+	    store_site_exists(st, site_id, err) == -1 ||
 	    store_get_int(st, err, &cnt, NULL,
 	    "SELECT COUNT(*) FROM prefixes WHERE site_id = ?", "u",
 	    site_id) == -1)
@@ -1410,7 +1649,9 @@ store_prefix_delete(struct store *st, uint64_t site_id,
 	model_prefix_format(p, cidr, sizeof(cidr));
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_run(st, err, "DELETE FROM prefixes WHERE site_id = ? AND "
+	rc = store_note_change(st, site_id, err);
+	if (rc == 0)
+		rc = store_run(st, err, "DELETE FROM prefixes WHERE site_id = ? AND "
 	    "cidr = ?", "ut", site_id, cidr);
 	if (rc == 0 && st->be->changes(st->conn) == 0)
 		rc = model_error_set(err, MODEL_E_NOT_FOUND, "prefix",
@@ -2220,7 +2461,10 @@ store_audit_add(struct store *st, int64_t now, const char *who,
 	if (store_tx_begin(st, err) == -1)
 		return -1;
 	/* Ids come from the table itself: portable, and audit rows are
-	 * never deleted, so they only grow. */
+	 * never deleted, so they only grow; the serializing lock keeps two
+	 * controllers from taking the same one. */
+	if (store_serialize(st, err) == -1)
+		return store_tx_end(st, -1, err);
 	rc = detail != NULL ?
 	    store_run(st, err, "INSERT INTO audit (id, at, who, what, detail) "
 	    "SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ? FROM audit", "ittt",

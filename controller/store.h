@@ -79,6 +79,40 @@ bool store_created(const struct store *st);
 /* "sqlite" or "postgresql". */
 const char *store_engine(const struct store *st);
 
+/*
+ * The change log, for several controllers on one database.  Every
+ * committed transaction that changed sites, links, prefixes, policy or
+ * crypto gets the next sequence number (no holes; numbers commit in
+ * order) and a row per changed site (0: policy or crypto); PostgreSQL
+ * also sends NOTIFY on commit.  Topology writers of all controllers are
+ * serialized by one row lock (STORE.md, "Several controllers").
+ */
+struct store_changes {
+	uint64_t *sites;        /* changed site ids, in order (may repeat) */
+	size_t n, cap;
+	bool all;               /* policy/crypto, or rows pruned: reload */
+	uint64_t last;          /* the newest sequence number seen */
+};
+/* Names this connection's writer in the change log: random per open;
+ * a process gives all its connections the same (<= 32 characters). */
+const char *store_origin(const struct store *st);
+void store_set_origin(struct store *st, const char *origin);
+/* Start receiving notifications on this connection (PostgreSQL only;
+ * sqlite: MODEL_E_INVALID).  A reconnect re-issues it by itself. */
+int store_changes_listen(struct store *st, struct model_error *err);
+/* Block up to timeout_ms: 1 a change was notified (or the connection
+ * came back: read the log), 0 nothing, -1 the database is unreachable
+ * (it has waited; call again). */
+int store_changes_wait(struct store *st, int timeout_ms);
+/* The newest sequence number. */
+int store_changes_head(struct store *st, uint64_t *seq,
+    struct model_error *err);
+/* Changes after sequence number after, leaving out those made by
+ * skip_origin (NULL: none); free(out->sites). */
+int store_changes_since(struct store *st, uint64_t after,
+    const char *skip_origin, struct store_changes *out,
+    struct model_error *err);
+
 /* Group calls into one transaction (nestable; see top of file). */
 int store_begin(struct store *st, struct model_error *err);
 int store_commit(struct store *st, struct model_error *err);

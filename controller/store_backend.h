@@ -70,6 +70,15 @@ struct store_backend {
 	/* Did the last failure come from waiting for another writer (lock
 	 * timeout, serialization failure, deadlock)?  May be NULL. */
 	int (*last_busy)(void *conn);
+	/* Notifications between connections (NULL where the engine has
+	 * none).  notify is sent in the current transaction (delivered at
+	 * commit); listen subscribes this connection (kept across
+	 * reconnects); wait blocks up to timeout_ms: 1 notified or
+	 * reconnected (the caller reads what it missed), 0 timeout, -1
+	 * unreachable. */
+	int (*notify)(void *conn, const char *channel);
+	int (*listen)(void *conn, const char *channel);
+	int (*wait)(void *conn, int timeout_ms);
 };
 
 extern const struct store_backend store_sqlite_backend;

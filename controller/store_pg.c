@@ -24,6 +24,7 @@
  */
 #include <ctype.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@ struct pg_conn {
 	unsigned backoff_ms;
 	int64_t next_try_ms;        /* monotonic */
 	char cause[256];            /* why it is down, for the 503 */
+	char listen[64];            /* LISTEN channel, re-issued on reconnect */
+	bool resync;                /* reconnected: listeners must catch up */
 	char err[256];              /* last error, for logs */
 };
 
@@ -119,6 +122,24 @@ pg_setup(struct pg_conn *c)
 	return ok ? 0 : -1;
 }
 
+/* LISTEN again after a reconnect; the listener then reads the log. */
+static int
+pg_relisten(struct pg_conn *c)
+{
+	char sql[96];
+	PGresult *r;
+	int ok;
+
+	if (c->listen[0] == '\0')
+		return 0;
+	(void)snprintf(sql, sizeof(sql), "LISTEN %s", c->listen);
+	r = PQexec(c->pg, sql);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	c->resync = true;
+	return ok ? 0 : -1;
+}
+
 /* After a failed call: is the connection gone?  Then remember why. */
 static void
 pg_check_lost(struct pg_conn *c)
@@ -148,7 +169,8 @@ pg_ensure(struct pg_conn *c)
 	if (now < c->next_try_ms)
 		return -1;
 	PQreset(c->pg);
-	if (PQstatus(c->pg) == CONNECTION_OK && pg_setup(c) == 0) {
+	if (PQstatus(c->pg) == CONNECTION_OK && pg_setup(c) == 0 &&
+	    pg_relisten(c) == 0) {
 		c->down = false;
 		c->backoff_ms = 0;
 		c->cause[0] = '\0';
@@ -553,6 +575,105 @@ pg_errmsg(void *conn)
 	return ((struct pg_conn *)conn)->err;
 }
 
+/* Channel names are ours (identifiers, no quoting needed); checked. */
+static bool
+pg_channel_ok(const char *ch)
+{
+	size_t n = strlen(ch);
+
+	if (n == 0 || n >= sizeof(((struct pg_conn *)0)->listen))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)ch[i]) || ch[i] == '_'))
+			return false;
+	return true;
+}
+
+static int
+pg_notify(void *conn, const char *channel)
+{
+	struct pg_conn *c = conn;
+	char sql[96];
+
+	if (!pg_channel_ok(channel))
+		return -1;
+	(void)snprintf(sql, sizeof(sql), "NOTIFY %s", channel);
+	return pg_simple(c, sql);
+}
+
+static int
+pg_listen(void *conn, const char *channel)
+{
+	struct pg_conn *c = conn;
+
+	if (!pg_channel_ok(channel))
+		return -1;
+	(void)util_strcpy(c->listen, sizeof(c->listen), channel);
+	if (pg_ensure(c) == -1)
+		return -1;
+	return pg_relisten(c) == 0 ? 0 : (pg_check_lost(c), -1);
+}
+
+/* Drain delivered notifications: how many. */
+static int
+pg_drain(struct pg_conn *c)
+{
+	PGnotify *n;
+	int got = 0;
+
+	while ((n = PQnotifies(c->pg)) != NULL) {
+		PQfreemem(n);
+		got++;
+	}
+	return got;
+}
+
+static int
+pg_wait(void *conn, int timeout_ms)
+{
+	struct pg_conn *c = conn;
+	struct pollfd pfd;
+	int64_t now;
+
+	if (c->down && pg_ensure(c) == -1) {
+		/* Sleep until the next try is due (or the timeout). */
+		now = pg_now_ms();
+		if (c->next_try_ms > now)
+			(void)poll(NULL, 0, (int)(c->next_try_ms - now <
+			    timeout_ms ? c->next_try_ms - now : timeout_ms));
+		return -1;
+	}
+	if (c->resync) {
+		c->resync = false;
+		(void)pg_drain(c);
+		return 1;
+	}
+	if (PQconsumeInput(c->pg) == 0)
+		goto lost;
+	if (pg_drain(c) > 0)
+		return 1;
+	pfd.fd = PQsocket(c->pg);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (pfd.fd < 0)
+		goto lost;
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return 0;
+	if (PQconsumeInput(c->pg) == 0)
+		goto lost;
+	return pg_drain(c) > 0 ? 1 : 0;
+lost:
+	pg_firstline(c->err, sizeof(c->err), PQerrorMessage(c->pg));
+	pg_check_lost(c);
+	if (!c->down) {
+		/* libpq saw an error but kept the connection: start over. */
+		c->down = true;
+		c->next_try_ms = pg_now_ms();
+		pg_firstline(c->cause, sizeof(c->cause), c->err);
+	}
+	return -1;
+}
+
 static int
 pg_last_busy(void *conn)
 {
@@ -592,4 +713,7 @@ const struct store_backend store_pg_backend = {
 	.errmsg = pg_errmsg,
 	.unavailable = pg_unavailable,
 	.last_busy = pg_last_busy,
+	.notify = pg_notify,
+	.listen = pg_listen,
+	.wait = pg_wait,
 };

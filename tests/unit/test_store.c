@@ -273,6 +273,7 @@ test_migrations(void **state)
 	    "reason; ALTER TABLE sa_epochs DROP COLUMN sender_key_epoch; "
 	    "ALTER TABLE sa_epochs DROP COLUMN receiver_key_epoch; "
 	    "DROP TABLE certs; ALTER TABLE sites DROP COLUMN internet_breakout; "
+	    "DROP TABLE changes; DELETE FROM meta WHERE key = 'change_seq'; "
 	    "DELETE FROM schema_version WHERE version > 1");
 	assert_int_equal(sql_int(f->path, has_reason), 0);
 	reopen(f);
