@@ -611,7 +611,12 @@ pg_listen(void *conn, const char *channel)
 	(void)util_strcpy(c->listen, sizeof(c->listen), channel);
 	if (pg_ensure(c) == -1)
 		return -1;
-	return pg_relisten(c) == 0 ? 0 : (pg_check_lost(c), -1);
+	if (pg_relisten(c) == -1) {
+		pg_check_lost(c);
+		return -1;
+	}
+	c->resync = false;      /* the caller reads the log's head next */
+	return 0;
 }
 
 /* Drain delivered notifications: how many. */

@@ -1138,6 +1138,107 @@ test_busy(void **state)
 	store_close(st2);
 }
 
+/* The change log: one sequence number per committed topology change,
+ * its sites, the writer's origin; a policy change means "all"; a
+ * rolled-back change leaves no trace.  On PostgreSQL also: a listener
+ * is woken by a commit, and after its connection is killed (the NOTIFY
+ * for a change made meanwhile is lost) it reconnects by itself and the
+ * log gives it what it missed. */
+static void
+test_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = opts(f, 1000);
+	struct store *other;
+	struct store_changes ch;
+	struct model_error err;
+	struct model_policy pol;
+	struct model_site bad = site("a", "inet=192.0.2.9");
+	uint64_t head, a, b;
+
+	assert_int_equal(store_open(&o, &other, &err), 0);
+	store_set_origin(other, "other");
+	assert_string_equal(store_origin(other), "other");
+	assert_int_equal(store_changes_head(f->st, &head, &err), 0);
+	a = mksite(f->st, "a", "inet=192.0.2.1");
+	b = mksite(other, "b", "inet=192.0.2.2");
+	assert_int_equal(store_site_create(other, &bad, &err), -1);
+	assert_int_equal(store_changes_since(f->st, head, NULL, &ch, &err), 0);
+	assert_int_equal(ch.n, 2);
+	assert_int_equal(ch.sites[0], a);
+	assert_int_equal(ch.sites[1], b);
+	assert_false(ch.all);
+	assert_int_equal(ch.last, head + 2);    /* the refusal left none */
+	free(ch.sites);
+	/* Leaving out one's own. */
+	assert_int_equal(store_changes_since(f->st, head, "other", &ch, &err),
+	    0);
+	assert_int_equal(ch.n, 1);
+	assert_int_equal(ch.sites[0], a);
+	assert_int_equal(ch.last, head + 2);
+	free(ch.sites);
+	/* A group is one change; policy means everything. */
+	assert_int_equal(store_begin(other, &err), 0);
+	assert_int_equal(store_prefix_add(other, b, &(struct model_prefix){
+	    .family = 4, .len = 24, .addr = { 10, 2, 0, 0 } }, &err), 0);
+	assert_int_equal(store_policy_get(other, &pol, &err), 0);
+	assert_int_equal(store_policy_set(other, &pol, &err), 0);
+	assert_int_equal(store_commit(other, &err), 0);
+	assert_int_equal(store_changes_since(f->st, head + 2, NULL, &ch, &err),
+	    0);
+	assert_true(ch.all);
+	assert_int_equal(ch.n, 1);
+	assert_int_equal(ch.sites[0], b);
+	assert_int_equal(ch.last, head + 3);
+	free(ch.sites);
+	/* Nothing new. */
+	assert_int_equal(store_changes_since(f->st, head + 3, NULL, &ch, &err),
+	    0);
+	assert_int_equal(ch.n, 0);
+	assert_false(ch.all);
+	assert_int_equal(ch.last, head + 3);
+	free(ch.sites);
+
+	if (pg_conninfo == NULL) {
+		assert_int_equal(store_changes_listen(f->st, &err), -1);
+		store_close(other);
+		return;
+	}
+	{
+		char kill_sql[256];
+		int64_t pid;
+		int rc = 0;
+
+		assert_int_equal(store_changes_listen(f->st, &err), 0);
+		assert_int_equal(store_changes_wait(f->st, 0), 0);
+		mksite(other, "c", "inet=192.0.2.3");
+		assert_int_equal(store_changes_wait(f->st, 2000), 1);
+		assert_int_equal(store_changes_wait(f->st, 0), 0);
+		/* The listener's connection is the one whose last query
+		 * was the LISTEN. */
+		pid = sql_int(NULL, "SELECT pid FROM pg_stat_activity WHERE "
+		    "query LIKE 'LISTEN%'");
+		assert_true(pid > 0);
+		snprintf(kill_sql, sizeof(kill_sql),
+		    "SELECT pg_terminate_backend(%lld)::int", (long long)pid);
+		assert_int_equal(sql_int(NULL, kill_sql), 1);
+		/* Made while nobody listens: its NOTIFY is lost. */
+		mksite(other, "d", "inet=192.0.2.4");
+		for (int i = 0; i < 40 && rc != 1; i++)
+			rc = store_changes_wait(f->st, 100);
+		assert_int_equal(rc, 1);        /* back, and told to read */
+		assert_int_equal(store_changes_since(f->st, head + 3, NULL,
+		    &ch, &err), 0);
+		assert_int_equal(ch.n, 2);      /* c and d */
+		assert_int_equal(ch.last, head + 5);
+		free(ch.sites);
+		/* And it listens again. */
+		mksite(other, "e", "inet=192.0.2.5");
+		assert_int_equal(store_changes_wait(f->st, 2000), 1);
+	}
+	store_close(other);
+}
+
 int
 main(void)
 {
@@ -1169,6 +1270,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_misses_keep_the_group,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
 	};
 
 	pg_conninfo = getenv("MESHWAN_TEST_PG");
