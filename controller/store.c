@@ -215,6 +215,14 @@ static const char *const store_mig6[] = {
 	" origin TEXT NOT NULL,"
 	" PRIMARY KEY (seq, site_id))",
 	"INSERT INTO meta (key, value) VALUES ('change_seq', '0')",
+	/* Counters written by compare-and-set or under a lock exist from
+	 * the start, so two controllers never race to insert them. */
+	"INSERT INTO meta (key, value) SELECT 'tunnel_gen', '0' WHERE NOT "
+	"EXISTS (SELECT 1 FROM meta WHERE key = 'tunnel_gen')",
+	"INSERT INTO meta (key, value) SELECT 'next_tunnel_id', '1' WHERE NOT "
+	"EXISTS (SELECT 1 FROM meta WHERE key = 'next_tunnel_id')",
+	"INSERT INTO meta (key, value) SELECT 'next_site_id', '1' WHERE NOT "
+	"EXISTS (SELECT 1 FROM meta WHERE key = 'next_site_id')",
 	NULL,
 };
 
@@ -1805,10 +1813,9 @@ store_tunnel_gen_next(struct store *st, struct model_error *err)
 	uint64_t gen;
 	char old[24], next[24];
 
+	/* Always compare-and-set: migration 6 made the row. */
 	if (store_meta_get_u64(st, "tunnel_gen", 0, &gen, err) == -1)
 		return -1;
-	if (gen == 0)
-		return store_meta_set_u64(st, "tunnel_gen", 1, err);
 	snprintf(old, sizeof(old), "%llu", (unsigned long long)gen);
 	snprintf(next, sizeof(next), "%llu", (unsigned long long)gen + 1);
 	if (store_run(st, err, "UPDATE meta SET value = ? WHERE key = ? AND "
