@@ -476,10 +476,8 @@ store_tx_end(struct store *st, int rc, struct model_error *err)
 		st->failed = true;
 	if (--st->depth > 0)
 		return rc != 0 ? -1 : 0;
-	if (!st->failed && store_changes_log(st, err) == -1) {
+	if (!st->failed && store_changes_log(st, err) == -1)
 		st->failed = true;
-		rc = -1;
-	}
 	if (st->failed) {
 		if (st->be->rollback(st->conn) == -1)
 			log_warnx("store: rollback failed: %s",
