@@ -2534,6 +2534,9 @@ api_handle(void *arg, const struct http_request *req,
 	case AUTH_ERROR:
 		api_error(&c, 500, "internal", NULL, "internal error");
 		return;
+	case AUTH_UNAVAILABLE:
+		api_error(&c, 503, "busy", NULL, "%s", c.who.unavailable);
+		return;
 	}
 	if (bad_id) {
 		api_error(&c, 400, "invalid", "id", "an id is a decimal number "

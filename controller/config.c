@@ -28,6 +28,7 @@ enum config_type {
 	CT_ADDR,      /* host:port */
 	CT_ADDR_NUM,  /* numeric address:port (the HTTP server binds no names) */
 	CT_PATH,      /* absolute or relative path */
+	CT_CONNINFO,  /* libpq connection string or URI, without a password */
 	CT_NAME,      /* DNS name or IP address */
 	CT_NAMES,     /* comma-separated CT_NAME list */
 	CT_YESNO,     /* yes or no, stored as 1 / 0 (uint32_t) */
@@ -74,6 +75,7 @@ static const struct config_key config_keys[] = {
 	{ "sse_max_streams_per_client", N(sse_max_per_client), 1, 1024,
 	    CT_U32, true },
 	{ "database", S(database), 0, 0, CT_PATH, false },
+	{ "store", S(store), 0, 0, CT_CONNINFO, true },
 	{ "ca_dir", S(ca_dir), 0, 0, CT_PATH, false },
 	{ "ca_key_passphrase_file", S(ca_key_passphrase_file), 0, 0, CT_PATH,
 	    true },
@@ -351,6 +353,35 @@ config_asn_private(uint64_t a)
 	    (a >= 4200000000ull && a <= 4294967294ull);
 }
 
+/*
+ * A password in the connection string would be printed by -n and sit in
+ * a file that is often world-readable: refuse `password=` anywhere (a
+ * keyword or a URI parameter) and a URI's user:password@.
+ */
+static bool
+config_conninfo_has_password(const char *v)
+{
+	const char *at, *colon;
+
+	for (const char *p = v; (p = strcasestr(p, "password")) != NULL;
+	    p += 8) {
+		const char *q = p + 8;
+
+		while (*q == ' ')
+			q++;
+		if (*q == '=' && (p == v || p[-1] == ' ' || p[-1] == '?' ||
+		    p[-1] == '&'))
+			return true;
+	}
+	if (strncmp(v, "postgres", 8) != 0 || (v = strstr(v, "://")) == NULL)
+		return false;
+	v += 3;
+	at = strchr(v, '@');
+	colon = strchr(v, ':');
+	return at != NULL && colon != NULL && colon < at &&
+	    strcspn(v, "/?") > (size_t)(at - v);
+}
+
 /* Error reporting: one line naming where and what. */
 /* The list a CT_NAMES key fills. */
 static void
@@ -406,6 +437,20 @@ config_set(const char *name, unsigned line, const struct config_key *k,
 			if (!isprint((unsigned char)*p))
 				return config_err(name, line, k->name,
 				    "path has a control character");
+		break;
+	case CT_CONNINFO:
+		for (const char *p = v; *p; p++)
+			if (!isprint((unsigned char)*p))
+				return config_err(name, line, k->name,
+				    "control character");
+		if (strncmp(v, "postgresql://", 13) != 0 &&
+		    strncmp(v, "postgres://", 11) != 0 && strchr(v, '=') == NULL)
+			return config_err(name, line, k->name,
+			    "expected postgresql://... or key=value pairs");
+		if (config_conninfo_has_password(v))
+			return config_err(name, line, k->name,
+			    "no password here: use a passfile "
+			    "(passfile=... or ~/.pgpass) or a certificate");
 		break;
 	case CT_NAME:
 		if (!config_valid_name(v))
@@ -720,6 +765,7 @@ config_print(const struct config *cfg, FILE *out)
 		case CT_ADDR:
 		case CT_ADDR_NUM:
 		case CT_PATH:
+		case CT_CONNINFO:
 		case CT_NAME:
 		case CT_CIDR4:
 		case CT_DEBUG:

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #define CONFIG_PATH_MAX 256
+#define CONFIG_STORE_MAX 1024  /* a libpq connection string */
 #define CONFIG_ADDR_MAX 128  /* "host:port", "[v6]:port" */
 #define CONFIG_NAME_MAX 64   /* a DNS name or address in the server cert */
 #define CONFIG_NAMES_MAX 8
@@ -59,6 +60,9 @@ struct config {
 
 	/* State. */
 	char database[CONFIG_PATH_MAX];
+	/* "" = sqlite at database; else a PostgreSQL connection string or
+	 * URI, passed to libpq unchanged (never with a password in it). */
+	char store[CONFIG_STORE_MAX];
 	char ca_dir[CONFIG_PATH_MAX];
 	char ca_key_passphrase_file[CONFIG_PATH_MAX]; /* "" = key not wrapped */
 	char admin_token_file[CONFIG_PATH_MAX]; /* first admin token goes here */

@@ -31,6 +31,7 @@
 #include "controller/config.h"
 #include "controller/enroll.h"
 #include "controller/metrics.h"
+#include "controller/replica.h"
 #include "controller/session.h"
 #include "controller/store.h"
 #include "lib/log.h"
@@ -56,6 +57,7 @@ struct ctld {
 	size_t http_key_len;
 	struct metrics metrics;
 	struct sessions *sessions;
+	struct replica *replica; /* PostgreSQL: other controllers' changes */
 	struct enroll *enroll;
 	struct rpc_server *rpc;
 	struct api *api;
@@ -367,14 +369,14 @@ static int
 ctld_start(struct ctld *d)
 {
 	struct ca_params cp;
-	struct store_opts so = { .backend = "sqlite", .path = d->cfg.database };
+	bool pg = d->cfg.store[0] != '\0';
+	struct store_opts so = { .backend = pg ? "postgresql" : "sqlite",
+	    .path = pg ? d->cfg.store : d->cfg.database };
 	struct model_error err = { 0 };
 	struct session_params sp;
 	struct enroll_params ep;
 	struct api_config ac;
 	const char *names[CONFIG_NAMES_MAX];
-	struct stat sb;
-	bool fresh = stat(d->cfg.database, &sb) == -1 && errno == ENOENT;
 	bool created = false;
 
 	for (unsigned i = 0; i < d->cfg.n_server_names; i++)
@@ -387,10 +389,25 @@ ctld_start(struct ctld *d)
 	    store_open(&so, &d->api_st, &err) == -1 ||
 	    store_open(&so, &d->enroll_st, &err) == -1 ||
 	    store_open(&so, &d->events_st, &err) == -1) {
-		log_warnx("database %s: %s", d->cfg.database, err.message);
+		log_warnx("database %s: %s", pg ? "(PostgreSQL)" :
+		    d->cfg.database, err.message);
 		return -1;
 	}
-	if (fresh && ctld_seed_defaults(d) == -1)
+	log_info("store: %s%s%s", store_engine(d->st), pg ? "" : " ",
+	    pg ? "" : d->cfg.database);
+	if (pg) {
+		/* One name in the change log for the whole process; the
+		 * follower reads the log's head before the session layer
+		 * loads the model, so nothing in between is missed. */
+		const char *origin = store_origin(d->st);
+
+		store_set_origin(d->api_st, origin);
+		store_set_origin(d->enroll_st, origin);
+		store_set_origin(d->events_st, origin);
+		if ((d->replica = replica_open(&so, origin)) == NULL)
+			return -1;
+	}
+	if (store_created(d->st) && ctld_seed_defaults(d) == -1)
 		return -1;
 	if (auth_bootstrap(d->st, d->cfg.admin_token_file, &created) == -1)
 		return -1;
@@ -404,6 +421,8 @@ ctld_start(struct ctld *d)
 	sp.ca = d->ca;
 	sp.metrics = &d->metrics;
 	if ((d->sessions = session_new(&sp)) == NULL)
+		return -1;
+	if (d->replica != NULL && replica_start(d->replica, d->sessions) == -1)
 		return -1;
 	memset(&ep, 0, sizeof(ep));
 	ctld_enroll_cfg(&d->cfg, &ep.cfg);
@@ -449,6 +468,8 @@ ctld_stop(struct ctld *d)
 	/* The API first: it may still notify the sessions. */
 	api_stop(d->api);
 	d->api = NULL;
+	replica_free(d->replica);
+	d->replica = NULL;
 	session_shutdown(d->sessions);
 	/* The worker lets go of its calls before the rpc layer frees them. */
 	enroll_shutdown(d->enroll);
@@ -528,6 +549,7 @@ ctld_reload(struct ctld *d)
 	    next.http_max_per_ip != d->cfg.http_max_per_ip ||
 	    next.http_timeout_s != d->cfg.http_timeout_s ||
 	    strcmp(next.database, d->cfg.database) != 0 ||
+	    strcmp(next.store, d->cfg.store) != 0 ||
 	    strcmp(next.ca_dir, d->cfg.ca_dir) != 0 ||
 	    strcmp(next.controller_name, d->cfg.controller_name) != 0 ||
 	    next.n_server_names != d->cfg.n_server_names ||
@@ -546,6 +568,7 @@ ctld_reload(struct ctld *d)
 	next.http_max_per_ip = d->cfg.http_max_per_ip;
 	next.http_timeout_s = d->cfg.http_timeout_s;
 	memcpy(next.database, d->cfg.database, sizeof(next.database));
+	memcpy(next.store, d->cfg.store, sizeof(next.store));
 	memcpy(next.ca_dir, d->cfg.ca_dir, sizeof(next.ca_dir));
 	memcpy(next.controller_name, d->cfg.controller_name,
 	    sizeof(next.controller_name));
