@@ -35,6 +35,7 @@
 #include "controller/model.h"
 #include "controller/store.h"
 #include "controller/topo.h"
+#include "controller/topo_need.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -54,6 +55,10 @@ struct api {
 	struct api_hooks hooks;
 	struct metrics *metrics;
 	int64_t enroll_ttl;
+	/* Tunnels the committed model needs (api_need_*), or NULL until a
+	 * change needs it; valid while the store's API_NEED_GEN is need_gen. */
+	struct topo_need *need;
+	uint64_t need_gen;
 };
 
 /* One request being served. */
@@ -605,17 +610,33 @@ api_abort(struct api_call *c, const struct model_error *err)
  * Refuses a change that cannot be compiled (tunnel pool or VNI range
  * exhausted) before it is committed, judging the model as it stands inside
  * the open transaction.  Exhaustion depends only on how many tunnels the
- * topology needs (every tunnel takes one /31 and, with VXLAN, one VNI), so:
- *  - each tunnel joins two links of two sites and no two tunnels join the
- *    same pair of links, so with L links in all there are at most
- *    L(L-1)/2 tunnels: when that fits, nothing can run out (the common
- *    case, decided without compiling);
- *  - otherwise the whole model is compiled from scratch (no previous
- *    allocations: the count, not the placement, decides) and the result
- *    thrown away.
+ * topology needs (every tunnel takes one /31 and, with VXLAN, one VNI).
+ *
+ * A change of some sites (the common case: POST/PATCH of a site or link)
+ * is judged by a->need, the count of the committed model kept up to date
+ * one site at a time (topo_need.h): re-reading the changed sites costs
+ * O(the change), not a compile over every pair of sites.  The count is
+ * trusted only while the store's generation API_NEED_GEN, moved on in the
+ * same transaction as every topology change the API commits, is the one
+ * it was built at; otherwise (first use, another writer, a failed commit)
+ * it is rebuilt from the site list once.
+ *
+ * A policy change (no sites named) compiles the whole model from scratch
+ * (no previous allocations: the count, not the placement, decides) and
+ * throws the result away; it also validates the policy as the compiler
+ * sees it.
  */
+#define API_NEED_GEN "api.topology_gen"
+
+static void
+api_need_drop(struct api *a)
+{
+	topo_need_free(a->need);
+	a->need = NULL;
+}
+
 static int
-api_dry_compile(struct api *a, struct model_error *err)
+api_dry_compile_full(struct api *a, struct model_error *err)
 {
 	struct model_policy policy;
 	struct model_crypto crypto;
@@ -623,25 +644,13 @@ api_dry_compile(struct api *a, struct model_error *err)
 	struct topo_output *out = NULL;
 	struct topo_input in;
 	struct topo_prev prev;
-	size_t n_sites = 0, i;
-	uint64_t links = 0, bound, vnis;
+	size_t n_sites = 0;
 	int rc = -1;
 
 	if (store_policy_get(a->st, &policy, err) == -1 ||
 	    store_crypto_get(a->st, &crypto, err) == -1 ||
 	    store_site_list(a->st, &sites, &n_sites, err) == -1)
 		goto out;
-	for (i = 0; i < n_sites; i++)
-		if (!sites[i].revoked)
-			links += sites[i].n_links;
-	bound = links * (links > 0 ? links - 1 : 0) / 2;
-	vnis = policy.vni_max >= policy.vni_min ?
-	    (uint64_t)policy.vni_max - policy.vni_min + 1 : 0;
-	if (bound <= model_pool_slots(&policy.pool) &&
-	    (policy.encap != MODEL_ENCAP_VXLAN || bound <= vnis)) {
-		rc = 0;
-		goto out;
-	}
 	in.policy = &policy;
 	in.crypto = &crypto;
 	in.sites = sites;
@@ -654,6 +663,92 @@ api_dry_compile(struct api *a, struct model_error *err)
 out:
 	free(sites);
 	return rc;
+}
+
+/* The count of the model inside the open transaction, from scratch. */
+static int
+api_need_build(struct api *a, struct model_error *err)
+{
+	struct model_policy policy;
+	struct model_site *sites = NULL;
+	size_t n = 0, i;
+
+	api_need_drop(a);
+	if (store_policy_get(a->st, &policy, err) == -1 ||
+	    store_site_list(a->st, &sites, &n, err) == -1)
+		return -1;
+	if ((a->need = topo_need_new(&policy)) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++)
+		if (topo_need_set(a->need, sites[i].id, &sites[i]) == -1)
+			goto nomem;
+	free(sites);
+	return 0;
+nomem:
+	free(sites);
+	api_need_drop(a);
+	return model_error_set(err, MODEL_E_INTERNAL, NULL, "out of memory");
+}
+
+/*
+ * Brings a->need to the model inside the open transaction after a change
+ * of sites[0..n) (n == 0: the whole network), refuses the change when
+ * check is set and it does not fit, and moves the store's generation on.
+ * *gen is the generation the count then stands for once committed.
+ */
+static int
+api_need_change(struct api *a, bool check, const uint64_t *sites, size_t n,
+    uint64_t *gen, struct model_error *err)
+{
+	char buf[32];
+	uint64_t cur = 0;
+	size_t i;
+
+	if (store_kv_get(a->st, API_NEED_GEN, buf, sizeof(buf), err) == 0) {
+		if (util_parse_u64(buf, 0, UINT64_MAX - 1, &cur) == -1)
+			cur = 0;
+	} else if (err->code != MODEL_E_NOT_FOUND)
+		return -1;
+	if (a->need != NULL && a->need_gen != cur)
+		api_need_drop(a);       /* someone else changed the model */
+	if (n == 0) {
+		api_need_drop(a);       /* the policy: counts change */
+		if (check && api_dry_compile_full(a, err) == -1)
+			return -1;
+	} else if (a->need == NULL) {
+		if (check && api_need_build(a, err) == -1)
+			return -1;
+	} else {
+		for (i = 0; i < n; i++) {
+			struct model_site s;
+
+			if (store_site_get(a->st, sites[i], &s, err) == 0) {
+				if (topo_need_set(a->need, sites[i], &s) == -1)
+					goto nomem;
+			} else if (err->code == MODEL_E_NOT_FOUND) {
+				if (topo_need_set(a->need, sites[i],
+				    NULL) == -1)
+					goto nomem;
+			} else {
+				api_need_drop(a);
+				return -1;
+			}
+		}
+	}
+	if (check && a->need != NULL && topo_need_check(a->need, err) == -1) {
+		api_need_drop(a);       /* it counted the refused change */
+		return -1;
+	}
+	*gen = cur + 1;
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)*gen);
+	if (store_kv_set(a->st, API_NEED_GEN, buf, err) == -1) {
+		api_need_drop(a);
+		return -1;
+	}
+	return 0;
+nomem:
+	api_need_drop(a);
+	return model_error_set(err, MODEL_E_INTERNAL, NULL, "out of memory");
 }
 
 /*
@@ -675,10 +770,12 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
     unsigned flags, const uint64_t *sites, size_t n, int status, json_t *reply)
 {
 	struct model_error err;
+	uint64_t gen = 0;
 	char *d;
 
-	if ((flags & API_F_COMPILE) == API_F_COMPILE &&
-	    api_dry_compile(c->api, &err) == -1)
+	if ((flags & API_F_NOTIFY) != 0 && api_need_change(c->api,
+	    (flags & API_F_COMPILE) == API_F_COMPILE, sites, n, &gen,
+	    &err) == -1)
 		goto fail;
 	d = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
 	if (d != NULL && strlen(d) > MODEL_DETAIL_MAX) {
@@ -700,10 +797,13 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
 	free(d);
 	json_decref(detail);
 	if (store_commit(c->api->st, &err) == -1) {
+		api_need_drop(c->api);
 		json_decref(reply);
 		api_model_error(c, &err);
 		return;
 	}
+	if ((flags & API_F_NOTIFY) != 0)
+		c->api->need_gen = gen;
 	log_info("api: %s by %s", what, c->who.name);
 	if ((flags & API_F_NOTIFY) != 0 &&
 	    c->api->hooks.topology_changed != NULL)
@@ -712,6 +812,7 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
 	api_reply(c, status, reply);
 	return;
 fail:
+	api_need_drop(c->api);  /* it may count what is rolled back */
 	json_decref(detail);
 	json_decref(reply);
 	api_abort(c, &err);
@@ -2509,6 +2610,7 @@ api_stop(struct api *a)
 	if (a == NULL)
 		return;
 	http_stop(a->http);
+	topo_need_free(a->need);
 	free(a);
 }
 
