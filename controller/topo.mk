@@ -13,7 +13,8 @@ $(BUILD)/tests/unit/test_topo: $(BUILD)/tests/unit/test_topo.o \
 TEST_BINS += $(BUILD)/tests/unit/test_topo_need
 TESTS     += $(BUILD)/tests/unit/test_topo_need
 $(BUILD)/tests/unit/test_topo_need: $(BUILD)/tests/unit/test_topo_need.o \
-		$(TOPO_OBJS) $(MODEL_OBJS) $(LIB_OBJS)
+		$(BUILD)/controller/api_index.o $(TOPO_OBJS) $(MODEL_OBJS) \
+		$(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CMOCKA))
 
 # make bench builds the program and runs the script (which prints the

@@ -4,7 +4,8 @@
  * sequences of site adds, changes, revocations and removals, the count
  * equals topo_compile's tunnel count, and with a pool (or VNI range) sized
  * around that count the check accepts and refuses exactly where the
- * compile does, with the same error.
+ * compile does, with the same error.  Also the API's endpoint index
+ * (api_index.h): its answers agree with a scan of every site.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "controller/api_index.h"
 #include "controller/topo.h"
 #include "controller/topo_need.h"
 
@@ -270,6 +272,96 @@ test_idempotent(void **state)
 	topo_need_free(need);
 }
 
+static bool
+brute_user(const struct model_site *s, const bool *live, size_t n,
+    const char *addr, uint16_t port, uint64_t not_site, uint64_t who)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!live[i] || s[i].revoked || s[i].id == not_site ||
+		    (who != 0 && s[i].id != who))
+			continue;
+		for (size_t l = 0; l < s[i].n_links; l++) {
+			const struct model_link *ln = &s[i].links[l];
+			const char *a = ln->public_address[0] != '\0' ?
+			    ln->public_address : ln->address;
+			uint16_t p = ln->public_port != 0 ? ln->public_port :
+			    MODEL_PORT_DEFAULT;
+
+			if (p == port && model_address_equal(a, addr))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Endpoints from a small set so that sites share them often; IPv6 in
+ * two spellings of the same address. */
+static void
+random_endpoint(struct model_link *l)
+{
+	static const char *const addrs[] = { "192.0.2.1", "192.0.2.2",
+	    "2001:db8::1", "2001:db8:0:0::1", "198.51.100.9" };
+
+	memset(l->public_address, 0, sizeof(l->public_address));
+	l->public_port = 0;
+	snprintf(l->address, sizeof(l->address), "%s", addrs[rng(5)]);
+	if (rng(3) == 0) {
+		snprintf(l->public_address, sizeof(l->public_address), "%s",
+		    addrs[rng(5)]);
+		l->public_port = rng(2) ? 4500 : 4501;
+	}
+}
+
+static void
+test_endpoint_index(void **state)
+{
+	struct model_policy p;
+	struct model_site sites[30];
+	bool live[30];
+	struct api_index *x;
+
+	(void)state;
+	rng_state = 0x5555aaaa12345678ull;
+	model_policy_default(&p);
+	x = api_index_new(&p);
+	assert_non_null(x);
+	memset(live, 0, sizeof(live));
+	for (int step = 0; step < 3000; step++) {
+		size_t i = rng(30);
+		struct model_link q;
+		uint64_t who = 0, not_site = 1 + rng(31);
+		const char *qa;
+		uint16_t qp;
+		int r;
+
+		if (rng(4) == 0) {
+			live[i] = false;
+			assert_int_equal(api_index_set(x, i + 1, NULL), 0);
+		} else {
+			sites[i] = random_site(i + 1);
+			for (size_t l = 0; l < sites[i].n_links; l++)
+				random_endpoint(&sites[i].links[l]);
+			live[i] = true;
+			assert_int_equal(api_index_set(x, i + 1, &sites[i]), 0);
+		}
+		memset(&q, 0, sizeof(q));
+		random_endpoint(&q);
+		qa = q.public_address[0] != '\0' ? q.public_address : q.address;
+		qp = q.public_port != 0 ? q.public_port : MODEL_PORT_DEFAULT;
+		r = api_index_endpoint(x, qa, qp, not_site, &who);
+		if (r == 0)
+			assert_false(brute_user(sites, live, 30, qa, qp,
+			    not_site, 0));
+		else if (r == 1)
+			assert_true(who != not_site && brute_user(sites, live,
+			    30, qa, qp, not_site, who));
+		else
+			assert_true(brute_user(sites, live, 30, qa, qp,
+			    not_site, 0));
+	}
+	api_index_free(x);
+}
+
 int
 main(void)
 {
@@ -277,6 +369,7 @@ main(void)
 		cmocka_unit_test(test_random_sequences),
 		cmocka_unit_test(test_boundary),
 		cmocka_unit_test(test_idempotent),
+		cmocka_unit_test(test_endpoint_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
