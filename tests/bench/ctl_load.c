@@ -389,8 +389,10 @@ main(int argc, char **argv)
 	if ((env = getenv("CTL_LOAD_CONNECT")) != NULL) {
 		uint64_t m;
 
-		if (util_parse_u64(env, 3, ld.n, &m) == -1)
+		if (util_parse_u64(env, 3, 100000, &m) == -1)
 			return 2;
+		if (m > ld.n)
+			m = ld.n;
 		printf("connecting the first %" PRIu64 " of %zu sites\n", m,
 		    ld.n);
 		ld.n = (size_t)m;
