@@ -61,6 +61,7 @@ struct api {
 	 * API_INDEX_GEN is index_gen. */
 	struct api_index *index;
 	uint64_t index_gen;
+	bool index_txn;         /* holds changes of the open transaction */
 };
 
 /* One request being served. */
@@ -597,6 +598,7 @@ api_begin(struct api_call *c)
 		api_model_error(c, &err);
 		return -1;
 	}
+	c->api->index_txn = false;
 	return 0;
 }
 
@@ -605,6 +607,11 @@ static void
 api_abort(struct api_call *c, const struct model_error *err)
 {
 	store_rollback(c->api->st);
+	if (c->api->index_txn) {
+		/* It holds what was just rolled back: rebuild when needed. */
+		api_index_free(c->api->index);
+		c->api->index = NULL;
+	}
 	api_model_error(c, err);
 }
 
@@ -700,6 +707,7 @@ api_index_current(struct api *a, uint64_t *gen, struct model_error *err)
 	if (a->index != NULL && a->index_gen == *gen)
 		return 0;
 	api_index_drop(a);      /* someone else changed the model */
+	a->index_txn = true;    /* built from inside this transaction */
 	if (store_policy_get(a->st, &policy, err) == -1 ||
 	    store_site_list(a->st, &sites, &n, err) == -1)
 		return -1;
@@ -739,6 +747,7 @@ api_need_change(struct api *a, bool check, const uint64_t *sites, size_t n,
 	} else {
 		if (api_index_current(a, &cur, err) == -1)
 			return -1;
+		a->index_txn = true;
 		for (i = 0; i < n; i++) {
 			struct model_site s;
 			int rc;
@@ -825,6 +834,7 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
 	}
 	if ((flags & API_F_NOTIFY) != 0 && c->api->index != NULL)
 		c->api->index_gen = gen;
+	c->api->index_txn = false;
 	log_info("api: %s by %s", what, c->who.name);
 	if ((flags & API_F_NOTIFY) != 0 &&
 	    c->api->hooks.topology_changed != NULL)

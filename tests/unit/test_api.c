@@ -1480,7 +1480,7 @@ test_pool_boundary_two_writers(void **state)
 	struct api_config ac;
 	struct api *b_api;
 	struct reply r;
-	uint64_t a, b, c, d, e;
+	uint64_t a, b, c, e;
 	char saved[64], path[64];
 	char *before;
 
@@ -1527,10 +1527,22 @@ test_pool_boundary_two_writers(void **state)
 	req_ok("DELETE", path, fx->oper, NULL, 204, &r);
 	reply_free(&r);
 	use_api(NULL, saved);
-	d = site_add("{\"name\":\"w-d\",\"role\":\"hub\",\"links\":[{\"name\":"
-	    "\"inet\",\"address\":\"192.0.2.33\"}]}");
+	/* A create refused after the endpoint check (its LAN lies in the
+	 * pool): the count rebuilt inside that transaction must not keep the
+	 * rolled-back site, or c's inet link (which fits) would be refused
+	 * below.  (A create would reuse the rolled-back id and hide it.) */
+	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"w-p\",\"role\":"
+	    "\"hub\",\"links\":[{\"name\":\"inet\",\"address\":"
+	    "\"192.0.2.40\"}],\"lan_prefixes\":[\"100.127.0.0/31\"]}", &r);
+	assert_error(&r, 409, "overlap", "lan_prefixes[0]");
+	reply_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/sites/%llu/links",
+	    (unsigned long long)c);
+	req_ok("POST", path, fx->oper, "{\"name\":\"inet\",\"address\":"
+	    "\"192.0.2.33\"}", 201, &r);
+	reply_free(&r);
 	/* And the first writer's own count stays right: a-e over mpls
-	 * fills the pool exactly, f (inet, pairs with a and d) is refused. */
+	 * fills the pool exactly, f (inet, pairs with a and c) is refused. */
 	e = site_add("{\"name\":\"w-e\",\"role\":\"hub\",\"links\":[{\"name\":"
 	    "\"mpls\",\"address\":\"10.200.0.34\"}]}");
 	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"w-f\",\"role\":"
@@ -1542,7 +1554,6 @@ test_pool_boundary_two_writers(void **state)
 	    "{\"pool\":\"100.64.0.0/16\"}", 200, &r);
 	reply_free(&r);
 	site_del(e);
-	site_del(d);
 	site_del(c);
 	site_del(a);
 	api_stop(b_api);
