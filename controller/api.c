@@ -630,10 +630,11 @@ api_abort(struct api_call *c, const struct model_error *err)
  * it was built at; otherwise (first use, another writer, a failed commit)
  * it is rebuilt from the site list once.
  *
- * A policy change (no sites named) compiles the whole model from scratch
- * (no previous allocations: the count, not the placement, decides) and
- * throws the result away; it also validates the policy as the compiler
- * sees it.
+ * A policy change (no sites named) is judged as before the index: with
+ * L links in all there are at most L(L-1)/2 tunnels (no two join the same
+ * pair of links), and when that fits nothing can run out; otherwise the
+ * whole model is compiled from scratch (no previous allocations: the
+ * count, not the placement, decides) and the result thrown away.
  */
 #define API_INDEX_GEN "api.topology_gen"
 
@@ -653,13 +654,25 @@ api_dry_compile_full(struct api *a, struct model_error *err)
 	struct topo_output *out = NULL;
 	struct topo_input in;
 	struct topo_prev prev;
-	size_t n_sites = 0;
+	size_t n_sites = 0, i;
+	uint64_t links = 0, bound, vnis;
 	int rc = -1;
 
 	if (store_policy_get(a->st, &policy, err) == -1 ||
 	    store_crypto_get(a->st, &crypto, err) == -1 ||
 	    store_site_list(a->st, &sites, &n_sites, err) == -1)
 		goto out;
+	for (i = 0; i < n_sites; i++)
+		if (!sites[i].revoked)
+			links += sites[i].n_links;
+	bound = links * (links > 0 ? links - 1 : 0) / 2;
+	vnis = policy.vni_max >= policy.vni_min ?
+	    (uint64_t)policy.vni_max - policy.vni_min + 1 : 0;
+	if (bound <= model_pool_slots(&policy.pool) &&
+	    (policy.encap != MODEL_ENCAP_VXLAN || bound <= vnis)) {
+		rc = 0;
+		goto out;
+	}
 	in.policy = &policy;
 	in.crypto = &crypto;
 	in.sites = sites;
