@@ -37,6 +37,8 @@
 #include "controller/store.h"
 #include "controller/topo.h"
 #include "controller/web.h"
+#include "controller/topo_need.h"
+#include "controller/api_index.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -60,6 +62,12 @@ struct api {
 	int64_t enroll_ttl;
 	struct events *ev;	/* event stream and health history */
 	int web_fd;		/* the web root, or -1 */
+	/* The committed model's tunnel count and endpoints (api_index.h),
+	 * or NULL until a change needs them; valid while the store's
+	 * API_INDEX_GEN is index_gen. */
+	struct api_index *index;
+	uint64_t index_gen;
+	bool index_txn;         /* holds changes of the open transaction */
 };
 
 /* One request being served. */
@@ -596,6 +604,7 @@ api_begin(struct api_call *c)
 		api_model_error(c, &err);
 		return -1;
 	}
+	c->api->index_txn = false;
 	return 0;
 }
 
@@ -604,6 +613,11 @@ static void
 api_abort(struct api_call *c, const struct model_error *err)
 {
 	store_rollback(c->api->st);
+	if (c->api->index_txn) {
+		/* It holds what was just rolled back: rebuild when needed. */
+		api_index_free(c->api->index);
+		c->api->index = NULL;
+	}
 	api_model_error(c, err);
 }
 
@@ -611,17 +625,34 @@ api_abort(struct api_call *c, const struct model_error *err)
  * Refuses a change that cannot be compiled (tunnel pool or VNI range
  * exhausted) before it is committed, judging the model as it stands inside
  * the open transaction.  Exhaustion depends only on how many tunnels the
- * topology needs (every tunnel takes one /31 and, with VXLAN, one VNI), so:
- *  - each tunnel joins two links of two sites and no two tunnels join the
- *    same pair of links, so with L links in all there are at most
- *    L(L-1)/2 tunnels: when that fits, nothing can run out (the common
- *    case, decided without compiling);
- *  - otherwise the whole model is compiled from scratch (no previous
- *    allocations: the count, not the placement, decides) and the result
- *    thrown away.
+ * topology needs (every tunnel takes one /31 and, with VXLAN, one VNI).
+ *
+ * A change of some sites (the common case: POST/PATCH of a site or link)
+ * is judged by a->index, the count of the committed model kept up to date
+ * one site at a time (topo_need.h): re-reading the changed sites costs
+ * O(the change), not a compile over every pair of sites.  The index is
+ * trusted only while the store's generation API_INDEX_GEN, moved on in the
+ * same transaction as every topology change the API commits, is the one
+ * it was built at; otherwise (first use, another writer, a failed commit)
+ * it is rebuilt from the site list once.
+ *
+ * A policy change (no sites named) is judged as before the index: with
+ * L links in all there are at most L(L-1)/2 tunnels (no two join the same
+ * pair of links), and when that fits nothing can run out; otherwise the
+ * whole model is compiled from scratch (no previous allocations: the
+ * count, not the placement, decides) and the result thrown away.
  */
+#define API_INDEX_GEN "api.topology_gen"
+
+static void
+api_index_drop(struct api *a)
+{
+	api_index_free(a->index);
+	a->index = NULL;
+}
+
 static int
-api_dry_compile(struct api *a, struct model_error *err)
+api_dry_compile_full(struct api *a, struct model_error *err)
 {
 	struct model_policy policy;
 	struct model_crypto crypto;
@@ -662,6 +693,113 @@ out:
 	return rc;
 }
 
+/* The store's generation of the model inside the open transaction. */
+static int
+api_index_gen(struct api *a, uint64_t *gen, struct model_error *err)
+{
+	char buf[32];
+
+	*gen = 0;
+	if (store_kv_get(a->st, API_INDEX_GEN, buf, sizeof(buf), err) == 0) {
+		if (util_parse_u64(buf, 0, UINT64_MAX - 1, gen) == -1)
+			*gen = 0;
+		return 0;
+	}
+	return err->code == MODEL_E_NOT_FOUND ? 0 : -1;
+}
+
+/*
+ * Makes a->index describe the model inside the open transaction (as
+ * committed at generation *gen, plus whatever this transaction changed so
+ * far when it had to be rebuilt): kept if its generation is current, else
+ * rebuilt from the site list.
+ */
+static int
+api_index_current(struct api *a, uint64_t *gen, struct model_error *err)
+{
+	struct model_policy policy;
+	struct model_site *sites = NULL;
+	size_t n = 0, i;
+
+	if (api_index_gen(a, gen, err) == -1)
+		return -1;
+	if (a->index != NULL && a->index_gen == *gen)
+		return 0;
+	api_index_drop(a);      /* someone else changed the model */
+	a->index_txn = true;    /* built from inside this transaction */
+	if (store_policy_get(a->st, &policy, err) == -1 ||
+	    store_site_list(a->st, &sites, &n, err) == -1)
+		return -1;
+	if ((a->index = api_index_new(&policy)) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++)
+		if (api_index_set(a->index, sites[i].id, &sites[i]) == -1)
+			goto nomem;
+	free(sites);
+	a->index_gen = *gen;
+	return 0;
+nomem:
+	free(sites);
+	api_index_drop(a);
+	return model_error_set(err, MODEL_E_INTERNAL, NULL, "out of memory");
+}
+
+/*
+ * Brings a->index to the model inside the open transaction after a change
+ * of sites[0..n) (n == 0: the whole network), refuses the change when
+ * check is set and it does not fit, and moves the store's generation on.
+ * *gen is the generation the index then stands for once committed.
+ */
+static int
+api_need_change(struct api *a, bool check, const uint64_t *sites, size_t n,
+    uint64_t *gen, struct model_error *err)
+{
+	char buf[32];
+	uint64_t cur = 0;
+	size_t i;
+
+	if (n == 0) {
+		api_index_drop(a);      /* the policy: counts change */
+		if (api_index_gen(a, &cur, err) == -1 ||
+		    (check && api_dry_compile_full(a, err) == -1))
+			return -1;
+	} else {
+		if (api_index_current(a, &cur, err) == -1)
+			return -1;
+		a->index_txn = true;
+		for (i = 0; i < n; i++) {
+			struct model_site s;
+			int rc;
+
+			if (store_site_get(a->st, sites[i], &s, err) == 0)
+				rc = api_index_set(a->index, sites[i], &s);
+			else if (err->code == MODEL_E_NOT_FOUND)
+				rc = api_index_set(a->index, sites[i], NULL);
+			else {
+				api_index_drop(a);
+				return -1;
+			}
+			if (rc == -1) {
+				api_index_drop(a);
+				return model_error_set(err, MODEL_E_INTERNAL,
+				    NULL, "out of memory");
+			}
+		}
+		if (check && topo_need_check(api_index_need(a->index),
+		    err) == -1) {
+			api_index_drop(a);      /* it counted the refused change */
+			return -1;
+		}
+	}
+	*gen = cur + 1;
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)*gen);
+	if (store_kv_set(a->st, API_INDEX_GEN, buf, err) == -1) {
+		api_index_drop(a);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * What a change needs after its store calls: API_F_COMPILE runs the
  * dry-run compile (changes that can make the topology need more tunnels,
@@ -681,10 +819,12 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
     unsigned flags, const uint64_t *sites, size_t n, int status, json_t *reply)
 {
 	struct model_error err;
+	uint64_t gen = 0;
 	char *d;
 
-	if ((flags & API_F_COMPILE) == API_F_COMPILE &&
-	    api_dry_compile(c->api, &err) == -1)
+	if ((flags & API_F_NOTIFY) != 0 && api_need_change(c->api,
+	    (flags & API_F_COMPILE) == API_F_COMPILE, sites, n, &gen,
+	    &err) == -1)
 		goto fail;
 	d = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
 	if (d != NULL && strlen(d) > MODEL_DETAIL_MAX) {
@@ -706,10 +846,14 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
 	free(d);
 	json_decref(detail);
 	if (store_commit(c->api->st, &err) == -1) {
+		api_index_drop(c->api);
 		json_decref(reply);
 		api_model_error(c, &err);
 		return;
 	}
+	if ((flags & API_F_NOTIFY) != 0 && c->api->index != NULL)
+		c->api->index_gen = gen;
+	c->api->index_txn = false;
 	log_info("api: %s by %s", what, c->who.name);
 	if ((flags & API_F_NOTIFY) != 0 &&
 	    c->api->hooks.topology_changed != NULL)
@@ -718,6 +862,7 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
 	api_reply(c, status, reply);
 	return;
 fail:
+	api_index_drop(c->api); /* it may hold what is rolled back */
 	json_decref(detail);
 	json_decref(reply);
 	api_abort(c, &err);
@@ -984,48 +1129,93 @@ api_endpoint(const struct model_link *l, const char **addr, uint16_t *port)
  * itself.  array: the links came as the request's "links" array (the
  * field is then "links[i].address"), else as one link ("address").
  */
+/* Does a live site other than site_id, among sites[0..ns), end a link at
+ * (addr, port)?  Its index and link, or false. */
+static bool
+api_endpoint_user(const struct model_site *sites, size_t ns, uint64_t site_id,
+    const char *a, uint16_t pa, size_t *k, size_t *l)
+{
+	const char *b;
+	uint16_t pb;
+
+	for (*k = 0; *k < ns; (*k)++) {
+		/* A revoked site has no tunnels left to clash. */
+		if (sites[*k].id == site_id || sites[*k].revoked)
+			continue;
+		for (*l = 0; *l < sites[*k].n_links; (*l)++) {
+			api_endpoint(&sites[*k].links[*l], &b, &pb);
+			if (pa == pb && model_address_equal(a, b))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The index (api_index_endpoint) answers most links without reading other
+ * sites: no user, or one candidate confirmed from the store.  Only an
+ * unconfirmed hit reads every site, as the check did before the index.
+ */
 static int
 api_endpoints_free(struct api_call *c, uint64_t site_id,
     const struct model_link *links, size_t n, bool array)
 {
-	struct model_site *sites = NULL;
+	struct model_site *sites = NULL, cand;
 	struct model_error err;
-	const char *a, *b, *which;
-	uint16_t pa, pb;
+	const char *a, *which;
+	uint16_t pa;
+	uint64_t gen, who;
 	size_t ns = 0, i, k, l;
 	char field[64];
+	bool listed = false;
 
-	if (store_site_list(c->api->st, &sites, &ns, &err) == -1) {
+	if (api_index_current(c->api, &gen, &err) == -1) {
 		api_abort(c, &err);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
+		const struct model_site *hit = NULL;
+
 		api_endpoint(&links[i], &a, &pa);
-		for (k = 0; k < ns; k++) {
-			/* A revoked site has no tunnels left to clash. */
-			if (sites[k].id == site_id || sites[k].revoked)
-				continue;
-			for (l = 0; l < sites[k].n_links; l++) {
-				api_endpoint(&sites[k].links[l], &b, &pb);
-				if (pa != pb || !model_address_equal(a, b))
-					continue;
-				which = links[i].public_address[0] != '\0' ?
-				    "public_address" : "address";
-				if (array)
-					snprintf(field, sizeof(field),
-					    "links[%zu].%s", i, which);
-				else
-					snprintf(field, sizeof(field), "%s",
-					    which);
-				model_error_set(&err, MODEL_E_DUPLICATE, field,
-				    "%s port %u is already the endpoint of "
-				    "link %s of site %" PRIu64, a, pa,
-				    sites[k].links[l].name, sites[k].id);
-				free(sites);
+		switch (api_index_endpoint(c->api->index, a, pa, site_id,
+		    &who)) {
+		case 0:
+			continue;
+		case 1:
+			if (store_site_get(c->api->st, who, &cand,
+			    &err) == 0 && api_endpoint_user(&cand, 1, site_id,
+			    a, pa, &k, &l)) {
+				hit = &cand;
+				break;
+			}
+			/* FALLTHROUGH */
+		default:
+			if (!listed && store_site_list(c->api->st, &sites, &ns,
+			    &err) == -1) {
 				api_abort(c, &err);
 				return -1;
 			}
+			listed = true;
+			if (api_endpoint_user(sites, ns, site_id, a, pa, &k,
+			    &l))
+				hit = &sites[k];
+			break;
 		}
+		if (hit == NULL)
+			continue;
+		which = links[i].public_address[0] != '\0' ?
+		    "public_address" : "address";
+		if (array)
+			snprintf(field, sizeof(field), "links[%zu].%s", i,
+			    which);
+		else
+			snprintf(field, sizeof(field), "%s", which);
+		model_error_set(&err, MODEL_E_DUPLICATE, field,
+		    "%s port %u is already the endpoint of link %s of site %"
+		    PRIu64, a, pa, hit->links[l].name, hit->id);
+		free(sites);
+		api_abort(c, &err);
+		return -1;
 	}
 	free(sites);
 	return 0;
@@ -2753,6 +2943,7 @@ api_stop(struct api *a)
 	events_free(a->ev);
 	if (a->web_fd != -1)
 		close(a->web_fd);
+	api_index_free(a->index);
 	free(a);
 }
 

@@ -5,6 +5,8 @@
 # The daemon links $(API_OBJS) with $(API_LIBS).
 API_SRCS := controller/http.c controller/api.c controller/auth.c \
             controller/metrics.c controller/events.c controller/web.c
+# The API's index of the committed model (pool and endpoint checks).
+API_SRCS += controller/api_index.c
 API_OBJS := $(API_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/controller/api_doc.o
 API_LIBS := $(LIBS_HTTPD) $(LIBS_JANSSON) -lpthread
 LIBS_CURL := -lcurl

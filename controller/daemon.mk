@@ -104,6 +104,14 @@ TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
 
+# Memory of kept intents, certificates shared vs copied (make bench).
+BENCHES += $(BUILD)/tests/bench/intent_mem_bench
+$(BUILD)/tests/bench/intent_mem_bench.o: | $(PROTO_GEN_H)
+$(BUILD)/tests/bench/intent_mem_bench: \
+    $(BUILD)/tests/bench/intent_mem_bench.o $(BUILD)/controller/intent.o \
+    $(TOPO_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) $(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_PBCONV))
+
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load
 $(BUILD)/tests/bench/ctl_load.o: | $(PROTO_GEN_H)
