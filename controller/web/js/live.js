@@ -18,6 +18,7 @@ export class Live {
 		this.ctl = null;
 		this.stopped = true;
 		this.retryMs = 1000;
+		this.wakeup = null;
 		this.backoff = 0;
 		this.stats = { connects: 0, resets: 0, events: 0 };
 	}
@@ -27,6 +28,12 @@ export class Live {
 			return;
 		this.stopped = false;
 		this.loop();
+	}
+
+	// Try again now (the browser came back online, the tab became visible).
+	wake() {
+		if (this.wakeup)
+			this.wakeup();
 	}
 
 	stop() {
@@ -44,7 +51,11 @@ export class Live {
 			// Quick first retry, then back off up to 10 s.
 			const wait = ok ? 200 : Math.min(10000, this.retryMs * 2 ** this.backoff);
 			this.backoff = Math.min(this.backoff + 1, 4);
-			await new Promise((r) => setTimeout(r, wait));
+			await new Promise((r) => {
+				const t = setTimeout(r, wait);
+				this.wakeup = () => { clearTimeout(t); r(); };
+			});
+			this.wakeup = null;
 		}
 	}
 

@@ -131,6 +131,7 @@ function route() {
 }
 
 window.addEventListener('hashchange', route);
+window.addEventListener('online', () => live && live.wake());
 document.getElementById('signout').addEventListener('click', () => signOut('Signed out.'));
 
 (async function boot() {

@@ -4,7 +4,7 @@
 
 import { h, s, clear, add } from '../dom.js';
 import { state, subscribe, tunnelState, siteName, canWrite } from '../state.js';
-import { layout, label } from '../layout.js';
+import { layout, label, labelWidth } from '../layout.js';
 import { tunnelCharts } from '../chart.js';
 import { rekeyTunnelButton } from './site.js';
 
@@ -82,6 +82,9 @@ export function topology(main, arg) {
 			const g = s('g', { class: ['node', p.hub ? 'hub' : 'spoke'], tabindex: 0, role: 'button',
 				dataset: { site: site.id, name: site.name } },
 				s('title', {}, `${site.name} (${site.role}, ${site.region || 'no region'})`),
+				// what a click hits: the node and its label
+				s('rect', { class: 'node-hit', x: p.x - labelWidth(site.name) / 2 - 2, y: p.y - 12,
+					width: labelWidth(site.name) + 4, height: p.hub ? 44 : 38 }),
 				shape,
 				s('text', { class: 'site-label', x: p.x, y: p.y + (p.hub ? 27 : 22) }, label(site.name)));
 			g.addEventListener('click', () => select({ kind: 'site', id: site.id }));
