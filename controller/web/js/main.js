@@ -64,20 +64,32 @@ async function start(role) {
 		a.hidden = !canWrite();
 	document.getElementById('nav').hidden = false;
 	document.getElementById('who').hidden = false;
-	try {
-		await loadAll();
-	} catch (e) {
-		if (e.status === 401)
-			return signOut('Your token is no longer valid.');
-		toast('Loading failed: ' + e.message, 'error');
-	}
+	// The stream starts first and its events wait while the lists load:
+	// nothing that happens in between is lost.  Applying a queued event
+	// after a fresher list can briefly show an older copy of an item, but
+	// the event of the later change follows and wins.
+	let queue = [];
+	const reload = async () => {
+		try {
+			await loadAll();
+		} catch (e) {
+			if (e.status === 401)
+				return signOut('Your token is no longer valid.');
+			toast('Loading failed: ' + e.message, 'error');
+		}
+		const q = queue;
+		queue = null;
+		for (const [type, data] of q || [])
+			applyEvent(type, data);
+	};
 	live = new Live({
-		event: (type, data) => applyEvent(type, data),
-		reset: () => loadAll().catch((e) => toast('Reload failed: ' + e.message, 'error')),
+		event: (type, data) => { if (queue) queue.push([type, data]); else applyEvent(type, data); },
+		reset: () => { queue = []; reload(); },
 		state: (s) => { state.live = s; setLive(s); notify('live'); },
 		unauthorized: () => signOut('Your token is no longer valid.'),
 	});
 	live.start();
+	await reload();
 	if (!location.hash || location.hash === '#/' || location.hash === '#/signin')
 		location.hash = '#/overview';
 	else
