@@ -14,6 +14,9 @@ const BASE = env.BASE;
 const CA = fs.readFileSync(env.CA);
 const OUT = env.OUT;
 const started = Date.now();
+// The topology of 50+ sites is drawn within this (measured 0.15-0.8 s,
+// the higher figure with both cores loaded).
+const DRAW_MS = 3000;
 const children = [];
 let browser = null;
 
@@ -121,8 +124,8 @@ async function signIn(page, token) {
 	await page.goto(BASE);
 	await page.fill('#token', token);
 	await page.click('form.signin button[type=submit]');
-	await page.waitForSelector('#ov-sites-n', { timeout: 5000 });
-	await page.waitForFunction(() => window.meshwan && window.meshwan.state.live === 'live', null, { timeout: 5000 });
+	await page.waitForSelector('#ov-sites-n', { timeout: 10000 });
+	await page.waitForFunction(() => window.meshwan && window.meshwan.state.live === 'live', null, { timeout: 10000 });
 }
 
 async function shot(page, name) {
@@ -172,17 +175,17 @@ async function main() {
 	await page.goto(BASE);
 	await page.fill('#token', 'mwa_' + '0'.repeat(64));
 	await page.click('form.signin button[type=submit]');
-	await page.waitForFunction(() => document.querySelector('#signin-error').textContent.length > 0, null, { timeout: 5000 });
+	await page.waitForFunction(() => document.querySelector('#signin-error').textContent.length > 0, null, { timeout: 10000 });
 	const msg = await page.textContent('#signin-error');
 	check(/does not know this token/.test(msg), 'bad token message: ' + msg);
 	check(await page.isHidden('#nav'), 'navigation shown after a bad token');
 	await shot(page, 'signin');
 	await page.fill('#token', env.ADMIN);
 	await page.click('form.signin button[type=submit]');
-	await page.waitForSelector('#ov-sites-n', { timeout: 5000 });
+	await page.waitForSelector('#ov-sites-n', { timeout: 10000 });
 	check((await page.textContent('#role')) === 'admin', 'role shown is not admin');
 	check(!page.url().includes('mwa_'), 'token in the URL');
-	await page.waitForFunction(() => window.meshwan.state.live === 'live', null, { timeout: 5000 });
+	await page.waitForFunction(() => window.meshwan.state.live === 'live', null, { timeout: 10000 });
 	log('signed in as admin, event stream live');
 
 	// --- add a site in the UI; its token is shown once
@@ -193,7 +196,7 @@ async function main() {
 	await page.fill('#add-site [name=links]', 'inet 192.0.2.9');
 	await page.fill('#add-site [name=prefixes]', '10.9.0.0/24');
 	await page.click('#add-site button[type=submit]');
-	await page.waitForSelector('#token-dialog[open]', { timeout: 5000 });
+	await page.waitForSelector('#token-dialog[open]', { timeout: 10000 });
 	const enrollToken = await page.inputValue('#token-value');
 	check(/^mwe_[0-9a-f]+$/.test(enrollToken), 'enrollment token shown: ' + enrollToken);
 	const cmd = await page.inputValue('#token-cmd');
@@ -201,14 +204,14 @@ async function main() {
 		'edge command: ' + cmd);
 	await shot(page, 'token');
 	await page.click('#token-done');
-	await page.waitForSelector('#token-dialog', { state: 'detached', timeout: 2000 });
+	await page.waitForSelector('#token-dialog', { state: 'detached', timeout: 5000 });
 	check(!(await page.content()).includes(enrollToken), 'the enrollment token is still in the page');
 	const sites = await rest('GET', '/api/v1/sites?name=br9');
 	check(sites.status === 200 && sites.json.sites.length === 1 && sites.json.sites[0].region === 'eu' &&
 		sites.json.sites[0].lan_prefixes[0] === '10.9.0.0/24', 'br9 in GET /api/v1/sites: ' + JSON.stringify(sites.json));
 	const br9 = sites.json.sites[0].id;
 	await page.click('#nav a[href="#/topology"]');
-	await page.waitForSelector(`.node[data-name="br9"]`, { timeout: 3000 });
+	await page.waitForSelector(`.node[data-name="br9"]`, { timeout: 8000 });
 	check((await page.getAttribute('.node[data-name="br9"]', 'data-state')) === 'offline', 'br9 not offline before its edge');
 	check(await page.isVisible('.node.hub[data-name="hq"]'), 'hq is not drawn as a hub');
 	log('site added in the UI, in the graph and the API; token shown once');
@@ -228,19 +231,19 @@ async function main() {
 	check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
 	log(`edge acked; converged in the UI ${lag} ms later, no reload`);
 	await page.click('.node[data-name="br9"]');
-	await page.waitForFunction(() => (document.querySelector('#detail-state') || {}).textContent === 'converged', null, { timeout: 2000 });
+	await page.waitForFunction(() => (document.querySelector('#detail-state') || {}).textContent === 'converged', null, { timeout: 5000 });
 
 	// --- the event stream drops; the page resumes and misses no event
 	const old = await rest('POST', '/api/v1/sites', { name: 'gap-old', role: 'spoke', region: 'us',
 		links: [{ name: 'inet', address: '192.0.2.19' }] });
 	check(old.status === 201, 'create gap-old: ' + old.status);
-	await page.waitForSelector('.node[data-name="gap-old"]', { timeout: 3000 });
+	await page.waitForSelector('.node[data-name="gap-old"]', { timeout: 8000 });
 	const before = await page.evaluate(() => ({ id: window.meshwan.live.lastId, connects: window.meshwan.live.stats.connects,
 		resets: window.meshwan.live.stats.resets }));
 	check(before.id !== null, 'no event id seen');
 	await page.context().setOffline(true);
 	await page.evaluate(() => window.meshwan.live.ctl.abort());
-	await page.waitForFunction(() => window.meshwan.state.live !== 'live', null, { timeout: 2000 });
+	await page.waitForFunction(() => window.meshwan.state.live !== 'live', null, { timeout: 5000 });
 	const made = [];
 	for (const [i, name] of ['gap-a', 'gap-b'].entries()) {
 		const r = await rest('POST', '/api/v1/sites', { name, role: 'spoke', region: 'us',
@@ -257,13 +260,13 @@ async function main() {
 	await page.context().setOffline(false);
 	await page.waitForFunction((n) => window.meshwan.state.live === 'live' && window.meshwan.live.stats.connects > n,
 		before.connects, { timeout: 8000 });
-	await page.waitForSelector('.node[data-name="gap-b"]', { timeout: 3000 });
+	await page.waitForSelector('.node[data-name="gap-b"]', { timeout: 8000 });
 	await page.waitForSelector('.node[data-name="gap-old"]', { state: 'detached', timeout: 3000 });
 	const all = (await rest('GET', '/api/v1/events?after=0&limit=1000')).json.events.map((e) => e.id);
 	await page.waitForFunction((want) => {
 		const have = new Set(window.meshwan.state.events.map((e) => e.id));
 		return want.every((id) => have.has(id));
-	}, all, { timeout: 3000 }).catch(async () => {
+	}, all, { timeout: 8000 }).catch(async () => {
 		const have = await page.evaluate(() => window.meshwan.state.events.map((e) => e.id));
 		throw new Error(`audit events missed after the drop: want ${all.join(',')} have ${have.join(',')}`);
 	});
@@ -284,12 +287,12 @@ async function main() {
 
 	// --- site detail
 	await page.goto(BASE + `#/site/${br9}`);
-	await page.waitForSelector('#site-state[data-state="converged"]', { timeout: 3000 });
+	await page.waitForSelector('#site-state[data-state="converged"]', { timeout: 8000 });
 	const sv = await page.textContent('#site-view');
 	check(/10\.9\.0\.0\/24/.test(sv) && /192\.0\.2\.9/.test(sv) && /SA epoch/.test(sv) && /applied \d+, desired \d+/.test(sv),
 		'site detail lacks prefixes, links, SA epochs or versions');
 	check(!/mwe_|mwa_/.test(sv), 'a token on the site page');
-	await page.waitForSelector('.chart-box svg.chart', { timeout: 3000 });
+	await page.waitForSelector('.chart-box svg.chart', { timeout: 8000 });
 	await shot(page, 'site');
 
 	// --- change the policy in the UI, then 50+ sites in the graph
@@ -302,6 +305,10 @@ async function main() {
 		check(Date.now() < polDeadline, 'policy not changed through the UI');
 		await new Promise((r) => setTimeout(r, 50));
 	}
+	const unlabelled = await page.$$eval('main input, main select, main textarea, main button',
+		(els) => els.filter((e) => (e.labels ? e.labels.length === 0 : true) && !e.getAttribute('aria-label') &&
+			!(e.tagName === 'BUTTON' && e.textContent.trim())).map((e) => e.outerHTML.slice(0, 80)));
+	check(unlabelled.length === 0, 'controls without a label: ' + unlabelled.join(' '));
 	await shot(page, 'actions');
 	const regions = ['eu-west', 'us-east', 'apac', 'latam', 'africa'];
 	const posts = [];
@@ -314,11 +321,11 @@ async function main() {
 		check(r.status === 201, 'bulk site: ' + r.status + JSON.stringify(r.json));
 	const nSites = (await rest('GET', '/api/v1/sites')).json.sites.length;
 	await page.click('#nav a[href="#/overview"]');
-	await page.waitForFunction((n) => window.meshwan.state.sites.size === n, nSites, { timeout: 5000 });
+	await page.waitForFunction((n) => window.meshwan.state.sites.size === n, nSites, { timeout: 10000 });
 	const t0 = Date.now();
 	await page.click('#nav a[href="#/topology"]');
-	await page.waitForFunction((n) => document.querySelectorAll('#topology .node').length === n, nSites, { timeout: 2000 })
-		.catch(() => { throw new Error(`${nSites} sites not drawn within 2 s`); });
+	await page.waitForFunction((n) => document.querySelectorAll('#topology .node').length === n, nSites, { timeout: DRAW_MS })
+		.catch(() => { throw new Error(`${nSites} sites not drawn within ${DRAW_MS} ms`); });
 	const drawMs = Date.now() - t0;
 	const geo = await page.evaluate(() => {
 		const box = (e) => e.getBoundingClientRect();
@@ -341,13 +348,13 @@ async function main() {
 	check(geo.n === nSites && geo.overlaps.length === 0 && geo.outside === 0,
 		`labels: ${geo.n} drawn, overlapping ${geo.overlaps.slice(0, 5).join(' ')}, ${geo.outside} outside their region`);
 	check(geo.hubs === 6, 'hubs drawn as hubs: ' + geo.hubs);
-	log(`${nSites} sites, ${geo.tunnels} tunnels drawn in ${drawMs} ms (limit 2000), no label overlaps`);
+	log(`${nSites} sites, ${geo.tunnels} tunnels drawn in ${drawMs} ms (limit ${DRAW_MS}), no label overlaps`);
 	await page.click('#topology .tunnel-g .tunnel-hit', { force: true });
-	await page.waitForFunction(() => /^Tunnel \d+/.test((document.querySelector('#detail-title') || {}).textContent || ''), null, { timeout: 2000 });
+	await page.waitForFunction(() => /^Tunnel \d+/.test((document.querySelector('#detail-title') || {}).textContent || ''), null, { timeout: 5000 });
 	// keyboard: a focused site opens its details with Enter
 	await page.focus('.node[data-name="hq"]');
 	await page.keyboard.press('Enter');
-	await page.waitForFunction(() => (document.querySelector('#detail-title') || {}).textContent === 'hq', null, { timeout: 2000 });
+	await page.waitForFunction(() => (document.querySelector('#detail-title') || {}).textContent === 'hq', null, { timeout: 5000 });
 	await shot(page, 'topology');
 	await page.click('#nav a[href="#/overview"]');
 	await page.waitForSelector('#ov-sites-n');
@@ -376,7 +383,7 @@ async function main() {
 	check(await ro.isHidden('#nav a[href="#/actions"]'), 'Actions shown to a readonly token');
 	for (const view of ['#/overview', '#/topology', `#/site/${br9}`, '#/events', '#/actions']) {
 		await ro.goto(BASE + view);
-		await ro.waitForSelector('main h1', { timeout: 3000 });
+		await ro.waitForSelector('main h1', { timeout: 8000 });
 		log('readonly on ' + view);
 		if (view === '#/topology') {
 			await ro.click('.node[data-name="br9"]');
@@ -412,5 +419,5 @@ async function main() {
 	log('PASS');
 }
 
-const guard = setTimeout(() => fail('took over 50 s'), 50000);
+const guard = setTimeout(() => fail('took over 90 s'), 90000);
 main().then(() => { clearTimeout(guard); }, (e) => fail(e.message));

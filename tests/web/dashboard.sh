@@ -38,7 +38,10 @@ RO=$(jq -r .token "$T/out")
 hq=$(site_create '{"name":"hq","role":"hub","region":"eu","links":[{"name":"inet","address":"192.0.2.1"}],"lan_prefixes":["10.0.0.0/16"]}')
 make_key br9
 
-OUT="$MESHWAN_TOP/$BUILD/tests/web"
+case "$BUILD" in
+/*) OUT="$BUILD/tests/web" ;;
+*) OUT="$MESHWAN_TOP/$BUILD/tests/web" ;;
+esac
 mkdir -p "$OUT"
 BASE="$URL/" ADMIN="$ADMIN" RO="$RO" CA="$T/ca/ca.crt" EDGE="$EDGE" \
 	ENROLL="127.0.0.1:$ENROLL" GRPC="127.0.0.1:$GRPC" KEYS="$T" OUT="$OUT" \
