@@ -30,13 +30,17 @@
 #include <jansson.h>
 
 #include "controller/auth.h"
+#include "controller/events.h"
 #include "controller/http.h"
 #include "controller/metrics.h"
 #include "controller/model.h"
 #include "controller/store.h"
 #include "controller/topo.h"
+#include "controller/web.h"
 #include "lib/log.h"
 #include "lib/util.h"
+
+#include <unistd.h>
 
 #define API_PREFIX "/api/v1"
 #define API_EVENTS_DEFAULT 100
@@ -54,6 +58,8 @@ struct api {
 	struct api_hooks hooks;
 	struct metrics *metrics;
 	int64_t enroll_ttl;
+	struct events *ev;	/* event stream and health history */
+	int web_fd;		/* the web root, or -1 */
 };
 
 /* One request being served. */
@@ -1905,13 +1911,28 @@ api_edges_list(struct api_call *c)
 	api_reply(c, 200, json_pack("{s:o}", "edges", arr));
 }
 
+/* GET /api/v1/edges/{id}: the list's fields and the latest status. */
+static json_t *
+api_edge_full_json(const struct model_site *s,
+    const struct model_edge_state *e)
+{
+	json_t *j = api_edge_json(s, e), *status = NULL;
+
+	/* The daemon stores the latest status as JSON text; show it. */
+	if (e->status != NULL && e->status_len > 0)
+		status = json_loadb((const char *)e->status, e->status_len, 0,
+		    NULL);
+	json_object_set_new(j, "status", status != NULL ? status : json_null());
+	return j;
+}
+
 static void
 api_edge_get(struct api_call *c)
 {
 	struct model_site s;
 	struct model_edge_state e;
 	struct model_error err;
-	json_t *j, *status = NULL;
+	json_t *j;
 
 	if (api_site_load(c, c->id, &s) == -1)
 		return;
@@ -1919,14 +1940,20 @@ api_edge_get(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
-	j = api_edge_json(&s, &e);
-	/* The daemon stores the latest status as JSON text; show it. */
-	if (e.status != NULL && e.status_len > 0)
-		status = json_loadb((const char *)e.status, e.status_len, 0,
-		    NULL);
-	json_object_set_new(j, "status", status != NULL ? status : json_null());
+	j = api_edge_full_json(&s, &e);
 	model_edge_state_clear(&e);
 	api_reply(c, 200, j);
+}
+
+/* One audit entry as GET /api/v1/events shows it. */
+static json_t *
+api_audit_json(const struct model_audit *ev)
+{
+	json_t *d = ev->detail != NULL ? json_loads(ev->detail, 0, NULL) : NULL;
+
+	return json_pack("{s:I, s:I, s:s, s:s, s:o}", "id", (json_int_t)ev->id,
+	    "at", (json_int_t)ev->at, "actor", ev->who, "action", ev->what,
+	    "detail", d != NULL ? d : json_null());
 }
 
 static void
@@ -1937,7 +1964,7 @@ api_events_list(struct api_call *c)
 	uint64_t after = 0, limit = API_EVENTS_DEFAULT;
 	const char *v;
 	size_t n = 0, i;
-	json_t *arr, *d;
+	json_t *arr;
 
 	if ((v = http_request_query(c->req, "after")) != NULL &&
 	    util_parse_u64(v, 0, INT64_MAX, &after) == -1) {
@@ -1957,18 +1984,86 @@ api_events_list(struct api_call *c)
 		return;
 	}
 	arr = json_array();
-	for (i = 0; i < n; i++) {
-		d = ev[i].detail != NULL ? json_loads(ev[i].detail, 0, NULL) :
-		    NULL;
-		json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:s, "
-		    "s:o}", "id", (json_int_t)ev[i].id, "at",
-		    (json_int_t)ev[i].at, "actor", ev[i].who, "action",
-		    ev[i].what, "detail", d != NULL ? d : json_null()));
-	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, api_audit_json(&ev[i]));
 	api_reply(c, 200, json_pack("{s:o, s:o}", "events", arr,
 	    "next_after", n == (size_t)limit ?
 	    json_integer((json_int_t)ev[n - 1].id) : json_null()));
 	model_audit_free_array(ev, n);
+}
+
+/*
+ * GET /api/v1/events/stream: server-sent events (controller/events.c).
+ * The token is checked once, when the stream opens; a revoked token's
+ * stream ends at the latest with its connection.
+ */
+static void
+api_events_stream(struct api_call *c)
+{
+	struct events_stream *s = NULL;
+	const char *v, *why = "";
+	uint64_t last = 0;
+	bool has_last = false;
+
+	if (c->api->ev == NULL) {
+		api_error(c, 503, "unavailable", NULL, "the event stream is "
+		    "not available");
+		return;
+	}
+	if ((v = http_request_header(c->req, "Last-Event-ID")) == NULL)
+		v = http_request_query(c->req, "last_event_id");
+	if (v != NULL && v[0] != '\0') {
+		if (util_parse_u64(v, 0, JSON_U64_EXACT_MAX, &last) == -1) {
+			api_error(c, 400, "invalid", "Last-Event-ID",
+			    "Last-Event-ID must be an event id");
+			return;
+		}
+		has_last = true;
+	}
+	switch (events_stream_open(c->api->ev, c->who.name,
+	    http_request_peer(c->req), has_last, last, &s, &why)) {
+	case EVENTS_OPEN_OK:
+		break;
+	case EVENTS_OPEN_LIMIT:
+		api_error(c, 429, "too_many_streams", NULL, "%s limit of "
+		    "event streams is reached", why);
+		return;
+	case EVENTS_OPEN_NOMEM:
+		api_error(c, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	c->resp->status = 200;
+	c->resp->content_type = "text/event-stream";
+	c->resp->stream_read = events_stream_read;
+	c->resp->stream_free = events_stream_free;
+	c->resp->stream_arg = s;
+	/* A client that takes nothing for this long is cut. */
+	c->resp->stream_timeout_s = 3 * EVENTS_HEARTBEAT_S;
+}
+
+/* GET /api/v1/tunnels/{id}/health: the last hour of RTT, loss, jitter. */
+static void
+api_tunnel_health(struct api_call *c)
+{
+	struct model_tunnel t;
+	struct model_error err;
+	char *text;
+
+	if (c->api->ev == NULL) {
+		api_error(c, 503, "unavailable", NULL, "health history is not "
+		    "available");
+		return;
+	}
+	if (store_tunnel_get(c->api->st, c->id, &t, &err) == -1) {
+		api_model_error(c, &err);
+		return;
+	}
+	if ((text = events_health_json(c->api->ev, c->id,
+	    (int64_t)time(NULL))) == NULL) {
+		api_error(c, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	api_reply_text(c, 200, "application/json", text, strlen(text));
 }
 
 /* ------------------------------------------------------------------ */
@@ -2175,11 +2270,15 @@ static const struct api_route api_routes[] = {
 	    AUTH_NEED_READONLY, false },
 	{ "POST", R "/tunnels/{id}/rekey", NULL, api_tunnel_rekey,
 	    AUTH_NEED_OPERATOR, false },
+	{ "GET", R "/tunnels/{id}/health", NULL, api_tunnel_health,
+	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/edges", NULL, api_edges_list,
 	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/edges/{id}", NULL, api_edge_get,
 	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/events", "after limit", api_events_list,
+	    AUTH_NEED_READONLY, false },
+	{ "GET", R "/events/stream", "last_event_id", api_events_stream,
 	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/tokens", NULL, api_tokens_list,
 	    AUTH_NEED_ADMIN, false },
@@ -2349,6 +2448,9 @@ api_parse_body(struct api_call *c, const struct api_route *r)
 	return 0;
 }
 
+static void api_static(struct api_call *c, const char *method,
+    const char *path);
+
 static void
 api_handle(void *arg, const struct http_request *req,
     struct http_response *resp)
@@ -2368,6 +2470,13 @@ api_handle(void *arg, const struct http_request *req,
 	c.resp = resp;
 	if (api_target_ok(&c) == -1)
 		return;
+	/* A token in a URL ends up in logs, histories and Referer. */
+	if (http_request_query(req, "token") != NULL ||
+	    http_request_query(req, "access_token") != NULL) {
+		api_error(&c, 400, "token_in_url", NULL, "tokens are never "
+		    "accepted in a URL; send the Authorization header");
+		return;
+	}
 	for (i = 0; i < ARRAY_SIZE(api_routes); i++) {
 		enum api_match_result m = api_match(api_routes[i].pattern, path,
 		    &c.id, c.name, sizeof(c.name));
@@ -2392,6 +2501,11 @@ api_handle(void *arg, const struct http_request *req,
 	}
 	if (!path_known) {
 		resp->allow[0] = '\0';
+		if (strncmp(path, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0 &&
+		    strcmp(path, API_PREFIX) != 0) {
+			api_static(&c, method, path);
+			return;
+		}
 		api_error(&c, 404, "no_route", NULL, "no such resource");
 		return;
 	}
@@ -2435,6 +2549,99 @@ api_handle(void *arg, const struct http_request *req,
 	json_decref(c.body);
 	log_debug("api", "%s %s -> %d (%s)", method, path, resp->status,
 	    c.who.name[0] != '\0' ? c.who.name : "-");
+}
+
+/*
+ * The dashboard's files (controller/web.c resolves them safely): GET and
+ * HEAD only, no token needed.
+ */
+static void
+api_static(struct api_call *c, const char *method, const char *path)
+{
+	const char *type = NULL;
+	uint64_t size = 0;
+	int fd = -1, rc;
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		snprintf(c->resp->allow, sizeof(c->resp->allow), "GET, HEAD");
+		api_error(c, 405, "method_not_allowed", NULL, "static files "
+		    "are read with GET or HEAD");
+		return;
+	}
+	if (c->api->web_fd == -1) {
+		api_error(c, 404, "no_route", NULL, "no such resource");
+		return;
+	}
+	switch ((rc = web_resolve(c->api->web_fd, path, &fd, &size, &type))) {
+	case 0:
+		break;
+	case 400:
+		api_error(c, 400, "bad_path", NULL, "this path is not allowed");
+		return;
+	case 404:
+		api_error(c, 404, "no_route", NULL, "no such resource");
+		return;
+	case 413:
+		api_error(c, 413, "too_large", NULL, "file too large to serve");
+		return;
+	default:
+		api_error(c, rc, "internal", NULL, "internal error");
+		return;
+	}
+	free(c->resp->body);
+	c->resp->body = NULL;
+	c->resp->body_len = 0;
+	c->resp->status = 200;
+	c->resp->content_type = type;
+	c->resp->cache_control = "no-cache";
+	c->resp->has_fd = true;
+	c->resp->fd = fd;
+	c->resp->file_size = size;
+}
+
+/* ------------------------------------------------------------------ */
+/* Event rendering (controller/events.c shows objects as the API does) */
+
+static char *
+api_dump(json_t *j)
+{
+	char *s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	return s;
+}
+
+static char *
+api_render_audit(const struct model_audit *a)
+{
+	return api_dump(api_audit_json(a));
+}
+
+static char *
+api_render_site(const struct model_site *s, const struct model_site_prefix *p,
+    size_t np)
+{
+	return api_dump(api_site_json(s, p, np));
+}
+
+static char *
+api_render_tunnel(const struct model_tunnel *t)
+{
+	return api_dump(api_tunnel_json(t));
+}
+
+static char *
+api_render_edge(const struct model_site *s, const struct model_edge_state *e)
+{
+	return api_dump(api_edge_full_json(s, e));
+}
+
+static void
+api_wake_streams(void *arg)
+{
+	struct api *a = arg;
+
+	http_wake(a->http);
 }
 
 /* Splits "host:port" / "[v6]:port" into its parts. */
@@ -2495,12 +2702,41 @@ api_start(const struct api_config *cfg, struct store *st)
 	hc.max_connections = cfg->max_connections;
 	hc.max_per_ip = cfg->max_per_ip;
 	hc.timeout_s = cfg->timeout_s;
+	hc.tls_cert_pem = cfg->tls_cert_pem;
+	hc.tls_key_pem = cfg->tls_key_pem;
+	a->web_fd = -1;
+	if (cfg->web_root != NULL && cfg->web_root[0] != '\0' &&
+	    (a->web_fd = web_open_root(cfg->web_root)) == -1)
+		log_warnx("api: dashboard not served (web root %s)",
+		    cfg->web_root);
+	if (cfg->events_st != NULL) {
+		struct events_config ec = {
+			.st = cfg->events_st,
+			.max_streams = cfg->sse_max,
+			.max_streams_per_client = cfg->sse_max_per_client,
+			.render = { api_render_audit, api_render_site,
+			    api_render_tunnel, api_render_edge },
+			.wake = api_wake_streams,
+			.wake_arg = a,
+		};
+
+		if ((a->ev = events_new(&ec)) == NULL)
+			goto fail;
+	}
 	a->http = http_start(&hc, api_handle, a);
-	if (a->http == NULL) {
-		free(a);
-		return NULL;
+	if (a->http == NULL)
+		goto fail;
+	if (a->ev != NULL && events_run(a->ev) == -1) {
+		http_stop(a->http);
+		goto fail;
 	}
 	return a;
+fail:
+	events_free(a->ev);
+	if (a->web_fd != -1)
+		close(a->web_fd);
+	free(a);
+	return NULL;
 }
 
 void
@@ -2508,8 +2744,19 @@ api_stop(struct api *a)
 {
 	if (a == NULL)
 		return;
+	/* The watcher first (it wakes the server); streams end with it. */
+	events_stop(a->ev);
 	http_stop(a->http);
+	events_free(a->ev);
+	if (a->web_fd != -1)
+		close(a->web_fd);
 	free(a);
+}
+
+struct events *
+api_events(struct api *a)
+{
+	return a->ev;
 }
 
 uint16_t

@@ -20,6 +20,8 @@
 #define CONFIG_NAMES_MAX 8
 #define CONFIG_DEBUG_MAX 200
 #define CONFIG_FILE_MAX ((size_t)64 * 1024)
+/* Where `make install` puts controller/web. */
+#define CONFIG_WEB_ROOT_DEFAULT "/usr/share/meshwan/web"
 
 enum config_policy {
 	CONFIG_POLICY_FULL_MESH = 0,
@@ -45,6 +47,15 @@ struct config {
 	uint32_t http_max_connections;       /* REST connections held at once */
 	uint32_t http_max_per_ip;            /* ... per client address */
 	uint32_t http_timeout_s;             /* idle REST connection closed */
+	/* HTTPS of the REST API and dashboard (CONTROLLER.md, "HTTPS"). */
+	char http_tls_cert[CONFIG_PATH_MAX]; /* PEM files; "" = none */
+	char http_tls_key[CONFIG_PATH_MAX];
+	char http_tls_names[CONFIG_NAMES_MAX][CONFIG_NAME_MAX]; /* CA-issued */
+	unsigned n_http_tls_names;
+	uint32_t http_plaintext;             /* 1: plain HTTP, said so */
+	char web_root[CONFIG_PATH_MAX];      /* "" = CONFIG_WEB_ROOT_DEFAULT */
+	uint32_t sse_max;                    /* event streams; 0 = default */
+	uint32_t sse_max_per_client;         /* ... per token / address */
 
 	/* State. */
 	char database[CONFIG_PATH_MAX];
