@@ -223,7 +223,7 @@ async function main() {
 	check(en.status === 0 && en.stdout.startsWith(`enrolled site=${br9} `), 'enroll: ' + en.stdout + en.stderr);
 	const pem = spawnSync('openssl', ['x509', '-inform', 'DER', '-in', `${env.KEYS}/br9.der`, '-out', `${env.KEYS}/br9.crt`]);
 	check(pem.status === 0, 'certificate is not DER X.509');
-	const edge = edgeClient(['session', env.GRPC, env.CA, `${env.KEYS}/br9.crt`, `${env.KEYS}/br9.key`, String(br9), '-k', '1', '-s']);
+	const edge = edgeClient(['session', env.GRPC, env.CA, `${env.KEYS}/br9.crt`, `${env.KEYS}/br9.key`, String(br9), '-k', '1', '-s', '-H']);
 	const ackAt = await edge.waitLine(/^ack v=/, 10000);
 	await page.waitForSelector('.node[data-name="br9"][data-state="converged"]', { timeout: Math.max(1, ackAt + 2000 - Date.now()) })
 		.catch(() => { throw new Error('br9 not converged in the graph within 2 s of the ack'); });
@@ -292,7 +292,14 @@ async function main() {
 	check(/10\.9\.0\.0\/24/.test(sv) && /192\.0\.2\.9/.test(sv) && /SA epoch/.test(sv) && /applied \d+, desired \d+/.test(sv),
 		'site detail lacks prefixes, links, SA epochs or versions');
 	check(!/mwe_|mwa_/.test(sv), 'a token on the site page');
-	await page.waitForSelector('.chart-box svg.chart', { timeout: 8000 });
+	// health: the test edge reports rtt 1042 us, loss 42 permille, jitter
+	// 420 us (edge_client -H, uptime 42); the charts show the last hour
+	await page.waitForFunction(() => {
+		const c = document.querySelector('.tunnel-card .chart-box[data-series="rtt_us"]');
+		return c && Number(c.dataset.samples) > 0 && /1\.04 ms/.test(c.textContent);
+	}, null, { timeout: 8000 }).catch(() => { throw new Error('no RTT chart with the reported health'); });
+	const loss = await page.textContent('.tunnel-card .chart-box[data-series="loss_permille"] figcaption');
+	check(/4\.20 %/.test(loss), 'loss chart: ' + loss);
 	await shot(page, 'site');
 
 	// --- change the policy in the UI, then 50+ sites in the graph

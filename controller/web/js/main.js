@@ -142,7 +142,11 @@ function route() {
 	document.title = 'meshwan — ' + (h1 ? h1.textContent : 'dashboard');
 }
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+	route();
+	// keyboard and screen-reader users start at the new view
+	main.focus({ preventScroll: true });
+});
 window.addEventListener('online', () => live && live.wake());
 document.getElementById('signout').addEventListener('click', () => signOut('Signed out.'));
 
