@@ -39,8 +39,9 @@ function one(series, ends, now, names) {
 		.map((p) => ({ t: p.at, v: p[series.key] * series.scale })));
 	const all = lines.flat();
 	const max = Math.max(series.key === 'loss_permille' ? 1 : 0.1, ...all.map((x) => x.v));
+	const top = max * 1.15;	// headroom above the highest sample
 	const x = (t) => PAD + (W - 2 * PAD) * (t - from) / 3600;
-	const y = (v) => H - PAD - (H - 2 * PAD) * v / max;
+	const y = (v) => H - PAD - (H - 2 * PAD) * v / top;
 	const latest = lines.map((l, i) => l.length ? `${names[i]} ${fmt(l[l.length - 1].v)} ${series.unit}` : null).filter(Boolean);
 	const title = `${series.label} over the last hour: ` + (all.length ?
 		`latest ${latest.join(', ')}; highest ${fmt(max)} ${series.unit}; ${all.length} samples` : 'no samples');
