@@ -52,7 +52,7 @@ export async function showToken(site, reply) {
 		...(site.links || []).map((l) => `link = ${formatLinks([l])}`),
 		...(site.lan_prefixes || []).map((p) => `lan_prefix = ${p}`),
 	].join('\n');
-	const cmd = `cat > /etc/meshwan/edge.conf <<'EOF'\n${conf}\nEOF\nmeshwan-edge -f /etc/meshwan/edge.conf`;
+	const cmd = `cat > /etc/meshwan/edge.conf <<'EOF'\n${conf}\nEOF\nmeshwan-edge -c /etc/meshwan/edge.conf`;
 	const expires = reply.expires_at ? new Date(reply.expires_at * 1000).toLocaleString() : 'soon';
 	await dialog(`Enrollment token for ${site.name}`, [
 		h('p', { class: 'warn-text' }, 'This token is shown once. Copy it now: it enrolls one edge, once, until ' + expires + '.'),
