@@ -64,3 +64,12 @@ BENCHES += $(BUILD)/tests/bench/api_bench
 $(BUILD)/tests/bench/api_bench: $(BUILD)/tests/bench/api_bench.o \
 		$(API_ALL_OBJS)
 	$(call link,$@,$^,$(API_LIBS) $(STORE_LIBS) $(LIBS_CURL))
+
+# `make install` puts the dashboard where web_root looks by default
+# (controller/config.h CONFIG_WEB_ROOT_DEFAULT); DESTDIR for packaging.
+WEB_INSTALL_DIR := $(DESTDIR)/usr/share/meshwan/web
+.PHONY: install install-web
+install: install-web
+install-web:
+	install -d -m 755 $(WEB_INSTALL_DIR)
+	cp -R controller/web/. $(WEB_INSTALL_DIR)/

@@ -774,11 +774,13 @@ config_print(const struct config *cfg, FILE *out)
 			fprintf(out, "%s = %s\n", k->name, base + k->off);
 			break;
 		case CT_NAMES: {
-			char (*names)[CONFIG_NAME_MAX];
-			unsigned *nn;
+			const char (*names)[CONFIG_NAME_MAX] =
+			    strcmp(k->name, "http_tls_names") == 0 ?
+			    cfg->http_tls_names : cfg->server_names;
+			const unsigned *nn =
+			    strcmp(k->name, "http_tls_names") == 0 ?
+			    &cfg->n_http_tls_names : &cfg->n_server_names;
 
-			config_names_of((struct config *)(uintptr_t)cfg, k,
-			    &names, &nn);
 			if (*nn == 0)
 				break;
 			fprintf(out, "%s = ", k->name);

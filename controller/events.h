@@ -37,9 +37,9 @@ struct events_stream;
 #define EVENTS_MAX_STREAMS_PER_CLIENT_DEFAULT 4u
 /* Seconds between heartbeat comments on an idle stream. */
 #define EVENTS_HEARTBEAT_S 15
-/* The watcher looks at the store this often (and no more than 2/s per
+/* The watcher looks at the store this often (and no more than 4/s per
  * edge is what an edge's events can cost). */
-#define EVENTS_SCAN_MS 500
+#define EVENTS_SCAN_MS 250
 /* Health history: one sample per slot, window, tunnels tracked. */
 #define EVENTS_HEALTH_SLOT_S 10u
 #define EVENTS_HEALTH_SAMPLES 360u

@@ -90,7 +90,7 @@ struct http_stream {
 };
 
 /* Bytes asked of a stream reader at a time (the most MHD buffers). */
-#define HTTP_STREAM_BLOCK (16 * 1024)
+#define HTTP_STREAM_BLOCK ((size_t)16 * 1024)
 
 /*
  * One per request: made when its request line has arrived (before any

@@ -266,7 +266,7 @@ ctld_read_pem(const char *path, bool secret, size_t *lenp)
 		return NULL;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
-	    sb.st_size > 64 * 1024 || sb.st_size == 0) {
+	    sb.st_size > (off_t)64 * 1024 || sb.st_size == 0) {
 		log_warnx("%s: not a PEM file of at most 64 KiB", path);
 		close(fd);
 		return NULL;

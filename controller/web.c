@@ -68,7 +68,8 @@ web_resolve(int root, const char *path, int *fd, uint64_t *size,
     const char **type)
 {
 	char buf[WEB_PATH_MAX + sizeof("index.html")];
-	char *seg, *save = NULL, *last = NULL;
+	char *seg, *save = NULL;
+	const char *last = "";
 	struct stat sb;
 	int dir = -1, cur, depth = 0;
 	size_t len = strlen(path);

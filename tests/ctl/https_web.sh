@@ -78,6 +78,12 @@ done
 [ "$(code "$B/index.html?token=$ADMIN" | cut -d' ' -f1)" = 400 ] || fail "token in a URL"
 [ "$(code "$B/api/v1/sites?access_token=$ADMIN" | cut -d' ' -f1)" = 400 ] || fail "access_token in a URL"
 grep -q "$ADMIN" "$T/ctld.log" && fail "the token reached the log"
+# The event stream over HTTPS: a change arrives on a parked TLS stream.
+curl -sN -m 5 $C -H "$H" "$B/api/v1/events/stream" >"$T/tls.sse" 2>/dev/null &
+BG_PIDS="$BG_PIDS $!"
+wait_for 3 "$T/tls.sse" '^event: ready' || fail "no ready event over HTTPS"
+[ "$(code -H "$H" -H 'Content-Type: application/json' --data '{"name":"x","role":"spoke","region":"eu","links":[{"name":"inet","address":"192.0.2.9"}],"lan_prefixes":["10.9.0.0/24"]}' "$B/api/v1/sites" | cut -d' ' -f1)" = 201 ] || fail "site over HTTPS"
+wait_for 3 "$T/tls.sse" '^event: site' || fail "no site event over HTTPS"
 stop_controller
 
 # Certificate and key from files (a self-signed pair here).
