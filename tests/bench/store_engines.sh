@@ -30,7 +30,13 @@ run_engine() {
 	done
 	grep -v '^201 ' "$T/$1.raw" | head -n 3 | grep . && fail "$1: refused creates"
 	awk '{ printf "%.2f\n", $2 * 1000 }' "$T/$1.raw" | sort -n >"$T/$1.ms"
-	stop_controller
+	# The session loop may still be compiling the last sites (and
+	# handles SIGTERM between two compiles): give it time.
+	t_stop=$(date +%s)
+	kill -TERM "$CTLD_PID"
+	wait "$CTLD_PID" || fail "$1: controller exited with $?"
+	CTLD_PID=
+	echo "$1: stopped $(( $(date +%s) - t_stop )) s after the last create"
 }
 
 stats() {
