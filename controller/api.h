@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "controller/model.h"
+
 struct store;
 struct metrics;
 struct api;
@@ -63,6 +65,8 @@ struct api_config {
 	struct api_hooks hooks;
 	/* Counters the daemon updates (compile, RPC); NULL = not shown. */
 	struct metrics *metrics;
+	/* tunnel_pool6 (family 0 = off): tunnels show their IPv6 pair. */
+	struct model_prefix pool6;
 };
 
 #define API_MAX_BODY_DEFAULT ((size_t)256 * 1024)

@@ -26,6 +26,10 @@
 int uesp_dev_open(const struct overlay_tunnel_params *p);
 /* Set the MTU of an existing device: 0 or -errno. */
 int uesp_dev_set_mtu(const char *ifname, uint32_t mtu);
+/* Add (or remove) a/127 on the device, without DAD; a family other than
+ * AF_INET6 does nothing.  0 or -errno. */
+int uesp_dev_addr6(const char *ifname, const struct overlay_addr *a,
+    bool add);
 
 /*
  * A UDP socket on port (SO_REUSEPORT), bound to local (or any) and, when
