@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -68,6 +70,7 @@ struct api {
 	struct api_index *index;
 	uint64_t index_gen;
 	bool index_txn;         /* holds changes of the open transaction */
+	struct model_prefix pool6;
 };
 
 /* One request being served. */
@@ -564,10 +567,13 @@ api_crypto_json(const struct model_crypto *cr)
 }
 
 static json_t *
-api_tunnel_json(const struct model_tunnel *t)
+api_tunnel_json(const struct model_tunnel *t, const struct model_prefix *pool4,
+    const struct model_prefix *pool6)
 {
 	char a[16], b[16], cidr[24];
 	json_t *j = json_object();
+	uint8_t x[16];
+	char a6[INET6_ADDRSTRLEN], b6[INET6_ADDRSTRLEN], c6[INET6_ADDRSTRLEN + 5];
 
 	model_ipv4_format(t->inner, a, sizeof(a));
 	model_ipv4_format(t->inner + 1, b, sizeof(b));
@@ -582,6 +588,18 @@ api_tunnel_json(const struct model_tunnel *t)
 	json_object_set_new(j, "address_b", json_string(b));
 	json_object_set_new(j, "vni", t->vni != 0 ? json_integer(t->vni) :
 	    json_null());
+	/* Dual stack: the /127 paired with the /31 (tunnel_pool6). */
+	if (pool6 != NULL && pool6->family == 6 &&
+	    model_inner6(pool4, pool6, t->inner, x) == 0 &&
+	    inet_ntop(AF_INET6, x, a6, sizeof(a6)) != NULL) {
+		x[15] ^= 1;
+		if (inet_ntop(AF_INET6, x, b6, sizeof(b6)) != NULL) {
+			snprintf(c6, sizeof(c6), "%s/127", a6);
+			json_object_set_new(j, "inner6", json_string(c6));
+			json_object_set_new(j, "address6_a", json_string(a6));
+			json_object_set_new(j, "address6_b", json_string(b6));
+		}
+	}
 	return j;
 }
 
@@ -1962,9 +1980,12 @@ api_tunnels_list(struct api_call *c)
 {
 	struct model_tunnel *t = NULL;
 	struct model_error err;
+	struct model_policy pol;
 	uint64_t site = 0, next;
 	size_t n = 0, i;
 	json_t *arr;
+
+	memset(&pol, 0, sizeof(pol));
 
 	if (api_query_id(c, "site", &site) == -1)
 		return;
@@ -1973,9 +1994,13 @@ api_tunnels_list(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
+	if (c->api->pool6.family == 6 &&
+	    store_policy_get(c->api->st, &pol, &err) == -1)
+		pol.pool.family = 0;	/* no IPv6 pairs shown */
 	arr = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(arr, api_tunnel_json(&t[i]));
+		json_array_append_new(arr, api_tunnel_json(&t[i], &pol.pool,
+		    &c->api->pool6));
 	free(t);
 	api_reply(c, 200, json_pack("{s:o}", "tunnels", arr));
 }
@@ -2887,6 +2912,7 @@ api_start(const struct api_config *cfg, struct store *st)
 	a->st = st;
 	a->hooks = cfg->hooks;
 	a->metrics = cfg->metrics;
+	a->pool6 = cfg->pool6;
 	a->enroll_ttl = cfg->enroll_ttl_s > 0 ? cfg->enroll_ttl_s :
 	    STORE_ENROLL_TTL_DEFAULT;
 	hc.address = host;

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "controller/model.h"
+
 struct store;
 struct metrics;
 struct api;
@@ -82,6 +84,8 @@ struct api_config {
 	 * 0 = the defaults of controller/events.h. */
 	unsigned sse_max;
 	unsigned sse_max_per_client;
+	/* tunnel_pool6 (family 0 = off): tunnels show their IPv6 pair. */
+	struct model_prefix pool6;
 };
 
 #define API_MAX_BODY_DEFAULT ((size_t)256 * 1024)

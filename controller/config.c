@@ -40,6 +40,7 @@ enum config_type {
 	CT_ENCAP,
 	CT_CIPHER,
 	CT_CIDR4,
+	CT_CIDR6,     /* IPv6 network within the length range, or "off" */
 	CT_ASN_RANGE,
 	CT_DEBUG,
 };
@@ -95,6 +96,7 @@ static const struct config_key config_keys[] = {
 	{ "intent_history", N(intent_history), 1, 1024, CT_U32, false },
 	{ "policy", N(policy), 0, 0, CT_POLICY, false },
 	{ "tunnel_pool", S(tunnel_pool), 8, 30, CT_CIDR4, false },
+	{ "tunnel_pool6", S(tunnel_pool6), 8, 95, CT_CIDR6, false },
 	{ "asn_range", N(asn_min), 0, 0, CT_ASN_RANGE, false },
 	{ "encap", N(encap), 0, 0, CT_ENCAP, false },
 	{ "vni_base", N(vni_base), 1, 16000000, CT_U32, false },
@@ -182,6 +184,8 @@ config_defaults(struct config *cfg)
 	cfg->intent_history = 32;
 	cfg->policy = CONFIG_POLICY_FULL_MESH;
 	snprintf(cfg->tunnel_pool, sizeof(cfg->tunnel_pool), "100.64.0.0/16");
+	snprintf(cfg->tunnel_pool6, sizeof(cfg->tunnel_pool6), "%s",
+	    CONFIG_TUNNEL_POOL6_DEFAULT);
 	/* Both RFC 6996 blocks: 1,023 two-byte ASNs, then four-byte ones. */
 	cfg->asn_min = 64512;
 	cfg->asn_max = 4294967294u;
@@ -343,6 +347,30 @@ config_parse_cidr4(const char *v, uint64_t min, uint64_t max)
 	mask = len == 0 ? 0 : ~0u << (32 - len);
 	if ((ntohl(a.s_addr) & ~mask) != 0)
 		return -1;
+	return 0;
+}
+
+/* "off", or an IPv6 network of length min..max without host bits. */
+static int
+config_parse_cidr6(const char *v, uint64_t min, uint64_t max)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(v, '/');
+	uint8_t a[16];
+	uint64_t len;
+
+	if (strcmp(v, "off") == 0)
+		return 0;
+	if (slash == NULL || (size_t)(slash - v) >= sizeof(addr))
+		return -1;
+	memcpy(addr, v, (size_t)(slash - v));
+	addr[slash - v] = '\0';
+	if (inet_pton(AF_INET6, addr, a) != 1 ||
+	    util_parse_u64(slash + 1, min, max, &len) == -1)
+		return -1;
+	for (unsigned i = (unsigned)len; i < 128; i++)
+		if (a[i / 8] & (0x80 >> (i % 8)))
+			return -1;
 	return 0;
 }
 
@@ -553,6 +581,12 @@ config_set(const char *name, unsigned line, const struct config_key *k,
 		if (config_parse_cidr4(v, k->min, k->max) == -1)
 			return config_err(name, line, k->name,
 			    "expected an IPv4 network A.B.C.D/8..30 "
+			    "without host bits");
+		break;
+	case CT_CIDR6:
+		if (config_parse_cidr6(v, k->min, k->max) == -1)
+			return config_err(name, line, k->name,
+			    "expected off or an IPv6 network ADDR/8..95 "
 			    "without host bits");
 		break;
 	case CT_ASN_RANGE: {
@@ -768,6 +802,7 @@ config_print(const struct config *cfg, FILE *out)
 		case CT_CONNINFO:
 		case CT_NAME:
 		case CT_CIDR4:
+		case CT_CIDR6:
 		case CT_DEBUG:
 			if (k->optional && base[k->off] == '\0')
 				break;

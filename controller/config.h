@@ -40,6 +40,9 @@ enum config_cipher {
 	CONFIG_CIPHER_AES_GCM_256,
 };
 
+/* A ULA /64 (RFC 4193), "meshwn" in its global id. */
+#define CONFIG_TUNNEL_POOL6_DEFAULT "fd6d:6573:6877::/64"
+
 struct config {
 	/* Listeners. */
 	char grpc_listen[CONFIG_ADDR_MAX];   /* Edge.Session, mutual TLS */
@@ -88,6 +91,9 @@ struct config {
 	/* Topology defaults, applied when the database is created. */
 	enum config_policy policy;
 	char tunnel_pool[48];       /* IPv4 CIDR, /31 per tunnel */
+	/* IPv6 pool, a /127 per tunnel (the one at the tunnel's /31 offset);
+	 * "off" = IPv4 only.  Read at start, not stored. */
+	char tunnel_pool6[48];
 	uint32_t asn_min, asn_max;
 	enum config_encap encap;
 	uint32_t vni_base;

@@ -199,6 +199,23 @@ intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
 		return -1;
 	}
 	t->bgp.address = t->inner_remote;
+	if (p->pool6.family == 6) {
+		uint8_t a6[16];
+
+		if (model_inner6(&p->pool4, &p->pool6, v->inner_local,
+		    a6) == -1) {
+			snprintf(err, errlen, "tunnel %llu: no IPv6 address "
+			    "for it in the pool", (unsigned long long)v->tunnel_id);
+			msg_tunnel_free(t);
+			return -1;
+		}
+		t->inner_local6.addr.family = AF_INET6;
+		memcpy(t->inner_local6.addr.bytes, a6, 16);
+		t->inner_local6.len = 127;
+		t->inner_remote6 = t->inner_local6.addr;
+		t->inner_remote6.bytes[15] ^= 1;
+		t->bgp.address6 = t->inner_remote6;
+	}
 	t->bgp.remote_asn = v->remote_asn;
 	t->bgp.hold_time = v->hold_time;
 	t->bgp.keepalive = v->keepalive;

@@ -62,6 +62,10 @@ struct intent_params {
 	size_t ca_der_len;
 	uint32_t keepalive_s;
 	uint32_t headless_grace_s;
+	/* Dual stack: each tunnel's /127 from pool6 at its /31's offset in
+	 * pool4 (model_inner6); pool6.family 0 = IPv4 only. */
+	struct model_prefix pool4;
+	struct model_prefix pool6;
 };
 
 /*

@@ -92,6 +92,10 @@ ctld_session_cfg(const struct config *c, struct session_config *sc)
 	sc->cert_lifetime_s = c->cert_lifetime_s;
 	sc->clock_offset_s = c->test_clock_offset_s;
 	sc->check_patch = c->test_check_patch != 0;
+	if (strcmp(c->tunnel_pool6, "off") != 0 &&
+	    model_prefix_parse(c->tunnel_pool6, false, &sc->pool6, "pool6",
+	    NULL) == -1)
+		memset(&sc->pool6, 0, sizeof(sc->pool6)); /* checked by config */
 	snprintf(sc->controller_name, sizeof(sc->controller_name), "%s",
 	    c->controller_name);
 }
@@ -455,6 +459,7 @@ ctld_start(struct ctld *d)
 	ac.events_st = d->events_st;
 	ac.sse_max = d->cfg.sse_max;
 	ac.sse_max_per_client = d->cfg.sse_max_per_client;
+	ac.pool6 = sp.cfg.pool6;
 	if ((d->api = api_start(&ac, d->api_st)) == NULL)
 		return -1;
 	log_info("REST API on %s (port %u)", d->cfg.http_listen,

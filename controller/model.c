@@ -236,6 +236,30 @@ model_pool_slots(const struct model_prefix *pool)
 	return 1ull << (31 - pool->len);
 }
 
+int
+model_inner6(const struct model_prefix *pool4,
+    const struct model_prefix *pool6, uint32_t inner, uint8_t out[16])
+{
+	uint32_t base;
+	uint64_t lo = 0;
+
+	if (pool4->family != 4 || pool6->family != 6 || pool6->len > 95)
+		return -1;
+	base = (uint32_t)pool4->addr[0] << 24 | (uint32_t)pool4->addr[1] << 16 |
+	    (uint32_t)pool4->addr[2] << 8 | pool4->addr[3];
+	if (inner < base || (pool4->len > 0 &&
+	    (uint64_t)(inner - base) >> (32 - pool4->len) != 0))
+		return -1;
+	memcpy(out, pool6->addr, 16);
+	for (int i = 8; i < 16; i++)
+		lo = lo << 8 | out[i];
+	/* At least 33 host bits: no carry into the prefix. */
+	lo += inner - base;
+	for (int i = 15; i >= 8; i--, lo >>= 8)
+		out[i] = (uint8_t)lo;
+	return 0;
+}
+
 /* By hand rather than snprintf: the compiler formats a million of these
  * when every edge's views are built. */
 void

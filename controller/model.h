@@ -305,6 +305,15 @@ bool model_prefix_overlap(const struct model_prefix *a,
     const struct model_prefix *b);
 /* Number of /31 slots in an IPv4 pool (0 if not IPv4 or len > 31). */
 uint64_t model_pool_slots(const struct model_prefix *pool);
+/*
+ * Dual stack: the IPv6 address that pairs with the tunnel address inner
+ * (host order) of the IPv4 pool pool4: pool6 plus inner's offset in
+ * pool4, so a /31 maps to a /127 (the even address to the even one).
+ * 0, or -1 when pool6 is not an IPv6 prefix of at most 95 bits or inner
+ * is outside pool4.
+ */
+int model_inner6(const struct model_prefix *pool4,
+    const struct model_prefix *pool6, uint32_t inner, uint8_t out[16]);
 
 /* Format an IPv4 address in host byte order as dotted quad (buf >= 16). */
 void model_ipv4_format(uint32_t addr, char *buf, size_t bufsz);

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "controller/model.h"
+
 struct store;
 struct ca;
 struct metrics;
@@ -46,6 +48,7 @@ struct session_config {
 	uint64_t cert_lifetime_s;
 	uint32_t clock_offset_s;   /* tests only: added to the wall clock */
 	bool check_patch;          /* tests only: patched intents == rebuilds */
+	struct model_prefix pool6; /* tunnel_pool6; family 0 = off */
 	char controller_name[65];
 };
 

@@ -194,6 +194,8 @@ session_params(struct sessions *s, struct intent_lookup *lk,
 		.lookup = lk,
 		.keepalive_s = s->cfg.keepalive_s,
 		.headless_grace_s = s->cfg.headless_grace_s,
+		.pool4 = s->policy.pool,
+		.pool6 = s->cfg.pool6,
 	};
 	p->ca_der = ca_cert_der(s->ca, &p->ca_der_len);
 }
@@ -1339,7 +1341,7 @@ session_intent_recompile(struct sessions *s)
 		if (added != NULL)
 			util_sort_unique_u64(added, &n_added);
 		qsort(dirty, n_dirty, sizeof(*dirty), util_cmp_u64);
-		for (size_t i = 0; i < n_aff; i++) {
+		for (size_t i = 0; affected != NULL && i < n_aff; i++) {
 			struct edge *e;
 			bool changed = false;
 			int rc;

@@ -223,10 +223,23 @@ frr_validate(const struct frr_desired *d, char *err, size_t errlen)
 			return frr_err(err, errlen, "bfd: interval %u ms "
 			    "(10..60000) or multiplier %u (2..255) out of range",
 			    d->bfd_interval_ms, d->bfd_multiplier);
+		if (n->address6.family != 0 && (n->address6.family != AF_INET6 ||
+		    msg_addr_equal(&n->address6, &n->address)))
+			return frr_err(err, errlen,
+			    "neighbors[%zu].address6: not an IPv6 address", i);
 		for (size_t j = 0; j < i; j++) {
+			const struct frr_neighbor *o = &d->neighbors[j];
 			char buf[MSG_ADDR_STRLEN];
 
-			if (msg_addr_equal(&d->neighbors[j].address,
+			if (n->address6.family != 0 &&
+			    (msg_addr_equal(&o->address, &n->address6) ||
+			    msg_addr_equal(&o->address6, &n->address6)))
+				return frr_err(err, errlen,
+				    "neighbors[%zu].address6: %s given twice", i,
+				    frr_addr_str(&n->address6, buf,
+				    sizeof(buf)));
+			if (msg_addr_equal(&o->address6, &n->address) ||
+			    msg_addr_equal(&d->neighbors[j].address,
 			    &n->address))
 				return frr_err(err, errlen,
 				    "neighbors[%zu].address: %s given twice", i,
@@ -325,6 +338,7 @@ frr_desired_from_intent(const struct msg_intent *in,
 		n->tunnel_id = t->id;
 		n->bfd = t->bgp.bfd;
 		n->route_server_client = t->bgp.route_server_client;
+		n->address6 = t->bgp.address6;
 		n->keepalive = t->bgp.keepalive;
 		n->hold_time = t->bgp.hold_time;
 		/* FRR takes both or neither; derive the missing one. */
@@ -562,7 +576,8 @@ frr_render_af(const struct frr_desired *d, struct frr_model *m, bool v6)
 		const struct frr_neighbor *n = &d->neighbors[i];
 		char a[MSG_ADDR_STRLEN], in[FRR_NAME_MAX];
 
-		frr_addr_str(&n->address, a, sizeof(a));
+		frr_addr_str(v6 && n->address6.family != 0 ? &n->address6 :
+		    &n->address, a, sizeof(a));
 		frr_list_name(in, sizeof(in), n, v6);
 		if (frr_model_line(m, ctx, "neighbor %s activate", a) == -1 ||
 		    (n->route_server_client &&
@@ -626,11 +641,15 @@ frr_model_from_desired(const struct frr_desired *d, struct frr_model *m)
 	    frr_model_line(m, FRR_CTX_BGP, "bgp log-neighbor-changes") == -1 ||
 	    frr_model_line(m, FRR_CTX_BGP, "no bgp default ipv4-unicast") == -1)
 		goto fail;
-	for (size_t i = 0; i < d->n_neighbors; i++) {
-		const struct frr_neighbor *n = &d->neighbors[i];
+	for (size_t k = 0; k < 2 * d->n_neighbors; k++) {
+		const struct frr_neighbor *n = &d->neighbors[k / 2];
+		const struct msg_addr *na = k % 2 ? &n->address6 : &n->address;
 		char a[MSG_ADDR_STRLEN];
 
-		frr_addr_str(&n->address, a, sizeof(a));
+		/* Each neighbour's session, then its IPv6 one if any. */
+		if (na->family == 0)
+			continue;
+		frr_addr_str(na, a, sizeof(a));
 		if (frr_model_line(m, FRR_CTX_BGP, "neighbor %s remote-as %u", a,
 		    n->remote_asn) == -1 ||
 		    frr_model_line(m, FRR_CTX_BGP, "neighbor %s description "

@@ -65,6 +65,10 @@ struct frr_target {
 
 struct frr_neighbor {
 	struct msg_addr address;	/* the peer's tunnel address */
+	/* The peer's tunnel IPv6 address (family 0 = none): a second
+	 * session, same settings, carries ipv6 unicast instead of address,
+	 * so IPv6 routes get a real IPv6 next hop. */
+	struct msg_addr address6;
 	uint32_t remote_asn;		/* private ASN */
 	uint64_t tunnel_id;		/* 1..FRR_TUNNEL_ID_MAX, unique */
 	bool bfd;

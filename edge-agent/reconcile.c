@@ -174,6 +174,9 @@ reconcile_tunnel_params(const struct msg_site *site,
 	addr_from_msg(&p->inner_local, &t->inner_local.addr);
 	addr_from_msg(&p->inner_peer, &t->inner_remote);
 	p->inner_prefix_len = t->inner_local.len;
+	/* Dual stack: unset (family 0) when the tunnel has no /127. */
+	addr_from_msg(&p->inner_local6, &t->inner_local6.addr);
+	addr_from_msg(&p->inner_peer6, &t->inner_remote6);
 	switch (t->encap) {
 	case MSG_ENCAP_GRE:
 		p->encap = OVERLAY_ENCAP_GRE;
@@ -248,6 +251,8 @@ params_eq(const struct overlay_tunnel_params *a,
 	    !overlay_addr_eq(&a->inner_local, &b->inner_local) ||
 	    !overlay_addr_eq(&a->inner_peer, &b->inner_peer) ||
 	    a->inner_prefix_len != b->inner_prefix_len ||
+	    !overlay_addr_eq(&a->inner_local6, &b->inner_local6) ||
+	    !overlay_addr_eq(&a->inner_peer6, &b->inner_peer6) ||
 	    a->encap != b->encap || a->vni != b->vni || a->mtu != b->mtu ||
 	    strcmp(a->ifname, b->ifname) != 0)
 		return false;

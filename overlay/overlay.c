@@ -253,6 +253,13 @@ overlay_tunnel_params_check(const struct overlay_tunnel_params *p)
 	else if (p->inner_prefix_len != 0 &&
 	    (p->inner_prefix_len < 30 || p->inner_prefix_len > 32))
 		why = "inner prefix length must be 30..32";
+	else if ((p->inner_local6.family != AF_UNSPEC ||
+	    p->inner_peer6.family != AF_UNSPEC) &&
+	    (p->inner_local6.family != AF_INET6 ||
+	    p->inner_peer6.family != AF_INET6 ||
+	    memcmp(p->inner_local6.bytes, p->inner_peer6.bytes, 15) != 0 ||
+	    (p->inner_local6.bytes[15] ^ p->inner_peer6.bytes[15]) != 1))
+		why = "inner IPv6 addresses must be the two ends of a /127";
 	else if (p->encap != OVERLAY_ENCAP_GRE && p->encap != OVERLAY_ENCAP_VXLAN)
 		why = "unknown encapsulation";
 	else if (p->encap == OVERLAY_ENCAP_VXLAN &&

@@ -183,6 +183,16 @@ struct overlay_tunnel_params {
 	 */
 	unsigned nallowed;
 	struct overlay_prefix allowed[OVERLAY_ALLOWED_MAX];
+	/*
+	 * Dual stack: this side's and the peer's IPv6 address of the
+	 * tunnel's /127 (AF_UNSPEC in both = no IPv6 address on the device,
+	 * as before).  The backend puts inner_local6/127 on the device; the
+	 * peer's (inner_peer6) is always an allowed inner source, like
+	 * inner_peer.  Changeable in place with tunnel_update (the SAs stay:
+	 * dual stack can be added to a running tunnel).
+	 */
+	struct overlay_addr inner_local6;
+	struct overlay_addr inner_peer6;
 };
 
 /* Lifetime limits; a zero field is "no limit". */

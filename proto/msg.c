@@ -861,6 +861,35 @@ msg_check_sa_ref(const struct fieldpath *path, const struct msg_sa_key_ref *r,
 	return 0;
 }
 
+/* Tunnel.inner_local6/inner_remote6: both unset, or an IPv6 /127 and
+ * the other address of it. */
+static int
+msg_check_inner6(const struct fieldpath *parent, const struct msg_tunnel *m,
+    char *err, size_t errlen)
+{
+	struct fieldpath f[1];
+	const uint8_t *l = m->inner_local6.addr.bytes, *r = m->inner_remote6.bytes;
+
+	if (m->inner_local6.addr.family == 0 && m->inner_local6.len == 0 &&
+	    m->inner_remote6.family == 0)
+		return 0;
+	fieldpath_child(f, parent, "inner_local6");
+	if (m->inner_local6.addr.family != AF_INET6)
+		return fieldpath_fail(err, errlen, "%s: must be an IPv6 "
+		    "address/127 when inner_remote6 is set", FIELDPATH_STR(f));
+	if (m->inner_local6.len != 127)
+		return fieldpath_fail(err, errlen, "%s: length %u, must be 127",
+		    FIELDPATH_STR(f), (unsigned)m->inner_local6.len);
+	fieldpath_child(f, parent, "inner_remote6");
+	if (m->inner_remote6.family != AF_INET6)
+		return fieldpath_fail(err, errlen, "%s: must be an IPv6 address "
+		    "when inner_local6 is set", FIELDPATH_STR(f));
+	if (memcmp(l, r, 15) != 0 || (l[15] ^ r[15]) != 1)
+		return fieldpath_fail(err, errlen, "%s: not the other address of "
+		    "inner_local6's /127", FIELDPATH_STR(f));
+	return 0;
+}
+
 static int
 msg_validate_tunnel_at(const struct fieldpath *parent,
     const struct msg_tunnel *m, char *err, size_t errlen)
@@ -906,6 +935,8 @@ msg_validate_tunnel_at(const struct fieldpath *parent,
 	    (m->inner_remote.bytes[3] ^ m->inner_local.addr.bytes[3]) != 1)
 		return fieldpath_fail(err, errlen, "%s: not the other address of "
 		    "inner_local's /31", FIELDPATH_STR(f));
+	if (msg_check_inner6(parent, m, err, errlen) == -1)
+		return -1;
 	if (msg_check_range(fieldpath_child(f, parent, "mtu"), m->mtu, MSG_MTU_MIN,
 	    MSG_MTU_MAX, true, err, errlen) == -1)
 		return -1;
@@ -951,6 +982,9 @@ msg_validate_tunnel_at(const struct fieldpath *parent,
 	if (!msg_addr_equal(&b->address, &m->inner_remote))
 		return fieldpath_fail(err, errlen, "%s: must equal inner_remote",
 		    FIELDPATH_STR(f));
+	if (!msg_addr_equal(&b->address6, &m->inner_remote6))
+		return fieldpath_fail(err, errlen, "%s: must equal inner_remote6",
+		    FIELDPATH_STR(fieldpath_child(f, p, "address6")));
 	if (msg_check_asn(fieldpath_child(f, p, "remote_asn"), b->remote_asn, err,
 	    errlen) == -1 ||
 	    msg_check_range(fieldpath_child(f, p, "hold_time"), b->hold_time, 3,
@@ -1700,6 +1734,8 @@ msg_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b)
 	    a->vni != b->vni ||
 	    !msg_prefix_equal(&a->inner_local, &b->inner_local) ||
 	    !msg_addr_equal(&a->inner_remote, &b->inner_remote) ||
+	    !msg_prefix_equal(&a->inner_local6, &b->inner_local6) ||
+	    !msg_addr_equal(&a->inner_remote6, &b->inner_remote6) ||
 	    a->mtu != b->mtu || !msg_sa_ref_equal(&a->sa_in, &b->sa_in) ||
 	    !msg_sa_ref_equal(&a->sa_out, &b->sa_out))
 		return false;
@@ -1726,7 +1762,8 @@ msg_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b)
 	return msg_addr_equal(&x->address, &y->address) &&
 	    x->remote_asn == y->remote_asn && x->hold_time == y->hold_time &&
 	    x->keepalive == y->keepalive && x->bfd == y->bfd &&
-	    x->route_server_client == y->route_server_client;
+	    x->route_server_client == y->route_server_client &&
+	    msg_addr_equal(&x->address6, &y->address6);
 }
 
 int

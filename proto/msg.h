@@ -335,6 +335,7 @@ struct msg_bgp_neighbor {
 	uint32_t keepalive;			/* 0 = FRR default, else 1..21845 */
 	bool bfd;
 	bool route_server_client;
+	struct msg_addr address6;		/* = tunnel.inner_remote6; 0 = none */
 };
 
 /*
@@ -365,6 +366,9 @@ struct msg_tunnel {
 	struct msg_bgp_neighbor bgp;
 	struct msg_sa_key_ref sa_in;		/* peer -> this edge */
 	struct msg_sa_key_ref sa_out;		/* this edge -> peer */
+	/* Dual stack: family 0 in both = no IPv6 on this tunnel. */
+	struct msg_prefix inner_local6;		/* IPv6, len 127 */
+	struct msg_addr inner_remote6;		/* the other address of the /127 */
 };
 
 struct msg_intent {

@@ -406,7 +406,13 @@ pbconv_get_tunnel(const struct fieldpath *path, const PbTunnel *src,
 	    pbconv_get_prefix(fieldpath_child(f, path, "inner_local"),
 	    src->inner_local, false, &out->inner_local, err, errlen) == -1 ||
 	    pbconv_get_addr(fieldpath_child(f, path, "inner_remote"),
-	    src->inner_remote, false, &out->inner_remote, err, errlen) == -1)
+	    src->inner_remote, false, &out->inner_remote, err, errlen) == -1 ||
+	    pbconv_get_addr(fieldpath_child(f, path, "inner_remote6"),
+	    src->inner_remote6, true, &out->inner_remote6, err, errlen) == -1)
+		return -1;
+	if (src->inner_local6 != NULL && src->inner_local6[0] != '\0' &&
+	    pbconv_get_prefix(fieldpath_child(f, path, "inner_local6"),
+	    src->inner_local6, false, &out->inner_local6, err, errlen) == -1)
 		return -1;
 
 	if (src->crypto == NULL)
@@ -444,6 +450,9 @@ pbconv_get_tunnel(const struct fieldpath *path, const PbTunnel *src,
 	out->bgp.keepalive = src->bgp->keepalive;
 	out->bgp.bfd = src->bgp->bfd;
 	out->bgp.route_server_client = src->bgp->route_server_client;
+	if (pbconv_get_addr(fieldpath_child(f, p, "address6"),
+	    src->bgp->address6, true, &out->bgp.address6, err, errlen) == -1)
+		return -1;
 	return pbconv_get_addr(fieldpath_child(f, p, "address"), src->bgp->address,
 	    false, &out->bgp.address, err, errlen);
 }
@@ -1187,6 +1196,16 @@ pbconv_put_tunnel(struct pbconv_arena *ar, const struct msg_tunnel *m,
 		t->peer->n_allowed_prefixes = m->peer.n_allowed_prefixes;
 	}
 	if ((t->bgp->address = pbconv_put_addr(ar, &m->bgp.address)) == NULL)
+		return -1;
+	/* Dual stack only when set: an IPv4-only tunnel encodes as before. */
+	if (m->inner_local6.addr.family != 0 &&
+	    (t->inner_local6 = pbconv_put_prefix(ar, &m->inner_local6)) == NULL)
+		return -1;
+	if (m->inner_remote6.family != 0 &&
+	    (t->inner_remote6 = pbconv_put_addr(ar, &m->inner_remote6)) == NULL)
+		return -1;
+	if (m->bgp.address6.family != 0 &&
+	    (t->bgp->address6 = pbconv_put_addr(ar, &m->bgp.address6)) == NULL)
 		return -1;
 	t->bgp->remote_asn = m->bgp.remote_asn;
 	t->bgp->hold_time = m->bgp.hold_time;

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <linux/ipv6.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netlink/addr.h>
 #include <netlink/netlink.h>
@@ -107,6 +109,54 @@ uesp_dev_set_mtu(const char *ifname, uint32_t mtu)
 	return rc;
 }
 
+/*
+ * Dual stack: inner_local6/127 on the device, without duplicate address
+ * detection (the /127 has one other end, which the controller gave the
+ * peer), so BGP can bind to it at once.
+ */
+int
+uesp_dev_addr6(const char *ifname, const struct overlay_addr *a, bool add)
+{
+	struct in6_ifreq r6;
+	struct ifreq ifr;
+	char path[128];
+	FILE *f;
+	int s, rc;
+
+	if (a->family != AF_INET6)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/accept_dad",
+	    ifname);
+	if (add && (f = fopen(path, "w")) != NULL) {
+		(void)fputs("0\n", f);
+		(void)fclose(f);
+	}
+	if ((s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+		rc = -errno;
+		log_warn("uesp: %s: IPv6 socket", ifname);
+		return rc;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	(void)util_strcpy(ifr.ifr_name, sizeof(ifr.ifr_name), ifname);
+	if ((rc = uesp_dev_ioctl(s, SIOCGIFINDEX, &ifr, "get index")) < 0) {
+		close(s);
+		return rc;
+	}
+	memset(&r6, 0, sizeof(r6));
+	memcpy(&r6.ifr6_addr, a->bytes, 16);
+	r6.ifr6_prefixlen = 127;
+	r6.ifr6_ifindex = ifr.ifr_ifindex;
+	rc = 0;
+	if (ioctl(s, add ? SIOCSIFADDR : SIOCDIFADDR, &r6) < 0 &&
+	    errno != (add ? EEXIST : EADDRNOTAVAIL)) {
+		rc = -errno;
+		log_warn("uesp: %s: %s IPv6 address", ifname,
+		    add ? "set" : "remove");
+	}
+	close(s);
+	return rc;
+}
+
 int
 uesp_dev_open(const struct overlay_tunnel_params *p)
 {
@@ -144,6 +194,8 @@ uesp_dev_open(const struct overlay_tunnel_params *p)
 		goto close_s;
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 	if ((rc = uesp_dev_ioctl(s, SIOCSIFFLAGS, &ifr, "set up")) < 0)
+		goto close_s;
+	if ((rc = uesp_dev_addr6(p->ifname, &p->inner_local6, true)) < 0)
 		goto close_s;
 	close(s);
 	return fd;

@@ -150,6 +150,12 @@ uesp_tunnel_set_allowed(struct uesp_tunnel *t)
 		peer.len = 32;
 		uesp_tunnel_allow_add(&t->allow, &peer);
 	}
+	if (t->p.inner_peer6.family == AF_INET6) {
+		memset(&peer, 0, sizeof(peer));
+		peer.addr = t->p.inner_peer6;
+		peer.len = 128;
+		uesp_tunnel_allow_add(&t->allow, &peer);
+	}
 	/* IPv6 link-local: neighbour discovery; never forwarded. */
 	memset(&ll, 0, sizeof(ll));
 	ll.addr.family = AF_INET6;

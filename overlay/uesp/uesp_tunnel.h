@@ -52,8 +52,9 @@ struct uesp_sa {
 /* Allowed inner sources, as masks for the packet path (see overlay.h). */
 struct uesp_allow {
 	unsigned n4, n6;
+	/* The list, plus the peer's tunnel addresses and fe80::/10. */
 	uint32_t a4[OVERLAY_ALLOWED_MAX + 1], m4[OVERLAY_ALLOWED_MAX + 1];
-	uint64_t a6[OVERLAY_ALLOWED_MAX + 1][2], m6[OVERLAY_ALLOWED_MAX + 1][2];
+	uint64_t a6[OVERLAY_ALLOWED_MAX + 2][2], m6[OVERLAY_ALLOWED_MAX + 2][2];
 };
 
 /* What an epoll event of a worker refers to. */

@@ -521,6 +521,13 @@ uesp_worker_do_update(struct uesp_worker *w, struct uesp_cmd *c)
 	if (t->p.mtu != p->mtu &&
 	    (rc = uesp_dev_set_mtu(t->p.ifname, p->mtu)) < 0)
 		return rc;
+	/* Dual stack added, moved or dropped: the device's /127. */
+	if (!overlay_addr_eq(&t->p.inner_local6, &p->inner_local6)) {
+		if ((rc = uesp_dev_addr6(t->p.ifname, &p->inner_local6,
+		    true)) < 0)
+			return rc;
+		(void)uesp_dev_addr6(t->p.ifname, &t->p.inner_local6, false);
+	}
 	t->p = *p;
 	uesp_tunnel_set_allowed(t);
 	return 0;

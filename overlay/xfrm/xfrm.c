@@ -372,6 +372,41 @@ xfrm_sysctl(const char *ifname, const char *key, const char *val)
 	return err;
 }
 
+/* Dual stack: inner_local6/127 on the device, no DAD (the /127's other
+ * end is the peer's, given by the controller). */
+static int
+xfrm_addr6(struct xfrm_ctx *c, struct xfrm_tun *t)
+{
+	struct rtnl_addr *a;
+	struct nl_addr *na;
+	struct nl_msg *msg = NULL;
+	int err;
+
+	if (t->p.inner_local6.family != AF_INET6)
+		return 0;
+	a = rtnl_addr_alloc();
+	na = xfrm_naddr(&t->p.inner_local6, 127);
+	if (a == NULL || na == NULL) {
+		rtnl_addr_put(a);
+		nl_addr_put(na);
+		return -ENOMEM;
+	}
+	rtnl_addr_set_ifindex(a, t->ifindex);
+	rtnl_addr_set_local(a, na);
+	rtnl_addr_set_flags(a, IFA_F_NODAD);
+	nl_addr_put(na);
+	err = rtnl_addr_build_add_request(a, NLM_F_CREATE | NLM_F_REPLACE,
+	    &msg);
+	rtnl_addr_put(a);
+	if (err < 0)
+		return -ENOMEM;
+	if ((err = xfrm_nl_talk(c->rs, msg, NULL, NULL, c->why,
+	    sizeof(c->why))) < 0)
+		return xfrm_fail(c, err, "tunnel %llu: inner IPv6 address",
+		    (unsigned long long)t->p.id);
+	return 0;
+}
+
 static int
 xfrm_link_send(struct xfrm_ctx *c, struct rtnl_link *l, int flags)
 {
@@ -471,6 +506,8 @@ xfrm_dev_up(struct xfrm_ctx *c, struct xfrm_tun *t)
 	    sizeof(c->why))) < 0)
 		return xfrm_fail(c, err, "tunnel %llu: inner address",
 		    (unsigned long long)t->p.id);
+	if ((err = xfrm_addr6(c, t)) < 0)
+		return err;
 
 	l = rtnl_link_alloc();
 	if (l == NULL)
@@ -522,6 +559,11 @@ xfrm_routes(struct xfrm_ctx *c, struct xfrm_tun *t, int cmd)
 		rtnl_route_nh_set_ifindex(nh, t->ifindex);
 		if (t->p.allowed[i].addr.family == t->p.inner_peer.family) {
 			gw = xfrm_naddr(&t->p.inner_peer, -1);
+			if (gw != NULL)
+				rtnl_route_nh_set_gateway(nh, gw);
+		} else if (t->p.allowed[i].addr.family ==
+		    t->p.inner_peer6.family) {
+			gw = xfrm_naddr(&t->p.inner_peer6, -1);
 			if (gw != NULL)
 				rtnl_route_nh_set_gateway(nh, gw);
 		}
@@ -1286,6 +1328,18 @@ xfrm_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 		if (err < 0)
 			return xfrm_fail(c, err, "tunnel %llu: MTU",
 			    (unsigned long long)p->id);
+	}
+	if (!overlay_addr_eq(&t->p.inner_local6, &p->inner_local6)) {
+		/* Dual stack added or moved: the new /127 first (an old one
+		 * stays until the next remake: harmless, never routed to). */
+		struct overlay_addr old6 = t->p.inner_local6;
+
+		t->p.inner_local6 = p->inner_local6;
+		if ((err = xfrm_addr6(c, t)) < 0) {
+			t->p.inner_local6 = old6;
+			return err;
+		}
+		t->p.inner_peer6 = p->inner_peer6;
 	}
 	oport = t->p.remote_port ? t->p.remote_port : OVERLAY_UDP_PORT;
 	nport = p->remote_port ? p->remote_port : OVERLAY_UDP_PORT;

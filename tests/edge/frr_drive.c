@@ -7,8 +7,8 @@
  *     router_id 0.0.0.1
  *     bfd_ms 100
  *     announce 10.1.0.0/24
- *     neighbor 100.64.0.1 65002 1 [bfd] [rsc] [timers K H] [connect S]
- *              [allow P,P,...]
+ *     neighbor 100.64.0.1 65002 1 [addr6 A] [bfd] [rsc] [timers K H]
+ *              [connect S] [allow P,P,...]
  *
  * Usage: frr_drive VTY_SOCKET_DIR COMMAND ...
  *     apply FILE                 apply; prints "changes N commands M"
@@ -104,6 +104,13 @@ load_desired(const char *path, struct frr_desired *d)
 			while ((w = strtok_r(NULL, " \n", &save)) != NULL) {
 				if (strcmp(w, "bfd") == 0) {
 					n->bfd = true;
+				} else if (strcmp(w, "addr6") == 0) {
+					const char *x = strtok_r(NULL, " \n",
+					    &save);
+
+					if (x == NULL || msg_addr_parse(x,
+					    &n->address6) == -1)
+						goto bad;
 				} else if (strcmp(w, "rsc") == 0) {
 					n->route_server_client = true;
 				} else if (strcmp(w, "timers") == 0) {

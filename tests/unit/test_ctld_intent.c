@@ -118,7 +118,9 @@ test_build(void **state)
 	model_crypto_default(&cr);
 	in = (struct topo_input){ &pol, &cr, sites, 2 };
 	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
-	p = (struct intent_params){ t, &lk, ca, sizeof(ca), 15, 1800 };
+	p = (struct intent_params){ .topo = t, .lookup = &lk, .ca_der = ca,
+	    .ca_der_len = sizeof(ca), .keepalive_s = 15,
+	    .headless_grace_s = 1800 };
 
 	/* The spoke: peer hq, its certificate, reached at hq's address. */
 	assert_int_equal(intent_build(&p, 2, 7, &b, why, sizeof(why)), 0);
@@ -163,6 +165,32 @@ test_build(void **state)
 	assert_int_equal(a.tunnels[0].peer.n_keys, 0);
 	assert_true(a.tunnels[0].bgp.route_server_client);
 	msg_intent_free(&a);
+	msg_intent_free(&b);
+
+	/* Dual stack: the /127 of tunnel_pool6 at the /31's offset in the
+	 * IPv4 pool, the BGP neighbour's IPv6 address its other end. */
+	assert_int_equal(intent_build(&p, 2, 8, &b, why, sizeof(why)), 0);
+	assert_int_equal(b.tunnels[0].inner_local6.addr.family, 0);
+	msg_intent_free(&b);
+	p.pool4 = pol.pool;
+	assert_int_equal(model_prefix_parse("fd00:64::/64", false, &p.pool6,
+	    "pool6", NULL), 0);
+	assert_int_equal(intent_build(&p, 2, 8, &b, why, sizeof(why)), 0);
+	assert_int_equal(msg_validate_intent(&b, why, sizeof(why)), 0);
+	msg_prefix_format(&b.tunnels[0].inner_local6, txt, sizeof(txt));
+	{
+		char want[64];
+		const uint8_t *x = b.tunnels[0].inner_local.addr.bytes;
+		unsigned off = (unsigned)(x[2] - pol.pool.addr[2]) * 256 + x[3];
+
+		snprintf(want, sizeof(want), "fd00:64::%x/127", off);
+		assert_string_equal(txt, want);
+	}
+	msg_addr_format(&b.tunnels[0].bgp.address6, txt, sizeof(txt));
+	assert_true(msg_addr_equal(&b.tunnels[0].bgp.address6,
+	    &b.tunnels[0].inner_remote6));
+	assert_int_equal(b.tunnels[0].inner_remote6.bytes[15] ^
+	    b.tunnels[0].inner_local6.addr.bytes[15], 1);
 	msg_intent_free(&b);
 
 	/* A site the compiler does not know has no intent. */
@@ -246,7 +274,7 @@ test_allowed(void **state)
 	pol.topology = MODEL_TOPO_HUB_SPOKE;
 	in = (struct topo_input){ &pol, &cr, sites, 5 };
 	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
-	p = (struct intent_params){ t, &lk, NULL, 0, 0, 0 };
+	p = (struct intent_params){ .topo = t, .lookup = &lk };
 	allowed_of(&p, 3, 1, got, sizeof(got));
 	assert_string_equal(got, "10.1.0.0/24 10.2.0.0/24 10.4.0.0/24 "
 	    "fd00:4::/64 10.5.0.0/24");

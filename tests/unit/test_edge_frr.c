@@ -733,6 +733,16 @@ test_from_intent(void **state)
 
 /* Without overrides each neighbour's inbound list is its tunnel's
  * Peer.allowed_prefixes (sorted, repeats dropped); a hub carries them. */
+static int
+count_of(const char *s, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = s; (p = strstr(p, what)) != NULL; p++)
+		n++;
+	return n;
+}
+
 static void
 test_from_intent_allowed(void **state)
 {
@@ -793,6 +803,33 @@ test_from_intent_allowed(void **state)
 		fail_msg("from_intent: %s", err);
 	assert_int_equal(d.n_carry, 3);
 	frr_desired_free(&d);
+
+	/* Dual stack: a second session over the /127 carries ipv6 unicast;
+	 * the IPv4 one carries only ipv4. */
+	in.site.role = MSG_ROLE_SPOKE;
+	t[0].bgp.bfd = true;
+	t[0].bgp.address6 = A("fd00:64::1");
+	if (frr_desired_from_intent(&in, NULL, 0, &d, err, sizeof(err)) == -1)
+		fail_msg("from_intent: %s", err);
+	assert_true(msg_addr_equal(&d.neighbors[0].address6,
+	    &t[0].bgp.address6));
+	text = render(&d);
+	assert_non_null(strstr(text, " neighbor fd00:64::1 remote-as 65002\n"));
+	assert_non_null(strstr(text, " neighbor fd00:64::1 bfd\n"));
+	assert_non_null(strstr(text, "  neighbor fd00:64::1 activate\n"));
+	assert_non_null(strstr(text,
+	    "  neighbor fd00:64::1 prefix-list MW-IN-10-V6 in\n"));
+	assert_non_null(strstr(text, "  neighbor 100.64.0.1 activate\n"));
+	/* Each family on its own session only. */
+	assert_int_equal(count_of(text, "neighbor 100.64.0.1 activate"), 1);
+	assert_int_equal(count_of(text, "neighbor fd00:64::1 activate"), 1);
+	free(text);
+	frr_desired_free(&d);
+	/* The same address twice is refused. */
+	t[1].bgp.address6 = A("fd00:64::1");
+	assert_int_equal(frr_desired_from_intent(&in, NULL, 0, &d, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "address6"));
 }
 
 /* ------------------------------------------------------------------ */

@@ -123,6 +123,16 @@ fill_tunnel(struct msg_tunnel *t, uint64_t id, bool vxlan)
 	t->bgp.keepalive = 3;
 	t->bgp.bfd = true;
 	t->bgp.route_server_client = true;
+	if (vxlan) {
+		/* Dual stack on the VXLAN tunnels, IPv4 only on GRE. */
+		snprintf(buf, sizeof(buf), "fd00:64::%x/127",
+		    (unsigned)(id * 2) & 0xffff);
+		assert_int_equal(msg_prefix_parse(buf, false,
+		    &t->inner_local6), 0);
+		t->inner_remote6 = t->inner_local6.addr;
+		t->inner_remote6.bytes[15] ^= 1;
+		t->bgp.address6 = t->inner_remote6;
+	}
 	t->sa_in = (struct msg_sa_key_ref){ 0x1000 + (uint32_t)id, 7, 8, 3 };
 	t->sa_out = (struct msg_sa_key_ref){ 0x2000 + (uint32_t)id, 9, 3, 8 };
 }
@@ -721,6 +731,12 @@ static void m_addr_ctl(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->r
 static void m_inner_len(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_local, "10.0.0.2/30"); }
 static void m_inner_v6(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_local, "fd00::/127"); }
 static void m_inner_remote(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_remote, "10.0.0.9"); }
+static void m_inner6_len(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T3(p)->inner_local6, "fd00:64::8/64"); }
+static void m_inner6_v4(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T3(p)->inner_local6, "10.9.9.8/127"); }
+static void m_inner6_pair(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T3(p)->inner_remote6, "fd00:64::a"); }
+static void m_inner6_half(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_remote6, "fd00:64::1"); }
+static void m_bgp_addr6(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T3(p)->bgp->address6, "fd00:64::8"); }
+static void m_bgp_addr6_only(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->bgp->address6, "fd00:64::1"); }
 static void m_inner_remote_len(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->inner_remote, "10.0.0.3/31"); }
 static void m_bgp_addr(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T0(p)->bgp->address, "10.0.0.2"); }
 static void m_local_link(Meshwan__V1__ControllerMessage *p) { pb_set_str(&T3(p)->local_link, "lte"); }
@@ -882,6 +898,12 @@ test_invalid_snapshot(void **state)
 		{ m_inner_len, "snapshot.tunnels[0].inner_local: length 30, must be 31" },
 		{ m_inner_v6, "snapshot.tunnels[0].inner_local: must be an IPv4" },
 		{ m_inner_remote, "snapshot.tunnels[0].inner_remote: not the other address" },
+		{ m_inner6_len, "snapshot.tunnels[3].inner_local6: length 64, must be 127" },
+		{ m_inner6_v4, "snapshot.tunnels[3].inner_local6: \"10.9.9.8/127\" is not" },
+		{ m_inner6_pair, "snapshot.tunnels[3].inner_remote6: not the other address of inner_local6's /127" },
+		{ m_inner6_half, "snapshot.tunnels[0].inner_local6: must be an IPv6 address/127 when inner_remote6 is set" },
+		{ m_bgp_addr6, "snapshot.tunnels[3].bgp.address6: must equal inner_remote6" },
+		{ m_bgp_addr6_only, "snapshot.tunnels[0].bgp.address6: must equal inner_remote6" },
 		{ m_inner_remote_len, "snapshot.tunnels[0].inner_remote: \"10.0.0.3/31\" is not" },
 		{ m_bgp_addr, "snapshot.tunnels[0].bgp.address: must equal inner_remote" },
 		{ m_local_link, "snapshot.tunnels[3].local_link: \"lte\" is not a link" },
@@ -1564,6 +1586,9 @@ test_hash(void **state)
 	    c.tunnels[2].peer.certificate_der.data[9]++));
 	CHANGES(c.tunnels[2].peer.allowed_prefixes[0].len = 16);
 	CHANGES(c.tunnels[2].peer.n_allowed_prefixes--);
+	CHANGES(c.tunnels[1].inner_local6.addr.bytes[15] ^= 2;
+	    c.tunnels[1].inner_remote6.bytes[15] ^= 2;
+	    c.tunnels[1].bgp.address6 = c.tunnels[1].inner_remote6);
 	CHANGES(c.tunnels[2].bgp.bfd = false);
 	CHANGES(c.tunnels[2].bgp.hold_time++);
 	CHANGES(c.tunnels[2].remote_link[0] = 'x');

@@ -1171,6 +1171,7 @@ test_allowed_from_intent(void **state)
 	struct msg_peer *p;
 	uint64_t ids[] = { 1, 2 };
 	const struct reconcile_tunnel *rt;
+	const char *rec;
 
 	(void)state;
 	fx_open(&f, &null_ops);
@@ -1193,6 +1194,7 @@ test_allowed_from_intent(void **state)
 	apply_ok(&f, &a);
 	rt = reconcile_tunnel_find(f.r, 1);
 	assert_int_equal(rt->p.nallowed, 2);
+	assert_int_equal(rt->p.inner_local6.family, AF_UNSPEC);
 	assert_int_equal(rt->p.allowed[0].addr.family, AF_INET);
 	assert_int_equal(rt->p.allowed[0].len, 16);
 	assert_int_equal(rt->p.allowed[1].addr.family, AF_INET6);
@@ -1207,6 +1209,33 @@ test_allowed_from_intent(void **state)
 	a.version = 2;
 	expect_refused(&f, &a, "tunnel 1: peer ");
 	assert_int_equal(reconcile_tunnel_find(f.r, 1)->p.nallowed, 2);
+
+	/* Dual stack: the /127 reaches the backend, in place (the SAs stay:
+	 * an outbound SA's key is never installed twice), the other
+	 * tunnel is untouched. */
+	p->n_allowed_prefixes = 2;
+	a.version = 3;
+	assert_int_equal(msg_prefix_parse("fd00:64::2/127", false,
+	    &tun(&a, 1)->inner_local6), 0);
+	assert_int_equal(msg_addr_parse("fd00:64::3",
+	    &tun(&a, 1)->inner_remote6), 0);
+	tun(&a, 1)->bgp.address6 = tun(&a, 1)->inner_remote6;
+	apply_ok(&f, &a);
+	rt = reconcile_tunnel_find(f.r, 1);
+	assert_int_equal(rt->p.inner_local6.family, AF_INET6);
+	assert_int_equal(rt->p.inner_local6.bytes[15], 2);
+	assert_int_equal(rt->p.inner_peer6.bytes[15], 3);
+	rec = strstr(null_record(f.octx), "tunnel_update tunnel=1 ");
+	assert_non_null(rec);
+	assert_null(strstr(rec, "sa_"));
+	assert_null(strstr(rec, "tunnel=2 "));
+	assert_int_equal(reconcile_tunnel_find(f.r, 2)->p.inner_local6.family,
+	    AF_UNSPEC);
+	/* A /127 whose ends do not pair is refused before any call. */
+	a.version = 4;
+	tun(&a, 1)->inner_remote6.bytes[15] = 7;
+	tun(&a, 1)->bgp.address6 = tun(&a, 1)->inner_remote6;
+	expect_refused(&f, &a, "tunnels[0].inner_remote6");
 	msg_intent_free(&a);
 	fx_close(&f);
 }
