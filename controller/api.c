@@ -2842,10 +2842,13 @@ api_render_site(const struct model_site *s, const struct model_site_prefix *p,
 	return api_dump(api_site_json(s, p, np));
 }
 
+/* The event stream's tunnel: as GET /tunnels shows it, but without the
+ * IPv6 pair (it needs the policy's pool, which the watcher does not
+ * read; API.md says so). */
 static char *
 api_render_tunnel(const struct model_tunnel *t)
 {
-	return api_dump(api_tunnel_json(t));
+	return api_dump(api_tunnel_json(t, NULL, NULL));
 }
 
 static char *
