@@ -441,7 +441,8 @@ test_shared_certs(void **state)
 	model_crypto_default(&cr);
 	in = (struct topo_input){ &pol, &cr, sites, 4 };
 	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
-	p = (struct intent_params){ t, &lk, ca, sizeof(ca), 15, 1800 };
+	p = (struct intent_params){ .topo = t, .lookup = &lk, .ca_der = ca,
+	    .ca_der_len = sizeof(ca), .keepalive_s = 15, .headless_grace_s = 1800 };
 	for (uint64_t i = 1; i < 5; i++) {
 		assert_int_equal(intent_build(&p, i, 1, &it[i], why,
 		    sizeof(why)), 0);
