@@ -262,9 +262,12 @@ lab_site() {
 }
 
 # lab_nat_map NAME PORT — the NAT in front of site NAME maps the edge's
-# ESP port 4500 to public PORT (everything else: masquerade).  The table
-# is replaced atomically; existing conntrack entries keep their mapping
-# until flushed (lab_ct_flush).
+# ESP port 4500 to public PORT, both ways (a static mapping, the one
+# registered as the link's public_port: without the inbound half, a peer's
+# datagram arriving before the edge's first one takes the port in
+# conntrack and the edge's own traffic leaves from another); everything
+# else is masqueraded.  The table is replaced atomically; existing
+# conntrack entries keep their mapping until flushed (lab_ct_flush).
 lab_nat_map() {
 	_nm_t="$LAB_P-nat-$1"
 	_nm_i=$(lab_site_index "$1")
@@ -272,6 +275,10 @@ lab_nat_map() {
 	table ip mwnat
 	delete table ip mwnat
 	table ip mwnat {
+		chain pre {
+			type nat hook prerouting priority dstnat; policy accept;
+			iifname "pub" udp dport $2 dnat to 10.99.$_nm_i.2:4500
+		}
 		chain post {
 			type nat hook postrouting priority srcnat; policy accept;
 			oifname "pub" ip saddr 10.99.$_nm_i.2 udp sport 4500 snat to 198.18.$_nm_i.2:$2
@@ -452,18 +459,25 @@ lab_ping() {
 	ip netns exec "$LAB_P-lan-$1" ping -c 1 -W 1 -q "$(lab_lan_addr "$2")" >/dev/null 2>&1
 }
 
-# lab_all_ping — every ordered pair of LAN hosts pings (each once);
-# prints the pairs that fail.
+# lab_all_ping — every ordered pair of LAN hosts pings (each once, all
+# pairs at once, 1 s wait); prints the pairs that fail.
 lab_all_ping() {
-	_bad=""
+	_pd="$LAB_DIR/pings"
+	rm -rf "$_pd"
+	mkdir -p "$_pd"
+	_pp=""
 	for _a in $LAB_SITES; do
 		for _b in $LAB_SITES; do
 			[ "$_a" = "$_b" ] && continue
-			lab_ping "$_a" "$_b" || _bad="$_bad $_a>$_b"
+			( lab_ping "$_a" "$_b" || : >"$_pd/$_a>$_b" ) &
+			_pp="$_pp $!"
 		done
 	done
+	# Only these: the shell's other children are the lab's daemons.
+	for _p in $_pp; do wait "$_p"; done
+	_bad=$(ls "$_pd")
 	[ -z "$_bad" ] && return 0
-	echo "$_bad"
+	echo " "$_bad
 	return 1
 }
 
@@ -493,41 +507,38 @@ lab_converged() {
 }
 
 # lab_status — the table: sites, tunnels, BGP sessions, SA epochs, from
-# GET /edges, /edges/{id} and /tunnels.
+# GET /sites, /tunnels, /edges and each /edges/{id} (the edge's report).
 lab_status() {
-	_edges=$(lab_api GET /api/v1/edges) || return 1
-	_tun=$(lab_api GET /api/v1/tunnels) || return 1
-	_sites=$(lab_api GET /api/v1/sites) || return 1
-	echo "SITE        ID  CONNECTED  CONVERGED  VERSION  BGP-ESTABLISHED  TUNNELS"
-	for _id in $(echo "$_edges" | jq -r '.edges[].site_id'); do
-		_one=$(lab_api GET "/api/v1/edges/$_id") || continue
-		echo "$_one" | jq -r --argjson t "$_tun" '
-			(.status.bgp // []) as $b | .site_id as $me
-			| [.site_name, (.site_id|tostring), (.connected|tostring),
-			   (.converged|tostring), ((.applied_version // 0)|tostring),
-			   "\([$b[] | select(.state == "established")] | length)/\($b | length)",
-			   ([$t.tunnels[] | select(.site_a == $me or .site_b == $me)] | length | tostring)]
-			| @tsv' 2>/dev/null
-	done | awk -F'\t' '{ printf "%-11s %3s  %-9s  %-9s  %7s  %-15s  %s\n", $1, $2, $3, $4, $5, $6, $7 }'
-	echo
-	echo "TUNNEL  SITE-A:LINK        SITE-B:LINK        INNER            SA-EPOCH(A>B,B>A)  SPI(A>B,B>A)"
-	for _tid in $(echo "$_tun" | jq -r '.tunnels[].id'); do
-		echo "$_tun" | jq -r --argjson id "$_tid" --argjson s "$_sites" '
-			.tunnels[] | select(.id == $id)
-			| . as $t
-			| [($t.id|tostring),
-			   "\([$s.sites[] | select(.id == $t.site_a) | .name][0]):\($t.link_a)",
-			   "\([$s.sites[] | select(.id == $t.site_b) | .name][0]):\($t.link_b)",
-			   $t.inner, ($t.site_a|tostring), ($t.site_b|tostring)] | @tsv'
-	done | while IFS='	' read -r _t _sa _sb _in _ia _ib; do
-		# The sender's outbound SA of each direction, as its edge reports.
-		_ea=$(lab_api GET "/api/v1/edges/$_ia" 2>/dev/null)
-		_eb=$(lab_api GET "/api/v1/edges/$_ib" 2>/dev/null)
-		_ab=$(echo "$_ea" | jq -r --argjson t "$_t" '[.status.tunnels[]? | select(.tunnel_id == $t) | .sas[] | select(.direction == "out" and .active)][0] // {} | "\(.epoch // "-") \(.spi // "-")"' 2>/dev/null)
-		_ba=$(echo "$_eb" | jq -r --argjson t "$_t" '[.status.tunnels[]? | select(.tunnel_id == $t) | .sas[] | select(.direction == "out" and .active)][0] // {} | "\(.epoch // "-") \(.spi // "-")"' 2>/dev/null)
-		printf '%-6s  %-17s  %-17s  %-15s  %-17s  %s\n' "$_t" "$_sa" "$_sb" "$_in" \
-			"${_ab%% *},${_ba%% *}" "${_ab#* },${_ba#* }"
-	done
+	_all="$LAB_DIR/status.json"
+	{
+		echo '{"sites":'; lab_api GET /api/v1/sites || return 1
+		echo ',"tunnels":'; lab_api GET /api/v1/tunnels || return 1
+		echo ',"edges":['
+		_sep=""
+		for _id in $(lab_api GET /api/v1/edges | jq -r '.edges[].site_id'); do
+			printf '%s' "$_sep"; lab_api GET "/api/v1/edges/$_id" || echo '{}'
+			_sep=","
+		done
+		echo ']}'
+	} >"$_all"
+	jq -r '
+		def name($id): [.sites.sites[] | select(.id == $id) | .name][0] // "?";
+		# The active outbound SA of site $s on tunnel $t: "epoch spi".
+		def out($s; $t): [.edges[] | select(.site_id == $s) | .status.tunnels[]?
+			| select(.tunnel_id == $t) | .sas[]? | select(.direction == "out" and .active)][0]
+			// {} | [(.epoch // "-" | tostring), (.spi // "-" | tostring)];
+		. as $d
+		| "SITE        ID  CONNECTED  CONVERGED  VERSION  BGP-ESTABLISHED  TUNNELS",
+		  (.edges[] | . as $e | ($e.status.bgp // []) as $b
+		   | "\($e.site_name)\t\($e.site_id)\t\($e.connected)\t\($e.converged)\t\($e.applied_version // 0)\t\([$b[] | select(.state == "established")] | length)/\($b | length)\t\([$d.tunnels.tunnels[] | select(.site_a == $e.site_id or .site_b == $e.site_id)] | length)"),
+		  "",
+		  "TUNNEL  SITE-A:LINK        SITE-B:LINK        INNER            SA-EPOCH(A>B,B>A)  SPI(A>B,B>A)",
+		  (.tunnels.tunnels[] | . as $t | $d | out($t.site_a; $t.id) as $ab | out($t.site_b; $t.id) as $ba
+		   | "\($t.id)\t\(name($t.site_a)):\($t.link_a)\t\(name($t.site_b)):\($t.link_b)\t\($t.inner)\t\($ab[0]),\($ba[0])\t\($ab[1]),\($ba[1])")
+	' "$_all" | awk -F'\t' '
+		NF == 7 { printf "%-11s %3s  %-9s  %-9s  %7s  %-15s  %s\n", $1, $2, $3, $4, $5, $6, $7; next }
+		NF == 6 { printf "%-6s  %-17s  %-17s  %-15s  %-17s  %s\n", $1, $2, $3, $4, $5, $6; next }
+		{ print }'
 }
 
 # lab_cut NAME LINK / lab_restore NAME LINK — black-hole one underlay
