@@ -71,10 +71,8 @@ lab_three_sites() {
 	lab_site b 2 plain
 	lab_site c 3 nat
 	lab_controller "${1:-0}"
-	for _s3 in a b c; do
-		lab_register "$_s3"
-		lab_agent "$_s3"
-	done
+	for _s3 in a b c; do lab_register "$_s3"; done
+	for _s3 in a b c; do lab_agent "$_s3"; done
 }
 
 lab_log() {
