@@ -13,6 +13,8 @@ need curl jq
 # another process's outgoing connection can hold one.
 port=$(( 20000 + ($$ % 4000) * 3 ))
 P="mdx$$"
+# FRR runs as frr: it must reach the demo folder inside ours.
+chmod 711 "$T"
 export DEMO_PORT=$port DEMO_DIR="$T/demo" DEMO_PREFIX=$P DEMO_TIMEOUT=90
 down() { sh "$MESHWAN_TOP/tests/demo.sh" down >/dev/null 2>&1; }
 trap 'down; cleanup' EXIT

@@ -112,6 +112,11 @@ lab_init() {
 	done
 	mkdir -p "$LAB_DIR" || lab_fail "mkdir $LAB_DIR"
 	chmod 711 "$LAB_DIR"
+	# zebra and bfdd run as frr: every folder above must let it through.
+	if command -v runuser >/dev/null 2>&1; then
+		runuser -u frr -- test -x "$LAB_DIR" ||
+			lab_fail "user frr cannot reach $LAB_DIR (a parent folder is not searchable by others)"
+	fi
 	: >>"$LAB_DIR/manifest"
 	LAB_INET="$LAB_P-inet"
 }
