@@ -112,6 +112,10 @@ struct agent {
 	uint64_t tick_ms;
 	struct frr_bgp_status bgp;	/* last read, for status */
 
+	agent_status_fn status_fn;	/* the status socket's sink */
+	void *status_arg;
+	uint64_t key_check_ms;		/* next look at the key epoch */
+
 	bool quit;
 	bool fatal;
 	bool have_applied;
@@ -934,6 +938,35 @@ agent_send_status(struct agent *a)
 	msg_status_free(st);
 }
 
+/*
+ * A new key epoch when the newest key has less than half its lifetime
+ * left (KEYS_LIFETIME_S), looked at once a minute.  It is announced at
+ * once; the controller moves every tunnel onto it (rekey reason KEY).
+ * Not while the controller is away: peers could not learn it, and the
+ * keys in use stay valid for the other half of their lifetime.
+ */
+static void
+agent_key_rotate(struct agent *a)
+{
+	struct msg_key_announcement ann;
+	uint8_t *pem;
+	size_t len;
+
+	if (util_mono_ms() < a->key_check_ms || a->site_id == 0 ||
+	    a->ctl != AGENT_CTL_CONNECTED)
+		return;
+	a->key_check_ms = util_mono_ms() + 60000;
+	if (!keys_due(a->keys, agent_now()))
+		return;
+	if (cache_read_file(a->key_path, &pem, &len, 65536) != 0)
+		return;
+	if (keys_make(a->keys, (const char *)pem, len, a->site_id,
+	    agent_now(), &ann) == 0)
+		agent_announce(a);
+	util_wipe(pem, len);
+	free(pem);
+}
+
 static void
 agent_tick(struct agent *a)
 {
@@ -957,6 +990,7 @@ agent_tick(struct agent *a)
 		}
 	}
 	agent_renew(a);
+	agent_key_rotate(a);
 	if (a->ctl == AGENT_CTL_CONNECTED && (a->status_dirty ||
 	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
 	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
@@ -1096,8 +1130,15 @@ agent_status_json(struct agent *a)
 	return j;
 }
 
-/* Written to <state>/status.json when it changes (for tests and the
- * operator until the control socket serves it). */
+void
+agent_set_status_sink(struct agent *a, agent_status_fn fn, void *arg)
+{
+	a->status_fn = fn;
+	a->status_arg = arg;
+}
+
+/* The snapshot, once a second, to the sink and to <state>/status.json
+ * (tests, and an operator without the control socket). */
 static void
 agent_write_status(struct agent *a)
 {
@@ -1110,7 +1151,10 @@ agent_write_status(struct agent *a)
 		return;
 	j = agent_status_json(a);
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(j);
+	if (a->status_fn != NULL)
+		a->status_fn(a->status_arg, j);	/* stolen */
+	else
+		json_decref(j);
 	if (s == NULL)
 		return;
 	{
