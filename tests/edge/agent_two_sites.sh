@@ -23,7 +23,9 @@ agent_start 2
 
 wait_until 30 test -s "$NS_TMP/e1/state/edge.crt" || { agent_logs; fail "site 1 did not enroll"; }
 wait_until 30 test -s "$NS_TMP/e2/state/edge.crt" || { agent_logs; fail "site 2 did not enroll"; }
+has_epoch_key() { ls "$NS_TMP/e$1/state/keys"/epoch-*.key >/dev/null 2>&1; }
 for n in 1 2; do
+	wait_until 10 has_epoch_key "$n" || fail "no epoch key in site $n's state"
 	[ "$(stat -c %a "$NS_TMP/e$n/state/edge.key")" = 600 ] || fail "edge.key of $n is not 0600"
 	for k in "$NS_TMP/e$n/state/keys"/epoch-*.key; do
 		[ -f "$k" ] || fail "no epoch key in site $n's state"
