@@ -79,6 +79,8 @@ echo "demo: waiting (up to ${TIMEOUT} s) until every pair of LAN hosts pings"
 lab_wait_pings "$TIMEOUT" || lab_fail "the LAN hosts do not all ping after ${TIMEOUT} s"
 t_ping=$(( $(lab_ms) - t0 ))
 lab_wait 30 lab_converged || lab_fail "GET /edges: not every edge connected and converged"
+# The edges report BGP every few seconds: give the table a moment to be whole.
+lab_wait 20 lab_bgp_reported || echo "demo: not every BGP session reported Established yet" >&2
 UP=1
 
 echo

@@ -509,6 +509,17 @@ lab_converged() {
 		| length == ($want | length) and all(.connected and .converged)' >/dev/null
 }
 
+# lab_bgp_reported — each lab edge reports (GET /edges/{id}) one
+# Established BGP session per tunnel of its site.
+lab_bgp_reported() {
+	for _s in $LAB_SITES; do
+		_id=$(lab_site_id "$_s")
+		_nt=$(lab_api GET "/api/v1/tunnels?site=$_id" | jq '.tunnels | length') || return 1
+		lab_api GET "/api/v1/edges/$_id" | jq -e --argjson n "$_nt" \
+			'[.status.bgp[]? | select(.state == "established")] | length == $n' >/dev/null || return 1
+	done
+}
+
 # lab_status — the table: sites, tunnels, BGP sessions, SA epochs, from
 # GET /sites, /tunnels, /edges and each /edges/{id} (the edge's report).
 lab_status() {

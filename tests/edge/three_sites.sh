@@ -29,14 +29,18 @@ for s in $LAB_SITES; do
 			lab_fail "site $s's FRR has no BGP route to $p over a tunnel: $(lab_vtysh "$s" -c "show ip route $p json")"
 	done
 	# Every BGP neighbour (one per tunnel) Established.
-	n=$(lab_vtysh "$s" -c 'show bgp summary json' | jq '[.ipv4Unicast.peers[] | select(.state == "Established")] | length')
 	want=$(lab_api GET "/api/v1/tunnels?site=$(lab_site_id "$s")" | jq '.tunnels | length')
-	[ "$n" = "$want" ] || lab_fail "site $s: $n BGP sessions Established, $want tunnels"
+	est() {
+		n=$(lab_vtysh "$s" -c 'show bgp summary json' | jq '[.ipv4Unicast.peers[] | select(.state == "Established")] | length')
+		[ "$n" = "$want" ]
+	}
+	lab_wait 30 est || lab_fail "site $s: $n BGP sessions Established, $want tunnels"
 	echo "site $s: $n BGP sessions Established over $want tunnels, routes to every other LAN"
 done
 [ "$(lab_api GET /api/v1/tunnels | jq '.tunnels | length')" = 5 ] ||
 	lab_fail "expected 5 tunnels (a: 2 links x b, c; b-c)"
 
 lab_wait 30 lab_converged || lab_fail "GET /edges: not every edge connected and converged: $(lab_api GET /api/v1/edges)"
+lab_wait 30 lab_bgp_reported || lab_fail "the edges' reports (GET /edges/{id}) do not show every BGP session Established"
 lab_status
 echo "three_sites: PASS"
