@@ -6,7 +6,7 @@
 # `make SANITIZE=address,undefined` builds everything with sanitizers into
 # build-asan/ (so a sanitizer build never mixes with a normal one).
 #
-# Targets: all (default), deps, test, test-lab, demo, bench, fuzz, analyze,
+# Targets: all (default), deps, test, test-lab, demo, demo-down, bench, fuzz, analyze,
 # clean.
 
 SANITIZE ?=
@@ -65,7 +65,7 @@ FUZZERS   :=
 FUZZ_TARGETS :=  # names; each gives FUZZ_<name>_SRCS, FUZZ_<name>_LIBS
 ANALYZE_SRCS :=
 
-.PHONY: all deps test test-lab demo bench fuzz analyze clean
+.PHONY: all deps test test-lab demo demo-down bench fuzz analyze clean
 all: deps-checked build-all
 
 include lib/module.mk
@@ -132,8 +132,12 @@ test-lab: deps-checked $(LAB_BINS)
 bench: deps-checked build-all $(TEST_BINS) $(BENCHES)
 	@BUILD=$(BUILD) sh tests/bench/run
 
+# Three sites in network namespaces, left running; demo-down removes them.
 demo: deps-checked build-all
-	@BUILD=$(BUILD) sh tests/demo.sh
+	@BUILD=$(BUILD) sh tests/demo.sh up
+
+demo-down:
+	@BUILD=$(BUILD) sh tests/demo.sh down
 
 fuzz: deps-checked $(FUZZERS)
 

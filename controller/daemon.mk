@@ -94,7 +94,7 @@ TEST_BINS += $(CTL_CHURN)
 TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/rekey_time.sh tests/ctl/backpressure.sh \
          tests/ctl/restart.sh tests/ctl/patch_check.sh \
-         tests/ctl/consistency.sh tests/ctl/demo_exit.sh tests/ctl/hostile.sh \
+         tests/ctl/consistency.sh tests/ctl/hostile.sh \
          tests/ctl/cert_renew.sh tests/ctl/enroll_flood.sh \
          tests/ctl/ctl_asan.sh tests/ctl/sa_keys.sh tests/ctl/rekey_request.sh
 # Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.

@@ -30,7 +30,6 @@
 #include "lib/util.h"
 #include "overlay/overlay.h"
 
-#define AGENT_SERVER_NAME	"meshwan-controller"
 #define AGENT_CERT		"edge.crt"
 #define AGENT_KEY		"edge.key"
 #define AGENT_SEQ		"uesp.seq"
@@ -38,6 +37,7 @@
 #define AGENT_RETIRE_MAX	1024	/* pending RETIRE steps */
 #define AGENT_ASKED_MAX		4096	/* SAs a rekey was asked for */
 #define AGENT_REASK_S		15	/* ask again for the same SA after */
+#define AGENT_FAILOVER_S	30	/* next controller after this long */
 
 enum agent_ctl_state {
 	AGENT_CTL_ENROLLING,
@@ -112,12 +112,19 @@ struct agent {
 	uint64_t tick_ms;
 	struct frr_bgp_status bgp;	/* last read, for status */
 
+	agent_status_fn status_fn;	/* the status socket's sink */
+	void *status_arg;
+	uint64_t key_check_ms;		/* next look at the key epoch */
+	unsigned ctl_idx;		/* cfg.controllers[] in use */
+	uint64_t rx_at_open;		/* bytes received when it opened */
+
 	bool quit;
 	bool fatal;
 	bool have_applied;
 	bool frr_ok;			/* FRR holds `applied` */
 	bool status_dirty;
 	bool have_bgp;
+	bool stream_open;		/* on_open .. on_close */
 };
 
 static int64_t
@@ -215,7 +222,7 @@ agent_enroll_once(struct agent *a)
 		int code = 0, r;
 
 		cli = enroll_client(a->cfg.enroll[i], a->cfg.ca_file,
-		    AGENT_SERVER_NAME);
+		    a->cfg.controller_name);
 		if (cli == NULL)
 			continue;
 		r = enroll_call(cli, tok, csr, csr_len, "meshwan-edge "
@@ -454,8 +461,12 @@ agent_on_open(struct session *s, uint64_t applied, void *arg)
 	struct agent *a = arg;
 
 	(void)s;
-	log_info("session: open (applied version %" PRIu64 ")", applied);
-	agent_set_ctl(a, AGENT_CTL_CONNECTED);
+	log_debug("session", "stream open (applied version %" PRIu64 ")",
+	    applied);
+	/* A stream opens before its connection is made: "connected" waits
+	 * for the controller's first message (agent_check_connected). */
+	a->stream_open = true;
+	a->rx_at_open = session_bytes_received(s);
 	agent_announce(a);
 	a->status_dirty = true;
 }
@@ -559,9 +570,15 @@ agent_on_close(struct session *s, enum rpc_close_reason why, int code,
 	struct agent *a = arg;
 
 	(void)s;
-	log_info("session: closed (%s, code %d%s%s)",
-	    rpc_close_reason_str(why), code, msg && *msg ? ": " : "",
-	    msg ? msg : "");
+	a->stream_open = false;
+	if (a->ctl == AGENT_CTL_CONNECTED)
+		log_info("session: closed (%s, code %d%s%s)",
+		    rpc_close_reason_str(why), code, msg && *msg ? ": " : "",
+		    msg ? msg : "");
+	else
+		log_debug("session", "closed (%s, code %d%s%s)",
+		    rpc_close_reason_str(why), code, msg && *msg ? ": " : "",
+		    msg ? msg : "");
 	agent_set_ctl(a, session_timeout_ms(a->sess) > 0 ?
 	    AGENT_CTL_BACKOFF : AGENT_CTL_CONNECTING);
 }
@@ -584,11 +601,11 @@ agent_session_start(struct agent *a)
 	else if (a->cfg.backend == EDGE_BACKEND_NULL)
 		backend = MSG_BACKEND_NULL;
 	memset(&o, 0, sizeof(o));
-	o.target = a->cfg.controllers[0];
+	o.target = a->cfg.controllers[a->ctl_idx];
 	o.ca_file = a->cfg.ca_file;
 	o.cert_file = a->cert_path;
 	o.key_file = a->key_path;
-	o.server_name = AGENT_SERVER_NAME;
+	o.server_name = a->cfg.controller_name;
 	o.site_id = a->site_id;
 	o.software_version = "meshwan-edge " AGENT_VERSION;
 	o.backend = backend;
@@ -631,7 +648,9 @@ agent_enrolled(struct agent *a)
 		util_wipe(pem, len);
 		free(pem);
 	}
-	return agent_session_start(a);
+	if (agent_session_start(a) == -1)
+		log_warnx("session: none yet; trying again in 5 s");
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -655,8 +674,8 @@ agent_renew(struct agent *a)
 	snprintf(newcert, sizeof(newcert), "%s.next", a->cert_path);
 	if (enroll_keygen(newkey, &csr, &csr_len) == -1)
 		return;
-	cli = enroll_renew_client(a->cfg.controllers[0], a->cfg.ca_file,
-	    a->cert_path, a->key_path, AGENT_SERVER_NAME);
+	cli = enroll_renew_client(a->cfg.controllers[a->ctl_idx], a->cfg.ca_file,
+	    a->cert_path, a->key_path, a->cfg.controller_name);
 	if (cli == NULL) {
 		free(csr);
 		return;
@@ -935,6 +954,75 @@ agent_send_status(struct agent *a)
 }
 
 static void
+agent_check_connected(struct agent *a)
+{
+	if (a->stream_open && a->ctl != AGENT_CTL_CONNECTED &&
+	    session_bytes_received(a->sess) > a->rx_at_open) {
+		log_info("session: connected to %s",
+		    a->cfg.controllers[a->ctl_idx]);
+		agent_set_ctl(a, AGENT_CTL_CONNECTED);
+	}
+}
+
+/*
+ * With several `controller` endpoints: one that has not given a stream
+ * for AGENT_FAILOVER_S is left for the next (the applied intent goes
+ * along: the hello resumes by version there too).
+ */
+static void
+agent_failover(struct agent *a)
+{
+	uint64_t quiet = util_mono_ms() - a->ctl_since_ms;
+
+	if (a->ctl == AGENT_CTL_ENROLLING || a->ctl == AGENT_CTL_CONNECTED)
+		return;
+	/* A session that could not even be made is tried again. */
+	if (a->sess != NULL && (a->cfg.n_controllers < 2 ||
+	    quiet < AGENT_FAILOVER_S * 1000ull))
+		return;
+	if (a->sess == NULL && quiet < 5000)
+		return;
+	session_free(a->sess);
+	a->sess = NULL;
+	a->ctl_idx = (a->ctl_idx + 1) % a->cfg.n_controllers;
+	log_info("session: trying controller %s",
+	    a->cfg.controllers[a->ctl_idx]);
+	a->ctl_since_ms = util_mono_ms();
+	if (agent_session_start(a) == -1)
+		log_warnx("session: cannot start a session to %s",
+		    a->cfg.controllers[a->ctl_idx]);
+}
+
+/*
+ * A new key epoch when the newest key has less than half its lifetime
+ * left (KEYS_LIFETIME_S), looked at once a minute.  It is announced at
+ * once; the controller moves every tunnel onto it (rekey reason KEY).
+ * Not while the controller is away: peers could not learn it, and the
+ * keys in use stay valid for the other half of their lifetime.
+ */
+static void
+agent_key_rotate(struct agent *a)
+{
+	struct msg_key_announcement ann;
+	uint8_t *pem;
+	size_t len;
+
+	if (util_mono_ms() < a->key_check_ms || a->site_id == 0 ||
+	    a->ctl != AGENT_CTL_CONNECTED)
+		return;
+	a->key_check_ms = util_mono_ms() + 60000;
+	if (!keys_due(a->keys, agent_now()))
+		return;
+	if (cache_read_file(a->key_path, &pem, &len, 65536) != 0)
+		return;
+	if (keys_make(a->keys, (const char *)pem, len, a->site_id,
+	    agent_now(), &ann) == 0)
+		agent_announce(a);
+	util_wipe(pem, len);
+	free(pem);
+}
+
+static void
 agent_tick(struct agent *a)
 {
 	uint64_t now = util_mono_ms();
@@ -957,7 +1045,9 @@ agent_tick(struct agent *a)
 		}
 	}
 	agent_renew(a);
-	if (a->ctl == AGENT_CTL_CONNECTED && (a->status_dirty ||
+	agent_key_rotate(a);
+	agent_failover(a);
+	if (a->stream_open && (a->status_dirty ||
 	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
 	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
 		agent_read_bgp(a);
@@ -1066,7 +1156,7 @@ agent_status_json(struct agent *a)
 	json_object_set_new(j, "uptime_s",
 	    json_integer((json_int_t)((util_mono_ms() - a->start_ms) / 1000)));
 	json_object_set_new(ctl, "target",
-	    json_string(a->cfg.controllers[0]));
+	    json_string(a->cfg.controllers[a->ctl_idx]));
 	json_object_set_new(ctl, "state", json_string(agent_ctl_names[a->ctl]));
 	json_object_set_new(ctl, "since_s", json_integer((json_int_t)
 	    ((util_mono_ms() - a->ctl_since_ms) / 1000)));
@@ -1096,8 +1186,15 @@ agent_status_json(struct agent *a)
 	return j;
 }
 
-/* Written to <state>/status.json when it changes (for tests and the
- * operator until the control socket serves it). */
+void
+agent_set_status_sink(struct agent *a, agent_status_fn fn, void *arg)
+{
+	a->status_fn = fn;
+	a->status_arg = arg;
+}
+
+/* The snapshot, once a second, to the sink and to <state>/status.json
+ * (tests, and an operator without the control socket). */
 static void
 agent_write_status(struct agent *a)
 {
@@ -1110,7 +1207,10 @@ agent_write_status(struct agent *a)
 		return;
 	j = agent_status_json(a);
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(j);
+	if (a->status_fn != NULL)
+		a->status_fn(a->status_arg, j);	/* stolen */
+	else
+		json_decref(j);
 	if (s == NULL)
 		return;
 	{
@@ -1144,9 +1244,10 @@ agent_restart_key(const struct edge_config *o, const struct edge_config *n)
 	    o->n_enroll != n->n_enroll)
 		return "enroll_controller";
 	if (strcmp(o->ca_file, n->ca_file) != 0 ||
+	    strcmp(o->controller_name, n->controller_name) != 0 ||
 	    o->has_ca_pin != n->has_ca_pin ||
 	    memcmp(o->ca_pin, n->ca_pin, sizeof(o->ca_pin)) != 0)
-		return "ca_file/ca_pin";
+		return "ca_file/ca_pin/controller_name";
 	if (strcmp(o->state_dir, n->state_dir) != 0)
 		return "state_dir";
 	if (o->backend != n->backend)
@@ -1400,6 +1501,8 @@ agent_run(struct agent *a)
 		}
 		if (a->sess != NULL && session_dispatch(a->sess) == -1)
 			log_warnx("session: reopen failed; retrying");
+		if (a->sess != NULL)
+			agent_check_connected(a);
 		agent_tick(a);
 		if (now - status_written >= 1000) {
 			agent_write_status(a);

@@ -62,4 +62,12 @@ void agent_free(struct agent *a);
  */
 json_t *agent_status_json(struct agent *a);
 
+/*
+ * Where the snapshot goes besides <state_dir>/status.json: fn gets a new
+ * reference (it owns it: status_publish() steals it) once a second, from
+ * the agent's loop.  NULL = none.
+ */
+typedef void (*agent_status_fn)(void *arg, json_t *snapshot);
+void agent_set_status_sink(struct agent *a, agent_status_fn fn, void *arg);
+
 #endif

@@ -27,4 +27,5 @@ $(AGENT_KEYS_TOOL): $(BUILD)/tests/edge/agent_keys.o \
 TEST_BINS += $(AGENT_KEYS_TOOL)
 
 # Namespace tests of the daemon (root, real FRR, the ASan build).
-TESTS += tests/edge/agent_two_sites.sh
+TESTS += tests/edge/agent_two_sites.sh tests/edge/agent_rekey.sh \
+	tests/edge/agent_restart.sh

@@ -29,6 +29,7 @@ enum edge_key {
 	EK_ENROLL,
 	EK_CA_FILE,
 	EK_CA_PIN,
+	EK_CONTROLLER_NAME,
 	EK_TOKEN,
 	EK_TOKEN_FILE,
 	EK_STATE_DIR,
@@ -55,6 +56,7 @@ static const struct edge_key_desc edge_keys[EK_COUNT] = {
 	[EK_ENROLL] = { "enroll_controller", false },
 	[EK_CA_FILE] = { "ca_file", false },
 	[EK_CA_PIN] = { "ca_pin", false },
+	[EK_CONTROLLER_NAME] = { "controller_name", false },
 	[EK_TOKEN] = { "token", false },
 	[EK_TOKEN_FILE] = { "token_file", false },
 	[EK_STATE_DIR] = { "state_dir", false },
@@ -111,6 +113,8 @@ edge_config_defaults(struct edge_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/meshwan-edge");
 	snprintf(cfg->vtysh, sizeof(cfg->vtysh), "/usr/bin/vtysh");
+	snprintf(cfg->controller_name, sizeof(cfg->controller_name),
+	    "meshwan-controller");
 	cfg->backend = EDGE_BACKEND_UESP;
 	cfg->log_level = LOG_LVL_INFO;
 }
@@ -426,6 +430,17 @@ edge_set(const char *name, unsigned line, enum edge_key k, const char *v,
 		cfg->has_ca_pin = true;
 		return 0;
 	}
+	case EK_CONTROLLER_NAME: {
+		size_t n = strlen(v);
+
+		if (n > MSG_CN_MAX || !edge_valid_dns(v, n))
+			return edge_err(name, line, key, "expected a DNS name "
+			    "of at most %d characters", MSG_CN_MAX);
+		for (size_t i = 0; i <= n; i++)
+			cfg->controller_name[i] = (char)tolower(
+			    (unsigned char)v[i]);
+		return 0;
+	}
 	case EK_TOKEN:
 		for (const char *p = v; *p != '\0'; p++)
 			if (*p < 0x21 || *p > 0x7e)
@@ -708,6 +723,7 @@ edge_config_print(const struct edge_config *cfg, FILE *out)
 		util_hex(cfg->ca_pin, sizeof(cfg->ca_pin), hex);
 		fprintf(out, "ca_pin = sha256:%s\n", hex);
 	}
+	fprintf(out, "controller_name = %s\n", cfg->controller_name);
 	if (cfg->token[0] != '\0')
 		fprintf(out, "# token = (set, not shown)\n");
 	if (cfg->token_file[0] != '\0')

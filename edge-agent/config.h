@@ -55,6 +55,9 @@ struct edge_config {
 	char ca_file[EDGE_CONFIG_PATH_MAX];
 	bool has_ca_pin;
 	uint8_t ca_pin[MSG_HASH_LEN];
+	/* The name the controller's TLS certificate must carry (its
+	 * controller_name); default "meshwan-controller". */
+	char controller_name[MSG_CN_MAX + 1];
 
 	/* One-time enrollment token: inline or in a file; neither once
 	 * enrolled.  Never printed. */

@@ -23,7 +23,9 @@ agent_start 2
 
 wait_until 30 test -s "$NS_TMP/e1/state/edge.crt" || { agent_logs; fail "site 1 did not enroll"; }
 wait_until 30 test -s "$NS_TMP/e2/state/edge.crt" || { agent_logs; fail "site 2 did not enroll"; }
+has_epoch_key() { ls "$NS_TMP/e$1/state/keys"/epoch-*.key >/dev/null 2>&1; }
 for n in 1 2; do
+	wait_until 10 has_epoch_key "$n" || fail "no epoch key in site $n's state"
 	[ "$(stat -c %a "$NS_TMP/e$n/state/edge.key")" = 600 ] || fail "edge.key of $n is not 0600"
 	for k in "$NS_TMP/e$n/state/keys"/epoch-*.key; do
 		[ -f "$k" ] || fail "no epoch key in site $n's state"
@@ -66,6 +68,30 @@ for n in 1 2; do status "$n" >"$NS_TMP/status$n.json"; done
 SAN=$SAN sh "$MESHWAN_TOP/tests/edge/agent_keygrep.sh" "$NS_TMP" \
     "$NS_TMP"/e*/agent.log "$CTL/ctld.log" "$NS_TMP"/status*.json \
     "$NS_TMP/edges.json" || fail "key bytes found"
+
+# The command line: a true --help, -n prints the normal form (never the
+# token), a bad file is refused with its line.
+"$AGENT" --help | grep -q -- '-c, --config FILE' || fail "--help"
+"$AGENT" -n -c "$NS_TMP/e1/edge.conf" >"$NS_TMP/norm" || fail "-n refused a good file"
+grep -q '^state_dir = ' "$NS_TMP/norm" || fail "-n printed no normal form"
+grep -qF "$(cat "$NS_TMP/e1/token")" "$NS_TMP/norm" && fail "-n printed the token"
+printf 'bogus = 1\n' >"$NS_TMP/bad.conf"
+"$AGENT" -n -c "$NS_TMP/bad.conf" 2>"$NS_TMP/err" && fail "-n accepted a bad file"
+grep -q 'bad.conf:1: bogus' "$NS_TMP/err" || fail "no line in the error: $(cat "$NS_TMP/err")"
+
+# SIGHUP: a broken file is refused and the agent keeps running as it
+# was; a good one (debug subsystems changed) is taken.
+cp "$NS_TMP/e1/edge.conf" "$NS_TMP/e1/edge.conf.good"
+echo "bogus = 1" >>"$NS_TMP/e1/edge.conf"
+kill -HUP "$AGENT_PID_1"
+wait_until 10 grep -q "reload: .* refused; the running configuration stays" "$NS_TMP/e1/agent.log" ||
+	fail "bad reload not refused"
+lan_ping 1 2 || fail "no ping after a refused reload"
+{ cat "$NS_TMP/e1/edge.conf.good"; echo "debug = keys,session"; } >"$NS_TMP/e1/edge.conf"
+kill -HUP "$AGENT_PID_1"
+wait_until 10 grep -q "reload: configuration applied" "$NS_TMP/e1/agent.log" ||
+	fail "good reload not applied"
+lan_ping 1 2 || fail "no ping after a reload"
 
 agent_stop 1
 agent_stop 2

@@ -158,6 +158,7 @@ test_defaults(void **state)
 	    "controller = 192.0.2.1:7443\n"
 	    "enroll_controller = 192.0.2.1:7444\n"
 	    "ca_file = /etc/meshwan/ca.pem\n"
+	    "controller_name = meshwan-controller\n"
 	    "state_dir = /var/lib/meshwan-edge\n"
 	    "backend = uesp\n"
 	    "link = inet 192.0.2.10\n"
@@ -229,6 +230,8 @@ test_bad_lines(void **state)
 	bad("ca_pin = sha256:00112233445566778899aabbccddeeff00112233445566778"
 	    "899aabbccddeeff", "t.conf:4: ca_file: give ca_file or ca_pin, not "
 	    "both");
+	bad("controller_name = ctl_1", "t.conf:4: controller_name: expected "
+	    "a DNS name");
 	bad("token = two words", "token: expected printable characters");
 	bad("token = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
