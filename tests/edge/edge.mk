@@ -1,8 +1,9 @@
 # tests/edge/edge.mk — the multi-site namespace tests (issue 9) and their
 # helper.  They share tests/edge/sites_lib.sh with `make demo`.
 EDGE_CT_FLUSH := $(BUILD)/tests/edge/ct_flush
+$(BUILD)/tests/edge/ct_flush.o: EXTRA_CFLAGS += $(CFLAGS_NL)
 $(EDGE_CT_FLUSH): $(BUILD)/tests/edge/ct_flush.o
-	$(call link,$@,$^,)
+	$(call link,$@,$^,$(LIBS_NL))
 TEST_BINS += $(EDGE_CT_FLUSH)
 
 # The multi-site tests of issue 9, on the lab of `make demo`: three sites
