@@ -8,8 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
@@ -34,73 +32,15 @@ uesp_dev_ioctl(int s, unsigned long req, struct ifreq *ifr, const char *what)
 	return 0;
 }
 
-/*
- * The device's IPv4 address and prefix length in one RTM_NEWADDR.  With
- * ioctls (SIOCSIFADDR, then SIOCSIFNETMASK) the kernel first adds a /32,
- * deletes it and adds the /31: three events in ~100 us, and FRR 8.4's
- * zebra was seen to miss the last one now and then (the device then has
- * no address in zebra, and BGP over it never comes up).  Netlink gives
- * one event.  0 or -errno.
- */
-static int
-uesp_dev_addr4(const char *ifname, const uint8_t *addr, unsigned plen)
+static void
+uesp_dev_sin(struct sockaddr *sa, const uint8_t *bytes)
 {
-	struct {
-		struct nlmsghdr n;
-		struct ifaddrmsg ifa;
-		char attrs[2 * RTA_SPACE(4)];
-	} req;
-	struct {
-		struct nlmsghdr n;
-		struct nlmsgerr e;
-	} ack;
-	struct sockaddr_nl sa;
-	struct rtattr *rta;
-	unsigned idx = if_nametoindex(ifname);
-	ssize_t n;
-	int fd, err;
+	struct sockaddr_in sin;
 
-	if (idx == 0)
-		return -errno;
-	memset(&req, 0, sizeof(req));
-	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(req.ifa));
-	req.n.nlmsg_type = RTM_NEWADDR;
-	req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE |
-	    NLM_F_REPLACE;
-	req.n.nlmsg_seq = 1;
-	req.ifa.ifa_family = AF_INET;
-	req.ifa.ifa_prefixlen = (unsigned char)plen;
-	req.ifa.ifa_index = idx;
-	for (int i = 0; i < 2; i++) {
-		rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(
-		    req.n.nlmsg_len));
-		rta->rta_type = i == 0 ? IFA_LOCAL : IFA_ADDRESS;
-		rta->rta_len = RTA_LENGTH(4);
-		memcpy(RTA_DATA(rta), addr, 4);
-		req.n.nlmsg_len = NLMSG_ALIGN(req.n.nlmsg_len) + RTA_SPACE(4);
-	}
-	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
-	    NETLINK_ROUTE)) < 0)
-		return -errno;
-	memset(&sa, 0, sizeof(sa));
-	sa.nl_family = AF_NETLINK;
-	if (sendto(fd, &req, req.n.nlmsg_len, 0, (struct sockaddr *)&sa,
-	    sizeof(sa)) < 0) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	n = recv(fd, &ack, sizeof(ack), 0);
-	err = n < 0 ? -errno : 0;
-	close(fd);
-	if (err == 0 && ((size_t)n < sizeof(ack) ||
-	    ack.n.nlmsg_type != NLMSG_ERROR))
-		err = -EIO;
-	if (err == 0)
-		err = ack.e.error;
-	if (err != 0)
-		log_warnx("uesp: %s: set address: %s", ifname, strerror(-err));
-	return err;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	memcpy(&sin.sin_addr, bytes, 4);
+	memcpy(sa, &sin, sizeof(sin));
 }
 
 int
@@ -123,7 +63,9 @@ int
 uesp_dev_open(const struct overlay_tunnel_params *p)
 {
 	struct ifreq ifr;
+	uint8_t mask[4];
 	unsigned plen = p->inner_prefix_len ? p->inner_prefix_len : 31;
+	uint32_t m = plen == 0 ? 0 : ~0u << (32 - plen);
 	int fd, s, rc, err;
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -150,7 +92,15 @@ uesp_dev_open(const struct overlay_tunnel_params *p)
 	ifr.ifr_mtu = (int)p->mtu;
 	if ((rc = uesp_dev_ioctl(s, SIOCSIFMTU, &ifr, "set MTU")) < 0)
 		goto close_s;
-	if ((rc = uesp_dev_addr4(p->ifname, p->inner_local.bytes, plen)) < 0)
+	uesp_dev_sin(&ifr.ifr_addr, p->inner_local.bytes);
+	if ((rc = uesp_dev_ioctl(s, SIOCSIFADDR, &ifr, "set address")) < 0)
+		goto close_s;
+	mask[0] = (uint8_t)(m >> 24);
+	mask[1] = (uint8_t)(m >> 16);
+	mask[2] = (uint8_t)(m >> 8);
+	mask[3] = (uint8_t)m;
+	uesp_dev_sin(&ifr.ifr_netmask, mask);
+	if ((rc = uesp_dev_ioctl(s, SIOCSIFNETMASK, &ifr, "set netmask")) < 0)
 		goto close_s;
 	if ((rc = uesp_dev_ioctl(s, SIOCGIFFLAGS, &ifr, "get flags")) < 0)
 		goto close_s;
