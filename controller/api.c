@@ -30,13 +30,19 @@
 #include <jansson.h>
 
 #include "controller/auth.h"
+#include "controller/events.h"
 #include "controller/http.h"
 #include "controller/metrics.h"
 #include "controller/model.h"
 #include "controller/store.h"
 #include "controller/topo.h"
+#include "controller/web.h"
+#include "controller/topo_need.h"
+#include "controller/api_index.h"
 #include "lib/log.h"
 #include "lib/util.h"
+
+#include <unistd.h>
 
 #define API_PREFIX "/api/v1"
 #define API_EVENTS_DEFAULT 100
@@ -54,6 +60,14 @@ struct api {
 	struct api_hooks hooks;
 	struct metrics *metrics;
 	int64_t enroll_ttl;
+	struct events *ev;	/* event stream and health history */
+	int web_fd;		/* the web root, or -1 */
+	/* The committed model's tunnel count and endpoints (api_index.h),
+	 * or NULL until a change needs them; valid while the store's
+	 * API_INDEX_GEN is index_gen. */
+	struct api_index *index;
+	uint64_t index_gen;
+	bool index_txn;         /* holds changes of the open transaction */
 };
 
 /* One request being served. */
@@ -590,6 +604,7 @@ api_begin(struct api_call *c)
 		api_model_error(c, &err);
 		return -1;
 	}
+	c->api->index_txn = false;
 	return 0;
 }
 
@@ -598,6 +613,11 @@ static void
 api_abort(struct api_call *c, const struct model_error *err)
 {
 	store_rollback(c->api->st);
+	if (c->api->index_txn) {
+		/* It holds what was just rolled back: rebuild when needed. */
+		api_index_free(c->api->index);
+		c->api->index = NULL;
+	}
 	api_model_error(c, err);
 }
 
@@ -605,17 +625,34 @@ api_abort(struct api_call *c, const struct model_error *err)
  * Refuses a change that cannot be compiled (tunnel pool or VNI range
  * exhausted) before it is committed, judging the model as it stands inside
  * the open transaction.  Exhaustion depends only on how many tunnels the
- * topology needs (every tunnel takes one /31 and, with VXLAN, one VNI), so:
- *  - each tunnel joins two links of two sites and no two tunnels join the
- *    same pair of links, so with L links in all there are at most
- *    L(L-1)/2 tunnels: when that fits, nothing can run out (the common
- *    case, decided without compiling);
- *  - otherwise the whole model is compiled from scratch (no previous
- *    allocations: the count, not the placement, decides) and the result
- *    thrown away.
+ * topology needs (every tunnel takes one /31 and, with VXLAN, one VNI).
+ *
+ * A change of some sites (the common case: POST/PATCH of a site or link)
+ * is judged by a->index, the count of the committed model kept up to date
+ * one site at a time (topo_need.h): re-reading the changed sites costs
+ * O(the change), not a compile over every pair of sites.  The index is
+ * trusted only while the store's generation API_INDEX_GEN, moved on in the
+ * same transaction as every topology change the API commits, is the one
+ * it was built at; otherwise (first use, another writer, a failed commit)
+ * it is rebuilt from the site list once.
+ *
+ * A policy change (no sites named) is judged as before the index: with
+ * L links in all there are at most L(L-1)/2 tunnels (no two join the same
+ * pair of links), and when that fits nothing can run out; otherwise the
+ * whole model is compiled from scratch (no previous allocations: the
+ * count, not the placement, decides) and the result thrown away.
  */
+#define API_INDEX_GEN "api.topology_gen"
+
+static void
+api_index_drop(struct api *a)
+{
+	api_index_free(a->index);
+	a->index = NULL;
+}
+
 static int
-api_dry_compile(struct api *a, struct model_error *err)
+api_dry_compile_full(struct api *a, struct model_error *err)
 {
 	struct model_policy policy;
 	struct model_crypto crypto;
@@ -656,6 +693,113 @@ out:
 	return rc;
 }
 
+/* The store's generation of the model inside the open transaction. */
+static int
+api_index_gen(struct api *a, uint64_t *gen, struct model_error *err)
+{
+	char buf[32];
+
+	*gen = 0;
+	if (store_kv_get(a->st, API_INDEX_GEN, buf, sizeof(buf), err) == 0) {
+		if (util_parse_u64(buf, 0, UINT64_MAX - 1, gen) == -1)
+			*gen = 0;
+		return 0;
+	}
+	return err->code == MODEL_E_NOT_FOUND ? 0 : -1;
+}
+
+/*
+ * Makes a->index describe the model inside the open transaction (as
+ * committed at generation *gen, plus whatever this transaction changed so
+ * far when it had to be rebuilt): kept if its generation is current, else
+ * rebuilt from the site list.
+ */
+static int
+api_index_current(struct api *a, uint64_t *gen, struct model_error *err)
+{
+	struct model_policy policy;
+	struct model_site *sites = NULL;
+	size_t n = 0, i;
+
+	if (api_index_gen(a, gen, err) == -1)
+		return -1;
+	if (a->index != NULL && a->index_gen == *gen)
+		return 0;
+	api_index_drop(a);      /* someone else changed the model */
+	a->index_txn = true;    /* built from inside this transaction */
+	if (store_policy_get(a->st, &policy, err) == -1 ||
+	    store_site_list(a->st, &sites, &n, err) == -1)
+		return -1;
+	if ((a->index = api_index_new(&policy)) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++)
+		if (api_index_set(a->index, sites[i].id, &sites[i]) == -1)
+			goto nomem;
+	free(sites);
+	a->index_gen = *gen;
+	return 0;
+nomem:
+	free(sites);
+	api_index_drop(a);
+	return model_error_set(err, MODEL_E_INTERNAL, NULL, "out of memory");
+}
+
+/*
+ * Brings a->index to the model inside the open transaction after a change
+ * of sites[0..n) (n == 0: the whole network), refuses the change when
+ * check is set and it does not fit, and moves the store's generation on.
+ * *gen is the generation the index then stands for once committed.
+ */
+static int
+api_need_change(struct api *a, bool check, const uint64_t *sites, size_t n,
+    uint64_t *gen, struct model_error *err)
+{
+	char buf[32];
+	uint64_t cur = 0;
+	size_t i;
+
+	if (n == 0) {
+		api_index_drop(a);      /* the policy: counts change */
+		if (api_index_gen(a, &cur, err) == -1 ||
+		    (check && api_dry_compile_full(a, err) == -1))
+			return -1;
+	} else {
+		if (api_index_current(a, &cur, err) == -1)
+			return -1;
+		a->index_txn = true;
+		for (i = 0; i < n; i++) {
+			struct model_site s;
+			int rc;
+
+			if (store_site_get(a->st, sites[i], &s, err) == 0)
+				rc = api_index_set(a->index, sites[i], &s);
+			else if (err->code == MODEL_E_NOT_FOUND)
+				rc = api_index_set(a->index, sites[i], NULL);
+			else {
+				api_index_drop(a);
+				return -1;
+			}
+			if (rc == -1) {
+				api_index_drop(a);
+				return model_error_set(err, MODEL_E_INTERNAL,
+				    NULL, "out of memory");
+			}
+		}
+		if (check && topo_need_check(api_index_need(a->index),
+		    err) == -1) {
+			api_index_drop(a);      /* it counted the refused change */
+			return -1;
+		}
+	}
+	*gen = cur + 1;
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)*gen);
+	if (store_kv_set(a->st, API_INDEX_GEN, buf, err) == -1) {
+		api_index_drop(a);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * What a change needs after its store calls: API_F_COMPILE runs the
  * dry-run compile (changes that can make the topology need more tunnels,
@@ -675,10 +819,12 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
     unsigned flags, const uint64_t *sites, size_t n, int status, json_t *reply)
 {
 	struct model_error err;
+	uint64_t gen = 0;
 	char *d;
 
-	if ((flags & API_F_COMPILE) == API_F_COMPILE &&
-	    api_dry_compile(c->api, &err) == -1)
+	if ((flags & API_F_NOTIFY) != 0 && api_need_change(c->api,
+	    (flags & API_F_COMPILE) == API_F_COMPILE, sites, n, &gen,
+	    &err) == -1)
 		goto fail;
 	d = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
 	if (d != NULL && strlen(d) > MODEL_DETAIL_MAX) {
@@ -700,10 +846,14 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
 	free(d);
 	json_decref(detail);
 	if (store_commit(c->api->st, &err) == -1) {
+		api_index_drop(c->api);
 		json_decref(reply);
 		api_model_error(c, &err);
 		return;
 	}
+	if ((flags & API_F_NOTIFY) != 0 && c->api->index != NULL)
+		c->api->index_gen = gen;
+	c->api->index_txn = false;
 	log_info("api: %s by %s", what, c->who.name);
 	if ((flags & API_F_NOTIFY) != 0 &&
 	    c->api->hooks.topology_changed != NULL)
@@ -712,6 +862,7 @@ api_commit(struct api_call *c, const char *what, json_t *detail,
 	api_reply(c, status, reply);
 	return;
 fail:
+	api_index_drop(c->api); /* it may hold what is rolled back */
 	json_decref(detail);
 	json_decref(reply);
 	api_abort(c, &err);
@@ -978,48 +1129,93 @@ api_endpoint(const struct model_link *l, const char **addr, uint16_t *port)
  * itself.  array: the links came as the request's "links" array (the
  * field is then "links[i].address"), else as one link ("address").
  */
+/* Does a live site other than site_id, among sites[0..ns), end a link at
+ * (addr, port)?  Its index and link, or false. */
+static bool
+api_endpoint_user(const struct model_site *sites, size_t ns, uint64_t site_id,
+    const char *a, uint16_t pa, size_t *k, size_t *l)
+{
+	const char *b;
+	uint16_t pb;
+
+	for (*k = 0; *k < ns; (*k)++) {
+		/* A revoked site has no tunnels left to clash. */
+		if (sites[*k].id == site_id || sites[*k].revoked)
+			continue;
+		for (*l = 0; *l < sites[*k].n_links; (*l)++) {
+			api_endpoint(&sites[*k].links[*l], &b, &pb);
+			if (pa == pb && model_address_equal(a, b))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The index (api_index_endpoint) answers most links without reading other
+ * sites: no user, or one candidate confirmed from the store.  Only an
+ * unconfirmed hit reads every site, as the check did before the index.
+ */
 static int
 api_endpoints_free(struct api_call *c, uint64_t site_id,
     const struct model_link *links, size_t n, bool array)
 {
-	struct model_site *sites = NULL;
+	struct model_site *sites = NULL, cand;
 	struct model_error err;
-	const char *a, *b, *which;
-	uint16_t pa, pb;
+	const char *a, *which;
+	uint16_t pa;
+	uint64_t gen, who;
 	size_t ns = 0, i, k, l;
 	char field[64];
+	bool listed = false;
 
-	if (store_site_list(c->api->st, &sites, &ns, &err) == -1) {
+	if (api_index_current(c->api, &gen, &err) == -1) {
 		api_abort(c, &err);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
+		const struct model_site *hit = NULL;
+
 		api_endpoint(&links[i], &a, &pa);
-		for (k = 0; k < ns; k++) {
-			/* A revoked site has no tunnels left to clash. */
-			if (sites[k].id == site_id || sites[k].revoked)
-				continue;
-			for (l = 0; l < sites[k].n_links; l++) {
-				api_endpoint(&sites[k].links[l], &b, &pb);
-				if (pa != pb || !model_address_equal(a, b))
-					continue;
-				which = links[i].public_address[0] != '\0' ?
-				    "public_address" : "address";
-				if (array)
-					snprintf(field, sizeof(field),
-					    "links[%zu].%s", i, which);
-				else
-					snprintf(field, sizeof(field), "%s",
-					    which);
-				model_error_set(&err, MODEL_E_DUPLICATE, field,
-				    "%s port %u is already the endpoint of "
-				    "link %s of site %" PRIu64, a, pa,
-				    sites[k].links[l].name, sites[k].id);
-				free(sites);
+		switch (api_index_endpoint(c->api->index, a, pa, site_id,
+		    &who)) {
+		case 0:
+			continue;
+		case 1:
+			if (store_site_get(c->api->st, who, &cand,
+			    &err) == 0 && api_endpoint_user(&cand, 1, site_id,
+			    a, pa, &k, &l)) {
+				hit = &cand;
+				break;
+			}
+			/* FALLTHROUGH */
+		default:
+			if (!listed && store_site_list(c->api->st, &sites, &ns,
+			    &err) == -1) {
 				api_abort(c, &err);
 				return -1;
 			}
+			listed = true;
+			if (api_endpoint_user(sites, ns, site_id, a, pa, &k,
+			    &l))
+				hit = &sites[k];
+			break;
 		}
+		if (hit == NULL)
+			continue;
+		which = links[i].public_address[0] != '\0' ?
+		    "public_address" : "address";
+		if (array)
+			snprintf(field, sizeof(field), "links[%zu].%s", i,
+			    which);
+		else
+			snprintf(field, sizeof(field), "%s", which);
+		model_error_set(&err, MODEL_E_DUPLICATE, field,
+		    "%s port %u is already the endpoint of link %s of site %"
+		    PRIu64, a, pa, hit->links[l].name, hit->id);
+		free(sites);
+		api_abort(c, &err);
+		return -1;
 	}
 	free(sites);
 	return 0;
@@ -1905,13 +2101,28 @@ api_edges_list(struct api_call *c)
 	api_reply(c, 200, json_pack("{s:o}", "edges", arr));
 }
 
+/* GET /api/v1/edges/{id}: the list's fields and the latest status. */
+static json_t *
+api_edge_full_json(const struct model_site *s,
+    const struct model_edge_state *e)
+{
+	json_t *j = api_edge_json(s, e), *status = NULL;
+
+	/* The daemon stores the latest status as JSON text; show it. */
+	if (e->status != NULL && e->status_len > 0)
+		status = json_loadb((const char *)e->status, e->status_len, 0,
+		    NULL);
+	json_object_set_new(j, "status", status != NULL ? status : json_null());
+	return j;
+}
+
 static void
 api_edge_get(struct api_call *c)
 {
 	struct model_site s;
 	struct model_edge_state e;
 	struct model_error err;
-	json_t *j, *status = NULL;
+	json_t *j;
 
 	if (api_site_load(c, c->id, &s) == -1)
 		return;
@@ -1919,14 +2130,20 @@ api_edge_get(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
-	j = api_edge_json(&s, &e);
-	/* The daemon stores the latest status as JSON text; show it. */
-	if (e.status != NULL && e.status_len > 0)
-		status = json_loadb((const char *)e.status, e.status_len, 0,
-		    NULL);
-	json_object_set_new(j, "status", status != NULL ? status : json_null());
+	j = api_edge_full_json(&s, &e);
 	model_edge_state_clear(&e);
 	api_reply(c, 200, j);
+}
+
+/* One audit entry as GET /api/v1/events shows it. */
+static json_t *
+api_audit_json(const struct model_audit *ev)
+{
+	json_t *d = ev->detail != NULL ? json_loads(ev->detail, 0, NULL) : NULL;
+
+	return json_pack("{s:I, s:I, s:s, s:s, s:o}", "id", (json_int_t)ev->id,
+	    "at", (json_int_t)ev->at, "actor", ev->who, "action", ev->what,
+	    "detail", d != NULL ? d : json_null());
 }
 
 static void
@@ -1937,7 +2154,7 @@ api_events_list(struct api_call *c)
 	uint64_t after = 0, limit = API_EVENTS_DEFAULT;
 	const char *v;
 	size_t n = 0, i;
-	json_t *arr, *d;
+	json_t *arr;
 
 	if ((v = http_request_query(c->req, "after")) != NULL &&
 	    util_parse_u64(v, 0, INT64_MAX, &after) == -1) {
@@ -1957,18 +2174,86 @@ api_events_list(struct api_call *c)
 		return;
 	}
 	arr = json_array();
-	for (i = 0; i < n; i++) {
-		d = ev[i].detail != NULL ? json_loads(ev[i].detail, 0, NULL) :
-		    NULL;
-		json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:s, "
-		    "s:o}", "id", (json_int_t)ev[i].id, "at",
-		    (json_int_t)ev[i].at, "actor", ev[i].who, "action",
-		    ev[i].what, "detail", d != NULL ? d : json_null()));
-	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, api_audit_json(&ev[i]));
 	api_reply(c, 200, json_pack("{s:o, s:o}", "events", arr,
 	    "next_after", n == (size_t)limit ?
 	    json_integer((json_int_t)ev[n - 1].id) : json_null()));
 	model_audit_free_array(ev, n);
+}
+
+/*
+ * GET /api/v1/events/stream: server-sent events (controller/events.c).
+ * The token is checked once, when the stream opens; a revoked token's
+ * stream ends at the latest with its connection.
+ */
+static void
+api_events_stream(struct api_call *c)
+{
+	struct events_stream *s = NULL;
+	const char *v, *why = "";
+	uint64_t last = 0;
+	bool has_last = false;
+
+	if (c->api->ev == NULL) {
+		api_error(c, 503, "unavailable", NULL, "the event stream is "
+		    "not available");
+		return;
+	}
+	if ((v = http_request_header(c->req, "Last-Event-ID")) == NULL)
+		v = http_request_query(c->req, "last_event_id");
+	if (v != NULL && v[0] != '\0') {
+		if (util_parse_u64(v, 0, JSON_U64_EXACT_MAX, &last) == -1) {
+			api_error(c, 400, "invalid", "Last-Event-ID",
+			    "Last-Event-ID must be an event id");
+			return;
+		}
+		has_last = true;
+	}
+	switch (events_stream_open(c->api->ev, c->who.name,
+	    http_request_peer(c->req), has_last, last, &s, &why)) {
+	case EVENTS_OPEN_OK:
+		break;
+	case EVENTS_OPEN_LIMIT:
+		api_error(c, 429, "too_many_streams", NULL, "%s limit of "
+		    "event streams is reached", why);
+		return;
+	case EVENTS_OPEN_NOMEM:
+		api_error(c, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	c->resp->status = 200;
+	c->resp->content_type = "text/event-stream";
+	c->resp->stream_read = events_stream_read;
+	c->resp->stream_free = events_stream_free;
+	c->resp->stream_arg = s;
+	/* A client that takes nothing for this long is cut. */
+	c->resp->stream_timeout_s = 3 * EVENTS_HEARTBEAT_S;
+}
+
+/* GET /api/v1/tunnels/{id}/health: the last hour of RTT, loss, jitter. */
+static void
+api_tunnel_health(struct api_call *c)
+{
+	struct model_tunnel t;
+	struct model_error err;
+	char *text;
+
+	if (c->api->ev == NULL) {
+		api_error(c, 503, "unavailable", NULL, "health history is not "
+		    "available");
+		return;
+	}
+	if (store_tunnel_get(c->api->st, c->id, &t, &err) == -1) {
+		api_model_error(c, &err);
+		return;
+	}
+	if ((text = events_health_json(c->api->ev, c->id,
+	    (int64_t)time(NULL))) == NULL) {
+		api_error(c, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	api_reply_text(c, 200, "application/json", text, strlen(text));
 }
 
 /* ------------------------------------------------------------------ */
@@ -2175,11 +2460,15 @@ static const struct api_route api_routes[] = {
 	    AUTH_NEED_READONLY, false },
 	{ "POST", R "/tunnels/{id}/rekey", NULL, api_tunnel_rekey,
 	    AUTH_NEED_OPERATOR, false },
+	{ "GET", R "/tunnels/{id}/health", NULL, api_tunnel_health,
+	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/edges", NULL, api_edges_list,
 	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/edges/{id}", NULL, api_edge_get,
 	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/events", "after limit", api_events_list,
+	    AUTH_NEED_READONLY, false },
+	{ "GET", R "/events/stream", "last_event_id", api_events_stream,
 	    AUTH_NEED_READONLY, false },
 	{ "GET", R "/tokens", NULL, api_tokens_list,
 	    AUTH_NEED_ADMIN, false },
@@ -2349,6 +2638,9 @@ api_parse_body(struct api_call *c, const struct api_route *r)
 	return 0;
 }
 
+static void api_static(struct api_call *c, const char *method,
+    const char *path);
+
 static void
 api_handle(void *arg, const struct http_request *req,
     struct http_response *resp)
@@ -2368,6 +2660,13 @@ api_handle(void *arg, const struct http_request *req,
 	c.resp = resp;
 	if (api_target_ok(&c) == -1)
 		return;
+	/* A token in a URL ends up in logs, histories and Referer. */
+	if (http_request_query(req, "token") != NULL ||
+	    http_request_query(req, "access_token") != NULL) {
+		api_error(&c, 400, "token_in_url", NULL, "tokens are never "
+		    "accepted in a URL; send the Authorization header");
+		return;
+	}
 	for (i = 0; i < ARRAY_SIZE(api_routes); i++) {
 		enum api_match_result m = api_match(api_routes[i].pattern, path,
 		    &c.id, c.name, sizeof(c.name));
@@ -2392,6 +2691,11 @@ api_handle(void *arg, const struct http_request *req,
 	}
 	if (!path_known) {
 		resp->allow[0] = '\0';
+		if (strncmp(path, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0 &&
+		    strcmp(path, API_PREFIX) != 0) {
+			api_static(&c, method, path);
+			return;
+		}
 		api_error(&c, 404, "no_route", NULL, "no such resource");
 		return;
 	}
@@ -2420,6 +2724,9 @@ api_handle(void *arg, const struct http_request *req,
 	case AUTH_ERROR:
 		api_error(&c, 500, "internal", NULL, "internal error");
 		return;
+	case AUTH_UNAVAILABLE:
+		api_error(&c, 503, "busy", NULL, "%s", c.who.unavailable);
+		return;
 	}
 	if (bad_id) {
 		api_error(&c, 400, "invalid", "id", "an id is a decimal number "
@@ -2435,6 +2742,99 @@ api_handle(void *arg, const struct http_request *req,
 	json_decref(c.body);
 	log_debug("api", "%s %s -> %d (%s)", method, path, resp->status,
 	    c.who.name[0] != '\0' ? c.who.name : "-");
+}
+
+/*
+ * The dashboard's files (controller/web.c resolves them safely): GET and
+ * HEAD only, no token needed.
+ */
+static void
+api_static(struct api_call *c, const char *method, const char *path)
+{
+	const char *type = NULL;
+	uint64_t size = 0;
+	int fd = -1, rc;
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		snprintf(c->resp->allow, sizeof(c->resp->allow), "GET, HEAD");
+		api_error(c, 405, "method_not_allowed", NULL, "static files "
+		    "are read with GET or HEAD");
+		return;
+	}
+	if (c->api->web_fd == -1) {
+		api_error(c, 404, "no_route", NULL, "no such resource");
+		return;
+	}
+	switch ((rc = web_resolve(c->api->web_fd, path, &fd, &size, &type))) {
+	case 0:
+		break;
+	case 400:
+		api_error(c, 400, "bad_path", NULL, "this path is not allowed");
+		return;
+	case 404:
+		api_error(c, 404, "no_route", NULL, "no such resource");
+		return;
+	case 413:
+		api_error(c, 413, "too_large", NULL, "file too large to serve");
+		return;
+	default:
+		api_error(c, rc, "internal", NULL, "internal error");
+		return;
+	}
+	free(c->resp->body);
+	c->resp->body = NULL;
+	c->resp->body_len = 0;
+	c->resp->status = 200;
+	c->resp->content_type = type;
+	c->resp->cache_control = "no-cache";
+	c->resp->has_fd = true;
+	c->resp->fd = fd;
+	c->resp->file_size = size;
+}
+
+/* ------------------------------------------------------------------ */
+/* Event rendering (controller/events.c shows objects as the API does) */
+
+static char *
+api_dump(json_t *j)
+{
+	char *s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	return s;
+}
+
+static char *
+api_render_audit(const struct model_audit *a)
+{
+	return api_dump(api_audit_json(a));
+}
+
+static char *
+api_render_site(const struct model_site *s, const struct model_site_prefix *p,
+    size_t np)
+{
+	return api_dump(api_site_json(s, p, np));
+}
+
+static char *
+api_render_tunnel(const struct model_tunnel *t)
+{
+	return api_dump(api_tunnel_json(t));
+}
+
+static char *
+api_render_edge(const struct model_site *s, const struct model_edge_state *e)
+{
+	return api_dump(api_edge_full_json(s, e));
+}
+
+static void
+api_wake_streams(void *arg)
+{
+	struct api *a = arg;
+
+	http_wake(a->http);
 }
 
 /* Splits "host:port" / "[v6]:port" into its parts. */
@@ -2495,12 +2895,41 @@ api_start(const struct api_config *cfg, struct store *st)
 	hc.max_connections = cfg->max_connections;
 	hc.max_per_ip = cfg->max_per_ip;
 	hc.timeout_s = cfg->timeout_s;
+	hc.tls_cert_pem = cfg->tls_cert_pem;
+	hc.tls_key_pem = cfg->tls_key_pem;
+	a->web_fd = -1;
+	if (cfg->web_root != NULL && cfg->web_root[0] != '\0' &&
+	    (a->web_fd = web_open_root(cfg->web_root)) == -1)
+		log_warnx("api: dashboard not served (web root %s)",
+		    cfg->web_root);
+	if (cfg->events_st != NULL) {
+		struct events_config ec = {
+			.st = cfg->events_st,
+			.max_streams = cfg->sse_max,
+			.max_streams_per_client = cfg->sse_max_per_client,
+			.render = { api_render_audit, api_render_site,
+			    api_render_tunnel, api_render_edge },
+			.wake = api_wake_streams,
+			.wake_arg = a,
+		};
+
+		if ((a->ev = events_new(&ec)) == NULL)
+			goto fail;
+	}
 	a->http = http_start(&hc, api_handle, a);
-	if (a->http == NULL) {
-		free(a);
-		return NULL;
+	if (a->http == NULL)
+		goto fail;
+	if (a->ev != NULL && events_run(a->ev) == -1) {
+		http_stop(a->http);
+		goto fail;
 	}
 	return a;
+fail:
+	events_free(a->ev);
+	if (a->web_fd != -1)
+		close(a->web_fd);
+	free(a);
+	return NULL;
 }
 
 void
@@ -2508,8 +2937,20 @@ api_stop(struct api *a)
 {
 	if (a == NULL)
 		return;
+	/* The watcher first (it wakes the server); streams end with it. */
+	events_stop(a->ev);
 	http_stop(a->http);
+	events_free(a->ev);
+	if (a->web_fd != -1)
+		close(a->web_fd);
+	api_index_free(a->index);
 	free(a);
+}
+
+struct events *
+api_events(struct api *a)
+{
+	return a->ev;
 }
 
 uint16_t

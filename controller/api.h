@@ -63,6 +63,25 @@ struct api_config {
 	struct api_hooks hooks;
 	/* Counters the daemon updates (compile, RPC); NULL = not shown. */
 	struct metrics *metrics;
+	/*
+	 * HTTPS: PEM certificate and key (kept by the caller until
+	 * api_stop); both NULL = plain HTTP.  The caller decides when
+	 * plaintext is allowed (controller/CONTROLLER.md).
+	 */
+	const char *tls_cert_pem;
+	const char *tls_key_pem;
+	/* The dashboard's folder, served at "/"; NULL = none (404). */
+	const char *web_root;
+	/*
+	 * A second store connection, used only by the event watcher thread
+	 * (GET /api/v1/events/stream, tunnel health history) until
+	 * api_stop; NULL = no event stream (503).
+	 */
+	struct store *events_st;
+	/* Event streams at once: in all, per token and per address;
+	 * 0 = the defaults of controller/events.h. */
+	unsigned sse_max;
+	unsigned sse_max_per_client;
 };
 
 #define API_MAX_BODY_DEFAULT ((size_t)256 * 1024)
@@ -77,5 +96,7 @@ struct api *api_start(const struct api_config *cfg, struct store *st);
 void api_stop(struct api *a);
 /* The bound TCP port (tests listen on port 0). */
 uint16_t api_port(const struct api *a);
+/* The event hub (controller/events.h), or NULL without events_st. */
+struct events *api_events(struct api *a);
 
 #endif

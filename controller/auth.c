@@ -71,6 +71,11 @@ auth_check(struct store *st, const char *authorization, enum auth_need need,
 	if (store_api_token_check(st, tok, &info, &err) == -1) {
 		if (err.code == MODEL_E_TOKEN || err.code == MODEL_E_NOT_FOUND)
 			return AUTH_UNAUTHENTICATED;
+		if (err.code == MODEL_E_BUSY) {
+			util_strcpy(who->unavailable, sizeof(who->unavailable),
+			    err.message);
+			return AUTH_UNAVAILABLE;
+		}
 		log_warnx("auth: token lookup failed: %s", err.message);
 		return AUTH_ERROR;
 	}

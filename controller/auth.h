@@ -28,6 +28,7 @@ enum auth_need {
 struct auth_identity {
 	char name[MODEL_TOKEN_NAME_MAX + 1];	/* audit actor */
 	enum model_api_role role;
+	char unavailable[160];	/* AUTH_UNAVAILABLE: why (no secrets) */
 };
 
 enum auth_result {
@@ -35,6 +36,7 @@ enum auth_result {
 	AUTH_UNAUTHENTICATED,	/* no, malformed or unknown token: 401 */
 	AUTH_FORBIDDEN,		/* known token, role too weak: 403 */
 	AUTH_ERROR,		/* store failure: 500 */
+	AUTH_UNAVAILABLE,	/* database unreachable or busy: 503 */
 };
 
 /*

@@ -367,8 +367,14 @@ ca_san_append(char *buf, size_t bufsz, const char *name)
 	return n < 0 || (size_t)n >= bufsz - used ? -1 : 0;
 }
 
+/*
+ * A server certificate (1 year, serverAuth) for cn and names, plus
+ * localhost and the loopback addresses; its key exists only in the PEM
+ * text returned (the caller wipes *key_pem, *key_len bytes).
+ */
 static int
-ca_issue_server(struct ca *ca, const struct ca_params *p)
+ca_issue_named(const struct ca *ca, const char *cn, const char *const *names,
+    unsigned n_names, char **cert_pem, char **key_pem, size_t *key_len)
 {
 	static const char *const fixed[] = { "localhost", "127.0.0.1", "::1" };
 	char san[2048] = "";
@@ -376,18 +382,18 @@ ca_issue_server(struct ca *ca, const struct ca_params *p)
 	X509 *x = NULL;
 	int rc = -1;
 
+	*cert_pem = *key_pem = NULL;
 	if ((key = ca_new_key()) == NULL)
 		return -1;
-	if (ca_san_append(san, sizeof(san), p->controller_name) == -1)
+	if (ca_san_append(san, sizeof(san), cn) == -1)
 		goto out;
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		if (ca_san_append(san, sizeof(san), fixed[i]) == -1)
 			goto out;
-	for (unsigned i = 0; i < p->n_names; i++)
-		if (ca_san_append(san, sizeof(san), p->names[i]) == -1)
+	for (unsigned i = 0; i < n_names; i++)
+		if (ca_san_append(san, sizeof(san), names[i]) == -1)
 			goto out;
-	if ((x = ca_new_cert(p->controller_name, key, CA_SERVER_VALID_S)) ==
-	    NULL ||
+	if ((x = ca_new_cert(cn, key, CA_SERVER_VALID_S)) == NULL ||
 	    X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
 	    ca_add_ext(x, ca->cert, NID_basic_constraints,
 	    "critical,CA:FALSE") == -1 ||
@@ -398,19 +404,38 @@ ca_issue_server(struct ca *ca, const struct ca_params *p)
 	    ca_add_ext(x, ca->cert, NID_authority_key_identifier,
 	    "keyid:always") == -1 ||
 	    X509_sign(x, ca->key, EVP_sha256()) == 0) {
-		ca_log_ssl("issuing the server certificate");
+		ca_log_ssl("issuing a server certificate");
 		goto out;
 	}
-	if ((ca->server_cert_pem = ca_pem_of(ca_wr_cert, x, NULL)) == NULL ||
-	    (ca->server_key_pem = ca_pem_of(ca_wr_key, key,
-	    &ca->server_key_len)) == NULL)
+	if ((*cert_pem = ca_pem_of(ca_wr_cert, x, NULL)) == NULL ||
+	    (*key_pem = ca_pem_of(ca_wr_key, key, key_len)) == NULL) {
+		free(*cert_pem);
+		*cert_pem = NULL;
 		goto out;
+	}
 	log_debug("ca", "server certificate for %s", san);
 	rc = 0;
 out:
 	X509_free(x);
 	EVP_PKEY_free(key);
 	return rc;
+}
+
+static int
+ca_issue_server(struct ca *ca, const struct ca_params *p)
+{
+	return ca_issue_named(ca, p->controller_name, p->names, p->n_names,
+	    &ca->server_cert_pem, &ca->server_key_pem, &ca->server_key_len);
+}
+
+int
+ca_issue_http(const struct ca *ca, const char *const *names, unsigned n,
+    char **cert_pem, char **key_pem, size_t *key_len)
+{
+	if (n == 0)
+		return -1;
+	return ca_issue_named(ca, names[0], names, n, cert_pem, key_pem,
+	    key_len);
 }
 
 struct ca *

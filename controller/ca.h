@@ -46,6 +46,14 @@ void ca_free(struct ca *ca);
 const char *ca_cert_pem(const struct ca *ca);
 const char *ca_server_cert_pem(const struct ca *ca);
 const char *ca_server_key_pem(const struct ca *ca);
+/*
+ * Issue another server certificate (1 year, serverAuth) for the HTTPS
+ * listener: CN = names[0], SANs = names plus localhost and the loopback
+ * addresses.  PEM text in *cert_pem and *key_pem (free both; wipe the
+ * key's *key_len bytes first).  0 or -1 (logged); n must be > 0.
+ */
+int ca_issue_http(const struct ca *ca, const char *const *names, unsigned n,
+    char **cert_pem, char **key_pem, size_t *key_len);
 /* DER of the CA certificate (the chain sent to edges). */
 const uint8_t *ca_cert_der(const struct ca *ca, size_t *len);
 

@@ -28,8 +28,10 @@ enum config_type {
 	CT_ADDR,      /* host:port */
 	CT_ADDR_NUM,  /* numeric address:port (the HTTP server binds no names) */
 	CT_PATH,      /* absolute or relative path */
+	CT_CONNINFO,  /* libpq connection string or URI, without a password */
 	CT_NAME,      /* DNS name or IP address */
 	CT_NAMES,     /* comma-separated CT_NAME list */
+	CT_YESNO,     /* yes or no, stored as 1 / 0 (uint32_t) */
 	CT_SECONDS,   /* duration, stored in seconds (uint64_t) */
 	CT_SECONDS32, /* duration, stored in seconds (uint32_t) */
 	CT_MILLIS,    /* duration, stored in milliseconds (uint32_t) */
@@ -64,7 +66,16 @@ static const struct config_key config_keys[] = {
 	{ "http_max_connections_per_address", N(http_max_per_ip), 1, 65536,
 	    CT_U32, false },
 	{ "http_timeout", N(http_timeout_s), 1, 3600, CT_SECONDS32, false },
+	{ "http_tls_cert", S(http_tls_cert), 0, 0, CT_PATH, true },
+	{ "http_tls_key", S(http_tls_key), 0, 0, CT_PATH, true },
+	{ "http_tls_names", N(http_tls_names), 0, 0, CT_NAMES, true },
+	{ "http_plaintext", N(http_plaintext), 0, 1, CT_YESNO, true },
+	{ "web_root", S(web_root), 0, 0, CT_PATH, true },
+	{ "sse_max_streams", N(sse_max), 1, 4096, CT_U32, true },
+	{ "sse_max_streams_per_client", N(sse_max_per_client), 1, 1024,
+	    CT_U32, true },
 	{ "database", S(database), 0, 0, CT_PATH, false },
+	{ "store", S(store), 0, 0, CT_CONNINFO, true },
 	{ "ca_dir", S(ca_dir), 0, 0, CT_PATH, false },
 	{ "ca_key_passphrase_file", S(ca_key_passphrase_file), 0, 0, CT_PATH,
 	    true },
@@ -342,7 +353,50 @@ config_asn_private(uint64_t a)
 	    (a >= 4200000000ull && a <= 4294967294ull);
 }
 
+/*
+ * A password in the connection string would be printed by -n and sit in
+ * a file that is often world-readable: refuse `password=` anywhere (a
+ * keyword or a URI parameter) and a URI's user:password@.
+ */
+static bool
+config_conninfo_has_password(const char *v)
+{
+	const char *at, *colon;
+
+	for (const char *p = v; (p = strcasestr(p, "password")) != NULL;
+	    p += 8) {
+		const char *q = p + 8;
+
+		while (*q == ' ')
+			q++;
+		if (*q == '=' && (p == v || p[-1] == ' ' || p[-1] == '?' ||
+		    p[-1] == '&'))
+			return true;
+	}
+	if (strncmp(v, "postgres", 8) != 0 || (v = strstr(v, "://")) == NULL)
+		return false;
+	v += 3;
+	at = strchr(v, '@');
+	colon = strchr(v, ':');
+	return at != NULL && colon != NULL && colon < at &&
+	    strcspn(v, "/?") > (size_t)(at - v);
+}
+
 /* Error reporting: one line naming where and what. */
+/* The list a CT_NAMES key fills. */
+static void
+config_names_of(struct config *cfg, const struct config_key *k,
+    char (**names)[CONFIG_NAME_MAX], unsigned **n)
+{
+	if (strcmp(k->name, "http_tls_names") == 0) {
+		*names = cfg->http_tls_names;
+		*n = &cfg->n_http_tls_names;
+	} else {
+		*names = cfg->server_names;
+		*n = &cfg->n_server_names;
+	}
+}
+
 static int
 config_err(const char *name, unsigned line, const char *key, const char *why)
 {
@@ -384,18 +438,41 @@ config_set(const char *name, unsigned line, const struct config_key *k,
 				return config_err(name, line, k->name,
 				    "path has a control character");
 		break;
+	case CT_CONNINFO:
+		for (const char *p = v; *p; p++)
+			if (!isprint((unsigned char)*p))
+				return config_err(name, line, k->name,
+				    "control character");
+		if (strncmp(v, "postgresql://", 13) != 0 &&
+		    strncmp(v, "postgres://", 11) != 0 && strchr(v, '=') == NULL)
+			return config_err(name, line, k->name,
+			    "expected postgresql://... or key=value pairs");
+		if (config_conninfo_has_password(v))
+			return config_err(name, line, k->name,
+			    "no password here: use a passfile "
+			    "(passfile=... or ~/.pgpass) or a certificate");
+		break;
 	case CT_NAME:
 		if (!config_valid_name(v))
 			return config_err(name, line, k->name,
 			    "expected a DNS name or an IP address");
 		break;
+	case CT_YESNO:
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+			return config_err(name, line, k->name,
+			    "expected yes or no");
+		*(uint32_t *)(base + k->off) = strcmp(v, "yes") == 0;
+		return 0;
 	case CT_NAMES: {
 		char tmp[CONFIG_NAMES_MAX * CONFIG_NAME_MAX];
 		char *save = NULL, *tok;
+		char (*names)[CONFIG_NAME_MAX];
+		unsigned *nn;
 
+		config_names_of(cfg, k, &names, &nn);
 		if (util_strcpy(tmp, sizeof(tmp), v) == -1)
 			return config_err(name, line, k->name, "too long");
-		cfg->n_server_names = 0;
+		*nn = 0;
 		for (tok = strtok_r(tmp, ",", &save); tok;
 		     tok = strtok_r(NULL, ",", &save)) {
 			while (*tok == ' ' || *tok == '\t')
@@ -407,13 +484,12 @@ config_set(const char *name, unsigned line, const struct config_key *k,
 				return config_err(name, line, k->name,
 				    "expected DNS names or IP addresses, "
 				    "comma-separated");
-			if (cfg->n_server_names == CONFIG_NAMES_MAX)
+			if (*nn == CONFIG_NAMES_MAX)
 				return config_err(name, line, k->name,
 				    "more than 8 names");
-			snprintf(cfg->server_names[cfg->n_server_names++],
-			    CONFIG_NAME_MAX, "%s", tok);
+			snprintf(names[(*nn)++], CONFIG_NAME_MAX, "%s", tok);
 		}
-		if (cfg->n_server_names == 0)
+		if (*nn == 0)
 			return config_err(name, line, k->name, "empty list");
 		return 0;
 	}
@@ -616,6 +692,18 @@ config_parse(const char *name, const char *buf, size_t len,
 	 * reported at the end of the file.  (No rule ties rekey_interval to
 	 * headless_grace: an SA's hard lifetime covers both, proto/README.md
 	 * "SA lifetimes".) */
+	/* HTTPS: one source of certificate, and never both TLS and not. */
+	if ((cfg->http_tls_cert[0] == '\0') != (cfg->http_tls_key[0] == '\0'))
+		return config_err(name, lineno, cfg->http_tls_cert[0] == '\0' ?
+		    "http_tls_cert" : "http_tls_key", "http_tls_cert and "
+		    "http_tls_key go together");
+	if (cfg->http_tls_cert[0] != '\0' && cfg->n_http_tls_names > 0)
+		return config_err(name, lineno, "http_tls_names", "either "
+		    "certificate files or names for the CA to issue one for");
+	if (cfg->http_plaintext && (cfg->http_tls_cert[0] != '\0' ||
+	    cfg->n_http_tls_names > 0))
+		return config_err(name, lineno, "http_plaintext", "yes "
+		    "contradicts http_tls_cert / http_tls_names");
 	config_crypto(cfg, &cr);
 	if (model_crypto_validate(&cr, &err) == -1)
 		return config_err(name, lineno, strcmp(err.field,
@@ -677,6 +765,7 @@ config_print(const struct config *cfg, FILE *out)
 		case CT_ADDR:
 		case CT_ADDR_NUM:
 		case CT_PATH:
+		case CT_CONNINFO:
 		case CT_NAME:
 		case CT_CIDR4:
 		case CT_DEBUG:
@@ -684,14 +773,28 @@ config_print(const struct config *cfg, FILE *out)
 				break;
 			fprintf(out, "%s = %s\n", k->name, base + k->off);
 			break;
-		case CT_NAMES:
-			if (cfg->n_server_names == 0)
+		case CT_NAMES: {
+			const char (*names)[CONFIG_NAME_MAX] =
+			    strcmp(k->name, "http_tls_names") == 0 ?
+			    cfg->http_tls_names : cfg->server_names;
+			const unsigned *nn =
+			    strcmp(k->name, "http_tls_names") == 0 ?
+			    &cfg->n_http_tls_names : &cfg->n_server_names;
+
+			if (*nn == 0)
 				break;
 			fprintf(out, "%s = ", k->name);
-			for (unsigned j = 0; j < cfg->n_server_names; j++)
-				fprintf(out, "%s%s", j ? ", " : "",
-				    cfg->server_names[j]);
+			for (unsigned j = 0; j < *nn; j++)
+				fprintf(out, "%s%s", j ? ", " : "", names[j]);
 			fputc('\n', out);
+			break;
+		}
+		case CT_YESNO:
+			if (k->optional && *(const uint32_t *)(base + k->off)
+			    == 0)
+				break;
+			fprintf(out, "%s = %s\n", k->name,
+			    *(const uint32_t *)(base + k->off) ? "yes" : "no");
 			break;
 		case CT_SECONDS:
 			fprintf(out, "%s = ", k->name);

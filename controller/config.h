@@ -15,11 +15,14 @@
 #include <stdio.h>
 
 #define CONFIG_PATH_MAX 256
+#define CONFIG_STORE_MAX 1024  /* a libpq connection string */
 #define CONFIG_ADDR_MAX 128  /* "host:port", "[v6]:port" */
 #define CONFIG_NAME_MAX 64   /* a DNS name or address in the server cert */
 #define CONFIG_NAMES_MAX 8
 #define CONFIG_DEBUG_MAX 200
 #define CONFIG_FILE_MAX ((size_t)64 * 1024)
+/* Where `make install` puts controller/web. */
+#define CONFIG_WEB_ROOT_DEFAULT "/usr/share/meshwan/web"
 
 enum config_policy {
 	CONFIG_POLICY_FULL_MESH = 0,
@@ -45,9 +48,21 @@ struct config {
 	uint32_t http_max_connections;       /* REST connections held at once */
 	uint32_t http_max_per_ip;            /* ... per client address */
 	uint32_t http_timeout_s;             /* idle REST connection closed */
+	/* HTTPS of the REST API and dashboard (CONTROLLER.md, "HTTPS"). */
+	char http_tls_cert[CONFIG_PATH_MAX]; /* PEM files; "" = none */
+	char http_tls_key[CONFIG_PATH_MAX];
+	char http_tls_names[CONFIG_NAMES_MAX][CONFIG_NAME_MAX]; /* CA-issued */
+	unsigned n_http_tls_names;
+	uint32_t http_plaintext;             /* 1: plain HTTP, said so */
+	char web_root[CONFIG_PATH_MAX];      /* "" = CONFIG_WEB_ROOT_DEFAULT */
+	uint32_t sse_max;                    /* event streams; 0 = default */
+	uint32_t sse_max_per_client;         /* ... per token / address */
 
 	/* State. */
 	char database[CONFIG_PATH_MAX];
+	/* "" = sqlite at database; else a PostgreSQL connection string or
+	 * URI, passed to libpq unchanged (never with a password in it). */
+	char store[CONFIG_STORE_MAX];
 	char ca_dir[CONFIG_PATH_MAX];
 	char ca_key_passphrase_file[CONFIG_PATH_MAX]; /* "" = key not wrapped */
 	char admin_token_file[CONFIG_PATH_MAX]; /* first admin token goes here */

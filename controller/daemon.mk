@@ -6,7 +6,7 @@ CTLD_SRCS := controller/main.c controller/config.c controller/ca.c \
              controller/session_intent.c controller/session_rekey.c \
              controller/session_keys.c controller/session_status.c \
              controller/intent.c \
-             controller/epochs.c
+             controller/epochs.c controller/replica.c
 CTLD_OBJS := $(CTLD_SRCS:%.c=$(BUILD)/%.o)
 ANALYZE_SRCS += $(CTLD_SRCS)
 $(CTLD_OBJS): | $(PROTO_GEN_H)
@@ -99,9 +99,18 @@ TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
          tests/ctl/ctl_asan.sh tests/ctl/sa_keys.sh tests/ctl/rekey_request.sh
 # Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.
 TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
-         tests/ctl/group_commit.sh
+         tests/ctl/group_commit.sh tests/ctl/pg_store.sh \
+         tests/ctl/pg_replicas.sh
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
+
+# Memory of kept intents, certificates shared vs copied (make bench).
+BENCHES += $(BUILD)/tests/bench/intent_mem_bench
+$(BUILD)/tests/bench/intent_mem_bench.o: | $(PROTO_GEN_H)
+$(BUILD)/tests/bench/intent_mem_bench: \
+    $(BUILD)/tests/bench/intent_mem_bench.o $(BUILD)/controller/intent.o \
+    $(TOPO_OBJS) $(MODEL_OBJS) $(PBCONV_OBJS) $(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_PBCONV))
 
 # Session load generator for `make bench` (tests/bench/ctl_bench.sh).
 CTL_LOAD := $(BUILD)/tests/bench/ctl_load

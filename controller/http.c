@@ -25,12 +25,25 @@
  * request header, so a client that dribbles a byte before each idle
  * timeout keeps its connection; the per-address limit is what bounds one
  * such client.
+ *
+ * Streams (server-sent events): a response whose body comes from a
+ * reader callback.  When the reader has nothing to send, the connection
+ * is suspended (MHD_suspend_connection, the pattern microhttpd.h gives
+ * for "no data yet" in internal polling mode) and parked on a list;
+ * http_wake() resumes every parked stream from any thread.  The list
+ * and a wake counter share one mutex, so a wake that lands between the
+ * reader's "nothing" and the suspension is not lost.  MHD asks the
+ * reader only when the socket can take more, so a slow reader costs one
+ * block (HTTP_STREAM_BLOCK) here, never a growing buffer.
+ *
+ * TLS: libmicrohttpd's own (GnuTLS), from PEM text in memory.
  */
 #include "controller/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -40,6 +53,7 @@
 #include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -56,7 +70,27 @@ struct http_server {
 	unsigned log_count;
 	/* Written by the server thread, read by anyone: atomics. */
 	_Atomic uint64_t counts[HTTP_STATUS_MAX - HTTP_STATUS_MIN + 1];
+	bool tls;
+	/* Streams (any thread): the list, the wake counter, stopping. */
+	pthread_mutex_t lock;
+	struct http_stream *streams;
+	uint64_t wake_gen;
+	bool stopping;
 };
+
+/* One open stream response; lives until its connection ends. */
+struct http_stream {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	long (*read)(void *arg, char *buf, size_t max);
+	void (*free)(void *arg);
+	void *arg;
+	bool parked;			/* suspended, waiting for http_wake */
+	struct http_stream *prev, *next;
+};
+
+/* Bytes asked of a stream reader at a time (the most MHD buffers). */
+#define HTTP_STREAM_BLOCK ((size_t)16 * 1024)
 
 /*
  * One per request: made when its request line has arrived (before any
@@ -67,6 +101,7 @@ struct http_request {
 	const char *method;
 	const char *path;
 	char *target;		/* as sent: path and query, not decoded */
+	char peer[INET6_ADDRSTRLEN];
 	char *body;
 	size_t body_len;
 	size_t body_cap;
@@ -88,6 +123,27 @@ http_count_status(struct http_server *srv, int status)
 		atomic_fetch_add(&srv->counts[status - HTTP_STATUS_MIN], 1);
 }
 
+/*
+ * The dashboard loads its own script and style files only: no inline
+ * script or style element, nothing from elsewhere, never framed.
+ */
+#define HTTP_CSP "default-src 'self'; script-src 'self'; " \
+    "style-src 'self'; img-src 'self' data:; connect-src 'self'; " \
+    "object-src 'none'; base-uri 'none'; form-action 'self'; " \
+    "frame-ancestors 'none'"
+
+static void
+http_secure_headers(const struct http_server *srv, struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "Content-Security-Policy", HTTP_CSP);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	if (srv->tls)
+		MHD_add_response_header(r, "Strict-Transport-Security",
+		    "max-age=31536000");
+}
+
 static enum MHD_Result
 http_queue_static(struct http_server *srv, struct MHD_Connection *conn,
     int status, const char *json)
@@ -99,12 +155,122 @@ http_queue_static(struct http_server *srv, struct MHD_Connection *conn,
 	    MHD_RESPMEM_PERSISTENT);
 	if (r == NULL)
 		return MHD_NO;
+	http_secure_headers(srv, r);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    "application/json");
 	ret = MHD_queue_response(conn, (unsigned int)status, r);
 	MHD_destroy_response(r);
 	http_count_status(srv, status);
 	return ret;
+}
+
+/*
+ * A parked connection is not polled, so a client that went away would
+ * only be noticed at the next write: look for its FIN (or reset) before
+ * parking.  Stream clients send nothing after the request, so a peek
+ * that finds bytes changes nothing.
+ */
+static bool
+http_peer_gone(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+	char b;
+	ssize_t n;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return false;
+	n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR);
+}
+
+/* MHD's content reader: see "Streams" at the top. */
+static ssize_t
+http_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct http_stream *hs = cls;
+	struct http_server *srv = hs->srv;
+	uint64_t gen;
+	bool stopping;
+	long n;
+
+	(void)pos;
+	pthread_mutex_lock(&srv->lock);
+	gen = srv->wake_gen;
+	stopping = srv->stopping;
+	pthread_mutex_unlock(&srv->lock);
+	if (stopping)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	n = hs->read(hs->arg, buf, max);
+	if (n > 0)
+		return (ssize_t)n;
+	if (n < 0 || http_peer_gone(hs->conn))
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	pthread_mutex_lock(&srv->lock);
+	if (srv->wake_gen == gen && !srv->stopping) {
+		hs->parked = true;
+		MHD_suspend_connection(hs->conn);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return 0;
+}
+
+/* MHD frees the response: the connection is gone. */
+static void
+http_stream_free(void *cls)
+{
+	struct http_stream *hs = cls;
+	struct http_server *srv = hs->srv;
+
+	pthread_mutex_lock(&srv->lock);
+	if (hs->prev != NULL)
+		hs->prev->next = hs->next;
+	else
+		srv->streams = hs->next;
+	if (hs->next != NULL)
+		hs->next->prev = hs->prev;
+	pthread_mutex_unlock(&srv->lock);
+	if (hs->free != NULL)
+		hs->free(hs->arg);
+	free(hs);
+}
+
+static struct MHD_Response *
+http_stream_response(struct http_server *srv, struct http_request *req,
+    struct http_response *resp)
+{
+	struct http_stream *hs;
+	struct MHD_Response *r;
+
+	if ((hs = calloc(1, sizeof(*hs))) == NULL) {
+		if (resp->stream_free != NULL)
+			resp->stream_free(resp->stream_arg);
+		return NULL;
+	}
+	hs->srv = srv;
+	hs->conn = req->conn;
+	hs->read = resp->stream_read;
+	hs->free = resp->stream_free;
+	hs->arg = resp->stream_arg;
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+	    HTTP_STREAM_BLOCK, http_stream_reader, hs, http_stream_free);
+	if (r == NULL) {
+		if (hs->free != NULL)
+			hs->free(hs->arg);
+		free(hs);
+		return NULL;
+	}
+	pthread_mutex_lock(&srv->lock);
+	hs->next = srv->streams;
+	if (hs->next != NULL)
+		hs->next->prev = hs;
+	srv->streams = hs;
+	pthread_mutex_unlock(&srv->lock);
+	if (resp->stream_timeout_s != 0)
+		MHD_set_connection_option(req->conn,
+		    MHD_CONNECTION_OPTION_TIMEOUT, resp->stream_timeout_s);
+	return r;
 }
 
 static enum MHD_Result
@@ -118,16 +284,29 @@ http_dispatch(struct http_server *srv, struct http_request *req)
 	resp.status = 500;
 	srv->handler(srv->arg, req, &resp);
 
-	r = MHD_create_response_from_buffer(resp.body_len,
-	    resp.body != NULL ? resp.body : (void *)"",
-	    resp.body != NULL ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-	if (r == NULL) {
+	if (resp.stream_read != NULL) {
 		free(resp.body);
-		return MHD_NO;
+		r = http_stream_response(srv, req, &resp);
+	} else if (resp.has_fd) {
+		free(resp.body);
+		r = MHD_create_response_from_fd64(resp.file_size, resp.fd);
+		if (r == NULL)
+			close(resp.fd);
+	} else {
+		r = MHD_create_response_from_buffer(resp.body_len,
+		    resp.body != NULL ? resp.body : (void *)"",
+		    resp.body != NULL ? MHD_RESPMEM_MUST_FREE :
+		    MHD_RESPMEM_PERSISTENT);
+		if (r == NULL)
+			free(resp.body);
 	}
+	if (r == NULL)
+		return MHD_NO;
+	http_secure_headers(srv, r);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    resp.content_type != NULL ? resp.content_type : "application/json");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+	    resp.cache_control != NULL ? resp.cache_control : "no-store");
 	if (resp.allow[0] != '\0')
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp.allow);
 	if (resp.auth_challenge)
@@ -137,6 +316,24 @@ http_dispatch(struct http_server *srv, struct http_request *req)
 	MHD_destroy_response(r);
 	http_count_status(srv, resp.status);
 	return ret;
+}
+
+static void
+http_peer_text(struct MHD_Connection *conn, char *out, size_t outsz)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	out[0] = '\0';
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)
+		    sa)->sin_addr, out, (socklen_t)outsz);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, out, (socklen_t)outsz);
 }
 
 static int
@@ -188,6 +385,7 @@ http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		req->method = method;
 		req->path = url;
 		*con_cls = req;
+		http_peer_text(conn, req->peer, sizeof(req->peer));
 		/*
 		 * Refuse a declared oversized body before reading it: the
 		 * client then gets 413 instead of "100 Continue".
@@ -337,7 +535,9 @@ http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	unsigned int flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+	    MHD_ALLOW_SUSPEND_RESUME;
+	bool tls = cfg->tls_cert_pem != NULL && cfg->tls_key_pem != NULL;
 	const union MHD_DaemonInfo *info;
 	unsigned max_conn, per_ip;
 
@@ -354,9 +554,21 @@ http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
 		    cfg->address);
 		return NULL;
 	}
+	if (tls) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			log_warnx("http: this libmicrohttpd has no TLS support");
+			return NULL;
+		}
+		flags |= MHD_USE_TLS;
+	}
 	srv = calloc(1, sizeof(*srv));
 	if (srv == NULL)
 		return NULL;
+	if (pthread_mutex_init(&srv->lock, NULL) != 0) {
+		free(srv);
+		return NULL;
+	}
+	srv->tls = tls;
 	srv->handler = handler;
 	srv->arg = arg;
 	srv->max_body = cfg->max_body;
@@ -374,18 +586,25 @@ http_start(const struct http_config *cfg, http_handler_fn handler, void *arg)
 	    cfg->timeout_s : HTTP_TIMEOUT_DEFAULT),
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_ip,
+	    /* Only meaningful with MHD_USE_TLS; ignored otherwise. */
+	    tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, cfg->tls_key_pem,
+	    MHD_OPTION_HTTPS_MEM_CERT, cfg->tls_cert_pem,
+	    MHD_OPTION_HTTPS_PRIORITIES,
+	    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
 	    MHD_OPTION_END);
 	if (srv->mhd == NULL) {
-		log_warnx("http: cannot listen on %s port %u", cfg->address,
-		    (unsigned)cfg->port);
+		log_warnx("http: cannot listen on %s port %u%s", cfg->address,
+		    (unsigned)cfg->port, tls ? " (or the TLS certificate or "
+		    "key was refused)" : "");
+		pthread_mutex_destroy(&srv->lock);
 		free(srv);
 		return NULL;
 	}
 	info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info != NULL ? info->port : cfg->port;
-	log_info("http: listening on %s port %u (at most %u connections, %u "
-	    "per address)", cfg->address, (unsigned)srv->port, max_conn,
-	    per_ip);
+	log_info("http: listening on %s port %u, %s (at most %u connections, "
+	    "%u per address)", cfg->address, (unsigned)srv->port, tls ?
+	    "HTTPS" : "plaintext HTTP", max_conn, per_ip);
 	return srv;
 }
 
@@ -394,8 +613,43 @@ http_stop(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
+	/* Parked streams must be resumed to be closed: they end at once. */
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = true;
+	for (struct http_stream *hs = srv->streams; hs != NULL; hs = hs->next)
+		if (hs->parked) {
+			hs->parked = false;
+			MHD_resume_connection(hs->conn);
+		}
+	pthread_mutex_unlock(&srv->lock);
 	MHD_stop_daemon(srv->mhd);
+	pthread_mutex_destroy(&srv->lock);
 	free(srv);
+}
+
+void
+http_wake(struct http_server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->wake_gen++;
+	for (struct http_stream *hs = srv->streams; hs != NULL; hs = hs->next)
+		if (hs->parked) {
+			hs->parked = false;
+			MHD_resume_connection(hs->conn);
+		}
+	pthread_mutex_unlock(&srv->lock);
+}
+
+bool
+http_tls(const struct http_server *srv)
+{
+	return srv->tls;
+}
+
+const char *
+http_request_peer(const struct http_request *req)
+{
+	return req->peer;
 }
 
 uint16_t

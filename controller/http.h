@@ -9,6 +9,11 @@
  * is answered with 413 by this file, before the handler sees it.  HEAD is
  * handed to the handler as HEAD; whatever body it answers with is left out
  * on the wire (the headers, Content-Length included, stay).
+ *
+ * Every reply carries the security headers of a web application that
+ * loads nothing from elsewhere: a Content-Security-Policy without inline
+ * script, X-Content-Type-Options, X-Frame-Options, Referrer-Policy, and
+ * Strict-Transport-Security when the server speaks TLS.
  */
 #ifndef MESHWAN_HTTP_H
 #define MESHWAN_HTTP_H
@@ -32,6 +37,29 @@ struct http_response {
 	char allow[64];
 	/* Adds "WWW-Authenticate: Bearer" (for 401, RFC 6750). */
 	bool auth_challenge;
+	/*
+	 * A file instead of body: fd (owned, closed by http.c) of file_size
+	 * bytes.  Used when has_fd is set.
+	 */
+	bool has_fd;
+	int fd;
+	uint64_t file_size;
+	/* Cache-Control value; NULL = "no-store". */
+	const char *cache_control;
+	/*
+	 * A stream instead of body (server-sent events): used when
+	 * stream_read is set.  stream_read(stream_arg, buf, max) is called
+	 * from the server thread whenever the socket can take more; it
+	 * returns the bytes it wrote (> 0), 0 when it has nothing now (the
+	 * connection is then parked until http_wake), or -1 to end the
+	 * stream.  stream_free(stream_arg) is called once when the
+	 * connection ends (also if the response could not be queued).
+	 */
+	long (*stream_read)(void *arg, char *buf, size_t max);
+	void (*stream_free)(void *arg);
+	void *stream_arg;
+	/* Idle timeout of a stream's connection; 0 = the server's. */
+	unsigned stream_timeout_s;
 };
 
 typedef void (*http_handler_fn)(void *arg, const struct http_request *req,
@@ -51,6 +79,13 @@ struct http_config {
 	unsigned max_per_ip;
 	/* A connection idle this long is closed; 0 = HTTP_TIMEOUT_DEFAULT. */
 	unsigned timeout_s;
+	/*
+	 * HTTPS: PEM certificate (chain) and private key, kept in memory by
+	 * the caller until http_stop.  Both NULL = plain HTTP (the caller
+	 * decides when that is allowed; the log line says "plaintext").
+	 */
+	const char *tls_cert_pem;
+	const char *tls_key_pem;
 };
 
 #define HTTP_MAX_CONNECTIONS_DEFAULT 2048u
@@ -75,6 +110,15 @@ uint16_t http_port(const struct http_server *srv);
 /* Requests answered so far with this status; 0 outside the range. */
 uint64_t http_count(const struct http_server *srv, int status);
 
+/*
+ * Wakes every parked stream (see http_response.stream_read) so its
+ * reader is asked again.  Safe from any thread; cheap when none is
+ * parked.
+ */
+void http_wake(struct http_server *srv);
+/* True when the server speaks TLS. */
+bool http_tls(const struct http_server *srv);
+
 /* Upper-case method, e.g. "GET". */
 const char *http_request_method(const struct http_request *req);
 /*
@@ -88,6 +132,8 @@ const char *http_request_path(const struct http_request *req);
  * encoded separators, NULs.  "" if unknown.
  */
 const char *http_request_target(const struct http_request *req);
+/* The client's address as text ("192.0.2.7", "::1"); "" if unknown. */
+const char *http_request_peer(const struct http_request *req);
 /* A header's value (case-insensitive name), or NULL. */
 const char *http_request_header(const struct http_request *req,
     const char *name);

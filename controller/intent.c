@@ -153,8 +153,7 @@ intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
 {
 	const struct intent_lookup *lk = p->lookup;
 	struct intent_spis spis;
-	const uint8_t *cert;
-	size_t cert_len = 0;
+	const struct msg_blob *cert;
 
 	memset(t, 0, sizeof(*t));
 	t->id = v->tunnel_id;
@@ -181,12 +180,9 @@ intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
 	t->crypto.rekey_packets = v->crypto->rekey_packets;
 	t->peer.site_id = v->peer_site_id;
 	snprintf(t->peer.name, sizeof(t->peer.name), "%s", v->peer_name);
-	cert = lk->cert(lk->arg, v->peer_site_id, &cert_len);
-	if (cert != NULL && cert_len > 0 &&
-	    msg_blob_set(&t->peer.certificate_der, cert, cert_len) == -1) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	cert = lk->cert(lk->arg, v->peer_site_id);
+	if (cert != NULL)
+		msg_blob_share(&t->peer.certificate_der, cert);
 	if (lk->keys != NULL) {
 		const struct msg_peer_key *k = NULL;
 		size_t nk = 0;

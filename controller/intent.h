@@ -40,8 +40,9 @@ struct intent_lookup {
 	/* LAN prefixes of a site (borrowed until the call returns). */
 	void (*prefixes)(void *arg, uint64_t site_id,
 	    const struct model_prefix **p, size_t *n);
-	/* A site's edge certificate (DER), or NULL/len 0 if not enrolled. */
-	const uint8_t *(*cert)(void *arg, uint64_t site_id, size_t *len);
+	/* A site's edge certificate (DER), or NULL/len 0 if not enrolled;
+	 * made by msg_blob_set, so each tunnel shares it, not copies it. */
+	const struct msg_blob *(*cert)(void *arg, uint64_t site_id);
 	/* The active SA of each direction of a tunnel from site_id's
 	 * point of view (SPI, SA epoch, both key epochs). */
 	void (*spis)(void *arg, uint64_t tunnel_id, uint64_t site_id,

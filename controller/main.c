@@ -10,6 +10,7 @@
  * threads with their own database connections (controller/api.h,
  * controller/enroll.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +31,7 @@
 #include "controller/config.h"
 #include "controller/enroll.h"
 #include "controller/metrics.h"
+#include "controller/replica.h"
 #include "controller/session.h"
 #include "controller/store.h"
 #include "lib/log.h"
@@ -48,8 +50,14 @@ struct ctld {
 	struct store *st;       /* the loop's connection */
 	struct store *api_st;   /* the API thread's connection */
 	struct store *enroll_st; /* the enrollment worker's connection */
+	struct store *events_st; /* the API's event watcher's connection */
+	/* HTTPS of the REST API: PEM text, NULL for plain HTTP. */
+	char *http_cert_pem;
+	char *http_key_pem;
+	size_t http_key_len;
 	struct metrics metrics;
 	struct sessions *sessions;
+	struct replica *replica; /* PostgreSQL: other controllers' changes */
 	struct enroll *enroll;
 	struct rpc_server *rpc;
 	struct api *api;
@@ -244,18 +252,131 @@ ctld_hook_issued(void *arg, uint64_t site_id, const uint8_t *der, size_t len)
 	return session_cert_issued(arg, site_id, der, len);
 }
 
+/* A PEM file for the HTTPS listener (at most 64 KiB). */
+static char *
+ctld_read_pem(const char *path, bool secret, size_t *lenp)
+{
+	struct stat sb;
+	char *buf;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		log_warn("%s", path);
+		return NULL;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size > (off_t)64 * 1024 || sb.st_size == 0) {
+		log_warnx("%s: not a PEM file of at most 64 KiB", path);
+		close(fd);
+		return NULL;
+	}
+	if (secret && (sb.st_mode & 077) != 0) {
+		log_warnx("%s: a private key readable by group or others is "
+		    "refused (chmod 600)", path);
+		close(fd);
+		return NULL;
+	}
+	if ((buf = calloc(1, (size_t)sb.st_size + 1)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	n = read(fd, buf, (size_t)sb.st_size);
+	close(fd);
+	if (n != sb.st_size) {
+		log_warnx("%s: short read", path);
+		util_wipe(buf, (size_t)sb.st_size);
+		free(buf);
+		return NULL;
+	}
+	*lenp = (size_t)n;
+	return buf;
+}
+
+/* 127.0.0.0/8 or ::1: nobody else can reach it. */
+static bool
+ctld_loopback(const char *listen)
+{
+	char host[CONFIG_ADDR_MAX];
+	struct in6_addr a6;
+	struct in_addr a4;
+	uint16_t port;
+
+	if (config_split_addr(listen, host, sizeof(host), &port) == -1)
+		return false;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &a6) == 1 &&
+	    IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/*
+ * How the REST API and the dashboard are served: HTTPS from the
+ * configured files, or from a certificate the CA issues for
+ * http_tls_names, or (a listener others can reach, nothing configured)
+ * from the controller's own server certificate; plain HTTP only on
+ * loopback or with http_plaintext = yes, and then said so in the log.
+ */
+static int
+ctld_http_tls(struct ctld *d)
+{
+	const struct config *c = &d->cfg;
+	const char *names[CONFIG_NAMES_MAX];
+	size_t len = 0;
+
+	if (c->http_tls_cert[0] != '\0') {
+		if ((d->http_cert_pem = ctld_read_pem(c->http_tls_cert, false,
+		    &len)) == NULL || (d->http_key_pem = ctld_read_pem(
+		    c->http_tls_key, true, &d->http_key_len)) == NULL)
+			return -1;
+		log_info("REST API: HTTPS with the certificate of %s",
+		    c->http_tls_cert);
+		return 0;
+	}
+	if (c->n_http_tls_names > 0) {
+		for (unsigned i = 0; i < c->n_http_tls_names; i++)
+			names[i] = c->http_tls_names[i];
+		if (ca_issue_http(d->ca, names, c->n_http_tls_names,
+		    &d->http_cert_pem, &d->http_key_pem, &d->http_key_len) ==
+		    -1)
+			return -1;
+		log_info("REST API: HTTPS with a certificate from the "
+		    "controller's CA for %s and the loopback names",
+		    c->http_tls_names[0]);
+		return 0;
+	}
+	if (c->http_plaintext) {
+		log_warnx("REST API: plaintext HTTP on %s (http_plaintext = "
+		    "yes): tokens cross the network in the clear",
+		    c->http_listen);
+		return 0;
+	}
+	if (ctld_loopback(c->http_listen)) {
+		log_info("REST API: plaintext HTTP on loopback %s",
+		    c->http_listen);
+		return 0;
+	}
+	if ((d->http_cert_pem = strdup(ca_server_cert_pem(d->ca))) == NULL ||
+	    (d->http_key_pem = strdup(ca_server_key_pem(d->ca))) == NULL)
+		return -1;
+	d->http_key_len = strlen(d->http_key_pem);
+	log_info("REST API: HTTPS with the controller's certificate (%s, "
+	    "server_names)", c->controller_name);
+	return 0;
+}
+
 static int
 ctld_start(struct ctld *d)
 {
 	struct ca_params cp;
-	struct store_opts so = { .backend = "sqlite", .path = d->cfg.database };
+	bool pg = d->cfg.store[0] != '\0';
+	struct store_opts so = { .backend = pg ? "postgresql" : "sqlite",
+	    .path = pg ? d->cfg.store : d->cfg.database };
 	struct model_error err = { 0 };
 	struct session_params sp;
 	struct enroll_params ep;
 	struct api_config ac;
 	const char *names[CONFIG_NAMES_MAX];
-	struct stat sb;
-	bool fresh = stat(d->cfg.database, &sb) == -1 && errno == ENOENT;
 	bool created = false;
 
 	for (unsigned i = 0; i < d->cfg.n_server_names; i++)
@@ -266,11 +387,27 @@ ctld_start(struct ctld *d)
 		return -1;
 	if (store_open(&so, &d->st, &err) == -1 ||
 	    store_open(&so, &d->api_st, &err) == -1 ||
-	    store_open(&so, &d->enroll_st, &err) == -1) {
-		log_warnx("database %s: %s", d->cfg.database, err.message);
+	    store_open(&so, &d->enroll_st, &err) == -1 ||
+	    store_open(&so, &d->events_st, &err) == -1) {
+		log_warnx("database %s: %s", pg ? "(PostgreSQL)" :
+		    d->cfg.database, err.message);
 		return -1;
 	}
-	if (fresh && ctld_seed_defaults(d) == -1)
+	log_info("store: %s%s%s", store_engine(d->st), pg ? "" : " ",
+	    pg ? "" : d->cfg.database);
+	if (pg) {
+		/* One name in the change log for the whole process; the
+		 * follower reads the log's head before the session layer
+		 * loads the model, so nothing in between is missed. */
+		const char *origin = store_origin(d->st);
+
+		store_set_origin(d->api_st, origin);
+		store_set_origin(d->enroll_st, origin);
+		store_set_origin(d->events_st, origin);
+		if ((d->replica = replica_open(&so, origin)) == NULL)
+			return -1;
+	}
+	if (store_created(d->st) && ctld_seed_defaults(d) == -1)
 		return -1;
 	if (auth_bootstrap(d->st, d->cfg.admin_token_file, &created) == -1)
 		return -1;
@@ -284,6 +421,8 @@ ctld_start(struct ctld *d)
 	sp.ca = d->ca;
 	sp.metrics = &d->metrics;
 	if ((d->sessions = session_new(&sp)) == NULL)
+		return -1;
+	if (d->replica != NULL && replica_start(d->replica, d->sessions) == -1)
 		return -1;
 	memset(&ep, 0, sizeof(ep));
 	ctld_enroll_cfg(&d->cfg, &ep.cfg);
@@ -307,6 +446,15 @@ ctld_start(struct ctld *d)
 	ac.hooks.topology_changed = ctld_hook_changed;
 	ac.hooks.rekey = ctld_hook_rekey;
 	ac.metrics = &d->metrics;
+	if (ctld_http_tls(d) == -1)
+		return -1;
+	ac.tls_cert_pem = d->http_cert_pem;
+	ac.tls_key_pem = d->http_key_pem;
+	ac.web_root = d->cfg.web_root[0] != '\0' ? d->cfg.web_root :
+	    CONFIG_WEB_ROOT_DEFAULT;
+	ac.events_st = d->events_st;
+	ac.sse_max = d->cfg.sse_max;
+	ac.sse_max_per_client = d->cfg.sse_max_per_client;
 	if ((d->api = api_start(&ac, d->api_st)) == NULL)
 		return -1;
 	log_info("REST API on %s (port %u)", d->cfg.http_listen,
@@ -320,6 +468,8 @@ ctld_stop(struct ctld *d)
 	/* The API first: it may still notify the sessions. */
 	api_stop(d->api);
 	d->api = NULL;
+	replica_free(d->replica);
+	d->replica = NULL;
 	session_shutdown(d->sessions);
 	/* The worker lets go of its calls before the rpc layer frees them. */
 	enroll_shutdown(d->enroll);
@@ -330,12 +480,49 @@ ctld_stop(struct ctld *d)
 	d->enroll = NULL;
 	session_free(d->sessions);
 	d->sessions = NULL;
+	store_close(d->events_st);
 	store_close(d->enroll_st);
 	store_close(d->api_st);
 	store_close(d->st);
-	d->enroll_st = d->api_st = d->st = NULL;
+	d->events_st = d->enroll_st = d->api_st = d->st = NULL;
+	free(d->http_cert_pem);
+	if (d->http_key_pem != NULL)
+		util_wipe(d->http_key_pem, d->http_key_len);
+	free(d->http_key_pem);
+	d->http_cert_pem = d->http_key_pem = NULL;
 	ca_free(d->ca);
 	d->ca = NULL;
+}
+
+/* The HTTPS, web root and stream keys: all need a restart. */
+static bool
+ctld_http_same(const struct config *a, const struct config *b)
+{
+	return strcmp(a->http_tls_cert, b->http_tls_cert) == 0 &&
+	    strcmp(a->http_tls_key, b->http_tls_key) == 0 &&
+	    a->n_http_tls_names == b->n_http_tls_names &&
+	    memcmp(a->http_tls_names, b->http_tls_names,
+	    sizeof(a->http_tls_names)) == 0 &&
+	    a->http_plaintext == b->http_plaintext &&
+	    strcmp(a->web_root, b->web_root) == 0 &&
+	    a->sse_max == b->sse_max &&
+	    a->sse_max_per_client == b->sse_max_per_client;
+}
+
+static void
+ctld_http_keep(struct config *next, const struct config *cur)
+{
+	memcpy(next->http_tls_cert, cur->http_tls_cert,
+	    sizeof(next->http_tls_cert));
+	memcpy(next->http_tls_key, cur->http_tls_key,
+	    sizeof(next->http_tls_key));
+	memcpy(next->http_tls_names, cur->http_tls_names,
+	    sizeof(next->http_tls_names));
+	next->n_http_tls_names = cur->n_http_tls_names;
+	next->http_plaintext = cur->http_plaintext;
+	memcpy(next->web_root, cur->web_root, sizeof(next->web_root));
+	next->sse_max = cur->sse_max;
+	next->sse_max_per_client = cur->sse_max_per_client;
 }
 
 /*
@@ -362,12 +549,14 @@ ctld_reload(struct ctld *d)
 	    next.http_max_per_ip != d->cfg.http_max_per_ip ||
 	    next.http_timeout_s != d->cfg.http_timeout_s ||
 	    strcmp(next.database, d->cfg.database) != 0 ||
+	    strcmp(next.store, d->cfg.store) != 0 ||
 	    strcmp(next.ca_dir, d->cfg.ca_dir) != 0 ||
 	    strcmp(next.controller_name, d->cfg.controller_name) != 0 ||
 	    next.n_server_names != d->cfg.n_server_names ||
 	    memcmp(next.server_names, d->cfg.server_names,
 	    sizeof(next.server_names)) != 0 ||
-	    next.test_send_queue != d->cfg.test_send_queue)
+	    next.test_send_queue != d->cfg.test_send_queue ||
+	    !ctld_http_same(&next, &d->cfg))
 		log_warnx("reload: listeners, HTTP limits, paths, certificate "
 		    "names and test_send_queue take effect at the next restart");
 	/* Keep what needs a restart as it runs, take the rest. */
@@ -379,6 +568,7 @@ ctld_reload(struct ctld *d)
 	next.http_max_per_ip = d->cfg.http_max_per_ip;
 	next.http_timeout_s = d->cfg.http_timeout_s;
 	memcpy(next.database, d->cfg.database, sizeof(next.database));
+	memcpy(next.store, d->cfg.store, sizeof(next.store));
 	memcpy(next.ca_dir, d->cfg.ca_dir, sizeof(next.ca_dir));
 	memcpy(next.controller_name, d->cfg.controller_name,
 	    sizeof(next.controller_name));
@@ -386,6 +576,7 @@ ctld_reload(struct ctld *d)
 	    sizeof(next.server_names));
 	next.n_server_names = d->cfg.n_server_names;
 	next.test_send_queue = d->cfg.test_send_queue;
+	ctld_http_keep(&next, &d->cfg);
 	d->cfg = next;
 	log_setdebug(d->cfg.debug);
 	if (d->cfg.debug[0] == '\0')

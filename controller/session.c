@@ -153,7 +153,7 @@ session_edge_free(struct edge *e)
 	free(e->hist);
 	msg_intent_free(&e->cur);
 	free(e->digests);
-	free(e->cert);
+	msg_blob_free(&e->cert);
 	free(e->dropped);
 	free(e->status);
 	free(e->status_wait);

@@ -126,8 +126,8 @@ struct edge {
 	size_t status_wait_len;
 	struct session_bucket rl_resync, rl_key, rl_status, rl_streams;
 
-	uint8_t *cert;              /* issued certificate, DER */
-	size_t cert_len;
+	struct msg_blob cert;       /* issued certificate, DER; its bytes are
+	                               shared with every peer's intent */
 	struct msg_peer_key keys[SESSION_KEYS_MAX];
 	size_t n_keys;
 

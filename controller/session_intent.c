@@ -136,13 +136,12 @@ session_lk_prefixes(void *arg, uint64_t site_id,
 	}
 }
 
-static const uint8_t *
-session_lk_cert(void *arg, uint64_t site_id, size_t *len)
+static const struct msg_blob *
+session_lk_cert(void *arg, uint64_t site_id)
 {
 	struct edge *e = session_edge_find(arg, site_id);
 
-	*len = e ? e->cert_len : 0;
-	return e ? e->cert : NULL;
+	return e != NULL ? &e->cert : NULL;
 }
 
 /* Whether id is in the sorted set ids. */

@@ -50,11 +50,8 @@ session_load_cert(struct sessions *s, struct edge *e)
 		return;
 	snprintf(key, sizeof(key), "cert.%" PRIu64, e->site_id);
 	if (store_kv_get(s->st, key, val, SESSION_KV_MAX + 1, NULL) == 0 &&
-	    util_unhex(val, der, sizeof(der), &len) == 0 && len > 0 &&
-	    (e->cert = malloc(len)) != NULL) {
-		memcpy(e->cert, der, len);
-		e->cert_len = len;
-	}
+	    util_unhex(val, der, sizeof(der), &len) == 0 && len > 0)
+		(void)msg_blob_set(&e->cert, der, len); /* ENOMEM: none */
 	free(val);
 }
 
@@ -386,7 +383,7 @@ bool
 session_keys_cheap_ok(struct sessions *s, const struct edge *e,
     const struct msg_key_announcement *k)
 {
-	if (e->cert == NULL) {
+	if (e->cert.len == 0) {
 		log_warnx("session: site %" PRIu64 ": key announcement but no "
 		    "certificate on record; ignored", e->site_id);
 		return false;
@@ -419,7 +416,7 @@ session_keys_on_key(struct sessions *s, struct edge *e,
 	struct msg_peer_key pk;
 	char why[EPOCHSIG_ERR_LEN];
 
-	if (e->cert == NULL) {
+	if (e->cert.len == 0) {
 		log_warnx("session: site %" PRIu64 ": key announcement but no "
 		    "certificate on record; ignored", e->site_id);
 		return;
@@ -438,8 +435,8 @@ session_keys_on_key(struct sessions *s, struct edge *e,
 	memcpy(pk.public_key, k->public_key, MSG_KEY_LEN);
 	memcpy(pk.signature, k->signature, k->signature_len);
 	pk.signature_len = k->signature_len;
-	if (ca_check_epoch_key(s->ca, e->cert, e->cert_len, e->site_id, &pk,
-	    session_now(s), why, sizeof(why)) == -1) {
+	if (ca_check_epoch_key(s->ca, e->cert.data, e->cert.len, e->site_id,
+	    &pk, session_now(s), why, sizeof(why)) == -1) {
 		log_warnx("session: site %" PRIu64 ": key epoch %" PRIu64
 		    " refused: %s", e->site_id, k->epoch, why);
 		return;
@@ -503,14 +500,9 @@ session_cert_adopt(struct sessions *s, uint64_t site_id, const uint8_t *der,
     size_t len)
 {
 	struct edge *e = session_edge_get(s, site_id);
-	uint8_t *copy;
 
-	if (e == NULL || len == 0 || (copy = malloc(len)) == NULL)
+	if (e == NULL || len == 0 || msg_blob_set(&e->cert, der, len) == -1)
 		return -1;
-	memcpy(copy, der, len);
-	free(e->cert);
-	e->cert = copy;
-	e->cert_len = len;
 	/* New certificate, new key pair: old epoch keys are void (their
 	 * signatures are the old certificate's; stored at once, with the
 	 * certificate; nothing to relay); key_floor stays, so the numbering

@@ -32,6 +32,10 @@
 #define STORE_AUDIT_LIMIT_MAX 10000
 
 #define STORE_STMT_CACHE 64
+/* Change-log rows kept (by sequence number) for controllers catching up
+ * after a reconnect; one further behind reloads everything. */
+#define STORE_CHANGES_KEEP 10000
+#define STORE_CHANGES_CHANNEL "meshwan_changes"
 
 /* A prepared statement kept for the next use of the same query text. */
 struct store_stmt {
@@ -48,6 +52,14 @@ struct store {
 	uint64_t commits;       /* transactions committed (store_counters) */
 	uint64_t statements;    /* statements run */
 	int schema;
+	bool created;           /* this open made the schema */
+	char origin[33];        /* names this process in the change log */
+	/* This transaction: the serializing lock is held; sites changed
+	 * (logged at commit); all = policy or crypto changed. */
+	bool tx_locked;
+	bool tx_all;
+	uint64_t *tx_sites;
+	size_t n_tx_sites, cap_tx_sites;
 	struct store_stmt cache[STORE_STMT_CACHE];
 	size_t n_cache;
 };
@@ -192,12 +204,35 @@ static const char *const store_mig5[] = {
 	NULL,
 };
 
+/* 6: the change log other controllers on the same database follow
+ * (one row per changed site per committed transaction, site 0 = policy
+ * or crypto), and its sequence, whose row also serializes topology
+ * writers (see store_serialize). */
+static const char *const store_mig6[] = {
+	"CREATE TABLE changes ("
+	" seq BIGINT NOT NULL,"
+	" site_id BIGINT NOT NULL,"
+	" origin TEXT NOT NULL,"
+	" PRIMARY KEY (seq, site_id))",
+	"INSERT INTO meta (key, value) VALUES ('change_seq', '0')",
+	/* Counters written by compare-and-set or under a lock exist from
+	 * the start, so two controllers never race to insert them. */
+	"INSERT INTO meta (key, value) SELECT 'tunnel_gen', '0' WHERE NOT "
+	"EXISTS (SELECT 1 FROM meta WHERE key = 'tunnel_gen')",
+	"INSERT INTO meta (key, value) SELECT 'next_tunnel_id', '1' WHERE NOT "
+	"EXISTS (SELECT 1 FROM meta WHERE key = 'next_tunnel_id')",
+	"INSERT INTO meta (key, value) SELECT 'next_site_id', '1' WHERE NOT "
+	"EXISTS (SELECT 1 FROM meta WHERE key = 'next_site_id')",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
 	store_mig3,
 	store_mig4,
 	store_mig5,
+	store_mig6,
 };
 
 int
@@ -208,9 +243,20 @@ store_schema_latest(void)
 
 /* ---- the SQL layer ------------------------------------------------------ */
 
+/* A database failure: "busy" (503, with the cause) while the backend
+ * cannot reach its server, "internal" otherwise. */
 static int
-store_internal(struct model_error *err, const char *what)
+store_internal(struct store *st, struct model_error *err, const char *what)
 {
+	const char *why = st->be->unavailable != NULL ?
+	    st->be->unavailable(st->conn) : NULL;
+
+	if (why != NULL)
+		return model_error_set(err, MODEL_E_BUSY, "",
+		    "database unavailable: %s", why);
+	if (st->be->last_busy != NULL && st->be->last_busy(st->conn))
+		return model_error_set(err, MODEL_E_BUSY, "",
+		    "the database is busy with another change; retry shortly");
 	return model_error_set(err, MODEL_E_INTERNAL, "",
 	    "database error while %s", what);
 }
@@ -312,7 +358,7 @@ store_prep(struct store *st, struct model_error *err, const char *sql,
 	int rc;
 
 	if (store_stmt_get(st, sql, &stmt) == -1) {
-		store_internal(err, "preparing a query");
+		store_internal(st, err, "preparing a query");
 		return NULL;
 	}
 	va_start(ap, fmt);
@@ -320,7 +366,7 @@ store_prep(struct store *st, struct model_error *err, const char *sql,
 	va_end(ap);
 	if (rc == -1) {
 		store_stmt_done(st, stmt);
-		store_internal(err, "binding a query");
+		store_internal(st, err, "binding a query");
 		return NULL;
 	}
 	return stmt;
@@ -340,13 +386,13 @@ store_run(struct store *st, struct model_error *err, const char *sql,
 	int rc;
 
 	if (store_stmt_get(st, sql, &stmt) == -1)
-		return store_internal(err, "preparing a statement");
+		return store_internal(st, err, "preparing a statement");
 	va_start(ap, fmt);
 	rc = store_vbind(st, stmt, fmt, ap);
 	va_end(ap);
 	if (rc == -1) {
 		store_stmt_done(st, stmt);
-		return store_internal(err, "binding a statement");
+		return store_internal(st, err, "binding a statement");
 	}
 	r = st->be->step(stmt);
 	store_stmt_done(st, stmt);
@@ -354,7 +400,7 @@ store_run(struct store *st, struct model_error *err, const char *sql,
 		return 0;
 	if (r == STORE_STEP_CONSTRAINT)
 		return 1;
-	return store_internal(err, "writing");
+	return store_internal(st, err, "writing");
 }
 
 /* One integer from the first row; *found false (and 0) if no row. */
@@ -368,13 +414,13 @@ store_get_int(struct store *st, struct model_error *err, int64_t *out,
 	int rc;
 
 	if (store_stmt_get(st, sql, &stmt) == -1)
-		return store_internal(err, "preparing a query");
+		return store_internal(st, err, "preparing a query");
 	va_start(ap, fmt);
 	rc = store_vbind(st, stmt, fmt, ap);
 	va_end(ap);
 	if (rc == -1) {
 		store_stmt_done(st, stmt);
-		return store_internal(err, "binding a query");
+		return store_internal(st, err, "binding a query");
 	}
 	r = st->be->step(stmt);
 	*out = 0;
@@ -385,7 +431,7 @@ store_get_int(struct store *st, struct model_error *err, int64_t *out,
 		    st->be->column_int(stmt, 0);
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
-		return store_internal(err, "reading");
+		return store_internal(st, err, "reading");
 	return 0;
 }
 
@@ -407,14 +453,20 @@ store_tx_begin(struct store *st, struct model_error *err)
 			return model_error_set(err, MODEL_E_BUSY, "",
 			    "the database is busy with another change; "
 			    "retry shortly");
+		if (rc == STORE_BE_UNAVAILABLE)
+			return store_internal(st, err, "starting a transaction");
 		if (rc != 0)
 			return model_error_set(err, MODEL_E_INTERNAL, "",
 			    "cannot start a transaction");
 		st->failed = false;
+		st->tx_locked = st->tx_all = false;
+		st->n_tx_sites = 0;
 	}
 	st->depth++;
 	return 0;
 }
+
+static int store_changes_log(struct store *st, struct model_error *err);
 
 /* End one level; rc is the body's result.  Returns the final result. */
 static int
@@ -424,6 +476,8 @@ store_tx_end(struct store *st, int rc, struct model_error *err)
 		st->failed = true;
 	if (--st->depth > 0)
 		return rc != 0 ? -1 : 0;
+	if (!st->failed && store_changes_log(st, err) == -1)
+		st->failed = true;
 	if (st->failed) {
 		if (st->be->rollback(st->conn) == -1)
 			log_warnx("store: rollback failed: %s",
@@ -435,7 +489,10 @@ store_tx_end(struct store *st, int rc, struct model_error *err)
 		log_warnx("store: commit failed: %s",
 		    st->be->errmsg(st->conn));
 		(void)st->be->rollback(st->conn);
-		return model_error_set(err, MODEL_E_INTERNAL, "",
+		return st->be->unavailable != NULL &&
+		    st->be->unavailable(st->conn) != NULL ?
+		    store_internal(st, err, "committing") :
+		    model_error_set(err, MODEL_E_INTERNAL, "",
 		    "cannot commit the change");
 	}
 	st->commits++;
@@ -500,7 +557,7 @@ store_meta_get_u64(struct store *st, const char *key, uint64_t dflt,
 		r = STORE_STEP_ERROR;
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
-		return store_internal(err, "reading settings");
+		return store_internal(st, err, "reading settings");
 	return 0;
 }
 
@@ -517,7 +574,7 @@ store_meta_set(struct store *st, const char *key, const char *value,
 		return 0;
 	rc = store_run(st, err, "INSERT INTO meta (key, value) VALUES (?, ?)",
 	    "tt", key, value);
-	return rc == 0 ? 0 : store_internal(err, "writing settings");
+	return rc == 0 ? 0 : store_internal(st, err, "writing settings");
 }
 
 static int
@@ -528,6 +585,183 @@ store_meta_set_u64(struct store *st, const char *key, uint64_t v,
 
 	(void)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
 	return store_meta_set(st, key, buf, err);
+}
+
+/* ---- topology writers and the change log ------------------------------------ */
+
+/*
+ * Take the row lock that orders every topology writer (and audit entry)
+ * of every controller on the database, once per transaction: a no-op
+ * write of meta.change_seq.  sqlite's writers hold the whole database
+ * already (BEGIN IMMEDIATE); under PostgreSQL's READ COMMITTED this is
+ * what makes the checks that follow (unique names, lowest free ASN, next
+ * site id, prefix overlap, the audit id) see every earlier writer's
+ * commit, and makes change-log sequence numbers commit in order.
+ */
+static int
+store_serialize(struct store *st, struct model_error *err)
+{
+	if (st->tx_locked)
+		return 0;
+	if (store_run(st, err, "UPDATE meta SET value = value WHERE key = "
+	    "'change_seq'", "") != 0)
+		return store_internal(st, err, "ordering the change");
+	st->tx_locked = true;
+	return 0;
+}
+
+/* Site id changed in this transaction (0: policy or crypto, i.e. all);
+ * serializes the transaction and logs the change at commit. */
+static int
+store_note_change(struct store *st, uint64_t site_id, struct model_error *err)
+{
+	if (store_serialize(st, err) == -1)
+		return -1;
+	if (site_id == 0) {
+		st->tx_all = true;
+		return 0;
+	}
+	for (size_t i = 0; i < st->n_tx_sites; i++)
+		if (st->tx_sites[i] == site_id)
+			return 0;
+	if (st->n_tx_sites == st->cap_tx_sites) {
+		size_t cap = st->cap_tx_sites ? st->cap_tx_sites * 2 : 8;
+		uint64_t *p = realloc(st->tx_sites, cap * sizeof(*p));
+
+		if (p == NULL)
+			return model_error_set(err, MODEL_E_INTERNAL, "",
+			    "out of memory");
+		st->tx_sites = p;
+		st->cap_tx_sites = cap;
+	}
+	st->tx_sites[st->n_tx_sites++] = site_id;
+	return 0;
+}
+
+/* At the outermost commit: one sequence number for the transaction, a
+ * row per changed site, old rows pruned, listeners notified (delivered
+ * by PostgreSQL when the transaction commits). */
+static int
+store_changes_log(struct store *st, struct model_error *err)
+{
+	uint64_t seq;
+
+	if (!st->tx_all && st->n_tx_sites == 0)
+		return 0;
+	if (store_run(st, err, "UPDATE meta SET value = CAST(CAST(value AS "
+	    "BIGINT) + 1 AS TEXT) WHERE key = 'change_seq'", "") != 0 ||
+	    store_meta_get_u64(st, "change_seq", 0, &seq, err) == -1)
+		return store_internal(st, err, "logging the change");
+	if (st->tx_all && store_run(st, err, "INSERT INTO changes (seq, "
+	    "site_id, origin) VALUES (?, 0, ?)", "ut", seq, st->origin) != 0)
+		return store_internal(st, err, "logging the change");
+	for (size_t i = 0; i < st->n_tx_sites; i++)
+		if (store_run(st, err, "INSERT INTO changes (seq, site_id, "
+		    "origin) VALUES (?, ?, ?)", "uut", seq, st->tx_sites[i],
+		    st->origin) != 0)
+			return store_internal(st, err, "logging the change");
+	if (seq > STORE_CHANGES_KEEP && store_run(st, err, "DELETE FROM "
+	    "changes WHERE seq <= ?", "u", seq - STORE_CHANGES_KEEP) != 0)
+		return store_internal(st, err, "pruning the change log");
+	if (st->be->notify != NULL &&
+	    st->be->notify(st->conn, STORE_CHANGES_CHANNEL) == -1)
+		return store_internal(st, err, "notifying the change");
+	st->tx_all = false;
+	st->n_tx_sites = 0;
+	return 0;
+}
+
+const char *
+store_origin(const struct store *st)
+{
+	return st->origin;
+}
+
+void
+store_set_origin(struct store *st, const char *origin)
+{
+	(void)util_strcpy(st->origin, sizeof(st->origin), origin);
+}
+
+int
+store_changes_listen(struct store *st, struct model_error *err)
+{
+	if (st->be->listen == NULL)
+		return model_error_set(err, MODEL_E_INVALID, "backend",
+		    "the %s store cannot notify other controllers",
+		    st->be->name);
+	if (st->be->listen(st->conn, STORE_CHANGES_CHANNEL) == -1)
+		return store_internal(st, err, "listening for changes");
+	return 0;
+}
+
+int
+store_changes_wait(struct store *st, int timeout_ms)
+{
+	return st->be->wait != NULL ? st->be->wait(st->conn, timeout_ms) : -1;
+}
+
+int
+store_changes_head(struct store *st, uint64_t *seq, struct model_error *err)
+{
+	return store_meta_get_u64(st, "change_seq", 0, seq, err);
+}
+
+int
+store_changes_since(struct store *st, uint64_t after, const char *skip_origin,
+    struct store_changes *out, struct model_error *err)
+{
+	int64_t oldest;
+	bool found;
+	void *stmt;
+	enum store_step r;
+
+	memset(out, 0, sizeof(*out));
+	out->last = after;
+	if (store_get_int(st, err, &oldest, &found, "SELECT MIN(seq) FROM "
+	    "changes", "") == -1)
+		return -1;
+	/* Sequence numbers have no holes: a first one beyond after + 1
+	 * means rows this reader needed were pruned. */
+	if (found && oldest > 0 && (uint64_t)oldest > after + 1)
+		out->all = true;
+	stmt = store_prep(st, err, "SELECT seq, site_id, origin FROM changes "
+	    "WHERE seq > ? ORDER BY seq, site_id", "u", after);
+	if (stmt == NULL)
+		return -1;
+	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
+		uint64_t seq = (uint64_t)st->be->column_int(stmt, 0);
+		uint64_t id = (uint64_t)st->be->column_int(stmt, 1);
+
+		if (seq > out->last)
+			out->last = seq;
+		if (skip_origin != NULL && strcmp(st->be->column_text(stmt, 2),
+		    skip_origin) == 0)
+			continue;
+		if (id == 0) {
+			out->all = true;
+			continue;
+		}
+		if (out->n == out->cap) {
+			size_t cap = out->cap ? out->cap * 2 : 16;
+			uint64_t *p = realloc(out->sites, cap * sizeof(*p));
+
+			if (p == NULL) {
+				out->all = true;
+				continue;
+			}
+			out->sites = p;
+			out->cap = cap;
+		}
+		out->sites[out->n++] = id;
+	}
+	store_stmt_done(st, stmt);
+	if (r != STORE_STEP_DONE) {
+		free(out->sites);
+		memset(out, 0, sizeof(*out));
+		return store_internal(st, err, "reading the change log");
+	}
+	return 0;
 }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -545,7 +779,7 @@ store_migrate(struct store *st, struct model_error *err)
 
 	if (st->be->exec(st->conn, "CREATE TABLE IF NOT EXISTS schema_version "
 	    "(version INTEGER NOT NULL)") == -1)
-		return store_internal(err, "creating schema_version");
+		return store_internal(st, err, "creating schema_version");
 	if (store_get_int(st, err, &v, NULL,
 	    "SELECT MAX(version) FROM schema_version", "") == -1)
 		return -1;
@@ -562,11 +796,13 @@ store_migrate(struct store *st, struct model_error *err)
 				    st->be->errmsg(st->conn));
 		if (store_run(st, err, "INSERT INTO schema_version (version) "
 		    "VALUES (?)", "i", (int64_t)m + 1) != 0)
-			return store_internal(err, "recording the migration");
+			return store_internal(st, err, "recording the migration");
 		log_info("store: applied migration %d", m + 1);
 	}
 	if (v == 0) {
 		struct model_policy p;
+
+		st->created = true;
 		struct model_crypto c;
 
 		model_policy_default(&p);
@@ -583,24 +819,44 @@ int
 store_open(const struct store_opts *opts, struct store **out,
     struct model_error *err)
 {
+	const struct store_backend *be;
 	struct store *st;
 
 	if (opts == NULL || opts->path == NULL)
 		return model_error_set(err, MODEL_E_INVALID, "path",
 		    "no database path");
-	if (opts->backend != NULL && strcmp(opts->backend, "sqlite") != 0)
+	if (opts->backend == NULL || strcmp(opts->backend, "sqlite") == 0)
+		be = &store_sqlite_backend;
+	else if (strcmp(opts->backend, "postgresql") == 0)
+		be = &store_pg_backend;
+	else
 		return model_error_set(err, MODEL_E_INVALID, "backend",
 		    "unknown store backend '%s'", opts->backend);
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return model_error_set(err, MODEL_E_INTERNAL, "",
 		    "out of memory");
-	st->be = &store_sqlite_backend;
+	st->be = be;
+	{
+		uint8_t r[8];
+
+		if (util_random(r, sizeof(r)) == -1) {
+			free(st);
+			return model_error_set(err, MODEL_E_INTERNAL, "",
+			    "no randomness");
+		}
+		for (size_t i = 0; i < sizeof(r); i++)
+			(void)snprintf(st->origin + 2 * i, 3, "%02x", r[i]);
+	}
 	if (st->be->open(opts->path, opts->busy_timeout_ms > 0 ?
 	    opts->busy_timeout_ms : 5000, &st->conn) == -1) {
 		free(st);
+		/* A connection string is not echoed: it may name a file
+		 * or user the log reader should not learn from us. */
 		return model_error_set(err, MODEL_E_INTERNAL, "path",
-		    "cannot open database %s", opts->path);
+		    "cannot open the %s database%s%s", be->name,
+		    be == &store_sqlite_backend ? " " : "",
+		    be == &store_sqlite_backend ? opts->path : "");
 	}
 	if (store_tx_begin(st, err) == -1 ||
 	    store_tx_end(st, store_migrate(st, err), err) == -1) {
@@ -622,6 +878,7 @@ store_close(struct store *st)
 	for (size_t i = 0; i < st->n_cache; i++)
 		st->be->finalize(st->cache[i].stmt);
 	st->be->close(st->conn);
+	free(st->tx_sites);
 	free(st);
 }
 
@@ -629,6 +886,18 @@ int
 store_schema_version(struct store *st)
 {
 	return st->schema;
+}
+
+bool
+store_created(const struct store *st)
+{
+	return st->created;
+}
+
+const char *
+store_engine(const struct store *st)
+{
+	return st->be->name;
 }
 
 /* ---- policy and crypto ------------------------------------------------------ */
@@ -698,7 +967,7 @@ store_policy_write(struct store *st, const struct model_policy *p,
 	    (int64_t)p->vni_min, (int64_t)p->vni_max, (int64_t)p->asn_min,
 	    (int64_t)p->asn_max, (int64_t)p->mtu, (int64_t)p->bgp_hold_time,
 	    (int64_t)p->bgp_keepalive, (int64_t)p->bgp_bfd) != 0)
-		return store_internal(err, "writing the policy");
+		return store_internal(st, err, "writing the policy");
 	return 0;
 }
 
@@ -734,7 +1003,7 @@ store_policy_get(struct store *st, struct model_policy *out,
 	}
 	store_stmt_done(st, stmt);
 	if (rc == -1)
-		return store_internal(err, "reading the policy");
+		return store_internal(st, err, "reading the policy");
 	*out = p;
 	return 0;
 }
@@ -750,8 +1019,10 @@ store_policy_set(struct store *st, const struct model_policy *p,
 		return -1;
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_get_int(st, err, &outside, NULL,
-	    "SELECT COUNT(*) FROM sites WHERE asn < ? OR asn > ?", "ii",
+	rc = store_note_change(st, 0, err);
+	if (rc == 0)
+		rc = store_get_int(st, err, &outside, NULL,
+		    "SELECT COUNT(*) FROM sites WHERE asn < ? OR asn > ?", "ii",
 	    (int64_t)p->asn_min, (int64_t)p->asn_max);
 	if (rc == 0 && outside > 0)
 		rc = model_error_set(err, MODEL_E_CONFLICT, "asn_range",
@@ -776,7 +1047,7 @@ store_crypto_write(struct store *st, const struct model_crypto *c,
 	if (store_run(st, err, sql, "iiiuu", (int64_t)c->cipher,
 	    (int64_t)c->rekey_seconds, (int64_t)c->replay_window,
 	    c->rekey_bytes, c->rekey_packets) != 0)
-		return store_internal(err, "writing the crypto profile");
+		return store_internal(st, err, "writing the crypto profile");
 	return 0;
 }
 
@@ -801,7 +1072,7 @@ store_crypto_get(struct store *st, struct model_crypto *out,
 		rc = 0;
 	}
 	store_stmt_done(st, stmt);
-	return rc == 0 ? 0 : store_internal(err, "reading the crypto profile");
+	return rc == 0 ? 0 : store_internal(st, err, "reading the crypto profile");
 }
 
 int
@@ -812,7 +1083,8 @@ store_crypto_set(struct store *st, const struct model_crypto *c,
 		return -1;
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	return store_tx_end(st, store_crypto_write(st, c, false, err), err);
+	return store_tx_end(st, store_note_change(st, 0, err) == -1 ? -1 :
+	    store_crypto_write(st, c, false, err), err);
 }
 
 /* ---- sites and links --------------------------------------------------------- */
@@ -881,7 +1153,7 @@ store_asn_assign(struct store *st, uint32_t *asn, struct model_error *err)
 	}
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
-		return store_internal(err, "reading ASNs");
+		return store_internal(st, err, "reading ASNs");
 	if (want > p.asn_max)
 		return model_error_set(err, MODEL_E_EXHAUSTED, "asn",
 		    "no free ASN left in %u-%u", p.asn_min, p.asn_max);
@@ -921,7 +1193,8 @@ store_site_create_tx(struct store *st, struct model_site *s,
 {
 	uint64_t id;
 
-	if (store_site_unique(st, s, 0, err) == -1)
+	if (store_serialize(st, err) == -1 ||
+	    store_site_unique(st, s, 0, err) == -1)
 		return -1;
 	if (s->asn == 0 && store_asn_assign(st, &s->asn, err) == -1)
 		return -1;
@@ -929,6 +1202,8 @@ store_site_create_tx(struct store *st, struct model_site *s,
 	    store_meta_set_u64(st, "next_site_id", id + 1, err) == -1)
 		return -1;
 	s->id = id;
+	if (store_note_change(st, id, err) == -1)
+		return -1;
 	switch (store_run(st, err, "INSERT INTO sites (id, name, region, role, "
 	    "asn, backend, revoked, internet_breakout) VALUES (?, ?, ?, ?, ?, "
 	    "?, ?, ?)", "uttiiiii", id, s->name, s->region, (int64_t)s->role,
@@ -947,7 +1222,7 @@ store_site_create_tx(struct store *st, struct model_site *s,
 			return -1;
 	if (store_run(st, err, "INSERT INTO edges (site_id) VALUES (?)", "u",
 	    id) != 0)
-		return store_internal(err, "creating the edge record");
+		return store_internal(st, err, "creating the edge record");
 	return 0;
 }
 
@@ -979,7 +1254,8 @@ store_site_update_tx(struct store *st, const struct model_site *s,
 	struct model_site old;
 
 	memset(&old, 0, sizeof(old));
-	if (store_site_get(st, s->id, &old, err) == -1 ||
+	if (store_note_change(st, s->id, err) == -1 ||
+	    store_site_get(st, s->id, &old, err) == -1 ||
 	    store_site_unique(st, s, s->id, err) == -1)
 		return -1;
 	if (store_run(st, err, "UPDATE sites SET name = ?, region = ?, "
@@ -988,10 +1264,10 @@ store_site_update_tx(struct store *st, const struct model_site *s,
 	    s->region, (int64_t)s->role,
 	    (int64_t)(s->asn != 0 ? s->asn : old.asn), (int64_t)s->backend,
 	    (int64_t)s->revoked, (int64_t)s->internet_breakout, s->id) != 0)
-		return store_internal(err, "updating the site");
+		return store_internal(st, err, "updating the site");
 	if (store_run(st, err, "DELETE FROM links WHERE site_id = ?", "u",
 	    s->id) != 0)
-		return store_internal(err, "replacing links");
+		return store_internal(st, err, "replacing links");
 	for (size_t i = 0; i < s->n_links; i++)
 		if (store_link_insert(st, s->id, &s->links[i], err) != 0)
 			return -1;
@@ -1016,12 +1292,15 @@ store_site_delete(struct store *st, uint64_t id, struct model_error *err)
 
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_run(st, err, "DELETE FROM sites WHERE id = ?", "u", id);
+	rc = store_note_change(st, id, err);
+	if (rc == 0)
+		rc = store_run(st, err, "DELETE FROM sites WHERE id = ?", "u",
+		    id);
 	if (rc == 0 && st->be->changes(st->conn) == 0)
 		rc = model_error_set(err, MODEL_E_NOT_FOUND, "site",
 		    "no site %llu", (unsigned long long)id);
 	else if (rc == 1)
-		rc = store_internal(err, "deleting the site");
+		rc = store_internal(st, err, "deleting the site");
 	return store_tx_end(st, rc, err);
 }
 
@@ -1062,7 +1341,7 @@ store_collect(struct store *st, void *stmt, size_t elem, size_t first,
 
 		free(v);
 		snprintf(doing, sizeof(doing), "listing %s", what);
-		return store_internal(err, doing);
+		return store_internal(st, err, doing);
 	}
 	memcpy(outp, &v, sizeof(v));
 	*n = cnt;
@@ -1113,7 +1392,7 @@ store_site_links(struct store *st, struct model_site *s,
 		store_link_row(st, stmt, 0, &s->links[s->n_links++]);
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_DONE && r != STORE_STEP_ROW)
-		return store_internal(err, "reading links");
+		return store_internal(st, err, "reading links");
 	return 0;
 }
 
@@ -1140,7 +1419,7 @@ store_site_get_where(struct store *st, const char *sql, const char *fmt,
 		    "no site %llu", (unsigned long long)id);
 	}
 	if (r != STORE_STEP_ROW)
-		return store_internal(err, "reading a site");
+		return store_internal(st, err, "reading a site");
 	return store_site_links(st, out, err);
 }
 
@@ -1203,7 +1482,7 @@ store_site_list(struct store *st, struct model_site **out, size_t *n,
 	return 0;
 fail:
 	free(v);
-	return store_internal(err, "listing sites");
+	return store_internal(st, err, "listing sites");
 }
 
 static int
@@ -1212,7 +1491,8 @@ store_link_add_tx(struct store *st, uint64_t site_id,
 {
 	int64_t cnt;
 
-	if (store_site_exists(st, site_id, err) == -1 ||
+	if (store_note_change(st, site_id, err) == -1 ||
+	    store_site_exists(st, site_id, err) == -1 ||
 	    store_get_int(st, err, &cnt, NULL,
 	    "SELECT COUNT(*) FROM links WHERE site_id = ?", "u", site_id) == -1)
 		return -1;
@@ -1243,7 +1523,9 @@ store_link_update(struct store *st, uint64_t site_id,
 		return -1;
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_run(st, err, "UPDATE links SET address = ?, "
+	rc = store_note_change(st, site_id, err);
+	if (rc == 0)
+		rc = store_run(st, err, "UPDATE links SET address = ?, "
 	    "public_address = ?, public_port = ? WHERE site_id = ? AND "
 	    "name = ?", "ttiut", link->address, link->public_address,
 	    (int64_t)link->public_port, site_id, link->name);
@@ -1252,7 +1534,7 @@ store_link_update(struct store *st, uint64_t site_id,
 		    "site %llu has no link '%s'", (unsigned long long)site_id,
 		    link->name);
 	else if (rc == 1)
-		rc = store_internal(err, "updating a link");
+		rc = store_internal(st, err, "updating a link");
 	return store_tx_end(st, rc, err);
 }
 
@@ -1264,14 +1546,16 @@ store_link_delete(struct store *st, uint64_t site_id, const char *name,
 
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_run(st, err, "DELETE FROM links WHERE site_id = ? AND "
+	rc = store_note_change(st, site_id, err);
+	if (rc == 0)
+		rc = store_run(st, err, "DELETE FROM links WHERE site_id = ? AND "
 	    "name = ?", "ut", site_id, name);
 	if (rc == 0 && st->be->changes(st->conn) == 0)
 		rc = model_error_set(err, MODEL_E_NOT_FOUND, "name",
 		    "site %llu has no link '%.32s'",
 		    (unsigned long long)site_id, name);
 	else if (rc == 1)
-		rc = store_internal(err, "deleting a link");
+		rc = store_internal(st, err, "deleting a link");
 	return store_tx_end(st, rc, err);
 }
 
@@ -1301,7 +1585,8 @@ store_prefix_add_tx(struct store *st, uint64_t site_id,
 	enum store_step r;
 	int rc = 0;
 
-	if (store_site_exists(st, site_id, err) == -1 ||
+	if (store_note_change(st, site_id, err) == -1 ||
+	    store_site_exists(st, site_id, err) == -1 ||
 	    store_get_int(st, err, &cnt, NULL,
 	    "SELECT COUNT(*) FROM prefixes WHERE site_id = ?", "u",
 	    site_id) == -1)
@@ -1337,13 +1622,13 @@ store_prefix_add_tx(struct store *st, uint64_t site_id,
 	if (rc != 0)
 		return -1;
 	if (r != STORE_STEP_DONE)
-		return store_internal(err, "reading prefixes");
+		return store_internal(st, err, "reading prefixes");
 	model_prefix_format(p, cidr, sizeof(cidr));
 	if (store_run(st, err, "INSERT INTO prefixes (site_id, family, len, "
 	    "addr, cidr) VALUES (?, ?, ?, ?, ?)", "uiibt", site_id,
 	    (int64_t)p->family, (int64_t)p->len, (const void *)p->addr,
 	    (size_t)(p->family == 4 ? 4 : 16), cidr) != 0)
-		return store_internal(err, "adding a prefix");
+		return store_internal(st, err, "adding a prefix");
 	return 0;
 }
 
@@ -1370,14 +1655,16 @@ store_prefix_delete(struct store *st, uint64_t site_id,
 	model_prefix_format(p, cidr, sizeof(cidr));
 	if (store_tx_begin(st, err) == -1)
 		return -1;
-	rc = store_run(st, err, "DELETE FROM prefixes WHERE site_id = ? AND "
+	rc = store_note_change(st, site_id, err);
+	if (rc == 0)
+		rc = store_run(st, err, "DELETE FROM prefixes WHERE site_id = ? AND "
 	    "cidr = ?", "ut", site_id, cidr);
 	if (rc == 0 && st->be->changes(st->conn) == 0)
 		rc = model_error_set(err, MODEL_E_NOT_FOUND, "prefix",
 		    "site %llu has no prefix %s", (unsigned long long)site_id,
 		    cidr);
 	else if (rc == 1)
-		rc = store_internal(err, "deleting a prefix");
+		rc = store_internal(st, err, "deleting a prefix");
 	return store_tx_end(st, rc, err);
 }
 
@@ -1466,7 +1753,7 @@ store_tunnel_get(struct store *st, uint64_t id, struct model_tunnel *out,
 		return model_error_set(err, MODEL_E_NOT_FOUND, "id",
 		    "no tunnel %llu", (unsigned long long)id);
 	if (r != STORE_STEP_ROW)
-		return store_internal(err, "reading a tunnel");
+		return store_internal(st, err, "reading a tunnel");
 	return 0;
 }
 
@@ -1524,15 +1811,14 @@ store_tunnel_gen_next(struct store *st, struct model_error *err)
 	uint64_t gen;
 	char old[24], next[24];
 
+	/* Always compare-and-set: migration 6 made the row. */
 	if (store_meta_get_u64(st, "tunnel_gen", 0, &gen, err) == -1)
 		return -1;
-	if (gen == 0)
-		return store_meta_set_u64(st, "tunnel_gen", 1, err);
 	snprintf(old, sizeof(old), "%llu", (unsigned long long)gen);
 	snprintf(next, sizeof(next), "%llu", (unsigned long long)gen + 1);
 	if (store_run(st, err, "UPDATE meta SET value = ? WHERE key = ? AND "
 	    "value = ?", "ttt", next, "tunnel_gen", old) != 0)
-		return store_internal(err, "writing the allocation generation");
+		return store_internal(st, err, "writing the allocation generation");
 	if (st->be->changes(st->conn) != 1)
 		return model_error_set(err, MODEL_E_CONFLICT, "tunnels",
 		    "another writer changed the tunnel allocations");
@@ -1570,7 +1856,7 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 			rc = -1;
 	store_stmt_done(st, del);
 	if (rc == -1)
-		return store_internal(err, "removing tunnels");
+		return store_internal(st, err, "removing tunnels");
 	ins = store_prep(st, err, "INSERT INTO tunnels (id, site_a, link_a, "
 	    "site_b, link_b, inner_addr, vni) VALUES (?, ?, ?, ?, ?, ?, ?)", "");
 	if (ins == NULL)
@@ -1587,7 +1873,7 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 		    st->be->bind_text(ins, 5, t->link_b) == -1 ||
 		    st->be->bind_int(ins, 6, (int64_t)t->inner) == -1 ||
 		    st->be->bind_int(ins, 7, (int64_t)t->vni) == -1) {
-			rc = store_internal(err, "binding a tunnel");
+			rc = store_internal(st, err, "binding a tunnel");
 			break;
 		}
 		r = st->be->step(ins);
@@ -1597,7 +1883,7 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 			    "refers to a missing site",
 			    (unsigned long long)t->id);
 		else if (r != STORE_STEP_DONE)
-			rc = store_internal(err, "adding tunnels");
+			rc = store_internal(st, err, "adding tunnels");
 	}
 	store_stmt_done(st, ins);
 	if (rc != 0)
@@ -1640,7 +1926,7 @@ store_edge_ensure(struct store *st, uint64_t site_id, struct model_error *err)
 		return 1;
 	if (store_run(st, err, "INSERT INTO edges (site_id) VALUES (?)", "u",
 	    site_id) != 0)
-		return store_internal(err, "creating the edge record");
+		return store_internal(st, err, "creating the edge record");
 	return 0;
 }
 
@@ -1719,7 +2005,7 @@ store_edge_get(struct store *st, uint64_t site_id,
 		rc = -1;
 	}
 	store_stmt_done(st, stmt);
-	return rc == 0 ? 0 : store_internal(err, "reading edge state");
+	return rc == 0 ? 0 : store_internal(st, err, "reading edge state");
 }
 
 int
@@ -1748,7 +2034,7 @@ store_edge_bump_tx(struct store *st, uint64_t site_id, uint64_t *version,
 	    "intent_version + 1 WHERE site_id = ?", "u", site_id) != 0 ||
 	    store_get_int(st, err, &v, NULL, "SELECT intent_version FROM edges "
 	    "WHERE site_id = ?", "u", site_id) == -1)
-		return store_internal(err, "bumping the intent version");
+		return store_internal(st, err, "bumping the intent version");
 	*version = (uint64_t)v;
 	return 0;
 }
@@ -1782,7 +2068,7 @@ store_edge_skip_tx(struct store *st, uint64_t site_id, uint64_t past,
 	    site_id, past) != 0 ||
 	    store_get_int(st, err, &v, NULL, "SELECT intent_version FROM edges "
 	    "WHERE site_id = ?", "u", site_id) == -1)
-		return store_internal(err, "moving the intent version");
+		return store_internal(st, err, "moving the intent version");
 	*version = (uint64_t)v;
 	return 0;
 }
@@ -1826,7 +2112,7 @@ store_edge_applied_tx(struct store *st, uint64_t site_id, uint64_t version,
 	if (store_run(st, err, "UPDATE edges SET applied_version = ?, "
 	    "conv_hash = ? WHERE site_id = ?", "ubu", version,
 	    (const void *)hash, hash_len, site_id) != 0)
-		return store_internal(err, "recording an ack");
+		return store_internal(st, err, "recording an ack");
 	return 0;
 }
 
@@ -1855,10 +2141,10 @@ store_edge_set_connected(struct store *st, uint64_t site_id, bool connected,
 	if (rc == 0 && connected && store_run(st, err, "UPDATE edges SET "
 	    "connected = 1, connected_at = ? WHERE site_id = ?", "iu", now,
 	    site_id) != 0)
-		rc = store_internal(err, "recording the connection");
+		rc = store_internal(st, err, "recording the connection");
 	if (rc == 0 && !connected && store_run(st, err, "UPDATE edges SET "
 	    "connected = 0 WHERE site_id = ?", "u", site_id) != 0)
-		rc = store_internal(err, "recording the disconnection");
+		rc = store_internal(st, err, "recording the disconnection");
 	return store_edge_end(st, rc, site_id, err);
 }
 
@@ -1877,7 +2163,7 @@ store_edge_set_status(struct store *st, uint64_t site_id, const void *blob,
 	if (rc == 0 && store_run(st, err, "UPDATE edges SET status = ?, "
 	    "status_at = ? WHERE site_id = ?", "biu", blob, len, now,
 	    site_id) != 0)
-		rc = store_internal(err, "recording the status");
+		rc = store_internal(st, err, "recording the status");
 	return store_edge_end(st, rc, site_id, err);
 }
 
@@ -1951,7 +2237,7 @@ store_enroll_token_create(struct store *st, uint64_t site_id, int64_t now,
 	if (rc == 0 && store_run(st, err, "INSERT INTO enroll_tokens (hash, "
 	    "site_id, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, 0)",
 	    "tuii", hash, site_id, now, now + ttl) != 0)
-		rc = store_internal(err, "storing the token");
+		rc = store_internal(st, err, "storing the token");
 	rc = store_tx_end(st, rc, err);
 	if (rc != 0)
 		util_wipe(token, STORE_TOKEN_LEN + 1);
@@ -1978,7 +2264,7 @@ store_enroll_consume_tx(struct store *st, const char *hash, uint64_t site_id,
 	}
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
-		return store_internal(err, "reading a token");
+		return store_internal(st, err, "reading a token");
 	if (r == STORE_STEP_DONE || used != 0 || now >= expires ||
 	    (site_id != 0 && site_id != sid)) {
 		log_debug("store", "enrollment token refused: %s",
@@ -1991,7 +2277,7 @@ store_enroll_consume_tx(struct store *st, const char *hash, uint64_t site_id,
 	if (store_run(st, err, "UPDATE enroll_tokens SET used_at = ? WHERE "
 	    "hash = ? AND used_at = 0", "it", now, hash) != 0 ||
 	    st->be->changes(st->conn) != 1)
-		return store_internal(err, "burning a token");
+		return store_internal(st, err, "burning a token");
 	*bound_site = sid;
 	return 0;
 }
@@ -2053,7 +2339,7 @@ store_enroll_token_state(struct store *st, const char *token,
 	}
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
-		return store_internal(err, "reading a token");
+		return store_internal(st, err, "reading a token");
 	return 0;
 }
 
@@ -2125,7 +2411,7 @@ store_api_token_check(struct store *st, const char *token,
 		return model_error_set(err, MODEL_E_TOKEN, "token",
 		    "unknown API token");
 	if (r != STORE_STEP_ROW)
-		return store_internal(err, "checking a token");
+		return store_internal(st, err, "checking a token");
 	return 0;
 }
 
@@ -2143,7 +2429,7 @@ store_api_token_delete(struct store *st, const char *name,
 		rc = model_error_set(err, MODEL_E_NOT_FOUND, "name",
 		    "no API token named '%.63s'", name);
 	else if (rc == 1)
-		rc = store_internal(err, "deleting a token");
+		rc = store_internal(st, err, "deleting a token");
 	return store_tx_end(st, rc, err);
 }
 
@@ -2180,7 +2466,10 @@ store_audit_add(struct store *st, int64_t now, const char *who,
 	if (store_tx_begin(st, err) == -1)
 		return -1;
 	/* Ids come from the table itself: portable, and audit rows are
-	 * never deleted, so they only grow. */
+	 * never deleted, so they only grow; the serializing lock keeps two
+	 * controllers from taking the same one. */
+	if (store_serialize(st, err) == -1)
+		return store_tx_end(st, -1, err);
 	rc = detail != NULL ?
 	    store_run(st, err, "INSERT INTO audit (id, at, who, what, detail) "
 	    "SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ? FROM audit", "ittt",
@@ -2189,7 +2478,7 @@ store_audit_add(struct store *st, int64_t now, const char *who,
 	    "SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, NULL FROM audit", "itt",
 	    now, who, what);
 	if (rc != 0)
-		rc = store_internal(err, "writing the audit log");
+		rc = store_internal(st, err, "writing the audit log");
 	return store_tx_end(st, rc, err);
 }
 
@@ -2236,7 +2525,7 @@ store_audit_list(struct store *st, uint64_t after_id, size_t limit,
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_DONE) {
 		model_audit_free_array(v, cnt);
-		return store_internal(err, "reading the audit log");
+		return store_internal(st, err, "reading the audit log");
 	}
 	*out = v;
 	*n = cnt;
@@ -2266,7 +2555,7 @@ store_cert_insert(struct store *st, const struct store_cert *c,
 	    "serial, not_after, issued_at, state, der) VALUES (?, ?, ?, ?, ?, "
 	    "?, ?)", "tutiiib", hex, c->site_id, c->serial, c->not_after,
 	    c->issued_at, (int64_t)state, c->der, c->der_len) != 0)
-		return store_internal(err, "recording a certificate");
+		return store_internal(st, err, "recording a certificate");
 	return 0;
 }
 
@@ -2281,7 +2570,7 @@ store_cert_enroll(struct store *st, const struct store_cert *c,
 	rc = store_site_exists(st, c->site_id, err);
 	if (rc == 0 && store_run(st, err, "DELETE FROM certs WHERE site_id = ?",
 	    "u", c->site_id) != 0)
-		rc = store_internal(err, "retiring certificates");
+		rc = store_internal(st, err, "retiring certificates");
 	if (rc == 0)
 		rc = store_cert_insert(st, c, STORE_CERT_ACTIVE, err);
 	return store_tx_end(st, rc, err);
@@ -2311,7 +2600,7 @@ store_cert_get_tx(struct store *st, const char *hex, struct store_cert *out,
 		if (store_text_col(st, stmt, 1, out->serial,
 		    sizeof(out->serial)) == -1 || der == NULL || len == 0 ||
 		    len > STORE_CERT_DER_MAX)
-			rc = store_internal(err, "a certificate record is "
+			rc = store_internal(st, err, "a certificate record is "
 			    "damaged");
 		else {
 			memcpy(out->der, der, len);
@@ -2328,7 +2617,7 @@ store_cert_get_tx(struct store *st, const char *hex, struct store_cert *out,
 		return model_error_set(err, MODEL_E_NOT_FOUND, "certificate",
 		    "no such certificate");
 	if (r != STORE_STEP_ROW)
-		return store_internal(err, "reading a certificate");
+		return store_internal(st, err, "reading a certificate");
 	return 0;
 }
 
@@ -2359,7 +2648,7 @@ store_cert_active(struct store *st, uint64_t site_id, struct store_cert *out,
 	r = st->be->step(stmt);
 	if (r == STORE_STEP_ROW &&
 	    store_text_col(st, stmt, 0, hex, sizeof(hex)) == -1)
-		rc = store_internal(err, "a certificate record is damaged");
+		rc = store_internal(st, err, "a certificate record is damaged");
 	store_stmt_done(st, stmt);
 	if (rc != 0)
 		return rc;
@@ -2367,13 +2656,13 @@ store_cert_active(struct store *st, uint64_t site_id, struct store_cert *out,
 		return model_error_set(err, MODEL_E_NOT_FOUND, "certificate",
 		    "the site has no certificate");
 	if (r != STORE_STEP_ROW)
-		return store_internal(err, "reading a certificate");
+		return store_internal(st, err, "reading a certificate");
 	{
 		size_t n = 0;
 
 		if (util_unhex(hex, out->fp, sizeof(out->fp), &n) == -1 ||
 		    n != sizeof(out->fp))
-			return store_internal(err, "a certificate record is "
+			return store_internal(st, err, "a certificate record is "
 			    "damaged");
 	}
 	return store_cert_get_tx(st, hex, out, err);
@@ -2387,7 +2676,7 @@ store_cert_renew(struct store *st, const uint8_t old_fp[STORE_CERT_FP_LEN],
 	int rc;
 
 	if ((cur = malloc(sizeof(*cur))) == NULL)
-		return store_internal(err, "out of memory");
+		return store_internal(st, err, "out of memory");
 	if (store_tx_begin(st, err) == -1) {
 		free(cur);
 		return -1;
@@ -2399,7 +2688,7 @@ store_cert_renew(struct store *st, const uint8_t old_fp[STORE_CERT_FP_LEN],
 		    "only the site's active certificate may renew");
 	if (rc == 0 && store_run(st, err, "DELETE FROM certs WHERE site_id = ? "
 	    "AND state = ?", "ui", c->site_id, (int64_t)STORE_CERT_NEXT) != 0)
-		rc = store_internal(err, "replacing a renewed certificate");
+		rc = store_internal(st, err, "replacing a renewed certificate");
 	if (rc == 0)
 		rc = store_cert_insert(st, c, STORE_CERT_NEXT, err);
 	free(cur);
@@ -2423,7 +2712,7 @@ store_cert_promote(struct store *st, uint64_t site_id,
 	    store_run(st, err, "UPDATE certs SET state = ? WHERE fingerprint = "
 	    "? AND site_id = ?", "itu", (int64_t)STORE_CERT_ACTIVE, hex,
 	    site_id) != 0)
-		rc = store_internal(err, "promoting a renewed certificate");
+		rc = store_internal(st, err, "promoting a renewed certificate");
 	else if (st->be->changes(st->conn) != 1)
 		rc = model_error_set(err, MODEL_E_NOT_FOUND, "certificate",
 		    "no such certificate for the site");
@@ -2496,27 +2785,20 @@ store_kv_get(struct store *st, const char *key, char *value, size_t valuesz,
 		return model_error_set(err, MODEL_E_NOT_FOUND, "key",
 		    "setting %s is not set", key);
 	if (r != STORE_STEP_ROW)
-		return store_internal(err, "reading a setting");
+		return store_internal(st, err, "reading a setting");
 	return 0;
 }
 
 /* ---- SA epochs ---------------------------------------------------------------------- */
 
-/* Why an insert of e was refused: no such tunnel, or the epoch is
- * already recorded.  -1 with err set either way. */
+/* Why an insert of e was refused: the caller found the tunnel in this
+ * transaction, so the epoch is already recorded.  Nothing is queried
+ * after the refusal: on PostgreSQL the transaction is aborted by then.
+ * (On PostgreSQL, a tunnel deleted by another writer between the check
+ * and the insert also ends here, as a foreign-key refusal.) */
 static int
-store_epoch_refused(struct store *st, const struct model_epoch *e,
-    struct model_error *err)
+store_epoch_refused(const struct model_epoch *e, struct model_error *err)
 {
-	int64_t v;
-	bool found;
-
-	if (store_get_int(st, err, &v, &found, "SELECT id FROM tunnels WHERE "
-	    "id = ?", "u", e->tunnel_id) == -1)
-		return -1;
-	if (!found)
-		return model_error_set(err, MODEL_E_NOT_FOUND, "tunnel",
-		    "no tunnel %llu", (unsigned long long)e->tunnel_id);
 	return model_error_set(err, MODEL_E_DUPLICATE, "epoch",
 	    "epoch %llu of tunnel %llu is already recorded",
 	    (unsigned long long)e->epoch, (unsigned long long)e->tunnel_id);
@@ -2530,9 +2812,9 @@ store_epoch_add_tx(struct store *st, struct model_epoch *e,
 	 * Random SPIs >= 256, checked against every recorded epoch (live or
 	 * draining) of the same receiving address before the insert rather
 	 * than retried on the UNIQUE constraint: PostgreSQL aborts the whole
-	 * transaction on a refused statement.  A refused insert is final;
-	 * only then is its cause looked up (a missing tunnel, a recorded
-	 * epoch), so the common case is two statements.
+	 * transaction on a refused statement.  A refused insert is final
+	 * (the epoch is recorded already), so the common case is two
+	 * statements.
 	 */
 	for (int tries = 0; tries < 64; tries++) {
 		uint32_t spi;
@@ -2560,7 +2842,7 @@ store_epoch_add_tx(struct store *st, struct model_epoch *e,
 		    e->changed_at, (int64_t)e->reason, e->sender_key_epoch,
 		    e->receiver_key_epoch);
 		if (rc == 1)
-			return store_epoch_refused(st, e, err);
+			return store_epoch_refused(e, err);
 		if (rc != 0)
 			return -1;
 		e->spi = spi;
@@ -2625,7 +2907,7 @@ store_epoch_set_state(struct store *st, uint64_t tunnel_id,
 		    (unsigned long long)epoch, (unsigned long long)tunnel_id,
 		    (unsigned long long)sender_site);
 	else if (rc == 1)
-		rc = store_internal(err, "updating an epoch");
+		rc = store_internal(st, err, "updating an epoch");
 	return store_tx_end(st, rc, err);
 }
 
@@ -2646,7 +2928,7 @@ store_epoch_delete(struct store *st, uint64_t tunnel_id, uint64_t sender_site,
 		    (unsigned long long)epoch, (unsigned long long)tunnel_id,
 		    (unsigned long long)sender_site);
 	else if (rc == 1)
-		rc = store_internal(err, "deleting an epoch");
+		rc = store_internal(st, err, "deleting an epoch");
 	return store_tx_end(st, rc, err);
 }
 

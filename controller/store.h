@@ -9,8 +9,8 @@
  *
  * The database engine is hidden: store.c speaks portable SQL with `?`
  * placeholders through a backend vtable (controller/store_backend.h);
- * store_sqlite.c is the only sqlite user.  No engine type crosses this
- * header.
+ * store_sqlite.c is the only sqlite user, store_pg.c the only libpq
+ * user.  No engine type crosses this header.
  *
  * Transactions: every function that writes runs in a transaction and
  * leaves the database unchanged when it fails.  A caller may group several
@@ -27,7 +27,8 @@
  * Errors: functions return 0 or -1.  On -1 the optional err (may be NULL)
  * says why, with a code the REST API can map to a status
  * (MODEL_E_INVALID/DUPLICATE/OVERLAP/EXHAUSTED -> 4xx, NOT_FOUND -> 404,
- * TOKEN -> 401/403, INTERNAL -> 500).
+ * TOKEN -> 401/403, INTERNAL -> 500, BUSY -> 503: another writer held
+ * the database, or it cannot be reached and the message says why).
  *
  * Threads: a struct store is used by one thread at a time; open one per
  * thread if needed (sqlite WAL allows concurrent readers, busy handling
@@ -52,8 +53,11 @@ struct store;
 #define STORE_ENROLL_TTL_DEFAULT 3600
 
 struct store_opts {
-	const char *backend;            /* "sqlite" (default when NULL) */
-	const char *path;               /* sqlite: database file (":memory:" ok) */
+	const char *backend;            /* "sqlite" (default when NULL) or
+					   "postgresql" */
+	const char *path;               /* sqlite: database file (":memory:"
+					   ok); postgresql: a libpq connection
+					   string or URI, passed unchanged */
 	int busy_timeout_ms;            /* 0 = 5000 */
 };
 
@@ -70,6 +74,44 @@ void store_close(struct store *st);   /* NULL safe */
 int store_schema_version(struct store *st);
 /* Number of migrations compiled into this binary. */
 int store_schema_latest(void);
+/* Did this store_open create the schema (a new, empty database)? */
+bool store_created(const struct store *st);
+/* "sqlite" or "postgresql". */
+const char *store_engine(const struct store *st);
+
+/*
+ * The change log, for several controllers on one database.  Every
+ * committed transaction that changed sites, links, prefixes, policy or
+ * crypto gets the next sequence number (no holes; numbers commit in
+ * order) and a row per changed site (0: policy or crypto); PostgreSQL
+ * also sends NOTIFY on commit.  Topology writers of all controllers are
+ * serialized by one row lock (STORE.md, "Several controllers").
+ */
+struct store_changes {
+	uint64_t *sites;        /* changed site ids, in order (may repeat) */
+	size_t n, cap;
+	bool all;               /* policy/crypto, or rows pruned: reload */
+	uint64_t last;          /* the newest sequence number seen */
+};
+/* Names this connection's writer in the change log: random per open;
+ * a process gives all its connections the same (<= 32 characters). */
+const char *store_origin(const struct store *st);
+void store_set_origin(struct store *st, const char *origin);
+/* Start receiving notifications on this connection (PostgreSQL only;
+ * sqlite: MODEL_E_INVALID).  A reconnect re-issues it by itself. */
+int store_changes_listen(struct store *st, struct model_error *err);
+/* Block up to timeout_ms: 1 a change was notified (or the connection
+ * came back: read the log), 0 nothing, -1 the database is unreachable
+ * (it has waited; call again). */
+int store_changes_wait(struct store *st, int timeout_ms);
+/* The newest sequence number. */
+int store_changes_head(struct store *st, uint64_t *seq,
+    struct model_error *err);
+/* Changes after sequence number after, leaving out those made by
+ * skip_origin (NULL: none); free(out->sites). */
+int store_changes_since(struct store *st, uint64_t after,
+    const char *skip_origin, struct store_changes *out,
+    struct model_error *err);
 
 /* Group calls into one transaction (nestable; see top of file). */
 int store_begin(struct store *st, struct model_error *err);

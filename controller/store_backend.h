@@ -1,6 +1,6 @@
 /*
  * store_backend.h — the vtable between the engine-neutral store.c and one
- * database engine (store_sqlite.c now, store_pg.c later).
+ * database engine (store_sqlite.c, store_pg.c).
  *
  * store.c writes portable SQL with `?` placeholders; a backend rewrites
  * them if its engine needs another form ($1, $2 for libpq).  Statements and
@@ -17,6 +17,9 @@
 
 /* begin()'s answer when the database stayed locked by another writer. */
 #define STORE_BE_BUSY (-2)
+/* begin()'s answer when the database cannot be reached (unavailable()
+ * says why). */
+#define STORE_BE_UNAVAILABLE (-3)
 
 /* Result of store_backend.step. */
 enum store_step {
@@ -61,8 +64,24 @@ struct store_backend {
 	int64_t (*changes)(void *conn);
 	/* Last engine error, for logs (never contains bound values). */
 	const char *(*errmsg)(void *conn);
+	/* NULL while the database is reachable, else why not (for the 503
+	 * the API answers meanwhile).  May be NULL: always reachable. */
+	const char *(*unavailable)(void *conn);
+	/* Did the last failure come from waiting for another writer (lock
+	 * timeout, serialization failure, deadlock)?  May be NULL. */
+	int (*last_busy)(void *conn);
+	/* Notifications between connections (NULL where the engine has
+	 * none).  notify is sent in the current transaction (delivered at
+	 * commit); listen subscribes this connection (kept across
+	 * reconnects); wait blocks up to timeout_ms: 1 notified or
+	 * reconnected (the caller reads what it missed), 0 timeout, -1
+	 * unreachable. */
+	int (*notify)(void *conn, const char *channel);
+	int (*listen)(void *conn, const char *channel);
+	int (*wait)(void *conn, int timeout_ms);
 };
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
 
 #endif

@@ -576,6 +576,22 @@ topo_pair_tunnels(struct topo_output *t, uint32_t sa, uint32_t sb,
 	return 0;
 }
 
+uint64_t
+topo_pair_count(const struct model_policy *p, const struct model_site *a,
+    const struct model_site *b)
+{
+	uint64_t n = 0;
+
+	if (!topo_pair_wanted(p, a, b))
+		return 0;
+	for (size_t la = 0; la < a->n_links; la++)
+		for (size_t lb = 0; lb < b->n_links; lb++)
+			if (model_policy_pair_allowed(p, a->links[la].name,
+			    b->links[lb].name))
+				n++;
+	return n;
+}
+
 /* ---- full compile ------------------------------------------------------ */
 
 struct topo_full {

@@ -125,6 +125,14 @@ int topo_compile(const struct topo_input *in, const struct topo_prev *prev,
 int topo_site_changed(struct topo_output *t, const struct topo_input *in,
     uint64_t site_id, struct topo_change *chg, struct model_error *err);
 
+/*
+ * How many tunnels the policy wants between two distinct live sites a and
+ * b: what the compiler allocates for that pair (one /31, and one VNI with
+ * VXLAN, each).  Used by topo_need to count without compiling.
+ */
+uint64_t topo_pair_count(const struct model_policy *p,
+    const struct model_site *a, const struct model_site *b);
+
 void topo_free(struct topo_output *t);          /* NULL safe */
 void topo_change_free(struct topo_change *chg); /* NULL safe; zeroes it */
 

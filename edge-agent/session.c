@@ -305,6 +305,9 @@ session_client(const struct session *s, const char *cert_file,
 	co.tls.cert_file = cert_file;
 	co.tls.key_file = key_file;
 	co.server_name = s->server_name;
+	/* The contract's snapshot limit (a hub of a 10,000-site network gets
+	 * ~5.5 MB), not the rpc default of 4 MiB. */
+	co.limits.max_message = PBCONV_MAX_SESSION_MSG;
 	return rpc_client_new(&co);
 }
 

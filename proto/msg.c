@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,20 +132,54 @@ msg_prefix_format(const struct msg_prefix *p, char *buf, size_t len)
 /* ------------------------------------------------------------------ */
 /* Blobs */
 
+/*
+ * The bytes of a blob follow this header in one allocation, so data stays
+ * a plain pointer (readers and pbconv are unchanged) and the header is
+ * found from it.  The header keeps data aligned as malloc would.
+ */
+struct msg_blob_hdr {
+	_Alignas(max_align_t) atomic_size_t refs;
+};
+
+static struct msg_blob_hdr *
+msg_blob_hdr(const struct msg_blob *b)
+{
+	return (struct msg_blob_hdr *)(void *)(b->data -
+	    sizeof(struct msg_blob_hdr));
+}
+
 int
 msg_blob_set(struct msg_blob *b, const void *data, size_t len)
 {
+	struct msg_blob_hdr *h;
 	uint8_t *p = NULL;
 
 	if (len > 0) {
-		if ((p = malloc(len)) == NULL)
+		if (len > SIZE_MAX - sizeof(*h) ||
+		    (h = malloc(sizeof(*h) + len)) == NULL)
 			return -1;
+		atomic_init(&h->refs, 1);
+		p = (uint8_t *)(h + 1);
 		memcpy(p, data, len);
 	}
-	free(b->data);
+	msg_blob_free(b);
 	b->data = p;
 	b->len = len;
 	return 0;
+}
+
+void
+msg_blob_share(struct msg_blob *dst, const struct msg_blob *src)
+{
+	struct msg_blob tmp = *src;
+
+	if (tmp.len > 0 && tmp.data != NULL)
+		atomic_fetch_add_explicit(&msg_blob_hdr(&tmp)->refs, 1,
+		    memory_order_relaxed);
+	else
+		tmp = (struct msg_blob){ NULL, 0 };
+	msg_blob_free(dst);
+	*dst = tmp;
 }
 
 void
@@ -150,7 +187,13 @@ msg_blob_free(struct msg_blob *b)
 {
 	if (b == NULL)
 		return;
-	free(b->data);
+	if (b->data != NULL) {
+		struct msg_blob_hdr *h = msg_blob_hdr(b);
+
+		if (atomic_fetch_sub_explicit(&h->refs, 1,
+		    memory_order_acq_rel) == 1)
+			free(h);
+	}
 	b->data = NULL;
 	b->len = 0;
 }
@@ -405,13 +448,7 @@ msg_tunnel_copy(struct msg_tunnel *dst, const struct msg_tunnel *src)
 	dst->peer.allowed_prefixes = a;
 	dst->peer.certificate_der.data = NULL;
 	dst->peer.certificate_der.len = 0;
-	if (msg_blob_set(&dst->peer.certificate_der,
-	    src->peer.certificate_der.data,
-	    src->peer.certificate_der.len) == -1) {
-		free(a);
-		memset(dst, 0, sizeof(*dst));
-		return -1;
-	}
+	msg_blob_share(&dst->peer.certificate_der, &src->peer.certificate_der);
 	return 0;
 }
 
@@ -426,9 +463,7 @@ msg_intent_copy(struct msg_intent *dst, const struct msg_intent *src)
 	c.headless_grace_seconds = src->headless_grace_seconds;
 	if (msg_site_copy(&c.site, &src->site) == -1)
 		goto fail;
-	if (msg_blob_set(&c.ca_chain_der, src->ca_chain_der.data,
-	    src->ca_chain_der.len) == -1)
-		goto fail;
+	msg_blob_share(&c.ca_chain_der, &src->ca_chain_der);
 	if (src->n_tunnels > 0) {
 		/* Room to grow, as msg_intent_apply_delta() sizes it. */
 		c.tunnels = calloc(util_size_class(src->n_tunnels),

@@ -120,14 +120,24 @@ int msg_prefix_parse(const char *s, bool network, struct msg_prefix *out);
 /* "ADDR/LEN" into buf (>= MSG_PREFIX_STRLEN).  0 or -1. */
 int msg_prefix_format(const struct msg_prefix *p, char *buf, size_t len);
 
-/* A malloc'd byte string (DER certificates, CSR, CA chains). */
+/*
+ * A byte string (DER certificates, CSR, CA chains).  The bytes made by
+ * msg_blob_set are immutable and reference-counted: msg_blob_share gives
+ * another owner of the same bytes, so a peer's certificate repeated in
+ * every tunnel of every edge's intent is held once; msg_blob_free drops
+ * one reference.  A blob whose data points at borrowed bytes (encode-only
+ * requests) must not be freed.  References may be dropped from any thread.
+ */
 struct msg_blob {
-	uint8_t *data;		/* NULL when len is 0 */
+	uint8_t *data;		/* NULL when len is 0; never written through */
 	size_t len;
 };
 
 /* Replace *b with a copy of data[0..len); 0, or -1 on ENOMEM (b untouched). */
 int msg_blob_set(struct msg_blob *b, const void *data, size_t len);
+/* Replace *dst with another reference to src's bytes (no copy, cannot
+ * fail; src must come from msg_blob_set or msg_blob_share). */
+void msg_blob_share(struct msg_blob *dst, const struct msg_blob *src);
 void msg_blob_free(struct msg_blob *b);
 
 /* ------------------------------------------------------------------ */

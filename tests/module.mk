@@ -3,3 +3,4 @@
 $(BUILD)/tests/unit/%.o: EXTRA_CFLAGS += -Wno-missing-prototypes
 
 -include tests/lab/module.mk
+-include tests/web/module.mk

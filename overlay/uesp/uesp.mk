@@ -6,6 +6,8 @@ UESP_SRCS := overlay/uesp/uesp.c overlay/uesp/uesp_encap.c \
     overlay/uesp/uesp_worker.c overlay/uesp/uesp_gso.c \
     overlay/uesp/uesp_seq.c
 UESP_OBJS := $(UESP_SRCS:%.c=$(BUILD)/%.o)
+# Device addresses go through libnl-route (one RTM_NEWADDR, uesp_dev.c).
+$(BUILD)/overlay/uesp/uesp_dev.o: EXTRA_CFLAGS += $(CFLAGS_NL)
 UESP_TOOL_SRCS := overlay/uesp/uesp_cfg.c overlay/uesp/uesp_main.c
 ANALYZE_SRCS += $(UESP_SRCS) $(UESP_TOOL_SRCS)
 

@@ -1,7 +1,7 @@
 /*
  * uesp_dev.h — the kernel objects of one userspace tunnel: its TUN/TAP
- * device (created, addressed, sized and brought up with ioctls; a TUN is
- * small enough that no netlink is needed) and its UDP socket (bound to the
+ * device (created, sized and brought up with ioctls, addressed with one
+ * RTM_NEWADDR through libnl-route) and its UDP socket (bound to the
  * shared ESP-in-UDP port with SO_REUSEPORT and connected to the peer, so
  * the kernel hands each tunnel's datagrams to that tunnel's socket and so
  * to the one worker that owns its SAs).
@@ -26,6 +26,10 @@
 int uesp_dev_open(const struct overlay_tunnel_params *p);
 /* Set the MTU of an existing device: 0 or -errno. */
 int uesp_dev_set_mtu(const char *ifname, uint32_t mtu);
+/* Add (or replace) address a/plen (IPv4 or IPv6) on ifname in one
+ * netlink request, so routing daemons see one event: 0 or -errno. */
+int uesp_dev_addr_add(const char *ifname, const struct overlay_addr *a,
+    unsigned plen);
 
 /*
  * A UDP socket on port (SO_REUSEPORT), bound to local (or any) and, when

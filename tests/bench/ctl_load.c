@@ -19,6 +19,18 @@
  * is applied in place and rehashed from kept per-tunnel digests, so the
  * figures measure the controller and the sessions, not a thousand full
  * rehashes in this one process.  Enrollment is edge-agent's too.
+ *
+ * Scale runs (tests/bench/scale_bench.sh) set, in the environment:
+ *   CTL_LOAD_HUBS=H       H hubs instead of 2
+ *   CTL_LOAD_REST_ONLY=1  stop after creating the sites
+ *   CTL_LOAD_CONNECT=M    enroll and connect only the first M sites
+ *                         (the hubs first), the rest stay provisioned
+ *   CTL_LOAD_CTLD_PID=P   also report the controller's RSS and CPU (from
+ *                         /proc/P) after connecting, and the CPU it spends
+ *                         per edge status (one status from every edge,
+ *                         against an idle window of the same length)
+ * and every run prints the median POST /sites time over the 50 requests
+ * before 1,000, 5,000 and 10,000 sites (and before N).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -177,6 +190,100 @@ load_version(const struct sim *e)
 	return in ? in->version : 0;
 }
 
+/* Median of the POST times v[from, to) in ms (v is reordered). */
+static double
+load_post_median(uint64_t *v, size_t from, size_t to)
+{
+	qsort(v + from, to - from, sizeof(*v), util_cmp_u64);
+	return (double)v[from + (to - from) / 2] / 1e6;
+}
+
+/* The controller's resident set (KiB) and CPU time (utime + stime, in
+ * clock ticks) from /proc/PID; 0 when unreadable. */
+static void
+load_proc(long pid, uint64_t *rss_kib, uint64_t *cpu_ticks)
+{
+	char path[64], line[512];
+	FILE *f;
+
+	*rss_kib = *cpu_ticks = 0;
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "VmRSS: %" SCNu64, rss_kib) == 1)
+				break;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fgets(line, sizeof(line), f) != NULL) {
+			/* Fields 14 and 15, counted after the ")" of comm. */
+			const char *p = strrchr(line, ')');
+			unsigned long long ut = 0, st = 0;
+
+			if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d "
+			    "%*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+				*cpu_ticks = ut + st;
+		}
+		fclose(f);
+	}
+}
+
+/* meshwan_rpc_total{event="status_received"} from GET /metrics, or -1. */
+static int64_t
+load_status_count(struct load *ld)
+{
+	struct curl_slist *h = NULL;
+	struct buf b = { NULL, 0 };
+	char url[512], auth[200];
+	const char *p;
+	int64_t n = -1;
+
+	snprintf(url, sizeof(url), "%s/metrics", ld->url);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ld->token);
+	h = curl_slist_append(h, auth);
+	curl_easy_reset(ld->curl);
+	curl_easy_setopt(ld->curl, CURLOPT_URL, url);
+	curl_easy_setopt(ld->curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(ld->curl, CURLOPT_WRITEFUNCTION, load_curl_write);
+	curl_easy_setopt(ld->curl, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(ld->curl) == CURLE_OK && b.p != NULL &&
+	    (p = strstr(b.p, "\"status_received\"}")) != NULL)
+		n = strtoll(p + strlen("\"status_received\"}"), NULL, 10);
+	curl_slist_free_all(h);
+	free(b.p);
+	return n;
+}
+
+/* One status from edge e: its applied version and (up to 16) tunnels up,
+ * as an agent reports them. */
+static int
+load_send_status(struct sim *e)
+{
+	const struct msg_intent *in = session_intent(e->sess);
+	struct msg_edge_message m;
+	struct msg_status *st = &m.u.status;
+	struct msg_tunnel_status ts[16];
+	int rc;
+
+	if (in == NULL)
+		return -1;
+	memset(&m, 0, sizeof(m));
+	memset(ts, 0, sizeof(ts));
+	m.kind = MSG_EDGE_STATUS;
+	st->applied_version = in->version;
+	st->uptime_seconds = 60;
+	st->n_tunnels = in->n_tunnels < 16 ? in->n_tunnels : 16;
+	st->tunnels = ts;
+	for (size_t i = 0; i < st->n_tunnels; i++) {
+		ts[i].tunnel_id = in->tunnels[i].id;
+		ts[i].state = MSG_TUNNEL_STATE_UP;
+		ts[i].packets_in = ts[i].packets_out = 10;
+	}
+	rc = session_send(e->sess, &m);
+	return rc;
+}
+
 /* Dispatch every client for up to ms milliseconds. */
 static void
 load_pump(struct load *ld, struct pollfd *pfd, int ms)
@@ -202,8 +309,10 @@ main(int argc, char **argv)
 	struct rpc_client *enroll;
 	struct pollfd *pfd;
 	struct rusage ru;
-	uint64_t n, t, *lat, bytes = 0, work = 0;
+	uint64_t n, t, *lat, bytes = 0, work = 0, hubs = 2, *post_ns;
 	size_t done;
+	long ctld_pid = 0;
+	const char *env;
 	FILE *f;
 
 	if (argc != 8 || util_parse_u64(argv[7], 3, 100000, &n) == -1) {
@@ -212,6 +321,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init("ctl_load", true);
+	setvbuf(stdout, NULL, _IOLBF, 0);      /* figures as they come */
 	memset(&ld, 0, sizeof(ld));
 	ld.url = argv[1];
 	if ((f = fopen(argv[2], "r")) == NULL ||
@@ -228,17 +338,27 @@ main(int argc, char **argv)
 	if (ld.curl == NULL || ld.sims == NULL || pfd == NULL || lat == NULL)
 		return 1;
 
-	/* Sites: 2 hubs, then spokes, each with one inet link. */
+	if ((env = getenv("CTL_LOAD_HUBS")) != NULL &&
+	    util_parse_u64(env, 1, n, &hubs) == -1)
+		return 2;
+	if ((env = getenv("CTL_LOAD_CTLD_PID")) != NULL)
+		ctld_pid = atol(env);
+	if ((post_ns = calloc(ld.n, sizeof(*post_ns))) == NULL)
+		return 1;
+
+	/* Sites: the hubs, then spokes, each with one inet link. */
 	t = util_mono_ns();
 	for (size_t i = 0; i < ld.n; i++) {
 		char body[512];
 		json_t *j;
+		uint64_t t1 = util_mono_ns();
 
 		snprintf(body, sizeof(body), "{\"name\":\"s%zu\",\"role\":\"%s\","
 		    "\"links\":[{\"name\":\"inet\",\"address\":\"10.%zu.%zu.1\"}]}",
-		    i, i < 2 ? "hub" : "spoke", (i >> 8) & 255, i & 255);
+		    i, i < hubs ? "hub" : "spoke", (i >> 8) & 255, i & 255);
 		if ((j = load_post(&ld, "/api/v1/sites", body)) == NULL)
 			return 1;
+		post_ns[i] = util_mono_ns() - t1;
 		ld.sims[i].site = (uint64_t)json_integer_value(json_object_get(j,
 		    "id"));
 		ld.sims[i].ld = &ld;
@@ -246,6 +366,45 @@ main(int argc, char **argv)
 	}
 	printf("sites created: %zu in %.1f s\n", ld.n,
 	    (double)(util_mono_ns() - t) / 1e9);
+	{
+		static const size_t marks[] = { 1000, 5000, 10000 };
+		double ref = 0, m;
+
+		for (size_t k = 0; k <= sizeof(marks) / sizeof(marks[0]); k++) {
+			size_t at = k < sizeof(marks) / sizeof(marks[0]) ?
+			    marks[k] : ld.n;
+
+			if (at > ld.n || at < 100 ||
+			    (k == sizeof(marks) / sizeof(marks[0]) &&
+			    (at == 1000 || at == 5000 || at == 10000)))
+				continue;
+			m = load_post_median(post_ns, at - 50, at);
+			if (ref == 0)
+				ref = m;
+			printf("POST /sites at %zu sites: median %.2f ms "
+			    "(ratio to the first mark %.2f)\n", at, m, m / ref);
+		}
+	}
+	free(post_ns);
+	if ((env = getenv("CTL_LOAD_CONNECT")) != NULL) {
+		uint64_t m;
+
+		if (util_parse_u64(env, 3, 100000, &m) == -1)
+			return 2;
+		if (m > ld.n)
+			m = ld.n;
+		printf("connecting the first %" PRIu64 " of %zu sites\n", m,
+		    ld.n);
+		ld.n = (size_t)m;
+	}
+	if (getenv("CTL_LOAD_REST_ONLY") != NULL) {
+		curl_easy_cleanup(ld.curl);
+		curl_global_cleanup();
+		free(ld.sims);
+		free(pfd);
+		free(lat);
+		return 0;
+	}
 
 	/* Enrollment: one server-auth TLS channel for all the unary calls. */
 	t = util_mono_ns();
@@ -338,6 +497,15 @@ main(int argc, char **argv)
 	/* Let the acks reach the store. */
 	for (int k = 0; k < 10; k++)
 		load_pump(&ld, pfd, 50);
+	if (ctld_pid > 0) {
+		uint64_t rss, cpu;
+
+		load_proc(ctld_pid, &rss, &cpu);
+		printf("controller with %zu edges connected: RSS %.1f MiB "
+		    "(%.1f KiB per edge), CPU so far %.1f s\n", ld.n,
+		    (double)rss / 1024, (double)rss / (double)ld.n,
+		    (double)cpu / (double)sysconf(_SC_CLK_TCK));
+	}
 
 	/* The change: one more hub; every edge gets a new version. */
 	for (size_t i = 0; i < ld.n; i++) {
@@ -387,6 +555,48 @@ main(int argc, char **argv)
 	    "%.1f ms for all edges, %.3f ms per edge\n", (double)work / 1e6,
 	    (double)work / 1e6 / (double)ld.n);
 	printf("load generator peak RSS: %ld MiB\n", ru.ru_maxrss / 1024);
+
+	/*
+	 * Status reports: the controller's CPU for one status from every
+	 * edge, against its CPU over an idle window as long (keepalives,
+	 * timers: the reference measured in the same run).
+	 */
+	if (ctld_pid > 0) {
+		uint64_t rss, c0, c1, c2, w0, w1, idle_ns;
+		int64_t s0, s1 = -1;
+		size_t sent = 0;
+		double tick = (double)sysconf(_SC_CLK_TCK);
+
+		ld.measuring = false;
+		s0 = load_status_count(&ld);
+		load_proc(ctld_pid, &rss, &c0);
+		w0 = util_mono_ns();
+		for (size_t i = 0; i < ld.n; i++) {
+			sent += load_send_status(&ld.sims[i]) == 0;
+			if (i % 500 == 499)
+				load_pump(&ld, pfd, 0);
+		}
+		while (util_mono_ns() - w0 < 120ull * 1000000000) {
+			load_pump(&ld, pfd, 50);
+			if ((s1 = load_status_count(&ld)) >= 0 && s0 >= 0 &&
+			    (size_t)(s1 - s0) >= sent)
+				break;
+		}
+		w1 = util_mono_ns();
+		load_proc(ctld_pid, &rss, &c1);
+		idle_ns = w1 - w0;
+		while (util_mono_ns() - w1 < idle_ns)
+			load_pump(&ld, pfd, 50);
+		load_proc(ctld_pid, &rss, &c2);
+		printf("status: %zu sent, %" PRId64 " received by the controller "
+		    "in %.1f s; controller CPU %.1f ms for them, %.3f ms per "
+		    "status (idle window as long: %.1f ms)\n", sent, s1 - s0,
+		    (double)idle_ns / 1e9, (double)(c1 - c0) / tick * 1e3,
+		    sent > 0 ? ((double)(c1 - c0) - (double)(c2 - c1)) / tick *
+		    1e3 / (double)sent : 0.0, (double)(c2 - c1) / tick * 1e3);
+		printf("controller RSS at the end: %.1f MiB\n",
+		    (double)rss / 1024);
+	}
 
 	ld.stopping = true;
 	for (size_t i = 0; i < ld.n; i++)

@@ -31,6 +31,10 @@ bad 'colour = blue' 'colour: unknown key'
 bad 'keepalive = 20s' 'keepalive: given more than once'
 bad 'tunnel_pool = 100.64.0.1/16' 'tunnel_pool: expected an IPv4 network'
 bad 'just words' 'expected `key = value`'
+bad 'store = /var/lib/db' 'store: expected postgresql://'
+bad 'store = host=db password=secret' 'store: no password here'
+bad 'store = postgresql://u:secret@db/meshwan' 'store: no password here'
+bad 'store = postgresql://db/meshwan?sslmode=require&password=x' 'store: no password here'
 "$CTLD" -n -f "$T/missing.conf" >/dev/null 2>&1 && fail "a missing file was accepted"
 "$CTLD" -h | grep -q -- '-n ' || fail "--help does not describe -n"
 

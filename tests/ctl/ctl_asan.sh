@@ -6,7 +6,8 @@
 # renewal scenarios (enrollment, sessions, deltas, refusals, revocation,
 # rekeys, key checks, overflowing queues, patched intents, restart with
 # clean shutdown, stalled and refused streams, rate limits,
-# re-enrollment, expiry, renewal).  Any
+# re-enrollment, expiry, renewal, PostgreSQL store with an outage, two
+# replicas on one PostgreSQL database).  Any
 # sanitizer report, or a non-zero exit of the controller (LeakSanitizer's
 # exit code at shutdown), fails it.
 set -eu
@@ -22,7 +23,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=24:log_path=$d
 export CTLD="$top/build-san/controller/meshwan-controller"
 export HOSTILE_RSS_CHECK=0
 for t in edge_session peer_keys backpressure restart patch_check rekey_time hostile \
-    group_commit revoke sa_keys rekey_request cert_renew; do
+    group_commit revoke sa_keys rekey_request cert_renew pg_store pg_replicas; do
 	echo "== $t with the sanitized controller"
 	sh "$top/tests/ctl/$t.sh" || { cat "$dir"/*san* 2>/dev/null; echo "FAIL: $t"; exit 1; }
 done

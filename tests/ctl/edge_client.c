@@ -27,7 +27,9 @@
  *       -E / -Z (announce the -k key with not_after in the past / as the
  *       all-zero point: the controller must refuse it), -q TUNNEL,N
  *       (after the first intent, ask N times for a rekey of TUNNEL's
- *       outbound direction, reason soft byte limit), -r (renew the
+ *       outbound direction, reason soft byte limit), -H (statuses
+ *       carry one health entry per tunnel, values from uptime_seconds),
+ *       -r (renew the
  *       certificate at its renewal point, a third of its validity left:
  *       new key, Edge.Renew, switch the stream; CERT and KEY are
  *       replaced; prints "renewed serial=S not_after=T").
@@ -89,6 +91,7 @@ struct edge {
 	const char *tunnels_file;   /* -t: where the applied tunnels go */
 	uint64_t hello_version;     /* -A */
 	unsigned status_burst;      /* -S: statuses after the first snapshot */
+	bool health;                /* -H: statuses carry tunnel health */
 	uint64_t key_epoch;         /* -k: next epoch to announce */
 	uint8_t *key_pem;           /* certificate key, PEM */
 	size_t key_pem_len;
@@ -309,6 +312,20 @@ edge_status(struct edge *e, const struct msg_intent *in, uint64_t uptime)
 		t->sas[0].direction = MSG_DIRECTION_IN;
 		t->sas[0].epoch = in->tunnels[i].sa_in.sa_epoch;
 		t->sas[0].active = true;
+	}
+	/* -H: health per tunnel, derived from uptime so a test can tell
+	 * the reports apart: rtt = 1000 + uptime us, loss = uptime % 1000,
+	 * jitter = 10 * uptime us. */
+	if (e->health && st->n_tunnels > 0 &&
+	    (st->health = calloc(st->n_tunnels, sizeof(*st->health))) != NULL) {
+		st->n_health = st->n_tunnels;
+		for (size_t i = 0; i < st->n_tunnels; i++) {
+			st->health[i].tunnel_id = in->tunnels[i].id;
+			st->health[i].up = true;
+			st->health[i].rtt_us = (uint32_t)(1000 + uptime);
+			st->health[i].loss_permille = (uint32_t)(uptime % 1000);
+			st->health[i].jitter_us = (uint32_t)(10 * uptime);
+		}
 	}
 	edge_send(e, &m);
 	msg_status_free(st);
@@ -735,8 +752,11 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:r")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:rH")) != -1) {
 		switch (opt) {
+		case 'H':
+			e.health = true;
+			break;
 		case 'o':
 			e.once = true;
 			break;
@@ -801,7 +821,7 @@ edge_session(int argc, char **argv)
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
 		    "[-o] [-k EPOCH [-E] [-Z]] [-x] [-R SECS] [-s] [-n] "
-		    "[-A VERSION] [-S N] [-t FILE] [-q TUNNEL,N] [-r]\n");
+		    "[-A VERSION] [-S N] [-t FILE] [-q TUNNEL,N] [-r] [-H]\n");
 		return 2;
 	}
 	e.target = argv[2];

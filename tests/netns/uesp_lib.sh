@@ -165,6 +165,19 @@ uesp_scenario() {
 	[ "$(jq -r '.tunnels[0].sas[0].key' "$NS_TMP/a.norm")" = "(redacted)" ] ||
 		fail "-n did not redact the key"
 
+	# Address events on A: the device must get its /31 in one RTM_NEWADDR.
+	# A transient /32 replaced by the /31 (the ioctl way) made FRR's zebra
+	# miss the /31 at random, so BGP on that tunnel never came up.
+	ns_bg "$A" ip -o monitor address >"$NS_TMP/addr.mon"
+	PM=$NS_PID
+	# It listens once it reports a marker address of its own.
+	_mark=0
+	until grep -q 10.99.8.1 "$NS_TMP/addr.mon"; do
+		[ $_mark -ge 50 ] && fail "ip monitor did not start"
+		ip -n "$A" addr replace 10.99.8.1/32 dev lo || fail "addr"
+		_mark=$((_mark + 1))
+		sleep 0.1
+	done
 	ns_bg "$A" env $UESP_ENV "$UESP" -s "$SA" "$CA"
 	PA=$NS_PID
 	ns_bg "$B" env $UESP_ENV "$UESP" -s "$SB" "$CB"
@@ -179,6 +192,13 @@ uesp_scenario() {
 	wait_until 10 uesp_ping "$A" 169.254.7.1 || fail "no ping across the tunnel"
 	ip netns exec "$A" ping -c 5 -i 0.2 -W 1 169.254.7.1 ||
 		fail "ping lost packets"
+	ns_stop "$PM"
+	_ev=$(grep uesp0 "$NS_TMP/addr.mon")
+	echo "address events on uesp0: $_ev"
+	echo "$_ev" | grep -q 'inet 169.254.7.0/31' ||
+		fail "no RTM_NEWADDR for 169.254.7.0/31 seen on uesp0"
+	echo "$_ev" | grep -Eq 'Deleted|/32' &&
+		fail "uesp0 was addressed in steps (a /32 or a deletion seen)"
 
 	ns_bg "$B" iperf3 -s -1 -B 169.254.7.1
 	PI=$NS_PID

@@ -1454,6 +1454,111 @@ test_pool_exhausted(void **state)
 	site_del(b);
 }
 
+/* Points req() at another API instance (base = NULL: back to fx->api). */
+static void
+use_api(struct api *a, char *saved)
+{
+	if (a != NULL) {
+		snprintf(saved, 64, "%s", fx->base);
+		snprintf(fx->base, sizeof(fx->base), "http://127.0.0.1:%u",
+		    (unsigned)api_port(a));
+	} else
+		snprintf(fx->base, sizeof(fx->base), "%s", saved);
+}
+
+/*
+ * The pool check is kept incrementally per API process (topo_need.h), so
+ * it must still refuse exactly at the boundary, and must notice changes
+ * another writer committed to the same database (a second API instance
+ * here, as a second replica would): a stale count would accept the link
+ * below (it does not know of b's mpls link) or refuse the site after the
+ * other writer's deletion.
+ */
+static void
+test_pool_boundary_two_writers(void **state)
+{
+	struct api_config ac;
+	struct api *b_api;
+	struct reply r;
+	uint64_t a, b, c, e;
+	char saved[64], path[64];
+	char *before;
+
+	(void)state;
+	memset(&ac, 0, sizeof(ac));
+	ac.listen = "127.0.0.1:0";
+	ac.max_body = 16 * 1024;
+	b_api = api_start(&ac, fx->st2);
+	assert_non_null(b_api);
+	/* Two /31s. */
+	req_ok("PUT", "/api/v1/policy", fx->admin,
+	    "{\"pool\":\"100.127.0.0/30\"}", 200, &r);
+	reply_free(&r);
+	a = site_add("{\"name\":\"w-a\",\"role\":\"hub\",\"links\":[{\"name\":"
+	    "\"inet\",\"address\":\"192.0.2.30\"},{\"name\":\"mpls\","
+	    "\"address\":\"10.200.0.30\"}]}");
+	b = site_add("{\"name\":\"w-b\",\"role\":\"hub\",\"links\":[{\"name\":"
+	    "\"inet\",\"address\":\"192.0.2.31\"}]}");
+	/* The other writer: b's mpls link makes the need exactly the pool. */
+	use_api(b_api, saved);
+	snprintf(path, sizeof(path), "/api/v1/sites/%llu/links",
+	    (unsigned long long)b);
+	req_ok("POST", path, fx->oper, "{\"name\":\"mpls\",\"address\":"
+	    "\"10.200.0.31\"}", 201, &r);
+	reply_free(&r);
+	use_api(NULL, saved);
+	/* lte pairs with nothing: still exactly full, accepted. */
+	c = site_add("{\"name\":\"w-c\",\"role\":\"hub\",\"links\":[{\"name\":"
+	    "\"lte\",\"address\":\"203.0.113.32\"}]}");
+	/* One more pair: over the boundary, refused, nothing written. */
+	before = snapshot();
+	snprintf(path, sizeof(path), "/api/v1/sites/%llu/links",
+	    (unsigned long long)c);
+	req("POST", path, fx->oper, "{\"name\":\"mpls\",\"address\":"
+	    "\"10.200.0.32\"}", &r);
+	assert_error(&r, 409, "exhausted", "pool");
+	reply_free(&r);
+	assert_unchanged(before);
+	free(before);
+	/* The other writer removes b: room for one pair again. */
+	use_api(b_api, saved);
+	snprintf(path, sizeof(path), "/api/v1/sites/%llu",
+	    (unsigned long long)b);
+	req_ok("DELETE", path, fx->oper, NULL, 204, &r);
+	reply_free(&r);
+	use_api(NULL, saved);
+	/* A create refused after the endpoint check (its LAN lies in the
+	 * pool): the count rebuilt inside that transaction must not keep the
+	 * rolled-back site, or c's inet link (which fits) would be refused
+	 * below.  (A create would reuse the rolled-back id and hide it.) */
+	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"w-p\",\"role\":"
+	    "\"hub\",\"links\":[{\"name\":\"inet\",\"address\":"
+	    "\"192.0.2.40\"}],\"lan_prefixes\":[\"100.127.0.0/31\"]}", &r);
+	assert_error(&r, 409, "overlap", "lan_prefixes[0]");
+	reply_free(&r);
+	snprintf(path, sizeof(path), "/api/v1/sites/%llu/links",
+	    (unsigned long long)c);
+	req_ok("POST", path, fx->oper, "{\"name\":\"inet\",\"address\":"
+	    "\"192.0.2.33\"}", 201, &r);
+	reply_free(&r);
+	/* And the first writer's own count stays right: a-e over mpls
+	 * fills the pool exactly, f (inet, pairs with a and c) is refused. */
+	e = site_add("{\"name\":\"w-e\",\"role\":\"hub\",\"links\":[{\"name\":"
+	    "\"mpls\",\"address\":\"10.200.0.34\"}]}");
+	req("POST", "/api/v1/sites", fx->oper, "{\"name\":\"w-f\",\"role\":"
+	    "\"hub\",\"links\":[{\"name\":\"inet\",\"address\":"
+	    "\"192.0.2.35\"}]}", &r);
+	assert_error(&r, 409, "exhausted", "pool");
+	reply_free(&r);
+	req_ok("PUT", "/api/v1/policy", fx->admin,
+	    "{\"pool\":\"100.64.0.0/16\"}", 200, &r);
+	reply_free(&r);
+	site_del(e);
+	site_del(c);
+	site_del(a);
+	api_stop(b_api);
+}
+
 static void
 test_role_matrix(void **state)
 {
@@ -1657,9 +1762,11 @@ test_every_route(void **state)
 		{ "put", "/api/v1/crypto", "admin" },
 		{ "get", "/api/v1/tunnels", "readonly" },
 		{ "post", "/api/v1/tunnels/{id}/rekey", "operator" },
+		{ "get", "/api/v1/tunnels/{id}/health", "readonly" },
 		{ "get", "/api/v1/edges", "readonly" },
 		{ "get", "/api/v1/edges/{id}", "readonly" },
 		{ "get", "/api/v1/events", "readonly" },
+		{ "get", "/api/v1/events/stream", "readonly" },
 		{ "get", "/api/v1/tokens", "admin" },
 		{ "post", "/api/v1/tokens", "admin" },
 		{ "delete", "/api/v1/tokens/{name}", "admin" },
@@ -1742,6 +1849,7 @@ main(void)
 		cmocka_unit_test(test_asn_range),
 		cmocka_unit_test(test_body_too_large),
 		cmocka_unit_test(test_pool_exhausted),
+		cmocka_unit_test(test_pool_boundary_two_writers),
 		cmocka_unit_test(test_role_matrix),
 		cmocka_unit_test(test_metrics_format),
 		cmocka_unit_test(test_audit_events),

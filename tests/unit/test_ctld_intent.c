@@ -18,6 +18,7 @@
 #include "controller/topo.h"
 #include "lib/log.h"
 #include "proto/msg.h"
+#include "proto/pbconv.h"
 
 static const uint8_t fake_cert[] = { 0x30, 0x03, 0x02, 0x01, 0x05 };
 static const struct model_prefix lan = { 4, 24, { 10, 1, 0, 0 } };
@@ -31,12 +32,16 @@ lk_prefixes(void *arg, uint64_t site, const struct model_prefix **p,
 	*n = site == 2 ? 1 : 0;
 }
 
-static const uint8_t *
-lk_cert(void *arg, uint64_t site, size_t *len)
+static struct msg_blob fake_blob;       /* fake_cert, shared */
+
+static const struct msg_blob *
+lk_cert(void *arg, uint64_t site)
 {
 	(void)arg;
-	*len = site == 1 ? sizeof(fake_cert) : 0;
-	return site == 1 ? fake_cert : NULL;
+	if (fake_blob.len == 0)
+		assert_int_equal(msg_blob_set(&fake_blob, fake_cert,
+		    sizeof(fake_cert)), 0);
+	return site == 1 ? &fake_blob : NULL;
 }
 
 static void
@@ -345,6 +350,120 @@ test_diff(void **state)
 	msg_intent_free(&u);
 }
 
+/* Every site has a certificate of its own (a distinct byte at the end). */
+static struct msg_blob mesh_certs[5];
+
+static const struct msg_blob *
+lk_cert_all(void *arg, uint64_t site)
+{
+	(void)arg;
+	return site < 5 ? &mesh_certs[site] : NULL;
+}
+
+static void
+encode_snapshot(const struct msg_intent *m, uint8_t **buf, size_t *len)
+{
+	struct msg_controller_message cm;
+
+	memset(&cm, 0, sizeof(cm));
+	cm.kind = MSG_CONTROLLER_SNAPSHOT;
+	cm.u.snapshot = *m;     /* borrowed: not freed here */
+	assert_int_equal(pbconv_encode_controller_message(&cm, buf, len), 0);
+}
+
+/*
+ * Peer certificates are held once: every tunnel to a peer, in every
+ * edge's intent (and in copies of it), points at that peer's one blob,
+ * and the encoding is byte-identical to an intent holding private copies
+ * (what the controller built before blobs were shared).
+ */
+static void
+test_shared_certs(void **state)
+{
+	struct model_site sites[4] = {
+		site(1, "a", MODEL_ROLE_HUB, "192.0.2.1", "", 0),
+		site(2, "b", MODEL_ROLE_SPOKE, "192.0.2.2", "", 0),
+		site(3, "c", MODEL_ROLE_SPOKE, "192.0.2.3", "", 0),
+		site(4, "d", MODEL_ROLE_SPOKE, "192.0.2.4", "", 0),
+	};
+	struct model_policy pol;
+	struct model_crypto cr;
+	struct model_error err;
+	struct topo_input in;
+	struct topo_output *t = NULL;
+	const struct intent_lookup lk = { NULL, lk_prefixes, lk_cert_all,
+	    lk_spis, lk_keys };
+	const uint8_t ca[] = { 1, 2, 3 };
+	struct intent_params p;
+	struct msg_intent it[5], copy, deep;
+	uint8_t der[600], *e1, *e2;
+	size_t l1, l2;
+	char why[256];
+
+	(void)state;
+	memset(der, 0x42, sizeof(der));
+	der[0] = 0x30;
+	for (uint64_t i = 1; i < 5; i++) {
+		der[sizeof(der) - 1] = (uint8_t)i;
+		assert_int_equal(msg_blob_set(&mesh_certs[i], der,
+		    sizeof(der)), 0);
+	}
+	model_policy_default(&pol);
+	pol.topology = MODEL_TOPO_FULL_MESH;
+	model_crypto_default(&cr);
+	in = (struct topo_input){ &pol, &cr, sites, 4 };
+	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
+	p = (struct intent_params){ t, &lk, ca, sizeof(ca), 15, 1800 };
+	for (uint64_t i = 1; i < 5; i++) {
+		assert_int_equal(intent_build(&p, i, 1, &it[i], why,
+		    sizeof(why)), 0);
+		assert_int_equal(it[i].n_tunnels, 3);
+		for (size_t k = 0; k < 3; k++) {
+			const struct msg_peer *pe = &it[i].tunnels[k].peer;
+
+			assert_ptr_equal(pe->certificate_der.data,
+			    mesh_certs[pe->site_id].data);
+			assert_int_equal(pe->certificate_der.len, sizeof(der));
+		}
+	}
+	/* Copies share too; dropping the originals leaves them intact. */
+	assert_int_equal(msg_intent_copy(&copy, &it[2]), 0);
+	assert_ptr_equal(copy.tunnels[0].peer.certificate_der.data,
+	    it[2].tunnels[0].peer.certificate_der.data);
+	assert_ptr_equal(copy.ca_chain_der.data, it[2].ca_chain_der.data);
+	/* The same intent with private copies of every blob. */
+	assert_int_equal(msg_intent_copy(&deep, &it[2]), 0);
+	for (size_t k = 0; k < deep.n_tunnels; k++) {
+		struct msg_blob *b = &deep.tunnels[k].peer.certificate_der;
+		struct msg_blob priv = { NULL, 0 };
+
+		assert_int_equal(msg_blob_set(&priv, b->data, b->len), 0);
+		msg_blob_free(b);
+		*b = priv;
+		assert_ptr_not_equal(b->data, it[2].tunnels[k].
+		    peer.certificate_der.data);
+	}
+	encode_snapshot(&it[2], &e1, &l1);
+	encode_snapshot(&deep, &e2, &l2);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(e1, e2, l1);
+	free(e1);
+	free(e2);
+	for (uint64_t i = 1; i < 5; i++) {
+		msg_intent_free(&it[i]);
+		msg_blob_free(&mesh_certs[i]);
+	}
+	/* The last references: still readable (ASan would see a use after
+	 * free), then released by these frees (or it would see a leak). */
+	assert_int_equal(copy.tunnels[2].peer.certificate_der.data[0], 0x30);
+	encode_snapshot(&copy, &e1, &l1);
+	assert_int_equal(l1, l2);
+	free(e1);
+	msg_intent_free(&copy);
+	msg_intent_free(&deep);
+	topo_free(t);
+}
+
 int
 main(void)
 {
@@ -352,8 +471,13 @@ main(void)
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_allowed),
+		cmocka_unit_test(test_shared_certs),
 	};
 
+	int rc;
+
 	log_init("test_ctld_intent", true);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	msg_blob_free(&fake_blob);
+	return rc;
 }

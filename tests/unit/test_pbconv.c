@@ -151,6 +151,14 @@ fill_intent(struct msg_intent *m, size_t n_tunnels)
 /* ------------------------------------------------------------------ */
 /* Comparators: memcmp with owned pointers masked, then the blobs */
 
+/* Blob bytes are shared between copies (msg_blob_share) and immutable:
+ * a test that changes them first makes them its own. */
+static void
+blob_own(struct msg_blob *b)
+{
+	assert_int_equal(msg_blob_set(b, b->data, b->len), 0);
+}
+
 static void
 assert_blob_equal(const struct msg_blob *a, const struct msg_blob *b)
 {
@@ -1552,13 +1560,14 @@ test_hash(void **state)
 	CHANGES(c.tunnels[2].crypto.replay_window++);
 	CHANGES(c.tunnels[2].crypto.rekey_bytes++);
 	CHANGES(c.tunnels[2].peer.keys[1].public_key[5]++);
-	CHANGES(c.tunnels[2].peer.certificate_der.data[9]++);
+	CHANGES((blob_own(&c.tunnels[2].peer.certificate_der),
+	    c.tunnels[2].peer.certificate_der.data[9]++));
 	CHANGES(c.tunnels[2].peer.allowed_prefixes[0].len = 16);
 	CHANGES(c.tunnels[2].peer.n_allowed_prefixes--);
 	CHANGES(c.tunnels[2].bgp.bfd = false);
 	CHANGES(c.tunnels[2].bgp.hold_time++);
 	CHANGES(c.tunnels[2].remote_link[0] = 'x');
-	CHANGES(c.ca_chain_der.data[0]++);
+	CHANGES((blob_own(&c.ca_chain_der), c.ca_chain_der.data[0]++));
 	CHANGES(c.keepalive_seconds++);
 	CHANGES(c.headless_grace_seconds++);
 	CHANGES(msg_tunnel_free(&c.tunnels[--c.n_tunnels]));
@@ -2199,6 +2208,7 @@ test_diff(void **state)
 	assert_int_equal(msg_intent_diff(&from, &to, &d, err, sizeof(err)), -1);
 	assert_string_equal(err, "keepalive_seconds or headless_grace_seconds "
 	    "changed: a delta cannot carry them, send a snapshot");
+	blob_own(&to.ca_chain_der);
 	to.ca_chain_der.data[0] ^= 1;
 	assert_int_equal(msg_intent_diff(&from, &to, &d, err, sizeof(err)), -1);
 	assert_string_equal(err, "ca_chain_der changed: a delta cannot carry "

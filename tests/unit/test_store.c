@@ -8,6 +8,11 @@
  * settings and SA epochs with their SPI allocator; rows deleted by another
  * writer under a batch are misses that leave the batch usable; the
  * allocation generation.
+ *
+ * With MESHWAN_TEST_PG set to a libpq connection string the same tests
+ * run against PostgreSQL (tests/unit/test_store_pg.sh starts a throwaway
+ * cluster): each test gets an empty schema, the token search reads a
+ * pg_dump of the database, and the WAL check (sqlite only) is skipped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sqlite3.h>
+#include <libpq-fe.h>
 #include <cmocka.h>
 
 #include "controller/store.h"
@@ -29,18 +35,61 @@ struct fixture {
 	struct store *st;
 };
 
+/* MESHWAN_TEST_PG: run against this PostgreSQL database instead. */
+static const char *pg_conninfo;
+
+static struct store_opts
+opts(const struct fixture *f, int busy_ms)
+{
+	if (pg_conninfo != NULL)
+		return (struct store_opts){ "postgresql", pg_conninfo, busy_ms };
+	return (struct store_opts){ busy_ms == 0 ? NULL : "sqlite", f->path,
+	    busy_ms };
+}
+
+/* Run sql (several statements allowed) on the test's database. */
+static void
+sql_exec(const char *path, const char *sql)
+{
+	if (pg_conninfo != NULL) {
+		PGconn *c = PQconnectdb(pg_conninfo);
+		PGresult *r;
+
+		assert_int_equal(PQstatus(c), CONNECTION_OK);
+		r = PQexec(c, sql);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+		    PQresultStatus(r) != PGRES_TUPLES_OK)
+			fail_msg("%s: %s", sql, PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		return;
+	}
+	{
+		sqlite3 *db;
+
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL),
+		    SQLITE_OK);
+		sqlite3_close(db);
+	}
+}
+
 static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct store_opts o = { NULL, NULL, 0 };
+	struct store_opts o;
 	struct model_error err;
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/meshwan.db", f->dir);
-	o.path = f->path;
+	o = opts(f, 0);
+	if (pg_conninfo != NULL)
+		sql_exec(NULL, "SET client_min_messages = warning; "
+		    "DROP SCHEMA public CASCADE; "
+		    "CREATE SCHEMA public");
 	if (store_open(&o, &f->st, &err) != 0) {
 		fprintf(stderr, "open: %s\n", err.message);
 		return -1;
@@ -66,7 +115,7 @@ teardown(void **state)
 static void
 reopen(struct fixture *f)
 {
-	struct store_opts o = { "sqlite", f->path, 1000 };
+	struct store_opts o = opts(f, 1000);
 	struct model_error err;
 
 	store_close(f->st);
@@ -161,6 +210,20 @@ sql_int(const char *path, const char *sql)
 	sqlite3_stmt *q;
 	int64_t v = -1;
 
+	if (pg_conninfo != NULL) {
+		PGconn *c = PQconnectdb(pg_conninfo);
+		PGresult *r;
+
+		assert_int_equal(PQstatus(c), CONNECTION_OK);
+		r = PQexec(c, sql);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			fail_msg("%s: %s", sql, PQerrorMessage(c));
+		if (PQntuples(r) > 0)
+			v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+		PQfinish(c);
+		return v;
+	}
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
 	if (sqlite3_step(q) == SQLITE_ROW)
@@ -174,12 +237,17 @@ static void
 test_migrations(void **state)
 {
 	struct fixture *f = *state;
-	struct store_opts o = { NULL, f->path, 0 };
+	struct store_opts o = opts(f, 0);
 	struct store *st2;
 	struct model_error err;
 	struct model_policy p;
 	struct model_crypto c;
-	sqlite3 *db;
+	const char *has_reason = pg_conninfo != NULL ?
+	    "SELECT COUNT(*) FROM information_schema.columns WHERE "
+	    "table_schema = 'public' AND table_name = 'sa_epochs' AND "
+	    "column_name = 'reason'" :
+	    "SELECT COUNT(*) FROM pragma_table_info('sa_epochs') WHERE "
+	    "name = 'reason'";
 
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
 	assert_true(store_schema_latest() >= 1);
@@ -201,26 +269,19 @@ test_migrations(void **state)
 	 * on open, its rows kept. */
 	store_close(f->st);
 	f->st = NULL;
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "ALTER TABLE sa_epochs DROP COLUMN "
+	sql_exec(f->path, "ALTER TABLE sa_epochs DROP COLUMN "
 	    "reason; ALTER TABLE sa_epochs DROP COLUMN sender_key_epoch; "
 	    "ALTER TABLE sa_epochs DROP COLUMN receiver_key_epoch; "
 	    "DROP TABLE certs; ALTER TABLE sites DROP COLUMN internet_breakout; "
-	    "DELETE FROM schema_version WHERE version > 1", NULL, NULL,
-	    NULL), SQLITE_OK);
-	sqlite3_close(db);
-	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM "
-	    "pragma_table_info('sa_epochs') WHERE name = 'reason'"), 0);
+	    "DROP TABLE changes; DELETE FROM meta WHERE key = 'change_seq'; "
+	    "DELETE FROM schema_version WHERE version > 1");
+	assert_int_equal(sql_int(f->path, has_reason), 0);
 	reopen(f);
 	assert_int_equal(store_schema_version(f->st), store_schema_latest());
-	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM "
-	    "pragma_table_info('sa_epochs') WHERE name = 'reason'"), 1);
+	assert_int_equal(sql_int(f->path, has_reason), 1);
 	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM policy"), 1);
 	/* A database written by a newer controller is refused. */
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES "
-	    "(999)", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	sql_exec(f->path, "INSERT INTO schema_version VALUES (999)");
 	assert_int_equal(store_open(&o, &st2, &err), -1);
 	assert_int_equal(err.code, MODEL_E_CONFLICT);
 	assert_non_null(strstr(err.message, "newer"));
@@ -237,6 +298,8 @@ test_wal(void **state)
 	sqlite3 *db;
 	sqlite3_stmt *q;
 
+	if (pg_conninfo != NULL)
+		skip();
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q,
 	    NULL), SQLITE_OK);
@@ -683,6 +746,14 @@ test_tokens_hashed(void **state)
 	snprintf(wal, sizeof(wal), "%s-wal", f->path);
 	/* While open (data in the WAL) and after close (checkpointed). */
 	for (int round = 0; round < 2; round++) {
+		if (pg_conninfo != NULL) {
+			/* All the server holds, as text. */
+			char cmd[512];
+
+			snprintf(cmd, sizeof(cmd), "pg_dump --data-only "
+			    "-f '%s' '%s'", f->path, pg_conninfo);
+			assert_int_equal(system(cmd), 0);
+		}
 		assert_false(file_contains(f->path, et + 4));
 		assert_false(file_contains(wal, et + 4));
 		assert_false(file_contains(f->path, at + 4));
@@ -1040,7 +1111,7 @@ static void
 test_busy(void **state)
 {
 	struct fixture *f = *state;
-	struct store_opts o = { "sqlite", f->path, 200 };
+	struct store_opts o = opts(f, 200);
 	struct store *st2;
 	struct model_site s = site("waiting", "inet=192.0.2.2");
 	struct model_site *l;
@@ -1065,6 +1136,107 @@ test_busy(void **state)
 	assert_int_equal(n, 3);
 	free(l);
 	store_close(st2);
+}
+
+/* The change log: one sequence number per committed topology change,
+ * its sites, the writer's origin; a policy change means "all"; a
+ * rolled-back change leaves no trace.  On PostgreSQL also: a listener
+ * is woken by a commit, and after its connection is killed (the NOTIFY
+ * for a change made meanwhile is lost) it reconnects by itself and the
+ * log gives it what it missed. */
+static void
+test_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = opts(f, 1000);
+	struct store *other;
+	struct store_changes ch;
+	struct model_error err;
+	struct model_policy pol;
+	struct model_site bad = site("a", "inet=192.0.2.9");
+	uint64_t head, a, b;
+
+	assert_int_equal(store_open(&o, &other, &err), 0);
+	store_set_origin(other, "other");
+	assert_string_equal(store_origin(other), "other");
+	assert_int_equal(store_changes_head(f->st, &head, &err), 0);
+	a = mksite(f->st, "a", "inet=192.0.2.1");
+	b = mksite(other, "b", "inet=192.0.2.2");
+	assert_int_equal(store_site_create(other, &bad, &err), -1);
+	assert_int_equal(store_changes_since(f->st, head, NULL, &ch, &err), 0);
+	assert_int_equal(ch.n, 2);
+	assert_int_equal(ch.sites[0], a);
+	assert_int_equal(ch.sites[1], b);
+	assert_false(ch.all);
+	assert_int_equal(ch.last, head + 2);    /* the refusal left none */
+	free(ch.sites);
+	/* Leaving out one's own. */
+	assert_int_equal(store_changes_since(f->st, head, "other", &ch, &err),
+	    0);
+	assert_int_equal(ch.n, 1);
+	assert_int_equal(ch.sites[0], a);
+	assert_int_equal(ch.last, head + 2);
+	free(ch.sites);
+	/* A group is one change; policy means everything. */
+	assert_int_equal(store_begin(other, &err), 0);
+	assert_int_equal(store_prefix_add(other, b, &(struct model_prefix){
+	    .family = 4, .len = 24, .addr = { 10, 2, 0, 0 } }, &err), 0);
+	assert_int_equal(store_policy_get(other, &pol, &err), 0);
+	assert_int_equal(store_policy_set(other, &pol, &err), 0);
+	assert_int_equal(store_commit(other, &err), 0);
+	assert_int_equal(store_changes_since(f->st, head + 2, NULL, &ch, &err),
+	    0);
+	assert_true(ch.all);
+	assert_int_equal(ch.n, 1);
+	assert_int_equal(ch.sites[0], b);
+	assert_int_equal(ch.last, head + 3);
+	free(ch.sites);
+	/* Nothing new. */
+	assert_int_equal(store_changes_since(f->st, head + 3, NULL, &ch, &err),
+	    0);
+	assert_int_equal(ch.n, 0);
+	assert_false(ch.all);
+	assert_int_equal(ch.last, head + 3);
+	free(ch.sites);
+
+	if (pg_conninfo == NULL) {
+		assert_int_equal(store_changes_listen(f->st, &err), -1);
+		store_close(other);
+		return;
+	}
+	{
+		char kill_sql[256];
+		int64_t pid;
+		int rc = 0;
+
+		assert_int_equal(store_changes_listen(f->st, &err), 0);
+		assert_int_equal(store_changes_wait(f->st, 0), 0);
+		mksite(other, "c", "inet=192.0.2.3");
+		assert_int_equal(store_changes_wait(f->st, 2000), 1);
+		assert_int_equal(store_changes_wait(f->st, 0), 0);
+		/* The listener's connection is the one whose last query
+		 * was the LISTEN. */
+		pid = sql_int(NULL, "SELECT pid FROM pg_stat_activity WHERE "
+		    "query LIKE 'LISTEN%'");
+		assert_true(pid > 0);
+		snprintf(kill_sql, sizeof(kill_sql),
+		    "SELECT pg_terminate_backend(%lld)::int", (long long)pid);
+		assert_int_equal(sql_int(NULL, kill_sql), 1);
+		/* Made while nobody listens: its NOTIFY is lost. */
+		mksite(other, "d", "inet=192.0.2.4");
+		for (int i = 0; i < 40 && rc != 1; i++)
+			rc = store_changes_wait(f->st, 100);
+		assert_int_equal(rc, 1);        /* back, and told to read */
+		assert_int_equal(store_changes_since(f->st, head + 3, NULL,
+		    &ch, &err), 0);
+		assert_int_equal(ch.n, 2);      /* c and d */
+		assert_int_equal(ch.last, head + 5);
+		free(ch.sites);
+		/* And it listens again. */
+		mksite(other, "e", "inet=192.0.2.5");
+		assert_int_equal(store_changes_wait(f->st, 2000), 1);
+	}
+	store_close(other);
 }
 
 int
@@ -1098,7 +1270,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_misses_keep_the_group,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
 	};
 
+	pg_conninfo = getenv("MESHWAN_TEST_PG");
+	if (pg_conninfo != NULL && *pg_conninfo == '\0')
+		pg_conninfo = NULL;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,117 @@
+/*
+ * replica.c — the change-log follower (replica.h).
+ */
+#include "controller/replica.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/session.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+/* How long one wait may block: bounds how late a stop is seen. */
+#define REPLICA_WAIT_MS 250
+
+struct replica {
+	struct store *st;
+	struct sessions *sessions;
+	char origin[33];
+	uint64_t last;          /* newest change-log sequence number seen */
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+};
+
+struct replica *
+replica_open(const struct store_opts *opts, const char *origin)
+{
+	struct replica *r = calloc(1, sizeof(*r));
+	struct model_error err = { 0 };
+
+	if (r == NULL)
+		return NULL;
+	atomic_init(&r->stop, false);
+	(void)util_strcpy(r->origin, sizeof(r->origin), origin);
+	if (store_open(opts, &r->st, &err) == -1 ||
+	    store_changes_listen(r->st, &err) == -1 ||
+	    store_changes_head(r->st, &r->last, &err) == -1) {
+		log_warnx("replica: cannot follow the change log: %s",
+		    err.message);
+		store_close(r->st);
+		free(r);
+		return NULL;
+	}
+	store_set_origin(r->st, origin);
+	return r;
+}
+
+/* Read what happened after r->last and tell the session layer. */
+static void
+replica_catch_up(struct replica *r)
+{
+	struct store_changes ch;
+	struct model_error err = { 0 };
+
+	if (store_changes_since(r->st, r->last, r->origin, &ch, &err) == -1) {
+		log_debug("store", "replica: reading the change log: %s",
+		    err.message);
+		return;
+	}
+	if (ch.all) {
+		log_info("replica: policy or crypto changed by another "
+		    "controller (change %llu); recompiling everything",
+		    (unsigned long long)ch.last);
+		session_notify(r->sessions, NULL, 0);
+	} else if (ch.n > 0) {
+		util_sort_unique_u64(ch.sites, &ch.n);
+		log_debug("session", "replica: %zu site(s) changed by another "
+		    "controller, up to change %llu", ch.n,
+		    (unsigned long long)ch.last);
+		session_notify(r->sessions, ch.sites, ch.n);
+	}
+	r->last = ch.last;
+	free(ch.sites);
+}
+
+static void *
+replica_main(void *arg)
+{
+	struct replica *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int rc = store_changes_wait(r->st, REPLICA_WAIT_MS);
+
+		if (rc == 1)
+			replica_catch_up(r);
+	}
+	return NULL;
+}
+
+int
+replica_start(struct replica *r, struct sessions *s)
+{
+	r->sessions = s;
+	/* Anything committed since replica_open. */
+	replica_catch_up(r);
+	if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
+		log_warnx("replica: cannot start the thread");
+		return -1;
+	}
+	r->started = true;
+	return 0;
+}
+
+void
+replica_free(struct replica *r)
+{
+	if (r == NULL)
+		return;
+	atomic_store(&r->stop, true);
+	if (r->started)
+		(void)pthread_join(r->thread, NULL);
+	store_close(r->st);
+	free(r);
+}
