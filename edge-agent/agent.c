@@ -38,6 +38,8 @@
 #define AGENT_ASKED_MAX		4096	/* SAs a rekey was asked for */
 #define AGENT_REASK_S		15	/* ask again for the same SA after */
 #define AGENT_FAILOVER_S	30	/* next controller after this long */
+#define AGENT_PENDING_MAX	1024	/* rekey steps waiting for keys */
+#define AGENT_PENDING_S		60	/* ... acked failed after this long */
 
 enum agent_ctl_state {
 	AGENT_CTL_ENROLLING,
@@ -57,6 +59,13 @@ static const char *const agent_ctl_names[] = {
 struct agent_retire {
 	struct msg_rekey_order o;
 	uint64_t due_ms;
+};
+
+/* A rekey step that could not run yet (its peer's certificate or key,
+ * or its tunnel, comes with a later intent version or PeerKeys). */
+struct agent_pending {
+	struct msg_rekey_order o;
+	uint64_t since_ms;
 };
 
 /* An outbound SA a RekeyRequest was sent for, and when. */
@@ -107,6 +116,8 @@ struct agent {
 	size_t n_retire;
 	struct agent_asked asked[AGENT_ASKED_MAX];
 	size_t n_asked;
+	struct agent_pending pending[AGENT_PENDING_MAX];
+	size_t n_pending;
 
 	uint64_t status_sent_ms;
 	uint64_t tick_ms;
@@ -126,6 +137,8 @@ struct agent {
 	bool have_bgp;
 	bool stream_open;		/* on_open .. on_close */
 };
+
+static void agent_pending_retry(struct agent *a);
 
 static int64_t
 agent_now(void)
@@ -483,6 +496,8 @@ agent_on_intent(struct session *s, const struct msg_intent *in,
 	(void)d;
 	(void)hash;
 	rc = agent_apply(a, in, reason, reasonsz);
+	if (rc == 0)
+		agent_pending_retry(a);
 	a->last_ack.version = in->version;
 	a->last_ack.ok = rc == 0;
 	snprintf(a->last_ack.reason, sizeof(a->last_ack.reason), "%s",
@@ -540,15 +555,68 @@ agent_on_rekey(struct session *s, const struct msg_rekey_order *o,
 		a->n_retire++;
 		return 1;	/* acked after the drain */
 	}
+	for (size_t i = 0; i < a->n_pending; i++)
+		if (a->pending[i].o.tunnel_id == o->tunnel_id &&
+		    a->pending[i].o.epoch == o->epoch &&
+		    a->pending[i].o.step == o->step)
+			return 1;	/* waiting already */
 	(void)reconcile_rekey_step(a->rec, o, &res);
 	a->status_dirty = true;
-	if (!res.ok) {
-		snprintf(reason, reasonsz, "%s", res.reason);
-		log_warnx("rekey: tunnel %" PRIu64 " %s failed: %s",
+	if (res.ok)
+		return 0;
+	/*
+	 * The key (or the tunnel) may come with a later intent version:
+	 * an order can overtake the version that carries a new peer's
+	 * certificate.  Wait for it (retried on every intent, relay and
+	 * second) rather than fail the step for good.
+	 */
+	if (a->n_pending < AGENT_PENDING_MAX) {
+		a->pending[a->n_pending].o = *o;
+		a->pending[a->n_pending].since_ms = util_mono_ms();
+		a->n_pending++;
+		log_info("rekey: tunnel %" PRIu64 " %s waits: %s",
 		    o->tunnel_id, msg_rekey_step_name(o->step), res.reason);
-		return -1;
+		return 1;
 	}
-	return 0;
+	snprintf(reason, reasonsz, "%s", res.reason);
+	log_warnx("rekey: tunnel %" PRIu64 " %s failed: %s",
+	    o->tunnel_id, msg_rekey_step_name(o->step), res.reason);
+	return -1;
+}
+
+/* The waiting rekey steps again: done ones acked ok, ones older than
+ * AGENT_PENDING_S acked failed with their last reason. */
+static void
+agent_pending_retry(struct agent *a)
+{
+	size_t i = 0;
+
+	while (i < a->n_pending) {
+		struct agent_pending p = a->pending[i];
+		struct reconcile_result res;
+		bool expired;
+
+		(void)reconcile_rekey_step(a->rec, &p.o, &res);
+		expired = util_mono_ms() - p.since_ms >=
+		    AGENT_PENDING_S * 1000ull;
+		if (!res.ok && !expired) {
+			i++;
+			continue;
+		}
+		memmove(&a->pending[i], &a->pending[i + 1], (a->n_pending -
+		    i - 1) * sizeof(a->pending[0]));
+		a->n_pending--;
+		a->status_dirty = true;
+		if (res.ok)
+			log_info("rekey: tunnel %" PRIu64 " %s done after "
+			    "waiting", p.o.tunnel_id,
+			    msg_rekey_step_name(p.o.step));
+		else
+			log_warnx("rekey: tunnel %" PRIu64 " %s failed: %s",
+			    p.o.tunnel_id, msg_rekey_step_name(p.o.step),
+			    res.reason);
+		agent_rekey_ack(a, &p.o, res.ok, res.reason);
+	}
 }
 
 static void
@@ -561,6 +629,7 @@ agent_on_peer_keys(struct session *s, const struct msg_peer_keys *k,
 	keys_peer_note(a->keys, k);
 	log_debug("keys", "peer %" PRIu64 ": %zu key(s) relayed",
 	    k->peer_site_id, k->n_keys);
+	agent_pending_retry(a);
 }
 
 static void
@@ -1031,6 +1100,7 @@ agent_tick(struct agent *a)
 	if (now < a->tick_ms)
 		return;
 	a->tick_ms = now + 1000;
+	agent_pending_retry(a);
 	agent_soft_limits(a);
 	if (a->have_applied && !a->frr_ok && now >= a->frr_retry_ms) {
 		char err[MSG_REASON_MAX + 1];
