@@ -31,6 +31,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -672,7 +673,9 @@ status_tmetric_line(FILE *f, const struct status_tmetric *m, const json_t *t)
 		fprintf(f, "%d\n", json_is_true(v) ? 1 : 0);
 		break;
 	case SC_EQ:
-		fprintf(f, "%d\n", strcmp(json_string_value(v), m->arg) == 0);
+		/* FRR says "Established", msg.h "established". */
+		fprintf(f, "%d\n", strcasecmp(json_string_value(v), m->arg) ==
+		    0);
 		break;
 	}
 }

@@ -705,6 +705,21 @@ test_metrics(void **state)
 		free(out);
 	}
 
+	/* msg.h spells BGP states in lower case, FRR capitalised: both. */
+	{
+		json_t *snap = snapshot(1, "b");
+
+		json_object_set_new(json_object_get(json_array_get(
+		    json_object_get(snap, "tunnels"), 0), "bgp"), "state",
+		    json_string("established"));
+		status_publish(srv, snap);
+		assert_int_equal(http_get(port, "GET", "/metrics", &body),
+		    200);
+		assert_non_null(strstr(body, "meshwan_edge_bgp_established{"
+		    "tunnel=\"12\",peer=\"b\"} 1\n"));
+		free(body);
+	}
+
 	assert_int_equal(http_get(port, "HEAD", "/metrics", NULL), 200);
 	assert_int_equal(http_get(port, "POST", "/metrics", NULL), 405);
 	assert_int_equal(http_get(port, "GET", "/", NULL), 404);
