@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "controller/topo.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 static enum msg_role
@@ -87,6 +88,65 @@ intent_site(const struct intent_params *p, const struct model_site *ms,
 	return 0;
 }
 
+/*
+ * Peer.allowed_prefixes of the tunnel to v's peer, as site_id sees it: the
+ * peer's own LAN prefixes, and for a hub those of every site it carries
+ * for site_id (topo_hub_carries), in site id order; at most
+ * MSG_ALLOWED_PREFIXES_MAX, the peer's own first.
+ */
+static int
+intent_allowed(const struct intent_params *p, uint64_t site_id,
+    const struct topo_view *v, struct msg_peer *peer, char *err,
+    size_t errlen)
+{
+	const struct intent_lookup *lk = p->lookup;
+	const struct model_prefix *pfx;
+	uint64_t *ids = NULL;
+	size_t nids = 0, total, npfx;
+
+	lk->prefixes(lk->arg, v->peer_site_id, &pfx, &npfx);
+	total = npfx;
+	if (topo_hub_carries(p->topo, v->peer_site_id, site_id, &ids,
+	    &nids) == -1)
+		goto nomem;
+	for (size_t i = 0; i < nids; i++) {
+		const struct model_prefix *x;
+		size_t nx;
+
+		lk->prefixes(lk->arg, ids[i], &x, &nx);
+		total += nx;
+	}
+	if (total > MSG_ALLOWED_PREFIXES_MAX) {
+		log_warnx("intent: site %llu: hub %s carries %zu prefixes, "
+		    "only the first %d are allowed",
+		    (unsigned long long)site_id, v->peer_name, total,
+		    MSG_ALLOWED_PREFIXES_MAX);
+		total = MSG_ALLOWED_PREFIXES_MAX;
+	}
+	if (total == 0) {
+		free(ids);
+		return 0;
+	}
+	if ((peer->allowed_prefixes = calloc(total,
+	    sizeof(*peer->allowed_prefixes))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i <= nids; i++) {
+		if (i > 0)
+			lk->prefixes(lk->arg, ids[i - 1], &pfx, &npfx);
+		for (size_t j = 0; j < npfx &&
+		    peer->n_allowed_prefixes < total; j++)
+			if (intent_prefix(&pfx[j], &peer->allowed_prefixes[
+			    peer->n_allowed_prefixes]) == 0)
+				peer->n_allowed_prefixes++;
+	}
+	free(ids);
+	return 0;
+nomem:
+	free(ids);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
 int
 intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
     const struct topo_view *v, struct msg_tunnel *t, char *err, size_t errlen)
@@ -137,6 +197,10 @@ intent_build_tunnel(const struct intent_params *p, uint64_t site_id,
 		if (nk > 0)
 			memcpy(t->peer.keys, k, nk * sizeof(*k));
 		t->peer.n_keys = nk;
+	}
+	if (intent_allowed(p, site_id, v, &t->peer, err, errlen) == -1) {
+		msg_tunnel_free(t);
+		return -1;
 	}
 	t->bgp.address = t->inner_remote;
 	t->bgp.remote_asn = v->remote_asn;

@@ -5,7 +5,8 @@
  *
  * The compiler knows topology; the session layer knows what each edge has
  * been sent.  This file is the bridge: it adds what topo does not carry
- * (LAN prefixes, peers' certificates and epoch keys, SPIs of the current
+ * (LAN prefixes, and from them each peer's allowed prefixes, peers'
+ * certificates and epoch keys, SPIs of the current
  * SA epoch, the CA chain, session timers) through a small lookup
  * interface, so it stays free of the store and of sockets and can be
  * unit tested.

@@ -1163,6 +1163,64 @@ fail:
 }
 
 /*
+ * Whether a change of these sites can change what a hub carries
+ * (Peer.allowed_prefixes of every tunnel to a hub): one of them holds or
+ * held LAN prefixes, or is or was a hub.  Called before the compile, so
+ * the old intent still tells what was.
+ */
+static bool
+session_hubs_touched(struct sessions *s, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct model_site *ms = session_site(s, ids[i]);
+		const struct edge *e = session_edge_find(s, ids[i]);
+		const struct model_prefix *p;
+		size_t np = 0;
+
+		session_lk_prefixes(s, ids[i], &p, &np);
+		if (np > 0 || (ms != NULL && ms->role == MODEL_ROLE_HUB))
+			return true;
+		if (e != NULL && (e->cur.site.n_lan_prefixes > 0 ||
+		    e->cur.site.role == MSG_ROLE_HUB))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * After a compile that touched hubs: every hub goes into *peers (so a
+ * patch rebuilds the tunnels to it) and every site with a tunnel to a hub
+ * into *affected.  Both sets unsorted; -1 on ENOMEM.
+ */
+static int
+session_hub_neighbours(struct sessions *s, uint64_t **peers, size_t *n_peers,
+    size_t *cap_peers, uint64_t **affected, size_t *n_aff, size_t *cap_aff)
+{
+	for (size_t i = 0; i < topo_edge_count(s->topo); i++) {
+		const struct model_site *ms = topo_edge_site(s->topo, i);
+		size_t nt = topo_edge_tunnel_count(s->topo, ms->id);
+		uint64_t *v;
+
+		if (ms->role != MODEL_ROLE_HUB)
+			continue;
+		if (session_ids_add(peers, n_peers, cap_peers, ms->id) == -1 ||
+		    (nt > 0 && (v = calloc(nt, 2 * sizeof(*v))) == NULL))
+			return -1;
+		if (nt == 0)
+			continue;
+		nt = topo_edge_tunnels(s->topo, ms->id, v, v + nt, nt);
+		for (size_t j = 0; j < nt; j++)
+			if (session_ids_add(affected, n_aff, cap_aff,
+			    v[nt + j]) == -1) {
+				free(v);
+				return -1;
+			}
+		free(v);
+	}
+	return 0;
+}
+
+/*
  * Recompile the sites changed since the last flush (one topo_site_changed
  * each), then bring every edge they touch up to date: a changed site's
  * intent is rebuilt whole, every other touched edge is patched (only its
@@ -1180,10 +1238,10 @@ session_intent_recompile(struct sessions *s)
 	struct topo_change chg = { 0 };
 	uint64_t *dirty = s->dirty, t0 = util_mono_ns(), gen = 0;
 	size_t n_dirty = s->n_dirty;
-	uint64_t *affected = NULL, *added = NULL;
-	size_t n_aff = 0, cap_aff = 0;
+	uint64_t *affected = NULL, *added = NULL, *peers = NULL;
+	size_t n_aff = 0, cap_aff = 0, n_peers = 0, cap_peers = 0;
 	size_t n_added = 0, cap_added = 0, n_patched = 0;
-	bool all = s->dirty_all, oom = false, failed = false;
+	bool all = s->dirty_all, oom = false, failed = false, hubs;
 
 	s->dirty = NULL;
 	s->n_dirty = s->cap_dirty = 0;
@@ -1227,6 +1285,8 @@ session_intent_recompile(struct sessions *s)
 		failed = true;
 		goto done;
 	}
+	/* Hubs pass the changed sites' prefixes on (allowed_prefixes). */
+	hubs = session_hubs_touched(s, dirty, n_dirty);
 	{
 		struct topo_input in = { &s->policy, &s->crypto, s->sites,
 		    s->n_sites };
@@ -1266,6 +1326,15 @@ session_intent_recompile(struct sessions *s)
 			    topo_site(s->topo, dirty[i]) == NULL)
 				e->live = false;
 		}
+		for (size_t i = 0; i < n_dirty; i++)
+			if (session_ids_add(&peers, &n_peers, &cap_peers,
+			    dirty[i]) == -1)
+				oom = true;
+		if (hubs && session_hub_neighbours(s, &peers, &n_peers,
+		    &cap_peers, &affected, &n_aff, &cap_aff) == -1)
+			oom = true;
+		if (peers != NULL)
+			util_sort_unique_u64(peers, &n_peers);
 		if (affected != NULL)
 			util_sort_unique_u64(affected, &n_aff);
 		if (added != NULL)
@@ -1285,7 +1354,7 @@ session_intent_recompile(struct sessions *s)
 			 * change: rebuild whole instead. */
 			if (!oom && e->cur.version > 0 && e->digests != NULL &&
 			    !session_id_in(dirty, n_dirty, e->site_id)) {
-				rc = session_patch_edge(s, e, dirty, n_dirty,
+				rc = session_patch_edge(s, e, peers, n_peers,
 				    added, n_added, &changed);
 				n_patched++;
 				if (rc == 0 && s->cfg.check_patch)
@@ -1333,6 +1402,7 @@ out:
 	free(dirty);
 	free(affected);
 	free(added);
+	free(peers);
 }
 
 /*

@@ -1457,6 +1457,61 @@ topo_edge_view(const struct topo_output *t, uint64_t site_id, size_t i,
 }
 
 int
+topo_hub_carries(const struct topo_output *t, uint64_t hub_id,
+    uint64_t viewer_id, uint64_t **ids, size_t *n)
+{
+	uint32_t h = topo_site_slot(t, hub_id), v = topo_site_slot(t, viewer_id);
+	uint32_t *queue = NULL, nq = 0;
+	uint8_t *seen = NULL;
+	uint64_t *out = NULL;
+	size_t no = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if (h == TOPO_NONE || !topo_is_hub(&t->sites[h].s))
+		return 0;
+	/* Breadth first over hubs; a site is listed the first time seen. */
+	if ((seen = calloc(t->n_sites, 1)) == NULL ||
+	    (queue = calloc(t->n_sites, sizeof(*queue))) == NULL ||
+	    (out = calloc(t->n_sites, sizeof(*out))) == NULL)
+		goto fail;
+	seen[h] = 1;
+	if (v != TOPO_NONE)
+		seen[v] = 1;
+	queue[nq++] = h;
+	for (uint32_t qi = 0; qi < nq; qi++) {
+		const struct topo_list *tl = &t->sites[queue[qi]].tl;
+
+		for (uint32_t i = 0; i < tl->n; i++) {
+			const struct topo_tun *tt = &t->tun[tl->v[i]];
+			uint32_t o = tt->sa == queue[qi] ? tt->sb : tt->sa;
+
+			if (seen[o])
+				continue;
+			seen[o] = 1;
+			out[no++] = t->sites[o].s.id;
+			if (topo_is_hub(&t->sites[o].s))
+				queue[nq++] = o;
+		}
+	}
+	free(seen);
+	free(queue);
+	if (no == 0) {
+		free(out);
+		return 0;
+	}
+	qsort(out, no, sizeof(*out), util_cmp_u64);
+	*ids = out;
+	*n = no;
+	return 0;
+fail:
+	free(seen);
+	free(queue);
+	free(out);
+	return -1;
+}
+
+int
 topo_dump(const struct topo_output *t, FILE *f)
 {
 	const struct model_policy *p = &t->policy;

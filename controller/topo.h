@@ -157,6 +157,18 @@ size_t topo_edge_tunnels(const struct topo_output *t, uint64_t site_id,
     uint64_t *tunnel_ids, uint64_t *peer_site_ids, size_t max);
 
 /*
+ * The sites whose LAN prefixes hub hub_id passes on to site viewer_id
+ * (Peer.allowed_prefixes beyond the hub's own): every site reachable from
+ * the hub through tunnels whose intermediate sites are all hubs, never
+ * through the viewer, without the hub and the viewer themselves.  A
+ * spoke or edge carries nothing: only hubs transit.  *ids is malloc'd
+ * (NULL when *n is 0), sorted by id.  0, or -1 on ENOMEM; a hub_id that
+ * is no live hub gives none.
+ */
+int topo_hub_carries(const struct topo_output *t, uint64_t hub_id,
+    uint64_t viewer_id, uint64_t **ids, size_t *n);
+
+/*
  * Normalised text dump: policy summary, then each edge (by id) with each
  * of its tunnels (by id), one line each.  Used by golden tests; the format
  * is stable.  Returns 0 or -1 on a write error.

@@ -10,7 +10,7 @@
  * difference becomes a vtysh script (removals, then additions, then soft
  * clears so that changed filters take effect on routes already received).
  *
- * vtysh is the only way in: it is run with fork/exec, no shell, its output
+ * vtysh is the only way in: it is run with posix_spawn, no shell, its output
  * bounded and its run time limited.  FRR's JSON is read with jansson, and
  * every field is checked before use: a missing daemon, garbage or a
  * partial reply is an error with a reason, never a crash.
@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,23 @@ frr_dup_prefixes(struct msg_prefix **dst, size_t *n, const struct msg_prefix *sr
 	return 0;
 }
 
+/* Sort v[0..*n) and drop repeats. */
+static void
+frr_sort_unique(struct msg_prefix *v, size_t *n)
+{
+	size_t total = *n, w = 0;
+
+	if (total == 0)
+		return;
+	qsort(v, total, sizeof(*v), frr_prefix_cmp);
+	for (size_t i = 0; i < total; i++) {
+		if (w > 0 && frr_prefix_cmp(&v[w - 1], &v[i]) == 0)
+			continue;
+		v[w++] = v[i];
+	}
+	*n = w;
+}
+
 int
 frr_desired_from_intent(const struct msg_intent *in,
     const struct frr_peer_prefixes *peers, size_t n_peers,
@@ -316,15 +334,24 @@ frr_desired_from_intent(const struct msg_intent *in,
 		if (n->hold_time != 0 && n->keepalive == 0)
 			n->keepalive = n->hold_time / 3;
 		n->connect_retry = FRR_DEFAULT_CONNECT_S;
-		for (size_t j = 0; j < n_peers; j++) {
-			if (peers[j].site_id != t->peer.site_id)
-				continue;
+		size_t j = 0;
+
+		while (j < n_peers && peers[j].site_id != t->peer.site_id)
+			j++;
+		if (j < n_peers) {
 			if (frr_dup_prefixes(&n->allowed, &n->n_allowed,
 			    peers[j].prefixes, peers[j].n_prefixes) == -1)
 				goto nomem;
-			total += peers[j].n_prefixes;
-			break;
+		} else {
+			/* The controller's list (Peer.allowed_prefixes);
+			 * a duplicate means nothing more. */
+			if (frr_dup_prefixes(&n->allowed, &n->n_allowed,
+			    t->peer.allowed_prefixes,
+			    t->peer.n_allowed_prefixes) == -1)
+				goto nomem;
+			frr_sort_unique(n->allowed, &n->n_allowed);
 		}
+		total += n->n_allowed;
 	}
 	if (in->site.role == MSG_ROLE_HUB && total > 0) {
 		/* A hub passes on what its neighbours may send it. */
@@ -333,15 +360,7 @@ frr_desired_from_intent(const struct msg_intent *in,
 		for (size_t i = 0; i < d.n_neighbors; i++)
 			for (size_t j = 0; j < d.neighbors[i].n_allowed; j++)
 				d.carry[d.n_carry++] = d.neighbors[i].allowed[j];
-		qsort(d.carry, d.n_carry, sizeof(*d.carry), frr_prefix_cmp);
-		total = d.n_carry;
-		d.n_carry = 0;
-		for (size_t i = 0; i < total; i++) {
-			if (d.n_carry > 0 && frr_prefix_cmp(&d.carry[d.n_carry -
-			    1], &d.carry[i]) == 0)
-				continue;
-			d.carry[d.n_carry++] = d.carry[i];
-		}
+		frr_sort_unique(d.carry, &d.n_carry);
 	}
 	if (frr_validate(&d, err, errlen) == -1) {
 		frr_desired_free(&d);
@@ -1469,7 +1488,7 @@ frr_diff(const struct frr_desired *d, const char *running_bgpd,
 }
 
 /* ------------------------------------------------------------------ */
-/* Running vtysh: fork/exec, no shell, bounded in time and output */
+/* Running vtysh: posix_spawn, no shell, bounded in time and output */
 
 static const char *
 frr_vtysh_path(const struct frr_target *t)
@@ -1592,23 +1611,55 @@ frr_vtysh(const struct frr_target *t, const char *daemon,
 		frr_err(err, errlen, "vtysh: pipe: %s", strerror(errno));
 		goto done;
 	}
-	if ((pid = fork()) == -1) {
-		frr_err(err, errlen, "vtysh: fork: %s", strerror(errno));
-		goto done;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/*
+	 * posix_spawn, not fork: glibc spawns with CLONE_VM|CLONE_VFORK, so
+	 * the agent's page tables are not copied.  A fork of a process with
+	 * uesp's data plane (and its buffers) stalls the data-plane threads
+	 * while it runs; seen as lost datagrams at every vtysh call.
+	 */
+	{
+		posix_spawn_file_actions_t fa;
+		posix_spawnattr_t sa;
+		sigset_t none, def;
+		int sr;
 
 		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		if (null == -1 || dup2(null, 0) == -1 ||
-		    dup2(opipe[1], 1) == -1 || dup2(epipe[1], 2) == -1)
-			_exit(126);
-		close_range(3, ~0u, 0);
-		execv(frr_vtysh_path(t), (char *const *)argv);
-		_exit(127);
+		sigemptyset(&def);
+		sigaddset(&def, SIGPIPE);
+		if (posix_spawn_file_actions_init(&fa) != 0) {
+			frr_err(err, errlen, "vtysh: out of memory");
+			goto done;
+		}
+		if (posix_spawnattr_init(&sa) != 0) {
+			posix_spawn_file_actions_destroy(&fa);
+			frr_err(err, errlen, "vtysh: out of memory");
+			goto done;
+		}
+		sr = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
+		    O_RDONLY, 0);
+		if (sr == 0)
+			sr = posix_spawn_file_actions_adddup2(&fa, opipe[1], 1);
+		if (sr == 0)
+			sr = posix_spawn_file_actions_adddup2(&fa, epipe[1], 2);
+		if (sr == 0)
+			sr = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+		if (sr == 0)
+			sr = posix_spawnattr_setsigmask(&sa, &none);
+		if (sr == 0)
+			sr = posix_spawnattr_setsigdefault(&sa, &def);
+		if (sr == 0)
+			sr = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK |
+			    POSIX_SPAWN_SETSIGDEF);
+		if (sr == 0)
+			sr = posix_spawn(&pid, frr_vtysh_path(t), &fa, &sa,
+			    (char *const *)argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&sa);
+		if (sr != 0) {
+			frr_err(err, errlen, "cannot run %s: %s",
+			    frr_vtysh_path(t), strerror(sr));
+			goto done;
+		}
 	}
 	close(opipe[1]);
 	close(epipe[1]);

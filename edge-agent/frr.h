@@ -102,9 +102,8 @@ void frr_desired_free(struct frr_desired *d);
 int frr_validate(const struct frr_desired *d, char *err, size_t errlen);
 
 /*
- * The inbound allowed prefixes of one peer site, as the controller's
- * topology gives them (the intent does not carry them yet: the caller
- * passes them in).
+ * An override of the inbound allowed prefixes of one peer site (tests;
+ * the intent carries the controller's list in Peer.allowed_prefixes).
  */
 struct frr_peer_prefixes {
 	uint64_t site_id;		/* msg_tunnel.peer.site_id */
@@ -118,8 +117,9 @@ struct frr_peer_prefixes {
  * unique per controller), one neighbour per tunnel from its msg_bgp_neighbor
  * (tunnel id, timers, BFD, route-server-client), connect retry and BFD
  * timing from the FRR_DEFAULT_* values.  Each neighbour's allowed list is
- * the entry of `peers` whose site_id is the tunnel's peer; a peer with no
- * entry gets none (it may announce nothing).  A hub (site.role HUB)
+ * its tunnel's peer.allowed_prefixes (sorted, repeats dropped), or the
+ * entry of `peers` (may be NULL) whose site_id is the tunnel's peer when
+ * there is one; an empty list lets it announce nothing.  A hub (site.role HUB)
  * carries the union of its neighbours' allowed prefixes; other roles carry
  * nothing.  The result passes frr_validate().  0, or -1 with err set and
  * *out zeroed.

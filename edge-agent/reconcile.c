@@ -116,6 +116,30 @@ addr_from_msg(struct overlay_addr *o, const struct msg_addr *m)
 	memcpy(o->bytes, m->bytes, sizeof(o->bytes));
 }
 
+int
+reconcile_allowed_from_intent(void *arg, const struct msg_tunnel *t,
+    struct overlay_prefix *out, unsigned max, unsigned *n, char *err,
+    size_t errlen)
+{
+	const struct msg_peer *p = &t->peer;
+
+	(void)arg;
+	*n = 0;
+	if (p->n_allowed_prefixes > max) {
+		snprintf(err, errlen, "tunnel %llu: peer %s may send from %zu "
+		    "prefixes, the backend takes at most %u",
+		    (unsigned long long)t->id, p->name, p->n_allowed_prefixes,
+		    max);
+		return -1;
+	}
+	for (size_t i = 0; i < p->n_allowed_prefixes; i++) {
+		addr_from_msg(&out[i].addr, &p->allowed_prefixes[i].addr);
+		out[i].len = p->allowed_prefixes[i].len;
+	}
+	*n = (unsigned)p->n_allowed_prefixes;
+	return 0;
+}
+
 static const struct msg_wan_link *
 site_link(const struct msg_site *s, const char *name)
 {

@@ -128,6 +128,15 @@ typedef int (*reconcile_allowed_fn)(void *arg, const struct msg_tunnel *t,
     struct overlay_prefix *out, unsigned max, unsigned *n, char *err,
     size_t errlen);
 
+/*
+ * The reconcile_allowed_fn of the agent: the tunnel's
+ * peer.allowed_prefixes, as the controller sent them (arg unused).  A
+ * list longer than max fails (the backend cannot hold it).
+ */
+int reconcile_allowed_from_intent(void *arg, const struct msg_tunnel *t,
+    struct overlay_prefix *out, unsigned max, unsigned *n, char *err,
+    size_t errlen);
+
 struct reconcile_config {
 	const struct overlay_ops *ops;	/* the backend; not owned */
 	void *octx;			/* its instance; not owned */

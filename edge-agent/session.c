@@ -403,6 +403,24 @@ session_dispatch(struct session *s)
 	return 0;
 }
 
+int
+session_resume(struct session *s, const struct msg_intent *in)
+{
+	struct msg_intent copy;
+
+	if (msg_intent_copy(&copy, in) == -1)
+		return -1;
+	session_forget(s);
+	s->intent = copy;
+	s->have = true;
+	if (pbconv_intent_hash_update(&s->intent, NULL, &s->dig, &s->n_dig,
+	    s->hash) == -1) {
+		session_forget(s);
+		return -1;
+	}
+	return 0;
+}
+
 const struct msg_intent *
 session_intent(const struct session *s)
 {

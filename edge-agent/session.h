@@ -103,6 +103,15 @@ void session_leave(struct session *s, unsigned secs);
 int session_switch_cert(struct session *s, const char *cert_file,
     const char *key_file);
 
+/*
+ * Start from an intent applied before this process (meshwan-edge's
+ * cache, after a restart): the next hello carries its version and hash,
+ * so the controller answers with a delta, or nothing when it is current.
+ * Call before the first session_dispatch().  0, or -1 (nothing changed
+ * but the intent is dropped: a snapshot follows).
+ */
+int session_resume(struct session *s, const struct msg_intent *in);
+
 /* The intent applied last, or NULL when none. */
 const struct msg_intent *session_intent(const struct session *s);
 uint64_t session_site(const struct session *s);

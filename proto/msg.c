@@ -292,6 +292,7 @@ msg_peer_free(struct msg_peer *m)
 	if (m == NULL)
 		return;
 	msg_blob_free(&m->certificate_der);
+	free(m->allowed_prefixes);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -390,12 +391,24 @@ msg_site_copy(struct msg_site *dst, const struct msg_site *src)
 int
 msg_tunnel_copy(struct msg_tunnel *dst, const struct msg_tunnel *src)
 {
+	struct msg_prefix *a = NULL;
+	size_t na = src->peer.n_allowed_prefixes;
+
+	if (na > 0) {
+		if ((a = calloc(na, sizeof(*a))) == NULL) {
+			memset(dst, 0, sizeof(*dst));
+			return -1;
+		}
+		memcpy(a, src->peer.allowed_prefixes, na * sizeof(*a));
+	}
 	*dst = *src;
+	dst->peer.allowed_prefixes = a;
 	dst->peer.certificate_der.data = NULL;
 	dst->peer.certificate_der.len = 0;
 	if (msg_blob_set(&dst->peer.certificate_der,
 	    src->peer.certificate_der.data,
 	    src->peer.certificate_der.len) == -1) {
+		free(a);
 		memset(dst, 0, sizeof(*dst));
 		return -1;
 	}
@@ -700,6 +713,36 @@ msg_validate_peer_keys(const struct fieldpath *parent,
 	    errlen);
 }
 
+/* A repeated CIDR field: at most max entries, each a network. */
+static int
+msg_check_prefixes(const struct fieldpath *parent, const char *name,
+    const struct msg_prefix *v, size_t n, size_t max, char *err,
+    size_t errlen)
+{
+	struct fieldpath p[1];
+
+	if (n > max)
+		return fieldpath_fail(err, errlen, "%s: %zu entries, limit %zu",
+		    FIELDPATH_STR(fieldpath_child(p, parent, name)), n, max);
+	if (n > 0 && v == NULL)
+		return fieldpath_fail(err, errlen, "%s: no data",
+		    FIELDPATH_STR(fieldpath_child(p, parent, name)));
+	for (size_t i = 0; i < n; i++) {
+		const struct msg_prefix *x = &v[i];
+
+		fieldpath_idx(p, parent, name, i);
+		if (msg_check_addr(p, &x->addr, err, errlen) == -1)
+			return -1;
+		if (x->len > msg_addr_bits(x->addr.family))
+			return fieldpath_fail(err, errlen, "%s: length %u too long",
+			    FIELDPATH_STR(p), (unsigned)x->len);
+		if (!msg_host_bits_zero(&x->addr, x->len))
+			return fieldpath_fail(err, errlen, "%s: host bits set after "
+			    "/%u", FIELDPATH_STR(p), (unsigned)x->len);
+	}
+	return 0;
+}
+
 static int
 msg_validate_site_at(const struct fieldpath *parent, const struct msg_site *m,
     char *err, size_t errlen)
@@ -718,26 +761,9 @@ msg_validate_site_at(const struct fieldpath *parent, const struct msg_site *m,
 	    msg_check_text(fieldpath_child(f, parent, "region"), m->region,
 	    sizeof(m->region), 0, MSG_REGION_MAX, err, errlen) == -1)
 		return -1;
-	if (m->n_lan_prefixes > MSG_PREFIXES_MAX)
-		return fieldpath_fail(err, errlen, "%s: %zu entries, limit %d",
-		    FIELDPATH_STR(fieldpath_child(f, parent, "lan_prefixes")),
-		    m->n_lan_prefixes, MSG_PREFIXES_MAX);
-	if (m->n_lan_prefixes > 0 && m->lan_prefixes == NULL)
-		return fieldpath_fail(err, errlen, "%s: no data",
-		    FIELDPATH_STR(fieldpath_child(f, parent, "lan_prefixes")));
-	for (size_t i = 0; i < m->n_lan_prefixes; i++) {
-		const struct msg_prefix *x = &m->lan_prefixes[i];
-
-		fieldpath_idx(p, parent, "lan_prefixes", i);
-		if (msg_check_addr(p, &x->addr, err, errlen) == -1)
-			return -1;
-		if (x->len > msg_addr_bits(x->addr.family))
-			return fieldpath_fail(err, errlen, "%s: length %u too long",
-			    FIELDPATH_STR(p), (unsigned)x->len);
-		if (!msg_host_bits_zero(&x->addr, x->len))
-			return fieldpath_fail(err, errlen, "%s: host bits set after "
-			    "/%u", FIELDPATH_STR(p), (unsigned)x->len);
-	}
+	if (msg_check_prefixes(parent, "lan_prefixes", m->lan_prefixes,
+	    m->n_lan_prefixes, MSG_PREFIXES_MAX, err, errlen) == -1)
+		return -1;
 	if (m->n_links > MSG_LINKS_MAX)
 		return fieldpath_fail(err, errlen, "%s: %zu entries, limit %d",
 		    FIELDPATH_STR(fieldpath_child(f, parent, "links")), m->n_links,
@@ -877,6 +903,9 @@ msg_validate_tunnel_at(const struct fieldpath *parent,
 	    msg_check_blob(fieldpath_child(f, p, "certificate_der"),
 	    &m->peer.certificate_der, 0, MSG_DER_MAX, err, errlen) == -1 ||
 	    msg_validate_peer_keys(p, m->peer.keys, m->peer.n_keys, 0, err,
+	    errlen) == -1 ||
+	    msg_check_prefixes(p, "allowed_prefixes", m->peer.allowed_prefixes,
+	    m->peer.n_allowed_prefixes, MSG_ALLOWED_PREFIXES_MAX, err,
 	    errlen) == -1)
 		return -1;
 
@@ -1652,6 +1681,12 @@ msg_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b)
 		return false;
 	for (size_t i = 0; i < a->peer.n_keys; i++)
 		if (!msg_peer_key_equal(&a->peer.keys[i], &b->peer.keys[i]))
+			return false;
+	if (a->peer.n_allowed_prefixes != b->peer.n_allowed_prefixes)
+		return false;
+	for (size_t i = 0; i < a->peer.n_allowed_prefixes; i++)
+		if (!msg_prefix_equal(&a->peer.allowed_prefixes[i],
+		    &b->peer.allowed_prefixes[i]))
 			return false;
 	return msg_addr_equal(&x->address, &y->address) &&
 	    x->remote_asn == y->remote_asn && x->hold_time == y->hold_time &&

@@ -58,6 +58,10 @@
 #define MSG_KEY_LEN		32	/* X25519 public key */
 #define MSG_SIG_MAX		128	/* DER ECDSA signature */
 #define MSG_PREFIXES_MAX	1024	/* Site.lan_prefixes */
+/* Peer.allowed_prefixes: a spoke's own (<= 1024) or a hub's own plus what
+ * it carries for this edge; the controller keeps the first 65536 (its own
+ * first) and logs the rest as cut. */
+#define MSG_ALLOWED_PREFIXES_MAX	65536
 #define MSG_LINKS_MAX		16	/* Site.links */
 #define MSG_PEER_KEYS_MAX	4	/* Peer.keys, PeerKeys.keys */
 #define MSG_SAS_MAX		8	/* TunnelStatus.sas */
@@ -309,6 +313,9 @@ struct msg_peer {
 	struct msg_blob certificate_der;	/* 0..8192 bytes; 0 = not enrolled */
 	struct msg_peer_key keys[MSG_PEER_KEYS_MAX];	/* unique epochs */
 	size_t n_keys;				/* <= 4 */
+	/* What the peer may announce and send from (networks). */
+	struct msg_prefix *allowed_prefixes;	/* malloc'd */
+	size_t n_allowed_prefixes;		/* <= 65536; 0 = nothing */
 };
 
 struct msg_bgp_neighbor {

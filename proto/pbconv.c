@@ -302,6 +302,31 @@ pbconv_get_peer_keys(const struct fieldpath *parent, PbPeerKey *const *src,
 	return 0;
 }
 
+/* A repeated CIDR (networks) into a malloc'd array; on failure *out may
+ * hold part of it (*n_out entries), which the caller's free releases. */
+static int
+pbconv_get_prefixes(const struct fieldpath *parent, const char *name,
+    char *const *src, size_t n, size_t max, struct msg_prefix **out,
+    size_t *n_out, char *err, size_t errlen)
+{
+	struct fieldpath f[1];
+
+	if (pbconv_get_count(fieldpath_child(f, parent, name), n, max, err,
+	    errlen) == -1)
+		return -1;
+	if (n == 0)
+		return 0;
+	if ((*out = calloc(n, sizeof(**out))) == NULL)
+		return fieldpath_fail(err, errlen, "%s: out of memory",
+		    FIELDPATH_STR(f));
+	*n_out = n;
+	for (size_t i = 0; i < n; i++)
+		if (pbconv_get_prefix(fieldpath_idx(f, parent, name, i), src[i],
+		    true, &(*out)[i], err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
 static int
 pbconv_get_site(const struct fieldpath *path, const PbSite *src,
     struct msg_site *out, char *err, size_t errlen)
@@ -317,24 +342,12 @@ pbconv_get_site(const struct fieldpath *path, const PbSite *src,
 	    sizeof(out->name), err, errlen) == -1 ||
 	    pbconv_get_str(fieldpath_child(f, path, "region"), src->region,
 	    out->region, sizeof(out->region), err, errlen) == -1 ||
-	    pbconv_get_count(fieldpath_child(f, path, "lan_prefixes"),
-	    src->n_lan_prefixes, MSG_PREFIXES_MAX, err, errlen) == -1 ||
 	    pbconv_get_count(fieldpath_child(f, path, "links"), src->n_links,
-	    MSG_LINKS_MAX, err, errlen) == -1)
+	    MSG_LINKS_MAX, err, errlen) == -1 ||
+	    pbconv_get_prefixes(path, "lan_prefixes", src->lan_prefixes,
+	    src->n_lan_prefixes, MSG_PREFIXES_MAX, &out->lan_prefixes,
+	    &out->n_lan_prefixes, err, errlen) == -1)
 		return -1;
-	if (src->n_lan_prefixes > 0) {
-		out->lan_prefixes = calloc(src->n_lan_prefixes,
-		    sizeof(*out->lan_prefixes));
-		if (out->lan_prefixes == NULL)
-			return fieldpath_fail(err, errlen, "%s: out of memory",
-			    FIELDPATH_STR(fieldpath_child(f, path, "lan_prefixes")));
-		out->n_lan_prefixes = src->n_lan_prefixes;
-	}
-	for (size_t i = 0; i < src->n_lan_prefixes; i++)
-		if (pbconv_get_prefix(fieldpath_idx(f, path, "lan_prefixes",
-		    i), src->lan_prefixes[i], true, &out->lan_prefixes[i], err,
-		    errlen) == -1)
-			return -1;
 	for (size_t i = 0; i < src->n_links; i++) {
 		const PbWanLink *l = src->links[i];
 		struct msg_wan_link *o = &out->links[i];
@@ -416,7 +429,11 @@ pbconv_get_tunnel(const struct fieldpath *path, const PbTunnel *src,
 	    out->peer.keys, &out->peer.n_keys, err, errlen) == -1 ||
 	    pbconv_get_blob(fieldpath_child(f, p, "certificate_der"),
 	    &src->peer->certificate_der, MSG_DER_MAX,
-	    &out->peer.certificate_der, err, errlen) == -1)
+	    &out->peer.certificate_der, err, errlen) == -1 ||
+	    pbconv_get_prefixes(p, "allowed_prefixes",
+	    src->peer->allowed_prefixes, src->peer->n_allowed_prefixes,
+	    MSG_ALLOWED_PREFIXES_MAX, &out->peer.allowed_prefixes,
+	    &out->peer.n_allowed_prefixes, err, errlen) == -1)
 		return -1;
 
 	fieldpath_child(p, path, "bgp");
@@ -1025,6 +1042,21 @@ pbconv_put_prefix(struct pbconv_arena *ar, const struct msg_prefix *p)
 	return s;
 }
 
+/* n (> 0) prefixes as CIDR text; NULL on ENOMEM. */
+static char **
+pbconv_put_prefixes(struct pbconv_arena *ar, const struct msg_prefix *p,
+    size_t n)
+{
+	char **v;
+
+	if ((v = pbconv_arena_alloc(ar, n * sizeof(char *))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if ((v[i] = pbconv_put_prefix(ar, &p[i])) == NULL)
+			return NULL;
+	return v;
+}
+
 static PbPeerKey **
 pbconv_put_peer_keys(struct pbconv_arena *ar, const struct msg_peer_key *k,
     size_t n)
@@ -1062,14 +1094,10 @@ pbconv_put_site(struct pbconv_arena *ar, const struct msg_site *m)
 	s->role = (Meshwan__V1__Role)m->role;
 	s->region = pbconv_str(m->region);
 	if (m->n_lan_prefixes > 0) {
-		s->lan_prefixes = pbconv_arena_alloc(ar,
-		    m->n_lan_prefixes * sizeof(char *));
+		s->lan_prefixes = pbconv_put_prefixes(ar, m->lan_prefixes,
+		    m->n_lan_prefixes);
 		if (s->lan_prefixes == NULL)
 			return NULL;
-		for (size_t i = 0; i < m->n_lan_prefixes; i++)
-			if ((s->lan_prefixes[i] = pbconv_put_prefix(ar,
-			    &m->lan_prefixes[i])) == NULL)
-				return NULL;
 		s->n_lan_prefixes = m->n_lan_prefixes;
 	}
 	if (m->n_links > 0) {
@@ -1150,6 +1178,13 @@ pbconv_put_tunnel(struct pbconv_arena *ar, const struct msg_tunnel *m,
 		if (t->peer->keys == NULL)
 			return -1;
 		t->peer->n_keys = m->peer.n_keys;
+	}
+	if (m->peer.n_allowed_prefixes > 0) {
+		if ((t->peer->allowed_prefixes = pbconv_put_prefixes(ar,
+		    m->peer.allowed_prefixes, m->peer.n_allowed_prefixes)) ==
+		    NULL)
+			return -1;
+		t->peer->n_allowed_prefixes = m->peer.n_allowed_prefixes;
 	}
 	if ((t->bgp->address = pbconv_put_addr(ar, &m->bgp.address)) == NULL)
 		return -1;

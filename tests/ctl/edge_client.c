@@ -21,8 +21,9 @@
  *       of the controller), -S N (report N statuses in a row after the
  *       first snapshot, uptime_seconds 1..N),
  *       -t FILE (after each applied snapshot or delta, write the intent's
- *       tunnels to FILE, one "tunnel ID peer P inner A.B.C.D vni V" line
- *       each, replaced atomically),
+ *       tunnels to FILE, one "tunnel ID peer P inner A.B.C.D vni V
+ *       allowed P1,P2|-" line each (allowed: Peer.allowed_prefixes),
+ *       replaced atomically),
  *       -E / -Z (announce the -k key with not_after in the past / as the
  *       all-zero point: the controller must refuse it), -q TUNNEL,N
  *       (after the first intent, ask N times for a rekey of TUNNEL's
@@ -400,9 +401,16 @@ edge_write_tunnels(const struct edge *e, const struct msg_intent *in)
 		const struct msg_tunnel *t = &in->tunnels[i];
 		const uint8_t *a = t->inner_local.addr.bytes;
 
+		char pfx[MSG_PREFIX_STRLEN];
+
 		fprintf(f, "tunnel %" PRIu64 " peer %" PRIu64 " inner "
-		    "%u.%u.%u.%u vni %u\n", t->id, t->peer.site_id, a[0], a[1],
-		    a[2], a[3], t->vni);
+		    "%u.%u.%u.%u vni %u allowed ", t->id, t->peer.site_id, a[0],
+		    a[1], a[2], a[3], t->vni);
+		for (size_t j = 0; j < t->peer.n_allowed_prefixes; j++)
+			if (msg_prefix_format(&t->peer.allowed_prefixes[j], pfx,
+			    sizeof(pfx)) == 0)
+				fprintf(f, "%s%s", j > 0 ? "," : "", pfx);
+		fprintf(f, "%s\n", t->peer.n_allowed_prefixes == 0 ? "-" : "");
 	}
 	if (fclose(f) == 0)
 		rename(tmp, e->tunnels_file);

@@ -61,10 +61,12 @@ grep -q '^meshwan_edges_connected 1$' "$T/metrics" || fail "metrics: $(grep edge
 grep -q 'meshwan_rpc_events_total{event="enroll_ok"} 1$' "$T/metrics" || fail "enroll not counted"
 grep -q 'meshwan_rpc_events_total{event="enroll_refused"} 3$' "$T/metrics" || fail "refusals not counted: $(grep rpc_events "$T/metrics")"
 
-# Another site through REST -> a delta within the deadline, acked.
+# Another site through REST -> a delta within the deadline, acked: the
+# new tunnel, and the one to hq, a hub that now carries br2's prefix
+# (Peer.allowed_prefixes).
 start_ms=$(date +%s%3N)
 br2=$(site_create '{"name":"br2","role":"spoke","region":"eu","links":[{"name":"inet","address":"192.0.2.3"}],"lan_prefixes":["10.2.0.0/24"]}')
-wait_for 3 "$T/br1.log" '^delta from=[0-9]+ v=[0-9]+ up=1 rm=0$' || fail "no delta for br2: $(cat "$T/br1.log")"
+wait_for 3 "$T/br1.log" '^delta from=[0-9]+ v=[0-9]+ up=2 rm=0$' || fail "no delta for br2: $(cat "$T/br1.log")"
 echo "delta reached the edge $(( $(date +%s%3N) - start_ms )) ms after the REST reply"
 v=$(sed -n 's/^delta from=[0-9]* v=\([0-9]*\) .*/\1/p' "$T/br1.log" | tail -n 1)
 wait_for 3 "$T/br1.log" "^ack v=$v\$" || fail "delta not acked"
@@ -109,7 +111,8 @@ wait_for 10 "$T/br2.log" '^ack v=' || fail "br2 no intent: $(cat "$T/br2.log")"
 st=$(api PATCH "/api/v1/sites/$br2" '{"revoked":true}')
 [ "$st" = 200 ] || fail "revoking br2 gave $st: $(cat "$T/out")"
 wait_for 5 "$T/br2.log" '^closed code=7 ' || fail "revoked stream not closed: $(cat "$T/br2.log")"
-wait_for 5 "$T/br1.log" '^delta from=[0-9]+ v=[0-9]+ up=0 rm=1$' || fail "br2's tunnel not removed from br1: $(cat "$T/br1.log")"
+# (and hq no longer carries br2's prefix: its tunnel is upserted)
+wait_for 5 "$T/br1.log" '^delta from=[0-9]+ v=[0-9]+ up=1 rm=1$' || fail "br2's tunnel not removed from br1: $(cat "$T/br1.log")"
 # hq acked its first delta (br2's certificate) with a wrong convergence
 # hash: the controller answers with a full snapshot of that version.
 wait_for 5 "$T/hq.log" '^ack v=[0-9]+ with a wrong hash$' || fail "hq got no delta: $(cat "$T/hq.log")"

@@ -165,6 +165,131 @@ test_build(void **state)
 	topo_free(t);
 }
 
+/* Site N holds 10.N.0.0/24 and, for site 4, fd00:4::/64 too. */
+static struct model_prefix site_pfx[8][2];
+
+static void
+lk_site_prefixes(void *arg, uint64_t site, const struct model_prefix **p,
+    size_t *n)
+{
+	(void)arg;
+	*p = site < 8 ? site_pfx[site] : NULL;
+	*n = site < 8 ? (site == 4 ? 2 : 1) : 0;
+}
+
+/* The tunnel of `from` to `peer`'s allowed prefixes, as text joined by
+ * spaces. */
+static void
+allowed_of(const struct intent_params *p, uint64_t from, uint64_t peer,
+    char *out, size_t len)
+{
+	struct msg_intent m;
+	char why[256], b[MSG_PREFIX_STRLEN];
+	const struct msg_tunnel *t = NULL;
+
+	assert_int_equal(intent_build(p, from, 1, &m, why, sizeof(why)), 0);
+	assert_int_equal(msg_validate_intent(&m, why, sizeof(why)), 0);
+	for (size_t i = 0; i < m.n_tunnels; i++)
+		if (m.tunnels[i].peer.site_id == peer)
+			t = &m.tunnels[i];
+	assert_non_null(t);
+	out[0] = '\0';
+	for (size_t i = 0; i < t->peer.n_allowed_prefixes; i++) {
+		assert_int_equal(msg_prefix_format(&t->peer.allowed_prefixes[i],
+		    b, sizeof(b)), 0);
+		snprintf(out + strlen(out), len - strlen(out), "%s%s",
+		    i > 0 ? " " : "", b);
+	}
+	msg_intent_free(&m);
+}
+
+/*
+ * Peer.allowed_prefixes: a spoke may announce its own LAN prefixes only;
+ * a hub its own plus those of every site it reaches through hubs (never
+ * the edge's own, never through the edge).
+ */
+static void
+test_allowed(void **state)
+{
+	struct model_site sites[5] = {
+		site(1, "hub-a", MODEL_ROLE_HUB, "192.0.2.1", "", 0),
+		site(2, "hub-b", MODEL_ROLE_HUB, "192.0.2.2", "", 0),
+		site(3, "sa", MODEL_ROLE_SPOKE, "192.0.2.3", "", 0),
+		site(4, "sb", MODEL_ROLE_SPOKE, "192.0.2.4", "", 0),
+		site(5, "sc", MODEL_ROLE_EDGE, "192.0.2.5", "", 0),
+	};
+	struct model_policy pol;
+	struct model_crypto cr;
+	struct model_error err;
+	struct topo_input in;
+	struct topo_output *t = NULL;
+	const struct intent_lookup lk = { NULL, lk_site_prefixes, lk_cert,
+	    lk_spis, lk_keys };
+	struct intent_params p;
+	char got[256];
+
+	(void)state;
+	for (uint8_t i = 1; i < 8; i++) {
+		site_pfx[i][0] = (struct model_prefix){ 4, 24, { 10, i } };
+		site_pfx[i][1] = (struct model_prefix){ 6, 64,
+		    { 0xfd, 0, 0, i } };
+	}
+	model_policy_default(&pol);
+	model_crypto_default(&cr);
+
+	/* Hub and spoke: both hubs carry every other site. */
+	pol.topology = MODEL_TOPO_HUB_SPOKE;
+	in = (struct topo_input){ &pol, &cr, sites, 5 };
+	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
+	p = (struct intent_params){ t, &lk, NULL, 0, 0, 0 };
+	allowed_of(&p, 3, 1, got, sizeof(got));
+	assert_string_equal(got, "10.1.0.0/24 10.2.0.0/24 10.4.0.0/24 "
+	    "fd00:4::/64 10.5.0.0/24");
+	allowed_of(&p, 1, 3, got, sizeof(got));
+	assert_string_equal(got, "10.3.0.0/24");
+	allowed_of(&p, 1, 4, got, sizeof(got));
+	assert_string_equal(got, "10.4.0.0/24 fd00:4::/64");
+	allowed_of(&p, 1, 2, got, sizeof(got));
+	assert_string_equal(got, "10.2.0.0/24 10.3.0.0/24 10.4.0.0/24 "
+	    "fd00:4::/64 10.5.0.0/24");
+	topo_free(t);
+
+	/* Regional: hub-a carries region b through hub-b, not the other
+	 * way round through the edge asking. */
+	snprintf(sites[0].region, sizeof(sites[0].region), "a");
+	snprintf(sites[2].region, sizeof(sites[2].region), "a");
+	snprintf(sites[1].region, sizeof(sites[1].region), "b");
+	snprintf(sites[3].region, sizeof(sites[3].region), "b");
+	snprintf(sites[4].region, sizeof(sites[4].region), "b");
+	pol.topology = MODEL_TOPO_REGIONAL;
+	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
+	p.topo = t;
+	allowed_of(&p, 3, 1, got, sizeof(got));
+	assert_string_equal(got, "10.1.0.0/24 10.2.0.0/24 10.4.0.0/24 "
+	    "fd00:4::/64 10.5.0.0/24");
+	/* A spoke never carries: sb sees sc's own prefix only. */
+	allowed_of(&p, 4, 5, got, sizeof(got));
+	assert_string_equal(got, "10.5.0.0/24");
+	/* hub-b, seen from sb: its own first, then region a via hub-a
+	 * and sc, by site id. */
+	allowed_of(&p, 4, 2, got, sizeof(got));
+	assert_string_equal(got, "10.2.0.0/24 10.1.0.0/24 10.3.0.0/24 "
+	    "10.5.0.0/24");
+	topo_free(t);
+
+	/* Full mesh without hubs: each peer its own prefixes only. */
+	for (size_t i = 0; i < 5; i++)
+		sites[i].role = MODEL_ROLE_SPOKE;
+	pol.topology = MODEL_TOPO_FULL_MESH;
+	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
+	p.topo = t;
+	allowed_of(&p, 3, 1, got, sizeof(got));
+	assert_string_equal(got, "10.1.0.0/24");
+	allowed_of(&p, 3, 4, got, sizeof(got));
+	assert_string_equal(got, "10.4.0.0/24 fd00:4::/64");
+	topo_free(t);
+}
+
 static struct msg_intent
 intent_with(const uint64_t *ids, size_t n)
 {
@@ -226,6 +351,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_diff),
+		cmocka_unit_test(test_allowed),
 	};
 
 	log_init("test_ctld_intent", true);

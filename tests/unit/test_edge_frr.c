@@ -731,6 +731,70 @@ test_from_intent(void **state)
 	assert_null(d.neighbors);
 }
 
+/* Without overrides each neighbour's inbound list is its tunnel's
+ * Peer.allowed_prefixes (sorted, repeats dropped); a hub carries them. */
+static void
+test_from_intent_allowed(void **state)
+{
+	struct msg_intent in;
+	struct msg_tunnel t[2];
+	struct msg_prefix lan[1], hub[4];
+	struct frr_desired d;
+	char err[256], *text;
+
+	(void)state;
+	memset(&in, 0, sizeof(in));
+	memset(t, 0, sizeof(t));
+	lan[0] = P("10.1.0.0/24");
+	hub[0] = P("10.9.0.0/16");	/* the hub's own */
+	hub[1] = P("fd00:9::/48");
+	hub[2] = P("10.2.0.0/24");	/* a spoke it carries */
+	hub[3] = P("10.2.0.0/24");	/* said twice: allowed once */
+	in.version = 1;
+	in.site.id = 1;
+	in.site.asn = 65001;
+	in.site.role = MSG_ROLE_SPOKE;
+	in.site.lan_prefixes = lan;
+	in.site.n_lan_prefixes = 1;
+	in.tunnels = t;
+	in.n_tunnels = 2;
+	for (int i = 0; i < 2; i++) {
+		char a[16];
+
+		t[i].id = 10 + (uint64_t)i;
+		snprintf(a, sizeof(a), "100.64.0.%d", 2 * i + 1);
+		t[i].inner_remote = A(a);
+		t[i].bgp.address = A(a);
+		t[i].bgp.remote_asn = 65002 + (uint32_t)i;
+		t[i].peer.site_id = 2 + (uint64_t)i;
+	}
+	t[0].peer.allowed_prefixes = hub;
+	t[0].peer.n_allowed_prefixes = 4;
+	/* t[1]'s peer has none: it may announce nothing. */
+
+	if (frr_desired_from_intent(&in, NULL, 0, &d, err, sizeof(err)) == -1)
+		fail_msg("from_intent: %s", err);
+	assert_int_equal(d.neighbors[0].n_allowed, 3);
+	assert_int_equal(d.neighbors[1].n_allowed, 0);
+	text = render(&d);
+	assert_non_null(strstr(text,
+	    "ip prefix-list MW-IN-10-V4 seq 5 permit 10.2.0.0/24\n"));
+	assert_non_null(strstr(text,
+	    "ip prefix-list MW-IN-10-V4 seq 10 permit 10.9.0.0/16\n"));
+	assert_non_null(strstr(text,
+	    "ipv6 prefix-list MW-IN-10-V6 seq 5 permit fd00:9::/48\n"));
+	assert_non_null(strstr(text,
+	    "ip prefix-list MW-IN-11-V4 seq 5 deny any\n"));
+	free(text);
+	frr_desired_free(&d);
+
+	in.site.role = MSG_ROLE_HUB;
+	if (frr_desired_from_intent(&in, NULL, 0, &d, err, sizeof(err)) == -1)
+		fail_msg("from_intent: %s", err);
+	assert_int_equal(d.n_carry, 3);
+	frr_desired_free(&d);
+}
+
 /* ------------------------------------------------------------------ */
 /* Parsers against captured FRR 8.4 output */
 
@@ -1243,6 +1307,7 @@ main(void)
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_max_prefixes),
 		cmocka_unit_test(test_from_intent),
+		cmocka_unit_test(test_from_intent_allowed),
 		cmocka_unit_test(test_parse_summary),
 		cmocka_unit_test(test_parse_routes),
 		cmocka_unit_test(test_parse_bfd_filtered),

@@ -108,6 +108,15 @@ fill_tunnel(struct msg_tunnel *t, uint64_t id, bool vxlan)
 	fill_key(&t->peer.keys[0], 7);
 	fill_key(&t->peer.keys[1], 8);
 	t->peer.n_keys = 2;
+	t->peer.allowed_prefixes = calloc(3, sizeof(*t->peer.allowed_prefixes));
+	assert_non_null(t->peer.allowed_prefixes);
+	assert_int_equal(msg_prefix_parse("10.200.0.0/24", true,
+	    &t->peer.allowed_prefixes[0]), 0);
+	assert_int_equal(msg_prefix_parse("fd00:c8::/64", true,
+	    &t->peer.allowed_prefixes[1]), 0);
+	assert_int_equal(msg_prefix_parse("0.0.0.0/0", true,
+	    &t->peer.allowed_prefixes[2]), 0);
+	t->peer.n_allowed_prefixes = 3;
 	t->bgp.address = t->inner_remote;
 	t->bgp.remote_asn = 4200000001u;
 	t->bgp.hold_time = 9;
@@ -170,6 +179,13 @@ assert_tunnel_equal(const struct msg_tunnel *a, const struct msg_tunnel *b)
 
 	assert_blob_equal(&a->peer.certificate_der, &b->peer.certificate_der);
 	x.peer.certificate_der.data = y.peer.certificate_der.data = NULL;
+	assert_int_equal(a->peer.n_allowed_prefixes,
+	    b->peer.n_allowed_prefixes);
+	if (a->peer.n_allowed_prefixes > 0)
+		assert_memory_equal(a->peer.allowed_prefixes,
+		    b->peer.allowed_prefixes, a->peer.n_allowed_prefixes *
+		    sizeof(*a->peer.allowed_prefixes));
+	x.peer.allowed_prefixes = y.peer.allowed_prefixes = NULL;
 	assert_memory_equal(&x, &y, sizeof(x));
 }
 
@@ -734,6 +750,40 @@ m_no_body(Meshwan__V1__ControllerMessage *p)
 
 /* Five keys where four are allowed. */
 static void
+m_allowed_host(Meshwan__V1__ControllerMessage *p)
+{
+	free(T0(p)->peer->allowed_prefixes[1]);
+	T0(p)->peer->allowed_prefixes[1] = strdup("fd00:c8::1/64");
+}
+
+static void
+m_allowed_bad(Meshwan__V1__ControllerMessage *p)
+{
+	free(T0(p)->peer->allowed_prefixes[0]);
+	T0(p)->peer->allowed_prefixes[0] = strdup("10.200.0.0");
+}
+
+/* One more than MSG_ALLOWED_PREFIXES_MAX. */
+static void
+m_allowed_many(Meshwan__V1__ControllerMessage *p)
+{
+	Meshwan__V1__Peer *peer = T0(p)->peer;
+	size_t n = MSG_ALLOWED_PREFIXES_MAX + 1;
+	char **v = realloc(peer->allowed_prefixes, n * sizeof(*v));
+
+	assert_non_null(v);
+	for (size_t i = peer->n_allowed_prefixes; i < n; i++) {
+		char b[32];
+
+		snprintf(b, sizeof(b), "10.%zu.%zu.0/24", (i >> 8) & 255,
+		    i & 255);
+		v[i] = strdup(b);
+	}
+	peer->allowed_prefixes = v;
+	peer->n_allowed_prefixes = n;
+}
+
+static void
 m_many_keys(Meshwan__V1__ControllerMessage *p)
 {
 	Meshwan__V1__Peer *peer = T0(p)->peer;
@@ -840,6 +890,9 @@ test_invalid_snapshot(void **state)
 		{ m_no_site, "snapshot.site: not set" },
 		{ m_no_body, "body: not set" },
 		{ m_many_keys, "snapshot.tunnels[0].peer.keys: 5 entries, limit 4" },
+		{ m_allowed_host, "snapshot.tunnels[0].peer.allowed_prefixes[1]: \"fd00:c8::1/64\" is not a network" },
+		{ m_allowed_bad, "snapshot.tunnels[0].peer.allowed_prefixes[0]: \"10.200.0.0\" is not" },
+		{ m_allowed_many, "snapshot.tunnels[0].peer.allowed_prefixes: 65537 entries, limit 65536" },
 		{ m_many_links, "snapshot.site.links: 17 entries, limit 16" },
 	};
 	struct msg_controller_message base;
@@ -1500,6 +1553,8 @@ test_hash(void **state)
 	CHANGES(c.tunnels[2].crypto.rekey_bytes++);
 	CHANGES(c.tunnels[2].peer.keys[1].public_key[5]++);
 	CHANGES(c.tunnels[2].peer.certificate_der.data[9]++);
+	CHANGES(c.tunnels[2].peer.allowed_prefixes[0].len = 16);
+	CHANGES(c.tunnels[2].peer.n_allowed_prefixes--);
 	CHANGES(c.tunnels[2].bgp.bfd = false);
 	CHANGES(c.tunnels[2].bgp.hold_time++);
 	CHANGES(c.tunnels[2].remote_link[0] = 'x');

@@ -1159,11 +1159,64 @@ test_allowed_and_lifetimes(void **state)
 	fx_close(&f);
 }
 
+/* reconcile_allowed_from_intent: the controller's Peer.allowed_prefixes
+ * are what the backend filters inner sources by; more than it can hold
+ * refuse the intent. */
+static void
+test_allowed_from_intent(void **state)
+{
+	struct fx f;
+	struct msg_intent a;
+	struct reconcile_config c = { 0 };
+	struct msg_peer *p;
+	uint64_t ids[] = { 1, 2 };
+	const struct reconcile_tunnel *rt;
+
+	(void)state;
+	fx_open(&f, &null_ops);
+	reconcile_free(f.r);
+	c.ops = &null_ops;
+	c.octx = f.octx;
+	c.key = test_key;
+	c.allowed = reconcile_allowed_from_intent;
+	f.r = reconcile_new(&c);
+	fill_intent(&a, 1, ids, 2);
+	p = &tun(&a, 1)->peer;
+	p->allowed_prefixes = calloc(OVERLAY_ALLOWED_MAX + 1,
+	    sizeof(*p->allowed_prefixes));
+	assert_non_null(p->allowed_prefixes);
+	assert_int_equal(msg_prefix_parse("10.7.0.0/16", true,
+	    &p->allowed_prefixes[0]), 0);
+	assert_int_equal(msg_prefix_parse("fd00:7::/48", true,
+	    &p->allowed_prefixes[1]), 0);
+	p->n_allowed_prefixes = 2;
+	apply_ok(&f, &a);
+	rt = reconcile_tunnel_find(f.r, 1);
+	assert_int_equal(rt->p.nallowed, 2);
+	assert_int_equal(rt->p.allowed[0].addr.family, AF_INET);
+	assert_int_equal(rt->p.allowed[0].len, 16);
+	assert_int_equal(rt->p.allowed[1].addr.family, AF_INET6);
+	assert_int_equal(rt->p.allowed[1].len, 48);
+	assert_memory_equal(rt->p.allowed[1].addr.bytes, "\xfd\0\0\x07", 4);
+	/* Tunnel 2's peer may send from its tunnel address only. */
+	assert_int_equal(reconcile_tunnel_find(f.r, 2)->p.nallowed, 0);
+
+	for (unsigned i = 2; i <= OVERLAY_ALLOWED_MAX; i++)
+		p->allowed_prefixes[i] = p->allowed_prefixes[0];
+	p->n_allowed_prefixes = OVERLAY_ALLOWED_MAX + 1;
+	a.version = 2;
+	expect_refused(&f, &a, "tunnel 1: peer ");
+	assert_int_equal(reconcile_tunnel_find(f.r, 1)->p.nallowed, 2);
+	msg_intent_free(&a);
+	fx_close(&f);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inner_mtu),
+		cmocka_unit_test(test_allowed_from_intent),
 		cmocka_unit_test(test_ifname),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_idempotent_and_untouched),

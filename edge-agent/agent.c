@@ -1,0 +1,1410 @@
+/*
+ * agent.c — meshwan-edge's daemon loop (see agent.h).
+ */
+#include "edge-agent/agent.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "edge-agent/cache.h"
+#include "edge-agent/enroll.h"
+#include "edge-agent/frr.h"
+#include "edge-agent/keys.h"
+#include "edge-agent/reconcile.h"
+#include "edge-agent/session.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "overlay/overlay.h"
+
+#define AGENT_SERVER_NAME	"meshwan-controller"
+#define AGENT_CERT		"edge.crt"
+#define AGENT_KEY		"edge.key"
+#define AGENT_SEQ		"uesp.seq"
+#define AGENT_KEYDIR		"keys"
+#define AGENT_RETIRE_MAX	1024	/* pending RETIRE steps */
+#define AGENT_ASKED_MAX		4096	/* SAs a rekey was asked for */
+#define AGENT_REASK_S		15	/* ask again for the same SA after */
+
+enum agent_ctl_state {
+	AGENT_CTL_ENROLLING,
+	AGENT_CTL_CONNECTING,
+	AGENT_CTL_CONNECTED,
+	AGENT_CTL_BACKOFF,
+};
+
+static const char *const agent_ctl_names[] = {
+	[AGENT_CTL_ENROLLING] = "enrolling",
+	[AGENT_CTL_CONNECTING] = "connecting",
+	[AGENT_CTL_CONNECTED] = "connected",
+	[AGENT_CTL_BACKOFF] = "backoff",
+};
+
+/* A RETIRE order waiting out its drain. */
+struct agent_retire {
+	struct msg_rekey_order o;
+	uint64_t due_ms;
+};
+
+/* An outbound SA a RekeyRequest was sent for, and when. */
+struct agent_asked {
+	uint64_t tunnel_id;
+	uint64_t at_ms;
+	uint32_t spi;
+};
+
+struct agent {
+	struct edge_config cfg;
+	char *config_path;
+	int sigfd;
+	enum agent_ctl_state ctl;
+	uint64_t start_ms;
+
+	char cert_path[PATH_MAX], key_path[PATH_MAX], seq_path[PATH_MAX];
+	char key_dir[PATH_MAX];
+	uint64_t site_id;		/* 0 until enrolled */
+	char site_name[MSG_NAME_MAX + 1];
+	int64_t renew_at;		/* unix s; 0 = unknown */
+
+	const struct overlay_ops *ops;
+	void *octx;
+	struct reconcile *rec;
+	struct keys *keys;
+	struct frr_target frr;
+
+	struct session *sess;
+	uint64_t ctl_since_ms;
+	uint64_t enroll_at_ms;		/* next enrollment attempt */
+	unsigned enroll_backoff_s;
+
+	/* The last intent applied (also cached); the one keys are derived
+	 * against while an apply runs is `keys_in`. */
+	struct msg_intent applied;
+	const struct msg_intent *keys_in;
+	uint64_t frr_retry_ms;
+
+	struct {
+		uint64_t version;
+		char reason[MSG_REASON_MAX + 1];
+		bool ok;
+		bool set;
+	} last_ack;
+
+	struct agent_retire retire[AGENT_RETIRE_MAX];
+	size_t n_retire;
+	struct agent_asked asked[AGENT_ASKED_MAX];
+	size_t n_asked;
+
+	uint64_t status_sent_ms;
+	uint64_t tick_ms;
+	struct frr_bgp_status bgp;	/* last read, for status */
+
+	bool quit;
+	bool fatal;
+	bool have_applied;
+	bool frr_ok;			/* FRR holds `applied` */
+	bool status_dirty;
+	bool have_bgp;
+};
+
+static int64_t
+agent_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void
+agent_set_ctl(struct agent *a, enum agent_ctl_state s)
+{
+	if (a->ctl != s) {
+		a->ctl = s;
+		a->ctl_since_ms = util_mono_ms();
+		a->status_dirty = true;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Certificate and identity */
+
+/* The site id from the certificate's CN "site-<id>".  0 / -1. */
+static int
+agent_cert_site(const char *path, uint64_t *site)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	char cn[MSG_CN_MAX + 1];
+	int rc = -1;
+
+	if (f != NULL)
+		fclose(f);
+	if (x != NULL && X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+	    NID_commonName, cn, sizeof(cn)) > 0 &&
+	    strncmp(cn, "site-", 5) == 0 &&
+	    util_parse_u64(cn + 5, 1, INT64_MAX, site) == 0)
+		rc = 0;
+	X509_free(x);
+	return rc;
+}
+
+static int
+agent_read_token(const struct agent *a, char *tok, size_t toksz)
+{
+	uint8_t *buf;
+	size_t len, n;
+
+	if (a->cfg.token[0] != '\0')
+		return util_strcpy(tok, toksz, a->cfg.token);
+	if (a->cfg.token_file[0] == '\0') {
+		log_warnx("enroll: no certificate in %s and no token or "
+		    "token_file in the configuration", a->cfg.state_dir);
+		return -1;
+	}
+	if (cache_read_file(a->cfg.token_file, &buf, &len, 4096) != 0) {
+		log_warnx("enroll: cannot read token_file %s",
+		    a->cfg.token_file);
+		return -1;
+	}
+	for (n = 0; n < len && buf[n] > 0x20 && buf[n] < 0x7f; n++)
+		;
+	if (n == 0 || n > MSG_TOKEN_MAX || n >= toksz) {
+		log_warnx("enroll: token_file %s holds no token",
+		    a->cfg.token_file);
+		util_wipe(buf, len);
+		free(buf);
+		return -1;
+	}
+	memcpy(tok, buf, n);
+	tok[n] = '\0';
+	util_wipe(buf, len);
+	free(buf);
+	return 0;
+}
+
+/* One enrollment attempt over every enrollment endpoint: 0 enrolled,
+ * 1 try again later, -1 refused for good (token used, unknown, ...). */
+static int
+agent_enroll_once(struct agent *a)
+{
+	char tok[MSG_TOKEN_MAX + 1], msg[512];
+	uint8_t *csr = NULL;
+	size_t csr_len = 0;
+	int result = 1;
+
+	if (agent_read_token(a, tok, sizeof(tok)) == -1)
+		return -1;
+	if (enroll_keygen(a->key_path, &csr, &csr_len) == -1) {
+		util_wipe(tok, sizeof(tok));
+		return 1;
+	}
+	for (unsigned i = 0; i < a->cfg.n_enroll && result == 1; i++) {
+		struct msg_enroll_response rs;
+		struct rpc_client *cli;
+		int code = 0, r;
+
+		cli = enroll_client(a->cfg.enroll[i], a->cfg.ca_file,
+		    AGENT_SERVER_NAME);
+		if (cli == NULL)
+			continue;
+		r = enroll_call(cli, tok, csr, csr_len, "meshwan-edge "
+		    AGENT_VERSION, 10000, &rs, &code, msg, sizeof(msg));
+		rpc_client_free(cli);
+		if (r == 1) {
+			log_warnx("enroll: %s refused: %s (code %d)",
+			    a->cfg.enroll[i], msg, code);
+			result = -1;
+			break;
+		}
+		if (r == -1) {
+			log_warnx("enroll: %s: no answer", a->cfg.enroll[i]);
+			continue;
+		}
+		if (enroll_write_cert(a->cert_path, &rs.certificate_der, true)
+		    == -1) {
+			msg_enroll_response_free(&rs);
+			break;
+		}
+		(void)chmod(a->cert_path, 0644);
+		log_info("enroll: enrolled as site %" PRIu64 " with %s",
+		    rs.site_id, a->cfg.enroll[i]);
+		msg_enroll_response_free(&rs);
+		result = 0;
+	}
+	util_wipe(tok, sizeof(tok));
+	free(csr);
+	return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* Keys: the reconciler's providers */
+
+static int
+agent_key_fn(void *arg, const struct msg_tunnel *t,
+    const struct reconcile_sa_ref *ref, struct overlay_sa_params *out,
+    char *err, size_t errlen)
+{
+	struct agent *a = arg;
+	const struct msg_intent *in = a->keys_in != NULL ? a->keys_in :
+	    a->have_applied ? &a->applied : NULL;
+	struct msg_sa_key_ref r = { ref->spi, ref->sa_epoch,
+		ref->sender_key_epoch, ref->receiver_key_epoch };
+	struct sakey k;
+
+	if (in == NULL) {
+		snprintf(err, errlen, "no intent to check keys against");
+		return -1;
+	}
+	if (keys_sa_derive(a->keys, in, t, a->site_id,
+	    ref->dir == OVERLAY_DIR_IN, &r, agent_now(), &k, err, errlen) == -1)
+		return -1;
+	if (k.key_len != overlay_cipher_keylen(out->cipher)) {
+		sakey_clear(&k);
+		snprintf(err, errlen, "SA %u: key length does not fit the "
+		    "cipher", ref->spi);
+		return -1;
+	}
+	memcpy(out->key, k.key, k.key_len);
+	memcpy(out->salt, k.salt, SAKEY_SALT_LEN);
+	sakey_clear(&k);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* FRR */
+
+static void
+agent_frr_target(struct agent *a)
+{
+	memset(&a->frr, 0, sizeof(a->frr));
+	snprintf(a->frr.vtysh, sizeof(a->frr.vtysh), "%s", a->cfg.vtysh);
+	snprintf(a->frr.instance, sizeof(a->frr.instance), "%s",
+	    a->cfg.frr_instance);
+	snprintf(a->frr.vty_socket, sizeof(a->frr.vty_socket), "%s",
+	    a->cfg.frr_vty_socket);
+}
+
+/* Keep only the announced prefixes the configuration allows (when it
+ * names any): the edge never announces what its operator did not list. */
+static void
+agent_filter_announce(const struct agent *a, struct frr_desired *d)
+{
+	size_t j = 0;
+
+	if (a->cfg.n_lan_prefixes == 0)
+		return;
+	for (size_t i = 0; i < d->n_announce; i++) {
+		bool ok = false;
+
+		for (size_t k = 0; k < a->cfg.n_lan_prefixes && !ok; k++)
+			ok = a->cfg.lan_prefixes[k].len == d->announce[i].len &&
+			    msg_addr_equal(&a->cfg.lan_prefixes[k].addr,
+			    &d->announce[i].addr);
+		if (ok) {
+			d->announce[j++] = d->announce[i];
+		} else {
+			char buf[MSG_PREFIX_STRLEN];
+
+			(void)msg_prefix_format(&d->announce[i], buf,
+			    sizeof(buf));
+			log_warnx("frr: %s is not a lan_prefix of this edge; "
+			    "not announced", buf);
+		}
+	}
+	d->n_announce = j;
+}
+
+static int
+agent_frr_apply(struct agent *a, const struct msg_intent *in, char *err,
+    size_t errlen)
+{
+	struct frr_desired d;
+	struct frr_apply_result res;
+	int rc;
+
+	/* Each neighbour's inbound list: its Peer.allowed_prefixes. */
+	if (frr_desired_from_intent(in, NULL, 0, &d, err, errlen) == -1)
+		return -1;
+	agent_filter_announce(a, &d);
+	rc = frr_apply(&a->frr, &d, &res, err, errlen);
+	frr_desired_free(&d);
+	if (rc == 0 && res.n_changes > 0)
+		log_info("frr: %zu change(s), %zu command(s)", res.n_changes,
+		    res.n_cmds);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Applying an intent */
+
+/* Own key epochs the SAs of in name (kept from retirement). */
+static void
+agent_retire_keys(struct agent *a, const struct msg_intent *in)
+{
+	uint64_t *keep;
+	size_t n = 0;
+
+	if ((keep = calloc(2 * in->n_tunnels + 1, sizeof(*keep))) == NULL)
+		return;
+	for (size_t i = 0; i < in->n_tunnels; i++) {
+		keep[n++] = in->tunnels[i].sa_in.receiver_key_epoch;
+		keep[n++] = in->tunnels[i].sa_out.sender_key_epoch;
+	}
+	/* Those the reconciler holds ahead of the intent (rekey steps). */
+	for (size_t i = 0; i < reconcile_ntunnels(a->rec); i++) {
+		const struct reconcile_tunnel *rt = reconcile_tunnel_get(a->rec,
+		    i);
+
+		for (unsigned j = 0; j < rt->nsas; j++) {
+			uint64_t *nk = realloc(keep, (n + 1) * sizeof(*keep));
+
+			if (nk == NULL) {
+				free(keep);
+				return;
+			}
+			keep = nk;
+			keep[n++] = rt->sas[j].dir == OVERLAY_DIR_IN ?
+			    rt->sas[j].receiver_key_epoch :
+			    rt->sas[j].sender_key_epoch;
+		}
+	}
+	(void)keys_retire(a->keys, keep, n);
+	free(keep);
+}
+
+/* Reconcile, FRR, cache.  0, or -1 with reason (the backend is back at
+ * its previous state when the reconciler failed). */
+static int
+agent_apply(struct agent *a, const struct msg_intent *in, char *reason,
+    size_t reasonsz)
+{
+	struct reconcile_result res;
+	char err[MSG_REASON_MAX + 1];
+	uint64_t t0 = util_mono_ms();
+
+	a->keys_in = in;
+	(void)reconcile_apply(a->rec, in, &res);
+	a->keys_in = NULL;
+	if (!res.ok) {
+		snprintf(reason, reasonsz, "%s", res.reason);
+		return -1;
+	}
+	if (in != &a->applied) {
+		struct msg_intent copy;
+
+		if (msg_intent_copy(&copy, in) == -1) {
+			snprintf(reason, reasonsz, "out of memory");
+			return -1;
+		}
+		msg_intent_free(&a->applied);
+		a->applied = copy;
+		a->have_applied = true;
+	}
+	snprintf(a->site_name, sizeof(a->site_name), "%s", in->site.name);
+	a->status_dirty = true;
+	if (agent_frr_apply(a, in, err, sizeof(err)) == -1) {
+		a->frr_ok = false;
+		a->frr_retry_ms = util_mono_ms() + AGENT_FRR_RETRY_S * 1000ull;
+		snprintf(reason, reasonsz, "frr: %s", err);
+		/* Tunnels are in place; what FRR lacks is retried. */
+		(void)cache_write_intent(a->cfg.state_dir, in);
+		return -1;
+	}
+	a->frr_ok = true;
+	if (cache_write_intent(a->cfg.state_dir, in) == -1)
+		log_warnx("agent: intent version %" PRIu64 " applied but not "
+		    "cached", in->version);
+	agent_retire_keys(a, in);
+	log_info("agent: intent version %" PRIu64 " applied (%zu tunnels, "
+	    "%u backend calls, %" PRIu64 " ms)", in->version, in->n_tunnels,
+	    res.calls, util_mono_ms() - t0);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Session callbacks */
+
+static void
+agent_announce(struct agent *a)
+{
+	struct msg_edge_message m;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_EDGE_KEY;
+	if (keys_announcement(a->keys, keys_newest(a->keys), &m.u.key) == -1)
+		return;
+	if (session_send(a->sess, &m) == 0)
+		log_debug("keys", "announced key epoch %" PRIu64, m.u.key.epoch);
+}
+
+static void
+agent_on_open(struct session *s, uint64_t applied, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)s;
+	log_info("session: open (applied version %" PRIu64 ")", applied);
+	agent_set_ctl(a, AGENT_CTL_CONNECTED);
+	agent_announce(a);
+	a->status_dirty = true;
+}
+
+static int
+agent_on_intent(struct session *s, const struct msg_intent *in,
+    const struct msg_intent_delta *d, uint8_t hash[MSG_HASH_LEN],
+    char *reason, size_t reasonsz, void *arg)
+{
+	struct agent *a = arg;
+	int rc;
+
+	(void)s;
+	(void)d;
+	(void)hash;
+	rc = agent_apply(a, in, reason, reasonsz);
+	a->last_ack.version = in->version;
+	a->last_ack.ok = rc == 0;
+	snprintf(a->last_ack.reason, sizeof(a->last_ack.reason), "%s",
+	    rc == 0 ? "" : reason);
+	a->last_ack.set = true;
+	if (rc == -1)
+		log_warnx("agent: intent version %" PRIu64 " failed: %s",
+		    in->version, reason);
+	return rc;
+}
+
+static void
+agent_rekey_ack(struct agent *a, const struct msg_rekey_order *o, bool ok,
+    const char *reason)
+{
+	struct msg_edge_message m;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_EDGE_ACK;
+	m.u.ack.ok = ok;
+	m.u.ack.rekey_tunnel_id = o->tunnel_id;
+	m.u.ack.rekey_epoch = o->epoch;
+	m.u.ack.rekey_step = o->step;
+	if (!ok)
+		snprintf(m.u.ack.reason, sizeof(m.u.ack.reason), "%s", reason);
+	if (session_send(a->sess, &m) == -1)
+		log_warnx("agent: rekey ack (tunnel %" PRIu64 ") not sent",
+		    o->tunnel_id);
+}
+
+static int
+agent_on_rekey(struct session *s, const struct msg_rekey_order *o,
+    char *reason, size_t reasonsz, void *arg)
+{
+	struct agent *a = arg;
+	struct reconcile_result res;
+
+	(void)s;
+	log_info("rekey: tunnel %" PRIu64 " SA epoch %" PRIu64 " %s spi %u "
+	    "(%s)", o->tunnel_id, o->epoch, msg_rekey_step_name(o->step),
+	    o->spi, msg_rekey_reason_name(o->reason));
+	if (o->step == MSG_REKEY_STEP_RETIRE) {
+		for (size_t i = 0; i < a->n_retire; i++)
+			if (a->retire[i].o.tunnel_id == o->tunnel_id &&
+			    a->retire[i].o.spi == o->spi &&
+			    a->retire[i].o.epoch == o->epoch)
+				return 1;	/* already draining */
+		if (a->n_retire == AGENT_RETIRE_MAX) {
+			snprintf(reason, reasonsz, "too many SAs draining");
+			return -1;
+		}
+		a->retire[a->n_retire].o = *o;
+		a->retire[a->n_retire].due_ms = util_mono_ms() +
+		    (uint64_t)o->drain_seconds * 1000;
+		a->n_retire++;
+		return 1;	/* acked after the drain */
+	}
+	(void)reconcile_rekey_step(a->rec, o, &res);
+	a->status_dirty = true;
+	if (!res.ok) {
+		snprintf(reason, reasonsz, "%s", res.reason);
+		log_warnx("rekey: tunnel %" PRIu64 " %s failed: %s",
+		    o->tunnel_id, msg_rekey_step_name(o->step), res.reason);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+agent_on_peer_keys(struct session *s, const struct msg_peer_keys *k,
+    void *arg)
+{
+	struct agent *a = arg;
+
+	(void)s;
+	keys_peer_note(a->keys, k);
+	log_debug("keys", "peer %" PRIu64 ": %zu key(s) relayed",
+	    k->peer_site_id, k->n_keys);
+}
+
+static void
+agent_on_close(struct session *s, enum rpc_close_reason why, int code,
+    const char *msg, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)s;
+	log_info("session: closed (%s, code %d%s%s)",
+	    rpc_close_reason_str(why), code, msg && *msg ? ": " : "",
+	    msg ? msg : "");
+	agent_set_ctl(a, session_timeout_ms(a->sess) > 0 ?
+	    AGENT_CTL_BACKOFF : AGENT_CTL_CONNECTING);
+}
+
+static int
+agent_session_start(struct agent *a)
+{
+	static const struct session_handlers h = {
+		.on_open = agent_on_open,
+		.on_intent = agent_on_intent,
+		.on_rekey = agent_on_rekey,
+		.on_peer_keys = agent_on_peer_keys,
+		.on_close = agent_on_close,
+	};
+	struct session_opts o;
+	enum msg_backend backend = MSG_BACKEND_UESP;
+
+	if (a->cfg.backend == EDGE_BACKEND_XFRM)
+		backend = MSG_BACKEND_XFRM;
+	else if (a->cfg.backend == EDGE_BACKEND_NULL)
+		backend = MSG_BACKEND_NULL;
+	memset(&o, 0, sizeof(o));
+	o.target = a->cfg.controllers[0];
+	o.ca_file = a->cfg.ca_file;
+	o.cert_file = a->cert_path;
+	o.key_file = a->key_path;
+	o.server_name = AGENT_SERVER_NAME;
+	o.site_id = a->site_id;
+	o.software_version = "meshwan-edge " AGENT_VERSION;
+	o.backend = backend;
+	o.features = a->ops->features;
+	o.h = &h;
+	o.arg = a;
+	agent_set_ctl(a, AGENT_CTL_CONNECTING);
+	if ((a->sess = session_new(&o)) == NULL)
+		return -1;
+	/* Rebuilt from the cache: say so in the hello (resume by version). */
+	if (a->have_applied && session_resume(a->sess, &a->applied) == -1)
+		log_warnx("session: cannot resume from intent version %"
+		    PRIu64 "; a snapshot follows", a->applied.version);
+	return 0;
+}
+
+/* Identity known: keys, renewal point, the session. */
+static int
+agent_enrolled(struct agent *a)
+{
+	if (agent_cert_site(a->cert_path, &a->site_id) == -1) {
+		log_warnx("agent: %s: no site-<id> certificate", a->cert_path);
+		return -1;
+	}
+	if (enroll_renew_at(a->cert_path, &a->renew_at, NULL) == -1)
+		a->renew_at = 0;
+	if (keys_due(a->keys, agent_now())) {
+		struct msg_key_announcement ann;
+		uint8_t *pem;
+		size_t len;
+
+		if (cache_read_file(a->key_path, &pem, &len, 65536) != 0)
+			return -1;
+		if (keys_make(a->keys, (const char *)pem, len, a->site_id,
+		    agent_now(), &ann) == -1) {
+			util_wipe(pem, len);
+			free(pem);
+			return -1;
+		}
+		util_wipe(pem, len);
+		free(pem);
+	}
+	return agent_session_start(a);
+}
+
+/* ------------------------------------------------------------------ */
+/* Certificate renewal */
+
+static void
+agent_renew(struct agent *a)
+{
+	char newkey[PATH_MAX + 8], newcert[PATH_MAX + 8], msg[512];
+	struct msg_enroll_response rs;
+	struct msg_key_announcement ann;
+	struct rpc_client *cli;
+	uint8_t *csr = NULL, *pem = NULL;
+	size_t csr_len = 0, pem_len = 0;
+	int code = 0, r;
+
+	if (a->renew_at == 0 || agent_now() < a->renew_at || a->sess == NULL)
+		return;
+	a->renew_at = agent_now() + 60;		/* the retry, if this fails */
+	snprintf(newkey, sizeof(newkey), "%s.next", a->key_path);
+	snprintf(newcert, sizeof(newcert), "%s.next", a->cert_path);
+	if (enroll_keygen(newkey, &csr, &csr_len) == -1)
+		return;
+	cli = enroll_renew_client(a->cfg.controllers[0], a->cfg.ca_file,
+	    a->cert_path, a->key_path, AGENT_SERVER_NAME);
+	if (cli == NULL) {
+		free(csr);
+		return;
+	}
+	r = enroll_renew_call(cli, csr, csr_len, "meshwan-edge "
+	    AGENT_VERSION, 10000, &rs, &code, msg, sizeof(msg));
+	free(csr);
+	rpc_client_free(cli);
+	if (r != 0) {
+		log_warnx("renew: %s", r == 1 ? msg : "no answer");
+		return;
+	}
+	r = enroll_write_cert(newcert, &rs.certificate_der, true);
+	msg_enroll_response_free(&rs);
+	if (r == -1)
+		return;
+	/* The next epoch key is signed with the new certificate's key. */
+	if (cache_read_file(newkey, &pem, &pem_len, 65536) != 0 ||
+	    keys_make(a->keys, (const char *)pem, pem_len, a->site_id,
+	    agent_now(), &ann) == -1) {
+		if (pem != NULL) {
+			util_wipe(pem, pem_len);
+			free(pem);
+		}
+		return;
+	}
+	util_wipe(pem, pem_len);
+	free(pem);
+	if (session_switch_cert(a->sess, newcert, newkey) == -1 ||
+	    rename(newcert, a->cert_path) == -1 ||
+	    rename(newkey, a->key_path) == -1) {
+		log_warnx("renew: cannot switch to the new certificate");
+		return;
+	}
+	if (enroll_renew_at(a->cert_path, &a->renew_at, NULL) == -1)
+		a->renew_at = agent_now() + 60;
+	log_info("renew: certificate renewed; next renewal at %" PRId64,
+	    a->renew_at);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers: drains, soft limits, status */
+
+static void
+agent_retire_due(struct agent *a)
+{
+	uint64_t now = util_mono_ms();
+	size_t i = 0;
+
+	while (i < a->n_retire) {
+		struct agent_retire r = a->retire[i];
+		struct reconcile_result res;
+
+		if (r.due_ms > now) {
+			i++;
+			continue;
+		}
+		memmove(&a->retire[i], &a->retire[i + 1], (a->n_retire - i -
+		    1) * sizeof(a->retire[0]));
+		a->n_retire--;
+		(void)reconcile_rekey_step(a->rec, &r.o, &res);
+		if (!res.ok)
+			log_warnx("rekey: tunnel %" PRIu64 " retire of spi %u "
+			    "failed: %s", r.o.tunnel_id, r.o.spi, res.reason);
+		else
+			log_info("rekey: tunnel %" PRIu64 " spi %u retired",
+			    r.o.tunnel_id, r.o.spi);
+		a->status_dirty = true;
+		agent_rekey_ack(a, &r.o, res.ok, res.reason);
+	}
+}
+
+/* The entry of an SA asked for, or NULL. */
+static struct agent_asked *
+agent_asked_find(struct agent *a, uint64_t tunnel, uint32_t spi)
+{
+	for (size_t i = 0; i < a->n_asked; i++)
+		if (a->asked[i].tunnel_id == tunnel && a->asked[i].spi == spi)
+			return &a->asked[i];
+	return NULL;
+}
+
+/* Drop the entries of SAs that are gone. */
+static void
+agent_prune_asked(struct agent *a)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < a->n_asked; i++) {
+		const struct reconcile_tunnel *rt = reconcile_tunnel_find(a->rec,
+		    a->asked[i].tunnel_id);
+		bool live = false;
+
+		for (unsigned k = 0; rt != NULL && k < rt->nsas && !live; k++)
+			live = rt->sas[k].dir == OVERLAY_DIR_OUT &&
+			    rt->sas[k].spi == a->asked[i].spi;
+		if (live)
+			a->asked[j++] = a->asked[i];
+	}
+	a->n_asked = j;
+}
+
+/*
+ * Soft byte/packet limits: the sender watches its active outbound SA and
+ * asks once for it (the controller rekeys both directions' ends; time
+ * limits are the controller's own cue).  Should that SA still be the
+ * active one AGENT_REASK_S later (the request was lost or dropped by the
+ * controller's rate limit), it asks again.
+ */
+static void
+agent_soft_limits(struct agent *a)
+{
+	agent_prune_asked(a);
+	for (size_t i = 0; i < reconcile_ntunnels(a->rec); i++) {
+		const struct reconcile_tunnel *rt = reconcile_tunnel_get(a->rec,
+		    i);
+
+		for (unsigned k = 0; k < rt->nsas; k++) {
+			struct overlay_sa_stats st;
+			struct msg_edge_message m;
+			enum msg_rekey_request_reason why;
+
+			struct agent_asked *prev;
+
+			if (rt->sas[k].dir != OVERLAY_DIR_OUT ||
+			    rt->sas[k].spi != rt->spi_out_active ||
+			    (rt->soft[k].bytes == 0 && rt->soft[k].packets == 0))
+				continue;
+			prev = agent_asked_find(a, rt->p.id, rt->sas[k].spi);
+			if (prev != NULL && util_mono_ms() - prev->at_ms <
+			    AGENT_REASK_S * 1000ull)
+				continue;
+			if (a->ops->sa_stats(a->octx, rt->p.id, rt->sas[k].spi,
+			    OVERLAY_DIR_OUT, &st) != 0)
+				continue;
+			if (rt->soft[k].bytes != 0 &&
+			    st.bytes >= rt->soft[k].bytes)
+				why = MSG_REKEY_REQUEST_REASON_SOFT_BYTES;
+			else if (rt->soft[k].packets != 0 &&
+			    st.packets >= rt->soft[k].packets)
+				why = MSG_REKEY_REQUEST_REASON_SOFT_PACKETS;
+			else
+				continue;
+			memset(&m, 0, sizeof(m));
+			m.kind = MSG_EDGE_REKEY_REQUEST;
+			m.u.rekey_request.tunnel_id = rt->p.id;
+			m.u.rekey_request.direction = MSG_DIRECTION_OUT;
+			m.u.rekey_request.reason = why;
+			if (a->sess == NULL || session_send(a->sess, &m) == -1)
+				continue;	/* asked again next second */
+			log_info("rekey: tunnel %" PRIu64 " spi %u reached its "
+			    "soft %s limit; rekey requested", rt->p.id,
+			    rt->sas[k].spi,
+			    why == MSG_REKEY_REQUEST_REASON_SOFT_BYTES ?
+			    "byte" : "packet");
+			if (prev != NULL) {
+				prev->at_ms = util_mono_ms();
+			} else if (a->n_asked < AGENT_ASKED_MAX) {
+				a->asked[a->n_asked].tunnel_id = rt->p.id;
+				a->asked[a->n_asked].spi = rt->sas[k].spi;
+				a->asked[a->n_asked].at_ms = util_mono_ms();
+				a->n_asked++;
+			}
+		}
+	}
+}
+
+static const struct frr_neighbor_status *
+agent_bgp_of(const struct agent *a, uint64_t tunnel)
+{
+	for (size_t i = 0; a->have_bgp && i < a->bgp.n_neighbors; i++)
+		if (a->bgp.neighbors[i].tunnel_id == tunnel)
+			return &a->bgp.neighbors[i];
+	return NULL;
+}
+
+static enum msg_tunnel_state
+agent_tunnel_state(const struct overlay_tunnel_stats *ts, bool stats_ok)
+{
+	if (!stats_ok)
+		return MSG_TUNNEL_STATE_FAILED;
+	if (ts->spi_out != 0 && ts->sa_in > 0)
+		return MSG_TUNNEL_STATE_UP;
+	return MSG_TUNNEL_STATE_KEYING;
+}
+
+static void
+agent_read_bgp(struct agent *a)
+{
+	char err[256];
+
+	frr_bgp_status_free(&a->bgp);
+	a->have_bgp = false;
+	if (!a->have_applied)
+		return;
+	if (frr_read_summary(&a->frr, &a->bgp, err, sizeof(err)) == 0)
+		a->have_bgp = true;
+	else
+		log_debug("frr", "status: %s", err);
+}
+
+static void
+agent_send_status(struct agent *a)
+{
+	struct msg_edge_message m;
+	struct msg_status *st = &m.u.status;
+	size_t nt = reconcile_ntunnels(a->rec);
+
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_EDGE_STATUS;
+	st->applied_version = a->have_applied ? a->applied.version : 0;
+	st->uptime_seconds = (util_mono_ms() - a->start_ms) / 1000;
+	if (nt > 0 && ((st->tunnels = calloc(nt, sizeof(*st->tunnels))) ==
+	    NULL || (st->bgp = calloc(nt, sizeof(*st->bgp))) == NULL)) {
+		msg_status_free(st);
+		return;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		const struct reconcile_tunnel *rt = reconcile_tunnel_get(a->rec,
+		    i);
+		struct msg_tunnel_status *t = &st->tunnels[st->n_tunnels++];
+		struct overlay_tunnel_stats ts;
+		const struct frr_neighbor_status *nb;
+		bool ok;
+
+		memset(&ts, 0, sizeof(ts));
+		ok = a->ops->tunnel_stats(a->octx, rt->p.id, &ts) == 0;
+		t->tunnel_id = rt->p.id;
+		t->state = agent_tunnel_state(&ts, ok);
+		t->packets_in = ts.rx_packets;
+		t->packets_out = ts.tx_packets;
+		t->bytes_in = ts.rx_bytes;
+		t->bytes_out = ts.tx_bytes;
+		t->drops_no_sa = ts.drops.no_sa;
+		t->drops_malformed = ts.drops.malformed;
+		t->drops_unknown_spi = ts.drops.unknown_spi;
+		for (unsigned k = 0; k < rt->nsas && t->n_sas < MSG_SAS_MAX;
+		     k++) {
+			struct overlay_sa_stats ss;
+			struct msg_sa_status *s = &t->sas[t->n_sas];
+
+			if (a->ops->sa_stats(a->octx, rt->p.id, rt->sas[k].spi,
+			    rt->sas[k].dir, &ss) != 0)
+				continue;
+			s->spi = rt->sas[k].spi;
+			s->direction = rt->sas[k].dir == OVERLAY_DIR_IN ?
+			    MSG_DIRECTION_IN : MSG_DIRECTION_OUT;
+			s->epoch = rt->sas[k].sa_epoch;
+			s->packets = ss.packets;
+			s->bytes = ss.bytes;
+			s->age_seconds = ss.age_s;
+			s->seq = ss.seq;
+			s->drops_auth = ss.auth;
+			s->drops_replay = ss.replay;
+			s->active = rt->sas[k].dir == OVERLAY_DIR_IN ||
+			    ss.active;
+			t->n_sas++;
+		}
+		if ((nb = agent_bgp_of(a, rt->p.id)) != NULL) {
+			struct msg_bgp_neighbor_status *b =
+			    &st->bgp[st->n_bgp++];
+
+			b->address = nb->address;
+			b->remote_asn = nb->remote_asn;
+			b->state = nb->state;
+			b->uptime_seconds = nb->uptime_s;
+			b->prefixes_received = nb->prefixes_received;
+			b->tunnel_id = rt->p.id;
+		}
+	}
+	if (session_send(a->sess, &m) == 0) {
+		a->status_sent_ms = util_mono_ms();
+		a->status_dirty = false;
+	}
+	msg_status_free(st);
+}
+
+static void
+agent_tick(struct agent *a)
+{
+	uint64_t now = util_mono_ms();
+
+	agent_retire_due(a);
+	if (now < a->tick_ms)
+		return;
+	a->tick_ms = now + 1000;
+	agent_soft_limits(a);
+	if (a->have_applied && !a->frr_ok && now >= a->frr_retry_ms) {
+		char err[MSG_REASON_MAX + 1];
+
+		if (agent_frr_apply(a, &a->applied, err, sizeof(err)) == 0) {
+			a->frr_ok = true;
+			log_info("frr: configuration applied after a failure");
+		} else {
+			a->frr_retry_ms = now + AGENT_FRR_RETRY_S * 1000ull;
+			log_warnx("frr: %s (retrying in %d s)", err,
+			    AGENT_FRR_RETRY_S);
+		}
+	}
+	agent_renew(a);
+	if (a->ctl == AGENT_CTL_CONNECTED && (a->status_dirty ||
+	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
+	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
+		agent_read_bgp(a);
+		agent_send_status(a);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Status document */
+
+static json_t *
+agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
+{
+	const struct msg_tunnel *t = a->have_applied ?
+	    msg_intent_find_tunnel(&a->applied, rt->p.id) : NULL;
+	const struct frr_neighbor_status *nb = agent_bgp_of(a, rt->p.id);
+	struct overlay_tunnel_stats ts;
+	char buf[64], addr[INET6_ADDRSTRLEN];
+	json_t *j = json_object(), *sas = json_array();
+	bool ok;
+
+	memset(&ts, 0, sizeof(ts));
+	ok = a->ops->tunnel_stats(a->octx, rt->p.id, &ts) == 0;
+	json_object_set_new(j, "id", json_integer((json_int_t)rt->p.id));
+	if (t != NULL) {
+		json_object_set_new(j, "peer_site",
+		    json_integer((json_int_t)t->peer.site_id));
+		json_object_set_new(j, "peer_name", json_string(t->peer.name));
+		json_object_set_new(j, "local_link",
+		    json_string(t->local_link));
+	}
+	json_object_set_new(j, "device", json_string(rt->p.ifname));
+	overlay_addr_str(&rt->p.remote, addr, sizeof(addr));
+	snprintf(buf, sizeof(buf), rt->p.remote.family == AF_INET6 ?
+	    "[%s]:%u" : "%s:%u", addr, (unsigned)(rt->p.remote_port ?
+	    rt->p.remote_port : OVERLAY_UDP_PORT));
+	json_object_set_new(j, "remote", json_string(buf));
+	overlay_addr_str(&rt->p.inner_local, addr, sizeof(addr));
+	snprintf(buf, sizeof(buf), "%s/%u", addr,
+	    (unsigned)(rt->p.inner_prefix_len ? rt->p.inner_prefix_len : 31));
+	json_object_set_new(j, "inner_local", json_string(buf));
+	json_object_set_new(j, "state", json_string(
+	    msg_tunnel_state_name(agent_tunnel_state(&ts, ok))));
+	if (ok) {
+		json_object_set_new(j, "packets_in",
+		    json_integer((json_int_t)ts.rx_packets));
+		json_object_set_new(j, "packets_out",
+		    json_integer((json_int_t)ts.tx_packets));
+		json_object_set_new(j, "bytes_in",
+		    json_integer((json_int_t)ts.rx_bytes));
+		json_object_set_new(j, "bytes_out",
+		    json_integer((json_int_t)ts.tx_bytes));
+		json_object_set_new(j, "drops", json_pack(
+		    "{s:I,s:I,s:I,s:I,s:I,s:I}",
+		    "no_sa", (json_int_t)ts.drops.no_sa,
+		    "auth", (json_int_t)ts.drops.auth,
+		    "replay", (json_int_t)ts.drops.replay,
+		    "source", (json_int_t)ts.drops.source,
+		    "malformed", (json_int_t)ts.drops.malformed,
+		    "io", (json_int_t)ts.drops.io));
+	}
+	for (unsigned k = 0; k < rt->nsas; k++) {
+		struct overlay_sa_stats ss;
+
+		if (a->ops->sa_stats(a->octx, rt->p.id, rt->sas[k].spi,
+		    rt->sas[k].dir, &ss) != 0)
+			continue;
+		json_array_append_new(sas, json_pack(
+		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+		    "dir", rt->sas[k].dir == OVERLAY_DIR_IN ? "in" : "out",
+		    "spi", (json_int_t)rt->sas[k].spi,
+		    "sa_epoch", (json_int_t)rt->sas[k].sa_epoch,
+		    "age_s", (json_int_t)ss.age_s,
+		    "packets", (json_int_t)ss.packets,
+		    "bytes", (json_int_t)ss.bytes,
+		    "seq", (json_int_t)ss.seq,
+		    "active", rt->sas[k].dir == OVERLAY_DIR_IN || ss.active));
+	}
+	json_object_set_new(j, "sas", sas);
+	if (nb != NULL) {
+		char na[MSG_ADDR_STRLEN];
+
+		(void)msg_addr_format(&nb->address, na, sizeof(na));
+		json_object_set_new(j, "bgp", json_pack("{s:s,s:s,s:I,s:I}",
+		    "neighbor", na, "state", msg_bgp_state_name(nb->state),
+		    "uptime_s", (json_int_t)nb->uptime_s,
+		    "prefixes_received", (json_int_t)nb->prefixes_received));
+	}
+	return j;
+}
+
+json_t *
+agent_status_json(struct agent *a)
+{
+	json_t *j = json_object(), *ctl = json_object(), *tun = json_array();
+
+	if (a->site_id != 0)
+		json_object_set_new(j, "site_id",
+		    json_integer((json_int_t)a->site_id));
+	if (a->site_name[0] != '\0')
+		json_object_set_new(j, "site_name", json_string(a->site_name));
+	json_object_set_new(j, "backend",
+	    json_string(edge_config_backend_name(a->cfg.backend)));
+	json_object_set_new(j, "version",
+	    json_string("meshwan-edge " AGENT_VERSION));
+	json_object_set_new(j, "uptime_s",
+	    json_integer((json_int_t)((util_mono_ms() - a->start_ms) / 1000)));
+	json_object_set_new(ctl, "target",
+	    json_string(a->cfg.controllers[0]));
+	json_object_set_new(ctl, "state", json_string(agent_ctl_names[a->ctl]));
+	json_object_set_new(ctl, "since_s", json_integer((json_int_t)
+	    ((util_mono_ms() - a->ctl_since_ms) / 1000)));
+	if (a->have_applied)
+		json_object_set_new(ctl, "intent_version",
+		    json_integer((json_int_t)a->applied.version));
+	if (a->last_ack.set)
+		json_object_set_new(ctl, "last_ack", json_pack("{s:I,s:b,s:s}",
+		    "version", (json_int_t)a->last_ack.version,
+		    "ok", a->last_ack.ok, "reason", a->last_ack.reason));
+	json_object_set_new(j, "controller", ctl);
+	{
+		struct overlay_drops gd;
+
+		memset(&gd, 0, sizeof(gd));
+		if (a->ops->global_stats(a->octx, &gd) == 0)
+			json_object_set_new(j, "drops", json_pack(
+			    "{s:I,s:I,s:I}",
+			    "unknown_spi", (json_int_t)gd.unknown_spi,
+			    "malformed", (json_int_t)gd.malformed,
+			    "io", (json_int_t)gd.io));
+	}
+	for (size_t i = 0; i < reconcile_ntunnels(a->rec); i++)
+		json_array_append_new(tun, agent_tunnel_json(a,
+		    reconcile_tunnel_get(a->rec, i)));
+	json_object_set_new(j, "tunnels", tun);
+	return j;
+}
+
+/* Written to <state>/status.json when it changes (for tests and the
+ * operator until the control socket serves it). */
+static void
+agent_write_status(struct agent *a)
+{
+	char path[PATH_MAX];
+	json_t *j;
+	char *s;
+
+	if (snprintf(path, sizeof(path), "%s/status.json", a->cfg.state_dir) >=
+	    (int)sizeof(path))
+		return;
+	j = agent_status_json(a);
+	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	if (s == NULL)
+		return;
+	{
+		/* Not worth an fsync a second: tmp + rename only. */
+		char tmp[PATH_MAX + 8];
+		FILE *f;
+
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		if ((f = fopen(tmp, "w")) != NULL) {
+			(void)fchmod(fileno(f), 0600);
+			fputs(s, f);
+			if (fclose(f) == 0)
+				(void)rename(tmp, path);
+		}
+	}
+	free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reload, signals, set-up */
+
+/* Keys that need a restart; everything else is taken on SIGHUP. */
+static const char *
+agent_restart_key(const struct edge_config *o, const struct edge_config *n)
+{
+	if (memcmp(o->controllers, n->controllers, sizeof(o->controllers))
+	    != 0 ||
+	    o->n_controllers != n->n_controllers)
+		return "controller";
+	if (memcmp(o->enroll, n->enroll, sizeof(o->enroll)) != 0 ||
+	    o->n_enroll != n->n_enroll)
+		return "enroll_controller";
+	if (strcmp(o->ca_file, n->ca_file) != 0 ||
+	    o->has_ca_pin != n->has_ca_pin ||
+	    memcmp(o->ca_pin, n->ca_pin, sizeof(o->ca_pin)) != 0)
+		return "ca_file/ca_pin";
+	if (strcmp(o->state_dir, n->state_dir) != 0)
+		return "state_dir";
+	if (o->backend != n->backend)
+		return "backend";
+	if (o->n_links != n->n_links)
+		return "link";
+	for (unsigned i = 0; i < o->n_links; i++)
+		if (strcmp(o->links[i].name, n->links[i].name) != 0 ||
+		    !msg_addr_equal(&o->links[i].address,
+		    &n->links[i].address) ||
+		    !msg_addr_equal(&o->links[i].public_address,
+		    &n->links[i].public_address) ||
+		    o->links[i].public_port != n->links[i].public_port)
+			return "link";
+	if (strcmp(o->metrics_listen, n->metrics_listen) != 0)
+		return "metrics_listen";
+	return NULL;
+}
+
+static void
+agent_reload(struct agent *a)
+{
+	struct edge_config next;
+	const char *why;
+
+	log_info("reload: reading %s", a->config_path);
+	if (edge_config_load(a->config_path, &next) == -1) {
+		log_warnx("reload: %s refused; the running configuration "
+		    "stays", a->config_path);
+		return;
+	}
+	if ((why = agent_restart_key(&a->cfg, &next)) != NULL) {
+		log_warnx("reload: %s changed, which needs a restart; the "
+		    "running configuration stays", why);
+		edge_config_free(&next);
+		return;
+	}
+	edge_config_free(&a->cfg);
+	a->cfg = next;
+	log_setlevel(a->cfg.log_level);
+	(void)log_setdebug(a->cfg.debug);
+	agent_frr_target(a);
+	/* FRR again with the new target and prefixes. */
+	a->frr_ok = false;
+	a->frr_retry_ms = 0;
+	log_info("reload: configuration applied");
+}
+
+static void
+agent_signals(struct agent *a)
+{
+	struct signalfd_siginfo si;
+
+	while (read(a->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			log_info("signal %u: stopping", si.ssi_signo);
+			a->quit = true;
+			break;
+		case SIGHUP:
+			agent_reload(a);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+struct agent *
+agent_new(const struct edge_config *cfg, const char *config_path)
+{
+	struct agent *a = calloc(1, sizeof(*a));
+	struct overlay_init_params ip;
+	struct reconcile_config rc;
+	sigset_t mask;
+	const char *bname;
+	int r;
+
+	if (a == NULL)
+		return NULL;
+	a->sigfd = -1;
+	a->start_ms = a->ctl_since_ms = util_mono_ms();
+	/* A private copy of the configuration (lan_prefixes owned). */
+	a->cfg = *cfg;
+	a->cfg.lan_prefixes = NULL;
+	if (cfg->n_lan_prefixes > 0) {
+		if ((a->cfg.lan_prefixes = calloc(cfg->n_lan_prefixes,
+		    sizeof(*cfg->lan_prefixes))) == NULL)
+			goto fail;
+		memcpy(a->cfg.lan_prefixes, cfg->lan_prefixes,
+		    cfg->n_lan_prefixes * sizeof(*cfg->lan_prefixes));
+	}
+	if ((a->config_path = strdup(config_path)) == NULL)
+		goto fail;
+	if (a->cfg.ca_file[0] == '\0') {
+		log_warnx("agent: ca_pin alone is not supported yet: give "
+		    "ca_file");
+		goto fail;
+	}
+	if (mkdir(a->cfg.state_dir, 0700) == -1 && errno != EEXIST) {
+		log_warn("agent: %s", a->cfg.state_dir);
+		goto fail;
+	}
+	(void)chmod(a->cfg.state_dir, 0700);
+	if (snprintf(a->cert_path, sizeof(a->cert_path), "%s/" AGENT_CERT,
+	    a->cfg.state_dir) >= (int)sizeof(a->cert_path) ||
+	    snprintf(a->key_path, sizeof(a->key_path), "%s/" AGENT_KEY,
+	    a->cfg.state_dir) >= (int)sizeof(a->key_path) ||
+	    snprintf(a->seq_path, sizeof(a->seq_path), "%s/" AGENT_SEQ,
+	    a->cfg.state_dir) >= (int)sizeof(a->seq_path) ||
+	    snprintf(a->key_dir, sizeof(a->key_dir), "%s/" AGENT_KEYDIR,
+	    a->cfg.state_dir) >= (int)sizeof(a->key_dir))
+		goto fail;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if ((a->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) ==
+	    -1) {
+		log_warn("agent: signalfd");
+		goto fail;
+	}
+
+	bname = edge_config_backend_name(a->cfg.backend);
+	if ((a->ops = overlay_find(bname)) == NULL) {
+		log_warnx("agent: backend %s is not built in", bname);
+		goto fail;
+	}
+	memset(&ip, 0, sizeof(ip));
+	ip.seq_file = a->seq_path;
+	if ((r = a->ops->init(&ip, &a->octx)) != 0) {
+		log_warnx("agent: backend %s: %s", bname, strerror(-r));
+		a->octx = NULL;
+		goto fail;
+	}
+	memset(&rc, 0, sizeof(rc));
+	rc.ops = a->ops;
+	rc.octx = a->octx;
+	rc.key = agent_key_fn;
+	rc.key_arg = a;
+	rc.allowed = reconcile_allowed_from_intent;
+	rc.allowed_arg = NULL;
+	if ((a->rec = reconcile_new(&rc)) == NULL)
+		goto fail;
+	if ((a->keys = keys_open(a->key_dir)) == NULL)
+		goto fail;
+	agent_frr_target(a);
+
+	/* The status document of an earlier run is stale. */
+	{
+		char sp[PATH_MAX];
+
+		if (snprintf(sp, sizeof(sp), "%s/status.json",
+		    a->cfg.state_dir) < (int)sizeof(sp))
+			(void)unlink(sp);
+	}
+	/* Headless start: the cached intent on the keys we have. */
+	if (access(a->cert_path, R_OK) == 0 &&
+	    agent_cert_site(a->cert_path, &a->site_id) == 0) {
+		struct msg_intent in;
+		char reason[MSG_REASON_MAX + 1];
+
+		if (cache_read_intent(a->cfg.state_dir, &in) == 0) {
+			if (in.site.id != a->site_id) {
+				log_warnx("agent: cached intent is for site %"
+				    PRIu64 ", not %" PRIu64 "; ignored",
+				    in.site.id, a->site_id);
+			} else if (agent_apply(a, &in, reason, sizeof(reason))
+			    == 0) {
+				log_info("agent: site rebuilt from the cached "
+				    "intent version %" PRIu64, in.version);
+			} else {
+				log_warnx("agent: cached intent version %"
+				    PRIu64 ": %s", in.version, reason);
+			}
+			msg_intent_free(&in);
+		}
+	}
+	return a;
+fail:
+	agent_free(a);
+	return NULL;
+}
+
+void
+agent_free(struct agent *a)
+{
+	if (a == NULL)
+		return;
+	session_free(a->sess);
+	reconcile_free(a->rec);
+	if (a->ops != NULL && a->octx != NULL)
+		a->ops->fini(a->octx);
+	keys_free(a->keys);
+	msg_intent_free(&a->applied);
+	frr_bgp_status_free(&a->bgp);
+	if (a->sigfd != -1)
+		close(a->sigfd);
+	edge_config_free(&a->cfg);
+	free(a->config_path);
+	free(a);
+}
+
+int
+agent_run(struct agent *a)
+{
+	uint64_t status_written = 0;
+
+	if (access(a->cert_path, R_OK) != 0)
+		agent_set_ctl(a, AGENT_CTL_ENROLLING);
+	else if (agent_enrolled(a) == -1)
+		return 1;
+	while (!a->quit && !a->fatal) {
+		struct pollfd p[2] = {
+			{ .fd = a->sigfd, .events = POLLIN },
+			{ .fd = a->sess ? session_fd(a->sess) : -1,
+			  .events = POLLIN },
+		};
+		int t = a->sess ? session_timeout_ms(a->sess) : -1;
+		uint64_t now = util_mono_ms();
+		int wait = 200;
+
+		if (t >= 0 && t < wait)
+			wait = t;
+		(void)poll(p, 2, wait);
+		if (p[0].revents & POLLIN)
+			agent_signals(a);
+		if (a->quit)
+			break;
+		if (a->ctl == AGENT_CTL_ENROLLING && a->sess == NULL &&
+		    now >= a->enroll_at_ms) {
+			int r = agent_enroll_once(a);
+
+			if (r == -1)
+				return 1;
+			if (r == 0) {
+				if (agent_enrolled(a) == -1)
+					return 1;
+			} else {
+				a->enroll_backoff_s = a->enroll_backoff_s ?
+				    a->enroll_backoff_s * 2 : 1;
+				if (a->enroll_backoff_s >
+				    AGENT_ENROLL_BACKOFF_MAX_S)
+					a->enroll_backoff_s =
+					    AGENT_ENROLL_BACKOFF_MAX_S;
+				a->enroll_at_ms = util_mono_ms() +
+				    a->enroll_backoff_s * 1000ull;
+			}
+		}
+		if (a->sess != NULL && session_dispatch(a->sess) == -1)
+			log_warnx("session: reopen failed; retrying");
+		agent_tick(a);
+		if (now - status_written >= 1000) {
+			agent_write_status(a);
+			status_written = now;
+		}
+	}
+	return a->fatal ? 1 : 0;
+}
