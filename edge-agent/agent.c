@@ -26,6 +26,7 @@
 #include "edge-agent/keys.h"
 #include "edge-agent/reconcile.h"
 #include "edge-agent/session.h"
+#include "edge-agent/status.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "overlay/overlay.h"
@@ -68,6 +69,7 @@ struct agent_asked {
 
 struct agent {
 	struct edge_config cfg;
+	struct status_srv *status;	/* meshwan-edge status; not owned */
 	char *config_path;
 	int sigfd;
 	enum agent_ctl_state ctl;
@@ -1049,6 +1051,12 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 	return j;
 }
 
+void
+agent_set_status(struct agent *a, struct status_srv *srv)
+{
+	a->status = srv;
+}
+
 json_t *
 agent_status_json(struct agent *a)
 {
@@ -1356,6 +1364,7 @@ int
 agent_run(struct agent *a)
 {
 	uint64_t status_written = 0;
+	bool status_was_dirty = false;
 
 	if (access(a->cert_path, R_OK) != 0)
 		agent_set_ctl(a, AGENT_CTL_ENROLLING);
@@ -1370,6 +1379,7 @@ agent_run(struct agent *a)
 		int t = a->sess ? session_timeout_ms(a->sess) : -1;
 		uint64_t now = util_mono_ms();
 		int wait = 200;
+		bool changed;
 
 		if (t >= 0 && t < wait)
 			wait = t;
@@ -1400,11 +1410,16 @@ agent_run(struct agent *a)
 		}
 		if (a->sess != NULL && session_dispatch(a->sess) == -1)
 			log_warnx("session: reopen failed; retrying");
+		/* Before agent_tick: sending to the controller clears it. */
+		changed = a->status_dirty && !status_was_dirty;
 		agent_tick(a);
-		if (now - status_written >= 1000) {
+		/* Every second, and at once when something changed. */
+		if (now - status_written >= 1000 || changed) {
 			agent_write_status(a);
+			status_publish(a->status, agent_status_json(a));
 			status_written = now;
 		}
+		status_was_dirty = a->status_dirty;
 	}
 	return a->fatal ? 1 : 0;
 }

@@ -56,6 +56,10 @@ int agent_run(struct agent *a);
  * process).  NULL ok. */
 void agent_free(struct agent *a);
 
+/* Where agent_run() publishes its status (status.h); NULL: nowhere. */
+struct status_srv;
+void agent_set_status(struct agent *a, struct status_srv *srv);
+
 /*
  * The agent's state as one JSON document (agent-plan.md schema; new
  * reference).  Never a key byte; unknown fields are left out.
