@@ -26,6 +26,7 @@
 #include "edge-agent/keys.h"
 #include "edge-agent/reconcile.h"
 #include "edge-agent/session.h"
+#include "edge-agent/status.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "overlay/overlay.h"
@@ -77,6 +78,7 @@ struct agent_asked {
 
 struct agent {
 	struct edge_config cfg;
+	struct status_srv *status;	/* meshwan-edge status; not owned */
 	char *config_path;
 	int sigfd;
 	enum agent_ctl_state ctl;
@@ -123,8 +125,6 @@ struct agent {
 	uint64_t tick_ms;
 	struct frr_bgp_status bgp;	/* last read, for status */
 
-	agent_status_fn status_fn;	/* the status socket's sink */
-	void *status_arg;
 	uint64_t key_check_ms;		/* next look at the key epoch */
 	unsigned ctl_idx;		/* cfg.controllers[] in use */
 	uint64_t rx_at_open;		/* bytes received when it opened */
@@ -1209,6 +1209,12 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 	return j;
 }
 
+void
+agent_set_status(struct agent *a, struct status_srv *srv)
+{
+	a->status = srv;
+}
+
 json_t *
 agent_status_json(struct agent *a)
 {
@@ -1256,14 +1262,7 @@ agent_status_json(struct agent *a)
 	return j;
 }
 
-void
-agent_set_status_sink(struct agent *a, agent_status_fn fn, void *arg)
-{
-	a->status_fn = fn;
-	a->status_arg = arg;
-}
-
-/* The snapshot, once a second, to the sink and to <state>/status.json
+/* The snapshot, once a second, to the control socket and to <state>/status.json
  * (tests, and an operator without the control socket). */
 static void
 agent_write_status(struct agent *a)
@@ -1277,8 +1276,8 @@ agent_write_status(struct agent *a)
 		return;
 	j = agent_status_json(a);
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	if (a->status_fn != NULL)
-		a->status_fn(a->status_arg, j);	/* stolen */
+	if (a->status != NULL)
+		status_publish(a->status, j);	/* stolen */
 	else
 		json_decref(j);
 	if (s == NULL)
@@ -1527,6 +1526,7 @@ int
 agent_run(struct agent *a)
 {
 	uint64_t status_written = 0;
+	bool status_was_dirty = false;
 
 	if (access(a->cert_path, R_OK) != 0)
 		agent_set_ctl(a, AGENT_CTL_ENROLLING);
@@ -1541,6 +1541,7 @@ agent_run(struct agent *a)
 		int t = a->sess ? session_timeout_ms(a->sess) : -1;
 		uint64_t now = util_mono_ms();
 		int wait = 200;
+		bool changed;
 
 		if (t >= 0 && t < wait)
 			wait = t;
@@ -1573,11 +1574,15 @@ agent_run(struct agent *a)
 			log_warnx("session: reopen failed; retrying");
 		if (a->sess != NULL)
 			agent_check_connected(a);
+		/* Before agent_tick: sending to the controller clears it. */
+		changed = a->status_dirty && !status_was_dirty;
 		agent_tick(a);
-		if (now - status_written >= 1000) {
+		/* Every second, and at once when something changed. */
+		if (now - status_written >= 1000 || changed) {
 			agent_write_status(a);
 			status_written = now;
 		}
+		status_was_dirty = a->status_dirty;
 	}
 	return a->fatal ? 1 : 0;
 }

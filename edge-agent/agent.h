@@ -56,18 +56,15 @@ int agent_run(struct agent *a);
  * process).  NULL ok. */
 void agent_free(struct agent *a);
 
+/* Where agent_run() publishes its status (status.h); NULL: nowhere. */
+struct status_srv;
+void agent_set_status(struct agent *a, struct status_srv *srv);
+
 /*
  * The agent's state as one JSON document (agent-plan.md schema; new
  * reference).  Never a key byte; unknown fields are left out.
  */
 json_t *agent_status_json(struct agent *a);
 
-/*
- * Where the snapshot goes besides <state_dir>/status.json: fn gets a new
- * reference (it owns it: status_publish() steals it) once a second, from
- * the agent's loop.  NULL = none.
- */
-typedef void (*agent_status_fn)(void *arg, json_t *snapshot);
-void agent_set_status_sink(struct agent *a, agent_status_fn fn, void *arg);
 
 #endif

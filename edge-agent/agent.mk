@@ -14,7 +14,7 @@ $(EDGE_AGENT): $(AGENT_OBJS) $(EDGE_LIB_OBJS) $(BUILD)/edge-agent/config.o \
 		$(OVERLAY_OBJS) $(RPC_OBJS) $(PBCONV_OBJS) $(PROTO_GEN_OBJS) \
 		$(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_OVERLAY) $(LIBS_GRPC) $(LIBS_PBCONV) \
-		$(LIBS_JANSSON) $(LIBS_CRYPTO))
+		$(LIBS_JANSSON) $(LIBS_CRYPTO) $(STATUS_LIBS))
 TEST_BINS += $(EDGE_AGENT)
 
 # Test tool: the secrets of a state folder, for the key-bytes search.

@@ -39,7 +39,9 @@ enum edge_key {
 	EK_FRR_VTY_SOCKET,
 	EK_VTYSH,
 	EK_LAN_PREFIX,
+	EK_CONTROL_SOCKET,
 	EK_METRICS_LISTEN,
+	EK_METRICS_ALLOW_REMOTE,
 	EK_LOG_LEVEL,
 	EK_DEBUG,
 	EK_COUNT,
@@ -66,7 +68,9 @@ static const struct edge_key_desc edge_keys[EK_COUNT] = {
 	[EK_FRR_VTY_SOCKET] = { "frr_vty_socket", false },
 	[EK_VTYSH] = { "vtysh", false },
 	[EK_LAN_PREFIX] = { "lan_prefix", true },
+	[EK_CONTROL_SOCKET] = { "control_socket", false },
 	[EK_METRICS_LISTEN] = { "metrics_listen", false },
+	[EK_METRICS_ALLOW_REMOTE] = { "metrics_allow_remote", false },
 	[EK_LOG_LEVEL] = { "log_level", false },
 	[EK_DEBUG] = { "debug", false },
 };
@@ -487,11 +491,19 @@ edge_set(const char *name, unsigned line, enum edge_key k, const char *v,
 		    sizeof(cfg->vtysh));
 	case EK_LAN_PREFIX:
 		return edge_prefix(name, line, v, cfg, prefix_cap);
+	case EK_CONTROL_SOCKET:
+		return edge_path(name, line, key, v, cfg->control_socket,
+		    sizeof(cfg->control_socket));
 	case EK_METRICS_LISTEN:
 		if (edge_norm_addr(v, true, cfg->metrics_listen,
 		    sizeof(cfg->metrics_listen)) == -1)
 			return edge_err(name, line, key,
 			    "expected a numeric address:port or [v6]:port");
+		return 0;
+	case EK_METRICS_ALLOW_REMOTE:
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+			return edge_err(name, line, key, "expected yes or no");
+		cfg->metrics_allow_remote = strcmp(v, "yes") == 0;
 		return 0;
 	case EK_LOG_LEVEL:
 		if ((e = edge_enum(v, edge_level_names,
@@ -526,6 +538,36 @@ edge_set(const char *name, unsigned line, enum edge_key k, const char *v,
 		break;
 	}
 	return edge_err(name, line, key, "unknown key");
+}
+
+/*
+ * True when the normal-form "address:port" of metrics_listen is a
+ * loopback address (127.0.0.0/8, ::1): the metrics have no
+ * authentication, so anything else must be asked for explicitly.
+ */
+static bool
+edge_loopback(const char *hostport)
+{
+	char host[EDGE_CONFIG_ADDR_MAX];
+	const char *colon = strrchr(hostport, ':');
+	struct msg_addr a;
+
+	if (colon == NULL)
+		return false;
+	if (hostport[0] == '[')
+		snprintf(host, sizeof(host), "%.*s",
+		    (int)(colon - hostport) - 2, hostport + 1);
+	else
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport),
+		    hostport);
+	if (msg_addr_parse(host, &a) == -1)
+		return false;
+	if (a.family == AF_INET)
+		return a.bytes[0] == 127;
+	for (size_t i = 0; i < 15; i++)
+		if (a.bytes[i] != 0)
+			return false;
+	return a.bytes[15] == 1;
 }
 
 /* Rules between keys, once the whole file is read. */
@@ -568,6 +610,20 @@ edge_check(const char *name, const unsigned *seen, unsigned last,
 			    "%s", a, b);
 		}
 	}
+	if (cfg->metrics_listen[0] != '\0' && !cfg->metrics_allow_remote &&
+	    !edge_loopback(cfg->metrics_listen))
+		return edge_err(name, seen[EK_METRICS_LISTEN], "metrics_listen",
+		    "%s is not a loopback address: the metrics have no "
+		    "authentication (set metrics_allow_remote = yes to serve "
+		    "them there)", cfg->metrics_listen);
+	if (cfg->control_socket[0] == '\0' &&
+	    snprintf(cfg->control_socket, sizeof(cfg->control_socket),
+	    "%s/control.sock", cfg->state_dir) >=
+	    (int)sizeof(cfg->control_socket))
+		return edge_err(name, seen[EK_STATE_DIR], "control_socket",
+		    "%s/control.sock is longer than %zu characters (a UNIX "
+		    "socket path): set control_socket", cfg->state_dir,
+		    sizeof(cfg->control_socket) - 1);
 	if (cfg->n_enroll == 0) {
 		/* The controller's hosts on the enrollment port. */
 		for (unsigned i = 0; i < cfg->n_controllers; i++) {
@@ -755,8 +811,11 @@ edge_config_print(const struct edge_config *cfg, FILE *out)
 		msg_prefix_format(&cfg->lan_prefixes[i], p, sizeof(p));
 		fprintf(out, "lan_prefix = %s\n", p);
 	}
+	fprintf(out, "control_socket = %s\n", cfg->control_socket);
 	if (cfg->metrics_listen[0] != '\0')
 		fprintf(out, "metrics_listen = %s\n", cfg->metrics_listen);
+	if (cfg->metrics_allow_remote)
+		fprintf(out, "metrics_allow_remote = yes\n");
 	fprintf(out, "log_level = %s\n", edge_level_names[cfg->log_level]);
 	if (cfg->debug[0] != '\0')
 		fprintf(out, "debug = %s\n", cfg->debug);

@@ -28,6 +28,7 @@
 #define EDGE_CONFIG_DEBUG_MAX		200
 #define EDGE_CONFIG_FILE_MAX		((size_t)64 * 1024)
 #define EDGE_CONFIG_ENROLL_PORT		7444	/* default enrollment port */
+#define EDGE_CONFIG_SOCK_MAX		108	/* sizeof(sun_path) */
 
 enum edge_backend {
 	EDGE_BACKEND_UESP = 0,
@@ -79,7 +80,12 @@ struct edge_config {
 	struct msg_prefix *lan_prefixes;
 	size_t n_lan_prefixes;
 
+	/* `meshwan-edge status`: a UNIX socket path of at most 107 bytes;
+	 * default <state_dir>/control.sock, always set after parsing. */
+	char control_socket[EDGE_CONFIG_SOCK_MAX];
 	char metrics_listen[EDGE_CONFIG_ADDR_MAX]; /* "" = off */
+	/* A non-loopback metrics_listen is refused unless this is set. */
+	bool metrics_allow_remote;
 	enum log_level log_level;
 	char debug[EDGE_CONFIG_DEBUG_MAX];	/* log_setdebug() list */
 };

@@ -15,6 +15,7 @@
 
 #include "edge-agent/agent.h"
 #include "edge-agent/config.h"
+#include "edge-agent/status.h"
 #include "lib/log.h"
 
 #define EDGE_DEFAULT_CONFIG "/etc/meshwan/edge.conf"
@@ -24,6 +25,7 @@ usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: meshwan-edge [-c FILE] [-f] [-d] [-n]\n"
+	    "       meshwan-edge status [-c FILE | -s SOCKET] [--json]\n"
 	    "       meshwan-edge -h | -V\n"
 	    "\n"
 	    "The meshwan edge agent: enrolls this site with the controller,\n"
@@ -38,6 +40,10 @@ usage(FILE *out)
 	    "                     form, exit (0 valid, 1 not)\n"
 	    "  -V, --version      print the version\n"
 	    "  -h, --help         this text\n"
+	    "\n"
+	    "status asks the running agent (root only) for its state over\n"
+	    "the control socket of FILE (-c) or SOCKET (-s) and prints it\n"
+	    "as tables, or as JSON with --json.\n"
 	    "\n"
 	    "Signals: SIGTERM/SIGINT stop (uesp tunnels go with the process;\n"
 	    "the cached intent rebuilds them on the next start), SIGHUP\n"
@@ -94,6 +100,57 @@ drop_caps(void)
 		    "dac_override");
 }
 
+/* meshwan-edge status [-c FILE | -s SOCKET] [--json] */
+static int
+status_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL, *sock = NULL;
+	struct edge_config cfg;
+	bool json = false;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:s:jh", longopts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || (path != NULL && sock != NULL)) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("meshwan-edge", true);
+	if (sock != NULL)
+		return status_client(sock, json, stdout) == 0 ? 0 : 1;
+	if (edge_config_load(path != NULL ? path : EDGE_DEFAULT_CONFIG,
+	    &cfg) == -1)
+		return 1;
+	rc = status_client(cfg.control_socket, json, stdout);
+	edge_config_free(&cfg);
+	return rc == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -111,8 +168,11 @@ main(int argc, char **argv)
 	struct edge_config cfg;
 	struct agent *a;
 	sigset_t mask;
+	struct status_srv *srv;
 	int ch, rc;
 
+	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:fdnVh", longopts, NULL)) !=
 	    -1) {
 		switch (ch) {
@@ -169,12 +229,19 @@ main(int argc, char **argv)
 	log_info("meshwan-edge %s starting (config %s, backend %s)",
 	    AGENT_VERSION, path, edge_config_backend_name(cfg.backend));
 	a = agent_new(&cfg, path);
+	/* After agent_new (it makes state_dir) and daemon() (threads). */
+	srv = a != NULL ? status_start(cfg.control_socket,
+	    cfg.metrics_listen[0] != '\0' ? cfg.metrics_listen : NULL) : NULL;
 	edge_config_free(&cfg);
-	if (a == NULL)
+	if (srv == NULL) {
+		agent_free(a);
 		return 1;
+	}
+	agent_set_status(a, srv);
 	drop_caps();
 	rc = agent_run(a);
 	agent_free(a);
+	status_stop(srv);
 	log_info("meshwan-edge stopped");
 	return rc;
 }

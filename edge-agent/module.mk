@@ -15,6 +15,7 @@ $(EDGE_LIB_OBJS): | $(PROTO_GEN_H)
 $(CTL_EDGE) $(CTL_LOAD): $(EDGE_LIB_OBJS)
 
 -include edge-agent/agent.mk
+-include edge-agent/status.mk
 
 # --- FRR driver and agent configuration (frr.c, config.c) and their tests.
 EDGE_FRR_SRCS := edge-agent/frr.c edge-agent/config.c

@@ -163,8 +163,51 @@ test_defaults(void **state)
 	    "backend = uesp\n"
 	    "link = inet 192.0.2.10\n"
 	    "vtysh = /usr/bin/vtysh\n"
+	    "control_socket = /var/lib/meshwan-edge/control.sock\n"
 	    "log_level = info\n");
 	free(out);
+	edge_config_free(&c);
+}
+
+/*
+ * The control socket follows state_dir unless given; the metrics (no
+ * authentication) stay on loopback unless remote serving is asked for.
+ */
+static void
+test_control_metrics(void **state)
+{
+	struct edge_config c;
+	char text[1024], err[512];
+
+	(void)state;
+	snprintf(text, sizeof(text), "%sstate_dir = /srv/edge\n", minimal);
+	assert_int_equal(parse_capture(text, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.control_socket, "/srv/edge/control.sock");
+	edge_config_free(&c);
+	snprintf(text, sizeof(text), "%scontrol_socket = /run/mw.sock\n"
+	    "metrics_listen = [::1]:9464\n", minimal);
+	assert_int_equal(parse_capture(text, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.control_socket, "/run/mw.sock");
+	assert_false(c.metrics_allow_remote);
+	edge_config_free(&c);
+	snprintf(text, sizeof(text), "%smetrics_listen = 127.0.0.53:9464\n",
+	    minimal);
+	assert_int_equal(parse_capture(text, &c, err, sizeof(err)), 0);
+	edge_config_free(&c);
+	snprintf(text, sizeof(text), "%smetrics_listen = 0.0.0.0:9464\n"
+	    "metrics_allow_remote = yes\n", minimal);
+	assert_int_equal(parse_capture(text, &c, err, sizeof(err)), 0);
+	assert_true(c.metrics_allow_remote);
+	edge_config_free(&c);
+	/* A state_dir too long for the default socket path. */
+	snprintf(text, sizeof(text), "%sstate_dir = /%0100d\n", minimal, 0);
+	assert_int_equal(parse_capture(text, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "t.conf:4: control_socket: /0000"));
+	assert_non_null(strstr(err, "set control_socket"));
+	/* ... and the same with control_socket set is fine. */
+	snprintf(text, sizeof(text), "%sstate_dir = /%0100d\n"
+	    "control_socket = /run/mw.sock\n", minimal, 0);
+	assert_int_equal(parse_capture(text, &c, err, sizeof(err)), 0);
 	edge_config_free(&c);
 }
 
@@ -207,6 +250,8 @@ bad(const char *line, const char *want)
 static void
 test_bad_lines(void **state)
 {
+	char longsock[160];
+
 	(void)state;
 	bad("controller = 192.0.2.2:7443", "t.conf:4: controller: given more "
 	    "than once (first on line 1)");
@@ -261,6 +306,17 @@ test_bad_lines(void **state)
 	bad("lan_prefix = fd00::/8\nlan_prefix = fd00::/8", "overlaps");
 	bad("metrics_listen = localhost:9464", "metrics_listen: expected a "
 	    "numeric address:port");
+	bad("metrics_listen = 192.0.2.10:9464", "t.conf:4: metrics_listen: "
+	    "192.0.2.10:9464 is not a loopback address");
+	bad("metrics_listen = [::]:9464", "metrics_listen: [::]:9464 is not a "
+	    "loopback");
+	bad("metrics_listen = 0.0.0.0:9464\nmetrics_allow_remote = no",
+	    "t.conf:4: metrics_listen: 0.0.0.0:9464 is not a loopback");
+	bad("metrics_allow_remote = 1", "metrics_allow_remote: expected yes "
+	    "or no");
+	bad("control_socket = run/x", "control_socket: expected an absolute");
+	snprintf(longsock, sizeof(longsock), "control_socket = /%0110d", 0);
+	bad(longsock, "control_socket: longer than 107");
 	bad("log_level = loud", "log_level: expected error, warn, info or debug");
 	bad("debug = frr,bgp", "debug: unknown subsystem \"bgp\"");
 }
@@ -349,6 +405,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_control_metrics),
 		cmocka_unit_test(test_token_hidden),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_missing),
