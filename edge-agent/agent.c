@@ -123,6 +123,9 @@ struct agent {
 
 	uint64_t status_sent_ms;
 	uint64_t tick_ms;
+	/* When to announce the tunnels' addresses again (0 = not due); see
+	 * agent_reannounce(). */
+	uint64_t reannounce_ms[2];
 	struct frr_bgp_status bgp;	/* last read, for status */
 
 	uint64_t key_check_ms;		/* next look at the key epoch */
@@ -419,6 +422,10 @@ agent_apply(struct agent *a, const struct msg_intent *in, char *reason,
 	if (!res.ok) {
 		snprintf(reason, reasonsz, "%s", res.reason);
 		return -1;
+	}
+	if (res.calls > 0) {
+		a->reannounce_ms[0] = t0 + 2000;
+		a->reannounce_ms[1] = t0 + 10000;
 	}
 	if (in != &a->applied) {
 		struct msg_intent copy;
@@ -1091,6 +1098,42 @@ agent_key_rotate(struct agent *a)
 	free(pem);
 }
 
+/*
+ * FRR 8.4's zebra reads address events on its dataplane thread and link
+ * events on its main thread, so the address of a device made a moment
+ * before can reach it first and be dropped ("can't find interface"): the
+ * tunnel's /31 is then missing in zebra and BGP over it never comes up
+ * (1 run in 3 of the three-site demo).  A tunnel_update with unchanged
+ * parameters makes the backend announce the addresses again (uesp:
+ * RTM_NEWADDR with NLM_F_REPLACE, no change to the device), so 2 s and
+ * 10 s after a change every tunnel's addresses are announced once more,
+ * when zebra knows the device.
+ */
+static void
+agent_reannounce(struct agent *a, uint64_t now)
+{
+	bool due = false;
+
+	for (size_t k = 0; k < 2; k++)
+		if (a->reannounce_ms[k] != 0 && now >= a->reannounce_ms[k]) {
+			a->reannounce_ms[k] = 0;
+			due = true;
+		}
+	if (!due)
+		return;
+	for (size_t i = 0; i < reconcile_ntunnels(a->rec); i++) {
+		const struct reconcile_tunnel *rt = reconcile_tunnel_get(a->rec,
+		    i);
+		int rc = a->ops->tunnel_update(a->octx, &rt->p);
+
+		if (rc < 0)
+			log_warnx("agent: tunnel %" PRIu64 ": addresses not "
+			    "announced again: %s", rt->p.id, strerror(-rc));
+	}
+	log_debug("overlay", "tunnel addresses announced again (%zu tunnels)",
+	    reconcile_ntunnels(a->rec));
+}
+
 static void
 agent_tick(struct agent *a)
 {
@@ -1100,6 +1143,7 @@ agent_tick(struct agent *a)
 	if (now < a->tick_ms)
 		return;
 	a->tick_ms = now + 1000;
+	agent_reannounce(a, now);
 	agent_pending_retry(a);
 	agent_soft_limits(a);
 	if (a->have_applied && !a->frr_ok && now >= a->frr_retry_ms) {

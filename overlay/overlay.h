@@ -272,7 +272,9 @@ struct overlay_ops {
 	 * Change a tunnel in place (remote address/port after NAT rebinding,
 	 * MTU); SAs and counters stay.  The device name, local address,
 	 * encapsulation, VNI and inner addresses cannot change in place:
-	 * -EINVAL (delete and add).
+	 * -EINVAL (delete and add).  Called with unchanged parameters it
+	 * announces the device's addresses again (uesp), for routing daemons
+	 * that missed the first announcement.
 	 */
 	int (*tunnel_update)(void *ctx, const struct overlay_tunnel_params *p);
 	/* Deletes the tunnel, its device and all its SAs. */

@@ -96,6 +96,7 @@ cat <<TXT
 
 every pair of LAN hosts pings: $(( t_ping / 1000 )).$(( t_ping % 1000 / 100 )) s after the start
 
+  dashboard      $LAB_URL/   (sign in with the admin token below)
   REST API       $LAB_URL/api/v1/   (OpenAPI: $LAB_URL/api/v1/openapi.json)
   admin token    $TOKEN
   sessions       $(sed -n 's/^grpc //p' "$DIR/lab.env") (mutual TLS), enrollment $(sed -n 's/^enroll //p' "$DIR/lab.env")

@@ -287,6 +287,15 @@ uesp_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 		return rc;
 	r->remote = p->remote;
 	r->remote_port = p->remote_port;
+	/* Announce the device's addresses again (overlay.h tunnel_update):
+	 * the same address with NLM_F_REPLACE changes nothing on the device
+	 * and makes the kernel send a fresh RTM_NEWADDR. */
+	if ((rc = uesp_dev_addr_add(p->ifname, &p->inner_local,
+	    p->inner_prefix_len != 0 ? p->inner_prefix_len : 31)) < 0)
+		return rc;
+	if (p->inner_local6.family == AF_INET6 &&
+	    (rc = uesp_dev_addr_add(p->ifname, &p->inner_local6, 127)) < 0)
+		return rc;
 	return 0;
 }
 

@@ -78,6 +78,9 @@ uesp_dev_addr_add(const char *ifname, const struct overlay_addr *a,
 	}
 	nl_addr_set_prefixlen(na, (int)plen);
 	rtnl_addr_set_ifindex(ra, (int)ifindex);
+	/* A tunnel's /127 has one peer: no duplicate address detection. */
+	if (a->family == AF_INET6)
+		rtnl_addr_set_flags(ra, IFA_F_NODAD);
 	if ((err = rtnl_addr_set_local(ra, na)) < 0 ||
 	    (err = rtnl_addr_add(sk, ra, NLM_F_REPLACE)) < 0) {
 		log_warnx("uesp: %s: set address: %s", ifname,

@@ -353,6 +353,7 @@ lab_controller() {
 	admin_token_file = $_cd/admin.token
 	server_names = $LAB_CTL_ADDR
 	policy = full-mesh
+	web_root = $MESHWAN_TOP/controller/web
 	${LAB_CTL_EXTRA:-}
 	EOF
 	_log="$LAB_DIR/controller.log"
