@@ -36,11 +36,19 @@ function check(cond, msg) {
 }
 
 // The REST API from outside the browser, trusting only the controller CA.
+// Its own agent, holding at most a few connections like a browser does:
+// the controller allows 64 connections per address (HTTP_MAX_PER_IP_DEFAULT)
+// and the browser shares 127.0.0.1 with this script.  Node's global agent
+// would open one connection per request in flight (50 for the bulk sites
+// below) and keep them all for 5 s, so a browser page opened meanwhile was
+// turned away ("Server reached connection limit") and never loaded.
+const agent = new https.Agent({ ca: CA, keepAlive: true, maxSockets: 4, maxFreeSockets: 4 });
+
 function rest(method, path, body, token = env.ADMIN, extra = {}) {
 	return new Promise((resolve, reject) => {
 		const u = new URL(path, BASE);
 		const data = body === undefined ? null : JSON.stringify(body);
-		const req = https.request(u, { method, ca: CA, headers: {
+		const req = https.request(u, { method, agent, headers: {
 			Authorization: 'Bearer ' + token,
 			...(data ? { 'Content-Type': 'application/json' } : {}), ...extra } }, (res) => {
 			let text = '';
@@ -61,7 +69,7 @@ function streamUntil(after, pred, ms) {
 	return new Promise((resolve, reject) => {
 		const u = new URL('/api/v1/events/stream', BASE);
 		let buf = '', ev = { data: '' }, done = false;
-		const req = https.get(u, { ca: CA, headers: { Authorization: 'Bearer ' + env.ADMIN,
+		const req = https.get(u, { agent, headers: { Authorization: 'Bearer ' + env.ADMIN,
 			Accept: 'text/event-stream', 'Last-Event-ID': String(after) } }, (res) => {
 			if (res.statusCode !== 200) { done = true; reject(new Error('stream: HTTP ' + res.statusCode)); return; }
 			res.setEncoding('utf8');
@@ -369,6 +377,9 @@ async function main() {
 	await noCspViolation(page);
 
 	log('views and screenshots done');
+	// Done with it: its event stream and connections end here, not with
+	// the browser.
+	await page.context().close();
 
 	// --- phone width
 	const phone = await newPage({ width: 390, height: 844 });
@@ -382,6 +393,7 @@ async function main() {
 	await noCspViolation(phone);
 
 	log('phone width done');
+	await phone.context().close();
 
 	// --- a read-only token: no write actions, and a forged write is refused
 	const ro = await newPage();
@@ -423,6 +435,7 @@ async function main() {
 
 	for (const c of children) c.kill();
 	await browser.close();
+	agent.destroy();
 	log('PASS');
 }
 

@@ -54,6 +54,10 @@ if [ "${UPDATE_SCREENSHOTS:-0}" = 1 ]; then
 	cp "$OUT/topology.png" "$MESHWAN_TOP/docs/dashboard-topology.png"
 fi
 
+# No connection was turned away: the browser and this script share one
+# address, and the per-address limit must not be what a page waits on.
+grep -q 'reached connection limit' "$T/ctld.log" &&
+	fail "the controller refused connections (per-address limit)"
 # The controller's log holds no token (the UI sent them as headers only).
 grep -q 'mwa_\|mwe_' "$T/ctld.log" && fail "a token is in the controller log"
 stop_controller
