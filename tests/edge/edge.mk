@@ -7,17 +7,15 @@ $(EDGE_CT_FLUSH): $(BUILD)/tests/edge/ct_flush.o
 TEST_BINS += $(EDGE_CT_FLUSH)
 
 # The multi-site tests of issue 9, on the lab of `make demo`: three sites
-# end to end, a fourth site added and removed through REST, multi-link
-# failover, NAT (conntrack flush; NAT_PORT_CHANGE=1 for a moved mapping),
-# and make demo / demo-down themselves.  `make test-sites` runs them.
-# They are not in `make test` yet: with meshwan-edge 8704347 a three-site
-# mesh comes up in only about half the runs, on two agent bugs written
-# down in /work/coord/demo-findings.md (1: zebra misses a tunnel's /31;
-# 2: a rekey install-inbound that arrives before the peer's certificate
-# fails and is never retried).  Add $(EDGE_SITES_TESTS) to TESTS once
-# those are fixed.
+# end to end, a fourth site added and removed through REST, NAT
+# (conntrack flush; NAT_PORT_CHANGE=1 for a moved mapping, which the agent
+# does not follow yet), and make demo / demo-down themselves are in
+# `make test`.  Multi-link failover failed 1 run in 14 here with no
+# captured cause, so it runs only in `make test-sites` (all five) until it
+# is understood.
 EDGE_SITES_TESTS := tests/edge/three_sites.sh tests/edge/site_add.sh \
-	tests/edge/failover.sh tests/edge/nat.sh tests/edge/demo_updown.sh
+	tests/edge/nat.sh tests/edge/demo_updown.sh
+TESTS += $(EDGE_SITES_TESTS)
 .PHONY: test-sites
 test-sites: deps-checked build-all $(TEST_BINS)
-	@BUILD=$(BUILD) sh tests/run $(EDGE_SITES_TESTS)
+	@BUILD=$(BUILD) sh tests/run $(EDGE_SITES_TESTS) tests/edge/failover.sh
