@@ -243,7 +243,8 @@ model_inner6(const struct model_prefix *pool4,
 	uint32_t base;
 	uint64_t lo = 0;
 
-	if (pool4->family != 4 || pool6->family != 6 || pool6->len > 95)
+	if (pool4 == NULL || pool6 == NULL || pool4->family != 4 ||
+	    pool6->family != 6 || pool6->len > 95)
 		return -1;
 	base = (uint32_t)pool4->addr[0] << 24 | (uint32_t)pool4->addr[1] << 16 |
 	    (uint32_t)pool4->addr[2] << 8 | pool4->addr[3];
