@@ -9,8 +9,6 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
-#include <linux/ipv6.h>
-#include <stdio.h>
 #include <netinet/in.h>
 #include <netlink/addr.h>
 #include <netlink/netlink.h>
@@ -45,9 +43,9 @@ uesp_dev_ioctl(int s, unsigned long req, struct ifreq *ifr, const char *what)
  * replacement and never learns the /31, so BGP on that tunnel stays down
  * (seen 2 runs of 2 in the three-site lab).  One message, one event.
  */
-int
-uesp_dev_addr_add(const char *ifname, const struct overlay_addr *a,
-    unsigned plen)
+static int
+uesp_dev_addr_change(const char *ifname, const struct overlay_addr *a,
+    unsigned plen, bool add)
 {
 	struct nl_sock *sk;
 	struct rtnl_addr *ra = NULL;
@@ -82,9 +80,15 @@ uesp_dev_addr_add(const char *ifname, const struct overlay_addr *a,
 	if (a->family == AF_INET6)
 		rtnl_addr_set_flags(ra, IFA_F_NODAD);
 	if ((err = rtnl_addr_set_local(ra, na)) < 0 ||
-	    (err = rtnl_addr_add(sk, ra, NLM_F_REPLACE)) < 0) {
-		log_warnx("uesp: %s: set address: %s", ifname,
-		    nl_geterror(err));
+	    (err = add ? rtnl_addr_add(sk, ra, NLM_F_REPLACE) :
+	    rtnl_addr_delete(sk, ra, 0)) < 0) {
+		/* Removing an address that is gone already is done. */
+		if (!add && (err == -NLE_NOADDR || err == -NLE_OBJ_NOTFOUND)) {
+			err = 0;
+			goto out;
+		}
+		log_warnx("uesp: %s: %s address: %s", ifname,
+		    add ? "set" : "remove", nl_geterror(err));
 		err = err == -NLE_NOMEM ? -ENOMEM : -EIO;
 		goto out;
 	}
@@ -112,6 +116,13 @@ uesp_dev_set_mtu(const char *ifname, uint32_t mtu)
 	return rc;
 }
 
+int
+uesp_dev_addr_add(const char *ifname, const struct overlay_addr *a,
+    unsigned plen)
+{
+	return uesp_dev_addr_change(ifname, a, plen, true);
+}
+
 /*
  * Dual stack: inner_local6/127 on the device, without duplicate address
  * detection (the /127 has one other end, which the controller gave the
@@ -120,44 +131,9 @@ uesp_dev_set_mtu(const char *ifname, uint32_t mtu)
 int
 uesp_dev_addr6(const char *ifname, const struct overlay_addr *a, bool add)
 {
-	struct in6_ifreq r6;
-	struct ifreq ifr;
-	char path[128];
-	FILE *f;
-	int s, rc;
-
 	if (a->family != AF_INET6)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/accept_dad",
-	    ifname);
-	if (add && (f = fopen(path, "w")) != NULL) {
-		(void)fputs("0\n", f);
-		(void)fclose(f);
-	}
-	if ((s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
-		rc = -errno;
-		log_warn("uesp: %s: IPv6 socket", ifname);
-		return rc;
-	}
-	memset(&ifr, 0, sizeof(ifr));
-	(void)util_strcpy(ifr.ifr_name, sizeof(ifr.ifr_name), ifname);
-	if ((rc = uesp_dev_ioctl(s, SIOCGIFINDEX, &ifr, "get index")) < 0) {
-		close(s);
-		return rc;
-	}
-	memset(&r6, 0, sizeof(r6));
-	memcpy(&r6.ifr6_addr, a->bytes, 16);
-	r6.ifr6_prefixlen = 127;
-	r6.ifr6_ifindex = ifr.ifr_ifindex;
-	rc = 0;
-	if (ioctl(s, add ? SIOCSIFADDR : SIOCDIFADDR, &r6) < 0 &&
-	    errno != (add ? EEXIST : EADDRNOTAVAIL)) {
-		rc = -errno;
-		log_warn("uesp: %s: %s IPv6 address", ifname,
-		    add ? "set" : "remove");
-	}
-	close(s);
-	return rc;
+	return uesp_dev_addr_change(ifname, a, 127, add);
 }
 
 int
