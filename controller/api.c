@@ -2078,6 +2078,9 @@ api_edge_json(const struct model_site *s, const struct model_edge_state *e)
 	json_object_set_new(j, "connected", json_boolean(e->connected));
 	json_object_set_new(j, "connected_at", e->connected_at != 0 ?
 	    json_integer(e->connected_at) : json_null());
+	json_object_set_new(j, "software_version",
+	    e->software_version[0] != '\0' ?
+	    json_string(e->software_version) : json_null());
 	json_object_set_new(j, "intent_version",
 	    json_u64(e->intent_version));
 	json_object_set_new(j, "applied_version",

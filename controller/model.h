@@ -35,6 +35,7 @@
 #define MODEL_DETAIL_MAX    8192   /* audit JSON detail, bytes */
 #define MODEL_STATUS_MAX    (1u << 20) /* last status blob per edge, bytes */
 #define MODEL_HASH_MAX      64     /* convergence hash, bytes */
+#define MODEL_VERSION_MAX   64     /* agent software version (= MSG_VERSION_STR_MAX) */
 
 /*
  * The site ASN range: the private ASNs (RFC 6996) between asn_min and
@@ -233,6 +234,7 @@ struct model_edge_state {
 	int64_t status_at;                      /* when status was stored */
 	unsigned char *status;                  /* last status blob; owned */
 	size_t status_len;
+	char software_version[MODEL_VERSION_MAX + 1]; /* last hello's; "" = never */
 };
 
 struct model_api_token_info {

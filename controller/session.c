@@ -528,7 +528,7 @@ session_flush_edge(struct sessions *s, struct edge *e, struct model_error *err)
 	    e->applied, e->applied_hash, MSG_HASH_LEN, err) == -1)
 		return -1;
 	if (e->conn_dirty && store_edge_set_connected(s->st, e->site_id,
-	    e->connected, e->connected_at, err) == -1)
+	    e->connected, e->connected_at, e->software_version, err) == -1)
 		return -1;
 	if (e->status != NULL && store_edge_set_status(s->st, e->site_id,
 	    e->status, e->status_len, e->status_at, err) == -1)
@@ -864,6 +864,7 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
     const struct msg_hello *h)
 {
 	struct edge *e;
+	size_t i;
 
 	if (h->site_id != c->cert_site) {
 		log_warnx("session: hello for site %" PRIu64 " on a certificate "
@@ -932,10 +933,17 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	e->connected = true;
 	e->connected_at = session_now(s);
 	e->conn_dirty = true;
+	/* The edge's own words: kept, logged and served only as printable
+	 * ASCII, so no control byte reaches a terminal or the dashboard. */
+	for (i = 0; h->software_version[i] != '\0' &&
+	    i + 1 < sizeof(e->software_version); i++)
+		e->software_version[i] = h->software_version[i] >= 0x20 &&
+		    h->software_version[i] < 0x7f ? h->software_version[i] : '?';
+	e->software_version[i] = '\0';
 	if (s->metrics)
 		metrics_rpc_inc(s->metrics, METRICS_RPC_SESSION_OPENED);
 	log_info("session: site %" PRIu64 " connected (%s, applied %" PRIu64
-	    ", current %" PRIu64 ", %s)", e->site_id, h->software_version,
+	    ", current %" PRIu64 ", %s)", e->site_id, e->software_version,
 	    h->applied_version, e->cur.version, e->need_snapshot ? "snapshot" :
 	    e->base == e->cur.version ? "up to date" : "delta");
 	/* The snapshot or delta carries every peer's current epoch keys

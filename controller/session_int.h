@@ -136,6 +136,8 @@ struct edge {
 	size_t status_len;
 	int64_t status_at;
 	bool conn_dirty;            /* connected, connected_at not stored */
+	char software_version[MSG_VERSION_STR_MAX + 1]; /* last hello's,
+	                               printable ASCII only */
 	bool connected;
 	int64_t connected_at;
 	bool keys_dirty;            /* keys not stored, not relayed yet */

@@ -226,6 +226,14 @@ static const char *const store_mig6[] = {
 	NULL,
 };
 
+/* 7: the software version each edge's agent named in its last hello,
+ * for the dashboard's site page and GET /edges. */
+static const char *const store_mig7[] = {
+	"ALTER TABLE edges ADD COLUMN software_version TEXT NOT NULL "
+	"DEFAULT ''",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
@@ -233,6 +241,7 @@ static const char *const *const store_migrations[] = {
 	store_mig4,
 	store_mig5,
 	store_mig6,
+	store_mig7,
 };
 
 int
@@ -1949,7 +1958,7 @@ store_edge_end(struct store *st, int rc, uint64_t site_id,
 }
 
 #define STORE_EDGE_COLS "site_id, intent_version, applied_version, " \
-	"conv_hash, connected, connected_at, status_at"
+	"conv_hash, connected, connected_at, status_at, software_version"
 
 static void
 store_edge_row(struct store *st, void *stmt, void *elem)
@@ -1970,6 +1979,8 @@ store_edge_row(struct store *st, void *stmt, void *elem)
 	e->connected = st->be->column_int(stmt, 4) != 0;
 	e->connected_at = st->be->column_int(stmt, 5);
 	e->status_at = st->be->column_int(stmt, 6);
+	(void)store_text_col(st, stmt, 7, e->software_version,
+	    sizeof(e->software_version));
 }
 
 int
@@ -1991,7 +2002,7 @@ store_edge_get(struct store *st, uint64_t site_id,
 		size_t len;
 
 		store_edge_row(st, stmt, out);
-		b = st->be->column_blob(stmt, 7, &len);
+		b = st->be->column_blob(stmt, 8, &len);
 		if (b != NULL && len > 0) {
 			out->status = malloc(len);
 			if (out->status == NULL)
@@ -2131,16 +2142,21 @@ store_edge_set_applied(struct store *st, uint64_t site_id, uint64_t version,
 
 int
 store_edge_set_connected(struct store *st, uint64_t site_id, bool connected,
-    int64_t now, struct model_error *err)
+    int64_t now, const char *software_version, struct model_error *err)
 {
 	int rc;
 
+	if (software_version == NULL)
+		software_version = "";
+	if (strlen(software_version) > MODEL_VERSION_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "software_version",
+		    "longer than %d bytes", MODEL_VERSION_MAX);
 	if (store_tx_begin(st, err) == -1)
 		return -1;
 	rc = store_edge_ensure(st, site_id, err);
 	if (rc == 0 && connected && store_run(st, err, "UPDATE edges SET "
-	    "connected = 1, connected_at = ? WHERE site_id = ?", "iu", now,
-	    site_id) != 0)
+	    "connected = 1, connected_at = ?, software_version = ? "
+	    "WHERE site_id = ?", "itu", now, software_version, site_id) != 0)
 		rc = store_internal(st, err, "recording the connection");
 	if (rc == 0 && !connected && store_run(st, err, "UPDATE edges SET "
 	    "connected = 0 WHERE site_id = ?", "u", site_id) != 0)

@@ -244,8 +244,11 @@ int store_edge_skip_intent(struct store *st, uint64_t site_id,
 int store_edge_set_applied(struct store *st, uint64_t site_id,
     uint64_t version, const uint8_t *hash, size_t hash_len,
     struct model_error *err);
+/* software_version (<= MODEL_VERSION_MAX, NULL = "") is kept only when
+ * connected; a disconnect leaves the last one for the dashboard. */
 int store_edge_set_connected(struct store *st, uint64_t site_id,
-    bool connected, int64_t now, struct model_error *err);
+    bool connected, int64_t now, const char *software_version,
+    struct model_error *err);
 /* Keep the latest status blob (<= MODEL_STATUS_MAX bytes). */
 int store_edge_set_status(struct store *st, uint64_t site_id,
     const void *blob, size_t len, int64_t now, struct model_error *err);

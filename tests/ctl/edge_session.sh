@@ -52,7 +52,7 @@ grep -q '^delta' "$T/br1.log" && fail "delta before any change"
 wait_for 5 "$T/br1.log" '^status sent tunnels=1$' || fail "no status sent"
 deadline=$(( $(date +%s) + 5 ))
 until [ "$(api GET "/api/v1/edges/$br1")" = 200 ] &&
-	jq -e '.status.tunnels[0].state == "up" and .status.tunnels[0].sas[0].direction == "in" and .status.uptime_seconds == 42' "$T/out" >/dev/null; do
+	jq -e '.status.tunnels[0].state == "up" and .status.tunnels[0].sas[0].direction == "in" and .status.uptime_seconds == 42 and .software_version == "edge_client test"' "$T/out" >/dev/null; do
 	[ "$(date +%s)" -lt "$deadline" ] || fail "status not shown: $(cat "$T/out")"
 	sleep 0.1
 done

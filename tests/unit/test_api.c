@@ -853,7 +853,7 @@ test_tunnels_edges(void **state)
 	/* The daemon records a session and an ack for b. */
 	assert_int_equal(store_edge_bump_intent(fx->st2, b, &v, &err), 0);
 	assert_int_equal(store_edge_set_connected(fx->st2, b, true,
-	    (int64_t)time(NULL), &err), 0);
+	    (int64_t)time(NULL), "meshwan-edge 0.9", &err), 0);
 	j = req_ok("GET", "/api/v1/edges", fx->ro, NULL, 200, &r);
 	json_array_foreach(json_object_get(j, "edges"), i, e) {
 		if ((uint64_t)json_integer_value(json_object_get(e,
@@ -863,6 +863,8 @@ test_tunnels_edges(void **state)
 		assert_true(json_is_false(json_object_get(e, "converged")));
 		assert_int_equal(json_integer_value(json_object_get(e,
 		    "intent_version")), (json_int_t)v);
+		assert_string_equal(json_string_value(json_object_get(e,
+		    "software_version")), "meshwan-edge 0.9");
 	}
 	reply_free(&r);
 	assert_int_equal(store_edge_set_applied(fx->st2, b, v, NULL, 0, &err),
@@ -873,6 +875,8 @@ test_tunnels_edges(void **state)
 	    (unsigned long long)b);
 	j = req_ok("GET", path, fx->ro, NULL, 200, &r);
 	assert_true(json_is_true(json_object_get(j, "converged")));
+	assert_string_equal(json_string_value(json_object_get(j,
+	    "software_version")), "meshwan-edge 0.9");
 	assert_true(json_is_array(json_object_get(json_object_get(j,
 	    "status"), "tunnels")));
 	reply_free(&r);

@@ -274,6 +274,7 @@ test_migrations(void **state)
 	    "ALTER TABLE sa_epochs DROP COLUMN receiver_key_epoch; "
 	    "DROP TABLE certs; ALTER TABLE sites DROP COLUMN internet_breakout; "
 	    "DROP TABLE changes; DELETE FROM meta WHERE key = 'change_seq'; "
+	    "ALTER TABLE edges DROP COLUMN software_version; "
 	    "DELETE FROM schema_version WHERE version > 1");
 	assert_int_equal(sql_int(f->path, has_reason), 0);
 	reopen(f);
@@ -880,7 +881,8 @@ test_edge_state(void **state)
 	assert_int_equal(store_edge_set_applied(f->st, a, 5, hash, sizeof(hash),
 	    &err), -1);
 	assert_int_equal(err.code, MODEL_E_INVALID);
-	assert_int_equal(store_edge_set_connected(f->st, a, true, 1234, &err), 0);
+	assert_int_equal(store_edge_set_connected(f->st, a, true, 1234,
+	    "meshwan-edge 1.2", &err), 0);
 	assert_int_equal(store_edge_set_status(f->st, a, "{\"up\":1}", 8, 1240,
 	    &err), 0);
 	assert_int_equal(store_edge_bump_intent(f->st, 999, &v, &err), -1);
@@ -896,12 +898,16 @@ test_edge_state(void **state)
 	assert_int_equal(e.status_len, 8);
 	assert_memory_equal(e.status, "{\"up\":1}", 8);
 	assert_int_equal(e.status_at, 1240);
+	assert_string_equal(e.software_version, "meshwan-edge 1.2");
 	model_edge_state_clear(&e);
 	model_edge_state_clear(NULL);
-	assert_int_equal(store_edge_set_connected(f->st, a, false, 1300, &err), 0);
+	assert_int_equal(store_edge_set_connected(f->st, a, false, 1300, NULL,
+	    &err), 0);
 	assert_int_equal(store_edge_list(f->st, &l, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_false(l[0].connected);
+	/* a disconnect keeps the last version the edge named */
+	assert_string_equal(l[0].software_version, "meshwan-edge 1.2");
 	assert_int_equal(l[0].intent_version, 3);
 	assert_null(l[0].status);
 	free(l);
@@ -1085,7 +1091,7 @@ test_misses_keep_the_group(void **state)
 	assert_int_equal(store_edge_set_applied(f->st, c, 1, hash,
 	    sizeof(hash), &err), -1);
 	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
-	assert_int_equal(store_edge_set_connected(f->st, c, true, 5, &err), -1);
+	assert_int_equal(store_edge_set_connected(f->st, c, true, 5, NULL, &err), -1);
 	assert_int_equal(store_edge_set_status(f->st, c, "{}", 2, 5, &err), -1);
 	assert_int_equal(store_epoch_add(f->st, &e, &err), -1);
 	assert_int_equal(err.code, MODEL_E_NOT_FOUND);

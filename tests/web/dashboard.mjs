@@ -300,6 +300,8 @@ async function main() {
 	check(/10\.9\.0\.0\/24/.test(sv) && /192\.0\.2\.9/.test(sv) && /SA epoch/.test(sv) && /applied \d+, desired \d+/.test(sv),
 		'site detail lacks prefixes, links, SA epochs or versions');
 	check(!/mwe_|mwa_/.test(sv), 'a token on the site page');
+	const agentVer = await page.textContent('#site-agent');
+	check(agentVer === 'edge_client test', 'agent version on the site page: ' + agentVer);
 	// health: the test edge reports rtt 1042 us, loss 42 permille, jitter
 	// 420 us (edge_client -H, uptime 42); the charts show the last hour
 	await page.waitForFunction(() => {

@@ -50,7 +50,7 @@ export function siteView(main, id) {
 		const tstat = new Map(((status && status.tunnels) || []).map((t) => [Number(t.tunnel_id), t]));
 		const health = new Map(((status && status.health) || []).map((x) => [Number(x.tunnel_id), x]));
 		const bgp = (status && status.bgp) || [];
-		const version = e.software_version || e.agent_version || (status && (status.software_version || status.version));
+		const version = e.software_version;	// the agent's last hello (GET /edges/{id})
 
 		const focusId = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : null;
 		add(clear(root), 
@@ -70,7 +70,7 @@ export function siteView(main, id) {
 					h('h2', { id: 'site-edge' }, 'Edge'),
 					h('dl', { class: 'kv' },
 						h('dt', {}, 'Session'), h('dd', {}, e.connected ? `connected ${ago(e.connected_at)}` : 'not connected'),
-						h('dt', {}, 'Agent version'), h('dd', {}, version || '—'),
+						h('dt', {}, 'Agent version'), h('dd', { id: 'site-agent' }, version || '—'),
 						h('dt', {}, 'Intent'), h('dd', { id: 'site-intent' }, `applied ${e.applied_version ?? '—'}, desired ${e.intent_version ?? '—'}`,
 							e.converged ? ' (converged)' : ''),
 						h('dt', {}, 'Last status'), h('dd', {}, e.last_status_at ? ago(e.last_status_at) : '—'),
