@@ -62,6 +62,9 @@ struct api {
 	struct api_hooks hooks;
 	struct metrics *metrics;
 	int64_t enroll_ttl;
+	uint16_t edge_session_port, edge_enroll_port;
+	char edge_controller_name[256];
+	char edge_ca_pin[80];
 	struct events *ev;	/* event stream and health history */
 	int web_fd;		/* the web root, or -1 */
 	/* The committed model's tunnel count and endpoints (api_index.h),
@@ -1656,6 +1659,26 @@ api_prefix_delete(struct api_call *c)
 /* ------------------------------------------------------------------ */
 /* Enrollment tokens */
 
+/* The rest of an edge's configuration, for the enrollment dialog. */
+static json_t *
+api_edge_config(const struct api *a)
+{
+	json_t *j = json_object();
+
+	if (a->edge_session_port != 0)
+		json_object_set_new(j, "controller_port",
+		    json_integer(a->edge_session_port));
+	if (a->edge_enroll_port != 0)
+		json_object_set_new(j, "enroll_port",
+		    json_integer(a->edge_enroll_port));
+	if (a->edge_controller_name[0] != '\0')
+		json_object_set_new(j, "controller_name",
+		    json_string(a->edge_controller_name));
+	if (a->edge_ca_pin[0] != '\0')
+		json_object_set_new(j, "ca_pin", json_string(a->edge_ca_pin));
+	return j;
+}
+
 static void
 api_site_token(struct api_call *c)
 {
@@ -1680,8 +1703,9 @@ api_site_token(struct api_call *c)
 		return;
 	}
 	expires = now + c->api->enroll_ttl;
-	reply = json_pack("{s:I, s:s, s:I}", "site_id", (json_int_t)c->id,
-	    "token", token, "expires_at", (json_int_t)expires);
+	reply = json_pack("{s:I, s:s, s:I, s:o}", "site_id", (json_int_t)c->id,
+	    "token", token, "expires_at", (json_int_t)expires,
+	    "edge_config", api_edge_config(c->api));
 	util_wipe(token, sizeof(token));
 	/* The token is only in the reply; the audit entry never holds it. */
 	api_commit(c, "site.token", api_detail(c, "site_id", c->id), 0,
@@ -2921,6 +2945,14 @@ api_start(const struct api_config *cfg, struct store *st)
 	a->pool6 = cfg->pool6;
 	a->enroll_ttl = cfg->enroll_ttl_s > 0 ? cfg->enroll_ttl_s :
 	    STORE_ENROLL_TTL_DEFAULT;
+	a->edge_session_port = cfg->edge_session_port;
+	a->edge_enroll_port = cfg->edge_enroll_port;
+	if (cfg->edge_controller_name != NULL)
+		(void)util_strcpy(a->edge_controller_name,
+		    sizeof(a->edge_controller_name), cfg->edge_controller_name);
+	if (cfg->edge_ca_pin != NULL)
+		(void)util_strcpy(a->edge_ca_pin, sizeof(a->edge_ca_pin),
+		    cfg->edge_ca_pin);
 	hc.address = host;
 	hc.max_body = cfg->max_body != 0 ? cfg->max_body :
 	    API_MAX_BODY_DEFAULT;

@@ -62,6 +62,15 @@ struct api_config {
 	unsigned max_per_ip;
 	unsigned timeout_s;
 	int64_t enroll_ttl_s;		/* 0 = STORE_ENROLL_TTL_DEFAULT */
+	/*
+	 * What an edge's configuration needs besides its token, returned
+	 * with every enrollment token (`edge_config`): the gRPC ports,
+	 * the name in the controller's certificate and the CA pin
+	 * ("sha256:" + 64 hex).  NULL/0 = left out.
+	 */
+	uint16_t edge_session_port, edge_enroll_port;
+	const char *edge_controller_name;
+	const char *edge_ca_pin;
 	struct api_hooks hooks;
 	/* Counters the daemon updates (compile, RPC); NULL = not shown. */
 	struct metrics *metrics;

@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "controller/api.h"
 #include "controller/auth.h"
 #include "controller/ca.h"
@@ -54,6 +56,8 @@ struct ctld {
 	/* HTTPS of the REST API: PEM text, NULL for plain HTTP. */
 	char *http_cert_pem;
 	char *http_key_pem;
+	char ca_pin[7 + 2 * EVP_MAX_MD_SIZE + 1]; /* "sha256:" + hex of the
+	                           CA's DER */
 	size_t http_key_len;
 	struct metrics metrics;
 	struct sessions *sessions;
@@ -183,16 +187,43 @@ ctld_memfile(const char *name, const char *text, char *path, size_t pathsz)
 	return fd;
 }
 
+/* The pin an edge may be given instead of the CA file (ca_pin). */
+static int
+ctld_ca_pin(struct ctld *d)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned int mdlen = 0;
+	size_t len;
+	const uint8_t *der = ca_cert_der(d->ca, &len);
+
+	if (EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		return -1;
+	util_hex(md, mdlen, hex);
+	snprintf(d->ca_pin, sizeof(d->ca_pin), "sha256:%s", hex);
+	log_info("CA pin for edges (ca_pin): %s", d->ca_pin);
+	return 0;
+}
+
 static int
 ctld_start_rpc(struct ctld *d)
 {
 	char ca_path[64], cert_path[64], key_path[64];
 	int fds[3] = { -1, -1, -1 }, rc = -1;
 	struct rpc_server_opts o;
+	char *chain = NULL;
 
+	/* The CA rides along after the server certificate, so that an edge
+	 * given only ca_pin can learn it from the handshake (pin.c). */
+	if (asprintf(&chain, "%s%s", ca_server_cert_pem(d->ca),
+	    ca_cert_pem(d->ca)) == -1) {
+		chain = NULL;
+		goto out;
+	}
 	if ((fds[0] = ctld_memfile("ca.crt", ca_cert_pem(d->ca), ca_path,
 	    sizeof(ca_path))) == -1 ||
-	    (fds[1] = ctld_memfile("server.crt", ca_server_cert_pem(d->ca),
+	    (fds[1] = ctld_memfile("server.crt", chain,
 	    cert_path, sizeof(cert_path))) == -1 ||
 	    (fds[2] = ctld_memfile("server.key", ca_server_key_pem(d->ca),
 	    key_path, sizeof(key_path))) == -1)
@@ -235,6 +266,7 @@ out:
 				log_warn("memfd truncate");
 			close(fds[i]);
 		}
+	free(chain);
 	return rc;
 }
 
@@ -437,7 +469,7 @@ ctld_start(struct ctld *d)
 	ep.hooks.issued = ctld_hook_issued;
 	if ((d->enroll = enroll_new(&ep)) == NULL)
 		return -1;
-	if (ctld_start_rpc(d) == -1)
+	if (ctld_ca_pin(d) == -1 || ctld_start_rpc(d) == -1)
 		return -1;
 
 	memset(&ac, 0, sizeof(ac));
@@ -446,6 +478,10 @@ ctld_start(struct ctld *d)
 	ac.max_per_ip = d->cfg.http_max_per_ip;
 	ac.timeout_s = d->cfg.http_timeout_s;
 	ac.enroll_ttl_s = (int64_t)d->cfg.token_lifetime_s;
+	ac.edge_session_port = (uint16_t)rpc_server_port(d->rpc, false);
+	ac.edge_enroll_port = (uint16_t)rpc_server_port(d->rpc, true);
+	ac.edge_controller_name = d->cfg.controller_name;
+	ac.edge_ca_pin = d->ca_pin;
 	ac.hooks.arg = d->sessions;
 	ac.hooks.topology_changed = ctld_hook_changed;
 	ac.hooks.rekey = ctld_hook_rekey;

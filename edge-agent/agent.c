@@ -25,6 +25,7 @@
 #include "edge-agent/frr.h"
 #include "edge-agent/keys.h"
 #include "edge-agent/reconcile.h"
+#include "edge-agent/pin.h"
 #include "edge-agent/session.h"
 #include "edge-agent/status.h"
 #include "lib/log.h"
@@ -33,6 +34,7 @@
 
 #define AGENT_CERT		"edge.crt"
 #define AGENT_KEY		"edge.key"
+#define AGENT_CA		"ca.crt"	/* learned by ca_pin (pin.c) */
 #define AGENT_SEQ		"uesp.seq"
 #define AGENT_KEYDIR		"keys"
 #define AGENT_RETIRE_MAX	1024	/* pending RETIRE steps */
@@ -85,6 +87,8 @@ struct agent {
 	uint64_t start_ms;
 
 	char cert_path[PATH_MAX], key_path[PATH_MAX], seq_path[PATH_MAX];
+	char ca_path[PATH_MAX];     /* ca_file, or the one ca_pin learned */
+	bool ca_pending;            /* ca_pin given, CA not learned yet */
 	char key_dir[PATH_MAX];
 	uint64_t site_id;		/* 0 until enrolled */
 	char site_name[MSG_NAME_MAX + 1];
@@ -216,6 +220,63 @@ agent_read_token(const struct agent *a, char *tok, size_t toksz)
 	return 0;
 }
 
+/*
+ * ca_pin without ca_file: the CA is learned once from the handshake of an
+ * enrollment endpoint (it needs no client certificate) and kept in the
+ * state folder; from then on it is the trust anchor like ca_file.
+ * 0 when the CA is known, -1 to try again later.
+ */
+static int
+agent_ca_ready(struct agent *a)
+{
+	char err[256];
+
+	if (!a->ca_pending)
+		return 0;
+	for (unsigned i = 0; i < a->cfg.n_enroll; i++) {
+		if (pin_fetch_ca(a->cfg.enroll[i], a->cfg.controller_name,
+		    a->cfg.ca_pin, a->ca_path, err, sizeof(err)) == -1) {
+			log_warnx("agent: controller CA from %s: %s",
+			    a->cfg.enroll[i], err);
+			continue;
+		}
+		log_info("agent: learned the controller CA from %s (it matches "
+		    "ca_pin); kept in %s", a->cfg.enroll[i], a->ca_path);
+		a->ca_pending = false;
+		return 0;
+	}
+	return -1;
+}
+
+/* Set ca_path; with ca_pin, check a CA learned earlier against the pin. */
+static int
+agent_ca_init(struct agent *a)
+{
+	char err[256];
+	uint8_t *pem;
+	size_t len;
+	int r;
+
+	if (a->cfg.ca_file[0] != '\0')
+		return util_strcpy(a->ca_path, sizeof(a->ca_path),
+		    a->cfg.ca_file);
+	if (snprintf(a->ca_path, sizeof(a->ca_path), "%s/" AGENT_CA,
+	    a->cfg.state_dir) >= (int)sizeof(a->ca_path))
+		return -1;
+	if ((r = cache_read_file(a->ca_path, &pem, &len, 65536)) == 1) {
+		a->ca_pending = true;
+		return 0;
+	}
+	if (r == -1)
+		return -1;
+	r = pin_check_pem(pem, len, a->cfg.ca_pin, err, sizeof(err));
+	free(pem);
+	if (r == -1)
+		log_warnx("agent: %s: %s; remove it to learn the CA again",
+		    a->ca_path, err);
+	return r;
+}
+
 /* One enrollment attempt over every enrollment endpoint: 0 enrolled,
  * 1 try again later, -1 refused for good (token used, unknown, ...). */
 static int
@@ -226,6 +287,8 @@ agent_enroll_once(struct agent *a)
 	size_t csr_len = 0;
 	int result = 1;
 
+	if (agent_ca_ready(a) == -1)
+		return 1;
 	if (agent_read_token(a, tok, sizeof(tok)) == -1)
 		return -1;
 	if (enroll_keygen(a->key_path, &csr, &csr_len) == -1) {
@@ -237,7 +300,7 @@ agent_enroll_once(struct agent *a)
 		struct rpc_client *cli;
 		int code = 0, r;
 
-		cli = enroll_client(a->cfg.enroll[i], a->cfg.ca_file,
+		cli = enroll_client(a->cfg.enroll[i], a->ca_path,
 		    a->cfg.controller_name);
 		if (cli == NULL)
 			continue;
@@ -672,13 +735,15 @@ agent_session_start(struct agent *a)
 	struct session_opts o;
 	enum msg_backend backend = MSG_BACKEND_UESP;
 
+	if (agent_ca_ready(a) == -1)
+		return -1;
 	if (a->cfg.backend == EDGE_BACKEND_XFRM)
 		backend = MSG_BACKEND_XFRM;
 	else if (a->cfg.backend == EDGE_BACKEND_NULL)
 		backend = MSG_BACKEND_NULL;
 	memset(&o, 0, sizeof(o));
 	o.target = a->cfg.controllers[a->ctl_idx];
-	o.ca_file = a->cfg.ca_file;
+	o.ca_file = a->ca_path;
 	o.cert_file = a->cert_path;
 	o.key_file = a->key_path;
 	o.server_name = a->cfg.controller_name;
@@ -750,7 +815,7 @@ agent_renew(struct agent *a)
 	snprintf(newcert, sizeof(newcert), "%s.next", a->cert_path);
 	if (enroll_keygen(newkey, &csr, &csr_len) == -1)
 		return;
-	cli = enroll_renew_client(a->cfg.controllers[a->ctl_idx], a->cfg.ca_file,
+	cli = enroll_renew_client(a->cfg.controllers[a->ctl_idx], a->ca_path,
 	    a->cert_path, a->key_path, a->cfg.controller_name);
 	if (cli == NULL) {
 		free(csr);
@@ -1456,16 +1521,13 @@ agent_new(const struct edge_config *cfg, const char *config_path)
 	}
 	if ((a->config_path = strdup(config_path)) == NULL)
 		goto fail;
-	if (a->cfg.ca_file[0] == '\0') {
-		log_warnx("agent: ca_pin alone is not supported yet: give "
-		    "ca_file");
-		goto fail;
-	}
 	if (mkdir(a->cfg.state_dir, 0700) == -1 && errno != EEXIST) {
 		log_warn("agent: %s", a->cfg.state_dir);
 		goto fail;
 	}
 	(void)chmod(a->cfg.state_dir, 0700);
+	if (agent_ca_init(a) == -1)
+		goto fail;
 	if (snprintf(a->cert_path, sizeof(a->cert_path), "%s/" AGENT_CERT,
 	    a->cfg.state_dir) >= (int)sizeof(a->cert_path) ||
 	    snprintf(a->key_path, sizeof(a->key_path), "%s/" AGENT_KEY,

@@ -2,6 +2,7 @@
 # cache.c) and its namespace tests.  Read from module.mk before the FRR and
 # reconciler blocks, so their objects are named here directly.
 AGENT_SRCS := edge-agent/main.c edge-agent/agent.c edge-agent/keys.c \
+	edge-agent/pin.c \
 	edge-agent/cache.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)
 ANALYZE_SRCS += $(AGENT_SRCS)
@@ -14,7 +15,7 @@ $(EDGE_AGENT): $(AGENT_OBJS) $(EDGE_LIB_OBJS) $(BUILD)/edge-agent/config.o \
 		$(OVERLAY_OBJS) $(RPC_OBJS) $(PBCONV_OBJS) $(PROTO_GEN_OBJS) \
 		$(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_OVERLAY) $(LIBS_GRPC) $(LIBS_PBCONV) \
-		$(LIBS_JANSSON) $(LIBS_CRYPTO) $(STATUS_LIBS))
+		$(LIBS_JANSSON) $(LIBS_SSL) $(STATUS_LIBS))
 TEST_BINS += $(EDGE_AGENT)
 
 # Test tool: the secrets of a state folder, for the key-bytes search.

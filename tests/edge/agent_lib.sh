@@ -142,6 +142,13 @@ site_add() {
 	_st=$(api POST "/api/v1/sites/$_id/token")
 	[ "$_st" = 201 ] || fail "token for $_name gave $_st"
 	_tok=$(jq -r .token "$NS_TMP/out")
+	# Site 2 trusts the controller by its CA pin (from the token's
+	# edge_config), the others by the CA file.
+	if [ "$_n" = 2 ]; then
+		_trust="ca_pin = $(jq -r .edge_config.ca_pin "$NS_TMP/out")"
+	else
+		_trust="ca_file = $CTL/ca/ca.crt"
+	fi
 	_sd="$NS_TMP/e$_n"
 	mkdir -p "$_sd"
 	start_frr "$_e" "$_sd/frr"
@@ -150,7 +157,7 @@ site_add() {
 	cat >"$_sd/edge.conf" <<EOF
 controller = 10.99.0.1:7443
 enroll_controller = 10.99.0.1:7444
-ca_file = $CTL/ca/ca.crt
+$_trust
 token_file = $_sd/token
 state_dir = $_sd/state
 backend = uesp

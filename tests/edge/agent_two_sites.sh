@@ -7,7 +7,8 @@
 # on the edge), connect, announce signed epoch keys and get keyed SAs;
 # the tunnel and the BGP session (with BFD) come up; LAN host 1 pings LAN
 # host 2 across the tunnel; GET /api/v1/edges shows both connected and
-# converged; the epoch private keys are 0600 and no key byte (epoch
+# converged; site 2, given only the controller's CA pin, learned the CA
+# from the handshake (and a wrong pin enrolls nothing); the epoch private keys are 0600 and no key byte (epoch
 # private keys, derived SA keys) appears in any log or status document;
 # SIGTERM stops each agent cleanly with no sanitizer report.  Prints the
 # time from the agents' start to the first LAN ping.
@@ -23,6 +24,24 @@ agent_start 2
 
 wait_until 30 test -s "$NS_TMP/e1/state/edge.crt" || { agent_logs; fail "site 1 did not enroll"; }
 wait_until 30 test -s "$NS_TMP/e2/state/edge.crt" || { agent_logs; fail "site 2 did not enroll"; }
+# Site 2 has ca_pin only: the CA it learned is the controller's.
+grep -q '^ca_pin = sha256:' "$NS_TMP/e2/edge.conf" || fail "site 2 is not configured by pin"
+cmp -s "$NS_TMP/e2/state/ca.crt" "$CTL/ca/ca.crt" ||
+	fail "site 2 did not learn the controller's CA from its pin"
+grep -q 'learned the controller CA from 10.99.0.1:7444' "$NS_TMP/e2/agent.log" ||
+	fail "no log line for the learned CA"
+# A wrong pin: the agent trusts nothing, sends no token, keeps no CA.
+mkdir -p "$NS_TMP/bad"
+sed -e "s|^ca_pin = .*|ca_pin = sha256:$(printf '%064d' 7)|" \
+    -e "s|^state_dir = .*|state_dir = $NS_TMP/bad/state|" \
+    "$NS_TMP/e2/edge.conf" >"$NS_TMP/bad/edge.conf"
+ns_bg "$E2" env $AGENT_ENV "$AGENT" -d -c "$NS_TMP/bad/edge.conf" >"$NS_TMP/bad/agent.log" 2>&1
+bad_pid=$NS_PID
+wait_until 15 grep -q 'has the SHA-256 of ca_pin' "$NS_TMP/bad/agent.log" ||
+	fail "a wrong pin was not refused: $(cat "$NS_TMP/bad/agent.log")"
+kill -TERM "$bad_pid"; wait "$bad_pid" || fail "agent with a wrong pin did not exit cleanly: $(tail -n 20 "$NS_TMP/bad/agent.log")"
+[ ! -e "$NS_TMP/bad/state/ca.crt" ] && [ ! -e "$NS_TMP/bad/state/edge.crt" ] ||
+	fail "a wrong pin left a CA or a certificate behind"
 has_epoch_key() { ls "$NS_TMP/e$1/state/keys"/epoch-*.key >/dev/null 2>&1; }
 for n in 1 2; do
 	wait_until 10 has_epoch_key "$n" || fail "no epoch key in site $n's state"

@@ -7,6 +7,7 @@
 import { chromium } from 'playwright-core';
 import https from 'node:https';
 import fs from 'node:fs';
+import crypto from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 
 const env = process.env;
@@ -210,6 +211,17 @@ async function main() {
 	const cmd = await page.inputValue('#token-cmd');
 	check(cmd.includes('meshwan-edge') && cmd.includes(`token = ${enrollToken}`) && cmd.includes('link = inet 192.0.2.9'),
 		'edge command: ' + cmd);
+	// the configuration in it is complete: the controller's own ports and
+	// CA pin, and meshwan-edge -n accepts it as written
+	const conf = cmd.split('\n').filter((l) => / = /.test(l)).join('\n') + '\n';
+	const pin = 'sha256:' + crypto.createHash('sha256').update(new crypto.X509Certificate(CA).raw).digest('hex');
+	const grpcPort = env.GRPC.split(':').pop(), enrollPort = env.ENROLL.split(':').pop();
+	check(conf.includes(`ca_pin = ${pin}\n`) && new RegExp(`^controller = .*:${grpcPort}$`, 'm').test(conf) &&
+		(enrollPort === grpcPort || new RegExp(`^enroll_controller = .*:${enrollPort}$`, 'm').test(conf)),
+		'edge configuration lacks the CA pin or the ports: ' + conf);
+	fs.writeFileSync(`${env.KEYS}/edge.conf`, conf + `state_dir = ${env.KEYS}/edge-state\n`);
+	const norm = spawnSync(env.AGENT, ['-n', '-c', `${env.KEYS}/edge.conf`], { encoding: 'utf8' });
+	check(norm.status === 0 && norm.stdout.includes(pin.slice(7)), 'meshwan-edge -n refuses the dialog\'s configuration: ' + norm.stdout + norm.stderr);
 	await shot(page, 'token');
 	await page.click('#token-done');
 	await page.waitForSelector('#token-dialog', { state: 'detached', timeout: 5000 });

@@ -45,7 +45,7 @@ esac
 mkdir -p "$OUT"
 BASE="$URL/" ADMIN="$ADMIN" RO="$RO" CA="$T/ca/ca.crt" EDGE="$EDGE" \
 	ENROLL="127.0.0.1:$ENROLL" GRPC="127.0.0.1:$GRPC" KEYS="$T" OUT="$OUT" \
-	CHROMIUM="$CHROMIUM" HQ="$hq" \
+	CHROMIUM="$CHROMIUM" HQ="$hq" AGENT="$BUILD/edge-agent/meshwan-edge" \
 	node "$MESHWAN_TOP/tests/web/dashboard.mjs" || fail "dashboard.mjs failed"
 
 # The README's picture of the topology view, on request.

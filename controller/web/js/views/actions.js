@@ -45,9 +45,16 @@ function errText(e) {
 // The one-time enrollment token, shown in a dialog with the edge's
 // configuration; once the dialog is closed the page keeps no copy.
 export async function showToken(site, reply) {
+	// edge_config: what the controller knows of itself (its gRPC ports,
+	// the name in its certificate, its CA pin); the host is the one this
+	// page was loaded from, which the operator may need to change.
+	const ec = reply.edge_config || {};
+	const host = location.hostname.includes(':') ? `[${location.hostname}]` : location.hostname;
 	const conf = [
-		`controller = ${location.hostname}:7443`,
-		'ca_pin = sha256:<the controller CA pin, see below>',
+		`controller = ${host}:${ec.controller_port || 7443}`,
+		...(ec.enroll_port && ec.enroll_port !== ec.controller_port ? [`enroll_controller = ${host}:${ec.enroll_port}`] : []),
+		...(ec.controller_name ? [`controller_name = ${ec.controller_name}`] : []),
+		`ca_pin = ${ec.ca_pin || 'sha256:<the controller CA pin, see below>'}`,
 		`token = ${reply.token}`,
 		...(site.links || []).map((l) => `link = ${formatLinks([l])}`),
 		...(site.lan_prefixes || []).map((p) => `lan_prefix = ${p}`),
@@ -59,9 +66,9 @@ export async function showToken(site, reply) {
 		h('label', { for: 'token-value' }, 'Token'),
 		h('input', { id: 'token-value', class: 'mono', readonly: true, value: reply.token }),
 		h('label', { for: 'token-cmd' }, 'On the edge'),
-		h('textarea', { id: 'token-cmd', class: 'mono', readonly: true, rows: 9 }, cmd),
-		h('p', { class: 'muted' }, 'The port is the controller\'s grpc_listen (7443 unless configured). ca_pin is the SHA-256 of the controller\'s CA certificate: ',
-			h('code', {}, 'openssl x509 -in /var/lib/meshwan/ca/ca.crt -outform DER | sha256sum'), ' on the controller (or use ca_file).'),
+		h('textarea', { id: 'token-cmd', class: 'mono', readonly: true, rows: 10 }, cmd),
+		h('p', { class: 'muted' }, `The address is the one this page came from (${location.hostname}): change it if edges reach the controller by another. `,
+			'ca_pin lets the edge learn the controller\'s CA on first contact and trust nothing else.'),
 	], [{ label: 'I have copied it', value: 'ok', class: 'primary', id: 'token-done' }], 'token-dialog');
 }
 
