@@ -243,6 +243,23 @@ struct overlay_tunnel_stats {
 	uint32_t spi_out;	/* active outbound SPI, 0 = none */
 	unsigned sa_in;		/* installed inbound SAs */
 	unsigned sa_out;	/* installed outbound SAs */
+	/*
+	 * NAT rebinding: the peer's datagrams come from another outer
+	 * address or port than remote/remote_port (its NAT mapping moved).
+	 * moved_addr/moved_port is the outer source of the newest such
+	 * datagram that passed every ESP check (ICV verified, replay window
+	 * accepted) *and* carried the highest sequence number its SA has
+	 * accepted so far; unauthenticated, replayed or older datagrams never
+	 * set it.  moved_rx counts those datagrams.  AF_UNSPEC = none since
+	 * the tunnel's remote last changed (tunnel_update clears it).  The
+	 * backend only reports; following it (tunnel_update to the new
+	 * endpoint) is the caller's decision.  Backends that cannot see it
+	 * leave these zero (null; xfrm for now: the kernel reports it as
+	 * XFRM_MSG_MAPPING).
+	 */
+	struct overlay_addr moved_addr;
+	uint16_t moved_port;
+	uint64_t moved_rx;
 };
 
 struct overlay_sa_stats {
