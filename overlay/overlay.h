@@ -85,7 +85,7 @@
 #include <sys/socket.h>
 
 /* Bump when overlay_ops changes shape; a backend states what it implements. */
-#define OVERLAY_API_VERSION 2
+#define OVERLAY_API_VERSION 3
 
 /* Feature bits: the same values as the wire contract's Feature enum. */
 #define OVERLAY_F_GRE		0x01u
@@ -325,6 +325,16 @@ struct overlay_ops {
 	 * clear the mark.
 	 */
 	int (*sa_update)(void *ctx, const struct overlay_sa_params *p);
+	/*
+	 * Since version 3; NULL = not supported (null, xfrm).  A file
+	 * descriptor (owned by the backend, valid until fini) that becomes
+	 * readable when a tunnel notes a new moved peer endpoint
+	 * (overlay_tunnel_stats.moved_*), so the caller can follow at once
+	 * instead of waiting for its next look at the statistics.  The
+	 * caller reads it (8 bytes, non-blocking) to rearm it.  It fires
+	 * once per new endpoint, not per packet.
+	 */
+	int (*moved_fd)(void *ctx);
 };
 
 /* The registry: NULL if no backend has that name. */

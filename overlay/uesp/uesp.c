@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -55,6 +56,7 @@ struct uesp_ctx {
 	 * never while it waits for a worker.
 	 */
 	pthread_mutex_t route_lock;
+	int moved_fd;		/* eventfd, overlay_ops.moved_fd */
 };
 
 static struct uesp_ref *
@@ -162,9 +164,18 @@ uesp_op_init(const struct overlay_init_params *p, void **ctx)
 		free(c);
 		return rc;
 	}
+	/* Before any worker: fini closes it. */
+	if ((c->moved_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		rc = -errno;
+		close(c->listen_fd);
+		uesp_seq_close(c->seq);
+		overlay_keys_free(c->keys);
+		free(c);
+		return rc;
+	}
 	for (i = 0; i < c->p.workers; i++) {
 		c->workers[i] = uesp_worker_start(i, c->p.keepalive_s,
-		    i == 0 ? c->listen_fd : -1, uesp_route, c);
+		    i == 0 ? c->listen_fd : -1, uesp_route, c, c->moved_fd);
 		if (c->workers[i] == NULL) {
 			uesp_op_fini(c);
 			return -ENOMEM;
@@ -212,6 +223,7 @@ uesp_op_fini(void *ctx)
 	for (i = 0; i < c->nworkers; i++)
 		uesp_worker_stop(c->workers[i]);
 	close(c->listen_fd);
+	close(c->moved_fd);
 	uesp_seq_close(c->seq);	/* after the SAs released their reservations */
 	overlay_keys_free(c->keys);
 	free(c->spis);
@@ -514,6 +526,14 @@ uesp_op_global_stats(void *ctx, struct overlay_drops *out)
 	return 0;
 }
 
+static int
+uesp_op_moved_fd(void *ctx)
+{
+	const struct uesp_ctx *c = ctx;
+
+	return c->moved_fd;
+}
+
 const struct overlay_ops uesp_ops = {
 	.version = OVERLAY_API_VERSION,
 	.name = "uesp",
@@ -531,4 +551,5 @@ const struct overlay_ops uesp_ops = {
 	.sa_stats = uesp_op_sa_stats,
 	.global_stats = uesp_op_global_stats,
 	.sa_update = uesp_op_sa_update,
+	.moved_fd = uesp_op_moved_fd,
 };

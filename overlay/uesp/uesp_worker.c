@@ -59,6 +59,7 @@ struct uesp_worker {
 	bool stop;
 	uesp_worker_route_fn route;	/* for listen_fd's datagrams */
 	void *route_arg;
+	int moved_fd;			/* eventfd: a moved peer was noted */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -465,7 +466,20 @@ uesp_worker_stray_rx(struct uesp_worker *w, uint8_t *buf, size_t len,
 		w->global.unknown_spi++;	/* gone in the meantime */
 		return;
 	}
-	if (uesp_tunnel_rx_from(t, buf, len, from, port, &inner, &ilen) != 1)
+	struct overlay_addr was = t->st.moved_addr;
+	uint16_t was_port = t->st.moved_port;
+	int r;
+
+	r = uesp_tunnel_rx_from(t, buf, len, from, port, &inner, &ilen);
+	if (w->moved_fd >= 0 && (t->st.moved_port != was_port ||
+	    !overlay_addr_eq(&t->st.moved_addr, &was))) {
+		static const uint64_t one = 1;
+
+		if (write(w->moved_fd, &one, sizeof(one)) < 0 &&
+		    errno != EAGAIN)
+			t->st.drops.io++;
+	}
+	if (r != 1)
 		return;
 	uesp_worker_deliver(w, t, inner, ilen);
 	uesp_worker_gro_flush(w, t);
@@ -860,7 +874,7 @@ uesp_worker_call(struct uesp_worker *w, struct uesp_cmd *c)
 
 struct uesp_worker *
 uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd,
-    uesp_worker_route_fn route, void *route_arg)
+    uesp_worker_route_fn route, void *route_arg, int moved_fd)
 {
 	struct uesp_worker *w;
 	int rc;
@@ -872,6 +886,7 @@ uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd,
 	w->listen_fd = listen_fd;
 	w->route = route;
 	w->route_arg = route_arg;
+	w->moved_fd = moved_fd;
 	w->keepalive_ms = (uint64_t)keepalive_s * 1000;
 	w->now_ms = w->last_tick_ms = util_mono_ms();
 	w->evfd = -1;
