@@ -78,6 +78,8 @@ struct agent_roam {
 	uint64_t at_ms;			/* last time */
 	char from[INET6_ADDRSTRLEN + 8]; /* last move, "ADDR:PORT" */
 };
+static void agent_roam_status(const struct agent *a,
+    const struct reconcile_tunnel *rt, struct msg_tunnel_status *t);
 
 /* An outbound SA a RekeyRequest was sent for, and when. */
 struct agent_asked {
@@ -1002,6 +1004,7 @@ agent_send_status(struct agent *a)
 		t->drops_no_sa = ts.drops.no_sa;
 		t->drops_malformed = ts.drops.malformed;
 		t->drops_unknown_spi = ts.drops.unknown_spi;
+		agent_roam_status(a, rt, t);
 		for (unsigned k = 0; k < rt->nsas && t->n_sas < MSG_SAS_MAX;
 		     k++) {
 			struct overlay_sa_stats ss;
@@ -1278,6 +1281,24 @@ agent_roam(struct agent *a, uint64_t now, bool signalled)
 			a->roam[i] = a->roam[--a->n_roam];
 		else
 			i++;
+}
+
+/* The endpoint followed and the moves, for the controller (TunnelStatus). */
+static void
+agent_roam_status(const struct agent *a, const struct reconcile_tunnel *rt,
+    struct msg_tunnel_status *t)
+{
+	const struct agent_roam *ro = agent_roam_find(a, rt->p.id);
+
+	if (ro == NULL || ro->moves == 0)
+		return;
+	t->peer_moves = ro->moves;
+	t->peer_port = rt->p.remote_port != 0 ? rt->p.remote_port :
+	    OVERLAY_UDP_PORT;
+	memset(&t->peer_address, 0, sizeof(t->peer_address));
+	t->peer_address.family = rt->p.remote.family;
+	memcpy(t->peer_address.bytes, rt->p.remote.bytes,
+	    rt->p.remote.family == AF_INET6 ? 16 : 4);
 }
 
 /* The backend's moved-peer descriptor, or -1 (agent_roam). */

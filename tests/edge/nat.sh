@@ -19,8 +19,8 @@
 # change.  The bound is 3 s, BGP's hold time: a recovery inside it keeps
 # the routes.  Measured here, loaded machine: 0.3-0.6 s (the time of the
 # check itself, four pings in a row, included).  Then a and b must show
-# the move (`meshwan-edge status --json`: remote :4502, peer_moves) and
-# their log line, and a controller delta (a LAN prefix added to site c by
+# the move (`meshwan-edge status --json`: remote :4502, peer_moves),
+# their log line and the controller's view of their status, and a controller delta (a LAN prefix added to site c by
 # REST, so a's and b's intents change) must not snap their tunnels
 # back to :4501.  Prints the recovery times and the longest gaps.
 set -u
@@ -95,6 +95,17 @@ for o in a b; do
 	lab_wait 5 moved_to_4502 "$o" || lab_fail "$o: status does not show its tunnels to c moved to :4502: $(edge_status "$o" | jq -c '.tunnels')"
 	grep -q 'peer moved from 198.18.3.2:4501 to 198.18.3.2:4502' "$LAB_DIR/$o-edge.log" ||
 		lab_fail "$o: no 'peer moved' log line"
+done
+# ... and what the controller hears (TunnelStatus.peer_address/port).
+ctl_knows() {
+	_ids=$(edge_status "$1" | jq -c --argjson c "$C_ID" '[.tunnels[] | select(.peer_site == $c) | .id]')
+	lab_api GET "/api/v1/edges/$(lab_site_id "$1")" | jq -e --argjson ids "$_ids" '
+		[.status.tunnels[] | select(.tunnel_id as $i | $ids | index($i))] as $t
+		| ($t | length) == ($ids | length) and all($t[]; .peer_address == "198.18.3.2"
+		    and .peer_port == 4502 and .peer_moves >= 1)' >/dev/null
+}
+for o in a b; do
+	lab_wait 15 ctl_knows "$o" || lab_fail "the controller does not show $o's tunnels to c moved: $(cat "$LAB_DIR/api.out")"
 done
 # A controller delta that touches the tunnels to c (their allowed
 # prefixes): applied, and the learned endpoint stays.
