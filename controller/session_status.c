@@ -88,6 +88,14 @@ status_tunnel(const struct msg_tunnel_status *t)
 	    json_u64(t->drops_malformed));
 	json_object_set_new(j, "drops_unknown_spi",
 	    json_u64(t->drops_unknown_spi));
+	json_object_set_new(j, "peer_moves", json_u64(t->peer_moves));
+	if (t->peer_address.family != 0) {
+		char addr[MSG_ADDR_STRLEN];
+
+		msg_addr_format(&t->peer_address, addr, sizeof(addr));
+		json_object_set_new(j, "peer_address", json_string(addr));
+		json_object_set_new(j, "peer_port", json_u64(t->peer_port));
+	}
 	return j;
 }
 

@@ -43,6 +43,8 @@
 #define AGENT_FAILOVER_S	30	/* next controller after this long */
 #define AGENT_PENDING_MAX	1024	/* rekey steps waiting for keys */
 #define AGENT_PENDING_S		60	/* ... acked failed after this long */
+#define AGENT_ROAM_POLL_MS	250	/* look for moved NAT peers this often */
+#define AGENT_ROAM_HOLD_MS	1000	/* follow one tunnel's peer at most once per */
 
 enum agent_ctl_state {
 	AGENT_CTL_ENROLLING,
@@ -70,6 +72,16 @@ struct agent_pending {
 	struct msg_rekey_order o;
 	uint64_t since_ms;
 };
+
+/* NAT rebinding: a tunnel whose peer the agent followed (agent_roam). */
+struct agent_roam {
+	uint64_t tunnel_id;
+	uint64_t moves;			/* times followed */
+	uint64_t at_ms;			/* last time */
+	char from[INET6_ADDRSTRLEN + 8]; /* last move, "ADDR:PORT" */
+};
+static void agent_roam_status(const struct agent *a,
+    const struct reconcile_tunnel *rt, struct msg_tunnel_status *t);
 
 /* An outbound SA a RekeyRequest was sent for, and when. */
 struct agent_asked {
@@ -124,6 +136,10 @@ struct agent {
 	size_t n_asked;
 	struct agent_pending pending[AGENT_PENDING_MAX];
 	size_t n_pending;
+	struct agent_roam *roam;	/* by tunnel, see agent_roam() */
+	size_t n_roam, cap_roam;
+	uint64_t roam_ms;		/* last look */
+	uint64_t roam_moves;		/* peers followed, all tunnels */
 
 	uint64_t status_sent_ms;
 	uint64_t tick_ms;
@@ -1053,6 +1069,7 @@ agent_send_status(struct agent *a)
 		t->drops_no_sa = ts.drops.no_sa;
 		t->drops_malformed = ts.drops.malformed;
 		t->drops_unknown_spi = ts.drops.unknown_spi;
+		agent_roam_status(a, rt, t);
 		for (unsigned k = 0; k < rt->nsas && t->n_sas < MSG_SAS_MAX;
 		     k++) {
 			struct overlay_sa_stats ss;
@@ -1235,6 +1252,130 @@ agent_tick(struct agent *a)
 }
 
 /* ------------------------------------------------------------------ */
+/* NAT rebinding (issue 9 item 7) */
+
+static void
+agent_endpoint_str(const struct overlay_addr *a, uint16_t port, char *buf,
+    size_t len)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	overlay_addr_str(a, addr, sizeof(addr));
+	snprintf(buf, len, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
+	    (unsigned)(port != 0 ? port : OVERLAY_UDP_PORT));
+}
+
+static struct agent_roam *
+agent_roam_find(const struct agent *a, uint64_t tunnel)
+{
+	for (size_t i = 0; i < a->n_roam; i++)
+		if (a->roam[i].tunnel_id == tunnel)
+			return &a->roam[i];
+	return NULL;
+}
+
+/*
+ * A peer behind NAT whose mapping moved (new public port or address)
+ * sends from a new source; the backend notes it only from the newest
+ * authenticated ESP (overlay_tunnel_stats.moved_*, overlay.h), never from
+ * an unauthenticated datagram.  At once when the backend signals it
+ * (overlay_ops.moved_fd), else within AGENT_ROAM_POLL_MS, the agent
+ * re-points such a tunnel there (reconcile_tunnel_move: the SAs stay, and
+ * the intent does not snap it back while it names the old endpoint), at
+ * most once per AGENT_ROAM_HOLD_MS per tunnel, so that even a peer's
+ * packets raced from two places cannot make it flap faster.  Logged,
+ * counted, in the status and reported to the controller.
+ */
+static void
+agent_roam(struct agent *a, uint64_t now, bool signalled)
+{
+	if (!signalled && now - a->roam_ms < AGENT_ROAM_POLL_MS)
+		return;
+	a->roam_ms = now;
+	for (size_t i = 0; i < reconcile_ntunnels(a->rec); i++) {
+		const struct reconcile_tunnel *rt = reconcile_tunnel_get(a->rec,
+		    i);
+		struct overlay_tunnel_stats ts;
+		struct agent_roam *ro;
+		char from[sizeof(ro->from)], to[sizeof(ro->from)];
+		uint64_t id = rt->p.id;
+		int rc;
+
+		memset(&ts, 0, sizeof(ts));
+		if (a->ops->tunnel_stats(a->octx, id, &ts) != 0 ||
+		    ts.moved_addr.family != rt->p.remote.family ||
+		    ts.moved_port == 0)
+			continue;
+		ro = agent_roam_find(a, id);
+		if (ro != NULL && now - ro->at_ms < AGENT_ROAM_HOLD_MS)
+			continue;
+		if (ro == NULL) {
+			struct agent_roam *v = util_grow(a->roam, &a->cap_roam,
+			    a->n_roam + 1, sizeof(*v), 8);
+
+			if (v == NULL)
+				continue;
+			a->roam = v;
+			ro = &a->roam[a->n_roam++];
+			memset(ro, 0, sizeof(*ro));
+			ro->tunnel_id = id;
+		}
+		agent_endpoint_str(&rt->p.remote, rt->p.remote_port, from,
+		    sizeof(from));
+		agent_endpoint_str(&ts.moved_addr, ts.moved_port, to,
+		    sizeof(to));
+		ro->at_ms = now;
+		if ((rc = reconcile_tunnel_move(a->rec, id, &ts.moved_addr,
+		    ts.moved_port)) < 0) {
+			log_warnx("agent: tunnel %" PRIu64 ": peer moved from %s "
+			    "to %s, not followed: %s", id, from, to,
+			    strerror(-rc));
+			continue;
+		}
+		ro->moves++;
+		snprintf(ro->from, sizeof(ro->from), "%s", from);
+		a->roam_moves++;
+		a->status_dirty = true;
+		log_info("agent: tunnel %" PRIu64 ": peer moved from %s to %s "
+		    "(authenticated ESP, %" PRIu64 " packets)", id, from, to,
+		    ts.moved_rx);
+	}
+	/* Forget tunnels that went away. */
+	for (size_t i = 0; i < a->n_roam;)
+		if (reconcile_tunnel_find(a->rec, a->roam[i].tunnel_id) == NULL)
+			a->roam[i] = a->roam[--a->n_roam];
+		else
+			i++;
+}
+
+/* The endpoint followed and the moves, for the controller (TunnelStatus). */
+static void
+agent_roam_status(const struct agent *a, const struct reconcile_tunnel *rt,
+    struct msg_tunnel_status *t)
+{
+	const struct agent_roam *ro = agent_roam_find(a, rt->p.id);
+
+	if (ro == NULL || ro->moves == 0)
+		return;
+	t->peer_moves = ro->moves;
+	t->peer_port = rt->p.remote_port != 0 ? rt->p.remote_port :
+	    OVERLAY_UDP_PORT;
+	memset(&t->peer_address, 0, sizeof(t->peer_address));
+	t->peer_address.family = rt->p.remote.family;
+	memcpy(t->peer_address.bytes, rt->p.remote.bytes,
+	    rt->p.remote.family == AF_INET6 ? 16 : 4);
+}
+
+/* The backend's moved-peer descriptor, or -1 (agent_roam). */
+static int
+agent_roam_fd(const struct agent *a)
+{
+	if (a->ops->version < 3 || a->ops->moved_fd == NULL)
+		return -1;
+	return a->ops->moved_fd(a->octx);
+}
+
+/* ------------------------------------------------------------------ */
 /* Status document */
 
 static json_t *
@@ -1264,6 +1405,15 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 	    "[%s]:%u" : "%s:%u", addr, (unsigned)(rt->p.remote_port ?
 	    rt->p.remote_port : OVERLAY_UDP_PORT));
 	json_object_set_new(j, "remote", json_string(buf));
+	{
+		const struct agent_roam *ro = agent_roam_find(a, rt->p.id);
+
+		json_object_set_new(j, "peer_moves", json_integer(
+		    (json_int_t)(ro != NULL ? ro->moves : 0)));
+		if (ro != NULL && ro->moves > 0)
+			json_object_set_new(j, "moved_from",
+			    json_string(ro->from));
+	}
 	overlay_addr_str(&rt->p.inner_local, addr, sizeof(addr));
 	snprintf(buf, sizeof(buf), "%s/%u", addr,
 	    (unsigned)(rt->p.inner_prefix_len ? rt->p.inner_prefix_len : 31));
@@ -1625,6 +1775,7 @@ agent_free(struct agent *a)
 		close(a->sigfd);
 	edge_config_free(&a->cfg);
 	free(a->config_path);
+	free(a->roam);
 	free(a);
 }
 
@@ -1639,10 +1790,11 @@ agent_run(struct agent *a)
 	else if (agent_enrolled(a) == -1)
 		return 1;
 	while (!a->quit && !a->fatal) {
-		struct pollfd p[2] = {
+		struct pollfd p[3] = {
 			{ .fd = a->sigfd, .events = POLLIN },
 			{ .fd = a->sess ? session_fd(a->sess) : -1,
 			  .events = POLLIN },
+			{ .fd = agent_roam_fd(a), .events = POLLIN },
 		};
 		int t = a->sess ? session_timeout_ms(a->sess) : -1;
 		uint64_t now = util_mono_ms();
@@ -1651,7 +1803,7 @@ agent_run(struct agent *a)
 
 		if (t >= 0 && t < wait)
 			wait = t;
-		(void)poll(p, 2, wait);
+		(void)poll(p, 3, wait);
 		if (p[0].revents & POLLIN)
 			agent_signals(a);
 		if (a->quit)
@@ -1681,6 +1833,12 @@ agent_run(struct agent *a)
 		if (a->sess != NULL)
 			agent_check_connected(a);
 		/* Before agent_tick: sending to the controller clears it. */
+		if (p[2].revents & POLLIN) {
+			uint64_t v;
+
+			(void)read(p[2].fd, &v, sizeof(v));	/* rearm */
+		}
+		agent_roam(a, util_mono_ms(), (p[2].revents & POLLIN) != 0);
 		changed = a->status_dirty && !status_was_dirty;
 		agent_tick(a);
 		/* Every second, and at once when something changed. */

@@ -25,6 +25,12 @@ struct rec {
 	struct reconcile_tunnel pub;
 	uint64_t out_hw;	/* highest outbound SA epoch ever installed */
 	bool gone;		/* deleted during this apply (kept for undo) */
+	/* NAT rebinding (reconcile_tunnel_move): pub.p's remote was
+	 * learned from the peer's traffic and replaces the intent's
+	 * endpoint intent_remote/intent_port while the intent names it. */
+	bool moved;
+	struct overlay_addr intent_remote;
+	uint16_t intent_port;
 };
 
 /* Outbound high-water marks of tunnels no longer in the record. */
@@ -601,6 +607,10 @@ do_tun_upd(struct run *u, struct rec *e, const struct overlay_tunnel_params *p)
 	}
 	*old = e->pub.p;
 	e->pub.p = *p;
+	/* The intent moved the endpoint itself: it wins over a learned one. */
+	if (!overlay_addr_eq(&old->remote, &p->remote) ||
+	    old->remote_port != p->remote_port)
+		e->moved = false;
 	s = journal(u, ST_TUN_UPD, e);
 	s->oldp = old;
 	return 0;
@@ -1395,6 +1405,29 @@ tunnel_allowed(struct reconcile *r, struct want *w, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * NAT rebinding: while the intent names the endpoint a learned one
+ * replaced (reconcile_tunnel_move), the learned one is the tunnel's
+ * remote, so the intent does not snap the tunnel back to a mapping the
+ * peer's NAT has dropped.  Not across a remake (the new tunnel starts
+ * at the intent's endpoint and the backend notices the move again).
+ */
+static void
+plan_moved(struct want *w)
+{
+	struct overlay_tunnel_params q;
+
+	if (w->e == NULL || !w->e->moved ||
+	    !overlay_addr_eq(&w->p.remote, &w->e->intent_remote) ||
+	    w->p.remote_port != w->e->intent_port)
+		return;
+	q = w->p;
+	q.remote = w->e->pub.p.remote;
+	q.remote_port = w->e->pub.p.remote_port;
+	if (!overlay_tunnel_needs_remake(&w->e->pub.p, &q))
+		w->p = q;
+}
+
 /* Intent tunnels as wants, sorted by id, with their parameters. */
 static int
 plan_tunnels(struct reconcile *r, const struct msg_intent *in,
@@ -1437,6 +1470,7 @@ plan_tunnels(struct reconcile *r, const struct msg_intent *in,
 			return -1;
 		}
 		w->e = rec_find(r, w->t->id);
+		plan_moved(w);
 		if (w->e == NULL)
 			w->action = A_ADD;
 		else if (params_eq(&w->e->pub.p, &w->p))
@@ -1824,4 +1858,30 @@ uint64_t
 reconcile_version(const struct reconcile *r)
 {
 	return r->have_cur ? r->cur.version : 0;
+}
+
+int
+reconcile_tunnel_move(struct reconcile *r, uint64_t id,
+    const struct overlay_addr *remote, uint16_t port)
+{
+	struct overlay_tunnel_params p;
+	struct rec *e = rec_find(r, id);
+	int rc;
+
+	if (e == NULL || e->gone)
+		return -ENOENT;
+	p = e->pub.p;
+	p.remote = *remote;
+	p.remote_port = port;
+	if ((rc = overlay_tunnel_params_check(&p)) < 0)
+		return rc;
+	if ((rc = r->cfg.ops->tunnel_update(r->cfg.octx, &p)) < 0)
+		return rc;
+	if (!e->moved) {
+		e->intent_remote = e->pub.p.remote;
+		e->intent_port = e->pub.p.remote_port;
+		e->moved = true;
+	}
+	e->pub.p = p;
+	return 0;
 }

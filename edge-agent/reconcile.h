@@ -197,6 +197,19 @@ const struct reconcile_tunnel *reconcile_tunnel_get(const struct reconcile *r,
     size_t i);
 const struct reconcile_tunnel *reconcile_tunnel_find(const struct reconcile *r,
     uint64_t id);
+/*
+ * NAT rebinding: re-point tunnel id at remote/port, the endpoint its
+ * peer's authenticated traffic now comes from (overlay_tunnel_stats
+ * moved_*; when to follow is the caller's decision), with tunnel_update:
+ * SAs and counters stay.  The record keeps it, and later applies treat
+ * it as the tunnel's remote for as long as the intent still names the
+ * endpoint it replaced; once the intent's own endpoint changes, the
+ * intent wins.  0, -ENOENT, -EINVAL, or the backend's error (then the
+ * record is unchanged).
+ */
+int reconcile_tunnel_move(struct reconcile *r, uint64_t id,
+    const struct overlay_addr *remote, uint16_t port);
+
 /* Version of the last intent applied or adopted; 0 = none. */
 uint64_t reconcile_version(const struct reconcile *r);
 

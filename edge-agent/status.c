@@ -117,6 +117,8 @@ static const struct status_field status_tunnel[] = {
 	{ "device", SK_STR, NULL, 0 },
 	{ "local_link", SK_STR, NULL, 0 },
 	{ "remote", SK_STR, NULL, 0 },
+	{ "peer_moves", SK_UINT, NULL, 0 },
+	{ "moved_from", SK_STR, NULL, 0 },
 	{ "inner_local", SK_STR, NULL, 0 },
 	{ "state", SK_STR, NULL, 0 },
 	{ "packets_in", SK_UINT, NULL, 0 },
@@ -611,6 +613,9 @@ static const struct status_tmetric status_tmetrics[] = {
 	  NULL, "bytes_in", SC_INT, NULL, "dir", "in" },
 	{ "meshwan_edge_tunnel_bytes_total", NULL, NULL,
 	  NULL, "bytes_out", SC_INT, NULL, "dir", "out" },
+	{ "meshwan_edge_tunnel_peer_moves_total", "counter",
+	  "Times the peer's NAT endpoint moved and was followed.",
+	  NULL, "peer_moves", SC_INT, NULL, NULL, NULL },
 	{ "meshwan_edge_tunnel_drops_total", "counter",
 	  "Inbound packets dropped, by reason.",
 	  "drops", "no_sa", SC_INT, NULL, "reason", "no_sa" },
@@ -1295,7 +1300,13 @@ status_tables(const json_t *tuns, struct status_table tb[4])
 			status_cell(&tb[0], "%s", pn ? pn : "-");
 		status_cell_str(&tb[0], t, "device");
 		status_cell_str(&tb[0], t, "local_link");
-		status_cell_str(&tb[0], t, "remote");
+		/* A peer followed through NAT: where it is now, and how often. */
+		if ((v = status_num(t, "peer_moves", &ok)), ok && v > 0 &&
+		    json_string_value(json_object_get(t, "remote")) != NULL)
+			status_cell(&tb[0], "%s (moved %lldx)", json_string_value(
+			    json_object_get(t, "remote")), v);
+		else
+			status_cell_str(&tb[0], t, "remote");
 		status_cell_str(&tb[0], t, "inner_local");
 		status_cell_str(&tb[0], t, "state");
 

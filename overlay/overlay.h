@@ -85,7 +85,7 @@
 #include <sys/socket.h>
 
 /* Bump when overlay_ops changes shape; a backend states what it implements. */
-#define OVERLAY_API_VERSION 2
+#define OVERLAY_API_VERSION 3
 
 /* Feature bits: the same values as the wire contract's Feature enum. */
 #define OVERLAY_F_GRE		0x01u
@@ -243,6 +243,23 @@ struct overlay_tunnel_stats {
 	uint32_t spi_out;	/* active outbound SPI, 0 = none */
 	unsigned sa_in;		/* installed inbound SAs */
 	unsigned sa_out;	/* installed outbound SAs */
+	/*
+	 * NAT rebinding: the peer's datagrams come from another outer
+	 * address or port than remote/remote_port (its NAT mapping moved).
+	 * moved_addr/moved_port is the outer source of the newest such
+	 * datagram that passed every ESP check (ICV verified, replay window
+	 * accepted) *and* carried the highest sequence number its SA has
+	 * accepted so far; unauthenticated, replayed or older datagrams never
+	 * set it.  moved_rx counts those datagrams.  AF_UNSPEC = none since
+	 * the tunnel's remote last changed (tunnel_update clears it).  The
+	 * backend only reports; following it (tunnel_update to the new
+	 * endpoint) is the caller's decision.  Backends that cannot see it
+	 * leave these zero (null; xfrm for now: the kernel reports it as
+	 * XFRM_MSG_MAPPING).
+	 */
+	struct overlay_addr moved_addr;
+	uint16_t moved_port;
+	uint64_t moved_rx;
 };
 
 struct overlay_sa_stats {
@@ -308,6 +325,16 @@ struct overlay_ops {
 	 * clear the mark.
 	 */
 	int (*sa_update)(void *ctx, const struct overlay_sa_params *p);
+	/*
+	 * Since version 3; NULL = not supported (null, xfrm).  A file
+	 * descriptor (owned by the backend, valid until fini) that becomes
+	 * readable when a tunnel notes a new moved peer endpoint
+	 * (overlay_tunnel_stats.moved_*), so the caller can follow at once
+	 * instead of waiting for its next look at the statistics.  The
+	 * caller reads it (8 bytes, non-blocking) to rearm it.  It fires
+	 * once per new endpoint, not per packet.
+	 */
+	int (*moved_fd)(void *ctx);
 };
 
 /* The registry: NULL if no backend has that name. */

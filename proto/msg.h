@@ -480,6 +480,11 @@ struct msg_tunnel_status {
 	uint64_t drops_no_sa;
 	uint64_t drops_malformed;
 	uint64_t drops_unknown_spi;
+	/* NAT rebinding: the endpoint followed instead of the intent's
+	 * (family 0 = none), and how often the edge followed one. */
+	struct msg_addr peer_address;
+	uint16_t peer_port;
+	uint64_t peer_moves;
 };
 
 struct msg_bgp_neighbor_status {

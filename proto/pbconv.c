@@ -628,8 +628,13 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 		o->drops_no_sa = t->drops_no_sa;
 		o->drops_malformed = t->drops_malformed;
 		o->drops_unknown_spi = t->drops_unknown_spi;
+		o->peer_moves = t->peer_moves;
 		if (pbconv_get_str(fieldpath_child(f, p, "error"), t->error,
 		    o->error, sizeof(o->error), err, errlen) == -1 ||
+		    pbconv_get_addr(fieldpath_child(f, p, "peer_address"),
+		    t->peer_address, true, &o->peer_address, err, errlen) == -1 ||
+		    pbconv_get_port(fieldpath_child(f, p, "peer_port"),
+		    t->peer_port, &o->peer_port, err, errlen) == -1 ||
 		    pbconv_get_count(fieldpath_child(f, p, "sas"), t->n_sas,
 		    MSG_SAS_MAX, err, errlen) == -1)
 			return -1;
@@ -1415,6 +1420,11 @@ pbconv_put_status(struct pbconv_arena *ar, const struct msg_status *m)
 		o->drops_no_sa = t->drops_no_sa;
 		o->drops_malformed = t->drops_malformed;
 		o->drops_unknown_spi = t->drops_unknown_spi;
+		if ((o->peer_address = pbconv_put_addr(ar,
+		    &t->peer_address)) == NULL)
+			return NULL;
+		o->peer_port = t->peer_port;
+		o->peer_moves = t->peer_moves;
 		if (t->n_sas > 0 && (o->sas = (PbSaStatus **)pbconv_arena_ptrs(
 		    ar, t->n_sas, sizeof(PbSaStatus), &sinit)) == NULL)
 			return NULL;

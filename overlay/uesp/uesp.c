@@ -10,8 +10,10 @@
 #include "overlay/overlay.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -48,6 +50,13 @@ struct uesp_ctx {
 	unsigned nworkers;
 	struct uesp_ref *refs;	/* which worker owns which tunnel */
 	size_t nrefs, caprefs;
+	/*
+	 * spis and refs are read by the listening worker too (uesp_route);
+	 * the control thread holds route_lock while it changes them, and
+	 * never while it waits for a worker.
+	 */
+	pthread_mutex_t route_lock;
+	int moved_fd;		/* eventfd, overlay_ops.moved_fd */
 };
 
 static struct uesp_ref *
@@ -62,6 +71,28 @@ uesp_ref_find(struct uesp_ctx *c, uint64_t id)
 }
 
 static void uesp_op_fini(void *ctx);
+
+/* uesp_worker_route_fn: the worker owning inbound SPI spi, or NULL. */
+static struct uesp_worker *
+uesp_route(void *arg, uint32_t spi)
+{
+	struct uesp_ctx *c = arg;
+	struct uesp_worker *w = NULL;
+	uint64_t tid = 0;
+	size_t i;
+
+	pthread_mutex_lock(&c->route_lock);
+	for (i = 0; i < c->nspis && tid == 0; i++)
+		if (c->spis[i].spi == spi)
+			tid = c->spis[i].tunnel_id;
+	for (i = 0; tid != 0 && i < c->nrefs; i++)
+		if (c->refs[i].id == tid) {
+			w = c->workers[c->refs[i].worker];
+			break;
+		}
+	pthread_mutex_unlock(&c->route_lock);
+	return w;
+}
 
 /* The tunnel holding inbound SPI spi, or 0. */
 static uint64_t
@@ -103,6 +134,7 @@ uesp_op_init(const struct overlay_init_params *p, void **ctx)
 		return -ENOMEM;
 	c->p = *p;
 	c->p.seq_file = NULL;	/* the caller's string; used here only */
+	pthread_mutex_init(&c->route_lock, NULL);
 	if ((c->keys = overlay_keys_new()) == NULL) {
 		free(c);
 		return -ENOMEM;
@@ -132,9 +164,18 @@ uesp_op_init(const struct overlay_init_params *p, void **ctx)
 		free(c);
 		return rc;
 	}
+	/* Before any worker: fini closes it. */
+	if ((c->moved_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		rc = -errno;
+		close(c->listen_fd);
+		uesp_seq_close(c->seq);
+		overlay_keys_free(c->keys);
+		free(c);
+		return rc;
+	}
 	for (i = 0; i < c->p.workers; i++) {
 		c->workers[i] = uesp_worker_start(i, c->p.keepalive_s,
-		    i == 0 ? c->listen_fd : -1);
+		    i == 0 ? c->listen_fd : -1, uesp_route, c, c->moved_fd);
 		if (c->workers[i] == NULL) {
 			uesp_op_fini(c);
 			return -ENOMEM;
@@ -156,8 +197,10 @@ uesp_op_tunnel_del(void *ctx, uint64_t id)
 	if ((r = uesp_ref_find(c, id)) == NULL)
 		return -ENOENT;
 	t = uesp_worker_del(c->workers[r->worker], id);
+	pthread_mutex_lock(&c->route_lock);
 	*r = c->refs[--c->nrefs];
 	uesp_spi_forget(c, id, 0);
+	pthread_mutex_unlock(&c->route_lock);
 	if (t == NULL)
 		return -ENOENT;
 	close(t->sock_fd);
@@ -180,10 +223,12 @@ uesp_op_fini(void *ctx)
 	for (i = 0; i < c->nworkers; i++)
 		uesp_worker_stop(c->workers[i]);
 	close(c->listen_fd);
+	close(c->moved_fd);
 	uesp_seq_close(c->seq);	/* after the SAs released their reservations */
 	overlay_keys_free(c->keys);
 	free(c->spis);
 	free(c->refs);
+	pthread_mutex_destroy(&c->route_lock);
 	free(c);
 }
 
@@ -221,11 +266,15 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 	if (c->nrefs == c->caprefs) {
 		size_t cap = c->caprefs ? c->caprefs * 2 : 16;
 
+		pthread_mutex_lock(&c->route_lock);
 		r = realloc(c->refs, cap * sizeof(*r));
+		if (r != NULL) {
+			c->refs = r;
+			c->caprefs = cap;
+		}
+		pthread_mutex_unlock(&c->route_lock);
 		if (r == NULL)
 			return -ENOMEM;
-		c->refs = r;
-		c->caprefs = cap;
 	}
 	if ((t = uesp_tunnel_new(p)) == NULL)
 		return -ENOMEM;
@@ -250,6 +299,7 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 			best = i;
 	if ((rc = uesp_worker_add(c->workers[best], t)) < 0)
 		goto close_sock;
+	pthread_mutex_lock(&c->route_lock);
 	r = &c->refs[c->nrefs++];
 	r->id = p->id;
 	r->worker = best;
@@ -257,6 +307,7 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 	r->local = p->local;
 	r->remote = p->remote;
 	r->remote_port = p->remote_port;
+	pthread_mutex_unlock(&c->route_lock);
 	log_info("uesp: tunnel %llu (%s, %s) on worker %u",
 	    (unsigned long long)p->id, p->ifname, overlay_encap_str(p->encap),
 	    best);
@@ -327,11 +378,14 @@ uesp_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 	    (rc = overlay_keys_check(c->keys, p)) < 0)
 		return rc;
 	if (p->dir == OVERLAY_DIR_IN) {
+		pthread_mutex_lock(&c->route_lock);
 		v = util_grow(c->spis, &c->capspis, c->nspis + 1, sizeof(*v),
 		    32);
+		if (v != NULL)
+			c->spis = v;
+		pthread_mutex_unlock(&c->route_lock);
 		if (v == NULL)
 			return -ENOMEM;
-		c->spis = v;
 	}
 	q = *p;
 	if (p->dir == OVERLAY_DIR_OUT && c->seq != NULL &&
@@ -359,8 +413,10 @@ uesp_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 		goto wipe;
 	}
 	if (p->dir == OVERLAY_DIR_IN) {
+		pthread_mutex_lock(&c->route_lock);
 		c->spis[c->nspis].spi = p->spi;
 		c->spis[c->nspis++].tunnel_id = p->tunnel_id;
+		pthread_mutex_unlock(&c->route_lock);
 	}
 	log_info("uesp: tunnel %llu: SA %s spi %u (%s) added",
 	    (unsigned long long)p->tunnel_id, overlay_dir_str(p->dir), p->spi,
@@ -408,8 +464,11 @@ uesp_op_sa_del(void *ctx, uint64_t id, uint32_t spi, enum overlay_dir dir)
 	sa = uesp_worker_sa_del(c->workers[r->worker], id, spi, dir);
 	if (sa == NULL)
 		return -ENOENT;
-	if (dir == OVERLAY_DIR_IN)
+	if (dir == OVERLAY_DIR_IN) {
+		pthread_mutex_lock(&c->route_lock);
 		uesp_spi_forget(c, id, spi);
+		pthread_mutex_unlock(&c->route_lock);
+	}
 	uesp_tunnel_sa_free(sa);
 	log_info("uesp: tunnel %llu: SA %s spi %u removed",
 	    (unsigned long long)id, overlay_dir_str(dir), spi);
@@ -467,6 +526,14 @@ uesp_op_global_stats(void *ctx, struct overlay_drops *out)
 	return 0;
 }
 
+static int
+uesp_op_moved_fd(void *ctx)
+{
+	const struct uesp_ctx *c = ctx;
+
+	return c->moved_fd;
+}
+
 const struct overlay_ops uesp_ops = {
 	.version = OVERLAY_API_VERSION,
 	.name = "uesp",
@@ -484,4 +551,5 @@ const struct overlay_ops uesp_ops = {
 	.sa_stats = uesp_op_sa_stats,
 	.global_stats = uesp_op_global_stats,
 	.sa_update = uesp_op_sa_update,
+	.moved_fd = uesp_op_moved_fd,
 };

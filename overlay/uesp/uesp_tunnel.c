@@ -461,10 +461,20 @@ uesp_tunnel_tx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
 	return 0;
 }
 
-int
-uesp_tunnel_rx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
+/*
+ * The inbound path; from/from_port is the outer source of a datagram that
+ * did not come from the tunnel's remote (NULL: it did).  Such a source is
+ * recorded (overlay.h "NAT rebinding") only once the datagram passed the
+ * replay window and the ICV, and only when its sequence number is the
+ * highest the SA has accepted: a replayed or delayed packet, or one
+ * forged from a stale address, cannot move it.
+ */
+static int
+uesp_tunnel_rx_core(struct uesp_tunnel *t, uint8_t *buf, size_t len,
+    const struct overlay_addr *from, uint16_t from_port,
     uint8_t **inner, size_t *inner_len)
 {
+	struct esp_sa_stats before;
 	struct uesp_sa *sa;
 	uint8_t *pl;
 	size_t pllen;
@@ -496,8 +506,15 @@ uesp_tunnel_rx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
 		t->st.drops.no_sa++;
 		return 0;
 	}
+	if (from != NULL)
+		esp_sa_stats(sa->esp, &before);
 	switch (esp_open(sa->esp, buf, len, &pl, &pllen, &nh, &seq)) {
 	case ESP_OK:
+		if (from != NULL && seq > before.seq) {
+			t->st.moved_addr = *from;
+			t->st.moved_port = from_port;
+			t->st.moved_rx++;
+		}
 		break;
 	case ESP_ERR_REPLAY:
 		t->st.drops.replay++;
@@ -531,4 +548,23 @@ uesp_tunnel_rx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
 	t->st.rx_packets++;
 	t->st.rx_bytes += *inner_len;
 	return 1;
+}
+
+int
+uesp_tunnel_rx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
+    uint8_t **inner, size_t *inner_len)
+{
+	return uesp_tunnel_rx_core(t, buf, len, NULL, 0, inner, inner_len);
+}
+
+int
+uesp_tunnel_rx_from(struct uesp_tunnel *t, uint8_t *buf, size_t len,
+    const struct overlay_addr *from, uint16_t from_port,
+    uint8_t **inner, size_t *inner_len)
+{
+	if (overlay_addr_eq(from, &t->p.remote) && from_port ==
+	    (t->p.remote_port != 0 ? t->p.remote_port : OVERLAY_UDP_PORT))
+		from = NULL;
+	return uesp_tunnel_rx_core(t, buf, len, from, from_port, inner,
+	    inner_len);
 }

@@ -149,4 +149,16 @@ int uesp_tunnel_tx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
 int uesp_tunnel_rx(struct uesp_tunnel *t, uint8_t *buf, size_t len,
     uint8_t **inner, size_t *inner_len);
 
+/*
+ * The same for a datagram that reached the instance from outer source
+ * from/from_port rather than through the tunnel's connected socket (the
+ * peer's NAT mapping may have moved).  Every check is the same; if the
+ * datagram passes them, is the newest its SA accepted and its source is
+ * not the tunnel's remote, the source goes into t->st.moved_* (overlay.h
+ * "NAT rebinding").
+ */
+int uesp_tunnel_rx_from(struct uesp_tunnel *t, uint8_t *buf, size_t len,
+    const struct overlay_addr *from, uint16_t from_port,
+    uint8_t **inner, size_t *inner_len);
+
 #endif

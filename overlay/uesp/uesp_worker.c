@@ -20,6 +20,8 @@
 #include "overlay/uesp/uesp_dev.h"
 #include "overlay/uesp/uesp_gso.h"
 
+#include <netinet/in.h>
+
 
 struct uesp_cmd;
 typedef int (*uesp_cmd_fn)(struct uesp_worker *, struct uesp_cmd *);
@@ -39,6 +41,14 @@ struct uesp_cmd {
 	bool done;
 };
 
+/* A datagram from a source no tunnel is connected to, with its source. */
+struct uesp_stray {
+	struct overlay_addr from;
+	uint16_t port;
+	size_t len;
+	uint8_t buf[UESP_BUF_LEN];
+};
+
 struct uesp_worker {
 	unsigned index;
 	pthread_t thread;
@@ -47,10 +57,17 @@ struct uesp_worker {
 	int listen_fd;
 	uint64_t keepalive_ms;
 	bool stop;
+	uesp_worker_route_fn route;	/* for listen_fd's datagrams */
+	void *route_arg;
+	int moved_fd;			/* eventfd: a moved peer was noted */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct uesp_cmd *cmd;	/* posted, not yet run */
+	/* Datagrams from unexpected sources for this worker's tunnels,
+	 * posted by the listening worker (under lock). */
+	struct uesp_stray *stray;
+	unsigned nstray;
 	struct uesp_tunnel_ev ev_cmd, ev_listen;
 
 	/* Worker-owned from here on. */
@@ -76,6 +93,7 @@ struct uesp_worker {
 	struct uesp_tunnel *txt; /* their tunnel */
 	struct iovec iov[UESP_BATCH];
 	struct mmsghdr msg[UESP_BATCH];
+	struct sockaddr_storage names[UESP_BATCH]; /* listen_fd's sources */
 };
 
 static struct uesp_tunnel *
@@ -395,16 +413,151 @@ uesp_worker_rx(struct uesp_worker *w, struct uesp_tunnel *t)
 	uesp_worker_gro_flush(w, t);
 }
 
-/* Datagrams on the shared port from a peer no tunnel is connected to. */
+/* A datagram's source as an address and port; -1 if not IPv4/IPv6. */
+static int
+uesp_worker_source(const struct sockaddr_storage *ss, socklen_t sl,
+    struct overlay_addr *a, uint16_t *port)
+{
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET && sl >= sizeof(*s4)) {
+		a->family = AF_INET;
+		memcpy(a->bytes, &s4->sin_addr, 4);
+		*port = ntohs(s4->sin_port);
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6 && sl >= sizeof(*s6)) {
+		if (memcmp(s6->sin6_addr.s6_addr, v4mapped, 12) == 0) {
+			a->family = AF_INET;
+			memcpy(a->bytes, s6->sin6_addr.s6_addr + 12, 4);
+		} else {
+			a->family = AF_INET6;
+			memcpy(a->bytes, s6->sin6_addr.s6_addr, 16);
+		}
+		*port = ntohs(s6->sin6_port);
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * A datagram from an unexpected source for one of this worker's tunnels
+ * (the owner of its inbound SPI): every inbound check, delivery, and the
+ * source noted if it passes (uesp_tunnel_rx_from).
+ */
+static void
+uesp_worker_stray_rx(struct uesp_worker *w, uint8_t *buf, size_t len,
+    const struct overlay_addr *from, uint16_t port)
+{
+	uint32_t spi = esp_peek_spi(buf, len);
+	struct uesp_tunnel *t = NULL;
+	uint8_t *inner;
+	size_t ilen;
+	unsigned i;
+
+	for (i = 0; i < w->ntunnels && t == NULL; i++)
+		if (uesp_tunnel_sa_find(w->tunnels[i], spi,
+		    OVERLAY_DIR_IN) != NULL)
+			t = w->tunnels[i];
+	if (t == NULL) {
+		w->global.unknown_spi++;	/* gone in the meantime */
+		return;
+	}
+	struct overlay_addr was = t->st.moved_addr;
+	uint16_t was_port = t->st.moved_port;
+	int r;
+
+	r = uesp_tunnel_rx_from(t, buf, len, from, port, &inner, &ilen);
+	if (w->moved_fd >= 0 && (t->st.moved_port != was_port ||
+	    !overlay_addr_eq(&t->st.moved_addr, &was))) {
+		static const uint64_t one = 1;
+
+		if (write(w->moved_fd, &one, sizeof(one)) < 0 &&
+		    errno != EAGAIN)
+			t->st.drops.io++;
+	}
+	if (r != 1)
+		return;
+	uesp_worker_deliver(w, t, inner, ilen);
+	uesp_worker_gro_flush(w, t);
+}
+
+/* Run the datagrams other workers posted for this one's tunnels. */
+static void
+uesp_worker_strays(struct uesp_worker *w)
+{
+	struct uesp_stray *s;
+	unsigned i, n;
+
+	pthread_mutex_lock(&w->lock);
+	n = w->nstray;
+	pthread_mutex_unlock(&w->lock);
+	if (n == 0)
+		return;
+	/* Slots [0, n) are ours until nstray goes down below: the poster
+	 * only appends after them. */
+	for (i = 0; i < n; i++) {
+		s = &w->stray[i];
+		uesp_worker_stray_rx(w, s->buf, s->len, &s->from, s->port);
+	}
+	pthread_mutex_lock(&w->lock);
+	/* Keep what was posted while these ran. */
+	memmove(w->stray, w->stray + n, (w->nstray - n) * sizeof(*w->stray));
+	w->nstray -= n;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Hand a datagram to worker to (never this one): copied; dropped (io)
+ * when UESP_STRAY_MAX are already waiting there. */
+static void
+uesp_worker_post(struct uesp_worker *w, struct uesp_worker *to,
+    const uint8_t *buf, size_t len, const struct overlay_addr *from,
+    uint16_t port)
+{
+	static const uint64_t one = 1;
+	struct uesp_stray *s = NULL;
+
+	pthread_mutex_lock(&to->lock);
+	if (to->nstray < UESP_STRAY_MAX) {
+		s = &to->stray[to->nstray++];
+		s->from = *from;
+		s->port = port;
+		s->len = len;
+		memcpy(s->buf, buf, len);
+	}
+	pthread_mutex_unlock(&to->lock);
+	if (s == NULL) {
+		w->global.io++;
+		return;
+	}
+	if (write(to->evfd, &one, sizeof(one)) < 0)
+		log_warn("uesp: worker %u: wake", to->index);
+}
+
+/*
+ * Datagrams on the shared port from a source no tunnel is connected to:
+ * an unknown peer, or a known one whose NAT mapping moved.  Those with a
+ * tunnel's inbound SPI go to the tunnel's worker for the full checks.
+ */
 static void
 uesp_worker_listen(struct uesp_worker *w)
 {
+	struct overlay_addr from;
+	struct uesp_worker *to;
+	uint16_t port;
 	int i, n;
 
 	uesp_worker_rx_prepare(w);
+	for (i = 0; i < UESP_BATCH; i++) {
+		w->msg[i].msg_hdr.msg_name = &w->names[i];
+		w->msg[i].msg_hdr.msg_namelen = sizeof(w->names[i]);
+	}
 	n = recvmmsg(w->listen_fd, w->msg, UESP_BATCH, MSG_DONTWAIT, NULL);
 	for (i = 0; i < n; i++) {
-		const uint8_t *b = w->buf[i];
+		uint8_t *b = w->buf[i];
 		unsigned len = w->msg[i].msg_len;
 
 		if (len == 1 && b[0] == UESP_KEEPALIVE)
@@ -412,10 +565,22 @@ uesp_worker_listen(struct uesp_worker *w)
 		if (len >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0 &&
 		    b[3] == 0)
 			continue;	/* IKE; not ours */
-		if (esp_peek_spi(b, len) == 0)
+		if (esp_peek_spi(b, len) == 0 ||
+		    (w->msg[i].msg_hdr.msg_flags & MSG_TRUNC)) {
 			w->global.malformed++;
-		else
+			continue;
+		}
+		to = w->route != NULL ? w->route(w->route_arg,
+		    esp_peek_spi(b, len)) : NULL;
+		if (to == NULL || uesp_worker_source(&w->names[i],
+		    w->msg[i].msg_hdr.msg_namelen, &from, &port) < 0) {
 			w->global.unknown_spi++;
+			continue;
+		}
+		if (to == w)
+			uesp_worker_stray_rx(w, b, len, &from, port);
+		else
+			uesp_worker_post(w, to, b, len, &from, port);
 	}
 }
 
@@ -517,6 +682,9 @@ uesp_worker_do_update(struct uesp_worker *w, struct uesp_cmd *c)
 		    p->remote_port ? p->remote_port : OVERLAY_UDP_PORT, &t->src);
 		if (rc < 0)
 			return rc;
+		/* A moved source is relative to the remote (overlay.h). */
+		memset(&t->st.moved_addr, 0, sizeof(t->st.moved_addr));
+		t->st.moved_port = 0;
 	}
 	if (t->p.mtu != p->mtu &&
 	    (rc = uesp_dev_set_mtu(t->p.ifname, p->mtu)) < 0)
@@ -627,6 +795,7 @@ uesp_worker_run_cmd(struct uesp_worker *w)
 
 	if (read(w->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_warn("uesp: worker %u: eventfd", w->index);
+	uesp_worker_strays(w);
 	pthread_mutex_lock(&w->lock);
 	if (w->cmd != NULL) {
 		w->now_ms = util_mono_ms();
@@ -704,7 +873,8 @@ uesp_worker_call(struct uesp_worker *w, struct uesp_cmd *c)
 }
 
 struct uesp_worker *
-uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd)
+uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd,
+    uesp_worker_route_fn route, void *route_arg, int moved_fd)
 {
 	struct uesp_worker *w;
 	int rc;
@@ -714,6 +884,9 @@ uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd)
 		return NULL;
 	w->index = index;
 	w->listen_fd = listen_fd;
+	w->route = route;
+	w->route_arg = route_arg;
+	w->moved_fd = moved_fd;
 	w->keepalive_ms = (uint64_t)keepalive_s * 1000;
 	w->now_ms = w->last_tick_ms = util_mono_ms();
 	w->evfd = -1;
@@ -722,8 +895,9 @@ uesp_worker_start(unsigned index, unsigned keepalive_s, int listen_fd)
 	    UESP_GSO_MAX);
 	w->gro = calloc(1, sizeof(*w->gro));
 	w->big = calloc(UESP_GRO_BATCH, sizeof(*w->big));
+	w->stray = calloc(UESP_STRAY_MAX, sizeof(*w->stray));
 	if (w->buf == NULL || w->gsobuf == NULL || w->gro == NULL ||
-	    w->big == NULL)
+	    w->big == NULL || w->stray == NULL)
 		goto free_buf;
 	if ((w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		goto free_buf;
@@ -751,6 +925,7 @@ close_ev:
 close_ep:
 	close(w->ep);
 free_buf:
+	free(w->stray);
 	free(w->big);
 	free(w->gro);
 	free(w->gsobuf);
@@ -780,6 +955,8 @@ uesp_worker_stop(struct uesp_worker *w)
 	    UESP_GSO_MAX);
 	util_wipe(w->gro, sizeof(*w->gro));
 	util_wipe(w->big, UESP_GRO_BATCH * sizeof(*w->big));
+	util_wipe(w->stray, UESP_STRAY_MAX * sizeof(*w->stray));
+	free(w->stray);
 	free(w->big);
 	free(w->gro);
 	free(w->gsobuf);

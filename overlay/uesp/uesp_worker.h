@@ -31,12 +31,27 @@
 struct uesp_worker;
 
 /*
+ * Which worker owns the tunnel holding inbound SPI spi, or NULL; called
+ * by the worker that has listen_fd, from its thread (so it must lock what
+ * it reads).
+ */
+typedef struct uesp_worker *(*uesp_worker_route_fn)(void *arg, uint32_t spi);
+
+/* Datagrams from unexpected sources waiting for their worker, at most. */
+#define UESP_STRAY_MAX 16
+
+/*
  * Start worker `index`.  listen_fd (or -1) is an unconnected socket on the
- * ESP port that catches datagrams from peers no tunnel expects; they are
+ * ESP port that catches datagrams from sources no tunnel is connected to.
+ * One whose SPI belongs to a tunnel (route) goes to the worker owning it,
+ * which runs every inbound check on it and, if it passes, delivers it and
+ * notes its source (NAT rebinding, uesp_tunnel_rx_from); at most
+ * UESP_STRAY_MAX wait per worker, more are dropped (io); a newly noted
+ * source is signalled on the eventfd moved_fd (-1: none).  Others are
  * counted in this worker's global drops.  NULL on failure (logged).
  */
 struct uesp_worker *uesp_worker_start(unsigned index, unsigned keepalive_s,
-    int listen_fd);
+    int listen_fd, uesp_worker_route_fn route, void *route_arg, int moved_fd);
 /* Stop and free; its tunnels must have been removed first.  NULL ok. */
 void uesp_worker_stop(struct uesp_worker *w);
 unsigned uesp_worker_ntunnels(const struct uesp_worker *w);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <cmocka.h>
 
 #include "lib/log.h"
@@ -639,6 +640,82 @@ test_tamper(void **state)
 	uesp_tunnel_free(stranger);
 }
 
+/*
+ * NAT rebinding (overlay.h): a source other than the remote is noted only
+ * from a datagram that passes every check and is the newest its SA has
+ * accepted; forged, replayed and older datagrams never move it.
+ */
+static void
+test_moved_source(void **state)
+{
+	struct uesp_tunnel *rx = mk_tunnel(OVERLAY_ENCAP_GRE);
+	struct uesp_tunnel *tx = mk_sender(OVERLAY_ENCAP_GRE, 0x1001, key1);
+	uint8_t d1[UESP_BUF_LEN], d2[UESP_BUF_LEN], d3[UESP_BUF_LEN];
+	uint8_t copy[UESP_BUF_LEN], *inner;
+	struct overlay_addr nat, stale, remote;
+	size_t n1, n2, n3, ilen;
+	char buf[INET6_ADDRSTRLEN];
+
+	assert_int_equal(uesp_tunnel_sa_insert(rx, mk_sa(OVERLAY_DIR_IN,
+	    0x1001, key1)), 0);
+	overlay_addr_parse("198.18.3.2", &nat);
+	overlay_addr_parse("203.0.113.9", &stale);
+	overlay_addr_parse("192.0.2.2", &remote);
+	n1 = seal(tx, 0x01, d1);
+	n2 = seal(tx, 0x02, d2);
+	n3 = seal(tx, 0x03, d3);
+
+	/* From the remote itself (address and default port): not a move. */
+	memcpy(copy, d1, n1);
+	assert_int_equal(uesp_tunnel_rx_from(rx, copy, n1, &remote, 4500,
+	    &inner, &ilen), 1);
+	assert_int_equal(rx->st.moved_addr.family, AF_UNSPEC);
+	assert_int_equal(rx->st.moved_rx, 0);
+
+	/* A forgery from the new source: dropped, nothing noted. */
+	memcpy(copy, d3, n3);
+	copy[n3 - 1] ^= 1;
+	assert_int_equal(uesp_tunnel_rx_from(rx, copy, n3, &nat, 4502,
+	    &inner, &ilen), 0);
+	assert_int_equal(rx->st.drops.auth, 1);
+	assert_int_equal(rx->st.moved_addr.family, AF_UNSPEC);
+
+	/* The newest authentic datagram from it: delivered and noted. */
+	memcpy(copy, d3, n3);
+	assert_int_equal(uesp_tunnel_rx_from(rx, copy, n3, &nat, 4502,
+	    &inner, &ilen), 1);
+	assert_int_equal(inner[20], 0x03);
+	assert_string_equal(overlay_addr_str(&rx->st.moved_addr, buf,
+	    sizeof(buf)), "198.18.3.2");
+	assert_int_equal(rx->st.moved_port, 4502);
+	assert_int_equal(rx->st.moved_rx, 1);
+
+	/* An older authentic one (inside the window, not yet seen) from a
+	 * stale source: delivered, but the noted source stays. */
+	memcpy(copy, d2, n2);
+	assert_int_equal(uesp_tunnel_rx_from(rx, copy, n2, &stale, 4501,
+	    &inner, &ilen), 1);
+	assert_string_equal(overlay_addr_str(&rx->st.moved_addr, buf,
+	    sizeof(buf)), "198.18.3.2");
+	assert_int_equal(rx->st.moved_port, 4502);
+	assert_int_equal(rx->st.moved_rx, 1);
+
+	/* A replay of the newest from the stale source: refused, no move. */
+	memcpy(copy, d3, n3);
+	assert_int_equal(uesp_tunnel_rx_from(rx, copy, n3, &stale, 4501,
+	    &inner, &ilen), 0);
+	assert_int_equal(rx->st.drops.replay, 1);
+	assert_int_equal(rx->st.moved_port, 4502);
+	assert_int_equal(rx->st.moved_rx, 1);
+
+	/* Through the connected socket (no source): never a move. */
+	n1 = seal(tx, 0x04, d1);
+	assert_int_equal(uesp_tunnel_rx(rx, d1, n1, &inner, &ilen), 1);
+	assert_int_equal(rx->st.moved_rx, 1);
+	uesp_tunnel_free(rx);
+	uesp_tunnel_free(tx);
+}
+
 /* Authentic ESP whose inner part is not what the tunnel carries. */
 static void
 test_wrong_inner(void **state)
@@ -907,6 +984,7 @@ main(void)
 		cmocka_unit_test(test_gso_tap),
 		cmocka_unit_test(test_spi_lookup_several),
 		cmocka_unit_test(test_tamper),
+		cmocka_unit_test(test_moved_source),
 		cmocka_unit_test(test_wrong_inner),
 		cmocka_unit_test(test_fail_closed),
 		cmocka_unit_test(test_source_filter),

@@ -490,6 +490,11 @@ fill_status(struct msg_status *s, size_t n)
 		t->drops_no_sa = 5;
 		t->drops_malformed = 6;
 		t->drops_unknown_spi = 7;
+		if (i == 1) {		/* a peer followed through NAT */
+			addr(&t->peer_address, "198.18.3.2");
+			t->peer_port = 4502;
+			t->peer_moves = 2;
+		}
 		addr(&s->bgp[i].address, i % 2 ? "10.255.0.1" : "fd00::1");
 		s->bgp[i].remote_asn = 65002;
 		s->bgp[i].state = MSG_BGP_STATE_ESTABLISHED;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <cmocka.h>
 #include <net/if.h>
 #include <sched.h>
@@ -810,6 +811,72 @@ apply_calls(struct fx *f, const struct msg_intent *m, unsigned calls)
 	assert_int_equal(null_calls(f->octx) - before, calls);
 }
 
+/*
+ * NAT rebinding: a learned endpoint (reconcile_tunnel_move) is an in-place
+ * tunnel_update that keeps the SAs, and later intents that still name the
+ * old endpoint leave it alone; an intent that moves the endpoint itself
+ * wins.
+ */
+static void
+test_tunnel_move(void **state)
+{
+	struct fx f;
+	struct msg_intent a, a2, a3;
+	uint64_t ids[] = { 1, 2 };
+	struct overlay_addr nat;
+	const struct reconcile_tunnel *t;
+	char buf[INET6_ADDRSTRLEN];
+	unsigned before;
+
+	(void)state;
+	fx_open(&f, &null_ops);
+	fill_intent(&a, 1, ids, 2);
+	apply_ok(&f, &a);
+	assert_int_equal(overlay_addr_parse("198.18.3.2", &nat), 0);
+	assert_int_equal(reconcile_tunnel_move(f.r, 9, &nat, 4502), -ENOENT);
+	before = null_calls(f.octx);
+	assert_int_equal(reconcile_tunnel_move(f.r, 1, &nat, 4502), 0);
+	assert_int_equal(null_calls(f.octx) - before, 1);
+	assert_non_null(strstr(null_record(f.octx), "tunnel_update tunnel=1 "));
+	assert_null(strstr(null_record(f.octx), "sa_del"));
+	t = reconcile_tunnel_find(f.r, 1);
+	assert_string_equal(overlay_addr_str(&t->p.remote, buf, sizeof(buf)),
+	    "198.18.3.2");
+	assert_int_equal(t->p.remote_port, 4502);
+
+	/* A later version naming the old endpoint (another tunnel's MTU
+	 * changed): tunnel 1 is not snapped back. */
+	fill_intent(&a2, 2, ids, 2);
+	tun(&a2, 2)->mtu = 1300;
+	apply_calls(&f, &a2, 1);
+	t = reconcile_tunnel_find(f.r, 1);
+	assert_int_equal(t->p.remote_port, 4502);
+	apply_calls(&f, &a2, 0);
+
+	/* The intent's own endpoint changes: it wins, and stays. */
+	fill_intent(&a3, 3, ids, 2);
+	tun(&a3, 2)->mtu = 1300;
+	addr(&tun(&a3, 1)->remote_address, "203.0.113.77");
+	apply_calls(&f, &a3, 1);
+	t = reconcile_tunnel_find(f.r, 1);
+	assert_string_equal(overlay_addr_str(&t->p.remote, buf, sizeof(buf)),
+	    "203.0.113.77");
+	assert_int_equal(t->p.remote_port, OVERLAY_UDP_PORT);
+	apply_calls(&f, &a3, 0);
+	/* And back to the endpoint the learned one replaced: the intent. */
+	msg_intent_free(&a3);
+	fill_intent(&a3, 4, ids, 2);
+	tun(&a3, 2)->mtu = 1300;
+	apply_calls(&f, &a3, 1);
+	t = reconcile_tunnel_find(f.r, 1);
+	assert_string_equal(overlay_addr_str(&t->p.remote, buf, sizeof(buf)),
+	    "203.0.113.1");
+	msg_intent_free(&a);
+	msg_intent_free(&a2);
+	msg_intent_free(&a3);
+	fx_close(&f);
+}
+
 /* Make-before-break through the steps, with applies in between. */
 static void
 test_rekey_steps(void **state)
@@ -1259,6 +1326,7 @@ main(void)
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_allowed_and_lifetimes),
 		cmocka_unit_test(test_scale),
+		cmocka_unit_test(test_tunnel_move),
 		cmocka_unit_test(test_uesp),	/* last: leaves the netns */
 	};
 
