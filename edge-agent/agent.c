@@ -123,6 +123,7 @@ struct agent {
 	size_t n_pending;
 
 	uint64_t status_sent_ms;
+	uint64_t bgp_read_ms;		/* last agent_read_bgp() */
 	uint64_t tick_ms;
 	/* When to announce the tunnels' addresses again (0 = not due); see
 	 * agent_reannounce(). */
@@ -1254,7 +1255,13 @@ agent_tick(struct agent *a)
 	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
 	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
 		agent_read_bgp(a);
+		a->bgp_read_ms = now;
 		agent_send_status(a);
+	} else if (!a->stream_open &&
+	    now - a->bgp_read_ms >= AGENT_STATUS_PERIOD_S * 1000ull) {
+		/* Controller away: BGP and BFD stay fresh for local status. */
+		agent_read_bgp(a);
+		a->bgp_read_ms = now;
 	}
 }
 
