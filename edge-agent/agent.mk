@@ -37,3 +37,8 @@ TESTS     += $(BUILD)/tests/unit/test_edge_health
 $(BUILD)/tests/unit/test_edge_health: $(BUILD)/tests/unit/test_edge_health.o \
 		$(BUILD)/edge-agent/health.o $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_CMOCKA))
+
+# libFuzzer target for what health.c reads from its raw ICMP socket.
+FUZZ_TARGETS += health
+FUZZ_health_SRCS := tests/edge/fuzz_health.c edge-agent/health.c \
+	lib/log.c lib/util.c
