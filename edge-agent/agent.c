@@ -23,6 +23,7 @@
 #include "edge-agent/cache.h"
 #include "edge-agent/enroll.h"
 #include "edge-agent/frr.h"
+#include "edge-agent/health.h"
 #include "edge-agent/keys.h"
 #include "edge-agent/reconcile.h"
 #include "edge-agent/pin.h"
@@ -142,11 +143,14 @@ struct agent {
 	uint64_t roam_moves;		/* peers followed, all tunnels */
 
 	uint64_t status_sent_ms;
+	uint64_t bgp_read_ms;		/* last agent_read_bgp() */
 	uint64_t tick_ms;
 	/* When to announce the tunnels' addresses again (0 = not due); see
 	 * agent_reannounce(). */
 	uint64_t reannounce_ms[2];
 	struct frr_bgp_status bgp;	/* last read, for status */
+	struct frr_bfd_status bfd;	/* last read with bgp */
+	struct health *health;		/* tunnel probes; NULL = off */
 
 	uint64_t key_check_ms;		/* next look at the key epoch */
 	unsigned ctl_idx;		/* cfg.controllers[] in use */
@@ -158,6 +162,7 @@ struct agent {
 	bool frr_ok;			/* FRR holds `applied` */
 	bool status_dirty;
 	bool have_bgp;
+	bool have_bfd;
 	bool stream_open;		/* on_open .. on_close */
 };
 
@@ -1025,13 +1030,93 @@ agent_read_bgp(struct agent *a)
 	char err[256];
 
 	frr_bgp_status_free(&a->bgp);
-	a->have_bgp = false;
+	frr_bfd_status_free(&a->bfd);
+	a->have_bgp = a->have_bfd = false;
 	if (!a->have_applied)
 		return;
 	if (frr_read_summary(&a->frr, &a->bgp, err, sizeof(err)) == 0)
 		a->have_bgp = true;
 	else
 		log_debug("frr", "status: %s", err);
+	if (frr_read_bfd(&a->frr, &a->bfd, err, sizeof(err)) == 0)
+		a->have_bfd = true;
+	else
+		log_debug("frr", "status: %s", err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tunnel health (health.c): SAs, BFD and the probes make one "up". */
+
+/* The prober follows the tunnels (once a second, from agent_tick). */
+static void
+agent_health_sync(struct agent *a)
+{
+	size_t n = reconcile_ntunnels(a->rec);
+	struct health_tunnel *v = NULL;
+
+	if (a->health == NULL)
+		return;
+	if (n > HEALTH_TUNNELS_MAX)
+		n = HEALTH_TUNNELS_MAX;
+	if (n > 0 && (v = calloc(n, sizeof(*v))) == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct reconcile_tunnel *rt = reconcile_tunnel_get(a->rec,
+		    i);
+
+		v[i].tunnel_id = rt->p.id;
+		memcpy(v[i].ifname, rt->p.ifname, sizeof(v[i].ifname));
+		v[i].local = rt->p.inner_local;
+		v[i].peer = rt->p.inner_peer;
+	}
+	health_set(a->health, v, n);
+	free(v);
+}
+
+static bool
+agent_addr_is(const struct msg_addr *m, const struct overlay_addr *o)
+{
+	size_t len = o->family == AF_INET ? 4 : 16;
+
+	return o->family != AF_UNSPEC && m->family == o->family &&
+	    memcmp(m->bytes, o->bytes, len) == 0;
+}
+
+/* BFD's view of the tunnel: its sessions to the peer's tunnel addresses
+ * (IPv4 and IPv6); one down is down. */
+static enum health_bfd
+agent_bfd_of(const struct agent *a, const struct reconcile_tunnel *rt)
+{
+	enum health_bfd b = HEALTH_BFD_NONE;
+
+	for (size_t i = 0; a->have_bfd && i < a->bfd.n_peers; i++) {
+		const struct frr_bfd_peer *p = &a->bfd.peers[i];
+
+		if (!agent_addr_is(&p->peer, &rt->p.inner_peer) &&
+		    !agent_addr_is(&p->peer, &rt->p.inner_peer6))
+			continue;
+		if (!p->up)
+			return HEALTH_BFD_DOWN;
+		b = HEALTH_BFD_UP;
+	}
+	return b;
+}
+
+/* HealthStatus of one tunnel; sa_up: its state from the SAs is UP. */
+static void
+agent_health_of(const struct agent *a, const struct reconcile_tunnel *rt,
+    bool sa_up, struct msg_health_status *out, enum health_bfd *bfd)
+{
+	struct health_result r;
+	bool probed = health_get(a->health, rt->p.id, &r) == 0;
+
+	*bfd = agent_bfd_of(a, rt);
+	memset(out, 0, sizeof(*out));
+	out->tunnel_id = rt->p.id;
+	out->up = health_up(sa_up, *bfd, probed ? &r : NULL);
+	out->rtt_us = r.rtt_us;
+	out->loss_permille = r.loss_permille;
+	out->jitter_us = r.jitter_us;
 }
 
 static void
@@ -1046,7 +1131,8 @@ agent_send_status(struct agent *a)
 	st->applied_version = a->have_applied ? a->applied.version : 0;
 	st->uptime_seconds = (util_mono_ms() - a->start_ms) / 1000;
 	if (nt > 0 && ((st->tunnels = calloc(nt, sizeof(*st->tunnels))) ==
-	    NULL || (st->bgp = calloc(nt, sizeof(*st->bgp))) == NULL)) {
+	    NULL || (st->bgp = calloc(nt, sizeof(*st->bgp))) == NULL ||
+	    (st->health = calloc(nt, sizeof(*st->health))) == NULL)) {
 		msg_status_free(st);
 		return;
 	}
@@ -1056,6 +1142,7 @@ agent_send_status(struct agent *a)
 		struct msg_tunnel_status *t = &st->tunnels[st->n_tunnels++];
 		struct overlay_tunnel_stats ts;
 		const struct frr_neighbor_status *nb;
+		enum health_bfd bfd;
 		bool ok;
 
 		memset(&ts, 0, sizeof(ts));
@@ -1070,6 +1157,8 @@ agent_send_status(struct agent *a)
 		t->drops_malformed = ts.drops.malformed;
 		t->drops_unknown_spi = ts.drops.unknown_spi;
 		agent_roam_status(a, rt, t);
+		agent_health_of(a, rt, t->state == MSG_TUNNEL_STATE_UP,
+		    &st->health[st->n_health++], &bfd);
 		for (unsigned k = 0; k < rt->nsas && t->n_sas < MSG_SAS_MAX;
 		     k++) {
 			struct overlay_sa_stats ss;
@@ -1225,6 +1314,7 @@ agent_tick(struct agent *a)
 	if (now < a->tick_ms)
 		return;
 	a->tick_ms = now + 1000;
+	agent_health_sync(a);
 	agent_reannounce(a, now);
 	agent_pending_retry(a);
 	agent_soft_limits(a);
@@ -1247,7 +1337,13 @@ agent_tick(struct agent *a)
 	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
 	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
 		agent_read_bgp(a);
+		a->bgp_read_ms = now;
 		agent_send_status(a);
+	} else if (!a->stream_open &&
+	    now - a->bgp_read_ms >= AGENT_STATUS_PERIOD_S * 1000ull) {
+		/* Controller away: BGP and BFD stay fresh for local status. */
+		agent_read_bgp(a);
+		a->bgp_read_ms = now;
 	}
 }
 
@@ -1385,6 +1481,8 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 	    msg_intent_find_tunnel(&a->applied, rt->p.id) : NULL;
 	const struct frr_neighbor_status *nb = agent_bgp_of(a, rt->p.id);
 	struct overlay_tunnel_stats ts;
+	struct msg_health_status hs;
+	enum health_bfd bfd;
 	char buf[64], addr[INET6_ADDRSTRLEN];
 	json_t *j = json_object(), *sas = json_array();
 	bool ok;
@@ -1465,6 +1563,15 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		    "uptime_s", (json_int_t)nb->uptime_s,
 		    "prefixes_received", (json_int_t)nb->prefixes_received));
 	}
+	agent_health_of(a, rt, ok && agent_tunnel_state(&ts, ok) ==
+	    MSG_TUNNEL_STATE_UP, &hs, &bfd);
+	if (bfd != HEALTH_BFD_NONE)
+		json_object_set_new(j, "bfd", json_pack("{s:s}", "state",
+		    bfd == HEALTH_BFD_UP ? "up" : "down"));
+	json_object_set_new(j, "health", json_pack("{s:b,s:I,s:I,s:I}",
+	    "up", hs.up, "rtt_us", (json_int_t)hs.rtt_us,
+	    "loss_permille", (json_int_t)hs.loss_permille,
+	    "jitter_us", (json_int_t)hs.jitter_us));
 	return j;
 }
 
@@ -1722,6 +1829,7 @@ agent_new(const struct edge_config *cfg, const char *config_path)
 	if ((a->keys = keys_open(a->key_dir)) == NULL)
 		goto fail;
 	agent_frr_target(a);
+	a->health = health_new();	/* NULL: no probes, logged */
 
 	/* The status document of an earlier run is stale. */
 	{
@@ -1771,6 +1879,8 @@ agent_free(struct agent *a)
 	keys_free(a->keys);
 	msg_intent_free(&a->applied);
 	frr_bgp_status_free(&a->bgp);
+	frr_bfd_status_free(&a->bfd);
+	health_free(a->health);
 	if (a->sigfd != -1)
 		close(a->sigfd);
 	edge_config_free(&a->cfg);
@@ -1790,20 +1900,27 @@ agent_run(struct agent *a)
 	else if (agent_enrolled(a) == -1)
 		return 1;
 	while (!a->quit && !a->fatal) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{ .fd = a->sigfd, .events = POLLIN },
 			{ .fd = a->sess ? session_fd(a->sess) : -1,
 			  .events = POLLIN },
 			{ .fd = agent_roam_fd(a), .events = POLLIN },
+			{ .fd = health_fd(a->health), .events = POLLIN },
 		};
 		int t = a->sess ? session_timeout_ms(a->sess) : -1;
+		int ht = health_timeout_ms(a->health, util_mono_ms());
 		uint64_t now = util_mono_ms();
 		int wait = 200;
 		bool changed;
 
 		if (t >= 0 && t < wait)
 			wait = t;
-		(void)poll(p, 3, wait);
+		if (ht >= 0 && ht < wait)
+			wait = ht;
+		(void)poll(p, 4, wait);
+		/* Probes out and answers in; a changed path is reported. */
+		if (health_run(a->health, util_mono_ms()))
+			a->status_dirty = true;
 		if (p[0].revents & POLLIN)
 			agent_signals(a);
 		if (a->quit)

@@ -2,8 +2,7 @@
 # cache.c) and its namespace tests.  Read from module.mk before the FRR and
 # reconciler blocks, so their objects are named here directly.
 AGENT_SRCS := edge-agent/main.c edge-agent/agent.c edge-agent/keys.c \
-	edge-agent/pin.c \
-	edge-agent/cache.c
+	edge-agent/pin.c edge-agent/cache.c edge-agent/health.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)
 ANALYZE_SRCS += $(AGENT_SRCS)
 $(AGENT_OBJS): | $(PROTO_GEN_H)
@@ -30,3 +29,16 @@ TEST_BINS += $(AGENT_KEYS_TOOL)
 # Namespace tests of the daemon (root, real FRR, the ASan build).
 TESTS += tests/edge/agent_two_sites.sh tests/edge/agent_rekey.sh \
 	tests/edge/agent_restart.sh
+
+# Tunnel health (health.c, part of AGENT_SRCS): the probes and the
+# RTT/loss/jitter arithmetic; the unit test needs root (loopback prober).
+TEST_BINS += $(BUILD)/tests/unit/test_edge_health
+TESTS     += $(BUILD)/tests/unit/test_edge_health
+$(BUILD)/tests/unit/test_edge_health: $(BUILD)/tests/unit/test_edge_health.o \
+		$(BUILD)/edge-agent/health.o $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_CMOCKA))
+
+# libFuzzer target for what health.c reads from its raw ICMP socket.
+FUZZ_TARGETS += health
+FUZZ_health_SRCS := tests/edge/fuzz_health.c edge-agent/health.c \
+	lib/log.c lib/util.c
