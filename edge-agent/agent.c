@@ -1230,7 +1230,7 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		    rt->sas[k].dir, &ss) != 0)
 			continue;
 		json_array_append_new(sas, json_pack(
-		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:b}",
 		    "dir", rt->sas[k].dir == OVERLAY_DIR_IN ? "in" : "out",
 		    "spi", (json_int_t)rt->sas[k].spi,
 		    "sa_epoch", (json_int_t)rt->sas[k].sa_epoch,
@@ -1238,7 +1238,9 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		    "packets", (json_int_t)ss.packets,
 		    "bytes", (json_int_t)ss.bytes,
 		    "seq", (json_int_t)ss.seq,
-		    "active", rt->sas[k].dir == OVERLAY_DIR_IN || ss.active));
+		    "active", rt->sas[k].dir == OVERLAY_DIR_IN || ss.active,
+		    "soft_expired", ss.soft_expired,
+		    "hard_expired", ss.hard_expired));
 	}
 	json_object_set_new(j, "sas", sas);
 	if (nb != NULL) {

@@ -86,6 +86,8 @@ static const struct status_field status_sa[] = {
 	{ "packets", SK_UINT, NULL, 0 },
 	{ "bytes", SK_UINT, NULL, 0 },
 	{ "active", SK_BOOL, NULL, 0 },
+	{ "soft_expired", SK_BOOL, NULL, 0 },
+	{ "hard_expired", SK_BOOL, NULL, 0 },
 	{ NULL, SK_STR, NULL, 0 },
 };
 
