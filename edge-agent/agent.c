@@ -46,6 +46,8 @@
 #define AGENT_PENDING_S		60	/* ... acked failed after this long */
 #define AGENT_ROAM_POLL_MS	250	/* look for moved NAT peers this often */
 #define AGENT_ROAM_HOLD_MS	1000	/* follow one tunnel's peer at most once per */
+#define AGENT_FILTERED_S	5	/* read neighbours' filtered prefixes */
+#define AGENT_FILTERED_READS	8	/* ... of at most this many a time */
 
 enum agent_ctl_state {
 	AGENT_CTL_ENROLLING,
@@ -59,6 +61,14 @@ static const char *const agent_ctl_names[] = {
 	[AGENT_CTL_CONNECTING] = "connecting",
 	[AGENT_CTL_CONNECTED] = "connected",
 	[AGENT_CTL_BACKOFF] = "backoff",
+};
+
+/* What a BGP neighbour announced and its inbound list dropped (a site
+ * announcing a prefix that is not its own: agent_read_filtered()). */
+struct agent_filtered {
+	struct msg_addr neighbor;
+	uint64_t tunnel_id;
+	uint32_t n;			/* prefixes filtered, last read */
 };
 
 /* A RETIRE order waiting out its drain. */
@@ -151,6 +161,10 @@ struct agent {
 	struct frr_bgp_status bgp;	/* last read, for status */
 	struct frr_bfd_status bfd;	/* last read with bgp */
 	struct health *health;		/* tunnel probes; NULL = off */
+	struct agent_filtered *filtered; /* one per neighbour of bgp */
+	size_t n_filtered;
+	size_t filtered_next;		/* round robin over the neighbours */
+	uint64_t filtered_ms;		/* next read */
 
 	uint64_t key_check_ms;		/* next look at the key epoch */
 	unsigned ctl_idx;		/* cfg.controllers[] in use */
@@ -1024,6 +1038,90 @@ agent_tunnel_state(const struct overlay_tunnel_stats *ts, bool stats_ok)
 	return MSG_TUNNEL_STATE_KEYING;
 }
 
+/* The prefixes filtered from a tunnel's neighbours (0 when none read). */
+static uint32_t
+agent_filtered_of(const struct agent *a, uint64_t tunnel)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < a->n_filtered; i++)
+		if (a->filtered[i].tunnel_id == tunnel)
+			n += a->filtered[i].n;
+	return n;
+}
+
+/*
+ * Every AGENT_FILTERED_S, what up to AGENT_FILTERED_READS Established
+ * neighbours (round robin, so a large site is covered over several
+ * rounds at a bounded cost of one vtysh each) sent and their inbound
+ * prefix-list dropped: a peer announcing a prefix the topology does not
+ * give it (another site's LAN: a hijack) is filtered by FRR, and
+ * reported here — a warning naming the first prefix when the count
+ * changes, and `prefixes_filtered` in the status.
+ */
+static void
+agent_read_filtered(struct agent *a)
+{
+	uint64_t now = util_mono_ms();
+	size_t n = a->bgp.n_neighbors, reads = 0;
+	struct agent_filtered *nf;
+
+	if (now < a->filtered_ms)
+		return;
+	a->filtered_ms = now + AGENT_FILTERED_S * 1000ull;
+	if ((nf = calloc(n > 0 ? n : 1, sizeof(*nf))) == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct frr_neighbor_status *nb = &a->bgp.neighbors[i];
+
+		nf[i].neighbor = nb->address;
+		nf[i].tunnel_id = nb->tunnel_id;
+		for (size_t j = 0; j < a->n_filtered; j++)
+			if (a->filtered[j].tunnel_id == nb->tunnel_id &&
+			    msg_addr_equal(&a->filtered[j].neighbor,
+			    &nb->address))
+				nf[i].n = a->filtered[j].n;
+	}
+	for (size_t k = 0; k < n && reads < AGENT_FILTERED_READS; k++) {
+		size_t i = (a->filtered_next + k) % n;
+		const struct frr_neighbor_status *nb = &a->bgp.neighbors[i];
+		struct frr_prefix_list pl = { 0 };
+		char err[256], na[MSG_ADDR_STRLEN], first[MSG_PREFIX_STRLEN];
+
+		if (nb->tunnel_id == 0 || nb->state != MSG_BGP_STATE_ESTABLISHED)
+			continue;
+		reads++;
+		if (frr_read_filtered(&a->frr, &nb->address,
+		    nb->address.family == AF_INET6 ? AF_INET6 : AF_INET,
+		    &pl, err, sizeof(err)) == -1) {
+			log_debug("frr", "filtered routes: %s", err);
+			continue;
+		}
+		if (pl.n_prefixes != nf[i].n) {
+			(void)msg_addr_format(&nb->address, na, sizeof(na));
+			if (pl.n_prefixes > 0) {
+				(void)msg_prefix_format(&pl.prefixes[0], first,
+				    sizeof(first));
+				log_warnx("frr: tunnel %" PRIu64 ": neighbour %s "
+				    "announced %zu prefix(es) it may not (%s%s); "
+				    "filtered", nb->tunnel_id, na, pl.n_prefixes,
+				    first, pl.n_prefixes > 1 ? ", ..." : "");
+			} else
+				log_info("frr: tunnel %" PRIu64 ": neighbour %s "
+				    "announces nothing filtered any more",
+				    nb->tunnel_id, na);
+			a->status_dirty = true;
+		}
+		nf[i].n = (uint32_t)pl.n_prefixes;
+		frr_prefix_list_free(&pl);
+	}
+	a->filtered_next = n > 0 ? (a->filtered_next + AGENT_FILTERED_READS) %
+	    n : 0;
+	free(a->filtered);
+	a->filtered = nf;
+	a->n_filtered = n;
+}
+
 static void
 agent_read_bgp(struct agent *a)
 {
@@ -1034,9 +1132,10 @@ agent_read_bgp(struct agent *a)
 	a->have_bgp = a->have_bfd = false;
 	if (!a->have_applied)
 		return;
-	if (frr_read_summary(&a->frr, &a->bgp, err, sizeof(err)) == 0)
+	if (frr_read_summary(&a->frr, &a->bgp, err, sizeof(err)) == 0) {
 		a->have_bgp = true;
-	else
+		agent_read_filtered(a);
+	} else
 		log_debug("frr", "status: %s", err);
 	if (frr_read_bfd(&a->frr, &a->bfd, err, sizeof(err)) == 0)
 		a->have_bfd = true;
@@ -1543,7 +1642,7 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		    rt->sas[k].dir, &ss) != 0)
 			continue;
 		json_array_append_new(sas, json_pack(
-		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:b}",
 		    "dir", rt->sas[k].dir == OVERLAY_DIR_IN ? "in" : "out",
 		    "spi", (json_int_t)rt->sas[k].spi,
 		    "sa_epoch", (json_int_t)rt->sas[k].sa_epoch,
@@ -1551,17 +1650,21 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		    "packets", (json_int_t)ss.packets,
 		    "bytes", (json_int_t)ss.bytes,
 		    "seq", (json_int_t)ss.seq,
-		    "active", rt->sas[k].dir == OVERLAY_DIR_IN || ss.active));
+		    "active", rt->sas[k].dir == OVERLAY_DIR_IN || ss.active,
+		    "soft_expired", ss.soft_expired,
+		    "hard_expired", ss.hard_expired));
 	}
 	json_object_set_new(j, "sas", sas);
 	if (nb != NULL) {
 		char na[MSG_ADDR_STRLEN];
 
 		(void)msg_addr_format(&nb->address, na, sizeof(na));
-		json_object_set_new(j, "bgp", json_pack("{s:s,s:s,s:I,s:I}",
+		json_object_set_new(j, "bgp", json_pack("{s:s,s:s,s:I,s:I,s:I}",
 		    "neighbor", na, "state", msg_bgp_state_name(nb->state),
 		    "uptime_s", (json_int_t)nb->uptime_s,
-		    "prefixes_received", (json_int_t)nb->prefixes_received));
+		    "prefixes_received", (json_int_t)nb->prefixes_received,
+		    "prefixes_filtered",
+		    (json_int_t)agent_filtered_of(a, rt->p.id)));
 	}
 	agent_health_of(a, rt, ok && agent_tunnel_state(&ts, ok) ==
 	    MSG_TUNNEL_STATE_UP, &hs, &bfd);
@@ -1881,6 +1984,7 @@ agent_free(struct agent *a)
 	frr_bgp_status_free(&a->bgp);
 	frr_bfd_status_free(&a->bfd);
 	health_free(a->health);
+	free(a->filtered);
 	if (a->sigfd != -1)
 		close(a->sigfd);
 	edge_config_free(&a->cfg);

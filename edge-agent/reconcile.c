@@ -286,17 +286,20 @@ static void
 lifetimes(const struct msg_intent *in, const struct msg_tunnel *t,
     struct overlay_lifetime *soft, struct overlay_lifetime *hard)
 {
-	uint32_t grace = in->headless_grace_seconds ?
-	    in->headless_grace_seconds : MSG_DEFAULT_GRACE_SECONDS;
+	struct msg_sa_hard h;
 
 	memset(soft, 0, sizeof(*soft));
 	memset(hard, 0, sizeof(*hard));
-	/* Soft limits only report (the controller rekeys); the hard time
-	 * covers the headless grace on top (design.md §4). */
+	/* Soft limits only report (the controller rekeys); the hard ones end
+	 * the SA, and cover the headless grace on top (proto/README.md, "SA
+	 * lifetimes": the same on every edge). */
 	soft->seconds = msg_rekey_seconds_or_default(t->crypto.rekey_seconds);
 	soft->bytes = t->crypto.rekey_bytes;
 	soft->packets = t->crypto.rekey_packets;
-	hard->seconds = soft->seconds + grace;
+	msg_sa_hard_limits(&t->crypto, in->headless_grace_seconds, &h);
+	hard->seconds = h.seconds;
+	hard->bytes = h.bytes;
+	hard->packets = h.packets;
 }
 
 /* SA parameters for ref on tunnel t, key from the provider. */

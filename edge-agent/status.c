@@ -86,6 +86,8 @@ static const struct status_field status_sa[] = {
 	{ "packets", SK_UINT, NULL, 0 },
 	{ "bytes", SK_UINT, NULL, 0 },
 	{ "active", SK_BOOL, NULL, 0 },
+	{ "soft_expired", SK_BOOL, NULL, 0 },
+	{ "hard_expired", SK_BOOL, NULL, 0 },
 	{ NULL, SK_STR, NULL, 0 },
 };
 
@@ -94,6 +96,7 @@ static const struct status_field status_bgp[] = {
 	{ "state", SK_STR, NULL, 0 },
 	{ "uptime_s", SK_UINT, NULL, 0 },
 	{ "prefixes_received", SK_UINT, NULL, 0 },
+	{ "prefixes_filtered", SK_UINT, NULL, 0 },
 	{ NULL, SK_STR, NULL, 0 },
 };
 
@@ -634,6 +637,10 @@ static const struct status_tmetric status_tmetrics[] = {
 	{ "meshwan_edge_bgp_prefixes_received", "gauge",
 	  "Prefixes accepted from the tunnel's BGP neighbour.",
 	  "bgp", "prefixes_received", SC_INT, NULL, NULL, NULL },
+	{ "meshwan_edge_bgp_prefixes_filtered", "gauge",
+	  "Prefixes the tunnel's BGP neighbour announced that its inbound "
+	  "list dropped (not its own: a hijack).",
+	  "bgp", "prefixes_filtered", SC_INT, NULL, NULL, NULL },
 	{ "meshwan_edge_bfd_up", "gauge", "1 when the BFD session is up.",
 	  "bfd", "state", SC_EQ, "up", NULL, NULL },
 	{ "meshwan_edge_health_up", "gauge",

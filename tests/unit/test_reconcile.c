@@ -1218,6 +1218,14 @@ test_allowed_and_lifetimes(void **state)
 	assert_null(strstr(rec, "sa_del"));
 	assert_null(strstr(rec, "tunnel=1 "));
 	assert_int_equal(reconcile_tunnel_find(f.r, 2)->soft[0].seconds, 600);
+	/* Hard limits: proto/README.md "SA lifetimes" (rekey + grace +
+	 * margin; the AES-GCM volume bounds), whatever the soft ones. */
+	assert_int_equal(reconcile_tunnel_find(f.r, 2)->hard[0].seconds,
+	    600 + MSG_DEFAULT_GRACE_SECONDS + MSG_SA_HARD_MARGIN);
+	assert_true(reconcile_tunnel_find(f.r, 2)->hard[0].bytes ==
+	    MSG_SA_HARD_BYTES);
+	assert_true(reconcile_tunnel_find(f.r, 2)->hard[1].packets ==
+	    MSG_SA_HARD_PACKETS);
 	msg_intent_free(&a);
 
 	fill_intent(&a, 2, ids9, 2);
