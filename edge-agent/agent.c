@@ -510,9 +510,12 @@ agent_on_intent(struct session *s, const struct msg_intent *in,
 	snprintf(a->last_ack.reason, sizeof(a->last_ack.reason), "%s",
 	    rc == 0 ? "" : reason);
 	a->last_ack.set = true;
-	if (rc == -1)
+	if (rc == -1) {
 		log_warnx("agent: intent version %" PRIu64 " failed: %s",
 		    in->version, reason);
+		/* A status soon: the controller shows the failure with it. */
+		a->status_dirty = true;
+	}
 	return rc;
 }
 
