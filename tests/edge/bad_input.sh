@@ -26,6 +26,10 @@
 #       ok ack, BGP back, LAN pings back, the error cleared.
 # A ping across the tunnel's /31 runs through all of it and loses
 # nothing; both agents stop cleanly with no sanitizer report.
+#   Zebra's view: site 2's vtysh is a wrapper whose first two answers to
+# `show interface json` lack the tunnel's addresses, as FRR 8.4's zebra
+# does when it drops an address event: the agent must see it, announce
+# the addresses again (SPIs kept) and stop checking once zebra has them.
 . "$MESHWAN_TOP/tests/edge/agent_lib.sh"
 
 BADCTL="$MESHWAN_TOP/${BUILD:-build}/tests/edge/badctl"
@@ -34,6 +38,22 @@ BADCTL="$MESHWAN_TOP/${BUILD:-build}/tests/edge/badctl"
 ctl_start </dev/null
 site_add 1 alpha
 site_add 2 beta
+
+cat >"$NS_TMP/vtysh-hide" <<EOF
+#!/bin/sh
+case "\$*" in
+*"show interface json"*)
+	n=\$(cat "$NS_TMP/hide.n" 2>/dev/null || echo 0)
+	if [ "\$n" -lt 2 ]; then
+		echo \$((n + 1)) >"$NS_TMP/hide.n"
+		/usr/bin/vtysh "\$@" | /usr/bin/jq 'with_entries(if (.key | startswith("mw")) then .value.ipAddresses = [] else . end)'
+		exit 0
+	fi ;;
+esac
+exec /usr/bin/vtysh "\$@"
+EOF
+chmod 755 "$NS_TMP/vtysh-hide"
+echo "vtysh = $NS_TMP/vtysh-hide" >>"$NS_TMP/e2/edge.conf"
 
 # badctl's server certificate, from the controller's CA (the agent checks
 # the name meshwan-controller, as for the real one).
@@ -68,6 +88,15 @@ for n in 1 2; do
 	wait_until 30 bgp_up "$n" || { agent_logs; fail "BGP not up on site $n"; }
 done
 grep -q '^upstream open' "$PX/log" || fail "site 1 does not go through badctl"
+
+# Zebra's view, checked after each change: site 2 saw its addresses
+# missing (the wrapper) and announced them again, site 1 found them.
+zebra_ok() { grep -q "zebra holds every tunnel address" "$NS_TMP/e$1/agent.log"; }
+wait_until 30 zebra_ok 1 || { agent_logs; fail "site 1 did not check zebra's view"; }
+wait_until 30 zebra_ok 2 || { agent_logs; fail "site 2 did not see zebra's view complete"; }
+grep -q "zebra lacks 100\.64\.0\.[0-9]*/31 on mw1; addresses announced again" \
+    "$NS_TMP/e2/agent.log" || { agent_logs; fail "site 2 did not announce the missing /31 again"; }
+[ "$(cat "$NS_TMP/hide.n")" = 2 ] || fail "the vtysh wrapper was not asked twice"
 
 # The SPIs of site 1's tunnel, and its peer's /31 address.
 spis() { status 1 | jq -c '[.tunnels[0].sas[] | .spi] | sort'; }
