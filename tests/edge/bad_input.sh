@@ -25,7 +25,8 @@
 #       tunnel still carries pings with the same SPIs; FRR started again:
 #       ok ack, BGP back, LAN pings back, the error cleared.
 # A ping across the tunnel's /31 runs through all of it and loses
-# nothing; both agents stop cleanly with no sanitizer report.
+# nothing (but the one in flight when it is stopped); both agents stop
+# cleanly with no sanitizer report.
 #   Zebra's view: site 2's vtysh is a wrapper whose first two answers to
 # `show interface json` lack the tunnel's addresses, as FRR 8.4's zebra
 # does when it drops an address event: the agent must see it, announce
@@ -198,12 +199,15 @@ same_spis "FRR down"
 ip netns exec "$E1" ping -c 1 -W 1 "$PEER" >/dev/null ||
 	fail "no ping across the tunnel while FRR is down"
 
-start_frr "$E1" "$NS_TMP/e1/frr"
 _from=$(lines)
+t_frr=$(ms)
+start_frr "$E1" "$NS_TMP/e1/frr"
 frr_ok() { after | grep -q "^ack version=[0-9]* ok=1"; }
 wait_until 40 frr_ok || { agent_logs; fail "no ok ack after FRR came back: $(after)"; }
-wait_until 30 bgp_up 1 || { agent_logs; fail "BGP not back on site 1"; }
-wait_until 30 lan_ping 1 2 || fail "LAN 1 cannot ping LAN 2 after FRR came back"
+t_ack=$(( $(ms) - t_frr ))
+wait_until 45 bgp_up 1 || { agent_logs; fail "BGP not back on site 1"; }
+wait_until 45 lan_ping 1 2 || fail "LAN 1 cannot ping LAN 2 after FRR came back"
+echo "figure: FRR started again -> ok ack ${t_ack} ms, -> LAN ping $(( $(ms) - t_frr )) ms"
 rest_clear() {
 	[ "$(api GET "/api/v1/edges/$SITE_1")" = 200 ] &&
 	jq -e '.converged and .status.last_ack_error == null' "$NS_TMP/out" >/dev/null
@@ -218,7 +222,8 @@ sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$NS_TMP/tping")
 got=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$NS_TMP/tping")
 echo "figure: ping across the tunnel: $got of $sent answered"
 [ -n "$sent" ] && [ "$sent" -gt 50 ] || fail "the tunnel ping did not run"
-[ "$got" = "$sent" ] || fail "the tunnel lost pings: $got of $sent"
+# The one in flight when ping is stopped may be counted lost.
+[ "$got" -ge $((sent - 1)) ] || fail "the tunnel lost pings: $got of $sent"
 
 agent_stop 1
 agent_stop 2
