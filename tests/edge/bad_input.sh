@@ -30,7 +30,7 @@
 #   Zebra's view: site 2's vtysh is a wrapper whose first two answers to
 # `show interface json` lack the tunnel's addresses, as FRR 8.4's zebra
 # does when it drops an address event: the agent must see it, announce
-# the addresses again (SPIs kept) and stop checking once zebra has them.
+# the addresses again and stop checking once zebra has them.
 . "$MESHWAN_TOP/tests/edge/agent_lib.sh"
 
 BADCTL="$MESHWAN_TOP/${BUILD:-build}/tests/edge/badctl"
