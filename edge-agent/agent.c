@@ -48,6 +48,8 @@
 #define AGENT_ROAM_HOLD_MS	1000	/* follow one tunnel's peer at most once per */
 #define AGENT_FILTERED_S	5	/* read neighbours' filtered prefixes */
 #define AGENT_FILTERED_READS	8	/* ... of at most this many a time */
+#define AGENT_ZCHECK_MS		2000	/* zebra's addresses checked this often */
+#define AGENT_ZCHECK_TRIES	8	/* ... at most this many times */
 
 enum agent_ctl_state {
 	AGENT_CTL_ENROLLING,
@@ -155,9 +157,10 @@ struct agent {
 	uint64_t status_sent_ms;
 	uint64_t bgp_read_ms;		/* last agent_read_bgp() */
 	uint64_t tick_ms;
-	/* When to announce the tunnels' addresses again (0 = not due); see
-	 * agent_reannounce(). */
-	uint64_t reannounce_ms[2];
+	/* When to check zebra's view of the tunnels' addresses (0 = not
+	 * due), and how many checks are left; see agent_zebra_check(). */
+	uint64_t zcheck_ms;
+	unsigned zcheck_left;
 	struct frr_bgp_status bgp;	/* last read, for status */
 	struct frr_bfd_status bfd;	/* last read with bgp */
 	struct health *health;		/* tunnel probes; NULL = off */
@@ -522,8 +525,8 @@ agent_apply(struct agent *a, const struct msg_intent *in, char *reason,
 		return -1;
 	}
 	if (res.calls > 0) {
-		a->reannounce_ms[0] = t0 + 2000;
-		a->reannounce_ms[1] = t0 + 10000;
+		a->zcheck_ms = t0 + AGENT_ZCHECK_MS;
+		a->zcheck_left = AGENT_ZCHECK_TRIES;
 	}
 	if (in != &a->applied) {
 		struct msg_intent copy;
@@ -608,9 +611,12 @@ agent_on_intent(struct session *s, const struct msg_intent *in,
 	snprintf(a->last_ack.reason, sizeof(a->last_ack.reason), "%s",
 	    rc == 0 ? "" : reason);
 	a->last_ack.set = true;
-	if (rc == -1)
+	if (rc == -1) {
 		log_warnx("agent: intent version %" PRIu64 " failed: %s",
 		    in->version, reason);
+		/* A status soon: the controller shows the failure with it. */
+		a->status_dirty = true;
+	}
 	return rc;
 }
 
@@ -1373,35 +1379,75 @@ agent_key_rotate(struct agent *a)
  * events on its main thread, so the address of a device made a moment
  * before can reach it first and be dropped ("can't find interface"): the
  * tunnel's /31 is then missing in zebra and BGP over it never comes up
- * (1 run in 3 of the three-site demo).  A tunnel_update with unchanged
- * parameters makes the backend announce the addresses again (uesp:
- * RTM_NEWADDR with NLM_F_REPLACE, no change to the device), so 2 s and
- * 10 s after a change every tunnel's addresses are announced once more,
- * when zebra knows the device.
+ * (1 run in 3 of the three-site demo).  So after a change zebra's view is
+ * read (`show interface json`, frr_read_interfaces()) 2 s later and then
+ * every 2 s, until zebra holds every tunnel's /31 and /127 or 8 checks
+ * were made.  A tunnel whose address zebra lacks gets its addresses
+ * announced again: a tunnel_update with unchanged parameters (uesp:
+ * RTM_NEWADDR with NLM_F_REPLACE, no change to the device or its SAs).
  */
-static void
-agent_reannounce(struct agent *a, uint64_t now)
+static bool
+agent_zebra_has(const struct frr_ifaces *zi, const char *ifname,
+    const struct overlay_addr *o, unsigned len, char *what, size_t whatsz)
 {
-	bool due = false;
+	struct msg_addr m;
+	char t[INET6_ADDRSTRLEN];
 
-	for (size_t k = 0; k < 2; k++)
-		if (a->reannounce_ms[k] != 0 && now >= a->reannounce_ms[k]) {
-			a->reannounce_ms[k] = 0;
-			due = true;
-		}
-	if (!due)
+	memset(&m, 0, sizeof(m));
+	m.family = o->family;
+	memcpy(m.bytes, o->bytes, sizeof(m.bytes));
+	if (frr_iface_has(zi, ifname, &m, len))
+		return true;
+	if (msg_addr_format(&m, t, sizeof(t)) == -1)
+		snprintf(t, sizeof(t), "?");
+	snprintf(what, whatsz, "%s/%u", t, len);
+	return false;
+}
+
+static void
+agent_zebra_check(struct agent *a, uint64_t now)
+{
+	struct frr_ifaces zi;
+	char err[MSG_REASON_MAX + 1], what[INET6_ADDRSTRLEN + 8];
+	size_t missing = 0;
+
+	if (a->zcheck_ms == 0 || now < a->zcheck_ms)
 		return;
-	for (size_t i = 0; i < reconcile_ntunnels(a->rec); i++) {
-		const struct reconcile_tunnel *rt = reconcile_tunnel_get(a->rec,
-		    i);
-		int rc = a->ops->tunnel_update(a->octx, &rt->p);
+	if (frr_read_interfaces(&a->frr, &zi, err, sizeof(err)) == -1) {
+		log_debug("frr", "zebra's interfaces not read: %s", err);
+		missing = 1;
+	} else {
+		for (size_t i = 0; i < reconcile_ntunnels(a->rec); i++) {
+			const struct overlay_tunnel_params *p =
+			    &reconcile_tunnel_get(a->rec, i)->p;
+			int rc;
 
-		if (rc < 0)
-			log_warnx("agent: tunnel %" PRIu64 ": addresses not "
-			    "announced again: %s", rt->p.id, strerror(-rc));
+			if (agent_zebra_has(&zi, p->ifname, &p->inner_local,
+			    p->inner_prefix_len ? p->inner_prefix_len : 31,
+			    what, sizeof(what)) &&
+			    (p->inner_local6.family != AF_INET6 ||
+			    agent_zebra_has(&zi, p->ifname, &p->inner_local6,
+			    127, what, sizeof(what))))
+				continue;
+			missing++;
+			rc = a->ops->tunnel_update(a->octx, p);
+			log_warnx("agent: zebra lacks %s on %s; addresses "
+			    "announced again%s%s", what, p->ifname,
+			    rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+		}
+		frr_ifaces_free(&zi);
 	}
-	log_debug("overlay", "tunnel addresses announced again (%zu tunnels)",
-	    reconcile_ntunnels(a->rec));
+	if (missing > 0 && --a->zcheck_left > 0) {
+		a->zcheck_ms = now + AGENT_ZCHECK_MS;
+		return;
+	}
+	a->zcheck_ms = 0;
+	if (missing > 0)
+		log_warnx("agent: zebra's view of the tunnel addresses still "
+		    "incomplete after %d checks", AGENT_ZCHECK_TRIES);
+	else
+		log_debug("frr", "zebra holds every tunnel address (%zu "
+		    "tunnels)", reconcile_ntunnels(a->rec));
 }
 
 static void
@@ -1414,7 +1460,7 @@ agent_tick(struct agent *a)
 		return;
 	a->tick_ms = now + 1000;
 	agent_health_sync(a);
-	agent_reannounce(a, now);
+	agent_zebra_check(a, now);
 	agent_pending_retry(a);
 	agent_soft_limits(a);
 	if (a->have_applied && !a->frr_ok && now >= a->frr_retry_ms) {

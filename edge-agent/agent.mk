@@ -28,7 +28,7 @@ TEST_BINS += $(AGENT_KEYS_TOOL)
 
 # Namespace tests of the daemon (root, real FRR, the ASan build).
 TESTS += tests/edge/agent_two_sites.sh tests/edge/agent_rekey.sh \
-	tests/edge/agent_restart.sh
+	tests/edge/agent_restart.sh tests/edge/bad_input.sh
 
 # Tunnel health (health.c, part of AGENT_SRCS): the probes and the
 # RTT/loss/jitter arithmetic; the unit test needs root (loopback prober).
@@ -42,3 +42,12 @@ $(BUILD)/tests/unit/test_edge_health: $(BUILD)/tests/unit/test_edge_health.o \
 FUZZ_TARGETS += health
 FUZZ_health_SRCS := tests/edge/fuzz_health.c edge-agent/health.c \
 	lib/log.c lib/util.c
+
+# Test controller of bad_input.sh: relays a real controller and sends
+# the edge malformed and overlapping intents on command.
+AGENT_BADCTL := $(BUILD)/tests/edge/badctl
+$(BUILD)/tests/edge/badctl.o: | $(PROTO_GEN_H)
+$(AGENT_BADCTL): $(BUILD)/tests/edge/badctl.o $(RPC_OBJS) $(PBCONV_OBJS) \
+		$(PROTO_GEN_OBJS) $(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV))
+TEST_BINS += $(AGENT_BADCTL)

@@ -2591,3 +2591,133 @@ frr_read_filtered(const struct frr_target *t, const struct msg_addr *neighbor,
 	    "filtered-routes json", family == AF_INET ? "ipv4" : "ipv6", a);
 	return frr_read(t, cmd, frr_parse_filtered_v, out, err, errlen);
 }
+
+/* ------------------------------------------------------------------ */
+/* Zebra's interfaces */
+
+void
+frr_ifaces_free(struct frr_ifaces *x)
+{
+	for (size_t i = 0; i < x->n_ifs; i++)
+		free(x->ifs[i].addrs);
+	free(x->ifs);
+	memset(x, 0, sizeof(*x));
+}
+
+static int
+frr_iface_entry(const char *name, json_t *v, struct frr_iface *out,
+    char *err, size_t errlen)
+{
+	json_t *addrs, *a;
+	size_t i;
+	char where[96];
+
+	snprintf(where, sizeof(where), "%.48s", name);
+	if (!json_is_object(v))
+		return frr_err(err, errlen, "%s: not an object", where);
+	if (strlen(name) >= sizeof(out->name))
+		return frr_err(err, errlen, "%s: name too long", where);
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	if ((addrs = json_object_get(v, "ipAddresses")) == NULL)
+		return 0;
+	if (!json_is_array(addrs))
+		return frr_err(err, errlen, "%s.ipAddresses: not an array",
+		    where);
+	if (json_array_size(addrs) > FRR_IFACE_ADDRS_MAX)
+		return frr_err(err, errlen, "%s.ipAddresses: more than %d",
+		    where, FRR_IFACE_ADDRS_MAX);
+	if (json_array_size(addrs) > 0 && (out->addrs = calloc(
+	    json_array_size(addrs), sizeof(*out->addrs))) == NULL)
+		return frr_err(err, errlen, "out of memory");
+	json_array_foreach(addrs, i, a) {
+		const char *s;
+		char w[160];
+
+		snprintf(w, sizeof(w), "%s.ipAddresses[%zu]", where, i);
+		if (!json_is_object(a))
+			return frr_err(err, errlen, "%s: not an object", w);
+		if (frr_json_str(a, "address", &s, w, err, errlen) == -1)
+			return -1;
+		if (s == NULL)
+			return frr_err(err, errlen, "%s.address: missing", w);
+		if (msg_prefix_parse(s, false, &out->addrs[i]) == -1)
+			return frr_err(err, errlen, "%s.address: \"%.64s\" is "
+			    "not an address/length", w, s);
+		out->n_addrs++;
+	}
+	return 0;
+}
+
+int
+frr_parse_interfaces(const char *json, size_t len, struct frr_ifaces *out,
+    char *err, size_t errlen)
+{
+	json_t *root, *v;
+	const char *key;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if ((root = frr_json_load(json, len, "interfaces", err,
+	    errlen)) == NULL)
+		return -1;
+	if (!json_is_object(root)) {
+		frr_err(err, errlen, "interfaces: not a JSON object");
+		goto done;
+	}
+	if (json_object_size(root) > FRR_STATUS_MAX) {
+		frr_err(err, errlen, "interfaces: more than %d",
+		    FRR_STATUS_MAX);
+		goto done;
+	}
+	if (json_object_size(root) > 0 && (out->ifs = calloc(
+	    json_object_size(root), sizeof(*out->ifs))) == NULL) {
+		frr_err(err, errlen, "out of memory");
+		goto done;
+	}
+	json_object_foreach(root, key, v) {
+		/* Counted first, so a failed entry's addresses are freed. */
+		out->n_ifs++;
+		if (frr_iface_entry(key, v, &out->ifs[out->n_ifs - 1], err,
+		    errlen) == -1)
+			goto done;
+	}
+	rc = 0;
+done:
+	json_decref(root);
+	if (rc == -1)
+		frr_ifaces_free(out);
+	return rc;
+}
+
+int
+frr_read_interfaces(const struct frr_target *t, struct frr_ifaces *out,
+    char *err, size_t errlen)
+{
+	const char *cmds[1] = { "show interface json" };
+	char *text;
+	size_t len;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (frr_vtysh(t, "zebra", cmds, 1, &text, &len, err, errlen) == -1)
+		return -1;
+	rc = frr_parse_interfaces(text, len, out, err, errlen);
+	free(text);
+	return rc;
+}
+
+bool
+frr_iface_has(const struct frr_ifaces *x, const char *name,
+    const struct msg_addr *a, unsigned len)
+{
+	for (size_t i = 0; i < x->n_ifs; i++) {
+		if (strcmp(x->ifs[i].name, name) != 0)
+			continue;
+		for (size_t j = 0; j < x->ifs[i].n_addrs; j++)
+			if (x->ifs[i].addrs[j].len == len &&
+			    msg_addr_equal(&x->ifs[i].addrs[j].addr, a))
+				return true;
+		return false;
+	}
+	return false;
+}

@@ -304,4 +304,34 @@ int frr_vtysh(const struct frr_target *t, const char *daemon,
     const char *const *cmds, size_t n_cmds, char **out, size_t *outlen,
     char *err, size_t errlen);
 
+/*
+ * Zebra's view of the interfaces (`show interface json`, asked of zebra
+ * only): per device its name and the addresses zebra holds on it.  The
+ * agent checks with it that zebra learnt each tunnel's /31 and /127
+ * (FRR 8.4 can drop an address event that overtakes its link event).
+ * More than FRR_STATUS_MAX devices or FRR_IFACE_ADDRS_MAX addresses on
+ * one device is refused like any other bad output.
+ */
+#define FRR_IFACE_ADDRS_MAX	256
+
+struct frr_iface {
+	char name[FRR_NAME_MAX];
+	struct msg_prefix *addrs;	/* owned; address and its length */
+	size_t n_addrs;
+};
+
+struct frr_ifaces {
+	struct frr_iface *ifs;		/* owned */
+	size_t n_ifs;
+};
+
+void frr_ifaces_free(struct frr_ifaces *x);
+int frr_parse_interfaces(const char *json, size_t len,
+    struct frr_ifaces *out, char *err, size_t errlen);
+int frr_read_interfaces(const struct frr_target *t, struct frr_ifaces *out,
+    char *err, size_t errlen);
+/* Zebra holds address a with length len on device name. */
+bool frr_iface_has(const struct frr_ifaces *x, const char *name,
+    const struct msg_addr *a, unsigned len);
+
 #endif

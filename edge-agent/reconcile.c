@@ -10,6 +10,7 @@
  */
 #include "edge-agent/reconcile.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1491,6 +1492,161 @@ plan_tunnels(struct reconcile *r, const struct msg_intent *in,
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Overlapping prefixes */
+
+/*
+ * The controller never makes two sites' LAN prefixes overlap, nor the
+ * tunnel pools a LAN prefix (controller/API.md, 409 overlap), and a peer's
+ * allowed prefixes are LAN prefixes of sites: its own, or of the sites a
+ * hub carries, never this site's (proto/README.md "Allowed prefixes").
+ * So in a good intent the site's LAN prefixes, every tunnel's inner /31
+ * and /127 and every peer's allowed prefixes are pairwise disjoint, with
+ * two exceptions: the same allowed prefix may come from several tunnels
+ * (two links to one peer, two hubs carrying one site), and a default
+ * route (length 0, an internet breakout hub) covers everything.  Anything
+ * else is refused before a call is made: a /31 inside a LAN would take
+ * that LAN's addresses, and a peer allowed a prefix of this site's LAN,
+ * or one that covers another peer's, could draw their traffic.
+ */
+enum pfx_kind { PK_LAN, PK_INNER, PK_ALLOWED };
+
+struct pfx {
+	struct msg_prefix p;	/* host bits cleared */
+	enum pfx_kind kind;
+	uint64_t tunnel;	/* 0 for PK_LAN */
+};
+
+static size_t
+pfx_bytes(int family)
+{
+	return family == AF_INET ? 4 : 16;
+}
+
+static void
+pfx_mask(struct msg_prefix *p, unsigned len)
+{
+	size_t nb = pfx_bytes(p->addr.family);
+
+	p->len = (uint8_t)len;
+	for (size_t i = 0; i < nb; i++) {
+		unsigned bits = len > 8 * i ? len - 8 * (unsigned)i : 0;
+
+		if (bits < 8)
+			p->addr.bytes[i] &= (uint8_t)(0xff00u >> bits);
+	}
+}
+
+static int
+pfx_cmp(const void *a, const void *b)
+{
+	const struct pfx *x = a, *y = b;
+	int c;
+
+	if (x->p.addr.family != y->p.addr.family)
+		return x->p.addr.family < y->p.addr.family ? -1 : 1;
+	if ((c = memcmp(x->p.addr.bytes, y->p.addr.bytes,
+	    pfx_bytes(x->p.addr.family))) != 0)
+		return c;
+	return (x->p.len > y->p.len) - (x->p.len < y->p.len);
+}
+
+/* a covers b (b equal to a or inside it). */
+static bool
+pfx_covers(const struct pfx *a, const struct pfx *b)
+{
+	struct msg_prefix m = b->p;
+
+	if (a->p.addr.family != b->p.addr.family || a->p.len > b->p.len)
+		return false;
+	pfx_mask(&m, a->p.len);
+	return memcmp(m.addr.bytes, a->p.addr.bytes,
+	    pfx_bytes(a->p.addr.family)) == 0;
+}
+
+static void
+pfx_name(const struct pfx *x, char *buf, size_t len)
+{
+	char t[INET6_ADDRSTRLEN + 8];
+
+	if (msg_prefix_format(&x->p, t, sizeof(t)) == -1)
+		snprintf(t, sizeof(t), "?");
+	if (x->kind == PK_LAN)
+		snprintf(buf, len, "site LAN prefix %s", t);
+	else if (x->kind == PK_INNER)
+		snprintf(buf, len, "tunnel %llu's link %s",
+		    (unsigned long long)x->tunnel, t);
+	else
+		snprintf(buf, len, "tunnel %llu's peer prefix %s",
+		    (unsigned long long)x->tunnel, t);
+}
+
+static void
+pfx_add(struct pfx *v, size_t *n, const struct msg_prefix *p, unsigned len,
+    enum pfx_kind kind, uint64_t tunnel)
+{
+	if (len == 0 || (p->addr.family != AF_INET &&
+	    p->addr.family != AF_INET6))
+		return;	/* a default route overlaps everything by design */
+	v[*n].p = *p;
+	pfx_mask(&v[*n].p, len);
+	v[*n].kind = kind;
+	v[*n].tunnel = tunnel;
+	(*n)++;
+}
+
+/* 0, or -1 with the first two overlapping prefixes in err.  In address
+ * order a prefix that covers another comes first, and everything between
+ * them lies inside it too, so comparing neighbours finds every overlap
+ * (the first check that fails stops the walk). */
+static int
+check_overlaps(const struct msg_intent *in, char *err, size_t errlen)
+{
+	size_t cap = in->site.n_lan_prefixes, n = 0;
+	struct pfx *v;
+	int rc = 0;
+
+	for (size_t i = 0; i < in->n_tunnels; i++)
+		cap += 2 + in->tunnels[i].peer.n_allowed_prefixes;
+	if ((v = calloc(cap ? cap : 1, sizeof(*v))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < in->site.n_lan_prefixes; i++)
+		pfx_add(v, &n, &in->site.lan_prefixes[i],
+		    in->site.lan_prefixes[i].len, PK_LAN, 0);
+	for (size_t i = 0; i < in->n_tunnels; i++) {
+		const struct msg_tunnel *t = &in->tunnels[i];
+
+		pfx_add(v, &n, &t->inner_local, t->inner_local.len, PK_INNER,
+		    t->id);
+		if (t->inner_local6.addr.family == AF_INET6)
+			pfx_add(v, &n, &t->inner_local6, t->inner_local6.len,
+			    PK_INNER, t->id);
+		for (size_t j = 0; j < t->peer.n_allowed_prefixes; j++)
+			pfx_add(v, &n, &t->peer.allowed_prefixes[j],
+			    t->peer.allowed_prefixes[j].len, PK_ALLOWED, t->id);
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), pfx_cmp);
+	for (size_t i = 1; i < n && rc == 0; i++) {
+		const struct pfx *a = &v[i - 1], *b = &v[i];
+		char x[96], y[96];
+
+		if (!pfx_covers(a, b))
+			continue;
+		if (a->p.len == b->p.len && a->kind == b->kind &&
+		    (a->kind == PK_ALLOWED || a->kind == PK_LAN))
+			continue;	/* the same prefix again */
+		pfx_name(a, x, sizeof(x));
+		pfx_name(b, y, sizeof(y));
+		snprintf(err, errlen, "overlapping prefixes: %s and %s", x, y);
+		rc = -1;
+	}
+	free(v);
+	return rc;
+}
+
 int
 reconcile_apply(struct reconcile *r, const struct msg_intent *in,
     struct reconcile_result *res)
@@ -1511,7 +1667,8 @@ reconcile_apply(struct reconcile *r, const struct msg_intent *in,
 		res_fail(res, "out of memory");
 		return -1;
 	}
-	if (plan_tunnels(r, in, ws, err, sizeof(err)) < 0 ||
+	if (check_overlaps(in, err, sizeof(err)) < 0 ||
+	    plan_tunnels(r, in, ws, err, sizeof(err)) < 0 ||
 	    check_spis(r, ws, n, err, sizeof(err)) < 0) {
 		res_fail(res, "%s", err);
 		goto out;

@@ -39,6 +39,7 @@ struct session {
 	uint64_t test_hello_version; /* opts' test knob; first hello only */
 	uint64_t reopen_at;          /* mono ms; 0 = none pending */
 	uint64_t bytes_in;
+	uint64_t last_version;       /* of the last snapshot or delta */
 
 	/* To connect again with another certificate. */
 	char *target, *ca_file, *server_name;
@@ -116,6 +117,7 @@ session_applied(struct session *s, const struct msg_intent_delta *d)
 static void
 session_on_snapshot(struct session *s, struct msg_intent *in)
 {
+	s->last_version = in->version;
 	if (s->h.on_receive != NULL &&
 	    !s->h.on_receive(s, in->version, NULL, s->arg))
 		return;
@@ -141,12 +143,26 @@ session_on_delta(struct session *s, const struct msg_intent_delta *d)
 	if (s->h.on_receive != NULL &&
 	    !s->h.on_receive(s, d->version, d, s->arg))
 		return;
+	s->last_version = d->version;
 	if (!s->have || msg_intent_apply_delta(&s->intent, d, err,
 	    sizeof(err)) == -1) {
-		log_warnx("session: delta %" PRIu64 " -> %" PRIu64 " refused: "
-		    "%s", d->from_version, d->version, s->have ? err :
-		    "no intent");
-		session_ack(s, d->version, false, "delta does not apply", NULL);
+		char reason[MSG_REASON_MAX + 1];
+
+		if (!s->have)
+			snprintf(reason, sizeof(reason), "delta from version %"
+			    PRIu64 " to %" PRIu64 " refused: the edge holds no "
+			    "intent", d->from_version, d->version);
+		else if (d->from_version != s->intent.version)
+			snprintf(reason, sizeof(reason), "delta from version %"
+			    PRIu64 " to %" PRIu64 " refused: the edge holds "
+			    "version %" PRIu64, d->from_version, d->version,
+			    s->intent.version);
+		else
+			snprintf(reason, sizeof(reason), "delta from version %"
+			    PRIu64 " to %" PRIu64 " refused: %s",
+			    d->from_version, d->version, err);
+		log_warnx("session: %s", reason);
+		session_ack(s, d->version, false, reason, NULL);
 		return;
 	}
 	/* Only the delta's tunnels are digested; the rest of the hash
@@ -182,6 +198,30 @@ session_on_rekey(struct session *s, const struct msg_rekey_order *o)
 	a.u.ack.rekey_epoch = o->epoch;
 	a.u.ack.rekey_step = o->step;
 	session_send(s, &a);
+}
+
+/*
+ * A controller message the wire checks refuse (not protobuf, a field out
+ * of range, an unknown enum value): nothing of it is used, and it is
+ * acked failed with the checks' reason, so the controller learns of it and
+ * resyncs.  The ack names the version the message carries when it has one,
+ * else the last one the controller sent (an ack needs a version > 0;
+ * with none yet there is nothing to ack and it is only logged).
+ */
+static void
+session_on_bad(struct session *s, const uint8_t *buf, size_t len,
+    const char *err)
+{
+	char reason[MSG_REASON_MAX + 1];
+	uint64_t v = pbconv_controller_message_version(buf, len);
+
+	snprintf(reason, sizeof(reason), "bad controller message: %s", err);
+	log_warnx("session: %s", reason);
+	if (v == 0)
+		v = s->last_version != 0 ? s->last_version :
+		    s->have ? s->intent.version : 0;
+	if (v != 0)
+		session_ack(s, v, false, reason, NULL);
 }
 
 static int
@@ -228,7 +268,7 @@ session_rpc_message(struct rpc_stream *st, const uint8_t *buf, size_t len,
 		return;
 	if (pbconv_decode_controller_message(buf, len, &m, err,
 	    sizeof(err)) == -1) {
-		log_warnx("session: bad message: %s", err);
+		session_on_bad(s, buf, len, err);
 		return;
 	}
 	switch (m.kind) {

@@ -919,6 +919,36 @@ pbconv_decode_controller_message(const uint8_t *buf, size_t len,
 	return rc;
 }
 
+/*
+ * The intent version a controller message names, read even when
+ * pbconv_decode_controller_message() refuses the message, so that the edge
+ * can ack that version failed.  0 when the bytes do not decode or name no
+ * intent version.
+ */
+uint64_t
+pbconv_controller_message_version(const uint8_t *buf, size_t len)
+{
+	struct pbconv_budget b = { 0, false };
+	ProtobufCAllocator a;
+	PbControllerMessage *pb;
+	char err[PBCONV_ERR_LEN];
+	uint64_t v = 0;
+
+	if ((pb = (PbControllerMessage *)pbconv_unpack(
+	    &meshwan__v1__controller_message__descriptor,
+	    PBCONV_MAX_SESSION_MSG, buf, len, &b, &a, err,
+	    sizeof(err))) == NULL)
+		return 0;
+	if (pb->body_case == MESHWAN__V1__CONTROLLER_MESSAGE__BODY_SNAPSHOT &&
+	    pb->snapshot != NULL)
+		v = pb->snapshot->version;
+	else if (pb->body_case == MESHWAN__V1__CONTROLLER_MESSAGE__BODY_DELTA &&
+	    pb->delta != NULL)
+		v = pb->delta->version;
+	protobuf_c_message_free_unpacked(&pb->base, &a);
+	return v;
+}
+
 /* ------------------------------------------------------------------ */
 /* Encoding: an arena for the generated structs */
 

@@ -65,6 +65,9 @@ int pbconv_encode_controller_message(const struct msg_controller_message *m,
     uint8_t **buf, size_t *len);
 int pbconv_decode_controller_message(const uint8_t *buf, size_t len,
     struct msg_controller_message *out, char *err, size_t errlen);
+/* The version a snapshot or delta names, even one the decoder refuses
+ * (for the edge's failed ack); 0 = not decodable or no intent. */
+uint64_t pbconv_controller_message_version(const uint8_t *buf, size_t len);
 
 /*
  * Convergence hash of an intent, defined in proto/README.md:

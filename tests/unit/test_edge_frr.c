@@ -1326,6 +1326,62 @@ test_apply_errors(void **state)
 	frr_desired_free(&d);
 }
 
+/* Zebra's interfaces: captured 8.4 output (mw2 as zebra shows a tunnel
+ * whose /31 event it dropped), and bad output refused with a reason. */
+static void
+test_parse_interfaces(void **state)
+{
+	static const struct { const char *json, *what; } bad[] = {
+		{ "[]", "not a JSON object" },
+		{ "{\"mw1\":1}", "mw1: not an object" },
+		{ "{\"mw1\":{\"ipAddresses\":{}}}", "mw1.ipAddresses: not an "
+		    "array" },
+		{ "{\"mw1\":{\"ipAddresses\":[{}]}}",
+		    "mw1.ipAddresses[0].address: missing" },
+		{ "{\"mw1\":{\"ipAddresses\":[{\"address\":7}]}}",
+		    "mw1.ipAddresses[0].address: not a string" },
+		{ "{\"mw1\":{\"ipAddresses\":[{\"address\":\"10.0.0.0/24\"},"
+		    "{\"address\":\"100.64.0.0/33\"}]}}",
+		    "mw1.ipAddresses[1].address: \"100.64.0.0/33\"" },
+		{ "{\"mw1\":{\"ipAddresses\":[", "interfaces" },
+	};
+	struct frr_ifaces z;
+	struct msg_prefix p31 = P("100.64.0.0/31");
+	struct msg_addr a;
+	char err[256], *j;
+	size_t len;
+
+	(void)state;
+	j = slurp("frr/frr84_interfaces.json", &len);
+	if (frr_parse_interfaces(j, len, &z, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	free(j);
+	assert_int_equal(z.n_ifs, 4);
+	assert_true(frr_iface_has(&z, "mw1", &p31.addr, 31));
+	assert_false(frr_iface_has(&z, "mw1", &p31.addr, 32));
+	assert_false(frr_iface_has(&z, "mw2", &p31.addr, 31));
+	assert_false(frr_iface_has(&z, "mw9", &p31.addr, 31));
+	assert_int_equal(msg_addr_parse("fd6d:6573:6877::", &a), 0);
+	assert_true(frr_iface_has(&z, "mw1", &a, 127));
+	assert_int_equal(msg_addr_parse("10.1.0.1", &a), 0);
+	assert_true(frr_iface_has(&z, "l0", &a, 24));
+	assert_false(frr_iface_has(&z, "lo", &a, 24));
+	frr_ifaces_free(&z);
+	assert_int_equal(frr_parse_interfaces("{}", 2, &z, err, sizeof(err)),
+	    0);
+	assert_int_equal(z.n_ifs, 0);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (frr_parse_interfaces(bad[i].json, strlen(bad[i].json), &z,
+		    err, sizeof(err)) != -1)
+			fail_msg("accepted %s", bad[i].json);
+		assert_null(z.ifs);
+		if (strstr(err, bad[i].what) == NULL)
+			fail_msg("error \"%s\" lacks \"%s\"", err, bad[i].what);
+	}
+}
+
 int
 main(void)
 {
@@ -1348,6 +1404,7 @@ main(void)
 		cmocka_unit_test(test_parse_summary),
 		cmocka_unit_test(test_parse_routes),
 		cmocka_unit_test(test_parse_bfd_filtered),
+		cmocka_unit_test(test_parse_interfaces),
 		cmocka_unit_test(test_parse_malformed),
 		cmocka_unit_test(test_parse_truncated),
 		cmocka_unit_test(test_parse_limits),

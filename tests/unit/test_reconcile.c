@@ -1315,6 +1315,100 @@ test_allowed_from_intent(void **state)
 	fx_close(&f);
 }
 
+/* Set a prefix list from text (the old list is freed). */
+static void
+set_prefixes(struct msg_prefix **v, size_t *n, const char *const *text,
+    size_t count)
+{
+	free(*v);
+	*v = calloc(count ? count : 1, sizeof(**v));
+	assert_non_null(*v);
+	for (size_t i = 0; i < count; i++)
+		assert_int_equal(msg_prefix_parse(text[i], true, &(*v)[i]), 0);
+	*n = count;
+}
+
+/*
+ * Overlapping prefixes (site LAN, tunnel /31s, peers' allowed prefixes)
+ * are refused before any call, naming both; the same allowed prefix from
+ * two tunnels (two hubs carrying one site) and default routes are not
+ * overlaps.
+ */
+static void
+test_overlaps(void **state)
+{
+	static const char *const lan[] = { "10.1.0.0/24", "0.0.0.0/0" };
+	static const char *const p1[] = { "10.2.0.0/24", "0.0.0.0/0" };
+	static const char *const p2[] = { "10.2.0.0/24" };
+	static const char *const p3[] = { "10.3.0.0/24" };
+	static const char *const wide[] = { "10.2.0.0/16" };
+	static const char *const ours[] = { "10.3.0.0/24", "10.1.0.128/25" };
+	static const char *const lan2[] = { "10.1.0.0/24", "10.3.0.0/16" };
+	struct fx f;
+	struct msg_intent a;
+	struct msg_peer *p;
+	struct msg_prefix keep;
+	uint64_t ids[] = { 1, 2, 3 };
+
+	(void)state;
+	fx_open(&f, &null_ops);
+	fill_intent(&a, 1, ids, 3);
+	set_prefixes(&a.site.lan_prefixes, &a.site.n_lan_prefixes, lan, 2);
+	p = &tun(&a, 1)->peer;
+	set_prefixes(&p->allowed_prefixes, &p->n_allowed_prefixes, p1, 2);
+	p = &tun(&a, 2)->peer;
+	set_prefixes(&p->allowed_prefixes, &p->n_allowed_prefixes, p2, 1);
+	p = &tun(&a, 3)->peer;
+	set_prefixes(&p->allowed_prefixes, &p->n_allowed_prefixes, p3, 1);
+	apply_ok(&f, &a);
+
+	a.version = 2;
+	set_prefixes(&p->allowed_prefixes, &p->n_allowed_prefixes, wide, 1);
+	expect_refused(&f, &a, "overlapping prefixes: tunnel 3's peer prefix "
+	    "10.2.0.0/16 and tunnel 1's peer prefix 10.2.0.0/24");
+	set_prefixes(&p->allowed_prefixes, &p->n_allowed_prefixes, ours, 2);
+	expect_refused(&f, &a, "overlapping prefixes: site LAN prefix "
+	    "10.1.0.0/24 and tunnel 3's peer prefix 10.1.0.128/25");
+	set_prefixes(&p->allowed_prefixes, &p->n_allowed_prefixes, p3, 1);
+
+	keep = tun(&a, 2)->inner_local;
+	tun(&a, 2)->inner_local = tun(&a, 1)->inner_local;
+	tun(&a, 2)->inner_remote = tun(&a, 1)->inner_remote;
+	tun(&a, 2)->bgp.address = tun(&a, 1)->inner_remote;
+	expect_refused(&f, &a, "overlapping prefixes: tunnel ");
+	expect_refused(&f, &a, "'s link 10.255.0.2/31");
+	tun(&a, 2)->inner_local = keep;
+	tun(&a, 2)->inner_remote = keep.addr;
+	tun(&a, 2)->inner_remote.bytes[3] ^= 1;
+	tun(&a, 2)->bgp.address = tun(&a, 2)->inner_remote;
+
+	keep = tun(&a, 3)->inner_local;
+	assert_int_equal(msg_prefix_parse("10.1.0.5/31", false,
+	    &tun(&a, 3)->inner_local), 0);
+	tun(&a, 3)->inner_remote = tun(&a, 3)->inner_local.addr;
+	tun(&a, 3)->inner_remote.bytes[3] ^= 1;
+	tun(&a, 3)->bgp.address = tun(&a, 3)->inner_remote;
+	expect_refused(&f, &a, "overlapping prefixes: site LAN prefix "
+	    "10.1.0.0/24 and tunnel 3's link 10.1.0.4/31");
+	tun(&a, 3)->inner_local = keep;
+	tun(&a, 3)->inner_remote = keep.addr;
+	tun(&a, 3)->inner_remote.bytes[3] ^= 1;
+	tun(&a, 3)->bgp.address = tun(&a, 3)->inner_remote;
+
+	set_prefixes(&a.site.lan_prefixes, &a.site.n_lan_prefixes, lan2, 2);
+	expect_refused(&f, &a, "overlapping prefixes: site LAN prefix "
+	    "10.3.0.0/16 and tunnel 3's peer prefix 10.3.0.0/24");
+
+	/* Nothing was touched: the backend still holds version 1. */
+	assert_int_equal(reconcile_version(f.r), 1);
+	assert_int_equal(reconcile_ntunnels(f.r), 3);
+	set_prefixes(&a.site.lan_prefixes, &a.site.n_lan_prefixes, lan, 2);
+	apply_ok(&f, &a);
+	assert_int_equal(reconcile_version(f.r), 2);
+	msg_intent_free(&a);
+	fx_close(&f);
+}
+
 int
 main(void)
 {
@@ -1325,6 +1419,7 @@ main(void)
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_idempotent_and_untouched),
 		cmocka_unit_test(test_validate_first),
+		cmocka_unit_test(test_overlaps),
 		cmocka_unit_test(test_apply_diff),
 		cmocka_unit_test(test_rollback_every_k),
 		cmocka_unit_test(test_nonce_rule),
