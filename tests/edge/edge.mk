@@ -9,12 +9,12 @@ TEST_BINS += $(EDGE_CT_FLUSH)
 # The multi-site tests of issue 9, on the lab of `make demo`: three sites
 # end to end, a fourth site added and removed through REST, NAT
 # (conntrack flush; NAT_PORT_CHANGE=1 for a moved mapping, which the agent
-# does not follow yet), and make demo / demo-down themselves are in
-# `make test`.  Multi-link failover failed 1 run in 14 here with no
-# captured cause, so it runs only in `make test-sites` (all five) until it
-# is understood.
+# does not follow yet), dual stack (IPv6 LANs, one IPv6-underlay tunnel),
+# and make demo / demo-down themselves are in `make test`.  Multi-link
+# failover failed 1 run in 14 here with no captured cause, so it runs only
+# in `make test-sites` (all six) until it is understood.
 EDGE_SITES_TESTS := tests/edge/three_sites.sh tests/edge/site_add.sh \
-	tests/edge/nat.sh tests/edge/demo_updown.sh
+	tests/edge/nat.sh tests/edge/dual_stack.sh tests/edge/demo_updown.sh
 TESTS += $(EDGE_SITES_TESTS)
 .PHONY: test-sites
 test-sites: deps-checked build-all $(TEST_BINS)
