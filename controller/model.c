@@ -309,6 +309,17 @@ model_address_equal(const char *a, const char *b)
 	return false;
 }
 
+/* 4 or 6 for an IPv4 or IPv6 address in text form, else 0. */
+static int
+model_address_family(const char *s)
+{
+	unsigned char b[16];
+
+	if (inet_pton(AF_INET, s, b) == 1)
+		return 4;
+	return inet_pton(AF_INET6, s, b) == 1 ? 6 : 0;
+}
+
 /* Address blocks with a reason, as prefixes in text form. */
 struct model_special {
 	const char *cidr;
@@ -485,6 +496,14 @@ model_link_validate(const struct model_link *l, struct model_error *err)
 		return model_error_set(err, MODEL_E_INVALID, "public_address",
 		    "public address %s %s: no tunnel can use it",
 		    l->public_address, why);
+	/* The edge sends from address to peers that reach it at the
+	 * public one: one family (no NAT64). */
+	if (l->public_address[0] != '\0' &&
+	    model_address_family(l->public_address) !=
+	    model_address_family(l->address))
+		return model_error_set(err, MODEL_E_INVALID, "public_address",
+		    "public address %s and address %s are of different "
+		    "families", l->public_address, l->address);
 	return 0;
 }
 
@@ -641,6 +660,20 @@ model_site_find_link(const struct model_site *s, const char *name)
 		if (strcmp(s->links[i].name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+int
+model_link_family(const struct model_link *l)
+{
+	return model_address_family(l->address);
+}
+
+bool
+model_links_pair_allowed(const struct model_policy *p,
+    const struct model_link *a, const struct model_link *b)
+{
+	return model_link_family(a) == model_link_family(b) &&
+	    model_policy_pair_allowed(p, a->name, b->name);
 }
 
 bool

@@ -370,6 +370,13 @@ int model_site_find_link(const struct model_site *s, const char *name);
 /* True when policy allows a tunnel between link colours a and b. */
 bool model_policy_pair_allowed(const struct model_policy *p, const char *a,
     const char *b);
+/* A link's outer address family, 4 or 6 (0: not an address). */
+int model_link_family(const struct model_link *l);
+/* True when links a and b may form a tunnel: policy allows their colours
+ * and their outer addresses are of one family (an edge refuses a tunnel
+ * from an IPv4 link to an IPv6 peer, and with it the whole intent). */
+bool model_links_pair_allowed(const struct model_policy *p,
+    const struct model_link *a, const struct model_link *b);
 
 void model_edge_state_clear(struct model_edge_state *e); /* frees status */
 void model_audit_free_array(struct model_audit *a, size_t n);

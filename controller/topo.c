@@ -569,8 +569,8 @@ topo_pair_tunnels(struct topo_output *t, uint32_t sa, uint32_t sb,
 		return 0;
 	for (size_t la = 0; la < a->n_links; la++)
 		for (size_t lb = 0; lb < b->n_links; lb++)
-			if (model_policy_pair_allowed(&t->policy,
-			    a->links[la].name, b->links[lb].name) &&
+			if (model_links_pair_allowed(&t->policy,
+			    &a->links[la], &b->links[lb]) &&
 			    fn(t, sa, (uint8_t)la, sb, (uint8_t)lb, ctx) == -1)
 				return -1;
 	return 0;
@@ -586,8 +586,8 @@ topo_pair_count(const struct model_policy *p, const struct model_site *a,
 		return 0;
 	for (size_t la = 0; la < a->n_links; la++)
 		for (size_t lb = 0; lb < b->n_links; lb++)
-			if (model_policy_pair_allowed(p, a->links[la].name,
-			    b->links[lb].name))
+			if (model_links_pair_allowed(p, &a->links[la],
+			    &b->links[lb]))
 				n++;
 	return n;
 }
@@ -972,8 +972,8 @@ topo_inc_plan(struct topo_output *t, struct topo_inc *c, uint32_t xslot)
 				struct topo_key k;
 				uint32_t ref;
 
-				if (!model_policy_pair_allowed(&t->policy,
-				    a->links[la].name, b->links[lb].name))
+				if (!model_links_pair_allowed(&t->policy,
+				    &a->links[la], &b->links[lb]))
 					continue;
 				lx = (uint8_t)(a == c->x ? la : lb);
 				ly = (uint8_t)(a == c->x ? lb : la);

@@ -1,13 +1,15 @@
 /*
  * topo_need.c — the tunnel count of a model, per site class (see
  * topo_need.h).  A class is represented by one model_site holding only
- * what topo_pair_count reads (role, region, link names), so the count of
+ * what topo_pair_count reads (role, region, link names and address
+ * families), so the count of
  * one pair of classes is exactly what the compiler allocates for one pair
  * of their sites.  Sites map to classes through an open-addressing table
  * (linear probing, backward-shift deletion).
  */
 #include "controller/topo_need.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +18,7 @@
 #define NEED_EMPTY UINT32_MAX
 
 struct need_class {
-	struct model_site rep;          /* id 0, no addresses */
+	struct model_site rep;          /* id 0, addresses of one family */
 	uint64_t count;                 /* sites in the class */
 };
 
@@ -134,9 +136,15 @@ need_rep(const struct topo_need *n, const struct model_site *s,
 		memcpy(rep->region, s->region, sizeof(rep->region));
 	rep->n_links = s->n_links <= MODEL_LINKS_MAX ? s->n_links :
 	    MODEL_LINKS_MAX;
-	for (size_t i = 0; i < rep->n_links; i++)
+	for (size_t i = 0; i < rep->n_links; i++) {
+		int f = model_link_family(&s->links[i]);
+
 		memcpy(rep->links[i].name, s->links[i].name,
 		    sizeof(rep->links[i].name));
+		/* Only the family matters: one address stands for it. */
+		snprintf(rep->links[i].address, sizeof(rep->links[i].address),
+		    "%s", f == 4 ? "0.0.0.0" : f == 6 ? "::" : "");
+	}
 	model_site_sort_links(rep);
 }
 
@@ -147,7 +155,8 @@ need_rep_equal(const struct model_site *a, const struct model_site *b)
 	    strcmp(a->region, b->region) != 0)
 		return false;
 	for (size_t i = 0; i < a->n_links; i++)
-		if (strcmp(a->links[i].name, b->links[i].name) != 0)
+		if (strcmp(a->links[i].name, b->links[i].name) != 0 ||
+		    strcmp(a->links[i].address, b->links[i].address) != 0)
 			return false;
 	return true;
 }

@@ -16,7 +16,9 @@
 # /tmp/meshwan-demo), DEMO_PORT (REST port on 127.0.0.1, default 8080),
 # DEMO_PREFIX (namespace name prefix, default mwd), DEMO_TIMEOUT (seconds
 # to wait for the pings, default 120), DEMO_EXIT=1 (bring up, check,
-# print, tear down, exit 0: for scripts and the test).
+# print, tear down, exit 0: for scripts and the test), DEMO_DUAL=1 (dual
+# stack: IPv6 LAN prefixes too, and sites a and b get an IPv6-only WAN
+# link "v6" with a tunnel over it; the pings are checked over both).
 # The topology and its addresses: tests/edge/sites_lib.sh.
 set -u
 BUILD=${BUILD:-build}
@@ -59,6 +61,11 @@ lab_init "$DIR" "$PREFIX"
 trap 'rc=$?; [ "${UP:-0}" = 1 ] || { lab_down "$DIR"; echo "demo: failed, removed what it made" >&2; }; exit $rc' EXIT
 trap 'exit 130' INT TERM
 
+if [ "${DEMO_DUAL:-0}" = 1 ]; then
+	LAB_DUAL=1
+	LAB_V6LINK="a b"
+	echo "demo: dual stack (IPv6 LANs fd00:10:N::/64; sites a and b also on an IPv6 underlay)"
+fi
 echo "demo: namespaces, underlay (two paths for site a, NAT for site c), FRR"
 lab_underlay
 lab_site a 1 twolink
@@ -77,6 +84,9 @@ echo "demo: edges started; they enroll, connect and build the mesh"
 TIMEOUT=${DEMO_TIMEOUT:-120}
 echo "demo: waiting (up to ${TIMEOUT} s) until every pair of LAN hosts pings"
 lab_wait_pings "$TIMEOUT" || lab_fail "the LAN hosts do not all ping after ${TIMEOUT} s"
+if [ -n "${LAB_DUAL:-}" ]; then
+	lab_wait_pings "$TIMEOUT" 6 || lab_fail "the LAN hosts do not all ping over IPv6 after ${TIMEOUT} s"
+fi
 t_ping=$(( $(lab_ms) - t0 ))
 lab_wait 30 lab_converged || lab_fail "GET /edges: not every edge connected and converged"
 # The edges report BGP every few seconds: give the table a moment to be whole.
@@ -89,9 +99,17 @@ echo
 for s in $LAB_SITES; do
 	echo "lan site-$s $PREFIX-lan-$s $(lab_lan_addr "$s")"
 done
+if [ -n "${LAB_DUAL:-}" ]; then
+	for s in $LAB_SITES; do
+		echo "lan6 site-$s $PREFIX-lan-$s $(lab_lan_addr6 "$s")"
+	done
+fi
 TOKEN=$LAB_TOKEN
 CTL="$MESHWAN_TOP/$BUILD/controller/meshwanctl"
 TF="$DIR/controller/admin.token"
+TRY6=""
+[ -z "${LAB_DUAL:-}" ] || TRY6="
+  ip netns exec $PREFIX-lan-a ping $(lab_lan_addr6 c)"
 cat <<TXT
 
 every pair of LAN hosts pings: $(( t_ping / 1000 )).$(( t_ping % 1000 / 100 )) s after the start
@@ -103,7 +121,7 @@ every pair of LAN hosts pings: $(( t_ping / 1000 )).$(( t_ping % 1000 / 100 )) s
   state folder   $DIR (logs: *.log, FRR: SITE/frr, agent: SITE/edge.conf)
 
 Try:
-  ip netns exec $PREFIX-lan-a ping $(lab_lan_addr c)
+  ip netns exec $PREFIX-lan-a ping $(lab_lan_addr c)$TRY6
   curl -s -H 'Authorization: Bearer $TOKEN' $LAB_URL/api/v1/edges | jq
   $CTL --url $LAB_URL --token-file $TF tunnel list
   $CTL --url $LAB_URL --token-file $TF edge list

@@ -344,8 +344,7 @@ uesp_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 	if ((rc = uesp_dev_addr_add(p->ifname, &p->inner_local,
 	    p->inner_prefix_len != 0 ? p->inner_prefix_len : 31)) < 0)
 		return rc;
-	if (p->inner_local6.family == AF_INET6 &&
-	    (rc = uesp_dev_addr_add(p->ifname, &p->inner_local6, 127)) < 0)
+	if ((rc = uesp_dev_addr6(p->ifname, &p->inner_local6, true)) < 0)
 		return rc;
 	return 0;
 }

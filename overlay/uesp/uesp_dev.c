@@ -13,6 +13,8 @@
 #include <netlink/addr.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/inet6.h>
 #include <netinet/udp.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -126,14 +128,76 @@ uesp_dev_addr_add(const char *ifname, const struct overlay_addr *a,
 /*
  * Dual stack: inner_local6/127 on the device, without duplicate address
  * detection (the /127 has one other end, which the controller gave the
- * peer), so BGP can bind to it at once.
+ * peer), so BGP can bind to it at once; and the device's link-local
+ * address fe80::/64 + the /127 address's low 64 bits (distinct at the two
+ * ends).  FRR 8.4's bgpd resets an IPv6 session over a global address
+ * whose device has no link-local address in zebra's view ("nexthop_set
+ * failed"); the kernel's own link-local address appears as the device
+ * comes up, and zebra drops that event when it beats the link's (the
+ * race of uesp_dev_addr_add), for good.  This one is ours, so
+ * tunnel_update announces it again with the /127.
  */
 int
 uesp_dev_addr6(const char *ifname, const struct overlay_addr *a, bool add)
 {
+	struct overlay_addr ll;
+	int rc;
+
 	if (a->family != AF_INET6)
 		return 0;
-	return uesp_dev_addr_change(ifname, a, 127, add);
+	memset(&ll, 0, sizeof(ll));
+	ll.family = AF_INET6;
+	ll.bytes[0] = 0xfe;
+	ll.bytes[1] = 0x80;
+	memcpy(ll.bytes + 8, a->bytes + 8, 8);
+	if ((rc = uesp_dev_addr_change(ifname, a, 127, add)) < 0)
+		return rc;
+	return uesp_dev_addr_change(ifname, &ll, 64, add);
+}
+
+/*
+ * No kernel-made link-local address on ifname (addrgenmode none): with a
+ * /127, uesp_dev_addr6 sets the device's only one.  Before the link
+ * comes up.
+ */
+static int
+uesp_dev_no_ll(const char *ifname)
+{
+	struct nl_sock *sk;
+	struct rtnl_link *orig = NULL, *chg = NULL;
+	unsigned ifindex;
+	int err;
+
+	if ((ifindex = if_nametoindex(ifname)) == 0)
+		return -errno;
+	if ((sk = nl_socket_alloc()) == NULL)
+		return -ENOMEM;
+	if ((err = nl_connect(sk, NETLINK_ROUTE)) < 0) {
+		log_warnx("uesp: %s: netlink: %s", ifname, nl_geterror(err));
+		nl_socket_free(sk);
+		return -EIO;
+	}
+	orig = rtnl_link_alloc();
+	chg = rtnl_link_alloc();
+	if (orig == NULL || chg == NULL) {
+		err = -ENOMEM;
+		goto out;
+	}
+	rtnl_link_set_ifindex(orig, (int)ifindex);
+	if ((err = rtnl_link_inet6_set_addr_gen_mode(chg,
+	    IN6_ADDR_GEN_MODE_NONE)) < 0 ||
+	    (err = rtnl_link_change(sk, orig, chg, 0)) < 0) {
+		log_warnx("uesp: %s: addrgenmode none: %s", ifname,
+		    nl_geterror(err));
+		err = err == -NLE_NOMEM ? -ENOMEM : -EIO;
+		goto out;
+	}
+	err = 0;
+out:
+	rtnl_link_put(chg);
+	rtnl_link_put(orig);
+	nl_socket_free(sk);
+	return err;
 }
 
 int
@@ -168,6 +232,9 @@ uesp_dev_open(const struct overlay_tunnel_params *p)
 	if ((rc = uesp_dev_ioctl(s, SIOCSIFMTU, &ifr, "set MTU")) < 0)
 		goto close_s;
 	if ((rc = uesp_dev_addr_add(p->ifname, &p->inner_local, plen)) < 0)
+		goto close_s;
+	if (p->inner_local6.family == AF_INET6 &&
+	    (rc = uesp_dev_no_ll(p->ifname)) < 0)
 		goto close_s;
 	if ((rc = uesp_dev_ioctl(s, SIOCGIFFLAGS, &ifr, "get flags")) < 0)
 		goto close_s;

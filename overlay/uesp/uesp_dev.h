@@ -30,8 +30,9 @@ int uesp_dev_set_mtu(const char *ifname, uint32_t mtu);
  * netlink request, so routing daemons see one event: 0 or -errno. */
 int uesp_dev_addr_add(const char *ifname, const struct overlay_addr *a,
     unsigned plen);
-/* Add (or remove) a/127 on the device, without DAD; a family other than
- * AF_INET6 does nothing.  0 or -errno. */
+/* Add (or remove) a/127 and the link-local address fe80::/64 + a's low
+ * 64 bits on the device, without DAD; a family other than AF_INET6 does
+ * nothing.  0 or -errno. */
 int uesp_dev_addr6(const char *ifname, const struct overlay_addr *a,
     bool add);
 

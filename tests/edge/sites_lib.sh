@@ -11,12 +11,16 @@
 #   P-SITE:   an edge: zebra+bgpd+bfdd (own vty folder), meshwan-edge
 #             (uesp), lan0 10.N.0.1/24
 #   P-lan-SITE: the LAN host 10.N.0.10/24 behind it
+#             (LAB_DUAL=1: also fd00:10:N::1/64 and ::10, the site's
+#             IPv6 LAN prefix fd00:10:N::/64 announced too)
 #   P-nat-SITE: for a NAT site, nftables snat/masquerade in front of the
 #             edge (edge 10.99.N.2, public 198.18.N.2, ESP mapped to :4501)
 #
 # Site kinds: plain (one link "inet" 198.18.N.2), twolink ("inet"
 # 198.18.N.2 and "mpls" 198.18.(N+10).2, two underlay paths, policy
-# routing by source), nat (behind P-nat-SITE).
+# routing by source), nat (behind P-nat-SITE).  A site named in
+# LAB_V6LINK (before lab_site) gets one more link, "v6" 2001:db8:N::2/64
+# (router 2001:db8:N::1): an IPv6 underlay, paired v6-v6 by the policy.
 #
 # Needs: MESHWAN_TOP, BUILD; root; ip, nft, curl, jq, FRR 8.4.
 # Entry points: lab_init DIR PREFIX, lab_underlay, lab_controller,
@@ -252,14 +256,31 @@ lab_site() {
 		;;
 	*) lab_fail "unknown site kind $_k" ;;
 	esac
+	case " ${LAB_V6LINK:-} " in
+	*" $_n "*)
+		lab_veth "$LAB_INET" "s$_i-v6" "$_e" v6
+		ip -n "$LAB_INET" addr add "2001:db8:$_i::1/64" dev "s$_i-v6" nodad
+		ip -n "$_e" addr add "2001:db8:$_i::2/64" dev v6 nodad
+		ip -n "$_e" -6 route add default via "2001:db8:$_i::1"
+		_links="$_links,v6 2001:db8:$_i::2"
+		;;
+	esac
 	lab_veth "$_e" lan0 "$_h" eth0
 	ip -n "$_e" addr add "10.$_i.0.1/24" dev lan0
 	ip -n "$_h" addr add "10.$_i.0.10/24" dev eth0
 	ip -n "$_h" route add default via "10.$_i.0.1"
+	if [ -n "${LAB_DUAL:-}" ]; then
+		# nodad: usable at once (the edge's router advertisements are
+		# not needed, the route is static).
+		ip -n "$_e" addr add "fd00:10:$_i::1/64" dev lan0 nodad
+		ip -n "$_h" addr add "fd00:10:$_i::10/64" dev eth0 nodad
+		ip -n "$_h" -6 route add default via "fd00:10:$_i::1"
+	fi
 	LAB_SITES="$LAB_SITES $_n"
 	{
 		echo "links $_n $_links"
 		echo "lan $_n $_h 10.$_i.0.10"
+		[ -z "${LAB_DUAL:-}" ] || echo "lan6 $_n $_h fd00:10:$_i::10"
 	} >>"$LAB_DIR/lab.env"
 	lab_frr "$_n"
 }
@@ -378,7 +399,10 @@ lab_controller() {
 	} >>"$LAB_DIR/lab.env"
 	# Every link pairs with every other (site A's mpls reaches B's inet):
 	# two underlay paths between A and each other site.
-	lab_api PUT /api/v1/policy '{"pairs":[["inet","inet"],["mpls","inet"]]}' >/dev/null ||
+	# The IPv6 links (LAB_V6LINK) pair only with each other.
+	_pairs='["inet","inet"],["mpls","inet"]'
+	[ -z "${LAB_V6LINK:-}" ] || _pairs="$_pairs"',["v6","v6"]'
+	lab_api PUT /api/v1/policy "{\"pairs\":[$_pairs]}" >/dev/null ||
 		lab_fail "PUT /policy: $(cat "$LAB_DIR/api.out")"
 }
 
@@ -413,7 +437,9 @@ lab_register() {
 		{ s = "{\"name\":\"" $1 "\",\"address\":\"" $2 "\""
 		  if ($3 == "public") { split($4, a, ":"); s = s ",\"public_address\":\"" a[1] "\",\"public_port\":" a[2] }
 		  printf "%s%s}", sep, s; sep = "," }')
-	_body="{\"name\":\"site-$_n\",\"role\":\"spoke\",\"region\":\"lab\",\"backend\":\"uesp\",\"links\":[$_links_json],\"lan_prefixes\":[\"10.$_i.0.0/24\"]}"
+	_lans="\"10.$_i.0.0/24\""
+	[ -z "${LAB_DUAL:-}" ] || _lans="$_lans,\"fd00:10:$_i::/64\""
+	_body="{\"name\":\"site-$_n\",\"role\":\"spoke\",\"region\":\"lab\",\"backend\":\"uesp\",\"links\":[$_links_json],\"lan_prefixes\":[$_lans]}"
 	LAB_SITE_ID=$(lab_api POST /api/v1/sites "$_body" | jq -r .id) ||
 		lab_fail "POST /sites for $_n: $(cat "$LAB_DIR/api.out")"
 	echo "siteid $_n $LAB_SITE_ID" >>"$LAB_DIR/lab.env"
@@ -434,6 +460,7 @@ lab_register() {
 		lab_links "$_n" | tr ',' '\n' | sed 's/^/link = /'
 		echo "frr_vty_socket = $_sd/frr"
 		echo "lan_prefix = 10.$_i.0.0/24"
+		[ -z "${LAB_DUAL:-}" ] || echo "lan_prefix = fd00:10:$_i::/64"
 		echo "log_level = ${LAB_AGENT_LOG:-info}"
 	} >"$_sd/edge.conf"
 }
@@ -458,13 +485,24 @@ lab_lan_addr() {
 	echo "10.$(lab_site_index "$1").0.10"
 }
 
-# lab_ping FROM TO — one ping from FROM's LAN host to TO's (1 s wait).
-lab_ping() {
-	ip netns exec "$LAB_P-lan-$1" ping -c 1 -W 1 -q "$(lab_lan_addr "$2")" >/dev/null 2>&1
+# lab_lan_addr6 NAME — the IPv6 address of NAME's LAN host (LAB_DUAL).
+lab_lan_addr6() {
+	echo "fd00:10:$(lab_site_index "$1")::10"
 }
 
-# lab_all_ping — every ordered pair of LAN hosts pings (each once, all
-# pairs at once, 1 s wait); prints the pairs that fail.
+# lab_ping FROM TO [6] — one ping from FROM's LAN host to TO's (1 s
+# wait), over IPv6 with 6.
+lab_ping() {
+	if [ "${3:-4}" = 6 ]; then
+		ip netns exec "$LAB_P-lan-$1" ping -6 -c 1 -W 1 -q "$(lab_lan_addr6 "$2")" >/dev/null 2>&1
+	else
+		ip netns exec "$LAB_P-lan-$1" ping -c 1 -W 1 -q "$(lab_lan_addr "$2")" >/dev/null 2>&1
+	fi
+}
+
+# lab_all_ping [6] — every ordered pair of LAN hosts pings (each once,
+# all pairs at once, 1 s wait; over IPv6 with 6); prints the pairs that
+# fail.
 lab_all_ping() {
 	_pd="$LAB_DIR/pings"
 	rm -rf "$_pd"
@@ -473,7 +511,7 @@ lab_all_ping() {
 	for _a in $LAB_SITES; do
 		for _b in $LAB_SITES; do
 			[ "$_a" = "$_b" ] && continue
-			( lab_ping "$_a" "$_b" || : >"$_pd/$_a>$_b" ) &
+			( lab_ping "$_a" "$_b" "${1:-4}" || : >"$_pd/$_a>$_b" ) &
 			_pp="$_pp $!"
 		done
 	done
@@ -485,14 +523,14 @@ lab_all_ping() {
 	return 1
 }
 
-# lab_wait_pings SECS — until every pair pings; 1 when SECS pass first
-# (the pairs still failing are printed).
+# lab_wait_pings SECS [6] — until every pair pings (over IPv6 with 6);
+# 1 when SECS pass first (the pairs still failing are printed).
 lab_wait_pings() {
 	_deadline=$(( $(date +%s) + $1 ))
 	while :; do
-		_out=$(lab_all_ping) && return 0
+		_out=$(lab_all_ping "${2:-4}") && return 0
 		if [ "$(date +%s)" -ge "$_deadline" ]; then
-			echo "lab: pairs not pinging:$_out" >&2
+			echo "lab: pairs not pinging${2:+ over IPv$2}:$_out" >&2
 			return 1
 		fi
 		sleep 0.2

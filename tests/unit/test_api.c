@@ -1213,6 +1213,10 @@ test_refused_values(void **state)
 		{ "multicast public address", "PATCH",
 		    "/api/v1/sites/{id}/links/inet", "{\"public_address\":"
 		    "\"ff02::1\"}", 400, "invalid", "public_address" },
+		{ "public address of the other family", "POST",
+		    "/api/v1/sites/{id}/links", "{\"name\":\"lte\","
+		    "\"address\":\"10.7.7.7\",\"public_address\":"
+		    "\"2001:db8::7\"}", 400, "invalid", "public_address" },
 		{ "shared WAN address", "POST", "/api/v1/sites", "{\"name\":"
 		    "\"n\",\"role\":\"spoke\",\"links\":[{\"name\":\"mpls\","
 		    "\"address\":\"10.9.9.9\"},{\"name\":\"inet\","

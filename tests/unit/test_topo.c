@@ -284,16 +284,31 @@ random_site(uint64_t id)
 	mask = 1 + rng(7);
 	for (int c = 0; c < 3; c++) {
 		struct model_link *l;
+		bool v6;
 
 		if (!(mask & (1u << c)))
 			continue;
 		l = &s.links[s.n_links++];
 		snprintf(l->name, sizeof(l->name), "%s", colours[c]);
-		snprintf(l->address, sizeof(l->address), "10.%u.%u.%u", c,
-		    (unsigned)(id >> 8) & 0xff, (unsigned)id & 0xff);
+		/* Some "lte" links are IPv6: they pair only with IPv6
+		 * (chosen by id, so the rng sequence stays the same). */
+		v6 = c == 2 && id % 4 == 0;
+		if (v6)
+			snprintf(l->address, sizeof(l->address),
+			    "2001:db8:2::%x", (unsigned)id & 0xffff);
+		else
+			snprintf(l->address, sizeof(l->address),
+			    "10.%u.%u.%u", c, (unsigned)(id >> 8) & 0xff,
+			    (unsigned)id & 0xff);
 		if (rng(4) == 0) {
-			snprintf(l->public_address, sizeof(l->public_address),
-			    "198.51.%u.%u", c, (unsigned)id & 0xff);
+			if (v6)
+				snprintf(l->public_address,
+				    sizeof(l->public_address),
+				    "2001:db8:102::%x", (unsigned)id & 0xffff);
+			else
+				snprintf(l->public_address,
+				    sizeof(l->public_address), "198.51.%u.%u",
+				    c, (unsigned)id & 0xff);
 			l->public_port = (uint16_t)(4500 + rng(100));
 		}
 	}
@@ -374,7 +389,9 @@ check_invariants(const struct topo_output *t, const struct model_policy *p,
 				for (size_t b = 0; b < s[j].n_links; b++)
 					if (model_policy_pair_allowed(p,
 					    s[i].links[a].name,
-					    s[j].links[b].name))
+					    s[j].links[b].name) &&
+					    model_link_family(&s[i].links[a]) ==
+					    model_link_family(&s[j].links[b]))
 						expect++;
 		}
 	assert_int_equal(nt, expect);
@@ -401,6 +418,11 @@ check_invariants(const struct topo_output *t, const struct model_policy *p,
 			    b->role == MODEL_ROLE_HUB);
 		assert_true(model_policy_pair_allowed(p, tl[i].link_a,
 		    tl[i].link_b));
+		/* one outer family per tunnel */
+		assert_int_equal(model_link_family(&a->links[
+		    model_site_find_link(a, tl[i].link_a)]),
+		    model_link_family(&b->links[
+		    model_site_find_link(b, tl[i].link_b)]));
 		assert_true(tl[i].inner >= pool_lo && tl[i].inner + 1 < pool_hi);
 		assert_int_equal(tl[i].inner & 1, 0);
 		assert_int_equal(seen[(tl[i].inner - pool_lo) / 2], 0);
@@ -826,6 +848,55 @@ test_pool_exhausted(void **state)
 	topo_free(t);
 }
 
+/* Links pair only within one outer family, whatever the policy allows:
+ * an edge refuses a tunnel from an IPv4 link to an IPv6 peer. */
+static void
+test_link_families(void **state)
+{
+	struct model_policy p;
+	struct model_crypto c;
+	struct model_site s[2];
+	struct model_tunnel *tl;
+	size_t nt;
+	struct topo_output *t;
+
+	(void)state;
+	model_policy_default(&p);
+	model_crypto_default(&c);
+	p.pairing = MODEL_PAIR_ANY;
+	memset(s, 0, sizeof(s));
+	for (size_t i = 0; i < 2; i++) {
+		s[i].id = i + 1;
+		snprintf(s[i].name, sizeof(s[i].name), "s%zu", i + 1);
+		s[i].role = MODEL_ROLE_SPOKE;
+		s[i].asn = 64512 + (uint32_t)i;
+		s[i].n_links = 2;
+		snprintf(s[i].links[0].name, sizeof(s[i].links[0].name),
+		    "inet");
+		snprintf(s[i].links[0].address,
+		    sizeof(s[i].links[0].address), "192.0.2.%zu", i + 1);
+		snprintf(s[i].links[1].name, sizeof(s[i].links[1].name), "v6");
+		snprintf(s[i].links[1].address,
+		    sizeof(s[i].links[1].address), "2001:db8::%zu", i + 1);
+	}
+	t = compile_ok(&p, &c, s, 2, NULL);
+	assert_int_equal(topo_tunnel_list(t, &tl, &nt), 0);
+	assert_int_equal(nt, 2);        /* inet-inet, v6-v6; not 4 */
+	for (size_t i = 0; i < nt; i++)
+		assert_string_equal(tl[i].link_a, tl[i].link_b);
+	assert_int_equal(topo_pair_count(&p, &s[0], &s[1]), 2);
+	free(tl);
+	topo_free(t);
+	/* The same colour, different families: no tunnel. */
+	p.pairing = MODEL_PAIR_SAME;
+	s[1].n_links = 1;
+	snprintf(s[1].links[0].address, sizeof(s[1].links[0].address),
+	    "2001:db8::9");
+	t = compile_ok(&p, &c, s, 2, NULL);
+	assert_int_equal(topo_tunnel_count(t), 0);
+	topo_free(t);
+}
+
 static void
 test_bad_input(void **state)
 {
@@ -867,6 +938,7 @@ main(void)
 		cmocka_unit_test(test_encap_switch),
 		cmocka_unit_test(test_pool_move),
 		cmocka_unit_test(test_pool_exhausted),
+		cmocka_unit_test(test_link_families),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_random_topologies),
 	};

@@ -56,8 +56,14 @@ random_site(uint64_t id)
 			continue;
 		l = &s.links[s.n_links++];
 		snprintf(l->name, sizeof(l->name), "%s", colours[c]);
-		snprintf(l->address, sizeof(l->address), "10.%u.%u.%u", c,
-		    (unsigned)(id >> 8) & 0xff, (unsigned)id & 0xff);
+		/* Some "sat" links are IPv6: they pair only with IPv6. */
+		if (c == 3 && id % 3 == 0)
+			snprintf(l->address, sizeof(l->address),
+			    "2001:db8:3::%x", (unsigned)id & 0xffff);
+		else
+			snprintf(l->address, sizeof(l->address),
+			    "10.%u.%u.%u", c, (unsigned)(id >> 8) & 0xff,
+			    (unsigned)id & 0xff);
 	}
 	return s;
 }
@@ -254,6 +260,9 @@ test_idempotent(void **state)
 	a.n_links = 2;  /* inet, mpls: any pairing gives 4 per pair */
 	snprintf(a.links[0].name, sizeof(a.links[0].name), "inet");
 	snprintf(a.links[1].name, sizeof(a.links[1].name), "mpls");
+	/* IPv4 like b's (links pair only within one family) */
+	snprintf(a.links[0].address, sizeof(a.links[0].address), "10.0.0.1");
+	snprintf(a.links[1].address, sizeof(a.links[1].address), "10.1.0.1");
 	assert_int_equal(topo_need_set(need, 7, NULL), 0);
 	assert_int_equal(topo_need_set(need, 1, &a), 0);
 	assert_int_equal(topo_need_set(need, 1, &a), 0);
