@@ -289,9 +289,16 @@ uesp_op_tunnel_add(void *ctx, const struct overlay_tunnel_params *p)
 		rc = t->sock_fd;
 		goto close_dev;
 	}
+	/* The outer header as the kernel's ESP-in-UDP on a GRE or VXLAN
+	 * device makes it: DF as that device sets it, no UDP checksum over
+	 * IPv4 (uesp_dev.h). */
+	if ((rc = uesp_dev_tx_opts(t->sock_fd, p->encap == OVERLAY_ENCAP_GRE,
+	    c->p.udp_checksum)) < 0)
+		goto close_sock;
 	/* UDP segmentation/coalescing pair with the TUN offloads: one
-	 * super-packet becomes one send and, at the peer, one receive. */
-	t->udp_gso = !c->p.no_udp_gso;
+	 * super-packet becomes one send and, at the peer, one receive.  The
+	 * kernel segments only datagrams that carry a checksum. */
+	t->udp_gso = !c->p.no_udp_gso && rc == 0;
 	t->udp_gro = uesp_dev_udp_gro(t->sock_fd);
 	for (i = 1; i < c->nworkers; i++)
 		if (uesp_worker_ntunnels(c->workers[i]) <

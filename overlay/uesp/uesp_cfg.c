@@ -489,7 +489,7 @@ static int
 cfg_top(struct cfg_where *w, json_t *root, struct uesp_cfg *c)
 {
 	static const char *const keys[] = { "port", "bind", "workers",
-	    "keepalive", "udp_gso", "tunnels", NULL };
+	    "keepalive", "udp_gso", "udp_checksum", "tunnels", NULL };
 	json_t *tunnels, *v;
 	uint64_t n;
 	size_t i, j;
@@ -520,6 +520,13 @@ cfg_top(struct cfg_where *w, json_t *root, struct uesp_cfg *c)
 			return -1;
 		}
 		c->init.no_udp_gso = !json_is_true(v);
+	}
+	if ((v = json_object_get(root, "udp_checksum")) != NULL) {
+		if (!json_is_boolean(v)) {
+			cfg_err(w, "\"udp_checksum\" must be true or false");
+			return -1;
+		}
+		c->init.udp_checksum = json_is_true(v);
 	}
 	tunnels = json_object_get(root, "tunnels");
 	if (tunnels == NULL || !json_is_array(tunnels)) {
@@ -679,12 +686,13 @@ uesp_cfg_print(const struct uesp_cfg *c, FILE *out)
 		json_object_set_new(t, "sas", sas);
 		json_array_append_new(tunnels, t);
 	}
-	root = json_pack("{s:I,s:s,s:I,s:I,s:b,s:o}",
+	root = json_pack("{s:I,s:s,s:I,s:I,s:b,s:b,s:o}",
 	    "port", (json_int_t)c->init.udp_port,
 	    "bind", overlay_addr_str(&c->init.bind, a, sizeof(a)),
 	    "workers", (json_int_t)c->init.workers,
 	    "keepalive", (json_int_t)c->init.keepalive_s,
 	    "udp_gso", !c->init.no_udp_gso,
+	    "udp_checksum", c->init.udp_checksum,
 	    "tunnels", tunnels);
 	if (root == NULL)
 		return -1;

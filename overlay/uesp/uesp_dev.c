@@ -292,6 +292,29 @@ uesp_dev_getsrc(int fd, sa_family_t family, struct overlay_addr *src)
 		memcpy(src->bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
 }
 
+int
+uesp_dev_tx_opts(int fd, bool df, bool want_csum)
+{
+	int domain, one = 1, pmtu = df ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT, err;
+	socklen_t sl = sizeof(domain);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl) < 0) {
+		err = errno;
+		log_warn("uesp: UDP socket domain");
+		return -err;
+	}
+	if (domain != AF_INET)
+		return 0;
+	if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu,
+	    sizeof(pmtu)) < 0 || (!want_csum &&
+	    setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one)) < 0)) {
+		err = errno;
+		log_warn("uesp: UDP socket DF/checksum options");
+		return -err;
+	}
+	return want_csum ? 0 : 1;
+}
+
 bool
 uesp_dev_udp_gro(int fd)
 {

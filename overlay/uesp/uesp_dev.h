@@ -44,6 +44,20 @@ int uesp_dev_addr6(const char *ifname, const struct overlay_addr *a,
 int uesp_dev_socket(const struct overlay_addr *local, uint16_t port,
     const struct overlay_addr *remote, uint16_t rport,
     struct overlay_addr *src);
+/*
+ * Outer-header choices of a tunnel's socket, so that uesp's datagrams carry
+ * the header bits the kernel's ESP-in-UDP would (overlay/uesp/ESP.md):
+ * - IPv4 only, unless want_csum: UDP checksum zero (SO_NO_CHECK; RFC 3948
+ *   section 2.1).  IPv6 keeps its checksum (RFC 8200).
+ * - IPv4 only: DF set on every datagram when df (IP_PMTUDISC_DO, what a
+ *   kernel GRE device with its default pmtudisc sends), clear on every one
+ *   otherwise (IP_PMTUDISC_DONT, a kernel VXLAN device's default) -- the
+ *   same for single and UDP_SEGMENT sends, where the default
+ *   IP_PMTUDISC_WANT sets it on single datagrams only.
+ * 1 if the checksum is now zero (the kernel then refuses UDP_SEGMENT
+ * sends), 0 if not, or -errno.
+ */
+int uesp_dev_tx_opts(int fd, bool df, bool want_csum);
 /* Ask for UDP_GRO (coalesced receive): true if the kernel agreed. */
 bool uesp_dev_udp_gro(int fd);
 /* Re-point a connected socket at a new peer: 0 or -errno. */

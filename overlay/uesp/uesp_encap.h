@@ -44,8 +44,10 @@ uint16_t uesp_encap_vxlan_sport(const uint8_t *frame, size_t len);
 /*
  * VXLAN: write UDP (sport, dport 4789, length) and the VXLAN header
  * (flags 0x08, vni) at hdr for the Ethernet frame/len that follows.  The
- * UDP checksum is 0 over IPv4 (Linux's default `udpcsum` off) and computed
- * over IPv6 with the outer addresses (RFC 8200 forbids 0 by default).
+ * UDP checksum is 0 over IPv4, as RFC 7348 section 5 recommends (a Linux
+ * VXLAN device computes it by default, so the kernel backend creates its
+ * devices with `noudpcsum`), and computed over IPv6 with the outer
+ * addresses (RFC 8200 forbids 0 by default; Linux's `noudp6zerocsumtx`).
  */
 void uesp_encap_vxlan_push(uint8_t *hdr, const uint8_t *frame, size_t len,
     uint32_t vni, uint16_t sport, const struct overlay_addr *src,

@@ -123,9 +123,11 @@ uesp_worker_send_plain(struct uesp_worker *w, struct uesp_tunnel *t,
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == ECONNREFUSED) {
-				/* The peer's ICMP from an earlier packet; the
-				 * error is reported once, retry the rest. */
+			if (errno == ECONNREFUSED || errno == EMSGSIZE) {
+				/* The peer's ICMP from an earlier packet (the
+				 * error is reported once), or this datagram is
+				 * over a path MTU learnt with DF set: count it,
+				 * send the rest. */
 				t->st.drops.io++;
 				off++;
 				continue;

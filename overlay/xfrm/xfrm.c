@@ -440,6 +440,8 @@ xfrm_dev_add(struct xfrm_ctx *c, struct xfrm_tun *t)
 		rtnl_link_ipgre_set_local(l, a);
 		rtnl_link_ipgre_set_remote(l, b);
 		rtnl_link_ipgre_set_ttl(l, 64);
+		/* The default pmtudisc: DF on every outer packet, which
+		 * uesp's GRE tunnels set too (uesp_dev_tx_opts). */
 	} else {
 		l = rtnl_link_vxlan_alloc();
 		loc = xfrm_naddr(&t->p.local, -1);
@@ -450,8 +452,13 @@ xfrm_dev_add(struct xfrm_ctx *c, struct xfrm_tun *t)
 		rtnl_link_vxlan_set_local(l, loc);
 		rtnl_link_vxlan_set_group(l, rem);	/* unicast: the remote */
 		rtnl_link_vxlan_set_port(l, OVERLAY_VXLAN_PORT);
-		/* RFC 7348 §5: the UDP checksum SHOULD be sent as zero. */
+		/* RFC 7348 §5: the UDP checksum SHOULD be sent as zero over
+		 * IPv4 (the kernel's own default is to compute it); over
+		 * IPv6 it stays (RFC 8200).  uesp sends the same
+		 * (uesp_encap_vxlan_push).  The outer DF stays the device's
+		 * default, clear, and uesp's VXLAN tunnels clear it too. */
 		rtnl_link_vxlan_set_udp_csum(l, 0);
+		rtnl_link_vxlan_set_udp_zero_csum6_tx(l, 0);
 		rtnl_link_vxlan_set_ttl(l, 64);
 	}
 	rtnl_link_set_name(l, t->p.ifname);

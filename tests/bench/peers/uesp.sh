@@ -4,7 +4,10 @@
 # Sourced by uesp_peers.sh.  One GRE-in-ESP tunnel, AES-256-GCM, ESN,
 # replay window 1024, the same SAs as the data-path tests use.
 #
-# UESP_TOOL overrides the binary (default $BUILD/overlay/uesp/meshwan-uesp).
+# UESP_TOOL overrides the binary (default $BUILD/overlay/uesp/meshwan-uesp);
+# UESP_CSUM=true sends outer UDP checksums over IPv4, which brings back
+# UDP segmentation offload (overlay/uesp/ESP.md): the difference is what
+# matching the kernel's bytes costs.
 
 UESP_TOOL=${UESP_TOOL:-$BUILD/overlay/uesp/meshwan-uesp}
 UESP_A=10.97.0.0	# the tunnel's inner /31
@@ -14,6 +17,7 @@ UESP_B=10.97.0.1
 uesp_conf() {
 	cat >"$1" <<EOT
 {
+  "udp_checksum": ${UESP_CSUM:-false},
   "tunnels": [ {
     "id": 1, "device": "ue$id", "encap": "gre",
     "local": "$2", "remote": "$3",
