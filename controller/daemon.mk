@@ -100,7 +100,8 @@ TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
 # Issue 7 §6: revocation, headless grace, far-ahead hellos, group commit.
 TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
          tests/ctl/group_commit.sh tests/ctl/pg_store.sh \
-         tests/ctl/pg_replicas.sh
+         tests/ctl/pg_replicas.sh tests/ctl/pg_ha_keys.sh \
+         tests/ctl/pg_failover.sh
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
 
