@@ -638,6 +638,17 @@ store_serialize(struct store *st, struct model_error *err)
 	return 0;
 }
 
+int
+store_lock_writers(struct store *st, struct model_error *err)
+{
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_serialize(st, err);
+	return store_tx_end(st, rc, err);
+}
+
 /* Kind/id changed in this transaction (site 0: policy or crypto, i.e.
  * all); serializes the transaction and logs the change at commit. */
 static int

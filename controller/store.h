@@ -108,6 +108,11 @@ struct store_changes {
 int store_note_event(struct store *st, enum store_change_kind kind,
     uint64_t id, struct model_error *err);
 void store_changes_free(struct store_changes *ch);
+/* Take the writers' lock (every topology write takes it) in the open
+ * transaction, so that what it reads next is every earlier writer's
+ * commit, on every engine (PostgreSQL: READ COMMITTED sees commits made
+ * before each statement; the lock orders the writers).  0 / -1. */
+int store_lock_writers(struct store *st, struct model_error *err);
 /* The leader lock among controllers on the database, on this
  * connection: 1 held (taken now or kept since), 0 another controller
  * holds it, -1 unreachable.  sqlite: always 1.  PostgreSQL releases it
