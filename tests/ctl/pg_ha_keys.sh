@@ -10,6 +10,8 @@
 #  2. an operator rekey of the a–b tunnel ordered through A's REST runs
 #     to its end on both edges (install, switch, retire in both
 #     directions), although b's steps are sent by B;
+#  2b. an edge c on B asks for a rekey of its tunnel to a (RekeyRequest,
+#     soft byte limit): a, on A, installs, c switches, a retires;
 #  3. b renews its certificate on B (cert_lifetime = 12s, renewal after
 #     8 s; a renews on A too): A takes b's new certificate and a gets a
 #     delta of its tunnel to b.
@@ -67,6 +69,22 @@ done
 wait_for 10 "$T/ctld.log" "^.*replica: this controller is now the leader" ||
 	wait_for 1 "$T/B.log" "replica: this controller is now the leader" || fail "no leader"
 echo "pg_ha_keys: a rekey ordered through A ran on the edge held by B"
+
+# 2b. c (on B) asks for a rekey of its direction towards a (on A).
+c=$(site_create '{"name":"c","role":"spoke","links":[{"name":"inet","address":"192.0.2.3"}]}')
+enroll_site c "$c"
+[ "$(api GET /api/v1/tunnels)" = 200 ] || fail "GET /tunnels"
+tac=$(jq -r --argjson a "$a" --argjson c "$c" '.tunnels[] | select((.site_a == $a and .site_b == $c) or (.site_a == $c and .site_b == $a)) | .id' "$T/out")
+[ -n "$tac" ] || fail "no a-c tunnel: $(cat "$T/out")"
+edge c "$c" "127.0.0.1:$GRPC_B" -q "$tac,1"
+wait_for 10 "$T/c.log" "^rekey_request tunnel=$tac" || fail "c did not ask: $(cat "$T/c.log")"
+wait_for 10 "$T/a.log" "^rekey tunnel=$tac epoch=[0-9]+ step=install-inbound reason=volume\$" ||
+	fail "a (on A): no install for c's request: $(grep rekey "$T/a.log"; tail -n 20 "$T/B.log")"
+wait_for 10 "$T/c.log" "^rekey tunnel=$tac epoch=[0-9]+ step=switch-outbound reason=volume\$" ||
+	fail "c (on B): no switch: $(grep rekey "$T/c.log")"
+wait_for 10 "$T/a.log" "^rekey tunnel=$tac epoch=[0-9]+ step=retire reason=volume\$" ||
+	fail "a: no retire: $(grep rekey "$T/a.log")"
+echo "pg_ha_keys: an edge's rekey request on B ran with its peer on A"
 
 # 3. b renews on B; A relays the new certificate to a.
 n0=$(grep -c "^  upsert tunnel=$tid peer=$b" "$T/a.log")
