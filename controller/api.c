@@ -779,6 +779,13 @@ api_need_change(struct api *a, bool check, const uint64_t *sites, size_t n,
 	uint64_t cur = 0;
 	size_t i;
 
+	/* The generation is read and moved under the writers' lock: with
+	 * several controllers on PostgreSQL (READ COMMITTED), two changes
+	 * that both read generation G would both write G + 1, and each
+	 * index would then trust G + 1 without the other's change.  Every
+	 * topology write holds the lock already; this makes it certain. */
+	if (store_lock_writers(a->st, err) == -1)
+		return -1;
 	if (n == 0) {
 		api_index_drop(a);      /* the policy: counts change */
 		if (api_index_gen(a, &cur, err) == -1 ||

@@ -101,6 +101,11 @@ TESTS += tests/ctl/config.sh tests/ctl/edge_session.sh tests/ctl/peer_keys.sh \
 TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
          tests/ctl/group_commit.sh tests/ctl/pg_store.sh \
          tests/ctl/pg_replicas.sh
+# Issue 12: two replicas on PostgreSQL (keys, rekeys and renewals across
+# them, a replica killed, the database stopped, concurrent writers).
+TESTS += tests/ctl/pg_ha_keys.sh tests/ctl/pg_failover.sh \
+         tests/ctl/pg_outage.sh tests/ctl/pg_concurrency.sh \
+         tests/ctl/pg_asan.sh
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
 

@@ -456,6 +456,7 @@ ctld_start(struct ctld *d)
 	sp.st = d->st;
 	sp.ca = d->ca;
 	sp.metrics = &d->metrics;
+	sp.replicated = d->replica != NULL;
 	if ((d->sessions = session_new(&sp)) == NULL)
 		return -1;
 	if (d->replica != NULL && replica_start(d->replica, d->sessions) == -1)

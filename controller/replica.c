@@ -14,6 +14,10 @@
 
 /* How long one wait may block: bounds how late a stop is seen. */
 #define REPLICA_WAIT_MS 250
+/* How often a controller that is not the leader asks for the lock: the
+ * longest a dead leader's duties (the time-based rekey scan) wait for a
+ * successor, beyond the server noticing the dead connection. */
+#define REPLICA_LEADER_TRY_MS 1000
 
 struct replica {
 	struct store *st;
@@ -22,6 +26,8 @@ struct replica {
 	uint64_t last;          /* newest change-log sequence number seen */
 	pthread_t thread;
 	bool started;
+	bool leader;            /* last told to the session layer */
+	uint64_t leader_try_ms; /* monotonic: next try for the lock */
 	atomic_bool stop;
 };
 
@@ -72,8 +78,41 @@ replica_catch_up(struct replica *r)
 		    (unsigned long long)ch.last);
 		session_notify(r->sessions, ch.sites, ch.n);
 	}
+	if (ch.n_creds > 0 || ch.n_tunnels > 0) {
+		log_debug("session", "replica: %zu site credential(s), %zu "
+		    "tunnel epoch change(s) from another controller",
+		    ch.n_creds, ch.n_tunnels);
+		session_notify_events(r->sessions, ch.creds, ch.n_creds,
+		    ch.tunnels, ch.n_tunnels);
+	}
 	r->last = ch.last;
-	free(ch.sites);
+	store_changes_free(&ch);
+}
+
+/* Take or keep the leader lock; tell the session layer when it moves. */
+static void
+replica_lead(struct replica *r, bool lost)
+{
+	uint64_t now = util_mono_ms();
+	bool leader;
+
+	if (lost) {
+		leader = false;
+	} else if (r->leader) {
+		/* Kept while the connection lives (the backend knows). */
+		leader = store_leader(r->st) == 1;
+	} else {
+		if (now < r->leader_try_ms)
+			return;
+		r->leader_try_ms = now + REPLICA_LEADER_TRY_MS;
+		leader = store_leader(r->st) == 1;
+	}
+	if (leader == r->leader)
+		return;
+	r->leader = leader;
+	log_info("replica: this controller %s the leader (time-based rekeys)",
+	    leader ? "is now" : "is no longer");
+	session_set_leader(r->sessions, leader);
 }
 
 static void *
@@ -86,6 +125,7 @@ replica_main(void *arg)
 
 		if (rc == 1)
 			replica_catch_up(r);
+		replica_lead(r, rc == -1);
 	}
 	return NULL;
 }
@@ -96,6 +136,7 @@ replica_start(struct replica *r, struct sessions *s)
 	r->sessions = s;
 	/* Anything committed since replica_open. */
 	replica_catch_up(r);
+	replica_lead(r, false);
 	if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
 		log_warnx("replica: cannot start the thread");
 		return -1;

@@ -333,6 +333,59 @@ session_notify(struct sessions *s, const uint64_t *ids, size_t n)
 		log_warn("session: wake");
 }
 
+/* Append n ids to a pending list under s->lock; false on ENOMEM. */
+static bool
+session_pending_add(uint64_t **v, size_t *n, size_t *cap, const uint64_t *ids,
+    size_t k)
+{
+	if (*n + k > *cap) {
+		size_t c = (*n + k) * 2;
+		uint64_t *p = realloc(*v, c * sizeof(*p));
+
+		if (p == NULL)
+			return false;
+		*v = p;
+		*cap = c;
+	}
+	if (k > 0)
+		memcpy(*v + *n, ids, k * sizeof(*ids));
+	*n += k;
+	return true;
+}
+
+void
+session_notify_events(struct sessions *s, const uint64_t *creds,
+    size_t n_creds, const uint64_t *tunnels, size_t n_tunnels)
+{
+	uint64_t one = 1;
+	bool ok;
+
+	if (n_creds == 0 && n_tunnels == 0)
+		return;
+	pthread_mutex_lock(&s->lock);
+	ok = session_pending_add(&s->pending_creds, &s->n_pending_creds,
+	    &s->cap_pending_creds, creds, n_creds) &&
+	    session_pending_add(&s->pending_tunnels, &s->n_pending_tunnels,
+	    &s->cap_pending_tunnels, tunnels, n_tunnels);
+	if (!ok)
+		s->pending_all = true;  /* a reload reads everything */
+	pthread_mutex_unlock(&s->lock);
+	if (write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("session: wake");
+}
+
+void
+session_set_leader(struct sessions *s, bool leader)
+{
+	atomic_store(&s->leader, leader);
+}
+
+bool
+session_local(const struct sessions *s, const struct edge *e)
+{
+	return !s->replicated || (e->stream != NULL && e->hello);
+}
+
 int
 session_wake_fd(const struct sessions *s)
 {
@@ -343,7 +396,8 @@ void
 session_wake(struct sessions *s)
 {
 	struct rekey_req *rk;
-	size_t nrk;
+	uint64_t *creds, *tunnels;
+	size_t nrk, ncreds, ntunnels;
 	uint64_t v;
 
 	if (read(s->efd, &v, sizeof(v)) == -1 && errno != EAGAIN)
@@ -359,10 +413,28 @@ session_wake(struct sessions *s)
 	nrk = s->n_pending_rekey;
 	s->pending_rekey = NULL;
 	s->n_pending_rekey = s->cap_pending_rekey = 0;
+	creds = s->pending_creds;
+	ncreds = s->n_pending_creds;
+	s->pending_creds = NULL;
+	s->n_pending_creds = s->cap_pending_creds = 0;
+	tunnels = s->pending_tunnels;
+	ntunnels = s->n_pending_tunnels;
+	s->pending_tunnels = NULL;
+	s->n_pending_tunnels = s->cap_pending_tunnels = 0;
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < nrk; i++)
 		session_rekey_requested(s, &rk[i]);
 	free(rk);
+	if (creds != NULL)
+		util_sort_unique_u64(creds, &ncreds);
+	for (size_t i = 0; i < ncreds; i++)
+		session_keys_follow(s, creds[i]);
+	free(creds);
+	if (tunnels != NULL)
+		util_sort_unique_u64(tunnels, &ntunnels);
+	for (size_t i = 0; i < ntunnels; i++)
+		session_rekey_follow(s, tunnels[i]);
+	free(tunnels);
 	if (s->dirty_all || s->n_dirty > 0)
 		session_arm_flush(s);
 }
@@ -742,7 +814,10 @@ session_tick(struct sessions *s)
 	}
 	if (now >= s->next_rekey_scan) {
 		session_keys_expire(s);
-		session_rekey_scan(s);
+		/* Several controllers: only the leader starts time-based
+		 * rekeys (the others learn them from the change log). */
+		if (!s->replicated || atomic_load(&s->leader))
+			session_rekey_scan(s);
 		s->next_rekey_scan = now + SESSION_REKEY_SCAN_MS;
 	}
 	if (now >= s->next_resync_scan) {
@@ -877,6 +952,14 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 		return;
 	}
 	e = session_edge_find(s, h->site_id);
+	/* Another controller may have moved this edge's version while it
+	 * was connected there: start from the store's. */
+	if (e != NULL && e->live && s->replicated &&
+	    session_intent_resume(s, e) == -1) {
+		rpc_stream_close(st, RPC_UNAVAILABLE,
+		    "cannot load this site's intent; try again");
+		return;
+	}
 	if (e == NULL || !e->live || e->cur.version == 0) {
 		rpc_stream_close(st, RPC_FAILED_PRECONDITION,
 		    "site has no intent (revoked or deleted)");
@@ -1164,6 +1247,8 @@ session_new(const struct session_params *p)
 	s->st = p->st;
 	s->ca = p->ca;
 	s->metrics = p->metrics;
+	s->replicated = p->replicated;
+	atomic_init(&s->leader, false);
 	s->efd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	if ((s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
@@ -1221,6 +1306,8 @@ session_free(struct sessions *s)
 	epochs_free(s->epochs);
 	free(s->pending);
 	free(s->pending_rekey);
+	free(s->pending_creds);
+	free(s->pending_tunnels);
 	free(s->dirty);
 	free(s->rebuild);
 	free(s->retunnel);

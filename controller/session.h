@@ -57,6 +57,11 @@ struct session_params {
 	struct store *st;          /* the loop's own connection; borrowed */
 	struct ca *ca;             /* borrowed */
 	struct metrics *metrics;   /* borrowed, may be NULL */
+	/* Several controllers share the store (PostgreSQL): an edge's
+	 * version is moved only by the controller holding its stream, and
+	 * a hello rebuilds the edge's intent from the store (CONTROLLER.md,
+	 * "Two replicas on PostgreSQL"). */
+	bool replicated;
 };
 
 /*
@@ -89,6 +94,21 @@ void session_notify(struct sessions *s, const uint64_t *site_ids, size_t n);
  * a direction already rekeying keeps its rekey.
  */
 void session_rekey_request(struct sessions *s, bool site, uint64_t id);
+/*
+ * From the replica thread: another controller changed these sites'
+ * certificates or epoch keys (creds) and these tunnels' SA epochs
+ * (a rekey step).  The loop reads them from the store, relays keys to
+ * the peers it holds, and sends the rekey steps due to the edges it
+ * holds.  Queued like session_notify().
+ */
+void session_notify_events(struct sessions *s, const uint64_t *creds,
+    size_t n_creds, const uint64_t *tunnels, size_t n_tunnels);
+/*
+ * From the replica thread: whether this controller holds the database's
+ * leader lock (replicated stores only).  Only the leader runs the
+ * time-based rekey scan, so two replicas never start the same rekey.
+ */
+void session_set_leader(struct sessions *s, bool leader);
 /* eventfd that becomes readable after session_notify(). */
 int session_wake_fd(const struct sessions *s);
 /* Loop side: take the queued notifications. */

@@ -33,6 +33,7 @@
 #define MESHWAN_CONTROLLER_SESSION_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,6 +156,10 @@ struct edge {
 	uint64_t rq_dropped;        /* dropped since that line */
 	uint64_t rq_bad_log_ms;     /* the same for refused (foreign) ones */
 	uint64_t rq_bad;
+
+	/* Replicated store: a version change was left to the controller
+	 * holding the stream; the next hello here rebuilds from the store. */
+	bool stale;
 };
 
 /* A slot of the edge table. */
@@ -206,6 +211,9 @@ struct sessions {
 	uint64_t *pending;
 	size_t n_pending, cap_pending;
 	bool pending_all;
+	uint64_t *pending_creds, *pending_tunnels; /* session_notify_events */
+	size_t n_pending_creds, cap_pending_creds;
+	size_t n_pending_tunnels, cap_pending_tunnels;
 	struct rekey_req *pending_rekey;
 	size_t n_pending_rekey, cap_pending_rekey;
 	int efd;
@@ -232,6 +240,10 @@ struct sessions {
 	uint64_t next_rekey_scan;
 	uint64_t next_resync_scan;
 	bool shutting_down;
+	/* Several controllers on the store (session_params.replicated);
+	 * this one holds the leader lock (set by the replica thread). */
+	bool replicated;
+	atomic_bool leader;
 
 	/* Every open stream, to end those whose certificate was retired or
 	 * expired; the earliest notAfter among them (unix s, 0 = none). */
@@ -306,6 +318,20 @@ void session_rekey_requested(struct sessions *s, const struct rekey_req *r);
 /* An edge's RekeyRequest: checked (its tunnel), rate-limited, started. */
 void session_rekey_on_request(struct sessions *s, struct edge *e,
     const struct msg_rekey_request *q);
+
+/* session.c: whether e's version is this controller's to move: always
+ * with one controller; with several, only while e's stream is here. */
+bool session_local(const struct sessions *s, const struct edge *e);
+
+/* session_rekey.c: another controller changed tunnel_id's SA epochs:
+ * reload them, send the steps due to the ends held here. */
+void session_rekey_follow(struct sessions *s, uint64_t tunnel_id);
+/* session_keys.c: another controller changed site_id's certificate or
+ * epoch keys: reload them, relay to the peers held here. */
+void session_keys_follow(struct sessions *s, uint64_t site_id);
+/* session_intent.c: a hello on a replicated store: bring e's intent to
+ * the store's version (another controller may have moved it).  0 / -1. */
+int session_intent_resume(struct sessions *s, struct edge *e);
 
 /* session.c: end every stream of site_id whose certificate is not keep. */
 void session_conns_retire(struct sessions *s, uint64_t site_id,

@@ -360,7 +360,34 @@ fail:
  * was made.
  */
 static int
+session_refresh_do(struct sessions *s, struct edge *e, bool *changed);
+
+/*
+ * With several controllers, an edge held by another one is left to it:
+ * its version here is not moved (that controller moves it), and the next
+ * hello here rebuilds it from the store (session_intent_resume).
+ */
+static bool
+session_leave_stale(struct sessions *s, struct edge *e, bool *changed)
+{
+	if (changed != NULL)
+		*changed = false;
+	if (session_local(s, e))
+		return false;
+	e->stale = true;
+	return true;
+}
+
+static int
 session_refresh_edge(struct sessions *s, struct edge *e, bool *changed)
+{
+	if (session_leave_stale(s, e, changed))
+		return 0;
+	return session_refresh_do(s, e, changed);
+}
+
+static int
+session_refresh_do(struct sessions *s, struct edge *e, bool *changed)
 {
 	struct model_error err = { 0 };
 	struct msg_intent next;
@@ -527,6 +554,8 @@ session_patch_edge(struct sessions *s, struct edge *e, const uint64_t *peers,
 	uint8_t hash[MSG_HASH_LEN];
 
 	*changed = false;
+	if (session_leave_stale(s, e, changed))
+		return 0;
 	session_params(s, &lk, &p);
 	/* The edge's tunnels as compiled now: ids, then their peers. */
 	if (nt > 0 && ((tid = calloc(nt, 2 * sizeof(*tid))) == NULL ||
@@ -656,7 +685,18 @@ fail:
  * same; otherwise bump it (the edge then gets a snapshot).
  */
 static int
+session_restore_do(struct sessions *s, struct edge *e);
+
+static int
 session_restore_edge(struct sessions *s, struct edge *e)
+{
+	if (session_leave_stale(s, e, NULL))
+		return 0;
+	return session_restore_do(s, e);
+}
+
+static int
+session_restore_do(struct sessions *s, struct edge *e)
 {
 	struct model_edge_state st = { 0 };
 	struct model_error err = { 0 };
@@ -686,7 +726,40 @@ session_restore_edge(struct sessions *s, struct edge *e)
 	}
 	model_edge_state_clear(&st);
 	session_cur_drop(e);
-	return session_refresh_edge(s, e, &changed);
+	return session_refresh_do(s, e, &changed);
+}
+
+/*
+ * A hello with several controllers on the store: while the edge was
+ * held elsewhere its version may have moved there (or changes here were
+ * left to that controller).  Rebuild it as after a restart: the stored
+ * version is kept when the edge acked it with this very content, else a
+ * new one is made (sent as a snapshot) — versions only grow.
+ */
+int
+session_intent_resume(struct sessions *s, struct edge *e)
+{
+	struct model_edge_state st = { 0 };
+	struct model_error err = { 0 };
+
+	if (!e->stale) {
+		if (store_edge_get(s->st, e->site_id, &st, &err) == -1) {
+			log_warnx("session: site %" PRIu64 ": %s", e->site_id,
+			    err.message);
+			return -1;
+		}
+		model_edge_state_clear(&st);
+		if (e->cur.version > 0 && st.intent_version == e->cur.version)
+			return 0;
+	}
+	session_cur_drop(e);
+	session_intent_hist_clear(e);
+	if (session_restore_do(s, e) == -1 || e->cur.version == 0)
+		return -1;
+	e->stale = false;
+	log_debug("session", "site %" PRIu64 ": resumed at version %" PRIu64
+	    " from the store", e->site_id, e->cur.version);
+	return 0;
 }
 
 /*
@@ -1180,6 +1253,11 @@ session_hubs_touched(struct sessions *s, const uint64_t *ids, size_t n)
 
 		session_lk_prefixes(s, ids[i], &p, &np);
 		if (np > 0 || (ms != NULL && ms->role == MODEL_ROLE_HUB))
+			return true;
+		/* Held by another controller: its old intent is not here to
+		 * say what it was. */
+		if (s->replicated && (e == NULL || e->stale ||
+		    e->cur.version == 0))
 			return true;
 		if (e != NULL && (e->cur.site.n_lan_prefixes > 0 ||
 		    e->cur.site.role == MSG_ROLE_HUB))

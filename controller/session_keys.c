@@ -27,6 +27,7 @@
 #include "controller/model.h"
 #include "controller/session_int.h"
 #include "controller/store.h"
+#include "controller/topo.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "proto/epochsig.h"
@@ -39,33 +40,40 @@
 /* ------------------------------------------------------------------ */
 /* Key/value persistence of certificates and epoch keys */
 
-static void
+/* -1 only when the store could not be read (not for "none stored"). */
+static int
 session_load_cert(struct sessions *s, struct edge *e)
 {
+	struct model_error err = { 0 };
 	char key[64], *val;
 	uint8_t der[SESSION_KV_MAX / 2];
 	size_t len;
+	int rc = 0;
 
 	if ((val = malloc(SESSION_KV_MAX + 1)) == NULL)
-		return;
+		return -1;
 	snprintf(key, sizeof(key), "cert.%" PRIu64, e->site_id);
-	if (store_kv_get(s->st, key, val, SESSION_KV_MAX + 1, NULL) == 0 &&
-	    util_unhex(val, der, sizeof(der), &len) == 0 && len > 0)
-		(void)msg_blob_set(&e->cert, der, len); /* ENOMEM: none */
+	if (store_kv_get(s->st, key, val, SESSION_KV_MAX + 1, &err) == 0) {
+		if (util_unhex(val, der, sizeof(der), &len) == 0 && len > 0)
+			(void)msg_blob_set(&e->cert, der, len); /* ENOMEM: none */
+	} else if (err.code != MODEL_E_NOT_FOUND)
+		rc = -1;
 	free(val);
+	return rc;
 }
 
-static void
+static int
 session_load_keys(struct sessions *s, struct edge *e)
 {
+	struct model_error err = { 0 };
 	char key[64], *val, *line, *save = NULL;
 
 	if ((val = malloc(SESSION_KV_MAX + 1)) == NULL)
-		return;
+		return -1;
 	snprintf(key, sizeof(key), "keys.%" PRIu64, e->site_id);
-	if (store_kv_get(s->st, key, val, SESSION_KV_MAX + 1, NULL) == -1) {
+	if (store_kv_get(s->st, key, val, SESSION_KV_MAX + 1, &err) == -1) {
 		free(val);
-		return;
+		return err.code == MODEL_E_NOT_FOUND ? 0 : -1;
 	}
 	for (line = strtok_r(val, "\n", &save); line != NULL &&
 	     e->n_keys < SESSION_KEYS_MAX; line = strtok_r(NULL, "\n", &save)) {
@@ -89,6 +97,7 @@ session_load_keys(struct sessions *s, struct edge *e)
 		e->n_keys++;
 	}
 	free(val);
+	return 0;
 }
 
 static void
@@ -109,8 +118,8 @@ session_load_floor(struct sessions *s, struct edge *e)
 void
 session_keys_load(struct sessions *s, struct edge *e)
 {
-	session_load_cert(s, e);
-	session_load_keys(s, e);
+	(void)session_load_cert(s, e);
+	(void)session_load_keys(s, e);
 	session_load_floor(s, e);
 }
 
@@ -132,12 +141,24 @@ session_keys_save(struct sessions *s, const struct edge *e)
 		    "%" PRIu64 " %" PRIu64 " %s %s\n", e->keys[i].epoch,
 		    e->keys[i].not_after, pub, sig);
 	}
+	if (store_begin(s->st, NULL) == -1) {
+		free(val);
+		return -1;
+	}
 	snprintf(key, sizeof(key), "keys.%" PRIu64, e->site_id);
 	rc = store_kv_set(s->st, key, val, NULL);
 	snprintf(val, SESSION_KV_MAX, "%" PRIu64, e->key_floor);
 	snprintf(key, sizeof(key), "keyfloor.%" PRIu64, e->site_id);
 	if (rc == 0)
 		rc = store_kv_set(s->st, key, val, NULL);
+	/* Other controllers relay them to the peers they hold. */
+	if (rc == 0)
+		rc = store_note_event(s->st, STORE_CHANGE_CREDS, e->site_id,
+		    NULL);
+	if (rc == -1)
+		store_rollback(s->st);
+	else
+		rc = store_commit(s->st, NULL);
 	free(val);
 	return rc;
 }
@@ -237,6 +258,10 @@ session_keys_refresh(struct sessions *s, struct edge *e, bool *changed)
 	uint64_t v;
 
 	*changed = false;
+	if (!session_local(s, e)) {
+		e->stale = true;        /* its controller moves its version */
+		return 0;
+	}
 	if (e->cur.version == 0 || e->digests == NULL)
 		return 0;
 	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
@@ -548,7 +573,9 @@ session_cert_promote(struct sessions *s, const struct store_cert *rec)
 	 * they relay to peers never disagree. */
 	if (store_begin(s->st, &err) == 0) {
 		if (store_cert_promote(s->st, rec->site_id, rec->fp, &err) ==
-		    -1 || store_kv_set(s->st, key, hex, &err) == -1)
+		    -1 || store_kv_set(s->st, key, hex, &err) == -1 ||
+		    store_note_event(s->st, STORE_CHANGE_CREDS, rec->site_id,
+		    &err) == -1)
 			store_rollback(s->st);
 		else if (store_commit(s->st, &err) == 0)
 			rc = 0;
@@ -567,4 +594,78 @@ session_cert_promote(struct sessions *s, const struct store_cert *rec)
 	session_conns_retire(s, rec->site_id, rec->fp,
 	    "certificate replaced by its renewal");
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Another controller's certificates and keys */
+
+/*
+ * Another controller stored a new certificate (enrollment, renewal) or
+ * new epoch keys for site_id: take them from the store.  A new
+ * certificate reaches the peers' intents through a recompile of the site
+ * and ends this controller's streams of the site on another one; new
+ * keys are relayed at once (PeerKeys) to the peers held here, whose
+ * intents carry them after the coalescing delay.  No rekey starts here:
+ * the controller that took the announcement starts those.
+ */
+void
+session_keys_follow(struct sessions *s, uint64_t site_id)
+{
+	struct edge *e = session_edge_find(s, site_id);
+	struct edge *tmp;
+	struct ca_cert_info ci;
+	uint64_t *tid = NULL, *peers = NULL;
+	size_t nt;
+
+	if (e == NULL || (tmp = calloc(1, sizeof(*tmp))) == NULL)
+		return;
+	tmp->site_id = site_id;
+	if (session_load_cert(s, tmp) == -1 ||
+	    session_load_keys(s, tmp) == -1) {
+		log_warnx("session: site %" PRIu64 ": cannot read its "
+		    "certificate and keys from the store", site_id);
+		goto out;
+	}
+	session_load_floor(s, tmp);
+	if (tmp->cert.len > 0 && !(e->cert.len == tmp->cert.len &&
+	    memcmp(e->cert.data, tmp->cert.data, tmp->cert.len) == 0)) {
+		if (msg_blob_set(&e->cert, tmp->cert.data, tmp->cert.len) ==
+		    -1)
+			goto out;
+		log_info("session: site %" PRIu64 ": new certificate from "
+		    "another controller", site_id);
+		session_mark_dirty(s, site_id);
+		session_arm_flush(s);
+		if (ca_cert_info(e->cert.data, e->cert.len, &ci) == 0)
+			session_conns_retire(s, site_id, ci.sha256,
+			    "certificate replaced through another controller");
+	}
+	if (tmp->key_floor > e->key_floor)
+		e->key_floor = tmp->key_floor;
+	if (session_keys_equal(e->keys, e->n_keys, tmp->keys, tmp->n_keys))
+		goto out;
+	memcpy(e->keys, tmp->keys, sizeof(e->keys));
+	e->n_keys = tmp->n_keys;
+	e->keys_dirty = false;
+	nt = topo_edge_tunnel_count(s->topo, site_id);
+	if (nt > 0 && ((tid = calloc(nt, sizeof(*tid))) == NULL ||
+	    (peers = calloc(nt, sizeof(*peers))) == NULL))
+		goto out;
+	nt = topo_edge_tunnels(s->topo, site_id, tid, peers, nt);
+	for (size_t i = 0; i < nt; i++) {
+		struct edge *p = session_edge_find(s, peers[i]);
+
+		if (p != NULL)
+			session_send_keys(s, p, e);
+		session_mark_rebuild(s, peers[i]);
+	}
+	if (nt > 0)
+		session_arm_flush(s);
+	log_debug("session", "site %" PRIu64 ": keys from another controller "
+	    "relayed to %zu tunnel peer(s)", site_id, nt);
+out:
+	free(tid);
+	free(peers);
+	msg_blob_free(&tmp->cert);
+	free(tmp);
 }

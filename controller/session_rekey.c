@@ -254,6 +254,33 @@ session_rekey_drained(struct sessions *s, struct edge *e)
 /* ------------------------------------------------------------------ */
 /* Starting rekeys */
 
+/*
+ * Epoch writes go with a change-log entry in the same transaction, so
+ * that other controllers on the store reload the tunnel's epochs and
+ * send the steps due to the ends they hold:
+ *   session_epoch_begin(); rc = store_epoch_...(); session_epoch_end(rc).
+ * Inside a batch both join it.  A write that missed (its tunnel just
+ * deleted) leaves the transaction usable, as without the entry.
+ */
+static int
+session_epoch_begin(struct sessions *s, struct model_error *err)
+{
+	return store_begin(s->st, err);
+}
+
+static int
+session_epoch_end(struct sessions *s, uint64_t tunnel_id, int rc,
+    struct model_error *err)
+{
+	int crc;
+
+	if (rc == 0)
+		rc = store_note_event(s->st, STORE_CHANGE_EPOCHS, tunnel_id,
+		    err);
+	crc = store_commit(s->st, rc == 0 ? err : NULL);
+	return rc == 0 ? crc : rc;
+}
+
 /* Start a new epoch for the direction sender -> receiver of tunnel t. */
 static void
 session_rekey_start(struct sessions *s, const struct model_tunnel *t,
@@ -310,8 +337,9 @@ session_rekey_start(struct sessions *s, const struct model_tunnel *t,
 	ne.receiver_key_epoch = kr;
 	session_recv_address(s, t, sender, ne.recv_address,
 	    sizeof(ne.recv_address));
-	if (store_epoch_add(s->st, &ne, &err) == -1 ||
-	    epochs_insert(s->epochs, &ne) == -1) {
+	if (session_epoch_begin(s, &err) == -1 ||
+	    session_epoch_end(s, t->id, store_epoch_add(s->st, &ne, &err),
+	    &err) == -1 || epochs_insert(s->epochs, &ne) == -1) {
 		log_warnx("session: tunnel %" PRIu64 ": new epoch: %s", t->id,
 		    err.message);
 		return;
@@ -354,12 +382,23 @@ session_rekey_site(struct sessions *s, uint64_t site_id,
 {
 	struct edge *e = session_edge_find(s, site_id);
 
+	uint64_t *tid = NULL, *peers = NULL;
+	size_t nt;
+
 	if (e == NULL || !e->live)
 		return;
+	/* The compiled tunnels, not e's intent: with several controllers
+	 * the intent of an edge held by another one is not kept here. */
+	nt = topo_edge_tunnel_count(s->topo, site_id);
+	if (nt == 0 || (tid = calloc(nt, sizeof(*tid))) == NULL ||
+	    (peers = calloc(nt, sizeof(*peers))) == NULL) {
+		free(tid);
+		return;
+	}
+	nt = topo_edge_tunnels(s->topo, site_id, tid, peers, nt);
 	session_rekey_batch(s, true);
-	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
-		const struct model_tunnel *t = topo_tunnel_get(s->topo,
-		    e->cur.tunnels[i].id);
+	for (size_t i = 0; i < nt; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(s->topo, tid[i]);
 
 		if (t == NULL)
 			continue;
@@ -367,6 +406,8 @@ session_rekey_site(struct sessions *s, uint64_t site_id,
 		session_rekey_start(s, t, t->site_b, reason);
 	}
 	session_rekey_batch(s, false);
+	free(tid);
+	free(peers);
 }
 
 /* Time-based rekey: directions whose active epoch outlived the profile. */
@@ -450,8 +491,10 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 	case MSG_REKEY_STEP_INSTALL_INBOUND:
 		if (ep->state != MODEL_EPOCH_INSTALLED)
 			return;
-		if (store_epoch_set_state(s->st, t->id, sender, ep->epoch,
-		    MODEL_EPOCH_ACKED, session_now(s), &err) == -1)
+		if (session_epoch_begin(s, &err) == -1 ||
+		    session_epoch_end(s, t->id, store_epoch_set_state(s->st,
+		    t->id, sender, ep->epoch, MODEL_EPOCH_ACKED,
+		    session_now(s), &err), &err) == -1)
 			break;
 		ep->state = MODEL_EPOCH_ACKED;
 		session_send_rekey(s, sender, t->id, ep->epoch,
@@ -477,6 +520,8 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 		}
 		store_epoch_set_state(s->st, t->id, sender, ep_no,
 		    MODEL_EPOCH_ACTIVE, session_now(s), &err);
+		(void)store_note_event(s->st, STORE_CHANGE_EPOCHS, t->id,
+		    &err);
 		if (store_commit(s->st, &err) == -1)
 			break;
 		if (old != NULL)
@@ -514,8 +559,9 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 				    v[i].state == MODEL_EPOCH_DRAINING &&
 				    v[i].epoch < a->rekey_epoch)
 					x = &v[i];
-			if (x == NULL || store_epoch_delete(s->st, t->id,
-			    sender, x->epoch, &err) == -1)
+			if (x == NULL || session_epoch_begin(s, &err) == -1 ||
+			    session_epoch_end(s, t->id, store_epoch_delete(
+			    s->st, t->id, sender, x->epoch, &err), &err) == -1)
 				break;
 			(void)epochs_remove(s->epochs, t->id, sender,
 			    x->epoch);
@@ -530,45 +576,97 @@ session_rekey_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 	    err.message);
 }
 
+/* The steps of tunnel tid (peer: its other end) that e has not acked. */
+static void
+session_rekey_resend_tunnel(struct sessions *s, struct edge *e, uint64_t tid,
+    uint64_t peer)
+{
+	size_t n;
+	const struct model_epoch *v = epochs_of(s->epochs, tid, &n);
+
+	for (size_t j = 0; j < n; j++) {
+		const struct model_epoch *x = &v[j];
+
+		if (x->state == MODEL_EPOCH_INSTALLED &&
+		    x->sender_site == peer)
+			session_send_rekey(s, e->site_id, tid, x->epoch,
+			    MSG_REKEY_STEP_INSTALL_INBOUND,
+			    session_reason(x->reason), x->spi,
+			    x->sender_key_epoch, x->receiver_key_epoch);
+		else if (x->state == MODEL_EPOCH_ACKED &&
+		    x->sender_site == e->site_id)
+			session_send_rekey(s, e->site_id, tid, x->epoch,
+			    MSG_REKEY_STEP_SWITCH_OUTBOUND,
+			    session_reason(x->reason), x->spi,
+			    x->sender_key_epoch, x->receiver_key_epoch);
+		else if (x->state == MODEL_EPOCH_DRAINING &&
+		    x->sender_site == peer) {
+			const struct model_epoch *act =
+			    session_rekey_epoch_active(s, tid, peer);
+
+			if (act != NULL && act->epoch > x->epoch)
+				session_send_rekey(s, e->site_id, tid,
+				    act->epoch, MSG_REKEY_STEP_RETIRE,
+				    session_reason(act->reason),
+				    x->spi, 0, 0);
+		}
+	}
+}
+
 /* On hello: repeat the rekey steps this edge has not acked yet. */
 void
 session_rekey_resend(struct sessions *s, struct edge *e)
 {
-	for (size_t i = 0; i < e->cur.n_tunnels; i++) {
-		uint64_t tid = e->cur.tunnels[i].id;
-		uint64_t peer = e->cur.tunnels[i].peer.site_id;
+	for (size_t i = 0; i < e->cur.n_tunnels; i++)
+		session_rekey_resend_tunnel(s, e, e->cur.tunnels[i].id,
+		    e->cur.tunnels[i].peer.site_id);
+}
 
-		size_t n;
-		const struct model_epoch *v = epochs_of(s->epochs, tid, &n);
+/*
+ * Another controller changed tunnel_id's SA epochs (started a rekey, or
+ * took an end's ack of a step): the store has them.  Replace this
+ * tunnel's epochs in memory, send each end held here the step now due to
+ * it (so a rekey ordered through one controller runs between edges held
+ * by others), and rebuild the tunnel in both ends' intents (the active
+ * SPIs may have moved).
+ */
+void
+session_rekey_follow(struct sessions *s, uint64_t tunnel_id)
+{
+	struct model_error err = { 0 };
+	const struct model_tunnel *t = topo_tunnel_get(s->topo, tunnel_id);
+	struct model_epoch *ep = NULL;
+	size_t n = 0;
 
-		for (size_t j = 0; j < n; j++) {
-			const struct model_epoch *x = &v[j];
-
-			if (x->state == MODEL_EPOCH_INSTALLED &&
-			    x->sender_site == peer)
-				session_send_rekey(s, e->site_id, tid, x->epoch,
-				    MSG_REKEY_STEP_INSTALL_INBOUND,
-				    session_reason(x->reason), x->spi,
-				    x->sender_key_epoch, x->receiver_key_epoch);
-			else if (x->state == MODEL_EPOCH_ACKED &&
-			    x->sender_site == e->site_id)
-				session_send_rekey(s, e->site_id, tid, x->epoch,
-				    MSG_REKEY_STEP_SWITCH_OUTBOUND,
-				    session_reason(x->reason), x->spi,
-				    x->sender_key_epoch, x->receiver_key_epoch);
-			else if (x->state == MODEL_EPOCH_DRAINING &&
-			    x->sender_site == peer) {
-				const struct model_epoch *act =
-				    session_rekey_epoch_active(s, tid, peer);
-
-				if (act != NULL && act->epoch > x->epoch)
-					session_send_rekey(s, e->site_id, tid,
-					    act->epoch, MSG_REKEY_STEP_RETIRE,
-					    session_reason(act->reason),
-					    x->spi, 0, 0);
-			}
-		}
+	if (store_epoch_list(s->st, tunnel_id, &ep, &n, &err) == -1) {
+		/* Reloaded whole at the next reload or restart. */
+		log_warnx("session: tunnel %" PRIu64 ": reading SA epochs: %s",
+		    tunnel_id, err.message);
+		return;
 	}
+	epochs_drop_tunnel(s->epochs, tunnel_id);
+	for (size_t i = 0; i < n; i++)
+		if (epochs_insert(s->epochs, &ep[i]) == -1) {
+			s->reload = true;       /* memory: start over */
+			s->dirty_all = true;
+		}
+	free(ep);
+	if (t == NULL)
+		return;
+	for (int i = 0; i < 2; i++) {
+		uint64_t end = i == 0 ? t->site_a : t->site_b;
+		struct edge *e = session_edge_find(s, end);
+
+		if (e != NULL && e->stream != NULL && e->hello)
+			session_rekey_resend_tunnel(s, e, tunnel_id,
+			    i == 0 ? t->site_b : t->site_a);
+	}
+	if (session_ids_add(&s->retunnel, &s->n_retunnel, &s->cap_retunnel,
+	    tunnel_id) == -1) {
+		session_mark_dirty(s, t->site_a);
+		session_mark_dirty(s, t->site_b);
+	}
+	session_arm_flush(s);
 }
 
 /* ------------------------------------------------------------------ */

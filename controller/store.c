@@ -54,11 +54,12 @@ struct store {
 	int schema;
 	bool created;           /* this open made the schema */
 	char origin[33];        /* names this process in the change log */
-	/* This transaction: the serializing lock is held; sites changed
-	 * (logged at commit); all = policy or crypto changed. */
+	/* This transaction: the serializing lock is held; what changed
+	 * (kind and id, logged at commit); all = policy or crypto changed. */
 	bool tx_locked;
 	bool tx_all;
 	uint64_t *tx_sites;
+	int *tx_kinds;          /* enum store_change_kind, per tx_sites[i] */
 	size_t n_tx_sites, cap_tx_sites;
 	struct store_stmt cache[STORE_STMT_CACHE];
 	size_t n_cache;
@@ -234,6 +235,25 @@ static const char *const store_mig7[] = {
 	NULL,
 };
 
+/* 8: change log rows say what changed (kind): a site (0), a site's
+ * certificate or epoch keys (1), a tunnel's SA epochs (2), so that
+ * replicas pass on renewals, key announcements and rekeys of edges
+ * connected to another replica.  Rebuilt (sqlite cannot change a
+ * primary key); the rows so far are site changes. */
+static const char *const store_mig8[] = {
+	"CREATE TABLE changes8 ("
+	" seq BIGINT NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" id BIGINT NOT NULL,"
+	" origin TEXT NOT NULL,"
+	" PRIMARY KEY (seq, kind, id))",
+	"INSERT INTO changes8 (seq, kind, id, origin) SELECT seq, 0, site_id, "
+	"origin FROM changes",
+	"DROP TABLE changes",
+	"ALTER TABLE changes8 RENAME TO changes",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
@@ -242,6 +262,7 @@ static const char *const *const store_migrations[] = {
 	store_mig5,
 	store_mig6,
 	store_mig7,
+	store_mig8,
 };
 
 int
@@ -619,36 +640,75 @@ store_serialize(struct store *st, struct model_error *err)
 	return 0;
 }
 
-/* Site id changed in this transaction (0: policy or crypto, i.e. all);
- * serializes the transaction and logs the change at commit. */
+int
+store_lock_writers(struct store *st, struct model_error *err)
+{
+	int rc;
+
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_serialize(st, err);
+	return store_tx_end(st, rc, err);
+}
+
+/* Kind/id changed in this transaction (site 0: policy or crypto, i.e.
+ * all); serializes the transaction and logs the change at commit. */
 static int
-store_note_change(struct store *st, uint64_t site_id, struct model_error *err)
+store_note(struct store *st, int kind, uint64_t id, struct model_error *err)
 {
 	if (store_serialize(st, err) == -1)
 		return -1;
-	if (site_id == 0) {
+	if (kind == STORE_CHANGE_SITE && id == 0) {
 		st->tx_all = true;
 		return 0;
 	}
 	for (size_t i = 0; i < st->n_tx_sites; i++)
-		if (st->tx_sites[i] == site_id)
+		if (st->tx_sites[i] == id && st->tx_kinds[i] == kind)
 			return 0;
 	if (st->n_tx_sites == st->cap_tx_sites) {
 		size_t cap = st->cap_tx_sites ? st->cap_tx_sites * 2 : 8;
 		uint64_t *p = realloc(st->tx_sites, cap * sizeof(*p));
+		int *k;
 
 		if (p == NULL)
 			return model_error_set(err, MODEL_E_INTERNAL, "",
 			    "out of memory");
 		st->tx_sites = p;
+		if ((k = realloc(st->tx_kinds, cap * sizeof(*k))) == NULL)
+			return model_error_set(err, MODEL_E_INTERNAL, "",
+			    "out of memory");
+		st->tx_kinds = k;
 		st->cap_tx_sites = cap;
 	}
-	st->tx_sites[st->n_tx_sites++] = site_id;
+	st->tx_kinds[st->n_tx_sites] = kind;
+	st->tx_sites[st->n_tx_sites++] = id;
 	return 0;
 }
 
+static int
+store_note_change(struct store *st, uint64_t site_id, struct model_error *err)
+{
+	return store_note(st, STORE_CHANGE_SITE, site_id, err);
+}
+
+int
+store_note_event(struct store *st, enum store_change_kind kind, uint64_t id,
+    struct model_error *err)
+{
+	int rc;
+
+	if ((kind != STORE_CHANGE_CREDS && kind != STORE_CHANGE_EPOCHS) ||
+	    id == 0)
+		return model_error_set(err, MODEL_E_INVALID, "kind",
+		    "not an event kind");
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_note(st, (int)kind, id, err);
+	return store_tx_end(st, rc, err);
+}
+
 /* At the outermost commit: one sequence number for the transaction, a
- * row per changed site, old rows pruned, listeners notified (delivered
+ * row per change, old rows pruned, listeners notified (delivered
  * by PostgreSQL when the transaction commits). */
 static int
 store_changes_log(struct store *st, struct model_error *err)
@@ -662,11 +722,13 @@ store_changes_log(struct store *st, struct model_error *err)
 	    store_meta_get_u64(st, "change_seq", 0, &seq, err) == -1)
 		return store_internal(st, err, "logging the change");
 	if (st->tx_all && store_run(st, err, "INSERT INTO changes (seq, "
-	    "site_id, origin) VALUES (?, 0, ?)", "ut", seq, st->origin) != 0)
+	    "kind, id, origin) VALUES (?, 0, 0, ?)", "ut", seq,
+	    st->origin) != 0)
 		return store_internal(st, err, "logging the change");
 	for (size_t i = 0; i < st->n_tx_sites; i++)
-		if (store_run(st, err, "INSERT INTO changes (seq, site_id, "
-		    "origin) VALUES (?, ?, ?)", "uut", seq, st->tx_sites[i],
+		if (store_run(st, err, "INSERT INTO changes (seq, kind, id, "
+		    "origin) VALUES (?, ?, ?, ?)", "uiut", seq,
+		    (int64_t)st->tx_kinds[i], st->tx_sites[i],
 		    st->origin) != 0)
 			return store_internal(st, err, "logging the change");
 	if (seq > STORE_CHANGES_KEEP && store_run(st, err, "DELETE FROM "
@@ -711,9 +773,41 @@ store_changes_wait(struct store *st, int timeout_ms)
 }
 
 int
+store_leader(struct store *st)
+{
+	return st->be->leader != NULL ? st->be->leader(st->conn) : 1;
+}
+
+int
 store_changes_head(struct store *st, uint64_t *seq, struct model_error *err)
 {
 	return store_meta_get_u64(st, "change_seq", 0, seq, err);
+}
+
+/* Append id to one of out's lists; false on ENOMEM. */
+static bool
+store_changes_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		uint64_t *p = realloc(*v, c * sizeof(*p));
+
+		if (p == NULL)
+			return false;
+		*v = p;
+		*cap = c;
+	}
+	(*v)[(*n)++] = id;
+	return true;
+}
+
+void
+store_changes_free(struct store_changes *ch)
+{
+	free(ch->sites);
+	free(ch->creds);
+	free(ch->tunnels);
+	memset(ch, 0, sizeof(*ch));
 }
 
 int
@@ -734,40 +828,40 @@ store_changes_since(struct store *st, uint64_t after, const char *skip_origin,
 	 * means rows this reader needed were pruned. */
 	if (found && oldest > 0 && (uint64_t)oldest > after + 1)
 		out->all = true;
-	stmt = store_prep(st, err, "SELECT seq, site_id, origin FROM changes "
-	    "WHERE seq > ? ORDER BY seq, site_id", "u", after);
+	stmt = store_prep(st, err, "SELECT seq, kind, id, origin FROM changes "
+	    "WHERE seq > ? ORDER BY seq, kind, id", "u", after);
 	if (stmt == NULL)
 		return -1;
 	while ((r = st->be->step(stmt)) == STORE_STEP_ROW) {
 		uint64_t seq = (uint64_t)st->be->column_int(stmt, 0);
-		uint64_t id = (uint64_t)st->be->column_int(stmt, 1);
+		int64_t kind = st->be->column_int(stmt, 1);
+		uint64_t id = (uint64_t)st->be->column_int(stmt, 2);
+		bool ok = true;
 
 		if (seq > out->last)
 			out->last = seq;
-		if (skip_origin != NULL && strcmp(st->be->column_text(stmt, 2),
+		if (skip_origin != NULL && strcmp(st->be->column_text(stmt, 3),
 		    skip_origin) == 0)
 			continue;
-		if (id == 0) {
+		if (kind == STORE_CHANGE_CREDS)
+			ok = store_changes_add(&out->creds, &out->n_creds,
+			    &out->cap_creds, id);
+		else if (kind == STORE_CHANGE_EPOCHS)
+			ok = store_changes_add(&out->tunnels, &out->n_tunnels,
+			    &out->cap_tunnels, id);
+		else if (id == 0)
 			out->all = true;
-			continue;
-		}
-		if (out->n == out->cap) {
-			size_t cap = out->cap ? out->cap * 2 : 16;
-			uint64_t *p = realloc(out->sites, cap * sizeof(*p));
-
-			if (p == NULL) {
-				out->all = true;
-				continue;
-			}
-			out->sites = p;
-			out->cap = cap;
-		}
-		out->sites[out->n++] = id;
+		else
+			ok = store_changes_add(&out->sites, &out->n,
+			    &out->cap, id);
+		/* Without memory for the list: everything (a reload). */
+		if (!ok)
+			out->all = true;
 	}
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_DONE) {
-		free(out->sites);
-		memset(out, 0, sizeof(*out));
+		store_changes_free(out);
+		out->last = after;
 		return store_internal(st, err, "reading the change log");
 	}
 	return 0;
@@ -888,6 +982,7 @@ store_close(struct store *st)
 		st->be->finalize(st->cache[i].stmt);
 	st->be->close(st->conn);
 	free(st->tx_sites);
+	free(st->tx_kinds);
 	free(st);
 }
 

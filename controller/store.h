@@ -87,12 +87,37 @@ const char *store_engine(const struct store *st);
  * also sends NOTIFY on commit.  Topology writers of all controllers are
  * serialized by one row lock (STORE.md, "Several controllers").
  */
+enum store_change_kind {
+	STORE_CHANGE_SITE = 0,    /* a site's topology (0: policy/crypto) */
+	STORE_CHANGE_CREDS = 1,   /* a site's certificate or epoch keys */
+	STORE_CHANGE_EPOCHS = 2,  /* a tunnel's SA epochs (a rekey step) */
+};
 struct store_changes {
 	uint64_t *sites;        /* changed site ids, in order (may repeat) */
 	size_t n, cap;
+	uint64_t *creds;        /* sites whose certificate or keys changed */
+	size_t n_creds, cap_creds;
+	uint64_t *tunnels;      /* tunnels whose SA epochs changed */
+	size_t n_tunnels, cap_tunnels;
 	bool all;               /* policy/crypto, or rows pruned: reload */
 	uint64_t last;          /* the newest sequence number seen */
 };
+/* Log a change other than a topology write (those log themselves) in
+ * the current transaction (or its own): kind CREDS (id: site) or EPOCHS
+ * (id: tunnel).  Takes the writers' lock, like every logged change. */
+int store_note_event(struct store *st, enum store_change_kind kind,
+    uint64_t id, struct model_error *err);
+void store_changes_free(struct store_changes *ch);
+/* Take the writers' lock (every topology write takes it) in the open
+ * transaction, so that what it reads next is every earlier writer's
+ * commit, on every engine (PostgreSQL: READ COMMITTED sees commits made
+ * before each statement; the lock orders the writers).  0 / -1. */
+int store_lock_writers(struct store *st, struct model_error *err);
+/* The leader lock among controllers on the database, on this
+ * connection: 1 held (taken now or kept since), 0 another controller
+ * holds it, -1 unreachable.  sqlite: always 1.  PostgreSQL releases it
+ * when the holding connection ends. */
+int store_leader(struct store *st);
 /* Names this connection's writer in the change log: random per open;
  * a process gives all its connections the same (<= 32 characters). */
 const char *store_origin(const struct store *st);
@@ -108,7 +133,7 @@ int store_changes_wait(struct store *st, int timeout_ms);
 int store_changes_head(struct store *st, uint64_t *seq,
     struct model_error *err);
 /* Changes after sequence number after, leaving out those made by
- * skip_origin (NULL: none); free(out->sites). */
+ * skip_origin (NULL: none); store_changes_free(out). */
 int store_changes_since(struct store *st, uint64_t after,
     const char *skip_origin, struct store_changes *out,
     struct model_error *err);

@@ -79,6 +79,12 @@ struct store_backend {
 	int (*notify)(void *conn, const char *channel);
 	int (*listen)(void *conn, const char *channel);
 	int (*wait)(void *conn, int timeout_ms);
+	/* The leader lock among controllers sharing the database (NULL:
+	 * one controller, always the leader): 1 this connection holds it
+	 * (taken now or before, and the connection was not lost since), 0
+	 * another connection holds it, -1 unreachable.  Released when the
+	 * connection ends, e.g. when its process dies. */
+	int (*leader)(void *conn);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -51,6 +51,7 @@ struct pg_conn {
 	char cause[256];            /* why it is down, for the 503 */
 	char listen[64];            /* LISTEN channel, re-issued on reconnect */
 	bool resync;                /* reconnected: listeners must catch up */
+	bool leader;                /* holds the leader lock (this session) */
 	char err[256];              /* last error, for logs */
 };
 
@@ -148,6 +149,7 @@ pg_check_lost(struct pg_conn *c)
 		return;
 	c->down = true;
 	c->in_tx = false;
+	c->leader = false;          /* the session and its locks are gone */
 	c->backoff_ms = 0;
 	c->next_try_ms = pg_now_ms();
 	pg_firstline(c->cause, sizeof(c->cause), PQerrorMessage(c->pg));
@@ -169,6 +171,7 @@ pg_ensure(struct pg_conn *c)
 	if (now < c->next_try_ms)
 		return -1;
 	PQreset(c->pg);
+	c->leader = false;
 	if (PQstatus(c->pg) == CONNECTION_OK && pg_setup(c) == 0 &&
 	    pg_relisten(c) == 0) {
 		c->down = false;
@@ -668,6 +671,7 @@ pg_wait(void *conn, int timeout_ms)
 		goto lost;
 	return pg_drain(c) > 0 ? 1 : 0;
 lost:
+	c->leader = false;
 	pg_firstline(c->err, sizeof(c->err), PQerrorMessage(c->pg));
 	pg_check_lost(c);
 	if (!c->down) {
@@ -677,6 +681,38 @@ lost:
 		pg_firstline(c->cause, sizeof(c->cause), c->err);
 	}
 	return -1;
+}
+
+/* The leader lock: a session-level advisory lock, so PostgreSQL itself
+ * releases it when the holder's connection ends (its process killed,
+ * its host gone: once the server sees the connection closed). */
+#define PG_LEADER_KEY 0x6d657368776e4c31LL    /* "meshwnL1" */
+
+static int
+pg_leader(void *conn)
+{
+	struct pg_conn *c = conn;
+	char sql[96];
+	PGresult *r;
+	int rc;
+
+	if (pg_ensure(c) == -1)
+		return -1;
+	if (c->leader)
+		return 1;
+	if (c->in_tx)
+		return 0;
+	(void)snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)",
+	    (long long)PG_LEADER_KEY);
+	r = PQexec(c->pg, sql);
+	if (pg_result_ok(c, r) == -1) {
+		PQclear(r);
+		return -1;
+	}
+	rc = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	c->leader = rc == 1;
+	return rc;
 }
 
 static int
@@ -721,4 +757,5 @@ const struct store_backend store_pg_backend = {
 	.notify = pg_notify,
 	.listen = pg_listen,
 	.wait = pg_wait,
+	.leader = pg_leader,
 };

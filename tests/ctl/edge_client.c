@@ -4,7 +4,7 @@
  *
  *   edge_client enroll TARGET CA_PEM TOKEN CSR_DER CERT_DER_OUT
  *       Prints "enrolled site=N" or "refused code=C msg=...", exit 0 / 3.
- *   edge_client session TARGET CA_PEM CERT_PEM KEY_PEM SITE [options]
+ *   edge_client session TARGET[,TARGET...] CA_PEM CERT_PEM KEY_PEM SITE [options]
  *       Opens the Session stream (reconnecting), says hello for SITE,
  *       applies every snapshot/delta to its in-memory intent, acks with
  *       the convergence hash, and prints one line per event:
@@ -33,6 +33,9 @@
  *       certificate at its renewal point, a third of its validity left:
  *       new key, Edge.Renew, switch the stream; CERT and KEY are
  *       replaced; prints "renewed serial=S not_after=T").
+ *       -F MS (with several TARGETs, comma-separated: after MS, default
+ *       3000, without a stream, a new session to the next one, resuming
+ *       from the applied intent; prints "target T applied=V"),
  *       SIGTERM ends it cleanly.
  *   edge_client renew TARGET CA_PEM CERT_PEM KEY_PEM NEWKEY NEWCERT [-k]
  *       One renewal over Edge.Renew with CERT/KEY: a new key pair into
@@ -78,6 +81,8 @@
 #include "proto/sakey.h"
 
 #define EDGE_KEYS 16                /* own key pairs kept, newest last */
+#define EDGE_TARGETS 4              /* controller addresses */
+#define EDGE_FAILOVER_MS 3000       /* -F default */
 
 struct edge {
 	struct session *sess;
@@ -109,6 +114,16 @@ struct edge {
 	size_t n_own;
 	struct msg_peer_keys relayed[EDGE_KEYS]; /* PeerKeys by peer */
 	size_t n_relayed;
+	/* TARGET "a,b,...": the next one after failover_ms without a
+	 * stream (-F), the applied intent going along (resume by version),
+	 * as meshwan-edge does with several `controller` lines. */
+	char *targets[EDGE_TARGETS];
+	size_t n_targets, target_idx;
+	bool open;                  /* a stream was opened ... */
+	uint64_t rx_at_open;        /* ... and is up once bytes arrive */
+	uint64_t open_at_ms;        /* or once it stayed open a while */
+	uint64_t down_since_ms;     /* monotonic; last seen up */
+	unsigned failover_ms;
 };
 
 static volatile sig_atomic_t edge_quit;
@@ -371,12 +386,25 @@ edge_rekey_requests(struct edge *e, const struct msg_intent *in)
 	e->rq_count = 0;
 }
 
+/* The stream is up: opened, and the controller said something or it
+ * stayed open (a stream to a dead address opens and fails at once; an
+ * edge that is up to date hears nothing until the next keepalive). */
+static bool
+edge_up(const struct edge *e)
+{
+	return e->open && ((e->sess != NULL &&
+	    session_bytes_received(e->sess) > e->rx_at_open) ||
+	    util_mono_ms() - e->open_at_ms >= 1000);
+}
+
 static void
 edge_on_open(struct session *s, uint64_t applied, void *arg)
 {
 	struct edge *e = arg;
 
-	(void)s;
+	e->open = true;
+	e->rx_at_open = session_bytes_received(s);
+	e->open_at_ms = util_mono_ms();
 	printf("open applied=%" PRIu64 "\n", applied);
 	if (e->key_pem != NULL && e->key_epoch > 0)
 		edge_announce(e);
@@ -536,7 +564,9 @@ edge_on_close(struct session *s, enum rpc_close_reason why, int code,
 {
 	struct edge *e = arg;
 
-	(void)s;
+	if (edge_up(e))
+		e->down_since_ms = util_mono_ms();
+	e->open = false;
 	printf("closed code=%d why=%s msg=%s\n", code,
 	    rpc_close_reason_str(why), msg ? msg : "");
 	fflush(stdout);
@@ -670,7 +700,7 @@ edge_renew_due(struct edge *e)
 		return;
 	snprintf(newkey, sizeof(newkey), "%s.next", e->key_path);
 	snprintf(newcert, sizeof(newcert), "%s.next", e->cert_path);
-	r = edge_renew_once(e->target, e->ca, e->cert_path, e->key_path,
+	r = edge_renew_once(e->targets[e->target_idx], e->ca, e->cert_path, e->key_path,
 	    newkey, newcert, false, &code, msg, sizeof(msg), line,
 	    sizeof(line), &site);
 	if (r != 0) {
@@ -734,6 +764,45 @@ edge_enroll(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * No stream for failover_ms with several targets: a new session to the
+ * next one, resuming from the applied intent (its hello carries the
+ * version and hash), as meshwan-edge's failover does.
+ */
+static int
+edge_failover(struct edge *e, struct session_opts *o)
+{
+	const struct msg_intent *in;
+	struct msg_intent keep;
+	bool have = false;
+
+	/* Up: opened, and the controller said something (a stream to a
+	 * dead address opens and closes again at once). */
+	if (edge_up(e))
+		e->down_since_ms = util_mono_ms();
+	if (e->n_targets < 2 ||
+	    util_mono_ms() - e->down_since_ms < e->failover_ms)
+		return 0;
+	if ((in = session_intent(e->sess)) != NULL &&
+	    msg_intent_copy(&keep, in) == 0)
+		have = true;
+	session_free(e->sess);
+	e->target_idx = (e->target_idx + 1) % e->n_targets;
+	o->target = e->targets[e->target_idx];
+	printf("target %s applied=%" PRIu64 "\n", o->target,
+	    have ? keep.version : 0);
+	fflush(stdout);
+	e->down_since_ms = util_mono_ms();
+	e->open = false;
+	e->sess = session_new(o);
+	if (have) {
+		if (e->sess != NULL)
+			(void)session_resume(e->sess, &keep);
+		msg_intent_free(&keep);
+	}
+	return e->sess != NULL ? 0 : -1;
+}
+
 static int
 edge_session(int argc, char **argv)
 {
@@ -752,8 +821,14 @@ edge_session(int argc, char **argv)
 
 	memset(&e, 0, sizeof(e));
 	optind = 7;
-	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:rH")) != -1) {
+	e.failover_ms = EDGE_FAILOVER_MS;
+	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:rHF:")) != -1) {
 		switch (opt) {
+		case 'F':
+			if (util_parse_u64(optarg, 100, 600000, &v) == -1)
+				return 2;
+			e.failover_ms = (unsigned)v;
+			break;
 		case 'H':
 			e.health = true;
 			break;
@@ -821,10 +896,18 @@ edge_session(int argc, char **argv)
 	if (argc < 7 || util_parse_u64(argv[6], 1, INT64_MAX, &e.site) == -1) {
 		fprintf(stderr, "usage: session TARGET CA CERT KEY SITE "
 		    "[-o] [-k EPOCH [-E] [-Z]] [-x] [-R SECS] [-s] [-n] "
-		    "[-A VERSION] [-S N] [-t FILE] [-q TUNNEL,N] [-r] [-H]\n");
+		    "[-A VERSION] [-S N] [-t FILE] [-q TUNNEL,N] [-r] [-H] "
+		    "[-F MS]\n");
 		return 2;
 	}
-	e.target = argv[2];
+	for (char *save = NULL, *t = strtok_r(argv[2], ",", &save);
+	     t != NULL && e.n_targets < EDGE_TARGETS;
+	     t = strtok_r(NULL, ",", &save))
+		e.targets[e.n_targets++] = t;
+	if (e.n_targets == 0)
+		return 2;
+	e.target = e.targets[0];
+	e.down_since_ms = util_mono_ms();
 	e.ca = argv[3];
 	e.cert_path = argv[4];
 	e.key_path = argv[5];
@@ -834,7 +917,7 @@ edge_session(int argc, char **argv)
 	    &e.key_pem_len) == -1)
 		return 1;
 	memset(&o, 0, sizeof(o));
-	o.target = argv[2];
+	o.target = e.targets[0];
 	o.ca_file = argv[3];
 	o.cert_file = argv[4];
 	o.key_file = argv[5];
@@ -859,6 +942,8 @@ edge_session(int argc, char **argv)
 		if (session_dispatch(e.sess) == -1)
 			return 1;
 		edge_renew_due(&e);
+		if (edge_failover(&e, &o) == -1)
+			return 1;
 	}
 	session_free(e.sess);
 	free(e.key_pem);

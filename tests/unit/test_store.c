@@ -1204,6 +1204,27 @@ test_changes(void **state)
 	assert_false(ch.all);
 	assert_int_equal(ch.last, head + 3);
 	free(ch.sites);
+	/* Events (a site's credentials, a tunnel's epochs) are their own
+	 * kinds, in one transaction with what else it did. */
+	assert_int_equal(store_begin(other, &err), 0);
+	assert_int_equal(store_note_event(other, STORE_CHANGE_CREDS, b, &err),
+	    0);
+	assert_int_equal(store_note_event(other, STORE_CHANGE_EPOCHS, 77,
+	    &err), 0);
+	assert_int_equal(store_note_event(other, STORE_CHANGE_EPOCHS, 0,
+	    &err), -1);
+	assert_int_equal(store_commit(other, &err), 0);
+	assert_int_equal(store_changes_since(f->st, head + 3, NULL, &ch, &err),
+	    0);
+	assert_int_equal(ch.n, 0);
+	assert_int_equal(ch.n_creds, 1);
+	assert_int_equal(ch.creds[0], b);
+	assert_int_equal(ch.n_tunnels, 1);
+	assert_int_equal(ch.tunnels[0], 77);
+	assert_false(ch.all);
+	assert_int_equal(ch.last, head + 4);
+	store_changes_free(&ch);
+	head++;
 
 	if (pg_conninfo == NULL) {
 		assert_int_equal(store_changes_listen(f->st, &err), -1);
