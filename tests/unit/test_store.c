@@ -160,6 +160,17 @@ mksite(struct store *st, const char *name, const char *links)
 	return s.id;
 }
 
+static uint64_t
+store_site_id_of(struct fixture *f, const char *name)
+{
+	struct model_site g;
+	struct model_error err;
+
+	if (store_site_get_by_name(f->st, name, &g, &err) != 0)
+		fail_msg("no site %s: %s", name, err.message);
+	return g.id;
+}
+
 /* Text dump of everything the model holds, to compare before/after. */
 static char *
 snapshot(struct store *st)
@@ -487,6 +498,20 @@ test_asn_exhausted(void **state)
 	assert_int_equal(err.code, MODEL_E_EXHAUSTED);
 	assert_string_equal(err.field, "asn");
 	assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM sites"), 2);
+	/* The top of the range taken: a gap a deletion left is found. */
+	assert_int_equal(store_site_delete(f->st, store_site_id_of(f, "a"),
+	    &err), 0);
+	s = site("c", "inet=192.0.2.3");
+	assert_int_equal(store_site_create(f->st, &s, &err), 0);
+	assert_int_equal(s.asn, 64512);
+	/* Otherwise the one after the highest (gaps are left for later). */
+	p.asn_max = 64520;
+	assert_int_equal(store_policy_set(f->st, &p, &err), 0);
+	assert_int_equal(store_site_delete(f->st, store_site_id_of(f, "c"),
+	    &err), 0);
+	s = site("d", "inet=192.0.2.4");
+	assert_int_equal(store_site_create(f->st, &s, &err), 0);
+	assert_int_equal(s.asn, 64514);
 	/* A range leaving existing sites out is refused. */
 	p.asn_min = 64600;
 	p.asn_max = 64700;
