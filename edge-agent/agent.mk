@@ -28,4 +28,4 @@ TEST_BINS += $(AGENT_KEYS_TOOL)
 
 # Namespace tests of the daemon (root, real FRR, the ASan build).
 TESTS += tests/edge/agent_two_sites.sh tests/edge/agent_rekey.sh \
-	tests/edge/agent_restart.sh
+	tests/edge/agent_restart.sh tests/edge/agent_enroll_retry.sh
