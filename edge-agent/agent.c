@@ -1961,6 +1961,8 @@ agent_new(const struct edge_config *cfg, const char *config_path)
 	}
 	memset(&ip, 0, sizeof(ip));
 	ip.seq_file = a->seq_path;
+	/* A kernel data plane outlives a stop: the next start adopts it. */
+	ip.keep_at_fini = true;
 	if ((r = a->ops->init(&ip, &a->octx)) != 0) {
 		log_warnx("agent: backend %s: %s", bname, strerror(-r));
 		a->octx = NULL;

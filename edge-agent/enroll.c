@@ -112,6 +112,12 @@ enroll_unary(struct rpc_client *cli, const char *method, uint8_t *req,
 		log_warnx("enroll: the call failed locally");
 		return -1;
 	}
+	if (*code == RPC_UNAVAILABLE || *code == RPC_DEADLINE_EXCEEDED) {
+		/* Not the controller's answer: unreachable, or too slow. */
+		log_warnx("enroll: no answer: %s (code %d)", msg, *code);
+		free(resp);
+		return -1;
+	}
 	if (*code != RPC_OK) {
 		free(resp);
 		return 1;

@@ -30,7 +30,8 @@ struct rpc_client *enroll_client(const char *target, const char *ca_file,
 /*
  * Enroll with token and csr over cli.  0: enrolled, *rs filled (free it
  * with msg_enroll_response_free); 1: the controller refused, *code and
- * msg say why; -1: a local error or a reply that does not decode
+ * msg say why; -1: a local error, no answer (UNAVAILABLE or
+ * DEADLINE_EXCEEDED: try again later) or a reply that does not decode
  * (logged).
  */
 int enroll_call(struct rpc_client *cli, const char *token, const uint8_t *csr,

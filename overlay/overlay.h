@@ -166,6 +166,14 @@ struct overlay_init_params {
 	 * a restart needs fresh outbound keys.  The null backend ignores it.
 	 */
 	const char *seq_file;
+	/*
+	 * fini frees the instance but leaves the data plane it built in the
+	 * kernel (tagged, see the backend's README) for the next instance to
+	 * adopt, so that a restart of the caller interrupts no traffic and
+	 * resets no sequence number (xfrm).  A backend whose data plane ends
+	 * with its process (uesp, null) ignores it.
+	 */
+	bool keep_at_fini;
 };
 
 struct overlay_tunnel_params {

@@ -88,6 +88,7 @@ struct xfrm_ctx {
 	struct xfrm_tun *tuns;
 	struct xfrm_found *found;
 	uint32_t next_reqid;
+	bool keep;		/* init's keep_at_fini */
 	uint64_t stat_base[XS_N];
 	char why[256];
 };
@@ -1100,6 +1101,7 @@ xfrm_op_init(const struct overlay_init_params *p, void **ctx)
 	c->encap_fd = -1;
 	c->port = p->udp_port != 0 ? p->udp_port : OVERLAY_UDP_PORT;
 	c->next_reqid = 1;
+	c->keep = p->keep_at_fini;
 	c->keys = overlay_keys_new();
 	c->xs = xfrm_nl_open(NETLINK_XFRM);
 	c->rs = xfrm_nl_open(NETLINK_ROUTE);
@@ -1180,15 +1182,21 @@ xfrm_op_fini(void *ctx)
 
 	if (c == NULL)
 		return;
+	/*
+	 * keep: the kernel objects stay for the next instance to adopt
+	 * (README.md, "Ownership and restarts"); only memory and keys go.
+	 */
 	while ((t = c->tuns) != NULL) {
 		c->tuns = t->next;
-		xfrm_tun_remove(c, t);
+		if (!c->keep)
+			xfrm_tun_remove(c, t);
 		xfrm_tun_free(t);
 	}
 	/* Ours from a previous run that nobody claimed. */
 	while ((f = c->found) != NULL) {
 		c->found = f->next;
-		(void)xfrm_sa_kdel(c, &f->dst, f->spi);
+		if (!c->keep)
+			(void)xfrm_sa_kdel(c, &f->dst, f->spi);
 		free(f);
 	}
 	if (c->encap_fd >= 0)

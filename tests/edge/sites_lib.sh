@@ -88,8 +88,9 @@ lab_ms() {
 }
 
 # lab_wait SECS CMD... — poll CMD every 0.1 s; 1 when SECS pass first.
+# LAB_SLOW (1) multiplies SECS: emulated machines (the kernel lab's TCG).
 lab_wait() {
-	_lw_deadline=$(( $(date +%s) + $1 ))
+	_lw_deadline=$(( $(date +%s) + $1 * ${LAB_SLOW:-1} ))
 	shift
 	while ! "$@" >/dev/null 2>&1; do
 		[ "$(date +%s)" -ge "$_lw_deadline" ] && return 1
@@ -430,16 +431,18 @@ lab_links() {
 # lab_register NAME — creates site NAME through the REST API with its
 # links, public address and LAN prefix, takes a one-time enrollment token
 # and writes the agent's configuration.  Prints nothing; LAB_SITE_ID.
+# The site's backend: $LAB_BACKEND_<NAME>, else $LAB_BACKEND, else uesp.
 lab_register() {
 	_n=$1
 	_i=$(lab_site_index "$_n")
+	eval "_be=\${LAB_BACKEND_$_n:-\${LAB_BACKEND:-uesp}}"
 	_links_json=$(lab_links "$_n" | tr ',' '\n' | awk '
 		{ s = "{\"name\":\"" $1 "\",\"address\":\"" $2 "\""
 		  if ($3 == "public") { split($4, a, ":"); s = s ",\"public_address\":\"" a[1] "\",\"public_port\":" a[2] }
 		  printf "%s%s}", sep, s; sep = "," }')
 	_lans="\"10.$_i.0.0/24\""
 	[ -z "${LAB_DUAL:-}" ] || _lans="$_lans,\"fd00:10:$_i::/64\""
-	_body="{\"name\":\"site-$_n\",\"role\":\"spoke\",\"region\":\"lab\",\"backend\":\"uesp\",\"links\":[$_links_json],\"lan_prefixes\":[$_lans]}"
+	_body="{\"name\":\"site-$_n\",\"role\":\"spoke\",\"region\":\"lab\",\"backend\":\"$_be\",\"links\":[$_links_json],\"lan_prefixes\":[$_lans]}"
 	LAB_SITE_ID=$(lab_api POST /api/v1/sites "$_body" | jq -r .id) ||
 		lab_fail "POST /sites for $_n: $(cat "$LAB_DIR/api.out")"
 	echo "siteid $_n $LAB_SITE_ID" >>"$LAB_DIR/lab.env"
@@ -456,7 +459,7 @@ lab_register() {
 		echo "ca_file = $LAB_DIR/controller/ca/ca.crt"
 		echo "token_file = $_sd/enroll.token"
 		echo "state_dir = $_sd/state"
-		echo "backend = uesp"
+		echo "backend = $_be"
 		lab_links "$_n" | tr ',' '\n' | sed 's/^/link = /'
 		echo "frr_vty_socket = $_sd/frr"
 		echo "lan_prefix = 10.$_i.0.0/24"

@@ -12,7 +12,10 @@
  *   life in|out TID SPI SOFT_PKTS   sa_update: new soft packet limit
  *   stats in|out TID SPI       ok packets=N seq=N auth=N replay=N soft=0|1
  *   tdel TID                   delete a tunnel
- *   quit                       fini and exit 0
+ *   quit                       fini and exit 0 (with XFRM_DRIVE_KEEP in the
+ *                              environment: init's keep_at_fini, so fini
+ *                              leaves the kernel objects for the next
+ *                              instance, as the agent does at a stop)
  *   crash                      exit 0 without fini (objects stay)
  */
 #include <errno.h>
@@ -60,6 +63,7 @@ main(void)
 	log_init("xfrm_drive", true);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	memset(&ip, 0, sizeof(ip));
+	ip.keep_at_fini = getenv("XFRM_DRIVE_KEEP") != NULL;
 	if ((err = xfrm_ops.init(&ip, &ctx)) != 0) {
 		printf("err %d init\n", err);
 		return 1;

@@ -325,6 +325,40 @@ test_adopt(void **state)
 	assert_int_equal(count(POLS, "priority 717388"), 0);
 }
 
+/*
+ * keep_at_fini (what meshwan-edge asks for): a clean fini leaves the
+ * device and its policies, and the next instance adopts them; a fini
+ * without it removes them.
+ */
+static void
+test_keep_at_fini(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	void *ctx;
+	unsigned idx;
+
+	memset(&ip, 0, sizeof(ip));
+	ip.keep_at_fini = true;
+	vxlan_params(&tp, 8, "mwx8", "198.51.100.8", 98);
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	idx = if_nametoindex("mwx8");
+	assert_true(idx != 0);
+	xfrm_ops.fini(ctx);
+	assert_int_equal(if_nametoindex("mwx8"), idx);
+	assert_int_equal(count(POLS, PRIO_ALLOW), 2);
+	assert_int_equal(count(POLS, PRIO_BLOCK), 2);
+
+	ip.keep_at_fini = false;
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	assert_int_equal(if_nametoindex("mwx8"), idx);	/* adopted */
+	xfrm_ops.fini(ctx);
+	assert_int_equal(count("ip -o link show", "mwx8"), 0);
+	assert_int_equal(count(POLS, "priority 717388"), 0);
+}
+
 struct add_call {
 	void *ctx;
 	const struct overlay_tunnel_params *tp;
@@ -398,6 +432,7 @@ main(void)
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_tunnel_policies),
 		cmocka_unit_test(test_adopt),
+		cmocka_unit_test(test_keep_at_fini),
 		cmocka_unit_test(test_ownership_extack),
 	};
 

@@ -11,8 +11,10 @@
 # and over VXLAN; `ip -s xfrm state` shows the SPIs with ESN, window 1024
 # and espinudp 4500; a rekey (new outbound SA, switch) keeps traffic going
 # on the new SPI; sa_update changes lifetimes with the sequence number
-# running on; a crash of the driver and a new instance adopting its
-# objects lose no ping and do not reset the sequence number; deleting the
+# running on; a crash of the driver, and a clean stop with keep_at_fini
+# (what meshwan-edge does at SIGTERM), each followed by a new instance
+# adopting its objects, lose no ping and do not reset the sequence
+# number; deleting the
 # active SA (through the backend, and by hand with ip xfrm) stops the
 # traffic with no cleartext GRE/VXLAN on the underlay; fini leaves no SA,
 # policy or device behind.  Last, the SA-install bench (1,000 SAs).
@@ -54,23 +56,28 @@ drv_start() {
 	ns_bg "$2" sh -c "exec '$DRIVE' <'$NS_TMP/$1.in' >'$NS_TMP/$1.out' 2>>'$NS_TMP/$1.log'"
 	drv_open "$1" "$3"
 }
-# drv_held NAME1 NAME2 NS FD: in NS, a holder binds UDP 4500 (as systemd
+# drv_held NS FD NAME...: in NS, a holder binds UDP 4500 (as systemd
 # socket activation would) and runs driver NAME1, then NAME2 once NAME1
-# is gone, each inheriting the socket as fd 3 with LISTEN_PID/LISTEN_FDS.
+# is gone, and so on, each inheriting the socket as fd 3 with
+# LISTEN_PID/LISTEN_FDS (a NAME ending in _k runs with XFRM_DRIVE_KEEP).
 drv_held() {
-	drv_fifo "$1"
-	drv_fifo "$2"
-	ns_bg "$3" python3 -c '
+	_hn=$1 _hfd=$2
+	shift 2
+	for _d in "$@"; do drv_fifo "$_d"; done
+	ns_bg "$_hn" python3 -c '
 import os, socket, subprocess, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 4500))
 os.dup2(s.fileno(), 3)
 drive, tmp = sys.argv[1], sys.argv[2]
 for n in sys.argv[3:]:
+    env = dict(os.environ)
+    if n.endswith("_k"):
+        env["XFRM_DRIVE_KEEP"] = "1"
     subprocess.run(["sh", "-c", "LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" <\"$1\" >\"$2\" 2>>\"$3\"",
-        drive, tmp + "/" + n + ".in", tmp + "/" + n + ".out", tmp + "/" + n + ".log"], pass_fds=(3,))
-' "$DRIVE" "$NS_TMP" "$1" "$2"
-	drv_open "$1" "$4"
+        drive, tmp + "/" + n + ".in", tmp + "/" + n + ".out", tmp + "/" + n + ".log"], pass_fds=(3,), env=env)
+' "$DRIVE" "$NS_TMP" "$@"
+	drv_open "$1" "$_hfd"
 }
 lines() { wc -l <"$1" | tr -d ' '; }
 # drv NAME COMMAND...: send one command, set REPLY to its answer line.
@@ -91,7 +98,7 @@ must() { drv "$@" || fail "$1: '$*' answered '$REPLY': $(tail -n 3 "$NS_TMP/$1.l
 field() { echo "$REPLY" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 step "two backend instances, a GRE and a VXLAN tunnel each"
-drv_held a a2 "$A" 3
+drv_held "$A" 3 a a2_k a3
 drv_start b "$B" 4
 grep -q 'inherited ESP-in-UDP socket' "$NS_TMP/a.log" || fail "a: socket not inherited"
 must a tunnel 1 gre 192.0.2.1 192.0.2.2 10.255.0.0 10.255.0.1 mwgre
@@ -150,26 +157,49 @@ pingpid=$!
 sleep 1
 must a crash
 exec 3>&-
-drv_open a2 3
-must a2 tunnel 1 gre 192.0.2.1 192.0.2.2 10.255.0.0 10.255.0.1 mwgre
-must a2 tunnel 2 vxlan 192.0.2.1 192.0.2.2 10.255.1.0 10.255.1.1 mwvx,42
+drv_open a2_k 3
+must a2_k tunnel 1 gre 192.0.2.1 192.0.2.2 10.255.0.0 10.255.0.1 mwgre
+must a2_k tunnel 2 vxlan 192.0.2.1 192.0.2.2 10.255.1.0 10.255.1.1 mwvx,42
 for s in "out 1 0x1001" "out 1 0x1002" "in 1 0x2001" "out 2 0x1101" "in 2 0x2101"; do
-	must a2 sa $s
+	must a2_k sa $s
 done
-grep -q 'SA 4098 adopted' "$NS_TMP/a2.log" || fail "SA 0x1002 not adopted: $(cat "$NS_TMP/a2.log")"
+grep -q 'SA 4098 adopted' "$NS_TMP/a2_k.log" || fail "SA 0x1002 not adopted: $(cat "$NS_TMP/a2_k.log")"
 wait "$pingpid"
 grep -q ' 0% packet loss' "$NS_TMP/ping.restart" ||
 	fail "ping lost packets across the restart: $(tail -n 3 "$NS_TMP/ping.restart")"
-must a2 stats out 1 0x1002
+must a2_k stats out 1 0x1002
 [ "$(field active)" = 1 ] || fail "0x1002 not active after adoption: $REPLY"
 [ "$(field seq)" -gt "$seq1" ] || fail "sequence reset by the restart: $seq1 -> $REPLY"
+
+step "stop with keep_at_fini: A's driver quits, a new instance adopts; no ping lost"
+ip netns exec "$A" ping -c 25 -i 0.2 -w 20 10.255.0.1 >"$NS_TMP/ping.stop" 2>&1 &
+pingpid=$!
+sleep 1
+must a2_k stats out 1 0x1002
+seq2=$(field seq)
+must a2_k quit
+exec 3>&-
+ip -n "$A" -o link show mwgre >/dev/null 2>&1 || fail "fini with keep removed the GRE device"
+drv_open a3 3
+must a3 tunnel 1 gre 192.0.2.1 192.0.2.2 10.255.0.0 10.255.0.1 mwgre
+must a3 tunnel 2 vxlan 192.0.2.1 192.0.2.2 10.255.1.0 10.255.1.1 mwvx,42
+for s in "out 1 0x1001" "out 1 0x1002" "in 1 0x2001" "out 2 0x1101" "in 2 0x2101"; do
+	must a3 sa $s
+done
+grep -q 'SA 4098 adopted' "$NS_TMP/a3.log" || fail "SA 0x1002 not adopted after the stop: $(cat "$NS_TMP/a3.log")"
+wait "$pingpid"
+grep -q ' 0% packet loss' "$NS_TMP/ping.stop" ||
+	fail "ping lost packets across the stop: $(tail -n 3 "$NS_TMP/ping.stop")"
+must a3 stats out 1 0x1002
+[ "$(field active)" = 1 ] || fail "0x1002 not active after the stop: $REPLY"
+[ "$(field seq)" -gt "$seq2" ] || fail "sequence reset by the stop: $seq2 -> $REPLY"
 
 step "fail closed: active SAs deleted (backend and by hand), no cleartext"
 cap=$NS_TMP/underlay.pcap
 ns_bg "$B" dumpcap -q -i vb -w "$cap" -f "proto 47 or udp port 4789 or icmp"
 cappid=$NS_PID
 wait_until 30 test -s "$cap" || fail "dumpcap did not start"
-must a2 del out 1 0x1002
+must a3 del out 1 0x1002
 ip -n "$A" xfrm state delete src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1101 ||
 	fail "ip xfrm state delete"
 ip netns exec "$A" ping -c 3 -W 1 -q 10.255.0.1 >/dev/null 2>&1 && fail "GRE passed with no SA"
@@ -182,11 +212,11 @@ leaks=$(tshark -r "$cap" -Y 'gre || vxlan || udp.dstport == 4789' 2>/dev/null | 
 marks=$(tshark -r "$cap" -Y 'icmp && ip.dst == 192.0.2.2' 2>/dev/null | wc -l)
 [ "$marks" -ge 3 ] || fail "capture missed the markers ($marks)"
 [ "$leaks" -eq 0 ] || fail "$leaks cleartext GRE/VXLAN frames on the underlay"
-must a2 stats out 2 0x1101
+must a3 stats out 2 0x1101
 [ "$(field hard)" = 1 ] || fail "SA deleted by hand not reported gone: $REPLY"
 
 step "fini removes everything of ours"
-must a2 quit
+must a3 quit
 must b quit
 for n in "$A" "$B"; do
 	[ -z "$(ip -n "$n" xfrm state)" ] || fail "$n: SAs left: $(ip -n "$n" xfrm state)"

@@ -1,0 +1,175 @@
+# tests/lab/mesh_lib.sh — the three-site mesh of tests/edge/sites_lib.sh
+# (controller, meshwan-edge and FRR per site, LAN hosts) inside the lab VM,
+# with the kernel's XFRM backend.  Sourced by the mesh scenarios after
+# tests/edge/sites_lib.sh.  POSIX sh.
+#
+#   mesh_up ENCAP [SITES]    underlay, sites (plain; "a b c" by default),
+#                            controller with policy encap ENCAP (gre|vxlan),
+#                            each site registered; agents started (site a
+#                            under mesh_holder, so it can be restarted)
+#   mesh_check               every LAN pings every other, BGP routes in each
+#                            FRR, each agent's SPIs in `ip -s xfrm state`
+#   mesh_status NAME         `meshwan-edge status --json` of site NAME
+#   mesh_counts NAME         "sas N policies N devices N routes N" of NAME
+#   mesh_xfrm_stat NAME      the non-zero lines of NAME's /proc/net/xfrm_stat
+#
+# The backend per site: $LAB_BACKEND_<NAME>, else $LAB_BACKEND (sites_lib).
+
+MESH_EDGE=$MESHWAN_TOP/$BUILD/edge-agent/meshwan-edge
+
+mesh_t0=$(date +%s)
+mesh_step() {
+	echo "== [$(( $(date +%s) - mesh_t0 ))s] $*"
+}
+
+# mesh_init BASE — lab_test_init, plus: on exit the lab's logs are copied
+# to the results share ($LAB_OUT/mesh-BASE, kept by tests/lab/run KEEP=1).
+mesh_init() {
+	lab_test_init "$1"
+	MESH_BASE=$1
+	trap 'mesh_down' EXIT
+}
+
+mesh_down() {
+	_rc=$?
+	if [ -n "${LAB_OUT:-}" ] && [ -d "${LAB_DIR:-}" ]; then
+		mkdir -p "$LAB_OUT/mesh-$MESH_BASE"
+		(cd "$LAB_DIR" && find . -name '*.log' -o -name 'ping.*' -o -name '*.conf' |
+		    cpio -pdm "$LAB_OUT/mesh-$MESH_BASE" 2>/dev/null)
+	fi
+	lab_down "$LAB_DIR"
+	exit $_rc
+}
+
+mesh_ns() {
+	echo "$LAB_P-$1"
+}
+
+# mesh_holder NAME — meshwan-edge of site NAME under a holder of its
+# ESP-in-UDP socket (UDP 4500 in the site's namespace), handed to each
+# agent run as fd 3 with LISTEN_PID/LISTEN_FDS, as a systemd .socket unit
+# with ListenDatagram=4500 does.  When the agent exits the holder starts
+# it again (Restart=always); SIGTERM to the holder stops both.  The
+# current agent's pid is in $LAB_DIR/NAME/agent.pid.
+mesh_holder() {
+	lab_frr_ready "$1"
+	rm -f "$LAB_DIR/$1/agent.pid"
+	lab_bg "$1-edge" "$(mesh_ns "$1")" python3 -c '
+import os, signal, socket, subprocess, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 4500))
+os.dup2(s.fileno(), 3)
+edge, conf, pidf = sys.argv[1:4]
+stop = False
+child = None
+def term(sig, frm):
+    global stop
+    stop = True
+    if child is not None:
+        child.terminate()
+signal.signal(signal.SIGTERM, term)
+while not stop:
+    child = subprocess.Popen(["sh", "-c", "LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" -f -c \"$1\"",
+        edge, conf], pass_fds=(3,))
+    with open(pidf + ".tmp", "w") as f:
+        f.write("%d\n" % child.pid)
+    os.rename(pidf + ".tmp", pidf)
+    child.wait()
+    time.sleep(0.05)
+' "$MESH_EDGE" "$LAB_DIR/$1/edge.conf" "$LAB_DIR/$1/agent.pid"
+	lab_wait 10 test -s "$LAB_DIR/$1/agent.pid" || lab_fail "no agent under the holder of $1"
+}
+
+mesh_agent_pid() {
+	cat "$LAB_DIR/$1/agent.pid"
+}
+
+mesh_up() {
+	_enc=$1
+	MESH_SITES=${2:-a b c}
+	lab_underlay
+	_i=1
+	for _s in $MESH_SITES; do
+		lab_site "$_s" "$_i" plain
+		_i=$((_i + 1))
+	done
+	mesh_step "sites made: $MESH_SITES"
+	lab_controller 0
+	mesh_step "controller ready"
+	case "$_enc" in
+	vxlan) _pol='{"encap":"vxlan","vni_min":1000,"vni_max":1999}' ;;
+	*) _pol='{"encap":"gre"}' ;;
+	esac
+	lab_api PUT /api/v1/policy "$_pol" >/dev/null ||
+		lab_fail "PUT /policy $_pol: $(cat "$LAB_DIR/api.out")"
+	for _s in $MESH_SITES; do lab_register "$_s"; done
+	mesh_step "sites registered"
+	for _s in $MESH_SITES; do
+		if [ "$_s" = a ]; then mesh_holder a; else lab_agent "$_s"; fi
+	done
+	mesh_step "agents started"
+}
+
+mesh_status() {
+	"$MESH_EDGE" status -c "$LAB_DIR/$1/edge.conf" --json
+}
+
+mesh_backend() {
+	eval "echo \${LAB_BACKEND_$1:-\${LAB_BACKEND:-uesp}}"
+}
+
+# mesh_routes_ok NAME — NAME's FRR holds every other site's LAN, by BGP,
+# selected and installed through a tunnel device (mw...).
+mesh_routes_ok() {
+	for _o in $LAB_SITES; do
+		[ "$_o" = "$1" ] && continue
+		_p="10.$(lab_site_index "$_o").0.0/24"
+		lab_vtysh "$1" -c "show ip route $_p json" | jq -e --arg p "$_p" '
+			.[$p] | any(.protocol == "bgp" and .selected == true and .installed == true
+			and (.nexthops | length > 0)
+			and all(.nexthops[]; (.interfaceName // "") | startswith("mw")))' >/dev/null ||
+			return 1
+	done
+}
+
+# mesh_spis_ok NAME — every SA the agent of NAME reports is in the
+# kernel (ip -s xfrm state) with that SPI, and each tunnel has an active
+# outbound SA and an inbound one.
+mesh_spis_ok() {
+	_st=$(mesh_status "$1") || return 1
+	_k=$(ip -n "$(mesh_ns "$1")" -s xfrm state) || return 1
+	_nt=$(echo "$_st" | jq '.tunnels | length')
+	[ "$_nt" -ge 1 ] || return 1
+	echo "$_st" | jq -e 'all(.tunnels[]; any(.sas[]; .dir == "out" and .active)
+		and any(.sas[]; .dir == "in"))' >/dev/null || return 1
+	for _spi in $(echo "$_st" | jq -r '.tunnels[].sas[].spi'); do
+		echo "$_k" | grep -q "spi $(printf '0x%08x' "$_spi") " || return 1
+	done
+}
+
+mesh_check() {
+	lab_wait_pings "${1:-120}" || lab_fail "LAN hosts do not all ping"
+	mesh_step "every LAN pings every other"
+	for _s in $LAB_SITES; do
+		lab_wait 60 mesh_routes_ok "$_s" ||
+			lab_fail "site $_s: no BGP route over a tunnel to every other LAN: $(lab_vtysh "$_s" -c 'show ip route json')"
+		[ "$(mesh_backend "$_s")" = xfrm ] || continue
+		lab_wait 30 mesh_spis_ok "$_s" ||
+			lab_fail "site $_s: the agent's SPIs are not all in the kernel: $(mesh_status "$_s"; ip -n "$(mesh_ns "$_s")" -s xfrm state)"
+		echo "site $_s: $(mesh_status "$_s" | jq -c '[.tunnels[] | {dev: .device, spis: [.sas[] | "\(.dir):\(.spi)"]}]')"
+	done
+}
+
+# mesh_counts NAME — what the backend holds in NAME's namespace.
+mesh_counts() {
+	_ns=$(mesh_ns "$1")
+	printf 'sas %s policies %s devices %s routes %s\n' \
+	    "$(ip -n "$_ns" xfrm state | grep -c '^src ')" \
+	    "$(ip -n "$_ns" xfrm policy | grep -c '^src ')" \
+	    "$(ip -n "$_ns" -o link show | grep -c ': mw')" \
+	    "$(ip -n "$_ns" route show table all | grep -c ' dev mw')"
+}
+
+mesh_xfrm_stat() {
+	ip netns exec "$(mesh_ns "$1")" cat /proc/net/xfrm_stat | awk '$2 != 0'
+}
