@@ -37,7 +37,7 @@ rest_healthy() {
 			| length == $n' >/dev/null || return 1
 	done
 }
-lab_wait 30 rest_healthy || {
+lab_wait 45 rest_healthy || {
 	for s in a b c; do lab_api GET "/api/v1/edges/$(lab_site_id "$s")" | jq -c '.status.health'; done
 	lab_fail "GET /edges/{id} never showed every tunnel up with RTT > 0 and no loss"
 }
@@ -58,19 +58,26 @@ st() {
 	ip netns exec "$LAB_P-a" "$MESHWAN_TOP/$BUILD/edge-agent/meshwan-edge" \
 		status -c "$LAB_DIR/a/edge.conf" "$@"
 }
-st --json >"$LAB_DIR/st.json" || lab_fail "meshwan-edge status --json failed"
-jq -e '(.tunnels | length) == 4 and all(.tunnels[];
-	.health.up and .health.rtt_us > 0 and .health.loss_permille == 0 and
-	.bfd.state == "up")' "$LAB_DIR/st.json" >/dev/null ||
+local_healthy() {
+	st --json >"$LAB_DIR/st.json" &&
+	jq -e '(.tunnels | length) == 4 and all(.tunnels[];
+		.health.up and .health.rtt_us > 0 and .health.loss_permille == 0 and
+		.bfd.state == "up")' "$LAB_DIR/st.json" >/dev/null
+}
+lab_wait 20 local_healthy ||
 	lab_fail "status --json: $(jq -c '[.tunnels[] | {id, local_link, bfd, health}]' "$LAB_DIR/st.json")"
-st >"$LAB_DIR/st.txt" || lab_fail "meshwan-edge status failed"
-grep -Eq '^[0-9]+ .* up +up +[0-9]+\.[0-9]{3}ms +0\.0% +[0-9]+\.[0-9]{3}ms' "$LAB_DIR/st.txt" ||
-	lab_fail "status table lacks BFD/health columns: $(cat "$LAB_DIR/st.txt")"
-ip netns exec "$LAB_P-a" curl -sf http://127.0.0.1:9464/metrics >"$LAB_DIR/metrics.txt" ||
-	lab_fail "/metrics of a"
-[ "$(grep -c '^meshwan_edge_health_up{.*} 1$' "$LAB_DIR/metrics.txt")" = 4 ] &&
-	grep -Eq '^meshwan_edge_health_rtt_seconds\{.*\} 0\.0*[1-9]' "$LAB_DIR/metrics.txt" ||
-	lab_fail "/metrics lacks health: $(grep health "$LAB_DIR/metrics.txt")"
+table_healthy() {
+	st >"$LAB_DIR/st.txt" &&
+	[ "$(grep -Ec '^[0-9]+ .* up +up +[0-9]+\.[0-9]{3}ms +0\.0% +[0-9]+\.[0-9]{3}ms$' "$LAB_DIR/st.txt")" = 4 ]
+}
+lab_wait 20 table_healthy || lab_fail "status table lacks BFD/health columns: $(cat "$LAB_DIR/st.txt")"
+metrics_healthy() {
+	ip netns exec "$LAB_P-a" curl -sf http://127.0.0.1:9464/metrics >"$LAB_DIR/metrics.txt" &&
+	[ "$(grep -c '^meshwan_edge_health_up{.*} 1$' "$LAB_DIR/metrics.txt")" = 4 ] &&
+	[ "$(grep -c '^meshwan_edge_bfd_up{.*} 1$' "$LAB_DIR/metrics.txt")" = 4 ] &&
+	[ "$(grep -Ec '^meshwan_edge_health_rtt_seconds\{.*\} 0\.0*[1-9]' "$LAB_DIR/metrics.txt")" = 4 ]
+}
+lab_wait 20 metrics_healthy || lab_fail "/metrics lacks health: $(grep 'health\|bfd' "$LAB_DIR/metrics.txt")"
 
 # Cut a's mpls path: its mpls tunnels go down (loss, BFD), inet stays up.
 lab_cut a mpls
@@ -84,7 +91,7 @@ local_down() {
 		all(.tunnels[] | select(.local_link == "inet"); .health.up)' \
 		"$LAB_DIR/st.json" >/dev/null
 }
-lab_wait 15 local_down ||
+lab_wait 20 local_down ||
 	lab_fail "status after the cut: $(jq -c '[.tunnels[] | {id, local_link, bfd, health}]' "$LAB_DIR/st.json")"
 echo "figure: cut to down in meshwan-edge status: $(( $(lab_ms) - cut_at )) ms"
 cut_ids=$(jq -c '[.tunnels[] | select(.local_link == "mpls") | .id]' "$LAB_DIR/st.json")
@@ -93,7 +100,7 @@ rest_down() {
 		[.status.health[] | select(.tunnel_id as $t | $ids | index($t))
 		 | select((.up | not) and .loss_permille > 0)] | length == 2' >/dev/null
 }
-lab_wait 15 rest_down || lab_fail "REST never showed a's mpls tunnels down: $(lab_api GET "/api/v1/edges/$A" | jq -c '.status.health')"
+lab_wait 20 rest_down || lab_fail "REST never showed a's mpls tunnels down: $(lab_api GET "/api/v1/edges/$A" | jq -c '.status.health')"
 echo "figure: cut to down in GET /edges/{id}: $(( $(lab_ms) - cut_at )) ms"
 
 lab_restore a mpls
@@ -106,5 +113,5 @@ lab_wait 30 local_up ||
 rest_up() {
 	lab_api GET "/api/v1/edges/$A" | jq -e '.status.health | length == 4 and all(.[]; .up)' >/dev/null
 }
-lab_wait 15 rest_up || lab_fail "REST never showed a's tunnels up again"
+lab_wait 20 rest_up || lab_fail "REST never showed a's tunnels up again"
 echo "health: PASS"
