@@ -44,6 +44,7 @@ struct ev_seen {
 	uint64_t id;
 	uint64_t hash;
 	int64_t status_at;	/* edges: when their status was stored */
+	uint64_t site_a, site_b; /* tunnels: their two sites */
 };
 
 struct ev_seen_set {
@@ -514,6 +515,9 @@ events_health_json(struct events *ev, uint64_t tunnel_id, int64_t now)
 
 /* The health entries of one edge's status JSON (as session_status.c
  * writes it: {"health":[{"tunnel_id":..,"up":..,...}]}). */
+static const struct ev_seen *events_seen_find(const struct ev_seen_set *set,
+    uint64_t id);
+
 static void
 events_health_from_status(struct events *ev, uint64_t site_id,
     const unsigned char *status, size_t len, int64_t at)
@@ -535,8 +539,16 @@ events_health_from_status(struct events *ev, uint64_t site_id,
 		json_int_t jit = json_integer_value(json_object_get(h,
 		    "jitter_us"));
 
+		const struct ev_seen *tun;
+
 		if (tid <= 0 || rtt < 0 || rtt > UINT32_MAX || loss < 0 ||
 		    loss > 1000 || jit < 0 || jit > UINT32_MAX)
+			continue;
+		/* Only an end of the tunnel speaks for it: an edge's report
+		 * about another site's tunnel must not take its history. */
+		tun = events_seen_find(&ev->tunnels, (uint64_t)tid);
+		if (tun == NULL || (tun->site_a != site_id &&
+		    tun->site_b != site_id))
 			continue;
 		(void)events_health_add(ev, (uint64_t)tid, site_id, at,
 		    json_is_true(json_object_get(h, "up")), (uint32_t)rtt,
@@ -692,6 +704,8 @@ events_scan_tunnels(struct events *ev, bool publish)
 			continue;
 		now.v[now.n].id = t[i].id;
 		now.v[now.n].hash = events_hash(text);
+		now.v[now.n].site_a = t[i].site_a;
+		now.v[now.n].site_b = t[i].site_b;
 		old = events_seen_find(&ev->tunnels, t[i].id);
 		if (publish && (old == NULL || old->hash != now.v[now.n].hash))
 			(void)events_publish(ev, EVENTS_TUNNEL, text);

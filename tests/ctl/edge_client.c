@@ -29,6 +29,8 @@
  *       (after the first intent, ask N times for a rekey of TUNNEL's
  *       outbound direction, reason soft byte limit), -H (statuses
  *       carry one health entry per tunnel, values from uptime_seconds),
+ *       -X TUNNEL (with -H, also a health entry for TUNNEL, which is not
+ *       this edge's: the controller must not keep it),
  *       -r (renew the
  *       certificate at its renewal point, a third of its validity left:
  *       new key, Edge.Renew, switch the stream; CERT and KEY are
@@ -97,6 +99,7 @@ struct edge {
 	uint64_t hello_version;     /* -A */
 	unsigned status_burst;      /* -S: statuses after the first snapshot */
 	bool health;                /* -H: statuses carry tunnel health */
+	uint64_t forge_health;      /* -X ID: and health for tunnel ID too */
 	uint64_t key_epoch;         /* -k: next epoch to announce */
 	uint8_t *key_pem;           /* certificate key, PEM */
 	size_t key_pem_len;
@@ -332,8 +335,16 @@ edge_status(struct edge *e, const struct msg_intent *in, uint64_t uptime)
 	 * the reports apart: rtt = 1000 + uptime us, loss = uptime % 1000,
 	 * jitter = 10 * uptime us. */
 	if (e->health && st->n_tunnels > 0 &&
-	    (st->health = calloc(st->n_tunnels, sizeof(*st->health))) != NULL) {
+	    (st->health = calloc(st->n_tunnels + 1, sizeof(*st->health))) !=
+	    NULL) {
 		st->n_health = st->n_tunnels;
+		/* -X: a claim about a tunnel that is not ours. */
+		if (e->forge_health != 0) {
+			st->health[st->n_tunnels].tunnel_id = e->forge_health;
+			st->health[st->n_tunnels].up = false;
+			st->health[st->n_tunnels].rtt_us = 999999;
+			st->n_health++;
+		}
 		for (size_t i = 0; i < st->n_tunnels; i++) {
 			st->health[i].tunnel_id = in->tunnels[i].id;
 			st->health[i].up = true;
@@ -822,8 +833,13 @@ edge_session(int argc, char **argv)
 	memset(&e, 0, sizeof(e));
 	optind = 7;
 	e.failover_ms = EDGE_FAILOVER_MS;
-	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:rHF:")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:rHF:X:")) != -1) {
 		switch (opt) {
+		case 'X':
+			if (util_parse_u64(optarg, 1, INT64_MAX, &v) == -1)
+				return 2;
+			e.forge_health = v;
+			break;
 		case 'F':
 			if (util_parse_u64(optarg, 100, 600000, &v) == -1)
 				return 2;

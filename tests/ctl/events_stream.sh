@@ -132,6 +132,25 @@ jq -e --argjson s "$br" '.interval_seconds == 10 and .window_seconds == 3600 and
 	(.series[0].rtt_us | length) == (.series[0].at | length) and
 	(.series[0].rtt_us[-1] >= 1001) and .series[0].up[-1] == true' "$T/out" >/dev/null ||
 	fail "health history: $(cat "$T/out")"
+# Another enrolled edge reporting health for br1's tunnel (it is not one
+# of its ends) is not kept: the history still has br1's series alone.
+b3=$(site_create '{"name":"br3","role":"spoke","region":"eu","links":[{"name":"inet","address":"192.0.2.4"}],"lan_prefixes":["10.3.0.0/24"]}')
+tok=$(token "$b3")
+make_key br3
+enroll br3 "$tok" >/dev/null || fail "enroll br3"
+der_to_pem br3
+session br3 "$b3" -s -S 2 -H -X "$tun"
+wait_for 10 "$T/br3.log" '^status sent' || fail "br3 sent no status: $(cat "$T/br3.log")"
+deadline=$(( $(date +%s) + 3 ))
+until [ "$(api GET "/api/v1/edges/$b3")" = 200 ] && jq -e --argjson t "$tun" 'any(.status.health[]; .tunnel_id == $t)' "$T/out" >/dev/null; do
+	[ "$(date +%s)" -lt "$deadline" ] || fail "br3's forged report not stored: $(cat "$T/out")"
+	sleep 0.1
+done
+sleep 1	# the event watcher looks every 250 ms
+[ "$(api GET "/api/v1/tunnels/$tun/health")" = 200 ] || fail "health: $(cat "$T/out")"
+jq -e --argjson s "$br" '(.series | length) == 1 and .series[0].site_id == $s' "$T/out" >/dev/null ||
+	fail "a site not on tunnel $tun wrote its health history: $(cat "$T/out")"
+kill "$PID_br3" 2>/dev/null
 [ "$(api GET "/api/v1/tunnels/99999/health")" = 404 ] || fail "health of an unknown tunnel"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/api/v1/tunnels/$tun/health")" = 401 ] || fail "health without a token"
 
