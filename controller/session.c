@@ -375,6 +375,18 @@ session_notify_events(struct sessions *s, const uint64_t *creds,
 }
 
 void
+session_notify_alloc(struct sessions *s)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->lock);
+	s->pending_alloc = true;
+	pthread_mutex_unlock(&s->lock);
+	if (write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("session: wake");
+}
+
+void
 session_set_leader(struct sessions *s, bool leader)
 {
 	atomic_store(&s->leader, leader);
@@ -399,6 +411,7 @@ session_wake(struct sessions *s)
 	uint64_t *creds, *tunnels;
 	size_t nrk, ncreds, ntunnels;
 	uint64_t v;
+	bool alloc;
 
 	if (read(s->efd, &v, sizeof(v)) == -1 && errno != EAGAIN)
 		log_warn("session: eventfd");
@@ -421,7 +434,12 @@ session_wake(struct sessions *s)
 	ntunnels = s->n_pending_tunnels;
 	s->pending_tunnels = NULL;
 	s->n_pending_tunnels = s->cap_pending_tunnels = 0;
+	alloc = s->pending_alloc;
+	s->pending_alloc = false;
 	pthread_mutex_unlock(&s->lock);
+	/* Waiting for the leader's allocations: they are in. */
+	if (alloc && s->reload)
+		s->flush_at = util_mono_ms();
 	for (size_t i = 0; i < nrk; i++)
 		session_rekey_requested(s, &rk[i]);
 	free(rk);

@@ -93,7 +93,7 @@ check() {	# URL: 0 when its lists agree and are complete
 		([.tunnels[].vni] | unique | length) == (.tunnels | length) and
 		all(.tunnels[]; .vni != null)' "$T/out" >/dev/null
 }
-deadline=$(( $(date +%s) + 30 ))
+deadline=$(( $(date +%s) + 90 ))
 until check "$URL_A" && cp "$T/out" "$T/tunnels.A" && check "$URL_B" &&
 	[ "$(jq -c '[.tunnels[] | [.id, .inner, .vni]] | sort' "$T/out")" = "$(jq -c '[.tunnels[] | [.id, .inner, .vni]] | sort' "$T/tunnels.A")" ]; do
 	[ "$(date +%s)" -lt "$deadline" ] ||

@@ -100,7 +100,7 @@ fi
 # Converged: each edge's tunnels = every other stored site; GET /edges.
 URL=$URL_B
 nsites=$(pg_sql 'SELECT COUNT(*) FROM sites')
-deadline=$(( $(date +%s) + 20 ))
+deadline=$(( $(date +%s) + 60 ))
 i=1
 while [ $i -le "$N" ]; do
 	until [ "$(grep -c '^tunnel ' "$T/e$i.tunnels" 2>/dev/null)" = $((nsites - 1)) ]; do
