@@ -15,6 +15,7 @@
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 . "$MESHWAN_TOP/tests/lib/pg.sh"
+. "$MESHWAN_TOP/tests/ctl/pg_lib.sh"
 B_PID=
 trap '[ -n "$B_PID" ] && { kill "$B_PID" 2>/dev/null; wait "$B_PID" 2>/dev/null; }; cleanup; pg_stop' EXIT INT TERM
 need curl jq openssl psql
@@ -48,9 +49,7 @@ URL_B="http://127.0.0.1:$HTTP_B"
 hq=$(site_create '{"name":"hq","role":"hub","links":[{"name":"inet","address":"192.0.2.1"}]}')
 URL=$URL_B
 br1=$(site_create '{"name":"br1","role":"spoke","links":[{"name":"inet","address":"192.0.2.2"}]}')
-tok=$(token "$br1"); make_key br1
-enroll br1 "$tok" >/dev/null || fail "enroll"
-der_to_pem br1
+enroll_site br1 "$br1"
 GRPC=$GRPC_B session br1 "$br1" -t "$T/br1.tunnels"
 wait_for 10 "$T/br1.log" '^ack v=' || fail "no first intent on B: $(cat "$T/br1.log")"
 grep -q "session: site $br1 connected" "$T/b.log" || fail "br1 is not on replica B"
