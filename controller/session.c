@@ -443,16 +443,18 @@ session_wake(struct sessions *s)
 	for (size_t i = 0; i < nrk; i++)
 		session_rekey_requested(s, &rk[i]);
 	free(rk);
-	if (creds != NULL)
+	if (creds != NULL) {
 		util_sort_unique_u64(creds, &ncreds);
-	for (size_t i = 0; i < ncreds; i++)
-		session_keys_follow(s, creds[i]);
-	free(creds);
-	if (tunnels != NULL)
+		for (size_t i = 0; i < ncreds; i++)
+			session_keys_follow(s, creds[i]);
+		free(creds);
+	}
+	if (tunnels != NULL) {
 		util_sort_unique_u64(tunnels, &ntunnels);
-	for (size_t i = 0; i < ntunnels; i++)
-		session_rekey_follow(s, tunnels[i]);
-	free(tunnels);
+		for (size_t i = 0; i < ntunnels; i++)
+			session_rekey_follow(s, tunnels[i]);
+		free(tunnels);
+	}
 	if (s->dirty_all || s->n_dirty > 0)
 		session_arm_flush(s);
 }
