@@ -438,7 +438,7 @@ session_wake(struct sessions *s)
 	s->pending_alloc = false;
 	pthread_mutex_unlock(&s->lock);
 	/* Waiting for the leader's allocations: they are in. */
-	if (alloc && s->reload)
+	if (alloc && (s->reload || s->n_dirty > 0 || s->dirty_all))
 		s->flush_at = util_mono_ms();
 	for (size_t i = 0; i < nrk; i++)
 		session_rekey_requested(s, &rk[i]);

@@ -1184,6 +1184,40 @@ session_reload(struct sessions *s)
 }
 
 /*
+ * A replica that is not the leader does not compile incrementally (its
+ * allocations could differ from the leader's): it compiles everything
+ * against the stored allocations, replacing its topology only when that
+ * needs no new ones, and brings the edges it holds up to date (deltas,
+ * as after a policy change).  Until the leader has stored what the
+ * changes need, memory stays as it was and the compile is tried again
+ * when the leader logs its allocations (session_notify_alloc), or a
+ * second later.
+ */
+static void
+session_follow(struct sessions *s)
+{
+	s->deferred = false;
+	if (session_intent_compile_all(s, false) == 0) {
+		for (size_t i = 0; i < s->tab_cap; i++) {
+			struct edge *e = s->tab[i].e;
+
+			if (e != NULL && e->live &&
+			    topo_site(s->topo, e->site_id) == NULL)
+				session_site_gone(s, e->site_id);
+		}
+		return;
+	}
+	if (!s->deferred) {
+		session_reload(s);
+		return;
+	}
+	s->deferred = false;
+	s->dirty_all = true;            /* compile again */
+	s->flush_at = util_mono_ms() + SESSION_FOLLOW_RETRY_MS;
+	log_debug("session", "waiting for the leader's allocations");
+}
+
+/*
  * Tests only (test_check_patch): inside the recompile's transaction, the
  * compiled tunnels must be the stored ones, allocation for allocation.
  * Logs what differs.
@@ -1388,6 +1422,11 @@ session_intent_recompile(struct sessions *s)
 	if (s->reload) {
 		free(dirty);
 		session_reload(s);
+		return;
+	}
+	if (s->replicated && !atomic_load(&s->leader)) {
+		free(dirty);
+		session_follow(s);
 		return;
 	}
 	if (all) {

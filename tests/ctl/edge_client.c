@@ -802,6 +802,7 @@ edge_failover(struct edge *e, struct session_opts *o)
 	fflush(stdout);
 	e->down_since_ms = util_mono_ms();
 	e->open = false;
+	e->connect_failed = false;      /* another address */
 	e->sess = session_new(o);
 	if (have) {
 		if (e->sess != NULL)
