@@ -85,6 +85,8 @@ replica_catch_up(struct replica *r)
 		session_notify_events(r->sessions, ch.creds, ch.n_creds,
 		    ch.tunnels, ch.n_tunnels);
 	}
+	if (ch.alloc)
+		session_notify_alloc(r->sessions);
 	r->last = ch.last;
 	store_changes_free(&ch);
 }

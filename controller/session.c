@@ -375,6 +375,18 @@ session_notify_events(struct sessions *s, const uint64_t *creds,
 }
 
 void
+session_notify_alloc(struct sessions *s)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->lock);
+	s->pending_alloc = true;
+	pthread_mutex_unlock(&s->lock);
+	if (write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("session: wake");
+}
+
+void
 session_set_leader(struct sessions *s, bool leader)
 {
 	atomic_store(&s->leader, leader);
@@ -399,6 +411,7 @@ session_wake(struct sessions *s)
 	uint64_t *creds, *tunnels;
 	size_t nrk, ncreds, ntunnels;
 	uint64_t v;
+	bool alloc;
 
 	if (read(s->efd, &v, sizeof(v)) == -1 && errno != EAGAIN)
 		log_warn("session: eventfd");
@@ -421,20 +434,27 @@ session_wake(struct sessions *s)
 	ntunnels = s->n_pending_tunnels;
 	s->pending_tunnels = NULL;
 	s->n_pending_tunnels = s->cap_pending_tunnels = 0;
+	alloc = s->pending_alloc;
+	s->pending_alloc = false;
 	pthread_mutex_unlock(&s->lock);
+	/* Waiting for the leader's allocations: they are in. */
+	if (alloc && (s->reload || s->n_dirty > 0 || s->dirty_all))
+		s->flush_at = util_mono_ms();
 	for (size_t i = 0; i < nrk; i++)
 		session_rekey_requested(s, &rk[i]);
 	free(rk);
-	if (creds != NULL)
+	if (creds != NULL) {
 		util_sort_unique_u64(creds, &ncreds);
-	for (size_t i = 0; i < ncreds; i++)
-		session_keys_follow(s, creds[i]);
-	free(creds);
-	if (tunnels != NULL)
+		for (size_t i = 0; i < ncreds; i++)
+			session_keys_follow(s, creds[i]);
+		free(creds);
+	}
+	if (tunnels != NULL) {
 		util_sort_unique_u64(tunnels, &ntunnels);
-	for (size_t i = 0; i < ntunnels; i++)
-		session_rekey_follow(s, tunnels[i]);
-	free(tunnels);
+		for (size_t i = 0; i < ntunnels; i++)
+			session_rekey_follow(s, tunnels[i]);
+		free(tunnels);
+	}
 	if (s->dirty_all || s->n_dirty > 0)
 		session_arm_flush(s);
 }

@@ -103,6 +103,9 @@ void session_rekey_request(struct sessions *s, bool site, uint64_t id);
  */
 void session_notify_events(struct sessions *s, const uint64_t *creds,
     size_t n_creds, const uint64_t *tunnels, size_t n_tunnels);
+/* From the replica thread: the leader stored allocations; a replica
+ * waiting for them reads them now. */
+void session_notify_alloc(struct sessions *s);
 /*
  * From the replica thread: whether this controller holds the database's
  * leader lock (replicated stores only).  Only the leader runs the

@@ -212,6 +212,7 @@ struct sessions {
 	size_t n_pending, cap_pending;
 	bool pending_all;
 	uint64_t *pending_creds, *pending_tunnels; /* session_notify_events */
+	bool pending_alloc;         /* session_notify_alloc */
 	size_t n_pending_creds, cap_pending_creds;
 	size_t n_pending_tunnels, cap_pending_tunnels;
 	struct rekey_req *pending_rekey;
@@ -244,6 +245,10 @@ struct sessions {
 	 * this one holds the leader lock (set by the replica thread). */
 	bool replicated;
 	atomic_bool leader;
+	/* A compile stopped because only the leader stores allocations. */
+	bool deferred;
+	/* This transaction stored allocations: log them (session_alloc_log). */
+	bool alloc_log;
 
 	/* Every open stream, to end those whose certificate was retired or
 	 * expired; the earliest notAfter among them (unix s, 0 = none). */

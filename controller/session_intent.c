@@ -34,6 +34,9 @@
 
 /* A failed reload or a busy store: the next try (ms). */
 #define SESSION_RELOAD_RETRY_MS 1000
+/* A replica that is not the leader waits this long for the leader's
+ * allocations before it reads them (session_apply_change). */
+#define SESSION_FOLLOW_RETRY_MS 1000  /* or when the leader says so */
 
 /* ------------------------------------------------------------------ */
 /* Version history */
@@ -285,11 +288,26 @@ session_apply_change(struct sessions *s, const struct topo_change *chg,
 
 	if (chg->n_removed == 0 && chg->n_added == 0)
 		return 0;
+	/*
+	 * Several controllers: only the leader stores allocations (tunnels,
+	 * /31s, VNIs, first epochs).  The others give up this compile and
+	 * read the leader's allocations a moment later (a reload), so two
+	 * replicas never compile against each other's half-stored work.
+	 * The first compile at start-up may store them (the compare-and-set
+	 * on the generation still orders it with the leader).
+	 */
+	if (s->replicated && s->topo != NULL && !atomic_load(&s->leader)) {
+		s->deferred = true;
+		return -1;
+	}
 	if (store_tunnel_apply(s->st, chg->removed, chg->n_removed, chg->added,
 	    chg->n_added, next_id, &err) == -1) {
 		log_warnx("session: storing tunnels: %s", err.message);
 		return -1;
 	}
+	/* The other replicas read them once committed (session_alloc_log,
+	 * last in the transaction: it takes the writers' lock). */
+	s->alloc_log = s->replicated;
 	/* Removed tunnels' epochs go with them (the store cascades). */
 	session_rekey_epochs_drop(s, chg->removed, chg->n_removed);
 	for (size_t i = 0; i < chg->n_added; i++)
@@ -763,6 +781,28 @@ session_intent_resume(struct sessions *s, struct edge *e)
 }
 
 /*
+ * Several controllers: the allocations this transaction stored go into
+ * the change log (kind ALLOC), so that replicas waiting for them read
+ * them at once.  Last before the commit: it takes the writers' lock.
+ */
+static int
+session_alloc_log(struct sessions *s)
+{
+	struct model_error err = { 0 };
+	uint64_t gen = 0;
+
+	if (!s->alloc_log)
+		return 0;
+	s->alloc_log = false;
+	if (store_tunnel_gen(s->st, &gen, &err) == -1 ||
+	    store_note_event(s->st, STORE_CHANGE_ALLOC, gen, &err) == -1) {
+		log_warnx("session: logging allocations: %s", err.message);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Full compile against the stored allocations.  The sites, policy and
  * tunnels are read in the transaction that writes the result, so the
  * compile cannot name a site another writer has just deleted, and memory
@@ -807,8 +847,10 @@ session_intent_compile_all(struct sessions *s, bool restoring)
 	}
 	free(prev);
 	prev = NULL;
+	s->alloc_log = false;
 	if (session_apply_change(s, &chg, topo_next_id(out)) == -1 ||
-	    store_tunnel_gen(s->st, &gen, &err) == -1)
+	    store_tunnel_gen(s->st, &gen, &err) == -1 ||
+	    session_alloc_log(s) == -1)
 		goto fail;
 	if (store_commit(s->st, &err) == -1) {
 		log_warnx("session: storing tunnels: %s", err.message);
@@ -872,6 +914,7 @@ session_intent_compile_all(struct sessions *s, bool restoring)
 	rc = 0;
 	goto out;
 fail:
+	s->alloc_log = false;
 	store_rollback(s->st);
 	session_rekey_epochs_load(s);
 out:
@@ -1091,9 +1134,16 @@ session_check_patch(struct sessions *s, struct edge *e)
 static void
 session_reload(struct sessions *s)
 {
+	bool quiet = s->deferred || (s->replicated &&
+	    !atomic_load(&s->leader));
+
 	s->reload = false;
-	log_warnx("session: reloading the topology and every intent from the "
-	    "store");
+	/* A follower reading the leader's allocations is routine. */
+	if (quiet)
+		log_debug("session", "reading the leader's allocations");
+	else
+		log_warnx("session: reloading the topology and every intent "
+		    "from the store");
 	for (size_t i = 0; i < s->tab_cap; i++) {
 		struct edge *e = s->tab[i].e;
 
@@ -1102,12 +1152,20 @@ session_reload(struct sessions *s)
 		session_cur_drop(e);
 		session_intent_hist_clear(e);
 	}
+	s->deferred = false;
 	if (session_intent_compile_all(s, true) == -1) {
-		log_warnx("session: reload failed; trying again in %d ms",
-		    SESSION_RELOAD_RETRY_MS);
+		if (s->deferred)
+			log_debug("session", "waiting for the leader's "
+			    "allocations; reading them again in %d ms",
+			    SESSION_FOLLOW_RETRY_MS);
+		else
+			log_warnx("session: reload failed; trying again in %d "
+			    "ms", SESSION_RELOAD_RETRY_MS);
 		s->reload = true;
 		s->dirty_all = true;
-		s->flush_at = util_mono_ms() + SESSION_RELOAD_RETRY_MS;
+		s->flush_at = util_mono_ms() + (s->deferred ?
+		    SESSION_FOLLOW_RETRY_MS : SESSION_RELOAD_RETRY_MS);
+		s->deferred = false;
 		return;
 	}
 	for (size_t i = 0; i < s->tab_cap; i++) {
@@ -1123,6 +1181,40 @@ session_reload(struct sessions *s)
 			e->need_snapshot = true;
 		session_push(s, e);
 	}
+}
+
+/*
+ * A replica that is not the leader does not compile incrementally (its
+ * allocations could differ from the leader's): it compiles everything
+ * against the stored allocations, replacing its topology only when that
+ * needs no new ones, and brings the edges it holds up to date (deltas,
+ * as after a policy change).  Until the leader has stored what the
+ * changes need, memory stays as it was and the compile is tried again
+ * when the leader logs its allocations (session_notify_alloc), or a
+ * second later.
+ */
+static void
+session_follow(struct sessions *s)
+{
+	s->deferred = false;
+	if (session_intent_compile_all(s, false) == 0) {
+		for (size_t i = 0; i < s->tab_cap; i++) {
+			struct edge *e = s->tab[i].e;
+
+			if (e != NULL && e->live &&
+			    topo_site(s->topo, e->site_id) == NULL)
+				session_site_gone(s, e->site_id);
+		}
+		return;
+	}
+	if (!s->deferred) {
+		session_reload(s);
+		return;
+	}
+	s->deferred = false;
+	s->dirty_all = true;            /* compile again */
+	s->flush_at = util_mono_ms() + SESSION_FOLLOW_RETRY_MS;
+	log_debug("session", "waiting for the leader's allocations");
 }
 
 /*
@@ -1332,6 +1424,11 @@ session_intent_recompile(struct sessions *s)
 		session_reload(s);
 		return;
 	}
+	if (s->replicated && !atomic_load(&s->leader)) {
+		free(dirty);
+		session_follow(s);
+		return;
+	}
 	if (all) {
 		/* Policy or crypto changed: compile everything against the
 		 * current allocations, then refresh every edge. */
@@ -1354,9 +1451,14 @@ session_intent_recompile(struct sessions *s)
 		goto done;
 	}
 	if (gen != s->tunnel_gen) {
-		log_warnx("session: the stored tunnels changed under this "
-		    "controller (generation %" PRIu64 ", expected %" PRIu64 ")",
-		    gen, s->tunnel_gen);
+		/* Routine for a replica that is not the leader. */
+		if (s->replicated && !atomic_load(&s->leader))
+			log_debug("session", "the leader stored allocations "
+			    "(generation %" PRIu64 ")", gen);
+		else
+			log_warnx("session: the stored tunnels changed under "
+			    "this controller (generation %" PRIu64 ", expected "
+			    "%" PRIu64 ")", gen, s->tunnel_gen);
 		failed = true;
 		goto done;
 	}
@@ -1450,6 +1552,9 @@ session_intent_recompile(struct sessions *s)
 			session_check_store(s);
 	}
 done:
+	if (!failed && session_alloc_log(s) == -1)
+		failed = true;
+	s->alloc_log = false;
 	if (failed) {
 		store_rollback(s->st);
 		session_reload(s);

@@ -236,7 +236,8 @@ static const char *const store_mig7[] = {
 };
 
 /* 8: change log rows say what changed (kind): a site (0), a site's
- * certificate or epoch keys (1), a tunnel's SA epochs (2), so that
+ * certificate or epoch keys (1), a tunnel's SA epochs (2), the leader's
+ * allocations (3: id is the new tunnel generation), so that
  * replicas pass on renewals, key announcements and rekeys of edges
  * connected to another replica.  Rebuilt (sqlite cannot change a
  * primary key); the rows so far are site changes. */
@@ -697,8 +698,8 @@ store_note_event(struct store *st, enum store_change_kind kind, uint64_t id,
 {
 	int rc;
 
-	if ((kind != STORE_CHANGE_CREDS && kind != STORE_CHANGE_EPOCHS) ||
-	    id == 0)
+	if ((kind != STORE_CHANGE_CREDS && kind != STORE_CHANGE_EPOCHS &&
+	    kind != STORE_CHANGE_ALLOC) || id == 0)
 		return model_error_set(err, MODEL_E_INVALID, "kind",
 		    "not an event kind");
 	if (store_tx_begin(st, err) == -1)
@@ -849,6 +850,8 @@ store_changes_since(struct store *st, uint64_t after, const char *skip_origin,
 		else if (kind == STORE_CHANGE_EPOCHS)
 			ok = store_changes_add(&out->tunnels, &out->n_tunnels,
 			    &out->cap_tunnels, id);
+		else if (kind == STORE_CHANGE_ALLOC)
+			out->alloc = true;
 		else if (id == 0)
 			out->all = true;
 		else

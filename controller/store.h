@@ -91,6 +91,8 @@ enum store_change_kind {
 	STORE_CHANGE_SITE = 0,    /* a site's topology (0: policy/crypto) */
 	STORE_CHANGE_CREDS = 1,   /* a site's certificate or epoch keys */
 	STORE_CHANGE_EPOCHS = 2,  /* a tunnel's SA epochs (a rekey step) */
+	STORE_CHANGE_ALLOC = 3,   /* the leader stored allocations (id: the
+	                             new tunnel generation) */
 };
 struct store_changes {
 	uint64_t *sites;        /* changed site ids, in order (may repeat) */
@@ -100,11 +102,12 @@ struct store_changes {
 	uint64_t *tunnels;      /* tunnels whose SA epochs changed */
 	size_t n_tunnels, cap_tunnels;
 	bool all;               /* policy/crypto, or rows pruned: reload */
+	bool alloc;             /* another controller stored allocations */
 	uint64_t last;          /* the newest sequence number seen */
 };
 /* Log a change other than a topology write (those log themselves) in
- * the current transaction (or its own): kind CREDS (id: site) or EPOCHS
- * (id: tunnel).  Takes the writers' lock, like every logged change. */
+ * the current transaction (or its own): kind CREDS (id: site), EPOCHS
+ * (id: tunnel) or ALLOC (id: generation).  Takes the writers' lock, like every logged change. */
 int store_note_event(struct store *st, enum store_change_kind kind,
     uint64_t id, struct model_error *err);
 void store_changes_free(struct store_changes *ch);

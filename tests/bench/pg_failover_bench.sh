@@ -15,8 +15,9 @@ MESHWAN_TOP=${MESHWAN_TOP:-$(pwd)}
 export MESHWAN_TOP BUILD=${BUILD:-build}
 r=1
 while [ $r -le "$RUNS" ]; do
-	out=$(FAILOVER_EDGES=$N FAILOVER_WRITERS=0 sh "$MESHWAN_TOP/tests/ctl/pg_failover.sh" 2>&1) ||
-		{ echo "$out" | tail -n 20; echo "pg_failover_bench: run $r failed"; exit 1; }
+	out=$(FAILOVER_EDGES=$N FAILOVER_WRITERS=0 FAILOVER_BOUND_S=120 \
+	    sh "$MESHWAN_TOP/tests/ctl/pg_failover.sh" 2>&1) ||
+		{ echo "$out" | grep -A 3 '^FAIL'; echo "pg_failover_bench: run $r failed"; exit 1; }
 	echo "$out" | sed -n "s/^pg_failover: \([0-9]* of [0-9]* edges reattached.*\)/run $r: \1/p"
 	r=$((r + 1))
 done

@@ -125,6 +125,7 @@ struct edge {
 	bool open;                  /* a stream was opened ... */
 	uint64_t rx_at_open;        /* ... and is up once bytes arrive */
 	uint64_t open_at_ms;        /* or once it stayed open a while */
+	bool connect_failed;        /* the last close: no connection */
 	uint64_t down_since_ms;     /* monotonic; last seen up */
 	unsigned failover_ms;
 };
@@ -403,9 +404,14 @@ edge_rekey_requests(struct edge *e, const struct msg_intent *in)
 static bool
 edge_up(const struct edge *e)
 {
-	return e->open && ((e->sess != NULL &&
-	    session_bytes_received(e->sess) > e->rx_at_open) ||
-	    util_mono_ms() - e->open_at_ms >= 1000);
+	if (!e->open)
+		return false;
+	if (e->sess != NULL && session_bytes_received(e->sess) > e->rx_at_open)
+		return true;
+	/* Silent but open: up, unless connecting is what failed last (a
+	 * call to a dead address can wait in gRPC's backoff a while). */
+	return !e->connect_failed &&
+	    util_mono_ms() - e->open_at_ms >= e->failover_ms;
 }
 
 static void
@@ -578,6 +584,8 @@ edge_on_close(struct session *s, enum rpc_close_reason why, int code,
 	if (edge_up(e))
 		e->down_since_ms = util_mono_ms();
 	e->open = false;
+	e->connect_failed = msg != NULL && (strstr(msg, "failed to connect") !=
+	    NULL || strstr(msg, "Connection refused") != NULL);
 	printf("closed code=%d why=%s msg=%s\n", code,
 	    rpc_close_reason_str(why), msg ? msg : "");
 	fflush(stdout);
@@ -805,6 +813,7 @@ edge_failover(struct edge *e, struct session_opts *o)
 	fflush(stdout);
 	e->down_since_ms = util_mono_ms();
 	e->open = false;
+	e->connect_failed = false;      /* another address */
 	e->sess = session_new(o);
 	if (have) {
 		if (e->sess != NULL)

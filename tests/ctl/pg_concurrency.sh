@@ -11,8 +11,9 @@
 # both replicas) agree — every tunnel names two listed sites, every pair
 # of listed sites has its tunnel (full mesh), no /31 or VNI twice — and
 # the SA epochs hold no SPI twice per receiving address.  No write may
-# fail with anything but 503 busy (and none may be lost: every site a
-# writer created and did not delete is listed).  CONCURRENCY_S sets the
+# fail with anything but 503 busy (or go unanswered within 20 s on a
+# loaded machine: not acknowledged either), and none acknowledged may be
+# lost: every site a writer created and did not delete is listed.  CONCURRENCY_S sets the
 # 60 s.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
@@ -45,13 +46,21 @@ writer() {
 		echo "create w$1-$j $st" >>"$T/w$1.log"
 		if [ "$st" = 201 ]; then
 			echo "$(jq -r .id "$T/w$1.body") w$1-$j" >>"$T/w$1.alive"
-		elif [ "$st" != 503 ]; then
+		elif [ "$st" != 503 ] && [ "$st" != 000 ]; then
+			# 503 busy, or no answer in time (a loaded machine): not
+			# acknowledged, so either outcome is fine.
 			echo "w$1-$j $st $(cat "$T/w$1.body")" >>"$T/bad"
 		fi
 		[ "$(wc -l <"$T/w$1.alive")" -gt 2 ] || continue
 		read -r id name <"$T/w$1.alive"
 		st=$(curl -s -m 20 -o "$T/w$1.body" -w '%{http_code}' -X DELETE -H "$H" "$2/api/v1/sites/$id")
 		echo "delete $name $st" >>"$T/w$1.log"
+		if [ "$st" = 000 ]; then
+			# No answer in time: did it happen?
+			st=$(curl -s -m 60 -o /dev/null -w '%{http_code}' -H "$H" "$2/api/v1/sites/$id")
+			[ "$st" = 404 ] && st=204
+			[ "$st" = 200 ] && st=503
+		fi
 		case "$st" in
 		204) sed -i 1d "$T/w$1.alive" ;;
 		503) ;;         # refused: still alive, tried again next round
@@ -74,7 +83,8 @@ wait $pids
 creates=$(cat "$T"/w*.log | grep -c '^create .* 201$')
 deletes=$(cat "$T"/w*.log | grep -c '^delete .* 204$')
 busy=$(cat "$T"/w*.log | grep -c ' 503$')
-echo "pg_concurrency: $creates sites created, $deletes deleted, $busy writes answered 503 busy, by 20 writers in $DUR s"
+late=$(cat "$T"/w*.log | grep -c ' 000$')
+echo "pg_concurrency: $creates sites created, $deletes deleted, $busy writes answered 503 busy, $late unanswered within 20 s, by 20 writers in $DUR s"
 [ "$creates" -ge 20 ] || fail "only $creates creates in $DUR s"
 
 # Quiescence: both replicas list the full mesh of the listed sites.
@@ -93,7 +103,7 @@ check() {	# URL: 0 when its lists agree and are complete
 		([.tunnels[].vni] | unique | length) == (.tunnels | length) and
 		all(.tunnels[]; .vni != null)' "$T/out" >/dev/null
 }
-deadline=$(( $(date +%s) + 30 ))
+deadline=$(( $(date +%s) + 90 ))
 until check "$URL_A" && cp "$T/out" "$T/tunnels.A" && check "$URL_B" &&
 	[ "$(jq -c '[.tunnels[] | [.id, .inner, .vni]] | sort' "$T/out")" = "$(jq -c '[.tunnels[] | [.id, .inner, .vni]] | sort' "$T/tunnels.A")" ]; do
 	[ "$(date +%s)" -lt "$deadline" ] ||

@@ -14,7 +14,8 @@
 # (its tunnel list, and GET /edges on B); every write acknowledged with
 # 201 is stored; no edge ever saw its intent version go backwards; no id,
 # ASN, /31, site pair or SPI was allocated twice (checked in the tables).
-# FAILOVER_EDGES (default 6) sets N; FAILOVER_WRITERS=0 runs without the
+# FAILOVER_EDGES (default 6) sets N; FAILOVER_BOUND_S the 10 s;
+# FAILOVER_WRITERS=0 runs without the
 # writers; the figures are printed (tests/bench/pg_failover_bench.sh
 # runs it with more edges and no writes).
 set -u
@@ -26,6 +27,7 @@ need curl jq openssl psql
 [ -x "$EDGE" ] || fail "$EDGE is not built"
 pg_start || fail "no PostgreSQL cluster"
 N=${FAILOVER_EDGES:-6}
+BOUND=${FAILOVER_BOUND_S:-10}   # reattach bound (issue 12: 10 s)
 K=$(( (N + 1) / 2 ))            # edges on A
 
 write_config <<EOF2
@@ -41,6 +43,7 @@ i=1
 while [ $i -le "$N" ]; do
 	id=$(site_create "{\"name\":\"e$i\",\"role\":\"spoke\",\"links\":[{\"name\":\"inet\",\"address\":\"192.0.2.$i\"}]}")
 	enroll_site "e$i" "$id"
+	eval "SID_$i=$id"
 	if [ $i -le $K ]; then tg="$TG_A,$TG_B"; else tg="$TG_B,$TG_A"; fi
 	edge "e$i" "$id" "$tg" -F 2000 -t "$T/e$i.tunnels"
 	i=$((i + 1))
@@ -50,7 +53,15 @@ while [ $i -le "$N" ]; do
 	wait_for 20 "$T/e$i.log" '^ack v=' || fail "e$i got no intent: $(cat "$T/e$i.log")"
 	i=$((i + 1))
 done
-[ "$(grep -c 'session: site [0-9]* connected' "$T/ctld.log")" = $K ] || fail "A does not hold $K edges"
+# The edges on A (a loaded machine may already have moved one to B).
+ON_A=
+i=1
+while [ $i -le $K ]; do
+	grep -q "^target $TG_B" "$T/e$i.log" || ON_A="$ON_A $i"
+	i=$((i + 1))
+done
+[ -n "$ON_A" ] || fail "no edge on A"
+K=$(echo $ON_A | wc -w)
 
 # Writers: one per replica, site after site, until told to stop.
 writer() {	# NAME URL NET
@@ -79,18 +90,18 @@ fi
 kill -KILL "$CTLD_PID"; wait "$CTLD_PID" 2>/dev/null; CTLD_PID=
 t_kill=$(now_ms)
 
-# A's edges reattach to B within 10 s.
-i=1
-worst=0
-while [ $i -le $K ]; do
-	while ! sed -n "/^target $TG_B/,\$p" "$T/e$i.log" | grep -q '^open '; do
-		[ $(( $(now_ms) - t_kill )) -lt 10000 ] ||
-			fail "e$i did not reattach to B within 10 s: $(tail -n 8 "$T/e$i.log")"
+# A's edges reattach to B within 10 s (B takes their hello).
+for i in $ON_A; do
+	eval "sid=\$SID_$i"
+	while ! grep -q "session: site $sid connected" "$T/B.log"; do
+		[ $(( $(now_ms) - t_kill )) -lt $((BOUND * 1000)) ] ||
+			fail "e$i did not reattach to B within $BOUND s: $(tail -n 8 "$T/e$i.log")"
 		sleep 0.05
 	done
-	i=$((i + 1))
 done
 t_attached=$(now_ms)
+[ $((t_attached - t_kill)) -le $((BOUND * 1000)) ] ||
+	fail "A's edges reattached $((t_attached - t_kill)) ms after the kill, over $BOUND s"
 if [ "$WRITERS" = 1 ]; then
 	sleep 1
 	touch "$T/stop"
@@ -100,7 +111,7 @@ fi
 # Converged: each edge's tunnels = every other stored site; GET /edges.
 URL=$URL_B
 nsites=$(pg_sql 'SELECT COUNT(*) FROM sites')
-deadline=$(( $(date +%s) + 20 ))
+deadline=$(( $(date +%s) + 60 ))
 i=1
 while [ $i -le "$N" ]; do
 	until [ "$(grep -c '^tunnel ' "$T/e$i.tunnels" 2>/dev/null)" = $((nsites - 1)) ]; do
