@@ -19,6 +19,7 @@ $(BUILD)/tests/unit/test_overlay_xfrm: $(BUILD)/tests/unit/test_overlay_xfrm.o \
 # make test builds it too.
 BENCHES += $(BUILD)/tests/bench/xfrm_bench
 TEST_BINS += $(BUILD)/tests/bench/xfrm_bench
+$(BUILD)/tests/bench/xfrm_bench.o: EXTRA_CFLAGS += $(CFLAGS_NL)
 $(BUILD)/tests/bench/xfrm_bench: $(BUILD)/tests/bench/xfrm_bench.o \
     $(OVERLAY_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_OVERLAY))

@@ -5,17 +5,34 @@
  * acked XFRM_MSG_NEWSA, as the agent does it.  Needs a kernel with ESP
  * and rfc4106(gcm(aes)) (the kernel lab): on a kernel without, the first
  * add fails and the bench says so and exits 1 instead of reporting.
- * Usage: xfrm_bench [N]
+ *
+ * -r B measures references instead: the very same N XFRM_MSG_NEWSA
+ * messages (built by xfrm_nl_sa_msg) sent on a plain netlink socket, B to
+ * a sendmsg (1..64), each acked, the acks read after each send.  B = 64 is
+ * the kernel's own floor (no backend bookkeeping, no round trip per SA);
+ * B = 1 is one round trip per SA without the backend, so the backend's
+ * own cost is the difference.  tests/bench/xfrm_bench.sh runs these, the
+ * backend and `ip -batch` in the lab.
+ *
+ * Usage: xfrm_bench [-r B] [N]
  */
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/xfrm.h>
+#include <netlink/msg.h>
 
 #include "lib/log.h"
 #include "overlay/overlay.h"
+#include "overlay/xfrm/xfrm_nl.h"
+
+#define RAW_BATCH 64u
 
 static double
 now(void)
@@ -26,6 +43,103 @@ now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* SA i of the run: alternately inbound and outbound, distinct keys. */
+static void
+bench_sa(unsigned i, struct overlay_sa_params *sp)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->tunnel_id = 1;
+	sp->dir = i % 2 == 0 ? OVERLAY_DIR_IN : OVERLAY_DIR_OUT;
+	sp->spi = 0x10000 + i;
+	sp->cipher = OVERLAY_AES_GCM_256;
+	memcpy(sp->key, &i, sizeof(i));	/* distinct keys: nonce rule */
+	sp->key[31] = 0xa5;
+	sp->esn = true;
+	sp->soft.seconds = 3000;
+	sp->hard.seconds = 3600;
+}
+
+/* Read acks until `want` of them arrived; 0, or the first error. */
+static int
+raw_acks(int fd, unsigned want)
+{
+	static char buf[1 << 16];
+	struct nlmsghdr *nlh;
+	int n, err = 0;
+
+	while (want > 0) {
+		if ((n = (int)recv(fd, buf, sizeof(buf), 0)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (nlh = (struct nlmsghdr *)buf; NLMSG_OK(nlh, n);
+		    nlh = NLMSG_NEXT(nlh, n)) {
+			if (nlh->nlmsg_type != NLMSG_ERROR)
+				continue;
+			want--;
+			if (err == 0)
+				err = ((struct nlmsgerr *)NLMSG_DATA(nlh))->error;
+		}
+	}
+	return err;
+}
+
+/* The reference: N NEWSA, RAW_BATCH per sendmsg, acks read per batch. */
+static int
+raw_run(unsigned n, unsigned batch)
+{
+	static char buf[RAW_BATCH * 1024];
+	struct overlay_sa_params sp;
+	struct xfrm_sa_place pl;
+	struct nl_msg *msg;
+	struct nlmsghdr *h;
+	size_t off = 0;
+	unsigned i, queued = 0;
+	int fd, one = 1, err = 0;
+
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
+	    NETLINK_XFRM)) < 0)
+		return -errno;
+	(void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	memset(&pl, 0, sizeof(pl));
+	for (i = 0; i < n && err == 0; i++) {
+		bench_sa(i, &sp);
+		if (sp.dir == OVERLAY_DIR_OUT) {
+			overlay_addr_parse("192.0.2.1", &pl.src);
+			overlay_addr_parse("198.51.100.1", &pl.dst);
+		} else {
+			overlay_addr_parse("198.51.100.1", &pl.src);
+			overlay_addr_parse("192.0.2.1", &pl.dst);
+		}
+		pl.sport = pl.dport = OVERLAY_UDP_PORT;
+		pl.reqid = XFRM_REQID_BASE | (i + 1);
+		if ((err = xfrm_nl_sa_msg(XFRM_MSG_NEWSA, &sp, &pl, &msg)) < 0)
+			break;
+		h = nlmsg_hdr(msg);
+		h->nlmsg_seq = i + 1;
+		if (off + NLMSG_ALIGN(h->nlmsg_len) > sizeof(buf)) {
+			xfrm_nl_free(msg);
+			err = -EMSGSIZE;
+			break;
+		}
+		memcpy(buf + off, h, h->nlmsg_len);
+		off += NLMSG_ALIGN(h->nlmsg_len);
+		xfrm_nl_free(msg);
+		if (++queued == batch || i + 1 == n) {
+			if (send(fd, buf, off, 0) < 0)
+				err = -errno;
+			else
+				err = raw_acks(fd, queued);
+			explicit_bzero(buf, off);
+			off = 0;
+			queued = 0;
+		}
+	}
+	close(fd);
+	return err;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -33,10 +147,21 @@ main(int argc, char **argv)
 	struct overlay_tunnel_params tp;
 	struct overlay_sa_params sp;
 	void *ctx;
-	unsigned i, n = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 1000;
+	bool raw = argc > 2 && strcmp(argv[1], "-r") == 0;
+	unsigned i, n, batch = 0;
 	double t0, t1, t2;
 	int err;
 
+	if (raw) {
+		batch = (unsigned)strtoul(argv[2], NULL, 10);
+		if (batch == 0 || batch > RAW_BATCH) {
+			fprintf(stderr, "xfrm_bench: -r takes 1..%u\n", RAW_BATCH);
+			return 2;
+		}
+		argc -= 2;
+		argv += 2;
+	}
+	n = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 1000;
 	log_init("xfrm_bench", true);
 	if (n == 0 || n > 60000) {
 		fprintf(stderr, "xfrm_bench: N must be 1..60000\n");
@@ -47,6 +172,20 @@ main(int argc, char **argv)
 		fprintf(stderr, "xfrm_bench: own network namespace: %s\n",
 		    strerror(errno));
 		return 1;
+	}
+	if (raw) {
+		t0 = now();
+		err = raw_run(n, batch);
+		t1 = now();
+		if (err != 0) {
+			fprintf(stderr, "xfrm_bench: raw NEWSA failed (%s)\n",
+			    strerror(-err));
+			return 1;
+		}
+		printf("xfrm_bench: raw netlink, %u per send: %u SA installs "
+		    "in %.1f ms: %.0f SAs/s (%.1f us each)\n", batch, n,
+		    (t1 - t0) * 1e3, n / (t1 - t0), (t1 - t0) * 1e6 / n);
+		return 0;
 	}
 	memset(&ip, 0, sizeof(ip));
 	if ((err = xfrm_ops.init(&ip, &ctx)) != 0) {
@@ -70,16 +209,7 @@ main(int argc, char **argv)
 
 	t0 = now();
 	for (i = 0; i < n; i++) {
-		memset(&sp, 0, sizeof(sp));
-		sp.tunnel_id = 1;
-		sp.dir = i % 2 == 0 ? OVERLAY_DIR_IN : OVERLAY_DIR_OUT;
-		sp.spi = 0x10000 + i;
-		sp.cipher = OVERLAY_AES_GCM_256;
-		memcpy(sp.key, &i, sizeof(i));	/* distinct keys: nonce rule */
-		sp.key[31] = 0xa5;
-		sp.esn = true;
-		sp.soft.seconds = 3000;
-		sp.hard.seconds = 3600;
+		bench_sa(i, &sp);
 		if ((err = xfrm_ops.sa_add(ctx, &sp)) != 0) {
 			fprintf(stderr, "xfrm_bench: sa_add %u failed (%s): this "
 			    "kernel cannot hold ESP SAs; run the bench in the "

@@ -10,9 +10,20 @@
 #   va 10.99.7.1/24 ==========veth============ vb 10.99.7.2/24
 #
 # For GRE, then VXLAN (VNI 4242, policies on udp dport 4789): ping both
-# ways, a 3 s iperf3 TCP flow each way, and afterwards zero drops on both
+# ways, an iperf3 TCP flow of 1.5 MB each way, and afterwards zero drops on both
 # sides: every uesp drop counter, the kernel SAs' replay and integrity
 # failures, and every /proc/net/xfrm_stat counter in B.
+#
+# B's devices are set up the way the kernel backend (overlay/xfrm/xfrm.c,
+# xfrm_dev_add) makes them: GRE with the default pmtudisc and ttl 64,
+# VXLAN with noudpcsum and ttl 64.  Byte-level comparison: a capture of
+# pings and a short TCP transfer each way, decrypted by tshark with the
+# test's keys; every ESP datagram of each side must carry the same
+# headers where the RFCs leave a choice -- outer DF and TTL, outer UDP
+# checksum zero (RFC 3948), ESP next header, GRE flags and protocol, or the
+# VXLAN packet's UDP port and zero checksum (RFC 7348), VXLAN flags and
+# VNI -- one set of values per side, equal across the sides, whether uesp
+# sent a datagram alone or in a UDP_SEGMENT batch.
 set -u
 UESP=$MESHWAN_TOP/${BUILD:-build}/overlay/uesp/meshwan-uesp
 case "${BUILD:-build}" in /*) UESP=$BUILD/overlay/uesp/meshwan-uesp ;; esac
@@ -29,9 +40,76 @@ uesp_started() {
 	test -s "$2"
 }
 
-# interop ENCAP: one pair of namespaces, one encapsulation.
+# wire_sa SPI SRC DST KEYSALT: one line of tshark's esp_sa table (the
+# UAT Wireshark 4.0 reads from $NS_TMP/home), for wire_decrypt.
+wire_sa() {
+	mkdir -p "$NS_TMP/home/.config/wireshark"
+	printf '"IPv4","%s","%s","0x%08x","AES-GCM with 16 octet ICV [RFC4106]","0x%s","NULL",""\n' \
+	    "$2" "$3" "$1" "$4" >>"$NS_TMP/home/.config/wireshark/esp_sa"
+}
+
+# wire_decrypt: the captures of both encapsulations merged and decrypted
+# in one tshark run (its start-up is most of the cost under TCG): per ESP
+# datagram, sender (uesp = A, kernel = B), encapsulation (from the SPI)
+# and the header values that must match, counted into $NS_TMP/wire.txt.
+# A datagram tshark cannot decrypt (a UDP_SEGMENT batch captured before
+# segmentation) shows with empty inner fields, so it differs too.
+wire_decrypt() {
+	mergecap -w "$NS_TMP/wire.pcapng" "$NS_TMP"/cap-*.pcapng ||
+		fail "mergecap"
+	HOME=$NS_TMP/home XDG_CONFIG_HOME=$NS_TMP/home/.config \
+	    tshark -n -r "$NS_TMP/wire.pcapng" \
+	    -o esp.enable_encryption_decode:TRUE -Y 'udp.port == 4500 && esp' \
+	    -T fields -E separator='|' -E aggregator=, -e ip.src \
+	    -e ip.flags.df -e ip.ttl -e udp.checksum -e udp.dstport \
+	    -e esp.protocol -e gre.flags_and_version -e gre.proto \
+	    -e vxlan.flags -e vxlan.vni -e esp.spi 2>"$NS_TMP/wire.err" |
+	awk -F'|' -v gre="$SPI_GRE" '
+	    function first(s,  a) { split(s, a, ","); return a[1] }
+	    function nth(s, n,  a) { split(s, a, ","); return a[n] }
+	    function zero(c) { return c == "" ? "-" : (c + 0 == 0 ? "0" : "set") }
+	    function num(s,  i, v) {	# tshark prints the SPI in hex
+		if (s !~ /^0x/) return s + 0
+		for (i = 3; i <= length(s); i++)
+		    v = v * 16 + index("0123456789abcdef", tolower(substr(s, i, 1))) - 1
+		return v }
+	    { src = first($1) == "10.99.7.1" ? "uesp" : "kernel"
+	      enc = num($11) - gre == 0 || num($11) - gre == 1 ? "gre" : "vxlan"
+	      printf "%s-%s df=%s ttl=%s udpcsum=%s next=%s", src, enc,
+		  first($2), first($3), zero(first($4)), $6
+	      if (enc == "gre")
+		  printf " gre=%s/%s", $7, $8
+	      else
+		  printf " vxlan-udp=%s/csum=%s vxlan=%s/%s", nth($5, 2),
+		      zero(nth($4, 2)), $9, $10
+	      print "" }' | sort | uniq -c >"$NS_TMP/wire.txt"
+	echo "ESP datagrams by sender and header values (count, sender, values):"
+	cat "$NS_TMP/wire.txt"
+}
+
+# wire_compare ENCAP: uesp's datagrams all alike, the kernel's all alike,
+# and the two the same.
+wire_compare() {
+	_u=$(awk -v k="uesp-$1" '$2 == k' "$NS_TMP/wire.txt")
+	_k=$(awk -v k="kernel-$1" '$2 == k' "$NS_TMP/wire.txt")
+	[ -n "$_u" ] && [ -n "$_k" ] || fail "$1: no decrypted datagrams from one side"
+	[ "$(echo "$_u" | wc -l)" = 1 ] ||
+		fail "$1: uesp's datagrams differ among themselves"
+	[ "$(echo "$_k" | wc -l)" = 1 ] ||
+		fail "$1: the kernel's datagrams differ among themselves"
+	[ "$(echo "$_u" | awk '{ print $1 }')" -ge 20 ] &&
+	    [ "$(echo "$_k" | awk '{ print $1 }')" -ge 20 ] ||
+		fail "$1: too few datagrams compared"
+	[ "$(echo "$_u" | awk '{ $1 = $2 = ""; print }')" = \
+	    "$(echo "$_k" | awk '{ $1 = $2 = ""; print }')" ] ||
+		fail "$1: uesp's headers differ from the kernel's"
+}
+
+# interop ENCAP SPI_AB: one pair of namespaces, one encapsulation; SPIs
+# SPI_AB (A -> B) and SPI_AB + 1, distinct per encapsulation so that one
+# tshark table decrypts both captures.
 interop() {
-	ENCAP=$1
+	ENCAP=$1 SAB=$2 SBA=$(($2 + 1))
 	A=$(ns_name "u$ENCAP")
 	B=$(ns_name "k$ENCAP")
 	ns_add "$A"
@@ -46,18 +124,21 @@ interop() {
 
 	lab_step "$ENCAP: kernel side (XFRM, device) in B"
 	kab=$(lab_hex 32) sab=$(lab_hex 4) kba=$(lab_hex 32) sba=$(lab_hex 4)
-	lab_sa "$B" 10.99.7.1 10.99.7.2 4097 "$kab" "$sab"
-	lab_sa "$B" 10.99.7.2 10.99.7.1 4098 "$kba" "$sba"
+	lab_sa "$B" 10.99.7.1 10.99.7.2 "$SAB" "$kab" "$sab"
+	lab_sa "$B" 10.99.7.2 10.99.7.1 "$SBA" "$kba" "$sba"
+	wire_sa "$SAB" 10.99.7.1 10.99.7.2 "$kab$sab"
+	wire_sa "$SBA" 10.99.7.2 10.99.7.1 "$kba$sba"
 	if [ "$ENCAP" = gre ]; then
 		dev=gre1
 		ip -n "$B" link add gre1 type gre local 10.99.7.2 remote 10.99.7.1 \
 		    ttl 64 || fail "gre"
-		lab_policies "$B" 10.99.7.2 10.99.7.1 4098 4097 proto gre
+		lab_policies "$B" 10.99.7.2 10.99.7.1 "$SBA" "$SAB" proto gre
 	else
 		dev=vx1
 		ip -n "$B" link add vx1 type vxlan id 4242 local 10.99.7.2 \
-		    remote 10.99.7.1 dstport 4789 dev vb || fail "vxlan"
-		lab_policies "$B" 10.99.7.2 10.99.7.1 4098 4097 proto udp dport 4789
+		    remote 10.99.7.1 dstport 4789 dev vb ttl 64 noudpcsum ||
+			fail "vxlan"
+		lab_policies "$B" 10.99.7.2 10.99.7.1 "$SBA" "$SAB" proto udp dport 4789
 	fi
 	ip -n "$B" link set "$dev" mtu 1400 up || fail "$dev up"
 	ip -n "$B" addr add 169.254.7.1/31 dev "$dev" || fail "addr"
@@ -65,23 +146,33 @@ interop() {
 
 	lab_step "$ENCAP: meshwan-uesp in A"
 	CA=$NS_TMP/a-$ENCAP.json SA=$NS_TMP/a-$ENCAP.stats
-	uesp_conf "$CA" 10.99.7.1 10.99.7.2 169.254.7.0/31 169.254.7.1 4097 \
-	    out:4097:$kab:$sab in:4098:$kba:$sba
+	uesp_conf "$CA" 10.99.7.1 10.99.7.2 169.254.7.0/31 169.254.7.1 "$SAB" \
+	    out:$SAB:$kab:$sab in:$SBA:$kba:$sba
 	ns_bg "$A" "$UESP" -s "$SA" "$CA"
 	PA=$NS_PID
 	wait_until 60 uesp_started "$PA" "$SA" || fail "meshwan-uesp did not start"
 
-	lab_step "$ENCAP: ping both ways"
+	lab_step "$ENCAP: ping both ways (captured on B's side)"
+	lab_capture_start "$B" vb
 	wait_until 20 ip netns exec "$A" ping -c 1 -W 1 169.254.7.1 >/dev/null ||
 		fail "$ENCAP: no ping uesp -> kernel"
 	ip netns exec "$A" ping -c 5 -i 0.2 -W 1 169.254.7.1 || fail "ping A -> B lost packets"
 	ip netns exec "$B" ping -c 5 -i 0.2 -W 1 169.254.7.0 || fail "ping B -> A lost packets"
 
-	lab_step "$ENCAP: iperf3 uesp -> kernel, then kernel -> uesp"
 	ns_bg "$B" sh -c "exec iperf3 -s -B 169.254.7.1 >$NS_TMP/iperf-server-$ENCAP.log 2>&1"
 	wait_until 20 uesp_listening "$B" || fail "iperf3 server not listening"
+
+	lab_step "$ENCAP: 64 KB each way over TCP, captured too"
 	for dir in "" -R; do
-		ip netns exec "$A" iperf3 -c 169.254.7.1 -t 3 $dir -J \
+		ip netns exec "$A" iperf3 -c 169.254.7.1 -n 64K $dir >/dev/null ||
+			fail "short iperf3 $dir"
+	done
+	lab_capture_stop "$B" 10.99.7.1
+	mv "$LAB_CAP" "$NS_TMP/cap-$ENCAP.pcapng" || fail "capture file"
+
+	lab_step "$ENCAP: iperf3 uesp -> kernel, then kernel -> uesp"
+	for dir in "" -R; do
+		ip netns exec "$A" iperf3 -c 169.254.7.1 -n 1500K $dir -J \
 		    >"$NS_TMP/iperf$dir.json" || fail "iperf3 $dir: $(cat "$NS_TMP/iperf$dir.json")"
 		bps=$(jq -r '.end.sum_received.bits_per_second' "$NS_TMP/iperf$dir.json")
 		bytes=$(jq -r '.end.sum_received.bytes' "$NS_TMP/iperf$dir.json")
@@ -96,7 +187,7 @@ interop() {
 	[ "$(uesp_q "$SA" '.tunnels[0].rx_packets')" -gt 1000 ] || fail "uesp received too little"
 	[ "$(uesp_q "$SA" '.tunnels[0].tx_packets')" -gt 1000 ] || fail "uesp sent too little"
 	ip -s -n "$B" xfrm state | grep -v '^	aead'   # no keys in logs
-	for spi in 4097 4098; do
+	for spi in $SAB $SBA; do
 		p=$(lab_sa_field "$B" $spi packets)
 		[ "${p:-0}" -gt 1000 ] || fail "kernel SA $spi counted ${p:-nothing}"
 		for f in replay failed; do
@@ -110,6 +201,11 @@ interop() {
 	lab_step "$ENCAP: PASS"
 }
 
-interop gre
-interop vxlan
-lab_step "PASS uesp/kernel interop, GRE and VXLAN"
+SPI_GRE=4097
+interop gre $SPI_GRE
+interop vxlan 4099
+lab_step "same headers from both sides (decrypt both captures, compare)"
+wire_decrypt
+wire_compare gre
+wire_compare vxlan
+lab_step "PASS uesp/kernel interop, GRE and VXLAN, same bytes"
