@@ -94,9 +94,11 @@ LAB_CTLD_PID=$LAB_PID
 log="$LAB_DIR/controller.log"
 lab_wait 20 grep -q ': ready$' "$log" || lab_fail "the controller did not come back"
 LAB_URL="http://127.0.0.1:$(sed -n 's/.*REST API on .* (port \([0-9]*\)).*/\1/p' "$log" | tail -n 1)"
+# An edge retries with exponential backoff up to 30 s (+-20 %,
+# proto/rpc.c), so its next try can be 36 s away.
 for s in a b c; do
 	id=$(lab_site_id "$s")
-	lab_wait 30 grep -q "session: site $id connected (" "$log" ||
+	lab_wait 60 grep -q "session: site $id connected (" "$log" ||
 		lab_fail "site $s did not reconnect: $(tail -n 5 "$LAB_DIR/$s-edge.log")"
 	line=$(grep "session: site $id connected (" "$log" | head -n 1)
 	case "$line" in

@@ -12,10 +12,9 @@ TEST_BINS += $(EDGE_CT_FLUSH)
 # does not follow yet), and make demo / demo-down themselves are in
 # `make test`.  Multi-link failover failed 1 run in 14 here with no
 # captured cause, so it runs only in `make test-sites` (all five) until it
-# is understood.  Revocation (revoke_site.sh) and a controller outage
-# past the soft limits (controller_away.sh) and a prefix hijack
-# (hijack.sh) share the helpers of the
-# failure scenarios in tests/edge/scen_lib.sh.
+# is understood.  The failure scenarios (revocation: revoke_site.sh; a
+# controller outage past the soft limits: controller_away.sh; a prefix
+# hijack: hijack.sh) share tests/edge/scen_lib.sh.
 EDGE_SITES_TESTS := tests/edge/three_sites.sh tests/edge/site_add.sh \
 	tests/edge/nat.sh tests/edge/demo_updown.sh tests/edge/revoke_site.sh \
 	tests/edge/controller_away.sh tests/edge/hijack.sh
