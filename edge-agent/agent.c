@@ -345,6 +345,14 @@ agent_enroll_once(struct agent *a)
 		r = enroll_call(cli, tok, csr, csr_len, "meshwan-edge "
 		    AGENT_VERSION, 10000, &rs, &code, msg, sizeof(msg));
 		rpc_client_free(cli);
+		/* No connection or no answer in time (a loaded controller or
+		 * path) is not a refusal: try again after the backoff. */
+		if (r == 1 && (code == RPC_UNAVAILABLE ||
+		    code == RPC_DEADLINE_EXCEEDED)) {
+			log_warnx("enroll: %s unavailable: %s (code %d)",
+			    a->cfg.enroll[i], msg, code);
+			continue;
+		}
 		if (r == 1) {
 			log_warnx("enroll: %s refused: %s (code %d)",
 			    a->cfg.enroll[i], msg, code);

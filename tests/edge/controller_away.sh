@@ -5,7 +5,7 @@
 # three-site lab of `make demo` (tests/edge/sites_lib.sh).
 #
 # Short intervals: the crypto profile has the shortest rekey_seconds (60)
-# and a soft limit of 4,000 packets per SA.  While the controller is down
+# and a soft limit of 2,000 packets per SA.  While the controller is down
 # a ping flood takes a<->b's SAs past that soft limit: an edge must keep
 # such an SA (a rekey needs the controller; only the hard limit, rekey +
 # grace + 600 s or 2^46 packets, ends an SA), not tear it down or fall
@@ -26,7 +26,7 @@ set -u
 . "$MESHWAN_TOP/tests/edge/sites_lib.sh"
 . "$MESHWAN_TOP/tests/edge/scen_lib.sh"
 lab_test_init away
-SOFT=4000
+SOFT=2000
 lab_underlay
 lab_site a 1 twolink
 lab_site b 2 plain
@@ -57,8 +57,9 @@ disconnected() {
 lab_wait 30 disconnected || lab_fail "an edge still says connected: $(scen_status a | jq -c .controller)"
 
 # a<->b past the soft packet limit, in both directions.
-ip netns exec "$LAB_P-lan-a" ping -f -c $((SOFT + 500)) -w 30 -q "$(lab_lan_addr b)" >"$LAB_DIR/flood.out" 2>&1 ||
-	lab_fail "the ping flood a -> b failed without the controller: $(cat "$LAB_DIR/flood.out")"
+# (A flood may lose a few packets on a loaded machine: what counts is
+# the SAs' counters, checked next.)
+ip netns exec "$LAB_P-lan-a" ping -f -c $((SOFT + 500)) -w 30 -q "$(lab_lan_addr b)" >"$LAB_DIR/flood.out" 2>&1
 soft_kept() {
 	scen_status "$1" | jq -e --argjson p "$2" '[.tunnels[] | select(.peer_site == $p) | .sas[]
 		| select(.dir == "out" and .active and .soft_expired and (.hard_expired | not))] | length >= 1' >/dev/null
@@ -69,7 +70,7 @@ lab_wait 10 soft_kept b "$A" || lab_fail "b: no outbound SA to a past its soft l
 echo "a and b keep using their outbound SAs past the $SOFT-packet soft limit"
 # A few more rounds of every pair with the agents' soft-limit checks
 # (every second) running and no controller to serve them.
-scen_watch_more 4 || lab_fail "the ping watcher is stuck"
+scen_watch_more 2 || lab_fail "the ping watcher is stuck"
 for s in a b c; do
 	scen_sas "$s" >"$LAB_DIR/$s.sas.away"
 	cmp -s "$LAB_DIR/$s.sas.before" "$LAB_DIR/$s.sas.away" ||
@@ -94,9 +95,11 @@ LAB_CTLD_PID=$LAB_PID
 log="$LAB_DIR/controller.log"
 lab_wait 20 grep -q ': ready$' "$log" || lab_fail "the controller did not come back"
 LAB_URL="http://127.0.0.1:$(sed -n 's/.*REST API on .* (port \([0-9]*\)).*/\1/p' "$log" | tail -n 1)"
+# An edge retries with exponential backoff up to 30 s (+-20 %,
+# proto/rpc.c), so its next try can be 36 s away.
 for s in a b c; do
 	id=$(lab_site_id "$s")
-	lab_wait 30 grep -q "session: site $id connected (" "$log" ||
+	lab_wait 60 grep -q "session: site $id connected (" "$log" ||
 		lab_fail "site $s did not reconnect: $(tail -n 5 "$LAB_DIR/$s-edge.log")"
 	line=$(grep "session: site $id connected (" "$log" | head -n 1)
 	case "$line" in
