@@ -8,8 +8,8 @@ TEST_BINS += $(EDGE_CT_FLUSH)
 
 # The multi-site tests of issue 9, on the lab of `make demo`: three sites
 # end to end, a fourth site added and removed through REST, NAT
-# (conntrack flush; NAT_PORT_CHANGE=1 for a moved mapping, which the agent
-# does not follow yet), and make demo / demo-down themselves are in
+# (conntrack flush, and a mapping moved to a new public port, which the
+# agents follow), and make demo / demo-down themselves are in
 # `make test`.  Multi-link failover failed 1 run in 14 here with no
 # captured cause, so it runs only in `make test-sites` (all five) until it
 # is understood.
