@@ -152,7 +152,6 @@ struct agent {
 	struct agent_roam *roam;	/* by tunnel, see agent_roam() */
 	size_t n_roam, cap_roam;
 	uint64_t roam_ms;		/* last look */
-	uint64_t roam_moves;		/* peers followed, all tunnels */
 
 	uint64_t status_sent_ms;
 	uint64_t bgp_read_ms;		/* last agent_read_bgp() */
@@ -1583,7 +1582,6 @@ agent_roam(struct agent *a, uint64_t now, bool signalled)
 		}
 		ro->moves++;
 		snprintf(ro->from, sizeof(ro->from), "%s", from);
-		a->roam_moves++;
 		a->status_dirty = true;
 		log_info("agent: tunnel %" PRIu64 ": peer moved from %s to %s "
 		    "(authenticated ESP, %" PRIu64 " packets)", id, from, to,
@@ -2109,13 +2107,13 @@ agent_run(struct agent *a)
 			log_warnx("session: reopen failed; retrying");
 		if (a->sess != NULL)
 			agent_check_connected(a);
-		/* Before agent_tick: sending to the controller clears it. */
 		if (p[2].revents & POLLIN) {
 			uint64_t v;
 
 			(void)read(p[2].fd, &v, sizeof(v));	/* rearm */
 		}
 		agent_roam(a, util_mono_ms(), (p[2].revents & POLLIN) != 0);
+		/* Before agent_tick: sending to the controller clears it. */
 		changed = a->status_dirty && !status_was_dirty;
 		agent_tick(a);
 		/* Every second, and at once when something changed. */

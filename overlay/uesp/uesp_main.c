@@ -12,6 +12,7 @@
  * Signals are taken from a signalfd on the main thread; the data plane
  * runs on the backend's worker threads.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -113,6 +114,19 @@ uesp_main_tunnel(struct uesp_main *m, const struct uesp_cfg_tunnel *ct)
 	    "keepalives_rx", (json_int_t)ts.keepalives_rx,
 	    "non_esp", (json_int_t)ts.non_esp,
 	    "drops", uesp_main_drops(&ts.drops), "sas", sas);
+	/* NAT rebinding: meshwan-uesp does not follow (the file is the
+	 * truth); the note tells the operator which remote_port to set. */
+	if (t != NULL && ts.moved_addr.family != AF_UNSPEC) {
+		char a[INET6_ADDRSTRLEN], ep[INET6_ADDRSTRLEN + 8];
+
+		overlay_addr_str(&ts.moved_addr, a, sizeof(a));
+		snprintf(ep, sizeof(ep), ts.moved_addr.family == AF_INET6 ?
+		    "[%s]:%u" : "%s:%u", a, (unsigned)ts.moved_port);
+		json_object_set_new(t, "moved_from", json_string(ep));
+	}
+	if (t != NULL)
+		json_object_set_new(t, "moved_rx",
+		    json_integer((json_int_t)ts.moved_rx));
 	return t;
 }
 

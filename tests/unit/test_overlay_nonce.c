@@ -442,15 +442,16 @@ ip_csum(const uint8_t *p, size_t len)
 	return (uint16_t)~sum;
 }
 
-/* GRE + IPv4/UDP from src to 169.254.8.0:7777, sealed with sa, sent. */
-static void
-peer_send(int fd, struct esp_sa *sa, const char *src, const char *msg)
+/* GRE + IPv4/UDP from src to 169.254.8.0:7777, sealed with sa into
+ * pkt (256 bytes); its length. */
+static size_t
+peer_seal(struct esp_sa *sa, const char *src, const char *msg, uint8_t *pkt)
 {
-	uint8_t pkt[256], *gre = pkt + ESP_HDR_LEN, *ip = gre + 4;
+	uint8_t *gre = pkt + ESP_HDR_LEN, *ip = gre + 4;
 	size_t ml = strlen(msg), iplen = 20 + 8 + ml, len;
 	uint16_t c;
 
-	memset(pkt, 0, sizeof(pkt));
+	memset(pkt, 0, 256);
 	gre[2] = 0x08;		/* protocol IPv4 */
 	ip[0] = 0x45;
 	ip[2] = (uint8_t)(iplen >> 8);
@@ -468,8 +469,18 @@ peer_send(int fd, struct esp_sa *sa, const char *src, const char *msg)
 	ip[23] = 0x61;
 	ip[25] = (uint8_t)(8 + ml);
 	memcpy(ip + 28, msg, ml);	/* UDP checksum 0: none */
-	assert_int_equal(esp_seal(sa, pkt, 4 + iplen, sizeof(pkt), ESP_NH_GRE,
+	assert_int_equal(esp_seal(sa, pkt, 4 + iplen, 256, ESP_NH_GRE,
 	    &len), 0);
+	return len;
+}
+
+/* The same, sent to the backend (127.0.0.1:4501). */
+static void
+peer_send(int fd, struct esp_sa *sa, const char *src, const char *msg)
+{
+	uint8_t pkt[256];
+	size_t len = peer_seal(sa, src, msg, pkt);
+
 	udp_send(fd, "127.0.0.1", 4501, pkt, len);
 }
 
@@ -584,6 +595,160 @@ test_forged_source(void **state)
 	o->fini(ctx);
 }
 
+/* Waits for msg on app within 5 s. */
+static void
+expect_delivered(int app, const char *msg)
+{
+	char buf[64];
+	struct sockaddr_in from;
+	uint64_t deadline = util_mono_ms() + 5000;
+	ssize_t r;
+
+	while (util_mono_ms() < deadline) {
+		if ((r = udp_recv(app, buf, sizeof(buf) - 1, 100, &from)) < 0)
+			continue;
+		buf[r] = '\0';
+		if (strcmp(buf, msg) == 0)
+			return;
+	}
+	fail_msg("'%s' not delivered", msg);
+}
+
+/*
+ * NAT rebinding through the real backend, two workers (overlay.h,
+ * overlay/uesp/README.md): each tunnel's peer moves to a new source port,
+ * so its datagrams reach the unconnected socket of worker 0, which hands
+ * them to the tunnel's worker.  Forged and replayed datagrams from the
+ * new source are dropped and noted nowhere; the first authentic one is
+ * delivered, noted (moved_addr/port) and signalled on moved_fd; after
+ * tunnel_update to the new port the note is gone and traffic flows on
+ * the connected socket.
+ */
+static void
+test_moved_peer(void **state)
+{
+	const struct overlay_ops *o = overlay_find("uesp");
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp[2];
+	struct overlay_tunnel_stats ts;
+	struct overlay_sa_params sp;
+	struct esp_sa_params ep;
+	struct esp_sa *peer[2];
+	const char *remote[2] = { "127.0.0.3", "127.0.0.5" };
+	uint8_t old[256], junk[64];
+	size_t oldlen;
+	struct pollfd pfd;
+	char a[INET_ADDRSTRLEN];
+	uint64_t v, deadline;
+	int fd_old[2], fd_new[2], app, mfd;
+	void *ctx;
+
+	memset(&ip, 0, sizeof(ip));
+	ip.udp_port = 4501;
+	ip.workers = 2;
+	assert_int_equal(o->init(&ip, &ctx), 0);
+	assert_non_null(o->moved_fd);
+	mfd = o->moved_fd(ctx);
+	assert_true(mfd >= 0);
+	app = udp_bound("0.0.0.0", 7777);
+	for (int i = 0; i < 2; i++) {
+		memset(&tp[i], 0, sizeof(tp[i]));
+		tp[i].id = 20 + (uint64_t)i;
+		overlay_addr_parse("127.0.0.1", &tp[i].local);
+		overlay_addr_parse(remote[i], &tp[i].remote);
+		tp[i].remote_port = 4601;
+		overlay_addr_parse(i ? "169.254.9.0" : "169.254.8.0",
+		    &tp[i].inner_local);
+		overlay_addr_parse(i ? "169.254.9.1" : "169.254.8.1",
+		    &tp[i].inner_peer);
+		tp[i].encap = OVERLAY_ENCAP_GRE;
+		tp[i].mtu = 1400;
+		snprintf(tp[i].ifname, sizeof(tp[i].ifname), "move%d", i);
+		assert_int_equal(overlay_prefix_parse("10.20.0.0/16",
+		    &tp[i].allowed[0]), 0);
+		tp[i].nallowed = 1;
+		/* Least loaded first: tunnel 20 on worker 0, 21 on worker 1. */
+		assert_int_equal(o->tunnel_add(ctx, &tp[i]), 0);
+		memset(&sp, 0, sizeof(sp));
+		sp.tunnel_id = tp[i].id;
+		sp.dir = OVERLAY_DIR_IN;
+		sp.spi = 6000 + (uint32_t)i;
+		sp.cipher = OVERLAY_AES_GCM_256;
+		memset(sp.key, 0x31 + i, 32);
+		memset(sp.salt, 0x41 + i, 4);
+		sp.esn = true;
+		assert_int_equal(o->sa_add(ctx, &sp), 0);
+		memset(&ep, 0, sizeof(ep));
+		ep.spi = sp.spi;
+		ep.cipher = ESP_AES_GCM_256;
+		ep.key = sp.key;
+		ep.salt = sp.salt;
+		ep.esn = true;
+		peer[i] = esp_sa_new(&ep, false);
+		assert_non_null(peer[i]);
+		fd_old[i] = udp_bound(remote[i], 4601);
+		fd_new[i] = udp_bound(remote[i], 4602);
+	}
+	for (int i = 0; i < 2; i++) {
+		/* From the configured endpoint: no note. */
+		oldlen = peer_seal(peer[i], "10.20.1.1", "before", old);
+		udp_send(fd_old[i], "127.0.0.1", 4501, old, oldlen);
+		expect_delivered(app, "before");
+
+		/* The peer's NAT moves it to port 4602.  A forgery with its
+		 * SPI and the replay of the packet above: dropped, no note. */
+		memset(junk, 0xa5, sizeof(junk));
+		junk[0] = 0;
+		junk[1] = 0;
+		junk[2] = (uint8_t)((6000 + i) >> 8);
+		junk[3] = (uint8_t)(6000 + i);
+		udp_send(fd_new[i], "127.0.0.1", 4501, junk, sizeof(junk));
+		udp_send(fd_new[i], "127.0.0.1", 4501, old, oldlen);
+		deadline = util_mono_ms() + 5000;
+		do {
+			assert_int_equal(o->tunnel_stats(ctx, tp[i].id, &ts), 0);
+		} while ((ts.drops.auth < 1 || ts.drops.replay < 1) &&
+		    util_mono_ms() < deadline && usleep(10000) == 0);
+		assert_int_equal(ts.drops.auth, 1);
+		assert_int_equal(ts.drops.replay, 1);
+		assert_int_equal(ts.moved_addr.family, AF_UNSPEC);
+		assert_int_equal(ts.moved_rx, 0);
+
+		/* Authentic, the newest, from the new port: delivered and
+		 * noted, and moved_fd says so. */
+		peer_send(fd_new[i], peer[i], "10.20.1.1", "moved");
+		expect_delivered(app, "moved");
+		assert_int_equal(o->tunnel_stats(ctx, tp[i].id, &ts), 0);
+		assert_string_equal(overlay_addr_str(&ts.moved_addr, a,
+		    sizeof(a)), remote[i]);
+		assert_int_equal(ts.moved_port, 4602);
+		assert_int_equal(ts.moved_rx, 1);
+		pfd.fd = mfd;
+		pfd.events = POLLIN;
+		assert_int_equal(poll(&pfd, 1, 1000), 1);
+		assert_int_equal(read(mfd, &v, sizeof(v)), (ssize_t)sizeof(v));
+
+		/* Followed: the note clears, and the new port is the
+		 * connected one (nothing more is noted). */
+		tp[i].remote_port = 4602;
+		assert_int_equal(o->tunnel_update(ctx, &tp[i]), 0);
+		assert_int_equal(o->tunnel_stats(ctx, tp[i].id, &ts), 0);
+		assert_int_equal(ts.moved_addr.family, AF_UNSPEC);
+		peer_send(fd_new[i], peer[i], "10.20.1.1", "after");
+		expect_delivered(app, "after");
+		assert_int_equal(o->tunnel_stats(ctx, tp[i].id, &ts), 0);
+		assert_int_equal(ts.moved_rx, 1);
+		assert_int_equal(ts.moved_addr.family, AF_UNSPEC);
+	}
+	for (int i = 0; i < 2; i++) {
+		esp_sa_free(peer[i]);
+		close(fd_old[i]);
+		close(fd_new[i]);
+	}
+	close(app);
+	o->fini(ctx);
+}
+
 int
 main(void)
 {
@@ -591,6 +756,7 @@ main(void)
 		cmocka_unit_test(test_seq_file),
 		cmocka_unit_test(test_nonce_never_repeats),
 		cmocka_unit_test(test_forged_source),
+		cmocka_unit_test(test_moved_peer),
 	};
 
 	log_init("test_overlay_nonce", true);
