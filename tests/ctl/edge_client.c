@@ -12,7 +12,9 @@
  *         ack v=V | peer_keys site=S n=N | rekey ... | closed code=C msg=M
  *       Options: -o (exit after the first close), -k EPOCH (announce a
  *       signed epoch key after each hello), -x (ack the first delta with
- *       a wrong convergence hash: the controller must resync), -R SECS
+ *       a wrong convergence hash: the controller must resync), -X (fail
+ *       the first delta's ack, reason "test: refused on purpose"),
+ *       -R SECS
  *       (drop the first delta unapplied, leave, and come back after SECS
  *       with the old version: an edge that fell behind), -s (report a
  *       status after each snapshot: every tunnel up, one SA each), -n
@@ -90,6 +92,7 @@ struct edge {
 	bool once;
 	bool done;
 	bool corrupt;               /* -x: spoil the next delta ack's hash */
+	bool refuse;                /* -X: fail the next delta's ack */
 	unsigned rewind_s;          /* -R: leave on the first delta */
 	bool status;                /* -s: report status after snapshots */
 	bool no_rekey_ack;          /* -n: leave rekey orders unanswered */
@@ -469,8 +472,6 @@ edge_on_intent(struct session *s, const struct msg_intent *in,
 	struct edge *e = arg;
 
 	(void)s;
-	(void)reason;
-	(void)reasonsz;
 	edge_write_tunnels(e, in);
 	if (d == NULL) {
 		printf("snapshot v=%" PRIu64 " tunnels=%zu\n", in->version,
@@ -493,6 +494,13 @@ edge_on_intent(struct session *s, const struct msg_intent *in,
 	}
 	printf("delta from=%" PRIu64 " v=%" PRIu64 " up=%zu rm=%zu\n",
 	    d->from_version, d->version, d->n_upsert, d->n_remove);
+	if (e->refuse) {
+		e->refuse = false;
+		snprintf(reason, reasonsz, "test: refused on purpose");
+		printf("ack v=%" PRIu64 " failed\n", in->version);
+		fflush(stdout);
+		return -1;
+	}
 	for (size_t i = 0; i < d->n_upsert; i++)
 		edge_print_tunnel("upsert", in, &d->upsert[i]);
 	for (size_t i = 0; i < d->n_upsert; i++)
@@ -822,7 +830,7 @@ edge_session(int argc, char **argv)
 	memset(&e, 0, sizeof(e));
 	optind = 7;
 	e.failover_ms = EDGE_FAILOVER_MS;
-	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:rHF:")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xXR:snA:S:t:EZq:rHF:")) != -1) {
 		switch (opt) {
 		case 'F':
 			if (util_parse_u64(optarg, 100, 600000, &v) == -1)
@@ -840,6 +848,9 @@ edge_session(int argc, char **argv)
 			break;
 		case 'x':
 			e.corrupt = true;
+			break;
+		case 'X':
+			e.refuse = true;
 			break;
 		case 's':
 			e.status = true;
