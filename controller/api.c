@@ -2097,10 +2097,13 @@ api_site_rekey(struct api_call *c)
 	api_rekey_finish(c, true, 0, 0);
 }
 
+/* a NULL (the event stream): last_failure is left out. */
 static json_t *
-api_edge_json(const struct model_site *s, const struct model_edge_state *e)
+api_edge_json(const struct api *a, const struct model_site *s,
+    const struct model_edge_state *e)
 {
 	char hash[2 * MODEL_HASH_MAX + 1];
+	struct model_ack_failure f;
 	json_t *j = json_object();
 
 	json_object_set_new(j, "site_id", json_integer((json_int_t)s->id));
@@ -2125,6 +2128,12 @@ api_edge_json(const struct model_site *s, const struct model_edge_state *e)
 	    json_string(hash) : json_null());
 	json_object_set_new(j, "last_status_at", e->status_at != 0 ?
 	    json_integer(e->status_at) : json_null());
+	if (a != NULL)
+		json_object_set_new(j, "last_failure",
+		    a->hooks.last_failure != NULL &&
+		    a->hooks.last_failure(a->hooks.arg, s->id, &f) ?
+		    json_pack("{s:o,s:s,s:I}", "version", json_u64(f.version),
+		    "reason", f.reason, "at", (json_int_t)f.at) : json_null());
 	return j;
 }
 
@@ -2149,7 +2158,7 @@ api_edges_list(struct api_call *c)
 	for (i = 0; i < ns; i++) {
 		while (k < ne && edges[k].site_id < sites[i].id)
 			k++;
-		json_array_append_new(arr, api_edge_json(&sites[i],
+		json_array_append_new(arr, api_edge_json(c->api, &sites[i],
 		    k < ne && edges[k].site_id == sites[i].id ? &edges[k] :
 		    &zero));
 	}
@@ -2162,10 +2171,10 @@ api_edges_list(struct api_call *c)
 
 /* GET /api/v1/edges/{id}: the list's fields and the latest status. */
 static json_t *
-api_edge_full_json(const struct model_site *s,
+api_edge_full_json(const struct api *a, const struct model_site *s,
     const struct model_edge_state *e)
 {
-	json_t *j = api_edge_json(s, e), *status = NULL;
+	json_t *j = api_edge_json(a, s, e), *status = NULL;
 
 	/* The daemon stores the latest status as JSON text; show it. */
 	if (e->status != NULL && e->status_len > 0)
@@ -2189,7 +2198,7 @@ api_edge_get(struct api_call *c)
 		api_model_error(c, &err);
 		return;
 	}
-	j = api_edge_full_json(&s, &e);
+	j = api_edge_full_json(c->api, &s, &e);
 	model_edge_state_clear(&e);
 	api_reply(c, 200, j);
 }
@@ -2888,7 +2897,7 @@ api_render_tunnel(const struct model_tunnel *t)
 static char *
 api_render_edge(const struct model_site *s, const struct model_edge_state *e)
 {
-	return api_dump(api_edge_full_json(s, e));
+	return api_dump(api_edge_full_json(NULL, s, e));
 }
 
 static void

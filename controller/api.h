@@ -48,6 +48,14 @@ struct api_hooks {
 	 * 503).
 	 */
 	void (*rekey)(void *arg, bool site, uint64_t id);
+	/*
+	 * The last intent site_id's edge failed to apply, for
+	 * GET /api/v1/edges (last_failure): true and *out filled, or
+	 * false when there is none.  Must only read under the daemon's
+	 * lock.  May be NULL (last_failure is then always null).
+	 */
+	bool (*last_failure)(void *arg, uint64_t site_id,
+	    struct model_ack_failure *out);
 };
 
 struct api_config {

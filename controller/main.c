@@ -282,6 +282,13 @@ ctld_hook_rekey(void *arg, bool site, uint64_t id)
 	session_rekey_request(arg, site, id);
 }
 
+static bool
+ctld_hook_last_failure(void *arg, uint64_t site_id,
+    struct model_ack_failure *out)
+{
+	return session_last_failure(arg, site_id, out);
+}
+
 static int
 ctld_hook_issued(void *arg, uint64_t site_id, const uint8_t *der, size_t len)
 {
@@ -486,6 +493,7 @@ ctld_start(struct ctld *d)
 	ac.hooks.arg = d->sessions;
 	ac.hooks.topology_changed = ctld_hook_changed;
 	ac.hooks.rekey = ctld_hook_rekey;
+	ac.hooks.last_failure = ctld_hook_last_failure;
 	ac.metrics = &d->metrics;
 	if (ctld_http_tls(d) == -1)
 		return -1;

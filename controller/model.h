@@ -36,6 +36,7 @@
 #define MODEL_STATUS_MAX    (1u << 20) /* last status blob per edge, bytes */
 #define MODEL_HASH_MAX      64     /* convergence hash, bytes */
 #define MODEL_VERSION_MAX   64     /* agent software version (= MSG_VERSION_STR_MAX) */
+#define MODEL_ACK_REASON_MAX 512   /* failed ack's reason (= MSG_REASON_MAX) */
 
 /*
  * The site ASN range: the private ASNs (RFC 6996) between asn_min and
@@ -235,6 +236,14 @@ struct model_edge_state {
 	unsigned char *status;                  /* last status blob; owned */
 	size_t status_len;
 	char software_version[MODEL_VERSION_MAX + 1]; /* last hello's; "" = never */
+};
+
+/* The last intent version an edge failed to apply (Ack ok = false); kept
+ * in the daemon's memory, not in the store. */
+struct model_ack_failure {
+	uint64_t version;
+	int64_t at;                             /* unix seconds */
+	char reason[MODEL_ACK_REASON_MAX + 1];  /* printable ASCII only */
 };
 
 struct model_api_token_info {

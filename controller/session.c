@@ -1055,6 +1055,79 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	session_rekey_resend(s, e);
 }
 
+/* Keep a failed ack for GET /api/v1/edges (last_failure).  The reason is
+ * the edge's text: anything but printable ASCII becomes '?'. */
+static void
+session_failure_note(struct sessions *s, uint64_t site_id,
+    const struct msg_ack *a)
+{
+	struct session_failure *f;
+	size_t lo = 0, hi, i;
+
+	pthread_mutex_lock(&s->lock);
+	hi = s->n_failures;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->failures[mid].site_id < site_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == s->n_failures || s->failures[lo].site_id != site_id) {
+		if (s->n_failures == s->cap_failures) {
+			size_t cap = s->cap_failures ? s->cap_failures * 2 : 8;
+
+			f = realloc(s->failures, cap * sizeof(*f));
+			if (f == NULL) {
+				pthread_mutex_unlock(&s->lock);
+				log_warnx("session: site %" PRIu64 ": failed ack "
+				    "not kept: out of memory", site_id);
+				return;
+			}
+			s->failures = f;
+			s->cap_failures = cap;
+		}
+		memmove(s->failures + lo + 1, s->failures + lo,
+		    (s->n_failures - lo) * sizeof(*s->failures));
+		s->n_failures++;
+		s->failures[lo].site_id = site_id;
+	}
+	f = &s->failures[lo];
+	f->f.version = a->version;
+	f->f.at = session_now(s);
+	for (i = 0; i < MODEL_ACK_REASON_MAX && a->reason[i] != '\0'; i++)
+		f->f.reason[i] = a->reason[i] >= 0x20 && a->reason[i] < 0x7f ?
+		    a->reason[i] : '?';
+	f->f.reason[i] = '\0';
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool
+session_last_failure(struct sessions *s, uint64_t site_id,
+    struct model_ack_failure *out)
+{
+	size_t lo = 0, hi;
+	bool found = false;
+
+	pthread_mutex_lock(&s->lock);
+	hi = s->n_failures;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->failures[mid].site_id < site_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < s->n_failures && s->failures[lo].site_id == site_id) {
+		*out = s->failures[lo].f;
+		found = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
 static void
 session_on_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 {
@@ -1068,6 +1141,7 @@ session_on_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 	}
 	if (!a->ok) {
 		snprintf(e->last_error, sizeof(e->last_error), "%s", a->reason);
+		session_failure_note(s, e->site_id, a);
 		log_warnx("session: site %" PRIu64 " failed to apply version %"
 		    PRIu64 ": %s", e->site_id, a->version, a->reason);
 		session_resync(s, e);
@@ -1326,6 +1400,7 @@ session_free(struct sessions *s)
 	epochs_free(s->epochs);
 	free(s->pending);
 	free(s->pending_rekey);
+	free(s->failures);
 	free(s->pending_creds);
 	free(s->pending_tunnels);
 	free(s->dirty);

@@ -95,6 +95,13 @@ void session_notify(struct sessions *s, const uint64_t *site_ids, size_t n);
  */
 void session_rekey_request(struct sessions *s, bool site, uint64_t id);
 /*
+ * From any thread (the REST API): the last intent version site_id's edge
+ * failed to apply, kept since the daemon started even after later ok
+ * acks.  false when there is none.
+ */
+bool session_last_failure(struct sessions *s, uint64_t site_id,
+    struct model_ack_failure *out);
+/*
  * From the replica thread: another controller changed these sites'
  * certificates or epoch keys (creds) and these tunnels' SA epochs
  * (a rekey step).  The loop reads them from the store, relays keys to

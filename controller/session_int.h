@@ -93,6 +93,12 @@ struct session_bucket {
 	uint64_t logged_ms;         /* last log line, 0 = none yet */
 };
 
+/* One site's last failed ack (sessions.failures). */
+struct session_failure {
+	uint64_t site_id;
+	struct model_ack_failure f;
+};
+
 struct edge {
 	uint64_t site_id;
 	bool live;                  /* has intent (exists, not revoked) */
@@ -217,6 +223,10 @@ struct sessions {
 	size_t n_pending_tunnels, cap_pending_tunnels;
 	struct rekey_req *pending_rekey;
 	size_t n_pending_rekey, cap_pending_rekey;
+	/* The last failed ack per site, sorted by site id (one entry per
+	 * site that ever failed, ~540 bytes each); read by the API. */
+	struct session_failure *failures;
+	size_t n_failures, cap_failures;
 	int efd;
 
 	/* Loop side. */

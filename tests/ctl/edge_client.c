@@ -12,7 +12,9 @@
  *         ack v=V | peer_keys site=S n=N | rekey ... | closed code=C msg=M
  *       Options: -o (exit after the first close), -k EPOCH (announce a
  *       signed epoch key after each hello), -x (ack the first delta with
- *       a wrong convergence hash: the controller must resync), -R SECS
+ *       a wrong convergence hash: the controller must resync), -X (fail
+ *       the first delta's ack, reason "test: refused on purpose"),
+ *       -R SECS
  *       (drop the first delta unapplied, leave, and come back after SECS
  *       with the old version: an edge that fell behind), -s (report a
  *       status after each snapshot: every tunnel up, one SA each), -n
@@ -29,7 +31,7 @@
  *       (after the first intent, ask N times for a rekey of TUNNEL's
  *       outbound direction, reason soft byte limit), -H (statuses
  *       carry one health entry per tunnel, values from uptime_seconds),
- *       -X TUNNEL (with -H, also a health entry for TUNNEL, which is not
+ *       -Y TUNNEL (with -H, also a health entry for TUNNEL, which is not
  *       this edge's: the controller must not keep it),
  *       -r (renew the
  *       certificate at its renewal point, a third of its validity left:
@@ -92,6 +94,7 @@ struct edge {
 	bool once;
 	bool done;
 	bool corrupt;               /* -x: spoil the next delta ack's hash */
+	bool refuse;                /* -X: fail the next delta's ack */
 	unsigned rewind_s;          /* -R: leave on the first delta */
 	bool status;                /* -s: report status after snapshots */
 	bool no_rekey_ack;          /* -n: leave rekey orders unanswered */
@@ -99,7 +102,7 @@ struct edge {
 	uint64_t hello_version;     /* -A */
 	unsigned status_burst;      /* -S: statuses after the first snapshot */
 	bool health;                /* -H: statuses carry tunnel health */
-	uint64_t forge_health;      /* -X ID: and health for tunnel ID too */
+	uint64_t forge_health;      /* -Y ID: and health for tunnel ID too */
 	uint64_t key_epoch;         /* -k: next epoch to announce */
 	uint8_t *key_pem;           /* certificate key, PEM */
 	size_t key_pem_len;
@@ -339,7 +342,7 @@ edge_status(struct edge *e, const struct msg_intent *in, uint64_t uptime)
 	    (st->health = calloc(st->n_tunnels + 1, sizeof(*st->health))) !=
 	    NULL) {
 		st->n_health = st->n_tunnels;
-		/* -X: a claim about a tunnel that is not ours. */
+		/* -Y: a claim about a tunnel that is not ours. */
 		if (e->forge_health != 0) {
 			st->health[st->n_tunnels].tunnel_id = e->forge_health;
 			st->health[st->n_tunnels].up = false;
@@ -486,8 +489,6 @@ edge_on_intent(struct session *s, const struct msg_intent *in,
 	struct edge *e = arg;
 
 	(void)s;
-	(void)reason;
-	(void)reasonsz;
 	edge_write_tunnels(e, in);
 	if (d == NULL) {
 		printf("snapshot v=%" PRIu64 " tunnels=%zu\n", in->version,
@@ -510,6 +511,13 @@ edge_on_intent(struct session *s, const struct msg_intent *in,
 	}
 	printf("delta from=%" PRIu64 " v=%" PRIu64 " up=%zu rm=%zu\n",
 	    d->from_version, d->version, d->n_upsert, d->n_remove);
+	if (e->refuse) {
+		e->refuse = false;
+		snprintf(reason, reasonsz, "test: refused on purpose");
+		printf("ack v=%" PRIu64 " failed\n", in->version);
+		fflush(stdout);
+		return -1;
+	}
 	for (size_t i = 0; i < d->n_upsert; i++)
 		edge_print_tunnel("upsert", in, &d->upsert[i]);
 	for (size_t i = 0; i < d->n_upsert; i++)
@@ -842,9 +850,9 @@ edge_session(int argc, char **argv)
 	memset(&e, 0, sizeof(e));
 	optind = 7;
 	e.failover_ms = EDGE_FAILOVER_MS;
-	while ((opt = getopt(argc, argv, "ok:xR:snA:S:t:EZq:rHF:X:")) != -1) {
+	while ((opt = getopt(argc, argv, "ok:xXR:snA:S:t:EZq:rHF:Y:")) != -1) {
 		switch (opt) {
-		case 'X':
+		case 'Y':
 			if (util_parse_u64(optarg, 1, INT64_MAX, &v) == -1)
 				return 2;
 			e.forge_health = v;
@@ -865,6 +873,9 @@ edge_session(int argc, char **argv)
 			break;
 		case 'x':
 			e.corrupt = true;
+			break;
+		case 'X':
+			e.refuse = true;
 			break;
 		case 's':
 			e.status = true;

@@ -8,7 +8,8 @@
 # enroll with a one-time token, session -> snapshot, a new site through
 # REST -> delta, ack -> converged in GET /api/v1/edges; a reused token, an
 # expired token and a hello for another site than the certificate's are
-# refused; epoch keys reach peers in their intents; a wrong convergence hash in an
+# refused; a failed ack is shown as last_failure in GET /api/v1/edges
+# and /edges/{id}, and stays after the resync's ok ack; epoch keys reach peers in their intents; a wrong convergence hash in an
 # ack brings a full snapshot; revocation closes the revoked edge's stream
 # and removes its tunnels (nothing else is rekeyed: tests/ctl/revoke.sh).
 set -u
@@ -44,7 +45,7 @@ out=$("$EDGE" enroll "127.0.0.1:$ENROLL" "$T/ca/ca.crt" "$tok2" "$T/bad.csr" "$T
 [ $rc = 3 ] && echo "$out" | grep -q 'code=3 msg=csr-invalid' || fail "bad CSR: rc=$rc $out"
 
 # Session: hello -> snapshot -> ack.
-session br1 "$br1" -k 1 -s
+session br1 "$br1" -k 1 -s -X
 wait_for 10 "$T/br1.log" '^snapshot v=[0-9]+ tunnels=1$' || fail "no snapshot: $(cat "$T/br1.log")"
 wait_for 5 "$T/br1.log" '^ack v=' || fail "no ack"
 grep -q '^delta' "$T/br1.log" && fail "delta before any change"
@@ -52,7 +53,7 @@ grep -q '^delta' "$T/br1.log" && fail "delta before any change"
 wait_for 5 "$T/br1.log" '^status sent tunnels=1$' || fail "no status sent"
 deadline=$(( $(date +%s) + 5 ))
 until [ "$(api GET "/api/v1/edges/$br1")" = 200 ] &&
-	jq -e '.status.tunnels[0].state == "up" and .status.tunnels[0].sas[0].direction == "in" and .status.uptime_seconds == 42 and .software_version == "edge_client test"' "$T/out" >/dev/null; do
+	jq -e '.status.tunnels[0].state == "up" and .status.tunnels[0].sas[0].direction == "in" and .status.uptime_seconds == 42 and .software_version == "edge_client test" and .last_failure == null' "$T/out" >/dev/null; do
 	[ "$(date +%s)" -lt "$deadline" ] || fail "status not shown: $(cat "$T/out")"
 	sleep 0.1
 done
@@ -69,6 +70,9 @@ br2=$(site_create '{"name":"br2","role":"spoke","region":"eu","links":[{"name":"
 wait_for 3 "$T/br1.log" '^delta from=[0-9]+ v=[0-9]+ up=2 rm=0$' || fail "no delta for br2: $(cat "$T/br1.log")"
 echo "delta reached the edge $(( $(date +%s%3N) - start_ms )) ms after the REST reply"
 v=$(sed -n 's/^delta from=[0-9]* v=\([0-9]*\) .*/\1/p' "$T/br1.log" | tail -n 1)
+# br1 (-X) fails that delta: the controller resyncs, the snapshot is acked.
+wait_for 3 "$T/br1.log" "^ack v=$v failed\$" || fail "delta not refused: $(cat "$T/br1.log")"
+wait_for 3 "$T/br1.log" "^snapshot v=$v tunnels=2\$" || fail "no resync after a failed ack: $(cat "$T/br1.log")"
 wait_for 3 "$T/br1.log" "^ack v=$v\$" || fail "delta not acked"
 
 # Converged in GET /api/v1/edges (acks reach the store within 100 ms).
@@ -81,6 +85,16 @@ while :; do
 	[ "$(date +%s)" -lt "$deadline" ] || fail "edge not converged: $(cat "$T/out")"
 	sleep 0.1
 done
+# ... and the failure is still shown after that ok ack, in both routes.
+now=$(date +%s)
+jq -e --argjson id "$br1" --argjson v "$v" --argjson now "$now" '.edges[] | select(.site_id == $id) |
+	.last_failure.version == $v and .last_failure.reason == "test: refused on purpose" and
+	(.last_failure.at | . <= $now and . > $now - 60)' "$T/out" >/dev/null ||
+	fail "last_failure not in GET /edges: $(cat "$T/out")"
+[ "$(api GET "/api/v1/edges/$br1")" = 200 ] || fail "GET /edges/$br1"
+jq -e --argjson v "$v" '.converged and .last_failure.version == $v and (.last_failure.reason | test("^test: refused"))' "$T/out" >/dev/null ||
+	fail "last_failure not in GET /edges/{id}: $(cat "$T/out")"
+grep -q "site $br1 failed to apply version $v: test: refused" "$T/ctld.log" || fail "failed ack not logged"
 
 # A second enrolled edge gets br1's signed epoch key relayed.
 tok=$(token "$hq"); make_key hq

@@ -17,7 +17,8 @@
 #       peer allowed a prefix that covers the first peer's, a second
 #       tunnel on the same /31.
 # For each: a failed ack with the expected reason (seen by badctl), the
-# controller logs it, the agent is alive, LAN 1 still pings LAN 2 and the
+# controller logs it and shows it in GET /api/v1/edges/{id} (last_failure:
+# that version and reason, still there after the later ok acks), the agent is alive, LAN 1 still pings LAN 2 and the
 # tunnel keeps its SPIs.  The controller's resyncs then bring an ok ack.
 #   (c) site 1's zebra, bgpd and bfdd stopped, then a LAN prefix added
 #       (every intent now needs FRR): failed acks "frr: ..." reach the
@@ -140,6 +141,15 @@ case_bad() {
 		    grep -qF "site $SITE_1 failed to apply version $_v: $_r"
 	}
 	wait_until 10 ctl_saw || fail "$_name: the controller did not log the failed ack: $(tail -n 5 "$CTL/ctld.log")"
+	# ... and shows it in REST (last_failure), version and reason.
+	rest_saw() {
+		[ "$(api GET "/api/v1/edges/$SITE_1")" = 200 ] &&
+		jq -e --argjson v "$_v" --arg r "$_r" \
+		    '.last_failure.version == $v and .last_failure.reason == $r and .last_failure.at > 0' \
+		    "$NS_TMP/out" >/dev/null
+	}
+	wait_until 5 rest_saw || fail "$_name: last_failure not in GET /edges/$SITE_1: $(jq -c .last_failure "$NS_TMP/out")"
+	LAST_V=$_v LAST_R=$_r
 	alive "$_name"
 	lan_ping 1 2 || wait_until 3 lan_ping 1 2 || fail "LAN 1 cannot ping LAN 2 after $_name"
 	same_spis "$_name"
@@ -168,6 +178,13 @@ conv() {
 	jq -e '.connected and .converged' "$NS_TMP/out" >/dev/null
 }
 wait_until 30 conv || fail "site 1 not converged after the bad intents: $(cat "$NS_TMP/out")"
+# The last failure (same31) is still shown after the ok acks, in both routes.
+jq -e --argjson v "$LAST_V" --arg r "$LAST_R" '.last_failure.version == $v and .last_failure.reason == $r' \
+    "$NS_TMP/out" >/dev/null || fail "last_failure gone after the ok ack: $(jq -c .last_failure "$NS_TMP/out")"
+[ "$(api GET /api/v1/edges)" = 200 ] && jq -e --argjson id "$SITE_1" --argjson v "$LAST_V" \
+    '.edges[] | select(.site_id == $id) | .last_failure.version == $v and (.last_failure.reason | test("overlap"))' \
+    "$NS_TMP/out" >/dev/null || fail "last_failure not in GET /edges: $(cat "$NS_TMP/out")"
+echo "REST after recovery: $(jq -c --argjson id "$SITE_1" '.edges[] | select(.site_id == $id) | .last_failure' "$NS_TMP/out")"
 
 # (c) FRR not running.
 for d in bfdd bgpd zebra; do
@@ -190,7 +207,7 @@ wait_until 20 frr_failed || { agent_logs; fail "no failed ack while FRR is down:
 echo "FRR down: $(after | grep -m1 '^ack version=[0-9]* ok=0 reason=frr: ')"
 rest_err() {
 	[ "$(api GET "/api/v1/edges/$SITE_1")" = 200 ] &&
-	jq -e '.status.last_ack_error | test("^frr: ")' "$NS_TMP/out" >/dev/null
+	jq -e '(.status.last_ack_error | test("^frr: ")) and (.last_failure.reason | test("^frr: "))' "$NS_TMP/out" >/dev/null
 }
 wait_until 25 rest_err || fail "GET /edges/$SITE_1 shows no FRR error: $(cat "$NS_TMP/out")"
 echo "REST: $(jq -c .status.last_ack_error "$NS_TMP/out")"
@@ -210,7 +227,7 @@ wait_until 45 lan_ping 1 2 || fail "LAN 1 cannot ping LAN 2 after FRR came back"
 echo "figure: FRR started again -> ok ack ${t_ack} ms, -> LAN ping $(( $(ms) - t_frr )) ms"
 rest_clear() {
 	[ "$(api GET "/api/v1/edges/$SITE_1")" = 200 ] &&
-	jq -e '.converged and .status.last_ack_error == null' "$NS_TMP/out" >/dev/null
+	jq -e '.converged and .status.last_ack_error == null and (.last_failure.reason | test("^frr: "))' "$NS_TMP/out" >/dev/null
 }
 wait_until 25 rest_clear || fail "the FRR error did not clear: $(cat "$NS_TMP/out")"
 same_spis "FRR back"

@@ -4,8 +4,9 @@
  * it prints carries prefixes and names that came from BGP peers, and a
  * broken or partial reply must be an error, never a crash.
  *
- * The first byte picks the reader (summary, BGP table, zebra routes, BFD
- * peers, filtered routes, running-config); the rest is its input, copied
+ * The first byte, as a digit, picks the reader ('0' summary, '1' BGP
+ * table, '2' zebra routes, '3' BFD peers, '4' filtered routes, '5'
+ * running-config, '6' zebra's interfaces); the rest is its input, copied
  * to a buffer of exactly its size so AddressSanitizer sees any read past
  * it.  A running-config is diffed against a small fixed site, and the
  * script must then be well formed.  With FUZZ_SEED_DIR set, seeds are
@@ -54,6 +55,8 @@ static const char *const seeds[] = {
 	"ip prefix-list MW-IN-1-V4 seq 5 permit 10.2.0.0/24\n"
 	"ip prefix-list MW-IN-1-V4 seq 10 permit 10.9.0.0/24\n!\nbfd\n"
 	" profile meshwan\n  transmit-interval 100\n exit\n !\nexit\n!\nend\n",
+	"6{\"mw1\":{\"ipAddresses\":[{\"address\":\"100.64.0.0/31\"},"
+	"{\"address\":\"fd6d::/127\"}]},\"lo\":{}}",
 };
 
 static struct frr_desired site;
@@ -107,6 +110,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	char *in;
 	size_t n;
+	unsigned sel;
 
 	if (size == 0)
 		return 0;
@@ -116,7 +120,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(in, data + 1, n);
 	in[n] = '\0';
-	switch (data[0] % 6) {
+	sel = (uint8_t)(data[0] - '0') % 7;
+	switch (sel) {
 	case 0: {
 		struct frr_bgp_status s;
 
@@ -131,7 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1:
 	case 2: {
 		struct frr_routes r;
-		int rc = data[0] % 6 == 1 ?
+		int rc = sel == 1 ?
 		    frr_parse_bgp_routes(in, n, &r, err, sizeof(err)) :
 		    frr_parse_rib(in, n, &r, err, sizeof(err));
 
@@ -154,6 +159,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (frr_parse_filtered(in, n, &f, err, sizeof(err)) == -1)
 			CHECK(f.prefixes == NULL && err[0] != '\0');
 		frr_prefix_list_free(&f);
+		break;
+	}
+	case 6: {
+		struct frr_ifaces x;
+		struct msg_addr a;
+
+		if (frr_parse_interfaces(in, n, &x, err, sizeof(err)) == 0) {
+			CHECK(x.n_ifs <= FRR_STATUS_MAX);
+			for (size_t i = 0; i < x.n_ifs; i++) {
+				CHECK(memchr(x.ifs[i].name, '\0',
+				    sizeof(x.ifs[i].name)) != NULL);
+				CHECK(x.ifs[i].n_addrs <= FRR_IFACE_ADDRS_MAX);
+			}
+			msg_addr_parse("100.64.0.0", &a);
+			(void)frr_iface_has(&x, "mw1", &a, 31);
+		} else {
+			CHECK(x.ifs == NULL && x.n_ifs == 0 && err[0] != '\0');
+		}
+		frr_ifaces_free(&x);
 		break;
 	}
 	default: {
