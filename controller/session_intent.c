@@ -36,7 +36,8 @@
 #define SESSION_RELOAD_RETRY_MS 1000
 /* A replica that is not the leader waits this long for the leader's
  * allocations before it reads them (session_apply_change). */
-#define SESSION_FOLLOW_RETRY_MS 1000  /* or when the leader says so */
+#define SESSION_FOLLOW_RETRY_MS SESSION_RELOAD_RETRY_MS /* or when the
+                                       leader says so */
 
 /* ------------------------------------------------------------------ */
 /* Version history */
@@ -1163,8 +1164,8 @@ session_reload(struct sessions *s)
 			    "ms", SESSION_RELOAD_RETRY_MS);
 		s->reload = true;
 		s->dirty_all = true;
-		s->flush_at = util_mono_ms() + (s->deferred ?
-		    SESSION_FOLLOW_RETRY_MS : SESSION_RELOAD_RETRY_MS);
+		/* Both waits are SESSION_RELOAD_RETRY_MS today. */
+		s->flush_at = util_mono_ms() + SESSION_RELOAD_RETRY_MS;
 		s->deferred = false;
 		return;
 	}

@@ -651,7 +651,8 @@ session_keys_follow(struct sessions *s, uint64_t site_id)
 	if (nt > 0 && ((tid = calloc(nt, sizeof(*tid))) == NULL ||
 	    (peers = calloc(nt, sizeof(*peers))) == NULL))
 		goto out;
-	nt = topo_edge_tunnels(s->topo, site_id, tid, peers, nt);
+	nt = nt > 0 && peers != NULL ?
+	    topo_edge_tunnels(s->topo, site_id, tid, peers, nt) : 0;
 	for (size_t i = 0; i < nt; i++) {
 		struct edge *p = session_edge_find(s, peers[i]);
 
