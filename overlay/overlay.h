@@ -38,8 +38,9 @@
  *    sequence reservation file (init's seq_file): before it sends beyond a
  *    mark it has written and fsynced a higher one, and a key it finds there
  *    starts above its last mark.  A backend that keeps SAs alive across a
- *    restart of its user (kernel XFRM) keeps the counter itself.  Without
- *    either, the caller must bring fresh keys.
+ *    restart of its user (kernel XFRM) keeps the counter itself, and xfrm
+ *    takes reservations in the same file for when the kernel's SAs are
+ *    gone (a reboot).  Without either, the caller must bring fresh keys.
  *
  * What the receiver can and cannot check: its replay window refuses a
  * number it has seen or one below the window, for the life of one
@@ -158,10 +159,11 @@ struct overlay_init_params {
 	 */
 	bool udp_checksum;
 	/*
-	 * Sequence reservation file (uesp): outbound sequence numbers are
+	 * Sequence reservation file (uesp, xfrm): outbound sequence numbers are
 	 * reserved ahead in steps, fsynced to this file, so that after a
 	 * restart an SA re-added with the same key starts above anything it
-	 * may have sent (see "Nonces" above; format in overlay/uesp/README.md).
+	 * may have sent (see "Nonces" above; format in overlay/uesp/README.md;
+	 * the kernel backend's bound in overlay/xfrm/README.md).
 	 * The file is locked: one instance per file.  NULL = none, and then
 	 * a restart needs fresh outbound keys.  The null backend ignores it.
 	 */

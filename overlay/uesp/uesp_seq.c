@@ -44,6 +44,7 @@ struct uesp_seq {
 	char path[PATH_MAX];
 	int fd;
 	int evfd;
+	uint64_t step;		/* numbers per mark */
 	pthread_t thread;
 	pthread_mutex_t lock;	/* everything below, and the file */
 	bool stop;
@@ -190,8 +191,8 @@ seq_main(void *arg)
 			if (!atomic_load(&r->want))
 				continue;
 			mark = s->slots[r->slot].mark;
-			mark = r->max - mark > UESP_SEQ_STEP ?
-			    mark + UESP_SEQ_STEP : r->max;
+			mark = r->max - mark > s->step ?
+			    mark + s->step : r->max;
 			rc = seq_write(s, r->slot, mark);
 			s->slots[r->slot].mark = mark;
 		}
@@ -282,6 +283,12 @@ seq_load(struct uesp_seq *s)
 struct uesp_seq *
 uesp_seq_open(const char *path)
 {
+	return uesp_seq_open_step(path, UESP_SEQ_STEP);
+}
+
+struct uesp_seq *
+uesp_seq_open_step(const char *path, uint64_t step)
+{
 	struct uesp_seq *s;
 	char dir[PATH_MAX];
 	int dfd, rc;
@@ -290,6 +297,7 @@ uesp_seq_open(const char *path)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->fd = s->evfd = -1;
+	s->step = step > 1 ? step : UESP_SEQ_STEP;
 	if (util_strcpy(s->path, sizeof(s->path), path) < 0) {
 		log_warnx("uesp: sequence file name too long");
 		goto free_s;
@@ -451,7 +459,7 @@ uesp_seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
 		goto unlock;
 	}
 	memcpy(sl->digest, d, sizeof(d));
-	mark = max - first > UESP_SEQ_STEP ? first + UESP_SEQ_STEP : max;
+	mark = max - first > s->step ? first + s->step : max;
 	if ((rc = seq_write(s, (size_t)idx, mark)) < 0 ||
 	    (rc = seq_sync(s)) < 0) {
 		seq_warn(s, "cannot reserve sequence numbers", -rc);
@@ -464,6 +472,7 @@ uesp_seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
 	atomic_init(&r->limit, mark);
 	atomic_init(&r->want, false);
 	r->max = max;
+	r->step = s->step;
 	r->slot = (uint32_t)idx;
 	r->evfd = s->evfd;
 	r->s = s;

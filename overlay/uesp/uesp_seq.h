@@ -46,6 +46,7 @@ struct uesp_seq_res {
 	_Atomic uint64_t limit;	/* highest number that may be sent */
 	atomic_bool want;	/* the worker asked for more */
 	uint64_t max;		/* the SA's last usable number */
+	uint64_t step;		/* the file's step (uesp_seq_open_step) */
 	uint32_t slot;		/* record index in the file */
 	int evfd;		/* wakes the writer thread */
 	struct uesp_seq *s;
@@ -57,6 +58,12 @@ struct uesp_seq_res {
  * process, unreadable, or of another format.
  */
 struct uesp_seq *uesp_seq_open(const char *path);
+/*
+ * The same with numbers per mark `step` (> 1) instead of UESP_SEQ_STEP:
+ * the kernel backend, which cannot be held at a limit, reserves in big
+ * steps (overlay/xfrm/README.md, "Sequence numbers across reboots").
+ */
+struct uesp_seq *uesp_seq_open_step(const char *path, uint64_t step);
 /* Stop the thread and close; reservations must have been released.  NULL ok. */
 void uesp_seq_close(struct uesp_seq *s);
 
@@ -85,7 +92,7 @@ uesp_seq_allow(struct uesp_seq_res *r, uint64_t seq)
 {
 	uint64_t lim = atomic_load_explicit(&r->limit, memory_order_acquire);
 
-	if (lim - (lim < seq ? lim : seq) < UESP_SEQ_STEP / 2 && lim < r->max &&
+	if (lim - (lim < seq ? lim : seq) < r->step / 2 && lim < r->max &&
 	    !atomic_load_explicit(&r->want, memory_order_relaxed))
 		uesp_seq_ask(r);
 	return seq <= lim;

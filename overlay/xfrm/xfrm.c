@@ -38,6 +38,7 @@
 
 #include "lib/log.h"
 #include "overlay/overlay.h"
+#include "overlay/uesp/uesp_seq.h"
 #include "overlay/xfrm/xfrm_nl.h"
 
 #ifndef UDP_ENCAP
@@ -49,14 +50,24 @@
 
 #define XFRM_ROUTE_METRIC	7077	/* allowed-prefix routes: below BGP's */
 #define XFRM_SA_MAX		65535	/* reqids per instance */
+/*
+ * Sequence numbers reserved per mark (README.md, "Sequence numbers across
+ * reboots"): the kernel cannot be held at a limit, so the step is big and
+ * the mark follows the kernel's counter at every stats read.  A restart
+ * jumps by at most this, below 2^32 minus the replay window, so the
+ * receiver's ESN inference (RFC 4303 Appendix A) still follows.
+ */
+#define XFRM_SEQ_STEP		((uint64_t)1 << 30)
 
 struct xfrm_sa {
 	struct xfrm_sa *next;
 	enum overlay_dir dir;
 	uint32_t spi, reqid;
 	struct overlay_sa_params p;	/* key kept for in-place updates; wiped */
+	struct uesp_seq_res *res;	/* outbound with a seq file; else NULL */
 	time_t added;
 	bool soft_expired, hard_expired;
+	bool seq_overrun;		/* logged: oseq passed the mark */
 };
 
 struct xfrm_tun {
@@ -85,6 +96,7 @@ struct xfrm_ctx {
 	int encap_fd;
 	uint16_t port;
 	struct overlay_keys *keys;
+	struct uesp_seq *seq;		/* init's seq_file; NULL = none */
 	struct xfrm_tun *tuns;
 	struct xfrm_found *found;
 	uint32_t next_reqid;
@@ -1124,6 +1136,11 @@ xfrm_op_init(const struct overlay_init_params *p, void **ctx)
 	if (c->ev == NULL)
 		log_warnx("xfrm: no event socket: soft expiry is read from "
 		    "the counters only");
+	if (p->seq_file != NULL && (c->seq = uesp_seq_open_step(p->seq_file,
+	    XFRM_SEQ_STEP)) == NULL) {
+		err = -EIO;
+		goto fail;
+	}
 	if ((err = xfrm_encap_socket(c, p)) < 0) {
 		log_warnx("xfrm: ESP-in-UDP socket on port %u: %s", c->port,
 		    strerror(-err));
@@ -1144,6 +1161,7 @@ fail:
 static void
 xfrm_sa_free(struct xfrm_sa *s)
 {
+	uesp_seq_release(s->res);	/* the mark stays in the file */
 	explicit_bzero(s, sizeof(*s));
 	free(s);
 }
@@ -1207,6 +1225,7 @@ xfrm_op_fini(void *ctx)
 		nl_socket_free(c->xs);
 	if (c->rs != NULL)
 		nl_socket_free(c->rs);
+	uesp_seq_close(c->seq);		/* after every SA released its own */
 	overlay_keys_free(c->keys);
 	free(c);
 }
@@ -1406,6 +1425,37 @@ xfrm_spi_holder(struct xfrm_ctx *c, uint32_t spi)
 	return NULL;
 }
 
+/*
+ * An outbound SA's reservation in the seq file, taken before the SA sends:
+ * a new SA starts above the key's mark (q->seq_start, the kernel's oseq),
+ * an adopted one keeps its kernel counter and gets a mark above it.
+ * 0 or -errno (logged); with no seq file, 0 and *res NULL.
+ */
+static int
+xfrm_seq_reserve(struct xfrm_ctx *c, const struct xfrm_sa_place *pl,
+    bool adopted, struct overlay_sa_params *q, struct uesp_seq_res **res)
+{
+	struct xfrm_kstate k;
+	uint64_t start;
+	int err;
+
+	*res = NULL;
+	if (c->seq == NULL || q->dir != OVERLAY_DIR_OUT)
+		return 0;
+	if (adopted) {
+		if ((err = xfrm_sa_get(c, &pl->dst, q->spi, &k)) < 0)
+			return xfrm_fail(c, err, "tunnel %llu: SA %u: reading "
+			    "its sequence number",
+			    (unsigned long long)q->tunnel_id, q->spi);
+		if (k.oseq > q->seq_start)
+			q->seq_start = k.oseq;
+	}
+	if ((err = uesp_seq_acquire(c->seq, q, res, &start)) < 0)
+		return err;
+	q->seq_start = start;
+	return 0;
+}
+
 /* Claim an SA of a previous run: 1 adopted, 0 none, -errno. */
 static int
 xfrm_claim(struct xfrm_ctx *c, const struct overlay_sa_params *p,
@@ -1441,6 +1491,8 @@ xfrm_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 	struct xfrm_sa_place pl;
 	struct xfrm_tun *t, *h;
 	struct xfrm_sa *s;
+	struct overlay_sa_params q;
+	struct uesp_seq_res *res = NULL;
 	uint32_t reqid = 0;
 	int err, adopted;
 
@@ -1470,26 +1522,42 @@ xfrm_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 
 	xfrm_place(c, t, p->dir, 0, &pl);
 	adopted = xfrm_claim(c, p, &pl, &reqid);
+	q = *p;
+	if ((err = xfrm_seq_reserve(c, &pl, adopted == 1, &q, &res)) < 0) {
+		/* No mark above its counter: an adopted SA must not send. */
+		if (adopted == 1)
+			(void)xfrm_sa_kdel(c, &pl.dst, p->spi);
+		explicit_bzero(&q, sizeof(q));
+		free(s);
+		return err;
+	}
 	if (adopted == 0) {
 		if (reqid == 0 && (reqid = xfrm_reqid_new(c)) == 0) {
+			explicit_bzero(&q, sizeof(q));
+			uesp_seq_release(res);
 			free(s);
 			log_warnx("xfrm: no free reqid");
 			return -ENOSPC;
 		}
 		pl.reqid = reqid;
-		err = xfrm_sa_kernel(c, XFRM_MSG_NEWSA, p, &pl);
+		err = xfrm_sa_kernel(c, XFRM_MSG_NEWSA, &q, &pl);
 		if (err < 0) {
+			explicit_bzero(&q, sizeof(q));
+			uesp_seq_release(res);
 			free(s);
 			return xfrm_fail(c, err, "tunnel %llu: %s SA %u",
 			    (unsigned long long)t->p.id,
 			    overlay_dir_str(p->dir), p->spi);
 		}
 	}
+	explicit_bzero(&q, sizeof(q));
 	if (p->dir == OVERLAY_DIR_OUT && overlay_keys_add(c->keys, p) < 0) {
 		(void)xfrm_sa_kdel(c, &pl.dst, p->spi);
+		uesp_seq_release(res);
 		free(s);
 		return -ENOMEM;
 	}
+	s->res = res;
 	s->dir = p->dir;
 	s->spi = p->spi;
 	s->reqid = reqid;
@@ -1682,6 +1750,15 @@ xfrm_op_sa_stats(void *ctx, uint64_t tid, uint32_t spi, enum overlay_dir dir,
 		o->packets = k.info.curlft.packets;
 		o->bytes = k.info.curlft.bytes;
 		o->seq = dir == OVERLAY_DIR_OUT ? k.oseq : k.seq;
+		/* The mark follows the kernel: half a step left asks for the
+		 * next one.  Past it means the bound in README.md was broken. */
+		if (s->res != NULL && !uesp_seq_allow(s->res, k.oseq) &&
+		    !s->seq_overrun) {
+			s->seq_overrun = true;
+			log_warnx("xfrm: tunnel %llu: SA %u sent past its "
+			    "reserved sequence numbers: rekey",
+			    (unsigned long long)tid, spi);
+		}
 		o->auth = k.info.stats.integrity_failed;
 		o->replay = k.info.stats.replay;
 		if (k.info.curlft.add_time != 0 &&

@@ -27,6 +27,7 @@ $(BUILD)/tests/bench/xfrm_bench: $(BUILD)/tests/bench/xfrm_bench.o \
 # The lab scenarios' driver: one backend instance per namespace, fed
 # commands on stdin (tests/lab/scenarios/xfrm_*.sh).
 TEST_BINS += $(BUILD)/tests/lab/xfrm_drive
+$(BUILD)/tests/lab/xfrm_drive.o: EXTRA_CFLAGS += $(CFLAGS_NL)
 $(BUILD)/tests/lab/xfrm_drive: $(BUILD)/tests/lab/xfrm_drive.o \
     $(OVERLAY_OBJS) $(LIB_OBJS)
 	$(call link,$@,$^,$(LIBS_OVERLAY))

@@ -12,11 +12,16 @@
  *   life in|out TID SPI SOFT_PKTS   sa_update: new soft packet limit
  *   stats in|out TID SPI       ok packets=N seq=N auth=N replay=N soft=0|1
  *   tdel TID                   delete a tunnel
+ *   aeset DST SPI OSEQ         set a kernel SA's output sequence number
+ *                              (XFRM_MSG_NEWAE), as if it had sent OSEQ
  *   quit                       fini and exit 0 (with XFRM_DRIVE_KEEP in the
  *                              environment: init's keep_at_fini, so fini
  *                              leaves the kernel objects for the next
  *                              instance, as the agent does at a stop)
  *   crash                      exit 0 without fini (objects stay)
+ *
+ * XFRM_DRIVE_SEQ in the environment names the sequence reservation file
+ * (overlay_init_params.seq_file).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,9 +29,94 @@
 #include <string.h>
 #include <unistd.h>
 #include <net/if.h>
+#include <arpa/inet.h>
+#include <linux/xfrm.h>
+
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 
 #include "lib/log.h"
 #include "overlay/overlay.h"
+#include "overlay/xfrm/xfrm_nl.h"
+
+/* The SA's identity and replay state, read back by aeset. */
+struct ae_state {
+	struct xfrm_usersa_info info;
+	unsigned char esn[XFRM_REPLAY_KERNEL_MAX / 8 + 64];
+	int esnlen;
+};
+
+static int
+ae_get_cb(struct nlmsghdr *nlh, void *arg)
+{
+	struct ae_state *st = arg;
+	struct nlattr *tb[XFRMA_MAX + 1];
+
+	if (nlh->nlmsg_type != XFRM_MSG_NEWSA ||
+	    nlmsg_parse(nlh, sizeof(st->info), tb, XFRMA_MAX, NULL) < 0 ||
+	    tb[XFRMA_REPLAY_ESN_VAL] == NULL ||
+	    nla_len(tb[XFRMA_REPLAY_ESN_VAL]) > (int)sizeof(st->esn))
+		return -EPROTO;
+	memcpy(&st->info, nlmsg_data(nlh), sizeof(st->info));
+	st->esnlen = nla_len(tb[XFRMA_REPLAY_ESN_VAL]);
+	memcpy(st->esn, nla_data(tb[XFRMA_REPLAY_ESN_VAL]), st->esnlen);
+	return 0;
+}
+
+/* Move an SA's oseq as if it had sent that many packets: 0 or -errno. */
+static int
+ae_set(const char *dst, uint32_t spi, uint64_t oseq)
+{
+	struct xfrm_usersa_id id;
+	struct xfrm_aevent_id ae;
+	struct xfrm_replay_state_esn *e;
+	struct overlay_addr a;
+	struct ae_state st;
+	struct nl_sock *sk;
+	struct nl_msg *msg;
+	int err;
+
+	if (overlay_addr_parse(dst, &a) < 0)
+		return -EINVAL;
+	if ((sk = xfrm_nl_open(NETLINK_XFRM)) == NULL)
+		return -ENOMEM;
+	memset(&id, 0, sizeof(id));
+	memcpy(&id.daddr, a.bytes, a.family == AF_INET ? 4 : 16);
+	id.spi = htonl(spi);
+	id.family = a.family;
+	id.proto = IPPROTO_ESP;
+	memset(&st, 0, sizeof(st));
+	err = -ENOMEM;
+	if ((msg = nlmsg_alloc_simple(XFRM_MSG_GETSA, NLM_F_REQUEST)) == NULL ||
+	    nlmsg_append(msg, &id, sizeof(id), NLMSG_ALIGNTO) < 0)
+		goto out;
+	err = xfrm_nl_talk(sk, msg, ae_get_cb, &st, NULL, 0);
+	msg = NULL;		/* consumed */
+	if (err == 0 && st.esnlen < (int)sizeof(*e))
+		err = -EPROTO;
+	if (err < 0)
+		goto out;
+	e = (struct xfrm_replay_state_esn *)st.esn;
+	e->oseq = (uint32_t)oseq;
+	e->oseq_hi = (uint32_t)(oseq >> 32);
+	memset(&ae, 0, sizeof(ae));
+	ae.sa_id = id;
+	ae.saddr = st.info.saddr;
+	ae.reqid = st.info.reqid;
+	err = -ENOMEM;
+	if ((msg = nlmsg_alloc_simple(XFRM_MSG_NEWAE, NLM_F_REQUEST |
+	    NLM_F_REPLACE)) == NULL ||
+	    nlmsg_append(msg, &ae, sizeof(ae), NLMSG_ALIGNTO) < 0 ||
+	    nla_put(msg, XFRMA_REPLAY_ESN_VAL, st.esnlen, st.esn) < 0)
+		goto out;
+	err = xfrm_nl_talk(sk, msg, NULL, NULL, NULL, 0);
+	msg = NULL;
+out:
+	if (msg != NULL)
+		nlmsg_free(msg);
+	nl_socket_free(sk);
+	return err;
+}
 
 static void
 sa_fill(struct overlay_sa_params *p, const char *dir, unsigned long long tid,
@@ -64,6 +154,7 @@ main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	memset(&ip, 0, sizeof(ip));
 	ip.keep_at_fini = getenv("XFRM_DRIVE_KEEP") != NULL;
+	ip.seq_file = getenv("XFRM_DRIVE_SEQ");
 	if ((err = xfrm_ops.init(&ip, &ctx)) != 0) {
 		printf("err %d init\n", err);
 		return 1;
@@ -127,6 +218,9 @@ main(void)
 				explicit_bzero(&sp, sizeof(sp));
 				continue;
 			}
+		} else if (n == 4 && strcmp(a[0], "aeset") == 0) {
+			err = ae_set(a[1], (uint32_t)strtoul(a[2], NULL, 0),
+			    strtoull(a[3], NULL, 0));
 		} else if (n == 2 && strcmp(a[0], "tdel") == 0) {
 			err = xfrm_ops.tunnel_del(ctx, strtoull(a[1], NULL, 10));
 		} else if (n == 1 && strcmp(a[0], "quit") == 0) {

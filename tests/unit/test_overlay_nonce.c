@@ -427,6 +427,49 @@ test_seq_file(void **state)
 	assert_null(uesp_seq_open(path));
 }
 
+/*
+ * A file opened with its own step (the kernel backend's 2^30): the first
+ * mark, the ask at half a step left (what xfrm's stats read does with the
+ * kernel's counter), and the restart above the moved mark.
+ */
+static void
+test_seq_file_step(void **state)
+{
+	const uint64_t step = (uint64_t)1 << 30;
+	struct overlay_sa_params p;
+	struct uesp_seq_res *r;
+	struct uesp_seq *s;
+	char path[128];
+	uint64_t startseq, deadline;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/step.seq", tmpdir);
+	s = uesp_seq_open_step(path, step);
+	assert_non_null(s);
+	sa_out(&p, 9);
+	assert_int_equal(uesp_seq_acquire(s, &p, &r, &startseq), 0);
+	assert_int_equal(startseq, 0);
+	assert_int_equal(atomic_load(&r->limit), step);
+	assert_true(uesp_seq_allow(r, step / 2 - 1));	/* no ask yet */
+	usleep(20000);
+	assert_int_equal(atomic_load(&r->limit), step);
+	assert_true(uesp_seq_allow(r, step / 2 + 1));	/* asks */
+	deadline = util_mono_ms() + 5000;
+	while (atomic_load(&r->limit) == step && util_mono_ms() < deadline)
+		usleep(1000);
+	assert_int_equal(atomic_load(&r->limit), 2 * step);
+	uesp_seq_release(r);
+	uesp_seq_close(s);
+
+	s = uesp_seq_open_step(path, step);
+	assert_non_null(s);
+	assert_int_equal(uesp_seq_acquire(s, &p, &r, &startseq), 0);
+	assert_int_equal(startseq, 2 * step);
+	assert_int_equal(atomic_load(&r->limit), 3 * step);
+	uesp_seq_release(r);
+	uesp_seq_close(s);
+}
+
 /* ---- forged inner sources and SPIs -------------------------------------- */
 
 static uint16_t
@@ -754,6 +797,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seq_file),
+		cmocka_unit_test(test_seq_file_step),
 		cmocka_unit_test(test_nonce_never_repeats),
 		cmocka_unit_test(test_forged_source),
 		cmocka_unit_test(test_moved_peer),

@@ -17,7 +17,10 @@
 # number; deleting the
 # active SA (through the backend, and by hand with ip xfrm) stops the
 # traffic with no cleartext GRE/VXLAN on the underlay; fini leaves no SA,
-# policy or device behind.  Last, the SA-install bench (1,000 SAs).
+# policy or device behind; with a sequence reservation file, an outbound
+# key re-added after a "reboot" (fini removed its SA) starts above the
+# file's mark, and a kernel counter past half a step moves the mark at the
+# next stats read (no nonce reuse).  Last, the SA-install bench (1,000 SAs).
 set -u
 . "$MESHWAN_TOP/tests/lib/netns.sh"
 
@@ -223,6 +226,36 @@ for n in "$A" "$B"; do
 	[ -z "$(ip -n "$n" xfrm policy)" ] || fail "$n: policies left: $(ip -n "$n" xfrm policy)"
 	ip -n "$n" -o link show | grep -q 'mw' && fail "$n: devices left"
 done
+
+step "reboot: a seq file keeps a re-added outbound key above its mark"
+# The file's one record: digest (16 bytes) then the mark, big-endian.
+seqf=$NS_TMP/a.seq
+mark() { od -An -tu8 --endian=big -j48 -N8 "$seqf" | tr -d ' '; }
+export XFRM_DRIVE_SEQ="$seqf"
+drv_start c "$A" 5
+must c tunnel 1 gre 192.0.2.1 192.0.2.2 10.255.0.0 10.255.0.1 mwgre
+must c sa out 1 0x3001
+[ "$(mark)" = $((1 << 30)) ] || fail "first mark: $(mark)"
+# The kernel counter past half a step: the next stats read moves the mark.
+must c aeset 192.0.2.2 0x3001 $(((1 << 29) + 16))
+must c stats out 1 0x3001
+[ "$(field seq)" = $(((1 << 29) + 16)) ] || fail "aeset: $REPLY"
+wait_until 10 sh -c "[ \"\$(od -An -tu8 --endian=big -j48 -N8 '$seqf' | tr -d ' ')\" = $((1 << 31)) ]" ||
+	fail "the mark did not follow the kernel counter: $(mark)"
+# fini without keep: the SA is gone from the kernel, as after a reboot.
+must c quit
+[ -z "$(ip -n "$A" xfrm state)" ] || fail "SA left: $(ip -n "$A" xfrm state)"
+drv_start d "$A" 6
+must d tunnel 1 gre 192.0.2.1 192.0.2.2 10.255.0.0 10.255.0.1 mwgre
+must d sa out 1 0x3001
+must d stats out 1 0x3001
+[ "$(field seq)" -ge $((1 << 31)) ] ||
+	fail "the same key re-added below its mark (nonce reuse): $REPLY"
+oseq=$(ip -n "$A" -s xfrm state | sed -n 's/.*oseq \(0x[0-9a-f]*\).*/\1/p')
+echo "kernel oseq after the reboot: $oseq (mark was $((1 << 31)))"
+[ "$(mark)" = $((3 << 30)) ] || fail "second instance's mark: $(mark)"
+must d quit
+unset XFRM_DRIVE_SEQ
 
 step "bench: 1,000 SA installs through sa_add"
 [ -x "$BENCH" ] || fail "$BENCH not built (make bench)"
