@@ -1057,15 +1057,12 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 
 /* Keep a failed ack for GET /api/v1/edges (last_failure).  The reason is
  * the edge's text: anything but printable ASCII becomes '?'. */
-static void
-session_failure_note(struct sessions *s, uint64_t site_id,
-    const struct msg_ack *a)
+/* Where site_id's failure is or would go in s->failures (s->lock held). */
+static size_t
+session_failure_index(const struct sessions *s, uint64_t site_id)
 {
-	struct session_failure *f;
-	size_t lo = 0, hi, i;
+	size_t lo = 0, hi = s->n_failures;
 
-	pthread_mutex_lock(&s->lock);
-	hi = s->n_failures;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -1074,6 +1071,18 @@ session_failure_note(struct sessions *s, uint64_t site_id,
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+static void
+session_failure_note(struct sessions *s, uint64_t site_id,
+    const struct msg_ack *a)
+{
+	struct session_failure *f;
+	size_t lo, i;
+
+	pthread_mutex_lock(&s->lock);
+	lo = session_failure_index(s, site_id);
 	if (lo == s->n_failures || s->failures[lo].site_id != site_id) {
 		if (s->n_failures == s->cap_failures) {
 			size_t cap = s->cap_failures ? s->cap_failures * 2 : 8;
@@ -1107,19 +1116,11 @@ bool
 session_last_failure(struct sessions *s, uint64_t site_id,
     struct model_ack_failure *out)
 {
-	size_t lo = 0, hi;
+	size_t lo;
 	bool found = false;
 
 	pthread_mutex_lock(&s->lock);
-	hi = s->n_failures;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->failures[mid].site_id < site_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	lo = session_failure_index(s, site_id);
 	if (lo < s->n_failures && s->failures[lo].site_id == site_id) {
 		*out = s->failures[lo].f;
 		found = true;
