@@ -959,7 +959,6 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
     const struct msg_hello *h)
 {
 	struct edge *e;
-	size_t i;
 
 	if (h->site_id != c->cert_site) {
 		log_warnx("session: hello for site %" PRIu64 " on a certificate "
@@ -1038,11 +1037,8 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	e->conn_dirty = true;
 	/* The edge's own words: kept, logged and served only as printable
 	 * ASCII, so no control byte reaches a terminal or the dashboard. */
-	for (i = 0; h->software_version[i] != '\0' &&
-	    i + 1 < sizeof(e->software_version); i++)
-		e->software_version[i] = h->software_version[i] >= 0x20 &&
-		    h->software_version[i] < 0x7f ? h->software_version[i] : '?';
-	e->software_version[i] = '\0';
+	util_printable(e->software_version, sizeof(e->software_version),
+	    h->software_version);
 	if (s->metrics)
 		metrics_rpc_inc(s->metrics, METRICS_RPC_SESSION_OPENED);
 	log_info("session: site %" PRIu64 " connected (%s, applied %" PRIu64
@@ -1055,8 +1051,6 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	session_rekey_resend(s, e);
 }
 
-/* Keep a failed ack for GET /api/v1/edges (last_failure).  The reason is
- * the edge's text: anything but printable ASCII becomes '?'. */
 /* Where site_id's failure is or would go in s->failures (s->lock held). */
 static size_t
 session_failure_index(const struct sessions *s, uint64_t site_id)
@@ -1074,12 +1068,14 @@ session_failure_index(const struct sessions *s, uint64_t site_id)
 	return lo;
 }
 
+/* Keep a failed ack for GET /api/v1/edges (last_failure).  The reason is
+ * the edge's text: anything but printable ASCII becomes '?'. */
 static void
 session_failure_note(struct sessions *s, uint64_t site_id,
     const struct msg_ack *a)
 {
 	struct session_failure *f;
-	size_t lo, i;
+	size_t lo;
 
 	pthread_mutex_lock(&s->lock);
 	lo = session_failure_index(s, site_id);
@@ -1105,10 +1101,7 @@ session_failure_note(struct sessions *s, uint64_t site_id,
 	f = &s->failures[lo];
 	f->f.version = a->version;
 	f->f.at = session_now(s);
-	for (i = 0; i < MODEL_ACK_REASON_MAX && a->reason[i] != '\0'; i++)
-		f->f.reason[i] = a->reason[i] >= 0x20 && a->reason[i] < 0x7f ?
-		    a->reason[i] : '?';
-	f->f.reason[i] = '\0';
+	util_printable(f->f.reason, sizeof(f->f.reason), a->reason);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -47,6 +47,19 @@ util_strcpy(char *dst, size_t dstsz, const char *src)
 	return 0;
 }
 
+char *
+util_printable(char *dst, size_t dstsz, const char *src)
+{
+	size_t i;
+
+	if (src == NULL)
+		src = "";
+	for (i = 0; i + 1 < dstsz && src[i] != '\0'; i++)
+		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	dst[i] = '\0';
+	return dst;
+}
+
 int
 util_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {

@@ -25,6 +25,15 @@ void util_wipe(void *p, size_t len);
 int util_strcpy(char *dst, size_t dstsz, const char *src);
 
 /*
+ * Copy untrusted text (an edge's words, a bad field) into dst of size
+ * dstsz >= 1 for a log line, an error or an API reply: at most dstsz - 1
+ * bytes, each byte that is not printable ASCII (0x20-0x7e) as '?', so no
+ * control byte reaches a terminal or a dashboard.  NUL-terminated; src NULL
+ * reads as "".  Returns dst.
+ */
+char *util_printable(char *dst, size_t dstsz, const char *src);
+
+/*
  * Parse a decimal unsigned integer that must lie within [min, max] and have
  * no trailing characters.  Returns 0, or -1 with *out untouched.
  */

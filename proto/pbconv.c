@@ -157,21 +157,6 @@ pbconv_get_str(const struct fieldpath *path, const char *src, char *dst,
 	return 0;
 }
 
-/*
- * Quote untrusted text in an error message (which ends up in logs and in
- * failed acks): at most max bytes, anything but printable ASCII as '?'.
- */
-static const char *
-pbconv_quote(char *buf, size_t size, const char *src)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < size && src[i] != '\0'; i++)
-		buf[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
-	buf[i] = '\0';
-	return buf;
-}
-
 /* An address field; empty is allowed only when optional. */
 static int
 pbconv_get_addr(const struct fieldpath *path, const char *src, bool optional,
@@ -187,8 +172,8 @@ pbconv_get_addr(const struct fieldpath *path, const char *src, bool optional,
 	}
 	if (strlen(src) >= MSG_ADDR_STRLEN || msg_addr_parse(src, out) == -1)
 		return fieldpath_fail(err, errlen, "%s: \"%s\" is not an IPv4 "
-		    "or IPv6 address", FIELDPATH_STR(path), pbconv_quote(q, sizeof(q),
-		    src));
+		    "or IPv6 address", FIELDPATH_STR(path), util_printable(q,
+		    sizeof(q), src));
 	return 0;
 }
 
@@ -204,8 +189,8 @@ pbconv_get_prefix(const struct fieldpath *path, const char *src, bool network,
 	if (strlen(src) >= MSG_PREFIX_STRLEN ||
 	    msg_prefix_parse(src, network, out) == -1)
 		return fieldpath_fail(err, errlen, "%s: \"%s\" is not %s",
-		    FIELDPATH_STR(path), pbconv_quote(q, sizeof(q), src), network ?
-		    "a network in CIDR notation (host bits zero)" :
+		    FIELDPATH_STR(path), util_printable(q, sizeof(q), src),
+		    network ? "a network in CIDR notation (host bits zero)" :
 		    "an ADDRESS/LENGTH");
 	return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * test_lib.c — unit tests of lib/: number parsing limits, bounded copies,
- * debug subsystem matching.
+ * test_lib.c — unit tests of lib/: number parsing limits, bounded copies
+ * (plain and printable-only), debug subsystem matching.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,6 +40,23 @@ test_strcpy(void **state)
 	assert_string_equal(buf, "abc");
 	assert_int_equal(util_strcpy(buf, sizeof(buf), "abcd"), -1);
 	assert_string_equal(buf, "abc");
+}
+
+static void
+test_printable(void **state)
+{
+	char buf[8], one[1];
+
+	/* Control bytes, DEL and bytes >= 0x80 (signed or not) become '?'. */
+	assert_string_equal(util_printable(buf, sizeof(buf), "a\x1b[2J\x7f\xc3"),
+	    "a?[2J??");
+	assert_string_equal(util_printable(buf, sizeof(buf), " ~\t\n"), " ~??");
+	/* Bounded by the destination, always terminated. */
+	assert_string_equal(util_printable(buf, sizeof(buf), "0123456789"),
+	    "0123456");
+	assert_ptr_equal(util_printable(one, sizeof(one), "abc"), one);
+	assert_string_equal(one, "");
+	assert_string_equal(util_printable(buf, sizeof(buf), NULL), "");
 }
 
 static void
@@ -142,6 +159,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_strcpy),
+		cmocka_unit_test(test_printable),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_size_class),
