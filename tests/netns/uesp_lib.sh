@@ -10,12 +10,14 @@
 #   | va 10.99.7.1/24 ===================veth================ vb 10.99.7.2/24  |
 #   +------------------------+                        +------------------------+
 #
-# Steps: start both ends, ping across, then a 16 s iperf3 TCP transfer
+# Steps: start both ends, ping across, then one iperf3 TCP transfer
 # A -> B with a make-before-break rekey of both directions in the middle:
 # (1) each side adds the new inbound SA, (2) each side adds the new
 # outbound SA and switches to it, (3) once traffic arrives on the new SAs,
-# the old SAs are removed.  Afterwards every drop counter must be 0, the
-# old SAs gone, the new ones carrying the traffic, iperf3 complete.
+# the old SAs are removed.  The transfer runs until the rekey is done and
+# the new SAs carried a few MB more, then is stopped.  Afterwards every
+# drop counter must be 0, the old SAs gone, the new ones carrying the
+# traffic, and iperf3's one connection never broke.
 #
 # Variables: ENCAP (gre|vxlan), UESP (the meshwan-uesp binary),
 # UESP_ENV (environment for it, e.g. ASAN_OPTIONS=...); or call
@@ -52,10 +54,15 @@ uesp_check_sanitizers() {
 	echo "no sanitizer reports"
 }
 
-# The transfer the rekey must happen inside.  Each rekey step is a reload
-# and a stats dump on both ends; on a loaded 2-core machine the three
-# steps took up to ~11 s, so 10 s failed there about 1 run in 3.
-UESP_XFER_S=16
+# The transfer the rekey must happen inside lasts until the rekey is done
+# and UESP_AFTER_BYTES more arrived on B's new SA; it is stopped then, not
+# after a fixed time: each rekey step is a reload and a stats dump on both
+# ends, and on a 2-core machine at load 30 the three steps took 17-18 s
+# (11 s at lower load; over 100 s with the test niced below two busy
+# loops), so any fixed transfer length failed now and then.  A hung step
+# fails on its own 10 s deadline; UESP_XFER_MAX_S only bounds the whole.
+UESP_AFTER_BYTES=5000000
+UESP_XFER_MAX_S=300
 
 uesp_hex() {
 	od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'
@@ -124,6 +131,10 @@ uesp_reload() {
 
 uesp_ping() {
 	ip netns exec "$1" ping -c 1 -W 1 "$2"
+}
+
+uesp_ended() {
+	! kill -0 "$1" 2>/dev/null
 }
 
 uesp_listening() {
@@ -205,11 +216,12 @@ uesp_scenario() {
 	echo "$_ev" | grep -Eq 'Deleted|/32' &&
 		fail "uesp0 was addressed in steps (a /32 or a deletion seen)"
 
-	ns_bg "$B" iperf3 -s -1 -B 169.254.7.1
+	ns_bg "$B" iperf3 -s -1 -J -B 169.254.7.1 >"$NS_TMP/iperf_s.json"
 	PI=$NS_PID
 	wait_until 10 uesp_listening "$B" || fail "iperf3 server not listening"
 	start=$(date +%s)
-	ip netns exec "$A" iperf3 -c 169.254.7.1 -t "$UESP_XFER_S" -J >"$NS_TMP/iperf.json" &
+	ip netns exec "$A" iperf3 -c 169.254.7.1 -t "$UESP_XFER_MAX_S" -J \
+	    >"$NS_TMP/iperf.json" &
 	PC=$!
 	NS_PIDS="$NS_PIDS $PC"
 
@@ -255,14 +267,34 @@ uesp_scenario() {
 	    out:4100:$kba2:$sba2 in:4099:$kab2:$sab2
 	uesp_reload "$PA" "$SA" 4
 	uesp_reload "$PB" "$SB" 4
-	rekey_done=$(( $(date +%s) - start ))
-	echo "rekey finished ${rekey_done}s into the transfer"
-	[ "$rekey_done" -lt "$UESP_XFER_S" ] || fail "rekey did not happen during the transfer"
-
-	wait "$PC" || fail "iperf3 client failed: $(cat "$NS_TMP/iperf.json")"
-	bps=$(jq -r '.end.sum_received.bits_per_second' "$NS_TMP/iperf.json")
+	echo "rekey finished $(( $(date +%s) - start ))s into the transfer"
+	# The same connection goes on over the new SAs alone.
+	uesp_dump "$PB" "$SB"
+	_b0=$(uesp_q "$SB" '.tunnels[0].sas[] | select(.dir=="in" and .spi==4099) | .bytes')
+	_d=$(( $(date +%s) + 60 ))
+	while :; do
+		kill -0 "$PC" 2>/dev/null ||
+			fail "iperf3 ended before the rekey was over: $(cat "$NS_TMP/iperf.json")"
+		_b=$(uesp_q "$SB" '.tunnels[0].sas[] | select(.dir=="in" and .spi==4099) | .bytes')
+		[ "$_b" -ge $((_b0 + UESP_AFTER_BYTES)) ] && break
+		[ "$(date +%s)" -ge $_d ] &&
+			fail "the transfer stalled once the old SAs were removed"
+		sleep 0.2
+		uesp_dump "$PB" "$SB"
+	done
+	# Stopped by us: its only error may be our interrupt (a reset or a
+	# timeout would show here instead; none at all if it ended on its own
+	# just now), and the server saw the end.
+	kill -INT "$PC"
+	wait "$PC"
+	case "$(jq -r '.error // "none"' "$NS_TMP/iperf.json")" in
+	none | "interrupt - the client has terminated") ;;
+	*) fail "iperf3 client failed: $(cat "$NS_TMP/iperf.json")" ;;
+	esac
+	wait_until 10 uesp_ended "$PI" || fail "iperf3 server did not end"
+	bps=$(jq -r '.end.sum_received.bits_per_second' "$NS_TMP/iperf_s.json")
 	retr=$(jq -r '.end.sum_sent.retransmits' "$NS_TMP/iperf.json")
-	[ "$bps" != null ] || fail "iperf3 gave no result"
+	[ "$bps" != null ] || fail "iperf3 gave no result: $(cat "$NS_TMP/iperf_s.json")"
 	echo "iperf3 $ENCAP over uesp: $(echo "$bps" | awk '{printf "%.2f", $1/1e9}') Gbit/s, $retr retransmits"
 
 	uesp_dump "$PA" "$SA"
