@@ -76,6 +76,16 @@
 #define TICK_MS 100 /* timers: reopening streams, close and hello deadlines */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+/*
+ * How long one connection attempt (TCP and the TLS handshake) may take:
+ * gRPC's GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, which despite its name is the
+ * minimum connect timeout (doc/connection-backoff.md, MIN_CONNECT_TIMEOUT;
+ * its default, 20 s).  Set to BACKOFF_MIN_MS it allowed ~0.5 s, so a
+ * handshake slower than that (a far controller, a loaded machine, ASan)
+ * failed the first call with UNAVAILABLE.  A peer that does not answer
+ * still fails an attempt within this bound, or the call's deadline.
+ */
+#define CONNECT_TIMEOUT_MS 20000
 #define REG_CACHE 16
 
 enum call_kind {
@@ -2009,7 +2019,7 @@ rpc_client_new(const struct rpc_client_opts *o)
 	argv_int(&av, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
 	argv_int(&av, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
 	argv_int(&av, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, BACKOFF_MIN_MS);
-	argv_int(&av, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, BACKOFF_MIN_MS);
+	argv_int(&av, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, CONNECT_TIMEOUT_MS);
 	argv_int(&av, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, BACKOFF_MAX_MS);
 	/* Our streams reconnect themselves; gRPC retries would buffer. */
 	argv_int(&av, GRPC_ARG_ENABLE_RETRIES, 0);
