@@ -1277,7 +1277,8 @@ mode_teardown(struct t *t)
 	struct cli_plan big = { .t = t, .site = 4, .big = true };
 	struct srv_stream *ss;
 	uint64_t t0;
-	size_t q;
+	size_t q, topped = 0;
+	int held = 0;
 
 	memset(&so, 0, sizeof(so));
 	so.limits.close_timeout_ms = 1500;
@@ -1292,19 +1293,23 @@ mode_teardown(struct t *t)
 	ss = srv_slot(t, 1);
 	CHECK(ss->s != NULL);
 	/* Top the queue up until flow control holds it: what gRPC and the
-	 * client buffer is finite, the rest stays queued here. */
-	for (int round = 0; round < 20; round++) {
+	 * client buffer is finite, the rest stays queued here.  Held means
+	 * nothing left the queue for two rounds: crossing the size alone
+	 * was not enough on a loaded machine, where the client's buffers
+	 * were still filling and took the rest within the close deadline. */
+	for (int round = 0; round < 40 && held < 2; round++) {
 		static uint8_t blob[16 * 1024];
 		uint64_t until = util_mono_ms() + 300;
 
 		while (util_mono_ms() < until)
 			pump(t, 50);
 		rpc_stream_queued(ss->s, NULL, &q);
-		if (q >= 6 * 1024 * 1024)
-			break;
+		held = q >= 6 * 1024 * 1024 && q == topped ? held + 1 : 0;
 		while (rpc_stream_send(ss->s, blob, sizeof(blob)) == 0)
 			t->flood_bytes += sizeof(blob);
+		rpc_stream_queued(ss->s, NULL, &topped);
 	}
+	rpc_stream_queued(ss->s, NULL, &q);
 	printf("stalled reader: %zu KiB queued on the stream (%zu KiB "
 	    "offered)\n", q / 1024, t->flood_bytes / 1024);
 	CHECK(q >= 6 * 1024 * 1024);
