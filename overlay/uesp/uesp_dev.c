@@ -39,6 +39,42 @@ uesp_dev_ioctl(int s, unsigned long req, struct ifreq *ifr, const char *what)
 }
 
 /*
+ * A route netlink socket for one change to ifname, and ifname's index:
+ * NULL (logged) with *err the -errno to return.
+ */
+static struct nl_sock *
+uesp_dev_nl_open(const char *ifname, unsigned *ifindex, int *err)
+{
+	struct nl_sock *sk;
+	int rc;
+
+	if ((*ifindex = if_nametoindex(ifname)) == 0) {
+		*err = -errno;
+		log_warn("uesp: %s: no such device", ifname);
+		return NULL;
+	}
+	if ((sk = nl_socket_alloc()) == NULL) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if ((rc = nl_connect(sk, NETLINK_ROUTE)) < 0) {
+		log_warnx("uesp: %s: netlink: %s", ifname, nl_geterror(rc));
+		nl_socket_free(sk);
+		*err = -EIO;
+		return NULL;
+	}
+	return sk;
+}
+
+/* A libnl error of a change to ifname, logged, as the -errno to return. */
+static int
+uesp_dev_nl_fail(const char *ifname, const char *what, int nlerr)
+{
+	log_warnx("uesp: %s: %s: %s", ifname, what, nl_geterror(nlerr));
+	return nlerr == -NLE_NOMEM ? -ENOMEM : -EIO;
+}
+
+/*
  * Give ifname the address a/plen in one RTM_NEWADDR (libnl-route).  The
  * ioctl way (SIOCSIFADDR, then SIOCSIFNETMASK) adds a /32 and replaces it
  * with the /31 a moment later; FRR 8.4's zebra sometimes misses the
@@ -57,18 +93,8 @@ uesp_dev_addr_change(const char *ifname, const struct overlay_addr *a,
 
 	if (a->family != AF_INET && a->family != AF_INET6)
 		return -EINVAL;
-	if ((ifindex = if_nametoindex(ifname)) == 0) {
-		err = errno;
-		log_warn("uesp: %s: no such device", ifname);
-		return -err;
-	}
-	if ((sk = nl_socket_alloc()) == NULL)
-		return -ENOMEM;
-	if ((err = nl_connect(sk, NETLINK_ROUTE)) < 0) {
-		log_warnx("uesp: %s: netlink: %s", ifname, nl_geterror(err));
-		nl_socket_free(sk);
-		return -EIO;
-	}
+	if ((sk = uesp_dev_nl_open(ifname, &ifindex, &err)) == NULL)
+		return err;
 	ra = rtnl_addr_alloc();
 	na = nl_addr_build(a->family, a->bytes,
 	    a->family == AF_INET ? 4 : 16);
@@ -89,9 +115,8 @@ uesp_dev_addr_change(const char *ifname, const struct overlay_addr *a,
 			err = 0;
 			goto out;
 		}
-		log_warnx("uesp: %s: %s address: %s", ifname,
-		    add ? "set" : "remove", nl_geterror(err));
-		err = err == -NLE_NOMEM ? -ENOMEM : -EIO;
+		err = uesp_dev_nl_fail(ifname, add ? "set address" :
+		    "remove address", err);
 		goto out;
 	}
 	err = 0;
@@ -168,15 +193,8 @@ uesp_dev_no_ll(const char *ifname)
 	unsigned ifindex;
 	int err;
 
-	if ((ifindex = if_nametoindex(ifname)) == 0)
-		return -errno;
-	if ((sk = nl_socket_alloc()) == NULL)
-		return -ENOMEM;
-	if ((err = nl_connect(sk, NETLINK_ROUTE)) < 0) {
-		log_warnx("uesp: %s: netlink: %s", ifname, nl_geterror(err));
-		nl_socket_free(sk);
-		return -EIO;
-	}
+	if ((sk = uesp_dev_nl_open(ifname, &ifindex, &err)) == NULL)
+		return err;
 	orig = rtnl_link_alloc();
 	chg = rtnl_link_alloc();
 	if (orig == NULL || chg == NULL) {
@@ -187,9 +205,7 @@ uesp_dev_no_ll(const char *ifname)
 	if ((err = rtnl_link_inet6_set_addr_gen_mode(chg,
 	    IN6_ADDR_GEN_MODE_NONE)) < 0 ||
 	    (err = rtnl_link_change(sk, orig, chg, 0)) < 0) {
-		log_warnx("uesp: %s: addrgenmode none: %s", ifname,
-		    nl_geterror(err));
-		err = err == -NLE_NOMEM ? -ENOMEM : -EIO;
+		err = uesp_dev_nl_fail(ifname, "addrgenmode none", err);
 		goto out;
 	}
 	err = 0;
