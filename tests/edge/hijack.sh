@@ -19,16 +19,8 @@ set -u
 . "$MESHWAN_TOP/tests/edge/sites_lib.sh"
 . "$MESHWAN_TOP/tests/edge/scen_lib.sh"
 lab_test_init hijack
-lab_underlay
-lab_site a 1 twolink
-lab_site b 2 plain
-lab_site c 3 nat
-lab_controller
-for s in a b c; do
-	lab_register "$s"
-	echo "metrics_listen = 127.0.0.1:9108" >>"$LAB_DIR/$s/edge.conf"
-done
-for s in a b c; do lab_agent "$s"; done
+LAB_EDGE_METRICS=127.0.0.1:9108   # prefixes_filtered is read there too
+lab_three_sites
 lab_wait_pings 60 || lab_fail "the three sites do not ping after 60 s"
 lab_wait 30 lab_converged || lab_fail "three sites not converged"
 A=$(lab_site_id a) B=$(lab_site_id b) C=$(lab_site_id c)

@@ -68,14 +68,20 @@ lab_test_down() {
 
 # lab_three_sites [HTTP_PORT] — the demo's mesh: site a with two links
 # (inet, mpls), site b plain, site c behind NAT; the controller; each site
-# registered through REST and its agent started.
+# registered through REST and its agent started.  With LAB_EDGE_METRICS
+# set (ADDR:PORT), every edge serves /metrics there in its own namespace.
 lab_three_sites() {
 	lab_underlay
 	lab_site a 1 twolink
 	lab_site b 2 plain
 	lab_site c 3 nat
 	lab_controller "${1:-0}"
-	for _s3 in a b c; do lab_register "$_s3"; done
+	for _s3 in a b c; do
+		lab_register "$_s3"
+		if [ -n "${LAB_EDGE_METRICS:-}" ]; then
+			echo "metrics_listen = $LAB_EDGE_METRICS" >>"$LAB_DIR/$_s3/edge.conf"
+		fi
+	done
 	for _s3 in a b c; do lab_agent "$_s3"; done
 }
 

@@ -17,18 +17,9 @@ set -u
 . "$MESHWAN_TOP/tests/edge/sites_lib.sh"
 lab_test_init three
 t0=$(lab_ms)
-# lab_three_sites, with each edge's /metrics on (its own namespace's
-# loopback) for the key search.
-lab_underlay
-lab_site a 1 twolink
-lab_site b 2 plain
-lab_site c 3 nat
-lab_controller
-for s in a b c; do
-	lab_register "$s"
-	echo "metrics_listen = 127.0.0.1:9108" >>"$LAB_DIR/$s/edge.conf"
-done
-for s in a b c; do lab_agent "$s"; done
+# Each edge's /metrics on (its own namespace's loopback) for the key search.
+LAB_EDGE_METRICS=127.0.0.1:9108
+lab_three_sites
 lab_wait_pings 60 || lab_fail "LAN hosts do not all ping after 60 s"
 t_ping=$(( $(lab_ms) - t0 ))
 echo "figure: from nothing to every pair of LAN hosts pinging: ${t_ping} ms"
