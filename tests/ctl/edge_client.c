@@ -15,8 +15,9 @@
  *       a wrong convergence hash: the controller must resync), -X (fail
  *       the first delta's ack, reason "test: refused on purpose"),
  *       -R SECS
- *       (drop the first delta unapplied, leave, and come back after SECS
- *       with the old version: an edge that fell behind), -s (report a
+ *       (drop the first delta unapplied, leave, and come back after SECS,
+ *       or 1 s after a SIGUSR2, with the old version: an edge that fell
+ *       behind), -s (report a
  *       status after each snapshot: every tunnel up, one SA each), -n
  *       (never ack rekey orders: they stay due, repeated on each hello),
  *       -A VERSION (the first hello claims applied VERSION: an edge ahead
@@ -133,13 +134,15 @@ struct edge {
 	unsigned failover_ms;
 };
 
-static volatile sig_atomic_t edge_quit;
+static volatile sig_atomic_t edge_quit, edge_back;
 
 static void
 edge_sig(int sig)
 {
-	(void)sig;
-	edge_quit = 1;
+	if (sig == SIGUSR2)
+		edge_back = 1;  /* -R: come back now (the test's changes are in) */
+	else
+		edge_quit = 1;
 }
 
 static int
@@ -977,6 +980,10 @@ edge_session(int argc, char **argv)
 		(void)poll(&p, 1, t >= 0 && t < 200 ? t : 200);
 		if (session_dispatch(e.sess) == -1)
 			return 1;
+		if (edge_back) {
+			edge_back = 0;
+			session_leave(e.sess, 1);
+		}
 		edge_renew_due(&e);
 		if (edge_failover(&e, &o) == -1)
 			return 1;
@@ -996,6 +1003,7 @@ main(int argc, char **argv)
 	sa.sa_handler = edge_sig;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	log_init("edge_client", true);
 	if (argc >= 2 && strcmp(argv[1], "enroll") == 0)
