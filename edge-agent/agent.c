@@ -1679,9 +1679,10 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		json_object_set_new(j, "bytes_out",
 		    json_integer((json_int_t)ts.tx_bytes));
 		json_object_set_new(j, "drops", json_pack(
-		    "{s:I,s:I,s:I,s:I,s:I,s:I}",
+		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		    "no_sa", (json_int_t)ts.drops.no_sa,
 		    "auth", (json_int_t)ts.drops.auth,
+		    "unknown_spi", (json_int_t)ts.drops.unknown_spi,
 		    "replay", (json_int_t)ts.drops.replay,
 		    "source", (json_int_t)ts.drops.source,
 		    "malformed", (json_int_t)ts.drops.malformed,
