@@ -467,6 +467,10 @@ agent_frr_apply(struct agent *a, const struct msg_intent *in, char *err,
 	/* Each neighbour's inbound list: its Peer.allowed_prefixes. */
 	if (frr_desired_from_intent(in, NULL, 0, &d, err, errlen) == -1)
 		return -1;
+	if (a->cfg.bfd_interval_ms != 0)
+		d.bfd_interval_ms = a->cfg.bfd_interval_ms;
+	if (a->cfg.bfd_multiplier != 0)
+		d.bfd_multiplier = a->cfg.bfd_multiplier;
 	agent_filter_announce(a, &d);
 	rc = frr_apply(&a->frr, &d, &res, err, errlen);
 	frr_desired_free(&d);
