@@ -1306,6 +1306,7 @@ agent_send_status(struct agent *a)
 			b->state = nb->state;
 			b->uptime_seconds = nb->uptime_s;
 			b->prefixes_received = nb->prefixes_received;
+			b->prefixes_filtered = agent_filtered_of(a, rt->p.id);
 			b->tunnel_id = rt->p.id;
 		}
 	}

@@ -665,6 +665,7 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 		    MSG_BGP_STATE_ESTABLISHED);
 		o->uptime_seconds = b->uptime_seconds;
 		o->prefixes_received = b->prefixes_received;
+		o->prefixes_filtered = b->prefixes_filtered;
 		o->tunnel_id = b->tunnel_id;
 		fieldpath_idx(p, FIELDPATH_ROOT("status"), "bgp", i);
 		if (pbconv_get_addr(fieldpath_child(f, p, "address"), b->address,
@@ -1521,6 +1522,7 @@ pbconv_put_status(struct pbconv_arena *ar, const struct msg_status *m)
 		o->state = (Meshwan__V1__BgpState)b->state;
 		o->uptime_seconds = b->uptime_seconds;
 		o->prefixes_received = b->prefixes_received;
+		o->prefixes_filtered = b->prefixes_filtered;
 		o->tunnel_id = b->tunnel_id;
 	}
 	if (m->n_health > 0 && (pb->health = (PbHealthStatus **)

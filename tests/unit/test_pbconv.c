@@ -500,6 +500,7 @@ fill_status(struct msg_status *s, size_t n)
 		s->bgp[i].state = MSG_BGP_STATE_ESTABLISHED;
 		s->bgp[i].uptime_seconds = 99;
 		s->bgp[i].prefixes_received = 12;
+		s->bgp[i].prefixes_filtered = 3;
 		s->bgp[i].tunnel_id = i + 1;
 		s->health[i].tunnel_id = i + 1;
 		s->health[i].up = true;
