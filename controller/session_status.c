@@ -30,7 +30,7 @@
  */
 #define STATUS_JSON_TUNNEL 160
 #define STATUS_JSON_SA 125
-#define STATUS_JSON_BGP 95
+#define STATUS_JSON_BGP 117
 #define STATUS_JSON_HEALTH 65
 
 /* The smallest JSON text m can give; no allocation. */
@@ -114,6 +114,8 @@ status_bgp(const struct msg_bgp_neighbor_status *b)
 	    json_u64(b->uptime_seconds));
 	json_object_set_new(j, "prefixes_received",
 	    json_integer(b->prefixes_received));
+	json_object_set_new(j, "prefixes_filtered",
+	    json_integer(b->prefixes_filtered));
 	json_object_set_new(j, "tunnel_id", json_u64(b->tunnel_id));
 	return j;
 }

@@ -467,6 +467,10 @@ agent_frr_apply(struct agent *a, const struct msg_intent *in, char *err,
 	/* Each neighbour's inbound list: its Peer.allowed_prefixes. */
 	if (frr_desired_from_intent(in, NULL, 0, &d, err, errlen) == -1)
 		return -1;
+	if (a->cfg.bfd_interval_ms != 0)
+		d.bfd_interval_ms = a->cfg.bfd_interval_ms;
+	if (a->cfg.bfd_multiplier != 0)
+		d.bfd_multiplier = a->cfg.bfd_multiplier;
 	agent_filter_announce(a, &d);
 	rc = frr_apply(&a->frr, &d, &res, err, errlen);
 	frr_desired_free(&d);
@@ -1302,6 +1306,7 @@ agent_send_status(struct agent *a)
 			b->state = nb->state;
 			b->uptime_seconds = nb->uptime_s;
 			b->prefixes_received = nb->prefixes_received;
+			b->prefixes_filtered = agent_filtered_of(a, rt->p.id);
 			b->tunnel_id = rt->p.id;
 		}
 	}
@@ -1679,9 +1684,10 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 		json_object_set_new(j, "bytes_out",
 		    json_integer((json_int_t)ts.tx_bytes));
 		json_object_set_new(j, "drops", json_pack(
-		    "{s:I,s:I,s:I,s:I,s:I,s:I}",
+		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		    "no_sa", (json_int_t)ts.drops.no_sa,
 		    "auth", (json_int_t)ts.drops.auth,
+		    "unknown_spi", (json_int_t)ts.drops.unknown_spi,
 		    "replay", (json_int_t)ts.drops.replay,
 		    "source", (json_int_t)ts.drops.source,
 		    "malformed", (json_int_t)ts.drops.malformed,

@@ -42,6 +42,8 @@ enum edge_key {
 	EK_CONTROL_SOCKET,
 	EK_METRICS_LISTEN,
 	EK_METRICS_ALLOW_REMOTE,
+	EK_BFD_INTERVAL,
+	EK_BFD_MULTIPLIER,
 	EK_LOG_LEVEL,
 	EK_DEBUG,
 	EK_COUNT,
@@ -71,6 +73,8 @@ static const struct edge_key_desc edge_keys[EK_COUNT] = {
 	[EK_CONTROL_SOCKET] = { "control_socket", false },
 	[EK_METRICS_LISTEN] = { "metrics_listen", false },
 	[EK_METRICS_ALLOW_REMOTE] = { "metrics_allow_remote", false },
+	[EK_BFD_INTERVAL] = { "bfd_interval_ms", false },
+	[EK_BFD_MULTIPLIER] = { "bfd_multiplier", false },
 	[EK_LOG_LEVEL] = { "log_level", false },
 	[EK_DEBUG] = { "debug", false },
 };
@@ -505,6 +509,21 @@ edge_set(const char *name, unsigned line, enum edge_key k, const char *v,
 			return edge_err(name, line, key, "expected yes or no");
 		cfg->metrics_allow_remote = strcmp(v, "yes") == 0;
 		return 0;
+	case EK_BFD_INTERVAL:
+	case EK_BFD_MULTIPLIER: {
+		bool ivl = k == EK_BFD_INTERVAL;
+		uint64_t n;
+
+		if (util_parse_u64(v, ivl ? 10 : 2, ivl ? 60000 : 255,
+		    &n) == -1)
+			return edge_err(name, line, key, "expected %s",
+			    ivl ? "10..60000 (milliseconds)" : "2..255");
+		if (ivl)
+			cfg->bfd_interval_ms = (unsigned)n;
+		else
+			cfg->bfd_multiplier = (unsigned)n;
+		return 0;
+	}
 	case EK_LOG_LEVEL:
 		if ((e = edge_enum(v, edge_level_names,
 		    ARRAY_SIZE(edge_level_names))) == -1)
@@ -816,6 +835,10 @@ edge_config_print(const struct edge_config *cfg, FILE *out)
 		fprintf(out, "metrics_listen = %s\n", cfg->metrics_listen);
 	if (cfg->metrics_allow_remote)
 		fprintf(out, "metrics_allow_remote = yes\n");
+	if (cfg->bfd_interval_ms != 0)
+		fprintf(out, "bfd_interval_ms = %u\n", cfg->bfd_interval_ms);
+	if (cfg->bfd_multiplier != 0)
+		fprintf(out, "bfd_multiplier = %u\n", cfg->bfd_multiplier);
 	fprintf(out, "log_level = %s\n", edge_level_names[cfg->log_level]);
 	if (cfg->debug[0] != '\0')
 		fprintf(out, "debug = %s\n", cfg->debug);

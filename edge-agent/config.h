@@ -86,6 +86,11 @@ struct edge_config {
 	char metrics_listen[EDGE_CONFIG_ADDR_MAX]; /* "" = off */
 	/* A non-loopback metrics_listen is refused unless this is set. */
 	bool metrics_allow_remote;
+	/* BFD on every tunnel: tx = rx interval (10..60000 ms) and detect
+	 * multiplier (2..255); 0 = the FRR driver's default (200 ms x 3,
+	 * frr.h).  Detection takes interval x multiplier. */
+	unsigned bfd_interval_ms;
+	unsigned bfd_multiplier;
 	enum log_level log_level;
 	char debug[EDGE_CONFIG_DEBUG_MAX];	/* log_setdebug() list */
 };

@@ -203,8 +203,12 @@ session_on_rekey(struct session *s, const struct msg_rekey_order *o)
 /*
  * A controller message the wire checks refuse (not protobuf, a field out
  * of range, an unknown enum value): nothing of it is used, and it is
- * acked failed with the checks' reason, so the controller learns of it and
- * resyncs.  The ack names the version the message carries when it has one,
+ * acked failed with the checks' reason, so the controller learns of it.
+ * A RekeyOrder is refused as that rekey step (Ack.rekey_*, ok=false): the
+ * old SAs stay, the intent is not involved, and the controller keeps the
+ * step pending instead of resyncing the intent.  One whose tunnel, epoch
+ * or step cannot name a step cannot be acked and is only logged.  Any
+ * other message is acked against the version it carries when it has one,
  * else the last one the controller sent (an ack needs a version > 0;
  * with none yet there is nothing to ack and it is only logged).
  */
@@ -214,7 +218,28 @@ session_on_bad(struct session *s, const uint8_t *buf, size_t len,
 {
 	char reason[MSG_REASON_MAX + 1];
 	uint64_t v = pbconv_controller_message_version(buf, len);
+	uint64_t tid, epoch;
+	enum msg_rekey_step step;
 
+	if (pbconv_controller_message_rekey(buf, len, &tid, &epoch,
+	    &step) == 0) {
+		struct msg_edge_message a;
+
+		snprintf(reason, sizeof(reason), "bad rekey order: %s", err);
+		log_warnx("session: %s", reason);
+		if (tid == 0 || epoch == 0 ||
+		    step == MSG_REKEY_STEP_UNSPECIFIED)
+			return;
+		memset(&a, 0, sizeof(a));
+		a.kind = MSG_EDGE_ACK;
+		a.u.ack.ok = false;
+		snprintf(a.u.ack.reason, sizeof(a.u.ack.reason), "%s", reason);
+		a.u.ack.rekey_tunnel_id = tid;
+		a.u.ack.rekey_epoch = epoch;
+		a.u.ack.rekey_step = step;
+		session_send(s, &a);
+		return;
+	}
 	snprintf(reason, sizeof(reason), "bad controller message: %s", err);
 	log_warnx("session: %s", reason);
 	if (v == 0)

@@ -73,6 +73,7 @@ static const struct status_field status_controller[] = {
 static const struct status_field status_drops[] = {
 	{ "no_sa", SK_UINT, NULL, 0 },
 	{ "auth", SK_UINT, NULL, 0 },
+	{ "unknown_spi", SK_UINT, NULL, 0 },
 	{ "replay", SK_UINT, NULL, 0 },
 	{ "source", SK_UINT, NULL, 0 },
 	{ NULL, SK_STR, NULL, 0 },
@@ -624,6 +625,8 @@ static const struct status_tmetric status_tmetrics[] = {
 	  "drops", "no_sa", SC_INT, NULL, "reason", "no_sa" },
 	{ "meshwan_edge_tunnel_drops_total", NULL, NULL,
 	  "drops", "auth", SC_INT, NULL, "reason", "auth" },
+	{ "meshwan_edge_tunnel_drops_total", NULL, NULL,
+	  "drops", "unknown_spi", SC_INT, NULL, "reason", "unknown_spi" },
 	{ "meshwan_edge_tunnel_drops_total", NULL, NULL,
 	  "drops", "replay", SC_INT, NULL, "reason", "replay" },
 	{ "meshwan_edge_tunnel_drops_total", NULL, NULL,

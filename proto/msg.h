@@ -494,6 +494,7 @@ struct msg_bgp_neighbor_status {
 	uint64_t uptime_seconds;
 	uint32_t prefixes_received;
 	uint64_t tunnel_id;			/* 0 = none */
+	uint32_t prefixes_filtered;		/* by the inbound filter */
 };
 
 struct msg_health_status {

@@ -650,6 +650,7 @@ pbconv_get_status(const PbStatus *src, struct msg_status *out, char *err,
 		    MSG_BGP_STATE_ESTABLISHED);
 		o->uptime_seconds = b->uptime_seconds;
 		o->prefixes_received = b->prefixes_received;
+		o->prefixes_filtered = b->prefixes_filtered;
 		o->tunnel_id = b->tunnel_id;
 		fieldpath_idx(p, FIELDPATH_ROOT("status"), "bgp", i);
 		if (pbconv_get_addr(fieldpath_child(f, p, "address"), b->address,
@@ -932,6 +933,37 @@ pbconv_controller_message_version(const uint8_t *buf, size_t len)
 		v = pb->delta->version;
 	protobuf_c_message_free_unpacked(&pb->base, &a);
 	return v;
+}
+
+int
+pbconv_controller_message_rekey(const uint8_t *buf, size_t len,
+    uint64_t *tunnel_id, uint64_t *epoch, enum msg_rekey_step *step)
+{
+	struct pbconv_budget b = { 0, false };
+	ProtobufCAllocator a;
+	PbControllerMessage *pb;
+	char err[PBCONV_ERR_LEN];
+	int rc = -1;
+
+	*tunnel_id = *epoch = 0;
+	*step = MSG_REKEY_STEP_UNSPECIFIED;
+	if ((pb = (PbControllerMessage *)pbconv_unpack(
+	    &meshwan__v1__controller_message__descriptor,
+	    PBCONV_MAX_SESSION_MSG, buf, len, &b, &a, err,
+	    sizeof(err))) == NULL)
+		return -1;
+	if (pb->body_case == MESHWAN__V1__CONTROLLER_MESSAGE__BODY_REKEY &&
+	    pb->rekey != NULL) {
+		*tunnel_id = pb->rekey->tunnel_id;
+		*epoch = pb->rekey->epoch;
+		/* Only a known step names one: else UNSPECIFIED. */
+		if ((int)pb->rekey->step >= (int)MSG_REKEY_STEP_INSTALL_INBOUND &&
+		    (int)pb->rekey->step <= (int)MSG_REKEY_STEP_RETIRE)
+			*step = (enum msg_rekey_step)pb->rekey->step;
+		rc = 0;
+	}
+	protobuf_c_message_free_unpacked(&pb->base, &a);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1475,6 +1507,7 @@ pbconv_put_status(struct pbconv_arena *ar, const struct msg_status *m)
 		o->state = (Meshwan__V1__BgpState)b->state;
 		o->uptime_seconds = b->uptime_seconds;
 		o->prefixes_received = b->prefixes_received;
+		o->prefixes_filtered = b->prefixes_filtered;
 		o->tunnel_id = b->tunnel_id;
 	}
 	if (m->n_health > 0 && (pb->health = (PbHealthStatus **)

@@ -68,6 +68,12 @@ int pbconv_decode_controller_message(const uint8_t *buf, size_t len,
 /* The version a snapshot or delta names, even one the decoder refuses
  * (for the edge's failed ack); 0 = not decodable or no intent. */
 uint64_t pbconv_controller_message_version(const uint8_t *buf, size_t len);
+/* Whether a controller message, even one the decoder refuses, is a
+ * RekeyOrder: 0 with the ids it carries (for the edge's failed rekey
+ * ack; step UNSPECIFIED when it holds no known step), -1 when it is not
+ * one or cannot be unpacked. */
+int pbconv_controller_message_rekey(const uint8_t *buf, size_t len,
+    uint64_t *tunnel_id, uint64_t *epoch, enum msg_rekey_step *step);
 
 /*
  * Convergence hash of an intent, defined in proto/README.md:

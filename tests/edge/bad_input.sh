@@ -20,6 +20,10 @@
 # controller logs it and shows it in GET /api/v1/edges/{id} (last_failure:
 # that version and reason, still there after the later ok acks), the agent is alive, LAN 1 still pings LAN 2 and the
 # tunnel keeps its SPIs.  The controller's resyncs then bring an ok ack.
+#   (d) a RekeyOrder the wire checks refuse (SPI 17): a failed ack of that
+#       rekey step (tunnel, epoch, step, reason), logged by the
+#       controller as a failed step; never a failed intent ack; the SAs
+#       and last_failure unchanged.  (Runs after (a) and (b), before (c).)
 #   (c) site 1's zebra, bgpd and bfdd stopped, then a LAN prefix added
 #       (every intent now needs FRR): failed acks "frr: ..." reach the
 #       controller's GET /api/v1/edges/{id} (status.last_ack_error), the
@@ -185,6 +189,42 @@ jq -e --argjson v "$LAST_V" --arg r "$LAST_R" '.last_failure.version == $v and .
     '.edges[] | select(.site_id == $id) | .last_failure.version == $v and (.last_failure.reason | test("overlap"))' \
     "$NS_TMP/out" >/dev/null || fail "last_failure not in GET /edges: $(cat "$NS_TMP/out")"
 echo "REST after recovery: $(jq -c --argjson id "$SITE_1" '.edges[] | select(.site_id == $id) | .last_failure' "$NS_TMP/out")"
+
+# (d) a malformed rekey order (SPI 17, reserved): refused as that rekey
+# step, not as an intent -- a failed rekey ack naming tunnel, epoch and
+# step, which the controller logs as a failed step; no failed intent ack,
+# no "failed to apply version", last_failure unchanged; the old SAs stay
+# and forward.
+_from=$(lines)
+_clog=$(wc -l <"$CTL/ctld.log")
+echo rekey_spi17 >"$PX/cmd"
+after() { tail -n "+$((_from + 1))" "$PX/log"; }
+rk_injected() { after | grep -q "^inject rekey_spi17 tunnel="; }
+wait_until 10 rk_injected || fail "rekey_spi17 not injected: $(after)"
+rk_failed() { after | grep -q "^rekey-ack .* ok=0 reason="; }
+wait_until 10 rk_failed || { agent_logs; fail "rekey_spi17: no failed rekey ack: $(after)"; }
+_rk=$(after | grep -m1 "^rekey-ack .* ok=0 reason=")
+echo "rekey_spi17: $_rk"
+_inj=$(after | grep -m1 "^inject rekey_spi17 tunnel=")
+_t=$(echo "$_inj" | sed 's/.* tunnel=\([0-9]*\) .*/\1/')
+_e=$(echo "$_inj" | sed 's/.* epoch=\([0-9]*\).*/\1/')
+echo "$_rk" | grep -Eq "^rekey-ack tunnel=$_t epoch=$_e step=install-inbound ok=0 reason=bad rekey order: rekey\.spi: 17" ||
+	fail "rekey_spi17: the ack does not name the step and the reason: $_rk"
+rk_ctl() {
+	tail -n "+$((_clog + 1))" "$CTL/ctld.log" |
+	    grep -q "site $SITE_1: rekey install-inbound of tunnel $_t epoch $_e failed: bad rekey order: "
+}
+wait_until 10 rk_ctl || fail "rekey_spi17: the controller did not log the failed step: $(tail -n 5 "$CTL/ctld.log")"
+# Give a wrong intent ack time to show, then check there was none.
+lan_ping 1 2 || wait_until 3 lan_ping 1 2 || fail "LAN 1 cannot ping LAN 2 after rekey_spi17"
+after | grep "^ack version=[0-9]* ok=0" && fail "rekey_spi17 was acked as a failed intent"
+tail -n "+$((_clog + 1))" "$CTL/ctld.log" | grep "failed to apply version" &&
+	fail "rekey_spi17: the controller took it for an intent failure"
+[ "$(api GET "/api/v1/edges/$SITE_1")" = 200 ] && jq -e --argjson v "$LAST_V" --arg r "$LAST_R" \
+    '.last_failure.version == $v and .last_failure.reason == $r' "$NS_TMP/out" >/dev/null ||
+	fail "rekey_spi17 changed last_failure: $(jq -c .last_failure "$NS_TMP/out")"
+alive rekey_spi17
+same_spis rekey_spi17
 
 # (c) FRR not running.
 for d in bfdd bgpd zebra; do

@@ -22,6 +22,8 @@
  *   two_peers    ... with a second tunnel, to another peer, allowed a
  *                prefix that covers tunnels[0]'s peer's
  *   same31       ... with a second tunnel on tunnels[0]'s /31
+ *   rekey_spi17  a RekeyOrder (INSTALL_INBOUND of tunnels[0]'s current
+ *                inbound SA epoch) with the reserved SPI 17
  *
  * Injected intents take the next version after the relayed one.  The first
  * five are refused by the wire checks (proto/msg.c), the last four are
@@ -34,6 +36,8 @@
  * enrolls with the controller itself first).  Commands are lines on
  * CMD_FIFO.  Output (stdout, a line each): "inject NAME version=V",
  * "ack version=V ok=0|1 reason=TEXT" for every intent ack the edge sends,
+ * "rekey-ack tunnel=T epoch=E step=S ok=0|1 reason=TEXT" for every rekey
+ * ack,
  * "ctl snapshot version=V" / "ctl delta F->V" for what the controller
  * sends.  SIGTERM ends it.
  */
@@ -111,6 +115,11 @@ log_edge_msg(const uint8_t *buf, size_t len)
 	if (m.kind == MSG_EDGE_ACK && m.u.ack.rekey_tunnel_id == 0)
 		printf("ack version=%" PRIu64 " ok=%d reason=%s\n",
 		    m.u.ack.version, m.u.ack.ok ? 1 : 0, m.u.ack.reason);
+	else if (m.kind == MSG_EDGE_ACK)
+		printf("rekey-ack tunnel=%" PRIu64 " epoch=%" PRIu64 " step=%s "
+		    "ok=%d reason=%s\n", m.u.ack.rekey_tunnel_id,
+		    m.u.ack.rekey_epoch, msg_rekey_step_name(m.u.ack.rekey_step),
+		    m.u.ack.ok ? 1 : 0, m.u.ack.reason);
 	msg_edge_message_free(&m);
 }
 
@@ -384,6 +393,48 @@ out:
 	return rc;
 }
 
+/*
+ * rekey_spi17: an INSTALL_INBOUND order for tunnels[0]'s current inbound
+ * SA epoch (one the controller knows, so it logs the failed ack) with
+ * SPI 17, which the wire checks refuse (SPIs 0..255 are reserved).
+ */
+static int
+inject_rekey(struct px *p, const char *name)
+{
+	Meshwan__V1__ControllerMessage pb = MESHWAN__V1__CONTROLLER_MESSAGE__INIT;
+	Meshwan__V1__RekeyOrder o = MESHWAN__V1__REKEY_ORDER__INIT;
+	const struct msg_tunnel *t;
+	uint8_t *out;
+	size_t n;
+	int rc = -1;
+
+	if (!p->have || p->cur.n_tunnels == 0) {
+		printf("inject %s: no intent with a tunnel relayed yet\n", name);
+		return -1;
+	}
+	t = &p->cur.tunnels[0];
+	o.tunnel_id = t->id;
+	o.epoch = t->sa_in.sa_epoch != 0 ? t->sa_in.sa_epoch : 1;
+	o.step = MESHWAN__V1__REKEY_STEP__REKEY_STEP_INSTALL_INBOUND;
+	o.reason = MESHWAN__V1__REKEY_REASON__REKEY_REASON_OPERATOR;
+	o.spi = 17;
+	o.sender_key_epoch = t->sa_in.sender_key_epoch;
+	o.receiver_key_epoch = t->sa_in.receiver_key_epoch;
+	pb.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_REKEY;
+	pb.rekey = &o;
+	n = meshwan__v1__controller_message__get_packed_size(&pb);
+	if ((out = malloc(n)) != NULL) {
+		meshwan__v1__controller_message__pack(&pb, out);
+		printf("inject %s tunnel=%" PRIu64 " epoch=%" PRIu64 "\n", name,
+		    o.tunnel_id, o.epoch);
+		rc = send_edge(p, name, 0, out, n);
+		free(out);
+	}
+	if (rc == -1)
+		printf("inject %s: failed\n", name);
+	return rc;
+}
+
 static int
 prefix_set(struct msg_prefix *x, const char *s)
 {
@@ -534,6 +585,8 @@ command(struct px *p, char *line)
 	    strcmp(line, "tunnel0") == 0 || strcmp(line, "prefix33") == 0 ||
 	    strcmp(line, "encap9") == 0) {
 		(void)inject_wire(p, line);
+	} else if (strcmp(line, "rekey_spi17") == 0) {
+		(void)inject_rekey(p, line);
 	} else if (line[0] != '\0') {
 		(void)inject_overlap(p, line);
 	}

@@ -12,7 +12,8 @@
 # lists; a's FRR and kernel still route 10.2.0.0/24 through its tunnels
 # to b only, and neither a nor b has a route to the /25; a and b report
 # the filtered prefixes (agent log and `prefixes_filtered` in
-# `meshwan-edge status --json` and /metrics); pings from a to b's LAN
+# `meshwan-edge status --json`, /metrics and, per tunnel, the
+# controller's GET /api/v1/edges/{id}); pings from a to b's LAN
 # host keep working throughout (c has no such host, so a diverted ping
 # would be lost).
 set -u
@@ -106,7 +107,21 @@ for s in a b; do
 		| all(.[]; (.bgp.prefixes_filtered // 0) == 0)' >/dev/null ||
 		lab_fail "$s reports filtered prefixes from a site other than c"
 done
-echo "a and b report the filtered prefixes (status, /metrics, log)"
+# ... and to the controller: GET /edges/{id} shows the count per tunnel
+# (status.bgp[], prefixes_filtered), on the tunnels to c only.
+ctl_reported() {
+	_cid=$(lab_site_id "$1")
+	_tc=$(lab_api GET "/api/v1/tunnels?site=$_cid" | jq -c --argjson c "$C" \
+		'[.tunnels[] | select(.site_a == $c or .site_b == $c) | .id]')
+	lab_api GET "/api/v1/edges/$_cid" | jq -e --argjson tc "$_tc" '
+		(.status.bgp | length) > 0 and
+		all(.status.bgp[]; if (.tunnel_id as $t | $tc | index($t)) != null
+			then .prefixes_filtered >= 2 else .prefixes_filtered == 0 end) and
+		([.status.bgp[] | select(.tunnel_id as $t | $tc | index($t))] | length) == ($tc | length)' >/dev/null
+}
+lab_wait 20 ctl_reported a || lab_fail "GET /edges/$A does not show c's filtered prefixes: $(lab_api GET "/api/v1/edges/$A" | jq -c .status.bgp)"
+lab_wait 20 ctl_reported b || lab_fail "GET /edges/$B does not show c's filtered prefixes: $(lab_api GET "/api/v1/edges/$B" | jq -c .status.bgp)"
+echo "a and b report the filtered prefixes (status, /metrics, log, GET /edges/{id})"
 scen_watch_more 2 || lab_fail "the ping watcher is stuck"
 scen_watch_stop 3
 echo "hijack: PASS"

@@ -28,6 +28,25 @@ scen_out_spis() {
 		| "\($t) \(.spi) \(.sa_epoch)"' | sort
 }
 
+# scen_drops NAME — "tunnel no_sa auth unknown_spi" of each of site
+# NAME's tunnels, sorted: the drops a make-before-break gap would raise
+# (a sender using an SA its peer has not installed yet or removed
+# already, or keys that do not match).
+scen_drops() {
+	scen_status "$1" | jq -r '.tunnels[]? | "\(.id) \(.drops.no_sa // 0) \(.drops.auth // 0) \(.drops.unknown_spi // 0)"' | sort
+}
+
+# scen_bgp_downs — every BGP session FRR took down in the lab so far, and
+# why (a BFD timeout shows as "Cease/BFD Down"), one line each.
+scen_bgp_downs() {
+	for _bd in "$LAB_DIR"/*/frr/bgpd.log; do
+		[ -f "$_bd" ] || continue
+		_bs=$(basename "$(dirname "$(dirname "$_bd")")")
+		grep -E 'NOTIFICATION.*(sent to|received from)|ADJCHANGE.*Down' "$_bd" |
+			sed "s/^/$_bs: /"
+	done
+}
+
 # scen_settled NAME... — each site's agent holds exactly one inbound and
 # one outbound SA per tunnel (no rekey in flight, no SA draining).
 scen_settled() {
@@ -82,8 +101,11 @@ scen_watch_stop() {
 	: >"$LAB_DIR/watch.stop"
 	wait "$SCEN_WATCH"
 	_rounds=$(wc -l <"$LAB_DIR/watch.rounds")
-	[ -s "$LAB_DIR/watch.fail" ] &&
+	if [ -s "$LAB_DIR/watch.fail" ]; then
+		echo "--- BGP sessions taken down (FRR)" >&2
+		scen_bgp_downs >&2
 		lab_fail "pings failed during the test ($_rounds rounds): $(cat "$LAB_DIR/watch.fail" | tr '\n' ' ')"
+	fi
 	[ "$_rounds" -ge "${1:-1}" ] || lab_fail "the ping watcher ran only $_rounds rounds"
 	echo "pings: $_rounds rounds, every pair answered in each"
 }

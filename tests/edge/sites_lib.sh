@@ -49,7 +49,8 @@ lab_diag() {
 
 # lab_test_init BASE — for a test: a fresh lab folder and unique names,
 # and a trap that removes everything whatever happens (KEEP=1 keeps the
-# folder's logs and tears the rest down).
+# folder's logs and tears the rest down; LAB_KEEP_FAILED=DIR keeps them
+# in DIR when the test fails).
 lab_test_init() {
 	_ti_dir=$(mktemp -d "${TMPDIR:-/tmp}/meshwan-$1.XXXXXX") || lab_fail "mktemp"
 	lab_init "$_ti_dir" "mw$$"
@@ -61,6 +62,11 @@ lab_test_down() {
 	_rc=$?
 	if [ -n "${KEEP:-}" ]; then
 		cp -r "$LAB_DIR" "$LAB_DIR.kept" 2>/dev/null && echo "lab: logs kept in $LAB_DIR.kept" >&2
+	elif [ "$_rc" -ne 0 ] && [ -n "${LAB_KEEP_FAILED:-}" ]; then
+		rm -rf "$LAB_KEEP_FAILED"
+		mkdir -p "$(dirname "$LAB_KEEP_FAILED")" &&
+			cp -r "$LAB_DIR" "$LAB_KEEP_FAILED" 2>/dev/null &&
+			echo "lab: logs, FRR logs and status kept in $LAB_KEEP_FAILED" >&2
 	fi
 	lab_down "$LAB_DIR"
 	exit $_rc

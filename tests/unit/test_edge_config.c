@@ -125,6 +125,8 @@ test_golden(void **state)
 	assert_int_equal(c.ca_pin[0], 0x00);
 	assert_int_equal(c.ca_pin[31], 0xff);
 	assert_int_equal(c.backend, EDGE_BACKEND_XFRM);
+	assert_int_equal(c.bfd_interval_ms, 300);
+	assert_int_equal(c.bfd_multiplier, 5);
 	assert_int_equal(c.n_links, 4);
 	assert_int_equal(c.links[0].public_port, 4501);
 	assert_int_equal(c.links[1].public_address.family, 0);
@@ -166,6 +168,9 @@ test_defaults(void **state)
 	    "control_socket = /var/lib/meshwan-edge/control.sock\n"
 	    "log_level = info\n");
 	free(out);
+	/* BFD timers: 0 = the FRR driver's own default (frr.h). */
+	assert_int_equal(c.bfd_interval_ms, 0);
+	assert_int_equal(c.bfd_multiplier, 0);
 	edge_config_free(&c);
 }
 
@@ -314,6 +319,11 @@ test_bad_lines(void **state)
 	    "t.conf:4: metrics_listen: 0.0.0.0:9464 is not a loopback");
 	bad("metrics_allow_remote = 1", "metrics_allow_remote: expected yes "
 	    "or no");
+	bad("bfd_interval_ms = 9", "t.conf:4: bfd_interval_ms: expected "
+	    "10..60000 (milliseconds)");
+	bad("bfd_interval_ms = 60001", "bfd_interval_ms: expected 10..60000");
+	bad("bfd_multiplier = 1", "t.conf:4: bfd_multiplier: expected 2..255");
+	bad("bfd_multiplier = 3x", "bfd_multiplier: expected 2..255");
 	bad("control_socket = run/x", "control_socket: expected an absolute");
 	snprintf(longsock, sizeof(longsock), "control_socket = /%0110d", 0);
 	bad(longsock, "control_socket: longer than 107");

@@ -500,6 +500,7 @@ fill_status(struct msg_status *s, size_t n)
 		s->bgp[i].state = MSG_BGP_STATE_ESTABLISHED;
 		s->bgp[i].uptime_seconds = 99;
 		s->bgp[i].prefixes_received = 12;
+		s->bgp[i].prefixes_filtered = 3;
 		s->bgp[i].tunnel_id = i + 1;
 		s->health[i].tunnel_id = i + 1;
 		s->health[i].up = true;
@@ -1126,6 +1127,36 @@ test_invalid_small_controller(void **state)
 	assert_int_equal(pbconv_decode_controller_message(buf, len, &out, err,
 	    sizeof(err)), 0);
 	assert_int_equal(out.u.rekey.reason, MSG_REKEY_REASON_UNSPECIFIED);
+
+	/* A refused RekeyOrder still names its step for the edge's failed
+	 * rekey ack; an unknown step names none; other bodies are not one. */
+	{
+		uint64_t tid, ep;
+		enum msg_rekey_step st;
+
+		ro.spi = 17;
+		ro.step = MESHWAN__V1__REKEY_STEP__REKEY_STEP_INSTALL_INBOUND;
+		len = meshwan__v1__controller_message__pack(&pb, buf);
+		assert_int_equal(pbconv_decode_controller_message(buf, len,
+		    &out, err, sizeof(err)), -1);
+		assert_int_equal(pbconv_controller_message_rekey(buf, len, &tid,
+		    &ep, &st), 0);
+		assert_int_equal(tid, 1);
+		assert_int_equal(ep, 2);
+		assert_int_equal(st, MSG_REKEY_STEP_INSTALL_INBOUND);
+		assert_int_equal(pbconv_controller_message_version(buf, len), 0);
+		ro.step = (Meshwan__V1__RekeyStep)7;
+		len = meshwan__v1__controller_message__pack(&pb, buf);
+		assert_int_equal(pbconv_controller_message_rekey(buf, len, &tid,
+		    &ep, &st), 0);
+		assert_int_equal(st, MSG_REKEY_STEP_UNSPECIFIED);
+		pb.body_case = MESHWAN__V1__CONTROLLER_MESSAGE__BODY_BACKOFF;
+		len = meshwan__v1__controller_message__pack(&pb, buf);
+		assert_int_equal(pbconv_controller_message_rekey(buf, len, &tid,
+		    &ep, &st), -1);
+		assert_int_equal(pbconv_controller_message_rekey(
+		    (const uint8_t *)"\xff\xff", 2, &tid, &ep, &st), -1);
+	}
 
 	/* PeerKeys needs at least one key. */
 	memset(&m, 0, sizeof(m));
