@@ -29,11 +29,15 @@
 # reattached and converged.  With the old agent (next controller after
 # 30 s without a stream) it fails: no edge moves within the bound.
 #
-# REPLICAS_BOUND_S (default 10) is the reattach bound of issue 12.
+# REPLICAS_BOUND_S (default 10) is the reattach bound of issue 12;
+# REPLICAS_SIGNAL=STOP freezes the replica instead (SIGSTOP: its
+# connections stay open, only the agents' keepalive notices; use a bound
+# of 16 s).
 . "$MESHWAN_TOP/tests/edge/agent_lib.sh"
 . "$MESHWAN_TOP/tests/lib/pg.sh"
 ns_need psql
 BOUND=${REPLICAS_BOUND_S:-10}
+SIG=${REPLICAS_SIGNAL:-KILL}    # STOP: a frozen replica (not in make test)
 NS_CLEANUP_EXTRA='for _p in $NS_PIDS; do kill "$_p" 2>/dev/null; done; sleep 0.3; pg_stop'
 pg_start || fail "no PostgreSQL cluster"
 
@@ -140,8 +144,14 @@ sleep 1   # a few answered pings first (not a synchronisation)
 t_kill_s=$(date +%s)
 t_kill=$(ms)
 echo "killed replica $DEAD at $(date -u +%H:%M:%S.%N)"
-kill -9 "$PID_DEAD"
-wait "$PID_DEAD" 2>/dev/null
+if [ "$SIG" = STOP ]; then
+	# Frozen, its sockets open: only the keepalive (6 + 4 s) tells.
+	kill -STOP "$PID_DEAD"
+	NS_CLEANUP_EXTRA="kill -9 $PID_DEAD; $NS_CLEANUP_EXTRA"
+else
+	kill -9 "$PID_DEAD"
+	wait "$PID_DEAD" 2>/dev/null
+fi
 
 # Reattached: each moved edge said hello to the survivor after the kill
 # (the survivor's log, to the millisecond), GET /edges there shows every
@@ -207,7 +217,17 @@ echo "figure: LAN ping H1 -> H2 every 0.1 s across the failover: $((sent - got))
 	fail "the ping lost $((sent - got)) of $sent ($after answered after the kill)"
 }
 
-# A site change through the survivor reaches them: a fourth site.
+# A site change through the survivor reaches them: a fourth site.  Not
+# after SIGSTOP: the frozen replica's database session, and with it the
+# leader's advisory lock, stays (CONTROLLER.md, "One leader"), so no
+# replica allocates the new site's tunnels.
+if [ "$SIG" = STOP ]; then
+	echo "site 4 skipped: the frozen replica still holds the leader lock"
+	for n in 1 2 3; do agent_stop $n; done
+	agent_check_sanitizers
+	echo "agent_replicas: PASS (SIGSTOP)"
+	exit 0
+fi
 api() { api_surv "$@"; }
 site_add 4 s4
 both 4
