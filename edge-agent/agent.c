@@ -41,7 +41,21 @@
 #define AGENT_RETIRE_MAX	1024	/* pending RETIRE steps */
 #define AGENT_ASKED_MAX		4096	/* SAs a rekey was asked for */
 #define AGENT_REASK_S		15	/* ask again for the same SA after */
-#define AGENT_FAILOVER_S	30	/* next controller after this long */
+/* Several controller endpoints (agent_failover): a session that ended
+ * moves to the next one after AGENT_MOVE_MIN_MS doubling per move that did
+ * not last AGENT_STABLE_S, up to AGENT_MOVE_MAX_MS, plus a random spread
+ * of up to AGENT_MOVE_SPREAD times that (so 0.5-2.5 s the first time). */
+#define AGENT_MOVE_MIN_MS	500
+#define AGENT_MOVE_MAX_MS	6000
+#define AGENT_MOVE_SPREAD	4
+#define AGENT_STABLE_S		10
+#define AGENT_QUIET_S		30	/* open, never heard: next after this */
+#define AGENT_OPEN_SETTLE_MS	1000	/* a refused stream ends sooner */
+/* HTTP/2 keepalive of the session's connection: a frozen or blackholed
+ * controller is noticed within 6 + 4 s (the controller accepts a ping
+ * every 5 s: rpc server's min_ping_interval_ms). */
+#define AGENT_KEEPALIVE_MS	6000
+#define AGENT_KEEPALIVE_TO_MS	4000
 #define AGENT_PENDING_MAX	1024	/* rekey steps waiting for keys */
 #define AGENT_PENDING_S		60	/* ... acked failed after this long */
 #define AGENT_ROAM_POLL_MS	250	/* look for moved NAT peers this often */
@@ -170,7 +184,11 @@ struct agent {
 
 	uint64_t key_check_ms;		/* next look at the key epoch */
 	unsigned ctl_idx;		/* cfg.controllers[] in use */
+	uint64_t sess_ms;		/* when sess was made */
+	uint64_t move_at_ms;		/* next controller then; 0 = stay */
+	unsigned move_fails;		/* moves since a stable session */
 	uint64_t rx_at_open;		/* bytes received when it opened */
+	uint64_t open_ms;		/* ... and when */
 
 	bool quit;
 	bool fatal;
@@ -598,6 +616,7 @@ agent_on_open(struct session *s, uint64_t applied, void *arg)
 	/* A stream opens before its connection is made: "connected" waits
 	 * for the controller's first message (agent_check_connected). */
 	a->stream_open = true;
+	a->open_ms = util_mono_ms();
 	a->rx_at_open = session_bytes_received(s);
 	agent_announce(a);
 	a->status_dirty = true;
@@ -754,14 +773,21 @@ agent_on_peer_keys(struct session *s, const struct msg_peer_keys *k,
 	agent_pending_retry(a);
 }
 
+static void agent_move_plan(struct agent *a);
+
 static void
 agent_on_close(struct session *s, enum rpc_close_reason why, int code,
     const char *msg, void *arg)
 {
 	struct agent *a = arg;
+	bool hint = session_timeout_ms(s) > 0;
 
-	(void)s;
 	a->stream_open = false;
+	/* A session that held a while: the next move starts from the
+	 * shortest delay again. */
+	if (a->ctl == AGENT_CTL_CONNECTED && util_mono_ms() -
+	    a->ctl_since_ms >= AGENT_STABLE_S * 1000ull)
+		a->move_fails = 0;
 	if (a->ctl == AGENT_CTL_CONNECTED)
 		log_info("session: closed (%s, code %d%s%s)",
 		    rpc_close_reason_str(why), code, msg && *msg ? ": " : "",
@@ -770,8 +796,11 @@ agent_on_close(struct session *s, enum rpc_close_reason why, int code,
 		log_debug("session", "closed (%s, code %d%s%s)",
 		    rpc_close_reason_str(why), code, msg && *msg ? ": " : "",
 		    msg ? msg : "");
-	agent_set_ctl(a, session_timeout_ms(a->sess) > 0 ?
-	    AGENT_CTL_BACKOFF : AGENT_CTL_CONNECTING);
+	agent_set_ctl(a, hint ? AGENT_CTL_BACKOFF : AGENT_CTL_CONNECTING);
+	/* Not when the agent itself ended it (a move, a renewal: SHUTDOWN)
+	 * or the controller asked for a pause (its hint is honoured). */
+	if (why != RPC_CLOSE_SHUTDOWN && !hint)
+		agent_move_plan(a);
 }
 
 static int
@@ -805,7 +834,10 @@ agent_session_start(struct agent *a)
 	o.features = a->ops->features;
 	o.h = &h;
 	o.arg = a;
+	o.keepalive_ms = AGENT_KEEPALIVE_MS;
+	o.keepalive_timeout_ms = AGENT_KEEPALIVE_TO_MS;
 	agent_set_ctl(a, AGENT_CTL_CONNECTING);
+	a->sess_ms = util_mono_ms();
 	if ((a->sess = session_new(&o)) == NULL)
 		return -1;
 	/* Rebuilt from the cache: say so in the hello (resume by version). */
@@ -1317,41 +1349,119 @@ agent_send_status(struct agent *a)
 	msg_status_free(st);
 }
 
+/* Connected: the controller said something on this stream, or (an edge
+ * that is up to date hears nothing until the next keepalive) the
+ * connection is up and the stream has not been refused for a second. */
 static void
 agent_check_connected(struct agent *a)
 {
 	if (a->stream_open && a->ctl != AGENT_CTL_CONNECTED &&
-	    session_bytes_received(a->sess) > a->rx_at_open) {
+	    (session_bytes_received(a->sess) > a->rx_at_open ||
+	    (util_mono_ms() - a->open_ms >= AGENT_OPEN_SETTLE_MS &&
+	    session_connected(a->sess)))) {
 		log_info("session: connected to %s",
 		    a->cfg.controllers[a->ctl_idx]);
 		agent_set_ctl(a, AGENT_CTL_CONNECTED);
+		a->move_at_ms = 0;	/* it answers: stay */
 	}
 }
 
 /*
- * With several `controller` endpoints: one that has not given a stream
- * for AGENT_FAILOVER_S is left for the next (the applied intent goes
- * along: the hello resumes by version there too).
+ * With several `controller` endpoints (replicas on one database): when
+ * the session ends (the controller closed it, the connection was reset
+ * or refused, or its HTTP/2 keepalive went unanswered), the agent moves
+ * to the next endpoint after agent_move_delay(), resuming by version (the
+ * applied intent goes along in the hello).  Meanwhile the session keeps
+ * retrying its own endpoint, and an answer from it cancels the move.
+ *
+ * No flapping: a session that works is never left for another endpoint
+ * (there is no preferred one to return to), and sessions that end before
+ * AGENT_STABLE_S double the delay of the next move.  No herd: each edge
+ * draws its own delay, spread over 4x its base.  The controller's
+ * Backoff is honoured: no session anywhere before it says.
  */
+static unsigned
+agent_move_delay(const struct agent *a)
+{
+	unsigned base = AGENT_MOVE_MIN_MS;
+	uint32_t rnd = 0;
+
+	for (unsigned i = 0; i < a->move_fails && base < AGENT_MOVE_MAX_MS;
+	    i++)
+		base *= 2;
+	if (base > AGENT_MOVE_MAX_MS)
+		base = AGENT_MOVE_MAX_MS;
+	if (util_random(&rnd, sizeof(rnd)) == -1)
+		rnd = (uint32_t)util_mono_ms();
+	return base + rnd % (AGENT_MOVE_SPREAD * base + 1);
+}
+
+static void
+agent_move_plan(struct agent *a)
+{
+	unsigned d;
+
+	if (a->cfg.n_controllers < 2 || a->move_at_ms != 0)
+		return;
+	d = agent_move_delay(a);
+	a->move_at_ms = util_mono_ms() + d;
+	log_info("session: %s lost; trying %s in %u ms",
+	    a->cfg.controllers[a->ctl_idx],
+	    a->cfg.controllers[(a->ctl_idx + 1) % a->cfg.n_controllers], d);
+}
+
+/* How long an open stream may stay silent before its endpoint is left:
+ * two of the controller's keepalive periods and some, at least
+ * AGENT_QUIET_S (a connect to a blackholed address hangs, it is not
+ * refused). */
+static uint64_t
+agent_quiet_ms(const struct agent *a)
+{
+	uint64_t ka = a->have_applied && a->applied.keepalive_seconds > 0 ?
+	    a->applied.keepalive_seconds : MSG_DEFAULT_KEEPALIVE_SECONDS;
+	uint64_t q = (2 * ka + 5) * 1000;
+
+	return q > AGENT_QUIET_S * 1000ull ? q : AGENT_QUIET_S * 1000ull;
+}
+
 static void
 agent_failover(struct agent *a)
 {
-	uint64_t quiet = util_mono_ms() - a->ctl_since_ms;
+	uint64_t now = util_mono_ms();
 
-	if (a->ctl == AGENT_CTL_ENROLLING || a->ctl == AGENT_CTL_CONNECTED)
+	if (a->ctl == AGENT_CTL_ENROLLING)
 		return;
-	/* A session that could not even be made is tried again. */
-	if (a->sess != NULL && (a->cfg.n_controllers < 2 ||
-	    quiet < AGENT_FAILOVER_S * 1000ull))
-		return;
-	if (a->sess == NULL && quiet < 5000)
-		return;
+	if (a->sess == NULL) {
+		/* A session that could not even be made: again in 5 s. */
+		if (now - a->ctl_since_ms < 5000)
+			return;
+	} else {
+		if (a->cfg.n_controllers < 2)
+			return;
+		if (session_timeout_ms(a->sess) > 0) {
+			/* The controller's Backoff hint runs. */
+			a->move_at_ms = 0;
+			a->sess_ms = now;
+			return;
+		}
+		if (a->move_at_ms == 0 && a->ctl != AGENT_CTL_CONNECTED &&
+		    now - a->sess_ms >= agent_quiet_ms(a)) {
+			log_info("session: nothing from %s for %" PRIu64 " s",
+			    a->cfg.controllers[a->ctl_idx],
+			    (now - a->sess_ms) / 1000);
+			agent_move_plan(a);
+		}
+		if (a->move_at_ms == 0 || now < a->move_at_ms)
+			return;
+		a->move_fails++;
+	}
+	a->move_at_ms = 0;
 	session_free(a->sess);
 	a->sess = NULL;
 	a->ctl_idx = (a->ctl_idx + 1) % a->cfg.n_controllers;
 	log_info("session: trying controller %s",
 	    a->cfg.controllers[a->ctl_idx]);
-	a->ctl_since_ms = util_mono_ms();
+	a->ctl_since_ms = now;
 	if (agent_session_start(a) == -1)
 		log_warnx("session: cannot start a session to %s",
 		    a->cfg.controllers[a->ctl_idx]);
@@ -1489,7 +1599,6 @@ agent_tick(struct agent *a)
 	}
 	agent_renew(a);
 	agent_key_rotate(a);
-	agent_failover(a);
 	if (a->stream_open && (a->status_dirty ||
 	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
 	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
@@ -2113,6 +2222,7 @@ agent_run(struct agent *a)
 			log_warnx("session: reopen failed; retrying");
 		if (a->sess != NULL)
 			agent_check_connected(a);
+		agent_failover(a);
 		if (p[2].revents & POLLIN) {
 			uint64_t v;
 

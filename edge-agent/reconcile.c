@@ -471,7 +471,8 @@ rec_compact(struct reconcile *r)
 		}
 	}
 	r->nrecs = j;
-	qsort(r->recs, r->nrecs, sizeof(struct rec *), rec_cmp);
+	if (r->nrecs > 1)	/* qsort(NULL, 0, ...) is undefined */
+		qsort(r->recs, r->nrecs, sizeof(struct rec *), rec_cmp);
 }
 
 /* ------------------------------------------------------------------ */

@@ -71,6 +71,13 @@ struct session_opts {
 	uint32_t features;           /* MSG_FEATURE_* */
 	const struct session_handlers *h;
 	void *arg;
+	/* HTTP/2 keepalive of the connection (rpc_client_opts): a controller
+	 * that vanished without closing it (frozen, blackholed) is noticed
+	 * within keepalive_ms + keepalive_timeout_ms.  keepalive_ms must stay
+	 * above the controller's min_ping_interval_ms (5 s).  0 = the rpc
+	 * defaults (20 s + 10 s). */
+	unsigned keepalive_ms;
+	unsigned keepalive_timeout_ms;
 	/* Tests only: the first hello claims this applied version (without
 	 * a hash), as an edge ahead of its controller would; 0 = off. */
 	uint64_t test_hello_version;
@@ -115,6 +122,9 @@ int session_resume(struct session *s, const struct msg_intent *in);
 /* The intent applied last, or NULL when none. */
 const struct msg_intent *session_intent(const struct session *s);
 uint64_t session_site(const struct session *s);
+/* The connection to the controller is up (its stream may still be
+ * refused: on_close then follows). */
+bool session_connected(const struct session *s);
 /* Bytes of controller messages received so far. */
 uint64_t session_bytes_received(const struct session *s);
 

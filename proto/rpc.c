@@ -2073,6 +2073,14 @@ rpc_client_fd(const struct rpc_client *cli)
 	return cli->lp.efd;
 }
 
+bool
+rpc_client_ready(const struct rpc_client *cli)
+{
+	/* try_to_connect 0: only looks (any thread may ask). */
+	return grpc_channel_check_connectivity_state(cli->ch, 0) ==
+	    GRPC_CHANNEL_READY;
+}
+
 int
 rpc_client_dispatch(struct rpc_client *cli)
 {

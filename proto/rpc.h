@@ -250,6 +250,9 @@ typedef void (*rpc_unary_done_fn)(int code, const char *msg,
 
 struct rpc_client *rpc_client_new(const struct rpc_client_opts *opts);
 int rpc_client_fd(const struct rpc_client *cli);
+/* The connection is up (TCP, TLS and HTTP/2 done): the server lives,
+ * although it may still refuse a stream. */
+bool rpc_client_ready(const struct rpc_client *cli);
 int rpc_client_dispatch(struct rpc_client *cli);
 void rpc_client_stats(const struct rpc_client *cli, struct rpc_stats *st);
 /*

@@ -35,3 +35,9 @@ TESTS += $(EDGE_SITES_TESTS)
 .PHONY: test-sites
 test-sites: deps-checked build-all $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run $(EDGE_SITES_TESTS)
+
+# Real agents fail over between two controller replicas on PostgreSQL
+# (issue 12): replica A killed under a running LAN ping, every edge
+# reattached to B and converged within 10 s, versions never backwards, a
+# site made through B reaches every edge.
+TESTS += tests/edge/agent_replicas.sh
