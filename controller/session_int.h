@@ -244,6 +244,13 @@ struct sessions {
 	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
 	/* The allocation generation (store_tunnel_gen) memory matches. */
 	uint64_t tunnel_gen;
+	/* The change log's sequence number s->sites and s->pfx are read
+	 * up to (session_load_changes). */
+	uint64_t log_seq;
+	/* Not the leader: batches followed the leader's allocations
+	 * (topo_site_follow), which leaves tunnel_gen behind; the first
+	 * batch as the leader reads them all again. */
+	bool followed;
 	/* A reload from the store failed: try again at the next flush. */
 	bool reload;
 	uint64_t next_keepalive;

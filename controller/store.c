@@ -3102,3 +3102,22 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 	return store_collect(st, stmt, sizeof(**out), 16, store_epoch_row,
 	    "epochs", out, n, err);
 }
+
+int
+store_epoch_list_site(struct store *st, uint64_t site_id,
+    struct model_epoch **out, size_t *n, struct model_error *err)
+{
+	/* Through the tunnels' indexes on both ends and the epochs'
+	 * primary key: only the site's rows are read. */
+	void *stmt = store_prep(st, err, "SELECT tunnel_id, sender_site, "
+	    "epoch, recv_address, spi, state, changed_at, reason, "
+	    "sender_key_epoch, receiver_key_epoch FROM sa_epochs WHERE "
+	    "tunnel_id IN (SELECT id FROM tunnels WHERE site_a = ? OR "
+	    "site_b = ?) ORDER BY tunnel_id, sender_site, epoch", "uu",
+	    site_id, site_id);
+
+	if (stmt == NULL)
+		return -1;
+	return store_collect(st, stmt, sizeof(**out), 16, store_epoch_row,
+	    "epochs", out, n, err);
+}

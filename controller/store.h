@@ -421,5 +421,8 @@ int store_epoch_delete(struct store *st, uint64_t tunnel_id,
 /* Epochs of one tunnel (tunnel_id > 0) or of all (0), sorted. */
 int store_epoch_list(struct store *st, uint64_t tunnel_id,
     struct model_epoch **out, size_t *n, struct model_error *err);
+/* Epochs of every tunnel with site_id at either end, sorted. */
+int store_epoch_list_site(struct store *st, uint64_t site_id,
+    struct model_epoch **out, size_t *n, struct model_error *err);
 
 #endif

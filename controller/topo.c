@@ -1300,17 +1300,18 @@ topo_follow_fits(const struct topo_output *t, const struct topo_inc *c,
 		const struct model_tunnel *st = c->nv[i].st;
 		int64_t slot = topo_slot_of(t, st->inner);
 
-		if (st->id == 0 || (topo_htab_find(&t->id_map,
+		bool id_held = st->id == 0 || (topo_htab_find(&t->id_map,
 		    topo_hash_id(st->id), topo_eq_tun_id, t->tun, &st->id) !=
-		    TOPO_NONE && !topo_id_in(ids, nd, st->id)))
-			rc = 1;
-		else if (slot < 0 || (topo_bm_test(&t->pool, (uint64_t)slot) &&
-		    !topo_id_in(inner, nd, st->inner)))
-			rc = 1;
-		else if (topo_vxlan(t) && (st->vni < t->policy.vni_min ||
+		    TOPO_NONE && !topo_id_in(ids, nd, st->id));
+		bool inner_held = slot < 0 ||
+		    (topo_bm_test(&t->pool, (uint64_t)slot) &&
+		    !topo_id_in(inner, nd, st->inner));
+		bool vni_held = topo_vxlan(t) && (st->vni < t->policy.vni_min ||
 		    st->vni > t->policy.vni_max ||
 		    (topo_bm_test(&t->vni, st->vni - t->policy.vni_min) &&
-		    !topo_id_in(vni, nd, st->vni))))
+		    !topo_id_in(vni, nd, st->vni)));
+
+		if (id_held || inner_held || vni_held)
 			rc = 1;
 	}
 	free(v);
