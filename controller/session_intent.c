@@ -1903,12 +1903,15 @@ done:
 	if (follow)
 		log_debug("session", "followed the leader's allocations for %zu "
 		    "site(s) incrementally (%zu held back), %zu edge(s) "
-		    "affected (%zu patched) in %" PRIu64 " us", n_fs, n_held,
-		    b.n_aff, n_patched, (util_mono_ns() - t0) / 1000);
+		    "affected (%zu patched) in %" PRIu64 " us; %zu of %zu "
+		    "site(s) read from the store", n_fs, n_held, b.n_aff,
+		    n_patched, (util_mono_ns() - t0) / 1000, n_dirty,
+		    s->n_sites);
 	else
 		log_debug("session", "recompiled %zu site(s), %zu edge(s) "
-		    "affected (%zu patched) in %" PRIu64 " us", n_dirty,
-		    b.n_aff, n_patched, (util_mono_ns() - t0) / 1000);
+		    "affected (%zu patched) in %" PRIu64 " us; %zu of %zu "
+		    "site(s) read from the store", n_dirty, b.n_aff, n_patched,
+		    (util_mono_ns() - t0) / 1000, n_dirty, s->n_sites);
 	for (size_t i = 0; i < b.n_aff; i++) {
 		struct edge *e = session_edge_find(s, b.affected[i]);
 
