@@ -909,13 +909,28 @@ session_restore_do(struct sessions *s, struct edge *e)
  * new one is made (sent as a snapshot) — versions only grow.
  */
 int
-session_intent_resume(struct sessions *s, struct edge *e)
+session_intent_resume(struct sessions *s, struct edge *e,
+    uint64_t edge_version)
 {
 	struct model_edge_state st = { 0 };
 	struct model_error err = { 0 };
 
 	if (!e->stale) {
 		if (store_edge_get(s->st, e->site_id, &st, &err) == -1) {
+			/*
+			 * The database is unreachable: memory serves an edge
+			 * whose intent here is not stale (no other controller
+			 * moved it: its changes would have marked it) and not
+			 * behind the edge's.  Nothing else changes while the
+			 * database is down, and sending it needs no write.
+			 */
+			if (err.code == MODEL_E_BUSY && e->cur.version > 0 &&
+			    edge_version <= e->cur.version) {
+				log_info("session: site %" PRIu64 ": %s; serving "
+				    "version %" PRIu64 " from memory",
+				    e->site_id, err.message, e->cur.version);
+				return 0;
+			}
 			log_warnx("session: site %" PRIu64 ": %s", e->site_id,
 			    err.message);
 			return -1;
@@ -1089,7 +1104,7 @@ out:
  * cannot exceed (>= 2^63 - 1) is left alone (logged; only a broken edge
  * claims one).
  */
-void
+int
 session_intent_skip_past(struct sessions *s, struct edge *e,
     uint64_t edge_version)
 {
@@ -1103,12 +1118,13 @@ session_intent_skip_past(struct sessions *s, struct edge *e,
 	    &err) == -1 || v <= edge_version) {
 		log_warnx("session: site %" PRIu64 ": cannot move its version: "
 		    "%s", e->site_id, err.message);
-		return;
+		return err.code == MODEL_E_BUSY ? -1 : 0;
 	}
 	e->cur.version = v;
 	if (pbconv_intent_hash_digests(&e->cur, e->digests, e->cur_hash) == -1)
-		return;
+		return 0;
 	session_intent_hist_push(s, e, NULL, 0, false, true);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
