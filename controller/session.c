@@ -607,7 +607,7 @@ static bool
 session_edge_pending(const struct edge *e)
 {
 	return e != NULL && (e->applied_dirty || e->conn_dirty ||
-	    e->status != NULL || e->keys_dirty);
+	    e->status != NULL || e->keys_dirty || e->failure_dirty);
 }
 
 /* e's waiting state into the open transaction. */
@@ -627,6 +627,9 @@ session_flush_edge(struct sessions *s, struct edge *e, struct model_error *err)
 		return -1;
 	if (e->keys_dirty && session_keys_save(s, e) == -1)
 		return -1;
+	if (e->failure_dirty && store_edge_set_failure(s->st, e->site_id,
+	    &e->failure, err) == -1)
+		return -1;
 	return 0;
 }
 
@@ -639,6 +642,7 @@ session_edge_flushed(struct sessions *s, struct edge *e, bool stored)
 	e->applied_dirty = false;
 	e->conn_dirty = false;
 	e->keys_dirty = false;
+	e->failure_dirty = false;
 	free(e->status);
 	e->status = NULL;
 	e->status_len = 0;
@@ -1131,10 +1135,11 @@ session_failure_index(const struct sessions *s, uint64_t site_id)
 }
 
 static void
-session_failure_note(struct sessions *s, uint64_t site_id,
+session_failure_note(struct sessions *s, struct edge *e,
     const struct msg_ack *a)
 {
 	struct session_failure *f;
+	uint64_t site_id = e->site_id;
 	size_t lo, i;
 
 	pthread_mutex_lock(&s->lock);
@@ -1165,6 +1170,9 @@ session_failure_note(struct sessions *s, uint64_t site_id,
 		f->f.reason[i] = a->reason[i] >= 0x20 && a->reason[i] < 0x7f ?
 		    a->reason[i] : '?';
 	f->f.reason[i] = '\0';
+	/* Stored at the next group commit: the other controllers show it. */
+	e->failure = f->f;
+	e->failure_dirty = true;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -1198,7 +1206,7 @@ session_on_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 	}
 	if (!a->ok) {
 		snprintf(e->last_error, sizeof(e->last_error), "%s", a->reason);
-		session_failure_note(s, e->site_id, a);
+		session_failure_note(s, e, a);
 		log_warnx("session: site %" PRIu64 " failed to apply version %"
 		    PRIu64 ": %s", e->site_id, a->version, a->reason);
 		session_resync(s, e);

@@ -148,6 +148,9 @@ struct edge {
 	bool connected;
 	int64_t connected_at;
 	bool keys_dirty;            /* keys not stored, not relayed yet */
+	/* The last failed ack, for the other controllers' GET /edges. */
+	struct model_ack_failure failure;
+	bool failure_dirty;
 	bool rekey_on_key;          /* relayed a new key: rekey onto it */
 
 	/* Highest key epoch the site ever announced (accepted), under any

@@ -277,6 +277,9 @@ int store_edge_set_applied(struct store *st, uint64_t site_id,
 int store_edge_set_connected(struct store *st, uint64_t site_id,
     bool connected, int64_t now, const char *software_version,
     struct model_error *err);
+/* Keep the edge's last failed ack (f->reason printable ASCII). */
+int store_edge_set_failure(struct store *st, uint64_t site_id,
+    const struct model_ack_failure *f, struct model_error *err);
 /* Keep the latest status blob (<= MODEL_STATUS_MAX bytes). */
 int store_edge_set_status(struct store *st, uint64_t site_id,
     const void *blob, size_t len, int64_t now, struct model_error *err);
