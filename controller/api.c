@@ -2128,12 +2128,22 @@ api_edge_json(const struct api *a, const struct model_site *s,
 	    json_string(hash) : json_null());
 	json_object_set_new(j, "last_status_at", e->status_at != 0 ?
 	    json_integer(e->status_at) : json_null());
-	if (a != NULL)
-		json_object_set_new(j, "last_failure",
-		    a->hooks.last_failure != NULL &&
-		    a->hooks.last_failure(a->hooks.arg, s->id, &f) ?
+	if (a != NULL) {
+		/* This controller's memory when it has the edge's failure,
+		 * else (or when the stored one is newer: the edge failed
+		 * again on another controller) the stored one. */
+		bool mem = a->hooks.last_failure != NULL &&
+		    a->hooks.last_failure(a->hooks.arg, s->id, &f);
+
+		if (e->failure.version > 0 && (!mem || e->failure.at > f.at ||
+		    (e->failure.at == f.at && e->failure.version > f.version))) {
+			f = e->failure;
+			mem = true;
+		}
+		json_object_set_new(j, "last_failure", mem ?
 		    json_pack("{s:o,s:s,s:I}", "version", json_u64(f.version),
 		    "reason", f.reason, "at", (json_int_t)f.at) : json_null());
+	}
 	return j;
 }
 

@@ -351,8 +351,16 @@ enroll_do_enroll(struct enroll *en, struct enroll_job *j,
 internal:
 	log_warnx("enroll: %s: internal error: %s", j->addr,
 	    err.message[0] ? err.message : "see above");
-	enroll_job_fail(j, RPC_INTERNAL, MSG_ENROLL_ERROR_UNSPECIFIED,
-	    "internal error");
+	/* Unreachable database: a write is needed, so fail closed, with a
+	 * reason the edge can act on (retry) but not the cause's details
+	 * (hosts, ports) that only operators see (the log, REST 503). */
+	if (err.code == MODEL_E_BUSY)
+		enroll_job_fail(j, RPC_UNAVAILABLE,
+		    MSG_ENROLL_ERROR_UNSPECIFIED, "the controller's database "
+		    "is unavailable; try again later");
+	else
+		enroll_job_fail(j, RPC_INTERNAL, MSG_ENROLL_ERROR_UNSPECIFIED,
+		    "internal error");
 out:
 	free(rec);
 	free(cert);
@@ -440,8 +448,16 @@ enroll_do_renew(struct enroll *en, struct enroll_job *j,
 internal:
 	log_warnx("enroll: renew from %s: internal error: %s", j->addr,
 	    err.message[0] ? err.message : "see above");
-	enroll_job_fail(j, RPC_INTERNAL, MSG_ENROLL_ERROR_UNSPECIFIED,
-	    "internal error");
+	/* Unreachable database: a write is needed, so fail closed, with a
+	 * reason the edge can act on (retry) but not the cause's details
+	 * (hosts, ports) that only operators see (the log, REST 503). */
+	if (err.code == MODEL_E_BUSY)
+		enroll_job_fail(j, RPC_UNAVAILABLE,
+		    MSG_ENROLL_ERROR_UNSPECIFIED, "the controller's database "
+		    "is unavailable; try again later");
+	else
+		enroll_job_fail(j, RPC_INTERNAL, MSG_ENROLL_ERROR_UNSPECIFIED,
+		    "internal error");
 out:
 	free(cur);
 	free(rec);

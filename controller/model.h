@@ -224,6 +224,15 @@ struct model_tunnel {
 };
 
 /* What the controller keeps per edge (one per site). */
+/* The last intent version an edge failed to apply (Ack ok = false):
+ * in the memory of the controller holding its stream, and in the store
+ * (group-committed) for the others.  version 0: none. */
+struct model_ack_failure {
+	uint64_t version;
+	int64_t at;                             /* unix seconds */
+	char reason[MODEL_ACK_REASON_MAX + 1];  /* printable ASCII only */
+};
+
 struct model_edge_state {
 	uint64_t site_id;
 	uint64_t intent_version;                /* last version generated, monotonic */
@@ -236,15 +245,9 @@ struct model_edge_state {
 	unsigned char *status;                  /* last status blob; owned */
 	size_t status_len;
 	char software_version[MODEL_VERSION_MAX + 1]; /* last hello's; "" = never */
+	struct model_ack_failure failure;       /* last failed ack, stored */
 };
 
-/* The last intent version an edge failed to apply (Ack ok = false); kept
- * in the daemon's memory, not in the store. */
-struct model_ack_failure {
-	uint64_t version;
-	int64_t at;                             /* unix seconds */
-	char reason[MODEL_ACK_REASON_MAX + 1];  /* printable ASCII only */
-};
 
 struct model_api_token_info {
 	char name[MODEL_TOKEN_NAME_MAX + 1];

@@ -607,7 +607,7 @@ static bool
 session_edge_pending(const struct edge *e)
 {
 	return e != NULL && (e->applied_dirty || e->conn_dirty ||
-	    e->status != NULL || e->keys_dirty);
+	    e->status != NULL || e->keys_dirty || e->failure_dirty);
 }
 
 /* e's waiting state into the open transaction. */
@@ -627,6 +627,9 @@ session_flush_edge(struct sessions *s, struct edge *e, struct model_error *err)
 		return -1;
 	if (e->keys_dirty && session_keys_save(s, e) == -1)
 		return -1;
+	if (e->failure_dirty && store_edge_set_failure(s->st, e->site_id,
+	    &e->failure, err) == -1)
+		return -1;
 	return 0;
 }
 
@@ -639,6 +642,7 @@ session_edge_flushed(struct sessions *s, struct edge *e, bool stored)
 	e->applied_dirty = false;
 	e->conn_dirty = false;
 	e->keys_dirty = false;
+	e->failure_dirty = false;
 	free(e->status);
 	e->status = NULL;
 	e->status_len = 0;
@@ -858,6 +862,38 @@ session_tick(struct sessions *s)
 /* ------------------------------------------------------------------ */
 /* Stream handlers */
 
+/*
+ * The database is unreachable (err): a stream is accepted only when
+ * memory proves what the store would: the site is live in the model as
+ * last read, and the certificate is exactly the site's active one (its
+ * DER is in memory, shared with its peers' intents), unexpired.  Anything
+ * else needs the store (a renewed certificate's promotion is a write):
+ * refused UNAVAILABLE, the edge retries with its backoff.
+ */
+static int
+session_open_from_memory(struct sessions *s, const struct rpc_peer *peer,
+    uint64_t id, const struct model_error *err)
+{
+	const struct model_site *ms = session_site(s, id);
+	const struct edge *e = session_edge_find(s, id);
+	struct ca_cert_info ci;
+
+	if (ms == NULL || ms->revoked || e == NULL || !e->live ||
+	    e->cert.len == 0 ||
+	    ca_cert_info(e->cert.data, e->cert.len, &ci) == -1 ||
+	    memcmp(ci.sha256, peer->cert_sha256, RPC_CERT_FP_LEN) != 0 ||
+	    peer->not_after <= (int64_t)time(NULL)) {
+		log_warnx("session: refused %s (%s) for now: %s, and memory "
+		    "cannot vouch for this certificate", peer->addr, peer->cn,
+		    err->message);
+		return RPC_UNAVAILABLE;
+	}
+	log_info("session: %s (%s): %s; its certificate is the site's "
+	    "active one in memory: accepted", peer->addr, peer->cn,
+	    err->message);
+	return RPC_OK;
+}
+
 static int
 session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 {
@@ -869,6 +905,7 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 	struct edge *e;
 	uint64_t id;
 	int rc;
+	bool down = false;
 
 	if (s->shutting_down)
 		return RPC_UNAVAILABLE;
@@ -880,8 +917,15 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 			    METRICS_RPC_SESSION_REFUSED);
 		return RPC_PERMISSION_DENIED;
 	}
-	/* The store is the revocation list: checked on every open. */
-	if (store_site_get(s->st, id, &ms, &err) == -1 || ms.revoked) {
+	/* The store is the revocation list: checked on every open.  While
+	 * the database is unreachable, memory stands in for it (below). */
+	if (store_site_get(s->st, id, &ms, &err) == -1 &&
+	    err.code == MODEL_E_BUSY) {
+		rc = session_open_from_memory(s, peer, id, &err);
+		if (rc != RPC_OK)
+			return rc;
+		down = true;
+	} else if (err.code != MODEL_OK || ms.revoked) {
 		log_warnx("session: refused %s (%s): site %s", peer->addr,
 		    peer->cn, err.code == MODEL_E_NOT_FOUND ? "deleted" :
 		    err.code != MODEL_OK ? err.message : "revoked");
@@ -908,9 +952,17 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 	 * not any certificate with the right CN: re-enrollment and renewal
 	 * retire the others.
 	 */
+	if (down)
+		goto accept;
 	if ((rec = malloc(sizeof(*rec))) == NULL)
 		return RPC_RESOURCE_EXHAUSTED;
 	rc = store_cert_get(s->st, peer->cert_sha256, rec, &err);
+	if (rc == -1 && err.code == MODEL_E_BUSY) {
+		free(rec);
+		if ((rc = session_open_from_memory(s, peer, id, &err)) != RPC_OK)
+			return rc;
+		goto accept;
+	}
 	if (rc == -1 && err.code != MODEL_E_NOT_FOUND) {
 		log_warnx("session: refused %s (%s) for now: %s", peer->addr,
 		    peer->cn, err.message);
@@ -935,6 +987,7 @@ session_on_open(struct rpc_stream *st, const struct rpc_peer *peer, void *arg)
 		return RPC_UNAVAILABLE;
 	}
 	free(rec);
+accept:
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return RPC_RESOURCE_EXHAUSTED;
 	c->s = s;
@@ -974,9 +1027,18 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	/* Another controller may have moved this edge's version while it
 	 * was connected there: start from the store's. */
 	if (e != NULL && e->live && s->replicated &&
-	    session_intent_resume(s, e) == -1) {
+	    session_intent_resume(s, e, h->applied_version) == -1) {
 		rpc_stream_close(st, RPC_UNAVAILABLE,
 		    "cannot load this site's intent; try again");
+		return;
+	}
+	/* An edge ahead of the controller: its version is moved past the
+	 * edge's (a write) before anything is sent, or it waits. */
+	if (e != NULL && e->live && e->cur.version > 0 &&
+	    h->applied_version > e->cur.version &&
+	    session_intent_skip_past(s, e, h->applied_version) == -1) {
+		rpc_stream_close(st, RPC_UNAVAILABLE,
+		    "the controller's database is unavailable; try again");
 		return;
 	}
 	if (e == NULL || !e->live || e->cur.version == 0) {
@@ -1010,8 +1072,6 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 	e->n_dropped = 0; /* the hello repeats every pending step */
 	e->need_snapshot = true;
 	e->base = 0;
-	if (h->applied_version > e->cur.version)
-		session_intent_skip_past(s, e, h->applied_version);
 	if (h->applied_version > 0 && h->has_convergence_hash) {
 		const uint8_t *want = session_intent_hist_hash(e,
 		    h->applied_version);
@@ -1071,10 +1131,11 @@ session_failure_index(const struct sessions *s, uint64_t site_id)
 /* Keep a failed ack for GET /api/v1/edges (last_failure).  The reason is
  * the edge's text: anything but printable ASCII becomes '?'. */
 static void
-session_failure_note(struct sessions *s, uint64_t site_id,
+session_failure_note(struct sessions *s, struct edge *e,
     const struct msg_ack *a)
 {
 	struct session_failure *f;
+	uint64_t site_id = e->site_id;
 	size_t lo;
 
 	pthread_mutex_lock(&s->lock);
@@ -1102,6 +1163,9 @@ session_failure_note(struct sessions *s, uint64_t site_id,
 	f->f.version = a->version;
 	f->f.at = session_now(s);
 	util_printable(f->f.reason, sizeof(f->f.reason), a->reason);
+	/* Stored at the next group commit: the other controllers show it. */
+	e->failure = f->f;
+	e->failure_dirty = true;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -1135,7 +1199,7 @@ session_on_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 	}
 	if (!a->ok) {
 		snprintf(e->last_error, sizeof(e->last_error), "%s", a->reason);
-		session_failure_note(s, e->site_id, a);
+		session_failure_note(s, e, a);
 		log_warnx("session: site %" PRIu64 " failed to apply version %"
 		    PRIu64 ": %s", e->site_id, a->version, a->reason);
 		session_resync(s, e);

@@ -148,6 +148,9 @@ struct edge {
 	bool connected;
 	int64_t connected_at;
 	bool keys_dirty;            /* keys not stored, not relayed yet */
+	/* The last failed ack, for the other controllers' GET /edges. */
+	struct model_ack_failure failure;
+	bool failure_dirty;
 	bool rekey_on_key;          /* relayed a new key: rekey onto it */
 
 	/* Highest key epoch the site ever announced (accepted), under any
@@ -244,6 +247,13 @@ struct sessions {
 	uint64_t flush_at;          /* recompile due (mono ms), 0 = none */
 	/* The allocation generation (store_tunnel_gen) memory matches. */
 	uint64_t tunnel_gen;
+	/* The change log's sequence number s->sites and s->pfx are read
+	 * up to (session_load_changes). */
+	uint64_t log_seq;
+	/* Not the leader: batches followed the leader's allocations
+	 * (topo_site_follow), which leaves tunnel_gen behind; the first
+	 * batch as the leader reads them all again. */
+	bool followed;
 	/* A reload from the store failed: try again at the next flush. */
 	bool reload;
 	uint64_t next_keepalive;
@@ -308,7 +318,8 @@ void session_intent_hist_push(struct sessions *s, struct edge *e,
 const uint8_t *session_intent_hist_hash(struct edge *e, uint64_t v);
 int session_intent_delta(struct edge *e, struct msg_intent_delta *d);
 int session_intent_compile_all(struct sessions *s, bool restoring);
-void session_intent_skip_past(struct sessions *s, struct edge *e,
+/* 0, or -1 when the store could not move the version (unreachable). */
+int session_intent_skip_past(struct sessions *s, struct edge *e,
     uint64_t edge_version);
 void session_intent_recompile(struct sessions *s);
 void session_intent_rebuild(struct sessions *s);
@@ -345,8 +356,11 @@ void session_rekey_follow(struct sessions *s, uint64_t tunnel_id);
  * epoch keys: reload them, relay to the peers held here. */
 void session_keys_follow(struct sessions *s, uint64_t site_id);
 /* session_intent.c: a hello on a replicated store: bring e's intent to
- * the store's version (another controller may have moved it).  0 / -1. */
-int session_intent_resume(struct sessions *s, struct edge *e);
+ * the store's version (another controller may have moved it); with the
+ * store unreachable, memory serves when e is not stale and edge_version
+ * (the hello's) is not beyond it.  0 / -1. */
+int session_intent_resume(struct sessions *s, struct edge *e,
+    uint64_t edge_version);
 
 /* session.c: end every stream of site_id whose certificate is not keep. */
 void session_conns_retire(struct sessions *s, uint64_t site_id,

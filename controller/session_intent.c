@@ -241,10 +241,13 @@ session_load_model(struct sessions *s)
 	struct model_site *sites = NULL;
 	struct model_site_prefix *pfx = NULL;
 	struct model_prefix *vals = NULL;
-	uint64_t *ids = NULL;
+	uint64_t *ids = NULL, head = 0;
 	size_t ns = 0, np = 0;
 
-	if (store_policy_get(s->st, &s->policy, &err) == -1 ||
+	/* The log's head first: a change committed while the lists are
+	 * read is read again by the next batch (session_load_changes). */
+	if (store_changes_head(s->st, &head, &err) == -1 ||
+	    store_policy_get(s->st, &s->policy, &err) == -1 ||
 	    store_crypto_get(s->st, &s->crypto, &err) == -1 ||
 	    store_site_list(s->st, &sites, &ns, &err) == -1 ||
 	    store_prefix_list(s->st, 0, &pfx, &np, &err) == -1) {
@@ -274,6 +277,156 @@ session_load_model(struct sessions *s)
 	s->pfx = vals;
 	s->pfx_site = ids;
 	s->n_pfx = np;
+	s->log_seq = head;
+	return 0;
+}
+
+/* Where site id is or would go in s->sites / s->pfx_site. */
+static size_t
+session_site_index(const struct sessions *s, uint64_t id)
+{
+	size_t lo = 0, hi = s->n_sites;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->sites[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static size_t
+session_pfx_index(const struct sessions *s, uint64_t id)
+{
+	size_t lo = 0, hi = s->n_pfx;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->pfx_site[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Site id and its prefixes in s->sites and s->pfx as the store has them
+ * now (gone when deleted).  Arrays are sized by util_size_class, so a
+ * site added at the end rarely moves them. */
+static int
+session_model_site(struct sessions *s, uint64_t id)
+{
+	struct model_error err = { 0 };
+	struct model_site ms;
+	struct model_site_prefix *pfx = NULL;
+	size_t np = 0, at = session_site_index(s, id), pa, pb;
+	bool found = true, have = at < s->n_sites && s->sites[at].id == id;
+	void *p;
+
+	if (store_site_get(s->st, id, &ms, &err) == -1) {
+		if (err.code != MODEL_E_NOT_FOUND)
+			goto fail;
+		found = false;
+	}
+	if (found && store_prefix_list(s->st, id, &pfx, &np, &err) == -1)
+		goto fail;
+	if (found && !have) {
+		if ((p = realloc(s->sites, util_size_class(s->n_sites + 1) *
+		    sizeof(*s->sites))) == NULL)
+			goto oom;
+		s->sites = p;
+		memmove(&s->sites[at + 1], &s->sites[at],
+		    (s->n_sites - at) * sizeof(*s->sites));
+		s->n_sites++;
+	} else if (!found && have) {
+		memmove(&s->sites[at], &s->sites[at + 1],
+		    (s->n_sites - at - 1) * sizeof(*s->sites));
+		s->n_sites--;
+	}
+	if (found)
+		s->sites[at] = ms;
+	/* The site's prefixes: [pa, pb) replaced by the np read. */
+	pa = session_pfx_index(s, id);
+	for (pb = pa; pb < s->n_pfx && s->pfx_site[pb] == id; pb++)
+		;
+	if (np > pb - pa) {
+		size_t need = util_size_class(s->n_pfx + np - (pb - pa));
+
+		if ((p = realloc(s->pfx, need * sizeof(*s->pfx))) == NULL)
+			goto oom;
+		s->pfx = p;
+		if ((p = realloc(s->pfx_site, need * sizeof(*s->pfx_site))) ==
+		    NULL)
+			goto oom;
+		s->pfx_site = p;
+	}
+	if (np != pb - pa && s->n_pfx > pb) {
+		memmove(&s->pfx[pa + np], &s->pfx[pb],
+		    (s->n_pfx - pb) * sizeof(*s->pfx));
+		memmove(&s->pfx_site[pa + np], &s->pfx_site[pb],
+		    (s->n_pfx - pb) * sizeof(*s->pfx_site));
+	}
+	s->n_pfx = s->n_pfx - (pb - pa) + np;
+	if (np > 1)
+		qsort(pfx, np, sizeof(*pfx), session_pfx_cmp);
+	for (size_t i = 0; i < np; i++) {
+		s->pfx[pa + i] = pfx[i].prefix;
+		s->pfx_site[pa + i] = id;
+	}
+	free(pfx);
+	return 0;
+oom:
+	model_error_set(&err, MODEL_E_INTERNAL, "", "out of memory");
+fail:
+	free(pfx);
+	log_warnx("session: site %" PRIu64 ": loading: %s", id, err.message);
+	return -1;
+}
+
+/*
+ * Bring s->sites and s->pfx up to the store, in the open transaction,
+ * reading only the sites the change log names after s->log_seq (every
+ * controller's, this one's too); their ids join *dirty (sorted, unique
+ * on return), and so do the dirty ones', which are read as well.  O(the
+ * change) where reading every site was O(sites) per batch.  *all: policy
+ * or crypto changed, or the log no longer reaches back (pruned): the
+ * caller compiles everything.
+ */
+static int
+session_load_changes(struct sessions *s, uint64_t **dirty, size_t *n,
+    size_t *cap, bool *all)
+{
+	struct model_error err = { 0 };
+	struct store_changes ch;
+
+	*all = false;
+	if (store_changes_since(s->st, s->log_seq, NULL, &ch, &err) == -1) {
+		log_warnx("session: reading the change log: %s", err.message);
+		return -1;
+	}
+	if (ch.all) {
+		*all = true;
+		store_changes_free(&ch);
+		return 0;
+	}
+	for (size_t i = 0; i < ch.n; i++)
+		if (session_ids_add(dirty, n, cap, ch.sites[i]) == -1) {
+			store_changes_free(&ch);
+			return -1;
+		}
+	if (*dirty != NULL)
+		util_sort_unique_u64(*dirty, n);
+	for (size_t i = 0; *dirty != NULL && i < *n; i++)
+		if (session_model_site(s, (*dirty)[i]) == -1) {
+			store_changes_free(&ch);
+			return -1;
+		}
+	s->log_seq = ch.last;
+	store_changes_free(&ch);
 	return 0;
 }
 
@@ -756,13 +909,28 @@ session_restore_do(struct sessions *s, struct edge *e)
  * new one is made (sent as a snapshot) — versions only grow.
  */
 int
-session_intent_resume(struct sessions *s, struct edge *e)
+session_intent_resume(struct sessions *s, struct edge *e,
+    uint64_t edge_version)
 {
 	struct model_edge_state st = { 0 };
 	struct model_error err = { 0 };
 
 	if (!e->stale) {
 		if (store_edge_get(s->st, e->site_id, &st, &err) == -1) {
+			/*
+			 * The database is unreachable: memory serves an edge
+			 * whose intent here is not stale (no other controller
+			 * moved it: its changes would have marked it) and not
+			 * behind the edge's.  Nothing else changes while the
+			 * database is down, and sending it needs no write.
+			 */
+			if (err.code == MODEL_E_BUSY && e->cur.version > 0 &&
+			    edge_version <= e->cur.version) {
+				log_info("session: site %" PRIu64 ": %s; serving "
+				    "version %" PRIu64 " from memory",
+				    e->site_id, err.message, e->cur.version);
+				return 0;
+			}
 			log_warnx("session: site %" PRIu64 ": %s", e->site_id,
 			    err.message);
 			return -1;
@@ -862,6 +1030,7 @@ session_intent_compile_all(struct sessions *s, bool restoring)
 	s->topo = out;
 	out = NULL;
 	s->tunnel_gen = gen;
+	s->followed = false;
 	if (session_rekey_epochs_load(s) == -1)
 		goto out;
 	if (s->metrics)
@@ -935,7 +1104,7 @@ out:
  * cannot exceed (>= 2^63 - 1) is left alone (logged; only a broken edge
  * claims one).
  */
-void
+int
 session_intent_skip_past(struct sessions *s, struct edge *e,
     uint64_t edge_version)
 {
@@ -949,12 +1118,13 @@ session_intent_skip_past(struct sessions *s, struct edge *e,
 	    &err) == -1 || v <= edge_version) {
 		log_warnx("session: site %" PRIu64 ": cannot move its version: "
 		    "%s", e->site_id, err.message);
-		return;
+		return err.code == MODEL_E_BUSY ? -1 : 0;
 	}
 	e->cur.version = v;
 	if (pbconv_intent_hash_digests(&e->cur, e->digests, e->cur_hash) == -1)
-		return;
+		return 0;
 	session_intent_hist_push(s, e, NULL, 0, false, true);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1252,81 +1422,35 @@ out:
 	free(mem);
 }
 
-/* Whether a compiled site is the stored one, as far as tunnels go. */
-static bool
-session_site_same(const struct model_site *a, const struct model_site *b)
-{
-	if (a->revoked != b->revoked || a->role != b->role ||
-	    a->asn != b->asn || a->backend != b->backend ||
-	    a->n_links != b->n_links || strcmp(a->name, b->name) != 0 ||
-	    strcmp(a->region, b->region) != 0)
-		return false;
-	for (size_t i = 0; i < a->n_links; i++) {
-		const struct model_link *x = &a->links[i], *y = &b->links[i];
-
-		if (strcmp(x->name, y->name) != 0 ||
-		    strcmp(x->address, y->address) != 0 ||
-		    strcmp(x->public_address, y->public_address) != 0 ||
-		    x->public_port != y->public_port)
-			return false;
-	}
-	return true;
-}
-
 /*
- * The sites to compile, into a malloc'd *dirty: first every compiled site
- * the store no longer has live (deleted or revoked by another writer,
- * its news maybe still on the way), then the dirty ones and every other
- * site whose stored form is not the compiled one (changed, or new).  So
- * the batch compiles against the store as it is in this transaction: no
- * new tunnel names a deleted site or a removed link.
+ * The order to compile the dirty sites in (*dirty, sorted): first those
+ * compiled here that the store no longer has live (deleted or revoked),
+ * so that their tunnels, /31s and VNIs are gone before the others take
+ * new ones, then the rest.  s->sites is the store as this transaction
+ * read it (session_load_changes), so no new tunnel names a deleted site.
  */
 static int
 session_dirty_order(struct sessions *s, uint64_t **dirty, size_t *n)
 {
-	uint64_t *gone = NULL, *rest = NULL, *v;
-	size_t ngone = 0, cap_gone = 0, nrest = 0, cap_rest = 0, nv = 0;
+	uint64_t *v;
+	size_t nv = 0;
 
-	for (size_t i = 0; i < topo_edge_count(s->topo); i++) {
-		uint64_t id = topo_edge_site(s->topo, i)->id;
-		const struct model_site *ms = session_site(s, id);
+	if ((v = calloc(*n + 1, sizeof(*v))) == NULL)
+		return -1;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; *dirty != NULL && i < *n; i++) {
+			const struct model_site *ms = session_site(s,
+			    (*dirty)[i]);
+			bool gone = (ms == NULL || ms->revoked) &&
+			    topo_site(s->topo, (*dirty)[i]) != NULL;
 
-		if ((ms == NULL || ms->revoked) &&
-		    session_ids_add(&gone, &ngone, &cap_gone, id) == -1)
-			goto fail;
-	}
-	for (size_t i = 0; i < *n; i++)
-		if (session_ids_add(&rest, &nrest, &cap_rest, (*dirty)[i]) == -1)
-			goto fail;
-	for (size_t i = 0; i < s->n_sites; i++) {
-		const struct model_site *ms = &s->sites[i];
-		const struct model_site *c = topo_site(s->topo, ms->id);
-
-		if (ms->revoked || (c != NULL && session_site_same(c, ms)))
-			continue;
-		if (session_ids_add(&rest, &nrest, &cap_rest, ms->id) == -1)
-			goto fail;
-	}
-	if (rest != NULL)
-		util_sort_unique_u64(rest, &nrest);
-	if ((v = calloc(ngone + nrest + 1, sizeof(*v))) == NULL)
-		goto fail;
-	/* gone is sorted: topo lists its sites by id. */
-	for (size_t i = 0; i < ngone; i++)
-		v[nv++] = gone[i];
-	for (size_t i = 0; i < nrest; i++)
-		if (!session_id_in(gone, ngone, rest[i]))
-			v[nv++] = rest[i];
-	free(gone);
-	free(rest);
+			if (gone == (pass == 0))
+				v[nv++] = (*dirty)[i];
+		}
 	free(*dirty);
 	*dirty = v;
 	*n = nv;
 	return 0;
-fail:
-	free(gone);
-	free(rest);
-	return -1;
 }
 
 /*
@@ -1392,28 +1516,255 @@ session_hub_neighbours(struct sessions *s, uint64_t **peers, size_t *n_peers,
 	return 0;
 }
 
+/* What one batch's site changes touch (session_intent_recompile). */
+struct batch {
+	uint64_t *affected, *added, *peers;
+	size_t n_aff, cap_aff, n_added, cap_added, n_peers, cap_peers;
+	bool oom;
+};
+
+/* Site id's change chg was applied to the topology: note what it
+ * touches, and close the streams of a site that lost its intent. */
+static void
+session_batch_note(struct sessions *s, struct batch *b, uint64_t id,
+    const struct topo_change *chg)
+{
+	struct edge *e;
+
+	for (size_t j = 0; j < chg->n_edges; j++)
+		if (session_ids_add(&b->affected, &b->n_aff, &b->cap_aff,
+		    chg->edges[j]) == -1)
+			b->oom = true;
+	if (session_ids_add(&b->affected, &b->n_aff, &b->cap_aff, id) == -1 ||
+	    session_ids_add(&b->peers, &b->n_peers, &b->cap_peers, id) == -1)
+		b->oom = true;
+	for (size_t j = 0; j < chg->n_added; j++)
+		if (session_ids_add(&b->added, &b->n_added, &b->cap_added,
+		    chg->added[j].id) == -1)
+			b->oom = true;
+	/* Revoked or deleted: its stream closes; its peers lose their
+	 * tunnels to it (they are affected). */
+	for (size_t j = 0; j < chg->n_removed_sites; j++)
+		session_site_gone(s, chg->removed_sites[j]);
+	if ((e = session_edge_find(s, id)) != NULL &&
+	    topo_site(s->topo, id) == NULL)
+		e->live = false;
+}
+
+/* One dirty site's stored tunnels, for a controller that follows. */
+struct follow_site {
+	uint64_t id;
+	struct model_tunnel *st;        /* sorted by key */
+	size_t n;
+};
+
+/*
+ * Not the leader: read the stored tunnels of each dirty site and keep in
+ * the batch only the sites whose every wanted tunnel the leader has
+ * stored; the others go into *held (sorted), compiled again once the
+ * leader logs its allocations (session_notify_alloc) or a second later.
+ * O(the change): one indexed read per site, no compile.
+ */
+static int
+session_follow_prepare(struct sessions *s, const uint64_t *dirty, size_t n,
+    struct follow_site **fs, size_t *n_fs, uint64_t **held, size_t *n_held,
+    size_t *cap_held)
+{
+	struct topo_input in = { &s->policy, &s->crypto, s->sites,
+	    s->n_sites };
+	struct model_error err = { 0 };
+
+	*n_fs = 0;
+	if ((*fs = calloc(n + 1, sizeof(**fs))) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct model_site *ms = session_site(s, dirty[i]);
+		struct follow_site *f = &(*fs)[*n_fs];
+
+		f->id = dirty[i];
+		if (ms != NULL && !ms->revoked) {
+			if (store_tunnel_list_site(s->st, f->id, &f->st, &f->n,
+			    &err) == -1) {
+				log_warnx("session: site %" PRIu64 ": reading "
+				    "its tunnels: %s", f->id, err.message);
+				return -1;
+			}
+			topo_tunnel_key_sort(f->st, f->n);
+			if (topo_follow_missing(&in, f->id, f->st, f->n) > 0) {
+				free(f->st);
+				f->st = NULL;
+				if (session_ids_add(held, n_held, cap_held,
+				    f->id) == -1)
+					return -1;
+				continue;
+			}
+		}
+		(*n_fs)++;
+	}
+	if (*held != NULL)
+		util_sort_unique_u64(*held, n_held);
+	return 0;
+}
+
+static void
+session_follow_free(struct follow_site *fs, size_t n)
+{
+	for (size_t i = 0; fs != NULL && i < n; i++)
+		free(fs[i].st);
+	free(fs);
+}
+
+/* Followed a site's change: its removed tunnels' epochs go, its new
+ * tunnels' epochs are the leader's, read from the store. */
+static int
+session_follow_epochs(struct sessions *s, uint64_t id,
+    const struct topo_change *chg)
+{
+	struct model_error err = { 0 };
+	struct model_epoch *ep = NULL;
+	size_t n = 0;
+
+	session_rekey_epochs_drop(s, chg->removed, chg->n_removed);
+	if (chg->n_added == 0)
+		return 0;
+	if (store_epoch_list_site(s->st, id, &ep, &n, &err) == -1) {
+		log_warnx("session: site %" PRIu64 ": reading SA epochs: %s",
+		    id, err.message);
+		return -1;
+	}
+	for (size_t i = 0; i < chg->n_added; i++)
+		epochs_drop_tunnel(s->epochs, chg->added[i].id);
+	for (size_t i = 0; i < n; i++) {
+		bool added = false;
+
+		/* chg->added is sorted by id. */
+		for (size_t lo = 0, hi = chg->n_added; lo < hi && !added;) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (chg->added[mid].id == ep[i].tunnel_id)
+				added = true;
+			else if (chg->added[mid].id < ep[i].tunnel_id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (added && epochs_insert(s->epochs, &ep[i]) == -1) {
+			free(ep);
+			return -1;
+		}
+	}
+	free(ep);
+	return 0;
+}
+
+/*
+ * Not the leader: apply the batch's changes with the leader's stored
+ * allocations (topo_site_follow).  A site whose stored /31, VNI or id a
+ * site still to come holds here goes after the others; when a round
+ * makes no progress memory missed a change (-1: the caller reloads).  A
+ * site the leader has not caught up with after all joins *held.
+ */
+static int
+session_follow_batch(struct sessions *s, struct follow_site *fs, size_t n,
+    uint64_t **held, size_t *n_held, size_t *cap_held, struct batch *b)
+{
+	struct topo_input in = { &s->policy, &s->crypto, s->sites,
+	    s->n_sites };
+	struct model_error err = { 0 };
+	struct topo_change chg = { 0 };
+	uint64_t *pend;
+	size_t left = n;
+
+	if ((pend = calloc(n + *n_held + 1, sizeof(*pend))) == NULL)
+		return -1;
+	while (left > 0) {
+		size_t done = 0;
+
+		for (size_t i = 0; i < left;) {
+			struct follow_site f = fs[i];
+			size_t np = 0;
+			int rc;
+
+			/* Pending: the sites still to come, and the held. */
+			for (size_t j = 0; j < left; j++)
+				if (j != i)
+					pend[np++] = fs[j].id;
+			for (size_t j = 0; j < *n_held; j++)
+				pend[np++] = (*held)[j];
+			if (np > 1)
+				qsort(pend, np, sizeof(*pend), util_cmp_u64);
+			topo_change_free(&chg);
+			rc = topo_site_follow(s->topo, &in, f.id, f.st, f.n,
+			    pend, np, &chg, &err);
+			if (rc == -1 && err.code == MODEL_E_CONFLICT) {
+				i++;
+				continue;
+			}
+			/* Done with it, one way or another. */
+			fs[i] = fs[--left];
+			fs[left] = f;
+			if (rc == -1 && err.code == MODEL_E_NOT_FOUND) {
+				if (session_ids_add(held, n_held, cap_held,
+				    f.id) == -1)
+					goto fail;
+				util_sort_unique_u64(*held, n_held);
+				continue;
+			}
+			if (rc == -1) {
+				log_warnx("session: site %" PRIu64 ": compile: "
+				    "%s (%s)", f.id, err.message, err.field);
+				continue;
+			}
+			if (session_follow_epochs(s, f.id, &chg) == -1)
+				goto fail;
+			session_batch_note(s, b, f.id, &chg);
+			done++;
+		}
+		if (done == 0 && left > 0) {
+			log_warnx("session: the leader's allocations clash with "
+			    "this controller's (%s); reading them all",
+			    err.message);
+			goto fail;
+		}
+	}
+	topo_change_free(&chg);
+	free(pend);
+	return 0;
+fail:
+	topo_change_free(&chg);
+	free(pend);
+	return -1;
+}
+
 /*
  * Recompile the sites changed since the last flush (one topo_site_changed
  * each), then bring every edge they touch up to date: a changed site's
  * intent is rebuilt whole, every other touched edge is patched (only its
  * tunnels to changed sites, and new or removed ones).
  *
- * The model is read inside the transaction that stores the result, and
- * the allocation generation checked there: memory and store agree when it
- * starts, and any failed step makes it roll back and reload from the store
- * (session_reload), so they agree again when it ends.
+ * The model is read inside the transaction that stores the result (the
+ * sites the change log names since the last batch, session_load_changes),
+ * and the allocation generation checked there: memory and store agree
+ * when it starts, and any failed step makes it roll back and reload from
+ * the store (session_reload), so they agree again when it ends.
+ *
+ * A replica that is not the leader allocates nothing: it applies the
+ * same changes with the leader's stored allocations (topo_site_follow),
+ * as incremental as the leader's compile, and holds back a site the
+ * leader has not caught up with until the leader logs its allocations.
  */
 void
 session_intent_recompile(struct sessions *s)
 {
 	struct model_error err = { 0 };
 	struct topo_change chg = { 0 };
-	uint64_t *dirty = s->dirty, t0 = util_mono_ns(), gen = 0;
-	size_t n_dirty = s->n_dirty;
-	uint64_t *affected = NULL, *added = NULL, *peers = NULL;
-	size_t n_aff = 0, cap_aff = 0, n_peers = 0, cap_peers = 0;
-	size_t n_added = 0, cap_added = 0, n_patched = 0;
-	bool all = s->dirty_all, oom = false, failed = false, hubs;
+	struct batch b = { 0 };
+	struct follow_site *fs = NULL;
+	uint64_t *dirty = s->dirty, *held = NULL, t0 = util_mono_ns(), gen = 0;
+	size_t n_dirty = s->n_dirty, cap_dirty = s->cap_dirty, n_fs = 0;
+	size_t n_held = 0, cap_held = 0, n_patched = 0;
+	bool all = s->dirty_all, failed = false, hubs, logall = false;
+	bool follow = s->replicated && !atomic_load(&s->leader);
 
 	s->dirty = NULL;
 	s->n_dirty = s->cap_dirty = 0;
@@ -1425,16 +1776,13 @@ session_intent_recompile(struct sessions *s)
 		session_reload(s);
 		return;
 	}
-	if (s->replicated && !atomic_load(&s->leader)) {
-		free(dirty);
-		session_follow(s);
-		return;
-	}
 	if (all) {
 		/* Policy or crypto changed: compile everything against the
 		 * current allocations, then refresh every edge. */
 		free(dirty);
-		if (session_intent_compile_all(s, false) == -1)
+		if (follow)
+			session_follow(s);
+		else if (session_intent_compile_all(s, false) == -1)
 			session_reload(s);
 		return;
 	}
@@ -1447,15 +1795,25 @@ session_intent_recompile(struct sessions *s)
 		goto out;
 	}
 	if (store_tunnel_gen(s->st, &gen, &err) == -1 ||
-	    session_load_model(s) == -1) {
+	    session_load_changes(s, &dirty, &n_dirty, &cap_dirty,
+	    &logall) == -1) {
 		failed = true;
 		goto done;
 	}
-	if (gen != s->tunnel_gen) {
-		/* Routine for a replica that is not the leader. */
-		if (s->replicated && !atomic_load(&s->leader))
-			log_debug("session", "the leader stored allocations "
-			    "(generation %" PRIu64 ")", gen);
+	if (logall) {
+		/* Policy, crypto, or a log pruned past this batch. */
+		store_rollback(s->st);
+		free(dirty);
+		if (follow)
+			session_follow(s);
+		else if (session_intent_compile_all(s, false) == -1)
+			session_reload(s);
+		return;
+	}
+	if (!follow && gen != s->tunnel_gen) {
+		if (s->followed)
+			log_info("session: now the leader: reading the stored "
+			    "allocations once");
 		else
 			log_warnx("session: the stored tunnels changed under "
 			    "this controller (generation %" PRIu64 ", expected "
@@ -1467,15 +1825,25 @@ session_intent_recompile(struct sessions *s)
 		failed = true;
 		goto done;
 	}
+	if (follow && session_follow_prepare(s, dirty, n_dirty, &fs, &n_fs,
+	    &held, &n_held, &cap_held) == -1) {
+		failed = true;
+		goto done;
+	}
 	/* Hubs pass the changed sites' prefixes on (allowed_prefixes). */
 	hubs = session_hubs_touched(s, dirty, n_dirty);
-	{
+	if (follow) {
+		s->followed = true;
+		if (session_follow_batch(s, fs, n_fs, &held, &n_held, &cap_held,
+		    &b) == -1) {
+			failed = true;
+			goto done;
+		}
+	} else {
 		struct topo_input in = { &s->policy, &s->crypto, s->sites,
 		    s->n_sites };
 
 		for (size_t i = 0; i < n_dirty; i++) {
-			struct edge *e;
-
 			topo_change_free(&chg);
 			if (topo_site_changed(s->topo, &in, dirty[i], &chg,
 			    &err) == -1) {
@@ -1489,69 +1857,47 @@ session_intent_recompile(struct sessions *s)
 				failed = true;
 				goto done;
 			}
-			for (size_t j = 0; j < chg.n_edges; j++)
-				if (session_ids_add(&affected, &n_aff,
-				    &cap_aff, chg.edges[j]) == -1)
-					oom = true;
-			if (session_ids_add(&affected, &n_aff, &cap_aff,
-			    dirty[i]) == -1)
-				oom = true;
-			for (size_t j = 0; j < chg.n_added; j++)
-				if (session_ids_add(&added, &n_added,
-				    &cap_added, chg.added[j].id) == -1)
-					oom = true;
-			/* Revoked or deleted: its stream closes; its peers
-			 * lose their tunnels to it (they are affected). */
-			for (size_t j = 0; j < chg.n_removed_sites; j++)
-				session_site_gone(s, chg.removed_sites[j]);
-			if ((e = session_edge_find(s, dirty[i])) != NULL &&
-			    topo_site(s->topo, dirty[i]) == NULL)
-				e->live = false;
+			session_batch_note(s, &b, dirty[i], &chg);
 		}
-		for (size_t i = 0; i < n_dirty; i++)
-			if (session_ids_add(&peers, &n_peers, &cap_peers,
-			    dirty[i]) == -1)
-				oom = true;
-		if (hubs && session_hub_neighbours(s, &peers, &n_peers,
-		    &cap_peers, &affected, &n_aff, &cap_aff) == -1)
-			oom = true;
-		if (peers != NULL)
-			util_sort_unique_u64(peers, &n_peers);
-		if (affected != NULL)
-			util_sort_unique_u64(affected, &n_aff);
-		if (added != NULL)
-			util_sort_unique_u64(added, &n_added);
-		qsort(dirty, n_dirty, sizeof(*dirty), util_cmp_u64);
-		for (size_t i = 0; affected != NULL && i < n_aff; i++) {
-			struct edge *e;
-			bool changed = false;
-			int rc;
-
-			if (topo_site(s->topo, affected[i]) == NULL)
-				continue;
-			if ((e = session_edge_get(s, affected[i])) == NULL)
-				continue;
-			e->live = true;
-			/* Without memory for the sets a patch could miss a
-			 * change: rebuild whole instead. */
-			if (!oom && e->cur.version > 0 && e->digests != NULL &&
-			    !session_id_in(dirty, n_dirty, e->site_id)) {
-				rc = session_patch_edge(s, e, peers, n_peers,
-				    added, n_added, &changed);
-				n_patched++;
-				if (rc == 0 && s->cfg.check_patch)
-					session_check_patch(s, e);
-			} else {
-				rc = session_refresh_edge(s, e, &changed);
-			}
-			if (rc == -1)
-				continue;
-		}
-		if (store_tunnel_gen(s->st, &gen, &err) == -1)
-			failed = true;
-		else if (s->cfg.check_patch)
-			session_check_store(s);
 	}
+	if (hubs && session_hub_neighbours(s, &b.peers, &b.n_peers,
+	    &b.cap_peers, &b.affected, &b.n_aff, &b.cap_aff) == -1)
+		b.oom = true;
+	if (b.peers != NULL)
+		util_sort_unique_u64(b.peers, &b.n_peers);
+	if (b.affected != NULL)
+		util_sort_unique_u64(b.affected, &b.n_aff);
+	if (b.added != NULL)
+		util_sort_unique_u64(b.added, &b.n_added);
+	/* The dirty sites' own edges are rebuilt whole (session_id_in). */
+	qsort(dirty, n_dirty, sizeof(*dirty), util_cmp_u64);
+	for (size_t i = 0; b.affected != NULL && i < b.n_aff; i++) {
+		struct edge *e;
+		bool changed = false;
+
+		if (topo_site(s->topo, b.affected[i]) == NULL)
+			continue;
+		if ((e = session_edge_get(s, b.affected[i])) == NULL)
+			continue;
+		e->live = true;
+		/* Without memory for the sets a patch could miss a change:
+		 * rebuild whole instead. */
+		if (!b.oom && e->cur.version > 0 && e->digests != NULL &&
+		    !session_id_in(dirty, n_dirty, e->site_id)) {
+			int rc = session_patch_edge(s, e, b.peers, b.n_peers,
+			    b.added, b.n_added, &changed);
+
+			n_patched++;
+			if (rc == 0 && s->cfg.check_patch)
+				session_check_patch(s, e);
+		} else {
+			(void)session_refresh_edge(s, e, &changed);
+		}
+	}
+	if (store_tunnel_gen(s->st, &gen, &err) == -1)
+		failed = true;
+	else if (s->cfg.check_patch && n_held == 0)
+		session_check_store(s);
 done:
 	if (!failed && session_alloc_log(s) == -1)
 		failed = true;
@@ -1566,17 +1912,35 @@ done:
 		session_reload(s);
 		goto out;
 	}
-	s->tunnel_gen = gen;
+	if (!follow)
+		s->tunnel_gen = gen;
 	if (s->metrics)
 		metrics_compile_done(s->metrics, (util_mono_ns() - t0) / 1000);
-	log_debug("session", "recompiled %zu site(s), %zu edge(s) affected "
-	    "(%zu patched) in %" PRIu64 " us", n_dirty, n_aff, n_patched,
-	    (util_mono_ns() - t0) / 1000);
-	for (size_t i = 0; i < n_aff; i++) {
-		struct edge *e = session_edge_find(s, affected[i]);
+	if (follow)
+		log_debug("session", "followed the leader's allocations for %zu "
+		    "site(s) incrementally (%zu held back), %zu edge(s) "
+		    "affected (%zu patched) in %" PRIu64 " us; %zu of %zu "
+		    "site(s) read from the store", n_fs, n_held, b.n_aff,
+		    n_patched, (util_mono_ns() - t0) / 1000, n_dirty,
+		    s->n_sites);
+	else
+		log_debug("session", "recompiled %zu site(s), %zu edge(s) "
+		    "affected (%zu patched) in %" PRIu64 " us; %zu of %zu "
+		    "site(s) read from the store", n_dirty, b.n_aff, n_patched,
+		    (util_mono_ns() - t0) / 1000, n_dirty, s->n_sites);
+	for (size_t i = 0; i < b.n_aff; i++) {
+		struct edge *e = session_edge_find(s, b.affected[i]);
 
 		if (e != NULL)
 			session_push(s, e);
+	}
+	/* Held back: compiled again when the leader has stored them. */
+	if (n_held > 0) {
+		for (size_t i = 0; i < n_held; i++)
+			session_mark_dirty(s, held[i]);
+		s->flush_at = util_mono_ms() + SESSION_FOLLOW_RETRY_MS;
+		log_debug("session", "waiting for the leader's allocations of "
+		    "%zu site(s)", n_held);
 	}
 	/* Nothing is rekeyed: the revoked site's tunnels are gone (their
 	 * SAs with them), and it never could derive the keys of tunnels
@@ -1584,10 +1948,12 @@ done:
 	 * "Revocation"). */
 out:
 	topo_change_free(&chg);
+	session_follow_free(fs, n_fs);
+	free(held);
 	free(dirty);
-	free(affected);
-	free(added);
-	free(peers);
+	free(b.affected);
+	free(b.added);
+	free(b.peers);
 }
 
 /*

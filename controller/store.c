@@ -255,6 +255,18 @@ static const char *const store_mig8[] = {
 	NULL,
 };
 
+/* 9: each edge's last failed ack (version, when, the edge's reason),
+ * written by the controller holding its stream, so that every replica's
+ * GET /edges shows it (last_failure). */
+static const char *const store_mig9[] = {
+	"ALTER TABLE edges ADD COLUMN failure_version BIGINT NOT NULL "
+	"DEFAULT 0",
+	"ALTER TABLE edges ADD COLUMN failure_at BIGINT NOT NULL DEFAULT 0",
+	"ALTER TABLE edges ADD COLUMN failure_reason TEXT NOT NULL "
+	"DEFAULT ''",
+	NULL,
+};
+
 static const char *const *const store_migrations[] = {
 	store_mig1,
 	store_mig2,
@@ -264,6 +276,7 @@ static const char *const *const store_migrations[] = {
 	store_mig6,
 	store_mig7,
 	store_mig8,
+	store_mig9,
 };
 
 int
@@ -2073,7 +2086,8 @@ store_edge_end(struct store *st, int rc, uint64_t site_id,
 }
 
 #define STORE_EDGE_COLS "site_id, intent_version, applied_version, " \
-	"conv_hash, connected, connected_at, status_at, software_version"
+	"conv_hash, connected, connected_at, status_at, software_version, " \
+	"failure_version, failure_at, failure_reason"
 
 static void
 store_edge_row(struct store *st, void *stmt, void *elem)
@@ -2096,6 +2110,14 @@ store_edge_row(struct store *st, void *stmt, void *elem)
 	e->status_at = st->be->column_int(stmt, 6);
 	(void)store_text_col(st, stmt, 7, e->software_version,
 	    sizeof(e->software_version));
+	e->failure.version = (uint64_t)st->be->column_int(stmt, 8);
+	e->failure.at = st->be->column_int(stmt, 9);
+	(void)store_text_col(st, stmt, 10, e->failure.reason,
+	    sizeof(e->failure.reason));
+	/* Written as printable ASCII; read back as such whatever is there. */
+	for (char *c = e->failure.reason; *c != '\0'; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
 }
 
 int
@@ -2117,7 +2139,7 @@ store_edge_get(struct store *st, uint64_t site_id,
 		size_t len;
 
 		store_edge_row(st, stmt, out);
-		b = st->be->column_blob(stmt, 8, &len);
+		b = st->be->column_blob(stmt, 11, &len);
 		if (b != NULL && len > 0) {
 			out->status = malloc(len);
 			if (out->status == NULL)
@@ -2295,6 +2317,25 @@ store_edge_set_status(struct store *st, uint64_t site_id, const void *blob,
 	    "status_at = ? WHERE site_id = ?", "biu", blob, len, now,
 	    site_id) != 0)
 		rc = store_internal(st, err, "recording the status");
+	return store_edge_end(st, rc, site_id, err);
+}
+
+int
+store_edge_set_failure(struct store *st, uint64_t site_id,
+    const struct model_ack_failure *f, struct model_error *err)
+{
+	int rc;
+
+	if (strnlen(f->reason, sizeof(f->reason)) > MODEL_ACK_REASON_MAX)
+		return model_error_set(err, MODEL_E_INVALID, "reason",
+		    "longer than %d bytes", MODEL_ACK_REASON_MAX);
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	rc = store_edge_ensure(st, site_id, err);
+	if (rc == 0 && store_run(st, err, "UPDATE edges SET failure_version "
+	    "= ?, failure_at = ?, failure_reason = ? WHERE site_id = ?",
+	    "uitu", f->version, f->at, f->reason, site_id) != 0)
+		rc = store_internal(st, err, "recording a failed ack");
 	return store_edge_end(st, rc, site_id, err);
 }
 
@@ -3096,6 +3137,25 @@ store_epoch_list(struct store *st, uint64_t tunnel_id,
 	    "recv_address, spi, state, changed_at, reason, sender_key_epoch, "
 	    "receiver_key_epoch FROM sa_epochs "
 	    "ORDER BY tunnel_id, sender_site, epoch", "");
+
+	if (stmt == NULL)
+		return -1;
+	return store_collect(st, stmt, sizeof(**out), 16, store_epoch_row,
+	    "epochs", out, n, err);
+}
+
+int
+store_epoch_list_site(struct store *st, uint64_t site_id,
+    struct model_epoch **out, size_t *n, struct model_error *err)
+{
+	/* Through the tunnels' indexes on both ends and the epochs'
+	 * primary key: only the site's rows are read. */
+	void *stmt = store_prep(st, err, "SELECT tunnel_id, sender_site, "
+	    "epoch, recv_address, spi, state, changed_at, reason, "
+	    "sender_key_epoch, receiver_key_epoch FROM sa_epochs WHERE "
+	    "tunnel_id IN (SELECT id FROM tunnels WHERE site_a = ? OR "
+	    "site_b = ?) ORDER BY tunnel_id, sender_site, epoch", "uu",
+	    site_id, site_id);
 
 	if (stmt == NULL)
 		return -1;

@@ -277,6 +277,9 @@ int store_edge_set_applied(struct store *st, uint64_t site_id,
 int store_edge_set_connected(struct store *st, uint64_t site_id,
     bool connected, int64_t now, const char *software_version,
     struct model_error *err);
+/* Keep the edge's last failed ack (f->reason printable ASCII). */
+int store_edge_set_failure(struct store *st, uint64_t site_id,
+    const struct model_ack_failure *f, struct model_error *err);
 /* Keep the latest status blob (<= MODEL_STATUS_MAX bytes). */
 int store_edge_set_status(struct store *st, uint64_t site_id,
     const void *blob, size_t len, int64_t now, struct model_error *err);
@@ -420,6 +423,9 @@ int store_epoch_delete(struct store *st, uint64_t tunnel_id,
     uint64_t sender_site, uint64_t epoch, struct model_error *err);
 /* Epochs of one tunnel (tunnel_id > 0) or of all (0), sorted. */
 int store_epoch_list(struct store *st, uint64_t tunnel_id,
+    struct model_epoch **out, size_t *n, struct model_error *err);
+/* Epochs of every tunnel with site_id at either end, sorted. */
+int store_epoch_list_site(struct store *st, uint64_t site_id,
     struct model_epoch **out, size_t *n, struct model_error *err);
 
 #endif

@@ -922,6 +922,15 @@ fail:
 struct topo_new {
 	uint32_t peer;          /* site slot of the other end */
 	uint8_t lx, ly;         /* link index at the changed site, at the peer */
+	const struct model_tunnel *st; /* following: the stored allocation */
+};
+
+/* topo_site_follow's allocations and the sites still to come. */
+struct topo_follow {
+	const struct model_tunnel *stored;      /* sorted by key */
+	size_t n_stored;
+	const uint64_t *pending;                /* sorted */
+	size_t n_pending;
 };
 
 struct topo_inc {
@@ -930,7 +939,79 @@ struct topo_inc {
 	struct topo_new *nv;
 	size_t n_new, cap_new;
 	uint32_t n_kept;
+	const struct topo_follow *f;    /* NULL: allocate */
+	size_t n_missing;               /* following: wanted, not stored */
 };
+
+/* Key order of stored tunnels (topo_tunnel_key_sort). */
+static int
+topo_key_cmp(const struct topo_key *x, const struct topo_key *y)
+{
+	int c;
+
+	if (x->a != y->a)
+		return x->a < y->a ? -1 : 1;
+	if (x->b != y->b)
+		return x->b < y->b ? -1 : 1;
+	if ((c = strcmp(x->la, y->la)) != 0)
+		return c;
+	return strcmp(x->lb, y->lb);
+}
+
+static int
+topo_stored_cmp(const void *a, const void *b)
+{
+	struct topo_key x = topo_key_of(a), y = topo_key_of(b);
+
+	return topo_key_cmp(&x, &y);
+}
+
+void
+topo_tunnel_key_sort(struct model_tunnel *v, size_t n)
+{
+	if (n > 1)
+		qsort(v, n, sizeof(*v), topo_stored_cmp);
+}
+
+/* The stored tunnel with key k, or NULL. */
+static const struct model_tunnel *
+topo_stored_find(const struct model_tunnel *v, size_t n,
+    const struct topo_key *k)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct topo_key m = topo_key_of(&v[mid]);
+		int c = topo_key_cmp(&m, k);
+
+		if (c == 0)
+			return &v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static bool
+topo_id_in(const uint64_t *v, size_t n, uint64_t id)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] == id)
+			return true;
+		if (v[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
 
 /* Tunnel key between the changed site x (link lx) and peer y (link ly). */
 static struct topo_key
@@ -971,6 +1052,7 @@ topo_inc_plan(struct topo_output *t, struct topo_inc *c, uint32_t xslot)
 				uint8_t lx, ly;
 				struct topo_key k;
 				uint32_t ref;
+				const struct model_tunnel *st = NULL;
 
 				if (!model_links_pair_allowed(&t->policy,
 				    &a->links[la], &b->links[lb]))
@@ -981,6 +1063,27 @@ topo_inc_plan(struct topo_output *t, struct topo_inc *c, uint32_t xslot)
 				ref = topo_htab_find(&t->key_map,
 				    topo_hash_key(&k), topo_eq_tun_key, t->tun,
 				    &k);
+				if (c->f != NULL) {
+					st = topo_stored_find(c->f->stored,
+					    c->f->n_stored, &k);
+					/* Not stored: the allocating replica
+					 * has not got there, or it compiled
+					 * a newer copy of a peer still to
+					 * come in this batch (kept as is). */
+					if (st == NULL && !topo_id_in(
+					    c->f->pending, c->f->n_pending,
+					    ys->id)) {
+						c->n_missing++;
+						continue;
+					}
+					if (st == NULL && ref == TOPO_NONE)
+						continue;
+					if (st != NULL && ref != TOPO_NONE &&
+					    (t->tun[ref].t.id != st->id ||
+					    t->tun[ref].t.inner != st->inner ||
+					    t->tun[ref].t.vni != st->vni))
+						ref = TOPO_NONE; /* re-made */
+				}
 				if (ref != TOPO_NONE) {
 					t->tun[ref].mark = t->gen;
 					c->n_kept++;
@@ -999,6 +1102,7 @@ topo_inc_plan(struct topo_output *t, struct topo_inc *c, uint32_t xslot)
 				c->nv[c->n_new].peer = y;
 				c->nv[c->n_new].lx = lx;
 				c->nv[c->n_new].ly = ly;
+				c->nv[c->n_new].st = st;
 				c->n_new++;
 			}
 		}
@@ -1127,9 +1231,97 @@ topo_inc_drop(struct topo_output *t, uint32_t s, uint32_t xslot,
 	t->n_live_tun--;
 }
 
-int
-topo_site_changed(struct topo_output *t, const struct topo_input *in,
-    uint64_t site_id, struct topo_change *chg, struct model_error *err)
+/* Insert tunnel slot s into l, keeping id order (appending when its id
+ * is the highest, as new allocations are). */
+static void
+topo_list_insert(struct topo_output *t, struct topo_list *l, uint32_t s)
+{
+	uint64_t id = t->tun[s].t.id;
+	uint32_t i = l->n;
+
+	while (i > 0 && t->tun[l->v[i - 1]].t.id > id) {
+		l->v[i] = l->v[i - 1];
+		i--;
+	}
+	l->v[i] = s;
+	l->n++;
+}
+
+static int
+topo_u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+topo_new_cmp(const void *a, const void *b)
+{
+	const struct topo_new *x = a, *y = b;
+
+	return (x->st->id > y->st->id) - (x->st->id < y->st->id);
+}
+
+/*
+ * Following: whether the stored allocations of the new tunnels are free
+ * in t once the changed site's unmarked tunnels are dropped.  0 they
+ * are, 1 one is held by another tunnel (t has not followed a change
+ * that freed it), -1 ENOMEM.
+ */
+static int
+topo_follow_fits(const struct topo_output *t, const struct topo_inc *c,
+    const struct topo_list *xl)
+{
+	uint64_t *v = NULL, *ids, *inner, *vni;
+	size_t nd = 0, n = xl != NULL ? xl->n : 0;
+	int rc = 0;
+
+	if (c->n_new == 0)
+		return 0;
+	if ((v = calloc(3 * n + 1, sizeof(*v))) == NULL)
+		return -1;
+	ids = v;
+	inner = v + n;
+	vni = v + 2 * n;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct topo_tun *tt = &t->tun[xl->v[i]];
+
+		if (tt->mark == t->gen)
+			continue;
+		ids[nd] = tt->t.id;
+		inner[nd] = tt->t.inner;
+		vni[nd++] = tt->t.vni;
+	}
+	qsort(ids, nd, sizeof(*ids), topo_u64_cmp);
+	qsort(inner, nd, sizeof(*inner), topo_u64_cmp);
+	qsort(vni, nd, sizeof(*vni), topo_u64_cmp);
+	for (size_t i = 0; i < c->n_new && rc == 0; i++) {
+		const struct model_tunnel *st = c->nv[i].st;
+		int64_t slot = topo_slot_of(t, st->inner);
+
+		bool id_held = st->id == 0 || (topo_htab_find(&t->id_map,
+		    topo_hash_id(st->id), topo_eq_tun_id, t->tun, &st->id) !=
+		    TOPO_NONE && !topo_id_in(ids, nd, st->id));
+		bool inner_held = slot < 0 ||
+		    (topo_bm_test(&t->pool, (uint64_t)slot) &&
+		    !topo_id_in(inner, nd, st->inner));
+		bool vni_held = topo_vxlan(t) && (st->vni < t->policy.vni_min ||
+		    st->vni > t->policy.vni_max ||
+		    (topo_bm_test(&t->vni, st->vni - t->policy.vni_min) &&
+		    !topo_id_in(vni, nd, st->vni)));
+
+		if (id_held || inner_held || vni_held)
+			rc = 1;
+	}
+	free(v);
+	return rc;
+}
+
+static int
+topo_site_apply(struct topo_output *t, const struct topo_input *in,
+    uint64_t site_id, const struct topo_follow *f, struct topo_change *chg,
+    struct model_error *err)
 {
 	struct model_site xcopy;
 	struct topo_inc c;
@@ -1155,6 +1347,7 @@ topo_site_changed(struct topo_output *t, const struct topo_input *in,
 	memset(&c, 0, sizeof(c));
 	c.x = &xcopy;
 	c.xid = site_id;
+	c.f = f;
 	if (++t->gen == 0) {
 		for (uint32_t s = 0; s < t->n_tun; s++)
 			t->tun[s].mark = 0;
@@ -1168,13 +1361,34 @@ topo_site_changed(struct topo_output *t, const struct topo_input *in,
 		goto oom;
 	if (xl != NULL)
 		n_removed = xl->n - c.n_kept;
-	if (c.n_new > topo_bm_free(&t->pool) + n_removed) {
+	if (f != NULL) {
+		int fits;
+
+		if (c.n_missing > 0) {
+			free(c.nv);
+			return model_error_set(err, MODEL_E_NOT_FOUND, "tunnels",
+			    "%zu tunnel(s) of site %llu not allocated yet",
+			    c.n_missing, (unsigned long long)site_id);
+		}
+		if ((fits = topo_follow_fits(t, &c, xl)) == -1)
+			goto oom;
+		if (fits == 1) {
+			free(c.nv);
+			return model_error_set(err, MODEL_E_CONFLICT, "tunnels",
+			    "a stored tunnel of site %llu clashes with one "
+			    "compiled here", (unsigned long long)site_id);
+		}
+		/* In id order: each list then grows at its end. */
+		if (c.n_new > 1)
+			qsort(c.nv, c.n_new, sizeof(*c.nv), topo_new_cmp);
+	} else if (c.n_new > topo_bm_free(&t->pool) + n_removed) {
 		free(c.nv);
 		return model_error_set(err, MODEL_E_EXHAUSTED, "pool",
 		    "tunnel address pool exhausted (%llu /31s)",
 		    (unsigned long long)t->pool.nbits);
 	}
-	if (topo_vxlan(t) && c.n_new > topo_bm_free(&t->vni) + n_removed) {
+	if (f == NULL && topo_vxlan(t) &&
+	    c.n_new > topo_bm_free(&t->vni) + n_removed) {
 		free(c.nv);
 		return model_error_set(err, MODEL_E_EXHAUSTED, "vni",
 		    "VNI range exhausted (%llu VNIs)",
@@ -1262,14 +1476,32 @@ topo_site_changed(struct topo_output *t, const struct topo_input *in,
 			topo_fill_tunnel(tt, t, xslot, nw->lx, nw->peer, nw->ly);
 		else
 			topo_fill_tunnel(tt, t, nw->peer, nw->ly, xslot, nw->lx);
-		tt->t.id = t->next_id++;
-		(void)topo_alloc_inner(t, &tt->t, NULL);
-		(void)topo_alloc_vni(t, &tt->t, NULL);
+		if (nw->st != NULL) {
+			/* Following: the stored allocation (topo_follow_fits
+			 * checked that it is free now). */
+			uint64_t slot = (uint64_t)topo_slot_of(t, nw->st->inner);
+
+			tt->t.id = nw->st->id;
+			tt->t.inner = nw->st->inner;
+			tt->t.vni = topo_vxlan(t) ? nw->st->vni : 0;
+			if (!topo_bm_test(&t->pool, slot))
+				topo_bm_set(&t->pool, slot);
+			if (topo_vxlan(t) && !topo_bm_test(&t->vni,
+			    tt->t.vni - t->policy.vni_min))
+				topo_bm_set(&t->vni,
+				    tt->t.vni - t->policy.vni_min);
+			if (t->next_id <= tt->t.id)
+				t->next_id = tt->t.id + 1;
+		} else {
+			tt->t.id = t->next_id++;
+			(void)topo_alloc_inner(t, &tt->t, NULL);
+			(void)topo_alloc_vni(t, &tt->t, NULL);
+		}
 		k = topo_key_of(&tt->t);
 		topo_htab_insert(&t->key_map, topo_hash_key(&k), s);
 		topo_htab_insert(&t->id_map, topo_hash_id(tt->t.id), s);
-		xl->v[xl->n++] = s;
-		t->sites[nw->peer].tl.v[t->sites[nw->peer].tl.n++] = s;
+		topo_list_insert(t, xl, s);
+		topo_list_insert(t, &t->sites[nw->peer].tl, s);
 		t->n_live_tun++;
 		ch.added[ch.n_added++] = tt->t;
 		ch.edges[ch.n_edges++] = t->sites[nw->peer].s.id;
@@ -1285,6 +1517,59 @@ topo_site_changed(struct topo_output *t, const struct topo_input *in,
 oom:
 	free(c.nv);
 	return model_error_set(err, MODEL_E_INTERNAL, "", "out of memory");
+}
+
+int
+topo_site_changed(struct topo_output *t, const struct topo_input *in,
+    uint64_t site_id, struct topo_change *chg, struct model_error *err)
+{
+	return topo_site_apply(t, in, site_id, NULL, chg, err);
+}
+
+int
+topo_site_follow(struct topo_output *t, const struct topo_input *in,
+    uint64_t site_id, const struct model_tunnel *stored, size_t n_stored,
+    const uint64_t *pending, size_t n_pending, struct topo_change *chg,
+    struct model_error *err)
+{
+	struct topo_follow f = { stored, n_stored, pending, n_pending };
+
+	return topo_site_apply(t, in, site_id, &f, chg, err);
+}
+
+size_t
+topo_follow_missing(const struct topo_input *in, uint64_t site_id,
+    const struct model_tunnel *stored, size_t n_stored)
+{
+	const struct model_site *x = NULL;
+	size_t missing = 0;
+
+	for (size_t i = 0; i < in->n_sites; i++)
+		if (in->sites[i].id == site_id && !in->sites[i].revoked)
+			x = &in->sites[i];
+	if (x == NULL)
+		return 0;
+	for (size_t i = 0; i < in->n_sites; i++) {
+		const struct model_site *y = &in->sites[i];
+		const struct model_site *a = x->id < y->id ? x : y;
+		const struct model_site *b = x->id < y->id ? y : x;
+
+		if (y == x || y->revoked || y->id == x->id ||
+		    !topo_pair_wanted(in->policy, a, b))
+			continue;
+		for (size_t la = 0; la < a->n_links; la++)
+			for (size_t lb = 0; lb < b->n_links; lb++) {
+				struct topo_key k = { a->id, b->id,
+				    a->links[la].name, b->links[lb].name };
+
+				if (model_links_pair_allowed(in->policy,
+				    &a->links[la], &b->links[lb]) &&
+				    topo_stored_find(stored, n_stored,
+				    &k) == NULL)
+					missing++;
+			}
+	}
+	return missing;
 }
 
 /* ---- reading the result --------------------------------------------------- */

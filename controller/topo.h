@@ -126,6 +126,34 @@ int topo_site_changed(struct topo_output *t, const struct topo_input *in,
     uint64_t site_id, struct topo_change *chg, struct model_error *err);
 
 /*
+ * Several controllers on one store: only one allocates (the leader); the
+ * others follow its stored allocations, O(the change) like
+ * topo_site_changed.  topo_site_follow applies site_id's change as
+ * topo_site_changed would, except that each tunnel the site now wants
+ * takes its id, /31 and VNI from `stored` (the site's stored tunnels,
+ * sorted by topo_tunnel_key_sort); a kept tunnel whose stored allocation
+ * differs is replaced by the stored one.  A wanted tunnel to a site in
+ * `pending` (sorted ids: sites of the same batch still to come, or held
+ * back) that is not stored is left as t has it: that site's own change
+ * settles it.  Fails, leaving t unchanged, with MODEL_E_NOT_FOUND (field
+ * "tunnels") when a wanted tunnel is not stored yet, MODEL_E_CONFLICT
+ * when a stored /31, VNI or id is held by another tunnel of t (t missed a
+ * change that freed it: compile the whole network instead).
+ *
+ * topo_follow_missing: how many tunnels the whole new model `in` wants
+ * for site_id that `stored` (sorted the same way) lacks, without
+ * compiling: 0 means the allocating controller has caught up with this
+ * site.  Pure; O(sites × links²).
+ */
+void topo_tunnel_key_sort(struct model_tunnel *v, size_t n);
+int topo_site_follow(struct topo_output *t, const struct topo_input *in,
+    uint64_t site_id, const struct model_tunnel *stored, size_t n_stored,
+    const uint64_t *pending, size_t n_pending, struct topo_change *chg,
+    struct model_error *err);
+size_t topo_follow_missing(const struct topo_input *in, uint64_t site_id,
+    const struct model_tunnel *stored, size_t n_stored);
+
+/*
  * How many tunnels the policy wants between two distinct live sites a and
  * b: what the compiler allocates for that pair (one /31, and one VNI with
  * VXLAN, each).  Used by topo_need to count without compiling.

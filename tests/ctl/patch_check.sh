@@ -12,6 +12,7 @@
 # site revoked.  After each the controller compares every patched intent
 # with a whole rebuild (it logs "differs" otherwise); the edges' acks
 # carry their own convergence hashes, which must match the controller's.
+# A batch reads from the store only the sites the change log names.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 need curl jq openssl
@@ -83,6 +84,10 @@ f=$(site_create '{"name":"f","role":"hub","region":"eu","links":[{"name":"inet",
 after_compile "$k" "add f"
 converged "$a" "$b" "$c"
 step "readdress c" PATCH "/api/v1/sites/$c/links/inet" '{"address":"198.51.100.3"}'
+# The batch read only the site the change log named, not all six.
+grep 'recompiled [0-9]* site' "$T/ctld.log" | tail -n 1 |
+	grep -q '1 of 6 site(s) read from the store' ||
+	fail "a one-site change read more than that site: $(grep 'recompiled' "$T/ctld.log" | tail -n 1)"
 step "prefix on d" POST "/api/v1/sites/$d/prefixes" '{"prefix":"10.44.0.0/16"}'
 # An operator rekey of the a-b tunnel, run to its end by the edges: its
 # new SPIs reach both intents by a patch of that one tunnel.

@@ -7,6 +7,9 @@
 #
 # While it is down: both edges keep their sessions (no close), and
 # writes through either replica are refused with 503 naming the cause.
+# Edge b, restarted, reconnects to replica B and is served from memory
+# (its site and certificate are known there); an enrollment, which needs
+# a write, is refused with UNAVAILABLE and a reason saying so.
 # When it is back, without restarting anything: a write through each
 # replica succeeds, reaches both edges, every site made before the
 # outage is still there, and both edges' acks are stored (converged).
@@ -40,6 +43,9 @@ URL=$URL_B
 site_create '{"name":"before","role":"spoke","links":[{"name":"inet","address":"192.0.2.3"}]}' >/dev/null
 wait_for 10 "$T/a.tunnels" "peer 3 " || fail "a: no tunnel to the site made before"
 
+tok_late=$(token "$(pg_sql "SELECT id FROM sites WHERE name = 'before'")")
+make_key late
+
 # (a loaded machine may have failed a first connection: count from here)
 closed_a=$(grep -c '^closed' "$T/a.log")
 closed_b=$(grep -c '^closed' "$T/b.log")
@@ -62,8 +68,23 @@ while [ $(( $(date +%s) - t0 )) -lt "$OUT" ]; do
 	done
 	kill -0 "$CTLD_PID" && kill -0 "$PID_B" || fail "a replica died during the outage"
 	sleep 2
+	if [ "$n503" = 2 ]; then
+		# A reconnecting edge is served from memory.
+		kill "$PID_b"; wait "$PID_b" 2>/dev/null
+		edge b "$b" "127.0.0.1:$GRPC_B" -t "$T/b.tunnels"
+		closed_b=0
+		wait_for 10 "$T/b.log" '^ack v=' ||
+			fail "b reconnecting during the outage was not served: $(cat "$T/b.log"; tail -n 5 "$T/B.log")"
+		grep -q "site $b: database unavailable: .*; serving version .* from memory" "$T/B.log" ||
+			fail "B did not say it served b from memory: $(tail -n 5 "$T/B.log")"
+		# An enrollment needs a write: refused UNAVAILABLE (the agent
+		# retries), saying why.
+		out=$(enroll late "$tok_late" 2>&1)
+		echo "$out" | grep -q "the controller's database is unavailable; try again later (code 14)" ||
+			fail "enrollment during the outage: $out"
+	fi
 done
-echo "pg_outage: $n503 writes refused with 503 in $OUT s; sessions kept"
+echo "pg_outage: $n503 writes refused with 503 in $OUT s; sessions kept; a reconnecting edge served, an enrollment refused (UNAVAILABLE)"
 pg_resume || fail "could not start PostgreSQL again"
 t1=$(now_ms)
 

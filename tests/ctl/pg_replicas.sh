@@ -11,7 +11,9 @@
 # two replicas picking the same site id, ASN or audit id), the stored
 # tunnels are the full mesh of the stored sites with unique ids and /31s,
 # both replicas list the same tunnels, and the edge on B converges to its
-# tunnel to every site.
+# tunnel to every site.  B (not the leader) follows each change with the
+# leader's stored allocations, incrementally: never a whole compile.  A
+# failed ack on B shows as last_failure in GET /edges on A as well.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 . "$MESHWAN_TOP/tests/lib/pg.sh"
@@ -38,6 +40,7 @@ ca_dir = $T/ca
 admin_token_file = $T/b-admin.token
 database = $T/unused.db
 store = $PG_CONNINFO
+debug = session
 EOF
 "$CTLD" -d -f "$T/b.conf" >"$T/b.log" 2>&1 &
 B_PID=$!
@@ -129,8 +132,37 @@ for u in "$URL_A" "$URL_B"; do
 	[ "$n" = "$want" ] || fail "$u lists $n tunnels, the database $want"
 done
 kill -0 "$B_PID" || fail "replica B died"
+# B, not the leader, followed every change with the leader's stored
+# allocations, site by site (topo_site_follow), never by compiling the
+# whole network: that would be a reload, or a fallback after a clash.
+grep -q "replica: this controller is now the leader" "$T/b.log" && fail "B became the leader"
+nfollow=$(grep -c "followed the leader's allocations for" "$T/b.log")
+[ "$nfollow" -gt 0 ] || fail "B never followed a change incrementally: $(grep 'session:' "$T/b.log" | tail -n 20)"
+! grep -E "reading the leader's allocations|allocations clash|reloading the topology" "$T/b.log" ||
+	fail "B compiled the whole network to follow the leader"
+# A failed ack is seen by both replicas: br1, restarted on B to refuse
+# its first delta (-X), fails one; GET /edges on A shows it too
+# (last_failure, stored by B's group commit).
+kill "$PID_br1"; wait "$PID_br1" 2>/dev/null
+GRPC=$GRPC_B session br1 "$br1" -t "$T/br1.tunnels" -X
+wait_for 10 "$T/br1.log" '^ack v=' || fail "br1 again: no intent on B: $(cat "$T/br1.log")"
+URL=$URL_A
+site_create '{"name":"late","role":"spoke","links":[{"name":"inet","address":"192.0.2.99"}]}' >/dev/null
+wait_for 10 "$T/br1.log" '^ack v=[0-9]* failed' || fail "br1 did not refuse a delta: $(tail -n 5 "$T/br1.log")"
+v=$(sed -n 's/^ack v=\([0-9]*\) failed.*/\1/p' "$T/br1.log" | head -n 1)
+for u in "$URL_A" "$URL_B"; do
+	URL=$u
+	deadline=$(( $(date +%s) + 10 ))
+	until [ "$(api GET /api/v1/edges)" = 200 ] &&
+		jq -e --argjson s "$br1" --argjson v "$v" '.edges[] | select(.site_id == $s) |
+		.last_failure.version == $v and .last_failure.reason == "test: refused on purpose"' "$T/out" >/dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || fail "$u: no last_failure (version $v) for br1: $(jq -c --argjson s "$br1" '.edges[] | select(.site_id == $s)' "$T/out")"
+		sleep 0.1
+	done
+done
+[ "$(pg_sql "SELECT failure_version FROM edges WHERE site_id = $br1")" = "$v" ] || fail "the failure is not stored"
 # Both stop cleanly (exit 0: also LeakSanitizer's verdict in ctl_asan).
 kill -TERM "$B_PID"; wait "$B_PID"; rc=$?; B_PID=
 [ "$rc" = 0 ] || fail "replica B exited with $rc: $(tail -n 20 "$T/b.log")"
 stop_controller
-echo "pg_replicas: ok ($nsites sites, $want tunnels, stored and on the edge $(( $(date +%s) - t_conv )) s after the writes)"
+echo "pg_replicas: ok ($nsites sites, $want tunnels, stored and on the edge $(( $(date +%s) - t_conv )) s after the writes; B followed $nfollow batches incrementally, held $(grep -c "waiting for the leader.s allocations of" "$T/b.log") back for the leader)"
