@@ -195,6 +195,7 @@ session_params(struct sessions *s, struct intent_lookup *lk,
 	};
 	*p = (struct intent_params){
 		.topo = s->topo,
+		.memo = s->memo,
 		.lookup = lk,
 		.keepalive_s = s->cfg.keepalive_s,
 		.headless_grace_s = s->cfg.headless_grace_s,
@@ -274,6 +275,7 @@ session_load_model(struct sessions *s)
 	s->pfx = vals;
 	s->pfx_site = ids;
 	s->n_pfx = np;
+	intent_memo_reset(s->memo);     /* the prefixes may have changed */
 	return 0;
 }
 
