@@ -270,7 +270,7 @@ intent_allowed_memo(const struct intent_params *p, uint64_t site_id,
 		const struct memo_owner *o = &h->own[i];
 		size_t k = o->n;
 
-		if (o == me)
+		if (o == me || k == 0)
 			continue;
 		if (k > total - peer->n_allowed_prefixes)
 			k = total - peer->n_allowed_prefixes;
