@@ -817,9 +817,11 @@ load_restart(struct load *ld, const char *cmd, unsigned limit_s)
 	atomic_store(&ld->c->quiet, 0);
 	free(opens);
 	printf("restart: controller stopped in %.1f s; from the SIGTERM, its "
-	    "REST API answered after %.1f s, every edge's stream reopened "
-	    "after %.1f s, all %zu edges connected and converged (controller "
-	    "metrics) after %.1f s (%" PRIu64 " stream closes seen)\n",
+	    "REST API answered after %.1f s, every edge had reopened its "
+	    "stream (hello queued, not yet answered) after %.1f s, all %zu "
+	    "edges connected and converged (controller metrics) after %.1f s "
+	    "(%" PRIu64 " stream closes seen: failed connection attempts "
+	    "included)\n",
 	    (double)(t_dead - t0) / 1e9,
 	    t_up ? (double)(t_up - t0) / 1e9 : -1.0,
 	    t_open ? (double)(t_open - t0) / 1e9 : -1.0, ld->n,
