@@ -88,6 +88,199 @@ intent_site(const struct intent_params *p, const struct model_site *ms,
 	return 0;
 }
 
+/* One hub's carried sites (viewer none), their prefixes concatenated. */
+struct memo_owner {
+	uint64_t site_id;
+	size_t raw;                 /* its prefixes, converted or not */
+	size_t off, n;              /* its converted ones in pfx */
+};
+
+struct memo_hub {
+	uint64_t hub_id;
+	struct memo_owner *own;     /* by site id */
+	size_t n_own;
+	struct msg_prefix *pfx;
+	size_t n_pfx, raw;
+};
+
+struct intent_memo {
+	uint64_t stamp;             /* topo_stamp the entries come from */
+	struct memo_hub *hubs;
+	size_t n_hubs;
+};
+
+struct intent_memo *
+intent_memo_new(void)
+{
+	return calloc(1, sizeof(struct intent_memo));
+}
+
+void
+intent_memo_reset(struct intent_memo *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n_hubs; i++) {
+		free(m->hubs[i].own);
+		free(m->hubs[i].pfx);
+	}
+	free(m->hubs);
+	m->hubs = NULL;
+	m->n_hubs = 0;
+	m->stamp = 0;
+}
+
+void
+intent_memo_free(struct intent_memo *m)
+{
+	intent_memo_reset(m);
+	free(m);
+}
+
+/* The hub's entry, made on first use from the current topology.  NULL on
+ * ENOMEM. */
+static const struct memo_hub *
+intent_memo_hub(const struct intent_params *p, uint64_t hub_id)
+{
+	const struct intent_lookup *lk = p->lookup;
+	struct intent_memo *m = p->memo;
+	struct memo_hub h = { .hub_id = hub_id }, *nh;
+	uint64_t *ids = NULL;
+	size_t nids = 0, cap = 0;
+
+	if (m->stamp != topo_stamp(p->topo)) {
+		intent_memo_reset(m);
+		m->stamp = topo_stamp(p->topo);
+	}
+	for (size_t i = 0; i < m->n_hubs; i++)
+		if (m->hubs[i].hub_id == hub_id)
+			return &m->hubs[i];
+	if (topo_hub_carries(p->topo, hub_id, 0, &ids, &nids) == -1 ||
+	    (nids > 0 && (h.own = calloc(nids, sizeof(*h.own))) == NULL))
+		goto fail;
+	for (size_t i = 0; i < nids; i++) {
+		const struct model_prefix *x;
+		size_t nx;
+
+		lk->prefixes(lk->arg, ids[i], &x, &nx);
+		h.own[i].site_id = ids[i];
+		h.own[i].raw = nx;
+		h.own[i].off = h.n_pfx;
+		h.raw += nx;
+		for (size_t j = 0; j < nx; j++) {
+			if (h.n_pfx == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				void *np = realloc(h.pfx, nc * sizeof(*h.pfx));
+
+				if (np == NULL)
+					goto fail;
+				h.pfx = np;
+				cap = nc;
+			}
+			if (intent_prefix(&x[j], &h.pfx[h.n_pfx]) == 0)
+				h.n_pfx++;
+		}
+		h.own[i].n = h.n_pfx - h.own[i].off;
+	}
+	h.n_own = nids;
+	free(ids);
+	if ((nh = realloc(m->hubs, (m->n_hubs + 1) * sizeof(*nh))) == NULL)
+		goto fail_h;
+	m->hubs = nh;
+	m->hubs[m->n_hubs] = h;
+	return &m->hubs[m->n_hubs++];
+fail:
+	free(ids);
+fail_h:
+	free(h.own);
+	free(h.pfx);
+	return NULL;
+}
+
+/* Of the sites hub h carries, the one that is site_id, or NULL. */
+static const struct memo_owner *
+intent_memo_owner(const struct memo_hub *h, uint64_t site_id)
+{
+	size_t lo = 0, hi = h->n_own;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (h->own[mid].site_id < site_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < h->n_own && h->own[lo].site_id == site_id ?
+	    &h->own[lo] : NULL;
+}
+
+static void
+intent_allowed_cap(uint64_t site_id, const struct topo_view *v, size_t *total)
+{
+	if (*total > MSG_ALLOWED_PREFIXES_MAX) {
+		log_warnx("intent: site %llu: hub %s carries %zu prefixes, "
+		    "only the first %d are allowed",
+		    (unsigned long long)site_id, v->peer_name, *total,
+		    MSG_ALLOWED_PREFIXES_MAX);
+		*total = MSG_ALLOWED_PREFIXES_MAX;
+	}
+}
+
+/*
+ * intent_allowed through the memo, for a viewer that is no hub: a spoke
+ * never transits, so what the hub carries for it is what the hub carries
+ * for nobody, less the viewer itself — the same prefixes in the same
+ * order, without a walk over the hub's sites per tunnel (10,000 spokes
+ * each with a tunnel to a hub of 10,000 made a recompile quadratic).
+ * 1: not applicable (use the walk), 0 done, -1 ENOMEM.
+ */
+static int
+intent_allowed_memo(const struct intent_params *p, uint64_t site_id,
+    const struct topo_view *v, struct msg_peer *peer)
+{
+	const struct intent_lookup *lk = p->lookup;
+	const struct model_site *viewer;
+	const struct model_prefix *pfx;
+	const struct memo_hub *h;
+	const struct memo_owner *me;
+	size_t npfx, total;
+
+	if (p->memo == NULL ||
+	    (viewer = topo_site(p->topo, site_id)) == NULL ||
+	    viewer->role == MODEL_ROLE_HUB)
+		return 1;
+	if ((h = intent_memo_hub(p, v->peer_site_id)) == NULL)
+		return -1;
+	me = intent_memo_owner(h, site_id);
+	lk->prefixes(lk->arg, v->peer_site_id, &pfx, &npfx);
+	total = npfx + h->raw - (me != NULL ? me->raw : 0);
+	intent_allowed_cap(site_id, v, &total);
+	if (total == 0)
+		return 0;
+	if ((peer->allowed_prefixes = calloc(total,
+	    sizeof(*peer->allowed_prefixes))) == NULL)
+		return -1;
+	for (size_t j = 0; j < npfx && peer->n_allowed_prefixes < total; j++)
+		if (intent_prefix(&pfx[j], &peer->allowed_prefixes[
+		    peer->n_allowed_prefixes]) == 0)
+			peer->n_allowed_prefixes++;
+	for (size_t i = 0; i < h->n_own &&
+	    peer->n_allowed_prefixes < total; i++) {
+		const struct memo_owner *o = &h->own[i];
+		size_t k = o->n;
+
+		if (o == me || k == 0)
+			continue;
+		if (k > total - peer->n_allowed_prefixes)
+			k = total - peer->n_allowed_prefixes;
+		memcpy(&peer->allowed_prefixes[peer->n_allowed_prefixes],
+		    &h->pfx[o->off], k * sizeof(*h->pfx));
+		peer->n_allowed_prefixes += k;
+	}
+	return 0;
+}
+
 /*
  * Peer.allowed_prefixes of the tunnel to v's peer, as site_id sees it: the
  * peer's own LAN prefixes, and for a hub those of every site it carries
@@ -103,7 +296,12 @@ intent_allowed(const struct intent_params *p, uint64_t site_id,
 	const struct model_prefix *pfx;
 	uint64_t *ids = NULL;
 	size_t nids = 0, total, npfx;
+	int rc;
 
+	if ((rc = intent_allowed_memo(p, site_id, v, peer)) == 0)
+		return 0;
+	if (rc == -1)
+		goto nomem;
 	lk->prefixes(lk->arg, v->peer_site_id, &pfx, &npfx);
 	total = npfx;
 	if (topo_hub_carries(p->topo, v->peer_site_id, site_id, &ids,
@@ -116,13 +314,7 @@ intent_allowed(const struct intent_params *p, uint64_t site_id,
 		lk->prefixes(lk->arg, ids[i], &x, &nx);
 		total += nx;
 	}
-	if (total > MSG_ALLOWED_PREFIXES_MAX) {
-		log_warnx("intent: site %llu: hub %s carries %zu prefixes, "
-		    "only the first %d are allowed",
-		    (unsigned long long)site_id, v->peer_name, total,
-		    MSG_ALLOWED_PREFIXES_MAX);
-		total = MSG_ALLOWED_PREFIXES_MAX;
-	}
+	intent_allowed_cap(site_id, v, &total);
 	if (total == 0) {
 		free(ids);
 		return 0;

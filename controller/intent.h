@@ -55,8 +55,23 @@ struct intent_lookup {
 	    const struct msg_peer_key **k, size_t *n);
 };
 
+/*
+ * A memo of what each hub carries (topo_hub_carries and those sites'
+ * prefixes), for the tunnels of many spokes to one hub: without it each
+ * such tunnel walks and sorts all the hub's sites, so rebuilding 10,000
+ * spokes of a 10,000-site hub-and-spoke network is quadratic.  Entries
+ * follow the topology's topo_stamp by themselves; call intent_memo_reset
+ * when the sites' prefixes (intent_lookup.prefixes) change.  One thread.
+ */
+struct intent_memo;
+
+struct intent_memo *intent_memo_new(void);   /* NULL on ENOMEM */
+void intent_memo_reset(struct intent_memo *m);
+void intent_memo_free(struct intent_memo *m);   /* NULL safe */
+
 struct intent_params {
 	const struct topo_output *topo;
+	struct intent_memo *memo;       /* optional (NULL: none) */
 	const struct intent_lookup *lookup;
 	const uint8_t *ca_der;          /* CA chain sent to every edge */
 	size_t ca_der_len;

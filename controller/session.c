@@ -27,6 +27,7 @@
 
 #include "controller/ca.h"
 #include "controller/epochs.h"
+#include "controller/intent.h"
 #include "controller/metrics.h"
 #include "controller/model.h"
 #include "controller/session_int.h"
@@ -1395,6 +1396,10 @@ session_new(const struct session_params *p)
 
 	if (s == NULL)
 		return NULL;
+	if ((s->memo = intent_memo_new()) == NULL) {
+		free(s);
+		return NULL;
+	}
 	s->cfg = p->cfg;
 	s->st = p->st;
 	s->ca = p->ca;
@@ -1452,6 +1457,7 @@ session_free(struct sessions *s)
 			session_edge_free(s->tab[i].e);
 	free(s->tab);
 	topo_free(s->topo);
+	intent_memo_free(s->memo);
 	free(s->sites);
 	free(s->pfx);
 	free(s->pfx_site);

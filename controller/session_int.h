@@ -50,6 +50,7 @@ struct store_cert;
 #define SESSION_KEYS_MAX 2          /* current and next epoch per edge */
 
 struct intent_change;
+struct intent_memo;
 struct rpc_stream;
 struct topo_output;
 struct epochs;
@@ -203,6 +204,7 @@ struct sessions {
 	struct metrics *metrics;
 
 	struct topo_output *topo;
+	struct intent_memo *memo;   /* hubs' carried prefixes (intent.h) */
 	struct model_policy policy;
 	struct model_crypto crypto;
 	struct model_site *sites;   /* all sites, sorted by id */

@@ -195,6 +195,7 @@ session_params(struct sessions *s, struct intent_lookup *lk,
 	};
 	*p = (struct intent_params){
 		.topo = s->topo,
+		.memo = s->memo,
 		.lookup = lk,
 		.keepalive_s = s->cfg.keepalive_s,
 		.headless_grace_s = s->cfg.headless_grace_s,
@@ -278,6 +279,7 @@ session_load_model(struct sessions *s)
 	s->pfx_site = ids;
 	s->n_pfx = np;
 	s->log_seq = head;
+	intent_memo_reset(s->memo);     /* the prefixes may have changed */
 	return 0;
 }
 
@@ -378,6 +380,7 @@ session_model_site(struct sessions *s, uint64_t id)
 		s->pfx_site[pa + i] = id;
 	}
 	free(pfx);
+	intent_memo_reset(s->memo);     /* the prefixes may have changed */
 	return 0;
 oom:
 	model_error_set(&err, MODEL_E_INTERNAL, "", "out of memory");

@@ -12,6 +12,7 @@
  */
 #include "controller/topo.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,7 @@ struct topo_output {
 	uint32_t pool_base;
 	uint64_t next_id;
 	uint32_t gen;
+	uint64_t stamp;         /* topo_stamp: new with every change */
 };
 
 /* Lookup key of a tunnel. */
@@ -533,6 +535,22 @@ topo_copy_site(struct model_site *dst, const struct model_site *src,
 	return 0;
 }
 
+/* Stamps are unique in the process, so an output freed and another
+ * allocated at the same address never share one. */
+static uint64_t
+topo_next_stamp(void)
+{
+	static _Atomic uint64_t stamps;
+
+	return atomic_fetch_add(&stamps, 1) + 1;
+}
+
+uint64_t
+topo_stamp(const struct topo_output *t)
+{
+	return t != NULL ? t->stamp : 0;
+}
+
 static struct topo_output *
 topo_new(const struct topo_input *in)
 {
@@ -541,6 +559,7 @@ topo_new(const struct topo_input *in)
 
 	if (t == NULL)
 		return NULL;
+	t->stamp = topo_next_stamp();
 	t->policy = *in->policy;
 	t->crypto = *in->crypto;
 	a = t->policy.pool.addr;
@@ -1348,6 +1367,7 @@ topo_site_apply(struct topo_output *t, const struct topo_input *in,
 	c.x = &xcopy;
 	c.xid = site_id;
 	c.f = f;
+	t->stamp = topo_next_stamp();
 	if (++t->gen == 0) {
 		for (uint32_t s = 0; s < t->n_tun; s++)
 			t->tun[s].mark = 0;

@@ -166,6 +166,10 @@ void topo_change_free(struct topo_change *chg); /* NULL safe; zeroes it */
 
 /* Next tunnel id to hand out (persist with store_tunnel_apply). */
 uint64_t topo_next_id(const struct topo_output *t);
+/* Changes with every topo_site_changed and differs between outputs (0 for
+ * NULL): what was derived from one state (intent_memo) is still valid
+ * while the stamp is the same. */
+uint64_t topo_stamp(const struct topo_output *t);
 size_t topo_tunnel_count(const struct topo_output *t);
 /* All tunnels sorted by id into a malloc'd array (caller frees). */
 int topo_tunnel_list(const struct topo_output *t, struct model_tunnel **out,

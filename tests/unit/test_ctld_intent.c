@@ -242,7 +242,7 @@ allowed_of(const struct intent_params *p, uint64_t from, uint64_t peer,
  * the edge's own, never through the edge).
  */
 static void
-test_allowed(void **state)
+allowed_cases(struct intent_memo *memo)
 {
 	struct model_site sites[5] = {
 		site(1, "hub-a", MODEL_ROLE_HUB, "192.0.2.1", "", 0),
@@ -261,7 +261,6 @@ test_allowed(void **state)
 	struct intent_params p;
 	char got[256];
 
-	(void)state;
 	for (uint8_t i = 1; i < 8; i++) {
 		site_pfx[i][0] = (struct model_prefix){ 4, 24, { 10, i } };
 		site_pfx[i][1] = (struct model_prefix){ 6, 64,
@@ -274,7 +273,7 @@ test_allowed(void **state)
 	pol.topology = MODEL_TOPO_HUB_SPOKE;
 	in = (struct topo_input){ &pol, &cr, sites, 5 };
 	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
-	p = (struct intent_params){ .topo = t, .lookup = &lk };
+	p = (struct intent_params){ .topo = t, .memo = memo, .lookup = &lk };
 	allowed_of(&p, 3, 1, got, sizeof(got));
 	assert_string_equal(got, "10.1.0.0/24 10.2.0.0/24 10.4.0.0/24 "
 	    "fd00:4::/64 10.5.0.0/24");
@@ -321,6 +320,86 @@ test_allowed(void **state)
 	allowed_of(&p, 3, 4, got, sizeof(got));
 	assert_string_equal(got, "10.4.0.0/24 fd00:4::/64");
 	topo_free(t);
+}
+
+static void
+test_allowed(void **state)
+{
+	struct intent_memo *memo = intent_memo_new();
+
+	(void)state;
+	assert_non_null(memo);
+	allowed_cases(NULL);
+	/* The memo of what each hub carries gives the same prefixes in the
+	 * same order, through every topology compiled one after another. */
+	allowed_cases(memo);
+	allowed_cases(memo);
+	intent_memo_free(memo);
+}
+
+/*
+ * The memo follows the topology: a spoke added by topo_site_changed is
+ * carried by the hubs at once (no stale list from before), and after
+ * intent_memo_reset a changed prefix is seen.
+ */
+static void
+test_allowed_memo_follows(void **state)
+{
+	struct model_site sites[5] = {
+		site(1, "hub-a", MODEL_ROLE_HUB, "192.0.2.1", "", 0),
+		site(2, "hub-b", MODEL_ROLE_HUB, "192.0.2.2", "", 0),
+		site(3, "sa", MODEL_ROLE_SPOKE, "192.0.2.3", "", 0),
+		site(4, "sb", MODEL_ROLE_SPOKE, "192.0.2.4", "", 0),
+		site(6, "sd", MODEL_ROLE_SPOKE, "192.0.2.6", "", 0),
+	};
+	struct model_policy pol;
+	struct model_crypto cr;
+	struct model_error err;
+	struct topo_input in;
+	struct topo_change chg = { 0 };
+	struct topo_output *t = NULL;
+	struct intent_memo *memo = intent_memo_new();
+	const struct intent_lookup lk = { NULL, lk_site_prefixes, lk_cert,
+	    lk_spis, lk_keys };
+	struct intent_params p;
+	char got[256];
+
+	(void)state;
+	assert_non_null(memo);
+	for (uint8_t i = 1; i < 8; i++) {
+		site_pfx[i][0] = (struct model_prefix){ 4, 24, { 10, i } };
+		site_pfx[i][1] = (struct model_prefix){ 6, 64,
+		    { 0xfd, 0, 0, i } };
+	}
+	model_policy_default(&pol);
+	model_crypto_default(&cr);
+	pol.topology = MODEL_TOPO_HUB_SPOKE;
+	in = (struct topo_input){ &pol, &cr, sites, 4 };
+	assert_int_equal(topo_compile(&in, NULL, &t, NULL, &err), 0);
+	p = (struct intent_params){ .topo = t, .memo = memo, .lookup = &lk };
+	allowed_of(&p, 3, 1, got, sizeof(got));
+	assert_string_equal(got, "10.1.0.0/24 10.2.0.0/24 10.4.0.0/24 "
+	    "fd00:4::/64");
+	/* Site 6 joins: hub-a now carries it for sa. */
+	in.n_sites = 5;
+	assert_int_equal(topo_site_changed(t, &in, 6, &chg, &err), 0);
+	topo_change_free(&chg);
+	allowed_of(&p, 3, 1, got, sizeof(got));
+	assert_string_equal(got, "10.1.0.0/24 10.2.0.0/24 10.4.0.0/24 "
+	    "fd00:4::/64 10.6.0.0/24");
+	/* sd sees everything but its own. */
+	allowed_of(&p, 6, 2, got, sizeof(got));
+	assert_string_equal(got, "10.2.0.0/24 10.1.0.0/24 10.3.0.0/24 "
+	    "10.4.0.0/24 fd00:4::/64");
+	/* sb's prefix changes (the store, not the topology): after the
+	 * reset the hubs carry the new one. */
+	site_pfx[4][0] = (struct model_prefix){ 4, 24, { 10, 44 } };
+	intent_memo_reset(memo);
+	allowed_of(&p, 3, 1, got, sizeof(got));
+	assert_string_equal(got, "10.1.0.0/24 10.2.0.0/24 10.44.0.0/24 "
+	    "fd00:4::/64 10.6.0.0/24");
+	topo_free(t);
+	intent_memo_free(memo);
 }
 
 static struct msg_intent
@@ -500,6 +579,7 @@ main(void)
 		cmocka_unit_test(test_build),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_allowed),
+		cmocka_unit_test(test_allowed_memo_follows),
 		cmocka_unit_test(test_shared_certs),
 	};
 
