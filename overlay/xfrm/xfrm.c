@@ -1358,16 +1358,28 @@ xfrm_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 	nport = p->remote_port ? p->remote_port : OVERLAY_UDP_PORT;
 	if (oport != nport) {
 		/* UPDSA keeps a valid state's counters and takes the encap. */
+		uint16_t was = t->p.remote_port;
+
 		t->p.remote_port = p->remote_port;
 		for (s = t->sas; s != NULL; s = s->next) {
 			struct xfrm_sa_place pl;
 
+			if (s->hard_expired)
+				continue;	/* the kernel removed it */
 			xfrm_place(c, t, s->dir, s->reqid, &pl);
-			if ((err = xfrm_sa_kernel(c, XFRM_MSG_UPDSA, &s->p,
-			    &pl)) < 0)
+			err = xfrm_sa_kernel(c, XFRM_MSG_UPDSA, &s->p, &pl);
+			if (err == -ESRCH) {
+				s->hard_expired = true;
+				continue;
+			}
+			if (err < 0) {
+				/* The old port stays ours, so that a retry
+				 * (the agent's next follow) rewrites all. */
+				t->p.remote_port = was;
 				return xfrm_fail(c, err, "tunnel %llu: port "
 				    "of SA %u", (unsigned long long)p->id,
 				    s->spi);
+			}
 		}
 	}
 	if (oport != nport)
