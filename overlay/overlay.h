@@ -273,8 +273,11 @@ struct overlay_tunnel_stats {
 	 * the tunnel's remote last changed (tunnel_update clears it).  The
 	 * backend only reports; following it (tunnel_update to the new
 	 * endpoint) is the caller's decision.  Backends that cannot see it
-	 * leave these zero (null; xfrm for now: the kernel reports it as
-	 * XFRM_MSG_MAPPING).
+	 * leave these zero (null).  xfrm learns it from the kernel's
+	 * XFRM_MSG_MAPPING, sent only for datagrams that passed the ICV and
+	 * replay checks but without their sequence number, so "highest" is
+	 * not checked there; moved_rx counts mapping events
+	 * (overlay/xfrm/README.md, "Events").
 	 */
 	struct overlay_addr moved_addr;
 	uint16_t moved_port;
@@ -345,7 +348,7 @@ struct overlay_ops {
 	 */
 	int (*sa_update)(void *ctx, const struct overlay_sa_params *p);
 	/*
-	 * Since version 3; NULL = not supported (null, xfrm).  A file
+	 * Since version 3; NULL = not supported (null).  A file
 	 * descriptor (owned by the backend, valid until fini) that becomes
 	 * readable when a tunnel notes a new moved peer endpoint
 	 * (overlay_tunnel_stats.moved_*), so the caller can follow at once

@@ -38,7 +38,9 @@
 
 #include "lib/log.h"
 #include "overlay/overlay.h"
+#include "lib/util.h"
 #include "overlay/uesp/uesp_seq.h"
+#include "overlay/xfrm/xfrm_ev.h"
 #include "overlay/xfrm/xfrm_nl.h"
 
 #ifndef UDP_ENCAP
@@ -77,8 +79,7 @@ struct xfrm_tun {
 	uint32_t active_spi;		/* 0 = none: the out policy blocks */
 	uint32_t adopted_reqid;		/* reqid the adopted out policy named */
 	struct xfrm_sa *sas;
-	struct overlay_addr nat_addr;	/* last XFRM_MSG_MAPPING, if any */
-	uint16_t nat_port;
+	struct xfrm_moved moved;	/* the peer's NAT moves (mappings) */
 };
 
 /* An SA of ours found in the kernel at init, until sa_add claims it. */
@@ -92,7 +93,8 @@ struct xfrm_found {
 enum { XS_AUTH, XS_REPLAY, XS_NOSPI, XS_MALFORMED, XS_NOSA, XS_IO, XS_N };
 
 struct xfrm_ctx {
-	struct nl_sock *xs, *rs, *ev;
+	struct nl_sock *xs, *rs;
+	struct xfrm_evmon *evmon;	/* event thread; NULL = none */
 	int encap_fd;
 	uint16_t port;
 	struct overlay_keys *keys;
@@ -724,8 +726,8 @@ xfrm_sa_get(struct xfrm_ctx *c, const struct overlay_addr *dst, uint32_t spi,
 /* ---- events: soft expiry and NAT mappings ------------------------------- */
 
 static struct xfrm_sa *
-xfrm_sa_by_id(struct xfrm_ctx *c, const xfrm_address_t *daddr, uint32_t spi,
-    struct xfrm_tun **tp)
+xfrm_sa_by_id(struct xfrm_ctx *c, const struct overlay_addr *daddr,
+    uint32_t spi, struct xfrm_tun **tp)
 {
 	struct xfrm_tun *t;
 	struct xfrm_sa *s;
@@ -735,8 +737,7 @@ xfrm_sa_by_id(struct xfrm_ctx *c, const xfrm_address_t *daddr, uint32_t spi,
 			const struct overlay_addr *d = s->dir == OVERLAY_DIR_OUT ?
 			    &t->p.remote : &t->p.local;
 
-			if (s->spi == ntohl(spi) && memcmp(daddr, d->bytes,
-			    d->family == AF_INET ? 4 : 16) == 0) {
+			if (s->spi == spi && overlay_addr_eq(daddr, d)) {
 				*tp = t;
 				return s;
 			}
@@ -744,69 +745,61 @@ xfrm_sa_by_id(struct xfrm_ctx *c, const xfrm_address_t *daddr, uint32_t spi,
 	return NULL;
 }
 
+static uint16_t
+xfrm_rport(const struct xfrm_tun *t)
+{
+	return t->p.remote_port != 0 ? t->p.remote_port : OVERLAY_UDP_PORT;
+}
+
 static void
-xfrm_event(struct xfrm_ctx *c, struct nlmsghdr *nlh)
+xfrm_event(struct xfrm_ctx *c, const struct xfrm_ev *ev, uint64_t now)
 {
 	struct xfrm_tun *t;
 	struct xfrm_sa *s;
+	char a[INET6_ADDRSTRLEN];
 
-	if (nlh->nlmsg_type == XFRM_MSG_EXPIRE &&
-	    nlmsg_datalen(nlh) >= (int)sizeof(struct xfrm_user_expire)) {
-		struct xfrm_user_expire *e = nlmsg_data(nlh);
-
-		s = xfrm_sa_by_id(c, &e->state.id.daddr, e->state.id.spi, &t);
-		if (s == NULL)
-			return;
-		if (e->hard)
+	if ((s = xfrm_sa_by_id(c, &ev->daddr, ev->spi, &t)) == NULL)
+		return;
+	if (ev->type == XFRM_MSG_EXPIRE) {
+		if (ev->hard)
 			s->hard_expired = true;
 		else
 			s->soft_expired = true;
 		log_info("xfrm: tunnel %llu: %s SA %u reached its %s lifetime",
 		    (unsigned long long)t->p.id, overlay_dir_str(s->dir),
-		    s->spi, e->hard ? "hard" : "soft");
-	} else if (nlh->nlmsg_type == XFRM_MSG_MAPPING &&
-	    nlmsg_datalen(nlh) >= (int)sizeof(struct xfrm_user_mapping)) {
-		struct xfrm_user_mapping *m = nlmsg_data(nlh);
-		char a[INET6_ADDRSTRLEN];
-
-		s = xfrm_sa_by_id(c, &m->id.daddr, m->id.spi, &t);
-		if (s == NULL)
-			return;
-		t->nat_addr.family = t->p.remote.family;
-		memcpy(t->nat_addr.bytes, &m->new_saddr,
-		    t->p.remote.family == AF_INET ? 4 : 16);
-		t->nat_port = ntohs(m->new_sport);
-		log_info("xfrm: tunnel %llu: peer's NAT mapping moved to %s "
-		    "port %u", (unsigned long long)t->p.id,
-		    overlay_addr_str(&t->nat_addr, a, sizeof(a)), t->nat_port);
+		    s->spi, ev->hard ? "hard" : "soft");
+		return;
 	}
+	/*
+	 * XFRM_MSG_MAPPING: the kernel sends it from ESP input only for a
+	 * datagram that decrypted and passed the replay check on one of our
+	 * inbound SAs, from a source other than the SA's (README.md).
+	 */
+	if (s->dir != OVERLAY_DIR_IN ||
+	    xfrm_moved_note(&t->moved, ev, &t->p.remote, xfrm_rport(t),
+	    now) != 1)
+		return;
+	log_info("xfrm: tunnel %llu: peer's NAT mapping moved to %s port %u "
+	    "(authenticated ESP on SA %u)", (unsigned long long)t->p.id,
+	    overlay_addr_str(&t->moved.addr, a, sizeof(a)), t->moved.port,
+	    s->spi);
+	xfrm_evmon_signal(c->evmon);
 }
 
-/* Read every pending event; never blocks. */
+/* Apply every queued event; never blocks. */
 static void
 xfrm_events_drain(struct xfrm_ctx *c)
 {
-	unsigned char *buf = NULL;
-	struct sockaddr_nl peer;
-	struct nlmsghdr *nlh;
-	int n, total;
+	struct xfrm_ev ev[32];
+	uint64_t now;
+	size_t i, n;
 
-	if (c->ev == NULL)
+	if (c->evmon == NULL)
 		return;
-	for (;;) {
-		n = nl_recv(c->ev, &peer, &buf, NULL);
-		if (n <= 0) {
-			free(buf);
-			return;
-		}
-		total = n;
-		for (nlh = (struct nlmsghdr *)buf; nlmsg_ok(nlh, n);
-		    nlh = nlmsg_next(nlh, &n))
-			xfrm_event(c, nlh);
-		explicit_bzero(buf, (size_t)total);
-		free(buf);
-		buf = NULL;
-	}
+	now = util_mono_ms();
+	while ((n = xfrm_evmon_take(c->evmon, ev, 32)) > 0)
+		for (i = 0; i < n; i++)
+			xfrm_event(c, &ev[i], now);
 }
 
 /* ---- adoption ----------------------------------------------------------- */
@@ -1122,20 +1115,7 @@ xfrm_op_init(const struct overlay_init_params *p, void **ctx)
 		err = -ENOMEM;
 		goto fail;
 	}
-	c->ev = nl_socket_alloc();
-	if (c->ev != NULL) {
-		nl_socket_disable_seq_check(c->ev);
-		if (nl_connect(c->ev, NETLINK_XFRM) < 0 ||
-		    nl_socket_add_memberships(c->ev, XFRMNLGRP_EXPIRE,
-		    XFRMNLGRP_MAPPING, 0) < 0 ||
-		    nl_socket_set_nonblocking(c->ev) < 0) {
-			nl_socket_free(c->ev);
-			c->ev = NULL;
-		}
-	}
-	if (c->ev == NULL)
-		log_warnx("xfrm: no event socket: soft expiry is read from "
-		    "the counters only");
+	c->evmon = xfrm_evmon_start();	/* logs if it cannot */
 	if (p->seq_file != NULL && (c->seq = uesp_seq_open_step(p->seq_file,
 	    XFRM_SEQ_STEP)) == NULL) {
 		err = -EIO;
@@ -1219,8 +1199,7 @@ xfrm_op_fini(void *ctx)
 	}
 	if (c->encap_fd >= 0)
 		close(c->encap_fd);
-	if (c->ev != NULL)
-		nl_socket_free(c->ev);
+	xfrm_evmon_stop(c->evmon);
 	if (c->xs != NULL)
 		nl_socket_free(c->xs);
 	if (c->rs != NULL)
@@ -1379,18 +1358,32 @@ xfrm_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 	nport = p->remote_port ? p->remote_port : OVERLAY_UDP_PORT;
 	if (oport != nport) {
 		/* UPDSA keeps a valid state's counters and takes the encap. */
+		uint16_t was = t->p.remote_port;
+
 		t->p.remote_port = p->remote_port;
 		for (s = t->sas; s != NULL; s = s->next) {
 			struct xfrm_sa_place pl;
 
+			if (s->hard_expired)
+				continue;	/* the kernel removed it */
 			xfrm_place(c, t, s->dir, s->reqid, &pl);
-			if ((err = xfrm_sa_kernel(c, XFRM_MSG_UPDSA, &s->p,
-			    &pl)) < 0)
+			err = xfrm_sa_kernel(c, XFRM_MSG_UPDSA, &s->p, &pl);
+			if (err == -ESRCH) {
+				s->hard_expired = true;
+				continue;
+			}
+			if (err < 0) {
+				/* The old port stays ours, so that a retry
+				 * (the agent's next follow) rewrites all. */
+				t->p.remote_port = was;
 				return xfrm_fail(c, err, "tunnel %llu: port "
 				    "of SA %u", (unsigned long long)p->id,
 				    s->spi);
+			}
 		}
 	}
+	if (oport != nport)
+		xfrm_moved_clear(&t->moved);	/* followed (or moved back) */
 	(void)xfrm_routes(c, t, RTM_DELROUTE);
 	t->p = *p;
 	return xfrm_routes(c, t, RTM_NEWROUTE);
@@ -1694,6 +1687,12 @@ xfrm_op_tunnel_stats(void *ctx, uint64_t tid, struct overlay_tunnel_stats *o)
 		rtnl_link_put(l);
 	}
 	o->spi_out = t->active_spi;
+	(void)xfrm_moved_tick(&t->moved, util_mono_ms());
+	if (t->moved.addr.family != AF_UNSPEC) {
+		o->moved_addr = t->moved.addr;
+		o->moved_port = t->moved.port;
+		o->moved_rx = t->moved.rx;
+	}
 	for (s = t->sas; s != NULL; s = s->next) {
 		struct xfrm_kstate k;
 
@@ -1793,6 +1792,15 @@ xfrm_op_global_stats(void *ctx, struct overlay_drops *o)
 	return 0;
 }
 
+/* The event thread's eventfd; -1 if it could not start (init logged). */
+static int
+xfrm_op_moved_fd(void *ctx)
+{
+	struct xfrm_ctx *c = ctx;
+
+	return c->evmon != NULL ? xfrm_evmon_fd(c->evmon) : -1;
+}
+
 const struct overlay_ops xfrm_ops = {
 	.version = OVERLAY_API_VERSION,
 	.name = "xfrm",
@@ -1810,4 +1818,5 @@ const struct overlay_ops xfrm_ops = {
 	.sa_stats = xfrm_op_sa_stats,
 	.global_stats = xfrm_op_global_stats,
 	.sa_update = xfrm_op_sa_update,
+	.moved_fd = xfrm_op_moved_fd,
 };

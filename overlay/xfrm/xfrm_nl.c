@@ -114,6 +114,11 @@ xfrm_nl_sa_msg(int cmd, const struct overlay_sa_params *p,
 	encap.encap_dport = htons(place->dport);
 	if (nla_put(msg, XFRMA_ENCAP, sizeof(encap), &encap) < 0)
 		goto toolong;
+	/* Inbound: one XFRM_MSG_MAPPING per new peer port, not one per
+	 * packet (without it the kernel sends one per packet). */
+	if (p->dir == OVERLAY_DIR_IN && nla_put_u32(msg, XFRMA_MTIMER_THRESH,
+	    XFRM_MAPPING_MAXAGE_S) < 0)
+		goto toolong;
 
 	a = nla_reserve(msg, XFRMA_REPLAY_ESN_VAL,
 	    sizeof(*esn) + bmp_len * sizeof(uint32_t));

@@ -23,6 +23,9 @@
 #define XFRM_PRIO_BLOCK		0x6d7701u	/* our fail-closed block policies */
 #define XFRM_ALIAS_PREFIX	"meshwan-xfrm:"	/* IFLA_IFALIAS of our devices */
 #define XFRM_REPLAY_KERNEL_MAX	4096	/* XFRMA_REPLAY_ESN_MAX bits */
+/* Inbound SAs' XFRMA_MTIMER_THRESH: the kernel repeats a NAT mapping of
+ * an unchanged port at most this often (README.md, NAT mappings). */
+#define XFRM_MAPPING_MAXAGE_S	5
 
 /* Where an SA goes: outer addresses and ESP-in-UDP ports, host order. */
 struct xfrm_sa_place {

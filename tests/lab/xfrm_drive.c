@@ -5,13 +5,19 @@
  * from the SPI, so the two sides agree without passing keys around
  * (test-only; the agent gets keys from the controller).
  *
- *   tunnel ID gre|vxlan LOCAL REMOTE INNER_LOCAL INNER_PEER IFNAME [VNI]
+ *   tunnel ID gre|vxlan LOCAL REMOTE[:PORT] INNER_LOCAL INNER_PEER IFNAME[,VNI]
  *   sa in|out TID SPI          add an SA (AES-GCM-256, ESN, window 1024)
  *   switch TID SPI             make outbound SPI the active one
  *   del in|out TID SPI         delete an SA
  *   life in|out TID SPI SOFT_PKTS   sa_update: new soft packet limit
  *   stats in|out TID SPI       ok packets=N seq=N auth=N replay=N soft=0|1
  *   tdel TID                   delete a tunnel
+ *   moved TID                  the peer's NAT move as tunnel_stats reports
+ *                              it: ok addr=ADDR|- port=N rx=N
+ *   follow TID MS              wait up to MS ms for a move (moved_fd, and
+ *                              tunnel_stats every 100 ms, as the agent
+ *                              does), then tunnel_update to it:
+ *                              ok addr=ADDR port=N rx=N waited_ms=N
  *   aeset DST SPI OSEQ         set a kernel SA's output sequence number
  *                              (XFRM_MSG_NEWAE), as if it had sent OSEQ
  *   quit                       fini and exit 0 (with XFRM_DRIVE_KEEP in the
@@ -24,6 +30,7 @@
  * (overlay_init_params.seq_file).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +43,7 @@
 #include <netlink/msg.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 #include "overlay/overlay.h"
 #include "overlay/xfrm/xfrm_nl.h"
 
@@ -118,6 +126,82 @@ out:
 	return err;
 }
 
+/* The tunnels' parameters, for tunnel_update (follow). */
+#define DRIVE_TUNNELS 16
+static struct overlay_tunnel_params tunnels[DRIVE_TUNNELS];
+
+static struct overlay_tunnel_params *
+tunnel_get(uint64_t id)
+{
+	unsigned i;
+
+	for (i = 0; i < DRIVE_TUNNELS; i++)
+		if (tunnels[i].id == id)
+			return &tunnels[i];
+	return NULL;
+}
+
+static void
+tunnel_keep(const struct overlay_tunnel_params *p)
+{
+	struct overlay_tunnel_params *t = tunnel_get(p->id);
+
+	if (t == NULL)
+		t = tunnel_get(0);
+	if (t != NULL)
+		*t = *p;
+}
+
+static void
+moved_print(const struct overlay_tunnel_stats *ts, long waited)
+{
+	char a[INET6_ADDRSTRLEN] = "-";
+
+	if (ts->moved_addr.family != AF_UNSPEC)
+		overlay_addr_str(&ts->moved_addr, a, sizeof(a));
+	printf("ok addr=%s port=%u rx=%llu", a, (unsigned)ts->moved_port,
+	    (unsigned long long)ts->moved_rx);
+	if (waited >= 0)
+		printf(" waited_ms=%ld", waited);
+	printf("\n");
+}
+
+/* follow: wait for a move of tunnel tid and follow it; 0 or -errno. */
+static int
+follow(void *ctx, uint64_t tid, long ms)
+{
+	struct overlay_tunnel_params *t = tunnel_get(tid), p;
+	struct overlay_tunnel_stats ts;
+	uint64_t t0 = util_mono_ms(), v;
+	struct pollfd pf;
+	int err;
+
+	if (t == NULL || tid == 0)
+		return -ENOENT;
+	if (xfrm_ops.moved_fd == NULL || (pf.fd = xfrm_ops.moved_fd(ctx)) < 0)
+		return -EOPNOTSUPP;
+	pf.events = POLLIN;
+	for (;;) {
+		if ((err = xfrm_ops.tunnel_stats(ctx, tid, &ts)) < 0)
+			return err;
+		if (ts.moved_port != 0)
+			break;
+		if ((long)(util_mono_ms() - t0) >= ms)
+			return -ETIMEDOUT;
+		if (poll(&pf, 1, 100) > 0 && read(pf.fd, &v, sizeof(v)) < 0 &&
+		    errno != EAGAIN)
+			return -errno;
+	}
+	p = *t;
+	p.remote = ts.moved_addr;
+	p.remote_port = ts.moved_port;
+	if ((err = xfrm_ops.tunnel_update(ctx, &p)) < 0)
+		return err;
+	*t = p;
+	moved_print(&ts, (long)(util_mono_ms() - t0));
+	return 0;
+}
+
 static void
 sa_fill(struct overlay_sa_params *p, const char *dir, unsigned long long tid,
     unsigned long spi)
@@ -144,6 +228,7 @@ main(void)
 	struct overlay_tunnel_params tp;
 	struct overlay_sa_params sp;
 	struct overlay_sa_stats ss;
+	struct overlay_tunnel_stats ts;
 	char line[512], a[8][64];
 	unsigned long long tid;
 	unsigned long spi, soft;
@@ -169,6 +254,13 @@ main(void)
 			tp.id = strtoull(a[1], NULL, 10);
 			tp.encap = strcmp(a[2], "gre") == 0 ?
 			    OVERLAY_ENCAP_GRE : OVERLAY_ENCAP_VXLAN;
+			char *port = strchr(a[4], ':');
+
+			if (port != NULL && strchr(port + 1, ':') == NULL) {
+				*port++ = '\0';
+				tp.remote_port = (uint16_t)strtoul(port, NULL,
+				    10);
+			}
 			if (overlay_addr_parse(a[3], &tp.local) == 0 &&
 			    overlay_addr_parse(a[4], &tp.remote) == 0 &&
 			    overlay_addr_parse(a[5], &tp.inner_local) == 0 &&
@@ -183,6 +275,8 @@ main(void)
 				tp.vni = sp2 != NULL ? (uint32_t)strtoul(sp2, NULL, 10) : 0;
 				tp.mtu = 1400;
 				err = xfrm_ops.tunnel_add(ctx, &tp);
+				if (err == 0)
+					tunnel_keep(&tp);
 			}
 		} else if (n == 4 && strcmp(a[0], "sa") == 0) {
 			sa_fill(&sp, a[1], strtoull(a[2], NULL, 10),
@@ -221,6 +315,18 @@ main(void)
 		} else if (n == 4 && strcmp(a[0], "aeset") == 0) {
 			err = ae_set(a[1], (uint32_t)strtoul(a[2], NULL, 0),
 			    strtoull(a[3], NULL, 0));
+		} else if (n == 2 && strcmp(a[0], "moved") == 0) {
+			err = xfrm_ops.tunnel_stats(ctx,
+			    strtoull(a[1], NULL, 10), &ts);
+			if (err == 0) {
+				moved_print(&ts, -1);
+				continue;
+			}
+		} else if (n == 3 && strcmp(a[0], "follow") == 0) {
+			err = follow(ctx, strtoull(a[1], NULL, 10),
+			    strtol(a[2], NULL, 10));
+			if (err == 0)
+				continue;
 		} else if (n == 2 && strcmp(a[0], "tdel") == 0) {
 			err = xfrm_ops.tunnel_del(ctx, strtoull(a[1], NULL, 10));
 		} else if (n == 1 && strcmp(a[0], "quit") == 0) {

@@ -26,11 +26,15 @@
 #include <linux/xfrm.h>
 #include <cmocka.h>
 
+#include <poll.h>
+
 #include <netlink/attr.h>
 #include <netlink/msg.h>
+#include <netlink/socket.h>
 
 #include "lib/log.h"
 #include "overlay/overlay.h"
+#include "overlay/xfrm/xfrm_ev.h"
 #include "overlay/xfrm/xfrm_nl.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -206,6 +210,210 @@ test_sa_msg(void **state)
 	assert_int_equal(xfrm_nl_sa_msg(XFRM_MSG_NEWSA, &p, &pl, &msg),
 	    -EINVAL);
 	assert_null(msg);
+}
+
+/* ---- NAT mappings (XFRM_MSG_MAPPING) ------------------------------------ */
+
+/* A mapping as the kernel's xfrm_send_mapping builds it, through libnl. */
+static struct nl_msg *
+mapping_msg(uint8_t proto, uint16_t family, size_t len)
+{
+	struct xfrm_user_mapping um;
+	struct nl_msg *msg;
+
+	memset(&um, 0, sizeof(um));
+	um.id.family = family;
+	um.id.proto = proto;
+	um.id.spi = htonl(0x7001);
+	assert_int_equal(inet_pton(AF_INET, "203.0.113.2", &um.id.daddr), 1);
+	um.reqid = XFRM_REQID_BASE | 3;
+	assert_int_equal(inet_pton(AF_INET, "203.0.113.1", &um.old_saddr), 1);
+	assert_int_equal(inet_pton(AF_INET, "203.0.113.1", &um.new_saddr), 1);
+	um.old_sport = htons(40000);
+	um.new_sport = htons(40001);
+	msg = nlmsg_alloc_simple(XFRM_MSG_MAPPING, 0);
+	assert_non_null(msg);
+	assert_int_equal(nlmsg_append(msg, &um, len, NLMSG_ALIGNTO), 0);
+	return msg;
+}
+
+static void
+test_mapping_parse(void **state)
+{
+	struct overlay_sa_params p;
+	struct xfrm_sa_place pl;
+	struct nlattr *tb[XFRMA_MAX + 1];
+	struct xfrm_user_expire ue;
+	struct xfrm_ev ev;
+	struct nl_msg *msg;
+	char a[INET6_ADDRSTRLEN];
+
+	msg = mapping_msg(IPPROTO_ESP, AF_INET,
+	    sizeof(struct xfrm_user_mapping));
+	assert_int_equal(xfrm_ev_parse(nlmsg_hdr(msg), &ev), 1);
+	assert_int_equal(ev.type, XFRM_MSG_MAPPING);
+	assert_int_equal(ev.spi, 0x7001);
+	assert_int_equal(ev.reqid, XFRM_REQID_BASE | 3);
+	assert_string_equal(overlay_addr_str(&ev.daddr, a, sizeof(a)),
+	    "203.0.113.2");
+	assert_string_equal(overlay_addr_str(&ev.old_addr, a, sizeof(a)),
+	    "203.0.113.1");
+	assert_string_equal(overlay_addr_str(&ev.new_addr, a, sizeof(a)),
+	    "203.0.113.1");
+	assert_int_equal(ev.old_port, 40000);
+	assert_int_equal(ev.new_port, 40001);
+	nlmsg_free(msg);
+
+	/* Truncated, or an unknown family: refused.  Not ESP: not ours. */
+	msg = mapping_msg(IPPROTO_ESP, AF_INET,
+	    sizeof(struct xfrm_user_mapping) - 4);
+	assert_int_equal(xfrm_ev_parse(nlmsg_hdr(msg), &ev), -EINVAL);
+	nlmsg_free(msg);
+	msg = mapping_msg(IPPROTO_ESP, AF_UNIX, sizeof(struct xfrm_user_mapping));
+	assert_int_equal(xfrm_ev_parse(nlmsg_hdr(msg), &ev), -EINVAL);
+	nlmsg_free(msg);
+	msg = mapping_msg(IPPROTO_AH, AF_INET, sizeof(struct xfrm_user_mapping));
+	assert_int_equal(xfrm_ev_parse(nlmsg_hdr(msg), &ev), 0);
+	nlmsg_free(msg);
+
+	/* Expiry: hard or soft, by destination and SPI. */
+	memset(&ue, 0, sizeof(ue));
+	ue.state.family = AF_INET;
+	ue.state.id.proto = IPPROTO_ESP;
+	ue.state.id.spi = htonl(0x7002);
+	ue.hard = 1;
+	msg = nlmsg_alloc_simple(XFRM_MSG_EXPIRE, 0);
+	assert_int_equal(nlmsg_append(msg, &ue, sizeof(ue), NLMSG_ALIGNTO), 0);
+	assert_int_equal(xfrm_ev_parse(nlmsg_hdr(msg), &ev), 1);
+	assert_int_equal(ev.type, XFRM_MSG_EXPIRE);
+	assert_int_equal(ev.spi, 0x7002);
+	assert_true(ev.hard);
+	nlmsg_free(msg);
+
+	/* Inbound SAs ask the kernel for one mapping per new port
+	 * (XFRMA_MTIMER_THRESH); outbound SAs get none. */
+	sa_params(&p, 1, OVERLAY_DIR_IN, 0x7001);
+	memset(&pl, 0, sizeof(pl));
+	addr(&pl.src, "203.0.113.1");
+	addr(&pl.dst, "203.0.113.2");
+	pl.sport = 40000;
+	pl.dport = 4500;
+	assert_int_equal(xfrm_nl_sa_msg(XFRM_MSG_NEWSA, &p, &pl, &msg), 0);
+	assert_int_equal(nlmsg_parse(nlmsg_hdr(msg),
+	    sizeof(struct xfrm_usersa_info), tb, XFRMA_MAX, NULL), 0);
+	assert_non_null(tb[XFRMA_MTIMER_THRESH]);
+	assert_int_equal(nla_get_u32(tb[XFRMA_MTIMER_THRESH]),
+	    XFRM_MAPPING_MAXAGE_S);
+	xfrm_nl_free(msg);
+	p.dir = OVERLAY_DIR_OUT;
+	assert_int_equal(xfrm_nl_sa_msg(XFRM_MSG_NEWSA, &p, &pl, &msg), 0);
+	assert_int_equal(nlmsg_parse(nlmsg_hdr(msg),
+	    sizeof(struct xfrm_usersa_info), tb, XFRMA_MAX, NULL), 0);
+	assert_null(tb[XFRMA_MTIMER_THRESH]);
+	xfrm_nl_free(msg);
+}
+
+/* What a tunnel notes from mappings: stale ones ignored, a hold per tunnel. */
+static void
+test_mapping_note(void **state)
+{
+	struct overlay_addr remote, other;
+	struct xfrm_moved m;
+	struct xfrm_ev ev;
+	struct nl_msg *msg;
+
+	addr(&remote, "203.0.113.1");
+	addr(&other, "198.51.100.9");
+	memset(&m, 0, sizeof(m));
+	msg = mapping_msg(IPPROTO_ESP, AF_INET,
+	    sizeof(struct xfrm_user_mapping));
+	assert_int_equal(xfrm_ev_parse(nlmsg_hdr(msg), &ev), 1);
+	nlmsg_free(msg);
+
+	/* Stale: the SA's port in the event is not the tunnel's any more. */
+	assert_int_equal(xfrm_moved_note(&m, &ev, &remote, 39999, 5000), 0);
+	assert_int_equal(m.addr.family, AF_UNSPEC);
+	assert_int_equal(m.rx, 0);
+	/* Another remote address: not this tunnel's SA state either. */
+	assert_int_equal(xfrm_moved_note(&m, &ev, &other, 40000, 5000), 0);
+	assert_int_equal(m.rx, 0);
+
+	/* The move is noted at once; the same one again only counts. */
+	assert_int_equal(xfrm_moved_note(&m, &ev, &remote, 40000, 5000), 1);
+	assert_true(overlay_addr_eq(&m.addr, &remote));
+	assert_int_equal(m.port, 40001);
+	assert_int_equal(m.rx, 1);
+	assert_int_equal(xfrm_moved_note(&m, &ev, &remote, 40000, 5100), 0);
+	assert_int_equal(m.port, 40001);
+	assert_int_equal(m.rx, 2);
+
+	/* Another port within the hold waits, then is noted. */
+	ev.new_port = 40002;
+	assert_int_equal(xfrm_moved_note(&m, &ev, &remote, 40000, 5500), 0);
+	assert_int_equal(m.port, 40001);
+	assert_int_equal(xfrm_moved_tick(&m, 5999), 0);
+	assert_int_equal(xfrm_moved_tick(&m, 6000), 1);
+	assert_int_equal(m.port, 40002);
+	assert_int_equal(xfrm_moved_tick(&m, 9000), 0);
+
+	/* Followed: cleared, but the hold stays (no faster flapping). */
+	xfrm_moved_clear(&m);
+	assert_int_equal(m.addr.family, AF_UNSPEC);
+	assert_int_equal(m.rx, 0);
+	ev.old_port = 40002;
+	ev.new_port = 40003;
+	assert_int_equal(xfrm_moved_note(&m, &ev, &remote, 40002, 6500), 0);
+	assert_int_equal(xfrm_moved_tick(&m, 7000), 1);
+	assert_int_equal(m.port, 40003);
+
+	/* An IPv6 source for an IPv4 tunnel is never noted. */
+	memset(&m, 0, sizeof(m));
+	ev.new_addr.family = AF_INET6;
+	assert_int_equal(xfrm_moved_note(&m, &ev, &remote, 40002, 8000), 0);
+	assert_int_equal(m.addr.family, AF_UNSPEC);
+}
+
+/*
+ * moved_fd: there, quiet, and deaf to a mapping forged by a process (a
+ * root process may send to the kernel's XFRM groups; only the kernel's
+ * own messages count).
+ */
+static void
+test_mapping_forged(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_tunnel_stats ts;
+	struct nl_sock *sk;
+	struct nl_msg *msg;
+	struct pollfd pf;
+	void *ctx;
+
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	assert_non_null(xfrm_ops.moved_fd);
+	pf.fd = xfrm_ops.moved_fd(ctx);
+	pf.events = POLLIN;
+	assert_true(pf.fd >= 0);
+	vxlan_params(&tp, 9, "mwx9", "203.0.113.1", 99);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+
+	sk = nl_socket_alloc();
+	assert_non_null(sk);
+	assert_int_equal(nl_connect(sk, NETLINK_XFRM), 0);
+	nl_socket_set_peer_groups(sk, 1u << (XFRMNLGRP_MAPPING - 1));
+	msg = mapping_msg(IPPROTO_ESP, AF_INET,
+	    sizeof(struct xfrm_user_mapping));
+	assert_true(nl_send(sk, msg) > 0);
+	nlmsg_free(msg);
+	nl_socket_free(sk);
+
+	assert_int_equal(poll(&pf, 1, 500), 0);
+	assert_int_equal(xfrm_ops.tunnel_stats(ctx, 9, &ts), 0);
+	assert_int_equal(ts.moved_addr.family, AF_UNSPEC);
+	assert_int_equal(ts.moved_port, 0);
+	assert_int_equal(xfrm_ops.tunnel_del(ctx, 9), 0);
+	xfrm_ops.fini(ctx);
 }
 
 /* ---- on the host kernel ------------------------------------------------- */
@@ -498,6 +706,9 @@ main(void)
 		cmocka_unit_test(test_keep_at_fini),
 		cmocka_unit_test(test_seq_file),
 		cmocka_unit_test(test_ownership_extack),
+		cmocka_unit_test(test_mapping_parse),
+		cmocka_unit_test(test_mapping_note),
+		cmocka_unit_test(test_mapping_forged),
 	};
 
 	log_init("test_overlay_xfrm", true);
