@@ -398,9 +398,12 @@ bool overlay_tunnel_needs_remake(const struct overlay_tunnel_params *a,
  * Outbound keys seen by one backend instance (see "Nonces" above): keyed
  * digests (HMAC-SHA256 under a random key made in overlay_keys_new,
  * truncated to 128 bits) of cipher, key and salt, never the keys.  The
- * newest OVERLAY_KEYS_MAX are kept (16 bytes each, so at most 4 MiB), in
- * a ring: a key older than that is no longer refused by the set, which is
- * why uesp also has its reservation file.
+ * newest OVERLAY_KEYS_MAX are kept (16 bytes each in a ring, plus a hash
+ * index of 4 bytes per slot at most half full: at most 6 MiB), and a
+ * check costs the same however many are kept.  A key older than that is
+ * no longer refused by the set, which is why uesp also has its
+ * reservation file.  A set belongs to one instance and is used from one
+ * thread at a time (it keeps one HMAC context for all its digests).
  */
 #define OVERLAY_KEYS_MAX	(1u << 18)
 #define OVERLAY_KEY_DIGEST_LEN	16
@@ -415,6 +418,15 @@ int overlay_keys_check(const struct overlay_keys *k,
     const struct overlay_sa_params *p);
 /* Record p's key: 0 or -ENOMEM. */
 int overlay_keys_add(struct overlay_keys *k, const struct overlay_sa_params *p);
+/*
+ * The same two with a digest made once by overlay_keys_digest, for a
+ * caller that needs it more than once per SA (p only names the SA in
+ * the log).
+ */
+int overlay_keys_check_digest(const struct overlay_keys *k,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN], const struct overlay_sa_params *p);
+int overlay_keys_add_digest(struct overlay_keys *k,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN]);
 /*
  * Whether a source address (4 or 16 bytes by family) lies in prefix p.
  * For the null backend and tests; uesp matches precomputed masks.
