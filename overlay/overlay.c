@@ -44,6 +44,21 @@ overlay_find(const char *name)
 	return NULL;
 }
 
+int
+overlay_sa_add_batch(const struct overlay_ops *o, void *ctx,
+    const struct overlay_sa_params *p, size_t n, int *results)
+{
+	size_t i;
+	int ret = 0;
+
+	if (o->version >= 4 && o->sa_add_batch != NULL)
+		return o->sa_add_batch(ctx, p, n, results);
+	for (i = 0; i < n; i++)
+		if ((results[i] = o->sa_add(ctx, &p[i])) < 0 && ret == 0)
+			ret = results[i];
+	return ret;
+}
+
 const char *const *
 overlay_names(void)
 {

@@ -82,11 +82,12 @@
 
 #include <net/if.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 /* Bump when overlay_ops changes shape; a backend states what it implements. */
-#define OVERLAY_API_VERSION 3
+#define OVERLAY_API_VERSION 4
 
 /* Feature bits: the same values as the wire contract's Feature enum. */
 #define OVERLAY_F_GRE		0x01u
@@ -354,7 +355,33 @@ struct overlay_ops {
 	 * once per new endpoint, not per packet.
 	 */
 	int (*moved_fd)(void *ctx);
+	/*
+	 * Since version 4; NULL = not supported (uesp, null): callers use
+	 * overlay_sa_add_batch, which falls back to one sa_add per SA.
+	 * Adds the n SAs of p with the outcome of n sa_add calls in that
+	 * order: each SA is checked (against the instance and the SAs before
+	 * it in the batch: a second use of an inbound SPI or an outbound key
+	 * is -EEXIST), installed or refused on its own, logged on its own
+	 * (with the kernel's extended-ack text), and results[i] is what
+	 * sa_add would have answered for p[i].  Per SA, not all or nothing:
+	 * an SA that fails changes nothing for the others, which stay
+	 * installed; a caller that wants all or nothing removes those (the
+	 * agent's reconciler does, through its journal).  Returns 0 when
+	 * every SA was installed, else the first failing SA's error.  For
+	 * the speed: xfrm sends up to 64 SAs per netlink system call and
+	 * matches the kernel's acks by sequence number
+	 * (overlay/xfrm/README.md, "Install rate").
+	 */
+	int (*sa_add_batch)(void *ctx, const struct overlay_sa_params *p,
+	    size_t n, int *results);
 };
+
+/*
+ * sa_add_batch of backend o where it has one (version >= 4, not NULL),
+ * else n sa_add calls in order: the same results either way.
+ */
+int overlay_sa_add_batch(const struct overlay_ops *o, void *ctx,
+    const struct overlay_sa_params *p, size_t n, int *results);
 
 /* The registry: NULL if no backend has that name. */
 const struct overlay_ops *overlay_find(const char *name);
