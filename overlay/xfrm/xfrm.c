@@ -101,6 +101,7 @@ struct xfrm_ctx {
 	struct xfrm_found *found;
 	uint32_t next_reqid;
 	bool keep;		/* init's keep_at_fini */
+	struct xfrm_run *run;	/* sa_add_batch's queue, made at first use */
 	uint64_t stat_base[XS_N];
 	char why[256];
 };
@@ -1227,6 +1228,7 @@ xfrm_op_fini(void *ctx)
 		nl_socket_free(c->rs);
 	uesp_seq_close(c->seq);		/* after every SA released its own */
 	overlay_keys_free(c->keys);
+	free(c->run);		/* no key bytes: requests are wiped when sent */
 	free(c);
 }
 
@@ -1450,7 +1452,10 @@ xfrm_seq_reserve(struct xfrm_ctx *c, const struct xfrm_sa_place *pl,
 		if (k.oseq > q->seq_start)
 			q->seq_start = k.oseq;
 	}
-	if ((err = uesp_seq_acquire(c->seq, q, res, &start)) < 0)
+	/* A new SA sends nothing before its request goes: the run's one
+	 * fsync (xfrm_run_flush) is soon enough.  An adopted one sends now. */
+	if ((err = adopted ? uesp_seq_acquire(c->seq, q, res, &start) :
+	    uesp_seq_acquire_nosync(c->seq, q, res, &start)) < 0)
 		return err;
 	q->seq_start = start;
 	return 0;
@@ -1503,6 +1508,7 @@ struct xfrm_run {
 	int errs[XFRM_NL_BATCH_MAX];
 	char why[XFRM_NL_BATCH_MAX][XFRM_NL_WHY_LEN];
 	size_t n;
+	bool unsynced;		/* reservations written, not yet fsynced */
 };
 
 static void
@@ -1649,6 +1655,8 @@ xfrm_sa_prepare(struct xfrm_ctx *c, struct xfrm_run *r,
 	pe->t = t;
 	pe->s = s;
 	pe->idx = idx;
+	if (res != NULL)
+		r->unsynced = true;
 	memcpy(pe->digest, d, sizeof(d));
 	r->n++;
 	return 1;
@@ -1660,6 +1668,29 @@ xfrm_run_flush(struct xfrm_ctx *c, struct xfrm_run *r, int *results)
 {
 	size_t j;
 
+	if (r->n == 0)
+		return;
+	/* Every reservation of the run on disk, with one fsync, before any
+	 * of its SAs exists; without that, its outbound SAs must not go. */
+	if (r->unsynced && uesp_seq_sync(c->seq) < 0) {
+		size_t k = 0;
+
+		for (j = 0; j < r->n; j++) {
+			struct xfrm_pend *pe = &r->pend[j];
+
+			if (pe->s->res == NULL) {
+				r->pend[k] = *pe;
+				r->msgs[k++] = r->msgs[j];
+				continue;
+			}
+			xfrm_nl_free(r->msgs[j]);
+			results[pe->idx] = -EIO;
+			xfrm_sa_unlink(pe->t, pe->s);
+			xfrm_sa_free(pe->s);	/* releases the reservation */
+		}
+		r->n = k;
+	}
+	r->unsynced = false;
 	if (r->n == 0)
 		return;
 	(void)xfrm_nl_batch(c->xs, r->msgs, r->n, r->errs, r->why);
@@ -1693,19 +1724,22 @@ xfrm_op_sa_add_batch(void *ctx, const struct overlay_sa_params *p, size_t n,
 	size_t i;
 	int rc, ret = 0;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
+	/* Kept for the instance: sa_add, a batch of one, allocates nothing. */
+	if (c->run == NULL && (c->run = calloc(1, sizeof(*c->run))) == NULL) {
 		for (i = 0; i < n; i++)
 			results[i] = -ENOMEM;
 		return n > 0 ? -ENOMEM : 0;
 	}
+	r = c->run;
+	r->n = 0;
+	r->unsynced = false;
 	for (i = 0; i < n; i++) {
 		if (r->n == XFRM_NL_BATCH_MAX)
 			xfrm_run_flush(c, r, results);
-		if ((rc = xfrm_sa_prepare(c, r, &p[i], i)) <= 0)
-			results[i] = rc;
+		rc = xfrm_sa_prepare(c, r, &p[i], i);
+		results[i] = rc <= 0 ? rc : -EINPROGRESS;	/* set by the flush */
 	}
 	xfrm_run_flush(c, r, results);
-	free(r);
 	for (i = 0; i < n; i++)
 		if (results[i] < 0) {
 			ret = results[i];

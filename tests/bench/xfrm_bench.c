@@ -219,6 +219,7 @@ main(int argc, char **argv)
 	if (use_batch && ((all = calloc(n, sizeof(*all))) == NULL ||
 	    (res = calloc(n, sizeof(*res))) == NULL)) {
 		fprintf(stderr, "xfrm_bench: out of memory\n");
+		free(all);
 		return 1;
 	}
 	for (i = 0; use_batch && i < n; i++)
@@ -231,6 +232,9 @@ main(int argc, char **argv)
 		    "this kernel cannot hold ESP SAs; run the bench in the "
 		    "kernel lab (tests/lab/)\n", i, strerror(-res[i]));
 		xfrm_ops.fini(ctx);
+		explicit_bzero(all, n * sizeof(*all));
+		free(all);
+		free(res);
 		return 1;
 	}
 	for (i = 0; !use_batch && i < n; i++) {

@@ -423,6 +423,72 @@ test_seq_file(void **state)
 	unlink(path);
 }
 
+struct seq_batch_call {
+	const char *path;
+	unsigned adds;		/* batches of the same four SAs */
+};
+
+/* One instance, a batch of three outbound SAs and an inbound one, fini. */
+static void
+seq_batch_call(void *arg)
+{
+	struct seq_batch_call *sb = arg;
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_sa_params p[4];
+	int res[4], i;
+	void *ctx;
+
+	memset(&ip, 0, sizeof(ip));
+	ip.seq_file = sb->path;
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 23, "mwx23", "198.51.100.23", 123);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	for (i = 0; i < 3; i++) {
+		sa_params(&p[i], 23, OVERLAY_DIR_OUT, 7000 + (uint32_t)i);
+		p[i].key[0] = (uint8_t)(0x30 + i);
+	}
+	sa_params(&p[3], 23, OVERLAY_DIR_IN, 7100);
+	(void)overlay_sa_add_batch(&xfrm_ops, ctx, p, 4, res);
+	xfrm_ops.fini(ctx);
+}
+
+/*
+ * A batch with a seq file: one fsync for the run's reservations, not one
+ * per outbound SA, and still every key's mark is on disk before its SA
+ * goes (a second instance finds all three keys above their marks).
+ */
+static void
+test_seq_batch(void **state)
+{
+	char path[] = "/tmp/test_xfrm_seqb.XXXXXX";
+	char log[16384];
+	struct seq_batch_call sb;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	sb.path = path;
+	/* Creating the file costs one fsync, the batch one. */
+	capture(log, sizeof(log), seq_batch_call, &sb);
+	if (strstr(log, ": 2 fsyncs") == NULL)
+		fail_msg("not one fsync for the batch: %s", log);
+	capture(log, sizeof(log), seq_batch_call, &sb);
+	if (strstr(log, ": 1 fsyncs") == NULL)
+		fail_msg("not one fsync for the batch: %s", log);
+	assert_non_null(strstr(log, "SA out 7000: key seen before, starts "
+	    "after 1073741824"));
+	assert_non_null(strstr(log, "SA out 7001: key seen before, starts "
+	    "after 1073741824"));
+	assert_non_null(strstr(log, "SA out 7002: key seen before, starts "
+	    "after 1073741824"));
+	assert_int_equal(count("ip -o link show", "mwx23"), 0);
+	unlink(path);
+}
+
 struct add_call {
 	void *ctx;
 	const struct overlay_tunnel_params *tp;
@@ -645,6 +711,7 @@ main(void)
 		cmocka_unit_test(test_seq_file),
 		cmocka_unit_test(test_ownership_extack),
 		cmocka_unit_test(test_sa_batch),
+		cmocka_unit_test(test_seq_batch),
 	};
 
 	log_init("test_overlay_xfrm", true);
