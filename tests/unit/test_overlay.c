@@ -595,6 +595,48 @@ test_keys_set(void **state)
 	overlay_keys_free(NULL);
 }
 
+/*
+ * overlay_sa_add_batch on a backend without sa_add_batch (null, like
+ * uesp): one sa_add per SA in order, each SA's result its own, the ones
+ * after a refused SA still added.
+ */
+static void
+test_batch_fallback(void **state)
+{
+	const struct overlay_ops *o = overlay_find("null");
+	struct overlay_init_params ip = { 0 };
+	struct overlay_tunnel_params tp;
+	struct overlay_sa_params p[4];
+	int res[4], i;
+	void *ctx;
+
+	(void)state;
+	assert_null(o->sa_add_batch);
+	assert_int_equal(o->init(&ip, &ctx), 0);
+	tunnel_params(&tp, 7, "t7");
+	assert_int_equal(o->tunnel_add(ctx, &tp), 0);
+	for (i = 0; i < 4; i++) {
+		memset(&p[i], 0, sizeof(p[i]));
+		p[i].tunnel_id = 7;
+		p[i].dir = OVERLAY_DIR_IN;
+		p[i].spi = 4096 + (uint32_t)i;
+		p[i].cipher = OVERLAY_AES_GCM_256;
+		p[i].key[0] = (uint8_t)i;
+	}
+	p[1].tunnel_id = 8;		/* no such tunnel */
+	p[2].spi = 4096;		/* p[0]'s SPI */
+	p[3].dir = OVERLAY_DIR_OUT;
+	assert_int_equal(overlay_sa_add_batch(o, ctx, p, 4, res), -ENOENT);
+	assert_int_equal(res[0], 0);
+	assert_int_equal(res[1], -ENOENT);
+	assert_int_equal(res[2], -EEXIST);
+	assert_int_equal(res[3], 0);
+	assert_non_null(strstr(null_record(ctx), "sa_add tunnel=7 dir=out "
+	    "spi=4099"));
+	assert_int_equal(overlay_sa_add_batch(o, ctx, p, 0, res), 0);
+	o->fini(ctx);
+}
+
 int
 main(void)
 {
@@ -609,6 +651,7 @@ main(void)
 		cmocka_unit_test(test_cfg_allowed),
 		cmocka_unit_test(test_cfg_nonce_rules),
 		cmocka_unit_test(test_keys_set),
+		cmocka_unit_test(test_batch_fallback),
 	};
 
 	log_init("test_overlay", true);
