@@ -685,6 +685,67 @@ do_sa_add(struct run *u, struct rec *e, const struct reconcile_sa_ref *ref,
 	return 0;
 }
 
+/*
+ * A tunnel's new SAs in one backend call (overlay_sa_add_batch: the
+ * kernel backend sends them in one system call; others fall back to
+ * sa_add).  Each SA the backend took is recorded and journaled as
+ * do_sa_add does, also after a refused one, so the undo removes them all;
+ * the first refusal fails the apply.
+ */
+static int
+do_sa_adds(struct run *u, struct rec *e, const struct reconcile_sa_ref *refs,
+    const struct overlay_sa_params *ps, unsigned n)
+{
+	struct reconcile *r = u->r;
+	struct reconcile_tunnel *t = &e->pub;
+	struct step *s;
+	int res[2], first = -1;
+
+	if (n == 0)
+		return 0;
+	if (n > ARRAY_SIZE(res)) {	/* a want has two at most */
+		for (unsigned i = 0; i < n; i++)
+			if (do_sa_add(u, e, &refs[i], &ps[i]) < 0)
+				return -1;
+		return 0;
+	}
+	if (t->nsas + n > RECONCILE_SAS_MAX) {
+		res_fail(u->res, "tunnel %llu: more than %d SAs",
+		    (unsigned long long)t->p.id, RECONCILE_SAS_MAX);
+		return -1;
+	}
+	s = util_grow(u->steps, &u->capsteps, u->nsteps + n, sizeof(*s), 32);
+	if (s == NULL) {
+		res_fail(u->res, "out of memory");
+		return -1;
+	}
+	u->steps = s;
+	u->res->calls += n;
+	(void)overlay_sa_add_batch(r->cfg.ops, r->cfg.octx, ps, n, res);
+	for (unsigned i = 0; i < n; i++) {
+		if (res[i] < 0) {
+			if (refs[i].dir == OVERLAY_DIR_OUT && res[i] == -EEXIST &&
+			    refs[i].sa_epoch > e->out_hw)
+				e->out_hw = refs[i].sa_epoch; /* the backend saw it */
+			if (first < 0)
+				first = (int)i;
+			continue;
+		}
+		t->sas[t->nsas] = refs[i];
+		t->soft[t->nsas] = ps[i].soft;
+		t->hard[t->nsas] = ps[i].hard;
+		t->nsas++;
+		if (refs[i].dir == OVERLAY_DIR_OUT && refs[i].sa_epoch > e->out_hw)
+			e->out_hw = refs[i].sa_epoch;	/* that key is used now */
+		s = journal(u, ST_SA_ADD, e);
+		s->ref = refs[i];
+	}
+	if (first >= 0)
+		return call_fail(u, t->p.id, refs[first].dir == OVERLAY_DIR_IN ?
+		    "sa_add (inbound)" : "sa_add (outbound)", res[first]);
+	return 0;
+}
+
 static int
 do_sa_del(struct run *u, struct rec *e, int i)
 {
@@ -1201,9 +1262,8 @@ exec_sa_adds(struct run *u, struct want *w)
 {
 	struct rec *e = w->e;
 
-	for (unsigned a = 0; a < w->nadd; a++)
-		if (do_sa_add(u, e, &w->addref[a], &w->add[a]) < 0)
-			return -1;
+	if (do_sa_adds(u, e, w->addref, w->add, w->nadd) < 0)
+		return -1;
 #if OVERLAY_API_VERSION >= 2
 	for (unsigned k = 0; k < w->nupd; k++) {
 		int i = sa_index(&e->pub, w->upd[k].dir, w->upd[k].spi);

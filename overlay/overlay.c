@@ -9,12 +9,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "lib/log.h"
@@ -39,6 +42,21 @@ overlay_find(const char *name)
 		if (strcmp(overlay_table[i]->name, name) == 0)
 			return overlay_table[i];
 	return NULL;
+}
+
+int
+overlay_sa_add_batch(const struct overlay_ops *o, void *ctx,
+    const struct overlay_sa_params *p, size_t n, int *results)
+{
+	size_t i;
+	int ret = 0;
+
+	if (o->version >= 4 && o->sa_add_batch != NULL)
+		return o->sa_add_batch(ctx, p, n, results);
+	for (i = 0; i < n; i++)
+		if ((results[i] = o->sa_add(ctx, &p[i])) < 0 && ret == 0)
+			ret = results[i];
+	return ret;
 }
 
 const char *const *
@@ -317,11 +335,25 @@ overlay_sa_params_check(const struct overlay_sa_params *p)
 
 /* ---- outbound keys seen ------------------------------------------------- */
 
+/*
+ * The HMAC context is made once, keyed once, and re-initialised per digest
+ * (EVP_MAC_init with no key keeps the key): OpenSSL's one-shot HMAC()
+ * fetches the algorithm and sets the key up again on every call, which
+ * showed as a sixth of the xfrm backend's user-space cost per SA.
+ *
+ * The ring is indexed by an open-addressing hash table of ring positions
+ * (linear probing, at most half full), so a check costs the same with
+ * OVERLAY_KEYS_MAX digests as with none.  The digests are HMAC outputs
+ * under a key no one outside knows, so their first bytes are a uniform
+ * hash nobody can aim collisions at.
+ */
 struct overlay_keys {
-	uint8_t hkey[32];	/* random, this instance only */
+	EVP_MAC_CTX *mac;	/* HMAC-SHA256 under a random key, this instance */
 	uint8_t (*ring)[OVERLAY_KEY_DIGEST_LEN];
 	size_t n, cap;		/* entries in use, allocated */
 	size_t next;		/* ring position once n == OVERLAY_KEYS_MAX */
+	uint32_t *idx;		/* ring position + 1, 0 = empty slot */
+	size_t idxcap;		/* a power of two, >= 2 * n */
 	bool wrapped_logged;
 };
 
@@ -329,14 +361,29 @@ struct overlay_keys *
 overlay_keys_new(void)
 {
 	struct overlay_keys *k;
+	uint8_t hkey[32];
+	EVP_MAC *m;
+	OSSL_PARAM params[2];
 
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return NULL;
-	if (RAND_bytes(k->hkey, sizeof(k->hkey)) != 1) {
-		log_warnx("overlay: no random bytes for the key digests");
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((m = EVP_MAC_fetch(NULL, "HMAC", NULL)) != NULL) {
+		k->mac = EVP_MAC_CTX_new(m);
+		EVP_MAC_free(m);
+	}
+	if (k->mac == NULL || RAND_bytes(hkey, sizeof(hkey)) != 1 ||
+	    EVP_MAC_init(k->mac, hkey, sizeof(hkey), params) != 1) {
+		log_warnx("overlay: no HMAC-SHA256 or no random bytes for the "
+		    "key digests");
+		OPENSSL_cleanse(hkey, sizeof(hkey));
+		EVP_MAC_CTX_free(k->mac);
 		free(k);
 		return NULL;
 	}
+	OPENSSL_cleanse(hkey, sizeof(hkey));
 	return k;
 }
 
@@ -345,10 +392,12 @@ overlay_keys_free(struct overlay_keys *k)
 {
 	if (k == NULL)
 		return;
+	EVP_MAC_CTX_free(k->mac);	/* cleanses its key */
 	if (k->ring != NULL) {
 		util_wipe(k->ring, k->cap * sizeof(*k->ring));
 		free(k->ring);
 	}
+	free(k->idx);
 	util_wipe(k, sizeof(*k));
 	free(k);
 }
@@ -359,14 +408,15 @@ overlay_keys_digest(const struct overlay_keys *k,
 {
 	uint8_t msg[1 + OVERLAY_KEY_MAX + OVERLAY_SALT_LEN];
 	uint8_t md[EVP_MAX_MD_SIZE];
-	size_t kl = overlay_cipher_keylen(p->cipher);
-	unsigned mdlen = 0;
+	size_t kl = overlay_cipher_keylen(p->cipher), mdlen = 0;
 
 	msg[0] = (uint8_t)p->cipher;
 	memcpy(msg + 1, p->key, kl);
 	memcpy(msg + 1 + kl, p->salt, OVERLAY_SALT_LEN);
-	if (HMAC(EVP_sha256(), k->hkey, sizeof(k->hkey), msg,
-	    1 + kl + OVERLAY_SALT_LEN, md, &mdlen) == NULL ||
+	/* k->mac is the instance's own: one thread at a time (overlay.h). */
+	if (EVP_MAC_init(k->mac, NULL, 0, NULL) != 1 ||
+	    EVP_MAC_update(k->mac, msg, 1 + kl + OVERLAY_SALT_LEN) != 1 ||
+	    EVP_MAC_final(k->mac, md, &mdlen, sizeof(md)) != 1 ||
 	    mdlen < OVERLAY_KEY_DIGEST_LEN) {
 		/* Cannot happen with a working libcrypto; never match. */
 		log_warnx("overlay: HMAC-SHA256 failed");
@@ -374,8 +424,77 @@ overlay_keys_digest(const struct overlay_keys *k,
 		RAND_bytes(md, OVERLAY_KEY_DIGEST_LEN);
 	}
 	memcpy(out, md, OVERLAY_KEY_DIGEST_LEN);
-	util_wipe(msg, sizeof(msg));
-	util_wipe(md, sizeof(md));
+	OPENSSL_cleanse(msg, sizeof(msg));
+	OPENSSL_cleanse(md, sizeof(md));
+}
+
+static size_t
+overlay_keys_hash(const struct overlay_keys *k,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN])
+{
+	uint64_t h;
+
+	memcpy(&h, d, sizeof(h));
+	return (size_t)h & (k->idxcap - 1);
+}
+
+/* The index slot holding ring position pos, or of d if pos is SIZE_MAX. */
+static size_t
+overlay_keys_slot(const struct overlay_keys *k,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN], size_t pos)
+{
+	size_t i = overlay_keys_hash(k, d);
+
+	while (k->idx[i] != 0) {
+		if (pos == SIZE_MAX ? memcmp(k->ring[k->idx[i] - 1], d,
+		    OVERLAY_KEY_DIGEST_LEN) == 0 : k->idx[i] - 1 == pos)
+			return i;
+		i = (i + 1) & (k->idxcap - 1);
+	}
+	return pos == SIZE_MAX ? SIZE_MAX : i;
+}
+
+static void
+overlay_keys_index(struct overlay_keys *k, size_t pos)
+{
+	size_t i = overlay_keys_hash(k, k->ring[pos]);
+
+	while (k->idx[i] != 0)
+		i = (i + 1) & (k->idxcap - 1);
+	k->idx[i] = (uint32_t)pos + 1;
+}
+
+/* Drop ring position pos from the index (backward-shift deletion). */
+static void
+overlay_keys_unindex(struct overlay_keys *k, size_t pos)
+{
+	size_t mask = k->idxcap - 1, i, j, h;
+
+	i = overlay_keys_slot(k, k->ring[pos], pos);
+	if (k->idx[i] == 0)
+		return;
+	for (j = (i + 1) & mask; k->idx[j] != 0; j = (j + 1) & mask) {
+		h = overlay_keys_hash(k, k->ring[k->idx[j] - 1]);
+		/* Entry j may move to i unless its home lies in (i, j]. */
+		if (((j - h) & mask) >= ((j - i) & mask)) {
+			k->idx[i] = k->idx[j];
+			i = j;
+		}
+	}
+	k->idx[i] = 0;
+}
+
+int
+overlay_keys_check_digest(const struct overlay_keys *k,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN], const struct overlay_sa_params *p)
+{
+	if (k->n == 0 || overlay_keys_slot(k, d, SIZE_MAX) == SIZE_MAX)
+		return 0;
+	log_warnx("overlay: tunnel %llu SA out %u: this key and salt were "
+	    "already used by an outbound SA here; an outbound key is used by "
+	    "one SA only (new SA, new key)", (unsigned long long)p->tunnel_id,
+	    p->spi);
+	return -EEXIST;
 }
 
 int
@@ -383,32 +502,26 @@ overlay_keys_check(const struct overlay_keys *k,
     const struct overlay_sa_params *p)
 {
 	uint8_t d[OVERLAY_KEY_DIGEST_LEN];
-	size_t i;
 
 	overlay_keys_digest(k, p, d);
-	for (i = 0; i < k->n; i++) {
-		if (memcmp(k->ring[i], d, sizeof(d)) == 0) {
-			log_warnx("overlay: tunnel %llu SA out %u: this key and "
-			    "salt were already used by an outbound SA here; an "
-			    "outbound key is used by one SA only (new SA, new "
-			    "key)", (unsigned long long)p->tunnel_id, p->spi);
-			return -EEXIST;
-		}
-	}
-	return 0;
+	return overlay_keys_check_digest(k, d, p);
 }
 
 int
-overlay_keys_add(struct overlay_keys *k, const struct overlay_sa_params *p)
+overlay_keys_add_digest(struct overlay_keys *k,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN])
 {
 	void *r;
+	size_t i;
 
 	if (k->n == OVERLAY_KEYS_MAX) {
 		if (!k->wrapped_logged)
 			log_warnx("overlay: %u outbound keys seen; the oldest are "
 			    "forgotten from now on", OVERLAY_KEYS_MAX);
 		k->wrapped_logged = true;
-		overlay_keys_digest(k, p, k->ring[k->next]);
+		overlay_keys_unindex(k, k->next);
+		memcpy(k->ring[k->next], d, OVERLAY_KEY_DIGEST_LEN);
+		overlay_keys_index(k, k->next);
 		k->next = (k->next + 1) % OVERLAY_KEYS_MAX;
 		return 0;
 	}
@@ -426,6 +539,27 @@ overlay_keys_add(struct overlay_keys *k, const struct overlay_sa_params *p)
 		k->ring = r;
 		k->cap = cap;
 	}
-	overlay_keys_digest(k, p, k->ring[k->n++]);
+	if (2 * (k->n + 1) > k->idxcap) {
+		size_t cap = k->idxcap ? k->idxcap * 2 : 128;
+
+		if ((r = calloc(cap, sizeof(*k->idx))) == NULL)
+			return -ENOMEM;
+		free(k->idx);
+		k->idx = r;
+		k->idxcap = cap;
+		for (i = 0; i < k->n; i++)
+			overlay_keys_index(k, i);
+	}
+	memcpy(k->ring[k->n], d, OVERLAY_KEY_DIGEST_LEN);
+	overlay_keys_index(k, k->n++);
 	return 0;
+}
+
+int
+overlay_keys_add(struct overlay_keys *k, const struct overlay_sa_params *p)
+{
+	uint8_t d[OVERLAY_KEY_DIGEST_LEN];
+
+	overlay_keys_digest(k, p, d);
+	return overlay_keys_add_digest(k, d);
 }

@@ -82,11 +82,12 @@
 
 #include <net/if.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 /* Bump when overlay_ops changes shape; a backend states what it implements. */
-#define OVERLAY_API_VERSION 3
+#define OVERLAY_API_VERSION 4
 
 /* Feature bits: the same values as the wire contract's Feature enum. */
 #define OVERLAY_F_GRE		0x01u
@@ -357,7 +358,33 @@ struct overlay_ops {
 	 * once per new endpoint, not per packet.
 	 */
 	int (*moved_fd)(void *ctx);
+	/*
+	 * Since version 4; NULL = not supported (uesp, null): callers use
+	 * overlay_sa_add_batch, which falls back to one sa_add per SA.
+	 * Adds the n SAs of p with the outcome of n sa_add calls in that
+	 * order: each SA is checked (against the instance and the SAs before
+	 * it in the batch: a second use of an inbound SPI or an outbound key
+	 * is -EEXIST), installed or refused on its own, logged on its own
+	 * (with the kernel's extended-ack text), and results[i] is what
+	 * sa_add would have answered for p[i].  Per SA, not all or nothing:
+	 * an SA that fails changes nothing for the others, which stay
+	 * installed; a caller that wants all or nothing removes those (the
+	 * agent's reconciler does, through its journal).  Returns 0 when
+	 * every SA was installed, else the first failing SA's error.  For
+	 * the speed: xfrm sends up to 64 SAs per netlink system call and
+	 * matches the kernel's acks by sequence number
+	 * (overlay/xfrm/README.md, "Install rate").
+	 */
+	int (*sa_add_batch)(void *ctx, const struct overlay_sa_params *p,
+	    size_t n, int *results);
 };
+
+/*
+ * sa_add_batch of backend o where it has one (version >= 4, not NULL),
+ * else n sa_add calls in order: the same results either way.
+ */
+int overlay_sa_add_batch(const struct overlay_ops *o, void *ctx,
+    const struct overlay_sa_params *p, size_t n, int *results);
 
 /* The registry: NULL if no backend has that name. */
 const struct overlay_ops *overlay_find(const char *name);
@@ -401,9 +428,12 @@ bool overlay_tunnel_needs_remake(const struct overlay_tunnel_params *a,
  * Outbound keys seen by one backend instance (see "Nonces" above): keyed
  * digests (HMAC-SHA256 under a random key made in overlay_keys_new,
  * truncated to 128 bits) of cipher, key and salt, never the keys.  The
- * newest OVERLAY_KEYS_MAX are kept (16 bytes each, so at most 4 MiB), in
- * a ring: a key older than that is no longer refused by the set, which is
- * why uesp also has its reservation file.
+ * newest OVERLAY_KEYS_MAX are kept (16 bytes each in a ring, plus a hash
+ * index of 4 bytes per slot at most half full: at most 6 MiB), and a
+ * check costs the same however many are kept.  A key older than that is
+ * no longer refused by the set, which is why uesp also has its
+ * reservation file.  A set belongs to one instance and is used from one
+ * thread at a time (it keeps one HMAC context for all its digests).
  */
 #define OVERLAY_KEYS_MAX	(1u << 18)
 #define OVERLAY_KEY_DIGEST_LEN	16
@@ -418,6 +448,15 @@ int overlay_keys_check(const struct overlay_keys *k,
     const struct overlay_sa_params *p);
 /* Record p's key: 0 or -ENOMEM. */
 int overlay_keys_add(struct overlay_keys *k, const struct overlay_sa_params *p);
+/*
+ * The same two with a digest made once by overlay_keys_digest, for a
+ * caller that needs it more than once per SA (p only names the SA in
+ * the log).
+ */
+int overlay_keys_check_digest(const struct overlay_keys *k,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN], const struct overlay_sa_params *p);
+int overlay_keys_add_digest(struct overlay_keys *k,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN]);
 /*
  * Whether a source address (4 or 16 bytes by family) lies in prefix p.
  * For the null backend and tests; uesp matches precomputed masks.

@@ -410,9 +410,9 @@ seq_slot(struct uesp_seq *s, const uint8_t *d, bool *found)
 	return (ssize_t)best;
 }
 
-int
-uesp_seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
-    struct uesp_seq_res **res, uint64_t *start)
+static int
+seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
+    struct uesp_seq_res **res, uint64_t *start, bool sync)
 {
 	uint8_t d[SEQ_DIGEST_LEN];
 	struct uesp_seq_res *r, **lv;
@@ -461,7 +461,7 @@ uesp_seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
 	memcpy(sl->digest, d, sizeof(d));
 	mark = max - first > s->step ? first + s->step : max;
 	if ((rc = seq_write(s, (size_t)idx, mark)) < 0 ||
-	    (rc = seq_sync(s)) < 0) {
+	    (sync && (rc = seq_sync(s)) < 0)) {
 		seq_warn(s, "cannot reserve sequence numbers", -rc);
 		rc = -EIO;
 		goto unlock;
@@ -488,6 +488,34 @@ uesp_seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
 unlock:
 	pthread_mutex_unlock(&s->lock);
 	free(r);
+	return rc;
+}
+
+int
+uesp_seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
+    struct uesp_seq_res **res, uint64_t *start)
+{
+	return seq_acquire(s, p, res, start, true);
+}
+
+int
+uesp_seq_acquire_nosync(struct uesp_seq *s, const struct overlay_sa_params *p,
+    struct uesp_seq_res **res, uint64_t *start)
+{
+	return seq_acquire(s, p, res, start, false);
+}
+
+int
+uesp_seq_sync(struct uesp_seq *s)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if ((rc = seq_sync(s)) < 0) {
+		seq_warn(s, "cannot reserve sequence numbers", -rc);
+		rc = -EIO;
+	}
+	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 

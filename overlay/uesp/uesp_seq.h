@@ -77,6 +77,17 @@ void uesp_seq_close(struct uesp_seq *s);
  */
 int uesp_seq_acquire(struct uesp_seq *s, const struct overlay_sa_params *p,
     struct uesp_seq_res **res, uint64_t *start);
+/*
+ * The same without the fsync, for many SAs at once (xfrm's sa_add_batch):
+ * the reservation is written but on disk only after uesp_seq_sync, which
+ * the caller must call, and see succeed, before any SA reserved this way
+ * sends.  If it fails, the caller releases those reservations.
+ */
+int uesp_seq_acquire_nosync(struct uesp_seq *s,
+    const struct overlay_sa_params *p, struct uesp_seq_res **res,
+    uint64_t *start);
+/* One fsync for what uesp_seq_acquire_nosync wrote: 0 or -EIO (logged). */
+int uesp_seq_sync(struct uesp_seq *s);
 /* The SA is gone (its mark stays in the file).  NULL ok. */
 void uesp_seq_release(struct uesp_seq_res *r);
 

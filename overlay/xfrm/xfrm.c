@@ -103,6 +103,7 @@ struct xfrm_ctx {
 	struct xfrm_found *found;
 	uint32_t next_reqid;
 	bool keep;		/* init's keep_at_fini */
+	struct xfrm_run *run;	/* sa_add_batch's queue, made at first use */
 	uint64_t stat_base[XS_N];
 	char why[256];
 };
@@ -1206,6 +1207,7 @@ xfrm_op_fini(void *ctx)
 		nl_socket_free(c->rs);
 	uesp_seq_close(c->seq);		/* after every SA released its own */
 	overlay_keys_free(c->keys);
+	free(c->run);		/* no key bytes: requests are wiped when sent */
 	free(c);
 }
 
@@ -1443,7 +1445,10 @@ xfrm_seq_reserve(struct xfrm_ctx *c, const struct xfrm_sa_place *pl,
 		if (k.oseq > q->seq_start)
 			q->seq_start = k.oseq;
 	}
-	if ((err = uesp_seq_acquire(c->seq, q, res, &start)) < 0)
+	/* A new SA sends nothing before its request goes: the run's one
+	 * fsync (xfrm_run_flush) is soon enough.  An adopted one sends now. */
+	if ((err = adopted ? uesp_seq_acquire(c->seq, q, res, &start) :
+	    uesp_seq_acquire_nosync(c->seq, q, res, &start)) < 0)
 		return err;
 	q->seq_start = start;
 	return 0;
@@ -1452,10 +1457,10 @@ xfrm_seq_reserve(struct xfrm_ctx *c, const struct xfrm_sa_place *pl,
 /* Claim an SA of a previous run: 1 adopted, 0 none, -errno. */
 static int
 xfrm_claim(struct xfrm_ctx *c, const struct overlay_sa_params *p,
-    const struct xfrm_sa_place *pl, uint32_t *reqid)
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN], const struct xfrm_sa_place *pl,
+    uint32_t *reqid)
 {
 	struct xfrm_found **fp, *f;
-	uint8_t d[OVERLAY_KEY_DIGEST_LEN];
 	int same;
 
 	for (fp = &c->found; (f = *fp) != NULL; fp = &f->next)
@@ -1463,8 +1468,7 @@ xfrm_claim(struct xfrm_ctx *c, const struct overlay_sa_params *p,
 			break;
 	if (f == NULL)
 		return 0;
-	overlay_keys_digest(c->keys, p, d);
-	same = memcmp(d, f->digest, sizeof(d)) == 0;
+	same = memcmp(d, f->digest, OVERLAY_KEY_DIGEST_LEN) == 0;
 	*fp = f->next;
 	*reqid = f->reqid;
 	if (!same) {
@@ -1477,15 +1481,82 @@ xfrm_claim(struct xfrm_ctx *c, const struct overlay_sa_params *p,
 	return 1;
 }
 
-static int
-xfrm_op_sa_add(void *ctx, const struct overlay_sa_params *p)
-{
-	struct xfrm_ctx *c = ctx;
+/*
+ * SAs on their way into the kernel (sa_add_batch): prepared one by one
+ * with every check sa_add makes, recorded in their tunnel at once (so the
+ * SAs after them in the batch see their SPI and reqid), then sent as one
+ * run of requests and kept or dropped by their own ack.
+ */
+struct xfrm_pend {
+	struct xfrm_tun *t;
+	struct xfrm_sa *s;
+	size_t idx;			/* in the caller's array */
 	struct xfrm_sa_place pl;
+	uint8_t digest[OVERLAY_KEY_DIGEST_LEN];
+};
+
+struct xfrm_run {
+	struct xfrm_pend pend[XFRM_NL_BATCH_MAX];
+	struct nl_msg *msgs[XFRM_NL_BATCH_MAX];
+	int errs[XFRM_NL_BATCH_MAX];
+	char why[XFRM_NL_BATCH_MAX][XFRM_NL_WHY_LEN];
+	size_t n;
+	bool unsynced;		/* reservations written, not yet fsynced */
+};
+
+static void
+xfrm_sa_unlink(struct xfrm_tun *t, struct xfrm_sa *s)
+{
+	struct xfrm_sa **sp;
+
+	for (sp = &t->sas; *sp != NULL; sp = &(*sp)->next)
+		if (*sp == s) {
+			*sp = s->next;
+			return;
+		}
+}
+
+/* Whether an outbound key of the run waiting for its ack has digest d. */
+static bool
+xfrm_run_has_key(const struct xfrm_run *r, const uint8_t *d)
+{
+	size_t j;
+
+	for (j = 0; j < r->n; j++)
+		if (r->pend[j].s->dir == OVERLAY_DIR_OUT &&
+		    memcmp(r->pend[j].digest, d, OVERLAY_KEY_DIGEST_LEN) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A new or adopted SA is kept: an outbound key counts as used from here
+ * on.  0 or -ENOMEM (the key not recorded: the caller drops the SA).
+ */
+static int
+xfrm_sa_keep(struct xfrm_ctx *c, struct xfrm_sa *s, const uint8_t *d)
+{
+	if (s->dir == OVERLAY_DIR_OUT && overlay_keys_add_digest(c->keys, d) < 0)
+		return -ENOMEM;
+	s->added = time(NULL);
+	return 0;
+}
+
+/*
+ * Everything sa_add does before the kernel, for p (index idx of the
+ * caller's batch): 0 with the SA adopted and recorded, 1 with it queued
+ * on r, or -errno (logged).
+ */
+static int
+xfrm_sa_prepare(struct xfrm_ctx *c, struct xfrm_run *r,
+    const struct overlay_sa_params *p, size_t idx)
+{
+	struct xfrm_pend *pe = &r->pend[r->n];
 	struct xfrm_tun *t, *h;
 	struct xfrm_sa *s;
 	struct overlay_sa_params q;
 	struct uesp_seq_res *res = NULL;
+	uint8_t d[OVERLAY_KEY_DIGEST_LEN];
 	uint32_t reqid = 0;
 	int err, adopted;
 
@@ -1507,65 +1578,175 @@ xfrm_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 		    (unsigned long long)h->p.id);
 		return -EEXIST;
 	}
-	if (p->dir == OVERLAY_DIR_OUT && overlay_keys_check(c->keys, p) < 0)
+	/* One digest per SA: the key check, adoption and the record. */
+	overlay_keys_digest(c->keys, p, d);
+	if (p->dir == OVERLAY_DIR_OUT &&
+	    (overlay_keys_check_digest(c->keys, d, p) < 0 ||
+	    xfrm_run_has_key(r, d))) {
+		if (xfrm_run_has_key(r, d))
+			log_warnx("xfrm: tunnel %llu: SA out %u: its key and "
+			    "salt come earlier in the same batch",
+			    (unsigned long long)t->p.id, p->spi);
 		return -EEXIST;
+	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
 
-	xfrm_place(c, t, p->dir, 0, &pl);
-	adopted = xfrm_claim(c, p, &pl, &reqid);
+	xfrm_place(c, t, p->dir, 0, &pe->pl);
+	adopted = xfrm_claim(c, p, d, &pe->pl, &reqid);
 	q = *p;
-	if ((err = xfrm_seq_reserve(c, &pl, adopted == 1, &q, &res)) < 0) {
+	if ((err = xfrm_seq_reserve(c, &pe->pl, adopted == 1, &q, &res)) < 0) {
 		/* No mark above its counter: an adopted SA must not send. */
 		if (adopted == 1)
-			(void)xfrm_sa_kdel(c, &pl.dst, p->spi);
+			(void)xfrm_sa_kdel(c, &pe->pl.dst, p->spi);
 		explicit_bzero(&q, sizeof(q));
 		free(s);
 		return err;
 	}
-	if (adopted == 0) {
-		if (reqid == 0 && (reqid = xfrm_reqid_new(c)) == 0) {
-			explicit_bzero(&q, sizeof(q));
-			uesp_seq_release(res);
-			free(s);
-			log_warnx("xfrm: no free reqid");
-			return -ENOSPC;
-		}
-		pl.reqid = reqid;
-		err = xfrm_sa_kernel(c, XFRM_MSG_NEWSA, &q, &pl);
-		if (err < 0) {
-			explicit_bzero(&q, sizeof(q));
-			uesp_seq_release(res);
-			free(s);
-			return xfrm_fail(c, err, "tunnel %llu: %s SA %u",
-			    (unsigned long long)t->p.id,
-			    overlay_dir_str(p->dir), p->spi);
-		}
-	}
-	explicit_bzero(&q, sizeof(q));
-	if (p->dir == OVERLAY_DIR_OUT && overlay_keys_add(c->keys, p) < 0) {
-		(void)xfrm_sa_kdel(c, &pl.dst, p->spi);
-		uesp_seq_release(res);
-		free(s);
-		return -ENOMEM;
-	}
 	s->res = res;
 	s->dir = p->dir;
 	s->spi = p->spi;
-	s->reqid = reqid;
 	s->p = *p;
-	s->added = time(NULL);
-	s->next = t->sas;
-	t->sas = s;
-	/* The out policy of an adopted tunnel already sends to this one. */
-	if (adopted && p->dir == OVERLAY_DIR_OUT && t->adopted_reqid == reqid)
-		t->active_spi = p->spi;
-	if (adopted)
+	if (adopted == 1) {
+		explicit_bzero(&q, sizeof(q));
+		s->reqid = reqid;
+		if (xfrm_sa_keep(c, s, d) < 0) {
+			(void)xfrm_sa_kdel(c, &pe->pl.dst, p->spi);
+			xfrm_sa_free(s);
+			return -ENOMEM;
+		}
+		s->next = t->sas;
+		t->sas = s;
+		/* The out policy of an adopted tunnel already sends to it. */
+		if (p->dir == OVERLAY_DIR_OUT && t->adopted_reqid == reqid)
+			t->active_spi = p->spi;
 		log_info("xfrm: tunnel %llu: %s SA %u adopted, its sequence "
 		    "number keeps running", (unsigned long long)t->p.id,
 		    overlay_dir_str(p->dir), p->spi);
-	return 0;
+		return 0;
+	}
+	if (reqid == 0 && (reqid = xfrm_reqid_new(c)) == 0) {
+		explicit_bzero(&q, sizeof(q));
+		xfrm_sa_free(s);
+		log_warnx("xfrm: no free reqid");
+		return -ENOSPC;
+	}
+	pe->pl.reqid = reqid;
+	err = xfrm_nl_sa_msg(XFRM_MSG_NEWSA, &q, &pe->pl, &r->msgs[r->n]);
+	explicit_bzero(&q, sizeof(q));
+	if (err < 0) {
+		xfrm_sa_free(s);
+		return xfrm_fail(c, err, "tunnel %llu: %s SA %u",
+		    (unsigned long long)t->p.id, overlay_dir_str(p->dir),
+		    p->spi);
+	}
+	/* In the record now: later SAs of the batch see SPI and reqid. */
+	s->reqid = reqid;
+	s->next = t->sas;
+	t->sas = s;
+	pe->t = t;
+	pe->s = s;
+	pe->idx = idx;
+	if (res != NULL)
+		r->unsynced = true;
+	memcpy(pe->digest, d, sizeof(d));
+	r->n++;
+	return 1;
+}
+
+/* Send the queued SAs, keep those the kernel took, drop the others. */
+static void
+xfrm_run_flush(struct xfrm_ctx *c, struct xfrm_run *r, int *results)
+{
+	size_t j;
+
+	if (r->n == 0)
+		return;
+	/* Every reservation of the run on disk, with one fsync, before any
+	 * of its SAs exists; without that, its outbound SAs must not go. */
+	if (r->unsynced && uesp_seq_sync(c->seq) < 0) {
+		size_t k = 0;
+
+		for (j = 0; j < r->n; j++) {
+			struct xfrm_pend *pe = &r->pend[j];
+
+			if (pe->s->res == NULL) {
+				r->pend[k] = *pe;
+				r->msgs[k++] = r->msgs[j];
+				continue;
+			}
+			xfrm_nl_free(r->msgs[j]);
+			results[pe->idx] = -EIO;
+			xfrm_sa_unlink(pe->t, pe->s);
+			xfrm_sa_free(pe->s);	/* releases the reservation */
+		}
+		r->n = k;
+	}
+	r->unsynced = false;
+	if (r->n == 0)
+		return;
+	(void)xfrm_nl_batch(c->xs, r->msgs, r->n, r->errs, r->why);
+	for (j = 0; j < r->n; j++) {
+		struct xfrm_pend *pe = &r->pend[j];
+		int err = r->errs[j];
+
+		r->msgs[j] = NULL;
+		if (err == 0 && (err = xfrm_sa_keep(c, pe->s, pe->digest)) < 0)
+			(void)xfrm_sa_kdel(c, &pe->pl.dst, pe->s->spi);
+		if (err < 0) {
+			snprintf(c->why, sizeof(c->why), "%s", r->why[j]);
+			(void)xfrm_fail(c, err, "tunnel %llu: %s SA %u",
+			    (unsigned long long)pe->t->p.id,
+			    overlay_dir_str(pe->s->dir), pe->s->spi);
+			xfrm_sa_unlink(pe->t, pe->s);
+			xfrm_sa_free(pe->s);
+		}
+		results[pe->idx] = err;
+	}
+	r->n = 0;
+	c->why[0] = '\0';
+}
+
+static int
+xfrm_op_sa_add_batch(void *ctx, const struct overlay_sa_params *p, size_t n,
+    int *results)
+{
+	struct xfrm_ctx *c = ctx;
+	struct xfrm_run *r;
+	size_t i;
+	int rc, ret = 0;
+
+	/* Kept for the instance: sa_add, a batch of one, allocates nothing. */
+	if (c->run == NULL && (c->run = calloc(1, sizeof(*c->run))) == NULL) {
+		for (i = 0; i < n; i++)
+			results[i] = -ENOMEM;
+		return n > 0 ? -ENOMEM : 0;
+	}
+	r = c->run;
+	r->n = 0;
+	r->unsynced = false;
+	for (i = 0; i < n; i++) {
+		if (r->n == XFRM_NL_BATCH_MAX)
+			xfrm_run_flush(c, r, results);
+		rc = xfrm_sa_prepare(c, r, &p[i], i);
+		results[i] = rc <= 0 ? rc : -EINPROGRESS;	/* set by the flush */
+	}
+	xfrm_run_flush(c, r, results);
+	for (i = 0; i < n; i++)
+		if (results[i] < 0) {
+			ret = results[i];
+			break;
+		}
+	return ret;
+}
+
+static int
+xfrm_op_sa_add(void *ctx, const struct overlay_sa_params *p)
+{
+	int res;
+
+	return xfrm_op_sa_add_batch(ctx, p, 1, &res);
 }
 
 static int
@@ -1819,4 +2000,5 @@ const struct overlay_ops xfrm_ops = {
 	.global_stats = xfrm_op_global_stats,
 	.sa_update = xfrm_op_sa_update,
 	.moved_fd = xfrm_op_moved_fd,
+	.sa_add_batch = xfrm_op_sa_add_batch,
 };

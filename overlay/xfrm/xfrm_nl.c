@@ -268,3 +268,85 @@ xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
 	}
 	return ret;
 }
+
+int
+xfrm_nl_batch(struct nl_sock *sk, struct nl_msg **msgs, size_t n, int *errs,
+    char (*why)[XFRM_NL_WHY_LEN])
+{
+	struct nlmsghdr *nlh;
+	struct sockaddr_nl peer;
+	unsigned char *buf = NULL, *out;
+	uint32_t seq[XFRM_NL_BATCH_MAX];
+	size_t i, len = 0, off = 0, left = n;
+	int r, total, ret = 0;
+
+	if (n == 0 || n > XFRM_NL_BATCH_MAX) {
+		for (i = 0; i < n; i++) {
+			xfrm_nl_free(msgs[i]);
+			errs[i] = -EINVAL;
+		}
+		return n == 0 ? 0 : -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		nlmsg_hdr(msgs[i])->nlmsg_flags |= NLM_F_ACK;
+		nl_complete_msg(sk, msgs[i]);
+		seq[i] = nlmsg_hdr(msgs[i])->nlmsg_seq;
+		len += NLMSG_ALIGN(nlmsg_hdr(msgs[i])->nlmsg_len);
+		errs[i] = 1;		/* no ack yet */
+		why[i][0] = '\0';
+	}
+	if ((out = calloc(1, len)) != NULL)
+		for (i = 0; i < n; i++) {
+			nlh = nlmsg_hdr(msgs[i]);
+			memcpy(out + off, nlh, nlh->nlmsg_len);
+			off += NLMSG_ALIGN(nlh->nlmsg_len);
+		}
+	for (i = 0; i < n; i++)
+		xfrm_nl_free(msgs[i]);
+	r = out != NULL ? nl_sendto(sk, out, len) : -NLE_NOMEM;
+	if (out != NULL) {
+		explicit_bzero(out, len);	/* key bytes */
+		free(out);
+	}
+	if (r < 0) {
+		for (i = 0; i < n; i++)
+			errs[i] = -ENOBUFS;
+		return -ENOBUFS;
+	}
+
+	while (left > 0) {
+		if ((r = nl_recv(sk, &peer, &buf, NULL)) <= 0) {
+			free(buf);
+			break;
+		}
+		total = r;
+		for (nlh = (struct nlmsghdr *)buf; nlmsg_ok(nlh, r);
+		    nlh = nlmsg_next(nlh, &r)) {
+			struct nlmsgerr *e;
+			const char *t;
+
+			if (nlh->nlmsg_type != NLMSG_ERROR)
+				continue;
+			/* Sequence numbers run on from seq[0]; anything
+			 * else is a late answer to an old request. */
+			i = nlh->nlmsg_seq - seq[0];
+			if (i >= n || seq[i] != nlh->nlmsg_seq || errs[i] != 1)
+				continue;
+			e = nlmsg_data(nlh);
+			errs[i] = e->error;
+			if (e->error != 0 && (t = xfrm_nl_extack(nlh)) != NULL)
+				snprintf(why[i], XFRM_NL_WHY_LEN, "%s", t);
+			left--;
+		}
+		explicit_bzero(buf, (size_t)total);
+		free(buf);
+		buf = NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (errs[i] == 1)
+			errs[i] = -EIO;
+		if (errs[i] != 0 && ret == 0)
+			ret = errs[i];
+	}
+	return ret;
+}

@@ -53,6 +53,22 @@ void xfrm_nl_free(struct nl_msg *msg);
 typedef int (*xfrm_nl_cb)(struct nlmsghdr *nlh, void *arg);
 int xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
     void *arg, char *why, size_t whylen);
+/*
+ * Many requests in one sendmsg (at most XFRM_NL_BATCH_MAX, which keeps the
+ * acks far inside the socket's 1 MiB receive buffer): msgs[0..n) are
+ * consumed (wiped and freed), each asks for an ack, and the acks are
+ * matched by sequence number.  errs[i] gets request i's result (0 or
+ * -errno) and why[i] the kernel's extended-ack text for it ("" if none).
+ * The kernel handles the requests one by one, in order, and a failed one
+ * does not stop the next.  If the send fails, nothing was handled and
+ * every errs[i] is -ENOBUFS; a request whose ack cannot be read gets -EIO
+ * (its fate is unknown, as with xfrm_nl_talk).  Returns 0 when all
+ * succeeded, else the first error.
+ */
+#define XFRM_NL_BATCH_MAX	64
+#define XFRM_NL_WHY_LEN		256
+int xfrm_nl_batch(struct nl_sock *sk, struct nl_msg **msgs, size_t n,
+    int *errs, char (*why)[XFRM_NL_WHY_LEN]);
 /* A socket of that protocol with acks capped and extended acks on. */
 struct nl_sock *xfrm_nl_open(int protocol);
 

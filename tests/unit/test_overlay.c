@@ -536,6 +536,107 @@ test_cfg_nonce_rules(void **state)
 	o->fini(ctx);
 }
 
+/*
+ * The set of outbound keys seen: a digest is the same every time (one
+ * HMAC context reused), every key kept is refused, and once the ring has
+ * wrapped exactly the oldest are forgotten (the hash index drops them
+ * with the ring and still finds everything else).
+ */
+static void
+test_keys_set(void **state)
+{
+	const unsigned extra = 3000;
+	struct overlay_keys *k = overlay_keys_new();
+	struct overlay_sa_params p;
+	uint8_t d1[OVERLAY_KEY_DIGEST_LEN], d2[OVERLAY_KEY_DIGEST_LEN];
+	unsigned i, refused = 0;
+
+	(void)state;
+	assert_non_null(k);
+	memset(&p, 0, sizeof(p));
+	p.dir = OVERLAY_DIR_OUT;
+	p.spi = 4096;
+	p.cipher = OVERLAY_AES_GCM_256;
+	overlay_keys_digest(k, &p, d1);
+	overlay_keys_digest(k, &p, d2);
+	assert_memory_equal(d1, d2, sizeof(d1));
+	p.salt[3] = 1;
+	overlay_keys_digest(k, &p, d2);
+	assert_memory_not_equal(d1, d2, sizeof(d1));	/* salt counts */
+	p.salt[3] = 0;
+	p.cipher = OVERLAY_AES_GCM_128;
+	overlay_keys_digest(k, &p, d2);
+	assert_memory_not_equal(d1, d2, sizeof(d1));	/* cipher counts */
+	p.cipher = OVERLAY_AES_GCM_256;
+
+	for (i = 0; i < OVERLAY_KEYS_MAX + extra; i++) {
+		memcpy(p.key, &i, sizeof(i));
+		if (i < 300 || i % 4099 == 0)
+			assert_int_equal(overlay_keys_check(k, &p), 0);
+		assert_int_equal(overlay_keys_add(k, &p), 0);
+		if (i < 300 || i % 4099 == 0)
+			assert_int_equal(overlay_keys_check(k, &p), -EEXIST);
+	}
+	/* Sampled (each refusal is logged): the oldest `extra` went, the
+	 * rest stays, around the boundary and across the whole ring. */
+	for (i = 0; i < OVERLAY_KEYS_MAX + extra; i++) {
+		if (!(i % 97 == 0 || (i >= extra - 50 && i < extra + 50) ||
+		    i + 50 >= OVERLAY_KEYS_MAX + extra))
+			continue;
+		memcpy(p.key, &i, sizeof(i));
+		assert_int_equal(overlay_keys_check(k, &p),
+		    i < extra ? 0 : -EEXIST);
+		refused += i >= extra;
+	}
+	assert_true(refused > 2700);
+	memcpy(p.key, &i, sizeof(i));	/* never added */
+	assert_int_equal(overlay_keys_check(k, &p), 0);
+	overlay_keys_free(k);
+	overlay_keys_free(NULL);
+}
+
+/*
+ * overlay_sa_add_batch on a backend without sa_add_batch (null, like
+ * uesp): one sa_add per SA in order, each SA's result its own, the ones
+ * after a refused SA still added.
+ */
+static void
+test_batch_fallback(void **state)
+{
+	const struct overlay_ops *o = overlay_find("null");
+	struct overlay_init_params ip = { 0 };
+	struct overlay_tunnel_params tp;
+	struct overlay_sa_params p[4];
+	int res[4], i;
+	void *ctx;
+
+	(void)state;
+	assert_null(o->sa_add_batch);
+	assert_int_equal(o->init(&ip, &ctx), 0);
+	tunnel_params(&tp, 7, "t7");
+	assert_int_equal(o->tunnel_add(ctx, &tp), 0);
+	for (i = 0; i < 4; i++) {
+		memset(&p[i], 0, sizeof(p[i]));
+		p[i].tunnel_id = 7;
+		p[i].dir = OVERLAY_DIR_IN;
+		p[i].spi = 4096 + (uint32_t)i;
+		p[i].cipher = OVERLAY_AES_GCM_256;
+		p[i].key[0] = (uint8_t)i;
+	}
+	p[1].tunnel_id = 8;		/* no such tunnel */
+	p[2].spi = 4096;		/* p[0]'s SPI */
+	p[3].dir = OVERLAY_DIR_OUT;
+	assert_int_equal(overlay_sa_add_batch(o, ctx, p, 4, res), -ENOENT);
+	assert_int_equal(res[0], 0);
+	assert_int_equal(res[1], -ENOENT);
+	assert_int_equal(res[2], -EEXIST);
+	assert_int_equal(res[3], 0);
+	assert_non_null(strstr(null_record(ctx), "sa_add tunnel=7 dir=out "
+	    "spi=4099"));
+	assert_int_equal(overlay_sa_add_batch(o, ctx, p, 0, res), 0);
+	o->fini(ctx);
+}
+
 int
 main(void)
 {
@@ -549,6 +650,8 @@ main(void)
 		cmocka_unit_test(test_null_key_and_spi_rules),
 		cmocka_unit_test(test_cfg_allowed),
 		cmocka_unit_test(test_cfg_nonce_rules),
+		cmocka_unit_test(test_keys_set),
+		cmocka_unit_test(test_batch_fallback),
 	};
 
 	log_init("test_overlay", true);

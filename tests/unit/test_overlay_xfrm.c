@@ -426,6 +426,7 @@ test_registry(void **state)
 	assert_ptr_equal(o, &xfrm_ops);
 	assert_int_equal(o->version, OVERLAY_API_VERSION);
 	assert_non_null(o->sa_update);
+	assert_non_null(o->sa_add_batch);
 }
 
 #define POLS "ip -o xfrm policy"
@@ -630,6 +631,72 @@ test_seq_file(void **state)
 	unlink(path);
 }
 
+struct seq_batch_call {
+	const char *path;
+	unsigned adds;		/* batches of the same four SAs */
+};
+
+/* One instance, a batch of three outbound SAs and an inbound one, fini. */
+static void
+seq_batch_call(void *arg)
+{
+	struct seq_batch_call *sb = arg;
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_sa_params p[4];
+	int res[4], i;
+	void *ctx;
+
+	memset(&ip, 0, sizeof(ip));
+	ip.seq_file = sb->path;
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 23, "mwx23", "198.51.100.23", 123);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	for (i = 0; i < 3; i++) {
+		sa_params(&p[i], 23, OVERLAY_DIR_OUT, 7000 + (uint32_t)i);
+		p[i].key[0] = (uint8_t)(0x30 + i);
+	}
+	sa_params(&p[3], 23, OVERLAY_DIR_IN, 7100);
+	(void)overlay_sa_add_batch(&xfrm_ops, ctx, p, 4, res);
+	xfrm_ops.fini(ctx);
+}
+
+/*
+ * A batch with a seq file: one fsync for the run's reservations, not one
+ * per outbound SA, and still every key's mark is on disk before its SA
+ * goes (a second instance finds all three keys above their marks).
+ */
+static void
+test_seq_batch(void **state)
+{
+	char path[] = "/tmp/test_xfrm_seqb.XXXXXX";
+	char log[16384];
+	struct seq_batch_call sb;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	sb.path = path;
+	/* Creating the file costs one fsync, the batch one. */
+	capture(log, sizeof(log), seq_batch_call, &sb);
+	if (strstr(log, ": 2 fsyncs") == NULL)
+		fail_msg("not one fsync for the batch: %s", log);
+	capture(log, sizeof(log), seq_batch_call, &sb);
+	if (strstr(log, ": 1 fsyncs") == NULL)
+		fail_msg("not one fsync for the batch: %s", log);
+	assert_non_null(strstr(log, "SA out 7000: key seen before, starts "
+	    "after 1073741824"));
+	assert_non_null(strstr(log, "SA out 7001: key seen before, starts "
+	    "after 1073741824"));
+	assert_non_null(strstr(log, "SA out 7002: key seen before, starts "
+	    "after 1073741824"));
+	assert_int_equal(count("ip -o link show", "mwx23"), 0);
+	unlink(path);
+}
+
 struct add_call {
 	void *ctx;
 	const struct overlay_tunnel_params *tp;
@@ -682,6 +749,151 @@ test_ownership_extack(void **state)
 	sh("ip link del other0; ip xfrm policy flush");
 }
 
+struct batch_call {
+	void *ctx;
+	struct overlay_sa_params *p;
+	size_t n;
+	int *res;
+	int ret;
+};
+
+static void
+batch_call(void *arg)
+{
+	struct batch_call *b = arg;
+
+	b->ret = overlay_sa_add_batch(&xfrm_ops, b->ctx, b->p, b->n, b->res);
+}
+
+/* The log line of SA spi (xfrm_fail's "tunnel T: DIR SA SPI: ..."), or NULL. */
+static const char *
+sa_line(const char *log, const char *dir, uint32_t spi, char *buf, size_t len)
+{
+	char key[64];
+	const char *l, *e;
+
+	snprintf(key, sizeof(key), ": %s SA %u: ", dir, spi);
+	if ((l = strstr(log, key)) == NULL)
+		return NULL;
+	e = strchr(l, '\n');
+	snprintf(buf, len, "%.*s", (int)(e != NULL ? e - l : (long)strlen(l)),
+	    l);
+	return buf;
+}
+
+/*
+ * sa_add_batch: one batch with refusals in the middle, of both kinds.
+ * Before the kernel: an unknown tunnel, an inbound SPI and an outbound
+ * key that an earlier SA of the same batch holds.  By the kernel: an SPI
+ * a foreign SA holds (the lab's kernel; the host has no ESP and refuses
+ * every SA, with its extended-ack text).  Each SA's fate is its own: the
+ * others are installed (where the kernel can), the record holds exactly
+ * those, a key the kernel refused may come again, and one it took may not.
+ */
+static void
+test_sa_batch(void **state)
+{
+	enum { N = 8 };
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_tunnel_stats ts;
+	struct overlay_sa_stats ss;
+	struct overlay_sa_params p[N], q;
+	struct batch_call b;
+	int res[N], i, err;
+	bool esp;
+	char log[16384], line[512];
+	void *ctx;
+
+	(void)state;
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 21, "mwx21", "198.51.100.21", 121);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	/* A foreign SA on SPI 5004 (fails on the host: no ESP there). */
+	(void)system("ip xfrm state add src 198.51.100.21 dst 192.0.2.1 proto "
+	    "esp spi 5004 mode transport aead 'rfc4106(gcm(aes))' "
+	    "0x0101010101010101010101010101010101010101 128 2>/dev/null");
+
+	sa_params(&p[0], 21, OVERLAY_DIR_IN, 5000);
+	sa_params(&p[1], 99, OVERLAY_DIR_IN, 5001);	/* no tunnel 99 */
+	sa_params(&p[2], 21, OVERLAY_DIR_IN, 5002);
+	sa_params(&p[3], 21, OVERLAY_DIR_IN, 5002);	/* SPI of p[2] */
+	sa_params(&p[4], 21, OVERLAY_DIR_IN, 5004);	/* the foreign SPI */
+	sa_params(&p[5], 21, OVERLAY_DIR_OUT, 6000);
+	sa_params(&p[6], 21, OVERLAY_DIR_OUT, 6001);	/* key of p[5] */
+	sa_params(&p[7], 21, OVERLAY_DIR_IN, 5007);
+	p[5].key[0] = 0x77;
+	p[6].key[0] = 0x77;
+	for (i = 0; i < N; i++)
+		res[i] = 12345;
+	b.ctx = ctx;
+	b.p = p;
+	b.n = N;
+	b.res = res;
+	capture(log, sizeof(log), batch_call, &b);
+	esp = res[0] == 0;
+	print_message("sa_add_batch: %s\n", esp ? "the kernel has ESP: "
+	    "installs checked" : "no ESP here: refusals checked");
+
+	/* Refused before the kernel, whatever the kernel can do. */
+	assert_int_equal(res[1], -ENOENT);
+	assert_int_equal(res[3], -EEXIST);
+	assert_int_equal(res[6], -EEXIST);
+	assert_int_equal(b.ret, esp ? -ENOENT : res[0]);
+	assert_int_equal(xfrm_ops.tunnel_stats(ctx, 21, &ts), 0);
+	if (esp) {
+		/* The lab's kernel: all but the foreign SPI are in. */
+		assert_int_equal(res[2], 0);
+		assert_int_equal(res[4], -EEXIST);
+		assert_int_equal(res[5], 0);
+		assert_int_equal(res[7], 0);
+		assert_int_equal(ts.sa_in, 3);
+		assert_int_equal(ts.sa_out, 1);
+		/* 5000, 5002, 5007, 6000 and the foreign 5004. */
+		assert_int_equal(count("ip xfrm state", "spi 0x00001388 "), 1);
+		assert_int_equal(count("ip xfrm state", "spi 0x0000138a "), 1);
+		assert_int_equal(count("ip xfrm state", "spi 0x0000138f "), 1);
+		assert_int_equal(count("ip xfrm state", "spi 0x00001770 "), 1);
+		assert_int_equal(count("ip xfrm state", "proto esp spi"), 5);
+		assert_int_equal(xfrm_ops.sa_stats(ctx, 21, 5004,
+		    OVERLAY_DIR_IN, &ss), -ENOENT);
+		assert_int_equal(xfrm_ops.sa_stats(ctx, 21, 5007,
+		    OVERLAY_DIR_IN, &ss), 0);
+		assert_non_null(sa_line(log, "in", 5004, line, sizeof(line)));
+		/* p[5]'s key was taken: never again, even on another SPI. */
+		q = p[5];
+		q.spi = 6002;
+		assert_int_equal(xfrm_ops.sa_add(ctx, &q), -EEXIST);
+		assert_int_equal(xfrm_ops.sa_add(ctx, &p[0]), -EEXIST);
+	} else {
+		/* The host: the kernel refused each one, saying why. */
+		assert_true(res[0] < 0);
+		assert_int_equal(res[2], res[0]);
+		assert_int_equal(res[4], res[0]);
+		assert_int_equal(res[5], res[0]);
+		assert_int_equal(res[7], res[0]);
+		assert_int_equal(ts.sa_in, 0);
+		assert_int_equal(ts.sa_out, 0);
+		assert_non_null(sa_line(log, "out", 6000, line, sizeof(line)));
+		/* strerror, then ": " and the kernel's extended-ack text. */
+		if (strstr(line, strerror(-res[0])) == NULL ||
+		    strstr(strstr(line, strerror(-res[0])), ": ") == NULL)
+			fail_msg("no extended ack for SA 6000: %s", line);
+		assert_non_null(sa_line(log, "in", 5007, line, sizeof(line)));
+		/* Nothing was sealed: p[5]'s key may come again. */
+		q = p[5];
+		q.spi = 6002;
+		err = xfrm_ops.sa_add(ctx, &q);
+		assert_int_equal(err, res[0]);
+	}
+	(void)system("ip xfrm state del src 198.51.100.21 dst 192.0.2.1 proto "
+	    "esp spi 5004 2>/dev/null");
+	xfrm_ops.fini(ctx);
+	assert_int_equal(count("ip xfrm state", "proto esp"), 0);
+	assert_int_equal(count("ip -o link show", "mwx21"), 0);
+}
+
 /* The test owns its network namespace: nothing leaks to the host. */
 static int
 setup(void **state)
@@ -709,6 +921,8 @@ main(void)
 		cmocka_unit_test(test_mapping_parse),
 		cmocka_unit_test(test_mapping_note),
 		cmocka_unit_test(test_mapping_forged),
+		cmocka_unit_test(test_sa_batch),
+		cmocka_unit_test(test_seq_batch),
 	};
 
 	log_init("test_overlay_xfrm", true);
