@@ -1602,8 +1602,16 @@ agent_tick(struct agent *a)
 	if (a->stream_open && (a->status_dirty ||
 	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
 	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
-		agent_read_bgp(a);
-		a->bgp_read_ms = now;
+		/*
+		 * FRR's state costs a vtysh run per read (three or more: BGP
+		 * summary, BFD peers, filtered routes), so a burst of dirty
+		 * statuses reuses a read younger than AGENT_BGP_READ_MS
+		 * instead of running vtysh up to four times a second.
+		 */
+		if (now - a->bgp_read_ms >= AGENT_BGP_READ_MS) {
+			agent_read_bgp(a);
+			a->bgp_read_ms = now;
+		}
 		agent_send_status(a);
 	} else if (!a->stream_open &&
 	    now - a->bgp_read_ms >= AGENT_STATUS_PERIOD_S * 1000ull) {

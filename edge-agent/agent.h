@@ -37,6 +37,7 @@
 #define AGENT_VERSION		"0.1.0"
 #define AGENT_STATUS_PERIOD_S	10	/* periodic status to the controller */
 #define AGENT_STATUS_MIN_MS	1000	/* at most one status a second */
+#define AGENT_BGP_READ_MS	3000	/* FRR's BGP/BFD state read at most */
 #define AGENT_FRR_RETRY_S	5	/* FRR apply retried after a failure */
 #define AGENT_ENROLL_BACKOFF_MAX_S 60
 

@@ -578,7 +578,13 @@ xfrm_routes(struct xfrm_ctx *c, struct xfrm_tun *t, int cmd)
 		rtnl_route_set_dst(r, dst);
 		rtnl_route_set_priority(r, XFRM_ROUTE_METRIC);
 		rtnl_route_set_table(r, RT_TABLE_MAIN);
-		rtnl_route_set_protocol(r, RTPROT_STATIC);
+		/*
+		 * Protocol "kernel": zebra does not import such routes.  One
+		 * it imports (any other protocol) counts as a kernel route
+		 * of distance 0 and beats BGP's (20) whatever the metric,
+		 * so FRR would never install its own route to the prefix.
+		 */
+		rtnl_route_set_protocol(r, RTPROT_KERNEL);
 		rtnl_route_nh_set_ifindex(nh, t->ifindex);
 		if (t->p.allowed[i].addr.family == t->p.inner_peer.family) {
 			gw = xfrm_naddr(&t->p.inner_peer, -1);

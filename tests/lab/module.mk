@@ -17,8 +17,9 @@ TESTS     += $(LAB_TESTS)
 
 # The mesh scenarios (tests/lab/mesh/: controller, meshwan-edge and FRR per
 # site inside the VM, xfrm and mixed xfrm/uesp meshes).  Not in `make
-# test` yet: on this shared, loaded TCG host they have not finished inside
-# their 585 s (tests/lab/README.md, "Mesh scenarios").
+# test` yet: on the shared, loaded TCG host of the sessions so far they
+# have not passed inside their 585 s (tests/lab/README.md, "Mesh
+# scenarios": what was slow, what changed, what is left).
 LAB_MESH_TESTS := tests/lab/xfrm_mesh_gre.sh tests/lab/xfrm_mesh_mixed.sh
 .PHONY: test-lab-mesh
 test-lab-mesh: deps-checked build-all $(TEST_BINS)

@@ -461,6 +461,10 @@ test_tunnel_policies(void **state)
 	assert_int_equal(count("ip -4 addr show dev mwx7",
 	    "inet 10.255.0.0/31"), 1);
 	assert_int_equal(count("ip route show 10.9.0.0/16", "dev mwx7"), 1);
+	/* The fallback route is one FRR's zebra does not import: any other
+	 * protocol would make it a distance-0 "kernel" route that beats BGP. */
+	assert_int_equal(count("ip route show 10.9.0.0/16",
+	    "proto kernel metric 7077"), 1);
 
 	/* Four policies: allow in/out, block in/out.  No SA yet: out blocks. */
 	assert_int_equal(count(POLS, PRIO_ALLOW), 2);

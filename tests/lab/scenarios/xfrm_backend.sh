@@ -9,7 +9,8 @@
 #
 # Proves: tunnel_add + sa_add in/out + sa_switch_out carry pings over GRE
 # and over VXLAN; `ip -s xfrm state` shows the SPIs with ESN, window 1024
-# and espinudp 4500; a rekey (new outbound SA, switch) keeps traffic going
+# and espinudp 4500; a rekey (new outbound SA, switch) under a running
+# ping loses no packet and moves no /proc/net/xfrm_stat counter, and keeps traffic going
 # on the new SPI; sa_update changes lifetimes with the sequence number
 # running on; a crash of the driver, and a clean stop with keep_at_fini
 # (what meshwan-edge does at SIGTERM), each followed by a new instance
@@ -140,10 +141,25 @@ must b stats in 1 0x1001
 [ "$(field packets)" -ge 3 ] && [ "$(field auth)" = 0 ] && [ "$(field replay)" = 0 ] ||
 	fail "B's in SA 0x1001: $REPLY"
 
-step "rekey: a new outbound SA, switched in; sa_update keeps the counter"
+step "rekey under a running ping: a new outbound SA, switched in; sa_update keeps the counter"
+# No packet lost and no /proc/net/xfrm_stat counter moved on either side.
+xstat() { ip netns exec "$1" cat /proc/net/xfrm_stat | awk '$2 != 0'; }
+xa=$(xstat "$A")
+xb=$(xstat "$B")
+ip netns exec "$A" ping -i 0.2 -W 2 10.255.0.1 >"$NS_TMP/ping.rekey" 2>&1 &
+pingpid=$!
+sleep 1
 must b sa in 1 0x1002
 must a sa out 1 0x1002
 must a switch 1 0x1002
+sleep 2
+kill -INT "$pingpid"
+wait "$pingpid"
+grep -q ' 0% packet loss' "$NS_TMP/ping.rekey" ||
+	fail "ping lost packets across the rekey: $(tail -n 3 "$NS_TMP/ping.rekey")"
+[ "$(xstat "$A")" = "$xa" ] && [ "$(xstat "$B")" = "$xb" ] ||
+	fail "xfrm_stat moved during the rekey: A '$xa' -> '$(xstat "$A")', B '$xb' -> '$(xstat "$B")'"
+echo "rekey under ping: $(grep 'packets transmitted' "$NS_TMP/ping.rekey"), xfrm_stat unchanged"
 ip netns exec "$A" ping -c 3 -w 10 -q 10.255.0.1 >/dev/null || fail "GRE ping after rekey"
 must a stats out 1 0x1002
 [ "$(field packets)" -ge 3 ] || fail "new SA unused: $REPLY"
