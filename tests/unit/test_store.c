@@ -286,6 +286,9 @@ test_migrations(void **state)
 	    "DROP TABLE certs; ALTER TABLE sites DROP COLUMN internet_breakout; "
 	    "DROP TABLE changes; DELETE FROM meta WHERE key = 'change_seq'; "
 	    "ALTER TABLE edges DROP COLUMN software_version; "
+	    "ALTER TABLE edges DROP COLUMN failure_version; "
+	    "ALTER TABLE edges DROP COLUMN failure_at; "
+	    "ALTER TABLE edges DROP COLUMN failure_reason; "
 	    "DELETE FROM schema_version WHERE version > 1");
 	assert_int_equal(sql_int(f->path, has_reason), 0);
 	reopen(f);
