@@ -40,7 +40,12 @@ established() {
 	done
 }
 lab_wait 30 established || lab_fail "not every IPv4 BGP session is Established"
-[ "$(c_nbrs a | wc -l)" = 2 ] && [ "$(c_nbrs b | wc -l)" = 1 ] ||
+# The agents read FRR's BGP state at most every 3 s (AGENT_BGP_READ_MS),
+# so their status may name the neighbours a little after FRR does.
+nbrs_known() {
+	[ "$(c_nbrs a | wc -l)" = 2 ] && [ "$(c_nbrs b | wc -l)" = 1 ]
+}
+lab_wait 20 nbrs_known ||
 	lab_fail "neighbours towards c: a [$(c_nbrs a)] b [$(c_nbrs b)]"
 
 scen_watch_start "a>b b>a a>c c>a"
