@@ -201,6 +201,22 @@ enroll_job_fail(struct enroll_job *j, int code, enum msg_enroll_error why,
 		snprintf(j->msg, sizeof(j->msg), "%.200s", detail);
 }
 
+/* A store error the edge did not cause.  Unreachable database: a write
+ * is needed, so fail closed, with a reason the edge can act on (retry)
+ * but not the cause's details (hosts, ports) that only operators see
+ * (the log, REST 503). */
+static void
+enroll_job_fail_store(struct enroll_job *j, const struct model_error *err)
+{
+	if (err->code == MODEL_E_BUSY)
+		enroll_job_fail(j, RPC_UNAVAILABLE,
+		    MSG_ENROLL_ERROR_UNSPECIFIED, "the controller's database "
+		    "is unavailable; try again later");
+	else
+		enroll_job_fail(j, RPC_INTERNAL, MSG_ENROLL_ERROR_UNSPECIFIED,
+		    "internal error");
+}
+
 static int
 enroll_reply(struct enroll *en, struct enroll_job *j, uint64_t site_id,
     const uint8_t *cert, size_t cert_len, const char *controller_name)
@@ -351,16 +367,7 @@ enroll_do_enroll(struct enroll *en, struct enroll_job *j,
 internal:
 	log_warnx("enroll: %s: internal error: %s", j->addr,
 	    err.message[0] ? err.message : "see above");
-	/* Unreachable database: a write is needed, so fail closed, with a
-	 * reason the edge can act on (retry) but not the cause's details
-	 * (hosts, ports) that only operators see (the log, REST 503). */
-	if (err.code == MODEL_E_BUSY)
-		enroll_job_fail(j, RPC_UNAVAILABLE,
-		    MSG_ENROLL_ERROR_UNSPECIFIED, "the controller's database "
-		    "is unavailable; try again later");
-	else
-		enroll_job_fail(j, RPC_INTERNAL, MSG_ENROLL_ERROR_UNSPECIFIED,
-		    "internal error");
+	enroll_job_fail_store(j, &err);
 out:
 	free(rec);
 	free(cert);
@@ -448,16 +455,7 @@ enroll_do_renew(struct enroll *en, struct enroll_job *j,
 internal:
 	log_warnx("enroll: renew from %s: internal error: %s", j->addr,
 	    err.message[0] ? err.message : "see above");
-	/* Unreachable database: a write is needed, so fail closed, with a
-	 * reason the edge can act on (retry) but not the cause's details
-	 * (hosts, ports) that only operators see (the log, REST 503). */
-	if (err.code == MODEL_E_BUSY)
-		enroll_job_fail(j, RPC_UNAVAILABLE,
-		    MSG_ENROLL_ERROR_UNSPECIFIED, "the controller's database "
-		    "is unavailable; try again later");
-	else
-		enroll_job_fail(j, RPC_INTERNAL, MSG_ENROLL_ERROR_UNSPECIFIED,
-		    "internal error");
+	enroll_job_fail_store(j, &err);
 out:
 	free(cur);
 	free(rec);
