@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 
 #include "controller/store.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 struct ev_item {
 	char *text;		/* the whole SSE record, "id: ...\n\n" */
@@ -325,16 +327,10 @@ events_stream_free(void *arg)
 static size_t
 events_health_find(const struct events *ev, uint64_t tunnel_id, bool *found)
 {
-	size_t lo = 0, hi = ev->n_health;
+	size_t lo = util_lower_bound_u64(ev->health, ev->n_health,
+	    sizeof(*ev->health), offsetof(struct health_tunnel, tunnel_id),
+	    tunnel_id);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (ev->health[mid].tunnel_id < tunnel_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	*found = lo < ev->n_health && ev->health[lo].tunnel_id == tunnel_id;
 	return lo;
 }
@@ -575,16 +571,9 @@ events_hash(const char *s)
 static const struct ev_seen *
 events_seen_find(const struct ev_seen_set *set, uint64_t id)
 {
-	size_t lo = 0, hi = set->n;
+	size_t lo = util_lower_bound_u64(set->v, set->n, sizeof(*set->v),
+	    offsetof(struct ev_seen, id), id);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (set->v[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	return lo < set->n && set->v[lo].id == id ? &set->v[lo] : NULL;
 }
 

@@ -5,6 +5,7 @@
 #include "controller/intent.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,16 +202,9 @@ fail_h:
 static const struct memo_owner *
 intent_memo_owner(const struct memo_hub *h, uint64_t site_id)
 {
-	size_t lo = 0, hi = h->n_own;
+	size_t lo = util_lower_bound_u64(h->own, h->n_own, sizeof(*h->own),
+	    offsetof(struct memo_owner, site_id), site_id);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (h->own[mid].site_id < site_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	return lo < h->n_own && h->own[lo].site_id == site_id ?
 	    &h->own[lo] : NULL;
 }

@@ -1116,17 +1116,9 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 static size_t
 session_failure_index(const struct sessions *s, uint64_t site_id)
 {
-	size_t lo = 0, hi = s->n_failures;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->failures[mid].site_id < site_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return util_lower_bound_u64(s->failures, s->n_failures,
+	    sizeof(*s->failures), offsetof(struct session_failure, site_id),
+	    site_id);
 }
 
 /* Keep a failed ack for GET /api/v1/edges (last_failure).  The reason is

@@ -112,6 +112,21 @@ session_intent_hist_hash(struct edge *e, uint64_t v)
 	return NULL;
 }
 
+/* Where site id is or would go in s->sites / s->pfx_site. */
+static size_t
+session_site_index(const struct sessions *s, uint64_t id)
+{
+	return util_lower_bound_u64(s->sites, s->n_sites, sizeof(*s->sites),
+	    offsetof(struct model_site, id), id);
+}
+
+static size_t
+session_pfx_index(const struct sessions *s, uint64_t id)
+{
+	return util_lower_bound_u64(s->pfx_site, s->n_pfx,
+	    sizeof(*s->pfx_site), 0, id);
+}
+
 /* ------------------------------------------------------------------ */
 /* Intent lookups (struct intent_lookup) */
 
@@ -120,18 +135,10 @@ session_lk_prefixes(void *arg, uint64_t site_id,
     const struct model_prefix **p, size_t *n)
 {
 	struct sessions *s = arg;
-	size_t lo = 0, hi = s->n_pfx, end;
+	size_t lo = session_pfx_index(s, site_id), end;
 
 	*p = NULL;
 	*n = 0;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (s->pfx_site[mid] < site_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	for (end = lo; end < s->n_pfx && s->pfx_site[end] == site_id; end++)
 		;
 	if (end > lo) {
@@ -281,39 +288,6 @@ session_load_model(struct sessions *s)
 	s->log_seq = head;
 	intent_memo_reset(s->memo);     /* the prefixes may have changed */
 	return 0;
-}
-
-/* Where site id is or would go in s->sites / s->pfx_site. */
-static size_t
-session_site_index(const struct sessions *s, uint64_t id)
-{
-	size_t lo = 0, hi = s->n_sites;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->sites[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static size_t
-session_pfx_index(const struct sessions *s, uint64_t id)
-{
-	size_t lo = 0, hi = s->n_pfx;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->pfx_site[mid] < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 /* Site id and its prefixes in s->sites and s->pfx as the store has them
@@ -1638,19 +1612,13 @@ session_follow_epochs(struct sessions *s, uint64_t id,
 	for (size_t i = 0; i < chg->n_added; i++)
 		epochs_drop_tunnel(s->epochs, chg->added[i].id);
 	for (size_t i = 0; i < n; i++) {
-		bool added = false;
-
 		/* chg->added is sorted by id. */
-		for (size_t lo = 0, hi = chg->n_added; lo < hi && !added;) {
-			size_t mid = lo + (hi - lo) / 2;
+		size_t at = util_lower_bound_u64(chg->added, chg->n_added,
+		    sizeof(*chg->added), offsetof(struct model_tunnel, id),
+		    ep[i].tunnel_id);
+		bool added = at < chg->n_added &&
+		    chg->added[at].id == ep[i].tunnel_id;
 
-			if (chg->added[mid].id == ep[i].tunnel_id)
-				added = true;
-			else if (chg->added[mid].id < ep[i].tunnel_id)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
 		if (added && epochs_insert(s->epochs, &ep[i]) == -1) {
 			free(ep);
 			return -1;
@@ -1739,6 +1707,18 @@ fail:
 	return -1;
 }
 
+/* Every site against the current allocations: the leader's stored ones
+ * when following (session_follow), else this controller's compile, and a
+ * reload from the store when that fails. */
+static void
+session_recompile_everything(struct sessions *s, bool follow)
+{
+	if (follow)
+		session_follow(s);
+	else if (session_intent_compile_all(s, false) == -1)
+		session_reload(s);
+}
+
 /*
  * Recompile the sites changed since the last flush (one topo_site_changed
  * each), then bring every edge they touch up to date: a changed site's
@@ -1783,10 +1763,7 @@ session_intent_recompile(struct sessions *s)
 		/* Policy or crypto changed: compile everything against the
 		 * current allocations, then refresh every edge. */
 		free(dirty);
-		if (follow)
-			session_follow(s);
-		else if (session_intent_compile_all(s, false) == -1)
-			session_reload(s);
+		session_recompile_everything(s, follow);
 		return;
 	}
 	if (store_begin(s->st, &err) == -1) {
@@ -1807,10 +1784,7 @@ session_intent_recompile(struct sessions *s)
 		/* Policy, crypto, or a log pruned past this batch. */
 		store_rollback(s->st);
 		free(dirty);
-		if (follow)
-			session_follow(s);
-		else if (session_intent_compile_all(s, false) == -1)
-			session_reload(s);
+		session_recompile_everything(s, follow);
 		return;
 	}
 	if (!follow && gen != s->tunnel_gen) {

@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <linux/icmp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -302,16 +303,9 @@ health_entry_cmp(const void *a, const void *b)
 static struct health_entry *
 health_find(const struct health *h, uint64_t id)
 {
-	size_t lo = 0, hi = h->n;
+	size_t lo = util_lower_bound_u64(h->t, h->n, sizeof(*h->t),
+	    offsetof(struct health_entry, cfg.tunnel_id), id);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (h->t[mid].cfg.tunnel_id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	return lo < h->n && h->t[lo].cfg.tunnel_id == id ? &h->t[lo] : NULL;
 }
 

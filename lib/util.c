@@ -181,6 +181,32 @@ util_sort_unique_u64(uint64_t *v, size_t *n)
 	*n = o;
 }
 
+static uint64_t
+util_key_u64(const char *base, size_t size, size_t off, size_t i)
+{
+	uint64_t v;
+
+	memcpy(&v, base + i * size + off, sizeof(v));
+	return v;
+}
+
+size_t
+util_lower_bound_u64(const void *base, size_t n, size_t size, size_t off,
+    uint64_t key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (util_key_u64(base, size, off, mid) < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int
 util_random(void *buf, size_t len)
 {

@@ -73,6 +73,15 @@ int util_cmp_u64(const void *a, const void *b);
 /* Sort v[0..*n) and drop repeated values; *n becomes the count left. */
 void util_sort_unique_u64(uint64_t *v, size_t *n);
 
+/*
+ * In an array of n elements of size bytes, sorted by the uint64_t at
+ * offset off in each, the index of the first element whose key is not
+ * below key (n when all are): where key is, or would be inserted.
+ * E.g. util_lower_bound_u64(v, n, sizeof(*v), offsetof(struct x, id), id).
+ */
+size_t util_lower_bound_u64(const void *base, size_t n, size_t size,
+    size_t off, uint64_t key);
+
 /* Fill buf with bytes from the kernel's CSPRNG; 0 or -1. */
 int util_random(void *buf, size_t len);
 

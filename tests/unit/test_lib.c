@@ -139,6 +139,34 @@ test_sort_unique(void **state)
 }
 
 static void
+test_lower_bound(void **state)
+{
+	struct rec {
+		char pad[3];
+		uint64_t id;
+	} r[] = { { "a", 2 }, { "b", 5 }, { "c", 5 }, { "d", 9 },
+	    { "e", UINT64_MAX } };
+	const size_t n = sizeof(r) / sizeof(r[0]), off = offsetof(struct rec, id);
+	const uint64_t ids[] = { 0, 3, 7 };
+
+	(void)state;
+	assert_int_equal(util_lower_bound_u64(r, n, sizeof(*r), off, 0), 0);
+	assert_int_equal(util_lower_bound_u64(r, n, sizeof(*r), off, 2), 0);
+	assert_int_equal(util_lower_bound_u64(r, n, sizeof(*r), off, 3), 1);
+	assert_int_equal(util_lower_bound_u64(r, n, sizeof(*r), off, 5), 1);
+	assert_int_equal(util_lower_bound_u64(r, n, sizeof(*r), off, 6), 3);
+	assert_int_equal(util_lower_bound_u64(r, n, sizeof(*r), off, 9), 3);
+	assert_int_equal(util_lower_bound_u64(r, n, sizeof(*r), off,
+	    UINT64_MAX), 4);
+	assert_int_equal(util_lower_bound_u64(r, 4, sizeof(*r), off,
+	    UINT64_MAX), 4);
+	assert_int_equal(util_lower_bound_u64(NULL, 0, sizeof(*r), off, 1), 0);
+	/* A plain uint64_t array: size 8, offset 0. */
+	assert_int_equal(util_lower_bound_u64(ids, 3, sizeof(*ids), 0, 4), 2);
+	assert_int_equal(util_lower_bound_u64(ids, 3, sizeof(*ids), 0, 8), 3);
+}
+
+static void
 test_debug_match(void **state)
 {
 	assert_false(log_debug_on("rpc"));
@@ -164,6 +192,7 @@ main(void)
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_size_class),
 		cmocka_unit_test(test_sort_unique),
+		cmocka_unit_test(test_lower_bound),
 		cmocka_unit_test(test_debug_match),
 	};
 
