@@ -42,24 +42,7 @@ ns_veth "$A" va "$B" vb
 ip -n "$A" addr add 192.0.2.1/24 dev va || fail "addr"
 ip -n "$B" addr add 192.0.2.2/24 dev vb || fail "addr"
 
-drv_fifo() {
-	rm -f "$NS_TMP/$1.in"
-	mkfifo "$NS_TMP/$1.in" || fail "mkfifo"
-	: >"$NS_TMP/$1.out"
-}
-# drv_open NAME FD: talk to driver NAME on fd FD once it is ready.
-drv_open() {
-	eval "exec $2>'$NS_TMP/$1.in'"
-	eval "${1}_fd=$2"
-	wait_until 30 grep -q '^ok ready' "$NS_TMP/$1.out" ||
-		fail "$1: driver did not start: $(cat "$NS_TMP/$1.log")"
-}
-# drv_start NAME NS FD: a driver in NS reading NS_TMP/NAME.in on fd FD.
-drv_start() {
-	drv_fifo "$1"
-	ns_bg "$2" sh -c "exec '$DRIVE' <'$NS_TMP/$1.in' >'$NS_TMP/$1.out' 2>>'$NS_TMP/$1.log'"
-	drv_open "$1" "$3"
-}
+. "$MESHWAN_TOP/tests/lab/drv_lib.sh"
 # drv_held NS FD NAME...: in NS, a holder binds UDP 4500 (as systemd
 # socket activation would) and runs driver NAME1, then NAME2 once NAME1
 # is gone, and so on, each inheriting the socket as fd 3 with
@@ -83,23 +66,6 @@ for n in sys.argv[3:]:
 ' "$DRIVE" "$NS_TMP" "$@"
 	drv_open "$1" "$_hfd"
 }
-lines() { wc -l <"$1" | tr -d ' '; }
-# drv NAME COMMAND...: send one command, set REPLY to its answer line.
-drv() {
-	_n=$1
-	shift
-	_f=$NS_TMP/$_n.out
-	_c=$(lines "$_f")
-	eval "echo \"\$*\" >&\$${_n}_fd"
-	wait_until 60 sh -c "test \$(wc -l <'$_f') -gt $_c" ||
-		fail "$_n: no answer to '$*': $(tail -n 5 "$NS_TMP/$_n.log")
-$(eval cat /proc/\$${_n}_pid/stack; ps -eo pid,stat,wchan:30,args | grep -v ' \[')"
-	REPLY=$(sed -n "$((_c + 1))p" "$_f")
-	case "$REPLY" in ok*) return 0 ;; esac
-	return 1
-}
-must() { drv "$@" || fail "$1: '$*' answered '$REPLY': $(tail -n 3 "$NS_TMP/$1.log")"; }
-field() { echo "$REPLY" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 step "two backend instances, a GRE and a VXLAN tunnel each"
 drv_held "$A" 3 a a2_k a3

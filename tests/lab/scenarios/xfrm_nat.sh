@@ -77,36 +77,7 @@ nat_map() {
 }
 ct_flush() { ip netns exec "$R" "$CT_FLUSH" || fail "conntrack flush in R"; }
 
-drv_fifo() {
-	rm -f "$NS_TMP/$1.in"
-	mkfifo "$NS_TMP/$1.in" || fail "mkfifo"
-	: >"$NS_TMP/$1.out"
-}
-# drv_start NAME NS FD: a driver in NS reading NS_TMP/NAME.in on fd FD.
-drv_start() {
-	drv_fifo "$1"
-	ns_bg "$2" sh -c "exec '$DRIVE' <'$NS_TMP/$1.in' >'$NS_TMP/$1.out' 2>>'$NS_TMP/$1.log'"
-	eval "exec $3>'$NS_TMP/$1.in'"
-	eval "${1}_fd=$3"
-	wait_until 30 grep -q '^ok ready' "$NS_TMP/$1.out" ||
-		fail "$1: driver did not start: $(cat "$NS_TMP/$1.log")"
-}
-lines() { wc -l <"$1" | tr -d ' '; }
-# drv NAME COMMAND...: send one command, set REPLY to its answer line.
-drv() {
-	_n=$1
-	shift
-	_f=$NS_TMP/$_n.out
-	_c=$(lines "$_f")
-	eval "echo \"\$*\" >&\$${_n}_fd"
-	wait_until 60 sh -c "test \$(wc -l <'$_f') -gt $_c" ||
-		fail "$_n: no answer to '$*': $(tail -n 5 "$NS_TMP/$_n.log")"
-	REPLY=$(sed -n "$((_c + 1))p" "$_f")
-	case "$REPLY" in ok*) return 0 ;; esac
-	return 1
-}
-must() { drv "$@" || fail "$1: '$*' answered '$REPLY': $(tail -n 3 "$NS_TMP/$1.log")"; }
-field() { echo "$REPLY" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+. "$MESHWAN_TOP/tests/lab/drv_lib.sh"
 # encap_of NS SRC DST: "espinudp SPORT DPORT" of the SA SRC -> DST
 # (iproute2 prints "encap type espinudp sport N dport N addr ...").
 encap_of() {
