@@ -17,7 +17,8 @@
 #                       returns its exit status (1 if it had to be killed)
 #   wait_until SECS CMD...
 #                       run CMD every 0.1 s until it succeeds; returns 1
-#                       when SECS pass first (use: wait_until 5 cmd || fail)
+#                       when a try begun SECS or later after the start fails
+#                       (use: wait_until 5 cmd || fail)
 #   fail MSG            print "FAIL: MSG" and exit 1
 #   ns_cleanup          the trap itself; add more with NS_CLEANUP_EXTRA="cmd"
 #
@@ -108,12 +109,17 @@ ns_stop() {
 	wait "$1"
 }
 
+# The last try starts at or after the deadline: a check that takes seconds
+# on a loaded host (tshark, vtysh, an ASan daemon's reply) must not fail
+# because its previous try began just before the condition came true.
 wait_until() {
 	_deadline=$(( $(date +%s) + $1 ))
 	shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$_deadline" ] && return 1
+	while :; do
+		_late=0
+		[ "$(date +%s)" -ge "$_deadline" ] && _late=1
+		"$@" >/dev/null 2>&1 && return 0
+		[ $_late = 1 ] && return 1
 		sleep 0.1
 	done
-	return 0
 }

@@ -22,7 +22,7 @@ set -u
 UESP=$MESHWAN_TOP/${BUILD:-build}/overlay/uesp/meshwan-uesp
 
 ns_init
-ns_need jq ping tshark od iperf3 ss
+ns_need jq ping tshark dumpcap od iperf3 ss
 [ -x "$UESP" ] || fail "$UESP not built"
 A=$(ns_name ta)
 B=$(ns_name tb)
@@ -91,10 +91,15 @@ uat() {
 	uat 10.99.8.4 10.99.8.3 4356 "$k4" "$s4"
 } >"$NS_TMP/home/.config/wireshark/esp_sa"
 
+# dumpcap (tshark's own capture engine) writes the file: tshark itself
+# would first load every dissector, seconds of start-up that a loaded host
+# stretches past any deadline, and it needs them only to read.  The file
+# header is written once the interface is open, so a non-empty file means
+# the capture runs.
 cap=$NS_TMP/underlay.pcapng
-ns_bg "$B" tshark -q -i vb -w "$cap"
+ns_bg "$B" dumpcap -q -i vb -w "$cap"
 PT=$NS_PID
-wait_until 15 test -s "$cap" || fail "tshark did not start capturing"
+wait_until 15 test -s "$cap" || fail "dumpcap did not start capturing"
 ns_bg "$A" "$UESP" "$NS_TMP/a.json"
 ns_bg "$B" "$UESP" "$NS_TMP/b.json"
 ping_ok() { ip netns exec "$A" ping -c 1 -W 1 "$1"; }
