@@ -37,7 +37,8 @@
  *       -r (renew the
  *       certificate at its renewal point, a third of its validity left:
  *       new key, Edge.Renew, switch the stream; CERT and KEY are
- *       replaced; prints "renewed serial=S not_after=T").
+ *       replaced; prints "renewed serial=S not_after=T"; SIGUSR1:
+ *       renew now, without waiting for the renewal point).
  *       -F MS (with several TARGETs, comma-separated: after MS, default
  *       3000, without a stream, a new session to the next one, resuming
  *       from the applied intent; prints "target T applied=V"),
@@ -134,13 +135,15 @@ struct edge {
 	unsigned failover_ms;
 };
 
-static volatile sig_atomic_t edge_quit, edge_back;
+static volatile sig_atomic_t edge_quit, edge_back, edge_renew_now;
 
 static void
 edge_sig(int sig)
 {
 	if (sig == SIGUSR2)
 		edge_back = 1;  /* -R: come back now (the test's changes are in) */
+	else if (sig == SIGUSR1)
+		edge_renew_now = 1; /* -r: renew now, not at the renewal point */
 	else
 		edge_quit = 1;
 }
@@ -726,6 +729,10 @@ edge_renew_due(struct edge *e)
 	uint64_t site = 0;
 	int code = -1, r;
 
+	if (e->renew && edge_renew_now) {
+		edge_renew_now = 0;
+		e->renew_at = 0;
+	}
 	if (!e->renew || (int64_t)time(NULL) < e->renew_at)
 		return;
 	snprintf(newkey, sizeof(newkey), "%s.next", e->key_path);
@@ -1004,6 +1011,7 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	log_init("edge_client", true);
 	if (argc >= 2 && strcmp(argv[1], "enroll") == 0)
