@@ -8,10 +8,15 @@
  *   hostile TARGET CA CERT KEY SITE MODE [N [M]]
  *
  *   stall N M     N times, on a fresh connection: a stream says hello, asks
- *                 for M resyncs (failed acks), and never reads again (the
- *                 next hello replaces it).  Then it waits STALL_WAIT_S
- *                 without reading, reads, and prints "stalled closed=K of
- *                 N-1": replaced streams the controller tore down meanwhile.
+ *                 for M resyncs (failed acks), reads the snapshot that
+ *                 answers the hello and never reads again (the next hello
+ *                 replaces it).  Once the last hello is answered (so every
+ *                 replacement has happened, however far behind a loaded
+ *                 controller is), it waits STALL_WAIT_S without reading,
+ *                 reads, and prints "stalled closed=K of N-1 lag=MS":
+ *                 replaced streams the controller tore down meanwhile, and
+ *                 the longest wait for a hello's snapshot (" open=I,..."
+ *                 names the streams still open).
  *   nohello N     N streams that never send a message; prints
  *                 "nohello closed=K of N after=MS" once all are closed or
  *                 after 30 s.
@@ -235,6 +240,8 @@ mode_stall(struct h *h, int n, int m)
 	struct rpc_client *c[MAXC];
 	struct h hs[MAXC];
 	int closed = 0;
+	uint64_t lag = 0;
+	char open[4 * MAXC + 8] = "";
 
 	if (n < 1 || n > MAXC)
 		return 2;
@@ -247,9 +254,16 @@ mode_stall(struct h *h, int n, int m)
 		    rpc_client_stream_open(c[i], METHOD, &handlers, &hs[i],
 		    NULL) == -1)
 			return 1;
-		PUMP_UNTIL(c[i], hs[i].opened > 0, 10000);
-		if (hs[i].opened == 0)
+		/* The controller has taken the hello (and replaced stream
+		 * i - 1) when its snapshot is here. */
+		PUMP_UNTIL(c[i], hs[i].snapshots > 0 || hs[i].closed > 0,
+		    20000);
+		if (hs[i].snapshots == 0) {
+			fprintf(stderr, "hostile: stream %d: no snapshot\n", i);
 			return 1;
+		}
+		if (hs[i].got_ms - hs[i].sent_ms > lag)
+			lag = hs[i].got_ms - hs[i].sent_ms;
 		/* Give the controller time to queue its answers. */
 		usleep(300 * 1000);
 	}
@@ -258,8 +272,12 @@ mode_stall(struct h *h, int n, int m)
 		PUMP_UNTIL(c[i], hs[i].closed > 0, 200);
 		if (i < n - 1 && hs[i].closed > 0)
 			closed++;
+		else if (i < n - 1)
+			snprintf(open + strlen(open), sizeof(open) - strlen(open),
+			    "%s%d", open[0] == '\0' ? " open=" : ",", i);
 	}
-	printf("stalled closed=%d of %d\n", closed, n - 1);
+	printf("stalled closed=%d of %d lag=%" PRIu64 "%s\n", closed, n - 1,
+	    lag, open);
 	for (int i = 0; i < n; i++)
 		rpc_client_free(c[i]);
 	return 0;
