@@ -84,9 +84,14 @@ both() {
 	    -e "/^enroll_controller/d" "$NS_TMP/e$1/edge.conf"
 	echo "enroll_controller = 10.99.0.1:7444,10.99.0.1:7454" >>"$NS_TMP/e$1/edge.conf"
 }
+# BFD at 300 ms x 5, as edge/controller_away: at 200 ms x 3 a loaded host
+# (load 50) starves FRR long enough for BFD to tear BGP down and the LAN
+# ping loses its route for seconds, with no replica involved.  Failure
+# detection is edge/failover's subject.
 for n in 1 2 3; do
 	site_add $n "s$n"
 	both $n
+	printf 'bfd_interval_ms = 300\nbfd_multiplier = 5\n' >>"$NS_TMP/e$n/edge.conf"
 done
 for n in 1 2 3; do agent_start $n; done
 up2() { status_has "$1" '(.tunnels | length == 2) and all(.tunnels[]; .state == "up")'; }
@@ -133,6 +138,22 @@ wait_until 30 conv_since api 0 || fail "edges not converged: $(cat "$NS_TMP/out"
 settled() { status_has "$1" 'all(.tunnels[]; (.sas | length == 2) and all(.sas[]; .sa_epoch >= 2))'; }
 for n in 1 2 3; do
 	wait_until 30 settled $n || echo "note: site $n's start-up rekeys still running: $(status $n | jq -c '[.tunnels[].sas[] | {dir, sa_epoch}]')"
+done
+# Routing settled too: FRR 8.4's bgpd re-makes each BFD session with its
+# local address and tunnel device once BGP is Established, and resets BGP
+# ("Cease/BFD Down") when the first session was up already (FRR issue
+# 17337).  Each IPv4 BFD session is up on its device (the re-made one)
+# and each BGP session Established, so that reset is behind us.
+steady() {
+	_v="$NS_TMP/e$1/frr"
+	vtysh --vty_socket "$_v" -c 'show bfd peers json' 2>/dev/null |
+	    jq -e '[.[] | select(.peer | contains(":") | not)] |
+		length == 2 and all(.[]; .status == "up" and (.interface // "") != "")' >/dev/null &&
+	vtysh --vty_socket "$_v" -c 'show bgp summary json' 2>/dev/null |
+	    jq -e '[.ipv4Unicast.peers[] | select(.state == "Established")] | length == 2' >/dev/null
+}
+for n in 1 2 3; do
+	wait_until 30 steady $n || fail "site $n: BFD/BGP not steady: $(vtysh --vty_socket "$NS_TMP/e$n/frr" -c 'show bfd peers brief')"
 done
 
 # The ping that must keep going, and A's death.
