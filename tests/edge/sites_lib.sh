@@ -101,14 +101,18 @@ lab_ms() {
 
 # lab_wait SECS CMD... — poll CMD every 0.1 s; 1 when SECS pass first.
 # LAB_SLOW (1) multiplies SECS: emulated machines (the kernel lab's TCG).
+# The last try starts at or after the deadline (a vtysh or REST check can
+# take seconds on a loaded host), as wait_until in tests/lib/netns.sh.
 lab_wait() {
 	_lw_deadline=$(( $(date +%s) + $1 * ${LAB_SLOW:-1} ))
 	shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$_lw_deadline" ] && return 1
+	while :; do
+		_lw_late=0
+		[ "$(date +%s)" -ge "$_lw_deadline" ] && _lw_late=1
+		"$@" >/dev/null 2>&1 && return 0
+		[ $_lw_late = 1 ] && return 1
 		sleep 0.1
 	done
-	return 0
 }
 
 lab_record() {
