@@ -98,7 +98,7 @@ start_frr() {
 	ns_bg "$_ns" "$FRR/zebra" -u frr -g frr -f "$_d/zebra.conf" \
 		-i "$_d/zebra.pid" -z "$_d/zserv.api" --vty_socket "$_d" -P 0 \
 		--log "file:$_d/zebra.log" </dev/null >/dev/null 2>&1
-	wait_until 10 test -S "$_d/zserv.api" || fail "zebra in $_ns did not start"
+	wait_until 30 test -S "$_d/zserv.api" || fail "zebra in $_ns did not start"
 	ns_bg "$_ns" "$FRR/bgpd" -S -f "$_d/bgpd.conf" -i "$_d/bgpd.pid" \
 		-z "$_d/zserv.api" --vty_socket "$_d" -P 0 \
 		--log "file:$_d/bgpd.log" </dev/null >/dev/null 2>&1
@@ -106,8 +106,8 @@ start_frr() {
 		-i "$_d/bfdd.pid" -z "$_d/zserv.api" --vty_socket "$_d" -P 0 \
 		--bfdctl "$_d/bfdd.sock" --log "file:$_d/bfdd.log" \
 		</dev/null >/dev/null 2>&1
-	wait_until 10 test -S "$_d/bgpd.vty" || fail "bgpd in $_ns did not start"
-	wait_until 10 test -S "$_d/bfdd.vty" || fail "bfdd in $_ns did not start"
+	wait_until 30 test -S "$_d/bgpd.vty" || fail "bgpd in $_ns did not start"
+	wait_until 30 test -S "$_d/bfdd.vty" || fail "bfdd in $_ns did not start"
 }
 
 # site_add N NAME — a site: REST registration, namespaces, FRR, LAN host,

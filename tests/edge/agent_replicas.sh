@@ -59,7 +59,7 @@ PID_A=$CTLD_PID
 } >"$CTL/b.conf"
 ns_bg "$W" "$CTLD" -d -f "$CTL/b.conf" >"$CTL/b.log" 2>&1
 PID_B=$NS_PID
-wait_until 20 grep -q ': ready$' "$CTL/b.log" ||
+wait_until 60 grep -q ': ready$' "$CTL/b.log" ||
 	fail "replica B not ready: $(tail -n 20 "$CTL/b.log")"
 
 # api_at PORT METHOD PATH [BODY] — as api, on the replica whose REST port
