@@ -101,7 +101,7 @@ echo "pg_ha_keys: an edge's rekey request on B ran with its peer on A"
 n0=$(grep -c "^  upsert tunnel=$tid peer=$b" "$T/a.log")
 grep -q '^renewed' "$T/a.log" "$T/b.log" && fail "a renewal before it was asked for"
 kill -USR1 "$PID_b"
-wait_for 15 "$T/b.log" '^renewed serial=' || fail "b did not renew: $(cat "$T/b.log")"
+wait_for 30 "$T/b.log" '^renewed serial=' || fail "b did not renew: $(cat "$T/b.log")"
 wait_for 10 "$T/ctld.log" "site $b: new certificate from another controller" ||
 	fail "A did not take b's renewed certificate: $(tail -n 20 "$T/ctld.log")"
 deadline=$(( $(date +%s) + 10 ))
@@ -113,7 +113,7 @@ done
 m0=$(grep -c "site $a: new certificate from another controller" "$T/B.log")
 n0=$(grep -c "^  upsert tunnel=$tid peer=$a" "$T/b.log")
 kill -USR1 "$PID_a"
-wait_for 15 "$T/a.log" '^renewed serial=' || fail "a did not renew: $(cat "$T/a.log")"
+wait_for 30 "$T/a.log" '^renewed serial=' || fail "a did not renew: $(cat "$T/a.log")"
 deadline=$(( $(date +%s) + 10 ))
 until [ "$(grep -c "site $a: new certificate from another controller" "$T/B.log")" -gt "$m0" ] &&
 	[ "$(grep -c "^  upsert tunnel=$tid peer=$a" "$T/b.log")" -gt "$n0" ]; do
