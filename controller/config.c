@@ -77,6 +77,7 @@ static const struct config_key config_keys[] = {
 	    CT_U32, true },
 	{ "database", S(database), 0, 0, CT_PATH, false },
 	{ "store", S(store), 0, 0, CT_CONNINFO, true },
+	{ "leader_lease", N(leader_lease_s), 2, 300, CT_SECONDS32, false },
 	{ "ca_dir", S(ca_dir), 0, 0, CT_PATH, false },
 	{ "ca_key_passphrase_file", S(ca_key_passphrase_file), 0, 0, CT_PATH,
 	    true },
@@ -168,6 +169,7 @@ config_defaults(struct config *cfg)
 	cfg->http_timeout_s = 10;
 	snprintf(cfg->database, sizeof(cfg->database),
 	    "/var/lib/meshwan/controller.db");
+	cfg->leader_lease_s = 10;
 	snprintf(cfg->ca_dir, sizeof(cfg->ca_dir), "/var/lib/meshwan/ca");
 	snprintf(cfg->admin_token_file, sizeof(cfg->admin_token_file),
 	    "/var/lib/meshwan/admin.token");

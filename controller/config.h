@@ -66,6 +66,9 @@ struct config {
 	/* "" = sqlite at database; else a PostgreSQL connection string or
 	 * URI, passed to libpq unchanged (never with a password in it). */
 	char store[CONFIG_STORE_MAX];
+	/* PostgreSQL, several controllers: a leader that has not renewed
+	 * its lease for this long is fenced by another. */
+	uint32_t leader_lease_s;
 	char ca_dir[CONFIG_PATH_MAX];
 	char ca_key_passphrase_file[CONFIG_PATH_MAX]; /* "" = key not wrapped */
 	char admin_token_file[CONFIG_PATH_MAX]; /* first admin token goes here */

@@ -106,6 +106,8 @@ TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
 TESTS += tests/ctl/pg_ha_keys.sh tests/ctl/pg_failover.sh \
          tests/ctl/pg_outage.sh tests/ctl/pg_concurrency.sh \
          tests/ctl/pg_asan.sh
+# The leader frozen (SIGSTOP), not killed: its lease lapses, it is fenced.
+TESTS += tests/ctl/pg_frozen_leader.sh
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
 

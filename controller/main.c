@@ -447,7 +447,8 @@ ctld_start(struct ctld *d)
 		store_set_origin(d->api_st, origin);
 		store_set_origin(d->enroll_st, origin);
 		store_set_origin(d->events_st, origin);
-		if ((d->replica = replica_open(&so, origin)) == NULL)
+		if ((d->replica = replica_open(&so, origin,
+		    (int)d->cfg.leader_lease_s * 1000)) == NULL)
 			return -1;
 	}
 	if (store_created(d->st) && ctld_seed_defaults(d) == -1)

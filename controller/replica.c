@@ -14,15 +14,20 @@
 
 /* How long one wait may block: bounds how late a stop is seen. */
 #define REPLICA_WAIT_MS 250
-/* How often a controller that is not the leader asks for the lock: the
- * longest a dead leader's duties (the time-based rekey scan) wait for a
- * successor, beyond the server noticing the dead connection. */
+/* How often a controller that is not the leader asks for the lease:
+ * the longest a dead leader's duties (allocations, the time-based rekey
+ * scan) wait for a successor, beyond the server noticing the dead
+ * connection, or beyond the lease timeout of a stopped leader. */
 #define REPLICA_LEADER_TRY_MS 1000
+/* ... and how soon again after fencing a stopped leader (its lock goes
+ * when its backend has exited) or while claiming the lease. */
+#define REPLICA_LEADER_RETRY_MS 100
 
 struct replica {
 	struct store *st;
 	struct sessions *sessions;
 	char origin[33];
+	int lease_ms;           /* leader lease timeout */
 	uint64_t last;          /* newest change-log sequence number seen */
 	pthread_t thread;
 	bool started;
@@ -32,7 +37,8 @@ struct replica {
 };
 
 struct replica *
-replica_open(const struct store_opts *opts, const char *origin)
+replica_open(const struct store_opts *opts, const char *origin,
+    int lease_ms)
 {
 	struct replica *r = calloc(1, sizeof(*r));
 	struct model_error err = { 0 };
@@ -41,6 +47,7 @@ replica_open(const struct store_opts *opts, const char *origin)
 		return NULL;
 	atomic_init(&r->stop, false);
 	(void)util_strcpy(r->origin, sizeof(r->origin), origin);
+	r->lease_ms = lease_ms > 0 ? lease_ms : REPLICA_LEASE_DEFAULT_MS;
 	if (store_open(opts, &r->st, &err) == -1 ||
 	    store_changes_listen(r->st, &err) == -1 ||
 	    store_changes_head(r->st, &r->last, &err) == -1) {
@@ -91,30 +98,43 @@ replica_catch_up(struct replica *r)
 	store_changes_free(&ch);
 }
 
-/* Take or keep the leader lock; tell the session layer when it moves. */
+/*
+ * Take, renew or keep the leader lease; tell the session layer when it
+ * moves.  Losing it is told at once: the connection lost (a fenced
+ * leader's backend was terminated) or the renewal refused.  The session
+ * layer's allocations do not rely on hearing it in time: each one checks
+ * the lease in its own transaction (store_leader_check).
+ */
 static void
 replica_lead(struct replica *r, bool lost)
 {
 	uint64_t now = util_mono_ms();
 	bool leader;
+	int rc;
 
 	if (lost) {
 		leader = false;
 	} else if (r->leader) {
-		/* Kept while the connection lives (the backend knows). */
-		leader = store_leader(r->st) == 1;
+		/* Renewed when due (the backend knows). */
+		leader = store_leader(r->st, r->lease_ms) == 1;
 	} else {
 		if (now < r->leader_try_ms)
 			return;
-		r->leader_try_ms = now + REPLICA_LEADER_TRY_MS;
-		leader = store_leader(r->st) == 1;
+		rc = store_leader(r->st, r->lease_ms);
+		r->leader_try_ms = now + (rc == 2 ? REPLICA_LEADER_RETRY_MS :
+		    REPLICA_LEADER_TRY_MS);
+		leader = rc == 1;
 	}
 	if (leader == r->leader)
 		return;
 	r->leader = leader;
-	log_info("replica: this controller %s the leader (time-based rekeys)",
-	    leader ? "is now" : "is no longer");
+	log_info("replica: this controller %s the leader (allocations, "
+	    "time-based rekeys)", leader ? "is now" : "is no longer");
 	session_set_leader(r->sessions, leader);
+	/* Sites held back for the leader's allocations: ours now, at once
+	 * (not at their next retry). */
+	if (leader)
+		session_notify_alloc(r->sessions);
 }
 
 static void *
@@ -123,7 +143,14 @@ replica_main(void *arg)
 	struct replica *r = arg;
 
 	while (!atomic_load(&r->stop)) {
-		int rc = store_changes_wait(r->st, REPLICA_WAIT_MS);
+		uint64_t now = util_mono_ms();
+		int wait = REPLICA_WAIT_MS, rc;
+
+		/* A retry due sooner (after fencing a stopped leader). */
+		if (!r->leader && r->leader_try_ms > now &&
+		    r->leader_try_ms - now < (uint64_t)wait)
+			wait = (int)(r->leader_try_ms - now);
+		rc = store_changes_wait(r->st, wait);
 
 		if (rc == 1)
 			replica_catch_up(r);

@@ -9,7 +9,9 @@
  * them and updates its edges.  After a reconnect it reads everything it
  * missed from the table; a gap (rows pruned) means "everything".  No
  * polling of the table: the thread sleeps in poll() on the connection.
- * See controller/STORE.md, "Several controllers".
+ * The same thread holds the leader lease on that connection (claims,
+ * renews, or fences a leader that stopped renewing it).
+ * See controller/STORE.md, "Several controllers" and "The leader lease".
  */
 #ifndef MESHWAN_REPLICA_H
 #define MESHWAN_REPLICA_H
@@ -19,14 +21,19 @@
 struct replica;
 struct sessions;
 
+/* The leader lease timeout when none is given (config leader_lease). */
+#define REPLICA_LEASE_DEFAULT_MS 10000
+
 /*
  * opts: the store to follow (PostgreSQL); origin: this process's name in
- * the change log (store_set_origin on its other connections).  Reads the
- * log's head now, so call it before the session layer loads the model:
- * nothing committed in between is missed.  NULL on failure (logged).
+ * the change log (store_set_origin on its other connections); lease_ms:
+ * a leader that has not renewed its lease for this long is fenced by the
+ * others (0: REPLICA_LEASE_DEFAULT_MS).  Reads the log's head now, so
+ * call it before the session layer loads the model: nothing committed in
+ * between is missed.  NULL on failure (logged).
  */
 struct replica *replica_open(const struct store_opts *opts,
-    const char *origin);
+    const char *origin, int lease_ms);
 /* Start delivering to s (session_notify). */
 int replica_start(struct replica *r, struct sessions *s);
 /* Stop the thread (within ~250 ms) and close; NULL safe. */

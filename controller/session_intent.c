@@ -431,6 +431,15 @@ session_apply_change(struct sessions *s, const struct topo_change *chg,
 		s->deferred = true;
 		return -1;
 	}
+	/* The leader's allocations are fenced in this transaction: a
+	 * leader that was stopped, and replaced, must not store them on
+	 * resuming before it has heard that it lost the lease. */
+	if (s->replicated && atomic_load(&s->leader) &&
+	    store_leader_check(s->st, &err) == -1) {
+		log_warnx("session: not storing allocations: %s", err.message);
+		s->deferred = true;
+		return -1;
+	}
 	if (store_tunnel_apply(s->st, chg->removed, chg->n_removed, chg->added,
 	    chg->n_added, next_id, &err) == -1) {
 		log_warnx("session: storing tunnels: %s", err.message);

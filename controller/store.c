@@ -787,9 +787,31 @@ store_changes_wait(struct store *st, int timeout_ms)
 }
 
 int
-store_leader(struct store *st)
+store_leader(struct store *st, int lease_ms)
 {
-	return st->be->leader != NULL ? st->be->leader(st->conn) : 1;
+	struct store_lease lease = { st->origin, lease_ms };
+
+	return st->be->leader != NULL ? st->be->leader(st->conn, &lease) : 1;
+}
+
+int
+store_leader_check(struct store *st, struct model_error *err)
+{
+	int rc;
+
+	if (st->be->leader_check == NULL)
+		return 0;
+	if (st->depth == 0)
+		return model_error_set(err, MODEL_E_INTERNAL, "",
+		    "leader check outside a transaction");
+	st->statements++;
+	if ((rc = st->be->leader_check(st->conn, st->origin)) == 1)
+		return 0;
+	st->failed = true;
+	if (rc == 0)
+		return model_error_set(err, MODEL_E_CONFLICT, "leader",
+		    "this controller no longer holds the leader lease");
+	return store_internal(st, err, "checking the leader lease");
 }
 
 int

@@ -116,11 +116,24 @@ void store_changes_free(struct store_changes *ch);
  * commit, on every engine (PostgreSQL: READ COMMITTED sees commits made
  * before each statement; the lock orders the writers).  0 / -1. */
 int store_lock_writers(struct store *st, struct model_error *err);
-/* The leader lock among controllers on the database, on this
- * connection: 1 held (taken now or kept since), 0 another controller
- * holds it, -1 unreachable.  sqlite: always 1.  PostgreSQL releases it
- * when the holding connection ends. */
-int store_leader(struct store *st);
+/*
+ * The leader lease among controllers on the database, held on this
+ * connection in the name of store_origin(); call it again to renew it
+ * (when due).  1 held (claimed now or kept since), 0 another controller
+ * holds it, 2 another held it but had not renewed it for lease_ms and
+ * was fenced just now (ask again soon), -1 unreachable.  sqlite: always
+ * 1.  See controller/STORE.md, "The leader lease".
+ */
+int store_leader(struct store *st, int lease_ms);
+/*
+ * In the open transaction, before storing allocations as the leader:
+ * 0 when this process (store_origin) still holds the leader lease,
+ * claimed before this transaction began; it then cannot pass to another
+ * controller before this transaction ends.  -1 otherwise: MODEL_E_CONFLICT
+ * when the lease is another's (this controller was fenced, or lost it),
+ * a database error as usual.  sqlite: always 0.
+ */
+int store_leader_check(struct store *st, struct model_error *err);
 /* Names this connection's writer in the change log: random per open;
  * a process gives all its connections the same (<= 32 characters). */
 const char *store_origin(const struct store *st);

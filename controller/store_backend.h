@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_BACKEND_VERSION 1
+#define STORE_BACKEND_VERSION 2
 
 /* begin()'s answer when the database stayed locked by another writer. */
 #define STORE_BE_BUSY (-2)
@@ -27,6 +27,13 @@ enum store_step {
 	STORE_STEP_DONE,        /* statement finished */
 	STORE_STEP_CONSTRAINT,  /* a UNIQUE / FOREIGN KEY / CHECK constraint failed */
 	STORE_STEP_ERROR,       /* anything else; errmsg says what */
+};
+
+/* The leader lease among controllers sharing one database (leader()). */
+struct store_lease {
+	const char *holder;     /* this process's change-log origin */
+	int timeout_ms;         /* a holder that renewed no later than this
+				   is fenced by the others */
 };
 
 struct store_backend {
@@ -79,12 +86,21 @@ struct store_backend {
 	int (*notify)(void *conn, const char *channel);
 	int (*listen)(void *conn, const char *channel);
 	int (*wait)(void *conn, int timeout_ms);
-	/* The leader lock among controllers sharing the database (NULL:
-	 * one controller, always the leader): 1 this connection holds it
-	 * (taken now or before, and the connection was not lost since), 0
-	 * another connection holds it, -1 unreachable.  Released when the
-	 * connection ends, e.g. when its process dies. */
-	int (*leader)(void *conn);
+	/* The leader lease among controllers sharing the database (NULL:
+	 * one controller, always the leader), held on this connection and
+	 * renewed by calling it again (the backend knows when it is due):
+	 * 1 this connection holds it (claimed now or before, renewed in
+	 * time, and the connection was not lost since), 0 another
+	 * connection holds it, 2 another held it, had not renewed it in
+	 * lease->timeout_ms and was fenced just now (ask again soon), -1
+	 * unreachable. */
+	int (*leader)(void *conn, const struct store_lease *lease);
+	/* In the open transaction, before storing what only the leader
+	 * stores: 1 the lease still names holder, unfenced, claimed before
+	 * this transaction began, and it cannot move to another controller
+	 * until this transaction ends; 0 it does not; -1 error.  NULL:
+	 * always 1. */
+	int (*leader_check)(void *conn, const char *holder);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -6,8 +6,8 @@
  * (postgresql://h1,h2/db?target_session_attrs=read-write) or key=value
  * pairs, so several hosts and "find the primary" are libpq's business.
  * We only add defaults the string may override: connect_timeout=2 (libpq's
- * smallest; a reconnect blocks its thread at most that long per host)
- * and application_name.
+ * smallest; a reconnect blocks its thread at most that long per host),
+ * TCP keepalives and tcp_user_timeout, and application_name.
  *
  * What differs from sqlite stays here (STORE.md, "Engine differences"):
  * `?` placeholders become $1, $2 ...; the column type BLOB becomes BYTEA
@@ -38,6 +38,8 @@
 #define PG_BACKOFF_MIN_MS 250
 #define PG_BACKOFF_MAX_MS 5000
 #define PG_PARAMS_MAX 64
+/* The server ends a session idle in a transaction this long. */
+#define PG_IDLE_TX_MS 60000
 
 struct pg_conn {
 	PGconn *pg;
@@ -51,7 +53,12 @@ struct pg_conn {
 	char cause[256];            /* why it is down, for the 503 */
 	char listen[64];            /* LISTEN channel, re-issued on reconnect */
 	bool resync;                /* reconnected: listeners must catch up */
-	bool leader;                /* holds the leader lock (this session) */
+	/* The leader lease (the replica thread's connection only). */
+	bool lease_ready;           /* the lease table exists */
+	bool locked;                /* holds the leader lock (this session) */
+	bool leader;                /* ... and claimed the lease with it */
+	int64_t renew_at;           /* monotonic: the next renewal */
+	int64_t renewed;            /* monotonic: the last good renewal */
 	char err[256];              /* last error, for logs */
 };
 
@@ -109,12 +116,17 @@ pg_notice(void *arg, const char *msg)
 static int
 pg_setup(struct pg_conn *c)
 {
-	char sql[96];
+	char sql[160];
 	PGresult *r;
 	int ok;
 
 	PQsetNoticeProcessor(c->pg, pg_notice, NULL);
-	(void)snprintf(sql, sizeof(sql), "SET lock_timeout = %d", c->busy_ms);
+	/* A controller never idles inside a transaction for long: one that
+	 * does is stopped or hung, and its row locks (the writers' lock,
+	 * the leader lease) would hold up every other replica. */
+	(void)snprintf(sql, sizeof(sql), "SET lock_timeout = %d; "
+	    "SET idle_in_transaction_session_timeout = %d", c->busy_ms,
+	    PG_IDLE_TX_MS);
 	r = PQexec(c->pg, sql);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
@@ -149,7 +161,7 @@ pg_check_lost(struct pg_conn *c)
 		return;
 	c->down = true;
 	c->in_tx = false;
-	c->leader = false;          /* the session and its locks are gone */
+	c->locked = c->leader = false;  /* the session and its locks are gone */
 	c->backoff_ms = 0;
 	c->next_try_ms = pg_now_ms();
 	pg_firstline(c->cause, sizeof(c->cause), PQerrorMessage(c->pg));
@@ -171,7 +183,7 @@ pg_ensure(struct pg_conn *c)
 	if (now < c->next_try_ms)
 		return -1;
 	PQreset(c->pg);
-	c->leader = false;
+	c->locked = c->leader = false;
 	if (PQstatus(c->pg) == CONNECTION_OK && pg_setup(c) == 0 &&
 	    pg_relisten(c) == 0) {
 		c->down = false;
@@ -195,11 +207,15 @@ static int
 pg_open(const char *conninfo, int busy_ms, void **conn)
 {
 	/* Later keywords win; dbname is expanded from the whole string, so
-	 * anything it says overrides the defaults before it. */
+	 * anything it says overrides the defaults before it.  Over TCP, a
+	 * server that vanished (host gone, network cut) is noticed in
+	 * ~25 s idle, or 15 s into a call it does not answer, instead of
+	 * the kernel's hours: a call blocks its thread until then. */
 	const char *const keys[] = { "connect_timeout", "application_name",
-	    "dbname", NULL };
-	const char *const vals[] = { "2", "meshwan-controller", conninfo,
-	    NULL };
+	    "keepalives_idle", "keepalives_interval", "keepalives_count",
+	    "tcp_user_timeout", "dbname", NULL };
+	const char *const vals[] = { "2", "meshwan-controller", "10", "5",
+	    "3", "15000", conninfo, NULL };
 	struct pg_conn *c = calloc(1, sizeof(*c));
 	char why[256];
 
@@ -671,7 +687,7 @@ pg_wait(void *conn, int timeout_ms)
 		goto lost;
 	return pg_drain(c) > 0 ? 1 : 0;
 lost:
-	c->leader = false;
+	c->locked = c->leader = false;
 	pg_firstline(c->err, sizeof(c->err), PQerrorMessage(c->pg));
 	pg_check_lost(c);
 	if (!c->down) {
@@ -683,13 +699,257 @@ lost:
 	return -1;
 }
 
-/* The leader lock: a session-level advisory lock, so PostgreSQL itself
- * releases it when the holder's connection ends (its process killed,
- * its host gone: once the server sees the connection closed). */
-#define PG_LEADER_KEY 0x6d657368776e4c31LL    /* "meshwnL1" */
+/*
+ * The leader lease (STORE.md, "The leader lease").  One controller, the
+ * leader, stores allocations; it is elected with a session-level
+ * advisory lock, which PostgreSQL releases when the holder's connection
+ * ends (its process died), and it holds a lease row next to it:
+ * meshwan_leader names the holder (its change-log origin), the backend
+ * that holds the lock (pid), a term, and when it was claimed and last
+ * renewed, both on the database's clock.  A holder that is alive but
+ * silent (stopped, hung, its VM paused) keeps its connection and the
+ * lock, but not the lease: once renewed_at is older than the timeout,
+ * another controller fences it: in one statement, which only one of
+ * them wins, it marks the lease fenced (pid 0) and terminates that
+ * backend, which releases the lock; its own next try takes the lock and
+ * claims the lease.
+ *
+ * What makes an allocation safe is the check in the allocating
+ * transaction (pg_leader_check): the lease still names this process,
+ * unfenced, claimed before the transaction began, and FOR KEY SHARE
+ * keeps it so (a claim takes FOR UPDATE, so it waits for the
+ * transaction; renewals and fences change no key and do not).  A
+ * stopped leader that resumes finds its lease connection gone and its
+ * allocations refused, whatever its memory says.  A leader stopped in
+ * the middle of such a transaction would hold up the claim: the fence
+ * (and a claim that waited in vain) also ends the backend whose
+ * transaction holds the lease row (its xmax) when it sits idle in it.
+ */
+#define PG_LEADER_KEY 0x6d657368776e4c31LL    /* "meshwnL1": the lock */
+#define PG_LEASE_DDL_KEY 0x6d657368776e4c32LL /* "meshwnL2": making the table */
+/* The lease connection waits this long for a row lock: it also follows
+ * the change log, which must not stall behind a stopped holder. */
+#define PG_LEASE_LOCK_MS 200
+
+static const char pg_lease_claim_sql[] =
+    "WITH l AS (SELECT id FROM meshwan_leader WHERE id = 1 FOR UPDATE) "
+    "UPDATE meshwan_leader m SET holder = $1, pid = pg_backend_pid(), "
+    "term = m.term + 1, claimed_at = clock_timestamp(), "
+    "renewed_at = clock_timestamp(), fenced = 0 FROM l WHERE m.id = l.id "
+    "RETURNING m.term";
+static const char pg_lease_renew_sql[] =
+    "UPDATE meshwan_leader SET renewed_at = clock_timestamp() "
+    "WHERE id = 1 AND holder = $1 AND pid = pg_backend_pid()";
+/* Only a holder that still has the lock and let the lease lapse; the
+ * row lock makes a second fencer find pid 0 and do nothing. */
+static const char pg_lease_fence_sql[] =
+    "UPDATE meshwan_leader l SET fenced = l.pid, pid = 0 "
+    "WHERE l.id = 1 AND l.pid <> 0 AND l.pid <> pg_backend_pid() "
+    "AND l.renewed_at < clock_timestamp() - $1::integer * "
+    "interval '1 millisecond' "
+    "AND EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' "
+    "AND k.granted AND k.pid = l.pid AND k.objsubid = 1 "
+    "AND k.database = (SELECT oid FROM pg_database "
+    "WHERE datname = current_database()) "
+    "AND ((k.classid::bigint << 32) | k.objid::bigint) = $2::bigint) "
+    "RETURNING l.holder, l.fenced, "
+    "(extract(epoch FROM clock_timestamp() - l.renewed_at) * 1000)::bigint, "
+    "pg_terminate_backend(l.fenced)";
+/* The transaction that holds the lease row (FOR KEY SHARE: an
+ * allocation of the holder's), when it sits idle: the holder stopped
+ * in it.  Plain xids only (one locker); anything else waits. */
+static const char pg_lease_unblock_sql[] =
+    "SELECT a.pid, pg_terminate_backend(a.pid) FROM meshwan_leader l "
+    "JOIN pg_stat_activity a ON a.backend_xid = l.xmax "
+    "WHERE l.id = 1 AND a.pid <> pg_backend_pid() "
+    "AND a.state LIKE 'idle in transaction%'";
+static const char pg_lease_check_sql[] =
+    "SELECT 1 FROM meshwan_leader WHERE id = 1 AND holder = $1 "
+    "AND pid <> 0 AND claimed_at < transaction_timestamp() FOR KEY SHARE";
+
+/* One statement outside a transaction; NULL on failure (logged). */
+static PGresult *
+pg_lease_run(struct pg_conn *c, const char *what, const char *sql,
+    int n, const char *const *vals)
+{
+	PGresult *r = PQexecParams(c->pg, sql, n, NULL, vals, NULL, NULL, 0);
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	c->busy = state != NULL && strcmp(state, "55P03") == 0;
+	if (pg_result_ok(c, r) == 0)
+		return r;
+	PQclear(r);
+	if (c->busy)
+		log_debug("store", "leader lease: %s: %s", what, c->err);
+	else if (!c->down)
+		log_warnx("store: leader lease: %s: %s", what, c->err);
+	return NULL;
+}
+
+/* The table, once per connection (made by the first controller). */
+static int
+pg_lease_setup(struct pg_conn *c)
+{
+	char sql[640];
+	PGresult *r;
+
+	if (c->lease_ready)
+		return 0;
+	/* One implicit transaction; the lock orders two first starts. */
+	(void)snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%lld); "
+	    "CREATE TABLE IF NOT EXISTS meshwan_leader ("
+	    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+	    " holder TEXT NOT NULL,"
+	    " pid INTEGER NOT NULL,"
+	    " term BIGINT NOT NULL,"
+	    " claimed_at TIMESTAMPTZ NOT NULL,"
+	    " renewed_at TIMESTAMPTZ NOT NULL,"
+	    " fenced INTEGER NOT NULL); "
+	    "INSERT INTO meshwan_leader VALUES (1, '', 0, 0, '-infinity', "
+	    "'-infinity', 0) ON CONFLICT (id) DO NOTHING; "
+	    "SET lock_timeout = %d", (long long)PG_LEASE_DDL_KEY,
+	    PG_LEASE_LOCK_MS);
+	r = PQexec(c->pg, sql);
+	if (pg_result_ok(c, r) == -1) {
+		PQclear(r);
+		if (!c->down)
+			log_warnx("store: leader lease: making the table: %s",
+			    c->err);
+		return -1;
+	}
+	PQclear(r);
+	/* Kept across reconnects (pg_setup). */
+	c->busy_ms = PG_LEASE_LOCK_MS;
+	c->lease_ready = true;
+	return 0;
+}
+
+/* The holder's idle transaction on the lease row, if any, ended. */
+static void
+pg_lease_unblock(struct pg_conn *c)
+{
+	PGresult *r = pg_lease_run(c, "ending a stopped holder's transaction",
+	    pg_lease_unblock_sql, 0, NULL);
+
+	if (r == NULL)
+		return;
+	for (int i = 0; i < PQntuples(r); i++)
+		log_warnx("store: leader lease: ended backend %s, idle in a "
+		    "transaction on the lease (terminated: %s)",
+		    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+	PQclear(r);
+}
+
+/* Give the lock back (the lease was lost while the connection lives). */
+static void
+pg_lease_drop(struct pg_conn *c)
+{
+	char sql[96];
+	PGresult *r;
+
+	c->leader = false;
+	if (!c->locked || c->down)
+		return;
+	c->locked = false;
+	(void)snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)",
+	    (long long)PG_LEADER_KEY);
+	if ((r = pg_lease_run(c, "releasing the lock", sql, 0, NULL)) != NULL)
+		PQclear(r);
+}
+
+/* Holding the lock: claim the lease.  1 claimed, 0 not (yet), -1. */
+static int
+pg_lease_claim(struct pg_conn *c, const struct store_lease *lease)
+{
+	const char *vals[1] = { lease->holder };
+	PGresult *r = pg_lease_run(c, "claiming", pg_lease_claim_sql, 1, vals);
+
+	if (r == NULL) {
+		/* Waited for a transaction on the lease row: the last
+		 * holder's allocation, its process perhaps stopped in it. */
+		if (c->busy)
+			pg_lease_unblock(c);
+		return c->down ? -1 : 0;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		log_warnx("store: leader lease: the lease row is missing");
+		return 0;
+	}
+	log_info("store: leader lease claimed (term %s, timeout %d ms)",
+	    PQgetvalue(r, 0, 0), lease->timeout_ms);
+	PQclear(r);
+	return 1;
+}
+
+/* Not holding the lock: fence a holder that let the lease lapse.
+ * 2 fenced now, 0 nothing to do, -1. */
+static int
+pg_lease_fence(struct pg_conn *c, const struct store_lease *lease)
+{
+	char ms[16], key[24];
+	const char *vals[2] = { ms, key };
+	PGresult *r;
+	int rc = 0;
+
+	(void)snprintf(ms, sizeof(ms), "%d", lease->timeout_ms);
+	(void)snprintf(key, sizeof(key), "%lld", (long long)PG_LEADER_KEY);
+	if ((r = pg_lease_run(c, "fencing", pg_lease_fence_sql, 2,
+	    vals)) == NULL)
+		return c->down ? -1 : 0;
+	if (PQntuples(r) == 1) {
+		log_warnx("store: leader lease: fenced the leader %s (backend "
+		    "%s, lease not renewed for %s ms, over %d; terminated: "
+		    "%s)", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+		    PQgetvalue(r, 0, 2), lease->timeout_ms,
+		    PQgetvalue(r, 0, 3));
+		rc = 2;
+	}
+	PQclear(r);
+	if (rc == 2)
+		pg_lease_unblock(c);
+	return rc;
+}
+
+/* Holding the lease: renew it when due.  1 held, 0 lost, -1. */
+static int
+pg_lease_renew(struct pg_conn *c, const struct store_lease *lease)
+{
+	const char *vals[1] = { lease->holder };
+	int64_t now = pg_now_ms(), every = lease->timeout_ms / 5;
+	PGresult *r;
+	bool kept;
+
+	if (now < c->renew_at)
+		return 1;
+	if ((r = pg_lease_run(c, "renewing", pg_lease_renew_sql, 1,
+	    vals)) == NULL) {
+		if (c->down)
+			return -1;
+		/* Tried again at the next call; a holder that cannot renew
+		 * for a whole timeout is fenced by now: give it up. */
+		if (now - c->renewed < lease->timeout_ms)
+			return 1;
+		log_warnx("store: leader lease: not renewed for %lld ms; "
+		    "giving it up", (long long)(now - c->renewed));
+		pg_lease_drop(c);
+		return 0;
+	}
+	kept = strcmp(PQcmdTuples(r), "1") == 0;
+	PQclear(r);
+	if (!kept) {
+		log_warnx("store: leader lease: lost (another controller "
+		    "fenced this one or took over)");
+		pg_lease_drop(c);
+		return 0;
+	}
+	c->renewed = now;
+	c->renew_at = now + (every > 0 ? every : 1);
+	return 1;
+}
 
 static int
-pg_leader(void *conn)
+pg_leader(void *conn, const struct store_lease *lease)
 {
 	struct pg_conn *c = conn;
 	char sql[96];
@@ -698,20 +958,54 @@ pg_leader(void *conn)
 
 	if (pg_ensure(c) == -1)
 		return -1;
-	if (c->leader)
-		return 1;
 	if (c->in_tx)
-		return 0;
-	(void)snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)",
-	    (long long)PG_LEADER_KEY);
-	r = PQexec(c->pg, sql);
+		return c->leader ? 1 : 0;
+	if (pg_lease_setup(c) == -1)
+		return c->down ? -1 : 0;
+	if (c->leader)
+		return pg_lease_renew(c, lease);
+	if (!c->locked) {
+		(void)snprintf(sql, sizeof(sql),
+		    "SELECT pg_try_advisory_lock(%lld)",
+		    (long long)PG_LEADER_KEY);
+		if ((r = pg_lease_run(c, "taking the lock", sql, 0,
+		    NULL)) == NULL)
+			return c->down ? -1 : 0;
+		c->locked = PQntuples(r) == 1 &&
+		    strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+		if (!c->locked)
+			return pg_lease_fence(c, lease);
+	}
+	if ((rc = pg_lease_claim(c, lease)) != 1)
+		return rc == 0 ? 2 : rc;        /* again soon: we hold the lock */
+	c->leader = true;
+	c->renewed = pg_now_ms();
+	c->renew_at = c->renewed + (lease->timeout_ms / 5 > 0 ?
+	    lease->timeout_ms / 5 : 1);
+	return 1;
+}
+
+static int
+pg_leader_check(void *conn, const char *holder)
+{
+	struct pg_conn *c = conn;
+	const char *vals[1] = { holder };
+	PGresult *r;
+	int rc;
+
+	if (c->down)
+		return -1;
+	r = PQexecParams(c->pg, pg_lease_check_sql, 1, NULL, vals, NULL, NULL,
+	    0);
 	if (pg_result_ok(c, r) == -1) {
+		if (!c->down)
+			log_warnx("store: leader lease: checking: %s", c->err);
 		PQclear(r);
 		return -1;
 	}
-	rc = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	rc = PQntuples(r) == 1 ? 1 : 0;
 	PQclear(r);
-	c->leader = rc == 1;
 	return rc;
 }
 
@@ -758,4 +1052,5 @@ const struct store_backend store_pg_backend = {
 	.listen = pg_listen,
 	.wait = pg_wait,
 	.leader = pg_leader,
+	.leader_check = pg_leader_check,
 };

@@ -7,7 +7,7 @@
  * single-use and expiry of enrollment tokens, edge versions, audit log,
  * settings and SA epochs with their SPI allocator; rows deleted by another
  * writer under a batch are misses that leave the batch usable; the
- * allocation generation.
+ * allocation generation; the leader lease (fencing a holder that stopped).
  *
  * With MESHWAN_TEST_PG set to a libpq connection string the same tests
  * run against PostgreSQL (tests/unit/test_store_pg.sh starts a throwaway
@@ -1294,6 +1294,92 @@ test_changes(void **state)
 	store_close(other);
 }
 
+/* Call store_leader until it answers something but "fenced, again
+ * soon" (2) or "unreachable" (-1, a connection being restored). */
+static int
+leader_settled(struct store *st, int lease_ms)
+{
+	int rc = -1;
+
+	for (int i = 0; i < 40; i++) {
+		if ((rc = store_leader(st, lease_ms)) == 0 || rc == 1)
+			break;
+		usleep(50 * 1000);
+	}
+	return rc;
+}
+
+/* The leader lease: one holder, kept while it renews; its allocating
+ * transaction passes the check.  A holder that stops renewing (a
+ * stopped process) is fenced: its lease backend ends, and so does its
+ * transaction idle on the lease; another claims the lease; the old
+ * holder's checks fail from then on, after it reconnected too, and its
+ * own tries do not take the lease back.  sqlite: always the leader. */
+static void
+test_leader_lease(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts o = opts(f, 1000);
+	struct store *a, *a_tx, *b;
+	struct model_error err;
+
+	if (pg_conninfo == NULL) {
+		assert_int_equal(store_leader(f->st, 1000), 1);
+		assert_int_equal(store_begin(f->st, &err), 0);
+		assert_int_equal(store_leader_check(f->st, &err), 0);
+		store_rollback(f->st);
+		return;
+	}
+	assert_int_equal(store_open(&o, &a, &err), 0);
+	assert_int_equal(store_open(&o, &a_tx, &err), 0);
+	assert_int_equal(store_open(&o, &b, &err), 0);
+	store_set_origin(a, "a");
+	store_set_origin(a_tx, "a");
+	store_set_origin(b, "b");
+	store_set_origin(f->st, "b");
+	assert_int_equal(store_leader(a, 500), 1);
+	assert_int_equal(store_leader(b, 500), 0);
+	/* Renewed: never stale. */
+	for (int i = 0; i < 10; i++) {
+		usleep(100 * 1000);
+		assert_int_equal(store_leader(a, 500), 1);
+		assert_int_equal(store_leader(b, 500), 0);
+	}
+	/* A's allocating transaction; then A stops renewing. */
+	assert_int_equal(store_begin(a_tx, &err), 0);
+	assert_int_equal(store_leader_check(a_tx, &err), 0);
+	usleep(700 * 1000);
+	assert_int_equal(store_leader(b, 500), 2);      /* fenced */
+	assert_int_equal(leader_settled(b, 500), 1);    /* and claimed */
+	assert_int_equal(sql_int(NULL, "SELECT term FROM meshwan_leader"), 2);
+	/* A's transaction was ended with its backend. */
+	assert_int_equal(store_leader_check(a_tx, &err), -1);
+	store_rollback(a_tx);
+	/* A resumes: its lease connection is gone; reconnected, it is not
+	 * the leader and does not become it. */
+	assert_int_equal(leader_settled(a, 500), 0);
+	assert_int_equal(store_begin(a_tx, &err), 0);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(store_leader_check(a_tx, &err), -1);
+	assert_int_equal(err.code, MODEL_E_CONFLICT);
+	store_rollback(a_tx);
+	assert_int_equal(store_begin(f->st, &err), 0);
+	assert_int_equal(store_leader_check(f->st, &err), 0);
+	assert_int_equal(store_commit(f->st, &err), 0);
+	for (int i = 0; i < 10; i++) {
+		usleep(100 * 1000);
+		assert_int_equal(store_leader(b, 500), 1);
+		assert_int_equal(store_leader(a, 500), 0);
+	}
+	/* One holder of the lock, the backend the lease names. */
+	assert_int_equal(sql_int(NULL, "SELECT COUNT(*) FROM pg_locks k JOIN "
+	    "meshwan_leader l ON k.pid = l.pid WHERE k.locktype = "
+	    "'advisory' AND k.granted AND l.holder = 'b'"), 1);
+	store_close(b);
+	store_close(a_tx);
+	store_close(a);
+}
+
 int
 main(void)
 {
@@ -1326,6 +1412,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leader_lease, setup,
+		    teardown),
 	};
 
 	pg_conninfo = getenv("MESHWAN_TEST_PG");
