@@ -106,6 +106,9 @@ TESTS += tests/ctl/revoke.sh tests/ctl/far_version.sh tests/ctl/headless.sh \
 TESTS += tests/ctl/pg_ha_keys.sh tests/ctl/pg_failover.sh \
          tests/ctl/pg_outage.sh tests/ctl/pg_concurrency.sh \
          tests/ctl/pg_asan.sh
+# Issue 12 §3: a crowd of edges and a reconnect storm (admission bound).
+TESTS += tests/ctl/reconnect_storm.sh
+TEST_BINS += $(CTL_LOAD)
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
 
