@@ -107,7 +107,7 @@ TESTS += tests/ctl/pg_ha_keys.sh tests/ctl/pg_failover.sh \
          tests/ctl/pg_outage.sh tests/ctl/pg_concurrency.sh \
          tests/ctl/pg_asan.sh
 # Issue 12 §3: a crowd of edges and a reconnect storm (admission bound).
-TESTS += tests/ctl/reconnect_storm.sh
+TESTS += tests/ctl/reconnect_storm.sh tests/ctl/enroll_batch.sh
 TEST_BINS += $(CTL_LOAD)
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
