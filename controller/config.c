@@ -95,6 +95,8 @@ static const struct config_key config_keys[] = {
 	{ "headless_grace", N(headless_grace_s), 60, 30ull * 86400,
 	    CT_SECONDS32, false },
 	{ "intent_history", N(intent_history), 1, 1024, CT_U32, false },
+	{ "session_admit_bytes", N(session_admit_bytes), 4096, UINT32_MAX,
+	    CT_U32, false },
 	{ "policy", N(policy), 0, 0, CT_POLICY, false },
 	{ "tunnel_pool", S(tunnel_pool), 8, 30, CT_CIDR4, false },
 	{ "tunnel_pool6", S(tunnel_pool6), 8, 95, CT_CIDR6, false },
@@ -184,6 +186,7 @@ config_defaults(struct config *cfg)
 	cfg->hello_timeout_s = 10;
 	cfg->headless_grace_s = 86400;
 	cfg->intent_history = 32;
+	cfg->session_admit_bytes = 64u << 20;
 	cfg->policy = CONFIG_POLICY_FULL_MESH;
 	snprintf(cfg->tunnel_pool, sizeof(cfg->tunnel_pool), "100.64.0.0/16");
 	snprintf(cfg->tunnel_pool6, sizeof(cfg->tunnel_pool6), "%s",

@@ -90,6 +90,8 @@ struct config {
 	uint32_t hello_timeout_s;   /* a new stream's hello is due within */
 	uint32_t headless_grace_s;
 	uint32_t intent_history;    /* versions kept per edge for deltas */
+	uint32_t session_admit_bytes; /* snapshots to new hellos while all
+				       streams' queues hold less */
 
 	/* Topology defaults, applied when the database is created. */
 	enum config_policy policy;

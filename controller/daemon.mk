@@ -108,6 +108,12 @@ TESTS += tests/ctl/pg_ha_keys.sh tests/ctl/pg_failover.sh \
          tests/ctl/pg_asan.sh
 # The leader frozen (SIGSTOP), not killed: its lease lapses, it is fenced.
 TESTS += tests/ctl/pg_frozen_leader.sh
+# Issue 12 §3: Enroll calls sharing one commit.  A crowd of edges and a
+# reconnect storm (admission bound): tests/ctl/reconnect_storm.sh, run by
+# hand for now (passed 3 of 5 here; its two failures came at load
+# averages of 200-2,000, when 300 simulated edges missed its deadlines).
+TESTS += tests/ctl/enroll_batch.sh
+TEST_BINS += $(CTL_LOAD)
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
 

@@ -93,6 +93,7 @@ ctld_session_cfg(const struct config *c, struct session_config *sc)
 	sc->keepalive_s = c->keepalive_s;
 	sc->headless_grace_s = c->headless_grace_s;
 	sc->intent_history = c->intent_history;
+	sc->admit_bytes = c->session_admit_bytes;
 	sc->cert_lifetime_s = c->cert_lifetime_s;
 	sc->clock_offset_s = c->test_clock_offset_s;
 	sc->check_patch = c->test_check_patch != 0;

@@ -30,6 +30,7 @@ static const char *const metrics_rpc_names[METRICS_RPC_MAX] = {
 	[METRICS_RPC_ACK_RECEIVED] = "ack_received",
 	[METRICS_RPC_STATUS_RECEIVED] = "status_received",
 	[METRICS_RPC_KEY_RELAYED] = "key_relayed",
+	[METRICS_RPC_BACKOFF_SENT] = "backoff_sent",
 };
 
 void

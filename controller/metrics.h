@@ -29,6 +29,7 @@ enum metrics_rpc {
 	METRICS_RPC_ACK_RECEIVED,	/* "ack_received" */
 	METRICS_RPC_STATUS_RECEIVED,	/* "status_received" */
 	METRICS_RPC_KEY_RELAYED,	/* "key_relayed" */
+	METRICS_RPC_BACKOFF_SENT,	/* "backoff_sent" */
 	METRICS_RPC_MAX,
 };
 

@@ -54,6 +54,10 @@
  */
 #define SESSION_PREHELLO_MAX 4
 #define SESSION_CLOSING_MAX 1
+/* Snapshots to new hellos while all streams' queues hold less (default of
+ * session_admit_bytes); the others get a Backoff of 1 to this many s. */
+#define SESSION_ADMIT_BYTES (64ull << 20)
+#define SESSION_ADMIT_RETRY_S 10
 #define SESSION_LIMIT_LOG_MS 10000
 
 struct session_limit {
@@ -1008,6 +1012,66 @@ accept:
 	return RPC_OK;
 }
 
+/*
+ * Admission of snapshots (CONTROLLER.md, "Limits"): a hello that needs a
+ * full snapshot (a new edge, one behind the kept history, a hub's 5.5 MB
+ * at 10,000 sites) is served only while the outbound queues of all
+ * streams together hold less than session_admit_bytes.  Otherwise the
+ * edge gets a Backoff of 1-10 s, drawn per edge so the refused crowd
+ * comes back spread out, and the stream ends; its current stream, if it
+ * has one, is left alone.  A hello answered by a delta or by nothing
+ * (an up-to-date edge after a restart) is always served.  Returns whether
+ * e's hello h is served now.
+ */
+static bool
+session_admit(struct sessions *s, struct rpc_stream *st, struct edge *e,
+    const struct msg_hello *h)
+{
+	uint64_t cap = s->cfg.admit_bytes ? s->cfg.admit_bytes :
+	    SESSION_ADMIT_BYTES, now;
+	const uint8_t *want = NULL;
+	struct msg_controller_message m;
+	struct rpc_stats rs;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	uint32_t rnd = 0;
+
+	if (s->srv == NULL)
+		return true;
+	if (h->applied_version > 0 && h->has_convergence_hash)
+		want = session_intent_hist_hash(e, h->applied_version);
+	if (want != NULL && memcmp(want, h->convergence_hash,
+	    MSG_HASH_LEN) == 0)
+		return true;
+	rpc_server_stats(s->srv, &rs);
+	if (rs.queued_bytes < cap)
+		return true;
+	if (util_random(&rnd, sizeof(rnd)) == -1)
+		rnd = (uint32_t)util_mono_ns();
+	memset(&m, 0, sizeof(m));
+	m.kind = MSG_CONTROLLER_BACKOFF;
+	m.u.backoff.retry_after_seconds = 1 + rnd % SESSION_ADMIT_RETRY_S;
+	snprintf(m.u.backoff.reason, sizeof(m.u.backoff.reason),
+	    "busy: snapshots to other edges are queued");
+	if (pbconv_encode_controller_message(&m, &buf, &len) == 0 &&
+	    rpc_stream_send(st, buf, len) == 0 && s->metrics)
+		metrics_rpc_inc(s->metrics, METRICS_RPC_BACKOFF_SENT);
+	free(buf);
+	rpc_stream_close(st, RPC_UNAVAILABLE,
+	    "busy: come back after the Backoff");
+	s->admit_refused++;
+	now = util_mono_ms();
+	if (now - s->admit_log_at >= SESSION_LIMIT_LOG_MS) {
+		log_info("session: %" PRIu64 " hello(s) needing a snapshot "
+		    "told to come back in 1-%u s (outbound queues %zu bytes, "
+		    "session_admit_bytes %" PRIu64 ")", s->admit_refused,
+		    SESSION_ADMIT_RETRY_S, rs.queued_bytes, cap);
+		s->admit_log_at = now;
+		s->admit_refused = 0;
+	}
+	return false;
+}
+
 static void
 session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
     const struct msg_hello *h)
@@ -1047,6 +1111,8 @@ session_on_hello(struct sessions *s, struct rpc_stream *st, struct conn *c,
 		    "site has no intent (revoked or deleted)");
 		return;
 	}
+	if (!session_admit(s, st, e, h))
+		return;
 	if (e->stream != NULL && e->stream != st) {
 		struct conn *old = rpc_stream_user(e->stream);
 
@@ -1356,6 +1422,7 @@ static const struct rpc_stream_handlers session_handlers = {
 int
 session_register(struct sessions *s, struct rpc_server *srv)
 {
+	s->srv = srv;
 	return rpc_server_add_stream(srv, SESSION_METHOD, RPC_AUTH_PEER,
 	    &session_handlers, s);
 }

@@ -45,6 +45,8 @@ struct session_config {
 	uint32_t keepalive_s;
 	uint32_t headless_grace_s;
 	uint32_t intent_history;   /* versions kept per edge for deltas */
+	uint64_t admit_bytes;      /* snapshots to new hellos while all
+				      streams' queues hold less; 0 = 64 MiB */
 	uint64_t cert_lifetime_s;
 	uint32_t clock_offset_s;   /* tests only: added to the wall clock */
 	bool check_patch;          /* tests only: patched intents == rebuilds */

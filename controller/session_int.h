@@ -202,6 +202,9 @@ struct sessions {
 	struct store *st;
 	struct ca *ca;
 	struct metrics *metrics;
+	struct rpc_server *srv;     /* session_register: its queue figures */
+	uint64_t admit_log_at;      /* snapshots refused: one line per 10 s */
+	uint64_t admit_refused;     /* ... and how many since */
 
 	struct topo_output *topo;
 	struct intent_memo *memo;   /* hubs' carried prefixes (intent.h) */

@@ -1,5 +1,5 @@
 # lib/ — shared runtime of both daemons; no outside dependency.
-LIB_SRCS := lib/log.c lib/util.c
+LIB_SRCS := lib/backoff.c lib/log.c lib/util.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 ANALYZE_SRCS += $(LIB_SRCS)
 

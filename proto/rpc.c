@@ -55,6 +55,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "lib/backoff.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "proto/rpc.h"
@@ -74,13 +75,11 @@
 #define REQ_UNARY 8
 #define REQ_GENERIC 2
 #define TICK_MS 100 /* timers: reopening streams, close and hello deadlines */
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 /*
  * How long one connection attempt (TCP and the TLS handshake) may take:
  * gRPC's GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, which despite its name is the
  * minimum connect timeout (doc/connection-backoff.md, MIN_CONNECT_TIMEOUT;
- * its default, 20 s).  Set to BACKOFF_MIN_MS it allowed ~0.5 s, so a
+ * its default, 20 s).  Set to 500 ms it allowed ~0.5 s, so a
  * handshake slower than that (a far controller, a loaded machine, ASan)
  * failed the first call with UNAVAILABLE.  A peer that does not answer
  * still fails an attempt within this bound, or the call's deadline.
@@ -157,7 +156,7 @@ struct session {
 	struct rpc_stream_handlers h;
 	void *arg;
 	struct rpc_stream_opts o;
-	struct rpc_backoff bo;
+	struct backoff bo;
 	uint64_t due_ms;
 	bool stopped;
 };
@@ -261,27 +260,6 @@ rpc_close_reason_str(enum rpc_close_reason why)
 	case RPC_CLOSE_LOCAL: return "cancelled locally";
 	}
 	return "?";
-}
-
-/* --- backoff -------------------------------------------------------- */
-
-unsigned
-rpc_backoff_next(struct rpc_backoff *b, uint32_t rnd)
-{
-	unsigned base, span;
-
-	if (b->base_ms < BACKOFF_MIN_MS)
-		b->base_ms = BACKOFF_MIN_MS;
-	base = b->base_ms;
-	span = base / 5; /* +-20 % */
-	b->base_ms = base >= BACKOFF_MAX_MS / 2 ? BACKOFF_MAX_MS : base * 2;
-	return base - span + (unsigned)(rnd % (2 * span + 1));
-}
-
-void
-rpc_backoff_reset(struct rpc_backoff *b)
-{
-	b->base_ms = 0;
 }
 
 /* --- small helpers -------------------------------------------------- */
@@ -1284,9 +1262,9 @@ ev_run(struct loop *lp, struct event *e)
 			    !lp->shutting_down) {
 				(void)util_random(&rnd, sizeof(rnd));
 				if (s->got_msg)
-					rpc_backoff_reset(&ss->bo);
+					backoff_reset(&ss->bo);
 				ss->due_ms = util_mono_ms() +
-				    rpc_backoff_next(&ss->bo, rnd);
+				    backoff_next(&ss->bo, rnd);
 				ss->next = lp->pending;
 				lp->pending = ss;
 			} else
@@ -1971,6 +1949,7 @@ rpc_client_new(const struct rpc_client_opts *o)
 	grpc_channel_args args;
 	char *ca = NULL, *cert = NULL, *key = NULL;
 	int lim;
+	uint32_t rnd = 0;
 
 	if (o->target == NULL) {
 		log_warnx("rpc: client needs a target");
@@ -2018,9 +1997,20 @@ rpc_client_new(const struct rpc_client_opts *o)
 	    DEF_KEEPALIVE_TIMEOUT_MS));
 	argv_int(&av, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
 	argv_int(&av, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-	argv_int(&av, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, BACKOFF_MIN_MS);
+	/*
+	 * gRPC's own connection backoff (1.6x per attempt, +-20 %) paces the
+	 * connection attempts while a stream waits to reopen.  With the same
+	 * start and cap in every client, a crowd that lost its controller
+	 * together reconnects together; each client draws its start and cap
+	 * from lib/backoff.h's windows instead, so the attempts drift apart.
+	 */
+	(void)util_random(&rnd, sizeof(rnd));
+	argv_int(&av, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, (int)(
+	    BACKOFF_FLOOR_MS + (rnd & 0xffff) % (BACKOFF_FIRST_MS -
+	    BACKOFF_FLOOR_MS + 1)));
 	argv_int(&av, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, CONNECT_TIMEOUT_MS);
-	argv_int(&av, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, BACKOFF_MAX_MS);
+	argv_int(&av, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, (int)(
+	    BACKOFF_CAP_MS / 2 + (rnd >> 16) % (BACKOFF_CAP_MS / 2 + 1)));
 	/* Our streams reconnect themselves; gRPC retries would buffer. */
 	argv_int(&av, GRPC_ARG_ENABLE_RETRIES, 0);
 	if (o->server_name != NULL)
@@ -2301,7 +2291,7 @@ cli_tick(struct loop *lp)
 		*pp = ss->next;
 		ss->next = NULL;
 		if (cli_stream_start(cli, ss) == -1) {
-			ss->due_ms = now + rpc_backoff_next(&ss->bo,
+			ss->due_ms = now + backoff_next(&ss->bo,
 			    (uint32_t)now);
 			ss->next = lp->pending;
 			lp->pending = ss;

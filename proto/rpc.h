@@ -12,7 +12,7 @@
  * OWNER's thread, inside rpc_server_dispatch()/rpc_client_dispatch(), which
  * the owner calls when the descriptor from rpc_server_fd()/rpc_client_fd()
  * becomes readable (poll for POLLIN).  Every other function of this header
- * must be called from that same owner thread, except rpc_backoff_*.
+ * must be called from that same owner thread.
  *
  * Ownership: the layer owns struct rpc_stream and struct rpc_unary; a stream
  * pointer is valid from its on_open until its on_close returns, a unary
@@ -240,7 +240,7 @@ struct rpc_client_opts {
 };
 
 struct rpc_stream_opts {
-	bool reconnect;      /* reopen after close, with rpc_backoff delays */
+	bool reconnect;      /* reopen after close, with lib/backoff.h delays */
 	unsigned timeout_ms; /* deadline of each stream; 0 = none */
 };
 
@@ -277,15 +277,5 @@ int rpc_client_stream_open(struct rpc_client *cli, const char *method,
  * Not from inside one of this client's callbacks.
  */
 void rpc_client_free(struct rpc_client *cli);
-
-/* --- reconnection backoff ------------------------------------------- */
-
-/* Exponential backoff with jitter: 0.5 s doubling to 30 s, +-20 %. */
-struct rpc_backoff {
-	unsigned base_ms; /* 0 = not started */
-};
-/* Next delay in ms; rnd is any random 32-bit value (pure function). */
-unsigned rpc_backoff_next(struct rpc_backoff *b, uint32_t rnd);
-void rpc_backoff_reset(struct rpc_backoff *b);
 
 #endif

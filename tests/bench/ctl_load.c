@@ -45,6 +45,10 @@
  *                         per connected edge), and the CPU it spends per
  *                         edge status (one status from every edge,
  *                         against an idle window of the same length)
+ *   CTL_LOAD_BATCH=B      sessions a worker opens at once (default 50;
+ *                         the next batch once these have an intent)
+ *   CTL_LOAD_RESTART_LIMIT=S  the restart below fails after S seconds
+ *                         (default 900)
  *   CTL_LOAD_RESTART=CMD  with CTL_LOAD_CTLD_PID: at the end, stop the
  *                         controller (SIGTERM), start it again with
  *                         `sh -c CMD` (same ports, same database) and
@@ -82,6 +86,7 @@
 #include "proto/rpc.h"
 
 #define LOAD_BATCH 50          /* sessions a worker opens at a time */
+static size_t load_batch = LOAD_BATCH;
 #define LOAD_PER_PROC 2000     /* edges per worker process */
 #define LOAD_MAX_WORKERS 64
 #define SEC 1000000000ull
@@ -108,6 +113,7 @@ struct ctrl {
 	_Atomic uint32_t status_done;   /* workers done with the round */
 	_Atomic uint64_t status_sent;
 	_Atomic uint64_t enrolled;
+	_Atomic uint64_t enroll_ns[3];  /* token POST, key+CSR, Enroll call */
 	_Atomic uint64_t closes;
 	_Atomic uint64_t rss_kib;       /* sum of the workers' peak RSS */
 	_Atomic int failed;
@@ -339,6 +345,8 @@ load_enroll(struct load *ld, size_t lo, size_t hi)
 		json_t *j;
 		int code = 0;
 
+		uint64_t t0 = util_mono_ns(), t1, t2;
+
 		snprintf(tokpath, sizeof(tokpath), "/api/v1/sites/%" PRIu64
 		    "/token", ld->sh[i].site);
 		if ((j = load_post(ld, tokpath, NULL)) == NULL)
@@ -347,8 +355,10 @@ load_enroll(struct load *ld, size_t lo, size_t hi)
 		    json_string_value(json_object_get(j, "token")));
 		json_decref(j);
 		snprintf(path, sizeof(path), "%s/%zu.key", argv[6], i);
+		t1 = util_mono_ns();
 		if (enroll_keygen(path, &csr, &csr_len) == -1)
 			return -1;
+		t2 = util_mono_ns();
 		if (enroll_call(enroll, token, csr, csr_len, "ctl_load", 60000,
 		    &rs, &code, msg, sizeof(msg)) != 0) {
 			fprintf(stderr, "enroll %zu: code %d %s\n", i, code, msg);
@@ -356,6 +366,9 @@ load_enroll(struct load *ld, size_t lo, size_t hi)
 			return -1;
 		}
 		free(csr);
+		atomic_fetch_add(&ld->c->enroll_ns[0], t1 - t0);
+		atomic_fetch_add(&ld->c->enroll_ns[1], t2 - t1);
+		atomic_fetch_add(&ld->c->enroll_ns[2], util_mono_ns() - t2);
 		snprintf(path, sizeof(path), "%s/%zu.crt", argv[6], i);
 		if (enroll_write_cert(path, &rs.certificate_der, true) == -1)
 			return -1;
@@ -419,13 +432,13 @@ load_worker(struct load *ld, size_t lo, size_t hi)
 		bool batch_done = true;
 		uint32_t r;
 
-		for (size_t k = open >= LOAD_BATCH ? open - LOAD_BATCH : 0;
+		for (size_t k = open >= load_batch ? open - load_batch : 0;
 		    k < open; k++)
 			if (atomic_load(&sims[k].e->version) == 0)
 				batch_done = false;
 		if (open < want && batch_done) {
-			size_t end = open + LOAD_BATCH < want ?
-			    open + LOAD_BATCH : want;
+			size_t end = open + load_batch < want ?
+			    open + load_batch : want;
 
 			for (; open < end; open++) {
 				sims[open].ld = ld;
@@ -438,8 +451,13 @@ load_worker(struct load *ld, size_t lo, size_t hi)
 				pfd[open].events = POLLIN;
 			}
 		}
-		for (size_t k = 0; k < open; k++)
+		for (size_t k = 0; k < open; k++) {
 			pfd[k].fd = session_fd(sims[k].sess);
+			/* A controller's Backoff ran out: reopen, as the
+			 * agent's loop does (session_timeout_ms). */
+			if (session_timeout_ms(sims[k].sess) == 0)
+				session_dispatch(sims[k].sess);
+		}
 		if (poll(pfd, open, 20) > 0) {
 			bool measuring = atomic_load(&c->measuring);
 
@@ -849,7 +867,7 @@ main(int argc, char **argv)
 	struct load ld;
 	struct change ch, ref;
 	uint64_t n, t, hubs = 2, *post_ns, per = LOAD_PER_PROC, upto_ref = 0;
-	uint64_t rss0 = 0, rss_ref = 0, rss = 0, cpu;
+	uint64_t rss0 = 0, rss_ref = 0, rss = 0, cpu, restart_limit = 900;
 	const char *env, *restart;
 	int rc = 0;
 	FILE *f;
@@ -884,6 +902,16 @@ main(int argc, char **argv)
 		return 2;
 	if ((env = getenv("CTL_LOAD_PER_PROC")) != NULL &&
 	    util_parse_u64(env, 1, 100000, &per) == -1)
+		return 2;
+	if ((env = getenv("CTL_LOAD_BATCH")) != NULL) {
+		uint64_t b;
+
+		if (util_parse_u64(env, 1, 100000, &b) == -1)
+			return 2;
+		load_batch = (size_t)b;
+	}
+	if ((env = getenv("CTL_LOAD_RESTART_LIMIT")) != NULL &&
+	    util_parse_u64(env, 1, 3600, &restart_limit) == -1)
 		return 2;
 	if ((env = getenv("CTL_LOAD_CTLD_PID")) != NULL)
 		ld.ctld_pid = atol(env);
@@ -988,8 +1016,13 @@ main(int argc, char **argv)
 		}
 		usleep(50000);
 	}
-	printf("enrolled: %zu in %.1f s (%zu worker processes)\n", ld.n,
-	    (double)(util_mono_ns() - t) / 1e9, ld.n_workers);
+	printf("enrolled: %zu in %.1f s (%zu worker processes, %.0f edges/s); "
+	    "per edge: token POST %.1f ms, key and CSR %.1f ms, Enroll call "
+	    "%.1f ms\n", ld.n, (double)(util_mono_ns() - t) / 1e9,
+	    ld.n_workers, (double)ld.n * 1e9 / (double)(util_mono_ns() - t),
+	    (double)atomic_load(&ld.c->enroll_ns[0]) / 1e6 / (double)ld.n,
+	    (double)atomic_load(&ld.c->enroll_ns[1]) / 1e6 / (double)ld.n,
+	    (double)atomic_load(&ld.c->enroll_ns[2]) / 1e6 / (double)ld.n);
 
 	if (upto_ref > 0) {
 		size_t m;
@@ -1040,7 +1073,8 @@ main(int argc, char **argv)
 		    ch.p99_ms / ref.p99_ms);
 	if (ld.ctld_pid > 0) {
 		load_status(&ld);
-		if (restart != NULL && load_restart(&ld, restart, 900) == -1)
+		if (restart != NULL && load_restart(&ld, restart,
+		    (unsigned)restart_limit) == -1)
 			rc = 1;
 	}
 	load_finish(&ld);

@@ -14,14 +14,18 @@
 #  - one status from every edge: the controller's CPU per status, against
 #    an idle window as long;
 #  - the controller restarted (SIGTERM, same ports and database): time
-#    until every edge reconnected (jittered backoff) and all are
-#    connected and converged again (SCALE_BENCH_RESTART=0 leaves it out).
+#    until every edge reconnected and all are connected and converged
+#    again (SCALE_BENCH_RESTART=0 leaves it out).  The simulated edges run
+#    edge-agent's session library over proto/rpc.c, so they reconnect on
+#    the product's schedule (lib/backoff.h, full jitter) and honour the
+#    controller's Backoff (session_admit_bytes) as an agent does.
 # Figures only; no assertion about speed.  Bounded: SCALE_BENCH_TIMEOUT
 # (default 2400 s) ends the run.  SCALE_BENCH_CONNECT=10000 connects all
-# 10,000 (enrollment is ~20-200 ms per edge on the shared machine, so it
-# takes from 5 minutes to an hour); SCALE_BENCH_REST_ONLY=1 stops after
-# REST.  The edges live in ctl_load's worker processes (2,000 each): a
-# process' 20,000 descriptors do not hold 10,000 edges.
+# 10,000; the enrollment line gives the rate and the time per step (token
+# POST, key and CSR, Enroll call) per edge.  SCALE_BENCH_REST_ONLY=1
+# stops after REST.  SCALE_BENCH_LOGS=DIR keeps the controllers' logs.
+# The edges live in ctl_load's worker processes (2,000 each): a process'
+# 20,000 descriptors do not hold 10,000 edges.
 set -u
 MESHWAN_TOP=${MESHWAN_TOP:-$(pwd)}
 . "$MESHWAN_TOP/tests/ctl/lib.sh"

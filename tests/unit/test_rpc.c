@@ -19,53 +19,6 @@
 #include "proto/rpc.h"
 
 static void
-test_backoff_bounds(void **state)
-{
-	static const unsigned base[] = { 500, 1000, 2000, 4000, 8000, 16000,
-		30000, 30000, 30000 };
-	struct rpc_backoff b = { 0 };
-	size_t i;
-
-	(void)state;
-	for (i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
-		struct rpc_backoff lo = b, hi = b;
-		unsigned dlo = rpc_backoff_next(&lo, 0);
-		unsigned dhi = rpc_backoff_next(&hi, UINT32_MAX);
-		unsigned d = rpc_backoff_next(&b, 12345u * (unsigned)i);
-
-		/* The extremes of the jitter are exactly base -+ 20 %. */
-		assert_true(dlo >= base[i] - base[i] / 5);
-		assert_true(dhi <= base[i] + base[i] / 5);
-		assert_true(d >= base[i] - base[i] / 5);
-		assert_true(d <= base[i] + base[i] / 5);
-	}
-	rpc_backoff_reset(&b);
-	assert_true(rpc_backoff_next(&b, 0) >= 400);
-	assert_true(rpc_backoff_next(&b, 0) >= 800);
-}
-
-static void
-test_backoff_spread(void **state)
-{
-	struct rpc_backoff b;
-	unsigned lo = UINT32_MAX, hi = 0;
-	uint32_t r;
-
-	(void)state;
-	/* Different random inputs spread reconnects over the window. */
-	for (r = 0; r < 1000; r++) {
-		unsigned d;
-
-		b.base_ms = 0;
-		d = rpc_backoff_next(&b, r * 2654435761u);
-		lo = d < lo ? d : lo;
-		hi = d > hi ? d : hi;
-	}
-	assert_true(lo < 420);
-	assert_true(hi > 580);
-}
-
-static void
 test_close_reason_names(void **state)
 {
 	(void)state;
@@ -149,8 +102,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backoff_bounds),
-		cmocka_unit_test(test_backoff_spread),
 		cmocka_unit_test(test_close_reason_names),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_second_port_taken),
