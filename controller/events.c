@@ -752,12 +752,31 @@ events_scan_sites(struct events *ev, const struct model_site *sites,
 		free(pfx);
 		return -1;
 	}
-	for (size_t i = 0; i < ns; i++) {
-		if ((text = ev->cfg.render.site(&sites[i], pfx, np)) == NULL)
+	for (size_t i = 0, lo, hi; i < ns; i++) {
+		uint64_t key = events_key_site(1469598103934665603ull,
+		    &sites[i]);
+
+		/* The site's own prefixes (the list is sorted by site): the
+		 * renderer shows only those. */
+		lo = util_lower_bound_u64(pfx, np, sizeof(*pfx),
+		    offsetof(struct model_site_prefix, site_id), sites[i].id);
+		for (hi = lo; hi < np && pfx[hi].site_id == sites[i].id; hi++) {
+			key = events_mix_u64(key, pfx[hi].prefix.family);
+			key = events_mix_u64(key, pfx[hi].prefix.len);
+			key = events_mix(key, pfx[hi].prefix.addr,
+			    sizeof(pfx[hi].prefix.addr));
+		}
+		old = events_seen_find(&ev->sites, sites[i].id);
+		if (old != NULL && old->key == key) {
+			now.v[now.n++] = *old;     /* renders the same */
+			continue;
+		}
+		if ((text = ev->cfg.render.site(&sites[i],
+		    hi > lo ? pfx + lo : NULL, hi - lo)) == NULL)
 			continue;
 		now.v[now.n].id = sites[i].id;
 		now.v[now.n].hash = events_hash(text);
-		old = events_seen_find(&ev->sites, sites[i].id);
+		now.v[now.n].key = key;
 		if (publish && (old == NULL || old->hash != now.v[now.n].hash))
 			(void)events_publish(ev, EVENTS_SITE, text);
 		now.n++;
