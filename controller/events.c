@@ -559,10 +559,12 @@ events_health_from_status(struct events *ev, uint64_t site_id,
 /* ------------------------------------------------------------------ */
 /* The watcher */
 
+#define EVENTS_FNV_SEED 1469598103934665603ull	/* FNV-1a */
+
 static uint64_t
 events_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	uint64_t h = EVENTS_FNV_SEED;
 
 	for (; *s != '\0'; s++) {
 		h ^= (unsigned char)*s;
@@ -636,7 +638,7 @@ events_key_site(uint64_t h, const struct model_site *s)
 static uint64_t
 events_key_edge(const struct model_site *s, const struct model_edge_state *e)
 {
-	uint64_t h = events_key_site(1469598103934665603ull, s);
+	uint64_t h = events_key_site(EVENTS_FNV_SEED, s);
 	size_t hl = e->conv_hash_len <= MODEL_HASH_MAX ? e->conv_hash_len :
 	    MODEL_HASH_MAX;
 
@@ -659,7 +661,7 @@ events_key_edge(const struct model_site *s, const struct model_edge_state *e)
 static uint64_t
 events_key_tunnel(const struct model_tunnel *t)
 {
-	uint64_t h = events_mix_u64(1469598103934665603ull, t->id);
+	uint64_t h = events_mix_u64(EVENTS_FNV_SEED, t->id);
 
 	h = events_mix_u64(h, t->site_a);
 	h = events_mix_str(h, t->link_a, sizeof(t->link_a));
@@ -753,7 +755,7 @@ events_scan_sites(struct events *ev, const struct model_site *sites,
 		return -1;
 	}
 	for (size_t i = 0, lo, hi; i < ns; i++) {
-		uint64_t key = events_key_site(1469598103934665603ull,
+		uint64_t key = events_key_site(EVENTS_FNV_SEED,
 		    &sites[i]);
 
 		/* The site's own prefixes (the list is sorted by site): the
