@@ -59,6 +59,8 @@
 #define SESSION_ADMIT_BYTES (64ull << 20)
 #define SESSION_ADMIT_RETRY_S 10
 #define SESSION_LIMIT_LOG_MS 10000
+/* Failed or wrong acks logged per edge per SESSION_LIMIT_LOG_MS. */
+#define SESSION_ACK_LOG_BURST 5
 
 struct session_limit {
 	const char *what;           /* for the log line */
@@ -1245,6 +1247,43 @@ session_last_failure(struct sessions *s, uint64_t site_id,
 	return found;
 }
 
+/* Logs how many of e's bad acks went unlogged since the last line. */
+static void
+session_ack_log_flush(struct edge *e)
+{
+	if (e->ack_unlogged == 0)
+		return;
+	log_warnx("session: site %" PRIu64 ": %" PRIu64 " more failed or "
+	    "wrong acks not logged (at most %u lines per %u s)", e->site_id,
+	    e->ack_unlogged, SESSION_ACK_LOG_BURST, SESSION_LIMIT_LOG_MS / 1000);
+	e->ack_unlogged = 0;
+}
+
+/*
+ * Whether a bad ack of e (failed, beyond the version, wrong hash) may be
+ * logged: an edge sends as many as it likes, so the log gets the first
+ * SESSION_ACK_LOG_BURST per SESSION_LIMIT_LOG_MS and then one line with
+ * the count of the rest (at the next bad ack after the interval, or
+ * when the stream closes).
+ */
+static bool
+session_ack_log(struct edge *e)
+{
+	uint64_t now = util_mono_ms();
+
+	if (e->ack_logged == 0 || now - e->ack_log_ms >= SESSION_LIMIT_LOG_MS) {
+		session_ack_log_flush(e);
+		e->ack_log_ms = now;
+		e->ack_logged = 0;
+	}
+	if (e->ack_logged < SESSION_ACK_LOG_BURST) {
+		e->ack_logged++;
+		return true;
+	}
+	e->ack_unlogged++;
+	return false;
+}
+
 static void
 session_on_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 {
@@ -1259,24 +1298,28 @@ session_on_ack(struct sessions *s, struct edge *e, const struct msg_ack *a)
 	if (!a->ok) {
 		snprintf(e->last_error, sizeof(e->last_error), "%s", a->reason);
 		session_failure_note(s, e, a);
-		log_warnx("session: site %" PRIu64 " failed to apply version %"
-		    PRIu64 ": %s", e->site_id, a->version, a->reason);
+		if (session_ack_log(e))
+			log_warnx("session: site %" PRIu64 " failed to apply "
+			    "version %" PRIu64 ": %s", e->site_id, a->version,
+			    a->reason);
 		session_resync(s, e);
 		return;
 	}
 	if (a->version > e->cur.version) {
-		log_warnx("session: site %" PRIu64 " acked version %" PRIu64
-		    " beyond %" PRIu64 "; full resync", e->site_id, a->version,
-		    e->cur.version);
+		if (session_ack_log(e))
+			log_warnx("session: site %" PRIu64 " acked version %"
+			    PRIu64 " beyond %" PRIu64 "; full resync",
+			    e->site_id, a->version, e->cur.version);
 		session_resync(s, e);
 		return;
 	}
 	want = session_intent_hist_hash(e, a->version);
 	if (want != NULL && (!a->has_convergence_hash ||
 	    memcmp(want, a->convergence_hash, MSG_HASH_LEN) != 0)) {
-		log_warnx("session: site %" PRIu64 ": convergence hash mismatch "
-		    "at version %" PRIu64 "; full resync", e->site_id,
-		    a->version);
+		if (session_ack_log(e))
+			log_warnx("session: site %" PRIu64 ": convergence hash "
+			    "mismatch at version %" PRIu64 "; full resync",
+			    e->site_id, a->version);
 		session_resync(s, e);
 		return;
 	}
@@ -1371,6 +1414,7 @@ session_on_close(struct rpc_stream *st, enum rpc_close_reason why, int code,
 			e->connected = false;
 			e->conn_dirty = true;
 		}
+		session_ack_log_flush(e);
 		log_info("session: site %" PRIu64 " disconnected (%s%s%s)",
 		    e->site_id, rpc_close_reason_str(why), msg && *msg ?
 		    ": " : "", msg ? msg : "");

@@ -166,6 +166,12 @@ struct edge {
 	uint64_t rq_dropped;        /* dropped since that line */
 	uint64_t rq_bad_log_ms;     /* the same for refused (foreign) ones */
 	uint64_t rq_bad;
+	/* Log lines for failed, beyond-version and wrong-hash acks: the
+	 * first SESSION_ACK_LOG_BURST per SESSION_LIMIT_LOG_MS, then one
+	 * count of the rest (session.c, session_ack_log). */
+	uint64_t ack_log_ms;        /* this interval's start, monotonic */
+	unsigned ack_logged;        /* lines in this interval */
+	uint64_t ack_unlogged;      /* acks not logged in it */
 
 	/* Replicated store: a version change was left to the controller
 	 * holding the stream; the next hello here rebuilds from the store. */

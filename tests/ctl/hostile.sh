@@ -88,6 +88,13 @@ done
 n=$(grep -c "site $h: resyncs over the limit" "$T/ctld.log")
 [ "$n" -ge 1 ] && [ "$n" -le 4 ] || fail "resync limit logged $n times for 1,000 acks"
 echo "ok: resyncs rate-limited, logged $n time(s)"
+# The bad acks themselves: at most 5 lines per 10 s per edge, then one
+# count of the rest (at the next interval or when the stream closes).
+n=$(grep -Ec "site $h( failed to apply version|: convergence hash mismatch)" "$T/ctld.log")
+wait_for 5 "$T/ctld.log" "site $h: [0-9]+ more failed or wrong acks not logged" ||
+	fail "no count of the unlogged bad acks"
+[ "$n" -ge 1 ] && [ "$n" -le 20 ] || fail "1,000 bad acks logged in $n lines"
+echo "ok: bad acks logged in $n line(s) and a count, not 1,000"
 
 # 5. Key announcements are rate-limited: 40 validly signed epochs reach p1
 #    as a handful of PeerKeys, not 40.
