@@ -79,6 +79,7 @@ struct xfrm_sa {
 	time_t added;
 	bool soft_expired, hard_expired;
 	bool seq_overrun;		/* logged: oseq passed the mark */
+	bool deleting;			/* queued by sa_del_batch */
 };
 
 struct xfrm_tun {
@@ -2043,36 +2044,112 @@ xfrm_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 	return xfrm_op_sa_add_batch(ctx, p, 1, &res);
 }
 
+/*
+ * sa_del_batch's step before the kernel, for ref (index idx of the
+ * caller's batch): 1 with the DELSA queued on r, or -errno (logged).  An
+ * active outbound SA first turns its tunnel's out policy to block (one
+ * request of its own), so the tunnel fails closed before the state goes.
+ */
+static int
+xfrm_del_prepare(struct xfrm_ctx *c, struct xfrm_run *r,
+    const struct overlay_sa_ref *ref, size_t idx)
+{
+	struct xfrm_pend *pe = &r->pend[r->n];
+	struct xfrm_tun *t;
+	struct xfrm_sa *s;
+	int err;
+
+	if ((t = xfrm_tun_find(c, ref->tunnel_id)) == NULL ||
+	    (s = xfrm_sa_find(t, ref->spi, ref->dir)) == NULL || s->deleting)
+		return -ENOENT;
+	if (ref->dir == OVERLAY_DIR_OUT && t->active_spi == ref->spi) {
+		if ((err = xfrm_policy_out(c, t, 0)) < 0)
+			return xfrm_fail(c, err, "tunnel %llu: blocking",
+			    (unsigned long long)t->p.id);
+		t->active_spi = 0;
+	}
+	r->msgs[r->n] = xfrm_sa_id_msg(XFRM_MSG_DELSA, ref->dir ==
+	    OVERLAY_DIR_OUT ? &t->p.remote : &t->p.local, ref->spi);
+	if (r->msgs[r->n] == NULL)
+		return -ENOMEM;
+	s->deleting = true;
+	pe->t = t;
+	pe->s = s;
+	pe->idx = idx;
+	r->n++;
+	return 1;
+}
+
+/* Send the queued deletes; forget the SAs the kernel no longer has. */
+static void
+xfrm_del_flush(struct xfrm_ctx *c, struct xfrm_run *r, int *results)
+{
+	size_t j;
+
+	if (r->n == 0)
+		return;
+	(void)xfrm_nl_batch(c->xs, r->msgs, r->n, r->errs, r->why);
+	for (j = 0; j < r->n; j++) {
+		struct xfrm_pend *pe = &r->pend[j];
+		int err = r->errs[j];
+
+		r->msgs[j] = NULL;
+		if (err == -ESRCH)
+			err = 0;	/* hard expiry removed it already */
+		if (err < 0) {
+			snprintf(c->why, sizeof(c->why), "%s", r->why[j]);
+			(void)xfrm_fail(c, err, "tunnel %llu: deleting SA %u",
+			    (unsigned long long)pe->t->p.id, pe->s->spi);
+			pe->s->deleting = false;
+		} else {
+			xfrm_sa_unlink(pe->t, pe->s);
+			xfrm_sa_free(pe->s);
+		}
+		results[pe->idx] = err;
+	}
+	r->n = 0;
+	c->why[0] = '\0';
+}
+
+static int
+xfrm_op_sa_del_batch(void *ctx, const struct overlay_sa_ref *refs, size_t n,
+    int *results)
+{
+	struct xfrm_ctx *c = ctx;
+	struct xfrm_run *r;
+	size_t i;
+	int rc, ret = 0;
+
+	if (c->run == NULL && (c->run = calloc(1, sizeof(*c->run))) == NULL) {
+		for (i = 0; i < n; i++)
+			results[i] = -ENOMEM;
+		return n > 0 ? -ENOMEM : 0;
+	}
+	r = c->run;
+	r->n = 0;
+	for (i = 0; i < n; i++) {
+		if (r->n == XFRM_NL_BATCH_MAX)
+			xfrm_del_flush(c, r, results);
+		rc = xfrm_del_prepare(c, r, &refs[i], i);
+		results[i] = rc <= 0 ? rc : -EINPROGRESS;	/* set by the flush */
+	}
+	xfrm_del_flush(c, r, results);
+	for (i = 0; i < n; i++)
+		if (results[i] < 0) {
+			ret = results[i];
+			break;
+		}
+	return ret;
+}
+
 static int
 xfrm_op_sa_del(void *ctx, uint64_t tid, uint32_t spi, enum overlay_dir dir)
 {
-	struct xfrm_ctx *c = ctx;
-	struct xfrm_tun *t;
-	struct xfrm_sa **sp, *s;
-	int err;
+	struct overlay_sa_ref ref = { .tunnel_id = tid, .spi = spi,
+	    .dir = dir };
+	int res;
 
-	if ((t = xfrm_tun_find(c, tid)) == NULL)
-		return -ENOENT;
-	for (sp = &t->sas; (s = *sp) != NULL; sp = &s->next)
-		if (s->spi == spi && s->dir == dir)
-			break;
-	if (s == NULL)
-		return -ENOENT;
-	if (dir == OVERLAY_DIR_OUT && t->active_spi == spi) {
-		/* Fail closed before the state goes. */
-		if ((err = xfrm_policy_out(c, t, 0)) < 0)
-			return xfrm_fail(c, err, "tunnel %llu: blocking",
-			    (unsigned long long)tid);
-		t->active_spi = 0;
-	}
-	err = xfrm_sa_kdel(c, dir == OVERLAY_DIR_OUT ? &t->p.remote :
-	    &t->p.local, spi);
-	if (err < 0 && err != -ESRCH)	/* hard expiry removed it already */
-		return xfrm_fail(c, err, "tunnel %llu: deleting SA %u",
-		    (unsigned long long)tid, spi);
-	*sp = s->next;
-	xfrm_sa_free(s);
-	return 0;
+	return xfrm_op_sa_del_batch(ctx, &ref, 1, &res);
 }
 
 static int
@@ -2295,4 +2372,5 @@ const struct overlay_ops xfrm_ops = {
 	.sa_update = xfrm_op_sa_update,
 	.moved_fd = xfrm_op_moved_fd,
 	.sa_add_batch = xfrm_op_sa_add_batch,
+	.sa_del_batch = xfrm_op_sa_del_batch,
 };

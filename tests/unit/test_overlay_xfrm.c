@@ -1094,6 +1094,98 @@ test_sa_batch(void **state)
 	assert_int_equal(count("ip -o link show", "mwx21"), 0);
 }
 
+/*
+ * sa_del_batch: each SA the outcome of its own sa_del, in order (an
+ * unknown tunnel or SA, or one named twice, is -ENOENT; one the kernel
+ * already dropped goes quietly); deleting the active outbound SA leaves
+ * the tunnel blocking.  On the host (no ESP) only the refusals can be
+ * seen; in the lab VM (xfrm_unit) the kernel's SAs go with them.  And
+ * overlay_sa_del_batch on a backend without it (null): n sa_del calls.
+ */
+static void
+test_sa_del_batch(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_tunnel_stats ts;
+	struct overlay_sa_params sp;
+	struct overlay_sa_ref refs[7];
+	int res[7], i;
+	bool esp;
+	void *ctx;
+
+	(void)state;
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 23, "mwx23", "198.51.100.23", 123);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	sa_params(&sp, 23, OVERLAY_DIR_IN, 5100);
+	esp = xfrm_ops.sa_add(ctx, &sp) == 0;
+	if (esp) {
+		sa_params(&sp, 23, OVERLAY_DIR_IN, 5101);
+		assert_int_equal(xfrm_ops.sa_add(ctx, &sp), 0);
+		sa_params(&sp, 23, OVERLAY_DIR_IN, 5102);
+		assert_int_equal(xfrm_ops.sa_add(ctx, &sp), 0);
+		sa_params(&sp, 23, OVERLAY_DIR_OUT, 6100);
+		assert_int_equal(xfrm_ops.sa_add(ctx, &sp), 0);
+		assert_int_equal(xfrm_ops.sa_switch_out(ctx, 23, 6100), 0);
+		/* 5102 removed by hand: the kernel's answer is ESRCH. */
+		sh("ip xfrm state del src 198.51.100.23 dst 192.0.2.1 proto esp "
+		    "spi 5102");
+	}
+	memset(refs, 0, sizeof(refs));
+	refs[0] = (struct overlay_sa_ref){ 23, 5100, OVERLAY_DIR_IN };
+	refs[1] = (struct overlay_sa_ref){ 99, 5101, OVERLAY_DIR_IN };
+	refs[2] = (struct overlay_sa_ref){ 23, 6100, OVERLAY_DIR_OUT };
+	refs[3] = (struct overlay_sa_ref){ 23, 5100, OVERLAY_DIR_IN };
+	refs[4] = (struct overlay_sa_ref){ 23, 5102, OVERLAY_DIR_IN };
+	refs[5] = (struct overlay_sa_ref){ 23, 7777, OVERLAY_DIR_OUT };
+	refs[6] = (struct overlay_sa_ref){ 23, 5100, OVERLAY_DIR_OUT };
+	for (i = 0; i < 7; i++)
+		res[i] = 12345;
+	/* The first failure: tunnel 99 (the host: 5100, never installed). */
+	assert_int_equal(overlay_sa_del_batch(&xfrm_ops, ctx, refs, 7, res),
+	    -ENOENT);
+	assert_int_equal(res[1], -ENOENT);	/* no tunnel 99 */
+	assert_int_equal(res[5], -ENOENT);	/* no such SA */
+	assert_int_equal(res[6], -ENOENT);	/* 5100 is inbound */
+	assert_int_equal(xfrm_ops.tunnel_stats(ctx, 23, &ts), 0);
+	if (esp) {
+		assert_int_equal(res[0], 0);
+		assert_int_equal(res[2], 0);
+		assert_int_equal(res[3], -ENOENT);	/* named twice */
+		assert_int_equal(res[4], 0);	/* gone already */
+		assert_int_equal(ts.sa_in, 1);
+		assert_int_equal(ts.sa_out, 0);
+		assert_int_equal(ts.spi_out, 0);
+		assert_int_equal(count("ip xfrm state", "proto esp spi"), 1);
+		assert_int_equal(count("ip xfrm state", "spi 0x000013ed "), 1);
+		assert_int_equal(count(POLS " list dir out", "action block"), 2);
+	} else {
+		assert_int_equal(res[0], -ENOENT);	/* never installed */
+		assert_int_equal(res[2], -ENOENT);
+		assert_int_equal(ts.sa_in + ts.sa_out, 0);
+	}
+	xfrm_ops.fini(ctx);
+
+	/* The fallback: one sa_del per SA, in order, the same results. */
+	assert_int_equal(null_ops.init(&ip, &ctx), 0);
+	tp.id = 5;
+	assert_int_equal(null_ops.tunnel_add(ctx, &tp), 0);
+	sa_params(&sp, 5, OVERLAY_DIR_IN, 5100);
+	assert_int_equal(null_ops.sa_add(ctx, &sp), 0);
+	refs[0] = (struct overlay_sa_ref){ 5, 5100, OVERLAY_DIR_IN };
+	refs[1] = (struct overlay_sa_ref){ 5, 5100, OVERLAY_DIR_IN };
+	assert_null(null_ops.sa_del_batch);
+	assert_int_equal(overlay_sa_del_batch(&null_ops, ctx, refs, 2, res),
+	    -ENOENT);
+	assert_int_equal(res[0], 0);
+	assert_int_equal(res[1], -ENOENT);
+	assert_non_null(strstr(null_record(ctx),
+	    "sa_del tunnel=5 dir=in spi=5100"));
+	null_ops.fini(ctx);
+}
+
 /* The test owns its network namespace: nothing leaks to the host. */
 static int
 setup(void **state)
@@ -1125,6 +1217,7 @@ main(void)
 		cmocka_unit_test(test_mapping_forged),
 		cmocka_unit_test(test_sa_batch),
 		cmocka_unit_test(test_seq_batch),
+		cmocka_unit_test(test_sa_del_batch),
 	};
 
 	log_init("test_overlay_xfrm", true);
