@@ -1749,6 +1749,19 @@ xfrm_seq_reserve(struct xfrm_ctx *c, const struct xfrm_sa_place *pl,
 	return 0;
 }
 
+/* Whether an unclaimed SA of a previous run has key digest d. */
+static bool
+xfrm_found_key(const struct xfrm_ctx *c,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN])
+{
+	const struct xfrm_found *f;
+
+	for (f = c->found; f != NULL; f = f->next)
+		if (memcmp(f->digest, d, OVERLAY_KEY_DIGEST_LEN) == 0)
+			return true;
+	return false;
+}
+
 /* Claim an SA of a previous run: 1 adopted, 0 none, -errno. */
 static int
 xfrm_claim(struct xfrm_ctx *c, const struct overlay_sa_params *p,
@@ -1890,6 +1903,18 @@ xfrm_sa_prepare(struct xfrm_ctx *c, struct xfrm_run *r,
 
 	xfrm_place(c, t, p->dir, 0, &pe->pl);
 	adopted = xfrm_claim(c, p, d, &pe->pl, &reqid);
+	if (adopted == 0 && p->dir == OVERLAY_DIR_OUT && xfrm_found_key(c, d)) {
+		/*
+		 * A previous run's SA under this key lives at another place
+		 * (its peer had moved, README.md "Peer address moves"): its
+		 * counter is not ours to restart.  Fresh keys (a rekey).
+		 */
+		log_warnx("xfrm: tunnel %llu: SA out %u: its key is in use by "
+		    "an SA of a previous run at another address",
+		    (unsigned long long)t->p.id, p->spi);
+		free(s);
+		return -EEXIST;
+	}
 	q = *p;
 	if ((err = xfrm_seq_reserve(c, &pe->pl, adopted == 1, &q, &res)) < 0) {
 		/* No mark above its counter: an adopted SA must not send. */
