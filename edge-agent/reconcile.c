@@ -1291,23 +1291,115 @@ exec_sa_adds(struct run *u, struct want *w)
 	return 0;
 }
 
-/* Deletes the SAs of one direction that w (or, gone, its record) drops. */
+/* SA deletes of one stage, across tunnels, for one backend call. */
+struct dels {
+	struct rec **e;
+	struct overlay_sa_ref *refs;
+	int *res;
+	size_t n, cap;
+};
+
+/* Queue the SAs of one direction that w (or, gone, its record) drops. */
 static int
-exec_sa_dels(struct run *u, struct want *w, struct rec *e,
+queue_sa_dels(struct run *u, struct dels *d, struct want *w, struct rec *e,
     enum overlay_dir dir)
 {
-	for (unsigned k = 0; k < e->pub.nsas;) {
+	for (unsigned k = 0; k < e->pub.nsas; k++) {
 		const struct reconcile_sa_ref *s = &e->pub.sas[k];
 
-		if (s->dir == dir && (w == NULL || w->action == A_REMAKE ||
-		    ref_in(w->del, w->ndel, s))) {
-			if (do_sa_del(u, e, (int)k) < 0)
-				return -1;
+		if (s->dir != dir || (w != NULL && w->action != A_REMAKE &&
+		    !ref_in(w->del, w->ndel, s)))
 			continue;
+		if (d->n == d->cap) {
+			size_t cap = d->cap != 0 ? d->cap * 2 : 32;
+			struct rec **ne = realloc(d->e, cap * sizeof(struct rec *));
+			struct overlay_sa_ref *nr;
+			int *nres;
+
+			if (ne != NULL)
+				d->e = ne;
+			nr = ne != NULL ? realloc(d->refs, cap * sizeof(*nr)) :
+			    NULL;
+			if (nr != NULL)
+				d->refs = nr;
+			nres = nr != NULL ? realloc(d->res, cap * sizeof(*nres)) :
+			    NULL;
+			if (nres == NULL) {
+				res_fail(u->res, "out of memory");
+				return -1;
+			}
+			d->res = nres;
+			d->cap = cap;
 		}
-		k++;
+		d->e[d->n] = e;
+		d->refs[d->n].tunnel_id = e->pub.p.id;
+		d->refs[d->n].spi = s->spi;
+		d->refs[d->n].dir = s->dir;
+		d->n++;
 	}
 	return 0;
+}
+
+/*
+ * The queued deletes in one backend call (overlay_sa_del_batch: the
+ * kernel backend sends up to 64 per system call; others fall back to
+ * sa_del).  Each SA the backend removed (or no longer had) is journaled
+ * and forgotten as do_sa_del does, also after a refused one; the first
+ * refusal fails the apply.  Empties d.
+ */
+static int
+do_sa_dels(struct run *u, struct dels *d)
+{
+	struct reconcile *r = u->r;
+	struct step *s;
+	size_t first = d->n, n;
+
+	if (d->n == 0)
+		return 0;
+	s = util_grow(u->steps, &u->capsteps, u->nsteps + d->n, sizeof(*s), 32);
+	if (s == NULL) {
+		res_fail(u->res, "out of memory");
+		d->n = 0;
+		return -1;
+	}
+	u->steps = s;
+	u->res->calls += d->n;
+	(void)overlay_sa_del_batch(r->cfg.ops, r->cfg.octx, d->refs, d->n,
+	    d->res);
+	for (size_t j = 0; j < d->n; j++) {
+		struct reconcile_tunnel *t = &d->e[j]->pub;
+		int i = sa_index(t, d->refs[j].dir, d->refs[j].spi);
+
+		if (d->res[j] < 0 && d->res[j] != -ENOENT) {
+			if (first == d->n)
+				first = j;
+			continue;
+		}
+		if (i < 0)
+			continue;
+		s = journal(u, ST_SA_DEL, d->e[j]);
+		s->ref = t->sas[i];
+		s->soft = t->soft[i];
+		s->hard = t->hard[i];
+		s->was_active = s->ref.dir == OVERLAY_DIR_OUT &&
+		    t->spi_out_active == s->ref.spi;
+		sa_forget(t, i);
+	}
+	n = d->n;
+	d->n = 0;
+	if (first < n)
+		return call_fail(u, d->refs[first].tunnel_id, "sa_del",
+		    d->res[first]);
+	return 0;
+}
+
+static void
+dels_free(struct dels *d)
+{
+	free(d->e);
+	free(d->refs);
+	free(d->res);
+	memset(d, 0, sizeof(*d));
 }
 
 static int
@@ -1329,6 +1421,7 @@ static int
 exec_plan(struct run *u, struct want *ws, size_t n)
 {
 	struct reconcile *r = u->r;
+	struct dels d = { 0 };
 	size_t nold = r->nrecs;
 	bool free_spis = false;
 
@@ -1350,9 +1443,12 @@ exec_plan(struct run *u, struct want *ws, size_t n)
 			continue;
 		if ((w == NULL || w->action == A_REMAKE) && !free_spis)
 			continue;
-		if (exec_sa_dels(u, w, r->recs[i], OVERLAY_DIR_IN) < 0)
-			return -1;
+		if (queue_sa_dels(u, &d, w, r->recs[i], OVERLAY_DIR_IN) < 0)
+			goto fail;
 	}
+	if (do_sa_dels(u, &d) < 0)
+		goto fail;
+	dels_free(&d);
 	/* 3. What waited for an inbound SPI. */
 	for (size_t i = 0; i < n; i++)
 		if (ws[i].action != A_REMAKE && ws[i].late == LATE_IN &&
@@ -1366,9 +1462,12 @@ exec_plan(struct run *u, struct want *ws, size_t n)
 
 		if (w == NULL || w->action == A_REMAKE)
 			continue;
-		if (exec_sa_dels(u, w, e, OVERLAY_DIR_OUT) < 0)
-			return -1;
+		if (queue_sa_dels(u, &d, w, e, OVERLAY_DIR_OUT) < 0)
+			goto fail;
 	}
+	if (do_sa_dels(u, &d) < 0)
+		goto fail;
+	dels_free(&d);
 	for (size_t i = 0; i < nold; i++) {
 		struct rec *e = r->recs[i];
 
@@ -1387,6 +1486,9 @@ exec_plan(struct run *u, struct want *ws, size_t n)
 			return -1;
 	}
 	return 0;
+fail:
+	dels_free(&d);
+	return -1;
 }
 
 /* ------------------------------------------------------------------ */

@@ -59,6 +59,22 @@ overlay_sa_add_batch(const struct overlay_ops *o, void *ctx,
 	return ret;
 }
 
+int
+overlay_sa_del_batch(const struct overlay_ops *o, void *ctx,
+    const struct overlay_sa_ref *refs, size_t n, int *results)
+{
+	size_t i;
+	int ret = 0;
+
+	if (o->version >= 5 && o->sa_del_batch != NULL)
+		return o->sa_del_batch(ctx, refs, n, results);
+	for (i = 0; i < n; i++)
+		if ((results[i] = o->sa_del(ctx, refs[i].tunnel_id, refs[i].spi,
+		    refs[i].dir)) < 0 && ret == 0)
+			ret = results[i];
+	return ret;
+}
+
 const char *const *
 overlay_names(void)
 {

@@ -87,7 +87,7 @@
 #include <sys/socket.h>
 
 /* Bump when overlay_ops changes shape; a backend states what it implements. */
-#define OVERLAY_API_VERSION 4
+#define OVERLAY_API_VERSION 5
 
 /* Feature bits: the same values as the wire contract's Feature enum. */
 #define OVERLAY_F_GRE		0x01u
@@ -285,6 +285,13 @@ struct overlay_tunnel_stats {
 	uint64_t moved_rx;
 };
 
+/* An installed SA, by its tunnel, SPI and direction (sa_del_batch). */
+struct overlay_sa_ref {
+	uint64_t tunnel_id;
+	uint32_t spi;
+	enum overlay_dir dir;
+};
+
 struct overlay_sa_stats {
 	uint32_t spi;
 	enum overlay_dir dir;
@@ -377,6 +384,19 @@ struct overlay_ops {
 	 */
 	int (*sa_add_batch)(void *ctx, const struct overlay_sa_params *p,
 	    size_t n, int *results);
+	/*
+	 * Since version 5; NULL = not supported (uesp, null): callers use
+	 * overlay_sa_del_batch, which falls back to one sa_del per SA.
+	 * Deletes the n SAs of refs with the outcome of n sa_del calls in
+	 * that order: results[i] is what sa_del would have answered for
+	 * refs[i] (an SA named twice is -ENOENT the second time); an SA that
+	 * fails stays installed, the others go.  Returns 0 when every SA
+	 * went, else the first failing SA's error.  xfrm sends up to 64
+	 * deletes per netlink system call (overlay/xfrm/README.md, "Install
+	 * rate").
+	 */
+	int (*sa_del_batch)(void *ctx, const struct overlay_sa_ref *refs,
+	    size_t n, int *results);
 };
 
 /*
@@ -385,6 +405,13 @@ struct overlay_ops {
  */
 int overlay_sa_add_batch(const struct overlay_ops *o, void *ctx,
     const struct overlay_sa_params *p, size_t n, int *results);
+
+/*
+ * sa_del_batch of backend o where it has one (version >= 5, not NULL),
+ * else n sa_del calls in order: the same results either way.
+ */
+int overlay_sa_del_batch(const struct overlay_ops *o, void *ctx,
+    const struct overlay_sa_ref *refs, size_t n, int *results);
 
 /* The registry: NULL if no backend has that name. */
 const struct overlay_ops *overlay_find(const char *name);

@@ -31,6 +31,7 @@
 #include <netlink/route/route.h>
 #include <netlink/route/link/ipgre.h>
 #include <netlink/route/link/vxlan.h>
+#include <netlink/xfrm/ae.h>
 #include <netlink/xfrm/lifetime.h>
 #include <netlink/xfrm/selector.h>
 #include <netlink/xfrm/sp.h>
@@ -60,6 +61,14 @@
  * receiver's ESN inference (RFC 4303 Appendix A) still follows.
  */
 #define XFRM_SEQ_STEP		((uint64_t)1 << 30)
+/*
+ * An outbound SA moved to a new peer address (XFRM_MSG_MIGRATE) skips this
+ * many sequence numbers (README.md, "Peer address moves"): the kernel
+ * copies the old state's counter without stopping it, so a packet already
+ * inside the transmit path may take a number from the old state after
+ * the copy; the skip is far above what can be in flight.
+ */
+#define XFRM_MIGRATE_SEQ_GAP	((uint64_t)1 << 16)
 
 struct xfrm_sa {
 	struct xfrm_sa *next;
@@ -70,6 +79,7 @@ struct xfrm_sa {
 	time_t added;
 	bool soft_expired, hard_expired;
 	bool seq_overrun;		/* logged: oseq passed the mark */
+	bool deleting;			/* queued by sa_del_batch */
 };
 
 struct xfrm_tun {
@@ -235,18 +245,19 @@ xfrm_place(const struct xfrm_ctx *c, const struct xfrm_tun *t,
  * same packets whenever the allow policy is missing.
  */
 static int
-xfrm_policy(struct xfrm_ctx *c, const struct xfrm_tun *t, int cmd, int dir,
-    bool block_pol, bool allow, uint32_t reqid)
+xfrm_policy_msg(const struct xfrm_tun *t, int cmd, int dir, bool block_pol,
+    bool allow, const uint32_t *reqids, size_t nreqids, struct nl_msg **msg)
 {
 	struct xfrmnl_sp *sp = NULL;
 	struct xfrmnl_sel *sel = NULL;
 	struct xfrmnl_ltime_cfg *lt = NULL;
 	struct xfrmnl_user_tmpl *tm = NULL;
 	struct nl_addr *loc = NULL, *rem = NULL, *tl = NULL, *tr = NULL;
-	struct nl_msg *msg = NULL;
 	int fam = t->p.remote.family, err = -ENOMEM;
 	int hostlen = fam == AF_INET ? 32 : 128;
+	size_t i;
 
+	*msg = NULL;
 	sp = xfrmnl_sp_alloc();
 	sel = xfrmnl_sel_alloc();
 	lt = xfrmnl_ltime_cfg_alloc();
@@ -283,19 +294,21 @@ xfrm_policy(struct xfrm_ctx *c, const struct xfrm_tun *t, int cmd, int dir,
 	xfrmnl_sp_set_dir(sp, dir);
 	xfrmnl_sp_set_priority(sp, block_pol ? XFRM_PRIO_BLOCK : XFRM_PRIO_ALLOW);
 	xfrmnl_sp_set_action(sp, allow ? XFRM_POLICY_ALLOW : XFRM_POLICY_BLOCK);
-	if (allow) {
-		/* ESP transport; inbound accepts any of our SAs (reqid 0). */
-		tm = xfrmnl_user_tmpl_alloc();
-		tl = xfrm_naddr(&t->p.local, -1);
-		tr = xfrm_naddr(&t->p.remote, -1);
-		if (tm == NULL || tl == NULL || tr == NULL)
+	tl = xfrm_naddr(&t->p.local, -1);
+	tr = xfrm_naddr(&t->p.remote, -1);
+	if (tl == NULL || tr == NULL)
+		goto out;
+	/* One ESP transport template per reqid: one (the active outbound SA;
+	 * inbound 0, any of our SAs), or several for a migration. */
+	for (i = 0; allow && i < nreqids; i++) {
+		if ((tm = xfrmnl_user_tmpl_alloc()) == NULL)
 			goto out;
 		xfrmnl_user_tmpl_set_family(tm, fam);
 		xfrmnl_user_tmpl_set_proto(tm, IPPROTO_ESP);
 		xfrmnl_user_tmpl_set_mode(tm, XFRM_MODE_TRANSPORT);
 		xfrmnl_user_tmpl_set_saddr(tm, dir == XFRM_POLICY_OUT ? tl : tr);
 		xfrmnl_user_tmpl_set_daddr(tm, dir == XFRM_POLICY_OUT ? tr : tl);
-		xfrmnl_user_tmpl_set_reqid(tm, dir == XFRM_POLICY_OUT ? reqid : 0);
+		xfrmnl_user_tmpl_set_reqid(tm, reqids[i]);
 		xfrmnl_user_tmpl_set_aalgos(tm, ~0u);
 		xfrmnl_user_tmpl_set_ealgos(tm, ~0u);
 		xfrmnl_user_tmpl_set_calgos(tm, ~0u);
@@ -303,16 +316,12 @@ xfrm_policy(struct xfrm_ctx *c, const struct xfrm_tun *t, int cmd, int dir,
 		tm = NULL;		/* owned by sp now */
 	}
 	if (cmd == XFRM_MSG_DELPOLICY)
-		err = xfrmnl_sp_build_delete_request(sp, 0, &msg);
+		err = xfrmnl_sp_build_delete_request(sp, 0, msg);
 	else if (cmd == XFRM_MSG_UPDPOLICY)
-		err = xfrmnl_sp_build_update_request(sp, 0, &msg);
+		err = xfrmnl_sp_build_update_request(sp, 0, msg);
 	else
-		err = xfrmnl_sp_build_add_request(sp, NLM_F_EXCL, &msg);
-	if (err < 0) {
-		err = -EINVAL;
-		goto out;
-	}
-	err = xfrm_nl_talk(c->xs, msg, NULL, NULL, c->why, sizeof(c->why));
+		err = xfrmnl_sp_build_add_request(sp, NLM_F_EXCL, msg);
+	err = err < 0 ? -EINVAL : 0;
 out:
 	if (tm != NULL)
 		xfrmnl_user_tmpl_free(tm);
@@ -327,6 +336,19 @@ out:
 	if (sp != NULL)
 		xfrmnl_sp_put(sp);
 	return err;
+}
+
+static int
+xfrm_policy(struct xfrm_ctx *c, const struct xfrm_tun *t, int cmd, int dir,
+    bool block_pol, bool allow, uint32_t reqid)
+{
+	struct nl_msg *msg;
+	int err;
+
+	if ((err = xfrm_policy_msg(t, cmd, dir, block_pol, allow, &reqid, 1,
+	    &msg)) < 0)
+		return err;
+	return xfrm_nl_talk(c->xs, msg, NULL, NULL, c->why, sizeof(c->why));
 }
 
 /* The out allow policy: to the active SA's reqid, or blocking. */
@@ -486,6 +508,47 @@ out:
 	rtnl_link_put(l);
 	if (err < 0)
 		return xfrm_fail(c, err, "tunnel %llu: device %s",
+		    (unsigned long long)t->p.id, t->p.ifname);
+	return 0;
+}
+
+/*
+ * Point t's device at t->p.remote in place (changelink): GRE takes its
+ * whole parameter set again (unset ones would be zeroed), VXLAN only the
+ * new default destination (the kernel refuses a change of its port or
+ * checksum settings, and keeps what is not sent).
+ */
+static int
+xfrm_dev_remote(struct xfrm_ctx *c, const struct xfrm_tun *t)
+{
+	struct rtnl_link *l;
+	struct nl_addr *rem = NULL;
+	int err = -ENOMEM;
+
+	if (t->p.encap == OVERLAY_ENCAP_GRE) {
+		uint32_t a, b;
+
+		if ((l = rtnl_link_ipgre_alloc()) == NULL)
+			return -ENOMEM;
+		memcpy(&a, t->p.local.bytes, 4);
+		memcpy(&b, t->p.remote.bytes, 4);
+		rtnl_link_ipgre_set_local(l, a);
+		rtnl_link_ipgre_set_remote(l, b);
+		rtnl_link_ipgre_set_ttl(l, 64);
+	} else {
+		l = rtnl_link_vxlan_alloc();
+		rem = xfrm_naddr(&t->p.remote, -1);
+		if (l == NULL || rem == NULL)
+			goto out;
+		rtnl_link_vxlan_set_group(l, rem);
+	}
+	rtnl_link_set_ifindex(l, t->ifindex);
+	err = xfrm_link_send(c, l, 0);
+out:
+	nl_addr_put(rem);
+	rtnl_link_put(l);
+	if (err < 0)
+		return xfrm_fail(c, err, "tunnel %llu: remote of %s",
 		    (unsigned long long)t->p.id, t->p.ifname);
 	return 0;
 }
@@ -684,6 +747,7 @@ xfrm_sa_kdel(struct xfrm_ctx *c, const struct overlay_addr *dst, uint32_t spi)
 struct xfrm_kstate {
 	struct xfrm_usersa_info info;
 	uint64_t oseq, seq;
+	uint32_t window, bmp_len;	/* of the ESN replay state */
 	bool have_esn;
 };
 
@@ -705,6 +769,8 @@ xfrm_getsa_cb(struct nlmsghdr *nlh, void *arg)
 
 		k->oseq = (uint64_t)e->oseq_hi << 32 | e->oseq;
 		k->seq = (uint64_t)e->seq_hi << 32 | e->seq;
+		k->window = e->replay_window;
+		k->bmp_len = e->bmp_len;
 		k->have_esn = true;
 	} else if (tb[XFRMA_REPLAY_VAL] != NULL &&
 	    nla_len(tb[XFRMA_REPLAY_VAL]) >=
@@ -1313,6 +1379,230 @@ fail:
 	return err;
 }
 
+/* ---- peer address moves ------------------------------------------------- */
+
+/*
+ * Move tunnel `from`'s SAs of direction dir to tunnel `to` (the same
+ * tunnel and SAs at another remote address and port) with one
+ * XFRM_MSG_MIGRATE: the kernel copies each state, counters and replay
+ * state included, to its new addresses and ports, and deletes the old
+ * one.  It moves only SAs named by a template of the policy the message
+ * selects; `from`'s allow policy of dir, which no longer carries traffic
+ * (the device sends to the new address), is rewritten to name them all.
+ * 0 or -errno (logged).
+ */
+static int
+xfrm_migrate_dir(struct xfrm_ctx *c, const struct xfrm_tun *from,
+    const struct xfrm_tun *to, enum overlay_dir dir)
+{
+	struct xfrm_nl_move mv[XFRM_MIGRATE_MAX];
+	uint32_t reqids[XFRM_MIGRATE_MAX];
+	struct xfrm_selector sel;
+	struct xfrm_sa *s;
+	struct nl_msg *msg;
+	size_t n = 0;
+	int pdir = dir == OVERLAY_DIR_OUT ? XFRM_POLICY_OUT : XFRM_POLICY_IN;
+	int err;
+
+	for (s = from->sas; s != NULL; s = s->next) {
+		if (s->dir != dir || s->hard_expired)
+			continue;	/* the kernel removed it */
+		if (n == XFRM_MIGRATE_MAX)
+			return -ENOSPC;	/* xfrm_tun_move checked */
+		xfrm_place(c, from, dir, s->reqid, &mv[n].from);
+		xfrm_place(c, to, dir, s->reqid, &mv[n].to);
+		reqids[n++] = s->reqid;
+	}
+	if (n == 0)
+		return 0;
+	if ((err = xfrm_policy_msg(from, XFRM_MSG_UPDPOLICY, pdir, false, true,
+	    reqids, n, &msg)) < 0)
+		return err;
+	/* The message's selector, exactly as the kernel will hold it. */
+	sel = ((struct xfrm_userpolicy_info *)nlmsg_data(nlmsg_hdr(msg)))->sel;
+	if ((err = xfrm_nl_talk(c->xs, msg, NULL, NULL, c->why,
+	    sizeof(c->why))) < 0)
+		return xfrm_fail(c, err, "tunnel %llu: policy naming the %s SAs "
+		    "to move", (unsigned long long)from->p.id,
+		    overlay_dir_str(dir));
+	if ((err = xfrm_nl_migrate_msg(&sel, pdir, mv, n, mv[0].to.sport,
+	    mv[0].to.dport, &msg)) < 0)
+		return err;
+	if ((err = xfrm_nl_talk(c->xs, msg, NULL, NULL, c->why,
+	    sizeof(c->why))) < 0)
+		return xfrm_fail(c, err, "tunnel %llu: moving %zu %s SAs",
+		    (unsigned long long)from->p.id, n, overlay_dir_str(dir));
+	return 0;
+}
+
+/*
+ * Outbound SA s of t, just moved, skips XFRM_MIGRATE_SEQ_GAP sequence
+ * numbers (XFRM_MSG_NEWAE through libnl's xfrmnl_ae) before any packet
+ * is routed to it.  libnl sends and waits for the ack itself, checking
+ * sequence numbers it counts on its own socket: aes is one it alone
+ * uses (c->xs is read by xfrm_nl_talk, which libnl does not see).  A 32-bit SA that has not that many left is set to
+ * its last number: the kernel then refuses to send on it (fail closed)
+ * and the agent rekeys.  0 or -errno (logged).
+ */
+static int
+xfrm_seq_skip(struct xfrm_ctx *c, struct nl_sock *aes,
+    const struct xfrm_tun *t, const struct xfrm_sa *s)
+{
+	uint32_t bmp[XFRM_REPLAY_KERNEL_MAX / 32];
+	struct xfrm_kstate k;
+	struct xfrmnl_ae *ae;
+	struct nl_addr *d, *src;
+	uint64_t oseq;
+	int err;
+
+	if ((err = xfrm_sa_get(c, &t->p.remote, s->spi, &k)) < 0)
+		return xfrm_fail(c, err, "tunnel %llu: SA %u after the move",
+		    (unsigned long long)t->p.id, s->spi);
+	if (!k.have_esn || k.bmp_len > sizeof(bmp) / sizeof(bmp[0])) {
+		log_warnx("xfrm: tunnel %llu: SA %u has no replay state we "
+		    "made", (unsigned long long)t->p.id, s->spi);
+		return -EPROTO;
+	}
+	oseq = k.oseq + XFRM_MIGRATE_SEQ_GAP;
+	if (!s->p.esn && oseq > UINT32_MAX)
+		oseq = UINT32_MAX;
+	memset(bmp, 0, sizeof(bmp));	/* an outbound SA keeps no window */
+	ae = xfrmnl_ae_alloc();
+	d = xfrm_naddr(&t->p.remote, -1);
+	src = xfrm_naddr(&t->p.local, -1);
+	err = -ENOMEM;
+	if (ae != NULL && d != NULL && src != NULL) {
+		xfrmnl_ae_set_daddr(ae, d);
+		xfrmnl_ae_set_saddr(ae, src);
+		xfrmnl_ae_set_spi(ae, s->spi);
+		xfrmnl_ae_set_proto(ae, IPPROTO_ESP);
+		xfrmnl_ae_set_reqid(ae, s->reqid);
+		if (xfrmnl_ae_set_replay_state_esn(ae, (uint32_t)oseq, 0,
+		    (uint32_t)(oseq >> 32), 0, k.window, k.bmp_len, bmp) == 0 &&
+		    (err = xfrmnl_ae_set(aes, ae, 0)) < 0) {
+			log_warnx("xfrm: tunnel %llu: SA %u: setting its sequence "
+			    "number: %s", (unsigned long long)t->p.id, s->spi,
+			    nl_geterror(err));
+			err = -EIO;
+		}
+	}
+	nl_addr_put(d);
+	nl_addr_put(src);
+	if (ae != NULL)
+		xfrmnl_ae_put(ae);
+	return err;
+}
+
+/*
+ * The peer's outer address moved (NAT rebinding to a new public address,
+ * or the intent): t follows to p's remote address and port, its SAs
+ * keeping their keys, counters and sequence numbers (README.md, "Peer
+ * address moves").  Nothing is ever sent in clear: the new address's
+ * block and inbound policies exist before the device sends there, and
+ * its outbound policy allows only once the SAs are there.  On a failure
+ * before the SAs moved everything is put back; 0 or -errno (logged).
+ */
+static int
+xfrm_tun_move(struct xfrm_ctx *c, struct xfrm_tun *t,
+    const struct overlay_tunnel_params *p)
+{
+	struct xfrm_tun n = *t, *o;
+	struct nl_sock *aes;
+	struct xfrm_sa *s;
+	unsigned nin = 0, nout = 0;
+	uint32_t active = 0;
+	int err;
+
+	if (p->remote.family != t->p.remote.family) {
+		log_warnx("xfrm: tunnel %llu: the remote cannot change its "
+		    "address family in place", (unsigned long long)t->p.id);
+		return -EAFNOSUPPORT;
+	}
+	for (s = t->sas; s != NULL; s = s->next) {
+		if (s->hard_expired)
+			continue;
+		if (s->dir == OVERLAY_DIR_IN)
+			nin++;
+		else
+			nout++;
+		if (s->dir == OVERLAY_DIR_OUT && s->spi == t->active_spi)
+			active = s->reqid;
+	}
+	if (nin > XFRM_MIGRATE_MAX || nout > XFRM_MIGRATE_MAX) {
+		log_warnx("xfrm: tunnel %llu: more than %d SAs in one direction "
+		    "cannot move to a new address (delete the drained ones)",
+		    (unsigned long long)t->p.id, XFRM_MIGRATE_MAX);
+		return -ENOSPC;
+	}
+	for (o = c->tuns; o != NULL; o = o->next)
+		if (o != t && o->p.encap == t->p.encap &&
+		    overlay_addr_eq(&o->p.remote, &p->remote)) {
+			log_warnx("xfrm: tunnel %llu: remote already used by "
+			    "tunnel %llu", (unsigned long long)t->p.id,
+			    (unsigned long long)o->p.id);
+			return -EEXIST;
+		}
+	n.p.remote = p->remote;
+	n.p.remote_port = p->remote_port;
+	/* 1. The new address's policies, the outbound one blocking. */
+	if ((err = xfrm_policies_add(c, &n, false)) < 0) {
+		xfrm_fail(c, err, "tunnel %llu: policies for the new address",
+		    (unsigned long long)t->p.id);
+		goto undo_pol;
+	}
+	/* 2. The device sends there: blocked until step 5. */
+	if ((err = xfrm_dev_remote(c, &n)) < 0)
+		goto undo_pol;
+	/* 3. The SAs, one message per direction. */
+	if ((err = xfrm_migrate_dir(c, t, &n, OVERLAY_DIR_OUT)) < 0)
+		goto undo_dev;
+	if ((err = xfrm_migrate_dir(c, t, &n, OVERLAY_DIR_IN)) < 0) {
+		if (xfrm_migrate_dir(c, &n, t, OVERLAY_DIR_OUT) < 0)
+			log_warnx("xfrm: tunnel %llu: outbound SAs not moved "
+			    "back", (unsigned long long)t->p.id);
+		goto undo_dev;
+	}
+	/* 4. No number the old states may still have used goes out again. */
+	if ((aes = nout > 0 ? xfrm_nl_open(NETLINK_XFRM) : NULL) == NULL &&
+	    nout > 0)
+		log_warnx("xfrm: tunnel %llu: no socket to move the outbound "
+		    "SAs' sequence numbers: they are deleted",
+		    (unsigned long long)t->p.id);
+	for (s = t->sas; s != NULL; s = s->next) {
+		if (s->dir != OVERLAY_DIR_OUT || s->hard_expired ||
+		    (aes != NULL && xfrm_seq_skip(c, aes, &n, s) == 0))
+			continue;
+		/* Unknown where it stands: it never sends again. */
+		(void)xfrm_sa_kdel(c, &n.p.remote, s->spi);
+		s->hard_expired = true;
+		if (s->reqid == active)
+			active = 0;
+	}
+	if (aes != NULL)
+		nl_socket_free(aes);
+	/* 5. Traffic to the new address flows; the old policies go. */
+	t->active_spi = active != 0 ? t->active_spi : 0;
+	if (active != 0 && (err = xfrm_policy_out(c, &n, active)) < 0) {
+		xfrm_fail(c, err, "tunnel %llu: outbound policy after the move",
+		    (unsigned long long)t->p.id);
+		t->active_spi = 0;	/* blocks: fail closed */
+	}
+	xfrm_policies_del(c, t);
+	t->p.remote = p->remote;
+	t->p.remote_port = p->remote_port;
+	return 0;
+
+undo_dev:
+	(void)xfrm_dev_remote(c, t);
+	/* The rewritten policies as they were. */
+	(void)xfrm_policy(c, t, XFRM_MSG_UPDPOLICY, XFRM_POLICY_IN, false, true,
+	    0);
+	(void)xfrm_policy_out(c, t, active);
+undo_pol:
+	xfrm_policies_del(c, &n);
+	return err;
+}
+
 static int
 xfrm_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 {
@@ -1331,12 +1621,6 @@ xfrm_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 		log_warnx("xfrm: tunnel %llu: change needs delete and add",
 		    (unsigned long long)p->id);
 		return -EINVAL;
-	}
-	if (!overlay_addr_eq(&t->p.remote, &p->remote)) {
-		/* An SA's addresses are its identity: XFRM_MSG_MIGRATE. */
-		log_warnx("xfrm: tunnel %llu: a new remote address is not "
-		    "supported in place yet", (unsigned long long)p->id);
-		return -EOPNOTSUPP;
 	}
 	if (p->mtu != t->p.mtu) {
 		l = rtnl_link_alloc();
@@ -1364,7 +1648,12 @@ xfrm_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 	}
 	oport = t->p.remote_port ? t->p.remote_port : OVERLAY_UDP_PORT;
 	nport = p->remote_port ? p->remote_port : OVERLAY_UDP_PORT;
-	if (oport != nport) {
+	if (!overlay_addr_eq(&t->p.remote, &p->remote)) {
+		/* An SA's addresses are its identity: XFRM_MSG_MIGRATE. */
+		if ((err = xfrm_tun_move(c, t, p)) < 0)
+			return err;
+		xfrm_moved_clear(&t->moved);	/* followed (or moved back) */
+	} else if (oport != nport) {
 		/* UPDSA keeps a valid state's counters and takes the encap. */
 		uint16_t was = t->p.remote_port;
 
@@ -1458,6 +1747,19 @@ xfrm_seq_reserve(struct xfrm_ctx *c, const struct xfrm_sa_place *pl,
 		return err;
 	q->seq_start = start;
 	return 0;
+}
+
+/* Whether an unclaimed SA of a previous run has key digest d. */
+static bool
+xfrm_found_key(const struct xfrm_ctx *c,
+    const uint8_t d[OVERLAY_KEY_DIGEST_LEN])
+{
+	const struct xfrm_found *f;
+
+	for (f = c->found; f != NULL; f = f->next)
+		if (memcmp(f->digest, d, OVERLAY_KEY_DIGEST_LEN) == 0)
+			return true;
+	return false;
 }
 
 /* Claim an SA of a previous run: 1 adopted, 0 none, -errno. */
@@ -1601,6 +1903,18 @@ xfrm_sa_prepare(struct xfrm_ctx *c, struct xfrm_run *r,
 
 	xfrm_place(c, t, p->dir, 0, &pe->pl);
 	adopted = xfrm_claim(c, p, d, &pe->pl, &reqid);
+	if (adopted == 0 && p->dir == OVERLAY_DIR_OUT && xfrm_found_key(c, d)) {
+		/*
+		 * A previous run's SA under this key lives at another place
+		 * (its peer had moved, README.md "Peer address moves"): its
+		 * counter is not ours to restart.  Fresh keys (a rekey).
+		 */
+		log_warnx("xfrm: tunnel %llu: SA out %u: its key is in use by "
+		    "an SA of a previous run at another address",
+		    (unsigned long long)t->p.id, p->spi);
+		free(s);
+		return -EEXIST;
+	}
 	q = *p;
 	if ((err = xfrm_seq_reserve(c, &pe->pl, adopted == 1, &q, &res)) < 0) {
 		/* No mark above its counter: an adopted SA must not send. */
@@ -1755,36 +2069,112 @@ xfrm_op_sa_add(void *ctx, const struct overlay_sa_params *p)
 	return xfrm_op_sa_add_batch(ctx, p, 1, &res);
 }
 
+/*
+ * sa_del_batch's step before the kernel, for ref (index idx of the
+ * caller's batch): 1 with the DELSA queued on r, or -errno (logged).  An
+ * active outbound SA first turns its tunnel's out policy to block (one
+ * request of its own), so the tunnel fails closed before the state goes.
+ */
+static int
+xfrm_del_prepare(struct xfrm_ctx *c, struct xfrm_run *r,
+    const struct overlay_sa_ref *ref, size_t idx)
+{
+	struct xfrm_pend *pe = &r->pend[r->n];
+	struct xfrm_tun *t;
+	struct xfrm_sa *s;
+	int err;
+
+	if ((t = xfrm_tun_find(c, ref->tunnel_id)) == NULL ||
+	    (s = xfrm_sa_find(t, ref->spi, ref->dir)) == NULL || s->deleting)
+		return -ENOENT;
+	if (ref->dir == OVERLAY_DIR_OUT && t->active_spi == ref->spi) {
+		if ((err = xfrm_policy_out(c, t, 0)) < 0)
+			return xfrm_fail(c, err, "tunnel %llu: blocking",
+			    (unsigned long long)t->p.id);
+		t->active_spi = 0;
+	}
+	r->msgs[r->n] = xfrm_sa_id_msg(XFRM_MSG_DELSA, ref->dir ==
+	    OVERLAY_DIR_OUT ? &t->p.remote : &t->p.local, ref->spi);
+	if (r->msgs[r->n] == NULL)
+		return -ENOMEM;
+	s->deleting = true;
+	pe->t = t;
+	pe->s = s;
+	pe->idx = idx;
+	r->n++;
+	return 1;
+}
+
+/* Send the queued deletes; forget the SAs the kernel no longer has. */
+static void
+xfrm_del_flush(struct xfrm_ctx *c, struct xfrm_run *r, int *results)
+{
+	size_t j;
+
+	if (r->n == 0)
+		return;
+	(void)xfrm_nl_batch(c->xs, r->msgs, r->n, r->errs, r->why);
+	for (j = 0; j < r->n; j++) {
+		struct xfrm_pend *pe = &r->pend[j];
+		int err = r->errs[j];
+
+		r->msgs[j] = NULL;
+		if (err == -ESRCH)
+			err = 0;	/* hard expiry removed it already */
+		if (err < 0) {
+			snprintf(c->why, sizeof(c->why), "%s", r->why[j]);
+			(void)xfrm_fail(c, err, "tunnel %llu: deleting SA %u",
+			    (unsigned long long)pe->t->p.id, pe->s->spi);
+			pe->s->deleting = false;
+		} else {
+			xfrm_sa_unlink(pe->t, pe->s);
+			xfrm_sa_free(pe->s);
+		}
+		results[pe->idx] = err;
+	}
+	r->n = 0;
+	c->why[0] = '\0';
+}
+
+static int
+xfrm_op_sa_del_batch(void *ctx, const struct overlay_sa_ref *refs, size_t n,
+    int *results)
+{
+	struct xfrm_ctx *c = ctx;
+	struct xfrm_run *r;
+	size_t i;
+	int rc, ret = 0;
+
+	if (c->run == NULL && (c->run = calloc(1, sizeof(*c->run))) == NULL) {
+		for (i = 0; i < n; i++)
+			results[i] = -ENOMEM;
+		return n > 0 ? -ENOMEM : 0;
+	}
+	r = c->run;
+	r->n = 0;
+	for (i = 0; i < n; i++) {
+		if (r->n == XFRM_NL_BATCH_MAX)
+			xfrm_del_flush(c, r, results);
+		rc = xfrm_del_prepare(c, r, &refs[i], i);
+		results[i] = rc <= 0 ? rc : -EINPROGRESS;	/* set by the flush */
+	}
+	xfrm_del_flush(c, r, results);
+	for (i = 0; i < n; i++)
+		if (results[i] < 0) {
+			ret = results[i];
+			break;
+		}
+	return ret;
+}
+
 static int
 xfrm_op_sa_del(void *ctx, uint64_t tid, uint32_t spi, enum overlay_dir dir)
 {
-	struct xfrm_ctx *c = ctx;
-	struct xfrm_tun *t;
-	struct xfrm_sa **sp, *s;
-	int err;
+	struct overlay_sa_ref ref = { .tunnel_id = tid, .spi = spi,
+	    .dir = dir };
+	int res;
 
-	if ((t = xfrm_tun_find(c, tid)) == NULL)
-		return -ENOENT;
-	for (sp = &t->sas; (s = *sp) != NULL; sp = &s->next)
-		if (s->spi == spi && s->dir == dir)
-			break;
-	if (s == NULL)
-		return -ENOENT;
-	if (dir == OVERLAY_DIR_OUT && t->active_spi == spi) {
-		/* Fail closed before the state goes. */
-		if ((err = xfrm_policy_out(c, t, 0)) < 0)
-			return xfrm_fail(c, err, "tunnel %llu: blocking",
-			    (unsigned long long)tid);
-		t->active_spi = 0;
-	}
-	err = xfrm_sa_kdel(c, dir == OVERLAY_DIR_OUT ? &t->p.remote :
-	    &t->p.local, spi);
-	if (err < 0 && err != -ESRCH)	/* hard expiry removed it already */
-		return xfrm_fail(c, err, "tunnel %llu: deleting SA %u",
-		    (unsigned long long)tid, spi);
-	*sp = s->next;
-	xfrm_sa_free(s);
-	return 0;
+	return xfrm_op_sa_del_batch(ctx, &ref, 1, &res);
 }
 
 static int
@@ -2007,4 +2397,5 @@ const struct overlay_ops xfrm_ops = {
 	.sa_update = xfrm_op_sa_update,
 	.moved_fd = xfrm_op_moved_fd,
 	.sa_add_batch = xfrm_op_sa_add_batch,
+	.sa_del_batch = xfrm_op_sa_del_batch,
 };

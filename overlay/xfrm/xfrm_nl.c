@@ -141,6 +141,64 @@ toolong:
 	return -EMSGSIZE;
 }
 
+int
+xfrm_nl_migrate_msg(const struct xfrm_selector *sel, int dir,
+    const struct xfrm_nl_move *mv, size_t n, uint16_t sport, uint16_t dport,
+    struct nl_msg **out)
+{
+	struct xfrm_userpolicy_id pid;
+	struct xfrm_user_migrate um[XFRM_MIGRATE_MAX];
+	struct xfrm_encap_tmpl encap;
+	struct nl_msg *msg;
+	sa_family_t fam;
+	size_t i;
+
+	*out = NULL;
+	if (n == 0 || n > XFRM_MIGRATE_MAX)
+		return -EINVAL;
+	fam = mv[0].from.dst.family;
+	if (fam != AF_INET && fam != AF_INET6)
+		return -EINVAL;
+	memset(um, 0, sizeof(um));
+	for (i = 0; i < n; i++) {
+		const struct xfrm_nl_move *m = &mv[i];
+
+		if (m->from.dst.family != fam || m->from.src.family != fam ||
+		    m->to.dst.family != fam || m->to.src.family != fam ||
+		    m->from.reqid == 0)
+			return -EINVAL;
+		xfrm_nl_addr(&um[i].old_daddr, &m->from.dst);
+		xfrm_nl_addr(&um[i].old_saddr, &m->from.src);
+		xfrm_nl_addr(&um[i].new_daddr, &m->to.dst);
+		xfrm_nl_addr(&um[i].new_saddr, &m->to.src);
+		um[i].proto = IPPROTO_ESP;
+		um[i].mode = XFRM_MODE_TRANSPORT;
+		um[i].reqid = m->from.reqid;
+		um[i].old_family = fam;
+		um[i].new_family = fam;
+	}
+	memset(&pid, 0, sizeof(pid));
+	pid.sel = *sel;
+	pid.dir = (uint8_t)dir;
+	memset(&encap, 0, sizeof(encap));
+	encap.encap_type = UDP_ENCAP_ESPINUDP;
+	encap.encap_sport = htons(sport);
+	encap.encap_dport = htons(dport);
+
+	msg = nlmsg_alloc_simple(XFRM_MSG_MIGRATE, NLM_F_REQUEST | NLM_F_ACK);
+	if (msg == NULL)
+		return -ENOMEM;
+	/* The kernel reads XFRMA_MIGRATE as one array of entries. */
+	if (nlmsg_append(msg, &pid, sizeof(pid), NLMSG_ALIGNTO) < 0 ||
+	    nla_put(msg, XFRMA_MIGRATE, (int)(n * sizeof(um[0])), um) < 0 ||
+	    nla_put(msg, XFRMA_ENCAP, sizeof(encap), &encap) < 0) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	*out = msg;
+	return 0;
+}
+
 void
 xfrm_nl_free(struct nl_msg *msg)
 {

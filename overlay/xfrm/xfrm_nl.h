@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/xfrm.h>
+
 #include <netlink/netlink.h>
 
 #include "overlay/overlay.h"
@@ -42,6 +44,24 @@ struct xfrm_sa_place {
  */
 int xfrm_nl_sa_msg(int cmd, const struct overlay_sa_params *p,
     const struct xfrm_sa_place *place, struct nl_msg **out);
+/*
+ * XFRM_MSG_MIGRATE (libnl has no object for it): move n ESP transport
+ * SAs, each found by its old outer addresses and reqid, to new outer
+ * addresses in the kernel, which copies each state (SPI, key, lifetimes,
+ * counters, the replay state with the sequence numbers) to its new
+ * identity and deletes the old one.  sel and dir name a policy that
+ * carries a transport-mode ESP template of every reqid (the kernel
+ * refuses the move otherwise); sport/dport (host order) become every
+ * moved SA's ESP-in-UDP ports.  1 <= n <= XFRM_MIGRATE_MAX, one family
+ * per message.  Pure: tests parse it back.
+ */
+#define XFRM_MIGRATE_MAX	6	/* XFRM_MAX_DEPTH: per message and policy */
+struct xfrm_nl_move {
+	struct xfrm_sa_place from, to;	/* reqid: from.reqid */
+};
+int xfrm_nl_migrate_msg(const struct xfrm_selector *sel, int dir,
+    const struct xfrm_nl_move *mv, size_t n, uint16_t sport, uint16_t dport,
+    struct nl_msg **out);
 /* Wipe a message's bytes and free it; NULL ok. */
 void xfrm_nl_free(struct nl_msg *msg);
 

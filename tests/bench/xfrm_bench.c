@@ -9,12 +9,17 @@
  * -b adds them with one sa_add_batch call instead (the backend sends up
  * to 64 per sendmsg and matches the acks by sequence number).
  *
+ * Then it deletes them the same way: one sa_del per SA, or with -b one
+ * sa_del_batch of all of them, and prints that rate on a line of its
+ * own ("SA deletes").
+ *
  * -r B measures references instead: the very same N XFRM_MSG_NEWSA
  * messages (built by xfrm_nl_sa_msg) sent on a plain netlink socket, B to
  * a sendmsg (1..64), each acked, the acks read after each send.  B = 64 is
  * the kernel's own floor (no backend bookkeeping, no round trip per SA);
  * B = 1 is one round trip per SA without the backend, so the backend's
- * own cost is the difference.  tests/bench/xfrm_bench.sh runs these, the
+ * own cost is the difference.  The N XFRM_MSG_DELSA that remove them
+ * follow the same way (B per send).  tests/bench/xfrm_bench.sh runs these, the
  * backend and `ip -batch` in the lab.
  *
  * Usage: xfrm_bench [-b | -r B] [N]
@@ -27,6 +32,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <linux/netlink.h>
 #include <linux/xfrm.h>
 #include <netlink/msg.h>
@@ -88,9 +95,64 @@ raw_acks(int fd, unsigned want)
 	return err;
 }
 
-/* The reference: N NEWSA, RAW_BATCH per sendmsg, acks read per batch. */
+/* Send queued requests and read their acks: 0 or the first error. */
 static int
-raw_run(unsigned n, unsigned batch)
+raw_flush(int fd, char *buf, size_t *off, unsigned *queued)
+{
+	int err;
+
+	if (send(fd, buf, *off, 0) < 0)
+		err = -errno;
+	else
+		err = raw_acks(fd, *queued);
+	explicit_bzero(buf, *off);
+	*off = 0;
+	*queued = 0;
+	return err;
+}
+
+/* The reference for deletes: N DELSA of raw_run's SAs, B per sendmsg. */
+static int
+raw_del(int fd, unsigned n, unsigned batch)
+{
+	static char buf[RAW_BATCH * 256];
+	struct overlay_sa_params sp;
+	struct overlay_addr dst;
+	struct xfrm_usersa_id *id;
+	struct nlmsghdr *h;
+	size_t off = 0;
+	unsigned i, queued = 0;
+	int err = 0;
+
+	for (i = 0; i < n && err == 0; i++) {
+		bench_sa(i, &sp);
+		overlay_addr_parse(sp.dir == OVERLAY_DIR_OUT ? "198.51.100.1" :
+		    "192.0.2.1", &dst);
+		h = (struct nlmsghdr *)(buf + off);
+		memset(h, 0, NLMSG_SPACE(sizeof(*id)));
+		h->nlmsg_len = NLMSG_LENGTH(sizeof(*id));
+		h->nlmsg_type = XFRM_MSG_DELSA;
+		h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+		h->nlmsg_seq = n + i + 1;
+		id = NLMSG_DATA(h);
+		memcpy(&id->daddr, dst.bytes, 4);
+		id->spi = htonl(sp.spi);
+		id->family = AF_INET;
+		id->proto = IPPROTO_ESP;
+		off += NLMSG_SPACE(sizeof(*id));
+		explicit_bzero(&sp, sizeof(sp));
+		if (++queued == batch || i + 1 == n)
+			err = raw_flush(fd, buf, &off, &queued);
+	}
+	return err;
+}
+
+/*
+ * The reference: N NEWSA, B per sendmsg, acks read per batch; then, timed
+ * apart (*del_s), N DELSA the same way.
+ */
+static int
+raw_run(unsigned n, unsigned batch, double *del_s)
 {
 	static char buf[RAW_BATCH * 1024];
 	struct overlay_sa_params sp;
@@ -129,15 +191,14 @@ raw_run(unsigned n, unsigned batch)
 		memcpy(buf + off, h, h->nlmsg_len);
 		off += NLMSG_ALIGN(h->nlmsg_len);
 		xfrm_nl_free(msg);
-		if (++queued == batch || i + 1 == n) {
-			if (send(fd, buf, off, 0) < 0)
-				err = -errno;
-			else
-				err = raw_acks(fd, queued);
-			explicit_bzero(buf, off);
-			off = 0;
-			queued = 0;
-		}
+		if (++queued == batch || i + 1 == n)
+			err = raw_flush(fd, buf, &off, &queued);
+	}
+	if (err == 0) {
+		double t0 = now();
+
+		err = raw_del(fd, n, batch);
+		*del_s = now() - t0;
 	}
 	close(fd);
 	return err;
@@ -155,7 +216,8 @@ main(int argc, char **argv)
 	bool raw = argc > 2 && strcmp(argv[1], "-r") == 0;
 	bool use_batch = argc > 1 && strcmp(argv[1], "-b") == 0;
 	unsigned i, n, batch = 0;
-	double t0, t1, t2;
+	struct overlay_sa_ref *refs = NULL;
+	double t0, t1, t2, t3, del_s = 0;
 	int err;
 
 	if (raw) {
@@ -184,16 +246,19 @@ main(int argc, char **argv)
 	}
 	if (raw) {
 		t0 = now();
-		err = raw_run(n, batch);
-		t1 = now();
+		err = raw_run(n, batch, &del_s);
+		t1 = now() - del_s;
 		if (err != 0) {
-			fprintf(stderr, "xfrm_bench: raw NEWSA failed (%s)\n",
+			fprintf(stderr, "xfrm_bench: raw NEWSA/DELSA failed (%s)\n",
 			    strerror(-err));
 			return 1;
 		}
 		printf("xfrm_bench: raw netlink, %u per send: %u SA installs "
 		    "in %.1f ms: %.0f SAs/s (%.1f us each)\n", batch, n,
 		    (t1 - t0) * 1e3, n / (t1 - t0), (t1 - t0) * 1e6 / n);
+		printf("xfrm_bench: raw netlink, %u per send: %u SA deletes "
+		    "in %.1f ms: %.0f SAs/s (%.1f us each)\n", batch, n,
+		    del_s * 1e3, n / del_s, del_s * 1e6 / n);
 		return 0;
 	}
 	memset(&ip, 0, sizeof(ip));
@@ -248,15 +313,48 @@ main(int argc, char **argv)
 		}
 	}
 	t1 = now();
-	xfrm_ops.fini(ctx);
+	if (use_batch && (refs = calloc(n, sizeof(*refs))) == NULL) {
+		fprintf(stderr, "xfrm_bench: out of memory\n");
+		xfrm_ops.fini(ctx);
+		free(all);
+		free(res);
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		bench_sa(i, &sp);
+		if (use_batch) {
+			refs[i].tunnel_id = 1;
+			refs[i].spi = sp.spi;
+			refs[i].dir = sp.dir;
+		} else if ((err = xfrm_ops.sa_del(ctx, 1, sp.spi,
+		    sp.dir)) != 0) {
+			fprintf(stderr, "xfrm_bench: sa_del %u: %s\n", i,
+			    strerror(-err));
+			xfrm_ops.fini(ctx);
+			return 1;
+		}
+	}
+	explicit_bzero(&sp, sizeof(sp));
+	if (use_batch && overlay_sa_del_batch(&xfrm_ops, ctx, refs, n,
+	    res) != 0) {
+		fprintf(stderr, "xfrm_bench: sa_del_batch failed\n");
+		xfrm_ops.fini(ctx);
+		return 1;
+	}
 	t2 = now();
+	xfrm_ops.fini(ctx);
+	t3 = now();
 	if (all != NULL)
 		explicit_bzero(all, n * sizeof(*all));
 	free(all);
 	free(res);
+	free(refs);
 	printf("xfrm_bench: %s: %u SA installs in %.1f ms: %.0f SAs/s "
-	    "(%.1f us each); removing them and the tunnel: %.1f ms\n",
-	    use_batch ? "sa_add_batch" : "sa_add", n, (t1 - t0) * 1e3, n / (t1 - t0), (t1 - t0) * 1e6 / n,
-	    (t2 - t1) * 1e3);
+	    "(%.1f us each)\n", use_batch ? "sa_add_batch" : "sa_add", n,
+	    (t1 - t0) * 1e3, n / (t1 - t0), (t1 - t0) * 1e6 / n);
+	printf("xfrm_bench: %s: %u SA deletes in %.1f ms: %.0f SAs/s "
+	    "(%.1f us each); removing the tunnel: %.1f ms\n",
+	    use_batch ? "sa_del_batch" : "sa_del", n, (t2 - t1) * 1e3,
+	    n / (t2 - t1), (t2 - t1) * 1e6 / n, (t3 - t2) * 1e3);
 	return 0;
 }

@@ -366,6 +366,26 @@ test_mapping_note(void **state)
 	assert_int_equal(xfrm_moved_tick(&m, 7000), 1);
 	assert_int_equal(m.port, 40003);
 
+	/* A new public address is a move like a new port, under the same
+	 * hold: noted once the hold from the last one has passed. */
+	ev.old_port = 40002;
+	ev.new_port = 40002;
+	addr(&ev.new_addr, "203.0.113.3");
+	memset(&m, 0, sizeof(m));
+	assert_int_equal(xfrm_moved_note(&m, &ev, &remote, 40002, 7500), 1);
+	assert_true(overlay_addr_eq(&m.addr, &ev.new_addr));
+	assert_int_equal(m.port, 40002);
+	addr(&ev.new_addr, "203.0.113.4");
+	assert_int_equal(xfrm_moved_note(&m, &ev, &remote, 40002, 7600), 0);
+	assert_int_equal(xfrm_moved_tick(&m, 8499), 0);
+	assert_int_equal(xfrm_moved_tick(&m, 8500), 1);
+	assert_true(overlay_addr_eq(&m.addr, &ev.new_addr));
+	/* Stale once followed: its old address is not the tunnel's. */
+	xfrm_moved_clear(&m);
+	assert_int_equal(xfrm_moved_note(&m, &ev, &ev.new_addr, 40002, 9600),
+	    0);
+	assert_int_equal(m.rx, 0);
+
 	/* An IPv6 source for an IPv4 tunnel is never noted. */
 	memset(&m, 0, sizeof(m));
 	ev.new_addr.family = AF_INET6;
@@ -499,6 +519,182 @@ test_tunnel_policies(void **state)
 	assert_int_equal(count("ip -o link show", "mwx7"), 0);
 	assert_int_equal(count(POLS, "priority 717388"), 0);
 	xfrm_ops.fini(ctx);
+}
+
+/*
+ * The XFRM_MSG_MIGRATE request of a peer address move, parsed back: the
+ * policy selector and direction, one entry per SA (old and new addresses,
+ * reqid, ESP transport), the new ESP-in-UDP ports; bad requests refused.
+ */
+static void
+test_migrate_msg(void **state)
+{
+	struct xfrm_nl_move mv[XFRM_MIGRATE_MAX + 1];
+	struct xfrm_selector sel;
+	struct nlattr *tb[XFRMA_MAX + 1];
+	struct xfrm_userpolicy_id *pid;
+	struct xfrm_user_migrate *um;
+	struct xfrm_encap_tmpl *enc;
+	struct nl_msg *msg;
+	size_t i;
+
+	(void)state;
+	memset(mv, 0, sizeof(mv));
+	for (i = 0; i < XFRM_MIGRATE_MAX + 1; i++) {
+		addr(&mv[i].from.src, "192.0.2.1");
+		addr(&mv[i].from.dst, "203.0.113.1");
+		addr(&mv[i].to.src, "192.0.2.1");
+		addr(&mv[i].to.dst, "203.0.113.3");
+		mv[i].from.reqid = XFRM_REQID_BASE | (uint32_t)(i + 1);
+	}
+	memset(&sel, 0, sizeof(sel));
+	sel.family = AF_INET;
+	sel.proto = IPPROTO_GRE;
+	sel.prefixlen_d = sel.prefixlen_s = 32;
+	memcpy(&sel.saddr, mv[0].from.src.bytes, 4);
+	memcpy(&sel.daddr, mv[0].from.dst.bytes, 4);
+
+	assert_int_equal(xfrm_nl_migrate_msg(&sel, XFRM_POLICY_OUT, mv, 2,
+	    4500, 40001, &msg), 0);
+	assert_int_equal(nlmsg_hdr(msg)->nlmsg_type, XFRM_MSG_MIGRATE);
+	assert_true(nlmsg_hdr(msg)->nlmsg_flags & NLM_F_ACK);
+	assert_int_equal(nlmsg_parse(nlmsg_hdr(msg), sizeof(*pid), tb,
+	    XFRMA_MAX, NULL), 0);
+	pid = nlmsg_data(nlmsg_hdr(msg));
+	assert_memory_equal(&pid->sel, &sel, sizeof(sel));
+	assert_int_equal(pid->dir, XFRM_POLICY_OUT);
+	assert_non_null(tb[XFRMA_MIGRATE]);
+	/* One attribute holding the array, as the kernel reads it. */
+	assert_int_equal(nla_len(tb[XFRMA_MIGRATE]), 2 * sizeof(*um));
+	um = nla_data(tb[XFRMA_MIGRATE]);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(um[i].proto, IPPROTO_ESP);
+		assert_int_equal(um[i].mode, XFRM_MODE_TRANSPORT);
+		assert_int_equal(um[i].reqid, XFRM_REQID_BASE | (i + 1));
+		assert_int_equal(um[i].old_family, AF_INET);
+		assert_int_equal(um[i].new_family, AF_INET);
+		assert_memory_equal(&um[i].old_daddr, mv[0].from.dst.bytes, 4);
+		assert_memory_equal(&um[i].old_saddr, mv[0].from.src.bytes, 4);
+		assert_memory_equal(&um[i].new_daddr, mv[0].to.dst.bytes, 4);
+		assert_memory_equal(&um[i].new_saddr, mv[0].to.src.bytes, 4);
+	}
+	assert_non_null(tb[XFRMA_ENCAP]);
+	enc = nla_data(tb[XFRMA_ENCAP]);
+	assert_int_equal(enc->encap_type, 2);	/* UDP_ENCAP_ESPINUDP */
+	assert_int_equal(ntohs(enc->encap_sport), 4500);
+	assert_int_equal(ntohs(enc->encap_dport), 40001);
+	xfrm_nl_free(msg);
+
+	/* None, more than a policy holds, no reqid, mixed families. */
+	assert_int_equal(xfrm_nl_migrate_msg(&sel, XFRM_POLICY_OUT, mv, 0,
+	    4500, 4500, &msg), -EINVAL);
+	assert_null(msg);
+	assert_int_equal(xfrm_nl_migrate_msg(&sel, XFRM_POLICY_OUT, mv,
+	    XFRM_MIGRATE_MAX + 1, 4500, 4500, &msg), -EINVAL);
+	assert_int_equal(xfrm_nl_migrate_msg(&sel, XFRM_POLICY_OUT, mv,
+	    XFRM_MIGRATE_MAX, 4500, 4500, &msg), 0);
+	xfrm_nl_free(msg);
+	mv[1].from.reqid = 0;
+	assert_int_equal(xfrm_nl_migrate_msg(&sel, XFRM_POLICY_OUT, mv, 2,
+	    4500, 4500, &msg), -EINVAL);
+	mv[1].from.reqid = XFRM_REQID_BASE | 2;
+	addr(&mv[1].to.dst, "2001:db8::3");
+	assert_int_equal(xfrm_nl_migrate_msg(&sel, XFRM_POLICY_OUT, mv, 2,
+	    4500, 4500, &msg), -EINVAL);
+	assert_null(msg);
+}
+
+/* The SA state of SPI spi in `ip -s xfrm state`, as one line. */
+static int
+state_has(const char *spi, const char *needle)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "ip -s xfrm state | awk '/^src/ { "
+	    "if (l != \"\") print l; l = $0; next } { l = l \" \" $0 } "
+	    "END { if (l != \"\") print l }' | grep -E 'spi %s[( ]'", spi);
+	return count(cmd, needle);
+}
+
+/*
+ * A peer address move (NAT rebinding to a new public address):
+ * tunnel_update to a new remote moves the device and every policy to it,
+ * none naming the old address stays, and the tunnel keeps blocking while
+ * it has no active SA.  Where the kernel has ESP (the lab VM), the SAs
+ * move too, keeping SPI and sequence number, the outbound one past the
+ * skip (XFRM_MIGRATE_SEQ_GAP), with the new ESP-in-UDP port.
+ */
+static void
+test_tunnel_move(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp, other;
+	struct overlay_sa_params sp;
+	struct overlay_tunnel_stats ts;
+	void *ctx;
+	int esp;
+
+	(void)state;
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 9, "mwx9", "198.51.100.9", 99);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	sa_params(&sp, 9, OVERLAY_DIR_OUT, 0x5001);
+	esp = xfrm_ops.sa_add(ctx, &sp) == 0;
+	if (esp) {
+		sa_params(&sp, 9, OVERLAY_DIR_IN, 0x5002);
+		assert_int_equal(xfrm_ops.sa_add(ctx, &sp), 0);
+		assert_int_equal(xfrm_ops.sa_switch_out(ctx, 9, 0x5001), 0);
+	}
+
+	tp.remote_port = 40001;
+	addr(&tp.remote, "198.51.100.10");
+	assert_int_equal(xfrm_ops.tunnel_update(ctx, &tp), 0);
+	assert_int_equal(count("ip -d link show mwx9", "remote 198.51.100.10"),
+	    1);
+	assert_int_equal(count("ip -d link show mwx9", "vxlan id 99"), 1);
+	assert_int_equal(count(POLS, "198.51.100.10/32"), 4);
+	assert_int_equal(count(POLS, "198.51.100.9/32"), 0);
+	assert_int_equal(count(POLS " list dir out", PRIO_ALLOW), 1);
+	assert_int_equal(count(POLS " list dir in", "proto esp"), 1);
+	assert_int_equal(xfrm_ops.tunnel_stats(ctx, 9, &ts), 0);
+	if (!esp) {
+		assert_int_equal(count(POLS " list dir out", "action block"), 2);
+	} else {
+		/* Same SPIs, new addresses and port, counter past the skip. */
+		assert_int_equal(ts.spi_out, 0x5001);
+		assert_int_equal(ts.sa_in + ts.sa_out, 2);
+		assert_int_equal(count(POLS " list dir out", "reqid"), 1);
+		assert_int_equal(count("ip xfrm state", "198.51.100.9"), 0);
+		assert_int_equal(state_has("0x00005001",
+		    "dst 198.51.100.10"), 1);
+		assert_int_equal(state_has("0x00005001",
+		    "sport 4500 dport 40001"), 1);
+		assert_int_equal(state_has("0x00005001", "oseq 0x10000 "), 1);
+		assert_int_equal(state_has("0x00005002",
+		    "src 198.51.100.10 dst 192.0.2.1"), 1);
+		assert_int_equal(state_has("0x00005002",
+		    "sport 40001 dport 4500"), 1);
+	}
+
+	/* Moved back; a remote another tunnel holds is refused. */
+	tp.remote_port = 0;
+	addr(&tp.remote, "198.51.100.9");
+	assert_int_equal(xfrm_ops.tunnel_update(ctx, &tp), 0);
+	assert_int_equal(count(POLS, "198.51.100.9/32"), 4);
+	assert_int_equal(count(POLS, "198.51.100.10/32"), 0);
+	vxlan_params(&other, 10, "mwx10", "198.51.100.11", 100);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &other), 0);
+	addr(&tp.remote, "198.51.100.11");
+	assert_int_equal(xfrm_ops.tunnel_update(ctx, &tp), -EEXIST);
+	assert_int_equal(count("ip -d link show mwx9", "remote 198.51.100.9 "),
+	    1);
+	/* Another family cannot be moved to in place. */
+	addr(&tp.remote, "2001:db8::9");
+	assert_int_equal(xfrm_ops.tunnel_update(ctx, &tp), -EINVAL);
+	xfrm_ops.fini(ctx);
+	assert_int_equal(count("ip -o link show", "mwx9"), 0);
+	assert_int_equal(count(POLS, "priority 717388"), 0);
 }
 
 /* After a crash (no fini), the next instance adopts: same device. */
@@ -898,6 +1094,98 @@ test_sa_batch(void **state)
 	assert_int_equal(count("ip -o link show", "mwx21"), 0);
 }
 
+/*
+ * sa_del_batch: each SA the outcome of its own sa_del, in order (an
+ * unknown tunnel or SA, or one named twice, is -ENOENT; one the kernel
+ * already dropped goes quietly); deleting the active outbound SA leaves
+ * the tunnel blocking.  On the host (no ESP) only the refusals can be
+ * seen; in the lab VM (xfrm_unit) the kernel's SAs go with them.  And
+ * overlay_sa_del_batch on a backend without it (null): n sa_del calls.
+ */
+static void
+test_sa_del_batch(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_tunnel_stats ts;
+	struct overlay_sa_params sp;
+	struct overlay_sa_ref refs[7];
+	int res[7], i;
+	bool esp;
+	void *ctx;
+
+	(void)state;
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 23, "mwx23", "198.51.100.23", 123);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	sa_params(&sp, 23, OVERLAY_DIR_IN, 5100);
+	esp = xfrm_ops.sa_add(ctx, &sp) == 0;
+	if (esp) {
+		sa_params(&sp, 23, OVERLAY_DIR_IN, 5101);
+		assert_int_equal(xfrm_ops.sa_add(ctx, &sp), 0);
+		sa_params(&sp, 23, OVERLAY_DIR_IN, 5102);
+		assert_int_equal(xfrm_ops.sa_add(ctx, &sp), 0);
+		sa_params(&sp, 23, OVERLAY_DIR_OUT, 6100);
+		assert_int_equal(xfrm_ops.sa_add(ctx, &sp), 0);
+		assert_int_equal(xfrm_ops.sa_switch_out(ctx, 23, 6100), 0);
+		/* 5102 removed by hand: the kernel's answer is ESRCH. */
+		sh("ip xfrm state del src 198.51.100.23 dst 192.0.2.1 proto esp "
+		    "spi 5102");
+	}
+	memset(refs, 0, sizeof(refs));
+	refs[0] = (struct overlay_sa_ref){ 23, 5100, OVERLAY_DIR_IN };
+	refs[1] = (struct overlay_sa_ref){ 99, 5101, OVERLAY_DIR_IN };
+	refs[2] = (struct overlay_sa_ref){ 23, 6100, OVERLAY_DIR_OUT };
+	refs[3] = (struct overlay_sa_ref){ 23, 5100, OVERLAY_DIR_IN };
+	refs[4] = (struct overlay_sa_ref){ 23, 5102, OVERLAY_DIR_IN };
+	refs[5] = (struct overlay_sa_ref){ 23, 7777, OVERLAY_DIR_OUT };
+	refs[6] = (struct overlay_sa_ref){ 23, 5100, OVERLAY_DIR_OUT };
+	for (i = 0; i < 7; i++)
+		res[i] = 12345;
+	/* The first failure: tunnel 99 (the host: 5100, never installed). */
+	assert_int_equal(overlay_sa_del_batch(&xfrm_ops, ctx, refs, 7, res),
+	    -ENOENT);
+	assert_int_equal(res[1], -ENOENT);	/* no tunnel 99 */
+	assert_int_equal(res[5], -ENOENT);	/* no such SA */
+	assert_int_equal(res[6], -ENOENT);	/* 5100 is inbound */
+	assert_int_equal(xfrm_ops.tunnel_stats(ctx, 23, &ts), 0);
+	if (esp) {
+		assert_int_equal(res[0], 0);
+		assert_int_equal(res[2], 0);
+		assert_int_equal(res[3], -ENOENT);	/* named twice */
+		assert_int_equal(res[4], 0);	/* gone already */
+		assert_int_equal(ts.sa_in, 1);
+		assert_int_equal(ts.sa_out, 0);
+		assert_int_equal(ts.spi_out, 0);
+		assert_int_equal(count("ip xfrm state", "proto esp spi"), 1);
+		assert_int_equal(count("ip xfrm state", "spi 0x000013ed "), 1);
+		assert_int_equal(count(POLS " list dir out", "action block"), 2);
+	} else {
+		assert_int_equal(res[0], -ENOENT);	/* never installed */
+		assert_int_equal(res[2], -ENOENT);
+		assert_int_equal(ts.sa_in + ts.sa_out, 0);
+	}
+	xfrm_ops.fini(ctx);
+
+	/* The fallback: one sa_del per SA, in order, the same results. */
+	assert_int_equal(null_ops.init(&ip, &ctx), 0);
+	tp.id = 5;
+	assert_int_equal(null_ops.tunnel_add(ctx, &tp), 0);
+	sa_params(&sp, 5, OVERLAY_DIR_IN, 5100);
+	assert_int_equal(null_ops.sa_add(ctx, &sp), 0);
+	refs[0] = (struct overlay_sa_ref){ 5, 5100, OVERLAY_DIR_IN };
+	refs[1] = (struct overlay_sa_ref){ 5, 5100, OVERLAY_DIR_IN };
+	assert_null(null_ops.sa_del_batch);
+	assert_int_equal(overlay_sa_del_batch(&null_ops, ctx, refs, 2, res),
+	    -ENOENT);
+	assert_int_equal(res[0], 0);
+	assert_int_equal(res[1], -ENOENT);
+	assert_non_null(strstr(null_record(ctx),
+	    "sa_del tunnel=5 dir=in spi=5100"));
+	null_ops.fini(ctx);
+}
+
 /* The test owns its network namespace: nothing leaks to the host. */
 static int
 setup(void **state)
@@ -918,6 +1206,8 @@ main(void)
 		cmocka_unit_test(test_sa_msg),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_tunnel_policies),
+		cmocka_unit_test(test_migrate_msg),
+		cmocka_unit_test(test_tunnel_move),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_keep_at_fini),
 		cmocka_unit_test(test_seq_file),
@@ -927,6 +1217,7 @@ main(void)
 		cmocka_unit_test(test_mapping_forged),
 		cmocka_unit_test(test_sa_batch),
 		cmocka_unit_test(test_seq_batch),
+		cmocka_unit_test(test_sa_del_batch),
 	};
 
 	log_init("test_overlay_xfrm", true);

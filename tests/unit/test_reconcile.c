@@ -877,6 +877,62 @@ test_tunnel_move(void **state)
 	fx_close(&f);
 }
 
+/*
+ * A pass's SA deletes reach the backend in one sa_del_batch call per
+ * stage, across tunnels (inbound ones, then outbound ones; the kernel
+ * backend sends up to 64 per system call).
+ */
+static unsigned del_batches, del_batched;
+
+static int
+w_sa_del_batch(void *ctx, const struct overlay_sa_ref *refs, size_t n,
+    int *res)
+{
+	del_batches++;
+	del_batched += (unsigned)n;
+	return overlay_sa_del_batch(&null_ops, ctx, refs, n, res);
+}
+
+static void
+test_del_batch(void **state)
+{
+	struct overlay_ops bops = null_ops;
+	struct fx f;
+	struct msg_intent a, a2;
+	uint64_t ids[] = { 1, 2, 3 };
+	const struct reconcile_tunnel *t;
+
+	(void)state;
+	bops.sa_del_batch = w_sa_del_batch;
+	fx_open(&f, &bops);
+	fill_intent(&a, 1, ids, 3);
+	apply_ok(&f, &a);
+	/* Every tunnel's SAs replaced at once. */
+	fill_intent(&a2, 2, ids, 3);
+	for (size_t i = 0; i < 3; i++)
+		set_sas(tun(&a2, ids[i]), 0x1100 + (uint32_t)ids[i],
+		    0x2100 + (uint32_t)ids[i], 2);
+	del_batches = del_batched = 0;
+	apply_ok(&f, &a2);
+	/* The old outbound SAs of the three tunnels: one call (the old
+	 * inbound ones drain until their retire step). */
+	assert_int_equal(del_batches, 1);
+	assert_int_equal(del_batched, 3);
+	for (size_t i = 0; i < 3; i++) {
+		t = reconcile_tunnel_find(f.r, ids[i]);
+		assert_int_equal(t->nsas, 3);	/* new in and out, old in */
+		assert_int_equal(t->spi_out_active, 0x2100 + (uint32_t)ids[i]);
+	}
+	assert_non_null(strstr(null_record(f.octx),
+	    "sa_del tunnel=3 dir=out spi=8195"));
+	/* Nothing left to delete: no call. */
+	apply_calls(&f, &a2, 0);
+	assert_int_equal(del_batches, 1);
+	msg_intent_free(&a);
+	msg_intent_free(&a2);
+	fx_close(&f);
+}
+
 /* Make-before-break through the steps, with applies in between. */
 static void
 test_rekey_steps(void **state)
@@ -1430,6 +1486,7 @@ main(void)
 		cmocka_unit_test(test_allowed_and_lifetimes),
 		cmocka_unit_test(test_scale),
 		cmocka_unit_test(test_tunnel_move),
+		cmocka_unit_test(test_del_batch),
 		cmocka_unit_test(test_uesp),	/* last: leaves the netns */
 	};
 
