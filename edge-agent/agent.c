@@ -442,6 +442,7 @@ agent_frr_target(struct agent *a)
 	    a->cfg.frr_instance);
 	snprintf(a->frr.vty_socket, sizeof(a->frr.vty_socket), "%s",
 	    a->cfg.frr_vty_socket);
+	a->frr.timeout_ms = a->cfg.frr_timeout_ms;	/* 0: FRR_TIMEOUT_MS */
 }
 
 /* Keep only the announced prefixes the configuration allows (when it
