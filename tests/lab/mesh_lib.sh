@@ -232,7 +232,7 @@ mesh_encap_is() {
 		echo "$_pol" | grep -q 'proto udp .*dport 4789' || return 1
 		# The VNIs are the controller's.
 		_vnis=$(lab_api GET "/api/v1/tunnels?site=$(lab_site_id "$1")" |
-		    jq -r '(.items? // .)[] | .vni') || return 1
+		    jq -r '.tunnels[] | .vni') || return 1
 		[ "$(echo "$_vnis" | grep -c '^1[0-9][0-9][0-9]$')" -eq 2 ] || return 1
 		for _t in $_vnis; do
 			echo "$_links" | grep -q " vxlan id $_t " || return 1
