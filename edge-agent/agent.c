@@ -1617,10 +1617,11 @@ agent_tick(struct agent *a)
 	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
 	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
 		/*
-		 * FRR's state costs a vtysh run per read (three or more: BGP
-		 * summary, BFD peers, filtered routes), so a burst of dirty
-		 * statuses reuses a read younger than AGENT_BGP_READ_MS
-		 * instead of running vtysh up to four times a second.
+		 * FRR's state costs vtysh runs per read (one for the BGP
+		 * summary and BFD peers, one for filtered routes), so a burst
+		 * of dirty statuses reuses a read younger than
+		 * AGENT_BGP_READ_MS instead of running vtysh up to four times
+		 * a second.
 		 */
 		if (now - a->bgp_read_ms >= AGENT_BGP_READ_MS) {
 			agent_read_bgp(a);
