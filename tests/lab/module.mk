@@ -16,13 +16,12 @@ ANALYZE_SRCS += tests/lab/udp_encap.c
 TEST_BINS += $(LAB_BINS)
 TESTS     += $(LAB_TESTS)
 
-# The three-xfrm mesh scenarios (tests/lab/mesh/: controller, meshwan-edge
-# and FRR per site inside the VM, over GRE and over VXLAN; the mixed
-# xfrm/uesp mesh is in scenarios/).  Not in `make test` yet: each passed
-# here, but not three times in a row on this session's host (load in the hundreds, other
-# VMs beside), and a lab test that flakes costs the whole suite
-# (tests/lab/README.md, "Mesh scenarios").
-LAB_MESH_TESTS := tests/lab/xfrm_mesh_gre.sh tests/lab/xfrm_mesh_vxlan.sh
+# The three-xfrm VXLAN mesh (tests/lab/mesh/: controller, meshwan-edge and
+# FRR per site inside the VM).  It passed three times in a row too, but
+# is left out of `make test` to keep the suite's time down: GRE three-xfrm
+# (xfrm_mesh_gre) and the VXLAN mixed mesh (xfrm_mesh_mixed) are in
+# scenarios/ (tests/lab/README.md, "Mesh scenarios").
+LAB_MESH_TESTS := tests/lab/xfrm_mesh_vxlan.sh
 .PHONY: test-lab-mesh
 test-lab-mesh: deps-checked build-all $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run $(LAB_MESH_TESTS)
