@@ -442,6 +442,7 @@ agent_frr_target(struct agent *a)
 	    a->cfg.frr_instance);
 	snprintf(a->frr.vty_socket, sizeof(a->frr.vty_socket), "%s",
 	    a->cfg.frr_vty_socket);
+	a->frr.timeout_ms = a->cfg.frr_timeout_ms;	/* 0: FRR_TIMEOUT_MS */
 }
 
 /* Keep only the announced prefixes the configuration allows (when it
@@ -1114,6 +1115,13 @@ agent_read_filtered(struct agent *a)
 	uint64_t now = util_mono_ms();
 	size_t n = a->bgp.n_neighbors, reads = 0;
 	struct agent_filtered *nf;
+	/* The chosen neighbours, read in one vtysh run. */
+	size_t pick[AGENT_FILTERED_READS];
+	struct msg_addr addrs[AGENT_FILTERED_READS];
+	int fams[AGENT_FILTERED_READS];
+	struct frr_prefix_list pls[AGENT_FILTERED_READS];
+	bool ok[AGENT_FILTERED_READS];
+	char err[256];
 
 	if (now < a->filtered_ms)
 		return;
@@ -1134,35 +1142,43 @@ agent_read_filtered(struct agent *a)
 	for (size_t k = 0; k < n && reads < AGENT_FILTERED_READS; k++) {
 		size_t i = (a->filtered_next + k) % n;
 		const struct frr_neighbor_status *nb = &a->bgp.neighbors[i];
-		struct frr_prefix_list pl = { 0 };
-		char err[256], na[MSG_ADDR_STRLEN], first[MSG_PREFIX_STRLEN];
 
 		if (nb->tunnel_id == 0 || nb->state != MSG_BGP_STATE_ESTABLISHED)
 			continue;
+		pick[reads] = i;
+		addrs[reads] = nb->address;
+		fams[reads] = nb->address.family == AF_INET6 ? AF_INET6 :
+		    AF_INET;
 		reads++;
-		if (frr_read_filtered(&a->frr, &nb->address,
-		    nb->address.family == AF_INET6 ? AF_INET6 : AF_INET,
-		    &pl, err, sizeof(err)) == -1) {
-			log_debug("frr", "filtered routes: %s", err);
-			continue;
-		}
-		if (pl.n_prefixes != nf[i].n) {
+	}
+	if (reads > 0 && frr_read_filtered_many(&a->frr, addrs, fams, reads,
+	    pls, ok, err, sizeof(err)) == -1)
+		log_debug("frr", "filtered routes: %s", err);
+	for (size_t r = 0; r < reads; r++) {
+		size_t i = pick[r];
+		const struct frr_neighbor_status *nb = &a->bgp.neighbors[i];
+		const struct frr_prefix_list *pl = &pls[r];
+		char na[MSG_ADDR_STRLEN], first[MSG_PREFIX_STRLEN];
+
+		if (!ok[r])
+			continue;	/* the last count stays */
+		if (pl->n_prefixes != nf[i].n) {
 			(void)msg_addr_format(&nb->address, na, sizeof(na));
-			if (pl.n_prefixes > 0) {
-				(void)msg_prefix_format(&pl.prefixes[0], first,
+			if (pl->n_prefixes > 0) {
+				(void)msg_prefix_format(&pl->prefixes[0], first,
 				    sizeof(first));
 				log_warnx("frr: tunnel %" PRIu64 ": neighbour %s "
 				    "announced %zu prefix(es) it may not (%s%s); "
-				    "filtered", nb->tunnel_id, na, pl.n_prefixes,
-				    first, pl.n_prefixes > 1 ? ", ..." : "");
+				    "filtered", nb->tunnel_id, na, pl->n_prefixes,
+				    first, pl->n_prefixes > 1 ? ", ..." : "");
 			} else
 				log_info("frr: tunnel %" PRIu64 ": neighbour %s "
 				    "announces nothing filtered any more",
 				    nb->tunnel_id, na);
 			a->status_dirty = true;
 		}
-		nf[i].n = (uint32_t)pl.n_prefixes;
-		frr_prefix_list_free(&pl);
+		nf[i].n = (uint32_t)pl->n_prefixes;
+		frr_prefix_list_free(&pls[r]);
 	}
 	a->filtered_next = n > 0 ? (a->filtered_next + AGENT_FILTERED_READS) %
 	    n : 0;
@@ -1181,14 +1197,12 @@ agent_read_bgp(struct agent *a)
 	a->have_bgp = a->have_bfd = false;
 	if (!a->have_applied)
 		return;
-	if (frr_read_summary(&a->frr, &a->bgp, err, sizeof(err)) == 0) {
+	/* Summary and BFD peers in one vtysh run. */
+	if (frr_read_state(&a->frr, &a->bgp, &a->bfd, &a->have_bfd, err,
+	    sizeof(err)) == 0) {
 		a->have_bgp = true;
 		agent_read_filtered(a);
 	} else
-		log_debug("frr", "status: %s", err);
-	if (frr_read_bfd(&a->frr, &a->bfd, err, sizeof(err)) == 0)
-		a->have_bfd = true;
-	else
 		log_debug("frr", "status: %s", err);
 }
 
@@ -1603,10 +1617,11 @@ agent_tick(struct agent *a)
 	    now - a->status_sent_ms >= AGENT_STATUS_PERIOD_S * 1000ull) &&
 	    now - a->status_sent_ms >= AGENT_STATUS_MIN_MS) {
 		/*
-		 * FRR's state costs a vtysh run per read (three or more: BGP
-		 * summary, BFD peers, filtered routes), so a burst of dirty
-		 * statuses reuses a read younger than AGENT_BGP_READ_MS
-		 * instead of running vtysh up to four times a second.
+		 * FRR's state costs vtysh runs per read (one for the BGP
+		 * summary and BFD peers, one for filtered routes), so a burst
+		 * of dirty statuses reuses a read younger than
+		 * AGENT_BGP_READ_MS instead of running vtysh up to four times
+		 * a second.
 		 */
 		if (now - a->bgp_read_ms >= AGENT_BGP_READ_MS) {
 			agent_read_bgp(a);

@@ -38,6 +38,7 @@ enum edge_key {
 	EK_FRR_INSTANCE,
 	EK_FRR_VTY_SOCKET,
 	EK_VTYSH,
+	EK_FRR_TIMEOUT,
 	EK_LAN_PREFIX,
 	EK_CONTROL_SOCKET,
 	EK_METRICS_LISTEN,
@@ -69,6 +70,7 @@ static const struct edge_key_desc edge_keys[EK_COUNT] = {
 	[EK_FRR_INSTANCE] = { "frr_instance", false },
 	[EK_FRR_VTY_SOCKET] = { "frr_vty_socket", false },
 	[EK_VTYSH] = { "vtysh", false },
+	[EK_FRR_TIMEOUT] = { "frr_timeout_ms", false },
 	[EK_LAN_PREFIX] = { "lan_prefix", true },
 	[EK_CONTROL_SOCKET] = { "control_socket", false },
 	[EK_METRICS_LISTEN] = { "metrics_listen", false },
@@ -509,6 +511,17 @@ edge_set(const char *name, unsigned line, enum edge_key k, const char *v,
 			return edge_err(name, line, key, "expected yes or no");
 		cfg->metrics_allow_remote = strcmp(v, "yes") == 0;
 		return 0;
+	case EK_FRR_TIMEOUT: {
+		uint64_t n;
+
+		if (util_parse_u64(v, EDGE_FRR_TIMEOUT_MIN_MS,
+		    EDGE_FRR_TIMEOUT_MAX_MS, &n) == -1)
+			return edge_err(name, line, key, "expected %u..%u "
+			    "(milliseconds)", EDGE_FRR_TIMEOUT_MIN_MS,
+			    EDGE_FRR_TIMEOUT_MAX_MS);
+		cfg->frr_timeout_ms = (unsigned)n;
+		return 0;
+	}
 	case EK_BFD_INTERVAL:
 	case EK_BFD_MULTIPLIER: {
 		bool ivl = k == EK_BFD_INTERVAL;
@@ -826,6 +839,8 @@ edge_config_print(const struct edge_config *cfg, FILE *out)
 	if (cfg->frr_vty_socket[0] != '\0')
 		fprintf(out, "frr_vty_socket = %s\n", cfg->frr_vty_socket);
 	fprintf(out, "vtysh = %s\n", cfg->vtysh);
+	if (cfg->frr_timeout_ms != 0)
+		fprintf(out, "frr_timeout_ms = %u\n", cfg->frr_timeout_ms);
 	for (size_t i = 0; i < cfg->n_lan_prefixes; i++) {
 		msg_prefix_format(&cfg->lan_prefixes[i], p, sizeof(p));
 		fprintf(out, "lan_prefix = %s\n", p);

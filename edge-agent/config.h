@@ -29,6 +29,8 @@
 #define EDGE_CONFIG_FILE_MAX		((size_t)64 * 1024)
 #define EDGE_CONFIG_ENROLL_PORT		7444	/* default enrollment port */
 #define EDGE_CONFIG_SOCK_MAX		108	/* sizeof(sun_path) */
+#define EDGE_FRR_TIMEOUT_MIN_MS		1000	/* frr_timeout_ms range */
+#define EDGE_FRR_TIMEOUT_MAX_MS		120000
 
 enum edge_backend {
 	EDGE_BACKEND_UESP = 0,
@@ -75,6 +77,11 @@ struct edge_config {
 	char frr_instance[EDGE_CONFIG_NAME_MAX + 1];
 	char frr_vty_socket[EDGE_CONFIG_PATH_MAX];
 	char vtysh[EDGE_CONFIG_PATH_MAX];
+	/* How long one vtysh run may take before it is killed (an apply
+	 * or a status read fails then, and is retried): 0 = the FRR
+	 * driver's default, FRR_TIMEOUT_MS (15 s).  A CPU-starved host (a
+	 * VM under emulation) may need more. */
+	unsigned frr_timeout_ms;
 
 	/* What the site may announce: networks, no overlaps; owned. */
 	struct msg_prefix *lan_prefixes;

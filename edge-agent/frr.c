@@ -1798,16 +1798,63 @@ frr_wants_bfd(const struct frr_desired *d)
 	return false;
 }
 
+/*
+ * What a daemon prints first in its `show running-config` (lib/command.c:
+ * "frr version X"); vtysh prints its own header lines around it.  Asked
+ * for a daemon that is not running, vtysh 8.4 prints only its own lines
+ * and still exits 0, so a section without this line means "not there".
+ */
+#define FRR_CONFIG_MARK "\nfrr version "
+#define FRR_CONFIG_HEAD "Building configuration..."
+
+/*
+ * The running configuration of bgpd and of bfdd from one vtysh run
+ * (`show running-config bgpd` and `... bfdd`: each vtysh start costs far
+ * more than the command, seconds on a starved host).  *bgpd and *bfdd are
+ * malloc'd sections of the output; a daemon that answered nothing leaves
+ * its pointer NULL.  -1 only when vtysh itself fails (err) or out of
+ * memory.
+ */
 static int
-frr_running(const struct frr_target *t, const char *daemon, char **text,
+frr_running(const struct frr_target *t, char **bgpd, char **bfdd,
     char *err, size_t errlen)
 {
-	static const char *const cmd[] = { "show running-config" };
-	char why[384];
+	static const char *const cmd[] = { "show running-config bgpd",
+	    "show running-config bfdd" };
+	char *text = NULL, *second;
+	size_t len = 0, seclen[2];
+	const char *sec[2];
+	char vwhy[384];
 
-	if (frr_vtysh(t, daemon, cmd, 1, text, NULL, why, sizeof(why)) == -1)
-		return frr_err(err, errlen, "%s not reachable: %s", daemon,
-		    why);
+	*bgpd = *bfdd = NULL;
+	if (frr_vtysh(t, NULL, cmd, 2, &text, &len, vwhy, sizeof(vwhy)) == -1)
+		return frr_err(err, errlen, "bgpd not reachable: %s", vwhy);
+	/* The second section starts at vtysh's second header line. */
+	second = strstr(text, "\n" FRR_CONFIG_HEAD);
+	sec[0] = text;
+	seclen[0] = len;
+	sec[1] = NULL;
+	seclen[1] = 0;
+	if (second != NULL) {
+		second++;
+		seclen[0] = (size_t)(second - text);
+		sec[1] = second;
+		seclen[1] = len - seclen[0];
+	}
+	for (int i = 0; i < 2; i++) {
+		char **dst = i == 0 ? bgpd : bfdd;
+
+		if (sec[i] == NULL || memmem(sec[i], seclen[i],
+		    FRR_CONFIG_MARK, strlen(FRR_CONFIG_MARK)) == NULL)
+			continue;
+		if ((*dst = strndup(sec[i], seclen[i])) == NULL) {
+			free(text);
+			free(*bgpd);
+			*bgpd = NULL;
+			return frr_err(err, errlen, "out of memory");
+		}
+	}
+	free(text);
 	return 0;
 }
 
@@ -1817,19 +1864,20 @@ frr_apply(const struct frr_target *t, const struct frr_desired *d,
 {
 	struct frr_script s;
 	char *bgpd = NULL, *bfdd = NULL;
-	char ignore[64] = "";
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
 	memset(&s, 0, sizeof(s));
 	if (frr_validate(d, err, errlen) == -1)
 		return -1;
-	if (frr_running(t, "bgpd", &bgpd, err, errlen) == -1)
+	if (frr_running(t, &bgpd, &bfdd, err, errlen) == -1)
 		return -1;
-	if (frr_running(t, "bfdd", &bfdd, frr_wants_bfd(d) ? err : ignore,
-	    frr_wants_bfd(d) ? errlen : sizeof(ignore)) == -1 &&
-	    frr_wants_bfd(d))
+	if (bgpd == NULL || (bfdd == NULL && frr_wants_bfd(d))) {
+		frr_err(err, errlen, "%s not reachable: vtysh shows no "
+		    "configuration from it (not running?)", bgpd == NULL ?
+		    "bgpd" : "bfdd");
 		goto done;
+	}
 	if (frr_diff(d, bgpd, bfdd, &s, err, errlen) == -1)
 		goto done;
 	for (size_t i = 0; i < s.n_segments; i++) {
@@ -2590,6 +2638,146 @@ frr_read_filtered(const struct frr_target *t, const struct msg_addr *neighbor,
 	snprintf(cmd, sizeof(cmd), "show bgp %s unicast neighbors %s "
 	    "filtered-routes json", family == AF_INET ? "ipv4" : "ipv6", a);
 	return frr_read(t, cmd, frr_parse_filtered_v, out, err, errlen);
+}
+
+/*
+ * Several JSON replies of one vtysh run (one -c each, printed one after
+ * the other): the value starting at json[*off], parsed by parse into out;
+ * *off then points past it.  jansson's JSON_DISABLE_EOF_CHECK stops at
+ * the value's end and tells where that is.
+ */
+static int
+frr_read_next(const char *json, size_t len, size_t *off, frr_parser parse,
+    void *out, const char *what, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *v;
+	size_t o = *off, used;
+
+	while (o < len && strchr(" \t\r\n", json[o]) != NULL)
+		o++;
+	if (o >= len)
+		return frr_err(err, errlen, "%s: no reply", what);
+	v = json_loadb(json + o, len - o, JSON_DISABLE_EOF_CHECK, &je);
+	if (v == NULL)
+		return frr_err(err, errlen, "%s: not JSON (line %d: %s)",
+		    what, je.line, je.text);
+	json_decref(v);
+	used = (size_t)je.position;
+	if (used == 0 || used > len - o)
+		return frr_err(err, errlen, "%s: no reply", what);
+	if (parse(json + o, used, out, err, errlen) == -1)
+		return -1;
+	*off = o + used;
+	return 0;
+}
+
+int
+frr_read_state(const struct frr_target *t, struct frr_bgp_status *bgp,
+    struct frr_bfd_status *bfd, bool *have_bfd, char *err, size_t errlen)
+{
+	static const char *const cmds[] = { "show bgp summary json",
+	    "show bfd peers json" };
+	char *text = NULL, why[256];
+	size_t len = 0, off = 0;
+
+	memset(bgp, 0, sizeof(*bgp));
+	memset(bfd, 0, sizeof(*bfd));
+	*have_bfd = false;
+	if (frr_vtysh(t, NULL, cmds, 2, &text, &len, why, sizeof(why)) == 0) {
+		if (frr_read_next(text, len, &off, frr_parse_summary_v, bgp,
+		    "bgp summary", why, sizeof(why)) == 0 &&
+		    frr_read_next(text, len, &off, frr_parse_bfd_v, bfd,
+		    "bfd peers", why, sizeof(why)) == 0) {
+			free(text);
+			*have_bfd = true;
+			return 0;
+		}
+		frr_bgp_status_free(bgp);
+		frr_bfd_status_free(bfd);
+	}
+	free(text);
+	/* One of the two failed (bfdd not running makes vtysh exit 1):
+	 * each on its own, so that the other is still read. */
+	log_debug("frr", "state in one run: %s; reading one by one", why);
+	if (frr_read_bfd(t, bfd, why, sizeof(why)) == 0)
+		*have_bfd = true;
+	return frr_read_summary(t, bgp, err, errlen);
+}
+
+int
+frr_read_filtered_many(const struct frr_target *t,
+    const struct msg_addr *neighbors, const int *families, size_t n,
+    struct frr_prefix_list *outs, bool *ok, char *err, size_t errlen)
+{
+	char (*cmdbuf)[128] = NULL, a[MSG_ADDR_STRLEN], why[256];
+	const char **cmds = NULL;
+	char *text = NULL;
+	size_t len = 0, off = 0, i;
+	int rc = -1;
+
+	for (i = 0; i < n; i++) {
+		memset(&outs[i], 0, sizeof(outs[i]));
+		ok[i] = false;
+	}
+	if (n == 0)
+		return 0;
+	if (n > FRR_FILTERED_READS_MAX)
+		return frr_err(err, errlen, "more than %d neighbours in one "
+		    "read", FRR_FILTERED_READS_MAX);
+	for (i = 0; i < n; i++) {
+		if (frr_family_check(families[i], err, errlen) == -1)
+			return -1;
+		if (neighbors[i].family == 0 ||
+		    msg_addr_format(&neighbors[i], a, sizeof(a)) == -1)
+			return frr_err(err, errlen, "neighbour address not "
+			    "set");
+	}
+	cmdbuf = calloc(n, sizeof(*cmdbuf));
+	cmds = calloc(n, sizeof(*cmds));
+	if (cmdbuf == NULL || cmds == NULL) {
+		frr_err(err, errlen, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		(void)msg_addr_format(&neighbors[i], a, sizeof(a));
+		snprintf(cmdbuf[i], sizeof(cmdbuf[i]), "show bgp %s unicast "
+		    "neighbors %s filtered-routes json", families[i] ==
+		    AF_INET ? "ipv4" : "ipv6", a);
+		cmds[i] = cmdbuf[i];
+	}
+	if (frr_vtysh(t, NULL, cmds, n, &text, &len, why, sizeof(why)) == 0) {
+		for (i = 0; i < n; i++)
+			if (frr_read_next(text, len, &off,
+			    frr_parse_filtered_v, &outs[i], "filtered routes",
+			    why, sizeof(why)) == -1)
+				break;
+		if (i == n) {
+			for (i = 0; i < n; i++)
+				ok[i] = true;
+			rc = 0;
+			goto done;
+		}
+		while (i-- > 0)
+			frr_prefix_list_free(&outs[i]);
+	}
+	/* Something in the batch failed: one by one, each its own answer. */
+	log_debug("frr", "filtered routes in one run: %s; reading one by "
+	    "one", why);
+	rc = 0;
+	for (i = 0; i < n; i++) {
+		ok[i] = frr_read_filtered(t, &neighbors[i], families[i],
+		    &outs[i], why, sizeof(why)) == 0;
+		if (!ok[i]) {
+			frr_err(err, errlen, "%s", why);
+			rc = -1;
+		}
+	}
+done:
+	free(text);
+	free(cmds);
+	free(cmdbuf);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -293,6 +293,30 @@ int frr_read_filtered(const struct frr_target *t,
     char *err, size_t errlen);
 
 /*
+ * The readers above cost one vtysh run each, and a vtysh start costs far
+ * more than the command (seconds on a CPU-starved host).  These read
+ * several things in one run:
+ *
+ * frr_read_state: the BGP summary and the BFD peers.  When the one run
+ * fails (bfdd not running makes vtysh exit 1) each is read on its own,
+ * so the summary is still read; *have_bfd says whether bfd was (it may
+ * be when the summary was not).  0 when the summary was read, else -1
+ * with err and *bgp zeroed.
+ *
+ * frr_read_filtered_many: frr_read_filtered() for n (at most
+ * FRR_FILTERED_READS_MAX) neighbours, outs[i] for neighbors[i] in
+ * families[i]; ok[i] says whether it was read.  When the one run fails
+ * each is read on its own; 0 when all were read, else -1 with err naming
+ * the last failure (each outs[i] that failed is empty, ok[i] false).
+ */
+#define FRR_FILTERED_READS_MAX	64
+int frr_read_state(const struct frr_target *t, struct frr_bgp_status *bgp,
+    struct frr_bfd_status *bfd, bool *have_bfd, char *err, size_t errlen);
+int frr_read_filtered_many(const struct frr_target *t,
+    const struct msg_addr *neighbors, const int *families, size_t n,
+    struct frr_prefix_list *outs, bool *ok, char *err, size_t errlen);
+
+/*
  * Run vtysh against t with the given -c commands (and `-d daemon` when
  * daemon is not NULL), no shell.  *out gets its standard output
  * (malloc'd, NUL-terminated, at most t->max_output bytes), *outlen its

@@ -553,24 +553,18 @@ out:
 	return 0;
 }
 
+/* The inner /31 on the device.  NLM_F_REPLACE: sent again for an address
+ * the device holds, it changes nothing but is announced again
+ * (RTM_NEWADDR), which is what the agent's zebra check asks for through
+ * tunnel_update (FRR 8.4's zebra can miss an address that overtook its
+ * device's link event). */
 static int
-xfrm_dev_up(struct xfrm_ctx *c, struct xfrm_tun *t)
+xfrm_addr4(struct xfrm_ctx *c, struct xfrm_tun *t)
 {
-	struct rtnl_link *l;
 	struct rtnl_addr *a;
 	struct nl_addr *na;
 	struct nl_msg *msg = NULL;
-	char alias[64];
 	int err;
-
-	t->ifindex = (int)if_nametoindex(t->p.ifname);
-	if (t->ifindex == 0)
-		return xfrm_fail(c, -ENODEV, "tunnel %llu: device %s",
-		    (unsigned long long)t->p.id, t->p.ifname);
-	/* Strict reverse-path filtering: see README.md, inner sources. */
-	if ((err = xfrm_sysctl(t->p.ifname, "rp_filter", "1")) < 0)
-		return xfrm_fail(c, err, "tunnel %llu: rp_filter on %s",
-		    (unsigned long long)t->p.id, t->p.ifname);
 
 	a = rtnl_addr_alloc();
 	na = xfrm_naddr(&t->p.inner_local,
@@ -592,6 +586,26 @@ xfrm_dev_up(struct xfrm_ctx *c, struct xfrm_tun *t)
 	    sizeof(c->why))) < 0)
 		return xfrm_fail(c, err, "tunnel %llu: inner address",
 		    (unsigned long long)t->p.id);
+	return 0;
+}
+
+static int
+xfrm_dev_up(struct xfrm_ctx *c, struct xfrm_tun *t)
+{
+	struct rtnl_link *l;
+	char alias[64];
+	int err;
+
+	t->ifindex = (int)if_nametoindex(t->p.ifname);
+	if (t->ifindex == 0)
+		return xfrm_fail(c, -ENODEV, "tunnel %llu: device %s",
+		    (unsigned long long)t->p.id, t->p.ifname);
+	/* Strict reverse-path filtering: see README.md, inner sources. */
+	if ((err = xfrm_sysctl(t->p.ifname, "rp_filter", "1")) < 0)
+		return xfrm_fail(c, err, "tunnel %llu: rp_filter on %s",
+		    (unsigned long long)t->p.id, t->p.ifname);
+	if ((err = xfrm_addr4(c, t)) < 0)
+		return err;
 	if ((err = xfrm_addr6(c, t)) < 0)
 		return err;
 
@@ -1683,6 +1697,11 @@ xfrm_op_tunnel_update(void *ctx, const struct overlay_tunnel_params *p)
 		xfrm_moved_clear(&t->moved);	/* followed (or moved back) */
 	(void)xfrm_routes(c, t, RTM_DELROUTE);
 	t->p = *p;
+	/* The addresses announced again (unchanged: see xfrm_addr4). */
+	if ((err = xfrm_addr4(c, t)) < 0 || (err = xfrm_addr6(c, t)) < 0) {
+		(void)xfrm_routes(c, t, RTM_NEWROUTE);
+		return err;
+	}
 	return xfrm_routes(c, t, RTM_NEWROUTE);
 }
 

@@ -12,6 +12,8 @@
 #   mesh_status NAME         `meshwan-edge status --json` of site NAME
 #   mesh_counts NAME         "sas N policies N devices N routes N" of NAME
 #   mesh_xfrm_stat NAME      the non-zero lines of NAME's /proc/net/xfrm_stat
+#   mesh_encap_is NAME ENC   NAME's two tunnel devices and its policies are
+#                            of kind ENC (gre|vxlan), nothing of the other
 #
 # The backend per site: $LAB_BACKEND_<NAME>, else $LAB_BACKEND (sites_lib).
 
@@ -34,7 +36,7 @@ mesh_down() {
 	_rc=$?
 	if [ -n "${LAB_OUT:-}" ] && [ -d "${LAB_DIR:-}" ]; then
 		mkdir -p "$LAB_OUT/mesh-$MESH_BASE"
-		(cd "$LAB_DIR" && find . -type f \( -name '*.log' -o -name 'ping.*' -o -name '*.conf' \) |
+		(cd "$LAB_DIR" && find . -type f \( -name '*.log' -o -name 'ping.*' -o -name '*.conf' -o -name '*.txt' -o -name '*.json' \) |
 		    tar -cf - -T - 2>/dev/null) | tar -xf - -C "$LAB_OUT/mesh-$MESH_BASE" 2>/dev/null
 	fi
 	# In the lab VM nothing outlives the scenario: the VM powers off.
@@ -121,15 +123,26 @@ mesh_up() {
 	esac
 	lab_api PUT /api/v1/policy "$_pol" >/dev/null ||
 		lab_fail "PUT /policy $_pol: $(cat "$LAB_DIR/api.out")"
-	for _s in $MESH_SITES; do lab_register "$_s"; done
+	for _s in $MESH_SITES; do
+		lab_register "$_s"
+		# vtysh alone takes seconds to start under TCG, and an apply
+		# of the first intent runs several: 15 s (the default) was
+		# passed, killing the apply again and again.
+		echo "frr_timeout_ms = ${MESH_FRR_TIMEOUT_MS:-90000}" >>"$LAB_DIR/$_s/edge.conf"
+	done
 	mesh_step "sites registered"
-	# One after the other, each once enrolled: three TLS handshakes and
-	# FRR applies at once overrun the agents' 10 s enrollment deadline
-	# under TCG, and the agents' backoff (up to 60 s) then costs minutes.
+	# One after the other, each once it applied its first intent (FRR
+	# included): an enrollment beside another agent's first FRR apply
+	# (a minute of vtysh under TCG on a loaded host) overran the agent's
+	# 10 s enrollment deadline after the controller had taken the
+	# one-time token, and the retry was refused (token already used).
 	for _s in $MESH_SITES; do
 		if [ "$_s" = a ]; then mesh_holder a; else lab_agent "$_s"; fi
 		mesh_poll 60 grep -q 'enroll: enrolled as site' "$LAB_DIR/$_s-edge.log" ||
 			lab_fail "the agent of $_s did not enroll"
+		mesh_poll 60 grep -q 'agent: intent version [0-9]* applied' "$LAB_DIR/$_s-edge.log" ||
+			lab_fail "the agent of $_s applied no intent"
+		mesh_step "agent of $_s enrolled and applied its first intent"
 	done
 	mesh_step "agents started"
 }
@@ -197,4 +210,33 @@ mesh_counts() {
 
 mesh_xfrm_stat() {
 	ip netns exec "$(mesh_ns "$1")" cat /proc/net/xfrm_stat | awk '$2 != 0'
+}
+
+# mesh_encap_is NAME gre|vxlan: NAME's tunnel devices all of that kind (and
+# each VXLAN one on port 4789 with its tunnel's VNI), its policies
+# select that traffic, none of the other kind is left.
+mesh_encap_is() {
+	_ns=$(mesh_ns "$1")
+	_links=$(ip -n "$_ns" -d -o link show) || return 1
+	_n=$(echo "$_links" | grep -c ': mw[0-9]*[:@]')
+	[ "$_n" -eq 2 ] || return 1
+	_pol=$(ip -n "$_ns" xfrm policy) || return 1
+	if [ "$2" = gre ]; then
+		[ "$(echo "$_links" | grep ': mw[0-9]*@' | grep -c ' gre remote ')" -eq 2 ] || return 1
+		echo "$_pol" | grep -q 'proto gre' || return 1
+		echo "$_pol" | grep -q 'dport 4789' && return 1
+	else
+		[ "$(echo "$_links" | grep ': mw[0-9]*:' | grep -c ' vxlan id [0-9]* .*dstport 4789')" -eq 2 ] ||
+			return 1
+		echo "$_pol" | grep -q 'proto gre' && return 1
+		echo "$_pol" | grep -q 'proto udp .*dport 4789' || return 1
+		# The VNIs are the controller's.
+		_vnis=$(lab_api GET "/api/v1/tunnels?site=$(lab_site_id "$1")" |
+		    jq -r '.tunnels[] | .vni') || return 1
+		[ "$(echo "$_vnis" | grep -c '^1[0-9][0-9][0-9]$')" -eq 2 ] || return 1
+		for _t in $_vnis; do
+			echo "$_links" | grep -q " vxlan id $_t " || return 1
+		done
+	fi
+	return 0
 }

@@ -127,6 +127,7 @@ test_golden(void **state)
 	assert_int_equal(c.backend, EDGE_BACKEND_XFRM);
 	assert_int_equal(c.bfd_interval_ms, 300);
 	assert_int_equal(c.bfd_multiplier, 5);
+	assert_int_equal(c.frr_timeout_ms, 45000);
 	assert_int_equal(c.n_links, 4);
 	assert_int_equal(c.links[0].public_port, 4501);
 	assert_int_equal(c.links[1].public_address.family, 0);
@@ -171,6 +172,7 @@ test_defaults(void **state)
 	/* BFD timers: 0 = the FRR driver's own default (frr.h). */
 	assert_int_equal(c.bfd_interval_ms, 0);
 	assert_int_equal(c.bfd_multiplier, 0);
+	assert_int_equal(c.frr_timeout_ms, 0);	/* FRR_TIMEOUT_MS */
 	edge_config_free(&c);
 }
 
@@ -322,6 +324,10 @@ test_bad_lines(void **state)
 	bad("bfd_interval_ms = 9", "t.conf:4: bfd_interval_ms: expected "
 	    "10..60000 (milliseconds)");
 	bad("bfd_interval_ms = 60001", "bfd_interval_ms: expected 10..60000");
+	bad("frr_timeout_ms = 999", "t.conf:4: frr_timeout_ms: expected "
+	    "1000..120000 (milliseconds)");
+	bad("frr_timeout_ms = 120001", "frr_timeout_ms: expected 1000..120000");
+	bad("frr_timeout_ms = 15s", "frr_timeout_ms: expected 1000..120000");
 	bad("bfd_multiplier = 1", "t.conf:4: bfd_multiplier: expected 2..255");
 	bad("bfd_multiplier = 3x", "bfd_multiplier: expected 2..255");
 	bad("control_socket = run/x", "control_socket: expected an absolute");

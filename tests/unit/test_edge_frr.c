@@ -28,16 +28,14 @@
 #include "lib/util.h"
 
 static char *
-slurp(const char *rel, size_t *len)
+slurp_abs(const char *path, size_t *len)
 {
-	const char *top = getenv("MESHWAN_TOP");
-	char path[512];
 	FILE *f;
 	char *buf;
 	long n;
 
-	snprintf(path, sizeof(path), "%s/tests/unit/golden/%s",
-	    top != NULL ? top : ".", rel);
+	if (len != NULL)
+		*len = 0;
 	if ((f = fopen(path, "r")) == NULL)
 		return NULL;
 	fseek(f, 0, SEEK_END);
@@ -50,6 +48,17 @@ slurp(const char *rel, size_t *len)
 	if (len != NULL)
 		*len = (size_t)n;
 	return buf;
+}
+
+static char *
+slurp(const char *rel, size_t *len)
+{
+	const char *top = getenv("MESHWAN_TOP");
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/tests/unit/golden/%s",
+	    top != NULL ? top : ".", rel);
+	return slurp_abs(path, len);
 }
 
 static void
@@ -1304,7 +1313,9 @@ test_apply_errors(void **state)
 	/* Garbage for a running-config: refused, nothing configured. */
 	snprintf(t.vtysh, sizeof(t.vtysh), "%s", stand_in("garbage",
 	    "echo \"$*\" >> $(dirname $0)/calls\n"
-	    "echo 'router bgp 65001'; echo ' neighbor'"));
+	    "for d in bgpd bfdd; do echo 'Building configuration...'\n"
+	    "echo 'frr version 8.4.4'; echo 'router bgp 65001'; "
+	    "echo ' neighbor'; done"));
 	assert_int_equal(frr_apply(&t, &d, &res, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "incomplete"));
 	{
@@ -1324,6 +1335,159 @@ test_apply_errors(void **state)
 	assert_non_null(strstr(err, "not JSON"));
 	assert_null(st.neighbors);
 	frr_desired_free(&d);
+}
+
+/*
+ * One vtysh run reads bgpd's and bfdd's configuration (`show
+ * running-config bgpd` and `... bfdd`; each vtysh start costs seconds on
+ * a starved host); FRR in sync means no second run.  A daemon vtysh
+ * prints nothing from (8.4 does that for one not running, and exits 0)
+ * counts as not reachable: bgpd always, bfdd when a neighbour wants BFD.
+ */
+static void
+test_apply_one_read(void **state)
+{
+	struct frr_target t;
+	struct frr_desired d;
+	struct frr_apply_result res;
+	char err[256], path[160], *text, *run, *calls;
+	size_t n;
+	FILE *f;
+
+	(void)state;
+	site_a(&d);
+	text = render(&d);
+	run = as_running(text);
+	snprintf(path, sizeof(path), "%s/running.txt", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(run, f);		/* bgpd's section */
+	fputs(run, f);		/* bfdd's (its BFD profile is in it too) */
+	fclose(f);
+	memset(&t, 0, sizeof(t));
+	snprintf(t.vty_socket, sizeof(t.vty_socket), "/x");
+	snprintf(path, sizeof(path), "%s/calls1", tmpdir);
+	unlink(path);
+	snprintf(t.vtysh, sizeof(t.vtysh), "%s", stand_in("insync",
+	    "echo \"$*\" >> $(dirname $0)/calls1\n"
+	    "cat $(dirname $0)/running.txt"));
+	if (frr_apply(&t, &d, &res, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_int_equal(res.n_changes, 0);
+	assert_int_equal(res.n_cmds, 0);
+	calls = slurp_abs(path, &n);
+	assert_non_null(calls);
+	assert_string_equal(calls, "--vty_socket /x -c show running-config bgpd "
+	    "-c show running-config bfdd\n");
+	free(calls);
+
+	/* bfdd not running: only vtysh's own lines in its section. */
+	snprintf(t.vtysh, sizeof(t.vtysh), "%s", stand_in("nobfdd",
+	    "cat $(dirname $0)/running.txt | sed -n '1,/^end$/p'\n"
+	    "printf 'Building configuration...\\n\\nCurrent configuration:"
+	    "\\n!\\nhostname vm\\n!\\nend\\n'"));
+	assert_int_equal(frr_apply(&t, &d, &res, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bfdd not reachable"));
+	/* ... which is fine when no neighbour wants BFD. */
+	d.neighbors[0].bfd = false;
+	if (frr_apply(&t, &d, &res, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	d.neighbors[0].bfd = true;
+
+	/* bgpd not running: the same for its section. */
+	snprintf(t.vtysh, sizeof(t.vtysh), "%s", stand_in("nobgpd2",
+	    "printf 'Building configuration...\\n\\nCurrent configuration:"
+	    "\\n!\\nhostname vm\\n!\\nend\\n'\n"
+	    "cat $(dirname $0)/running.txt | sed -n '1,/^end$/p'"));
+	assert_int_equal(frr_apply(&t, &d, &res, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bgpd not reachable"));
+	free(run);
+	free(text);
+	frr_desired_free(&d);
+}
+
+/*
+ * Status in one vtysh run: the BGP summary and the BFD peers, and the
+ * filtered routes of several neighbours, as vtysh prints the replies of
+ * several -c one after the other (captured 8.4 output).  When the one
+ * run fails (bfdd down: vtysh exits 1) each is read on its own.
+ */
+static void
+test_read_batched(void **state)
+{
+	struct frr_target t;
+	struct frr_bgp_status st;
+	struct frr_bfd_status b;
+	struct frr_prefix_list pl[2];
+	struct msg_addr nb[2] = { A("100.64.0.1"), A("100.64.0.3") };
+	int fam[2] = { AF_INET, AF_INET };
+	bool have_bfd, ok[2];
+	char err[256], *calls, path[160], body[1024];
+	const char *top = getenv("MESHWAN_TOP");
+	size_t n;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/calls2", tmpdir);
+	memset(&t, 0, sizeof(t));
+	snprintf(body, sizeof(body), "echo \"$*\" >> %s\n"
+	    "g=%s/tests/unit/golden/frr\n"
+	    "case \"$*\" in\n"
+	    "*summary*bfd*) cat $g/frr84_summary.json $g/frr84_bfd.json ;;\n"
+	    "*filtered*filtered*) cat $g/frr84_filtered4.json; "
+	    "echo '{ }' ;;\n"
+	    "*) exit 1 ;;\n"
+	    "esac", path, top != NULL ? top : ".");
+	snprintf(t.vtysh, sizeof(t.vtysh), "%s", stand_in("batch", body));
+	if (frr_read_state(&t, &st, &b, &have_bfd, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_true(have_bfd);
+	assert_int_equal(st.n_neighbors, 1);
+	assert_int_equal(st.neighbors[0].tunnel_id, 1);
+	assert_int_equal(b.n_peers, 1);
+	frr_bgp_status_free(&st);
+	frr_bfd_status_free(&b);
+	if (frr_read_filtered_many(&t, nb, fam, 2, pl, ok, err,
+	    sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_true(ok[0] && ok[1]);
+	assert_int_equal(pl[0].n_prefixes, 1);
+	assert_int_equal(pl[1].n_prefixes, 0);
+	frr_prefix_list_free(&pl[0]);
+	frr_prefix_list_free(&pl[1]);
+	calls = slurp_abs(path, &n);
+	assert_non_null(calls);
+	assert_string_equal(calls,
+	    "-c show bgp summary json -c show bfd peers json\n"
+	    "-c show bgp ipv4 unicast neighbors 100.64.0.1 filtered-routes "
+	    "json -c show bgp ipv4 unicast neighbors 100.64.0.3 "
+	    "filtered-routes json\n");
+	free(calls);
+
+	/* bfdd down: the batch fails, the summary alone is read. */
+	unlink(path);
+	snprintf(body, sizeof(body), "echo \"$*\" >> %s\n"
+	    "g=%s/tests/unit/golden/frr\n"
+	    "case \"$*\" in\n"
+	    "*bfd*) echo 'bfdd is not running' >&2; exit 1 ;;\n"
+	    "*summary*) cat $g/frr84_summary.json ;;\n"
+	    "*100.64.0.3*filtered-routes*) exit 1 ;;\n"
+	    "*filtered-routes*) cat $g/frr84_filtered4.json ;;\n"
+	    "esac", path, top != NULL ? top : ".");
+	snprintf(t.vtysh, sizeof(t.vtysh), "%s", stand_in("nobfd", body));
+	if (frr_read_state(&t, &st, &b, &have_bfd, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_false(have_bfd);
+	assert_int_equal(st.n_neighbors, 1);
+	assert_int_equal(b.n_peers, 0);
+	frr_bgp_status_free(&st);
+	/* One neighbour's read fails: the other is still read. */
+	assert_int_equal(frr_read_filtered_many(&t, nb, fam, 2, pl, ok, err,
+	    sizeof(err)), -1);
+	assert_true(ok[0]);
+	assert_false(ok[1]);
+	assert_int_equal(pl[0].n_prefixes, 1);
+	assert_int_equal(pl[1].n_prefixes, 0);
+	frr_prefix_list_free(&pl[0]);
 }
 
 /* Zebra's interfaces: captured 8.4 output (mw2 as zebra shows a tunnel
@@ -1411,6 +1575,8 @@ main(void)
 		cmocka_unit_test(test_vtysh_args_and_output),
 		cmocka_unit_test(test_vtysh_failures),
 		cmocka_unit_test(test_apply_errors),
+		cmocka_unit_test(test_apply_one_read),
+		cmocka_unit_test(test_read_batched),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
