@@ -16,12 +16,9 @@ ANALYZE_SRCS += tests/lab/udp_encap.c
 TEST_BINS += $(LAB_BINS)
 TESTS     += $(LAB_TESTS)
 
-# Mesh scenarios not in `make test` (tests/lab/mesh/, tests/lab/README.md
-# "Mesh scenarios"): the three-xfrm VXLAN mesh passed three times in a
-# row and is left out for the suite's time; the mixed uesp/xfrm mesh
-# passed three in a row, then failed its own iperf3 threshold (fixed) and
-# overran its 525 s three times with three of it running at once.
-LAB_MESH_TESTS := tests/lab/xfrm_mesh_vxlan.sh tests/lab/xfrm_mesh_mixed.sh
+# The three whole-system mesh scenarios alone (also in `make test`).
+LAB_MESH_TESTS := tests/lab/xfrm_mesh_gre.sh tests/lab/xfrm_mesh_vxlan.sh \
+	tests/lab/xfrm_mesh_mixed.sh
 .PHONY: test-lab-mesh
 test-lab-mesh: deps-checked build-all $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run $(LAB_MESH_TESTS)
