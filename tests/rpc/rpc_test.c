@@ -45,6 +45,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "lib/backoff.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "meshwan/v1/meshwan.pb-c.h"
@@ -878,7 +879,11 @@ mode_roundtrip(struct t *t)
 	    "(code %d), handler never saw it\n", t->cli_last_code);
 	p.big = false;
 
-	/* Reconnection: the server ends each attempt; backoff 0.5 s, 1 s. */
+	/*
+	 * Reconnection: the server ends each attempt.  Full jitter
+	 * (lib/backoff.h): the first delay is drawn from [0.25 s, 1 s], the
+	 * second from [0.25 s, 2 s]; each gap adds one attempt's round trip.
+	 */
 	p.version = 99;
 	i = t->cli_opens;
 	open_session2(cm, &p, 0, true);
@@ -888,9 +893,12 @@ mode_roundtrip(struct t *t)
 		uint64_t g2 = t->open_ms[(i + 2) % 8] - t->open_ms[(i + 1) % 8];
 
 		printf("ok: automatic reconnection after %" PRIu64 " ms, then "
-		    "%" PRIu64 " ms (0.5 s and 1 s +-20 %%)\n", g1, g2);
-		CHECK(g1 >= 400 && g1 <= 1500);
-		CHECK(g2 >= 800 && g2 <= 2500);
+		    "%" PRIu64 " ms (drawn from 0.25-1 s and 0.25-2 s)\n",
+		    g1, g2);
+		CHECK(g1 >= BACKOFF_FLOOR_MS - 20 &&
+		    g1 <= BACKOFF_FIRST_MS + 1000);
+		CHECK(g2 >= BACKOFF_FLOOR_MS - 20 &&
+		    g2 <= 2 * BACKOFF_FIRST_MS + 1000);
 	}
 	/* Cancelling stops the reconnection. */
 	WAIT_FOR(t, t->cli_stream != NULL, 3000);
