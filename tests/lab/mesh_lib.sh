@@ -14,6 +14,10 @@
 #   mesh_xfrm_stat NAME      the non-zero lines of NAME's /proc/net/xfrm_stat
 #   mesh_encap_is NAME ENC   NAME's two tunnel devices and its policies are
 #                            of kind ENC (gre|vxlan), nothing of the other
+#   mesh_rekey NAME PEER     REST rekey of the tunnel under a ping: no loss,
+#                            xfrm_stat unchanged on both sides
+#   mesh_restart NAME PEER   NAME's agent restarted under a ping: no loss,
+#                            same SAs, no sequence number back
 #
 # The backend per site: $LAB_BACKEND_<NAME>, else $LAB_BACKEND (sites_lib).
 
@@ -239,4 +243,103 @@ mesh_encap_is() {
 		done
 	fi
 	return 0
+}
+
+# mesh_sa_seqs NAME — "SPI OSEQ" per SA in NAME's kernel, by SPI (OSEQ
+# decimal, the ESN's high half included; 0 for inbound SAs).
+mesh_sa_seqs() {
+	ip -s -n "$(mesh_ns "$1")" xfrm state | awk '
+		function out() { if (spi != "") print spi, (hi == "" ? "0x0" : hi), (lo == "" ? "0x0" : lo) }
+		/^src / { out(); spi = hi = lo = "" }
+		{ for (i = 1; i < NF; i++) {
+			v = $(i + 1); sub(/,$/, "", v)
+			if ($i == "spi" && $(i - 1) == "esp") spi = v
+			else if ($i == "oseq-hi") hi = v
+			else if ($i == "oseq") lo = v
+		} }
+		END { out() }' |
+	    while read -r _spi _hi _lo; do
+		echo "$_spi $(( (_hi << 32) + _lo ))"
+	    done | sort
+}
+
+# mesh_ping_start NAME PEER TAG — pings from NAME's LAN host to PEER's,
+# 5 a second, in the background (stop with mesh_ping_stop TAG: every
+# ping answered, or the scenario fails).  -w: a late answer still counts.
+mesh_ping_start() {
+	ip netns exec "$LAB_P-lan-$1" ping -i 0.2 -w 300 "$(lab_lan_addr "$2")" \
+	    >"$LAB_DIR/ping.$3.txt" 2>&1 &
+	echo $! >"$LAB_DIR/ping.$3.pid"
+	mesh_poll 30 grep -q 'bytes from' "$LAB_DIR/ping.$3.txt" ||
+		lab_fail "$3: no ping answered before the step: $(cat "$LAB_DIR/ping.$3.txt")"
+}
+
+mesh_ping_stop() {
+	# A few more after the step, then SIGINT: ping prints its summary.
+	sleep 2
+	kill -INT "$(cat "$LAB_DIR/ping.$1.pid")"
+	wait "$(cat "$LAB_DIR/ping.$1.pid")" 2>/dev/null
+	_sum=$(grep 'packets transmitted' "$LAB_DIR/ping.$1.txt")
+	echo "$1: $_sum"
+	set -- "$1" $(echo "$_sum" | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1 \2/p')
+	[ $# -eq 3 ] && [ "$2" -ge 10 ] || lab_fail "$1: no ping summary: $(tail -n 5 "$LAB_DIR/ping.$1.txt")"
+	# The last one sent may be in flight at the SIGINT.
+	[ "$3" -ge $(( $2 - 1 )) ] || lab_fail "$1: $(( $2 - $3 )) of $2 pings lost"
+}
+
+# mesh_restart NAME PEER — NAME's agent (under mesh_holder) stopped with
+# SIGTERM and started again while NAME's LAN pings PEER's: no ping lost,
+# the kernel holds the same SAs after as before (no SA made again), no
+# outbound SA's sequence number went back, and the new agent applied its
+# intent.
+mesh_restart() {
+	_applied() { grep -c 'agent: intent version [0-9]* applied' "$LAB_DIR/$1-edge.log"; }
+	_n0=$(_applied "$1")
+	_pid0=$(mesh_agent_pid "$1")
+	mesh_ping_start "$1" "$2" restart
+	_seq0=$(mesh_sa_seqs "$1")
+	[ -n "$_seq0" ] || lab_fail "site $1: no SA in the kernel before the restart"
+	kill -TERM "$_pid0"
+	mesh_poll 30 sh -c "[ \"\$(cat '$LAB_DIR/$1/agent.pid')\" != $_pid0 ]" ||
+		lab_fail "site $1: the agent was not started again"
+	mesh_poll 60 sh -c "[ \$(grep -c 'agent: intent version [0-9]* applied' '$LAB_DIR/$1-edge.log') -gt $_n0 ]" ||
+		lab_fail "site $1: the restarted agent applied no intent: $(tail -n 20 "$LAB_DIR/$1-edge.log")"
+	mesh_ping_stop restart
+	_seq1=$(mesh_sa_seqs "$1")
+	[ "$(echo "$_seq0" | cut -d' ' -f1)" = "$(echo "$_seq1" | cut -d' ' -f1)" ] ||
+		lab_fail "site $1: SAs changed across the restart: before $(echo $_seq0), after $(echo $_seq1)"
+	echo "$_seq0" | while read -r _spi _o; do
+		_n=$(echo "$_seq1" | awk -v s="$_spi" '$1 == s { print $2 }')
+		[ "$_n" -ge "$_o" ] || { echo "SA $_spi: oseq $_o -> $_n"; exit 1; }
+	done || lab_fail "site $1: an outbound sequence number went back across the restart"
+	echo "site $1: SAs (spi oseq) before $(echo $_seq0); after $(echo $_seq1)"
+}
+
+# mesh_rekey NAME PEER — the operator rekeys the tunnel NAME-PEER (POST
+# /tunnels/ID/rekey) while NAME's LAN pings PEER's: NAME's active
+# outbound SPI on it changes, no ping is lost, and neither side's
+# /proc/net/xfrm_stat counts anything new.
+mesh_rekey() {
+	_pa=$(lab_site_id "$2")
+	_tid=$(mesh_status "$1" | jq -r --argjson p "$_pa" '.tunnels[] | select(.peer_site == $p) | .id')
+	[ -n "$_tid" ] || lab_fail "site $1: no tunnel to $2 in its status: $(mesh_status "$1")"
+	_out() {
+		mesh_status "$1" | jq -r --argjson t "$_tid" \
+		    '.tunnels[] | select(.id == $t) | .sas[] | select(.dir == "out" and .active) | .spi'
+	}
+	_spi0=$(_out "$1")
+	_st1=$(mesh_xfrm_stat "$1")
+	_st2=$(mesh_xfrm_stat "$2")
+	mesh_ping_start "$1" "$2" rekey
+	lab_api POST "/api/v1/tunnels/$_tid/rekey" >/dev/null ||
+		lab_fail "rekey of tunnel $_tid: $(cat "$LAB_DIR/api.out")"
+	_deadline=$(( $(date +%s) + 60 * ${LAB_SLOW:-1} ))
+	while _spi1=$(_out "$1"); [ -z "$_spi1" ] || [ "$_spi1" = "$_spi0" ]; do
+		[ "$(date +%s)" -lt "$_deadline" ] || lab_fail "tunnel $_tid: outbound SPI still $_spi0"
+		sleep 2
+	done
+	mesh_ping_stop rekey
+	[ "$(mesh_xfrm_stat "$1")" = "$_st1" ] || lab_fail "site $1: xfrm_stat rose: $(mesh_xfrm_stat "$1"), was: $_st1"
+	[ "$(mesh_xfrm_stat "$2")" = "$_st2" ] || lab_fail "site $2: xfrm_stat rose: $(mesh_xfrm_stat "$2"), was: $_st2"
+	echo "tunnel $_tid ($1-$2): outbound SPI $_spi0 -> $(_out "$1"), xfrm_stat unchanged"
 }

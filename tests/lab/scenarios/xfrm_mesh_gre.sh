@@ -14,8 +14,14 @@
 #  - the tunnel devices are GRE ones (VXLAN: dstport 4789 and the VNI
 #    the controller gave the tunnel) and the XFRM policies select that
 #    traffic (proto gre / proto udp dport 4789), nothing of the other kind.
-# Rekey under a flow, agent restart, fail closed and add/remove cycles are
-# proved by xfrm_backend, xfrm_cycles and kernel_esp_gre.  (One mesh
+#  - the operator's rekey of tunnel a-b under a ping from a's LAN to b's:
+#    a's outbound SPI changes, no ping lost, neither side's
+#    /proc/net/xfrm_stat counts anything;
+#  - a's agent restarted (SIGTERM; started again as systemd would, with
+#    its ESP-in-UDP socket passed) under a ping: no ping lost, the same
+#    SAs in the kernel after as before, no outbound sequence number back.
+# Fail closed and add/remove cycles are proved by kernel_esp_gre,
+# xfrm_backend and xfrm_cycles (backend instances, no agent).  (One mesh
 # switched from GRE to VXLAN through PUT /policy would save a VM: the
 # controller does not support that change yet, see tests/lab/README.md.)
 set -u
@@ -37,4 +43,8 @@ for s in a b c; do
 		lab_fail "site $s: not GRE: $(ip -n "$(mesh_ns $s)" -d -o link show; ip -n "$(mesh_ns $s)" xfrm policy)"
 	echo "site $s holds: $(mesh_counts $s)"
 done
+mesh_step "the operator rekeys tunnel a-b under a ping"
+mesh_rekey a b
+mesh_step "the agent of a restarts under a ping"
+mesh_restart a b
 mesh_step "pass"
