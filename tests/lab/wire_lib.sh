@@ -31,6 +31,9 @@
 #                                       with the reason on stderr if not
 # A datagram tshark cannot decrypt (say a UDP_SEGMENT batch captured
 # before segmentation) shows with empty inner fields, so it differs too.
+# Only datagrams whose outer IP header carries UDP count: an ICMP error
+# quoting an ESP datagram (a peer not yet listening) decodes as ESP too,
+# under the ICMP's own header (no DF, another TTL).
 
 wire_sa() {
 	mkdir -p "$1/home/.config/wireshark"
@@ -48,7 +51,7 @@ wire_decrypt() {
 	fi
 	HOME=$_wd/home XDG_CONFIG_HOME=$_wd/home/.config \
 	    tshark -n -r "$_wd/wire.pcapng" \
-	    -o esp.enable_encryption_decode:TRUE -Y 'udp.port == 4500 && esp' \
+	    -o esp.enable_encryption_decode:TRUE -Y 'ip.proto#1 == 17 && udp.port == 4500 && esp' \
 	    -T fields -E separator='|' -E aggregator=, -e ip.src \
 	    -e ip.flags.df -e ip.ttl -e udp.checksum -e udp.dstport \
 	    -e esp.protocol -e gre.flags_and_version -e gre.proto \
