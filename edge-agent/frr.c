@@ -1990,11 +1990,21 @@ frr_running(const struct frr_target *t, char **bgpd, char **bfdd,
 	return 0;
 }
 
+void
+frr_apply_result_free(struct frr_apply_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->bfd_held);
+	memset(r, 0, sizeof(*r));
+}
+
 int
 frr_apply(const struct frr_target *t, const struct frr_desired *d,
     struct frr_apply_result *res, char *err, size_t errlen)
 {
 	struct frr_script s;
+	struct frr_bgp_status st;
 	char *bgpd = NULL, *bfdd = NULL;
 	int rc = -1;
 
@@ -2010,8 +2020,29 @@ frr_apply(const struct frr_target *t, const struct frr_desired *d,
 		    "bgpd" : "bfdd");
 		goto done;
 	}
-	if (frr_diff(d, bgpd, bfdd, &s, err, errlen) == -1)
+	/* BFD lines FRR lacks wait for Established: first as if no session
+	 * were up, then, only when that held something back, against
+	 * FRR's BGP summary (so a FRR in sync costs no second run). */
+	memset(&st, 0, sizeof(st));
+	if (frr_diff_state(d, bgpd, bfdd, &st, &s, err, errlen) == -1)
 		goto done;
+	if (s.n_bfd_held > 0) {
+		char why[256];
+
+		if (frr_read_summary(t, &st, why, sizeof(why)) == -1)
+			log_debug("frr", "BGP summary not read (BFD held back "
+			    "for every session not in FRR): %s", why);
+		else {
+			int again;
+
+			frr_script_free(&s);
+			again = frr_diff_state(d, bgpd, bfdd, &st, &s, err,
+			    errlen);
+			frr_bgp_status_free(&st);
+			if (again == -1)
+				goto done;
+		}
+	}
 	for (size_t i = 0; i < s.n_segments; i++) {
 		size_t first = s.segments[i];
 		size_t end = i + 1 < s.n_segments ? s.segments[i + 1] :
@@ -2027,6 +2058,10 @@ frr_apply(const struct frr_target *t, const struct frr_desired *d,
 		res->n_cmds += end - first;
 	}
 	res->n_changes = s.n_changes;
+	res->bfd_held = s.bfd_held;
+	res->n_bfd_held = s.n_bfd_held;
+	s.bfd_held = NULL;
+	s.n_bfd_held = 0;
 	if (s.n_changes > 0)
 		log_debug("frr", "applied %zu changes in %zu commands",
 		    s.n_changes, s.n_cmds);

@@ -204,7 +204,14 @@ int frr_diff_state(const struct frr_desired *d, const char *running_bgpd,
 struct frr_apply_result {
 	size_t n_changes;	/* config lines added or removed */
 	size_t n_cmds;		/* vtysh commands run */
+	/* Sessions whose BFD is held back (frr_diff_state()); owned: the
+	 * caller applies d again once one of them is Established. */
+	struct msg_addr *bfd_held;
+	size_t n_bfd_held;
 };
+
+/* Release what r owns and zero it; NULL is fine. */
+void frr_apply_result_free(struct frr_apply_result *r);
 
 /*
  * Make FRR hold d: validate d, read the running configuration, compute the
@@ -212,7 +219,10 @@ struct frr_apply_result {
  * cannot be read (bgpd not running, bfdd not running while a neighbour
  * wants BFD).  vtysh stops at the first command FRR refuses; the error
  * then names it, and the next frr_apply() starts again from what FRR
- * holds.  0, or -1 with err holding the reason.
+ * holds.  BFD lines FRR lacks are held back as in frr_diff_state(); only
+ * then is the BGP summary read (one more vtysh run), so a FRR in sync
+ * costs one run.  0 (res->bfd_held set), or -1 with err holding the
+ * reason (*res empty).
  */
 int frr_apply(const struct frr_target *t, const struct frr_desired *d,
     struct frr_apply_result *res, char *err, size_t errlen);

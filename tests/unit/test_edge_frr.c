@@ -1590,6 +1590,97 @@ test_apply_one_read(void **state)
 }
 
 /*
+ * frr_apply() holds BFD back until Established: FRR lacking the bfd lines
+ * makes it read the BGP summary (a second vtysh run) and add them only
+ * for a session that is up; nothing held costs no read.
+ */
+static void
+test_apply_bfd_held(void **state)
+{
+	struct frr_target t;
+	struct frr_desired d;
+	struct frr_apply_result res;
+	char err[256], path[160], *text, *run, *nobfd, *calls;
+	FILE *f;
+
+	(void)state;
+	site_a(&d);
+	text = render(&d);
+	run = as_running(text);
+	nobfd = without_lines(run, "neighbor 100.64.0.1 bfd");
+	snprintf(path, sizeof(path), "%s/nobfd.txt", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(nobfd, f);	/* bgpd's section */
+	fputs(run, f);		/* bfdd's */
+	fclose(f);
+	memset(&t, 0, sizeof(t));
+	snprintf(path, sizeof(path), "%s/calls_held", tmpdir);
+	unlink(path);
+	/* The summary says what $(dirname $0)/summary names. */
+	snprintf(t.vtysh, sizeof(t.vtysh), "%s", stand_in("held",
+	    "d=$(dirname $0); echo \"$*\" >> $d/calls_held\n"
+	    "case \"$*\" in\n"
+	    "*'show bgp summary json'*) cat $MESHWAN_TOP/tests/unit/golden/"
+	    "frr/$(cat $d/summary) ;;\n"
+	    "*'show running-config'*) cat $d/nobfd.txt ;;\n"
+	    "esac; exit 0"));
+	snprintf(path, sizeof(path), "%s/summary", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("frr84_summary_down.json", f);
+	fclose(f);
+	/* Down: nothing to run, the session named. */
+	if (frr_apply(&t, &d, &res, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_int_equal(res.n_changes, 0);
+	assert_int_equal(res.n_cmds, 0);
+	assert_int_equal(res.n_bfd_held, 1);
+	assert_true(addr_is(&res.bfd_held[0], "100.64.0.1"));
+	frr_apply_result_free(&res);
+	assert_null(res.bfd_held);
+	frr_apply_result_free(NULL);
+	/* Established: the two lines. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("frr84_summary.json", f);
+	fclose(f);
+	if (frr_apply(&t, &d, &res, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_int_equal(res.n_changes, 2);
+	assert_int_equal(res.n_bfd_held, 0);
+	assert_null(res.bfd_held);
+	frr_apply_result_free(&res);
+	snprintf(path, sizeof(path), "%s/calls_held", tmpdir);
+	calls = slurp_abs(path, NULL);
+	assert_non_null(calls);
+	assert_string_equal(calls,
+	    "-c show running-config bgpd -c show running-config bfdd\n"
+	    "-c show bgp summary json\n"
+	    "-c show running-config bgpd -c show running-config bfdd\n"
+	    "-c show bgp summary json\n"
+	    "-c configure terminal -c router bgp 65001 "
+	    "-c neighbor 100.64.0.1 bfd "
+	    "-c neighbor 100.64.0.1 bfd profile meshwan\n");
+	free(calls);
+	/* No neighbour wants BFD: no summary read. */
+	unlink(path);
+	d.neighbors[0].bfd = false;
+	if (frr_apply(&t, &d, &res, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_int_equal(res.n_bfd_held, 0);
+	frr_apply_result_free(&res);
+	calls = slurp_abs(path, NULL);
+	assert_non_null(calls);
+	assert_null(strstr(calls, "summary"));
+	free(calls);
+	free(nobfd);
+	free(run);
+	free(text);
+	frr_desired_free(&d);
+}
+
+/*
  * Status in one vtysh run: the BGP summary and the BFD peers, and the
  * filtered routes of several neighbours, as vtysh prints the replies of
  * several -c one after the other (captured 8.4 output).  When the one
@@ -1760,6 +1851,7 @@ main(void)
 		cmocka_unit_test(test_vtysh_failures),
 		cmocka_unit_test(test_apply_errors),
 		cmocka_unit_test(test_apply_one_read),
+		cmocka_unit_test(test_apply_bfd_held),
 		cmocka_unit_test(test_read_batched),
 	};
 
