@@ -66,13 +66,14 @@ dropped() {
 		echo "$j" | jq -r --arg s "$s" '
 			to_entries[] | select(.value | type == "object")
 			| select((.value.connectionsDropped // 0) > 0)
-			| "site \($s) neighbour \(.key): \(.value.connectionsDropped) dropped, last reset: \(.value.lastResetDueTo // "?") \(.value.lastNotificationReason // "")"'
+			| "site \($s) neighbour \(.key): \(.value.connectionsDropped) dropped, last reset: \(.value.lastResetDueTo // "?")"'
 	done
 }
 hold_end=$(( $(date +%s) + 15 ))
 while :; do
 	d=$(dropped)
-	[ -z "$d" ] || lab_fail "BGP connections dropped after convergence: $d"
+	[ -z "$d" ] || lab_fail "BGP connections dropped after convergence: $d
+$(for s in $LAB_SITES; do grep -H 'NOTIFICATION\|ADJCHANGE.* Down' "$LAB_DIR/$s/frr/bgpd.log"; done)"
 	[ "$(date +%s)" -ge "$hold_end" ] && break
 	sleep 1
 done
