@@ -392,6 +392,189 @@ test_diff_bfd_profile(void **state)
 	frr_desired_free(&d);
 }
 
+/* A copy of text without the lines that contain drop (a "\n"-ended
+ * line each). */
+static char *
+without_lines(const char *text, const char *drop)
+{
+	char *out = calloc(1, strlen(text) + 1), *o = out;
+	const char *l = text;
+
+	assert_non_null(out);
+	while (*l != '\0') {
+		const char *nl = strchr(l, '\n');
+		size_t n = nl != NULL ? (size_t)(nl - l) + 1 : strlen(l);
+
+		if (memmem(l, n, drop, strlen(drop)) == NULL) {
+			memcpy(o, l, n);
+			o += n;
+		}
+		l += n;
+	}
+	return out;
+}
+
+static bool
+addr_is(const struct msg_addr *a, const char *s)
+{
+	struct msg_addr b = A(s);
+
+	return msg_addr_equal(a, &b);
+}
+
+/* FRR's summary: neighbour addr in state up or not, with these ASNs. */
+static void
+summary(struct frr_bgp_status *st, uint32_t local_asn, const char *addr,
+    uint32_t remote_asn, bool up)
+{
+	memset(st, 0, sizeof(*st));
+	st->local_asn = local_asn;
+	st->neighbors = calloc(1, sizeof(*st->neighbors));
+	assert_non_null(st->neighbors);
+	st->n_neighbors = 1;
+	st->neighbors[0].address = A(addr);
+	st->neighbors[0].remote_asn = remote_asn;
+	st->neighbors[0].state = up ? MSG_BGP_STATE_ESTABLISHED :
+	    MSG_BGP_STATE_ACTIVE;
+}
+
+static void
+diff_state_ok(const struct frr_desired *d, const char *bgpd, const char *bfdd,
+    const struct frr_bgp_status *st, struct frr_script *s)
+{
+	char err[256];
+
+	if (frr_diff_state(d, bgpd, bfdd, st, s, err, sizeof(err)) == -1)
+		fail_msg("diff_state: %s", err);
+}
+
+/*
+ * FRR 8.4 recreates a BFD session configured before its BGP session is
+ * Established and the new one's Down resets BGP: `neighbor A bfd` (and
+ * its profile line) waits until FRR shows A Established with the wanted
+ * ASNs; what FRR already holds stays, up or not.
+ */
+static void
+test_diff_bfd_held(void **state)
+{
+	struct frr_desired d;
+	struct frr_script s, plain;
+	struct frr_bgp_status st;
+	char *text, *running, *nobfd, *script, *want;
+
+	(void)state;
+	site_a(&d);
+	/* From nothing, nothing up: everything but the bfd lines; the BFD
+	 * profile is made already. */
+	memset(&st, 0, sizeof(st));
+	diff_state_ok(&d, "end\n", "end\n", &st, &s);
+	script = script_text(&s);
+	assert_null(strstr(script, "neighbor 100.64.0.1 bfd"));
+	assert_non_null(strstr(script,
+	    "neighbor 100.64.0.1 remote-as 65002\n"));
+	assert_non_null(strstr(script, "bfd\nprofile meshwan\n"));
+	assert_int_equal(s.n_bfd_held, 1);
+	assert_non_null(s.bfd_held);
+	assert_true(addr_is(&s.bfd_held[0], "100.64.0.1"));
+	free(script);
+	frr_script_free(&s);
+	assert_null(s.bfd_held);
+	assert_int_equal(s.n_bfd_held, 0);
+
+	/* Established: the same script as frr_diff(), nothing held. */
+	summary(&st, 65001, "100.64.0.1", 65002, true);
+	diff_state_ok(&d, "end\n", "end\n", &st, &s);
+	diff_ok(&d, "end\n", "end\n", &plain);
+	script = script_text(&s);
+	want = script_text(&plain);
+	assert_string_equal(script, want);
+	assert_non_null(strstr(script, "neighbor 100.64.0.1 bfd\n"
+	    "neighbor 100.64.0.1 bfd profile meshwan\n"));
+	assert_int_equal(s.n_bfd_held, 0);
+	assert_int_equal(plain.n_bfd_held, 0);
+	free(script);
+	free(want);
+	frr_script_free(&s);
+	frr_script_free(&plain);
+	frr_bgp_status_free(&st);
+
+	/* Not Established, another remote ASN, another local ASN: held. */
+	summary(&st, 65001, "100.64.0.1", 65002, false);
+	diff_state_ok(&d, "end\n", "end\n", &st, &s);
+	assert_int_equal(s.n_bfd_held, 1);
+	frr_script_free(&s);
+	frr_bgp_status_free(&st);
+	summary(&st, 65001, "100.64.0.1", 65009, true);
+	diff_state_ok(&d, "end\n", "end\n", &st, &s);
+	assert_int_equal(s.n_bfd_held, 1);
+	frr_script_free(&s);
+	frr_bgp_status_free(&st);
+	summary(&st, 65009, "100.64.0.1", 65002, true);
+	diff_state_ok(&d, "end\n", "end\n", &st, &s);
+	assert_int_equal(s.n_bfd_held, 1);
+	frr_script_free(&s);
+	frr_bgp_status_free(&st);
+
+	/* FRR has all but the bfd lines: nothing to do while down ... */
+	text = render(&d);
+	running = as_running(text);
+	nobfd = without_lines(running, "neighbor 100.64.0.1 bfd");
+	assert_null(strstr(nobfd, "100.64.0.1 bfd"));
+	summary(&st, 65001, "100.64.0.1", 65002, false);
+	diff_state_ok(&d, nobfd, running, &st, &s);
+	assert_int_equal(s.n_changes, 0);
+	assert_int_equal(s.n_cmds, 0);
+	assert_int_equal(s.n_bfd_held, 1);
+	frr_script_free(&s);
+	frr_bgp_status_free(&st);
+	/* ... and exactly the two lines once up. */
+	summary(&st, 65001, "100.64.0.1", 65002, true);
+	diff_state_ok(&d, nobfd, running, &st, &s);
+	script = script_text(&s);
+	assert_string_equal(script, "# vtysh\nconfigure terminal\n"
+	    "router bgp 65001\nneighbor 100.64.0.1 bfd\n"
+	    "neighbor 100.64.0.1 bfd profile meshwan\n");
+	assert_int_equal(s.n_bfd_held, 0);
+	free(script);
+	frr_script_free(&s);
+	frr_bgp_status_free(&st);
+
+	/* FRR holds the bfd lines and the session is down (BFD saw the
+	 * tunnel fail): they stay, nothing held. */
+	summary(&st, 65001, "100.64.0.1", 65002, false);
+	diff_state_ok(&d, running, running, &st, &s);
+	assert_int_equal(s.n_changes, 0);
+	assert_int_equal(s.n_bfd_held, 0);
+	frr_script_free(&s);
+	frr_bgp_status_free(&st);
+
+	/* No state: nothing held (frr_diff()). */
+	diff_state_ok(&d, nobfd, running, NULL, &s);
+	assert_int_equal(s.n_changes, 2);
+	assert_int_equal(s.n_bfd_held, 0);
+	frr_script_free(&s);
+
+	/* The IPv6 session of the same neighbour waits on its own. */
+	d.neighbors[0].address6 = A("fd00:64::1");
+	summary(&st, 65001, "100.64.0.1", 65002, true);
+	diff_state_ok(&d, "end\n", "end\n", &st, &s);
+	script = script_text(&s);
+	assert_non_null(strstr(script, "neighbor 100.64.0.1 bfd\n"));
+	assert_null(strstr(script, "neighbor fd00:64::1 bfd"));
+	assert_non_null(strstr(script,
+	    "neighbor fd00:64::1 remote-as 65002\n"));
+	assert_int_equal(s.n_bfd_held, 1);
+	assert_true(addr_is(&s.bfd_held[0], "fd00:64::1"));
+	free(script);
+	frr_script_free(&s);
+	frr_bgp_status_free(&st);
+
+	free(nobfd);
+	free(running);
+	free(text);
+	frr_desired_free(&d);
+}
+
 /*
  * FRR adds `attribute-unchanged next-hop` to a route-server client; the
  * driver takes it back at once (the hub stays the next hop), so one apply
@@ -1407,6 +1590,97 @@ test_apply_one_read(void **state)
 }
 
 /*
+ * frr_apply() holds BFD back until Established: FRR lacking the bfd lines
+ * makes it read the BGP summary (a second vtysh run) and add them only
+ * for a session that is up; nothing held costs no read.
+ */
+static void
+test_apply_bfd_held(void **state)
+{
+	struct frr_target t;
+	struct frr_desired d;
+	struct frr_apply_result res;
+	char err[256], path[160], *text, *run, *nobfd, *calls;
+	FILE *f;
+
+	(void)state;
+	site_a(&d);
+	text = render(&d);
+	run = as_running(text);
+	nobfd = without_lines(run, "neighbor 100.64.0.1 bfd");
+	snprintf(path, sizeof(path), "%s/nobfd.txt", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(nobfd, f);	/* bgpd's section */
+	fputs(run, f);		/* bfdd's */
+	fclose(f);
+	memset(&t, 0, sizeof(t));
+	snprintf(path, sizeof(path), "%s/calls_held", tmpdir);
+	unlink(path);
+	/* The summary says what $(dirname $0)/summary names. */
+	snprintf(t.vtysh, sizeof(t.vtysh), "%s", stand_in("held",
+	    "d=$(dirname $0); echo \"$*\" >> $d/calls_held\n"
+	    "case \"$*\" in\n"
+	    "*'show bgp summary json'*) cat $MESHWAN_TOP/tests/unit/golden/"
+	    "frr/$(cat $d/summary) ;;\n"
+	    "*'show running-config'*) cat $d/nobfd.txt ;;\n"
+	    "esac; exit 0"));
+	snprintf(path, sizeof(path), "%s/summary", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("frr84_summary_down.json", f);
+	fclose(f);
+	/* Down: nothing to run, the session named. */
+	if (frr_apply(&t, &d, &res, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_int_equal(res.n_changes, 0);
+	assert_int_equal(res.n_cmds, 0);
+	assert_int_equal(res.n_bfd_held, 1);
+	assert_true(addr_is(&res.bfd_held[0], "100.64.0.1"));
+	frr_apply_result_free(&res);
+	assert_null(res.bfd_held);
+	frr_apply_result_free(NULL);
+	/* Established: the two lines. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("frr84_summary.json", f);
+	fclose(f);
+	if (frr_apply(&t, &d, &res, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_int_equal(res.n_changes, 2);
+	assert_int_equal(res.n_bfd_held, 0);
+	assert_null(res.bfd_held);
+	frr_apply_result_free(&res);
+	snprintf(path, sizeof(path), "%s/calls_held", tmpdir);
+	calls = slurp_abs(path, NULL);
+	assert_non_null(calls);
+	assert_string_equal(calls,
+	    "-c show running-config bgpd -c show running-config bfdd\n"
+	    "-c show bgp summary json\n"
+	    "-c show running-config bgpd -c show running-config bfdd\n"
+	    "-c show bgp summary json\n"
+	    "-c configure terminal -c router bgp 65001 "
+	    "-c neighbor 100.64.0.1 bfd "
+	    "-c neighbor 100.64.0.1 bfd profile meshwan\n");
+	free(calls);
+	/* No neighbour wants BFD: no summary read. */
+	unlink(path);
+	d.neighbors[0].bfd = false;
+	if (frr_apply(&t, &d, &res, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	assert_int_equal(res.n_bfd_held, 0);
+	frr_apply_result_free(&res);
+	calls = slurp_abs(path, NULL);
+	assert_non_null(calls);
+	assert_null(strstr(calls, "summary"));
+	free(calls);
+	free(nobfd);
+	free(run);
+	free(text);
+	frr_desired_free(&d);
+}
+
+/*
  * Status in one vtysh run: the BGP summary and the BFD peers, and the
  * filtered routes of several neighbours, as vtysh prints the replies of
  * several -c one after the other (captured 8.4 output).  When the one
@@ -1556,6 +1830,7 @@ main(void)
 		cmocka_unit_test(test_diff_change_golden),
 		cmocka_unit_test(test_diff_remote_as_change),
 		cmocka_unit_test(test_diff_bfd_profile),
+		cmocka_unit_test(test_diff_bfd_held),
 		cmocka_unit_test(test_diff_route_server_client),
 		cmocka_unit_test(test_diff_asn_change),
 		cmocka_unit_test(test_diff_real_running),
@@ -1576,6 +1851,7 @@ main(void)
 		cmocka_unit_test(test_vtysh_failures),
 		cmocka_unit_test(test_apply_errors),
 		cmocka_unit_test(test_apply_one_read),
+		cmocka_unit_test(test_apply_bfd_held),
 		cmocka_unit_test(test_read_batched),
 	};
 
