@@ -346,7 +346,9 @@ agent_enroll_once(struct agent *a)
 		return 1;
 	if (agent_read_token(a, tok, sizeof(tok)) == -1)
 		return -1;
-	if (enroll_keygen(a->key_path, &csr, &csr_len) == -1) {
+	/* The same key pair on every attempt: when an answer was lost the
+	 * controller sends the certificate again, but only to that key. */
+	if (enroll_key_csr(a->key_path, &csr, &csr_len) == -1) {
 		util_wipe(tok, sizeof(tok));
 		return 1;
 	}
