@@ -362,7 +362,8 @@ agent_enroll_once(struct agent *a)
 		if (cli == NULL)
 			continue;
 		r = enroll_call(cli, tok, csr, csr_len, "meshwan-edge "
-		    AGENT_VERSION, 10000, &rs, &code, msg, sizeof(msg));
+		    AGENT_VERSION, a->cfg.enroll_timeout_ms, &rs, &code, msg,
+		    sizeof(msg));
 		rpc_client_free(cli);
 		/* No connection or no answer in time (a loaded controller or
 		 * path) is not a refusal: try again after the backoff. */
