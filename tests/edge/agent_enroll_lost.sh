@@ -58,5 +58,6 @@ cp=$(openssl x509 -in "$d/state/edge.crt" -noout -pubkey 2>/dev/null)
 
 grep -h 'enroll' "$d/agent.log" "$CTL/ctld.log" | grep -v 'api:' | sed 's/^[^ ]* /  /'
 agent_stop 1
+ctl_stop
 agent_check_sanitizers
 echo "agent_enroll_lost: PASS (answer withheld, retry served as a replay, site connected)"
