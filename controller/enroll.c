@@ -328,8 +328,11 @@ enroll_replay(struct enroll *en, struct enroll_job *j,
 	if (ca_check_csr(rq->csr_der.data, rq->csr_der.len, reason) == -1 ||
 	    ca_csr_same_key(rq->csr_der.data, rq->csr_der.len, c->der,
 	    c->der_len) != 1) {
-		log_info("enroll: used token for site %" PRIu64 " from %s "
-		    "with another key: refused", c->site_id, j->addr);
+		/* Refused as a used token, logged with the other refusals
+		 * (bounded): a leaked token must not flood the log. */
+		log_debug("enroll", "%s: used token for site %" PRIu64
+		    " with another key (or a bad CSR): no replay", j->addr,
+		    c->site_id);
 		goto out;
 	}
 	if (enroll_reply(en, j, c->site_id, c->der, c->der_len,
