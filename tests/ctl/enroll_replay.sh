@@ -6,8 +6,8 @@
 #   site a: enrolled with key a; the same token again with another CSR of
 #     key a gets the same certificate, byte for byte, and the controller
 #     logs the replay; nothing is re-issued (the certificate still opens
-#     a Session, a's stream is not closed as retired); the same token with key x is
-#     refused "token already used";
+#     a Session, a's stream is not closed as retired); the same token
+#     with key x is refused "token already used";
 #   site b: enrolled, then revoked: the same token and key are refused;
 #   site c: token_lifetime = 3s; enrolled, and once the token has
 #     expired the same token and key are refused.
