@@ -115,6 +115,9 @@ static const struct config_key config_keys[] = {
 	    CT_SECONDS32, true },
 	{ "test_send_queue", N(test_send_queue), 0, 1024, CT_U32, true },
 	{ "test_check_patch", N(test_check_patch), 0, 1, CT_U32, true },
+	/* Tests only: the answers of the next N enrollments are withheld
+	 * after their commit, as if the connection had dropped. */
+	{ "test_enroll_lose", N(test_enroll_lose), 0, 100, CT_U32, true },
 };
 
 #undef S

@@ -112,6 +112,7 @@ struct config {
 	/* Tests only (0 = off; left out of -n output when 0). */
 	uint32_t test_clock_offset_s; /* added to the session clock */
 	uint32_t test_send_queue;     /* per-stream queue, messages */
+	uint32_t test_enroll_lose;    /* withhold the next N Enroll answers */
 	uint32_t test_check_patch;    /* 1: compare every patched intent
 	                                 with a whole rebuild */
 };

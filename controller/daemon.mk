@@ -113,6 +113,8 @@ TESTS += tests/ctl/pg_frozen_leader.sh
 # hand for now (passed 3 of 5 here; its two failures came at load
 # averages of 200-2,000, when 300 simulated edges missed its deadlines).
 TESTS += tests/ctl/enroll_batch.sh
+# A lost Enroll answer: the same token and key get the same certificate.
+TESTS += tests/ctl/enroll_replay.sh
 TEST_BINS += $(CTL_LOAD)
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh

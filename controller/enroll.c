@@ -23,6 +23,14 @@
  * each fsynced commit took ~10 ms here and the worker did them one after
  * another, so enrollment ran at 25-60 edges/s whatever the CPU.
  *
+ * A used token presented again with the same key pair, inside the
+ * token's lifetime and for a site not revoked, gets the certificate on
+ * record again, byte for byte (enroll_replay): the edge lost our answer
+ * after the commit (a dropped connection, its deadline) and, without
+ * this, could only be refused until an operator made a new token.  The
+ * CSR proves the caller holds the certificate's key, so it learns
+ * nothing it could not use anyway; any other key is refused as before.
+ *
  * Renew accepts only the site's ACTIVE certificate and a CSR with a new
  * key; the new certificate is recorded NEXT, and the first Session opened
  * with it retires the old one (controller/CONTROLLER.md, "Certificates").
@@ -99,6 +107,8 @@ struct enroll {
 	uint64_t refused_quiet;      /* and those not logged */
 	uint64_t refused_log_at;
 	size_t in_flight;            /* loop side: queued, not yet answered */
+	uint32_t lose_left;          /* test_enroll_lose: answers to withhold */
+	struct rpc_unary *lost[4];   /* withheld calls, failed later */
 
 	pthread_t thread;
 	bool started;
@@ -286,6 +296,60 @@ enroll_kv_cert(struct store *st, uint64_t site_id, const uint8_t *der,
 	return rc;
 }
 
+/*
+ * rq's token is used: is this the edge whose answer was lost?  0: yes,
+ * answered with the certificate on record; 1: no (the caller refuses as
+ * before; why is logged at debug level); -1: a store error in *err.
+ */
+static int
+enroll_replay(struct enroll *en, struct enroll_job *j,
+    const struct msg_enroll_request *rq, int64_t now,
+    const struct enroll_config *cfg, struct model_error *err)
+{
+	struct store_cert *c;
+	char reason[CA_REASON_MAX];
+	int rc = 1;
+
+	if ((c = malloc(sizeof(*c))) == NULL)
+		return model_error_set(err, MODEL_E_INTERNAL, "certificate",
+		    "out of memory");
+	if (store_enroll_token_replay(en->st, rq->token, now, c, err) == -1) {
+		if (err->code != MODEL_E_TOKEN &&
+		    err->code != MODEL_E_NOT_FOUND) {
+			rc = -1;
+			goto out;
+		}
+		log_debug("enroll", "%s: used token, no replay: %s", j->addr,
+		    err->message);
+		memset(err, 0, sizeof(*err));
+		goto out;
+	}
+	/* The CSR's signature first: it is what proves the key. */
+	if (ca_check_csr(rq->csr_der.data, rq->csr_der.len, reason) == -1 ||
+	    ca_csr_same_key(rq->csr_der.data, rq->csr_der.len, c->der,
+	    c->der_len) != 1) {
+		/* Refused as a used token, logged with the other refusals
+		 * (bounded): a leaked token must not flood the log. */
+		log_debug("enroll", "%s: used token for site %" PRIu64
+		    " with another key (or a bad CSR): no replay", j->addr,
+		    c->site_id);
+		goto out;
+	}
+	if (enroll_reply(en, j, c->site_id, c->der, c->der_len,
+	    cfg->controller_name) == -1) {
+		rc = model_error_set(err, MODEL_E_INTERNAL, "certificate",
+		    "cannot encode the answer");
+		goto out;
+	}
+	log_info("enroll: enroll replay for site %" PRIu64 " from %s (%s): "
+	    "same key, certificate re-sent (serial %s)", c->site_id, j->addr,
+	    rq->software_version, c->serial);
+	rc = 0;
+out:
+	free(c);
+	return rc;
+}
+
 static void
 enroll_do_enroll(struct enroll *en, struct enroll_job *j,
     const struct enroll_config *cfg)
@@ -311,6 +375,14 @@ enroll_do_enroll(struct enroll *en, struct enroll_job *j,
 	if (store_enroll_token_state(en->st, rq.token, 0, now, &state, NULL,
 	    &err) == -1)
 		goto internal;
+	if (state == STORE_TOKEN_USED) {
+		int r = enroll_replay(en, j, &rq, now, cfg, &err);
+
+		if (r == -1)
+			goto internal;
+		if (r == 0)
+			goto out;
+	}
 	if (state != STORE_TOKEN_VALID) {
 		enroll_job_fail(j, RPC_UNAUTHENTICATED,
 		    state == STORE_TOKEN_USED ? MSG_ENROLL_ERROR_TOKEN_USED :
@@ -336,7 +408,17 @@ enroll_do_enroll(struct enroll *en, struct enroll_job *j,
 		store_rollback(en->st);
 		if (err.code != MODEL_E_TOKEN)
 			goto internal;
-		/* Used or expired since the look-up above: a race. */
+		/* Used or expired since the look-up above: a race, maybe
+		 * with this edge's own earlier call. */
+		memset(&err, 0, sizeof(err));
+		switch (enroll_replay(en, j, &rq, now, cfg, &err)) {
+		case -1:
+			goto internal;
+		case 0:
+			goto out;
+		default:
+			break;
+		}
 		enroll_job_fail(j, RPC_UNAUTHENTICATED,
 		    MSG_ENROLL_ERROR_TOKEN_USED, "token already used");
 		goto out;
@@ -803,6 +885,22 @@ enroll_on_renew(struct rpc_unary *call, const uint8_t *req, size_t len,
 	enroll_queue(arg, call, req, len, peer, true);
 }
 
+/* Tests only (test_enroll_lose): keep j's answer to ourselves. */
+static bool
+enroll_withhold(struct enroll *en, const struct enroll_job *j)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(en->lost); i++)
+		if (en->lost[i] == NULL) {
+			en->lost[i] = j->call;
+			en->lose_left--;
+			log_warnx("enroll: test_enroll_lose: the answer to %s "
+			    "(site %" PRIu64 ") is withheld after the commit",
+			    j->addr, j->site_id);
+			return true;
+		}
+	return false;
+}
+
 void
 enroll_dispatch(struct enroll *en)
 {
@@ -816,6 +914,13 @@ enroll_dispatch(struct enroll *en)
 	en->done = NULL;
 	en->done_tail = &en->done;
 	pthread_mutex_unlock(&en->mu);
+	/* Withheld answers (tests): their callers gave up long ago. */
+	for (size_t i = 0; j != NULL && i < ARRAY_SIZE(en->lost); i++)
+		if (en->lost[i] != NULL) {
+			rpc_unary_fail(en->lost[i], RPC_UNAVAILABLE,
+			    "answer withheld (test_enroll_lose)");
+			en->lost[i] = NULL;
+		}
 	for (; j != NULL; j = next) {
 		next = j->next;
 		en->in_flight--;
@@ -827,7 +932,10 @@ enroll_dispatch(struct enroll *en)
 		    j->cert_len) == -1)
 			log_warnx("enroll: site %" PRIu64 ": the sessions could "
 			    "not take the new certificate", j->site_id);
-		if (j->code == RPC_OK) {
+		if (j->code == RPC_OK && !j->renew && en->lose_left > 0 &&
+		    enroll_withhold(en, j)) {
+			/* as if the connection had dropped after the commit */
+		} else if (j->code == RPC_OK) {
 			rpc_unary_reply(j->call, j->out, j->out_len);
 		} else {
 			enroll_log_refused(en, j);
@@ -859,6 +967,8 @@ void
 enroll_reconfig(struct enroll *en, const struct enroll_config *cfg)
 {
 	pthread_mutex_lock(&en->mu);
+	if (cfg->test_lose != en->cfg.test_lose)
+		en->lose_left = cfg->test_lose;
 	en->cfg = *cfg;
 	pthread_mutex_unlock(&en->mu);
 }
@@ -920,6 +1030,7 @@ enroll_new(const struct enroll_params *p)
 	en->metrics = p->metrics;
 	en->hooks = p->hooks;
 	en->cfg = p->cfg;
+	en->lose_left = p->cfg.test_lose;
 	en->efd = -1;
 	en->todo_tail = &en->todo;
 	en->done_tail = &en->done;

@@ -34,6 +34,10 @@ struct enroll_config {
 	uint64_t cert_lifetime_s;  /* validity of issued certificates */
 	uint32_t rate;             /* calls per second per source address */
 	uint32_t burst;            /* bucket size per source address */
+	/* Tests only (test_enroll_lose): withhold the answers of the next
+	 * test_lose successful Enroll calls, committed as usual, as if the
+	 * connection had dropped; counted again when the value changes. */
+	uint32_t test_lose;
 	char controller_name[65];
 };
 

@@ -112,6 +112,7 @@ ctld_enroll_cfg(const struct config *c, struct enroll_config *ec)
 	ec->cert_lifetime_s = c->cert_lifetime_s;
 	ec->rate = c->enroll_rate;
 	ec->burst = c->enroll_burst;
+	ec->test_lose = c->test_enroll_lose;
 	snprintf(ec->controller_name, sizeof(ec->controller_name), "%s",
 	    c->controller_name);
 	if (c->cert_lifetime_s < 3600)

@@ -2862,6 +2862,61 @@ store_cert_active(struct store *st, uint64_t site_id, struct store_cert *out,
 	return store_cert_get_tx(st, hex, out, err);
 }
 
+/*
+ * Enroll presented with a used token: the edge may have lost our answer
+ * after the commit (controller/STORE.md, "Tokens").  Only inside the
+ * token's lifetime and for a site still in service; the certificate is
+ * the one recorded, so the answer is the same bytes.
+ */
+int
+store_enroll_token_replay(struct store *st, const char *token, int64_t now,
+    struct store_cert *out, struct model_error *err)
+{
+	char hash[STORE_HASH_HEX];
+	void *stmt;
+	enum store_step r;
+	uint64_t sid = 0;
+	int64_t expires = 0, used = 0, revoked = 0;
+
+	if (!store_token_shape(token, "mwe_") ||
+	    store_token_hash(token, hash) == -1)
+		return model_error_set(err, MODEL_E_TOKEN, "token",
+		    "unknown token");
+	stmt = store_prep(st, err, "SELECT site_id, expires_at, used_at "
+	    "FROM enroll_tokens WHERE hash = ?", "t", hash);
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW) {
+		sid = (uint64_t)st->be->column_int(stmt, 0);
+		expires = st->be->column_int(stmt, 1);
+		used = st->be->column_int(stmt, 2);
+	}
+	store_stmt_done(st, stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(st, err, "reading a token");
+	if (r == STORE_STEP_DONE || used == 0)
+		return model_error_set(err, MODEL_E_TOKEN, "token",
+		    "unknown or unused token");
+	if (now >= expires)
+		return model_error_set(err, MODEL_E_TOKEN, "token",
+		    "token expired");
+	stmt = store_prep(st, err, "SELECT revoked FROM sites WHERE id = ?",
+	    "u", sid);
+	if (stmt == NULL)
+		return -1;
+	r = st->be->step(stmt);
+	if (r == STORE_STEP_ROW)
+		revoked = st->be->column_int(stmt, 0);
+	store_stmt_done(st, stmt);
+	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
+		return store_internal(st, err, "reading a site");
+	if (r == STORE_STEP_DONE || revoked != 0)
+		return model_error_set(err, MODEL_E_TOKEN, "site",
+		    "the token's site is revoked or deleted");
+	return store_cert_active(st, sid, out, err);
+}
+
 int
 store_cert_renew(struct store *st, const uint8_t old_fp[STORE_CERT_FP_LEN],
     const struct store_cert *c, struct model_error *err)

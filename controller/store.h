@@ -415,6 +415,21 @@ int store_cert_active(struct store *st, uint64_t site_id,
 int store_cert_get(struct store *st, const uint8_t fp[STORE_CERT_FP_LEN],
     struct store_cert *out, struct model_error *err);
 
+/*
+ * A used token presented again, for an enrollment whose answer was lost
+ * (the edge retries with the same token and key pair): the certificate
+ * to send again.  0 with the site's ACTIVE certificate in *out when the
+ * token exists, was used, has not expired at now and its site is not
+ * revoked.  Refusals: MODEL_E_TOKEN ("unknown" for an unknown or unused
+ * token, "expired", "revoked"; err->message says which, no secret),
+ * MODEL_E_NOT_FOUND when the site has no ACTIVE certificate (retired by
+ * a later enrollment or renewal).  Read only.  The caller still has to
+ * check that the presenter holds the certificate's key (a CSR with the
+ * same public key): the store does no signature work.
+ */
+int store_enroll_token_replay(struct store *st, const char *token,
+    int64_t now, struct store_cert *out, struct model_error *err);
+
 /* ---- SA epochs per tunnel direction ---------------------------------- */
 
 /*

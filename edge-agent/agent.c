@@ -352,7 +352,9 @@ agent_enroll_once(struct agent *a)
 		return 1;
 	if (agent_read_token(a, tok, sizeof(tok)) == -1)
 		return -1;
-	if (enroll_keygen(a->key_path, &csr, &csr_len) == -1) {
+	/* The same key pair on every attempt: when an answer was lost the
+	 * controller sends the certificate again, but only to that key. */
+	if (enroll_key_csr(a->key_path, &csr, &csr_len) == -1) {
 		util_wipe(tok, sizeof(tok));
 		return 1;
 	}
@@ -366,7 +368,8 @@ agent_enroll_once(struct agent *a)
 		if (cli == NULL)
 			continue;
 		r = enroll_call(cli, tok, csr, csr_len, "meshwan-edge "
-		    AGENT_VERSION, 10000, &rs, &code, msg, sizeof(msg));
+		    AGENT_VERSION, a->cfg.enroll_timeout_ms, &rs, &code, msg,
+		    sizeof(msg));
 		rpc_client_free(cli);
 		/* No connection or no answer in time (a loaded controller or
 		 * path) is not a refusal: try again after the backoff. */

@@ -29,7 +29,7 @@ TEST_BINS += $(AGENT_KEYS_TOOL)
 # Namespace tests of the daemon (root, real FRR, the ASan build).
 TESTS += tests/edge/agent_two_sites.sh tests/edge/agent_rekey.sh \
 	tests/edge/agent_restart.sh tests/edge/bad_input.sh \
-	tests/edge/agent_enroll_retry.sh
+	tests/edge/agent_enroll_retry.sh tests/edge/agent_enroll_lost.sh
 
 # Tunnel health (health.c, part of AGENT_SRCS): the probes and the
 # RTT/loss/jitter arithmetic; the unit test needs root (loopback prober).

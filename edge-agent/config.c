@@ -32,6 +32,7 @@ enum edge_key {
 	EK_CONTROLLER_NAME,
 	EK_TOKEN,
 	EK_TOKEN_FILE,
+	EK_ENROLL_TIMEOUT,
 	EK_STATE_DIR,
 	EK_BACKEND,
 	EK_LINK,
@@ -64,6 +65,7 @@ static const struct edge_key_desc edge_keys[EK_COUNT] = {
 	[EK_CONTROLLER_NAME] = { "controller_name", false },
 	[EK_TOKEN] = { "token", false },
 	[EK_TOKEN_FILE] = { "token_file", false },
+	[EK_ENROLL_TIMEOUT] = { "enroll_timeout_ms", false },
 	[EK_STATE_DIR] = { "state_dir", false },
 	[EK_BACKEND] = { "backend", false },
 	[EK_LINK] = { "link", true },
@@ -126,6 +128,7 @@ edge_config_defaults(struct edge_config *cfg)
 	snprintf(cfg->controller_name, sizeof(cfg->controller_name),
 	    "meshwan-controller");
 	cfg->backend = EDGE_BACKEND_UESP;
+	cfg->enroll_timeout_ms = EDGE_ENROLL_TIMEOUT_MS;
 	cfg->log_level = LOG_LVL_INFO;
 }
 
@@ -511,6 +514,17 @@ edge_set(const char *name, unsigned line, enum edge_key k, const char *v,
 			return edge_err(name, line, key, "expected yes or no");
 		cfg->metrics_allow_remote = strcmp(v, "yes") == 0;
 		return 0;
+	case EK_ENROLL_TIMEOUT: {
+		uint64_t n;
+
+		if (util_parse_u64(v, EDGE_ENROLL_TIMEOUT_MIN_MS,
+		    EDGE_ENROLL_TIMEOUT_MAX_MS, &n) == -1)
+			return edge_err(name, line, key, "expected %u..%u "
+			    "(milliseconds)", EDGE_ENROLL_TIMEOUT_MIN_MS,
+			    EDGE_ENROLL_TIMEOUT_MAX_MS);
+		cfg->enroll_timeout_ms = (unsigned)n;
+		return 0;
+	}
 	case EK_FRR_TIMEOUT: {
 		uint64_t n;
 
@@ -816,6 +830,8 @@ edge_config_print(const struct edge_config *cfg, FILE *out)
 		fprintf(out, "# token = (set, not shown)\n");
 	if (cfg->token_file[0] != '\0')
 		fprintf(out, "token_file = %s\n", cfg->token_file);
+	if (cfg->enroll_timeout_ms != EDGE_ENROLL_TIMEOUT_MS)
+		fprintf(out, "enroll_timeout_ms = %u\n", cfg->enroll_timeout_ms);
 	fprintf(out, "state_dir = %s\n", cfg->state_dir);
 	fprintf(out, "backend = %s\n", edge_config_backend_name(cfg->backend));
 	for (unsigned i = 0; i < cfg->n_links; i++) {

@@ -31,6 +31,9 @@
 #define EDGE_CONFIG_SOCK_MAX		108	/* sizeof(sun_path) */
 #define EDGE_FRR_TIMEOUT_MIN_MS		1000	/* frr_timeout_ms range */
 #define EDGE_FRR_TIMEOUT_MAX_MS		120000
+#define EDGE_ENROLL_TIMEOUT_MIN_MS	1000	/* enroll_timeout_ms range */
+#define EDGE_ENROLL_TIMEOUT_MAX_MS	600000
+#define EDGE_ENROLL_TIMEOUT_MS		30000	/* its default */
 
 enum edge_backend {
 	EDGE_BACKEND_UESP = 0,
@@ -66,6 +69,11 @@ struct edge_config {
 	 * enrolled.  Never printed. */
 	char token[MSG_TOKEN_MAX + 1];
 	char token_file[EDGE_CONFIG_PATH_MAX];
+	/* How long one Enroll call waits for the controller's answer; then
+	 * it is retried (same token, same key pair) after a backoff.
+	 * 1000..600000, default EDGE_ENROLL_TIMEOUT_MS (printed by -n only
+	 * when it differs). */
+	unsigned enroll_timeout_ms;
 
 	char state_dir[EDGE_CONFIG_PATH_MAX];
 	enum edge_backend backend;

@@ -8,13 +8,18 @@
  */
 #include "edge-agent/enroll.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -26,49 +31,68 @@
 #define ENROLL_METHOD "/meshwan.v1.Enrollment/Enroll"
 #define ENROLL_RENEW_METHOD "/meshwan.v1.Edge/Renew"
 
-/* The key as PEM into a new file only we can read. */
+/*
+ * The key as PEM into a new file only we can read: a temporary file
+ * created 0600 (O_EXCL: never one that already exists, whose mode open()
+ * would keep — a key written over a 0644 file stayed world-readable),
+ * synced, then renamed over path.  A crash leaves the old key or the new
+ * one, never half of one.
+ */
 static int
 enroll_write_key(const char *path, EVP_PKEY *k)
 {
+	char tmp[PATH_MAX];
 	FILE *f;
 	int fd, ok;
 
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1) {
-		log_warn("enroll: %s", path);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		log_warnx("enroll: %s: path too long", path);
 		return -1;
 	}
-	if ((f = fdopen(fd, "w")) == NULL) {
-		log_warn("enroll: %s", path);
+	(void)unlink(tmp);		/* left by a crash */
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1) {
+		log_warn("enroll: %s", tmp);
+		return -1;
+	}
+	/* The umask may only take bits away; be explicit all the same. */
+	if (fchmod(fd, 0600) == -1 || (f = fdopen(fd, "w")) == NULL) {
+		log_warn("enroll: %s", tmp);
 		close(fd);
+		(void)unlink(tmp);
 		return -1;
 	}
-	ok = PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
+	ok = PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1 &&
+	    fflush(f) == 0 && fsync(fileno(f)) == 0;
 	if (fclose(f) != 0 || !ok) {
-		log_warnx("enroll: %s: cannot write the key", path);
+		log_warnx("enroll: %s: cannot write the key", tmp);
+		(void)unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) == -1) {
+		log_warn("enroll: %s", path);
+		(void)unlink(tmp);
 		return -1;
 	}
 	return 0;
 }
 
-int
-enroll_keygen(const char *key_path, uint8_t **csr, size_t *csr_len)
+/* A CSR signed with k, DER, malloc'd into *csr.  0 or -1 (logged). */
+static int
+enroll_csr(EVP_PKEY *k, uint8_t **csr, size_t *csr_len)
 {
-	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509_REQ *req = X509_REQ_new();
 	unsigned char *der = NULL;
 	int len, rc = -1;
 
 	*csr = NULL;
 	*csr_len = 0;
-	if (k == NULL || req == NULL || X509_REQ_set_pubkey(req, k) != 1 ||
+	if (req == NULL || X509_REQ_set_pubkey(req, k) != 1 ||
 	    X509_REQ_sign(req, k, EVP_sha256()) == 0 ||
 	    (len = i2d_X509_REQ(req, &der)) <= 0) {
-		log_warnx("enroll: cannot make a key and CSR");
+		log_warnx("enroll: cannot make a CSR");
 		goto out;
 	}
-	if (enroll_write_key(key_path, k) == -1)
-		goto out;
 	if ((*csr = malloc((size_t)len)) == NULL)
 		goto out;
 	memcpy(*csr, der, (size_t)len);
@@ -77,6 +101,87 @@ enroll_keygen(const char *key_path, uint8_t **csr, size_t *csr_len)
 out:
 	OPENSSL_free(der);
 	X509_REQ_free(req);
+	return rc;
+}
+
+int
+enroll_keygen(const char *key_path, uint8_t **csr, size_t *csr_len)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	int rc = -1;
+
+	*csr = NULL;
+	*csr_len = 0;
+	if (k == NULL) {
+		log_warnx("enroll: cannot make a key pair");
+		return -1;
+	}
+	if (enroll_write_key(key_path, k) == 0 &&
+	    enroll_csr(k, csr, csr_len) == 0)
+		rc = 0;
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+/*
+ * The P-256 private key in path, or NULL: 0 = read (*k set), 1 = there
+ * is none (no file, or not a P-256 key: logged), -1 = unreadable.
+ */
+static int
+enroll_read_key(const char *path, EVP_PKEY **k)
+{
+	struct stat sb;
+	char group[32];
+	size_t glen = 0;
+	FILE *f;
+	int fd;
+
+	*k = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		if (errno == ENOENT)
+			return 1;
+		log_warn("enroll: %s", path);
+		return -1;
+	}
+	/* A key an older agent left readable to others is ours alone now. */
+	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) != 0 &&
+	    fchmod(fd, 0600) == -1)
+		log_warn("enroll: %s: chmod 0600", path);
+	if ((f = fdopen(fd, "r")) == NULL) {
+		log_warn("enroll: %s", path);
+		close(fd);
+		return -1;
+	}
+	*k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (*k != NULL && EVP_PKEY_is_a(*k, "EC") &&
+	    EVP_PKEY_get_utf8_string_param(*k, OSSL_PKEY_PARAM_GROUP_NAME,
+	    group, sizeof(group), &glen) == 1 &&
+	    strcmp(group, "prime256v1") == 0)
+		return 0;
+	ERR_clear_error();
+	EVP_PKEY_free(*k);
+	*k = NULL;
+	log_warnx("enroll: %s holds no P-256 private key; making a new one",
+	    path);
+	return 1;
+}
+
+int
+enroll_key_csr(const char *key_path, uint8_t **csr, size_t *csr_len)
+{
+	EVP_PKEY *k = NULL;
+	int r, rc;
+
+	*csr = NULL;
+	*csr_len = 0;
+	if ((r = enroll_read_key(key_path, &k)) == -1)
+		return -1;
+	if (r == 1)
+		return enroll_keygen(key_path, csr, csr_len);
+	log_debug("enroll", "%s: reusing the key pair of an earlier attempt",
+	    key_path);
+	rc = enroll_csr(k, csr, csr_len);
 	EVP_PKEY_free(k);
 	return rc;
 }

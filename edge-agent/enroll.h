@@ -21,6 +21,16 @@ struct rpc_client;
  * *csr (malloc'd, caller frees).  0 or -1 (logged).
  */
 int enroll_keygen(const char *key_path, uint8_t **csr, size_t *csr_len);
+/*
+ * Enrollment's key pair: the P-256 private key already in key_path when
+ * there is one (an earlier attempt's, whose answer may have been lost:
+ * the controller sends the certificate again only to the same key; the
+ * file is made 0600 if it was not), else a new one as enroll_keygen
+ * makes it; and a new CSR signed with it in *csr (malloc'd, caller
+ * frees).  A file that holds no P-256 private key is replaced (logged).
+ * 0 or -1 (logged).
+ */
+int enroll_key_csr(const char *key_path, uint8_t **csr, size_t *csr_len);
 
 /* A server-auth TLS client for the controller's enrollment port (the
  * edge has no certificate yet).  NULL on error.  rpc_client_free(). */

@@ -14,6 +14,16 @@ $(EDGE_LIB_OBJS): | $(PROTO_GEN_H)
 # join their prerequisites (and so $^) here.
 $(CTL_EDGE) $(CTL_LOAD): $(EDGE_LIB_OBJS)
 
+# Enrollment's key pair: reused across attempts, always 0600.
+TEST_BINS += $(BUILD)/tests/unit/test_edge_enroll
+TESTS     += $(BUILD)/tests/unit/test_edge_enroll
+$(BUILD)/tests/unit/test_edge_enroll.o: | $(PROTO_GEN_H)
+$(BUILD)/tests/unit/test_edge_enroll: $(BUILD)/tests/unit/test_edge_enroll.o \
+		$(EDGE_LIB_OBJS) $(RPC_OBJS) $(PBCONV_OBJS) $(PROTO_GEN_OBJS) \
+		$(LIB_OBJS)
+	$(call link,$@,$^,$(LIBS_GRPC) $(LIBS_PBCONV) $(LIBS_CRYPTO) \
+		$(LIBS_CMOCKA))
+
 -include edge-agent/agent.mk
 -include edge-agent/status.mk
 

@@ -128,6 +128,7 @@ test_golden(void **state)
 	assert_int_equal(c.bfd_interval_ms, 300);
 	assert_int_equal(c.bfd_multiplier, 5);
 	assert_int_equal(c.frr_timeout_ms, 45000);
+	assert_int_equal(c.enroll_timeout_ms, 90000);
 	assert_int_equal(c.n_links, 4);
 	assert_int_equal(c.links[0].public_port, 4501);
 	assert_int_equal(c.links[1].public_address.family, 0);
@@ -173,6 +174,19 @@ test_defaults(void **state)
 	assert_int_equal(c.bfd_interval_ms, 0);
 	assert_int_equal(c.bfd_multiplier, 0);
 	assert_int_equal(c.frr_timeout_ms, 0);	/* FRR_TIMEOUT_MS */
+	/* Not printed at its default, but set. */
+	assert_int_equal(c.enroll_timeout_ms, EDGE_ENROLL_TIMEOUT_MS);
+	assert_int_equal(c.enroll_timeout_ms, 30000);
+	edge_config_free(&c);
+	assert_int_equal(parse_capture("controller = 192.0.2.1:7443\n"
+	    "ca_file = /etc/meshwan/ca.pem\nlink = inet 192.0.2.10\n"
+	    "enroll_timeout_ms = 1000\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.enroll_timeout_ms, 1000);
+	edge_config_free(&c);
+	assert_int_equal(parse_capture("controller = 192.0.2.1:7443\n"
+	    "ca_file = /etc/meshwan/ca.pem\nlink = inet 192.0.2.10\n"
+	    "enroll_timeout_ms = 600000\n", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.enroll_timeout_ms, 600000);
 	edge_config_free(&c);
 }
 
@@ -328,6 +342,15 @@ test_bad_lines(void **state)
 	    "1000..120000 (milliseconds)");
 	bad("frr_timeout_ms = 120001", "frr_timeout_ms: expected 1000..120000");
 	bad("frr_timeout_ms = 15s", "frr_timeout_ms: expected 1000..120000");
+	bad("enroll_timeout_ms = 999", "t.conf:4: enroll_timeout_ms: expected "
+	    "1000..600000 (milliseconds)");
+	bad("enroll_timeout_ms = 600001", "enroll_timeout_ms: expected "
+	    "1000..600000");
+	bad("enroll_timeout_ms = 30s", "enroll_timeout_ms: expected "
+	    "1000..600000");
+	bad("enroll_timeout_ms = 0", "enroll_timeout_ms: expected 1000..600000");
+	bad("enroll_timeout_ms = 30000\nenroll_timeout_ms = 30000",
+	    "t.conf:5: enroll_timeout_ms");
 	bad("bfd_multiplier = 1", "t.conf:4: bfd_multiplier: expected 2..255");
 	bad("bfd_multiplier = 3x", "bfd_multiplier: expected 2..255");
 	bad("control_socket = run/x", "control_socket: expected an absolute");

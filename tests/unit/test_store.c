@@ -4,7 +4,8 @@
  * prefix-overlap refusals, ASN and tunnel-pool exhaustion, failed
  * transactions leaving the database unchanged, state surviving a reopen,
  * tokens stored only hashed (the file is searched for the plaintext),
- * single-use and expiry of enrollment tokens, edge versions, audit log,
+ * single-use and expiry of enrollment tokens, the certificate a used
+ * token finds again (a lost Enroll answer), edge versions, audit log,
  * settings and SA epochs with their SPI allocator; rows deleted by another
  * writer under a batch are misses that leave the batch usable; the
  * allocation generation; the leader lease (fencing a holder that stopped).
@@ -887,6 +888,109 @@ test_enroll_tokens(void **state)
 	    &err), -1);
 }
 
+/* A certificate record with recognisable bytes (the store parses none). */
+static struct store_cert *
+mkcert(uint64_t site_id, uint8_t tag)
+{
+	struct store_cert *c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	c->site_id = site_id;
+	memset(c->fp, tag, sizeof(c->fp));
+	snprintf(c->serial, sizeof(c->serial), "%02x", tag);
+	c->not_after = 99999;
+	c->issued_at = 1000;
+	for (size_t i = 0; i < 300; i++)
+		c->der[i] = (uint8_t)(tag + i);
+	c->der_len = 300;
+	return c;
+}
+
+/* An Enroll answer that was lost: the used token finds the certificate
+ * to send again, inside its lifetime, for a site not revoked. */
+static void
+test_enroll_token_replay(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a = mksite(f->st, "a", "inet=192.0.2.1");
+	uint64_t b = mksite(f->st, "b", "inet=192.0.2.2");
+	char t1[STORE_TOKEN_LEN + 1], t2[STORE_TOKEN_LEN + 1];
+	struct store_cert *c1 = mkcert(a, 0x11), *c2 = mkcert(a, 0x22);
+	struct store_cert *out = calloc(1, sizeof(*out));
+	struct model_error err;
+	struct model_site s;
+	uint64_t bound = 0;
+
+	assert_non_null(out);
+	assert_int_equal(store_enroll_token_create(f->st, a, 1000, 3600, t1,
+	    &err), 0);
+	/* unused: nothing to send again (Enroll takes the normal path) */
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 1001, out, &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	/* used, but its certificate not recorded: nothing either */
+	assert_int_equal(store_enroll_token_consume(f->st, t1, 0, 1001, &bound,
+	    &err), 0);
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 1002, out, &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+	/* the enrollment's certificate, byte for byte, until expiry */
+	assert_int_equal(store_cert_enroll(f->st, c1, &err), 0);
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 1002, out, &err),
+	    0);
+	assert_int_equal(out->site_id, a);
+	assert_int_equal(out->state, STORE_CERT_ACTIVE);
+	assert_int_equal(out->der_len, c1->der_len);
+	assert_memory_equal(out->der, c1->der, c1->der_len);
+	assert_memory_equal(out->fp, c1->fp, sizeof(c1->fp));
+	assert_string_equal(out->serial, c1->serial);
+	reopen(f);
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 4599, out, &err),
+	    0);
+	assert_memory_equal(out->der, c1->der, c1->der_len);
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 4600, out, &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	assert_non_null(strstr(err.message, "expired"));
+	/* a renewal in progress: the ACTIVE one still */
+	assert_int_equal(store_cert_renew(f->st, c1->fp, c2, &err), 0);
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 2000, out, &err),
+	    0);
+	assert_memory_equal(out->fp, c1->fp, sizeof(c1->fp));
+	/* promoted: the site's certificate is c2 (another key pair, so
+	 * Enroll refuses a CSR of the old one) */
+	assert_int_equal(store_cert_promote(f->st, a, c2->fp, &err), 0);
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 2000, out, &err),
+	    0);
+	assert_memory_equal(out->der, c2->der, c2->der_len);
+	/* a revoked site: refused */
+	assert_int_equal(store_site_get(f->st, a, &s, &err), 0);
+	s.revoked = true;
+	assert_int_equal(store_site_update(f->st, &s, &err), 0);
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 2000, out, &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	assert_non_null(strstr(err.message, "revoked"));
+	/* unknown and malformed tokens */
+	assert_int_equal(store_enroll_token_create(f->st, b, 1000, 3600, t2,
+	    &err), 0);
+	t2[10] = t2[10] == 'a' ? 'b' : 'a';
+	assert_int_equal(store_enroll_token_replay(f->st, t2, 1001, out, &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	assert_int_equal(store_enroll_token_replay(f->st, "mwe_zz", 1001, out,
+	    &err), -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	/* a deleted site takes its tokens along */
+	assert_int_equal(store_site_delete(f->st, a, &err), 0);
+	assert_int_equal(store_enroll_token_replay(f->st, t1, 2000, out, &err),
+	    -1);
+	assert_int_equal(err.code, MODEL_E_TOKEN);
+	free(out);
+	free(c2);
+	free(c1);
+}
+
 static void
 test_edge_state(void **state)
 {
@@ -1401,6 +1505,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tokens_hashed, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_enroll_token_replay,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_tokens, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_edge_state, setup,
