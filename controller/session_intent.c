@@ -409,13 +409,15 @@ session_load_changes(struct sessions *s, uint64_t **dirty, size_t *n,
 
 /*
  * Persist one compile's tunnel changes and keep the epoch bookkeeping in
- * line: new tunnels get epoch 1 both ways.
+ * line: new tunnels get epoch 1 both ways, re-allocated ones epochs above
+ * all they had (session_rekey_epochs_renew).
  */
 static int
 session_apply_change(struct sessions *s, const struct topo_change *chg,
     uint64_t next_id)
 {
 	struct model_error err = { 0 };
+	uint64_t old_next;
 
 	if (chg->n_removed == 0 && chg->n_added == 0)
 		return 0;
@@ -440,7 +442,10 @@ session_apply_change(struct sessions *s, const struct topo_change *chg,
 		s->deferred = true;
 		return -1;
 	}
-	if (store_tunnel_apply(s->st, chg->removed, chg->n_removed, chg->added,
+	/* Ids below the stored counter were allocated before: those in
+	 * chg->added are re-allocations (a new /31, VNI or encap). */
+	if (store_tunnel_next_id(s->st, &old_next, &err) == -1 ||
+	    store_tunnel_apply(s->st, chg->removed, chg->n_removed, chg->added,
 	    chg->n_added, next_id, &err) == -1) {
 		log_warnx("session: storing tunnels: %s", err.message);
 		return -1;
@@ -451,7 +456,9 @@ session_apply_change(struct sessions *s, const struct topo_change *chg,
 	/* Removed tunnels' epochs go with them (the store cascades). */
 	session_rekey_epochs_drop(s, chg->removed, chg->n_removed);
 	for (size_t i = 0; i < chg->n_added; i++)
-		if (session_rekey_epochs_init(s, &chg->added[i]) == -1)
+		if ((chg->added[i].id < old_next ?
+		    session_rekey_epochs_renew(s, &chg->added[i]) :
+		    session_rekey_epochs_init(s, &chg->added[i])) == -1)
 			return -1;
 	return 0;
 }
