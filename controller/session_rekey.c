@@ -159,17 +159,19 @@ session_rekey_epochs_init(struct sessions *s, const struct model_tunnel *t)
 }
 
 /*
- * A re-allocated tunnel (same id, new /31, VNI or encapsulation): both
- * edges make it anew and install its SAs again, and an edge refuses an
- * outbound SA epoch it has used on that tunnel (its key must never be
- * installed twice).  So both directions start over, active at once, at
- * an epoch above every one the store recorded for the tunnel, with SPIs
- * none of its old ones; the old epochs (live, rekeying or draining) go,
- * in the store and here alike.  The store is asked, not this cache: it
- * is what the edges' earlier intents were built from.
+ * A re-allocated tunnel (same id, new /31, VNI or encapsulation), or one
+ * whose end moved to another local address: an edge makes it anew and
+ * installs its SAs again, and refuses an outbound SA epoch it has used
+ * on that tunnel (its key must never be installed twice).  So both
+ * directions start over, active at once, at an epoch above every one
+ * the store recorded for the tunnel, with SPIs none of its old ones; the
+ * old epochs (live, rekeying or draining) go, in the store and here
+ * alike.  The store is asked, not this cache: it is what the edges'
+ * earlier intents were built from.  why: for the log line.
  */
 int
-session_rekey_epochs_renew(struct sessions *s, const struct model_tunnel *t)
+session_rekey_epochs_renew(struct sessions *s, const struct model_tunnel *t,
+    const char *why)
 {
 	struct model_error err = { 0 };
 	struct model_epoch e[2];
@@ -185,8 +187,8 @@ session_rekey_epochs_renew(struct sessions *s, const struct model_tunnel *t)
 	if (epochs_insert(s->epochs, &e[0]) == -1 ||
 	    epochs_insert(s->epochs, &e[1]) == -1)
 		return -1;
-	log_info("session: tunnel %" PRIu64 " re-allocated: SA epochs start "
-	    "over at %" PRIu64, t->id, e[0].epoch);
+	log_info("session: tunnel %" PRIu64 " %s: SA epochs start over at %"
+	    PRIu64, t->id, why, e[0].epoch);
 	return 0;
 }
 
