@@ -16,7 +16,9 @@
 # seen on the tunnel, both ends derive the same key per direction, and
 # the store's sa_epochs rows are exactly what the intents name.  A
 # controller restart reads the same epochs back, and a switch after it
-# still moves above them.
+# still moves above them.  Last, a's link moves to another local address
+# (PATCH .../links/inet): that edge, too, makes the tunnel anew, and the
+# tunnel gets fresh SAs the same way, received at the new address.
 set -u
 . "$MESHWAN_TOP/tests/ctl/lib.sh"
 . "$MESHWAN_TOP/tests/lib/pg.sh"
@@ -97,23 +99,31 @@ check_fresh() {
 	agree || fail "$STORE: the intents do not name the stored epochs: $(cat "$T/rows"); a: $(isa a in)/$(isa a out) b: $(isa b in)/$(isa b out)"
 }
 
-# switch ENCAP — PUT the policy and wait for fresh SAs on both edges.
-switch() {
+# change ENCAP METHOD PATH BODY — a REST change after which the tunnel
+# (in ENCAP) must get fresh SAs on both edges.
+change() {
+	_enc=$1
+	shift
 	max=$(rows | awk 'BEGIN {m = 0} $2 > m {m = $2} END {print m}')
 	seen="$seen $(rows | awk '{printf "%s ", $3}')"
 	_t0=$(date +%s)
-	st=$(api PUT /api/v1/policy "{\"encap\":\"$1\"}")
-	[ "$st" = 200 ] || fail "$STORE: PUT policy encap=$1 gave $st: $(cat "$T/out")"
+	st=$(api "$@")
+	[ "$st" = 200 ] || fail "$STORE: $1 $2 $3 gave $st: $(cat "$T/out")"
 	_deadline=$(( _t0 + 20 ))
-	until settled "$max" "$1"; do
-		[ "$(date +%s)" -lt "$_deadline" ] || fail "$STORE: no fresh SAs above epoch $max after encap=$1: a: $(isa a in)/$(isa a out) vni $(vni_of a); b: $(isa b in)/$(isa b out) vni $(vni_of b); store: $(rows | tr '\n' ';')"
+	until settled "$max" "$_enc"; do
+		[ "$(date +%s)" -lt "$_deadline" ] || fail "$STORE: no fresh SAs above epoch $max after $1 $2 $3: a: $(isa a in)/$(isa a out) vni $(vni_of a); b: $(isa b in)/$(isa b out) vni $(vni_of b); store: $(rows | tr '\n' ';')"
 		sleep 0.1
 	done
 	check_fresh "$max"
 	[ "$(api GET /api/v1/tunnels)" = 200 ] || fail "GET /tunnels"
 	jq -e --argjson t "$tid" '.tunnels | length == 1 and .[0].id == $t' "$T/out" >/dev/null ||
 		fail "$STORE: the tunnel lost its id: $(cat "$T/out")"
-	echo "$STORE: encap=$1 in $(( $(date +%s) - _t0 )) s: $(rows | tr '\n' ';')"
+	echo "$STORE: $1 $2 $3 in $(( $(date +%s) - _t0 )) s: $(rows | tr '\n' ';')"
+}
+
+# switch ENCAP — PUT the policy and wait for fresh SAs on both edges.
+switch() {
+	change "$1" PUT /api/v1/policy "{\"encap\":\"$1\"}"
 }
 
 store_config() {
@@ -180,6 +190,11 @@ scenario() {
 		sleep 0.1
 	done
 	switch gre
+	# A link moved to another local address: a's edge makes the tunnel
+	# anew, so it needs fresh SAs as well (no re-allocation here).
+	change gre PATCH "/api/v1/sites/$a/links/inet" '{"address":"192.0.2.11"}'
+	[ "$(db "SELECT DISTINCT recv_address FROM sa_epochs WHERE tunnel_id = $tid AND sender_site = $b")" = 192.0.2.11 ] ||
+		fail "$STORE: b's SAs to a are not received at a's new address: $(rows)"
 	for p in $BG_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	BG_PIDS=
 	stop_controller

@@ -17,9 +17,10 @@
 # every tunnel with the new encap and the VNI the controller allocated
 # (GET /tunnels, 0 for GRE), active outbound SAs above the epochs before
 # the switch, every pair of LAN hosts pings again, every edge converged
-# with every BGP session Established, and no agent logged a refused SA.  Prints the time from the PUT to all
-# pings passing (idle: about 15-25 s; BGP re-establishes over the new
-# devices).
+# with every BGP session Established, and no agent logged a refused SA.
+# Then site b's link moves to another local address (PATCH): b's tunnels
+# get fresh SAs the same way and its peers send to the new address.
+# Prints the time from each REST call to all pings passing.
 set -u
 . "$MESHWAN_TOP/tests/edge/sites_lib.sh"
 lab_test_init encap
@@ -92,4 +93,43 @@ status a | jq -e 'all(.tunnels[]; .encap == "gre" and .vni == 0)' >/dev/null ||
 	lab_fail "site a's tunnels are not GRE with vni 0 at the start: $(status a | jq -c '[.tunnels[] | {id, encap, vni}]')"
 switch vxlan
 switch gre
+
+# Site b's link moves to another local address (PATCH .../links/inet):
+# b makes its tunnels anew (a local address cannot change in place), so
+# they need fresh SAs too, though nothing is re-allocated; its peers
+# follow the new remote address in place.
+ip -n "$LAB_P-b" addr add 198.18.2.3/24 dev inet || lab_fail "second address on b's link"
+B=$(lab_site_id b)
+moved() {
+	_now=$(out_epochs)
+	echo "$before" | while read -r _s _t _e; do
+		_n=$(echo "$_now" | awk -v s="$_s" -v t="$_t" '$1 == s && $2 == t { print $3 }')
+		[ -n "$_n" ] || exit 1
+		# Only b's tunnels start over.
+		if jq -e --argjson t "$_t" 'any(.tunnels[]; .id == $t)' "$LAB_DIR/st-b.json" >/dev/null; then
+			[ "$_n" -gt "$_e" ] || exit 1
+		fi
+	done || return 1
+	for _s in a c; do
+		status "$_s" | jq -e --slurpfile b "$LAB_DIR/st-b.json" '
+			($b[0].tunnels | map(.id)) as $bt
+			| all(.tunnels[] | select(.id as $i | $bt | index($i)); .remote | startswith("198.18.2.3:"))' >/dev/null ||
+			return 1
+	done
+}
+before=$(out_epochs)
+status b >"$LAB_DIR/st-b.json"
+t0=$(lab_ms)
+lab_api PATCH "/api/v1/sites/$B/links/inet" '{"address":"198.18.2.3"}' >/dev/null ||
+	lab_fail "PATCH b's link: $(cat "$LAB_DIR/api.out")"
+lab_wait "$DEADLINE" moved ||
+	lab_fail "b's link moved: its tunnels did not get fresh SAs, or its peers do not send to 198.18.2.3, within $DEADLINE s: before [$before] now [$(out_epochs)]"
+lab_wait 60 lab_converged || lab_fail "link moved: not every edge converged: $(lab_api GET /api/v1/edges)"
+lab_wait_pings "$DEADLINE" || lab_fail "link moved: the LAN hosts do not all ping"
+lab_wait 60 lab_bgp_reported || lab_fail "link moved: the edges' reports do not show every BGP session Established"
+if grep -l 'is not above epoch\|cannot be restored' "$LAB_DIR"/*-edge.log >/dev/null 2>&1; then
+	lab_fail "link moved: an agent refused an SA: $(grep -h 'is not above epoch\|cannot be restored' "$LAB_DIR"/*-edge.log | tail -n 5)"
+fi
+echo "figure: b's link moved: converged and every pair of LAN hosts pinging after $(( $(lab_ms) - t0 )) ms"
+echo "outbound SAs (site tunnel epoch): $(out_epochs | tr '\n' ';')"
 echo "encap_switch: PASS"
