@@ -36,6 +36,16 @@ status() {
 	"$EDGE_BIN" status -c "$LAB_DIR/$1/edge.conf" --json
 }
 
+# bgp_states — each site's BGP neighbours and states, from FRR and from
+# the edge's last report (for a failure message).
+bgp_states() {
+	for _s in $LAB_SITES; do
+		printf '%s: frr %s report %s; ' "$_s" \
+			"$(lab_vtysh "$_s" -c 'show bgp summary json' | jq -c '[.ipv4Unicast.peers | to_entries[] | "\(.key)=\(.value.state)"]')" \
+			"$(lab_api GET "/api/v1/edges/$(lab_site_id "$_s")" | jq -c '[.status.bgp[]? | "\(.peer_address // "?")=\(.state)"]')"
+	done
+}
+
 # out_epochs — "site tunnel epoch" of every active outbound SA, as the
 # agents report them.
 out_epochs() {
@@ -81,11 +91,12 @@ switch() {
 		lab_fail "encap=$1: the LAN hosts do not all ping $DEADLINE s after the switch"
 	t_ping=$(( $(lab_ms) - t0 ))
 	lab_wait 60 lab_converged || lab_fail "encap=$1: not every edge converged: $(lab_api GET /api/v1/edges)"
-	lab_wait 60 lab_bgp_reported || lab_fail "encap=$1: the edges' reports do not show every BGP session Established"
+	lab_wait "$DEADLINE" lab_bgp_reported || lab_fail "encap=$1: the edges' reports do not show every BGP session Established: $(bgp_states)"
+	t_bgp=$(( $(lab_ms) - t0 ))
 	if grep -l 'is not above epoch\|cannot be restored' "$LAB_DIR"/*-edge.log >/dev/null 2>&1; then
 		lab_fail "encap=$1: an agent refused an SA: $(grep -h 'is not above epoch\|cannot be restored' "$LAB_DIR"/*-edge.log | tail -n 5)"
 	fi
-	echo "figure: encap=$1: every agent switched with fresh SAs after ${t_sw} ms, every pair of LAN hosts pinging after ${t_ping} ms"
+	echo "figure: encap=$1: every agent switched with fresh SAs after ${t_sw} ms, every pair of LAN hosts pinging after ${t_ping} ms, every BGP session reported Established after ${t_bgp} ms"
 	echo "outbound SAs (site tunnel epoch): $(out_epochs | tr '\n' ';')"
 }
 
@@ -126,7 +137,7 @@ lab_wait "$DEADLINE" moved ||
 	lab_fail "b's link moved: its tunnels did not get fresh SAs, or its peers do not send to 198.18.2.3, within $DEADLINE s: before [$before] now [$(out_epochs)]"
 lab_wait 60 lab_converged || lab_fail "link moved: not every edge converged: $(lab_api GET /api/v1/edges)"
 lab_wait_pings "$DEADLINE" || lab_fail "link moved: the LAN hosts do not all ping"
-lab_wait 60 lab_bgp_reported || lab_fail "link moved: the edges' reports do not show every BGP session Established"
+lab_wait "$DEADLINE" lab_bgp_reported || lab_fail "link moved: the edges' reports do not show every BGP session Established: $(bgp_states)"
 if grep -l 'is not above epoch\|cannot be restored' "$LAB_DIR"/*-edge.log >/dev/null 2>&1; then
 	lab_fail "link moved: an agent refused an SA: $(grep -h 'is not above epoch\|cannot be restored' "$LAB_DIR"/*-edge.log | tail -n 5)"
 fi
