@@ -118,6 +118,9 @@ TESTS += tests/ctl/enroll_replay.sh
 TEST_BINS += $(CTL_LOAD)
 # Peer.allowed_prefixes in intents (hubs carry their neighbours').
 TESTS += tests/ctl/allowed_prefixes.sh
+# An encap switch re-allocates tunnels: fresh SA epochs and SPIs, cache
+# and store alike, on sqlite and PostgreSQL.
+TESTS += tests/ctl/encap_epochs.sh
 
 # Memory of kept intents, certificates shared vs copied (make bench).
 BENCHES += $(BUILD)/tests/bench/intent_mem_bench

@@ -344,6 +344,8 @@ void session_rekey_epochs_drop(struct sessions *s, const uint64_t *removed,
 int session_rekey_epochs_load(struct sessions *s);
 int session_rekey_epochs_init(struct sessions *s,
     const struct model_tunnel *t);
+int session_rekey_epochs_renew(struct sessions *s,
+    const struct model_tunnel *t, const char *why);
 void session_rekey_site(struct sessions *s, uint64_t site_id,
     enum msg_rekey_reason reason);
 void session_rekey_scan(struct sessions *s);

@@ -409,13 +409,15 @@ session_load_changes(struct sessions *s, uint64_t **dirty, size_t *n,
 
 /*
  * Persist one compile's tunnel changes and keep the epoch bookkeeping in
- * line: new tunnels get epoch 1 both ways.
+ * line: new tunnels get epoch 1 both ways, re-allocated ones epochs above
+ * all they had (session_rekey_epochs_renew).
  */
 static int
 session_apply_change(struct sessions *s, const struct topo_change *chg,
     uint64_t next_id)
 {
 	struct model_error err = { 0 };
+	uint64_t old_next;
 
 	if (chg->n_removed == 0 && chg->n_added == 0)
 		return 0;
@@ -440,7 +442,10 @@ session_apply_change(struct sessions *s, const struct topo_change *chg,
 		s->deferred = true;
 		return -1;
 	}
-	if (store_tunnel_apply(s->st, chg->removed, chg->n_removed, chg->added,
+	/* Ids below the stored counter were allocated before: those in
+	 * chg->added are re-allocations (a new /31, VNI or encap). */
+	if (store_tunnel_next_id(s->st, &old_next, &err) == -1 ||
+	    store_tunnel_apply(s->st, chg->removed, chg->n_removed, chg->added,
 	    chg->n_added, next_id, &err) == -1) {
 		log_warnx("session: storing tunnels: %s", err.message);
 		return -1;
@@ -451,8 +456,117 @@ session_apply_change(struct sessions *s, const struct topo_change *chg,
 	/* Removed tunnels' epochs go with them (the store cascades). */
 	session_rekey_epochs_drop(s, chg->removed, chg->n_removed);
 	for (size_t i = 0; i < chg->n_added; i++)
-		if (session_rekey_epochs_init(s, &chg->added[i]) == -1)
+		if ((chg->added[i].id < old_next ?
+		    session_rekey_epochs_renew(s, &chg->added[i],
+		    "re-allocated") :
+		    session_rekey_epochs_init(s, &chg->added[i])) == -1)
 			return -1;
+	return 0;
+}
+
+/*
+ * The links of a site whose own (local) address a change moves: old is
+ * the compiled copy, new the model just read (either NULL: none).  Their
+ * names go to moved[]; returns how many.
+ */
+static size_t
+session_links_moved(const struct model_site *old, const struct model_site *new,
+    char moved[MODEL_LINKS_MAX][MODEL_LINK_NAME_MAX + 1])
+{
+	size_t n = 0;
+
+	if (old == NULL || new == NULL)
+		return 0;
+	for (size_t i = 0; i < old->n_links && n < MODEL_LINKS_MAX; i++) {
+		int j = model_site_find_link(new, old->links[i].name);
+
+		if (j >= 0 && strcmp(old->links[i].address,
+		    new->links[j].address) != 0)
+			snprintf(moved[n++], MODEL_LINK_NAME_MAX + 1, "%s",
+			    old->links[i].name);
+	}
+	return n;
+}
+
+/* Is tunnel id in chg->added?  (Not sorted by id after a full compile;
+ * asked only for the few tunnels of a moved link.) */
+static bool
+session_added(const struct topo_change *chg, uint64_t id)
+{
+	for (size_t i = 0; i < chg->n_added; i++)
+		if (chg->added[i].id == id)
+			return true;
+	return false;
+}
+
+/*
+ * A site's link moved to another local address: its edge makes the
+ * tunnels on that link anew (the local address cannot change in place,
+ * overlay.h tunnel_update) and would refuse their SAs again, as for a
+ * re-allocated tunnel; so they start over the same way.  Tunnels the
+ * compile re-allocated (chg->added) have been renewed already.  Each
+ * renewal goes in the change log (as every epoch write) for the other
+ * replicas.
+ */
+static int
+session_renew_moved(struct sessions *s, const struct topo_output *topo,
+    uint64_t site_id, char moved[MODEL_LINKS_MAX][MODEL_LINK_NAME_MAX + 1],
+    size_t n_moved, const struct topo_change *chg)
+{
+	struct model_error err = { 0 };
+	uint64_t *ids;
+	size_t n;
+	int rc = 0;
+
+	if (n_moved == 0 || (n = topo_edge_tunnel_count(topo, site_id)) == 0)
+		return 0;
+	if ((ids = calloc(2 * n, sizeof(*ids))) == NULL)
+		return -1;
+	n = topo_edge_tunnels(topo, site_id, ids, ids + n, n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const struct model_tunnel *t = topo_tunnel_get(topo, ids[i]);
+		const char *link;
+		bool hit = false;
+
+		if (t == NULL)
+			continue;
+		link = t->site_a == site_id ? t->link_a : t->link_b;
+		for (size_t k = 0; k < n_moved && !hit; k++)
+			hit = strcmp(moved[k], link) == 0;
+		if (!hit || session_added(chg, t->id))
+			continue;
+		if (session_rekey_epochs_renew(s, t, "its link moved") == -1 ||
+		    store_note_event(s->st, STORE_CHANGE_EPOCHS, t->id,
+		    &err) == -1) {
+			if (err.message[0] != '\0')
+				log_warnx("session: tunnel %" PRIu64 ": %s",
+				    t->id, err.message);
+			rc = -1;
+		}
+	}
+	free(ids);
+	return rc;
+}
+
+/* The same for a full compile: every site against the topology it
+ * replaces (none at start-up).  Only the leader writes epochs; the other
+ * replicas read them (session_rekey_follow). */
+static int
+session_renew_all_moved(struct sessions *s, const struct topo_output *out,
+    const struct topo_change *chg)
+{
+	char moved[MODEL_LINKS_MAX][MODEL_LINK_NAME_MAX + 1];
+
+	if (s->replicated && !atomic_load(&s->leader))
+		return 0;
+	for (size_t i = 0; s->topo != NULL && i < s->n_sites; i++) {
+		uint64_t id = s->sites[i].id;
+		size_t n = session_links_moved(topo_site(s->topo, id),
+		    &s->sites[i], moved);
+
+		if (session_renew_moved(s, out, id, moved, n, chg) == -1)
+			return -1;
+	}
 	return 0;
 }
 
@@ -1004,6 +1118,7 @@ session_intent_compile_all(struct sessions *s, bool restoring)
 	prev = NULL;
 	s->alloc_log = false;
 	if (session_apply_change(s, &chg, topo_next_id(out)) == -1 ||
+	    session_renew_all_moved(s, out, &chg) == -1 ||
 	    store_tunnel_gen(s->st, &gen, &err) == -1 ||
 	    session_alloc_log(s) == -1)
 		goto fail;
@@ -1830,7 +1945,12 @@ session_intent_recompile(struct sessions *s)
 		    s->n_sites };
 
 		for (size_t i = 0; i < n_dirty; i++) {
+			char moved[MODEL_LINKS_MAX][MODEL_LINK_NAME_MAX + 1];
+			size_t n_moved;
+
 			topo_change_free(&chg);
+			n_moved = session_links_moved(topo_site(s->topo,
+			    dirty[i]), session_site(s, dirty[i]), moved);
 			if (topo_site_changed(s->topo, &in, dirty[i], &chg,
 			    &err) == -1) {
 				log_warnx("session: site %" PRIu64 ": compile: "
@@ -1839,7 +1959,9 @@ session_intent_recompile(struct sessions *s)
 				continue;
 			}
 			if (session_apply_change(s, &chg,
-			    topo_next_id(s->topo)) == -1) {
+			    topo_next_id(s->topo)) == -1 ||
+			    session_renew_moved(s, s->topo, dirty[i], moved,
+			    n_moved, &chg) == -1) {
 				failed = true;
 				goto done;
 			}

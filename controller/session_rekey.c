@@ -111,30 +111,42 @@ session_recv_address(const struct sessions *s, const struct model_tunnel *t,
 	    ms->links[li].public_address : ms->links[li].address);
 }
 
+/* The first epoch of direction i (0: a -> b) of tunnel t, active at once,
+ * keyed with both ends' newest keys (key-less while one has none). */
+static struct model_epoch
+session_first_epoch(struct sessions *s, const struct model_tunnel *t, int i)
+{
+	const uint64_t senders[2] = { t->site_a, t->site_b };
+	struct model_epoch e = {
+		.tunnel_id = t->id,
+		.sender_site = senders[i],
+		.epoch = 1,
+		.state = MODEL_EPOCH_ACTIVE,
+		.changed_at = session_now(s),
+	};
+
+	e.sender_key_epoch = session_keys_newest(s, senders[i]);
+	e.receiver_key_epoch = session_keys_newest(s, senders[1 - i]);
+	if (e.sender_key_epoch == 0 || e.receiver_key_epoch == 0)
+		e.sender_key_epoch = e.receiver_key_epoch = 0;
+	session_recv_address(s, t, senders[i], e.recv_address,
+	    sizeof(e.recv_address));
+	return e;
+}
+
 /* Epoch 1 of both directions of a new tunnel, active at once. */
 int
 session_rekey_epochs_init(struct sessions *s, const struct model_tunnel *t)
 {
-	const uint64_t senders[2] = { t->site_a, t->site_b };
 	struct model_error err = { 0 };
 
 	for (int i = 0; i < 2; i++) {
-		struct model_epoch e = {
-			.tunnel_id = t->id,
-			.sender_site = senders[i],
-			.epoch = 1,
-			.state = MODEL_EPOCH_ACTIVE,
-			.changed_at = session_now(s),
-		};
+		struct model_epoch e;
 
-		if (epochs_find(s->epochs, t->id, senders[i], 1) != NULL)
+		if (epochs_find(s->epochs, t->id, i == 0 ? t->site_a :
+		    t->site_b, 1) != NULL)
 			continue;
-		e.sender_key_epoch = session_keys_newest(s, senders[i]);
-		e.receiver_key_epoch = session_keys_newest(s, senders[1 - i]);
-		if (e.sender_key_epoch == 0 || e.receiver_key_epoch == 0)
-			e.sender_key_epoch = e.receiver_key_epoch = 0;
-		session_recv_address(s, t, senders[i], e.recv_address,
-		    sizeof(e.recv_address));
+		e = session_first_epoch(s, t, i);
 		if (store_epoch_add(s->st, &e, &err) == -1) {
 			log_warnx("session: tunnel %" PRIu64 ": epoch: %s",
 			    t->id, err.message);
@@ -143,6 +155,40 @@ session_rekey_epochs_init(struct sessions *s, const struct model_tunnel *t)
 		if (epochs_insert(s->epochs, &e) == -1)
 			return -1;
 	}
+	return 0;
+}
+
+/*
+ * A re-allocated tunnel (same id, new /31, VNI or encapsulation), or one
+ * whose end moved to another local address: an edge makes it anew and
+ * installs its SAs again, and refuses an outbound SA epoch it has used
+ * on that tunnel (its key must never be installed twice).  So both
+ * directions start over, active at once, at an epoch above every one
+ * the store recorded for the tunnel, with SPIs none of its old ones; the
+ * old epochs (live, rekeying or draining) go, in the store and here
+ * alike.  The store is asked, not this cache: it is what the edges'
+ * earlier intents were built from.  why: for the log line.
+ */
+int
+session_rekey_epochs_renew(struct sessions *s, const struct model_tunnel *t,
+    const char *why)
+{
+	struct model_error err = { 0 };
+	struct model_epoch e[2];
+
+	e[0] = session_first_epoch(s, t, 0);
+	e[1] = session_first_epoch(s, t, 1);
+	if (store_epoch_renew(s->st, e, 2, &err) == -1) {
+		log_warnx("session: tunnel %" PRIu64 ": new epochs: %s",
+		    t->id, err.message);
+		return -1;
+	}
+	epochs_drop_tunnel(s->epochs, t->id);
+	if (epochs_insert(s->epochs, &e[0]) == -1 ||
+	    epochs_insert(s->epochs, &e[1]) == -1)
+		return -1;
+	log_info("session: tunnel %" PRIu64 " %s: SA epochs start over at %"
+	    PRIu64, t->id, why, e[0].epoch);
 	return 0;
 }
 

@@ -1990,6 +1990,25 @@ store_tunnel_gen(struct store *st, uint64_t *gen, struct model_error *err)
 	return store_meta_get_u64(st, "tunnel_gen", 0, gen, err);
 }
 
+/*
+ * A re-allocated tunnel (its id is below the stored counter, so it may be
+ * there) is changed in place: deleting and inserting it again would
+ * cascade to its SA epochs, and the epochs its re-made tunnel starts with
+ * must lie above every one it had (store_epoch_renew reads them).  Its
+ * /31 is parked on a negative placeholder first, unique per id, so that
+ * two re-allocated tunnels may trade addresses.  1: not stored (insert
+ * it), 0 parked, -1 error.
+ */
+static int
+store_tunnel_park(struct store *st, const struct model_tunnel *t,
+    struct model_error *err)
+{
+	if (store_run(st, err, "UPDATE tunnels SET inner_addr = ? WHERE id = ?",
+	    "iu", -(int64_t)t->id, t->id) != 0)
+		return store_internal(st, err, "parking a tunnel");
+	return st->be->changes(st->conn) == 0 ? 1 : 0;
+}
+
 static int
 store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
     size_t n_removed, const struct model_tunnel *added, size_t n_added,
@@ -1997,6 +2016,7 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 {
 	void *del, *ins;
 	uint64_t stored_next;
+	bool *insert = NULL;
 	int rc = 0;
 
 	if (store_meta_get_u64(st, "next_tunnel_id", 1, &stored_next,
@@ -2005,25 +2025,57 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 	del = store_prep(st, err, "DELETE FROM tunnels WHERE id = ?", "");
 	if (del == NULL)
 		return -1;
-	/* Re-allocated tunnels go out first so their addresses are free;
-	 * ids at or above the stored counter are new and cannot be there. */
+	/* Removed tunnels go out first so their addresses are free. */
 	if (store_each_id(st, del, removed, n_removed) == -1)
 		rc = -1;
-	for (size_t i = 0; rc == 0 && i < n_added; i++)
-		if (added[i].id < stored_next &&
-		    store_each_id(st, del, &added[i].id, 1) == -1)
-			rc = -1;
 	store_stmt_done(st, del);
 	if (rc == -1)
 		return store_internal(st, err, "removing tunnels");
+	if (n_added > 0 && (insert = calloc(n_added, sizeof(*insert))) == NULL)
+		return model_error_set(err, MODEL_E_INTERNAL, "",
+		    "out of memory");
+	/* Ids at or above the stored counter are new and cannot be there. */
+	for (size_t i = 0; i < n_added; i++) {
+		int r = added[i].id < stored_next ?
+		    store_tunnel_park(st, &added[i], err) : 1;
+
+		if (r == -1) {
+			free(insert);
+			return -1;
+		}
+		insert[i] = r == 1;
+	}
+	for (size_t i = 0; i < n_added; i++) {
+		const struct model_tunnel *t = &added[i];
+
+		if (insert[i])
+			continue;
+		rc = store_run(st, err, "UPDATE tunnels SET site_a = ?, "
+		    "link_a = ?, site_b = ?, link_b = ?, inner_addr = ?, "
+		    "vni = ? WHERE id = ?", "ututiiu", t->site_a, t->link_a,
+		    t->site_b, t->link_b, (int64_t)t->inner, (int64_t)t->vni,
+		    t->id);
+		if (rc == 1)
+			rc = model_error_set(err, MODEL_E_CONFLICT, "tunnels",
+			    "tunnel %llu clashes with a stored tunnel",
+			    (unsigned long long)t->id);
+		if (rc != 0) {
+			free(insert);
+			return -1;
+		}
+	}
 	ins = store_prep(st, err, "INSERT INTO tunnels (id, site_a, link_a, "
 	    "site_b, link_b, inner_addr, vni) VALUES (?, ?, ?, ?, ?, ?, ?)", "");
-	if (ins == NULL)
+	if (ins == NULL) {
+		free(insert);
 		return -1;
+	}
 	for (size_t i = 0; rc == 0 && i < n_added; i++) {
 		const struct model_tunnel *t = &added[i];
 		enum store_step r;
 
+		if (!insert[i])
+			continue;
 		if (st->be->reset(ins) == -1 ||
 		    st->be->bind_int(ins, 1, (int64_t)t->id) == -1 ||
 		    st->be->bind_int(ins, 2, (int64_t)t->site_a) == -1 ||
@@ -2045,9 +2097,17 @@ store_tunnel_apply_tx(struct store *st, const uint64_t *removed,
 			rc = store_internal(st, err, "adding tunnels");
 	}
 	store_stmt_done(st, ins);
+	free(insert);
 	if (rc != 0)
 		return -1;
 	return store_meta_set_u64(st, "next_tunnel_id", next_id, err);
+}
+
+int
+store_tunnel_next_id(struct store *st, uint64_t *next_id,
+    struct model_error *err)
+{
+	return store_meta_get_u64(st, "next_tunnel_id", 1, next_id, err);
 }
 
 int
@@ -3053,8 +3113,9 @@ store_epoch_refused(const struct model_epoch *e, struct model_error *err)
 	    (unsigned long long)e->epoch, (unsigned long long)e->tunnel_id);
 }
 
+/* own_spis: also refuse any SPI the tunnel holds (store_epoch_renew). */
 static int
-store_epoch_add_tx(struct store *st, struct model_epoch *e,
+store_epoch_add_tx(struct store *st, struct model_epoch *e, bool own_spis,
     struct model_error *err)
 {
 	/*
@@ -3079,6 +3140,10 @@ store_epoch_add_tx(struct store *st, struct model_epoch *e,
 		if (store_get_int(st, err, &v, &found, "SELECT spi FROM "
 		    "sa_epochs WHERE recv_address = ? AND spi = ?", "ti",
 		    e->recv_address, (int64_t)spi) == -1)
+			return -1;
+		if (!found && own_spis && store_get_int(st, err, &v, &found,
+		    "SELECT spi FROM sa_epochs WHERE tunnel_id = ? AND "
+		    "spi = ?", "ui", e->tunnel_id, (int64_t)spi) == -1)
 			return -1;
 		if (found)
 			continue;
@@ -3129,10 +3194,72 @@ store_epoch_add(struct store *st, struct model_epoch *e,
 		return model_error_set(err, MODEL_E_NOT_FOUND, "tunnel",
 		    "no tunnel %llu", (unsigned long long)e->tunnel_id);
 	}
-	rc = store_tx_end(st, store_epoch_add_tx(st, &tmp, err), err);
+	rc = store_tx_end(st, store_epoch_add_tx(st, &tmp, false, err), err);
 	if (rc == 0)
 		*e = tmp;
 	return rc;
+}
+
+static int
+store_epoch_renew_tx(struct store *st, struct model_epoch *e, size_t n,
+    struct model_error *err)
+{
+	int64_t max;
+	bool found;
+
+	if (store_get_int(st, err, &max, &found, "SELECT MAX(epoch) FROM "
+	    "sa_epochs WHERE tunnel_id = ?", "u", e[0].tunnel_id) == -1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		e[i].epoch = (uint64_t)max + 1;
+		if (store_epoch_add_tx(st, &e[i], true, err) == -1)
+			return -1;
+	}
+	if (store_run(st, err, "DELETE FROM sa_epochs WHERE tunnel_id = ? AND "
+	    "epoch <= ?", "ui", e[0].tunnel_id, max) != 0)
+		return store_internal(st, err, "forgetting old epochs");
+	return 0;
+}
+
+int
+store_epoch_renew(struct store *st, struct model_epoch *e, size_t n,
+    struct model_error *err)
+{
+	struct model_epoch tmp[2];
+	int64_t v;
+	bool found;
+
+	if (n == 0 || n > 2)
+		return model_error_set(err, MODEL_E_INVALID, "epochs",
+		    "one or two directions");
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].tunnel_id != e[0].tunnel_id)
+			return model_error_set(err, MODEL_E_INVALID,
+			    "tunnel_id", "epochs of several tunnels");
+		if (!model_address_valid(e[i].recv_address))
+			return model_error_set(err, MODEL_E_INVALID,
+			    "recv_address",
+			    "receiving address is not an IP address");
+		if (e[i].state < MODEL_EPOCH_INSTALLED ||
+		    e[i].state > MODEL_EPOCH_DRAINING)
+			return model_error_set(err, MODEL_E_INVALID, "state",
+			    "not an epoch state");
+		tmp[i] = e[i];
+	}
+	if (store_tx_begin(st, err) == -1)
+		return -1;
+	if (store_get_int(st, err, &v, &found, "SELECT id FROM tunnels WHERE "
+	    "id = ?", "u", e[0].tunnel_id) == -1)
+		return store_tx_end(st, -1, err);
+	if (!found) {
+		(void)store_tx_end(st, 0, NULL);
+		return model_error_set(err, MODEL_E_NOT_FOUND, "tunnel",
+		    "no tunnel %llu", (unsigned long long)e[0].tunnel_id);
+	}
+	if (store_tx_end(st, store_epoch_renew_tx(st, tmp, n, err), err) == -1)
+		return -1;
+	memcpy(e, tmp, n * sizeof(*e));
+	return 0;
 }
 
 int

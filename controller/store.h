@@ -242,7 +242,9 @@ int store_tunnel_list_site(struct store *st, uint64_t site_id,
 /*
  * Apply one compile's outcome: delete `removed` ids, insert `added`
  * tunnels, remember next_id, and move the allocation generation on by
- * one.  All or nothing.
+ * one.  All or nothing.  An `added` tunnel that is stored already (a
+ * re-allocation: same id, new /31 or VNI) is changed in place, so its
+ * SA epochs stay recorded until store_epoch_renew() replaces them.
  */
 int store_tunnel_apply(struct store *st, const uint64_t *removed,
     size_t n_removed, const struct model_tunnel *added, size_t n_added,
@@ -257,6 +259,10 @@ int store_tunnel_apply(struct store *st, const uint64_t *removed,
  * same database) changed them: reload before compiling on top.
  */
 int store_tunnel_gen(struct store *st, uint64_t *gen,
+    struct model_error *err);
+
+/* The next tunnel id to hand out: ids below it were allocated before. */
+int store_tunnel_next_id(struct store *st, uint64_t *next_id,
     struct model_error *err);
 
 /* ---- per-edge state ------------------------------------------------- */
@@ -442,6 +448,19 @@ int store_enroll_token_replay(struct store *st, const char *token,
  * (the epoch is recorded), exhausted (no free SPI).
  */
 int store_epoch_add(struct store *st, struct model_epoch *e,
+    struct model_error *err);
+/*
+ * Start the SAs of a re-made tunnel over (its /31, VNI or encapsulation
+ * changed: the edges delete the tunnel and install its SAs again, and an
+ * outbound key must never be installed twice, overlay.h "Nonces").  e[0..n)
+ * (one per sender, epoch and spi ignored) are recorded as epoch M + 1,
+ * M being the highest epoch the tunnel has recorded in any direction,
+ * with SPIs that are free at their receiving address and none that the
+ * tunnel holds; then every older epoch of the tunnel is forgotten.  All
+ * or nothing.  e[i].epoch and e[i].spi are set on success.  Errors as
+ * store_epoch_add.
+ */
+int store_epoch_renew(struct store *st, struct model_epoch *e, size_t n,
     struct model_error *err);
 int store_epoch_set_state(struct store *st, uint64_t tunnel_id,
     uint64_t sender_site, uint64_t epoch, enum model_epoch_state state,

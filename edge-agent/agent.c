@@ -1863,6 +1863,10 @@ agent_tunnel_json(struct agent *a, const struct reconcile_tunnel *rt)
 	snprintf(buf, sizeof(buf), "%s/%u", addr,
 	    (unsigned)(rt->p.inner_prefix_len ? rt->p.inner_prefix_len : 31));
 	json_object_set_new(j, "inner_local", json_string(buf));
+	json_object_set_new(j, "encap",
+	    json_string(overlay_encap_str(rt->p.encap)));
+	json_object_set_new(j, "vni", json_integer((json_int_t)(
+	    rt->p.encap == OVERLAY_ENCAP_VXLAN ? rt->p.vni : 0)));
 	json_object_set_new(j, "state", json_string(
 	    msg_tunnel_state_name(agent_tunnel_state(&ts, ok))));
 	if (ok) {

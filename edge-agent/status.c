@@ -124,6 +124,8 @@ static const struct status_field status_tunnel[] = {
 	{ "peer_moves", SK_UINT, NULL, 0 },
 	{ "moved_from", SK_STR, NULL, 0 },
 	{ "inner_local", SK_STR, NULL, 0 },
+	{ "encap", SK_STR, NULL, 0 },
+	{ "vni", SK_UINT, NULL, 0 },
 	{ "state", SK_STR, NULL, 0 },
 	{ "packets_in", SK_UINT, NULL, 0 },
 	{ "packets_out", SK_UINT, NULL, 0 },

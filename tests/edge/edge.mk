@@ -26,11 +26,14 @@ TEST_BINS += $(EDGE_CT_FLUSH)
 # missing SA, an unknown SPI or a wrong key across the rekey wave, and
 # its lab runs BFD at 300 ms x 5 (edge option bfd_interval_ms /
 # bfd_multiplier), since failure detection is failover.sh's subject.
+# encap_switch.sh: every tunnel GRE -> VXLAN -> GRE through REST, the
+# agents' status shows the new encap and VNI with fresh SA epochs, and
+# the LANs ping again.
 EDGE_SITES_TESTS := tests/edge/three_sites.sh tests/edge/site_add.sh \
 	tests/edge/nat.sh tests/edge/dual_stack.sh tests/edge/demo_updown.sh \
 	tests/edge/health.sh tests/edge/failover.sh \
 	tests/edge/revoke_site.sh tests/edge/hijack.sh \
-	tests/edge/controller_away.sh
+	tests/edge/controller_away.sh tests/edge/encap_switch.sh
 TESTS += $(EDGE_SITES_TESTS)
 .PHONY: test-sites
 test-sites: deps-checked build-all $(TEST_BINS)

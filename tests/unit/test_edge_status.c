@@ -70,14 +70,15 @@ snapshot(size_t n_tunnels, const char *peer_name)
 
 	for (size_t i = 0; i < n_tunnels; i++) {
 		json_t *t = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,"
-		    "s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},"
+		    "s:I,s:s,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},"
 		    "s:[{s:s,s:I,s:I,s:I,s:I,s:I,s:b},"
 		    "{s:s,s:I,s:I,s:I,s:I,s:I,s:b}],"
 		    "s:{s:s,s:s,s:I,s:I},s:{s:s},s:{s:b,s:I,s:I,s:I}}",
 		    "id", (json_int_t)(12 + i), "peer_site", (json_int_t)2,
 		    "peer_name", peer_name, "device", "mw12",
 		    "local_link", "inet", "remote", "198.51.100.2:4500",
-		    "inner_local", "100.64.0.0/31", "state", "up",
+		    "inner_local", "100.64.0.0/31", "encap", "vxlan",
+		    "vni", (json_int_t)(10000 + i), "state", "up",
 		    "packets_in", (json_int_t)1001, "packets_out",
 		    (json_int_t)1002, "bytes_in", (json_int_t)120003,
 		    "bytes_out", (json_int_t)120004,

@@ -1169,6 +1169,77 @@ test_epochs(void **state)
 }
 
 /*
+ * An encap switch re-allocates every tunnel (same id, a VNI now): the row
+ * is changed in place, so its epochs survive the apply; store_epoch_renew
+ * then starts both directions above every recorded epoch, with SPIs none
+ * of the tunnel's, and forgets the old ones.
+ */
+static void
+test_epochs_renew(void **state)
+{
+	struct fixture *f = *state;
+	struct model_error err;
+	struct model_policy p;
+	struct model_tunnel *t;
+	struct model_epoch e, r[2], *l;
+	uint32_t old_spi[3];
+	size_t n, nt;
+	uint64_t next;
+
+	mksite(f->st, "a", "inet=192.0.2.1");
+	mksite(f->st, "b", "inet=192.0.2.2");
+	assert_int_equal(compile_and_save(f->st, &err), 0);
+	memset(&e, 0, sizeof(e));
+	e.tunnel_id = 1;
+	e.state = MODEL_EPOCH_ACTIVE;
+	for (int i = 0; i < 3; i++) {
+		e.sender_site = i == 2 ? 2 : 1;
+		e.epoch = i == 2 ? 1 : (uint64_t)i + 1;
+		snprintf(e.recv_address, sizeof(e.recv_address),
+		    i == 2 ? "192.0.2.1" : "192.0.2.2");
+		assert_int_equal(store_epoch_add(f->st, &e, &err), 0);
+		old_spi[i] = e.spi;
+	}
+	assert_int_equal(store_policy_get(f->st, &p, &err), 0);
+	p.encap = MODEL_ENCAP_VXLAN;
+	assert_int_equal(store_policy_set(f->st, &p, &err), 0);
+	assert_int_equal(compile_and_save(f->st, &err), 0);
+	assert_int_equal(store_tunnel_list(f->st, &t, &nt, &next, &err), 0);
+	assert_int_equal(nt, 1);
+	assert_int_equal(t[0].id, 1);
+	assert_int_not_equal(t[0].vni, 0);
+	free(t);
+	assert_int_equal(store_tunnel_next_id(f->st, &next, &err), 0);
+	assert_int_equal(next, 2);
+	assert_int_equal(store_epoch_list(f->st, 1, &l, &n, &err), 0);
+	assert_int_equal(n, 3);         /* not cascaded away */
+	free(l);
+
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < 2; i++) {
+		r[i].tunnel_id = 1;
+		r[i].sender_site = (uint64_t)i + 1;
+		r[i].state = MODEL_EPOCH_ACTIVE;
+		snprintf(r[i].recv_address, sizeof(r[i].recv_address),
+		    i == 0 ? "192.0.2.2" : "192.0.2.1");
+	}
+	assert_int_equal(store_epoch_renew(f->st, r, 2, &err), 0);
+	assert_int_equal(store_epoch_list(f->st, 1, &l, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(l[i].epoch, 3);
+		assert_int_equal(l[i].state, MODEL_EPOCH_ACTIVE);
+		assert_int_equal(l[i].spi, r[i].spi);
+		for (int j = 0; j < 3; j++)
+			assert_int_not_equal(l[i].spi, old_spi[j]);
+	}
+	free(l);
+	r[0].tunnel_id = r[1].tunnel_id = 9;
+	assert_int_equal(store_epoch_renew(f->st, r, 2, &err), -1);
+	assert_int_equal(err.code, MODEL_E_NOT_FOUND);
+}
+
+/*
  * Another writer deleted a site under a batch: the edge writes and the new
  * epochs that name it are misses (not_found, nothing written) and the
  * batch's other writes still commit.  Tunnels are found by id.
@@ -1514,6 +1585,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit_and_kv, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_epochs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_epochs_renew, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_misses_keep_the_group,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
