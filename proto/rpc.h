@@ -125,6 +125,10 @@ struct rpc_server_opts {
 	unsigned keepalive_timeout_ms; /* no ping ack -> drop it; 10000 */
 	unsigned min_ping_interval_ms; /* accept client pings this often;
 					  5000 */
+	unsigned handshake_ms;     /* a connection must finish TCP, TLS and
+				      HTTP/2 settings within this, else it
+				      is closed (its descriptor freed);
+				      20000, the clients' connect timeout */
 	unsigned first_message_ms; /* a stream whose first message has not
 				      arrived this long after it opened is
 				      cancelled (DEADLINE_EXCEEDED,
@@ -171,6 +175,9 @@ struct rpc_stats {
 	uint64_t msgs_in, msgs_out;
 	uint64_t refused_auth;  /* calls refused for want of a verified peer */
 	size_t call_bytes;      /* size of one call object (memory hint) */
+	uint64_t accept_refused; /* server: connections closed unserved for
+				    want of descriptors (process-wide;
+				    proto/RPC.md, "Descriptors") */
 };
 
 /* --- server --------------------------------------------------------- */
