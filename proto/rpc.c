@@ -182,6 +182,9 @@ struct loop {
 	unsigned first_msg_ms;   /* server: first message due; 0 = none */
 	struct session *pending; /* client: sessions waiting to reopen */
 	struct rpc_limits lim;
+	unsigned idle_ms;        /* client: longest sleep without a timer
+				    due (rpc_client_opts.idle_ms); 0 =
+				    TICK_MS */
 	bool insecure;
 	bool is_client;
 	bool shutting_down;
@@ -1110,25 +1113,59 @@ loop_complete(struct loop *lp, void *tag, bool ok)
 	call_unref(s); /* the batch's reference */
 }
 
+/*
+ * lp->mu held.  How long the thread may wait for a completion: TICK_MS,
+ * or with idle_ms (an opt-in for crowds of idle clients, such as a load
+ * generator's thousands) until the next timer it knows of, at most
+ * idle_ms.  A timer set from the owner's thread meanwhile (a stream to
+ * reopen after its backoff, a close deadline) is then seen up to
+ * idle_ms late: gRPC's C core has no call that wakes a completion
+ * queue's waiter.
+ */
+static unsigned
+loop_wait_ms(struct loop *lp)
+{
+	uint64_t now, next;
+	struct rpc_stream *s;
+	struct session *ss;
+
+	if (lp->idle_ms <= TICK_MS)
+		return TICK_MS;
+	now = util_mono_ms();
+	next = now + lp->idle_ms;
+	for (s = lp->timed; s != NULL; s = s->tnext)
+		if (s->due_ms < next)
+			next = s->due_ms;
+	for (ss = lp->pending; ss != NULL; ss = ss->next)
+		if (ss->due_ms < next)
+			next = ss->due_ms;
+	return next > now ? (unsigned)(next - now) : 1;
+}
+
 static void *
 loop_thread(void *arg)
 {
 	struct loop *lp = arg;
 	grpc_event ev;
+	unsigned wait = TICK_MS;
 
 	for (;;) {
-		/* Wakes up regularly for the timers (reopening streams,
-		 * close and first-message deadlines). */
-		ev = grpc_completion_queue_next(lp->cq,
-		    deadline_after(TICK_MS), NULL);
+		/* Wakes up for the timers too (reopening streams, close
+		 * and first-message deadlines): loop_wait_ms. */
+		ev = grpc_completion_queue_next(lp->cq, deadline_after(wait),
+		    NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		pthread_mutex_lock(&lp->mu);
+		lp->st.wakeups++;
+		if (ev.type == GRPC_QUEUE_TIMEOUT)
+			lp->st.ticks++;
 		if (ev.type == GRPC_OP_COMPLETE)
 			loop_complete(lp, ev.tag, ev.success != 0);
 		loop_tick(lp);
 		if (lp->is_client)
 			cli_tick(lp);
+		wait = loop_wait_ms(lp);
 		pthread_mutex_unlock(&lp->mu);
 	}
 	return NULL;
@@ -2226,6 +2263,7 @@ rpc_client_new(const struct rpc_client_opts *o)
 	if (loop_init(&cli->lp, true, &o->limits) == -1)
 		goto fail;
 	cli->lp.insecure = o->insecure;
+	cli->lp.idle_ms = o->idle_ms;
 	if (o->insecure) {
 		log_warnx("rpc: INSECURE: plaintext gRPC to %s, no encryption, "
 		    "no server identity (tests only)", o->target);

@@ -175,6 +175,9 @@ struct rpc_stats {
 	uint64_t msgs_in, msgs_out;
 	uint64_t refused_auth;  /* calls refused for want of a verified peer */
 	size_t call_bytes;      /* size of one call object (memory hint) */
+	uint64_t wakeups;       /* the layer's thread woke up (completions
+				   and timeouts) */
+	uint64_t ticks;         /* ... of which timeouts, nothing to do */
 	uint64_t accept_refused; /* server: connections closed unserved for
 				    want of descriptors (process-wide;
 				    proto/RPC.md, "Descriptors") */
@@ -244,6 +247,13 @@ struct rpc_client_opts {
 	struct rpc_limits limits;
 	unsigned keepalive_ms;     /* >= server's min ping interval; 20000 */
 	unsigned keepalive_timeout_ms; /* 10000 */
+	unsigned idle_ms;          /* 0: the layer's thread wakes every
+				      100 ms for its timers.  Else it sleeps
+				      until the next timer it knows of, at
+				      most idle_ms; a reopen or close timer
+				      set meanwhile may fire up to idle_ms
+				      late.  For crowds of idle clients
+				      (load generators), not agents. */
 };
 
 struct rpc_stream_opts {
