@@ -723,6 +723,8 @@ ctld_loop(struct ctld *d)
 		if (pfd[3].revents & POLLIN)
 			enroll_dispatch(d->enroll);
 		session_tick(d->sessions);
+		metrics_rpc_set(&d->metrics, METRICS_RPC_ACCEPT_REFUSED,
+		    rpc_accept_refused());
 	}
 }
 

@@ -2182,6 +2182,12 @@ rpc_server_stats(const struct rpc_server *srv, struct rpc_stats *st)
 	st->accept_refused = atomic_load(&fdg.refused);
 }
 
+uint64_t
+rpc_accept_refused(void)
+{
+	return atomic_load(&fdg.refused);
+}
+
 static bool
 srv_drained(struct loop *lp)
 {

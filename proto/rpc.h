@@ -199,6 +199,9 @@ int rpc_server_fd(const struct rpc_server *srv);
 /* Runs pending callbacks; never blocks.  Returns how many it ran. */
 int rpc_server_dispatch(struct rpc_server *srv);
 void rpc_server_stats(const struct rpc_server *srv, struct rpc_stats *st);
+/* rpc_stats.accept_refused alone, without a lock (the controller's
+ * metrics read it on every turn of its loop). */
+uint64_t rpc_accept_refused(void);
 /*
  * Cancels every call, runs on_close(RPC_CLOSE_SHUTDOWN) for each open
  * stream, fails unanswered unary calls with UNAVAILABLE, frees everything.
