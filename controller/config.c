@@ -92,6 +92,8 @@ static const struct config_key config_keys[] = {
 	{ "coalesce", N(coalesce_ms), 0, 5000, CT_MILLIS, false },
 	{ "keepalive", N(keepalive_s), 1, 3600, CT_SECONDS32, false },
 	{ "hello_timeout", N(hello_timeout_s), 1, 300, CT_SECONDS32, false },
+	{ "handshake_timeout", N(handshake_timeout_s), 1, 120, CT_SECONDS32,
+	    false },
 	{ "headless_grace", N(headless_grace_s), 60, 30ull * 86400,
 	    CT_SECONDS32, false },
 	{ "intent_history", N(intent_history), 1, 1024, CT_U32, false },
@@ -187,6 +189,7 @@ config_defaults(struct config *cfg)
 	cfg->coalesce_ms = 50;
 	cfg->keepalive_s = 15;
 	cfg->hello_timeout_s = 10;
+	cfg->handshake_timeout_s = 20;
 	cfg->headless_grace_s = 86400;
 	cfg->intent_history = 32;
 	cfg->session_admit_bytes = 64u << 20;

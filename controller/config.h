@@ -88,6 +88,8 @@ struct config {
 	uint32_t coalesce_ms;       /* collect changes this long per version */
 	uint32_t keepalive_s;
 	uint32_t hello_timeout_s;   /* a new stream's hello is due within */
+	uint32_t handshake_timeout_s; /* a connection's TLS + HTTP/2 set-up
+				       is due within */
 	uint32_t headless_grace_s;
 	uint32_t intent_history;    /* versions kept per edge for deltas */
 	uint32_t session_admit_bytes; /* snapshots to new hellos while all

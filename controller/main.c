@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -189,6 +190,39 @@ ctld_memfile(const char *name, const char *text, char *path, size_t pathsz)
 	return fd;
 }
 
+/*
+ * Every edge holds one descriptor here (its connection), and a reconnect
+ * storm holds one more per handshake in flight: the soft limit (1,024
+ * on most systems) would cap the controller near a thousand edges.
+ * Take the hard limit, whatever it is (the systemd unit sets
+ * LimitNOFILE); the rpc layer keeps a reserve below it and refuses
+ * connections beyond (proto/RPC.md, "Descriptors").
+ */
+static void
+ctld_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			log_warn("setrlimit(RLIMIT_NOFILE)");
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		log_info("fd limit unlimited");
+	else
+		log_info("fd limit %llu%s", (unsigned long long)rl.rlim_cur,
+		    rl.rlim_cur < 16384 ? " (fewer than 16,384: a crowd of "
+		    "edges may be refused; raise LimitNOFILE or ulimit -Hn)" :
+		    "");
+}
+
 /* The pin an edge may be given instead of the CA file (ca_pin). */
 static int
 ctld_ca_pin(struct ctld *d)
@@ -247,6 +281,7 @@ ctld_start_rpc(struct ctld *d)
 	 * up to MODEL_STATUS_MAX as JSON): refuse more before buffering it. */
 	o.limits.max_inbound = SESSION_EDGE_MSG_MAX;
 	o.first_message_ms = d->cfg.hello_timeout_s * 1000u;
+	o.handshake_ms = d->cfg.handshake_timeout_s * 1000u;
 	if ((d->rpc = rpc_server_new(&o)) == NULL)
 		goto out;
 	if (session_register(d->sessions, d->rpc) == -1 ||
@@ -689,6 +724,8 @@ ctld_loop(struct ctld *d)
 		if (pfd[3].revents & POLLIN)
 			enroll_dispatch(d->enroll);
 		session_tick(d->sessions);
+		metrics_rpc_set(&d->metrics, METRICS_RPC_ACCEPT_REFUSED,
+		    rpc_accept_refused());
 	}
 }
 
@@ -768,6 +805,7 @@ main(int argc, char **argv)
 
 	log_info("meshwan-controller %s starting (config %s)", CTLD_VERSION,
 	    d->cfg_path);
+	ctld_fd_limit();
 	if (ctld_start(d) == 0) {
 		log_info("ready");
 		ctld_loop(d);

@@ -31,6 +31,7 @@ static const char *const metrics_rpc_names[METRICS_RPC_MAX] = {
 	[METRICS_RPC_STATUS_RECEIVED] = "status_received",
 	[METRICS_RPC_KEY_RELAYED] = "key_relayed",
 	[METRICS_RPC_BACKOFF_SENT] = "backoff_sent",
+	[METRICS_RPC_ACCEPT_REFUSED] = "accept_refused",
 };
 
 void
@@ -46,6 +47,13 @@ metrics_rpc_inc(struct metrics *m, enum metrics_rpc which)
 {
 	if ((unsigned)which < METRICS_RPC_MAX)
 		atomic_fetch_add(&m->rpc[which], 1);
+}
+
+void
+metrics_rpc_set(struct metrics *m, enum metrics_rpc which, uint64_t v)
+{
+	if ((unsigned)which < METRICS_RPC_MAX)
+		atomic_store(&m->rpc[which], v);
 }
 
 void

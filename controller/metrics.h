@@ -30,6 +30,8 @@ enum metrics_rpc {
 	METRICS_RPC_STATUS_RECEIVED,	/* "status_received" */
 	METRICS_RPC_KEY_RELAYED,	/* "key_relayed" */
 	METRICS_RPC_BACKOFF_SENT,	/* "backoff_sent" */
+	METRICS_RPC_ACCEPT_REFUSED,	/* "accept_refused" (set, from
+					   rpc_accept_refused) */
 	METRICS_RPC_MAX,
 };
 
@@ -47,6 +49,8 @@ struct metrics {
 
 void metrics_compile_done(struct metrics *m, uint64_t elapsed_us);
 void metrics_rpc_inc(struct metrics *m, enum metrics_rpc which);
+/* A counter kept elsewhere (the rpc layer's), as it stands now. */
+void metrics_rpc_set(struct metrics *m, enum metrics_rpc which, uint64_t v);
 void metrics_bytes_sent(struct metrics *m, uint64_t bytes);
 /* The session loop's store counters, as they stand now. */
 void metrics_loop_store(struct metrics *m, uint64_t commits,

@@ -40,7 +40,7 @@ struct session {
 	uint64_t reopen_at;          /* mono ms; 0 = none pending */
 	uint64_t bytes_in;
 	uint64_t last_version;       /* of the last snapshot or delta */
-	unsigned keepalive_ms, keepalive_timeout_ms; /* opts' */
+	unsigned keepalive_ms, keepalive_timeout_ms, idle_ms; /* opts' */
 
 	/* To connect again with another certificate. */
 	char *target, *ca_file, *server_name;
@@ -373,6 +373,7 @@ session_client(const struct session *s, const char *cert_file,
 	co.server_name = s->server_name;
 	co.keepalive_ms = s->keepalive_ms;
 	co.keepalive_timeout_ms = s->keepalive_timeout_ms;
+	co.idle_ms = s->idle_ms;
 	/* The contract's snapshot limit (a hub of a 10,000-site network gets
 	 * ~5.5 MB), not the rpc default of 4 MiB. */
 	co.limits.max_message = PBCONV_MAX_SESSION_MSG;
@@ -420,6 +421,7 @@ session_new(const struct session_opts *o)
 	s->test_hello_version = o->test_hello_version;
 	s->keepalive_ms = o->keepalive_ms;
 	s->keepalive_timeout_ms = o->keepalive_timeout_ms;
+	s->idle_ms = o->idle_ms;
 	if ((s->target = strdup(o->target)) == NULL ||
 	    (s->ca_file = strdup(o->ca_file)) == NULL ||
 	    (o->server_name != NULL &&

@@ -78,6 +78,10 @@ struct session_opts {
 	 * defaults (20 s + 10 s). */
 	unsigned keepalive_ms;
 	unsigned keepalive_timeout_ms;
+	/* rpc_client_opts.idle_ms: 0 for an agent.  A load generator
+	 * running thousands of idle sessions sets it, so their threads do
+	 * not each wake ten times a second. */
+	unsigned idle_ms;
 	/* Tests only: the first hello claims this applied version (without
 	 * a hash), as an edge ahead of its controller would; 0 = off. */
 	uint64_t test_hello_version;

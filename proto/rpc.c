@@ -27,15 +27,23 @@
  *    cancelled by the layer's thread (loop.timed, checked every TICK_MS),
  *    so a peer that stops reading cannot pin its queue.
  */
+#include <arpa/inet.h>
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +77,7 @@
 #define DEF_KEEPALIVE_TIMEOUT_MS 10000
 #define DEF_MIN_PING_MS 5000
 #define DEF_CLOSE_TIMEOUT_MS 5000
+#define DEF_HANDSHAKE_MS CONNECT_TIMEOUT_MS
 #define MAX_MESSAGE_LIMIT (64u << 20)
 #define PEM_MAX (1u << 20)
 #define REQ_STREAM 32   /* outstanding requests per stream method */
@@ -170,9 +179,15 @@ struct loop {
 	struct event *evh, **evt;
 	struct rpc_stream *live; /* every call object */
 	struct rpc_stream *timed; /* calls with a deadline (due_ms) */
+	uint64_t next_due_ms;    /* no timer in timed is due before this
+				    (a stopped one may have set it: then
+				    one scan too many); 0 = none */
 	unsigned first_msg_ms;   /* server: first message due; 0 = none */
 	struct session *pending; /* client: sessions waiting to reopen */
 	struct rpc_limits lim;
+	unsigned idle_ms;        /* client: longest sleep without a timer
+				    due (rpc_client_opts.idle_ms); 0 =
+				    TICK_MS */
 	bool insecure;
 	bool is_client;
 	bool shutting_down;
@@ -625,6 +640,8 @@ timer_start(struct rpc_stream *s, enum timer_kind k, unsigned ms)
 	timer_stop(s);
 	s->timer = (uint8_t)k;
 	s->due_ms = util_mono_ms() + ms;
+	if (lp->next_due_ms == 0 || s->due_ms < lp->next_due_ms)
+		lp->next_due_ms = s->due_ms;
 	s->tnext = lp->timed;
 	if (lp->timed != NULL)
 		lp->timed->tprev = s;
@@ -1047,20 +1064,37 @@ timer_fire(struct rpc_stream *s)
 }
 
 /* Fires the deadlines that passed (locked). */
+/*
+ * Fires the timers that are due.  Called after every completion, so it
+ * must not walk the list each time: with 10,000 streams each holding a
+ * first-message or close timer (a reconnect storm, a shutdown), a walk
+ * per completion was quadratic, and a controller of 10,000 edges did not
+ * stop within a minute of its SIGTERM.  The list is walked only once
+ * next_due_ms has passed.
+ */
 static void
 loop_tick(struct loop *lp)
 {
 	struct rpc_stream *s, *next;
-	uint64_t now;
+	uint64_t now, due = 0;
 
-	if (lp->timed == NULL)
+	if (lp->timed == NULL) {
+		lp->next_due_ms = 0;
 		return;
+	}
 	now = util_mono_ms();
+	if (now < lp->next_due_ms)
+		return;
 	for (s = lp->timed; s != NULL; s = next) {
 		next = s->tnext;
 		if (now >= s->due_ms)
 			timer_fire(s);
 	}
+	/* timer_fire may have started or stopped others: look again. */
+	for (s = lp->timed; s != NULL; s = s->tnext)
+		if (due == 0 || s->due_ms < due)
+			due = s->due_ms;
+	lp->next_due_ms = due;
 }
 
 static void
@@ -1101,25 +1135,59 @@ loop_complete(struct loop *lp, void *tag, bool ok)
 	call_unref(s); /* the batch's reference */
 }
 
+/*
+ * lp->mu held.  How long the thread may wait for a completion: TICK_MS,
+ * or with idle_ms (an opt-in for crowds of idle clients, such as a load
+ * generator's thousands) until the next timer it knows of, at most
+ * idle_ms.  A timer set from the owner's thread meanwhile (a stream to
+ * reopen after its backoff, a close deadline) is then seen up to
+ * idle_ms late: gRPC's C core has no call that wakes a completion
+ * queue's waiter.
+ */
+static unsigned
+loop_wait_ms(struct loop *lp)
+{
+	uint64_t now, next;
+	struct rpc_stream *s;
+	struct session *ss;
+
+	if (lp->idle_ms <= TICK_MS)
+		return TICK_MS;
+	now = util_mono_ms();
+	next = now + lp->idle_ms;
+	for (s = lp->timed; s != NULL; s = s->tnext)
+		if (s->due_ms < next)
+			next = s->due_ms;
+	for (ss = lp->pending; ss != NULL; ss = ss->next)
+		if (ss->due_ms < next)
+			next = ss->due_ms;
+	return next > now ? (unsigned)(next - now) : 1;
+}
+
 static void *
 loop_thread(void *arg)
 {
 	struct loop *lp = arg;
 	grpc_event ev;
+	unsigned wait = TICK_MS;
 
 	for (;;) {
-		/* Wakes up regularly for the timers (reopening streams,
-		 * close and first-message deadlines). */
-		ev = grpc_completion_queue_next(lp->cq,
-		    deadline_after(TICK_MS), NULL);
+		/* Wakes up for the timers too (reopening streams, close
+		 * and first-message deadlines): loop_wait_ms. */
+		ev = grpc_completion_queue_next(lp->cq, deadline_after(wait),
+		    NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		pthread_mutex_lock(&lp->mu);
+		lp->st.wakeups++;
+		if (ev.type == GRPC_QUEUE_TIMEOUT)
+			lp->st.ticks++;
 		if (ev.type == GRPC_OP_COMPLETE)
 			loop_complete(lp, ev.tag, ev.success != 0);
 		loop_tick(lp);
 		if (lp->is_client)
 			cli_tick(lp);
+		wait = loop_wait_ms(lp);
 		pthread_mutex_unlock(&lp->mu);
 	}
 	return NULL;
@@ -1686,6 +1754,249 @@ out:
 	return c;
 }
 
+/*
+ * --- descriptors: gRPC's listeners never stop on EMFILE -------------
+ *
+ * gRPC 1.51's listener treats every accept4() error but EINTR and EAGAIN
+ * as the end of that port: it logs "Failed accept4: Too many open
+ * files" and never accepts there again, although the process lives on
+ * (grpc/grpc#20418, src/core/lib/iomgr/tcp_server_posix.cc, on_read).
+ * One moment without a free descriptor (a reconnect storm, a crowd of
+ * connections that never finish their handshake) would leave the
+ * controller serving its connected edges but deaf to every other one,
+ * for good.  gRPC has no hook before accept (its socket mutator runs
+ * after it, and an error there ends the listener too), so this file
+ * defines accept4() itself: the executable's definition comes first in
+ * symbol lookup, so libgrpc's calls land here.  Only gRPC's own
+ * listening sockets (found by port once they are bound, fdg_watch) are
+ * treated; any other accept4() passes straight through.  On those:
+ *  - a connection accepted while fewer than `reserve` descriptors are
+ *    left below the limit is closed at once (descriptors are handed out
+ *    lowest first, so the number says how many are in use): the store,
+ *    the REST API and gRPC's own eventfds keep some;
+ *  - EMFILE/ENFILE/ENOBUFS/ENOMEM: a spare descriptor held for this is
+ *    closed, the waiting connections are accepted and closed until the
+ *    backlog is empty (gRPC waits for the next edge-triggered wake-up,
+ *    so the backlog must not be left behind), the spare is reopened;
+ *  - errors Linux passes on from the new connection (ECONNABORTED,
+ *    EPROTO, network errors) skip that connection;
+ * then EAGAIN, and gRPC waits for the next connection as usual.  The
+ * refused edges see a reset and retry on their backoff.  Refusals are
+ * counted (rpc_stats.accept_refused) and logged at most every
+ * FDG_LOG_MS; the first connection accepted after FDG_CALM_MS without
+ * a refusal is logged as the end of the shortage.
+ */
+#define FDG_MAX 16
+#define FDG_LOG_MS 5000
+#define FDG_CALM_MS 1000
+
+static struct {
+	pthread_mutex_t mu;       /* the slow path: the spare, the log */
+	atomic_int fd1[FDG_MAX];  /* watched listener + 1; 0 = free slot */
+	atomic_ulong cap;         /* a descriptor >= this is refused; 0: no
+				     cap */
+	unsigned long limit;
+	unsigned long reserve;
+	int spare;                /* /dev/null, -1 while given up */
+	atomic_uint_fast64_t refused, refused_emfile;
+	atomic_bool shortage;     /* refused, "free again" not logged yet */
+	atomic_uint_fast64_t refused_ns; /* when the last one was refused */
+	uint64_t logged_ns, logged_refused;
+} fdg = { .mu = PTHREAD_MUTEX_INITIALIZER, .spare = -1 };
+
+static bool
+fdg_watched(int fd)
+{
+	for (int i = 0; i < FDG_MAX; i++)
+		if (atomic_load_explicit(&fdg.fd1[i], memory_order_relaxed) ==
+		    fd + 1)
+			return true;
+	return false;
+}
+
+/* fdg.mu held.  Logs the refusals so far, at most every FDG_LOG_MS. */
+static void
+fdg_log(bool force)
+{
+	uint64_t now = util_mono_ns(), n = atomic_load(&fdg.refused);
+
+	if (n == fdg.logged_refused ||
+	    (!force && now - fdg.logged_ns < FDG_LOG_MS * 1000000ull))
+		return;
+	log_warnx("rpc: short of descriptors (limit %lu, %lu kept in "
+	    "reserve): %" PRIu64 " connection(s) refused so far, %" PRIu64
+	    " of them at EMFILE/ENFILE; still accepting", fdg.limit,
+	    fdg.reserve, n, (uint64_t)atomic_load(&fdg.refused_emfile));
+	fdg.logged_ns = now;
+	fdg.logged_refused = n;
+}
+
+static bool
+fdg_conn_error(int e)
+{
+	switch (e) {
+	case ECONNABORTED: case EPROTO: case ENOPROTOOPT: case EHOSTDOWN:
+	case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETDOWN:
+	case ENETUNREACH: case EPERM: case ETIMEDOUT: case EINTR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The slow path of a watched listener (see above).  c: accept4's
+ * result, errno set when it is -1. */
+static int
+fdg_accept(int fd, int c, struct sockaddr *addr, socklen_t *alen,
+    int flags)
+{
+	unsigned long cap = atomic_load(&fdg.cap);
+	bool drain = false;
+	int e = EAGAIN;
+
+	if (c >= 0 && (cap == 0 || (unsigned long)c < cap)) {
+		/* The end of a shortage: nothing refused for FDG_CALM_MS. */
+		if (atomic_load(&fdg.shortage) && util_mono_ns() -
+		    atomic_load(&fdg.refused_ns) >= FDG_CALM_MS * 1000000ull &&
+		    atomic_exchange(&fdg.shortage, false)) {
+			pthread_mutex_lock(&fdg.mu);
+			fdg_log(true);
+			log_info("rpc: descriptors free again: accepting");
+			pthread_mutex_unlock(&fdg.mu);
+		}
+		return c;
+	}
+	if (c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return c;
+	pthread_mutex_lock(&fdg.mu);
+	for (;; c = (int)syscall(SYS_accept4, fd, addr, alen, flags)) {
+		if (c >= 0) {
+			if (!drain && (cap == 0 || (unsigned long)c < cap))
+				break; /* room again: keep this one */
+			close(c);
+			atomic_fetch_add(&fdg.refused, 1);
+			if (drain)
+				atomic_fetch_add(&fdg.refused_emfile, 1);
+			atomic_store(&fdg.refused_ns, util_mono_ns());
+			atomic_store(&fdg.shortage, true);
+			continue;
+		}
+		e = errno;
+		if (fdg_conn_error(e))
+			continue;
+		if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+			drain = true;
+			atomic_store(&fdg.shortage, true);
+			if (fdg.spare >= 0) {
+				close(fdg.spare);
+				fdg.spare = -1;
+				continue;
+			}
+			/* No spare to give: what waits stays for the next
+			 * wake-up (the next connection). */
+			c = -1;
+			e = EAGAIN;
+			break;
+		}
+		/* EAGAIN: the backlog is empty.  EBADF, EINVAL (the
+		 * listener shut down): gRPC's own business. */
+		break;
+	}
+	if (fdg.spare < 0)
+		fdg.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fdg_log(false);
+	pthread_mutex_unlock(&fdg.mu);
+	if (c < 0)
+		errno = e;
+	return c;
+}
+
+int
+accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+	int c = (int)syscall(SYS_accept4, fd, addr, alen, flags);
+
+	if (!fdg_watched(fd))
+		return c;
+	return fdg_accept(fd, c, addr, alen, flags);
+}
+
+/*
+ * Watch the listening sockets bound to port (gRPC makes one or more per
+ * port, and they are its own): every descriptor of this process that is
+ * a listening TCP socket on that port.  Called once the ports are bound.
+ */
+static void
+fdg_watch(int port)
+{
+	struct rlimit rl;
+	struct dirent *de;
+	DIR *dir;
+
+	if (port <= 0 || (dir = opendir("/proc/self/fd")) == NULL)
+		return;
+	pthread_mutex_lock(&fdg.mu);
+	while ((de = readdir(dir)) != NULL) {
+		struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
+		socklen_t sl = sizeof(ss);
+		int fd, on = 0, i, port_of = -1;
+		socklen_t ol = sizeof(on);
+		long v;
+		char *end;
+
+		errno = 0;
+		v = strtol(de->d_name, &end, 10);
+		if (errno != 0 || *end != '\0' || v < 0 || v > INT32_MAX - 1 ||
+		    (int)v == dirfd(dir))
+			continue;
+		fd = (int)v;
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) == -1 ||
+		    !on || getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+			continue;
+		if (ss.ss_family == AF_INET)
+			port_of = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port_of = ntohs(((struct sockaddr_in6 *)&ss)->
+			    sin6_port);
+		if (port_of != port || fdg_watched(fd))
+			continue;
+		for (i = 0; i < FDG_MAX; i++) {
+			int zero = 0;
+
+			if (atomic_compare_exchange_strong(&fdg.fd1[i], &zero,
+			    fd + 1))
+				break;
+		}
+		if (i == FDG_MAX)
+			log_warnx("rpc: more than %d listening sockets: "
+			    "descriptor %d not guarded against EMFILE",
+			    FDG_MAX, fd);
+	}
+	closedir(dir);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		fdg.limit = (unsigned long)rl.rlim_cur;
+		fdg.reserve = fdg.limit / 16;
+		if (fdg.reserve < 16)
+			fdg.reserve = 16;
+		if (fdg.reserve > 1024)
+			fdg.reserve = 1024;
+		atomic_store(&fdg.cap, fdg.limit > fdg.reserve ?
+		    fdg.limit - fdg.reserve : 0);
+	}
+	if (fdg.spare < 0)
+		fdg.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_unlock(&fdg.mu);
+}
+
+/* The server's listeners are closing: their numbers may come back as
+ * anything. */
+static void
+fdg_unwatch_all(void)
+{
+	for (int i = 0; i < FDG_MAX; i++)
+		atomic_store(&fdg.fd1[i], 0);
+}
+
 struct rpc_server *
 rpc_server_new(const struct rpc_server_opts *o)
 {
@@ -1743,6 +2054,13 @@ rpc_server_new(const struct rpc_server_opts *o)
 	argv_int(&av, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
 	argv_int(&av, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
 	    clamp_int(minping));
+	/*
+	 * gRPC's own default is 120 s: a connection that never finishes
+	 * its handshake would hold a descriptor that long.  A client gives
+	 * up after CONNECT_TIMEOUT_MS anyway, so work past that is wasted.
+	 */
+	argv_int(&av, GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+	    clamp_int(o->handshake_ms ? o->handshake_ms : DEF_HANDSHAKE_MS));
 	args.num_args = av.n;
 	args.args = av.a;
 	srv->server = grpc_server_create(&args, NULL);
@@ -1849,6 +2167,8 @@ rpc_server_start(struct rpc_server *srv)
 		return -1;
 	grpc_server_start(srv->server);
 	srv->started = true;
+	fdg_watch(srv->port);
+	fdg_watch(srv->eport);
 	pthread_mutex_lock(&srv->lp.mu);
 	for (m = srv->methods; m != NULL; m = m->next)
 		for (i = 0; i < (m->unary ? REQ_UNARY : REQ_STREAM); i++)
@@ -1881,6 +2201,13 @@ void
 rpc_server_stats(const struct rpc_server *srv, struct rpc_stats *st)
 {
 	loop_stats((struct loop *)&srv->lp, st);
+	st->accept_refused = atomic_load(&fdg.refused);
+}
+
+uint64_t
+rpc_accept_refused(void)
+{
+	return atomic_load(&fdg.refused);
 }
 
 static bool
@@ -1904,6 +2231,7 @@ rpc_server_free(struct rpc_server *srv)
 	if (srv == NULL)
 		return;
 	if (srv->started) {
+		fdg_unwatch_all();
 		pthread_mutex_lock(&srv->lp.mu);
 		srv->lp.shutting_down = true;
 		pthread_mutex_unlock(&srv->lp.mu);
@@ -1963,6 +2291,7 @@ rpc_client_new(const struct rpc_client_opts *o)
 	if (loop_init(&cli->lp, true, &o->limits) == -1)
 		goto fail;
 	cli->lp.insecure = o->insecure;
+	cli->lp.idle_ms = o->idle_ms;
 	if (o->insecure) {
 		log_warnx("rpc: INSECURE: plaintext gRPC to %s, no encryption, "
 		    "no server identity (tests only)", o->target);

@@ -125,6 +125,10 @@ struct rpc_server_opts {
 	unsigned keepalive_timeout_ms; /* no ping ack -> drop it; 10000 */
 	unsigned min_ping_interval_ms; /* accept client pings this often;
 					  5000 */
+	unsigned handshake_ms;     /* a connection must finish TCP, TLS and
+				      HTTP/2 settings within this, else it
+				      is closed (its descriptor freed);
+				      20000, the clients' connect timeout */
 	unsigned first_message_ms; /* a stream whose first message has not
 				      arrived this long after it opened is
 				      cancelled (DEADLINE_EXCEEDED,
@@ -171,6 +175,12 @@ struct rpc_stats {
 	uint64_t msgs_in, msgs_out;
 	uint64_t refused_auth;  /* calls refused for want of a verified peer */
 	size_t call_bytes;      /* size of one call object (memory hint) */
+	uint64_t wakeups;       /* the layer's thread woke up (completions
+				   and timeouts) */
+	uint64_t ticks;         /* ... of which timeouts, nothing to do */
+	uint64_t accept_refused; /* server: connections closed unserved for
+				    want of descriptors (process-wide;
+				    proto/RPC.md, "Descriptors") */
 };
 
 /* --- server --------------------------------------------------------- */
@@ -189,6 +199,9 @@ int rpc_server_fd(const struct rpc_server *srv);
 /* Runs pending callbacks; never blocks.  Returns how many it ran. */
 int rpc_server_dispatch(struct rpc_server *srv);
 void rpc_server_stats(const struct rpc_server *srv, struct rpc_stats *st);
+/* rpc_stats.accept_refused alone, without a lock (the controller's
+ * metrics read it on every turn of its loop). */
+uint64_t rpc_accept_refused(void);
 /*
  * Cancels every call, runs on_close(RPC_CLOSE_SHUTDOWN) for each open
  * stream, fails unanswered unary calls with UNAVAILABLE, frees everything.
@@ -237,6 +250,13 @@ struct rpc_client_opts {
 	struct rpc_limits limits;
 	unsigned keepalive_ms;     /* >= server's min ping interval; 20000 */
 	unsigned keepalive_timeout_ms; /* 10000 */
+	unsigned idle_ms;          /* 0: the layer's thread wakes every
+				      100 ms for its timers.  Else it sleeps
+				      until the next timer it knows of, at
+				      most idle_ms; a reopen or close timer
+				      set meanwhile may fire up to idle_ms
+				      late.  For crowds of idle clients
+				      (load generators), not agents. */
 };
 
 struct rpc_stream_opts {

@@ -36,6 +36,8 @@ N=${SCALE_BENCH_EDGES:-10000}
 HUBS=${SCALE_BENCH_HUBS:-4}
 # One descriptor per edge in the controller, two per edge in each of the
 # load generator's workers, plus gRPC's own: as many as we may have.
+# As root this raises the hard limit too; the controller takes its soft
+# limit up to the hard one itself and logs it ("fd limit N").
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -gt $((N + 1000)) ] ||
 	fail "$N edges need more than $(ulimit -n) descriptors (ulimit -n)"
@@ -69,5 +71,9 @@ hwm=$(sed -n 's/^VmHWM:[[:space:]]*//p' "/proc/$CTLD_PID/status" 2>/dev/null)
 kill -TERM "$CTLD_PID" 2>/dev/null
 wait "$CTLD_PID"
 CTLD_PID=
+# The restarted controller's descriptor limit and refusals, if any
+# (proto/RPC.md, "Descriptors").
+[ ! -f "$T/ctld2.log" ] || grep -E 'fd limit|short of descriptors|descriptors free|Failed accept4' \
+	"$T/ctld2.log" | tail -n 4 | sed 's/^[^ ]* [^ ]* /restarted controller: /'
 [ -z "${SCALE_BENCH_LOGS:-}" ] || cp "$T"/ctld*.log "$SCALE_BENCH_LOGS/" 2>/dev/null
 [ "$rc" = 0 ] || fail "load generator failed ($rc)"

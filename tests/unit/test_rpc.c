@@ -98,6 +98,38 @@ test_second_port_taken(void **state)
 	close(fd);
 }
 
+/*
+ * idle_ms: a client with nothing to time sleeps up to idle_ms instead of
+ * waking every 100 ms (ctl_load's 10,000 idle edges woke their threads
+ * ~100,000 times a second); without it the 100 ms tick stays.
+ */
+static void
+test_client_idle(void **state)
+{
+	struct rpc_client_opts co;
+	struct rpc_client *tick, *idle;
+	struct rpc_stats st_tick, st_idle;
+
+	(void)state;
+	memset(&co, 0, sizeof(co));
+	co.target = "127.0.0.1:1"; /* never dialled: no call is made */
+	co.insecure = true;
+	tick = rpc_client_new(&co);
+	co.idle_ms = 5000;
+	idle = rpc_client_new(&co);
+	assert_non_null(tick);
+	assert_non_null(idle);
+	usleep(1200 * 1000);
+	rpc_client_stats(tick, &st_tick);
+	rpc_client_stats(idle, &st_idle);
+	/* ~12 ticks in 1.2 s; a loaded machine may lose a few. */
+	assert_true(st_tick.ticks >= 5);
+	/* The first wait is a tick; then one wait of up to 5 s. */
+	assert_true(st_idle.wakeups <= 2);
+	rpc_client_free(tick);
+	rpc_client_free(idle);
+}
+
 int
 main(void)
 {
@@ -105,6 +137,7 @@ main(void)
 		cmocka_unit_test(test_close_reason_names),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_second_port_taken),
+		cmocka_unit_test(test_client_idle),
 	};
 
 	log_init("test_rpc", true);
