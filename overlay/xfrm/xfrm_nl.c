@@ -13,6 +13,7 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <linux/netlink.h>
 #include <linux/udp.h>
 #include <linux/xfrm.h>
@@ -20,8 +21,10 @@
 
 #include <netlink/msg.h>
 #include <netlink/attr.h>
+#include <netlink/errno.h>
 #include <netlink/socket.h>
 
+#include "lib/log.h"
 #include "overlay/xfrm/xfrm_nl.h"
 
 #ifndef SOL_NETLINK
@@ -214,6 +217,7 @@ xfrm_nl_free(struct nl_msg *msg)
 struct nl_sock *
 xfrm_nl_open(int protocol)
 {
+	struct timeval tmo = { .tv_sec = XFRM_NL_ANSWER_S };
 	struct nl_sock *sk;
 	int one = 1;
 
@@ -232,6 +236,15 @@ xfrm_nl_open(int protocol)
 	 */
 	nl_socket_disable_msg_peek(sk);
 	(void)nl_socket_set_msg_buf_size(sk, 1 << 16);
+	/*
+	 * The kernel answers a request within the sendmsg() that carries it
+	 * (and a dump's parts within the recvmsg() that asks for them), so
+	 * waiting means the answer will never come.  Bound the wait: the
+	 * agent's event loop turns it into a failed call that is retried,
+	 * instead of blocking for good.
+	 */
+	(void)setsockopt(nl_socket_get_fd(sk), SOL_SOCKET, SO_RCVTIMEO, &tmo,
+	    sizeof(tmo));
 	/* Both are best effort: old kernels answer without them. */
 	(void)setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_CAP_ACK,
 	    &one, sizeof(one));
@@ -277,6 +290,7 @@ xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
 	struct sockaddr_nl peer;
 	unsigned char *buf = NULL;
 	uint32_t seq;
+	unsigned type;
 	int n, total, ret = 0, done = 0;
 
 	if (why != NULL && whylen > 0)
@@ -284,6 +298,7 @@ xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
 	nlmsg_hdr(msg)->nlmsg_flags |= NLM_F_ACK;
 	nl_complete_msg(sk, msg);
 	seq = nlmsg_hdr(msg)->nlmsg_seq;
+	type = nlmsg_hdr(msg)->nlmsg_type;
 	n = nl_send(sk, msg);
 	xfrm_nl_free(msg);
 	if (n < 0)
@@ -293,6 +308,12 @@ xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
 		n = nl_recv(sk, &peer, &buf, NULL);
 		if (n <= 0) {
 			free(buf);
+			if (n == -NLE_AGAIN) {
+				log_warnx("xfrm: netlink: no answer to message "
+				    "type %u (seq %u) in %d s", type, seq,
+				    XFRM_NL_ANSWER_S);
+				return -ETIMEDOUT;
+			}
 			return -EIO;
 		}
 		total = n;
@@ -375,6 +396,10 @@ xfrm_nl_batch(struct nl_sock *sk, struct nl_msg **msgs, size_t n, int *errs,
 	while (left > 0) {
 		if ((r = nl_recv(sk, &peer, &buf, NULL)) <= 0) {
 			free(buf);
+			if (r == -NLE_AGAIN)
+				log_warnx("xfrm: netlink: %zu of %zu answers to "
+				    "a batch (seq %u..) missing after %d s", left,
+				    n, seq[0], XFRM_NL_ANSWER_S);
 			break;
 		}
 		total = r;

@@ -89,7 +89,11 @@ int xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
 #define XFRM_NL_WHY_LEN		256
 int xfrm_nl_batch(struct nl_sock *sk, struct nl_msg **msgs, size_t n,
     int *errs, char (*why)[XFRM_NL_WHY_LEN]);
-/* A socket of that protocol with acks capped and extended acks on. */
+/* A socket of that protocol with acks capped and extended acks on, and
+ * reads that give up after XFRM_NL_ANSWER_S (an answer that has not come
+ * by then never will: xfrm_nl_talk returns -ETIMEDOUT, xfrm_nl_batch -EIO
+ * for the requests left, both logged). */
+#define XFRM_NL_ANSWER_S	5
 struct nl_sock *xfrm_nl_open(int protocol);
 
 #endif
