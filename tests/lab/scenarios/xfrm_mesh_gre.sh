@@ -21,9 +21,9 @@
 #    its ESP-in-UDP socket passed) under a ping: no ping lost, the same
 #    SAs in the kernel after as before, no outbound sequence number back.
 # Fail closed and add/remove cycles are proved by kernel_esp_gre,
-# xfrm_backend and xfrm_cycles (backend instances, no agent).  (One mesh
-# switched from GRE to VXLAN through PUT /policy would save a VM: the
-# controller does not support that change yet, see tests/lab/README.md.)
+# xfrm_backend and xfrm_cycles (backend instances, no agent).  A mesh
+# switched between VXLAN and GRE through PUT /policy is the manual
+# scenario tests/lab/manual/xfrm_mesh_switch.sh (tests/lab/README.md).
 set -u
 BUILD=${BUILD:-build}
 # sites_lib.sh takes BUILD relative to the tree.

@@ -15,9 +15,9 @@
 #    the controller gave the tunnel) and the XFRM policies select that
 #    traffic (proto gre / proto udp dport 4789), nothing of the other kind.
 # Rekey under a flow, agent restart, fail closed and add/remove cycles are
-# proved by xfrm_backend, xfrm_cycles and kernel_esp_gre.  (One mesh
-# switched from GRE to VXLAN through PUT /policy would save a VM: the
-# controller does not support that change yet, see tests/lab/README.md.)
+# proved by xfrm_backend, xfrm_cycles and kernel_esp_gre.  A mesh
+# switched between VXLAN and GRE through PUT /policy is the manual
+# scenario tests/lab/manual/xfrm_mesh_switch.sh (tests/lab/README.md).
 set -u
 BUILD=${BUILD:-build}
 # sites_lib.sh takes BUILD relative to the tree.
