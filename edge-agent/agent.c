@@ -169,12 +169,6 @@ struct agent {
 
 	uint64_t status_sent_ms;
 	uint64_t bgp_read_ms;		/* last agent_read_bgp() */
-	/* BGP sessions whose BFD frr_apply() held back until they are
-	 * Established (frr.h frr_diff_state()), and until when FRR's state
-	 * is read every AGENT_BGP_READ_MS to notice that. */
-	struct msg_addr *bfd_held;
-	size_t n_bfd_held;
-	uint64_t bfd_poll_until_ms;
 	uint64_t tick_ms;
 	/* When to check zebra's view of the tunnels' addresses (0 = not
 	 * due), and how many checks are left; see agent_zebra_check(). */
@@ -502,52 +496,10 @@ agent_frr_apply(struct agent *a, const struct msg_intent *in, char *err,
 	agent_filter_announce(a, &d);
 	rc = frr_apply(&a->frr, &d, &res, err, errlen);
 	frr_desired_free(&d);
-	if (rc == -1)
-		return -1;
-	if (res.n_changes > 0)
+	if (rc == 0 && res.n_changes > 0)
 		log_info("frr: %zu change(s), %zu command(s)", res.n_changes,
 		    res.n_cmds);
-	if (res.n_bfd_held > 0 && res.n_bfd_held != a->n_bfd_held)
-		log_info("frr: BFD held back for %zu BGP session(s) until "
-		    "Established (FRR 8.4 resets BGP otherwise)",
-		    res.n_bfd_held);
-	else if (res.n_bfd_held == 0 && a->n_bfd_held > 0)
-		log_info("frr: BFD on for every BGP session held back");
-	if (res.n_changes > 0 || res.n_bfd_held != a->n_bfd_held)
-		a->bfd_poll_until_ms = util_mono_ms() +
-		    AGENT_BFD_POLL_S * 1000ull;
-	free(a->bfd_held);
-	a->bfd_held = res.bfd_held;
-	a->n_bfd_held = res.n_bfd_held;
-	res.bfd_held = NULL;
-	frr_apply_result_free(&res);
-	return 0;
-}
-
-/*
- * A session whose BFD was held back is Established in the last read:
- * apply again, which adds its bfd lines (FRR 8.4 bug, frr.h
- * frr_diff_state()).  A failure is retried like any FRR failure.
- */
-static void
-agent_bfd_release(struct agent *a)
-{
-	char err[MSG_REASON_MAX + 1];
-	bool due = false;
-
-	for (size_t i = 0; i < a->n_bfd_held && !due; i++)
-		for (size_t j = 0; j < a->bgp.n_neighbors && !due; j++)
-			due = a->bgp.neighbors[j].state ==
-			    MSG_BGP_STATE_ESTABLISHED &&
-			    msg_addr_equal(&a->bgp.neighbors[j].address,
-			    &a->bfd_held[i]);
-	if (!due || !a->have_applied || !a->frr_ok)
-		return;
-	if (agent_frr_apply(a, &a->applied, err, sizeof(err)) == -1) {
-		a->frr_ok = false;
-		a->frr_retry_ms = util_mono_ms() + AGENT_FRR_RETRY_S * 1000ull;
-		log_warnx("frr: %s (retrying in %d s)", err, AGENT_FRR_RETRY_S);
-	}
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1253,7 +1205,6 @@ agent_read_bgp(struct agent *a)
 	    sizeof(err)) == 0) {
 		a->have_bgp = true;
 		agent_read_filtered(a);
-		agent_bfd_release(a);
 	} else
 		log_debug("frr", "status: %s", err);
 }
@@ -1683,13 +1634,6 @@ agent_tick(struct agent *a)
 	} else if (!a->stream_open &&
 	    now - a->bgp_read_ms >= AGENT_STATUS_PERIOD_S * 1000ull) {
 		/* Controller away: BGP and BFD stay fresh for local status. */
-		agent_read_bgp(a);
-		a->bgp_read_ms = now;
-	}
-	/* BFD held back: notice Established soon after a change (later,
-	 * the reads above still do, every AGENT_STATUS_PERIOD_S). */
-	if (a->n_bfd_held > 0 && now < a->bfd_poll_until_ms &&
-	    now - a->bgp_read_ms >= AGENT_BGP_READ_MS) {
 		agent_read_bgp(a);
 		a->bgp_read_ms = now;
 	}
@@ -2236,7 +2180,6 @@ agent_free(struct agent *a)
 		a->ops->fini(a->octx);
 	keys_free(a->keys);
 	msg_intent_free(&a->applied);
-	free(a->bfd_held);
 	frr_bgp_status_free(&a->bgp);
 	frr_bfd_status_free(&a->bfd);
 	health_free(a->health);

@@ -39,9 +39,6 @@
 #define AGENT_STATUS_MIN_MS	1000	/* at most one status a second */
 #define AGENT_BGP_READ_MS	3000	/* FRR's BGP/BFD state read at most */
 #define AGENT_FRR_RETRY_S	5	/* FRR apply retried after a failure */
-#define AGENT_BFD_POLL_S	60	/* BFD held: state read every
-					   AGENT_BGP_READ_MS this long after
-					   the last change */
 #define AGENT_ENROLL_BACKOFF_MAX_S 60
 
 struct agent;

@@ -983,50 +983,7 @@ frr_script_free(struct frr_script *s)
 		free(s->cmds[i]);
 	free(s->cmds);
 	free(s->segments);
-	free(s->bfd_held);
 	memset(s, 0, sizeof(*s));
-}
-
-/*
- * One BGP session of a desired neighbour that wants BFD, for holding its
- * bfd lines back until FRR shows it Established (frr_diff_state()).
- */
-struct frr_session {
-	char addr[MSG_ADDR_STRLEN];	/* as rendered in "neighbor A ..." */
-	struct msg_addr a;
-	bool up;			/* Established, right ASNs */
-	bool held;			/* its bfd lines left out */
-};
-
-static int
-frr_session_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct frr_session *)a)->addr,
-	    ((const struct frr_session *)b)->addr);
-}
-
-/*
- * The session of "neighbor A bfd" or "neighbor A bfd profile P", NULL for
- * any other line.  *base: the line is the `neighbor A bfd` itself.
- */
-static struct frr_session *
-frr_bfd_session(struct frr_session *v, size_t n, const char *t, bool *base)
-{
-	struct frr_session key;
-	const char *sp;
-
-	if (v == NULL || !frr_starts(t, "neighbor "))
-		return NULL;
-	t += strlen("neighbor ");
-	if ((sp = strchr(t, ' ')) == NULL ||
-	    (size_t)(sp - t) >= sizeof(key.addr))
-		return NULL;
-	if (strcmp(sp, " bfd") != 0 && !frr_starts(sp, " bfd profile "))
-		return NULL;
-	*base = strcmp(sp, " bfd") == 0;
-	memcpy(key.addr, t, (size_t)(sp - t));
-	key.addr[sp - t] = '\0';
-	return bsearch(&key, v, n, sizeof(*v), frr_session_cmp);
 }
 
 struct frr_emit {
@@ -1301,12 +1258,9 @@ frr_emit_rsc_nexthop(struct frr_emit *e, const char *t)
 	frr_emit_raw(e, cmd);
 }
 
-/* hold: the sessions whose bfd lines wait for Established (sorted by
- * address; NULL = none wait); their `held` is set here. */
 static int
 frr_diff_models(const struct frr_model *want, const struct frr_model *have,
-    const struct frr_model *have_bfd, struct frr_session *hold,
-    size_t n_hold, struct frr_script *out)
+    const struct frr_model *have_bfd, struct frr_script *out)
 {
 	struct frr_emit e;
 	struct frr_line **wi = NULL, **hi = NULL;
@@ -1477,17 +1431,6 @@ frr_diff_models(const struct frr_model *want, const struct frr_model *have,
 		}
 		if (have_it)
 			continue;
-		if (l->ctx == FRR_CTX_BGP) {
-			bool base = false;
-			struct frr_session *bs = frr_bfd_session(hold, n_hold,
-			    l->text, &base);
-
-			/* `neighbor A bfd` comes before its profile line. */
-			if (bs != NULL && base && !bs->up)
-				bs->held = true;
-			if (bs != NULL && bs->held)
-				continue;
-		}
 		if (l->ctx != FRR_CTX_BGP && strstr(l->text, " prefix-list ")) {
 			size_t tl = strlen(l->text);
 
@@ -1528,74 +1471,22 @@ done:
 	return rc;
 }
 
-/* Is session a of neighbour n Established in st (right ASNs)? */
-static bool
-frr_session_up(const struct frr_desired *d, const struct frr_neighbor *n,
-    const struct msg_addr *a, const struct frr_bgp_status *st)
-{
-	if (st->local_asn != d->asn)
-		return false;
-	for (size_t i = 0; i < st->n_neighbors; i++)
-		if (msg_addr_equal(&st->neighbors[i].address, a))
-			return st->neighbors[i].state ==
-			    MSG_BGP_STATE_ESTABLISHED &&
-			    st->neighbors[i].remote_asn == n->remote_asn;
-	return false;
-}
-
-/* The BFD sessions of d, sorted by address, each `up` from st. */
-static int
-frr_sessions(const struct frr_desired *d, const struct frr_bgp_status *st,
-    struct frr_session **out, size_t *n_out)
-{
-	struct frr_session *v;
-	size_t n = 0;
-
-	*out = NULL;
-	*n_out = 0;
-	if ((v = calloc(2 * d->n_neighbors + 1, sizeof(*v))) == NULL)
-		return -1;
-	for (size_t k = 0; k < 2 * d->n_neighbors; k++) {
-		const struct frr_neighbor *nb = &d->neighbors[k / 2];
-		const struct msg_addr *a = k % 2 ? &nb->address6 :
-		    &nb->address;
-
-		if (!nb->bfd || a->family == 0)
-			continue;
-		v[n].a = *a;
-		frr_addr_str(a, v[n].addr, sizeof(v[n].addr));
-		v[n].up = frr_session_up(d, nb, a, st);
-		n++;
-	}
-	qsort(v, n, sizeof(*v), frr_session_cmp);
-	*out = v;
-	*n_out = n;
-	return 0;
-}
-
 int
-frr_diff_state(const struct frr_desired *d, const char *running_bgpd,
-    const char *running_bfdd, const struct frr_bgp_status *state,
-    struct frr_script *out, char *err, size_t errlen)
+frr_diff(const struct frr_desired *d, const char *running_bgpd,
+    const char *running_bfdd, struct frr_script *out, char *err,
+    size_t errlen)
 {
 	struct frr_model want, have, have_bfd;
-	struct frr_session *hold = NULL;
-	size_t n_hold = 0, n_held = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (frr_validate(d, err, errlen) == -1)
 		return -1;
-	if (state != NULL && frr_sessions(d, state, &hold, &n_hold) == -1)
+	if (frr_model_from_desired(d, &want) == -1)
 		return frr_err(err, errlen, "out of memory");
-	if (frr_model_from_desired(d, &want) == -1) {
-		free(hold);
-		return frr_err(err, errlen, "out of memory");
-	}
 	if (frr_model_from_running(running_bgpd, true, &have, err,
 	    errlen) == -1) {
 		frr_model_free(&want);
-		free(hold);
 		return -1;
 	}
 	memset(&have_bfd, 0, sizeof(have_bfd));
@@ -1603,39 +1494,16 @@ frr_diff_state(const struct frr_desired *d, const char *running_bgpd,
 	    false, &have_bfd, err, errlen) == -1) {
 		frr_model_free(&want);
 		frr_model_free(&have);
-		free(hold);
 		return -1;
 	}
 	rc = frr_diff_models(&want, &have, running_bfdd ? &have_bfd : NULL,
-	    hold, n_hold, out);
+	    out);
 	frr_model_free(&want);
 	frr_model_free(&have);
 	frr_model_free(&have_bfd);
-	for (size_t i = 0; rc == 0 && i < n_hold; i++)
-		n_held += hold[i].held;
-	if (rc == 0 && n_held > 0) {
-		if ((out->bfd_held = calloc(n_held, sizeof(*out->bfd_held))) ==
-		    NULL) {
-			frr_script_free(out);
-			rc = -1;
-		}
-		for (size_t i = 0; rc == 0 && i < n_hold; i++)
-			if (hold[i].held)
-				out->bfd_held[out->n_bfd_held++] = hold[i].a;
-	}
-	free(hold);
 	if (rc == -1)
 		return frr_err(err, errlen, "out of memory");
 	return 0;
-}
-
-int
-frr_diff(const struct frr_desired *d, const char *running_bgpd,
-    const char *running_bfdd, struct frr_script *out, char *err,
-    size_t errlen)
-{
-	return frr_diff_state(d, running_bgpd, running_bfdd, NULL, out, err,
-	    errlen);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1990,21 +1858,11 @@ frr_running(const struct frr_target *t, char **bgpd, char **bfdd,
 	return 0;
 }
 
-void
-frr_apply_result_free(struct frr_apply_result *r)
-{
-	if (r == NULL)
-		return;
-	free(r->bfd_held);
-	memset(r, 0, sizeof(*r));
-}
-
 int
 frr_apply(const struct frr_target *t, const struct frr_desired *d,
     struct frr_apply_result *res, char *err, size_t errlen)
 {
 	struct frr_script s;
-	struct frr_bgp_status st;
 	char *bgpd = NULL, *bfdd = NULL;
 	int rc = -1;
 
@@ -2020,29 +1878,8 @@ frr_apply(const struct frr_target *t, const struct frr_desired *d,
 		    "bgpd" : "bfdd");
 		goto done;
 	}
-	/* BFD lines FRR lacks wait for Established: first as if no session
-	 * were up, then, only when that held something back, against
-	 * FRR's BGP summary (so a FRR in sync costs no second run). */
-	memset(&st, 0, sizeof(st));
-	if (frr_diff_state(d, bgpd, bfdd, &st, &s, err, errlen) == -1)
+	if (frr_diff(d, bgpd, bfdd, &s, err, errlen) == -1)
 		goto done;
-	if (s.n_bfd_held > 0) {
-		char why[256];
-
-		if (frr_read_summary(t, &st, why, sizeof(why)) == -1)
-			log_debug("frr", "BGP summary not read (BFD held back "
-			    "for every session not in FRR): %s", why);
-		else {
-			int again;
-
-			frr_script_free(&s);
-			again = frr_diff_state(d, bgpd, bfdd, &st, &s, err,
-			    errlen);
-			frr_bgp_status_free(&st);
-			if (again == -1)
-				goto done;
-		}
-	}
 	for (size_t i = 0; i < s.n_segments; i++) {
 		size_t first = s.segments[i];
 		size_t end = i + 1 < s.n_segments ? s.segments[i + 1] :
@@ -2058,10 +1895,6 @@ frr_apply(const struct frr_target *t, const struct frr_desired *d,
 		res->n_cmds += end - first;
 	}
 	res->n_changes = s.n_changes;
-	res->bfd_held = s.bfd_held;
-	res->n_bfd_held = s.n_bfd_held;
-	s.bfd_held = NULL;
-	s.n_bfd_held = 0;
 	if (s.n_changes > 0)
 		log_debug("frr", "applied %zu changes in %zu commands",
 		    s.n_changes, s.n_cmds);

@@ -159,10 +159,6 @@ struct frr_script {
 	size_t *segments;
 	size_t n_segments;
 	size_t n_changes;	/* config lines added or removed (0 = in sync) */
-	/* frr_diff_state(): the BGP sessions whose `neighbor A bfd` lines
-	 * were left out, not yet Established (owned). */
-	struct msg_addr *bfd_held;
-	size_t n_bfd_held;
 };
 
 void frr_script_free(struct frr_script *s);
@@ -181,37 +177,11 @@ int frr_diff(const struct frr_desired *d, const char *running_bgpd,
     const char *running_bfdd, struct frr_script *out, char *err,
     size_t errlen);
 
-/*
- * frr_diff(), holding BFD back until BGP is up (FRR 8.4 bug, FRR issue
- * #17337, edge-agent/README.md "BFD after BGP"): a BFD session bgpd creates
- * for `neighbor A bfd` before the session with A is Established is
- * recreated when it comes up (source address and interface learnt then),
- * and the new session's Down resets BGP ("Cease/BFD Down") seconds after
- * bring-up.  So a session's `neighbor A bfd` and `... bfd profile` lines
- * are left out of the script while FRR does not hold them and `state`
- * (FRR's BGP summary) does not show A Established with the wanted
- * remote ASN under the wanted local ASN; out->bfd_held lists those
- * sessions.  Lines FRR already holds stay, Established or not (removing
- * them would recreate the BFD session again).  state NULL: nothing held
- * (frr_diff()).  0, or -1 with err set.
- */
-struct frr_bgp_status;
-int frr_diff_state(const struct frr_desired *d, const char *running_bgpd,
-    const char *running_bfdd, const struct frr_bgp_status *state,
-    struct frr_script *out, char *err, size_t errlen);
-
 /* What frr_apply() did. */
 struct frr_apply_result {
 	size_t n_changes;	/* config lines added or removed */
 	size_t n_cmds;		/* vtysh commands run */
-	/* Sessions whose BFD is held back (frr_diff_state()); owned: the
-	 * caller applies d again once one of them is Established. */
-	struct msg_addr *bfd_held;
-	size_t n_bfd_held;
 };
-
-/* Release what r owns and zero it; NULL is fine. */
-void frr_apply_result_free(struct frr_apply_result *r);
 
 /*
  * Make FRR hold d: validate d, read the running configuration, compute the
@@ -219,10 +189,7 @@ void frr_apply_result_free(struct frr_apply_result *r);
  * cannot be read (bgpd not running, bfdd not running while a neighbour
  * wants BFD).  vtysh stops at the first command FRR refuses; the error
  * then names it, and the next frr_apply() starts again from what FRR
- * holds.  BFD lines FRR lacks are held back as in frr_diff_state(); only
- * then is the BGP summary read (one more vtysh run), so a FRR in sync
- * costs one run.  0 (res->bfd_held set), or -1 with err holding the
- * reason (*res empty).
+ * holds.  0, or -1 with err holding the reason.
  */
 int frr_apply(const struct frr_target *t, const struct frr_desired *d,
     struct frr_apply_result *res, char *err, size_t errlen);

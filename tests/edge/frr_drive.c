@@ -11,9 +11,7 @@
  *              [connect S] [allow P,P,...]
  *
  * Usage: frr_drive VTY_SOCKET_DIR COMMAND ...
- *     apply FILE                 apply; prints "changes N commands M",
- *                                then "bfd_held K" when BFD of K
- *                                sessions waits for Established
+ *     apply FILE                 apply; prints "changes N commands M"
  *     plan FILE                  prints the commands apply would run
  *     wait-established ADDR MS   poll until ADDR is Established; prints ms
  *     wait-route PREFIX MS       poll until zebra installed PREFIX from
@@ -191,14 +189,7 @@ main(int argc, char **argv)
 			frr_desired_free(&d);
 			return die("apply", err);
 		}
-		/* BFD held back until Established (frr_diff_state()): named
-		 * after the counts, so a state in sync still prints exactly
-		 * "changes 0 commands 0". */
-		printf("changes %zu commands %zu", res.n_changes, res.n_cmds);
-		if (res.n_bfd_held > 0)
-			printf(" bfd_held %zu", res.n_bfd_held);
-		printf("\n");
-		frr_apply_result_free(&res);
+		printf("changes %zu commands %zu\n", res.n_changes, res.n_cmds);
 		frr_desired_free(&d);
 		return 0;
 	}
