@@ -2498,32 +2498,50 @@ store_enroll_token_create(struct store *st, uint64_t site_id, int64_t now,
 	return rc;
 }
 
+/* An enrollment token's row, by hash. */
+struct store_token_row {
+	uint64_t site;
+	int64_t expires, used;	/* unix seconds; used 0 = not used */
+};
+
+/* 1 found (*t filled), 0 no such token, -1 a database error (err set). */
 static int
-store_enroll_consume_tx(struct store *st, const char *hash, uint64_t site_id,
-    int64_t now, uint64_t *bound_site, struct model_error *err)
+store_token_row(struct store *st, const char *hash, struct store_token_row *t,
+    struct model_error *err)
 {
 	void *stmt = store_prep(st, err, "SELECT site_id, expires_at, used_at "
 	    "FROM enroll_tokens WHERE hash = ?", "t", hash);
 	enum store_step r;
-	uint64_t sid = 0;
-	int64_t expires = 0, used = 0;
 
+	memset(t, 0, sizeof(*t));
 	if (stmt == NULL)
 		return -1;
 	r = st->be->step(stmt);
 	if (r == STORE_STEP_ROW) {
-		sid = (uint64_t)st->be->column_int(stmt, 0);
-		expires = st->be->column_int(stmt, 1);
-		used = st->be->column_int(stmt, 2);
+		t->site = (uint64_t)st->be->column_int(stmt, 0);
+		t->expires = st->be->column_int(stmt, 1);
+		t->used = st->be->column_int(stmt, 2);
 	}
 	store_stmt_done(st, stmt);
 	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
 		return store_internal(st, err, "reading a token");
-	if (r == STORE_STEP_DONE || used != 0 || now >= expires ||
-	    (site_id != 0 && site_id != sid)) {
+	return r == STORE_STEP_ROW;
+}
+
+static int
+store_enroll_consume_tx(struct store *st, const char *hash, uint64_t site_id,
+    int64_t now, uint64_t *bound_site, struct model_error *err)
+{
+	struct store_token_row t;
+	int found = store_token_row(st, hash, &t, err);
+
+	if (found == -1)
+		return -1;
+	if (!found || t.used != 0 || now >= t.expires ||
+	    (site_id != 0 && site_id != t.site)) {
 		log_debug("store", "enrollment token refused: %s",
-		    r == STORE_STEP_DONE ? "unknown" : used != 0 ? "used" :
-		    now >= expires ? "expired" : "other site");
+		    !found ? "unknown" : t.used != 0 ? "used" :
+		    now >= t.expires ? "expired" : "other site");
 		return model_error_set(err, MODEL_E_TOKEN, "token",
 		    "enrollment token is unknown, used, expired or for "
 		    "another site");
@@ -2532,7 +2550,7 @@ store_enroll_consume_tx(struct store *st, const char *hash, uint64_t site_id,
 	    "hash = ? AND used_at = 0", "it", now, hash) != 0 ||
 	    st->be->changes(st->conn) != 1)
 		return store_internal(st, err, "burning a token");
-	*bound_site = sid;
+	*bound_site = t.site;
 	return 0;
 }
 
@@ -2565,35 +2583,25 @@ store_enroll_token_state(struct store *st, const char *token,
     uint64_t *bound_site, struct model_error *err)
 {
 	char hash[STORE_HASH_HEX];
-	void *stmt;
-	enum store_step r;
+	struct store_token_row t;
+	int found;
 
 	*state = STORE_TOKEN_UNKNOWN;
 	if (!store_token_shape(token, "mwe_") ||
 	    store_token_hash(token, hash) == -1)
 		return 0;
-	stmt = store_prep(st, err, "SELECT site_id, expires_at, used_at "
-	    "FROM enroll_tokens WHERE hash = ?", "t", hash);
-	if (stmt == NULL)
-		return -1;
-	r = st->be->step(stmt);
-	if (r == STORE_STEP_ROW) {
-		uint64_t sid = (uint64_t)st->be->column_int(stmt, 0);
-
-		if (bound_site != NULL)
-			*bound_site = sid;
-		if (st->be->column_int(stmt, 2) != 0)
-			*state = STORE_TOKEN_USED;
-		else if (now >= st->be->column_int(stmt, 1))
-			*state = STORE_TOKEN_EXPIRED;
-		else if (site_id != 0 && site_id != sid)
-			*state = STORE_TOKEN_OTHER_SITE;
-		else
-			*state = STORE_TOKEN_VALID;
-	}
-	store_stmt_done(st, stmt);
-	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
-		return store_internal(st, err, "reading a token");
+	if ((found = store_token_row(st, hash, &t, err)) <= 0)
+		return found;
+	if (bound_site != NULL)
+		*bound_site = t.site;
+	if (t.used != 0)
+		*state = STORE_TOKEN_USED;
+	else if (now >= t.expires)
+		*state = STORE_TOKEN_EXPIRED;
+	else if (site_id != 0 && site_id != t.site)
+		*state = STORE_TOKEN_OTHER_SITE;
+	else
+		*state = STORE_TOKEN_VALID;
 	return 0;
 }
 
@@ -2933,36 +2941,26 @@ store_enroll_token_replay(struct store *st, const char *token, int64_t now,
     struct store_cert *out, struct model_error *err)
 {
 	char hash[STORE_HASH_HEX];
+	struct store_token_row t;
 	void *stmt;
 	enum store_step r;
-	uint64_t sid = 0;
-	int64_t expires = 0, used = 0, revoked = 0;
+	int64_t revoked = 0;
+	int found;
 
 	if (!store_token_shape(token, "mwe_") ||
 	    store_token_hash(token, hash) == -1)
 		return model_error_set(err, MODEL_E_TOKEN, "token",
 		    "unknown token");
-	stmt = store_prep(st, err, "SELECT site_id, expires_at, used_at "
-	    "FROM enroll_tokens WHERE hash = ?", "t", hash);
-	if (stmt == NULL)
+	if ((found = store_token_row(st, hash, &t, err)) == -1)
 		return -1;
-	r = st->be->step(stmt);
-	if (r == STORE_STEP_ROW) {
-		sid = (uint64_t)st->be->column_int(stmt, 0);
-		expires = st->be->column_int(stmt, 1);
-		used = st->be->column_int(stmt, 2);
-	}
-	store_stmt_done(st, stmt);
-	if (r != STORE_STEP_ROW && r != STORE_STEP_DONE)
-		return store_internal(st, err, "reading a token");
-	if (r == STORE_STEP_DONE || used == 0)
+	if (!found || t.used == 0)
 		return model_error_set(err, MODEL_E_TOKEN, "token",
 		    "unknown or unused token");
-	if (now >= expires)
+	if (now >= t.expires)
 		return model_error_set(err, MODEL_E_TOKEN, "token",
 		    "token expired");
 	stmt = store_prep(st, err, "SELECT revoked FROM sites WHERE id = ?",
-	    "u", sid);
+	    "u", t.site);
 	if (stmt == NULL)
 		return -1;
 	r = st->be->step(stmt);
@@ -2974,7 +2972,7 @@ store_enroll_token_replay(struct store *st, const char *token, int64_t now,
 	if (r == STORE_STEP_DONE || revoked != 0)
 		return model_error_set(err, MODEL_E_TOKEN, "site",
 		    "the token's site is revoked or deleted");
-	return store_cert_active(st, sid, out, err);
+	return store_cert_active(st, t.site, out, err);
 }
 
 int
