@@ -14,6 +14,8 @@
 #   mesh_xfrm_stat NAME      the non-zero lines of NAME's /proc/net/xfrm_stat
 #   mesh_encap_is NAME ENC   NAME's two tunnel devices and its policies are
 #                            of kind ENC (gre|vxlan), nothing of the other
+#   mesh_all_encap ENC SECS  every site's devices and policies of kind ENC
+#                            within SECS (x LAB_SLOW), and its counts shown
 #   mesh_rekey NAME PEER     REST rekey of the tunnel under a ping: no loss,
 #                            xfrm_stat unchanged on both sides
 #   mesh_restart NAME PEER   NAME's agent restarted under a ping: no loss,
@@ -342,4 +344,17 @@ mesh_rekey() {
 	[ "$(mesh_xfrm_stat "$1")" = "$_st1" ] || lab_fail "site $1: xfrm_stat rose: $(mesh_xfrm_stat "$1"), was: $_st1"
 	[ "$(mesh_xfrm_stat "$2")" = "$_st2" ] || lab_fail "site $2: xfrm_stat rose: $(mesh_xfrm_stat "$2"), was: $_st2"
 	echo "tunnel $_tid ($1-$2): outbound SPI $_spi0 -> $(_out "$1"), xfrm_stat unchanged"
+}
+
+# mesh_all_encap ENC SECS [WHEN] — mesh_encap_is ENC on every site of the
+# mesh, each polled for SECS; then prints what each holds ("site a holds
+# WHEN: sas ...").  Fails the scenario naming the first site that is not.
+mesh_all_encap() {
+	for _s in ${MESH_SITES:-a b c}; do
+		mesh_poll "$2" mesh_encap_is "$_s" "$1" || {
+			command -v mesh_diag >/dev/null && mesh_diag
+			lab_fail "site $_s: not $1: $(ip -n "$(mesh_ns $_s)" -d -o link show; ip -n "$(mesh_ns $_s)" xfrm policy)"
+		}
+		echo "site $_s holds${3:+ $3}: $(mesh_counts $_s)"
+	done
 }

@@ -38,11 +38,7 @@ command -v ping >/dev/null || lab_fail "missing tool: ping"
 mesh_step "three xfrm sites, VXLAN: pings, BGP routes, SPIs in the kernel"
 mesh_up vxlan
 mesh_check 60
-for s in a b c; do
-	mesh_poll 30 mesh_encap_is "$s" vxlan ||
-		lab_fail "site $s: not VXLAN: $(ip -n "$(mesh_ns $s)" -d -o link show; ip -n "$(mesh_ns $s)" xfrm policy)"
-	echo "site $s holds: $(mesh_counts $s)"
-done
+mesh_all_encap vxlan 30
 
 mesh_step "the operator switches the mesh to GRE"
 outs() {
@@ -55,8 +51,9 @@ lab_api PUT /api/v1/policy '{"encap":"gre"}' >/dev/null ||
 	lab_fail "PUT /policy encap=gre: $(cat "$LAB_DIR/api.out")"
 # What each side holds when a site does not follow: the controller's
 # view of the edges, each agent's own status (it answers from its event
-# loop: a timeout says the loop is stuck) and its threads' kernel stacks.
-switch_diag() {
+# loop: a timeout says the loop is stuck) and its threads' kernel stacks;
+# mesh_all_encap runs it before it fails.
+mesh_diag() {
 	echo "--- GET /edges"
 	lab_api GET /api/v1/edges | head -c 6000; echo
 	for _s in a b c; do
@@ -70,12 +67,7 @@ switch_diag() {
 		tail -n 15 "$LAB_DIR/$_s-edge.log"
 	done
 }
-for s in a b c; do
-	mesh_poll 60 mesh_encap_is "$s" gre || {
-		switch_diag
-		lab_fail "site $s: not GRE after the switch: $(ip -n "$(mesh_ns $s)" -d -o link show; ip -n "$(mesh_ns $s)" xfrm policy)"
-	}
-done
+mesh_all_encap gre 60 "after the switch"
 mesh_check 120
 for s in a b c; do
 	for spi in $(outs "$s"); do
@@ -84,6 +76,5 @@ for s in a b c; do
 	done
 	! grep -E 'is not above|must not be installed again' "$LAB_DIR/$s-edge.log" ||
 		lab_fail "site $s: the agent refused an SA"
-	echo "site $s holds after the switch: $(mesh_counts $s)"
 done
 mesh_step "pass"

@@ -38,11 +38,7 @@ command -v ping >/dev/null || lab_fail "missing tool: ping"
 mesh_step "three xfrm sites, GRE: pings, BGP routes, SPIs in the kernel"
 mesh_up gre
 mesh_check 60
-for s in a b c; do
-	mesh_poll 30 mesh_encap_is "$s" gre ||
-		lab_fail "site $s: not GRE: $(ip -n "$(mesh_ns $s)" -d -o link show; ip -n "$(mesh_ns $s)" xfrm policy)"
-	echo "site $s holds: $(mesh_counts $s)"
-done
+mesh_all_encap gre 30
 mesh_step "the operator rekeys tunnel a-b under a ping"
 mesh_rekey a b
 mesh_step "the agent of a restarts under a ping"

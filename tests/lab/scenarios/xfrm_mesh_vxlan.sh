@@ -32,9 +32,5 @@ command -v ping >/dev/null || lab_fail "missing tool: ping"
 mesh_step "three xfrm sites, VXLAN: pings, BGP routes, SPIs in the kernel"
 mesh_up vxlan
 mesh_check 60
-for s in a b c; do
-	mesh_poll 30 mesh_encap_is "$s" vxlan ||
-		lab_fail "site $s: not VXLAN: $(ip -n "$(mesh_ns $s)" -d -o link show; ip -n "$(mesh_ns $s)" xfrm policy)"
-	echo "site $s holds: $(mesh_counts $s)"
-done
+mesh_all_encap vxlan 30
 mesh_step "pass"
