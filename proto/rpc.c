@@ -30,6 +30,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -571,10 +572,44 @@ rpc_openssl_no_atexit(void)
 	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 }
 
+/*
+ * Debian 12 builds abseil without NDEBUG, so every absl::Mutex that
+ * gRPC locks also runs abseil's debug-only deadlock detector: a global
+ * lock-order graph, updated on each lock and on each mutex's
+ * destruction.  It is a diagnostic for abseil's developers, not a
+ * safety net: at 10,000 connections it was the largest single cost in
+ * the controller's shutdown and in the load generator's reconnects
+ * (GraphCycles::GetId and its mallocs in perf), and it aborts the
+ * process on the cycles it believes it saw (grpc/grpc#40390: a client
+ * whose server stayed away).  Release builds of abseil have it off;
+ * this turns it off the same way, through abseil's own switch
+ * (absl::SetMutexDeadlockDetectionMode(kIgnore), kIgnore being 0).  The
+ * function is C++, so it is found by its mangled name; any other
+ * abseil has another inline namespace, and then nothing changes.
+ */
+#define ABSL_DEADLOCK_MODE_SYM \
+	"_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE"
+
+static void
+rpc_absl_no_deadlock_graph(void)
+{
+	void *sym = dlsym(RTLD_DEFAULT, ABSL_DEADLOCK_MODE_SYM);
+	void (*set_mode)(int);
+
+	if (sym == NULL) {
+		log_debug("grpc", "abseil's deadlock detector left as it is "
+		    "(%s not found)", ABSL_DEADLOCK_MODE_SYM);
+		return;
+	}
+	memcpy(&set_mode, &sym, sizeof(set_mode));
+	set_mode(0); /* absl::OnDeadlockCycle::kIgnore */
+}
+
 static void
 rpc_log_hook(void)
 {
 	gpr_set_log_function(rpc_gpr_log);
+	rpc_absl_no_deadlock_graph();
 }
 
 static void
