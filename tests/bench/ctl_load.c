@@ -49,6 +49,8 @@
  *                         the next batch once these have an intent)
  *   CTL_LOAD_RESTART_LIMIT=S  the restart below fails after S seconds
  *                         (default 900)
+ *   CTL_LOAD_CLOSES=1     log every stream close during the restart
+ *                         (otherwise only counted, by kind)
  *   CTL_LOAD_RESTART=CMD  with CTL_LOAD_CTLD_PID: at the end, stop the
  *                         controller (SIGTERM), start it again with
  *                         `sh -c CMD` (same ports, same database) and
@@ -118,6 +120,9 @@ struct ctrl {
 	_Atomic uint64_t enrolled;
 	_Atomic uint64_t enroll_ns[3];  /* token POST, key+CSR, Enroll call */
 	_Atomic uint64_t closes;
+	/* Stream closes by kind (load_close_kind): what failed attempts
+	 * were, printed after the restart. */
+	_Atomic uint64_t close_kinds[6];
 	_Atomic uint64_t rss_kib;       /* sum of the workers' peak RSS */
 	_Atomic int failed;
 };
@@ -276,6 +281,36 @@ load_on_open(struct session *s, uint64_t applied, void *arg)
 	atomic_fetch_add(&m->e->opens, 1);
 }
 
+/* The kinds of load_on_close's counts, by gRPC's status and message:
+ * no connection (refused, or in the channel's connection backoff), the
+ * TLS handshake or the connection's deadline, the controller's own
+ * refusal or end, a connection lost after it was up, anything else. */
+static const char *const load_close_kind_names[6] = {
+	"no connection", "handshake or deadline", "refused by the controller",
+	"connection lost", "other", "ended by the controller",
+};
+
+static size_t
+load_close_kind(int code, const char *msg)
+{
+	if (msg == NULL)
+		msg = "";
+	if (code == RPC_UNAVAILABLE && (strstr(msg, "failed to connect") ||
+	    strstr(msg, "Connection refused") || strstr(msg, "connect")))
+		return 0;
+	if (code == RPC_DEADLINE_EXCEEDED || strstr(msg, "andshake") ||
+	    strstr(msg, "SSL") || strstr(msg, "TLS"))
+		return 1;
+	if (code == RPC_RESOURCE_EXHAUSTED || code == RPC_PERMISSION_DENIED ||
+	    code == RPC_UNAUTHENTICATED || code == RPC_FAILED_PRECONDITION)
+		return 2;
+	if (code == RPC_UNAVAILABLE && strstr(msg, "controller"))
+		return 5;
+	if (code == RPC_UNAVAILABLE || code == RPC_CANCELLED)
+		return 3;
+	return 4;
+}
+
 static void
 load_on_close(struct session *s, enum rpc_close_reason why, int code,
     const char *msg, void *arg)
@@ -285,6 +320,11 @@ load_on_close(struct session *s, enum rpc_close_reason why, int code,
 	(void)s;
 	(void)why;
 	atomic_fetch_add(&m->ld->c->closes, 1);
+	atomic_fetch_add(&m->ld->c->close_kinds[load_close_kind(code, msg)], 1);
+	if (code != 0 && atomic_load(&m->ld->c->quiet) &&
+	    getenv("CTL_LOAD_CLOSES") != NULL)
+		fprintf(stderr, "site %" PRIu64 ": closed %d %s\n",
+		    m->e->site, code, msg ? msg : "");
 	if (code != 0 && !atomic_load(&m->ld->c->stop) &&
 	    !atomic_load(&m->ld->c->quiet))
 		fprintf(stderr, "site %" PRIu64 ": closed %d %s\n", m->e->site,
@@ -793,7 +833,7 @@ load_restart(struct load *ld, const char *cmd, unsigned limit_s)
 {
 	uint32_t *opens = calloc(ld->n, sizeof(*opens));
 	uint64_t t0, t_dead, t_up = 0, t_open = 0, t_conv = 0, closes0;
-	uint64_t scraped = 0;
+	uint64_t scraped = 0, rss = 0, cpu = 0;
 	pid_t pid;
 
 	if (opens == NULL)
@@ -815,14 +855,16 @@ load_restart(struct load *ld, const char *cmd, unsigned limit_s)
 		}
 	}
 	atomic_store(&ld->c->quiet, 1);
+	for (size_t k = 0; k < 6; k++)
+		atomic_store(&ld->c->close_kinds[k], 0);
 	t0 = util_mono_ns();
 	if (kill((pid_t)ld->ctld_pid, SIGTERM) == -1) {
 		free(opens);
 		return -1;
 	}
 	while (!load_proc_dead(ld->ctld_pid)) {
-		if (util_mono_ns() - t0 > 60 * SEC) {
-			fprintf(stderr, "controller did not stop in 60 s\n");
+		if (util_mono_ns() - t0 > 120 * SEC) {
+			fprintf(stderr, "controller did not stop in 120 s\n");
 			free(opens);
 			return -1;
 		}
@@ -863,8 +905,10 @@ load_restart(struct load *ld, const char *cmd, unsigned limit_s)
 
 			if (conn >= 0 && t_up == 0)
 				t_up = now;
-			if (conn >= (int64_t)ld->n && conv >= (int64_t)ld->n)
+			if (conn >= (int64_t)ld->n && conv >= (int64_t)ld->n) {
 				t_conv = util_mono_ns();
+				load_proc(ld->ctld_pid, &rss, &cpu);
+			}
 		}
 		if (t_open != 0 && t_conv != 0)
 			break;
@@ -881,12 +925,19 @@ load_restart(struct load *ld, const char *cmd, unsigned limit_s)
 	    "stream (hello queued, not yet answered) after %.1f s, all %zu "
 	    "edges connected and converged (controller metrics) after %.1f s "
 	    "(%" PRIu64 " stream closes seen: failed connection attempts "
-	    "included)\n",
+	    "included); the new controller's CPU until then %.1f s, RSS "
+	    "%.1f MiB\n",
 	    (double)(t_dead - t0) / 1e9,
 	    t_up ? (double)(t_up - t0) / 1e9 : -1.0,
 	    t_open ? (double)(t_open - t0) / 1e9 : -1.0, ld->n,
 	    t_conv ? (double)(t_conv - t0) / 1e9 : -1.0,
-	    atomic_load(&ld->c->closes) - closes0);
+	    atomic_load(&ld->c->closes) - closes0,
+	    (double)cpu / (double)sysconf(_SC_CLK_TCK), (double)rss / 1024);
+	printf("restart: stream closes by kind:");
+	for (size_t k = 0; k < 6; k++)
+		printf("%s %s %" PRIu64, k ? "," : "", load_close_kind_names[k],
+		    (uint64_t)atomic_load(&ld->c->close_kinds[k]));
+	printf("\n");
 	return t_open != 0 && t_conv != 0 ? 0 : -1;
 }
 
