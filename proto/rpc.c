@@ -118,8 +118,9 @@ enum tag_kind {
 	T_CLOSE,     /* server: RECV_CLOSE_ON_SERVER; client: status */
 	T_FINAL,     /* server: status sent; client: half-close sent */
 	T_SHUTDOWN,  /* server shutdown finished (no call) */
+	T_CONN,      /* client: the channel's state changed (no call) */
 };
-#define N_TAGS (T_SHUTDOWN + 1)
+#define N_TAGS (T_SHUTDOWN + 1) /* a call's tags; T_CONN is the client's */
 #define TAG(s, k) ((void *)&(s)->tags[(k)])
 
 /* What a call's deadline (loop.timed) is for. */
@@ -261,6 +262,9 @@ struct reg {
 struct rpc_client {
 	struct loop lp;
 	grpc_channel *ch;
+	uint8_t conn_tag;       /* T_CONN */
+	bool conn_watch;        /* a connectivity watch is armed */
+	grpc_connectivity_state conn_state; /* as the last watch saw it */
 	struct reg regs[REG_CACHE];
 	size_t n_regs;
 };
@@ -1057,6 +1061,8 @@ cli_unary_done(struct rpc_stream *s)
 	ev_push(s->lp, e, s);
 }
 
+static void cli_conn_changed(struct rpc_client *cli);
+static void cli_conn_watch(struct rpc_client *cli);
 static void srv_on_new(struct rpc_server *srv, struct rpc_stream *s,
     bool ok);
 static void cli_tick(struct loop *lp);
@@ -1144,6 +1150,10 @@ loop_complete(struct loop *lp, void *tag, bool ok)
 		loop_wake(lp);
 		return;
 	}
+	if (k == T_CONN) {
+		cli_conn_changed((struct rpc_client *)lp); /* lp is first */
+		return;
+	}
 	s = (struct rpc_stream *)(void *)(tp - k - offsetof(struct rpc_stream,
 	    tags));
 	switch (k) {
@@ -1165,6 +1175,7 @@ loop_complete(struct loop *lp, void *tag, bool ok)
 	case T_MD:
 	case T_FINAL:
 	case T_SHUTDOWN:
+	case T_CONN:
 		break;
 	}
 	call_unref(s); /* the batch's reference */
@@ -2391,6 +2402,11 @@ rpc_client_new(const struct rpc_client_opts *o)
 		rpc_client_free(cli);
 		return NULL;
 	}
+	pthread_mutex_lock(&cli->lp.mu);
+	cli->conn_tag = T_CONN;
+	cli->conn_state = grpc_channel_check_connectivity_state(cli->ch, 0);
+	cli_conn_watch(cli);
+	pthread_mutex_unlock(&cli->lp.mu);
 	return cli;
 fail:
 	pem_free(ca);
@@ -2398,6 +2414,53 @@ fail:
 	pem_free(key);
 	rpc_client_free(cli);
 	return NULL;
+}
+
+/*
+ * Locked.  Streams waiting to reopen (loop.pending) wait out their
+ * backoff, and gRPC's channel paces its own connection attempts with
+ * another (see rpc_client_new).  Without a link between the two, a
+ * stream whose attempts failed while the server was away reopened up
+ * to a whole backoff after its channel was connected again: at a
+ * controller restart, two jittered waits one after the other.  The
+ * channel's state is watched instead, and when it becomes READY the
+ * waiting streams are due at once.  Only the transition counts: a
+ * server that is up but refuses or ends a stream leaves the channel
+ * READY, and that stream keeps its backoff.
+ */
+static void
+cli_conn_watch(struct rpc_client *cli)
+{
+	if (cli->lp.shutting_down || cli->conn_state == GRPC_CHANNEL_SHUTDOWN)
+		return;
+	grpc_channel_watch_connectivity_state(cli->ch, cli->conn_state,
+	    gpr_inf_future(GPR_CLOCK_MONOTONIC), cli->lp.cq, &cli->conn_tag);
+	cli->conn_watch = true;
+}
+
+/* Locked, on the layer's thread: the watch completed. */
+static void
+cli_conn_changed(struct rpc_client *cli)
+{
+	struct loop *lp = &cli->lp;
+	grpc_connectivity_state was = cli->conn_state;
+	uint64_t now;
+
+	cli->conn_watch = false;
+	/* rpc_client_free: the channel may be gone already. */
+	if (lp->shutting_down) {
+		loop_wake(lp);
+		return;
+	}
+	cli->conn_state = grpc_channel_check_connectivity_state(cli->ch, 0);
+	if (cli->conn_state == GRPC_CHANNEL_READY && was != GRPC_CHANNEL_READY) {
+		now = util_mono_ms();
+		for (struct session *ss = lp->pending; ss != NULL;
+		    ss = ss->next)
+			if (ss->due_ms > now)
+				ss->due_ms = now;
+	}
+	cli_conn_watch(cli);
 }
 
 /* Owner thread only: registered-call handles, cached per method. */

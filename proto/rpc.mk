@@ -30,6 +30,7 @@ TESTS += $(BUILD)/tests/unit/test_rpc \
 	tests/rpc/rpc_disconnect.sh \
 	tests/rpc/rpc_streams.sh \
 	tests/rpc/rpc_teardown.sh \
+	tests/rpc/rpc_comeback.sh \
 	tests/rpc/rpc_interop.sh \
 	tests/rpc/rpc_asan.sh
 BENCHES += $(RPC_BENCH)

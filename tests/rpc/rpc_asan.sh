@@ -19,7 +19,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23:strict_string_c
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=24"
 # No LeakSanitizer suppression is needed: gRPC frees everything once
 # rpc_*_free has called grpc_shutdown_blocking().
-for mode in roundtrip mtls disconnect teardown; do
+for mode in roundtrip mtls disconnect teardown comeback; do
 	echo "== $mode under ASan/LSan/UBSan"
 	rc=0
 	"$bin" "$mode" "$dir" >"$dir/$mode.log" 2>&1 || rc=$?

@@ -21,6 +21,9 @@
  *                                 a stream that never speaks is cancelled
  *                                 at the first-message deadline; an
  *                                 inbound message over max_inbound refused
+ *   rpc_test comeback DIR         streams waiting to reopen while their
+ *                                 server was away reopen as soon as their
+ *                                 channel is connected again
  *   rpc_test serve DIR            server for the Node.js interop client
  *   rpc_test hold DIR PORT SITE   (child) one stream, then idle forever
  *   rpc_test many DIR PORT N      (child) N streams, wait for a broadcast
@@ -87,6 +90,7 @@ struct srv_stream {
 	bool closed;
 	enum rpc_close_reason why;
 	uint64_t closed_ms;
+	uint64_t hello_ms; /* the last hello arrived */
 };
 
 struct t {
@@ -299,6 +303,7 @@ srv_hello(struct t *t, struct rpc_stream *s, const Meshwan__V1__Hello *h)
 	t->hellos++;
 	ss->s = s;
 	ss->site = h->site_id;
+	ss->hello_ms = util_mono_ms();
 	ss->closed = false;
 	/* The slot array may move: the stream keeps the site id + 1. */
 	rpc_stream_set_user(s, (void *)(uintptr_t)(h->site_id + 1));
@@ -436,8 +441,10 @@ server_up(struct t *t, const struct rpc_server_opts *extra)
 	memset(&o, 0, sizeof(o));
 	if (extra != NULL)
 		o = *extra;
-	o.listen = "127.0.0.1:0";
-	o.enroll_listen = "127.0.0.1:0";
+	if (o.listen == NULL)
+		o.listen = "127.0.0.1:0";
+	if (o.enroll_listen == NULL)
+		o.enroll_listen = "127.0.0.1:0";
 	o.tls.ca_file = path(t, "ca.pem");
 	o.tls.cert_file = path(t, "server.pem");
 	o.tls.key_file = path(t, "server.key");
@@ -1366,6 +1373,97 @@ mode_teardown(struct t *t)
 	return 0;
 }
 
+/*
+ * A stream that failed to reopen while its server was away waits out a
+ * backoff that grew with each failure (up to 30 s), and its channel
+ * paces its connection attempts with a backoff of its own.  Once the
+ * channel is connected again the stream must reopen at once, not at the
+ * end of its own wait.  COMEBACK_N clients (a channel each) lose their
+ * server for COMEBACK_AWAY_MS, long enough for a few failed attempts
+ * each; it returns on the same port, and for every client the time from
+ * its channel being READY (rpc_client_ready, polled every 10 ms) to its
+ * hello at the server is measured.  Without the channel watch the
+ * reopen came up to a whole backoff window (several seconds here) after
+ * READY: all COMEBACK_N within COMEBACK_MAX_MS then is unlikely to
+ * happen by chance.
+ */
+#define COMEBACK_N 4
+#define COMEBACK_AWAY_MS 9000
+#define COMEBACK_MAX_MS 3000
+
+static int
+mode_comeback(struct t *t)
+{
+	struct rpc_server_opts so;
+	struct rpc_client *c[COMEBACK_N];
+	struct cli_plan p[COMEBACK_N];
+	uint64_t ready_ms[COMEBACK_N] = { 0 }, t0, worst = 0;
+	char listen[32];
+	int port, done = 0;
+
+	memset(&so, 0, sizeof(so));
+	server_up(t, &so);
+	port = rpc_server_port(t->srv, false);
+	for (int i = 0; i < COMEBACK_N; i++) {
+		p[i] = (struct cli_plan){ .t = t, .site = 200 + (uint64_t)i,
+			.version = 0 };
+		c[i] = client_new(t, port, "ca.pem", "client", 0);
+		open_session2(c[i], &p[i], 0, true);
+	}
+	WAIT_FOR(t, t->hellos == COMEBACK_N, 8000);
+	printf("ok: %d clients connected\n", COMEBACK_N);
+
+	rpc_server_free(t->srv);
+	t->srv = NULL;
+	t0 = util_mono_ms();
+	while (util_mono_ms() - t0 < COMEBACK_AWAY_MS)
+		pump(t, 50);
+	for (int i = 0; i < COMEBACK_N; i++)
+		CHECK(!rpc_client_ready(c[i]));
+	printf("ok: server away %d s; every client's attempts failed (%d "
+	    "closes)\n", COMEBACK_AWAY_MS / 1000, t->cli_closes);
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	so.listen = listen;
+	server_up(t, &so);
+	CHECK(rpc_server_port(t->srv, false) == port);
+	t0 = util_mono_ms();
+	/* gRPC's own connection backoff is up to 30 s by now. */
+	while (done < COMEBACK_N && util_mono_ms() - t0 < 60000) {
+		pump(t, 10);
+		done = 0;
+		for (int i = 0; i < COMEBACK_N; i++) {
+			struct srv_stream *ss = srv_slot(t, p[i].site);
+
+			if (ready_ms[i] == 0 && rpc_client_ready(c[i]))
+				ready_ms[i] = util_mono_ms();
+			done += ready_ms[i] != 0 && ss->hello_ms >= ready_ms[i];
+		}
+	}
+	for (int i = 0; i < COMEBACK_N; i++) {
+		struct srv_stream *ss = srv_slot(t, p[i].site);
+
+		CHECK(ready_ms[i] != 0 && ss->hello_ms >= ready_ms[i]);
+		printf("client %d: connected %" PRIu64 " ms after the server "
+		    "returned, its stream reopened %" PRIu64 " ms later\n", i,
+		    ready_ms[i] - t0, ss->hello_ms - ready_ms[i]);
+		if (ss->hello_ms - ready_ms[i] > worst)
+			worst = ss->hello_ms - ready_ms[i];
+	}
+	CHECK(worst <= COMEBACK_MAX_MS);
+	printf("ok: every stream reopened within %" PRIu64 " ms of its "
+	    "channel being connected (at most %d)\n", worst,
+	    COMEBACK_MAX_MS);
+	for (int i = 0; i < COMEBACK_N; i++)
+		client_free(t, c[i]);
+	rpc_server_free(t->srv);
+	t->srv = NULL;
+	free(t->ss);
+	t->ss = NULL;
+	t->nss = 0;
+	return 0;
+}
+
 static int
 mode_serve(struct t *t)
 {
@@ -1506,6 +1604,8 @@ main(int argc, char **argv)
 		return mode_serve(&t);
 	if (strcmp(argv[1], "teardown") == 0)
 		return mode_teardown(&t);
+	if (strcmp(argv[1], "comeback") == 0)
+		return mode_comeback(&t);
 	/* Children never outlive a test that failed half-way. */
 	if (strcmp(argv[1], "hold") == 0 || strcmp(argv[1], "many") == 0)
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
