@@ -110,7 +110,7 @@ for i in $ON_A; do
 	eval "sid=\$SID_$i"
 	while ! grep -q "session: site $sid connected" "$T/B.log"; do
 		[ $(( $(now_ms) - t_kill )) -lt $((BOUND * 1000)) ] ||
-			fail "e$i did not reattach to B within $BOUND s: $(tail -n 8 "$T/e$i.log")"
+			fail "e$i did not reattach to B within $BOUND s: $(tail -n 8 "$T/e$i.log"; echo "--- B"; tail -n 30 "$T/B.log")"
 		sleep 0.05
 	done
 done

@@ -1539,8 +1539,9 @@ lease_lapsed(void)
 	char sql[160];
 	uint64_t end = util_mono_ms() + LEASE_WAIT_MS;
 
-	(void)snprintf(sql, sizeof(sql), "SELECT (renewed_at < clock_timestamp() "
-	    "- interval '%d milliseconds')::int FROM meshwan_leader", LEASE_MS);
+	(void)snprintf(sql, sizeof(sql), "SELECT (renewed_at < "
+	    "clock_timestamp() - interval '%d milliseconds')::int "
+	    "FROM meshwan_leader", LEASE_MS);
 	while (sql_int(NULL, sql) != 1) {
 		assert_true(util_mono_ms() < end);
 		usleep(LEASE_MS / 5 * 1000);
@@ -1591,7 +1592,7 @@ test_leader_lease(void **state)
 	assert_int_equal(store_leader(b, LEASE_LIVE_MS), 0);
 	assert_int_equal(sql_int(NULL, "SELECT term FROM meshwan_leader"), 1);
 	assert_int_equal(store_leader(b, LEASE_MS), 2);         /* fenced */
-	assert_int_equal(leader_settled(b, LEASE_MS), 1);       /* and claimed */
+	assert_int_equal(leader_settled(b, LEASE_MS), 1);       /* claimed */
 	assert_int_equal(sql_int(NULL, "SELECT term FROM meshwan_leader"), 2);
 	/* A's transaction was ended with its backend. */
 	assert_int_equal(store_leader_check(a_tx, &err), -1);
