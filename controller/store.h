@@ -121,8 +121,9 @@ int store_lock_writers(struct store *st, struct model_error *err);
  * connection in the name of store_origin(); call it again to renew it
  * (when due).  1 held (claimed now or kept since), 0 another controller
  * holds it, 2 another held it but had not renewed it for lease_ms and
- * was fenced just now (ask again soon), -1 unreachable.  sqlite: always
- * 1.  See controller/STORE.md, "The leader lease".
+ * was fenced just now, or nobody holds it yet (the fenced holder's
+ * backend has not exited): ask again soon; -1 unreachable.  sqlite:
+ * always 1.  See controller/STORE.md, "The leader lease".
  */
 int store_leader(struct store *st, int lease_ms);
 /*

@@ -92,7 +92,8 @@ struct store_backend {
 	 * 1 this connection holds it (claimed now or before, renewed in
 	 * time, and the connection was not lost since), 0 another
 	 * connection holds it, 2 another held it, had not renewed it in
-	 * lease->timeout_ms and was fenced just now (ask again soon), -1
+	 * lease->timeout_ms and was fenced just now, or nobody holds it
+	 * (fenced, its backend not gone yet): ask again soon; -1
 	 * unreachable. */
 	int (*leader)(void *conn, const struct store_lease *lease);
 	/* In the open transaction, before storing what only the leader

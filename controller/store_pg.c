@@ -763,6 +763,10 @@ static const char pg_lease_unblock_sql[] =
     "JOIN pg_stat_activity a ON a.backend_xid = l.xmax "
     "WHERE l.id = 1 AND a.pid <> pg_backend_pid() "
     "AND a.state LIKE 'idle in transaction%'";
+/* Nobody holds the lease (fenced, its backend not gone yet, or a claim
+ * on its way): whoever has the lock gives it up or claims it soon. */
+static const char pg_lease_vacant_sql[] =
+    "SELECT 1 FROM meshwan_leader WHERE id = 1 AND pid = 0";
 static const char pg_lease_check_sql[] =
     "SELECT 1 FROM meshwan_leader WHERE id = 1 AND holder = $1 "
     "AND pid <> 0 AND claimed_at < transaction_timestamp() FOR KEY SHARE";
@@ -883,7 +887,11 @@ pg_lease_claim(struct pg_conn *c, const struct store_lease *lease)
 }
 
 /* Not holding the lock: fence a holder that let the lease lapse.
- * 2 fenced now, 0 nothing to do, -1. */
+ * 2 fenced now or the lease is vacant (ask again soon), 0 another
+ * holds it, -1.  Vacant: the fenced backend has not exited yet (it is
+ * ended with a signal, and under load it may not run for a while), so
+ * its lock is still held; "another holds it" would put the next try
+ * off by the follower's whole interval. */
 static int
 pg_lease_fence(struct pg_conn *c, const struct store_lease *lease)
 {
@@ -906,8 +914,16 @@ pg_lease_fence(struct pg_conn *c, const struct store_lease *lease)
 		rc = 2;
 	}
 	PQclear(r);
-	if (rc == 2)
+	if (rc == 2) {
 		pg_lease_unblock(c);
+		return 2;
+	}
+	if ((r = pg_lease_run(c, "reading the lease", pg_lease_vacant_sql, 0,
+	    NULL)) == NULL)
+		return c->down ? -1 : 0;
+	if (PQntuples(r) == 1)
+		rc = 2;
+	PQclear(r);
 	return rc;
 }
 

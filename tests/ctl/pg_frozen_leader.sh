@@ -27,7 +27,7 @@ set -u
 . "$MESHWAN_TOP/tests/ctl/pg_lib.sh"
 PID_A=
 trap '[ -n "$PID_A" ] && kill -CONT "$PID_A" 2>/dev/null; [ -n "${KEEP:-}" ] && cp -r "$T" "$KEEP"; replica_cleanup; cleanup; pg_stop' EXIT INT TERM
-need curl jq openssl psql
+need curl jq openssl psql ss
 [ -x "$EDGE" ] || fail "$EDGE is not built"
 pg_start || fail "no PostgreSQL cluster"
 LEASE=${LEASE_S:-3}
@@ -95,7 +95,15 @@ grep -q 'leader lease: fenced the leader' "$LOG_B" || fail "B did not say it fen
 	--data '{"name":"n2","role":"spoke","links":[{"name":"inet","address":"192.0.2.5"}]}' \
 	"$URL_A/api/v1/sites" >"$T/n2.status" ) &
 CURL=$!
-sleep 0.3       # curl has sent the request (not a synchronisation: asserted below)
+# Resumed only once the request is in A's socket (the kernel accepted
+# the connection for the frozen A; its Recv-Q holds the bytes), not after
+# a fixed time that a loaded machine may not give curl.
+port_a=${URL_A##*:}
+deadline=$(( $(date +%s) + 20 ))
+until ss -Htn state established "( sport = :$port_a )" | awk '$1 > 0 { f = 1 } END { exit !f }'; do
+	[ "$(date +%s)" -lt "$deadline" ] || fail "the request through A did not reach its socket: $(ss -tn "( sport = :$port_a )")"
+	sleep 0.05
+done
 kill -CONT "$PID_A"
 t_cont=$(now_ms)
 until grep -q 'replica: this controller is no longer the leader' "$LOG_A"; do

@@ -29,6 +29,7 @@
 
 #include "controller/store.h"
 #include "controller/topo.h"
+#include "lib/util.h"
 
 struct fixture {
 	char dir[64];
@@ -1469,27 +1470,92 @@ test_changes(void **state)
 	store_close(other);
 }
 
-/* Call store_leader until it answers something but "fenced, again
- * soon" (2) or "unreachable" (-1, a connection being restored). */
+/*
+ * The lease test's timeouts.  LEASE_MS is the holder's (it renews every
+ * LEASE_MS / 5) and the one a challenger fences with once the holder is
+ * known, on the database's clock, to have been silent for longer.  A
+ * challenger that must find the holder live asks with LEASE_LIVE_MS:
+ * the test renews the holder only when it calls it, and under load the
+ * test itself may not run for LEASE_MS, so with LEASE_MS there the
+ * answer would depend on the scheduler.  Whether each call renewed is
+ * read from the row instead.  LEASE_WAIT_MS bounds every poll.
+ */
+#define LEASE_MS      500
+#define LEASE_LIVE_MS 60000
+#define LEASE_WAIT_MS 30000
+
+/* Call store_leader until it answers something but "again soon" (2:
+ * fenced or vacant, the old backend not gone yet) or "unreachable"
+ * (-1, a connection being restored), within LEASE_WAIT_MS. */
 static int
 leader_settled(struct store *st, int lease_ms)
 {
-	int rc = -1;
+	uint64_t end = util_mono_ms() + LEASE_WAIT_MS;
+	int rc;
 
-	for (int i = 0; i < 40; i++) {
-		if ((rc = store_leader(st, lease_ms)) == 0 || rc == 1)
-			break;
+	while ((rc = store_leader(st, lease_ms)) != 0 && rc != 1 &&
+	    util_mono_ms() < end)
 		usleep(50 * 1000);
-	}
 	return rc;
+}
+
+/* The lease row's renewed_at and the database's clock, in µs. */
+static int64_t
+lease_renewed_us(void)
+{
+	return sql_int(NULL, "SELECT (extract(epoch FROM renewed_at) * "
+	    "1000000)::bigint FROM meshwan_leader");
+}
+
+static int64_t
+db_now_us(void)
+{
+	return sql_int(NULL, "SELECT (extract(epoch FROM clock_timestamp()) * "
+	    "1000000)::bigint");
+}
+
+/* holder renews (it is due: LEASE_MS / 5 passed since its last call):
+ * the call answers 1 and moves renewed_at to the database's now, in the
+ * same term; other, asked as a challenger of a live holder, answers 0. */
+static void
+lease_renewed(struct store *holder, struct store *other, int64_t term)
+{
+	int64_t before;
+
+	usleep(LEASE_MS / 5 * 1000);
+	before = db_now_us();
+	assert_int_equal(store_leader(holder, LEASE_MS), 1);
+	assert_true(lease_renewed_us() >= before);
+	assert_int_equal(store_leader(other, LEASE_LIVE_MS), 0);
+	assert_int_equal(sql_int(NULL, "SELECT term FROM meshwan_leader"),
+	    term);
+}
+
+/* Until the lease has not been renewed for over LEASE_MS, on the
+ * database's clock (nobody renews it meanwhile). */
+static void
+lease_lapsed(void)
+{
+	char sql[160];
+	uint64_t end = util_mono_ms() + LEASE_WAIT_MS;
+
+	(void)snprintf(sql, sizeof(sql), "SELECT (renewed_at < "
+	    "clock_timestamp() - interval '%d milliseconds')::int "
+	    "FROM meshwan_leader", LEASE_MS);
+	while (sql_int(NULL, sql) != 1) {
+		assert_true(util_mono_ms() < end);
+		usleep(LEASE_MS / 5 * 1000);
+	}
 }
 
 /* The leader lease: one holder, kept while it renews; its allocating
  * transaction passes the check.  A holder that stops renewing (a
- * stopped process) is fenced: its lease backend ends, and so does its
- * transaction idle on the lease; another claims the lease; the old
- * holder's checks fail from then on, after it reconnected too, and its
- * own tries do not take the lease back.  sqlite: always the leader. */
+ * stopped process) is fenced once silent for the challenger's timeout,
+ * not before: its lease backend ends, and so does its transaction idle
+ * on the lease; another claims the lease; the old holder's checks fail
+ * from then on, after it reconnected too, and its own tries do not take
+ * the lease back.  No answer depends on how promptly the test runs (see
+ * LEASE_MS).  sqlite: always the leader. */
 static void
 test_leader_lease(void **state)
 {
@@ -1512,27 +1578,28 @@ test_leader_lease(void **state)
 	store_set_origin(a_tx, "a");
 	store_set_origin(b, "b");
 	store_set_origin(f->st, "b");
-	assert_int_equal(store_leader(a, 500), 1);
-	assert_int_equal(store_leader(b, 500), 0);
-	/* Renewed: never stale. */
-	for (int i = 0; i < 10; i++) {
-		usleep(100 * 1000);
-		assert_int_equal(store_leader(a, 500), 1);
-		assert_int_equal(store_leader(b, 500), 0);
-	}
-	/* A's allocating transaction; then A stops renewing. */
+	assert_int_equal(store_leader(a, LEASE_MS), 1);
+	assert_int_equal(store_leader(b, LEASE_LIVE_MS), 0);
+	/* Renewed: every call when due, the term kept. */
+	for (int i = 0; i < 10; i++)
+		lease_renewed(a, b, 1);
+	/* A's allocating transaction; then A stops renewing.  Silent for
+	 * over LEASE_MS but not LEASE_LIVE_MS: not fenced by a challenger
+	 * with the longer timeout; fenced with LEASE_MS. */
 	assert_int_equal(store_begin(a_tx, &err), 0);
 	assert_int_equal(store_leader_check(a_tx, &err), 0);
-	usleep(700 * 1000);
-	assert_int_equal(store_leader(b, 500), 2);      /* fenced */
-	assert_int_equal(leader_settled(b, 500), 1);    /* and claimed */
+	lease_lapsed();
+	assert_int_equal(store_leader(b, LEASE_LIVE_MS), 0);
+	assert_int_equal(sql_int(NULL, "SELECT term FROM meshwan_leader"), 1);
+	assert_int_equal(store_leader(b, LEASE_MS), 2);         /* fenced */
+	assert_int_equal(leader_settled(b, LEASE_MS), 1);       /* claimed */
 	assert_int_equal(sql_int(NULL, "SELECT term FROM meshwan_leader"), 2);
 	/* A's transaction was ended with its backend. */
 	assert_int_equal(store_leader_check(a_tx, &err), -1);
 	store_rollback(a_tx);
 	/* A resumes: its lease connection is gone; reconnected, it is not
 	 * the leader and does not become it. */
-	assert_int_equal(leader_settled(a, 500), 0);
+	assert_int_equal(leader_settled(a, LEASE_LIVE_MS), 0);
 	assert_int_equal(store_begin(a_tx, &err), 0);
 	memset(&err, 0, sizeof(err));
 	assert_int_equal(store_leader_check(a_tx, &err), -1);
@@ -1541,11 +1608,8 @@ test_leader_lease(void **state)
 	assert_int_equal(store_begin(f->st, &err), 0);
 	assert_int_equal(store_leader_check(f->st, &err), 0);
 	assert_int_equal(store_commit(f->st, &err), 0);
-	for (int i = 0; i < 10; i++) {
-		usleep(100 * 1000);
-		assert_int_equal(store_leader(b, 500), 1);
-		assert_int_equal(store_leader(a, 500), 0);
-	}
+	for (int i = 0; i < 10; i++)
+		lease_renewed(b, a, 2);
 	/* One holder of the lock, the backend the lease names. */
 	assert_int_equal(sql_int(NULL, "SELECT COUNT(*) FROM pg_locks k JOIN "
 	    "meshwan_leader l ON k.pid = l.pid WHERE k.locktype = "
