@@ -33,6 +33,7 @@
 #include <netlink/socket.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 #include "overlay/overlay.h"
 #include "overlay/xfrm/xfrm_ev.h"
 #include "overlay/xfrm/xfrm_nl.h"
@@ -949,6 +950,70 @@ test_ownership_extack(void **state)
 	sh("ip link del other0; ip xfrm policy flush");
 }
 
+/*
+ * The bytes queued on, and the messages dropped by, this namespace's
+ * route netlink sockets of this process (/proc/net/netlink: protocol 0,
+ * a port id of ours).  The namespace is the test's own.
+ */
+static void
+rtnl_queued(unsigned long *rmem, unsigned long *drops)
+{
+	char line[512];
+	FILE *f = fopen("/proc/net/netlink", "r");
+	unsigned long proto, r, d;
+	unsigned int pid, groups;
+
+	*rmem = *drops = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%*s %lu %u %x %lu %*u %*u %*u %lu", &proto,
+		    &pid, &groups, &r, &d) == 5 && proto == 0 && pid != 0) {
+			*rmem += r;
+			*drops += d;
+		}
+	fclose(f);
+}
+
+/*
+ * Status reads between changes (the agent reads each tunnel's counters
+ * every few seconds, and a steady mesh makes no change for minutes) must
+ * leave nothing behind on the backend's route socket.  They did: libnl's
+ * rtnl_link_get_kernel counted sequence numbers that xfrm_nl_talk on the
+ * same socket moved on without it, so each read stopped at a sequence
+ * mismatch and left one more answer queued.  Once the queue filled, the
+ * kernel dropped answers to that socket, and in the lab's switch from
+ * VXLAN to GRE the deletion of a VXLAN device waited for an ack that
+ * never came (since c8aec27: -ETIMEDOUT after XFRM_NL_ANSWER_S).
+ */
+static void
+test_stats_then_del(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_tunnel_stats ts;
+	unsigned long rmem, drops;
+	uint64_t t0;
+	void *ctx;
+	int i;
+
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 21, "mwx21", "198.51.100.21", 21);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	/* More than a 2 MiB receive buffer would hold of the leftovers. */
+	for (i = 0; i < 3000; i++)
+		assert_int_equal(xfrm_ops.tunnel_stats(ctx, 21, &ts), 0);
+	rtnl_queued(&rmem, &drops);
+	if (rmem != 0 || drops != 0)
+		fail_msg("status reads left %lu bytes queued, %lu dropped",
+		    rmem, drops);
+	t0 = util_mono_ms();
+	assert_int_equal(xfrm_ops.tunnel_del(ctx, 21), 0);
+	assert_true(util_mono_ms() - t0 < 1000);
+	assert_int_equal(count("ip -o link show", "mwx21"), 0);
+	xfrm_ops.fini(ctx);
+}
+
 struct batch_call {
 	void *ctx;
 	struct overlay_sa_params *p;
@@ -1212,6 +1277,7 @@ main(void)
 		cmocka_unit_test(test_keep_at_fini),
 		cmocka_unit_test(test_seq_file),
 		cmocka_unit_test(test_ownership_extack),
+		cmocka_unit_test(test_stats_then_del),
 		cmocka_unit_test(test_mapping_parse),
 		cmocka_unit_test(test_mapping_note),
 		cmocka_unit_test(test_mapping_forged),
