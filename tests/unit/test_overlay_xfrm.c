@@ -1009,7 +1009,7 @@ test_stats_then_del(void **state)
 		    rmem, drops);
 	t0 = util_mono_ms();
 	assert_int_equal(xfrm_ops.tunnel_del(ctx, 21), 0);
-	assert_true(util_mono_ms() - t0 < 1000);
+	assert_true(util_mono_ms() - t0 < 4000);	/* not XFRM_NL_ANSWER_S */
 	assert_int_equal(count("ip -o link show", "mwx21"), 0);
 	xfrm_ops.fini(ctx);
 }
@@ -1070,7 +1070,7 @@ test_talk_congested(void **state)
 	t0 = util_mono_ms();
 	capture(log, sizeof(log), talk_call, &t);
 	assert_int_equal(t.ret, 0);
-	assert_true(util_mono_ms() - t0 < 1000);
+	assert_true(util_mono_ms() - t0 < 4000);	/* not XFRM_NL_ANSWER_S */
 	if (strstr(log, "stale message") == NULL)
 		fail_msg("the leftovers were not logged: %s", log);
 	nl_socket_free(t.sk);
