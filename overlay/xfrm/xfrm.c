@@ -1047,6 +1047,51 @@ xfrm_link_probe(struct xfrm_ctx *c, struct xfrm_link_probe *lp)
 	    sizeof(c->why));
 }
 
+/*
+ * Device ifindex's counters (IFLA_STATS64), asked through xfrm_nl_talk
+ * like every other request on c->rs.  Not libnl's rtnl_link_get_kernel:
+ * it checks answers against a sequence number libnl keeps per socket,
+ * which xfrm_nl_talk moves on without it, so on c->rs it failed at the
+ * first answer and left the rest queued, one more per call.  A steady
+ * mesh's status reads filled the socket, the kernel then dropped every
+ * answer to it, and the next change waited for an ack that never came.
+ */
+static int
+xfrm_link_stats_cb(struct nlmsghdr *nlh, void *arg)
+{
+	struct rtnl_link_stats64 *st = arg;
+	struct nlattr *tb[IFLA_MAX + 1];
+
+	if (nlh->nlmsg_type != RTM_NEWLINK ||
+	    nlmsg_parse(nlh, sizeof(struct ifinfomsg), tb, IFLA_MAX, NULL) < 0)
+		return 0;
+	if (tb[IFLA_STATS64] == NULL ||
+	    nla_len(tb[IFLA_STATS64]) < (int)sizeof(*st))
+		return -EPROTO;
+	memcpy(st, nla_data(tb[IFLA_STATS64]), sizeof(*st));
+	return 0;
+}
+
+static int
+xfrm_link_stats(struct xfrm_ctx *c, int ifindex, struct rtnl_link_stats64 *st)
+{
+	struct ifinfomsg ifi;
+	struct nl_msg *msg;
+
+	memset(st, 0, sizeof(*st));
+	msg = nlmsg_alloc_simple(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK);
+	if (msg == NULL)
+		return -ENOMEM;
+	memset(&ifi, 0, sizeof(ifi));
+	ifi.ifi_index = ifindex;
+	if (nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0) {
+		nlmsg_free(msg);
+		return -ENOMEM;
+	}
+	return xfrm_nl_talk(c->rs, msg, xfrm_link_stats_cb, st, c->why,
+	    sizeof(c->why));
+}
+
 /* ---- /proc/net/xfrm_stat ------------------------------------------------ */
 
 static void
@@ -2267,20 +2312,18 @@ xfrm_op_tunnel_stats(void *ctx, uint64_t tid, struct overlay_tunnel_stats *o)
 	struct xfrm_ctx *c = ctx;
 	struct xfrm_tun *t;
 	struct xfrm_sa *s;
-	struct rtnl_link *l = NULL;
+	struct rtnl_link_stats64 st;
 
 	memset(o, 0, sizeof(*o));
 	xfrm_events_drain(c);
 	if ((t = xfrm_tun_find(c, tid)) == NULL)
 		return -ENOENT;
-	if (rtnl_link_get_kernel(c->rs, t->ifindex, NULL, &l) == 0) {
-		o->tx_packets = rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS);
-		o->tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES);
-		o->rx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
-		o->rx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
-		o->drops.io = rtnl_link_get_stat(l, RTNL_LINK_TX_ERRORS) +
-		    rtnl_link_get_stat(l, RTNL_LINK_RX_ERRORS);
-		rtnl_link_put(l);
+	if (xfrm_link_stats(c, t->ifindex, &st) == 0) {
+		o->tx_packets = st.tx_packets;
+		o->tx_bytes = st.tx_bytes;
+		o->rx_packets = st.rx_packets;
+		o->rx_bytes = st.rx_bytes;
+		o->drops.io = st.tx_errors + st.rx_errors;
 	}
 	o->spi_out = t->active_spi;
 	(void)xfrm_moved_tick(&t->moved, util_mono_ms());

@@ -282,6 +282,40 @@ xfrm_nl_extack(struct nlmsghdr *nlh)
 	return nla_data(tb[NLMSGERR_ATTR_MSG]);
 }
 
+/*
+ * Drop whatever waits on sk before a request: nothing should (each call
+ * reads up to its own ack), but an answer left behind, as libnl's own
+ * readers left them on a socket they shared with us, piles up until the
+ * kernel drops every answer to the socket, acks included, silently once
+ * congested.  Emptying the queue also clears that congestion.  Logged:
+ * a leftover means a reader that does not read up to its ack.
+ */
+static void
+xfrm_nl_drain(struct nl_sock *sk, unsigned type)
+{
+	unsigned char b[64];
+	unsigned n = 0, lost = 0;
+	ssize_t r;
+
+	for (;;) {
+		r = recv(nl_socket_get_fd(sk), b, sizeof(b), MSG_DONTWAIT);
+		if (r < 0 && errno == ENOBUFS) {
+			lost++;		/* the kernel dropped some: go on */
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n++;
+	}
+	explicit_bzero(b, sizeof(b));	/* could be the start of an SA */
+	if (n > 0 || lost > 0)
+		log_warnx("xfrm: netlink: %u stale message(s)%s dropped before "
+		    "message type %u", n, lost > 0 ? " (and an overrun)" : "",
+		    type);
+}
+
 int
 xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
     void *arg, char *why, size_t whylen)
@@ -299,6 +333,7 @@ xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,
 	nl_complete_msg(sk, msg);
 	seq = nlmsg_hdr(msg)->nlmsg_seq;
 	type = nlmsg_hdr(msg)->nlmsg_type;
+	xfrm_nl_drain(sk, type);
 	n = nl_send(sk, msg);
 	xfrm_nl_free(msg);
 	if (n < 0)
@@ -380,6 +415,7 @@ xfrm_nl_batch(struct nl_sock *sk, struct nl_msg **msgs, size_t n, int *errs,
 			memcpy(out + off, nlh, nlh->nlmsg_len);
 			off += NLMSG_ALIGN(nlh->nlmsg_len);
 		}
+	xfrm_nl_drain(sk, nlmsg_hdr(msgs[0])->nlmsg_type);
 	for (i = 0; i < n; i++)
 		xfrm_nl_free(msgs[i]);
 	r = out != NULL ? nl_sendto(sk, out, len) : -NLE_NOMEM;

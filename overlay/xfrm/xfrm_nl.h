@@ -69,6 +69,9 @@ void xfrm_nl_free(struct nl_msg *msg);
  * Send msg (which is consumed: wiped and freed) on sk and read until its
  * ack; every data message of the answer goes to cb (may be NULL).  Returns
  * 0 or -errno; the kernel's extended-ack text, if any, is copied to why.
+ * Anything already queued on sk is dropped (and logged) first.  sk must
+ * not be used by libnl calls that wait for answers themselves: they count
+ * sequence numbers these calls move on without them (README.md, Netlink).
  */
 typedef int (*xfrm_nl_cb)(struct nlmsghdr *nlh, void *arg);
 int xfrm_nl_talk(struct nl_sock *sk, struct nl_msg *msg, xfrm_nl_cb cb,

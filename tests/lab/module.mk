@@ -16,9 +16,9 @@ ANALYZE_SRCS += tests/lab/udp_encap.c
 TEST_BINS += $(LAB_BINS)
 TESTS     += $(LAB_TESTS)
 
-# The three whole-system mesh scenarios alone (also in `make test`).
+# The four whole-system mesh scenarios alone (also in `make test`).
 LAB_MESH_TESTS := tests/lab/xfrm_mesh_gre.sh tests/lab/xfrm_mesh_vxlan.sh \
-	tests/lab/xfrm_mesh_mixed.sh
+	tests/lab/xfrm_mesh_mixed.sh tests/lab/xfrm_mesh_switch.sh
 .PHONY: test-lab-mesh
 test-lab-mesh: deps-checked build-all $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run $(LAB_MESH_TESTS)

@@ -33,6 +33,7 @@
 #include <netlink/socket.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 #include "overlay/overlay.h"
 #include "overlay/xfrm/xfrm_ev.h"
 #include "overlay/xfrm/xfrm_nl.h"
@@ -949,6 +950,132 @@ test_ownership_extack(void **state)
 	sh("ip link del other0; ip xfrm policy flush");
 }
 
+/*
+ * The bytes queued on, and the messages dropped by, this namespace's
+ * route netlink sockets of this process (/proc/net/netlink: protocol 0,
+ * a port id of ours).  The namespace is the test's own.
+ */
+static void
+rtnl_queued(unsigned long *rmem, unsigned long *drops)
+{
+	char line[512];
+	FILE *f = fopen("/proc/net/netlink", "r");
+	unsigned long proto, r, d;
+	unsigned int pid, groups;
+
+	*rmem = *drops = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%*s %lu %u %x %lu %*u %*u %*u %lu", &proto,
+		    &pid, &groups, &r, &d) == 5 && proto == 0 && pid != 0) {
+			*rmem += r;
+			*drops += d;
+		}
+	fclose(f);
+}
+
+/*
+ * Status reads between changes (the agent reads each tunnel's counters
+ * every few seconds, and a steady mesh makes no change for minutes) must
+ * leave nothing behind on the backend's route socket.  They did: libnl's
+ * rtnl_link_get_kernel counted sequence numbers that xfrm_nl_talk on the
+ * same socket moved on without it, so each read stopped at a sequence
+ * mismatch and left one more answer queued.  Once the queue filled, the
+ * kernel dropped answers to that socket, and in the lab's switch from
+ * VXLAN to GRE the deletion of a VXLAN device waited for an ack that
+ * never came (since c8aec27: -ETIMEDOUT after XFRM_NL_ANSWER_S).
+ */
+static void
+test_stats_then_del(void **state)
+{
+	struct overlay_init_params ip;
+	struct overlay_tunnel_params tp;
+	struct overlay_tunnel_stats ts;
+	unsigned long rmem, drops;
+	uint64_t t0;
+	void *ctx;
+	int i;
+
+	memset(&ip, 0, sizeof(ip));
+	assert_int_equal(xfrm_ops.init(&ip, &ctx), 0);
+	vxlan_params(&tp, 21, "mwx21", "198.51.100.21", 21);
+	assert_int_equal(xfrm_ops.tunnel_add(ctx, &tp), 0);
+	/* More than a 2 MiB receive buffer would hold of the leftovers. */
+	for (i = 0; i < 3000; i++)
+		assert_int_equal(xfrm_ops.tunnel_stats(ctx, 21, &ts), 0);
+	rtnl_queued(&rmem, &drops);
+	if (rmem != 0 || drops != 0)
+		fail_msg("status reads left %lu bytes queued, %lu dropped",
+		    rmem, drops);
+	t0 = util_mono_ms();
+	assert_int_equal(xfrm_ops.tunnel_del(ctx, 21), 0);
+	assert_true(util_mono_ms() - t0 < 4000);	/* not XFRM_NL_ANSWER_S */
+	assert_int_equal(count("ip -o link show", "mwx21"), 0);
+	xfrm_ops.fini(ctx);
+}
+
+/*
+ * The kernel's side of the stall above: once answers fill a netlink
+ * socket, the kernel marks it congested and drops every answer to it
+ * without a further error until a read empties the queue.  xfrm_nl_talk
+ * empties it before it asks, so its ack gets through (and it says so).
+ */
+struct talk_call {
+	struct nl_sock *sk;
+	int ret;
+};
+
+static void
+talk_call(void *arg)
+{
+	struct talk_call *t = arg;
+	struct ifinfomsg ifi;
+	struct nl_msg *msg;
+
+	msg = nlmsg_alloc_simple(RTM_GETLINK, NLM_F_REQUEST);
+	assert_non_null(msg);
+	memset(&ifi, 0, sizeof(ifi));
+	ifi.ifi_index = 1;		/* lo */
+	assert_int_equal(nlmsg_append(msg, &ifi, sizeof(ifi), NLMSG_ALIGNTO),
+	    0);
+	t->ret = xfrm_nl_talk(t->sk, msg, NULL, NULL, NULL, 0);
+}
+
+static void
+test_talk_congested(void **state)
+{
+	struct talk_call t;
+	struct nl_msg *msg;
+	struct ifinfomsg ifi;
+	char log[4096];
+	uint64_t t0;
+	int i, rcvbuf = 0;
+	socklen_t len = sizeof(rcvbuf);
+
+	t.sk = xfrm_nl_open(NETLINK_ROUTE);
+	assert_non_null(t.sk);
+	assert_int_equal(getsockopt(nl_socket_get_fd(t.sk), SOL_SOCKET,
+	    SO_RCVBUF, &rcvbuf, &len), 0);
+	/* Answers nobody reads: past the receive buffer, whatever its size. */
+	for (i = 0; i < 2 * rcvbuf / 512 + 100; i++) {
+		msg = nlmsg_alloc_simple(RTM_GETLINK, NLM_F_REQUEST);
+		assert_non_null(msg);
+		memset(&ifi, 0, sizeof(ifi));
+		ifi.ifi_index = 1;
+		assert_int_equal(nlmsg_append(msg, &ifi, sizeof(ifi),
+		    NLMSG_ALIGNTO), 0);
+		assert_true(nl_send_auto(t.sk, msg) > 0);
+		nlmsg_free(msg);
+	}
+	t0 = util_mono_ms();
+	capture(log, sizeof(log), talk_call, &t);
+	assert_int_equal(t.ret, 0);
+	assert_true(util_mono_ms() - t0 < 4000);	/* not XFRM_NL_ANSWER_S */
+	if (strstr(log, "stale message") == NULL)
+		fail_msg("the leftovers were not logged: %s", log);
+	nl_socket_free(t.sk);
+}
+
 struct batch_call {
 	void *ctx;
 	struct overlay_sa_params *p;
@@ -1212,6 +1339,8 @@ main(void)
 		cmocka_unit_test(test_keep_at_fini),
 		cmocka_unit_test(test_seq_file),
 		cmocka_unit_test(test_ownership_extack),
+		cmocka_unit_test(test_stats_then_del),
+		cmocka_unit_test(test_talk_congested),
 		cmocka_unit_test(test_mapping_parse),
 		cmocka_unit_test(test_mapping_note),
 		cmocka_unit_test(test_mapping_forged),

@@ -22,8 +22,7 @@
 #    SAs in the kernel after as before, no outbound sequence number back.
 # Fail closed and add/remove cycles are proved by kernel_esp_gre,
 # xfrm_backend and xfrm_cycles (backend instances, no agent).  A mesh
-# switched between VXLAN and GRE through PUT /policy is the manual
-# scenario tests/lab/manual/xfrm_mesh_switch.sh (tests/lab/README.md).
+# switched from VXLAN to GRE through PUT /policy is xfrm_mesh_switch.
 set -u
 BUILD=${BUILD:-build}
 # sites_lib.sh takes BUILD relative to the tree.

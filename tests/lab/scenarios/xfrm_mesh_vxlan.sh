@@ -16,8 +16,7 @@
 #    traffic (proto gre / proto udp dport 4789), nothing of the other kind.
 # Rekey under a flow, agent restart, fail closed and add/remove cycles are
 # proved by xfrm_backend, xfrm_cycles and kernel_esp_gre.  A mesh
-# switched between VXLAN and GRE through PUT /policy is the manual
-# scenario tests/lab/manual/xfrm_mesh_switch.sh (tests/lab/README.md).
+# switched from VXLAN to GRE through PUT /policy is xfrm_mesh_switch.
 set -u
 BUILD=${BUILD:-build}
 # sites_lib.sh takes BUILD relative to the tree.
