@@ -282,8 +282,9 @@ load_on_open(struct session *s, uint64_t applied, void *arg)
 }
 
 /* The kinds of load_on_close's counts, by gRPC's status and message:
- * no connection (refused, or in the channel's connection backoff), the
- * TLS handshake or the connection's deadline, the controller's own
+ * no connection (refused, or in the channel's connection backoff after
+ * a refusal), the TLS handshake or the connection's deadline (also as
+ * the last error of a channel in backoff), the controller's own
  * refusal or end, a connection lost after it was up, anything else. */
 static const char *const load_close_kind_names[6] = {
 	"no connection", "handshake or deadline", "refused by the controller",
@@ -295,12 +296,18 @@ load_close_kind(int code, const char *msg)
 {
 	if (msg == NULL)
 		msg = "";
-	if (code == RPC_UNAVAILABLE && (strstr(msg, "failed to connect") ||
-	    strstr(msg, "Connection refused") || strstr(msg, "connect")))
-		return 0;
-	if (code == RPC_DEADLINE_EXCEEDED || strstr(msg, "andshake") ||
-	    strstr(msg, "SSL") || strstr(msg, "TLS"))
+	/* gRPC's "failed to connect to all addresses; last error: ..."
+	 * names the connection's last failure: refused, or its handshake
+	 * or deadline. */
+	if (strstr(msg, "andshake") || strstr(msg, "SSL") ||
+	    strstr(msg, "TLS") || strstr(msg, "eadline") ||
+	    strstr(msg, "imeout") || strstr(msg, "imed out"))
 		return 1;
+	if (code == RPC_DEADLINE_EXCEEDED)
+		return 1;
+	if (code == RPC_UNAVAILABLE && (strstr(msg, "failed to connect") ||
+	    strstr(msg, "Connection refused")))
+		return 0;
 	if (code == RPC_RESOURCE_EXHAUSTED || code == RPC_PERMISSION_DENIED ||
 	    code == RPC_UNAUTHENTICATED || code == RPC_FAILED_PRECONDITION)
 		return 2;
