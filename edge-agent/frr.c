@@ -656,9 +656,21 @@ frr_model_from_desired(const struct frr_desired *d, struct frr_model *m)
 		    FRR_DESC_PREFIX "%llu", a,
 		    (unsigned long long)n->tunnel_id) == -1)
 			goto fail;
+		/*
+		 * BFD with ebgp-multihop 2: FRR 8.4's bgpd sends bfdd a
+		 * multihop BFD session only once it knows the local
+		 * address, i.e. at Established.  A single-hop one is made
+		 * at once, without address and device, and re-made at
+		 * Established; when it was up already, that resets BGP
+		 * ("Cease/BFD Down", FRR issue #17337; README).  Before
+		 * `bfd`, unlike FRR's print order, so no single-hop
+		 * session is ever sent to bfdd.
+		 */
 		if (n->bfd) {
 			any_bfd = true;
-			if (frr_model_line(m, FRR_CTX_BGP, "neighbor %s bfd",
+			if (frr_model_line(m, FRR_CTX_BGP,
+			    "neighbor %s ebgp-multihop 2", a) == -1 ||
+			    frr_model_line(m, FRR_CTX_BGP, "neighbor %s bfd",
 			    a) == -1 ||
 			    frr_model_line(m, FRR_CTX_BGP,
 			    "neighbor %s bfd profile " FRR_BFD_PROFILE, a) == -1)

@@ -139,16 +139,14 @@ settled() { status_has "$1" 'all(.tunnels[]; (.sas | length == 2) and all(.sas[]
 for n in 1 2 3; do
 	wait_until 30 settled $n || echo "note: site $n's start-up rekeys still running: $(status $n | jq -c '[.tunnels[].sas[] | {dir, sa_epoch}]')"
 done
-# Routing settled too: FRR 8.4's bgpd re-makes each BFD session with its
-# local address and tunnel device once BGP is Established, and resets BGP
-# ("Cease/BFD Down") when the first session was up already (FRR issue
-# 17337).  Each IPv4 BFD session is up on its device (the re-made one)
-# and each BGP session Established, so that reset is behind us.
+# Routing settled too: each IPv4 BFD session up (bgpd asks bfdd for it
+# once BGP is Established: ebgp-multihop, edge-agent/README.md) and each
+# BGP session Established.
 steady() {
 	_v="$NS_TMP/e$1/frr"
 	vtysh --vty_socket "$_v" -c 'show bfd peers json' 2>/dev/null |
 	    jq -e '[.[] | select(.peer | contains(":") | not)] |
-		length == 2 and all(.[]; .status == "up" and (.interface // "") != "")' >/dev/null &&
+		length == 2 and all(.[]; .status == "up" and (.local // "") != "")' >/dev/null &&
 	vtysh --vty_socket "$_v" -c 'show bgp summary json' 2>/dev/null |
 	    jq -e '[.ipv4Unicast.peers[] | select(.state == "Established")] | length == 2' >/dev/null
 }

@@ -90,6 +90,11 @@ echo "tunnel $tid6 runs over IPv6: $(st a | jq -c --argjson id "$tid6" '.tunnels
 outpk() { st a | jq --argjson id "$tid6" '[.tunnels[] | select(.id == $id) | .sas[] | select(.dir == "out") | .packets] | add // 0'; }
 # Bytes: UDP GSO may send several datagrams as one packet on the veth.
 v6tx() { ip -n "$LAB_P-a" -s -j link show v6 | jq '.[0].stats64.tx.bytes'; }
+# Only BFD notices the cut in time (BGP's hold timer is FRR's 180 s), and
+# bgpd starts a session's BFD once BGP is up (edge-agent/README.md): wait
+# until every BFD session of a's is up.
+bfd_up() { lab_vtysh a -c 'show bfd peers json' | jq -e 'length > 0 and all(.[]; .status == "up")'; }
+lab_wait 30 bfd_up || lab_fail "a's BFD sessions not all up: $(lab_vtysh a -c 'show bfd peers brief')"
 lab_cut a inet
 lab_cut a mpls
 t1=$(lab_ms)
